@@ -1,0 +1,436 @@
+package cpuref
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+)
+
+// Conv2D is the fast float32 CPU convolution: im2col (or col2im) followed by
+// one gonum blas32 Sgemm per group of images. It computes the same functions
+// as Conv2DForwardDirect, Conv2DBackwardDataDirect, Conv2DBackwardFilterDirect
+// and Conv2DBackwardBias, with a different summation order.
+//
+// The batch is cut into groups of G consecutive images, G fixed by the
+// geometry alone, and the three passes are the GEMMs, per group,
+//
+//	forward:         Y[K, G·P·Q]    = W[K, C·R·S] · col[C·R·S, G·P·Q]
+//	backward-data:   dcol[C·R·S, G·P·Q] = Wᵀ · dY[K, G·P·Q],  then col2im
+//	backward-filter: dW_g[K, C·R·S] = dY[K, G·P·Q] · colᵀ,  dW = Σ_g dW_g
+//
+// where col holds the input patches, col[(c,r,s), (n,p,q)] =
+// x[n,c, p·sh − ph + r, q·sw − pw + s]. Groups run on up to GOMAXPROCS
+// goroutines; every output element and every partial sum is computed by one
+// goroutine in a fixed order, and the per-group weight gradients are summed
+// in group order, so the results are bit-for-bit the same whatever the
+// number of threads.
+//
+// A Conv2D owns its workspace: after the first call with a given GOMAXPROCS
+// no call allocates. It is not safe for concurrent use.
+type Conv2D struct {
+	g            ConvGeom
+	p, q, pq     int
+	crs          int
+	group        int // G, images per GEMM
+	ngroups      int
+	workers      []convWorker
+	tasks        []func()
+	partW, partB []float32 // per group: K·C·R·S and K partial sums
+	wg           sync.WaitGroup
+
+	// Arguments of the pass in flight, read by the workers.
+	op                 convOp
+	nw                 int
+	x, w, b, y, dy, dx []float32
+}
+
+type convOp int
+
+const (
+	opForward convOp = iota
+	opBackwardData
+	opBackwardFilter
+)
+
+// convWorker is the private workspace of one goroutine.
+type convWorker struct {
+	col []float32 // C·R·S × G·P·Q
+	tmp []float32 // K × G·P·Q, gathered dY or the forward output
+}
+
+// groupCols is the target width G·P·Q of the GEMMs: wide enough that the
+// SSE kernels of gonum run long rows, small enough that col stays in L2.
+const groupCols = 256
+
+// NewConv2D returns a Conv2D for the geometry g, or an error wrapping
+// ErrGeometry when g is invalid.
+func NewConv2D(g ConvGeom) (*Conv2D, error) {
+	if err := g.Validate(); err != nil {
+		return nil, fmt.Errorf("cpuref: NewConv2D: %w", err)
+	}
+	c := &Conv2D{g: g, p: g.P(), q: g.Q(), crs: g.C * g.R * g.S}
+	c.pq = c.p * c.q
+	c.group = min(g.N, max(1, (groupCols+c.pq-1)/c.pq))
+	// The workspace of one worker is (C·R·S + K)·G·P·Q; keep it below 2³¹.
+	for c.group > 1 && !fitsProduct([]int{c.crs + g.K, c.group, c.pq}) {
+		c.group /= 2
+	}
+	if !fitsProduct([]int{c.crs + g.K, c.group, c.pq}) {
+		return nil, fmt.Errorf("cpuref: NewConv2D %v: workspace has 2³¹ elements or more: %w", g, ErrGeometry)
+	}
+	c.ngroups = (g.N + c.group - 1) / c.group
+	if !fitsProduct([]int{c.ngroups, g.K, c.crs + 1}) {
+		return nil, fmt.Errorf("cpuref: NewConv2D %v: workspace has 2³¹ elements or more: %w", g, ErrGeometry)
+	}
+	return c, nil
+}
+
+// Geom returns the geometry the Conv2D was made for.
+func (c *Conv2D) Geom() ConvGeom { return c.g }
+
+// Forward computes y = conv(x, w) + b (see Conv2DForwardDirect); b may be
+// nil. y is overwritten. An error wrapping ErrGeometry is returned, before
+// any work, when a length differs from the shapes below.
+func (c *Conv2D) Forward(x, w, b, y []float32) error {
+	// x is (N,C,H,W), w is (K,C,R,S), b is (K) or nil, y is (N,K,P,Q)
+	g := c.g
+	bLen := g.K
+	if b == nil {
+		bLen = 0
+	}
+	if err := checkLens("Conv2D.Forward "+g.String(),
+		lenCheck{"x", len(x), g.XLen()}, lenCheck{"w", len(w), g.WLen()},
+		lenCheck{"b", len(b), bLen}, lenCheck{"y", len(y), g.YLen()}); err != nil {
+		return err
+	}
+	c.op, c.x, c.w, c.b, c.y = opForward, x, w, b, y
+	c.run()
+	c.x, c.w, c.b, c.y = nil, nil, nil, nil
+	return nil
+}
+
+// BackwardData overwrites dx with ∂E/∂x given dy = ∂E/∂y (see
+// Conv2DBackwardDataDirect). An error wrapping ErrGeometry is returned,
+// before any work, when a length differs from the shapes below.
+func (c *Conv2D) BackwardData(dy, w, dx []float32) error {
+	// dy is (N,K,P,Q), w is (K,C,R,S), dx is (N,C,H,W)
+	g := c.g
+	if err := checkLens("Conv2D.BackwardData "+g.String(),
+		lenCheck{"dy", len(dy), g.YLen()}, lenCheck{"w", len(w), g.WLen()},
+		lenCheck{"dx", len(dx), g.XLen()}); err != nil {
+		return err
+	}
+	c.op, c.dy, c.w, c.dx = opBackwardData, dy, w, dx
+	c.run()
+	c.dy, c.w, c.dx = nil, nil, nil
+	return nil
+}
+
+// BackwardFilter overwrites dw with ∂E/∂w and, when db is not nil, db with
+// ∂E/∂b, given the forward input x and dy = ∂E/∂y (see
+// Conv2DBackwardFilterDirect and Conv2DBackwardBias). An error wrapping
+// ErrGeometry is returned, before any work, when a length differs from the
+// shapes below.
+func (c *Conv2D) BackwardFilter(x, dy, dw, db []float32) error {
+	// x is (N,C,H,W), dy is (N,K,P,Q), dw is (K,C,R,S), db is (K) or nil
+	g := c.g
+	bLen := g.K
+	if db == nil {
+		bLen = 0
+	}
+	if err := checkLens("Conv2D.BackwardFilter "+g.String(),
+		lenCheck{"x", len(x), g.XLen()}, lenCheck{"dy", len(dy), g.YLen()},
+		lenCheck{"dw", len(dw), g.WLen()}, lenCheck{"db", len(db), bLen}); err != nil {
+		return err
+	}
+	c.op, c.x, c.dy = opBackwardFilter, x, dy
+	c.run()
+	c.x, c.dy = nil, nil
+
+	// Sum the per-group partials in group order.
+	kcrs, K := g.K*c.crs, g.K
+	copy(dw, c.partW[:kcrs])
+	for i := 1; i < c.ngroups; i++ {
+		for j, v := range c.partW[i*kcrs : (i+1)*kcrs] {
+			dw[j] += v
+		}
+	}
+	if db != nil {
+		copy(db, c.partB[:K])
+		for i := 1; i < c.ngroups; i++ {
+			for j, v := range c.partB[i*K : (i+1)*K] {
+				db[j] += v
+			}
+		}
+	}
+	return nil
+}
+
+// run executes the pass in c.op over all groups on up to GOMAXPROCS
+// goroutines, worker i taking groups i, i+nw, i+2·nw, …
+func (c *Conv2D) run() {
+	nw := min(runtime.GOMAXPROCS(0), c.ngroups)
+	c.grow(nw)
+	c.nw = nw
+	if nw == 1 {
+		c.work(0)
+		return
+	}
+	c.wg.Add(nw - 1)
+	for i := 1; i < nw; i++ {
+		go c.tasks[i]()
+	}
+	c.work(0)
+	c.wg.Wait()
+}
+
+// grow makes sure the workspace serves nw workers.
+func (c *Conv2D) grow(nw int) {
+	if c.partW == nil {
+		c.partW = make([]float32, c.ngroups*c.g.K*c.crs)
+		c.partB = make([]float32, c.ngroups*c.g.K)
+	}
+	for i := len(c.workers); i < nw; i++ {
+		cols := c.group * c.pq
+		c.workers = append(c.workers, convWorker{
+			col: make([]float32, c.crs*cols),
+			tmp: make([]float32, c.g.K*cols),
+		})
+		c.tasks = append(c.tasks, func() {
+			c.work(i)
+			c.wg.Done()
+		})
+	}
+}
+
+// work runs the pass on the groups of worker i.
+func (c *Conv2D) work(i int) {
+	ws := &c.workers[i]
+	for grp := i; grp < c.ngroups; grp += c.nw {
+		n0 := grp * c.group
+		n1 := min(n0+c.group, c.g.N)
+		switch c.op {
+		case opForward:
+			c.forwardGroup(ws, n0, n1)
+		case opBackwardData:
+			c.backwardDataGroup(ws, n0, n1)
+		case opBackwardFilter:
+			c.backwardFilterGroup(ws, grp, n0, n1)
+		}
+	}
+}
+
+// forwardGroup computes y for images n0 ≤ n < n1.
+func (c *Conv2D) forwardGroup(ws *convWorker, n0, n1 int) {
+	// col is (C·R·S, G·P·Q), tmp is (K, G·P·Q)
+	g, pq, K := c.g, c.pq, c.g.K
+	chw := g.C * g.H * g.W
+	ld := (n1 - n0) * pq
+	for n := n0; n < n1; n++ {
+		c.im2col(c.x[n*chw:(n+1)*chw], ws.col, ld, (n-n0)*pq)
+	}
+	out, ldo := ws.tmp, ld
+	if n1-n0 == 1 {
+		out, ldo = c.y[n0*K*pq:(n0+1)*K*pq], pq // write y[n0] in place
+	}
+	sgemm(false, false, K, ld, c.crs, c.w, c.crs, ws.col, ld, out, ldo)
+	for n := n0; n < n1; n++ {
+		for k := 0; k < K; k++ {
+			dst := c.y[(n*K+k)*pq : (n*K+k+1)*pq]
+			if n1-n0 > 1 {
+				copy(dst, ws.tmp[k*ld+(n-n0)*pq:])
+			}
+			if c.b != nil {
+				bk := c.b[k]
+				for j := range dst {
+					dst[j] += bk
+				}
+			}
+		}
+	}
+}
+
+// gatherDY returns dY (K, G·P·Q) for images n0 ≤ n < n1 and its row stride:
+// dy itself when the group is one image, else a copy in ws.tmp.
+func (c *Conv2D) gatherDY(ws *convWorker, n0, n1 int) ([]float32, int) {
+	pq, K := c.pq, c.g.K
+	if n1-n0 == 1 {
+		return c.dy[n0*K*pq : (n0+1)*K*pq], pq
+	}
+	ld := (n1 - n0) * pq
+	for n := n0; n < n1; n++ {
+		for k := 0; k < K; k++ {
+			copy(ws.tmp[k*ld+(n-n0)*pq:k*ld+(n-n0+1)*pq], c.dy[(n*K+k)*pq:(n*K+k+1)*pq])
+		}
+	}
+	return ws.tmp, ld
+}
+
+// backwardDataGroup computes dx for images n0 ≤ n < n1.
+func (c *Conv2D) backwardDataGroup(ws *convWorker, n0, n1 int) {
+	// dY is (K, G·P·Q), dcol is (C·R·S, G·P·Q)
+	g, pq := c.g, c.pq
+	chw := g.C * g.H * g.W
+	dY, ld := c.gatherDY(ws, n0, n1)
+	sgemm(true, false, c.crs, ld, g.K, c.w, c.crs, dY, ld, ws.col, ld)
+	for n := n0; n < n1; n++ {
+		c.col2im(ws.col, ld, (n-n0)*pq, c.dx[n*chw:(n+1)*chw])
+	}
+}
+
+// backwardFilterGroup computes the partial dw and db of group grp, images
+// n0 ≤ n < n1.
+func (c *Conv2D) backwardFilterGroup(ws *convWorker, grp, n0, n1 int) {
+	// col is (C·R·S, G·P·Q), dY is (K, G·P·Q), dW_g is (K, C·R·S)
+	g, pq, K := c.g, c.pq, c.g.K
+	chw := g.C * g.H * g.W
+	ld := (n1 - n0) * pq
+	for n := n0; n < n1; n++ {
+		c.im2col(c.x[n*chw:(n+1)*chw], ws.col, ld, (n-n0)*pq)
+	}
+	dY, ldy := c.gatherDY(ws, n0, n1)
+	dW := c.partW[grp*K*c.crs : (grp+1)*K*c.crs]
+	sgemm(false, true, K, c.crs, ld, dY, ldy, ws.col, ld, dW, c.crs)
+	for k := 0; k < K; k++ {
+		var sum float32
+		for _, v := range dY[k*ldy : k*ldy+ld] {
+			sum += v
+		}
+		c.partB[grp*K+k] = sum
+	}
+}
+
+// im2col writes the patches of one image x (C,H,W) into the columns
+// off ≤ j < off+P·Q of col (C·R·S rows, row stride ld):
+//
+//	col[(c·R + r)·S + s, off + p·Q + q] = x[c, p·sh − ph + r, q·sw − pw + s], 0 in the padding
+func (c *Conv2D) im2col(x, col []float32, ld, off int) {
+	g := c.g
+	H, W, P, Q := g.H, g.W, c.p, c.q
+	row := 0
+	for ch := 0; ch < g.C; ch++ {
+		xc := x[ch*H*W : (ch+1)*H*W]
+		for r := 0; r < g.R; r++ {
+			for s := 0; s < g.S; s++ {
+				dst := col[row*ld+off : row*ld+off+P*Q]
+				q0, q1 := validRange(Q, g.StrideW, g.PadW, s, W)
+				for p := 0; p < P; p++ {
+					d := dst[p*Q : (p+1)*Q]
+					h := p*g.StrideH - g.PadH + r
+					if h < 0 || h >= H || q0 >= q1 {
+						clear(d)
+						continue
+					}
+					clear(d[:q0])
+					clear(d[q1:])
+					xr := xc[h*W : (h+1)*W]
+					if g.StrideW == 1 {
+						v0 := q0 - g.PadW + s
+						copy(d[q0:q1], xr[v0:v0+q1-q0])
+					} else {
+						for q := q0; q < q1; q++ {
+							d[q] = xr[q*g.StrideW-g.PadW+s]
+						}
+					}
+				}
+				row++
+			}
+		}
+	}
+}
+
+// col2im overwrites one image dx (C,H,W) with the sum of the columns
+// off ≤ j < off+P·Q of dcol scattered back to the input positions they were
+// read from (the adjoint of im2col), in (c, r, s, p, q) order.
+func (c *Conv2D) col2im(dcol []float32, ld, off int, dx []float32) {
+	g := c.g
+	H, W, P, Q := g.H, g.W, c.p, c.q
+	clear(dx)
+	row := 0
+	for ch := 0; ch < g.C; ch++ {
+		xc := dx[ch*H*W : (ch+1)*H*W]
+		for r := 0; r < g.R; r++ {
+			for s := 0; s < g.S; s++ {
+				src := dcol[row*ld+off : row*ld+off+P*Q]
+				q0, q1 := validRange(Q, g.StrideW, g.PadW, s, W)
+				row++
+				if q0 >= q1 {
+					continue
+				}
+				for p := 0; p < P; p++ {
+					h := p*g.StrideH - g.PadH + r
+					if h < 0 || h >= H {
+						continue
+					}
+					d := src[p*Q : (p+1)*Q]
+					xr := xc[h*W : (h+1)*W]
+					if g.StrideW == 1 {
+						v0 := q0 - g.PadW + s
+						xs := xr[v0 : v0+q1-q0]
+						for j, v := range d[q0:q1] {
+							xs[j] += v
+						}
+					} else {
+						for q := q0; q < q1; q++ {
+							xr[q*g.StrideW-g.PadW+s] += d[q]
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// validRange returns the outputs q0 ≤ q < q1 (of Q) whose input column
+// q·stride − pad + s lies in [0, W).
+func validRange(Q, stride, pad, s, W int) (q0, q1 int) {
+	// q·stride ≥ pad − s  and  q·stride ≤ W − 1 + pad − s
+	lo := pad - s
+	if lo > 0 {
+		q0 = (lo + stride - 1) / stride
+	}
+	hi := W - 1 + pad - s
+	if hi < 0 {
+		return 0, 0
+	}
+	q1 = min(Q, hi/stride+1)
+	if q0 > q1 {
+		q0 = q1
+	}
+	return q0, q1
+}
+
+// sgemm computes C = op(A)·op(B) (beta 0) with gonum's Sgemm, cut into
+// pieces of at most 64 rows × 192 columns of C so that gonum runs each piece
+// serially (it goes parallel from four 64×64 blocks): the parallelism is
+// ours, across groups of images. Each element of C is computed the same way
+// as in one whole call.
+func sgemm(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	const mb, nb = 64, 192
+	ta, tb := blas.NoTrans, blas.NoTrans
+	if tA {
+		ta = blas.Trans
+	}
+	if tB {
+		tb = blas.Trans
+	}
+	impl := blas32.Implementation()
+	for i := 0; i < m; i += mb {
+		mi := min(mb, m-i)
+		ai := a[i*lda:]
+		if tA {
+			ai = a[i:]
+		}
+		for j := 0; j < n; j += nb {
+			nj := min(nb, n-j)
+			bj := b[j:]
+			if tB {
+				bj = b[j*ldb:]
+			}
+			impl.Sgemm(ta, tb, mi, nj, k, 1, ai, lda, bj, ldb, 0, c[i*ldc+j:], ldc)
+		}
+	}
+}

@@ -1,0 +1,248 @@
+package cpuref
+
+import "fmt"
+
+// checkN reports an error wrapping ErrGeometry unless every size is ≥ 1 and
+// the product of each group of sizes in prods is below 2³¹.
+func checkN(op string, sizes []int, prods ...[]int) error {
+	for _, s := range sizes {
+		if s < 1 {
+			return fmt.Errorf("cpuref: %s: sizes %v must be ≥ 1: %w", op, sizes, ErrGeometry)
+		}
+	}
+	for _, p := range prods {
+		if !fitsProduct(p) {
+			return fmt.Errorf("cpuref: %s: sizes %v: a tensor has 2³¹ elements or more: %w", op, sizes, ErrGeometry)
+		}
+	}
+	return nil
+}
+
+// ReLUForward computes, elementwise,
+//
+//	y[i] = max(x[i], 0)
+//
+// and a NaN in x stays NaN in y. x and y may be the same slice. An error
+// wrapping ErrGeometry is returned, before any work, when x is empty or the
+// lengths differ.
+func ReLUForward[T Float](x, y []T) error {
+	// x and y are (L)
+	if err := checkElementwise("ReLUForward", len(x), lenCheck{"y", len(y), len(x)}); err != nil {
+		return err
+	}
+	for i, v := range x {
+		if v <= 0 {
+			v = 0
+		}
+		y[i] = v
+	}
+	return nil
+}
+
+// ReLUBackward computes, elementwise, given the forward input x,
+//
+//	dx[i] = dy[i] if x[i] > 0, else 0
+//
+// (the derivative at 0 is taken as 0). dx may be the same slice as dy. An
+// error wrapping ErrGeometry is returned, before any work, when x is empty
+// or the lengths differ.
+func ReLUBackward[T Float](x, dy, dx []T) error {
+	// x, dy and dx are (L)
+	if err := checkElementwise("ReLUBackward", len(x),
+		lenCheck{"dy", len(dy), len(x)}, lenCheck{"dx", len(dx), len(x)}); err != nil {
+		return err
+	}
+	for i, v := range x {
+		if v > 0 {
+			dx[i] = dy[i]
+		} else {
+			dx[i] = 0
+		}
+	}
+	return nil
+}
+
+func checkElementwise(op string, n int, lens ...lenCheck) error {
+	if n < 1 || n > maxElems {
+		return fmt.Errorf("cpuref: %s: length %d must be in [1, 2³¹): %w", op, n, ErrGeometry)
+	}
+	return checkLens(op, lens...)
+}
+
+// MaxPoolForward computes the maximum of each R×S window, without padding,
+//
+//	y[n,c,p,q] = max_{r<R, s<S} x[n,c, p·sh + r, q·sw + s]
+//
+// and argmax[n,c,p,q] = the flat index (n·C + c)·H·W + h·W + v into x of the
+// first maximum in row-major window order. A NaN wins over any number (the
+// first NaN of the window), as in PyTorch. y and argmax are overwritten. An
+// error wrapping ErrGeometry is returned, before any work, when g is invalid
+// or a length differs from the shapes below.
+func MaxPoolForward[T Float](g PoolGeom, x, y []T, argmax []int32) error {
+	// x is (N,C,H,W), y and argmax are (N,C,P,Q)
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("cpuref: MaxPoolForward: %w", err)
+	}
+	if err := checkLens("MaxPoolForward "+g.String(), lenCheck{"x", len(x), g.XLen()},
+		lenCheck{"y", len(y), g.YLen()}, lenCheck{"argmax", len(argmax), g.YLen()}); err != nil {
+		return err
+	}
+	H, W, P, Q := g.H, g.W, g.P(), g.Q()
+	for nc := 0; nc < g.N*g.C; nc++ {
+		for p := 0; p < P; p++ {
+			for q := 0; q < Q; q++ {
+				best := nc*H*W + (p*g.StrideH)*W + q*g.StrideW
+				for r := 0; r < g.R; r++ {
+					for s := 0; s < g.S; s++ {
+						i := nc*H*W + (p*g.StrideH+r)*W + q*g.StrideW + s
+						v, m := x[i], x[best]
+						if v > m || (v != v && m == m) {
+							best = i
+						}
+					}
+				}
+				o := (nc*P+p)*Q + q
+				y[o] = x[best]
+				argmax[o] = int32(best)
+			}
+		}
+	}
+	return nil
+}
+
+// MaxPoolBackward overwrites dx with the gradient routed back through the
+// maxima recorded by MaxPoolForward:
+//
+//	dx[i] = Σ_{o : argmax[o] = i} dy[o]
+//
+// summed in increasing o (overlapping windows may pick the same input). An
+// error wrapping ErrGeometry is returned, before any work, when g is invalid,
+// a length differs from the shapes below, or an argmax entry lies outside
+// the (n,c) plane of its output.
+func MaxPoolBackward[T Float](g PoolGeom, dy []T, argmax []int32, dx []T) error {
+	// dy and argmax are (N,C,P,Q), dx is (N,C,H,W)
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("cpuref: MaxPoolBackward: %w", err)
+	}
+	if err := checkLens("MaxPoolBackward "+g.String(), lenCheck{"dy", len(dy), g.YLen()},
+		lenCheck{"argmax", len(argmax), g.YLen()}, lenCheck{"dx", len(dx), g.XLen()}); err != nil {
+		return err
+	}
+	HW, PQ := g.H*g.W, g.P()*g.Q()
+	for o, a := range argmax {
+		plane := o / PQ
+		if int(a) < plane*HW || int(a) >= (plane+1)*HW {
+			return fmt.Errorf("cpuref: MaxPoolBackward %v: argmax[%d] = %d outside [%d, %d): %w",
+				g, o, a, plane*HW, (plane+1)*HW, ErrGeometry)
+		}
+	}
+	clear(dx)
+	for o, a := range argmax {
+		dx[a] += dy[o]
+	}
+	return nil
+}
+
+// DenseForward computes the fully connected layer
+//
+//	y[n,o] = b[o] + Σ_i x[n,i] · w[o,i]      (y = x·wᵀ + b)
+//
+// summed over i in increasing order; b may be nil (no bias). y is
+// overwritten. An error wrapping ErrGeometry is returned, before any work,
+// when a size is < 1, a tensor has 2³¹ elements or more, or a length
+// differs from the shapes below.
+func DenseForward[T Float](n, in, out int, x, w, b, y []T) error {
+	// x is (N,In), w is (Out,In), b is (Out) or nil, y is (N,Out)
+	op := fmt.Sprintf("DenseForward N=%d,In=%d,Out=%d", n, in, out)
+	if err := checkN(op, []int{n, in, out}, []int{n, in}, []int{out, in}, []int{n, out}); err != nil {
+		return err
+	}
+	bLen := out
+	if b == nil {
+		bLen = 0
+	}
+	if err := checkLens(op, lenCheck{"x", len(x), n * in}, lenCheck{"w", len(w), out * in},
+		lenCheck{"b", len(b), bLen}, lenCheck{"y", len(y), n * out}); err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		xi := x[i*in : (i+1)*in]
+		for o := 0; o < out; o++ {
+			var sum T
+			for j, wv := range w[o*in : (o+1)*in] {
+				sum += xi[j] * wv
+			}
+			if b != nil {
+				sum += b[o]
+			}
+			y[i*out+o] = sum
+		}
+	}
+	return nil
+}
+
+// DenseBackward computes the gradients of the fully connected layer, given
+// its input x, weights w and dy = ∂E/∂y:
+//
+//	dw[o,i] = Σ_n dy[n,o] · x[n,i]     (dw = dyᵀ·x)
+//	db[o]   = Σ_n dy[n,o]
+//	dx[n,i] = Σ_o dy[n,o] · w[o,i]     (dx = dy·w)
+//
+// each summed in increasing index order. dw and db are overwritten; dx is
+// overwritten when not nil (skip it for the first layer) and db may be nil
+// too. An error wrapping ErrGeometry is returned, before any work, when a
+// size is < 1, a tensor has 2³¹ elements or more, or a length differs from
+// the shapes below.
+func DenseBackward[T Float](n, in, out int, x, w, dy, dx, dw, db []T) error {
+	// x is (N,In), w is (Out,In), dy is (N,Out), dx is (N,In) or nil,
+	// dw is (Out,In), db is (Out) or nil
+	op := fmt.Sprintf("DenseBackward N=%d,In=%d,Out=%d", n, in, out)
+	if err := checkN(op, []int{n, in, out}, []int{n, in}, []int{out, in}, []int{n, out}); err != nil {
+		return err
+	}
+	dxLen, dbLen := n*in, out
+	if dx == nil {
+		dxLen = 0
+	}
+	if db == nil {
+		dbLen = 0
+	}
+	if err := checkLens(op, lenCheck{"x", len(x), n * in}, lenCheck{"w", len(w), out * in},
+		lenCheck{"dy", len(dy), n * out}, lenCheck{"dx", len(dx), dxLen},
+		lenCheck{"dw", len(dw), out * in}, lenCheck{"db", len(db), dbLen}); err != nil {
+		return err
+	}
+	clear(dw)
+	for i := 0; i < n; i++ {
+		xi := x[i*in : (i+1)*in]
+		for o := 0; o < out; o++ {
+			d := dy[i*out+o]
+			dwo := dw[o*in : (o+1)*in]
+			for j, xv := range xi {
+				dwo[j] += d * xv
+			}
+		}
+	}
+	if db != nil {
+		for o := 0; o < out; o++ {
+			var sum T
+			for i := 0; i < n; i++ {
+				sum += dy[i*out+o]
+			}
+			db[o] = sum
+		}
+	}
+	if dx != nil {
+		clear(dx)
+		for i := 0; i < n; i++ {
+			dxi := dx[i*in : (i+1)*in]
+			for o := 0; o < out; o++ {
+				d := dy[i*out+o]
+				for j, wv := range w[o*in : (o+1)*in] {
+					dxi[j] += d * wv
+				}
+			}
+		}
+	}
+	return nil
+}
