@@ -101,7 +101,7 @@ func (c *Conv2D) Forward(x, w, b, y []float32) error {
 	if b == nil {
 		bLen = 0
 	}
-	if err := checkLens("Conv2D.Forward "+g.String(),
+	if err := checkLens(func() string { return "Conv2D.Forward " + g.String() },
 		lenCheck{"x", len(x), g.XLen()}, lenCheck{"w", len(w), g.WLen()},
 		lenCheck{"b", len(b), bLen}, lenCheck{"y", len(y), g.YLen()}); err != nil {
 		return err
@@ -118,7 +118,7 @@ func (c *Conv2D) Forward(x, w, b, y []float32) error {
 func (c *Conv2D) BackwardData(dy, w, dx []float32) error {
 	// dy is (N,K,P,Q), w is (K,C,R,S), dx is (N,C,H,W)
 	g := c.g
-	if err := checkLens("Conv2D.BackwardData "+g.String(),
+	if err := checkLens(func() string { return "Conv2D.BackwardData " + g.String() },
 		lenCheck{"dy", len(dy), g.YLen()}, lenCheck{"w", len(w), g.WLen()},
 		lenCheck{"dx", len(dx), g.XLen()}); err != nil {
 		return err
@@ -141,7 +141,7 @@ func (c *Conv2D) BackwardFilter(x, dy, dw, db []float32) error {
 	if db == nil {
 		bLen = 0
 	}
-	if err := checkLens("Conv2D.BackwardFilter "+g.String(),
+	if err := checkLens(func() string { return "Conv2D.BackwardFilter " + g.String() },
 		lenCheck{"x", len(x), g.XLen()}, lenCheck{"dy", len(dy), g.YLen()},
 		lenCheck{"dw", len(dw), g.WLen()}, lenCheck{"db", len(db), bLen}); err != nil {
 		return err
@@ -420,15 +420,19 @@ func sgemm(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int,
 	impl := blas32.Implementation()
 	for i := 0; i < m; i += mb {
 		mi := min(mb, m-i)
-		ai := a[i*lda:]
+		var ai []float32
 		if tA {
 			ai = a[i:]
+		} else {
+			ai = a[i*lda:]
 		}
 		for j := 0; j < n; j += nb {
 			nj := min(nb, n-j)
-			bj := b[j:]
+			var bj []float32
 			if tB {
 				bj = b[j*ldb:]
+			} else {
+				bj = b[j:]
 			}
 			impl.Sgemm(ta, tb, mi, nj, k, 1, ai, lda, bj, ldb, 0, c[i*ldc+j:], ldc)
 		}

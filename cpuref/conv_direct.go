@@ -12,7 +12,7 @@ func checkConv(op string, g ConvGeom, lens ...lenCheck) error {
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("cpuref: %s: %w", op, err)
 	}
-	return checkLens(op+" "+g.String(), lens...)
+	return checkLens(func() string { return op + " " + g.String() }, lens...)
 }
 
 // lenCheck is one buffer whose length must equal want.
@@ -21,10 +21,13 @@ type lenCheck struct {
 	got, want int
 }
 
-func checkLens(op string, lens ...lenCheck) error {
+// checkLens returns an error naming the operation described by op for the
+// first length that differs. op is called only then, so that a check
+// allocates nothing.
+func checkLens(op func() string, lens ...lenCheck) error {
 	for _, l := range lens {
 		if l.got != l.want {
-			return fmt.Errorf("cpuref: %s: len(%s) = %d, want %d: %w", op, l.name, l.got, l.want, ErrGeometry)
+			return fmt.Errorf("cpuref: %s: len(%s) = %d, want %d: %w", op(), l.name, l.got, l.want, ErrGeometry)
 		}
 	}
 	return nil

@@ -4,15 +4,15 @@ import "fmt"
 
 // checkN reports an error wrapping ErrGeometry unless every size is ≥ 1 and
 // the product of each group of sizes in prods is below 2³¹.
-func checkN(op string, sizes []int, prods ...[]int) error {
+func checkN(op func() string, sizes []int, prods ...[]int) error {
 	for _, s := range sizes {
 		if s < 1 {
-			return fmt.Errorf("cpuref: %s: sizes %v must be ≥ 1: %w", op, sizes, ErrGeometry)
+			return fmt.Errorf("cpuref: %s: sizes must be ≥ 1: %w", op(), ErrGeometry)
 		}
 	}
 	for _, p := range prods {
 		if !fitsProduct(p) {
-			return fmt.Errorf("cpuref: %s: sizes %v: a tensor has 2³¹ elements or more: %w", op, sizes, ErrGeometry)
+			return fmt.Errorf("cpuref: %s: a tensor has 2³¹ elements or more: %w", op(), ErrGeometry)
 		}
 	}
 	return nil
@@ -66,7 +66,7 @@ func checkElementwise(op string, n int, lens ...lenCheck) error {
 	if n < 1 || n > maxElems {
 		return fmt.Errorf("cpuref: %s: length %d must be in [1, 2³¹): %w", op, n, ErrGeometry)
 	}
-	return checkLens(op, lens...)
+	return checkLens(func() string { return op }, lens...)
 }
 
 // MaxPoolForward computes the maximum of each R×S window, without padding,
@@ -83,7 +83,7 @@ func MaxPoolForward[T Float](g PoolGeom, x, y []T, argmax []int32) error {
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("cpuref: MaxPoolForward: %w", err)
 	}
-	if err := checkLens("MaxPoolForward "+g.String(), lenCheck{"x", len(x), g.XLen()},
+	if err := checkLens(func() string { return "MaxPoolForward " + g.String() }, lenCheck{"x", len(x), g.XLen()},
 		lenCheck{"y", len(y), g.YLen()}, lenCheck{"argmax", len(argmax), g.YLen()}); err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ func MaxPoolBackward[T Float](g PoolGeom, dy []T, argmax []int32, dx []T) error 
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("cpuref: MaxPoolBackward: %w", err)
 	}
-	if err := checkLens("MaxPoolBackward "+g.String(), lenCheck{"dy", len(dy), g.YLen()},
+	if err := checkLens(func() string { return "MaxPoolBackward " + g.String() }, lenCheck{"dy", len(dy), g.YLen()},
 		lenCheck{"argmax", len(argmax), g.YLen()}, lenCheck{"dx", len(dx), g.XLen()}); err != nil {
 		return err
 	}
@@ -153,7 +153,7 @@ func MaxPoolBackward[T Float](g PoolGeom, dy []T, argmax []int32, dx []T) error 
 // differs from the shapes below.
 func DenseForward[T Float](n, in, out int, x, w, b, y []T) error {
 	// x is (N,In), w is (Out,In), b is (Out) or nil, y is (N,Out)
-	op := fmt.Sprintf("DenseForward N=%d,In=%d,Out=%d", n, in, out)
+	op := func() string { return fmt.Sprintf("DenseForward N=%d,In=%d,Out=%d", n, in, out) }
 	if err := checkN(op, []int{n, in, out}, []int{n, in}, []int{out, in}, []int{n, out}); err != nil {
 		return err
 	}
@@ -196,7 +196,7 @@ func DenseForward[T Float](n, in, out int, x, w, b, y []T) error {
 func DenseBackward[T Float](n, in, out int, x, w, dy, dx, dw, db []T) error {
 	// x is (N,In), w is (Out,In), dy is (N,Out), dx is (N,In) or nil,
 	// dw is (Out,In), db is (Out) or nil
-	op := fmt.Sprintf("DenseBackward N=%d,In=%d,Out=%d", n, in, out)
+	op := func() string { return fmt.Sprintf("DenseBackward N=%d,In=%d,Out=%d", n, in, out) }
 	if err := checkN(op, []int{n, in, out}, []int{n, in}, []int{out, in}, []int{n, out}); err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ import (
 // label lies outside [0, classes).
 func SoftmaxCrossEntropy[T Float](n, classes int, logits []T, labels []int32, dlogits []T) (loss T, err error) {
 	// logits and dlogits are (N,Classes), labels is (N)
-	op := fmt.Sprintf("SoftmaxCrossEntropy N=%d,Classes=%d", n, classes)
+	op := func() string { return fmt.Sprintf("SoftmaxCrossEntropy N=%d,Classes=%d", n, classes) }
 	if err := checkN(op, []int{n, classes}, []int{n, classes}); err != nil {
 		return 0, err
 	}
@@ -32,7 +32,7 @@ func SoftmaxCrossEntropy[T Float](n, classes int, logits []T, labels []int32, dl
 	}
 	for i, t := range labels {
 		if t < 0 || int(t) >= classes {
-			return 0, fmt.Errorf("cpuref: %s: labels[%d] = %d outside [0, %d): %w", op, i, t, classes, ErrGeometry)
+			return 0, fmt.Errorf("cpuref: %s: labels[%d] = %d outside [0, %d): %w", op(), i, t, classes, ErrGeometry)
 		}
 	}
 	var total float64
@@ -74,7 +74,7 @@ func SoftmaxCrossEntropy[T Float](n, classes int, logits []T, labels []int32, dl
 // size is < 1 or a length differs from the shapes below.
 func MSE[T Float](n, dim int, y, t, dy []T) (loss T, err error) {
 	// y, t and dy are (N,Dim)
-	op := fmt.Sprintf("MSE N=%d,Dim=%d", n, dim)
+	op := func() string { return fmt.Sprintf("MSE N=%d,Dim=%d", n, dim) }
 	if err := checkN(op, []int{n, dim}, []int{n, dim}); err != nil {
 		return 0, err
 	}
