@@ -63,7 +63,7 @@ type convWorker struct {
 
 // groupCols is the target width G·P·Q of the GEMMs: wide enough that the
 // SSE kernels of gonum run long rows, small enough that col stays in L2.
-const groupCols = 256
+const groupCols = 512
 
 // NewConv2D returns a Conv2D for the geometry g, or an error wrapping
 // ErrGeometry when g is invalid.
