@@ -1,0 +1,99 @@
+// dense.cu: fully connected layer y = x·wᵀ + b, forward and backward, and
+// the column sum used for its bias gradient.
+//
+// Shape letters: N batch, In inputs, Out outputs; row-major
+//
+//	x is (N,In), w is (Out,In), b is (Out), y is (N,Out).
+//
+// Versions:
+//
+//	dense_fwd_v1         one thread per output y[n,o]: a dot product over In.
+//	dense_bwd_data_v1    one thread per input gradient dx[n,i]: a dot product over Out.
+//	dense_bwd_weight_v1  one thread per weight gradient dw[o,i]: a dot product over N.
+//	reduce_cols_v1       one thread per column: a sum over rows.
+//
+// Numerics: every product and every sum is rounded separately (mul.rn,
+// add.rn), each sum starts from 0 and runs in increasing index order, so
+// the result does not depend on the launch. No atomics.
+//
+// Launch: 1-D over the output (grid.x = ceil(total/256), block.x = 256);
+// every kernel guards its index and never writes out of range.
+
+#include "common.cuh"
+
+// dense_fwd_v1 computes
+//
+//	y[n,o] = b[o] + Σ_i x[n,i] · w[o,i]
+//
+// summing over i ascending from 0 and adding b[o] last; b may be null.
+//
+// Launch: 1-D over N·Out.
+extern "C" __global__ void dense_fwd_v1(const float* x, const float* w, const float* b, float* y,
+                                        int N, int In, int Out) {
+  // x is (N,In), w is (Out,In), b is (Out) or null, y is (N,Out)
+  int idx = global_index();
+  if (idx >= N * Out) return;
+  int o = idx % Out;
+  int n = idx / Out;
+  const float* xrow = x + n * In;
+  const float* wrow = w + o * In;
+  float acc = 0.0f;
+  for (int i = 0; i < In; i++) acc = acc + xrow[i] * wrow[i];
+  if (b != 0) acc = acc + b[o];
+  y[idx] = acc;
+}
+
+// dense_bwd_data_v1 overwrites dx with ∂E/∂x:
+//
+//	dx[n,i] = Σ_o dy[n,o] · w[o,i]
+//
+// summing over o ascending from 0.
+//
+// Launch: 1-D over N·In.
+extern "C" __global__ void dense_bwd_data_v1(const float* dy, const float* w, float* dx, int N,
+                                             int In, int Out) {
+  // dy is (N,Out), w is (Out,In), dx is (N,In)
+  int idx = global_index();
+  if (idx >= N * In) return;
+  int i = idx % In;
+  int n = idx / In;
+  const float* dyrow = dy + n * Out;
+  float acc = 0.0f;
+  for (int o = 0; o < Out; o++) acc = acc + dyrow[o] * w[o * In + i];
+  dx[idx] = acc;
+}
+
+// dense_bwd_weight_v1 overwrites dw with ∂E/∂w:
+//
+//	dw[o,i] = Σ_n dy[n,o] · x[n,i]
+//
+// summing over n ascending from 0.
+//
+// Launch: 1-D over Out·In.
+extern "C" __global__ void dense_bwd_weight_v1(const float* x, const float* dy, float* dw, int N,
+                                               int In, int Out) {
+  // x is (N,In), dy is (N,Out), dw is (Out,In)
+  int idx = global_index();
+  if (idx >= Out * In) return;
+  int i = idx % In;
+  int o = idx / In;
+  float acc = 0.0f;
+  for (int n = 0; n < N; n++) acc = acc + dy[n * Out + o] * x[n * In + i];
+  dw[idx] = acc;
+}
+
+// reduce_cols_v1 overwrites out with the column sums of a:
+//
+//	out[j] = Σ_i a[i,j]
+//
+// summing over i ascending from 0 (the dense bias gradient, a = dy).
+//
+// Launch: 1-D over cols.
+extern "C" __global__ void reduce_cols_v1(const float* a, float* out, int rows, int cols) {
+  // a is (rows,cols), out is (cols)
+  int j = global_index();
+  if (j >= cols) return;
+  float acc = 0.0f;
+  for (int i = 0; i < rows; i++) acc = acc + a[i * cols + j];
+  out[j] = acc;
+}
