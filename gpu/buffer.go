@@ -1,0 +1,263 @@
+package gpu
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/convtrain/convtrain/cpuref"
+)
+
+// DType is the element type of a Buffer.
+type DType int
+
+const (
+	Float32 DType = iota // float32 elements
+	Int32                // int32 elements (labels, indices, argmax)
+)
+
+func (t DType) String() string {
+	switch t {
+	case Float32:
+		return "float32"
+	case Int32:
+		return "int32"
+	}
+	return fmt.Sprintf("DType(%d)", int(t))
+}
+
+// allocAlign is the granularity of the caching allocator; cuMemAlloc
+// returns 256-byte aligned memory and so does every cached block.
+const allocAlign = 256
+
+// Buffer is a range of device memory holding Len() float32 or int32
+// elements. A Buffer is either an allocation (from NewFloat32/NewInt32) or
+// a view into one (from Slice); views share the allocation's memory and are
+// not freed on their own.
+type Buffer struct {
+	d     *Device
+	ptr   DevicePtr
+	n     int
+	dtype DType
+	size  int64   // allocated bytes (rounded), 0 for a view
+	root  *Buffer // the allocation a view belongs to; nil for an allocation
+	freed bool
+}
+
+// NewFloat32 allocates n ≥ 1 float32 elements set to zero. Memory of freed
+// buffers of the same rounded size is reused before the driver is asked.
+func (d *Device) NewFloat32(n int) (*Buffer, error) { return d.newBuffer(n, Float32) }
+
+// NewInt32 allocates n ≥ 1 int32 elements set to zero.
+func (d *Device) NewInt32(n int) (*Buffer, error) { return d.newBuffer(n, Int32) }
+
+func (d *Device) newBuffer(n int, t DType) (*Buffer, error) {
+	if n < 1 || n > maxElems {
+		return nil, fmt.Errorf("gpu: new %s buffer of %d elements: length must be in [1, 2³¹): %w", t, n, cpuref.ErrGeometry)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, fmt.Errorf("gpu: new %s buffer: device %w", t, ErrClosed)
+	}
+	size := (int64(n)*4 + allocAlign - 1) / allocAlign * allocAlign
+	var p DevicePtr
+	if free := d.pool[size]; len(free) > 0 {
+		p = free[len(free)-1]
+		d.pool[size] = free[:len(free)-1]
+		d.stats.Reuses++
+		d.stats.BytesCached -= size
+	} else {
+		var err error
+		p, err = d.drv.MemAlloc(size)
+		if err != nil {
+			return nil, fmt.Errorf("gpu: new %s buffer of %d elements (%d bytes): %w", t, n, size, err)
+		}
+		d.stats.Allocs++
+	}
+	d.stats.BytesInUse += size
+	b := &Buffer{d: d, ptr: p, n: n, dtype: t, size: size}
+	// Zero the whole rounded block: the bit pattern 0 is 0.0 and int32 0.
+	if err := d.fillLocked(p, int(size/4), 0); err != nil {
+		d.freeLocked(b)
+		return nil, fmt.Errorf("gpu: zero new buffer: %w", err)
+	}
+	return b, nil
+}
+
+// Len is the number of elements.
+func (b *Buffer) Len() int { return b.n }
+
+// DType is the element type.
+func (b *Buffer) DType() DType { return b.dtype }
+
+// Ptr is the device address of element 0.
+func (b *Buffer) Ptr() DevicePtr { return b.ptr }
+
+// Device is the device holding the buffer.
+func (b *Buffer) Device() *Device { return b.d }
+
+func (b *Buffer) String() string {
+	return fmt.Sprintf("%s[%d]@%#x", b.dtype, b.n, uint64(b.ptr))
+}
+
+// live reports an error when b (or the allocation it views) was freed or
+// its device closed. The caller holds b.d.mu.
+func (b *Buffer) live() error {
+	if b == nil {
+		return fmt.Errorf("nil buffer")
+	}
+	if b.freed || (b.root != nil && b.root.freed) {
+		return fmt.Errorf("buffer %v %w", b, ErrClosed)
+	}
+	if b.d.closed {
+		return fmt.Errorf("device %w", ErrClosed)
+	}
+	return nil
+}
+
+// Slice returns a view of n elements starting at element off; it shares
+// memory with b and must not be used after b is freed.
+func (b *Buffer) Slice(off, n int) (*Buffer, error) {
+	b.d.mu.Lock()
+	defer b.d.mu.Unlock()
+	if err := b.live(); err != nil {
+		return nil, fmt.Errorf("gpu: slice: %w", err)
+	}
+	if off < 0 || n < 1 || off > b.n-n {
+		return nil, fmt.Errorf("gpu: slice [%d:%d] of %v: out of range: %w", off, off+n, b, cpuref.ErrGeometry)
+	}
+	root := b
+	if b.root != nil {
+		root = b.root
+	}
+	return &Buffer{d: b.d, ptr: b.ptr + DevicePtr(4*off), n: n, dtype: b.dtype, root: root}, nil
+}
+
+// Free returns the memory to the device's cache for reuse; using b, or any
+// view of it, afterwards is an error. Freeing a view is an error; freeing
+// twice is an error.
+func (b *Buffer) Free() error {
+	if b == nil {
+		return fmt.Errorf("gpu: free: nil buffer")
+	}
+	b.d.mu.Lock()
+	defer b.d.mu.Unlock()
+	if b.root != nil {
+		return fmt.Errorf("gpu: free %v: a view is freed with the buffer it views", b)
+	}
+	if err := b.live(); err != nil {
+		return fmt.Errorf("gpu: free: %w", err)
+	}
+	d := b.d
+	d.freeLocked(b)
+	return nil
+}
+
+func (d *Device) freeLocked(b *Buffer) {
+	b.freed = true
+	d.pool[b.size] = append(d.pool[b.size], b.ptr)
+	d.stats.BytesInUse -= b.size
+	d.stats.BytesCached += b.size
+}
+
+func (b *Buffer) checkCopy(op string, t DType, n int) error {
+	if err := b.live(); err != nil {
+		return fmt.Errorf("gpu: %s: %w", op, err)
+	}
+	if b.dtype != t {
+		return fmt.Errorf("gpu: %s: buffer %v holds %s, not %s: %w", op, b, b.dtype, t, cpuref.ErrGeometry)
+	}
+	if n != b.n {
+		return fmt.Errorf("gpu: %s: %d host elements for %v: %w", op, n, b, cpuref.ErrGeometry)
+	}
+	return nil
+}
+
+// Upload copies len(src) == b.Len() float32 values to the device.
+func (b *Buffer) Upload(src []float32) error {
+	b.d.mu.Lock()
+	defer b.d.mu.Unlock()
+	if err := b.checkCopy("upload", Float32, len(src)); err != nil {
+		return err
+	}
+	if err := b.d.drv.MemcpyHtoD(b.ptr, f32Bytes(src)); err != nil {
+		return fmt.Errorf("gpu: upload %d float32 to %v: %w", len(src), b, err)
+	}
+	return nil
+}
+
+// UploadInt32 copies len(src) == b.Len() int32 values to the device.
+func (b *Buffer) UploadInt32(src []int32) error {
+	b.d.mu.Lock()
+	defer b.d.mu.Unlock()
+	if err := b.checkCopy("upload", Int32, len(src)); err != nil {
+		return err
+	}
+	if err := b.d.drv.MemcpyHtoD(b.ptr, i32Bytes(src)); err != nil {
+		return fmt.Errorf("gpu: upload %d int32 to %v: %w", len(src), b, err)
+	}
+	return nil
+}
+
+// Download copies the b.Len() == len(dst) float32 values to the host; on a
+// real GPU it waits for the work queued before it.
+func (b *Buffer) Download(dst []float32) error {
+	b.d.mu.Lock()
+	defer b.d.mu.Unlock()
+	if err := b.checkCopy("download", Float32, len(dst)); err != nil {
+		return err
+	}
+	if err := b.d.drv.MemcpyDtoH(f32Bytes(dst), b.ptr); err != nil {
+		return fmt.Errorf("gpu: download %d float32 from %v: %w", len(dst), b, err)
+	}
+	return nil
+}
+
+// DownloadInt32 copies the b.Len() == len(dst) int32 values to the host.
+func (b *Buffer) DownloadInt32(dst []int32) error {
+	b.d.mu.Lock()
+	defer b.d.mu.Unlock()
+	if err := b.checkCopy("download", Int32, len(dst)); err != nil {
+		return err
+	}
+	if err := b.d.drv.MemcpyDtoH(i32Bytes(dst), b.ptr); err != nil {
+		return fmt.Errorf("gpu: download %d int32 from %v: %w", len(dst), b, err)
+	}
+	return nil
+}
+
+// CopyFrom copies src into b on the device; both must have the same type
+// and length.
+func (b *Buffer) CopyFrom(src *Buffer) error {
+	b.d.mu.Lock()
+	defer b.d.mu.Unlock()
+	if src == nil || src.d != b.d {
+		return fmt.Errorf("gpu: copy: source buffer is nil or on another device")
+	}
+	if err := src.live(); err != nil {
+		return fmt.Errorf("gpu: copy: %w", err)
+	}
+	if err := b.checkCopy("copy", src.dtype, src.n); err != nil {
+		return err
+	}
+	if err := b.d.drv.MemcpyDtoD(b.ptr, src.ptr, int64(b.n)*4); err != nil {
+		return fmt.Errorf("gpu: copy %v to %v: %w", src, b, err)
+	}
+	return nil
+}
+
+// f32Bytes views a float32 slice as its little-endian bytes without copying
+// (every platform Go and CUDA share is little-endian).
+func f32Bytes(s []float32) []byte {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), 4*len(s))
+}
+
+func i32Bytes(s []int32) []byte {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), 4*len(s))
+}

@@ -1,0 +1,320 @@
+// Package gpu is the device runtime of convtrain: a Device (a real NVIDIA GPU
+// reached through the CUDA driver API, or the PTX simulator), typed float32
+// and int32 device buffers with a caching allocator, the embedded PTX
+// modules of package kernels loaded once per device, and one typed launcher
+// per kernel.
+//
+// Shape letters, as everywhere in convtrain:
+//
+//	N batch, C channels, H×W input size, K filters, R×S kernel, P×Q output
+//	size; In/Out the widths of a dense layer.
+//
+// Every launcher validates sizes and buffer lengths on the host, computes
+// the grid, block and shared memory of its kernel in one place, passes each
+// argument as one 8-byte value (device pointers, int32 sign-extended,
+// float32 as math.Float32bits) in the exact parameter order of the kernel,
+// and wraps every error as
+//
+//	gpu: launch KERNEL (SHAPE): cause
+//
+// Launches on a real GPU are asynchronous: a fault inside a kernel is
+// reported by the next Synchronize or download. On the simulator every
+// launch runs to completion before the launcher returns.
+//
+// A Device serialises every call with a mutex; it may be used from several
+// goroutines, but work on it is never concurrent.
+package gpu
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/convtrain/convtrain/gpu/ptxsim"
+	"github.com/convtrain/convtrain/kernels"
+)
+
+// ErrClosed is wrapped by errors about a closed Device or a freed Buffer.
+var ErrClosed = errors.New("closed or freed")
+
+// Device is one GPU (or the simulator) with every kernel of package kernels
+// loaded and resolved.
+type Device struct {
+	mu     sync.Mutex
+	drv    driver
+	sim    *simDriver // nil on a real GPU
+	info   DeviceInfo
+	mods   []module
+	fns    [numKernels]function
+	closed bool
+
+	args [maxArgs]uint64 // argument staging, reused by every launch
+
+	pool  map[int64][]DevicePtr // freed allocations by rounded size, reused before allocating
+	stats MemStats
+}
+
+// MemStats counts the device memory traffic of the caching allocator.
+type MemStats struct {
+	// Allocs and Frees count driver allocations and releases; in a
+	// steady-state training loop they stay constant.
+	Allocs, Frees int64
+	// Reuses counts buffers served from the cache without a driver call.
+	Reuses int64
+	// BytesInUse is held by live buffers; BytesCached by freed buffers kept
+	// for reuse.
+	BytesInUse, BytesCached int64
+}
+
+// SimOptions configures the PTX simulator behind OpenSim.
+type SimOptions struct {
+	// Workers is the number of goroutines that run blocks in parallel;
+	// 0 means runtime.GOMAXPROCS(0).
+	Workers int
+	// CheckRaces reports two threads of a block touching the same shared
+	// address between barriers with at least one write.
+	CheckRaces bool
+	// CheckUninitShared reports reads of shared memory no thread wrote in
+	// this launch.
+	CheckUninitShared bool
+	// Counters collects instruction, global-memory and bank-conflict
+	// counters per launch, read with (*Device).LastStats.
+	Counters bool
+	// MaxInstructionsPerThread stops a runaway launch with an error; 0 means
+	// the simulator's default.
+	MaxInstructionsPerThread int64
+	// MemoryBytes is the simulated device memory; 0 means 4 GiB.
+	MemoryBytes int64
+}
+
+// SimStats are the counters of one simulated launch.
+type SimStats = ptxsim.Stats
+
+// Open opens the CUDA device with the given ordinal, loads every embedded
+// PTX module (a JIT failure's log is in the error) and resolves every kernel
+// of kernels.All. It fails with a clear error when the binary was built
+// without -tags cuda, when there is no driver or no such device.
+func Open(ordinal int) (*Device, error) {
+	drv, err := openCUDA(ordinal)
+	if err != nil {
+		return nil, fmt.Errorf("gpu: open device %d: %w", ordinal, err)
+	}
+	return newDevice(drv, nil)
+}
+
+// OpenSim opens a simulated device: the same PTX, run by package ptxsim on
+// the CPU.
+func OpenSim(opts SimOptions) (*Device, error) {
+	sd, err := newSimDriver(opts)
+	if err != nil {
+		return nil, fmt.Errorf("gpu: open simulator: %w", err)
+	}
+	return newDevice(sd, sd)
+}
+
+func newDevice(drv driver, sim *simDriver) (*Device, error) {
+	d := &Device{drv: drv, sim: sim, pool: make(map[int64][]DevicePtr)}
+	info, err := drv.Info()
+	if err != nil {
+		drv.Close()
+		return nil, fmt.Errorf("gpu: device info: %w", err)
+	}
+	d.info = info
+	if err := d.loadKernels(); err != nil {
+		for _, m := range d.mods {
+			m.Unload()
+		}
+		drv.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// loadKernels loads each embedded PTX file once, resolves every kernel of
+// kernels.All and checks each launcher's argument list against the kernel's
+// declared parameters.
+func (d *Device) loadKernels() error {
+	fns := make(map[string]function)
+	byFile := make(map[string]module)
+	for _, file := range kernels.Files() {
+		src, err := kernels.PTX(file)
+		if err != nil {
+			return fmt.Errorf("gpu: kernels %s: %w", file, err)
+		}
+		m, err := d.drv.LoadModule(src)
+		if err != nil {
+			return fmt.Errorf("gpu: load module %s: %w", file, err)
+		}
+		d.mods = append(d.mods, m)
+		byFile[file] = m
+	}
+	for _, k := range kernels.All {
+		m, ok := byFile[k.File]
+		if !ok {
+			return fmt.Errorf("gpu: kernel %s: file %s is not embedded", k.Name, k.File)
+		}
+		fn, err := m.Function(k.Name)
+		if err != nil {
+			return fmt.Errorf("gpu: kernel %s in %s: %w", k.Name, k.File, err)
+		}
+		fns[k.Name] = fn
+	}
+	for id := kernelID(0); id < numKernels; id++ {
+		spec := kernelSpecs[id]
+		if err := spec.check(); err != nil {
+			return err
+		}
+		fn, ok := fns[spec.name]
+		if !ok {
+			return fmt.Errorf("gpu: kernel %s is not in kernels.All", spec.name)
+		}
+		d.fns[id] = fn
+	}
+	return nil
+}
+
+// Info describes the device (free memory as of Open).
+func (d *Device) Info() DeviceInfo {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.info
+}
+
+// IsSim reports whether the device is the PTX simulator.
+func (d *Device) IsSim() bool { return d.sim != nil }
+
+// String names the device, e.g. "NVIDIA H100 (sm_90, 132 SMs)".
+func (d *Device) String() string {
+	return fmt.Sprintf("%s (sm_%d%d, %d SMs)", d.info.Name, d.info.ComputeMajor, d.info.ComputeMinor, d.info.SMs)
+}
+
+// LastStats returns the counters of the last launch on a simulated device
+// (collected only with SimOptions.Counters); ok is false on a real GPU or
+// before the first launch.
+func (d *Device) LastStats() (s SimStats, ok bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.sim == nil || d.sim.last == nil {
+		return SimStats{}, false
+	}
+	return *d.sim.last, true
+}
+
+// MemStats returns the allocator's counters.
+func (d *Device) MemStats() MemStats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stats
+}
+
+// Synchronize waits for every queued launch and copy and returns the first
+// error among them.
+func (d *Device) Synchronize() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return fmt.Errorf("gpu: synchronize: device %w", ErrClosed)
+	}
+	if err := d.drv.Synchronize(); err != nil {
+		return fmt.Errorf("gpu: synchronize: %w", err)
+	}
+	return nil
+}
+
+// ReleaseCached returns the memory of freed buffers, kept for reuse, to the
+// driver.
+func (d *Device) ReleaseCached() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.releaseCachedLocked()
+}
+
+func (d *Device) releaseCachedLocked() error {
+	var first error
+	for size, ptrs := range d.pool {
+		for _, p := range ptrs {
+			if err := d.drv.MemFree(p); err != nil && first == nil {
+				first = fmt.Errorf("gpu: free %d bytes: %w", size, err)
+			}
+			d.stats.Frees++
+			d.stats.BytesCached -= size
+		}
+		delete(d.pool, size)
+	}
+	return first
+}
+
+// Close unloads the modules and releases the device. Buffers still alive
+// become unusable; their memory goes with the context (simulator: with the
+// machine). Close is idempotent.
+func (d *Device) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	first := d.releaseCachedLocked()
+	for _, m := range d.mods {
+		if err := m.Unload(); err != nil && first == nil {
+			first = fmt.Errorf("gpu: unload module: %w", err)
+		}
+	}
+	d.mods = nil
+	if err := d.drv.Close(); err != nil && first == nil {
+		first = fmt.Errorf("gpu: close: %w", err)
+	}
+	d.closed = true
+	return first
+}
+
+// Event is a marker in the device's launch stream, used for timing.
+type Event struct {
+	d *Device
+	e event
+}
+
+// NewEvent creates a timing event.
+func (d *Device) NewEvent() (*Event, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, fmt.Errorf("gpu: new event: device %w", ErrClosed)
+	}
+	e, err := d.drv.NewEvent()
+	if err != nil {
+		return nil, fmt.Errorf("gpu: new event: %w", err)
+	}
+	return &Event{d: d, e: e}, nil
+}
+
+// Record places the event after all work queued so far.
+func (e *Event) Record() error {
+	e.d.mu.Lock()
+	defer e.d.mu.Unlock()
+	if err := e.e.Record(); err != nil {
+		return fmt.Errorf("gpu: record event: %w", err)
+	}
+	return nil
+}
+
+// ElapsedMs is the time in milliseconds between start and e; call
+// Synchronize first so that both have completed.
+func (e *Event) ElapsedMs(start *Event) (float32, error) {
+	e.d.mu.Lock()
+	defer e.d.mu.Unlock()
+	ms, err := e.e.ElapsedMs(start.e)
+	if err != nil {
+		return 0, fmt.Errorf("gpu: event elapsed time: %w", err)
+	}
+	return ms, nil
+}
+
+// Destroy releases the event.
+func (e *Event) Destroy() error {
+	e.d.mu.Lock()
+	defer e.d.mu.Unlock()
+	if err := e.e.Destroy(); err != nil {
+		return fmt.Errorf("gpu: destroy event: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,345 @@
+package gpu
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/kernels"
+)
+
+// fakeDriver records launches instead of running them, so the launchers'
+// argument packing, launch shapes and allocations can be checked without a
+// device. Memory is a bump allocator; copies do nothing.
+type fakeDriver struct {
+	next     DevicePtr
+	allocs   int
+	last     fakeLaunch
+	launches int
+}
+
+type fakeLaunch struct {
+	name        string
+	grid, block Dim3
+	shared      int
+	args        [maxArgs]uint64
+	nargs       int
+}
+
+type fakeFunction struct{ name string }
+
+func (f *fakeFunction) Name() string { return f.name }
+
+type fakeModule struct{}
+
+func (fakeModule) Function(name string) (function, error) { return &fakeFunction{name}, nil }
+func (fakeModule) Unload() error                          { return nil }
+
+func (f *fakeDriver) Info() (DeviceInfo, error) { return DeviceInfo{Name: "fake"}, nil }
+func (f *fakeDriver) MemAlloc(n int64) (DevicePtr, error) {
+	f.allocs++
+	if f.next == 0 {
+		f.next = 1 << 32
+	}
+	p := f.next
+	f.next += DevicePtr(n+allocAlign-1) / allocAlign * allocAlign
+	return p, nil
+}
+func (f *fakeDriver) MemFree(DevicePtr) error                  { return nil }
+func (f *fakeDriver) MemcpyHtoD(DevicePtr, []byte) error       { return nil }
+func (f *fakeDriver) MemcpyDtoH([]byte, DevicePtr) error       { return nil }
+func (f *fakeDriver) MemcpyDtoD(_, _ DevicePtr, _ int64) error { return nil }
+func (f *fakeDriver) LoadModule(string) (module, error)        { return fakeModule{}, nil }
+func (f *fakeDriver) Launch(fn function, grid, block Dim3, shared int, args []uint64) error {
+	f.launches++
+	f.last.name, f.last.grid, f.last.block, f.last.shared = fn.Name(), grid, block, shared
+	f.last.nargs = copy(f.last.args[:], args)
+	return nil
+}
+func (f *fakeDriver) Synchronize() error       { return nil }
+func (f *fakeDriver) NewEvent() (event, error) { return nil, errors.New("fake: no events") }
+func (f *fakeDriver) Close() error             { return nil }
+
+func openFake(t *testing.T) (*Device, *fakeDriver) {
+	t.Helper()
+	f := &fakeDriver{}
+	d, err := newDevice(f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, f
+}
+
+func mustF32(t *testing.T, d *Device, n int) *Buffer {
+	t.Helper()
+	b, err := d.NewFloat32(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustI32(t *testing.T, d *Device, n int) *Buffer {
+	t.Helper()
+	b, err := d.NewInt32(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestArgPacking checks the 8-byte argument rule: int32 sign-extended,
+// float32 as its bits in the low half, pointers as they are.
+func TestArgPacking(t *testing.T) {
+	for _, c := range []struct {
+		got, want uint64
+	}{
+		{argI32(0), 0},
+		{argI32(7), 7},
+		{argI32(-3), 0xffff_ffff_ffff_fffd},
+		{argI32(math.MaxInt32), 0x7fff_ffff},
+		{argI32(math.MinInt32), 0xffff_ffff_8000_0000},
+		{argF32(1), 0x3f80_0000},
+		{argF32(-2.5), 0xc020_0000},
+		{argF32(float32(math.Inf(1))), 0x7f80_0000},
+		{argPtr(&Buffer{ptr: 0x7f00_1234_5600}), 0x7f00_1234_5600},
+		{argPtr(nil), 0},
+	} {
+		if c.got != c.want {
+			t.Errorf("packed %#x, want %#x", c.got, c.want)
+		}
+	}
+}
+
+// TestLaunchers checks every launcher against the parameter names of
+// package kernels: each argument lands in the parameter of that name, with
+// the launch shape the kernel's doc states.
+func TestLaunchers(t *testing.T) {
+	d, f := openFake(t)
+	g := cg(2, 3, 9, 8, 4, 3, 2, 2, 1, 1, 0) // P = 5, Q = 7
+	pool := pg(2, 3, 9, 8, 3, 2, 2, 3)       // P = 4, Q = 3
+	x, w, b, y := mustF32(t, d, g.XLen()), mustF32(t, d, g.WLen()), mustF32(t, d, g.K), mustF32(t, d, g.YLen())
+	px, py, parg := mustF32(t, d, pool.XLen()), mustF32(t, d, pool.YLen()), mustI32(t, d, pool.YLen())
+	const n, in, out = 3, 5, 7
+	dx, dw, db, dy := mustF32(t, d, n*in), mustF32(t, d, out*in), mustF32(t, d, out), mustF32(t, d, n*out)
+	lab, rows := mustI32(t, d, n), mustF32(t, d, n)
+	e1, e2, e3 := mustF32(t, d, 1000), mustF32(t, d, 1000), mustF32(t, d, 1000)
+	src, idx, dst := mustF32(t, d, 10*4), mustI32(t, d, 6), mustF32(t, d, 6*4)
+	isrc, idst := mustI32(t, d, 10*4), mustI32(t, d, 6*4)
+	P := func(b *Buffer) uint64 { return uint64(b.ptr) }
+	convArgs := map[string]uint64{"N": 2, "C": 3, "H": 9, "W": 8, "K": 4, "R": 3, "S": 2, "P": 5, "Q": 7, "sh": 2, "sw": 1, "ph": 1, "pw": 0}
+	poolArgs := map[string]uint64{"N": 2, "C": 3, "H": 9, "W": 8, "R": 3, "S": 2, "P": 4, "Q": 3, "sh": 2, "sw": 3}
+	with := func(base map[string]uint64, more ...any) map[string]uint64 {
+		m := make(map[string]uint64)
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i < len(more); i += 2 {
+			m[more[i].(string)] = more[i+1].(uint64)
+		}
+		return m
+	}
+	lin := func(total int) int { return (total + 255) / 256 }
+	cases := []struct {
+		kernel string
+		call   func() error
+		grid   int
+		want   map[string]uint64
+	}{
+		{"conv2d_fwd_v1_direct", func() error { return d.Conv2DForward(g, x, w, b, y) }, lin(2 * 4 * 5 * 7),
+			with(convArgs, "x", P(x), "w", P(w), "b", P(b), "y", P(y))},
+		{"conv2d_fwd_v1_direct", func() error { return d.Conv2DForward(g, x, w, nil, y) }, lin(2 * 4 * 5 * 7),
+			with(convArgs, "x", P(x), "w", P(w), "b", uint64(0), "y", P(y))},
+		{"conv2d_bwd_data_v1_direct", func() error { return d.Conv2DBackwardData(g, y, w, x) }, lin(2 * 3 * 9 * 8),
+			with(convArgs, "dy", P(y), "w", P(w), "dx", P(x))},
+		{"conv2d_bwd_filter_v1_direct", func() error { return d.Conv2DBackwardFilter(g, x, y, w) }, 4 * 3 * 3 * 2,
+			with(convArgs, "x", P(x), "dy", P(y), "dw", P(w))},
+		{"conv2d_bwd_bias_v1", func() error { return d.Conv2DBackwardBias(g, y, b) }, 4,
+			map[string]uint64{"dy": P(y), "db": P(b), "N": 2, "K": 4, "PQ": 35}},
+		{"relu_fwd_v1", func() error { return d.ReLUForward(e1, e2) }, 4,
+			map[string]uint64{"x": P(e1), "y": P(e2), "n": 1000}},
+		{"relu_bwd_v1", func() error { return d.ReLUBackward(e1, e2, e3) }, 4,
+			map[string]uint64{"x": P(e1), "dy": P(e2), "dx": P(e3), "n": 1000}},
+		{"maxpool_fwd_v1", func() error { return d.MaxPoolForward(pool, px, py, parg) }, lin(2 * 3 * 4 * 3),
+			with(poolArgs, "x", P(px), "y", P(py), "argmax", P(parg))},
+		{"maxpool_bwd_v1", func() error { return d.MaxPoolBackward(pool, py, parg, px) }, lin(2 * 3 * 9 * 8),
+			with(poolArgs, "dy", P(py), "argmax", P(parg), "dx", P(px))},
+		{"dense_fwd_v1", func() error { return d.DenseForward(n, in, out, dx, dw, db, dy) }, 1,
+			map[string]uint64{"x": P(dx), "w": P(dw), "b": P(db), "y": P(dy), "N": n, "In": in, "Out": out}},
+		{"dense_bwd_data_v1", func() error { return d.DenseBackwardData(n, in, out, dy, dw, dx) }, 1,
+			map[string]uint64{"dy": P(dy), "w": P(dw), "dx": P(dx), "N": n, "In": in, "Out": out}},
+		{"dense_bwd_weight_v1", func() error { return d.DenseBackwardWeight(n, in, out, dx, dy, dw) }, 1,
+			map[string]uint64{"x": P(dx), "dy": P(dy), "dw": P(dw), "N": n, "In": in, "Out": out}},
+		{"reduce_cols_v1", func() error { return d.ReduceCols(n, out, dy, db) }, 1,
+			map[string]uint64{"a": P(dy), "out": P(db), "rows": n, "cols": out}},
+		{"softmax_ce_v1", func() error { return d.SoftmaxCrossEntropy(n, out, dy, lab, rows, dy) }, 1,
+			map[string]uint64{"logits": P(dy), "labels": P(lab), "loss_rows": P(rows), "dlogits": P(dy), "N": n, "classes": out}},
+		{"mse_v1", func() error { return d.MSE(n, out, dy, dy, rows, nil) }, 1,
+			map[string]uint64{"y": P(dy), "t": P(dy), "loss_rows": P(rows), "dy": 0, "N": n, "D": out}},
+		{"reduce_sum_v1", func() error { return d.ReduceSum(e1, rows, 0.5) }, 1,
+			map[string]uint64{"a": P(e1), "out": P(rows), "n": 1000, "scale": uint64(math.Float32bits(0.5))}},
+		{"count_correct_v1", func() error { return d.CountCorrect(n, out, dy, lab, rows) }, 1,
+			map[string]uint64{"logits": P(dy), "labels": P(lab), "acc": P(rows), "N": n, "classes": out}},
+		{"accumulate_v1", func() error { return d.Accumulate(e1, e2) }, 4,
+			map[string]uint64{"dst": P(e1), "src": P(e2), "n": 1000}},
+		{"sgd_momentum_v1", func() error { return d.SGDMomentum(e1, e2, e3, 0.01, 0.9, -1) }, 4,
+			map[string]uint64{"p": P(e1), "g": P(e2), "v": P(e3), "n": 1000, "lr": uint64(math.Float32bits(0.01)),
+				"momentum": uint64(math.Float32bits(0.9)), "weight_decay": uint64(math.Float32bits(-1))}},
+		{"gather_rows_f32_v1", func() error { return d.GatherRows(4, src, idx, dst) }, 1,
+			map[string]uint64{"src": P(src), "idx": P(idx), "dst": P(dst), "rows": 6, "rowLen": 4}},
+		{"gather_rows_i32_v1", func() error { return d.GatherRows(4, isrc, idx, idst) }, 1,
+			map[string]uint64{"src": P(isrc), "idx": P(idx), "dst": P(idst), "rows": 6, "rowLen": 4}},
+		{"fill_f32_v1", func() error { return d.Fill(e3, -2) }, 4,
+			map[string]uint64{"p": P(e3), "n": 1000, "v": uint64(math.Float32bits(-2))}},
+	}
+	seen := map[string]bool{}
+	for i, c := range cases {
+		t.Run(fmt.Sprintf("case=%d/kernel=%s", i, c.kernel), func(t *testing.T) {
+			if err := c.call(); err != nil {
+				t.Fatal(err)
+			}
+			seen[c.kernel] = true
+			l := f.last
+			if l.name != c.kernel {
+				t.Fatalf("launched %s, want %s", l.name, c.kernel)
+			}
+			if l.grid != (Dim3{c.grid, 1, 1}) || l.block != (Dim3{256, 1, 1}) || l.shared != 0 {
+				t.Errorf("grid %v block %v shared %d, want grid {%d 1 1} block {256 1 1} shared 0", l.grid, l.block, l.shared, c.grid)
+			}
+			k, _ := kernels.Lookup(c.kernel)
+			if l.nargs != len(k.Params) {
+				t.Fatalf("%d arguments, kernel has %d parameters", l.nargs, len(k.Params))
+			}
+			for j, p := range k.Params {
+				want, ok := c.want[p.Name]
+				if !ok {
+					t.Fatalf("test has no value for parameter %s", p.Name)
+				}
+				if l.args[j] != want {
+					t.Errorf("parameter %d (%s) = %#x, want %#x", j, p.Name, l.args[j], want)
+				}
+			}
+			if len(c.want) != len(k.Params) {
+				t.Errorf("test lists %d values for %d parameters", len(c.want), len(k.Params))
+			}
+		})
+	}
+	for _, k := range kernels.All {
+		if !seen[k.Name] {
+			t.Errorf("kernel %s has no launcher case", k.Name)
+		}
+	}
+}
+
+// TestLaunchAllocs checks that a launch allocates nothing on the host (the
+// arguments are staged in the Device) and that buffers freed and allocated
+// again in a loop are served from the cache: no driver allocation in steady
+// state.
+func TestLaunchAllocs(t *testing.T) {
+	d, f := openFake(t)
+	g := cg(2, 3, 9, 8, 4, 3, 2, 2, 1, 1, 0)
+	x, w, b, y := mustF32(t, d, g.XLen()), mustF32(t, d, g.WLen()), mustF32(t, d, g.K), mustF32(t, d, g.YLen())
+	if a := testing.AllocsPerRun(100, func() {
+		if err := d.Conv2DForward(g, x, w, b, y); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.SGDMomentum(x, x, x, 0.1, 0.9, 0); err != nil {
+			t.Fatal(err)
+		}
+	}); a != 0 {
+		t.Errorf("launches allocate %v times per run, want 0", a)
+	}
+	before := f.allocs
+	for range 10 {
+		t1, err := d.NewFloat32(1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t2, err := d.NewInt32(990) // 3960 bytes: the same 4096-byte class as 1000 float32
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := t1.Free(); err != nil {
+			t.Fatal(err)
+		}
+		if err := t2.Free(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := f.allocs - before; got != 2 {
+		t.Errorf("10 alloc/free cycles of two buffers made %d driver allocations, want 2", got)
+	}
+	s := d.MemStats()
+	if s.Reuses != 18 || s.BytesCached != 2*4096 {
+		t.Errorf("MemStats = %+v, want 18 reuses and 8192 bytes cached", s)
+	}
+	if err := d.ReleaseCached(); err != nil {
+		t.Fatal(err)
+	}
+	if s := d.MemStats(); s.BytesCached != 0 || s.Frees != 2 {
+		t.Errorf("after ReleaseCached: MemStats = %+v, want nothing cached and 2 frees", s)
+	}
+}
+
+// TestBufferChecks checks the length, type and lifetime checks of buffers.
+func TestBufferChecks(t *testing.T) {
+	d, _ := openFake(t)
+	a, b := mustF32(t, d, 10), mustI32(t, d, 10)
+	view, err := a.Slice(2, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if view.Ptr() != a.Ptr()+8 || view.Len() != 5 {
+		t.Errorf("Slice(2, 5) = %v, want 5 elements at %#x", view, uint64(a.Ptr()+8))
+	}
+	geom := []struct {
+		name string
+		err  error
+	}{
+		{"upload short", a.Upload(make([]float32, 9))},
+		{"upload long", a.Upload(make([]float32, 11))},
+		{"upload float32 to int32", b.Upload(make([]float32, 10))},
+		{"download int32 from float32", a.DownloadInt32(make([]int32, 10))},
+		{"copy type mismatch", a.CopyFrom(b)},
+		{"copy length mismatch", a.CopyFrom(view)},
+		{"slice past the end", func() error { _, err := a.Slice(6, 5); return err }()},
+		{"slice negative", func() error { _, err := a.Slice(-1, 2); return err }()},
+		{"zero length", func() error { _, err := d.NewFloat32(0); return err }()},
+	}
+	for _, c := range geom {
+		if !errors.Is(c.err, cpuref.ErrGeometry) {
+			t.Errorf("%s: error %v, want one wrapping cpuref.ErrGeometry", c.name, c.err)
+		}
+	}
+	if err := view.Free(); err == nil {
+		t.Errorf("freeing a view: no error")
+	}
+	if err := a.Free(); err != nil {
+		t.Fatal(err)
+	}
+	closed := []struct {
+		name string
+		err  error
+	}{
+		{"free twice", a.Free()},
+		{"upload to freed", a.Upload(make([]float32, 10))},
+		{"download from view of freed", view.Download(make([]float32, 5))},
+		{"launch on freed", d.Fill(a, 1)},
+	}
+	for _, c := range closed {
+		if !errors.Is(c.err, ErrClosed) {
+			t.Errorf("%s: error %v, want one wrapping ErrClosed", c.name, c.err)
+		}
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.NewFloat32(1); !errors.Is(err, ErrClosed) {
+		t.Errorf("NewFloat32 after Close: error %v, want one wrapping ErrClosed", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}

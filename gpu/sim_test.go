@@ -1,0 +1,113 @@
+package gpu
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// openSim opens a simulator with both shared-memory checks on, closed at
+// the end of the test.
+func openSim(t *testing.T) *Device {
+	t.Helper()
+	d, err := OpenSim(SimOptions{CheckRaces: true, CheckUninitShared: true, Counters: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return d
+}
+
+// TestConformanceSim runs every kernel on the PTX simulator against cpuref.
+func TestConformanceSim(t *testing.T) {
+	runConformance(t, openSim(t))
+}
+
+// TestSimLaunchError checks that a fault inside a kernel comes back
+// wrapped with the kernel's name and shape: a gather index past the end of
+// src (which the launcher cannot see, it is on the device) makes the
+// simulator stop the launch on an out-of-bounds read.
+func TestSimLaunchError(t *testing.T) {
+	d := openSim(t)
+	src, err := d.NewFloat32(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := d.NewInt32(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := d.NewFloat32(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idx.UploadInt32([]int32{1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	err = d.GatherRows(1, src, idx, dst)
+	if err == nil {
+		t.Fatalf("gather with index 2²⁰ from 8 rows: no error")
+	}
+	const want = "gpu: launch gather_rows_f32_v1 (rows=1,cols=1): "
+	if !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("error %q does not start with %q", err, want)
+	}
+}
+
+// TestSimCounters checks that the counters of the last launch are exposed.
+func TestSimCounters(t *testing.T) {
+	d := openSim(t)
+	if _, ok := d.LastStats(); ok {
+		// NewFloat32 zeroes with a launch; nothing launched yet at Open.
+		t.Errorf("LastStats before any launch: ok = true")
+	}
+	x, err := d.NewFloat32(1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := d.NewFloat32(1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.ReLUForward(x, y); err != nil {
+		t.Fatal(err)
+	}
+	s, ok := d.LastStats()
+	if !ok {
+		t.Fatalf("LastStats after a launch: ok = false")
+	}
+	// relu_fwd_v1 over 1000 elements: 4 blocks of 256 threads, each live
+	// thread loads and stores 4 bytes.
+	if s.Threads != 1024 || s.Blocks != 4 {
+		t.Errorf("LastStats: %d blocks, %d threads, want 4, 1024", s.Blocks, s.Threads)
+	}
+	if s.GlobalLoadBytes != 4000 || s.GlobalStoreBytes != 4000 {
+		t.Errorf("LastStats: %d bytes loaded, %d stored, want 4000, 4000", s.GlobalLoadBytes, s.GlobalStoreBytes)
+	}
+}
+
+// TestSimOutOfMemory checks the out-of-memory message: how much was asked
+// and how much is free.
+func TestSimOutOfMemory(t *testing.T) {
+	d, err := OpenSim(SimOptions{MemoryBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	_, err = d.NewFloat32(1 << 20)
+	if err == nil {
+		t.Fatalf("allocating 4 MiB on a 1 MiB device: no error")
+	}
+	for _, s := range []string{"out of device memory", "asked 4194304 bytes", "1048576 of 1048576 free"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not say %q", err, s)
+		}
+	}
+	if errors.Is(err, ErrClosed) {
+		t.Errorf("error %q wraps ErrClosed", err)
+	}
+}
