@@ -73,3 +73,87 @@ func benchConv(b *testing.B, op, impl string, g ConvGeom) {
 	}
 	b.ReportMetric(g.FLOPs()*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
+
+// BenchmarkMNISTStep times one SGD step of the default network (conv 1→8
+// 5×5, ReLU, max-pool 2, conv 8→16 5×5, ReLU, max-pool 2, dense 256→10,
+// softmax-CE, momentum SGD) at batch 64, built from cpuref alone, and
+// reports images/s. The first conv's backward-data pass is skipped, as a
+// trainer does for the input layer.
+//
+//	go test -run '^$' -bench MNISTStep -benchtime 100x ./cpuref
+func BenchmarkMNISTStep(b *testing.B) {
+	const n = 64
+	rng := newRand(7)
+	g1 := ConvGeom{N: n, C: 1, H: 28, W: 28, K: 8, R: 5, S: 5, StrideH: 1, StrideW: 1}
+	p1 := PoolGeom{N: n, C: 8, H: 24, W: 24, R: 2, S: 2, StrideH: 2, StrideW: 2}
+	g2 := ConvGeom{N: n, C: 8, H: 12, W: 12, K: 16, R: 5, S: 5, StrideH: 1, StrideW: 1}
+	p2 := PoolGeom{N: n, C: 16, H: 8, W: 8, R: 2, S: 2, StrideH: 2, StrideW: 2}
+	c1, err := NewConv2D(g1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c2, err := NewConv2D(g2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := func(k int) []float32 { return make([]float32, k) }
+	x := randFloats[float32](rng, g1.XLen())
+	labels := make([]int32, n)
+	for i := range labels {
+		labels[i] = int32(rng.IntN(10))
+	}
+	w1, b1, w2, b2 := randFloats[float32](rng, g1.WLen()), f(8), randFloats[float32](rng, g2.WLen()), f(16)
+	fw, fb := randFloats[float32](rng, 2560), f(10)
+	params := [][]float32{w1, b1, w2, b2, fw, fb}
+	grads := [][]float32{f(len(w1)), f(8), f(len(w2)), f(16), f(2560), f(10)}
+	var vels [][]float32
+	for _, p := range params {
+		vels = append(vels, f(len(p)))
+	}
+	y1, r1, q1, a1 := f(g1.YLen()), f(g1.YLen()), f(p1.YLen()), make([]int32, p1.YLen())
+	y2, r2, q2, a2 := f(g2.YLen()), f(g2.YLen()), f(p2.YLen()), make([]int32, p2.YLen())
+	logits, dl := f(n*10), f(n*10)
+	dq2, dr2, dy2 := f(p2.YLen()), f(g2.YLen()), f(g2.YLen())
+	dq1, dr1, dy1 := f(p1.YLen()), f(g1.YLen()), f(g1.YLen())
+	step := func() error {
+		for _, err := range []error{
+			c1.Forward(x, w1, b1, y1), ReLUForward(y1, r1), MaxPoolForward(p1, r1, q1, a1),
+			c2.Forward(q1, w2, b2, y2), ReLUForward(y2, r2), MaxPoolForward(p2, r2, q2, a2),
+			DenseForward(n, 256, 10, q2, fw, fb, logits),
+		} {
+			if err != nil {
+				return err
+			}
+		}
+		if _, err := SoftmaxCrossEntropy(n, 10, logits, labels, dl); err != nil {
+			return err
+		}
+		for _, err := range []error{
+			DenseBackward(n, 256, 10, q2, fw, dl, dq2, grads[4], grads[5]),
+			MaxPoolBackward(p2, dq2, a2, dr2), ReLUBackward(y2, dr2, dy2),
+			c2.BackwardFilter(q1, dy2, grads[2], grads[3]), c2.BackwardData(dy2, w2, dq1),
+			MaxPoolBackward(p1, dq1, a1, dr1), ReLUBackward(y1, dr1, dy1),
+			c1.BackwardFilter(x, dy1, grads[0], grads[1]),
+		} {
+			if err != nil {
+				return err
+			}
+		}
+		for i, p := range params {
+			if err := SGDStep(p, grads[i], vels[i], 0.01, 0.9, 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := step(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if err := step(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(n*float64(b.N)/b.Elapsed().Seconds(), "images/s")
+}
