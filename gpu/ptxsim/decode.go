@@ -1,0 +1,2198 @@
+package ptxsim
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+type opcode uint16
+
+const (
+	opNop opcode = iota
+	opBra
+	opExit
+	opTrap
+	opBar
+	opColl
+	opActivemask
+
+	opMov    // d = a & mask
+	opPack   // d = v[0] | v[1]<<w | ...
+	opUnpack // v[i] = a >> (i*w) & mask
+	opSext   // d = sext(a, sh) & mask
+	opAddImm // d = (a + imm) & mask
+	opSelp   // d = c ? a : b
+	opSlctS  // d = int(c) >= 0 ? a : b
+	opSlctF  // d = float32(c) >= 0 ? a : b
+
+	// integer, result & mask, signed operands sign-extended by sh
+	opAdd
+	opSub
+	opMulLo
+	opMadLo
+	opAnd
+	opOr
+	opXor
+	opNot
+	opNeg
+	opShl
+	opShrU
+	opShrS
+	opMulHiS
+	opMulHiU
+	opMulHiS64
+	opMulHiU64
+	opMulWideS
+	opMulWideU
+	opMadWideS
+	opMadWideU
+	opMadHiS
+	opMadHiU
+	opDivS
+	opDivU
+	opRemS
+	opRemU
+	opMinS
+	opMinU
+	opMaxS
+	opMaxU
+	opAbsS
+	opPopc
+	opClz
+	opBrev
+	opBfind
+	opBfeS
+	opBfeU
+	opBfi
+	opPrmt
+	opLop3
+	opShfL
+	opShfR
+	opCnot
+	opAddSatS32
+	opSubSatS32
+
+	opSetpS // cmp in sub
+	opSetpU
+	opSetpF32
+	opSetpF64
+	opSetGeneric
+
+	// float32
+	opAddF32
+	opSubF32
+	opMulF32
+	opFmaF32
+	opAddF32Ftz
+	opSubF32Ftz
+	opMulF32Ftz
+	opFmaF32Ftz
+	opF32Slow // add/sub/mul/fma/div/sqrt/rcp with rounding/ftz/sat modifiers: sub = fop
+	opDivF32
+	opDivApproxF32
+	opSqrtF32
+	opRcpF32
+	opMinF32
+	opMaxF32
+	opAbsF32
+	opNegF32
+	opF32Unary // approximate unary: sub = uop
+	opCopysignF32
+	opTestpF32
+
+	// float64
+	opAddF64
+	opSubF64
+	opMulF64
+	opFmaF64
+	opF64Slow
+	opDivF64
+	opSqrtF64
+	opRcpF64
+	opMinF64
+	opMaxF64
+	opAbsF64
+	opNegF64
+	opF64Unary
+	opCopysignF64
+	opTestpF64
+
+	opCvt // generic conversion
+
+	opLdGlobal
+	opLdShared
+	opLdLocal
+	opLdParam
+	opLdGeneric
+	opStGlobal
+	opStShared
+	opStLocal
+	opStGeneric
+	opStParam
+	opAtom
+	opCall
+	opRet
+	opIsspacep
+
+	numOps
+)
+
+// instruction classes for Stats.Instructions.
+const (
+	clsInt = iota
+	clsFP32
+	clsFP64
+	clsMov
+	clsConvert
+	clsMemGlobal
+	clsMemShared
+	clsMemLocal
+	clsMemParam
+	clsAtomic
+	clsControl
+	clsSync
+	clsWarp
+	clsSpecial
+	numClasses
+)
+
+var className = [numClasses]string{"int", "fp32", "fp64", "mov", "convert", "mem.global", "mem.shared",
+	"mem.local", "mem.param", "atomic", "control", "sync", "warp", "special"}
+
+// type codes: kind<<4 | log2(bytes)
+const (
+	kU    = 1
+	kS    = 2
+	kF    = 3
+	kPred = 4
+	kB    = 5
+	kBF   = 6
+)
+
+func typeCode(t string) uint8 {
+	n := typeSize(t)
+	l := uint8(0)
+	for 1<<l < n {
+		l++
+	}
+	switch t[0] {
+	case 'u':
+		return kU<<4 | l
+	case 's':
+		return kS<<4 | l
+	case 'f':
+		return kF<<4 | l
+	case 'b':
+		if strings.HasPrefix(t, "bf") {
+			return kBF<<4 | l
+		}
+		return kB<<4 | l
+	case 'p':
+		return kPred << 4
+	}
+	return 0
+}
+
+// inst is a pre-decoded instruction.
+type inst struct {
+	op    opcode
+	sz    uint8 // bytes of an access or operand
+	nv    uint8 // vector elements
+	sub   uint8 // comparison, sub-operation, mode
+	sub2  uint8
+	sh    uint8 // 64 - operand bits, for sign extension
+	rnd   uint8
+	ta    uint8 // source type code
+	td    uint8 // destination type code
+	flags uint8
+	p     int32 // guard register
+	d     int32
+	a     int32
+	b     int32
+	c     int32
+	e     int32
+	pv    uint64 // execute when regs[p] == pv
+	mask  uint64
+	imm   int64
+	v     [4]int32
+}
+
+// flags
+const (
+	fFtz = 1 << iota
+	fSat
+	fNegC // negated predicate source c
+	fNaN  // min/max .NaN
+	fSigned
+	fNegA
+)
+
+// rounding modes
+const (
+	rnNone = iota
+	rnRN
+	rnRZ
+	rnRM
+	rnRP
+	rnRNI
+	rnRZI
+	rnRMI
+	rnRPI
+)
+
+// comparison operators
+const (
+	cmpEq = iota
+	cmpNe
+	cmpLt
+	cmpLe
+	cmpGt
+	cmpGe
+	cmpEqu
+	cmpNeu
+	cmpLtu
+	cmpLeu
+	cmpGtu
+	cmpGeu
+	cmpNum
+	cmpNan
+)
+
+var cmpNames = map[string]uint8{"eq": cmpEq, "ne": cmpNe, "lt": cmpLt, "le": cmpLe, "gt": cmpGt, "ge": cmpGe,
+	"lo": cmpLt, "ls": cmpLe, "hi": cmpGt, "hs": cmpGe,
+	"equ": cmpEqu, "neu": cmpNeu, "ltu": cmpLtu, "leu": cmpLeu, "gtu": cmpGtu, "geu": cmpGeu, "num": cmpNum, "nan": cmpNan}
+
+// special registers
+const (
+	spTidX = iota
+	spTidY
+	spTidZ
+	spNtidX
+	spNtidY
+	spNtidZ
+	spCtaidX
+	spCtaidY
+	spCtaidZ
+	spNctaidX
+	spNctaidY
+	spNctaidZ
+	spLaneid
+	spWarpid
+	spNwarpid
+	spLanemaskEq
+	spLanemaskLt
+	spLanemaskLe
+	spLanemaskGt
+	spLanemaskGe
+	spSmid
+	spNsmid
+	spGridid
+)
+
+var specialNames = map[string]int{"%tid.x": spTidX, "%tid.y": spTidY, "%tid.z": spTidZ,
+	"%ntid.x": spNtidX, "%ntid.y": spNtidY, "%ntid.z": spNtidZ,
+	"%ctaid.x": spCtaidX, "%ctaid.y": spCtaidY, "%ctaid.z": spCtaidZ,
+	"%nctaid.x": spNctaidX, "%nctaid.y": spNctaidY, "%nctaid.z": spNctaidZ,
+	"%laneid": spLaneid, "%warpid": spWarpid, "%nwarpid": spNwarpid,
+	"%lanemask_eq": spLanemaskEq, "%lanemask_lt": spLanemaskLt, "%lanemask_le": spLanemaskLe,
+	"%lanemask_gt": spLanemaskGt, "%lanemask_ge": spLanemaskGe, "%smid": spSmid, "%nsmid": spNsmid, "%gridid": spGridid}
+
+type special struct {
+	slot int32
+	kind int
+}
+
+// Module is a loaded PTX module.
+type Module struct {
+	kernels map[string]*Kernel
+	names   []string
+}
+
+// Kernel is an entry point of a Module, decoded and ready to launch.
+type Kernel struct {
+	name      string
+	params    []Param
+	paramOff  []int
+	paramSize int
+
+	code  []inst
+	line  []int32
+	text  []string
+	class []uint8
+
+	nregs     int // register file size per thread
+	constBase int
+	consts    []uint64
+	specials  []special
+
+	sharedStatic int
+	dynBase      int // offset of extern (dynamic) shared memory
+	localSize    int
+	frameSize    int // per-thread scratch for call parameters
+	usesColl     bool
+}
+
+// Name is the kernel's entry name.
+func (k *Kernel) Name() string { return k.name }
+
+// Params lists the kernel's parameters in order.
+func (k *Kernel) Params() []Param { return append([]Param(nil), k.params...) }
+
+// Kernel returns the entry point called name.
+func (mod *Module) Kernel(name string) (*Kernel, error) {
+	k, ok := mod.kernels[name]
+	if !ok {
+		return nil, fmt.Errorf("ptxsim: no kernel %q in module (have %v)", name, mod.names)
+	}
+	return k, nil
+}
+
+// Kernels lists the entry points of the module in the order of the PTX text.
+func (mod *Module) Kernels() []string { return append([]string(nil), mod.names...) }
+
+// Load parses PTX text and pre-decodes every entry point. An unsupported
+// directive or instruction is an error naming it and its line.
+func Load(ptx string) (mod *Module, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			mod, err = nil, fmt.Errorf("ptxsim: load: internal error: %v", r)
+		}
+	}()
+	m, err := parseModule(ptx)
+	if err != nil {
+		return nil, fmt.Errorf("ptxsim: load: %w", err)
+	}
+	src := strings.Split(ptx, "\n")
+	mod = &Module{kernels: map[string]*Kernel{}}
+	funcs := map[string]*function{}
+	for _, f := range m.funcs {
+		if !f.proto || funcs[f.name] == nil {
+			funcs[f.name] = f
+		}
+	}
+	for _, f := range m.funcs {
+		if !f.entry || f.proto {
+			continue
+		}
+		k, err := decodeKernel(m, f, funcs, src)
+		if err != nil {
+			return nil, fmt.Errorf("ptxsim: load: kernel %s: %w", f.name, err)
+		}
+		mod.kernels[k.name] = k
+		mod.names = append(mod.names, k.name)
+	}
+	return mod, nil
+}
+
+// symbol kinds
+const (
+	symShared = iota
+	symLocal
+	symParam // byte offset in the kernel parameter buffer
+	symFrame // byte offset in the per-thread call frame
+	symFunc
+)
+
+type symbol struct {
+	kind int
+	off  int64
+	size int64
+}
+
+type decoder struct {
+	mod   *module
+	funcs map[string]*function
+	lines []string
+	k     *Kernel
+
+	nslots   int32
+	consts   map[uint64]int32
+	specials map[int]int32
+	syms     map[string]symbol // per function being decoded
+	regs     map[string]int32  // per function
+	regBits  map[string]int    // per function
+	labels   map[string]int    // per function, pc relative to function start
+	base     int               // pc of the function's first instruction
+
+	fixups   []fixup
+	funcPC   map[string]int
+	pending  []*function
+	frameTop int64
+	shared   map[string]int64 // module shared vars
+	fshared  map[string]map[string]int64
+	calls    map[string]callInfo
+}
+
+type fixup struct {
+	pc    int
+	label string
+	fn    string // resolves to a function entry pc when non-empty
+	base  int
+	lbls  map[string]int
+}
+
+type callInfo struct {
+	paramOff []int64 // frame offsets of the callee's parameters
+	retOff   []int64
+}
+
+func decodeKernel(m *module, f *function, funcs map[string]*function, src []string) (*Kernel, error) {
+	k := &Kernel{name: f.name}
+	d := &decoder{mod: m, funcs: funcs, lines: src, k: k, consts: map[uint64]int32{}, specials: map[int]int32{},
+		funcPC: map[string]int{}, shared: map[string]int64{}, calls: map[string]callInfo{}}
+	d.nslots = 2 // slot 0 = true (1), slot 1 = false (0)
+	// parameters
+	off := 0
+	for _, p := range f.params {
+		size := typeSize(p.typ) * max(p.count, 1)
+		off = alignUp(off, max(p.align, 1))
+		k.paramOff = append(k.paramOff, off)
+		typ := p.typ
+		if p.count > 1 || p.count == -1 {
+			typ = fmt.Sprintf("%s[%d]", p.typ, p.count)
+		}
+		k.params = append(k.params, Param{Name: p.name, Type: typ, Size: size})
+		off += size
+	}
+	k.paramSize = off
+	// module-level static shared variables: all of them, in declaration order
+	soff := int64(0)
+	maxAlign := 16
+	for _, v := range m.vars {
+		if v.space != "shared" {
+			return nil, fmt.Errorf("line %d: module-level .%s variables are not supported", v.line, v.space)
+		}
+		if v.count == -1 {
+			maxAlign = max(maxAlign, v.align)
+			continue
+		}
+		soff = int64(alignUp(int(soff), max(v.align, 1)))
+		d.shared[v.name] = soff
+		soff += int64(typeSize(v.typ) * v.count)
+	}
+	// function-level shared variables of every function, then dynamic shared memory
+	d.fshared = map[string]map[string]int64{}
+	for _, fn := range m.funcs {
+		for _, v := range fn.vars {
+			if v.space != "shared" {
+				continue
+			}
+			if v.count == -1 {
+				return nil, fmt.Errorf("line %d: extern .shared inside a function is not supported", v.line)
+			}
+			if d.fshared[fn.name] == nil {
+				d.fshared[fn.name] = map[string]int64{}
+			}
+			soff = int64(alignUp(int(soff), max(v.align, 1)))
+			d.fshared[fn.name][v.name] = soff
+			soff += int64(typeSize(v.typ) * v.count)
+		}
+	}
+	for _, v := range m.vars {
+		if v.count == -1 {
+			maxAlign = max(maxAlign, v.align)
+		}
+	}
+	k.sharedStatic = int(soff)
+	k.dynBase = alignUp(k.sharedStatic, maxAlign)
+	d.pending = []*function{f}
+	d.funcPC[f.name] = 0
+	for len(d.pending) > 0 {
+		fn := d.pending[0]
+		d.pending = d.pending[1:]
+		if err := d.decodeFunc(fn, fn == f); err != nil {
+			return nil, err
+		}
+	}
+	for _, fx := range d.fixups {
+		if fx.fn != "" {
+			k.code[fx.pc].imm = int64(d.funcPC[fx.fn])
+			continue
+		}
+		t, ok := fx.lbls[fx.label]
+		if !ok {
+			return nil, fmt.Errorf("line %d: unknown label %s", k.line[fx.pc], fx.label)
+		}
+		k.code[fx.pc].imm = int64(fx.base + t)
+	}
+	k.frameSize = int(d.frameTop)
+	k.constBase = int(d.nslots)
+	k.nregs = int(d.nslots) + len(d.consts)
+	// remap const slots (stored as negative placeholders)
+	remap := func(r *int32) {
+		if *r < -1 {
+			*r = int32(k.constBase) + (-*r - 2)
+		}
+	}
+	for i := range k.code {
+		in := &k.code[i]
+		remap(&in.p)
+		remap(&in.a)
+		remap(&in.b)
+		remap(&in.c)
+		remap(&in.e)
+		remap(&in.d)
+		for j := range in.v {
+			remap(&in.v[j])
+		}
+	}
+	k.consts = make([]uint64, len(d.consts))
+	for v, s := range d.consts {
+		k.consts[-s-2] = v
+	}
+	for kind, slot := range d.specials {
+		k.specials = append(k.specials, special{slot, kind})
+	}
+	sort.Slice(k.specials, func(i, j int) bool { return k.specials[i].slot < k.specials[j].slot })
+	k.class = make([]uint8, len(k.code))
+	for i := range k.code {
+		k.class[i] = opClass(&k.code[i])
+		if k.code[i].op == opColl {
+			k.usesColl = true
+		}
+	}
+	return k, nil
+}
+
+func alignUp(x, a int) int { return (x + a - 1) / a * a }
+
+func (d *decoder) newSlot() int32 {
+	s := d.nslots
+	d.nslots++
+	return s
+}
+
+// constSlot returns a placeholder (≤ -2) for a constant register holding v.
+func (d *decoder) constSlot(v uint64) int32 {
+	if v == 1 {
+		return 0
+	}
+	if v == 0 {
+		return 1
+	}
+	if s, ok := d.consts[v]; ok {
+		return s
+	}
+	s := int32(-2 - len(d.consts))
+	d.consts[v] = s
+	return s
+}
+
+func (d *decoder) decodeFunc(f *function, entry bool) error {
+	if f.proto {
+		return fmt.Errorf("line %d: function %s has no body", f.line, f.name)
+	}
+	k := d.k
+	d.base = len(k.code)
+	d.funcPC[f.name] = d.base
+	d.regs = map[string]int32{}
+	d.regBits = map[string]int{}
+	d.syms = map[string]symbol{}
+	d.labels = f.labels
+	for _, r := range f.regs {
+		bits := typeSize(r.typ) * 8
+		if r.typ == "pred" {
+			bits = 1
+		}
+		if r.count < 0 {
+			d.regs[r.name] = d.newSlot()
+			d.regBits[r.name] = bits
+			continue
+		}
+		for i := 0; i < r.count; i++ {
+			n := r.name + strconv.Itoa(i)
+			d.regs[n] = d.newSlot()
+			d.regBits[n] = bits
+		}
+	}
+	for name, off := range d.shared {
+		d.syms[name] = symbol{kind: symShared, off: off}
+	}
+	for _, v := range d.mod.vars {
+		if v.count == -1 {
+			d.syms[v.name] = symbol{kind: symShared, off: -1} // dynamic: resolved at the end
+		}
+	}
+	for _, v := range f.vars {
+		size := int64(typeSize(v.typ) * max(v.count, 1))
+		switch v.space {
+		case "shared":
+			d.syms[v.name] = symbol{kind: symShared, off: d.fshared[f.name][v.name]}
+		case "local":
+			off := int64(alignUp(k.localSize, max(v.align, 1)))
+			k.localSize = int(off + size)
+			d.syms[v.name] = symbol{kind: symLocal, off: off, size: size}
+		default:
+			return fmt.Errorf("line %d: unsupported .%s declaration in a function", v.line, v.space)
+		}
+	}
+	if entry {
+		for i, p := range f.params {
+			d.syms[p.name] = symbol{kind: symParam, off: int64(k.paramOff[i]), size: int64(k.params[i].Size)}
+		}
+	} else {
+		ci := callInfo{}
+		for _, p := range append(append([]varDecl(nil), f.params...), f.rets...) {
+			size := int64(typeSize(p.typ) * max(p.count, 1))
+			off := int64(alignUp(int(d.frameTop), 8))
+			d.frameTop = off + size
+			d.syms[p.name] = symbol{kind: symFrame, off: off, size: size}
+		}
+		for _, p := range f.params {
+			ci.paramOff = append(ci.paramOff, d.syms[p.name].off)
+		}
+		for _, p := range f.rets {
+			ci.retOff = append(ci.retOff, d.syms[p.name].off)
+		}
+		d.calls[f.name] = ci
+	}
+	for name := range d.funcs {
+		if _, ok := d.syms[name]; !ok {
+			d.syms[name] = symbol{kind: symFunc}
+		}
+	}
+	labelsAt := map[int]bool{}
+	for _, pc := range f.labels {
+		labelsAt[pc] = true
+	}
+	for i := range f.body {
+		s := &f.body[i]
+		in, err := d.decodeStmt(s, f, entry)
+		if err != nil {
+			return fmt.Errorf("line %d: %w: %q", s.line, err, s.text)
+		}
+		// the dynamic-shared symbol is only known at the end; fix after loop
+		k.code = append(k.code, in)
+		k.line = append(k.line, int32(s.line))
+		k.text = append(k.text, s.text)
+	}
+	// implicit return at the end of a body
+	k.code = append(k.code, inst{op: opRet, pv: 1, p: 0})
+	if entry {
+		k.code[len(k.code)-1].op = opExit
+	}
+	k.line = append(k.line, int32(f.line))
+	k.text = append(k.text, "(end of "+f.name+")")
+	return nil
+}
+
+// reg returns the slot of a register operand.
+func (d *decoder) reg(o operand) (int32, int, error) {
+	if o.kind != okReg {
+		return 0, 0, fmt.Errorf("expected a register, found %s", describe(o))
+	}
+	if s, ok := d.regs[o.name]; ok {
+		return s, d.regBits[o.name], nil
+	}
+	if sp, ok := specialNames[o.name]; ok {
+		s, ok := d.specials[sp]
+		if !ok {
+			s = d.newSlot()
+			d.specials[sp] = s
+		}
+		return s, 32, nil
+	}
+	if strings.HasPrefix(o.name, "%") {
+		if _, ok := specialNames[o.name]; !ok && (strings.HasPrefix(o.name, "%clock") || strings.HasPrefix(o.name, "%globaltimer") ||
+			strings.HasPrefix(o.name, "%envreg") || strings.HasPrefix(o.name, "%pm")) {
+			return 0, 0, fmt.Errorf("unsupported special register %s", o.name)
+		}
+	}
+	return 0, 0, fmt.Errorf("undeclared register %s", o.name)
+}
+
+func describe(o operand) string {
+	switch o.kind {
+	case okReg:
+		return "register " + o.name
+	case okImm:
+		return "immediate"
+	case okAddr:
+		return "address"
+	case okVec:
+		return "vector"
+	case okSym:
+		return "symbol " + o.name
+	}
+	return "_"
+}
+
+func bitsMask(bits int) uint64 {
+	if bits >= 64 {
+		return ^uint64(0)
+	}
+	return 1<<uint(bits) - 1
+}
+
+// src returns a slot holding the operand's value read as type t.
+func (d *decoder) src(o operand, t string) (int32, error) {
+	if o.neg {
+		return 0, fmt.Errorf("negated operand not supported here")
+	}
+	switch o.kind {
+	case okReg:
+		s, _, err := d.reg(o)
+		return s, err
+	case okImm:
+		return d.constSlot(d.immValue(o, t)), nil
+	case okSym:
+		v, err := d.symAddr(o.name)
+		if err != nil {
+			return 0, err
+		}
+		return d.constSlot(uint64(v + o.ival)), nil
+	}
+	return 0, fmt.Errorf("unsupported operand %s", describe(o))
+}
+
+func (d *decoder) immValue(o operand, t string) uint64 {
+	bits := typeSize(t) * 8
+	if t == "pred" {
+		bits = 1
+	}
+	v := uint64(o.ival)
+	switch {
+	case o.fkind == 'F' && t == "f32":
+		v = uint64(math.Float32bits(float32(math.Float64frombits(v))))
+	case o.fkind == 'F' && t == "f64":
+	case o.fkind == 0 && t == "f32":
+		v = uint64(math.Float32bits(float32(o.ival)))
+	case o.fkind == 0 && t == "f64":
+		v = math.Float64bits(float64(o.ival))
+	}
+	return v & bitsMask(bits)
+}
+
+// symAddr is the state-space address of a variable (shared or local).
+func (d *decoder) symAddr(name string) (int64, error) {
+	s, ok := d.syms[name]
+	if !ok {
+		return 0, fmt.Errorf("unknown symbol %s", name)
+	}
+	switch s.kind {
+	case symShared:
+		if s.off < 0 {
+			return int64(d.dynBase()), nil
+		}
+		return s.off, nil
+	case symLocal:
+		return s.off, nil
+	}
+	return 0, fmt.Errorf("the address of %s is not supported", name)
+}
+
+func (d *decoder) dynBase() int { return d.k.dynBase }
+
+func (d *decoder) dst(o operand) (int32, int, error) {
+	if o.kind == okSink {
+		return d.newSlot(), 64, nil
+	}
+	s, bits, err := d.reg(o)
+	if err != nil {
+		return 0, 0, err
+	}
+	if _, ok := d.regs[o.name]; !ok {
+		return 0, 0, fmt.Errorf("cannot write %s", o.name)
+	}
+	return s, bits, nil
+}
+
+type opInfo struct {
+	base  string
+	mods  map[string]bool
+	types []string
+	parts []string
+}
+
+func splitOpcode(s string) opInfo {
+	parts := strings.Split(s, ".")
+	oi := opInfo{base: parts[0], mods: map[string]bool{}, parts: parts}
+	for _, p := range parts[1:] {
+		if p == "" {
+			continue
+		}
+		if typeSize(p) != 0 && p != "b128" || p == "pred" {
+			oi.types = append(oi.types, p)
+		} else {
+			oi.mods[p] = true
+		}
+	}
+	return oi
+}
+
+func (oi opInfo) has(m string) bool { return oi.mods[m] }
+
+// only reports an error if the opcode has a modifier outside allowed.
+func (oi opInfo) only(allowed ...string) error {
+	for m := range oi.mods {
+		ok := strings.Contains(m, "::")
+		for _, a := range allowed {
+			if m == a {
+				ok = true
+			}
+		}
+		if !ok {
+			return fmt.Errorf("unsupported modifier .%s of %s", m, oi.base)
+		}
+	}
+	return nil
+}
+
+func (oi opInfo) typ() (string, error) {
+	if len(oi.types) != 1 {
+		return "", fmt.Errorf("%s: expected one type", strings.Join(oi.parts, "."))
+	}
+	return oi.types[0], nil
+}
+
+func (oi opInfo) rounding() uint8 {
+	for _, r := range []struct {
+		n string
+		v uint8
+	}{{"rn", rnRN}, {"rz", rnRZ}, {"rm", rnRM}, {"rp", rnRP}, {"rni", rnRNI}, {"rzi", rnRZI}, {"rmi", rnRMI}, {"rpi", rnRPI}} {
+		if oi.mods[r.n] {
+			return r.v
+		}
+	}
+	return rnNone
+}
+
+func (d *decoder) nops(s *stmt, n ...int) error {
+	for _, c := range n {
+		if len(s.ops) == c {
+			return nil
+		}
+	}
+	return fmt.Errorf("wrong number of operands (%d)", len(s.ops))
+}
+
+func isFloat(t string) bool  { return t == "f32" || t == "f64" }
+func isSigned(t string) bool { return t[0] == 's' }
+
+func (d *decoder) decodeStmt(s *stmt, f *function, entry bool) (inst, error) {
+	in := inst{p: 0, pv: 1}
+	if s.guard != "" {
+		r, bits, err := d.reg(operand{kind: okReg, name: s.guard})
+		if err != nil {
+			return in, err
+		}
+		if bits != 1 {
+			return in, fmt.Errorf("guard %s is not a predicate", s.guard)
+		}
+		in.p = r
+		if s.gneg {
+			in.pv = 0
+		}
+	}
+	oi := splitOpcode(s.opcode)
+	err := d.decodeOp(&in, s, oi, entry)
+	return in, err
+}
+
+// setBin decodes "op.type d, a, b".
+func (d *decoder) bin(in *inst, s *stmt, t string) error {
+	if err := d.nops(s, 3); err != nil {
+		return err
+	}
+	return d.operands(in, s, t, t, t)
+}
+
+// operands decodes d, a, b[, c] with the given types.
+func (d *decoder) operands(in *inst, s *stmt, td string, ts ...string) error {
+	var err error
+	var bits int
+	in.d, bits, err = d.dst(s.ops[0])
+	if err != nil {
+		return err
+	}
+	_ = bits
+	ptrs := []*int32{&in.a, &in.b, &in.c, &in.e}
+	for i, t := range ts {
+		if i+1 >= len(s.ops) {
+			return fmt.Errorf("missing operand")
+		}
+		*ptrs[i], err = d.src(s.ops[i+1], t)
+		if err != nil {
+			return err
+		}
+	}
+	w := typeSize(td) * 8
+	if td == "pred" {
+		w = 1
+	}
+	in.mask = bitsMask(w)
+	if len(ts) > 0 {
+		in.sh = uint8(64 - typeSize(ts[0])*8)
+		if ts[0] == "pred" {
+			in.sh = 63
+		}
+	}
+	return nil
+}
+
+func (d *decoder) decodeOp(in *inst, s *stmt, oi opInfo, entry bool) error {
+	switch oi.base {
+	case "bra":
+		if err := oi.only("uni"); err != nil {
+			return err
+		}
+		if len(s.ops) != 1 || s.ops[0].kind != okSym {
+			return fmt.Errorf("bra needs a label")
+		}
+		if _, ok := d.labels[s.ops[0].name]; !ok {
+			return fmt.Errorf("unknown label %s", s.ops[0].name)
+		}
+		in.op = opBra
+		d.fixups = append(d.fixups, fixup{pc: len(d.k.code), label: s.ops[0].name, base: d.base, lbls: d.labels})
+		return nil
+	case "ret":
+		if entry {
+			in.op = opExit
+		} else {
+			in.op = opRet
+		}
+		return nil
+	case "exit":
+		in.op = opExit
+		return nil
+	case "trap":
+		in.op = opTrap
+		return nil
+	case "membar", "fence":
+		in.op = opNop
+		in.sub = 1 // sync class
+		return nil
+	case "nop":
+		in.op = opNop
+		return nil
+	case "bar", "barrier":
+		if oi.has("arrive") || oi.has("red") {
+			return fmt.Errorf("unsupported %s", s.opcode)
+		}
+		if oi.has("warp") {
+			if err := d.nops(s, 1); err != nil {
+				return err
+			}
+			in.op = opColl
+			in.sub = collSyncwarp
+			var err error
+			in.a, err = d.src(s.ops[0], "b32")
+			return err
+		}
+		if err := oi.only("sync", "aligned"); err != nil {
+			return err
+		}
+		if s.opcode != "bar.sync" && s.opcode != "barrier.sync" && s.opcode != "barrier.sync.aligned" && s.opcode != "bar.sync.aligned" {
+			return fmt.Errorf("unsupported %s", s.opcode)
+		}
+		if err := d.nops(s, 1, 2); err != nil {
+			return err
+		}
+		in.op = opBar
+		var err error
+		if in.a, err = d.src(s.ops[0], "u32"); err != nil {
+			return err
+		}
+		in.b = -1
+		if len(s.ops) == 2 {
+			if in.b, err = d.src(s.ops[1], "u32"); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "shfl":
+		if !oi.has("sync") {
+			return fmt.Errorf("only shfl.sync is supported")
+		}
+		if err := oi.only("sync", "up", "down", "bfly", "idx"); err != nil {
+			return err
+		}
+		if err := d.nops(s, 5); err != nil {
+			return err
+		}
+		in.op = opColl
+		switch {
+		case oi.has("up"):
+			in.sub = collShflUp
+		case oi.has("down"):
+			in.sub = collShflDown
+		case oi.has("bfly"):
+			in.sub = collShflBfly
+		case oi.has("idx"):
+			in.sub = collShflIdx
+		default:
+			return fmt.Errorf("shfl mode missing")
+		}
+		dop := s.ops[0]
+		in.e = -1
+		if dop.kind == okVec && len(dop.vec) == 2 && dop.name == "|" {
+			var err error
+			if in.e, _, err = d.dst(dop.vec[1]); err != nil {
+				return err
+			}
+			dop = dop.vec[0]
+		}
+		var err error
+		if in.d, _, err = d.dst(dop); err != nil {
+			return err
+		}
+		in.mask = 0xffffffff
+		if in.a, err = d.src(s.ops[1], "b32"); err != nil {
+			return err
+		}
+		if in.b, err = d.src(s.ops[2], "b32"); err != nil {
+			return err
+		}
+		if in.c, err = d.src(s.ops[3], "b32"); err != nil {
+			return err
+		}
+		in.v[0], err = d.src(s.ops[4], "b32")
+		return err
+	case "vote":
+		if !oi.has("sync") {
+			return fmt.Errorf("only vote.sync is supported")
+		}
+		if err := d.nops(s, 3); err != nil {
+			return err
+		}
+		in.op = opColl
+		switch {
+		case oi.has("any"):
+			in.sub = collVoteAny
+		case oi.has("all"):
+			in.sub = collVoteAll
+		case oi.has("uni"):
+			in.sub = collVoteUni
+		case oi.has("ballot"):
+			in.sub = collVoteBallot
+		default:
+			return fmt.Errorf("unsupported %s", s.opcode)
+		}
+		var err error
+		if in.d, _, err = d.dst(s.ops[0]); err != nil {
+			return err
+		}
+		a := s.ops[1]
+		if a.neg {
+			in.flags |= fNegA
+			a.neg = false
+		}
+		if in.a, err = d.src(a, "pred"); err != nil {
+			return err
+		}
+		in.v[0], err = d.src(s.ops[2], "b32")
+		return err
+	case "redux":
+		if !oi.has("sync") {
+			return fmt.Errorf("only redux.sync is supported")
+		}
+		if err := d.nops(s, 3); err != nil {
+			return err
+		}
+		t, err := oi.typ()
+		if err != nil {
+			return err
+		}
+		in.op = opColl
+		in.sub = collRedux
+		for _, o := range []string{"add", "min", "max", "and", "or", "xor"} {
+			if oi.has(o) {
+				in.sub2 = atomOpCode(o)
+			}
+		}
+		if in.sub2 == 0 {
+			return fmt.Errorf("unsupported %s", s.opcode)
+		}
+		if isSigned(t) {
+			in.flags |= fSigned
+		}
+		if in.d, _, err = d.dst(s.ops[0]); err != nil {
+			return err
+		}
+		if in.a, err = d.src(s.ops[1], t); err != nil {
+			return err
+		}
+		in.v[0], err = d.src(s.ops[2], "b32")
+		return err
+	case "activemask":
+		if err := d.nops(s, 1); err != nil {
+			return err
+		}
+		in.op = opActivemask
+		var err error
+		in.d, _, err = d.dst(s.ops[0])
+		return err
+	case "mov":
+		return d.decodeMov(in, s, oi)
+	case "cvta":
+		return d.decodeCvta(in, s, oi)
+	case "isspacep":
+		if err := d.nops(s, 2); err != nil {
+			return err
+		}
+		in.op = opIsspacep
+		switch {
+		case oi.has("global"):
+			in.sub = 0
+		case oi.has("shared"):
+			in.sub = 1
+		case oi.has("local"):
+			in.sub = 2
+		default:
+			return fmt.Errorf("unsupported %s", s.opcode)
+		}
+		var err error
+		if in.d, _, err = d.dst(s.ops[0]); err != nil {
+			return err
+		}
+		in.a, err = d.src(s.ops[1], "u64")
+		return err
+	case "ld", "st", "ldu":
+		return d.decodeMem(in, s, oi)
+	case "atom", "red":
+		return d.decodeAtom(in, s, oi)
+	case "call":
+		return d.decodeCall(in, s, oi)
+	case "setp":
+		return d.decodeSetp(in, s, oi)
+	case "set":
+		return d.decodeSet(in, s, oi)
+	case "selp":
+		t, err := oi.typ()
+		if err != nil {
+			return err
+		}
+		if err := d.nops(s, 4); err != nil {
+			return err
+		}
+		in.op = opSelp
+		return d.operands(in, s, t, t, t, "pred")
+	case "slct":
+		if len(oi.types) != 2 {
+			return fmt.Errorf("slct needs two types")
+		}
+		if err := d.nops(s, 4); err != nil {
+			return err
+		}
+		in.op = opSlctS
+		if oi.types[1] == "f32" {
+			in.op = opSlctF
+			if oi.has("ftz") {
+				in.flags |= fFtz
+			}
+		}
+		return d.operands(in, s, oi.types[0], oi.types[0], oi.types[0], oi.types[1])
+	case "cvt":
+		return d.decodeCvt(in, s, oi)
+	case "prmt":
+		if err := oi.only(); err != nil {
+			return fmt.Errorf("prmt modes are not supported")
+		}
+		in.op = opPrmt
+		if err := d.nops(s, 4); err != nil {
+			return err
+		}
+		return d.operands(in, s, "b32", "b32", "b32", "b32")
+	case "lop3":
+		if err := d.nops(s, 5); err != nil {
+			return err
+		}
+		in.op = opLop3
+		if s.ops[4].kind != okImm {
+			return fmt.Errorf("lop3 needs an immediate LUT")
+		}
+		in.imm = s.ops[4].ival
+		return d.operands(in, s, "b32", "b32", "b32", "b32")
+	case "shf":
+		if err := d.nops(s, 4); err != nil {
+			return err
+		}
+		in.op = opShfL
+		if oi.has("r") {
+			in.op = opShfR
+		}
+		if oi.has("clamp") {
+			in.sub = 1
+		}
+		return d.operands(in, s, "b32", "b32", "b32", "u32")
+	case "bfi":
+		t, err := oi.typ()
+		if err != nil {
+			return err
+		}
+		if err := d.nops(s, 5); err != nil {
+			return err
+		}
+		in.op = opBfi
+		in.sz = uint8(typeSize(t))
+		return d.operands(in, s, t, t, t, "u32", "u32")
+	case "bfe":
+		t, err := oi.typ()
+		if err != nil {
+			return err
+		}
+		if err := d.nops(s, 4); err != nil {
+			return err
+		}
+		in.op = opBfeU
+		if isSigned(t) {
+			in.op = opBfeS
+		}
+		in.sz = uint8(typeSize(t))
+		return d.operands(in, s, t, t, "u32", "u32")
+	}
+	t, err := oi.typ()
+	if err != nil {
+		return fmt.Errorf("unsupported instruction %s", s.opcode)
+	}
+	if isFloat(t) {
+		return d.decodeFloat(in, s, oi, t)
+	}
+	if t == "f16" || t == "bf16" || t == "f16x2" || t == "bf16x2" {
+		return fmt.Errorf("unsupported instruction %s (half precision arithmetic)", s.opcode)
+	}
+	return d.decodeInt(in, s, oi, t)
+}
+
+func (d *decoder) decodeInt(in *inst, s *stmt, oi opInfo, t string) error {
+	signed := isSigned(t)
+	bits := typeSize(t) * 8
+	if t == "pred" {
+		bits = 1
+	}
+	simple := map[string]opcode{"add": opAdd, "sub": opSub, "and": opAnd, "or": opOr, "xor": opXor}
+	if op, ok := simple[oi.base]; ok {
+		if oi.has("sat") && t == "s32" && (oi.base == "add" || oi.base == "sub") {
+			in.op = opAddSatS32
+			if oi.base == "sub" {
+				in.op = opSubSatS32
+			}
+			return d.bin(in, s, t)
+		}
+		if err := oi.only(); err != nil {
+			return err
+		}
+		in.op = op
+		return d.bin(in, s, t)
+	}
+	un := func(op opcode) error {
+		if err := oi.only(); err != nil {
+			return err
+		}
+		if err := d.nops(s, 2); err != nil {
+			return err
+		}
+		in.op = op
+		return d.operands(in, s, t, t)
+	}
+	switch oi.base {
+	case "not":
+		return un(opNot)
+	case "cnot":
+		return un(opCnot)
+	case "neg":
+		return un(opNeg)
+	case "abs":
+		return un(opAbsS)
+	case "popc", "clz", "brev", "bfind":
+		op := map[string]opcode{"popc": opPopc, "clz": opClz, "brev": opBrev, "bfind": opBfind}[oi.base]
+		if err := d.nops(s, 2); err != nil {
+			return err
+		}
+		in.op = op
+		in.sz = uint8(bits / 8)
+		dt := t
+		if op != opBrev {
+			dt = "u32"
+		}
+		if op == opBfind {
+			if oi.has("shiftamt") {
+				in.sub = 1
+			}
+			if signed {
+				in.flags |= fSigned
+			}
+		}
+		return d.operands(in, s, dt, t)
+	case "shl":
+		in.op = opShl
+		if err := d.nops(s, 3); err != nil {
+			return err
+		}
+		return d.operands(in, s, t, t, "u32")
+	case "shr":
+		in.op = opShrU
+		if signed {
+			in.op = opShrS
+		}
+		if err := d.nops(s, 3); err != nil {
+			return err
+		}
+		return d.operands(in, s, t, t, "u32")
+	case "min", "max":
+		if err := oi.only(); err != nil {
+			return err
+		}
+		ops := map[string][2]opcode{"min": {opMinU, opMinS}, "max": {opMaxU, opMaxS}}[oi.base]
+		in.op = ops[0]
+		if signed {
+			in.op = ops[1]
+		}
+		return d.bin(in, s, t)
+	case "div", "rem":
+		if err := oi.only(); err != nil {
+			return err
+		}
+		ops := map[string][2]opcode{"div": {opDivU, opDivS}, "rem": {opRemU, opRemS}}[oi.base]
+		in.op = ops[0]
+		if signed {
+			in.op = ops[1]
+		}
+		return d.bin(in, s, t)
+	case "mul", "mad":
+		mad := oi.base == "mad"
+		n := 3
+		if mad {
+			n = 4
+		}
+		if err := d.nops(s, n); err != nil {
+			return err
+		}
+		srcs := []string{t, t}
+		dt := t
+		switch {
+		case oi.has("wide"):
+			if bits > 32 {
+				return fmt.Errorf("%s.wide on 64-bit operands", oi.base)
+			}
+			dt = fmt.Sprintf("%c%d", t[0], bits*2)
+			if dt[0] == 'b' {
+				dt = "u" + dt[1:]
+			}
+			in.op = opMulWideU
+			if signed {
+				in.op = opMulWideS
+			}
+			if mad {
+				in.op = opMadWideU
+				if signed {
+					in.op = opMadWideS
+				}
+			}
+		case oi.has("hi"):
+			switch {
+			case mad && signed:
+				in.op = opMadHiS
+			case mad:
+				in.op = opMadHiU
+			case bits == 64 && signed:
+				in.op = opMulHiS64
+			case bits == 64:
+				in.op = opMulHiU64
+			case signed:
+				in.op = opMulHiS
+			default:
+				in.op = opMulHiU
+			}
+			if mad && bits == 64 {
+				return fmt.Errorf("unsupported %s", s.opcode)
+			}
+		case oi.has("lo"):
+			in.op = opMulLo
+			if mad {
+				in.op = opMadLo
+			}
+		default:
+			return fmt.Errorf("unsupported %s", s.opcode)
+		}
+		if mad {
+			srcs = append(srcs, dt)
+		}
+		if err := d.operands(in, s, dt, srcs...); err != nil {
+			return err
+		}
+		in.sh = uint8(64 - bits)
+		in.sz = uint8(bits / 8)
+		return nil
+	}
+	return fmt.Errorf("unsupported instruction %s", s.opcode)
+}
+
+// float unary sub-operations
+const (
+	uEx2 = iota
+	uLg2
+	uRsqrt
+	uSin
+	uCos
+	uTanh
+	uSqrtApprox
+	uRcpApprox
+)
+
+// float slow-path sub-operations
+const (
+	fopAdd = iota
+	fopSub
+	fopMul
+	fopFma
+	fopDiv
+	fopSqrt
+	fopRcp
+)
+
+func (d *decoder) decodeFloat(in *inst, s *stmt, oi opInfo, t string) error {
+	f64 := t == "f64"
+	ftz := oi.has("ftz")
+	sat := oi.has("sat")
+	rnd := oi.rounding()
+	if ftz {
+		in.flags |= fFtz
+	}
+	if sat {
+		in.flags |= fSat
+	}
+	in.rnd = rnd
+	sel := func(a, b opcode) opcode {
+		if f64 {
+			return b
+		}
+		return a
+	}
+	arith := map[string]uint8{"add": fopAdd, "sub": fopSub, "mul": fopMul, "fma": fopFma, "mad": fopFma}
+	if fop, ok := arith[oi.base]; ok {
+		if err := oi.only("rn", "rz", "rm", "rp", "ftz", "sat"); err != nil {
+			return err
+		}
+		n := 3
+		if fop == fopFma {
+			n = 4
+		}
+		if err := d.nops(s, n); err != nil {
+			return err
+		}
+		ts := []string{t, t, t}[:n-1]
+		if err := d.operands(in, s, t, ts...); err != nil {
+			return err
+		}
+		fast := rnd == rnNone || rnd == rnRN
+		if fast && !sat {
+			switch {
+			case f64:
+				in.op = [...]opcode{opAddF64, opSubF64, opMulF64, opFmaF64}[fop]
+			case ftz:
+				in.op = [...]opcode{opAddF32Ftz, opSubF32Ftz, opMulF32Ftz, opFmaF32Ftz}[fop]
+			default:
+				in.op = [...]opcode{opAddF32, opSubF32, opMulF32, opFmaF32}[fop]
+			}
+			return nil
+		}
+		in.op = sel(opF32Slow, opF64Slow)
+		in.sub = fop
+		return nil
+	}
+	switch oi.base {
+	case "div":
+		if err := oi.only("rn", "rz", "rm", "rp", "ftz", "full", "approx"); err != nil {
+			return err
+		}
+		if err := d.bin(in, s, t); err != nil {
+			return err
+		}
+		switch {
+		case oi.has("approx") || oi.has("full"):
+			if f64 {
+				return fmt.Errorf("unsupported %s", s.opcode)
+			}
+			in.op = opDivApproxF32
+		case (rnd == rnRN) && !ftz:
+			in.op = sel(opDivF32, opDivF64)
+		case rnd == rnNone:
+			return fmt.Errorf("div.%s needs a rounding modifier", t)
+		default:
+			in.op = sel(opF32Slow, opF64Slow)
+			in.sub = fopDiv
+		}
+		return nil
+	case "sqrt", "rcp":
+		if err := oi.only("rn", "rz", "rm", "rp", "ftz", "approx"); err != nil {
+			return err
+		}
+		if err := d.nops(s, 2); err != nil {
+			return err
+		}
+		if err := d.operands(in, s, t, t); err != nil {
+			return err
+		}
+		fop := uint8(fopSqrt)
+		if oi.base == "rcp" {
+			fop = fopRcp
+		}
+		switch {
+		case oi.has("approx"):
+			in.op = sel(opF32Unary, opF64Unary)
+			in.sub = uSqrtApprox
+			if fop == fopRcp {
+				in.sub = uRcpApprox
+			}
+		case rnd == rnRN && !ftz:
+			in.op = map[bool]opcode{false: sel(opSqrtF32, opSqrtF64), true: sel(opRcpF32, opRcpF64)}[fop == fopRcp]
+		case rnd == rnNone:
+			return fmt.Errorf("%s needs a rounding modifier", s.opcode)
+		default:
+			in.op = sel(opF32Slow, opF64Slow)
+			in.sub = fop
+		}
+		return nil
+	case "ex2", "lg2", "rsqrt", "sin", "cos", "tanh":
+		if err := oi.only("approx", "ftz"); err != nil {
+			return err
+		}
+		if !oi.has("approx") {
+			return fmt.Errorf("%s without .approx", s.opcode)
+		}
+		if err := d.nops(s, 2); err != nil {
+			return err
+		}
+		in.op = sel(opF32Unary, opF64Unary)
+		in.sub = map[string]uint8{"ex2": uEx2, "lg2": uLg2, "rsqrt": uRsqrt, "sin": uSin, "cos": uCos, "tanh": uTanh}[oi.base]
+		if f64 && in.sub != uRsqrt {
+			return fmt.Errorf("unsupported %s", s.opcode)
+		}
+		return d.operands(in, s, t, t)
+	case "min", "max":
+		if err := oi.only("ftz", "NaN"); err != nil {
+			return err
+		}
+		if oi.has("NaN") {
+			in.flags |= fNaN
+		}
+		if err := d.bin(in, s, t); err != nil {
+			return err
+		}
+		if oi.base == "min" {
+			in.op = sel(opMinF32, opMinF64)
+		} else {
+			in.op = sel(opMaxF32, opMaxF64)
+		}
+		return nil
+	case "abs", "neg":
+		if err := oi.only("ftz"); err != nil {
+			return err
+		}
+		if err := d.nops(s, 2); err != nil {
+			return err
+		}
+		if oi.base == "abs" {
+			in.op = sel(opAbsF32, opAbsF64)
+		} else {
+			in.op = sel(opNegF32, opNegF64)
+		}
+		return d.operands(in, s, t, t)
+	case "copysign":
+		if err := d.bin(in, s, t); err != nil {
+			return err
+		}
+		in.op = sel(opCopysignF32, opCopysignF64)
+		return nil
+	case "testp":
+		if err := d.nops(s, 2); err != nil {
+			return err
+		}
+		in.op = sel(opTestpF32, opTestpF64)
+		modes := map[string]uint8{"finite": 0, "infinite": 1, "number": 2, "notanumber": 3, "normal": 4, "subnormal": 5}
+		found := false
+		for m, v := range modes {
+			if oi.has(m) {
+				in.sub, found = v, true
+			}
+		}
+		if !found {
+			return fmt.Errorf("unsupported %s", s.opcode)
+		}
+		return d.operands(in, s, "pred", t)
+	}
+	return fmt.Errorf("unsupported instruction %s", s.opcode)
+}
+
+func (d *decoder) decodeSetp(in *inst, s *stmt, oi opInfo) error {
+	t, err := oi.typ()
+	if err != nil {
+		return err
+	}
+	found := false
+	for m := range oi.mods {
+		if c, ok := cmpNames[m]; ok {
+			in.sub, found = c, true
+		}
+	}
+	if !found {
+		return fmt.Errorf("setp without a comparison")
+	}
+	if oi.has("ftz") {
+		in.flags |= fFtz
+	}
+	in.sub2 = 0
+	for i, b := range []string{"and", "or", "xor"} {
+		if oi.has(b) {
+			in.sub2 = uint8(i + 1)
+		}
+	}
+	switch {
+	case isFloat(t):
+		in.op = opSetpF32
+		if t == "f64" {
+			in.op = opSetpF64
+		}
+	case isSigned(t):
+		in.op = opSetpS
+		if in.sub >= cmpEqu {
+			return fmt.Errorf("unordered comparison on integers")
+		}
+	default:
+		in.op = opSetpU
+		if in.sub >= cmpEqu {
+			return fmt.Errorf("unordered comparison on integers")
+		}
+	}
+	n := 3
+	if in.sub2 != 0 {
+		n = 4
+	}
+	if err := d.nops(s, n); err != nil {
+		return err
+	}
+	dop := s.ops[0]
+	in.e = -1
+	if dop.kind == okVec && dop.name == "|" {
+		if in.e, _, err = d.dst(dop.vec[1]); err != nil {
+			return err
+		}
+		dop = dop.vec[0]
+	}
+	ops := append([]operand{dop}, s.ops[1:]...)
+	s2 := *s
+	s2.ops = ops
+	if in.sub2 != 0 {
+		c := s2.ops[3]
+		if c.neg {
+			in.flags |= fNegC
+			c.neg = false
+			s2.ops[3] = c
+		}
+		if err := d.operands(in, &s2, "pred", t, t, "pred"); err != nil {
+			return err
+		}
+	} else if err := d.operands(in, &s2, "pred", t, t); err != nil {
+		return err
+	}
+	in.sh = uint8(64 - typeSize(t)*8)
+	in.mask = bitsMask(typeSize(t) * 8)
+	return nil
+}
+
+func (d *decoder) decodeSet(in *inst, s *stmt, oi opInfo) error {
+	if len(oi.types) != 2 {
+		return fmt.Errorf("set needs two types")
+	}
+	for m := range oi.mods {
+		if c, ok := cmpNames[m]; ok {
+			in.sub = c
+		} else if m != "ftz" {
+			return fmt.Errorf("unsupported modifier .%s of set", m)
+		}
+	}
+	if oi.has("ftz") {
+		in.flags |= fFtz
+	}
+	if err := d.nops(s, 3); err != nil {
+		return err
+	}
+	in.op = opSetGeneric
+	in.td = typeCode(oi.types[0])
+	in.ta = typeCode(oi.types[1])
+	if err := d.operands(in, s, oi.types[0], oi.types[1], oi.types[1]); err != nil {
+		return err
+	}
+	in.sh = uint8(64 - typeSize(oi.types[1])*8)
+	return nil
+}
+
+func (d *decoder) decodeMov(in *inst, s *stmt, oi opInfo) error {
+	t, err := oi.typ()
+	if err != nil {
+		return err
+	}
+	if err := d.nops(s, 2); err != nil {
+		return err
+	}
+	bits := typeSize(t) * 8
+	if t == "pred" {
+		bits = 1
+	}
+	in.mask = bitsMask(bits)
+	dop, sop := s.ops[0], s.ops[1]
+	switch {
+	case dop.kind == okVec: // unpack
+		in.op = opUnpack
+		in.nv = uint8(len(dop.vec))
+		if bits%len(dop.vec) != 0 || len(dop.vec) > 4 {
+			return fmt.Errorf("bad unpack")
+		}
+		w := bits / len(dop.vec)
+		in.sz = uint8(w)
+		in.mask = bitsMask(w)
+		for i, e := range dop.vec {
+			if in.v[i], _, err = d.dst(e); err != nil {
+				return err
+			}
+		}
+		in.a, err = d.src(sop, t)
+		return err
+	case sop.kind == okVec: // pack
+		in.op = opPack
+		in.nv = uint8(len(sop.vec))
+		if bits%len(sop.vec) != 0 || len(sop.vec) > 4 {
+			return fmt.Errorf("bad pack")
+		}
+		w := bits / len(sop.vec)
+		in.sz = uint8(w)
+		in.mask = bitsMask(w)
+		for i, e := range sop.vec {
+			if in.v[i], err = d.src(e, fmt.Sprintf("b%d", w)); err != nil {
+				return err
+			}
+		}
+		in.d, _, err = d.dst(dop)
+		return err
+	}
+	in.op = opMov
+	if in.d, _, err = d.dst(dop); err != nil {
+		return err
+	}
+	if sop.kind == okSym {
+		if sym, ok := d.syms[sop.name]; ok && (sym.kind == symParam || sym.kind == symFrame) {
+			return fmt.Errorf("taking the address of parameter %s is not supported", sop.name)
+		}
+	}
+	in.a, err = d.src(sop, t)
+	return err
+}
+
+func (d *decoder) decodeCvta(in *inst, s *stmt, oi opInfo) error {
+	t, err := oi.typ()
+	if err != nil {
+		return err
+	}
+	if err := d.nops(s, 2); err != nil {
+		return err
+	}
+	if err := d.operands(in, s, t, t); err != nil {
+		return err
+	}
+	in.op = opAddImm
+	to := oi.has("to")
+	var win int64
+	switch {
+	case oi.has("global"):
+		win = 0
+	case oi.has("shared"):
+		win = sharedWindow
+	case oi.has("local"):
+		win = localWindow
+	default:
+		return fmt.Errorf("unsupported %s", s.opcode)
+	}
+	if to {
+		win = -win
+	}
+	in.imm = win
+	return nil
+}
+
+// memory spaces
+const (
+	spGlobal = iota
+	spShared
+	spLocal
+	spParam
+	spGeneric
+	spFrame
+)
+
+// address decodes [base+off] into (slot, offset, space of a symbol base).
+func (d *decoder) address(o operand) (slot int32, off int64, sym *symbol, err error) {
+	if o.kind != okAddr {
+		return 0, 0, nil, fmt.Errorf("expected an address, found %s", describe(o))
+	}
+	if o.name == "" {
+		return 1, o.ival, nil, nil
+	}
+	if strings.HasPrefix(o.name, "%") {
+		s, bits, err := d.reg(operand{kind: okReg, name: o.name})
+		if err != nil {
+			return 0, 0, nil, err
+		}
+		if bits != 64 && bits != 32 {
+			return 0, 0, nil, fmt.Errorf("address register %s is not 32/64-bit", o.name)
+		}
+		return s, o.ival, nil, nil
+	}
+	sy, ok := d.syms[o.name]
+	if !ok {
+		return 0, 0, nil, fmt.Errorf("unknown symbol %s", o.name)
+	}
+	return 1, o.ival, &sy, nil
+}
+
+func (d *decoder) decodeMem(in *inst, s *stmt, oi opInfo) error {
+	ld := oi.base != "st"
+	t, err := oi.typ()
+	if err != nil {
+		return err
+	}
+	space := spGeneric
+	nv := 1
+	for m := range oi.mods {
+		switch m {
+		case "global":
+			space = spGlobal
+		case "shared":
+			space = spShared
+		case "local":
+			space = spLocal
+		case "param":
+			space = spParam
+		case "v2":
+			nv = 2
+		case "v4":
+			nv = 4
+		case "nc", "volatile", "relaxed", "acquire", "release", "weak", "gpu", "cta", "sys", "ca", "cg", "cs", "lu", "cv", "wb", "wt":
+		case "const":
+			return fmt.Errorf("the .const state space is not supported")
+		default:
+			if !strings.Contains(m, "::") {
+				return fmt.Errorf("unsupported modifier .%s of %s", m, oi.base)
+			}
+		}
+	}
+	if err := d.nops(s, 2); err != nil {
+		return err
+	}
+	size := typeSize(t)
+	if t == "pred" {
+		return fmt.Errorf("ld/st of .pred")
+	}
+	in.sz = uint8(size)
+	in.nv = uint8(nv)
+	in.td = typeCode(t)
+	aop, vop := s.ops[1], s.ops[0]
+	if !ld {
+		aop, vop = s.ops[0], s.ops[1]
+	}
+	slot, off, sym, err := d.address(aop)
+	if err != nil {
+		return err
+	}
+	in.a, in.imm = slot, off
+	if sym != nil {
+		switch sym.kind {
+		case symParam:
+			if space != spParam {
+				return fmt.Errorf("kernel parameter %s accessed outside .param", aop.name)
+			}
+			in.imm += sym.off
+			if in.imm < 0 || in.imm+int64(size*nv) > sym.off+sym.size {
+				return fmt.Errorf("access outside parameter %s", aop.name)
+			}
+		case symFrame:
+			if space != spParam {
+				return fmt.Errorf("parameter %s accessed outside .param", aop.name)
+			}
+			space = spFrame
+			in.imm += sym.off
+			if in.imm < sym.off || in.imm+int64(size*nv) > sym.off+sym.size {
+				return fmt.Errorf("access outside parameter %s", aop.name)
+			}
+		case symShared:
+			a, err := d.symAddr(aop.name)
+			if err != nil {
+				return err
+			}
+			if space == spGeneric {
+				a += sharedWindow
+			} else if space != spShared {
+				return fmt.Errorf("shared variable %s accessed as another space", aop.name)
+			}
+			in.imm += a
+		case symLocal:
+			if space == spGeneric {
+				in.imm += localWindow
+			} else if space != spLocal {
+				return fmt.Errorf("local variable %s accessed as another space", aop.name)
+			}
+			in.imm += sym.off
+		default:
+			return fmt.Errorf("cannot access %s", aop.name)
+		}
+	} else if space == spParam {
+		return fmt.Errorf("register-addressed .param access is not supported")
+	}
+	if ld {
+		in.op = [...]opcode{opLdGlobal, opLdShared, opLdLocal, opLdParam, opLdGeneric, opLdParam}[space]
+	} else {
+		in.op = [...]opcode{opStGlobal, opStShared, opStLocal, opStParam, opStGeneric, opStParam}[space]
+		if space == spParam {
+			return fmt.Errorf("st.param to a kernel parameter")
+		}
+	}
+	if space == spFrame {
+		in.sub = 1 // frame, not kernel params
+	}
+	// value registers
+	vals := []operand{vop}
+	if nv > 1 {
+		if vop.kind != okVec || len(vop.vec) != nv {
+			return fmt.Errorf("vector access needs %d registers", nv)
+		}
+		vals = vop.vec
+	}
+	for i, v := range vals {
+		if ld {
+			r, bits, err := d.dst(v)
+			if err != nil {
+				return err
+			}
+			in.v[i] = r
+			if i == 0 {
+				in.mask = bitsMask(bits)
+				if bits < size*8 {
+					in.mask = bitsMask(size * 8)
+				}
+			}
+		} else {
+			r, err := d.src(v, t)
+			if err != nil {
+				return err
+			}
+			in.v[i] = r
+		}
+	}
+	if ld && isSigned(t) && size < 8 {
+		in.flags |= fSigned
+		in.sh = uint8(64 - size*8)
+	}
+	if ld && t[0] == 'f' {
+		in.mask = bitsMask(size * 8)
+	}
+	return nil
+}
+
+// atomic operations
+const (
+	aNone = iota
+	aAdd
+	aMin
+	aMax
+	aAnd
+	aOr
+	aXor
+	aExch
+	aCas
+	aInc
+	aDec
+)
+
+func atomOpCode(s string) uint8 {
+	return map[string]uint8{"add": aAdd, "min": aMin, "max": aMax, "and": aAnd, "or": aOr, "xor": aXor,
+		"exch": aExch, "cas": aCas, "inc": aInc, "dec": aDec}[s]
+}
+
+func (d *decoder) decodeAtom(in *inst, s *stmt, oi opInfo) error {
+	red := oi.base == "red"
+	t, err := oi.typ()
+	if err != nil {
+		return err
+	}
+	space := spGeneric
+	for m := range oi.mods {
+		switch m {
+		case "global":
+			space = spGlobal
+		case "shared":
+			space = spShared
+		case "relaxed", "acquire", "release", "acq_rel", "gpu", "cta", "sys", "sem":
+		case "add", "min", "max", "and", "or", "xor", "exch", "cas", "inc", "dec":
+			in.sub = atomOpCode(m)
+		case "noftz":
+		default:
+			if !strings.Contains(m, "::") {
+				return fmt.Errorf("unsupported modifier .%s of %s", m, oi.base)
+			}
+		}
+	}
+	if in.sub == aNone {
+		return fmt.Errorf("%s without an operation", oi.base)
+	}
+	if t == "f16" || t == "bf16" || t == "f16x2" || t == "bf16x2" || t == "b16" {
+		return fmt.Errorf("unsupported %s", s.opcode)
+	}
+	in.op = opAtom
+	in.sub2 = uint8(space)
+	in.sz = uint8(typeSize(t))
+	in.td = typeCode(t)
+	if in.sz != 4 && in.sz != 8 {
+		return fmt.Errorf("unsupported atomic size in %s", s.opcode)
+	}
+	ops := s.ops
+	in.d = -1
+	if !red {
+		if len(ops) < 1 {
+			return fmt.Errorf("missing operands")
+		}
+		if in.d, _, err = d.dst(ops[0]); err != nil {
+			return err
+		}
+		ops = ops[1:]
+	} else {
+		in.d = d.newSlot()
+	}
+	want := 2
+	if in.sub == aCas {
+		want = 3
+	}
+	if len(ops) != want {
+		return fmt.Errorf("wrong number of operands")
+	}
+	slot, off, sym, err := d.address(ops[0])
+	if err != nil {
+		return err
+	}
+	in.a, in.imm = slot, off
+	if sym != nil {
+		if sym.kind != symShared {
+			return fmt.Errorf("atomic on %s is not supported", ops[0].name)
+		}
+		a, _ := d.symAddr(ops[0].name)
+		if space == spGeneric {
+			a += sharedWindow
+		}
+		in.imm += a
+	}
+	if in.b, err = d.src(ops[1], t); err != nil {
+		return err
+	}
+	in.c = 1
+	if in.sub == aCas {
+		if in.c, err = d.src(ops[2], t); err != nil {
+			return err
+		}
+	}
+	in.mask = bitsMask(int(in.sz) * 8)
+	return nil
+}
+
+func (d *decoder) decodeCall(in *inst, s *stmt, oi opInfo) error {
+	return fmt.Errorf("unsupported instruction %s (function calls)", s.opcode)
+}
+
+// cvt kinds (sub)
+func (d *decoder) decodeCvt(in *inst, s *stmt, oi opInfo) error {
+	if len(oi.types) != 2 {
+		return fmt.Errorf("cvt needs two types")
+	}
+	if err := oi.only("rn", "rz", "rm", "rp", "rni", "rzi", "rmi", "rpi", "ftz", "sat", "relu", "satfinite"); err != nil {
+		return err
+	}
+	if oi.has("relu") || oi.has("satfinite") {
+		return fmt.Errorf("unsupported %s", s.opcode)
+	}
+	if err := d.nops(s, 2); err != nil {
+		return err
+	}
+	dt, st := oi.types[0], oi.types[1]
+	if dt == "pred" || st == "pred" || strings.HasSuffix(dt, "x2") || strings.HasSuffix(st, "x2") || dt == "tf32" || st == "tf32" {
+		return fmt.Errorf("unsupported %s", s.opcode)
+	}
+	if err := d.operands(in, s, dt, st); err != nil {
+		return err
+	}
+	in.td, in.ta = typeCode(dt), typeCode(st)
+	in.rnd = oi.rounding()
+	if oi.has("ftz") {
+		in.flags |= fFtz
+	}
+	if oi.has("sat") {
+		in.flags |= fSat
+	}
+	dk, sk := in.td>>4, in.ta>>4
+	dbits, sbits := typeSize(dt)*8, typeSize(st)*8
+	intlike := func(k uint8) bool { return k == kU || k == kS || k == kB }
+	if intlike(dk) && intlike(sk) && !oi.has("sat") {
+		// pure integer conversion: extend by the source type, truncate to the destination
+		in.mask = bitsMask(dbits)
+		if sk == kS && sbits < dbits {
+			in.op = opSext
+			in.sh = uint8(64 - sbits)
+			return nil
+		}
+		in.op = opMov
+		if sbits < dbits {
+			in.mask = bitsMask(sbits)
+		}
+		return nil
+	}
+	in.op = opCvt
+	in.mask = bitsMask(dbits)
+	in.sh = uint8(64 - sbits)
+	if (dk == kF || dk == kBF) && intlike(sk) && in.rnd == rnNone {
+		return fmt.Errorf("%s: integer to float conversion needs a rounding modifier", s.opcode)
+	}
+	if intlike(dk) && (sk == kF || sk == kBF) && in.rnd == rnNone {
+		return fmt.Errorf("%s: float to integer conversion needs a rounding modifier", s.opcode)
+	}
+	return nil
+}
+
+func opClass(in *inst) uint8 {
+	switch in.op {
+	case opNop:
+		if in.sub == 1 {
+			return clsSync
+		}
+		return clsControl
+	case opBra, opExit, opTrap, opRet, opCall:
+		return clsControl
+	case opBar:
+		return clsSync
+	case opColl, opActivemask:
+		return clsWarp
+	case opMov, opPack, opUnpack, opAddImm, opSelp, opSlctS, opSlctF:
+		return clsMov
+	case opSext, opCvt:
+		return clsConvert
+	case opLdGlobal, opStGlobal:
+		return clsMemGlobal
+	case opLdShared, opStShared:
+		return clsMemShared
+	case opLdLocal, opStLocal:
+		return clsMemLocal
+	case opLdParam, opStParam:
+		return clsMemParam
+	case opLdGeneric, opStGeneric:
+		return clsMemGlobal
+	case opAtom:
+		return clsAtomic
+	case opSetpF32, opAddF32, opSubF32, opMulF32, opFmaF32, opAddF32Ftz, opSubF32Ftz, opMulF32Ftz, opFmaF32Ftz,
+		opF32Slow, opDivF32, opDivApproxF32, opSqrtF32, opRcpF32, opMinF32, opMaxF32, opAbsF32, opNegF32,
+		opF32Unary, opCopysignF32, opTestpF32:
+		return clsFP32
+	case opSetpF64, opAddF64, opSubF64, opMulF64, opFmaF64, opF64Slow, opDivF64, opSqrtF64, opRcpF64,
+		opMinF64, opMaxF64, opAbsF64, opNegF64, opF64Unary, opCopysignF64, opTestpF64:
+		return clsFP64
+	}
+	return clsInt
+}

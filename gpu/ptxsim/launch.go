@@ -1,0 +1,970 @@
+package ptxsim
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+)
+
+// ErrFault is wrapped by every runtime error of a launch: out-of-bounds or
+// misaligned access, shared-memory race, uninitialised shared read,
+// instruction limit, deadlock, trap.
+var ErrFault = errors.New("ptxsim: fault")
+
+// ErrLaunch is wrapped by errors in the launch configuration.
+var ErrLaunch = errors.New("ptxsim: bad launch")
+
+// MaxSharedBytes is the most shared memory (static plus dynamic) a block may use.
+const MaxSharedBytes = 227 * 1024
+
+type shadowByte struct {
+	wTid, rTid int32
+	wEp, rEp   uint32
+}
+
+type memGroupKey struct {
+	warp, pc int32
+	occ      uint32
+}
+
+type memGroup struct {
+	units []uint64 // distinct sectors (global) or words (shared)
+}
+
+type worker struct {
+	m      *Machine
+	k      *Kernel
+	slots  []*allocation
+	params []byte
+	limit  int64
+
+	grid, block [3]int
+	nthreads    int
+	ctaid       [3]int
+
+	threads []thread
+	regs    []uint64
+	shared  []byte
+	local   []byte
+	frames  []byte
+	icount  []int64
+	live    int
+
+	sharedSize  uint64
+	checkShared bool
+	checkRaces  bool
+	checkUninit bool
+	shadow      []shadowByte
+	epoch       uint32
+	blockEpoch  uint32
+
+	counters bool
+	groups   map[memGroupKey]int
+	gl       []memGroup
+	sh       []memGroup
+	glIdx    map[memGroupKey]int
+	stats    Stats
+
+	runq []int32
+	err  error
+}
+
+// Launch runs kernel k over a grid of blocks and waits for it to finish.
+// args holds one 8-byte value per kernel parameter; a parameter of Size n
+// takes the low n bytes. A runtime error stops the launch; it names the
+// kernel, the PTX line and text, the block and thread, and the address, and
+// wraps ErrFault. When several blocks fail, the one with the lowest linear
+// index is reported.
+func (m *Machine) Launch(k *Kernel, grid, block [3]int, dynSharedBytes int, args []uint64) (st *Stats, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			st, err = nil, fmt.Errorf("%w: kernel %s: internal error: %v", ErrFault, k.name, r)
+		}
+	}()
+	if k == nil {
+		return nil, fmt.Errorf("%w: nil kernel", ErrLaunch)
+	}
+	for i, g := range grid {
+		if g < 1 || g > math.MaxInt32 || i > 0 && g > 65535 {
+			return nil, fmt.Errorf("%w: kernel %s: grid %v out of range", ErrLaunch, k.name, grid)
+		}
+	}
+	nthreads := block[0] * block[1] * block[2]
+	if block[0] < 1 || block[1] < 1 || block[2] < 1 || block[0] > 1024 || block[1] > 1024 || block[2] > 64 || nthreads > 1024 {
+		return nil, fmt.Errorf("%w: kernel %s: block %v out of range (at most 1024 threads)", ErrLaunch, k.name, block)
+	}
+	if dynSharedBytes < 0 || k.dynBase+dynSharedBytes > MaxSharedBytes {
+		return nil, fmt.Errorf("%w: kernel %s: %d bytes of dynamic shared memory (+%d static) exceed %d",
+			ErrLaunch, k.name, dynSharedBytes, k.dynBase, MaxSharedBytes)
+	}
+	if len(args) != len(k.params) {
+		return nil, fmt.Errorf("%w: kernel %s: %d arguments for %d parameters", ErrLaunch, k.name, len(args), len(k.params))
+	}
+	params := make([]byte, k.paramSize)
+	for i, p := range k.params {
+		if p.Size > 8 {
+			return nil, fmt.Errorf("%w: kernel %s: parameter %s of %d bytes cannot be passed", ErrLaunch, k.name, p.Name, p.Size)
+		}
+		var b [8]byte
+		le.PutUint64(b[:], args[i])
+		copy(params[k.paramOff[i]:], b[:p.Size])
+	}
+	nblocks := grid[0] * grid[1] * grid[2]
+	nw := min(m.opts.Workers, nblocks)
+	sharedSize := k.dynBase + dynSharedBytes
+	if dynSharedBytes == 0 {
+		sharedSize = k.sharedStatic
+	}
+
+	var next atomic.Int64
+	var firstErr atomic.Int64
+	firstErr.Store(math.MaxInt64)
+	var mu sync.Mutex
+	errs := map[int64]error{}
+	total := &Stats{Instructions: map[string]int64{}}
+	var wg sync.WaitGroup
+	for wi := 0; wi < nw; wi++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &worker{m: m, k: k, slots: m.slots, params: params, limit: m.opts.MaxInstructionsPerThread,
+				grid: grid, block: block, nthreads: nthreads, sharedSize: uint64(sharedSize),
+				checkRaces: m.opts.CheckRaces, checkUninit: m.opts.CheckUninitShared, counters: m.opts.Counters}
+			w.checkShared = w.checkRaces || w.checkUninit
+			defer func() {
+				if r := recover(); r != nil {
+					mu.Lock()
+					errs[-1] = fmt.Errorf("%w: kernel %s: internal error: %v", ErrFault, k.name, r)
+					mu.Unlock()
+					firstErr.Store(-1)
+				}
+			}()
+			w.setup()
+			for {
+				b := next.Add(1) - 1
+				if b >= int64(nblocks) || b > firstErr.Load() {
+					break
+				}
+				w.ctaid = [3]int{int(b) % grid[0], int(b) / grid[0] % grid[1], int(b) / (grid[0] * grid[1])}
+				w.runBlock()
+				if w.err != nil {
+					mu.Lock()
+					errs[b] = w.err
+					mu.Unlock()
+					for {
+						cur := firstErr.Load()
+						if b >= cur || firstErr.CompareAndSwap(cur, b) {
+							break
+						}
+					}
+					break
+				}
+			}
+			w.finishStats()
+			mu.Lock()
+			total.add(&w.stats)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if fe := firstErr.Load(); fe != math.MaxInt64 {
+		return total, errs[fe]
+	}
+	return total, nil
+}
+
+func (w *worker) setup() {
+	k := w.k
+	w.threads = make([]thread, w.nthreads)
+	w.regs = make([]uint64, w.nthreads*k.nregs)
+	w.shared = make([]byte, w.sharedSize)
+	w.local = make([]byte, w.nthreads*k.localSize)
+	w.frames = make([]byte, w.nthreads*k.frameSize)
+	w.icount = make([]int64, len(k.code))
+	w.stats.Instructions = map[string]int64{}
+	if w.checkShared {
+		w.shadow = make([]shadowByte, w.sharedSize)
+	}
+	if w.counters {
+		w.groups = map[memGroupKey]int{}
+		w.glIdx = map[memGroupKey]int{}
+	}
+	for i := range w.threads {
+		t := &w.threads[i]
+		t.regs = w.regs[i*k.nregs : (i+1)*k.nregs : (i+1)*k.nregs]
+		t.local = w.local[i*k.localSize : (i+1)*k.localSize : (i+1)*k.localSize]
+		t.frame = w.frames[i*k.frameSize : (i+1)*k.frameSize : (i+1)*k.frameSize]
+		t.lin = int32(i)
+		if w.counters {
+			t.occ = make([]uint32, len(k.code))
+		}
+	}
+	w.runq = make([]int32, 0, w.nthreads)
+}
+
+func (w *worker) finishStats() {
+	for pc, n := range w.icount {
+		if n != 0 {
+			w.stats.Instructions[className[w.k.class[pc]]] += n
+			w.stats.ThreadInstructions += n
+		}
+	}
+}
+
+func (w *worker) tid(lin int) [3]int {
+	return [3]int{lin % w.block[0], lin / w.block[0] % w.block[1], lin / (w.block[0] * w.block[1])}
+}
+
+func (w *worker) runBlock() {
+	k := w.k
+	clear(w.shared)
+	clear(w.local)
+	w.epoch++
+	w.blockEpoch = w.epoch
+	nwarps := (w.nthreads + 31) / 32
+	for i := range w.threads {
+		t := &w.threads[i]
+		t.pc, t.state, t.steps = 0, stRun, 0
+		t.stack = t.stack[:0]
+		copy(t.regs[k.constBase:], k.consts)
+		t.regs[0], t.regs[1] = 1, 0
+		tid := w.tid(i)
+		lane := uint(i % 32)
+		for _, sp := range k.specials {
+			var v uint64
+			switch sp.kind {
+			case spTidX, spTidY, spTidZ:
+				v = uint64(tid[sp.kind-spTidX])
+			case spNtidX, spNtidY, spNtidZ:
+				v = uint64(w.block[sp.kind-spNtidX])
+			case spCtaidX, spCtaidY, spCtaidZ:
+				v = uint64(w.ctaid[sp.kind-spCtaidX])
+			case spNctaidX, spNctaidY, spNctaidZ:
+				v = uint64(w.grid[sp.kind-spNctaidX])
+			case spLaneid:
+				v = uint64(lane)
+			case spWarpid:
+				v = uint64(i / 32)
+			case spNwarpid:
+				v = uint64(nwarps)
+			case spLanemaskEq:
+				v = 1 << lane
+			case spLanemaskLt:
+				v = 1<<lane - 1
+			case spLanemaskLe:
+				v = 1<<(lane+1) - 1
+			case spLanemaskGt:
+				v = ^uint64(1<<(lane+1)-1) & 0xffffffff
+			case spLanemaskGe:
+				v = ^uint64(1<<lane-1) & 0xffffffff
+			case spSmid, spGridid:
+				v = 0
+			case spNsmid:
+				v = 1
+			}
+			t.regs[sp.slot] = v
+		}
+		if t.occ != nil {
+			clear(t.occ)
+		}
+	}
+	w.live = w.nthreads
+	w.stats.Blocks++
+	w.stats.Threads += int64(w.nthreads)
+	w.runq = w.runq[:0]
+	for i := range w.threads {
+		w.runq = append(w.runq, int32(i))
+	}
+	for {
+		for _, i := range w.runq {
+			w.run(&w.threads[i])
+			if w.err != nil {
+				return
+			}
+		}
+		w.runq = w.runq[:0]
+		if k.usesColl {
+			for wp := 0; wp < nwarps; wp++ {
+				w.resolveWarp(wp)
+				if w.err != nil {
+					return
+				}
+			}
+			if len(w.runq) > 0 {
+				continue
+			}
+		}
+		if w.live == 0 {
+			break
+		}
+		if !w.resolveBarrier() {
+			w.deadlock()
+			return
+		}
+		if w.err != nil {
+			return
+		}
+	}
+	if w.counters {
+		w.flushCounters()
+	}
+}
+
+func (w *worker) resolveBarrier() bool {
+	// barrier id of each waiting thread, count operand
+	var ids [16]int
+	var counts [16]int
+	for i := range counts {
+		counts[i] = -1
+	}
+	waiting := 0
+	for i := range w.threads {
+		t := &w.threads[i]
+		if t.state != stBar {
+			continue
+		}
+		in := &w.k.code[t.pc]
+		id := int(t.regs[in.a])
+		if id > 15 {
+			w.fault(t, int(t.pc), 0, "barrier id %d out of range 0..15", id)
+			return true
+		}
+		ids[id]++
+		waiting++
+		if in.b >= 0 {
+			c := int(t.regs[in.b])
+			if counts[id] >= 0 && counts[id] != c {
+				w.fault(t, int(t.pc), 0, "barrier %d used with thread counts %d and %d", id, counts[id], c)
+				return true
+			}
+			counts[id] = c
+		}
+	}
+	if waiting == 0 {
+		return false
+	}
+	released := false
+	for id := 0; id < 16; id++ {
+		if ids[id] == 0 {
+			continue
+		}
+		need := w.live
+		if counts[id] >= 0 {
+			need = counts[id]
+		}
+		if ids[id] < need {
+			continue
+		}
+		released = true
+		for i := range w.threads {
+			t := &w.threads[i]
+			if t.state == stBar && int(t.regs[w.k.code[t.pc].a]) == id {
+				t.state = stRun
+				t.pc++
+				w.runq = append(w.runq, int32(i))
+			}
+		}
+	}
+	if released {
+		w.epoch++
+		w.stats.Barriers++
+		if w.counters {
+			w.flushCounters()
+		}
+	}
+	return released
+}
+
+func (w *worker) deadlock() {
+	for i := range w.threads {
+		t := &w.threads[i]
+		if t.state == stBar || t.state == stColl {
+			exited := w.nthreads - w.live
+			w.fault(t, int(t.pc), 0, "deadlock: %d threads wait at barriers or warp collectives that can never complete (%d of %d threads exited)",
+				w.live, exited, w.nthreads)
+			return
+		}
+	}
+	w.fault(&w.threads[0], int(w.threads[0].pc), 0, "deadlock")
+}
+
+// activeMask is the mask of the lanes of t's warp that have not exited.
+func (w *worker) activeMask(t *thread) uint32 {
+	base := int(t.lin) &^ 31
+	var m uint32
+	for l := 0; l < 32 && base+l < w.nthreads; l++ {
+		if w.threads[base+l].state != stExit {
+			m |= 1 << l
+		}
+	}
+	return m
+}
+
+// collective kinds
+const (
+	collShflUp = iota
+	collShflDown
+	collShflBfly
+	collShflIdx
+	collVoteAny
+	collVoteAll
+	collVoteUni
+	collVoteBallot
+	collRedux
+	collSyncwarp
+)
+
+var collNames = [...]string{"shfl.sync.up", "shfl.sync.down", "shfl.sync.bfly", "shfl.sync.idx", "vote.sync.any",
+	"vote.sync.all", "vote.sync.uni", "vote.sync.ballot", "redux.sync", "bar.warp.sync"}
+
+func (w *worker) resolveWarp(wp int) {
+	base := wp * 32
+	n := min(32, w.nthreads-base)
+	lanes := w.threads[base : base+n]
+	var done uint32
+	for l := 0; l < n; l++ {
+		t := &lanes[l]
+		if t.state != stColl || done&(1<<l) != 0 {
+			continue
+		}
+		in := &w.k.code[t.pc]
+		mask := uint32(t.regs[in.v[0]])
+		if mask&(1<<l) == 0 {
+			w.fault(t, int(t.pc), 0, "%s: membermask 0x%08x does not include the calling lane %d", collNames[in.sub], mask, l)
+			return
+		}
+		// every non-exited lane of mask must wait at a matching collective
+		ready := true
+		var group uint32
+		for j := 0; j < 32; j++ {
+			if mask&(1<<j) == 0 {
+				continue
+			}
+			if j >= n || lanes[j].state == stExit {
+				continue
+			}
+			u := &lanes[j]
+			if u.state != stColl {
+				ready = false
+				break
+			}
+			jin := &w.k.code[u.pc]
+			if jin.sub != in.sub || uint32(u.regs[jin.v[0]]) != mask {
+				w.fault(u, int(u.pc), 0, "%s with membermask 0x%08x meets %s with membermask 0x%08x of lane %d",
+					collNames[jin.sub], uint32(u.regs[jin.v[0]]), collNames[in.sub], mask, l)
+				return
+			}
+			group |= 1 << j
+		}
+		if !ready {
+			continue
+		}
+		done |= group
+		if !w.collective(lanes, base, group, in.sub) {
+			return
+		}
+		for j := 0; j < n; j++ {
+			if group&(1<<j) != 0 {
+				lanes[j].state = stRun
+				lanes[j].pc++
+				w.runq = append(w.runq, int32(base+j))
+			}
+		}
+	}
+}
+
+// collective computes the results of a complete warp rendezvous.
+func (w *worker) collective(lanes []thread, base int, group uint32, kind uint8) bool {
+	var res [32]uint64
+	var pred [32]bool
+	switch kind {
+	case collShflUp, collShflDown, collShflBfly, collShflIdx:
+		for l := 0; l < 32; l++ {
+			if group&(1<<l) == 0 {
+				continue
+			}
+			t := &lanes[l]
+			in := &w.k.code[t.pc]
+			b := int(t.regs[in.b] & 31)
+			c := uint32(t.regs[in.c])
+			cval := int(c & 31)
+			segmask := int(c >> 8 & 31)
+			maxLane := l&segmask | cval&^segmask
+			minLane := l & segmask
+			var j int
+			var ok bool
+			switch kind {
+			case collShflUp:
+				j = l - b
+				ok = j >= maxLane
+			case collShflDown:
+				j = l + b
+				ok = j <= maxLane
+			case collShflBfly:
+				j = l ^ b
+				ok = j <= maxLane
+			case collShflIdx:
+				j = minLane | b&^segmask
+				ok = j <= maxLane
+			}
+			if !ok {
+				j = l
+			}
+			if group&(1<<j) == 0 {
+				why := "is not in membermask"
+				if base+j >= w.nthreads {
+					why = "does not exist (partial warp)"
+				} else if lanes[j].state == stExit {
+					why = "has exited"
+				}
+				w.fault(t, int(t.pc), 0, "%s: lane %d reads lane %d, which %s", collNames[kind], l, j, why)
+				return false
+			}
+			u := &lanes[j]
+			res[l] = u.regs[w.k.code[u.pc].a] & 0xffffffff
+			pred[l] = ok
+		}
+	case collVoteAny, collVoteAll, collVoteUni, collVoteBallot:
+		var ballot uint32
+		for l := 0; l < 32; l++ {
+			if group&(1<<l) == 0 {
+				continue
+			}
+			t := &lanes[l]
+			in := &w.k.code[t.pc]
+			p := t.regs[in.a] != 0
+			if in.flags&fNegA != 0 {
+				p = !p
+			}
+			if p {
+				ballot |= 1 << l
+			}
+		}
+		var r uint64
+		switch kind {
+		case collVoteAny:
+			r = b2u(ballot != 0)
+		case collVoteAll:
+			r = b2u(ballot == group)
+		case collVoteUni:
+			r = b2u(ballot == 0 || ballot == group)
+		case collVoteBallot:
+			r = uint64(ballot)
+		}
+		for l := range res {
+			res[l] = r
+		}
+	case collRedux:
+		var acc uint64
+		first := true
+		for l := 0; l < 32; l++ {
+			if group&(1<<l) == 0 {
+				continue
+			}
+			t := &lanes[l]
+			in := &w.k.code[t.pc]
+			v := t.regs[in.a] & 0xffffffff
+			if first {
+				acc, first = v, false
+				continue
+			}
+			signed := in.flags&fSigned != 0
+			switch in.sub2 {
+			case aAdd:
+				acc = (acc + v) & 0xffffffff
+			case aMin:
+				if signed && int32(v) < int32(acc) || !signed && v < acc {
+					acc = v
+				}
+			case aMax:
+				if signed && int32(v) > int32(acc) || !signed && v > acc {
+					acc = v
+				}
+			case aAnd:
+				acc &= v
+			case aOr:
+				acc |= v
+			case aXor:
+				acc ^= v
+			}
+		}
+		for l := range res {
+			res[l] = acc
+		}
+	case collSyncwarp:
+		return true
+	}
+	for l := 0; l < 32; l++ {
+		if group&(1<<l) == 0 {
+			continue
+		}
+		t := &lanes[l]
+		in := &w.k.code[t.pc]
+		t.regs[in.d] = res[l]
+		if kind <= collShflIdx && in.e >= 0 {
+			t.regs[in.e] = b2u(pred[l])
+		}
+	}
+	return true
+}
+
+// fault stops the launch with a runtime error at pc of thread t.
+func (w *worker) fault(t *thread, pc int, addr uint64, format string, args ...any) {
+	if w.err != nil {
+		return
+	}
+	k := w.k
+	tid := w.tid(int(t.lin))
+	msg := fmt.Sprintf(format, args...)
+	loc := ""
+	if pc >= 0 && pc < len(k.code) {
+		loc = fmt.Sprintf("line %d: %q: ", k.line[pc], k.text[pc])
+	}
+	w.err = fmt.Errorf("%w: kernel %s: %sblock (%d,%d,%d) thread (%d,%d,%d): %s", ErrFault, k.name, loc,
+		w.ctaid[0], w.ctaid[1], w.ctaid[2], tid[0], tid[1], tid[2], msg)
+}
+
+func (w *worker) memFault(t *thread, pc int, addr, n uint64, space int) {
+	switch space {
+	case spGlobal:
+		s := addr >> slotShift
+		off := addr & slotMask
+		switch {
+		case addr&(n-1) != 0 && s < uint64(len(w.slots)) && w.slots[s] != nil && off+n <= uint64(len(w.slots[s].data)):
+			w.fault(t, pc, addr, "misaligned %d-byte global access at address 0x%x", n, addr)
+		case addr == 0 || s == 0:
+			w.fault(t, pc, addr, "%d-byte global access at address 0x%x: not a global address (null or not converted from generic?)", n, addr)
+		case s >= uint64(len(w.slots)) || w.slots[s] == nil:
+			w.fault(t, pc, addr, "%d-byte global access at address 0x%x: no live allocation there (freed or wild pointer)", n, addr)
+		default:
+			size := uint64(len(w.slots[s].data))
+			w.fault(t, pc, addr, "out-of-bounds %d-byte global access at address 0x%x: byte offset %d of the %d-byte allocation at 0x%x (%d bytes past its end)",
+				n, addr, off, size, s<<slotShift, off+n-size)
+		}
+	case spShared:
+		if addr&(n-1) != 0 && addr+n <= w.sharedSize {
+			w.fault(t, pc, addr, "misaligned %d-byte shared access at shared address 0x%x", n, addr)
+		} else {
+			w.fault(t, pc, addr, "out-of-bounds %d-byte shared access at shared address 0x%x (block has %d bytes of shared memory: %d static, dynamic from %d)",
+				n, addr, w.sharedSize, w.k.sharedStatic, w.k.dynBase)
+		}
+	case spLocal:
+		if addr&(n-1) != 0 && addr+n <= uint64(w.k.localSize) {
+			w.fault(t, pc, addr, "misaligned %d-byte local access at local address 0x%x", n, addr)
+		} else {
+			w.fault(t, pc, addr, "out-of-bounds %d-byte local access at local address 0x%x (%d bytes of local memory per thread)", n, addr, w.k.localSize)
+		}
+	default:
+		w.fault(t, pc, addr, "%d-byte generic access at address 0x%x: not in global, shared or local memory", n, addr)
+	}
+}
+
+// genericAccess performs ld/st with a generic address.
+func (w *worker) genericAccess(t *thread, pc int, in *inst, regs []uint64) bool {
+	addr := regs[in.a] + uint64(in.imm)
+	n := uint64(in.sz) * uint64(in.nv)
+	st := in.op == opStGeneric
+	var buf []byte
+	switch {
+	case addr>>slotShift != 0:
+		buf = w.global(addr, n)
+		if buf == nil {
+			w.memFault(t, pc, addr, n, spGlobal)
+			return false
+		}
+		if w.counters {
+			w.countGlobal(t, pc, addr, n, st)
+		}
+	case addr >= sharedWindow && addr < sharedWindow+w.sharedSize:
+		a := addr - sharedWindow
+		if a+n > w.sharedSize || a&(n-1) != 0 {
+			w.memFault(t, pc, a, n, spShared)
+			return false
+		}
+		if w.checkShared && !w.sharedCheck(t, pc, a, n, st, false) {
+			return false
+		}
+		buf = w.shared[a : a+n]
+		if w.counters {
+			w.countShared(t, pc, a, n, st)
+		}
+	case addr >= localWindow && addr < localWindow+uint64(len(t.local)):
+		a := addr - localWindow
+		if a+n > uint64(len(t.local)) || a&(n-1) != 0 {
+			w.memFault(t, pc, a, n, spLocal)
+			return false
+		}
+		buf = t.local[a : a+n]
+	default:
+		w.memFault(t, pc, addr, n, spGeneric)
+		return false
+	}
+	if st {
+		storeVals(in, regs, buf)
+	} else {
+		loadVals(in, regs, buf)
+	}
+	return true
+}
+
+// atomic performs atom/red.
+func (w *worker) atomic(t *thread, pc int, in *inst, regs []uint64) bool {
+	addr := regs[in.a] + uint64(in.imm)
+	n := uint64(in.sz)
+	space := int(in.sub2)
+	if space == spGeneric {
+		switch {
+		case addr>>slotShift != 0:
+			space = spGlobal
+		case addr >= sharedWindow && addr < sharedWindow+w.sharedSize:
+			space = spShared
+			addr -= sharedWindow
+		default:
+			w.fault(t, pc, addr, "atomic at generic address 0x%x: not in global or shared memory", addr)
+			return false
+		}
+	}
+	var buf []byte
+	if space == spGlobal {
+		buf = w.global(addr, n)
+		if buf == nil {
+			w.memFault(t, pc, addr, n, spGlobal)
+			return false
+		}
+		mu := &w.m.atom[addr>>3&63]
+		mu.Lock()
+		old := load(buf, in.sz)
+		store(buf, in.sz, atomCompute(in, old, regs[in.b], regs[in.c]))
+		mu.Unlock()
+		regs[in.d] = old
+		if w.counters {
+			w.stats.GlobalAtomics++
+			w.countGlobal(t, pc, addr, n, true)
+			w.stats.GlobalStoreBytes -= int64(n) // counted as an atomic, not a store
+		}
+		return true
+	}
+	if addr+n > w.sharedSize || addr&(n-1) != 0 {
+		w.memFault(t, pc, addr, n, spShared)
+		return false
+	}
+	if w.checkShared && !w.sharedCheck(t, pc, addr, n, true, true) {
+		return false
+	}
+	buf = w.shared[addr : addr+n]
+	old := load(buf, in.sz)
+	store(buf, in.sz, atomCompute(in, old, regs[in.b], regs[in.c]))
+	regs[in.d] = old
+	if w.counters {
+		w.stats.SharedAtomics++
+	}
+	return true
+}
+
+func atomCompute(in *inst, old, b, c uint64) uint64 {
+	m := in.mask
+	kind := in.td >> 4
+	switch in.sub {
+	case aAdd:
+		switch {
+		case in.td == kF<<4|2:
+			return ftz32(b32(f32(ftz32(old)) + f32(ftz32(b))))
+		case in.td == kF<<4|3:
+			return b64(f64(old) + f64(b))
+		}
+		return (old + b) & m
+	case aMin, aMax:
+		var less bool
+		switch {
+		case in.td == kF<<4|2:
+			if in.sub == aMin {
+				return min32(old, b, false)
+			}
+			return max32(old, b, false)
+		case in.td == kF<<4|3:
+			if in.sub == aMin {
+				return min64(old, b, false)
+			}
+			return max64(old, b, false)
+		case kind == kS:
+			sh := uint8(64 - in.sz*8)
+			less = sx(b, sh) < sx(old, sh)
+		default:
+			less = b&m < old&m
+		}
+		if less == (in.sub == aMin) {
+			return b & m
+		}
+		return old
+	case aAnd:
+		return old & b & m
+	case aOr:
+		return (old | b) & m
+	case aXor:
+		return (old ^ b) & m
+	case aExch:
+		return b & m
+	case aCas:
+		if old&m == b&m {
+			return c & m
+		}
+		return old
+	case aInc:
+		if old&m >= b&m {
+			return 0
+		}
+		return (old + 1) & m
+	case aDec:
+		if old&m == 0 || old&m > b&m {
+			return b & m
+		}
+		return (old - 1) & m
+	}
+	return old
+}
+
+// sharedCheck applies the race and uninitialised-read checks to a shared
+// access of n bytes at addr by thread t. It reports false after a fault.
+func (w *worker) sharedCheck(t *thread, pc int, addr, n uint64, write, atomicOp bool) bool {
+	tid := t.lin
+	ep := w.epoch
+	for i := addr; i < addr+n; i++ {
+		s := &w.shadow[i]
+		if atomicOp {
+			if w.checkRaces && s.wEp == ep && s.wTid != tid && s.wTid != -3 {
+				w.raceFault(t, pc, i, "atomic", "written", s.wTid)
+				return false
+			}
+			s.wEp, s.wTid = ep, -3
+			continue
+		}
+		if !write {
+			if w.checkUninit && s.wEp < w.blockEpoch {
+				w.fault(t, pc, i, "read of uninitialised shared memory at shared address 0x%x (no thread of this block wrote it in this launch)", i)
+				return false
+			}
+			if w.checkRaces {
+				if s.wEp == ep && s.wTid != tid {
+					w.raceFault(t, pc, i, "read", "written", s.wTid)
+					return false
+				}
+				if s.rEp != ep {
+					s.rEp, s.rTid = ep, tid
+				} else if s.rTid != tid {
+					s.rTid = -2
+				}
+			}
+			continue
+		}
+		if w.checkRaces {
+			if s.wEp == ep && s.wTid != tid {
+				w.raceFault(t, pc, i, "write", "written", s.wTid)
+				return false
+			}
+			if s.rEp == ep && s.rTid != tid {
+				w.raceFault(t, pc, i, "write", "read", s.rTid)
+				return false
+			}
+		}
+		s.wEp, s.wTid = ep, tid
+	}
+	return true
+}
+
+func (w *worker) raceFault(t *thread, pc int, addr uint64, what, other string, otid int32) {
+	by := "another thread"
+	switch {
+	case otid >= 0:
+		o := w.tid(int(otid))
+		by = fmt.Sprintf("thread (%d,%d,%d)", o[0], o[1], o[2])
+	case otid == -2:
+		by = "several other threads"
+	case otid == -3:
+		by = "an atomic of another thread"
+	}
+	w.fault(t, pc, addr, "shared-memory race: %s of shared address 0x%x, which %s %s since the last barrier", what, addr, by, other)
+}
+
+// countGlobal records a global access of thread t for warp-level counters.
+func (w *worker) countGlobal(t *thread, pc int, addr, n uint64, st bool) {
+	if st {
+		w.stats.GlobalStoreBytes += int64(n)
+	} else {
+		w.stats.GlobalLoadBytes += int64(n)
+	}
+	key := memGroupKey{t.lin / 32, int32(pc), t.occ[pc]}
+	t.occ[pc]++
+	gi, ok := w.glIdx[key]
+	if !ok {
+		gi = len(w.gl)
+		if gi < cap(w.gl) {
+			w.gl = w.gl[:gi+1]
+			w.gl[gi].units = w.gl[gi].units[:0]
+		} else {
+			w.gl = append(w.gl, memGroup{})
+		}
+		w.glIdx[key] = gi
+	}
+	g := &w.gl[gi]
+	for s := addr >> 5; s <= (addr+n-1)>>5; s++ {
+		g.units = addUnique(g.units, s)
+	}
+}
+
+func (w *worker) countShared(t *thread, pc int, addr, n uint64, st bool) {
+	if st {
+		w.stats.SharedStoreBytes += int64(n)
+	} else {
+		w.stats.SharedLoadBytes += int64(n)
+	}
+	key := memGroupKey{t.lin / 32, int32(pc), t.occ[pc]}
+	t.occ[pc]++
+	gi, ok := w.groups[key]
+	if !ok {
+		gi = len(w.sh)
+		if gi < cap(w.sh) {
+			w.sh = w.sh[:gi+1]
+			w.sh[gi].units = w.sh[gi].units[:0]
+		} else {
+			w.sh = append(w.sh, memGroup{})
+		}
+		w.groups[key] = gi
+	}
+	g := &w.sh[gi]
+	for a := addr >> 2; a <= (addr+n-1)>>2; a++ {
+		g.units = addUnique(g.units, a)
+	}
+}
+
+func addUnique(s []uint64, v uint64) []uint64 {
+	for _, x := range s {
+		if x == v {
+			return s
+		}
+	}
+	return append(s, v)
+}
+
+func (w *worker) flushCounters() {
+	w.stats.GlobalRequests += int64(len(w.gl))
+	for i := range w.gl {
+		w.stats.GlobalSectors += int64(len(w.gl[i].units))
+	}
+	w.stats.SharedRequests += int64(len(w.sh))
+	for i := range w.sh {
+		var banks [32]int64
+		var worst int64
+		for _, word := range w.sh[i].units {
+			banks[word&31]++
+			worst = max(worst, banks[word&31])
+		}
+		ideal := (int64(len(w.sh[i].units)) + 31) / 32
+		w.stats.SharedBankConflicts += worst - ideal
+	}
+	w.gl = w.gl[:0]
+	w.sh = w.sh[:0]
+	clear(w.glIdx)
+	clear(w.groups)
+}

@@ -1,0 +1,255 @@
+// Package ptxsim is a PTX interpreter that runs, on the CPU, the PTX that
+// clang-19 emits for our CUDA C kernels (PTX ISA 7.x/8.x, sm_70/sm_80).
+//
+// The execution model follows Volta's independent thread scheduling: every
+// thread runs its own pre-decoded instruction stream with its own register
+// file. bar.sync/barrier.sync and the .sync warp collectives (shfl.sync,
+// vote.sync, bar.warp.sync, redux.sync) are rendezvous points among the
+// threads they name, so no reconvergence stack is needed. Within a block the
+// scheduler runs each thread until it blocks on a barrier or a collective or
+// exits, then resolves the rendezvous; blocks run in parallel on
+// Options.Workers goroutines. Results are deterministic for kernels without
+// floating-point atomics.
+//
+// Memory is bounds-checked. Global memory is a set of separate allocations:
+// allocation i lives at address i·2⁴⁰, so an access past the end of one
+// buffer lands in a gap and is an error, never silently another buffer.
+// Generic addresses of shared and local memory live in windows below 2⁴⁰.
+//
+// Floating point follows PTX: float32 operations round once (fma.rn.f32 is a
+// single rounding, including the halfway cases where float64 FMA followed by
+// a float32 conversion would round twice), directed rounding modes are exact,
+// .ftz flushes subnormal inputs and results to sign-preserving zero, min/max
+// return the non-NaN operand, and approximate operations (ex2, lg2, rsqrt,
+// sin, cos, tanh) are evaluated in float64 and rounded, within their
+// documented error.
+package ptxsim
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sort"
+	"sync"
+)
+
+// Options configures a Machine.
+type Options struct {
+	// Workers is the number of goroutines that run blocks; 0 means GOMAXPROCS.
+	Workers int
+	// CheckRaces reports two threads of a block touching the same shared
+	// byte between barriers with at least one write (atomics excepted).
+	CheckRaces bool
+	// CheckUninitShared reports reading a shared byte that no thread of
+	// the block wrote in this launch.
+	CheckUninitShared bool
+	// Counters fills the per-launch memory counters of Stats.
+	Counters bool
+	// MaxInstructionsPerThread stops a launch whose thread runs more
+	// instructions than this; 0 means DefaultMaxInstructionsPerThread.
+	MaxInstructionsPerThread int64
+}
+
+// DefaultMaxInstructionsPerThread is the per-thread instruction limit when
+// Options.MaxInstructionsPerThread is 0.
+const DefaultMaxInstructionsPerThread = 1 << 32
+
+// Address layout.
+const (
+	slotShift = 40
+	slotMask  = 1<<slotShift - 1
+	// sharedWindow is the generic address of shared-space address 0.
+	sharedWindow = 1 << 38
+	// localWindow is the generic address of local-space address 0.
+	localWindow = 1 << 39
+	// maxSlots bounds the number of allocations over a Machine's life.
+	maxSlots = 1 << 22
+)
+
+// ErrMemory is wrapped by the errors of Alloc, Free, Read, Write and Copy.
+var ErrMemory = errors.New("ptxsim: memory")
+
+type allocation struct {
+	data []byte
+}
+
+// Machine is a simulated device: its global memory and its options. Its
+// methods must not be called concurrently with each other.
+type Machine struct {
+	opts  Options
+	slots []*allocation // slot i holds the allocation at address i<<slotShift
+	live  int64
+	atom  [64]sync.Mutex
+}
+
+// New returns a Machine with no memory allocated.
+func New(opts Options) *Machine {
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.MaxInstructionsPerThread <= 0 {
+		opts.MaxInstructionsPerThread = DefaultMaxInstructionsPerThread
+	}
+	return &Machine{opts: opts, slots: []*allocation{nil}}
+}
+
+// Alloc allocates bytes of zeroed global memory and returns its address,
+// which is non-zero and 256-byte aligned. Every allocation is bounds-checked
+// on its own.
+func (m *Machine) Alloc(bytes int64) (uint64, error) {
+	if bytes <= 0 || bytes > slotMask {
+		return 0, fmt.Errorf("%w: alloc of %d bytes: size must be in [1, 2^40)", ErrMemory, bytes)
+	}
+	if len(m.slots) >= maxSlots {
+		return 0, fmt.Errorf("%w: alloc: more than %d allocations", ErrMemory, maxSlots)
+	}
+	m.slots = append(m.slots, &allocation{data: make([]byte, bytes)})
+	m.live += bytes
+	return uint64(len(m.slots)-1) << slotShift, nil
+}
+
+// Free releases the allocation that starts at addr.
+func (m *Machine) Free(addr uint64) error {
+	s := addr >> slotShift
+	if addr&slotMask != 0 || s == 0 || s >= uint64(len(m.slots)) || m.slots[s] == nil {
+		return fmt.Errorf("%w: free of 0x%x: not the start of a live allocation", ErrMemory, addr)
+	}
+	m.live -= int64(len(m.slots[s].data))
+	m.slots[s] = nil
+	return nil
+}
+
+// LiveBytes is the number of bytes currently allocated.
+func (m *Machine) LiveBytes() int64 { return m.live }
+
+// span returns the n bytes of global memory at addr.
+func (m *Machine) span(addr uint64, n int64, what string) ([]byte, error) {
+	s := addr >> slotShift
+	off := addr & slotMask
+	if s == 0 || s >= uint64(len(m.slots)) || m.slots[s] == nil {
+		return nil, fmt.Errorf("%w: %s of %d bytes at 0x%x: no live allocation there", ErrMemory, what, n, addr)
+	}
+	d := m.slots[s].data
+	if n < 0 || off+uint64(n) > uint64(len(d)) {
+		return nil, fmt.Errorf("%w: %s of %d bytes at 0x%x: out of bounds of the %d-byte allocation at 0x%x",
+			ErrMemory, what, n, addr, len(d), s<<slotShift)
+	}
+	return d[off : off+uint64(n)], nil
+}
+
+// Write copies src to global memory at addr.
+func (m *Machine) Write(addr uint64, src []byte) error {
+	d, err := m.span(addr, int64(len(src)), "write")
+	if err != nil {
+		return err
+	}
+	copy(d, src)
+	return nil
+}
+
+// Read copies global memory at addr to dst.
+func (m *Machine) Read(addr uint64, dst []byte) error {
+	s, err := m.span(addr, int64(len(dst)), "read")
+	if err != nil {
+		return err
+	}
+	copy(dst, s)
+	return nil
+}
+
+// Copy copies n bytes of global memory from src to dst.
+func (m *Machine) Copy(dst, src uint64, n int64) error {
+	s, err := m.span(src, n, "copy source")
+	if err != nil {
+		return err
+	}
+	d, err := m.span(dst, n, "copy destination")
+	if err != nil {
+		return err
+	}
+	copy(d, s)
+	return nil
+}
+
+// Param is a kernel parameter.
+type Param struct {
+	Name string
+	Type string // PTX type without the dot: "u64", "u32", "s32", "f32", "b8[16]", ...
+	Size int    // bytes
+}
+
+// Stats are the counters of one launch. Instructions are counted per
+// thread (a warp instruction executed by 32 threads counts 32), predicated-off
+// instructions included. The memory counters are filled only when
+// Options.Counters is set.
+type Stats struct {
+	// Instructions is the number of thread-instructions by class: "fp32",
+	// "fp64", "int", "mov", "convert", "mem.global", "mem.shared",
+	// "mem.local", "mem.param", "atomic", "control", "sync", "warp", "special".
+	Instructions map[string]int64
+	// ThreadInstructions is the sum of Instructions.
+	ThreadInstructions int64
+	Blocks, Threads    int64
+
+	GlobalLoadBytes, GlobalStoreBytes int64
+	// GlobalRequests counts warp-level global accesses: the accesses that
+	// the threads of a warp make at the same instruction and the same
+	// dynamic occurrence form one request (atomics included).
+	GlobalRequests int64
+	// GlobalSectors counts the distinct 32-byte sectors touched by each
+	// request, summed over requests. A fully coalesced float32 warp load
+	// touches 4 sectors.
+	GlobalSectors int64
+	// GlobalAtomics counts thread-level global atomic operations.
+	GlobalAtomics int64
+
+	SharedLoadBytes, SharedStoreBytes int64
+	// SharedRequests counts warp-level shared accesses.
+	SharedRequests int64
+	// SharedBankConflicts counts the extra wavefronts of shared requests:
+	// with 32 banks of 4 bytes, a request needs as many wavefronts as the
+	// largest number of distinct 4-byte words it touches in one bank
+	// (threads reading the same word share it), and the ideal is
+	// ⌈distinct words/32⌉.
+	SharedBankConflicts int64
+	SharedAtomics       int64
+
+	// Barriers counts block-level barrier releases.
+	Barriers int64
+}
+
+func (s *Stats) add(o *Stats) {
+	for k, v := range o.Instructions {
+		s.Instructions[k] += v
+	}
+	s.ThreadInstructions += o.ThreadInstructions
+	s.Blocks += o.Blocks
+	s.Threads += o.Threads
+	s.GlobalLoadBytes += o.GlobalLoadBytes
+	s.GlobalStoreBytes += o.GlobalStoreBytes
+	s.GlobalRequests += o.GlobalRequests
+	s.GlobalSectors += o.GlobalSectors
+	s.GlobalAtomics += o.GlobalAtomics
+	s.SharedLoadBytes += o.SharedLoadBytes
+	s.SharedStoreBytes += o.SharedStoreBytes
+	s.SharedRequests += o.SharedRequests
+	s.SharedBankConflicts += o.SharedBankConflicts
+	s.SharedAtomics += o.SharedAtomics
+	s.Barriers += o.Barriers
+}
+
+// String formats the stats on one line with instruction classes sorted.
+func (s *Stats) String() string {
+	keys := make([]string, 0, len(s.Instructions))
+	for k := range s.Instructions {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	str := fmt.Sprintf("blocks=%d threads=%d instr=%d", s.Blocks, s.Threads, s.ThreadInstructions)
+	for _, k := range keys {
+		str += fmt.Sprintf(" %s=%d", k, s.Instructions[k])
+	}
+	str += fmt.Sprintf(" gld=%dB gst=%dB greq=%d gsect=%d sreq=%d sconf=%d",
+		s.GlobalLoadBytes, s.GlobalStoreBytes, s.GlobalRequests, s.GlobalSectors, s.SharedRequests, s.SharedBankConflicts)
+	return str
+}
