@@ -43,7 +43,7 @@
 //	-lr X             learning rate (default 0.05)
 //	-momentum X       SGD momentum in [0, 1) (default 0.9)
 //	-weight-decay X   L2 weight decay, added to the gradient (default 0)
-//	-schedule S       learning-rate schedule: constant, step or cosine (default constant)
+//	-schedule S       learning-rate schedule: constant, step or cosine (default cosine)
 //	-step-every N     step schedule: epochs between decays (default 1)
 //	-gamma X          step schedule: factor per decay (default 0.1)
 //	-seed N           seed of the initialisation and the shuffling (default 1)
@@ -74,15 +74,23 @@ import (
 
 func main() {
 	err := run(os.Args[1:], os.Stdout, os.Stderr)
-	if err == nil || errors.Is(err, flag.ErrHelp) {
-		return
+	if code := exitCode(err); code != 0 {
+		fmt.Fprintln(os.Stderr, "train:", err)
+		os.Exit(code)
 	}
-	fmt.Fprintln(os.Stderr, "train:", err)
+}
+
+// exitCode is the exit status for run's error: 0 for none (or -h), 2 for
+// a usage error, 1 otherwise.
+func exitCode(err error) int {
 	var ue usageError
-	if errors.As(err, &ue) {
-		os.Exit(2)
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		return 2
 	}
-	os.Exit(1)
+	return 1
 }
 
 // usageError marks a bad command line (exit status 2).
@@ -186,8 +194,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 func train(ctx context.Context, o *options, stdout io.Writer) error {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.threads))
+	be, err := newBackend(o.device, o.threads)
+	if err != nil {
+		return err
+	}
+	defer be.Close()
+
 	var trainSet, testSet *host.Dataset
-	var err error
 	source := o.data
 	if o.data == "" {
 		if source, err = host.LocateMNIST(); err != nil {
@@ -204,12 +217,6 @@ func train(ctx context.Context, o *options, stdout io.Writer) error {
 		return err
 	}
 	trainSet = trainSet.Limit(o.limit)
-
-	be, err := newBackend(o.device, o.threads)
-	if err != nil {
-		return err
-	}
-	defer be.Close()
 
 	spec := host.DefaultSpec()
 	spec.H, spec.W = trainSet.H, trainSet.W

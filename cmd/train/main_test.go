@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/convtrain/convtrain/host"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// syntheticDir writes a small synthetic 28×28 data set in MNIST's file
+// layout (gzip) and returns its directory.
+func syntheticDir(t *testing.T) string {
+	t.Helper()
+	train, err := host.Synthetic(320, 28, 10, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	test, err := host.Synthetic(100, 28, 10, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := host.WriteDir(dir, train, test, true); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// numbers matches the measured quantities of the report (and the data
+// directory), which vary from run to run or machine to machine.
+var (
+	dirRE    = regexp.MustCompile(`(?m)^data     \S+:`)
+	numberRE = regexp.MustCompile(`(loss|train|test|epoch|elapsed) [0-9.]+(%|s|ms|m[0-9.]+s)?|[0-9.]+ images/s`)
+)
+
+func normalise(out string) string {
+	out = dirRE.ReplaceAllString(out, "data     DIR:")
+	return numberRE.ReplaceAllStringFunc(out, func(s string) string {
+		if strings.HasSuffix(s, "images/s") {
+			return "N images/s"
+		}
+		return strings.Fields(s)[0] + " N"
+	})
+}
+
+// TestRunSynthetic trains on a synthetic data set through the whole
+// command and compares the report, numbers masked, with
+// testdata/synthetic.golden; the test accuracy after 3 epochs of 9 steps
+// must reach 60 % (10 classes, chance 10 %; measured 77 %).
+func TestRunSynthetic(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := []string{"-data", syntheticDir(t), "-epochs", "3", "-batch", "32", "-threads", "2", "-limit", "300", "-seed", "3"}
+	if err := run(args, &stdout, &stderr); err != nil {
+		t.Fatalf("run(%q) = %v; stderr:\n%s", args, err, stderr.String())
+	}
+	out := stdout.String()
+	if strings.Contains(out, "\r") {
+		t.Errorf("output to a non-terminal has a carriage return (progress bar):\n%q", out)
+	}
+	m := regexp.MustCompile(`epoch 3/3 .* test ([0-9.]+)%`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("run output has no line for epoch 3/3:\n%s", out)
+	}
+	if acc, _ := strconv.ParseFloat(m[1], 64); acc < 60 {
+		t.Errorf("test accuracy after 3 epochs = %g%%, want ≥ 60%%:\n%s", acc, out)
+	}
+	golden := filepath.Join("testdata", "synthetic.golden")
+	got := normalise(out)
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("run output (numbers masked) =\n%s\nwant (%s)\n%s", got, golden, want)
+	}
+}
+
+// TestRunDeterministic runs the command twice with one seed and requires
+// the same losses and accuracies.
+func TestRunDeterministic(t *testing.T) {
+	dir := syntheticDir(t)
+	metrics := regexp.MustCompile(`loss \S+  train \S+  test \S+`)
+	var outs [2]string
+	for i := range outs {
+		var stdout, stderr bytes.Buffer
+		if err := run([]string{"-data", dir, "-epochs", "2", "-batch", "16", "-limit", "160"}, &stdout, &stderr); err != nil {
+			t.Fatal(err)
+		}
+		outs[i] = strings.Join(metrics.FindAllString(stdout.String(), -1), "\n")
+	}
+	if outs[0] != outs[1] || strings.Count(outs[0], "loss") != 2 {
+		t.Errorf("two runs with seed 1 reported\n%s\nand\n%s\nwant the same two epochs", outs[0], outs[1])
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	dir := syntheticDir(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"case=bad-flag", []string{"-bogus"}, 2, "flag provided but not defined: -bogus"},
+		{"case=extra-arg", []string{"mnist"}, 2, `unexpected arguments ["mnist"]`},
+		{"case=epochs", []string{"-epochs", "0"}, 2, "-epochs 0: want ≥ 1"},
+		{"case=batch", []string{"-batch", "5000"}, 2, "-batch 5000: want 1 to 4096"},
+		{"case=lr", []string{"-lr", "-1"}, 2, "-lr -1: want > 0"},
+		{"case=lr-nan", []string{"-lr", "NaN"}, 2, "-lr NaN: want > 0"},
+		{"case=momentum", []string{"-momentum", "1"}, 2, "-momentum 1: want in [0, 1)"},
+		{"case=weight-decay", []string{"-weight-decay", "-0.1"}, 2, "-weight-decay -0.1: want ≥ 0"},
+		{"case=schedule", []string{"-schedule", "linear"}, 2, `-schedule "linear": want constant, step or cosine`},
+		{"case=gamma", []string{"-gamma", "2"}, 2, "-gamma 2: want in (0, 1]"},
+		{"case=limit", []string{"-limit", "-5"}, 2, "-limit -5: want ≥ 0"},
+		{"case=device", []string{"-device", "tpu"}, 2, `-device "tpu": want one of cpu, gpu, sim`},
+		{"case=threads", []string{"-threads", "0"}, 2, "-threads 0: want 1 to 4096"},
+		{"case=not-a-number", []string{"-epochs", "three"}, 2, `invalid value "three" for flag -epochs`},
+		{"case=device-gpu", []string{"-device", "gpu", "-data", dir}, 1, "-device gpu: the GPU backend is not wired into train yet"},
+		{"case=device-sim", []string{"-device", "sim", "-data", dir}, 1, "-device sim: the GPU backend is not wired into train yet"},
+		{"case=missing-data", []string{"-data", filepath.Join(dir, "nope")}, 1, "no train-images-idx3-ubyte"},
+		{"case=batch-above-limit", []string{"-data", dir, "-limit", "10", "-batch", "32"}, 1, "10 training images, fewer than a batch of 32"},
+		{"case=help", []string{"-h"}, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(tc.args, &stdout, &stderr)
+			if got := exitCode(err); got != tc.code {
+				t.Errorf("run(%q): exit code %d (error %v), want %d", tc.args, got, err, tc.code)
+			}
+			if tc.want != "" && (err == nil || !strings.Contains(err.Error()+stderr.String(), tc.want)) {
+				t.Errorf("run(%q) = %v, stderr %q; want %q", tc.args, err, stderr.String(), tc.want)
+			}
+			if tc.code == 2 || tc.code == 0 {
+				if !strings.Contains(stderr.String(), "usage: train") && tc.name != "case=extra-arg" && !strings.HasPrefix(tc.want, "-") {
+					t.Errorf("run(%q): stderr %q, want the usage", tc.args, stderr.String())
+				}
+			}
+		})
+	}
+}
+
+func TestProgressBar(t *testing.T) {
+	var buf bytes.Buffer
+	p := &progressBar{w: &buf, enabled: true}
+	p.update(host.Progress{Epoch: 1, Epochs: 3, Step: 468, Steps: 937, Loss: 0.25, ImagesPerSec: 5000})
+	p.update(host.Progress{Epoch: 1, Epochs: 3, Step: 937, Steps: 937, Loss: 0.125, ImagesPerSec: 5001})
+	p.clear()
+	line2 := "epoch 1/3 [==============================] 937/937  loss 0.1250  5001 images/s"
+	want := "\repoch 1/3 [==============>               ] 468/937  loss 0.2500  5000 images/s" +
+		"\r" + line2 + "\r" + strings.Repeat(" ", len(line2)) + "\r"
+	if buf.String() != want {
+		t.Errorf("progress bar wrote\n%q\nwant\n%q", buf.String(), want)
+	}
+	buf.Reset()
+	off := &progressBar{w: &buf}
+	off.update(host.Progress{Epoch: 1, Epochs: 1, Step: 1, Steps: 2})
+	off.clear()
+	if buf.Len() != 0 {
+		t.Errorf("disabled progress bar wrote %q, want nothing", buf.String())
+	}
+}
