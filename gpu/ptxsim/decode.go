@@ -332,6 +332,7 @@ type Kernel struct {
 	dynBase      int // offset of extern (dynamic) shared memory
 	localSize    int
 	frameSize    int // per-thread scratch for call parameters
+	calls        []callSite
 	usesColl     bool
 }
 
@@ -424,6 +425,8 @@ type decoder struct {
 	shared   map[string]int64 // module shared vars
 	fshared  map[string]map[string]int64
 	calls    map[string]callInfo
+	edges    map[string][]string
+	cur      string
 }
 
 type fixup struct {
@@ -435,14 +438,53 @@ type fixup struct {
 }
 
 type callInfo struct {
-	paramOff []int64 // frame offsets of the callee's parameters
-	retOff   []int64
+	paramOff, paramSize []int64 // frame offsets of the callee's parameters
+	retOff, retSize     []int64
 }
+
+func (d *decoder) frameAlloc(size int64) symbol {
+	off := int64(alignUp(int(d.frameTop), 8))
+	d.frameTop = off + size
+	return symbol{kind: symFrame, off: off, size: size}
+}
+
+// callee returns the frame layout of function name, queueing it for decoding.
+func (d *decoder) callee(name string) (callInfo, error) {
+	if ci, ok := d.calls[name]; ok {
+		return ci, nil
+	}
+	f, ok := d.funcs[name]
+	if !ok || f.proto {
+		return callInfo{}, fmt.Errorf("call of %s, which has no body in this module", name)
+	}
+	if f.entry {
+		return callInfo{}, fmt.Errorf("call of entry %s", name)
+	}
+	ci := callInfo{}
+	for _, p := range f.params {
+		s := d.frameAlloc(int64(typeSize(p.typ) * max(p.count, 1)))
+		ci.paramOff, ci.paramSize = append(ci.paramOff, s.off), append(ci.paramSize, s.size)
+	}
+	for _, p := range f.rets {
+		s := d.frameAlloc(int64(typeSize(p.typ) * max(p.count, 1)))
+		ci.retOff, ci.retSize = append(ci.retOff, s.off), append(ci.retSize, s.size)
+	}
+	d.calls[name] = ci
+	d.pending = append(d.pending, f)
+	return ci, nil
+}
+
+// callSite is a call: its target and the parameter copies in the frame.
+type callSite struct {
+	in, out []frameCopy
+}
+
+type frameCopy struct{ src, dst, n int64 }
 
 func decodeKernel(m *module, f *function, funcs map[string]*function, src []string) (*Kernel, error) {
 	k := &Kernel{name: f.name}
 	d := &decoder{mod: m, funcs: funcs, lines: src, k: k, consts: map[uint64]int32{}, specials: map[int]int32{},
-		funcPC: map[string]int{}, shared: map[string]int64{}, calls: map[string]callInfo{}}
+		funcPC: map[string]int{}, shared: map[string]int64{}, calls: map[string]callInfo{}, edges: map[string][]string{}}
 	d.nslots = 2 // slot 0 = true (1), slot 1 = false (0)
 	// parameters
 	off := 0
@@ -503,9 +545,13 @@ func decodeKernel(m *module, f *function, funcs map[string]*function, src []stri
 	for len(d.pending) > 0 {
 		fn := d.pending[0]
 		d.pending = d.pending[1:]
+		d.cur = fn.name
 		if err := d.decodeFunc(fn, fn == f); err != nil {
 			return nil, err
 		}
+	}
+	if err := d.checkRecursion(f.name); err != nil {
+		return nil, err
 	}
 	for _, fx := range d.fixups {
 		if fx.fn != "" {
@@ -621,6 +667,11 @@ func (d *decoder) decodeFunc(f *function, entry bool) error {
 		switch v.space {
 		case "shared":
 			d.syms[v.name] = symbol{kind: symShared, off: d.fshared[f.name][v.name]}
+		case "param":
+			if old, ok := d.syms[v.name]; ok && old.kind == symFrame && old.size >= size {
+				continue
+			}
+			d.syms[v.name] = d.frameAlloc(size)
 		case "local":
 			off := int64(alignUp(k.localSize, max(v.align, 1)))
 			k.localSize = int(off + size)
@@ -634,20 +685,13 @@ func (d *decoder) decodeFunc(f *function, entry bool) error {
 			d.syms[p.name] = symbol{kind: symParam, off: int64(k.paramOff[i]), size: int64(k.params[i].Size)}
 		}
 	} else {
-		ci := callInfo{}
-		for _, p := range append(append([]varDecl(nil), f.params...), f.rets...) {
-			size := int64(typeSize(p.typ) * max(p.count, 1))
-			off := int64(alignUp(int(d.frameTop), 8))
-			d.frameTop = off + size
-			d.syms[p.name] = symbol{kind: symFrame, off: off, size: size}
+		ci := d.calls[f.name]
+		for i, p := range f.params {
+			d.syms[p.name] = symbol{kind: symFrame, off: ci.paramOff[i], size: ci.paramSize[i]}
 		}
-		for _, p := range f.params {
-			ci.paramOff = append(ci.paramOff, d.syms[p.name].off)
+		for i, p := range f.rets {
+			d.syms[p.name] = symbol{kind: symFrame, off: ci.retOff[i], size: ci.retSize[i]}
 		}
-		for _, p := range f.rets {
-			ci.retOff = append(ci.retOff, d.syms[p.name].off)
-		}
-		d.calls[f.name] = ci
 	}
 	for name := range d.funcs {
 		if _, ok := d.syms[name]; !ok {
@@ -979,7 +1023,7 @@ func (d *decoder) decodeOp(in *inst, s *stmt, oi opInfo, entry bool) error {
 			in.op = opColl
 			in.sub = collSyncwarp
 			var err error
-			in.a, err = d.src(s.ops[0], "b32")
+			in.v[0], err = d.src(s.ops[0], "b32")
 			return err
 		}
 		if err := oi.only("sync", "aligned"); err != nil {
@@ -2096,7 +2140,54 @@ func (d *decoder) decodeAtom(in *inst, s *stmt, oi opInfo) error {
 }
 
 func (d *decoder) decodeCall(in *inst, s *stmt, oi opInfo) error {
-	return fmt.Errorf("unsupported instruction %s (function calls)", s.opcode)
+	if err := oi.only("uni"); err != nil {
+		return err
+	}
+	ops := s.ops
+	var rets, args []operand
+	if len(ops) > 0 && ops[0].kind == okVec && ops[0].name == "(" {
+		rets = ops[0].vec
+		ops = ops[1:]
+	}
+	if len(ops) == 0 || ops[0].kind != okSym {
+		return fmt.Errorf("indirect calls are not supported")
+	}
+	name := ops[0].name
+	ops = ops[1:]
+	if len(ops) > 0 {
+		if ops[0].kind != okVec || ops[0].name != "(" || len(ops) > 1 {
+			return fmt.Errorf("bad call operands")
+		}
+		args = ops[0].vec
+	}
+	d.edges[d.cur] = append(d.edges[d.cur], name)
+	ci, err := d.callee(name)
+	if err != nil {
+		return err
+	}
+	if len(args) != len(ci.paramOff) || len(rets) != len(ci.retOff) {
+		return fmt.Errorf("call of %s with %d arguments and %d results, want %d and %d", name, len(args), len(rets), len(ci.paramOff), len(ci.retOff))
+	}
+	var cs callSite
+	for i, a := range args {
+		sy, ok := d.syms[a.name]
+		if a.kind != okSym || !ok || sy.kind != symFrame {
+			return fmt.Errorf("call argument %d is not a .param variable", i)
+		}
+		cs.in = append(cs.in, frameCopy{sy.off, ci.paramOff[i], min(sy.size, ci.paramSize[i])})
+	}
+	for i, r := range rets {
+		sy, ok := d.syms[r.name]
+		if r.kind != okSym || !ok || sy.kind != symFrame {
+			return fmt.Errorf("call result %d is not a .param variable", i)
+		}
+		cs.out = append(cs.out, frameCopy{ci.retOff[i], sy.off, min(sy.size, ci.retSize[i])})
+	}
+	in.op = opCall
+	in.b = int32(len(d.k.calls))
+	d.k.calls = append(d.k.calls, cs)
+	d.fixups = append(d.fixups, fixup{pc: len(d.k.code), fn: name})
+	return nil
 }
 
 // cvt kinds (sub)
@@ -2195,4 +2286,28 @@ func opClass(in *inst) uint8 {
 		return clsFP64
 	}
 	return clsInt
+}
+
+// checkRecursion rejects call graphs with cycles: every function has one
+// static frame.
+func (d *decoder) checkRecursion(root string) error {
+	state := map[string]int{} // 1 on stack, 2 done
+	var visit func(n string) error
+	visit = func(n string) error {
+		switch state[n] {
+		case 1:
+			return fmt.Errorf("recursive call of %s is not supported", n)
+		case 2:
+			return nil
+		}
+		state[n] = 1
+		for _, c := range d.edges[n] {
+			if err := visit(c); err != nil {
+				return err
+			}
+		}
+		state[n] = 2
+		return nil
+	}
+	return visit(root)
 }

@@ -28,6 +28,8 @@ type thread struct {
 
 var le = binary.LittleEndian
 
+const maxCallDepth = 64
+
 func load(buf []byte, sz uint8) uint64 {
 	switch sz {
 	case 4:
@@ -127,8 +129,13 @@ func (w *worker) run(t *thread) {
 				w.live--
 				return
 			}
-			pc = int(t.stack[len(t.stack)-1])
-			t.stack = t.stack[:len(t.stack)-1]
+			n := len(t.stack)
+			cs := &w.k.calls[t.stack[n-1]]
+			for _, c := range cs.out {
+				copy(t.frame[c.dst:c.dst+c.n], t.frame[c.src:c.src+c.n])
+			}
+			pc = int(t.stack[n-2])
+			t.stack = t.stack[:n-2]
 			continue
 		case opTrap:
 			t.steps = steps
@@ -547,7 +554,16 @@ func (w *worker) run(t *thread) {
 				return
 			}
 		case opCall:
-			t.stack = append(t.stack, int32(pc+1))
+			if len(t.stack) >= 2*maxCallDepth {
+				t.steps = steps
+				w.fault(t, pc, 0, "call depth exceeds %d", maxCallDepth)
+				return
+			}
+			cs := &w.k.calls[in.b]
+			for _, c := range cs.in {
+				copy(t.frame[c.dst:c.dst+c.n], t.frame[c.src:c.src+c.n])
+			}
+			t.stack = append(t.stack, int32(pc+1), in.b)
 			pc = int(in.imm)
 			continue
 		case opIsspacep:

@@ -382,7 +382,11 @@ func (p *parser) funcDecl(mod *module) error {
 			}
 			f.vars = append(f.vars, v)
 		case t == ".param":
-			return p.errf("parameter declarations inside a body (call sequences) are not supported")
+			v, err := p.varDecl()
+			if err != nil {
+				return err
+			}
+			f.vars = append(f.vars, v)
 		case t == ".pragma":
 			p.next()
 			p.next()
@@ -509,10 +513,15 @@ func (p *parser) operand() (operand, error) {
 		}
 		p.next()
 		return o, nil
-	case t == "{":
+	case t == "{" || t == "(":
 		p.next()
+		closer := "}"
 		o := operand{kind: okVec}
-		for p.peek() != "}" {
+		if t == "(" {
+			closer = ")"
+			o.name = "("
+		}
+		for p.peek() != closer {
 			e, err := p.operand()
 			if err != nil {
 				return o, err
@@ -520,7 +529,7 @@ func (p *parser) operand() (operand, error) {
 			o.vec = append(o.vec, e)
 			if p.peek() == "," {
 				p.next()
-			} else if p.peek() != "}" {
+			} else if p.peek() != closer {
 				return o, p.errf("bad vector operand")
 			}
 		}

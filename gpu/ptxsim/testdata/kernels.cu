@@ -1,0 +1,137 @@
+// Test kernels for the ptxsim unit tests, compiled to PTX by gen.sh with
+// Debian's clang-19 (no CUDA headers: the few declarations we need are below).
+#include <__clang_cuda_builtin_vars.h>
+#define __global__ __attribute__((global))
+#define __device__ __attribute__((device))
+#define __shared__ __attribute__((shared))
+#define FULL 0xffffffffu
+
+// y[i] = a·x[i] + y[i] for i < n.
+extern "C" __global__ void saxpy(int n, float a, const float* __restrict__ x, float* y) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) y[i] = a * x[i] + y[i];
+}
+
+// out[blockIdx.x] = Σ x over a grid-stride loop: warp shuffles, then one
+// partial per warp in dynamic shared memory, then thread 0 sums the partials.
+extern "C" __global__ void reduce_sum(const float* x, float* out, int n) {
+  extern __shared__ float partial[];
+  int t = threadIdx.x;
+  float s = 0;
+  for (int i = blockIdx.x * blockDim.x + t; i < n; i += blockDim.x * gridDim.x) s += x[i];
+  for (int o = 16; o > 0; o >>= 1) s += __nvvm_shfl_sync_down_f32(FULL, s, o, 31);
+  if ((t & 31) == 0) partial[t >> 5] = s;
+  __syncthreads();
+  if (t == 0) {
+    float acc = 0;
+    for (int w = 0; w < (int)(blockDim.x >> 5); w++) acc += partial[w];
+    out[blockIdx.x] = acc;
+  }
+}
+
+// Direct convolution, one thread per output: x is (N,C,H,W), w is (K,C,R,S),
+// y is (N,K,P,Q).
+extern "C" __global__ void conv_direct(const float* x, const float* w, float* y, int N, int C, int H, int W,
+                                       int K, int R, int S, int sh, int sw, int ph, int pw, int P, int Q) {
+  int idx = blockIdx.x * blockDim.x + threadIdx.x;
+  if (idx >= N * K * P * Q) return;
+  int q = idx % Q, p = idx / Q % P, k = idx / (Q * P) % K, n = idx / (Q * P * K);
+  float acc = 0.f;
+  for (int c = 0; c < C; c++)
+    for (int r = 0; r < R; r++)
+      for (int s = 0; s < S; s++) {
+        int h = p * sh - ph + r, ww = q * sw - pw + s;
+        if (h >= 0 && h < H && ww >= 0 && ww < W)
+          acc += w[((k * C + c) * R + r) * S + s] * x[((n * C + c) * H + h) * W + ww];
+      }
+  y[idx] = acc;
+}
+
+// Transpose of a (rows,cols) matrix through a padded 32×33 shared tile.
+__shared__ float tile[32][33];
+extern "C" __global__ void transpose(const float* in, float* out, int rows, int cols) {
+  int x = blockIdx.x * 32 + threadIdx.x, y = blockIdx.y * 32 + threadIdx.y;
+  if (x < cols && y < rows) tile[threadIdx.y][threadIdx.x] = in[y * cols + x];
+  __syncthreads();
+  int tx = blockIdx.y * 32 + threadIdx.x, ty = blockIdx.x * 32 + threadIdx.y;
+  if (tx < rows && ty < cols) out[ty * rows + tx] = tile[threadIdx.x][threadIdx.y];
+}
+
+// Divergence: thread i loops i%7 times and takes one of two branches.
+extern "C" __global__ void diverge(int* out) {
+  int i = threadIdx.x + blockIdx.x * blockDim.x;
+  int acc = 0;
+  for (int j = 0; j < i % 7; j++) acc += j * i;
+  if (i & 1) acc = -acc; else acc += 1000;
+  out[i] = acc;
+}
+
+// Every shuffle mode and vote over a warp.
+extern "C" __global__ void warp_ops(const int* in, int* out) {
+  int t = threadIdx.x;
+  int v = in[t];
+  int* o = out + 8 * t;
+  o[0] = __nvvm_shfl_sync_idx_i32(FULL, v, 5, 31);
+  o[1] = __nvvm_shfl_sync_up_i32(FULL, v, 3, 0);
+  o[2] = __nvvm_shfl_sync_down_i32(FULL, v, 3, 31);
+  o[3] = __nvvm_shfl_sync_bfly_i32(FULL, v, 6, 31);
+  o[4] = __nvvm_vote_ballot_sync(FULL, v > 10);
+  o[5] = __nvvm_vote_any_sync(FULL, v == 7);
+  o[6] = __nvvm_vote_all_sync(FULL, v >= 0);
+  int s = v;
+  for (int d = 1; d < 32; d <<= 1) s += __nvvm_shfl_sync_bfly_i32(FULL, s, d, 31);
+  o[7] = s;
+}
+
+// Atomics on global and shared memory.
+extern "C" __global__ void atomics(int* g, unsigned* u, float* f) {
+  __shared__ int s[2];
+  int t = threadIdx.x;
+  if (t == 0) { s[0] = 0; s[1] = -1; }
+  __syncthreads();
+  __nvvm_atom_add_gen_i(&g[0], t);
+  __nvvm_atom_max_gen_i(&g[1], t * 3 - 40);
+  __nvvm_atom_min_gen_i(&g[2], 100 - t);
+  __nvvm_atom_cas_gen_i(&g[3], 0, t + 1);
+  __nvvm_atom_xchg_gen_i(&g[4], 9);
+  __nvvm_atom_add_gen_i(&s[0], 2);
+  __nvvm_atom_max_gen_i(&s[1], t);
+  __nvvm_atom_inc_gen_ui(&u[0], 10u);
+  __nvvm_atom_add_gen_f(&f[0], 0.5f);
+  __syncthreads();
+  if (t == 0) { g[5] = s[0]; g[6] = s[1]; }
+}
+
+// Math builtins and conversions, one result per slot.
+extern "C" __global__ void mathops(const float* x, const double* d, float* yf, int* yi, double* yd, unsigned* yu) {
+  int t = threadIdx.x;
+  float v = x[t];
+  yf[8 * t + 0] = __builtin_sqrtf(v);
+  yf[8 * t + 1] = __nvvm_ex2_approx_f(v);
+  yf[8 * t + 2] = 1.0f / v;
+  yf[8 * t + 3] = __builtin_fmaxf(v, 0.5f);
+  yf[8 * t + 4] = __builtin_rintf(v);
+  yf[8 * t + 5] = __builtin_floorf(v);
+  yf[8 * t + 6] = (float)d[t];
+  yf[8 * t + 7] = __nvvm_lg2_approx_f(v);
+  yi[4 * t + 0] = (int)v;
+  yi[4 * t + 1] = __nvvm_f2i_rn(v);
+  yi[4 * t + 2] = (int)(long long)d[t];
+  yi[4 * t + 3] = (int)((unsigned)t * 2654435761u >> 7) / (t - 3 ? t - 3 : 1);
+  yd[2 * t + 0] = d[t] * 2.5 + __builtin_sqrt(d[t]);
+  yd[2 * t + 1] = (double)t / 3.0;
+  unsigned u = (unsigned)t * 2654435761u;
+  yu[4 * t + 0] = __builtin_popcount(u);
+  yu[4 * t + 1] = __builtin_clz(u | 1);
+  yu[4 * t + 2] = __builtin_bitreverse32(u);
+  yu[4 * t + 3] = (unsigned)(((unsigned long long)u * 0x9E3779B97F4A7C15ull) >> 40);
+}
+
+// A call to a non-inlined device function and a local array.
+__device__ __attribute__((noinline)) float axpb(float a, float x, float b) { return a * x + b; }
+extern "C" __global__ void call_local(float* y, int k) {
+  float loc[8];
+  int t = threadIdx.x;
+  for (int i = 0; i < 8; i++) loc[i] = y[t * 8 + i];
+  y[t * 8] = axpb(loc[k & 7], 2.0f, 1.0f);
+}
