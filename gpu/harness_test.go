@@ -9,27 +9,31 @@ import (
 )
 
 // The test harness: every buffer a kernel sees is a view into a larger
-// allocation whose guard bands on both sides hold a NaN with a payload no
-// kernel produces; outputs are filled with the same NaN before the launch.
-// After the launch the bands must be bit-for-bit intact (no out-of-range
-// write), inputs unchanged, and no output element may still hold the poison
-// (every element written).
+// allocation whose guard bands on both sides hold a NaN with a payload
+// unique to that buffer; outputs are filled with another NaN, the poison,
+// before the launch. After the launch every band must be bit-for-bit
+// intact (no out-of-range write: a kernel that copied an input's band into
+// an output's band would leave the input's payload there), inputs
+// unchanged, and no output element may still hold the poison (every
+// element written).
 
 const (
 	// guardLen elements of poison on each side of every buffer; 256 bytes,
 	// so views keep the allocator's alignment.
 	guardLen = 64
-	// poisonBits is a quiet NaN with the payload 0xdead.
+	// poisonBits is a quiet NaN with the payload 0xdead, for outputs.
 	poisonBits = 0x7fc0dead
+	// bandBits + i is the quiet NaN in the guard bands of buffer i.
+	bandBits = 0x7fc10000
 )
 
-var poison = math.Float32frombits(poisonBits)
 
 // u is the unit roundoff of float32, 2⁻²⁴.
 const u = 1.0 / (1 << 24)
 
 type guarded struct {
 	name    string
+	band    uint32 // the bit pattern of the guard bands
 	whole   *Buffer
 	view    *Buffer
 	isInput bool
@@ -56,19 +60,27 @@ func newHarness(t *testing.T, d *Device) *harness {
 	return h
 }
 
-// alloc returns a guarded buffer of n elements, all of it (bands and view)
-// poisoned.
+// alloc returns a guarded buffer of n elements: its bands hold its own
+// NaN, the view the poison.
 func (h *harness) alloc(name string, t DType, n int) *guarded {
 	h.t.Helper()
 	var whole *Buffer
 	var err error
 	total := n + 2*guardLen
+	band := uint32(bandBits + len(h.bufs))
+	bits := make([]uint32, total)
+	for i := range bits {
+		bits[i] = band
+		if i >= guardLen && i < guardLen+n {
+			bits[i] = poisonBits
+		}
+	}
 	if t == Float32 {
 		whole, err = h.d.NewFloat32(total)
 		if err == nil {
 			p := make([]float32, total)
-			for i := range p {
-				p[i] = poison
+			for i, b := range bits {
+				p[i] = math.Float32frombits(b)
 			}
 			err = whole.Upload(p)
 		}
@@ -76,8 +88,8 @@ func (h *harness) alloc(name string, t DType, n int) *guarded {
 		whole, err = h.d.NewInt32(total)
 		if err == nil {
 			p := make([]int32, total)
-			for i := range p {
-				p[i] = int32(poisonBits)
+			for i, b := range bits {
+				p[i] = int32(b)
 			}
 			err = whole.UploadInt32(p)
 		}
@@ -89,7 +101,7 @@ func (h *harness) alloc(name string, t DType, n int) *guarded {
 	if err != nil {
 		h.t.Fatalf("slice %s: %v", name, err)
 	}
-	g := &guarded{name: name, whole: whole, view: view}
+	g := &guarded{name: name, band: band, whole: whole, view: view}
 	h.bufs = append(h.bufs, g)
 	return g
 }
@@ -179,10 +191,10 @@ func (h *harness) check() {
 			if i >= guardLen && i < guardLen+n {
 				continue
 			}
-			if b != poisonBits {
+			if b != g.band {
 				if bad < 10 {
-					h.t.Errorf("%s: guard band element %d (offset %d from the buffer) = %#08x, want poison %#08x (out-of-range write)",
-						g.name, i, i-guardLen, b, uint32(poisonBits))
+					h.t.Errorf("%s: guard band element %d (offset %d from the buffer) = %#08x, want the band's NaN %#08x (out-of-range write)",
+						g.name, i, i-guardLen, b, g.band)
 				}
 				bad++
 			}
