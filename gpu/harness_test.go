@@ -27,7 +27,6 @@ const (
 	bandBits = 0x7fc10000
 )
 
-
 // u is the unit roundoff of float32, 2⁻²⁴.
 const u = 1.0 / (1 << 24)
 
