@@ -97,7 +97,7 @@ type SimStats = ptxsim.Stats
 func Open(ordinal int) (*Device, error) {
 	drv, err := openCUDA(ordinal)
 	if err != nil {
-		return nil, fmt.Errorf("gpu: open device %d: %w", ordinal, err)
+		return nil, err // already "gpu: …" and specific (no cuda tag, no driver, no device)
 	}
 	return newDevice(drv, nil)
 }

@@ -467,26 +467,29 @@ func TestGPUBackendTraining(t *testing.T) {
 		}
 	})
 	// Real-valued data: the two backends sum in different orders (im2col +
-	// SGEMM vs direct kernels, different exp/log), so each op differs by a
-	// few float32 ulp; over 4 steps of lr 0.05 this stays below 1e-4
-	// relative in the loss and 1e-4 absolute in the parameters (≈ 0.1–1).
+	// SGEMM vs direct kernels) with different exp/log, so each op differs
+	// by a few float32 ulp (≈ 1e-7 relative); 4 steps of lr 0.05 and
+	// momentum 0.9 amplify that by far less than 10: the losses (≈ 1) agree
+	// within 1e-6 relative, the parameters (|p| < 1) within 1e-6.
 	for i := range want.losses {
 		l, w := float64(got.losses[i]), float64(want.losses[i])
-		if math.IsNaN(l) || math.Abs(l-w) > 1e-4*math.Abs(w) {
+		if math.IsNaN(l) || math.Abs(l-w) > 1e-6*math.Abs(w) {
 			t.Errorf("step %d: loss %g on %s, %g on %s", i, l, gbe.Name(), w, cpu.Name())
 		}
 	}
 	if want.losses[steps-1] >= want.losses[0] {
 		t.Errorf("the loss did not fall on the CPU: %v (the test would compare nothing useful)", want.losses)
 	}
+	worst := 0.0
 	for i := range want.params {
 		maxd := 0.0
 		for j := range want.params[i] {
 			maxd = math.Max(maxd, math.Abs(float64(got.params[i][j])-float64(want.params[i][j])))
 		}
-		if !(maxd <= 1e-4) {
-			t.Errorf("parameter %d: max |gpu − cpu| = %g, want ≤ 1e-4", i, maxd)
+		if !(maxd <= 1e-6) {
+			t.Errorf("parameter %d: max |gpu − cpu| = %g, want ≤ 1e-6", i, maxd)
 		}
+		worst = math.Max(worst, maxd)
 	}
-	t.Logf("losses: gpu %v, cpu %v", got.losses, want.losses)
+	t.Logf("losses: gpu %v, cpu %v; largest parameter difference %.3g", got.losses, want.losses, worst)
 }
