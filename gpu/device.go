@@ -173,10 +173,16 @@ func (d *Device) loadKernels() error {
 	return nil
 }
 
-// Info describes the device (free memory as of Open).
+// Info describes the device; FreeMemoryBytes is queried now (as of the
+// last successful query if the device is closed or the query fails).
 func (d *Device) Info() DeviceInfo {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if !d.closed {
+		if info, err := d.drv.Info(); err == nil {
+			d.info = info
+		}
+	}
 	return d.info
 }
 
@@ -198,6 +204,37 @@ func (d *Device) LastStats() (s SimStats, ok bool) {
 		return SimStats{}, false
 	}
 	return *d.sim.last, true
+}
+
+// KernelStats returns, on a simulated device, the counters of each kernel
+// (by name) summed over its launches since Open or the last
+// ResetKernelStats; the memory counters are filled only with
+// SimOptions.Counters. It returns nil on a real GPU.
+func (d *Device) KernelStats() map[string]KernelStats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.sim == nil {
+		return nil
+	}
+	out := make(map[string]KernelStats, len(d.sim.totals))
+	for name, t := range d.sim.totals {
+		c := *t
+		c.Instructions = make(map[string]int64, len(t.Instructions))
+		for k, v := range t.Instructions {
+			c.Instructions[k] = v
+		}
+		out[name] = c
+	}
+	return out
+}
+
+// ResetKernelStats zeroes the per-kernel counters of a simulated device.
+func (d *Device) ResetKernelStats() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.sim != nil {
+		clear(d.sim.totals)
+	}
 }
 
 // MemStats returns the allocator's counters.

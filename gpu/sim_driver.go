@@ -18,6 +18,7 @@ type simDriver struct {
 	inUse  int64               // bytes held by live allocations
 	sizes  map[DevicePtr]int64 // live allocations
 	last   *ptxsim.Stats       // counters of the last launch
+	totals map[string]*KernelStats
 	closed bool
 }
 
@@ -41,7 +42,8 @@ func newSimDriver(opts SimOptions) (*simDriver, error) {
 		Counters:                 opts.Counters,
 		MaxInstructionsPerThread: opts.MaxInstructionsPerThread,
 	})
-	return &simDriver{m: m, opts: opts, limit: limit, sizes: make(map[DevicePtr]int64)}, nil
+	return &simDriver{m: m, opts: opts, limit: limit, sizes: make(map[DevicePtr]int64),
+		totals: make(map[string]*KernelStats)}, nil
 }
 
 func (s *simDriver) Info() (DeviceInfo, error) {
@@ -53,7 +55,7 @@ func (s *simDriver) Info() (DeviceInfo, error) {
 		TotalMemoryBytes:  s.limit,
 		FreeMemoryBytes:   s.limit - s.inUse,
 		MaxThreadsPerBlk:  1024,
-		MaxSharedPerBlock: 48 << 10,
+		MaxSharedPerBlock: ptxsim.MaxSharedBytes,
 	}, nil
 }
 
@@ -140,12 +142,53 @@ func (s *simDriver) Launch(fn function, grid, block Dim3, sharedBytes int, args 
 	if !ok {
 		return fmt.Errorf("function %s was not loaded by the simulator", fn.Name())
 	}
+	start := time.Now()
 	st, err := s.m.Launch(f.k, [3]int{grid.X, grid.Y, grid.Z}, [3]int{block.X, block.Y, block.Z}, sharedBytes, args)
 	if err != nil {
 		return err
 	}
 	s.last = st
+	tot := s.totals[f.name]
+	if tot == nil {
+		tot = &KernelStats{SimStats: SimStats{Instructions: make(map[string]int64)}}
+		s.totals[f.name] = tot
+	}
+	tot.Launches++
+	tot.SimTime += time.Since(start)
+	if st != nil {
+		tot.add(st)
+	}
 	return nil
+}
+
+// KernelStats are the simulator's counters of one kernel summed over its
+// launches since the last ResetKernelStats.
+type KernelStats struct {
+	Launches int64
+	// SimTime is the wall time the simulator spent in the launches (a
+	// measure of the simulator, not of any GPU).
+	SimTime time.Duration
+	SimStats
+}
+
+func (t *KernelStats) add(o *ptxsim.Stats) {
+	for k, v := range o.Instructions {
+		t.Instructions[k] += v
+	}
+	t.ThreadInstructions += o.ThreadInstructions
+	t.Blocks += o.Blocks
+	t.Threads += o.Threads
+	t.GlobalLoadBytes += o.GlobalLoadBytes
+	t.GlobalStoreBytes += o.GlobalStoreBytes
+	t.GlobalRequests += o.GlobalRequests
+	t.GlobalSectors += o.GlobalSectors
+	t.GlobalAtomics += o.GlobalAtomics
+	t.SharedLoadBytes += o.SharedLoadBytes
+	t.SharedStoreBytes += o.SharedStoreBytes
+	t.SharedRequests += o.SharedRequests
+	t.SharedBankConflicts += o.SharedBankConflicts
+	t.SharedAtomics += o.SharedAtomics
+	t.Barriers += o.Barriers
 }
 
 func (s *simDriver) Synchronize() error { return nil }

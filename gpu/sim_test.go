@@ -111,3 +111,39 @@ func TestSimOutOfMemory(t *testing.T) {
 		t.Errorf("error %q wraps ErrClosed", err)
 	}
 }
+
+// TestSimKernelStats checks the per-kernel counters summed over launches,
+// their reset, and that Info reports the memory in use.
+func TestSimKernelStats(t *testing.T) {
+	d := openSim(t)
+	free0 := d.Info().FreeMemoryBytes
+	x, err := d.NewFloat32(1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := free0 - d.Info().FreeMemoryBytes; got != 4096 {
+		t.Errorf("free memory fell by %d bytes after a 1000-element buffer, want 4096 (rounded to 256)", got)
+	}
+	d.ResetKernelStats()
+	for range 2 {
+		if err := d.ReLUForward(x, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Fill(x, 1); err != nil {
+		t.Fatal(err)
+	}
+	ks := d.KernelStats()
+	relu, fill := ks["relu_fwd_v1"], ks["fill_f32_v1"]
+	if len(ks) != 2 || relu.Launches != 2 || fill.Launches != 1 {
+		t.Fatalf("KernelStats = %v, want relu_fwd_v1 launched twice and fill_f32_v1 once", ks)
+	}
+	if relu.Threads != 2*1024 || relu.GlobalStoreBytes != 2*4000 || relu.ThreadInstructions <= 0 {
+		t.Errorf("relu_fwd_v1 totals: %d threads, %d bytes stored, %d instructions; want 2048, 8000, > 0",
+			relu.Threads, relu.GlobalStoreBytes, relu.ThreadInstructions)
+	}
+	d.ResetKernelStats()
+	if ks := d.KernelStats(); len(ks) != 0 {
+		t.Errorf("KernelStats after reset = %v, want empty", ks)
+	}
+}
