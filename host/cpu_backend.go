@@ -32,18 +32,23 @@ func (t *cpuTensor) Len() int { return t.n }
 type cpuBackend struct {
 	threads int
 	convs   map[cpuref.ConvGeom]*cpuref.Conv2D
+	par     parallel // ReLU and max-pool passes on up to threads goroutines
 	closed  bool
 }
 
 // NewCPUBackend returns a Backend that runs on the CPU through cpuref.
-// threads is the number of threads it is meant to use; it only names the
-// backend (the caller sets runtime.GOMAXPROCS, which bounds the parallelism
-// of the SGEMM inside cpuref); threads ≤ 0 means runtime.GOMAXPROCS(0).
+// The ReLU and max-pool passes are split over up to threads goroutines
+// (threads ≤ 0 means runtime.GOMAXPROCS(0)); cpuref's convolutions use up
+// to GOMAXPROCS goroutines, so callers set runtime.GOMAXPROCS(threads).
+// Results are bit-identical whatever the thread count. After the first
+// step of a given batch size, no method allocates.
 func NewCPUBackend(threads int) (Backend, error) {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	return &cpuBackend{threads: threads, convs: make(map[cpuref.ConvGeom]*cpuref.Conv2D)}, nil
+	be := &cpuBackend{threads: threads, convs: make(map[cpuref.ConvGeom]*cpuref.Conv2D)}
+	be.par.threads = threads
+	return be, nil
 }
 
 func (be *cpuBackend) Name() string { return fmt.Sprintf("cpu (%d threads)", be.threads) }
@@ -271,7 +276,11 @@ func (be *cpuBackend) ReLUForward(x, y Tensor) error {
 	if err != nil {
 		return err
 	}
-	return wrap("relu forward", cpuref.ReLUForward(xs, ys))
+	p := &be.par
+	p.x, p.y = xs, ys
+	err = p.run(opReLUForward, len(xs), len(xs))
+	p.x, p.y = nil, nil
+	return wrap("relu forward", err)
 }
 
 func (be *cpuBackend) ReLUBackward(x, dy, dx Tensor) error {
@@ -287,7 +296,11 @@ func (be *cpuBackend) ReLUBackward(x, dy, dx Tensor) error {
 	if err != nil {
 		return err
 	}
-	return wrap("relu backward", cpuref.ReLUBackward(xs, dys, dxs))
+	p := &be.par
+	p.x, p.dy, p.dx = xs, dys, dxs
+	err = p.run(opReLUBackward, len(xs), len(xs))
+	p.x, p.dy, p.dx = nil, nil, nil
+	return wrap("relu backward", err)
 }
 
 func (be *cpuBackend) MaxPoolForward(g cpuref.PoolGeom, x, y, argmax Tensor) error {
@@ -306,7 +319,11 @@ func (be *cpuBackend) MaxPoolForward(g cpuref.PoolGeom, x, y, argmax Tensor) err
 	if err != nil {
 		return err
 	}
-	return wrap("max-pool forward", cpuref.MaxPoolForward(g, xs, ys, am))
+	p := &be.par
+	p.pg, p.x, p.y, p.am = g, xs, ys, am
+	err = p.run(opPoolForward, g.N, g.YLen())
+	p.x, p.y, p.am = nil, nil, nil
+	return wrap("max-pool forward", err)
 }
 
 func (be *cpuBackend) MaxPoolBackward(g cpuref.PoolGeom, dy, argmax, dx Tensor) error {
@@ -325,7 +342,14 @@ func (be *cpuBackend) MaxPoolBackward(g cpuref.PoolGeom, dy, argmax, dx Tensor) 
 	if err != nil {
 		return err
 	}
-	return wrap("max-pool backward", cpuref.MaxPoolBackward(g, dys, am, dxs))
+	p := &be.par
+	p.pg, p.dy, p.am, p.dx = g, dys, am, dxs
+	err = p.run(opPoolCheck, g.N, g.YLen())
+	if err == nil {
+		err = p.run(opPoolBackward, g.N, g.YLen())
+	}
+	p.dy, p.am, p.dx = nil, nil, nil
+	return err
 }
 
 // denseSizes checks n, in, out ≥ 1 and that the products fit.
