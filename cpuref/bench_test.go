@@ -157,3 +157,36 @@ func BenchmarkMNISTStep(b *testing.B) {
 	}
 	b.ReportMetric(n*float64(b.N)/b.Elapsed().Seconds(), "images/s")
 }
+
+// BenchmarkLayers times the float32 non-conv layers of the default network
+// at batch 64 (first pool and ReLU: 64×8×24×24 inputs).
+//
+//	go test -run '^$' -bench Layers ./cpuref
+func BenchmarkLayers(b *testing.B) {
+	rng := newRand(8)
+	g := PoolGeom{N: 64, C: 8, H: 24, W: 24, R: 2, S: 2, StrideH: 2, StrideW: 2}
+	x, dy := randFloats[float32](rng, g.XLen()), randFloats[float32](rng, g.XLen())
+	y, dx := make([]float32, g.XLen()), make([]float32, g.XLen())
+	py, arg := make([]float32, g.YLen()), make([]int32, g.YLen())
+	for _, bc := range []struct {
+		name string
+		f    func() error
+	}{
+		{"op=reluFwd", func() error { return ReLUForward(x, y) }},
+		{"op=reluBwd", func() error { return ReLUBackward(x, dy, dx) }},
+		{"op=maxPoolFwd", func() error { return MaxPoolForward(g, x, py, arg) }},
+		{"op=maxPoolBwd", func() error { return MaxPoolBackward(g, dy[:g.YLen()], arg, dx) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			if err := bc.f(); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if err := bc.f(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(g.XLen())*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+		})
+	}
+}

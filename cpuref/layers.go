@@ -1,6 +1,9 @@
 package cpuref
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // checkN reports an error wrapping ErrGeometry unless every size is ≥ 1 and
 // the product of each group of sizes in prods is below 2³¹.
@@ -30,11 +33,9 @@ func ReLUForward[T Float](x, y []T) error {
 	if err := checkElementwise("ReLUForward", len(x), lenCheck{"y", len(y), len(x)}); err != nil {
 		return err
 	}
+	y = y[:len(x)]
 	for i, v := range x {
-		if v <= 0 {
-			v = 0
-		}
-		y[i] = v
+		y[i] = max(v, 0) // branch-free; max propagates NaN and max(−0, 0) = 0
 	}
 	return nil
 }
@@ -52,6 +53,10 @@ func ReLUBackward[T Float](x, dy, dx []T) error {
 		lenCheck{"dy", len(dy), len(x)}, lenCheck{"dx", len(dx), len(x)}); err != nil {
 		return err
 	}
+	if x32, ok := any(x).([]float32); ok {
+		reluBackward32(x32, any(dy).([]float32), any(dx).([]float32))
+		return nil
+	}
 	for i, v := range x {
 		if v > 0 {
 			dx[i] = dy[i]
@@ -60,6 +65,20 @@ func ReLUBackward[T Float](x, dy, dx []T) error {
 		}
 	}
 	return nil
+}
+
+// reluBackward32 is ReLUBackward for float32 without branches, which the
+// signs of x, random in training, would mispredict half the time. For
+// b = bits(x) as an int32, x > 0 exactly when 1 ≤ b ≤ bits(+Inf); with
+// t = b − 1 that is t ≥ 0 and t − bits(+Inf) < 0, read off the sign bits.
+func reluBackward32(x, dy, dx []float32) {
+	dy, dx = dy[:len(x)], dx[:len(x)]
+	const inf = 0x7f800000
+	for i, v := range x {
+		t := int32(math.Float32bits(v)) - 1
+		mask := uint32(^(t >> 31) & ((t - inf) >> 31))
+		dx[i] = math.Float32frombits(math.Float32bits(dy[i]) & mask)
+	}
 }
 
 func checkElementwise(op string, n int, lens ...lenCheck) error {
@@ -87,23 +106,24 @@ func MaxPoolForward[T Float](g PoolGeom, x, y []T, argmax []int32) error {
 		lenCheck{"y", len(y), g.YLen()}, lenCheck{"argmax", len(argmax), g.YLen()}); err != nil {
 		return err
 	}
-	H, W, P, Q := g.H, g.W, g.P(), g.Q()
+	H, W, P, Q, R, S := g.H, g.W, g.P(), g.Q(), g.R, g.S
+	HW, PQ := H*W, P*Q
 	for nc := 0; nc < g.N*g.C; nc++ {
+		plane := x[nc*HW : (nc+1)*HW]
+		yo, ao := y[nc*PQ:(nc+1)*PQ], argmax[nc*PQ:(nc+1)*PQ]
 		for p := 0; p < P; p++ {
 			for q := 0; q < Q; q++ {
-				best := nc*H*W + (p*g.StrideH)*W + q*g.StrideW
-				for r := 0; r < g.R; r++ {
-					for s := 0; s < g.S; s++ {
-						i := nc*H*W + (p*g.StrideH+r)*W + q*g.StrideW + s
-						v, m := x[i], x[best]
-						if v > m || (v != v && m == m) {
-							best = i
+				base := p*g.StrideH*W + q*g.StrideW // window origin in the plane
+				best, m := base, plane[base]
+				for r := 0; r < R; r++ {
+					for i := base + r*W; i < base+r*W+S; i++ {
+						if v := plane[i]; v > m || (v != v && m == m) {
+							best, m = i, v
 						}
 					}
 				}
-				o := (nc*P+p)*Q + q
-				y[o] = x[best]
-				argmax[o] = int32(best)
+				yo[p*Q+q] = m
+				ao[p*Q+q] = int32(nc*HW + best)
 			}
 		}
 	}

@@ -164,3 +164,26 @@ func TestSGDStep(t *testing.T) {
 	must(t, SGDStep(p2, []float32{1, 2}, nil, 0.05, 0, 0))
 	checkClose(t, "p (first momentum step)", p1, p2, 0, 0)
 }
+
+// TestReLUBackwardFloat32Edges checks the branch-free float32 path against
+// the float64 one on every kind of value.
+func TestReLUBackwardFloat32Edges(t *testing.T) {
+	nan := math.NaN()
+	x64 := []float64{0, math.Copysign(0, -1), 1e-45, -1e-45, 1.17549435e-38, 1, -1, math.MaxFloat32,
+		-math.MaxFloat32, math.Inf(1), math.Inf(-1), nan, -nan}
+	x32 := to32(x64)
+	x32[len(x32)-1] = -x32[len(x32)-2] // a NaN with the sign bit set
+	dy64 := make([]float64, len(x64))
+	for i := range dy64 {
+		dy64[i] = float64(i + 1)
+	}
+	want := make([]float64, len(x64))
+	must(t, ReLUBackward(x64, dy64, want))
+	got := newGuarded[float32](len(x32))
+	must(t, ReLUBackward(x32, to32(dy64), got.Out))
+	checkClose(t, "dx", got.Out, want, 0, 0)
+	got.checkGuards(t, "dx")
+	if want[2] != 3 || want[9] != 10 || want[0] != 0 || want[11] != 0 {
+		t.Errorf("float64 dx = %v: want dy at 1e-45 and +Inf, 0 at 0 and NaN", want)
+	}
+}
