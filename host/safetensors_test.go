@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -651,21 +652,36 @@ func stDigest(t NamedTensor) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// stTorch runs scripts/torch-checkpoint.py, skipping the test when Debian's
-// python3 with torch is not installed.
-func stTorch(t *testing.T, args ...string) ([]stPyLine, map[string]string) {
+const stPython = "/usr/bin/python3"
+
+var (
+	stTorchOnce sync.Once
+	stTorchErr  error // whether stPython can import torch
+)
+
+// stTorchRun runs scripts/torch-checkpoint.py and returns its output,
+// skipping the test when Debian's python3 with torch is not installed.
+func stTorchRun(t *testing.T, args ...string) []byte {
 	t.Helper()
-	const python = "/usr/bin/python3"
-	if err := exec.Command(python, "-c", "import torch").Run(); err != nil {
-		t.Skipf("needs %s with torch (Debian's python3-torch): %v", python, err)
+	stTorchOnce.Do(func() { stTorchErr = exec.Command(stPython, "-c", "import torch").Run() })
+	if stTorchErr != nil {
+		t.Skipf("needs %s with torch (Debian's python3-torch): %v", stPython, stTorchErr)
 	}
-	cmd := exec.Command(python, append([]string{"../scripts/torch-checkpoint.py"}, args...)...)
+	cmd := exec.Command(stPython, append([]string{"../scripts/torch-checkpoint.py"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("torch-checkpoint.py %v: %v\n%s", args, err, stderr.Bytes())
 	}
+	return out
+}
+
+// stTorch runs scripts/torch-checkpoint.py read or write and parses its
+// lines.
+func stTorch(t *testing.T, args ...string) ([]stPyLine, map[string]string) {
+	t.Helper()
+	out := stTorchRun(t, args...)
 	var lines []stPyLine
 	var meta map[string]string
 	for _, l := range bytes.Split(bytes.TrimSpace(out), []byte("\n")) {
@@ -709,7 +725,7 @@ func TestSafetensorsTorch(t *testing.T) {
 	dir := t.TempDir()
 	t.Run("dir=go-to-torch", func(t *testing.T) {
 		path := filepath.Join(dir, "go.safetensors")
-		ts := stExample()[:7] // the script's sorted-key JSON escapes non-ASCII differently
+		ts := stExample()
 		meta := map[string]string{"spec": "conv8x5x5", "epoch": "2"}
 		if err := SaveSafetensorsFile(path, ts, meta); err != nil {
 			t.Fatal(err)
@@ -822,4 +838,115 @@ func FuzzReadSafetensors(f *testing.F) {
 			t.Fatalf("second write differs from the first (err %v)", err)
 		}
 	})
+}
+
+// TestSafetensorsTorchPredict saves a model's parameters, with random
+// values in every weight and bias, into a checkpoint, has PyTorch build the
+// same network from the spec text (scripts/torch-checkpoint.py predict) and
+// load it by parameter name, and compares its logits on the same inputs
+// with the model's Forward on the CPU backend.
+func TestSafetensorsTorchPredict(t *testing.T) {
+	for _, tc := range []struct {
+		spec    string
+		c, h, w int
+	}{
+		{DefaultSpecText, 1, 28, 28},
+		{"conv6x3x3s2p1,relu,conv4x5x1s1x2p2x0,relu,maxpool3x2s2x1,dense9,relu,dense7", 3, 17, 20},
+		{"dense12,relu,dense3", 2, 5, 3},
+	} {
+		t.Run("spec="+tc.spec, func(t *testing.T) {
+			layers, err := ParseSpec(tc.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			be, err := NewCPUBackend(1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer be.Close()
+			m, err := NewModel(be, Spec{C: tc.c, H: tc.h, W: tc.w, Layers: layers, Loss: SoftmaxCE}, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			rng := rand.New(rand.NewPCG(3, 4))
+			var ckpt []NamedTensor
+			for _, p := range m.Params() {
+				v := make([]float32, p.Value.Len())
+				for i := range v {
+					v[i] = float32(rng.NormFloat64() * 0.3)
+				}
+				if err := be.Upload(p.Value, v); err != nil {
+					t.Fatal(err)
+				}
+				ckpt = append(ckpt, NamedTensor{Name: p.Name, Shape: p.Shape, F32: v})
+			}
+			const n = 5
+			x := make([]float32, n*tc.c*tc.h*tc.w)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			b, err := m.NewBatch(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Free(be)
+			if err := be.Upload(b.X, x); err != nil {
+				t.Fatal(err)
+			}
+			if err := be.UploadIndex(b.Labels, make([]int32, n)); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Forward(b); err != nil {
+				t.Fatal(err)
+			}
+			logits := make([]float32, b.Output().Len())
+			if err := be.Download(logits, b.Output()); err != nil {
+				t.Fatal(err)
+			}
+
+			dir := t.TempDir()
+			ckptPath, inPath := filepath.Join(dir, "model.safetensors"), filepath.Join(dir, "x.safetensors")
+			if err := SaveSafetensorsFile(ckptPath, ckpt, map[string]string{"spec": FormatSpec(layers)}); err != nil {
+				t.Fatal(err)
+			}
+			if err := SaveSafetensorsFile(inPath, []NamedTensor{{Name: "x", Shape: []int{n, tc.c, tc.h, tc.w}, F32: x}}, nil); err != nil {
+				t.Fatal(err)
+			}
+			out := stTorchRun(t, "predict", ckptPath, inPath)
+			var pred struct {
+				Logits [][]float64 `json:"logits"`
+				Pred   []int       `json:"pred"`
+			}
+			if err := json.Unmarshal(out, &pred); err != nil {
+				t.Fatalf("predict output %q: %v", out, err)
+			}
+			classes := m.Classes()
+			if len(pred.Logits) != n || len(pred.Pred) != n {
+				t.Fatalf("PyTorch gave %d rows of logits and %d predictions, want %d", len(pred.Logits), len(pred.Pred), n)
+			}
+			// Both sides compute in float32, summing at most a few hundred
+			// products per output in different orders: relative errors of
+			// ~1e-6 on logits up to ~100, well inside 1e-4 relative.
+			const atol, rtol = 1e-4, 1e-4
+			for i := range n {
+				if len(pred.Logits[i]) != classes {
+					t.Fatalf("PyTorch row %d has %d logits, want %d", i, len(pred.Logits[i]), classes)
+				}
+				best := 0
+				for k := range classes {
+					got, want := float64(logits[i*classes+k]), pred.Logits[i][k]
+					if math.Abs(got-want) > atol+rtol*math.Abs(want) {
+						t.Errorf("logit[%d,%d] = %g, PyTorch %g", i, k, got, want)
+					}
+					if logits[i*classes+k] > logits[i*classes+best] {
+						best = k
+					}
+				}
+				if best != pred.Pred[i] {
+					t.Errorf("image %d: predicted class %d, PyTorch %d", i, best, pred.Pred[i])
+				}
+			}
+		})
+	}
 }

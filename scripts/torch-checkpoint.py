@@ -9,16 +9,28 @@ padded with spaces, then the little-endian tensor data.
 
     torch-checkpoint.py write FILE   write a small checkpoint from PyTorch tensors
     torch-checkpoint.py read FILE    load FILE into PyTorch tensors
+    torch-checkpoint.py predict CKPT INPUTS [SPEC]
+                                     run a convtrain model in PyTorch
 
-Both print one JSON line per tensor, sorted by name,
+`write` and `read` print one JSON line per tensor, sorted by name,
 {"name", "dtype", "shape", "sha256"}, where sha256 is over the tensor's
 little-endian bytes in row-major order, then one line {"metadata": {...}}.
 `write` prints what it wrote, computed from the tensors in memory, so that a
-reader in another language can check what it loads. Host must be
-little-endian (x86, arm64).
+reader in another language can check what it loads.
+
+`predict` builds a torch.nn.Sequential from SPEC (default: the checkpoint's
+"spec" metadata), a model spec in the canonical form of Go's
+host.FormatSpec, e.g. conv8x5x5,relu,maxpool2,conv16x5x5,relu,maxpool2,
+flatten,dense10; loads its weights from CKPT, where layer i (1-based) has
+"layer<i>.weight" (K,C,R,S) or (Out,In) and "layer<i>.bias"; runs it in
+float32 on the tensor "x" (N,C,H,W) of the safetensors file INPUTS; and
+prints {"logits": [[...], ...], "pred": [...]}.
+
+The host must be little-endian (x86, arm64).
 """
 import hashlib
 import json
+import re
 import struct
 import sys
 
@@ -93,7 +105,48 @@ def report(tensors, meta):
     print(json.dumps({"metadata": meta}, sort_keys=True))
 
 
+def build(spec, c, h, w):
+    """A torch.nn.Sequential for a canonical convtrain spec on c×h×w inputs."""
+    nn, layers = torch.nn, []
+    pair = lambda a, b, default: (int(a), int(b or a)) if a else default
+    for i, item in enumerate(spec.split(",")):
+        if m := re.fullmatch(r"conv(\d+)x(\d+)x(\d+)(?:s(\d+)(?:x(\d+))?)?(?:p(\d+)(?:x(\d+))?)?", item):
+            cin = nn.Sequential(*layers)(torch.zeros(1, c, h, w)).shape[1] if layers else c
+            k, r, s_ = map(int, m.group(1, 2, 3))
+            layers.append(nn.Conv2d(cin, k, (r, s_), stride=pair(m[4], m[5], (1, 1)), padding=pair(m[6], m[7], (0, 0))))
+        elif m := re.fullmatch(r"maxpool(\d+)(?:x(\d+))?(?:s(\d+)(?:x(\d+))?)?", item):
+            window = pair(m[1], m[2], None)
+            layers.append(nn.MaxPool2d(window, stride=pair(m[3], m[4], window)))
+        elif item == "relu":
+            layers.append(nn.ReLU())
+        elif item == "flatten":
+            layers.append(nn.Flatten())
+        elif m := re.fullmatch(r"dense(\d+)", item):
+            out = nn.Sequential(*layers)(torch.zeros(1, c, h, w))
+            if out.dim() != 2:
+                raise ValueError(f"layer {i + 1} {item!r}: needs a flatten before it, as in the canonical form")
+            n_in = out.shape[1]
+            layers.append(nn.Linear(n_in, int(m[1])))
+        else:
+            raise ValueError(f"layer {i + 1} {item!r}: not a canonical convtrain layer")
+    return nn.Sequential(*layers)
+
+
+def predict(ckpt, inputs, spec=None):
+    params, meta = load(ckpt)
+    x = load(inputs)[0]["x"]
+    model = build(spec or meta["spec"], *x.shape[1:])
+    state = {f"{int(k[len('layer'):].split('.')[0]) - 1}.{k.split('.')[1]}": v for k, v in params.items() if k.startswith("layer")}
+    model.load_state_dict(state, strict=True)
+    with torch.no_grad():
+        logits = model.eval()(x)
+    print(json.dumps({"logits": logits.tolist(), "pred": logits.argmax(1).tolist()}))
+
+
 def main(argv):
+    if len(argv) in (4, 5) and argv[1] == "predict":
+        predict(*argv[2:])
+        return 0
     if len(argv) != 3 or argv[1] not in ("read", "write"):
         print(__doc__, file=sys.stderr)
         return 2
