@@ -189,7 +189,8 @@ func (d *Device) Info() DeviceInfo {
 // IsSim reports whether the device is the PTX simulator.
 func (d *Device) IsSim() bool { return d.sim != nil }
 
-// String names the device, e.g. "NVIDIA H100 (sm_90, 132 SMs)".
+// String names the device, e.g. "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)";
+// the simulator counts its workers as SMs.
 func (d *Device) String() string {
 	return fmt.Sprintf("%s (sm_%d%d, %d SMs)", d.info.Name, d.info.ComputeMajor, d.info.ComputeMinor, d.info.SMs)
 }

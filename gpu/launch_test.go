@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/convtrain/convtrain/cpuref"
@@ -341,5 +342,131 @@ func TestBufferChecks(t *testing.T) {
 	}
 	if err := d.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+// failingDriver is a fakeDriver whose module load or function lookup
+// fails.
+type failingDriver struct {
+	fakeDriver
+	loadErr   error
+	missingFn string
+}
+
+type failingModule struct{ missing string }
+
+func (m failingModule) Function(name string) (function, error) {
+	if name == m.missing {
+		return nil, fmt.Errorf("named symbol not found")
+	}
+	return &fakeFunction{name}, nil
+}
+func (failingModule) Unload() error { return nil }
+
+func (f *failingDriver) LoadModule(string) (module, error) {
+	if f.loadErr != nil {
+		return nil, f.loadErr
+	}
+	return failingModule{f.missingFn}, nil
+}
+
+// TestOpenErrors checks that Open fails, naming the file or the kernel,
+// when a module does not load (the JIT log is in the driver's error) or a
+// kernel of kernels.All is missing from its module.
+func TestOpenErrors(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		drv  *failingDriver
+		want []string
+	}{
+		{"jit failure", &failingDriver{loadErr: errors.New("ptxas fatal: JIT log here")},
+			[]string{"gpu: load module ", ".ptx", "JIT log here"}},
+		{"missing kernel", &failingDriver{missingFn: "sgd_momentum_v1"},
+			[]string{"gpu: kernel sgd_momentum_v1 in optim.ptx", "named symbol not found"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d, err := newDevice(c.drv, nil)
+			if err == nil {
+				d.Close()
+				t.Fatalf("newDevice: no error")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestBufferRoundTrip checks uploads, downloads, device copies and views
+// on the simulator, float32 and int32, and that new buffers (fresh or
+// reused from the cache) are zero.
+func TestBufferRoundTrip(t *testing.T) {
+	d := openSim(t)
+	a, b := mustF32(t, d, 300), mustF32(t, d, 300)
+	want := make([]float32, 300)
+	for i := range want {
+		want[i] = float32(i) - 0.5
+	}
+	if err := a.Upload(want); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CopyFrom(a); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]float32, 300)
+	if err := b.Download(got); err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("copy: element %d = %g, want %g", i, got[i], want[i])
+		}
+	}
+	// A view writes through to its buffer.
+	v, err := b.Slice(100, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Upload([]float32{7, 8, 9}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Download(got); err != nil {
+		t.Fatal(err)
+	}
+	if got[99] != 98.5 || got[100] != 7 || got[102] != 9 || got[103] != 102.5 {
+		t.Errorf("after a view upload: b[99:104] = %v, want [98.5 7 8 9 102.5]", got[99:104])
+	}
+	ia, ib := mustI32(t, d, 5), mustI32(t, d, 5)
+	if err := ia.UploadInt32([]int32{-1, 0, 1, 1 << 30, -1 << 31}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ib.CopyFrom(ia); err != nil {
+		t.Fatal(err)
+	}
+	gi := make([]int32, 5)
+	if err := ib.DownloadInt32(gi); err != nil {
+		t.Fatal(err)
+	}
+	if gi[0] != -1 || gi[3] != 1<<30 || gi[4] != -1<<31 {
+		t.Errorf("int32 copy = %v, want [-1 0 1 1073741824 -2147483648]", gi)
+	}
+	// Freed memory comes back zeroed.
+	if err := a.Free(); err != nil {
+		t.Fatal(err)
+	}
+	c := mustF32(t, d, 290) // same 1280-byte class as a
+	if s := d.MemStats(); s.Reuses != 1 {
+		t.Errorf("MemStats.Reuses = %d, want 1", s.Reuses)
+	}
+	z := make([]float32, 290)
+	if err := c.Download(z); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range z {
+		if v != 0 {
+			t.Fatalf("reused buffer element %d = %g, want 0", i, v)
+		}
 	}
 }

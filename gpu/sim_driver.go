@@ -48,7 +48,7 @@ func newSimDriver(opts SimOptions) (*simDriver, error) {
 
 func (s *simDriver) Info() (DeviceInfo, error) {
 	return DeviceInfo{
-		Name:              fmt.Sprintf("ptxsim (PTX simulator, %d workers)", s.opts.Workers),
+		Name:              "ptxsim",
 		ComputeMajor:      7,
 		ComputeMinor:      0,
 		SMs:               s.opts.Workers,

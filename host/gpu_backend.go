@@ -59,7 +59,7 @@ func NewGPUBackend(dev *gpu.Device) (Backend, error) {
 
 func (be *gpuBackend) Name() string {
 	if be.dev.IsSim() {
-		return fmt.Sprintf("sim (%s)", be.dev.Info().Name)
+		return fmt.Sprintf("sim (ptxsim, %d workers)", be.dev.Info().SMs)
 	}
 	return fmt.Sprintf("gpu (%v)", be.dev)
 }
