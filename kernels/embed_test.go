@@ -123,9 +123,13 @@ func TestSourceSignatures(t *testing.T) {
 		if err != nil {
 			t.Fatalf("source of %s: %v", file, err)
 		}
+		header, _, _ := strings.Cut(string(b), "#include")
 		for _, m := range cuKernelRE.FindAllStringSubmatch(string(b), -1) {
 			name := m[1]
 			seen[name] = true
+			if !regexp.MustCompile(`(?m)^//\s+` + name + `\s+\S`).MatchString(header) {
+				t.Errorf("%s: the header comment's version list has no line for %s", src, name)
+			}
 			k, ok := Lookup(name)
 			if !ok {
 				t.Errorf("%s: kernel %s is not listed in All", src, name)
