@@ -517,7 +517,7 @@ func decodeKernel(m *module, f *function, funcs map[string]*function, src []stri
 	}
 	// function-level shared variables of every function, then dynamic shared memory
 	d.fshared = map[string]map[string]int64{}
-	for _, fn := range m.funcs {
+	for _, fn := range reachable(f, funcs) {
 		for _, v := range fn.vars {
 			if v.space != "shared" {
 				continue
@@ -2310,4 +2310,24 @@ func (d *decoder) checkRecursion(root string) error {
 		return nil
 	}
 	return visit(root)
+}
+
+// reachable lists f and the functions it calls, directly or not.
+func reachable(f *function, funcs map[string]*function) []*function {
+	seen := map[string]bool{f.name: true}
+	out := []*function{f}
+	for i := 0; i < len(out); i++ {
+		for _, s := range out[i].body {
+			if !strings.HasPrefix(s.opcode, "call") {
+				continue
+			}
+			for _, o := range s.ops {
+				if g, ok := funcs[o.name]; ok && o.kind == okSym && !seen[o.name] {
+					seen[o.name] = true
+					out = append(out, g)
+				}
+			}
+		}
+	}
+	return out
 }
