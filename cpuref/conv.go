@@ -309,34 +309,38 @@ func (c *Conv2D) backwardFilterGroup(ws *convWorker, grp, n0, n1 int) {
 //	col[(c·R + r)·S + s, off + p·Q + q] = x[c, p·sh − ph + r, q·sw − pw + s], 0 in the padding
 func (c *Conv2D) im2col(x, col []float32, ld, off int) {
 	g := c.g
-	H, W, P, Q := g.H, g.W, c.p, c.q
+	H, W, P, Q, sh, sw := g.H, g.W, c.p, c.q, g.StrideH, g.StrideW
 	row := 0
 	for ch := 0; ch < g.C; ch++ {
 		xc := x[ch*H*W : (ch+1)*H*W]
 		for r := 0; r < g.R; r++ {
+			// Outputs p0 ≤ p < p1 read input rows inside the image.
+			p0, p1 := validRange(P, sh, g.PadH, r, H)
 			for s := 0; s < g.S; s++ {
 				dst := col[row*ld+off : row*ld+off+P*Q]
-				q0, q1 := validRange(Q, g.StrideW, g.PadW, s, W)
-				for p := 0; p < P; p++ {
+				row++
+				q0, q1 := validRange(Q, sw, g.PadW, s, W)
+				if q0 >= q1 || p0 >= p1 {
+					clear(dst)
+					continue
+				}
+				clear(dst[:p0*Q])
+				clear(dst[p1*Q:])
+				for p := p0; p < p1; p++ {
 					d := dst[p*Q : (p+1)*Q]
-					h := p*g.StrideH - g.PadH + r
-					if h < 0 || h >= H || q0 >= q1 {
-						clear(d)
-						continue
-					}
 					clear(d[:q0])
 					clear(d[q1:])
-					xr := xc[h*W : (h+1)*W]
-					if g.StrideW == 1 {
-						v0 := q0 - g.PadW + s
-						copy(d[q0:q1], xr[v0:v0+q1-q0])
+					// x[c, h, q·sw − pw + s] for q0 ≤ q < q1
+					src := xc[(p*sh-g.PadH+r)*W+q0*sw-g.PadW+s:]
+					d = d[q0:q1]
+					if sw == 1 {
+						copy(d, src)
 					} else {
-						for q := q0; q < q1; q++ {
-							d[q] = xr[q*g.StrideW-g.PadW+s]
+						for j := range d {
+							d[j] = src[j*sw]
 						}
 					}
 				}
-				row++
 			}
 		}
 	}
@@ -347,35 +351,31 @@ func (c *Conv2D) im2col(x, col []float32, ld, off int) {
 // read from (the adjoint of im2col), in (c, r, s, p, q) order.
 func (c *Conv2D) col2im(dcol []float32, ld, off int, dx []float32) {
 	g := c.g
-	H, W, P, Q := g.H, g.W, c.p, c.q
+	H, W, P, Q, sh, sw := g.H, g.W, c.p, c.q, g.StrideH, g.StrideW
 	clear(dx)
 	row := 0
 	for ch := 0; ch < g.C; ch++ {
 		xc := dx[ch*H*W : (ch+1)*H*W]
 		for r := 0; r < g.R; r++ {
+			p0, p1 := validRange(P, sh, g.PadH, r, H)
 			for s := 0; s < g.S; s++ {
 				src := dcol[row*ld+off : row*ld+off+P*Q]
-				q0, q1 := validRange(Q, g.StrideW, g.PadW, s, W)
 				row++
+				q0, q1 := validRange(Q, sw, g.PadW, s, W)
 				if q0 >= q1 {
 					continue
 				}
-				for p := 0; p < P; p++ {
-					h := p*g.StrideH - g.PadH + r
-					if h < 0 || h >= H {
-						continue
-					}
-					d := src[p*Q : (p+1)*Q]
-					xr := xc[h*W : (h+1)*W]
-					if g.StrideW == 1 {
-						v0 := q0 - g.PadW + s
-						xs := xr[v0 : v0+q1-q0]
-						for j, v := range d[q0:q1] {
-							xs[j] += v
+				for p := p0; p < p1; p++ {
+					d := src[p*Q+q0 : p*Q+q1]
+					dst := xc[(p*sh-g.PadH+r)*W+q0*sw-g.PadW+s:]
+					if sw == 1 {
+						dst = dst[:len(d)]
+						for j, v := range d {
+							dst[j] += v
 						}
 					} else {
-						for q := q0; q < q1; q++ {
-							xr[q*g.StrideW-g.PadW+s] += d[q]
+						for j, v := range d {
+							dst[j*sw] += v
 						}
 					}
 				}
@@ -384,8 +384,8 @@ func (c *Conv2D) col2im(dcol []float32, ld, off int, dx []float32) {
 	}
 }
 
-// validRange returns the outputs q0 ≤ q < q1 (of Q) whose input column
-// q·stride − pad + s lies in [0, W).
+// validRange returns the outputs q0 ≤ q < q1 (of Q) whose input index
+// q·stride − pad + s lies in [0, W); it serves rows and columns alike.
 func validRange(Q, stride, pad, s, W int) (q0, q1 int) {
 	// q·stride ≥ pad − s  and  q·stride ≤ W − 1 + pad − s
 	lo := pad - s
