@@ -183,6 +183,7 @@ func (b *Buffer) Upload(src []float32) error {
 	if err := b.d.drv.MemcpyHtoD(b.ptr, f32Bytes(src)); err != nil {
 		return fmt.Errorf("gpu: upload %d float32 to %v: %w", len(src), b, err)
 	}
+	b.d.stats.HtoDBytes += 4 * int64(len(src))
 	return nil
 }
 
@@ -196,6 +197,7 @@ func (b *Buffer) UploadInt32(src []int32) error {
 	if err := b.d.drv.MemcpyHtoD(b.ptr, i32Bytes(src)); err != nil {
 		return fmt.Errorf("gpu: upload %d int32 to %v: %w", len(src), b, err)
 	}
+	b.d.stats.HtoDBytes += 4 * int64(len(src))
 	return nil
 }
 
@@ -210,6 +212,7 @@ func (b *Buffer) Download(dst []float32) error {
 	if err := b.d.drv.MemcpyDtoH(f32Bytes(dst), b.ptr); err != nil {
 		return fmt.Errorf("gpu: download %d float32 from %v: %w", len(dst), b, err)
 	}
+	b.d.stats.DtoHBytes += 4 * int64(len(dst))
 	return nil
 }
 
@@ -223,6 +226,7 @@ func (b *Buffer) DownloadInt32(dst []int32) error {
 	if err := b.d.drv.MemcpyDtoH(i32Bytes(dst), b.ptr); err != nil {
 		return fmt.Errorf("gpu: download %d int32 from %v: %w", len(dst), b, err)
 	}
+	b.d.stats.DtoHBytes += 4 * int64(len(dst))
 	return nil
 }
 
@@ -243,6 +247,7 @@ func (b *Buffer) CopyFrom(src *Buffer) error {
 	if err := b.d.drv.MemcpyDtoD(b.ptr, src.ptr, int64(b.n)*4); err != nil {
 		return fmt.Errorf("gpu: copy %v to %v: %w", src, b, err)
 	}
+	b.d.stats.DtoDBytes += 4 * int64(b.n)
 	return nil
 }
 

@@ -64,6 +64,9 @@ type MemStats struct {
 	// BytesInUse is held by live buffers; BytesCached by freed buffers kept
 	// for reuse.
 	BytesInUse, BytesCached int64
+	// HtoDBytes, DtoHBytes and DtoDBytes count the bytes copied by Upload,
+	// Download and CopyFrom.
+	HtoDBytes, DtoHBytes, DtoDBytes int64
 }
 
 // SimOptions configures the PTX simulator behind OpenSim.

@@ -457,14 +457,21 @@ func TestGPUBackendTraining(t *testing.T) {
 		return r
 	}
 	want := train(cpu, nil)
-	var allocsAfterFirst int64
+	// After the first step: no device allocation, and per step exactly the
+	// batch's row indices go up (batch int32) and the loss we read comes
+	// down (one float32): the images and labels are gathered on the device.
+	var prev gpu.MemStats
 	got := train(gbe, func(step int) {
 		s := dev.MemStats()
-		if step == 0 {
-			allocsAfterFirst = s.Allocs
-		} else if s.Allocs != allocsAfterFirst {
-			t.Errorf("step %d: %d device allocations so far, %d after the first step: a step allocates", step, s.Allocs, allocsAfterFirst)
+		if step > 0 {
+			if s.Allocs != prev.Allocs {
+				t.Errorf("step %d: %d device allocations so far, %d after the step before", step, s.Allocs, prev.Allocs)
+			}
+			if up, down := s.HtoDBytes-prev.HtoDBytes, s.DtoHBytes-prev.DtoHBytes; up != 4*batch || down != 4 {
+				t.Errorf("step %d copied %d bytes to the device and %d to the host, want %d and 4", step, up, down, 4*batch)
+			}
 		}
+		prev = s
 	})
 	// Real-valued data: the two backends sum in different orders (im2col +
 	// SGEMM vs direct kernels) with different exp/log, so each op differs
