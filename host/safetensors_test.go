@@ -783,9 +783,13 @@ func TestSafetensorsTorch(t *testing.T) {
 // valid files and ten of the hostile ones, written once from these
 // functions ("valid-*" and "corrupt-<case name>").
 func stSeeds(t testing.TB) [][]byte {
+	// A small version of the example: the fuzzer's minimisation of new
+	// inputs costs about the square of their length.
+	small := stExample()
+	small[0] = NamedTensor{Name: "conv1.w", Shape: []int{2, 1, 1, 2}, F32: small[0].F32[:4]}
 	seeds := [][]byte{
 		stWrite(t, nil, nil),
-		stWrite(t, stExample(), map[string]string{"epoch": "1"}),
+		stWrite(t, small, map[string]string{"epoch": "1"}),
 		stWrite(t, []NamedTensor{{Name: "a", Shape: []int{2, 2}, I32: []int32{1, 2, 3, 4}}}, nil),
 	}
 	for _, h := range stHostile() {
