@@ -34,6 +34,13 @@ import (
 	"gorgonia.org/cu"
 )
 
+var (
+	_ driver   = (*cuDriver)(nil)
+	_ module   = (*cuModule)(nil)
+	_ function = (*cuFunction)(nil)
+	_ event    = (*cuEvent)(nil)
+)
+
 // cuDriver is the driver of one CUDA device, with a context of its own.
 type cuDriver struct {
 	ordinal int
@@ -337,6 +344,11 @@ func (e *cuEvent) ElapsedMs(start event) (float32, error) {
 	}
 	var ms float64
 	err := e.d.call("elapsed time", func() error {
+		// Wait for this (the later) event, so a caller that did not
+		// synchronise gets the time rather than CUDA_ERROR_NOT_READY.
+		if err := e.ev.Synchronize(); err != nil {
+			return fmt.Errorf("gpu: elapsed time: wait for event: %s", cuErr(err))
+		}
 		var err error
 		if ms, err = s.ev.Elapsed(e.ev); err != nil {
 			return fmt.Errorf("gpu: elapsed time: %s", cuErr(err))

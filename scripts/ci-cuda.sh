@@ -72,6 +72,7 @@ t=$SECONDS
 stub_ok=yes
 if stub=$(scripts/gen-libcuda-stub.sh 2>"$logs/stub.log"); then
 	eval "$stub"
+	line stub "ok ($(wc -l <"$LIBCUDA_STUB_DIR/syms") cu* symbols, link-only, $LIBCUDA_STUB_DIR) [$((SECONDS - t))s]"
 else
 	stub_ok=no
 	sed 's/^/    /' "$logs/stub.log" | tail -n 20

@@ -23,7 +23,7 @@
 # Usage: scripts/gen-libcuda-stub.sh       prints LIBCUDA_STUB_DIR=<folder>
 # Needs: go, gcc, nm, and the headers from scripts/cuda-deps.sh.
 # It is rebuilt only when its inputs change (pins, wrapper header, go.sum,
-# this script); a stamp file in the folder records them.
+# this script, the list of cgo packages); a stamp file records them.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,8 +31,13 @@ cd "$root"
 deps=$(scripts/cuda-deps.sh) || exit 3
 eval "$deps"
 
+# The non-standard cgo packages of the cuda-tagged build; gorgonia.org/cu at
+# least, even when a half-finished package of ours does not list.
+pkgs=$(go list -tags cuda -deps -f '{{if and .CgoFiles (not .Standard)}}{{.ImportPath}}{{end}}' ./... 2>/dev/null || true)
+pkgs=$(printf '%s\n' gorgonia.org/cu $pkgs | sort -u)
+
 out="$CONVTRAIN_CUDA_CACHE/libcuda-stub-link-only"
-stamp=$(cat scripts/cuda-pins.txt gpu/cudacompat/cuda.h go.sum "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)
+stamp=$( (cat scripts/cuda-pins.txt gpu/cudacompat/cuda.h go.sum "${BASH_SOURCE[0]}"; echo "$pkgs") | sha256sum | cut -c1-16)
 if [[ -f "$out/libcuda.so" && "$(cat "$out/stamp" 2>/dev/null)" == "$stamp" ]]; then
 	echo "LIBCUDA_STUB_DIR=$out"
 	exit 0
@@ -44,11 +49,6 @@ done
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-
-# The non-standard cgo packages of the cuda-tagged build; gorgonia.org/cu at
-# least, even when a half-finished package of ours does not list.
-pkgs=$(go list -tags cuda -deps -f '{{if and .CgoFiles (not .Standard)}}{{.ImportPath}}{{end}}' ./... 2>/dev/null || true)
-pkgs=$(printf '%s\n' gorgonia.org/cu $pkgs | sort -u)
 
 : >"$tmp/syms"
 for inc in "$CUDA12_INCLUDE" "$CUDA13_INCLUDE"; do
