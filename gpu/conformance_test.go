@@ -852,65 +852,111 @@ func testFill(t *testing.T, d *Device) {
 	}
 }
 
-// testDeterminism runs every reduction kernel twice on the same real-valued
-// inputs (shapes with more terms than threads per block, so the strided
-// partial sums and the tree both matter) into fresh poisoned outputs: the
-// bits must be identical.
-func testDeterminism(t *testing.T, d *Device) {
+// bitCase is a launch on real-valued inputs whose output bits must be the
+// same on every run and on every device (the simulator and a GPU run the
+// same PTX, and the kernels use no atomics and only correctly rounded
+// operations). Shapes have more terms than threads per block, so the
+// strided partial sums and the tree of the block reductions both matter.
+type bitCase struct {
+	name string
+	lens []int // lengths of the uniform real inputs
+	run  func(d *Device, h *harness, in [][]float32) (outs []*Buffer, err error)
+}
+
+func bitCases() []bitCase {
 	g := cg(3, 2, 19, 17, 3, 3, 3, 1, 1, 1, 1) // N·P·Q = 969 terms per weight
-	type run func(h *harness, in [][]float32) (*Buffer, error)
-	cases := []struct {
-		name string
-		lens []int
-		run  run
-	}{
-		{"conv2d_bwd_filter_v1_direct", []int{g.XLen(), g.YLen()}, func(h *harness, in [][]float32) (*Buffer, error) {
-			out := h.out("dw", g.WLen())
-			return out, d.Conv2DBackwardFilter(g, h.in("x", in[0]), h.in("dy", in[1]), out)
+	const n, classes = 300, 10
+	labels := make([]int32, n)
+	for i := range labels {
+		labels[i] = int32(i*7) % classes
+	}
+	return []bitCase{
+		{"conv2d_fwd_v1_direct", []int{g.XLen(), g.WLen(), g.K}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+			y := h.out("y", g.YLen())
+			return []*Buffer{y}, d.Conv2DForward(g, h.in("x", in[0]), h.in("w", in[1]), h.in("b", in[2]), y)
 		}},
-		{"conv2d_bwd_bias_v1", []int{g.YLen()}, func(h *harness, in [][]float32) (*Buffer, error) {
-			out := h.out("db", g.K)
-			return out, d.Conv2DBackwardBias(g, h.in("dy", in[0]), out)
+		{"conv2d_bwd_data_v1_direct", []int{g.YLen(), g.WLen()}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+			dx := h.out("dx", g.XLen())
+			return []*Buffer{dx}, d.Conv2DBackwardData(g, h.in("dy", in[0]), h.in("w", in[1]), dx)
 		}},
-		{"conv2d_fwd_v1_direct", []int{g.XLen(), g.WLen(), g.K}, func(h *harness, in [][]float32) (*Buffer, error) {
-			out := h.out("y", g.YLen())
-			return out, d.Conv2DForward(g, h.in("x", in[0]), h.in("w", in[1]), h.in("b", in[2]), out)
+		{"conv2d_bwd_filter_v1_direct", []int{g.XLen(), g.YLen()}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+			dw := h.out("dw", g.WLen())
+			return []*Buffer{dw}, d.Conv2DBackwardFilter(g, h.in("x", in[0]), h.in("dy", in[1]), dw)
 		}},
-		{"reduce_sum_v1", []int{5000}, func(h *harness, in [][]float32) (*Buffer, error) {
-			out := h.out("out", 1)
-			return out, d.ReduceSum(h.in("a", in[0]), out, 1.0/5000)
+		{"conv2d_bwd_bias_v1", []int{g.YLen()}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+			db := h.out("db", g.K)
+			return []*Buffer{db}, d.Conv2DBackwardBias(g, h.in("dy", in[0]), db)
 		}},
-		{"reduce_cols_v1", []int{700 * 3}, func(h *harness, in [][]float32) (*Buffer, error) {
+		{"dense_fwd_v1", []int{n * 33, 10 * 33, 10}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+			y := h.out("y", n*10)
+			return []*Buffer{y}, d.DenseForward(n, 33, 10, h.in("x", in[0]), h.in("w", in[1]), h.in("b", in[2]), y)
+		}},
+		{"dense_bwd_weight_v1", []int{600 * 5, 600 * 4}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+			dw := h.out("dw", 4*5)
+			return []*Buffer{dw}, d.DenseBackwardWeight(600, 5, 4, h.in("x", in[0]), h.in("dy", in[1]), dw)
+		}},
+		{"reduce_cols_v1", []int{700 * 3}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
 			out := h.out("out", 3)
-			return out, d.ReduceCols(700, 3, h.in("a", in[0]), out)
+			return []*Buffer{out}, d.ReduceCols(700, 3, h.in("a", in[0]), out)
 		}},
-		{"dense_bwd_weight_v1", []int{600 * 5, 600 * 4}, func(h *harness, in [][]float32) (*Buffer, error) {
-			out := h.out("dw", 4*5)
-			return out, d.DenseBackwardWeight(600, 5, 4, h.in("x", in[0]), h.in("dy", in[1]), out)
+		{"reduce_sum_v1", []int{5000}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+			out := h.out("out", 1)
+			return []*Buffer{out}, d.ReduceSum(h.in("a", in[0]), out, 1.0/5000)
+		}},
+		{"softmax_ce_v1", []int{n * classes}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+			loss, dl := h.out("lossRows", n), h.out("dlogits", n*classes)
+			return []*Buffer{loss, dl}, d.SoftmaxCrossEntropy(n, classes, h.in("logits", in[0]), h.inI32("labels", labels), loss, dl)
+		}},
+		{"mse_v1", []int{n * 3, n * 3}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+			loss, dy := h.out("lossRows", n), h.out("dy", n*3)
+			return []*Buffer{loss, dy}, d.MSE(n, 3, h.in("y", in[0]), h.in("t", in[1]), loss, dy)
+		}},
+		{"sgd_momentum_v1", []int{1000, 1000, 1000}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+			p, v := h.inout("p", in[0]), h.inout("v", in[2])
+			return []*Buffer{p, v}, d.SGDMomentum(p, h.in("g", in[1]), v, 0.01, 0.9, 5e-4)
 		}},
 	}
-	for _, c := range cases {
-		t.Run("kernel="+c.name, func(t *testing.T) {
-			in := convInputs("real", c.name, c.lens...)
-			var first []float32
-			for rep := range 2 {
-				h := newHarness(t, d)
-				out, err := c.run(h, in)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got := h.read(out)
-				h.check()
-				if rep == 0 {
-					first = got
-					continue
-				}
-				for i := range got {
-					if math.Float32bits(got[i]) != math.Float32bits(first[i]) {
-						t.Fatalf("run 2: out[%d] = %#08x, run 1 gave %#08x", i, math.Float32bits(got[i]), math.Float32bits(first[i]))
-					}
-				}
+}
+
+// runBits runs c on d and returns the bits of its outputs.
+func runBits(t *testing.T, d *Device, c bitCase) [][]uint32 {
+	t.Helper()
+	in := convInputs("real", c.name, c.lens...)
+	h := newHarness(t, d)
+	outs, err := c.run(d, h, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bits := make([][]uint32, len(outs))
+	for i, o := range outs {
+		for _, v := range h.read(o) {
+			bits[i] = append(bits[i], math.Float32bits(v))
+		}
+	}
+	h.check()
+	return bits
+}
+
+// sameBits fails the test at the first output element whose bits differ.
+func sameBits(t *testing.T, what string, got, want [][]uint32) {
+	t.Helper()
+	for i := range want {
+		for j := range want[i] {
+			if got[i][j] != want[i][j] {
+				t.Fatalf("%s: output %d element %d = %#08x (%g), want %#08x (%g)", what, i, j,
+					got[i][j], math.Float32frombits(got[i][j]), want[i][j], math.Float32frombits(want[i][j]))
 			}
+		}
+	}
+}
+
+// testDeterminism runs each bitCase twice into fresh poisoned outputs: the
+// bits must be identical.
+func testDeterminism(t *testing.T, d *Device) {
+	for _, c := range bitCases() {
+		t.Run("kernel="+c.name, func(t *testing.T) {
+			first := runBits(t, d, c)
+			sameBits(t, "run 2 vs run 1", runBits(t, d, c), first)
 		})
 	}
 }
