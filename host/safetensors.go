@@ -21,6 +21,7 @@ package host
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -30,7 +31,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"unicode/utf8"
 )
@@ -115,7 +115,7 @@ func WriteSafetensors(w io.Writer, tensors []NamedTensor, meta map[string]string
 	for i := range tensors {
 		sorted[i] = &tensors[i]
 	}
-	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	slices.SortStableFunc(sorted, func(a, b *NamedTensor) int { return strings.Compare(a.Name, b.Name) })
 
 	header := make(map[string]any, len(tensors)+1)
 	var off int64
@@ -343,10 +343,10 @@ func ReadSafetensors(r io.ReaderAt, size int64) ([]NamedTensor, map[string]strin
 	// Contiguous, non-overlapping and covering the buffer: in order of
 	// offsets, each tensor begins where the previous one ended.
 	slices.SortStableFunc(ts, func(a, b tensorAt) int {
-		if c := cmpInt64(a.begin, b.begin); c != 0 {
+		if c := cmp.Compare(a.begin, b.begin); c != 0 {
 			return c
 		}
-		return cmpInt64(a.end, b.end)
+		return cmp.Compare(a.end, b.end)
 	})
 	var at int64
 	prev := ""
@@ -395,16 +395,6 @@ func ReadSafetensors(r io.ReaderAt, size int64) ([]NamedTensor, map[string]strin
 	}
 	slices.SortFunc(out, func(a, b NamedTensor) int { return strings.Compare(a.Name, b.Name) })
 	return out, meta, nil
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // stReadFull reads len(p) bytes at off, treating a short read as an error.
