@@ -195,7 +195,10 @@ func (d *Device) IsSim() bool { return d.sim != nil }
 // String names the device, e.g. "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)";
 // the simulator counts its workers as SMs.
 func (d *Device) String() string {
-	return fmt.Sprintf("%s (sm_%d%d, %d SMs)", d.info.Name, d.info.ComputeMajor, d.info.ComputeMinor, d.info.SMs)
+	d.mu.Lock()
+	info := d.info
+	d.mu.Unlock()
+	return fmt.Sprintf("%s (sm_%d%d, %d SMs)", info.Name, info.ComputeMajor, info.ComputeMinor, info.SMs)
 }
 
 // LastStats returns the counters of the last launch on a simulated device
