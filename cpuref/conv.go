@@ -22,7 +22,10 @@ import (
 //	backward-filter: dW_g[K, C·R·S] = dY[K, G·P·Q] · colᵀ,  dW = Σ_g dW_g
 //
 // where col holds the input patches, col[(c,r,s), (n,p,q)] =
-// x[n,c, p·sh − ph + r, q·sw − pw + s]. Groups run on up to GOMAXPROCS
+// x[n,c, p·sh − ph + r, q·sw − pw + s]. When C·R·S ≥ 128 the forward pass
+// stores col transposed, one row per output pixel, so that gonum computes
+// Y with dot products of length C·R·S, which run faster than its axpys;
+// the choice depends on the geometry only. Groups run on up to GOMAXPROCS
 // goroutines; every output element and every partial sum is computed by one
 // goroutine in a fixed order, and the per-group weight gradients are summed
 // in group order, so the results are bit-for-bit the same whatever the
@@ -34,7 +37,8 @@ type Conv2D struct {
 	g            ConvGeom
 	p, q, pq     int
 	crs          int
-	group        int // G, images per GEMM
+	group        int  // G, images per GEMM
+	fwdDot       bool // forward with col transposed (C·R·S ≥ 128)
 	ngroups      int
 	workers      []convWorker
 	tasks        []func()
@@ -73,6 +77,7 @@ func NewConv2D(g ConvGeom) (*Conv2D, error) {
 	}
 	c := &Conv2D{g: g, p: g.P(), q: g.Q(), crs: g.C * g.R * g.S}
 	c.pq = c.p * c.q
+	c.fwdDot = c.crs >= 128
 	c.group = min(g.N, max(1, (groupCols+c.pq-1)/c.pq))
 	// The workspace of one worker is (C·R·S + K)·G·P·Q; keep it below 2³¹.
 	for c.group > 1 && !fitsProduct([]int{c.crs + g.K, c.group, c.pq}) {
@@ -229,14 +234,21 @@ func (c *Conv2D) forwardGroup(ws *convWorker, n0, n1 int) {
 	g, pq, K := c.g, c.pq, c.g.K
 	chw := g.C * g.H * g.W
 	ld := (n1 - n0) * pq
-	for n := n0; n < n1; n++ {
-		c.im2col(c.x[n*chw:(n+1)*chw], ws.col, ld, (n-n0)*pq)
-	}
 	out, ldo := ws.tmp, ld
 	if n1-n0 == 1 {
 		out, ldo = c.y[n0*K*pq:(n0+1)*K*pq], pq // write y[n0] in place
 	}
-	sgemm(false, false, K, ld, c.crs, c.w, c.crs, ws.col, ld, out, ldo)
+	if c.fwdDot {
+		for n := n0; n < n1; n++ {
+			c.im2colT(c.x[n*chw:(n+1)*chw], ws.col[(n-n0)*pq*c.crs:])
+		}
+		sgemm(false, true, K, ld, c.crs, c.w, c.crs, ws.col, c.crs, out, ldo)
+	} else {
+		for n := n0; n < n1; n++ {
+			c.im2col(c.x[n*chw:(n+1)*chw], ws.col, ld, (n-n0)*pq)
+		}
+		sgemm(false, false, K, ld, c.crs, c.w, c.crs, ws.col, ld, out, ldo)
+	}
 	for n := n0; n < n1; n++ {
 		for k := 0; k < K; k++ {
 			dst := c.y[(n*K+k)*pq : (n*K+k+1)*pq]
@@ -339,6 +351,39 @@ func (c *Conv2D) im2col(x, col []float32, ld, off int) {
 						for j := range d {
 							d[j] = src[j*sw]
 						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// im2colT writes the patches of one image x (C,H,W) as the rows of colT
+// (P·Q rows of C·R·S), the transpose of im2col's layout:
+//
+//	colT[p·Q + q, (c·R + r)·S + s] = x[c, p·sh − ph + r, q·sw − pw + s], 0 in the padding
+func (c *Conv2D) im2colT(x, colT []float32) {
+	g := c.g
+	H, W, P, Q, R, S := g.H, g.W, c.p, c.q, g.R, g.S
+	for p := 0; p < P; p++ {
+		for q := 0; q < Q; q++ {
+			dst := colT[(p*Q+q)*c.crs : (p*Q+q+1)*c.crs]
+			s0, s1 := validRange(S, 1, g.PadW-q*g.StrideW, 0, W) // taps inside the row
+			v0 := q*g.StrideW - g.PadW
+			for ch := 0; ch < g.C; ch++ {
+				for r := 0; r < R; r++ {
+					d := dst[(ch*R+r)*S : (ch*R+r+1)*S]
+					h := p*g.StrideH - g.PadH + r
+					if h < 0 || h >= H || s0 >= s1 {
+						clear(d)
+						continue
+					}
+					clear(d[:s0])
+					clear(d[s1:])
+					src := x[(ch*H+h)*W+v0+s0 : (ch*H+h)*W+v0+s1]
+					d = d[s0:s1]
+					for j, v := range src {
+						d[j] = v
 					}
 				}
 			}
