@@ -108,7 +108,7 @@ type EpochMetrics struct {
 	TrainAcc      float64 // fraction correct on the training batches, before each update
 	TestLoss      float64 // mean loss over the test set
 	TestAcc       float64 // fraction correct on the test set
-	Images        int     // training images processed in the epoch
+	Images        int     // training images processed in the epoch (fewer in a resumed epoch)
 	ImagesPerSec  float64 // training throughput (Images / TrainTime)
 	TrainTime     time.Duration
 	EvalTime      time.Duration
@@ -133,13 +133,57 @@ type Trainer struct {
 	tail       *Batch // the test set's last N mod Batch images; nil when 0
 	rng        *rand.Rand
 	pcg        *rand.PCG
+	epochPCG   rand.PCG // the shuffling state at the start of the current epoch
 	perm       []int32
 	evalRows   []int32
 	epoch      int // epochs done
+	stepEpoch  int // steps done in the current epoch
 	step       int // steps done since the start
 	host       [1]float32
 	start      time.Time
 	stepsEpoch int
+}
+
+// TrainState is the position of a Trainer: with the model's parameter
+// values and velocities it is all that a checkpoint needs to resume
+// training bit-identically (the same Config, data and backend assumed).
+type TrainState struct {
+	Epoch     int    // epochs completed
+	StepEpoch int    // steps done in epoch Epoch+1 (0 at an epoch boundary)
+	Step      int    // steps done in all
+	Shuffle   []byte // the shuffling PCG's state at the start of epoch Epoch+1 (rand.PCG.MarshalBinary)
+}
+
+// State returns the trainer's position; after a Run stopped by its
+// context, it is the position after the last completed step.
+func (t *Trainer) State() (TrainState, error) {
+	st := TrainState{Epoch: t.epoch, StepEpoch: t.stepEpoch, Step: t.step}
+	pcg := t.epochPCG
+	if t.stepEpoch == 0 {
+		pcg = *t.pcg
+	}
+	var err error
+	if st.Shuffle, err = pcg.MarshalBinary(); err != nil {
+		return st, fmt.Errorf("host: trainer state: %w", err)
+	}
+	return st, nil
+}
+
+// Restore moves the trainer to st, as returned by State of a trainer with
+// the same Config and data; the next Run continues from there.
+func (t *Trainer) Restore(st TrainState) error {
+	if st.Epoch < 0 || st.Epoch > t.cfg.Epochs || st.StepEpoch < 0 || st.StepEpoch > t.stepsEpoch ||
+		st.Step != st.Epoch*t.stepsEpoch+st.StepEpoch || (st.Epoch == t.cfg.Epochs && st.StepEpoch != 0) {
+		return fmt.Errorf("host: restore: epoch %d, step %d of the epoch, step %d: not a position of %d epochs of %d steps",
+			st.Epoch, st.StepEpoch, st.Step, t.cfg.Epochs, t.stepsEpoch)
+	}
+	var pcg rand.PCG
+	if err := pcg.UnmarshalBinary(st.Shuffle); err != nil {
+		return fmt.Errorf("host: restore: shuffle state: %w", err)
+	}
+	*t.pcg, t.epochPCG = pcg, pcg
+	t.epoch, t.stepEpoch, t.step = st.Epoch, st.StepEpoch, st.Step
+	return nil
 }
 
 // NewTrainer uploads train (limited to whole batches per epoch) and test to
@@ -240,7 +284,17 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	}
 	m, b, cfg := t.m, t.batch, t.cfg
 	em := EpochMetrics{Epoch: t.epoch + 1, Epochs: cfg.Epochs}
-	// Fisher–Yates: for i from N−1 down to 1, swap perm[i] with perm[j], j uniform in [0, i].
+	// The epoch's order depends only on the PCG state at its start: from
+	// the identity, Fisher–Yates: for i from N−1 down to 1, swap perm[i]
+	// with perm[j], j uniform in [0, i]. A resumed epoch replays it.
+	if t.stepEpoch == 0 {
+		t.epochPCG = *t.pcg
+	} else {
+		*t.pcg = t.epochPCG
+	}
+	for i := range t.perm {
+		t.perm[i] = int32(i)
+	}
 	for i := len(t.perm) - 1; i > 0; i-- {
 		j := t.rng.IntN(i + 1)
 		t.perm[i], t.perm[j] = t.perm[j], t.perm[i]
@@ -251,7 +305,8 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	total := cfg.Epochs * t.stepsEpoch
 	t0 := time.Now()
 	var lr float64
-	for s := 0; s < t.stepsEpoch; s++ {
+	first := t.stepEpoch
+	for s := first; s < t.stepsEpoch; s++ {
 		if err := ctx.Err(); err != nil {
 			return em, err
 		}
@@ -263,6 +318,7 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 			return em, fmt.Errorf("host: epoch %d step %d: %w", t.epoch+1, s+1, err)
 		}
 		t.step++
+		t.stepEpoch++
 		if cfg.ProgressEvery > 0 && cfg.OnProgress != nil && ((s+1)%cfg.ProgressEvery == 0 || s+1 == t.stepsEpoch) {
 			sum, err := t.download(b.LossSum)
 			if err != nil {
@@ -270,7 +326,7 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 			}
 			dt := time.Since(t0)
 			cfg.OnProgress(Progress{Epoch: t.epoch + 1, Epochs: cfg.Epochs, Step: s + 1, Steps: t.stepsEpoch,
-				Loss: sum / float64(s+1), LR: lr, ImagesPerSec: float64((s+1)*cfg.Batch) / dt.Seconds(), Elapsed: time.Since(t.start)})
+				Loss: sum / float64(s+1-first), LR: lr, ImagesPerSec: float64((s+1-first)*cfg.Batch) / dt.Seconds(), Elapsed: time.Since(t.start)})
 		}
 	}
 	if err := m.be.Sync(); err != nil {
@@ -286,10 +342,12 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 		return em, err
 	}
 	em.LR = lr
-	em.Images = t.stepsEpoch * cfg.Batch
-	em.Loss = sum / float64(t.stepsEpoch)
-	em.TrainAcc = correct / float64(em.Images)
-	em.ImagesPerSec = float64(em.Images) / em.TrainTime.Seconds()
+	em.Images = (t.stepsEpoch - first) * cfg.Batch
+	if em.Images > 0 { // else resumed after the last step: only the evaluation is left
+		em.Loss = sum / float64(t.stepsEpoch-first)
+		em.TrainAcc = correct / float64(em.Images)
+		em.ImagesPerSec = float64(em.Images) / em.TrainTime.Seconds()
+	}
 	t1 := time.Now()
 	if em.TestLoss, em.TestAcc, err = t.Evaluate(ctx); err != nil {
 		return em, err
@@ -297,6 +355,7 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	em.EvalTime = time.Since(t1)
 	em.Elapsed = time.Since(t.start)
 	t.epoch++
+	t.stepEpoch = 0
 	return em, nil
 }
 

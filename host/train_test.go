@@ -222,3 +222,79 @@ func TestConfigCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainResume stops a run in the middle of its second epoch, moves the
+// parameters, velocities and TrainState into a fresh model and trainer,
+// and finishes there, and also lets the stopped trainer finish: the
+// weights must be bit-identical to a run straight through.
+func TestTrainResume(t *testing.T) {
+	train, err := Synthetic(200, 12, 4, 1)
+	mustNil(t, err)
+	test, err := Synthetic(30, 12, 4, 2)
+	mustNil(t, err)
+	be := newCPU(t)
+	cfg := Config{Epochs: 3, Batch: 16, LR: 0.05, Momentum: 0.9, WeightDecay: 1e-3, Schedule: Schedule{Kind: CosineLR}, Seed: 5}
+	newTrainer := func(cfg Config) (*Model, *Trainer) {
+		m, err := NewModel(be, smallSpec(SoftmaxCE, 4), 9)
+		mustNil(t, err)
+		tr, err := NewTrainer(m, train, test, cfg)
+		mustNil(t, err)
+		t.Cleanup(func() { tr.Close(); m.Close() })
+		return m, tr
+	}
+	straight, tr := newTrainer(cfg)
+	_, err = tr.Run(context.Background())
+	mustNil(t, err)
+	want, err := straight.ParamValues()
+	mustNil(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := cfg
+	stopped.ProgressEvery = 1
+	stopped.OnProgress = func(p Progress) {
+		if p.Epoch == 2 && p.Step == 5 {
+			cancel()
+		}
+	}
+	first, tr1 := newTrainer(stopped)
+	if _, err := tr1.Run(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+	st, err := tr1.State()
+	mustNil(t, err)
+	if st.Epoch != 1 || st.StepEpoch != 5 || st.Step != 12+5 {
+		t.Fatalf("State = %+v, want epoch 1, step 5 of epoch 2, step 17", st)
+	}
+	second, tr2 := newTrainer(cfg)
+	for i, p := range first.Params() {
+		q := second.Params()[i]
+		for _, pair := range [][2]Tensor{{p.Value, q.Value}, {p.Vel, q.Vel}} {
+			v := make([]float32, pair[0].Len())
+			mustNil(t, be.Download(v, pair[0]))
+			mustNil(t, be.Upload(pair[1], v))
+		}
+	}
+	mustNil(t, tr2.Restore(st))
+	ms, err := tr2.Run(context.Background())
+	mustNil(t, err)
+	if len(ms) != 2 || ms[0].Epoch != 2 || ms[0].Images != (12-5)*16 {
+		t.Errorf("resumed Run: %d epochs, first %d with %d images; want epochs 2 and 3, %d images in epoch 2", len(ms), ms[0].Epoch, ms[0].Images, 7*16)
+	}
+	got, err := second.ParamValues()
+	mustNil(t, err)
+	for i := range want {
+		equalBits(t, second.Params()[i].Name, got[i], want[i])
+	}
+	// The stopped trainer itself continues where it stopped, too.
+	if _, err := tr1.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, err = first.ParamValues()
+	mustNil(t, err)
+	for i := range want {
+		equalBits(t, "continued "+first.Params()[i].Name, got[i], want[i])
+	}
+	if err := tr2.Restore(TrainState{Epoch: 1, StepEpoch: 3, Step: 3, Shuffle: st.Shuffle}); err == nil {
+		t.Errorf("Restore(inconsistent step) = nil, want an error")
+	}
+}
