@@ -136,6 +136,7 @@ const (
 	opCall
 	opRet
 	opIsspacep
+	opCpAsync
 
 	numOps
 )
@@ -1200,6 +1201,8 @@ func (d *decoder) decodeOp(in *inst, s *stmt, oi opInfo, entry bool) error {
 		return d.decodeAtom(in, s, oi)
 	case "call":
 		return d.decodeCall(in, s, oi)
+	case "cp":
+		return d.decodeCpAsync(in, s, oi)
 	case "setp":
 		return d.decodeSetp(in, s, oi)
 	case "set":
@@ -2267,7 +2270,7 @@ func opClass(in *inst) uint8 {
 		return clsConvert
 	case opLdGlobal, opStGlobal:
 		return clsMemGlobal
-	case opLdShared, opStShared:
+	case opLdShared, opStShared, opCpAsync:
 		return clsMemShared
 	case opLdLocal, opStLocal:
 		return clsMemLocal
@@ -2330,4 +2333,59 @@ func reachable(f *function, funcs map[string]*function) []*function {
 		}
 	}
 	return out
+}
+
+// decodeCpAsync decodes cp.async (sm_80), executed as a synchronous copy
+// from global to shared memory at issue; commit and wait are no-ops.
+func (d *decoder) decodeCpAsync(in *inst, s *stmt, oi opInfo) error {
+	if !oi.has("async") {
+		return fmt.Errorf("unsupported instruction %s", s.opcode)
+	}
+	if oi.has("commit_group") || oi.has("wait_group") || oi.has("wait_all") {
+		in.op = opNop
+		in.sub = 1
+		return nil
+	}
+	if err := oi.only("async", "ca", "cg", "shared", "global"); err != nil {
+		return err
+	}
+	if !oi.has("shared") || !oi.has("global") {
+		return fmt.Errorf("unsupported %s", s.opcode)
+	}
+	if err := d.nops(s, 3, 4); err != nil {
+		return err
+	}
+	dslot, doff, dsym, err := d.address(s.ops[0])
+	if err != nil {
+		return err
+	}
+	if dsym != nil {
+		if dsym.kind != symShared {
+			return fmt.Errorf("cp.async destination %s is not shared", s.ops[0].name)
+		}
+		a, _ := d.symAddr(s.ops[0].name)
+		doff += a
+	}
+	sslot, soff, ssym, err := d.address(s.ops[1])
+	if err != nil {
+		return err
+	}
+	if ssym != nil {
+		return fmt.Errorf("cp.async source must be a register address")
+	}
+	if s.ops[2].kind != okImm || (s.ops[2].ival != 4 && s.ops[2].ival != 8 && s.ops[2].ival != 16) {
+		return fmt.Errorf("cp.async size must be 4, 8 or 16")
+	}
+	in.op = opCpAsync
+	in.a, in.imm = dslot, doff
+	in.b = sslot
+	in.c = d.constSlot(uint64(soff))
+	in.sz = uint8(s.ops[2].ival)
+	in.d = -1
+	if len(s.ops) == 4 {
+		if in.d, err = d.src(s.ops[3], "u32"); err != nil {
+			return err
+		}
+	}
+	return nil
 }

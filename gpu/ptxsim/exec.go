@@ -566,6 +566,11 @@ func (w *worker) run(t *thread) {
 			t.stack = append(t.stack, int32(pc+1), in.b)
 			pc = int(in.imm)
 			continue
+		case opCpAsync:
+			t.steps = steps
+			if !w.cpAsync(t, pc, in, regs) {
+				return
+			}
 		case opIsspacep:
 			a := regs[in.a]
 			var r bool

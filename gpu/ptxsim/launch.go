@@ -19,9 +19,14 @@ var ErrLaunch = errors.New("ptxsim: bad launch")
 // MaxSharedBytes is the most shared memory (static plus dynamic) a block may use.
 const MaxSharedBytes = 227 * 1024
 
+// shadowByte is the race and initialisation state of one shared byte: the
+// last writer and reader(s), the block epoch (barrier interval) of the
+// access, and the warp epoch (bar.warp.sync interval) of the accessing warp.
 type shadowByte struct {
-	wTid, rTid int32
+	wTid, rTid int32 // -2: several readers, -3: an atomic
 	wEp, rEp   uint32
+	wWep, rWep uint32
+	rWarp      int32 // warp of the readers, -1 when they span warps
 }
 
 type memGroupKey struct {
@@ -59,6 +64,7 @@ type worker struct {
 	shadow      []shadowByte
 	epoch       uint32
 	blockEpoch  uint32
+	warpEpoch   []uint32
 
 	counters bool
 	groups   map[memGroupKey]int
@@ -186,6 +192,7 @@ func (w *worker) setup() {
 	w.stats.Instructions = map[string]int64{}
 	if w.checkShared {
 		w.shadow = make([]shadowByte, w.sharedSize)
+		w.warpEpoch = make([]uint32, (w.nthreads+31)/32)
 	}
 	if w.counters {
 		w.groups = map[memGroupKey]int{}
@@ -594,6 +601,9 @@ func (w *worker) collective(lanes []thread, base int, group uint32, kind uint8) 
 			res[l] = acc
 		}
 	case collSyncwarp:
+		if w.warpEpoch != nil {
+			w.warpEpoch[base/32]++
+		}
 		return true
 	}
 	for l := 0; l < 32; l++ {
@@ -827,17 +837,27 @@ func atomCompute(in *inst, old, b, c uint64) uint64 {
 
 // sharedCheck applies the race and uninitialised-read checks to a shared
 // access of n bytes at addr by thread t. It reports false after a fault.
+// Two accesses are ordered when a barrier separates them (different block
+// epochs) or when both threads belong to one warp and a bar.warp.sync of
+// that warp separates them.
 func (w *worker) sharedCheck(t *thread, pc int, addr, n uint64, write, atomicOp bool) bool {
 	tid := t.lin
+	warp := tid / 32
+	wep := w.warpEpoch[warp]
 	ep := w.epoch
+	// ordered reports whether an earlier access by thread o at warp epoch oe
+	// (same block epoch) happens before this one.
+	ordered := func(o int32, oe uint32) bool {
+		return o == tid || o >= 0 && o/32 == warp && oe < wep
+	}
 	for i := addr; i < addr+n; i++ {
 		s := &w.shadow[i]
 		if atomicOp {
-			if w.checkRaces && s.wEp == ep && s.wTid != tid && s.wTid != -3 {
+			if w.checkRaces && s.wEp == ep && s.wTid != -3 && !ordered(s.wTid, s.wWep) {
 				w.raceFault(t, pc, i, "atomic", "written", s.wTid)
 				return false
 			}
-			s.wEp, s.wTid = ep, -3
+			s.wEp, s.wTid, s.wWep = ep, -3, wep
 			continue
 		}
 		if !write {
@@ -846,29 +866,34 @@ func (w *worker) sharedCheck(t *thread, pc int, addr, n uint64, write, atomicOp 
 				return false
 			}
 			if w.checkRaces {
-				if s.wEp == ep && s.wTid != tid {
+				if s.wEp == ep && !ordered(s.wTid, s.wWep) {
 					w.raceFault(t, pc, i, "read", "written", s.wTid)
 					return false
 				}
-				if s.rEp != ep {
-					s.rEp, s.rTid = ep, tid
-				} else if s.rTid != tid {
+				switch {
+				case s.rEp != ep:
+					s.rEp, s.rTid, s.rWarp, s.rWep = ep, tid, warp, wep
+				case s.rTid != tid:
 					s.rTid = -2
+					if s.rWarp != warp {
+						s.rWarp = -1
+					}
+					s.rWep = max(s.rWep, wep)
 				}
 			}
 			continue
 		}
 		if w.checkRaces {
-			if s.wEp == ep && s.wTid != tid {
+			if s.wEp == ep && !ordered(s.wTid, s.wWep) {
 				w.raceFault(t, pc, i, "write", "written", s.wTid)
 				return false
 			}
-			if s.rEp == ep && s.rTid != tid {
+			if s.rEp == ep && s.rTid != tid && !(s.rWarp == warp && s.rWep < wep) {
 				w.raceFault(t, pc, i, "write", "read", s.rTid)
 				return false
 			}
 		}
-		s.wEp, s.wTid = ep, tid
+		s.wEp, s.wTid, s.wWep = ep, tid, wep
 	}
 	return true
 }
@@ -967,4 +992,38 @@ func (w *worker) flushCounters() {
 	w.sh = w.sh[:0]
 	clear(w.glIdx)
 	clear(w.groups)
+}
+
+// cpAsync copies in.sz bytes from global to shared memory (zero-filling
+// past the optional source size).
+func (w *worker) cpAsync(t *thread, pc int, in *inst, regs []uint64) bool {
+	dst := regs[in.a] + uint64(in.imm)
+	src := regs[in.b] + regs[in.c]
+	n := uint64(in.sz)
+	srcN := n
+	if in.d >= 0 {
+		srcN = min(regs[in.d]&0xffffffff, n)
+	}
+	if dst+n > w.sharedSize || dst&(n-1) != 0 || dst+n < dst {
+		w.memFault(t, pc, dst, n, spShared)
+		return false
+	}
+	var from []byte
+	if srcN > 0 {
+		if from = w.global(src, n); from == nil {
+			w.memFault(t, pc, src, n, spGlobal)
+			return false
+		}
+	}
+	if w.checkShared && !w.sharedCheck(t, pc, dst, n, true, false) {
+		return false
+	}
+	to := w.shared[dst : dst+n]
+	copy(to, from[:srcN])
+	clear(to[srcN:])
+	if w.counters {
+		w.countGlobal(t, pc, src, n, false)
+		w.stats.SharedStoreBytes += int64(n)
+	}
+	return true
 }

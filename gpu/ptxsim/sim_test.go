@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 )
@@ -813,10 +814,85 @@ func TestLaunchErrors(t *testing.T) {
 	if got := k.Params(); len(got) != 4 || got[0].Type != "u32" || got[1].Type != "f32" || got[2].Type != "u64" || got[2].Size != 8 {
 		t.Errorf("Params() = %v, want u32, f32, u64, u64", got)
 	}
-	if names := mod.Kernels(); len(names) != 9 || names[0] != "saxpy" {
-		t.Errorf("Kernels() = %v, want 9 kernels starting with saxpy", names)
+	if names := mod.Kernels(); len(names) != 11 || names[0] != "saxpy" {
+		t.Errorf("Kernels() = %v, want 11 kernels starting with saxpy", names)
 	}
 	if _, err := mod.Kernel("nope"); err == nil {
 		t.Error("Kernel(nope) = nil error")
+	}
+}
+
+func TestWarpSyncSharedRace(t *testing.T) {
+	mod := loadTestdata(t)
+	in := make([]int32, 64)
+	for i := range in {
+		in[i] = int32(i*i%13 - 6)
+	}
+	var want [2]int32
+	for i, v := range in {
+		want[i/32] += v
+	}
+	m := New(checked())
+	pin := putI32(m, t, in)
+	out := putI32(m, t, []int32{-1, -1})
+	if _, err := m.Launch(kernel(t, mod, "warp_shared_reduce"), [3]int{1, 1, 1}, [3]int{64, 1, 1}, 0, []uint64{pin, out}); err != nil {
+		t.Fatalf("warp_shared_reduce: %v (the __syncwarp-ordered reduction is race-free)", err)
+	}
+	if got := getI32(m, t, out, 2); got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("warp_shared_reduce = %v, want %v", got, want)
+	}
+	_, err := m.Launch(kernel(t, mod, "warp_shared_racy"), [3]int{1, 1, 1}, [3]int{64, 1, 1}, 0, []uint64{pin, out})
+	if err == nil || !strings.Contains(err.Error(), "shared-memory race") {
+		t.Errorf("warp_shared_racy: error %v, want a shared-memory race", err)
+	}
+}
+
+func TestSm80Kernels(t *testing.T) {
+	src, err := os.ReadFile("testdata/kernels_sm80.ptx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := Load(string(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(checked())
+	xs := make([]float32, 256)
+	for i := range xs {
+		xs[i] = float32(i) + 0.5
+	}
+	x := putF32(m, t, xs)
+	y := putF32(m, t, nanSlice(64))
+	st, err := m.Launch(kernel(t, mod, "cp_async_gather"), [3]int{1, 1, 1}, [3]int{64, 1, 1}, 0, []uint64{x, y})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := getF32(m, t, y, 64)
+	for i := range got {
+		if want := xs[i*5%256]; got[i] != want {
+			t.Errorf("cp_async_gather y[%d] = %g, want %g", i, got[i], want)
+		}
+	}
+	if st.GlobalLoadBytes != 64*16 {
+		t.Errorf("GlobalLoadBytes = %d, want %d", st.GlobalLoadBytes, 64*16)
+	}
+	in := make([]int32, 96)
+	for i := range in {
+		in[i] = int32(i * 3)
+	}
+	pin := putI32(m, t, in)
+	out := putI32(m, t, make([]int32, 3))
+	if _, err := m.Launch(kernel(t, mod, "redux_sum"), [3]int{1, 1, 1}, [3]int{96, 1, 1}, 0, []uint64{pin, out}); err != nil {
+		t.Fatal(err)
+	}
+	gotR := getI32(m, t, out, 3)
+	for w := 0; w < 3; w++ {
+		var want int32
+		for _, v := range in[32*w : 32*w+32] {
+			want += v
+		}
+		if gotR[w] != want {
+			t.Errorf("redux_sum out[%d] = %d, want %d", w, gotR[w], want)
+		}
 	}
 }

@@ -135,3 +135,35 @@ extern "C" __global__ void call_local(float* y, int k) {
   for (int i = 0; i < 8; i++) loc[i] = y[t * 8 + i];
   y[t * 8] = axpb(loc[k & 7], 2.0f, 1.0f);
 }
+
+// Warp-synchronous tree reduction in shared memory ordered by __syncwarp
+// (bar.warp.sync): race-free. out[w] = Σ in over warp w.
+extern "C" __global__ void warp_shared_reduce(const int* in, int* out) {
+  __shared__ int s[64];
+  int t = threadIdx.x, l = t & 31;
+  s[t] = in[t];
+  __nvvm_bar_warp_sync(FULL);
+  for (int off = 16; off > 0; off >>= 1) {
+    int v = 0;
+    if (l < off) v = s[t + off];
+    __nvvm_bar_warp_sync(FULL);
+    if (l < off) s[t] += v;
+    __nvvm_bar_warp_sync(FULL);
+  }
+  if (l == 0) out[t >> 5] = s[t];
+}
+
+// A warp-wide inclusive scan (Hillis-Steele) that reads s[t-off] and writes
+// s[t] without a __syncwarp in between: lane l reads the cell that lane
+// l-off writes in the same step. The race check must report it.
+extern "C" __global__ void warp_shared_racy(const int* in, int* out) {
+  __shared__ int s[64];
+  int t = threadIdx.x, l = t & 31;
+  s[t] = in[t];
+  __nvvm_bar_warp_sync(FULL);
+  for (int off = 1; off < 32; off <<= 1) {
+    if (l >= off) s[t] += s[t - off];
+    __nvvm_bar_warp_sync(FULL);
+  }
+  if (l == 31) out[t >> 5] = s[t];
+}
