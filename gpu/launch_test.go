@@ -225,6 +225,11 @@ func TestLaunchers(t *testing.T) {
 			if len(c.want) != len(k.Params) {
 				t.Errorf("test lists %d values for %d parameters", len(c.want), len(k.Params))
 			}
+			// Arguments are staged in the Device: a launch allocates nothing
+			// on the host.
+			if a := testing.AllocsPerRun(10, func() { c.call() }); a != 0 {
+				t.Errorf("a launch allocates %v times, want 0", a)
+			}
 		})
 	}
 	for _, k := range kernels.All {
