@@ -2,6 +2,11 @@
 # ci-cuda.sh proves, without a GPU, that the CUDA side builds and assembles
 # (issue 7). One summary line per check:
 #
+#   stub        scripts/gen-libcuda-stub.sh: the link-only libcuda stub
+#   wrapper     gpu/cudacompat/shim_test.c compiled and run against both
+#               headers: the wrapper is inert on 12.9; on 13.0 each of the
+#               five names reaches its shim, which calls the 13.0 function
+#               with the arguments cu meant (recorders stand in for libcuda)
 #   build-12.9  go vet + go build -tags cuda ./... against CUDA 12.9 cuda.h
 #   build-13.0  the same against CUDA 13.0 (proves gpu/cudacompat/cuda.h)
 #   link        scripts/gpu-build.sh: the cuda-tagged test binaries and train,
@@ -55,7 +60,7 @@ t=$SECONDS
 if ! deps=$(scripts/cuda-deps.sh 2>"$logs/deps.log"); then
 	need=$(head -n 1 "$logs/deps.log")
 	line deps "SKIP: $need"
-	for c in build-12.9 build-13.0 link ptxas; do
+	for c in stub wrapper build-12.9 build-13.0 link ptxas; do
 		line "$c" "SKIP: needs the pinned NVIDIA wheels (scripts/cuda-pins.txt) from PyPI with python3 -m pip"
 	done
 	if [[ "${CI:-}" == "true" ]]; then
@@ -79,6 +84,22 @@ else
 	line stub "FAIL: could not generate the libcuda link stub (scripts/gen-libcuda-stub.sh)"
 	failed=1
 	LIBCUDA_STUB_DIR=/nonexistent
+fi
+
+t=$SECONDS
+wrap=ok
+for v in 12.9 13.0; do
+	if [[ $v == 12.9 ]]; then inc=$CUDA12_INCLUDE; else inc=$CUDA13_INCLUDE; fi
+	if ! run "$logs/wrapper-$v.log" bash -c "gcc -std=c99 -Wall -Wextra -Werror -I'$CUDA_COMPAT_INCLUDE' -I'$inc' \
+		-o '$logs/shim_test-$v' gpu/cudacompat/shim_test.c && '$logs/shim_test-$v'"; then
+		wrap="FAIL (gpu/cudacompat/shim_test.c against cuda.h $v; log $logs/wrapper-$v.log)"
+		failed=1
+	fi
+done
+if [[ $wrap == ok ]]; then
+	line wrapper "ok (gpu/cudacompat/shim_test.c: inert with cuda.h 12.9; the five shims call the 13.0 functions as cu meant) [$((SECONDS - t))s]"
+else
+	line wrapper "$wrap [$((SECONDS - t))s]"
 fi
 
 export CGO_ENABLED=1
