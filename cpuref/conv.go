@@ -20,19 +20,25 @@ import (
 //	forward:         Y[K, G·P·Q]    = W[K, C·R·S] · col[C·R·S, G·P·Q]
 //	backward-data:   dcol[C·R·S, G·P·Q] = Wᵀ · dY[K, G·P·Q],  then col2im
 //	backward-filter: dW_g[K, C·R·S] = dY[K, G·P·Q] · colᵀ,  dW = Σ_g dW_g
+//	                 (and db = Σ_g Σ_(n,p,q) dY[k, (n,p,q)])
 //
 // where col holds the input patches, col[(c,r,s), (n,p,q)] =
 // x[n,c, p·sh − ph + r, q·sw − pw + s]. When C·R·S ≥ 128 the forward pass
 // stores col transposed, one row per output pixel, so that gonum computes
 // Y with dot products of length C·R·S, which run faster than its axpys;
-// the choice depends on the geometry only. Groups run on up to GOMAXPROCS
-// goroutines; every output element and every partial sum is computed by one
-// goroutine in a fixed order, and the per-group weight gradients are summed
-// in group order, so the results are bit-for-bit the same whatever the
-// number of threads.
+// the choice depends on the geometry only.
 //
-// A Conv2D owns its workspace: after the first call with a given GOMAXPROCS
-// no call allocates. It is not safe for concurrent use.
+// Groups run on up to GOMAXPROCS goroutines. Every output element and every
+// partial sum is computed by one goroutine in an order fixed by the
+// geometry: the weight gradients of the groups are dealt round-robin to at
+// most 16 slots, each slot sums its groups in order, and the slots are
+// summed in order. The results are therefore bit-for-bit the same whatever
+// the number of threads; gonum's Sgemm is deterministic for given sizes,
+// and it runs serially here (see sgemm).
+//
+// A Conv2D owns its workspace, about (C·R·S + K)·G·P·Q floats per thread
+// plus 16·K·(C·R·S + 1): after the first call with a given GOMAXPROCS no
+// call allocates. It is not safe for concurrent use.
 type Conv2D struct {
 	g            ConvGeom
 	p, q, pq     int
@@ -40,9 +46,10 @@ type Conv2D struct {
 	group        int  // G, images per GEMM
 	fwdDot       bool // forward with col transposed (C·R·S ≥ 128)
 	ngroups      int
+	nslots       int // reduction slots of the weight gradient
 	workers      []convWorker
 	tasks        []func()
-	partW, partB []float32 // per group: K·C·R·S and K partial sums
+	partW, partB []float32 // per slot: K·C·R·S and K partial sums
 	wg           sync.WaitGroup
 
 	// Arguments of the pass in flight, read by the workers.
@@ -64,6 +71,11 @@ type convWorker struct {
 	col []float32 // C·R·S × G·P·Q
 	tmp []float32 // K × G·P·Q, gathered dY or the forward output
 }
+
+// reduceSlots bounds the number of partial weight gradients that the
+// backward-filter pass keeps (and so the threads it can use): the groups
+// are dealt to the slots round-robin, whatever the number of threads.
+const reduceSlots = 16
 
 // groupCols is the target width G·P·Q of the GEMMs: wide enough that the
 // SSE kernels of gonum run long rows, small enough that col stays in L2.
@@ -87,7 +99,8 @@ func NewConv2D(g ConvGeom) (*Conv2D, error) {
 		return nil, fmt.Errorf("cpuref: NewConv2D %v: workspace has 2³¹ elements or more: %w", g, ErrGeometry)
 	}
 	c.ngroups = (g.N + c.group - 1) / c.group
-	if !fitsProduct([]int{c.ngroups, g.K, c.crs + 1}) {
+	c.nslots = min(c.ngroups, reduceSlots)
+	if !fitsProduct([]int{c.nslots, g.K, c.crs + 1}) {
 		return nil, fmt.Errorf("cpuref: NewConv2D %v: workspace has 2³¹ elements or more: %w", g, ErrGeometry)
 	}
 	return c, nil
@@ -155,17 +168,17 @@ func (c *Conv2D) BackwardFilter(x, dy, dw, db []float32) error {
 	c.run()
 	c.x, c.dy = nil, nil
 
-	// Sum the per-group partials in group order.
+	// Sum the per-slot partials in slot order.
 	kcrs, K := g.K*c.crs, g.K
 	copy(dw, c.partW[:kcrs])
-	for i := 1; i < c.ngroups; i++ {
+	for i := 1; i < c.nslots; i++ {
 		for j, v := range c.partW[i*kcrs : (i+1)*kcrs] {
 			dw[j] += v
 		}
 	}
 	if db != nil {
 		copy(db, c.partB[:K])
-		for i := 1; i < c.ngroups; i++ {
+		for i := 1; i < c.nslots; i++ {
 			for j, v := range c.partB[i*K : (i+1)*K] {
 				db[j] += v
 			}
@@ -177,7 +190,11 @@ func (c *Conv2D) BackwardFilter(x, dy, dw, db []float32) error {
 // run executes the pass in c.op over all groups on up to GOMAXPROCS
 // goroutines, worker i taking groups i, i+nw, i+2·nw, …
 func (c *Conv2D) run() {
-	nw := min(runtime.GOMAXPROCS(0), c.ngroups)
+	units := c.ngroups
+	if c.op == opBackwardFilter {
+		units = c.nslots
+	}
+	nw := min(runtime.GOMAXPROCS(0), units)
 	c.grow(nw)
 	c.nw = nw
 	if nw == 1 {
@@ -195,8 +212,8 @@ func (c *Conv2D) run() {
 // grow makes sure the workspace serves nw workers.
 func (c *Conv2D) grow(nw int) {
 	if c.partW == nil {
-		c.partW = make([]float32, c.ngroups*c.g.K*c.crs)
-		c.partB = make([]float32, c.ngroups*c.g.K)
+		c.partW = make([]float32, c.nslots*c.g.K*c.crs)
+		c.partB = make([]float32, c.nslots*c.g.K)
 	}
 	for i := len(c.workers); i < nw; i++ {
 		cols := c.group * c.pq
@@ -211,9 +228,22 @@ func (c *Conv2D) grow(nw int) {
 	}
 }
 
-// work runs the pass on the groups of worker i.
+// work runs the pass on the groups of worker i. For the forward and
+// backward-data passes worker i takes groups i, i+nw, i+2·nw, … For the
+// backward-filter pass it takes reduction slots i, i+nw, …, and slot sl
+// accumulates groups sl, sl+nslots, sl+2·nslots, … in that order, so that
+// every partial sum has an order fixed by the geometry alone.
 func (c *Conv2D) work(i int) {
 	ws := &c.workers[i]
+	if c.op == opBackwardFilter {
+		for sl := i; sl < c.nslots; sl += c.nw {
+			for grp := sl; grp < c.ngroups; grp += c.nslots {
+				n0 := grp * c.group
+				c.backwardFilterGroup(ws, sl, grp == sl, n0, min(n0+c.group, c.g.N))
+			}
+		}
+		return
+	}
 	for grp := i; grp < c.ngroups; grp += c.nw {
 		n0 := grp * c.group
 		n1 := min(n0+c.group, c.g.N)
@@ -222,8 +252,6 @@ func (c *Conv2D) work(i int) {
 			c.forwardGroup(ws, n0, n1)
 		case opBackwardData:
 			c.backwardDataGroup(ws, n0, n1)
-		case opBackwardFilter:
-			c.backwardFilterGroup(ws, grp, n0, n1)
 		}
 	}
 }
@@ -242,12 +270,12 @@ func (c *Conv2D) forwardGroup(ws *convWorker, n0, n1 int) {
 		for n := n0; n < n1; n++ {
 			c.im2colT(c.x[n*chw:(n+1)*chw], ws.col[(n-n0)*pq*c.crs:])
 		}
-		sgemm(false, true, K, ld, c.crs, c.w, c.crs, ws.col, c.crs, out, ldo)
+		sgemm(false, true, K, ld, c.crs, c.w, c.crs, ws.col, c.crs, 0, out, ldo)
 	} else {
 		for n := n0; n < n1; n++ {
 			c.im2col(c.x[n*chw:(n+1)*chw], ws.col, ld, (n-n0)*pq)
 		}
-		sgemm(false, false, K, ld, c.crs, c.w, c.crs, ws.col, ld, out, ldo)
+		sgemm(false, false, K, ld, c.crs, c.w, c.crs, ws.col, ld, 0, out, ldo)
 	}
 	for n := n0; n < n1; n++ {
 		for k := 0; k < K; k++ {
@@ -287,15 +315,15 @@ func (c *Conv2D) backwardDataGroup(ws *convWorker, n0, n1 int) {
 	g, pq := c.g, c.pq
 	chw := g.C * g.H * g.W
 	dY, ld := c.gatherDY(ws, n0, n1)
-	sgemm(true, false, c.crs, ld, g.K, c.w, c.crs, dY, ld, ws.col, ld)
+	sgemm(true, false, c.crs, ld, g.K, c.w, c.crs, dY, ld, 0, ws.col, ld)
 	for n := n0; n < n1; n++ {
 		c.col2im(ws.col, ld, (n-n0)*pq, c.dx[n*chw:(n+1)*chw])
 	}
 }
 
-// backwardFilterGroup computes the partial dw and db of group grp, images
-// n0 ≤ n < n1.
-func (c *Conv2D) backwardFilterGroup(ws *convWorker, grp, n0, n1 int) {
+// backwardFilterGroup adds the dw and db of images n0 ≤ n < n1 to the
+// partial sums of slot sl, or sets them when first.
+func (c *Conv2D) backwardFilterGroup(ws *convWorker, sl int, first bool, n0, n1 int) {
 	// col is (C·R·S, G·P·Q), dY is (K, G·P·Q), dW_g is (K, C·R·S)
 	g, pq, K := c.g, c.pq, c.g.K
 	chw := g.C * g.H * g.W
@@ -304,14 +332,22 @@ func (c *Conv2D) backwardFilterGroup(ws *convWorker, grp, n0, n1 int) {
 		c.im2col(c.x[n*chw:(n+1)*chw], ws.col, ld, (n-n0)*pq)
 	}
 	dY, ldy := c.gatherDY(ws, n0, n1)
-	dW := c.partW[grp*K*c.crs : (grp+1)*K*c.crs]
-	sgemm(false, true, K, c.crs, ld, dY, ldy, ws.col, ld, dW, c.crs)
+	dW := c.partW[sl*K*c.crs : (sl+1)*K*c.crs]
+	var beta float32 = 1
+	if first {
+		beta = 0
+	}
+	sgemm(false, true, K, c.crs, ld, dY, ldy, ws.col, ld, beta, dW, c.crs)
 	for k := 0; k < K; k++ {
 		var sum float32
 		for _, v := range dY[k*ldy : k*ldy+ld] {
 			sum += v
 		}
-		c.partB[grp*K+k] = sum
+		if first {
+			c.partB[sl*K+k] = sum
+		} else {
+			c.partB[sl*K+k] += sum
+		}
 	}
 }
 
@@ -448,12 +484,12 @@ func validRange(Q, stride, pad, s, W int) (q0, q1 int) {
 	return q0, q1
 }
 
-// sgemm computes C = op(A)·op(B) (beta 0) with gonum's Sgemm, cut into
+// sgemm computes C = op(A)·op(B) + beta·C with gonum's Sgemm, cut into
 // pieces of at most 64 rows × 192 columns of C so that gonum runs each piece
 // serially (it goes parallel from four 64×64 blocks): the parallelism is
 // ours, across groups of images. Each element of C is computed the same way
 // as in one whole call.
-func sgemm(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+func sgemm(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	const mb, nb = 64, 192
 	ta, tb := blas.NoTrans, blas.NoTrans
 	if tA {
@@ -479,7 +515,7 @@ func sgemm(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int,
 			} else {
 				bj = b[j:]
 			}
-			impl.Sgemm(ta, tb, mi, nj, k, 1, ai, lda, bj, ldb, 0, c[i*ldc+j:], ldc)
+			impl.Sgemm(ta, tb, mi, nj, k, 1, ai, lda, bj, ldb, beta, c[i*ldc+j:], ldc)
 		}
 	}
 }
