@@ -114,6 +114,7 @@ func sweptConvShapes() []ConvGeom {
 		{N: 2, C: 7, H: 13, W: 11, K: 3, R: 5, S: 5, StrideH: 2, StrideW: 2, PadH: 2, PadW: 2},
 		{N: 2, C: 5, H: 23, W: 21, K: 70, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, // K > 64: GEMM row pieces
 		{N: 3, C: 9, H: 10, W: 9, K: 5, R: 4, S: 4, StrideH: 3, StrideW: 2, PadH: 2, PadW: 1},   // C·R·S ≥ 128: transposed col
+		{N: 19, C: 2, H: 24, W: 24, K: 3, R: 1, S: 1, StrideH: 1, StrideW: 1},                   // 19 groups in 16 reduction slots
 		{N: 2, C: 16, H: 5, W: 7, K: 67, R: 3, S: 3, StrideH: 1, StrideW: 2, PadH: 2, PadW: 0},  // both, and a padding taller than stride
 	}
 	for sh := 1; sh <= 3; sh++ {
@@ -264,7 +265,7 @@ func TestConv2DNoBias(t *testing.T) {
 func TestConv2DDeterministic(t *testing.T) {
 	rng := newRand(3)
 	for _, g := range []ConvGeom{
-		{N: 13, C: 1, H: 28, W: 28, K: 8, R: 5, S: 5, StrideH: 1, StrideW: 1},
+		{N: 37, C: 1, H: 28, W: 28, K: 8, R: 5, S: 5, StrideH: 1, StrideW: 1}, // 37 groups in 16 slots
 		{N: 13, C: 8, H: 12, W: 12, K: 16, R: 5, S: 5, StrideH: 1, StrideW: 1},
 	} {
 		t.Run(g.String(), func(t *testing.T) {
