@@ -110,7 +110,7 @@ func sweptConvShapes() []ConvGeom {
 		{N: 2, C: 3, H: 2, W: 3, K: 2, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 2},
 		{N: 2, C: 3, H: 3, W: 8, K: 1, R: 1, S: 3, StrideH: 1, StrideW: 2, PadH: 0, PadW: 2},
 		{N: 3, C: 1, H: 28, W: 28, K: 8, R: 5, S: 5, StrideH: 1, StrideW: 1},  // mnist1, one image per GEMM
-		{N: 9, C: 8, H: 12, W: 12, K: 16, R: 5, S: 5, StrideH: 1, StrideW: 1}, // mnist2, groups of 4, 4, 1
+		{N: 9, C: 8, H: 12, W: 12, K: 16, R: 5, S: 5, StrideH: 1, StrideW: 1}, // mnist2, groups of 8 and 1
 		{N: 2, C: 7, H: 13, W: 11, K: 3, R: 5, S: 5, StrideH: 2, StrideW: 2, PadH: 2, PadW: 2},
 		{N: 2, C: 5, H: 23, W: 21, K: 70, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, // K > 64: GEMM row pieces
 		{N: 3, C: 9, H: 10, W: 9, K: 5, R: 4, S: 4, StrideH: 3, StrideW: 2, PadH: 2, PadW: 1},   // C·R·S ≥ 128: transposed col
