@@ -292,3 +292,52 @@ func TestCountCorrectAndGather(t *testing.T) {
 		t.Errorf("Gather = %v, want [30 31 10 11]", ct.i)
 	}
 }
+
+// TestFusedReLUPool trains a few steps with every ReLU before a max-pool
+// run as pool-then-ReLU (NewModel) and as written, and requires the same
+// losses and weights, bit for bit, for non-overlapping and overlapping
+// (3×3 stride 2) windows.
+func TestFusedReLUPool(t *testing.T) {
+	for _, pool := range []LayerSpec{PoolLayer(2), {Kind: MaxPool, KernelH: 3, KernelW: 3, StrideH: 2, StrideW: 2}} {
+		spec := Spec{C: 1, H: 12, W: 12, Loss: SoftmaxCE, Layers: []LayerSpec{
+			ConvLayer(3, 3, 3), {Kind: ReLU}, pool, ConvLayer(4, 2, 2), {Kind: ReLU}, pool, {Kind: Flatten}, DenseLayer(4),
+		}}
+		t.Run("pool="+strings.ReplaceAll(pool.String(), " ", "_"), func(t *testing.T) {
+			data, err := Synthetic(64, 12, 4, 3)
+			mustNil(t, err)
+			run := func(fuse bool) ([][]float32, []float32) {
+				be := newCPU(t)
+				m, err := newModel(be, spec, 2, fuse)
+				mustNil(t, err)
+				set, err := m.Upload(data, data.Standardisation())
+				mustNil(t, err)
+				b, err := m.NewBatch(16)
+				mustNil(t, err)
+				var losses []float32
+				for step := range 8 {
+					rows := make([]int32, 16)
+					for i := range rows {
+						rows[i] = int32((step*16 + i*5) % 64)
+					}
+					mustNil(t, m.Load(b, set, rows))
+					mustNil(t, m.TrainStep(b, 0.1, 0.9, 0))
+					l := make([]float32, 1)
+					mustNil(t, be.Download(l, b.Loss))
+					losses = append(losses, l[0])
+				}
+				w, err := m.ParamValues()
+				mustNil(t, err)
+				return w, losses
+			}
+			wf, lf := run(true)
+			wu, lu := run(false)
+			equalBits(t, "losses", lf, lu)
+			for i := range wu {
+				equalBits(t, "param "+itoa(i), wf[i], wu[i])
+			}
+			if lf[7] >= lf[0] {
+				t.Errorf("loss %g after 8 steps, want below the first %g", lf[7], lf[0])
+			}
+		})
+	}
+}
