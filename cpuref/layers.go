@@ -149,11 +149,13 @@ func MaxPoolBackward[T Float](g PoolGeom, dy []T, argmax []int32, dx []T) error 
 		return err
 	}
 	HW, PQ := g.H*g.W, g.P()*g.Q()
-	for o, a := range argmax {
-		plane := o / PQ
-		if int(a) < plane*HW || int(a) >= (plane+1)*HW {
-			return fmt.Errorf("cpuref: MaxPoolBackward %v: argmax[%d] = %d outside [%d, %d): %w",
-				g, o, a, plane*HW, (plane+1)*HW, ErrGeometry)
+	for nc := 0; nc < g.N*g.C; nc++ {
+		lo, hi := int32(nc*HW), int32((nc+1)*HW)
+		for o, a := range argmax[nc*PQ : (nc+1)*PQ] {
+			if a < lo || a >= hi {
+				return fmt.Errorf("cpuref: MaxPoolBackward %v: argmax[%d] = %d outside [%d, %d): %w",
+					g, nc*PQ+o, a, lo, hi, ErrGeometry)
+			}
 		}
 	}
 	clear(dx)
