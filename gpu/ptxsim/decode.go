@@ -137,6 +137,8 @@ const (
 	opRet
 	opIsspacep
 	opCpAsync
+	opLdConst
+	opClock
 
 	numOps
 )
@@ -157,11 +159,12 @@ const (
 	clsSync
 	clsWarp
 	clsSpecial
+	clsMemConst
 	numClasses
 )
 
 var className = [numClasses]string{"int", "fp32", "fp64", "mov", "convert", "mem.global", "mem.shared",
-	"mem.local", "mem.param", "atomic", "control", "sync", "warp", "special"}
+	"mem.local", "mem.param", "atomic", "control", "sync", "warp", "special", "mem.const"}
 
 // type codes: kind<<4 | log2(bytes)
 const (
@@ -331,6 +334,7 @@ type Kernel struct {
 
 	sharedStatic int
 	dynBase      int // offset of extern (dynamic) shared memory
+	constData    []byte
 	localSize    int
 	frameSize    int // per-thread scratch for call parameters
 	calls        []callSite
@@ -396,6 +400,7 @@ const (
 	symParam // byte offset in the kernel parameter buffer
 	symFrame // byte offset in the per-thread call frame
 	symFunc
+	symConst
 )
 
 type symbol struct {
@@ -423,6 +428,7 @@ type decoder struct {
 	funcPC   map[string]int
 	pending  []*function
 	frameTop int64
+	consts0  map[string]int64 // module const vars
 	shared   map[string]int64 // module shared vars
 	fshared  map[string]map[string]int64
 	calls    map[string]callInfo
@@ -485,7 +491,7 @@ type frameCopy struct{ src, dst, n int64 }
 func decodeKernel(m *module, f *function, funcs map[string]*function, src []string) (*Kernel, error) {
 	k := &Kernel{name: f.name}
 	d := &decoder{mod: m, funcs: funcs, lines: src, k: k, consts: map[uint64]int32{}, specials: map[int]int32{},
-		funcPC: map[string]int{}, shared: map[string]int64{}, calls: map[string]callInfo{}, edges: map[string][]string{}}
+		funcPC: map[string]int{}, shared: map[string]int64{}, consts0: map[string]int64{}, calls: map[string]callInfo{}, edges: map[string][]string{}}
 	d.nslots = 2 // slot 0 = true (1), slot 1 = false (0)
 	// parameters
 	off := 0
@@ -504,7 +510,38 @@ func decodeKernel(m *module, f *function, funcs map[string]*function, src []stri
 	// module-level static shared variables: all of them, in declaration order
 	soff := int64(0)
 	maxAlign := 16
+	// module-level .const variables: read-only data of the kernel
 	for _, v := range m.vars {
+		if v.space != "const" {
+			continue
+		}
+		if v.count == -1 {
+			return nil, fmt.Errorf("line %d: unsized .const arrays are not supported", v.line)
+		}
+		off := alignUp(len(k.constData), max(v.align, 1))
+		size := typeSize(v.typ) * v.count
+		data := make([]byte, off+size)
+		copy(data, k.constData)
+		es := typeSize(v.typ)
+		if len(v.init) > v.count {
+			return nil, fmt.Errorf("line %d: too many initialisers for %s", v.line, v.name)
+		}
+		for i, o := range v.init {
+			val := d.immValue(o, v.typ)
+			var b [8]byte
+			le.PutUint64(b[:], val)
+			copy(data[off+i*es:off+(i+1)*es], b[:es])
+		}
+		k.constData = data
+		d.consts0[v.name] = int64(off)
+	}
+	if len(k.constData) > 64*1024 {
+		return nil, fmt.Errorf("%d bytes of .const data exceed 64 KiB", len(k.constData))
+	}
+	for _, v := range m.vars {
+		if v.space == "const" {
+			continue
+		}
 		if v.space != "shared" {
 			return nil, fmt.Errorf("line %d: module-level .%s variables are not supported", v.line, v.space)
 		}
@@ -657,6 +694,9 @@ func (d *decoder) decodeFunc(f *function, entry bool) error {
 	}
 	for name, off := range d.shared {
 		d.syms[name] = symbol{kind: symShared, off: off}
+	}
+	for name, off := range d.consts0 {
+		d.syms[name] = symbol{kind: symConst, off: off}
 	}
 	for _, v := range d.mod.vars {
 		if v.count == -1 {
@@ -823,7 +863,7 @@ func (d *decoder) symAddr(name string) (int64, error) {
 			return int64(d.dynBase()), nil
 		}
 		return s.off, nil
-	case symLocal:
+	case symLocal, symConst:
 		return s.off, nil
 	}
 	return 0, fmt.Errorf("the address of %s is not supported", name)
@@ -1014,8 +1054,11 @@ func (d *decoder) decodeOp(in *inst, s *stmt, oi opInfo, entry bool) error {
 		in.op = opNop
 		return nil
 	case "bar", "barrier":
-		if oi.has("arrive") || oi.has("red") {
+		if oi.has("arrive") {
 			return fmt.Errorf("unsupported %s", s.opcode)
+		}
+		if oi.has("red") {
+			return d.decodeBarRed(in, s, oi)
 		}
 		if oi.has("warp") {
 			if err := d.nops(s, 1); err != nil {
@@ -1820,6 +1863,10 @@ func (d *decoder) decodeMov(in *inst, s *stmt, oi opInfo) error {
 	if in.d, _, err = d.dst(dop); err != nil {
 		return err
 	}
+	if sop.kind == okReg && (sop.name == "%clock" || sop.name == "%clock64" || sop.name == "%globaltimer") {
+		in.op = opClock // deterministic: the thread's instruction count
+		return nil
+	}
 	if sop.kind == okSym {
 		if sym, ok := d.syms[sop.name]; ok && (sym.kind == symParam || sym.kind == symFrame) {
 			return fmt.Errorf("taking the address of parameter %s is not supported", sop.name)
@@ -1850,6 +1897,8 @@ func (d *decoder) decodeCvta(in *inst, s *stmt, oi opInfo) error {
 		win = sharedWindow
 	case oi.has("local"):
 		win = localWindow
+	case oi.has("const"):
+		win = constWindow
 	default:
 		return fmt.Errorf("unsupported %s", s.opcode)
 	}
@@ -1868,6 +1917,7 @@ const (
 	spParam
 	spGeneric
 	spFrame
+	spConst
 )
 
 // address decodes [base+off] into (slot, offset, space of a symbol base).
@@ -1919,7 +1969,7 @@ func (d *decoder) decodeMem(in *inst, s *stmt, oi opInfo) error {
 			nv = 4
 		case "nc", "volatile", "relaxed", "acquire", "release", "weak", "gpu", "cta", "sys", "ca", "cg", "cs", "lu", "cv", "wb", "wt":
 		case "const":
-			return fmt.Errorf("the .const state space is not supported")
+			space = spConst
 		default:
 			if !strings.Contains(m, "::") {
 				return fmt.Errorf("unsupported modifier .%s of %s", m, oi.base)
@@ -1982,6 +2032,13 @@ func (d *decoder) decodeMem(in *inst, s *stmt, oi opInfo) error {
 				return fmt.Errorf("local variable %s accessed as another space", aop.name)
 			}
 			in.imm += sym.off
+		case symConst:
+			if space == spGeneric {
+				in.imm += constWindow
+			} else if space != spConst {
+				return fmt.Errorf("constant %s accessed as another space", aop.name)
+			}
+			in.imm += sym.off
 		default:
 			return fmt.Errorf("cannot access %s", aop.name)
 		}
@@ -1989,8 +2046,11 @@ func (d *decoder) decodeMem(in *inst, s *stmt, oi opInfo) error {
 		return fmt.Errorf("register-addressed .param access is not supported")
 	}
 	if ld {
-		in.op = [...]opcode{opLdGlobal, opLdShared, opLdLocal, opLdParam, opLdGeneric, opLdParam}[space]
+		in.op = [...]opcode{opLdGlobal, opLdShared, opLdLocal, opLdParam, opLdGeneric, opLdParam, opLdConst}[space]
 	} else {
+		if space == spConst {
+			return fmt.Errorf("st.const")
+		}
 		in.op = [...]opcode{opStGlobal, opStShared, opStLocal, opStParam, opStGeneric, opStParam}[space]
 		if space == spParam {
 			return fmt.Errorf("st.param to a kernel parameter")
@@ -2272,6 +2332,10 @@ func opClass(in *inst) uint8 {
 		return clsMemGlobal
 	case opLdShared, opStShared, opCpAsync:
 		return clsMemShared
+	case opLdConst:
+		return clsMemConst
+	case opClock:
+		return clsSpecial
 	case opLdLocal, opStLocal:
 		return clsMemLocal
 	case opLdParam, opStParam:
@@ -2388,4 +2452,50 @@ func (d *decoder) decodeCpAsync(in *inst, s *stmt, oi opInfo) error {
 		}
 	}
 	return nil
+}
+
+// barrier reductions (inst.sub of opBar)
+const (
+	barPlain = iota
+	barPopc
+	barAnd
+	barOr
+)
+
+// decodeBarRed decodes bar.red.{popc.u32,and.pred,or.pred} d, a{, b}, {!}c.
+func (d *decoder) decodeBarRed(in *inst, s *stmt, oi opInfo) error {
+	switch {
+	case oi.has("popc"):
+		in.sub = barPopc
+	case oi.has("and"):
+		in.sub = barAnd
+	case oi.has("or"):
+		in.sub = barOr
+	default:
+		return fmt.Errorf("unsupported %s", s.opcode)
+	}
+	if err := d.nops(s, 3, 4); err != nil {
+		return err
+	}
+	in.op = opBar
+	var err error
+	if in.d, _, err = d.dst(s.ops[0]); err != nil {
+		return err
+	}
+	if in.a, err = d.src(s.ops[1], "u32"); err != nil {
+		return err
+	}
+	in.b = -1
+	if len(s.ops) == 4 {
+		if in.b, err = d.src(s.ops[2], "u32"); err != nil {
+			return err
+		}
+	}
+	c := s.ops[len(s.ops)-1]
+	if c.neg {
+		in.flags |= fNegC
+		c.neg = false
+	}
+	in.c, err = d.src(c, "pred")
+	return err
 }

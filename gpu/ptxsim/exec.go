@@ -523,6 +523,17 @@ func (w *worker) run(t *thread) {
 			} else {
 				loadVals(in, regs, t.local[addr:addr+n])
 			}
+		case opLdConst:
+			addr := regs[in.a] + uint64(in.imm)
+			n := uint64(in.sz) * uint64(in.nv)
+			if addr+n > uint64(len(w.k.constData)) || addr&(n-1) != 0 || addr+n < addr {
+				t.steps = steps
+				w.memFault(t, pc, addr, n, spConst)
+				return
+			}
+			loadVals(in, regs, w.k.constData[addr:addr+n])
+		case opClock:
+			regs[in.d] = uint64(steps) & in.mask
 		case opLdParam:
 			n := int64(in.sz) * int64(in.nv)
 			buf := w.params

@@ -365,13 +365,40 @@ func (w *worker) resolveBarrier() bool {
 			continue
 		}
 		released = true
+		n0 := len(w.runq)
+		popc, all, any := uint64(0), true, false
 		for i := range w.threads {
 			t := &w.threads[i]
 			if t.state == stBar && int(t.regs[w.k.code[t.pc].a]) == id {
-				t.state = stRun
-				t.pc++
+				in := &w.k.code[t.pc]
+				if in.sub != barPlain {
+					p := t.regs[in.c] != 0
+					if in.flags&fNegC != 0 {
+						p = !p
+					}
+					if p {
+						popc++
+						any = true
+					} else {
+						all = false
+					}
+				}
 				w.runq = append(w.runq, int32(i))
 			}
+		}
+		for _, i := range w.runq[n0:] {
+			t := &w.threads[i]
+			in := &w.k.code[t.pc]
+			switch in.sub {
+			case barPopc:
+				t.regs[in.d] = popc
+			case barAnd:
+				t.regs[in.d] = b2u(all)
+			case barOr:
+				t.regs[in.d] = b2u(any)
+			}
+			t.state = stRun
+			t.pc++
 		}
 	}
 	if released {
@@ -666,8 +693,10 @@ func (w *worker) memFault(t *thread, pc int, addr, n uint64, space int) {
 		} else {
 			w.fault(t, pc, addr, "out-of-bounds %d-byte local access at local address 0x%x (%d bytes of local memory per thread)", n, addr, w.k.localSize)
 		}
+	case spConst:
+		w.fault(t, pc, addr, "out-of-bounds or misaligned %d-byte constant access at const address 0x%x (%d bytes of constants)", n, addr, len(w.k.constData))
 	default:
-		w.fault(t, pc, addr, "%d-byte generic access at address 0x%x: not in global, shared or local memory", n, addr)
+		w.fault(t, pc, addr, "%d-byte generic access at address 0x%x: not in global, shared, local or const memory", n, addr)
 	}
 }
 
@@ -707,6 +736,14 @@ func (w *worker) genericAccess(t *thread, pc int, in *inst, regs []uint64) bool 
 			return false
 		}
 		buf = t.local[a : a+n]
+	case addr >= constWindow && addr < constWindow+uint64(len(w.k.constData)):
+		a := addr - constWindow
+		if a+n > uint64(len(w.k.constData)) || a&(n-1) != 0 || st {
+			w.fault(t, pc, addr, "bad %d-byte generic access to constant memory at address 0x%x", n, addr)
+			return false
+		}
+		loadVals(in, regs, w.k.constData[a:a+n])
+		return true
 	default:
 		w.memFault(t, pc, addr, n, spGeneric)
 		return false

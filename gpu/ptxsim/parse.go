@@ -102,6 +102,7 @@ type varDecl struct {
 	count  int // array elements (1 for scalars); -1 for an unsized extern array
 	extern bool
 	line   int
+	init   []operand // initialiser of a .const variable
 }
 
 type regDecl struct {
@@ -284,7 +285,43 @@ func (p *parser) varDecl() (varDecl, error) {
 		}
 	}
 	if p.peek() == "=" {
-		return v, p.errf("initialised variables are not supported")
+		p.next()
+		if v.space != "const" {
+			return v, p.errf("initialised .%s variables are not supported", v.space)
+		}
+		if p.peek() == "{" {
+			p.next()
+			for p.peek() != "}" {
+				if p.peek() == "{" {
+					return v, p.errf("nested initialisers are not supported")
+				}
+				neg := false
+				if p.peek() == "-" {
+					p.next()
+					neg = true
+				}
+				o, err := p.number(neg)
+				if err != nil {
+					return v, err
+				}
+				v.init = append(v.init, o)
+				if p.peek() == "," {
+					p.next()
+				}
+			}
+			p.next()
+		} else {
+			neg := false
+			if p.peek() == "-" {
+				p.next()
+				neg = true
+			}
+			o, err := p.number(neg)
+			if err != nil {
+				return v, err
+			}
+			v.init = append(v.init, o)
+		}
 	}
 	if v.align == 0 {
 		v.align = typeSize(v.typ)
@@ -356,8 +393,29 @@ func (p *parser) funcDecl(mod *module) error {
 	if err := p.expect("{"); err != nil {
 		return err
 	}
-	depth := 1
-	for depth > 0 {
+	// Nested { } scopes (clang's call sequences and inline asm blocks) may
+	// redeclare registers and parameters: names declared in a nested scope
+	// are renamed to be unique in the function.
+	scopes := []map[string]string{{}}
+	uniq := 0
+	rename := func(n string) string {
+		for i := len(scopes) - 1; i >= 0; i-- {
+			if r, ok := scopes[i][n]; ok {
+				return r
+			}
+		}
+		return n
+	}
+	declare := func(n string) string {
+		if len(scopes) == 1 {
+			return n
+		}
+		uniq++
+		r := fmt.Sprintf("%s@%d", n, uniq)
+		scopes[len(scopes)-1][n] = r
+		return r
+	}
+	for len(scopes) > 0 {
 		if p.pos >= len(p.toks) {
 			return p.errf("unterminated function body of %s", f.name)
 		}
@@ -365,27 +423,37 @@ func (p *parser) funcDecl(mod *module) error {
 		switch {
 		case t == "{":
 			p.next()
-			depth++
+			scopes = append(scopes, map[string]string{})
 		case t == "}":
 			p.next()
-			depth--
+			scopes = scopes[:len(scopes)-1]
 		case t == ";":
 			p.next()
 		case t == ".reg":
+			n := len(f.regs)
 			if err := p.regDecl(f); err != nil {
 				return err
 			}
-		case t == ".local" || t == ".shared":
+			if len(scopes) > 1 {
+				// expand counted declarations so each name can be renamed
+				var regs []regDecl
+				for _, r := range f.regs[n:] {
+					if r.count < 0 {
+						regs = append(regs, regDecl{r.typ, declare(r.name), -1})
+						continue
+					}
+					for i := 0; i < r.count; i++ {
+						regs = append(regs, regDecl{r.typ, declare(r.name + strconv.Itoa(i)), -1})
+					}
+				}
+				f.regs = append(f.regs[:n], regs...)
+			}
+		case t == ".local" || t == ".shared" || t == ".param":
 			v, err := p.varDecl()
 			if err != nil {
 				return err
 			}
-			f.vars = append(f.vars, v)
-		case t == ".param":
-			v, err := p.varDecl()
-			if err != nil {
-				return err
-			}
+			v.name = declare(v.name)
 			f.vars = append(f.vars, v)
 		case t == ".pragma":
 			p.next()
@@ -399,6 +467,12 @@ func (p *parser) funcDecl(mod *module) error {
 			s, err := p.instruction()
 			if err != nil {
 				return err
+			}
+			if len(scopes) > 1 {
+				s.guard = rename(s.guard)
+				for i := range s.ops {
+					renameOperand(&s.ops[i], rename)
+				}
 			}
 			f.body = append(f.body, s)
 		}
@@ -650,4 +724,11 @@ func typeSize(t string) int {
 		return 1
 	}
 	return 0
+}
+
+func renameOperand(o *operand, rename func(string) string) {
+	o.name = rename(o.name)
+	for i := range o.vec {
+		renameOperand(&o.vec[i], rename)
+	}
 }

@@ -62,6 +62,8 @@ const (
 	sharedWindow = 1 << 38
 	// localWindow is the generic address of local-space address 0.
 	localWindow = 1 << 39
+	// constWindow is the generic address of const-space address 0.
+	constWindow = 1 << 37
 	// maxSlots bounds the number of allocations over a Machine's life.
 	maxSlots = 1 << 22
 )
@@ -185,7 +187,8 @@ type Param struct {
 type Stats struct {
 	// Instructions is the number of thread-instructions by class: "fp32",
 	// "fp64", "int", "mov", "convert", "mem.global", "mem.shared",
-	// "mem.local", "mem.param", "atomic", "control", "sync", "warp", "special".
+	// "mem.local", "mem.param", "mem.const", "atomic", "control", "sync", "warp",
+	// "special".
 	Instructions map[string]int64
 	// ThreadInstructions is the sum of Instructions.
 	ThreadInstructions int64

@@ -646,7 +646,7 @@ func TestUnsupportedAtLoad(t *testing.T) {
 	for _, c := range []struct{ body, want string }{
 		{"\tmul24.lo.s32 %r1, %r2, %r3;", `line 19: unsupported instruction mul24.lo.s32: "mul24.lo.s32 %r1, %r2, %r3;"`},
 		{"\tadd.f16 %h1, %h2, %h3;", "line 19: unsupported instruction add.f16"},
-		{"\tld.const.f32 %f1, [%rd1];", "line 19: the .const state space is not supported"},
+		{"\tvote.any.pred %p1, %p2;", "line 19: only vote.sync is supported"},
 		{"\tbra $L__nowhere;", "unknown label $L__nowhere"},
 		{"\tadd.s32 %r1, %r2, %q1;", "undeclared register %q1"},
 		{"\ttex.1d.v4.f32.s32 {%f1,%f2,%f3,%f4}, [%rd1, {%r1}];", "line 19"},
@@ -814,8 +814,8 @@ func TestLaunchErrors(t *testing.T) {
 	if got := k.Params(); len(got) != 4 || got[0].Type != "u32" || got[1].Type != "f32" || got[2].Type != "u64" || got[2].Size != 8 {
 		t.Errorf("Params() = %v, want u32, f32, u64, u64", got)
 	}
-	if names := mod.Kernels(); len(names) != 11 || names[0] != "saxpy" {
-		t.Errorf("Kernels() = %v, want 11 kernels starting with saxpy", names)
+	if names := mod.Kernels(); len(names) != 12 || names[0] != "saxpy" {
+		t.Errorf("Kernels() = %v, want 12 kernels starting with saxpy", names)
 	}
 	if _, err := mod.Kernel("nope"); err == nil {
 		t.Error("Kernel(nope) = nil error")
@@ -893,6 +893,28 @@ func TestSm80Kernels(t *testing.T) {
 		}
 		if gotR[w] != want {
 			t.Errorf("redux_sum out[%d] = %d, want %d", w, gotR[w], want)
+		}
+	}
+}
+
+func TestConstAndBarRed(t *testing.T) {
+	mod := loadTestdata(t)
+	const n = 70
+	m := New(checked())
+	y := putF32(m, t, nanSlice(n))
+	z := putI32(m, t, make([]int32, n))
+	if _, err := m.Launch(kernel(t, mod, "consts_barred"), [3]int{1, 1, 1}, [3]int{n, 1, 1}, 0, []uint64{y, z}); err != nil {
+		t.Fatal(err)
+	}
+	ctab := []float32{1.0, 2.5, -3.0, 0.125, 7.0}
+	cint := []int32{7, -8, 9}
+	gy, gz := getF32(m, t, y, n), getI32(m, t, z, n)
+	for i := 0; i < n; i++ {
+		if want := ctab[i%5] * float32(cint[i%3]); gy[i] != want {
+			t.Errorf("y[%d] = %g, want %g", i, gy[i], want)
+		}
+		if want := int32(n/2*1000 + 100 + 10 + 0); gz[i] != want {
+			t.Errorf("z[%d] = %d, want %d", i, gz[i], want)
 		}
 	}
 }

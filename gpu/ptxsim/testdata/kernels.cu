@@ -167,3 +167,17 @@ extern "C" __global__ void warp_shared_racy(const int* in, int* out) {
   }
   if (l == 31) out[t >> 5] = s[t];
 }
+
+// __constant__ tables (.const with initialisers) and __syncthreads_count/
+// _and/_or (bar.red, inside clang's scoped register blocks).
+__attribute__((constant)) float ctab[5] = {1.0f, 2.5f, -3.0f, 0.125f, 7.0f};
+__attribute__((constant)) int cint[3] = {7, -8, 9};
+extern "C" __global__ void consts_barred(float* y, int* z) {
+  int t = threadIdx.x;
+  y[t] = ctab[t % 5] * (float)cint[t % 3];
+  int c = __nvvm_bar0_popc(t & 1);
+  int a = __nvvm_bar0_and(t < 1000);
+  int o = __nvvm_bar0_or(t == 3);
+  int o2 = __nvvm_bar0_or(t == 1000);
+  z[t] = c * 1000 + a * 100 + o * 10 + o2;
+}
