@@ -88,3 +88,21 @@ func BenchmarkSim(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLaunchOverhead measures a launch of a one-block kernel with
+// 256 threads that do almost nothing.
+func BenchmarkLaunchOverhead(b *testing.B) {
+	mod := loadTestdata(b)
+	k, err := mod.Kernel("saxpy")
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := New(Options{Workers: 1})
+	x := putF32(m, b, make([]float32, 1))
+	_ = x
+	for i := 0; i < b.N; i++ {
+		if _, err := m.Launch(k, [3]int{1, 1, 1}, [3]int{256, 1, 1}, 0, []uint64{0, 0, x, x}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

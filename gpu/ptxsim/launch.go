@@ -75,6 +75,7 @@ type worker struct {
 
 	runq []int32
 	err  error
+	bufs buffers
 }
 
 // Launch runs kernel k over a grid of blocks and waits for it to finish.
@@ -130,50 +131,58 @@ func (m *Machine) Launch(k *Kernel, grid, block [3]int, dynSharedBytes int, args
 	var mu sync.Mutex
 	errs := map[int64]error{}
 	total := &Stats{Instructions: map[string]int64{}}
-	var wg sync.WaitGroup
-	for wi := 0; wi < nw; wi++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w := &worker{m: m, k: k, slots: m.slots, params: params, limit: m.opts.MaxInstructionsPerThread,
-				grid: grid, block: block, nthreads: nthreads, sharedSize: uint64(sharedSize),
-				checkRaces: m.opts.CheckRaces, checkUninit: m.opts.CheckUninitShared, counters: m.opts.Counters}
-			w.checkShared = w.checkRaces || w.checkUninit
-			defer func() {
-				if r := recover(); r != nil {
-					mu.Lock()
-					errs[-1] = fmt.Errorf("%w: kernel %s: internal error: %v", ErrFault, k.name, r)
-					mu.Unlock()
-					firstErr.Store(-1)
-				}
-			}()
-			w.setup()
-			for {
-				b := next.Add(1) - 1
-				if b >= int64(nblocks) || b > firstErr.Load() {
-					break
-				}
-				w.ctaid = [3]int{int(b) % grid[0], int(b) / grid[0] % grid[1], int(b) / (grid[0] * grid[1])}
-				w.runBlock()
-				if w.err != nil {
-					mu.Lock()
-					errs[b] = w.err
-					mu.Unlock()
-					for {
-						cur := firstErr.Load()
-						if b >= cur || firstErr.CompareAndSwap(cur, b) {
-							break
-						}
-					}
-					break
-				}
-			}
-			w.finishStats()
-			mu.Lock()
-			total.add(&w.stats)
-			mu.Unlock()
-		}()
+	for len(m.workers) < nw {
+		m.workers = append(m.workers, &worker{})
 	}
+	work := func(w *worker) {
+		*w = worker{m: m, k: k, slots: m.slots, params: params, limit: m.opts.MaxInstructionsPerThread,
+			grid: grid, block: block, nthreads: nthreads, sharedSize: uint64(sharedSize),
+			checkRaces: m.opts.CheckRaces, checkUninit: m.opts.CheckUninitShared, counters: m.opts.Counters,
+			bufs: w.bufs, epoch: w.epoch}
+		w.checkShared = w.checkRaces || w.checkUninit
+		defer func() {
+			if r := recover(); r != nil {
+				mu.Lock()
+				errs[-1] = fmt.Errorf("%w: kernel %s: internal error: %v", ErrFault, k.name, r)
+				mu.Unlock()
+				firstErr.Store(-1)
+			}
+		}()
+		w.setup()
+		for {
+			b := next.Add(1) - 1
+			if b >= int64(nblocks) || b > firstErr.Load() {
+				break
+			}
+			w.ctaid = [3]int{int(b) % grid[0], int(b) / grid[0] % grid[1], int(b) / (grid[0] * grid[1])}
+			w.runBlock()
+			if w.err != nil {
+				mu.Lock()
+				errs[b] = w.err
+				mu.Unlock()
+				for {
+					cur := firstErr.Load()
+					if b >= cur || firstErr.CompareAndSwap(cur, b) {
+						break
+					}
+				}
+				break
+			}
+		}
+		w.finishStats()
+		mu.Lock()
+		total.add(&w.stats)
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for wi := 1; wi < nw; wi++ {
+		wg.Add(1)
+		go func(w *worker) {
+			defer wg.Done()
+			work(w)
+		}(m.workers[wi])
+	}
+	work(m.workers[0])
 	wg.Wait()
 	if fe := firstErr.Load(); fe != math.MaxInt64 {
 		return total, errs[fe]
@@ -181,22 +190,50 @@ func (m *Machine) Launch(k *Kernel, grid, block [3]int, dynSharedBytes int, args
 	return total, nil
 }
 
+// buffers are a worker's allocations, kept between launches.
+type buffers struct {
+	threads   []thread
+	regs      []uint64
+	shared    []byte
+	local     []byte
+	frames    []byte
+	icount    []int64
+	shadow    []shadowByte
+	warpEpoch []uint32
+	occ       []uint32
+	runq      []int32
+}
+
+// grow returns s resized to n zeroed elements, reusing its storage.
+func grow[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		s = s[:n]
+		clear(s)
+		return s
+	}
+	return make([]T, n)
+}
+
 func (w *worker) setup() {
 	k := w.k
-	w.threads = make([]thread, w.nthreads)
-	w.regs = make([]uint64, w.nthreads*k.nregs)
-	w.shared = make([]byte, w.sharedSize)
-	w.local = make([]byte, w.nthreads*k.localSize)
-	w.frames = make([]byte, w.nthreads*k.frameSize)
-	w.icount = make([]int64, len(k.code))
+	b := &w.bufs
+	b.threads = grow(b.threads, w.nthreads)
+	b.regs = grow(b.regs, w.nthreads*k.nregs)
+	b.shared = grow(b.shared, int(w.sharedSize))
+	b.local = grow(b.local, w.nthreads*k.localSize)
+	b.frames = grow(b.frames, w.nthreads*k.frameSize)
+	b.icount = grow(b.icount, len(k.code))
+	w.threads, w.regs, w.shared, w.local, w.frames, w.icount = b.threads, b.regs, b.shared, b.local, b.frames, b.icount
 	w.stats.Instructions = map[string]int64{}
 	if w.checkShared {
-		w.shadow = make([]shadowByte, w.sharedSize)
-		w.warpEpoch = make([]uint32, (w.nthreads+31)/32)
+		b.shadow = grow(b.shadow, int(w.sharedSize))
+		b.warpEpoch = grow(b.warpEpoch, (w.nthreads+31)/32)
+		w.shadow, w.warpEpoch = b.shadow, b.warpEpoch
 	}
 	if w.counters {
 		w.groups = map[memGroupKey]int{}
 		w.glIdx = map[memGroupKey]int{}
+		b.occ = grow(b.occ, w.nthreads*len(k.code))
 	}
 	for i := range w.threads {
 		t := &w.threads[i]
@@ -205,10 +242,12 @@ func (w *worker) setup() {
 		t.frame = w.frames[i*k.frameSize : (i+1)*k.frameSize : (i+1)*k.frameSize]
 		t.lin = int32(i)
 		if w.counters {
-			t.occ = make([]uint32, len(k.code))
+			n := len(k.code)
+			t.occ = b.occ[i*n : (i+1)*n : (i+1)*n]
 		}
 	}
-	w.runq = make([]int32, 0, w.nthreads)
+	b.runq = grow(b.runq, w.nthreads)[:0]
+	w.runq = b.runq
 }
 
 func (w *worker) finishStats() {
@@ -235,6 +274,7 @@ func (w *worker) runBlock() {
 		t := &w.threads[i]
 		t.pc, t.state, t.steps = 0, stRun, 0
 		t.stack = t.stack[:0]
+		clear(t.regs[:k.constBase]) // registers start at zero: deterministic even for undefined reads
 		copy(t.regs[k.constBase:], k.consts)
 		t.regs[0], t.regs[1] = 1, 0
 		tid := w.tid(i)

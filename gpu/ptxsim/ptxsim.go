@@ -82,6 +82,8 @@ type Machine struct {
 	slots []*allocation // slot i holds the allocation at address i<<slotShift
 	live  int64
 	atom  [64]sync.Mutex
+	// workers keep their buffers between launches
+	workers []*worker
 }
 
 // New returns a Machine with no memory allocated.
