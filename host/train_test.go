@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"runtime"
 	"testing"
 )
 
@@ -74,7 +75,8 @@ func TestTrainSynthetic(t *testing.T) {
 }
 
 // TestTrainDeterministic checks that two runs with the same seed give
-// bit-identical weights, and that another seed gives other weights.
+// bit-identical weights, also with 1 or 3 threads, and that another seed
+// gives other weights.
 func TestTrainDeterministic(t *testing.T) {
 	weights := func(seed uint64) [][]float32 {
 		m, _, _ := trainSynthetic(t, SoftmaxCE, seed)
@@ -82,7 +84,13 @@ func TestTrainDeterministic(t *testing.T) {
 		mustNil(t, err)
 		return v
 	}
+	procs := runtime.GOMAXPROCS(0)
 	a, b, c := weights(7), weights(7), weights(8)
+	// One thread for cpuref's convolutions and the backend's passes.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	d := weights(7)
+	runtime.GOMAXPROCS(3)
+	e := weights(7)
 	same := func(x, y [][]float32) (bool, int, int) {
 		for i := range x {
 			for j := range x[i] {
@@ -95,6 +103,14 @@ func TestTrainDeterministic(t *testing.T) {
 	}
 	if ok, i, j := same(a, b); !ok {
 		t.Errorf("seed 7 twice: param %d element %d = %g then %g, want bit-identical runs", i, j, a[i][j], b[i][j])
+	}
+	for _, x := range []struct {
+		name string
+		w    [][]float32
+	}{{"GOMAXPROCS=1", d}, {"GOMAXPROCS=3", e}} {
+		if ok, i, j := same(a, x.w); !ok {
+			t.Errorf("seed 7 with %s: param %d element %d = %g, want %g as with GOMAXPROCS=%d", x.name, i, j, x.w[i][j], a[i][j], procs)
+		}
 	}
 	if ok, _, _ := same(a, c); ok {
 		t.Errorf("seeds 7 and 8 gave identical weights, want different runs")
