@@ -11,6 +11,10 @@
 #   build-13.0  the same against CUDA 13.0 (proves gpu/cudacompat/cuda.h)
 #   link        scripts/gpu-build.sh: the cuda-tagged test binaries and train,
 #               linked against the generated libcuda stub (build/gpu/)
+#   driver      gpu/cu_driver.go run against gpu/testdata/mocklibcuda.c, a
+#               test-only libcuda.so.1 (one modelled device, host memory,
+#               a context check on every call): TestCUDADriverMock, with
+#               binaries built against both headers
 #   ptxas       every kernels/*.ptx assembles with ptxas for sm_70/80/90 (at
 #               or above its .target); the report kernels/RESOURCES.md is
 #               regenerated and must equal the committed one; spills flagged
@@ -60,7 +64,7 @@ t=$SECONDS
 if ! deps=$(scripts/cuda-deps.sh 2>"$logs/deps.log"); then
 	need=$(head -n 1 "$logs/deps.log")
 	line deps "SKIP: $need"
-	for c in stub wrapper build-12.9 build-13.0 link ptxas; do
+	for c in stub wrapper build-12.9 build-13.0 link driver ptxas; do
 		line "$c" "SKIP: needs the pinned NVIDIA wheels (scripts/cuda-pins.txt) from PyPI with python3 -m pip"
 	done
 	if [[ "${CI:-}" == "true" ]]; then
@@ -127,6 +131,45 @@ elif run "$logs/link.log" scripts/gpu-build.sh "$CUDA13_INCLUDE" "$LIBCUDA_STUB_
 else
 	line link "FAIL (scripts/gpu-build.sh; log $logs/link.log) [$((SECONDS - t))s]"
 	failed=1
+fi
+
+# driver: the cu adapter against the test-only mock libcuda.
+t=$SECONDS
+mock=$logs/libcuda-mock-test-only
+drv_fail=""
+if [[ $stub_ok == no ]]; then
+	line driver "SKIP: needs the libcuda stub (its symbol list)"
+else
+	rm -rf "$mock"
+	mkdir -p "$mock"
+	if ! run "$logs/driver-mock.log" bash -c "gcc -std=gnu11 -Wall -Wextra -Werror -fPIC -O1 -c -o '$mock/mock.o' gpu/testdata/mocklibcuda.c &&
+		nm --defined-only '$mock/mock.o' | awk '\$2 == \"T\" {print \$3}' | sort >'$mock/defined' &&
+		comm -23 '$LIBCUDA_STUB_DIR/syms' '$mock/defined' | awk '{print \"int \" \$1 \"(void) { return 34; }\"}' >'$mock/fallback.c' &&
+		gcc -shared -fPIC -w -Wl,-soname,libcuda.so.1 -o '$mock/libcuda.so.1' '$mock/mock.o' '$mock/fallback.c'"; then
+		drv_fail="could not build gpu/testdata/mocklibcuda.c"
+	else
+		for v in 12.9 13.0; do
+			if [[ $v == 12.9 ]]; then inc=$CUDA12_INCLUDE; else inc=$CUDA13_INCLUDE; fi
+			bin=$root/$logs/gpu-$v.test
+			if ! run "$logs/driver-$v.log" env CGO_CFLAGS="-I$CUDA_COMPAT_INCLUDE -I$inc" CGO_LDFLAGS="-L$LIBCUDA_STUB_DIR" \
+				go test -tags cuda -c -o "$bin" ./gpu; then
+				drv_fail="$drv_fail gpu test binary (cuda.h $v) does not build;"
+				continue
+			fi
+			if ! (cd gpu && LD_LIBRARY_PATH=$root/$mock CONVTRAIN_MOCK_LIBCUDA=1 \
+				"$bin" -test.run '^TestCUDADriverMock$' -test.v -test.count=1) >"$logs/driver-$v.log" 2>&1 ||
+				! grep -q -- '^--- PASS: TestCUDADriverMock' "$logs/driver-$v.log"; then
+				sed 's/^/    /' "$logs/driver-$v.log" | tail -n 25
+				drv_fail="$drv_fail TestCUDADriverMock (cuda.h $v; log $logs/driver-$v.log);"
+			fi
+		done
+	fi
+	if [[ -z "$drv_fail" ]]; then
+		line driver "ok (gpu/cu_driver.go against the mock libcuda, built with cuda.h 12.9 and 13.0: TestCUDADriverMock) [$((SECONDS - t))s]"
+	else
+		line driver "FAIL:${drv_fail%;} [$((SECONDS - t))s]"
+		failed=1
+	fi
 fi
 
 t=$SECONDS

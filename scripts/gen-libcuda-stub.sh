@@ -50,17 +50,23 @@ done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-: >"$tmp/syms"
+: >"$tmp/undef"
+: >"$tmp/def"
 for inc in "$CUDA12_INCLUDE" "$CUDA13_INCLUDE"; do
 	for a in $(CGO_ENABLED=1 CGO_CFLAGS="-I$CUDA_COMPAT_INCLUDE -I$inc" \
 		CGO_LDFLAGS="-Wl,--unresolved-symbols=ignore-all" \
 		go list -tags cuda -export -f '{{.Export}}' $pkgs); do
 		# A Go archive: nm reads its host (cgo) object members and
 		# complains about the Go ones.
-		nm -u "$a" 2>/dev/null | awk '$1 == "U" && $2 ~ /^cu[A-Z]/ {print $2}' >>"$tmp/syms" || true
+		nm -u "$a" 2>/dev/null | awk '$1 == "U" && $2 ~ /^cu[A-Z]/ {print $2}' >>"$tmp/undef" || true
+		# cu's own C helpers (cuDeviceGetAttributes, cuLaunchAndSync in
+		# batch.c) are defined in the archive: not driver symbols.
+		nm --defined-only "$a" 2>/dev/null | awk 'NF == 3 && $3 ~ /^cu[A-Z]/ {print $3}' >>"$tmp/def" || true
 	done
 done
-sort -u "$tmp/syms" -o "$tmp/syms"
+sort -u "$tmp/undef" -o "$tmp/undef"
+sort -u "$tmp/def" -o "$tmp/def"
+comm -23 "$tmp/undef" "$tmp/def" >"$tmp/syms"
 n=$(wc -l <"$tmp/syms")
 if [[ "$n" -lt 20 ]]; then
 	echo "gen-libcuda-stub: found only $n cu* symbols; is gorgonia.org/cu in the module cache?" >&2
