@@ -30,7 +30,7 @@
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
+cd "$root" || exit 2
 bin=${GPU_BUILD_DIR:-build/gpu}
 bin=$(cd "$bin" 2>/dev/null && pwd) || { echo "gpu-check: $bin not found: run scripts/gpu-build.sh on a machine with Go first" >&2; exit 2; }
 [[ -f "$bin/tests.tsv" ]] || { echo "gpu-check: $bin/tests.tsv not found: run scripts/gpu-build.sh first" >&2; exit 2; }
