@@ -40,17 +40,21 @@ import (
 // plus 16·K·(C·R·S + 1): after the first call with a given GOMAXPROCS no
 // call allocates. It is not safe for concurrent use.
 type Conv2D struct {
-	g            ConvGeom
-	p, q, pq     int
-	crs          int
-	group        int  // G, images per GEMM
-	fwdDot       bool // forward with col transposed (C·R·S ≥ 128)
-	ngroups      int
-	nslots       int // reduction slots of the weight gradient
-	workers      []convWorker
-	tasks        []func()
-	partW, partB []float32 // per slot: K·C·R·S and K partial sums
-	wg           sync.WaitGroup
+	g        ConvGeom
+	p, q, pq int
+	crs      int
+	group    int  // G, images per GEMM
+	fwdDot   bool // forward with col transposed (C·R·S ≥ 128)
+	// rows[r] = [p0, p1): the outputs whose input row p·sh − ph + r is in
+	// the image; cols[s] = [q0, q1) likewise; taps[q] = [s0, s1): the
+	// kernel columns of output column q that are in the image.
+	rows, cols, taps [][2]int
+	ngroups          int
+	nslots           int // reduction slots of the weight gradient
+	workers          []convWorker
+	tasks            []func()
+	partW, partB     []float32 // per slot: K·C·R·S and K partial sums
+	wg               sync.WaitGroup
 
 	// Arguments of the pass in flight, read by the workers.
 	op                 convOp
@@ -90,6 +94,18 @@ func NewConv2D(g ConvGeom) (*Conv2D, error) {
 	c := &Conv2D{g: g, p: g.P(), q: g.Q(), crs: g.C * g.R * g.S}
 	c.pq = c.p * c.q
 	c.fwdDot = c.crs >= 128
+	for r := 0; r < g.R; r++ {
+		p0, p1 := validRange(c.p, g.StrideH, g.PadH, r, g.H)
+		c.rows = append(c.rows, [2]int{p0, p1})
+	}
+	for s := 0; s < g.S; s++ {
+		q0, q1 := validRange(c.q, g.StrideW, g.PadW, s, g.W)
+		c.cols = append(c.cols, [2]int{q0, q1})
+	}
+	for q := 0; q < c.q; q++ {
+		s0, s1 := validRange(g.S, 1, g.PadW-q*g.StrideW, 0, g.W)
+		c.taps = append(c.taps, [2]int{s0, s1})
+	}
 	c.group = min(g.N, max(1, (groupCols+c.pq-1)/c.pq))
 	// The workspace of one worker is (C·R·S + K)·G·P·Q; keep it below 2³¹.
 	for c.group > 1 && !fitsProduct([]int{c.crs + g.K, c.group, c.pq}) {
@@ -363,21 +379,24 @@ func (c *Conv2D) im2col(x, col []float32, ld, off int) {
 		xc := x[ch*H*W : (ch+1)*H*W]
 		for r := 0; r < g.R; r++ {
 			// Outputs p0 ≤ p < p1 read input rows inside the image.
-			p0, p1 := validRange(P, sh, g.PadH, r, H)
+			p0, p1 := c.rows[r][0], c.rows[r][1]
 			for s := 0; s < g.S; s++ {
 				dst := col[row*ld+off : row*ld+off+P*Q]
 				row++
-				q0, q1 := validRange(Q, sw, g.PadW, s, W)
+				q0, q1 := c.cols[s][0], c.cols[s][1]
 				if q0 >= q1 || p0 >= p1 {
 					clear(dst)
 					continue
 				}
 				clear(dst[:p0*Q])
 				clear(dst[p1*Q:])
+				edges := q0 > 0 || q1 < Q
 				for p := p0; p < p1; p++ {
 					d := dst[p*Q : (p+1)*Q]
-					clear(d[:q0])
-					clear(d[q1:])
+					if edges {
+						clear(d[:q0])
+						clear(d[q1:])
+					}
 					// x[c, h, q·sw − pw + s] for q0 ≤ q < q1
 					src := xc[(p*sh-g.PadH+r)*W+q0*sw-g.PadW+s:]
 					d = d[q0:q1]
@@ -404,8 +423,9 @@ func (c *Conv2D) im2colT(x, colT []float32) {
 	for p := 0; p < P; p++ {
 		for q := 0; q < Q; q++ {
 			dst := colT[(p*Q+q)*c.crs : (p*Q+q+1)*c.crs]
-			s0, s1 := validRange(S, 1, g.PadW-q*g.StrideW, 0, W) // taps inside the row
+			s0, s1 := c.taps[q][0], c.taps[q][1] // taps inside the row
 			v0 := q*g.StrideW - g.PadW
+			full := s0 == 0 && s1 == S
 			for ch := 0; ch < g.C; ch++ {
 				for r := 0; r < R; r++ {
 					d := dst[(ch*R+r)*S : (ch*R+r+1)*S]
@@ -414,12 +434,18 @@ func (c *Conv2D) im2colT(x, colT []float32) {
 						clear(d)
 						continue
 					}
+					base := (ch*H+h)*W + v0 // x[c, h, v0 + s] for s0 ≤ s < s1
+					if full {
+						src := x[base : base+S]
+						for j := range d {
+							d[j] = src[j]
+						}
+						continue
+					}
 					clear(d[:s0])
 					clear(d[s1:])
-					src := x[(ch*H+h)*W+v0+s0 : (ch*H+h)*W+v0+s1]
-					d = d[s0:s1]
-					for j, v := range src {
-						d[j] = v
+					for j, v := range x[base+s0 : base+s1] {
+						d[s0+j] = v
 					}
 				}
 			}
@@ -438,11 +464,11 @@ func (c *Conv2D) col2im(dcol []float32, ld, off int, dx []float32) {
 	for ch := 0; ch < g.C; ch++ {
 		xc := dx[ch*H*W : (ch+1)*H*W]
 		for r := 0; r < g.R; r++ {
-			p0, p1 := validRange(P, sh, g.PadH, r, H)
+			p0, p1 := c.rows[r][0], c.rows[r][1]
 			for s := 0; s < g.S; s++ {
 				src := dcol[row*ld+off : row*ld+off+P*Q]
 				row++
-				q0, q1 := validRange(Q, sw, g.PadW, s, W)
+				q0, q1 := c.cols[s][0], c.cols[s][1]
 				if q0 >= q1 {
 					continue
 				}
