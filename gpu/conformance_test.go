@@ -42,6 +42,9 @@ func runConformance(t *testing.T, d *Device) {
 	t.Run("kernel=gather_rows_v1", func(t *testing.T) { testGather(t, d) })
 	t.Run("kernel=fill_f32_v1", func(t *testing.T) { testFill(t, d) })
 	t.Run("determinism", func(t *testing.T) { testDeterminism(t, d) })
+	if !d.IsSim() {
+		t.Run("large", func(t *testing.T) { testLarge(t, d) })
+	}
 	t.Run("errors", func(t *testing.T) { testLaunchValidation(t, d) })
 }
 
@@ -1005,4 +1008,75 @@ func testLaunchValidation(t *testing.T, d *Device) {
 		}
 	}
 	h.check()
+}
+
+// testLarge runs, on a real GPU only (too slow for the simulator), shapes of
+// training size and a 1-D grid wider than 65535 blocks: the MNIST network's
+// conv layers at batch 64 with exact integer inputs, ReLU over 2²⁴ + 3
+// elements (65537 blocks) and a single-block sum over 2²⁰ + 7 elements.
+func testLarge(t *testing.T, d *Device) {
+	for _, g := range []cpuref.ConvGeom{cg(64, 1, 28, 28, 8, 5, 5, 1, 1, 0, 0), cg(64, 8, 12, 12, 16, 5, 5, 1, 1, 0, 0)} {
+		t.Run(g.String(), func(t *testing.T) {
+			in := convInputs("int", g.String(), g.XLen(), g.WLen(), g.K, g.YLen())
+			x, w, b, dy := in[0], in[1], in[2], in[3]
+			h := newHarness(t, d)
+			bx, bw, bdy := h.in("x", x), h.in("w", w), h.in("dy", dy)
+			y, dx, dw := h.out("y", g.YLen()), h.out("dx", g.XLen()), h.out("dw", g.WLen())
+			if err := d.Conv2DForward(g, bx, bw, h.in("b", b), y); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Conv2DBackwardData(g, bdy, bw, dx); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Conv2DBackwardFilter(g, bx, bdy, dw); err != nil {
+				t.Fatal(err)
+			}
+			wy, wdx, wdw := make([]float32, g.YLen()), make([]float32, g.XLen()), make([]float32, g.WLen())
+			if err := cpuref.Conv2DForwardDirect(g, x, w, b, wy); err != nil {
+				t.Fatal(err)
+			}
+			if err := cpuref.Conv2DBackwardDataDirect(g, dy, w, wdx); err != nil {
+				t.Fatal(err)
+			}
+			if err := cpuref.Conv2DBackwardFilterDirect(g, x, dy, wdw); err != nil {
+				t.Fatal(err)
+			}
+			// Integer inputs: exact (the largest partial sum, 64·8·8·9·… ≪ 2²⁴).
+			checkExact32(t, "y", h.read(y), wy)
+			checkExact32(t, "dx", h.read(dx), wdx)
+			checkExact32(t, "dw", h.read(dw), wdw)
+			h.check()
+		})
+	}
+	t.Run("kernel=relu_fwd_v1/n=16777219", func(t *testing.T) {
+		const n = 1<<24 + 3
+		x := smallInts(newRand(t.Name()), n, -2, 2)
+		want := make([]float32, n)
+		if err := cpuref.ReLUForward(x, want); err != nil {
+			t.Fatal(err)
+		}
+		h := newHarness(t, d)
+		y := h.out("y", n)
+		if err := d.ReLUForward(h.in("x", x), y); err != nil {
+			t.Fatal(err)
+		}
+		checkExact32(t, "y", h.read(y), want)
+		h.check()
+	})
+	t.Run("kernel=reduce_sum_v1/n=1048583", func(t *testing.T) {
+		const n = 1<<20 + 7
+		a := smallInts(newRand(t.Name()), n, -3, 3)
+		var sum float64
+		for _, v := range a {
+			sum += float64(v)
+		}
+		h := newHarness(t, d)
+		out := h.out("out", 1)
+		if err := d.ReduceSum(h.in("a", a), out, 1); err != nil {
+			t.Fatal(err)
+		}
+		// Integer partial sums stay below 2²⁴ in magnitude: exact.
+		checkExact32(t, "out", h.read(out), []float32{float32(sum)})
+		h.check()
+	})
 }
