@@ -139,6 +139,7 @@ const (
 	opCpAsync
 	opLdConst
 	opClock
+	opCvtTF32
 
 	numOps
 )
@@ -245,6 +246,7 @@ const (
 	rnRZI
 	rnRMI
 	rnRPI
+	rnRNA
 )
 
 // comparison operators
@@ -335,6 +337,8 @@ type Kernel struct {
 	sharedStatic int
 	dynBase      int // offset of extern (dynamic) shared memory
 	constData    []byte
+	mmas         []mmaInfo
+	ldms         []ldmInfo
 	localSize    int
 	frameSize    int // per-thread scratch for call parameters
 	calls        []callSite
@@ -937,7 +941,7 @@ func (oi opInfo) rounding() uint8 {
 	for _, r := range []struct {
 		n string
 		v uint8
-	}{{"rn", rnRN}, {"rz", rnRZ}, {"rm", rnRM}, {"rp", rnRP}, {"rni", rnRNI}, {"rzi", rnRZI}, {"rmi", rnRMI}, {"rpi", rnRPI}} {
+	}{{"rna", rnRNA}, {"rn", rnRN}, {"rz", rnRZ}, {"rm", rnRM}, {"rp", rnRP}, {"rni", rnRNI}, {"rzi", rnRZI}, {"rmi", rnRMI}, {"rpi", rnRPI}} {
 		if oi.mods[r.n] {
 			return r.v
 		}
@@ -971,6 +975,9 @@ func (d *decoder) decodeStmt(s *stmt, f *function, entry bool) (inst, error) {
 		if s.gneg {
 			in.pv = 0
 		}
+	}
+	for i := range s.ops {
+		d.markRegs(&s.ops[i])
 	}
 	oi := splitOpcode(s.opcode)
 	err := d.decodeOp(&in, s, oi, entry)
@@ -1246,6 +1253,10 @@ func (d *decoder) decodeOp(in *inst, s *stmt, oi opInfo, entry bool) error {
 		return d.decodeCall(in, s, oi)
 	case "cp":
 		return d.decodeCpAsync(in, s, oi)
+	case "mma":
+		return d.decodeMma(in, s, oi)
+	case "ldmatrix":
+		return d.decodeLdmatrix(in, s, oi)
 	case "setp":
 		return d.decodeSetp(in, s, oi)
 	case "set":
@@ -2258,8 +2269,15 @@ func (d *decoder) decodeCvt(in *inst, s *stmt, oi opInfo) error {
 	if len(oi.types) != 2 {
 		return fmt.Errorf("cvt needs two types")
 	}
-	if err := oi.only("rn", "rz", "rm", "rp", "rni", "rzi", "rmi", "rpi", "ftz", "sat", "relu", "satfinite"); err != nil {
+	if err := oi.only("rn", "rz", "rm", "rp", "rni", "rzi", "rmi", "rpi", "ftz", "sat", "relu", "satfinite", "rna"); err != nil {
 		return err
+	}
+	if len(oi.types) == 2 && oi.types[0] == "tf32" && oi.types[1] == "f32" && oi.has("rna") && len(oi.mods) == 1 {
+		if err := d.nops(s, 2); err != nil {
+			return err
+		}
+		in.op = opCvtTF32
+		return d.operands(in, s, "b32", "f32")
 	}
 	if oi.has("relu") || oi.has("satfinite") {
 		return fmt.Errorf("unsupported %s", s.opcode)
@@ -2326,7 +2344,7 @@ func opClass(in *inst) uint8 {
 		return clsWarp
 	case opMov, opPack, opUnpack, opAddImm, opSelp, opSlctS, opSlctF:
 		return clsMov
-	case opSext, opCvt:
+	case opSext, opCvt, opCvtTF32:
 		return clsConvert
 	case opLdGlobal, opStGlobal:
 		return clsMemGlobal
@@ -2498,4 +2516,150 @@ func (d *decoder) decodeBarRed(in *inst, s *stmt, oi opInfo) error {
 	}
 	in.c, err = d.src(c, "pred")
 	return err
+}
+
+// mma shapes and input types
+const (
+	mmaTF32k8  = iota // m16n8k8 .tf32
+	mmaF16k16         // m16n8k16 .f16
+	mmaBF16k16        // m16n8k16 .bf16
+	mmaF16k8          // m16n8k8 .f16
+)
+
+type mmaInfo struct {
+	kind       int
+	d, a, b, c []int32
+}
+
+type ldmInfo struct {
+	num   int
+	trans bool
+	d     []int32
+}
+
+func (d *decoder) regList(o operand, n int, dst bool) ([]int32, error) {
+	if o.kind != okVec || len(o.vec) != n {
+		return nil, fmt.Errorf("expected a vector of %d registers", n)
+	}
+	var r []int32
+	for _, e := range o.vec {
+		var s int32
+		var err error
+		if dst {
+			s, _, err = d.dst(e)
+		} else {
+			s, err = d.src(e, "b32")
+		}
+		if err != nil {
+			return nil, err
+		}
+		r = append(r, s)
+	}
+	return r, nil
+}
+
+// decodeMma decodes mma.sync.aligned.{m16n8k8,m16n8k16}.row.col.f32.{tf32,f16,bf16}.{...}.f32.
+func (d *decoder) decodeMma(in *inst, s *stmt, oi opInfo) error {
+	if err := oi.only("sync", "aligned", "m16n8k8", "m16n8k16", "row", "col"); err != nil {
+		return err
+	}
+	if !oi.has("sync") || !oi.has("aligned") || !oi.has("row") || !oi.has("col") || len(oi.types) != 4 ||
+		oi.types[0] != "f32" || oi.types[3] != "f32" || oi.types[1] != oi.types[2] {
+		return fmt.Errorf("unsupported %s (supported: mma.sync.aligned.{m16n8k8,m16n8k16}.row.col.f32.{tf32,f16,bf16}.*.f32)", s.opcode)
+	}
+	kind, na, nb := -1, 0, 0
+	switch {
+	case oi.has("m16n8k8") && oi.types[1] == "tf32":
+		kind, na, nb = mmaTF32k8, 4, 2
+	case oi.has("m16n8k16") && oi.types[1] == "f16":
+		kind, na, nb = mmaF16k16, 4, 2
+	case oi.has("m16n8k16") && oi.types[1] == "bf16":
+		kind, na, nb = mmaBF16k16, 4, 2
+	case oi.has("m16n8k8") && oi.types[1] == "f16":
+		kind, na, nb = mmaF16k8, 2, 1
+	default:
+		return fmt.Errorf("unsupported %s", s.opcode)
+	}
+	if err := d.nops(s, 4); err != nil {
+		return err
+	}
+	mi := mmaInfo{kind: kind}
+	var err error
+	if mi.d, err = d.regList(s.ops[0], 4, true); err != nil {
+		return err
+	}
+	if mi.a, err = d.regList(s.ops[1], na, false); err != nil {
+		return err
+	}
+	if mi.b, err = d.regList(s.ops[2], nb, false); err != nil {
+		return err
+	}
+	if mi.c, err = d.regList(s.ops[3], 4, false); err != nil {
+		return err
+	}
+	in.op = opColl
+	in.sub = collMma
+	in.v[0] = d.constSlot(0xffffffff)
+	in.imm = int64(len(d.k.mmas))
+	d.k.mmas = append(d.k.mmas, mi)
+	return nil
+}
+
+// decodeLdmatrix decodes ldmatrix.sync.aligned.m8n8.{x1,x2,x4}{.trans}.shared{.b16}.
+func (d *decoder) decodeLdmatrix(in *inst, s *stmt, oi opInfo) error {
+	if err := oi.only("sync", "aligned", "m8n8", "x1", "x2", "x4", "trans", "shared"); err != nil {
+		return err
+	}
+	if !oi.has("sync") || !oi.has("aligned") || !oi.has("m8n8") || !oi.has("shared") {
+		return fmt.Errorf("unsupported %s", s.opcode)
+	}
+	li := ldmInfo{num: 1, trans: oi.has("trans")}
+	if oi.has("x2") {
+		li.num = 2
+	}
+	if oi.has("x4") {
+		li.num = 4
+	}
+	if err := d.nops(s, 2); err != nil {
+		return err
+	}
+	var err error
+	dop := s.ops[0]
+	if li.num == 1 && dop.kind != okVec {
+		dop = operand{kind: okVec, vec: []operand{dop}}
+	}
+	if li.d, err = d.regList(dop, li.num, true); err != nil {
+		return err
+	}
+	slot, off, sym, err := d.address(s.ops[1])
+	if err != nil {
+		return err
+	}
+	if sym != nil {
+		if sym.kind != symShared {
+			return fmt.Errorf("ldmatrix from %s, which is not shared", s.ops[1].name)
+		}
+		a, _ := d.symAddr(s.ops[1].name)
+		off += a
+	}
+	in.op = opColl
+	in.sub = collLdmatrix
+	in.a, in.b = slot, d.constSlot(uint64(off))
+	in.v[0] = d.constSlot(0xffffffff)
+	in.imm = int64(len(d.k.ldms))
+	d.k.ldms = append(d.k.ldms, li)
+	return nil
+}
+
+// markRegs turns symbols that name registers (declared without a leading
+// %, as inline assembly may do) into register operands.
+func (d *decoder) markRegs(o *operand) {
+	if o.kind == okSym {
+		if _, ok := d.regs[o.name]; ok {
+			o.kind = okReg
+		}
+	}
+	for i := range o.vec {
+		d.markRegs(&o.vec[i])
+	}
 }

@@ -532,6 +532,12 @@ func (w *worker) run(t *thread) {
 				return
 			}
 			loadVals(in, regs, w.k.constData[addr:addr+n])
+		case opCvtTF32:
+			v := regs[in.a] & 0xffffffff
+			if v&0x7f800000 != 0x7f800000 { // finite: round to nearest, ties away, to 10 mantissa bits
+				v = (v + 0x1000) &^ 0x1fff & 0xffffffff
+			}
+			regs[in.d] = v
 		case opClock:
 			regs[in.d] = uint64(steps) & in.mask
 		case opLdParam:

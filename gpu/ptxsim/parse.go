@@ -493,7 +493,7 @@ func (p *parser) regDecl(f *function) error {
 	typ := t[1:]
 	for {
 		name := p.next()
-		if !strings.HasPrefix(name, "%") {
+		if name == "" || !isWordChar(name[0]) || name[0] >= '0' && name[0] <= '9' {
 			return p.errf("bad register name %q", name)
 		}
 		if p.peek() == "<" {

@@ -918,3 +918,72 @@ func TestConstAndBarRed(t *testing.T) {
 		}
 	}
 }
+
+func matmulRef(A, B, C []float32, K int) []float32 {
+	D := make([]float32, 16*8)
+	for i := 0; i < 16; i++ {
+		for j := 0; j < 8; j++ {
+			acc := float64(C[i*8+j])
+			for k := 0; k < K; k++ {
+				acc += float64(A[i*K+k]) * float64(B[k*8+j])
+			}
+			D[i*8+j] = float32(acc)
+		}
+	}
+	return D
+}
+
+// TestMma runs the tensor-core kernels on small-integer inputs, which every
+// input type holds exactly and every summation order adds exactly.
+func TestMma(t *testing.T) {
+	src, err := os.ReadFile("testdata/kernels_sm80.ptx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := Load(string(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(9, 10))
+	ints := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.IntN(9) - 4)
+		}
+		return v
+	}
+	for _, c := range []struct {
+		kernel string
+		K      int
+		extra  []uint64
+	}{
+		{"mma_tf32", 8, nil},
+		{"mma_16bit", 16, []uint64{0}},
+		{"mma_16bit", 16, []uint64{1}},
+		{"mma_ldmatrix", 16, nil},
+	} {
+		t.Run(fmt.Sprintf("kernel=%s,args=%v", c.kernel, c.extra), func(t *testing.T) {
+			m := New(checked())
+			A, B, C := ints(16*c.K), ints(c.K*8), ints(16*8)
+			pa, pb, pc := putF32(m, t, A), putF32(m, t, B), putF32(m, t, C)
+			args := append([]uint64{pa, pb, pc}, c.extra...)
+			if _, err := m.Launch(kernel(t, mod, c.kernel), [3]int{1, 1, 1}, [3]int{32, 1, 1}, 0, args); err != nil {
+				t.Fatal(err)
+			}
+			got := getF32(m, t, pc, 16*8)
+			want := matmulRef(A, B, C, c.K)
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("D[%d][%d] = %g, want %g", i/8, i%8, got[i], want[i])
+				}
+			}
+		})
+	}
+	// mma.sync needs the whole warp.
+	m := New(Options{})
+	p := putF32(m, t, make([]float32, 256))
+	_, err = m.Launch(kernel(t, mod, "mma_tf32"), [3]int{1, 1, 1}, [3]int{16, 1, 1}, 0, []uint64{p, p, p})
+	if err == nil || !strings.Contains(err.Error(), "mma.sync needs all 32 lanes") {
+		t.Errorf("mma_tf32 with 16 threads: error %v, want a whole-warp error", err)
+	}
+}
