@@ -36,6 +36,11 @@ import (
 // the number of threads; gonum's Sgemm is deterministic for given sizes,
 // and it runs serially here (see sgemm).
 //
+// One difference from the direct forms: gonum's Sgemm skips the terms of a
+// zero weight in the axpy-based products, so there a NaN or Inf input that
+// meets only zero weights gives a finite result where the direct forms give
+// NaN. Finite inputs give the same values up to rounding.
+//
 // A Conv2D owns its workspace, about (C·R·S + K)·G·P·Q floats per thread
 // plus 16·K·(C·R·S + 1): after the first call with a given GOMAXPROCS no
 // call allocates. It is not safe for concurrent use.
