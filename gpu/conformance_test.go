@@ -77,6 +77,23 @@ func init() {
 			convShapes = append(convShapes, cg(2, 2, 5+sh, 4+ph, 3, 3, 2, sh, 4-sh, ph, 2-ph))
 		}
 	}
+	// Random small geometries (fixed seed): inputs as small as 1×1, kernels
+	// larger than the unpadded input, any stride/padding combination.
+	rng := newRand("convShapes")
+	for len(convShapes) < 50 {
+		g := cg(1+rng.IntN(3), 1+rng.IntN(4), 1+rng.IntN(12), 1+rng.IntN(12), 1+rng.IntN(5),
+			1+rng.IntN(5), 1+rng.IntN(5), 1+rng.IntN(3), 1+rng.IntN(3), rng.IntN(3), rng.IntN(3))
+		if g.Validate() == nil {
+			convShapes = append(convShapes, g)
+		}
+	}
+	rng = newRand("poolShapes")
+	for len(poolShapes) < 20 {
+		g := pg(1+rng.IntN(3), 1+rng.IntN(4), 1+rng.IntN(12), 1+rng.IntN(12), 1+rng.IntN(4), 1+rng.IntN(4), 1+rng.IntN(3), 1+rng.IntN(3))
+		if g.Validate() == nil {
+			poolShapes = append(poolShapes, g)
+		}
+	}
 }
 
 // convInputs returns the inputs of a conv case: small integers in [−3, 3]
