@@ -1939,7 +1939,7 @@ func (d *decoder) address(o operand) (slot int32, off int64, sym *symbol, err er
 	if o.name == "" {
 		return 1, o.ival, nil, nil
 	}
-	if strings.HasPrefix(o.name, "%") {
+	if _, isReg := d.regs[o.name]; isReg || strings.HasPrefix(o.name, "%") {
 		s, bits, err := d.reg(operand{kind: okReg, name: o.name})
 		if err != nil {
 			return 0, 0, nil, err
