@@ -943,6 +943,10 @@ func (w *worker) sharedCheck(t *thread, pc int, addr, n uint64, write, atomicOp 
 	for i := addr; i < addr+n; i++ {
 		s := &w.shadow[i]
 		if atomicOp {
+			if w.checkUninit && s.wEp < w.blockEpoch {
+				w.fault(t, pc, i, "atomic on uninitialised shared memory at shared address 0x%x (no thread of this block wrote it in this launch)", i)
+				return false
+			}
 			if w.checkRaces && s.wEp == ep && s.wTid != -3 && !ordered(s.wTid, s.wWep) {
 				w.raceFault(t, pc, i, "atomic", "written", s.wTid)
 				return false

@@ -1,28 +1,64 @@
 // Package ptxsim is a PTX interpreter that runs, on the CPU, the PTX that
-// clang-19 emits for our CUDA C kernels (PTX ISA 7.x/8.x, sm_70/sm_80).
+// clang-19 emits for our CUDA C kernels (PTX ISA 7.x/8.x, sm_70/sm_80), so
+// that every kernel is exercised, bit for bit the same PTX, without a GPU.
 //
-// The execution model follows Volta's independent thread scheduling: every
-// thread runs its own pre-decoded instruction stream with its own register
-// file. bar.sync/barrier.sync and the .sync warp collectives (shfl.sync,
-// vote.sync, bar.warp.sync, redux.sync) are rendezvous points among the
-// threads they name, so no reconvergence stack is needed. Within a block the
-// scheduler runs each thread until it blocks on a barrier or a collective or
-// exits, then resolves the rendezvous; blocks run in parallel on
-// Options.Workers goroutines. Results are deterministic for kernels without
-// floating-point atomics.
+// # Model
 //
-// Memory is bounds-checked. Global memory is a set of separate allocations:
-// allocation i lives at address i·2⁴⁰, so an access past the end of one
-// buffer lands in a gap and is an error, never silently another buffer.
-// Generic addresses of shared and local memory live in windows below 2⁴⁰.
+// Execution follows Volta's independent thread scheduling: every thread runs
+// its own pre-decoded instruction stream with its own register file, and
+// bar.sync/barrier.sync (and bar.red) and the .sync warp collectives
+// (shfl.sync, vote.sync, redux.sync, bar.warp.sync, mma.sync, ldmatrix) are
+// rendezvous points among the threads they name, so no reconvergence stack
+// is needed. Within a block the scheduler runs each thread, in thread order,
+// until it blocks on a barrier or a collective or exits, then resolves the
+// rendezvous. Blocks run in parallel on Options.Workers goroutines. Results
+// are deterministic for kernels without floating-point atomics (whose
+// summation order across blocks follows the goroutine schedule).
+//
+// A barrier completes when every thread of the block that has not exited
+// has arrived (or its thread count, when given). A collective completes when
+// every non-exited lane of its membermask has arrived at a collective of the
+// same kind and mask; reading a lane that has exited, is outside the mask or
+// does not exist is an error, as is a deadlock. mma.sync and ldmatrix need
+// the whole warp.
+//
+// # Memory
+//
+// Global memory is a set of separate allocations: allocation i lives at
+// address i·2⁴⁰, so an access past the end of a buffer lands in a gap and is
+// an error, never silently another buffer. Every global, shared, local,
+// const and param access is bounds- and alignment-checked. Generic addresses
+// of shared, local and const memory live in windows below 2⁴⁰ (cvta converts).
+// Options.CheckRaces reports two threads of a block touching the same
+// shared byte with at least one write and no barrier (or, within a warp, no
+// bar.warp.sync) between them; Options.CheckUninitShared reports reading a
+// shared byte that no thread of the block wrote in this launch. A runtime
+// error stops the launch and names the kernel, PTX line and text, block,
+// thread and address.
+//
+// # Arithmetic
 //
 // Floating point follows PTX: float32 operations round once (fma.rn.f32 is a
 // single rounding, including the halfway cases where float64 FMA followed by
-// a float32 conversion would round twice), directed rounding modes are exact,
-// .ftz flushes subnormal inputs and results to sign-preserving zero, min/max
-// return the non-NaN operand, and approximate operations (ex2, lg2, rsqrt,
-// sin, cos, tanh) are evaluated in float64 and rounded, within their
-// documented error.
+// a float32 conversion would round twice); the directed rounding modes of
+// add/sub/mul/fma/div/sqrt/rcp/cvt are exact; .ftz flushes subnormal inputs
+// and results to sign-preserving zero; .sat clamps to [0, 1] with NaN → 0;
+// min/max return the non-NaN operand (two NaNs, or .NaN, give the canonical
+// NaN) and order −0 below +0; float-to-integer conversion saturates and maps
+// NaN to 0. Approximate operations (ex2, lg2, rsqrt, sin, cos, tanh,
+// div.approx/full, rcp/sqrt.approx) are evaluated in float64 and rounded,
+// within their documented error. mma.sync sums exact products in float64 and
+// rounds once: tensor cores are not specified to that precision. Integer
+// arithmetic wraps; division by zero gives the hardware's all-ones quotient.
+//
+// # Counters
+//
+// Stats counts thread-instructions by class on every launch; with
+// Options.Counters it also groups the global and shared accesses that the
+// threads of a warp make at the same instruction and the same dynamic
+// occurrence into warp requests, and counts bytes, 32-byte sectors per global
+// request (coalescing) and extra wavefronts per shared request (bank
+// conflicts).
 package ptxsim
 
 import (
@@ -52,7 +88,7 @@ type Options struct {
 
 // DefaultMaxInstructionsPerThread is the per-thread instruction limit when
 // Options.MaxInstructionsPerThread is 0.
-const DefaultMaxInstructionsPerThread = 1 << 32
+const DefaultMaxInstructionsPerThread = 1 << 28
 
 // Address layout.
 const (
