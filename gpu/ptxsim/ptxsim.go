@@ -100,8 +100,10 @@ const (
 	localWindow = 1 << 39
 	// constWindow is the generic address of const-space address 0.
 	constWindow = 1 << 37
-	// maxSlots bounds the number of allocations over a Machine's life.
+	// maxSlots bounds the number of live allocations.
 	maxSlots = 1 << 22
+	// freeQuarantine is how many freed slots wait before reuse.
+	freeQuarantine = 4096
 )
 
 // ErrMemory is wrapped by the errors of Alloc, Free, Read, Write and Copy.
@@ -116,6 +118,7 @@ type allocation struct {
 type Machine struct {
 	opts  Options
 	slots []*allocation // slot i holds the allocation at address i<<slotShift
+	freed []uint64      // freed slots, oldest first
 	live  int64
 	atom  [64]sync.Mutex
 	// workers keep their buffers between launches
@@ -140,11 +143,20 @@ func (m *Machine) Alloc(bytes int64) (uint64, error) {
 	if bytes <= 0 || bytes > slotMask {
 		return 0, fmt.Errorf("%w: alloc of %d bytes: size must be in [1, 2^40)", ErrMemory, bytes)
 	}
-	if len(m.slots) >= maxSlots {
-		return 0, fmt.Errorf("%w: alloc: more than %d allocations", ErrMemory, maxSlots)
-	}
-	m.slots = append(m.slots, &allocation{data: make([]byte, bytes)})
+	a := &allocation{data: make([]byte, bytes)}
 	m.live += bytes
+	// Freed slots are reused only after freeQuarantine later frees, so a
+	// use after free is caught unless the program frees a great deal.
+	if len(m.freed) > freeQuarantine || len(m.slots) >= maxSlots && len(m.freed) > 0 {
+		s := m.freed[0]
+		m.freed = m.freed[1:]
+		m.slots[s] = a
+		return s << slotShift, nil
+	}
+	if len(m.slots) >= maxSlots {
+		return 0, fmt.Errorf("%w: alloc: more than %d live allocations", ErrMemory, maxSlots)
+	}
+	m.slots = append(m.slots, a)
 	return uint64(len(m.slots)-1) << slotShift, nil
 }
 
@@ -156,6 +168,7 @@ func (m *Machine) Free(addr uint64) error {
 	}
 	m.live -= int64(len(m.slots[s].data))
 	m.slots[s] = nil
+	m.freed = append(m.freed, s)
 	return nil
 }
 

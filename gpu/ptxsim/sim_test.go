@@ -987,3 +987,32 @@ func TestMma(t *testing.T) {
 		t.Errorf("mma_tf32 with 16 threads: error %v, want a whole-warp error", err)
 	}
 }
+
+func TestAllocReuse(t *testing.T) {
+	m := New(Options{})
+	seen := map[uint64]bool{}
+	first, _ := m.Alloc(8)
+	if err := m.Free(first); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < freeQuarantine+10; i++ {
+		p, err := m.Alloc(8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[p] {
+			t.Fatalf("allocation %d reuses live address %#x", i, p)
+		}
+		seen[p] = true
+		if i < freeQuarantine && p == first {
+			t.Fatalf("allocation %d reuses %#x, freed only %d frees ago", i, p, i+1)
+		}
+		if err := m.Free(p); err != nil {
+			t.Fatal(err)
+		}
+		delete(seen, p)
+	}
+	if m.LiveBytes() != 0 {
+		t.Errorf("LiveBytes() = %d, want 0", m.LiveBytes())
+	}
+}
