@@ -1,7 +1,10 @@
 package host
 
 import (
+	"math/rand/v2"
 	"testing"
+
+	"github.com/convtrain/convtrain/cpuref"
 )
 
 // BenchmarkTrainStep times one SGD step (load, forward, loss, backward,
@@ -62,4 +65,30 @@ func itoa(n int) string {
 		return digits[n : n+1]
 	}
 	return itoa(n/10) + digits[n%10:n%10+1]
+}
+
+// BenchmarkMaxPoolForward compares the CPU backend's 2×2 stride-2 max-pool
+// with cpuref's general one on the first pool of the default network.
+func BenchmarkMaxPoolForward(b *testing.B) {
+	g := cpuref.PoolGeom{N: 64, C: 8, H: 24, W: 24, R: 2, S: 2, StrideH: 2, StrideW: 2}
+	rng := rand.New(rand.NewPCG(1, 1))
+	x := make([]float32, g.XLen())
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	y, am := make([]float32, g.YLen()), make([]int32, g.YLen())
+	b.Run("impl=cpuref", func(b *testing.B) {
+		for b.Loop() {
+			if err := cpuref.MaxPoolForward(g, x, y, am); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(g.XLen())*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+	})
+	b.Run("impl=host2x2", func(b *testing.B) {
+		for b.Loop() {
+			maxPool2x2(g, x, y, am, 0)
+		}
+		b.ReportMetric(float64(g.XLen())*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+	})
 }

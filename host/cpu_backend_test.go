@@ -10,22 +10,34 @@ import (
 )
 
 // TestCPUParallelPasses checks the CPU backend's chunked ReLU and max-pool
-// passes against cpuref's serial functions for 1 to 3 threads: the values
-// must be bit-identical (same arithmetic per element) and argmax must be
-// the flat index into the whole x. Sizes are large enough to be split.
-// Outputs are poisoned with NaN first, so an unwritten element fails.
+// passes (with its own 2×2 stride-2 max-pool) against cpuref's serial
+// functions for 1 to 3 threads: the values must be bit-identical, argmax
+// must be the flat index into the whole x, also for ties, ±0 and NaN.
+// Sizes are large enough to be split. Outputs are poisoned with NaN first,
+// so an unwritten element fails.
 func TestCPUParallelPasses(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, g := range []cpuref.PoolGeom{
 		{N: 64, C: 8, H: 24, W: 24, R: 2, S: 2, StrideH: 2, StrideW: 2},
 		{N: 37, C: 5, H: 25, W: 23, R: 3, S: 3, StrideH: 2, StrideW: 2}, // overlapping windows
 		{N: 3, C: 2, H: 5, W: 5, R: 2, S: 2, StrideH: 2, StrideW: 2},    // too small to split
+		{N: 40, C: 7, H: 13, W: 27, R: 2, S: 2, StrideH: 2, StrideW: 2}, // odd sizes
+		{N: 40, C: 7, H: 13, W: 27, R: 2, S: 2, StrideH: 1, StrideW: 2}, // 2×2, not stride 2
 	} {
+		// Normal values with ties, runs of +0 and −0 (whole windows of
+		// zeros, as after a ReLU), and NaNs.
 		x := make([]float32, g.XLen())
+		negZero := float32(math.Copysign(0, -1))
 		for i := range x {
-			x[i] = float32(rng.NormFloat64())
-			if i%7 == 0 {
+			switch {
+			case i%97 == 0:
+				x[i] = float32(math.NaN())
+			case i%61 < 8:
+				x[i] = [2]float32{0, negZero}[rng.IntN(2)]
+			case i%7 == 0:
 				x[i] = x[i-i%14] // ties
+			default:
+				x[i] = float32(rng.NormFloat64())
 			}
 		}
 		dy := make([]float32, g.YLen())

@@ -2,6 +2,7 @@ package host
 
 import (
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/convtrain/convtrain/cpuref"
@@ -91,6 +92,10 @@ func (p *parallel) chunk(i int) error {
 		sub := g
 		sub.N = hi - lo
 		am := p.am[lo*cpq : hi*cpq]
+		if g.R == 2 && g.S == 2 && g.StrideH == 2 && g.StrideW == 2 {
+			maxPool2x2(sub, p.x[lo*chw:hi*chw], p.y[lo*cpq:hi*cpq], am, int32(lo*chw))
+			return nil
+		}
 		if err := cpuref.MaxPoolForward(sub, p.x[lo*chw:hi*chw], p.y[lo*cpq:hi*cpq], am); err != nil {
 			return err
 		}
@@ -100,12 +105,15 @@ func (p *parallel) chunk(i int) error {
 			am[j] += off
 		}
 	case opPoolCheck:
+		// Each (n,c) plane's outputs must point into the same plane of x.
 		hw, pq := g.H*g.W, g.P()*g.Q()
-		for o := lo * cpq; o < hi*cpq; o++ {
-			plane := o / pq
-			if a := int(p.am[o]); a < plane*hw || a >= (plane+1)*hw {
-				return fmt.Errorf("host: max-pool backward %v: argmax[%d] = %d outside [%d, %d): %w",
-					g, o, a, plane*hw, (plane+1)*hw, cpuref.ErrGeometry)
+		for plane := lo * g.C; plane < hi*g.C; plane++ {
+			a0, a1 := int32(plane*hw), int32((plane+1)*hw)
+			for o, a := range p.am[plane*pq : (plane+1)*pq] {
+				if a < a0 || a >= a1 {
+					return fmt.Errorf("host: max-pool backward %v: argmax[%d] = %d outside [%d, %d): %w",
+						g, plane*pq+o, a, a0, a1, cpuref.ErrGeometry)
+				}
 			}
 		}
 	case opPoolBackward:
@@ -117,4 +125,61 @@ func (p *parallel) chunk(i int) error {
 		}
 	}
 	return nil
+}
+
+// maxPool2x2 is cpuref.MaxPoolForward for 2×2 windows with stride 2 on
+// the planes of the chunk x, with argmax offset by off, written to avoid
+// data-dependent branches: the maximum m of a window comes from the max
+// builtin and its first occurrence from integer compares of bit patterns
+// (conditional moves). When m is ±0 or NaN (rare) the window takes
+// cpuref's rules exactly: the first element not less than the others under
+// float ordering (so −0 and +0 tie and the first wins), or the first NaN.
+func maxPool2x2(g cpuref.PoolGeom, x, y []float32, am []int32, off int32) {
+	H, W, P, Q := g.H, g.W, g.P(), g.Q()
+	planes := len(y) / (P * Q)
+	w := int32(W)
+	for pl := range planes {
+		xp := x[pl*H*W : (pl+1)*H*W]
+		for p := range P {
+			yr, ar := y[(pl*P+p)*Q:(pl*P+p+1)*Q], am[(pl*P+p)*Q:(pl*P+p+1)*Q]
+			r0 := xp[2*p*W : 2*p*W+W]
+			r1 := xp[(2*p+1)*W : (2*p+1)*W+W]
+			base := off + int32(pl*H*W+2*p*W)
+			for q := range yr {
+				a, b, c, d := r0[2*q], r0[2*q+1], r1[2*q], r1[2*q+1]
+				m := max(max(a, b), max(c, d))
+				var k int32 // window offset of the winner: 0, 1, W or W+1
+				if m == 0 || m != m {
+					k, m = firstMax4(a, b, c, d, w)
+				} else {
+					mb := math.Float32bits(m)
+					k = w + 1
+					if math.Float32bits(c) == mb {
+						k = w
+					}
+					if math.Float32bits(b) == mb {
+						k = 1
+					}
+					if math.Float32bits(a) == mb {
+						k = 0
+					}
+				}
+				ar[q] = base + int32(2*q) + k
+				yr[q] = m
+			}
+		}
+	}
+}
+
+// firstMax4 is cpuref's scan over the window a, b, c, d (offsets 0, 1, w,
+// w+1): the first element greater than all before it wins, and a NaN wins
+// over any number.
+func firstMax4(a, b, c, d float32, w int32) (int32, float32) {
+	k, m := int32(0), a
+	for i, v := range [3]float32{b, c, d} {
+		if v > m || (v != v && m == m) {
+			k, m = [3]int32{1, w, w + 1}[i], v
+		}
+	}
+	return k, m
 }
