@@ -3,6 +3,7 @@ package ptxsim
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -327,6 +328,7 @@ type Kernel struct {
 	code  []inst
 	line  []int32
 	text  []string
+	src   []string // CUDA source position from .loc, "" when unknown
 	class []uint8
 
 	nregs     int // register file size per thread
@@ -757,6 +759,13 @@ func (d *decoder) decodeFunc(f *function, entry bool) error {
 		k.code = append(k.code, in)
 		k.line = append(k.line, int32(s.line))
 		k.text = append(k.text, s.text)
+		src := ""
+		if s.srcLine > 0 {
+			if f, ok := d.mod.files[s.srcFile]; ok {
+				src = fmt.Sprintf("%s:%d", filepath.Base(f), s.srcLine)
+			}
+		}
+		k.src = append(k.src, src)
 	}
 	// implicit return at the end of a body
 	k.code = append(k.code, inst{op: opRet, pv: 1, p: 0})
@@ -765,6 +774,7 @@ func (d *decoder) decodeFunc(f *function, entry bool) error {
 	}
 	k.line = append(k.line, int32(f.line))
 	k.text = append(k.text, "(end of "+f.name+")")
+	k.src = append(k.src, "")
 	return nil
 }
 

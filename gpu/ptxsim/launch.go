@@ -711,6 +711,9 @@ func (w *worker) fault(t *thread, pc int, addr uint64, format string, args ...an
 	loc := ""
 	if pc >= 0 && pc < len(k.code) {
 		loc = fmt.Sprintf("line %d: %q: ", k.line[pc], k.text[pc])
+		if k.src[pc] != "" {
+			loc = fmt.Sprintf("line %d (%s): %q: ", k.line[pc], k.src[pc], k.text[pc])
+		}
 	}
 	w.err = fmt.Errorf("%w: kernel %s: %sblock (%d,%d,%d) thread (%d,%d,%d): %s", ErrFault, k.name, loc,
 		w.ctaid[0], w.ctaid[1], w.ctaid[2], tid[0], tid[1], tid[2], msg)

@@ -91,6 +91,8 @@ type stmt struct {
 	gneg   bool
 	opcode string
 	ops    []operand
+	// source position from .loc (0 when unknown)
+	srcFile, srcLine int
 }
 
 // varDecl is a .shared/.local/.global/.param/.reg declaration.
@@ -125,6 +127,7 @@ type function struct {
 }
 
 type module struct {
+	files   map[int]string // .file index → path
 	version string
 	target  string
 	vars    []varDecl // module-level .shared/.global/.const
@@ -152,6 +155,13 @@ func (p *parser) line() int {
 		return p.toks[len(p.toks)-1].line
 	}
 	return 0
+}
+
+// skipLine skips the tokens on line l.
+func (p *parser) skipLine(l int) {
+	for p.pos < len(p.toks) && p.toks[p.pos].line == l {
+		p.pos++
+	}
 }
 
 func (p *parser) next() string {
@@ -183,10 +193,35 @@ func parseModule(src string) (*module, error) {
 		return nil, err
 	}
 	p := &parser{toks: toks, src: strings.Split(src, "\n")}
-	mod := &module{}
+	mod := &module{files: map[int]string{}}
 	for p.pos < len(p.toks) {
 		t := p.peek()
 		switch t {
+		case ".file":
+			l := p.line()
+			p.next()
+			n, err := strconv.Atoi(p.next())
+			if err == nil && strings.HasPrefix(p.peek(), "\"") {
+				mod.files[n] = strings.Trim(p.peek(), "\"")
+			}
+			p.skipLine(l)
+		case ".section":
+			p.next()
+			p.next()
+			if err := p.expect("{"); err != nil {
+				return nil, err
+			}
+			for depth := 1; depth > 0; {
+				if p.pos >= len(p.toks) {
+					return nil, p.errf("unterminated .section")
+				}
+				switch p.next() {
+				case "{":
+					depth++
+				case "}":
+					depth--
+				}
+			}
 		case ".version":
 			p.next()
 			mod.version = p.next()
@@ -398,6 +433,7 @@ func (p *parser) funcDecl(mod *module) error {
 	// are renamed to be unique in the function.
 	scopes := []map[string]string{{}}
 	uniq := 0
+	locFile, locLine := 0, 0 // source position of .loc
 	rename := func(n string) string {
 		for i := len(scopes) - 1; i >= 0; i-- {
 			if r, ok := scopes[i][n]; ok {
@@ -458,6 +494,15 @@ func (p *parser) funcDecl(mod *module) error {
 		case t == ".pragma":
 			p.next()
 			p.next()
+		case t == ".loc":
+			l := p.line()
+			p.next()
+			file, err1 := strconv.Atoi(p.next())
+			ln, err2 := strconv.Atoi(p.next())
+			if err1 == nil && err2 == nil {
+				locFile, locLine = file, ln
+			}
+			p.skipLine(l)
 		case strings.HasPrefix(t, ".") && t != ".":
 			return p.errf("unsupported directive %q", t)
 		case p.pos+1 < len(p.toks) && p.toks[p.pos+1].s == ":" && t != "@":
@@ -468,6 +513,7 @@ func (p *parser) funcDecl(mod *module) error {
 			if err != nil {
 				return err
 			}
+			s.srcFile, s.srcLine = locFile, locLine
 			if len(scopes) > 1 {
 				s.guard = rename(s.guard)
 				for i := range s.ops {

@@ -1016,3 +1016,22 @@ func TestAllocReuse(t *testing.T) {
 		t.Errorf("LiveBytes() = %d, want 0", m.LiveBytes())
 	}
 }
+
+// TestSourceLines checks that .loc/.file line tables (clang -lineinfo or
+// -gline-tables-only) load and put the CUDA source position into errors.
+func TestSourceLines(t *testing.T) {
+	src := strings.Replace(faultPTX, "\tst.global.u32 \t[%rd3], %r1;", "\t.loc\t1 7 3\n\tst.global.u32 \t[%rd3], %r1;", 1) +
+		"\t.section\t.debug_loc\t{\t}\n\t.file\t1 \"/src/kernels/oob.cu\"\n"
+	src = strings.Replace(src, "\t.reg .b32 \t%r<4>;\n\t.reg .b64 \t%rd<4>;\n\t.shared .align 4 .b8 s[128];\n\n\tmov.u32 \t%r1, %tid.x;\n\tmul.wide",
+		"\t.reg .pred \t%p<2>;\n\t.reg .b32 \t%r<4>;\n\t.reg .b64 \t%rd<4>;\n\t.shared .align 4 .b8 s[128];\n\n\tmov.u32 \t%r1, %tid.x;\n\tmul.wide", 1)
+	mod, err := Load(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(Options{})
+	buf, _ := m.Alloc(4)
+	_, err = m.Launch(kernel(t, mod, "oob"), [3]int{1, 1, 1}, [3]int{2, 1, 1}, 0, []uint64{buf, 0})
+	if err == nil || !strings.Contains(err.Error(), "line 18 (oob.cu:7)") {
+		t.Errorf("error %v, want it to name line 18 (oob.cu:7)", err)
+	}
+}
