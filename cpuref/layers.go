@@ -106,6 +106,10 @@ func MaxPoolForward[T Float](g PoolGeom, x, y []T, argmax []int32) error {
 		lenCheck{"y", len(y), g.YLen()}, lenCheck{"argmax", len(argmax), g.YLen()}); err != nil {
 		return err
 	}
+	if x32, ok := any(x).([]float32); ok && g.R == 2 && g.S == 2 {
+		maxPool2x2Float32(g, x32, any(y).([]float32), argmax)
+		return nil
+	}
 	H, W, P, Q, R, S := g.H, g.W, g.P(), g.Q(), g.R, g.S
 	HW, PQ := H*W, P*Q
 	for nc := 0; nc < g.N*g.C; nc++ {
@@ -128,6 +132,54 @@ func MaxPoolForward[T Float](g PoolGeom, x, y []T, argmax []int32) error {
 		}
 	}
 	return nil
+}
+
+// maxPool2x2Float32 is MaxPoolForward for float32 and 2×2 windows, with
+// the same results. It compares integer keys that order like the floats,
+// which the compiler turns into conditional moves, where the float
+// comparisons would be branches that random data mispredicts.
+func maxPool2x2Float32(g PoolGeom, x, y []float32, argmax []int32) {
+	// x is (N,C,H,W), y and argmax are (N,C,P,Q)
+	H, W, P, Q := g.H, g.W, g.P(), g.Q()
+	HW, PQ := H*W, P*Q
+	for nc := 0; nc < g.N*g.C; nc++ {
+		plane := x[nc*HW : (nc+1)*HW]
+		yo, ao := y[nc*PQ:(nc+1)*PQ], argmax[nc*PQ:(nc+1)*PQ]
+		for p := 0; p < P; p++ {
+			h := p * g.StrideH
+			r0, r1 := plane[h*W:(h+1)*W], plane[(h+1)*W:(h+2)*W]
+			for q := 0; q < Q; q++ {
+				v := q * g.StrideW
+				// The first of the four keys that is strictly largest.
+				k0, k1, k2, k3 := orderKey(r0[v]), orderKey(r0[v+1]), orderKey(r1[v]), orderKey(r1[v+1])
+				bk, bi := k0, h*W+v
+				if k1 > bk {
+					bk, bi = k1, h*W+v+1
+				}
+				if k2 > bk {
+					bk, bi = k2, (h+1)*W+v
+				}
+				if k3 > bk {
+					bi = (h+1)*W + v + 1
+				}
+				yo[p*Q+q] = plane[bi]
+				ao[p*Q+q] = int32(nc*HW + bi)
+			}
+		}
+	}
+}
+
+// orderKey maps a float32 to an int32 with the order of the floats: −0 and
+// +0 have the same key (v + 0 is +0 for both), negative floats have their
+// magnitude bits flipped, and every NaN has the largest key, so that a NaN
+// wins and the first NaN of a window is kept.
+func orderKey(v float32) int32 {
+	b := int32(math.Float32bits(v + 0))
+	k := b ^ (b>>31)&0x7fffffff
+	if b&0x7fffffff > 0x7f800000 {
+		k = math.MaxInt32
+	}
+	return k
 }
 
 // MaxPoolBackward overwrites dx with the gradient routed back through the

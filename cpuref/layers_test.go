@@ -187,3 +187,49 @@ func TestReLUBackwardFloat32Edges(t *testing.T) {
 		t.Errorf("float64 dx = %v: want dy at 1e-45 and +Inf, 0 at 0 and NaN", want)
 	}
 }
+
+// TestMaxPool2x2Float32 checks the float32 2×2 path against the general
+// one (run in float64) on values with ties, signed zeros, infinities and
+// NaNs of both signs: the same maxima, bit for bit, at the same indices.
+func TestMaxPool2x2Float32(t *testing.T) {
+	rng := newRand(16)
+	nan := float32(math.NaN())
+	special := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 2, 2, -2, float32(math.Inf(1)),
+		float32(math.Inf(-1)), nan, -nan, 1e-45, -1e-45, math.MaxFloat32, -math.MaxFloat32}
+	for _, g := range []PoolGeom{
+		{N: 2, C: 3, H: 4, W: 6, R: 2, S: 2, StrideH: 2, StrideW: 2},
+		{N: 1, C: 2, H: 5, W: 7, R: 2, S: 2, StrideH: 2, StrideW: 2},
+		{N: 2, C: 2, H: 5, W: 6, R: 2, S: 2, StrideH: 1, StrideW: 1},
+		{N: 1, C: 3, H: 7, W: 8, R: 2, S: 2, StrideH: 3, StrideW: 1},
+		{N: 3, C: 1, H: 2, W: 2, R: 2, S: 2, StrideH: 1, StrideW: 1},
+	} {
+		for _, mix := range []string{"special", "ints", "uniform"} {
+			t.Run(g.String()+"/values="+mix, func(t *testing.T) {
+				x := make([]float32, g.XLen())
+				for i := range x {
+					switch mix {
+					case "special":
+						x[i] = special[rng.IntN(len(special))]
+					case "ints": // many ties
+						x[i] = float32(rng.IntN(3) - 1)
+					default:
+						x[i] = float32(2*rng.Float64() - 1)
+					}
+				}
+				x64 := to64(x)
+				want, wantArg := make([]float64, g.YLen()), make([]int32, g.YLen())
+				must(t, MaxPoolForward(g, x64, want, wantArg))
+				got, gotArg := newGuarded[float32](g.YLen()), make([]int32, g.YLen())
+				must(t, MaxPoolForward(g, x, got.Out, gotArg))
+				got.checkGuards(t, "y")
+				for o := range want {
+					w, gv := want[o], got.Out[o]
+					same := math.Float64bits(float64(gv)) == math.Float64bits(w) || (w != w && gv != gv)
+					if !same || gotArg[o] != wantArg[o] {
+						t.Errorf("y[%d], argmax[%d] = %g, %d, want %g, %d", o, o, gv, gotArg[o], w, wantArg[o])
+					}
+				}
+			})
+		}
+	}
+}
