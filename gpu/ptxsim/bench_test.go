@@ -1,6 +1,7 @@
 package ptxsim
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -58,7 +59,7 @@ func BenchmarkSim(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, workers := range []int{1, 2} {
-		b.Run(map[int]string{1: "workers=1", 2: "workers=2"}[workers], func(b *testing.B) {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
 			m := New(Options{Workers: workers})
 			N, C, H, W, K, R, S := 2, 8, 16, 16, 8, 3, 3
 			P, Q := H, W
@@ -104,5 +105,47 @@ func BenchmarkLaunchOverhead(b *testing.B) {
 		if _, err := m.Launch(k, [3]int{1, 1, 1}, [3]int{256, 1, 1}, 0, []uint64{0, 0, x, x}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkProjectConvFwd runs the project's conv2d_fwd_v1_direct kernel
+// (../../kernels/conv.ptx) on an MNIST-sized layer, N=8, C=8, 14×14, K=16,
+// 3×3, pad 1, and reports simulated thread-instructions per second.
+func BenchmarkProjectConvFwd(b *testing.B) {
+	src, err := os.ReadFile("../../kernels/conv.ptx")
+	if err != nil {
+		b.Fatal(err)
+	}
+	mod, err := Load(string(src))
+	if err != nil {
+		b.Fatal(err)
+	}
+	k, err := mod.Kernel("conv2d_fwd_v1_direct")
+	if err != nil {
+		b.Fatal(err)
+	}
+	N, C, H, W, K, R, S := 8, 8, 14, 14, 16, 3, 3
+	P, Q := H, W
+	for _, workers := range []int{1, 2} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			m := New(Options{Workers: workers})
+			x := putF32(m, b, make([]float32, N*C*H*W))
+			w := putF32(m, b, make([]float32, K*C*R*S))
+			bias := putF32(m, b, make([]float32, K))
+			y := putF32(m, b, make([]float32, N*K*P*Q))
+			total := N * K * P * Q
+			args := []uint64{x, w, bias, y, uint64(N), uint64(C), uint64(H), uint64(W), uint64(K), uint64(R), uint64(S),
+				uint64(P), uint64(Q), 1, 1, 1, 1}
+			var instr int64
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				st, err := m.Launch(k, [3]int{(total + 255) / 256, 1, 1}, [3]int{256, 1, 1}, 0, args)
+				if err != nil {
+					b.Fatal(err)
+				}
+				instr += st.ThreadInstructions
+			}
+			b.ReportMetric(float64(instr)/b.Elapsed().Seconds()/1e6, "Minstr/s")
+		})
 	}
 }
