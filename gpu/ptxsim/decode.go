@@ -339,6 +339,7 @@ type Kernel struct {
 	sharedStatic int
 	dynBase      int // offset of extern (dynamic) shared memory
 	constData    []byte
+	globals      *globalVarSet
 	mmas         []mmaInfo
 	ldms         []ldmInfo
 	localSize    int
@@ -379,6 +380,10 @@ func Load(ptx string) (mod *Module, err error) {
 	}
 	src := strings.Split(ptx, "\n")
 	mod = &Module{kernels: map[string]*Kernel{}}
+	gv, err := globalVars(m)
+	if err != nil {
+		return nil, fmt.Errorf("ptxsim: load: %w", err)
+	}
 	funcs := map[string]*function{}
 	for _, f := range m.funcs {
 		if !f.proto || funcs[f.name] == nil {
@@ -389,7 +394,7 @@ func Load(ptx string) (mod *Module, err error) {
 		if !f.entry || f.proto {
 			continue
 		}
-		k, err := decodeKernel(m, f, funcs, src)
+		k, err := decodeKernel(m, f, funcs, src, gv)
 		if err != nil {
 			return nil, fmt.Errorf("ptxsim: load: kernel %s: %w", f.name, err)
 		}
@@ -407,6 +412,7 @@ const (
 	symFrame // byte offset in the per-thread call frame
 	symFunc
 	symConst
+	symGlobal // module .global variable: off is its index in Kernel.globals
 )
 
 type symbol struct {
@@ -494,8 +500,8 @@ type callSite struct {
 
 type frameCopy struct{ src, dst, n int64 }
 
-func decodeKernel(m *module, f *function, funcs map[string]*function, src []string) (*Kernel, error) {
-	k := &Kernel{name: f.name}
+func decodeKernel(m *module, f *function, funcs map[string]*function, src []string, gv *globalVarSet) (*Kernel, error) {
+	k := &Kernel{name: f.name, globals: gv}
 	d := &decoder{mod: m, funcs: funcs, lines: src, k: k, consts: map[uint64]int32{}, specials: map[int]int32{},
 		funcPC: map[string]int{}, shared: map[string]int64{}, consts0: map[string]int64{}, calls: map[string]callInfo{}, edges: map[string][]string{}}
 	d.nslots = 2 // slot 0 = true (1), slot 1 = false (0)
@@ -545,7 +551,7 @@ func decodeKernel(m *module, f *function, funcs map[string]*function, src []stri
 		return nil, fmt.Errorf("%d bytes of .const data exceed 64 KiB", len(k.constData))
 	}
 	for _, v := range m.vars {
-		if v.space == "const" {
+		if v.space == "const" || v.space == "global" {
 			continue
 		}
 		if v.space != "shared" {
@@ -704,6 +710,9 @@ func (d *decoder) decodeFunc(f *function, entry bool) error {
 	for name, off := range d.consts0 {
 		d.syms[name] = symbol{kind: symConst, off: off}
 	}
+	for i, v := range d.k.globals.vars {
+		d.syms[v.name] = symbol{kind: symGlobal, off: int64(i), size: int64(len(v.init))}
+	}
 	for _, v := range d.mod.vars {
 		if v.count == -1 {
 			d.syms[v.name] = symbol{kind: symShared, off: -1} // dynamic: resolved at the end
@@ -838,6 +847,12 @@ func (d *decoder) src(o operand, t string) (int32, error) {
 	case okImm:
 		return d.constSlot(d.immValue(o, t)), nil
 	case okSym:
+		if sy, ok := d.syms[o.name]; ok && sy.kind == symGlobal {
+			if o.ival != 0 {
+				return 0, fmt.Errorf("offset from global variable %s in an operand", o.name)
+			}
+			return d.globalSlot(int(sy.off)), nil
+		}
 		v, err := d.symAddr(o.name)
 		if err != nil {
 			return 0, err
@@ -1963,6 +1978,9 @@ func (d *decoder) address(o operand) (slot int32, off int64, sym *symbol, err er
 	if !ok {
 		return 0, 0, nil, fmt.Errorf("unknown symbol %s", o.name)
 	}
+	if sy.kind == symGlobal {
+		return d.globalSlot(int(sy.off)), o.ival, nil, nil
+	}
 	return 1, o.ival, &sy, nil
 }
 
@@ -2672,4 +2690,54 @@ func (d *decoder) markRegs(o *operand) {
 	for i := range o.vec {
 		d.markRegs(&o.vec[i])
 	}
+}
+
+// spGlobalVar + i is the special register holding the address of module
+// global variable i.
+const spGlobalVar = 1 << 16
+
+func (d *decoder) globalSlot(i int) int32 {
+	kind := spGlobalVar + i
+	s, ok := d.specials[kind]
+	if !ok {
+		s = d.newSlot()
+		d.specials[kind] = s
+	}
+	return s
+}
+
+// globalVarSet lists the module-level .global variables of a module; each
+// Machine allocates them once per module, on the first launch.
+type globalVarSet struct {
+	vars []globalVar
+}
+
+type globalVar struct {
+	name string
+	init []byte // initial contents, zero-filled
+}
+
+func globalVars(m *module) (*globalVarSet, error) {
+	gv := &globalVarSet{}
+	for _, v := range m.vars {
+		if v.space != "global" {
+			continue
+		}
+		if v.count == -1 {
+			return nil, fmt.Errorf("line %d: unsized .global arrays are not supported", v.line)
+		}
+		es := typeSize(v.typ)
+		data := make([]byte, es*v.count)
+		if len(v.init) > v.count {
+			return nil, fmt.Errorf("line %d: too many initialisers for %s", v.line, v.name)
+		}
+		d := &decoder{}
+		for i, o := range v.init {
+			var b [8]byte
+			le.PutUint64(b[:], d.immValue(o, v.typ))
+			copy(data[i*es:(i+1)*es], b[:es])
+		}
+		gv.vars = append(gv.vars, globalVar{name: v.name, init: data})
+	}
+	return gv, nil
 }

@@ -73,9 +73,10 @@ type worker struct {
 	glIdx    map[memGroupKey]int
 	stats    Stats
 
-	runq []int32
-	err  error
-	bufs buffers
+	runq   []int32
+	err    error
+	bufs   buffers
+	gaddrs []uint64 // addresses of the module's .global variables
 }
 
 // Launch runs kernel k over a grid of blocks and waits for it to finish.
@@ -118,6 +119,10 @@ func (m *Machine) Launch(k *Kernel, grid, block [3]int, dynSharedBytes int, args
 		le.PutUint64(b[:], args[i])
 		copy(params[k.paramOff[i]:], b[:p.Size])
 	}
+	gaddrs, err := m.globalAddrs(k.globals)
+	if err != nil {
+		return nil, fmt.Errorf("%w: kernel %s: %v", ErrLaunch, k.name, err)
+	}
 	nblocks := grid[0] * grid[1] * grid[2]
 	nw := min(m.opts.Workers, nblocks)
 	sharedSize := k.dynBase + dynSharedBytes
@@ -138,7 +143,7 @@ func (m *Machine) Launch(k *Kernel, grid, block [3]int, dynSharedBytes int, args
 		*w = worker{m: m, k: k, slots: m.slots, params: params, limit: m.opts.MaxInstructionsPerThread,
 			grid: grid, block: block, nthreads: nthreads, sharedSize: uint64(sharedSize),
 			checkRaces: m.opts.CheckRaces, checkUninit: m.opts.CheckUninitShared, counters: m.opts.Counters,
-			bufs: w.bufs, epoch: w.epoch}
+			bufs: w.bufs, epoch: w.epoch, gaddrs: gaddrs}
 		w.checkShared = w.checkRaces || w.checkUninit
 		defer func() {
 			if r := recover(); r != nil {
@@ -310,6 +315,10 @@ func (w *worker) runBlock() {
 				v = 0
 			case spNsmid:
 				v = 1
+			default:
+				if sp.kind >= spGlobalVar {
+					v = w.gaddrs[sp.kind-spGlobalVar]
+				}
 			}
 			t.regs[sp.slot] = v
 		}
@@ -1221,4 +1230,31 @@ func (w *worker) ldmatrix(lanes []thread) bool {
 		}
 	}
 	return true
+}
+
+// globalAddrs returns the addresses of a module's .global variables in m,
+// allocating and initialising them on first use.
+func (m *Machine) globalAddrs(gv *globalVarSet) ([]uint64, error) {
+	if gv == nil || len(gv.vars) == 0 {
+		return nil, nil
+	}
+	if a, ok := m.globals[gv]; ok {
+		return a, nil
+	}
+	if m.globals == nil {
+		m.globals = map[*globalVarSet][]uint64{}
+	}
+	var addrs []uint64
+	for _, v := range gv.vars {
+		p, err := m.Alloc(int64(max(len(v.init), 1)))
+		if err != nil {
+			return nil, fmt.Errorf("global variable %s: %w", v.name, err)
+		}
+		if err := m.Write(p, v.init); err != nil {
+			return nil, err
+		}
+		addrs = append(addrs, p)
+	}
+	m.globals[gv] = addrs
+	return addrs, nil
 }

@@ -321,7 +321,7 @@ func (p *parser) varDecl() (varDecl, error) {
 	}
 	if p.peek() == "=" {
 		p.next()
-		if v.space != "const" {
+		if v.space != "const" && v.space != "global" {
 			return v, p.errf("initialised .%s variables are not supported", v.space)
 		}
 		if p.peek() == "{" {

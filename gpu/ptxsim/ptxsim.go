@@ -29,6 +29,9 @@
 // an error, never silently another buffer. Every global, shared, local,
 // const and param access is bounds- and alignment-checked. Generic addresses
 // of shared, local and const memory live in windows below 2⁴⁰ (cvta converts).
+// Module-level .global variables (__device__) are allocated in a Machine on
+// the first launch of a kernel of their module and persist between launches;
+// .const variables (__constant__) are read-only data of the module.
 // Options.CheckRaces reports two threads of a block touching the same
 // shared byte with at least one write and no barrier (or, within a warp, no
 // bar.warp.sync) between them; Options.CheckUninitShared reports reading a
@@ -123,6 +126,8 @@ type Machine struct {
 	atom  [64]sync.Mutex
 	// workers keep their buffers between launches
 	workers []*worker
+	// globals holds the addresses of each module's .global variables
+	globals map[*globalVarSet][]uint64
 }
 
 // New returns a Machine with no memory allocated.

@@ -814,8 +814,8 @@ func TestLaunchErrors(t *testing.T) {
 	if got := k.Params(); len(got) != 4 || got[0].Type != "u32" || got[1].Type != "f32" || got[2].Type != "u64" || got[2].Size != 8 {
 		t.Errorf("Params() = %v, want u32, f32, u64, u64", got)
 	}
-	if names := mod.Kernels(); len(names) != 12 || names[0] != "saxpy" {
-		t.Errorf("Kernels() = %v, want 12 kernels starting with saxpy", names)
+	if names := mod.Kernels(); len(names) != 13 || names[0] != "saxpy" {
+		t.Errorf("Kernels() = %v, want 13 kernels starting with saxpy", names)
 	}
 	if _, err := mod.Kernel("nope"); err == nil {
 		t.Error("Kernel(nope) = nil error")
@@ -1033,5 +1033,41 @@ func TestSourceLines(t *testing.T) {
 	_, err = m.Launch(kernel(t, mod, "oob"), [3]int{1, 1, 1}, [3]int{2, 1, 1}, 0, []uint64{buf, 0})
 	if err == nil || !strings.Contains(err.Error(), "line 18 (oob.cu:7)") {
 		t.Errorf("error %v, want it to name line 18 (oob.cu:7)", err)
+	}
+}
+
+// TestGlobalVariables runs a kernel with __device__ variables twice: they
+// persist between launches on one Machine and start from their initialisers
+// on another.
+func TestGlobalVariables(t *testing.T) {
+	mod := loadTestdata(t)
+	k := kernel(t, mod, "last_block_sum")
+	xs := make([]float32, 1000)
+	var want float32
+	for i := range xs {
+		xs[i] = float32(i%9 - 4)
+	}
+	const blocks = 7
+	chunk := (len(xs) + blocks - 1) / blocks
+	for b := 0; b < blocks; b++ {
+		var s float32
+		for i := b * chunk; i < len(xs) && i < (b+1)*chunk; i++ {
+			s += xs[i]
+		}
+		want += s
+	}
+	for _, workers := range []int{1, 2} {
+		m := New(Options{Workers: workers})
+		x := putF32(m, t, xs)
+		out := putF32(m, t, nanSlice(2))
+		for launch := 0; launch < 2; launch++ {
+			if _, err := m.Launch(k, [3]int{blocks, 1, 1}, [3]int{32, 1, 1}, 0, []uint64{x, out, uint64(len(xs))}); err != nil {
+				t.Fatal(err)
+			}
+			got := getF32(m, t, out, 2)
+			if got[0] != want || got[1] != float32(100+launch) {
+				t.Errorf("workers=%d launch %d: out = %v, want [%g %d]", workers, launch, got, want, 100+launch)
+			}
+		}
 	}
 }

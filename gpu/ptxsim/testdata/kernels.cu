@@ -181,3 +181,24 @@ extern "C" __global__ void consts_barred(float* y, int* z) {
   int o2 = __nvvm_bar0_or(t == 1000);
   z[t] = c * 1000 + a * 100 + o * 10 + o2;
 }
+
+// __device__ variables (.global): the "last block" reduction. Each block
+// stores a partial sum; the block that finishes last (atomic ticket) adds
+// the partials in block order and resets the ticket for the next launch.
+__attribute__((device)) unsigned ticket;
+__attribute__((device)) float partials[64];
+__attribute__((device)) int launches = 100;
+extern "C" __global__ void last_block_sum(const float* x, float* out, int n) {
+  if (threadIdx.x != 0) return;
+  float s = 0;
+  int chunk = (n + gridDim.x - 1) / gridDim.x;
+  for (int i = blockIdx.x * chunk; i < n && i < (int)(blockIdx.x + 1) * chunk; i++) s += x[i];
+  partials[blockIdx.x] = s;
+  __nvvm_membar_gl();
+  if (__nvvm_atom_inc_gen_ui(&ticket, gridDim.x - 1) == gridDim.x - 1) {
+    float t = 0;
+    for (unsigned b = 0; b < gridDim.x; b++) t += ((volatile float*)partials)[b];
+    out[0] = t;
+    out[1] = (float)launches++;
+  }
+}
