@@ -29,11 +29,6 @@ type shadowByte struct {
 	rWarp      int32 // warp of the readers, -1 when they span warps
 }
 
-type memGroupKey struct {
-	warp, pc int32
-	occ      uint32
-}
-
 type memGroup struct {
 	units []uint64 // distinct sectors (global) or words (shared)
 }
@@ -67,10 +62,10 @@ type worker struct {
 	warpEpoch   []uint32
 
 	counters bool
-	groups   map[memGroupKey]int
+	shTab    occTable
 	gl       []memGroup
 	sh       []memGroup
-	glIdx    map[memGroupKey]int
+	glTab    occTable
 	stats    Stats
 
 	runq   []int32
@@ -236,8 +231,9 @@ func (w *worker) setup() {
 		w.shadow, w.warpEpoch = b.shadow, b.warpEpoch
 	}
 	if w.counters {
-		w.groups = map[memGroupKey]int{}
-		w.glIdx = map[memGroupKey]int{}
+		n := (w.nthreads + 31) / 32 * len(k.code)
+		w.glTab = occTable{idx: make([][]int32, n)}
+		w.shTab = occTable{idx: make([][]int32, n)}
 		b.occ = grow(b.occ, w.nthreads*len(k.code))
 	}
 	for i := range w.threads {
@@ -1018,6 +1014,41 @@ func (w *worker) raceFault(t *thread, pc int, addr uint64, what, other string, o
 	w.fault(t, pc, addr, "shared-memory race: %s of shared address 0x%x, which %s %s since the last barrier", what, addr, by, other)
 }
 
+// occTable maps (warp, pc) to the warp requests of each dynamic occurrence:
+// idx[warp·len(code)+pc][occ] is an index into the request list. Threads
+// execute the occurrences of a pc in order, so the first thread to reach
+// occurrence k of a warp finds k requests already there and appends one.
+type occTable struct {
+	idx     [][]int32
+	touched []int32
+}
+
+func (tab *occTable) group(groups *[]memGroup, key int, occ uint32) *memGroup {
+	s := tab.idx[key]
+	if int(occ) < len(s) {
+		return &(*groups)[s[occ]]
+	}
+	if len(s) == 0 {
+		tab.touched = append(tab.touched, int32(key))
+	}
+	gi := len(*groups)
+	if gi < cap(*groups) {
+		*groups = (*groups)[:gi+1]
+		(*groups)[gi].units = (*groups)[gi].units[:0]
+	} else {
+		*groups = append(*groups, memGroup{})
+	}
+	tab.idx[key] = append(s, int32(gi))
+	return &(*groups)[gi]
+}
+
+func (tab *occTable) reset() {
+	for _, k := range tab.touched {
+		tab.idx[k] = tab.idx[k][:0]
+	}
+	tab.touched = tab.touched[:0]
+}
+
 // countGlobal records a global access of thread t for warp-level counters.
 func (w *worker) countGlobal(t *thread, pc int, addr, n uint64, st bool) {
 	if st {
@@ -1025,20 +1056,8 @@ func (w *worker) countGlobal(t *thread, pc int, addr, n uint64, st bool) {
 	} else {
 		w.stats.GlobalLoadBytes += int64(n)
 	}
-	key := memGroupKey{t.lin / 32, int32(pc), t.occ[pc]}
+	g := w.glTab.group(&w.gl, int(t.lin/32)*len(w.k.code)+pc, t.occ[pc])
 	t.occ[pc]++
-	gi, ok := w.glIdx[key]
-	if !ok {
-		gi = len(w.gl)
-		if gi < cap(w.gl) {
-			w.gl = w.gl[:gi+1]
-			w.gl[gi].units = w.gl[gi].units[:0]
-		} else {
-			w.gl = append(w.gl, memGroup{})
-		}
-		w.glIdx[key] = gi
-	}
-	g := &w.gl[gi]
 	for s := addr >> 5; s <= (addr+n-1)>>5; s++ {
 		g.units = addUnique(g.units, s)
 	}
@@ -1050,20 +1069,8 @@ func (w *worker) countShared(t *thread, pc int, addr, n uint64, st bool) {
 	} else {
 		w.stats.SharedLoadBytes += int64(n)
 	}
-	key := memGroupKey{t.lin / 32, int32(pc), t.occ[pc]}
+	g := w.shTab.group(&w.sh, int(t.lin/32)*len(w.k.code)+pc, t.occ[pc])
 	t.occ[pc]++
-	gi, ok := w.groups[key]
-	if !ok {
-		gi = len(w.sh)
-		if gi < cap(w.sh) {
-			w.sh = w.sh[:gi+1]
-			w.sh[gi].units = w.sh[gi].units[:0]
-		} else {
-			w.sh = append(w.sh, memGroup{})
-		}
-		w.groups[key] = gi
-	}
-	g := &w.sh[gi]
 	for a := addr >> 2; a <= (addr+n-1)>>2; a++ {
 		g.units = addUnique(g.units, a)
 	}
@@ -1096,8 +1103,17 @@ func (w *worker) flushCounters() {
 	}
 	w.gl = w.gl[:0]
 	w.sh = w.sh[:0]
-	clear(w.glIdx)
-	clear(w.groups)
+	// Occurrences count from the last barrier, where a warp reconverges.
+	n := len(w.k.code)
+	for _, tab := range []*occTable{&w.glTab, &w.shTab} {
+		for _, key := range tab.touched {
+			warp, pc := int(key)/n, int(key)%n
+			for l := warp * 32; l < min(warp*32+32, w.nthreads); l++ {
+				w.threads[l].occ[pc] = 0
+			}
+		}
+		tab.reset()
+	}
 }
 
 // cpAsync copies in.sz bytes from global to shared memory (zero-filling

@@ -1071,3 +1071,74 @@ func TestGlobalVariables(t *testing.T) {
 		}
 	}
 }
+
+// TestCountersAcrossBarrier counts the requests of reduce_sum with one block
+// of 128 threads over n = 1000: each warp makes 8 coalesced loads (4
+// sectors, except the last load of warp 3, whose 8 active lanes read one
+// sector), then after the barrier thread 0 makes one store.
+func TestCountersAcrossBarrier(t *testing.T) {
+	mod := loadTestdata(t)
+	m := New(Options{Counters: true})
+	x := putF32(m, t, make([]float32, 1000))
+	out := putF32(m, t, make([]float32, 1))
+	st, err := m.Launch(kernel(t, mod, "reduce_sum"), [3]int{1, 1, 1}, [3]int{128, 1, 1}, 16, []uint64{x, out, 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GlobalRequests != 33 || st.GlobalSectors != 31*4+1+1 {
+		t.Errorf("GlobalRequests = %d, GlobalSectors = %d, want 33 and %d", st.GlobalRequests, st.GlobalSectors, 31*4+1+1)
+	}
+	// 4 warp stores of one word each, then thread 0 reads the 4 words.
+	if st.SharedRequests != 8 || st.SharedBankConflicts != 0 {
+		t.Errorf("SharedRequests = %d, SharedBankConflicts = %d, want 8 and 0", st.SharedRequests, st.SharedBankConflicts)
+	}
+}
+
+// loopBarrierPTX loads in[iter·64 + tid] in a loop of two iterations with a
+// bar.sync in the body: the same load instruction runs before and after a
+// barrier.
+const loopBarrierPTX = `.version 7.0
+.target sm_70
+.address_size 64
+
+.visible .entry loopbar(
+	.param .u64 loopbar_param_0
+)
+{
+	.reg .pred 	%p<2>;
+	.reg .b32 	%r<8>;
+	.reg .f32 	%f<2>;
+	.reg .b64 	%rd<8>;
+
+	ld.param.u64 	%rd1, [loopbar_param_0];
+	mov.u32 	%r1, %tid.x;
+	mov.u32 	%r2, 0;
+$L__loop:
+	mad.lo.s32 	%r3, %r2, 64, %r1;
+	mul.wide.u32 	%rd2, %r3, 4;
+	add.s64 	%rd3, %rd1, %rd2;
+	ld.global.f32 	%f1, [%rd3];
+	bar.sync 	0;
+	add.s32 	%r2, %r2, 1;
+	setp.lt.u32 	%p1, %r2, 2;
+	@%p1 bra 	$L__loop;
+	ret;
+}
+`
+
+func TestCountersLoopBarrier(t *testing.T) {
+	mod, err := Load(loopBarrierPTX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(Options{Counters: true})
+	buf := putF32(m, t, make([]float32, 128))
+	st, err := m.Launch(kernel(t, mod, "loopbar"), [3]int{1, 1, 1}, [3]int{64, 1, 1}, 0, []uint64{buf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2 warps × 2 iterations, each a coalesced 128-byte load.
+	if st.GlobalRequests != 4 || st.GlobalSectors != 16 {
+		t.Errorf("GlobalRequests = %d, GlobalSectors = %d, want 4 and 16", st.GlobalRequests, st.GlobalSectors)
+	}
+}
