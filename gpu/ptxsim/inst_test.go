@@ -527,3 +527,15 @@ func TestMemoryForms(t *testing.T) {
 		}
 	}
 }
+
+func TestPointerParamAttributes(t *testing.T) {
+	src := strings.Replace(harness("\tst.global.u32 [%rd31], 7;"), ".param .u64 k_param_1", ".param .u64 .ptr .global .align 4 k_param_1", 1)
+	mod, err := Load(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := mod.Kernel("k")
+	if p := k.Params(); len(p) != 2 || p[1].Name != "k_param_1" || p[1].Type != "u64" || p[1].Size != 8 {
+		t.Errorf("Params() = %v, want k_param_1 u64 8", p)
+	}
+}

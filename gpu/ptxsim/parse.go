@@ -300,6 +300,22 @@ func (p *parser) varDecl() (varDecl, error) {
 		}
 		return v, p.errf("expected a type in declaration, found %q", t)
 	}
+	// kernel pointer parameters may carry ".ptr [.space] [.align N]"
+	if p.peek() == ".ptr" {
+		p.next()
+		for {
+			switch p.peek() {
+			case ".global", ".shared", ".const", ".local":
+				p.next()
+				continue
+			case ".align":
+				p.next()
+				p.next()
+				continue
+			}
+			break
+		}
+	}
 	v.name = p.next()
 	if p.peek() == "[" {
 		p.next()
