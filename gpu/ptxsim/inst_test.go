@@ -539,3 +539,112 @@ func TestPointerParamAttributes(t *testing.T) {
 		t.Errorf("Params() = %v, want k_param_1 u64 8", p)
 	}
 }
+
+// TestAtomicForms runs one thread through atom/red on global and shared
+// memory, generic and explicit, and checks old values and memory.
+func TestAtomicForms(t *testing.T) {
+	body := `
+	mov.u64 	%rd1, sbuf;
+	st.shared.u32 	[sbuf], 5;
+	st.shared.u64 	[sbuf+8], 7;
+	atom.shared.add.u32 	%r1, [sbuf], 3;
+	cvta.shared.u64 	%rd2, %rd1;
+	atom.add.u32 	%r2, [%rd2], 10;
+	atom.shared.exch.b64 	%rd3, [sbuf+8], 9;
+	atom.shared.cas.b64 	%rd4, [sbuf+8], 9, 11;
+	ld.shared.u64 	%rd5, [sbuf+8];
+	ld.shared.u32 	%r3, [sbuf];
+	atom.global.add.f64 	%fd1, [%rd30], 0d3FF8000000000000;
+	atom.global.min.s32 	%r4, [%rd30+8], -3;
+	atom.global.max.u32 	%r5, [%rd30+12], 4;
+	atom.global.and.b32 	%r6, [%rd30+16], 12;
+	atom.global.or.b32 	%r7, [%rd30+16], 1;
+	atom.global.xor.b32 	%r8, [%rd30+16], 3;
+	atom.global.dec.u32 	%r9, [%rd30+20], 5;
+	red.global.add.u64 	[%rd30+24], 100;
+	atom.global.inc.u32 	%r10, [%rd30+28], 1;
+	atom.global.max.s64 	%rd6, [%rd30+32], -1;
+	ld.global.f64 	%fd2, [%rd30];
+	ld.global.u32 	%r11, [%rd30+8];
+	ld.global.u32 	%r12, [%rd30+12];
+	ld.global.u32 	%r13, [%rd30+16];
+	ld.global.u32 	%r14, [%rd30+20];
+	ld.global.u64 	%rd7, [%rd30+24];
+	ld.global.u32 	%r15, [%rd30+28];
+	ld.global.u64 	%rd8, [%rd30+32];
+	st.global.u32 	[%rd31], %r1;
+	st.global.u32 	[%rd31+4], %r2;
+	st.global.u64 	[%rd31+8], %rd3;
+	st.global.u64 	[%rd31+16], %rd4;
+	st.global.u64 	[%rd31+24], %rd5;
+	st.global.u32 	[%rd31+32], %r3;
+	st.global.f64 	[%rd31+40], %fd1;
+	st.global.f64 	[%rd31+48], %fd2;
+	st.global.v4.u32 	[%rd31+64], {%r4, %r5, %r6, %r7};
+	st.global.v4.u32 	[%rd31+80], {%r8, %r9, %r10, %r11};
+	st.global.v4.u32 	[%rd31+96], {%r12, %r13, %r14, %r15};
+	st.global.u64 	[%rd31+112], %rd7;
+	st.global.u64 	[%rd31+120], %rd6;
+	st.global.u64 	[%rd31+128], %rd8;
+`
+	src := strings.Replace(harness(body), "\tld.param.u64 \t%rd30", "\t.shared .align 8 .b8 sbuf[16];\n\tld.param.u64 \t%rd30", 1)
+	mod, err := Load(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(Options{CheckRaces: true, CheckUninitShared: true})
+	in, _ := m.Alloc(40)
+	out, _ := m.Alloc(136)
+	ib := make([]byte, 40)
+	le.PutUint64(ib, math.Float64bits(2.25))
+	le.PutUint32(ib[8:], 4)
+	le.PutUint32(ib[12:], 9)
+	le.PutUint32(ib[16:], 0xf0)
+	le.PutUint32(ib[20:], 0)
+	le.PutUint64(ib[24:], 1<<20) // a u64 whose high word [28,32) is 0
+	le.PutUint64(ib[32:], uint64(0xfffffffffffffff0)) // -16
+	m.Write(in, ib)
+	k, _ := mod.Kernel("k")
+	if _, err := m.Launch(k, [3]int{1, 1, 1}, [3]int{1, 1, 1}, 0, []uint64{in, out}); err != nil {
+		t.Fatal(err)
+	}
+	ob := make([]byte, 136)
+	m.Read(out, ob)
+	u32at := func(o int) uint64 { return uint64(le.Uint32(ob[o:])) }
+	u64at := func(o int) uint64 { return le.Uint64(ob[o:]) }
+	// [24,32) holds 1<<20 as a u64: red adds 100, then atom.inc with
+	// bound 1 takes its high word from 0 to 1.
+	checks := []struct {
+		name      string
+		got, want uint64
+	}{
+		{"atom.shared.add old", u32at(0), 5},
+		{"atom.add (generic shared) old", u32at(4), 8},
+		{"atom.exch.b64 old", u64at(8), 7},
+		{"atom.cas.b64 old", u64at(16), 9},
+		{"shared u64 after cas", u64at(24), 11},
+		{"shared u32 after adds", u32at(32), 18},
+		{"atom.add.f64 old", u64at(40), math.Float64bits(2.25)},
+		{"f64 after add", u64at(48), math.Float64bits(3.75)},
+		{"atom.min.s32 old", u32at(64), 4},
+		{"atom.max.u32 old", u32at(68), 9},
+		{"atom.and old", u32at(72), 0xf0},
+		{"atom.or old", u32at(76), 0},
+		{"atom.xor old", u32at(80), 1},
+		{"atom.dec old", u32at(84), 0},
+		{"atom.inc old", u32at(88), 0},
+		{"min.s32 result", u32at(92), u32(-3)},
+		{"max.u32 result", u32at(96), 9},
+		{"and/or/xor result", u32at(100), 2},
+		{"dec result (0 wraps to 5)", u32at(104), 5},
+		{"inc result", u32at(108), 1},
+		{"u64 after red and inc of its high word", u64at(112), 1<<20 + 100 + 1<<32},
+		{"atom.max.s64 old", u64at(120), 0xfffffffffffffff0},
+		{"max.s64 result", u64at(128), math.MaxUint64},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %#x, want %#x", c.name, c.got, c.want)
+		}
+	}
+}

@@ -23,10 +23,11 @@ const MaxSharedBytes = 227 * 1024
 // last writer and reader(s), the block epoch (barrier interval) of the
 // access, and the warp epoch (bar.warp.sync interval) of the accessing warp.
 type shadowByte struct {
-	wTid, rTid int32 // -2: several readers, -3: an atomic
+	wTid, rTid int32 // rTid -2: several readers
 	wEp, rEp   uint32
 	wWep, rWep uint32
 	rWarp      int32 // warp of the readers, -1 when they span warps
+	wAtomic    bool  // the last write was an atomic
 }
 
 type memGroup struct {
@@ -955,11 +956,15 @@ func (w *worker) sharedCheck(t *thread, pc int, addr, n uint64, write, atomicOp 
 				w.fault(t, pc, i, "atomic on uninitialised shared memory at shared address 0x%x (no thread of this block wrote it in this launch)", i)
 				return false
 			}
-			if w.checkRaces && s.wEp == ep && s.wTid != -3 && !ordered(s.wTid, s.wWep) {
-				w.raceFault(t, pc, i, "atomic", "written", s.wTid)
+			if w.checkRaces && s.wEp == ep && !s.wAtomic && !ordered(s.wTid, s.wWep) {
+				w.raceFault(t, pc, i, "atomic", "written", s.wTid, false)
 				return false
 			}
-			s.wEp, s.wTid, s.wWep = ep, -3, wep
+			if w.checkRaces && s.rEp == ep && s.rTid != tid && !(s.rWarp == warp && s.rWep < wep) {
+				w.raceFault(t, pc, i, "atomic", "read", s.rTid, false)
+				return false
+			}
+			s.wEp, s.wTid, s.wWep, s.wAtomic = ep, tid, wep, true
 			continue
 		}
 		if !write {
@@ -969,7 +974,7 @@ func (w *worker) sharedCheck(t *thread, pc int, addr, n uint64, write, atomicOp 
 			}
 			if w.checkRaces {
 				if s.wEp == ep && !ordered(s.wTid, s.wWep) {
-					w.raceFault(t, pc, i, "read", "written", s.wTid)
+					w.raceFault(t, pc, i, "read", "written", s.wTid, s.wAtomic)
 					return false
 				}
 				switch {
@@ -987,20 +992,20 @@ func (w *worker) sharedCheck(t *thread, pc int, addr, n uint64, write, atomicOp 
 		}
 		if w.checkRaces {
 			if s.wEp == ep && !ordered(s.wTid, s.wWep) {
-				w.raceFault(t, pc, i, "write", "written", s.wTid)
+				w.raceFault(t, pc, i, "write", "written", s.wTid, s.wAtomic)
 				return false
 			}
 			if s.rEp == ep && s.rTid != tid && !(s.rWarp == warp && s.rWep < wep) {
-				w.raceFault(t, pc, i, "write", "read", s.rTid)
+				w.raceFault(t, pc, i, "write", "read", s.rTid, false)
 				return false
 			}
 		}
-		s.wEp, s.wTid, s.wWep = ep, tid, wep
+		s.wEp, s.wTid, s.wWep, s.wAtomic = ep, tid, wep, false
 	}
 	return true
 }
 
-func (w *worker) raceFault(t *thread, pc int, addr uint64, what, other string, otid int32) {
+func (w *worker) raceFault(t *thread, pc int, addr uint64, what, other string, otid int32, atomicOp bool) {
 	by := "another thread"
 	switch {
 	case otid >= 0:
@@ -1008,8 +1013,9 @@ func (w *worker) raceFault(t *thread, pc int, addr uint64, what, other string, o
 		by = fmt.Sprintf("thread (%d,%d,%d)", o[0], o[1], o[2])
 	case otid == -2:
 		by = "several other threads"
-	case otid == -3:
-		by = "an atomic of another thread"
+	}
+	if atomicOp {
+		other = "updated with an atomic"
 	}
 	w.fault(t, pc, addr, "shared-memory race: %s of shared address 0x%x, which %s %s since the last barrier", what, addr, by, other)
 }
