@@ -601,7 +601,7 @@ func TestAtomicForms(t *testing.T) {
 	le.PutUint32(ib[12:], 9)
 	le.PutUint32(ib[16:], 0xf0)
 	le.PutUint32(ib[20:], 0)
-	le.PutUint64(ib[24:], 1<<20) // a u64 whose high word [28,32) is 0
+	le.PutUint64(ib[24:], 1<<20)                      // a u64 whose high word [28,32) is 0
 	le.PutUint64(ib[32:], uint64(0xfffffffffffffff0)) // -16
 	m.Write(in, ib)
 	k, _ := mod.Kernel("k")
