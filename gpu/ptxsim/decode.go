@@ -351,6 +351,21 @@ type Kernel struct {
 // Name is the kernel's entry name.
 func (k *Kernel) Name() string { return k.name }
 
+// StaticSharedBytes is the shared memory the kernel declares; dynamic
+// shared memory starts at DynamicSharedOffset.
+func (k *Kernel) StaticSharedBytes() int { return k.sharedStatic }
+
+// DynamicSharedOffset is the shared-space address of extern (dynamic)
+// shared memory.
+func (k *Kernel) DynamicSharedOffset() int { return k.dynBase }
+
+// LocalBytes is the local memory (stack) per thread.
+func (k *Kernel) LocalBytes() int { return k.localSize }
+
+// Instructions is the number of decoded instructions, called functions
+// included.
+func (k *Kernel) Instructions() int { return len(k.code) }
+
 // Params lists the kernel's parameters in order.
 func (k *Kernel) Params() []Param { return append([]Param(nil), k.params...) }
 
@@ -519,7 +534,9 @@ func decodeKernel(m *module, f *function, funcs map[string]*function, src []stri
 		off += size
 	}
 	k.paramSize = off
-	// module-level static shared variables: all of them, in declaration order
+	// module-level static shared variables that the kernel (or a function it
+	// calls) names, in declaration order
+	used := referenced(reachable(f, funcs))
 	soff := int64(0)
 	maxAlign := 16
 	// module-level .const variables: read-only data of the kernel
@@ -559,6 +576,9 @@ func decodeKernel(m *module, f *function, funcs map[string]*function, src []stri
 		}
 		if v.count == -1 {
 			maxAlign = max(maxAlign, v.align)
+			continue
+		}
+		if !used[v.name] {
 			continue
 		}
 		soff = int64(alignUp(int(soff), max(v.align, 1)))
@@ -2740,4 +2760,26 @@ func globalVars(m *module) (*globalVarSet, error) {
 		gv.vars = append(gv.vars, globalVar{name: v.name, init: data})
 	}
 	return gv, nil
+}
+
+// referenced is the set of symbol names that the functions' instructions use.
+func referenced(fns []*function) map[string]bool {
+	used := map[string]bool{}
+	var mark func(o operand)
+	mark = func(o operand) {
+		if o.kind == okSym || o.kind == okAddr {
+			used[o.name] = true
+		}
+		for _, e := range o.vec {
+			mark(e)
+		}
+	}
+	for _, f := range fns {
+		for _, s := range f.body {
+			for _, o := range s.ops {
+				mark(o)
+			}
+		}
+	}
+	return used
 }

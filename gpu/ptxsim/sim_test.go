@@ -1142,3 +1142,24 @@ func TestCountersLoopBarrier(t *testing.T) {
 		t.Errorf("GlobalRequests = %d, GlobalSectors = %d, want 4 and 16", st.GlobalRequests, st.GlobalSectors)
 	}
 }
+
+func TestKernelInfo(t *testing.T) {
+	mod := loadTestdata(t)
+	for _, c := range []struct {
+		name          string
+		shared, local int
+	}{
+		{"saxpy", 0, 0},
+		{"transpose", 32 * 33 * 4, 0},
+		{"call_local", 0, 32},
+	} {
+		k := kernel(t, mod, c.name)
+		if k.StaticSharedBytes() != c.shared || k.LocalBytes() != c.local || k.Instructions() == 0 {
+			t.Errorf("%s: shared %d, local %d, instructions %d; want %d, %d, > 0", c.name,
+				k.StaticSharedBytes(), k.LocalBytes(), k.Instructions(), c.shared, c.local)
+		}
+		if k.DynamicSharedOffset() < k.StaticSharedBytes() || k.DynamicSharedOffset()%16 != 0 {
+			t.Errorf("%s: DynamicSharedOffset() = %d after %d static bytes", c.name, k.DynamicSharedOffset(), k.StaticSharedBytes())
+		}
+	}
+}
