@@ -186,9 +186,10 @@ func (t *Trainer) Restore(st TrainState) error {
 	return nil
 }
 
-// NewTrainer uploads train (limited to whole batches per epoch) and test to
-// m's backend, standardised with the training set's mean and standard
-// deviation, and allocates the batches.
+// NewTrainer uploads train and test to m's backend, both standardised
+// with the training set's mean and standard deviation, and allocates the
+// batches: one of Config.Batch images and, when the test set is not a
+// whole number of batches, one for its remainder.
 func NewTrainer(m *Model, train, test *Dataset, cfg Config) (*Trainer, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, err
@@ -277,13 +278,17 @@ func (t *Trainer) download(x Tensor) (float64, error) {
 	return float64(t.host[0]), nil
 }
 
-// RunEpoch trains one epoch and evaluates the test set.
+// RunEpoch trains one epoch (or the rest of one, after Restore) and
+// evaluates the test set; it is an error once Config.Epochs are done.
 func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	if t.start.IsZero() {
 		t.start = time.Now()
 	}
 	m, b, cfg := t.m, t.batch, t.cfg
 	em := EpochMetrics{Epoch: t.epoch + 1, Epochs: cfg.Epochs}
+	if t.epoch >= cfg.Epochs {
+		return em, fmt.Errorf("host: all %d epochs are done", cfg.Epochs)
+	}
 	// The epoch's order depends only on the PCG state at its start: from
 	// the identity, Fisher–Yates: for i from N−1 down to 1, swap perm[i]
 	// with perm[j], j uniform in [0, i]. A resumed epoch replays it.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -295,6 +296,9 @@ func TestTrainResume(t *testing.T) {
 	mustNil(t, err)
 	if len(ms) != 2 || ms[0].Epoch != 2 || ms[0].Images != (12-5)*16 {
 		t.Errorf("resumed Run: %d epochs, first %d with %d images; want epochs 2 and 3, %d images in epoch 2", len(ms), ms[0].Epoch, ms[0].Images, 7*16)
+	}
+	if _, err := tr2.RunEpoch(context.Background()); err == nil || !strings.Contains(err.Error(), "all 3 epochs are done") {
+		t.Errorf("RunEpoch after the last epoch = %v, want an error", err)
 	}
 	got, err := second.ParamValues()
 	mustNil(t, err)
