@@ -13,7 +13,9 @@
 // until it blocks on a barrier or a collective or exits, then resolves the
 // rendezvous. Blocks run in parallel on Options.Workers goroutines. Results
 // are deterministic for kernels without floating-point atomics (whose
-// summation order across blocks follows the goroutine schedule).
+// summation order across blocks follows the goroutine schedule). Atomics on
+// global memory are serialised; plain accesses of different blocks to the
+// same global bytes are a data race on a GPU and, under go test -race, in Go.
 //
 // A barrier completes when every thread of the block that has not exited
 // has arrived (or its thread count, when given). A collective completes when
