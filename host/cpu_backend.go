@@ -41,7 +41,8 @@ type cpuBackend struct {
 // (threads ≤ 0 means runtime.GOMAXPROCS(0)); cpuref's convolutions use up
 // to GOMAXPROCS goroutines, so callers set runtime.GOMAXPROCS(threads).
 // Results are bit-identical whatever the thread count. After the first
-// step of a given batch size, no method allocates.
+// step of a given batch size, no method allocates. Like every Backend it
+// is used from one goroutine at a time.
 func NewCPUBackend(threads int) (Backend, error) {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
