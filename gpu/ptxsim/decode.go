@@ -393,7 +393,6 @@ func Load(ptx string) (mod *Module, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("ptxsim: load: %w", err)
 	}
-	src := strings.Split(ptx, "\n")
 	mod = &Module{kernels: map[string]*Kernel{}}
 	gv, err := globalVars(m)
 	if err != nil {
@@ -409,7 +408,7 @@ func Load(ptx string) (mod *Module, err error) {
 		if !f.entry || f.proto {
 			continue
 		}
-		k, err := decodeKernel(m, f, funcs, src, gv)
+		k, err := decodeKernel(m, f, funcs, gv)
 		if err != nil {
 			return nil, fmt.Errorf("ptxsim: load: kernel %s: %w", f.name, err)
 		}
@@ -439,7 +438,6 @@ type symbol struct {
 type decoder struct {
 	mod   *module
 	funcs map[string]*function
-	lines []string
 	k     *Kernel
 
 	nslots   int32
@@ -515,9 +513,9 @@ type callSite struct {
 
 type frameCopy struct{ src, dst, n int64 }
 
-func decodeKernel(m *module, f *function, funcs map[string]*function, src []string, gv *globalVarSet) (*Kernel, error) {
+func decodeKernel(m *module, f *function, funcs map[string]*function, gv *globalVarSet) (*Kernel, error) {
 	k := &Kernel{name: f.name, globals: gv}
-	d := &decoder{mod: m, funcs: funcs, lines: src, k: k, consts: map[uint64]int32{}, specials: map[int]int32{},
+	d := &decoder{mod: m, funcs: funcs, k: k, consts: map[uint64]int32{}, specials: map[int]int32{},
 		funcPC: map[string]int{}, shared: map[string]int64{}, consts0: map[string]int64{}, calls: map[string]callInfo{}, edges: map[string][]string{}}
 	d.nslots = 2 // slot 0 = true (1), slot 1 = false (0)
 	// parameters
