@@ -648,3 +648,139 @@ func TestAtomicForms(t *testing.T) {
 		}
 	}
 }
+
+// refRound32 rounds the exact value x to float32 in mode rnd with big.Float
+// (a reference independent of f32Slow's nearest-then-adjust method):
+// subnormals are handled by rounding at the fixed quantum 2⁻¹⁴⁹.
+func refRound32(x *big.Float, rnd uint8) float32 {
+	mode := map[uint8]big.RoundingMode{rnRN: big.ToNearestEven, rnRZ: big.ToZero, rnRM: big.ToNegativeInf, rnRP: big.ToPositiveInf}[rnd]
+	if x.Sign() == 0 {
+		f, _ := x.Float32()
+		return f
+	}
+	abs := new(big.Float).Abs(x)
+	if abs.Cmp(big.NewFloat(0x1p-126)) < 0 {
+		// n = x·2¹⁴⁹ rounded to an integer in the mode, result n·2⁻¹⁴⁹
+		y := new(big.Float).SetPrec(1000).SetMantExp(x, 149)
+		var n big.Int
+		yi, acc := y.Int(&n)
+		_ = yi
+		if acc != big.Exact {
+			frac := new(big.Float).SetPrec(1000).Sub(y, new(big.Float).SetInt(&n))
+			switch mode {
+			case big.ToNegativeInf:
+				if frac.Sign() < 0 {
+					n.Sub(&n, big.NewInt(1))
+				}
+			case big.ToPositiveInf:
+				if frac.Sign() > 0 {
+					n.Add(&n, big.NewInt(1))
+				}
+			case big.ToNearestEven:
+				h := new(big.Float).Abs(frac).Cmp(big.NewFloat(0.5))
+				if h > 0 || h == 0 && n.Bit(0) == 1 {
+					if frac.Sign() > 0 {
+						n.Add(&n, big.NewInt(1))
+					} else {
+						n.Sub(&n, big.NewInt(1))
+					}
+				}
+			}
+		}
+		f, _ := new(big.Float).SetMantExp(new(big.Float).SetInt(&n), -149).Float32()
+		if n.Sign() == 0 && x.Sign() < 0 {
+			return float32(math.Copysign(0, -1))
+		}
+		return f
+	}
+	r := new(big.Float).SetPrec(24).SetMode(mode)
+	r.Set(x)
+	f, _ := r.Float32()
+	if math.IsInf(float64(f), 0) || abs.Cmp(big.NewFloat(math.MaxFloat32)) > 0 {
+		// overflow: directed modes stop at the largest finite value
+		max := float32(math.MaxFloat32)
+		switch {
+		case mode == big.ToZero, mode == big.ToNegativeInf && x.Sign() > 0, mode == big.ToPositiveInf && x.Sign() < 0:
+			if x.Sign() < 0 {
+				return -max
+			}
+			return max
+		case mode == big.ToNearestEven:
+			f, _ := x.Float32()
+			return f
+		}
+		return float32(math.Inf(x.Sign()))
+	}
+	return f
+}
+
+// TestRoundingModesRandom checks add/sub/mul/fma/div/rcp/sqrt in every rounding mode on
+// random bit patterns (normals, subnormals, large and tiny exponents)
+// against exact big.Float arithmetic.
+func TestRoundingModesRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	randF32 := func() float32 {
+		for {
+			var bits uint32
+			switch rng.IntN(4) {
+			case 0: // subnormal or tiny
+				bits = rng.Uint32() & 0x80ffffff
+			case 1: // near 1
+				bits = rng.Uint32()&0x807fffff | 0x3f000000
+			case 2: // huge
+				bits = rng.Uint32()&0x807fffff | 0x7e800000
+			default:
+				bits = rng.Uint32()
+			}
+			f := math.Float32frombits(bits)
+			if !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0) {
+				return f
+			}
+		}
+	}
+	for i := 0; i < 20000; i++ {
+		a, b, c := randF32(), randF32(), randF32()
+		if rng.IntN(3) == 0 { // make cancellation likely
+			if c = -a * b; math.IsInf(float64(c), 0) {
+				c = randF32()
+			}
+		}
+		fop := uint8(rng.IntN(7))
+		if fop == fopSqrt {
+			a = float32(math.Abs(float64(a)))
+		}
+		if (fop == fopDiv && b == 0) || (fop == fopRcp && a == 0) {
+			continue
+		}
+		rnd := []uint8{rnRN, rnRZ, rnRM, rnRP}[rng.IntN(4)]
+		x := new(big.Float).SetPrec(1000).SetFloat64(float64(a))
+		bb := new(big.Float).SetPrec(1000).SetFloat64(float64(b))
+		cc := new(big.Float).SetPrec(1000).SetFloat64(float64(c))
+		switch fop {
+		case fopAdd:
+			x.Add(x, bb)
+		case fopSub:
+			x.Sub(x, bb)
+		case fopMul:
+			x.Mul(x, bb)
+		case fopFma:
+			x.Mul(x, bb).Add(x, cc)
+		case fopDiv: // 1000 bits: never within rounding distance of a float32 boundary unless exact
+			x.Quo(x, bb)
+		case fopRcp:
+			x.Quo(new(big.Float).SetPrec(1000).SetInt64(1), x)
+		case fopSqrt:
+			x.Sqrt(x)
+		}
+		want := refRound32(x, rnd)
+		got := math.Float32frombits(uint32(f32Slow(fop, rnd, 0, fb(a), fb(b), fb(c))))
+		if math.Float32bits(got) != math.Float32bits(want) && !(got == 0 && want == 0) {
+			t.Fatalf("op %d mode %d (%g, %g, %g) = %g (%#x), want %g (%#x)", fop, rnd, a, b, c, got, math.Float32bits(got), want, math.Float32bits(want))
+		}
+		if fop == fopFma && rnd == rnRN {
+			if f := fma32(a, b, c); math.Float32bits(f) != math.Float32bits(want) && !(f == 0 && want == 0) {
+				t.Fatalf("fma32(%g, %g, %g) = %g, want %g", a, b, c, f, want)
+			}
+		}
+	}
+}
