@@ -784,3 +784,38 @@ func TestRoundingModesRandom(t *testing.T) {
 		}
 	}
 }
+
+// TestCvtRoundingRandom checks cvt to f32 from f64, s64 and u64 in every
+// rounding mode against exact big.Float rounding.
+func TestCvtRoundingRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for i := 0; i < 20000; i++ {
+		rnd := []uint8{rnRN, rnRZ, rnRM, rnRP}[rng.IntN(4)]
+		var in inst
+		var v uint64
+		var x *big.Float
+		switch rng.IntN(3) {
+		case 0:
+			in = inst{td: kF<<4 | 2, ta: kF<<4 | 3, rnd: rnd, mask: 0xffffffff}
+			f := math.Float64frombits(rng.Uint64()&0x800fffffffffffff | uint64(rng.IntN(2*300)+1023-300)<<52)
+			v = math.Float64bits(f)
+			x = new(big.Float).SetFloat64(f)
+		case 1:
+			in = inst{td: kF<<4 | 2, ta: kS<<4 | 3, rnd: rnd, mask: 0xffffffff}
+			v = rng.Uint64() >> rng.IntN(64)
+			if rng.IntN(2) == 0 {
+				v = -v
+			}
+			x = new(big.Float).SetInt64(int64(v))
+		default:
+			in = inst{td: kF<<4 | 2, ta: kU<<4 | 3, rnd: rnd, mask: 0xffffffff}
+			v = rng.Uint64() >> rng.IntN(64)
+			x = new(big.Float).SetUint64(v)
+		}
+		want := refRound32(x, rnd)
+		got := math.Float32frombits(uint32(cvtGeneric(&in, v)))
+		if math.Float32bits(got) != math.Float32bits(want) {
+			t.Fatalf("cvt mode %d from type %#x of %#x = %g, want %g", rnd, in.ta, v, got, want)
+		}
+	}
+}
