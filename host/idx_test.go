@@ -278,3 +278,49 @@ func TestEscapeModulePath(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeIDX feeds arbitrary bytes to the IDX decoder, raw (exact size)
+// and as a stream of unknown length, and checks that it never panics and
+// that what it accepts is consistent: data length = product of dims, and
+// re-encoding gives the input back.
+//
+//	go test -run '^$' -fuzz FuzzDecodeIDX -fuzztime 30s ./host
+func FuzzDecodeIDX(f *testing.F) {
+	good := idxBytes(0x08, []uint32{2, 3, 4}, seq(24))
+	f.Add(good)
+	f.Add(good[:10])
+	f.Add(idxBytes(0x08, []uint32{5}, seq(5)))
+	f.Add(idxBytes(0x0D, []uint32{1}, seq(4)))
+	f.Add(idxBytes(0x08, []uint32{1 << 31, 1 << 31}, nil))
+	f.Add(idxBytes(0x08, []uint32{0xffffffff}, seq(3)))
+	f.Add([]byte{0, 0, 8, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, exact := range []bool{true, false} {
+			size := int64(len(b))
+			if !exact {
+				size *= 4
+			}
+			got, err := DecodeIDX("fuzz", bytes.NewReader(b), size, exact)
+			if err != nil {
+				if !errors.Is(err, ErrIDX) {
+					t.Fatalf("DecodeIDX(exact=%v) error %v does not wrap ErrIDX", exact, err)
+				}
+				continue
+			}
+			n := 1
+			for _, d := range got.Dims {
+				n *= d
+			}
+			if len(got.Data) != n {
+				t.Fatalf("DecodeIDX(exact=%v) = dims %v with %d data bytes", exact, got.Dims, len(got.Data))
+			}
+			var buf bytes.Buffer
+			if err := WriteIDX(&buf, got.Dims, got.Data); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(buf.Bytes(), b) {
+				t.Fatalf("DecodeIDX(exact=%v) accepted %x, which re-encodes as %x", exact, b, buf.Bytes())
+			}
+		}
+	})
+}
