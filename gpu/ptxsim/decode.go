@@ -1332,8 +1332,13 @@ func (d *decoder) decodeOp(in *inst, s *stmt, oi opInfo, entry bool) error {
 	case "cvt":
 		return d.decodeCvt(in, s, oi)
 	case "prmt":
-		if err := oi.only(); err != nil {
-			return fmt.Errorf("prmt modes are not supported")
+		if err := oi.only("f4e", "b4e", "rc8", "ecl", "ecr", "rc16"); err != nil {
+			return err
+		}
+		for i, m := range []string{"f4e", "b4e", "rc8", "ecl", "ecr", "rc16"} {
+			if oi.has(m) {
+				in.sub = uint8(i + 1)
+			}
 		}
 		in.op = opPrmt
 		if err := d.nops(s, 4); err != nil {

@@ -324,7 +324,7 @@ func (w *worker) run(t *thread) {
 		case opBfi:
 			regs[in.d] = bfi(in, regs[in.a], regs[in.b], regs[in.c], regs[in.e])
 		case opPrmt:
-			regs[in.d] = prmt(uint32(regs[in.a]), uint32(regs[in.b]), uint32(regs[in.c]))
+			regs[in.d] = prmt(in.sub, uint32(regs[in.a]), uint32(regs[in.b]), uint32(regs[in.c]))
 		case opLop3:
 			regs[in.d] = lop3(regs[in.a], regs[in.b], regs[in.c], uint8(in.imm)) & 0xffffffff
 		case opShfL, opShfR:
@@ -718,20 +718,47 @@ func bfi(in *inst, a, b, c, d uint64) uint64 {
 	return r
 }
 
-func prmt(a, b, c uint32) uint64 {
+// prmt permutes the bytes of b:a (8 bytes, a low). Without a mode each
+// selector nibble picks a byte (bit 3: replicate its sign); the modes use
+// c[1:0] with the fixed patterns of the PTX ISA.
+func prmt(mode uint8, a, b, c uint32) uint64 {
 	x := uint64(b)<<32 | uint64(a)
-	var r uint64
-	for i := 0; i < 4; i++ {
-		sel := c >> (4 * i) & 0xf
-		byt := x >> (8 * (sel & 7)) & 0xff
-		if sel&8 != 0 { // replicate the sign bit
-			if byt&0x80 != 0 {
-				byt = 0xff
-			} else {
-				byt = 0
+	byteAt := func(i uint32) uint64 { return x >> (8 * (i & 7)) & 0xff }
+	var sel [4]uint32
+	s := c & 3
+	switch mode {
+	case 0:
+		var r uint64
+		for i := 0; i < 4; i++ {
+			n := c >> (4 * i) & 0xf
+			v := byteAt(n)
+			if n&8 != 0 { // replicate the sign bit
+				if v&0x80 != 0 {
+					v = 0xff
+				} else {
+					v = 0
+				}
 			}
+			r |= v << (8 * i)
 		}
-		r |= byt << (8 * i)
+		return r
+	case 1: // f4e
+		sel = [4]uint32{s, s + 1, s + 2, s + 3}
+	case 2: // b4e
+		sel = [4]uint32{s, s - 1, s - 2, s - 3}
+	case 3: // rc8
+		sel = [4]uint32{s, s, s, s}
+	case 4: // ecl
+		sel = [4]uint32{s, max(s, 1), max(s, 2), 3}
+	case 5: // ecr
+		sel = [4]uint32{0, min(s, 1), min(s, 2), s}
+	case 6: // rc16
+		h := (c & 1) * 2
+		sel = [4]uint32{h, h + 1, h, h + 1}
+	}
+	var r uint64
+	for i, n := range sel {
+		r |= byteAt(n) << (8 * i)
 	}
 	return r
 }
