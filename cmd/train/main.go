@@ -87,10 +87,19 @@ import (
 
 func main() {
 	err := run(os.Args[1:], os.Stdout, os.Stderr)
-	if code := exitCode(err); code != 0 {
+	code := exitCode(err)
+	var ue usageError
+	switch {
+	case code == 0:
+		return
+	case errors.As(err, &ue) && ue.shown:
+		// The flag package has printed the error and the usage.
+	case code == 2:
+		fmt.Fprintf(os.Stderr, "train: %v (train -h lists the flags)\n", err)
+	default:
 		fmt.Fprintln(os.Stderr, "train:", err)
-		os.Exit(code)
 	}
+	os.Exit(code)
 }
 
 // exitCode is the exit status for run's error: 0 for none (or -h), 2 for
@@ -106,12 +115,16 @@ func exitCode(err error) int {
 	return 1
 }
 
-// usageError marks a bad command line (exit status 2).
-type usageError struct{ error }
+// usageError marks a bad command line (exit status 2); shown says that
+// the flag package has already printed it with the usage.
+type usageError struct {
+	error
+	shown bool
+}
 
 func (e usageError) Unwrap() error { return e.error }
 
-func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...), false} }
 
 // options are the parsed flags.
 type options struct {
@@ -151,7 +164,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
-		return nil, usageError{err}
+		return nil, usageError{err, true}
 	}
 	switch {
 	case fs.NArg() > 0:
