@@ -55,17 +55,17 @@ type cuDriver struct {
 func openCUDA(ordinal int) (driver, error) {
 	n, err := cu.NumDevices()
 	if err != nil {
-		return nil, fmt.Errorf("gpu: no CUDA device: counting devices: %s", cuErr(err))
+		return nil, fmt.Errorf("gpu: %w: counting devices: %s", ErrNoDevice, cuErr(err))
 	}
 	if n == 0 {
-		return nil, errors.New("gpu: no CUDA device: the driver reports none")
+		return nil, fmt.Errorf("gpu: %w: the driver reports none", ErrNoDevice)
 	}
 	if ordinal < 0 || ordinal >= n {
-		return nil, fmt.Errorf("gpu: no CUDA device: ordinal %d asked, the driver reports %d device(s) (0..%d)", ordinal, n, n-1)
+		return nil, fmt.Errorf("gpu: %w: ordinal %d asked, the driver reports %d device(s) (0..%d)", ErrNoDevice, ordinal, n, n-1)
 	}
 	dev, err := cu.GetDevice(ordinal)
 	if err != nil {
-		return nil, fmt.Errorf("gpu: no CUDA device: device %d: %s", ordinal, cuErr(err))
+		return nil, fmt.Errorf("gpu: %w: device %d: %s", ErrNoDevice, ordinal, cuErr(err))
 	}
 
 	runtime.LockOSThread()

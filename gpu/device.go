@@ -37,6 +37,11 @@ import (
 // ErrClosed is wrapped by errors about a closed Device or a freed Buffer.
 var ErrClosed = errors.New("closed or freed")
 
+// ErrNoDevice is wrapped by Open's error when there is no CUDA device to
+// open (no device at all, or the ordinal is out of range). Any other Open
+// error (a PTX JIT failure, a missing kernel) is a real failure.
+var ErrNoDevice = errors.New("no CUDA device")
+
 // Device is one GPU (or the simulator) with every kernel of package kernels
 // loaded and resolved.
 type Device struct {
