@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"time"
 )
 
@@ -65,6 +66,14 @@ type Config struct {
 	OnProgress    func(Progress)
 	// OnEpoch is called after every epoch's evaluation.
 	OnEpoch func(EpochMetrics)
+
+	// OnCheckpoint, when set, is called after every CheckpointEvery steps
+	// (counted across epochs; 0: never) and after each epoch's evaluation,
+	// with the trainer at a position that State can save. Before each call
+	// the loss and the gradients are checked (see ErrDiverged). An error
+	// of OnCheckpoint stops Run.
+	CheckpointEvery int
+	OnCheckpoint    func() error
 }
 
 // Check validates c.
@@ -82,6 +91,8 @@ func (c Config) Check() error {
 		return fmt.Errorf("host: weight decay %g, want ≥ 0", c.WeightDecay)
 	case c.ProgressEvery < 0:
 		return fmt.Errorf("host: progress every %d steps, want ≥ 0", c.ProgressEvery)
+	case c.CheckpointEvery < 0:
+		return fmt.Errorf("host: checkpoint every %d steps, want ≥ 0", c.CheckpointEvery)
 	case c.Schedule.Kind == StepLR && (c.Schedule.Every < 1 || !(c.Schedule.Gamma > 0 && c.Schedule.Gamma <= 1)):
 		return fmt.Errorf("host: step schedule every %d epochs by %g: want every ≥ 1 and gamma in (0, 1]", c.Schedule.Every, c.Schedule.Gamma)
 	case c.Schedule.Kind < ConstantLR || c.Schedule.Kind > CosineLR:
@@ -142,6 +153,8 @@ type Trainer struct {
 	host       [1]float32
 	start      time.Time
 	stepsEpoch int
+	norm       Norm      // the inputs' standardisation
+	scratch    []float32 // divergence checks: the largest parameter
 }
 
 // TrainState is the position of a Trainer: with the model's parameter
@@ -198,7 +211,7 @@ func NewTrainer(m *Model, train, test *Dataset, cfg Config) (*Trainer, error) {
 		return nil, fmt.Errorf("host: %d training images, fewer than a batch of %d", train.N, cfg.Batch)
 	}
 	norm := train.Standardisation()
-	t := &Trainer{m: m, cfg: cfg, stepsEpoch: train.N / cfg.Batch}
+	t := &Trainer{m: m, cfg: cfg, stepsEpoch: train.N / cfg.Batch, norm: norm}
 	t.pcg = rand.NewPCG(cfg.Seed, shuffleStream)
 	t.rng = rand.New(t.pcg)
 	var err error
@@ -226,6 +239,15 @@ func NewTrainer(m *Model, train, test *Dataset, cfg Config) (*Trainer, error) {
 	}
 	return t, nil
 }
+
+// Model is the model being trained.
+func (t *Trainer) Model() *Model { return t.m }
+
+// Config is the trainer's configuration.
+func (t *Trainer) Config() Config { return t.cfg }
+
+// Norm is the standardisation of the inputs, from the training set.
+func (t *Trainer) Norm() Norm { return t.norm }
 
 // StepsPerEpoch is ⌊training images / Batch⌋.
 func (t *Trainer) StepsPerEpoch() int { return t.stepsEpoch }
@@ -324,14 +346,26 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 		}
 		t.step++
 		t.stepEpoch++
-		if cfg.ProgressEvery > 0 && cfg.OnProgress != nil && ((s+1)%cfg.ProgressEvery == 0 || s+1 == t.stepsEpoch) {
+		report := cfg.ProgressEvery > 0 && ((s+1)%cfg.ProgressEvery == 0 || s+1 == t.stepsEpoch)
+		save := cfg.OnCheckpoint != nil && cfg.CheckpointEvery > 0 && t.step%cfg.CheckpointEvery == 0 && s+1 < t.stepsEpoch
+		if report || save {
 			sum, err := t.download(b.LossSum)
 			if err != nil {
 				return em, err
 			}
-			dt := time.Since(t0)
-			cfg.OnProgress(Progress{Epoch: t.epoch + 1, Epochs: cfg.Epochs, Step: s + 1, Steps: t.stepsEpoch,
-				Loss: sum / float64(s+1-first), LR: lr, ImagesPerSec: float64((s+1-first)*cfg.Batch) / dt.Seconds(), Elapsed: time.Since(t.start)})
+			if err := t.checkDiverged(sum); err != nil {
+				return em, err
+			}
+			if report && cfg.OnProgress != nil {
+				dt := time.Since(t0)
+				cfg.OnProgress(Progress{Epoch: t.epoch + 1, Epochs: cfg.Epochs, Step: s + 1, Steps: t.stepsEpoch,
+					Loss: sum / float64(s+1-first), LR: lr, ImagesPerSec: float64((s+1-first)*cfg.Batch) / dt.Seconds(), Elapsed: time.Since(t.start)})
+			}
+			if save {
+				if err := cfg.OnCheckpoint(); err != nil {
+					return em, fmt.Errorf("host: checkpoint after step %d: %w", t.step, err)
+				}
+			}
 		}
 	}
 	if err := m.be.Sync(); err != nil {
@@ -345,6 +379,11 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	correct, err := t.download(b.Correct)
 	if err != nil {
 		return em, err
+	}
+	if first < t.stepsEpoch {
+		if err := t.checkDiverged(sum); err != nil {
+			return em, err
+		}
 	}
 	em.LR = lr
 	em.Images = (t.stepsEpoch - first) * cfg.Batch
@@ -361,7 +400,63 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	em.Elapsed = time.Since(t.start)
 	t.epoch++
 	t.stepEpoch = 0
+	if cfg.OnCheckpoint != nil {
+		if err := cfg.OnCheckpoint(); err != nil {
+			return em, fmt.Errorf("host: checkpoint after epoch %d: %w", t.epoch, err)
+		}
+	}
 	return em, nil
+}
+
+// ErrDiverged is wrapped by the error that stops training when the loss,
+// a gradient or a parameter is NaN or infinite.
+var ErrDiverged = errors.New("training diverged")
+
+// checkDiverged checks, after a step, that every parameter's value and
+// gradient and lossSum (the sum of the epoch's batch losses so far) are
+// finite: values first, then gradients from the last layer to the first,
+// the order in which backpropagation computes them. The error names the
+// step and the first parameter (hence the layer) found not finite. It
+// downloads every parameter and gradient, so it runs on report steps only.
+func (t *Trainer) checkDiverged(lossSum float64) error {
+	ps := t.m.params
+	for i := range 2 * len(ps) {
+		var p *Param
+		var what string
+		var x Tensor
+		if i < len(ps) {
+			p = ps[i]
+			what, x = "value", p.Value
+		} else {
+			p = ps[2*len(ps)-1-i]
+			what, x = "gradient", p.Grad
+		}
+		if len(t.scratch) < x.Len() {
+			t.scratch = make([]float32, x.Len())
+		}
+		v := t.scratch[:x.Len()]
+		if err := t.m.be.Download(v, x); err != nil {
+			return fmt.Errorf("host: divergence check: %s of %s: %w", what, p.Name, err)
+		}
+		var sq float64 // at most 2³¹·(3.4e38)² < 1.8e308: no overflow
+		for _, e := range v {
+			sq += float64(e) * float64(e)
+		}
+		if math.IsNaN(sq) || math.IsInf(sq, 0) {
+			return fmt.Errorf("host: %s: the %s of %s (layer %s) is not finite, norm %g, mean loss %g: %w",
+				t.where(), what, p.Name, strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(p.Name, "layer"), ".weight"), ".bias"),
+				math.Sqrt(sq), lossSum/float64(max(t.stepEpoch, 1)), ErrDiverged)
+		}
+	}
+	if math.IsNaN(lossSum) || math.IsInf(lossSum, 0) {
+		return fmt.Errorf("host: %s: the loss is %g with finite parameters and gradients: %w", t.where(), lossSum, ErrDiverged)
+	}
+	return nil
+}
+
+// where names the trainer's position for messages.
+func (t *Trainer) where() string {
+	return fmt.Sprintf("epoch %d, step %d of %d (step %d in all)", t.epoch+1, t.stepEpoch, t.stepsEpoch, t.step)
 }
 
 // Evaluate runs the model over the whole test set and returns the mean
