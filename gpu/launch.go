@@ -33,6 +33,8 @@ const (
 	kGatherF32
 	kGatherI32
 	kFill
+	kSGDNesterov // launch_optim.go
+	kAdam        // launch_optim.go
 	numKernels
 )
 
@@ -71,6 +73,9 @@ var kernelSpecs = [numKernels]kernelSpec{
 	kGatherF32:      {"gather_rows_f32_v1", "pppii"},
 	kGatherI32:      {"gather_rows_i32_v1", "pppii"},
 	kFill:           {"fill_f32_v1", "pif"},
+
+	kSGDNesterov: {"sgd_nesterov_v1", "pppifff"},
+	kAdam:        {"adam_v1", "ppppifffffffffi"},
 }
 
 // maxArgs bounds the parameter count of every kernel.

@@ -127,6 +127,10 @@ func TestLaunchers(t *testing.T) {
 	dx, dw, db, dy := mustF32(t, d, n*in), mustF32(t, d, out*in), mustF32(t, d, out), mustF32(t, d, n*out)
 	lab, rows := mustI32(t, d, n), mustF32(t, d, n)
 	e1, e2, e3 := mustF32(t, d, 1000), mustF32(t, d, 1000), mustF32(t, d, 1000)
+	e4 := mustF32(t, d, 1000)
+	F32 := func(v float32) uint64 { return uint64(math.Float32bits(v)) }
+	adamCoef := cpuref.AdamCoef{Beta1: 0.9, OneMinusBeta1: 0.1, Beta2: 0.999, OneMinusBeta2: 0.001, StepSize: 0.5,
+		BC2Sqrt: 0.25, Eps: 1e-8, L2: 0.125, Decay: 0.75, Decoupled: true}
 	src, idx, dst := mustF32(t, d, 10*4), mustI32(t, d, 6), mustF32(t, d, 6*4)
 	isrc, idst := mustI32(t, d, 10*4), mustI32(t, d, 6*4)
 	P := func(b *Buffer) uint64 { return uint64(b.ptr) }
@@ -194,6 +198,14 @@ func TestLaunchers(t *testing.T) {
 			map[string]uint64{"src": P(isrc), "idx": P(idx), "dst": P(idst), "rows": 6, "rowLen": 4}},
 		{"fill_f32_v1", func() error { return d.Fill(e3, -2) }, 4,
 			map[string]uint64{"p": P(e3), "n": 1000, "v": uint64(math.Float32bits(-2))}},
+		{"sgd_nesterov_v1", func() error { return d.SGDNesterov(e1, e2, e3, 0.01, 0.9, -1) }, 4,
+			map[string]uint64{"p": P(e1), "g": P(e2), "v": P(e3), "n": 1000, "lr": uint64(math.Float32bits(0.01)),
+				"momentum": uint64(math.Float32bits(0.9)), "weight_decay": uint64(math.Float32bits(-1))}},
+		{"adam_v1", func() error { return d.Adam(e1, e2, e3, e4, adamCoef) }, 4,
+			map[string]uint64{"p": P(e1), "g": P(e2), "m": P(e3), "v": P(e4), "n": 1000,
+				"beta1": F32(0.9), "one_minus_beta1": F32(0.1), "beta2": F32(0.999), "one_minus_beta2": F32(0.001),
+				"step_size": F32(0.5), "bc2_sqrt": F32(0.25), "eps": F32(1e-8), "l2": F32(0.125),
+				"decay": F32(0.75), "decoupled": 1}},
 	}
 	seen := map[string]bool{}
 	for i, c := range cases {

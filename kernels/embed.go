@@ -182,6 +182,21 @@ var All = []Kernel{
 		Doc:    "v = momentum·v + (g + weight_decay·p); p = p − lr·v. 1-D over n.",
 	},
 	{
+		Name: "sgd_nesterov_v1", File: "optim_v2.ptx", Target: "sm_70",
+		Params: params("p", ptr, "g", ptr, "v", ptr, "n", i32, "lr", f32, "momentum", f32, "weight_decay", f32),
+		Doc: "d = g + weight_decay·p; v = momentum·v + d; p = p − lr·(d + momentum·v) (Nesterov). " +
+			"1-D over n.",
+	},
+	{
+		Name: "adam_v1", File: "optim_v2.ptx", Target: "sm_70",
+		Params: params("p", ptr, "g", ptr, "m", ptr, "v", ptr, "n", i32, "beta1", f32, "one_minus_beta1", f32,
+			"beta2", f32, "one_minus_beta2", f32, "step_size", f32, "bc2_sqrt", f32, "eps", f32, "l2", f32,
+			"decay", f32, "decoupled", i32),
+		Doc: "Adam/AdamW step: p = p·decay (decoupled) or g = g + l2·p (else, l2 ≠ 0); m = beta1·m + " +
+			"one_minus_beta1·g; v = beta2·v + (one_minus_beta2·g)·g; p = p − step_size·m/(√v/bc2_sqrt + eps) " +
+			"(div.rn, sqrt.rn; scalars from cpuref.AdamCoefficients). 1-D over n.",
+	},
+	{
 		Name: "gather_rows_f32_v1", File: "data.ptx", Target: "sm_70",
 		Params: params("src", ptr, "idx", ptr, "dst", ptr, "rows", i32, "rowLen", i32),
 		Doc:    "dst[r,:] = src[idx[r],:] (float32; the host validates idx). 1-D over rows·rowLen.",
