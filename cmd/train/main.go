@@ -79,7 +79,6 @@ import (
 	"os/signal"
 	"runtime"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/convtrain/convtrain/host"
@@ -134,9 +133,10 @@ type options struct {
 	stepEvery        int
 	gamma            float64
 	seed             uint64
-	data, device     string
-	limit, threads   int
-	progress         bool // draw a progress bar (stdout is a terminal)
+	data             string
+	limit            int
+	deviceOptions
+	progress bool // draw a progress bar (stdout is a terminal)
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -158,8 +158,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the initialisation and the shuffling")
 	fs.StringVar(&o.data, "data", "", "directory of IDX files (default: MNIST from the Go module cache)")
 	fs.IntVar(&o.limit, "limit", 0, "use only the first N training images (0: all)")
-	fs.StringVar(&o.device, "device", "cpu", "device: "+strings.Join(devices, ", ")+" (gpu and sim are not wired in yet)")
-	fs.IntVar(&o.threads, "threads", runtime.NumCPU(), "CPU threads (sets GOMAXPROCS)")
+	o.deviceOptions.register(fs, "cpu")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -187,10 +186,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, usagef("-gamma %g: want in (0, 1]", o.gamma)
 	case o.limit < 0:
 		return nil, usagef("-limit %d: want ≥ 0", o.limit)
-	case !slices.Contains(devices, o.device):
-		return nil, usagef("-device %q: want one of %s", o.device, strings.Join(devices, ", "))
-	case o.threads < 1 || o.threads > 4096:
-		return nil, usagef("-threads %d: want 1 to 4096", o.threads)
+	}
+	if err := o.deviceOptions.check(); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -208,6 +206,14 @@ func isTerminal(w io.Writer) bool {
 // run is the whole command: it parses args, trains and writes the report
 // to stdout and usage messages to stderr.
 func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "compare":
+			return runCompare(args[1:], stdout, stderr)
+		case "bench":
+			return runBench(args[1:], stdout, stderr)
+		}
+	}
 	o, err := parse(args, stderr)
 	if err != nil {
 		return err
@@ -220,7 +226,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 func train(ctx context.Context, o *options, stdout io.Writer) error {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.threads))
-	be, err := newBackend(o.device, o.threads)
+	be, err := newBackend(o.deviceOptions)
 	if err != nil {
 		return err
 	}
@@ -283,6 +289,9 @@ func train(ctx context.Context, o *options, stdout io.Writer) error {
 	defer trainer.Close()
 
 	fmt.Fprintf(stdout, "backend  %s\n", be.Name())
+	if d := be.describe(); d != "" {
+		fmt.Fprintf(stdout, "device   %s\n", d)
+	}
 	fmt.Fprintf(stdout, "data     %s: %d training and %d test images of %d×%d, %d classes\n",
 		source, trainSet.N, testSet.N, trainSet.H, trainSet.W, trainSet.Classes)
 	fmt.Fprintf(stdout, "train    %d epochs of %d steps of %d images (%d left out per epoch), SGD lr %g (%s) momentum %g weight decay %g, seed %d\n",

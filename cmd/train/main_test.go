@@ -128,8 +128,6 @@ func TestRunErrors(t *testing.T) {
 		{"case=device", []string{"-device", "tpu"}, 2, `-device "tpu": want one of cpu, gpu, sim`},
 		{"case=threads", []string{"-threads", "0"}, 2, "-threads 0: want 1 to 4096"},
 		{"case=not-a-number", []string{"-epochs", "three"}, 2, `invalid value "three" for flag -epochs`},
-		{"case=device-gpu", []string{"-device", "gpu", "-data", dir}, 1, "-device gpu: the GPU backend is not wired into train yet"},
-		{"case=device-sim", []string{"-device", "sim", "-data", dir}, 1, "-device sim: the GPU backend is not wired into train yet"},
 		{"case=missing-data", []string{"-data", filepath.Join(dir, "nope")}, 1, "no train-images-idx3-ubyte"},
 		{"case=batch-above-limit", []string{"-data", dir, "-limit", "10", "-batch", "32"}, 1, "10 training images, fewer than a batch of 32"},
 		{"case=help", []string{"-h"}, 0, ""},

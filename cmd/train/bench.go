@@ -1,0 +1,492 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/gpu"
+	"github.com/convtrain/convtrain/host"
+)
+
+// benchOptions are the flags of train bench.
+type benchOptions struct {
+	batch, steps, size, classes int
+	seed                        uint64
+	model                       string
+	deviceOptions
+}
+
+func parseBench(args []string, stderr io.Writer) (*benchOptions, error) {
+	o := &benchOptions{}
+	fs := flag.NewFlagSet("train bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: train bench [flags]\n\nTimes the operations and kernels of one training step; see `go doc ./cmd/train`.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	fs.IntVar(&o.batch, "batch", 64, "images per step (1 to 4096)")
+	fs.IntVar(&o.steps, "steps", 0, "timed steps (0: 1 on sim, 20 on cpu and gpu)")
+	fs.IntVar(&o.size, "size", 28, "image height and width (synthetic data)")
+	fs.IntVar(&o.classes, "classes", 10, "classes (synthetic data)")
+	fs.Uint64Var(&o.seed, "seed", 1, "seed of the initialisation and the data")
+	fs.StringVar(&o.model, "model", "", "layers in the compact text form (default: "+host.DefaultSpecText+")")
+	o.deviceOptions.register(fs, "gpu")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageError{err, true}
+	}
+	switch {
+	case fs.NArg() > 0:
+		return nil, usagef("bench: unexpected arguments %q", fs.Args())
+	case o.batch < 1 || o.batch > 4096:
+		return nil, usagef("-batch %d: want 1 to 4096", o.batch)
+	case o.steps < 0 || o.steps > 100_000:
+		return nil, usagef("-steps %d: want 0 to 100000", o.steps)
+	case o.size < 4 || o.size > 256:
+		return nil, usagef("-size %d: want 4 to 256", o.size)
+	case o.classes < 2 || o.classes > 256:
+		return nil, usagef("-classes %d: want 2 to 256", o.classes)
+	}
+	if err := checkModel(o.model); err != nil {
+		return nil, err
+	}
+	if err := o.deviceOptions.check(); err != nil {
+		return nil, err
+	}
+	if o.steps == 0 {
+		o.steps = 20
+		if o.device == "sim" {
+			o.steps = 1
+		}
+	}
+	o.simCounters = o.device == "sim"
+	return o, nil
+}
+
+// runBench is train bench.
+func runBench(args []string, stdout, stderr io.Writer) error {
+	o, err := parseBench(args, stderr)
+	if err != nil {
+		return err
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.threads))
+	spec, err := modelSpec(o.model, 1, o.size, o.size, o.classes)
+	if err != nil {
+		return err
+	}
+	set, err := host.Synthetic(o.batch, o.size, o.classes, o.seed)
+	if err != nil {
+		return err
+	}
+	summary, err := spec.Summary()
+	if err != nil {
+		return err
+	}
+	db, err := newBackend(o.deviceOptions)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	tb := &timedBackend{Backend: db, dev: db.dev, ops: make(map[string]*opTimes)}
+	if db.dev != nil && !db.dev.IsSim() {
+		tb.events = true
+	}
+	defer tb.destroyEvents()
+
+	fmt.Fprintf(stdout, "backend  %s\n", db.Name())
+	if d := db.describe(); d != "" {
+		fmt.Fprintf(stdout, "device   %s\n", d)
+	}
+	warm := 1
+	if db.dev != nil && db.dev.IsSim() {
+		warm = 0
+	}
+	fmt.Fprintf(stdout, "bench    %d timed steps (after %d warm-up) of %d synthetic %d×%d images, %d classes, seed %d\n",
+		o.steps, warm, o.batch, o.size, o.size, o.classes, o.seed)
+	fmt.Fprint(stdout, summary)
+
+	m, err := host.NewModel(tb, spec, o.seed)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	ds, err := m.Upload(set, set.Standardisation())
+	if err != nil {
+		return err
+	}
+	defer ds.Free(tb)
+	b, err := m.NewBatch(o.batch)
+	if err != nil {
+		return err
+	}
+	defer b.Free(tb)
+	rows := make([]int32, o.batch)
+	for i := range rows {
+		rows[i] = int32(i)
+	}
+	step := func() error {
+		if err := m.Load(b, ds, rows); err != nil {
+			return err
+		}
+		// A small learning rate keeps the weights (and the work) near
+		// their initial values however many steps are timed.
+		return m.TrainStep(b, 1e-4, 0.9, 0)
+	}
+	for range warm {
+		if err := step(); err != nil {
+			return fmt.Errorf("warm-up step: %w", err)
+		}
+		if err := tb.Sync(); err != nil {
+			return err
+		}
+	}
+	tb.reset()
+	var stepTimes []time.Duration
+	for s := range o.steps {
+		t0 := time.Now()
+		tb.recording = true
+		err := step()
+		tb.recording = false
+		if err == nil {
+			err = tb.Sync()
+		}
+		if err == nil {
+			err = tb.collect()
+		}
+		if err != nil {
+			return fmt.Errorf("step %d: %w", s+1, err)
+		}
+		stepTimes = append(stepTimes, time.Since(t0))
+	}
+	return tb.report(stdout, o, stepTimes)
+}
+
+// opTimes gathers the calls of one operation (a backend method on given
+// sizes) over the timed steps.
+type opTimes struct {
+	label   string
+	flops   float64   // per call (conv, dense); 0 for other ops
+	gemms   int       // GEMM-like kernels per call, sharing flops equally
+	calls   int       // over all timed steps
+	times   []float64 // ms per step (summed over the step's calls)
+	kernels map[string]*gpu.KernelStats
+}
+
+// timedBackend is a host.Backend that times every operation of a step:
+// with events on a GPU (no synchronisation between operations), with the
+// wall clock on the CPU and the simulator, whose operations are
+// synchronous. On the simulator it also keeps, per operation, the
+// counters of each kernel launched (gpu.Device.KernelStats).
+type timedBackend struct {
+	host.Backend
+	dev       *gpu.Device
+	events    bool // time with device events
+	recording bool // inside a timed step
+	order     []string
+	ops       map[string]*opTimes
+	// The current step's calls: the operation and its start and end
+	// (events or times).
+	pending []pendingOp
+	evPool  []*gpu.Event
+	evUsed  int
+}
+
+type pendingOp struct {
+	op         *opTimes
+	start, end *gpu.Event
+	t0, t1     time.Time
+}
+
+// reset forgets what was recorded (the warm-up).
+func (t *timedBackend) reset() {
+	t.order, t.ops, t.pending = nil, make(map[string]*opTimes), nil
+	if t.dev != nil {
+		t.dev.ResetKernelStats()
+	}
+}
+
+func (t *timedBackend) event() (*gpu.Event, error) {
+	if t.evUsed == len(t.evPool) {
+		e, err := t.dev.NewEvent()
+		if err != nil {
+			return nil, err
+		}
+		t.evPool = append(t.evPool, e)
+	}
+	t.evUsed++
+	return t.evPool[t.evUsed-1], nil
+}
+
+func (t *timedBackend) destroyEvents() {
+	for _, e := range t.evPool {
+		e.Destroy()
+	}
+	t.evPool = nil
+}
+
+// time runs f as operation label, timing it when recording.
+// flops are the operation's, done by gemms GEMM-like kernels (conv and
+// dense passes; 0 and 0 for other operations).
+func (t *timedBackend) time(label string, flops float64, gemms int, f func() error) error {
+	if !t.recording {
+		return f()
+	}
+	op := t.ops[label]
+	if op == nil {
+		op = &opTimes{label: label, flops: flops, gemms: gemms, kernels: make(map[string]*gpu.KernelStats)}
+		t.ops[label] = op
+		t.order = append(t.order, label)
+	}
+	p := pendingOp{op: op}
+	var err error
+	if t.events {
+		if p.start, err = t.event(); err == nil {
+			err = p.start.Record()
+		}
+		if err != nil {
+			return err
+		}
+	} else if t.dev != nil {
+		t.dev.ResetKernelStats()
+	}
+	p.t0 = time.Now()
+	if err := f(); err != nil {
+		return err
+	}
+	p.t1 = time.Now()
+	if t.events {
+		if p.end, err = t.event(); err == nil {
+			err = p.end.Record()
+		}
+		if err != nil {
+			return err
+		}
+	} else if t.dev != nil {
+		for name, k := range t.dev.KernelStats() {
+			sum := op.kernels[name]
+			if sum == nil {
+				sum = &gpu.KernelStats{SimStats: gpu.SimStats{Instructions: map[string]int64{}}}
+				op.kernels[name] = sum
+			}
+			addKernelStats(sum, k)
+		}
+	}
+	t.pending = append(t.pending, p)
+	return nil
+}
+
+// addKernelStats adds the counters of k to sum.
+func addKernelStats(sum *gpu.KernelStats, k gpu.KernelStats) {
+	sum.Launches += k.Launches
+	sum.SimTime += k.SimTime
+	for c, v := range k.Instructions {
+		sum.Instructions[c] += v
+	}
+	sum.ThreadInstructions += k.ThreadInstructions
+	sum.GlobalLoadBytes += k.GlobalLoadBytes
+	sum.GlobalStoreBytes += k.GlobalStoreBytes
+	sum.GlobalRequests += k.GlobalRequests
+	sum.GlobalSectors += k.GlobalSectors
+	sum.SharedRequests += k.SharedRequests
+	sum.SharedBankConflicts += k.SharedBankConflicts
+}
+
+// collect reads the times of the step just synchronised.
+func (t *timedBackend) collect() error {
+	step := make(map[*opTimes]float64)
+	for _, p := range t.pending {
+		ms := float64(p.t1.Sub(p.t0).Nanoseconds()) / 1e6
+		if t.events {
+			e, err := p.end.ElapsedMs(p.start)
+			if err != nil {
+				return err
+			}
+			ms = float64(e)
+		}
+		step[p.op] += ms
+		p.op.calls++
+	}
+	for op, ms := range step {
+		op.times = append(op.times, ms)
+	}
+	t.pending, t.evUsed = t.pending[:0], 0
+	return nil
+}
+
+func (t *timedBackend) Conv2DForward(g cpuref.ConvGeom, x, w, b, y host.Tensor) error {
+	return t.time("conv fwd "+g.String(), g.FLOPs(), 1, func() error { return t.Backend.Conv2DForward(g, x, w, b, y) })
+}
+
+func (t *timedBackend) Conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx host.Tensor) error {
+	return t.time("conv bwd data "+g.String(), g.FLOPs(), 1, func() error { return t.Backend.Conv2DBackwardData(g, dy, w, dx) })
+}
+
+func (t *timedBackend) Conv2DBackwardFilter(g cpuref.ConvGeom, x, dy, dw, db host.Tensor) error {
+	return t.time("conv bwd filter "+g.String(), g.FLOPs(), 1, func() error { return t.Backend.Conv2DBackwardFilter(g, x, dy, dw, db) })
+}
+
+func (t *timedBackend) ReLUForward(x, y host.Tensor) error {
+	return t.time(fmt.Sprintf("relu fwd n=%d", x.Len()), 0, 0, func() error { return t.Backend.ReLUForward(x, y) })
+}
+
+func (t *timedBackend) ReLUBackward(x, dy, dx host.Tensor) error {
+	return t.time(fmt.Sprintf("relu bwd n=%d", x.Len()), 0, 0, func() error { return t.Backend.ReLUBackward(x, dy, dx) })
+}
+
+func poolLabel(g cpuref.PoolGeom) string {
+	return fmt.Sprintf("N=%d,C=%d,H=%d,W=%d,R=%d,S=%d", g.N, g.C, g.H, g.W, g.R, g.S)
+}
+
+func (t *timedBackend) MaxPoolForward(g cpuref.PoolGeom, x, y, argmax host.Tensor) error {
+	return t.time("maxpool fwd "+poolLabel(g), 0, 0, func() error { return t.Backend.MaxPoolForward(g, x, y, argmax) })
+}
+
+func (t *timedBackend) MaxPoolBackward(g cpuref.PoolGeom, dy, argmax, dx host.Tensor) error {
+	return t.time("maxpool bwd "+poolLabel(g), 0, 0, func() error { return t.Backend.MaxPoolBackward(g, dy, argmax, dx) })
+}
+
+func (t *timedBackend) DenseForward(n, in, out int, x, w, b, y host.Tensor) error {
+	return t.time(fmt.Sprintf("dense fwd N=%d,In=%d,Out=%d", n, in, out), 2*float64(n)*float64(in)*float64(out), 1,
+		func() error { return t.Backend.DenseForward(n, in, out, x, w, b, y) })
+}
+
+func (t *timedBackend) DenseBackward(n, in, out int, x, w, dy, dx, dw, db host.Tensor) error {
+	gemms := 1 // dw = dyᵀ·x; and dx = dy·w when asked
+	if dx != nil {
+		gemms = 2
+	}
+	return t.time(fmt.Sprintf("dense bwd N=%d,In=%d,Out=%d", n, in, out), float64(gemms)*2*float64(n)*float64(in)*float64(out), gemms,
+		func() error { return t.Backend.DenseBackward(n, in, out, x, w, dy, dx, dw, db) })
+}
+
+func (t *timedBackend) SoftmaxCrossEntropy(n, classes int, logits, labels, loss, dlogits host.Tensor) error {
+	return t.time(fmt.Sprintf("softmax-ce N=%d,classes=%d", n, classes), 0, 0,
+		func() error { return t.Backend.SoftmaxCrossEntropy(n, classes, logits, labels, loss, dlogits) })
+}
+
+func (t *timedBackend) MSE(n, dim int, y, tt, loss, dy host.Tensor) error {
+	return t.time(fmt.Sprintf("mse N=%d,dim=%d", n, dim), 0, 0, func() error { return t.Backend.MSE(n, dim, y, tt, loss, dy) })
+}
+
+func (t *timedBackend) CountCorrect(n, classes int, logits, labels, acc host.Tensor) error {
+	return t.time(fmt.Sprintf("count correct N=%d,classes=%d", n, classes), 0, 0,
+		func() error { return t.Backend.CountCorrect(n, classes, logits, labels, acc) })
+}
+
+func (t *timedBackend) Accumulate(dst, src host.Tensor) error {
+	return t.time(fmt.Sprintf("accumulate n=%d", dst.Len()), 0, 0, func() error { return t.Backend.Accumulate(dst, src) })
+}
+
+func (t *timedBackend) SGDStep(p, grad, vel host.Tensor, lr, momentum, weightDecay float32) error {
+	return t.time(fmt.Sprintf("sgd n=%d", p.Len()), 0, 0, func() error { return t.Backend.SGDStep(p, grad, vel, lr, momentum, weightDecay) })
+}
+
+func (t *timedBackend) Gather(rowLen int, src, idx, dst host.Tensor) error {
+	return t.time(fmt.Sprintf("gather rows=%d,cols=%d", idx.Len(), rowLen), 0, 0, func() error { return t.Backend.Gather(rowLen, src, idx, dst) })
+}
+
+// median of xs (sorted in place); 0 for none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	sort.Float64s(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
+}
+
+// gemmKernel reports whether kernel does the GEMM-like work of a conv or
+// dense operation (not a bias or column reduction), so that bytes per
+// FLOP are meaningful for it.
+func gemmKernel(name string) bool {
+	return (strings.HasPrefix(name, "conv") || strings.HasPrefix(name, "dense")) && !strings.Contains(name, "bias")
+}
+
+// report prints the table of operations (and kernels, on the simulator)
+// and the step time.
+func (t *timedBackend) report(w io.Writer, o *benchOptions, stepTimes []time.Duration) error {
+	sim := t.dev != nil && t.dev.IsSim()
+	steps := float64(o.steps)
+	fmt.Fprintln(w)
+	// Text columns are padded here to their width, left-aligned; the
+	// tabwriter right-aligns the numbers.
+	opW, kW := len("operation"), len("kernel")
+	for _, label := range t.order {
+		opW = max(opW, len(label))
+		for name := range t.ops[label].kernels {
+			kW = max(kW, len(name))
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if sim {
+		fmt.Fprintf(tw, "%-*s\t%-*s\tlaunches/step\tsim ms/step\tthread instr\tglobal MB\tbytes/FLOP\tsectors/request\tbank conflicts\t\n", opW, "operation", kW, "kernel")
+	} else {
+		fmt.Fprintf(tw, "%-*s\tcalls/step\tms/step\tGFLOP/s\t%% of step\t\n", opW, "operation")
+	}
+	var total float64
+	for _, label := range t.order {
+		total += median(slices.Clone(t.ops[label].times))
+	}
+	for _, label := range t.order {
+		op := t.ops[label]
+		if !sim {
+			ms := median(op.times)
+			gflops := "-"
+			if op.flops > 0 {
+				gflops = fmt.Sprintf("%.1f", op.flops*float64(op.calls)/steps/(ms*1e-3)/1e9)
+			}
+			fmt.Fprintf(tw, "%-*s\t%.3g\t%.3f\t%s\t%.1f\t\n", opW, label, float64(op.calls)/steps, ms, gflops, 100*ms/total)
+			continue
+		}
+		names := make([]string, 0, len(op.kernels))
+		for name := range op.kernels {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for i, name := range names {
+			k := op.kernels[name]
+			l := label
+			if i > 0 {
+				l = ""
+			}
+			bpf := "-"
+			if op.flops > 0 && gemmKernel(name) {
+				bpf = fmt.Sprintf("%.3g", float64(k.GlobalLoadBytes+k.GlobalStoreBytes)/(op.flops/float64(op.gemms)*float64(k.Launches)))
+			}
+			spr := "-"
+			if k.GlobalRequests > 0 {
+				spr = fmt.Sprintf("%.2f", float64(k.GlobalSectors)/float64(k.GlobalRequests))
+			}
+			fmt.Fprintf(tw, "%-*s\t%-*s\t%.3g\t%.1f\t%d\t%.3f\t%s\t%s\t%d\t\n", opW, l, kW, name, float64(k.Launches)/steps,
+				float64(k.SimTime.Nanoseconds())/1e6/steps, k.ThreadInstructions/int64(o.steps),
+				float64(k.GlobalLoadBytes+k.GlobalStoreBytes)/1e6/steps, bpf, spr, k.SharedBankConflicts/int64(o.steps))
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	st := make([]float64, len(stepTimes))
+	for i, d := range stepTimes {
+		st[i] = float64(d.Nanoseconds()) / 1e6
+	}
+	ms := median(st)
+	fmt.Fprintf(w, "\nstep     %.3f ms (median of %d; operations %.3f ms), %.0f images/s\n", ms, len(st), total, float64(o.batch)/(ms*1e-3))
+	if sim {
+		fmt.Fprintf(w, "note     on the simulator the times are the simulator's, not a GPU's; counters per step: bytes/FLOP over the kernel's global loads and stores, sectors/request 4 for a coalesced float32 warp access, bank conflicts the extra shared-memory wavefronts\n")
+	}
+	return nil
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestBenchSim runs train bench on the simulator with a batch of 2: every
+// kernel of a training step of the default network gets a row with its
+// launches and counters. A conv pass reads and writes global memory, so
+// its bytes per FLOP are positive, and a warp access touches 1 to 32
+// sectors.
+func TestBenchSim(t *testing.T) {
+	args := []string{"bench", "-device", "sim", "-batch", "2", "-threads", "2"}
+	var stdout, stderr bytes.Buffer
+	if err := run(args, &stdout, &stderr); err != nil {
+		t.Fatalf("run(%q) = %v; stderr:\n%s", args, err, stderr.String())
+	}
+	out := stdout.String()
+	// operation (may be empty on a kernel's second row), kernel, launches,
+	// ms, thread instructions, MB, bytes/FLOP, sectors/request, conflicts.
+	row := regexp.MustCompile(`(?m)^ *(.*?) +([a-z0-9_]+_v\d\w*) +(\d+) +([0-9.]+) +(\d+) +([0-9.]+) +(\S+) +(\S+) +(\d+)$`)
+	rows := row.FindAllStringSubmatch(out, -1)
+	launches := map[string]int{}
+	for _, r := range rows {
+		kernel := r[2]
+		n, _ := strconv.Atoi(r[3])
+		launches[kernel] += n
+		if instr, _ := strconv.ParseInt(r[5], 10, 64); instr <= 0 {
+			t.Errorf("row %q: %d thread instructions, want > 0", r[0], instr)
+		}
+		if gemmKernel(kernel) {
+			if bpf, err := strconv.ParseFloat(r[7], 64); err != nil || !(bpf > 0) {
+				t.Errorf("row %q: bytes/FLOP %q, want > 0", r[0], r[7])
+			}
+		} else if r[7] != "-" {
+			t.Errorf("row %q: bytes/FLOP %q for a kernel without FLOPs, want -", r[0], r[7])
+		}
+		if spr, err := strconv.ParseFloat(r[8], 64); err != nil || spr < 1 || spr > 32 {
+			t.Errorf("row %q: sectors/request %q, want 1 to 32", r[0], r[8])
+		}
+	}
+	// One training step of the default network: 2 conv layers (the first
+	// needs no input gradient), 2 pools, 2 ReLUs, 1 dense, the loss and
+	// 6 SGD updates, after gathering the images and labels.
+	for kernel, want := range map[string]int{
+		"conv2d_fwd_v1_direct": 2, "conv2d_bwd_filter_v1_direct": 2, "conv2d_bwd_data_v1_direct": 1,
+		"conv2d_bwd_bias_v1": 2, "maxpool_fwd_v1": 2, "maxpool_bwd_v1": 2, "relu_fwd_v1": 2, "relu_bwd_v1": 2,
+		"dense_fwd_v1": 1, "dense_bwd_data_v1": 1, "dense_bwd_weight_v1": 1, "softmax_ce_v1": 1,
+		"sgd_momentum_v1": 6, "gather_rows_f32_v1": 1, "gather_rows_i32_v1": 1,
+	} {
+		if launches[kernel] != want {
+			t.Errorf("kernel %s: %d launches in the table, want %d", kernel, launches[kernel], want)
+		}
+	}
+	for _, re := range []string{
+		`(?m)^bench    1 timed steps \(after 0 warm-up\) of 2 synthetic 28×28 images, 10 classes, seed 1$`,
+		`(?m)^step     [0-9.]+ ms \(median of 1; operations [0-9.]+ ms\), \d+ images/s$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("run(%q) output does not match %s:\n%s", args, re, out)
+		}
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", out)
+	}
+}
+
+// TestBenchCPU: on the CPU, bench times each operation and reports the
+// GFLOP/s of the conv and dense passes and the images/s of a step.
+func TestBenchCPU(t *testing.T) {
+	args := []string{"bench", "-device", "cpu", "-batch", "8", "-steps", "3", "-threads", "2"}
+	var stdout, stderr bytes.Buffer
+	if err := run(args, &stdout, &stderr); err != nil {
+		t.Fatalf("run(%q) = %v; stderr:\n%s", args, err, stderr.String())
+	}
+	out := stdout.String()
+	row := regexp.MustCompile(`(?m)^ *((conv|dense|relu|maxpool|sgd|gather|softmax-ce|accumulate|count correct)\b.*?) +(\d+) +([0-9.]+) +(\S+) +([0-9.]+)$`)
+	rows := row.FindAllStringSubmatch(out, -1)
+	if len(rows) != 26 {
+		t.Errorf("%d operation rows, want 26 (the operations of a step of the default network)", len(rows))
+	}
+	for _, r := range rows {
+		flops := r[2] == "conv" || r[2] == "dense"
+		if g, err := strconv.ParseFloat(r[5], 64); flops && (err != nil || !(g > 0)) || !flops && r[5] != "-" {
+			t.Errorf("row %q: GFLOP/s %q", r[0], r[5])
+		}
+	}
+	if !regexp.MustCompile(`(?m)^step     [0-9.]+ ms \(median of 3; operations [0-9.]+ ms\), \d+ images/s$`).MatchString(out) {
+		t.Errorf("no step line in the output")
+	}
+	if t.Failed() || strings.Contains(out, "NaN") {
+		t.Errorf("output:\n%s", out)
+	}
+}
+
+func TestBenchErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"case=batch", []string{"-batch", "0"}, "-batch 0: want 1 to 4096"},
+		{"case=steps", []string{"-steps", "-1"}, "-steps -1: want 0 to 100000"},
+		{"case=size", []string{"-size", "3"}, "-size 3: want 4 to 256"},
+		{"case=classes", []string{"-classes", "1"}, "-classes 1: want 2 to 256"},
+		{"case=extra-arg", []string{"x"}, `bench: unexpected arguments ["x"]`},
+		{"case=model", []string{"-device", "cpu", "-model", "pool2"}, `-model: host: model spec: layer 1 "pool2"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"bench"}, tc.args...)
+			var stdout, stderr bytes.Buffer
+			err := run(args, &stdout, &stderr)
+			if got := exitCode(err); got != 2 {
+				t.Errorf("run(%q): exit code %d (error %v), want 2", args, got, err)
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("run(%q) = %v, want an error with %q", args, err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,363 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/convtrain/convtrain/host"
+)
+
+// compareOptions are the flags of train compare.
+type compareOptions struct {
+	steps, batch, limit int
+	lr, momentum, wd    float64
+	seed                uint64
+	data, model         string
+	tol                 float64
+	deviceOptions
+	// perturb is added to the first weight of the device's model before
+	// the first step (tests: a difference the comparison must catch).
+	perturb float32
+}
+
+// defaultCompareTol is the default of compare's -tol; see the package
+// documentation for the reasoning.
+const defaultCompareTol = 1e-4
+
+func parseCompare(args []string, stderr io.Writer) (*compareOptions, error) {
+	o := &compareOptions{}
+	fs := flag.NewFlagSet("train compare", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: train compare [flags]\n\nTrains the same model from the same seed on the same batches on the CPU and on -device, and compares; see `go doc ./cmd/train`.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	fs.IntVar(&o.steps, "steps", 20, "SGD steps on each backend")
+	fs.IntVar(&o.batch, "batch", 16, "images per step (1 to 4096)")
+	fs.IntVar(&o.limit, "limit", 1024, "use only the first N training images (0: all)")
+	fs.Float64Var(&o.lr, "lr", 0.05, "learning rate (constant)")
+	fs.Float64Var(&o.momentum, "momentum", 0.9, "SGD momentum in [0, 1)")
+	fs.Float64Var(&o.wd, "weight-decay", 0, "L2 weight decay")
+	fs.Uint64Var(&o.seed, "seed", 1, "seed of the initialisation and the batches")
+	fs.StringVar(&o.data, "data", "", "directory of IDX files (default: MNIST from the Go module cache)")
+	fs.StringVar(&o.model, "model", "", "layers in the compact text form (default: "+host.DefaultSpecText+")")
+	fs.Float64Var(&o.tol, "tol", defaultCompareTol, "largest relative difference accepted")
+	o.deviceOptions.register(fs, "gpu")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageError{err, true}
+	}
+	switch {
+	case fs.NArg() > 0:
+		return nil, usagef("compare: unexpected arguments %q", fs.Args())
+	case o.steps < 1 || o.steps > 1_000_000:
+		return nil, usagef("-steps %d: want 1 to 1000000", o.steps)
+	case o.batch < 1 || o.batch > 4096:
+		return nil, usagef("-batch %d: want 1 to 4096", o.batch)
+	case o.limit < 0:
+		return nil, usagef("-limit %d: want ≥ 0", o.limit)
+	case !(o.lr > 0) || o.lr > 1e6:
+		return nil, usagef("-lr %g: want > 0", o.lr)
+	case !(o.momentum >= 0 && o.momentum < 1):
+		return nil, usagef("-momentum %g: want in [0, 1)", o.momentum)
+	case !(o.wd >= 0) || o.wd > 1e6:
+		return nil, usagef("-weight-decay %g: want ≥ 0", o.wd)
+	case !(o.tol >= 0) || math.IsInf(o.tol, 0):
+		return nil, usagef("-tol %g: want ≥ 0", o.tol)
+	}
+	if err := checkModel(o.model); err != nil {
+		return nil, err
+	}
+	if err := o.deviceOptions.check(); err != nil {
+		return nil, err
+	}
+	if o.device == "cpu" {
+		return nil, usagef("-device cpu: compare runs the CPU against -device gpu or sim")
+	}
+	return o, nil
+}
+
+// loadTrainingSet reads the training set of dir (MNIST when dir is "") and
+// keeps its first limit images (all when limit is 0); source is where it
+// came from.
+func loadTrainingSet(dir string, limit int) (set *host.Dataset, source string, err error) {
+	source = dir
+	if dir == "" {
+		if source, err = host.LocateMNIST(); err != nil {
+			return nil, "", err
+		}
+	}
+	set, _, err = host.LoadDir(source)
+	if err != nil {
+		return nil, "", err
+	}
+	if dir == "" {
+		set.Name = "mnist/train"
+	}
+	return set.Limit(limit), source, nil
+}
+
+// checkModel parses the text of a -model flag; its error is a usage
+// error.
+func checkModel(text string) error {
+	if text == "" {
+		return nil
+	}
+	if _, err := host.ParseSpec(text); err != nil {
+		return usagef("-model: %w", err)
+	}
+	return nil
+}
+
+// modelSpec is the model that text describes (the default network when
+// text is ""), on c×h×w inputs with at least classes outputs for the
+// default network.
+func modelSpec(text string, c, h, w, classes int) (host.Spec, error) {
+	spec := host.DefaultSpec()
+	spec.C, spec.H, spec.W = c, h, w
+	if text == "" {
+		if classes > 10 {
+			spec.Layers[len(spec.Layers)-1] = host.DenseLayer(classes)
+		}
+	} else {
+		layers, err := host.ParseSpec(text)
+		if err != nil {
+			return spec, fmt.Errorf("-model: %w", err)
+		}
+		spec.Layers = layers
+	}
+	if _, err := spec.Check(); err != nil {
+		return spec, fmt.Errorf("the model does not fit %d×%d×%d images: %w", c, h, w, err)
+	}
+	return spec, nil
+}
+
+// compareRun is what one backend did in compare.
+type compareRun struct {
+	name   string
+	losses []float32
+	names  []string // the parameters', in Params order
+	shapes []string // "8×1×5×5"
+	params [][]float32
+	perSec float64 // steps per second, the first step excluded
+}
+
+// runCompare is train compare.
+func runCompare(args []string, stdout, stderr io.Writer) error {
+	o, err := parseCompare(args, stderr)
+	if err != nil {
+		return err
+	}
+	return compare(o, stdout)
+}
+
+// compare trains on the CPU and on o.device and reports to stdout.
+func compare(o *compareOptions, stdout io.Writer) error {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.threads))
+	set, source, err := loadTrainingSet(o.data, o.limit)
+	if err != nil {
+		return err
+	}
+	if set.N < o.batch {
+		return fmt.Errorf("%d training images, fewer than a batch of %d", set.N, o.batch)
+	}
+	spec, err := modelSpec(o.model, set.C, set.H, set.W, set.Classes)
+	if err != nil {
+		return err
+	}
+	if set.Classes > spec.Classes() {
+		return fmt.Errorf("the data has %d classes, the model outputs %d", set.Classes, spec.Classes())
+	}
+	summary, err := spec.Summary()
+	if err != nil {
+		return err
+	}
+	cpu, err := newBackend(deviceOptions{device: "cpu", threads: o.threads, precision: "fp32"})
+	if err != nil {
+		return err
+	}
+	defer cpu.Close()
+	dev, err := newBackend(o.deviceOptions)
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+
+	fmt.Fprintf(stdout, "backends %s and %s\n", cpu.Name(), dev.Name())
+	fmt.Fprintf(stdout, "device   %s\n", dev.describe())
+	fmt.Fprintf(stdout, "data     %s: %d training images of %d×%d, %d classes\n", source, set.N, set.H, set.W, set.Classes)
+	fmt.Fprintf(stdout, "compare  %d steps of %d images, SGD lr %g momentum %g weight decay %g, seed %d, tolerance %g\n",
+		o.steps, o.batch, o.lr, o.momentum, o.wd, o.seed, o.tol)
+	fmt.Fprint(stdout, summary)
+
+	rows := compareRows(set.N, o.batch, o.steps, o.seed)
+	want, err := compareTrain(cpu, "cpu", spec, set, rows, o, 0)
+	if err != nil {
+		return err
+	}
+	got, err := compareTrain(dev, o.device, spec, set, rows, o, o.perturb)
+	if err != nil {
+		return err
+	}
+	return compareReport(stdout, got, want, spec, o)
+}
+
+// compareRows are the batches of compare, o.steps·o.batch row indices:
+// successive Fisher–Yates permutations of the n images drawn from a PCG
+// stream of seed, each cut into whole batches (the last n mod batch rows
+// of each permutation are left out, as in training).
+func compareRows(n, batch, steps int, seed uint64) []int32 {
+	rng := rand.New(rand.NewPCG(seed, 0x94d049bb133111eb))
+	perm := make([]int32, n)
+	var rows []int32
+	for len(rows) < steps*batch {
+		for i := range perm {
+			perm[i] = int32(i)
+		}
+		rng.Shuffle(n, func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
+		rows = append(rows, perm[:n/batch*batch]...)
+	}
+	return rows[:steps*batch]
+}
+
+// compareTrain trains a fresh model of spec on be over the batches of
+// rows, reading the loss after each step, and returns the losses, the
+// final parameters and the speed. perturb is added to the first weight
+// before training.
+func compareTrain(be *deviceBackend, name string, spec host.Spec, set *host.Dataset, rows []int32, o *compareOptions, perturb float32) (r compareRun, err error) {
+	r.name = name
+	fail := func(err error) (compareRun, error) { return r, fmt.Errorf("%s: %w", name, err) }
+	m, err := host.NewModel(be, spec, o.seed)
+	if err != nil {
+		return fail(err)
+	}
+	defer func() { err = errors.Join(err, m.Close()) }()
+	if perturb != 0 {
+		p := m.Params()[0]
+		v := make([]float32, p.Value.Len())
+		if err := be.Download(v, p.Value); err != nil {
+			return fail(err)
+		}
+		v[0] += perturb
+		if err := be.Upload(p.Value, v); err != nil {
+			return fail(err)
+		}
+	}
+	ds, err := m.Upload(set, set.Standardisation())
+	if err != nil {
+		return fail(err)
+	}
+	defer func() { err = errors.Join(err, ds.Free(be)) }()
+	b, err := m.NewBatch(o.batch)
+	if err != nil {
+		return fail(err)
+	}
+	defer func() { err = errors.Join(err, b.Free(be)) }()
+	loss := make([]float32, 1)
+	var t0 time.Time
+	for s := range o.steps {
+		if s == min(1, o.steps-1) {
+			t0 = time.Now()
+		}
+		if err := m.Load(b, ds, rows[s*o.batch:(s+1)*o.batch]); err != nil {
+			return fail(err)
+		}
+		if err := m.TrainStep(b, float32(o.lr), float32(o.momentum), float32(o.wd)); err != nil {
+			return fail(fmt.Errorf("step %d: %w", s+1, err))
+		}
+		if err := be.Download(loss, b.Loss); err != nil {
+			return fail(fmt.Errorf("step %d: %w", s+1, err))
+		}
+		r.losses = append(r.losses, loss[0])
+	}
+	r.perSec = float64(max(o.steps-1, 1)) / time.Since(t0).Seconds()
+	if r.params, err = m.ParamValues(); err != nil {
+		return fail(err)
+	}
+	for _, p := range m.Params() {
+		dims := make([]string, len(p.Shape))
+		for i, d := range p.Shape {
+			dims[i] = fmt.Sprint(d)
+		}
+		r.names = append(r.names, p.Name)
+		r.shapes = append(r.shapes, strings.Join(dims, "×"))
+	}
+	return r, nil
+}
+
+// relDiff is |got − want| / |want|, or |got − want| when want is 0; NaN
+// when either is NaN.
+func relDiff(got, want float64) float64 {
+	if math.IsNaN(got) || math.IsNaN(want) {
+		return math.NaN()
+	}
+	d := math.Abs(got - want)
+	if want != 0 {
+		d /= math.Abs(want)
+	}
+	return d
+}
+
+// tensorDiff returns max_i |got_i − want_i|, max_i |want_i| and their
+// ratio, the tensor's relative difference (the absolute difference when
+// want is all zeros); NaN when any element is NaN.
+func tensorDiff(got, want []float32) (maxAbs, maxWant, rel float64) {
+	for i := range want {
+		g, w := float64(got[i]), float64(want[i])
+		if math.IsNaN(g) || math.IsNaN(w) {
+			return math.NaN(), math.NaN(), math.NaN()
+		}
+		maxAbs = math.Max(maxAbs, math.Abs(g-w))
+		maxWant = math.Max(maxWant, math.Abs(w))
+	}
+	rel = maxAbs
+	if maxWant != 0 {
+		rel /= maxWant
+	}
+	return maxAbs, maxWant, rel
+}
+
+// compareReport prints the losses step by step, the parameter differences
+// and the speeds, and returns an error when a difference exceeds o.tol.
+func compareReport(w io.Writer, got, want compareRun, spec host.Spec, o *compareOptions) error {
+	dn := got.name
+	fmt.Fprintf(w, "\n%5s  %-14s %-14s %s\n", "step", "loss cpu", "loss "+dn, "rel diff")
+	worst, worstWhat := 0.0, ""
+	note := func(rel float64, what string) {
+		if !math.IsNaN(worst) && !(rel <= worst) { // the first NaN wins
+			worst, worstWhat = rel, what
+		}
+	}
+	for s := range want.losses {
+		rel := relDiff(float64(got.losses[s]), float64(want.losses[s]))
+		note(rel, fmt.Sprintf("the loss of step %d", s+1))
+		fmt.Fprintf(w, "%5d  %-14.8g %-14.8g %.3g\n", s+1, want.losses[s], got.losses[s], rel)
+	}
+	fmt.Fprintf(w, "\n%-16s %-14s %-13s %-13s %s\n", "parameter", "shape", "max |cpu|", "max |"+dn+"−cpu|", "rel diff")
+	for i, name := range want.names {
+		maxAbs, maxWant, rel := tensorDiff(got.params[i], want.params[i])
+		note(rel, name)
+		fmt.Fprintf(w, "%-16s %-14s %-13.4g %-13.3g %.3g\n", name, want.shapes[i], maxWant, maxAbs, rel)
+	}
+	fmt.Fprintf(w, "\nspeed    cpu %.3g steps/s, %s %.3g steps/s: %s is %.3g× the cpu (first step excluded, loss read after every step)\n",
+		want.perSec, dn, got.perSec, dn, got.perSec/want.perSec)
+	if math.IsNaN(worst) {
+		fmt.Fprintf(w, "result   FAIL: %s is NaN\n", worstWhat)
+		return fmt.Errorf("compare: %s is NaN on the cpu or on %s", worstWhat, dn)
+	}
+	if !(worst <= o.tol) {
+		fmt.Fprintf(w, "result   FAIL: %s differs by %.3g relative, more than -tol %g\n", worstWhat, worst, o.tol)
+		return fmt.Errorf("compare: %s on %s differs from the cpu by %.3g relative, more than -tol %g", worstWhat, dn, worst, o.tol)
+	}
+	fmt.Fprintf(w, "result   ok: the largest relative difference, %.3g (%s), is within -tol %g\n", worst, worstWhat, o.tol)
+	return nil
+}
