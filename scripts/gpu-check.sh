@@ -9,7 +9,8 @@
 #      cpuref, the golden vector; the simulator tests run too)
 #   3. compute-sanitizer --tool memcheck and --tool racecheck over the gpu
 #      test binary's CUDA tests
-#   4. train: `train compare` (CPU vs GPU) and a short MNIST run on the GPU,
+#   4. train: `train compare` (CPU vs GPU), a short MNIST run on the GPU and
+#      `train bench` (per-operation times of a training step),
 #      when the binary has them
 #   5. the Go benchmarks of every test binary (-test.bench)
 #   6. scripts/torch-gpu-bench.py: the same network and conv shapes in
@@ -160,19 +161,26 @@ if [[ ! -x "$train" ]]; then
 	md "Skipped: $train was not built (cmd/train missing at build time)." ""
 else
 	# Subcommands and flags the binary does not know are reported, not failed.
-	for spec in "compare|compare -device gpu -steps 50" "short run|-device gpu -epochs 1"; do
+	# Each spec is "title|arguments|d", d saying whether -data is passed
+	# (bench uses synthetic images).
+	for spec in "compare|compare -device gpu -steps 50 -batch 64|d" "short run|-device gpu -epochs 1|d" \
+		"bench|bench -device gpu -batch 64 -steps 50|"; do
 		title=${spec%%|*}
 		args=${spec#*|}
+		usedata=${args##*|}
+		args=${args%|*}
+		extra=()
+		[[ -n "$usedata" ]] && extra=("${data[@]}")
 		log=$logs/train-${title// /-}.log
-		read -r rc secs < <(step "$log" "$root" "$train" $args "${data[@]}")
+		read -r rc secs < <(step "$log" "$root" "$train" $args "${extra[@]}")
 		if [[ $rc == 2 ]]; then
 			md "### train $title: not available in this build (usage error, exit 2)" '```'
 			tail -n 5 "$log" >>"$report"
 			md '```' ""
 			continue
 		fi
-		md "### train $title: $(status "$rc") (${secs}s)" "" "\`train $args ${data[*]}\`" ""
-		fence "$log" 40
+		md "### train $title: $(status "$rc") (${secs}s)" "" "\`train $args ${extra[*]}\`" ""
+		fence "$log" 60
 		md ""
 		[[ $rc == 0 ]] || failed=1
 	done
