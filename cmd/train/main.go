@@ -4,6 +4,8 @@
 // Usage:
 //
 //	go run ./cmd/train [flags]
+//	go run ./cmd/train eval -load CKPT [-data DIR] [-batch N] [-device D]
+//	go run ./cmd/train predict -load CKPT [-batch N] [-device D] FILE...
 //
 // With no flags it trains the default network on MNIST on the CPU for 3
 // epochs and reaches about 98.9 % test accuracy:
@@ -62,11 +64,89 @@
 //	-limit N          use only the first N training images (default 0: all)
 //	-device D         cpu; gpu and sim are not wired in yet and give an error
 //	-threads N        CPU threads (sets GOMAXPROCS; default: the number of CPUs)
+//	-model SPEC       the network's layers (default the network above), or
+//	                  @FILE to read them from a file; see below
+//	-save FILE        save a checkpoint to FILE after each epoch (so also at
+//	                  the end), every -save-every steps and on Ctrl-C
+//	-save-every N     with -save, also save every N steps (default 0: never)
+//	-resume FILE      continue the run that saved the checkpoint FILE
 //
-// Ctrl-C stops training between two steps.
+// # Models
 //
-// Exit status: 0 on success, 2 for a usage error (bad flag or value), 1
-// when training fails (missing or corrupt data, a backend error, Ctrl-C).
+// -model gives the layers in order, separated by commas or lines, as in
+//
+//	conv8x5x5,relu,maxpool2,conv16x5x5,relu,maxpool2,dense10     the default
+//	conv32x3x3p1,relu,conv32x3x3s2p1,relu,maxpool3s2,dense128,relu,dense10
+//
+// conv<K>x<R>x<S> is K filters of R×S, with an optional stride s<n> (or
+// s<n>x<m>) and zero padding p<n> (or p<n>x<m>); maxpool<R> (or
+// maxpool<R>x<S>) has the stride of its window unless s<n> says
+// otherwise; dense<N> is fully connected; a flatten is implied before the
+// first dense layer; "#" starts a comment (see host.ParseSpec for the
+// grammar). The last layer must be dense with one output per class. A
+// spec that does not parse is a usage error; one that does not fit the
+// images (a window larger than its input, say) is an error naming the
+// layer and the reason. The table of layers, with each output shape and
+// parameter count, is printed before training.
+//
+// # Checkpoints
+//
+// A checkpoint is a safetensors file (loadable by PyTorch, NumPy and
+// others; scripts/torch-checkpoint.py predict runs one in PyTorch) with
+// the weights as layer<i>.weight and layer<i>.bias, i numbering the layers
+// as in the table, the optimiser's state as optim.<state>.layer<i>.…, and
+// in its metadata the model spec, input shape and classes, the input
+// standardisation, the optimiser, the whole training configuration
+// (learning rate, schedule, batch, seeds …), the epoch and step, the
+// shuffling generator's state and the convtrain version (see
+// host.Checkpoint). It is written atomically (a temporary file, synced,
+// renamed over FILE), so a crash leaves the previous checkpoint intact.
+//
+// -resume FILE takes the model and every training setting from the
+// checkpoint and continues bit-identically: the run stopped and resumed
+// gives the same weights as one run straight through, also from the
+// middle of an epoch. The data must be the same (its mean and standard
+// deviation are checked); only -epochs may change (to train further; a
+// cosine schedule then stretches over the new length), and giving -model,
+// -batch, -lr, -momentum, -weight-decay, -schedule, -step-every, -gamma or
+// -seed with -resume is a usage error. -resume and -save may name the same
+// file.
+//
+// Ctrl-C (SIGINT) or SIGTERM stops training after the current step, saves
+// a checkpoint to the -save file, or to train-interrupted.safetensors in
+// the current directory without -save, says how to resume, and exits with
+// status 130. A second Ctrl-C ends the process at once.
+//
+// # Divergence
+//
+// When the loss or a gradient becomes NaN or infinite, training stops with
+// an error naming the epoch, the step and the layer (the first parameter,
+// in the order backpropagation computes them, whose value or gradient is
+// not finite). The loss and every parameter's gradient are checked after
+// each epoch, at every step that draws the progress bar (every 10 steps on
+// a terminal) and before every checkpoint; a checkpoint of non-finite
+// weights is never written, so the -save file keeps the last good one.
+//
+// # Evaluation and prediction
+//
+// train eval -load CKPT prints the checkpoint's loss and accuracy on the
+// test set of MNIST (or -data DIR), standardised as in training, and the
+// confusion matrix (rows: the true class, columns: the predicted one) with
+// each class's recall.
+//
+// train predict -load CKPT FILE... classifies images and prints, one line
+// per image, the predicted class and the probability of every class (the
+// softmax of the outputs; the raw outputs for an MSE model). A FILE is a
+// PNG (gray, or colour converted to gray by luminance for one-channel
+// models; RGB for three-channel ones) or an IDX file of unsigned bytes
+// holding one image (H,W) or (C,H,W) or several (N,H,W) or (N,C,H,W).
+// Images are not resized: they must have the model's input size (28×28
+// for MNIST), and another size is an error that says so. As in MNIST,
+// digits are light on a dark background.
+//
+// Exit status: 0 on success, 2 for a usage error (bad flag or value), 130
+// when interrupted (Ctrl-C, SIGTERM), 1 when anything else fails (missing
+// or corrupt data or checkpoint, a backend error, divergence).
 package main
 
 import (
@@ -79,6 +159,7 @@ import (
 	"os/signal"
 	"runtime"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/convtrain/convtrain/host"
@@ -108,6 +189,8 @@ func exitCode(err error) int {
 	switch {
 	case err == nil || errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.Is(err, errInterrupted):
+		return 130
 	case errors.As(err, &ue):
 		return 2
 	}
@@ -136,6 +219,7 @@ type options struct {
 	data             string
 	limit            int
 	deviceOptions
+	ckptOptions
 	progress bool // draw a progress bar (stdout is a terminal)
 }
 
@@ -159,6 +243,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.data, "data", "", "directory of IDX files (default: MNIST from the Go module cache)")
 	fs.IntVar(&o.limit, "limit", 0, "use only the first N training images (0: all)")
 	o.deviceOptions.register(fs, "cpu")
+	o.ckptOptions.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -190,6 +275,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if err := o.deviceOptions.check(); err != nil {
 		return nil, err
 	}
+	if err := o.ckptOptions.check(fs); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -206,12 +294,26 @@ func isTerminal(w io.Writer) bool {
 // run is the whole command: it parses args, trains and writes the report
 // to stdout and usage messages to stderr.
 func run(args []string, stdout, stderr io.Writer) error {
+	// SIGINT and SIGTERM cancel ctx; from then on a second signal has its
+	// default effect (the process ends at once).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() { <-ctx.Done(); stop() }()
+	return runContext(ctx, args, stdout, stderr)
+}
+
+// runContext is run with the context that an interruption cancels.
+func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
 		case "compare":
 			return runCompare(args[1:], stdout, stderr)
 		case "bench":
 			return runBench(args[1:], stdout, stderr)
+		case "eval":
+			return runEval(args[1:], stdout, stderr)
+		case "predict":
+			return runPredict(args[1:], stdout, stderr)
 		}
 	}
 	o, err := parse(args, stderr)
@@ -219,8 +321,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	o.progress = isTerminal(stdout)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
 	return train(ctx, o, stdout)
 }
 
@@ -250,16 +350,18 @@ func train(ctx context.Context, o *options, stdout io.Writer) error {
 	}
 	trainSet = trainSet.Limit(o.limit)
 
-	spec := host.DefaultSpec()
-	spec.H, spec.W = trainSet.H, trainSet.W
-	if trainSet.Classes > 10 {
-		spec.Layers[len(spec.Layers)-1] = host.DenseLayer(trainSet.Classes)
+	if err := o.loadResume(); err != nil {
+		return err
+	}
+	spec, err := o.modelSpec(trainSet)
+	if err != nil {
+		return err
 	}
 	summary, err := spec.Summary()
 	if err != nil {
-		return fmt.Errorf("the default network does not fit %d×%d images: %w", trainSet.H, trainSet.W, err)
+		return err
 	}
-	model, err := host.NewModel(be, spec, o.seed)
+	model, err := o.newModel(be, spec, o.seed)
 	if err != nil {
 		return err
 	}
@@ -282,6 +384,7 @@ func train(ctx context.Context, o *options, stdout io.Writer) error {
 	if o.progress {
 		cfg.ProgressEvery, cfg.OnProgress = 10, bar.update
 	}
+	o.hook(&cfg)
 	trainer, err := host.NewTrainer(model, trainSet, testSet, cfg)
 	if err != nil {
 		return err
@@ -297,14 +400,15 @@ func train(ctx context.Context, o *options, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "train    %d epochs of %d steps of %d images (%d left out per epoch), SGD lr %g (%s) momentum %g weight decay %g, seed %d\n",
 		o.epochs, trainer.StepsPerEpoch(), o.batch, trainSet.N%o.batch, o.lr, o.schedule, o.momentum, o.wd, o.seed)
 	fmt.Fprint(stdout, summary)
-
-	ms, err := trainer.Run(ctx)
-	bar.clear()
-	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("interrupted after %d of %d epochs", len(ms), o.epochs)
-		}
+	if err := o.attach(trainer, stdout); err != nil {
 		return err
 	}
+
+	_, err = trainer.Run(ctx)
+	bar.clear()
+	if err != nil {
+		return o.stopped(ctx, err, stdout)
+	}
+	o.saved(stdout)
 	return nil
 }

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/convtrain/convtrain/host"
+)
+
+// interruptedPath is where an interrupted run saves its checkpoint when
+// -save is not given.
+const interruptedPath = "train-interrupted.safetensors"
+
+// errInterrupted marks a run stopped by SIGINT or SIGTERM (exit status 130).
+var errInterrupted = errors.New("interrupted")
+
+// ckptOptions are the flags of checkpoints and of the model's architecture.
+type ckptOptions struct {
+	save      string // -save FILE
+	saveEvery int    // -save-every N steps
+	resume    string // -resume FILE
+	model     string // -model SPEC or @FILE
+
+	layers []host.LayerSpec // parsed from -model
+	ck     *host.Checkpoint // loaded by -resume
+	set    map[string]bool  // flags given on the command line
+	tr     *host.Trainer    // the trainer that checkpoints save
+}
+
+func (c *ckptOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.save, "save", "", "save checkpoints to `FILE` (safetensors) after each epoch, every -save-every steps and on Ctrl-C")
+	fs.IntVar(&c.saveEvery, "save-every", 0, "with -save, also save every `N` steps (0: only after each epoch)")
+	fs.StringVar(&c.resume, "resume", "", "resume training from the checkpoint `FILE`")
+	fs.StringVar(&c.model, "model", "", "model `SPEC`, e.g. conv8x5x5,relu,maxpool2,dense10, or @FILE to read it from a file (default: "+host.DefaultSpecText+")")
+}
+
+// trainingFlags are the flags whose values a resumed run takes from its
+// checkpoint; giving one with -resume is a usage error.
+var trainingFlags = []string{"model", "batch", "lr", "momentum", "weight-decay", "schedule", "step-every", "gamma", "seed"}
+
+// check validates the flags after parsing, recording which were given.
+func (c *ckptOptions) check(fs *flag.FlagSet) error {
+	c.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { c.set[f.Name] = true })
+	switch {
+	case c.saveEvery < 0:
+		return usagef("-save-every %d: want ≥ 0", c.saveEvery)
+	case c.saveEvery > 0 && c.save == "":
+		return usagef("-save-every needs -save FILE")
+	}
+	if c.model != "" {
+		text := c.model
+		if name, ok := strings.CutPrefix(c.model, "@"); ok {
+			b, err := os.ReadFile(name)
+			if err != nil {
+				return usagef("-model: %v", err)
+			}
+			text = string(b)
+		}
+		var err error
+		if c.layers, err = host.ParseSpec(text); err != nil {
+			return usagef("-model %s: %v", c.model, err)
+		}
+	}
+	if c.resume != "" {
+		for _, name := range trainingFlags {
+			if c.set[name] {
+				return usagef("-%s with -resume: the model and the training settings come from the checkpoint (only -epochs may change)", name)
+			}
+		}
+	}
+	return nil
+}
+
+// loadResume reads the -resume checkpoint and takes the training settings
+// from it into o, so that the run is configured as the one that wrote it.
+func (o *options) loadResume() error {
+	if o.resume == "" {
+		return nil
+	}
+	ck, err := host.LoadCheckpoint(o.resume)
+	if err != nil {
+		return err
+	}
+	o.ck = ck
+	cfg := ck.Config
+	if !o.set["epochs"] {
+		o.epochs = cfg.Epochs
+	}
+	o.batch, o.lr, o.momentum, o.wd = cfg.Batch, cfg.LR, cfg.Momentum, cfg.WeightDecay
+	o.schedule, o.stepEvery, o.gamma, o.seed = cfg.Schedule.Kind.String(), cfg.Schedule.Every, cfg.Schedule.Gamma, cfg.Seed
+	return nil
+}
+
+// modelSpec is the network to train on d: the checkpoint's when resuming,
+// else -model's, else the default network (its last layer widened to
+// more than 10 classes). It checks that the spec fits d's images and
+// classes; the error names the layer and the reason.
+func (c *ckptOptions) modelSpec(d *host.Dataset) (host.Spec, error) {
+	if c.ck != nil {
+		s := c.ck.Spec
+		if s.C != d.C || s.H != d.H || s.W != d.W || s.Classes() != d.Classes {
+			return s, fmt.Errorf("checkpoint %s: the model takes %d×%d×%d images in %d classes, the data has %d×%d×%d in %d",
+				c.resume, s.C, s.H, s.W, s.Classes(), d.C, d.H, d.W, d.Classes)
+		}
+		return s, nil
+	}
+	spec := host.DefaultSpec()
+	spec.C, spec.H, spec.W = d.C, d.H, d.W
+	if c.model == "" {
+		if d.Classes > 10 {
+			spec.Layers[len(spec.Layers)-1] = host.DenseLayer(d.Classes)
+		}
+		if _, err := spec.Check(); err != nil {
+			return spec, fmt.Errorf("the default network does not fit %d×%d images (give another with -model): %w", d.H, d.W, err)
+		}
+		return spec, nil
+	}
+	if _, err := host.InferShapes(c.layers, d.C, d.H, d.W, d.Classes); err != nil {
+		return spec, fmt.Errorf("-model %s on %d×%d×%d images: %w", c.model, d.C, d.H, d.W, err)
+	}
+	spec.Layers = c.layers
+	return spec, nil
+}
+
+// newModel builds the model: from the checkpoint when resuming, else
+// initialised from seed.
+func (c *ckptOptions) newModel(be host.Backend, spec host.Spec, seed uint64) (*host.Model, error) {
+	if c.ck != nil {
+		return c.ck.NewModel(be)
+	}
+	return host.NewModel(be, spec, seed)
+}
+
+// hook makes cfg save checkpoints to -save (after each epoch and every
+// -save-every steps), once attach has named the trainer.
+func (c *ckptOptions) hook(cfg *host.Config) {
+	if c.save == "" {
+		return
+	}
+	cfg.CheckpointEvery = c.saveEvery
+	cfg.OnCheckpoint = func() error { return host.SaveCheckpoint(c.save, c.tr) }
+}
+
+// attach names the trainer that checkpoints save and, when resuming,
+// moves it to the checkpoint's position.
+func (c *ckptOptions) attach(t *host.Trainer, stdout io.Writer) error {
+	c.tr = t
+	if c.ck == nil {
+		return nil
+	}
+	if err := c.ck.Restore(t); err != nil {
+		return fmt.Errorf("-resume %s: %w", c.resume, err)
+	}
+	st := c.ck.State
+	fmt.Fprintf(stdout, "resume   %s: %d epochs and %d steps done (step %d in all), written by convtrain %s\n",
+		c.resume, st.Epoch, st.StepEpoch, st.Step, c.ck.Version)
+	if st.Epoch >= t.Config().Epochs {
+		fmt.Fprintf(stdout, "nothing to train: the checkpoint has done all %d epochs (give -epochs N to train further)\n", st.Epoch)
+	}
+	return nil
+}
+
+// stopped handles the error that stopped trainer.Run: an interruption
+// saves a checkpoint (to -save, else interruptedPath) and returns an
+// error wrapping errInterrupted; a divergence says which checkpoint is
+// left; any other error is returned as it is.
+func (c *ckptOptions) stopped(ctx context.Context, err error, stdout io.Writer) error {
+	switch {
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		st, serr := c.tr.State()
+		if serr != nil {
+			return fmt.Errorf("%w: %v", errInterrupted, serr)
+		}
+		path := c.save
+		if path == "" {
+			path = interruptedPath
+		}
+		if serr := host.SaveCheckpoint(path, c.tr); serr != nil {
+			return fmt.Errorf("%w at epoch %d, step %d (step %d in all); saving the checkpoint failed: %v", errInterrupted, st.Epoch+1, st.StepEpoch, st.Step, serr)
+		}
+		return fmt.Errorf("%w at epoch %d, step %d (step %d in all); checkpoint saved to %s: continue with train -resume %s",
+			errInterrupted, st.Epoch+1, st.StepEpoch, st.Step, path, path)
+	case errors.Is(err, host.ErrDiverged) && c.save != "":
+		if _, serr := os.Stat(c.save); serr == nil {
+			return fmt.Errorf("%w; the last good checkpoint is %s", err, c.save)
+		}
+	}
+	return err
+}
+
+// saved reports the final checkpoint after a completed run.
+func (c *ckptOptions) saved(stdout io.Writer) {
+	if c.save != "" {
+		fmt.Fprintf(stdout, "saved    %s\n", c.save)
+	}
+}

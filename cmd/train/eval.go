@@ -1,0 +1,268 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+
+	"github.com/convtrain/convtrain/host"
+)
+
+// evalOptions are the flags of train eval and train predict.
+type evalOptions struct {
+	load  string
+	data  string
+	batch int
+	deviceOptions
+}
+
+// parseEval parses the flags of the subcommand name; predict takes file
+// arguments, eval none.
+func parseEval(name string, args []string, stderr io.Writer) (*evalOptions, []string, error) {
+	o := &evalOptions{}
+	fs := flag.NewFlagSet("train "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		if name == "eval" {
+			fmt.Fprintf(stderr, "usage: train eval -load CKPT [flags]\n\nEvaluates a checkpoint on the test set of MNIST or -data DIR: loss, accuracy, confusion matrix.\n\nFlags:\n")
+		} else {
+			fmt.Fprintf(stderr, "usage: train predict -load CKPT [flags] FILE...\n\nClassifies the images of IDX or PNG files with a checkpoint.\n\nFlags:\n")
+		}
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.load, "load", "", "the checkpoint `FILE` (from train -save)")
+	if name == "eval" {
+		fs.StringVar(&o.data, "data", "", "directory of IDX files (default: MNIST from the Go module cache)")
+	}
+	fs.IntVar(&o.batch, "batch", 256, "images per forward pass, 1 to 4096")
+	o.deviceOptions.register(fs, "cpu")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, err
+		}
+		return nil, nil, usageError{err, true}
+	}
+	switch {
+	case o.load == "":
+		return nil, nil, usagef("train %s needs -load CKPT", name)
+	case o.batch < 1 || o.batch > 4096:
+		return nil, nil, usagef("-batch %d: want 1 to 4096", o.batch)
+	case name == "eval" && fs.NArg() > 0:
+		return nil, nil, usagef("unexpected arguments %q", fs.Args())
+	case name == "predict" && fs.NArg() == 0:
+		return nil, nil, usagef("train predict needs image files (IDX or PNG)")
+	}
+	if err := o.deviceOptions.check(); err != nil {
+		return nil, nil, err
+	}
+	return o, fs.Args(), nil
+}
+
+// loaded is a checkpoint's model on a backend.
+type loaded struct {
+	ck    *host.Checkpoint
+	be    *deviceBackend
+	model *host.Model
+}
+
+func (o *evalOptions) open() (*loaded, error) {
+	ck, err := host.LoadCheckpoint(o.load)
+	if err != nil {
+		return nil, err
+	}
+	be, err := newBackend(o.deviceOptions)
+	if err != nil {
+		return nil, err
+	}
+	m, err := ck.NewModel(be)
+	if err != nil {
+		return nil, errors.Join(err, be.Close())
+	}
+	return &loaded{ck, be, m}, nil
+}
+
+func (l *loaded) Close() error { return errors.Join(l.model.Close(), l.be.Close()) }
+
+// logits runs the model over every image of d, standardised with the
+// checkpoint's norm, in batches of at most batch images, and returns the
+// outputs (d.N, classes).
+func (l *loaded) logits(d *host.Dataset, batch int) ([]float32, error) {
+	m, be := l.model, l.be
+	set, err := m.Upload(d, l.ck.Norm)
+	if err != nil {
+		return nil, err
+	}
+	defer set.Free(be)
+	k := m.Classes()
+	out := make([]float32, d.N*k)
+	rows := make([]int32, d.N)
+	for i := range rows {
+		rows[i] = int32(i)
+	}
+	var b *host.Batch
+	defer func() {
+		if b != nil {
+			b.Free(be)
+		}
+	}()
+	for i := 0; i < d.N; {
+		n := min(batch, d.N-i)
+		if b == nil || b.N != n {
+			if b != nil {
+				if err := b.Free(be); err != nil {
+					return nil, err
+				}
+			}
+			if b, err = m.NewBatch(n); err != nil {
+				return nil, err
+			}
+		}
+		if err := m.Load(b, set, rows[i:i+n]); err != nil {
+			return nil, err
+		}
+		if err := m.Forward(b); err != nil {
+			return nil, err
+		}
+		if err := be.Download(out[i*k:(i+n)*k], b.Output()); err != nil {
+			return nil, err
+		}
+		i += n
+	}
+	return out, nil
+}
+
+// describe is one line about the checkpoint.
+func (l *loaded) describe(path string) string {
+	c := l.ck
+	return fmt.Sprintf("model    %s: %s on %d×%d×%d, %d classes, %s; %d epochs and %d steps done (step %d in all)",
+		path, host.FormatSpec(c.Spec.Layers), c.Spec.C, c.Spec.H, c.Spec.W, c.Spec.Classes(), c.Spec.Loss,
+		c.State.Epoch, c.State.StepEpoch, c.State.Step)
+}
+
+// softmax writes the softmax of x into p, in float64.
+func softmax(x []float32, p []float64) {
+	hi := math.Inf(-1)
+	for _, v := range x {
+		hi = math.Max(hi, float64(v))
+	}
+	var sum float64
+	for i, v := range x {
+		p[i] = math.Exp(float64(v) - hi)
+		sum += p[i]
+	}
+	for i := range p {
+		p[i] /= sum
+	}
+}
+
+// argmax is the index of the first largest element of x.
+func argmax(x []float32) int {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// runEval is train eval: the checkpoint's test loss (as in training: mean
+// softmax cross-entropy or MSE over the images), accuracy and confusion
+// matrix on the test set.
+func runEval(args []string, stdout, stderr io.Writer) error {
+	o, _, err := parseEval("eval", args, stderr)
+	if err != nil {
+		return err
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.threads))
+	l, err := o.open()
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	source := o.data
+	if source == "" {
+		if source, err = host.LocateMNIST(); err != nil {
+			return err
+		}
+	}
+	_, test, err := host.LoadDir(source)
+	if err != nil {
+		return err
+	}
+	spec := l.ck.Spec
+	k := spec.Classes()
+	if test.C != spec.C || test.H != spec.H || test.W != spec.W || test.Classes > k {
+		return fmt.Errorf("%s: the test set has %d×%d×%d images in %d classes, the model takes %d×%d×%d in %d",
+			source, test.C, test.H, test.W, test.Classes, spec.C, spec.H, spec.W, k)
+	}
+	logits, err := l.logits(test, o.batch)
+	if err != nil {
+		return err
+	}
+	confusion := make([][]int, k)
+	for i := range confusion {
+		confusion[i] = make([]int, k)
+	}
+	var loss float64
+	correct := 0
+	p := make([]float64, k)
+	for i := range test.N {
+		row, label := logits[i*k:(i+1)*k], int(test.Labels[i])
+		pred := argmax(row)
+		confusion[label][pred]++
+		if pred == label {
+			correct++
+		}
+		if spec.Loss == host.MSELoss {
+			for j, v := range row {
+				t := 0.0
+				if j == label {
+					t = 1
+				}
+				loss += 0.5 * (t - float64(v)) * (t - float64(v))
+			}
+		} else {
+			softmax(row, p)
+			loss -= math.Log(p[label])
+		}
+	}
+	fmt.Fprintf(stdout, "backend  %s\n", l.be.Name())
+	fmt.Fprintln(stdout, l.describe(o.load))
+	fmt.Fprintf(stdout, "data     %s: %d test images\n", source, test.N)
+	fmt.Fprintf(stdout, "test     loss %.4f  accuracy %.2f%% (%d of %d)\n", loss/float64(test.N), 100*float64(correct)/float64(test.N), correct, test.N)
+	writeConfusion(stdout, confusion)
+	return nil
+}
+
+// writeConfusion prints the confusion matrix, rows the true class and
+// columns the predicted one, with each class's recall.
+func writeConfusion(w io.Writer, c [][]int) {
+	width := 5
+	for _, row := range c {
+		for _, v := range row {
+			width = max(width, len(fmt.Sprint(v))+1)
+		}
+	}
+	fmt.Fprintf(w, "confusion (rows: true class, columns: predicted class)\n%5s", "")
+	for j := range c {
+		fmt.Fprintf(w, "%*d", width, j)
+	}
+	fmt.Fprintf(w, "  %7s\n", "recall")
+	for i, row := range c {
+		fmt.Fprintf(w, "%5d", i)
+		total := 0
+		for _, v := range row {
+			fmt.Fprintf(w, "%*d", width, v)
+			total += v
+		}
+		if total > 0 {
+			fmt.Fprintf(w, "  %6.2f%%\n", 100*float64(row[i])/float64(total))
+		} else {
+			fmt.Fprintf(w, "  %7s\n", "-")
+		}
+	}
+}

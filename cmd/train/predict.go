@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"image/color"
+	"image/png"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+
+	"github.com/convtrain/convtrain/host"
+)
+
+// pngMagic starts every PNG file.
+var pngMagic = []byte("\x89PNG\r\n\x1a\n")
+
+// readImages reads the images of one file for a model of c×h×w inputs, as
+// bytes in (N,C,H,W) order, and their count. A PNG file (recognised by its signature) is one
+// image: gray for c = 1 (colour converted by luminance,
+// 0.299R + 0.587G + 0.114B), RGB planes for c = 3. Anything else is read
+// as an IDX file of unsigned bytes: (N,H,W) for c = 1, (N,C,H,W), or one
+// image (H,W) or (C,H,W). Images are not resized: a size other than the
+// model's is an error that says so.
+func readImages(path string, c, h, w int) ([]byte, int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	var magic [8]byte
+	n, _ := io.ReadFull(f, magic[:])
+	f.Close()
+	if bytes.Equal(magic[:n], pngMagic) {
+		px, err := readPNG(path, c, h, w)
+		return px, 1, err
+	}
+	idx, err := host.ReadIDX(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	d := idx.Dims
+	var count int
+	switch {
+	case len(d) == 2 && c == 1 && d[0] == h && d[1] == w:
+		count = 1
+	case len(d) == 3 && c == 1 && d[1] == h && d[2] == w:
+		count = d[0]
+	case len(d) == 3 && d[0] == c && d[1] == h && d[2] == w:
+		count = 1
+	case len(d) == 4 && d[1] == c && d[2] == h && d[3] == w:
+		count = d[0]
+	default:
+		return nil, 0, fmt.Errorf("%s: IDX dimensions %v: the model takes images of %d×%d×%d (C×H×W) as (N,H,W), (N,C,H,W), (H,W) or (C,H,W); resize them first", path, d, c, h, w)
+	}
+	return idx.Data, count, nil
+}
+
+// readPNG decodes a PNG of exactly h×w pixels into c planes (c = 1: gray,
+// c = 3: red, green, blue), 8 bits per sample.
+func readPNG(path string, c, h, w int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	cfg, err := png.DecodeConfig(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if cfg.Width != w || cfg.Height != h {
+		return nil, fmt.Errorf("%s: a PNG of %d×%d pixels; the model takes %d×%d (H×W): resize it first", path, cfg.Height, cfg.Width, h, w)
+	}
+	if c != 1 && c != 3 {
+		return nil, fmt.Errorf("%s: the model takes %d channels; PNG input needs 1 (gray) or 3 (RGB)", path, c)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	img, err := png.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	out := make([]byte, c*h*w)
+	b := img.Bounds()
+	for y := range h {
+		for x := range w {
+			px := img.At(b.Min.X+x, b.Min.Y+y)
+			if c == 1 {
+				out[y*w+x] = color.GrayModel.Convert(px).(color.Gray).Y
+				continue
+			}
+			r, g, bl, _ := px.RGBA()
+			out[0*h*w+y*w+x] = uint8(r >> 8)
+			out[1*h*w+y*w+x] = uint8(g >> 8)
+			out[2*h*w+y*w+x] = uint8(bl >> 8)
+		}
+	}
+	return out, nil
+}
+
+// runPredict is train predict: the class and the class probabilities of
+// every image of the files.
+func runPredict(args []string, stdout, stderr io.Writer) error {
+	o, files, err := parseEval("predict", args, stderr)
+	if err != nil {
+		return err
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.threads))
+	l, err := o.open()
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	spec := l.ck.Spec
+	k := spec.Classes()
+	d := &host.Dataset{Name: "predict", C: spec.C, H: spec.H, W: spec.W, Classes: min(k, 256)}
+	var names []string
+	for _, f := range files {
+		px, n, err := readImages(f, spec.C, spec.H, spec.W)
+		if err != nil {
+			return err
+		}
+		d.Images = append(d.Images, px...)
+		for i := range n {
+			if n == 1 {
+				names = append(names, f)
+			} else {
+				names = append(names, fmt.Sprintf("%s[%d]", f, i))
+			}
+		}
+		d.N += n
+		if d.N > 1<<20 {
+			return fmt.Errorf("more than %d images", 1<<20)
+		}
+	}
+	d.Labels = make([]uint8, d.N)
+	logits, err := l.logits(d, o.batch)
+	if err != nil {
+		return err
+	}
+	what := "probabilities"
+	if spec.Loss == host.MSELoss {
+		what = "outputs" // an MSE model's outputs are scores, not probabilities
+	}
+	width := 5
+	for _, n := range names {
+		width = max(width, len(n))
+	}
+	cols := make([]string, k)
+	for j := range cols {
+		cols[j] = fmt.Sprintf("%6d", j)
+	}
+	fmt.Fprintf(stdout, "%-*s  class  %s of classes 0 to %d\n", width, "image", what, k-1)
+	fmt.Fprintf(stdout, "%-*s  %5s  %s\n", width, "", "", strings.Join(cols, " "))
+	p := make([]float64, k)
+	for i, name := range names {
+		row := logits[i*k : (i+1)*k]
+		if spec.Loss == host.MSELoss {
+			for j, v := range row {
+				p[j] = float64(v)
+			}
+		} else {
+			softmax(row, p)
+		}
+		for j := range cols {
+			cols[j] = fmt.Sprintf("%6.4f", p[j])
+		}
+		fmt.Fprintf(stdout, "%-*s  %5d  %s\n", width, name, argmax(row), strings.Join(cols, " "))
+	}
+	return nil
+}
