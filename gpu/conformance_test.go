@@ -20,9 +20,15 @@ import (
 // uniform reals in [−1, 1), compared with a float64 cpuref within the
 // rounding bound (m+1)·u·Σ|terms| of an m-term float32 sum in any order.
 func runConformance(t *testing.T, d *Device) {
-	t.Run("kernel=conv2d_fwd_v1_direct", func(t *testing.T) { testConvForward(t, d) })
-	t.Run("kernel=conv2d_bwd_data_v1_direct", func(t *testing.T) { testConvBackwardData(t, d) })
-	t.Run("kernel=conv2d_bwd_filter_v1_direct", func(t *testing.T) { testConvBackwardFilter(t, d) })
+	// Every convolution algorithm the device can run (the dispatcher's
+	// candidates), on every swept shape.
+	for _, a := range d.ConvAlgos() {
+		t.Run("kernel="+a.KernelName(ConvFwd), func(t *testing.T) { testConvForward(t, d, a, false) })
+		t.Run("kernel="+a.KernelName(ConvFwd)+"/relu", func(t *testing.T) { testConvForward(t, d, a, true) })
+		t.Run("kernel="+a.KernelName(ConvBwdData), func(t *testing.T) { testConvBackwardData(t, d, a) })
+		t.Run("kernel="+a.KernelName(ConvBwdFilter), func(t *testing.T) { testConvBackwardFilter(t, d, a) })
+	}
+	t.Run("dispatch", func(t *testing.T) { testConvDispatch(t, d) })
 	t.Run("kernel=conv2d_bwd_bias_v1", func(t *testing.T) { testConvBackwardBias(t, d) })
 	t.Run("golden", func(t *testing.T) { testGolden(t, d) })
 	t.Run("kernel=relu_fwd_v1", func(t *testing.T) { testReLUForward(t, d) })
@@ -67,6 +73,21 @@ var convShapes = []cpuref.ConvGeom{
 	cg(5, 2, 3, 3, 3, 3, 3, 1, 1, 1, 1),
 	cg(1, 1, 28, 28, 2, 5, 5, 1, 1, 0, 0),
 	cg(2, 5, 8, 9, 3, 3, 3, 2, 2, 1, 0),
+	// For the implicit-GEMM kernels (128×64×8 tiles): two M tiles and two
+	// N tiles with C·R·S = 36 (16-byte weight loads) and P·Q = 90 (scalar
+	// stores); a 1×1 stride-1 conv with P·Q = 36 (16-byte x loads and
+	// stores); a 1×1 conv with P·Q = 35 (scalar) and C = 67 (two N tiles
+	// of bwd-data); strides 2 and 3 with C, K > 16; C·R·S = 135 (two M
+	// tiles of bwd-filter); K = 130 (three N tiles); N·P·Q = 768 and
+	// 544: bwd-filter split in 3 and 2 (the last split partial).
+	cg(2, 4, 9, 10, 70, 3, 3, 1, 1, 1, 1),
+	cg(3, 8, 6, 6, 20, 1, 1, 1, 1, 0, 0),
+	cg(2, 67, 5, 7, 3, 1, 1, 1, 1, 0, 0),
+	cg(2, 20, 11, 13, 24, 3, 3, 2, 3, 1, 2),
+	cg(1, 15, 4, 4, 20, 3, 3, 1, 1, 1, 1),
+	cg(1, 2, 3, 3, 130, 1, 1, 1, 1, 0, 0),
+	cg(3, 2, 16, 16, 3, 3, 3, 1, 1, 1, 1),
+	cg(2, 3, 17, 16, 5, 3, 3, 1, 1, 1, 1),
 }
 
 func init() {
@@ -113,7 +134,50 @@ func convInputs(kind, name string, lens ...int) [][]float32 {
 
 var inputKinds = []string{"int", "real"}
 
-func testConvForward(t *testing.T, d *Device) {
+// runConv runs pass p of algorithm a (relu: the fused forward) with d.mu
+// held, as the dispatching entry points do.
+func (d *Device) runConv(a ConvAlgo, p ConvPass, g cpuref.ConvGeom, in1, in2, b, out *Buffer, relu bool) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch p {
+	case ConvFwd:
+		return d.convForwardAlgo(a, g, in1, in2, b, out, relu)
+	case ConvBwdData:
+		return d.convBackwardDataAlgo(a, g, in1, in2, out)
+	}
+	return d.convBackwardFilterAlgo(a, g, in1, in2, out)
+}
+
+// convTol is the tolerance of algorithm a for a sum of m float32
+// roundings of terms whose absolute values sum to abs: sumBound for the
+// FP32 algorithms. TF32 rounds each operand of a product to 10 explicit
+// mantissa bits (relative error ≤ 2⁻¹¹ each, so ≤ 2⁻¹⁰ + 2⁻²² per
+// product) and the tensor cores' float32 accumulation may truncate rather
+// than round (≤ 2u per addition): (2⁻¹⁰ + 2⁻²⁰ + 2(m+1)·u)·Σ|terms|.
+func convTol(a ConvAlgo, m int, abs []float64) []float64 {
+	if a != ConvIGemmTF32 {
+		return sumBound(m, abs)
+	}
+	tol := make([]float64, len(abs))
+	for i, v := range abs {
+		tol[i] = (1.0/1024+1.0/(1<<20)+2*float64(m+1)*u)*v + 1e-30
+	}
+	return tol
+}
+
+// reluRef applies ReLU in place (for the fused forward's reference).
+func reluRef[T float32 | float64](y []T) {
+	for i, v := range y {
+		if !(v > 0) && v == v {
+			y[i] = 0
+		}
+	}
+}
+
+// testConvForward checks the forward pass of algorithm a (relu: fused
+// with ReLU) against cpuref. Integer inputs in [−3, 3] are exact in TF32
+// too, so every algorithm must match exactly.
+func testConvForward(t *testing.T, d *Device, a ConvAlgo, relu bool) {
 	for _, g := range convShapes {
 		for _, kind := range inputKinds {
 			name := "inputs=" + kind + "/" + g.String()
@@ -122,7 +186,7 @@ func testConvForward(t *testing.T, d *Device) {
 				x, w, b := in[0], in[1], in[2]
 				h := newHarness(t, d)
 				y := h.out("y", g.YLen())
-				if err := d.Conv2DForward(g, h.in("x", x), h.in("w", w), h.in("b", b), y); err != nil {
+				if err := d.runConv(a, ConvFwd, g, h.in("x", x), h.in("w", w), h.in("b", b), y, relu); err != nil {
 					t.Fatal(err)
 				}
 				got := h.read(y)
@@ -130,6 +194,9 @@ func testConvForward(t *testing.T, d *Device) {
 					want := make([]float32, g.YLen())
 					if err := cpuref.Conv2DForwardDirect(g, x, w, b, want); err != nil {
 						t.Fatal(err)
+					}
+					if relu {
+						reluRef(want)
 					}
 					checkExact32(t, "y", got, want)
 				} else {
@@ -141,8 +208,11 @@ func testConvForward(t *testing.T, d *Device) {
 					if err := cpuref.Conv2DForwardDirect(g, abs64(x), abs64(w), abs64(b), abs); err != nil {
 						t.Fatal(err)
 					}
+					if relu {
+						reluRef(want) // |relu(a) − relu(b)| ≤ |a − b|: the same tolerance holds
+					}
 					// C·R·S products and C·R·S + 1 additions (the bias).
-					checkClose(t, "y", got, want, sumBound(2*g.C*g.R*g.S+1, abs))
+					checkClose(t, "y", got, want, convTol(a, 2*g.C*g.R*g.S+1, abs))
 				}
 				h.check()
 			})
@@ -150,7 +220,7 @@ func testConvForward(t *testing.T, d *Device) {
 	}
 }
 
-func testConvBackwardData(t *testing.T, d *Device) {
+func testConvBackwardData(t *testing.T, d *Device, a ConvAlgo) {
 	for _, g := range convShapes {
 		for _, kind := range inputKinds {
 			name := "inputs=" + kind + "/" + g.String()
@@ -159,7 +229,7 @@ func testConvBackwardData(t *testing.T, d *Device) {
 				dy, w := in[0], in[1]
 				h := newHarness(t, d)
 				dx := h.out("dx", g.XLen())
-				if err := d.Conv2DBackwardData(g, h.in("dy", dy), h.in("w", w), dx); err != nil {
+				if err := d.runConv(a, ConvBwdData, g, h.in("dy", dy), h.in("w", w), nil, dx, false); err != nil {
 					t.Fatal(err)
 				}
 				got := h.read(dx)
@@ -179,7 +249,7 @@ func testConvBackwardData(t *testing.T, d *Device) {
 						t.Fatal(err)
 					}
 					// At most K·R·S terms per element.
-					checkClose(t, "dx", got, want, sumBound(2*g.K*g.R*g.S, abs))
+					checkClose(t, "dx", got, want, convTol(a, 2*g.K*g.R*g.S, abs))
 				}
 				h.check()
 			})
@@ -187,7 +257,7 @@ func testConvBackwardData(t *testing.T, d *Device) {
 	}
 }
 
-func testConvBackwardFilter(t *testing.T, d *Device) {
+func testConvBackwardFilter(t *testing.T, d *Device, a ConvAlgo) {
 	for _, g := range convShapes {
 		for _, kind := range inputKinds {
 			name := "inputs=" + kind + "/" + g.String()
@@ -196,7 +266,7 @@ func testConvBackwardFilter(t *testing.T, d *Device) {
 				x, dy := in[0], in[1]
 				h := newHarness(t, d)
 				dw := h.out("dw", g.WLen())
-				if err := d.Conv2DBackwardFilter(g, h.in("x", x), h.in("dy", dy), dw); err != nil {
+				if err := d.runConv(a, ConvBwdFilter, g, h.in("x", x), h.in("dy", dy), nil, dw, false); err != nil {
 					t.Fatal(err)
 				}
 				got := h.read(dw)
@@ -216,7 +286,9 @@ func testConvBackwardFilter(t *testing.T, d *Device) {
 						t.Fatal(err)
 					}
 					// N·P·Q terms per weight.
-					checkClose(t, "dw", got, want, sumBound(2*g.N*g.P()*g.Q(), abs))
+					// N·P·Q products and additions, plus the split-K
+					// second pass (at most 64 more additions).
+					checkClose(t, "dw", got, want, convTol(a, 2*g.N*g.P()*g.Q()+64, abs))
 				}
 				h.check()
 			})
@@ -973,7 +1045,32 @@ func sameBits(t *testing.T, what string, got, want [][]uint32) {
 // testDeterminism runs each bitCase twice into fresh poisoned outputs: the
 // bits must be identical.
 func testDeterminism(t *testing.T, d *Device) {
-	for _, c := range bitCases() {
+	cases := bitCases()
+	// Every implicit-GEMM bwd-filter with its split-K (N·P·Q = 4·16·16 =
+	// 1024: 128 k-tiles in 4 splits) and the other implicit-GEMM passes.
+	g := cg(4, 3, 16, 16, 20, 3, 3, 1, 1, 1, 1)
+	if s, _ := wgradSplits(g); s < 2 {
+		t.Fatalf("wgradSplits(%v) = %d, want a split", g, s)
+	}
+	for _, a := range d.ConvAlgos() {
+		if a == ConvDirect {
+			continue // in bitCases
+		}
+		cases = append(cases,
+			bitCase{a.KernelName(ConvBwdFilter), []int{g.XLen(), g.YLen()}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+				dw := h.out("dw", g.WLen())
+				return []*Buffer{dw}, d.runConv(a, ConvBwdFilter, g, h.in("x", in[0]), h.in("dy", in[1]), nil, dw, false)
+			}},
+			bitCase{a.KernelName(ConvFwd), []int{g.XLen(), g.WLen(), g.K}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+				y := h.out("y", g.YLen())
+				return []*Buffer{y}, d.runConv(a, ConvFwd, g, h.in("x", in[0]), h.in("w", in[1]), h.in("b", in[2]), y, false)
+			}},
+			bitCase{a.KernelName(ConvBwdData), []int{g.YLen(), g.WLen()}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+				dx := h.out("dx", g.XLen())
+				return []*Buffer{dx}, d.runConv(a, ConvBwdData, g, h.in("dy", in[0]), h.in("w", in[1]), nil, dx, false)
+			}})
+	}
+	for _, c := range cases {
 		t.Run("kernel="+c.name, func(t *testing.T) {
 			first := runBits(t, d, c)
 			sameBits(t, "run 2 vs run 1", runBits(t, d, c), first)

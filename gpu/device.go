@@ -50,8 +50,10 @@ type Device struct {
 	sim    *simDriver // nil on a real GPU
 	info   DeviceInfo
 	mods   []module
-	fns    [numKernels]function
+	fns    [numKernels]function // nil for a kernel whose Target the device cannot run
 	closed bool
+
+	precision Precision // of the convolution passes, see SetPrecision
 
 	args [maxArgs]uint64 // argument staging, reused by every launch
 
@@ -144,7 +146,17 @@ func newDevice(drv driver, sim *simDriver) (*Device, error) {
 func (d *Device) loadKernels() error {
 	fns := make(map[string]function)
 	byFile := make(map[string]module)
+	// A file is loaded when the device runs the target of its kernels
+	// (kernels.Kernel.Target: the sm_80 tensor-core kernels are not loaded
+	// on an older GPU, whose JIT would refuse them).
+	fileOK := make(map[string]bool)
+	for _, k := range kernels.All {
+		fileOK[k.File] = d.targetOK(k.Target)
+	}
 	for _, file := range kernels.Files() {
+		if ok, listed := fileOK[file]; listed && !ok {
+			continue
+		}
 		src, err := kernels.PTX(file)
 		if err != nil {
 			return fmt.Errorf("gpu: kernels %s: %w", file, err)
@@ -156,7 +168,12 @@ func (d *Device) loadKernels() error {
 		d.mods = append(d.mods, m)
 		byFile[file] = m
 	}
+	skipped := make(map[string]bool)
 	for _, k := range kernels.All {
+		if !d.targetOK(k.Target) {
+			skipped[k.Name] = true
+			continue
+		}
 		m, ok := byFile[k.File]
 		if !ok {
 			return fmt.Errorf("gpu: kernel %s: file %s is not embedded", k.Name, k.File)
@@ -171,6 +188,9 @@ func (d *Device) loadKernels() error {
 		spec := kernelSpecs[id]
 		if err := spec.check(); err != nil {
 			return err
+		}
+		if skipped[spec.name] {
+			continue // d.fns[id] stays nil; its launcher refuses
 		}
 		fn, ok := fns[spec.name]
 		if !ok {

@@ -33,6 +33,13 @@ const (
 	kGatherF32
 	kGatherI32
 	kFill
+	kConvFwdIGemm
+	kConvBwdDataIGemm
+	kConvBwdFilterIGemm
+	kConvBwdFilterReduce
+	kConvFwdTF32
+	kConvBwdDataTF32
+	kConvBwdFilterTF32
 	kSGDNesterov // launch_optim.go
 	kAdam        // launch_optim.go
 	numKernels
@@ -73,6 +80,14 @@ var kernelSpecs = [numKernels]kernelSpec{
 	kGatherF32:      {"gather_rows_f32_v1", "pppii"},
 	kGatherI32:      {"gather_rows_i32_v1", "pppii"},
 	kFill:           {"fill_f32_v1", "pif"},
+
+	kConvFwdIGemm:        {"conv2d_fwd_v2_igemm", "pppp" + convSig + "i"},
+	kConvBwdDataIGemm:    {"conv2d_bwd_data_v2_igemm", "ppp" + convSig},
+	kConvBwdFilterIGemm:  {"conv2d_bwd_filter_v2_igemm", "ppp" + convSig + "i"},
+	kConvBwdFilterReduce: {"conv2d_bwd_filter_v2_reduce", "ppii"},
+	kConvFwdTF32:         {"conv2d_fwd_v3_igemm_tf32", "pppp" + convSig + "i"},
+	kConvBwdDataTF32:     {"conv2d_bwd_data_v3_igemm_tf32", "ppp" + convSig},
+	kConvBwdFilterTF32:   {"conv2d_bwd_filter_v3_igemm_tf32", "ppp" + convSig + "i"},
 
 	kSGDNesterov: {"sgd_nesterov_v1", "pppifff"},
 	kAdam:        {"adam_v1", "ppppifffffffffi"},
@@ -226,21 +241,8 @@ func dims(sizes []int, groups ...[]int) error {
 	return nil
 }
 
-// Conv2DForward computes the convolution with stride and zero padding
-//
-//	y[n,k,p,q] = b[k] + Σ_c Σ_r Σ_s w[k,c,r,s] · x[n,c, p·sh − ph + r, q·sw − pw + s]
-//
-// x is (N,C,H,W), w is (K,C,R,S), b is (K) or nil (no bias), y is
-// (N,K,P,Q), all float32. Kernel conv2d_fwd_v1_direct, 1-D over N·K·P·Q.
-func (d *Device) Conv2DForward(g cpuref.ConvGeom, x, w, b, y *Buffer) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.conv2DForward(g, x, w, b, y); err != nil {
-		return launchErr(kConvFwd, g, err)
-	}
-	return nil
-}
-
+// conv2DForward launches conv2d_fwd_v1_direct, 1-D over N·K·P·Q (see
+// Conv2DForward).
 func (d *Device) conv2DForward(g cpuref.ConvGeom, x, w, b, y *Buffer) error {
 	if err := g.Validate(); err != nil {
 		return err
@@ -263,23 +265,8 @@ func (d *Device) conv2DForward(g cpuref.ConvGeom, x, w, b, y *Buffer) error {
 		argI32(g.P()), argI32(g.Q()), argI32(g.StrideH), argI32(g.StrideW), argI32(g.PadH), argI32(g.PadW))
 }
 
-// Conv2DBackwardData overwrites dx with ∂E/∂x, the full correlation of dy
-// with the rotated filters:
-//
-//	dx[n,c,h,w] = Σ_k Σ_r Σ_s dy[n,k,p,q] · w[k,c,r,s],
-//	p = (h + ph − r)/sh, q = (w + pw − s)/sw when divisible and in range.
-//
-// dy is (N,K,P,Q), w is (K,C,R,S), dx is (N,C,H,W).
-// Kernel conv2d_bwd_data_v1_direct, 1-D over N·C·H·W.
-func (d *Device) Conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx *Buffer) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.conv2DBackwardData(g, dy, w, dx); err != nil {
-		return launchErr(kConvBwdData, g, err)
-	}
-	return nil
-}
-
+// conv2DBackwardData launches conv2d_bwd_data_v1_direct, 1-D over
+// N·C·H·W (see Conv2DBackwardData).
 func (d *Device) conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx *Buffer) error {
 	if err := g.Validate(); err != nil {
 		return err
@@ -299,22 +286,9 @@ func (d *Device) conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx *Buffer) error 
 		argI32(g.P()), argI32(g.Q()), argI32(g.StrideH), argI32(g.StrideW), argI32(g.PadH), argI32(g.PadW))
 }
 
-// Conv2DBackwardFilter overwrites dw with ∂E/∂w:
-//
-//	dw[k,c,r,s] = Σ_n Σ_p Σ_q dy[n,k,p,q] · x[n,c, p·sh − ph + r, q·sw − pw + s]
-//
-// x is (N,C,H,W), dy is (N,K,P,Q), dw is (K,C,R,S). Deterministic: one
-// 256-thread block per weight, fixed strided partial sums and a fixed tree.
-// Kernel conv2d_bwd_filter_v1_direct, grid K·C·R·S.
-func (d *Device) Conv2DBackwardFilter(g cpuref.ConvGeom, x, dy, dw *Buffer) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.conv2DBackwardFilter(g, x, dy, dw); err != nil {
-		return launchErr(kConvBwdFilter, g, err)
-	}
-	return nil
-}
-
+// conv2DBackwardFilter launches conv2d_bwd_filter_v1_direct, one
+// 256-thread block per weight: fixed strided partial sums and a fixed
+// tree (see Conv2DBackwardFilter).
 func (d *Device) conv2DBackwardFilter(g cpuref.ConvGeom, x, dy, dw *Buffer) error {
 	if err := g.Validate(); err != nil {
 		return err

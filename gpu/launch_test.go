@@ -63,6 +63,10 @@ func (f *fakeDriver) Synchronize() error       { return nil }
 func (f *fakeDriver) NewEvent() (event, error) { return nil, errors.New("fake: no events") }
 func (f *fakeDriver) Close() error             { return nil }
 
+// launcherTestedElsewhere names kernels whose launchers other tests check
+// argument by argument (multi-dimensional grids: launch_igemm_test.go).
+var launcherTestedElsewhere = map[string]bool{}
+
 func openFake(t *testing.T) (*Device, *fakeDriver) {
 	t.Helper()
 	f := &fakeDriver{}
@@ -245,7 +249,7 @@ func TestLaunchers(t *testing.T) {
 		})
 	}
 	for _, k := range kernels.All {
-		if !seen[k.Name] {
+		if !seen[k.Name] && !launcherTestedElsewhere[k.Name] {
 			t.Errorf("kernel %s has no launcher case", k.Name)
 		}
 	}

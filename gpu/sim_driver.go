@@ -49,7 +49,7 @@ func newSimDriver(opts SimOptions) (*simDriver, error) {
 func (s *simDriver) Info() (DeviceInfo, error) {
 	return DeviceInfo{
 		Name:              "ptxsim",
-		ComputeMajor:      7,
+		ComputeMajor:      9, // it runs every target, sm_80's tensor-core kernels included
 		ComputeMinor:      0,
 		SMs:               s.opts.Workers,
 		TotalMemoryBytes:  s.limit,

@@ -52,7 +52,10 @@ type Kernel struct {
 	Name   string
 	File   string // e.g. "conv.ptx"
 	Params []Param
-	Target string // e.g. "sm_70"
+	// Target is the PTX target of the kernel's file: "sm_70" (loads on
+	// every supported GPU) or "sm_80" (tensor-core kernels; loads on
+	// compute capability 8.0 and newer only).
+	Target string
 	Doc    string
 }
 
@@ -101,6 +104,59 @@ var All = []Kernel{
 		Params: params("dy", ptr, "db", ptr, "N", i32, "K", i32, "PQ", i32),
 		Doc: "db[k] = Σ_n Σ_pq dy[n,k,pq]; one block per k, strided per-thread sums then a fixed " +
 			"shared-memory tree. grid.x = K, block.x = 256.",
+	},
+	{
+		Name: "conv2d_fwd_v2_igemm", File: "conv_igemm.ptx", Target: "sm_70",
+		Params: params("x", ptr, "w", ptr, "b", ptr, "y", ptr, "N", i32, "C", i32, "H", i32, "W", i32,
+			"K", i32, "R", i32, "S", i32, "P", i32, "Q", i32, "sh", i32, "sw", i32, "ph", i32, "pw", i32,
+			"relu", i32),
+		Doc: "y = act(b[k] + Σ_c,r,s w[k,c,r,s]·x[n,c,p·sh−ph+r,q·sw−pw+s]) as an FP32 implicit GEMM " +
+			"(M = N·P·Q, N = K, K = C·R·S; 128×64×8 tiles, FFMA chain from 0, b[k] added last; b may " +
+			"be null; act = ReLU when relu ≠ 0). grid = (⌈N·P·Q/128⌉, ⌈K/64⌉), block.x = 256.",
+	},
+	{
+		Name: "conv2d_bwd_data_v2_igemm", File: "conv_igemm.ptx", Target: "sm_70",
+		Params: params("dy", ptr, "w", ptr, "dx", ptr, "N", i32, "C", i32, "H", i32, "W", i32,
+			"K", i32, "R", i32, "S", i32, "P", i32, "Q", i32, "sh", i32, "sw", i32, "ph", i32, "pw", i32),
+		Doc: "dx as conv2d_bwd_data_v1_direct, as an FP32 implicit GEMM (M = N·H·W, N = C, " +
+			"K = K·R·S). grid = (⌈N·H·W/128⌉, ⌈C/64⌉), block.x = 256.",
+	},
+	{
+		Name: "conv2d_bwd_filter_v2_igemm", File: "conv_igemm.ptx", Target: "sm_70",
+		Params: params("x", ptr, "dy", ptr, "ws", ptr, "N", i32, "C", i32, "H", i32, "W", i32,
+			"K", i32, "R", i32, "S", i32, "P", i32, "Q", i32, "sh", i32, "sw", i32, "ph", i32, "pw", i32,
+			"tilesPerSplit", i32),
+		Doc: "split z of dw: ws[z,k,c,r,s] = Σ over j = (n·P+p)·Q+q in [8·tilesPerSplit·z, " +
+			"8·tilesPerSplit·(z+1)) of dy·x, an FP32 implicit GEMM (M = C·R·S, N = K, K = N·P·Q). " +
+			"grid = (⌈C·R·S/128⌉, ⌈K/64⌉, splits), block.x = 256.",
+	},
+	{
+		Name: "conv2d_bwd_filter_v2_reduce", File: "conv_igemm.ptx", Target: "sm_70",
+		Params: params("ws", ptr, "dw", ptr, "splits", i32, "n", i32),
+		Doc:    "dw[i] = Σ_z ws[z·n+i], z ascending from ws[i] (fixed order). 1-D over n.",
+	},
+	{
+		Name: "conv2d_fwd_v3_igemm_tf32", File: "conv_igemm_tf32.ptx", Target: "sm_80",
+		Params: params("x", ptr, "w", ptr, "b", ptr, "y", ptr, "N", i32, "C", i32, "H", i32, "W", i32,
+			"K", i32, "R", i32, "S", i32, "P", i32, "Q", i32, "sh", i32, "sw", i32, "ph", i32, "pw", i32,
+			"relu", i32),
+		Doc: "conv2d_fwd_v2_igemm on TF32 tensor cores (mma.sync m16n8k8; operands rounded to TF32 " +
+			"with cvt.rna, float32 accumulation). grid = (⌈N·P·Q/128⌉, ⌈K/64⌉), block.x = 256.",
+	},
+	{
+		Name: "conv2d_bwd_data_v3_igemm_tf32", File: "conv_igemm_tf32.ptx", Target: "sm_80",
+		Params: params("dy", ptr, "w", ptr, "dx", ptr, "N", i32, "C", i32, "H", i32, "W", i32,
+			"K", i32, "R", i32, "S", i32, "P", i32, "Q", i32, "sh", i32, "sw", i32, "ph", i32, "pw", i32),
+		Doc: "conv2d_bwd_data_v2_igemm on TF32 tensor cores. grid = (⌈N·H·W/128⌉, ⌈C/64⌉), " +
+			"block.x = 256.",
+	},
+	{
+		Name: "conv2d_bwd_filter_v3_igemm_tf32", File: "conv_igemm_tf32.ptx", Target: "sm_80",
+		Params: params("x", ptr, "dy", ptr, "ws", ptr, "N", i32, "C", i32, "H", i32, "W", i32,
+			"K", i32, "R", i32, "S", i32, "P", i32, "Q", i32, "sh", i32, "sw", i32, "ph", i32, "pw", i32,
+			"tilesPerSplit", i32),
+		Doc: "conv2d_bwd_filter_v2_igemm on TF32 tensor cores (same splits; the second pass is " +
+			"conv2d_bwd_filter_v2_reduce). grid = (⌈C·R·S/128⌉, ⌈K/64⌉, splits), block.x = 256.",
 	},
 	{
 		Name: "relu_fwd_v1", File: "activation.ptx", Target: "sm_70",

@@ -16,6 +16,12 @@
 #   --cuda-gpu-arch=sm_70
 #       baseline target: the PTX (.target sm_70, .version 6.0) JIT-compiles
 #       on Volta and every newer GPU with any CUDA 12 or 13 driver.
+#   --cuda-gpu-arch=sm_80
+#       for a source that needs Ampere instructions (mma.sync with .tf32,
+#       cvt.rna.tf32): it says so with a line
+#           // gen-ptx: target sm_80
+#       and its PTX (.target sm_80, .version 7.0) loads on sm_80 and newer
+#       only; package gpu loads it only on such devices (kernels.Kernel.Target).
 #   -O3
 #   -ffp-contract=off
 #       no implicit fused multiply-add: the PTX contains exactly the roundings
@@ -34,7 +40,18 @@
 set -euo pipefail
 
 CLANG=${CLANG:-clang-19}
-FLAGS=(-x cuda --cuda-device-only -nocudainc -nocudalib -O3 --cuda-gpu-arch=sm_70 -ffp-contract=off -S)
+# A source is compiled with FLAGS_PRE, --cuda-gpu-arch=$(target src), FLAGS_POST
+# (sm_70 unless the source names another, see above).
+FLAGS_PRE=(-x cuda --cuda-device-only -nocudainc -nocudalib -O3)
+FLAGS_POST=(-ffp-contract=off -S)
+
+# target prints the target a source asks for with "// gen-ptx: target sm_NN",
+# or sm_70.
+target() {
+	local t
+	t=$(sed -n 's|^// gen-ptx: target \(sm_[0-9][0-9]*\)$|\1|p' "$1" | head -n 1)
+	echo "${t:-sm_70}"
+}
 
 check=0
 case "${1-}" in
@@ -73,6 +90,7 @@ fi
 
 for src in "${sources[@]}"; do
 	ptx=${src%.cu}.ptx
+	FLAGS=("${FLAGS_PRE[@]}" "--cuda-gpu-arch=$(target "$src")" "${FLAGS_POST[@]}")
 	if ! "$CLANG" "${FLAGS[@]}" -o "$out/$ptx.body" "$src"; then
 		echo "gen-ptx.sh: $CLANG failed on kernels/$src; no .ptx was changed" >&2
 		exit 1

@@ -1,0 +1,237 @@
+package gpu
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/convtrain/convtrain/cpuref"
+)
+
+// Precision is the arithmetic of the convolution kernels of a Device.
+type Precision int
+
+const (
+	// FP32 is exact float32 arithmetic (FFMA): the default, equal to cpuref
+	// within float32 rounding, and exactly equal on integer-valued inputs.
+	FP32 Precision = iota
+	// TF32 runs the implicit-GEMM convolutions on tensor cores (mma.sync
+	// m16n8k8 .tf32, compute capability 8.0 and newer): each input of a
+	// product is rounded to TF32 (10 explicit mantissa bits, round to
+	// nearest, ties away from zero), products and sums are float32. The
+	// error of a result is then at most about 2⁻¹⁰·Σ|terms| more than
+	// FP32's. Opt-in.
+	TF32
+)
+
+func (p Precision) String() string {
+	switch p {
+	case FP32:
+		return "fp32"
+	case TF32:
+		return "tf32"
+	}
+	return fmt.Sprintf("Precision(%d)", int(p))
+}
+
+// ParsePrecision parses "fp32" or "tf32" (case-insensitive), the values
+// of a -precision flag.
+func ParsePrecision(s string) (Precision, error) {
+	switch strings.ToLower(s) {
+	case "fp32":
+		return FP32, nil
+	case "tf32":
+		return TF32, nil
+	}
+	return FP32, fmt.Errorf("gpu: precision %q: want fp32 or tf32", s)
+}
+
+// SetPrecision selects the arithmetic of the convolution passes launched
+// from now on (see ConvAlgoFor). TF32 needs compute capability 8.0 or newer
+// (the simulator reports 9.0); on an older GPU SetPrecision(TF32) returns an
+// error and leaves the precision unchanged.
+func (d *Device) SetPrecision(p Precision) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch p {
+	case FP32:
+	case TF32:
+		if !d.hasTarget(80) {
+			return fmt.Errorf("gpu: precision tf32 needs compute capability 8.0 or newer, device %s is sm_%d%d",
+				d.info.Name, d.info.ComputeMajor, d.info.ComputeMinor)
+		}
+	default:
+		return fmt.Errorf("gpu: unknown precision %d", int(p))
+	}
+	d.precision = p
+	return nil
+}
+
+// Precision returns the precision set with SetPrecision (FP32 by default).
+func (d *Device) Precision() Precision {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.precision
+}
+
+// hasTarget reports whether the device runs PTX built for sm_NN, nn = 10·major + minor.
+func (d *Device) hasTarget(nn int) bool {
+	return 10*d.info.ComputeMajor+d.info.ComputeMinor >= nn
+}
+
+// targetOK reports whether the device runs a kernel of kernels.Kernel.Target t
+// ("sm_70", "sm_80", …). A driver that reports no compute capability
+// (major 0: the test doubles) is assumed to run every target.
+func (d *Device) targetOK(t string) bool {
+	if d.info.ComputeMajor == 0 {
+		return true
+	}
+	var nn int
+	if _, err := fmt.Sscanf(t, "sm_%d", &nn); err != nil {
+		return false
+	}
+	return d.hasTarget(nn)
+}
+
+// ConvPass is one of the three passes of a convolution.
+type ConvPass int
+
+const (
+	ConvFwd       ConvPass = iota // y from x and w
+	ConvBwdData                   // dx from dy and w
+	ConvBwdFilter                 // dw from x and dy
+	numConvPasses
+)
+
+func (p ConvPass) String() string {
+	switch p {
+	case ConvFwd:
+		return "fwd"
+	case ConvBwdData:
+		return "bwd_data"
+	case ConvBwdFilter:
+		return "bwd_filter"
+	}
+	return fmt.Sprintf("ConvPass(%d)", int(p))
+}
+
+// ConvAlgo is a family of convolution kernels: one kernel version per
+// pass.
+type ConvAlgo int
+
+const (
+	// ConvDirect is the v1 kernels: one thread per output element, FP32.
+	ConvDirect ConvAlgo = iota
+	// ConvIGemm is the v2 kernels: FP32 implicit GEMM with 128×64×8
+	// shared-memory tiles, 8×4 outputs per thread, split-K bwd-filter.
+	ConvIGemm
+	// ConvIGemmTF32 is the v3 kernels: the same implicit GEMM on tensor
+	// cores (TF32; sm_80 and newer).
+	ConvIGemmTF32
+	numConvAlgos
+)
+
+func (a ConvAlgo) String() string {
+	switch a {
+	case ConvDirect:
+		return "direct"
+	case ConvIGemm:
+		return "igemm"
+	case ConvIGemmTF32:
+		return "igemm_tf32"
+	}
+	return fmt.Sprintf("ConvAlgo(%d)", int(a))
+}
+
+// convKernels is the kernel of each (algo, pass).
+var convKernels = [numConvAlgos][numConvPasses]kernelID{
+	ConvDirect:    {kConvFwd, kConvBwdData, kConvBwdFilter},
+	ConvIGemm:     {kConvFwdIGemm, kConvBwdDataIGemm, kConvBwdFilterIGemm},
+	ConvIGemmTF32: {kConvFwdTF32, kConvBwdDataTF32, kConvBwdFilterTF32},
+}
+
+// KernelName is the name of the kernel that runs pass p of algorithm a.
+func (a ConvAlgo) KernelName(p ConvPass) string {
+	if a < 0 || a >= numConvAlgos || p < 0 || p >= numConvPasses {
+		return ""
+	}
+	return kernelSpecs[convKernels[a][p]].name
+}
+
+// convAlgoAvailable reports whether the device has loaded the kernels of a.
+func (d *Device) convAlgoAvailable(a ConvAlgo) bool {
+	for p := ConvPass(0); p < numConvPasses; p++ {
+		if d.fns[convKernels[a][p]] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// ConvAlgos lists the algorithms this device can run (ConvIGemmTF32 only
+// on compute capability 8.0 and newer), whatever the precision setting:
+// the candidates a conformance suite must run.
+func (d *Device) ConvAlgos() []ConvAlgo {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []ConvAlgo
+	for a := ConvAlgo(0); a < numConvAlgos; a++ {
+		if d.convAlgoAvailable(a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// igemmMinN and igemmMinK are the dispatcher's thresholds: the GEMM's
+// N side (the 64-wide tile) and its reduction length below which the
+// direct kernels run.
+const (
+	igemmMinN = 16
+	igemmMinK = 16
+)
+
+// ConvAlgoFor returns the algorithm that Conv2DForward,
+// Conv2DForwardReLU, Conv2DBackwardData and Conv2DBackwardFilter use for
+// pass p of geometry g on this device at its current precision. The rule:
+//
+//	GEMM view of the pass      N side (64-wide tile)   reduction length
+//	forward                    K                        C·R·S
+//	backward-data              C                        K·R·S
+//	backward-filter            K                        N·P·Q
+//
+//	if N side < 16 or reduction length < 16:  ConvDirect
+//	   (an implicit-GEMM tile would be at least 3/4 padding: on the
+//	   simulator the direct kernels then execute fewer instructions per
+//	   useful FMA, see BENCHMARKS.md "Kernels")
+//	else if precision is TF32 (SetPrecision; only on sm_80+): ConvIGemmTF32
+//	else:                                                     ConvIGemm
+//
+// The choice depends on the shape, the precision and (through
+// SetPrecision) the compute capability only, never on timing, so a run is
+// reproducible.
+func (d *Device) ConvAlgoFor(p ConvPass, g cpuref.ConvGeom) ConvAlgo {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.convAlgoFor(p, g)
+}
+
+func (d *Device) convAlgoFor(p ConvPass, g cpuref.ConvGeom) ConvAlgo {
+	var n, k int
+	switch p {
+	case ConvFwd:
+		n, k = g.K, g.C*g.R*g.S
+	case ConvBwdData:
+		n, k = g.C, g.K*g.R*g.S
+	default:
+		n, k = g.K, g.N*g.P()*g.Q()
+	}
+	switch {
+	case n < igemmMinN || k < igemmMinK:
+		return ConvDirect
+	case d.precision == TF32 && d.convAlgoAvailable(ConvIGemmTF32):
+		return ConvIGemmTF32
+	case d.convAlgoAvailable(ConvIGemm):
+		return ConvIGemm
+	}
+	return ConvDirect
+}

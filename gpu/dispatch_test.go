@@ -1,0 +1,112 @@
+package gpu
+
+import (
+	"testing"
+
+	"github.com/convtrain/convtrain/cpuref"
+)
+
+// testConvDispatch checks ConvAlgoFor's rule on shapes on both sides of
+// each threshold, at both precisions where the device has TF32, and (on
+// the simulator, whose per-kernel counters name what ran) that the
+// dispatching entry points launch the chosen kernels.
+func testConvDispatch(t *testing.T, d *Device) {
+	cases := []struct {
+		pass ConvPass
+		g    cpuref.ConvGeom
+		big  bool // the rule picks an implicit GEMM
+	}{
+		{ConvFwd, cg(2, 1, 12, 12, 8, 5, 5, 1, 1, 0, 0), false},      // K = 8 < 16
+		{ConvFwd, cg(2, 8, 12, 12, 16, 5, 5, 1, 1, 0, 0), true},      // K = 16, C·R·S = 200
+		{ConvFwd, cg(2, 3, 5, 5, 32, 2, 2, 1, 1, 0, 0), false},       // C·R·S = 12 < 16
+		{ConvBwdData, cg(2, 8, 12, 12, 16, 5, 5, 1, 1, 0, 0), false}, // C = 8 < 16
+		{ConvBwdData, cg(2, 16, 6, 6, 2, 3, 3, 1, 1, 1, 1), true},    // C = 16, K·R·S = 18
+		{ConvBwdData, cg(2, 16, 6, 6, 1, 3, 3, 1, 1, 1, 1), false},   // K·R·S = 9 < 16
+		{ConvBwdFilter, cg(1, 2, 3, 3, 20, 1, 1, 1, 1, 0, 0), false}, // N·P·Q = 9 < 16
+		{ConvBwdFilter, cg(1, 2, 4, 4, 20, 1, 1, 1, 1, 0, 0), true},  // K = 20, N·P·Q = 16
+		{ConvBwdFilter, cg(2, 2, 6, 6, 15, 1, 1, 1, 1, 0, 0), false}, // K = 15 < 16
+	}
+	precisions := []Precision{FP32}
+	if d.hasTarget(80) {
+		precisions = append(precisions, TF32)
+	} else if err := d.SetPrecision(TF32); err == nil {
+		t.Errorf("SetPrecision(tf32) on %v: no error", d)
+	}
+	t.Cleanup(func() {
+		if err := d.SetPrecision(FP32); err != nil {
+			t.Errorf("SetPrecision(fp32): %v", err)
+		}
+	})
+	for _, prec := range precisions {
+		if err := d.SetPrecision(prec); err != nil {
+			t.Fatal(err)
+		}
+		if got := d.Precision(); got != prec {
+			t.Fatalf("Precision() = %v after SetPrecision(%v)", got, prec)
+		}
+		for _, c := range cases {
+			t.Run(kv("precision", prec, "pass", c.pass)+"/"+c.g.String(), func(t *testing.T) {
+				want := ConvDirect
+				if c.big {
+					want = ConvIGemm
+					if prec == TF32 {
+						want = ConvIGemmTF32
+					}
+				}
+				if got := d.ConvAlgoFor(c.pass, c.g); got != want {
+					t.Fatalf("ConvAlgoFor(%v, %v) = %v, want %v", c.pass, c.g, got, want)
+				}
+				if !d.IsSim() {
+					return
+				}
+				g := c.g
+				h := newHarness(t, d)
+				x, w, y := h.in("x", make([]float32, g.XLen())), h.in("w", make([]float32, g.WLen())), h.in("y", make([]float32, g.YLen()))
+				d.ResetKernelStats()
+				var err error
+				switch c.pass {
+				case ConvFwd:
+					err = d.Conv2DForwardReLU(g, x, w, nil, h.out("out", g.YLen()))
+				case ConvBwdData:
+					err = d.Conv2DBackwardData(g, y, w, h.out("out", g.XLen()))
+				default:
+					err = d.Conv2DBackwardFilter(g, x, y, h.out("out", g.WLen()))
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				name := want.KernelName(c.pass)
+				if st := d.KernelStats(); st[name].Launches != 1 {
+					t.Errorf("kernel %s launched %d times, want 1 (launched: %v)", name, st[name].Launches, st)
+				}
+			})
+		}
+	}
+}
+
+// TestSetPrecision checks the precision setting on a device without a
+// compute capability ≥ 8.0 (the fake driver reports none): TF32 is
+// refused and FP32 stays; unknown precisions are refused; ParsePrecision
+// reads the flag values.
+func TestSetPrecision(t *testing.T) {
+	d, _ := openFake(t)
+	if err := d.SetPrecision(TF32); err == nil {
+		t.Errorf("SetPrecision(tf32) on a device below sm_80: no error")
+	}
+	if err := d.SetPrecision(Precision(7)); err == nil {
+		t.Errorf("SetPrecision(7): no error")
+	}
+	if got := d.Precision(); got != FP32 {
+		t.Errorf("Precision() = %v after refused settings, want fp32", got)
+	}
+	for _, c := range []struct {
+		in   string
+		want Precision
+		ok   bool
+	}{{"fp32", FP32, true}, {"TF32", TF32, true}, {"fp16", FP32, false}, {"", FP32, false}} {
+		got, err := ParsePrecision(c.in)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("ParsePrecision(%q) = %v, %v; want %v, ok=%v", c.in, got, err, c.want, c.ok)
+		}
+	}
+}

@@ -1,0 +1,256 @@
+package gpu
+
+import (
+	"fmt"
+
+	"github.com/convtrain/convtrain/cpuref"
+)
+
+// Launchers of the implicit-GEMM convolution kernels (kernels/igemm.cuh):
+// conv2d_*_v2_igemm (FP32) and conv2d_*_v3_igemm_tf32 (TF32, sm_80), and
+// the convolution entry points that dispatch between them and the direct
+// v1 kernels (ConvAlgoFor).
+
+// Tile shape of the implicit-GEMM kernels (kBM, kBN, kBK in igemm.cuh).
+const (
+	igemmBM      = 128
+	igemmBN      = 64
+	igemmBK      = 8
+	igemmThreads = 256
+)
+
+// igemmGrid is the launch shape of an implicit GEMM with m rows and n
+// columns and z splits.
+func igemmGrid(m, n, z int) (grid, block Dim3) {
+	return Dim3{ceilDiv(m, igemmBM), ceilDiv(n, igemmBN), z}, Dim3{igemmThreads, 1, 1}
+}
+
+// Split-K of the implicit-GEMM backward-filter pass.
+const (
+	// wgradTargetBlocks is the number of blocks the split aims at: about
+	// two waves of 256-thread blocks on a 132-SM H100.
+	wgradTargetBlocks = 256
+	// wgradMinTiles is the fewest 8-wide k-tiles (256 reduction terms) a
+	// split gets: below that, the second pass costs more than it saves.
+	wgradMinTiles = 32
+	// wgradMaxSplits bounds the workspace (splits·K·C·R·S floats).
+	wgradMaxSplits = 64
+)
+
+// wgradSplits returns the split count and the k-tiles per split of the
+// backward-filter implicit GEMM of g: a function of the shape only, so
+// that the sum order, and with it every bit of dw, is the same on every
+// device and every run. No split is empty.
+func wgradSplits(g cpuref.ConvGeom) (splits, tilesPerSplit int) {
+	tiles := ceilDiv(g.N*g.P()*g.Q(), igemmBK)
+	crs := g.C * g.R * g.S
+	blocks := ceilDiv(crs, igemmBM) * ceilDiv(g.K, igemmBN)
+	splits = min(ceilDiv(wgradTargetBlocks, blocks), tiles/wgradMinTiles, wgradMaxSplits, maxElems/(g.K*crs))
+	splits = max(splits, 1)
+	tilesPerSplit = ceilDiv(tiles, splits)
+	return ceilDiv(tiles, tilesPerSplit), tilesPerSplit
+}
+
+// launchConv launches a conv kernel with pointer arguments ptrs, the
+// geometry and the trailing int32 arguments more, without allocating.
+func (d *Device) launchConv(id kernelID, grid, block Dim3, g cpuref.ConvGeom, ptrs []uint64, more ...int) error {
+	if d.fns[id] == nil {
+		return fmt.Errorf("kernel needs a newer GPU than %s (sm_%d%d)", d.info.Name, d.info.ComputeMajor, d.info.ComputeMinor)
+	}
+	var a [maxArgs]uint64
+	n := copy(a[:], ptrs)
+	// The 13 geometry arguments N,C,H,W,K,R,S,P,Q,sh,sw,ph,pw.
+	for _, v := range [...]int{g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.P(), g.Q(), g.StrideH, g.StrideW, g.PadH, g.PadW} {
+		a[n] = argI32(v)
+		n++
+	}
+	for _, v := range more {
+		a[n] = argI32(v)
+		n++
+	}
+	return d.launch(id, grid, block, 0, a[:n]...)
+}
+
+// Conv2DForward computes the convolution with stride and zero padding
+//
+//	y[n,k,p,q] = b[k] + Σ_c Σ_r Σ_s w[k,c,r,s] · x[n,c, p·sh − ph + r, q·sw − pw + s]
+//
+// x is (N,C,H,W), w is (K,C,R,S), b is (K) or nil (no bias), y is
+// (N,K,P,Q), all float32. The kernel is chosen by ConvAlgoFor(ConvFwd, g):
+// conv2d_fwd_v1_direct, conv2d_fwd_v2_igemm or conv2d_fwd_v3_igemm_tf32.
+func (d *Device) Conv2DForward(g cpuref.ConvGeom, x, w, b, y *Buffer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.convForwardAlgo(d.convAlgoFor(ConvFwd, g), g, x, w, b, y, false)
+}
+
+// Conv2DForwardReLU is Conv2DForward followed by ReLU, fused into the
+// kernel's epilogue for the implicit-GEMM kernels:
+//
+//	y[n,k,p,q] = max(0, b[k] + Σ_c Σ_r Σ_s w[k,c,r,s] · x[…])
+//
+// with relu_fwd_v1's rules (NaN propagates, −0 becomes +0). With the
+// direct algorithm it is conv2d_fwd_v1_direct then relu_fwd_v1 in place.
+func (d *Device) Conv2DForwardReLU(g cpuref.ConvGeom, x, w, b, y *Buffer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.convForwardAlgo(d.convAlgoFor(ConvFwd, g), g, x, w, b, y, true)
+}
+
+// convForwardAlgo runs the forward pass with algorithm a; errors are
+// wrapped with the kernel's name and g.
+func (d *Device) convForwardAlgo(a ConvAlgo, g cpuref.ConvGeom, x, w, b, y *Buffer, relu bool) error {
+	id := convKernels[a][ConvFwd]
+	if a == ConvDirect {
+		if err := d.conv2DForward(g, x, w, b, y); err != nil {
+			return launchErr(id, g, err)
+		}
+		if relu {
+			if err := d.reluForward(y, y); err != nil {
+				return launchErr(kReLUFwd, elemShape{g.YLen()}, err)
+			}
+		}
+		return nil
+	}
+	if err := d.needConv(g, "x", x, g.XLen(), "w", w, g.WLen(), "y", y, g.YLen()); err != nil {
+		return launchErr(id, g, err)
+	}
+	if err := d.needOpt("b", b, Float32, g.K); err != nil {
+		return launchErr(id, g, err)
+	}
+	r := 0
+	if relu {
+		r = 1
+	}
+	grid, block := igemmGrid(g.N*g.P()*g.Q(), g.K, 1)
+	if err := d.launchConv(id, grid, block, g, []uint64{argPtr(x), argPtr(w), argPtr(b), argPtr(y)}, r); err != nil {
+		return launchErr(id, g, err)
+	}
+	return nil
+}
+
+// needConv validates g and three float32 buffers of the given lengths.
+func (d *Device) needConv(g cpuref.ConvGeom, n1 string, b1 *Buffer, l1 int, n2 string, b2 *Buffer, l2 int,
+	n3 string, b3 *Buffer, l3 int) error {
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	if err := d.need(n1, b1, Float32, l1); err != nil {
+		return err
+	}
+	if err := d.need(n2, b2, Float32, l2); err != nil {
+		return err
+	}
+	return d.need(n3, b3, Float32, l3)
+}
+
+// Conv2DBackwardData overwrites dx with ∂E/∂x, the full correlation of dy
+// with the rotated filters:
+//
+//	dx[n,c,h,w] = Σ_k Σ_r Σ_s dy[n,k,p,q] · w[k,c,r,s],
+//	p = (h + ph − r)/sh, q = (w + pw − s)/sw when divisible and in range.
+//
+// dy is (N,K,P,Q), w is (K,C,R,S), dx is (N,C,H,W). The kernel is chosen
+// by ConvAlgoFor(ConvBwdData, g).
+func (d *Device) Conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx *Buffer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.convBackwardDataAlgo(d.convAlgoFor(ConvBwdData, g), g, dy, w, dx)
+}
+
+func (d *Device) convBackwardDataAlgo(a ConvAlgo, g cpuref.ConvGeom, dy, w, dx *Buffer) error {
+	id := convKernels[a][ConvBwdData]
+	if a == ConvDirect {
+		if err := d.conv2DBackwardData(g, dy, w, dx); err != nil {
+			return launchErr(id, g, err)
+		}
+		return nil
+	}
+	if err := d.needConv(g, "dy", dy, g.YLen(), "w", w, g.WLen(), "dx", dx, g.XLen()); err != nil {
+		return launchErr(id, g, err)
+	}
+	grid, block := igemmGrid(g.N*g.H*g.W, g.C, 1)
+	if err := d.launchConv(id, grid, block, g, []uint64{argPtr(dy), argPtr(w), argPtr(dx)}); err != nil {
+		return launchErr(id, g, err)
+	}
+	return nil
+}
+
+// Conv2DBackwardFilter overwrites dw with ∂E/∂w:
+//
+//	dw[k,c,r,s] = Σ_n Σ_p Σ_q dy[n,k,p,q] · x[n,c, p·sh − ph + r, q·sw − pw + s]
+//
+// x is (N,C,H,W), dy is (N,K,P,Q), dw is (K,C,R,S). The kernel is chosen
+// by ConvAlgoFor(ConvBwdFilter, g). Deterministic with every algorithm:
+// the implicit-GEMM kernels split the N·P·Q sum into a number of ranges
+// that depends on g only (wgradSplits), write each range's partial sums to
+// a workspace from the device's buffer cache and add them in a fixed order
+// (conv2d_bwd_filter_v2_reduce); no atomics.
+func (d *Device) Conv2DBackwardFilter(g cpuref.ConvGeom, x, dy, dw *Buffer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.convBackwardFilterAlgo(d.convAlgoFor(ConvBwdFilter, g), g, x, dy, dw)
+}
+
+func (d *Device) convBackwardFilterAlgo(a ConvAlgo, g cpuref.ConvGeom, x, dy, dw *Buffer) error {
+	id := convKernels[a][ConvBwdFilter]
+	if a == ConvDirect {
+		if err := d.conv2DBackwardFilter(g, x, dy, dw); err != nil {
+			return launchErr(id, g, err)
+		}
+		return nil
+	}
+	if err := d.needConv(g, "x", x, g.XLen(), "dy", dy, g.YLen(), "dw", dw, g.WLen()); err != nil {
+		return launchErr(id, g, err)
+	}
+	splits, tps := wgradSplits(g)
+	crs := g.C * g.R * g.S
+	grid, block := igemmGrid(crs, g.K, splits)
+	if splits == 1 {
+		if err := d.launchConv(id, grid, block, g, []uint64{argPtr(x), argPtr(dy), argPtr(dw)}, tps); err != nil {
+			return launchErr(id, g, err)
+		}
+		return nil
+	}
+	ws, err := d.scratchLocked(splits * g.K * crs)
+	if err != nil {
+		return launchErr(id, g, err)
+	}
+	// Launches are stream-ordered: the workspace may go back to the cache
+	// as soon as the second pass is queued.
+	defer d.freeLocked(ws)
+	if err := d.launchConv(id, grid, block, g, []uint64{argPtr(x), argPtr(dy), argPtr(ws)}, tps); err != nil {
+		return launchErr(id, g, err)
+	}
+	n := g.K * crs
+	rg, rb := linear(n)
+	if err := d.launch(kConvBwdFilterReduce, rg, rb, 0, argPtr(ws), argPtr(dw), argI32(splits), argI32(n)); err != nil {
+		return launchErr(kConvBwdFilterReduce, g, err)
+	}
+	return nil
+}
+
+// scratchLocked returns an uninitialised float32 buffer of n elements from
+// the device's buffer cache (or the driver); the caller holds d.mu and
+// gives it back with freeLocked.
+func (d *Device) scratchLocked(n int) (*Buffer, error) {
+	if d.closed {
+		return nil, fmt.Errorf("device %w", ErrClosed)
+	}
+	size := (int64(n)*4 + allocAlign - 1) / allocAlign * allocAlign
+	var p DevicePtr
+	if free := d.pool[size]; len(free) > 0 {
+		p = free[len(free)-1]
+		d.pool[size] = free[:len(free)-1]
+		d.stats.Reuses++
+		d.stats.BytesCached -= size
+	} else {
+		var err error
+		if p, err = d.drv.MemAlloc(size); err != nil {
+			return nil, fmt.Errorf("workspace of %d floats: %w", n, err)
+		}
+		d.stats.Allocs++
+	}
+	d.stats.BytesInUse += size
+	return &Buffer{d: d, ptr: p, n: n, dtype: Float32, size: size}, nil
+}

@@ -1,0 +1,105 @@
+package gpu
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/convtrain/convtrain/kernels"
+)
+
+func init() {
+	for _, a := range []ConvAlgo{ConvIGemm, ConvIGemmTF32} {
+		for p := ConvPass(0); p < numConvPasses; p++ {
+			launcherTestedElsewhere[a.KernelName(p)] = true
+		}
+	}
+	launcherTestedElsewhere[kernelSpecs[kConvBwdFilterReduce].name] = true
+}
+
+// TestIGemmLaunchers checks, on a fake driver, the grid, block and every
+// argument of each implicit-GEMM launch, the split-K second pass included,
+// and that a launch allocates nothing on the host.
+func TestIGemmLaunchers(t *testing.T) {
+	d, f := openFake(t)
+	// P = 5, Q = 7; N·P·Q = 70, N·H·W = 144, C·R·S = 18.
+	g := cg(2, 3, 9, 8, 4, 3, 2, 2, 1, 1, 0)
+	// N·P·Q = 4·30·30 = 3600: 450 k-tiles, split 14 ways (wgradSplits).
+	big := cg(4, 3, 30, 30, 4, 3, 3, 1, 1, 1, 1)
+	x, w, b, y := mustF32(t, d, g.XLen()), mustF32(t, d, g.WLen()), mustF32(t, d, g.K), mustF32(t, d, g.YLen())
+	bx, by, bw := mustF32(t, d, big.XLen()), mustF32(t, d, big.YLen()), mustF32(t, d, big.WLen())
+	P := func(b *Buffer) uint64 { return uint64(b.ptr) }
+	args := func(ptrs []uint64, gg [13]int, more ...int) []uint64 {
+		out := append([]uint64(nil), ptrs...)
+		for _, v := range gg {
+			out = append(out, uint64(v))
+		}
+		for _, v := range more {
+			out = append(out, uint64(v))
+		}
+		return out
+	}
+	gargs := [13]int{2, 3, 9, 8, 4, 3, 2, 5, 7, 2, 1, 1, 0}
+	splits, tps := wgradSplits(big)
+	if splits < 2 || (splits-1)*tps >= 450 || splits*tps < 450 {
+		t.Fatalf("wgradSplits(%v) = %d splits of %d tiles, want ≥ 2 splits covering 450 tiles, none empty", big, splits, tps)
+	}
+	type launch struct {
+		kernel string
+		grid   Dim3
+		args   []uint64
+	}
+	for _, a := range []ConvAlgo{ConvIGemm, ConvIGemmTF32} {
+		cases := []struct {
+			name string
+			call func() error
+			want launch
+		}{
+			{"fwd", func() error { return d.convForwardAlgo(a, g, x, w, b, y, false) },
+				launch{a.KernelName(ConvFwd), Dim3{1, 1, 1}, args([]uint64{P(x), P(w), P(b), P(y)}, gargs, 0)}},
+			{"fwd/relu/nobias", func() error { return d.convForwardAlgo(a, g, x, w, nil, y, true) },
+				launch{a.KernelName(ConvFwd), Dim3{1, 1, 1}, args([]uint64{P(x), P(w), 0, P(y)}, gargs, 1)}},
+			{"bwd_data", func() error { return d.convBackwardDataAlgo(a, g, y, w, x) },
+				launch{a.KernelName(ConvBwdData), Dim3{2, 1, 1}, args([]uint64{P(y), P(w), P(x)}, gargs)}},
+			{"bwd_filter", func() error { return d.convBackwardFilterAlgo(a, g, x, y, w) },
+				launch{a.KernelName(ConvBwdFilter), Dim3{1, 1, 1}, args([]uint64{P(x), P(y), P(w)}, gargs, 9)}},
+			{"bwd_filter/split", func() error { return d.convBackwardFilterAlgo(a, big, bx, by, bw) },
+				launch{"conv2d_bwd_filter_v2_reduce", Dim3{1, 1, 1}, nil}},
+		}
+		for _, c := range cases {
+			t.Run(fmt.Sprintf("algo=%v/%s", a, c.name), func(t *testing.T) {
+				before := f.launches
+				if err := c.call(); err != nil {
+					t.Fatal(err)
+				}
+				l := f.last
+				if l.name != c.want.kernel {
+					t.Fatalf("launched %s, want %s", l.name, c.want.kernel)
+				}
+				if l.grid != c.want.grid || l.block != (Dim3{256, 1, 1}) || l.shared != 0 {
+					t.Errorf("grid %v block %v shared %d, want grid %v block {256 1 1} shared 0", l.grid, l.block, l.shared, c.want.grid)
+				}
+				k, _ := kernels.Lookup(l.name)
+				if l.nargs != len(k.Params) {
+					t.Fatalf("%d arguments, kernel has %d parameters", l.nargs, len(k.Params))
+				}
+				if c.want.args == nil { // the split: the reduce pass sums `splits` slices of K·C·R·S
+					if f.launches-before != 2 {
+						t.Errorf("%d launches, want 2 (split GEMM, reduce)", f.launches-before)
+					}
+					if l.args[1] != P(bw) || l.args[2] != uint64(splits) || l.args[3] != uint64(big.WLen()) {
+						t.Errorf("reduce arguments %#x, want ws, dw=%#x, splits=%d, n=%d", l.args[:4], P(bw), splits, big.WLen())
+					}
+					return
+				}
+				for j := range k.Params {
+					if l.args[j] != c.want.args[j] {
+						t.Errorf("parameter %d (%s) = %#x, want %#x", j, k.Params[j].Name, l.args[j], c.want.args[j])
+					}
+				}
+				if al := testing.AllocsPerRun(10, func() { c.call() }); al != 0 && c.name != "bwd_filter/split" {
+					t.Errorf("a launch allocates %v times, want 0", al)
+				}
+			})
+		}
+	}
+}
