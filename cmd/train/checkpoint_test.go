@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/convtrain/convtrain/host"
+)
+
+// tinyArgs train a small model on the synthetic data of syntheticDir: 96
+// images in 6 steps of 16 per epoch, 2 epochs, on the CPU.
+func tinyArgs(dir string, more ...string) []string {
+	return append([]string{"-data", dir, "-limit", "96", "-batch", "16", "-epochs", "2", "-threads", "1",
+		"-model", "conv4x5x5s2,relu,maxpool2,dense10", "-seed", "4"}, more...)
+}
+
+// countCtx is a context whose Err becomes context.Canceled from its
+// (n+1)th call: the trainer asks before every step and every evaluation
+// batch, so it stops the run at a deterministic point, as a Ctrl-C there
+// would.
+type countCtx struct {
+	context.Context
+	n atomic.Int64
+}
+
+func (c *countCtx) Err() error {
+	if c.n.Add(-1) < 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+func (c *countCtx) Done() <-chan struct{} { return nil }
+
+func (c *countCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+// equalCheckpoints fails unless a and b hold the same tensors bit for bit
+// and the same position.
+func equalCheckpoints(t *testing.T, a, b *host.Checkpoint) {
+	t.Helper()
+	if a.State.Step != b.State.Step || a.State.Epoch != b.State.Epoch || !bytes.Equal(a.State.Shuffle, b.State.Shuffle) {
+		t.Errorf("positions differ: %+v and %+v", a.State, b.State)
+	}
+	at, bt := append(a.Params, a.Optim...), append(b.Params, b.Optim...)
+	if len(at) != len(bt) {
+		t.Fatalf("%d and %d tensors", len(at), len(bt))
+	}
+	for i := range at {
+		if at[i].Name != bt[i].Name || len(at[i].F32) != len(bt[i].F32) {
+			t.Fatalf("tensor %d: %s (%d) and %s (%d)", i, at[i].Name, len(at[i].F32), bt[i].Name, len(bt[i].F32))
+		}
+		for j := range at[i].F32 {
+			if math.Float32bits(at[i].F32[j]) != math.Float32bits(bt[i].F32[j]) {
+				t.Fatalf("%s[%d] = %g resumed, %g straight", at[i].Name, j, bt[i].F32[j], at[i].F32[j])
+			}
+		}
+	}
+}
+
+func mustLoad(t *testing.T, path string) *host.Checkpoint {
+	t.Helper()
+	c, err := host.LoadCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestRunInterruptResume trains 12 steps straight with -save; then the
+// same run interrupted in the middle of its second epoch (as by Ctrl-C:
+// the context is cancelled), which must save a checkpoint there and exit
+// with status 130; then -resume from it: the final checkpoint must equal
+// the straight run's bit for bit.
+func TestRunInterruptResume(t *testing.T) {
+	dir, tmp := syntheticDir(t), t.TempDir()
+	straight, stopped, resumed := filepath.Join(tmp, "straight.st"), filepath.Join(tmp, "stopped.st"), filepath.Join(tmp, "resumed.st")
+	var stdout, stderr bytes.Buffer
+	if err := run(tinyArgs(dir, "-save", straight, "-save-every", "4"), &stdout, &stderr); err != nil {
+		t.Fatalf("straight run: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "saved    "+straight) {
+		t.Errorf("straight run does not report its checkpoint:\n%s", stdout.String())
+	}
+
+	// 6 steps and 7 evaluation batches (100 test images) of epoch 1, then
+	// 3 steps of epoch 2.
+	ctx := &countCtx{Context: context.Background()}
+	ctx.n.Store(6 + 7 + 3)
+	stdout.Reset()
+	err := runContext(ctx, tinyArgs(dir, "-save", stopped), &stdout, &stderr)
+	if code := exitCode(err); code != 130 || !strings.Contains(err.Error(), "train -resume "+stopped) {
+		t.Fatalf("interrupted run: exit code %d, error %v; want 130 and how to resume", code, err)
+	}
+	c := mustLoad(t, stopped)
+	if st := c.State; st.Epoch != 1 || st.StepEpoch != 3 || st.Step != 9 {
+		t.Fatalf("interrupted at %+v, want epoch 1 done and 3 steps of epoch 2", st)
+	}
+
+	stdout.Reset()
+	args := []string{"-data", dir, "-limit", "96", "-threads", "1", "-resume", stopped, "-save", resumed}
+	if err := run(args, &stdout, &stderr); err != nil {
+		t.Fatalf("run(%q) = %v\n%s", args, err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "resume   "+stopped+": 1 epochs and 3 steps done (step 9 in all)") ||
+		!strings.Contains(stdout.String(), "epoch 2/2") || strings.Contains(stdout.String(), "epoch 1/2") {
+		t.Errorf("resumed run output:\n%s", stdout.String())
+	}
+	equalCheckpoints(t, mustLoad(t, straight), mustLoad(t, resumed))
+
+	// Resuming a finished run trains nothing, unless -epochs asks for more.
+	stdout.Reset()
+	if err := run([]string{"-data", dir, "-limit", "96", "-resume", resumed}, &stdout, &stderr); err != nil || !strings.Contains(stdout.String(), "nothing to train") {
+		t.Errorf("resume a finished run: %v\n%s", err, stdout.String())
+	}
+	stdout.Reset()
+	if err := run([]string{"-data", dir, "-limit", "96", "-resume", resumed, "-epochs", "3"}, &stdout, &stderr); err != nil || !strings.Contains(stdout.String(), "epoch 3/3") {
+		t.Errorf("resume with -epochs 3: %v\n%s", err, stdout.String())
+	}
+	// Other data is refused.
+	if err := run([]string{"-data", dir, "-limit", "112", "-resume", resumed}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "not the same data") {
+		t.Errorf("resume on other data = %v, want an error", err)
+	}
+}
+
+// TestRunInterruptDefaultPath: without -save an interrupted run saves to
+// train-interrupted.safetensors in the current directory.
+func TestRunInterruptDefaultPath(t *testing.T) {
+	dir := syntheticDir(t)
+	t.Chdir(t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	err := runContext(ctx, tinyArgs(dir), &stdout, &stderr)
+	if exitCode(err) != 130 || !errors.Is(err, errInterrupted) || !strings.Contains(err.Error(), interruptedPath) {
+		t.Fatalf("run with a cancelled context = %v (exit %d), want an interruption naming %s", err, exitCode(err), interruptedPath)
+	}
+	if c := mustLoad(t, interruptedPath); c.State.Step != 0 {
+		t.Errorf("checkpoint at step %d, want 0", c.State.Step)
+	}
+}
+
+// TestRunDiverged trains with a learning rate of 10⁶ and a checkpoint
+// every step: the run must fail (exit status 1) naming the step and the
+// layer, and the checkpoint file must hold finite weights.
+func TestRunDiverged(t *testing.T) {
+	dir := syntheticDir(t)
+	path := filepath.Join(t.TempDir(), "ckpt.st")
+	var stdout, stderr bytes.Buffer
+	err := run(tinyArgs(dir, "-lr", "1e6", "-schedule", "constant", "-save", path, "-save-every", "1"), &stdout, &stderr)
+	if !errors.Is(err, host.ErrDiverged) || exitCode(err) != 1 || !strings.Contains(err.Error(), "step ") ||
+		!strings.Contains(err.Error(), "(layer ") || !strings.Contains(err.Error(), "last good checkpoint is "+path) {
+		t.Fatalf("run = %v, want a divergence naming the step, the layer and the checkpoint", err)
+	}
+	t.Logf("%v", err)
+	c := mustLoad(t, path)
+	for _, x := range append(c.Params, c.Optim...) {
+		for i, v := range x.F32 {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				t.Fatalf("checkpoint %s[%d] = %g", x.Name, i, v)
+			}
+		}
+	}
+}
+
+// TestRunModelFlag: -model as text and as @file gives the layer table;
+// bad specs are errors that name the layer.
+func TestRunModelFlag(t *testing.T) {
+	dir := syntheticDir(t)
+	file := filepath.Join(t.TempDir(), "model.txt")
+	if err := os.WriteFile(file, []byte("# a small net\nconv6x3x3p1\nrelu\nmaxpool2\ndense10\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if err := run(tinyArgs(dir, "-model", "@"+file, "-epochs", "1"), &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"conv 6 3×3 stride 1×1 pad 1×1      (6,28,28)", "maxpool 2×2 stride 2×2             (6,14,14)", "dense 10                           (10)              11770"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("layer table lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"case=syntax", []string{"-model", "conv3x3"}, 2, `layer 1 "conv3x3"`},
+		{"case=no-file", []string{"-model", "@" + filepath.Join(dir, "none")}, 2, "-model: open"},
+		{"case=too-big", tinyArgs(dir, "-model", "conv8x30x30,relu,dense10"), 1, "layer 1 (conv 8 30×30"},
+		{"case=classes", tinyArgs(dir, "-model", "dense7"), 1, "the data has 10 classes"},
+		{"case=save-every", []string{"-save-every", "3"}, 2, "-save-every needs -save"},
+		{"case=resume-lr", []string{"-resume", "x", "-lr", "0.1"}, 2, "-lr with -resume"},
+		{"case=resume-missing", []string{"-data", dir, "-resume", filepath.Join(dir, "none")}, 1, "no such file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := run(tc.args, &stdout, &stderr)
+			if got := exitCode(err); got != tc.code || err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("run(%q) = %v (exit %d), want exit %d and %q", tc.args, err, got, tc.code, tc.want)
+			}
+		})
+	}
+}
