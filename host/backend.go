@@ -76,6 +76,17 @@ type Backend interface {
 	// SGDStep, elementwise over p, grad, vel of equal length (PyTorch's form):
 	//	v ← momentum·v + (grad + weightDecay·p);  p ← p − lr·v
 	SGDStep(p, grad, vel Tensor, lr, momentum, weightDecay float32) error
+	// SGDNesterovStep is SGDStep with Nesterov momentum (PyTorch's nesterov=True):
+	//	d ← grad + weightDecay·p;  v ← momentum·v + d;  p ← p − lr·(d + momentum·v)
+	SGDNesterovStep(p, grad, vel Tensor, lr, momentum, weightDecay float32) error
+	// AdamStep takes step `step` (from 1) of Adam, or of AdamW when
+	// decoupled, elementwise over p, grad and the moments m and v (equal
+	// lengths), as cpuref.AdamStep (PyTorch's formulas): m ← β1·m + (1−β1)·g,
+	// v ← β2·v + (1−β2)·g², p ← p − lr·m̂/(√v̂ + eps) with the bias-corrected
+	// m̂ = m/(1−β1^step), v̂ = v/(1−β2^step); weightDecay is added to the
+	// gradient (Adam) or multiplies p by 1 − lr·weightDecay first (AdamW).
+	// Both backends give the same bits.
+	AdamStep(p, grad, m, v Tensor, lr, beta1, beta2, eps, weightDecay float32, step int, decoupled bool) error
 
 	// Gather copies rows: dst[i,:] = src[idx[i],:] for i < idx.Len(), rows of
 	// rowLen elements; src and dst float32, or both int32; idx int32.

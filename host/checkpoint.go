@@ -7,7 +7,9 @@ package host
 //	                                  text (FormatSpec), as torch.nn.Sequential numbers
 //	                                  them (from 0) after load_state_dict renaming
 //	optim.<state>.<parameter>         the optimiser's state, same shape as the
-//	                                  parameter (SGD: optim.velocity.layer1.weight, …)
+//	                                  parameter (SGD: optim.velocity.layer1.weight, …;
+//	                                  Adam, AdamW: optim.exp_avg.…, optim.exp_avg_sq.…,
+//	                                  see Param.OptimState)
 //
 // and, in the string metadata:
 //
@@ -78,20 +80,27 @@ type Checkpoint struct {
 	Version string
 }
 
-// optimState lists the optimiser state tensors of p with their names in a
-// checkpoint ("optim.velocity.layer1.weight").
-func optimState(p *Param) []struct {
+// optimState lists the optimiser state tensors of p under the optimiser o
+// with their names in a checkpoint ("optim.velocity.layer1.weight").
+func optimState(p *Param, o Optimizer) []struct {
 	name string
 	t    Tensor
 } {
-	return []struct {
+	var out []struct {
 		name string
 		t    Tensor
-	}{{"optim.velocity." + p.Name, p.Vel}}
+	}
+	for _, s := range p.OptimState(o) {
+		out = append(out, struct {
+			name string
+			t    Tensor
+		}{"optim." + s.Name + "." + p.Name, s.T})
+	}
+	return out
 }
 
 // optimizerName is the name written in the metadata key "optimizer".
-func optimizerName(Config) string { return "sgd" }
+func optimizerName(c Config) string { return c.Optimizer.Kind.String() }
 
 // NewCheckpoint downloads the state of t and of its model into a
 // Checkpoint. It is an error wrapping ErrDiverged, naming the tensor, if
@@ -125,7 +134,7 @@ func NewCheckpoint(t *Trainer) (*Checkpoint, error) {
 			return nil, err
 		}
 		c.Params = append(c.Params, nt)
-		for _, s := range optimState(p) {
+		for _, s := range optimState(p, m.Optimizer()) {
 			nt, err := download(s.name, p.Shape, s.t)
 			if err != nil {
 				return nil, err
@@ -409,7 +418,7 @@ func decodeCheckpoint(tensors []NamedTensor, meta map[string]string) (*Checkpoin
 				return nil, err
 			}
 			c.Params = append(c.Params, t)
-			for _, s := range optimState(&p) {
+			for _, s := range optimState(&p, c.Config.Optimizer) {
 				t, err := take(s.name, p.Shape)
 				if err != nil {
 					return nil, err
@@ -448,10 +457,13 @@ func (c *Checkpoint) Load(m *Model) error {
 		return fmt.Errorf("host: checkpoint: model %s on %d×%d×%d, checkpoint %s on %d×%d×%d: %w",
 			FormatSpec(m.Spec().Layers), m.Spec().C, m.Spec().H, m.Spec().W, FormatSpec(c.Spec.Layers), c.Spec.C, c.Spec.H, c.Spec.W, ErrCheckpoint)
 	}
+	if err := m.SetOptimizer(c.Config.Optimizer); err != nil {
+		return fmt.Errorf("host: checkpoint: %w", err)
+	}
 	ps := m.Params()
 	states := 0
 	for _, p := range ps {
-		states += len(optimState(p))
+		states += len(optimState(p, m.Optimizer()))
 	}
 	if len(ps) != len(c.Params) || states != len(c.Optim) {
 		return fmt.Errorf("host: checkpoint: %d parameters and %d optimiser tensors for a model of %d and %d: %w", len(c.Params), len(c.Optim), len(ps), states, ErrCheckpoint)
@@ -470,7 +482,7 @@ func (c *Checkpoint) Load(m *Model) error {
 		if err := up(p.Name, p.Value, c.Params[i]); err != nil {
 			return err
 		}
-		for _, s := range optimState(p) {
+		for _, s := range optimState(p, m.Optimizer()) {
 			if err := up(s.name, s.t, c.Optim[o]); err != nil {
 				return err
 			}

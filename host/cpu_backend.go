@@ -539,6 +539,42 @@ func (be *cpuBackend) SGDStep(p, grad, vel Tensor, lr, momentum, weightDecay flo
 	return wrap("sgd step", cpuref.SGDStep(ps, gs, vs, lr, momentum, weightDecay))
 }
 
+func (be *cpuBackend) SGDNesterovStep(p, grad, vel Tensor, lr, momentum, weightDecay float32) error {
+	ps, err := be.f32("p", p, -1)
+	if err != nil {
+		return err
+	}
+	gs, err := be.f32("grad", grad, len(ps))
+	if err != nil {
+		return err
+	}
+	vs, err := be.f32("vel", vel, len(ps))
+	if err != nil {
+		return err
+	}
+	return wrap("sgd nesterov step", cpuref.SGDNesterovStep(ps, gs, vs, lr, momentum, weightDecay))
+}
+
+func (be *cpuBackend) AdamStep(p, grad, m, v Tensor, lr, beta1, beta2, eps, weightDecay float32, step int, decoupled bool) error {
+	ps, err := be.f32("p", p, -1)
+	if err != nil {
+		return err
+	}
+	gs, err := be.f32("grad", grad, len(ps))
+	if err != nil {
+		return err
+	}
+	ms, err := be.f32("m", m, len(ps))
+	if err != nil {
+		return err
+	}
+	vs, err := be.f32("v", v, len(ps))
+	if err != nil {
+		return err
+	}
+	return wrap("adam step", cpuref.AdamStep(ps, gs, ms, vs, lr, beta1, beta2, eps, weightDecay, step, decoupled))
+}
+
 func (be *cpuBackend) Gather(rowLen int, src, idx, dst Tensor) error {
 	ix, err := be.i32("idx", idx, -1)
 	if err != nil {

@@ -548,6 +548,48 @@ func (be *gpuBackend) SGDStep(p, grad, vel Tensor, lr, momentum, weightDecay flo
 	return gpuWrap("sgd step", be.dev.SGDMomentum(pb, gb, vb, lr, momentum, weightDecay))
 }
 
+func (be *gpuBackend) SGDNesterovStep(p, grad, vel Tensor, lr, momentum, weightDecay float32) error {
+	pb, err := be.f32("p", p, -1)
+	if err != nil {
+		return err
+	}
+	gb, err := be.f32("grad", grad, pb.Len())
+	if err != nil {
+		return err
+	}
+	vb, err := be.f32("vel", vel, pb.Len())
+	if err != nil {
+		return err
+	}
+	return gpuWrap("sgd nesterov step", be.dev.SGDNesterov(pb, gb, vb, lr, momentum, weightDecay))
+}
+
+// AdamStep computes the step's scalars (bias corrections) on the host with
+// cpuref.AdamCoefficients, as cpuref.AdamStep does, and runs adam_v1.
+func (be *gpuBackend) AdamStep(p, grad, m, v Tensor, lr, beta1, beta2, eps, weightDecay float32, step int, decoupled bool) error {
+	pb, err := be.f32("p", p, -1)
+	if err != nil {
+		return err
+	}
+	gb, err := be.f32("grad", grad, pb.Len())
+	if err != nil {
+		return err
+	}
+	mb, err := be.f32("m", m, pb.Len())
+	if err != nil {
+		return err
+	}
+	vb, err := be.f32("v", v, pb.Len())
+	if err != nil {
+		return err
+	}
+	c, err := cpuref.AdamCoefficients(float64(lr), float64(beta1), float64(beta2), float64(eps), float64(weightDecay), step, decoupled)
+	if err != nil {
+		return fmt.Errorf("host: adam step: %w", err)
+	}
+	return gpuWrap("adam step", be.dev.Adam(pb, gb, mb, vb, c))
+}
+
 // Gather runs gather_rows_f32_v1 or gather_rows_i32_v1 after checking on the
 // host, from idx's recorded range, that every index names a row of src.
 func (be *gpuBackend) Gather(rowLen int, src, idx, dst Tensor) error {

@@ -9,15 +9,18 @@ import (
 	"github.com/convtrain/convtrain/cpuref"
 )
 
-// Param is one parameter tensor of a model with its gradient and its SGD
-// velocity, all three of Len() == product of Shape and owned by the
-// model's backend. Grad is overwritten by every Backward.
+// Param is one parameter tensor of a model with its gradient and its
+// optimiser state, all of Len() == product of Shape and owned by the
+// model's backend. Grad is overwritten by every Backward. Vel is SGD's
+// velocity, or Adam's first moment m; Sq is Adam's second moment v, nil
+// until Model.SetOptimizer chooses Adam or AdamW (see Param.OptimState).
 type Param struct {
 	Name  string // "layer1.weight", "layer1.bias", …
 	Shape []int  // (K,C,R,S) or (K) for conv, (Out,In) or (Out) for dense
 	Value Tensor
 	Grad  Tensor
 	Vel   Tensor
+	Sq    Tensor
 }
 
 // Model is a sequential network whose parameters live on a Backend. It is
@@ -36,6 +39,8 @@ type Model struct {
 	// fused[i]: layer i is a ReLU followed by a MaxPool, and the pair runs
 	// as max-pool then ReLU (see NewModel).
 	fused []bool
+	opt   Optimizer // the update rule (optimizer.go)
+	steps int       // updates applied
 }
 
 // initStream and shuffleStream select independent PCG streams of the seed
@@ -177,6 +182,9 @@ func (m *Model) Close() error {
 	var errs []error
 	for _, p := range m.params {
 		errs = append(errs, m.be.Free(p.Value), m.be.Free(p.Grad), m.be.Free(p.Vel))
+		if p.Sq != nil {
+			errs = append(errs, m.be.Free(p.Sq))
+		}
 	}
 	m.params = nil
 	return errors.Join(errs...)
@@ -433,16 +441,33 @@ func (m *Model) Backward(b *Batch) error {
 	return nil
 }
 
-// Update applies one SGD step with momentum and weight decay to every
-// parameter (PyTorch's form, weight decay on biases too):
+// Update applies one step of the model's optimiser (SetOptimizer; SGD
+// unless set) to every parameter, with PyTorch's formulas, weight decay on
+// biases too. With g = ∂E/∂p:
 //
-//	v ← momentum·v + (∂E/∂p + weightDecay·p);  p ← p − lr·v
+//	SGD:            v ← momentum·v + (g + weightDecay·p);  p ← p − lr·v
+//	SGD, Nesterov:  d = g + weightDecay·p;  v ← momentum·v + d;  p ← p − lr·(d + momentum·v)
+//	Adam, AdamW:    Backend.AdamStep with step t = Steps()+1 (momentum unused)
+//
+// It counts the step (Steps) when every parameter has been updated.
 func (m *Model) Update(lr, momentum, weightDecay float32) error {
+	o := m.opt
 	for _, p := range m.params {
-		if err := m.be.SGDStep(p.Value, p.Grad, p.Vel, lr, momentum, weightDecay); err != nil {
+		var err error
+		switch {
+		case o.Kind == Adam || o.Kind == AdamW:
+			err = m.be.AdamStep(p.Value, p.Grad, p.Vel, p.Sq, lr, float32(o.Beta1), float32(o.Beta2), float32(o.Eps),
+				weightDecay, m.steps+1, o.Kind == AdamW)
+		case o.Nesterov:
+			err = m.be.SGDNesterovStep(p.Value, p.Grad, p.Vel, lr, momentum, weightDecay)
+		default:
+			err = m.be.SGDStep(p.Value, p.Grad, p.Vel, lr, momentum, weightDecay)
+		}
+		if err != nil {
 			return fmt.Errorf("host: update %s: %w", p.Name, err)
 		}
 	}
+	m.steps++
 	return nil
 }
 

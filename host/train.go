@@ -56,10 +56,11 @@ type Config struct {
 	Epochs      int     // ≥ 1
 	Batch       int     // images per step, 1 to 4096
 	LR          float64 // base learning rate, > 0
-	Momentum    float64 // in [0, 1)
+	Momentum    float64 // in [0, 1); SGD only
 	WeightDecay float64 // ≥ 0
 	Schedule    Schedule
-	Seed        uint64 // shuffling; the model's initialisation has its own seed
+	Optimizer   Optimizer // the update rule; the zero value is SGD (NewTrainer sets it on the model)
+	Seed        uint64    // shuffling; the model's initialisation has its own seed
 
 	// ProgressEvery calls OnProgress every that many steps (0: never).
 	ProgressEvery int
@@ -97,8 +98,10 @@ func (c Config) Check() error {
 		return fmt.Errorf("host: step schedule every %d epochs by %g: want every ≥ 1 and gamma in (0, 1]", c.Schedule.Every, c.Schedule.Gamma)
 	case c.Schedule.Kind < ConstantLR || c.Schedule.Kind > CosineLR:
 		return fmt.Errorf("host: unknown schedule %v", c.Schedule.Kind)
+	case c.Optimizer.Nesterov && c.Optimizer.Kind == SGD && c.Momentum == 0:
+		return fmt.Errorf("host: Nesterov momentum needs a momentum > 0")
 	}
-	return nil
+	return c.Optimizer.Check()
 }
 
 // Progress is reported every Config.ProgressEvery steps.
@@ -196,7 +199,7 @@ func (t *Trainer) Restore(st TrainState) error {
 	}
 	*t.pcg, t.epochPCG = pcg, pcg
 	t.epoch, t.stepEpoch, t.step = st.Epoch, st.StepEpoch, st.Step
-	return nil
+	return t.m.SetSteps(st.Step) // Adam's bias corrections continue from there
 }
 
 // NewTrainer uploads train and test to m's backend, both standardised
@@ -209,6 +212,9 @@ func NewTrainer(m *Model, train, test *Dataset, cfg Config) (*Trainer, error) {
 	}
 	if train.N < cfg.Batch {
 		return nil, fmt.Errorf("host: %d training images, fewer than a batch of %d", train.N, cfg.Batch)
+	}
+	if err := m.SetOptimizer(cfg.Optimizer); err != nil {
+		return nil, err
 	}
 	norm := train.Standardisation()
 	t := &Trainer{m: m, cfg: cfg, stepsEpoch: train.N / cfg.Batch, norm: norm}
