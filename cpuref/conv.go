@@ -49,7 +49,8 @@ type Conv2D struct {
 	p, q, pq int
 	crs      int
 	group    int  // G, images per GEMM
-	fwdDot   bool // forward with col transposed (C·R·S ≥ 128)
+	fwdDot   bool // forward with col transposed (C·R·S ≥ 128), gonum path
+	fma      bool // the FMA GEMM of gemm.go rather than gonum's Sgemm
 	// rows[r] = [p0, p1): the outputs whose input row p·sh − ph + r is in
 	// the image; cols[s] = [q0, q1) likewise; taps[q] = [s0, s1): the
 	// kernel columns of output column q that are in the image.
@@ -58,7 +59,7 @@ type Conv2D struct {
 	nslots           int // reduction slots of the weight gradient
 	workers          []convWorker
 	tasks            []func()
-	partW, partB     []float32 // per slot: K·C·R·S and K partial sums
+	partW, partB     []float32 // per slot: K·C·R·S (C·R·S×K on the FMA path) and K partial sums
 	wg               sync.WaitGroup
 
 	// Arguments of the pass in flight, read by the workers.
@@ -79,6 +80,10 @@ const (
 type convWorker struct {
 	col []float32 // C·R·S × G·P·Q
 	tmp []float32 // K × G·P·Q, gathered dY or the forward output
+	// FMA path: dYᵀ of one image packed as the B operand of the
+	// backward-filter GEMM, and the GEMM's edge panels.
+	bp []float32
+	gs *gemmScratch
 }
 
 // reduceSlots bounds the number of partial weight gradients that the
@@ -98,7 +103,8 @@ func NewConv2D(g ConvGeom) (*Conv2D, error) {
 	}
 	c := &Conv2D{g: g, p: g.P(), q: g.Q(), crs: g.C * g.R * g.S}
 	c.pq = c.p * c.q
-	c.fwdDot = c.crs >= 128
+	c.fma = useFMAGEMM
+	c.fwdDot = c.crs >= 128 && !c.fma
 	for r := 0; r < g.R; r++ {
 		p0, p1 := validRange(c.p, g.StrideH, g.PadH, r, g.H)
 		c.rows = append(c.rows, [2]int{p0, p1})
@@ -191,10 +197,25 @@ func (c *Conv2D) BackwardFilter(x, dy, dw, db []float32) error {
 
 	// Sum the per-slot partials in slot order.
 	kcrs, K := g.K*c.crs, g.K
-	copy(dw, c.partW[:kcrs])
-	for i := 1; i < c.nslots; i++ {
-		for j, v := range c.partW[i*kcrs : (i+1)*kcrs] {
-			dw[j] += v
+	if c.fma { // partials are dWᵀ (C·R·S, K)
+		for k := 0; k < K; k++ {
+			dwk := dw[k*c.crs : (k+1)*c.crs]
+			for j := range dwk {
+				dwk[j] = c.partW[j*K+k]
+			}
+			for i := 1; i < c.nslots; i++ {
+				part := c.partW[i*kcrs : (i+1)*kcrs]
+				for j := range dwk {
+					dwk[j] += part[j*K+k]
+				}
+			}
+		}
+	} else {
+		copy(dw, c.partW[:kcrs])
+		for i := 1; i < c.nslots; i++ {
+			for j, v := range c.partW[i*kcrs : (i+1)*kcrs] {
+				dw[j] += v
+			}
 		}
 	}
 	if db != nil {
@@ -238,10 +259,16 @@ func (c *Conv2D) grow(nw int) {
 	}
 	for i := len(c.workers); i < nw; i++ {
 		cols := c.group * c.pq
-		c.workers = append(c.workers, convWorker{
-			col: make([]float32, c.crs*cols),
-			tmp: make([]float32, c.g.K*cols),
-		})
+		var ws convWorker
+		if c.fma {
+			ws.col = make([]float32, c.crs*c.pq)
+			ws.bp = make([]float32, packedBLen(c.pq, c.g.K))
+			ws.gs = new(gemmScratch)
+		} else {
+			ws.col = make([]float32, c.crs*cols)
+			ws.tmp = make([]float32, c.g.K*cols)
+		}
+		c.workers = append(c.workers, ws)
 		c.tasks = append(c.tasks, func() {
 			c.work(i)
 			c.wg.Done()
@@ -282,17 +309,35 @@ func (c *Conv2D) forwardGroup(ws *convWorker, n0, n1 int) {
 	// col is (C·R·S, G·P·Q), tmp is (K, G·P·Q)
 	g, pq, K := c.g, c.pq, c.g.K
 	chw := g.C * g.H * g.W
+	if c.fma {
+		// per image: y[n] (K, P·Q) = W (K, C·R·S) · col (C·R·S, P·Q), then + b
+		for n := n0; n < n1; n++ {
+			yn := c.y[n*K*pq : (n+1)*K*pq]
+			c.im2col(c.x[n*chw:(n+1)*chw], ws.col, pq, 0)
+			gemm(K, pq, c.crs, rowMajorA(c.w, c.crs), rowMajorB(ws.col, pq), 0, yn, pq, ws.gs)
+			if c.b != nil {
+				for k, bk := range c.b {
+					row := yn[k*pq : (k+1)*pq]
+					for j := range row {
+						row[j] += bk
+					}
+				}
+			}
+		}
+		return
+	}
 	ld := (n1 - n0) * pq
 	out, ldo := ws.tmp, ld
 	if n1-n0 == 1 {
 		out, ldo = c.y[n0*K*pq:(n0+1)*K*pq], pq // write y[n0] in place
 	}
-	if c.fwdDot {
+	switch {
+	case c.fwdDot:
 		for n := n0; n < n1; n++ {
 			c.im2colT(c.x[n*chw:(n+1)*chw], ws.col[(n-n0)*pq*c.crs:])
 		}
 		sgemm(false, true, K, ld, c.crs, c.w, c.crs, ws.col, c.crs, 0, out, ldo)
-	} else {
+	default:
 		for n := n0; n < n1; n++ {
 			c.im2col(c.x[n*chw:(n+1)*chw], ws.col, ld, (n-n0)*pq)
 		}
@@ -335,6 +380,15 @@ func (c *Conv2D) backwardDataGroup(ws *convWorker, n0, n1 int) {
 	// dY is (K, G·P·Q), dcol is (C·R·S, G·P·Q)
 	g, pq := c.g, c.pq
 	chw := g.C * g.H * g.W
+	if c.fma {
+		// per image: dcol (C·R·S, P·Q) = Wᵀ · dy[n] (K, P·Q), then col2im
+		for n := n0; n < n1; n++ {
+			dyn := c.dy[n*g.K*pq : (n+1)*g.K*pq]
+			gemm(c.crs, pq, g.K, transA(c.w, c.crs), rowMajorB(dyn, pq), 0, ws.col, pq, ws.gs)
+			c.col2im(ws.col, pq, 0, c.dx[n*chw:(n+1)*chw])
+		}
+		return
+	}
 	dY, ld := c.gatherDY(ws, n0, n1)
 	sgemm(true, false, c.crs, ld, g.K, c.w, c.crs, dY, ld, 0, ws.col, ld)
 	for n := n0; n < n1; n++ {
@@ -348,16 +402,39 @@ func (c *Conv2D) backwardFilterGroup(ws *convWorker, sl int, first bool, n0, n1 
 	// col is (C·R·S, G·P·Q), dY is (K, G·P·Q), dW_g is (K, C·R·S)
 	g, pq, K := c.g, c.pq, c.g.K
 	chw := g.C * g.H * g.W
-	ld := (n1 - n0) * pq
-	for n := n0; n < n1; n++ {
-		c.im2col(c.x[n*chw:(n+1)*chw], ws.col, ld, (n-n0)*pq)
-	}
-	dY, ldy := c.gatherDY(ws, n0, n1)
 	dW := c.partW[sl*K*c.crs : (sl+1)*K*c.crs]
 	var beta float32 = 1
 	if first {
 		beta = 0
 	}
+	if c.fma {
+		// per image: dWᵀ (C·R·S, K) += col (C·R·S, P·Q) · dy[n]ᵀ (P·Q, K)
+		for n := n0; n < n1; n++ {
+			c.im2col(c.x[n*chw:(n+1)*chw], ws.col, pq, 0)
+			packB(true, pq, K, c.dy[n*K*pq:(n+1)*K*pq], pq, ws.bp)
+			gemm(c.crs, K, pq, rowMajorA(ws.col, pq), packedB(ws.bp, pq), beta, dW, K, ws.gs)
+			beta = 1
+		}
+		for k := 0; k < K; k++ {
+			var sum float32
+			for n := n0; n < n1; n++ {
+				for _, v := range c.dy[(n*K+k)*pq : (n*K+k+1)*pq] {
+					sum += v
+				}
+			}
+			if first {
+				c.partB[sl*K+k] = sum
+			} else {
+				c.partB[sl*K+k] += sum
+			}
+		}
+		return
+	}
+	ld := (n1 - n0) * pq
+	for n := n0; n < n1; n++ {
+		c.im2col(c.x[n*chw:(n+1)*chw], ws.col, ld, (n-n0)*pq)
+	}
+	dY, ldy := c.gatherDY(ws, n0, n1)
 	sgemm(false, true, K, c.crs, ld, dY, ldy, ws.col, ld, beta, dW, c.crs)
 	for k := 0; k < K; k++ {
 		var sum float32

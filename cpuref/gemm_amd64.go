@@ -1,0 +1,45 @@
+package cpuref
+
+// useFMAGEMM reports whether the convolutions run on the AVX2+FMA GEMM of
+// gemm.go: the CPU has AVX, AVX2 and FMA and the operating system saves
+// the YMM registers (XCR0 bits 1 and 2). Otherwise they run on gonum's
+// blas32 Sgemm. Tests switch it to compare the two paths.
+var useFMAGEMM = hasAVX2FMA()
+
+func hasAVX2FMA() bool {
+	maxID, _, _, _ := cpuid(0, 0)
+	if maxID < 7 {
+		return false
+	}
+	_, _, ecx1, _ := cpuid(1, 0)
+	const fma, osxsave, avx = 1 << 12, 1 << 27, 1 << 28
+	if ecx1&(fma|osxsave|avx) != fma|osxsave|avx {
+		return false
+	}
+	if xcr0, _ := xgetbv0(); xcr0&6 != 6 {
+		return false
+	}
+	_, ebx7, _, _ := cpuid(7, 0)
+	const avx2 = 1 << 5
+	return ebx7&avx2 != 0
+}
+
+// cpuid executes CPUID with EAX = eaxArg and ECX = ecxArg.
+func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
+
+// xgetbv0 executes XGETBV with ECX = 0 (XCR0); only valid when CPUID
+// reports OSXSAVE.
+func xgetbv0() (eax, edx uint32)
+
+// gemmKernel24, gemmKernel16 and gemmKernel8 are the AVX2+FMA
+// micro-kernels of the 4×24, 4×16 and 4×8 tiles (see gemm_amd64.s): c is
+// 4 rows of ldc floats, A[i,p] = a[i·arow + p·astep], B[p,j] = b[p·brow + j].
+//
+//go:noescape
+func gemmKernel24(k int, a *float32, arow, astep int, b *float32, brow int, c *float32, ldc int, load bool)
+
+//go:noescape
+func gemmKernel16(k int, a *float32, arow, astep int, b *float32, brow int, c *float32, ldc int, load bool)
+
+//go:noescape
+func gemmKernel8(k int, a *float32, arow, astep int, b *float32, brow int, c *float32, ldc int, load bool)

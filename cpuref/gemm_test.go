@@ -1,0 +1,283 @@
+package cpuref
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// gemmSizes are the swept sizes of m, n and k: 1, below, at and above the
+// register tile (4×24) and its 8-wide edges, and above the cache blocks
+// (gemmMC = 128, gemmKC = 256).
+var gemmSizes = []int{1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 33, 64, 100, 257}
+
+// gemmCase is one GEMM C = beta·C + op(A)·op(B) with its operands stored
+// with leading dimensions larger than their rows.
+type gemmCase struct {
+	tA, tB  bool
+	m, n, k int
+	beta    float32
+}
+
+func (tc gemmCase) String() string {
+	return fmt.Sprintf("tA=%t,tB=%t,m=%d,n=%d,k=%d,beta=%g", tc.tA, tc.tB, tc.m, tc.n, tc.k, tc.beta)
+}
+
+// gemmOperands returns A, B and C filled by fill, stored with leading
+// dimensions 3 more than needed (the gaps NaN: they must not be read), and
+// those leading dimensions.
+func gemmOperands(tc gemmCase, fill func() float32) (a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	ar, ac := tc.m, tc.k
+	if tc.tA {
+		ar, ac = tc.k, tc.m
+	}
+	br, bc := tc.k, tc.n
+	if tc.tB {
+		br, bc = tc.n, tc.k
+	}
+	mat := func(r, cols int) ([]float32, int) {
+		ld := cols + 3
+		s := make([]float32, r*ld)
+		for i := range s {
+			if i%ld < cols {
+				s[i] = fill()
+			} else {
+				s[i] = float32(math.NaN())
+			}
+		}
+		return s, ld
+	}
+	a, lda = mat(ar, ac)
+	b, ldb = mat(br, bc)
+	c, ldc = mat(tc.m, tc.n)
+	return
+}
+
+// runGEMM runs gemm on c with op(A) and op(B) packed (packA, packB), or,
+// when inPlace, read where they lie (rowMajorA or transA; rowMajorB, or
+// packB for a transposed B, which gemm cannot read in place).
+func runGEMM(tc gemmCase, inPlace bool, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	var ga gemmA
+	var gb gemmB
+	switch {
+	case inPlace && tc.tA:
+		ga = transA(a, lda)
+	case inPlace:
+		ga = rowMajorA(a, lda)
+	default:
+		ap := make([]float32, packedALen(tc.m, tc.k))
+		packA(tc.tA, tc.m, tc.k, a, lda, ap)
+		ga = packedA(ap, tc.k)
+	}
+	if inPlace && !tc.tB {
+		gb = rowMajorB(b, ldb)
+	} else {
+		bp := make([]float32, packedBLen(tc.k, tc.n))
+		packB(tc.tB, tc.k, tc.n, b, ldb, bp)
+		gb = packedB(bp, tc.k)
+	}
+	gemm(tc.m, tc.n, tc.k, ga, gb, tc.beta, c, ldc, new(gemmScratch))
+}
+
+// naiveGEMM returns beta·C + op(A)·op(B) (m×n, dense) in float64, and the
+// bound Σ_p |a[i,p]·b[p,j]| + |beta·c[i,j]| of each element, for the
+// rounding-error bound.
+func naiveGEMM(tc gemmCase, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) (want, mag []float64) {
+	want, mag = make([]float64, tc.m*tc.n), make([]float64, tc.m*tc.n)
+	for i := 0; i < tc.m; i++ {
+		for j := 0; j < tc.n; j++ {
+			var sum, abs float64
+			if tc.beta != 0 {
+				sum = float64(tc.beta) * float64(c[i*ldc+j])
+				abs = math.Abs(sum)
+			}
+			for p := 0; p < tc.k; p++ {
+				var av, bv float32
+				if tc.tA {
+					av = a[p*lda+i]
+				} else {
+					av = a[i*lda+p]
+				}
+				if tc.tB {
+					bv = b[j*ldb+p]
+				} else {
+					bv = b[p*ldb+j]
+				}
+				sum += float64(av) * float64(bv)
+				abs += math.Abs(float64(av) * float64(bv))
+			}
+			want[i*tc.n+j], mag[i*tc.n+j] = sum, abs
+		}
+	}
+	return want, mag
+}
+
+// checkGEMM runs one case and compares it with naiveGEMM: exactly for
+// integer-valued inputs, else within the bound of a chain of k+1 roundings,
+// (k+2)·u·Σ|terms| with u = 2⁻²⁴, the standard bound of a recursive sum with
+// fused multiply-adds (plus one rounding for beta·C). The gaps between rows
+// of C must keep their NaN, and the inputs must be unchanged.
+func checkGEMM(t *testing.T, tc gemmCase, inPlace bool, rng *rand.Rand, ints bool) {
+	t.Helper()
+	fill := func() float32 { return float32(2*rng.Float64() - 1) }
+	if ints {
+		fill = func() float32 { return float32(rng.IntN(7) - 3) }
+	}
+	a, lda, b, ldb, c, ldc := gemmOperands(tc, fill)
+	if tc.beta == 0 { // C must not be read
+		for i := range c {
+			c[i] = float32(math.NaN())
+		}
+	}
+	want, mag := naiveGEMM(tc, a, lda, b, ldb, c, ldc)
+	a0, b0 := slices.Clone(a), slices.Clone(b)
+	runGEMM(tc, inPlace, a, lda, b, ldb, c, ldc)
+	const u = 0x1p-24
+	bad := 0
+	for i := 0; i < tc.m; i++ {
+		for j := 0; j < ldc; j++ {
+			got := float64(c[i*ldc+j])
+			if j >= tc.n {
+				if got == got {
+					t.Errorf("%v: C[%d,%d] (gap between rows) = %g, want NaN (out-of-range write)", tc, i, j, got)
+					bad++
+				}
+				continue
+			}
+			w, tol := want[i*tc.n+j], float64(tc.k+2)*u*mag[i*tc.n+j]
+			if ints {
+				tol = 0
+			}
+			if !(math.Abs(got-w) <= tol) {
+				t.Errorf("%v: C[%d,%d] = %g, want %g (tolerance %g)", tc, i, j, got, w, tol)
+				bad++
+			}
+			if bad >= 10 {
+				t.Fatalf("%v: stopping after 10 mismatches", tc)
+			}
+		}
+	}
+	if !slices.EqualFunc(a, a0, sameBits) || !slices.EqualFunc(b, b0, sameBits) {
+		t.Errorf("%v: an input was modified", tc)
+	}
+}
+
+func sameBits(x, y float32) bool { return math.Float32bits(x) == math.Float32bits(y) }
+
+// TestGEMM compares the FMA GEMM with a float64 triple loop over swept
+// shapes: every (m, n, k) of gemmSizes without transposes, beta 1, random
+// inputs, operands packed and in place; and the transposes and beta 0, 1
+// and 0.5 on a subset, with random and small-integer inputs (exact). The
+// operands' rows have NaN gaps at their ends, which the in-place forms read
+// into tile lanes that must be discarded.
+func TestGEMM(t *testing.T) {
+	rng := newRand(11)
+	for _, inPlace := range []bool{false, true} {
+		t.Run(fmt.Sprintf("sweep/inPlace=%t", inPlace), func(t *testing.T) {
+			for _, m := range gemmSizes {
+				for _, n := range gemmSizes {
+					for _, k := range gemmSizes {
+						checkGEMM(t, gemmCase{m: m, n: n, k: k, beta: 1}, inPlace, rng, false)
+					}
+				}
+			}
+		})
+	}
+	sub := []int{1, 3, 8, 17, 33, 100}
+	for _, tA := range []bool{false, true} {
+		for _, tB := range []bool{false, true} {
+			for _, beta := range []float32{0, 1, 0.5} {
+				for _, ints := range []bool{false, true} {
+					for _, inPlace := range []bool{false, true} {
+						t.Run(fmt.Sprintf("tA=%t,tB=%t,beta=%g,ints=%t,inPlace=%t", tA, tB, beta, ints, inPlace), func(t *testing.T) {
+							for _, m := range sub {
+								for _, n := range sub {
+									for _, k := range append(sub, 0, 257) {
+										checkGEMM(t, gemmCase{tA: tA, tB: tB, m: m, n: n, k: k, beta: beta}, inPlace, rng, ints)
+									}
+								}
+							}
+						})
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestGEMMOrder checks the stated summation order: a GEMM over k steps
+// gives the same bits as one over the first k₁ steps followed by one with
+// beta = 1 over the rest (the chain paused in C and resumed), whatever the
+// tile and block positions; and the same bits as the Go micro-kernel on
+// integer inputs.
+func TestGEMMOrder(t *testing.T) {
+	rng := newRand(12)
+	for _, tc := range []struct{ m, n, k, k1 int }{
+		{4, 24, 10, 3}, {7, 50, 300, 1}, {17, 33, 520, 256}, {130, 17, 64, 63}, {5, 8, 2, 1},
+	} {
+		t.Run(fmt.Sprintf("m=%d,n=%d,k=%d,k1=%d", tc.m, tc.n, tc.k, tc.k1), func(t *testing.T) {
+			a, b := randFloats[float32](rng, tc.m*tc.k), randFloats[float32](rng, tc.k*tc.n)
+			c0 := randFloats[float32](rng, tc.m*tc.n)
+			whole := slices.Clone(c0)
+			runGEMM(gemmCase{m: tc.m, n: tc.n, k: tc.k, beta: 1}, false, a, tc.k, b, tc.n, whole, tc.n)
+			split := slices.Clone(c0)
+			runGEMM(gemmCase{m: tc.m, n: tc.n, k: tc.k1, beta: 1}, true, a, tc.k, b, tc.n, split, tc.n)
+			runGEMM(gemmCase{m: tc.m, n: tc.n, k: tc.k - tc.k1, beta: 1}, false, a[tc.k1:], tc.k, b[tc.k1*tc.n:], tc.n, split, tc.n)
+			checkClose(t, "C (k split, packed and in place)", split, whole, 0, 0)
+		})
+	}
+}
+
+// TestGEMMKernels checks the micro-kernels in use (assembly on amd64 with
+// AVX2 and FMA) against the Go one: exactly on integer inputs; within one
+// rounding of the float64-then-float32 double rounding per step on random
+// ones (the Go kernel rounds each FMA twice, the hardware once: at most one
+// rounding, u·|partial sum| with u = 2⁻²⁴, apart per step).
+func TestGEMMKernels(t *testing.T) {
+	rng := newRand(13)
+	for _, width := range []int{8, 16, 24} {
+		for _, k := range []int{0, 1, 2, 7, 64, 300} {
+			for _, load := range []bool{false, true} {
+				for _, ints := range []bool{false, true} {
+					t.Run(fmt.Sprintf("width=%d,k=%d,load=%t,ints=%t", width, k, load, ints), func(t *testing.T) {
+						// A row-major with row stride k+2, B with row stride 27.
+						const ldc, brow = gemmNR + 5, gemmNR + 3
+						arow := k + 2
+						a, b := randFloats[float32](rng, gemmMR*arow), randFloats[float32](rng, brow*k+1)
+						c := randFloats[float32](rng, gemmMR*ldc)
+						if ints {
+							a, b = randInts[float32](rng, len(a), -3, 3), randInts[float32](rng, len(b), -3, 3)
+							c = randInts[float32](rng, len(c), -3, 3)
+						}
+						want, got := slices.Clone(c), slices.Clone(c)
+						gemmKernelGo(width, k, a, arow, 1, b, brow, want, ldc, load)
+						kern := map[int]func(int, *float32, int, int, *float32, int, *float32, int, bool){
+							8: gemmKernel8, 16: gemmKernel16, 24: gemmKernel24}[width]
+						kern(k, &a[0], arow, 1, &b[0], brow, &got[0], ldc, load)
+						// |a|, |b|, |c| ≤ 1: every partial sum is at most k+1.
+						tol := float64(k) * float64(k+1) * 0x1p-24
+						if ints {
+							tol = 0
+						}
+						for i := range gemmMR {
+							for j := range ldc {
+								g, w := got[i*ldc+j], want[i*ldc+j]
+								if j >= width {
+									if !sameBits(g, c[i*ldc+j]) {
+										t.Errorf("c[%d,%d] = %g outside the tile, want %g unchanged", i, j, g, c[i*ldc+j])
+									}
+									continue
+								}
+								if !(math.Abs(float64(g)-float64(w)) <= tol) {
+									t.Errorf("c[%d,%d] = %g, Go kernel %g (tolerance %g)", i, j, g, w, tol)
+								}
+							}
+						}
+					})
+				}
+			}
+		}
+	}
+}
