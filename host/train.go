@@ -109,9 +109,15 @@ type Progress struct {
 	Epoch, Epochs int     // from 1
 	Step, Steps   int     // steps done in this epoch, of Steps
 	Loss          float64 // mean training loss over this epoch's steps so far
-	LR            float64
-	ImagesPerSec  float64 // this epoch so far
-	Elapsed       time.Duration
+	// Averaged is the number of steps Loss and TrainAcc average: Step, or
+	// fewer in an epoch resumed from its middle. Two reports of an epoch
+	// give the mean loss between them: (L₂·n₂ − L₁·n₁)/(n₂ − n₁).
+	Averaged     int
+	TrainAcc     float64 // fraction correct over the same steps, each before its update
+	GlobalStep   int     // steps done in all epochs
+	LR           float64
+	ImagesPerSec float64 // this epoch so far
+	Elapsed      time.Duration
 }
 
 // EpochMetrics is reported after each epoch.
@@ -363,9 +369,14 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 				return em, err
 			}
 			if report && cfg.OnProgress != nil {
+				correct, err := t.download(b.Correct)
+				if err != nil {
+					return em, err
+				}
 				dt := time.Since(t0)
 				cfg.OnProgress(Progress{Epoch: t.epoch + 1, Epochs: cfg.Epochs, Step: s + 1, Steps: t.stepsEpoch,
-					Loss: sum / float64(s+1-first), LR: lr, ImagesPerSec: float64((s+1-first)*cfg.Batch) / dt.Seconds(), Elapsed: time.Since(t.start)})
+					Loss: sum / float64(s+1-first), Averaged: s + 1 - first, TrainAcc: correct / float64((s+1-first)*cfg.Batch),
+					GlobalStep: t.step, LR: lr, ImagesPerSec: float64((s+1-first)*cfg.Batch) / dt.Seconds(), Elapsed: time.Since(t.start)})
 			}
 			if save {
 				if err := cfg.OnCheckpoint(); err != nil {
