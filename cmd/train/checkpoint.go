@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 
 	"github.com/convtrain/convtrain/host"
@@ -138,8 +139,21 @@ func (c *ckptOptions) newModel(be host.Backend, spec host.Spec, seed uint64) (*h
 }
 
 // hook makes cfg save checkpoints to -save (after each epoch and every
-// -save-every steps), once attach has named the trainer.
+// -save-every steps), once attach has named the trainer. When resuming,
+// it also takes every training setting of cfg from the checkpoint (the
+// optimiser included, whatever flags set it) but Epochs, ProgressEvery and
+// the callbacks.
 func (c *ckptOptions) hook(cfg *host.Config) {
+	if c.ck != nil {
+		v, ck := reflect.ValueOf(cfg).Elem(), reflect.ValueOf(c.ck.Config)
+		for i := range v.NumField() {
+			switch f := v.Type().Field(i); {
+			case !f.IsExported(), f.Type.Kind() == reflect.Func, f.Name == "Epochs", f.Name == "ProgressEvery":
+			default:
+				v.Field(i).Set(ck.Field(i))
+			}
+		}
+	}
 	if c.save == "" {
 		return
 	}
