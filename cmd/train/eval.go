@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -88,8 +89,8 @@ func (l *loaded) Close() error { return errors.Join(l.model.Close(), l.be.Close(
 
 // logits runs the model over every image of d, standardised with the
 // checkpoint's norm, in batches of at most batch images, and returns the
-// outputs (d.N, classes).
-func (l *loaded) logits(d *host.Dataset, batch int) ([]float32, error) {
+// outputs (d.N, classes). It stops between batches when ctx is done.
+func (l *loaded) logits(ctx context.Context, d *host.Dataset, batch int) ([]float32, error) {
 	m, be := l.model, l.be
 	set, err := m.Upload(d, l.ck.Norm)
 	if err != nil {
@@ -109,6 +110,9 @@ func (l *loaded) logits(d *host.Dataset, batch int) ([]float32, error) {
 		}
 	}()
 	for i := 0; i < d.N; {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w after %d of %d images", errInterrupted, i, d.N)
+		}
 		n := min(batch, d.N-i)
 		if b == nil || b.N != n {
 			if b != nil {
@@ -172,7 +176,7 @@ func argmax(x []float32) int {
 // runEval is train eval: the checkpoint's test loss (as in training: mean
 // softmax cross-entropy or MSE over the images), accuracy and confusion
 // matrix on the test set.
-func runEval(args []string, stdout, stderr io.Writer) error {
+func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, _, err := parseEval("eval", args, stderr)
 	if err != nil {
 		return err
@@ -199,7 +203,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%s: the test set has %d×%d×%d images in %d classes, the model takes %d×%d×%d in %d",
 			source, test.C, test.H, test.W, test.Classes, spec.C, spec.H, spec.W, k)
 	}
-	logits, err := l.logits(test, o.batch)
+	logits, err := l.logits(ctx, test, o.batch)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -58,6 +59,13 @@ func TestEval(t *testing.T) {
 	}
 	if total != 100 || diag != correct {
 		t.Errorf("confusion matrix: %d images, %d on the diagonal; want 100 and %d", total, diag, correct)
+	}
+
+	// Ctrl-C stops the evaluation (exit status 130).
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := runContext(ctx, []string{"eval", "-load", ckpt, "-data", dir}, &stdout, &stderr); exitCode(err) != 130 {
+		t.Errorf("eval with a cancelled context = %v, want an interruption", err)
 	}
 
 	for _, tc := range []struct {

@@ -311,9 +311,9 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		case "bench":
 			return runBench(args[1:], stdout, stderr)
 		case "eval":
-			return runEval(args[1:], stdout, stderr)
+			return runEval(ctx, args[1:], stdout, stderr)
 		case "predict":
-			return runPredict(args[1:], stdout, stderr)
+			return runPredict(ctx, args[1:], stdout, stderr)
 		}
 	}
 	o, err := parse(args, stderr)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"image/color"
 	"image/png"
@@ -101,7 +102,7 @@ func readPNG(path string, c, h, w int) ([]byte, error) {
 
 // runPredict is train predict: the class and the class probabilities of
 // every image of the files.
-func runPredict(args []string, stdout, stderr io.Writer) error {
+func runPredict(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, files, err := parseEval("predict", args, stderr)
 	if err != nil {
 		return err
@@ -135,7 +136,7 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	d.Labels = make([]uint8, d.N)
-	logits, err := l.logits(d, o.batch)
+	logits, err := l.logits(ctx, d, o.batch)
 	if err != nil {
 		return err
 	}
