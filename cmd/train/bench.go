@@ -21,8 +21,8 @@ import (
 type benchOptions struct {
 	batch, steps, size, classes int
 	seed                        uint64
-	model                       string
 	deviceOptions
+	arch ckptOptions // -model only
 }
 
 func parseBench(args []string, stderr io.Writer) (*benchOptions, error) {
@@ -38,7 +38,7 @@ func parseBench(args []string, stderr io.Writer) (*benchOptions, error) {
 	fs.IntVar(&o.size, "size", 28, "image height and width (synthetic data)")
 	fs.IntVar(&o.classes, "classes", 10, "classes (synthetic data)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the initialisation and the data")
-	fs.StringVar(&o.model, "model", "", "layers in the compact text form (default: "+host.DefaultSpecText+")")
+	fs.StringVar(&o.arch.model, "model", "", "model `SPEC`, e.g. conv8x5x5,relu,maxpool2,dense10, or @FILE to read it from a file (default: "+host.DefaultSpecText+")")
 	o.deviceOptions.register(fs, "gpu")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -58,7 +58,7 @@ func parseBench(args []string, stderr io.Writer) (*benchOptions, error) {
 	case o.classes < 2 || o.classes > 256:
 		return nil, usagef("-classes %d: want 2 to 256", o.classes)
 	}
-	if err := checkModel(o.model); err != nil {
+	if err := o.arch.check(fs); err != nil {
 		return nil, err
 	}
 	if err := o.deviceOptions.check(); err != nil {
@@ -81,11 +81,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.threads))
-	spec, err := modelSpec(o.model, 1, o.size, o.size, o.classes)
+	set, err := host.Synthetic(o.batch, o.size, o.classes, o.seed)
 	if err != nil {
 		return err
 	}
-	set, err := host.Synthetic(o.batch, o.size, o.classes, o.seed)
+	spec, err := o.arch.modelSpec(set)
 	if err != nil {
 		return err
 	}
@@ -392,6 +392,18 @@ func (t *timedBackend) SGDStep(p, grad, vel host.Tensor, lr, momentum, weightDec
 	return t.time(fmt.Sprintf("sgd n=%d", p.Len()), 0, 0, func() error { return t.Backend.SGDStep(p, grad, vel, lr, momentum, weightDecay) })
 }
 
+func (t *timedBackend) SGDNesterovStep(p, grad, vel host.Tensor, lr, momentum, weightDecay float32) error {
+	return t.time(fmt.Sprintf("sgd nesterov n=%d", p.Len()), 0, 0, func() error {
+		return t.Backend.SGDNesterovStep(p, grad, vel, lr, momentum, weightDecay)
+	})
+}
+
+func (t *timedBackend) AdamStep(p, grad, m, v host.Tensor, lr, beta1, beta2, eps, weightDecay float32, step int, decoupled bool) error {
+	return t.time(fmt.Sprintf("adam n=%d", p.Len()), 0, 0, func() error {
+		return t.Backend.AdamStep(p, grad, m, v, lr, beta1, beta2, eps, weightDecay, step, decoupled)
+	})
+}
+
 func (t *timedBackend) Gather(rowLen int, src, idx, dst host.Tensor) error {
 	return t.time(fmt.Sprintf("gather rows=%d,cols=%d", idx.Len(), rowLen), 0, 0, func() error { return t.Backend.Gather(rowLen, src, idx, dst) })
 }
@@ -413,7 +425,8 @@ func median(xs []float64) float64 {
 // dense operation (not a bias or column reduction), so that bytes per
 // FLOP are meaningful for it.
 func gemmKernel(name string) bool {
-	return (strings.HasPrefix(name, "conv") || strings.HasPrefix(name, "dense")) && !strings.Contains(name, "bias")
+	return (strings.HasPrefix(name, "conv") || strings.HasPrefix(name, "dense")) &&
+		!strings.Contains(name, "bias") && !strings.Contains(name, "reduce")
 }
 
 // report prints the table of operations (and kernels, on the simulator)

@@ -19,9 +19,10 @@ type compareOptions struct {
 	steps, batch, limit int
 	lr, momentum, wd    float64
 	seed                uint64
-	data, model         string
+	data                string
 	tol                 float64
 	deviceOptions
+	arch ckptOptions // -model only
 	// perturb is added to the first weight of the device's model before
 	// the first step (tests: a difference the comparison must catch).
 	perturb float32
@@ -47,7 +48,7 @@ func parseCompare(args []string, stderr io.Writer) (*compareOptions, error) {
 	fs.Float64Var(&o.wd, "weight-decay", 0, "L2 weight decay")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the initialisation and the batches")
 	fs.StringVar(&o.data, "data", "", "directory of IDX files (default: MNIST from the Go module cache)")
-	fs.StringVar(&o.model, "model", "", "layers in the compact text form (default: "+host.DefaultSpecText+")")
+	fs.StringVar(&o.arch.model, "model", "", "model `SPEC`, e.g. conv8x5x5,relu,maxpool2,dense10, or @FILE to read it from a file (default: "+host.DefaultSpecText+")")
 	fs.Float64Var(&o.tol, "tol", defaultCompareTol, "largest relative difference accepted")
 	o.deviceOptions.register(fs, "gpu")
 	if err := fs.Parse(args); err != nil {
@@ -74,7 +75,7 @@ func parseCompare(args []string, stderr io.Writer) (*compareOptions, error) {
 	case !(o.tol >= 0) || math.IsInf(o.tol, 0):
 		return nil, usagef("-tol %g: want ≥ 0", o.tol)
 	}
-	if err := checkModel(o.model); err != nil {
+	if err := o.arch.check(fs); err != nil {
 		return nil, err
 	}
 	if err := o.deviceOptions.check(); err != nil {
@@ -106,41 +107,6 @@ func loadTrainingSet(dir string, limit int) (set *host.Dataset, source string, e
 	return set.Limit(limit), source, nil
 }
 
-// checkModel parses the text of a -model flag; its error is a usage
-// error.
-func checkModel(text string) error {
-	if text == "" {
-		return nil
-	}
-	if _, err := host.ParseSpec(text); err != nil {
-		return usagef("-model: %w", err)
-	}
-	return nil
-}
-
-// modelSpec is the model that text describes (the default network when
-// text is ""), on c×h×w inputs with at least classes outputs for the
-// default network.
-func modelSpec(text string, c, h, w, classes int) (host.Spec, error) {
-	spec := host.DefaultSpec()
-	spec.C, spec.H, spec.W = c, h, w
-	if text == "" {
-		if classes > 10 {
-			spec.Layers[len(spec.Layers)-1] = host.DenseLayer(classes)
-		}
-	} else {
-		layers, err := host.ParseSpec(text)
-		if err != nil {
-			return spec, fmt.Errorf("-model: %w", err)
-		}
-		spec.Layers = layers
-	}
-	if _, err := spec.Check(); err != nil {
-		return spec, fmt.Errorf("the model does not fit %d×%d×%d images: %w", c, h, w, err)
-	}
-	return spec, nil
-}
-
 // compareRun is what one backend did in compare.
 type compareRun struct {
 	name   string
@@ -170,12 +136,9 @@ func compare(o *compareOptions, stdout io.Writer) error {
 	if set.N < o.batch {
 		return fmt.Errorf("%d training images, fewer than a batch of %d", set.N, o.batch)
 	}
-	spec, err := modelSpec(o.model, set.C, set.H, set.W, set.Classes)
+	spec, err := o.arch.modelSpec(set)
 	if err != nil {
 		return err
-	}
-	if set.Classes > spec.Classes() {
-		return fmt.Errorf("the data has %d classes, the model outputs %d", set.Classes, spec.Classes())
 	}
 	summary, err := spec.Summary()
 	if err != nil {

@@ -110,15 +110,17 @@ func newBackend(d deviceOptions) (*deviceBackend, error) {
 	return &deviceBackend{Backend: be, dev: dev}, nil
 }
 
-// setPrecision selects the arithmetic of dev's convolutions.
+// setPrecision selects the arithmetic of dev's convolutions; TF32 needs
+// compute capability 8.0 or newer (the simulator reports 9.0).
 func setPrecision(dev *gpu.Device, precision string) error {
-	switch precision {
-	case "fp32":
-		return nil
-	case "tf32":
-		return errors.New("-precision tf32 needs the TF32 tensor-core convolution kernels, which this version of convtrain does not have; use -precision fp32")
+	p, err := gpu.ParsePrecision(precision)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("-precision %q: unknown precision", precision)
+	if err := dev.SetPrecision(p); err != nil {
+		return fmt.Errorf("-precision %s: %w", precision, err)
+	}
+	return nil
 }
 
 // describe is one line about be's device for a run's header: the

@@ -55,10 +55,10 @@ func TestRunSim(t *testing.T) {
 			t.Fatalf("run(%q) printed no line for epoch 1/1:\n%s", args, out)
 		}
 		if device == "sim" {
-			for _, want := range []string{"backend  sim (ptxsim, 2 workers)\n",
-				"device   ptxsim, compute capability 7.0, 2 SMs, 4.0 GiB memory"} {
-				if !strings.Contains(out, want) {
-					t.Errorf("run(%q) output has no %q:\n%s", args, want, out)
+			for _, want := range []string{`(?m)^backend  sim \(ptxsim, 2 workers\)$`,
+				`(?m)^device   ptxsim, compute capability \d+\.\d, 2 SMs, 4\.0 GiB memory`} {
+				if !regexp.MustCompile(want).MatchString(out) {
+					t.Errorf("run(%q) output does not match %s:\n%s", args, want, out)
 				}
 			}
 		}
@@ -75,7 +75,6 @@ func TestRunSim(t *testing.T) {
 }
 
 func TestDeviceFlagErrors(t *testing.T) {
-	dir := smallDir(t, 8, 4)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -88,7 +87,6 @@ func TestDeviceFlagErrors(t *testing.T) {
 		{"cmd=train,case=threads", []string{"-threads", "0"}, 2, "-threads 0: want 1 to 4096"},
 		{"cmd=compare,case=precision", []string{"compare", "-precision", "fp16"}, 2, `-precision "fp16": want fp32 or tf32`},
 		{"cmd=bench,case=device", []string{"bench", "-device", "tpu"}, 2, `-device "tpu": want one of cpu, gpu, sim`},
-		{"cmd=train,case=tf32-sim", []string{"-device", "sim", "-precision", "tf32", "-data", dir, "-batch", "4"}, 1, "-precision tf32 needs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
