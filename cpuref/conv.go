@@ -51,6 +51,11 @@ type Conv2D struct {
 	group    int  // G, images per GEMM
 	fwdDot   bool // forward with col transposed (C·R·S ≥ 128), gonum path
 	fma      bool // the FMA GEMM of gemm.go rather than gonum's Sgemm
+	// implicit: the FMA forward pass reads x in place (stride 1 across,
+	// no padding, Q a multiple of 8), B[(c,r,s), (p,q)] at
+	// x[p·sh·W + q + boff[(c,r,s)]], boff[(c,r,s)] = (c·H + r)·W + s.
+	implicit bool
+	boff     []int32
 	// rows[r] = [p0, p1): the outputs whose input row p·sh − ph + r is in
 	// the image; cols[s] = [q0, q1) likewise; taps[q] = [s0, s1): the
 	// kernel columns of output column q that are in the image.
@@ -105,6 +110,17 @@ func NewConv2D(g ConvGeom) (*Conv2D, error) {
 	c.pq = c.p * c.q
 	c.fma = useFMAGEMM
 	c.fwdDot = c.crs >= 128 && !c.fma
+	c.implicit = c.fma && g.StrideW == 1 && g.PadH == 0 && g.PadW == 0 && c.q%8 == 0 &&
+		fitsProduct([]int{g.C, g.H, g.W}) && g.C*g.H*g.W <= 1<<31-1
+	if c.implicit {
+		for ch := 0; ch < g.C; ch++ {
+			for r := 0; r < g.R; r++ {
+				for s := 0; s < g.S; s++ {
+					c.boff = append(c.boff, int32((ch*g.H+r)*g.W+s))
+				}
+			}
+		}
+	}
 	for r := 0; r < g.R; r++ {
 		p0, p1 := validRange(c.p, g.StrideH, g.PadH, r, g.H)
 		c.rows = append(c.rows, [2]int{p0, p1})
@@ -313,8 +329,12 @@ func (c *Conv2D) forwardGroup(ws *convWorker, n0, n1 int) {
 		// per image: y[n] (K, P·Q) = W (K, C·R·S) · col (C·R·S, P·Q), then + b
 		for n := n0; n < n1; n++ {
 			yn := c.y[n*K*pq : (n+1)*K*pq]
-			c.im2col(c.x[n*chw:(n+1)*chw], ws.col, pq, 0)
-			gemm(K, pq, c.crs, rowMajorA(c.w, c.crs), rowMajorB(ws.col, pq), 0, yn, pq, ws.gs)
+			if c.implicit {
+				c.forwardImplicit(c.x[n*chw:(n+1)*chw], yn, ws.gs)
+			} else {
+				c.im2col(c.x[n*chw:(n+1)*chw], ws.col, pq, 0)
+				gemm(K, pq, c.crs, rowMajorA(c.w, c.crs), rowMajorB(ws.col, pq), 0, yn, pq, ws.gs)
+			}
 			if c.b != nil {
 				for k, bk := range c.b {
 					row := yn[k*pq : (k+1)*pq]
@@ -353,6 +373,59 @@ func (c *Conv2D) forwardGroup(ws *convWorker, n0, n1 int) {
 				bk := c.b[k]
 				for j := range dst {
 					dst[j] += bk
+				}
+			}
+		}
+	}
+}
+
+// forwardImplicit computes y (K, P·Q) = W (K, C·R·S) · col (C·R·S, P·Q)
+// for one image x (C,H,W) without forming col: the implicit-GEMM kernels
+// read each 8-wide vector of a row of col, 8 consecutive outputs of one
+// output row, straight from x (see Conv2D.implicit). The summation order is
+// gemm's: one chain of fused multiply-adds over (c, r, s) per output.
+func (c *Conv2D) forwardImplicit(x, y []float32, s *gemmScratch) {
+	g, K, pq, Q, crs := c.g, c.g.K, c.pq, c.q, c.crs
+	step := g.StrideH * g.W
+	for p0 := 0; p0 < crs; p0 += gemmKC {
+		kc := min(gemmKC, crs-p0)
+		load := p0 > 0
+		for j := 0; j < pq; j += gemmNR {
+			w := min(gemmNR, pq-j) // a multiple of 8
+			var b [3]*float32
+			for v := range w / 8 {
+				jv := j + 8*v // output (jv/Q, jv%Q … jv%Q+7)
+				b[v] = &x[jv/Q*step+jv%Q]
+			}
+			kern := gemmKernelOff24
+			switch w {
+			case 8:
+				kern = gemmKernelOff8
+			case 16:
+				kern = gemmKernelOff16
+			}
+			for i := 0; i < K; i += gemmMR {
+				h := min(gemmMR, K-i)
+				if h == gemmMR {
+					_ = y[(i+gemmMR-1)*pq+j+w-1]
+					kern(kc, &c.w[i*crs+p0], crs, 1, b[0], b[1], b[2], &c.boff[p0], &y[i*pq+j], pq, load)
+					continue
+				}
+				clear(s.a[:kc*gemmMR])
+				for ii := range h {
+					for p, v := range c.w[(i+ii)*crs+p0 : (i+ii)*crs+p0+kc] {
+						s.a[p*gemmMR+ii] = v
+					}
+				}
+				t := s.c[:]
+				if load {
+					for ii := range h {
+						copy(t[ii*gemmNR:ii*gemmNR+w], y[(i+ii)*pq+j:])
+					}
+				}
+				kern(kc, &s.a[0], 1, gemmMR, b[0], b[1], b[2], &c.boff[p0], &t[0], gemmNR, load)
+				for ii := range h {
+					copy(y[(i+ii)*pq+j:(i+ii)*pq+j+w], t[ii*gemmNR:])
 				}
 			}
 		}
@@ -473,6 +546,23 @@ func (c *Conv2D) im2col(x, col []float32, ld, off int) {
 				clear(dst[:p0*Q])
 				clear(dst[p1*Q:])
 				edges := q0 > 0 || q1 < Q
+				if !edges && sw == 1 {
+					// Whole output rows from one input row each: the
+					// common case, with the index arithmetic hoisted.
+					si, step := (p0*sh-g.PadH+r)*W-g.PadW+s, sh*W
+					for p := p0; p < p1; p++ {
+						d, sv := dst[p*Q:p*Q+Q], xc[si:si+Q]
+						if Q <= 16 { // shorter than a memmove call is worth
+							for j := range d {
+								d[j] = sv[j]
+							}
+						} else {
+							copy(d, sv)
+						}
+						si += step
+					}
+					continue
+				}
 				for p := p0; p < p1; p++ {
 					d := dst[p*Q : (p+1)*Q]
 					if edges {

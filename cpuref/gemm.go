@@ -251,3 +251,31 @@ func gemmKernelGo(width, k int, a []float32, arow, astep int, b []float32, brow 
 		}
 	}
 }
+
+// gemmKernelOffGo is the implicit-GEMM micro-kernel in Go: gemmKernelGo
+// with B[p, 8·v + e] = b[v][boff[p] + e], the vectors v < width/8.
+func gemmKernelOffGo(width, k int, a []float32, arow, astep int, b [3][]float32, boff []int32, c []float32, ldc int, load bool) {
+	var acc [gemmMR][gemmNR]float64
+	if load {
+		for i := range gemmMR {
+			for j := range width {
+				acc[i][j] = float64(c[i*ldc+j])
+			}
+		}
+	}
+	for p := range k {
+		o := int(boff[p])
+		for i := range gemmMR {
+			av := float64(a[i*arow+p*astep])
+			for j := range width {
+				bv := b[j/8][o+j%8]
+				acc[i][j] = float64(float32(av*float64(bv) + acc[i][j]))
+			}
+		}
+	}
+	for i := range gemmMR {
+		for j := range width {
+			c[i*ldc+j] = float32(acc[i][j])
+		}
+	}
+}

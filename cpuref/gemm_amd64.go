@@ -43,3 +43,16 @@ func gemmKernel16(k int, a *float32, arow, astep int, b *float32, brow int, c *f
 
 //go:noescape
 func gemmKernel8(k int, a *float32, arow, astep int, b *float32, brow int, c *float32, ldc int, load bool)
+
+// gemmKernelOff24, gemmKernelOff16 and gemmKernelOff8 are the implicit-GEMM
+// micro-kernels (see gemm_amd64.s): the tiles of gemmKernel24/16/8, with
+// B[p, 8·v + e] = b_v[boff[p] + e] for the vectors v < W/8.
+//
+//go:noescape
+func gemmKernelOff24(k int, a *float32, arow, astep int, b0, b1, b2 *float32, boff *int32, c *float32, ldc int, load bool)
+
+//go:noescape
+func gemmKernelOff16(k int, a *float32, arow, astep int, b0, b1, b2 *float32, boff *int32, c *float32, ldc int, load bool)
+
+//go:noescape
+func gemmKernelOff8(k int, a *float32, arow, astep int, b0, b1, b2 *float32, boff *int32, c *float32, ldc int, load bool)

@@ -2,7 +2,10 @@
 
 package cpuref
 
-import "unsafe"
+import (
+	"slices"
+	"unsafe"
+)
 
 // useFMAGEMM reports whether the convolutions run on the GEMM of gemm.go;
 // off this architecture, where it has no assembly micro-kernels, they run
@@ -31,4 +34,32 @@ func gemmKernelPtr(width, k int, a *float32, arow, astep int, b *float32, brow i
 	}
 	gemmKernelGo(width, k, unsafe.Slice(a, na), arow, astep, unsafe.Slice(b, nb), brow,
 		unsafe.Slice(c, (gemmMR-1)*ldc+width), ldc, load)
+}
+
+// The implicit-GEMM micro-kernels in Go (see gemmKernelOffGo).
+func gemmKernelOff24(k int, a *float32, arow, astep int, b0, b1, b2 *float32, boff *int32, c *float32, ldc int, load bool) {
+	gemmKernelOffPtr(24, k, a, arow, astep, [3]*float32{b0, b1, b2}, boff, c, ldc, load)
+}
+
+func gemmKernelOff16(k int, a *float32, arow, astep int, b0, b1, b2 *float32, boff *int32, c *float32, ldc int, load bool) {
+	gemmKernelOffPtr(16, k, a, arow, astep, [3]*float32{b0, b1, b2}, boff, c, ldc, load)
+}
+
+func gemmKernelOff8(k int, a *float32, arow, astep int, b0, b1, b2 *float32, boff *int32, c *float32, ldc int, load bool) {
+	gemmKernelOffPtr(8, k, a, arow, astep, [3]*float32{b0, b1, b2}, boff, c, ldc, load)
+}
+
+func gemmKernelOffPtr(width, k int, a *float32, arow, astep int, bp [3]*float32, boff *int32, c *float32, ldc int, load bool) {
+	na := 1
+	var offs []int32
+	var b [3][]float32
+	if k > 0 {
+		na = (gemmMR-1)*arow + (k-1)*astep + 1
+		offs = unsafe.Slice(boff, k)
+		hi := int(slices.Max(offs)) + 8
+		for v := range width / 8 {
+			b[v] = unsafe.Slice(bp[v], hi)
+		}
+	}
+	gemmKernelOffGo(width, k, unsafe.Slice(a, na), arow, astep, b, offs, unsafe.Slice(c, (gemmMR-1)*ldc+width), ldc, load)
 }

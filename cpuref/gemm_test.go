@@ -168,23 +168,23 @@ func sameBits(x, y float32) bool { return math.Float32bits(x) == math.Float32bit
 
 // TestGEMM compares the FMA GEMM with a float64 triple loop over swept
 // shapes: every (m, n, k) of gemmSizes without transposes, beta 1, random
-// inputs, operands packed and in place; and the transposes and beta 0, 1
+// inputs, operands packed or in place (by the parity of m+n+k); and the transposes and beta 0, 1
 // and 0.5 on a subset, with random and small-integer inputs (exact). The
 // operands' rows have NaN gaps at their ends, which the in-place forms read
 // into tile lanes that must be discarded.
 func TestGEMM(t *testing.T) {
 	rng := newRand(11)
-	for _, inPlace := range []bool{false, true} {
-		t.Run(fmt.Sprintf("sweep/inPlace=%t", inPlace), func(t *testing.T) {
-			for _, m := range gemmSizes {
-				for _, n := range gemmSizes {
-					for _, k := range gemmSizes {
-						checkGEMM(t, gemmCase{m: m, n: n, k: k, beta: 1}, inPlace, rng, false)
-					}
+	t.Run("sweep", func(t *testing.T) {
+		for _, m := range gemmSizes {
+			for _, n := range gemmSizes {
+				for _, k := range gemmSizes {
+					// Alternate the operand forms, both meeting every size.
+					inPlace := (m+n+k)%2 == 0
+					checkGEMM(t, gemmCase{m: m, n: n, k: k, beta: 1}, inPlace, rng, false)
 				}
 			}
-		})
-	}
+		}
+	})
 	sub := []int{1, 3, 8, 17, 33, 100}
 	for _, tA := range []bool{false, true} {
 		for _, tB := range []bool{false, true} {
@@ -279,5 +279,120 @@ func TestGEMMKernels(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestGEMMKernelsOff checks the implicit-GEMM micro-kernels in use against
+// the Go one, on B rows gathered through an offset table from three vector
+// bases, like the implicit convolution: exactly on integer inputs, within
+// TestGEMMKernels' bound on random ones.
+func TestGEMMKernelsOff(t *testing.T) {
+	rng := newRand(14)
+	for _, width := range []int{8, 16, 24} {
+		for _, k := range []int{0, 1, 5, 25, 200} {
+			for _, ints := range []bool{false, true} {
+				t.Run(fmt.Sprintf("width=%d,k=%d,ints=%t", width, k, ints), func(t *testing.T) {
+					const ldc, xlen = gemmNR + 5, 4100 // bases below 2900, offsets below 1000
+					arow := k + 2
+					a, x := randFloats[float32](rng, gemmMR*arow), randFloats[float32](rng, xlen)
+					c := randFloats[float32](rng, gemmMR*ldc)
+					if ints {
+						a, x = randInts[float32](rng, len(a), -3, 3), randInts[float32](rng, len(x), -3, 3)
+						c = randInts[float32](rng, len(c), -3, 3)
+					}
+					boff := make([]int32, k+1)
+					for p := range boff {
+						boff[p] = int32(rng.IntN(1000))
+					}
+					var bs [3][]float32
+					var bp [3]*float32
+					for v := range 3 {
+						bs[v] = x[v*1000+rng.IntN(900):]
+						bp[v] = &bs[v][0]
+					}
+					for _, load := range []bool{false, true} {
+						want, got := slices.Clone(c), slices.Clone(c)
+						gemmKernelOffGo(width, k, a, arow, 1, bs, boff, want, ldc, load)
+						kern := map[int]func(int, *float32, int, int, *float32, *float32, *float32, *int32, *float32, int, bool){
+							8: gemmKernelOff8, 16: gemmKernelOff16, 24: gemmKernelOff24}[width]
+						kern(k, &a[0], arow, 1, bp[0], bp[1], bp[2], &boff[0], &got[0], ldc, load)
+						tol := float64(k) * float64(k+1) * 0x1p-24 // as in TestGEMMKernels
+						if ints {
+							tol = 0
+						}
+						for i := range gemmMR {
+							for j := range ldc {
+								g, w := got[i*ldc+j], want[i*ldc+j]
+								if j >= width {
+									if !sameBits(g, c[i*ldc+j]) {
+										t.Errorf("load=%t: c[%d,%d] = %g outside the tile, want %g unchanged", load, i, j, g, c[i*ldc+j])
+									}
+									continue
+								}
+								if !(math.Abs(float64(g)-float64(w)) <= tol) {
+									t.Errorf("load=%t: c[%d,%d] = %g, Go kernel %g (tolerance %g)", load, i, j, g, w, tol)
+								}
+							}
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestConv2DFMAVsGonum checks the Conv2D passes on the FMA GEMM against the
+// same passes on gonum's Sgemm (useFMAGEMM off), and both against the
+// direct form on integer inputs: exactly there (every partial sum is an
+// integer below 2²⁴); within the direct-vs-im2col bound of
+// TestConvDirectVsIm2col on random inputs. The shapes add to the swept
+// ones an implicit forward pass with C·R·S > gemmKC (the chain paused
+// between cache blocks) and K not a multiple of 4. Without the FMA kernels
+// (other CPUs and architectures) the two runs are the same path.
+func TestConv2DFMAVsGonum(t *testing.T) {
+	rng := newRand(15)
+	shapes := append(sweptConvShapes(),
+		ConvGeom{N: 2, C: 12, H: 12, W: 12, K: 6, R: 5, S: 5, StrideH: 2, StrideW: 1}, // implicit, C·R·S = 300
+		ConvGeom{N: 3, C: 3, H: 9, W: 20, K: 5, R: 2, S: 5, StrideH: 1, StrideW: 1},   // implicit, Q = 16
+	)
+	fma := useFMAGEMM
+	defer func() { useFMAGEMM = fma }()
+	for _, g := range shapes {
+		t.Run(g.String(), func(t *testing.T) {
+			useFMAGEMM = false
+			ref, err := NewConv2D(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			useFMAGEMM = fma
+			c, err := NewConv2D(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x, w := randInts[float32](rng, g.XLen(), -3, 3), randInts[float32](rng, g.WLen(), -3, 3)
+			b, dy := randInts[float32](rng, g.K, -3, 3), randInts[float32](rng, g.YLen(), -3, 3)
+			want := runConvDirect(t, g, x, w, b, dy)
+			for _, run := range []struct {
+				name string
+				c    *Conv2D
+			}{{"gonum", ref}, {"fma", c}} {
+				got := runConv2D(t, run.c, x, w, b, dy)
+				checkClose(t, run.name+" y (ints)", got.y, want.y, 0, 0)
+				checkClose(t, run.name+" dx (ints)", got.dx, want.dx, 0, 0)
+				checkClose(t, run.name+" dw (ints)", got.dw, want.dw, 0, 0)
+				checkClose(t, run.name+" db (ints)", got.db, want.db, 0, 0)
+			}
+			xf, wf := randFloats[float32](rng, g.XLen()), randFloats[float32](rng, g.WLen())
+			bf, dyf := randFloats[float32](rng, g.K), randFloats[float32](rng, g.YLen())
+			r, f := runConv2D(t, ref, xf, wf, bf, dyf), runConv2D(t, c, xf, wf, bf, dyf)
+			// Both are float32 sums of L terms of size ≤ 1 in different
+			// orders: each is within TestConvDirectVsIm2col's bound of the
+			// exact value, so within twice that of each other.
+			tol := func(l int) float64 { return 2e-6 * float64(l) * max(1, math.Sqrt(float64(l)/280)) }
+			checkClose(t, "fma vs gonum y", f.y, r.y, tol(g.C*g.R*g.S+1), 0)
+			checkClose(t, "fma vs gonum dx", f.dx, r.dx, tol(g.K*g.R*g.S), 0)
+			checkClose(t, "fma vs gonum dw", f.dw, r.dw, tol(g.N*g.P()*g.Q()), 0)
+			checkClose(t, "fma vs gonum db", f.db, r.db, tol(g.N*g.P()*g.Q()), 0)
+		})
 	}
 }
