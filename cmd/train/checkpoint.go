@@ -42,7 +42,8 @@ func (c *ckptOptions) register(fs *flag.FlagSet) {
 
 // trainingFlags are the flags whose values a resumed run takes from its
 // checkpoint; giving one with -resume is a usage error.
-var trainingFlags = []string{"model", "batch", "lr", "momentum", "weight-decay", "schedule", "step-every", "gamma", "seed"}
+var trainingFlags = []string{"model", "batch", "lr", "momentum", "weight-decay", "schedule", "step-every", "gamma", "seed",
+	"optimizer", "nesterov", "beta1", "beta2", "eps"}
 
 // check validates the flags after parsing, recording which were given.
 func (c *ckptOptions) check(fs *flag.FlagSet) error {
@@ -95,6 +96,7 @@ func (o *options) loadResume() error {
 	}
 	o.batch, o.lr, o.momentum, o.wd = cfg.Batch, cfg.LR, cfg.Momentum, cfg.WeightDecay
 	o.schedule, o.stepEvery, o.gamma, o.seed = cfg.Schedule.Kind.String(), cfg.Schedule.Every, cfg.Schedule.Gamma, cfg.Seed
+	o.setOptimizer(cfg.Optimizer)
 	return nil
 }
 

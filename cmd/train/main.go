@@ -70,6 +70,54 @@
 //	                  the end), every -save-every steps and on Ctrl-C
 //	-save-every N     with -save, also save every N steps (default 0: never)
 //	-resume FILE      continue the run that saved the checkpoint FILE
+//	-optimizer O      sgd (default), adam or adamw; see Optimisers below
+//	-nesterov         sgd: Nesterov momentum (needs -momentum > 0)
+//	-beta1 X          adam, adamw: decay rate of the first moment (default 0.9)
+//	-beta2 X          adam, adamw: decay rate of the second moment (default 0.999)
+//	-eps X            adam, adamw: ε added to √v̂ (default 1e-8)
+//	-metrics FILE     write metrics as JSON lines to FILE; see below
+//	-plot FILE        draw the loss and accuracy curves into the PNG FILE
+//
+// # Optimisers
+//
+// All three follow PyTorch's torch.optim formulas, on the CPU and on the
+// GPU alike (the two give the same bits for the update itself), with the
+// learning rate of -lr and -schedule and the weight decay of
+// -weight-decay applied to biases too. With g the gradient and λ the
+// weight decay:
+//
+//	sgd             v ← μ·v + (g + λ·p);  p ← p − lr·v          (μ = -momentum)
+//	sgd -nesterov   d = g + λ·p;  v ← μ·v + d;  p ← p − lr·(d + μ·v)
+//	adam            g ← g + λ·p;  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;
+//	                p ← p − lr·m̂/(√v̂ + ε),  m̂ = m/(1−β1ᵗ), v̂ = v/(1−β2ᵗ) at step t
+//	adamw           p ← p·(1 − lr·λ), then adam's update without λ in g
+//
+// -momentum is unused by adam and adamw. Adam wants a smaller learning
+// rate than SGD: -optimizer adam -lr 0.001 is a good start. The optimiser
+// and its state (the velocity, or both moments and the step count) are
+// saved in checkpoints, and -resume continues with them.
+//
+// # Metrics and plots
+//
+// -metrics FILE writes one JSON object per line: a "step" record every 10
+// steps and at the end of each epoch, an "epoch" record after each
+// epoch's evaluation, as in
+//
+//	{"kind":"step","epoch":1,"epochs":3,"step":10,"epoch_step":10,"steps":937,"loss":1.84,"train_acc":0.41,"lr":0.05,"images_per_sec":5123,"elapsed_s":0.12}
+//	{"kind":"epoch","epoch":1,"epochs":3,"step":937,"epoch_step":937,"steps":937,"loss":0.17,"train_acc":0.95,"test_loss":0.06,"test_acc":0.98,"lr":0.0375,"images_per_sec":5123,"elapsed_s":12.4}
+//
+// step counts steps across epochs. A step record's loss and train_acc are
+// over the steps since the previous record of the epoch, an epoch
+// record's over the whole epoch; accuracies are fractions; lr is the
+// learning rate of the last step; elapsed_s counts seconds since the run
+// started. A value that is not finite is written as null. With -resume
+// the file is appended to.
+//
+// -plot FILE draws the training loss and accuracy (every 10 steps, and
+// each epoch's mean) and the test loss and accuracy after each epoch, the
+// loss on a logarithmic scale, into a 900×700 PNG; the file is rewritten
+// atomically after every epoch and at the end, so it always holds a
+// complete image.
 //
 // # Models
 //
@@ -108,8 +156,9 @@
 // middle of an epoch. The data must be the same (its mean and standard
 // deviation are checked); only -epochs may change (to train further; a
 // cosine schedule then stretches over the new length), and giving -model,
-// -batch, -lr, -momentum, -weight-decay, -schedule, -step-every, -gamma or
-// -seed with -resume is a usage error. -resume and -save may name the same
+// -batch, -lr, -momentum, -weight-decay, -schedule, -step-every, -gamma,
+// -seed, -optimizer, -nesterov, -beta1, -beta2 or -eps with -resume is a
+// usage error. -resume and -save may name the same
 // file.
 //
 // Ctrl-C (SIGINT) or SIGTERM stops training after the current step, saves
@@ -157,6 +206,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"syscall"
@@ -220,7 +270,9 @@ type options struct {
 	limit            int
 	deviceOptions
 	ckptOptions
-	progress bool // draw a progress bar (stdout is a terminal)
+	optimOptions       // optim.go
+	reportOptions      // metrics.go
+	progress      bool // draw a progress bar (stdout is a terminal)
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -244,6 +296,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.limit, "limit", 0, "use only the first N training images (0: all)")
 	o.deviceOptions.register(fs, "cpu")
 	o.ckptOptions.register(fs)
+	o.optimOptions.register(fs)
+	o.reportOptions.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -276,6 +330,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	if err := o.ckptOptions.check(fs); err != nil {
+		return nil, err
+	}
+	if err := o.optimOptions.check(o.momentum); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -373,7 +430,7 @@ func train(ctx context.Context, o *options, stdout io.Writer) error {
 	bar := &progressBar{w: stdout, enabled: o.progress}
 	cfg := host.Config{
 		Epochs: o.epochs, Batch: o.batch, LR: o.lr, Momentum: o.momentum, WeightDecay: o.wd,
-		Schedule: sched, Seed: o.seed,
+		Schedule: sched, Seed: o.seed, Optimizer: o.optimizer(),
 		OnEpoch: func(m host.EpochMetrics) {
 			bar.clear()
 			fmt.Fprintf(stdout, "epoch %d/%d  loss %.4f  train %.2f%%  test %.2f%%  %.0f images/s  epoch %s  elapsed %s\n",
@@ -385,6 +442,15 @@ func train(ctx context.Context, o *options, stdout io.Writer) error {
 		cfg.ProgressEvery, cfg.OnProgress = 10, bar.update
 	}
 	o.hook(&cfg)
+	dataName := "MNIST"
+	if o.data != "" {
+		dataName = filepath.Base(o.data)
+	}
+	title := fmt.Sprintf("%s, %s, batch %d", dataName, o.describe(o.lr, o.schedule, o.momentum, o.wd), o.batch)
+	if err := o.reportOptions.open(&cfg, o.resume != "", title); err != nil {
+		return err
+	}
+	defer o.reportOptions.close() // on an early return; the error is reported below otherwise
 	trainer, err := host.NewTrainer(model, trainSet, testSet, cfg)
 	if err != nil {
 		return err
@@ -397,8 +463,8 @@ func train(ctx context.Context, o *options, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "data     %s: %d training and %d test images of %d×%d, %d classes\n",
 		source, trainSet.N, testSet.N, trainSet.H, trainSet.W, trainSet.Classes)
-	fmt.Fprintf(stdout, "train    %d epochs of %d steps of %d images (%d left out per epoch), SGD lr %g (%s) momentum %g weight decay %g, seed %d\n",
-		o.epochs, trainer.StepsPerEpoch(), o.batch, trainSet.N%o.batch, o.lr, o.schedule, o.momentum, o.wd, o.seed)
+	fmt.Fprintf(stdout, "train    %d epochs of %d steps of %d images (%d left out per epoch), %s, seed %d\n",
+		o.epochs, trainer.StepsPerEpoch(), o.batch, trainSet.N%o.batch, o.describe(o.lr, o.schedule, o.momentum, o.wd), o.seed)
 	fmt.Fprint(stdout, summary)
 	if err := o.attach(trainer, stdout); err != nil {
 		return err
@@ -406,8 +472,12 @@ func train(ctx context.Context, o *options, stdout io.Writer) error {
 
 	_, err = trainer.Run(ctx)
 	bar.clear()
+	rerr := o.reportOptions.close()
 	if err != nil {
-		return o.stopped(ctx, err, stdout)
+		return errors.Join(o.stopped(ctx, err, stdout), rerr)
+	}
+	if rerr != nil {
+		return rerr
 	}
 	o.saved(stdout)
 	return nil

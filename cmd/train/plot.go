@@ -1,0 +1,183 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/convtrain/convtrain/host"
+)
+
+// Size of the -plot image: 9×7 inches at 100 dots per inch.
+const (
+	plotWidth  = 9 * vg.Inch
+	plotHeight = 7 * vg.Inch
+	plotDPI    = 100
+)
+
+// curves collects the points of the -plot image: the training loss and
+// accuracy over each window between progress reports, and each epoch's
+// training and test loss and accuracy. The x axis counts epochs
+// (fractionally within one: x = epoch − 1 + step/steps).
+type curves struct {
+	title               string
+	trainLoss, trainAcc plotter.XYs // per progress window
+	epochLoss, epochAcc plotter.XYs // the epoch's training batches
+	testLoss, testAcc   plotter.XYs // the test set, after each epoch
+	win                 windowed
+}
+
+func (c *curves) progress(p host.Progress) {
+	loss, acc := c.win.next(p)
+	x := float64(p.Epoch-1) + float64(p.Step)/float64(max(p.Steps, 1))
+	c.trainLoss = append(c.trainLoss, plotter.XY{X: x, Y: loss})
+	c.trainAcc = append(c.trainAcc, plotter.XY{X: x, Y: 100 * acc})
+}
+
+func (c *curves) epoch(m host.EpochMetrics) {
+	x := float64(m.Epoch)
+	if m.Images > 0 { // else resumed after the epoch's last step: no training metrics
+		c.epochLoss = append(c.epochLoss, plotter.XY{X: x, Y: m.Loss})
+		c.epochAcc = append(c.epochAcc, plotter.XY{X: x, Y: 100 * m.TrainAcc})
+	}
+	c.testLoss = append(c.testLoss, plotter.XY{X: x, Y: m.TestLoss})
+	c.testAcc = append(c.testAcc, plotter.XY{X: x, Y: 100 * m.TestAcc})
+}
+
+// finite drops the points whose y is NaN or infinite, and, for a log
+// scale (positive), those with y ≤ 0.
+func finite(xy plotter.XYs, positive bool) plotter.XYs {
+	var out plotter.XYs
+	for _, p := range xy {
+		if !math.IsNaN(p.Y) && !math.IsInf(p.Y, 0) && (!positive || p.Y > 0) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+var (
+	trainColor = color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff} // blue
+	epochColor = color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff} // green
+	testColor  = color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff} // red
+)
+
+// panel makes one of the two plots: the per-window series as a thin line,
+// the per-epoch series as lines with markers.
+func (c *curves) panel(title, ylabel string, window, epoch, test plotter.XYs, logY bool) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "epoch"
+	p.Y.Label.Text = ylabel
+	p.Legend.Top = !logY // the loss falls: its legend goes bottom right
+	p.Add(plotter.NewGrid())
+	window, epoch, test = finite(window, logY), finite(epoch, logY), finite(test, logY)
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, s := range []plotter.XYs{window, epoch, test} {
+		for _, q := range s {
+			lo, hi = math.Min(lo, q.Y), math.Max(hi, q.Y)
+		}
+	}
+	if logY && lo <= hi {
+		p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+		p.Y.Min, p.Y.Max = lo/1.2, hi*1.2
+	}
+	if !logY && lo <= hi {
+		// Accuracy: from a little below the lowest epoch value, so that
+		// the first windows (near chance) do not flatten the rest; they
+		// are clipped.
+		floor := math.Inf(1)
+		for _, s := range []plotter.XYs{epoch, test} {
+			for _, q := range s {
+				floor = math.Min(floor, q.Y)
+			}
+		}
+		if math.IsInf(floor, 1) {
+			floor = lo
+		}
+		p.Y.Min, p.Y.Max = math.Max(0, math.Floor(floor-2)), math.Min(100, math.Ceil(hi+0.5))
+	}
+	if len(window) > 0 {
+		l, err := plotter.NewLine(window)
+		if err != nil {
+			return nil, err
+		}
+		l.Color, l.Width = trainColor, vg.Points(1)
+		p.Add(l)
+		p.Legend.Add("training batches (every 10 steps)", l)
+	}
+	for _, s := range []struct {
+		xy    plotter.XYs
+		col   color.Color
+		shape draw.GlyphDrawer
+		name  string
+	}{{epoch, epochColor, draw.BoxGlyph{}, "training, epoch mean"}, {test, testColor, draw.CircleGlyph{}, "test set"}} {
+		if len(s.xy) == 0 {
+			continue
+		}
+		l, pts, err := plotter.NewLinePoints(s.xy)
+		if err != nil {
+			return nil, err
+		}
+		l.Color, l.Width = s.col, vg.Points(2)
+		pts.Color, pts.Shape, pts.Radius = s.col, s.shape, vg.Points(4)
+		p.Add(l, pts)
+		p.Legend.Add(s.name, l, pts)
+	}
+	return p, nil
+}
+
+// render draws the loss panel above the accuracy panel into a PNG of
+// width×height at plotDPI.
+func (c *curves) render(w io.Writer, width, height vg.Length) error {
+	lp, err := c.panel(c.title, "loss", c.trainLoss, c.epochLoss, c.testLoss, true)
+	if err != nil {
+		return fmt.Errorf("-plot: %w", err)
+	}
+	ap, err := c.panel("", "accuracy (%)", c.trainAcc, c.epochAcc, c.testAcc, false)
+	if err != nil {
+		return fmt.Errorf("-plot: %w", err)
+	}
+	img := vgimg.NewWith(vgimg.UseWH(width, height), vgimg.UseDPI(plotDPI))
+	dc := draw.New(img)
+	plots := [][]*plot.Plot{{lp}, {ap}}
+	tiles := draw.Tiles{Rows: 2, Cols: 1, PadTop: vg.Points(6), PadBottom: vg.Points(6),
+		PadLeft: vg.Points(6), PadRight: vg.Points(12), PadY: vg.Points(12)}
+	canvases := plot.Align(plots, tiles, dc)
+	for i := range plots {
+		plots[i][0].Draw(canvases[i][0])
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(w); err != nil {
+		return fmt.Errorf("-plot: %w", err)
+	}
+	return nil
+}
+
+// save writes the PNG to path atomically: a temporary file in the same
+// directory, renamed over path, so that a reader never sees half an image.
+func (c *curves) save(path string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".plot-*.png")
+	if err != nil {
+		return fmt.Errorf("-plot: %w", err)
+	}
+	err = c.render(f, plotWidth, plotHeight)
+	err = errors.Join(err, f.Close())
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("-plot %s: %w", path, err)
+	}
+	return nil
+}
