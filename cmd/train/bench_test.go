@@ -71,6 +71,22 @@ func TestBenchSim(t *testing.T) {
 	}
 }
 
+// TestBenchSimTF32: with -precision tf32 the second conv layer of the
+// default network (16 filters over 8×5×5 inputs, wide enough for the
+// implicit GEMM) runs on the TF32 tensor-core kernels.
+func TestBenchSimTF32(t *testing.T) {
+	args := []string{"bench", "-device", "sim", "-precision", "tf32", "-batch", "2", "-threads", "2"}
+	var stdout, stderr bytes.Buffer
+	if err := run(args, &stdout, &stderr); err != nil {
+		t.Fatalf("run(%q) = %v; stderr:\n%s", args, err, stderr.String())
+	}
+	out := stdout.String()
+	re := regexp.MustCompile(`(?m)^ *conv fwd N=2,C=8,H=12,W=12,K=16,R=5,S=5\S* +(conv2d_fwd_\w*tf32\w*) +1 `)
+	if !re.MatchString(out) {
+		t.Errorf("run(%q): no row of a TF32 kernel for the second conv's forward pass:\n%s", args, out)
+	}
+}
+
 // TestBenchCPU: on the CPU, bench times each operation and reports the
 // GFLOP/s of the conv and dense passes and the images/s of a step.
 func TestBenchCPU(t *testing.T) {

@@ -78,6 +78,11 @@ func parseCompare(args []string, stderr io.Writer) (*compareOptions, error) {
 	if err := o.arch.check(fs); err != nil {
 		return nil, err
 	}
+	tolSet := false
+	fs.Visit(func(f *flag.Flag) { tolSet = tolSet || f.Name == "tol" })
+	if o.precision == "tf32" && !tolSet {
+		return nil, usagef("-precision tf32 needs -tol: TF32 training drifts away from fp32's step by step, and no default fits every -steps (see `go doc ./cmd/train`; e.g. -steps 5 -tol 0.1)")
+	}
 	if err := o.deviceOptions.check(); err != nil {
 		return nil, err
 	}
@@ -257,17 +262,15 @@ func compareTrain(be *deviceBackend, name string, spec host.Spec, set *host.Data
 	return r, nil
 }
 
-// relDiff is |got − want| / |want|, or |got − want| when want is 0; NaN
-// when either is NaN.
-func relDiff(got, want float64) float64 {
+// lossDiff is |got − want| / max(|want|, 1): relative for losses above 1,
+// absolute below, where a cross-entropy is the small difference of two
+// log-sum-exp terms of the logits' size and float32 bounds its absolute
+// error, not its relative one. NaN when either is NaN.
+func lossDiff(got, want float64) float64 {
 	if math.IsNaN(got) || math.IsNaN(want) {
 		return math.NaN()
 	}
-	d := math.Abs(got - want)
-	if want != 0 {
-		d /= math.Abs(want)
-	}
-	return d
+	return math.Abs(got-want) / math.Max(math.Abs(want), 1)
 }
 
 // tensorDiff returns max_i |got_i − want_i|, max_i |want_i| and their
@@ -293,7 +296,7 @@ func tensorDiff(got, want []float32) (maxAbs, maxWant, rel float64) {
 // and the speeds, and returns an error when a difference exceeds o.tol.
 func compareReport(w io.Writer, got, want compareRun, spec host.Spec, o *compareOptions) error {
 	dn := got.name
-	fmt.Fprintf(w, "\n%5s  %-14s %-14s %s\n", "step", "loss cpu", "loss "+dn, "rel diff")
+	fmt.Fprintf(w, "\n%5s  %-14s %-14s %s\n", "step", "loss cpu", "loss "+dn, "diff")
 	worst, worstWhat := 0.0, ""
 	note := func(rel float64, what string) {
 		if !math.IsNaN(worst) && !(rel <= worst) { // the first NaN wins
@@ -301,7 +304,7 @@ func compareReport(w io.Writer, got, want compareRun, spec host.Spec, o *compare
 		}
 	}
 	for s := range want.losses {
-		rel := relDiff(float64(got.losses[s]), float64(want.losses[s]))
+		rel := lossDiff(float64(got.losses[s]), float64(want.losses[s]))
 		note(rel, fmt.Sprintf("the loss of step %d", s+1))
 		fmt.Fprintf(w, "%5d  %-14.8g %-14.8g %.3g\n", s+1, want.losses[s], got.losses[s], rel)
 	}
