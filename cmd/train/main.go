@@ -6,6 +6,8 @@
 //	go run ./cmd/train [flags]
 //	go run ./cmd/train eval -load CKPT [-data DIR] [-batch N] [-device D]
 //	go run ./cmd/train predict -load CKPT [-batch N] [-device D] FILE...
+//	go run ./cmd/train compare [flags]    the same steps on the CPU and a GPU, compared
+//	go run ./cmd/train bench [flags]      the time of each operation and kernel of a step
 //
 // With no flags it trains the default network on MNIST on the CPU for 3
 // epochs and reaches about 98.9 % test accuracy:
@@ -62,8 +64,11 @@
 //	-seed N           seed of the initialisation and the shuffling (default 1)
 //	-data DIR         directory of IDX files (default: MNIST from the Go module cache)
 //	-limit N          use only the first N training images (default 0: all)
-//	-device D         cpu; gpu and sim are not wired in yet and give an error
-//	-threads N        CPU threads (sets GOMAXPROCS; default: the number of CPUs)
+//	-device D         cpu, gpu or sim (default cpu; see Devices)
+//	-gpu N            CUDA device ordinal for -device gpu (default 0)
+//	-precision P      fp32 or tf32 (gpu and sim; default fp32; see Devices)
+//	-threads N        CPU threads (sets GOMAXPROCS; the simulator's workers;
+//	                  default: the number of CPUs)
 //	-model SPEC       the network's layers (default the network above), or
 //	                  @FILE to read them from a file; see below
 //	-save FILE        save a checkpoint to FILE after each epoch (so also at
@@ -193,9 +198,129 @@
 // for MNIST), and another size is an error that says so. As in MNIST,
 // digits are light on a dark background.
 //
-// Exit status: 0 on success, 2 for a usage error (bad flag or value), 130
+// # Devices
+//
+// -device cpu runs the CPU backend (package cpuref, gonum BLAS) on -threads
+// threads. -device gpu runs every operation on an NVIDIA GPU (compute
+// capability 7.0 or newer) through the CUDA driver: the parameters,
+// activations, gradients, optimiser state and the whole data set stay on
+// the device, batches are gathered there by index, and only the loss comes
+// back, when it is reported. It needs a binary built with the cuda tag,
+// from the repository root on a machine with the CUDA toolkit (or
+// scripts/gpu-build.sh, which needs no GPU):
+//
+//	CGO_CFLAGS="-I$PWD/gpu/cudacompat -I/usr/local/cuda/include" \
+//	CGO_LDFLAGS="-L/usr/local/cuda/lib64/stubs" go build -tags cuda ./cmd/train
+//
+// Without it, without a driver or without device -gpu, -device gpu fails
+// with a message that says which. -device sim runs the very same PTX
+// kernels on the PTX simulator (package gpu/ptxsim) with -threads workers:
+// exact but slow (a conv pass over a batch of 64 takes seconds), for tests
+// and small runs. On gpu and sim the header has a device line: the name,
+// the compute capability, the SMs (the simulator's workers) and the
+// memory.
+//
+// -precision fp32 (the default) is float32 arithmetic throughout.
+// -precision tf32 runs the implicit-GEMM convolutions on TF32 tensor
+// cores (compute capability 8.0 or newer, which the simulator reports):
+// each input of a product is rounded to 10 mantissa bits, about 2⁻¹¹
+// relative. A GPU older than sm_80 refuses it with an error; on -device
+// cpu it is a usage error.
+//
+// # Comparing the CPU and a GPU
+//
+// train compare trains one model (-model; the default network) from one
+// -seed on the same batches for -steps steps on the CPU and on -device
+// (gpu; sim where there is no GPU), reading the loss after every step, and
+// prints the loss of each step on both with their difference
+// |dev − cpu|/max(|cpu|, 1) (relative above 1, absolute below, where a
+// cross-entropy is the small difference of two log-sum-exp terms whose
+// absolute error float32 bounds); for every parameter tensor max|cpu|,
+// max|dev − cpu| and their ratio, its relative difference; and the speed
+// of both in steps per second with their ratio (the first step, a warm-up,
+// left out; the loss read after every step included). The batches are
+// successive random permutations of the first -limit training images cut
+// into whole batches; the learning rate is constant. For example (the
+// simulator, 3 steps of 4 images):
+//
+//	 step  loss cpu       loss sim       diff
+//	    1  3.2471924      3.2471924      0
+//	    2  3.0240853      3.0240855      7.88e-08
+//	    3  2.5625601      2.5625603      9.3e-08
+//
+//	parameter        shape          max |cpu|     max |sim−cpu| rel diff
+//	layer1.weight    8×1×5×5        0.1929        4.47e-08      2.32e-07
+//	…
+//	speed    cpu 369 steps/s, sim 1.46 steps/s: sim is 0.00395× the cpu (first step excluded, loss read after every step)
+//	result   ok: the largest relative difference, 3.62e-07 (layer4.bias), is within -tol 0.0001
+//
+// It exits 1 when any difference (of a loss or a parameter tensor)
+// exceeds -tol or is NaN. The default, 1e-4, allows for float32 rounding
+// and nothing else: both backends compute in float32 but sum in different
+// orders (im2col + GEMM on the CPU, per-output or tiled sums in the
+// kernels) with different exp and log, so each operation differs by a few
+// ulp (6e-8 relative), and SGD with momentum carries the differences from
+// step to step. Measured on the simulator with the synthetic digits:
+// 4e-7 after 20 steps of 16 images, 7.5e-7 on the parameters and 7e-6 on
+// the losses after 50 steps of 64. A wrong index, a missed element or a
+// race in a kernel shows as 1e-3 to 1 after the first step.
+//
+// With -precision tf32 no default fits, and -tol must be given: TF32
+// training drifts away from fp32's step by step. Measured on the
+// simulator at batch 16: 1e-3 on the losses and 2e-2 on the parameters
+// after 5 steps, 0.06 and 0.3 after 20. -steps 5 -tol 0.1 checks that the
+// TF32 kernels compute the same training step.
+//
+// Flags of train compare, besides -device (default gpu), -gpu, -precision,
+// -threads and -model as for train:
+//
+//	-steps N          SGD steps on each backend (default 20)
+//	-batch N          images per step, 1 to 4096 (default 16)
+//	-limit N          use only the first N training images (default 1024; 0: all)
+//	-lr X             learning rate, constant (default 0.05)
+//	-momentum X       SGD momentum in [0, 1) (default 0.9)
+//	-weight-decay X   L2 weight decay (default 0)
+//	-seed N           seed of the initialisation and the batches (default 1)
+//	-data DIR         directory of IDX files (default: MNIST)
+//	-tol X            largest difference accepted (default 1e-4; required with tf32)
+//
+// # Benchmarks
+//
+// train bench runs -steps training steps (after one warm-up step on cpu
+// and gpu) of the model on a batch of -batch synthetic images and prints
+// one row per operation of the step (a backend call: a conv pass of one
+// shape, a ReLU, a pool, a dense pass, the loss, an SGD update, a gather)
+// with its calls per step, its median time per step, GFLOP/s for conv
+// and dense passes (a conv pass is 2·N·K·P·Q·C·R·S FLOPs) and its share of
+// the step. On a GPU every operation is timed with events and nothing
+// synchronises between operations; on the CPU with the clock. On the
+// simulator (-device sim; 1 step by default) an operation has one row per
+// kernel it launched, with the simulator's counters per step: launches,
+// the simulator's time (a measure of the simulator, not of any GPU),
+// thread instructions, global memory traffic in MB, global bytes per FLOP
+// (conv and dense kernels), 32-byte sectors per warp request (4 when a
+// warp's float32 accesses are coalesced, up to 32) and shared-memory bank
+// conflicts (extra wavefronts). The last line is the median step time and
+// the images per second it gives:
+//
+//	step     6.153 ms (median of 20; operations 6.069 ms), 10401 images/s
+//
+// Flags of train bench, besides -device (default gpu), -gpu, -precision,
+// -threads and -model as for train:
+//
+//	-batch N          images per step, 1 to 4096 (default 64)
+//	-steps N          timed steps (default 0: 1 on sim, 20 on cpu and gpu)
+//	-size N           image height and width, 4 to 256 (default 28)
+//	-classes N        classes, 2 to 256 (default 10)
+//	-seed N           seed of the initialisation and the images (default 1)
+//
+// # Exit status
+//
+// 0 on success, 2 for a usage error (bad flag or value), 130
 // when interrupted (Ctrl-C, SIGTERM), 1 when anything else fails (missing
-// or corrupt data or checkpoint, a backend error, divergence).
+// or corrupt data or checkpoint, a backend error, divergence), for every
+// subcommand; train compare also exits 1 when the backends differ by more
+// than -tol.
 package main
 
 import (
