@@ -55,7 +55,11 @@ type Conv2D struct {
 	// no padding, Q a multiple of 8), B[(c,r,s), (p,q)] at
 	// x[p·sh·W + q + boff[(c,r,s)]], boff[(c,r,s)] = (c·H + r)·W + s.
 	implicit bool
-	boff     []int32
+	// implicitF: the FMA backward-filter pass reads x in place too
+	// (stride 1 across, no padding; any Q), A[(c,r,s), (p,q)] at
+	// x[boff[(c,r,s)] + p·sh·W + q].
+	implicitF bool
+	boff      []int32
 	// rows[r] = [p0, p1): the outputs whose input row p·sh − ph + r is in
 	// the image; cols[s] = [q0, q1) likewise; taps[q] = [s0, s1): the
 	// kernel columns of output column q that are in the image.
@@ -110,9 +114,10 @@ func NewConv2D(g ConvGeom) (*Conv2D, error) {
 	c.pq = c.p * c.q
 	c.fma = useFMAGEMM
 	c.fwdDot = c.crs >= 128 && !c.fma
-	c.implicit = c.fma && g.StrideW == 1 && g.PadH == 0 && g.PadW == 0 && c.q%8 == 0 &&
+	c.implicitF = c.fma && g.StrideW == 1 && g.PadH == 0 && g.PadW == 0 &&
 		fitsProduct([]int{g.C, g.H, g.W}) && g.C*g.H*g.W <= 1<<31-1
-	if c.implicit {
+	c.implicit = c.implicitF && c.q%8 == 0
+	if c.implicitF {
 		for ch := 0; ch < g.C; ch++ {
 			for r := 0; r < g.R; r++ {
 				for s := 0; s < g.S; s++ {
@@ -432,6 +437,51 @@ func (c *Conv2D) forwardImplicit(x, y []float32, s *gemmScratch) {
 	}
 }
 
+// filterImplicit computes dWᵀ (C·R·S, K) = load·dWᵀ + col (C·R·S, P·Q) ·
+// dYᵀ (P·Q, K) for one image x (C,H,W), dYᵀ packed in bp (packB's layout,
+// P·Q rows), without forming col: the row-walking kernels read row
+// (c,r,s) of col as P runs of Q consecutive inputs of x from boff[(c,r,s)]
+// on (see Conv2D.implicitF). The order is gemm's: one chain of fused
+// multiply-adds over the outputs (p, q) per element, continuing the chain
+// in dWᵀ when load.
+func (c *Conv2D) filterImplicit(x, bp []float32, load bool, dWT []float32, s *gemmScratch) {
+	g, K, pq, crs := c.g, c.g.K, c.pq, c.crs
+	jump := g.StrideH*g.W - c.q
+	for j := 0; j < K; j += gemmNR {
+		w := min(gemmNR, K-j)
+		kern, width := gemmKernelRows24, gemmNR
+		switch {
+		case w <= 8:
+			kern, width = gemmKernelRows8, 8
+		case w <= 16:
+			kern, width = gemmKernelRows16, 16
+		}
+		b := bp[j*pq : j*pq+(pq-1)*gemmNR+width]
+		for i := 0; i < crs; i += gemmMR {
+			h := min(gemmMR, crs-i)
+			var a [gemmMR]*float32
+			for ii := range gemmMR {
+				a[ii] = &x[c.boff[i+min(ii, h-1)]] // rows past crs repeat the last; discarded
+			}
+			if h == gemmMR && w == width {
+				_ = dWT[(i+gemmMR-1)*K+j+width-1]
+				kern(c.p, a[0], a[1], a[2], a[3], c.q, jump, &b[0], gemmNR, &dWT[i*K+j], K, load)
+				continue
+			}
+			t := s.c[:]
+			if load {
+				for ii := range h {
+					copy(t[ii*gemmNR:ii*gemmNR+w], dWT[(i+ii)*K+j:])
+				}
+			}
+			kern(c.p, a[0], a[1], a[2], a[3], c.q, jump, &b[0], gemmNR, &t[0], gemmNR, load)
+			for ii := range h {
+				copy(dWT[(i+ii)*K+j:(i+ii)*K+j+w], t[ii*gemmNR:])
+			}
+		}
+	}
+}
+
 // gatherDY returns dY (K, G·P·Q) for images n0 ≤ n < n1 and its row stride:
 // dy itself when the group is one image, else a copy in ws.tmp.
 func (c *Conv2D) gatherDY(ws *convWorker, n0, n1 int) ([]float32, int) {
@@ -483,9 +533,13 @@ func (c *Conv2D) backwardFilterGroup(ws *convWorker, sl int, first bool, n0, n1 
 	if c.fma {
 		// per image: dWᵀ (C·R·S, K) += col (C·R·S, P·Q) · dy[n]ᵀ (P·Q, K)
 		for n := n0; n < n1; n++ {
-			c.im2col(c.x[n*chw:(n+1)*chw], ws.col, pq, 0)
 			packB(true, pq, K, c.dy[n*K*pq:(n+1)*K*pq], pq, ws.bp)
-			gemm(c.crs, K, pq, rowMajorA(ws.col, pq), packedB(ws.bp, pq), beta, dW, K, ws.gs)
+			if c.implicitF {
+				c.filterImplicit(c.x[n*chw:(n+1)*chw], ws.bp, beta != 0, dW, ws.gs)
+			} else {
+				c.im2col(c.x[n*chw:(n+1)*chw], ws.col, pq, 0)
+				gemm(c.crs, K, pq, rowMajorA(ws.col, pq), packedB(ws.bp, pq), beta, dW, K, ws.gs)
+			}
 			beta = 1
 		}
 		for k := 0; k < K; k++ {

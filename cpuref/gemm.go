@@ -279,3 +279,33 @@ func gemmKernelOffGo(width, k int, a []float32, arow, astep int, b [3][]float32,
 		}
 	}
 }
+
+// gemmKernelRowsGo is the row-walking micro-kernel in Go: gemmKernelGo over
+// k = nrows·q steps with A[i, t·q + e] = a[i][t·(q + jump) + e].
+func gemmKernelRowsGo(width, nrows int, a [gemmMR][]float32, q, jump int, b []float32, brow int, c []float32, ldc int, load bool) {
+	var acc [gemmMR][gemmNR]float64
+	if load {
+		for i := range gemmMR {
+			for j := range width {
+				acc[i][j] = float64(c[i*ldc+j])
+			}
+		}
+	}
+	for t := range nrows {
+		for e := range q {
+			p := t*q + e
+			bp := b[p*brow : p*brow+width]
+			for i := range gemmMR {
+				av := float64(a[i][t*(q+jump)+e])
+				for j, bv := range bp {
+					acc[i][j] = float64(float32(av*float64(bv) + acc[i][j]))
+				}
+			}
+		}
+	}
+	for i := range gemmMR {
+		for j := range width {
+			c[i*ldc+j] = float32(acc[i][j])
+		}
+	}
+}

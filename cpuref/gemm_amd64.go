@@ -56,3 +56,17 @@ func gemmKernelOff16(k int, a *float32, arow, astep int, b0, b1, b2 *float32, bo
 
 //go:noescape
 func gemmKernelOff8(k int, a *float32, arow, astep int, b0, b1, b2 *float32, boff *int32, c *float32, ldc int, load bool)
+
+// gemmKernelRows24, gemmKernelRows16 and gemmKernelRows8 are the
+// row-walking micro-kernels (see gemm_amd64.s): the tiles of
+// gemmKernel24/16/8 over k = nrows·q steps, with
+// A[i, t·q + e] = a_i[t·(q + jump) + e] and B[p, j] = b[p·brow + j].
+//
+//go:noescape
+func gemmKernelRows24(nrows int, a0, a1, a2, a3 *float32, q, jump int, b *float32, brow int, c *float32, ldc int, load bool)
+
+//go:noescape
+func gemmKernelRows16(nrows int, a0, a1, a2, a3 *float32, q, jump int, b *float32, brow int, c *float32, ldc int, load bool)
+
+//go:noescape
+func gemmKernelRows8(nrows int, a0, a1, a2, a3 *float32, q, jump int, b *float32, brow int, c *float32, ldc int, load bool)

@@ -495,6 +495,274 @@ ko8_store:
 	VZEROUPPER
 	RET
 
+
+// The row-walking micro-kernels read the 4 rows of A from 4 pointers, in
+// nrows runs of q consecutive floats, each run jump floats past the end of
+// the one before, and B with a row stride:
+//
+//	A[i, t·q + e] = a_i[t·(q + jump) + e]   (t < nrows, e < q)
+//	B[p, j] = b[p·brow + j]
+//
+// for k = nrows·q steps; otherwise they are the kernels above.
+
+// func gemmKernelRows24(nrows int, a0, a1, a2, a3 *float32, q, jump int, b *float32, brow int, c *float32, ldc int, load bool)
+TEXT ·gemmKernelRows24(SB), NOSPLIT, $0-89
+	MOVQ c+72(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $2, R8
+	LEAQ (DX)(R8*2), R11
+	ADDQ R8, R11
+	MOVBLZX load+88(FP), AX
+	TESTQ AX, AX
+	JZ kr24_zero
+	VMOVUPS 0(DX), Y0
+	VMOVUPS 32(DX), Y1
+	VMOVUPS 64(DX), Y2
+	VMOVUPS 0(DX)(R8*1), Y3
+	VMOVUPS 32(DX)(R8*1), Y4
+	VMOVUPS 64(DX)(R8*1), Y5
+	VMOVUPS 0(DX)(R8*2), Y6
+	VMOVUPS 32(DX)(R8*2), Y7
+	VMOVUPS 64(DX)(R8*2), Y8
+	VMOVUPS 0(R11), Y9
+	VMOVUPS 32(R11), Y10
+	VMOVUPS 64(R11), Y11
+	JMP kr24_start
+kr24_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+kr24_start:
+	MOVQ nrows+0(FP), R11
+	MOVQ a0+8(FP), SI
+	MOVQ a1+16(FP), R12
+	MOVQ a2+24(FP), R13
+	MOVQ a3+32(FP), BX
+	MOVQ jump+48(FP), R10
+	SHLQ $2, R10
+	MOVQ b+56(FP), DI
+	MOVQ brow+64(FP), R9
+	SHLQ $2, R9
+	XORQ AX, AX
+	MOVQ q+40(FP), CX
+	TESTQ CX, CX
+	JZ kr24_store
+	TESTQ R11, R11
+	JZ kr24_store
+kr24_row:
+	MOVQ q+40(FP), CX
+kr24_loop:
+	VMOVUPS 0(DI), Y12
+	VMOVUPS 32(DI), Y13
+	VMOVUPS 64(DI), Y14
+	VBROADCASTSS (SI)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS (R12)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS (R13)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS (BX)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ $4, AX
+	ADDQ R9, DI
+	DECQ CX
+	JNZ kr24_loop
+	ADDQ R10, AX
+	DECQ R11
+	JNZ kr24_row
+kr24_store:
+	MOVQ c+72(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $2, R8
+	LEAQ (DX)(R8*2), R11
+	ADDQ R8, R11
+	VMOVUPS Y0, 0(DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 0(DX)(R8*1)
+	VMOVUPS Y4, 32(DX)(R8*1)
+	VMOVUPS Y5, 64(DX)(R8*1)
+	VMOVUPS Y6, 0(DX)(R8*2)
+	VMOVUPS Y7, 32(DX)(R8*2)
+	VMOVUPS Y8, 64(DX)(R8*2)
+	VMOVUPS Y9, 0(R11)
+	VMOVUPS Y10, 32(R11)
+	VMOVUPS Y11, 64(R11)
+	VZEROUPPER
+	RET
+
+// func gemmKernelRows16(nrows int, a0, a1, a2, a3 *float32, q, jump int, b *float32, brow int, c *float32, ldc int, load bool)
+TEXT ·gemmKernelRows16(SB), NOSPLIT, $0-89
+	MOVQ c+72(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $2, R8
+	LEAQ (DX)(R8*2), R11
+	ADDQ R8, R11
+	MOVBLZX load+88(FP), AX
+	TESTQ AX, AX
+	JZ kr16_zero
+	VMOVUPS 0(DX), Y0
+	VMOVUPS 32(DX), Y1
+	VMOVUPS 0(DX)(R8*1), Y2
+	VMOVUPS 32(DX)(R8*1), Y3
+	VMOVUPS 0(DX)(R8*2), Y4
+	VMOVUPS 32(DX)(R8*2), Y5
+	VMOVUPS 0(R11), Y6
+	VMOVUPS 32(R11), Y7
+	JMP kr16_start
+kr16_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+kr16_start:
+	MOVQ nrows+0(FP), R11
+	MOVQ a0+8(FP), SI
+	MOVQ a1+16(FP), R12
+	MOVQ a2+24(FP), R13
+	MOVQ a3+32(FP), BX
+	MOVQ jump+48(FP), R10
+	SHLQ $2, R10
+	MOVQ b+56(FP), DI
+	MOVQ brow+64(FP), R9
+	SHLQ $2, R9
+	XORQ AX, AX
+	MOVQ q+40(FP), CX
+	TESTQ CX, CX
+	JZ kr16_store
+	TESTQ R11, R11
+	JZ kr16_store
+kr16_row:
+	MOVQ q+40(FP), CX
+kr16_loop:
+	VMOVUPS 0(DI), Y12
+	VMOVUPS 32(DI), Y13
+	VBROADCASTSS (SI)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VBROADCASTSS (R12)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y2
+	VFMADD231PS Y13, Y15, Y3
+	VBROADCASTSS (R13)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y4
+	VFMADD231PS Y13, Y15, Y5
+	VBROADCASTSS (BX)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	ADDQ $4, AX
+	ADDQ R9, DI
+	DECQ CX
+	JNZ kr16_loop
+	ADDQ R10, AX
+	DECQ R11
+	JNZ kr16_row
+kr16_store:
+	MOVQ c+72(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $2, R8
+	LEAQ (DX)(R8*2), R11
+	ADDQ R8, R11
+	VMOVUPS Y0, 0(DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 0(DX)(R8*1)
+	VMOVUPS Y3, 32(DX)(R8*1)
+	VMOVUPS Y4, 0(DX)(R8*2)
+	VMOVUPS Y5, 32(DX)(R8*2)
+	VMOVUPS Y6, 0(R11)
+	VMOVUPS Y7, 32(R11)
+	VZEROUPPER
+	RET
+
+// func gemmKernelRows8(nrows int, a0, a1, a2, a3 *float32, q, jump int, b *float32, brow int, c *float32, ldc int, load bool)
+TEXT ·gemmKernelRows8(SB), NOSPLIT, $0-89
+	MOVQ c+72(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $2, R8
+	LEAQ (DX)(R8*2), R11
+	ADDQ R8, R11
+	MOVBLZX load+88(FP), AX
+	TESTQ AX, AX
+	JZ kr8_zero
+	VMOVUPS 0(DX), Y0
+	VMOVUPS 0(DX)(R8*1), Y1
+	VMOVUPS 0(DX)(R8*2), Y2
+	VMOVUPS 0(R11), Y3
+	JMP kr8_start
+kr8_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+kr8_start:
+	MOVQ nrows+0(FP), R11
+	MOVQ a0+8(FP), SI
+	MOVQ a1+16(FP), R12
+	MOVQ a2+24(FP), R13
+	MOVQ a3+32(FP), BX
+	MOVQ jump+48(FP), R10
+	SHLQ $2, R10
+	MOVQ b+56(FP), DI
+	MOVQ brow+64(FP), R9
+	SHLQ $2, R9
+	XORQ AX, AX
+	MOVQ q+40(FP), CX
+	TESTQ CX, CX
+	JZ kr8_store
+	TESTQ R11, R11
+	JZ kr8_store
+kr8_row:
+	MOVQ q+40(FP), CX
+kr8_loop:
+	VMOVUPS 0(DI), Y12
+	VBROADCASTSS (SI)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VBROADCASTSS (R12)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y1
+	VBROADCASTSS (R13)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y2
+	VBROADCASTSS (BX)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y3
+	ADDQ $4, AX
+	ADDQ R9, DI
+	DECQ CX
+	JNZ kr8_loop
+	ADDQ R10, AX
+	DECQ R11
+	JNZ kr8_row
+kr8_store:
+	MOVQ c+72(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $2, R8
+	LEAQ (DX)(R8*2), R11
+	ADDQ R8, R11
+	VMOVUPS Y0, 0(DX)
+	VMOVUPS Y1, 0(DX)(R8*1)
+	VMOVUPS Y2, 0(DX)(R8*2)
+	VMOVUPS Y3, 0(R11)
+	VZEROUPPER
+	RET
+
 // func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
 TEXT ·cpuid(SB), NOSPLIT, $0-24
 	MOVL eaxArg+0(FP), AX

@@ -63,3 +63,28 @@ func gemmKernelOffPtr(width, k int, a *float32, arow, astep int, bp [3]*float32,
 	}
 	gemmKernelOffGo(width, k, unsafe.Slice(a, na), arow, astep, b, offs, unsafe.Slice(c, (gemmMR-1)*ldc+width), ldc, load)
 }
+
+// The row-walking micro-kernels in Go (see gemmKernelRowsGo).
+func gemmKernelRows24(nrows int, a0, a1, a2, a3 *float32, q, jump int, b *float32, brow int, c *float32, ldc int, load bool) {
+	gemmKernelRowsPtr(24, nrows, [gemmMR]*float32{a0, a1, a2, a3}, q, jump, b, brow, c, ldc, load)
+}
+
+func gemmKernelRows16(nrows int, a0, a1, a2, a3 *float32, q, jump int, b *float32, brow int, c *float32, ldc int, load bool) {
+	gemmKernelRowsPtr(16, nrows, [gemmMR]*float32{a0, a1, a2, a3}, q, jump, b, brow, c, ldc, load)
+}
+
+func gemmKernelRows8(nrows int, a0, a1, a2, a3 *float32, q, jump int, b *float32, brow int, c *float32, ldc int, load bool) {
+	gemmKernelRowsPtr(8, nrows, [gemmMR]*float32{a0, a1, a2, a3}, q, jump, b, brow, c, ldc, load)
+}
+
+func gemmKernelRowsPtr(width, nrows int, ap [gemmMR]*float32, q, jump int, b *float32, brow int, c *float32, ldc int, load bool) {
+	var a [gemmMR][]float32
+	var bs []float32
+	if k := nrows * q; k > 0 {
+		for i := range a {
+			a[i] = unsafe.Slice(ap[i], (nrows-1)*(q+jump)+q)
+		}
+		bs = unsafe.Slice(b, (k-1)*brow+width)
+	}
+	gemmKernelRowsGo(width, nrows, a, q, jump, bs, brow, unsafe.Slice(c, (gemmMR-1)*ldc+width), ldc, load)
+}

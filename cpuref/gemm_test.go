@@ -347,13 +347,16 @@ func TestGEMMKernelsOff(t *testing.T) {
 // integer below 2²⁴); within the direct-vs-im2col bound of
 // TestConvDirectVsIm2col on random inputs. The shapes add to the swept
 // ones an implicit forward pass with C·R·S > gemmKC (the chain paused
-// between cache blocks) and K not a multiple of 4. Without the FMA kernels
+// between cache blocks) and K not a multiple of 4, and an implicit
+// weight gradient with K over one panel of 24. Without the FMA kernels
 // (other CPUs and architectures) the two runs are the same path.
 func TestConv2DFMAVsGonum(t *testing.T) {
 	rng := newRand(15)
 	shapes := append(sweptConvShapes(),
 		ConvGeom{N: 2, C: 12, H: 12, W: 12, K: 6, R: 5, S: 5, StrideH: 2, StrideW: 1}, // implicit, C·R·S = 300
 		ConvGeom{N: 3, C: 3, H: 9, W: 20, K: 5, R: 2, S: 5, StrideH: 1, StrideW: 1},   // implicit, Q = 16
+		ConvGeom{N: 2, C: 3, H: 8, W: 9, K: 30, R: 3, S: 2, StrideH: 2, StrideW: 1},   // implicit dw: K > 24, C·R·S = 18
+		ConvGeom{N: 5, C: 1, H: 6, W: 6, K: 17, R: 6, S: 6, StrideH: 1, StrideW: 1},   // one output
 	)
 	fma := useFMAGEMM
 	defer func() { useFMAGEMM = fma }()
@@ -394,5 +397,61 @@ func TestConv2DFMAVsGonum(t *testing.T) {
 			checkClose(t, "fma vs gonum dw", f.dw, r.dw, tol(g.N*g.P()*g.Q()), 0)
 			checkClose(t, "fma vs gonum db", f.db, r.db, tol(g.N*g.P()*g.Q()), 0)
 		})
+	}
+}
+
+// TestGEMMKernelsRows checks the row-walking micro-kernels in use against
+// the Go one, with A's four rows at unrelated places of x, as in the
+// implicit weight gradient: exactly on integer inputs, within
+// TestGEMMKernels' bound on random ones.
+func TestGEMMKernelsRows(t *testing.T) {
+	rng := newRand(16)
+	for _, width := range []int{8, 16, 24} {
+		for _, shape := range []struct{ nrows, q, jump int }{{0, 3, 1}, {1, 1, 0}, {3, 8, 4}, {24, 24, 4}, {7, 5, 0}} {
+			for _, ints := range []bool{false, true} {
+				t.Run(fmt.Sprintf("width=%d,nrows=%d,q=%d,jump=%d,ints=%t", width, shape.nrows, shape.q, shape.jump, ints), func(t *testing.T) {
+					const ldc, brow = gemmNR + 5, gemmNR + 3
+					k := shape.nrows * shape.q
+					span := max(1, shape.nrows*(shape.q+shape.jump))
+					x, b := randFloats[float32](rng, 4*span+50), randFloats[float32](rng, brow*k+gemmNR)
+					c := randFloats[float32](rng, gemmMR*ldc)
+					if ints {
+						x, b = randInts[float32](rng, len(x), -3, 3), randInts[float32](rng, len(b), -3, 3)
+						c = randInts[float32](rng, len(c), -3, 3)
+					}
+					var as [gemmMR][]float32
+					var ap [gemmMR]*float32
+					for i := range gemmMR {
+						as[i] = x[(3-i)*span+rng.IntN(50):] // rows in reverse order, unaligned
+						ap[i] = &as[i][0]
+					}
+					for _, load := range []bool{false, true} {
+						want, got := slices.Clone(c), slices.Clone(c)
+						gemmKernelRowsGo(width, shape.nrows, as, shape.q, shape.jump, b, brow, want, ldc, load)
+						kern := map[int]func(int, *float32, *float32, *float32, *float32, int, int, *float32, int, *float32, int, bool){
+							8: gemmKernelRows8, 16: gemmKernelRows16, 24: gemmKernelRows24}[width]
+						kern(shape.nrows, ap[0], ap[1], ap[2], ap[3], shape.q, shape.jump, &b[0], brow, &got[0], ldc, load)
+						tol := float64(k) * float64(k+1) * 0x1p-24 // as in TestGEMMKernels
+						if ints {
+							tol = 0
+						}
+						for i := range gemmMR {
+							for j := range ldc {
+								g, w := got[i*ldc+j], want[i*ldc+j]
+								if j >= width {
+									if !sameBits(g, c[i*ldc+j]) {
+										t.Errorf("load=%t: c[%d,%d] = %g outside the tile, want %g unchanged", load, i, j, g, c[i*ldc+j])
+									}
+									continue
+								}
+								if !(math.Abs(float64(g)-float64(w)) <= tol) {
+									t.Errorf("load=%t: c[%d,%d] = %g, Go kernel %g (tolerance %g)", load, i, j, g, w, tol)
+								}
+							}
+						}
+					}
+				})
+			}
+		}
 	}
 }
