@@ -698,6 +698,19 @@ func (c *Conv2D) col2im(dcol []float32, ld, off int, dx []float32) {
 				if q0 >= q1 {
 					continue
 				}
+				if sw == 1 && q0 == 0 && q1 == Q {
+					// Whole output rows into one input row each: the
+					// common case, with the index arithmetic hoisted.
+					di, step := (p0*sh-g.PadH+r)*W-g.PadW+s, sh*W
+					for p := p0; p < p1; p++ {
+						d, dst := src[p*Q:p*Q+Q], xc[di:di+Q]
+						for j, v := range d {
+							dst[j] += v
+						}
+						di += step
+					}
+					continue
+				}
 				for p := p0; p < p1; p++ {
 					d := src[p*Q+q0 : p*Q+q1]
 					dst := xc[(p*sh-g.PadH+r)*W+q0*sw-g.PadW+s:]
