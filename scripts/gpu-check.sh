@@ -10,7 +10,7 @@
 #   3. compute-sanitizer --tool memcheck and --tool racecheck over the gpu
 #      test binary's CUDA tests
 #   4. train: `train compare` (CPU vs GPU), a short MNIST run on the GPU and
-#      `train bench` (per-operation times of a training step),
+#      `train bench` (per-operation times of a training step), fp32 and tf32,
 #      when the binary has them
 #   5. the Go benchmarks of every test binary (-test.bench)
 #   6. scripts/torch-gpu-bench.py: the same network and conv shapes in
@@ -163,8 +163,13 @@ else
 	# Subcommands and flags the binary does not know are reported, not failed.
 	# Each spec is "title|arguments|d", d saying whether -data is passed
 	# (bench uses synthetic images).
-	for spec in "compare|compare -device gpu -steps 50 -batch 64|d" "short run|-device gpu -epochs 1|d" \
-		"bench|bench -device gpu -batch 64 -steps 50|"; do
+	# compare tf32: 5 steps, where TF32 has drifted from fp32 by about 2e-2
+	# on the simulator (see go doc ./cmd/train); a wrong kernel shows as ≥ 1.
+	for spec in "compare|compare -device gpu -steps 50 -batch 64|d" \
+		"compare tf32|compare -device gpu -precision tf32 -steps 5 -tol 0.1|d" \
+		"short run|-device gpu -epochs 1|d" \
+		"bench|bench -device gpu -batch 64 -steps 50|" \
+		"bench tf32|bench -device gpu -precision tf32 -batch 64 -steps 50|"; do
 		title=${spec%%|*}
 		args=${spec#*|}
 		usedata=${args##*|}
