@@ -81,6 +81,9 @@ func TestRunMetricsAndPlot(t *testing.T) {
 		}
 	}
 
+	if st, err := os.Stat(plotPath); err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("plot file: %v, %v; want mode 0644", st, err)
+	}
 	f, err := os.Open(plotPath)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -79,34 +80,9 @@ func (c *curves) panel(title, ylabel string, window, epoch, test plotter.XYs, lo
 	p.Title.Text = title
 	p.X.Label.Text = "epoch"
 	p.Y.Label.Text = ylabel
-	p.Legend.Top = !logY // the loss falls: its legend goes bottom right
+	p.Legend.Top = logY // the loss falls and the accuracy rises: keep the legend clear of them
 	p.Add(plotter.NewGrid())
 	window, epoch, test = finite(window, logY), finite(epoch, logY), finite(test, logY)
-	lo, hi := math.Inf(1), math.Inf(-1)
-	for _, s := range []plotter.XYs{window, epoch, test} {
-		for _, q := range s {
-			lo, hi = math.Min(lo, q.Y), math.Max(hi, q.Y)
-		}
-	}
-	if logY && lo <= hi {
-		p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
-		p.Y.Min, p.Y.Max = lo/1.2, hi*1.2
-	}
-	if !logY && lo <= hi {
-		// Accuracy: from a little below the lowest epoch value, so that
-		// the first windows (near chance) do not flatten the rest; they
-		// are clipped.
-		floor := math.Inf(1)
-		for _, s := range []plotter.XYs{epoch, test} {
-			for _, q := range s {
-				floor = math.Min(floor, q.Y)
-			}
-		}
-		if math.IsInf(floor, 1) {
-			floor = lo
-		}
-		p.Y.Min, p.Y.Max = math.Max(0, math.Floor(floor-2)), math.Min(100, math.Ceil(hi+0.5))
-	}
 	if len(window) > 0 {
 		l, err := plotter.NewLine(window)
 		if err != nil {
@@ -114,14 +90,14 @@ func (c *curves) panel(title, ylabel string, window, epoch, test plotter.XYs, lo
 		}
 		l.Color, l.Width = trainColor, vg.Points(1)
 		p.Add(l)
-		p.Legend.Add("training batches (every 10 steps)", l)
+		p.Legend.Add("training, mean of each 10 steps", l)
 	}
 	for _, s := range []struct {
 		xy    plotter.XYs
 		col   color.Color
 		shape draw.GlyphDrawer
 		name  string
-	}{{epoch, epochColor, draw.BoxGlyph{}, "training, epoch mean"}, {test, testColor, draw.CircleGlyph{}, "test set"}} {
+	}{{epoch, epochColor, draw.BoxGlyph{}, "training, epoch mean"}, {test, testColor, draw.CircleGlyph{}, "test set, after each epoch"}} {
 		if len(s.xy) == 0 {
 			continue
 		}
@@ -134,13 +110,55 @@ func (c *curves) panel(title, ylabel string, window, epoch, test plotter.XYs, lo
 		p.Add(l, pts)
 		p.Legend.Add(s.name, l, pts)
 	}
+
+	// Axes, set after Add (which widens them to the data): x from 0 to
+	// the last epoch with a tick per epoch; y as below.
+	lo, hi, xmax := math.Inf(1), math.Inf(-1), 1.0
+	for _, s := range []plotter.XYs{window, epoch, test} {
+		for _, q := range s {
+			lo, hi, xmax = math.Min(lo, q.Y), math.Max(hi, q.Y), math.Max(xmax, q.X)
+		}
+	}
+	xmax = math.Ceil(xmax)
+	p.X.Min, p.X.Max = 0, xmax
+	var ticks []plot.Tick
+	every := math.Max(1, math.Ceil(xmax/10))
+	for x := 0.0; x <= xmax; x += every {
+		ticks = append(ticks, plot.Tick{Value: x, Label: strconv.FormatFloat(x, 'f', -1, 64)})
+	}
+	p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	if lo > hi {
+		return p, nil // no points
+	}
+	if logY {
+		p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+		p.Y.Min, p.Y.Max = lo/1.2, hi*1.2
+		return p, nil
+	}
+	// Accuracy: from a little below the lowest per-epoch value, so that
+	// the first windows (near chance) do not flatten the rest; they are
+	// clipped.
+	floor := math.Inf(1)
+	for _, s := range []plotter.XYs{epoch, test} {
+		for _, q := range s {
+			floor = math.Min(floor, q.Y)
+		}
+	}
+	if math.IsInf(floor, 1) {
+		floor = lo
+	}
+	p.Y.Min, p.Y.Max = math.Max(0, math.Floor(floor-2)), math.Min(100, math.Ceil(hi+0.5))
 	return p, nil
 }
 
 // render draws the loss panel above the accuracy panel into a PNG of
 // width×height at plotDPI.
 func (c *curves) render(w io.Writer, width, height vg.Length) error {
-	lp, err := c.panel(c.title, "loss", c.trainLoss, c.epochLoss, c.testLoss, true)
+	title := c.title
+	if n := len(c.testAcc); n > 0 {
+		title += fmt.Sprintf("; test accuracy %.2f%% after epoch %g", c.testAcc[n-1].Y, c.testAcc[n-1].X)
+	}
+	lp, err := c.panel(title, "loss", c.trainLoss, c.epochLoss, c.testLoss, true)
 	if err != nil {
 		return fmt.Errorf("-plot: %w", err)
 	}
@@ -171,7 +189,7 @@ func (c *curves) save(path string) error {
 		return fmt.Errorf("-plot: %w", err)
 	}
 	err = c.render(f, plotWidth, plotHeight)
-	err = errors.Join(err, f.Close())
+	err = errors.Join(err, f.Chmod(0o644), f.Close()) // CreateTemp made it 0600
 	if err == nil {
 		err = os.Rename(f.Name(), path)
 	}
