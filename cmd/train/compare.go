@@ -81,7 +81,7 @@ func parseCompare(args []string, stderr io.Writer) (*compareOptions, error) {
 	tolSet := false
 	fs.Visit(func(f *flag.Flag) { tolSet = tolSet || f.Name == "tol" })
 	if o.precision == "tf32" && !tolSet {
-		return nil, usagef("-precision tf32 needs -tol: TF32 training drifts away from fp32's step by step, and no default fits every -steps (see `go doc ./cmd/train`; e.g. -steps 5 -tol 0.1)")
+		return nil, usagef("-precision tf32 needs -tol: TF32 training drifts away from fp32's step by step, and no default fits every -steps (see `go doc ./cmd/train`; e.g. -steps 2 -tol 0.1)")
 	}
 	if err := o.deviceOptions.check(); err != nil {
 		return nil, err
