@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -75,10 +76,10 @@ func mustLoad(t *testing.T, path string) *host.Checkpoint {
 }
 
 // TestRunInterruptResume trains 12 steps straight with -save; then the
-// same run interrupted in the middle of its second epoch (as by Ctrl-C:
-// the context is cancelled), which must save a checkpoint there and exit
-// with status 130; then -resume from it: the final checkpoint must equal
-// the straight run's bit for bit.
+// same run interrupted (as by Ctrl-C: the context is cancelled) during the
+// first epoch's evaluation and in the middle of the second epoch, which
+// must save a checkpoint there and exit with status 130; then -resume from
+// it: the final checkpoint must equal the straight run's bit for bit.
 func TestRunInterruptResume(t *testing.T) {
 	dir, tmp := syntheticDir(t), t.TempDir()
 	straight, stopped, resumed := filepath.Join(tmp, "straight.st"), filepath.Join(tmp, "stopped.st"), filepath.Join(tmp, "resumed.st")
@@ -90,30 +91,42 @@ func TestRunInterruptResume(t *testing.T) {
 		t.Errorf("straight run does not report its checkpoint:\n%s", stdout.String())
 	}
 
-	// 6 steps and 7 evaluation batches (100 test images) of epoch 1, then
-	// 3 steps of epoch 2.
-	ctx := &countCtx{Context: context.Background()}
-	ctx.n.Store(6 + 7 + 3)
-	stdout.Reset()
-	err := runContext(ctx, tinyArgs(dir, "-save", stopped), &stdout, &stderr)
-	if code := exitCode(err); code != 130 || !strings.Contains(err.Error(), "train -resume "+stopped) {
-		t.Fatalf("interrupted run: exit code %d, error %v; want 130 and how to resume", code, err)
+	for _, tc := range []struct {
+		name  string
+		calls int64 // ctx.Err calls before the interruption
+		want  host.TrainState
+	}{
+		// 6 steps and 3 of the 7 evaluation batches (100 test images) of
+		// epoch 1: resuming repeats the evaluation.
+		{"at=evaluation", 6 + 3, host.TrainState{Epoch: 0, StepEpoch: 6, Step: 6}},
+		// 6 steps and 7 evaluation batches of epoch 1, 3 steps of epoch 2.
+		{"at=mid-epoch", 6 + 7 + 3, host.TrainState{Epoch: 1, StepEpoch: 3, Step: 9}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := &countCtx{Context: context.Background()}
+			ctx.n.Store(tc.calls)
+			var stdout, stderr bytes.Buffer
+			err := runContext(ctx, tinyArgs(dir, "-save", stopped), &stdout, &stderr)
+			if code := exitCode(err); code != 130 || !strings.Contains(err.Error(), "train -resume "+stopped) {
+				t.Fatalf("interrupted run: exit code %d, error %v; want 130 and how to resume", code, err)
+			}
+			c := mustLoad(t, stopped)
+			if st := c.State; st.Epoch != tc.want.Epoch || st.StepEpoch != tc.want.StepEpoch || st.Step != tc.want.Step {
+				t.Fatalf("interrupted at %+v, want %+v", st, tc.want)
+			}
+			args := []string{"-data", dir, "-limit", "96", "-threads", "1", "-resume", stopped, "-save", resumed}
+			stdout.Reset()
+			if err := run(args, &stdout, &stderr); err != nil {
+				t.Fatalf("run(%q) = %v\n%s", args, err, stderr.String())
+			}
+			st := tc.want
+			if !strings.Contains(stdout.String(), fmt.Sprintf("resume   %s: %d epochs and %d steps done (step %d in all)", stopped, st.Epoch, st.StepEpoch, st.Step)) ||
+				!strings.Contains(stdout.String(), "epoch 2/2") || strings.Contains(stdout.String(), "epoch 1/2") != (st.Epoch == 0) {
+				t.Errorf("resumed run output:\n%s", stdout.String())
+			}
+			equalCheckpoints(t, mustLoad(t, straight), mustLoad(t, resumed))
+		})
 	}
-	c := mustLoad(t, stopped)
-	if st := c.State; st.Epoch != 1 || st.StepEpoch != 3 || st.Step != 9 {
-		t.Fatalf("interrupted at %+v, want epoch 1 done and 3 steps of epoch 2", st)
-	}
-
-	stdout.Reset()
-	args := []string{"-data", dir, "-limit", "96", "-threads", "1", "-resume", stopped, "-save", resumed}
-	if err := run(args, &stdout, &stderr); err != nil {
-		t.Fatalf("run(%q) = %v\n%s", args, err, stderr.String())
-	}
-	if !strings.Contains(stdout.String(), "resume   "+stopped+": 1 epochs and 3 steps done (step 9 in all)") ||
-		!strings.Contains(stdout.String(), "epoch 2/2") || strings.Contains(stdout.String(), "epoch 1/2") {
-		t.Errorf("resumed run output:\n%s", stdout.String())
-	}
-	equalCheckpoints(t, mustLoad(t, straight), mustLoad(t, resumed))
 
 	// Resuming a finished run trains nothing, unless -epochs asks for more.
 	stdout.Reset()
