@@ -222,3 +222,34 @@ func TestRunModelFlag(t *testing.T) {
 		})
 	}
 }
+
+// TestRunResumeAdamW: an AdamW run interrupted in its second epoch and
+// resumed (the optimiser, its moments and its step count from the
+// checkpoint, no optimiser flag given) ends bit-identical to the run
+// straight through.
+func TestRunResumeAdamW(t *testing.T) {
+	dir, tmp := syntheticDir(t), t.TempDir()
+	straight, stopped, resumed := filepath.Join(tmp, "straight.st"), filepath.Join(tmp, "stopped.st"), filepath.Join(tmp, "resumed.st")
+	opt := []string{"-optimizer", "adamw", "-lr", "0.002", "-weight-decay", "0.01", "-beta2", "0.99"}
+	var stdout, stderr bytes.Buffer
+	if err := run(tinyArgs(dir, append(opt, "-save", straight)...), &stdout, &stderr); err != nil {
+		t.Fatalf("straight run: %v\n%s", err, stderr.String())
+	}
+	ctx := &countCtx{Context: context.Background()}
+	ctx.n.Store(6 + 7 + 2)
+	if err := runContext(ctx, tinyArgs(dir, append(opt, "-save", stopped)...), &stdout, &stderr); exitCode(err) != 130 {
+		t.Fatalf("interrupted run = %v, want exit status 130", err)
+	}
+	stdout.Reset()
+	if err := run([]string{"-data", dir, "-limit", "96", "-threads", "1", "-resume", stopped, "-save", resumed}, &stdout, &stderr); err != nil {
+		t.Fatalf("resumed run: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "AdamW lr 0.002 (cosine) β1 0.9 β2 0.99") {
+		t.Errorf("resumed run does not describe the checkpoint's optimiser:\n%s", stdout.String())
+	}
+	a, b := mustLoad(t, straight), mustLoad(t, resumed)
+	if len(a.Optim) != 2*len(a.Params) || !strings.HasPrefix(a.Optim[0].Name, "optim.exp_avg") {
+		t.Fatalf("AdamW checkpoint has optimiser tensors %d, first %q; want exp_avg and exp_avg_sq per parameter", len(a.Optim), a.Optim[0].Name)
+	}
+	equalCheckpoints(t, a, b)
+}
