@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 
@@ -167,6 +168,15 @@ func (c *ckptOptions) hook(cfg *host.Config) {
 // moves it to the checkpoint's position.
 func (c *ckptOptions) attach(t *host.Trainer, stdout io.Writer) error {
 	c.tr = t
+	if c.save != "" {
+		// Fail now rather than after the first epoch.
+		f, err := os.CreateTemp(filepath.Dir(c.save), ".train-save-check-*")
+		if err != nil {
+			return fmt.Errorf("-save %s: cannot write there: %w", c.save, err)
+		}
+		f.Close()
+		os.Remove(f.Name())
+	}
 	if c.ck == nil {
 		return nil
 	}

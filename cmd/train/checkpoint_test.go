@@ -213,6 +213,7 @@ func TestRunModelFlag(t *testing.T) {
 		{"case=save-every", []string{"-save-every", "3"}, 2, "-save-every needs -save"},
 		{"case=resume-lr", []string{"-resume", "x", "-lr", "0.1"}, 2, "-lr with -resume"},
 		{"case=resume-missing", []string{"-data", dir, "-resume", filepath.Join(dir, "none")}, 1, "no such file"},
+		{"case=save-dir-missing", tinyArgs(dir, "-save", filepath.Join(dir, "none", "x.st")), 1, "cannot write there"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := run(tc.args, &stdout, &stderr)
