@@ -9,41 +9,57 @@ import (
 	"gonum.org/v1/gonum/blas/blas32"
 )
 
-// Conv2D is the fast float32 CPU convolution: im2col (or col2im) followed by
-// one gonum blas32 Sgemm per group of images. It computes the same functions
-// as Conv2DForwardDirect, Conv2DBackwardDataDirect, Conv2DBackwardFilterDirect
-// and Conv2DBackwardBias, with a different summation order.
+// Conv2D is the fast float32 CPU convolution. It computes the same
+// functions as Conv2DForwardDirect, Conv2DBackwardDataDirect,
+// Conv2DBackwardFilterDirect and Conv2DBackwardBias, with a different
+// summation order, as GEMMs over the patch matrix
 //
-// The batch is cut into groups of G consecutive images, G fixed by the
-// geometry alone, and the three passes are the GEMMs, per group,
+//	col[(c,r,s), (n,p,q)] = x[n,c, p·sh − ph + r, q·sw − pw + s]   (0 in the padding)
+//	forward:         Y[K, P·Q]     = W[K, C·R·S] · col
+//	backward-data:   dcol[C·R·S, P·Q] = Wᵀ · dY[K, P·Q],  then col2im
+//	backward-filter: dW[K, C·R·S]  = Σ_n dY_n · col_nᵀ
+//	                 (and db = Σ_n Σ_(p,q) dY[k, (n,p,q)])
 //
-//	forward:         Y[K, G·P·Q]    = W[K, C·R·S] · col[C·R·S, G·P·Q]
-//	backward-data:   dcol[C·R·S, G·P·Q] = Wᵀ · dY[K, G·P·Q],  then col2im
-//	backward-filter: dW_g[K, C·R·S] = dY[K, G·P·Q] · colᵀ,  dW = Σ_g dW_g
-//	                 (and db = Σ_g Σ_(n,p,q) dY[k, (n,p,q)])
+// on one of two engines, chosen when the Conv2D is made:
 //
-// where col holds the input patches, col[(c,r,s), (n,p,q)] =
-// x[n,c, p·sh − ph + r, q·sw − pw + s]. When C·R·S ≥ 128 the forward pass
-// stores col transposed, one row per output pixel, so that gonum computes
-// Y with dot products of length C·R·S, which run faster than its axpys;
-// the choice depends on the geometry only.
+// FMA path (amd64 CPUs with AVX2 and FMA; see gemm.go). One GEMM per image
+// on the register-blocked FMA micro-kernels, which read the weights, dy and
+// im2col's matrix where they lie. For a stride-1-across, unpadded
+// convolution col is never formed: the forward pass (when Q is a multiple
+// of 8) reads each 8-wide vector of a row of col straight from x through a
+// table of offsets (implicit GEMM), and the backward-filter pass computes
+// dWᵀ = col · dYᵀ with the four rows of a tile of col read from x as P runs
+// of Q inputs. Each output of the forward and backward-data GEMMs is one
+// chain of fused multiply-adds over (c, r, s), resp. k, in order (then + b,
+// resp. the col2im sum in (c, r, s, p, q) order); each dW[k,c,r,s] of a
+// reduction slot (below) is one chain over the slot's images in order and,
+// within an image, over (p, q) in order.
 //
-// Groups run on up to GOMAXPROCS goroutines. Every output element and every
-// partial sum is computed by one goroutine in an order fixed by the
-// geometry: the weight gradients of the groups are dealt round-robin to at
-// most 16 slots, each slot sums its groups in order, and the slots are
-// summed in order. The results are therefore bit-for-bit the same whatever
-// the number of threads; gonum's Sgemm is deterministic for given sizes,
-// and it runs serially here (see sgemm).
+// gonum path (other CPUs and architectures). im2col (or col2im) and one
+// gonum blas32 Sgemm per group of G consecutive images, G fixed by the
+// geometry, the GEMM's columns being the G·P·Q outputs of the group. When
+// C·R·S ≥ 128 the forward pass stores col transposed, one row per output
+// pixel, so that gonum computes Y with dot products of length C·R·S, which
+// run faster than its axpys; the choice depends on the geometry only.
+// gonum's Sgemm skips the terms of a zero weight in the axpy-based
+// products, so there a NaN or Inf input that meets only zero weights gives
+// a finite result where the direct forms give NaN.
 //
-// One difference from the direct forms: gonum's Sgemm skips the terms of a
-// zero weight in the axpy-based products, so there a NaN or Inf input that
-// meets only zero weights gives a finite result where the direct forms give
-// NaN. Finite inputs give the same values up to rounding.
+// Both paths cut the batch into groups of G images and run the groups on
+// up to GOMAXPROCS goroutines. Every output element and every partial sum
+// is computed by one goroutine in an order fixed by the geometry: the
+// weight gradients of the groups are dealt round-robin to at most 16
+// slots, each slot sums its groups in order, and the slots are summed in
+// order. The results are therefore bit-for-bit the same whatever the
+// number of threads (on one CPU; the two paths differ in the last bits,
+// and agree exactly where every partial sum is an integer below 2²⁴).
+// gonum's Sgemm is deterministic for given sizes, and it runs serially
+// here (see sgemm).
 //
-// A Conv2D owns its workspace, about (C·R·S + K)·G·P·Q floats per thread
-// plus 16·K·(C·R·S + 1): after the first call with a given GOMAXPROCS no
-// call allocates. It is not safe for concurrent use.
+// A Conv2D owns its workspace (gonum path: about (C·R·S + K)·G·P·Q floats
+// per thread; FMA path: about (C·R·S + 24)·P·Q) plus 16·K·(C·R·S + 1):
+// after the first call with a given GOMAXPROCS no call allocates. It is not
+// safe for concurrent use.
 type Conv2D struct {
 	g        ConvGeom
 	p, q, pq int
