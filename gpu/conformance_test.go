@@ -25,7 +25,9 @@ func runConformance(t *testing.T, d *Device) {
 	for _, a := range d.ConvAlgos() {
 		t.Run("kernel="+a.KernelName(ConvFwd), func(t *testing.T) { testConvForward(t, d, a, false) })
 		t.Run("kernel="+a.KernelName(ConvFwd)+"/relu", func(t *testing.T) { testConvForward(t, d, a, true) })
-		t.Run("kernel="+a.KernelName(ConvBwdData), func(t *testing.T) { testConvBackwardData(t, d, a) })
+		for _, id := range dgradKernels(a) {
+			t.Run("kernel="+kernelSpecs[id].name, func(t *testing.T) { testConvBackwardData(t, d, a, id) })
+		}
 		t.Run("kernel="+a.KernelName(ConvBwdFilter), func(t *testing.T) { testConvBackwardFilter(t, d, a) })
 	}
 	t.Run("dispatch", func(t *testing.T) { testConvDispatch(t, d) })
@@ -88,6 +90,13 @@ var convShapes = []cpuref.ConvGeom{
 	cg(1, 2, 3, 3, 130, 1, 1, 1, 1, 0, 0),
 	cg(3, 2, 16, 16, 3, 3, 3, 1, 1, 1, 1),
 	cg(2, 3, 17, 16, 5, 3, 3, 1, 1, 1, 1),
+	// Phase-decomposed bwd-data: strides larger than the kernel (phases
+	// without taps write zeros), a 1×1 stride-2 projection, a stride
+	// larger than the input, stride 3 with padding 2.
+	cg(2, 5, 9, 11, 18, 2, 1, 3, 2, 0, 0),
+	cg(2, 6, 8, 10, 20, 1, 1, 2, 2, 0, 0),
+	cg(1, 3, 2, 5, 4, 1, 2, 4, 3, 0, 1),
+	cg(2, 4, 10, 9, 17, 5, 4, 3, 3, 2, 2),
 }
 
 func init() {
@@ -220,7 +229,28 @@ func testConvForward(t *testing.T, d *Device, a ConvAlgo, relu bool) {
 	}
 }
 
-func testConvBackwardData(t *testing.T, d *Device, a ConvAlgo) {
+// dgradKernels lists the backward-data kernels of algorithm a: the
+// implicit GEMMs have a plain and a phase-decomposed (strided) one, and
+// both must hold on every shape, whichever the dispatcher would pick.
+func dgradKernels(a ConvAlgo) []kernelID {
+	switch a {
+	case ConvIGemm:
+		return []kernelID{kConvBwdDataIGemm, kConvBwdDataStrided}
+	case ConvIGemmTF32:
+		return []kernelID{kConvBwdDataTF32, kConvBwdDataStridedTF32}
+	}
+	return []kernelID{kConvBwdData}
+}
+
+// runDgrad runs backward-data kernel id with d.mu held.
+func (d *Device) runDgrad(id kernelID, g cpuref.ConvGeom, dy, w, dx *Buffer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.convBackwardDataKernel(id, g, dy, w, dx)
+}
+
+// testConvBackwardData checks backward-data kernel id of algorithm a.
+func testConvBackwardData(t *testing.T, d *Device, a ConvAlgo, id kernelID) {
 	for _, g := range convShapes {
 		for _, kind := range inputKinds {
 			name := "inputs=" + kind + "/" + g.String()
@@ -229,7 +259,7 @@ func testConvBackwardData(t *testing.T, d *Device, a ConvAlgo) {
 				dy, w := in[0], in[1]
 				h := newHarness(t, d)
 				dx := h.out("dx", g.XLen())
-				if err := d.runConv(a, ConvBwdData, g, h.in("dy", dy), h.in("w", w), nil, dx, false); err != nil {
+				if err := d.runDgrad(id, g, h.in("dy", dy), h.in("w", w), dx); err != nil {
 					t.Fatal(err)
 				}
 				got := h.read(dx)
@@ -1049,6 +1079,7 @@ func testDeterminism(t *testing.T, d *Device) {
 	// Every implicit-GEMM bwd-filter with its split-K (N·P·Q = 4·16·16 =
 	// 1024: 128 k-tiles in 4 splits) and the other implicit-GEMM passes.
 	g := cg(4, 3, 16, 16, 20, 3, 3, 1, 1, 1, 1)
+	g2 := cg(2, 20, 15, 16, 18, 3, 3, 2, 2, 1, 1) // stride 2: 4 phases
 	if s, _ := wgradSplits(g); s < 2 {
 		t.Fatalf("wgradSplits(%v) = %d, want a split", g, s)
 	}
@@ -1068,6 +1099,10 @@ func testDeterminism(t *testing.T, d *Device) {
 			bitCase{a.KernelName(ConvBwdData), []int{g.YLen(), g.WLen()}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
 				dx := h.out("dx", g.XLen())
 				return []*Buffer{dx}, d.runConv(a, ConvBwdData, g, h.in("dy", in[0]), h.in("w", in[1]), nil, dx, false)
+			}},
+			bitCase{kernelSpecs[dgradKernels(a)[1]].name, []int{g2.YLen(), g2.WLen()}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+				dx := h.out("dx", g2.XLen())
+				return []*Buffer{dx}, d.runDgrad(dgradKernels(a)[1], g2, h.in("dy", in[0]), h.in("w", in[1]), dx)
 			}})
 	}
 	for _, c := range cases {

@@ -182,51 +182,62 @@ func (d *Device) ConvAlgos() []ConvAlgo {
 	return out
 }
 
-// igemmMinN and igemmMinK are the dispatcher's thresholds: the GEMM's
-// N side (the 64-wide tile) and its reduction length below which the
-// direct kernels run.
+// igemmMinUtil and igemmMinK are the dispatcher's thresholds: the useful
+// fraction of the implicit GEMM's 128×64 block tiles and the reduction
+// length below which the direct kernels run.
 const (
-	igemmMinN = 16
-	igemmMinK = 16
+	igemmMinUtil = 1.0 / 8
+	igemmMinK    = 16
 )
 
 // ConvAlgoFor returns the algorithm that Conv2DForward,
 // Conv2DForwardReLU, Conv2DBackwardData and Conv2DBackwardFilter use for
-// pass p of geometry g on this device at its current precision. The rule:
+// pass p of geometry g on this device at its current precision. With the
+// GEMM view of each pass
 //
-//	GEMM view of the pass      N side (64-wide tile)   reduction length
-//	forward                    K                        C·R·S
-//	backward-data              C                        K·R·S
-//	backward-filter            K                        N·P·Q
+//	pass              M (128-row tile side)   N (64-column side)   reduction length L
+//	forward           N·P·Q                    K                    C·R·S
+//	backward-data     N·H·W                    C                    K·R·S
+//	backward-filter   C·R·S                    K                    N·P·Q
 //
-//	if N side < 16 or reduction length < 16:  ConvDirect
-//	   (an implicit-GEMM tile would be at least 3/4 padding: on the
-//	   simulator the direct kernels then execute fewer instructions per
-//	   useful FMA, see BENCHMARKS.md "Kernels")
-//	else if precision is TF32 (SetPrecision; only on sm_80+): ConvIGemmTF32
-//	else:                                                     ConvIGemm
+// and the tile utilisation u = M/(128·⌈M/128⌉) · N/(64·⌈N/64⌉), the rule is
 //
-// The choice depends on the shape, the precision and (through
-// SetPrecision) the compute capability only, never on timing, so a run is
-// reproducible.
+//	if u < 1/8 or L < 16:                                   ConvDirect
+//	else if the precision is TF32 (SetPrecision; sm_80+):   ConvIGemmTF32
+//	else:                                                   ConvIGemm
+//
+// The thresholds come from the simulator's instructions per useful FMA
+// (BENCHMARKS.md, "Kernels"): at u = 1/8 the FP32 implicit GEMM executes
+// about as many instructions per useful FMA as the direct kernels (MNIST
+// conv2 backward-data: 34.6 against 34.9; conv1 forward: 18 against 22)
+// and far fewer global sectors per FLOP; below it, the direct kernels
+// execute fewer (conv1 backward-data, u = 1/64: 161 against 29). The
+// choice depends on the shape, the precision and (through SetPrecision)
+// the compute capability only, never on timing, so runs are reproducible.
 func (d *Device) ConvAlgoFor(p ConvPass, g cpuref.ConvGeom) ConvAlgo {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.convAlgoFor(p, g)
 }
 
+// tileUtil is the useful fraction of the ⌈m/128⌉·⌈n/64⌉ block tiles of an
+// m×n implicit GEMM.
+func tileUtil(m, n int) float64 {
+	return float64(m) / float64(igemmBM*ceilDiv(m, igemmBM)) * float64(n) / float64(igemmBN*ceilDiv(n, igemmBN))
+}
+
 func (d *Device) convAlgoFor(p ConvPass, g cpuref.ConvGeom) ConvAlgo {
-	var n, k int
+	var m, n, k int
 	switch p {
 	case ConvFwd:
-		n, k = g.K, g.C*g.R*g.S
+		m, n, k = g.N*g.P()*g.Q(), g.K, g.C*g.R*g.S
 	case ConvBwdData:
-		n, k = g.C, g.K*g.R*g.S
+		m, n, k = g.N*g.H*g.W, g.C, g.K*g.R*g.S
 	default:
-		n, k = g.K, g.N*g.P()*g.Q()
+		m, n, k = g.C*g.R*g.S, g.K, g.N*g.P()*g.Q()
 	}
 	switch {
-	case n < igemmMinN || k < igemmMinK:
+	case m < 1 || n < 1 || tileUtil(m, n) < igemmMinUtil || k < igemmMinK:
 		return ConvDirect
 	case d.precision == TF32 && d.convAlgoAvailable(ConvIGemmTF32):
 		return ConvIGemmTF32

@@ -16,15 +16,17 @@ func testConvDispatch(t *testing.T, d *Device) {
 		g    cpuref.ConvGeom
 		big  bool // the rule picks an implicit GEMM
 	}{
-		{ConvFwd, cg(2, 1, 12, 12, 8, 5, 5, 1, 1, 0, 0), false},      // K = 8 < 16
-		{ConvFwd, cg(2, 8, 12, 12, 16, 5, 5, 1, 1, 0, 0), true},      // K = 16, C·R·S = 200
-		{ConvFwd, cg(2, 3, 5, 5, 32, 2, 2, 1, 1, 0, 0), false},       // C·R·S = 12 < 16
-		{ConvBwdData, cg(2, 8, 12, 12, 16, 5, 5, 1, 1, 0, 0), false}, // C = 8 < 16
-		{ConvBwdData, cg(2, 16, 6, 6, 2, 3, 3, 1, 1, 1, 1), true},    // C = 16, K·R·S = 18
-		{ConvBwdData, cg(2, 16, 6, 6, 1, 3, 3, 1, 1, 1, 1), false},   // K·R·S = 9 < 16
-		{ConvBwdFilter, cg(1, 2, 3, 3, 20, 1, 1, 1, 1, 0, 0), false}, // N·P·Q = 9 < 16
-		{ConvBwdFilter, cg(1, 2, 4, 4, 20, 1, 1, 1, 1, 0, 0), true},  // K = 20, N·P·Q = 16
-		{ConvBwdFilter, cg(2, 2, 6, 6, 15, 1, 1, 1, 1, 0, 0), false}, // K = 15 < 16
+		// u = (M/128⌈M/128⌉)·(N/64⌈N/64⌉) against 1/8, L against 16.
+		{ConvFwd, cg(2, 1, 12, 12, 8, 5, 5, 1, 1, 0, 0), true},        // M = 128, K = 8: u = 1/8
+		{ConvFwd, cg(2, 1, 12, 12, 4, 5, 5, 1, 1, 0, 0), false},       // K = 4: u = 1/16
+		{ConvFwd, cg(2, 8, 12, 12, 16, 5, 5, 1, 1, 0, 0), true},       // u = 1/4, L = 200
+		{ConvFwd, cg(2, 3, 5, 5, 32, 2, 2, 1, 1, 0, 0), false},        // u = 1/8, L = C·R·S = 12
+		{ConvBwdData, cg(2, 8, 12, 12, 16, 5, 5, 1, 1, 0, 0), false},  // M = 288, C = 8: u = 3/32
+		{ConvBwdData, cg(2, 16, 6, 6, 2, 3, 3, 1, 1, 1, 1), true},     // M = 72, C = 16: u = 9/64, L = 18
+		{ConvBwdData, cg(2, 16, 6, 6, 1, 3, 3, 1, 1, 1, 1), false},    // L = K·R·S = 9
+		{ConvBwdFilter, cg(1, 16, 4, 4, 64, 1, 1, 1, 1, 0, 0), true},  // M = C·R·S = 16, K = 64: u = 1/8, L = 16
+		{ConvBwdFilter, cg(1, 15, 4, 4, 64, 1, 1, 1, 1, 0, 0), false}, // M = 15: u = 15/128
+		{ConvBwdFilter, cg(1, 16, 3, 3, 64, 1, 1, 1, 1, 0, 0), false}, // L = N·P·Q = 9
 	}
 	precisions := []Precision{FP32}
 	if d.hasTarget(80) {

@@ -40,6 +40,8 @@ const (
 	kConvFwdTF32
 	kConvBwdDataTF32
 	kConvBwdFilterTF32
+	kConvBwdDataStrided
+	kConvBwdDataStridedTF32
 	kSGDNesterov // launch_optim.go
 	kAdam        // launch_optim.go
 	numKernels
@@ -88,6 +90,9 @@ var kernelSpecs = [numKernels]kernelSpec{
 	kConvFwdTF32:         {"conv2d_fwd_v3_igemm_tf32", "pppp" + convSig + "i"},
 	kConvBwdDataTF32:     {"conv2d_bwd_data_v3_igemm_tf32", "ppp" + convSig},
 	kConvBwdFilterTF32:   {"conv2d_bwd_filter_v3_igemm_tf32", "ppp" + convSig + "i"},
+
+	kConvBwdDataStrided:     {"conv2d_bwd_data_v4_igemm_strided", "ppp" + convSig},
+	kConvBwdDataStridedTF32: {"conv2d_bwd_data_v5_igemm_strided_tf32", "ppp" + convSig},
 
 	kSGDNesterov: {"sgd_nesterov_v1", "pppifff"},
 	kAdam:        {"adam_v1", "ppppifffffffffi"},

@@ -150,17 +150,41 @@ func (d *Device) needConv(g cpuref.ConvGeom, n1 string, b1 *Buffer, l1 int, n2 s
 //	dx[n,c,h,w] = Σ_k Σ_r Σ_s dy[n,k,p,q] · w[k,c,r,s],
 //	p = (h + ph − r)/sh, q = (w + pw − s)/sw when divisible and in range.
 //
-// dy is (N,K,P,Q), w is (K,C,R,S), dx is (N,C,H,W). The kernel is chosen
-// by ConvAlgoFor(ConvBwdData, g).
+// dy is (N,K,P,Q), w is (K,C,R,S), dx is (N,C,H,W). The algorithm is
+// chosen by ConvAlgoFor(ConvBwdData, g); with an implicit-GEMM algorithm
+// and a stride > 1 the kernel is the phase-decomposed one
+// (conv2d_bwd_data_v4_igemm_strided, _v5_igemm_strided_tf32), which skips
+// the zero terms that the plain kernel multiplies (3/4 of them at stride 2).
 func (d *Device) Conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.convBackwardDataAlgo(d.convAlgoFor(ConvBwdData, g), g, dy, w, dx)
+	a := d.convAlgoFor(ConvBwdData, g)
+	return d.convBackwardDataKernel(dgradKernel(a, g), g, dy, w, dx)
 }
 
+// dgradKernel is the backward-data kernel of algorithm a for g.
+func dgradKernel(a ConvAlgo, g cpuref.ConvGeom) kernelID {
+	if g.StrideH > 1 || g.StrideW > 1 {
+		switch a {
+		case ConvIGemm:
+			return kConvBwdDataStrided
+		case ConvIGemmTF32:
+			return kConvBwdDataStridedTF32
+		}
+	}
+	return convKernels[a][ConvBwdData]
+}
+
+// convBackwardDataAlgo runs the backward-data pass with algorithm a and
+// its kernel for g.
 func (d *Device) convBackwardDataAlgo(a ConvAlgo, g cpuref.ConvGeom, dy, w, dx *Buffer) error {
-	id := convKernels[a][ConvBwdData]
-	if a == ConvDirect {
+	return d.convBackwardDataKernel(dgradKernel(a, g), g, dy, w, dx)
+}
+
+// convBackwardDataKernel runs the backward-data kernel id (any of the
+// five) on g.
+func (d *Device) convBackwardDataKernel(id kernelID, g cpuref.ConvGeom, dy, w, dx *Buffer) error {
+	if id == kConvBwdData {
 		if err := d.conv2DBackwardData(g, dy, w, dx); err != nil {
 			return launchErr(id, g, err)
 		}
@@ -170,6 +194,9 @@ func (d *Device) convBackwardDataAlgo(a ConvAlgo, g cpuref.ConvGeom, dy, w, dx *
 		return launchErr(id, g, err)
 	}
 	grid, block := igemmGrid(g.N*g.H*g.W, g.C, 1)
+	if id == kConvBwdDataStrided || id == kConvBwdDataStridedTF32 {
+		grid, block = igemmGrid(g.N*ceilDiv(g.H, g.StrideH)*ceilDiv(g.W, g.StrideW), g.C, g.StrideH*g.StrideW)
+	}
 	if err := d.launchConv(id, grid, block, g, []uint64{argPtr(dy), argPtr(w), argPtr(dx)}); err != nil {
 		return launchErr(id, g, err)
 	}

@@ -13,7 +13,9 @@ func init() {
 			launcherTestedElsewhere[a.KernelName(p)] = true
 		}
 	}
-	launcherTestedElsewhere[kernelSpecs[kConvBwdFilterReduce].name] = true
+	for _, id := range []kernelID{kConvBwdFilterReduce, kConvBwdDataStrided, kConvBwdDataStridedTF32} {
+		launcherTestedElsewhere[kernelSpecs[id].name] = true
+	}
 }
 
 // TestIGemmLaunchers checks, on a fake driver, the grid, block and every
@@ -58,8 +60,11 @@ func TestIGemmLaunchers(t *testing.T) {
 				launch{a.KernelName(ConvFwd), Dim3{1, 1, 1}, args([]uint64{P(x), P(w), P(b), P(y)}, gargs, 0)}},
 			{"fwd/relu/nobias", func() error { return d.convForwardAlgo(a, g, x, w, nil, y, true) },
 				launch{a.KernelName(ConvFwd), Dim3{1, 1, 1}, args([]uint64{P(x), P(w), 0, P(y)}, gargs, 1)}},
-			{"bwd_data", func() error { return d.convBackwardDataAlgo(a, g, y, w, x) },
+			{"bwd_data", func() error { return d.convBackwardDataKernel(convKernels[a][ConvBwdData], g, y, w, x) },
 				launch{a.KernelName(ConvBwdData), Dim3{2, 1, 1}, args([]uint64{P(y), P(w), P(x)}, gargs)}},
+			// stride 2×1: the phase-decomposed kernel, N·⌈9/2⌉·⌈8/1⌉ = 80 rows, 2 phases.
+			{"bwd_data/strided", func() error { return d.convBackwardDataAlgo(a, g, y, w, x) },
+				launch{kernelSpecs[dgradKernels(a)[1]].name, Dim3{1, 1, 2}, args([]uint64{P(y), P(w), P(x)}, gargs)}},
 			{"bwd_filter", func() error { return d.convBackwardFilterAlgo(a, g, x, y, w) },
 				launch{a.KernelName(ConvBwdFilter), Dim3{1, 1, 1}, args([]uint64{P(x), P(y), P(w)}, gargs, 9)}},
 			{"bwd_filter/split", func() error { return d.convBackwardFilterAlgo(a, big, bx, by, bw) },

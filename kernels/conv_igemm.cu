@@ -12,6 +12,8 @@
 //	conv2d_bwd_filter_v2_igemm   backward-filter over M = C·R·S, N = K, K = N·P·Q, split-K over
 //	                             gridDim.z: split z writes its partial sums to its own slice.
 //	conv2d_bwd_filter_v2_reduce  the fixed-order second pass: dw = Σ_z ws[z] for z ascending.
+//	conv2d_bwd_data_v4_igemm_strided  backward-data decomposed by stride phase (CUTLASS's strided
+//	                             dgrad): one dense GEMM per (h mod sh, w mod sw), no zero terms.
 //
 // Numerics: each output is an FFMA chain acc = fma(a, b, acc) from 0 over
 // its reduction index in ascending order (within a split), then + b[k]
@@ -65,8 +67,9 @@ struct FFMA {
   // epilogue stores the tile: 16-byte stores of 4 consecutive rows when
   // the output layout allows (G and cstride multiples of 4, out aligned),
   // scalar stores otherwise.
-  __device__ __forceinline__ void epilogue(const Out& o, int m0, int n0) const {
-    bool vec = o.G % 4 == 0 && o.cstride % 4 == 0 && aligned16(o.out);
+  template <class O>
+  __device__ __forceinline__ void epilogue(const O& o, int m0, int n0) const {
+    bool vec = o.vec4();
 #pragma unroll
     for (int h = 0; h < 2; h++) {
       int mb = m0 + 64 * h + 4 * tm;
@@ -231,4 +234,36 @@ extern "C" __global__ void conv2d_bwd_filter_v2_reduce(const float* ws, float* d
   float acc = ws[i];
   for (int z = 1; z < splits; z++) acc = acc + ws[z * n + i];
   dw[i] = acc;
+}
+
+// conv2d_bwd_data_v4_igemm_strided overwrites dx with ∂E/∂x as
+// conv2d_bwd_data_v2_igemm, decomposed by phase (igemm.cuh: one dense GEMM
+// per (h mod sh, v mod sw), blockIdx.z = phase), so that a stride of
+// sh·sw does no zero work. FFMA chain from 0 over (k, u, t) ascending, that
+// is (k, r, s) ascending over the nonzero terms. Scalar stores.
+//
+// Launch: grid = (⌈N·⌈H/sh⌉·⌈W/sw⌉/128⌉, ⌈C/64⌉, sh·sw), block.x = 256.
+extern "C" __global__ void __launch_bounds__(kThreads)
+    conv2d_bwd_data_v4_igemm_strided(const float* dy, const float* w, float* dx, int N, int C,
+                                     int H, int W, int K, int R, int S, int P, int Q, int sh,
+                                     int sw, int ph, int pw) {
+  // dy is (N,K,P,Q), w is (K,C,R,S), dx is (N,C,H,W)
+  __shared__ __attribute__((aligned(16))) float sA[2 * kBK * kLdA];
+  __shared__ __attribute__((aligned(16))) float sB[2 * kBK * kLdB];
+  Geom g = {N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw};
+  Phase f;
+  f.init(g, (int)blockIdx.z);
+  int M = N * f.Ha * f.Wb;
+  int m0 = (int)blockIdx.x * kBM, n0 = (int)blockIdx.y * kBN;
+  if (m0 >= M) return;  // uniform over the block: this phase has fewer rows
+  OutPhase o = {dx, M, C, H * W, f.Ha * f.Wb, C * H * W, W, f.Wb, f.a, f.b, sh, sw};
+  DgradSA a;
+  a.init(g, f, dy, m0);
+  DgradSB b;
+  b.init(g, f, w, n0);
+  FFMA c;
+  c.init();
+  int Kg = K * f.Ru * f.Sv;
+  mainloop<false, kLdA, kLdB>(a, b, (Kg + kBK - 1) / kBK, sA, sB, c);
+  c.epilogue(o, m0, n0);
 }

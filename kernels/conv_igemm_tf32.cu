@@ -12,6 +12,8 @@
 //	conv2d_bwd_data_v3_igemm_tf32    conv2d_bwd_data_v2_igemm on tensor cores.
 //	conv2d_bwd_filter_v3_igemm_tf32  conv2d_bwd_filter_v2_igemm on tensor cores (same split-K; the
 //	                                 splits are added by conv2d_bwd_filter_v2_reduce).
+//	conv2d_bwd_data_v5_igemm_strided_tf32  conv2d_bwd_data_v4_igemm_strided on tensor cores.
+//	                                 splits are added by conv2d_bwd_filter_v2_reduce).
 //
 // Numerics: every operand is rounded to TF32 (cvt.rna.tf32.f32: 10
 // explicit mantissa bits, to nearest, ties away from zero) as it enters
@@ -88,7 +90,8 @@ struct MMA {
   }
   // epilogue: scalar stores; for a fixed register the lanes write 8
   // consecutive rows (gid) of 4 column pairs (tig), 4 sectors per request.
-  __device__ __forceinline__ void epilogue(const Out& o, int m0, int n0) const {
+  template <class O>
+  __device__ __forceinline__ void epilogue(const O& o, int m0, int n0) const {
 #pragma unroll
     for (int mt = 0; mt < 2; mt++)
 #pragma unroll
@@ -206,5 +209,34 @@ extern "C" __global__ void __launch_bounds__(kThreads)
   MMA c;
   c.init();
   mainloop<true, kLdA, kLdB>(a, b, ntiles, sA, sB, c);
+  c.epilogue(o, m0, n0);
+}
+
+// conv2d_bwd_data_v5_igemm_strided_tf32 is conv2d_bwd_data_v4_igemm_strided
+// (phase-decomposed, no zero work for strides > 1) with TF32 products.
+//
+// Launch: grid = (⌈N·⌈H/sh⌉·⌈W/sw⌉/128⌉, ⌈C/64⌉, sh·sw), block.x = 256.
+extern "C" __global__ void __launch_bounds__(kThreads)
+    conv2d_bwd_data_v5_igemm_strided_tf32(const float* dy, const float* w, float* dx, int N,
+                                          int C, int H, int W, int K, int R, int S, int P, int Q,
+                                          int sh, int sw, int ph, int pw) {
+  // dy is (N,K,P,Q), w is (K,C,R,S), dx is (N,C,H,W)
+  __shared__ __attribute__((aligned(16))) float sA[2 * kBK * kLdA];
+  __shared__ __attribute__((aligned(16))) float sB[2 * kBK * kLdB];
+  Geom g = {N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw};
+  Phase f;
+  f.init(g, (int)blockIdx.z);
+  int M = N * f.Ha * f.Wb;
+  int m0 = (int)blockIdx.x * kBM, n0 = (int)blockIdx.y * kBN;
+  if (m0 >= M) return;  // uniform over the block: this phase has fewer rows
+  OutPhase o = {dx, M, C, H * W, f.Ha * f.Wb, C * H * W, W, f.Wb, f.a, f.b, sh, sw};
+  DgradSA a;
+  a.init(g, f, dy, m0);
+  DgradSB b;
+  b.init(g, f, w, n0);
+  MMA c;
+  c.init();
+  int Kg = K * f.Ru * f.Sv;
+  mainloop<true, kLdA, kLdB>(a, b, (Kg + kBK - 1) / kBK, sA, sB, c);
   c.epilogue(o, m0, n0);
 }

@@ -136,6 +136,14 @@ var All = []Kernel{
 		Doc:    "dw[i] = Σ_z ws[z·n+i], z ascending from ws[i] (fixed order). 1-D over n.",
 	},
 	{
+		Name: "conv2d_bwd_data_v4_igemm_strided", File: "conv_igemm.ptx", Target: "sm_70",
+		Params: params("dy", ptr, "w", ptr, "dx", ptr, "N", i32, "C", i32, "H", i32, "W", i32,
+			"K", i32, "R", i32, "S", i32, "P", i32, "Q", i32, "sh", i32, "sw", i32, "ph", i32, "pw", i32),
+		Doc: "dx as conv2d_bwd_data_v2_igemm, decomposed by stride phase (one dense FP32 GEMM per " +
+			"(h mod sh, w mod sw): M = N·⌈H/sh⌉·⌈W/sw⌉, N = C, K = K·⌈R/sh⌉·⌈S/sw⌉ at most; no zero terms). " +
+			"grid = (⌈N·⌈H/sh⌉·⌈W/sw⌉/128⌉, ⌈C/64⌉, sh·sw), block.x = 256.",
+	},
+	{
 		Name: "conv2d_fwd_v3_igemm_tf32", File: "conv_igemm_tf32.ptx", Target: "sm_80",
 		Params: params("x", ptr, "w", ptr, "b", ptr, "y", ptr, "N", i32, "C", i32, "H", i32, "W", i32,
 			"K", i32, "R", i32, "S", i32, "P", i32, "Q", i32, "sh", i32, "sw", i32, "ph", i32, "pw", i32,
@@ -157,6 +165,13 @@ var All = []Kernel{
 			"tilesPerSplit", i32),
 		Doc: "conv2d_bwd_filter_v2_igemm on TF32 tensor cores (same splits; the second pass is " +
 			"conv2d_bwd_filter_v2_reduce). grid = (⌈C·R·S/128⌉, ⌈K/64⌉, splits), block.x = 256.",
+	},
+	{
+		Name: "conv2d_bwd_data_v5_igemm_strided_tf32", File: "conv_igemm_tf32.ptx", Target: "sm_80",
+		Params: params("dy", ptr, "w", ptr, "dx", ptr, "N", i32, "C", i32, "H", i32, "W", i32,
+			"K", i32, "R", i32, "S", i32, "P", i32, "Q", i32, "sh", i32, "sw", i32, "ph", i32, "pw", i32),
+		Doc: "conv2d_bwd_data_v4_igemm_strided on TF32 tensor cores. " +
+			"grid = (⌈N·⌈H/sh⌉·⌈W/sw⌉/128⌉, ⌈C/64⌉, sh·sw), block.x = 256.",
 	},
 	{
 		Name: "relu_fwd_v1", File: "activation.ptx", Target: "sm_70",

@@ -569,6 +569,181 @@ struct Out {
     if (relu) v = (v > 0.0f || v != v) ? v : 0.0f;
     return v;
   }
+  // vec4 reports whether 4 consecutive rows from a multiple of 4 are
+  // contiguous and 16-byte aligned in out.
+  __device__ __forceinline__ bool vec4() const {
+    return G % 4 == 0 && cstride % 4 == 0 && aligned16(out);
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Phase-decomposed backward-data (CUTLASS's strided dgrad): for a stride
+// sh×sw > 1 most (k,r,s) terms of an input pixel are zero. Pixels h = a +
+// sh·i, v = b + sw·j of one phase (a,b) (blockIdx.z = a·sw + b) receive
+// exactly the taps r = r0 + sh·u, s = s0 + sw·t with r0 = (a + ph) mod sh,
+// s0 = (b + pw) mod sw, from p = i + ta − u, q = j + tb − t with ta = (a +
+// ph − r0)/sh, tb = (b + pw − s0)/sw: a dense GEMM per phase,
+//
+//	M = N·Ha·Wb (n,i,j), N = C, K = K·Ru·Sv (k,u,t)
+//
+// with Ha = ⌈(H−a)/sh⌉, Wb = ⌈(W−b)/sw⌉, Ru = ⌈(R−r0)/sh⌉, Sv = ⌈(S−s0)/sw⌉.
+// A phase with no taps (Ru·Sv = 0, e.g. a 1×1 kernel) writes zeros.
+
+// Phase is the geometry of one phase.
+struct Phase {
+  int a, b, r0, s0, ta, tb, Ha, Wb, Ru, Sv;
+  __device__ __forceinline__ void init(const Geom& g, int z) {
+    a = z / g.sw;
+    b = z - a * g.sw;
+    r0 = (a + g.ph) % g.sh;
+    s0 = (b + g.pw) % g.sw;
+    ta = (a + g.ph - r0) / g.sh;
+    tb = (b + g.pw - s0) / g.sw;
+    Ha = a < g.H ? (g.H - a + g.sh - 1) / g.sh : 0;
+    Wb = b < g.W ? (g.W - b + g.sw - 1) / g.sw : 0;
+    Ru = r0 < g.R ? (g.R - r0 + g.sh - 1) / g.sh : 0;
+    Sv = s0 < g.S ? (g.S - s0 + g.sw - 1) / g.sw : 0;
+  }
+};
+
+// DgradSA: A[m,(k,u,t)] = dy[n,k,i+ta−u,j+tb−t] (0 outside 0 ≤ p < P,
+// 0 ≤ q < Q). Thread t owns column t/32 and rows t%32 + 32i.
+struct DgradSA {
+  static const int kRegs = 4;
+  const float* dy;
+  int P, Q, PQ, Kg, Ru, Sv;
+  int pb[4], qb[4], nb[4];
+  KCRS kc;  // (k, u, t) as (c, r, s)
+  int koff, dkoff;
+  int col, row;
+  __device__ __forceinline__ void init(const Geom& g, const Phase& ph, const float* dy_, int m0) {
+    dy = dy_;
+    P = g.P;
+    Q = g.Q;
+    PQ = g.P * g.Q;
+    Ru = ph.Ru > 0 ? ph.Ru : 1;  // (no taps: Kg = 0, nothing is loaded)
+    Sv = ph.Sv > 0 ? ph.Sv : 1;
+    Kg = g.K * ph.Ru * ph.Sv;
+    int HW = ph.Ha * ph.Wb, M = g.N * HW;
+    col = (int)threadIdx.x >> 5;
+    row = (int)threadIdx.x & 31;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      int m = m0 + row + 32 * i;
+      int n = HW > 0 ? m / HW : 0;
+      int ij = m - n * HW;
+      int ii = ph.Wb > 0 ? ij / ph.Wb : 0;
+      pb[i] = m < M ? ii + ph.ta : kFar;
+      qb[i] = ij - ii * ph.Wb + ph.tb;
+      nb[i] = n * g.K * PQ;
+    }
+    kc.init(col, Ru, Sv);
+    koff = kc.k / (Ru * Sv) * PQ;
+    dkoff = kc.dc * PQ;
+  }
+  __device__ __forceinline__ void load(float (&v)[4]) const {
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      int p = pb[i] - kc.r, q = qb[i] - kc.s;
+      v[i] = (kc.k < Kg && (unsigned)p < (unsigned)P && (unsigned)q < (unsigned)Q)
+                 ? dy[nb[i] + koff + p * Q + q]
+                 : 0.0f;
+    }
+  }
+  template <bool kTF32>
+  __device__ __forceinline__ void store(float* sA, int ld, const float (&v)[4]) const {
+#pragma unroll
+    for (int i = 0; i < 4; i++) sA[col * ld + row + 32 * i] = to_tile<kTF32>(v[i]);
+  }
+  __device__ __forceinline__ void advance() {
+    kc.k += kBK;
+    kc.s += kc.ds;
+    kc.r += kc.dr;
+    koff += dkoff;
+    if (kc.s >= Sv) {
+      kc.s -= Sv;
+      kc.r++;
+    }
+    if (kc.r >= Ru) {
+      kc.r -= Ru;
+      koff += PQ;
+    }
+  }
+};
+
+// DgradSB: B[(k,u,t),c] = w[k,c,r0+sh·u,s0+sw·t]. Thread t owns column
+// t%8 and rows (channels) t/8 and t/8 + 32.
+struct DgradSB {
+  static const int kRegs = 2;
+  const float* w;
+  int Kg, Ru, Sv, CRS, dS, sw;  // dS = sh·S: the offset of u + 1
+  KCRS kc;
+  int koff, dkoff;
+  int coff[2];
+  bool ok[2];
+  int col, row;
+  __device__ __forceinline__ void init(const Geom& g, const Phase& ph, const float* w_, int n0) {
+    w = w_;
+    int RS = g.R * g.S;
+    CRS = g.C * RS;
+    Ru = ph.Ru > 0 ? ph.Ru : 1;
+    Sv = ph.Sv > 0 ? ph.Sv : 1;
+    Kg = g.K * ph.Ru * ph.Sv;
+    dS = g.sh * g.S;
+    sw = g.sw;
+    col = (int)threadIdx.x & 7;
+    row = (int)threadIdx.x >> 3;
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+      int c = n0 + row + 32 * j;
+      ok[j] = c < g.C;
+      coff[j] = c * RS;
+    }
+    kc.init(col, Ru, Sv);
+    koff = kc.k / (Ru * Sv) * CRS + ph.r0 * g.S + ph.s0 + kc.r * dS + kc.s * sw;
+    dkoff = kc.dc * CRS + kc.dr * dS + kc.ds * sw;
+  }
+  __device__ __forceinline__ void load(float (&v)[2]) const {
+#pragma unroll
+    for (int j = 0; j < 2; j++) v[j] = (ok[j] && kc.k < Kg) ? w[koff + coff[j]] : 0.0f;
+  }
+  template <bool kTF32>
+  __device__ __forceinline__ void store(float* sB, int ld, const float (&v)[2]) const {
+#pragma unroll
+    for (int j = 0; j < 2; j++) sB[col * ld + row + 32 * j] = to_tile<kTF32>(v[j]);
+  }
+  __device__ __forceinline__ void advance() {
+    kc.k += kBK;
+    kc.s += kc.ds;
+    kc.r += kc.dr;
+    koff += dkoff;
+    if (kc.s >= Sv) {
+      kc.s -= Sv;
+      kc.r++;
+      koff += dS - Sv * sw;
+    }
+    if (kc.r >= Ru) {
+      kc.r -= Ru;
+      koff += CRS - Ru * dS;
+    }
+  }
+};
+
+// OutPhase: D[m,c] of phase (a,b) goes to dx[n,c,a+sh·i,b+sw·j], m = (n·Ha
+// + i)·Wb + j (scalar stores: the rows of a phase are not contiguous).
+struct OutPhase {
+  float* out;
+  int M, Nn, cstride;  // cstride = H·W
+  int HW, CHW, W, Wb, a, b, sh, sw;
+  __device__ __forceinline__ int row(int m) const {
+    int n = m / HW;
+    int ij = m - n * HW;
+    int i = ij / Wb;
+    int j = ij - i * Wb;
+    return n * CHW + (a + sh * i) * W + b + sw * j;
+  }
+  __device__ __forceinline__ float fix(float v, int) const { return v; }
+  __device__ __forceinline__ bool vec4() const { return false; }
 };
 
 // ---------------------------------------------------------------------------
