@@ -58,11 +58,11 @@ const CheckpointVersion = "1"
 // Checkpoint limits: a spec read from a file may have at most
 // ckptMaxLayers layers and ckptMaxActs activations per image over all
 // layers, so that a small hostile file cannot make a model that needs
-// gigabytes for one image. (The default network has 8 layers and 8,000
-// activations per image.)
+// more than about 128 MB (activations and their gradients) for one image.
+// (The default network has 8 layers and 8,000 activations per image.)
 const (
 	ckptMaxLayers = 1000
-	ckptMaxActs   = 1 << 26
+	ckptMaxActs   = 1 << 24
 )
 
 // Checkpoint is everything a checkpoint file holds: the architecture, the
@@ -239,7 +239,7 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 // ErrCheckpoint and says what is wrong: a missing or malformed metadata
 // key, a format version other than CheckpointVersion, a spec that does not
 // parse or does not fit the input shape or the class count (naming the
-// layer), more than 1000 layers or 2²⁶ activations per image, a Config or
+// layer), more than 1000 layers or 2²⁴ activations per image, a Config or
 // TrainState that does not decode or is invalid, and a missing, extra,
 // non-float32 or wrongly shaped tensor.
 func ReadCheckpoint(r io.ReaderAt, size int64) (*Checkpoint, error) {

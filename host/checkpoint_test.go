@@ -239,6 +239,11 @@ func TestCheckpointErrors(t *testing.T) {
 		{"spec=otherClasses", setMeta("spec", "conv3x3x3p1,relu,maxpool2,flatten,dense4"), "data has 3 classes"},
 		{"spec=tooSmall", setMeta("input", "1x1x1"), "layer 3 (maxpool"},
 		{"spec=huge", setMeta("spec", strings.Repeat("relu,", 2000)+"conv3x3x3p1,relu,maxpool2,flatten,dense3"), "more than 1000"},
+		{"spec=activations", func(ts []NamedTensor, m map[string]string) []NamedTensor {
+			m["input"] = "1x400x400"
+			m["spec"] = "conv3x3x3p1," + strings.Repeat("relu,", 35) + "maxpool2,flatten,dense3"
+			return ts
+		}, "more than 16777216 activations per image"},
 		{"spec=otherParams", setMeta("spec", "conv3x5x5p2,relu,maxpool2,flatten,dense3"), `tensor "layer1.weight" has shape [3 1 3 3]; the spec's layer needs [3 1 5 5]`},
 		{"input=bad", setMeta("input", "1x8"), `input "1x8"`},
 		{"loss=bad", setMeta("loss", "hinge"), `loss "hinge"`},
@@ -410,7 +415,7 @@ func FuzzLoadCheckpoint(f *testing.F) {
 			acts += info.Out.Len()
 		}
 		if acts > 1<<20 {
-			return // accepted (up to 2²⁶), but too slow to run at fuzzing rates
+			return // accepted (up to 2²⁴), but too slow to run at fuzzing rates
 		}
 		be, err := NewCPUBackend(1)
 		if err != nil {

@@ -88,8 +88,9 @@ func (o *evalOptions) open() (*loaded, error) {
 func (l *loaded) Close() error { return errors.Join(l.model.Close(), l.be.Close()) }
 
 // logits runs the model over every image of d, standardised with the
-// checkpoint's norm, in batches of at most batch images, and returns the
-// outputs (d.N, classes). It stops between batches when ctx is done.
+// checkpoint's norm, in batches of at most batch images (fewer for a
+// large model), and returns the outputs (d.N, classes). It stops between
+// batches when ctx is done.
 func (l *loaded) logits(ctx context.Context, d *host.Dataset, batch int) ([]float32, error) {
 	m, be := l.model, l.be
 	set, err := m.Upload(d, l.ck.Norm)
@@ -98,6 +99,12 @@ func (l *loaded) logits(ctx context.Context, d *host.Dataset, batch int) ([]floa
 	}
 	defer set.Free(be)
 	k := m.Classes()
+	// Batches of at most 2²⁷ activations (512 MB with their gradients).
+	acts := 0
+	for _, info := range m.Layers() {
+		acts += info.Out.Len()
+	}
+	batch = max(1, min(batch, (1<<27)/max(acts, 1)))
 	out := make([]float32, d.N*k)
 	rows := make([]int32, d.N)
 	for i := range rows {
