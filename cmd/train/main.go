@@ -163,8 +163,8 @@
 // cosine schedule then stretches over the new length), and giving -model,
 // -batch, -lr, -momentum, -weight-decay, -schedule, -step-every, -gamma,
 // -seed, -optimizer, -nesterov, -beta1, -beta2 or -eps with -resume is a
-// usage error. -resume and -save may name the same
-// file.
+// usage error. -resume and -save may name the same file. A -save file that
+// cannot be written is an error before training starts.
 //
 // Ctrl-C (SIGINT) or SIGTERM stops training after the current step, saves
 // a checkpoint to the -save file, or to train-interrupted.safetensors in
@@ -178,15 +178,18 @@
 // in the order backpropagation computes them, whose value or gradient is
 // not finite). The loss and every parameter's gradient are checked after
 // each epoch, at every step that draws the progress bar (every 10 steps on
-// a terminal) and before every checkpoint; a checkpoint of non-finite
-// weights is never written, so the -save file keeps the last good one.
+// a terminal) and before every checkpoint (on the GPU each check downloads
+// every parameter and gradient); a checkpoint of non-finite weights is
+// never written, so the -save file keeps the last good one.
 //
 // # Evaluation and prediction
 //
 // train eval -load CKPT prints the checkpoint's loss and accuracy on the
 // test set of MNIST (or -data DIR), standardised as in training, and the
 // confusion matrix (rows: the true class, columns: the predicted one) with
-// each class's recall.
+// each class's recall. Both subcommands take -batch N (images per forward
+// pass, default 256), -device, -gpu, -precision and -threads as training
+// does, and stop on Ctrl-C with status 130.
 //
 // train predict -load CKPT FILE... classifies images and prints, one line
 // per image, the predicted class and the probability of every class (the
