@@ -27,13 +27,16 @@ import (
 // im2col's matrix where they lie. For a stride-1-across, unpadded
 // convolution col is never formed: the forward pass (when Q is a multiple
 // of 8) reads each 8-wide vector of a row of col straight from x through a
-// table of offsets (implicit GEMM), and the backward-filter pass computes
-// dWᵀ = col · dYᵀ with the four rows of a tile of col read from x as P runs
-// of Q inputs. Each output of the forward and backward-data GEMMs is one
-// chain of fused multiply-adds over (c, r, s), resp. k, in order (then + b,
-// resp. the col2im sum in (c, r, s, p, q) order); each dW[k,c,r,s] of a
-// reduction slot (below) is one chain over the slot's images in order and,
-// within an image, over (p, q) in order.
+// table of offsets (implicit GEMM), the backward-data pass (when also
+// C·R·S is a multiple of 4) adds each tile of dcol straight into dx, and
+// the backward-filter pass computes dWᵀ = col · dYᵀ with the four rows of a
+// tile of col read from x as P runs of Q inputs. Each output of the
+// forward GEMM, and each dcol value, is one chain of fused multiply-adds
+// over (c, r, s), resp. k, in order (then + b; dx sums its dcol values in
+// (c, r, s, p, q) order after col2im, or in tile order when added in place,
+// see backwardDataImplicit); each dW[k,c,r,s] of a reduction slot (below)
+// is one chain over the slot's images in order and, within an image, over
+// (p, q) in order.
 //
 // gonum path (other CPUs and architectures). im2col (or col2im) and one
 // gonum blas32 Sgemm per group of G consecutive images, G fixed by the
@@ -75,6 +78,10 @@ type Conv2D struct {
 	// (stride 1 across, no padding; any Q), A[(c,r,s), (p,q)] at
 	// x[boff[(c,r,s)] + p·sh·W + q].
 	implicitF bool
+	// implicitD: the FMA backward-data pass adds each tile of dcol
+	// straight into dx, row (c,r,s) at dx[boff[(c,r,s)] + p·sh·W + q]
+	// (implicit, and C·R·S a multiple of 4).
+	implicitD bool
 	boff      []int32
 	// rows[r] = [p0, p1): the outputs whose input row p·sh − ph + r is in
 	// the image; cols[s] = [q0, q1) likewise; taps[q] = [s0, s1): the
@@ -133,6 +140,7 @@ func NewConv2D(g ConvGeom) (*Conv2D, error) {
 	c.implicitF = c.fma && g.StrideW == 1 && g.PadH == 0 && g.PadW == 0 &&
 		fitsProduct([]int{g.C, g.H, g.W}) && g.C*g.H*g.W <= 1<<31-1
 	c.implicit = c.implicitF && c.q%8 == 0
+	c.implicitD = c.implicit && c.crs%gemmMR == 0
 	if c.implicitF {
 		for ch := 0; ch < g.C; ch++ {
 			for r := 0; r < g.R; r++ {
@@ -498,6 +506,40 @@ func (c *Conv2D) filterImplicit(x, bp []float32, load bool, dWT []float32, s *ge
 	}
 }
 
+// backwardDataImplicit overwrites dx (C,H,W) of one image with the col2im
+// of dcol (C·R·S, P·Q) = Wᵀ · dy (K, P·Q) without forming dcol: the
+// scatter-add kernels add each 4×W tile of dcol, 8 outputs of one output
+// row per vector, into dx at the inputs they were read from (see
+// Conv2D.implicitD). Each dcol value is one chain of fused multiply-adds
+// over k in order; each dx element is the sum of its dcol values in the
+// order of the tiles (outputs in blocks of 24, then (c, r, s) in blocks of
+// 4), the rows of a tile in order.
+func (c *Conv2D) backwardDataImplicit(dy, dx []float32) {
+	g, K, pq, Q, crs := c.g, c.g.K, c.pq, c.q, c.crs
+	step := g.StrideH * g.W
+	clear(dx)
+	_ = c.w[(K-1)*crs+crs-1]
+	for j := 0; j < pq; j += gemmNR {
+		w := min(gemmNR, pq-j) // a multiple of 8
+		var d [3]*float32
+		for v := range w / 8 {
+			jv := j + 8*v // output (jv/Q, jv%Q … jv%Q+7)
+			d[v] = &dx[jv/Q*step+jv%Q]
+		}
+		kern := gemmKernelAdd24
+		switch w {
+		case 8:
+			kern = gemmKernelAdd8
+		case 16:
+			kern = gemmKernelAdd16
+		}
+		_ = dy[(K-1)*pq+j+w-1]
+		for i := 0; i < crs; i += gemmMR { // crs is a multiple of 4
+			kern(K, &c.w[i], 1, crs, &dy[j], pq, d[0], d[1], d[2], &c.boff[i])
+		}
+	}
+}
+
 // gatherDY returns dY (K, G·P·Q) for images n0 ≤ n < n1 and its row stride:
 // dy itself when the group is one image, else a copy in ws.tmp.
 func (c *Conv2D) gatherDY(ws *convWorker, n0, n1 int) ([]float32, int) {
@@ -523,6 +565,10 @@ func (c *Conv2D) backwardDataGroup(ws *convWorker, n0, n1 int) {
 		// per image: dcol (C·R·S, P·Q) = Wᵀ · dy[n] (K, P·Q), then col2im
 		for n := n0; n < n1; n++ {
 			dyn := c.dy[n*g.K*pq : (n+1)*g.K*pq]
+			if c.implicitD {
+				c.backwardDataImplicit(dyn, c.dx[n*chw:(n+1)*chw])
+				continue
+			}
 			gemm(c.crs, pq, g.K, transA(c.w, c.crs), rowMajorB(dyn, pq), 0, ws.col, pq, ws.gs)
 			c.col2im(ws.col, pq, 0, c.dx[n*chw:(n+1)*chw])
 		}

@@ -309,3 +309,17 @@ func gemmKernelRowsGo(width, nrows int, a [gemmMR][]float32, q, jump int, b []fl
 		}
 	}
 }
+
+// gemmKernelAddGo is the scatter-add micro-kernel in Go: the tile of
+// gemmKernelGo from zero, then d[v][doff[i] + e] += acc[i][8·v + e], row by
+// row.
+func gemmKernelAddGo(width, k int, a []float32, arow, astep int, b []float32, brow int, d [3][]float32, doff []int32) {
+	var acc [gemmMR * gemmNR]float32
+	gemmKernelGo(width, k, a, arow, astep, b, brow, acc[:], gemmNR, false)
+	for i := range gemmMR {
+		o := int(doff[i])
+		for j := range width {
+			d[j/8][o+j%8] += acc[i*gemmNR+j]
+		}
+	}
+}

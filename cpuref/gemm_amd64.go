@@ -70,3 +70,17 @@ func gemmKernelRows16(nrows int, a0, a1, a2, a3 *float32, q, jump int, b *float3
 
 //go:noescape
 func gemmKernelRows8(nrows int, a0, a1, a2, a3 *float32, q, jump int, b *float32, brow int, c *float32, ldc int, load bool)
+
+// gemmKernelAdd24, gemmKernelAdd16 and gemmKernelAdd8 are the scatter-add
+// micro-kernels (see gemm_amd64.s): the 4×W tile of A·B as in
+// gemmKernel24/16/8 from zero, added row by row into
+// d_v[doff[i] + e] for the vectors v < W/8.
+//
+//go:noescape
+func gemmKernelAdd24(k int, a *float32, arow, astep int, b *float32, brow int, d0, d1, d2 *float32, doff *int32)
+
+//go:noescape
+func gemmKernelAdd16(k int, a *float32, arow, astep int, b *float32, brow int, d0, d1, d2 *float32, doff *int32)
+
+//go:noescape
+func gemmKernelAdd8(k int, a *float32, arow, astep int, b *float32, brow int, d0, d1, d2 *float32, doff *int32)

@@ -763,6 +763,227 @@ kr8_store:
 	VZEROUPPER
 	RET
 
+
+// The scatter-add micro-kernels compute a tile of A·B from zero like the
+// kernels above and add it into d instead of storing it, row i into the 8
+// floats of each vector v at d_v + doff[i], the rows in order (so rows that
+// overlap in d add up):
+//
+//	d_v[doff[i] + e] += acc[i][8·v + e]   (i = 0 … 3, v < W/8, e < 8)
+
+// func gemmKernelAdd24(k int, a *float32, arow, astep int, b *float32, brow int, d0, d1, d2 *float32, doff *int32)
+TEXT ·gemmKernelAdd24(SB), NOSPLIT, $0-80
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ arow+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (SI)(R12*2), R13
+	LEAQ (R13)(R12*1), BX
+	ADDQ SI, R12
+	MOVQ astep+24(FP), R10
+	SHLQ $2, R10
+	MOVQ b+32(FP), DI
+	MOVQ brow+40(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	XORQ AX, AX
+	TESTQ CX, CX
+	JZ ka24_store
+ka24_loop:
+	VMOVUPS 0(DI), Y12
+	VMOVUPS 32(DI), Y13
+	VMOVUPS 64(DI), Y14
+	VBROADCASTSS (SI)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS (R12)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS (R13)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS (BX)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ R10, AX
+	ADDQ R9, DI
+	DECQ CX
+	JNZ ka24_loop
+ka24_store:
+	MOVQ d0+48(FP), DX
+	MOVQ d1+56(FP), R8
+	MOVQ d2+64(FP), R11
+	MOVQ doff+72(FP), R9
+	MOVLQSX 0(R9), AX
+	VADDPS (DX)(AX*4), Y0, Y0
+	VMOVUPS Y0, (DX)(AX*4)
+	VADDPS (R8)(AX*4), Y1, Y1
+	VMOVUPS Y1, (R8)(AX*4)
+	VADDPS (R11)(AX*4), Y2, Y2
+	VMOVUPS Y2, (R11)(AX*4)
+	MOVLQSX 4(R9), AX
+	VADDPS (DX)(AX*4), Y3, Y3
+	VMOVUPS Y3, (DX)(AX*4)
+	VADDPS (R8)(AX*4), Y4, Y4
+	VMOVUPS Y4, (R8)(AX*4)
+	VADDPS (R11)(AX*4), Y5, Y5
+	VMOVUPS Y5, (R11)(AX*4)
+	MOVLQSX 8(R9), AX
+	VADDPS (DX)(AX*4), Y6, Y6
+	VMOVUPS Y6, (DX)(AX*4)
+	VADDPS (R8)(AX*4), Y7, Y7
+	VMOVUPS Y7, (R8)(AX*4)
+	VADDPS (R11)(AX*4), Y8, Y8
+	VMOVUPS Y8, (R11)(AX*4)
+	MOVLQSX 12(R9), AX
+	VADDPS (DX)(AX*4), Y9, Y9
+	VMOVUPS Y9, (DX)(AX*4)
+	VADDPS (R8)(AX*4), Y10, Y10
+	VMOVUPS Y10, (R8)(AX*4)
+	VADDPS (R11)(AX*4), Y11, Y11
+	VMOVUPS Y11, (R11)(AX*4)
+	VZEROUPPER
+	RET
+
+// func gemmKernelAdd16(k int, a *float32, arow, astep int, b *float32, brow int, d0, d1, d2 *float32, doff *int32)
+TEXT ·gemmKernelAdd16(SB), NOSPLIT, $0-80
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ arow+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (SI)(R12*2), R13
+	LEAQ (R13)(R12*1), BX
+	ADDQ SI, R12
+	MOVQ astep+24(FP), R10
+	SHLQ $2, R10
+	MOVQ b+32(FP), DI
+	MOVQ brow+40(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ AX, AX
+	TESTQ CX, CX
+	JZ ka16_store
+ka16_loop:
+	VMOVUPS 0(DI), Y12
+	VMOVUPS 32(DI), Y13
+	VBROADCASTSS (SI)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VBROADCASTSS (R12)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y2
+	VFMADD231PS Y13, Y15, Y3
+	VBROADCASTSS (R13)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y4
+	VFMADD231PS Y13, Y15, Y5
+	VBROADCASTSS (BX)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	ADDQ R10, AX
+	ADDQ R9, DI
+	DECQ CX
+	JNZ ka16_loop
+ka16_store:
+	MOVQ d0+48(FP), DX
+	MOVQ d1+56(FP), R8
+	MOVQ doff+72(FP), R9
+	MOVLQSX 0(R9), AX
+	VADDPS (DX)(AX*4), Y0, Y0
+	VMOVUPS Y0, (DX)(AX*4)
+	VADDPS (R8)(AX*4), Y1, Y1
+	VMOVUPS Y1, (R8)(AX*4)
+	MOVLQSX 4(R9), AX
+	VADDPS (DX)(AX*4), Y2, Y2
+	VMOVUPS Y2, (DX)(AX*4)
+	VADDPS (R8)(AX*4), Y3, Y3
+	VMOVUPS Y3, (R8)(AX*4)
+	MOVLQSX 8(R9), AX
+	VADDPS (DX)(AX*4), Y4, Y4
+	VMOVUPS Y4, (DX)(AX*4)
+	VADDPS (R8)(AX*4), Y5, Y5
+	VMOVUPS Y5, (R8)(AX*4)
+	MOVLQSX 12(R9), AX
+	VADDPS (DX)(AX*4), Y6, Y6
+	VMOVUPS Y6, (DX)(AX*4)
+	VADDPS (R8)(AX*4), Y7, Y7
+	VMOVUPS Y7, (R8)(AX*4)
+	VZEROUPPER
+	RET
+
+// func gemmKernelAdd8(k int, a *float32, arow, astep int, b *float32, brow int, d0, d1, d2 *float32, doff *int32)
+TEXT ·gemmKernelAdd8(SB), NOSPLIT, $0-80
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ arow+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (SI)(R12*2), R13
+	LEAQ (R13)(R12*1), BX
+	ADDQ SI, R12
+	MOVQ astep+24(FP), R10
+	SHLQ $2, R10
+	MOVQ b+32(FP), DI
+	MOVQ brow+40(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ AX, AX
+	TESTQ CX, CX
+	JZ ka8_store
+ka8_loop:
+	VMOVUPS 0(DI), Y12
+	VBROADCASTSS (SI)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VBROADCASTSS (R12)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y1
+	VBROADCASTSS (R13)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y2
+	VBROADCASTSS (BX)(AX*1), Y15
+	VFMADD231PS Y12, Y15, Y3
+	ADDQ R10, AX
+	ADDQ R9, DI
+	DECQ CX
+	JNZ ka8_loop
+ka8_store:
+	MOVQ d0+48(FP), DX
+	MOVQ doff+72(FP), R9
+	MOVLQSX 0(R9), AX
+	VADDPS (DX)(AX*4), Y0, Y0
+	VMOVUPS Y0, (DX)(AX*4)
+	MOVLQSX 4(R9), AX
+	VADDPS (DX)(AX*4), Y1, Y1
+	VMOVUPS Y1, (DX)(AX*4)
+	MOVLQSX 8(R9), AX
+	VADDPS (DX)(AX*4), Y2, Y2
+	VMOVUPS Y2, (DX)(AX*4)
+	MOVLQSX 12(R9), AX
+	VADDPS (DX)(AX*4), Y3, Y3
+	VMOVUPS Y3, (DX)(AX*4)
+	VZEROUPPER
+	RET
+
 // func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
 TEXT ·cpuid(SB), NOSPLIT, $0-24
 	MOVL eaxArg+0(FP), AX

@@ -88,3 +88,31 @@ func gemmKernelRowsPtr(width, nrows int, ap [gemmMR]*float32, q, jump int, b *fl
 	}
 	gemmKernelRowsGo(width, nrows, a, q, jump, bs, brow, unsafe.Slice(c, (gemmMR-1)*ldc+width), ldc, load)
 }
+
+// The scatter-add micro-kernels in Go (see gemmKernelAddGo).
+func gemmKernelAdd24(k int, a *float32, arow, astep int, b *float32, brow int, d0, d1, d2 *float32, doff *int32) {
+	gemmKernelAddPtr(24, k, a, arow, astep, b, brow, [3]*float32{d0, d1, d2}, doff)
+}
+
+func gemmKernelAdd16(k int, a *float32, arow, astep int, b *float32, brow int, d0, d1, d2 *float32, doff *int32) {
+	gemmKernelAddPtr(16, k, a, arow, astep, b, brow, [3]*float32{d0, d1, d2}, doff)
+}
+
+func gemmKernelAdd8(k int, a *float32, arow, astep int, b *float32, brow int, d0, d1, d2 *float32, doff *int32) {
+	gemmKernelAddPtr(8, k, a, arow, astep, b, brow, [3]*float32{d0, d1, d2}, doff)
+}
+
+func gemmKernelAddPtr(width, k int, a *float32, arow, astep int, b *float32, brow int, dp [3]*float32, doff *int32) {
+	na, nb := 1, 1
+	if k > 0 {
+		na = (gemmMR-1)*arow + (k-1)*astep + 1
+		nb = (k-1)*brow + width
+	}
+	offs := unsafe.Slice(doff, gemmMR)
+	hi := int(slices.Max(offs)) + 8
+	var d [3][]float32
+	for v := range width / 8 {
+		d[v] = unsafe.Slice(dp[v], hi)
+	}
+	gemmKernelAddGo(width, k, unsafe.Slice(a, na), arow, astep, unsafe.Slice(b, nb), brow, d, offs)
+}

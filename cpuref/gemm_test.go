@@ -455,3 +455,57 @@ func TestGEMMKernelsRows(t *testing.T) {
 		}
 	}
 }
+
+// TestGEMMKernelsAdd checks the scatter-add micro-kernels in use against
+// the Go one, with the four rows' targets overlapping (offsets 0, 1, 1 and
+// 9, so rows 1 and 2 add into the same floats and row 3 into the next
+// vector's): exactly on integer inputs, within TestGEMMKernels' bound per
+// added term (three terms at most meet in a float) on random ones.
+func TestGEMMKernelsAdd(t *testing.T) {
+	rng := newRand(17)
+	for _, width := range []int{8, 16, 24} {
+		for _, k := range []int{0, 1, 16, 70} {
+			for _, ints := range []bool{false, true} {
+				t.Run(fmt.Sprintf("width=%d,k=%d,ints=%t", width, k, ints), func(t *testing.T) {
+					const brow = gemmNR + 3
+					arow := k + 2
+					a, b := randFloats[float32](rng, gemmMR*arow), randFloats[float32](rng, brow*k+gemmNR)
+					d := randFloats[float32](rng, 200)
+					if ints {
+						a, b = randInts[float32](rng, len(a), -3, 3), randInts[float32](rng, len(b), -3, 3)
+						d = randInts[float32](rng, len(d), -3, 3)
+					}
+					doff := []int32{0, 1, 1, 9}
+					want, got := slices.Clone(d), slices.Clone(d)
+					var ws [3][]float32
+					var gp [3]*float32
+					for v := range 3 {
+						ws[v] = want[60*v+3:]
+						gp[v] = &got[60*v+3]
+					}
+					gemmKernelAddGo(width, k, a, arow, 1, b, brow, ws, doff)
+					kern := map[int]func(int, *float32, int, int, *float32, int, *float32, *float32, *float32, *int32){
+						8: gemmKernelAdd8, 16: gemmKernelAdd16, 24: gemmKernelAdd24}[width]
+					kern(k, &a[0], arow, 1, &b[0], brow, gp[0], gp[1], gp[2], &doff[0])
+					tol := 3 * float64(k) * float64(k+1) * 0x1p-24
+					if ints {
+						tol = 0
+					}
+					changed := 0
+					for i := range d {
+						if !(math.Abs(float64(got[i])-float64(want[i])) <= tol) {
+							t.Errorf("d[%d] = %g, Go kernel %g (tolerance %g)", i, got[i], want[i], tol)
+						}
+						if !sameBits(got[i], d[i]) {
+							changed++
+						}
+					}
+					// Targets: vector v covers 60·v+3 … 60·v+3+17 at most.
+					if k > 0 && changed == 0 {
+						t.Errorf("no element of d changed, want the tile added")
+					}
+				})
+			}
+		}
+	}
+}
