@@ -142,3 +142,152 @@ func benchLaunch(b *testing.B, d *Device, flops float64, launch func() error) {
 	b.ReportMetric(flops*float64(b.N)/(float64(ms)/1e3)/1e9, "GFLOP/s")
 	b.ReportMetric(float64(ms)*1e6/float64(b.N), "gpu-ns/op")
 }
+
+// convSuite is the named shape suite of issue 5 (batch N is set per run):
+// the default MNIST network's two convs and ResNet-50's 3×3 convs (stride
+// 1, padding 1), two of its 1×1 convs, its 3×3 stride-2 conv and its 1×1
+// stride-2 projection.
+var convSuite = []struct {
+	name string
+	g    cpuref.ConvGeom
+}{
+	{"mnist-conv1", cg(0, 1, 28, 28, 8, 5, 5, 1, 1, 0, 0)},
+	{"mnist-conv2", cg(0, 8, 12, 12, 16, 5, 5, 1, 1, 0, 0)},
+	{"r50-3x3-64-56", cg(0, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1)},
+	{"r50-3x3-128-28", cg(0, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1)},
+	{"r50-3x3-256-14", cg(0, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1)},
+	{"r50-3x3-512-7", cg(0, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1)},
+	{"r50-1x1-64to256-56", cg(0, 64, 56, 56, 256, 1, 1, 1, 1, 0, 0)},
+	{"r50-1x1-256to64-56", cg(0, 256, 56, 56, 64, 1, 1, 1, 1, 0, 0)},
+	{"r50-3x3s2-128-56", cg(0, 128, 56, 56, 128, 3, 3, 2, 2, 1, 1)},
+	{"r50-1x1s2-256to512-56", cg(0, 256, 56, 56, 512, 1, 1, 2, 2, 0, 0)},
+}
+
+// BenchmarkConvSuite runs every convolution algorithm the device has
+// (direct v1, igemm v2, igemm_tf32 v3) on the suite, for the three passes.
+//
+// On a GPU (-tags cuda): GFLOP/s from events over b.N back-to-back
+// launches after a warm-up, MNIST shapes at batch 64 and 512, ResNet at 64.
+//
+// On the simulator the batch is scaled down to N = 1 (MNIST: N = 4) so
+// that the suite finishes, and the figures are the simulator's efficiency
+// proxies per pass (all launches of the pass, the split-K second pass
+// included), not speeds:
+//
+//	B/FLOP       32-byte global sectors touched × 32 / FLOPs (traffic between
+//	             the SM and L2 if nothing hit in L1)
+//	sectors/req  global sectors per warp request (4 is ideal for 4-byte
+//	             loads, 16 for 16-byte loads)
+//	conf/req     extra shared-memory wavefronts (bank conflicts) per warp request
+//	instr/FMA    thread instructions per multiply-add (FLOPs/2); an mma.sync
+//	             counts once per thread and does 128 multiply-adds per thread
+//
+// The direct bwd-filter (one 256-thread block per weight) is skipped on
+// the simulator where it would run more than 2²⁴ threads, and the whole
+// simulated half is skipped on a machine with a GPU. For a stride > 1 the
+// implicit-GEMM bwd-data runs the phase-decomposed kernel (the
+// dispatcher's choice) and, as algo=…-unphased, the plain one.
+//
+//	go test -run '^$' -bench ConvSuite -benchtime 1x ./gpu                  (simulator)
+//	go test -tags cuda -run '^$' -bench 'ConvSuite/impl=gpu' ./gpu          (GPU)
+func BenchmarkConvSuite(b *testing.B) {
+	for _, impl := range []string{"sim", "gpu"} {
+		b.Run("impl="+impl, func(b *testing.B) {
+			if impl == "sim" {
+				// The simulated suite takes about 15 minutes on 2 cores;
+				// scripts/gpu-check.sh should spend its GPU time on the GPU.
+				if g, err := Open(0); err == nil {
+					g.Close()
+					b.Skip("a GPU is present: the simulator's figures are taken on machines without one")
+				}
+			}
+			d := benchDevice(b, impl)
+			for _, s := range convSuite {
+				batches := []int{64}
+				switch {
+				case impl == "sim" && s.name[:5] == "mnist":
+					batches = []int{4}
+				case impl == "sim":
+					batches = []int{1}
+				case s.name[:5] == "mnist":
+					batches = []int{64, 512}
+				}
+				for _, n := range batches {
+					g := s.g
+					g.N = n
+					x, w, bias, y := benchBuf(b, d, g.XLen()), benchBuf(b, d, g.WLen()), benchBuf(b, d, g.K), benchBuf(b, d, g.YLen())
+					for _, a := range d.ConvAlgos() {
+						for p := ConvPass(0); p < numConvPasses; p++ {
+							benchConvCase(b, d, fmt.Sprintf("shape=%s/N=%d/pass=%v/algo=%v", s.name, n, p, a), a, p, g, x, w, bias, y, false)
+							if p == ConvBwdData && a != ConvDirect && (g.StrideH > 1 || g.StrideW > 1) {
+								// The plain kernel beside the phase-decomposed one.
+								benchConvCase(b, d, fmt.Sprintf("shape=%s/N=%d/pass=%v/algo=%v-unphased", s.name, n, p, a), a, p, g, x, w, bias, y, true)
+							}
+						}
+					}
+					for _, buf := range []*Buffer{x, w, bias, y} {
+						buf.Free()
+					}
+				}
+			}
+		})
+	}
+}
+
+// benchConvCase benchmarks pass p of algorithm a on g (plain: the
+// unphased implicit-GEMM bwd-data kernel even for a stride > 1).
+func benchConvCase(b *testing.B, d *Device, name string, a ConvAlgo, p ConvPass, g cpuref.ConvGeom, x, w, bias, y *Buffer, plain bool) {
+	b.Run(name, func(b *testing.B) {
+		if d.IsSim() && a == ConvDirect && p == ConvBwdFilter && g.WLen()*blockSize > 1<<24 {
+			b.Skipf("direct bwd-filter would run %d simulated threads", g.WLen()*blockSize)
+		}
+		var run func() error
+		switch {
+		case p == ConvFwd:
+			run = func() error { return d.runConv(a, p, g, x, w, bias, y, false) }
+		case p == ConvBwdData && plain:
+			run = func() error { return d.runDgrad(convKernels[a][p], g, y, w, x) }
+		case p == ConvBwdData:
+			run = func() error { return d.runConv(a, p, g, y, w, nil, x, false) }
+		default:
+			run = func() error { return d.runConv(a, p, g, x, y, nil, w, false) }
+		}
+		benchConvPass(b, d, g.FLOPs(), run)
+	})
+}
+
+// benchConvPass times run (GPU) or reports the simulator's efficiency
+// proxies summed over every kernel the pass launches.
+func benchConvPass(b *testing.B, d *Device, flops float64, run func() error) {
+	if !d.IsSim() {
+		benchLaunch(b, d, flops, run)
+		return
+	}
+	d.ResetKernelStats()
+	b.ResetTimer()
+	for range b.N {
+		if err := run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	var t KernelStats
+	for _, s := range d.KernelStats() {
+		t.ThreadInstructions += s.ThreadInstructions
+		t.GlobalSectors += s.GlobalSectors
+		t.GlobalRequests += s.GlobalRequests
+		t.SharedRequests += s.SharedRequests
+		t.SharedBankConflicts += s.SharedBankConflicts
+	}
+	ops := float64(b.N)
+	b.ReportMetric(float64(t.GlobalSectors)*32/(flops*ops), "B/FLOP")
+	if t.GlobalRequests > 0 {
+		b.ReportMetric(float64(t.GlobalSectors)/float64(t.GlobalRequests), "sectors/req")
+	}
+	if t.SharedRequests > 0 {
+		b.ReportMetric(float64(t.SharedBankConflicts)/float64(t.SharedRequests), "conf/req")
+	} else {
+		b.ReportMetric(0, "conf/req")
+	}
+	b.ReportMetric(float64(t.ThreadInstructions)/(flops/2*ops), "instr/FMA")
+}
