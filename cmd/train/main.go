@@ -266,7 +266,8 @@
 // step to step. Measured on the simulator on MNIST: 4.9e-7 after the
 // default 20 steps of 16 images, 6.6e-7 after 50 steps of 64 (the run of
 // scripts/gpu-check.sh). A wrong index, a missed element or a race in a
-// kernel shows as 1e-3 to 1 after the first step.
+// kernel corrupts whole outputs, orders of magnitude more: a single weight
+// off by 1e-3 before the first step already fails (a test checks it).
 //
 // With -precision tf32 no default fits, and -tol must be given: TF32
 // training drifts away from fp32's step by step. Measured on the
