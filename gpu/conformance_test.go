@@ -31,6 +31,7 @@ func runConformance(t *testing.T, d *Device) {
 		t.Run("kernel="+a.KernelName(ConvBwdFilter), func(t *testing.T) { testConvBackwardFilter(t, d, a) })
 	}
 	t.Run("dispatch", func(t *testing.T) { testConvDispatch(t, d) })
+	t.Run("tf32-rounding", func(t *testing.T) { testTF32Rounding(t, d) })
 	t.Run("kernel=conv2d_bwd_bias_v1", func(t *testing.T) { testConvBackwardBias(t, d) })
 	t.Run("golden", func(t *testing.T) { testGolden(t, d) })
 	t.Run("kernel=relu_fwd_v1", func(t *testing.T) { testReLUForward(t, d) })

@@ -112,3 +112,57 @@ func TestSetPrecision(t *testing.T) {
 		}
 	}
 }
+
+// testTF32Rounding checks that the TF32 kernels round their operands to
+// TF32 with cvt.rna (10 explicit mantissa bits, ties away from zero) and
+// the FP32 kernels do not: a 1×1 convolution with w = 1 maps x to
+// round(x). 1 + 2⁻¹¹ is a tie (→ 1 + 2⁻¹⁰), 1 + 2⁻¹² rounds down,
+// 1 + 3·2⁻¹² up; the sign is kept.
+func testTF32Rounding(t *testing.T, d *Device) {
+	const e11, e12 = 1.0 / (1 << 11), 1.0 / (1 << 12)
+	x := []float32{1 + e11, 1 + e12, 1 + 3*e12, -(1 + e11), 3}
+	tf32 := []float32{1 + 2*e11, 1, 1 + 2*e11, -(1 + 2*e11), 3}
+	g := cg(1, 1, 1, len(x), 1, 1, 1, 1, 1, 0, 0)
+	for _, a := range d.ConvAlgos() {
+		t.Run(kv("algo", a), func(t *testing.T) {
+			h := newHarness(t, d)
+			y := h.out("y", g.YLen())
+			if err := d.runConv(a, ConvFwd, g, h.in("x", x), h.in("w", []float32{1}), nil, y, false); err != nil {
+				t.Fatal(err)
+			}
+			want := x
+			if a == ConvIGemmTF32 {
+				want = tf32
+			}
+			checkExact32(t, "y", h.read(y), want)
+			h.check()
+		})
+	}
+}
+
+// TestWgradSplits checks the split-K rule over many shapes: the splits
+// cover the N·P·Q reduction exactly with no empty split, each gets at
+// least wgradMinTiles k-tiles when there is more than one, at most
+// wgradMaxSplits, and the workspace stays below 2³¹ floats.
+func TestWgradSplits(t *testing.T) {
+	rng := newRand("wgradSplits")
+	for range 2000 {
+		g := cg(1+rng.IntN(256), 1+rng.IntN(512), 1+rng.IntN(64), 1+rng.IntN(64), 1+rng.IntN(512),
+			1+rng.IntN(7), 1+rng.IntN(7), 1+rng.IntN(3), 1+rng.IntN(3), rng.IntN(3), rng.IntN(3))
+		if g.Validate() != nil {
+			continue
+		}
+		tiles := ceilDiv(g.N*g.P()*g.Q(), igemmBK)
+		s, tps := wgradSplits(g)
+		switch {
+		case s < 1 || s > wgradMaxSplits:
+			t.Fatalf("wgradSplits(%v) = %d splits", g, s)
+		case s*tps < tiles || (s-1)*tps >= tiles:
+			t.Fatalf("wgradSplits(%v) = %d splits of %d tiles for %d tiles: not an exact cover", g, s, tps, tiles)
+		case s > 1 && tps < wgradMinTiles:
+			t.Fatalf("wgradSplits(%v) = %d splits of %d < %d tiles", g, s, tps, wgradMinTiles)
+		case s*g.K*g.C*g.R*g.S > maxElems:
+			t.Fatalf("wgradSplits(%v) = %d: workspace of 2³¹ floats or more", g, s)
+		}
+	}
+}

@@ -4,13 +4,18 @@
 // with its parameter list.
 //
 // The PTX targets sm_70 (PTX ISA 6.0), so the driver JIT-compiles it for
-// Volta and every newer GPU; the PTX simulator in gpu/ runs the very same
-// text. Kernel versions live side by side (conv2d_fwd_v1_direct, later
-// _v2_…); a shipped version is never edited.
+// Volta and every newer GPU, except the files whose source asks for sm_80
+// (conv_igemm_tf32.ptx: the TF32 tensor-core kernels, PTX ISA 7.0), which
+// package gpu loads only on compute capability 8.0 and newer (see
+// Kernel.Target). The PTX simulator in gpu/ runs the very same text.
+// Kernel versions live side by side (conv2d_fwd_v1_direct,
+// conv2d_fwd_v2_igemm, conv2d_fwd_v3_igemm_tf32, …); a shipped version is
+// never edited.
 //
-// Every v1 kernel runs with block.x = BlockSize. "1-D over T" means grid.x =
-// ceil(T/BlockSize) and one thread per element, index
-// blockIdx.x·blockDim.x + threadIdx.x. The per-kernel launch shape is in
+// Every v1 kernel runs with block.x = BlockSize; the implicit-GEMM
+// kernels run 256-thread blocks on the 2-D or 3-D grid stated in their
+// Doc. "1-D over T" means grid.x = ceil(T/BlockSize) and one thread per
+// element, index blockIdx.x·blockDim.x + threadIdx.x. The per-kernel launch shape is in
 // each Kernel's Doc and in the comment above the kernel in its .cu file.
 // Integer parameters are int32 and every tensor has fewer than 2^31
 // elements; pointer parameters are device addresses (8 bytes).
