@@ -355,7 +355,7 @@ func main() {
 	case errors.As(err, &ue) && ue.shown:
 		// The flag package has printed the error and the usage.
 	case code == 2:
-		fmt.Fprintf(os.Stderr, "train: %v (train -h lists the flags)\n", err)
+		fmt.Fprintf(os.Stderr, "train: %v (-h lists the flags)\n", err)
 	default:
 		fmt.Fprintln(os.Stderr, "train:", err)
 	}
@@ -410,7 +410,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: train [flags]\n\nTrains a convolutional network on MNIST or -data DIR; see `go doc ./cmd/train`.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "usage: train [flags]\n       train compare|bench|eval|predict [flags] (train SUBCOMMAND -h for each)\n\nTrains a convolutional network on MNIST or -data DIR; see `go doc ./cmd/train`.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	fs.IntVar(&o.epochs, "epochs", 3, "epochs to train")
