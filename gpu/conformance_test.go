@@ -23,15 +23,20 @@ func runConformance(t *testing.T, d *Device) {
 	// Every convolution algorithm the device can run (the dispatcher's
 	// candidates), on every swept shape.
 	for _, a := range d.ConvAlgos() {
-		t.Run("kernel="+a.KernelName(ConvFwd), func(t *testing.T) { testConvForward(t, d, a, false) })
-		t.Run("kernel="+a.KernelName(ConvFwd)+"/relu", func(t *testing.T) { testConvForward(t, d, a, true) })
+		for _, id := range fwdKernels(a) {
+			t.Run("kernel="+kernelSpecs[id].name, func(t *testing.T) { testConvForward(t, d, a, id, false) })
+			t.Run("kernel="+kernelSpecs[id].name+"/relu", func(t *testing.T) { testConvForward(t, d, a, id, true) })
+		}
 		for _, id := range dgradKernels(a) {
 			t.Run("kernel="+kernelSpecs[id].name, func(t *testing.T) { testConvBackwardData(t, d, a, id) })
 		}
-		t.Run("kernel="+a.KernelName(ConvBwdFilter), func(t *testing.T) { testConvBackwardFilter(t, d, a) })
+		for _, id := range wgradKernels(a) {
+			t.Run("kernel="+kernelSpecs[id].name, func(t *testing.T) { testConvBackwardFilter(t, d, a, id) })
+		}
 	}
 	t.Run("dispatch", func(t *testing.T) { testConvDispatch(t, d) })
 	t.Run("tf32-rounding", func(t *testing.T) { testTF32Rounding(t, d) })
+	t.Run("wide-same-bits", func(t *testing.T) { testWideSameBits(t, d) })
 	t.Run("kernel=conv2d_bwd_bias_v1", func(t *testing.T) { testConvBackwardBias(t, d) })
 	t.Run("golden", func(t *testing.T) { testGolden(t, d) })
 	t.Run("kernel=relu_fwd_v1", func(t *testing.T) { testReLUForward(t, d) })
@@ -187,7 +192,7 @@ func reluRef[T float32 | float64](y []T) {
 // testConvForward checks the forward pass of algorithm a (relu: fused
 // with ReLU) against cpuref. Integer inputs in [−3, 3] are exact in TF32
 // too, so every algorithm must match exactly.
-func testConvForward(t *testing.T, d *Device, a ConvAlgo, relu bool) {
+func testConvForward(t *testing.T, d *Device, a ConvAlgo, id kernelID, relu bool) {
 	for _, g := range convShapes {
 		for _, kind := range inputKinds {
 			name := "inputs=" + kind + "/" + g.String()
@@ -196,7 +201,7 @@ func testConvForward(t *testing.T, d *Device, a ConvAlgo, relu bool) {
 				x, w, b := in[0], in[1], in[2]
 				h := newHarness(t, d)
 				y := h.out("y", g.YLen())
-				if err := d.runConv(a, ConvFwd, g, h.in("x", x), h.in("w", w), h.in("b", b), y, relu); err != nil {
+				if err := d.runFwd(id, g, h.in("x", x), h.in("w", w), h.in("b", b), y, relu); err != nil {
 					t.Fatal(err)
 				}
 				got := h.read(y)
@@ -236,11 +241,40 @@ func testConvForward(t *testing.T, d *Device, a ConvAlgo, relu bool) {
 func dgradKernels(a ConvAlgo) []kernelID {
 	switch a {
 	case ConvIGemm:
-		return []kernelID{kConvBwdDataIGemm, kConvBwdDataStrided}
+		return []kernelID{kConvBwdDataIGemm, kConvBwdDataStrided, kConvBwdDataWide, kConvBwdDataWideStrided}
 	case ConvIGemmTF32:
 		return []kernelID{kConvBwdDataTF32, kConvBwdDataStridedTF32}
 	}
 	return []kernelID{kConvBwdData}
+}
+
+// fwdKernels and wgradKernels list the forward and bwd-filter kernels of
+// algorithm a (FP32 implicit GEMM: the 128×64 and the 128×128 tiles).
+func fwdKernels(a ConvAlgo) []kernelID {
+	if a == ConvIGemm {
+		return []kernelID{kConvFwdIGemm, kConvFwdWide}
+	}
+	return []kernelID{convKernels[a][ConvFwd]}
+}
+
+func wgradKernels(a ConvAlgo) []kernelID {
+	if a == ConvIGemm {
+		return []kernelID{kConvBwdFilterIGemm, kConvBwdFilterWide}
+	}
+	return []kernelID{convKernels[a][ConvBwdFilter]}
+}
+
+// runFwd and runWgrad run forward and bwd-filter kernel id with d.mu held.
+func (d *Device) runFwd(id kernelID, g cpuref.ConvGeom, x, w, b, y *Buffer, relu bool) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.convForwardKernel(id, g, x, w, b, y, relu)
+}
+
+func (d *Device) runWgrad(id kernelID, g cpuref.ConvGeom, x, dy, dw *Buffer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.convBackwardFilterKernel(id, g, x, dy, dw)
 }
 
 // runDgrad runs backward-data kernel id with d.mu held.
@@ -288,7 +322,7 @@ func testConvBackwardData(t *testing.T, d *Device, a ConvAlgo, id kernelID) {
 	}
 }
 
-func testConvBackwardFilter(t *testing.T, d *Device, a ConvAlgo) {
+func testConvBackwardFilter(t *testing.T, d *Device, a ConvAlgo, id kernelID) {
 	for _, g := range convShapes {
 		for _, kind := range inputKinds {
 			name := "inputs=" + kind + "/" + g.String()
@@ -297,7 +331,7 @@ func testConvBackwardFilter(t *testing.T, d *Device, a ConvAlgo) {
 				x, dy := in[0], in[1]
 				h := newHarness(t, d)
 				dw := h.out("dw", g.WLen())
-				if err := d.runConv(a, ConvBwdFilter, g, h.in("x", x), h.in("dy", dy), nil, dw, false); err != nil {
+				if err := d.runWgrad(id, g, h.in("x", x), h.in("dy", dy), dw); err != nil {
 					t.Fatal(err)
 				}
 				got := h.read(dw)

@@ -1,6 +1,7 @@
 package gpu
 
 import (
+	"math"
 	"testing"
 
 	"github.com/convtrain/convtrain/cpuref"
@@ -163,6 +164,55 @@ func TestWgradSplits(t *testing.T) {
 			t.Fatalf("wgradSplits(%v) = %d splits of %d < %d tiles", g, s, tps, wgradMinTiles)
 		case s*g.K*g.C*g.R*g.S > maxElems:
 			t.Fatalf("wgradSplits(%v) = %d: workspace of 2³¹ floats or more", g, s)
+		}
+	}
+}
+
+// testWideSameBits checks that the 128×128-tile kernels (v6) give the same
+// bits as the 128×64-tile kernels they replace, on every swept shape with
+// real inputs: same loads, same FMA order, same splits.
+func testWideSameBits(t *testing.T, d *Device) {
+	pairs := []struct {
+		pass        ConvPass
+		plain, wide kernelID
+	}{
+		{ConvFwd, kConvFwdIGemm, kConvFwdWide},
+		{ConvBwdData, kConvBwdDataIGemm, kConvBwdDataWide},
+		{ConvBwdData, kConvBwdDataStrided, kConvBwdDataWideStrided},
+		{ConvBwdFilter, kConvBwdFilterIGemm, kConvBwdFilterWide},
+	}
+	for _, c := range pairs {
+		for _, g := range convShapes {
+			name := kv("kernel", kernelSpecs[c.wide].name) + "/" + g.String()
+			t.Run(name, func(t *testing.T) {
+				in := convInputs("real", name, g.XLen(), g.WLen(), g.K, g.YLen())
+				x, w, b, dy := in[0], in[1], in[2], in[3]
+				var outs [2][]uint32
+				for i, id := range []kernelID{c.plain, c.wide} {
+					h := newHarness(t, d)
+					var out *Buffer
+					var err error
+					switch c.pass {
+					case ConvFwd:
+						out = h.out("y", g.YLen())
+						err = d.runFwd(id, g, h.in("x", x), h.in("w", w), h.in("b", b), out, true)
+					case ConvBwdData:
+						out = h.out("dx", g.XLen())
+						err = d.runDgrad(id, g, h.in("dy", dy), h.in("w", w), out)
+					default:
+						out = h.out("dw", g.WLen())
+						err = d.runWgrad(id, g, h.in("x", x), h.in("dy", dy), out)
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, v := range h.read(out) {
+						outs[i] = append(outs[i], math.Float32bits(v))
+					}
+					h.check()
+				}
+				sameBits(t, kernelSpecs[c.wide].name+" vs "+kernelSpecs[c.plain].name, outs[1:], outs[:1])
+			})
 		}
 	}
 }

@@ -42,6 +42,10 @@ const (
 	kConvBwdFilterTF32
 	kConvBwdDataStrided
 	kConvBwdDataStridedTF32
+	kConvFwdWide
+	kConvBwdDataWide
+	kConvBwdDataWideStrided
+	kConvBwdFilterWide
 	kSGDNesterov // launch_optim.go
 	kAdam        // launch_optim.go
 	numKernels
@@ -93,6 +97,10 @@ var kernelSpecs = [numKernels]kernelSpec{
 
 	kConvBwdDataStrided:     {"conv2d_bwd_data_v4_igemm_strided", "ppp" + convSig},
 	kConvBwdDataStridedTF32: {"conv2d_bwd_data_v5_igemm_strided_tf32", "ppp" + convSig},
+	kConvFwdWide:            {"conv2d_fwd_v6_igemm_wide", "pppp" + convSig + "i"},
+	kConvBwdDataWide:        {"conv2d_bwd_data_v6_igemm_wide", "ppp" + convSig},
+	kConvBwdDataWideStrided: {"conv2d_bwd_data_v6_igemm_wide_strided", "ppp" + convSig},
+	kConvBwdFilterWide:      {"conv2d_bwd_filter_v6_igemm_wide", "ppp" + convSig + "i"},
 
 	kSGDNesterov: {"sgd_nesterov_v1", "pppifff"},
 	kAdam:        {"adam_v1", "ppppifffffffffi"},

@@ -19,10 +19,67 @@ const (
 	igemmThreads = 256
 )
 
-// igemmGrid is the launch shape of an implicit GEMM with m rows and n
-// columns and z splits.
-func igemmGrid(m, n, z int) (grid, block Dim3) {
-	return Dim3{ceilDiv(m, igemmBM), ceilDiv(n, igemmBN), z}, Dim3{igemmThreads, 1, 1}
+// igemmBNWide is the N side of the wide (v6) tiles.
+const igemmBNWide = 128
+
+// igemmGrid is the launch shape of implicit-GEMM kernel id with m rows, n
+// columns and z phases or splits.
+func igemmGrid(id kernelID, m, n, z int) (grid, block Dim3) {
+	bn := igemmBN
+	if isWide(id) {
+		bn = igemmBNWide
+	}
+	return Dim3{ceilDiv(m, igemmBM), ceilDiv(n, bn), z}, Dim3{igemmThreads, 1, 1}
+}
+
+func isWide(id kernelID) bool {
+	switch id {
+	case kConvFwdWide, kConvBwdDataWide, kConvBwdDataWideStrided, kConvBwdFilterWide:
+		return true
+	}
+	return false
+}
+
+// useWide reports whether an FP32 implicit GEMM with n columns runs the
+// 128×128 tiles (v6): n ≥ 128 and at most 1/8 of the 128-wide tiles
+// padding. They do the same arithmetic in the same order as the 128×64
+// tiles (the same bits) with half the shared-memory and loader
+// instructions per FMA.
+func useWide(n int) bool {
+	return n >= igemmBNWide && 8*n >= 7*igemmBNWide*ceilDiv(n, igemmBNWide)
+}
+
+// fwdKernel, dgradKernel and wgradKernel are the kernels of algorithm a
+// for pass ConvFwd, ConvBwdData and ConvBwdFilter of g.
+func fwdKernel(a ConvAlgo, g cpuref.ConvGeom) kernelID {
+	if a == ConvIGemm && useWide(g.K) {
+		return kConvFwdWide
+	}
+	return convKernels[a][ConvFwd]
+}
+
+func wgradKernel(a ConvAlgo, g cpuref.ConvGeom) kernelID {
+	if a == ConvIGemm && useWide(g.K) {
+		return kConvBwdFilterWide
+	}
+	return convKernels[a][ConvBwdFilter]
+}
+
+// ConvKernelFor names the kernel that the dispatching entry point of pass
+// p runs for g (ConvAlgoFor's algorithm, then the tile width and, for
+// bwd-data, the phase decomposition of a stride > 1); with the split-K
+// bwd-filter, conv2d_bwd_filter_v2_reduce follows it.
+func (d *Device) ConvKernelFor(p ConvPass, g cpuref.ConvGeom) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	a := d.convAlgoFor(p, g)
+	switch p {
+	case ConvFwd:
+		return kernelSpecs[fwdKernel(a, g)].name
+	case ConvBwdData:
+		return kernelSpecs[dgradKernel(a, g)].name
+	}
+	return kernelSpecs[wgradKernel(a, g)].name
 }
 
 // Split-K of the implicit-GEMM backward-filter pass.
@@ -76,8 +133,10 @@ func (d *Device) launchConv(id kernelID, grid, block Dim3, g cpuref.ConvGeom, pt
 //	y[n,k,p,q] = b[k] + Σ_c Σ_r Σ_s w[k,c,r,s] · x[n,c, p·sh − ph + r, q·sw − pw + s]
 //
 // x is (N,C,H,W), w is (K,C,R,S), b is (K) or nil (no bias), y is
-// (N,K,P,Q), all float32. The kernel is chosen by ConvAlgoFor(ConvFwd, g):
-// conv2d_fwd_v1_direct, conv2d_fwd_v2_igemm or conv2d_fwd_v3_igemm_tf32.
+// (N,K,P,Q), all float32. The algorithm is ConvAlgoFor(ConvFwd, g) and
+// the kernel ConvKernelFor(ConvFwd, g): conv2d_fwd_v1_direct,
+// conv2d_fwd_v2_igemm (conv2d_fwd_v6_igemm_wide for K ≥ 128, same bits)
+// or conv2d_fwd_v3_igemm_tf32.
 func (d *Device) Conv2DForward(g cpuref.ConvGeom, x, w, b, y *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -100,8 +159,12 @@ func (d *Device) Conv2DForwardReLU(g cpuref.ConvGeom, x, w, b, y *Buffer) error 
 // convForwardAlgo runs the forward pass with algorithm a; errors are
 // wrapped with the kernel's name and g.
 func (d *Device) convForwardAlgo(a ConvAlgo, g cpuref.ConvGeom, x, w, b, y *Buffer, relu bool) error {
-	id := convKernels[a][ConvFwd]
-	if a == ConvDirect {
+	return d.convForwardKernel(fwdKernel(a, g), g, x, w, b, y, relu)
+}
+
+// convForwardKernel runs forward kernel id on g.
+func (d *Device) convForwardKernel(id kernelID, g cpuref.ConvGeom, x, w, b, y *Buffer, relu bool) error {
+	if id == kConvFwd {
 		if err := d.conv2DForward(g, x, w, b, y); err != nil {
 			return launchErr(id, g, err)
 		}
@@ -122,7 +185,7 @@ func (d *Device) convForwardAlgo(a ConvAlgo, g cpuref.ConvGeom, x, w, b, y *Buff
 	if relu {
 		r = 1
 	}
-	grid, block := igemmGrid(g.N*g.P()*g.Q(), g.K, 1)
+	grid, block := igemmGrid(id, g.N*g.P()*g.Q(), g.K, 1)
 	if err := d.launchConv(id, grid, block, g, []uint64{argPtr(x), argPtr(w), argPtr(b), argPtr(y)}, r); err != nil {
 		return launchErr(id, g, err)
 	}
@@ -151,10 +214,12 @@ func (d *Device) needConv(g cpuref.ConvGeom, n1 string, b1 *Buffer, l1 int, n2 s
 //	p = (h + ph − r)/sh, q = (w + pw − s)/sw when divisible and in range.
 //
 // dy is (N,K,P,Q), w is (K,C,R,S), dx is (N,C,H,W). The algorithm is
-// chosen by ConvAlgoFor(ConvBwdData, g); with an implicit-GEMM algorithm
-// and a stride > 1 the kernel is the phase-decomposed one
-// (conv2d_bwd_data_v4_igemm_strided, _v5_igemm_strided_tf32), which skips
-// the zero terms that the plain kernel multiplies (3/4 of them at stride 2).
+// chosen by ConvAlgoFor(ConvBwdData, g), the kernel by ConvKernelFor: with
+// an implicit-GEMM algorithm and a stride > 1 the kernel is the
+// phase-decomposed one (conv2d_bwd_data_v4_igemm_strided,
+// _v5_igemm_strided_tf32, _v6_igemm_wide_strided), which skips the zero
+// terms that the plain kernel multiplies (3/4 of them at stride 2); FP32
+// with C ≥ 128 runs the 128×128 tiles (v6, the same bits as v2/v4).
 func (d *Device) Conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -164,13 +229,19 @@ func (d *Device) Conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx *Buffer) error 
 
 // dgradKernel is the backward-data kernel of algorithm a for g.
 func dgradKernel(a ConvAlgo, g cpuref.ConvGeom) kernelID {
+	wide := a == ConvIGemm && useWide(g.C)
 	if g.StrideH > 1 || g.StrideW > 1 {
-		switch a {
-		case ConvIGemm:
+		switch {
+		case wide:
+			return kConvBwdDataWideStrided
+		case a == ConvIGemm:
 			return kConvBwdDataStrided
-		case ConvIGemmTF32:
+		case a == ConvIGemmTF32:
 			return kConvBwdDataStridedTF32
 		}
+	}
+	if wide {
+		return kConvBwdDataWide
 	}
 	return convKernels[a][ConvBwdData]
 }
@@ -181,8 +252,7 @@ func (d *Device) convBackwardDataAlgo(a ConvAlgo, g cpuref.ConvGeom, dy, w, dx *
 	return d.convBackwardDataKernel(dgradKernel(a, g), g, dy, w, dx)
 }
 
-// convBackwardDataKernel runs the backward-data kernel id (any of the
-// five) on g.
+// convBackwardDataKernel runs backward-data kernel id on g.
 func (d *Device) convBackwardDataKernel(id kernelID, g cpuref.ConvGeom, dy, w, dx *Buffer) error {
 	if id == kConvBwdData {
 		if err := d.conv2DBackwardData(g, dy, w, dx); err != nil {
@@ -193,9 +263,9 @@ func (d *Device) convBackwardDataKernel(id kernelID, g cpuref.ConvGeom, dy, w, d
 	if err := d.needConv(g, "dy", dy, g.YLen(), "w", w, g.WLen(), "dx", dx, g.XLen()); err != nil {
 		return launchErr(id, g, err)
 	}
-	grid, block := igemmGrid(g.N*g.H*g.W, g.C, 1)
-	if id == kConvBwdDataStrided || id == kConvBwdDataStridedTF32 {
-		grid, block = igemmGrid(g.N*ceilDiv(g.H, g.StrideH)*ceilDiv(g.W, g.StrideW), g.C, g.StrideH*g.StrideW)
+	grid, block := igemmGrid(id, g.N*g.H*g.W, g.C, 1)
+	if id == kConvBwdDataStrided || id == kConvBwdDataStridedTF32 || id == kConvBwdDataWideStrided {
+		grid, block = igemmGrid(id, g.N*ceilDiv(g.H, g.StrideH)*ceilDiv(g.W, g.StrideW), g.C, g.StrideH*g.StrideW)
 	}
 	if err := d.launchConv(id, grid, block, g, []uint64{argPtr(dy), argPtr(w), argPtr(dx)}); err != nil {
 		return launchErr(id, g, err)
@@ -207,8 +277,10 @@ func (d *Device) convBackwardDataKernel(id kernelID, g cpuref.ConvGeom, dy, w, d
 //
 //	dw[k,c,r,s] = Σ_n Σ_p Σ_q dy[n,k,p,q] · x[n,c, p·sh − ph + r, q·sw − pw + s]
 //
-// x is (N,C,H,W), dy is (N,K,P,Q), dw is (K,C,R,S). The kernel is chosen
-// by ConvAlgoFor(ConvBwdFilter, g). Deterministic with every algorithm:
+// x is (N,C,H,W), dy is (N,K,P,Q), dw is (K,C,R,S). The algorithm is
+// chosen by ConvAlgoFor(ConvBwdFilter, g), the kernel by ConvKernelFor
+// (FP32 with K ≥ 128: the 128×128 tiles of v6, the same splits and bits as
+// v2). Deterministic with every algorithm:
 // the implicit-GEMM kernels split the N·P·Q sum into a number of ranges
 // that depends on g only (wgradSplits), write each range's partial sums to
 // a workspace from the device's buffer cache and add them in a fixed order
@@ -220,8 +292,13 @@ func (d *Device) Conv2DBackwardFilter(g cpuref.ConvGeom, x, dy, dw *Buffer) erro
 }
 
 func (d *Device) convBackwardFilterAlgo(a ConvAlgo, g cpuref.ConvGeom, x, dy, dw *Buffer) error {
-	id := convKernels[a][ConvBwdFilter]
-	if a == ConvDirect {
+	return d.convBackwardFilterKernel(wgradKernel(a, g), g, x, dy, dw)
+}
+
+// convBackwardFilterKernel runs bwd-filter kernel id on g (and the split-K
+// second pass when g is split).
+func (d *Device) convBackwardFilterKernel(id kernelID, g cpuref.ConvGeom, x, dy, dw *Buffer) error {
+	if id == kConvBwdFilter {
 		if err := d.conv2DBackwardFilter(g, x, dy, dw); err != nil {
 			return launchErr(id, g, err)
 		}
@@ -232,7 +309,7 @@ func (d *Device) convBackwardFilterAlgo(a ConvAlgo, g cpuref.ConvGeom, x, dy, dw
 	}
 	splits, tps := wgradSplits(g)
 	crs := g.C * g.R * g.S
-	grid, block := igemmGrid(crs, g.K, splits)
+	grid, block := igemmGrid(id, crs, g.K, splits)
 	if splits == 1 {
 		if err := d.launchConv(id, grid, block, g, []uint64{argPtr(x), argPtr(dy), argPtr(dw)}, tps); err != nil {
 			return launchErr(id, g, err)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/convtrain/convtrain/cpuref"
 	"github.com/convtrain/convtrain/kernels"
 )
 
@@ -13,7 +14,8 @@ func init() {
 			launcherTestedElsewhere[a.KernelName(p)] = true
 		}
 	}
-	for _, id := range []kernelID{kConvBwdFilterReduce, kConvBwdDataStrided, kConvBwdDataStridedTF32} {
+	for _, id := range []kernelID{kConvBwdFilterReduce, kConvBwdDataStrided, kConvBwdDataStridedTF32,
+		kConvFwdWide, kConvBwdDataWide, kConvBwdDataWideStrided, kConvBwdFilterWide} {
 		launcherTestedElsewhere[kernelSpecs[id].name] = true
 	}
 }
@@ -106,5 +108,54 @@ func TestIGemmLaunchers(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestIGemmWideLaunch checks, on a fake driver, that the FP32 implicit
+// GEMM switches to the 128×128 tiles for 128 columns and more (K for
+// forward and bwd-filter, C for bwd-data) when they are at most 1/8
+// padding, with the grid counted in 128-wide tiles, and that
+// ConvKernelFor names what runs.
+func TestIGemmWideLaunch(t *testing.T) {
+	d, f := openFake(t)
+	cases := []struct {
+		pass   ConvPass
+		g      cpuref.ConvGeom
+		kernel string
+		grid   Dim3
+	}{
+		{ConvFwd, cg(2, 3, 9, 8, 256, 3, 2, 2, 1, 1, 0), "conv2d_fwd_v6_igemm_wide", Dim3{1, 2, 1}},          // M = 70
+		{ConvFwd, cg(2, 3, 9, 8, 200, 3, 2, 2, 1, 1, 0), "conv2d_fwd_v2_igemm", Dim3{1, 4, 1}},               // 200/256 < 7/8
+		{ConvFwd, cg(2, 3, 9, 8, 120, 3, 2, 2, 1, 1, 0), "conv2d_fwd_v2_igemm", Dim3{1, 2, 1}},               // < 128
+		{ConvBwdData, cg(2, 256, 9, 8, 4, 3, 2, 1, 1, 1, 0), "conv2d_bwd_data_v6_igemm_wide", Dim3{2, 2, 1}}, // M = 144
+		{ConvBwdData, cg(2, 128, 9, 8, 4, 3, 2, 2, 1, 1, 0), "conv2d_bwd_data_v6_igemm_wide_strided", Dim3{1, 1, 2}},
+		{ConvBwdFilter, cg(2, 3, 9, 8, 384, 3, 2, 2, 1, 1, 0), "conv2d_bwd_filter_v6_igemm_wide", Dim3{1, 3, 1}}, // C·R·S = 18
+	}
+	for _, c := range cases {
+		t.Run(c.kernel+"/"+c.g.String(), func(t *testing.T) {
+			g := c.g
+			x, w, y := mustF32(t, d, g.XLen()), mustF32(t, d, g.WLen()), mustF32(t, d, g.YLen())
+			if got := d.ConvAlgoFor(c.pass, g); got != ConvIGemm {
+				t.Fatalf("ConvAlgoFor = %v, want igemm", got)
+			}
+			if got := d.ConvKernelFor(c.pass, g); got != c.kernel {
+				t.Errorf("ConvKernelFor = %s, want %s", got, c.kernel)
+			}
+			var err error
+			switch c.pass {
+			case ConvFwd:
+				err = d.Conv2DForward(g, x, w, nil, y)
+			case ConvBwdData:
+				err = d.Conv2DBackwardData(g, y, w, x)
+			default:
+				err = d.Conv2DBackwardFilter(g, x, y, w)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.last.name != c.kernel || f.last.grid != c.grid {
+				t.Errorf("launched %s on grid %v, want %s on %v", f.last.name, f.last.grid, c.kernel, c.grid)
+			}
+		})
 	}
 }

@@ -149,6 +149,36 @@ var All = []Kernel{
 			"grid = (⌈N·⌈H/sh⌉·⌈W/sw⌉/128⌉, ⌈C/64⌉, sh·sw), block.x = 256.",
 	},
 	{
+		Name: "conv2d_fwd_v6_igemm_wide", File: "conv_igemm_wide.ptx", Target: "sm_70",
+		Params: params("x", ptr, "w", ptr, "b", ptr, "y", ptr, "N", i32, "C", i32, "H", i32, "W", i32,
+			"K", i32, "R", i32, "S", i32, "P", i32, "Q", i32, "sh", i32, "sw", i32, "ph", i32, "pw", i32,
+			"relu", i32),
+		Doc: "conv2d_fwd_v2_igemm (same bits) with 128×128×8 tiles, 8×8 outputs per thread. " +
+			"grid = (⌈N·P·Q/128⌉, ⌈K/128⌉), block.x = 256.",
+	},
+	{
+		Name: "conv2d_bwd_data_v6_igemm_wide", File: "conv_igemm_wide.ptx", Target: "sm_70",
+		Params: params("dy", ptr, "w", ptr, "dx", ptr, "N", i32, "C", i32, "H", i32, "W", i32,
+			"K", i32, "R", i32, "S", i32, "P", i32, "Q", i32, "sh", i32, "sw", i32, "ph", i32, "pw", i32),
+		Doc: "conv2d_bwd_data_v2_igemm (same bits) with 128×128×8 tiles. " +
+			"grid = (⌈N·H·W/128⌉, ⌈C/128⌉), block.x = 256.",
+	},
+	{
+		Name: "conv2d_bwd_data_v6_igemm_wide_strided", File: "conv_igemm_wide.ptx", Target: "sm_70",
+		Params: params("dy", ptr, "w", ptr, "dx", ptr, "N", i32, "C", i32, "H", i32, "W", i32,
+			"K", i32, "R", i32, "S", i32, "P", i32, "Q", i32, "sh", i32, "sw", i32, "ph", i32, "pw", i32),
+		Doc: "conv2d_bwd_data_v4_igemm_strided (same bits) with 128×128×8 tiles. " +
+			"grid = (⌈N·⌈H/sh⌉·⌈W/sw⌉/128⌉, ⌈C/128⌉, sh·sw), block.x = 256.",
+	},
+	{
+		Name: "conv2d_bwd_filter_v6_igemm_wide", File: "conv_igemm_wide.ptx", Target: "sm_70",
+		Params: params("x", ptr, "dy", ptr, "ws", ptr, "N", i32, "C", i32, "H", i32, "W", i32,
+			"K", i32, "R", i32, "S", i32, "P", i32, "Q", i32, "sh", i32, "sw", i32, "ph", i32, "pw", i32,
+			"tilesPerSplit", i32),
+		Doc: "conv2d_bwd_filter_v2_igemm (same splits, same bits) with 128×128×8 tiles. " +
+			"grid = (⌈C·R·S/128⌉, ⌈K/128⌉, splits), block.x = 256.",
+	},
+	{
 		Name: "conv2d_fwd_v3_igemm_tf32", File: "conv_igemm_tf32.ptx", Target: "sm_80",
 		Params: params("x", ptr, "w", ptr, "b", ptr, "y", ptr, "N", i32, "C", i32, "H", i32, "W", i32,
 			"K", i32, "R", i32, "S", i32, "P", i32, "Q", i32, "sh", i32, "sw", i32, "ph", i32, "pw", i32,

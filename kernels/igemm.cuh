@@ -212,12 +212,14 @@ struct FwdA1x1 {
 // RowB: B[k,n] = p[n·ld + k] for a row-major (Nn, Kg) matrix read along k
 // (forward: the weights w as (K, C·R·S)). Thread t owns column t%8 and
 // rows t/8 and t/8 + 32: 8 consecutive k per row, 32 bytes.
-struct RowB {
-  static const int kRegs = 2;
+template <int kN>
+struct RowBN {
+  static const int kJ = kN / 32;
+  static const int kRegs = kJ;
   const float* p;
   int Kg, k;
-  int off[2];  // n·ld, or kFar·… when n is out of range
-  bool ok[2];
+  int off[kJ];  // n·ld, or kFar·… when n is out of range
+  bool ok[kJ];
   int col, row;
   __device__ __forceinline__ void init(const float* p_, int Nn, int ld, int n0, int k0, int Kg_) {
     p = p_;
@@ -225,28 +227,30 @@ struct RowB {
     col = (int)threadIdx.x & 7;
     row = (int)threadIdx.x >> 3;
 #pragma unroll
-    for (int j = 0; j < 2; j++) {
+    for (int j = 0; j < kJ; j++) {
       int n = n0 + row + 32 * j;
       ok[j] = n < Nn;
       off[j] = n * ld;
     }
     k = k0 + col;
   }
-  __device__ __forceinline__ void load(float (&v)[2]) const {
+  __device__ __forceinline__ void load(float (&v)[kJ]) const {
 #pragma unroll
-    for (int j = 0; j < 2; j++) v[j] = (ok[j] && k < Kg) ? p[off[j] + k] : 0.0f;
+    for (int j = 0; j < kJ; j++) v[j] = (ok[j] && k < Kg) ? p[off[j] + k] : 0.0f;
   }
   template <bool kTF32>
-  __device__ __forceinline__ void store(float* sB, int ld, const float (&v)[2]) const {
+  __device__ __forceinline__ void store(float* sB, int ld, const float (&v)[kJ]) const {
 #pragma unroll
-    for (int j = 0; j < 2; j++) sB[col * ld + row + 32 * j] = to_tile<kTF32>(v[j]);
+    for (int j = 0; j < kJ; j++) sB[col * ld + row + 32 * j] = to_tile<kTF32>(v[j]);
   }
   __device__ __forceinline__ void advance() { k += kBK; }
 };
+typedef RowBN<kBN> RowB;
 
 // RowB4 is RowB with 16-byte loads, for Kg a multiple of 4 and p 16-byte
 // aligned: threads t < 128 own k columns 4·(t%2) … 4·(t%2)+3 of row t/2.
-struct RowB4 {
+template <int kN>
+struct RowB4N {
   static const int kRegs = 4;
   const float* p;
   int Kg, k, off, col, row;
@@ -256,7 +260,7 @@ struct RowB4 {
     Kg = Kg_;
     col = 4 * ((int)threadIdx.x & 1);
     row = (int)threadIdx.x >> 1;
-    ok = row < kBN && n0 + row < Nn;
+    ok = row < kN && n0 + row < Nn;
     off = (n0 + row) * ld;
     k = k0 + col;
   }
@@ -273,13 +277,14 @@ struct RowB4 {
   }
   template <bool kTF32>
   __device__ __forceinline__ void store(float* sB, int ld, const float (&v)[4]) const {
-    if (row < kBN) {
+    if (row < kN) {
 #pragma unroll
       for (int j = 0; j < 4; j++) sB[(col + j) * ld + row] = to_tile<kTF32>(v[j]);
     }
   }
   __device__ __forceinline__ void advance() { k += kBK; }
 };
+typedef RowB4N<kBN> RowB4;
 
 // DgradA: bwd-data A[m,k] = dy[n,k',p,q] with m = (n·H + h)·W + v,
 // k = (k'·R + r)·S + s, p = (h+ph−r)/sh, q = (v+pw−s)/sw when both
@@ -359,12 +364,14 @@ struct DgradA {
 // DgradB: bwd-data B[k,c] = w[k',c,r,s] with k = k'·R·S + rs: the offset
 // k'·C·R·S + rs + c·R·S, 8 consecutive rs per row. Thread t owns column
 // t%8 and rows (channels) t/8 and t/8 + 32.
-struct DgradB {
-  static const int kRegs = 2;
+template <int kN>
+struct DgradBN {
+  static const int kJ = kN / 32;
+  static const int kRegs = kJ;
   const float* w;
   int Kg, RS, CRS, k, rs, koff, drs, dkoff;
-  int coff[2];
-  bool ok[2];
+  int coff[kJ];
+  bool ok[kJ];
   int col, row;
   __device__ __forceinline__ void init(const Geom& g, const float* w_, int n0, int k0) {
     w = w_;
@@ -374,7 +381,7 @@ struct DgradB {
     col = (int)threadIdx.x & 7;
     row = (int)threadIdx.x >> 3;
 #pragma unroll
-    for (int j = 0; j < 2; j++) {
+    for (int j = 0; j < kJ; j++) {
       int c = n0 + row + 32 * j;
       ok[j] = c < g.C;
       coff[j] = c * RS;
@@ -387,14 +394,14 @@ struct DgradB {
     drs = kBK - dk * RS;
     dkoff = dk * CRS + drs;
   }
-  __device__ __forceinline__ void load(float (&v)[2]) const {
+  __device__ __forceinline__ void load(float (&v)[kJ]) const {
 #pragma unroll
-    for (int j = 0; j < 2; j++) v[j] = (ok[j] && k < Kg) ? w[koff + coff[j]] : 0.0f;
+    for (int j = 0; j < kJ; j++) v[j] = (ok[j] && k < Kg) ? w[koff + coff[j]] : 0.0f;
   }
   template <bool kTF32>
-  __device__ __forceinline__ void store(float* sB, int ld, const float (&v)[2]) const {
+  __device__ __forceinline__ void store(float* sB, int ld, const float (&v)[kJ]) const {
 #pragma unroll
-    for (int j = 0; j < 2; j++) sB[col * ld + row + 32 * j] = to_tile<kTF32>(v[j]);
+    for (int j = 0; j < kJ; j++) sB[col * ld + row + 32 * j] = to_tile<kTF32>(v[j]);
   }
   __device__ __forceinline__ void advance() {
     k += kBK;
@@ -406,6 +413,7 @@ struct DgradB {
     }
   }
 };
+typedef DgradBN<kBN> DgradB;
 
 // NPQ walks a reduction index j over (n, p, q): j = (n·P + p)·Q + q,
 // moved by kBK per tile with one carry per digit.
@@ -503,12 +511,14 @@ struct WgradA {
 
 // WgradB: bwd-filter B[j,k] = dy[n,k,pq] with j = n·P·Q + pq. Thread t
 // owns column j = t%8 and rows (filters) t/8 and t/8 + 32.
-struct WgradB {
-  static const int kRegs = 2;
+template <int kN>
+struct WgradBN {
+  static const int kJ = kN / 32;
+  static const int kRegs = kJ;
   const float* dy;
   int Kg, PQ, KPQ, j, pq, jbase, dpq, djbase;
-  int koff[2];
-  bool ok[2];
+  int koff[kJ];
+  bool ok[kJ];
   int col, row;
   __device__ __forceinline__ void init(const Geom& g, const float* dy_, int n0, int j0) {
     dy = dy_;
@@ -518,7 +528,7 @@ struct WgradB {
     col = (int)threadIdx.x & 7;
     row = (int)threadIdx.x >> 3;
 #pragma unroll
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < kJ; i++) {
       int k = n0 + row + 32 * i;
       ok[i] = k < g.K;
       koff[i] = k * PQ;
@@ -531,14 +541,14 @@ struct WgradB {
     dpq = kBK - dn * PQ;
     djbase = dn * KPQ + dpq;
   }
-  __device__ __forceinline__ void load(float (&v)[2]) const {
+  __device__ __forceinline__ void load(float (&v)[kJ]) const {
 #pragma unroll
-    for (int i = 0; i < 2; i++) v[i] = (ok[i] && j < Kg) ? dy[jbase + koff[i]] : 0.0f;
+    for (int i = 0; i < kJ; i++) v[i] = (ok[i] && j < Kg) ? dy[jbase + koff[i]] : 0.0f;
   }
   template <bool kTF32>
-  __device__ __forceinline__ void store(float* sB, int ld, const float (&v)[2]) const {
+  __device__ __forceinline__ void store(float* sB, int ld, const float (&v)[kJ]) const {
 #pragma unroll
-    for (int i = 0; i < 2; i++) sB[col * ld + row + 32 * i] = to_tile<kTF32>(v[i]);
+    for (int i = 0; i < kJ; i++) sB[col * ld + row + 32 * i] = to_tile<kTF32>(v[i]);
   }
   __device__ __forceinline__ void advance() {
     j += kBK;
@@ -550,6 +560,7 @@ struct WgradB {
     }
   }
 };
+typedef WgradBN<kBN> WgradB;
 
 // ---------------------------------------------------------------------------
 // Output: D[m,n] goes to out[(m / G)·gstride + m % G + n·cstride] (forward:
@@ -673,14 +684,16 @@ struct DgradSA {
 
 // DgradSB: B[(k,u,t),c] = w[k,c,r0+sh·u,s0+sw·t]. Thread t owns column
 // t%8 and rows (channels) t/8 and t/8 + 32.
-struct DgradSB {
-  static const int kRegs = 2;
+template <int kN>
+struct DgradSBN {
+  static const int kJ = kN / 32;
+  static const int kRegs = kJ;
   const float* w;
   int Kg, Ru, Sv, CRS, dS, sw;  // dS = sh·S: the offset of u + 1
   KCRS kc;
   int koff, dkoff;
-  int coff[2];
-  bool ok[2];
+  int coff[kJ];
+  bool ok[kJ];
   int col, row;
   __device__ __forceinline__ void init(const Geom& g, const Phase& ph, const float* w_, int n0) {
     w = w_;
@@ -694,7 +707,7 @@ struct DgradSB {
     col = (int)threadIdx.x & 7;
     row = (int)threadIdx.x >> 3;
 #pragma unroll
-    for (int j = 0; j < 2; j++) {
+    for (int j = 0; j < kJ; j++) {
       int c = n0 + row + 32 * j;
       ok[j] = c < g.C;
       coff[j] = c * RS;
@@ -703,14 +716,14 @@ struct DgradSB {
     koff = kc.k / (Ru * Sv) * CRS + ph.r0 * g.S + ph.s0 + kc.r * dS + kc.s * sw;
     dkoff = kc.dc * CRS + kc.dr * dS + kc.ds * sw;
   }
-  __device__ __forceinline__ void load(float (&v)[2]) const {
+  __device__ __forceinline__ void load(float (&v)[kJ]) const {
 #pragma unroll
-    for (int j = 0; j < 2; j++) v[j] = (ok[j] && kc.k < Kg) ? w[koff + coff[j]] : 0.0f;
+    for (int j = 0; j < kJ; j++) v[j] = (ok[j] && kc.k < Kg) ? w[koff + coff[j]] : 0.0f;
   }
   template <bool kTF32>
-  __device__ __forceinline__ void store(float* sB, int ld, const float (&v)[2]) const {
+  __device__ __forceinline__ void store(float* sB, int ld, const float (&v)[kJ]) const {
 #pragma unroll
-    for (int j = 0; j < 2; j++) sB[col * ld + row + 32 * j] = to_tile<kTF32>(v[j]);
+    for (int j = 0; j < kJ; j++) sB[col * ld + row + 32 * j] = to_tile<kTF32>(v[j]);
   }
   __device__ __forceinline__ void advance() {
     kc.k += kBK;
@@ -728,6 +741,7 @@ struct DgradSB {
     }
   }
 };
+typedef DgradSBN<kBN> DgradSB;
 
 // OutPhase: D[m,c] of phase (a,b) goes to dx[n,c,a+sh·i,b+sw·j], m = (n·Ha
 // + i)·Wb + j (scalar stores: the rows of a phase are not contiguous).
