@@ -6,6 +6,10 @@ package cpuref
 // blas32 Sgemm. Tests switch it to compare the two paths.
 var useFMAGEMM = hasAVX2FMA()
 
+// gemmKernelsRun reports whether the micro-kernels can run on this CPU
+// (the assembly ones need AVX2 and FMA); tests that call them skip if not.
+var gemmKernelsRun = hasAVX2FMA()
+
 func hasAVX2FMA() bool {
 	maxID, _, _, _ := cpuid(0, 0)
 	if maxID < 7 {

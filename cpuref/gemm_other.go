@@ -12,6 +12,10 @@ import (
 // on gonum's blas32 Sgemm.
 var useFMAGEMM = false
 
+// gemmKernelsRun reports whether the micro-kernels can run on this CPU:
+// here they are Go.
+var gemmKernelsRun = true
+
 // The micro-kernels in Go (see gemmKernelGo), for callers of gemm on
 // architectures without assembly ones.
 func gemmKernel24(k int, a *float32, arow, astep int, b *float32, brow int, c *float32, ldc int, load bool) {

@@ -164,6 +164,16 @@ func checkGEMM(t *testing.T, tc gemmCase, inPlace bool, rng *rand.Rand, ints boo
 	}
 }
 
+// skipWithoutKernels skips a test that calls the micro-kernels on a CPU
+// that cannot run them (amd64 without AVX2 and FMA, where Conv2D uses
+// gonum instead).
+func skipWithoutKernels(t *testing.T) {
+	t.Helper()
+	if !gemmKernelsRun {
+		t.Skip("the assembly GEMM kernels need AVX2 and FMA, which this CPU lacks")
+	}
+}
+
 func sameBits(x, y float32) bool { return math.Float32bits(x) == math.Float32bits(y) }
 
 // TestGEMM compares the FMA GEMM with a float64 triple loop over swept
@@ -173,6 +183,7 @@ func sameBits(x, y float32) bool { return math.Float32bits(x) == math.Float32bit
 // operands' rows have NaN gaps at their ends, which the in-place forms read
 // into tile lanes that must be discarded.
 func TestGEMM(t *testing.T) {
+	skipWithoutKernels(t)
 	rng := newRand(11)
 	t.Run("sweep", func(t *testing.T) {
 		for _, m := range gemmSizes {
@@ -213,6 +224,7 @@ func TestGEMM(t *testing.T) {
 // tile and block positions; and the same bits as the Go micro-kernel on
 // integer inputs.
 func TestGEMMOrder(t *testing.T) {
+	skipWithoutKernels(t)
 	rng := newRand(12)
 	for _, tc := range []struct{ m, n, k, k1 int }{
 		{4, 24, 10, 3}, {7, 50, 300, 1}, {17, 33, 520, 256}, {130, 17, 64, 63}, {5, 8, 2, 1},
@@ -236,6 +248,7 @@ func TestGEMMOrder(t *testing.T) {
 // ones (the Go kernel rounds each FMA twice, the hardware once: at most one
 // rounding, u·|partial sum| with u = 2⁻²⁴, apart per step).
 func TestGEMMKernels(t *testing.T) {
+	skipWithoutKernels(t)
 	rng := newRand(13)
 	for _, width := range []int{8, 16, 24} {
 		for _, k := range []int{0, 1, 2, 7, 64, 300} {
@@ -287,6 +300,7 @@ func TestGEMMKernels(t *testing.T) {
 // bases, like the implicit convolution: exactly on integer inputs, within
 // TestGEMMKernels' bound on random ones.
 func TestGEMMKernelsOff(t *testing.T) {
+	skipWithoutKernels(t)
 	rng := newRand(14)
 	for _, width := range []int{8, 16, 24} {
 		for _, k := range []int{0, 1, 5, 25, 200} {
@@ -405,6 +419,7 @@ func TestConv2DFMAVsGonum(t *testing.T) {
 // implicit weight gradient: exactly on integer inputs, within
 // TestGEMMKernels' bound on random ones.
 func TestGEMMKernelsRows(t *testing.T) {
+	skipWithoutKernels(t)
 	rng := newRand(16)
 	for _, width := range []int{8, 16, 24} {
 		for _, shape := range []struct{ nrows, q, jump int }{{0, 3, 1}, {1, 1, 0}, {3, 8, 4}, {24, 24, 4}, {7, 5, 0}} {
@@ -462,6 +477,7 @@ func TestGEMMKernelsRows(t *testing.T) {
 // vector's): exactly on integer inputs, within TestGEMMKernels' bound per
 // added term (three terms at most meet in a float) on random ones.
 func TestGEMMKernelsAdd(t *testing.T) {
+	skipWithoutKernels(t)
 	rng := newRand(17)
 	for _, width := range []int{8, 16, 24} {
 		for _, k := range []int{0, 1, 16, 70} {
