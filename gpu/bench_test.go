@@ -186,7 +186,9 @@ var convSuite = []struct {
 // the simulator where it would run more than 2²⁴ threads, and the whole
 // simulated half is skipped on a machine with a GPU. For a stride > 1 the
 // implicit-GEMM bwd-data runs the phase-decomposed kernel (the
-// dispatcher's choice) and, as algo=…-unphased, the plain one.
+// dispatcher's choice) and, as algo=…-unphased, the plain one; where the
+// FP32 implicit GEMM runs 128×128 tiles (v6), algo=igemm-tile64 is the
+// 128×64 tiles (v2/v4) on the same pass.
 //
 //	go test -run '^$' -bench ConvSuite -benchtime 1x ./gpu                  (simulator)
 //	go test -tags cuda -run '^$' -bench 'ConvSuite/impl=gpu' ./gpu          (GPU)
@@ -218,10 +220,19 @@ func BenchmarkConvSuite(b *testing.B) {
 					x, w, bias, y := benchBuf(b, d, g.XLen()), benchBuf(b, d, g.WLen()), benchBuf(b, d, g.K), benchBuf(b, d, g.YLen())
 					for _, a := range d.ConvAlgos() {
 						for p := ConvPass(0); p < numConvPasses; p++ {
-							benchConvCase(b, d, fmt.Sprintf("shape=%s/N=%d/pass=%v/algo=%v", s.name, n, p, a), a, p, g, x, w, bias, y, false)
+							name := fmt.Sprintf("shape=%s/N=%d/pass=%v/algo=%v", s.name, n, p, a)
+							benchConvCase(b, d, name, a, p, g, x, w, bias, y, -1)
 							if p == ConvBwdData && a != ConvDirect && (g.StrideH > 1 || g.StrideW > 1) {
 								// The plain kernel beside the phase-decomposed one.
-								benchConvCase(b, d, fmt.Sprintf("shape=%s/N=%d/pass=%v/algo=%v-unphased", s.name, n, p, a), a, p, g, x, w, bias, y, true)
+								benchConvCase(b, d, name+"-unphased", a, p, g, x, w, bias, y, convKernels[a][p])
+							}
+							if a == ConvIGemm && ((p == ConvBwdData && useWide(g.C)) || (p != ConvBwdData && useWide(g.K))) {
+								// The 128×64 tiles beside the 128×128 ones.
+								id := convKernels[a][p]
+								if p == ConvBwdData && (g.StrideH > 1 || g.StrideW > 1) {
+									id = kConvBwdDataStrided
+								}
+								benchConvCase(b, d, name+"-tile64", a, p, g, x, w, bias, y, id)
 							}
 						}
 					}
@@ -234,21 +245,25 @@ func BenchmarkConvSuite(b *testing.B) {
 	}
 }
 
-// benchConvCase benchmarks pass p of algorithm a on g (plain: the
-// unphased implicit-GEMM bwd-data kernel even for a stride > 1).
-func benchConvCase(b *testing.B, d *Device, name string, a ConvAlgo, p ConvPass, g cpuref.ConvGeom, x, w, bias, y *Buffer, plain bool) {
+// benchConvCase benchmarks pass p of algorithm a on g with the kernel the
+// dispatcher picks (id < 0) or kernel id.
+func benchConvCase(b *testing.B, d *Device, name string, a ConvAlgo, p ConvPass, g cpuref.ConvGeom, x, w, bias, y *Buffer, id kernelID) {
 	b.Run(name, func(b *testing.B) {
 		if d.IsSim() && a == ConvDirect && p == ConvBwdFilter && g.WLen()*blockSize > 1<<24 {
 			b.Skipf("direct bwd-filter would run %d simulated threads", g.WLen()*blockSize)
 		}
 		var run func() error
 		switch {
+		case p == ConvFwd && id >= 0:
+			run = func() error { return d.runFwd(id, g, x, w, bias, y, false) }
 		case p == ConvFwd:
 			run = func() error { return d.runConv(a, p, g, x, w, bias, y, false) }
-		case p == ConvBwdData && plain:
-			run = func() error { return d.runDgrad(convKernels[a][p], g, y, w, x) }
+		case p == ConvBwdData && id >= 0:
+			run = func() error { return d.runDgrad(id, g, y, w, x) }
 		case p == ConvBwdData:
 			run = func() error { return d.runConv(a, p, g, y, w, nil, x, false) }
+		case id >= 0:
+			run = func() error { return d.runWgrad(id, g, x, y, w) }
 		default:
 			run = func() error { return d.runConv(a, p, g, x, y, nil, w, false) }
 		}

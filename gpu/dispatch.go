@@ -121,11 +121,12 @@ type ConvAlgo int
 const (
 	// ConvDirect is the v1 kernels: one thread per output element, FP32.
 	ConvDirect ConvAlgo = iota
-	// ConvIGemm is the v2 kernels: FP32 implicit GEMM with 128×64×8
-	// shared-memory tiles, 8×4 outputs per thread, split-K bwd-filter.
+	// ConvIGemm is the FP32 implicit GEMM: the v2 kernels (128×64×8
+	// shared-memory tiles, 8×4 outputs per thread, split-K bwd-filter), v4
+	// (phase-decomposed bwd-data for strides > 1) and v6 (128×128 tiles).
 	ConvIGemm
-	// ConvIGemmTF32 is the v3 kernels: the same implicit GEMM on tensor
-	// cores (TF32; sm_80 and newer).
+	// ConvIGemmTF32 is the v3 and v5 kernels: the same implicit GEMM on
+	// tensor cores (TF32; sm_80 and newer).
 	ConvIGemmTF32
 	numConvAlgos
 )
@@ -149,7 +150,8 @@ var convKernels = [numConvAlgos][numConvPasses]kernelID{
 	ConvIGemmTF32: {kConvFwdTF32, kConvBwdDataTF32, kConvBwdFilterTF32},
 }
 
-// KernelName is the name of the kernel that runs pass p of algorithm a.
+// KernelName is the name of the basic kernel of pass p of algorithm a
+// (v1, v2 or v3); ConvKernelFor names the one a shape actually runs.
 func (a ConvAlgo) KernelName(p ConvPass) string {
 	if a < 0 || a >= numConvAlgos || p < 0 || p >= numConvPasses {
 		return ""
@@ -205,6 +207,11 @@ const (
 //	if u < 1/8 or L < 16:                                   ConvDirect
 //	else if the precision is TF32 (SetPrecision; sm_80+):   ConvIGemmTF32
 //	else:                                                   ConvIGemm
+//
+// Within an algorithm the kernel follows the shape (ConvKernelFor): the
+// FP32 implicit GEMM runs 128×128 tiles (v6, the same bits) when its N
+// side is ≥ 128 and at most 1/8 padding, and bwd-data with a stride > 1
+// runs the phase-decomposed kernels (v4, v5, v6 strided).
 //
 // The thresholds come from the simulator's instructions per useful FMA
 // (BENCHMARKS.md, "Kernels"): at u = 1/8 the FP32 implicit GEMM executes
