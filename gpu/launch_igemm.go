@@ -7,9 +7,11 @@ import (
 )
 
 // Launchers of the implicit-GEMM convolution kernels (kernels/igemm.cuh):
-// conv2d_*_v2_igemm (FP32) and conv2d_*_v3_igemm_tf32 (TF32, sm_80), and
+// FP32 conv2d_*_v2_igemm (128×64 tiles), conv2d_bwd_data_v4_igemm_strided
+// (phase-decomposed), conv2d_*_v6_igemm_wide (128×128 tiles); TF32 (sm_80)
+// conv2d_*_v3_igemm_tf32 and conv2d_bwd_data_v5_igemm_strided_tf32; and
 // the convolution entry points that dispatch between them and the direct
-// v1 kernels (ConvAlgoFor).
+// v1 kernels (ConvAlgoFor, ConvKernelFor).
 
 // Tile shape of the implicit-GEMM kernels (kBM, kBN, kBK in igemm.cuh).
 const (
@@ -316,45 +318,54 @@ func (d *Device) convBackwardFilterKernel(id kernelID, g cpuref.ConvGeom, x, dy,
 		}
 		return nil
 	}
-	ws, err := d.scratchLocked(splits * g.K * crs)
+	ws, size, err := d.scratchLocked(splits * g.K * crs)
 	if err != nil {
 		return launchErr(id, g, err)
 	}
 	// Launches are stream-ordered: the workspace may go back to the cache
 	// as soon as the second pass is queued.
-	defer d.freeLocked(ws)
-	if err := d.launchConv(id, grid, block, g, []uint64{argPtr(x), argPtr(dy), argPtr(ws)}, tps); err != nil {
+	defer d.releaseScratchLocked(ws, size)
+	if err := d.launchConv(id, grid, block, g, []uint64{argPtr(x), argPtr(dy), uint64(ws)}, tps); err != nil {
 		return launchErr(id, g, err)
 	}
 	n := g.K * crs
 	rg, rb := linear(n)
-	if err := d.launch(kConvBwdFilterReduce, rg, rb, 0, argPtr(ws), argPtr(dw), argI32(splits), argI32(n)); err != nil {
+	if err := d.launch(kConvBwdFilterReduce, rg, rb, 0, uint64(ws), argPtr(dw), argI32(splits), argI32(n)); err != nil {
 		return launchErr(kConvBwdFilterReduce, g, err)
 	}
 	return nil
 }
 
-// scratchLocked returns an uninitialised float32 buffer of n elements from
-// the device's buffer cache (or the driver); the caller holds d.mu and
-// gives it back with freeLocked.
-func (d *Device) scratchLocked(n int) (*Buffer, error) {
+// scratchLocked returns the address and rounded size of n uninitialised
+// float32 elements from the device's buffer cache (or the driver); the
+// caller holds d.mu and gives them back with releaseScratchLocked. In a
+// steady state (the same shapes every step) this allocates nothing on the
+// host or the device.
+func (d *Device) scratchLocked(n int) (DevicePtr, int64, error) {
 	if d.closed {
-		return nil, fmt.Errorf("device %w", ErrClosed)
+		return 0, 0, fmt.Errorf("device %w", ErrClosed)
 	}
 	size := (int64(n)*4 + allocAlign - 1) / allocAlign * allocAlign
-	var p DevicePtr
 	if free := d.pool[size]; len(free) > 0 {
-		p = free[len(free)-1]
+		p := free[len(free)-1]
 		d.pool[size] = free[:len(free)-1]
 		d.stats.Reuses++
 		d.stats.BytesCached -= size
-	} else {
-		var err error
-		if p, err = d.drv.MemAlloc(size); err != nil {
-			return nil, fmt.Errorf("workspace of %d floats: %w", n, err)
-		}
-		d.stats.Allocs++
+		d.stats.BytesInUse += size
+		return p, size, nil
 	}
+	p, err := d.drv.MemAlloc(size)
+	if err != nil {
+		return 0, 0, fmt.Errorf("workspace of %d floats: %w", n, err)
+	}
+	d.stats.Allocs++
 	d.stats.BytesInUse += size
-	return &Buffer{d: d, ptr: p, n: n, dtype: Float32, size: size}, nil
+	return p, size, nil
+}
+
+// releaseScratchLocked returns a workspace from scratchLocked to the cache.
+func (d *Device) releaseScratchLocked(p DevicePtr, size int64) {
+	d.pool[size] = append(d.pool[size], p)
+	d.stats.BytesInUse -= size
+	d.stats.BytesCached += size
 }
