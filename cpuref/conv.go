@@ -490,6 +490,32 @@ func (c *Conv2D) filterImplicit(x, dy, bp []float32, load bool, dWT []float32, s
 	} else {
 		packB(true, pq, K, dy, pq, bp)
 	}
+	if brow == 8 {
+		// K ≤ 8: 8×8 tiles, 8 chains in flight rather than 4.
+		for i := 0; i < crs; i += 8 {
+			h := min(8, crs-i)
+			var a [8]*float32
+			for ii := range a {
+				a[ii] = &x[c.boff[i+min(ii, h-1)]] // rows past crs repeat the last; discarded
+			}
+			if h == 8 && K == 8 {
+				_ = dWT[(i+7)*K+7]
+				gemmKernelRows8x8(c.p, &a, c.q, 4*jump, &bp[0], &dWT[i*K], K, load)
+				continue
+			}
+			t := s.c[:64]
+			if load {
+				for ii := range h {
+					copy(t[ii*8:ii*8+K], dWT[(i+ii)*K:])
+				}
+			}
+			gemmKernelRows8x8(c.p, &a, c.q, 4*jump, &bp[0], &t[0], 8, load)
+			for ii := range h {
+				copy(dWT[(i+ii)*K:(i+ii)*K+K], t[ii*8:])
+			}
+		}
+		return
+	}
 	for j := 0; j < K; j += gemmNR {
 		w := min(gemmNR, K-j)
 		kern, width := gemmKernelRows24, gemmNR

@@ -323,3 +323,34 @@ func gemmKernelAddGo(width, k int, a []float32, arow, astep int, b []float32, br
 		}
 	}
 }
+
+// gemmKernelRows8x8Go is the 8×8 row-walking micro-kernel in Go: for
+// i < 8, j < 8 and k = nrows·q steps, A[i, t·q + e] = a[i][t·(q + jump) + e],
+// B[p, j] = b[8·p + j], in gemmKernelGo's order and rounding.
+func gemmKernelRows8x8Go(nrows int, a [8][]float32, q, jump int, b []float32, c []float32, ldc int, load bool) {
+	var acc [8][8]float64
+	if load {
+		for i := range 8 {
+			for j := range 8 {
+				acc[i][j] = float64(c[i*ldc+j])
+			}
+		}
+	}
+	for t := range nrows {
+		for e := range q {
+			p := t*q + e
+			bp := b[8*p : 8*p+8]
+			for i := range 8 {
+				av := float64(a[i][t*(q+jump)+e])
+				for j, bv := range bp {
+					acc[i][j] = float64(float32(av*float64(bv) + acc[i][j]))
+				}
+			}
+		}
+	}
+	for i := range 8 {
+		for j := range 8 {
+			c[i*ldc+j] = float32(acc[i][j])
+		}
+	}
+}

@@ -88,3 +88,10 @@ func gemmKernelAdd16(k int, a *float32, arow, astep int, b *float32, brow int, d
 
 //go:noescape
 func gemmKernelAdd8(k int, a *float32, arow, astep int, b *float32, brow int, d0, d1, d2 *float32, doff *int32)
+
+// gemmKernelRows8x8 is the row-walking micro-kernel of an 8×8 tile (see
+// gemm_amd64.s): A's rows from a[0 … 7], B[p, j] = b[8·p + j], the jump
+// between runs given in bytes (jumpb = 4·jump).
+//
+//go:noescape
+func gemmKernelRows8x8(nrows int, a *[8]*float32, q, jumpb int, b *float32, c *float32, ldc int, load bool)

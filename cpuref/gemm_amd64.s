@@ -984,6 +984,115 @@ ka8_store:
 	VZEROUPPER
 	RET
 
+
+// gemmKernelRows8x8 is the row-walking kernel of an 8×8 tile, for a B of
+// at most 8 columns (brow fixed at 8 floats), where the 4×8 tile of
+// gemmKernelRows8 would wait on its 4 chains: A's 8 rows come from 8
+// pointers, the row count lives on the stack, jumpb is the jump in bytes.
+//
+// func gemmKernelRows8x8(nrows int, a *[8]*float32, q, jumpb int, b *float32, c *float32, ldc int, load bool)
+TEXT ·gemmKernelRows8x8(SB), NOSPLIT, $8-57
+	MOVQ c+40(FP), DX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVBLZX load+56(FP), AX
+	TESTQ AX, AX
+	JZ k88_zero
+	VMOVUPS (DX), Y0
+	ADDQ R8, DX
+	VMOVUPS (DX), Y1
+	ADDQ R8, DX
+	VMOVUPS (DX), Y2
+	ADDQ R8, DX
+	VMOVUPS (DX), Y3
+	ADDQ R8, DX
+	VMOVUPS (DX), Y4
+	ADDQ R8, DX
+	VMOVUPS (DX), Y5
+	ADDQ R8, DX
+	VMOVUPS (DX), Y6
+	ADDQ R8, DX
+	VMOVUPS (DX), Y7
+	ADDQ R8, DX
+	JMP k88_start
+k88_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+k88_start:
+	MOVQ nrows+0(FP), AX
+	MOVQ AX, cnt-8(SP)
+	MOVQ q+16(FP), CX
+	TESTQ CX, CX
+	JZ k88_store
+	TESTQ AX, AX
+	JZ k88_store
+	MOVQ a+8(FP), AX
+	MOVQ 0(AX), SI
+	MOVQ 8(AX), R12
+	MOVQ 16(AX), R13
+	MOVQ 24(AX), BX
+	MOVQ 32(AX), DX
+	MOVQ 40(AX), R8
+	MOVQ 48(AX), R9
+	MOVQ 56(AX), R11
+	MOVQ jumpb+24(FP), R10
+	MOVQ b+32(FP), DI
+	XORQ AX, AX
+k88_row:
+	MOVQ q+16(FP), CX
+k88_loop:
+	VMOVUPS (DI), Y8
+	VBROADCASTSS (SI)(AX*1), Y9
+	VFMADD231PS Y8, Y9, Y0
+	VBROADCASTSS (R12)(AX*1), Y9
+	VFMADD231PS Y8, Y9, Y1
+	VBROADCASTSS (R13)(AX*1), Y9
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS (BX)(AX*1), Y9
+	VFMADD231PS Y8, Y9, Y3
+	VBROADCASTSS (DX)(AX*1), Y9
+	VFMADD231PS Y8, Y9, Y4
+	VBROADCASTSS (R8)(AX*1), Y9
+	VFMADD231PS Y8, Y9, Y5
+	VBROADCASTSS (R9)(AX*1), Y9
+	VFMADD231PS Y8, Y9, Y6
+	VBROADCASTSS (R11)(AX*1), Y9
+	VFMADD231PS Y8, Y9, Y7
+	ADDQ $4, AX
+	ADDQ $32, DI
+	DECQ CX
+	JNZ k88_loop
+	ADDQ R10, AX
+	DECQ cnt-8(SP)
+	JNZ k88_row
+k88_store:
+	MOVQ c+40(FP), DX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	VMOVUPS Y0, (DX)
+	ADDQ R8, DX
+	VMOVUPS Y1, (DX)
+	ADDQ R8, DX
+	VMOVUPS Y2, (DX)
+	ADDQ R8, DX
+	VMOVUPS Y3, (DX)
+	ADDQ R8, DX
+	VMOVUPS Y4, (DX)
+	ADDQ R8, DX
+	VMOVUPS Y5, (DX)
+	ADDQ R8, DX
+	VMOVUPS Y6, (DX)
+	ADDQ R8, DX
+	VMOVUPS Y7, (DX)
+	VZEROUPPER
+	RET
+
 // func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
 TEXT ·cpuid(SB), NOSPLIT, $0-24
 	MOVL eaxArg+0(FP), AX

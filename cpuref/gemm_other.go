@@ -120,3 +120,17 @@ func gemmKernelAddPtr(width, k int, a *float32, arow, astep int, b *float32, bro
 	}
 	gemmKernelAddGo(width, k, unsafe.Slice(a, na), arow, astep, unsafe.Slice(b, nb), brow, d, offs)
 }
+
+// gemmKernelRows8x8 in Go (see gemmKernelRows8x8Go).
+func gemmKernelRows8x8(nrows int, a *[8]*float32, q, jumpb int, b *float32, c *float32, ldc int, load bool) {
+	jump := jumpb / 4
+	var as [8][]float32
+	var bs []float32
+	if k := nrows * q; k > 0 {
+		for i := range as {
+			as[i] = unsafe.Slice(a[i], (nrows-1)*(q+jump)+q)
+		}
+		bs = unsafe.Slice(b, 8*k)
+	}
+	gemmKernelRows8x8Go(nrows, as, q, jump, bs, unsafe.Slice(c, 7*ldc+8), ldc, load)
+}

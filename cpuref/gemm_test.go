@@ -525,3 +525,54 @@ func TestGEMMKernelsAdd(t *testing.T) {
 		}
 	}
 }
+
+// TestGEMMKernelRows8x8 checks the 8×8 row-walking micro-kernel in use
+// against the Go one, as TestGEMMKernelsRows does for the 4-row ones.
+func TestGEMMKernelRows8x8(t *testing.T) {
+	skipWithoutKernels(t)
+	rng := newRand(18)
+	for _, shape := range []struct{ nrows, q, jump int }{{0, 3, 1}, {1, 1, 0}, {24, 24, 4}, {8, 8, 4}, {7, 5, 0}} {
+		for _, ints := range []bool{false, true} {
+			t.Run(fmt.Sprintf("nrows=%d,q=%d,jump=%d,ints=%t", shape.nrows, shape.q, shape.jump, ints), func(t *testing.T) {
+				const ldc = 11
+				k := shape.nrows * shape.q
+				span := max(1, shape.nrows*(shape.q+shape.jump))
+				x, b := randFloats[float32](rng, 8*span+50), randFloats[float32](rng, 8*k+8)
+				c := randFloats[float32](rng, 8*ldc)
+				if ints {
+					x, b = randInts[float32](rng, len(x), -3, 3), randInts[float32](rng, len(b), -3, 3)
+					c = randInts[float32](rng, len(c), -3, 3)
+				}
+				var as [8][]float32
+				var ap [8]*float32
+				for i := range 8 {
+					as[i] = x[(7-i)*span+rng.IntN(50):] // rows in reverse order, unaligned
+					ap[i] = &as[i][0]
+				}
+				for _, load := range []bool{false, true} {
+					want, got := slices.Clone(c), slices.Clone(c)
+					gemmKernelRows8x8Go(shape.nrows, as, shape.q, shape.jump, b, want, ldc, load)
+					gemmKernelRows8x8(shape.nrows, &ap, shape.q, 4*shape.jump, &b[0], &got[0], ldc, load)
+					tol := float64(k) * float64(k+1) * 0x1p-24 // as in TestGEMMKernels
+					if ints {
+						tol = 0
+					}
+					for i := range 8 {
+						for j := range ldc {
+							g, w := got[i*ldc+j], want[i*ldc+j]
+							if j >= 8 {
+								if !sameBits(g, c[i*ldc+j]) {
+									t.Errorf("load=%t: c[%d,%d] = %g outside the tile, want %g unchanged", load, i, j, g, c[i*ldc+j])
+								}
+								continue
+							}
+							if !(math.Abs(float64(g)-float64(w)) <= tol) {
+								t.Errorf("load=%t: c[%d,%d] = %g, Go kernel %g (tolerance %g)", load, i, j, g, w, tol)
+							}
+						}
+					}
+				}
+			})
+		}
+	}
+}
