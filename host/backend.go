@@ -91,6 +91,13 @@ type Backend interface {
 	// Gather copies rows: dst[i,:] = src[idx[i],:] for i < idx.Len(), rows of
 	// rowLen elements; src and dst float32, or both int32; idx int32.
 	Gather(rowLen int, src, idx, dst Tensor) error
+	// IndexView returns elements [off, off+n) of the index tensor idx as an
+	// index tensor that shares idx's storage: it reads what idx holds when
+	// it is used. A view is read-only (UploadIndex into it, or an argmax or
+	// gather output written to it, is an error), is not freed (Free on it
+	// is an error) and is invalid once idx is freed. Views let a whole
+	// epoch's batch order be uploaded once and gathered from step by step.
+	IndexView(idx Tensor, off, n int) (Tensor, error)
 
 	// Sync waits for all queued work and returns its first error.
 	Sync() error

@@ -15,11 +15,12 @@ var ErrTensor = errors.New("bad tensor")
 // cpuTensor is the CPU backend's Tensor: a host slice of float32 (f) or of
 // int32 (i); exactly one of them is non-nil while the tensor is live.
 type cpuTensor struct {
-	be    *cpuBackend
-	f     []float32
-	i     []int32
-	n     int
-	freed bool
+	be     *cpuBackend
+	f      []float32
+	i      []int32
+	n      int
+	freed  bool
+	parent *cpuTensor // the tensor this one views (IndexView); nil for storage of its own
 }
 
 // Len is the number of elements.
@@ -123,8 +124,34 @@ func (be *cpuBackend) tensor(name string, t Tensor) (*cpuTensor, error) {
 		return nil, fmt.Errorf("host: %s belongs to another backend: %w", name, ErrTensor)
 	case ct.freed:
 		return nil, fmt.Errorf("host: %s was freed: %w", name, ErrTensor)
+	case ct.parent != nil && ct.parent.freed:
+		return nil, fmt.Errorf("host: %s views a tensor that was freed: %w", name, ErrTensor)
 	}
 	return ct, nil
+}
+
+// i32Out is i32 for an index tensor about to be written: not a view.
+func (be *cpuBackend) i32Out(name string, t Tensor, want int) ([]int32, error) {
+	ix, err := be.i32(name, t, want)
+	if err == nil && t.(*cpuTensor).parent != nil {
+		return nil, fmt.Errorf("host: %s is a view (read-only): %w", name, ErrTensor)
+	}
+	return ix, err
+}
+
+func (be *cpuBackend) IndexView(idx Tensor, off, n int) (Tensor, error) {
+	ix, err := be.i32("idx", idx, -1)
+	if err != nil {
+		return nil, err
+	}
+	if off < 0 || n < 1 || off > len(ix)-n {
+		return nil, fmt.Errorf("host: index view [%d, %d+%d) of %d elements: %w", off, off, n, len(ix), ErrTensor)
+	}
+	root := idx.(*cpuTensor)
+	if root.parent != nil {
+		root = root.parent
+	}
+	return &cpuTensor{be: be, i: ix[off : off+n : off+n], n: n, parent: root}, nil
 }
 
 func (be *cpuBackend) Upload(dst Tensor, src []float32) error {
@@ -137,7 +164,7 @@ func (be *cpuBackend) Upload(dst Tensor, src []float32) error {
 }
 
 func (be *cpuBackend) UploadIndex(dst Tensor, src []int32) error {
-	d, err := be.i32("dst", dst, len(src))
+	d, err := be.i32Out("dst", dst, len(src))
 	if err != nil {
 		return err
 	}
@@ -169,6 +196,9 @@ func (be *cpuBackend) Free(t Tensor) error {
 	ct, err := be.tensor("t", t)
 	if err != nil {
 		return err
+	}
+	if ct.parent != nil {
+		return fmt.Errorf("host: free of a view (free the tensor it views): %w", ErrTensor)
 	}
 	ct.f, ct.i, ct.freed = nil, nil, true
 	return nil
@@ -316,7 +346,7 @@ func (be *cpuBackend) MaxPoolForward(g cpuref.PoolGeom, x, y, argmax Tensor) err
 	if err != nil {
 		return err
 	}
-	am, err := be.i32("argmax", argmax, g.YLen())
+	am, err := be.i32Out("argmax", argmax, g.YLen())
 	if err != nil {
 		return err
 	}
@@ -593,6 +623,9 @@ func (be *cpuBackend) Gather(rowLen int, src, idx, dst Tensor) error {
 	}
 	if (s.f == nil) != (d.f == nil) {
 		return fmt.Errorf("host: gather: src and dst have different element types: %w", ErrTensor)
+	}
+	if d.parent != nil {
+		return fmt.Errorf("host: gather: dst is a view (read-only): %w", ErrTensor)
 	}
 	if d.n != len(ix)*rowLen {
 		return fmt.Errorf("host: gather: dst has %d elements, want %d rows of %d: %w", d.n, len(ix), rowLen, ErrTensor)

@@ -152,26 +152,43 @@ func (s *DeviceSet) Free(be Backend) error {
 }
 
 // Load fills b with rows[0:b.N] of s: the indices are uploaded to b.Idx and
-// the images, labels (and targets) gathered on the backend.
+// the images, labels (and targets) gathered on the backend. On a GPU the
+// upload is a host-to-device copy, which waits for the work queued before
+// it; a loop of steps gathers through LoadIndexed instead.
 func (m *Model) Load(b *Batch, s *DeviceSet, rows []int32) error {
 	if len(rows) != b.N {
 		return fmt.Errorf("host: load: %d rows for a batch of %d", len(rows), b.N)
 	}
-	be := m.be
-	if err := be.UploadIndex(b.Idx, rows); err != nil {
+	if err := m.be.UploadIndex(b.Idx, rows); err != nil {
 		return fmt.Errorf("host: load: %w", err)
 	}
-	if err := be.Gather(m.InputLen(), s.X, b.Idx, b.X); err != nil {
+	return m.LoadIndexed(b, s, b.Idx)
+}
+
+// LoadIndexed fills b with the rows of s that the index tensor idx (b.N
+// elements, typically an IndexView of an order uploaded once) names,
+// gathering the images, labels (and targets) on the backend: no copy
+// between host and device, so queued steps run on without waiting.
+func (m *Model) LoadIndexed(b *Batch, s *DeviceSet, idx Tensor) error {
+	if idx == nil || idx.Len() != b.N {
+		n := 0
+		if idx != nil {
+			n = idx.Len()
+		}
+		return fmt.Errorf("host: load: %d indices for a batch of %d: %w", n, b.N, ErrTensor)
+	}
+	be := m.be
+	if err := be.Gather(m.InputLen(), s.X, idx, b.X); err != nil {
 		return fmt.Errorf("host: load images: %w", err)
 	}
-	if err := be.Gather(1, s.Labels, b.Idx, b.Labels); err != nil {
+	if err := be.Gather(1, s.Labels, idx, b.Labels); err != nil {
 		return fmt.Errorf("host: load labels: %w", err)
 	}
 	if b.Targets != nil {
 		if s.Targets == nil {
 			return fmt.Errorf("host: load: the set has no targets for an MSE model")
 		}
-		if err := be.Gather(m.Classes(), s.Targets, b.Idx, b.Targets); err != nil {
+		if err := be.Gather(m.Classes(), s.Targets, idx, b.Targets); err != nil {
 			return fmt.Errorf("host: load targets: %w", err)
 		}
 	}

@@ -22,6 +22,17 @@ type gpuTensor struct {
 	index  bool
 	lo, hi int32
 	freed  bool
+	parent *gpuTensor // the tensor this one views (IndexView); nil for storage of its own
+}
+
+// indexRange is the range [lo, hi] that every value of the index tensor t
+// lies in: a view's are those of the tensor it views, whatever that holds
+// now (a subset's values lie in the whole's range).
+func (t *gpuTensor) indexRange() (lo, hi int32) {
+	if t.parent != nil {
+		return t.parent.lo, t.parent.hi
+	}
+	return t.lo, t.hi
 }
 
 // Len is the number of elements.
@@ -111,8 +122,41 @@ func (be *gpuBackend) tensor(name string, t Tensor) (*gpuTensor, error) {
 		return nil, fmt.Errorf("host: %s belongs to another backend: %w", name, ErrTensor)
 	case gt.freed:
 		return nil, fmt.Errorf("host: %s was freed: %w", name, ErrTensor)
+	case gt.parent != nil && gt.parent.freed:
+		return nil, fmt.Errorf("host: %s views a tensor that was freed: %w", name, ErrTensor)
 	}
 	return gt, nil
+}
+
+// i32Out is i32 for an index tensor about to be written, whose recorded
+// range the write sets: not a view.
+func (be *gpuBackend) i32Out(name string, t Tensor, want int) (*gpuTensor, error) {
+	gt, err := be.i32(name, t, want)
+	if err == nil && gt.parent != nil {
+		return nil, fmt.Errorf("host: %s is a view (read-only): %w", name, ErrTensor)
+	}
+	return gt, err
+}
+
+// IndexView returns a view through gpu.Buffer.Slice; it is not in
+// be.live, which holds the tensors that own their storage.
+func (be *gpuBackend) IndexView(idx Tensor, off, n int) (Tensor, error) {
+	ix, err := be.i32("idx", idx, -1)
+	if err != nil {
+		return nil, err
+	}
+	if off < 0 || n < 1 || off > ix.n-n {
+		return nil, fmt.Errorf("host: index view [%d, %d+%d) of %d elements: %w", off, off, n, ix.n, ErrTensor)
+	}
+	root := ix
+	if root.parent != nil {
+		root = root.parent
+	}
+	b, err := ix.buf.Slice(off, n)
+	if err != nil {
+		return nil, fmt.Errorf("host: index view: %w", err)
+	}
+	return &gpuTensor{be: be, buf: b, n: n, index: true, parent: root}, nil
 }
 
 // f32 returns t's buffer, checking that it is a live float32 tensor of this
@@ -163,7 +207,7 @@ func (be *gpuBackend) Upload(dst Tensor, src []float32) error {
 }
 
 func (be *gpuBackend) UploadIndex(dst Tensor, src []int32) error {
-	d, err := be.i32("dst", dst, len(src))
+	d, err := be.i32Out("dst", dst, len(src))
 	if err != nil {
 		return err
 	}
@@ -199,6 +243,9 @@ func (be *gpuBackend) Free(t Tensor) error {
 	if err != nil {
 		return err
 	}
+	if gt.parent != nil {
+		return fmt.Errorf("host: free of a view (free the tensor it views): %w", ErrTensor)
+	}
 	gt.freed = true
 	delete(be.live, gt)
 	return gpuWrap("free", gt.buf.Free())
@@ -225,6 +272,34 @@ func (be *gpuBackend) Conv2DForward(g cpuref.ConvGeom, x, w, b, y Tensor) error 
 		return err
 	}
 	return gpuWrap("conv forward", be.dev.Conv2DForward(g, xb, wb, bb, yb))
+}
+
+// Conv2DForwardReLU implements ConvReLUForwarder with
+// (*gpu.Device).Conv2DForwardReLU: one launch, the bias and the ReLU in the
+// epilogue of the implicit-GEMM kernel that the dispatcher picks; where it
+// picks the direct kernel, conv2d_fwd_v1_direct then relu_fwd_v1 in place
+// (two launches, the same values).
+func (be *gpuBackend) Conv2DForwardReLU(g cpuref.ConvGeom, x, w, b, y Tensor) error {
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("host: conv+relu forward: %w", err)
+	}
+	xb, err := be.f32("x", x, g.XLen())
+	if err != nil {
+		return err
+	}
+	wb, err := be.f32("w", w, g.WLen())
+	if err != nil {
+		return err
+	}
+	bb, err := be.optF32("b", b, g.K)
+	if err != nil {
+		return err
+	}
+	yb, err := be.f32("y", y, g.YLen())
+	if err != nil {
+		return err
+	}
+	return gpuWrap("conv+relu forward", be.dev.Conv2DForwardReLU(g, xb, wb, bb, yb))
 }
 
 func (be *gpuBackend) Conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx Tensor) error {
@@ -317,7 +392,7 @@ func (be *gpuBackend) MaxPoolForward(g cpuref.PoolGeom, x, y, argmax Tensor) err
 	if err != nil {
 		return err
 	}
-	am, err := be.i32("argmax", argmax, g.YLen())
+	am, err := be.i32Out("argmax", argmax, g.YLen())
 	if err != nil {
 		return err
 	}
@@ -445,9 +520,9 @@ func (be *gpuBackend) SoftmaxCrossEntropy(n, classes int, logits, labels, loss, 
 	if err != nil {
 		return err
 	}
-	if lab.lo < 0 || int(lab.hi) >= classes {
+	if lo, hi := lab.indexRange(); lo < 0 || int(hi) >= classes {
 		return fmt.Errorf("host: softmax cross-entropy: labels lie in [%d, %d], outside [0, %d): %w",
-			lab.lo, lab.hi, classes, cpuref.ErrGeometry)
+			lo, hi, classes, cpuref.ErrGeometry)
 	}
 	l, err := be.f32("loss", loss, 1)
 	if err != nil {
@@ -611,6 +686,9 @@ func (be *gpuBackend) Gather(rowLen int, src, idx, dst Tensor) error {
 	if s.index != d.index {
 		return fmt.Errorf("host: gather: src and dst have different element types: %w", ErrTensor)
 	}
+	if d.parent != nil {
+		return fmt.Errorf("host: gather: dst is a view (read-only): %w", ErrTensor)
+	}
 	if d.n != ix.n*rowLen {
 		return fmt.Errorf("host: gather: dst has %d elements, want %d rows of %d: %w", d.n, ix.n, rowLen, ErrTensor)
 	}
@@ -618,14 +696,14 @@ func (be *gpuBackend) Gather(rowLen int, src, idx, dst Tensor) error {
 		return fmt.Errorf("host: gather: src has %d elements, not a multiple of the row length %d: %w", s.n, rowLen, ErrTensor)
 	}
 	rows := s.n / rowLen
-	if ix.lo < 0 || int(ix.hi) >= rows {
-		return fmt.Errorf("host: gather: indices lie in [%d, %d], outside [0, %d): %w", ix.lo, ix.hi, rows, ErrTensor)
+	if lo, hi := ix.indexRange(); lo < 0 || int(hi) >= rows {
+		return fmt.Errorf("host: gather: indices lie in [%d, %d], outside [0, %d): %w", lo, hi, rows, ErrTensor)
 	}
 	if err := be.dev.GatherRows(rowLen, s.buf, ix.buf, d.buf); err != nil {
 		return gpuWrap("gather", err)
 	}
 	if d.index {
-		d.lo, d.hi = s.lo, s.hi // every value of dst is a value of src
+		d.lo, d.hi = s.indexRange() // every value of dst is a value of src
 	}
 	return nil
 }

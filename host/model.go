@@ -39,8 +39,11 @@ type Model struct {
 	// fused[i]: layer i is a ReLU followed by a MaxPool, and the pair runs
 	// as max-pool then ReLU (see NewModel).
 	fused []bool
-	opt   Optimizer // the update rule (optimizer.go)
-	steps int       // updates applied
+	// convReLU[i]: layer i is a Conv followed by a ReLU, and the pair runs
+	// as one ConvReLUForwarder call writing the ReLU's output (see NewModel).
+	convReLU []bool
+	opt      Optimizer // the update rule (optimizer.go)
+	steps    int       // updates applied
 }
 
 // initStream and shuffleStream select independent PCG streams of the seed
@@ -62,14 +65,44 @@ const (
 //
 // with fan_in = C·R·S and fan_out = K·R·S (conv), or In and Out (dense).
 //
-// A ReLU directly followed by a MaxPool runs as the max-pool and then the
-// ReLU on the pooled tensor, a quarter of the size for 2×2 windows. The
-// two orders give the same values and gradients, bit for bit: ReLU is
-// monotonic, so max(relu(x)) = relu(max(x)), and the first maximum of a
-// window is the same element in x and in relu(x) unless the maximum is ≤ 0,
-// where the gradient is 0 in both orders.
+// Two rewrites cut the work and the launches of a step; both give the same
+// values and gradients as the layers run as written, bit for bit.
+//
+// On a backend that fuses a convolution with the ReLU after it (the GPU
+// backend: the bias and the ReLU in the implicit-GEMM kernels' epilogue), a
+// Conv directly followed by a ReLU runs as one call, y = max(0, conv(x)),
+// and the conv's own output is never stored. The ReLU's backward pass then
+// masks with y instead of the conv output z: y = max(z, 0) > 0 exactly when
+// z > 0 (and both comparisons are false for NaN), so
+//
+//	∂E/∂z = ∂E/∂y where y > 0, else 0
+//
+// is the same. Such a ReLU is not moved past a MaxPool that follows it
+// (conv+ReLU fused, then the pool): the reordering below would need the
+// conv output to be stored and the ReLU launched on its own again.
+//
+// Otherwise (the CPU backend, or a ReLU not after a Conv), a ReLU directly
+// followed by a MaxPool runs as the max-pool and then the ReLU on the
+// pooled tensor, a quarter of the size for 2×2 windows. ReLU is monotonic,
+// so max(relu(x)) = relu(max(x)), and the first maximum of a window is the
+// same element in x and in relu(x) unless the maximum is ≤ 0, where the
+// gradient is 0 in both orders.
 func NewModel(be Backend, spec Spec, seed uint64) (*Model, error) {
 	return newModel(be, spec, seed, true)
+}
+
+// ConvReLUForwarder is implemented by backends that run a convolution and
+// the ReLU after it as one operation (the GPU backend); NewModel fuses the
+// pair on such a backend. A type that wraps a Backend by embedding the
+// interface hides this method: give the model the backend itself, or
+// implement the method on the wrapper when, and only when, the wrapped
+// backend has it.
+type ConvReLUForwarder interface {
+	// Conv2DForwardReLU is Conv2DForward followed by ReLUForward in place:
+	// y = max(0, conv(x, w) + b), with ReLUForward's rules (NaN propagates,
+	// −0 becomes +0). x is (N,C,H,W), w is (K,C,R,S), b is (K), y is
+	// (N,K,P,Q).
+	Conv2DForwardReLU(g cpuref.ConvGeom, x, w, b, y Tensor) error
 }
 
 // newModel is NewModel, with fuse false running every layer as written.
@@ -80,8 +113,15 @@ func newModel(be Backend, spec Spec, seed uint64, fuse bool) (*Model, error) {
 	}
 	m := &Model{be: be, spec: spec, infos: infos}
 	m.fused = make([]bool, len(infos))
+	m.convReLU = make([]bool, len(infos))
+	_, fwd := be.(ConvReLUForwarder)
 	for i := range infos {
-		m.fused[i] = fuse && i+1 < len(infos) && infos[i].Spec.Kind == ReLU && infos[i+1].Spec.Kind == MaxPool
+		next := LayerKind(0)
+		if i+1 < len(infos) {
+			next = infos[i+1].Spec.Kind
+		}
+		m.convReLU[i] = fuse && fwd && infos[i].Spec.Kind == Conv && next == ReLU
+		m.fused[i] = fuse && infos[i].Spec.Kind == ReLU && next == MaxPool && !(i > 0 && m.convReLU[i-1])
 	}
 	m.spec.Layers = append([]LayerSpec(nil), spec.Layers...)
 	rng := rand.New(rand.NewPCG(seed, initStream))
@@ -205,7 +245,7 @@ type Batch struct {
 	// the mean loss of each batch and the count of correct predictions.
 	LossSum, Correct Tensor
 
-	acts   []Tensor // acts[i] is the output of layer i, (N, Out_i); nil for a fused ReLU
+	acts   []Tensor // acts[i] is the output of layer i, (N, Out_i); nil for a fused ReLU and a Conv fused with its ReLU
 	grads  []Tensor // grads[i] is ∂E/∂acts[i]; nil for a fused ReLU
 	argmax []Tensor // argmax[i], int32 (N, Out_i), for MaxPool layers
 	// For a MaxPool i after a fused ReLU: pre[i] is the pooled input before
@@ -272,8 +312,10 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 		if m.fused[i] {
 			continue
 		}
-		if b.acts[i], err = newF(n * info.Out.Len()); err != nil {
-			return fail(err)
+		if !m.convReLU[i] {
+			if b.acts[i], err = newF(n * info.Out.Len()); err != nil {
+				return fail(err)
+			}
 		}
 		if b.grads[i], err = newF(n * info.Out.Len()); err != nil {
 			return fail(err)
@@ -346,6 +388,14 @@ func (m *Model) Forward(b *Batch) error {
 		switch {
 		case m.fused[i]:
 			continue // runs after the max-pool that follows
+		case i > 0 && m.convReLU[i-1]:
+			continue // ran with the conv before
+		case m.convReLU[i]:
+			err = be.(ConvReLUForwarder).Conv2DForwardReLU(b.conv[i], x, m.params[m.w[i]].Value, m.params[m.b[i]].Value, b.acts[i+1])
+			if err != nil {
+				return fmt.Errorf("host: forward layers %d and %d (%v, relu): %w", i+1, i+2, info.Spec, err)
+			}
+			continue
 		case info.Spec.Kind == MaxPool && i > 0 && m.fused[i-1]:
 			err = be.MaxPoolForward(b.pool[i], b.input(i-1), b.pre[i], b.argmax[i])
 			if err == nil {
@@ -420,6 +470,9 @@ func (m *Model) Backward(b *Batch) error {
 				err = be.Conv2DBackwardData(b.conv[i], dy, w.Value, dx)
 			}
 		case ReLU:
+			if i > 0 && m.convReLU[i-1] {
+				x = b.acts[i] // the output masks as the input would: y > 0 ⇔ x > 0
+			}
 			if m.needDX[i] {
 				err = be.ReLUBackward(x, dy, dx)
 			}

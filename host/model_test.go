@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/gpu"
 )
 
 func newCPU(t testing.TB) Backend {
@@ -293,51 +294,83 @@ func TestCountCorrectAndGather(t *testing.T) {
 	}
 }
 
-// TestFusedReLUPool trains a few steps with every ReLU before a max-pool
-// run as pool-then-ReLU (NewModel) and as written, and requires the same
-// losses and weights, bit for bit, for non-overlapping and overlapping
-// (3×3 stride 2) windows.
+// TestFusedReLUPool trains a few steps with the rewrites of NewModel and
+// with every layer run as written, and requires the same losses and
+// weights, bit for bit, for non-overlapping and overlapping (3×3 stride 2)
+// windows: on the CPU every ReLU before a max-pool runs as pool-then-ReLU,
+// on the GPU backend (simulator) every conv runs with its ReLU in one call
+// (checked by the count of relu_fwd launches).
 func TestFusedReLUPool(t *testing.T) {
 	for _, pool := range []LayerSpec{PoolLayer(2), {Kind: MaxPool, KernelH: 3, KernelW: 3, StrideH: 2, StrideW: 2}} {
-		spec := Spec{C: 1, H: 12, W: 12, Loss: SoftmaxCE, Layers: []LayerSpec{
-			ConvLayer(3, 3, 3), {Kind: ReLU}, pool, ConvLayer(4, 2, 2), {Kind: ReLU}, pool, {Kind: Flatten}, DenseLayer(4),
+		spec := Spec{C: 1, H: 14, W: 14, Loss: SoftmaxCE, Layers: []LayerSpec{
+			ConvLayer(16, 5, 5), {Kind: ReLU}, pool, ConvLayer(4, 2, 2), {Kind: ReLU}, pool, {Kind: Flatten}, DenseLayer(4),
 		}}
-		t.Run("pool="+strings.ReplaceAll(pool.String(), " ", "_"), func(t *testing.T) {
-			data, err := Synthetic(64, 12, 4, 3)
-			mustNil(t, err)
-			run := func(fuse bool) ([][]float32, []float32) {
-				be := newCPU(t)
-				m, err := newModel(be, spec, 2, fuse)
-				mustNil(t, err)
-				set, err := m.Upload(data, data.Standardisation())
-				mustNil(t, err)
-				b, err := m.NewBatch(16)
-				mustNil(t, err)
-				var losses []float32
-				for step := range 8 {
-					rows := make([]int32, 16)
-					for i := range rows {
-						rows[i] = int32((step*16 + i*5) % 64)
-					}
-					mustNil(t, m.Load(b, set, rows))
-					mustNil(t, m.TrainStep(b, 0.1, 0.9, 0))
-					l := make([]float32, 1)
-					mustNil(t, be.Download(l, b.Loss))
-					losses = append(losses, l[0])
+		for _, onGPU := range []bool{false, true} {
+			name := "pool=" + strings.ReplaceAll(pool.String(), " ", "_") + map[bool]string{false: "/cpu", true: "/sim"}[onGPU]
+			t.Run(name, func(t *testing.T) { testFused(t, spec, onGPU) })
+		}
+	}
+}
+
+func testFused(t *testing.T, spec Spec, onGPU bool) {
+	data, err := Synthetic(64, 14, 4, 3)
+	mustNil(t, err)
+	run := func(fuse bool) ([][]float32, []float32) {
+		var be Backend
+		var dev *gpu.Device
+		if onGPU {
+			be, dev = openSimBackend(t)
+		} else {
+			be = newCPU(t)
+		}
+		m, err := newModel(be, spec, 2, fuse)
+		mustNil(t, err)
+		set, err := m.Upload(data, data.Standardisation())
+		mustNil(t, err)
+		b, err := m.NewBatch(16)
+		mustNil(t, err)
+		var losses []float32
+		for step := range 8 {
+			rows := make([]int32, 16)
+			for i := range rows {
+				rows[i] = int32((step*16 + i*5) % 64)
+			}
+			mustNil(t, m.Load(b, set, rows))
+			mustNil(t, m.TrainStep(b, 0.1, 0.9, 0))
+			l := make([]float32, 1)
+			mustNil(t, be.Download(l, b.Loss))
+			losses = append(losses, l[0])
+		}
+		w, err := m.ParamValues()
+		mustNil(t, err)
+		if dev != nil {
+			// Two ReLUs per step: run as written, 8 relu_fwd launches
+			// in all; fused with their convs, none (the implicit-GEMM
+			// kernels apply it) or one per direct-kernel conv.
+			relu, direct := dev.KernelStats()["relu_fwd_v1"].Launches, int64(0)
+			for name, k := range dev.KernelStats() {
+				if strings.HasPrefix(name, "conv2d_fwd_v1_direct") {
+					direct += k.Launches
 				}
-				w, err := m.ParamValues()
-				mustNil(t, err)
-				return w, losses
 			}
-			wf, lf := run(true)
-			wu, lu := run(false)
-			equalBits(t, "losses", lf, lu)
-			for i := range wu {
-				equalBits(t, "param "+itoa(i), wf[i], wu[i])
+			if want := map[bool]int64{false: 16, true: direct}[fuse]; relu != want {
+				t.Errorf("fuse=%v: %d relu_fwd_v1 launches in 8 steps, want %d", fuse, relu, want)
 			}
-			if lf[7] >= lf[0] {
-				t.Errorf("loss %g after 8 steps, want below the first %g", lf[7], lf[0])
+			// The first conv (L = 25, 16 filters, M = 1600) runs on the
+			// implicit GEMM, the second (4 filters) on the direct kernel.
+			if direct != 8 {
+				t.Errorf("fuse=%v: %d direct conv forward launches in 8 steps, want 8 (one conv of each kind)", fuse, direct)
 			}
-		})
+		}
+		return w, losses
+	}
+	wf, lf := run(true)
+	wu, lu := run(false)
+	equalBits(t, "losses", lf, lu)
+	for i := range wu {
+		equalBits(t, "param "+itoa(i), wf[i], wu[i])
+	}
+	if lf[7] >= lf[0] {
+		t.Errorf("loss %g after 8 steps, want below the first %g", lf[7], lf[0])
 	}
 }

@@ -137,33 +137,40 @@ type EpochMetrics struct {
 
 // Trainer trains a Model with SGD on a training set and evaluates it on a
 // test set after every epoch. Both sets are uploaded to the model's backend
-// once; a step uploads the batch's row indices and nothing else, and the
-// loss and accuracy are accumulated on the backend and downloaded only to
-// report. Each epoch visits a Fisher–Yates permutation of the training set
+// once, and so is each epoch's order of the training images; a step
+// gathers its batch through a view of that order and copies nothing
+// between host and device, so on a GPU the steps queue up on one stream
+// without the host waiting for them. The loss and accuracy are
+// accumulated on the backend and downloaded only to report. Each epoch visits a Fisher–Yates permutation of the training set
 // drawn from a PCG stream of Config.Seed, in steps of Batch images; the
 // last N mod Batch images of the permutation are dropped (they differ from
 // epoch to epoch). The test set is evaluated in full, the last partial
 // batch with a batch of its own size.
 type Trainer struct {
-	m          *Model
-	cfg        Config
-	train      *DeviceSet
-	test       *DeviceSet
-	batch      *Batch // Config.Batch images, for training and evaluation
-	tail       *Batch // the test set's last N mod Batch images; nil when 0
-	rng        *rand.Rand
-	pcg        *rand.PCG
-	epochPCG   rand.PCG // the shuffling state at the start of the current epoch
-	perm       []int32
-	evalRows   []int32
-	epoch      int // epochs done
-	stepEpoch  int // steps done in the current epoch
-	step       int // steps done since the start
-	host       [1]float32
-	start      time.Time
-	stepsEpoch int
-	norm       Norm      // the inputs' standardisation
-	scratch    []float32 // divergence checks: the largest parameter
+	m        *Model
+	cfg      Config
+	train    *DeviceSet
+	test     *DeviceSet
+	batch    *Batch // Config.Batch images, for training and evaluation
+	tail     *Batch // the test set's last N mod Batch images; nil when 0
+	rng      *rand.Rand
+	pcg      *rand.PCG
+	epochPCG rand.PCG // the shuffling state at the start of the current epoch
+	perm     []int32
+	evalRows []int32
+	// order holds perm on the backend, uploaded at the start of each epoch;
+	// orderViews[s] is step s's batch of it. evalViews are the test set's
+	// batches of rows, in order, viewing evalIdx (evalRows, uploaded once).
+	order, evalIdx        Tensor
+	orderViews, evalViews []Tensor
+	epoch                 int // epochs done
+	stepEpoch             int // steps done in the current epoch
+	step                  int // steps done since the start
+	host                  [1]float32
+	start                 time.Time
+	stepsEpoch            int
+	norm                  Norm      // the inputs' standardisation
+	scratch               []float32 // divergence checks: the largest parameter
 }
 
 // TrainState is the position of a Trainer: with the model's parameter
@@ -249,7 +256,43 @@ func NewTrainer(m *Model, train, test *Dataset, cfg Config) (*Trainer, error) {
 	for i := range t.evalRows {
 		t.evalRows[i] = int32(i)
 	}
+	if err := t.newViews(); err != nil {
+		return nil, errors.Join(err, t.Close())
+	}
 	return t, nil
+}
+
+// newViews allocates the training order and the test rows on the backend,
+// uploads the test rows and makes the views of both that the steps and
+// the evaluation gather through.
+func (t *Trainer) newViews() error {
+	be, batch := t.m.be, t.cfg.Batch
+	var err error
+	if t.order, err = be.NewIndexTensor(len(t.perm)); err != nil {
+		return err
+	}
+	for s := range t.stepsEpoch {
+		v, err := be.IndexView(t.order, s*batch, batch)
+		if err != nil {
+			return err
+		}
+		t.orderViews = append(t.orderViews, v)
+	}
+	if t.evalIdx, err = be.NewIndexTensor(len(t.evalRows)); err != nil {
+		return err
+	}
+	if err := be.UploadIndex(t.evalIdx, t.evalRows); err != nil {
+		return err
+	}
+	for i, n := 0, len(t.evalRows); i < n; {
+		v, err := be.IndexView(t.evalIdx, i, min(batch, n-i))
+		if err != nil {
+			return err
+		}
+		t.evalViews = append(t.evalViews, v)
+		i += v.Len()
+	}
+	return nil
 }
 
 // Model is the model being trained.
@@ -281,7 +324,13 @@ func (t *Trainer) Close() error {
 			errs = append(errs, b.Free(be))
 		}
 	}
+	for _, x := range []Tensor{t.order, t.evalIdx} {
+		if x != nil {
+			errs = append(errs, be.Free(x))
+		}
+	}
 	t.train, t.test, t.batch, t.tail = nil, nil, nil, nil
+	t.order, t.evalIdx, t.orderViews, t.evalViews = nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 
@@ -338,6 +387,9 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 		j := t.rng.IntN(i + 1)
 		t.perm[i], t.perm[j] = t.perm[j], t.perm[i]
 	}
+	if err := m.be.UploadIndex(t.order, t.perm); err != nil {
+		return em, fmt.Errorf("host: epoch %d: upload the order: %w", t.epoch+1, err)
+	}
 	if err := m.ResetMetrics(b); err != nil {
 		return em, err
 	}
@@ -350,7 +402,7 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 			return em, err
 		}
 		lr = cfg.Schedule.LR(cfg.LR, t.epoch, t.step, total)
-		if err := m.Load(b, t.train, t.perm[s*cfg.Batch:(s+1)*cfg.Batch]); err != nil {
+		if err := m.LoadIndexed(b, t.train, t.orderViews[s]); err != nil {
 			return em, err
 		}
 		if err := m.TrainStep(b, float32(lr), float32(cfg.Momentum), float32(cfg.WeightDecay)); err != nil {
@@ -488,16 +540,16 @@ func (t *Trainer) Evaluate(ctx context.Context) (loss, acc float64, err error) {
 			return 0, 0, err
 		}
 	}
-	n := len(t.evalRows)
-	for i := 0; i < n; {
+	n, i := len(t.evalRows), 0
+	for _, idx := range t.evalViews {
 		if err := ctx.Err(); err != nil {
 			return 0, 0, err
 		}
 		b := t.batch
-		if n-i < b.N {
+		if idx.Len() < b.N {
 			b = t.tail
 		}
-		if err := t.m.Load(b, t.test, t.evalRows[i:i+b.N]); err != nil {
+		if err := t.m.LoadIndexed(b, t.test, idx); err != nil {
 			return 0, 0, err
 		}
 		if err := t.m.Forward(b); err != nil {

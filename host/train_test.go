@@ -318,3 +318,49 @@ func TestTrainResume(t *testing.T) {
 		t.Errorf("Restore(inconsistent step) = nil, want an error")
 	}
 }
+
+// TestTrainerEpochCopies trains epochs on the GPU backend (simulator) and
+// counts the bytes copied between host and device: an epoch uploads its
+// order of the training images once (4 bytes per image) and no step
+// uploads anything, so a GPU runs the queued steps without the host
+// waiting on a copy. What comes down is read only to report: every
+// ProgressEvery steps and at the end of the epoch the loss sum, the count
+// of correct predictions and, for the divergence check, every parameter's
+// value and gradient; then two sums per evaluation batch.
+func TestTrainerEpochCopies(t *testing.T) {
+	train, err := Synthetic(100, 12, 4, 1)
+	mustNil(t, err)
+	test, err := Synthetic(37, 12, 4, 2)
+	mustNil(t, err)
+	be, dev := openSimBackend(t)
+	m, err := NewModel(be, smallSpec(SoftmaxCE, 4), 1)
+	mustNil(t, err)
+	defer m.Close()
+	reports := 0
+	tr, err := NewTrainer(m, train, test, Config{Epochs: 2, Batch: 16, LR: 0.01, Seed: 3,
+		ProgressEvery: 3, OnProgress: func(Progress) { reports++ }})
+	mustNil(t, err)
+	defer tr.Close()
+	for epoch := range 2 {
+		before := dev.MemStats()
+		reports = 0
+		_, err := tr.RunEpoch(context.Background())
+		mustNil(t, err)
+		s := dev.MemStats()
+		if up := s.HtoDBytes - before.HtoDBytes; up != 4*100 {
+			t.Errorf("epoch %d: %d bytes uploaded, want %d (the order of the 100 images)", epoch+1, up, 4*100)
+		}
+		// 6 steps, reports after steps 3 and 6, then the end of the epoch:
+		// three checks, two sums each; two evaluation batches (16 and 21).
+		if reports != 2 {
+			t.Errorf("epoch %d: %d progress reports, want 2", epoch+1, reports)
+		}
+		params := int64(0)
+		for _, p := range m.params {
+			params += int64(p.Value.Len())
+		}
+		if down, want := s.DtoHBytes-before.DtoHBytes, 3*(4*2+4*2*params)+4*2*2; down != want {
+			t.Errorf("epoch %d: %d bytes downloaded, want %d", epoch+1, down, want)
+		}
+	}
+}

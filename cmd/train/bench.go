@@ -98,11 +98,15 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	tb := &timedBackend{Backend: db, dev: db.dev, ops: make(map[string]*opTimes)}
+	tb := &timedBackend{Backend: db.models(), dev: db.dev, ops: make(map[string]*opTimes)}
 	if db.dev != nil && !db.dev.IsSim() {
 		tb.events = true
 	}
 	defer tb.destroyEvents()
+	var mb host.Backend = tb // the model's backend: tb, fusing conv+ReLU where db does
+	if f, ok := db.models().(host.ConvReLUForwarder); ok {
+		mb = &timedFusingBackend{tb, f}
+	}
 
 	fmt.Fprintf(stdout, "backend  %s\n", db.Name())
 	if d := db.describe(); d != "" {
@@ -116,7 +120,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		o.steps, warm, o.batch, o.size, o.size, o.classes, o.seed)
 	fmt.Fprint(stdout, summary)
 
-	m, err := host.NewModel(tb, spec, o.seed)
+	m, err := host.NewModel(mb, spec, o.seed)
 	if err != nil {
 		return err
 	}
@@ -326,6 +330,19 @@ func (t *timedBackend) collect() error {
 
 func (t *timedBackend) Conv2DForward(g cpuref.ConvGeom, x, w, b, y host.Tensor) error {
 	return t.time("conv fwd "+g.String(), g.FLOPs(), 1, func() error { return t.Backend.Conv2DForward(g, x, w, b, y) })
+}
+
+// timedFusingBackend is timedBackend over a backend that fuses a
+// convolution with its ReLU (host.ConvReLUForwarder), timing the fused
+// operation; timedBackend alone hides it, so the model runs the pair as
+// written there.
+type timedFusingBackend struct {
+	*timedBackend
+	fused host.ConvReLUForwarder
+}
+
+func (t *timedFusingBackend) Conv2DForwardReLU(g cpuref.ConvGeom, x, w, b, y host.Tensor) error {
+	return t.time("conv+relu fwd "+g.String(), g.FLOPs(), 1, func() error { return t.fused.Conv2DForwardReLU(g, x, w, b, y) })
 }
 
 func (t *timedBackend) Conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx host.Tensor) error {

@@ -47,10 +47,25 @@ func TestBenchSim(t *testing.T) {
 	// One training step of the default network: 2 conv layers (the first
 	// needs no input gradient), 2 pools, 2 ReLUs, 1 dense, the loss and
 	// 6 SGD updates, after gathering the images and labels. (The
-	// dispatcher picks a conv kernel version per shape.)
+	// dispatcher picks a conv kernel version per shape.) Each conv runs
+	// with its ReLU as one operation: one implicit-GEMM launch with the
+	// ReLU in its epilogue, or the direct kernel and then relu_fwd.
+	direct := 0
+	for _, r := range rows {
+		if strings.HasPrefix(r[2], "conv2d_fwd_v1_direct") {
+			n, _ := strconv.Atoi(r[3])
+			direct += n
+		}
+	}
+	if n := len(regexp.MustCompile(`(?m)^ *conv\+relu fwd N=2,`).FindAllString(out, -1)); n != 2 {
+		t.Errorf("%d conv+relu fwd operations, want 2", n)
+	}
+	if regexp.MustCompile(`(?m)^ *relu fwd `).MatchString(out) {
+		t.Errorf("a relu fwd operation of its own: every ReLU follows a conv and runs with it")
+	}
 	for kernel, want := range map[string]int{
 		"conv2d_fwd": 2, "conv2d_bwd_filter": 2, "conv2d_bwd_data": 1,
-		"conv2d_bwd_bias": 2, "maxpool_fwd": 2, "maxpool_bwd": 2, "relu_fwd": 2, "relu_bwd": 2,
+		"conv2d_bwd_bias": 2, "maxpool_fwd": 2, "maxpool_bwd": 2, "relu_fwd": direct, "relu_bwd": 2,
 		"dense_fwd": 1, "dense_bwd_data": 1, "dense_bwd_weight": 1, "softmax_ce": 1,
 		"sgd_momentum": 6, "gather_rows_f32": 1, "gather_rows_i32": 1,
 	} {
@@ -81,7 +96,7 @@ func TestBenchSimTF32(t *testing.T) {
 		t.Fatalf("run(%q) = %v; stderr:\n%s", args, err, stderr.String())
 	}
 	out := stdout.String()
-	re := regexp.MustCompile(`(?m)^ *conv fwd N=2,C=8,H=12,W=12,K=16,R=5,S=5\S* +(conv2d_fwd_\w*tf32\w*) +1 `)
+	re := regexp.MustCompile(`(?m)^ *conv\+relu fwd N=2,C=8,H=12,W=12,K=16,R=5,S=5\S* +(conv2d_fwd_\w*tf32\w*) +1 `)
 	if !re.MatchString(out) {
 		t.Errorf("run(%q): no row of a TF32 kernel for the second conv's forward pass:\n%s", args, out)
 	}

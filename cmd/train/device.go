@@ -63,6 +63,12 @@ type deviceBackend struct {
 	dev *gpu.Device
 }
 
+// models is the backend to build models on: the host.Backend itself, not
+// the wrapper, whose embedded interface would hide the optional
+// host.ConvReLUForwarder of the GPU backend (conv, bias and ReLU in one
+// launch).
+func (b *deviceBackend) models() host.Backend { return b.Backend }
+
 func (b *deviceBackend) Close() error {
 	err := b.Backend.Close()
 	if b.dev != nil {

@@ -78,7 +78,7 @@ func (o *evalOptions) open() (*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := ck.NewModel(be)
+	m, err := ck.NewModel(be.models())
 	if err != nil {
 		return nil, errors.Join(err, be.Close())
 	}

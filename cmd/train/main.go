@@ -548,7 +548,7 @@ func train(ctx context.Context, o *options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	model, err := o.newModel(be, spec, o.seed)
+	model, err := o.newModel(be.models(), spec, o.seed)
 	if err != nil {
 		return err
 	}
