@@ -59,6 +59,17 @@ type Device struct {
 
 	pool  map[int64][]DevicePtr // freed allocations by rounded size, reused before allocating
 	stats MemStats
+
+	launches int64 // kernels launched (Launches)
+}
+
+// Launches returns the number of kernels launched on the device since
+// Open or OpenSim, on a GPU as on the simulator: the launches of a
+// training step are the difference across it.
+func (d *Device) Launches() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.launches
 }
 
 // MemStats counts the device memory traffic of the caching allocator.

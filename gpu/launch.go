@@ -178,7 +178,11 @@ func (d *Device) launch(id kernelID, grid, block Dim3, shared int, args ...uint6
 		return fmt.Errorf("launcher passes %d arguments, kernel has %d parameters", len(args), len(kernelSpecs[id].sig))
 	}
 	n := copy(d.args[:], args)
-	return d.drv.Launch(d.fns[id], grid, block, shared, d.args[:n])
+	if err := d.drv.Launch(d.fns[id], grid, block, shared, d.args[:n]); err != nil {
+		return err
+	}
+	d.launches++
+	return nil
 }
 
 // launchErr wraps err with the kernel's name and the launch's shape.

@@ -125,6 +125,7 @@ func TestSimKernelStats(t *testing.T) {
 		t.Errorf("free memory fell by %d bytes after a 1000-element buffer, want 4096 (rounded to 256)", got)
 	}
 	d.ResetKernelStats()
+	l0 := d.Launches()
 	for range 2 {
 		if err := d.ReLUForward(x, x); err != nil {
 			t.Fatal(err)
@@ -132,6 +133,12 @@ func TestSimKernelStats(t *testing.T) {
 	}
 	if err := d.Fill(x, 1); err != nil {
 		t.Fatal(err)
+	}
+	if err := d.ReLUForward(x, nil); err == nil {
+		t.Fatal("ReLUForward into a nil buffer: no error")
+	}
+	if got := d.Launches() - l0; got != 3 {
+		t.Errorf("Launches rose by %d over 3 launches and a refused one, want 3", got)
 	}
 	ks := d.KernelStats()
 	relu, fill := ks["relu_fwd_v1"], ks["fill_f32_v1"]

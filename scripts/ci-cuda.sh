@@ -15,6 +15,11 @@
 #               test-only libcuda.so.1 (one modelled device, host memory,
 #               a context check on every call): TestCUDADriverMock, with
 #               binaries built against both headers
+#   overhead    build/gpu/train bench -device gpu against the mock with
+#               CONVTRAIN_MOCK_NOOP_KERNELS=1 (every kernel a no-op): the
+#               host's time to issue a training step of the default network
+#               through the real cu adapter, the driver's own cost excluded
+#               (a figure, not a threshold: it fails only if the run fails)
 #   ptxas       every kernels/*.ptx assembles with ptxas for sm_70/80/90 (at
 #               or above its .target); the report kernels/RESOURCES.md is
 #               regenerated and must equal the committed one; spills flagged
@@ -124,9 +129,11 @@ for v in 12.9 13.0; do
 done
 
 t=$SECONDS
+link_ok=no
 if [[ $stub_ok == no ]]; then
 	line link "SKIP: needs the libcuda stub"
 elif run "$logs/link.log" scripts/gpu-build.sh "$CUDA13_INCLUDE" "$LIBCUDA_STUB_DIR"; then
+	link_ok=yes
 	line link "ok ($(tail -n 1 "$logs/link.log" | sed 's/^gpu-build: //')) [$((SECONDS - t))s]"
 else
 	line link "FAIL (scripts/gpu-build.sh; log $logs/link.log) [$((SECONDS - t))s]"
@@ -170,6 +177,20 @@ else
 		line driver "FAIL:${drv_fail%;} [$((SECONDS - t))s]"
 		failed=1
 	fi
+fi
+
+# overhead: a training step issued through the cu adapter to the mock's
+# no-op kernels; the queued line of train bench gives the host's share.
+t=$SECONDS
+if [[ $stub_ok == no || $link_ok == no || -n "$drv_fail" ]]; then
+	line overhead "SKIP: needs the mock libcuda and build/gpu/train (driver and link checks)"
+elif run "$logs/overhead.log" env LD_LIBRARY_PATH="$root/$mock" CONVTRAIN_MOCK_NOOP_KERNELS=1 \
+	build/gpu/train bench -device gpu -batch 64 -steps 2000 &&
+	q=$(grep -o 'host [0-9.]* ms per step to issue [0-9]* launches ([0-9.]* µs per launch)' "$logs/overhead.log"); then
+	line overhead "ok (default network, batch 64, no-op kernels through cu: $q; driver cost excluded) [$((SECONDS - t))s]"
+else
+	line overhead "FAIL (train bench -device gpu on the mock libcuda; log $logs/overhead.log) [$((SECONDS - t))s]"
+	failed=1
 fi
 
 t=$SECONDS

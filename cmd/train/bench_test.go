@@ -73,8 +73,18 @@ func TestBenchSim(t *testing.T) {
 			t.Errorf("kernel %s: %d launches in the table, want %d", kernel, launches[kernel], want)
 		}
 	}
+	// The queued steps launch what the table lists.
+	total := 0
+	for _, n := range launches {
+		total += n
+	}
+	if m := regexp.MustCompile(`(?m)^queued   1 step\(s\): (\d+) launches per step \(on the simulator`).FindStringSubmatch(out); m == nil {
+		t.Errorf("no queued line")
+	} else if n, _ := strconv.Atoi(m[1]); n != total {
+		t.Errorf("queued: %d launches per step, the table lists %d", n, total)
+	}
 	for _, re := range []string{
-		`(?m)^bench    1 timed steps \(after 0 warm-up\) of 2 synthetic 28×28 images, 10 classes, seed 1$`,
+		`(?m)^bench    1 timed steps \(after 1 warm-up\) of 2 synthetic 28×28 images, 10 classes, seed 1$`,
 		`(?m)^step     [0-9.]+ ms \(median of 1; operations [0-9.]+ ms\), \d+ images/s$`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {
