@@ -286,8 +286,11 @@ func benchConvPass(b *testing.B, d *Device, flops float64, run func() error) {
 		}
 	}
 	b.StopTimer()
-	var t KernelStats
+	t := KernelStats{SimStats: SimStats{Instructions: map[string]int64{}}}
 	for _, s := range d.KernelStats() {
+		for c, n := range s.Instructions {
+			t.Instructions[c] += n
+		}
 		t.ThreadInstructions += s.ThreadInstructions
 		t.GlobalSectors += s.GlobalSectors
 		t.GlobalRequests += s.GlobalRequests
@@ -305,4 +308,11 @@ func benchConvPass(b *testing.B, d *Device, flops float64, run func() error) {
 		b.ReportMetric(0, "conf/req")
 	}
 	b.ReportMetric(float64(t.ThreadInstructions)/(flops/2*ops), "instr/FMA")
+	// The same by class (fp32, int, mov, mem.shared, …): where the
+	// instructions that are not FMAs go.
+	for c, n := range t.Instructions {
+		if n > 0 {
+			b.ReportMetric(float64(n)/(flops/2*ops), c+"-instr/FMA")
+		}
+	}
 }

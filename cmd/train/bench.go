@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -489,6 +490,32 @@ func gemmKernel(name string) bool {
 		!strings.Contains(name, "bias") && !strings.Contains(name, "reduce")
 }
 
+// instructionMix names the three largest instruction classes of the
+// simulator's counters (gpu.SimStats.Instructions) with their shares of
+// total, e.g. "fp32 41% int 30% mem.shared 12%".
+func instructionMix(classes map[string]int64, total int64) string {
+	if total <= 0 {
+		return "-"
+	}
+	names := make([]string, 0, len(classes))
+	for c, n := range classes {
+		if n > 0 {
+			names = append(names, c)
+		}
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		if classes[a] != classes[b] {
+			return cmp.Compare(classes[b], classes[a])
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, 0, 3)
+	for _, c := range names[:min(3, len(names))] {
+		parts = append(parts, fmt.Sprintf("%s %.0f%%", c, 100*float64(classes[c])/float64(total)))
+	}
+	return strings.Join(parts, " ")
+}
+
 // report prints the table of operations (and kernels, on the simulator)
 // and the step time.
 func (t *timedBackend) report(w io.Writer, o *benchOptions, stepTimes []time.Duration) error {
@@ -506,7 +533,7 @@ func (t *timedBackend) report(w io.Writer, o *benchOptions, stepTimes []time.Dur
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if sim {
-		fmt.Fprintf(tw, "%-*s\t%-*s\tlaunches/step\tsim ms/step\tthread instr\tglobal MB\tbytes/FLOP\tsectors/request\tbank conflicts\t\n", opW, "operation", kW, "kernel")
+		fmt.Fprintf(tw, "%-*s\t%-*s\tlaunches/step\tsim ms/step\tthread instr\tglobal MB\tbytes/FLOP\tsectors/request\tbank conflicts\t  %s\n", opW, "operation", kW, "kernel", "instruction mix")
 	} else {
 		fmt.Fprintf(tw, "%-*s\tcalls/step\tms/step\tGFLOP/s\t%% of step\t\n", opW, "operation")
 	}
@@ -544,9 +571,10 @@ func (t *timedBackend) report(w io.Writer, o *benchOptions, stepTimes []time.Dur
 			if k.GlobalRequests > 0 {
 				spr = fmt.Sprintf("%.2f", float64(k.GlobalSectors)/float64(k.GlobalRequests))
 			}
-			fmt.Fprintf(tw, "%-*s\t%-*s\t%.3g\t%.1f\t%d\t%.3f\t%s\t%s\t%d\t\n", opW, l, kW, name, float64(k.Launches)/steps,
+			fmt.Fprintf(tw, "%-*s\t%-*s\t%.3g\t%.1f\t%d\t%.3f\t%s\t%s\t%d\t  %s\n", opW, l, kW, name, float64(k.Launches)/steps,
 				float64(k.SimTime.Nanoseconds())/1e6/steps, k.ThreadInstructions/int64(o.steps),
-				float64(k.GlobalLoadBytes+k.GlobalStoreBytes)/1e6/steps, bpf, spr, k.SharedBankConflicts/int64(o.steps))
+				float64(k.GlobalLoadBytes+k.GlobalStoreBytes)/1e6/steps, bpf, spr, k.SharedBankConflicts/int64(o.steps),
+				instructionMix(k.Instructions, k.ThreadInstructions))
 		}
 	}
 	if err := tw.Flush(); err != nil {

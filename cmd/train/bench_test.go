@@ -21,8 +21,10 @@ func TestBenchSim(t *testing.T) {
 	}
 	out := stdout.String()
 	// operation (may be empty on a kernel's second row), kernel, launches,
-	// ms, thread instructions, MB, bytes/FLOP, sectors/request, conflicts.
-	row := regexp.MustCompile(`(?m)^ *(.*?) +([a-z0-9_]+_v\d\w*) +(\d+) +([0-9.]+) +(\d+) +([0-9.]+) +(\S+) +(\S+) +(\d+)$`)
+	// ms, thread instructions, MB, bytes/FLOP, sectors/request, conflicts,
+	// the three largest instruction classes.
+	row := regexp.MustCompile(`(?m)^ *(.*?) +([a-z0-9_]+_v\d\w*) +(\d+) +([0-9.]+) +(\d+) +([0-9.]+) +(\S+) +(\S+) +(\d+)  ((?:[a-z0-9.]+ \d+% ?){1,3})$`)
+	mixPart := regexp.MustCompile(`[a-z0-9.]+ (\d+)%`)
 	rows := row.FindAllStringSubmatch(out, -1)
 	launches := map[string]int{} // by kernel family: the name up to _v<version>
 	family := regexp.MustCompile(`_v\d.*$`)
@@ -42,6 +44,21 @@ func TestBenchSim(t *testing.T) {
 		}
 		if spr, err := strconv.ParseFloat(r[8], 64); err != nil || spr < 1 || spr > 32 {
 			t.Errorf("row %q: sectors/request %q, want 1 to 32", r[0], r[8])
+		}
+		// Shares in decreasing order, summing to at most 100 % (rounded).
+		sum, prev := 0, 101
+		for _, m := range mixPart.FindAllStringSubmatch(r[10], -1) {
+			p, _ := strconv.Atoi(m[1])
+			if p > prev {
+				t.Errorf("row %q: instruction mix %q not in decreasing order", r[0], r[10])
+			}
+			sum, prev = sum+p, p
+		}
+		if sum < 1 || sum > 102 {
+			t.Errorf("row %q: instruction mix %q sums to %d%%", r[0], r[10], sum)
+		}
+		if gemmKernel(kernel) && strings.HasPrefix(kernel, "conv2d_fwd_v2") && !strings.HasPrefix(r[10], "fp32 ") {
+			t.Errorf("row %q: an implicit-GEMM conv whose largest instruction class is not fp32: %q", r[0], r[10])
 		}
 	}
 	// One training step of the default network: 2 conv layers (the first

@@ -304,8 +304,10 @@
 // the simulator's time (a measure of the simulator, not of any GPU),
 // thread instructions, global memory traffic in MB, global bytes per FLOP
 // (conv and dense kernels), 32-byte sectors per warp request (4 when a
-// warp's float32 accesses are coalesced, up to 32) and shared-memory bank
-// conflicts (extra wavefronts). The last line is the median step time and
+// warp's float32 accesses are coalesced, up to 32), shared-memory bank
+// conflicts (extra wavefronts) and the instruction mix (the three largest
+// classes of thread instructions: fp32, int, mov, mem.global, mem.shared,
+// control, sync, warp, …). The last line is the median step time and
 // the images per second it gives:
 //
 //	step     6.153 ms (median of 20; operations 6.069 ms), 10401 images/s
