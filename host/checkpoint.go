@@ -24,7 +24,8 @@ package host
 //	optimizer           the optimiser's name, e.g. "sgd"
 //	config              the training Config as JSON (no callbacks): epochs, batch,
 //	                    lr, momentum, weight decay, schedule, seed, …
-//	state               the TrainState as JSON: epoch, step, shuffling RNG state
+//	state               the TrainState as JSON: epoch, step, shuffling RNG state,
+//	                    the epoch's running loss and accuracy sums, time elapsed
 //	epoch, step         for people and tools: epochs done, steps done in all
 //
 // Only what a reader needs is trusted: spec, input, classes, loss, init,

@@ -110,7 +110,8 @@ type Progress struct {
 	Step, Steps   int     // steps done in this epoch, of Steps
 	Loss          float64 // mean training loss over this epoch's steps so far
 	// Averaged is the number of steps Loss and TrainAcc average: Step, or
-	// fewer in an epoch resumed from its middle. Two reports of an epoch
+	// fewer in an epoch resumed from the middle of a checkpoint that lacks
+	// the sums of its first steps. Two reports of an epoch
 	// give the mean loss between them: (L₂·n₂ − L₁·n₁)/(n₂ − n₁).
 	Averaged     int
 	TrainAcc     float64 // fraction correct over the same steps, each before its update
@@ -128,11 +129,15 @@ type EpochMetrics struct {
 	TrainAcc      float64 // fraction correct on the training batches, before each update
 	TestLoss      float64 // mean loss over the test set
 	TestAcc       float64 // fraction correct on the test set
-	Images        int     // training images processed in the epoch (fewer in a resumed epoch)
-	ImagesPerSec  float64 // training throughput (Images / TrainTime)
-	TrainTime     time.Duration
-	EvalTime      time.Duration
-	Elapsed       time.Duration // since Run started
+	Images        int     // training images processed in the epoch by this run (fewer in a resumed epoch)
+	// Averaged is the number of steps Loss and TrainAcc average: the
+	// epoch's, or fewer when it resumed from a checkpoint that lacks the
+	// sums of its first steps (0: no training metrics).
+	Averaged     int
+	ImagesPerSec float64 // training throughput (Images / TrainTime)
+	TrainTime    time.Duration
+	EvalTime     time.Duration
+	Elapsed      time.Duration // since Run started
 }
 
 // Trainer trains a Model with SGD on a training set and evaluates it on a
@@ -171,6 +176,16 @@ type Trainer struct {
 	stepsEpoch            int
 	norm                  Norm      // the inputs' standardisation
 	scratch               []float32 // divergence checks: the largest parameter
+	// elapsedBefore is the training time of the runs before a Restore
+	// (start is set that much before the resumed run starts); restored is
+	// the state restored (its epoch sums start a resumed epoch);
+	// epochSums are the current epoch's loss sum and correct count once
+	// its steps are done (trained), for State during the evaluation.
+	elapsedBefore time.Duration
+	lastFinite    int // the step after which the last divergence check passed; −1 before any
+	restored      TrainState
+	epochSums     [2]float32
+	trained       bool
 }
 
 // TrainState is the position of a Trainer: with the model's parameter
@@ -181,10 +196,26 @@ type TrainState struct {
 	StepEpoch int    // steps done in epoch Epoch+1 (0 at an epoch boundary)
 	Step      int    // steps done in all
 	Shuffle   []byte // the shuffling PCG's state at the start of epoch Epoch+1 (rand.PCG.MarshalBinary)
+
+	// The running metrics of epoch Epoch+1 over its StepEpoch steps, as
+	// the backend accumulated them (float32): the sum of the steps' mean
+	// losses and the count of correct predictions. A resumed epoch starts
+	// from them, so it reports what the epoch run straight reports, bit
+	// for bit. HasEpochSums is false at an epoch boundary and in
+	// checkpoints written before the sums were kept.
+	EpochLossSum float32 `json:",omitempty"`
+	EpochCorrect float32 `json:",omitempty"`
+	HasEpochSums bool    `json:",omitempty"`
+	// ElapsedSeconds is the time since training started, over every run
+	// that led here; Progress.Elapsed and EpochMetrics.Elapsed continue
+	// from it.
+	ElapsedSeconds float64 `json:",omitempty"`
 }
 
 // State returns the trainer's position; after a Run stopped by its
-// context, it is the position after the last completed step.
+// context, it is the position after the last completed step. In the
+// middle of an epoch it reads the epoch's running sums from the backend
+// (a synchronisation).
 func (t *Trainer) State() (TrainState, error) {
 	st := TrainState{Epoch: t.epoch, StepEpoch: t.stepEpoch, Step: t.step}
 	pcg := t.epochPCG
@@ -194,6 +225,29 @@ func (t *Trainer) State() (TrainState, error) {
 	var err error
 	if st.Shuffle, err = pcg.MarshalBinary(); err != nil {
 		return st, fmt.Errorf("host: trainer state: %w", err)
+	}
+	if t.start.IsZero() {
+		st.ElapsedSeconds = t.elapsedBefore.Seconds()
+	} else {
+		st.ElapsedSeconds = time.Since(t.start).Seconds()
+	}
+	switch {
+	case t.stepEpoch == 0:
+	case t.stepEpoch == t.stepsEpoch && t.trained:
+		// Stopped in the evaluation, which reuses the batch's sums.
+		st.EpochLossSum, st.EpochCorrect, st.HasEpochSums = t.epochSums[0], t.epochSums[1], true
+	case t.stepEpoch == t.stepsEpoch:
+		// Restored after the epoch's last step and not run since.
+		st.EpochLossSum, st.EpochCorrect, st.HasEpochSums = t.restored.EpochLossSum, t.restored.EpochCorrect, t.restored.HasEpochSums
+	default:
+		var v [2]float32
+		if err := t.m.be.Download(v[:1], t.batch.LossSum); err != nil {
+			return st, fmt.Errorf("host: trainer state: %w", err)
+		}
+		if err := t.m.be.Download(v[1:], t.batch.Correct); err != nil {
+			return st, fmt.Errorf("host: trainer state: %w", err)
+		}
+		st.EpochLossSum, st.EpochCorrect, st.HasEpochSums = v[0], v[1], true
 	}
 	return st, nil
 }
@@ -210,8 +264,17 @@ func (t *Trainer) Restore(st TrainState) error {
 	if err := pcg.UnmarshalBinary(st.Shuffle); err != nil {
 		return fmt.Errorf("host: restore: shuffle state: %w", err)
 	}
+	if (st.HasEpochSums && (st.StepEpoch == 0 || !(st.EpochCorrect >= 0) || float64(st.EpochCorrect) > float64(st.StepEpoch)*float64(t.cfg.Batch))) ||
+		(!st.HasEpochSums && (st.EpochLossSum != 0 || st.EpochCorrect != 0)) ||
+		!(st.ElapsedSeconds >= 0) || math.IsInf(st.ElapsedSeconds, 0) {
+		return fmt.Errorf("host: restore: epoch sums %g and %g after %d steps of %d images, %g s elapsed: not a trainer's",
+			st.EpochLossSum, st.EpochCorrect, st.StepEpoch, t.cfg.Batch, st.ElapsedSeconds)
+	}
 	*t.pcg, t.epochPCG = pcg, pcg
 	t.epoch, t.stepEpoch, t.step = st.Epoch, st.StepEpoch, st.Step
+	t.restored, t.trained = st, false
+	t.elapsedBefore = time.Duration(st.ElapsedSeconds * float64(time.Second))
+	t.start = time.Time{}
 	return t.m.SetSteps(st.Step) // Adam's bias corrections continue from there
 }
 
@@ -230,7 +293,7 @@ func NewTrainer(m *Model, train, test *Dataset, cfg Config) (*Trainer, error) {
 		return nil, err
 	}
 	norm := train.Standardisation()
-	t := &Trainer{m: m, cfg: cfg, stepsEpoch: train.N / cfg.Batch, norm: norm}
+	t := &Trainer{m: m, cfg: cfg, stepsEpoch: train.N / cfg.Batch, norm: norm, lastFinite: -1}
 	t.pcg = rand.NewPCG(cfg.Seed, shuffleStream)
 	t.rng = rand.New(t.pcg)
 	var err error
@@ -338,7 +401,7 @@ func (t *Trainer) Close() error {
 // and returns the metrics of each epoch. It stops between steps with
 // ctx.Err() when ctx is done, returning the epochs completed so far.
 func (t *Trainer) Run(ctx context.Context) ([]EpochMetrics, error) {
-	t.start = time.Now()
+	t.start = time.Now().Add(-t.elapsedBefore)
 	var all []EpochMetrics
 	for t.epoch < t.cfg.Epochs {
 		em, err := t.RunEpoch(ctx)
@@ -365,7 +428,7 @@ func (t *Trainer) download(x Tensor) (float64, error) {
 // evaluates the test set; it is an error once Config.Epochs are done.
 func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	if t.start.IsZero() {
-		t.start = time.Now()
+		t.start = time.Now().Add(-t.elapsedBefore)
 	}
 	m, b, cfg := t.m, t.batch, t.cfg
 	em := EpochMetrics{Epoch: t.epoch + 1, Epochs: cfg.Epochs}
@@ -393,12 +456,26 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	if err := m.ResetMetrics(b); err != nil {
 		return em, err
 	}
+	// The loss and accuracy average over the epoch's steps since base: all
+	// of them, unless the epoch resumes in its middle from a checkpoint
+	// without the sums of the steps before.
+	first, base := t.stepEpoch, 0
+	if first > 0 {
+		if r := t.restored; r.HasEpochSums && r.Epoch == t.epoch && r.StepEpoch == first {
+			if err := errors.Join(m.be.Fill(b.LossSum, r.EpochLossSum), m.be.Fill(b.Correct, r.EpochCorrect)); err != nil {
+				return em, err
+			}
+		} else {
+			base = first
+		}
+	}
+	t.trained = false
 	total := cfg.Epochs * t.stepsEpoch
 	t0 := time.Now()
 	var lr float64
-	first := t.stepEpoch
 	for s := first; s < t.stepsEpoch; s++ {
 		if err := ctx.Err(); err != nil {
+			t.keepEpochSums()
 			return em, err
 		}
 		lr = cfg.Schedule.LR(cfg.LR, t.epoch, t.step, total)
@@ -427,7 +504,7 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 				}
 				dt := time.Since(t0)
 				cfg.OnProgress(Progress{Epoch: t.epoch + 1, Epochs: cfg.Epochs, Step: s + 1, Steps: t.stepsEpoch,
-					Loss: sum / float64(s+1-first), Averaged: s + 1 - first, TrainAcc: correct / float64((s+1-first)*cfg.Batch),
+					Loss: sum / float64(s+1-base), Averaged: s + 1 - base, TrainAcc: correct / float64((s+1-base)*cfg.Batch),
 					GlobalStep: t.step, LR: lr, ImagesPerSec: float64((s+1-first)*cfg.Batch) / dt.Seconds(), Elapsed: time.Since(t.start)})
 			}
 			if save {
@@ -454,12 +531,17 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 			return em, err
 		}
 	}
+	t.epochSums, t.trained = [2]float32{float32(sum), float32(correct)}, true
 	em.LR = lr
 	em.Images = (t.stepsEpoch - first) * cfg.Batch
-	if em.Images > 0 { // else resumed after the last step: only the evaluation is left
-		em.Loss = sum / float64(t.stepsEpoch-first)
-		em.TrainAcc = correct / float64(em.Images)
+	if em.Images > 0 {
 		em.ImagesPerSec = float64(em.Images) / em.TrainTime.Seconds()
+	}
+	// Averaged is 0 when the epoch resumed after its last step from a
+	// checkpoint without the epoch's sums: only the evaluation is left.
+	if em.Averaged = t.stepsEpoch - base; em.Averaged > 0 {
+		em.Loss = sum / float64(em.Averaged)
+		em.TrainAcc = correct / float64(em.Averaged*cfg.Batch)
 	}
 	t1 := time.Now()
 	if em.TestLoss, em.TestAcc, err = t.Evaluate(ctx); err != nil {
@@ -468,13 +550,28 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	em.EvalTime = time.Since(t1)
 	em.Elapsed = time.Since(t.start)
 	t.epoch++
-	t.stepEpoch = 0
+	t.stepEpoch, t.trained = 0, false
 	if cfg.OnCheckpoint != nil {
 		if err := cfg.OnCheckpoint(); err != nil {
 			return em, fmt.Errorf("host: checkpoint after epoch %d: %w", t.epoch, err)
 		}
 	}
 	return em, nil
+}
+
+// keepEpochSums keeps the running sums of an epoch stopped in its middle,
+// so that the next RunEpoch of this trainer starts from them as from a
+// restored state (the batch's sums are reset at the start of an epoch).
+// When they cannot be read, the next RunEpoch averages over its own steps.
+func (t *Trainer) keepEpochSums() {
+	if t.stepEpoch == 0 {
+		return
+	}
+	var v [2]float32
+	if t.m.be.Download(v[:1], t.batch.LossSum) != nil || t.m.be.Download(v[1:], t.batch.Correct) != nil {
+		return
+	}
+	t.restored = TrainState{Epoch: t.epoch, StepEpoch: t.stepEpoch, EpochLossSum: v[0], EpochCorrect: v[1], HasEpochSums: true}
 }
 
 // ErrDiverged is wrapped by the error that stops training when the loss,
@@ -520,12 +617,19 @@ func (t *Trainer) checkDiverged(lossSum float64) error {
 	if math.IsNaN(lossSum) || math.IsInf(lossSum, 0) {
 		return fmt.Errorf("host: %s: the loss is %g with finite parameters and gradients: %w", t.where(), lossSum, ErrDiverged)
 	}
+	t.lastFinite = t.step
 	return nil
 }
 
-// where names the trainer's position for messages.
+// where names the trainer's position for divergence messages, with the
+// last step after which a check found everything finite: the divergence
+// happened in a step after that one.
 func (t *Trainer) where() string {
-	return fmt.Sprintf("epoch %d, step %d of %d (step %d in all)", t.epoch+1, t.stepEpoch, t.stepsEpoch, t.step)
+	since := "no check passed since the start of this run"
+	if t.lastFinite >= 0 {
+		since = fmt.Sprintf("finite at the check after step %d", t.lastFinite)
+	}
+	return fmt.Sprintf("epoch %d, step %d of %d (step %d in all; %s)", t.epoch+1, t.stepEpoch, t.stepsEpoch, t.step, since)
 }
 
 // Evaluate runs the model over the whole test set and returns the mean

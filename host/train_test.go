@@ -260,7 +260,7 @@ func TestTrainResume(t *testing.T) {
 		return m, tr
 	}
 	straight, tr := newTrainer(cfg)
-	_, err = tr.Run(context.Background())
+	wantMs, err := tr.Run(context.Background())
 	mustNil(t, err)
 	want, err := straight.ParamValues()
 	mustNil(t, err)
@@ -297,6 +297,27 @@ func TestTrainResume(t *testing.T) {
 	if len(ms) != 2 || ms[0].Epoch != 2 || ms[0].Images != (12-5)*16 {
 		t.Errorf("resumed Run: %d epochs, first %d with %d images; want epochs 2 and 3, %d images in epoch 2", len(ms), ms[0].Epoch, ms[0].Images, 7*16)
 	}
+	// The resumed epoch reports the whole epoch's loss and accuracy, as
+	// the straight run does, bit for bit (the sums of its first 5 steps
+	// come with the state), and the elapsed time continues.
+	sameMetrics := func(name string, got, want []EpochMetrics) {
+		t.Helper()
+		for i := range got {
+			g, w := got[i], want[len(want)-len(got)+i]
+			if g.Epoch != w.Epoch || g.Loss != w.Loss || g.TrainAcc != w.TrainAcc || g.Averaged != 12 ||
+				g.TestLoss != w.TestLoss || g.TestAcc != w.TestAcc {
+				t.Errorf("%s epoch %d: loss %v, train %v over %d steps, test %v %v; straight: loss %v, train %v over %d steps, test %v %v",
+					name, g.Epoch, g.Loss, g.TrainAcc, g.Averaged, g.TestLoss, g.TestAcc, w.Loss, w.TrainAcc, w.Averaged, w.TestLoss, w.TestAcc)
+			}
+		}
+	}
+	sameMetrics("resumed", ms, wantMs)
+	if !st.HasEpochSums || st.ElapsedSeconds <= 0 {
+		t.Errorf("State = %+v, want the epoch's sums and the time elapsed", st)
+	}
+	if ms[0].Elapsed.Seconds() < st.ElapsedSeconds {
+		t.Errorf("resumed epoch: elapsed %v, less than the %g s of the state", ms[0].Elapsed, st.ElapsedSeconds)
+	}
 	if _, err := tr2.RunEpoch(context.Background()); err == nil || !strings.Contains(err.Error(), "all 3 epochs are done") {
 		t.Errorf("RunEpoch after the last epoch = %v, want an error", err)
 	}
@@ -306,9 +327,9 @@ func TestTrainResume(t *testing.T) {
 		equalBits(t, second.Params()[i].Name, got[i], want[i])
 	}
 	// The stopped trainer itself continues where it stopped, too.
-	if _, err := tr1.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	ms1, err := tr1.Run(context.Background())
+	mustNil(t, err)
+	sameMetrics("continued", ms1, wantMs)
 	got, err = first.ParamValues()
 	mustNil(t, err)
 	for i := range want {
@@ -316,6 +337,17 @@ func TestTrainResume(t *testing.T) {
 	}
 	if err := tr2.Restore(TrainState{Epoch: 1, StepEpoch: 3, Step: 3, Shuffle: st.Shuffle}); err == nil {
 		t.Errorf("Restore(inconsistent step) = nil, want an error")
+	}
+	for _, bad := range []TrainState{
+		{Epoch: 1, StepEpoch: 5, Step: 17, EpochCorrect: 5*16 + 1, HasEpochSums: true}, // more correct than images
+		{Epoch: 1, StepEpoch: 0, Step: 12, EpochLossSum: 1, HasEpochSums: true},        // sums at an epoch boundary
+		{Epoch: 1, StepEpoch: 5, Step: 17, EpochLossSum: 1},                            // sums without the flag
+		{Epoch: 1, StepEpoch: 5, Step: 17, ElapsedSeconds: -1},
+	} {
+		bad.Shuffle = st.Shuffle
+		if err := tr2.Restore(bad); err == nil {
+			t.Errorf("Restore(%+v) = nil, want an error", bad)
+		}
 	}
 }
 

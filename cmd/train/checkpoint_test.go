@@ -8,6 +8,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -90,6 +92,12 @@ func TestRunInterruptResume(t *testing.T) {
 	if !strings.Contains(stdout.String(), "saved    "+straight) {
 		t.Errorf("straight run does not report its checkpoint:\n%s", stdout.String())
 	}
+	// An epoch's line without its speed and times: a resumed epoch must
+	// report the same loss and accuracies as the straight run's.
+	epochLine := func(out string, e int) string {
+		return regexp.MustCompile(fmt.Sprintf(`(?m)^epoch %d/2  loss \S+  train \S+  test \S+`, e)).FindString(out)
+	}
+	straightOut := stdout.String()
 
 	for _, tc := range []struct {
 		name  string
@@ -125,6 +133,11 @@ func TestRunInterruptResume(t *testing.T) {
 				t.Errorf("resumed run output:\n%s", stdout.String())
 			}
 			equalCheckpoints(t, mustLoad(t, straight), mustLoad(t, resumed))
+			for e := st.Epoch + 1; e <= 2; e++ {
+				if got, want := epochLine(stdout.String(), e), epochLine(straightOut, e); got == "" || got != want {
+					t.Errorf("resumed run: %q, straight run: %q", got, want)
+				}
+			}
 		})
 	}
 
@@ -174,6 +187,15 @@ func TestRunDiverged(t *testing.T) {
 	}
 	t.Logf("%v", err)
 	c := mustLoad(t, path)
+	// Checked after every step (a checkpoint each): the divergence is in
+	// the step named, right after the last good checkpoint's.
+	m := regexp.MustCompile(`\(step (\d+) in all; finite at the check after step (\d+)\)`).FindStringSubmatch(err.Error())
+	if m == nil {
+		t.Fatalf("error %q does not name the last step found finite", err)
+	}
+	if bad, good := atoi(t, m[1]), atoi(t, m[2]); good != bad-1 || c.State.Step != good {
+		t.Errorf("diverged at step %d, finite after step %d, checkpoint at step %d; want %d, %d, %d", bad, good, c.State.Step, bad, bad-1, bad-1)
+	}
 	for _, x := range append(c.Params, c.Optim...) {
 		for i, v := range x.F32 {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
@@ -282,4 +304,13 @@ func TestRunResumeSim(t *testing.T) {
 		t.Fatalf("resumed run: %v\n%s", err, stderr.String())
 	}
 	equalCheckpoints(t, mustLoad(t, straight), mustLoad(t, resumed))
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

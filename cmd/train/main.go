@@ -174,13 +174,16 @@
 // # Divergence
 //
 // When the loss or a gradient becomes NaN or infinite, training stops with
-// an error naming the epoch, the step and the layer (the first parameter,
-// in the order backpropagation computes them, whose value or gradient is
-// not finite). The loss and every parameter's gradient are checked after
-// each epoch, at every step that draws the progress bar (every 10 steps on
-// a terminal) and before every checkpoint (on the GPU each check downloads
-// every parameter and gradient); a checkpoint of non-finite weights is
-// never written, so the -save file keeps the last good one.
+// an error naming the epoch, the step and the layer (the first parameter
+// not finite: the values from the first layer to the last, then the
+// gradients from the last layer to the first), and the last step after which a check found everything
+// finite. The loss and every parameter's value and gradient are checked
+// every 10 steps, after each epoch and before every checkpoint (on the GPU
+// each check downloads every parameter and gradient); a checkpoint of
+// non-finite weights is never written, so the -save file keeps the last
+// good one. By the time a check runs, a NaN has usually spread from the
+// loss to every gradient and weight, so the layer named is the first in
+// the order checked, not necessarily where the divergence began.
 //
 // # Evaluation and prediction
 //
@@ -580,8 +583,11 @@ func train(ctx context.Context, o *options, stdout io.Writer) error {
 				(m.TrainTime + m.EvalTime).Round(100*time.Millisecond), m.Elapsed.Round(100*time.Millisecond))
 		},
 	}
+	// Every 10 steps: the progress bar on a terminal, and in every case the
+	// divergence check (see the manual).
+	cfg.ProgressEvery = 10
 	if o.progress {
-		cfg.ProgressEvery, cfg.OnProgress = 10, bar.update
+		cfg.OnProgress = bar.update
 	}
 	o.hook(&cfg)
 	dataName := "MNIST"

@@ -47,7 +47,7 @@ func (c *curves) progress(p host.Progress) {
 
 func (c *curves) epoch(m host.EpochMetrics) {
 	x := float64(m.Epoch)
-	if m.Images > 0 { // else resumed after the epoch's last step: no training metrics
+	if m.Averaged > 0 { // else resumed after the epoch's last step from an old checkpoint: no training metrics
 		c.epochLoss = append(c.epochLoss, plotter.XY{X: x, Y: m.Loss})
 		c.epochAcc = append(c.epochAcc, plotter.XY{X: x, Y: 100 * m.TrainAcc})
 	}
