@@ -49,7 +49,24 @@ func TestConvGoldenVector(t *testing.T) {
 		checkClose(t, "dw", dw.Out, goldenDW, atol, 0)
 		dw.checkGuards(t, "dw")
 	})
-	t.Run("impl=im2col/type=float32", func(t *testing.T) {
+	// The im2col form on both of its GEMMs: gonum's Sgemm, and the FMA
+	// kernels where the CPU has them.
+	for _, fma := range []bool{false, true} {
+		if fma && !useFMAGEMM {
+			continue
+		}
+		t.Run(fmt.Sprintf("impl=im2col/type=float32/fma=%v", fma), func(t *testing.T) { goldenIm2col(t, fma) })
+	}
+}
+
+// goldenIm2col runs the golden vector through Conv2D.BackwardFilter with
+// the FMA GEMM on or off.
+func goldenIm2col(t *testing.T, fma bool) {
+	const atol = 1e-6
+	g := goldenGeom
+	defer func(was bool) { useFMAGEMM = was }(useFMAGEMM)
+	useFMAGEMM = fma // read by NewConv2D
+	{
 		c, err := NewConv2D(g)
 		if err != nil {
 			t.Fatal(err)
@@ -63,7 +80,7 @@ func TestConvGoldenVector(t *testing.T) {
 		checkClose(t, "db", db.Out, []float64{0.0836}, atol, 0)
 		dw.checkGuards(t, "dw")
 		db.checkGuards(t, "db")
-	})
+	}
 }
 
 // TestConvHandChecked checks the forward and backward-data passes on a case

@@ -212,6 +212,9 @@ func (s Spec) Check() ([]LayerInfo, error) {
 			}
 			g := cpuref.ConvGeom{N: 1, C: in.C, H: in.H, W: in.W, K: l.Filters, R: l.KernelH, S: l.KernelW,
 				StrideH: strideOr(l.StrideH, 1), StrideW: strideOr(l.StrideW, 1), PadH: l.PadH, PadW: l.PadW}
+			if l.KernelH > in.H+2*l.PadH || l.KernelW > in.W+2*l.PadW {
+				return nil, bad("the %d×%d window is larger than its %d×%d input padded by %d×%d", l.KernelH, l.KernelW, in.H, in.W, l.PadH, l.PadW)
+			}
 			if err := g.Validate(); err != nil {
 				return nil, bad("%v", err)
 			}
@@ -224,6 +227,9 @@ func (s Spec) Check() ([]LayerInfo, error) {
 			}
 			g := cpuref.PoolGeom{N: 1, C: in.C, H: in.H, W: in.W, R: l.KernelH, S: l.KernelW,
 				StrideH: strideOr(l.StrideH, l.KernelH), StrideW: strideOr(l.StrideW, l.KernelW)}
+			if l.KernelH > in.H || l.KernelW > in.W {
+				return nil, bad("the %d×%d window is larger than its %d×%d input", l.KernelH, l.KernelW, in.H, in.W)
+			}
 			if err := g.Validate(); err != nil {
 				return nil, bad("%v", err)
 			}
