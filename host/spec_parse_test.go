@@ -199,8 +199,8 @@ func TestInferShapes(t *testing.T) {
 		want       []string
 	}{
 		{"classes", DefaultSpecText, 1, 28, 28, 12, []string{"layer 8", "10 outputs, but the data has 12 classes"}},
-		{"empty-output", "conv8x5x5,relu,maxpool2,conv16x13x13,dense10", 1, 28, 28, 10, []string{"layer 4", "empty"}},
-		{"pool-too-big", "maxpool32,dense10", 1, 28, 28, 10, []string{"layer 1", "empty"}},
+		{"empty-output", "conv8x5x5,relu,maxpool2,conv16x13x13,dense10", 1, 28, 28, 10, []string{"layer 4", "the 13×13 window is larger than its 12×12 input padded by 0×0"}},
+		{"pool-too-big", "maxpool32,dense10", 1, 28, 28, 10, []string{"layer 1", "the 32×32 window is larger than its 28×28 input"}},
 		{"input", DefaultSpecText, 0, 28, 28, 10, []string{"input"}},
 		{"huge-dense", "dense2147483647,dense10", 1, 28, 28, 10, []string{"layer 2"}},
 		{"huge-conv", "conv65536x1x1,dense10", 1, 64, 64, 10, []string{"layer 1"}},
