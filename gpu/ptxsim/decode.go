@@ -75,6 +75,7 @@ const (
 	opCnot
 	opAddSatS32
 	opSubSatS32
+	opMadHiSatS32 // d = sat32((a*b)>>32 + c), signed
 
 	opSetpS // cmp in sub
 	opSetpU
@@ -949,28 +950,103 @@ func splitOpcode(s string) opInfo {
 		if typeSize(p) != 0 && p != "b128" || p == "pred" {
 			oi.types = append(oi.types, p)
 		} else {
-			oi.mods[p] = true
+			oi.mods[canonMod(p)] = true
 		}
 	}
 	return oi
 }
 
+// canonMod maps a modifier to its canonical spelling: .shared::cta is
+// .shared (the PTX default sub-qualifier of the state space).
+func canonMod(m string) string {
+	if m == "shared::cta" {
+		return "shared"
+	}
+	return m
+}
+
+// cacheHint reports whether m is a cache eviction-priority or prefetch-size
+// qualifier: a performance hint without effect on any result, which the
+// memory instructions may carry. .L2::cache_hint is not one: it takes a
+// cache-policy operand.
+func cacheHint(m string) bool {
+	switch m {
+	case "L1::evict_normal", "L1::evict_unchanged", "L1::evict_first", "L1::evict_last", "L1::no_allocate",
+		"L2::evict_normal", "L2::evict_first", "L2::evict_last", "L2::64B", "L2::128B", "L2::256B":
+		return true
+	}
+	return false
+}
+
 func (oi opInfo) has(m string) bool { return oi.mods[m] }
 
-// only reports an error if the opcode has a modifier outside allowed.
+// only reports an error naming the first modifier (in source order) of the
+// opcode that is not in allowed.
 func (oi opInfo) only(allowed ...string) error {
-	for m := range oi.mods {
-		ok := strings.Contains(m, "::")
+	return oi.check(false, allowed)
+}
+
+// onlyMem is only for memory instructions: it also admits cache hints.
+func (oi opInfo) onlyMem(allowed ...string) error {
+	return oi.check(true, allowed)
+}
+
+func (oi opInfo) check(hints bool, allowed []string) error {
+	for _, p := range oi.parts[1:] {
+		m := canonMod(p)
+		if !oi.mods[m] || hints && cacheHint(m) {
+			continue // a type, or an admitted hint
+		}
+		ok := false
 		for _, a := range allowed {
 			if m == a {
 				ok = true
 			}
 		}
 		if !ok {
-			return fmt.Errorf("unsupported modifier .%s of %s", m, oi.base)
+			return fmt.Errorf("unsupported modifier .%s of %s", p, oi.base)
 		}
 	}
 	return nil
+}
+
+// one returns which of the mutually exclusive modifiers choices the opcode
+// has ("" for none); more than one is an error.
+func (oi opInfo) one(choices ...string) (string, error) {
+	found := ""
+	for _, c := range choices {
+		if !oi.mods[c] {
+			continue
+		}
+		if found != "" {
+			return "", fmt.Errorf("conflicting modifiers .%s and .%s of %s", found, c, oi.base)
+		}
+		found = c
+	}
+	return found, nil
+}
+
+// need is one with a modifier required: what names the choice in the error.
+func (oi opInfo) need(what string, choices ...string) (string, error) {
+	c, err := oi.one(choices...)
+	if err == nil && c == "" {
+		err = fmt.Errorf("%s needs %s (.%s)", strings.Join(oi.parts, "."), what, strings.Join(choices, ", ."))
+	}
+	return c, err
+}
+
+// wantType reports an error unless the opcode's single type is one of ts.
+func (oi opInfo) wantType(ts ...string) (string, error) {
+	t, err := oi.typ()
+	if err != nil {
+		return "", err
+	}
+	for _, x := range ts {
+		if t == x {
+			return t, nil
+		}
+	}
+	return "", fmt.Errorf("unsupported type .%s of %s", t, oi.base)
 }
 
 func (oi opInfo) typ() (string, error) {
@@ -1068,7 +1144,13 @@ func (d *decoder) operands(in *inst, s *stmt, td string, ts ...string) error {
 	return nil
 }
 
+// roundingMods are the rounding modifiers: an instruction has at most one.
+var roundingMods = []string{"rn", "rz", "rm", "rp", "rni", "rzi", "rmi", "rpi", "rna"}
+
 func (d *decoder) decodeOp(in *inst, s *stmt, oi opInfo, entry bool) error {
+	if _, err := oi.one(roundingMods...); err != nil {
+		return err
+	}
 	switch oi.base {
 	case "bra":
 		if err := oi.only("uni"); err != nil {
@@ -1084,24 +1166,60 @@ func (d *decoder) decodeOp(in *inst, s *stmt, oi opInfo, entry bool) error {
 		d.fixups = append(d.fixups, fixup{pc: len(d.k.code), label: s.ops[0].name, base: d.base, lbls: d.labels})
 		return nil
 	case "ret":
+		if err := oi.only("uni"); err != nil {
+			return err
+		}
+		if err := d.nops(s, 0); err != nil {
+			return err
+		}
 		if entry {
 			in.op = opExit
 		} else {
 			in.op = opRet
 		}
 		return nil
-	case "exit":
-		in.op = opExit
-		return nil
-	case "trap":
-		in.op = opTrap
+	case "exit", "trap", "nop":
+		if err := oi.only(); err != nil {
+			return err
+		}
+		if len(oi.types) != 0 {
+			return fmt.Errorf("unsupported %s", s.opcode)
+		}
+		if err := d.nops(s, 0); err != nil {
+			return err
+		}
+		in.op = map[string]opcode{"exit": opExit, "trap": opTrap, "nop": opNop}[oi.base]
 		return nil
 	case "membar", "fence":
+		// Every access of the simulator is sequentially consistent, so a
+		// memory fence of any scope is a no-op; the proxy and
+		// mbarrier-init fences are not implemented.
+		if oi.base == "membar" {
+			if err := oi.only("cta", "gl", "sys"); err != nil {
+				return err
+			}
+			if _, err := oi.need("a level", "cta", "gl", "sys"); err != nil {
+				return err
+			}
+		} else {
+			if err := oi.only("sc", "acq_rel", "cta", "cluster", "gpu", "sys"); err != nil {
+				return err
+			}
+			if _, err := oi.one("sc", "acq_rel"); err != nil {
+				return err
+			}
+			if _, err := oi.need("a scope", "cta", "cluster", "gpu", "sys"); err != nil {
+				return err
+			}
+		}
+		if len(oi.types) != 0 {
+			return fmt.Errorf("unsupported %s", s.opcode)
+		}
+		if err := d.nops(s, 0); err != nil {
+			return err
+		}
 		in.op = opNop
 		in.sub = 1 // sync class
-		return nil
-	case "nop":
-		in.op = opNop
 		return nil
 	case "bar", "barrier":
 		if oi.has("arrive") {
@@ -1111,6 +1229,12 @@ func (d *decoder) decodeOp(in *inst, s *stmt, oi opInfo, entry bool) error {
 			return d.decodeBarRed(in, s, oi)
 		}
 		if oi.has("warp") {
+			if err := oi.only("warp", "sync"); err != nil {
+				return err
+			}
+			if s.opcode != "bar.warp.sync" {
+				return fmt.Errorf("unsupported %s", s.opcode)
+			}
 			if err := d.nops(s, 1); err != nil {
 				return err
 			}
@@ -1146,6 +1270,12 @@ func (d *decoder) decodeOp(in *inst, s *stmt, oi opInfo, entry bool) error {
 			return fmt.Errorf("only shfl.sync is supported")
 		}
 		if err := oi.only("sync", "up", "down", "bfly", "idx"); err != nil {
+			return err
+		}
+		if _, err := oi.need("a mode", "up", "down", "bfly", "idx"); err != nil {
+			return err
+		}
+		if _, err := oi.wantType("b32"); err != nil {
 			return err
 		}
 		if err := d.nops(s, 5); err != nil {
@@ -1193,6 +1323,20 @@ func (d *decoder) decodeOp(in *inst, s *stmt, oi opInfo, entry bool) error {
 		if !oi.has("sync") {
 			return fmt.Errorf("only vote.sync is supported")
 		}
+		if err := oi.only("sync", "any", "all", "uni", "ballot"); err != nil {
+			return err
+		}
+		mode, err := oi.need("a mode", "any", "all", "uni", "ballot")
+		if err != nil {
+			return err
+		}
+		want := "pred"
+		if mode == "ballot" {
+			want = "b32"
+		}
+		if _, err := oi.wantType(want); err != nil {
+			return err
+		}
 		if err := d.nops(s, 3); err != nil {
 			return err
 		}
@@ -1209,7 +1353,6 @@ func (d *decoder) decodeOp(in *inst, s *stmt, oi opInfo, entry bool) error {
 		default:
 			return fmt.Errorf("unsupported %s", s.opcode)
 		}
-		var err error
 		if in.d, _, err = d.dst(s.ops[0]); err != nil {
 			return err
 		}
@@ -1230,20 +1373,25 @@ func (d *decoder) decodeOp(in *inst, s *stmt, oi opInfo, entry bool) error {
 		if err := d.nops(s, 3); err != nil {
 			return err
 		}
-		t, err := oi.typ()
+		if err := oi.only("sync", "add", "min", "max", "and", "or", "xor"); err != nil {
+			return err
+		}
+		o, err := oi.need("an operation", "add", "min", "max", "and", "or", "xor")
+		if err != nil {
+			return err
+		}
+		var t string
+		if o == "add" || o == "min" || o == "max" {
+			t, err = oi.wantType("u32", "s32")
+		} else {
+			t, err = oi.wantType("b32")
+		}
 		if err != nil {
 			return err
 		}
 		in.op = opColl
 		in.sub = collRedux
-		for _, o := range []string{"add", "min", "max", "and", "or", "xor"} {
-			if oi.has(o) {
-				in.sub2 = atomOpCode(o)
-			}
-		}
-		if in.sub2 == 0 {
-			return fmt.Errorf("unsupported %s", s.opcode)
-		}
+		in.sub2 = atomOpCode(o)
 		if isSigned(t) {
 			in.flags |= fSigned
 		}
@@ -1256,6 +1404,12 @@ func (d *decoder) decodeOp(in *inst, s *stmt, oi opInfo, entry bool) error {
 		in.v[0], err = d.src(s.ops[2], "b32")
 		return err
 	case "activemask":
+		if err := oi.only(); err != nil {
+			return err
+		}
+		if _, err := oi.wantType("b32"); err != nil {
+			return err
+		}
 		if err := d.nops(s, 1); err != nil {
 			return err
 		}
@@ -1268,6 +1422,15 @@ func (d *decoder) decodeOp(in *inst, s *stmt, oi opInfo, entry bool) error {
 	case "cvta":
 		return d.decodeCvta(in, s, oi)
 	case "isspacep":
+		if err := oi.only("global", "shared", "local"); err != nil {
+			return err
+		}
+		if _, err := oi.need("a state space", "global", "shared", "local"); err != nil {
+			return err
+		}
+		if len(oi.types) != 0 {
+			return fmt.Errorf("unsupported %s", s.opcode)
+		}
 		if err := d.nops(s, 2); err != nil {
 			return err
 		}
@@ -1305,7 +1468,10 @@ func (d *decoder) decodeOp(in *inst, s *stmt, oi opInfo, entry bool) error {
 	case "set":
 		return d.decodeSet(in, s, oi)
 	case "selp":
-		t, err := oi.typ()
+		if err := oi.only(); err != nil {
+			return err
+		}
+		t, err := oi.wantType("b16", "b32", "b64", "u16", "u32", "u64", "s16", "s32", "s64", "f32", "f64")
 		if err != nil {
 			return err
 		}
@@ -1317,6 +1483,18 @@ func (d *decoder) decodeOp(in *inst, s *stmt, oi opInfo, entry bool) error {
 	case "slct":
 		if len(oi.types) != 2 {
 			return fmt.Errorf("slct needs two types")
+		}
+		switch oi.types[1] {
+		case "s32":
+			if err := oi.only(); err != nil {
+				return err
+			}
+		case "f32":
+			if err := oi.only("ftz"); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("unsupported %s", s.opcode)
 		}
 		if err := d.nops(s, 4); err != nil {
 			return err
@@ -1335,6 +1513,12 @@ func (d *decoder) decodeOp(in *inst, s *stmt, oi opInfo, entry bool) error {
 		if err := oi.only("f4e", "b4e", "rc8", "ecl", "ecr", "rc16"); err != nil {
 			return err
 		}
+		if _, err := oi.one("f4e", "b4e", "rc8", "ecl", "ecr", "rc16"); err != nil {
+			return err
+		}
+		if _, err := oi.wantType("b32"); err != nil {
+			return err
+		}
 		for i, m := range []string{"f4e", "b4e", "rc8", "ecl", "ecr", "rc16"} {
 			if oi.has(m) {
 				in.sub = uint8(i + 1)
@@ -1346,6 +1530,12 @@ func (d *decoder) decodeOp(in *inst, s *stmt, oi opInfo, entry bool) error {
 		}
 		return d.operands(in, s, "b32", "b32", "b32", "b32")
 	case "lop3":
+		if err := oi.only(); err != nil { // the .BoolOp form (predicate result) is not implemented
+			return err
+		}
+		if _, err := oi.wantType("b32"); err != nil {
+			return err
+		}
 		if err := d.nops(s, 5); err != nil {
 			return err
 		}
@@ -1356,19 +1546,36 @@ func (d *decoder) decodeOp(in *inst, s *stmt, oi opInfo, entry bool) error {
 		in.imm = s.ops[4].ival
 		return d.operands(in, s, "b32", "b32", "b32", "b32")
 	case "shf":
+		if err := oi.only("l", "r", "clamp", "wrap"); err != nil {
+			return err
+		}
+		dir, err := oi.need("a direction", "l", "r")
+		if err != nil {
+			return err
+		}
+		mode, err := oi.need("a mode", "clamp", "wrap")
+		if err != nil {
+			return err
+		}
+		if _, err := oi.wantType("b32"); err != nil {
+			return err
+		}
 		if err := d.nops(s, 4); err != nil {
 			return err
 		}
 		in.op = opShfL
-		if oi.has("r") {
+		if dir == "r" {
 			in.op = opShfR
 		}
-		if oi.has("clamp") {
+		if mode == "clamp" {
 			in.sub = 1
 		}
 		return d.operands(in, s, "b32", "b32", "b32", "u32")
 	case "bfi":
-		t, err := oi.typ()
+		if err := oi.only(); err != nil {
+			return err
+		}
+		t, err := oi.wantType("b32", "b64")
 		if err != nil {
 			return err
 		}
@@ -1379,7 +1586,10 @@ func (d *decoder) decodeOp(in *inst, s *stmt, oi opInfo, entry bool) error {
 		in.sz = uint8(typeSize(t))
 		return d.operands(in, s, t, t, t, "u32", "u32")
 	case "bfe":
-		t, err := oi.typ()
+		if err := oi.only(); err != nil {
+			return err
+		}
+		t, err := oi.wantType("u32", "u64", "s32", "s64")
 		if err != nil {
 			return err
 		}
@@ -1411,6 +1621,11 @@ func (d *decoder) decodeInt(in *inst, s *stmt, oi opInfo, t string) error {
 	bits := typeSize(t) * 8
 	if t == "pred" {
 		bits = 1
+		switch oi.base {
+		case "and", "or", "xor", "not":
+		default:
+			return fmt.Errorf("unsupported instruction %s", s.opcode)
+		}
 	}
 	simple := map[string]opcode{"add": opAdd, "sub": opSub, "and": opAnd, "or": opOr, "xor": opXor}
 	if op, ok := simple[oi.base]; ok {
@@ -1445,9 +1660,27 @@ func (d *decoder) decodeInt(in *inst, s *stmt, oi opInfo, t string) error {
 	case "neg":
 		return un(opNeg)
 	case "abs":
+		if _, err := oi.wantType("s16", "s32", "s64"); err != nil {
+			return err
+		}
 		return un(opAbsS)
 	case "popc", "clz", "brev", "bfind":
 		op := map[string]opcode{"popc": opPopc, "clz": opClz, "brev": opBrev, "bfind": opBfind}[oi.base]
+		if op == opBfind {
+			if err := oi.only("shiftamt"); err != nil {
+				return err
+			}
+			if _, err := oi.wantType("u32", "u64", "s32", "s64"); err != nil {
+				return err
+			}
+		} else {
+			if err := oi.only(); err != nil {
+				return err
+			}
+			if _, err := oi.wantType("b32", "b64"); err != nil {
+				return err
+			}
+		}
 		if err := d.nops(s, 2); err != nil {
 			return err
 		}
@@ -1467,12 +1700,24 @@ func (d *decoder) decodeInt(in *inst, s *stmt, oi opInfo, t string) error {
 		}
 		return d.operands(in, s, dt, t)
 	case "shl":
+		if err := oi.only(); err != nil {
+			return err
+		}
+		if _, err := oi.wantType("b16", "b32", "b64"); err != nil {
+			return err
+		}
 		in.op = opShl
 		if err := d.nops(s, 3); err != nil {
 			return err
 		}
 		return d.operands(in, s, t, t, "u32")
 	case "shr":
+		if err := oi.only(); err != nil {
+			return err
+		}
+		if _, err := oi.wantType("b16", "b32", "b64", "u16", "u32", "u64", "s16", "s32", "s64"); err != nil {
+			return err
+		}
 		in.op = opShrU
 		if signed {
 			in.op = opShrS
@@ -1503,6 +1748,26 @@ func (d *decoder) decodeInt(in *inst, s *stmt, oi opInfo, t string) error {
 		return d.bin(in, s, t)
 	case "mul", "mad":
 		mad := oi.base == "mad"
+		// mul.mode.type, mad.mode.type and mad.hi.sat.s32 (PTX ISA);
+		// the carry forms (mad.cc, madc) are not implemented.
+		sat := mad && oi.has("sat")
+		if sat {
+			if !oi.has("hi") || t != "s32" {
+				return fmt.Errorf("%s: .sat is only defined for mad.hi.s32", s.opcode)
+			}
+			if err := oi.only("hi", "sat"); err != nil {
+				return err
+			}
+		} else if err := oi.only("hi", "lo", "wide"); err != nil {
+			return err
+		}
+		mode, err := oi.need("a mode", "hi", "lo", "wide")
+		if err != nil {
+			return err
+		}
+		if _, err := oi.wantType("u16", "u32", "u64", "s16", "s32", "s64"); err != nil {
+			return err
+		}
 		n := 3
 		if mad {
 			n = 4
@@ -1513,7 +1778,7 @@ func (d *decoder) decodeInt(in *inst, s *stmt, oi opInfo, t string) error {
 		srcs := []string{t, t}
 		dt := t
 		switch {
-		case oi.has("wide"):
+		case mode == "wide":
 			if bits > 32 {
 				return fmt.Errorf("%s.wide on 64-bit operands", oi.base)
 			}
@@ -1531,8 +1796,10 @@ func (d *decoder) decodeInt(in *inst, s *stmt, oi opInfo, t string) error {
 					in.op = opMadWideS
 				}
 			}
-		case oi.has("hi"):
+		case mode == "hi":
 			switch {
+			case sat:
+				in.op = opMadHiSatS32
 			case mad && signed:
 				in.op = opMadHiS
 			case mad:
@@ -1549,13 +1816,11 @@ func (d *decoder) decodeInt(in *inst, s *stmt, oi opInfo, t string) error {
 			if mad && bits == 64 {
 				return fmt.Errorf("unsupported %s", s.opcode)
 			}
-		case oi.has("lo"):
+		default:
 			in.op = opMulLo
 			if mad {
 				in.op = opMadLo
 			}
-		default:
-			return fmt.Errorf("unsupported %s", s.opcode)
 		}
 		if mad {
 			srcs = append(srcs, dt)
@@ -1742,6 +2007,9 @@ func (d *decoder) decodeFloat(in *inst, s *stmt, oi opInfo, t string) error {
 		}
 		return d.operands(in, s, t, t)
 	case "copysign":
+		if err := oi.only(); err != nil {
+			return err
+		}
 		if err := d.bin(in, s, t); err != nil {
 			return err
 		}
@@ -1752,19 +2020,58 @@ func (d *decoder) decodeFloat(in *inst, s *stmt, oi opInfo, t string) error {
 			return err
 		}
 		in.op = sel(opTestpF32, opTestpF64)
-		modes := map[string]uint8{"finite": 0, "infinite": 1, "number": 2, "notanumber": 3, "normal": 4, "subnormal": 5}
-		found := false
-		for m, v := range modes {
-			if oi.has(m) {
-				in.sub, found = v, true
-			}
+		modes := []string{"finite", "infinite", "number", "notanumber", "normal", "subnormal"}
+		if err := oi.only(modes...); err != nil {
+			return err
 		}
-		if !found {
-			return fmt.Errorf("unsupported %s", s.opcode)
+		m, err := oi.need("a test", modes...)
+		if err != nil {
+			return err
 		}
+		in.sub = map[string]uint8{"finite": 0, "infinite": 1, "number": 2, "notanumber": 3, "normal": 4, "subnormal": 5}[m]
 		return d.operands(in, s, "pred", t)
 	}
 	return fmt.Errorf("unsupported instruction %s", s.opcode)
+}
+
+// cmpOrder lists the comparison modifiers (for deterministic messages).
+var cmpOrder = []string{"eq", "ne", "lt", "le", "gt", "ge", "lo", "ls", "hi", "hs",
+	"equ", "neu", "ltu", "leu", "gtu", "geu", "num", "nan"}
+
+// comparison decodes the CmpOp of setp or set comparing operands of type t:
+// the PTX ISA admits eq and ne for bit types; eq, ne, lt, le, gt, ge for
+// signed integers; these and lo, ls, hi, hs for unsigned integers; and eq,
+// ne, lt, le, gt, ge, the unordered forms, num and nan for floats, where
+// alone .ftz applies (to .f32).
+func (oi opInfo) comparison(t string) (uint8, error) {
+	c, err := oi.need("a comparison", cmpOrder...)
+	if err != nil {
+		return 0, err
+	}
+	var legal []string
+	switch t {
+	case "b16", "b32", "b64":
+		legal = cmpOrder[:2]
+	case "s16", "s32", "s64":
+		legal = cmpOrder[:6]
+	case "u16", "u32", "u64":
+		legal = cmpOrder[:10]
+	case "f32", "f64":
+		legal = append(cmpOrder[:6:6], cmpOrder[10:]...)
+	default:
+		return 0, fmt.Errorf("unsupported type .%s of %s", t, oi.base)
+	}
+	ok := false
+	for _, l := range legal {
+		ok = ok || c == l
+	}
+	if !ok {
+		return 0, fmt.Errorf("comparison .%s is not defined for .%s", c, t)
+	}
+	if oi.has("ftz") && t != "f32" {
+		return 0, fmt.Errorf(".ftz of %s applies to .f32 only", oi.base)
+	}
+	return cmpNames[c], nil
 }
 
 func (d *decoder) decodeSetp(in *inst, s *stmt, oi opInfo) error {
@@ -1772,24 +2079,20 @@ func (d *decoder) decodeSetp(in *inst, s *stmt, oi opInfo) error {
 	if err != nil {
 		return err
 	}
-	found := false
-	for m := range oi.mods {
-		if c, ok := cmpNames[m]; ok {
-			in.sub, found = c, true
-		}
+	if err := oi.only(append([]string{"ftz", "and", "or", "xor"}, cmpOrder...)...); err != nil {
+		return err
 	}
-	if !found {
-		return fmt.Errorf("setp without a comparison")
+	if in.sub, err = oi.comparison(t); err != nil {
+		return err
 	}
 	if oi.has("ftz") {
 		in.flags |= fFtz
 	}
-	in.sub2 = 0
-	for i, b := range []string{"and", "or", "xor"} {
-		if oi.has(b) {
-			in.sub2 = uint8(i + 1)
-		}
+	bop, err := oi.one("and", "or", "xor")
+	if err != nil {
+		return err
 	}
+	in.sub2 = map[string]uint8{"": 0, "and": 1, "or": 2, "xor": 3}[bop]
 	switch {
 	case isFloat(t):
 		in.op = opSetpF32
@@ -1798,14 +2101,8 @@ func (d *decoder) decodeSetp(in *inst, s *stmt, oi opInfo) error {
 		}
 	case isSigned(t):
 		in.op = opSetpS
-		if in.sub >= cmpEqu {
-			return fmt.Errorf("unordered comparison on integers")
-		}
 	default:
 		in.op = opSetpU
-		if in.sub >= cmpEqu {
-			return fmt.Errorf("unordered comparison on integers")
-		}
 	}
 	n := 3
 	if in.sub2 != 0 {
@@ -1847,12 +2144,18 @@ func (d *decoder) decodeSet(in *inst, s *stmt, oi opInfo) error {
 	if len(oi.types) != 2 {
 		return fmt.Errorf("set needs two types")
 	}
-	for m := range oi.mods {
-		if c, ok := cmpNames[m]; ok {
-			in.sub = c
-		} else if m != "ftz" {
-			return fmt.Errorf("unsupported modifier .%s of set", m)
-		}
+	// the .BoolOp form is not implemented
+	if err := oi.only(append([]string{"ftz"}, cmpOrder...)...); err != nil {
+		return err
+	}
+	switch oi.types[0] {
+	case "u32", "s32", "f32":
+	default:
+		return fmt.Errorf("unsupported %s", s.opcode)
+	}
+	var err error
+	if in.sub, err = oi.comparison(oi.types[1]); err != nil {
+		return err
 	}
 	if oi.has("ftz") {
 		in.flags |= fFtz
@@ -1871,6 +2174,9 @@ func (d *decoder) decodeSet(in *inst, s *stmt, oi opInfo) error {
 }
 
 func (d *decoder) decodeMov(in *inst, s *stmt, oi opInfo) error {
+	if err := oi.only(); err != nil {
+		return err
+	}
 	t, err := oi.typ()
 	if err != nil {
 		return err
@@ -1936,7 +2242,16 @@ func (d *decoder) decodeMov(in *inst, s *stmt, oi opInfo) error {
 }
 
 func (d *decoder) decodeCvta(in *inst, s *stmt, oi opInfo) error {
-	t, err := oi.typ()
+	// cvta{.to}.space.u64 (.param and .shared::cluster are not implemented;
+	// the windows of the generic address space need 64-bit addresses)
+	if err := oi.only("to", "global", "shared", "local", "const"); err != nil {
+		return err
+	}
+	space, err := oi.need("a state space", "global", "shared", "local", "const")
+	if err != nil {
+		return err
+	}
+	t, err := oi.wantType("u64")
 	if err != nil {
 		return err
 	}
@@ -1948,19 +2263,7 @@ func (d *decoder) decodeCvta(in *inst, s *stmt, oi opInfo) error {
 	}
 	in.op = opAddImm
 	to := oi.has("to")
-	var win int64
-	switch {
-	case oi.has("global"):
-		win = 0
-	case oi.has("shared"):
-		win = sharedWindow
-	case oi.has("local"):
-		win = localWindow
-	case oi.has("const"):
-		win = constWindow
-	default:
-		return fmt.Errorf("unsupported %s", s.opcode)
-	}
+	win := map[string]int64{"global": 0, "shared": sharedWindow, "local": localWindow, "const": constWindow}[space]
 	if to {
 		win = -win
 	}
@@ -2013,31 +2316,20 @@ func (d *decoder) decodeMem(in *inst, s *stmt, oi opInfo) error {
 	if err != nil {
 		return err
 	}
-	space := spGeneric
-	nv := 1
-	for m := range oi.mods {
-		switch m {
-		case "global":
-			space = spGlobal
-		case "shared":
-			space = spShared
-		case "local":
-			space = spLocal
-		case "param":
-			space = spParam
-		case "v2":
-			nv = 2
-		case "v4":
-			nv = 4
-		case "nc", "volatile", "relaxed", "acquire", "release", "weak", "gpu", "cta", "sys", "ca", "cg", "cs", "lu", "cv", "wb", "wt":
-		case "const":
-			space = spConst
-		default:
-			if !strings.Contains(m, "::") {
-				return fmt.Errorf("unsupported modifier .%s of %s", m, oi.base)
-			}
-		}
+	if err := oi.onlyMem("global", "shared", "local", "param", "const", "v2", "v4",
+		"nc", "volatile", "relaxed", "acquire", "release", "weak", "gpu", "cta", "sys", "ca", "cg", "cs", "lu", "cv", "wb", "wt"); err != nil {
+		return err
 	}
+	sp, err := oi.one("global", "shared", "local", "param", "const")
+	if err != nil {
+		return err
+	}
+	space := map[string]int{"": spGeneric, "global": spGlobal, "shared": spShared, "local": spLocal, "param": spParam, "const": spConst}[sp]
+	vec, err := oi.one("v2", "v4")
+	if err != nil {
+		return err
+	}
+	nv := map[string]int{"": 1, "v2": 2, "v4": 4}[vec]
 	if err := d.nops(s, 2); err != nil {
 		return err
 	}
@@ -2186,26 +2478,30 @@ func (d *decoder) decodeAtom(in *inst, s *stmt, oi opInfo) error {
 	if err != nil {
 		return err
 	}
-	space := spGeneric
-	for m := range oi.mods {
-		switch m {
-		case "global":
-			space = spGlobal
-		case "shared":
-			space = spShared
-		case "relaxed", "acquire", "release", "acq_rel", "gpu", "cta", "sys", "sem":
-		case "add", "min", "max", "and", "or", "xor", "exch", "cas", "inc", "dec":
-			in.sub = atomOpCode(m)
-		case "noftz":
-		default:
-			if !strings.Contains(m, "::") {
-				return fmt.Errorf("unsupported modifier .%s of %s", m, oi.base)
-			}
-		}
+	atomOps := []string{"add", "min", "max", "and", "or", "xor", "exch", "cas", "inc", "dec"}
+	if err := oi.onlyMem(append([]string{"global", "shared", "relaxed", "acquire", "release", "acq_rel",
+		"gpu", "cta", "sys", "noftz"}, atomOps...)...); err != nil {
+		return err
 	}
-	if in.sub == aNone {
+	sp, err := oi.one("global", "shared")
+	if err != nil {
+		return err
+	}
+	space := map[string]int{"": spGeneric, "global": spGlobal, "shared": spShared}[sp]
+	if _, err := oi.one("relaxed", "acquire", "release", "acq_rel"); err != nil {
+		return err
+	}
+	if _, err := oi.one("gpu", "cta", "sys"); err != nil {
+		return err
+	}
+	o, err := oi.one(atomOps...)
+	if err != nil {
+		return err
+	}
+	if o == "" {
 		return fmt.Errorf("%s without an operation", oi.base)
 	}
+	in.sub = atomOpCode(o)
 	if t == "f16" || t == "bf16" || t == "f16x2" || t == "bf16x2" || t == "b16" {
 		return fmt.Errorf("unsupported %s", s.opcode)
 	}
@@ -2479,7 +2775,10 @@ func (d *decoder) decodeCpAsync(in *inst, s *stmt, oi opInfo) error {
 		in.sub = 1
 		return nil
 	}
-	if err := oi.only("async", "ca", "cg", "shared", "global"); err != nil {
+	if err := oi.onlyMem("async", "ca", "cg", "shared", "global"); err != nil {
+		return err
+	}
+	if _, err := oi.need("a cache operator", "ca", "cg"); err != nil {
 		return err
 	}
 	if !oi.has("shared") || !oi.has("global") {
@@ -2533,21 +2832,25 @@ const (
 
 // decodeBarRed decodes bar.red.{popc.u32,and.pred,or.pred} d, a{, b}, {!}c.
 func (d *decoder) decodeBarRed(in *inst, s *stmt, oi opInfo) error {
-	switch {
-	case oi.has("popc"):
-		in.sub = barPopc
-	case oi.has("and"):
-		in.sub = barAnd
-	case oi.has("or"):
-		in.sub = barOr
-	default:
-		return fmt.Errorf("unsupported %s", s.opcode)
+	if err := oi.only("red", "aligned", "popc", "and", "or"); err != nil {
+		return err
 	}
+	o, err := oi.need("an operation", "popc", "and", "or")
+	if err != nil {
+		return err
+	}
+	want := "pred"
+	if o == "popc" {
+		want = "u32"
+	}
+	if _, err := oi.wantType(want); err != nil {
+		return err
+	}
+	in.sub = map[string]uint8{"popc": barPopc, "and": barAnd, "or": barOr}[o]
 	if err := d.nops(s, 3, 4); err != nil {
 		return err
 	}
 	in.op = opBar
-	var err error
 	if in.d, _, err = d.dst(s.ops[0]); err != nil {
 		return err
 	}

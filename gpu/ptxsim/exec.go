@@ -265,6 +265,11 @@ func (w *worker) run(t *thread) {
 			regs[in.d] = (uint64((sx(regs[in.a], in.sh)*sx(regs[in.b], in.sh))>>(64-in.sh)) + regs[in.c]) & in.mask
 		case opMadHiU:
 			regs[in.d] = ((regs[in.a]&in.mask)*(regs[in.b]&in.mask)>>(64-in.sh) + regs[in.c]) & in.mask
+		case opMadHiSatS32:
+			// (a*b)>>32 lies in [-2^30, 2^30]: the sum with c cannot overflow int64
+			r := int64(int32(regs[in.a]))*int64(int32(regs[in.b]))>>32 + int64(int32(regs[in.c]))
+			r = min(max(r, math.MinInt32), math.MaxInt32)
+			regs[in.d] = uint64(r) & 0xffffffff
 		case opDivS, opRemS:
 			a, b := sx(regs[in.a], in.sh), sx(regs[in.b], in.sh)
 			var r int64

@@ -825,3 +825,162 @@ func TestCvtRoundingRandom(t *testing.T) {
 		}
 	}
 }
+
+// madHiSatPTX computes, for thread i, out[2i] = mad.hi.sat.s32 and
+// out[2i+1] = mad.hi.s32 of a[i], b[i], c[i].
+const madHiSatPTX = `.version 7.0
+.target sm_70
+.address_size 64
+
+.visible .entry madhi(
+	.param .u64 madhi_param_0,
+	.param .u64 madhi_param_1,
+	.param .u64 madhi_param_2,
+	.param .u64 madhi_param_3,
+	.param .u32 madhi_param_4
+)
+{
+	.reg .pred 	%p<2>;
+	.reg .b32 	%r<12>;
+	.reg .b64 	%rd<16>;
+
+	ld.param.u64 	%rd1, [madhi_param_0];
+	ld.param.u64 	%rd2, [madhi_param_1];
+	ld.param.u64 	%rd3, [madhi_param_2];
+	ld.param.u64 	%rd4, [madhi_param_3];
+	ld.param.u32 	%r1, [madhi_param_4];
+	mov.u32 	%r2, %ctaid.x;
+	mov.u32 	%r3, %ntid.x;
+	mov.u32 	%r4, %tid.x;
+	mad.lo.s32 	%r5, %r2, %r3, %r4;
+	setp.ge.u32 	%p1, %r5, %r1;
+	@%p1 bra 	$L__done;
+	mul.wide.u32 	%rd5, %r5, 4;
+	add.s64 	%rd6, %rd1, %rd5;
+	add.s64 	%rd7, %rd2, %rd5;
+	add.s64 	%rd8, %rd3, %rd5;
+	ld.global.u32 	%r6, [%rd6];
+	ld.global.u32 	%r7, [%rd7];
+	ld.global.u32 	%r8, [%rd8];
+	mad.hi.sat.s32 	%r9, %r6, %r7, %r8;
+	mad.hi.s32 	%r10, %r6, %r7, %r8;
+	mul.wide.u32 	%rd9, %r5, 8;
+	add.s64 	%rd10, %rd4, %rd9;
+	st.global.v2.u32 	[%rd10], {%r9, %r10};
+$L__done:
+	ret;
+}
+`
+
+// TestMadHiSat checks mad.hi.sat.s32 (and mad.hi.s32 on the same inputs)
+// against math/big: d = clamp((a*b)>>32 + c) to the s32 range, the high
+// half taken with an arithmetic shift (floor), per the PTX ISA.
+func TestMadHiSat(t *testing.T) {
+	edges := []int32{math.MinInt32, math.MinInt32 + 1, -0x40000001, -0x40000000, -0x10000, -2, -1, 0, 1, 2,
+		0x10000, 0x3fffffff, 0x40000000, math.MaxInt32 - 1, math.MaxInt32}
+	var a, b, c []int32
+	for _, x := range edges {
+		for _, y := range edges {
+			for _, z := range edges {
+				a, b, c = append(a, x), append(b, y), append(c, z)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(7, 11))
+	for range 4096 {
+		a, b, c = append(a, int32(rng.Uint32())), append(b, int32(rng.Uint32())), append(c, int32(rng.Uint32()))
+	}
+	// the audit's case: (-2^31)^2 >> 32 = 2^30; + 0x7ffffffe wraps to 0xbffffffe
+	a, b, c = append(a, math.MinInt32), append(b, math.MinInt32), append(c, math.MaxInt32-1)
+	n := len(a)
+	mod, err := Load(madHiSatPTX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(Options{})
+	pa, pb, pc := putI32(m, t, a), putI32(m, t, b), putI32(m, t, c)
+	out, _ := m.Alloc(int64(8 * n))
+	if _, err := m.Launch(kernel(t, mod, "madhi"), [3]int{(n + 127) / 128, 1, 1}, [3]int{128, 1, 1}, 0,
+		[]uint64{pa, pb, pc, out, uint64(n)}); err != nil {
+		t.Fatal(err)
+	}
+	got := getI32(m, t, out, 2*n)
+	lo, hi := big.NewInt(math.MinInt32), big.NewInt(math.MaxInt32)
+	two32 := new(big.Int).Lsh(big.NewInt(1), 32)
+	bad := 0
+	for i := range n {
+		r := new(big.Int).Mul(big.NewInt(int64(a[i])), big.NewInt(int64(b[i])))
+		r.Rsh(r, 32) // arithmetic: rounds toward -inf
+		r.Add(r, big.NewInt(int64(c[i])))
+		wrap := new(big.Int).Mod(r, two32).Int64() // in [0, 2^32)
+		sat := r
+		if sat.Cmp(lo) < 0 {
+			sat = lo
+		} else if sat.Cmp(hi) > 0 {
+			sat = hi
+		}
+		if got[2*i] != int32(sat.Int64()) || got[2*i+1] != int32(uint32(wrap)) {
+			if bad++; bad <= 10 {
+				t.Errorf("a=%#x b=%#x c=%#x: mad.hi.sat.s32 = %#x, mad.hi.s32 = %#x; want %#x, %#x", uint32(a[i]), uint32(b[i]), uint32(c[i]),
+					uint32(got[2*i]), uint32(got[2*i+1]), uint32(int32(sat.Int64())), uint32(wrap))
+			}
+		}
+	}
+	if last := n - 1; got[2*last] != math.MaxInt32 || uint32(got[2*last+1]) != 0xbffffffe {
+		t.Errorf("mad.hi{.sat}.s32 of -2^31, -2^31, 0x7ffffffe = %#x, %#x; want 0x7fffffff, 0xbffffffe", uint32(got[2*last]), uint32(got[2*last+1]))
+	}
+}
+
+// TestModifierForms runs legal forms whose modifiers the decoder checks:
+// mode, comparison and boolean-operator modifiers, cache hints and the
+// .shared::cta spelling of .shared.
+func TestModifierForms(t *testing.T) {
+	runCases(t, []opCase{
+		{"mad.hi.sat.s32", "r", rrr, []uint64{u32(math.MinInt32), u32(math.MinInt32), 0x7ffffffe}, 0x7fffffff},
+		{"mad.hi.sat.s32", "r", rrr, []uint64{u32(math.MinInt32), 0x7fffffff, u32(math.MinInt32)}, 0x80000000},
+		{"mad.hi.sat.s32", "r", rrr, []uint64{0x40000000, 4, u32(-5)}, -4 & 0xffffffff},
+		{"mad.hi.s16", "h", []string{"h", "h", "h"}, []uint64{0x8000, 0x8000, 1}, 0x4001},
+		{"mad.lo.u16", "h", []string{"h", "h", "h"}, []uint64{0xffff, 0xffff, 1}, 2},
+		{"mul.hi.u16", "h", []string{"h", "h"}, []uint64{0xffff, 0xffff}, 0xfffe},
+		{"bfind.shiftamt.u32", "r", []string{"r"}, []uint64{0x00010000}, 15},
+		{"bfind.shiftamt.s32", "r", []string{"r"}, []uint64{u32(-2)}, 31},
+		{"shr.b32", "r", rr, []uint64{0x80000000, 4}, 0x08000000},
+		{"setp.lt.and.s32", "p", []string{"r", "r", "p"}, []uint64{u32(-1), 0, 1}, 1},
+		{"setp.lt.or.u32", "p", []string{"r", "r", "p"}, []uint64{u32(-1), 0, 0}, 0},
+		{"setp.hi.xor.u32", "p", []string{"r", "r", "p"}, []uint64{2, 1, 1}, 0},
+		{"setp.ne.b32", "p", rr, []uint64{2, 1}, 1},
+		{"setp.equ.ftz.f32", "p", []string{"f", "f"}, []uint64{ff(0x00000001), fb(0)}, 1},
+		{"slct.ftz.u32.f32", "r", rrr, []uint64{7, 9, ff(0x80000001)}, 7},
+		{"selp.s64", "rd", []string{"rd", "rd", "p"}, []uint64{1 << 40, 2, 1}, 1 << 40},
+		{"set.hs.u32.u32", "r", rr, []uint64{1, 1}, 0xffffffff},
+		{"testp.normal.f32", "p", []string{"f"}, []uint64{ff(0x00000001)}, 0},
+	})
+	for _, c := range []struct {
+		body string
+		want uint64
+	}{
+		{"\tld.global.L1::evict_last.L2::256B.u32 %r9, [%rd30];\n\tst.global.L1::no_allocate.u32 [%rd31], %r9;", 0x1234},
+		{"\tld.global.nc.L1::no_allocate.u32 %r9, [%rd30];\n\tst.global.u32 [%rd31], %r9;", 0x1234},
+		{"\tcvta.to.global.u64 %rd1, %rd31;\n\tfence.acq_rel.gpu;\n\tmembar.cta;\n\tst.global.u32 [%rd1], 5;", 5},
+		{"\tmov.u64 %rd1, sbuf;\n\tcvta.shared::cta.u64 %rd2, %rd1;\n\tst.u32 [%rd2], 0x77;\n\tld.shared::cta.u32 %r9, [sbuf];\n\tst.global.u32 [%rd31], %r9;", 0x77},
+		{"\tisspacep.shared::cta %p1, %rd31;\n\tselp.u32 %r9, 1, 2, %p1;\n\tst.global.u32 [%rd31], %r9;", 2},
+	} {
+		t.Run("body="+strings.TrimSpace(c.body), func(t *testing.T) {
+			src := strings.Replace(harness(c.body), "\tld.param.u64 \t%rd30", "\t.shared .align 4 .b8 sbuf[16];\n\tld.param.u64 \t%rd30", 1)
+			mod, err := Load(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := New(Options{})
+			in, _ := m.Alloc(8)
+			out, _ := m.Alloc(8)
+			m.Write(in, []byte{0x34, 0x12, 0, 0})
+			if _, err := m.Launch(kernel(t, mod, "k"), [3]int{1, 1, 1}, [3]int{1, 1, 1}, 0, []uint64{in, out}); err != nil {
+				t.Fatal(err)
+			}
+			if got := getI32(m, t, out, 1)[0]; uint64(uint32(got)) != c.want {
+				t.Errorf("out = %#x, want %#x", uint32(got), c.want)
+			}
+		})
+	}
+}

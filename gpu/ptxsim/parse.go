@@ -45,8 +45,14 @@ func lex(src string) ([]token, error) {
 			i += 2 + j
 		case isWordChar(c):
 			j := i
-			for j < len(src) && isWordChar(src[j]) {
-				j++
+			for j < len(src) {
+				if isWordChar(src[j]) {
+					j++
+				} else if src[j] == ':' && j+2 < len(src) && src[j+1] == ':' && isWordChar(src[j+2]) {
+					j += 2 // a sub-qualifier: .shared::cta, .L2::128B
+				} else {
+					break
+				}
 			}
 			toks = append(toks, token{src[i:j], line})
 			i = j

@@ -54,7 +54,18 @@
 // div.approx/full, rcp/sqrt.approx) are evaluated in float64 and rounded,
 // within their documented error. mma.sync sums exact products in float64 and
 // rounds once: tensor cores are not specified to that precision. Integer
-// arithmetic wraps; division by zero gives the hardware's all-ones quotient.
+// arithmetic wraps (add.sat.s32, sub.sat.s32 and mad.hi.sat.s32 saturate);
+// division by zero gives the hardware's all-ones quotient.
+//
+// # Loading
+//
+// Load decodes every instruction of a module and checks its modifiers and
+// types against the forms the simulator implements: any other instruction,
+// modifier (say mad.lo.cc, a carry-chain form), conflicting modifier pair or
+// type is a load error naming the line and its text, never silently ignored.
+// Cache eviction and prefetch hints of memory instructions (.L1::evict_last,
+// .L2::128B, ...) are accepted and have no effect; .shared::cta is .shared;
+// membar and fence are no-ops, every access being sequentially consistent.
 //
 // # Counters
 //

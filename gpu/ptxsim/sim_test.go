@@ -650,6 +650,68 @@ func TestUnsupportedAtLoad(t *testing.T) {
 		{"\tbra $L__nowhere;", "unknown label $L__nowhere"},
 		{"\tadd.s32 %r1, %r2, %q1;", "undeclared register %q1"},
 		{"\ttex.1d.v4.f32.s32 {%f1,%f2,%f3,%f4}, [%rd1, {%r1}];", "line 19"},
+		// integer modifiers
+		{"\tshr.u32.bogus %r1, %r2, %r3;", `line 19: unsupported modifier .bogus of shr: "shr.u32.bogus %r1, %r2, %r3;"`},
+		{"\tshl.wrap.b32 %r1, %r2, %r3;", "line 19: unsupported modifier .wrap of shl"},
+		{"\tmad.lo.cc.u32 %r1, %r2, %r3, %r4;", "line 19: unsupported modifier .cc of mad"},
+		{"\tmul.lo.cc.u32 %r1, %r2, %r3;", "line 19: unsupported modifier .cc of mul"},
+		{"\tmul.hi.sat.s32 %r1, %r2, %r3;", "line 19: unsupported modifier .sat of mul"},
+		{"\tmad.lo.sat.s32 %r1, %r2, %r3, %r4;", ".sat is only defined for mad.hi.s32"},
+		{"\tmad.hi.sat.u32 %r1, %r2, %r3, %r4;", ".sat is only defined for mad.hi.s32"},
+		{"\tmad.wide.sat.s32 %rd1, %r2, %r3, %rd4;", ".sat is only defined for mad.hi.s32"},
+		{"\tmad.hi.lo.sat.s32 %r1, %r2, %r3, %r4;", "line 19: unsupported modifier .lo of mad"},
+		{"\tmul.hi.lo.s32 %r1, %r2, %r3;", "line 19: conflicting modifiers .hi and .lo of mul"},
+		{"\tmul.s32 %r1, %r2, %r3;", "line 19: mul.s32 needs a mode"},
+		{"\tmul.lo.b32 %r1, %r2, %r3;", "line 19: unsupported type .b32 of mul"},
+		{"\tpopc.sat.b32 %r1, %r2;", "line 19: unsupported modifier .sat of popc"},
+		{"\tclz.bogus.b32 %r1, %r2;", "line 19: unsupported modifier .bogus of clz"},
+		{"\tbrev.shiftamt.b32 %r1, %r2;", "line 19: unsupported modifier .shiftamt of brev"},
+		{"\tbfind.bogus.u32 %r1, %r2;", "line 19: unsupported modifier .bogus of bfind"},
+		{"\tbfe.clamp.u32 %r1, %r2, %r3, %r4;", "line 19: unsupported modifier .clamp of bfe"},
+		{"\tbfi.wrap.b32 %r1, %r2, %r3, %r4, %r5;", "line 19: unsupported modifier .wrap of bfi"},
+		{"\tabs.u32 %r1, %r2;", "line 19: unsupported type .u32 of abs"},
+		{"\tadd.pred %p1, %p2, %p3;", "line 19: unsupported instruction add.pred"},
+		{"\tshf.l.b32 %r1, %r2, %r3, %r4;", "line 19: shf.l.b32 needs a mode"},
+		{"\tshf.l.r.wrap.b32 %r1, %r2, %r3, %r4;", "line 19: conflicting modifiers .l and .r of shf"},
+		{"\tlop3.or.b32 %r1, %r2, %r3, %r4, 0x96;", "line 19: unsupported modifier .or of lop3"},
+		{"\tprmt.b32.f4e.b4e %r1, %r2, %r3, %r4;", "line 19: conflicting modifiers .f4e and .b4e of prmt"},
+		// comparisons and selection
+		{"\tsetp.lt.bogus.s32 %p1, %r1, %r2;", "line 19: unsupported modifier .bogus of setp"},
+		{"\tsetp.lt.eq.s32 %p1, %r1, %r2;", "line 19: conflicting modifiers .eq and .lt of setp"},
+		{"\tsetp.s32 %p1, %r1, %r2;", "line 19: setp.s32 needs a comparison"},
+		{"\tsetp.lo.s32 %p1, %r1, %r2;", "line 19: comparison .lo is not defined for .s32"},
+		{"\tsetp.lt.b32 %p1, %r1, %r2;", "line 19: comparison .lt is not defined for .b32"},
+		{"\tsetp.ltu.u32 %p1, %r1, %r2;", "line 19: comparison .ltu is not defined for .u32"},
+		{"\tsetp.hi.f32 %p1, %f1, %f2;", "line 19: comparison .hi is not defined for .f32"},
+		{"\tsetp.eq.ftz.s32 %p1, %r1, %r2;", "line 19: .ftz of setp applies to .f32 only"},
+		{"\tsetp.lt.and.or.s32 %p1, %r1, %r2, %p2;", "line 19: conflicting modifiers .and and .or of setp"},
+		{"\tset.lt.and.u32.s32 %r1, %r2, %r3, %p1;", "line 19: unsupported modifier .and of set"},
+		{"\tselp.rn.b32 %r1, %r2, %r3, %p1;", "line 19: unsupported modifier .rn of selp"},
+		{"\tslct.ftz.s32.s32 %r1, %r2, %r3, %r4;", "line 19: unsupported modifier .ftz of slct"},
+		// moves and address conversions
+		{"\tmov.sat.u32 %r1, %r2;", "line 19: unsupported modifier .sat of mov"},
+		{"\tcvta.to.param.u64 %rd1, %rd2;", "line 19: unsupported modifier .param of cvta"},
+		{"\tcvta.to.shared::cluster.u64 %rd1, %rd2;", "line 19: unsupported modifier .shared::cluster of cvta"},
+		{"\tcvta.global.shared.u64 %rd1, %rd2;", "line 19: conflicting modifiers .global and .shared of cvta"},
+		{"\tcvta.to.shared.u32 %r1, %r2;", "line 19: unsupported type .u32 of cvta"},
+		{"\tisspacep.const %p1, %rd1;", "line 19: unsupported modifier .const of isspacep"},
+		// memory, synchronisation, warp-level and float
+		{"\tld.global.L2::cache_hint.u32 %r1, [%rd30], %rd2;", "line 19: unsupported modifier .L2::cache_hint of ld"},
+		{"\tld.global.shared.u32 %r1, [%rd30];", "line 19: conflicting modifiers .global and .shared of ld"},
+		{"\tatom.global.add.min.u32 %r1, [%rd30], 1;", "line 19: conflicting modifiers .add and .min of atom"},
+		{"\tadd.L1::evict_last.s32 %r1, %r2, %r3;", "line 19: unsupported modifier .L1::evict_last of add"},
+		{"\tfence.proxy.alias;", "line 19: unsupported modifier .proxy of fence"},
+		{"\tmembar.bogus;", "line 19: unsupported modifier .bogus of membar"},
+		{"\texit.bogus;", "line 19: unsupported modifier .bogus of exit"},
+		{"\tbar.red.popc.bogus.u32 %r1, 0, %p1;", "line 19: unsupported modifier .bogus of bar"},
+		{"\tbar.warp.sync.bogus -1;", "line 19: unsupported modifier .bogus of bar"},
+		{"\tvote.sync.any.all.pred %p1, %p2, -1;", "line 19: conflicting modifiers .any and .all of vote"},
+		{"\tvote.sync.any.b32 %r1, %p2, -1;", "line 19: unsupported type .b32 of vote"},
+		{"\tredux.sync.add.b32 %r1, %r2, -1;", "line 19: unsupported type .b32 of redux"},
+		{"\tshfl.sync.up.down.b32 %r1, %r2, 1, 0, -1;", "line 19: conflicting modifiers .up and .down of shfl"},
+		{"\tadd.rn.rz.f32 %f1, %f2, %f3;", "line 19: conflicting modifiers .rn and .rz of add"},
+		{"\ttestp.finite.bogus.f32 %p1, %f1;", "line 19: unsupported modifier .bogus of testp"},
+		{"\tcopysign.rn.f32 %f1, %f2, %f3;", "line 19: unsupported modifier .rn of copysign"},
 	} {
 		t.Run("body="+strings.TrimSpace(c.body), func(t *testing.T) {
 			_, err := Load(harness(c.body))
@@ -1161,5 +1223,119 @@ func TestKernelInfo(t *testing.T) {
 		if k.DynamicSharedOffset() < k.StaticSharedBytes() || k.DynamicSharedOffset()%16 != 0 {
 			t.Errorf("%s: DynamicSharedOffset() = %d after %d static bytes", c.name, k.DynamicSharedOffset(), k.StaticSharedBytes())
 		}
+	}
+}
+
+// specialRegs are the special registers TestSpecialRegisters records, in
+// record order.
+var specialRegs = []string{"%tid.x", "%tid.y", "%tid.z", "%ntid.x", "%ntid.y", "%ntid.z",
+	"%ctaid.x", "%ctaid.y", "%ctaid.z", "%nctaid.x", "%nctaid.y", "%nctaid.z",
+	"%laneid", "%warpid", "%nwarpid", "%lanemask_eq", "%lanemask_lt", "%lanemask_le", "%lanemask_gt", "%lanemask_ge",
+	"%smid", "%nsmid"}
+
+// specialRegsPTX has each thread claim a record with an atomic counter (so
+// that where it writes depends on no special register) and store every
+// register of specialRegs there.
+func specialRegsPTX() string {
+	var b strings.Builder
+	b.WriteString(`.version 7.0
+.target sm_70
+.address_size 64
+
+.visible .entry sregs(
+	.param .u64 sregs_param_0,
+	.param .u64 sregs_param_1
+)
+{
+	.reg .b32 	%r<40>;
+	.reg .b64 	%rd<8>;
+
+	ld.param.u64 	%rd1, [sregs_param_0];
+	ld.param.u64 	%rd2, [sregs_param_1];
+	atom.global.add.u32 	%r0, [%rd1], 1;
+`)
+	fmt.Fprintf(&b, "\tmul.wide.u32 \t%%rd3, %%r0, %d;\n\tadd.s64 \t%%rd4, %%rd2, %%rd3;\n", 4*len(specialRegs))
+	for i, r := range specialRegs {
+		fmt.Fprintf(&b, "\tmov.u32 \t%%r%d, %s;\n\tst.global.u32 \t[%%rd4+%d], %%r%d;\n", i+1, r, 4*i, i+1)
+	}
+	b.WriteString("\tret;\n}\n")
+	return b.String()
+}
+
+// TestSpecialRegisters launches a 3-D grid of 3-D blocks (blocks of 60
+// threads: a full warp and a partial one) and checks the special registers
+// of every thread against values computed here: the thread's index in its
+// block is x + y·ntid.x + z·ntid.x·ntid.y, its lane that index mod 32 and
+// its warp the index / 32, as CUDA forms warps.
+func TestSpecialRegisters(t *testing.T) {
+	mod, err := Load(specialRegsPTX())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := kernel(t, mod, "sregs")
+	for _, c := range []struct{ grid, block [3]int }{
+		{[3]int{3, 2, 2}, [3]int{5, 3, 4}},
+		{[3]int{1, 4, 3}, [3]int{2, 4, 8}},
+		{[3]int{2, 1, 1}, [3]int{1, 1, 7}},
+	} {
+		t.Run(fmt.Sprintf("grid=%v,block=%v", c.grid, c.block), func(t *testing.T) {
+			nb := c.block[0] * c.block[1] * c.block[2]
+			n := c.grid[0] * c.grid[1] * c.grid[2] * nb
+			nr := len(specialRegs)
+			m := New(Options{})
+			counter := putI32(m, t, []int32{0})
+			poison := make([]int32, n*nr)
+			for i := range poison {
+				poison[i] = -0x21524111 // 0xdeadbeef
+			}
+			recs := putI32(m, t, poison)
+			if _, err := m.Launch(k, c.grid, c.block, 0, []uint64{counter, recs}); err != nil {
+				t.Fatal(err)
+			}
+			if got := getI32(m, t, counter, 1)[0]; int(got) != n {
+				t.Fatalf("%d threads ran, want %d", got, n)
+			}
+			raw := getI32(m, t, recs, n*nr)
+			seen := map[[6]int]bool{}
+			for i := range n {
+				r := make([]uint32, nr)
+				for j := range r {
+					r[j] = uint32(raw[i*nr+j])
+				}
+				tid, ctaid := [3]int{int(r[0]), int(r[1]), int(r[2])}, [3]int{int(r[6]), int(r[7]), int(r[8])}
+				for d := range 3 {
+					if tid[d] >= c.block[d] || ctaid[d] >= c.grid[d] {
+						t.Fatalf("record %d: %%tid %v, %%ctaid %v out of block %v, grid %v", i, tid, ctaid, c.block, c.grid)
+					}
+				}
+				key := [6]int{tid[0], tid[1], tid[2], ctaid[0], ctaid[1], ctaid[2]}
+				if seen[key] {
+					t.Fatalf("record %d: thread %%tid %v of block %%ctaid %v ran twice", i, tid, ctaid)
+				}
+				seen[key] = true
+				lin := tid[0] + tid[1]*c.block[0] + tid[2]*c.block[0]*c.block[1]
+				lane := uint32(lin % 32)
+				want := map[string]uint32{
+					"%ntid.x": uint32(c.block[0]), "%ntid.y": uint32(c.block[1]), "%ntid.z": uint32(c.block[2]),
+					"%nctaid.x": uint32(c.grid[0]), "%nctaid.y": uint32(c.grid[1]), "%nctaid.z": uint32(c.grid[2]),
+					"%laneid": lane, "%warpid": uint32(lin / 32),
+					"%nwarpid":     uint32((nb + 31) / 32), // the simulator's: warps of the block
+					"%lanemask_eq": 1 << lane,
+					"%lanemask_lt": 1<<lane - 1,
+					"%lanemask_le": uint32(uint64(1)<<(lane+1) - 1),
+					"%lanemask_gt": ^uint32(uint64(1)<<(lane+1) - 1),
+					"%lanemask_ge": ^uint32(1<<lane - 1),
+					"%smid":        0, "%nsmid": 1, // one simulated SM
+				}
+				for j, name := range specialRegs {
+					if w, ok := want[name]; ok && r[j] != w {
+						t.Errorf("thread %%tid %v of block %%ctaid %v: %s = %#x, want %#x", tid, ctaid, name, r[j], w)
+					}
+				}
+			}
+			if len(seen) != n {
+				t.Errorf("%d distinct threads, want %d", len(seen), n)
+			}
+		})
 	}
 }
