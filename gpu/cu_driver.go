@@ -49,6 +49,7 @@ type cuDriver struct {
 	closed  bool
 
 	params []unsafe.Pointer // launch argument pointers, reused
+	stage  []byte           // host copies pass through it (stageBytes)
 }
 
 // openCUDA creates a context on the CUDA device with the given ordinal.
@@ -156,13 +157,38 @@ func (d *cuDriver) MemFree(p DevicePtr) error {
 	})
 }
 
+// stageBytes bounds the staging buffer that host copies pass through.
+//
+// cgo's pointer check (on by default) looks at the whole Go allocation
+// around a pointer passed to C, and panics when that allocation holds Go
+// pointers: a caller's []float32 may be an array field of a struct with
+// pointers (as a Trainer's one-element download buffer was). So the
+// adapter never hands C a caller's memory: copies go through d.stage, a
+// []byte of its own, in chunks of at most stageBytes. The extra host
+// memcpy is small beside the transfer itself.
+const stageBytes = 4 << 20
+
+// staging returns d's staging buffer, at least min(n, stageBytes) long.
+func (d *cuDriver) staging(n int) []byte {
+	n = min(n, stageBytes)
+	if len(d.stage) < n {
+		d.stage = make([]byte, n)
+	}
+	return d.stage
+}
+
 func (d *cuDriver) MemcpyHtoD(dst DevicePtr, src []byte) error {
 	if len(src) == 0 {
 		return nil
 	}
 	return d.call("copy to device", func() error {
-		if err := cu.MemcpyHtoD(cu.DevicePtr(dst), unsafe.Pointer(&src[0]), int64(len(src))); err != nil {
-			return fmt.Errorf("gpu: copy %d bytes to device %#x: %s", len(src), uint64(dst), cuErr(err))
+		st := d.staging(len(src))
+		for off := 0; off < len(src); {
+			k := copy(st, src[off:])
+			if err := cu.MemcpyHtoD(cu.DevicePtr(dst)+cu.DevicePtr(off), unsafe.Pointer(&st[0]), int64(k)); err != nil {
+				return fmt.Errorf("gpu: copy %d bytes to device %#x: %s", len(src), uint64(dst), cuErr(err))
+			}
+			off += k
 		}
 		return nil
 	})
@@ -173,8 +199,13 @@ func (d *cuDriver) MemcpyDtoH(dst []byte, src DevicePtr) error {
 		return nil
 	}
 	return d.call("copy to host", func() error {
-		if err := cu.MemcpyDtoH(unsafe.Pointer(&dst[0]), cu.DevicePtr(src), int64(len(dst))); err != nil {
-			return fmt.Errorf("gpu: copy %d bytes from device %#x: %s", len(dst), uint64(src), cuErr(err))
+		st := d.staging(len(dst))
+		for off := 0; off < len(dst); {
+			k := min(len(st), len(dst)-off)
+			if err := cu.MemcpyDtoH(unsafe.Pointer(&st[0]), cu.DevicePtr(src)+cu.DevicePtr(off), int64(k)); err != nil {
+				return fmt.Errorf("gpu: copy %d bytes from device %#x: %s", len(dst), uint64(src), cuErr(err))
+			}
+			off += copy(dst[off:], st[:k])
 		}
 		return nil
 	})

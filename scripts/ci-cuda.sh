@@ -15,6 +15,11 @@
 #               test-only libcuda.so.1 (one modelled device, host memory,
 #               a context check on every call): TestCUDADriverMock, with
 #               binaries built against both headers
+#   train       build/gpu/train -device gpu against the mock with no-op
+#               kernels: one short epoch with a checkpoint, then train eval
+#               of it: every path of the binary through the cu adapter
+#               (uploads, launches, downloads, events) runs under cgo's
+#               pointer checks; the numbers are meaningless
 #   overhead    build/gpu/train bench -device gpu against the mock with
 #               CONVTRAIN_MOCK_NOOP_KERNELS=1 (every kernel a no-op): the
 #               host's time to issue a training step of the default network
@@ -177,6 +182,20 @@ else
 		line driver "FAIL:${drv_fail%;} [$((SECONDS - t))s]"
 		failed=1
 	fi
+fi
+
+# train: the cuda-tagged binary end to end on the mock (no-op kernels).
+t=$SECONDS
+if [[ $stub_ok == no || $link_ok == no || -n "$drv_fail" ]]; then
+	line train "SKIP: needs the mock libcuda and build/gpu/train (driver and link checks)"
+elif run "$logs/train-mock.log" env LD_LIBRARY_PATH="$root/$mock" CONVTRAIN_MOCK_NOOP_KERNELS=1 bash -c "
+	build/gpu/train -device gpu -data build/gpu/mnist -epochs 1 -limit 1280 -save '$logs/mock.safetensors' &&
+	build/gpu/train eval -device gpu -data build/gpu/mnist -load '$logs/mock.safetensors'" &&
+	grep -q '^epoch 1/1 ' "$logs/train-mock.log"; then
+	line train "ok (train -device gpu, 20 steps, a checkpoint, train eval: through cu to the mock's no-op kernels) [$((SECONDS - t))s]"
+else
+	line train "FAIL (train -device gpu on the mock libcuda; log $logs/train-mock.log) [$((SECONDS - t))s]"
+	failed=1
 fi
 
 # overhead: a training step issued through the cu adapter to the mock's
