@@ -74,7 +74,7 @@ t=$SECONDS
 if ! deps=$(scripts/cuda-deps.sh 2>"$logs/deps.log"); then
 	need=$(head -n 1 "$logs/deps.log")
 	line deps "SKIP: $need"
-	for c in stub wrapper build-12.9 build-13.0 link driver ptxas; do
+	for c in stub wrapper build-12.9 build-13.0 link driver train overhead ptxas; do
 		line "$c" "SKIP: needs the pinned NVIDIA wheels (scripts/cuda-pins.txt) from PyPI with python3 -m pip"
 	done
 	if [[ "${CI:-}" == "true" ]]; then
