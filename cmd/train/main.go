@@ -6,6 +6,7 @@
 //	go run ./cmd/train [flags]
 //	go run ./cmd/train eval -load CKPT [-data DIR] [-batch N] [-device D]
 //	go run ./cmd/train predict -load CKPT [-batch N] [-device D] FILE...
+//	go run ./cmd/train info CKPT...        what a checkpoint holds
 //	go run ./cmd/train compare [flags]    the same steps on the CPU and a GPU, compared
 //	go run ./cmd/train bench [flags]      the time of each operation and kernel of a step
 //
@@ -193,6 +194,13 @@
 // each class's recall. Both subcommands take -batch N (images per forward
 // pass, default 256), -device, -gpu, -precision and -threads as training
 // does, and stop on Ctrl-C with status 130.
+//
+// train info CKPT... prints what each checkpoint holds, without running
+// the model: the architecture and its layer table, the optimiser and
+// training configuration, the position (epochs and steps done, the mean
+// loss and accuracy of a partly done epoch, the training time), the input
+// standardisation, and every weight and optimiser-state tensor with its
+// shape, L2 norm and largest magnitude.
 //
 // train predict -load CKPT FILE... classifies images and prints, one line
 // per image, the predicted class and the probability of every class (the
@@ -434,7 +442,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: train [flags]\n       train compare|bench|eval|predict [flags] (train SUBCOMMAND -h for each)\n\nTrains a convolutional network on MNIST or -data DIR; see `go doc ./cmd/train`.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "usage: train [flags]\n       train compare|bench|eval|predict|info [flags] (train SUBCOMMAND -h for each)\n\nTrains a convolutional network on MNIST or -data DIR; see `go doc ./cmd/train`.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	fs.IntVar(&o.epochs, "epochs", 3, "epochs to train")
@@ -525,6 +533,8 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return runEval(ctx, args[1:], stdout, stderr)
 		case "predict":
 			return runPredict(ctx, args[1:], stdout, stderr)
+		case "info":
+			return runInfo(args[1:], stdout, stderr)
 		}
 	}
 	o, err := parse(args, stderr)

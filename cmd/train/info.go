@@ -1,0 +1,103 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"text/tabwriter"
+	"time"
+
+	"github.com/convtrain/convtrain/host"
+)
+
+// runInfo is train info: what a checkpoint holds, read without a backend.
+func runInfo(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("train info", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: train info CKPT...\n\nPrints what each checkpoint holds: the architecture, the training configuration and position, the input standardisation and every tensor with its norm.\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err, true}
+	}
+	if fs.NArg() == 0 {
+		return usagef("train info needs checkpoint files")
+	}
+	for i, path := range fs.Args() {
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		c, err := host.LoadCheckpoint(path)
+		if err != nil {
+			return err
+		}
+		if err := printInfo(stdout, path, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// printInfo writes the report of train info for the checkpoint c read
+// from path.
+func printInfo(w io.Writer, path string, c *host.Checkpoint) error {
+	summary, err := c.Spec.Summary()
+	if err != nil {
+		return err
+	}
+	cfg, st := c.Config, c.State
+	fmt.Fprintf(w, "checkpoint  %s (written by convtrain %s)\n", path, c.Version)
+	fmt.Fprintf(w, "model       %s on %d×%d×%d inputs, %d classes\n", host.FormatSpec(c.Spec.Layers), c.Spec.C, c.Spec.H, c.Spec.W, c.Spec.Classes())
+	fmt.Fprint(w, summary)
+	opt := fmt.Sprint(cfg.Optimizer)
+	if cfg.Optimizer.Kind == host.SGD {
+		opt += fmt.Sprintf(" momentum %g", cfg.Momentum)
+	}
+	fmt.Fprintf(w, "optimizer   %s, lr %g (%v schedule), batch %d, weight decay %g, seed %d\n",
+		opt, cfg.LR, cfg.Schedule.Kind, cfg.Batch, cfg.WeightDecay, cfg.Seed)
+	pos := fmt.Sprintf("%d of %d epochs done", st.Epoch, cfg.Epochs)
+	if st.StepEpoch > 0 {
+		pos += fmt.Sprintf(", and %d steps of epoch %d", st.StepEpoch, st.Epoch+1)
+		if st.HasEpochSums {
+			pos += fmt.Sprintf(" (mean loss %.4f, train accuracy %.2f%% so far)",
+				float64(st.EpochLossSum)/float64(st.StepEpoch), 100*float64(st.EpochCorrect)/float64(st.StepEpoch*cfg.Batch))
+		}
+	}
+	fmt.Fprintf(w, "position    %s; %d steps in all", pos, st.Step)
+	if st.ElapsedSeconds > 0 {
+		fmt.Fprintf(w, ", %s of training", time.Duration(st.ElapsedSeconds*float64(time.Second)).Round(100*time.Millisecond))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "inputs      standardised with mean %.6g and standard deviation %.6g (pixel values 0 to 255)\n", c.Norm.Mean, c.Norm.Std)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "tensor\tshape\tL2 norm\tlargest |x|\n")
+	for _, ts := range [][]host.NamedTensor{c.Params, c.Optim} {
+		for _, t := range ts {
+			var sq, hi float64
+			for _, v := range t.F32 {
+				sq += float64(v) * float64(v)
+				hi = math.Max(hi, math.Abs(float64(v)))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%.4g\t%.4g\n", t.Name, shapeText(t.Shape), math.Sqrt(sq), hi)
+		}
+	}
+	return tw.Flush()
+}
+
+// shapeText writes a shape as 8×1×5×5.
+func shapeText(shape []int) string {
+	s := ""
+	for i, d := range shape {
+		if i > 0 {
+			s += "×"
+		}
+		s += fmt.Sprint(d)
+	}
+	return s
+}
