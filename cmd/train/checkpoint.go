@@ -188,6 +188,9 @@ func (c *ckptOptions) attach(t *host.Trainer, stdout io.Writer) error {
 		c.resume, st.Epoch, st.StepEpoch, st.Step, c.ck.Version)
 	if st.Epoch >= t.Config().Epochs {
 		fmt.Fprintf(stdout, "nothing to train: the checkpoint has done all %d epochs (give -epochs N to train further)\n", st.Epoch)
+	} else if was, now := c.ck.Config.Epochs, t.Config().Epochs; was != now && t.Config().Schedule.Kind == host.CosineLR {
+		fmt.Fprintf(stdout, "note     -epochs %d: the cosine schedule now spans %d epochs, not %d, so the learning rate from here on differs from the original run's\n",
+			now, now, was)
 	}
 	return nil
 }

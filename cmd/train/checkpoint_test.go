@@ -147,7 +147,8 @@ func TestRunInterruptResume(t *testing.T) {
 		t.Errorf("resume a finished run: %v\n%s", err, stdout.String())
 	}
 	stdout.Reset()
-	if err := run([]string{"-data", dir, "-limit", "96", "-resume", resumed, "-epochs", "3"}, &stdout, &stderr); err != nil || !strings.Contains(stdout.String(), "epoch 3/3") {
+	if err := run([]string{"-data", dir, "-limit", "96", "-resume", resumed, "-epochs", "3"}, &stdout, &stderr); err != nil || !strings.Contains(stdout.String(), "epoch 3/3") ||
+		!strings.Contains(stdout.String(), "note     -epochs 3: the cosine schedule now spans 3 epochs, not 2") {
 		t.Errorf("resume with -epochs 3: %v\n%s", err, stdout.String())
 	}
 	// Other data is refused.
