@@ -22,7 +22,10 @@
 #   CGO_CFLAGS="-I$PWD/gpu/cudacompat -I$CUDA_INCLUDE_DIR" \
 #   CGO_LDFLAGS="-L$LIBCUDA_DIR" go test -tags cuda -c ...
 # The binaries record NEEDED libcuda.so.1 and load the real driver's library
-# on the GPU machine; no rpath points at the stub.
+# on the GPU machine; no rpath points at the stub. They are linked without
+# DWARF (-ldflags="-s -w"; panics still name functions and lines) so that the
+# folder, MNIST included, stays under the 64 MiB a device session carries
+# (the summary line gives its size, and a warning follows when it is over).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -62,14 +65,14 @@ while read -r pkg dir; do
 	rel=${rel#/}
 	name=${rel//\//_}
 	name=${name:-root}
-	go test -tags cuda -c -o "$out/$name.test" "$pkg"
+	go test -tags cuda -ldflags="-s -w" -c -o "$out/$name.test" "$pkg"
 	printf '%s\t%s\n' "$name.test" "${dir#"$root"/}" >>"$out/tests.tsv"
 	n=$((n + 1))
 done < <(go list -tags cuda -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}} {{.Dir}}{{end}}' ./...)
 
 train=no
 if [[ -n "$(go list -tags cuda -f '{{if eq .Name "main"}}main{{end}}' ./cmd/train 2>/dev/null)" ]]; then
-	go build -tags cuda -o "$out/train" ./cmd/train
+	go build -tags cuda -ldflags="-s -w" -o "$out/train" ./cmd/train
 	train=yes
 fi
 
@@ -88,4 +91,8 @@ cuda_version=$(sed -n 's/^#define CUDA_VERSION \([0-9]*\).*/\1/p' "$inc/cuda.h" 
 	echo "libcuda linked from: $lib"
 	echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 } >"$out/BUILDINFO"
-echo "gpu-build: $n test binaries, train=$train -> ${out#"$root"/} (CUDA_VERSION $cuda_version)"
+size=$(du -sm "$out" | cut -f1)
+if ((size > 64)); then
+	echo "gpu-build: warning: ${out#"$root"/} is $size MiB, more than the 64 MiB a device session carries" >&2
+fi
+echo "gpu-build: $n test binaries, train=$train -> ${out#"$root"/} (CUDA_VERSION $cuda_version), $size MiB"

@@ -17,6 +17,8 @@
 #      PyTorch/cuDNN on the same GPU (fp32, TF32 off)
 #
 # Usage: scripts/gpu-check.sh            (from anywhere; paths are the repo's)
+# The build: build/gpu/, or build/gpu.tar.xz from scripts/gpu-session.sh
+# (unpacked here), which is what a device session carries.
 # Report: $OUT/gpu-report.md when OUT is set, else build/gpu-report.md; the
 # full log of each step sits beside it in gpu-report-logs/.
 # Environment knobs:
@@ -33,6 +35,14 @@ set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root" || exit 2
 bin=${GPU_BUILD_DIR:-build/gpu}
+# scripts/gpu-session.sh packs the build as $bin.tar.xz to carry it: unpack
+# it when the folder is missing or older.
+if [[ -f "$bin.tar.xz" && ( ! -d "$bin" || "$bin.tar.xz" -nt "$bin/BUILDINFO" ) ]]; then
+	rm -rf "$bin"
+	mkdir -p "$(dirname "$bin")"
+	xz -dc "$bin.tar.xz" | tar -C "$(dirname "$bin")" -xf - || { echo "gpu-check: cannot unpack $bin.tar.xz" >&2; exit 2; }
+	touch "$bin/BUILDINFO"
+fi
 bin=$(cd "$bin" 2>/dev/null && pwd) || { echo "gpu-check: $bin not found: run scripts/gpu-build.sh on a machine with Go first" >&2; exit 2; }
 [[ -f "$bin/tests.tsv" ]] || { echo "gpu-check: $bin/tests.tsv not found: run scripts/gpu-build.sh first" >&2; exit 2; }
 
