@@ -252,26 +252,7 @@ func (be *gpuBackend) Free(t Tensor) error {
 }
 
 func (be *gpuBackend) Conv2DForward(g cpuref.ConvGeom, x, w, b, y Tensor) error {
-	if err := g.Validate(); err != nil {
-		return fmt.Errorf("host: conv forward: %w", err)
-	}
-	xb, err := be.f32("x", x, g.XLen())
-	if err != nil {
-		return err
-	}
-	wb, err := be.f32("w", w, g.WLen())
-	if err != nil {
-		return err
-	}
-	bb, err := be.optF32("b", b, g.K)
-	if err != nil {
-		return err
-	}
-	yb, err := be.f32("y", y, g.YLen())
-	if err != nil {
-		return err
-	}
-	return gpuWrap("conv forward", be.dev.Conv2DForward(g, xb, wb, bb, yb))
+	return be.convForward("conv forward", be.dev.Conv2DForward, g, x, w, b, y)
 }
 
 // Conv2DForwardReLU implements ConvReLUForwarder with
@@ -280,8 +261,15 @@ func (be *gpuBackend) Conv2DForward(g cpuref.ConvGeom, x, w, b, y Tensor) error 
 // picks the direct kernel, conv2d_fwd_v1_direct then relu_fwd_v1 in place
 // (two launches, the same values).
 func (be *gpuBackend) Conv2DForwardReLU(g cpuref.ConvGeom, x, w, b, y Tensor) error {
+	return be.convForward("conv+relu forward", be.dev.Conv2DForwardReLU, g, x, w, b, y)
+}
+
+// convForward checks the tensors of a forward convolution against g and
+// runs launch (a gpu.Device forward pass) on their buffers.
+func (be *gpuBackend) convForward(op string, launch func(g cpuref.ConvGeom, x, w, b, y *gpu.Buffer) error,
+	g cpuref.ConvGeom, x, w, b, y Tensor) error {
 	if err := g.Validate(); err != nil {
-		return fmt.Errorf("host: conv+relu forward: %w", err)
+		return fmt.Errorf("host: %s: %w", op, err)
 	}
 	xb, err := be.f32("x", x, g.XLen())
 	if err != nil {
@@ -299,7 +287,7 @@ func (be *gpuBackend) Conv2DForwardReLU(g cpuref.ConvGeom, x, w, b, y Tensor) er
 	if err != nil {
 		return err
 	}
-	return gpuWrap("conv+relu forward", be.dev.Conv2DForwardReLU(g, xb, wb, bb, yb))
+	return gpuWrap(op, launch(g, xb, wb, bb, yb))
 }
 
 func (be *gpuBackend) Conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx Tensor) error {
