@@ -75,6 +75,12 @@ type Config struct {
 	// of OnCheckpoint stops Run.
 	CheckpointEvery int
 	OnCheckpoint    func() error
+	// OnBest, when set, is called after an epoch whose test accuracy beats
+	// that of every earlier epoch (the first epoch's always does; a resumed
+	// trainer remembers the best from its TrainState), after OnCheckpoint,
+	// with the trainer at a position that State can save. An error stops
+	// Run.
+	OnBest func(EpochMetrics) error
 }
 
 // Check validates c.
@@ -138,6 +144,7 @@ type EpochMetrics struct {
 	TrainTime    time.Duration
 	EvalTime     time.Duration
 	Elapsed      time.Duration // since Run started
+	Best         bool          // TestAcc beats every earlier epoch's (see Config.OnBest)
 }
 
 // Trainer trains a Model with SGD on a training set and evaluates it on a
@@ -184,6 +191,8 @@ type Trainer struct {
 	elapsedBefore time.Duration
 	lastFinite    int // the step after which the last divergence check passed; −1 before any
 	restored      TrainState
+	bestEpoch     int     // the epoch (from 1) of the best test accuracy so far; 0 before any
+	bestAcc       float64 // that accuracy
 	epochSums     [2]float32
 	trained       bool
 }
@@ -210,6 +219,10 @@ type TrainState struct {
 	// that led here; Progress.Elapsed and EpochMetrics.Elapsed continue
 	// from it.
 	ElapsedSeconds float64 `json:",omitempty"`
+	// BestEpoch (from 1; 0 before any evaluation) is the epoch with the
+	// best test accuracy so far, BestTestAcc that accuracy (Config.OnBest).
+	BestEpoch   int     `json:",omitempty"`
+	BestTestAcc float64 `json:",omitempty"`
 }
 
 // State returns the trainer's position; after a Run stopped by its
@@ -217,7 +230,7 @@ type TrainState struct {
 // middle of an epoch it reads the epoch's running sums from the backend
 // (a synchronisation).
 func (t *Trainer) State() (TrainState, error) {
-	st := TrainState{Epoch: t.epoch, StepEpoch: t.stepEpoch, Step: t.step}
+	st := TrainState{Epoch: t.epoch, StepEpoch: t.stepEpoch, Step: t.step, BestEpoch: t.bestEpoch, BestTestAcc: t.bestAcc}
 	pcg := t.epochPCG
 	if t.stepEpoch == 0 {
 		pcg = *t.pcg
@@ -266,13 +279,15 @@ func (t *Trainer) Restore(st TrainState) error {
 	}
 	if (st.HasEpochSums && (st.StepEpoch == 0 || !(st.EpochCorrect >= 0) || float64(st.EpochCorrect) > float64(st.StepEpoch)*float64(t.cfg.Batch))) ||
 		(!st.HasEpochSums && (st.EpochLossSum != 0 || st.EpochCorrect != 0)) ||
-		!(st.ElapsedSeconds >= 0) || math.IsInf(st.ElapsedSeconds, 0) {
+		!(st.ElapsedSeconds >= 0) || math.IsInf(st.ElapsedSeconds, 0) ||
+		st.BestEpoch < 0 || st.BestEpoch > st.Epoch || !(st.BestTestAcc >= 0 && st.BestTestAcc <= 1) {
 		return fmt.Errorf("host: restore: epoch sums %g and %g after %d steps of %d images, %g s elapsed: not a trainer's",
 			st.EpochLossSum, st.EpochCorrect, st.StepEpoch, t.cfg.Batch, st.ElapsedSeconds)
 	}
 	*t.pcg, t.epochPCG = pcg, pcg
 	t.epoch, t.stepEpoch, t.step = st.Epoch, st.StepEpoch, st.Step
 	t.restored, t.trained = st, false
+	t.bestEpoch, t.bestAcc = st.BestEpoch, st.BestTestAcc
 	t.elapsedBefore = time.Duration(st.ElapsedSeconds * float64(time.Second))
 	t.start = time.Time{}
 	return t.m.SetSteps(st.Step) // Adam's bias corrections continue from there
@@ -549,11 +564,19 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	}
 	em.EvalTime = time.Since(t1)
 	em.Elapsed = time.Since(t.start)
+	if em.Best = t.bestEpoch == 0 || em.TestAcc > t.bestAcc; em.Best {
+		t.bestEpoch, t.bestAcc = em.Epoch, em.TestAcc
+	}
 	t.epoch++
 	t.stepEpoch, t.trained = 0, false
 	if cfg.OnCheckpoint != nil {
 		if err := cfg.OnCheckpoint(); err != nil {
 			return em, fmt.Errorf("host: checkpoint after epoch %d: %w", t.epoch, err)
+		}
+	}
+	if em.Best && cfg.OnBest != nil {
+		if err := cfg.OnBest(em); err != nil {
+			return em, fmt.Errorf("host: best checkpoint after epoch %d: %w", t.epoch, err)
 		}
 	}
 	return em, nil

@@ -305,13 +305,37 @@ func TestTrainResume(t *testing.T) {
 		for i := range got {
 			g, w := got[i], want[len(want)-len(got)+i]
 			if g.Epoch != w.Epoch || g.Loss != w.Loss || g.TrainAcc != w.TrainAcc || g.Averaged != 12 ||
-				g.TestLoss != w.TestLoss || g.TestAcc != w.TestAcc {
+				g.TestLoss != w.TestLoss || g.TestAcc != w.TestAcc || g.Best != w.Best {
 				t.Errorf("%s epoch %d: loss %v, train %v over %d steps, test %v %v; straight: loss %v, train %v over %d steps, test %v %v",
 					name, g.Epoch, g.Loss, g.TrainAcc, g.Averaged, g.TestLoss, g.TestAcc, w.Loss, w.TrainAcc, w.Averaged, w.TestLoss, w.TestAcc)
 			}
 		}
 	}
 	sameMetrics("resumed", ms, wantMs)
+	// Best marks the epochs whose test accuracy beats all before, across
+	// the resume (the state carries the best so far).
+	bestAcc := -1.0
+	for _, m := range wantMs {
+		if m.Best != (m.TestAcc > bestAcc) {
+			t.Errorf("straight run epoch %d: Best %v with test accuracy %v after a best of %v", m.Epoch, m.Best, m.TestAcc, bestAcc)
+		}
+		bestAcc = max(bestAcc, m.TestAcc)
+	}
+	if st.BestEpoch != 1 || st.BestTestAcc != wantMs[0].TestAcc {
+		t.Errorf("State in epoch 2: best epoch %d at %v, want 1 at %v", st.BestEpoch, st.BestTestAcc, wantMs[0].TestAcc)
+	}
+	// A restored best of 100 % is never beaten.
+	_, tr3 := newTrainer(cfg)
+	perfect := st
+	perfect.BestTestAcc = 1
+	mustNil(t, tr3.Restore(perfect))
+	ms3, err := tr3.Run(context.Background())
+	mustNil(t, err)
+	for _, m := range ms3 {
+		if m.Best {
+			t.Errorf("epoch %d after restoring a best of 100%%: Best with test accuracy %v", m.Epoch, m.TestAcc)
+		}
+	}
 	if !st.HasEpochSums || st.ElapsedSeconds <= 0 {
 		t.Errorf("State = %+v, want the epoch's sums and the time elapsed", st)
 	}

@@ -25,18 +25,21 @@ var errInterrupted = errors.New("interrupted")
 type ckptOptions struct {
 	save      string // -save FILE
 	saveEvery int    // -save-every N steps
+	saveBest  string // -save-best FILE
 	resume    string // -resume FILE
 	model     string // -model SPEC or @FILE
 
-	layers []host.LayerSpec // parsed from -model
-	ck     *host.Checkpoint // loaded by -resume
-	set    map[string]bool  // flags given on the command line
-	tr     *host.Trainer    // the trainer that checkpoints save
+	layers []host.LayerSpec  // parsed from -model
+	ck     *host.Checkpoint  // loaded by -resume
+	set    map[string]bool   // flags given on the command line
+	tr     *host.Trainer     // the trainer that checkpoints save
+	best   host.EpochMetrics // the epoch last saved to -save-best in this run
 }
 
 func (c *ckptOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.save, "save", "", "save checkpoints to `FILE` (safetensors) after each epoch, every -save-every steps and on Ctrl-C")
 	fs.IntVar(&c.saveEvery, "save-every", 0, "with -save, also save every `N` steps (0: only after each epoch)")
+	fs.StringVar(&c.saveBest, "save-best", "", "save a checkpoint to `FILE` after each epoch whose test accuracy beats every earlier one")
 	fs.StringVar(&c.resume, "resume", "", "resume training from the checkpoint `FILE`")
 	fs.StringVar(&c.model, "model", "", "model `SPEC`, e.g. conv8x5x5,relu,maxpool2,dense10, or @FILE to read it from a file (default: "+host.DefaultSpecText+")")
 }
@@ -55,6 +58,8 @@ func (c *ckptOptions) check(fs *flag.FlagSet) error {
 		return usagef("-save-every %d: want ≥ 0", c.saveEvery)
 	case c.saveEvery > 0 && c.save == "":
 		return usagef("-save-every needs -save FILE")
+	case c.saveBest != "" && c.save != "" && filepath.Clean(c.saveBest) == filepath.Clean(c.save):
+		return usagef("-save-best and -save name the same file %s", c.save)
 	}
 	if c.model != "" {
 		text := c.model
@@ -157,6 +162,15 @@ func (c *ckptOptions) hook(cfg *host.Config) {
 			}
 		}
 	}
+	if c.saveBest != "" {
+		cfg.OnBest = func(m host.EpochMetrics) error {
+			if err := host.SaveCheckpoint(c.saveBest, c.tr); err != nil {
+				return err
+			}
+			c.best = m
+			return nil
+		}
+	}
 	if c.save == "" {
 		return
 	}
@@ -168,11 +182,14 @@ func (c *ckptOptions) hook(cfg *host.Config) {
 // moves it to the checkpoint's position.
 func (c *ckptOptions) attach(t *host.Trainer, stdout io.Writer) error {
 	c.tr = t
-	if c.save != "" {
-		// Fail now rather than after the first epoch.
-		f, err := os.CreateTemp(filepath.Dir(c.save), ".train-save-check-*")
+	// Fail now rather than after the first epoch.
+	for _, p := range []struct{ flag, path string }{{"-save", c.save}, {"-save-best", c.saveBest}} {
+		if p.path == "" {
+			continue
+		}
+		f, err := os.CreateTemp(filepath.Dir(p.path), ".train-save-check-*")
 		if err != nil {
-			return fmt.Errorf("-save %s: cannot write there: %w", c.save, err)
+			return fmt.Errorf("%s %s: cannot write there: %w", p.flag, p.path, err)
 		}
 		f.Close()
 		os.Remove(f.Name())
@@ -227,5 +244,11 @@ func (c *ckptOptions) stopped(ctx context.Context, err error, stdout io.Writer) 
 func (c *ckptOptions) saved(stdout io.Writer) {
 	if c.save != "" {
 		fmt.Fprintf(stdout, "saved    %s\n", c.save)
+	}
+	if c.best.Epoch > 0 {
+		fmt.Fprintf(stdout, "best     %s: epoch %d, test accuracy %.2f%%\n", c.saveBest, c.best.Epoch, 100*c.best.TestAcc)
+	} else if c.saveBest != "" && c.ck != nil && c.ck.State.BestEpoch > 0 {
+		fmt.Fprintf(stdout, "best     %s: no epoch of this run beat epoch %d's test accuracy, %.2f%% (file unchanged)\n",
+			c.saveBest, c.ck.State.BestEpoch, 100*c.ck.State.BestTestAcc)
 	}
 }

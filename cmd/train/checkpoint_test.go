@@ -315,3 +315,70 @@ func atoi(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// TestRunSaveBest: -save-best keeps the checkpoint of the epoch with the
+// best test accuracy, written right after that epoch; the run's last line
+// names it; a resumed run compares against the best it carries; the same
+// file for -save and -save-best is a usage error.
+func TestRunSaveBest(t *testing.T) {
+	dir, tmp := syntheticDir(t), t.TempDir()
+	best, last := filepath.Join(tmp, "best.st"), filepath.Join(tmp, "last.st")
+	var stdout, stderr bytes.Buffer
+	if err := run(tinyArgs(dir, "-save", last, "-save-best", best), &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	// The epoch lines' test accuracies, and the best among them (the first
+	// of equals).
+	accs := regexp.MustCompile(`(?m)^epoch (\d)/2 .* test ([0-9.]+)%`).FindAllStringSubmatch(out, -1)
+	if len(accs) != 2 {
+		t.Fatalf("%d epoch lines:\n%s", len(accs), out)
+	}
+	bestEpoch, bestAcc := 0, -1.0
+	for _, m := range accs {
+		if a := parseFloat(t, m[2]); a > bestAcc {
+			bestEpoch, bestAcc = atoi(t, m[1]), a
+		}
+	}
+	if want := fmt.Sprintf("best     %s: epoch %d, test accuracy %.2f%%", best, bestEpoch, bestAcc); !strings.Contains(out, want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
+	}
+	c := mustLoad(t, best)
+	if c.State.Epoch != bestEpoch || c.State.StepEpoch != 0 || c.State.BestEpoch != bestEpoch ||
+		math.Abs(100*c.State.BestTestAcc-bestAcc) > 0.005 {
+		t.Errorf("best checkpoint at epoch %d (+%d steps), best %d at %v; want epoch %d, %.2f%%",
+			c.State.Epoch, c.State.StepEpoch, c.State.BestEpoch, c.State.BestTestAcc, bestEpoch, bestAcc)
+	}
+	// Resumed for a third epoch: it either beats the carried best (and is
+	// saved) or leaves the file as it was.
+	stdout.Reset()
+	if err := run([]string{"-data", dir, "-limit", "96", "-resume", last, "-epochs", "3", "-save-best", best}, &stdout, &stderr); err != nil {
+		t.Fatalf("resume: %v\n%s", err, stderr.String())
+	}
+	out = stdout.String()
+	third := regexp.MustCompile(`(?m)^epoch 3/3 .* test ([0-9.]+)%`).FindStringSubmatch(out)
+	if third == nil {
+		t.Fatalf("no third epoch:\n%s", out)
+	}
+	c = mustLoad(t, best)
+	if parseFloat(t, third[1]) > bestAcc {
+		if !strings.Contains(out, fmt.Sprintf("best     %s: epoch 3,", best)) || c.State.Epoch != 3 {
+			t.Errorf("epoch 3 beat %.2f%% but the best file is at epoch %d:\n%s", bestAcc, c.State.Epoch, out)
+		}
+	} else if !strings.Contains(out, fmt.Sprintf("no epoch of this run beat epoch %d's test accuracy", bestEpoch)) || c.State.Epoch != bestEpoch {
+		t.Errorf("epoch 3 did not beat %.2f%% but the best file is at epoch %d:\n%s", bestAcc, c.State.Epoch, out)
+	}
+
+	if err := run(tinyArgs(dir, "-save", last, "-save-best", last), &stdout, &stderr); exitCode(err) != 2 {
+		t.Errorf("-save-best = -save: %v (exit %d), want exit 2", err, exitCode(err))
+	}
+}
+
+func parseFloat(t *testing.T, s string) float64 {
+	t.Helper()
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

@@ -73,6 +73,9 @@ func printInfo(w io.Writer, path string, c *host.Checkpoint) error {
 	if st.ElapsedSeconds > 0 {
 		fmt.Fprintf(w, ", %s of training", time.Duration(st.ElapsedSeconds*float64(time.Second)).Round(100*time.Millisecond))
 	}
+	if st.BestEpoch > 0 {
+		fmt.Fprintf(w, "; best test accuracy %.2f%% after epoch %d", 100*st.BestTestAcc, st.BestEpoch)
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "inputs      standardised with mean %.6g and standard deviation %.6g (pixel values 0 to 255)\n", c.Norm.Mean, c.Norm.Std)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -75,6 +75,10 @@
 //	-save FILE        save a checkpoint to FILE after each epoch (so also at
 //	                  the end), every -save-every steps and on Ctrl-C
 //	-save-every N     with -save, also save every N steps (default 0: never)
+//	-save-best FILE   save a checkpoint to FILE after each epoch whose test
+//	                  accuracy beats every earlier epoch's (across -resume:
+//	                  checkpoints carry the best so far); the last line
+//	                  names the epoch kept
 //	-resume FILE      continue the run that saved the checkpoint FILE
 //	-optimizer O      sgd (default), adam or adamw; see Optimisers below
 //	-nesterov         sgd: Nesterov momentum (needs -momentum > 0)
