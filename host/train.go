@@ -37,11 +37,17 @@ type Schedule struct {
 	Kind  ScheduleKind
 	Every int     // StepLR: epochs between decays (≥ 1)
 	Gamma float64 // StepLR: factor per decay, in (0, 1]
+	// Warmup is a number of steps of linear warm-up: the rate of step s
+	// (from 0) is multiplied by (s+1)/Warmup while s < Warmup; 0: none.
+	Warmup int `json:",omitempty"`
 }
 
 // LR is the learning rate of step `step` (from 0, counting across epochs)
 // of `steps` in all, in epoch `epoch` (from 0).
 func (s Schedule) LR(base float64, epoch, step, steps int) float64 {
+	if step < s.Warmup {
+		base *= float64(step+1) / float64(s.Warmup)
+	}
 	switch s.Kind {
 	case StepLR:
 		return base * math.Pow(s.Gamma, float64(epoch/max(s.Every, 1)))
@@ -104,6 +110,8 @@ func (c Config) Check() error {
 		return fmt.Errorf("host: step schedule every %d epochs by %g: want every ≥ 1 and gamma in (0, 1]", c.Schedule.Every, c.Schedule.Gamma)
 	case c.Schedule.Kind < ConstantLR || c.Schedule.Kind > CosineLR:
 		return fmt.Errorf("host: unknown schedule %v", c.Schedule.Kind)
+	case c.Schedule.Warmup < 0:
+		return fmt.Errorf("host: warm-up of %d steps, want ≥ 0", c.Schedule.Warmup)
 	case c.Optimizer.Nesterov && c.Optimizer.Kind == SGD && c.Momentum == 0:
 		return fmt.Errorf("host: Nesterov momentum needs a momentum > 0")
 	}

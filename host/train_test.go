@@ -206,6 +206,12 @@ func TestSchedule(t *testing.T) {
 		{"kind=cosine,step=0", Schedule{Kind: CosineLR}, 0, 0, 0.1},
 		{"kind=cosine,step=half", Schedule{Kind: CosineLR}, 5, 500, 0.05},
 		{"kind=cosine,step=quarter", Schedule{Kind: CosineLR}, 2, 250, 0.05 * (1 + math.Sqrt(0.5))},
+		{"kind=constant,warmup=10,step=0", Schedule{Kind: ConstantLR, Warmup: 10}, 0, 0, 0.01},
+		{"kind=constant,warmup=10,step=4", Schedule{Kind: ConstantLR, Warmup: 10}, 0, 4, 0.05},
+		{"kind=constant,warmup=10,step=9", Schedule{Kind: ConstantLR, Warmup: 10}, 0, 9, 0.1},
+		{"kind=constant,warmup=10,step=10", Schedule{Kind: ConstantLR, Warmup: 10}, 0, 10, 0.1},
+		{"kind=cosine,warmup=500,step=half", Schedule{Kind: CosineLR, Warmup: 500}, 5, 499, 0.1 * 0.5 * (1 + math.Cos(math.Pi*0.499))},
+		{"kind=step,warmup=200,epoch=1", Schedule{Kind: StepLR, Every: 1, Gamma: 0.5, Warmup: 200}, 1, 149, 0.1 * 0.75 * 0.5},
 	} {
 		if got := tc.s.LR(0.1, tc.epoch, tc.step, 1000); math.Abs(got-tc.want) > 1e-15 {
 			t.Errorf("%s: LR(0.1, epoch %d, step %d of 1000) = %g, want %g", tc.name, tc.epoch, tc.step, got, tc.want)

@@ -46,7 +46,7 @@ func (c *ckptOptions) register(fs *flag.FlagSet) {
 
 // trainingFlags are the flags whose values a resumed run takes from its
 // checkpoint; giving one with -resume is a usage error.
-var trainingFlags = []string{"model", "batch", "lr", "momentum", "weight-decay", "schedule", "step-every", "gamma", "seed",
+var trainingFlags = []string{"model", "batch", "lr", "momentum", "weight-decay", "schedule", "step-every", "gamma", "warmup", "seed",
 	"optimizer", "nesterov", "beta1", "beta2", "eps"}
 
 // check validates the flags after parsing, recording which were given.

@@ -59,8 +59,12 @@ func printInfo(w io.Writer, path string, c *host.Checkpoint) error {
 	if cfg.Optimizer.Kind == host.SGD {
 		opt += fmt.Sprintf(" momentum %g", cfg.Momentum)
 	}
-	fmt.Fprintf(w, "optimizer   %s, lr %g (%v schedule), batch %d, weight decay %g, seed %d\n",
-		opt, cfg.LR, cfg.Schedule.Kind, cfg.Batch, cfg.WeightDecay, cfg.Seed)
+	sched := fmt.Sprintf("%v schedule", cfg.Schedule.Kind)
+	if cfg.Schedule.Warmup > 0 {
+		sched += fmt.Sprintf(", %d warm-up steps", cfg.Schedule.Warmup)
+	}
+	fmt.Fprintf(w, "optimizer   %s, lr %g (%s), batch %d, weight decay %g, seed %d\n",
+		opt, cfg.LR, sched, cfg.Batch, cfg.WeightDecay, cfg.Seed)
 	pos := fmt.Sprintf("%d of %d epochs done", st.Epoch, cfg.Epochs)
 	if st.StepEpoch > 0 {
 		pos += fmt.Sprintf(", and %d steps of epoch %d", st.StepEpoch, st.Epoch+1)

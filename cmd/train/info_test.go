@@ -52,6 +52,24 @@ func TestInfo(t *testing.T) {
 		t.Logf("output:\n%s", out)
 	}
 
+	// A warm-up is part of the configuration a checkpoint keeps.
+	warm := filepath.Join(tmp, "warm.st")
+	if err := run(tinyArgs(dir, "-warmup", "3", "-epochs", "1", "-save", warm), &stdout, &stderr); err != nil {
+		t.Fatalf("train -warmup 3: %v", err)
+	}
+	if c := mustLoad(t, warm); c.Config.Schedule.Warmup != 3 {
+		t.Errorf("checkpoint warm-up %d steps, want 3", c.Config.Schedule.Warmup)
+	}
+	stdout.Reset()
+	if err := run([]string{"info", warm}, &stdout, &stderr); err != nil || !strings.Contains(stdout.String(), "(cosine schedule, 3 warm-up steps)") {
+		t.Errorf("info of a warm-up run: %v\n%s", err, stdout.String())
+	}
+	for _, args := range [][]string{{"-warmup", "-1"}, {"-resume", warm, "-warmup", "5"}} {
+		if err := run(args, &stdout, &stderr); exitCode(err) != 2 {
+			t.Errorf("run(%q) = %v (exit %d), want exit 2", args, err, exitCode(err))
+		}
+	}
+
 	if err := run([]string{"info"}, &stdout, &stderr); exitCode(err) != 2 {
 		t.Errorf("info without files: %v (exit %d), want exit 2", err, exitCode(err))
 	}

@@ -62,6 +62,8 @@
 //	                    cosine    lr·½(1 + cos(π·step/steps)), step by step to 0
 //	-step-every N     step schedule: epochs between decays (default 1)
 //	-gamma X          step schedule: factor per decay (default 0.1)
+//	-warmup N         linear warm-up over the first N steps: the rate of
+//	                  step s is multiplied by (s+1)/N (default 0: none)
 //	-seed N           seed of the initialisation and the shuffling (default 1)
 //	-data DIR         directory of IDX files (default: MNIST from the Go module cache)
 //	-limit N          use only the first N training images (default 0: all)
@@ -167,7 +169,7 @@
 // deviation are checked); only -epochs may change (to train further; a
 // cosine schedule then stretches over the new length), and giving -model,
 // -batch, -lr, -momentum, -weight-decay, -schedule, -step-every, -gamma,
-// -seed, -optimizer, -nesterov, -beta1, -beta2 or -eps with -resume is a
+// -warmup, -seed, -optimizer, -nesterov, -beta1, -beta2 or -eps with -resume is a
 // usage error. -resume and -save may name the same file. A -save file that
 // cannot be written is an error before training starts.
 //
@@ -430,6 +432,7 @@ type options struct {
 	lr, momentum, wd float64
 	schedule         string
 	stepEvery        int
+	warmup           int
 	gamma            float64
 	seed             uint64
 	data             string
@@ -457,6 +460,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.schedule, "schedule", "cosine", "learning-rate schedule: constant, step or cosine")
 	fs.IntVar(&o.stepEvery, "step-every", 1, "step schedule: epochs between decays")
 	fs.Float64Var(&o.gamma, "gamma", 0.1, "step schedule: factor per decay")
+	fs.IntVar(&o.warmup, "warmup", 0, "linear learning-rate warm-up over the first `N` steps (0: none)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the initialisation and the shuffling")
 	fs.StringVar(&o.data, "data", "", "directory of IDX files (default: MNIST from the Go module cache)")
 	fs.IntVar(&o.limit, "limit", 0, "use only the first N training images (0: all)")
@@ -489,6 +493,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, usagef("-step-every %d: want ≥ 1", o.stepEvery)
 	case !(o.gamma > 0 && o.gamma <= 1):
 		return nil, usagef("-gamma %g: want in (0, 1]", o.gamma)
+	case o.warmup < 0:
+		return nil, usagef("-warmup %d: want ≥ 0", o.warmup)
 	case o.limit < 0:
 		return nil, usagef("-limit %d: want ≥ 0", o.limit)
 	}
@@ -594,7 +600,7 @@ func train(ctx context.Context, o *options, stdout io.Writer) error {
 
 	sched := host.Schedule{Kind: map[string]host.ScheduleKind{
 		"constant": host.ConstantLR, "step": host.StepLR, "cosine": host.CosineLR}[o.schedule],
-		Every: o.stepEvery, Gamma: o.gamma}
+		Every: o.stepEvery, Gamma: o.gamma, Warmup: o.warmup}
 	bar := &progressBar{w: stdout, enabled: o.progress}
 	cfg := host.Config{
 		Epochs: o.epochs, Batch: o.batch, LR: o.lr, Momentum: o.momentum, WeightDecay: o.wd,
@@ -617,7 +623,11 @@ func train(ctx context.Context, o *options, stdout io.Writer) error {
 	if o.data != "" {
 		dataName = filepath.Base(o.data)
 	}
-	title := fmt.Sprintf("%s, %s, batch %d", dataName, o.describe(o.lr, o.schedule, o.momentum, o.wd), o.batch)
+	schedule := o.schedule
+	if o.warmup > 0 {
+		schedule += fmt.Sprintf(", %d warm-up steps", o.warmup)
+	}
+	title := fmt.Sprintf("%s, %s, batch %d", dataName, o.describe(o.lr, schedule, o.momentum, o.wd), o.batch)
 	if err := o.reportOptions.open(&cfg, o.resume != "", title); err != nil {
 		return err
 	}
