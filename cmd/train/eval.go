@@ -17,6 +17,7 @@ type evalOptions struct {
 	load  string
 	data  string
 	batch int
+	json  bool // predict: JSON lines
 	deviceOptions
 }
 
@@ -37,6 +38,8 @@ func parseEval(name string, args []string, stderr io.Writer) (*evalOptions, []st
 	fs.StringVar(&o.load, "load", "", "the checkpoint `FILE` (from train -save)")
 	if name == "eval" {
 		fs.StringVar(&o.data, "data", "", "directory of IDX files (default: MNIST from the Go module cache)")
+	} else {
+		fs.BoolVar(&o.json, "json", false, "print one JSON object per image (image, class, probabilities or outputs) instead of the table")
 	}
 	fs.IntVar(&o.batch, "batch", 256, "images per forward pass, 1 to 4096")
 	o.deviceOptions.register(fs, "cpu")

@@ -5,7 +5,7 @@
 //
 //	go run ./cmd/train [flags]
 //	go run ./cmd/train eval -load CKPT [-data DIR] [-batch N] [-device D]
-//	go run ./cmd/train predict -load CKPT [-batch N] [-device D] FILE...
+//	go run ./cmd/train predict -load CKPT [-batch N] [-device D] [-json] FILE...
 //	go run ./cmd/train info CKPT...        what a checkpoint holds
 //	go run ./cmd/train compare [flags]    the same steps on the CPU and a GPU, compared
 //	go run ./cmd/train bench [flags]      the time of each operation and kernel of a step
@@ -216,7 +216,9 @@
 // holding one image (H,W) or (C,H,W) or several (N,H,W) or (N,C,H,W).
 // Images are not resized: they must have the model's input size (28×28
 // for MNIST), and another size is an error that says so. As in MNIST,
-// digits are light on a dark background.
+// digits are light on a dark background. With -json it prints instead
+// one JSON object per line and image: {"class": …, "image": …,
+// "probabilities": […]} ("outputs" for an MSE model), at full precision.
 //
 // # Devices
 //

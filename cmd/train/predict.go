@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"image/color"
 	"image/png"
@@ -144,6 +145,9 @@ func runPredict(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if spec.Loss == host.MSELoss {
 		what = "outputs" // an MSE model's outputs are scores, not probabilities
 	}
+	if o.json {
+		return predictJSON(stdout, names, logits, k, what)
+	}
 	width := 5
 	for _, n := range names {
 		width = max(width, len(n))
@@ -168,6 +172,28 @@ func runPredict(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			cols[j] = fmt.Sprintf("%6.4f", p[j])
 		}
 		fmt.Fprintf(stdout, "%-*s  %5d  %s\n", width, name, argmax(row), strings.Join(cols, " "))
+	}
+	return nil
+}
+
+// predictJSON writes one JSON object per image: its name, the predicted
+// class and the probabilities (softmax of the outputs) or, for an MSE
+// model (what = "outputs"), the outputs, at full precision.
+func predictJSON(w io.Writer, names []string, logits []float32, k int, what string) error {
+	enc := json.NewEncoder(w)
+	p := make([]float64, k)
+	for i, name := range names {
+		row := logits[i*k : (i+1)*k]
+		if what == "outputs" {
+			for j, v := range row {
+				p[j] = float64(v)
+			}
+		} else {
+			softmax(row, p)
+		}
+		if err := enc.Encode(map[string]any{"image": name, "class": argmax(row), what: p}); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -131,6 +131,35 @@ func TestPredict(t *testing.T) {
 		t.Errorf("fifth image named %q, want %q", ps[4].name, want)
 	}
 
+	// -json: the same classes and probabilities, one object per image.
+	stdout.Reset()
+	if err := run([]string{"predict", "-load", ckpt, "-json", idxPath}, &stdout, &stderr); err != nil {
+		t.Fatalf("predict -json: %v\n%s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != n {
+		t.Fatalf("predict -json: %d lines, want %d:\n%s", len(lines), n, stdout.String())
+	}
+	for i, l := range lines {
+		var got struct {
+			Image string    `json:"image"`
+			Class int       `json:"class"`
+			Probs []float64 `json:"probabilities"`
+		}
+		if err := json.Unmarshal([]byte(l), &got); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		if got.Image != ps[i].name || got.Class != ps[i].class || len(got.Probs) != len(ps[i].probs) {
+			t.Errorf("JSON %+v, table %+v", got, ps[i])
+			continue
+		}
+		for j, v := range got.Probs {
+			if math.Abs(v-ps[i].probs[j]) > 5e-5 {
+				t.Errorf("image %d class %d: JSON probability %g, table %g", i, j, v, ps[i].probs[j])
+			}
+		}
+	}
+
 	// Wrong sizes are errors that say so.
 	small := filepath.Join(tmp, "small.png")
 	writePNG(t, small, image.NewGray(image.Rect(0, 0, 20, 20)))
