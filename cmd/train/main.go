@@ -80,7 +80,9 @@
 //	-save-best FILE   save a checkpoint to FILE after each epoch whose test
 //	                  accuracy beats every earlier epoch's (across -resume:
 //	                  checkpoints carry the best so far); the last line
-//	                  names the epoch kept
+//	                  names the epoch kept. The test set then serves as
+//	                  the validation set too, so the kept epoch's test
+//	                  accuracy is an optimistic estimate
 //	-resume FILE      continue the run that saved the checkpoint FILE
 //	-optimizer O      sgd (default), adam or adamw; see Optimisers below
 //	-nesterov         sgd: Nesterov momentum (needs -momentum > 0)
