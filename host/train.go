@@ -261,16 +261,23 @@ func (t *Trainer) State() (TrainState, error) {
 		// Restored after the epoch's last step and not run since.
 		st.EpochLossSum, st.EpochCorrect, st.HasEpochSums = t.restored.EpochLossSum, t.restored.EpochCorrect, t.restored.HasEpochSums
 	default:
-		var v [2]float32
-		if err := t.m.be.Download(v[:1], t.batch.LossSum); err != nil {
-			return st, fmt.Errorf("host: trainer state: %w", err)
-		}
-		if err := t.m.be.Download(v[1:], t.batch.Correct); err != nil {
+		v, err := t.readEpochSums()
+		if err != nil {
 			return st, fmt.Errorf("host: trainer state: %w", err)
 		}
 		st.EpochLossSum, st.EpochCorrect, st.HasEpochSums = v[0], v[1], true
 	}
 	return st, nil
+}
+
+// readEpochSums downloads the batch's running loss sum and correct count.
+func (t *Trainer) readEpochSums() ([2]float32, error) {
+	var v [2]float32
+	err := t.m.be.Download(v[:1], t.batch.LossSum)
+	if err == nil {
+		err = t.m.be.Download(v[1:], t.batch.Correct)
+	}
+	return v, err
 }
 
 // Restore moves the trainer to st, as returned by State of a trainer with
@@ -598,8 +605,8 @@ func (t *Trainer) keepEpochSums() {
 	if t.stepEpoch == 0 {
 		return
 	}
-	var v [2]float32
-	if t.m.be.Download(v[:1], t.batch.LossSum) != nil || t.m.be.Download(v[1:], t.batch.Correct) != nil {
+	v, err := t.readEpochSums()
+	if err != nil {
 		return
 	}
 	t.restored = TrainState{Epoch: t.epoch, StepEpoch: t.stepEpoch, EpochLossSum: v[0], EpochCorrect: v[1], HasEpochSums: true}

@@ -184,11 +184,18 @@ else
 	fi
 fi
 
-# train: the cuda-tagged binary end to end on the mock (no-op kernels).
+# The train and overhead checks run build/gpu/train on the mock with every
+# kernel a no-op; they need the link and driver checks to have passed.
+mock_ready=yes
+[[ $stub_ok == no || $link_ok == no || -n "$drv_fail" ]] && mock_ready=no
+on_mock() { env LD_LIBRARY_PATH="$root/$mock" CONVTRAIN_MOCK_NOOP_KERNELS=1 "$@"; }
+mock_skip="SKIP: needs the mock libcuda and build/gpu/train (driver and link checks)"
+
+# train: the cuda-tagged binary end to end on the mock.
 t=$SECONDS
-if [[ $stub_ok == no || $link_ok == no || -n "$drv_fail" ]]; then
-	line train "SKIP: needs the mock libcuda and build/gpu/train (driver and link checks)"
-elif run "$logs/train-mock.log" env LD_LIBRARY_PATH="$root/$mock" CONVTRAIN_MOCK_NOOP_KERNELS=1 bash -c "
+if [[ $mock_ready == no ]]; then
+	line train "$mock_skip"
+elif run "$logs/train-mock.log" on_mock bash -c "
 	build/gpu/train -device gpu -data build/gpu/mnist -epochs 1 -limit 1280 -save '$logs/mock.safetensors' &&
 	build/gpu/train eval -device gpu -data build/gpu/mnist -load '$logs/mock.safetensors'" &&
 	grep -q '^epoch 1/1 ' "$logs/train-mock.log"; then
@@ -201,10 +208,9 @@ fi
 # overhead: a training step issued through the cu adapter to the mock's
 # no-op kernels; the queued line of train bench gives the host's share.
 t=$SECONDS
-if [[ $stub_ok == no || $link_ok == no || -n "$drv_fail" ]]; then
-	line overhead "SKIP: needs the mock libcuda and build/gpu/train (driver and link checks)"
-elif run "$logs/overhead.log" env LD_LIBRARY_PATH="$root/$mock" CONVTRAIN_MOCK_NOOP_KERNELS=1 \
-	build/gpu/train bench -device gpu -batch 64 -steps 2000 &&
+if [[ $mock_ready == no ]]; then
+	line overhead "$mock_skip"
+elif run "$logs/overhead.log" on_mock build/gpu/train bench -device gpu -batch 64 -steps 2000 &&
 	q=$(grep -o 'host [0-9.]* ms per step to issue [0-9]* launches ([0-9.]* µs per launch)' "$logs/overhead.log"); then
 	line overhead "ok (default network, batch 64, no-op kernels through cu: $q; driver cost excluded) [$((SECONDS - t))s]"
 else

@@ -8,7 +8,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/convtrain/convtrain/host"
@@ -252,12 +251,8 @@ func compareTrain(be *deviceBackend, name string, spec host.Spec, set *host.Data
 		return fail(err)
 	}
 	for _, p := range m.Params() {
-		dims := make([]string, len(p.Shape))
-		for i, d := range p.Shape {
-			dims[i] = fmt.Sprint(d)
-		}
 		r.names = append(r.names, p.Name)
-		r.shapes = append(r.shapes, strings.Join(dims, "×"))
+		r.shapes = append(r.shapes, shapeText(p.Shape))
 	}
 	return r, nil
 }

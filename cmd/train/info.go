@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -99,12 +100,9 @@ func printInfo(w io.Writer, path string, c *host.Checkpoint) error {
 
 // shapeText writes a shape as 8×1×5×5.
 func shapeText(shape []int) string {
-	s := ""
+	dims := make([]string, len(shape))
 	for i, d := range shape {
-		if i > 0 {
-			s += "×"
-		}
-		s += fmt.Sprint(d)
+		dims[i] = fmt.Sprint(d)
 	}
-	return s
+	return strings.Join(dims, "×")
 }
