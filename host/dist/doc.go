@@ -55,10 +55,29 @@
 // 0.5 s after MPI_Abort, 1.5–1.7 s after SIGKILL or os.Exit; TestMPIDeadPeer
 // asserts the 30 s bound). So a rank that fails calls Abort, not Close:
 // MPI_Finalize would wait for peers that are waiting for it. A peer that
-// hangs without dying is not detected here; bound a job with mpirun's
-// --timeout or the scheduler's time limit.
+// hangs without dying is not detected by MPI; bound a job with mpirun's
+// --timeout SECONDS or the scheduler's time limit.
+//
+// NCCL (the cuda build). OpenNCCL opens libnccl.so.2 with dlopen, never
+// linked, so a cuda binary runs where NCCL is absent, and its error says how
+// to provide one; NCCL 2.14 or later. InitNCCL makes the communicator of a
+// world's ranks, one GPU each: rank 0's ncclGetUniqueId goes to every rank
+// with the world's Bcast (MPI's; Local's for one rank), and each rank joins
+// with a non-blocking ncclCommInitRankConfig whose state is polled with
+// ncclCommGetAsyncError. AllreduceSum enqueues ncclAllReduce (float32 sum)
+// on a stream; Wait polls the caller's completion test (a stream query)
+// and the communicator's state together. Every operation is bounded by the
+// timeout given to InitNCCL: an error state (a dead peer) or no progress
+// aborts the communicator (ncclCommAbort) and returns an error. The calls
+// need the rank's CUDA context current on a locked OS thread. The binding
+// declares the NCCL types it uses itself (nccl_abi.h), proved equal to
+// nccl.h by CI (scripts/ci-cuda.sh, check nccl), so building needs no NCCL
+// header.
 //
 // Tests: go test -tags mpi ./host/dist re-executes its test binary under
 // mpirun -np 2 and -np 3 (--oversubscribe; as root, --allow-run-as-root),
-// and skips, saying what it needs, without mpirun.
+// and skips, saying what it needs, without mpirun; go test -tags cuda
+// ./host/dist runs the NCCL binding against a mock libnccl built from
+// testdata/mocklibnccl.c, and against a real one named by
+// CONVTRAIN_NCCL_LIB (no GPU needed).
 package dist

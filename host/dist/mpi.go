@@ -361,7 +361,9 @@ func (m *MPI) Barrier() error {
 // Abort ends every rank of the job with exit status code (MPI_Abort on
 // MPI_COMM_WORLD); it does not return when it succeeds. A rank that fails
 // while its peers may be inside a collective calls Abort, not Close:
-// MPI_Finalize would wait for peers that are waiting for it.
+// MPI_Finalize would wait for peers that are waiting for it. Under
+// MPI_THREAD_FUNNELED it runs on the MPI thread too, after a call in
+// progress on another goroutine returns.
 func (m *MPI) Abort(code int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
