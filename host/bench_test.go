@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // BenchmarkTrainStep times one SGD step (load, forward, loss, backward,
@@ -70,7 +71,7 @@ func itoa(n int) string {
 // BenchmarkMaxPoolForward compares the CPU backend's 2×2 stride-2 max-pool
 // with cpuref's general one on the first pool of the default network.
 func BenchmarkMaxPoolForward(b *testing.B) {
-	g := cpuref.PoolGeom{N: 64, C: 8, H: 24, W: 24, R: 2, S: 2, StrideH: 2, StrideW: 2}
+	g := geom.PoolGeom{N: 64, C: 8, H: 24, W: 24, R: 2, S: 2, StrideH: 2, StrideW: 2}
 	rng := rand.New(rand.NewPCG(1, 1))
 	x := make([]float32, g.XLen())
 	for i := range x {

@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 	"github.com/convtrain/convtrain/gpu"
 )
 
@@ -167,7 +167,7 @@ func TestGPUBackendOps(t *testing.T) {
 	w := newTwin(t)
 	rng := rand.New(rand.NewPCG(7, 8))
 
-	for _, g := range []cpuref.ConvGeom{
+	for _, g := range []geom.ConvGeom{
 		{N: 2, C: 3, H: 7, W: 6, K: 4, R: 3, S: 2, StrideH: 2, StrideW: 1, PadH: 1, PadW: 0},
 		{N: 1, C: 1, H: 5, W: 5, K: 2, R: 5, S: 5, StrideH: 1, StrideW: 1, PadH: 2, PadW: 2},
 	} {
@@ -203,7 +203,7 @@ func TestGPUBackendOps(t *testing.T) {
 
 	t.Run("op=maxpool", func(t *testing.T) {
 		w.t = t
-		g := cpuref.PoolGeom{N: 2, C: 3, H: 7, W: 6, R: 3, S: 2, StrideH: 2, StrideW: 2}
+		g := geom.PoolGeom{N: 2, C: 3, H: 7, W: 6, R: 3, S: 2, StrideH: 2, StrideW: 2}
 		x, dy := w.f32(ints(rng, g.XLen(), -2, 2)), w.f32(ints(rng, g.YLen(), -3, 3))
 		y, arg, dx := w.out(g.YLen()), w.outI32(g.YLen()), w.out(g.XLen())
 		w.run(func(be Backend, i int) error { return be.MaxPoolForward(g, x[i], y[i], arg[i]) })
@@ -358,8 +358,8 @@ func TestGPUBackendChecks(t *testing.T) {
 		err  error
 		is   error
 	}{
-		{"label = classes", be.SoftmaxCrossEntropy(3, 4, logits, newI(0, 4, 1), loss, dl), cpuref.ErrGeometry},
-		{"label < 0", be.SoftmaxCrossEntropy(3, 4, logits, newI(0, -1, 1), loss, dl), cpuref.ErrGeometry},
+		{"label = classes", be.SoftmaxCrossEntropy(3, 4, logits, newI(0, 4, 1), loss, dl), geom.ErrGeometry},
+		{"label < 0", be.SoftmaxCrossEntropy(3, 4, logits, newI(0, -1, 1), loss, dl), geom.ErrGeometry},
 		{"gather index = rows", be.Gather(2, src, newI(0, 5, 1), dst), ErrTensor},
 		{"gather index < 0", be.Gather(2, src, newI(-1, 0, 1), dst), ErrTensor},
 		{"gather through gathered indices", be.Gather(2, src, gathered, dst), ErrTensor},

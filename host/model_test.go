@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 	"github.com/convtrain/convtrain/gpu"
 )
 
@@ -238,7 +238,7 @@ func TestCPUBackendErrors(t *testing.T) {
 	o4, _ := other.NewTensor(4)
 	freed, _ := be.NewTensor(4)
 	mustNil(t, be.Free(freed))
-	g := cpuref.ConvGeom{N: 1, C: 1, H: 2, W: 2, K: 1, R: 1, S: 1, StrideH: 1, StrideW: 1}
+	g := geom.ConvGeom{N: 1, C: 1, H: 2, W: 2, K: 1, R: 1, S: 1, StrideH: 1, StrideW: 1}
 	for _, tc := range []struct {
 		name string
 		err  error
@@ -252,7 +252,7 @@ func TestCPUBackendErrors(t *testing.T) {
 		{"op=relu-nil", be.ReLUForward(nil, f4), "is not a cpu tensor"},
 		{"op=relu-length", be.ReLUForward(f4, f3), "y has 3 elements, want 4"},
 		{"op=conv-w-length", be.Conv2DForward(g, f4, f3, nil, f4), "w has 3 elements, want 1"},
-		{"op=conv-bad-geom", be.Conv2DForward(cpuref.ConvGeom{}, f4, f4, nil, f4), "invalid geometry"},
+		{"op=conv-bad-geom", be.Conv2DForward(geom.ConvGeom{}, f4, f4, nil, f4), "invalid geometry"},
 		{"op=gather-out-of-range", func() error {
 			mustNil(t, be.UploadIndex(i4, []int32{0, 1, 2, 4}))
 			return be.Gather(1, f4, i4, f4)
