@@ -6,6 +6,7 @@ import (
 
 	"github.com/convtrain/convtrain/cpuref"
 	"github.com/convtrain/convtrain/cpuref/geom"
+	"github.com/convtrain/convtrain/host/data"
 )
 
 // BenchmarkTrainStep times one SGD step (load, forward, loss, backward,
@@ -23,11 +24,11 @@ func BenchmarkTrainStep(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			data, err := Synthetic(1024, 28, 10, 1)
+			ds, err := data.Synthetic(1024, 28, 10, 1)
 			if err != nil {
 				b.Fatal(err)
 			}
-			set, err := m.Upload(data, data.Standardisation())
+			set, err := m.Upload(ds, ds.Standardisation())
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/convtrain/convtrain/cpuref/geom"
 	"github.com/convtrain/convtrain/gpu"
+	"github.com/convtrain/convtrain/host/data"
 )
 
 // openSimBackend returns the GPU backend on a simulated device with both
@@ -397,7 +398,7 @@ func TestGPUBackendTraining(t *testing.T) {
 		{Kind: Conv, Filters: 6, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, {Kind: ReLU},
 		{Kind: Flatten}, DenseLayer(4),
 	}}
-	data, err := Synthetic(48, 12, 4, 3)
+	ds, err := data.Synthetic(48, 12, 4, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +421,7 @@ func TestGPUBackendTraining(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer m.Close()
-		set, err := m.Upload(data, data.Standardisation())
+		set, err := m.Upload(ds, ds.Standardisation())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -435,7 +436,7 @@ func TestGPUBackendTraining(t *testing.T) {
 		rows := make([]int32, batch)
 		for step := range steps {
 			for i := range rows {
-				rows[i] = int32((step*batch + i*5) % data.N)
+				rows[i] = int32((step*batch + i*5) % ds.N)
 			}
 			if err := m.Load(b, set, rows); err != nil {
 				t.Fatal(err)

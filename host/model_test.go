@@ -10,6 +10,7 @@ import (
 
 	"github.com/convtrain/convtrain/cpuref/geom"
 	"github.com/convtrain/convtrain/gpu"
+	"github.com/convtrain/convtrain/host/data"
 )
 
 func newCPU(t testing.TB) Backend {
@@ -112,7 +113,7 @@ func TestModelGradient(t *testing.T) {
 				t.Fatal(err)
 			}
 			const n = 3
-			data, err := Synthetic(n, 9, 3, 5)
+			ds, err := data.Synthetic(n, 9, 3, 5)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -126,7 +127,7 @@ func TestModelGradient(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			labels := []int32{int32(data.Labels[0]), int32(data.Labels[1]), int32(data.Labels[2])}
+			labels := []int32{int32(ds.Labels[0]), int32(ds.Labels[1]), int32(ds.Labels[2])}
 			mustNil(t, be.Upload(b.X, x))
 			mustNil(t, be.UploadIndex(b.Labels, labels))
 			if loss == MSELoss {
@@ -313,7 +314,7 @@ func TestFusedReLUPool(t *testing.T) {
 }
 
 func testFused(t *testing.T, spec Spec, onGPU bool) {
-	data, err := Synthetic(64, 14, 4, 3)
+	ds, err := data.Synthetic(64, 14, 4, 3)
 	mustNil(t, err)
 	run := func(fuse bool) ([][]float32, []float32) {
 		var be Backend
@@ -325,7 +326,7 @@ func testFused(t *testing.T, spec Spec, onGPU bool) {
 		}
 		m, err := newModel(be, spec, 2, fuse)
 		mustNil(t, err)
-		set, err := m.Upload(data, data.Standardisation())
+		set, err := m.Upload(ds, ds.Standardisation())
 		mustNil(t, err)
 		b, err := m.NewBatch(16)
 		mustNil(t, err)

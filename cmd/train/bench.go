@@ -16,6 +16,7 @@ import (
 	"github.com/convtrain/convtrain/cpuref/geom"
 	"github.com/convtrain/convtrain/gpu"
 	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/data"
 )
 
 // benchOptions are the flags of train bench.
@@ -82,7 +83,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.threads))
-	set, err := host.Synthetic(o.batch, o.size, o.classes, o.seed)
+	set, err := data.Synthetic(o.batch, o.size, o.classes, o.seed)
 	if err != nil {
 		return err
 	}
