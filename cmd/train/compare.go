@@ -10,8 +10,8 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/convtrain/convtrain/host"
 	"github.com/convtrain/convtrain/host/data"
+	"github.com/convtrain/convtrain/host/nn"
 )
 
 // compareOptions are the flags of train compare.
@@ -48,7 +48,7 @@ func parseCompare(args []string, stderr io.Writer) (*compareOptions, error) {
 	fs.Float64Var(&o.wd, "weight-decay", 0, "L2 weight decay")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the initialisation and the batches")
 	fs.StringVar(&o.data, "data", "", "directory of IDX files (default: MNIST from the Go module cache)")
-	fs.StringVar(&o.arch.model, "model", "", "model `SPEC`, e.g. conv8x5x5,relu,maxpool2,dense10, or @FILE to read it from a file (default: "+host.DefaultSpecText+")")
+	fs.StringVar(&o.arch.model, "model", "", "model `SPEC`, e.g. conv8x5x5,relu,maxpool2,dense10, or @FILE to read it from a file (default: "+nn.DefaultSpecText+")")
 	fs.Float64Var(&o.tol, "tol", defaultCompareTol, "largest relative difference accepted")
 	o.deviceOptions.register(fs, "gpu")
 	if err := fs.Parse(args); err != nil {
@@ -201,10 +201,10 @@ func compareRows(n, batch, steps int, seed uint64) []int32 {
 // rows, reading the loss after each step, and returns the losses, the
 // final parameters and the speed. perturb is added to the first weight
 // before training.
-func compareTrain(be *deviceBackend, name string, spec host.Spec, set *data.Dataset, rows []int32, o *compareOptions, perturb float32) (r compareRun, err error) {
+func compareTrain(be *deviceBackend, name string, spec nn.Spec, set *data.Dataset, rows []int32, o *compareOptions, perturb float32) (r compareRun, err error) {
 	r.name = name
 	fail := func(err error) (compareRun, error) { return r, fmt.Errorf("%s: %w", name, err) }
-	m, err := host.NewModel(be.models(), spec, o.seed)
+	m, err := nn.NewModel(be.models(), spec, o.seed)
 	if err != nil {
 		return fail(err)
 	}
@@ -290,7 +290,7 @@ func tensorDiff(got, want []float32) (maxAbs, maxWant, rel float64) {
 
 // compareReport prints the losses step by step, the parameter differences
 // and the speeds, and returns an error when a difference exceeds o.tol.
-func compareReport(w io.Writer, got, want compareRun, spec host.Spec, o *compareOptions) error {
+func compareReport(w io.Writer, got, want compareRun, spec nn.Spec, o *compareOptions) error {
 	dn := got.name
 	fmt.Fprintf(w, "\n%5s  %-14s %-14s %s\n", "step", "loss cpu", "loss "+dn, "diff")
 	worst, worstWhat := 0.0, ""

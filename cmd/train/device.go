@@ -9,7 +9,9 @@ import (
 	"strings"
 
 	"github.com/convtrain/convtrain/gpu"
-	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/backend"
+	"github.com/convtrain/convtrain/host/cpubackend"
+	"github.com/convtrain/convtrain/host/gpubackend"
 )
 
 // devices lists the values -device accepts, in the order the usage shows.
@@ -59,7 +61,7 @@ func (d *deviceOptions) check() error {
 // deviceBackend is a host.Backend together with the gpu.Device under it
 // (nil on the CPU); Close closes the backend, then the device.
 type deviceBackend struct {
-	host.Backend
+	backend.Backend
 	dev *gpu.Device
 }
 
@@ -67,7 +69,7 @@ type deviceBackend struct {
 // the wrapper, whose embedded interface would hide the optional
 // host.ConvReLUForwarder of the GPU backend (conv, bias and ReLU in one
 // launch).
-func (b *deviceBackend) models() host.Backend { return b.Backend }
+func (b *deviceBackend) models() backend.Backend { return b.Backend }
 
 func (b *deviceBackend) Close() error {
 	err := b.Backend.Close()
@@ -84,7 +86,7 @@ func (b *deviceBackend) Close() error {
 // such device, an unsupported precision.
 func newBackend(d deviceOptions) (*deviceBackend, error) {
 	if d.device == "cpu" {
-		be, err := host.NewCPUBackend(d.threads)
+		be, err := cpubackend.NewCPUBackend(d.threads)
 		if err != nil {
 			return nil, err
 		}
@@ -109,7 +111,7 @@ func newBackend(d deviceOptions) (*deviceBackend, error) {
 	if err := setPrecision(dev, d.precision); err != nil {
 		return nil, errors.Join(err, dev.Close())
 	}
-	be, err := host.NewGPUBackend(dev)
+	be, err := gpubackend.NewGPUBackend(dev)
 	if err != nil {
 		return nil, errors.Join(err, dev.Close())
 	}

@@ -9,8 +9,9 @@ import (
 	"math"
 	"runtime"
 
-	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/ckpt"
 	"github.com/convtrain/convtrain/host/data"
+	"github.com/convtrain/convtrain/host/nn"
 )
 
 // evalOptions are the flags of train eval and train predict.
@@ -68,13 +69,13 @@ func parseEval(name string, args []string, stderr io.Writer) (*evalOptions, []st
 
 // loaded is a checkpoint's model on a backend.
 type loaded struct {
-	ck    *host.Checkpoint
+	ck    *ckpt.Checkpoint
 	be    *deviceBackend
-	model *host.Model
+	model *nn.Model
 }
 
 func (o *evalOptions) open() (*loaded, error) {
-	ck, err := host.LoadCheckpoint(o.load)
+	ck, err := ckpt.LoadCheckpoint(o.load)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +115,7 @@ func (l *loaded) logits(ctx context.Context, d *data.Dataset, batch int) ([]floa
 	for i := range rows {
 		rows[i] = int32(i)
 	}
-	var b *host.Batch
+	var b *nn.Batch
 	defer func() {
 		if b != nil {
 			b.Free(be)
@@ -153,7 +154,7 @@ func (l *loaded) logits(ctx context.Context, d *data.Dataset, batch int) ([]floa
 func (l *loaded) describe(path string) string {
 	c := l.ck
 	return fmt.Sprintf("model    %s: %s on %d×%d×%d, %d classes, %s; %d epochs and %d steps done (step %d in all)",
-		path, host.FormatSpec(c.Spec.Layers), c.Spec.C, c.Spec.H, c.Spec.W, c.Spec.Classes(), c.Spec.Loss,
+		path, nn.FormatSpec(c.Spec.Layers), c.Spec.C, c.Spec.H, c.Spec.W, c.Spec.Classes(), c.Spec.Loss,
 		c.State.Epoch, c.State.StepEpoch, c.State.Step)
 }
 
@@ -232,7 +233,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if pred == label {
 			correct++
 		}
-		if spec.Loss == host.MSELoss {
+		if spec.Loss == nn.MSELoss {
 			for j, v := range row {
 				t := 0.0
 				if j == label {

@@ -12,8 +12,8 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/convtrain/convtrain/host"
 	"github.com/convtrain/convtrain/host/data"
+	"github.com/convtrain/convtrain/host/nn"
 )
 
 // pngMagic starts every PNG file.
@@ -143,7 +143,7 @@ func runPredict(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	what := "probabilities"
-	if spec.Loss == host.MSELoss {
+	if spec.Loss == nn.MSELoss {
 		what = "outputs" // an MSE model's outputs are scores, not probabilities
 	}
 	if o.json {
@@ -162,7 +162,7 @@ func runPredict(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	p := make([]float64, k)
 	for i, name := range names {
 		row := logits[i*k : (i+1)*k]
-		if spec.Loss == host.MSELoss {
+		if spec.Loss == nn.MSELoss {
 			for j, v := range row {
 				p[j] = float64(v)
 			}
