@@ -101,15 +101,13 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	tb := &timedBackend{Backend: db.models(), dev: db.dev, ops: make(map[string]*opTimes)}
+	be := db.Backend
+	tb := &timedBackend{Memory: be, be: be, dev: db.dev, ops: make(map[string]*opTimes)}
 	if db.dev != nil && !db.dev.IsSim() {
 		tb.events = true
 	}
 	defer tb.destroyEvents()
-	var mb backend.Backend = tb // the model's backend: tb, fusing conv+ReLU where db does
-	if f, ok := db.models().(nn.ConvReLUForwarder); ok {
-		mb = &timedFusingBackend{tb, f}
-	}
+	var mb backend.Backend = tb // the model's backend
 
 	fmt.Fprintf(stdout, "backend  %s\n", db.Name())
 	if d := db.describe(); d != "" {
@@ -233,13 +231,15 @@ type opTimes struct {
 	kernels map[string]*gpu.KernelStats
 }
 
-// timedBackend is a nn.Backend that times every operation of a step:
+// timedBackend is a backend.Backend that times every operation of a step
+// (every method of backend.Ops; those of backend.Memory pass through):
 // with events on a GPU (no synchronisation between operations), with the
 // wall clock on the CPU and the simulator, whose operations are
 // synchronous. On the simulator it also keeps, per operation, the
 // counters of each kernel launched (gpu.Device.KernelStats).
 type timedBackend struct {
-	backend.Backend
+	backend.Memory
+	be        backend.Backend // the timed backend
 	dev       *gpu.Device
 	events    bool // time with device events
 	recording bool // inside a timed step
@@ -374,37 +374,28 @@ func (t *timedBackend) collect() error {
 	return nil
 }
 
-func (t *timedBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor) error {
-	return t.time("conv fwd "+g.String(), g.FLOPs(), 1, func() error { return t.Backend.Conv2DForward(g, x, w, b, y) })
-}
-
-// timedFusingBackend is timedBackend over a backend that fuses a
-// convolution with its ReLU (nn.ConvReLUForwarder), timing the fused
-// operation; timedBackend alone hides it, so the model runs the pair as
-// written there.
-type timedFusingBackend struct {
-	*timedBackend
-	fused nn.ConvReLUForwarder
-}
-
-func (t *timedFusingBackend) Conv2DForwardReLU(g geom.ConvGeom, x, w, b, y backend.Tensor) error {
-	return t.time("conv+relu fwd "+g.String(), g.FLOPs(), 1, func() error { return t.fused.Conv2DForwardReLU(g, x, w, b, y) })
+func (t *timedBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor, ep backend.Epilogue) error {
+	label := "conv fwd "
+	if ep == backend.EpilogueReLU {
+		label = "conv+relu fwd "
+	}
+	return t.time(label+g.String(), g.FLOPs(), 1, func() error { return t.be.Conv2DForward(g, x, w, b, y, ep) })
 }
 
 func (t *timedBackend) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx backend.Tensor) error {
-	return t.time("conv bwd data "+g.String(), g.FLOPs(), 1, func() error { return t.Backend.Conv2DBackwardData(g, dy, w, dx) })
+	return t.time("conv bwd data "+g.String(), g.FLOPs(), 1, func() error { return t.be.Conv2DBackwardData(g, dy, w, dx) })
 }
 
 func (t *timedBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db backend.Tensor) error {
-	return t.time("conv bwd filter "+g.String(), g.FLOPs(), 1, func() error { return t.Backend.Conv2DBackwardFilter(g, x, dy, dw, db) })
+	return t.time("conv bwd filter "+g.String(), g.FLOPs(), 1, func() error { return t.be.Conv2DBackwardFilter(g, x, dy, dw, db) })
 }
 
 func (t *timedBackend) ReLUForward(x, y backend.Tensor) error {
-	return t.time(fmt.Sprintf("relu fwd n=%d", x.Len()), 0, 0, func() error { return t.Backend.ReLUForward(x, y) })
+	return t.time(fmt.Sprintf("relu fwd n=%d", x.Len()), 0, 0, func() error { return t.be.ReLUForward(x, y) })
 }
 
 func (t *timedBackend) ReLUBackward(x, dy, dx backend.Tensor) error {
-	return t.time(fmt.Sprintf("relu bwd n=%d", x.Len()), 0, 0, func() error { return t.Backend.ReLUBackward(x, dy, dx) })
+	return t.time(fmt.Sprintf("relu bwd n=%d", x.Len()), 0, 0, func() error { return t.be.ReLUBackward(x, dy, dx) })
 }
 
 func poolLabel(g geom.PoolGeom) string {
@@ -412,16 +403,16 @@ func poolLabel(g geom.PoolGeom) string {
 }
 
 func (t *timedBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax backend.Tensor) error {
-	return t.time("maxpool fwd "+poolLabel(g), 0, 0, func() error { return t.Backend.MaxPoolForward(g, x, y, argmax) })
+	return t.time("maxpool fwd "+poolLabel(g), 0, 0, func() error { return t.be.MaxPoolForward(g, x, y, argmax) })
 }
 
 func (t *timedBackend) MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx backend.Tensor) error {
-	return t.time("maxpool bwd "+poolLabel(g), 0, 0, func() error { return t.Backend.MaxPoolBackward(g, dy, argmax, dx) })
+	return t.time("maxpool bwd "+poolLabel(g), 0, 0, func() error { return t.be.MaxPoolBackward(g, dy, argmax, dx) })
 }
 
 func (t *timedBackend) DenseForward(n, in, out int, x, w, b, y backend.Tensor) error {
 	return t.time(fmt.Sprintf("dense fwd N=%d,In=%d,Out=%d", n, in, out), 2*float64(n)*float64(in)*float64(out), 1,
-		func() error { return t.Backend.DenseForward(n, in, out, x, w, b, y) })
+		func() error { return t.be.DenseForward(n, in, out, x, w, b, y) })
 }
 
 func (t *timedBackend) DenseBackward(n, in, out int, x, w, dy, dx, dw, db backend.Tensor) error {
@@ -430,45 +421,45 @@ func (t *timedBackend) DenseBackward(n, in, out int, x, w, dy, dx, dw, db backen
 		gemms = 2
 	}
 	return t.time(fmt.Sprintf("dense bwd N=%d,In=%d,Out=%d", n, in, out), float64(gemms)*2*float64(n)*float64(in)*float64(out), gemms,
-		func() error { return t.Backend.DenseBackward(n, in, out, x, w, dy, dx, dw, db) })
+		func() error { return t.be.DenseBackward(n, in, out, x, w, dy, dx, dw, db) })
 }
 
 func (t *timedBackend) SoftmaxCrossEntropy(n, classes int, logits, labels, loss, dlogits backend.Tensor) error {
 	return t.time(fmt.Sprintf("softmax-ce N=%d,classes=%d", n, classes), 0, 0,
-		func() error { return t.Backend.SoftmaxCrossEntropy(n, classes, logits, labels, loss, dlogits) })
+		func() error { return t.be.SoftmaxCrossEntropy(n, classes, logits, labels, loss, dlogits) })
 }
 
 func (t *timedBackend) MSE(n, dim int, y, tt, loss, dy backend.Tensor) error {
-	return t.time(fmt.Sprintf("mse N=%d,dim=%d", n, dim), 0, 0, func() error { return t.Backend.MSE(n, dim, y, tt, loss, dy) })
+	return t.time(fmt.Sprintf("mse N=%d,dim=%d", n, dim), 0, 0, func() error { return t.be.MSE(n, dim, y, tt, loss, dy) })
 }
 
 func (t *timedBackend) CountCorrect(n, classes int, logits, labels, acc backend.Tensor) error {
 	return t.time(fmt.Sprintf("count correct N=%d,classes=%d", n, classes), 0, 0,
-		func() error { return t.Backend.CountCorrect(n, classes, logits, labels, acc) })
+		func() error { return t.be.CountCorrect(n, classes, logits, labels, acc) })
 }
 
 func (t *timedBackend) Accumulate(dst, src backend.Tensor) error {
-	return t.time(fmt.Sprintf("accumulate n=%d", dst.Len()), 0, 0, func() error { return t.Backend.Accumulate(dst, src) })
+	return t.time(fmt.Sprintf("accumulate n=%d", dst.Len()), 0, 0, func() error { return t.be.Accumulate(dst, src) })
 }
 
 func (t *timedBackend) SGDStep(p, grad, vel backend.Tensor, lr, momentum, weightDecay float32) error {
-	return t.time(fmt.Sprintf("sgd n=%d", p.Len()), 0, 0, func() error { return t.Backend.SGDStep(p, grad, vel, lr, momentum, weightDecay) })
+	return t.time(fmt.Sprintf("sgd n=%d", p.Len()), 0, 0, func() error { return t.be.SGDStep(p, grad, vel, lr, momentum, weightDecay) })
 }
 
 func (t *timedBackend) SGDNesterovStep(p, grad, vel backend.Tensor, lr, momentum, weightDecay float32) error {
 	return t.time(fmt.Sprintf("sgd nesterov n=%d", p.Len()), 0, 0, func() error {
-		return t.Backend.SGDNesterovStep(p, grad, vel, lr, momentum, weightDecay)
+		return t.be.SGDNesterovStep(p, grad, vel, lr, momentum, weightDecay)
 	})
 }
 
 func (t *timedBackend) AdamStep(p, grad, m, v backend.Tensor, lr, beta1, beta2, eps, weightDecay float32, step int, decoupled bool) error {
 	return t.time(fmt.Sprintf("adam n=%d", p.Len()), 0, 0, func() error {
-		return t.Backend.AdamStep(p, grad, m, v, lr, beta1, beta2, eps, weightDecay, step, decoupled)
+		return t.be.AdamStep(p, grad, m, v, lr, beta1, beta2, eps, weightDecay, step, decoupled)
 	})
 }
 
 func (t *timedBackend) Gather(rowLen int, src, idx, dst backend.Tensor) error {
-	return t.time(fmt.Sprintf("gather rows=%d,cols=%d", idx.Len(), rowLen), 0, 0, func() error { return t.Backend.Gather(rowLen, src, idx, dst) })
+	return t.time(fmt.Sprintf("gather rows=%d,cols=%d", idx.Len(), rowLen), 0, 0, func() error { return t.be.Gather(rowLen, src, idx, dst) })
 }
 
 // median of xs (sorted in place); 0 for none.

@@ -204,7 +204,7 @@ func compareRows(n, batch, steps int, seed uint64) []int32 {
 func compareTrain(be *deviceBackend, name string, spec nn.Spec, set *data.Dataset, rows []int32, o *compareOptions, perturb float32) (r compareRun, err error) {
 	r.name = name
 	fail := func(err error) (compareRun, error) { return r, fmt.Errorf("%s: %w", name, err) }
-	m, err := nn.NewModel(be.models(), spec, o.seed)
+	m, err := nn.NewModel(be.Backend, spec, o.seed)
 	if err != nil {
 		return fail(err)
 	}

@@ -58,18 +58,12 @@ func (d *deviceOptions) check() error {
 	return nil
 }
 
-// deviceBackend is a host.Backend together with the gpu.Device under it
+// deviceBackend is a backend.Backend together with the gpu.Device under it
 // (nil on the CPU); Close closes the backend, then the device.
 type deviceBackend struct {
 	backend.Backend
 	dev *gpu.Device
 }
-
-// models is the backend to build models on: the host.Backend itself, not
-// the wrapper, whose embedded interface would hide the optional
-// host.ConvReLUForwarder of the GPU backend (conv, bias and ReLU in one
-// launch).
-func (b *deviceBackend) models() backend.Backend { return b.Backend }
 
 func (b *deviceBackend) Close() error {
 	err := b.Backend.Close()
@@ -81,7 +75,7 @@ func (b *deviceBackend) Close() error {
 
 // newBackend returns the backend that d names: the CPU backend on
 // d.threads threads, gpu.Open(d.gpu) or the simulator with d.threads
-// workers under host.NewGPUBackend. Its errors say what is missing: a
+// workers under gpubackend.NewGPUBackend. Its errors say what is missing: a
 // binary built without the cuda tag (with the build line), no driver or no
 // such device, an unsupported precision.
 func newBackend(d deviceOptions) (*deviceBackend, error) {

@@ -144,7 +144,7 @@
 // s<n>x<m>) and zero padding p<n> (or p<n>x<m>); maxpool<R> (or
 // maxpool<R>x<S>) has the stride of its window unless s<n> says
 // otherwise; dense<N> is fully connected; a flatten is implied before the
-// first dense layer; "#" starts a comment (see host.ParseSpec for the
+// first dense layer; "#" starts a comment (see nn.ParseSpec for the
 // grammar). The last layer must be dense with one output per class. A
 // spec that does not parse is a usage error; one that does not fit the
 // images (a window larger than its input, say) is an error naming the
@@ -161,7 +161,7 @@
 // standardisation, the optimiser, the whole training configuration
 // (learning rate, schedule, batch, seeds …), the epoch and step, the
 // shuffling generator's state and the convtrain version (see
-// host.Checkpoint). It is written atomically (a temporary file, synced,
+// ckpt.Checkpoint). It is written atomically (a temporary file, synced,
 // renamed over FILE), so a crash leaves the previous checkpoint intact.
 //
 // -resume FILE takes the model and every training setting from the

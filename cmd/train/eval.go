@@ -83,7 +83,7 @@ func (o *evalOptions) open() (*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := ck.NewModel(be.models())
+	m, err := ck.NewModel(be.Backend)
 	if err != nil {
 		return nil, errors.Join(err, be.Close())
 	}

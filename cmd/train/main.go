@@ -227,7 +227,7 @@ func runTrain(ctx context.Context, o *options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	model, err := o.newModel(be.models(), spec, o.seed)
+	model, err := o.newModel(be.Backend, spec, o.seed)
 	if err != nil {
 		return err
 	}

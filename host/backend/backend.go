@@ -1,6 +1,10 @@
 package backend
 
-import "github.com/convtrain/convtrain/cpuref/geom"
+import (
+	"fmt"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
+)
 
 // Tensor is a handle to storage owned by a Backend: float32 elements, or
 // int32 for index tensors (labels, argmax, batch indices). On the GPU backend
@@ -15,11 +19,56 @@ type Tensor interface {
 // sizes and returns an error before doing any work; none panics. Tensors
 // passed to a method must have been created by the same Backend.
 //
+// It is two interfaces: Memory (tensors, copies, synchronisation: passed
+// through as they are by a wrapper such as a timing one) and Ops (the
+// operations of a step: a wrapper must implement each of them, or it does
+// not compile as a Backend).
+//
 // Shape letters: N batch, C channels, H×W size, K filters, R×S kernel,
 // P×Q output size; In/Out the widths of a dense layer.
 type Backend interface {
+	Memory
+	Ops
+}
+
+// Epilogue is what a convolution applies to its output before storing
+// it, in the same pass.
+type Epilogue int
+
+// The epilogues.
+const (
+	// NoEpilogue stores y = conv(x, w) + b.
+	NoEpilogue Epilogue = iota
+	// EpilogueReLU stores y = max(0, conv(x, w) + b) with ReLUForward's
+	// rules (NaN propagates, −0 becomes +0).
+	EpilogueReLU
+)
+
+func (e Epilogue) String() string {
+	switch e {
+	case NoEpilogue:
+		return "none"
+	case EpilogueReLU:
+		return "relu"
+	}
+	return fmt.Sprintf("Epilogue(%d)", int(e))
+}
+
+// Fusions says which fused forms of operations a backend runs as one
+// pass, cheaper than the operations one after the other. Every backend
+// computes every form; the model chooses by this (nn.NewModel).
+type Fusions struct {
+	// ConvReLU: Conv2DForward with EpilogueReLU is one pass (the GPU
+	// backend: bias and ReLU in the implicit-GEMM kernels' epilogue).
+	ConvReLU bool
+}
+
+// Memory allocates, copies and frees a backend's tensors.
+type Memory interface {
 	// Name says which backend and device this is, e.g. "cpu (2 threads)".
 	Name() string
+	// Fusions says which fused operations run as one pass.
+	Fusions() Fusions
 
 	// NewTensor allocates n float32 elements set to zero.
 	NewTensor(n int) (Tensor, error)
@@ -36,8 +85,25 @@ type Backend interface {
 	// Free releases t; using it afterwards is an error.
 	Free(t Tensor) error
 
-	// Conv2DForward: x is (N,C,H,W), w is (K,C,R,S), b is (K), y is (N,K,P,Q).
-	Conv2DForward(g geom.ConvGeom, x, w, b, y Tensor) error
+	// IndexView returns elements [off, off+n) of the index tensor idx as an
+	// index tensor that shares idx's storage: it reads what idx holds when
+	// it is used. A view is read-only (UploadIndex into it, or an argmax or
+	// gather output written to it, is an error), is not freed (Free on it
+	// is an error) and is invalid once idx is freed. Views let a whole
+	// epoch's batch order be uploaded once and gathered from step by step.
+	IndexView(idx Tensor, off, n int) (Tensor, error)
+
+	// Sync waits for all queued work and returns its first error.
+	Sync() error
+	// Close releases everything the backend holds.
+	Close() error
+}
+
+// Ops are the operations of a training step.
+type Ops interface {
+	// Conv2DForward: x is (N,C,H,W), w is (K,C,R,S), b is (K), y is
+	// (N,K,P,Q), y = ep(conv(x, w) + b).
+	Conv2DForward(g geom.ConvGeom, x, w, b, y Tensor, ep Epilogue) error
 	// Conv2DBackwardData: dy is (N,K,P,Q), w is (K,C,R,S), dx is (N,C,H,W),
 	// overwritten with ∂E/∂x.
 	Conv2DBackwardData(g geom.ConvGeom, dy, w, dx Tensor) error
@@ -91,16 +157,4 @@ type Backend interface {
 	// Gather copies rows: dst[i,:] = src[idx[i],:] for i < idx.Len(), rows of
 	// rowLen elements; src and dst float32, or both int32; idx int32.
 	Gather(rowLen int, src, idx, dst Tensor) error
-	// IndexView returns elements [off, off+n) of the index tensor idx as an
-	// index tensor that shares idx's storage: it reads what idx holds when
-	// it is used. A view is read-only (UploadIndex into it, or an argmax or
-	// gather output written to it, is an error), is not freed (Free on it
-	// is an error) and is invalid once idx is freed. Views let a whole
-	// epoch's batch order be uploaded once and gathered from step by step.
-	IndexView(idx Tensor, off, n int) (Tensor, error)
-
-	// Sync waits for all queued work and returns its first error.
-	Sync() error
-	// Close releases everything the backend holds.
-	Close() error
 }

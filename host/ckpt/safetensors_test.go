@@ -670,7 +670,7 @@ func stTorchRun(t *testing.T, args ...string) []byte {
 	if stTorchErr != nil {
 		t.Skipf("needs %s with torch (Debian's python3-torch): %v", stPython, stTorchErr)
 	}
-	cmd := exec.Command(stPython, append([]string{"../scripts/torch-checkpoint.py"}, args...)...)
+	cmd := exec.Command(stPython, append([]string{"../../scripts/torch-checkpoint.py"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

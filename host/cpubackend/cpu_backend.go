@@ -211,7 +211,16 @@ func (be *cpuBackend) conv(g geom.ConvGeom) (*cpuref.Conv2D, error) {
 	return c, nil
 }
 
-func (be *cpuBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor) error {
+// Fusions: none; a convolution's ReLU epilogue is a second pass over its
+// output, and the model gains more by pooling before the ReLU.
+func (be *cpuBackend) Fusions() backend.Fusions { return backend.Fusions{} }
+
+// Conv2DForward is cpuref's convolution, then, with EpilogueReLU,
+// ReLUForward in place on y.
+func (be *cpuBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor, ep backend.Epilogue) error {
+	if ep != backend.NoEpilogue && ep != backend.EpilogueReLU {
+		return fmt.Errorf("host: conv forward: unknown epilogue %v: %w", ep, geom.ErrGeometry)
+	}
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("host: conv forward: %w", err)
 	}
@@ -237,7 +246,10 @@ func (be *cpuBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor) 
 	if err != nil {
 		return err
 	}
-	return wrap("conv forward", c.Forward(xs, ws, bs, ys))
+	if err := c.Forward(xs, ws, bs, ys); err != nil || ep == backend.NoEpilogue {
+		return wrap("conv forward", err)
+	}
+	return be.ReLUForward(y, y)
 }
 
 func (be *cpuBackend) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx backend.Tensor) error {

@@ -252,18 +252,23 @@ func (be *gpuBackend) Free(t backend.Tensor) error {
 	return gpuWrap("free", gt.buf.Free())
 }
 
-func (be *gpuBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor) error {
-	return be.convForward("conv forward", be.dev.Conv2DForward, g, x, w, b, y)
-}
-
-// Conv2DForwardReLU implements ConvReLUForwarder with
+// Conv2DForward runs (*gpu.Device).Conv2DForward, or with EpilogueReLU
 // (*gpu.Device).Conv2DForwardReLU: one launch, the bias and the ReLU in the
 // epilogue of the implicit-GEMM kernel that the dispatcher picks; where it
 // picks the direct kernel, conv2d_fwd_v1_direct then relu_fwd_v1 in place
 // (two launches, the same values).
-func (be *gpuBackend) Conv2DForwardReLU(g geom.ConvGeom, x, w, b, y backend.Tensor) error {
-	return be.convForward("conv+relu forward", be.dev.Conv2DForwardReLU, g, x, w, b, y)
+func (be *gpuBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor, ep backend.Epilogue) error {
+	switch ep {
+	case backend.NoEpilogue:
+		return be.convForward("conv forward", be.dev.Conv2DForward, g, x, w, b, y)
+	case backend.EpilogueReLU:
+		return be.convForward("conv+relu forward", be.dev.Conv2DForwardReLU, g, x, w, b, y)
+	}
+	return fmt.Errorf("host: conv forward: unknown epilogue %v: %w", ep, geom.ErrGeometry)
 }
+
+// Fusions: a convolution with its ReLU is one launch.
+func (be *gpuBackend) Fusions() backend.Fusions { return backend.Fusions{ConvReLU: true} }
 
 // convForward checks the tensors of a forward convolution against g and
 // runs launch (a gpu.Device forward pass) on their buffers.

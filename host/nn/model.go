@@ -41,7 +41,7 @@ type Model struct {
 	// as max-pool then ReLU (see NewModel).
 	fused []bool
 	// convReLU[i]: layer i is a Conv followed by a ReLU, and the pair runs
-	// as one ConvReLUForwarder call writing the ReLU's output (see NewModel).
+	// as one Conv2DForward with EpilogueReLU writing the ReLU's output (see NewModel).
 	convReLU []bool
 	opt      Optimizer // the update rule (optimizer.go)
 	steps    int       // updates applied
@@ -69,9 +69,10 @@ const (
 // Two rewrites cut the work and the launches of a step; both give the same
 // values and gradients as the layers run as written, bit for bit.
 //
-// On a backend that fuses a convolution with the ReLU after it (the GPU
-// backend: the bias and the ReLU in the implicit-GEMM kernels' epilogue), a
-// Conv directly followed by a ReLU runs as one call, y = max(0, conv(x)),
+// On a backend whose Fusions say that a convolution with a ReLU epilogue is
+// one pass (the GPU backend: the bias and the ReLU in the implicit-GEMM
+// kernels' epilogue), a Conv directly followed by a ReLU runs as one
+// Conv2DForward with EpilogueReLU, y = max(0, conv(x)),
 // and the conv's own output is never stored. The ReLU's backward pass then
 // masks with y instead of the conv output z: y = max(z, 0) > 0 exactly when
 // z > 0 (and both comparisons are false for NaN), so
@@ -92,20 +93,6 @@ func NewModel(be backend.Backend, spec Spec, seed uint64) (*Model, error) {
 	return newModel(be, spec, seed, true)
 }
 
-// ConvReLUForwarder is implemented by backends that run a convolution and
-// the ReLU after it as one operation (the GPU backend); NewModel fuses the
-// pair on such a backend. A type that wraps a Backend by embedding the
-// interface hides this method: give the model the backend itself, or
-// implement the method on the wrapper when, and only when, the wrapped
-// backend has it.
-type ConvReLUForwarder interface {
-	// Conv2DForwardReLU is Conv2DForward followed by ReLUForward in place:
-	// y = max(0, conv(x, w) + b), with ReLUForward's rules (NaN propagates,
-	// −0 becomes +0). x is (N,C,H,W), w is (K,C,R,S), b is (K), y is
-	// (N,K,P,Q).
-	Conv2DForwardReLU(g geom.ConvGeom, x, w, b, y backend.Tensor) error
-}
-
 // newModel is NewModel, with fuse false running every layer as written.
 func newModel(be backend.Backend, spec Spec, seed uint64, fuse bool) (*Model, error) {
 	infos, err := spec.Check()
@@ -115,7 +102,7 @@ func newModel(be backend.Backend, spec Spec, seed uint64, fuse bool) (*Model, er
 	m := &Model{be: be, spec: spec, infos: infos}
 	m.fused = make([]bool, len(infos))
 	m.convReLU = make([]bool, len(infos))
-	_, fwd := be.(ConvReLUForwarder)
+	fwd := be.Fusions().ConvReLU
 	for i := range infos {
 		next := LayerKind(0)
 		if i+1 < len(infos) {
@@ -392,7 +379,7 @@ func (m *Model) Forward(b *Batch) error {
 		case i > 0 && m.convReLU[i-1]:
 			continue // ran with the conv before
 		case m.convReLU[i]:
-			err = be.(ConvReLUForwarder).Conv2DForwardReLU(b.conv[i], x, m.params[m.w[i]].Value, m.params[m.b[i]].Value, b.acts[i+1])
+			err = be.Conv2DForward(b.conv[i], x, m.params[m.w[i]].Value, m.params[m.b[i]].Value, b.acts[i+1], backend.EpilogueReLU)
 			if err != nil {
 				return fmt.Errorf("host: forward layers %d and %d (%v, relu): %w", i+1, i+2, info.Spec, err)
 			}
@@ -409,7 +396,7 @@ func (m *Model) Forward(b *Batch) error {
 		}
 		switch info.Spec.Kind {
 		case Conv:
-			err = be.Conv2DForward(b.conv[i], x, m.params[m.w[i]].Value, m.params[m.b[i]].Value, y)
+			err = be.Conv2DForward(b.conv[i], x, m.params[m.w[i]].Value, m.params[m.b[i]].Value, y, backend.NoEpilogue)
 		case ReLU:
 			err = be.ReLUForward(x, y)
 		case MaxPool:

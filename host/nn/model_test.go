@@ -237,8 +237,8 @@ func TestCPUBackendErrors(t *testing.T) {
 		{"op=relu-freed", be.ReLUForward(f4, freed), "was freed"},
 		{"op=relu-nil", be.ReLUForward(nil, f4), "is not a cpu tensor"},
 		{"op=relu-length", be.ReLUForward(f4, f3), "y has 3 elements, want 4"},
-		{"op=conv-w-length", be.Conv2DForward(g, f4, f3, nil, f4), "w has 3 elements, want 1"},
-		{"op=conv-bad-geom", be.Conv2DForward(geom.ConvGeom{}, f4, f4, nil, f4), "invalid geometry"},
+		{"op=conv-w-length", be.Conv2DForward(g, f4, f3, nil, f4, backend.NoEpilogue), "w has 3 elements, want 1"},
+		{"op=conv-bad-geom", be.Conv2DForward(geom.ConvGeom{}, f4, f4, nil, f4, backend.NoEpilogue), "invalid geometry"},
 		{"op=gather-out-of-range", func() error {
 			backendtest.MustNil(t, be.UploadIndex(i4, []int32{0, 1, 2, 4}))
 			return be.Gather(1, f4, i4, f4)
