@@ -180,10 +180,16 @@ func TestGPUBackendOps(t *testing.T) {
 			x, wt, b := w.f32(ints(rng, g.XLen(), -3, 3)), w.f32(ints(rng, g.WLen(), -3, 3)), w.f32(ints(rng, g.K, -3, 3))
 			dy := w.f32(ints(rng, g.YLen(), -3, 3))
 			y, y0, dx, dw, db, dw2 := w.out(g.YLen()), w.out(g.YLen()), w.out(g.XLen()), w.out(g.WLen()), w.out(g.K), w.out(g.WLen())
-			w.run(func(be backend.Backend, i int) error { return be.Conv2DForward(g, x[i], wt[i], b[i], y[i], backend.NoEpilogue) })
-			w.run(func(be backend.Backend, i int) error { return be.Conv2DForward(g, x[i], wt[i], nil, y0[i], backend.NoEpilogue) })
+			w.run(func(be backend.Backend, i int) error {
+				return be.Conv2DForward(g, x[i], wt[i], b[i], y[i], backend.NoEpilogue)
+			})
+			w.run(func(be backend.Backend, i int) error {
+				return be.Conv2DForward(g, x[i], wt[i], nil, y0[i], backend.NoEpilogue)
+			})
 			yr := w.out(g.YLen())
-			w.run(func(be backend.Backend, i int) error { return be.Conv2DForward(g, x[i], wt[i], b[i], yr[i], backend.EpilogueReLU) })
+			w.run(func(be backend.Backend, i int) error {
+				return be.Conv2DForward(g, x[i], wt[i], b[i], yr[i], backend.EpilogueReLU)
+			})
 			w.same("y (relu epilogue)", yr, 0, 0)
 			cy, _ := w.get(y)
 			cr, _ := w.get(yr)
