@@ -36,8 +36,13 @@ import (
 // the packages the test skips, saying what to install; under CI=true it
 // fails instead, as CI installs them.
 
-// ortPython is the interpreter the ONNX Runtime test runs.
-const ortPython = "/usr/bin/python3"
+// ortPython is the interpreter the ONNX Runtime test runs, and ortScript
+// the script it runs: it checks and runs the models listed in a manifest
+// (see its doc string).
+const (
+	ortPython = "/usr/bin/python3"
+	ortScript = "../../../scripts/onnx-check.py"
+)
 
 // ortAtol and ortRtol bound |got − want| ≤ ortAtol + ortRtol·|want|: ONNX
 // Runtime computes in float32 (its own summation order and FMA, its own
@@ -245,23 +250,23 @@ func TestONNXRuntime(t *testing.T) {
 	if err := os.WriteFile(mf, mj, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := ortCommand(filepath.Join("testdata", "ort_check.py"), mf)
+	cmd := ortCommand(ortScript, mf)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("testdata/ort_check.py: %v\n%s", err, stderr.String())
+		t.Fatalf("scripts/onnx-check.py: %v\n%s", err, stderr.String())
 	}
 	var res ortResult
 	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("testdata/ort_check.py printed no JSON: %v\n%.2000s\n%s", err, out, stderr.String())
+		t.Fatalf("scripts/onnx-check.py printed no JSON: %v\n%.2000s\n%s", err, out, stderr.String())
 	}
 	t.Logf("onnx %s, onnxruntime %s, numpy %s", res.Versions["onnx"], res.Versions["onnxruntime"], res.Versions["numpy"])
 	for _, c := range cases {
 		t.Run("model="+c.name, func(t *testing.T) {
 			r, ok := res.Cases[c.name]
 			if !ok {
-				t.Fatalf("no result from testdata/ort_check.py")
+				t.Fatalf("no result from scripts/onnx-check.py")
 			}
 			if r.Error != "" {
 				t.Fatalf("onnx/onnxruntime failed:\n%s", r.Error)
@@ -505,6 +510,30 @@ func refAvgPool(x []float64, n, c, h, w, r, s, st, pad int) ([]float64, int, int
 	return y, p, q
 }
 
+// refMaxPoolPadded is the maximum over k×k windows with stride st and
+// padding pad that never wins (PyTorch's MaxPool2d, ONNX's MaxPool).
+func refMaxPoolPadded(x []float64, n, c, h, w, k, st, pad int) ([]float64, int, int) {
+	p, q := (h+2*pad-k)/st+1, (w+2*pad-k)/st+1
+	y := make([]float64, n*c*p*q)
+	for nc := 0; nc < n*c; nc++ {
+		for i := 0; i < p; i++ {
+			for j := 0; j < q; j++ {
+				m := math.Inf(-1)
+				for a := 0; a < k; a++ {
+					for b := 0; b < k; b++ {
+						hh, ww := i*st-pad+a, j*st-pad+b
+						if hh >= 0 && hh < h && ww >= 0 && ww < w {
+							m = math.Max(m, x[(nc*h+hh)*w+ww])
+						}
+					}
+				}
+				y[(nc*p+i)*q+j] = m
+			}
+		}
+	}
+	return y, p, q
+}
+
 func sigmoid(v float64) float64 { return 1 / (1 + math.Exp(-v)) }
 
 func geluExact(v float64) float64 { return 0.5 * v * (1 + math.Erf(v/math.Sqrt2)) }
@@ -633,23 +662,29 @@ func ortCases(t *testing.T) []ortCase {
 		})
 	}
 
-	{ // average pooling with padding counted in the divisor, and without padding
+	{ // average pooling with padding counted in the divisor, and without padding; max-pooling
+		// with padding over negative values, where the padding must never win
 		x := randFloat32(r, 2*2*7*6, -1, 1)
+		xn := randFloat32(r, 1*2*5*5, -2, -1)
 		a3, p3, q3 := refAvgPool(f64(x), 2, 2, 7, 6, 3, 3, 2, 1)
 		a2, p2, q2 := refAvgPool(f64(x), 2, 2, 7, 6, 2, 2, 2, 0)
+		m3, pm, qm := refMaxPoolPadded(f64(xn), 1, 2, 5, 5, 3, 2, 1)
 		cases = append(cases, ortCase{
-			name: "avgpool-padded",
+			name: "pools-padded",
 			model: Model{Graph: Graph{
-				Name:    "avgpool",
-				Inputs:  []ValueInfo{Batched("x", 2, 7, 6)},
-				Outputs: []ValueInfo{Batched("avg3", 2, int64(p3), int64(q3)), Batched("avg2", 2, int64(p2), int64(q2))},
+				Name:   "pools",
+				Inputs: []ValueInfo{Batched("x", 2, 7, 6), Batched("xn", 2, 5, 5)},
+				Outputs: []ValueInfo{Batched("avg3", 2, int64(p3), int64(q3)), Batched("avg2", 2, int64(p2), int64(q2)),
+					Batched("max3", 2, int64(pm), int64(qm))},
 				Nodes: []Node{
 					AveragePool("pool3", "x", "avg3", NewWindow(3, 3, 2, 2, 1, 1)),
 					AveragePool("pool2", "x", "avg2", NewWindow(2, 2, 2, 2, 0, 0)),
+					MaxPool("max3", "xn", "max3", NewWindow(3, 3, 2, 2, 1, 1)),
 				},
 			}},
-			inputs: []ortInput{{"x", []int{2, 2, 7, 6}, x}},
-			want:   []ortOutput{{"avg3", []int{2, 2, p3, q3}, a3}, {"avg2", []int{2, 2, p2, q2}, a2}},
+			inputs: []ortInput{{"x", []int{2, 2, 7, 6}, x}, {"xn", []int{1, 2, 5, 5}, xn}},
+			want: []ortOutput{{"avg3", []int{2, 2, p3, q3}, a3}, {"avg2", []int{2, 2, p2, q2}, a2},
+				{"max3", []int{1, 2, pm, qm}, m3}},
 		})
 	}
 

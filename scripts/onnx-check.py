@@ -1,6 +1,10 @@
-"""Checks ONNX files written by host/ckpt/onnx (run by ort_test.go).
+#!/usr/bin/env python3
+"""Checks ONNX files written by host/ckpt/onnx in onnx and ONNX Runtime.
 
-usage: python3 ort_check.py MANIFEST.json
+usage: scripts/onnx-check.py MANIFEST.json
+
+Run by the Go tests (host/ckpt/onnx/ort_test.go) with /usr/bin/python3 and
+onnx, onnxruntime and numpy from scripts/python-pins.txt on PYTHONPATH.
 
 MANIFEST lists cases: {"cases": [{"name", "model", "inputs": [{"name",
 "shape", "file"}]}]}, each input a file of raw little-endian float32. For
