@@ -32,6 +32,7 @@
 // shape. A model over 2 GiB (protobuf's limit; external data is not
 // supported) is refused with ErrTooLarge.
 //
-// The tests check the files in ONNX Runtime and the onnx package's full
-// checker (see ort_test.go for what to install).
+// The tests check the files with the onnx package's full checker and run
+// them in ONNX Runtime (scripts/onnx-check.py, with /usr/bin/python3 and
+// the packages pinned in scripts/python-pins.txt; see ort_test.go).
 package onnx

@@ -27,13 +27,14 @@ var (
 )
 
 // ops lists the operators that Validate accepts: those the exporter of a
-// convtrain network needs.
+// convtrain network needs, for inference and on float32 tensors only (so
+// no MaxPool Indices output, no BatchNormalization training_mode).
 var ops = map[string]opSpec{
 	"Conv":               {since: 11, minIn: 2, maxIn: 3, maxOut: 1, attrs: convAttrs},
-	"MaxPool":            {since: 12, minIn: 1, maxIn: 1, maxOut: 2, attrs: maxPoolAttrs, required: []string{"kernel_shape"}},
+	"MaxPool":            {since: 12, minIn: 1, maxIn: 1, maxOut: 1, attrs: maxPoolAttrs, required: []string{"kernel_shape"}},
 	"AveragePool":        {since: 11, minIn: 1, maxIn: 1, maxOut: 1, attrs: avgPoolAttrs, required: []string{"kernel_shape"}},
 	"GlobalAveragePool":  {since: 1, minIn: 1, maxIn: 1, maxOut: 1, attrs: noAttrs},
-	"BatchNormalization": {since: 15, minIn: 5, maxIn: 5, maxOut: 1, attrs: map[string]AttrType{"epsilon": AttrFloat, "momentum": AttrFloat, "training_mode": AttrInt}},
+	"BatchNormalization": {since: 15, minIn: 5, maxIn: 5, maxOut: 1, attrs: map[string]AttrType{"epsilon": AttrFloat, "momentum": AttrFloat}},
 	"Relu":               {since: 14, minIn: 1, maxIn: 1, maxOut: 1, attrs: noAttrs},
 	"LeakyRelu":          {since: 16, minIn: 1, maxIn: 1, maxOut: 1, attrs: map[string]AttrType{"alpha": AttrFloat}},
 	"Gelu":               {since: 20, minIn: 1, maxIn: 1, maxOut: 1, attrs: map[string]AttrType{"approximate": AttrString}},

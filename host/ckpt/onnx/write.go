@@ -59,8 +59,9 @@ const (
 	dataTypeFloat32 = 1 // TensorProto.DataType FLOAT
 )
 
-// maxSize is the largest message that protobuf parsers accept: 2 GiB − 1.
-const maxSize = math.MaxInt32
+// maxSize is the largest message that protobuf parsers accept: 2 GiB − 1
+// (a variable so that a test can lower it).
+var maxSize int64 = math.MaxInt32
 
 // bufSize is the writer's buffer: the only memory Write needs beyond the
 // model's own (plus the longest single string, should one be longer).
@@ -76,7 +77,7 @@ func Size(m Model) (int64, error) {
 	n := sizeModel(&m)
 	if n > maxSize {
 		return 0, fmt.Errorf("onnx: model %q is %d bytes, over the %d bytes a protobuf message may hold (external data is not supported): %w",
-			m.Graph.Name, n, int64(maxSize), ErrTooLarge)
+			m.Graph.Name, n, maxSize, ErrTooLarge)
 	}
 	return n, nil
 }

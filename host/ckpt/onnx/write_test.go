@@ -387,6 +387,29 @@ func TestWriteError(t *testing.T) {
 	}
 }
 
+// TestTooLarge lowers the 2 GiB limit to check the refusal without
+// allocating 2 GiB.
+func TestTooLarge(t *testing.T) {
+	m := tinyModel()
+	n, err := Size(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(old int64) { maxSize = old }(maxSize)
+	for _, limit := range []int64{n, n - 1} {
+		maxSize = limit
+		_, err := Size(m)
+		var buf bytes.Buffer
+		werr := Write(&buf, m)
+		if limit == n && (err != nil || werr != nil) {
+			t.Errorf("limit=%d: Size() = %v, Write() = %v, want nil: a model of exactly the limit fits", limit, err, werr)
+		}
+		if limit < n && (!errors.Is(err, ErrTooLarge) || !errors.Is(werr, ErrTooLarge) || buf.Len() != 0) {
+			t.Errorf("limit=%d: Size() = %v, Write() = %v after %d bytes, want ErrTooLarge and nothing written", limit, err, werr, buf.Len())
+		}
+	}
+}
+
 // TestGeluOpset checks that Gelu below opset 20 is built without the Gelu
 // operator, and validates at opset 17.
 func TestGeluOpset(t *testing.T) {
