@@ -1,6 +1,6 @@
 package host
 
-import "github.com/convtrain/convtrain/cpuref"
+import "github.com/convtrain/convtrain/cpuref/geom"
 
 // Tensor is a handle to storage owned by a Backend: float32 elements, or
 // int32 for index tensors (labels, argmax, batch indices). On the GPU backend
@@ -37,13 +37,13 @@ type Backend interface {
 	Free(t Tensor) error
 
 	// Conv2DForward: x is (N,C,H,W), w is (K,C,R,S), b is (K), y is (N,K,P,Q).
-	Conv2DForward(g cpuref.ConvGeom, x, w, b, y Tensor) error
+	Conv2DForward(g geom.ConvGeom, x, w, b, y Tensor) error
 	// Conv2DBackwardData: dy is (N,K,P,Q), w is (K,C,R,S), dx is (N,C,H,W),
 	// overwritten with ∂E/∂x.
-	Conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx Tensor) error
+	Conv2DBackwardData(g geom.ConvGeom, dy, w, dx Tensor) error
 	// Conv2DBackwardFilter: x is (N,C,H,W), dy is (N,K,P,Q); dw (K,C,R,S) and
 	// db (K) are overwritten with ∂E/∂w and ∂E/∂b. Deterministic.
-	Conv2DBackwardFilter(g cpuref.ConvGeom, x, dy, dw, db Tensor) error
+	Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db Tensor) error
 
 	// ReLUForward: y = max(x, 0), elementwise, equal lengths.
 	ReLUForward(x, y Tensor) error
@@ -52,9 +52,9 @@ type Backend interface {
 
 	// MaxPoolForward: x is (N,C,H,W), y and argmax (int32) are (N,C,P,Q);
 	// argmax holds the flat index into x of the first maximum of each window.
-	MaxPoolForward(g cpuref.PoolGeom, x, y, argmax Tensor) error
+	MaxPoolForward(g geom.PoolGeom, x, y, argmax Tensor) error
 	// MaxPoolBackward: dx (N,C,H,W) is overwritten with dy routed to argmax.
-	MaxPoolBackward(g cpuref.PoolGeom, dy, argmax, dx Tensor) error
+	MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx Tensor) error
 
 	// DenseForward: x is (N,In), w is (Out,In), b is (Out), y = x·wᵀ + b is (N,Out).
 	DenseForward(n, in, out int, x, w, b, y Tensor) error

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
+	"github.com/convtrain/convtrain/host/data"
 )
 
 // BenchmarkTrainStep times one SGD step (load, forward, loss, backward,
@@ -22,11 +24,11 @@ func BenchmarkTrainStep(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			data, err := Synthetic(1024, 28, 10, 1)
+			ds, err := data.Synthetic(1024, 28, 10, 1)
 			if err != nil {
 				b.Fatal(err)
 			}
-			set, err := m.Upload(data, data.Standardisation())
+			set, err := m.Upload(ds, ds.Standardisation())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -70,7 +72,7 @@ func itoa(n int) string {
 // BenchmarkMaxPoolForward compares the CPU backend's 2×2 stride-2 max-pool
 // with cpuref's general one on the first pool of the default network.
 func BenchmarkMaxPoolForward(b *testing.B) {
-	g := cpuref.PoolGeom{N: 64, C: 8, H: 24, W: 24, R: 2, S: 2, StrideH: 2, StrideW: 2}
+	g := geom.PoolGeom{N: 64, C: 8, H: 24, W: 24, R: 2, S: 2, StrideH: 2, StrideW: 2}
 	rng := rand.New(rand.NewPCG(1, 1))
 	x := make([]float32, g.XLen())
 	for i := range x {

@@ -46,6 +46,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/convtrain/convtrain/host/data"
 )
 
 // ErrCheckpoint is wrapped by every error about a checkpoint's content
@@ -71,7 +73,7 @@ const (
 // predict with the model or to resume training bit-identically.
 type Checkpoint struct {
 	Spec   Spec
-	Norm   Norm          // the inputs' standardisation, from the training set
+	Norm   data.Norm     // the inputs' standardisation, from the training set
 	Config Config        // the training configuration; callbacks nil
 	State  TrainState    // the trainer's position
 	Params []NamedTensor // in Model.Params order: layer<i>.weight, layer<i>.bias, …

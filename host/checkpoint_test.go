@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/convtrain/convtrain/host/data"
 )
 
 // ckptSpec is a tiny model for 8×8 synthetic images: a padded conv, a
@@ -26,11 +28,11 @@ func ckptSpec() Spec {
 
 // ckptData is 44 training images (5 steps of 8 per epoch, 4 left out) and
 // 10 test images (a batch and a partial one).
-func ckptData(t testing.TB) (train, test *Dataset) {
+func ckptData(t testing.TB) (train, test *data.Dataset) {
 	t.Helper()
-	train, err := Synthetic(44, 8, 3, 1)
+	train, err := data.Synthetic(44, 8, 3, 1)
 	mustNil(t, err)
-	test, err = Synthetic(10, 8, 3, 2)
+	test, err = data.Synthetic(10, 8, 3, 2)
 	mustNil(t, err)
 	return train, test
 }
@@ -367,7 +369,7 @@ func TestCheckpointRestoreChecks(t *testing.T) {
 	if err := c.Restore(tr); !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), "LR is 0.1") {
 		t.Errorf("Restore(other lr) = %v, want an error naming LR", err)
 	}
-	other, err := Synthetic(44, 8, 3, 9)
+	other, err := data.Synthetic(44, 8, 3, 9)
 	mustNil(t, err)
 	tr2, err := NewTrainer(m, other, test, c.Config)
 	mustNil(t, err)

@@ -6,6 +6,7 @@ import (
 	"runtime"
 
 	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // ErrTensor is wrapped by every error about a tensor handle: nil, freed,
@@ -32,7 +33,7 @@ func (t *cpuTensor) Len() int { return t.n }
 // allocated by this package.
 type cpuBackend struct {
 	threads int
-	convs   map[cpuref.ConvGeom]*cpuref.Conv2D
+	convs   map[geom.ConvGeom]*cpuref.Conv2D
 	par     parallel // ReLU and max-pool passes on up to threads goroutines
 	closed  bool
 }
@@ -48,7 +49,7 @@ func NewCPUBackend(threads int) (Backend, error) {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	be := &cpuBackend{threads: threads, convs: make(map[cpuref.ConvGeom]*cpuref.Conv2D)}
+	be := &cpuBackend{threads: threads, convs: make(map[geom.ConvGeom]*cpuref.Conv2D)}
 	be.par.threads = threads
 	return be, nil
 }
@@ -205,7 +206,7 @@ func (be *cpuBackend) Free(t Tensor) error {
 }
 
 // conv returns the cached cpuref.Conv2D of g, creating it on first use.
-func (be *cpuBackend) conv(g cpuref.ConvGeom) (*cpuref.Conv2D, error) {
+func (be *cpuBackend) conv(g geom.ConvGeom) (*cpuref.Conv2D, error) {
 	if c, ok := be.convs[g]; ok {
 		return c, nil
 	}
@@ -217,7 +218,7 @@ func (be *cpuBackend) conv(g cpuref.ConvGeom) (*cpuref.Conv2D, error) {
 	return c, nil
 }
 
-func (be *cpuBackend) Conv2DForward(g cpuref.ConvGeom, x, w, b, y Tensor) error {
+func (be *cpuBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y Tensor) error {
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("host: conv forward: %w", err)
 	}
@@ -246,7 +247,7 @@ func (be *cpuBackend) Conv2DForward(g cpuref.ConvGeom, x, w, b, y Tensor) error 
 	return wrap("conv forward", c.Forward(xs, ws, bs, ys))
 }
 
-func (be *cpuBackend) Conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx Tensor) error {
+func (be *cpuBackend) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx Tensor) error {
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("host: conv backward data: %w", err)
 	}
@@ -269,7 +270,7 @@ func (be *cpuBackend) Conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx Tensor) er
 	return wrap("conv backward data", c.BackwardData(dys, ws, dxs))
 }
 
-func (be *cpuBackend) Conv2DBackwardFilter(g cpuref.ConvGeom, x, dy, dw, db Tensor) error {
+func (be *cpuBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db Tensor) error {
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("host: conv backward filter: %w", err)
 	}
@@ -334,7 +335,7 @@ func (be *cpuBackend) ReLUBackward(x, dy, dx Tensor) error {
 	return wrap("relu backward", err)
 }
 
-func (be *cpuBackend) MaxPoolForward(g cpuref.PoolGeom, x, y, argmax Tensor) error {
+func (be *cpuBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax Tensor) error {
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("host: max-pool forward: %w", err)
 	}
@@ -357,7 +358,7 @@ func (be *cpuBackend) MaxPoolForward(g cpuref.PoolGeom, x, y, argmax Tensor) err
 	return wrap("max-pool forward", err)
 }
 
-func (be *cpuBackend) MaxPoolBackward(g cpuref.PoolGeom, dy, argmax, dx Tensor) error {
+func (be *cpuBackend) MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx Tensor) error {
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("host: max-pool backward: %w", err)
 	}
@@ -386,7 +387,7 @@ func (be *cpuBackend) MaxPoolBackward(g cpuref.PoolGeom, dy, argmax, dx Tensor) 
 // denseSizes checks n, in, out ≥ 1 and that the products fit.
 func denseSizes(op string, n, in, out int) error {
 	if n < 1 || in < 1 || out < 1 || n > maxTensorElems/in || n > maxTensorElems/out || out > maxTensorElems/in {
-		return fmt.Errorf("host: %s: n=%d in=%d out=%d: %w", op, n, in, out, cpuref.ErrGeometry)
+		return fmt.Errorf("host: %s: n=%d in=%d out=%d: %w", op, n, in, out, geom.ErrGeometry)
 	}
 	return nil
 }
@@ -611,7 +612,7 @@ func (be *cpuBackend) Gather(rowLen int, src, idx, dst Tensor) error {
 		return err
 	}
 	if rowLen < 1 || len(ix) > maxTensorElems/rowLen {
-		return fmt.Errorf("host: gather: row length %d for %d rows: %w", rowLen, len(ix), cpuref.ErrGeometry)
+		return fmt.Errorf("host: gather: row length %d for %d rows: %w", rowLen, len(ix), geom.ErrGeometry)
 	}
 	s, err := be.tensor("src", src)
 	if err != nil {

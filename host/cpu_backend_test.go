@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // TestCPUParallelPasses checks the CPU backend's chunked ReLU and max-pool
@@ -17,7 +18,7 @@ import (
 // so an unwritten element fails.
 func TestCPUParallelPasses(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, g := range []cpuref.PoolGeom{
+	for _, g := range []geom.PoolGeom{
 		{N: 64, C: 8, H: 24, W: 24, R: 2, S: 2, StrideH: 2, StrideW: 2},
 		{N: 37, C: 5, H: 25, W: 23, R: 3, S: 3, StrideH: 2, StrideW: 2}, // overlapping windows
 		{N: 3, C: 2, H: 5, W: 5, R: 2, S: 2, StrideH: 2, StrideW: 2},    // too small to split

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // The CPU backend splits the elementwise and pooling passes into
@@ -41,7 +42,7 @@ type parallel struct {
 	units, nw    int
 	x, y, dy, dx []float32
 	am           []int32
-	pg           cpuref.PoolGeom
+	pg           geom.PoolGeom
 }
 
 // run executes op over units split into nw ≤ threads chunks and returns
@@ -112,7 +113,7 @@ func (p *parallel) chunk(i int) error {
 			for o, a := range p.am[plane*pq : (plane+1)*pq] {
 				if a < a0 || a >= a1 {
 					return fmt.Errorf("host: max-pool backward %v: argmax[%d] = %d outside [%d, %d): %w",
-						g, plane*pq+o, a, a0, a1, cpuref.ErrGeometry)
+						g, plane*pq+o, a, a0, a1, geom.ErrGeometry)
 				}
 			}
 		}
@@ -134,7 +135,7 @@ func (p *parallel) chunk(i int) error {
 // (conditional moves). When m is ±0 or NaN (rare) the window takes
 // cpuref's rules exactly: the first element not less than the others under
 // float ordering (so −0 and +0 tie and the first wins), or the first NaN.
-func maxPool2x2(g cpuref.PoolGeom, x, y []float32, am []int32, off int32) {
+func maxPool2x2(g geom.PoolGeom, x, y []float32, am []int32, off int32) {
 	H, W, P, Q := g.H, g.W, g.P(), g.Q()
 	planes := len(y) / (P * Q)
 	w := int32(W)

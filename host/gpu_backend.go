@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 	"github.com/convtrain/convtrain/gpu"
 )
 
@@ -251,7 +251,7 @@ func (be *gpuBackend) Free(t Tensor) error {
 	return gpuWrap("free", gt.buf.Free())
 }
 
-func (be *gpuBackend) Conv2DForward(g cpuref.ConvGeom, x, w, b, y Tensor) error {
+func (be *gpuBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y Tensor) error {
 	return be.convForward("conv forward", be.dev.Conv2DForward, g, x, w, b, y)
 }
 
@@ -260,14 +260,14 @@ func (be *gpuBackend) Conv2DForward(g cpuref.ConvGeom, x, w, b, y Tensor) error 
 // epilogue of the implicit-GEMM kernel that the dispatcher picks; where it
 // picks the direct kernel, conv2d_fwd_v1_direct then relu_fwd_v1 in place
 // (two launches, the same values).
-func (be *gpuBackend) Conv2DForwardReLU(g cpuref.ConvGeom, x, w, b, y Tensor) error {
+func (be *gpuBackend) Conv2DForwardReLU(g geom.ConvGeom, x, w, b, y Tensor) error {
 	return be.convForward("conv+relu forward", be.dev.Conv2DForwardReLU, g, x, w, b, y)
 }
 
 // convForward checks the tensors of a forward convolution against g and
 // runs launch (a gpu.Device forward pass) on their buffers.
-func (be *gpuBackend) convForward(op string, launch func(g cpuref.ConvGeom, x, w, b, y *gpu.Buffer) error,
-	g cpuref.ConvGeom, x, w, b, y Tensor) error {
+func (be *gpuBackend) convForward(op string, launch func(g geom.ConvGeom, x, w, b, y *gpu.Buffer) error,
+	g geom.ConvGeom, x, w, b, y Tensor) error {
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("host: %s: %w", op, err)
 	}
@@ -290,7 +290,7 @@ func (be *gpuBackend) convForward(op string, launch func(g cpuref.ConvGeom, x, w
 	return gpuWrap(op, launch(g, xb, wb, bb, yb))
 }
 
-func (be *gpuBackend) Conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx Tensor) error {
+func (be *gpuBackend) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx Tensor) error {
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("host: conv backward data: %w", err)
 	}
@@ -311,7 +311,7 @@ func (be *gpuBackend) Conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx Tensor) er
 
 // Conv2DBackwardFilter runs conv2d_bwd_filter_v1_direct for dw and, when db
 // is not nil, conv2d_bwd_bias_v1 for db.
-func (be *gpuBackend) Conv2DBackwardFilter(g cpuref.ConvGeom, x, dy, dw, db Tensor) error {
+func (be *gpuBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db Tensor) error {
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("host: conv backward filter: %w", err)
 	}
@@ -368,7 +368,7 @@ func (be *gpuBackend) ReLUBackward(x, dy, dx Tensor) error {
 	return gpuWrap("relu backward", be.dev.ReLUBackward(xb, dyb, dxb))
 }
 
-func (be *gpuBackend) MaxPoolForward(g cpuref.PoolGeom, x, y, argmax Tensor) error {
+func (be *gpuBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax Tensor) error {
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("host: max-pool forward: %w", err)
 	}
@@ -391,7 +391,7 @@ func (be *gpuBackend) MaxPoolForward(g cpuref.PoolGeom, x, y, argmax Tensor) err
 	return nil
 }
 
-func (be *gpuBackend) MaxPoolBackward(g cpuref.PoolGeom, dy, argmax, dx Tensor) error {
+func (be *gpuBackend) MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx Tensor) error {
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("host: max-pool backward: %w", err)
 	}
@@ -510,7 +510,7 @@ func (be *gpuBackend) SoftmaxCrossEntropy(n, classes int, logits, labels, loss, 
 	}
 	if lo, hi := lab.indexRange(); lo < 0 || int(hi) >= classes {
 		return fmt.Errorf("host: softmax cross-entropy: labels lie in [%d, %d], outside [0, %d): %w",
-			lo, hi, classes, cpuref.ErrGeometry)
+			lo, hi, classes, geom.ErrGeometry)
 	}
 	l, err := be.f32("loss", loss, 1)
 	if err != nil {
@@ -628,7 +628,7 @@ func (be *gpuBackend) SGDNesterovStep(p, grad, vel Tensor, lr, momentum, weightD
 }
 
 // AdamStep computes the step's scalars (bias corrections) on the host with
-// cpuref.AdamCoefficients, as cpuref.AdamStep does, and runs adam_v1.
+// geom.AdamCoefficients, as cpuref.AdamStep does, and runs adam_v1.
 func (be *gpuBackend) AdamStep(p, grad, m, v Tensor, lr, beta1, beta2, eps, weightDecay float32, step int, decoupled bool) error {
 	pb, err := be.f32("p", p, -1)
 	if err != nil {
@@ -646,7 +646,7 @@ func (be *gpuBackend) AdamStep(p, grad, m, v Tensor, lr, beta1, beta2, eps, weig
 	if err != nil {
 		return err
 	}
-	c, err := cpuref.AdamCoefficients(float64(lr), float64(beta1), float64(beta2), float64(eps), float64(weightDecay), step, decoupled)
+	c, err := geom.AdamCoefficients(float64(lr), float64(beta1), float64(beta2), float64(eps), float64(weightDecay), step, decoupled)
 	if err != nil {
 		return fmt.Errorf("host: adam step: %w", err)
 	}
@@ -661,7 +661,7 @@ func (be *gpuBackend) Gather(rowLen int, src, idx, dst Tensor) error {
 		return err
 	}
 	if rowLen < 1 || ix.n > maxTensorElems/rowLen {
-		return fmt.Errorf("host: gather: row length %d for %d rows: %w", rowLen, ix.n, cpuref.ErrGeometry)
+		return fmt.Errorf("host: gather: row length %d for %d rows: %w", rowLen, ix.n, geom.ErrGeometry)
 	}
 	s, err := be.tensor("src", src)
 	if err != nil {

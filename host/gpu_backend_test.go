@@ -6,8 +6,9 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 	"github.com/convtrain/convtrain/gpu"
+	"github.com/convtrain/convtrain/host/data"
 )
 
 // openSimBackend returns the GPU backend on a simulated device with both
@@ -167,7 +168,7 @@ func TestGPUBackendOps(t *testing.T) {
 	w := newTwin(t)
 	rng := rand.New(rand.NewPCG(7, 8))
 
-	for _, g := range []cpuref.ConvGeom{
+	for _, g := range []geom.ConvGeom{
 		{N: 2, C: 3, H: 7, W: 6, K: 4, R: 3, S: 2, StrideH: 2, StrideW: 1, PadH: 1, PadW: 0},
 		{N: 1, C: 1, H: 5, W: 5, K: 2, R: 5, S: 5, StrideH: 1, StrideW: 1, PadH: 2, PadW: 2},
 	} {
@@ -203,7 +204,7 @@ func TestGPUBackendOps(t *testing.T) {
 
 	t.Run("op=maxpool", func(t *testing.T) {
 		w.t = t
-		g := cpuref.PoolGeom{N: 2, C: 3, H: 7, W: 6, R: 3, S: 2, StrideH: 2, StrideW: 2}
+		g := geom.PoolGeom{N: 2, C: 3, H: 7, W: 6, R: 3, S: 2, StrideH: 2, StrideW: 2}
 		x, dy := w.f32(ints(rng, g.XLen(), -2, 2)), w.f32(ints(rng, g.YLen(), -3, 3))
 		y, arg, dx := w.out(g.YLen()), w.outI32(g.YLen()), w.out(g.XLen())
 		w.run(func(be Backend, i int) error { return be.MaxPoolForward(g, x[i], y[i], arg[i]) })
@@ -358,8 +359,8 @@ func TestGPUBackendChecks(t *testing.T) {
 		err  error
 		is   error
 	}{
-		{"label = classes", be.SoftmaxCrossEntropy(3, 4, logits, newI(0, 4, 1), loss, dl), cpuref.ErrGeometry},
-		{"label < 0", be.SoftmaxCrossEntropy(3, 4, logits, newI(0, -1, 1), loss, dl), cpuref.ErrGeometry},
+		{"label = classes", be.SoftmaxCrossEntropy(3, 4, logits, newI(0, 4, 1), loss, dl), geom.ErrGeometry},
+		{"label < 0", be.SoftmaxCrossEntropy(3, 4, logits, newI(0, -1, 1), loss, dl), geom.ErrGeometry},
 		{"gather index = rows", be.Gather(2, src, newI(0, 5, 1), dst), ErrTensor},
 		{"gather index < 0", be.Gather(2, src, newI(-1, 0, 1), dst), ErrTensor},
 		{"gather through gathered indices", be.Gather(2, src, gathered, dst), ErrTensor},
@@ -397,7 +398,7 @@ func TestGPUBackendTraining(t *testing.T) {
 		{Kind: Conv, Filters: 6, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, {Kind: ReLU},
 		{Kind: Flatten}, DenseLayer(4),
 	}}
-	data, err := Synthetic(48, 12, 4, 3)
+	ds, err := data.Synthetic(48, 12, 4, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +421,7 @@ func TestGPUBackendTraining(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer m.Close()
-		set, err := m.Upload(data, data.Standardisation())
+		set, err := m.Upload(ds, ds.Standardisation())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -435,7 +436,7 @@ func TestGPUBackendTraining(t *testing.T) {
 		rows := make([]int32, batch)
 		for step := range steps {
 			for i := range rows {
-				rows[i] = int32((step*batch + i*5) % data.N)
+				rows[i] = int32((step*batch + i*5) % ds.N)
 			}
 			if err := m.Load(b, set, rows); err != nil {
 				t.Fatal(err)

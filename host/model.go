@@ -6,7 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // Param is one parameter tensor of a model with its gradient and its
@@ -102,7 +102,7 @@ type ConvReLUForwarder interface {
 	// y = max(0, conv(x, w) + b), with ReLUForward's rules (NaN propagates,
 	// −0 becomes +0). x is (N,C,H,W), w is (K,C,R,S), b is (K), y is
 	// (N,K,P,Q).
-	Conv2DForwardReLU(g cpuref.ConvGeom, x, w, b, y Tensor) error
+	Conv2DForwardReLU(g geom.ConvGeom, x, w, b, y Tensor) error
 }
 
 // newModel is NewModel, with fuse false running every layer as written.
@@ -251,8 +251,8 @@ type Batch struct {
 	// For a MaxPool i after a fused ReLU: pre[i] is the pooled input before
 	// the ReLU and dpre[i] its gradient, both (N, Out_i).
 	pre, dpre []Tensor
-	conv      []cpuref.ConvGeom
-	pool      []cpuref.PoolGeom
+	conv      []geom.ConvGeom
+	pool      []geom.PoolGeom
 	owned     []Tensor
 }
 
@@ -303,7 +303,7 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 	b.acts, b.grads = make([]Tensor, L), make([]Tensor, L)
 	b.argmax = make([]Tensor, L)
 	b.pre, b.dpre = make([]Tensor, L), make([]Tensor, L)
-	b.conv, b.pool = make([]cpuref.ConvGeom, L), make([]cpuref.PoolGeom, L)
+	b.conv, b.pool = make([]geom.ConvGeom, L), make([]geom.PoolGeom, L)
 	for i, info := range m.infos {
 		if info.Spec.Kind == Flatten {
 			b.acts[i], b.grads[i] = b.input(i), b.inputGrad(i)

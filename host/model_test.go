@@ -8,8 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 	"github.com/convtrain/convtrain/gpu"
+	"github.com/convtrain/convtrain/host/data"
 )
 
 func newCPU(t testing.TB) Backend {
@@ -112,7 +113,7 @@ func TestModelGradient(t *testing.T) {
 				t.Fatal(err)
 			}
 			const n = 3
-			data, err := Synthetic(n, 9, 3, 5)
+			ds, err := data.Synthetic(n, 9, 3, 5)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -126,7 +127,7 @@ func TestModelGradient(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			labels := []int32{int32(data.Labels[0]), int32(data.Labels[1]), int32(data.Labels[2])}
+			labels := []int32{int32(ds.Labels[0]), int32(ds.Labels[1]), int32(ds.Labels[2])}
 			mustNil(t, be.Upload(b.X, x))
 			mustNil(t, be.UploadIndex(b.Labels, labels))
 			if loss == MSELoss {
@@ -238,7 +239,7 @@ func TestCPUBackendErrors(t *testing.T) {
 	o4, _ := other.NewTensor(4)
 	freed, _ := be.NewTensor(4)
 	mustNil(t, be.Free(freed))
-	g := cpuref.ConvGeom{N: 1, C: 1, H: 2, W: 2, K: 1, R: 1, S: 1, StrideH: 1, StrideW: 1}
+	g := geom.ConvGeom{N: 1, C: 1, H: 2, W: 2, K: 1, R: 1, S: 1, StrideH: 1, StrideW: 1}
 	for _, tc := range []struct {
 		name string
 		err  error
@@ -252,7 +253,7 @@ func TestCPUBackendErrors(t *testing.T) {
 		{"op=relu-nil", be.ReLUForward(nil, f4), "is not a cpu tensor"},
 		{"op=relu-length", be.ReLUForward(f4, f3), "y has 3 elements, want 4"},
 		{"op=conv-w-length", be.Conv2DForward(g, f4, f3, nil, f4), "w has 3 elements, want 1"},
-		{"op=conv-bad-geom", be.Conv2DForward(cpuref.ConvGeom{}, f4, f4, nil, f4), "invalid geometry"},
+		{"op=conv-bad-geom", be.Conv2DForward(geom.ConvGeom{}, f4, f4, nil, f4), "invalid geometry"},
 		{"op=gather-out-of-range", func() error {
 			mustNil(t, be.UploadIndex(i4, []int32{0, 1, 2, 4}))
 			return be.Gather(1, f4, i4, f4)
@@ -313,7 +314,7 @@ func TestFusedReLUPool(t *testing.T) {
 }
 
 func testFused(t *testing.T, spec Spec, onGPU bool) {
-	data, err := Synthetic(64, 14, 4, 3)
+	ds, err := data.Synthetic(64, 14, 4, 3)
 	mustNil(t, err)
 	run := func(fuse bool) ([][]float32, []float32) {
 		var be Backend
@@ -325,7 +326,7 @@ func testFused(t *testing.T, spec Spec, onGPU bool) {
 		}
 		m, err := newModel(be, spec, 2, fuse)
 		mustNil(t, err)
-		set, err := m.Upload(data, data.Standardisation())
+		set, err := m.Upload(ds, ds.Standardisation())
 		mustNil(t, err)
 		b, err := m.NewBatch(16)
 		mustNil(t, err)

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // ErrSpec is wrapped by every error about a model specification.
@@ -172,9 +172,9 @@ type LayerInfo struct {
 	Spec   LayerSpec
 	In     Shape
 	Out    Shape
-	Params int             // weights and biases
-	Conv   cpuref.ConvGeom // Conv only, with N = 1
-	Pool   cpuref.PoolGeom // MaxPool only, with N = 1
+	Params int           // weights and biases
+	Conv   geom.ConvGeom // Conv only, with N = 1
+	Pool   geom.PoolGeom // MaxPool only, with N = 1
 }
 
 // maxLayerElems bounds the per-image size of any layer so that a batch of
@@ -210,7 +210,7 @@ func (s Spec) Check() ([]LayerInfo, error) {
 			if in.Flat {
 				return nil, bad("needs an image input, not a flat one")
 			}
-			g := cpuref.ConvGeom{N: 1, C: in.C, H: in.H, W: in.W, K: l.Filters, R: l.KernelH, S: l.KernelW,
+			g := geom.ConvGeom{N: 1, C: in.C, H: in.H, W: in.W, K: l.Filters, R: l.KernelH, S: l.KernelW,
 				StrideH: strideOr(l.StrideH, 1), StrideW: strideOr(l.StrideW, 1), PadH: l.PadH, PadW: l.PadW}
 			if l.KernelH > in.H+2*l.PadH || l.KernelW > in.W+2*l.PadW {
 				return nil, bad("the %d×%d window is larger than its %d×%d input padded by %d×%d", l.KernelH, l.KernelW, in.H, in.W, l.PadH, l.PadW)
@@ -225,7 +225,7 @@ func (s Spec) Check() ([]LayerInfo, error) {
 			if in.Flat {
 				return nil, bad("needs an image input, not a flat one")
 			}
-			g := cpuref.PoolGeom{N: 1, C: in.C, H: in.H, W: in.W, R: l.KernelH, S: l.KernelW,
+			g := geom.PoolGeom{N: 1, C: in.C, H: in.H, W: in.W, R: l.KernelH, S: l.KernelW,
 				StrideH: strideOr(l.StrideH, l.KernelH), StrideW: strideOr(l.StrideW, l.KernelW)}
 			if l.KernelH > in.H || l.KernelW > in.W {
 				return nil, bad("the %d×%d window is larger than its %d×%d input", l.KernelH, l.KernelW, in.H, in.W)

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 func TestParseSpecDefault(t *testing.T) {
@@ -271,7 +271,7 @@ func FuzzParseSpec(f *testing.F) {
 					}
 				}
 			}
-		} else if !errors.Is(err, ErrSpec) && !errors.Is(err, cpuref.ErrGeometry) {
+		} else if !errors.Is(err, ErrSpec) && !errors.Is(err, geom.ErrGeometry) {
 			t.Fatalf("InferShapes(%q) error %v wraps neither ErrSpec nor ErrGeometry", canon, err)
 		}
 	})

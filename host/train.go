@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/convtrain/convtrain/host/data"
 )
 
 // ScheduleKind names a learning-rate schedule.
@@ -189,7 +191,7 @@ type Trainer struct {
 	host                  [1]float32
 	start                 time.Time
 	stepsEpoch            int
-	norm                  Norm      // the inputs' standardisation
+	norm                  data.Norm // the inputs' standardisation
 	scratch               []float32 // divergence checks: the largest parameter
 	// elapsedBefore is the training time of the runs before a Restore
 	// (start is set that much before the resumed run starts); restored is
@@ -312,7 +314,7 @@ func (t *Trainer) Restore(st TrainState) error {
 // with the training set's mean and standard deviation, and allocates the
 // batches: one of Config.Batch images and, when the test set is not a
 // whole number of batches, one for its remainder.
-func NewTrainer(m *Model, train, test *Dataset, cfg Config) (*Trainer, error) {
+func NewTrainer(m *Model, train, test *data.Dataset, cfg Config) (*Trainer, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
@@ -395,7 +397,7 @@ func (t *Trainer) Model() *Model { return t.m }
 func (t *Trainer) Config() Config { return t.cfg }
 
 // Norm is the standardisation of the inputs, from the training set.
-func (t *Trainer) Norm() Norm { return t.norm }
+func (t *Trainer) Norm() data.Norm { return t.norm }
 
 // StepsPerEpoch is ⌊training images / Batch⌋.
 func (t *Trainer) StepsPerEpoch() int { return t.stepsEpoch }

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/convtrain/convtrain/host/data"
 )
 
 // smallSpec is a quick model for the 12×12 synthetic images.
@@ -23,9 +25,9 @@ func smallSpec(loss LossKind, classes int) Spec {
 func trainSynthetic(t *testing.T, loss LossKind, seed uint64) (*Model, float64, []EpochMetrics) {
 	t.Helper()
 	const classes = 4
-	train, err := Synthetic(500, 12, classes, 1)
+	train, err := data.Synthetic(500, 12, classes, 1)
 	mustNil(t, err)
-	test, err := Synthetic(100, 12, classes, 2)
+	test, err := data.Synthetic(100, 12, classes, 2)
 	mustNil(t, err)
 	be := newCPU(t)
 	m, err := NewModel(be, smallSpec(loss, classes), seed)
@@ -126,9 +128,9 @@ func TestTrainStepAllocs(t *testing.T) {
 	be := newCPU(t)
 	m, err := NewModel(be, DefaultSpec(), 1)
 	mustNil(t, err)
-	data, err := Synthetic(64, 28, 10, 1)
+	ds, err := data.Synthetic(64, 28, 10, 1)
 	mustNil(t, err)
-	set, err := m.Upload(data, data.Standardisation())
+	set, err := m.Upload(ds, ds.Standardisation())
 	mustNil(t, err)
 	b, err := m.NewBatch(64)
 	mustNil(t, err)
@@ -145,9 +147,9 @@ func TestTrainStepAllocs(t *testing.T) {
 		t.Errorf("default network, batch 64: %g allocations per step, want 0", got)
 	}
 
-	train, err := Synthetic(100, 12, 4, 1)
+	train, err := data.Synthetic(100, 12, 4, 1)
 	mustNil(t, err)
-	test, err := Synthetic(37, 12, 4, 2)
+	test, err := data.Synthetic(37, 12, 4, 2)
 	mustNil(t, err)
 	sm, err := NewModel(be, smallSpec(SoftmaxCE, 4), 1)
 	mustNil(t, err)
@@ -167,7 +169,7 @@ func TestTrainStepAllocs(t *testing.T) {
 }
 
 func TestTrainCancel(t *testing.T) {
-	train, err := Synthetic(64, 12, 4, 1)
+	train, err := data.Synthetic(64, 12, 4, 1)
 	mustNil(t, err)
 	m, err := NewModel(newCPU(t), smallSpec(SoftmaxCE, 4), 1)
 	mustNil(t, err)
@@ -251,9 +253,9 @@ func TestConfigCheck(t *testing.T) {
 // and finishes there, and also lets the stopped trainer finish: the
 // weights must be bit-identical to a run straight through.
 func TestTrainResume(t *testing.T) {
-	train, err := Synthetic(200, 12, 4, 1)
+	train, err := data.Synthetic(200, 12, 4, 1)
 	mustNil(t, err)
-	test, err := Synthetic(30, 12, 4, 2)
+	test, err := data.Synthetic(30, 12, 4, 2)
 	mustNil(t, err)
 	be := newCPU(t)
 	cfg := Config{Epochs: 3, Batch: 16, LR: 0.05, Momentum: 0.9, WeightDecay: 1e-3, Schedule: Schedule{Kind: CosineLR}, Seed: 5}
@@ -390,9 +392,9 @@ func TestTrainResume(t *testing.T) {
 // of correct predictions and, for the divergence check, every parameter's
 // value and gradient; then two sums per evaluation batch.
 func TestTrainerEpochCopies(t *testing.T) {
-	train, err := Synthetic(100, 12, 4, 1)
+	train, err := data.Synthetic(100, 12, 4, 1)
 	mustNil(t, err)
-	test, err := Synthetic(37, 12, 4, 2)
+	test, err := data.Synthetic(37, 12, 4, 2)
 	mustNil(t, err)
 	be, dev := openSimBackend(t)
 	m, err := NewModel(be, smallSpec(SoftmaxCE, 4), 1)

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // TestIndexView runs the rules of Backend.IndexView on the CPU backend and
@@ -66,7 +66,7 @@ func TestIndexView(t *testing.T) {
 			must(err)
 			y, err := be.NewTensor(4)
 			must(err)
-			pool := cpuref.PoolGeom{N: 1, C: 1, H: 4, W: 4, R: 2, S: 2, StrideH: 2, StrideW: 2}
+			pool := geom.PoolGeom{N: 1, C: 1, H: 4, W: 4, R: 2, S: 2, StrideH: 2, StrideW: 2}
 			am, err := be.IndexView(order, 0, 4)
 			must(err)
 			cases := []struct {

@@ -13,9 +13,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 	"github.com/convtrain/convtrain/gpu"
 	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/data"
 )
 
 // benchOptions are the flags of train bench.
@@ -82,7 +83,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.threads))
-	set, err := host.Synthetic(o.batch, o.size, o.classes, o.seed)
+	set, err := data.Synthetic(o.batch, o.size, o.classes, o.seed)
 	if err != nil {
 		return err
 	}
@@ -372,7 +373,7 @@ func (t *timedBackend) collect() error {
 	return nil
 }
 
-func (t *timedBackend) Conv2DForward(g cpuref.ConvGeom, x, w, b, y host.Tensor) error {
+func (t *timedBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y host.Tensor) error {
 	return t.time("conv fwd "+g.String(), g.FLOPs(), 1, func() error { return t.Backend.Conv2DForward(g, x, w, b, y) })
 }
 
@@ -385,15 +386,15 @@ type timedFusingBackend struct {
 	fused host.ConvReLUForwarder
 }
 
-func (t *timedFusingBackend) Conv2DForwardReLU(g cpuref.ConvGeom, x, w, b, y host.Tensor) error {
+func (t *timedFusingBackend) Conv2DForwardReLU(g geom.ConvGeom, x, w, b, y host.Tensor) error {
 	return t.time("conv+relu fwd "+g.String(), g.FLOPs(), 1, func() error { return t.fused.Conv2DForwardReLU(g, x, w, b, y) })
 }
 
-func (t *timedBackend) Conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx host.Tensor) error {
+func (t *timedBackend) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx host.Tensor) error {
 	return t.time("conv bwd data "+g.String(), g.FLOPs(), 1, func() error { return t.Backend.Conv2DBackwardData(g, dy, w, dx) })
 }
 
-func (t *timedBackend) Conv2DBackwardFilter(g cpuref.ConvGeom, x, dy, dw, db host.Tensor) error {
+func (t *timedBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db host.Tensor) error {
 	return t.time("conv bwd filter "+g.String(), g.FLOPs(), 1, func() error { return t.Backend.Conv2DBackwardFilter(g, x, dy, dw, db) })
 }
 
@@ -405,15 +406,15 @@ func (t *timedBackend) ReLUBackward(x, dy, dx host.Tensor) error {
 	return t.time(fmt.Sprintf("relu bwd n=%d", x.Len()), 0, 0, func() error { return t.Backend.ReLUBackward(x, dy, dx) })
 }
 
-func poolLabel(g cpuref.PoolGeom) string {
+func poolLabel(g geom.PoolGeom) string {
 	return fmt.Sprintf("N=%d,C=%d,H=%d,W=%d,R=%d,S=%d", g.N, g.C, g.H, g.W, g.R, g.S)
 }
 
-func (t *timedBackend) MaxPoolForward(g cpuref.PoolGeom, x, y, argmax host.Tensor) error {
+func (t *timedBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax host.Tensor) error {
 	return t.time("maxpool fwd "+poolLabel(g), 0, 0, func() error { return t.Backend.MaxPoolForward(g, x, y, argmax) })
 }
 
-func (t *timedBackend) MaxPoolBackward(g cpuref.PoolGeom, dy, argmax, dx host.Tensor) error {
+func (t *timedBackend) MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx host.Tensor) error {
 	return t.time("maxpool bwd "+poolLabel(g), 0, 0, func() error { return t.Backend.MaxPoolBackward(g, dy, argmax, dx) })
 }
 

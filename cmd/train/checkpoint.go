@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/data"
 )
 
 // interruptedPath is where an interrupted run saves its checkpoint when
@@ -110,7 +111,7 @@ func (o *options) loadResume() error {
 // else -model's, else the default network (its last layer widened to
 // more than 10 classes). It checks that the spec fits d's images and
 // classes; the error names the layer and the reason.
-func (c *ckptOptions) modelSpec(d *host.Dataset) (host.Spec, error) {
+func (c *ckptOptions) modelSpec(d *data.Dataset) (host.Spec, error) {
 	if c.ck != nil {
 		s := c.ck.Spec
 		if s.C != d.C || s.H != d.H || s.W != d.W || s.Classes() != d.Classes {

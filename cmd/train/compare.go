@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/data"
 )
 
 // compareOptions are the flags of train compare.
@@ -94,14 +95,14 @@ func parseCompare(args []string, stderr io.Writer) (*compareOptions, error) {
 // loadTrainingSet reads the training set of dir (MNIST when dir is "") and
 // keeps its first limit images (all when limit is 0); source is where it
 // came from.
-func loadTrainingSet(dir string, limit int) (set *host.Dataset, source string, err error) {
+func loadTrainingSet(dir string, limit int) (set *data.Dataset, source string, err error) {
 	source = dir
 	if dir == "" {
-		if source, err = host.LocateMNIST(); err != nil {
+		if source, err = data.LocateMNIST(); err != nil {
 			return nil, "", err
 		}
 	}
-	set, _, err = host.LoadDir(source)
+	set, _, err = data.LoadDir(source)
 	if err != nil {
 		return nil, "", err
 	}
@@ -200,7 +201,7 @@ func compareRows(n, batch, steps int, seed uint64) []int32 {
 // rows, reading the loss after each step, and returns the losses, the
 // final parameters and the speed. perturb is added to the first weight
 // before training.
-func compareTrain(be *deviceBackend, name string, spec host.Spec, set *host.Dataset, rows []int32, o *compareOptions, perturb float32) (r compareRun, err error) {
+func compareTrain(be *deviceBackend, name string, spec host.Spec, set *data.Dataset, rows []int32, o *compareOptions, perturb float32) (r compareRun, err error) {
 	r.name = name
 	fail := func(err error) (compareRun, error) { return r, fmt.Errorf("%s: %w", name, err) }
 	m, err := host.NewModel(be.models(), spec, o.seed)

@@ -10,6 +10,7 @@ import (
 	"runtime"
 
 	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/data"
 )
 
 // evalOptions are the flags of train eval and train predict.
@@ -94,7 +95,7 @@ func (l *loaded) Close() error { return errors.Join(l.model.Close(), l.be.Close(
 // checkpoint's norm, in batches of at most batch images (fewer for a
 // large model), and returns the outputs (d.N, classes). It stops between
 // batches when ctx is done.
-func (l *loaded) logits(ctx context.Context, d *host.Dataset, batch int) ([]float32, error) {
+func (l *loaded) logits(ctx context.Context, d *data.Dataset, batch int) ([]float32, error) {
 	m, be := l.model, l.be
 	set, err := m.Upload(d, l.ck.Norm)
 	if err != nil {
@@ -199,11 +200,11 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer l.Close()
 	source := o.data
 	if source == "" {
-		if source, err = host.LocateMNIST(); err != nil {
+		if source, err = data.LocateMNIST(); err != nil {
 			return err
 		}
 	}
-	_, test, err := host.LoadDir(source)
+	_, test, err := data.LoadDir(source)
 	if err != nil {
 		return err
 	}

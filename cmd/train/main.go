@@ -385,6 +385,7 @@ import (
 	"time"
 
 	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/data"
 )
 
 func main() {
@@ -567,18 +568,18 @@ func train(ctx context.Context, o *options, stdout io.Writer) error {
 	}
 	defer be.Close()
 
-	var trainSet, testSet *host.Dataset
+	var trainSet, testSet *data.Dataset
 	source := o.data
 	if o.data == "" {
-		if source, err = host.LocateMNIST(); err != nil {
+		if source, err = data.LocateMNIST(); err != nil {
 			return err
 		}
-		trainSet, testSet, err = host.LoadDir(source)
+		trainSet, testSet, err = data.LoadDir(source)
 		if err == nil {
 			trainSet.Name, testSet.Name = "mnist/train", "mnist/test"
 		}
 	} else {
-		trainSet, testSet, err = host.LoadDir(o.data)
+		trainSet, testSet, err = data.LoadDir(o.data)
 	}
 	if err != nil {
 		return err

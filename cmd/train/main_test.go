@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/data"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -19,16 +20,16 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 // layout (gzip) and returns its directory.
 func syntheticDir(t *testing.T) string {
 	t.Helper()
-	train, err := host.Synthetic(320, 28, 10, 1)
+	train, err := data.Synthetic(320, 28, 10, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	test, err := host.Synthetic(100, 28, 10, 2)
+	test, err := data.Synthetic(100, 28, 10, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := host.WriteDir(dir, train, test, true); err != nil {
+	if err := data.WriteDir(dir, train, test, true); err != nil {
 		t.Fatal(err)
 	}
 	return dir

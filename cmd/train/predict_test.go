@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/data"
 )
 
 // writePNG writes img to path.
@@ -76,7 +77,7 @@ func parsePredictions(t *testing.T, out string) []prediction {
 // same classes with the same probabilities.
 func TestPredict(t *testing.T) {
 	dir, ckpt, _ := trainedCheckpoint(t)
-	_, test, err := host.LoadDir(dir)
+	_, test, err := data.LoadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestPredict(t *testing.T) {
 	tmp := t.TempDir()
 	idxPath := filepath.Join(tmp, "five.idx")
 	var idx bytes.Buffer
-	if err := host.WriteIDX(&idx, []int{n, size, size}, test.Images[:n*size*size]); err != nil {
+	if err := data.WriteIDX(&idx, []int{n, size, size}, test.Images[:n*size*size]); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(idxPath, idx.Bytes(), 0o644); err != nil {

@@ -1,8 +1,9 @@
-// Package cpuref is the CPU reference of convtrain: it defines the math that
-// every other implementation (the PTX simulator, the GPU) must reproduce, and
-// it is the CPU training path.
+// Package geom is the leaf that the CPU reference (cpuref) and the GPU
+// runtime (gpu) share: the geometry of every operation, the limits every
+// implementation enforces, the error kinds they wrap, and the scalars of
+// an Adam step, which both compute the same way.
 //
-// Shape letters, used in every doc comment of this package:
+// Shape letters, used in every doc comment:
 //
 //	N batch, C input channels, H×W input size, K filters (output channels),
 //	R×S kernel size, P×Q output size.
@@ -14,7 +15,7 @@
 //	P = (H + 2ph − R)/sh + 1,  Q = (W + 2pw − S)/sw + 1
 //
 // Invalid geometry is an error returned before any work.
-package cpuref
+package geom
 
 import (
 	"errors"
@@ -26,9 +27,9 @@ import (
 // buffer lengths.
 var ErrGeometry = errors.New("invalid geometry")
 
-// maxElems bounds every tensor's element count so that int32 indexing in
+// MaxElems bounds every tensor's element count so that int32 indexing in
 // the GPU kernels can never overflow.
-const maxElems = math.MaxInt32
+const MaxElems = math.MaxInt32
 
 // ConvGeom is the geometry of one 2-D convolution.
 type ConvGeom struct {
@@ -83,23 +84,23 @@ func (g ConvGeom) String() string {
 func (g ConvGeom) Validate() error {
 	switch {
 	case g.N < 1 || g.C < 1 || g.H < 1 || g.W < 1 || g.K < 1 || g.R < 1 || g.S < 1:
-		return fmt.Errorf("cpuref: conv %v: sizes must be ≥ 1: %w", g, ErrGeometry)
+		return fmt.Errorf("geom: conv %v: sizes must be ≥ 1: %w", g, ErrGeometry)
 	case g.StrideH < 1 || g.StrideW < 1:
-		return fmt.Errorf("cpuref: conv %v: strides must be ≥ 1: %w", g, ErrGeometry)
+		return fmt.Errorf("geom: conv %v: strides must be ≥ 1: %w", g, ErrGeometry)
 	case g.PadH < 0 || g.PadW < 0:
-		return fmt.Errorf("cpuref: conv %v: padding must be ≥ 0: %w", g, ErrGeometry)
+		return fmt.Errorf("geom: conv %v: padding must be ≥ 0: %w", g, ErrGeometry)
 	}
 	for _, d := range []int{g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.StrideH, g.StrideW, g.PadH, g.PadW} {
-		if d > maxElems {
-			return fmt.Errorf("cpuref: conv %v: dimension too large: %w", g, ErrGeometry)
+		if d > MaxElems {
+			return fmt.Errorf("geom: conv %v: dimension too large: %w", g, ErrGeometry)
 		}
 	}
 	if g.P() < 1 || g.Q() < 1 {
-		return fmt.Errorf("cpuref: conv %v: output %d×%d is empty: %w", g, g.P(), g.Q(), ErrGeometry)
+		return fmt.Errorf("geom: conv %v: output %d×%d is empty: %w", g, g.P(), g.Q(), ErrGeometry)
 	}
 	for _, dims := range [][]int{{g.N, g.C, g.H, g.W}, {g.K, g.C, g.R, g.S}, {g.N, g.K, g.P(), g.Q()}, {g.C, g.R, g.S, g.P(), g.Q()}} {
-		if !fitsProduct(dims) {
-			return fmt.Errorf("cpuref: conv %v: a tensor has 2³¹ elements or more: %w", g, ErrGeometry)
+		if !FitsProduct(dims) {
+			return fmt.Errorf("geom: conv %v: a tensor has 2³¹ elements or more: %w", g, ErrGeometry)
 		}
 	}
 	return nil
@@ -135,25 +136,25 @@ func (g PoolGeom) String() string {
 func (g PoolGeom) Validate() error {
 	switch {
 	case g.N < 1 || g.C < 1 || g.H < 1 || g.W < 1 || g.R < 1 || g.S < 1:
-		return fmt.Errorf("cpuref: pool %v: sizes must be ≥ 1: %w", g, ErrGeometry)
+		return fmt.Errorf("geom: pool %v: sizes must be ≥ 1: %w", g, ErrGeometry)
 	case g.StrideH < 1 || g.StrideW < 1:
-		return fmt.Errorf("cpuref: pool %v: strides must be ≥ 1: %w", g, ErrGeometry)
+		return fmt.Errorf("geom: pool %v: strides must be ≥ 1: %w", g, ErrGeometry)
 	case g.P() < 1 || g.Q() < 1:
-		return fmt.Errorf("cpuref: pool %v: output is empty: %w", g, ErrGeometry)
-	case !fitsProduct([]int{g.N, g.C, g.H, g.W}):
-		return fmt.Errorf("cpuref: pool %v: input has 2³¹ elements or more: %w", g, ErrGeometry)
+		return fmt.Errorf("geom: pool %v: output is empty: %w", g, ErrGeometry)
+	case !FitsProduct([]int{g.N, g.C, g.H, g.W}):
+		return fmt.Errorf("geom: pool %v: input has 2³¹ elements or more: %w", g, ErrGeometry)
 	}
 	return nil
 }
 
-// fitsProduct reports whether the product of positive dims is below 2³¹.
-func fitsProduct(dims []int) bool {
+// FitsProduct reports whether the product of positive dims is below 2³¹.
+func FitsProduct(dims []int) bool {
 	p := 1
 	for _, d := range dims {
-		if d < 1 || p > maxElems/d {
+		if d < 1 || p > MaxElems/d {
 			return false
 		}
 		p *= d
 	}
-	return p <= maxElems
+	return p <= MaxElems
 }

