@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // The ONNX Runtime test writes small models with known weights, checks them
@@ -554,7 +555,7 @@ func ortCases(t *testing.T) []ortCase {
 	var cases []ortCase
 
 	{ // the default network's layers: conv (pad 1), ReLU, max-pool, flatten, dense, softmax
-		g := cpuref.ConvGeom{N: 2, C: 2, H: 9, W: 8, K: 3, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
+		g := geom.ConvGeom{N: 2, C: 2, H: 9, W: 8, K: 3, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
 		x := randFloat32(r, g.XLen(), -1, 1)
 		w := randFloat32(r, g.WLen(), -0.5, 0.5)
 		b := randFloat32(r, g.K, -0.1, 0.1)
@@ -562,7 +563,7 @@ func ortCases(t *testing.T) []ortCase {
 		must(t, cpuref.Conv2DForwardDirect(g, f64(x), f64(w), f64(b), conv))
 		relu := make([]float64, len(conv))
 		must(t, cpuref.ReLUForward(conv, relu))
-		pg := cpuref.PoolGeom{N: 2, C: g.K, H: g.P(), W: g.Q(), R: 2, S: 2, StrideH: 2, StrideW: 2}
+		pg := geom.PoolGeom{N: 2, C: g.K, H: g.P(), W: g.Q(), R: 2, S: 2, StrideH: 2, StrideW: 2}
 		pool := make([]float64, pg.YLen())
 		must(t, cpuref.MaxPoolForward(pg, relu, pool, make([]int32, pg.YLen())))
 		in, out := g.K*pg.P()*pg.Q(), 5
@@ -601,7 +602,7 @@ func ortCases(t *testing.T) []ortCase {
 	}
 
 	{ // a non-square kernel, stride and padding that differ by axis, no bias: the order of H and W
-		g := cpuref.ConvGeom{N: 1, C: 2, H: 7, W: 6, K: 2, R: 3, S: 2, StrideH: 2, StrideW: 1, PadH: 1, PadW: 0}
+		g := geom.ConvGeom{N: 1, C: 2, H: 7, W: 6, K: 2, R: 3, S: 2, StrideH: 2, StrideW: 1, PadH: 1, PadW: 0}
 		x := randFloat32(r, g.XLen(), -1, 1)
 		w := randFloat32(r, g.WLen(), -1, 1)
 		y := make([]float64, g.YLen())
@@ -621,7 +622,7 @@ func ortCases(t *testing.T) []ortCase {
 	}
 
 	{ // a residual block: conv (no bias), BatchNorm (running statistics), ReLU, Add of the input, ReLU
-		g := cpuref.ConvGeom{N: 2, C: 3, H: 5, W: 5, K: 3, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
+		g := geom.ConvGeom{N: 2, C: 3, H: 5, W: 5, K: 3, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
 		x := randFloat32(r, g.XLen(), -1, 1)
 		w := randFloat32(r, g.WLen(), -0.5, 0.5)
 		gamma := randFloat32(r, 3, 0.5, 1.5)
