@@ -72,7 +72,8 @@ type Window struct {
 
 // NewWindow returns the window r×s with strides (strideH, strideW) and the
 // zero padding padH rows above and below, padW columns left and right: the
-// geometry of geom.ConvGeom (cpuref/geom) and of PyTorch's Conv2d and pooling layers.
+// geometry of geom.ConvGeom (cpuref/geom) and of PyTorch's Conv2d and
+// pooling layers.
 func NewWindow(r, s, strideH, strideW, padH, padW int) Window {
 	return Window{
 		Kernel:  [2]int64{int64(r), int64(s)},
