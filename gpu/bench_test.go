@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // benchDevice opens impl ("sim" or "gpu") for a benchmark, skipping with
@@ -37,7 +37,7 @@ func benchDevice(b *testing.B, impl string) *Device {
 func BenchmarkConv2D(b *testing.B) {
 	shapes := []struct {
 		name string
-		g    cpuref.ConvGeom
+		g    geom.ConvGeom
 	}{
 		{"mnist-conv1", cg(0, 1, 28, 28, 8, 5, 5, 1, 1, 0, 0)},
 		{"mnist-conv2", cg(0, 8, 12, 12, 16, 5, 5, 1, 1, 0, 0)},
@@ -149,7 +149,7 @@ func benchLaunch(b *testing.B, d *Device, flops float64, launch func() error) {
 // stride-2 projection.
 var convSuite = []struct {
 	name string
-	g    cpuref.ConvGeom
+	g    geom.ConvGeom
 }{
 	{"mnist-conv1", cg(0, 1, 28, 28, 8, 5, 5, 1, 1, 0, 0)},
 	{"mnist-conv2", cg(0, 8, 12, 12, 16, 5, 5, 1, 1, 0, 0)},
@@ -247,7 +247,7 @@ func BenchmarkConvSuite(b *testing.B) {
 
 // benchConvCase benchmarks pass p of algorithm a on g with the kernel the
 // dispatcher picks (id < 0) or kernel id.
-func benchConvCase(b *testing.B, d *Device, name string, a ConvAlgo, p ConvPass, g cpuref.ConvGeom, x, w, bias, y *Buffer, id kernelID) {
+func benchConvCase(b *testing.B, d *Device, name string, a ConvAlgo, p ConvPass, g geom.ConvGeom, x, w, bias, y *Buffer, id kernelID) {
 	b.Run(name, func(b *testing.B) {
 		if d.IsSim() && a == ConvDirect && p == ConvBwdFilter && g.WLen()*blockSize > 1<<24 {
 			b.Skipf("direct bwd-filter would run %d simulated threads", g.WLen()*blockSize)
