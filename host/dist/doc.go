@@ -77,7 +77,7 @@
 // header.
 //
 // Tests: go test -tags mpi ./host/dist re-executes its test binary under
-// mpirun -np 2 and -np 3 (--oversubscribe; as root, --allow-run-as-root),
+// mpirun -np 1, 2 and 3 (--oversubscribe; as root, --allow-run-as-root),
 // and skips, saying what it needs, without mpirun; go test -tags cuda
 // ./host/dist runs the NCCL binding against a mock libnccl built from
 // testdata/mocklibnccl.c, and against a real one named by
