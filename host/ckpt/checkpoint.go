@@ -340,6 +340,9 @@ func decodeCheckpoint(tensors []NamedTensor, meta map[string]string) (*Checkpoin
 	if err != nil {
 		return nil, ckptErr("spec %q on input %s: %v", text, in, err)
 	}
+	if len(infos) > ckptMaxLayers {
+		return nil, ckptErr("spec has %d layers, more than %d", len(infos), ckptMaxLayers)
+	}
 	acts := c.Spec.C * c.Spec.H * c.Spec.W
 	for _, info := range infos {
 		acts += info.Out.Len() // each below 2¹⁹: no overflow before the check
@@ -407,30 +410,22 @@ func decodeCheckpoint(tensors []NamedTensor, meta map[string]string) (*Checkpoin
 		}
 		return t, nil
 	}
-	for i, info := range infos {
-		var wShape []int
-		switch info.Spec.Kind {
-		case nn.Conv:
-			g := info.Conv
-			wShape = []int{g.K, g.C, g.R, g.S}
-		case nn.Dense:
-			wShape = []int{info.Out.C, info.In.C}
-		default:
-			continue
+	shapes, err := c.Spec.ParamShapes()
+	if err != nil {
+		return nil, ckptErr("spec %q on input %s: %v", text, in, err)
+	}
+	for _, p := range shapes {
+		t, err := take(p.Name, p.Shape)
+		if err != nil {
+			return nil, err
 		}
-		for _, p := range []nn.Param{{Name: fmt.Sprintf("layer%d.weight", i+1), Shape: wShape}, {Name: fmt.Sprintf("layer%d.bias", i+1), Shape: wShape[:1]}} {
-			t, err := take(p.Name, p.Shape)
+		c.Params = append(c.Params, t)
+		for _, s := range optimState(&p, c.Config.Optimizer) {
+			t, err := take(s.name, p.Shape)
 			if err != nil {
 				return nil, err
 			}
-			c.Params = append(c.Params, t)
-			for _, s := range optimState(&p, c.Config.Optimizer) {
-				t, err := take(s.name, p.Shape)
-				if err != nil {
-					return nil, err
-				}
-				c.Optim = append(c.Optim, t)
-			}
+			c.Optim = append(c.Optim, t)
 		}
 	}
 	if len(byName) > 0 {

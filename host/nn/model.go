@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"github.com/convtrain/convtrain/cpuref/geom"
 	"github.com/convtrain/convtrain/host/backend"
 )
 
@@ -24,27 +23,18 @@ type Param struct {
 	Sq    backend.Tensor
 }
 
-// Model is a sequential network whose parameters live on a Backend. It is
-// built once; per batch size a Batch holds every activation and gradient,
-// so a training step allocates nothing.
+// Model is a network whose parameters live on a Backend: a graph of
+// layers (a sequence, with residual blocks as branches that merge),
+// compiled once into a step plan (plan.go). Per batch size a Batch holds
+// every activation and gradient, so a training step allocates nothing.
 type Model struct {
 	be     backend.Backend
 	spec   Spec
 	infos  []LayerInfo
 	params []*Param
-	// w and b index params for layer i; -1 for layers without parameters.
-	w, b []int
-	// needDX[i]: some layer before i has parameters, so layer i must
-	// propagate the gradient to its input.
-	needDX []bool
-	// fused[i]: layer i is a ReLU followed by a MaxPool, and the pair runs
-	// as max-pool then ReLU (see NewModel).
-	fused []bool
-	// convReLU[i]: layer i is a Conv followed by a ReLU, and the pair runs
-	// as one Conv2DForward with EpilogueReLU writing the ReLU's output (see NewModel).
-	convReLU []bool
-	opt      Optimizer // the update rule (optimizer.go)
-	steps    int       // updates applied
+	g      *graph
+	opt    Optimizer // the update rule (optimizer.go)
+	steps  int       // updates applied
 }
 
 // initStream and ShuffleStream select independent PCG streams of the seed
@@ -60,35 +50,15 @@ const (
 // spec.Init:
 //
 //	GlorotInit, every weight:                  w ~ U(±√(6/(fan_in+fan_out)))
-//	HeInit, Conv and Dense followed by ReLU:   w ~ N(0, 2/fan_in)
+//	HeInit, Conv and Dense read only by a ReLU: w ~ N(0, 2/fan_in)
 //	HeInit, other layers (the output):         Glorot as above
 //	biases and velocities:                     0
 //
-// with fan_in = C·R·S and fan_out = K·R·S (conv), or In and Out (dense).
+// with each kind's fan_in and fan_out (conv: C·R·S and K·R·S; dense: In
+// and Out), the layers taken in the order Check numbers them.
 //
-// Two rewrites cut the work and the launches of a step; both give the same
-// values and gradients as the layers run as written, bit for bit.
-//
-// On a backend whose Fusions say that a convolution with a ReLU epilogue is
-// one pass (the GPU backend: the bias and the ReLU in the implicit-GEMM
-// kernels' epilogue), a Conv directly followed by a ReLU runs as one
-// Conv2DForward with EpilogueReLU, y = max(0, conv(x)),
-// and the conv's own output is never stored. The ReLU's backward pass then
-// masks with y instead of the conv output z: y = max(z, 0) > 0 exactly when
-// z > 0 (and both comparisons are false for NaN), so
-//
-//	∂E/∂z = ∂E/∂y where y > 0, else 0
-//
-// is the same. Such a ReLU is not moved past a MaxPool that follows it
-// (conv+ReLU fused, then the pool): the reordering below would need the
-// conv output to be stored and the ReLU launched on its own again.
-//
-// Otherwise (the CPU backend, or a ReLU not after a Conv), a ReLU directly
-// followed by a MaxPool runs as the max-pool and then the ReLU on the
-// pooled tensor, a quarter of the size for 2×2 windows. ReLU is monotonic,
-// so max(relu(x)) = relu(max(x)), and the first maximum of a window is the
-// same element in x and in relu(x) unless the maximum is ≤ 0, where the
-// gradient is 0 in both orders.
+// The step plan (plan.go) decides which neighbours run fused on be, with
+// the same values and gradients, bit for bit, as the layers run as written.
 func NewModel(be backend.Backend, spec Spec, seed uint64) (*Model, error) {
 	return newModel(be, spec, seed, true)
 }
@@ -100,69 +70,41 @@ func newModel(be backend.Backend, spec Spec, seed uint64, fuse bool) (*Model, er
 		return nil, err
 	}
 	m := &Model{be: be, spec: spec, infos: infos}
-	m.fused = make([]bool, len(infos))
-	m.convReLU = make([]bool, len(infos))
-	fwd := be.Fusions().ConvReLU
-	for i := range infos {
-		next := LayerKind(0)
-		if i+1 < len(infos) {
-			next = infos[i+1].Spec.Kind
-		}
-		m.convReLU[i] = fuse && fwd && infos[i].Spec.Kind == Conv && next == ReLU
-		m.fused[i] = fuse && infos[i].Spec.Kind == ReLU && next == MaxPool && !(i > 0 && m.convReLU[i-1])
-	}
 	m.spec.Layers = append([]LayerSpec(nil), spec.Layers...)
+	m.g = buildGraph(m.spec.Layers, infos, spec.C, spec.H, spec.W)
 	rng := rand.New(rand.NewPCG(seed, initStream))
-	seen := false
-	for i, info := range infos {
-		m.needDX = append(m.needDX, seen)
-		m.w = append(m.w, -1)
-		m.b = append(m.b, -1)
-		var wShape []int
-		var fanIn, fanOut int
-		switch info.Spec.Kind {
-		case Conv:
-			g := info.Conv
-			wShape, fanIn, fanOut = []int{g.K, g.C, g.R, g.S}, g.C*g.R*g.S, g.K*g.R*g.S
-		case Dense:
-			wShape, fanIn, fanOut = []int{info.Out.C, info.In.C}, info.In.C, info.Out.C
-		default:
+	for _, n := range m.g.nodes {
+		specs := n.mod.paramsOf(n)
+		if len(specs) == 0 {
 			continue
 		}
-		seen = true
-		he := spec.Init == HeInit && i+1 < len(infos) && infos[i+1].Spec.Kind == ReLU
-		w := make([]float32, product(wShape))
-		for j := range w {
-			if he {
-				w[j] = float32(rng.NormFloat64() * math.Sqrt(2/float64(fanIn)))
-			} else {
-				a := math.Sqrt(6 / float64(fanIn+fanOut))
-				w[j] = float32((2*rng.Float64() - 1) * a)
+		// He's scale where the layer's only reader is a ReLU.
+		r := m.g.tensors[n.out]
+		he := spec.Init == HeInit && r.consumers == 1 && n.id+1 < len(m.g.nodes) &&
+			m.g.nodes[n.id+1].in == n.out && m.g.nodes[n.id+1].mod.kind == ReLU
+		for _, ps := range specs {
+			var init []float32
+			if ps.fanIn > 0 {
+				init = make([]float32, product(ps.shape))
+				for j := range init {
+					if he {
+						init[j] = float32(rng.NormFloat64() * math.Sqrt(2/float64(ps.fanIn)))
+					} else {
+						a := math.Sqrt(6 / float64(ps.fanIn+ps.fanOut))
+						init[j] = float32((2*rng.Float64() - 1) * a)
+					}
+				}
 			}
+			p, err := m.newParam(fmt.Sprintf("layer%d.%s", n.layer, ps.suffix), ps.shape, init)
+			if err != nil {
+				return nil, errors.Join(err, m.Close())
+			}
+			m.params = append(m.params, p)
+			n.params = append(n.params, p)
 		}
-		name := fmt.Sprintf("layer%d.", i+1)
-		pw, err := m.newParam(name+"weight", wShape, w)
-		if err != nil {
-			return nil, errors.Join(err, m.Close())
-		}
-		m.w[i] = len(m.params)
-		m.params = append(m.params, pw)
-		pb, err := m.newParam(name+"bias", wShape[:1], nil)
-		if err != nil {
-			return nil, errors.Join(err, m.Close())
-		}
-		m.b[i] = len(m.params)
-		m.params = append(m.params, pb)
 	}
+	m.g.plan(be.Fusions(), fuse)
 	return m, nil
-}
-
-func product(dims []int) int {
-	p := 1
-	for _, d := range dims {
-		p *= d
-	}
-	return p
 }
 
 // newParam allocates a parameter with value init (zero when nil).
@@ -219,9 +161,9 @@ func (m *Model) Close() error {
 }
 
 // Batch holds every tensor of one batch size for a Model: the input, the
-// labels, each layer's output and its gradient, pooling indices, the loss
-// and the metric accumulators. Flatten's output and gradient alias its
-// input's. All of it lives on the model's backend.
+// labels, each tensor of the graph and its gradient, pooling indices, the
+// loss and the metric accumulators. A flatten's output and gradient alias
+// its input's. All of it lives on the model's backend.
 type Batch struct {
 	N       int
 	Idx     backend.Tensor // int32 (N): the rows of the data set in this batch (see Load)
@@ -233,15 +175,16 @@ type Batch struct {
 	// the mean loss of each batch and the count of correct predictions.
 	LossSum, Correct backend.Tensor
 
-	acts   []backend.Tensor // acts[i] is the output of layer i, (N, Out_i); nil for a fused ReLU and a Conv fused with its ReLU
-	grads  []backend.Tensor // grads[i] is ∂E/∂acts[i]; nil for a fused ReLU
-	argmax []backend.Tensor // argmax[i], int32 (N, Out_i), for MaxPool layers
-	// For a MaxPool i after a fused ReLU: pre[i] is the pooled input before
-	// the ReLU and dpre[i] its gradient, both (N, Out_i).
-	pre, dpre []backend.Tensor
-	conv      []geom.ConvGeom
-	pool      []geom.PoolGeom
-	owned     []backend.Tensor
+	be backend.Backend
+	g  *graph
+	// Per tensor of the graph: its activation (nil where never stored),
+	// its gradient (nil where never needed) and its scratch gradient
+	// (tensors with several readers).
+	acts, grads, scratch []backend.Tensor
+	// Per node: argmax (int32) of a MaxPool; pre and dpre, the pooled
+	// input before the ReLU run after it and its gradient.
+	argmax, pre, dpre []backend.Tensor
+	owned             []backend.Tensor
 }
 
 // NewBatch allocates the tensors of a batch of n images.
@@ -249,7 +192,7 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 	if n < 1 || n > 4096 {
 		return nil, fmt.Errorf("host: batch size %d outside 1 to 4096: %w", n, ErrSpec)
 	}
-	b := &Batch{N: n}
+	b := &Batch{N: n, be: m.be, g: m.g}
 	fail := func(err error) (*Batch, error) {
 		return nil, errors.Join(fmt.Errorf("host: batch of %d: %w", n, err), b.Free(m.be))
 	}
@@ -287,64 +230,64 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 			return fail(err)
 		}
 	}
-	L := len(m.infos)
-	b.acts, b.grads = make([]backend.Tensor, L), make([]backend.Tensor, L)
-	b.argmax = make([]backend.Tensor, L)
-	b.pre, b.dpre = make([]backend.Tensor, L), make([]backend.Tensor, L)
-	b.conv, b.pool = make([]geom.ConvGeom, L), make([]geom.PoolGeom, L)
-	for i, info := range m.infos {
-		if info.Spec.Kind == Flatten {
-			b.acts[i], b.grads[i] = b.input(i), b.inputGrad(i)
-			continue
-		}
-		if m.fused[i] {
-			continue
-		}
-		if !m.convReLU[i] {
-			if b.acts[i], err = newF(n * info.Out.Len()); err != nil {
+	ts := m.g.tensors
+	b.acts, b.grads, b.scratch = make([]backend.Tensor, len(ts)), make([]backend.Tensor, len(ts)), make([]backend.Tensor, len(ts))
+	b.acts[0] = b.X
+	for i := 1; i < len(ts); i++ {
+		t := ts[i]
+		switch {
+		case t.actOf >= 0:
+			b.acts[i] = b.acts[t.actOf]
+		case !t.noAct:
+			if b.acts[i], err = newF(n * t.len); err != nil {
 				return fail(err)
 			}
 		}
-		if b.grads[i], err = newF(n * info.Out.Len()); err != nil {
+	}
+	// Gradients from the last tensor down, so that an add's input finds
+	// the add's gradient (a later tensor's) allocated; then a flatten's,
+	// which is its input's (an earlier tensor's).
+	for i := len(ts) - 1; i >= 1; i-- {
+		t := ts[i]
+		switch {
+		case t.noGrad:
+		case t.gradOf > i:
+			b.grads[i] = b.grads[t.gradOf]
+		case t.gradOf < 0:
+			if b.grads[i], err = newF(n * t.len); err != nil {
+				return fail(err)
+			}
+		}
+		if t.scratch {
+			if b.scratch[i], err = newF(n * t.len); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	for i := 1; i < len(ts); i++ {
+		if t := ts[i]; t.gradOf >= 0 && t.gradOf < i {
+			b.grads[i] = b.grads[t.gradOf]
+		}
+	}
+	b.argmax, b.pre, b.dpre = make([]backend.Tensor, len(m.g.nodes)), make([]backend.Tensor, len(m.g.nodes)), make([]backend.Tensor, len(m.g.nodes))
+	for _, nd := range m.g.nodes {
+		if nd.mod.kind != MaxPool || nd.mod == addModule {
+			continue
+		}
+		size := n * ts[nd.out].len
+		if b.argmax[nd.id], err = newI(size); err != nil {
 			return fail(err)
 		}
-		switch info.Spec.Kind {
-		case Conv:
-			b.conv[i] = info.Conv
-			b.conv[i].N = n
-		case MaxPool:
-			b.pool[i] = info.Pool
-			b.pool[i].N = n
-			if b.argmax[i], err = newI(n * info.Out.Len()); err != nil {
+		if nd.relu != nil {
+			if b.pre[nd.id], err = newF(size); err != nil {
 				return fail(err)
 			}
-			if i > 0 && m.fused[i-1] {
-				if b.pre[i], err = newF(n * info.Out.Len()); err != nil {
-					return fail(err)
-				}
-				if b.dpre[i], err = newF(n * info.Out.Len()); err != nil {
-					return fail(err)
-				}
+			if b.dpre[nd.id], err = newF(size); err != nil {
+				return fail(err)
 			}
 		}
 	}
 	return b, nil
-}
-
-// input is the input of layer i: X or the previous layer's output.
-func (b *Batch) input(i int) backend.Tensor {
-	if i == 0 {
-		return b.X
-	}
-	return b.acts[i-1]
-}
-
-// inputGrad is the gradient of layer i's input; nil for layer 0.
-func (b *Batch) inputGrad(i int) backend.Tensor {
-	if i == 0 {
-		return nil
-	}
-	return b.grads[i-1]
 }
 
 // Output is the last layer's output, the logits (N,Classes).
@@ -370,42 +313,12 @@ func (m *Model) ResetMetrics(b *Batch) error {
 // and adds the loss to b.LossSum and the correct predictions to b.Correct.
 func (m *Model) Forward(b *Batch) error {
 	be := m.be
-	for i, info := range m.infos {
-		x, y := b.input(i), b.acts[i]
-		var err error
-		switch {
-		case m.fused[i]:
-			continue // runs after the max-pool that follows
-		case i > 0 && m.convReLU[i-1]:
-			continue // ran with the conv before
-		case m.convReLU[i]:
-			err = be.Conv2DForward(b.conv[i], x, m.params[m.w[i]].Value, m.params[m.b[i]].Value, b.acts[i+1], backend.EpilogueReLU)
-			if err != nil {
-				return fmt.Errorf("host: forward layers %d and %d (%v, relu): %w", i+1, i+2, info.Spec, err)
-			}
-			continue
-		case info.Spec.Kind == MaxPool && i > 0 && m.fused[i-1]:
-			err = be.MaxPoolForward(b.pool[i], b.input(i-1), b.pre[i], b.argmax[i])
-			if err == nil {
-				err = be.ReLUForward(b.pre[i], y)
-			}
-			if err != nil {
-				return fmt.Errorf("host: forward layers %d and %d (relu, %v): %w", i, i+1, info.Spec, err)
-			}
-			continue
+	for _, n := range m.g.nodes {
+		if n.fused {
+			continue // runs in its neighbour
 		}
-		switch info.Spec.Kind {
-		case Conv:
-			err = be.Conv2DForward(b.conv[i], x, m.params[m.w[i]].Value, m.params[m.b[i]].Value, y, backend.NoEpilogue)
-		case ReLU:
-			err = be.ReLUForward(x, y)
-		case MaxPool:
-			err = be.MaxPoolForward(b.pool[i], x, y, b.argmax[i])
-		case Dense:
-			err = be.DenseForward(b.N, info.In.C, info.Out.C, x, m.params[m.w[i]].Value, m.params[m.b[i]].Value, y)
-		}
-		if err != nil {
-			return fmt.Errorf("host: forward layer %d (%v): %w", i+1, info.Spec, err)
+		if err := n.mod.forward(b, n); err != nil {
+			return fmt.Errorf("host: forward %s: %w", m.nodeName(n), err)
 		}
 	}
 	out, dout := b.Output(), b.grads[len(b.grads)-1]
@@ -427,56 +340,47 @@ func (m *Model) Forward(b *Batch) error {
 	return nil
 }
 
+// nodeName names a node in errors: "layer 3 (maxpool 2×2 stride 2×2)",
+// with the ReLU it runs fused, or the add of a residual block.
+func (m *Model) nodeName(n *node) string {
+	switch {
+	case n.mod == addModule:
+		return fmt.Sprintf("the add closing the residual block before layer %d", m.nextLayer(n))
+	case n.relu != nil:
+		return fmt.Sprintf("layers %d and %d (relu, %v)", n.relu.layer, n.layer, n.info.Spec)
+	case n.epilogue == backend.EpilogueReLU:
+		return fmt.Sprintf("layers %d and %d (%v, relu)", n.layer, n.layer+1, n.info.Spec)
+	}
+	return fmt.Sprintf("layer %d (%v)", n.layer, n.info.Spec)
+}
+
+// nextLayer is the number of the first layer after node n.
+func (m *Model) nextLayer(n *node) int {
+	for _, o := range m.g.nodes[n.id:] {
+		if o.layer > 0 {
+			return o.layer
+		}
+	}
+	return len(m.infos) + 1
+}
+
 // Backward propagates the loss gradient left by Forward through the layers,
 // overwriting every parameter's Grad.
 func (m *Model) Backward(b *Batch) error {
-	be := m.be
-	for i := len(m.infos) - 1; i >= 0; i-- {
-		info := m.infos[i]
-		x, dy, dx := b.input(i), b.grads[i], b.inputGrad(i)
-		var err error
-		switch {
-		case m.fused[i]:
-			continue // done with the max-pool that follows
-		case info.Spec.Kind == MaxPool && i > 0 && m.fused[i-1]:
-			if m.needDX[i-1] {
-				err = be.ReLUBackward(b.pre[i], dy, b.dpre[i])
-				if err == nil {
-					err = be.MaxPoolBackward(b.pool[i], b.dpre[i], b.argmax[i], b.inputGrad(i-1))
-				}
-			}
-			if err != nil {
-				return fmt.Errorf("host: backward layers %d and %d (relu, %v): %w", i, i+1, info.Spec, err)
-			}
-			continue
+	for i := len(m.g.nodes) - 1; i >= 0; i-- {
+		n := m.g.nodes[i]
+		if n.fused && !n.maskOut {
+			continue // done with the max-pool after it
 		}
-		switch info.Spec.Kind {
-		case Conv:
-			w := m.params[m.w[i]]
-			err = be.Conv2DBackwardFilter(b.conv[i], x, dy, w.Grad, m.params[m.b[i]].Grad)
-			if err == nil && m.needDX[i] {
-				err = be.Conv2DBackwardData(b.conv[i], dy, w.Value, dx)
-			}
-		case ReLU:
-			if i > 0 && m.convReLU[i-1] {
-				x = b.acts[i] // the output masks as the input would: y > 0 ⇔ x > 0
-			}
-			if m.needDX[i] {
-				err = be.ReLUBackward(x, dy, dx)
-			}
-		case MaxPool:
-			if m.needDX[i] {
-				err = be.MaxPoolBackward(b.pool[i], dy, b.argmax[i], dx)
-			}
-		case Dense:
-			if !m.needDX[i] {
-				dx = nil
-			}
-			w := m.params[m.w[i]]
-			err = be.DenseBackward(b.N, info.In.C, info.Out.C, x, w.Value, dy, dx, w.Grad, m.params[m.b[i]].Grad)
+		err := n.mod.backward(b, n)
+		if err == nil {
+			err = b.finishDX(n)
+		}
+		if err == nil && n.relu != nil {
+			err = b.finishDX(n.relu)
 		}
 		if err != nil {
-			return fmt.Errorf("host: backward layer %d (%v): %w", i+1, info.Spec, err)
+			return fmt.Errorf("host: backward %s: %w", m.nodeName(n), err)
 		}
 	}
 	return nil

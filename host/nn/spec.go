@@ -11,30 +11,13 @@ import (
 // ErrSpec is wrapped by every error about a model specification.
 var ErrSpec = errors.New("invalid model spec")
 
-// LayerKind names the kind of a layer.
+// LayerKind names the kind of a layer. Each kind is a module in its own
+// file (layer_<name>.go), which declares its constant and registers itself.
 type LayerKind int
 
-// The layer kinds of a sequential model.
-const (
-	Conv    LayerKind = iota + 1 // 2-D convolution with bias
-	ReLU                         // y = max(x, 0)
-	MaxPool                      // max over windows, no padding
-	Flatten                      // (C,H,W) → (C·H·W); no data movement
-	Dense                        // fully connected with bias
-)
-
 func (k LayerKind) String() string {
-	switch k {
-	case Conv:
-		return "conv"
-	case ReLU:
-		return "relu"
-	case MaxPool:
-		return "maxpool"
-	case Flatten:
-		return "flatten"
-	case Dense:
-		return "dense"
+	if m := kindModules[k]; m != nil {
+		return m.name
 	}
 	return fmt.Sprintf("LayerKind(%d)", int(k))
 }
@@ -62,8 +45,9 @@ func (k LossKind) String() string {
 
 // LayerSpec describes one layer. Conv uses Filters, KernelH×KernelW,
 // StrideH×StrideW and PadH×PadW; MaxPool uses KernelH×KernelW and
-// StrideH×StrideW; Dense uses Units; ReLU and Flatten use nothing.
-// Zero strides mean 1 for Conv and the window size for MaxPool.
+// StrideH×StrideW; Dense uses Units; Residual uses Branches; ReLU and
+// Flatten use nothing. Zero strides mean 1 for Conv and the window size
+// for MaxPool.
 type LayerSpec struct {
 	Kind             LayerKind
 	Filters          int // Conv: K
@@ -71,30 +55,16 @@ type LayerSpec struct {
 	StrideH, StrideW int
 	PadH, PadW       int
 	Units            int // Dense: Out
+	// Branches are a Residual's main branch and its shortcut (absent or
+	// empty: the identity), each a sequence of layers from the block's
+	// input.
+	Branches [][]LayerSpec
 }
-
-// ConvLayer is a Conv of k filters of r×s with stride 1 and no padding.
-func ConvLayer(k, r, s int) LayerSpec {
-	return LayerSpec{Kind: Conv, Filters: k, KernelH: r, KernelW: s}
-}
-
-// PoolLayer is a MaxPool with an r×r window and stride r.
-func PoolLayer(r int) LayerSpec { return LayerSpec{Kind: MaxPool, KernelH: r, KernelW: r} }
-
-// DenseLayer is a Dense of the given width.
-func DenseLayer(units int) LayerSpec { return LayerSpec{Kind: Dense, Units: units} }
 
 // String is the compact form used in summaries, e.g. "conv 8 5×5 stride 1×1 pad 0×0".
 func (l LayerSpec) String() string {
-	switch l.Kind {
-	case Conv:
-		sh, sw := strideOr(l.StrideH, 1), strideOr(l.StrideW, 1)
-		return fmt.Sprintf("conv %d %d×%d stride %d×%d pad %d×%d", l.Filters, l.KernelH, l.KernelW, sh, sw, l.PadH, l.PadW)
-	case MaxPool:
-		sh, sw := strideOr(l.StrideH, l.KernelH), strideOr(l.StrideW, l.KernelW)
-		return fmt.Sprintf("maxpool %d×%d stride %d×%d", l.KernelH, l.KernelW, sh, sw)
-	case Dense:
-		return fmt.Sprintf("dense %d", l.Units)
+	if m := kindModules[l.Kind]; m != nil && m.describe != nil {
+		return m.describe(l)
 	}
 	return l.Kind.String()
 }
@@ -170,6 +140,7 @@ func (s Shape) String() string {
 // LayerInfo is what Check derives for one layer.
 type LayerInfo struct {
 	Spec   LayerSpec
+	Depth  int // nesting: 0 at the top, 1 inside a residual block, …
 	In     Shape
 	Out    Shape
 	Params int           // weights and biases
@@ -198,74 +169,60 @@ func (s Spec) Check() ([]LayerInfo, error) {
 	if len(s.Layers) == 0 {
 		return nil, fmt.Errorf("host: no layers: %w", ErrSpec)
 	}
-	in := Shape{C: s.C, H: s.H, W: s.W}
-	infos := make([]LayerInfo, 0, len(s.Layers))
-	for i, l := range s.Layers {
-		info := LayerInfo{Spec: l, In: in}
-		bad := func(format string, a ...any) error {
-			return fmt.Errorf("host: layer %d (%v) on input %v: %s: %w", i+1, l, in, fmt.Sprintf(format, a...), ErrSpec)
-		}
-		switch l.Kind {
-		case Conv:
-			if in.Flat {
-				return nil, bad("needs an image input, not a flat one")
-			}
-			g := geom.ConvGeom{N: 1, C: in.C, H: in.H, W: in.W, K: l.Filters, R: l.KernelH, S: l.KernelW,
-				StrideH: strideOr(l.StrideH, 1), StrideW: strideOr(l.StrideW, 1), PadH: l.PadH, PadW: l.PadW}
-			if l.KernelH > in.H+2*l.PadH || l.KernelW > in.W+2*l.PadW {
-				return nil, bad("the %d×%d window is larger than its %d×%d input padded by %d×%d", l.KernelH, l.KernelW, in.H, in.W, l.PadH, l.PadW)
-			}
-			if err := g.Validate(); err != nil {
-				return nil, bad("%v", err)
-			}
-			info.Conv = g
-			info.Out = Shape{C: g.K, H: g.P(), W: g.Q()}
-			info.Params = g.WLen() + g.K
-		case MaxPool:
-			if in.Flat {
-				return nil, bad("needs an image input, not a flat one")
-			}
-			g := geom.PoolGeom{N: 1, C: in.C, H: in.H, W: in.W, R: l.KernelH, S: l.KernelW,
-				StrideH: strideOr(l.StrideH, l.KernelH), StrideW: strideOr(l.StrideW, l.KernelW)}
-			if l.KernelH > in.H || l.KernelW > in.W {
-				return nil, bad("the %d×%d window is larger than its %d×%d input", l.KernelH, l.KernelW, in.H, in.W)
-			}
-			if err := g.Validate(); err != nil {
-				return nil, bad("%v", err)
-			}
-			info.Pool = g
-			info.Out = Shape{C: g.C, H: g.P(), W: g.Q()}
-		case ReLU:
-			info.Out = in
-		case Flatten:
-			info.Out = Shape{C: in.Len(), H: 1, W: 1, Flat: true}
-		case Dense:
-			if !in.Flat {
-				return nil, bad("needs a flat input: put a flatten layer before it")
-			}
-			if l.Units < 1 || l.Units > maxLayerElems || in.C > maxLayerElems/l.Units {
-				return nil, bad("units must be ≥ 1 and units×inputs below %d", maxLayerElems)
-			}
-			info.Out = Shape{C: l.Units, H: 1, W: 1, Flat: true}
-			info.Params = l.Units*in.C + l.Units
-		default:
-			return nil, bad("unknown layer kind")
-		}
-		if info.Out.Len() > maxLayerElems {
-			return nil, bad("output %v has more than %d elements per image", info.Out, maxLayerElems)
-		}
-		infos = append(infos, info)
-		in = info.Out
+	var infos []LayerInfo
+	out, err := checkLayers(s.Layers, Shape{C: s.C, H: s.H, W: s.W}, 0, &infos)
+	if err != nil {
+		return nil, err
 	}
-	if !in.Flat || s.Layers[len(s.Layers)-1].Kind != Dense {
+	last := s.Layers[len(s.Layers)-1]
+	if !out.Flat || last.Kind != Dense {
 		return nil, fmt.Errorf("host: layer %d (%v): the last layer must be dense, giving the class scores: %w",
-			len(s.Layers), s.Layers[len(s.Layers)-1], ErrSpec)
+			len(infos), last, ErrSpec)
 	}
-	if in.C < 2 {
+	if out.C < 2 {
 		return nil, fmt.Errorf("host: layer %d (%v): the output needs at least 2 classes: %w",
-			len(s.Layers), s.Layers[len(s.Layers)-1], ErrSpec)
+			len(infos), last, ErrSpec)
 	}
 	return infos, nil
+}
+
+// checkLayers appends the infos of layers, run in order on input in at
+// nesting depth, to *infos (numbering each layer by its position there,
+// from 1) and returns the last output's shape.
+func checkLayers(layers []LayerSpec, in Shape, depth int, infos *[]LayerInfo) (Shape, error) {
+	for _, l := range layers {
+		n := len(*infos) + 1
+		bad := func(format string, a ...any) error {
+			return fmt.Errorf("host: layer %d (%v) on input %v: %s: %w", n, l, in, fmt.Sprintf(format, a...), ErrSpec)
+		}
+		m := kindModules[l.Kind]
+		if m == nil {
+			return in, bad("unknown layer kind")
+		}
+		switch {
+		case m.in == imageInput && in.Flat:
+			return in, bad("needs an image input, not a flat one")
+		case m.in == flatInput && !in.Flat:
+			return in, bad("needs a flat input: put a flatten layer before it")
+		}
+		info, err := m.infer(l, in)
+		if err != nil {
+			return in, bad("%v", err)
+		}
+		info.Spec, info.In, info.Depth = l, in, depth
+		if info.Out.Len() > maxLayerElems {
+			return in, bad("output %v has more than %d elements per image", info.Out, maxLayerElems)
+		}
+		*infos = append(*infos, info)
+		if l.Kind == Residual {
+			if info.Out, err = checkResidual(l, in, depth, infos); err != nil {
+				return in, err
+			}
+			(*infos)[n-1].Out = info.Out
+		}
+		in = info.Out
+	}
+	return in, nil
 }
 
 // Summary writes a table of the layers of s, one line each with the output
@@ -280,7 +237,7 @@ func (s Spec) Summary() (string, error) {
 	fmt.Fprintf(&b, "%-5s %-34s %-14s %8s\n", "0", "input", Shape{C: s.C, H: s.H, W: s.W}, "")
 	total := 0
 	for i, info := range infos {
-		fmt.Fprintf(&b, "%-5d %-34s %-14s %8d\n", i+1, info.Spec, info.Out, info.Params)
+		fmt.Fprintf(&b, "%-5d %-34s %-14s %8d\n", i+1, strings.Repeat("  ", info.Depth)+info.Spec.String(), info.Out, info.Params)
 		total += info.Params
 	}
 	fmt.Fprintf(&b, "loss  %-34s %-14s %8d total\n", s.Loss, "", total)
@@ -294,4 +251,21 @@ func (s Spec) Classes() int {
 		return 0
 	}
 	return infos[len(infos)-1].Out.C
+}
+
+// ParamShapes lists the parameters a model of s has, in Model.Params
+// order, with their names and shapes (Value and the other tensors nil):
+// what a checkpoint of s must hold.
+func (s Spec) ParamShapes() ([]Param, error) {
+	infos, err := s.Check()
+	if err != nil {
+		return nil, err
+	}
+	var ps []Param
+	for _, n := range buildGraph(s.Layers, infos, s.C, s.H, s.W).nodes {
+		for _, p := range n.mod.paramsOf(n) {
+			ps = append(ps, Param{Name: fmt.Sprintf("layer%d.%s", n.layer, p.suffix), Shape: p.shape})
+		}
+	}
+	return ps, nil
 }

@@ -50,55 +50,136 @@ const DefaultSpecText = "conv8x5x5,relu,maxpool2,conv16x5x5,relu,maxpool2,flatte
 // range, a conv or max-pool after the input was flattened, or a last layer
 // that is not dense.
 func ParseSpec(text string) ([]LayerSpec, error) {
-	var layers []LayerSpec
-	flat := false // whether the running output is a vector
-	n := 0
-	var last string
+	var lines []string
 	for _, line := range strings.Split(text, "\n") {
 		line, _, _ = strings.Cut(line, "#")
-		for _, item := range strings.Split(line, ",") {
-			item = strings.TrimSpace(item)
-			if item == "" {
-				continue
-			}
-			n++
-			last = item
-			l, err := specParseLayer(item)
-			if err != nil {
-				return nil, fmt.Errorf("host: model spec: layer %d %q: %v: %w", n, item, err, ErrSpec)
-			}
-			switch l.Kind {
-			case Conv, MaxPool:
-				if flat {
-					return nil, fmt.Errorf("host: model spec: layer %d %q: a %v needs an image, but the input was flattened before it; put convolutions and pools before flatten and dense: %w", n, item, l.Kind, ErrSpec)
-				}
-			case Flatten:
-				flat = true
-			case Dense:
-				if !flat {
-					layers = append(layers, LayerSpec{Kind: Flatten})
-				}
-				flat = true
-			}
-			layers = append(layers, l)
-		}
+		lines = append(lines, line)
 	}
-	if n == 0 {
+	p := &seqParser{}
+	layers, _, err := p.seq(strings.Join(lines, "\n"), false)
+	if err != nil {
+		return nil, err
+	}
+	if p.n == 0 {
 		return nil, fmt.Errorf("host: model spec: no layers in %q: %w", text, ErrSpec)
 	}
 	if k := layers[len(layers)-1].Kind; k != Dense {
-		return nil, fmt.Errorf("host: model spec: layer %d %q: the last layer must be dense, giving one score per class, not %v: %w", n, last, k, ErrSpec)
+		return nil, fmt.Errorf("host: model spec: layer %d %q: the last layer must be dense, giving one score per class, not %v: %w", p.n, p.last, k, ErrSpec)
 	}
 	return layers, nil
 }
 
-// specForms is the expected text of each layer kind, for error messages.
-var specForms = map[LayerKind]string{
-	Conv:    "conv<K>x<R>x<S>[s<stride>][p<pad>], e.g. conv16x5x5 or conv32x3x3s2p1",
-	MaxPool: "maxpool<R>[x<S>][s<stride>], e.g. maxpool2 or maxpool3s2",
-	Dense:   "dense<units>, e.g. dense10",
-	ReLU:    "relu",
-	Flatten: "flatten",
+// seqParser parses sequences of layers, numbering them as written.
+type seqParser struct {
+	n    int    // layers read so far
+	last string // the text of the last top-level layer
+}
+
+// seq parses a sequence of layers separated by commas or line breaks at
+// the top level of text (not inside a block's parentheses), starting on a
+// flat input when flat is set, and says whether its output is flat.
+func (p *seqParser) seq(text string, flat bool) ([]LayerSpec, bool, error) {
+	var layers []LayerSpec
+	items, err := splitTop(text, ",\n")
+	if err != nil {
+		return nil, flat, fmt.Errorf("host: model spec: %v: %w", err, ErrSpec)
+	}
+	for _, item := range items {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		p.n++
+		n := p.n
+		p.last = item
+		if open := strings.IndexByte(item, '('); open >= 0 {
+			l, out, err := p.block(item, open, flat)
+			if err != nil {
+				return nil, flat, err
+			}
+			layers, flat = append(layers, l), out
+			continue
+		}
+		l, err := specParseLayer(item)
+		if err != nil {
+			return nil, flat, fmt.Errorf("host: model spec: layer %d %q: %v: %w", n, item, err, ErrSpec)
+		}
+		m := kindModules[l.Kind]
+		switch {
+		case m.in == imageInput && flat:
+			return nil, flat, fmt.Errorf("host: model spec: layer %d %q: a %v needs an image, but the input was flattened before it; put convolutions and pools before flatten and dense: %w", n, item, l.Kind, ErrSpec)
+		case m.in == flatInput && !flat:
+			layers = append(layers, LayerSpec{Kind: Flatten})
+		}
+		flat = flat || m.flattens
+		layers = append(layers, l)
+	}
+	return layers, flat, nil
+}
+
+// block parses a layer with branches, name(<layers>|<layers>…), whose
+// opening parenthesis is at item[open].
+func (p *seqParser) block(item string, open int, flat bool) (LayerSpec, bool, error) {
+	n := p.n
+	name := strings.ToLower(strings.TrimSpace(item[:open]))
+	m := moduleNamed(name)
+	if m == nil || m.kind != Residual {
+		return LayerSpec{}, flat, fmt.Errorf("host: model spec: layer %d %q: %q does not take branches in parentheses; res(…) does: %w", n, item, name, ErrSpec)
+	}
+	if !strings.HasSuffix(item, ")") {
+		return LayerSpec{}, flat, fmt.Errorf("host: model spec: layer %d %q: text after the closing parenthesis; want %s: %w", n, item, m.form, ErrSpec)
+	}
+	branches, err := splitTop(item[open+1:len(item)-1], "|")
+	if err != nil {
+		return LayerSpec{}, flat, fmt.Errorf("host: model spec: layer %d %q: %v: %w", n, item, err, ErrSpec)
+	}
+	if len(branches) > 2 {
+		return LayerSpec{}, flat, fmt.Errorf("host: model spec: layer %d %q: %d branches; want %s: %w", n, item, len(branches), m.form, ErrSpec)
+	}
+	l := LayerSpec{Kind: m.kind}
+	out := flat
+	for i, br := range branches {
+		layers, f, err := p.seq(br, flat)
+		if err != nil {
+			return l, flat, err
+		}
+		if i == 0 {
+			if len(layers) == 0 {
+				return l, flat, fmt.Errorf("host: model spec: layer %d %q: an empty main branch; want %s: %w", n, item, m.form, ErrSpec)
+			}
+			out = f
+		}
+		l.Branches = append(l.Branches, layers)
+	}
+	if len(l.Branches) == 2 && len(l.Branches[1]) == 0 {
+		l.Branches = l.Branches[:1] // an empty shortcut is the identity
+	}
+	p.last = item
+	return l, out, nil
+}
+
+// splitTop splits text at the separator characters seps outside
+// parentheses; unbalanced parentheses are an error.
+func splitTop(text, seps string) ([]string, error) {
+	var parts []string
+	depth, start := 0, 0
+	for i, r := range text {
+		switch {
+		case r == '(':
+			depth++
+		case r == ')':
+			if depth--; depth < 0 {
+				return nil, fmt.Errorf("a \")\" without its \"(\"")
+			}
+		case depth == 0 && strings.ContainsRune(seps, r):
+			parts = append(parts, text[start:i])
+			start = i + 1
+		}
+	}
+	if depth != 0 {
+		return nil, fmt.Errorf("a \"(\" without its \")\"")
+	}
+	return append(parts, text[start:]), nil
 }
 
 // specToken is a word (lower-case letters) or a number of a layer's text.
@@ -156,11 +237,11 @@ func specTokens(s string) ([]specToken, error) {
 type specParser struct {
 	toks []specToken
 	pos  int
-	kind LayerKind
+	mod  *kindModule
 }
 
 func (p *specParser) bad(format string, a ...any) error {
-	return fmt.Errorf("%s; want %s", fmt.Sprintf(format, a...), specForms[p.kind])
+	return fmt.Errorf("%s; want %s", fmt.Sprintf(format, a...), p.mod.form)
 }
 
 func (p *specParser) peekWord(w string) bool {
@@ -214,73 +295,32 @@ func (p *specParser) dims(first, second string) (int, int, error) {
 	return a, b, err
 }
 
-// specParseLayer parses one layer's text.
+// specParseLayer parses one layer's text (a layer without branches).
 func specParseLayer(text string) (LayerSpec, error) {
 	toks, err := specTokens(text)
 	if err != nil {
 		return LayerSpec{}, err
 	}
 	if len(toks) == 0 || toks[0].isNum {
-		return LayerSpec{}, fmt.Errorf("a layer starts with its kind: conv, relu, maxpool, flatten or dense")
+		return LayerSpec{}, fmt.Errorf("a layer starts with its kind: %s", kindNames())
 	}
-	var l LayerSpec
-	switch toks[0].word {
-	case "conv":
-		l.Kind = Conv
-	case "relu":
-		l.Kind = ReLU
-	case "maxpool":
-		l.Kind = MaxPool
-	case "flatten":
-		l.Kind = Flatten
-	case "dense":
-		l.Kind = Dense
-	default:
-		return l, fmt.Errorf("unknown layer kind %q (want conv, relu, maxpool, flatten or dense)", toks[0].word)
+	m := moduleNamed(toks[0].word)
+	if m == nil {
+		return LayerSpec{}, fmt.Errorf("unknown layer kind %q (want %s)", toks[0].word, kindNames())
 	}
-	p := &specParser{toks: toks, pos: 1, kind: l.Kind}
-	switch l.Kind {
-	case Conv:
-		if l.Filters, err = p.number("number of filters K", 1); err != nil {
-			return l, err
-		}
-		if !p.peekWord("x") {
-			return l, p.bad("missing \"x\" and the kernel size after the number of filters")
-		}
-		p.pos++
-		if l.KernelH, l.KernelW, err = p.dims("kernel height R", "kernel width S"); err != nil {
-			return l, err
-		}
-		if err := p.options(&l, true); err != nil {
-			return l, err
-		}
-		if l.StrideH == 1 {
-			l.StrideH = 0
-		}
-		if l.StrideW == 1 {
-			l.StrideW = 0
-		}
-	case MaxPool:
-		if l.KernelH, l.KernelW, err = p.pair("window", 1); err != nil {
-			return l, err
-		}
-		if err := p.options(&l, false); err != nil {
-			return l, err
-		}
-		if l.StrideH == l.KernelH {
-			l.StrideH = 0
-		}
-		if l.StrideW == l.KernelW {
-			l.StrideW = 0
-		}
-	case Dense:
-		if l.Units, err = p.number("number of units", 1); err != nil {
+	l := LayerSpec{Kind: m.kind}
+	p := &specParser{toks: toks, pos: 1, mod: m}
+	if m.kind == Residual {
+		return l, p.bad("its branches go in parentheses")
+	}
+	if m.parse != nil {
+		if err := m.parse(p, &l); err != nil {
 			return l, err
 		}
 	}
 	if p.pos < len(p.toks) {
 		t := p.toks[p.pos]
-		if !t.isNum && (t.word == "conv" || t.word == "relu" || t.word == "maxpool" || t.word == "flatten" || t.word == "dense") {
+		if !t.isNum && moduleNamed(t.word) != nil {
 			return l, p.bad("unexpected %v (a missing comma?)", t)
 		}
 		return l, p.bad("unexpected %v", t)
@@ -334,33 +374,8 @@ func FormatSpec(layers []LayerSpec) string {
 }
 
 func specFormatLayer(l LayerSpec) string {
-	pair := func(prefix string, a, b int) string {
-		if a == b {
-			return fmt.Sprintf("%s%d", prefix, a)
-		}
-		return fmt.Sprintf("%s%dx%d", prefix, a, b)
-	}
-	switch l.Kind {
-	case Conv:
-		s := fmt.Sprintf("conv%dx%dx%d", l.Filters, l.KernelH, l.KernelW)
-		if sh, sw := strideOr(l.StrideH, 1), strideOr(l.StrideW, 1); sh != 1 || sw != 1 {
-			s += pair("s", sh, sw)
-		}
-		if l.PadH != 0 || l.PadW != 0 {
-			s += pair("p", l.PadH, l.PadW)
-		}
-		return s
-	case MaxPool:
-		s := pair("maxpool", l.KernelH, l.KernelW)
-		if sh, sw := strideOr(l.StrideH, l.KernelH), strideOr(l.StrideW, l.KernelW); sh != l.KernelH || sw != l.KernelW {
-			s += pair("s", sh, sw)
-		}
-		if l.PadH != 0 || l.PadW != 0 {
-			s += pair("p", l.PadH, l.PadW)
-		}
-		return s
-	case Dense:
-		return fmt.Sprintf("dense%d", l.Units)
+	if m := kindModules[l.Kind]; m != nil && m.format != nil {
+		return m.format(l)
 	}
 	return l.Kind.String()
 }
