@@ -14,6 +14,10 @@ type Dataset struct {
 	Classes    int
 	Images     []uint8 // N·C·H·W
 	Labels     []uint8 // N
+	// ClassNames, when not nil, names each class (len == Classes), from
+	// the data set's files (CIFAR's names files, an image folder's
+	// sub-folders).
+	ClassNames []string
 }
 
 // Check validates the sizes of d and that every label is below Classes.
@@ -23,6 +27,9 @@ func (d *Dataset) Check() error {
 	}
 	if len(d.Images) != d.N*d.C*d.H*d.W || len(d.Labels) != d.N {
 		return fmt.Errorf("data: data set %q: %d image bytes and %d labels for %d images of %d×%d×%d", d.Name, len(d.Images), len(d.Labels), d.N, d.C, d.H, d.W)
+	}
+	if d.ClassNames != nil && len(d.ClassNames) != d.Classes {
+		return fmt.Errorf("data: data set %q: %d class names for %d classes", d.Name, len(d.ClassNames), d.Classes)
 	}
 	for i, l := range d.Labels {
 		if int(l) >= d.Classes {
