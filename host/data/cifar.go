@@ -258,10 +258,10 @@ func init() {
 	})
 }
 
-func loadCIFAR10(dir string, _ LoadOptions) (train, test *Dataset, err error) {
-	entries, err := os.ReadDir(dir)
+func loadCIFAR10(dir string, opts LoadOptions) (train, test *Dataset, err error) {
+	entries, err := readDir(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("data: %w", err)
+		return nil, nil, err
 	}
 	type batch struct {
 		k    int
@@ -278,10 +278,8 @@ func loadCIFAR10(dir string, _ LoadOptions) (train, test *Dataset, err error) {
 	for i, b := range batches {
 		paths[i] = b.path
 	}
-	if train, err = readCIFARFiles(paths, CIFAR10); err != nil {
-		return nil, nil, err
-	}
-	if test, err = readCIFARFiles([]string{filepath.Join(dir, CIFAR10TestFile)}, CIFAR10); err != nil {
+	paths = append(paths, filepath.Join(dir, CIFAR10TestFile))
+	if train, test, err = readCIFARSets(paths, CIFAR10, opts.Progress); err != nil {
 		return nil, nil, err
 	}
 	names, err := readClassNames(filepath.Join(dir, CIFAR10MetaFile), 10)
@@ -289,7 +287,6 @@ func loadCIFAR10(dir string, _ LoadOptions) (train, test *Dataset, err error) {
 		return nil, nil, err
 	}
 	train.ClassNames, test.ClassNames = names, names
-	train.Name, test.Name = "cifar10/train", "cifar10/test"
 	return train, test, nil
 }
 
@@ -298,10 +295,8 @@ func loadCIFAR100(dir string, opts LoadOptions) (train, test *Dataset, err error
 	if opts.Labels == "coarse" {
 		v, namesFile = CIFAR100Coarse, CIFAR100CoarseNamesFile
 	}
-	if train, err = readCIFARFiles([]string{filepath.Join(dir, CIFAR100TrainFile)}, v); err != nil {
-		return nil, nil, err
-	}
-	if test, err = readCIFARFiles([]string{filepath.Join(dir, CIFAR100TestFile)}, v); err != nil {
+	paths := []string{filepath.Join(dir, CIFAR100TrainFile), filepath.Join(dir, CIFAR100TestFile)}
+	if train, test, err = readCIFARSets(paths, v, opts.Progress); err != nil {
 		return nil, nil, err
 	}
 	names, err := readClassNames(filepath.Join(dir, namesFile), v.Classes())
@@ -309,13 +304,14 @@ func loadCIFAR100(dir string, opts LoadOptions) (train, test *Dataset, err error
 		return nil, nil, err
 	}
 	train.ClassNames, test.ClassNames = names, names
-	train.Name, test.Name = v.String()+"/train", v.String()+"/test"
 	return train, test, nil
 }
 
-// readCIFARFiles reads the files as one data set, in order. Every file's
-// size is checked before the images of all are allocated.
-func readCIFARFiles(paths []string, v CIFARVariant) (*Dataset, error) {
+// readCIFARSets reads the files as a training set (all but the last
+// file, in order) and a test set (the last file). Every file's size is
+// checked before the images are allocated. progress, when not nil, is
+// called after each file.
+func readCIFARSets(paths []string, v CIFARVariant, progress func(done, total int)) (train, test *Dataset, err error) {
 	files := make([]*os.File, len(paths))
 	defer func() {
 		for _, f := range files {
@@ -329,27 +325,35 @@ func readCIFARFiles(paths []string, v CIFARVariant) (*Dataset, error) {
 	for i, p := range paths {
 		f, size, err := openRegular(p, ErrCIFAR)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		files[i] = f
 		if counts[i], err = cifarRecords(p, size, v); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if total+counts[i] > maxIDXBytes/cifarImageBytes {
-			return nil, fmt.Errorf("data: cifar %s: more than %d images in all: %w", p, maxIDXBytes/cifarImageBytes, ErrCIFAR)
+			return nil, nil, fmt.Errorf("data: cifar %s: more than %d images in all: %w", p, maxIDXBytes/cifarImageBytes, ErrCIFAR)
 		}
 		total += counts[i]
 	}
-	d := &Dataset{Name: v.String(), N: total, C: 3, H: cifarSide, W: cifarSide, Classes: v.Classes(),
-		Images: make([]uint8, total*cifarImageBytes), Labels: make([]uint8, total)}
+	images, labels := make([]uint8, total*cifarImageBytes), make([]uint8, total)
 	at := 0
 	for i, p := range paths {
-		if err := decodeCIFARInto(p, files[i], v, d.Images[at*cifarImageBytes:(at+counts[i])*cifarImageBytes], d.Labels[at:at+counts[i]]); err != nil {
-			return nil, err
+		if err := decodeCIFARInto(p, files[i], v, images[at*cifarImageBytes:(at+counts[i])*cifarImageBytes], labels[at:at+counts[i]]); err != nil {
+			return nil, nil, err
 		}
 		at += counts[i]
+		if progress != nil {
+			progress(at, total)
+		}
 	}
-	return d, nil
+	nTrain := total - counts[len(counts)-1]
+	split := nTrain * cifarImageBytes
+	set := func(name string, images, labels []uint8) *Dataset {
+		return &Dataset{Name: v.String() + "/" + name, N: len(labels), C: 3, H: cifarSide, W: cifarSide, Classes: v.Classes(),
+			Images: images, Labels: labels}
+	}
+	return set("train", images[:split:split], labels[:nTrain:nTrain]), set("test", images[split:], labels[nTrain:]), nil
 }
 
 // maxNamesBytes bounds a file of class names.

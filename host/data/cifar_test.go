@@ -87,12 +87,17 @@ func TestCIFARRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.write(dir)
+			var calls [][2]int
+			tc.opts.Progress = func(done, total int) { calls = append(calls, [2]int{done, total}) }
 			train, test, src, err := Load(parent, tc.opts)
 			if err != nil {
 				t.Fatalf("Load = %v", err)
 			}
 			if src.Format != tc.format || src.Dir != dir {
 				t.Errorf("Load source = %+v, want format %s in %s", src, tc.format, dir)
+			}
+			if len(calls) < 2 || calls[len(calls)-1] != [2]int{28, 28} || tc.name == "format=cifar10" && fmt.Sprint(calls) != "[[10 28] [13 28] [23 28] [28 28]]" {
+				t.Errorf("Progress calls = %v, want one per file ending with [28 28]", calls)
 			}
 			for _, c := range []struct {
 				got            *Dataset

@@ -28,19 +28,21 @@ type LoadOptions struct {
 	// Size is the side of the square images an image folder is brought to:
 	// each image is scaled so that its shorter side is Size, then its
 	// centre Size×Size is cut out. 0 keeps the images as they are, and
-	// then every image must have the size of the first one.
+	// then every image must have the size of the first one. Other formats
+	// ignore it.
 	Size int
 	// Layout is the order of the dimensions of a rank-4 IDX image file:
 	// "NCHW" or "NHWC"; empty detects it from the dimensions (NHWC when
-	// the last is 1, 3 or 4 and the second is not, else NCHW).
+	// the last is 1, 3 or 4 and the second is not, else NCHW). Other
+	// formats ignore it.
 	Layout string
 	// Workers is the number of goroutines that decode an image folder;
 	// ≤ 0 means runtime.GOMAXPROCS(0).
 	Workers int
-	// Progress, when not nil, is called while a format that decodes many
-	// files (an image folder) loads: done of total images so far, from one
-	// goroutine at a time, at most about 200 times, and with done == total
-	// at the end.
+	// Progress, when not nil, is called while a format that takes a while
+	// loads: done of total images so far, from the goroutine that called
+	// Load, and with done == total at the end. An image folder reports
+	// about every 0.5 % of its images, CIFAR after each batch file.
 	Progress func(done, total int)
 }
 
@@ -130,9 +132,9 @@ func Load(dir string, opts LoadOptions) (train, test *Dataset, src Source, err e
 	if err := opts.check(); err != nil {
 		return nil, nil, Source{}, err
 	}
-	entries, err := os.ReadDir(dir)
+	entries, err := readDir(dir)
 	if err != nil {
-		return nil, nil, Source{}, fmt.Errorf("data: %w", err)
+		return nil, nil, Source{}, err
 	}
 	formatsMu.RLock()
 	all := append([]Format(nil), formats...)
@@ -167,7 +169,7 @@ func Load(dir string, opts LoadOptions) (train, test *Dataset, src Source, err e
 		for i := range all {
 			for _, sub := range all[i].Subdirs {
 				p := filepath.Join(dir, sub)
-				subEntries, err := os.ReadDir(p)
+				subEntries, err := readDir(p)
 				if err != nil || !all[i].Detect(subEntries) {
 					continue
 				}
@@ -215,6 +217,24 @@ func checkPair(dir string, train, test *Dataset) error {
 			dir, train.C, train.H, train.W, train.Classes, test.C, test.H, test.W, test.Classes)
 	}
 	return nil
+}
+
+// readDir lists dir as os.ReadDir does, a symbolic link listed as what it
+// points to (a folder of a data set is often a link to another disk); a
+// dangling link is left as it is.
+func readDir(dir string) ([]fs.DirEntry, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
+	for i, e := range entries {
+		if e.Type()&fs.ModeSymlink != 0 {
+			if st, err := os.Stat(filepath.Join(dir, e.Name())); err == nil {
+				entries[i] = fs.FileInfoToDirEntry(st)
+			}
+		}
+	}
+	return entries, nil
 }
 
 // hasEntry reports whether entries hold a regular file (or, with dir, a

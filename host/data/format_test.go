@@ -228,3 +228,25 @@ func TestLoadFashionMNIST(t *testing.T) {
 			fashionMNISTDir, src.Format, train.N, test.N, train.C, train.H, train.W, train.Classes)
 	}
 }
+
+// TestLoadSymlinks: a data set's folders may be symbolic links (to
+// another disk); Load follows them.
+func TestLoadSymlinks(t *testing.T) {
+	elsewhere, dir := t.TempDir(), t.TempDir()
+	d := sortedByLabel(6, 3, 4, 4, 2, 1)
+	writeImageFolder(t, elsewhere, "real-train", d, []string{"a", "b"})
+	if err := os.Symlink(filepath.Join(elsewhere, "real-train"), filepath.Join(dir, "train")); err != nil {
+		t.Skip("needs symbolic links:", err)
+	}
+	// A class folder that is a link too.
+	if err := os.Rename(filepath.Join(elsewhere, "real-train", "b"), filepath.Join(elsewhere, "b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(elsewhere, "b"), filepath.Join(elsewhere, "real-train", "b")); err != nil {
+		t.Fatal(err)
+	}
+	train, _, src, err := Load(dir, LoadOptions{})
+	if err != nil || src.Format != "imagefolder" || !sameSet(train, d) {
+		t.Errorf("Load(linked folders) = %v, %+v; want the written image folder", err, src)
+	}
+}

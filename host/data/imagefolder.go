@@ -69,9 +69,9 @@ type imageFile struct {
 // without an image extension and names starting with '.' skipped. With
 // classes given (the training set's), every folder must be one of them.
 func listClasses(dir string, classes []string) (names []string, files []imageFile, err error) {
-	entries, err := os.ReadDir(dir)
+	entries, err := readDir(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("data: %w", err)
+		return nil, nil, err
 	}
 	index := map[string]int{}
 	for i, c := range classes {
@@ -94,9 +94,9 @@ func listClasses(dir string, classes []string) (names []string, files []imageFil
 			return nil, nil, fmt.Errorf("data: %s: more than 256 class folders: %w", dir, ErrImage)
 		}
 		names = append(names, e.Name())
-		imgs, err := os.ReadDir(filepath.Join(dir, e.Name()))
+		imgs, err := readDir(filepath.Join(dir, e.Name()))
 		if err != nil {
-			return nil, nil, fmt.Errorf("data: %w", err)
+			return nil, nil, err
 		}
 		n := len(files)
 		for _, f := range imgs {
