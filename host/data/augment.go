@@ -108,7 +108,10 @@ type Draw struct {
 
 // Draw returns the augmentation of the training image with the given
 // index (its position in the training set) at the given step, for a run
-// with the given seed. With r = Hash3(seed, step, index) and s = 2·Pad + 1:
+// with the given seed. step is the trainer's counter of passes: the epoch
+// (one draw per image per epoch) or the global step, whichever it keeps in
+// its resume state; the draw depends on nothing else, not on the batch or
+// the rank. With r = Hash3(seed, step, index) and s = 2·Pad + 1:
 //
 //	DY   = ((r mod 2³²) · s) >> 32
 //	DX   = (((r >> 32) mod 2³¹) · s) >> 31
