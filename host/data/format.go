@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -89,7 +90,8 @@ var (
 
 // RegisterFormat makes a format known to Load, in the spirit of
 // image.RegisterFormat: each format's file registers itself. A second
-// format with the same name replaces the first.
+// format with the same name replaces the first; a format without Detect
+// or Load is never detected.
 func RegisterFormat(f Format) {
 	formatsMu.Lock()
 	defer formatsMu.Unlock()
@@ -140,7 +142,8 @@ func Load(dir string, opts LoadOptions) (train, test *Dataset, src Source, err e
 	all := append([]Format(nil), formats...)
 	formatsMu.RUnlock()
 
-	match := func(dir string, entries []fs.DirEntry) (*Format, error) {
+	all = slices.DeleteFunc(all, func(f Format) bool { return f.Detect == nil || f.Load == nil })
+	match := func(entries []fs.DirEntry) (*Format, error) {
 		var found []*Format
 		for i := range all {
 			if all[i].Detect(entries) {
@@ -160,7 +163,7 @@ func Load(dir string, opts LoadOptions) (train, test *Dataset, src Source, err e
 		}
 		return nil, nil
 	}
-	f, err := match(dir, entries)
+	f, err := match(entries)
 	if err != nil {
 		return nil, nil, Source{}, err
 	}
