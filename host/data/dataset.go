@@ -14,6 +14,10 @@ type Dataset struct {
 	Classes    int
 	Images     []uint8 // N·C·H·W
 	Labels     []uint8 // N
+	// ClassNames, when not nil, names each class (len == Classes), from
+	// the data set's files (CIFAR's names files, an image folder's
+	// sub-folders).
+	ClassNames []string
 }
 
 // Check validates the sizes of d and that every label is below Classes.
@@ -23,6 +27,9 @@ func (d *Dataset) Check() error {
 	}
 	if len(d.Images) != d.N*d.C*d.H*d.W || len(d.Labels) != d.N {
 		return fmt.Errorf("data: data set %q: %d image bytes and %d labels for %d images of %d×%d×%d", d.Name, len(d.Images), len(d.Labels), d.N, d.C, d.H, d.W)
+	}
+	if d.ClassNames != nil && len(d.ClassNames) != d.Classes {
+		return fmt.Errorf("data: data set %q: %d class names for %d classes", d.Name, len(d.ClassNames), d.Classes)
 	}
 	for i, l := range d.Labels {
 		if int(l) >= d.Classes {
@@ -58,7 +65,38 @@ func (d *Dataset) Standardisation() Norm {
 		sum += uint64(p)
 		sq += uint64(p) * uint64(p)
 	}
-	n := float64(len(d.Images))
+	return normOf(sum, sq, len(d.Images))
+}
+
+// ChannelNorm returns the mean and standard deviation of each channel's
+// pixel bytes over all images of d (C entries; Std is 1 for a constant
+// channel), computed exactly with integer sums as Standardisation does:
+// for C == 1 its one entry has the bits of Standardisation().
+func (d *Dataset) ChannelNorm() []Norm {
+	sums, sqs := make([]uint64, d.C), make([]uint64, d.C)
+	plane := d.H * d.W
+	for i := range d.N {
+		for c := range d.C {
+			var sum, sq uint64
+			for _, p := range d.Images[(i*d.C+c)*plane : (i*d.C+c+1)*plane] {
+				sum += uint64(p)
+				sq += uint64(p) * uint64(p)
+			}
+			sums[c] += sum
+			sqs[c] += sq
+		}
+	}
+	norms := make([]Norm, d.C)
+	for c := range norms {
+		norms[c] = normOf(sums[c], sqs[c], d.N*plane)
+	}
+	return norms
+}
+
+// normOf is the mean and standard deviation of n bytes with the given sum
+// and sum of squares (Std 1 when the variance is not positive).
+func normOf(sum, sq uint64, count int) Norm {
+	n := float64(count)
 	mean := float64(sum) / n
 	v := float64(sq)/n - mean*mean
 	if v <= 0 {

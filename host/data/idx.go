@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,17 +180,35 @@ const (
 // LoadDir reads a training and a test set from dir, which holds the four
 // MNIST-style IDX files (TrainImagesFile, TrainLabelsFile, TestImagesFile,
 // TestLabelsFile, each raw or with a .gz suffix): images of rank 3
-// (N,H,W), labels of rank 1 (N). The two sets must have the same image
-// size; the class count is the largest label + 1 (at least 2).
+// (N,H,W) or 4 (N,C,H,W or N,H,W,C, detected from the dimensions as
+// LoadOptions.Layout says), labels of rank 1 (N). The two sets must have
+// the same image size; the class count is the largest label + 1 (at least
+// 2). It is Load's "idx" format with default options.
 func LoadDir(dir string) (train, test *Dataset, err error) {
-	if train, err = loadPair(dir, "train", TrainImagesFile, TrainLabelsFile); err != nil {
+	return loadIDXDir(dir, LoadOptions{})
+}
+
+func init() {
+	RegisterFormat(Format{
+		Name:   "idx",
+		Looks:  TrainImagesFile + "[.gz] and " + TestImagesFile + "[.gz] with their label files (MNIST, Fashion-MNIST)",
+		Detect: func(e []fs.DirEntry) bool { return hasEntry(e, false, TrainImagesFile, TrainImagesFile+".gz") },
+		Load:   loadIDXDir,
+	})
+}
+
+func loadIDXDir(dir string, opts LoadOptions) (train, test *Dataset, err error) {
+	if train, err = loadPair(dir, "train", TrainImagesFile, TrainLabelsFile, opts.Layout); err != nil {
 		return nil, nil, err
 	}
-	if test, err = loadPair(dir, "test", TestImagesFile, TestLabelsFile); err != nil {
+	if test, err = loadPair(dir, "test", TestImagesFile, TestLabelsFile, opts.Layout); err != nil {
 		return nil, nil, err
 	}
 	if train.H != test.H || train.W != test.W {
 		return nil, nil, fmt.Errorf("data: %s: training images are %d×%d, test images %d×%d", dir, train.H, train.W, test.H, test.W)
+	}
+	if train.C != test.C {
+		return nil, nil, fmt.Errorf("data: %s: training images have %d channels, test images %d", dir, train.C, test.C)
 	}
 	classes := 2
 	for _, d := range []*Dataset{train, test} {
@@ -211,7 +230,21 @@ func findIDX(dir, name string) (string, error) {
 	return "", fmt.Errorf("data: %s: no %s or %s.gz", dir, name, name)
 }
 
-func loadPair(dir, which, imagesName, labelsName string) (*Dataset, error) {
+// IDXLayout returns the layout of a rank-4 IDX image file with dims
+// (N,a,b,c): layout when it is "NCHW" or "NHWC", else "NHWC" when c is a
+// channel count (1, 3 or 4) and a is not, else "NCHW".
+func IDXLayout(dims []int, layout string) string {
+	if layout != "" {
+		return layout
+	}
+	isC := func(n int) bool { return n == 1 || n == 3 || n == 4 }
+	if len(dims) == 4 && isC(dims[3]) && !isC(dims[1]) {
+		return "NHWC"
+	}
+	return "NCHW"
+}
+
+func loadPair(dir, which, imagesName, labelsName, layout string) (*Dataset, error) {
 	ip, err := findIDX(dir, imagesName)
 	if err != nil {
 		return nil, err
@@ -224,8 +257,8 @@ func loadPair(dir, which, imagesName, labelsName string) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(images.Dims) != 3 {
-		return nil, fmt.Errorf("data: idx %s: rank %d, want 3 for images (N,H,W): %w", ip, len(images.Dims), ErrIDX)
+	if len(images.Dims) != 3 && len(images.Dims) != 4 {
+		return nil, fmt.Errorf("data: idx %s: rank %d, want 3 for images (N,H,W) or 4 (N,C,H,W or N,H,W,C): %w", ip, len(images.Dims), ErrIDX)
 	}
 	labels, err := ReadIDX(lp)
 	if err != nil {
@@ -237,11 +270,40 @@ func loadPair(dir, which, imagesName, labelsName string) (*Dataset, error) {
 	if labels.Dims[0] != images.Dims[0] {
 		return nil, fmt.Errorf("data: %s has %d images but %s has %d labels: %w", ip, images.Dims[0], lp, labels.Dims[0], ErrIDX)
 	}
-	return &Dataset{
+	d := &Dataset{
 		Name: strings.TrimSuffix(filepath.Base(dir), string(filepath.Separator)) + "/" + which,
 		N:    images.Dims[0], C: 1, H: images.Dims[1], W: images.Dims[2], Classes: 256,
 		Images: images.Data, Labels: labels.Data,
-	}, nil
+	}
+	if len(images.Dims) == 4 {
+		switch IDXLayout(images.Dims, layout) {
+		case "NHWC":
+			d.H, d.W, d.C = images.Dims[1], images.Dims[2], images.Dims[3]
+			d.Images = nhwcToNCHW(images.Data, d.N, d.H, d.W, d.C)
+		default:
+			d.C, d.H, d.W = images.Dims[1], images.Dims[2], images.Dims[3]
+		}
+	}
+	return d, nil
+}
+
+// nhwcToNCHW returns the images x (N,H,W,C) as (N,C,H,W).
+func nhwcToNCHW(x []byte, n, h, w, c int) []byte {
+	if c == 1 {
+		return x
+	}
+	y := make([]byte, len(x))
+	hw := h * w
+	for i := range n {
+		src := x[i*hw*c : (i+1)*hw*c]
+		dst := y[i*hw*c : (i+1)*hw*c]
+		for p := range hw {
+			for ch := range c {
+				dst[ch*hw+p] = src[p*c+ch]
+			}
+		}
+	}
+	return y
 }
 
 // WriteIDX writes an IDX file of unsigned bytes with the given dimensions
@@ -272,22 +334,25 @@ func WriteIDX(w io.Writer, dims []int, data []byte) error {
 }
 
 // WriteDir writes train and test as the four MNIST-style files in dir
-// (gzip-compressed with a .gz suffix when gz is true), readable by LoadDir.
-// Both sets must have C == 1.
+// (gzip-compressed with a .gz suffix when gz is true), readable by LoadDir:
+// images of rank 3 (N,H,W) when C == 1, else of rank 4 (N,C,H,W).
 func WriteDir(dir string, train, test *Dataset, gz bool) error {
+	imageDims := func(d *Dataset) []int {
+		if d.C == 1 {
+			return []int{d.N, d.H, d.W}
+		}
+		return []int{d.N, d.C, d.H, d.W}
+	}
 	for _, f := range []struct {
 		name string
 		dims []int
 		data []byte
 	}{
-		{TrainImagesFile, []int{train.N, train.H, train.W}, train.Images},
+		{TrainImagesFile, imageDims(train), train.Images},
 		{TrainLabelsFile, []int{train.N}, train.Labels},
-		{TestImagesFile, []int{test.N, test.H, test.W}, test.Images},
+		{TestImagesFile, imageDims(test), test.Images},
 		{TestLabelsFile, []int{test.N}, test.Labels},
 	} {
-		if train.C != 1 || test.C != 1 {
-			return fmt.Errorf("data: write %s: IDX image files hold one channel, the sets have %d and %d", dir, train.C, test.C)
-		}
 		var buf bytes.Buffer
 		var w io.Writer = &buf
 		var zw *gzip.Writer

@@ -294,6 +294,8 @@ func FuzzDecodeIDX(f *testing.F) {
 	f.Add(idxBytes(0x08, []uint32{1 << 31, 1 << 31}, nil))
 	f.Add(idxBytes(0x08, []uint32{0xffffffff}, seq(3)))
 	f.Add([]byte{0, 0, 8, 0})
+	f.Add(idxBytes(0x08, []uint32{2, 3, 2, 2}, seq(24))) // rank 4, (N,C,H,W)
+	f.Add(idxBytes(0x08, []uint32{1, 2, 2, 3}, seq(12))) // rank 4, (N,H,W,C)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, exact := range []bool{true, false} {
 			size := int64(len(b))
@@ -320,6 +322,13 @@ func FuzzDecodeIDX(f *testing.F) {
 			}
 			if !bytes.Equal(buf.Bytes(), b) {
 				t.Fatalf("DecodeIDX(exact=%v) accepted %x, which re-encodes as %x", exact, b, buf.Bytes())
+			}
+			if d := got.Dims; len(d) == 4 && IDXLayout(d, "") == "NHWC" {
+				// The loader's transposition to (N,C,H,W) loses nothing.
+				set := &Dataset{N: d[0], H: d[1], W: d[2], C: d[3], Images: nhwcToNCHW(got.Data, d[0], d[1], d[2], d[3])}
+				if back := nchwToNHWC(set); !bytes.Equal(back, got.Data) {
+					t.Fatalf("NHWC dims %v: to (N,C,H,W) and back changes the data", d)
+				}
 			}
 		}
 	})
