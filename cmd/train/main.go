@@ -84,7 +84,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: train [flags]\n       train compare|bench|eval|predict|info [flags] (train SUBCOMMAND -h for each)\n\nTrains a convolutional network on MNIST or -data DIR; see `go doc ./cmd/train`.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "usage: train [flags]\n       train compare|bench|eval|predict|info|export [flags] (train SUBCOMMAND -h for each)\n\nTrains a convolutional network on MNIST or -data DIR; see `go doc ./cmd/train`.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	fs.IntVar(&o.epochs, "epochs", 3, "epochs to train")
@@ -180,6 +180,8 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return runPredict(ctx, args[1:], stdout, stderr)
 		case "info":
 			return runInfo(args[1:], stdout, stderr)
+		case "export":
+			return runExport(args[1:], stdout, stderr)
 		}
 	}
 	o, err := parse(args, stderr)

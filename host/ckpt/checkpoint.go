@@ -184,7 +184,7 @@ func (c *Checkpoint) encode() ([]NamedTensor, map[string]string, error) {
 	if _, err := c.Spec.Check(); err != nil {
 		return nil, nil, fmt.Errorf("host: checkpoint: %w", err)
 	}
-	cfg, err := configJSON(c.Config)
+	cfg, err := ConfigJSON(c.Config)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -531,9 +531,9 @@ func (c *Checkpoint) SameTraining(cfg train.Config) error {
 	return nil
 }
 
-// configJSON encodes the exported fields of c but its callbacks as a JSON
+// ConfigJSON encodes the exported fields of c but its callbacks as a JSON
 // object keyed by field name (floats in their shortest exact form).
-func configJSON(c train.Config) (string, error) {
+func ConfigJSON(c train.Config) (string, error) {
 	v := reflect.ValueOf(c)
 	m := map[string]any{}
 	for i := range v.NumField() {

@@ -199,11 +199,13 @@ func WriteSafetensors(w io.Writer, tensors []NamedTensor, meta map[string]string
 // mix; on any error the temporary file is removed and a file already at
 // path is left as it was. The file is created with mode 0644.
 func SaveSafetensorsFile(path string, tensors []NamedTensor, meta map[string]string) error {
-	return stSaveAtomic(path, func(w io.Writer) error { return WriteSafetensors(w, tensors, meta) })
+	return SaveAtomic(path, func(w io.Writer) error { return WriteSafetensors(w, tensors, meta) })
 }
 
-// stSaveAtomic writes path atomically with write; see SaveSafetensorsFile.
-func stSaveAtomic(path string, write func(io.Writer) error) (err error) {
+// SaveAtomic writes the file path atomically with write, as
+// SaveSafetensorsFile does: a crash or an error leaves the old file as it
+// was.
+func SaveAtomic(path string, write func(io.Writer) error) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."

@@ -567,7 +567,7 @@ func TestSaveSafetensorsFileFailureKeepsOld(t *testing.T) {
 		// The write fails midway, as on a full disk: part of the new data
 		// has reached the temporary file.
 		{"write-fails-midway", func() error {
-			return stSaveAtomic(path, func(w io.Writer) error {
+			return SaveAtomic(path, func(w io.Writer) error {
 				bw := bufio.NewWriterSize(w, 16)
 				if err := WriteSafetensors(io.MultiWriter(bw, &errAfterWriter{full / 2}), stExample(), nil); err != nil {
 					bw.Flush()

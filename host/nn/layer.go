@@ -49,6 +49,8 @@ type kindModule struct {
 	infer func(l LayerSpec, in Shape) (LayerInfo, error)
 	// params lists the parameter tensors; nil: none.
 	params func(info LayerInfo) []paramSpec
+	// export appends the layer's ONNX nodes (export.go); nil: it has none.
+	export func(e *exporter, n *node) error
 	// forward and backward run the layer on a batch (see node).
 	forward  func(b *Batch, n *node) error
 	backward func(b *Batch, n *node) error

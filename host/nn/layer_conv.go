@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/convtrain/convtrain/cpuref/geom"
+	"github.com/convtrain/convtrain/host/ckpt/onnx"
 )
 
 // Conv is a 2-D convolution with bias:
@@ -78,6 +79,19 @@ func init() {
 				{suffix: "weight", shape: []int{g.K, g.C, g.R, g.S}, fanIn: g.C * g.R * g.S, fanOut: g.K * g.R * g.S},
 				{suffix: "bias", shape: []int{g.K}},
 			}
+		},
+		export: func(e *exporter, n *node) error {
+			g := n.info.Conv
+			w, err := e.param(n, 0)
+			if err != nil {
+				return err
+			}
+			b, err := e.param(n, 1)
+			if err != nil {
+				return err
+			}
+			e.node(onnx.Conv(e.out(n), e.in(n), w, b, e.out(n), onnx.NewWindow(g.R, g.S, g.StrideH, g.StrideW, g.PadH, g.PadW)))
+			return nil
 		},
 		forward: func(b *Batch, n *node) error {
 			g := n.info.Conv

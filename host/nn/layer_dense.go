@@ -1,6 +1,10 @@
 package nn
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/convtrain/convtrain/host/ckpt/onnx"
+)
 
 // Dense is a fully connected layer with bias, y = x·wᵀ + b; spec text
 // dense<units>. Parameters layer<i>.weight (Out,In) and layer<i>.bias
@@ -33,6 +37,18 @@ func init() {
 				{suffix: "weight", shape: []int{out, in}, fanIn: in, fanOut: out},
 				{suffix: "bias", shape: []int{out}},
 			}
+		},
+		export: func(e *exporter, n *node) error {
+			w, err := e.param(n, 0)
+			if err != nil {
+				return err
+			}
+			b, err := e.param(n, 1)
+			if err != nil {
+				return err
+			}
+			e.node(onnx.Gemm(e.out(n), e.in(n), w, b, e.out(n)))
+			return nil
 		},
 		forward: func(b *Batch, n *node) error {
 			return b.be.DenseForward(b.N, n.info.In.C, n.info.Out.C, b.acts[n.in], n.params[0].Value, n.params[1].Value, b.acts[n.out])

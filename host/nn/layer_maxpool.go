@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/convtrain/convtrain/cpuref/geom"
+	"github.com/convtrain/convtrain/host/ckpt/onnx"
 )
 
 // MaxPool is the maximum over R×S windows with a stride and no padding;
@@ -59,6 +60,11 @@ func init() {
 				return LayerInfo{}, err
 			}
 			return LayerInfo{Pool: g, Out: Shape{C: g.C, H: g.P(), W: g.Q()}}, nil
+		},
+		export: func(e *exporter, n *node) error {
+			g := n.info.Pool
+			e.node(onnx.MaxPool(e.out(n), e.in(n), e.out(n), onnx.NewWindow(g.R, g.S, g.StrideH, g.StrideW, 0, 0)))
+			return nil
 		},
 		forward: func(b *Batch, n *node) error {
 			g := n.info.Pool

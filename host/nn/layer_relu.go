@@ -1,5 +1,7 @@
 package nn
 
+import "github.com/convtrain/convtrain/host/ckpt/onnx"
+
 // ReLU is y = max(x, 0), elementwise; spec text relu. Its backward pass
 // passes the gradient where x > 0. The step plan may run it inside the
 // convolution before it (an epilogue: the backward pass then masks with
@@ -11,6 +13,10 @@ func init() {
 	register(&kindModule{
 		kind: ReLU, name: "relu", form: "relu",
 		infer: func(l LayerSpec, in Shape) (LayerInfo, error) { return LayerInfo{Out: in}, nil },
+		export: func(e *exporter, n *node) error {
+			e.node(onnx.Relu(e.out(n), e.in(n), e.out(n)))
+			return nil
+		},
 		forward: func(b *Batch, n *node) error {
 			return b.be.ReLUForward(b.acts[n.in], b.acts[n.out])
 		},

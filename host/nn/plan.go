@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/convtrain/convtrain/host/backend"
+	"github.com/convtrain/convtrain/host/ckpt/onnx"
 )
 
 // The step plan. NewModel compiles the spec's layers once into a graph of
@@ -229,6 +230,10 @@ func (m *kindModule) paramsOf(n *node) []paramSpec {
 // backward pass sends ∂E/∂y to both inputs.
 var addModule = &kindModule{
 	name: "add",
+	export: func(e *exporter, n *node) error {
+		e.node(onnx.Add(e.out(n), e.names[n.in], e.names[n.in2], e.out(n)))
+		return nil
+	},
 	forward: func(b *Batch, n *node) error {
 		be, y := b.be, b.acts[n.out]
 		if err := be.Fill(y, 0); err != nil {
