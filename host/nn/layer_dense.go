@@ -26,8 +26,11 @@ func init() {
 		format:   func(l LayerSpec) string { return fmt.Sprintf("dense%d", l.Units) },
 		describe: func(l LayerSpec) string { return fmt.Sprintf("dense %d", l.Units) },
 		infer: func(l LayerSpec, in Shape) (LayerInfo, error) {
-			if l.Units < 1 || l.Units > maxLayerElems || in.C > maxLayerElems/l.Units {
-				return LayerInfo{}, fmt.Errorf("units must be ≥ 1 and units×inputs below %d", maxLayerElems)
+			// The output, an activation, is bounded as every layer's; the
+			// weights only by what one tensor can hold (PyTorch's MNIST
+			// example has 9216×128 of them).
+			if l.Units < 1 || in.C > maxTensorElems/l.Units {
+				return LayerInfo{}, fmt.Errorf("%d units on %d inputs: the weights (units×inputs) must number below 2³¹", l.Units, in.C)
 			}
 			return LayerInfo{Out: Shape{C: l.Units, H: 1, W: 1, Flat: true}, Params: l.Units*in.C + l.Units}, nil
 		},

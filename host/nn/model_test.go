@@ -336,3 +336,22 @@ func testFused(t *testing.T, spec Spec, onGPU, launches bool) {
 		t.Errorf("loss %g after 8 steps, want below the first %g", lf[7], lf[0])
 	}
 }
+
+// TestDenseWeightsUnbounded checks that a dense layer's size is bounded by
+// its output and its weight tensor, not by an activation bound on the
+// weights: PyTorch's MNIST example's 9216→128 layer fits, a 2³¹-weight one
+// does not.
+func TestDenseWeightsUnbounded(t *testing.T) {
+	layers, err := ParseSpec("conv8x5x5,relu,maxpool2,dense1024,relu,dense10")
+	backendtest.MustNil(t, err)
+	if _, err := (Spec{C: 1, H: 28, W: 28, Layers: layers, Loss: SoftmaxCE}).Check(); err != nil {
+		t.Errorf("1152→1024 dense: %v", err)
+	}
+	if _, err := (Spec{C: 9216, H: 1, W: 1, Layers: []LayerSpec{{Kind: Flatten}, DenseLayer(128), DenseLayer(10)}, Loss: SoftmaxCE}).Check(); err != nil {
+		t.Errorf("9216→128 dense: %v", err)
+	}
+	_, err = (Spec{C: 65536, H: 1, W: 1, Layers: []LayerSpec{{Kind: Flatten}, DenseLayer(32768), DenseLayer(10)}, Loss: SoftmaxCE}).Check()
+	if err == nil || !strings.Contains(err.Error(), "32768 units on 65536 inputs: the weights (units×inputs) must number below 2³¹") {
+		t.Errorf("2³¹ weights: %v, want an error naming the weights", err)
+	}
+}

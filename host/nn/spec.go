@@ -148,9 +148,13 @@ type LayerInfo struct {
 	Pool   geom.PoolGeom // MaxPool only, with N = 1
 }
 
-// maxLayerElems bounds the per-image size of any layer so that a batch of
-// up to 4096 images stays below 2³¹ elements.
-const maxLayerElems = (1<<31 - 1) / 4096
+// maxLayerElems bounds the per-image size of any layer's output so that a
+// batch of up to 4096 images stays below 2³¹ elements; maxTensorElems
+// bounds any one tensor (a layer's weights).
+const (
+	maxLayerElems  = (1<<31 - 1) / 4096
+	maxTensorElems = 1<<31 - 1
+)
 
 // Check validates s and returns every layer's input and output shape and
 // parameter count. A wrong spec is an error wrapping ErrSpec that names the
