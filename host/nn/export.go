@@ -114,5 +114,14 @@ func (e *exporter) param(n *node, i int) (string, error) {
 	return name, nil
 }
 
+// weightBias adds the initializers of n's weight and bias (parameters 0
+// and 1) and returns their names.
+func (e *exporter) weightBias(n *node) (w, b string, err error) {
+	if w, err = e.param(n, 0); err == nil {
+		b, err = e.param(n, 1)
+	}
+	return w, b, err
+}
+
 // node appends ONNX nodes.
 func (e *exporter) node(ns ...onnx.Node) { e.g.Nodes = append(e.g.Nodes, ns...) }

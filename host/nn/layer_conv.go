@@ -82,11 +82,7 @@ func init() {
 		},
 		export: func(e *exporter, n *node) error {
 			g := n.info.Conv
-			w, err := e.param(n, 0)
-			if err != nil {
-				return err
-			}
-			b, err := e.param(n, 1)
+			w, b, err := e.weightBias(n)
 			if err != nil {
 				return err
 			}

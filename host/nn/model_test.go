@@ -287,22 +287,7 @@ func testFused(t *testing.T, spec Spec, onGPU, launches bool) {
 		}
 		m, err := newModel(be, spec, 2, fuse)
 		backendtest.MustNil(t, err)
-		set, err := m.Upload(ds, ds.Standardisation())
-		backendtest.MustNil(t, err)
-		b, err := m.NewBatch(16)
-		backendtest.MustNil(t, err)
-		var losses []float32
-		for step := range 8 {
-			rows := make([]int32, 16)
-			for i := range rows {
-				rows[i] = int32((step*16 + i*5) % 64)
-			}
-			backendtest.MustNil(t, m.Load(b, set, rows))
-			backendtest.MustNil(t, m.TrainStep(b, 0.1, 0.9, 0))
-			l := make([]float32, 1)
-			backendtest.MustNil(t, be.Download(l, b.Loss))
-			losses = append(losses, l[0])
-		}
+		losses := trainSteps(t, m, ds, 8, 16, 5, 0.1)
 		w, err := m.ParamValues()
 		backendtest.MustNil(t, err)
 		if dev != nil && launches {
@@ -354,4 +339,28 @@ func TestDenseWeightsUnbounded(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "32768 units on 65536 inputs: the weights (units×inputs) must number below 2³¹") {
 		t.Errorf("2³¹ weights: %v, want an error naming the weights", err)
 	}
+}
+
+// trainSteps takes steps SGD steps (momentum 0.9) of batches of n rows of
+// ds, row i of step s being (s·n + i·stride) mod ds.N, and returns each
+// step's loss.
+func trainSteps(t *testing.T, m *Model, ds *data.Dataset, steps, n, stride int, lr float32) []float32 {
+	t.Helper()
+	set, err := m.Upload(ds, ds.Standardisation())
+	backendtest.MustNil(t, err)
+	b, err := m.NewBatch(n)
+	backendtest.MustNil(t, err)
+	var losses []float32
+	for step := range steps {
+		rows := make([]int32, n)
+		for i := range rows {
+			rows[i] = int32((step*n + i*stride) % ds.N)
+		}
+		backendtest.MustNil(t, m.Load(b, set, rows))
+		backendtest.MustNil(t, m.TrainStep(b, lr, 0.9, 0))
+		l := make([]float32, 1)
+		backendtest.MustNil(t, m.be.Download(l, b.Loss))
+		losses = append(losses, l[0])
+	}
+	return losses
 }

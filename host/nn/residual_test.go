@@ -185,23 +185,7 @@ func TestResidualFusedCPUvsSim(t *testing.T) {
 	run := func(be backend.Backend) []float32 {
 		m, err := NewModel(be, spec, 2)
 		backendtest.MustNil(t, err)
-		set, err := m.Upload(ds, ds.Standardisation())
-		backendtest.MustNil(t, err)
-		b, err := m.NewBatch(8)
-		backendtest.MustNil(t, err)
-		var losses []float32
-		for step := range 4 {
-			rows := make([]int32, 8)
-			for i := range rows {
-				rows[i] = int32((step*8 + i*3) % 32)
-			}
-			backendtest.MustNil(t, m.Load(b, set, rows))
-			backendtest.MustNil(t, m.TrainStep(b, 0.05, 0.9, 0))
-			l := make([]float32, 1)
-			backendtest.MustNil(t, be.Download(l, b.Loss))
-			losses = append(losses, l[0])
-		}
-		return losses
+		return trainSteps(t, m, ds, 4, 8, 3, 0.05)
 	}
 	sim, _ := backendtest.Sim(t)
 	cpu, gpu := run(backendtest.CPU(t)), run(sim)
