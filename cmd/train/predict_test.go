@@ -221,6 +221,9 @@ const python = "/usr/bin/python3"
 // output, skipping the test when python3 with torch is not installed.
 func torchRun(t *testing.T, args ...string) []byte {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("PyTorch interop: each run imports torch (seconds); -short leaves it to the full run")
+	}
 	if err := exec.Command(python, "-c", "import torch").Run(); err != nil {
 		t.Skipf("needs %s with torch (Debian's python3-torch): %v", python, err)
 	}

@@ -666,6 +666,9 @@ var (
 // skipping the test when Debian's python3 with torch is not installed.
 func stTorchRun(t *testing.T, args ...string) []byte {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("PyTorch interop: each run imports torch (seconds); -short leaves it to the full run")
+	}
 	stTorchOnce.Do(func() { stTorchErr = exec.Command(stPython, "-c", "import torch").Run() })
 	if stTorchErr != nil {
 		t.Skipf("needs %s with torch (Debian's python3-torch): %v", stPython, stTorchErr)

@@ -179,6 +179,9 @@ func TestResidualFusedCPUvsSim(t *testing.T) {
 	backendtest.MustNil(t, err)
 	spec := Spec{C: 1, H: 14, W: 14, Loss: SoftmaxCE, Layers: layers}
 	t.Run("backend=cpu", func(t *testing.T) { testFused(t, spec, false, false) })
+	if testing.Short() {
+		t.Skip("-short: the simulator's runs are left to the full run")
+	}
 	t.Run("backend=sim", func(t *testing.T) { testFused(t, spec, true, false) })
 	ds, err := data.Synthetic(32, 14, 4, 3)
 	backendtest.MustNil(t, err)
