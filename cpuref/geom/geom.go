@@ -158,3 +158,59 @@ func FitsProduct(dims []int) bool {
 	}
 	return p <= MaxElems
 }
+
+// AvgPoolGeom is the geometry of an average pool with zero padding, as
+// PyTorch's torch.nn.AvgPool2d with count_include_pad=True (padded zeros
+// count in the divisor, which is always R·S) and ceil_mode=False. Max-pool
+// keeps PoolGeom, which has no padding.
+type AvgPoolGeom struct {
+	N, C, H, W       int // input
+	R, S             int // window height, width
+	StrideH, StrideW int // ≥ 1
+	PadH, PadW       int // zero padding on each side, 0 ≤ PadH ≤ R/2, 0 ≤ PadW ≤ S/2
+}
+
+// P is the output height (H + 2·PadH − R)/StrideH + 1.
+func (g AvgPoolGeom) P() int { return outSize(g.H, g.PadH, g.R, g.StrideH) }
+
+// Q is the output width (W + 2·PadW − S)/StrideW + 1.
+func (g AvgPoolGeom) Q() int { return outSize(g.W, g.PadW, g.S, g.StrideW) }
+
+// XLen is N·C·H·W.
+func (g AvgPoolGeom) XLen() int { return g.N * g.C * g.H * g.W }
+
+// YLen is N·C·P·Q.
+func (g AvgPoolGeom) YLen() int { return g.N * g.C * g.P() * g.Q() }
+
+// String gives the key=value form used in test and benchmark names.
+func (g AvgPoolGeom) String() string {
+	return fmt.Sprintf("N=%d,C=%d,H=%d,W=%d,R=%d,S=%d,stride=%dx%d,pad=%dx%d",
+		g.N, g.C, g.H, g.W, g.R, g.S, g.StrideH, g.StrideW, g.PadH, g.PadW)
+}
+
+// Validate reports whether the average-pool geometry is usable: sizes and
+// strides ≥ 1, padding between 0 and half the window (PyTorch's rule, so
+// that no window lies wholly in the padding), an output of at least 1×1,
+// and element counts below 2³¹.
+func (g AvgPoolGeom) Validate() error {
+	switch {
+	case g.N < 1 || g.C < 1 || g.H < 1 || g.W < 1 || g.R < 1 || g.S < 1:
+		return fmt.Errorf("geom: avgpool %v: sizes must be ≥ 1: %w", g, ErrGeometry)
+	case g.StrideH < 1 || g.StrideW < 1:
+		return fmt.Errorf("geom: avgpool %v: strides must be ≥ 1: %w", g, ErrGeometry)
+	case g.PadH < 0 || g.PadW < 0 || g.PadH > g.R/2 || g.PadW > g.S/2:
+		return fmt.Errorf("geom: avgpool %v: padding must be between 0 and half the window: %w", g, ErrGeometry)
+	}
+	for _, d := range []int{g.N, g.C, g.H, g.W, g.R, g.S, g.StrideH, g.StrideW} {
+		if d > MaxElems {
+			return fmt.Errorf("geom: avgpool %v: dimension too large: %w", g, ErrGeometry)
+		}
+	}
+	switch {
+	case g.P() < 1 || g.Q() < 1:
+		return fmt.Errorf("geom: avgpool %v: output is empty: %w", g, ErrGeometry)
+	case !FitsProduct([]int{g.N, g.C, g.H, g.W}) || !FitsProduct([]int{g.N, g.C, g.P(), g.Q()}) || !FitsProduct([]int{g.R, g.S}):
+		return fmt.Errorf("geom: avgpool %v: a tensor has 2³¹ elements or more: %w", g, ErrGeometry)
+	}
+	return nil
+}

@@ -55,3 +55,38 @@ func TestPoolGeom(t *testing.T) {
 		}
 	}
 }
+
+func TestAvgPoolGeom(t *testing.T) {
+	for _, c := range []struct {
+		g       AvgPoolGeom
+		p, q, y int
+	}{
+		// P = (5 + 2 − 3)/2 + 1 = 3, Q = (7 + 0 − 2)/2 + 1 = 3.
+		{AvgPoolGeom{N: 2, C: 3, H: 5, W: 7, R: 3, S: 2, StrideH: 2, StrideW: 2, PadH: 1}, 3, 3, 54},
+		// A window larger than the input, made valid by padding: P = Q = 1.
+		{AvgPoolGeom{N: 1, C: 1, H: 1, W: 1, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, 1, 1, 1},
+	} {
+		if err := c.g.Validate(); err != nil {
+			t.Errorf("%v: Validate() = %v, want nil", c.g, err)
+		}
+		if c.g.P() != c.p || c.g.Q() != c.q || c.g.YLen() != c.y {
+			t.Errorf("%v: P,Q,YLen = %d,%d,%d, want %d,%d,%d", c.g, c.g.P(), c.g.Q(), c.g.YLen(), c.p, c.q, c.y)
+		}
+	}
+	ok := AvgPoolGeom{N: 1, C: 1, H: 4, W: 4, R: 2, S: 2, StrideH: 2, StrideW: 2}
+	for name, mod := range map[string]func(g *AvgPoolGeom){
+		"R>H":      func(g *AvgPoolGeom) { g.R = 5 },
+		"stride=0": func(g *AvgPoolGeom) { g.StrideW = 0 },
+		"N=-1":     func(g *AvgPoolGeom) { g.N = -1 },
+		"pad>R/2":  func(g *AvgPoolGeom) { g.PadH = 2 },
+		"pad<0":    func(g *AvgPoolGeom) { g.PadW = -1 },
+		"huge":     func(g *AvgPoolGeom) { g.N, g.C = 1<<20, 1<<20 },
+		"huge-dim": func(g *AvgPoolGeom) { g.H = 1 << 40 },
+	} {
+		g := ok
+		mod(&g)
+		if err := g.Validate(); !errors.Is(err, ErrGeometry) {
+			t.Errorf("%s: %v: Validate() = %v, want ErrGeometry", name, g, err)
+		}
+	}
+}
