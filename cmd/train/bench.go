@@ -410,6 +410,34 @@ func (t *timedBackend) MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx backend.T
 	return t.time("maxpool bwd "+poolLabel(g), 0, 0, func() error { return t.be.MaxPoolBackward(g, dy, argmax, dx) })
 }
 
+func (t *timedBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, momentum, eps float64) error {
+	return t.time(fmt.Sprintf("batchnorm fwd N=%d,C=%d,HW=%d", n, c, hw), 0, 0, func() error {
+		return t.be.BatchNormForward(train, n, c, hw, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y, momentum, eps)
+	})
+}
+
+func (t *timedBackend) BatchNormBackward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor) error {
+	return t.time(fmt.Sprintf("batchnorm bwd N=%d,C=%d,HW=%d", n, c, hw), 0, 0, func() error {
+		return t.be.BatchNormBackward(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta)
+	})
+}
+
+func (t *timedBackend) AvgPoolForward(g geom.AvgPoolGeom, x, y backend.Tensor) error {
+	return t.time("avgpool fwd "+g.String(), 0, 0, func() error { return t.be.AvgPoolForward(g, x, y) })
+}
+
+func (t *timedBackend) AvgPoolBackward(g geom.AvgPoolGeom, dy, dx backend.Tensor) error {
+	return t.time("avgpool bwd "+g.String(), 0, 0, func() error { return t.be.AvgPoolBackward(g, dy, dx) })
+}
+
+func (t *timedBackend) GlobalAvgPoolForward(n, c, hw int, x, y backend.Tensor) error {
+	return t.time(fmt.Sprintf("global avgpool fwd N=%d,C=%d,HW=%d", n, c, hw), 0, 0, func() error { return t.be.GlobalAvgPoolForward(n, c, hw, x, y) })
+}
+
+func (t *timedBackend) GlobalAvgPoolBackward(n, c, hw int, dy, dx backend.Tensor) error {
+	return t.time(fmt.Sprintf("global avgpool bwd N=%d,C=%d,HW=%d", n, c, hw), 0, 0, func() error { return t.be.GlobalAvgPoolBackward(n, c, hw, dy, dx) })
+}
+
 func (t *timedBackend) DenseForward(n, in, out int, x, w, b, y backend.Tensor) error {
 	return t.time(fmt.Sprintf("dense fwd N=%d,In=%d,Out=%d", n, in, out), 2*float64(n)*float64(in)*float64(out), 1,
 		func() error { return t.be.DenseForward(n, in, out, x, w, b, y) })

@@ -135,6 +135,7 @@ func (l *loaded) logits(ctx context.Context, d *data.Dataset, batch int) ([]floa
 			if b, err = m.NewBatch(n); err != nil {
 				return nil, err
 			}
+			b.Eval = true // running statistics; dropout passes through
 		}
 		if err := m.Load(b, set, rows[i:i+n]); err != nil {
 			return nil, err

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/convtrain/convtrain/host/ckpt"
@@ -46,8 +47,8 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	weights := make(map[string][]float32, len(c.Params))
-	for _, p := range c.Params {
+	weights := make(map[string][]float32, len(c.Params)+len(c.Buffers))
+	for _, p := range slices.Concat(c.Params, c.Buffers) {
 		weights[p.Name] = p.F32
 	}
 	cfg, err := ckpt.ConfigJSON(c.Config)
@@ -71,6 +72,6 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 		output = "probabilities"
 	}
 	fmt.Fprintf(stdout, "wrote %s: %s, input \"input\" (N,%d,%d,%d) pixel values, output %q (N,%d), opset %d, %d tensors\n",
-		*out, strings.ReplaceAll(nn.FormatSpec(c.Spec.Layers), ",", " "), c.Spec.C, c.Spec.H, c.Spec.W, output, c.Spec.Classes(), *opset, len(c.Params))
+		*out, strings.ReplaceAll(nn.FormatSpec(c.Spec.Layers), ",", " "), c.Spec.C, c.Spec.H, c.Spec.W, output, c.Spec.Classes(), *opset, len(c.Params)+len(c.Buffers))
 	return nil
 }

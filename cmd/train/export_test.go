@@ -40,8 +40,9 @@ func onnxPython(t *testing.T, args ...string) *exec.Cmd {
 	return cmd(args...)
 }
 
-// TestExportONNX exports two trained checkpoints, a plain network and one
-// with both kinds of residual block, and runs them in ONNX Runtime on test
+// TestExportONNX exports three trained checkpoints, a plain network, one
+// with both kinds of residual block and one with BatchNorm (its running
+// statistics), average and global average pooling, and runs them in ONNX Runtime on test
 // images given as pixel values: every class must be predict's and every
 // probability within 1e-5 of predict's (float32 in both, different
 // summation orders and exp: a few ulp of values near 1). The script also
@@ -84,6 +85,7 @@ func TestExportONNX(t *testing.T) {
 	models := map[string]string{
 		"plain":    "conv4x5x5s2,relu,maxpool2,dense10",
 		"residual": "conv4x3x3p1,relu,res(conv4x3x3p1,relu,conv4x3x3p1),maxpool2,res(conv6x3x3s2p1,relu,conv6x3x3p1|conv6x1x1s2),relu,dense10",
+		"bn":       "conv4x3x3p1,bn,relu,res(conv4x3x3p1,bn,relu,conv4x3x3p1,bn|conv4x1x1,bn),relu,avgpool3s2p1,gap,dense10",
 	}
 	want := map[string][]predictLine{}
 	for name, spec := range models {

@@ -86,7 +86,7 @@ func printInfo(w io.Writer, path string, c *ckpt.Checkpoint) error {
 	fmt.Fprintf(w, "inputs      standardised with mean %.6g and standard deviation %.6g (pixel values 0 to 255)\n", c.Norm.Mean, c.Norm.Std)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "tensor\tshape\tL2 norm\tlargest |x|\n")
-	for _, ts := range [][]ckpt.NamedTensor{c.Params, c.Optim} {
+	for _, ts := range [][]ckpt.NamedTensor{c.Params, c.Buffers, c.Optim} {
 		for _, t := range ts {
 			var sq, hi float64
 			for _, v := range t.F32 {

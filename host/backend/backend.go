@@ -122,6 +122,30 @@ type Ops interface {
 	// MaxPoolBackward: dx (N,C,H,W) is overwritten with dy routed to argmax.
 	MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx Tensor) error
 
+	// BatchNormForward normalises x (N,C,H·W) per channel into y, with
+	// γ = gamma and β = beta (C), as PyTorch's BatchNorm2d and bit for bit
+	// as cpuref: in training (train) with the batch's statistics
+	// (cpuref.BatchNormTrainForward32), writing μ and 1/√(σ²+ε) to saveMean
+	// and saveInvStd (C) for the backward pass and updating runMean and
+	// runVar (C) with momentum; in evaluation with runMean and runVar
+	// (cpuref.BatchNormEvalForward; saveMean and saveInvStd unused).
+	BatchNormForward(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y Tensor, momentum, eps float64) error
+	// BatchNormBackward: the training-mode gradients dx (N,C,H·W; nil: not
+	// wanted), dgamma and dbeta (C) from x, gamma and the saved statistics,
+	// as cpuref.BatchNormBackward32. Overwrites; deterministic.
+	BatchNormBackward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta Tensor) error
+
+	// AvgPoolForward: x is (N,C,H,W), y (N,C,P,Q) the mean over each window,
+	// padded zeros counted (PyTorch's count_include_pad).
+	AvgPoolForward(g geom.AvgPoolGeom, x, y Tensor) error
+	// AvgPoolBackward: dx (N,C,H,W) is overwritten with each window's dy
+	// shared over its elements.
+	AvgPoolBackward(g geom.AvgPoolGeom, dy, dx Tensor) error
+	// GlobalAvgPoolForward: x is (N,C,H·W), y (N,C) its mean per channel.
+	GlobalAvgPoolForward(n, c, hw int, x, y Tensor) error
+	// GlobalAvgPoolBackward: dx (N,C,H·W) = dy[n,c]/(H·W).
+	GlobalAvgPoolBackward(n, c, hw int, dy, dx Tensor) error
+
 	// DenseForward: x is (N,In), w is (Out,In), b is (Out), y = x·wᵀ + b is (N,Out).
 	DenseForward(n, in, out int, x, w, b, y Tensor) error
 	// DenseBackward: dw = dyᵀ·x (Out,In), db = Σ_n dy (Out), and, when dx is

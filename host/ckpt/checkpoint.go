@@ -81,6 +81,9 @@ type Checkpoint struct {
 	State  train.TrainState // the trainer's position
 	Params []NamedTensor    // in Model.Params order: layer<i>.weight, layer<i>.bias, …
 	Optim  []NamedTensor    // the optimiser state: optim.<state>.<parameter>
+	// Buffers are the running statistics, in Model.Buffers order:
+	// layer<i>.running_mean, layer<i>.running_var (BatchNorm).
+	Buffers []NamedTensor
 	// Version is the convtrain version that wrote the file (metadata
 	// convtrain.version); informative.
 	Version string
@@ -133,6 +136,13 @@ func NewCheckpoint(t *train.Trainer) (*Checkpoint, error) {
 			}
 		}
 		return NamedTensor{Name: name, Shape: append([]int(nil), shape...), F32: v}, nil
+	}
+	for _, p := range m.Buffers() {
+		nt, err := download(p.Name, p.Shape, p.Value)
+		if err != nil {
+			return nil, err
+		}
+		c.Buffers = append(c.Buffers, nt)
 	}
 	for _, p := range m.Params() {
 		nt, err := download(p.Name, p.Shape, p.Value)
@@ -213,7 +223,7 @@ func (c *Checkpoint) encode() ([]NamedTensor, map[string]string, error) {
 		"epoch":                strconv.Itoa(c.State.Epoch),
 		"step":                 strconv.Itoa(c.State.Step),
 	}
-	tensors := append(append([]NamedTensor(nil), c.Params...), c.Optim...)
+	tensors := append(append(append([]NamedTensor(nil), c.Params...), c.Optim...), c.Buffers...)
 	return tensors, meta, nil
 }
 
@@ -410,9 +420,16 @@ func decodeCheckpoint(tensors []NamedTensor, meta map[string]string) (*Checkpoin
 		}
 		return t, nil
 	}
-	shapes, err := c.Spec.ParamShapes()
+	shapes, buffers, err := c.Spec.ParamShapes()
 	if err != nil {
 		return nil, ckptErr("spec %q on input %s: %v", text, in, err)
+	}
+	for _, p := range buffers {
+		t, err := take(p.Name, p.Shape)
+		if err != nil {
+			return nil, err
+		}
+		c.Buffers = append(c.Buffers, t)
 	}
 	for _, p := range shapes {
 		t, err := take(p.Name, p.Shape)
@@ -469,17 +486,26 @@ func (c *Checkpoint) Load(m *nn.Model) error {
 	if len(ps) != len(c.Params) || states != len(c.Optim) {
 		return fmt.Errorf("host: checkpoint: %d parameters and %d optimiser tensors for a model of %d and %d: %w", len(c.Params), len(c.Optim), len(ps), states, ErrCheckpoint)
 	}
+	up := func(name string, x backend.Tensor, nt NamedTensor) error {
+		if nt.Name != name || len(nt.F32) != x.Len() {
+			return fmt.Errorf("host: checkpoint: tensor %q of %d elements for %s of %d: %w", nt.Name, len(nt.F32), name, x.Len(), ErrCheckpoint)
+		}
+		if err := m.Backend().Upload(x, nt.F32); err != nil {
+			return fmt.Errorf("host: checkpoint: upload %s: %w", name, err)
+		}
+		return nil
+	}
+	bs := m.Buffers()
+	if len(bs) != len(c.Buffers) {
+		return fmt.Errorf("host: checkpoint: %d running statistics for a model of %d: %w", len(c.Buffers), len(bs), ErrCheckpoint)
+	}
+	for i, p := range bs {
+		if err := up(p.Name, p.Value, c.Buffers[i]); err != nil {
+			return err
+		}
+	}
 	o := 0
 	for i, p := range ps {
-		up := func(name string, x backend.Tensor, nt NamedTensor) error {
-			if nt.Name != name || len(nt.F32) != x.Len() {
-				return fmt.Errorf("host: checkpoint: tensor %q of %d elements for %s of %d: %w", nt.Name, len(nt.F32), name, x.Len(), ErrCheckpoint)
-			}
-			if err := m.Backend().Upload(x, nt.F32); err != nil {
-				return fmt.Errorf("host: checkpoint: upload %s: %w", name, err)
-			}
-			return nil
-		}
 		if err := up(p.Name, p.Value, c.Params[i]); err != nil {
 			return err
 		}

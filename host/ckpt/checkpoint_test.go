@@ -46,6 +46,18 @@ func ckptConfig() train.Config {
 	return train.Config{Epochs: 2, Batch: 8, LR: 0.05, Momentum: 0.9, WeightDecay: 1e-3, Schedule: train.Schedule{Kind: train.CosineLR}, Seed: 7}
 }
 
+// bufferValues downloads every running statistic.
+func bufferValues(t testing.TB, m *nn.Model) [][]float32 {
+	t.Helper()
+	var out [][]float32
+	for _, p := range m.Buffers() {
+		v := make([]float32, p.Value.Len())
+		backendtest.MustNil(t, m.Backend().Download(v, p.Value))
+		out = append(out, v)
+	}
+	return out
+}
+
 // paramsAndVels downloads every parameter's value and velocity.
 func paramsAndVels(t testing.TB, m *nn.Model) [][]float32 {
 	t.Helper()
@@ -69,18 +81,24 @@ func paramsAndVels(t testing.TB, m *nn.Model) [][]float32 {
 // middle of the first and the second epoch.
 func TestCheckpointResume(t *testing.T) {
 	trainSet, test := ckptData(t)
+	bnLayers, err := nn.ParseSpec("conv3x3x3p1,bn,relu,res(conv3x3x3p1,bn,relu,conv3x3x3p1,bn),relu,avgpool2,gap,dense3")
+	backendtest.MustNil(t, err)
+	bnSpec := nn.Spec{C: 1, H: 8, W: 8, Loss: nn.SoftmaxCE, Layers: bnLayers}
 	backends := []struct {
 		name string
 		new  func(t *testing.T) backend.Backend
+		spec nn.Spec
 	}{
-		{"cpu", func(t *testing.T) backend.Backend { return backendtest.CPU(t) }},
-		{"sim", func(t *testing.T) backend.Backend { be, _ := backendtest.Sim(t); return be }},
+		{"cpu", func(t *testing.T) backend.Backend { return backendtest.CPU(t) }, ckptSpec()},
+		{"sim", func(t *testing.T) backend.Backend { be, _ := backendtest.Sim(t); return be }, ckptSpec()},
+		// BatchNorm's running statistics and a residual block resume too.
+		{"cpu/spec=bn-res", func(t *testing.T) backend.Backend { return backendtest.CPU(t) }, bnSpec},
 	}
 	for _, bk := range backends {
 		t.Run("backend="+bk.name, func(t *testing.T) {
 			be := bk.new(t)
 			newRun := func(cfg train.Config) (*nn.Model, *train.Trainer) {
-				m, err := nn.NewModel(be, ckptSpec(), 3)
+				m, err := nn.NewModel(be, bk.spec, 3)
 				backendtest.MustNil(t, err)
 				tr, err := train.NewTrainer(m, trainSet, test, cfg)
 				backendtest.MustNil(t, err)
@@ -91,6 +109,7 @@ func TestCheckpointResume(t *testing.T) {
 			_, err := tr.Run(context.Background())
 			backendtest.MustNil(t, err)
 			want := paramsAndVels(t, straight)
+			wantBuf := bufferValues(t, straight)
 
 			for _, stop := range []int{3, 5, 7} {
 				t.Run(fmt.Sprintf("stop=%d", stop), func(t *testing.T) {
@@ -130,6 +149,10 @@ func TestCheckpointResume(t *testing.T) {
 					got := paramsAndVels(t, m2)
 					for i := range want {
 						backendtest.EqualBits(t, fmt.Sprintf("tensor %d (param %s)", i, m2.Params()[i/2].Name), got[i], want[i])
+					}
+					gotBuf := bufferValues(t, m2)
+					for i := range wantBuf {
+						backendtest.EqualBits(t, m2.Buffers()[i].Name, gotBuf[i], wantBuf[i])
 					}
 				})
 			}

@@ -26,8 +26,13 @@ const (
 type paramSpec struct {
 	suffix string // "weight", "bias"
 	shape  []int
-	// fanIn and fanOut select Glorot's (or He's) scale; both 0: zeros.
+	// fanIn and fanOut select Glorot's (or He's) scale; both 0: every
+	// element is fill.
 	fanIn, fanOut int
+	fill          float32
+	// buffer: a running statistic, not trained (no gradient, no optimiser
+	// state; Model.Buffers), kept in checkpoints.
+	buffer bool
 }
 
 // kindModule is the module of one layer kind.
@@ -49,6 +54,9 @@ type kindModule struct {
 	infer func(l LayerSpec, in Shape) (LayerInfo, error)
 	// params lists the parameter tensors; nil: none.
 	params func(info LayerInfo) []paramSpec
+	// scratch lists the float32 tensors the layer keeps per batch of n
+	// images (Batch.tmp), by their element counts; nil: none.
+	scratch func(info *LayerInfo, n int) []int
 	// export appends the layer's ONNX nodes (export.go); nil: it has none.
 	export func(e *exporter, n *node) error
 	// forward and backward run the layer on a batch (see node).

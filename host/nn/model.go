@@ -32,9 +32,12 @@ type Model struct {
 	spec   Spec
 	infos  []LayerInfo
 	params []*Param
-	g      *graph
-	opt    Optimizer // the update rule (optimizer.go)
-	steps  int       // updates applied
+	// buffers are the running statistics (BatchNorm's running mean and
+	// variance): Value only, updated by the forward pass in training.
+	buffers []*Param
+	g       *graph
+	opt     Optimizer // the update rule (optimizer.go)
+	steps   int       // updates applied
 }
 
 // initStream and ShuffleStream select independent PCG streams of the seed
@@ -84,7 +87,13 @@ func newModel(be backend.Backend, spec Spec, seed uint64, fuse bool) (*Model, er
 			m.g.nodes[n.id+1].in == n.out && m.g.nodes[n.id+1].mod.kind == ReLU
 		for _, ps := range specs {
 			var init []float32
-			if ps.fanIn > 0 {
+			switch {
+			case ps.fanIn == 0 && ps.fill != 0:
+				init = make([]float32, product(ps.shape))
+				for j := range init {
+					init[j] = ps.fill
+				}
+			case ps.fanIn > 0:
 				init = make([]float32, product(ps.shape))
 				for j := range init {
 					if he {
@@ -95,11 +104,15 @@ func newModel(be backend.Backend, spec Spec, seed uint64, fuse bool) (*Model, er
 					}
 				}
 			}
-			p, err := m.newParam(fmt.Sprintf("layer%d.%s", n.layer, ps.suffix), ps.shape, init)
+			p, err := m.newParam(fmt.Sprintf("layer%d.%s", n.layer, ps.suffix), ps.shape, init, ps.buffer)
 			if err != nil {
 				return nil, errors.Join(err, m.Close())
 			}
-			m.params = append(m.params, p)
+			if ps.buffer {
+				m.buffers = append(m.buffers, p)
+			} else {
+				m.params = append(m.params, p)
+			}
 			n.params = append(n.params, p)
 		}
 	}
@@ -108,12 +121,20 @@ func newModel(be backend.Backend, spec Spec, seed uint64, fuse bool) (*Model, er
 }
 
 // newParam allocates a parameter with value init (zero when nil).
-func (m *Model) newParam(name string, shape []int, init []float32) (*Param, error) {
+func (m *Model) newParam(name string, shape []int, init []float32, buffer bool) (*Param, error) {
 	n := product(shape)
 	p := &Param{Name: name, Shape: shape}
 	var err error
 	if p.Value, err = m.be.NewTensor(n); err != nil {
 		return nil, fmt.Errorf("host: %s: %w", name, err)
+	}
+	if buffer {
+		if init != nil {
+			if err := m.be.Upload(p.Value, init); err != nil {
+				return nil, fmt.Errorf("host: %s: %w", name, errors.Join(err, m.be.Free(p.Value)))
+			}
+		}
+		return p, nil
 	}
 	if p.Grad, err = m.be.NewTensor(n); err != nil {
 		return nil, fmt.Errorf("host: %s: %w", name, errors.Join(err, m.be.Free(p.Value)))
@@ -156,9 +177,15 @@ func (m *Model) Close() error {
 			errs = append(errs, m.be.Free(p.Sq))
 		}
 	}
-	m.params = nil
+	for _, p := range m.buffers {
+		errs = append(errs, m.be.Free(p.Value))
+	}
+	m.params, m.buffers = nil, nil
 	return errors.Join(errs...)
 }
+
+// Buffers lists the running statistics (Value only), in layer order.
+func (m *Model) Buffers() []*Param { return m.buffers }
 
 // Batch holds every tensor of one batch size for a Model: the input, the
 // labels, each tensor of the graph and its gradient, pooling indices, the
@@ -174,6 +201,11 @@ type Batch struct {
 	// LossSum and Correct accumulate, over the steps since ResetMetrics,
 	// the mean loss of each batch and the count of correct predictions.
 	LossSum, Correct backend.Tensor
+	// Eval selects evaluation mode for the layers that have one:
+	// BatchNorm normalises with its running statistics (and leaves them
+	// as they are), Dropout passes its input through. Training mode (false)
+	// is the default.
+	Eval bool
 
 	be backend.Backend
 	g  *graph
@@ -184,6 +216,7 @@ type Batch struct {
 	// Per node: argmax (int32) of a MaxPool; pre and dpre, the pooled
 	// input before the ReLU run after it and its gradient.
 	argmax, pre, dpre []backend.Tensor
+	tmp               [][]backend.Tensor // a module's scratch (kindModule.scratch)
 	owned             []backend.Tensor
 }
 
@@ -270,6 +303,19 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 		}
 	}
 	b.argmax, b.pre, b.dpre = make([]backend.Tensor, len(m.g.nodes)), make([]backend.Tensor, len(m.g.nodes)), make([]backend.Tensor, len(m.g.nodes))
+	b.tmp = make([][]backend.Tensor, len(m.g.nodes))
+	for _, nd := range m.g.nodes {
+		if nd.mod.scratch == nil {
+			continue
+		}
+		for _, size := range nd.mod.scratch(nd.info, n) {
+			t, err := newF(size)
+			if err != nil {
+				return fail(err)
+			}
+			b.tmp[nd.id] = append(b.tmp[nd.id], t)
+		}
+	}
 	for _, nd := range m.g.nodes {
 		if nd.mod.kind != MaxPool || nd.mod == addModule {
 			continue

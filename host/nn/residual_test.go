@@ -2,12 +2,15 @@ package nn
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/convtrain/convtrain/cpuref"
 	"github.com/convtrain/convtrain/host/backend"
 	"github.com/convtrain/convtrain/host/backendtest"
 	"github.com/convtrain/convtrain/host/data"
@@ -49,7 +52,7 @@ func TestParseSpecResidual(t *testing.T) {
 	if len(infos) != 15 || infos[2].Depth != 0 || infos[3].Depth != 1 || infos[7].Out != (Shape{C: 6, H: 4, W: 4}) {
 		t.Errorf("Check: %d infos, depths %d,%d, block 2 out %v; want 15, 0,1, (6,4,4)", len(infos), infos[2].Depth, infos[3].Depth, infos[7].Out)
 	}
-	ps, err := Spec{C: 1, H: 8, W: 8, Layers: layers, Loss: SoftmaxCE}.ParamShapes()
+	ps, _, err := Spec{C: 1, H: 8, W: 8, Layers: layers, Loss: SoftmaxCE}.ParamShapes()
 	backendtest.MustNil(t, err)
 	var names []string
 	for _, p := range ps {
@@ -89,21 +92,27 @@ func TestParseSpecResidualErrors(t *testing.T) {
 	}
 }
 
-// TestResidualGradients checks every parameter's gradient of networks
-// with both kinds of residual block against central differences of the
-// loss, on the CPU backend in float32. The branches are linear (no ReLU):
-// the loss is then smooth, where ReLU kinks make float32 differences
-// useless; the blocks' routing of gradients (a tensor read twice, the add,
-// the shortcut) is what is checked, ReLU has its own tests. With h = 1e-2,
+// TestModelGradients checks every parameter's gradient of networks with
+// both kinds of residual block, BatchNorm (training mode: the gradient
+// through the batch's statistics) and the average pools against central
+// differences of the loss, on the CPU backend in float32. The networks are
+// linear but for BatchNorm (no ReLU): the loss is then smooth, where ReLU
+// kinks make float32 differences useless; the blocks' routing of
+// gradients (a tensor read twice, the add, the shortcut) is what is
+// checked, ReLU has its own tests. With h = 1e-2,
 // |numeric − analytic| ≤ 2e-3 + 2e-2·|analytic|: float32 rounding of a loss
 // near 1 over 2h gives about 1e-5 and the curvature term stays below 1e-4
 // here; a gradient that misses a branch is off by that branch's share, far
 // beyond.
-func TestResidualGradients(t *testing.T) {
+func TestModelGradients(t *testing.T) {
 	for _, text := range []string{
 		"conv4x3x3p1,res(conv4x3x3p1,conv4x3x3p1),res(conv6x3x3s2p1,conv6x3x3p1|conv6x1x1s2),dense3",
 		"conv4x3x3p1,res(conv4x3x3p1),res(res(conv4x3x3p1)|conv4x1x1),dense3", // nested, a conv shortcut of the same shape
 		"conv4x3x3p1,conv4x3x3p1,conv6x3x3s2p1,dense3",                        // the same check without blocks
+		// BatchNorm in training mode (the gradient through the batch's
+		// statistics), average pools with padding, global average pooling.
+		"conv4x3x3p1,bn,avgpool2,conv6x3x3p1,bn,gap,dense3",
+		"conv4x3x3p1,bn,res(conv4x3x3p1,bn,conv4x3x3p1,bn|conv4x1x1,bn),avgpool3s1p1,gap,dense3",
 	} {
 		t.Run("spec="+text, func(t *testing.T) { testGradients(t, text) })
 	}
@@ -209,4 +218,53 @@ func (m *Model) gradValues() ([][]float32, error) {
 		}
 	}
 	return out, nil
+}
+
+// TestBatchNormModes checks BatchNorm's two modes in a model against
+// cpuref on the layer's own input: a training Forward normalises with the
+// batch's statistics and moves the running ones (momentum 0.1, from 0 and
+// 1); an evaluation Forward (Batch.Eval) normalises with the running
+// statistics and leaves them as they are. Bit for bit: the backend runs
+// the same cpuref functions.
+func TestBatchNormModes(t *testing.T) {
+	layers, err := ParseSpec("conv3x3x3p1,bn,gap,dense3")
+	backendtest.MustNil(t, err)
+	be := backendtest.CPU(t)
+	m, err := NewModel(be, Spec{C: 1, H: 6, W: 6, Loss: SoftmaxCE, Layers: layers}, 4)
+	backendtest.MustNil(t, err)
+	defer m.Close()
+	ds, err := data.Synthetic(5, 6, 3, 2)
+	backendtest.MustNil(t, err)
+	set, err := m.Upload(ds, ds.Standardisation())
+	backendtest.MustNil(t, err)
+	b, err := m.NewBatch(5)
+	backendtest.MustNil(t, err)
+	backendtest.MustNil(t, m.Load(b, set, []int32{0, 1, 2, 3, 4}))
+	bn := m.g.nodes[1]
+	download := func(x backend.Tensor) []float32 {
+		v := make([]float32, x.Len())
+		backendtest.MustNil(t, be.Download(v, x))
+		return v
+	}
+	const n, c, hw = 5, 3, 36
+	for step, eval := range []bool{false, true, false, true} {
+		b.Eval = eval
+		before := [2][]float32{download(m.buffers[0].Value), download(m.buffers[1].Value)}
+		backendtest.MustNil(t, m.Forward(b))
+		x, gamma, beta := download(b.acts[bn.in]), download(bn.params[0].Value), download(bn.params[1].Value)
+		wantY := make([]float32, n*c*hw)
+		rm, rv := slices.Clone(before[0]), slices.Clone(before[1]) // cpuref updates them in training
+		if eval {
+			backendtest.MustNil(t, cpuref.BatchNormEvalForward(n, c, hw, x, gamma, beta, rm, rv, wantY, bnEps))
+		} else {
+			backendtest.MustNil(t, cpuref.BatchNormTrainForward32(n, c, hw, x, gamma, beta, wantY, make([]float32, c), make([]float32, c), rm, rv, bnMomentum, bnEps))
+		}
+		name := fmt.Sprintf("step %d (eval %v)", step, eval)
+		backendtest.EqualBits(t, name+": y", download(b.acts[bn.out]), wantY)
+		backendtest.EqualBits(t, name+": running mean", download(m.buffers[0].Value), rm)
+		backendtest.EqualBits(t, name+": running var", download(m.buffers[1].Value), rv)
+		if changed := !slices.Equal(before[0], rm); changed == eval {
+			t.Errorf("%s: running mean changed %v", name, changed)
+		}
+	}
 }

@@ -258,18 +258,23 @@ func (s Spec) Classes() int {
 }
 
 // ParamShapes lists the parameters a model of s has, in Model.Params
-// order, with their names and shapes (Value and the other tensors nil):
-// what a checkpoint of s must hold.
-func (s Spec) ParamShapes() ([]Param, error) {
+// order, and its running statistics, in Model.Buffers order, with their
+// names and shapes (Value and the other tensors nil): what a checkpoint of
+// s must hold.
+func (s Spec) ParamShapes() (params, buffers []Param, err error) {
 	infos, err := s.Check()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var ps []Param
 	for _, n := range buildGraph(s.Layers, infos, s.C, s.H, s.W).nodes {
 		for _, p := range n.mod.paramsOf(n) {
-			ps = append(ps, Param{Name: fmt.Sprintf("layer%d.%s", n.layer, p.suffix), Shape: p.shape})
+			q := Param{Name: fmt.Sprintf("layer%d.%s", n.layer, p.suffix), Shape: p.shape}
+			if p.buffer {
+				buffers = append(buffers, q)
+			} else {
+				params = append(params, q)
+			}
 		}
 	}
-	return ps, nil
+	return params, buffers, nil
 }

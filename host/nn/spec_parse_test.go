@@ -276,3 +276,39 @@ func FuzzParseSpec(f *testing.F) {
 		}
 	})
 }
+
+func TestParseSpecNormPool(t *testing.T) {
+	for _, tc := range []struct{ text, canonical, summary string }{
+		{"conv4x3x3p1,bn,relu,gap,dense10", "conv4x3x3p1,bn,relu,gap,flatten,dense10", "batchnorm"},
+		{"avgpool2,dense10", "avgpool2,flatten,dense10", "avgpool 2×2 stride 2×2 pad 0×0"},
+		{"avgpool3s1p1,dense10", "avgpool3s1p1,flatten,dense10", "avgpool 3×3 stride 1×1 pad 1×1"},
+		{"avgpool3x2s2x1p1x0,dense10", "avgpool3x2s2x1p1x0,flatten,dense10", "avgpool 3×2 stride 2×1 pad 1×0"},
+	} {
+		layers, err := ParseSpec(tc.text)
+		if err != nil {
+			t.Errorf("ParseSpec(%q): %v", tc.text, err)
+			continue
+		}
+		if got := FormatSpec(layers); got != tc.canonical {
+			t.Errorf("FormatSpec(ParseSpec(%q)) = %q, want %q", tc.text, got, tc.canonical)
+		}
+		s, err := Spec{C: 2, H: 9, W: 9, Loss: SoftmaxCE, Layers: layers}.Summary()
+		if err != nil || !strings.Contains(s, tc.summary) {
+			t.Errorf("Summary of %q = %q, %v; want it to contain %q", tc.text, s, err, tc.summary)
+		}
+	}
+	for _, tc := range []struct{ text, want string }{
+		{"bn2,dense10", "unexpected 2"},
+		{"dense4,bn,dense10", "flattened before it"},
+		{"gap,gap3,dense10", "unexpected 3"},
+		{"avgpool,dense10", "missing window"},
+	} {
+		if _, err := ParseSpec(tc.text); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseSpec(%q) = %v, want an error containing %q", tc.text, err, tc.want)
+		}
+	}
+	layers, _ := ParseSpec("avgpool3p2,dense10")
+	if _, err := (Spec{C: 1, H: 8, W: 8, Loss: SoftmaxCE, Layers: layers}).Check(); err == nil {
+		t.Errorf("avgpool3p2: padding over half the window accepted")
+	}
+}

@@ -698,7 +698,10 @@ func (t *Trainer) Evaluate(ctx context.Context) (loss, acc float64, err error) {
 		if err := t.m.LoadIndexed(b, t.test, idx); err != nil {
 			return 0, 0, err
 		}
-		if err := t.m.Forward(b); err != nil {
+		b.Eval = true // running statistics; dropout passes through
+		err := t.m.Forward(b)
+		b.Eval = false
+		if err != nil {
 			return 0, 0, fmt.Errorf("host: evaluate rows %d to %d: %w", i, i+b.N, err)
 		}
 		i += b.N

@@ -1,0 +1,82 @@
+package cpubackend
+
+import (
+	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
+	"github.com/convtrain/convtrain/host/backend"
+)
+
+// The operations of this file hand their tensors' storage to cpuref,
+// which checks every size and length before any work: the backend checks
+// only that each tensor is a live float32 tensor of its own.
+
+// slices returns the storage of float32 tensors named by names (a nil
+// tensor gives a nil slice: an argument cpuref takes as absent).
+func (be *cpuBackend) slices(names []string, ts ...backend.Tensor) ([][]float32, error) {
+	out := make([][]float32, len(ts))
+	for i, t := range ts {
+		if t == nil {
+			continue
+		}
+		var err error
+		if out[i], err = be.f32(names[i], t, -1); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+var bnForwardNames = []string{"x", "gamma", "beta", "running mean", "running var", "saved mean", "saved inverse std", "y"}
+
+func (be *cpuBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, momentum, eps float64) error {
+	s, err := be.slices(bnForwardNames, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y)
+	if err != nil {
+		return err
+	}
+	if train {
+		return wrap("batch norm forward", cpuref.BatchNormTrainForward32(n, c, hw, s[0], s[1], s[2], s[7], s[5], s[6], s[3], s[4], momentum, eps))
+	}
+	return wrap("batch norm forward (evaluation)", cpuref.BatchNormEvalForward(n, c, hw, s[0], s[1], s[2], s[3], s[4], s[7], eps))
+}
+
+var bnBackwardNames = []string{"x", "gamma", "saved mean", "saved inverse std", "dy", "dx", "dgamma", "dbeta"}
+
+func (be *cpuBackend) BatchNormBackward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor) error {
+	s, err := be.slices(bnBackwardNames, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta)
+	if err != nil {
+		return err
+	}
+	return wrap("batch norm backward", cpuref.BatchNormBackward32(n, c, hw, s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]))
+}
+
+func (be *cpuBackend) AvgPoolForward(g geom.AvgPoolGeom, x, y backend.Tensor) error {
+	s, err := be.slices([]string{"x", "y"}, x, y)
+	if err != nil {
+		return err
+	}
+	return wrap("average pool forward", cpuref.AvgPoolForward(g, s[0], s[1]))
+}
+
+func (be *cpuBackend) AvgPoolBackward(g geom.AvgPoolGeom, dy, dx backend.Tensor) error {
+	s, err := be.slices([]string{"dy", "dx"}, dy, dx)
+	if err != nil {
+		return err
+	}
+	return wrap("average pool backward", cpuref.AvgPoolBackward(g, s[0], s[1]))
+}
+
+func (be *cpuBackend) GlobalAvgPoolForward(n, c, hw int, x, y backend.Tensor) error {
+	s, err := be.slices([]string{"x", "y"}, x, y)
+	if err != nil {
+		return err
+	}
+	return wrap("global average pool forward", cpuref.GlobalAvgPoolForward(n, c, hw, s[0], s[1]))
+}
+
+func (be *cpuBackend) GlobalAvgPoolBackward(n, c, hw int, dy, dx backend.Tensor) error {
+	s, err := be.slices([]string{"dy", "dx"}, dy, dx)
+	if err != nil {
+		return err
+	}
+	return wrap("global average pool backward", cpuref.GlobalAvgPoolBackward(n, c, hw, s[0], s[1]))
+}
