@@ -134,6 +134,9 @@ func (c *ckptOptions) modelSpec(d *data.Dataset) (nn.Spec, error) {
 		}
 		return spec, nil
 	}
+	if _, ok := nn.Presets[strings.ToLower(strings.TrimSpace(c.model))]; ok {
+		c.layers = nn.WithClasses(c.layers, d.Classes) // a preset's last layer fits the data's classes
+	}
 	if _, err := nn.InferShapes(c.layers, d.C, d.H, d.W, d.Classes); err != nil {
 		return spec, fmt.Errorf("-model %s on %d×%d×%d images: %w", c.model, d.C, d.H, d.W, err)
 	}

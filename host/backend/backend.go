@@ -146,10 +146,12 @@ type Ops interface {
 	// GlobalAvgPoolBackward: dx (N,C,H·W) = dy[n,c]/(H·W).
 	GlobalAvgPoolBackward(n, c, hw int, dy, dx Tensor) error
 
-	// DenseForward: x is (N,In), w is (Out,In), b is (Out), y = x·wᵀ + b is (N,Out).
+	// DenseForward: x is (N,In), w is (Out,In), b is (Out) or nil (no
+	// bias), y = x·wᵀ + b is (N,Out).
 	DenseForward(n, in, out int, x, w, b, y Tensor) error
-	// DenseBackward: dw = dyᵀ·x (Out,In), db = Σ_n dy (Out), and, when dx is
-	// not nil, dx = dy·w (N,In). Overwrites; deterministic.
+	// DenseBackward: dw = dyᵀ·x (Out,In), db = Σ_n dy (Out) when db is not
+	// nil, and, when dx is not nil, dx = dy·w (N,In). Overwrites;
+	// deterministic.
 	DenseBackward(n, in, out int, x, w, dy, dx, dw, db Tensor) error
 
 	// SoftmaxCrossEntropy: logits (N,Classes), labels int32 (N). Writes the

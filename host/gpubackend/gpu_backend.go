@@ -468,15 +468,17 @@ func (be *gpuBackend) DenseBackward(n, in, out int, x, w, dy, dx, dw, db backend
 	if err != nil {
 		return err
 	}
-	dbb, err := be.f32("db", db, out)
+	dbb, err := be.optF32("db", db, out)
 	if err != nil {
 		return err
 	}
 	if err := be.dev.DenseBackwardWeight(n, in, out, xb, dyb, dwb); err != nil {
 		return gpuWrap("dense backward", err)
 	}
-	if err := be.dev.ReduceCols(n, out, dyb, dbb); err != nil {
-		return gpuWrap("dense backward", err)
+	if dbb != nil {
+		if err := be.dev.ReduceCols(n, out, dyb, dbb); err != nil {
+			return gpuWrap("dense backward", err)
+		}
 	}
 	if dxb != nil {
 		return gpuWrap("dense backward", be.dev.DenseBackwardData(n, in, out, dyb, wb, dxb))

@@ -115,9 +115,9 @@ func (e *exporter) param(n *node, i int) (string, error) {
 }
 
 // weightBias adds the initializers of n's weight and bias (parameters 0
-// and 1) and returns their names.
+// and 1; "" for a layer without bias) and returns their names.
 func (e *exporter) weightBias(n *node) (w, b string, err error) {
-	if w, err = e.param(n, 0); err == nil {
+	if w, err = e.param(n, 0); err == nil && len(n.mod.paramsOf(n)) > 1 {
 		b, err = e.param(n, 1)
 	}
 	return w, b, err

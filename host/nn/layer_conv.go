@@ -11,9 +11,9 @@ import (
 //
 //	y[n,k,p,q] = b[k] + Σ_c Σ_r Σ_s w[k,c,r,s] · x[n,c, p·sh − ph + r, q·sw − pw + s]
 //
-// Spec text conv<K>x<R>x<S>[s<stride>][p<pad>]; parameters layer<i>.weight
-// (K,C,R,S) and layer<i>.bias (K), initialised with fan_in = C·R·S and
-// fan_out = K·R·S (see NewModel).
+// Spec text conv<K>x<R>x<S>[s<stride>][p<pad>][nobias]; parameters
+// layer<i>.weight (K,C,R,S) and layer<i>.bias (K, absent with nobias),
+// initialised with fan_in = C·R·S and fan_out = K·R·S (see NewModel).
 const Conv LayerKind = 1
 
 // ConvLayer is a Conv of k filters of r×s with stride 1 and no padding.
@@ -24,7 +24,7 @@ func ConvLayer(k, r, s int) LayerSpec {
 func init() {
 	register(&kindModule{
 		kind: Conv, name: "conv", in: imageInput,
-		form: "conv<K>x<R>x<S>[s<stride>][p<pad>], e.g. conv16x5x5 or conv32x3x3s2p1",
+		form: "conv<K>x<R>x<S>[s<stride>][p<pad>][nobias], e.g. conv16x5x5 or conv32x3x3s2p1nobias",
 		parse: func(p *specParser, l *LayerSpec) error {
 			var err error
 			if l.Filters, err = p.number("number of filters K", 1); err != nil {
@@ -40,6 +40,7 @@ func init() {
 			if err := p.options(l, true); err != nil {
 				return err
 			}
+			l.NoBias = p.flag("nobias")
 			if l.StrideH == 1 {
 				l.StrideH = 0
 			}
@@ -56,11 +57,18 @@ func init() {
 			if l.PadH != 0 || l.PadW != 0 {
 				s += formatPair("p", l.PadH, l.PadW)
 			}
+			if l.NoBias {
+				s += "nobias"
+			}
 			return s
 		},
 		describe: func(l LayerSpec) string {
 			sh, sw := strideOr(l.StrideH, 1), strideOr(l.StrideW, 1)
-			return fmt.Sprintf("conv %d %d×%d stride %d×%d pad %d×%d", l.Filters, l.KernelH, l.KernelW, sh, sw, l.PadH, l.PadW)
+			s := fmt.Sprintf("conv %d %d×%d stride %d×%d pad %d×%d", l.Filters, l.KernelH, l.KernelW, sh, sw, l.PadH, l.PadW)
+			if l.NoBias {
+				s += " no bias"
+			}
+			return s
 		},
 		infer: func(l LayerSpec, in Shape) (LayerInfo, error) {
 			g := geom.ConvGeom{N: 1, C: in.C, H: in.H, W: in.W, K: l.Filters, R: l.KernelH, S: l.KernelW,
@@ -71,14 +79,19 @@ func init() {
 			if err := g.Validate(); err != nil {
 				return LayerInfo{}, err
 			}
-			return LayerInfo{Conv: g, Out: Shape{C: g.K, H: g.P(), W: g.Q()}, Params: g.WLen() + g.K}, nil
+			params := g.WLen() + g.K
+			if l.NoBias {
+				params = g.WLen()
+			}
+			return LayerInfo{Conv: g, Out: Shape{C: g.K, H: g.P(), W: g.Q()}, Params: params}, nil
 		},
 		params: func(info LayerInfo) []paramSpec {
 			g := info.Conv
-			return []paramSpec{
-				{suffix: "weight", shape: []int{g.K, g.C, g.R, g.S}, fanIn: g.C * g.R * g.S, fanOut: g.K * g.R * g.S},
-				{suffix: "bias", shape: []int{g.K}},
+			ps := []paramSpec{{suffix: "weight", shape: []int{g.K, g.C, g.R, g.S}, fanIn: g.C * g.R * g.S, fanOut: g.K * g.R * g.S}}
+			if !info.Spec.NoBias {
+				ps = append(ps, paramSpec{suffix: "bias", shape: []int{g.K}})
 			}
+			return ps
 		},
 		export: func(e *exporter, n *node) error {
 			g := n.info.Conv
@@ -93,13 +106,13 @@ func init() {
 			g := n.info.Conv
 			g.N = b.N
 			// With a ReLU epilogue (plan.go) the output is the ReLU's.
-			return b.be.Conv2DForward(g, b.acts[n.in], n.params[0].Value, n.params[1].Value, b.acts[n.y], n.epilogue)
+			return b.be.Conv2DForward(g, b.acts[n.in], n.params[0].Value, n.bias(), b.acts[n.y], n.epilogue)
 		},
 		backward: func(b *Batch, n *node) error {
 			g := n.info.Conv
 			g.N = b.N
 			w := n.params[0]
-			if err := b.be.Conv2DBackwardFilter(g, b.acts[n.in], b.grads[n.out], w.Grad, n.params[1].Grad); err != nil || !n.needDX {
+			if err := b.be.Conv2DBackwardFilter(g, b.acts[n.in], b.grads[n.out], w.Grad, n.biasGrad()); err != nil || !n.needDX {
 				return err
 			}
 			return b.be.Conv2DBackwardData(g, b.grads[n.out], w.Value, b.dx(n))

@@ -218,6 +218,22 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 	}
 }
 
+// bias is a conv's or dense layer's bias, nil without one (nobias).
+func (n *node) bias() backend.Tensor {
+	if len(n.params) < 2 {
+		return nil
+	}
+	return n.params[1].Value
+}
+
+// biasGrad is the bias's gradient, nil without a bias.
+func (n *node) biasGrad() backend.Tensor {
+	if len(n.params) < 2 {
+		return nil
+	}
+	return n.params[1].Grad
+}
+
 // paramsOf is the parameters a node's layer has (none for an add).
 func (m *kindModule) paramsOf(n *node) []paramSpec {
 	if m.params == nil || n.info == nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/convtrain/convtrain/cpuref/geom"
 )
@@ -54,7 +55,8 @@ type LayerSpec struct {
 	KernelH, KernelW int // Conv: R×S; MaxPool: window
 	StrideH, StrideW int
 	PadH, PadW       int
-	Units            int // Dense: Out
+	Units            int  // Dense: Out
+	NoBias           bool // Conv, Dense: no bias (before a BatchNorm, which has its own)
 	// Branches are a Residual's main branch and its shortcut (absent or
 	// empty: the identity), each a sequence of layers from the block's
 	// input.
@@ -236,15 +238,21 @@ func (s Spec) Summary() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	names := make([]string, len(infos))
+	width := 34 // the type column: wider where a nested layer's text needs it
+	for i, info := range infos {
+		names[i] = strings.Repeat("  ", info.Depth) + info.Spec.String()
+		width = max(width, utf8.RuneCountInString(names[i]))
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-5s %-34s %-14s %8s\n", "layer", "type", "output", "params")
-	fmt.Fprintf(&b, "%-5s %-34s %-14s %8s\n", "0", "input", Shape{C: s.C, H: s.H, W: s.W}, "")
+	fmt.Fprintf(&b, "%-5s %-*s %-14s %8s\n", "layer", width, "type", "output", "params")
+	fmt.Fprintf(&b, "%-5s %-*s %-14s %8s\n", "0", width, "input", Shape{C: s.C, H: s.H, W: s.W}, "")
 	total := 0
 	for i, info := range infos {
-		fmt.Fprintf(&b, "%-5d %-34s %-14s %8d\n", i+1, strings.Repeat("  ", info.Depth)+info.Spec.String(), info.Out, info.Params)
+		fmt.Fprintf(&b, "%-5d %-*s %-14s %8d\n", i+1, width, names[i], info.Out, info.Params)
 		total += info.Params
 	}
-	fmt.Fprintf(&b, "loss  %-34s %-14s %8d total\n", s.Loss, "", total)
+	fmt.Fprintf(&b, "loss  %-*s %-14s %8d total\n", width, s.Loss, "", total)
 	return b.String(), nil
 }
 

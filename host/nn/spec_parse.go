@@ -12,15 +12,21 @@ import (
 const DefaultSpecText = "conv8x5x5,relu,maxpool2,conv16x5x5,relu,maxpool2,flatten,dense10"
 
 // ParseSpec parses a model's layers from their compact text form, as given
-// to the -model flag or read from a model file. Layers are separated by
-// commas or line breaks, in order from the input to the class scores:
+// to the -model flag or read from a model file, or the name of one of the
+// Presets (lenet, resnet8, resnet20). Layers are separated by commas or
+// line breaks, in order from the input to the class scores:
 //
 //	spec    = layer { ("," | newline) layer } .
-//	layer   = conv | "relu" | maxpool | "flatten" | dense .
-//	conv    = "conv" K "x" R "x" S [ "s" pair ] [ "p" pair ] .   K filters of R×S
+//	layer   = conv | "relu" | maxpool | avgpool | "gap" | "bn" | "flatten" | dense | res .
+//	conv    = "conv" K "x" R "x" S [ "s" pair ] [ "p" pair ] [ "nobias" ] .   K filters of R×S
 //	maxpool = "maxpool" R [ "x" S ] [ "s" pair ] .               window R×S (S = R)
-//	dense   = "dense" units .
+//	avgpool = "avgpool" R [ "x" S ] [ "s" pair ] [ "p" pair ] .  padded zeros count
+//	dense   = "dense" units [ "nobias" ] .
+//	res     = "res(" spec [ "|" spec ] ")" .                     main branch | shortcut (identity if absent)
 //	pair    = n [ "x" m ] .                                      n×m; m = n if omitted
+//
+// Each layer kind is described in its file (layer_<kind>.go): bn is
+// BatchNorm, gap global average pooling, res a residual block.
 //
 // where K, R, S, units and strides are integers ≥ 1 and pads integers ≥ 0.
 // A convolution's stride "s" defaults to 1 and its zero padding "p" to 0,
@@ -50,6 +56,9 @@ const DefaultSpecText = "conv8x5x5,relu,maxpool2,conv16x5x5,relu,maxpool2,flatte
 // range, a conv or max-pool after the input was flattened, or a last layer
 // that is not dense.
 func ParseSpec(text string) ([]LayerSpec, error) {
+	if preset, ok := Presets[strings.ToLower(strings.TrimSpace(text))]; ok {
+		text = preset
+	}
 	var lines []string
 	for _, line := range strings.Split(text, "\n") {
 		line, _, _ = strings.Cut(line, "#")
@@ -61,7 +70,7 @@ func ParseSpec(text string) ([]LayerSpec, error) {
 		return nil, err
 	}
 	if p.n == 0 {
-		return nil, fmt.Errorf("host: model spec: no layers in %q: %w", text, ErrSpec)
+		return nil, fmt.Errorf("host: model spec: no layers in %q (a spec such as %s, or a preset: %s): %w", text, DefaultSpecText, presetNames(), ErrSpec)
 	}
 	if k := layers[len(layers)-1].Kind; k != Dense {
 		return nil, fmt.Errorf("host: model spec: layer %d %q: the last layer must be dense, giving one score per class, not %v: %w", p.n, p.last, k, ErrSpec)
@@ -326,6 +335,15 @@ func specParseLayer(text string) (LayerSpec, error) {
 		return l, p.bad("unexpected %v", t)
 	}
 	return l, nil
+}
+
+// flag reads the option word w when it comes next, and says whether it did.
+func (p *specParser) flag(w string) bool {
+	if p.peekWord(w) {
+		p.pos++
+		return true
+	}
+	return false
 }
 
 // options reads the stride and, when pad is set, padding options.

@@ -312,3 +312,42 @@ func TestParseSpecNormPool(t *testing.T) {
 		t.Errorf("avgpool3p2: padding over half the window accepted")
 	}
 }
+
+// TestPresets builds each preset on CIFAR-shaped input and checks its
+// parameter count against the same network built in PyTorch
+// (scripts/torch-presets.py prints them: lenet on 1×28×28, the ResNets with
+// projection shortcuts and bias-free convolutions on 3×32×32, 10 classes).
+func TestPresets(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		c, h, w int
+		params  int
+		layers  int
+	}{
+		{"lenet", 1, 28, 28, 5994, 8},
+		{"resnet8", 3, 32, 32, 78042, 0},
+		{"resnet20", 3, 32, 32, 272474, 0},
+	} {
+		layers, err := ParseSpec(tc.name)
+		if err != nil {
+			t.Fatalf("ParseSpec(%q): %v", tc.name, err)
+		}
+		infos, err := Spec{C: tc.c, H: tc.h, W: tc.w, Loss: SoftmaxCE, Layers: layers}.Check()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		total := 0
+		for _, info := range infos {
+			total += info.Params
+		}
+		if total != tc.params {
+			t.Errorf("%s: %d parameters, want %d (PyTorch)", tc.name, total, tc.params)
+		}
+		if tc.layers > 0 && len(infos) != tc.layers {
+			t.Errorf("%s: %d layers, want %d", tc.name, len(infos), tc.layers)
+		}
+		if w := WithClasses(layers, 100); w[len(w)-1].Units != 100 || layers[len(layers)-1].Units != 10 {
+			t.Errorf("%s: WithClasses(100) = dense %d, original dense %d", tc.name, w[len(w)-1].Units, layers[len(layers)-1].Units)
+		}
+	}
+}
