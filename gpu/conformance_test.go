@@ -21,46 +21,66 @@ import (
 // uniform reals in [−1, 1), compared with a float64 cpuref within the
 // rounding bound (m+1)·u·Σ|terms| of an m-term float32 sum in any order.
 func runConformance(t *testing.T, d *Device) {
-	// Every convolution algorithm the device can run (the dispatcher's
-	// candidates), on every swept shape.
+	// Every convolution variant of every algorithm the device can run (the
+	// dispatcher's candidates), on every swept shape.
 	for _, a := range d.ConvAlgos() {
-		for _, id := range fwdKernels(a) {
-			t.Run("kernel="+kernelSpecs[id].name, func(t *testing.T) { testConvForward(t, d, a, id, false) })
-			t.Run("kernel="+kernelSpecs[id].name+"/relu", func(t *testing.T) { testConvForward(t, d, a, id, true) })
-		}
-		for _, id := range dgradKernels(a) {
-			t.Run("kernel="+kernelSpecs[id].name, func(t *testing.T) { testConvBackwardData(t, d, a, id) })
-		}
-		for _, id := range wgradKernels(a) {
-			t.Run("kernel="+kernelSpecs[id].name, func(t *testing.T) { testConvBackwardFilter(t, d, a, id) })
+		for p := ConvPass(0); p < numConvPasses; p++ {
+			for _, v := range variantsOf(a, p) {
+				switch p {
+				case ConvFwd:
+					t.Run("kernel="+v.name, func(t *testing.T) { testConvForward(t, d, a, v.id, false) })
+					t.Run("kernel="+v.name+"/relu", func(t *testing.T) { testConvForward(t, d, a, v.id, true) })
+				case ConvBwdData:
+					t.Run("kernel="+v.name, func(t *testing.T) { testConvBackwardData(t, d, a, v.id) })
+				default:
+					t.Run("kernel="+v.name, func(t *testing.T) { testConvBackwardFilter(t, d, a, v.id) })
+				}
+			}
 		}
 	}
 	t.Run("dispatch", func(t *testing.T) { testConvDispatch(t, d) })
 	t.Run("tf32-rounding", func(t *testing.T) { testTF32Rounding(t, d) })
 	t.Run("wide-same-bits", func(t *testing.T) { testWideSameBits(t, d) })
-	t.Run("kernel=conv2d_bwd_bias_v1", func(t *testing.T) { testConvBackwardBias(t, d) })
 	t.Run("golden", func(t *testing.T) { testGolden(t, d) })
-	t.Run("kernel=relu_fwd_v1", func(t *testing.T) { testReLUForward(t, d) })
-	t.Run("kernel=relu_bwd_v1", func(t *testing.T) { testReLUBackward(t, d) })
-	t.Run("kernel=maxpool_fwd_v1", func(t *testing.T) { testMaxPoolForward(t, d) })
-	t.Run("kernel=maxpool_bwd_v1", func(t *testing.T) { testMaxPoolBackward(t, d) })
-	t.Run("kernel=dense_fwd_v1", func(t *testing.T) { testDenseForward(t, d) })
-	t.Run("kernel=dense_bwd_data_v1", func(t *testing.T) { testDenseBackwardData(t, d) })
-	t.Run("kernel=dense_bwd_weight_v1", func(t *testing.T) { testDenseBackwardWeight(t, d) })
-	t.Run("kernel=reduce_cols_v1", func(t *testing.T) { testReduceCols(t, d) })
-	t.Run("kernel=softmax_ce_v1", func(t *testing.T) { testSoftmaxCE(t, d) })
-	t.Run("kernel=mse_v1", func(t *testing.T) { testMSE(t, d) })
-	t.Run("kernel=reduce_sum_v1", func(t *testing.T) { testReduceSum(t, d) })
-	t.Run("kernel=count_correct_v1", func(t *testing.T) { testCountCorrect(t, d) })
-	t.Run("kernel=accumulate_v1", func(t *testing.T) { testAccumulate(t, d) })
-	t.Run("kernel=sgd_momentum_v1", func(t *testing.T) { testSGD(t, d) })
-	t.Run("kernel=gather_rows_v1", func(t *testing.T) { testGather(t, d) })
-	t.Run("kernel=fill_f32_v1", func(t *testing.T) { testFill(t, d) })
+	for _, c := range plainConformance {
+		t.Run("kernel="+c.name, func(t *testing.T) { c.run(t, d) })
+	}
 	t.Run("determinism", func(t *testing.T) { testDeterminism(t, d) })
 	if !d.IsSim() {
 		t.Run("large", func(t *testing.T) { testLarge(t, d) })
 	}
 	t.Run("errors", func(t *testing.T) { testLaunchValidation(t, d) })
+}
+
+// conformanceCase is the conformance check of kernels that are not
+// convolution variants (those run from convVariants).
+type conformanceCase struct {
+	name    string   // the subtest is kernel=name
+	kernels []string // every kernel it launches and checks
+	run     func(t *testing.T, d *Device)
+}
+
+// plainConformance lists runConformance's cases of the kernels that are
+// not convolution variants; TestConformanceCoverage fails on a kernel of
+// kernels.All that no variant and no case covers.
+var plainConformance = []conformanceCase{
+	{"conv2d_bwd_bias_v1", []string{"conv2d_bwd_bias_v1"}, testConvBackwardBias},
+	{"relu_fwd_v1", []string{"relu_fwd_v1"}, testReLUForward},
+	{"relu_bwd_v1", []string{"relu_bwd_v1"}, testReLUBackward},
+	{"maxpool_fwd_v1", []string{"maxpool_fwd_v1"}, testMaxPoolForward},
+	{"maxpool_bwd_v1", []string{"maxpool_bwd_v1"}, testMaxPoolBackward},
+	{"dense_fwd_v1", []string{"dense_fwd_v1"}, testDenseForward},
+	{"dense_bwd_data_v1", []string{"dense_bwd_data_v1"}, testDenseBackwardData},
+	{"dense_bwd_weight_v1", []string{"dense_bwd_weight_v1"}, testDenseBackwardWeight},
+	{"reduce_cols_v1", []string{"reduce_cols_v1"}, testReduceCols},
+	{"softmax_ce_v1", []string{"softmax_ce_v1"}, testSoftmaxCE},
+	{"mse_v1", []string{"mse_v1"}, testMSE},
+	{"reduce_sum_v1", []string{"reduce_sum_v1"}, testReduceSum},
+	{"count_correct_v1", []string{"count_correct_v1"}, testCountCorrect},
+	{"accumulate_v1", []string{"accumulate_v1"}, testAccumulate},
+	{"sgd_momentum_v1", []string{"sgd_momentum_v1"}, testSGD},
+	{"gather_rows_v1", []string{"gather_rows_f32_v1", "gather_rows_i32_v1"}, testGather},
+	{"fill_f32_v1", []string{"fill_f32_v1"}, testFill},
 }
 
 func cg(n, c, h, w, k, r, s, sh, sw, ph, pw int) geom.ConvGeom {
@@ -234,35 +254,6 @@ func testConvForward(t *testing.T, d *Device, a ConvAlgo, id kernelID, relu bool
 			})
 		}
 	}
-}
-
-// dgradKernels lists the backward-data kernels of algorithm a: the
-// implicit GEMMs have a plain and a phase-decomposed (strided) one, and
-// both must hold on every shape, whichever the dispatcher would pick.
-func dgradKernels(a ConvAlgo) []kernelID {
-	switch a {
-	case ConvIGemm:
-		return []kernelID{kConvBwdDataIGemm, kConvBwdDataStrided, kConvBwdDataWide, kConvBwdDataWideStrided}
-	case ConvIGemmTF32:
-		return []kernelID{kConvBwdDataTF32, kConvBwdDataStridedTF32}
-	}
-	return []kernelID{kConvBwdData}
-}
-
-// fwdKernels and wgradKernels list the forward and bwd-filter kernels of
-// algorithm a (FP32 implicit GEMM: the 128×64 and the 128×128 tiles).
-func fwdKernels(a ConvAlgo) []kernelID {
-	if a == ConvIGemm {
-		return []kernelID{kConvFwdIGemm, kConvFwdWide}
-	}
-	return []kernelID{convKernels[a][ConvFwd]}
-}
-
-func wgradKernels(a ConvAlgo) []kernelID {
-	if a == ConvIGemm {
-		return []kernelID{kConvBwdFilterIGemm, kConvBwdFilterWide}
-	}
-	return []kernelID{convKernels[a][ConvBwdFilter]}
 }
 
 // runFwd and runWgrad run forward and bwd-filter kernel id with d.mu held.
@@ -1136,9 +1127,9 @@ func testDeterminism(t *testing.T, d *Device) {
 				dx := h.out("dx", g.XLen())
 				return []*Buffer{dx}, d.runConv(a, ConvBwdData, g, h.in("dy", in[0]), h.in("w", in[1]), nil, dx, false)
 			}},
-			bitCase{kernelSpecs[dgradKernels(a)[1]].name, []int{g2.YLen(), g2.WLen()}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+			bitCase{kernelTable[convVariantFor(a, ConvBwdData, false, true)].name, []int{g2.YLen(), g2.WLen()}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
 				dx := h.out("dx", g2.XLen())
-				return []*Buffer{dx}, d.runDgrad(dgradKernels(a)[1], g2, h.in("dy", in[0]), h.in("w", in[1]), dx)
+				return []*Buffer{dx}, d.runDgrad(convVariantFor(a, ConvBwdData, false, true), g2, h.in("dy", in[0]), h.in("w", in[1]), dx)
 			}})
 	}
 	for _, c := range cases {

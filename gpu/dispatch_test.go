@@ -172,18 +172,24 @@ func TestWgradSplits(t *testing.T) {
 // bits as the 128×64-tile kernels they replace, on every swept shape with
 // real inputs: same loads, same FMA order, same splits.
 func testWideSameBits(t *testing.T, d *Device) {
-	pairs := []struct {
+	// Every wide variant beside the 128×64 one of the same algorithm, pass
+	// and stride handling.
+	type pair struct {
 		pass        ConvPass
 		plain, wide kernelID
-	}{
-		{ConvFwd, kConvFwdIGemm, kConvFwdWide},
-		{ConvBwdData, kConvBwdDataIGemm, kConvBwdDataWide},
-		{ConvBwdData, kConvBwdDataStrided, kConvBwdDataWideStrided},
-		{ConvBwdFilter, kConvBwdFilterIGemm, kConvBwdFilterWide},
+	}
+	var pairs []pair
+	for _, v := range convVariants {
+		if v.wide {
+			pairs = append(pairs, pair{v.pass, convVariantFor(v.algo, v.pass, false, v.strided), v.id})
+		}
+	}
+	if len(pairs) == 0 {
+		t.Fatal("convVariants has no wide variant")
 	}
 	for _, c := range pairs {
 		for _, g := range convShapes {
-			name := kv("kernel", kernelSpecs[c.wide].name) + "/" + g.String()
+			name := kv("kernel", kernelTable[c.wide].name) + "/" + g.String()
 			t.Run(name, func(t *testing.T) {
 				in := convInputs("real", name, g.XLen(), g.WLen(), g.K, g.YLen())
 				x, w, b, dy := in[0], in[1], in[2], in[3]
@@ -211,7 +217,7 @@ func testWideSameBits(t *testing.T, d *Device) {
 					}
 					h.check()
 				}
-				sameBits(t, kernelSpecs[c.wide].name+" vs "+kernelSpecs[c.plain].name, outs[1:], outs[:1])
+				sameBits(t, kernelTable[c.wide].name+" vs "+kernelTable[c.plain].name, outs[1:], outs[:1])
 			})
 		}
 	}

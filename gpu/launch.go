@@ -8,126 +8,6 @@ import (
 	"github.com/convtrain/convtrain/kernels"
 )
 
-// kernelID indexes the kernels this runtime launches.
-type kernelID int
-
-const (
-	kConvFwd kernelID = iota
-	kConvBwdData
-	kConvBwdFilter
-	kConvBwdBias
-	kReLUFwd
-	kReLUBwd
-	kMaxPoolFwd
-	kMaxPoolBwd
-	kDenseFwd
-	kDenseBwdData
-	kDenseBwdWeight
-	kReduceCols
-	kSoftmaxCE
-	kMSE
-	kReduceSum
-	kCountCorrect
-	kAccumulate
-	kSGDMomentum
-	kGatherF32
-	kGatherI32
-	kFill
-	kConvFwdIGemm
-	kConvBwdDataIGemm
-	kConvBwdFilterIGemm
-	kConvBwdFilterReduce
-	kConvFwdTF32
-	kConvBwdDataTF32
-	kConvBwdFilterTF32
-	kConvBwdDataStrided
-	kConvBwdDataStridedTF32
-	kConvFwdWide
-	kConvBwdDataWide
-	kConvBwdDataWideStrided
-	kConvBwdFilterWide
-	kSGDNesterov // launch_optim.go
-	kAdam        // launch_optim.go
-	numKernels
-)
-
-// kernelSpec is what a launcher passes: the kernel's name and one letter
-// per parameter, in order: p a device pointer, i an int32, f a float32.
-type kernelSpec struct {
-	name string
-	sig  string
-}
-
-// convSig is the 13 int32 geometry parameters N,C,H,W,K,R,S,P,Q,sh,sw,ph,pw.
-const convSig = "iiiiiiiiiiiii"
-
-// poolSig is the 10 int32 parameters N,C,H,W,R,S,P,Q,sh,sw.
-const poolSig = "iiiiiiiiii"
-
-var kernelSpecs = [numKernels]kernelSpec{
-	kConvFwd:        {"conv2d_fwd_v1_direct", "pppp" + convSig},
-	kConvBwdData:    {"conv2d_bwd_data_v1_direct", "ppp" + convSig},
-	kConvBwdFilter:  {"conv2d_bwd_filter_v1_direct", "ppp" + convSig},
-	kConvBwdBias:    {"conv2d_bwd_bias_v1", "ppiii"},
-	kReLUFwd:        {"relu_fwd_v1", "ppi"},
-	kReLUBwd:        {"relu_bwd_v1", "pppi"},
-	kMaxPoolFwd:     {"maxpool_fwd_v1", "ppp" + poolSig},
-	kMaxPoolBwd:     {"maxpool_bwd_v1", "ppp" + poolSig},
-	kDenseFwd:       {"dense_fwd_v1", "ppppiii"},
-	kDenseBwdData:   {"dense_bwd_data_v1", "pppiii"},
-	kDenseBwdWeight: {"dense_bwd_weight_v1", "pppiii"},
-	kReduceCols:     {"reduce_cols_v1", "ppii"},
-	kSoftmaxCE:      {"softmax_ce_v1", "ppppii"},
-	kMSE:            {"mse_v1", "ppppii"},
-	kReduceSum:      {"reduce_sum_v1", "ppif"},
-	kCountCorrect:   {"count_correct_v1", "pppii"},
-	kAccumulate:     {"accumulate_v1", "ppi"},
-	kSGDMomentum:    {"sgd_momentum_v1", "pppifff"},
-	kGatherF32:      {"gather_rows_f32_v1", "pppii"},
-	kGatherI32:      {"gather_rows_i32_v1", "pppii"},
-	kFill:           {"fill_f32_v1", "pif"},
-
-	kConvFwdIGemm:        {"conv2d_fwd_v2_igemm", "pppp" + convSig + "i"},
-	kConvBwdDataIGemm:    {"conv2d_bwd_data_v2_igemm", "ppp" + convSig},
-	kConvBwdFilterIGemm:  {"conv2d_bwd_filter_v2_igemm", "ppp" + convSig + "i"},
-	kConvBwdFilterReduce: {"conv2d_bwd_filter_v2_reduce", "ppii"},
-	kConvFwdTF32:         {"conv2d_fwd_v3_igemm_tf32", "pppp" + convSig + "i"},
-	kConvBwdDataTF32:     {"conv2d_bwd_data_v3_igemm_tf32", "ppp" + convSig},
-	kConvBwdFilterTF32:   {"conv2d_bwd_filter_v3_igemm_tf32", "ppp" + convSig + "i"},
-
-	kConvBwdDataStrided:     {"conv2d_bwd_data_v4_igemm_strided", "ppp" + convSig},
-	kConvBwdDataStridedTF32: {"conv2d_bwd_data_v5_igemm_strided_tf32", "ppp" + convSig},
-	kConvFwdWide:            {"conv2d_fwd_v6_igemm_wide", "pppp" + convSig + "i"},
-	kConvBwdDataWide:        {"conv2d_bwd_data_v6_igemm_wide", "ppp" + convSig},
-	kConvBwdDataWideStrided: {"conv2d_bwd_data_v6_igemm_wide_strided", "ppp" + convSig},
-	kConvBwdFilterWide:      {"conv2d_bwd_filter_v6_igemm_wide", "ppp" + convSig + "i"},
-
-	kSGDNesterov: {"sgd_nesterov_v1", "pppifff"},
-	kAdam:        {"adam_v1", "ppppifffffffffi"},
-}
-
-// maxArgs bounds the parameter count of every kernel.
-const maxArgs = 24
-
-// check compares the launcher's argument list with the parameters declared
-// in package kernels.
-func (s kernelSpec) check() error {
-	k, ok := kernels.Lookup(s.name)
-	if !ok {
-		return fmt.Errorf("gpu: kernel %s is not listed in package kernels", s.name)
-	}
-	if len(k.Params) != len(s.sig) || len(s.sig) > maxArgs {
-		return fmt.Errorf("gpu: kernel %s declares %d parameters, its launcher passes %d", s.name, len(k.Params), len(s.sig))
-	}
-	for i, p := range k.Params {
-		want := map[byte]string{'p': "ptr", 'i': "i32", 'f': "f32"}[s.sig[i]]
-		if p.Type != want {
-			return fmt.Errorf("gpu: kernel %s parameter %d (%s) is %s, its launcher passes %s", s.name, i, p.Name, p.Type, want)
-		}
-	}
-	return nil
-}
-
 // blockSize is the block of every 1-D and block-reduction launch; the
 // block reductions require exactly this many threads.
 const blockSize = kernels.BlockSize
@@ -152,33 +32,58 @@ func perBlock(blocks int) (grid, block Dim3) {
 }
 
 // Argument packing: every kernel argument travels as one 8-byte value; the
-// driver reads as many low-order bytes as the PTX parameter has.
+// driver reads as many low-order bytes as the PTX parameter has. Each
+// argument also carries its kind (kernels.TypePtr, TypeI32, TypeF32), which
+// launch checks against the parameter the generated kernel table declares
+// at that position: a launcher cannot pass an int where the kernel takes a
+// pointer, nor one argument too many or too few.
+type arg struct {
+	v    uint64
+	kind string
+}
 
 // argPtr is b's device address, or 0 (a null pointer) for a nil b where a
 // kernel accepts one.
-func argPtr(b *Buffer) uint64 {
+func argPtr(b *Buffer) arg {
 	if b == nil {
-		return 0
+		return arg{0, kernels.TypePtr}
 	}
-	return uint64(b.ptr)
+	return arg{uint64(b.ptr), kernels.TypePtr}
 }
 
-// argI32 sign-extends v to 64 bits; v has been checked to fit in int32.
-func argI32(v int) uint64 { return uint64(int64(int32(v))) }
+// argDev is the device address p (a workspace that is not a Buffer).
+func argDev(p DevicePtr) arg { return arg{uint64(p), kernels.TypePtr} }
 
-func argF32(v float32) uint64 { return uint64(math.Float32bits(v)) }
+// argI32 sign-extends v to 64 bits; v has been checked to fit in int32.
+func argI32(v int) arg { return arg{uint64(int64(int32(v))), kernels.TypeI32} }
+
+func argF32(v float32) arg { return arg{uint64(math.Float32bits(v)), kernels.TypeF32} }
+
+// maxArgs bounds the parameter count of every kernel (resolveKernels
+// checks it).
+const maxArgs = 24
 
 // launch stages args and launches kernel id; the caller holds d.mu and has
-// validated every size.
-func (d *Device) launch(id kernelID, grid, block Dim3, shared int, args ...uint64) error {
+// validated every size. The arguments must match the kernel's parameters
+// in the generated table in number and kind.
+func (d *Device) launch(id kernelID, grid, block Dim3, shared int, args ...arg) error {
 	if d.closed {
 		return fmt.Errorf("device %w", ErrClosed)
 	}
-	if len(args) != len(kernelSpecs[id].sig) {
-		return fmt.Errorf("launcher passes %d arguments, kernel has %d parameters", len(args), len(kernelSpecs[id].sig))
+	if d.fns[id] == nil {
+		return fmt.Errorf("kernel needs a newer GPU than %s (sm_%d%d)", d.info.Name, d.info.ComputeMajor, d.info.ComputeMinor)
 	}
-	n := copy(d.args[:], args)
-	if err := d.drv.Launch(d.fns[id], grid, block, shared, d.args[:n]); err != nil {
+	params := kernelTable[id].params
+	if len(args) != len(params) {
+		return fmt.Errorf("launcher passes %d arguments, kernel has %d parameters", len(args), len(params))
+	}
+	for i, a := range args {
+		if a.kind != params[i].Type {
+			return fmt.Errorf("launcher passes %s for parameter %d (%s %s)", a.kind, i, params[i].CType, params[i].Name)
+		}
+		d.args[i] = a.v
+	}
+	if err := d.drv.Launch(d.fns[id], grid, block, shared, d.args[:len(args)]); err != nil {
 		return err
 	}
 	d.launches++
@@ -187,7 +92,7 @@ func (d *Device) launch(id kernelID, grid, block Dim3, shared int, args ...uint6
 
 // launchErr wraps err with the kernel's name and the launch's shape.
 func launchErr(id kernelID, shape any, err error) error {
-	return fmt.Errorf("gpu: launch %s (%v): %w", kernelSpecs[id].name, shape, err)
+	return fmt.Errorf("gpu: launch %s (%v): %w", kernelTable[id].name, shape, err)
 }
 
 // Shapes named in launch errors.

@@ -74,5 +74,5 @@ func (d *Device) fill(p *Buffer, v float32) error {
 // fillLocked writes v to n float32 words at ptr; the caller holds d.mu.
 func (d *Device) fillLocked(ptr DevicePtr, n int, v float32) error {
 	grid, block := linear(n)
-	return d.launch(kFill, grid, block, 0, uint64(ptr), argI32(n), argF32(v))
+	return d.launch(kFill, grid, block, 0, argDev(ptr), argI32(n), argF32(v))
 }

@@ -14,9 +14,11 @@ func init() {
 			launcherTestedElsewhere[a.KernelName(p)] = true
 		}
 	}
-	for _, id := range []kernelID{kConvBwdFilterReduce, kConvBwdDataStrided, kConvBwdDataStridedTF32,
-		kConvFwdWide, kConvBwdDataWide, kConvBwdDataWideStrided, kConvBwdFilterWide} {
-		launcherTestedElsewhere[kernelSpecs[id].name] = true
+	launcherTestedElsewhere[kernelTable[kConvBwdFilterReduce].name] = true
+	for _, v := range convVariants {
+		if v.wide || v.strided {
+			launcherTestedElsewhere[v.name] = true
+		}
 	}
 }
 
@@ -66,7 +68,7 @@ func TestIGemmLaunchers(t *testing.T) {
 				launch{a.KernelName(ConvBwdData), Dim3{2, 1, 1}, args([]uint64{P(y), P(w), P(x)}, gargs)}},
 			// stride 2×1: the phase-decomposed kernel, N·⌈9/2⌉·⌈8/1⌉ = 80 rows, 2 phases.
 			{"bwd_data/strided", func() error { return d.convBackwardDataAlgo(a, g, y, w, x) },
-				launch{kernelSpecs[dgradKernels(a)[1]].name, Dim3{1, 1, 2}, args([]uint64{P(y), P(w), P(x)}, gargs)}},
+				launch{kernelTable[convVariantFor(a, ConvBwdData, false, true)].name, Dim3{1, 1, 2}, args([]uint64{P(y), P(w), P(x)}, gargs)}},
 			{"bwd_filter", func() error { return d.convBackwardFilterAlgo(a, g, x, y, w) },
 				launch{a.KernelName(ConvBwdFilter), Dim3{1, 1, 1}, args([]uint64{P(x), P(y), P(w)}, gargs, 9)}},
 			{"bwd_filter/split", func() error { return d.convBackwardFilterAlgo(a, big, bx, by, bw) },
