@@ -10,17 +10,33 @@ import (
 	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
-// runConformance runs every kernel on d against cpuref over swept shapes
-// (size-1 dimensions, odd sizes, sizes that are not multiples of 32 or 256,
-// strides 1–3, padding 0–2, batch > 1), the golden vector of DESIGN.md and
-// the determinism checks. The simulator runs it in CI (TestConformanceSim);
-// a cuda-tagged test runs it on a real GPU (TestConformanceCUDA).
+// runConformance runs every kernel on devs[0] against cpuref over swept
+// shapes (size-1 dimensions, odd sizes, sizes that are not multiples of 32
+// or 256, strides 1–3, padding 0–2, batch > 1), the golden vector of
+// DESIGN.md and the determinism checks. The simulator runs it in CI
+// (TestConformanceSim); a cuda-tagged test runs it on a real GPU
+// (TestConformanceCUDA). The heavy sweeps (every conv variant, the wide
+// tiles' bits, determinism) run as parallel subtests spread over devs, so
+// that several simulated devices keep the cores busy; they start once the
+// sequential subtests (dispatch with its precision changes and per-kernel
+// counters, the small kernels, the error checks) are done.
 //
 // Two kinds of inputs: small integers, where every float32 operation is
 // exact whatever the order, so the kernel must equal cpuref exactly; and
 // uniform reals in [−1, 1), compared with a float64 cpuref within the
 // rounding bound (m+1)·u·Σ|terms| of an m-term float32 sum in any order.
-func runConformance(t *testing.T, d *Device) {
+func runConformance(t *testing.T, devs ...*Device) {
+	d := devs[0]
+	next := 0
+	// parallel runs f as a parallel subtest on the next device of devs.
+	parallel := func(name string, f func(t *testing.T, d *Device)) {
+		pd := devs[next%len(devs)]
+		next++
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f(t, pd)
+		})
+	}
 	// Every convolution variant of every algorithm the device can run (the
 	// dispatcher's candidates), on every swept shape.
 	for _, a := range d.ConvAlgos() {
@@ -28,24 +44,24 @@ func runConformance(t *testing.T, d *Device) {
 			for _, v := range variantsOf(a, p) {
 				switch p {
 				case ConvFwd:
-					t.Run("kernel="+v.name, func(t *testing.T) { testConvForward(t, d, a, v.id, false) })
-					t.Run("kernel="+v.name+"/relu", func(t *testing.T) { testConvForward(t, d, a, v.id, true) })
+					parallel("kernel="+v.name, func(t *testing.T, d *Device) { testConvForward(t, d, a, v.id, false) })
+					parallel("kernel="+v.name+"/relu", func(t *testing.T, d *Device) { testConvForward(t, d, a, v.id, true) })
 				case ConvBwdData:
-					t.Run("kernel="+v.name, func(t *testing.T) { testConvBackwardData(t, d, a, v.id) })
+					parallel("kernel="+v.name, func(t *testing.T, d *Device) { testConvBackwardData(t, d, a, v.id) })
 				default:
-					t.Run("kernel="+v.name, func(t *testing.T) { testConvBackwardFilter(t, d, a, v.id) })
+					parallel("kernel="+v.name, func(t *testing.T, d *Device) { testConvBackwardFilter(t, d, a, v.id) })
 				}
 			}
 		}
 	}
+	parallel("wide-same-bits", testWideSameBits)
+	parallel("determinism", testDeterminism)
 	t.Run("dispatch", func(t *testing.T) { testConvDispatch(t, d) })
 	t.Run("tf32-rounding", func(t *testing.T) { testTF32Rounding(t, d) })
-	t.Run("wide-same-bits", func(t *testing.T) { testWideSameBits(t, d) })
 	t.Run("golden", func(t *testing.T) { testGolden(t, d) })
 	for _, c := range plainConformance {
 		t.Run("kernel="+c.name, func(t *testing.T) { c.run(t, d) })
 	}
-	t.Run("determinism", func(t *testing.T) { testDeterminism(t, d) })
 	if !d.IsSim() {
 		t.Run("large", func(t *testing.T) { testLarge(t, d) })
 	}
@@ -153,6 +169,85 @@ func init() {
 	}
 }
 
+// shortConvShapes is the sweep of the conv kernels under go test -short:
+// shapes of convShapes (TestShortConvShapes checks that, and what they
+// cover) chosen to reach every code path at a fraction of the cost: size-1
+// dimensions, padding, a stride > 1 on each axis, strides larger than the
+// kernel (phases without taps) and than the input, 16-byte loads and
+// stores (1×1, stride 1, P·Q a multiple of 4), several M tiles with a
+// split-K bwd-filter (N·P·Q = 768), several M tiles in every pass (C·R·S =
+// 135 for bwd-filter) and several N tiles in every pass (K = 130, C = 67). Without -short every test sweeps all of convShapes.
+var shortConvShapes = []geom.ConvGeom{
+	cg(1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0),
+	cg(2, 3, 7, 7, 4, 3, 3, 1, 1, 1, 1),
+	cg(1, 2, 5, 6, 3, 3, 2, 2, 1, 0, 1),
+	cg(3, 8, 6, 6, 20, 1, 1, 1, 1, 0, 0),
+	cg(2, 67, 5, 7, 3, 1, 1, 1, 1, 0, 0),
+	cg(1, 15, 4, 4, 20, 3, 3, 1, 1, 1, 1),
+	cg(1, 2, 3, 3, 130, 1, 1, 1, 1, 0, 0),
+	cg(3, 2, 16, 16, 3, 3, 3, 1, 1, 1, 1),
+	cg(2, 5, 9, 11, 18, 2, 1, 3, 2, 0, 0),
+	cg(1, 3, 2, 5, 4, 1, 2, 4, 3, 0, 1),
+}
+
+// sweptConvShapes is the sweep of the conv kernel tests: convShapes, or
+// shortConvShapes under go test -short.
+func sweptConvShapes() []geom.ConvGeom {
+	if testing.Short() {
+		return shortConvShapes
+	}
+	return convShapes
+}
+
+// TestShortConvShapes checks that the -short sweep is a subset of the full
+// one that still reaches what its comment lists.
+func TestShortConvShapes(t *testing.T) {
+	full := map[geom.ConvGeom]bool{}
+	for _, g := range convShapes {
+		full[g] = true
+	}
+	var has struct {
+		one, pad, strideH, strideW, strideOverKernel, strideOverInput, vec16, split bool
+		mTiles, nTiles                                                              [numConvPasses]bool
+	}
+	for _, g := range shortConvShapes {
+		if !full[g] {
+			t.Errorf("short shape %v is not in convShapes", g)
+		}
+		has.one = has.one || g.N*g.C*g.H*g.W*g.K*g.R*g.S == 1
+		has.pad = has.pad || g.PadH > 0 || g.PadW > 0
+		has.strideH = has.strideH || g.StrideH > 1
+		has.strideW = has.strideW || g.StrideW > 1
+		has.strideOverKernel = has.strideOverKernel || g.StrideH > g.R || g.StrideW > g.S
+		has.strideOverInput = has.strideOverInput || g.StrideH > g.H || g.StrideW > g.W
+		has.vec16 = has.vec16 || g.R == 1 && g.S == 1 && g.StrideH == 1 && g.StrideW == 1 &&
+			g.PadH == 0 && g.PadW == 0 && g.P()*g.Q()%4 == 0
+		s, _ := wgradSplits(g)
+		has.split = has.split || s > 1
+		for p, mn := range [numConvPasses][2]int{{g.N * g.P() * g.Q(), g.K}, {g.N * g.H * g.W, g.C}, {g.C * g.R * g.S, g.K}} {
+			has.mTiles[p] = has.mTiles[p] || mn[0] > igemmBM
+			has.nTiles[p] = has.nTiles[p] || mn[1] > igemmBN
+		}
+	}
+	for _, c := range []struct {
+		what string
+		ok   bool
+	}{
+		{"size-1 dimensions", has.one}, {"padding", has.pad}, {"stride > 1 on H", has.strideH},
+		{"stride > 1 on W", has.strideW}, {"a stride larger than the kernel", has.strideOverKernel},
+		{"a stride larger than the input", has.strideOverInput}, {"16-byte loads and stores", has.vec16},
+		{"a split-K bwd-filter", has.split},
+		{"several M tiles of forward", has.mTiles[ConvFwd]}, {"several M tiles of bwd-data", has.mTiles[ConvBwdData]},
+		{"several M tiles of bwd-filter", has.mTiles[ConvBwdFilter]},
+		{"several N tiles of forward", has.nTiles[ConvFwd]}, {"several N tiles of bwd-data", has.nTiles[ConvBwdData]},
+		{"several N tiles of bwd-filter", has.nTiles[ConvBwdFilter]},
+	} {
+		if !c.ok {
+			t.Errorf("shortConvShapes has no shape with %s", c.what)
+		}
+	}
+}
+
 // convInputs returns the inputs of a conv case: small integers in [−3, 3]
 // (exact) or uniform reals.
 func convInputs(kind, name string, lens ...int) [][]float32 {
@@ -214,7 +309,7 @@ func reluRef[T float32 | float64](y []T) {
 // with ReLU) against cpuref. Integer inputs in [−3, 3] are exact in TF32
 // too, so every algorithm must match exactly.
 func testConvForward(t *testing.T, d *Device, a ConvAlgo, id kernelID, relu bool) {
-	for _, g := range convShapes {
+	for _, g := range sweptConvShapes() {
 		for _, kind := range inputKinds {
 			name := "inputs=" + kind + "/" + g.String()
 			t.Run(name, func(t *testing.T) {
@@ -278,7 +373,7 @@ func (d *Device) runDgrad(id kernelID, g geom.ConvGeom, dy, w, dx *Buffer) error
 
 // testConvBackwardData checks backward-data kernel id of algorithm a.
 func testConvBackwardData(t *testing.T, d *Device, a ConvAlgo, id kernelID) {
-	for _, g := range convShapes {
+	for _, g := range sweptConvShapes() {
 		for _, kind := range inputKinds {
 			name := "inputs=" + kind + "/" + g.String()
 			t.Run(name, func(t *testing.T) {
@@ -315,7 +410,7 @@ func testConvBackwardData(t *testing.T, d *Device, a ConvAlgo, id kernelID) {
 }
 
 func testConvBackwardFilter(t *testing.T, d *Device, a ConvAlgo, id kernelID) {
-	for _, g := range convShapes {
+	for _, g := range sweptConvShapes() {
 		for _, kind := range inputKinds {
 			name := "inputs=" + kind + "/" + g.String()
 			t.Run(name, func(t *testing.T) {
@@ -354,7 +449,7 @@ func testConvBackwardFilter(t *testing.T, d *Device, a ConvAlgo, id kernelID) {
 }
 
 func testConvBackwardBias(t *testing.T, d *Device) {
-	for _, g := range convShapes {
+	for _, g := range sweptConvShapes() {
 		for _, kind := range inputKinds {
 			name := "inputs=" + kind + "/" + g.String()
 			t.Run(name, func(t *testing.T) {

@@ -188,7 +188,7 @@ func testWideSameBits(t *testing.T, d *Device) {
 		t.Fatal("convVariants has no wide variant")
 	}
 	for _, c := range pairs {
-		for _, g := range convShapes {
+		for _, g := range sweptConvShapes() {
 			name := kv("kernel", kernelTable[c.wide].name) + "/" + g.String()
 			t.Run(name, func(t *testing.T) {
 				in := convInputs("real", name, g.XLen(), g.WLen(), g.K, g.YLen())

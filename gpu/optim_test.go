@@ -33,6 +33,7 @@ var optimConformance = []conformanceCase{
 
 // TestOptimSim runs the optimiser conformance suite on the simulator.
 func TestOptimSim(t *testing.T) {
+	t.Parallel()
 	runOptimConformance(t, openSim(t))
 }
 

@@ -193,7 +193,7 @@ func TestConformanceCoverage(t *testing.T) {
 			}
 		}
 	}
-	for _, g := range convShapes {
+	for _, g := range sweptConvShapes() {
 		if s, _ := wgradSplits(g); s > 1 {
 			covered[kernelTable[kConvBwdFilterReduce].name] = "the implicit-GEMM bwd-filter variants on " + g.String()
 			break
