@@ -21,6 +21,28 @@
 // each Kernel's Doc and in the comment above the kernel in its .cu file.
 // Integer parameters are int32 and every tensor has fewer than 2^31
 // elements; pointer parameters are device addresses (8 bytes).
+//
+// Adding a kernel version takes three hand-edited files:
+//
+//  1. the kernel in a .cu file (a new one, or beside its family), as
+//     extern "C" __global__ void name_vN_…(…), listed in the file's header
+//     comment; then scripts/gen-ptx.sh writes its .ptx and table_gen.go;
+//  2. its Doc in docs.go;
+//  3. in package gpu, a convolution version is a kernelID and a row of the
+//     conv variant table (gpu/variants.go: pass, algorithm, tile, wide,
+//     stride handling, precision, minimum compute capability), which the
+//     launchers, the dispatcher and the conformance suite read; any other
+//     kernel is a kernelID and name in gpu/kernel_table.go, its launcher
+//     and its cases in the conformance suite and in TestLaunchers.
+//
+// Forgetting a step fails a test: a stale table (TestTableUpToDate, and
+// scripts/gen-ptx.sh --check in CI), a kernel without a Doc or a Doc
+// without a kernel (TestDocs), a kernel without a kernelID, a conformance
+// case or a launcher test (gpu's TestKernelTable, TestConformanceCoverage,
+// TestLaunchers), a tile that differs from the source's #defines or a
+// minimum compute capability that differs from the PTX target
+// (TestConvVariantTable), arguments that do not match the parameters (every
+// launch checks them against the table).
 package kernels
 
 import (
