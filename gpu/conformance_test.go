@@ -16,10 +16,11 @@ import (
 // DESIGN.md and the determinism checks. The simulator runs it in CI
 // (TestConformanceSim); a cuda-tagged test runs it on a real GPU
 // (TestConformanceCUDA). The heavy sweeps (every conv variant, the wide
-// tiles' bits, determinism) run as parallel subtests spread over devs, so
-// that several simulated devices keep the cores busy; they start once the
-// sequential subtests (dispatch with its precision changes and per-kernel
-// counters, the small kernels, the error checks) are done.
+// tiles' bits, determinism) run as parallel subtests, each on a device of
+// devs that no other holds, so that several simulated devices keep the
+// cores busy; they start once the sequential subtests (dispatch with its
+// precision changes and per-kernel counters, the small kernels, the error
+// checks) are done.
 //
 // Two kinds of inputs: small integers, where every float32 operation is
 // exact whatever the order, so the kernel must equal cpuref exactly; and
@@ -27,13 +28,17 @@ import (
 // rounding bound (m+1)·u·Σ|terms| of an m-term float32 sum in any order.
 func runConformance(t *testing.T, devs ...*Device) {
 	d := devs[0]
-	next := 0
-	// parallel runs f as a parallel subtest on the next device of devs.
+	// parallel runs f as a parallel subtest on a device of devs that no
+	// other running subtest holds (a device serialises its calls).
+	pool := make(chan *Device, len(devs))
+	for _, pd := range devs {
+		pool <- pd
+	}
 	parallel := func(name string, f func(t *testing.T, d *Device)) {
-		pd := devs[next%len(devs)]
-		next++
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
+			pd := <-pool
+			t.Cleanup(func() { pool <- pd }) // after the harness's cleanups
 			f(t, pd)
 		})
 	}
