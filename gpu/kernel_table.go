@@ -70,6 +70,7 @@ var plainKernels = [numPlainKernels]string{
 type kernelEntry struct {
 	name   string
 	params []kernels.Param
+	kinds  []argKind // of params
 	target string
 }
 
@@ -103,7 +104,14 @@ func resolveKernels() ([numKernels]kernelEntry, error) {
 			}
 			continue
 		}
-		table[id] = kernelEntry{name: name, params: k.Params, target: k.Target}
+		kinds := make([]argKind, len(k.Params))
+		for i, p := range k.Params {
+			kinds[i] = kindOf(p.Type)
+			if kinds[i] == kindUnknown && first == nil {
+				first = fmt.Errorf("gpu: kernel %s parameter %d (%s) has type %q, want ptr, i32 or f32", name, i, p.Name, p.Type)
+			}
+		}
+		table[id] = kernelEntry{name: name, params: k.Params, kinds: kinds, target: k.Target}
 	}
 	return table, first
 }

@@ -33,31 +33,67 @@ func perBlock(blocks int) (grid, block Dim3) {
 
 // Argument packing: every kernel argument travels as one 8-byte value; the
 // driver reads as many low-order bytes as the PTX parameter has. Each
-// argument also carries its kind (kernels.TypePtr, TypeI32, TypeF32), which
-// launch checks against the parameter the generated kernel table declares
-// at that position: a launcher cannot pass an int where the kernel takes a
-// pointer, nor one argument too many or too few.
+// argument also carries its kind, which launch checks against the kind of
+// the parameter the generated kernel table declares at that position: a
+// launcher cannot pass an int where the kernel takes a pointer, nor one
+// argument too many or too few.
 type arg struct {
 	v    uint64
-	kind string
+	kind argKind
+}
+
+// argKind is the kind of an argument: kernels.TypePtr, TypeI32 or TypeF32
+// as a small integer, cheap to compare on every launch.
+type argKind uint8
+
+const (
+	kindUnknown argKind = iota
+	kindPtr
+	kindI32
+	kindF32
+)
+
+// kindOf is the argKind of a kernels.Param.Type.
+func kindOf(t string) argKind {
+	switch t {
+	case kernels.TypePtr:
+		return kindPtr
+	case kernels.TypeI32:
+		return kindI32
+	case kernels.TypeF32:
+		return kindF32
+	}
+	return kindUnknown
+}
+
+func (k argKind) String() string {
+	switch k {
+	case kindPtr:
+		return kernels.TypePtr
+	case kindI32:
+		return kernels.TypeI32
+	case kindF32:
+		return kernels.TypeF32
+	}
+	return "unknown"
 }
 
 // argPtr is b's device address, or 0 (a null pointer) for a nil b where a
 // kernel accepts one.
 func argPtr(b *Buffer) arg {
 	if b == nil {
-		return arg{0, kernels.TypePtr}
+		return arg{0, kindPtr}
 	}
-	return arg{uint64(b.ptr), kernels.TypePtr}
+	return arg{uint64(b.ptr), kindPtr}
 }
 
 // argDev is the device address p (a workspace that is not a Buffer).
-func argDev(p DevicePtr) arg { return arg{uint64(p), kernels.TypePtr} }
+func argDev(p DevicePtr) arg { return arg{uint64(p), kindPtr} }
 
 // argI32 sign-extends v to 64 bits; v has been checked to fit in int32.
-func argI32(v int) arg { return arg{uint64(int64(int32(v))), kernels.TypeI32} }
+func argI32(v int) arg { return arg{uint64(int64(int32(v))), kindI32} }
 
-func argF32(v float32) arg { return arg{uint64(math.Float32bits(v)), kernels.TypeF32} }
+func argF32(v float32) arg { return arg{uint64(math.Float32bits(v)), kindF32} }
 
 // maxArgs bounds the parameter count of every kernel (resolveKernels
 // checks it).
@@ -73,13 +109,13 @@ func (d *Device) launch(id kernelID, grid, block Dim3, shared int, args ...arg) 
 	if d.fns[id] == nil {
 		return fmt.Errorf("kernel needs a newer GPU than %s (sm_%d%d)", d.info.Name, d.info.ComputeMajor, d.info.ComputeMinor)
 	}
-	params := kernelTable[id].params
-	if len(args) != len(params) {
-		return fmt.Errorf("launcher passes %d arguments, kernel has %d parameters", len(args), len(params))
+	e := &kernelTable[id]
+	if len(args) != len(e.kinds) {
+		return fmt.Errorf("launcher passes %d arguments, kernel has %d parameters", len(args), len(e.kinds))
 	}
 	for i, a := range args {
-		if a.kind != params[i].Type {
-			return fmt.Errorf("launcher passes %s for parameter %d (%s %s)", a.kind, i, params[i].CType, params[i].Name)
+		if a.kind != e.kinds[i] {
+			return fmt.Errorf("launcher passes %v for parameter %d (%s %s)", a.kind, i, e.params[i].CType, e.params[i].Name)
 		}
 		d.args[i] = a.v
 	}

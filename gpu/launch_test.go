@@ -102,22 +102,31 @@ func TestArgPacking(t *testing.T) {
 	for _, c := range []struct {
 		got  arg
 		want uint64
-		kind string
+		kind argKind
 	}{
-		{argI32(0), 0, kernels.TypeI32},
-		{argI32(7), 7, kernels.TypeI32},
-		{argI32(-3), 0xffff_ffff_ffff_fffd, kernels.TypeI32},
-		{argI32(math.MaxInt32), 0x7fff_ffff, kernels.TypeI32},
-		{argI32(math.MinInt32), 0xffff_ffff_8000_0000, kernels.TypeI32},
-		{argF32(1), 0x3f80_0000, kernels.TypeF32},
-		{argF32(-2.5), 0xc020_0000, kernels.TypeF32},
-		{argF32(float32(math.Inf(1))), 0x7f80_0000, kernels.TypeF32},
-		{argPtr(&Buffer{ptr: 0x7f00_1234_5600}), 0x7f00_1234_5600, kernels.TypePtr},
-		{argPtr(nil), 0, kernels.TypePtr},
-		{argDev(0x1000), 0x1000, kernels.TypePtr},
+		{argI32(0), 0, kindI32},
+		{argI32(7), 7, kindI32},
+		{argI32(-3), 0xffff_ffff_ffff_fffd, kindI32},
+		{argI32(math.MaxInt32), 0x7fff_ffff, kindI32},
+		{argI32(math.MinInt32), 0xffff_ffff_8000_0000, kindI32},
+		{argF32(1), 0x3f80_0000, kindF32},
+		{argF32(-2.5), 0xc020_0000, kindF32},
+		{argF32(float32(math.Inf(1))), 0x7f80_0000, kindF32},
+		{argPtr(&Buffer{ptr: 0x7f00_1234_5600}), 0x7f00_1234_5600, kindPtr},
+		{argPtr(nil), 0, kindPtr},
+		{argDev(0x1000), 0x1000, kindPtr},
 	} {
 		if c.got.v != c.want || c.got.kind != c.kind {
-			t.Errorf("packed %#x (%s), want %#x (%s)", c.got.v, c.got.kind, c.want, c.kind)
+			t.Errorf("packed %#x (%v), want %#x (%v)", c.got.v, c.got.kind, c.want, c.kind)
+		}
+	}
+	for _, typ := range []string{kernels.TypePtr, kernels.TypeI32, kernels.TypeF32, "f64"} {
+		want := typ
+		if typ == "f64" {
+			want = "unknown"
+		}
+		if got := kindOf(typ).String(); got != want {
+			t.Errorf("kindOf(%q) = %s, want %s", typ, got, want)
 		}
 	}
 }
