@@ -59,7 +59,11 @@ func runConformance(t *testing.T, devs ...*Device) {
 			}
 		}
 	}
-	parallel("wide-same-bits", testWideSameBits)
+	for _, v := range convVariants {
+		if v.wide {
+			parallel("wide-same-bits/kernel="+v.name, func(t *testing.T, d *Device) { testWideSameBits(t, d, v) })
+		}
+	}
 	parallel("determinism", testDeterminism)
 	t.Run("dispatch", func(t *testing.T) { testConvDispatch(t, d) })
 	t.Run("tf32-rounding", func(t *testing.T) { testTF32Rounding(t, d) })
