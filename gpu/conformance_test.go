@@ -47,14 +47,19 @@ func runConformance(t *testing.T, devs ...*Device) {
 	for _, a := range d.ConvAlgos() {
 		for p := ConvPass(0); p < numConvPasses; p++ {
 			for _, v := range variantsOf(a, p) {
-				switch p {
-				case ConvFwd:
-					parallel("kernel="+v.name, func(t *testing.T, d *Device) { testConvForward(t, d, a, v.id, false) })
-					parallel("kernel="+v.name+"/relu", func(t *testing.T, d *Device) { testConvForward(t, d, a, v.id, true) })
-				case ConvBwdData:
-					parallel("kernel="+v.name, func(t *testing.T, d *Device) { testConvBackwardData(t, d, a, v.id) })
-				default:
-					parallel("kernel="+v.name, func(t *testing.T, d *Device) { testConvBackwardFilter(t, d, a, v.id) })
+				// One parallel subtest per kind of input: the subtests are
+				// kernel=NAME[/relu]/inputs=KIND/SHAPE.
+				for _, kind := range inputKinds {
+					in := "/inputs=" + kind
+					switch p {
+					case ConvFwd:
+						parallel("kernel="+v.name+in, func(t *testing.T, d *Device) { testConvForward(t, d, a, v.id, false, kind) })
+						parallel("kernel="+v.name+"/relu"+in, func(t *testing.T, d *Device) { testConvForward(t, d, a, v.id, true, kind) })
+					case ConvBwdData:
+						parallel("kernel="+v.name+in, func(t *testing.T, d *Device) { testConvBackwardData(t, d, a, v.id, kind) })
+					default:
+						parallel("kernel="+v.name+in, func(t *testing.T, d *Device) { testConvBackwardFilter(t, d, a, v.id, kind) })
+					}
 				}
 			}
 		}
@@ -317,46 +322,44 @@ func reluRef[T float32 | float64](y []T) {
 // testConvForward checks the forward pass of algorithm a (relu: fused
 // with ReLU) against cpuref. Integer inputs in [−3, 3] are exact in TF32
 // too, so every algorithm must match exactly.
-func testConvForward(t *testing.T, d *Device, a ConvAlgo, id kernelID, relu bool) {
+func testConvForward(t *testing.T, d *Device, a ConvAlgo, id kernelID, relu bool, kind string) {
 	for _, g := range sweptConvShapes() {
-		for _, kind := range inputKinds {
-			name := "inputs=" + kind + "/" + g.String()
-			t.Run(name, func(t *testing.T) {
-				in := convInputs(kind, name, g.XLen(), g.WLen(), g.K)
-				x, w, b := in[0], in[1], in[2]
-				h := newHarness(t, d)
-				y := h.out("y", g.YLen())
-				if err := d.runFwd(id, g, h.in("x", x), h.in("w", w), h.in("b", b), y, relu); err != nil {
+		name := "inputs=" + kind + "/" + g.String()
+		t.Run(g.String(), func(t *testing.T) {
+			in := convInputs(kind, name, g.XLen(), g.WLen(), g.K)
+			x, w, b := in[0], in[1], in[2]
+			h := newHarness(t, d)
+			y := h.out("y", g.YLen())
+			if err := d.runFwd(id, g, h.in("x", x), h.in("w", w), h.in("b", b), y, relu); err != nil {
+				t.Fatal(err)
+			}
+			got := h.read(y)
+			if kind == "int" {
+				want := make([]float32, g.YLen())
+				if err := cpuref.Conv2DForwardDirect(g, x, w, b, want); err != nil {
 					t.Fatal(err)
 				}
-				got := h.read(y)
-				if kind == "int" {
-					want := make([]float32, g.YLen())
-					if err := cpuref.Conv2DForwardDirect(g, x, w, b, want); err != nil {
-						t.Fatal(err)
-					}
-					if relu {
-						reluRef(want)
-					}
-					checkExact32(t, "y", got, want)
-				} else {
-					want := make([]float64, g.YLen())
-					abs := make([]float64, g.YLen())
-					if err := cpuref.Conv2DForwardDirect(g, to64(x), to64(w), to64(b), want); err != nil {
-						t.Fatal(err)
-					}
-					if err := cpuref.Conv2DForwardDirect(g, abs64(x), abs64(w), abs64(b), abs); err != nil {
-						t.Fatal(err)
-					}
-					if relu {
-						reluRef(want) // |relu(a) − relu(b)| ≤ |a − b|: the same tolerance holds
-					}
-					// C·R·S products and C·R·S + 1 additions (the bias).
-					checkClose(t, "y", got, want, convTol(a, 2*g.C*g.R*g.S+1, abs))
+				if relu {
+					reluRef(want)
 				}
-				h.check()
-			})
-		}
+				checkExact32(t, "y", got, want)
+			} else {
+				want := make([]float64, g.YLen())
+				abs := make([]float64, g.YLen())
+				if err := cpuref.Conv2DForwardDirect(g, to64(x), to64(w), to64(b), want); err != nil {
+					t.Fatal(err)
+				}
+				if err := cpuref.Conv2DForwardDirect(g, abs64(x), abs64(w), abs64(b), abs); err != nil {
+					t.Fatal(err)
+				}
+				if relu {
+					reluRef(want) // |relu(a) − relu(b)| ≤ |a − b|: the same tolerance holds
+				}
+				// C·R·S products and C·R·S + 1 additions (the bias).
+				checkClose(t, "y", got, want, convTol(a, 2*g.C*g.R*g.S+1, abs))
+			}
+			h.check()
+		})
 	}
 }
 
@@ -381,79 +384,75 @@ func (d *Device) runDgrad(id kernelID, g geom.ConvGeom, dy, w, dx *Buffer) error
 }
 
 // testConvBackwardData checks backward-data kernel id of algorithm a.
-func testConvBackwardData(t *testing.T, d *Device, a ConvAlgo, id kernelID) {
+func testConvBackwardData(t *testing.T, d *Device, a ConvAlgo, id kernelID, kind string) {
 	for _, g := range sweptConvShapes() {
-		for _, kind := range inputKinds {
-			name := "inputs=" + kind + "/" + g.String()
-			t.Run(name, func(t *testing.T) {
-				in := convInputs(kind, name, g.YLen(), g.WLen())
-				dy, w := in[0], in[1]
-				h := newHarness(t, d)
-				dx := h.out("dx", g.XLen())
-				if err := d.runDgrad(id, g, h.in("dy", dy), h.in("w", w), dx); err != nil {
+		name := "inputs=" + kind + "/" + g.String()
+		t.Run(g.String(), func(t *testing.T) {
+			in := convInputs(kind, name, g.YLen(), g.WLen())
+			dy, w := in[0], in[1]
+			h := newHarness(t, d)
+			dx := h.out("dx", g.XLen())
+			if err := d.runDgrad(id, g, h.in("dy", dy), h.in("w", w), dx); err != nil {
+				t.Fatal(err)
+			}
+			got := h.read(dx)
+			if kind == "int" {
+				want := make([]float32, g.XLen())
+				if err := cpuref.Conv2DBackwardDataDirect(g, dy, w, want); err != nil {
 					t.Fatal(err)
 				}
-				got := h.read(dx)
-				if kind == "int" {
-					want := make([]float32, g.XLen())
-					if err := cpuref.Conv2DBackwardDataDirect(g, dy, w, want); err != nil {
-						t.Fatal(err)
-					}
-					checkExact32(t, "dx", got, want)
-				} else {
-					want := make([]float64, g.XLen())
-					abs := make([]float64, g.XLen())
-					if err := cpuref.Conv2DBackwardDataDirect(g, to64(dy), to64(w), want); err != nil {
-						t.Fatal(err)
-					}
-					if err := cpuref.Conv2DBackwardDataDirect(g, abs64(dy), abs64(w), abs); err != nil {
-						t.Fatal(err)
-					}
-					// At most K·R·S terms per element.
-					checkClose(t, "dx", got, want, convTol(a, 2*g.K*g.R*g.S, abs))
+				checkExact32(t, "dx", got, want)
+			} else {
+				want := make([]float64, g.XLen())
+				abs := make([]float64, g.XLen())
+				if err := cpuref.Conv2DBackwardDataDirect(g, to64(dy), to64(w), want); err != nil {
+					t.Fatal(err)
 				}
-				h.check()
-			})
-		}
+				if err := cpuref.Conv2DBackwardDataDirect(g, abs64(dy), abs64(w), abs); err != nil {
+					t.Fatal(err)
+				}
+				// At most K·R·S terms per element.
+				checkClose(t, "dx", got, want, convTol(a, 2*g.K*g.R*g.S, abs))
+			}
+			h.check()
+		})
 	}
 }
 
-func testConvBackwardFilter(t *testing.T, d *Device, a ConvAlgo, id kernelID) {
+func testConvBackwardFilter(t *testing.T, d *Device, a ConvAlgo, id kernelID, kind string) {
 	for _, g := range sweptConvShapes() {
-		for _, kind := range inputKinds {
-			name := "inputs=" + kind + "/" + g.String()
-			t.Run(name, func(t *testing.T) {
-				in := convInputs(kind, name, g.XLen(), g.YLen())
-				x, dy := in[0], in[1]
-				h := newHarness(t, d)
-				dw := h.out("dw", g.WLen())
-				if err := d.runWgrad(id, g, h.in("x", x), h.in("dy", dy), dw); err != nil {
+		name := "inputs=" + kind + "/" + g.String()
+		t.Run(g.String(), func(t *testing.T) {
+			in := convInputs(kind, name, g.XLen(), g.YLen())
+			x, dy := in[0], in[1]
+			h := newHarness(t, d)
+			dw := h.out("dw", g.WLen())
+			if err := d.runWgrad(id, g, h.in("x", x), h.in("dy", dy), dw); err != nil {
+				t.Fatal(err)
+			}
+			got := h.read(dw)
+			if kind == "int" {
+				want := make([]float32, g.WLen())
+				if err := cpuref.Conv2DBackwardFilterDirect(g, x, dy, want); err != nil {
 					t.Fatal(err)
 				}
-				got := h.read(dw)
-				if kind == "int" {
-					want := make([]float32, g.WLen())
-					if err := cpuref.Conv2DBackwardFilterDirect(g, x, dy, want); err != nil {
-						t.Fatal(err)
-					}
-					checkExact32(t, "dw", got, want)
-				} else {
-					want := make([]float64, g.WLen())
-					abs := make([]float64, g.WLen())
-					if err := cpuref.Conv2DBackwardFilterDirect(g, to64(x), to64(dy), want); err != nil {
-						t.Fatal(err)
-					}
-					if err := cpuref.Conv2DBackwardFilterDirect(g, abs64(x), abs64(dy), abs); err != nil {
-						t.Fatal(err)
-					}
-					// N·P·Q terms per weight.
-					// N·P·Q products and additions, plus the split-K
-					// second pass (at most 64 more additions).
-					checkClose(t, "dw", got, want, convTol(a, 2*g.N*g.P()*g.Q()+64, abs))
+				checkExact32(t, "dw", got, want)
+			} else {
+				want := make([]float64, g.WLen())
+				abs := make([]float64, g.WLen())
+				if err := cpuref.Conv2DBackwardFilterDirect(g, to64(x), to64(dy), want); err != nil {
+					t.Fatal(err)
 				}
-				h.check()
-			})
-		}
+				if err := cpuref.Conv2DBackwardFilterDirect(g, abs64(x), abs64(dy), abs); err != nil {
+					t.Fatal(err)
+				}
+				// N·P·Q terms per weight.
+				// N·P·Q products and additions, plus the split-K
+				// second pass (at most 64 more additions).
+				checkClose(t, "dw", got, want, convTol(a, 2*g.N*g.P()*g.Q()+64, abs))
+			}
+			h.check()
+		})
 	}
 }
 
