@@ -80,9 +80,9 @@ type convVariant struct {
 	minCC     int // minimum compute capability, 10·major + minor
 }
 
-// convVariants lists every convolution kernel version.
+// convVariants lists every convolution kernel version. Each row: id, name,
+// pass, algo, tile, wide, strided, precision, minCC.
 var convVariants = []convVariant{
-	// id                     name                                     pass           algo           tile         wide   strided precision minCC
 	{kConvFwd, "conv2d_fwd_v1_direct", ConvFwd, ConvDirect, tileShape{}, false, false, FP32, 70},
 	{kConvBwdData, "conv2d_bwd_data_v1_direct", ConvBwdData, ConvDirect, tileShape{}, false, false, FP32, 70},
 	{kConvBwdFilter, "conv2d_bwd_filter_v1_direct", ConvBwdFilter, ConvDirect, tileShape{}, false, false, FP32, 70},
