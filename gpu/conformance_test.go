@@ -10,57 +10,107 @@ import (
 	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
-// runConformance runs every kernel on d against cpuref over swept shapes
-// (size-1 dimensions, odd sizes, sizes that are not multiples of 32 or 256,
-// strides 1–3, padding 0–2, batch > 1), the golden vector of DESIGN.md and
-// the determinism checks. The simulator runs it in CI (TestConformanceSim);
-// a cuda-tagged test runs it on a real GPU (TestConformanceCUDA).
+// runConformance runs every kernel on devs[0] against cpuref over swept
+// shapes (size-1 dimensions, odd sizes, sizes that are not multiples of 32
+// or 256, strides 1–3, padding 0–2, batch > 1), the golden vector of
+// DESIGN.md and the determinism checks. The simulator runs it in CI
+// (TestConformanceSim); a cuda-tagged test runs it on a real GPU
+// (TestConformanceCUDA). The heavy sweeps (every conv variant, the wide
+// tiles' bits, determinism) run as parallel subtests, each on a device of
+// devs that no other holds, so that several simulated devices keep the
+// cores busy; they start once the sequential subtests (dispatch with its
+// precision changes and per-kernel counters, the small kernels, the error
+// checks) are done.
 //
 // Two kinds of inputs: small integers, where every float32 operation is
 // exact whatever the order, so the kernel must equal cpuref exactly; and
 // uniform reals in [−1, 1), compared with a float64 cpuref within the
 // rounding bound (m+1)·u·Σ|terms| of an m-term float32 sum in any order.
-func runConformance(t *testing.T, d *Device) {
-	// Every convolution algorithm the device can run (the dispatcher's
-	// candidates), on every swept shape.
+func runConformance(t *testing.T, devs ...*Device) {
+	d := devs[0]
+	// parallel runs f as a parallel subtest on a device of devs that no
+	// other running subtest holds (a device serialises its calls).
+	pool := make(chan *Device, len(devs))
+	for _, pd := range devs {
+		pool <- pd
+	}
+	parallel := func(name string, f func(t *testing.T, d *Device)) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			pd := <-pool
+			t.Cleanup(func() { pool <- pd }) // after the harness's cleanups
+			f(t, pd)
+		})
+	}
+	// Every convolution variant of every algorithm the device can run (the
+	// dispatcher's candidates), on every swept shape.
 	for _, a := range d.ConvAlgos() {
-		for _, id := range fwdKernels(a) {
-			t.Run("kernel="+kernelSpecs[id].name, func(t *testing.T) { testConvForward(t, d, a, id, false) })
-			t.Run("kernel="+kernelSpecs[id].name+"/relu", func(t *testing.T) { testConvForward(t, d, a, id, true) })
-		}
-		for _, id := range dgradKernels(a) {
-			t.Run("kernel="+kernelSpecs[id].name, func(t *testing.T) { testConvBackwardData(t, d, a, id) })
-		}
-		for _, id := range wgradKernels(a) {
-			t.Run("kernel="+kernelSpecs[id].name, func(t *testing.T) { testConvBackwardFilter(t, d, a, id) })
+		for p := ConvPass(0); p < numConvPasses; p++ {
+			for _, v := range variantsOf(a, p) {
+				// One parallel subtest per kind of input: the subtests are
+				// kernel=NAME[/relu]/inputs=KIND/SHAPE.
+				for _, kind := range inputKinds {
+					in := "/inputs=" + kind
+					switch p {
+					case ConvFwd:
+						parallel("kernel="+v.name+in, func(t *testing.T, d *Device) { testConvForward(t, d, a, v.id, false, kind) })
+						parallel("kernel="+v.name+"/relu"+in, func(t *testing.T, d *Device) { testConvForward(t, d, a, v.id, true, kind) })
+					case ConvBwdData:
+						parallel("kernel="+v.name+in, func(t *testing.T, d *Device) { testConvBackwardData(t, d, a, v.id, kind) })
+					default:
+						parallel("kernel="+v.name+in, func(t *testing.T, d *Device) { testConvBackwardFilter(t, d, a, v.id, kind) })
+					}
+				}
+			}
 		}
 	}
+	for _, v := range convVariants {
+		if v.wide {
+			parallel("wide-same-bits/kernel="+v.name, func(t *testing.T, d *Device) { testWideSameBits(t, d, v) })
+		}
+	}
+	parallel("determinism", testDeterminism)
 	t.Run("dispatch", func(t *testing.T) { testConvDispatch(t, d) })
 	t.Run("tf32-rounding", func(t *testing.T) { testTF32Rounding(t, d) })
-	t.Run("wide-same-bits", func(t *testing.T) { testWideSameBits(t, d) })
-	t.Run("kernel=conv2d_bwd_bias_v1", func(t *testing.T) { testConvBackwardBias(t, d) })
 	t.Run("golden", func(t *testing.T) { testGolden(t, d) })
-	t.Run("kernel=relu_fwd_v1", func(t *testing.T) { testReLUForward(t, d) })
-	t.Run("kernel=relu_bwd_v1", func(t *testing.T) { testReLUBackward(t, d) })
-	t.Run("kernel=maxpool_fwd_v1", func(t *testing.T) { testMaxPoolForward(t, d) })
-	t.Run("kernel=maxpool_bwd_v1", func(t *testing.T) { testMaxPoolBackward(t, d) })
-	t.Run("kernel=dense_fwd_v1", func(t *testing.T) { testDenseForward(t, d) })
-	t.Run("kernel=dense_bwd_data_v1", func(t *testing.T) { testDenseBackwardData(t, d) })
-	t.Run("kernel=dense_bwd_weight_v1", func(t *testing.T) { testDenseBackwardWeight(t, d) })
-	t.Run("kernel=reduce_cols_v1", func(t *testing.T) { testReduceCols(t, d) })
-	t.Run("kernel=softmax_ce_v1", func(t *testing.T) { testSoftmaxCE(t, d) })
-	t.Run("kernel=mse_v1", func(t *testing.T) { testMSE(t, d) })
-	t.Run("kernel=reduce_sum_v1", func(t *testing.T) { testReduceSum(t, d) })
-	t.Run("kernel=count_correct_v1", func(t *testing.T) { testCountCorrect(t, d) })
-	t.Run("kernel=accumulate_v1", func(t *testing.T) { testAccumulate(t, d) })
-	t.Run("kernel=sgd_momentum_v1", func(t *testing.T) { testSGD(t, d) })
-	t.Run("kernel=gather_rows_v1", func(t *testing.T) { testGather(t, d) })
-	t.Run("kernel=fill_f32_v1", func(t *testing.T) { testFill(t, d) })
-	t.Run("determinism", func(t *testing.T) { testDeterminism(t, d) })
+	for _, c := range plainConformance {
+		t.Run("kernel="+c.name, func(t *testing.T) { c.run(t, d) })
+	}
 	if !d.IsSim() {
 		t.Run("large", func(t *testing.T) { testLarge(t, d) })
 	}
 	t.Run("errors", func(t *testing.T) { testLaunchValidation(t, d) })
+}
+
+// conformanceCase is the conformance check of kernels that are not
+// convolution variants (those run from convVariants).
+type conformanceCase struct {
+	name    string   // the subtest is kernel=name
+	kernels []string // every kernel it launches and checks
+	run     func(t *testing.T, d *Device)
+}
+
+// plainConformance lists runConformance's cases of the kernels that are
+// not convolution variants; TestConformanceCoverage fails on a kernel of
+// kernels.All that no variant and no case covers.
+var plainConformance = []conformanceCase{
+	{"conv2d_bwd_bias_v1", []string{"conv2d_bwd_bias_v1"}, testConvBackwardBias},
+	{"relu_fwd_v1", []string{"relu_fwd_v1"}, testReLUForward},
+	{"relu_bwd_v1", []string{"relu_bwd_v1"}, testReLUBackward},
+	{"maxpool_fwd_v1", []string{"maxpool_fwd_v1"}, testMaxPoolForward},
+	{"maxpool_bwd_v1", []string{"maxpool_bwd_v1"}, testMaxPoolBackward},
+	{"dense_fwd_v1", []string{"dense_fwd_v1"}, testDenseForward},
+	{"dense_bwd_data_v1", []string{"dense_bwd_data_v1"}, testDenseBackwardData},
+	{"dense_bwd_weight_v1", []string{"dense_bwd_weight_v1"}, testDenseBackwardWeight},
+	{"reduce_cols_v1", []string{"reduce_cols_v1"}, testReduceCols},
+	{"softmax_ce_v1", []string{"softmax_ce_v1"}, testSoftmaxCE},
+	{"mse_v1", []string{"mse_v1"}, testMSE},
+	{"reduce_sum_v1", []string{"reduce_sum_v1"}, testReduceSum},
+	{"count_correct_v1", []string{"count_correct_v1"}, testCountCorrect},
+	{"accumulate_v1", []string{"accumulate_v1"}, testAccumulate},
+	{"sgd_momentum_v1", []string{"sgd_momentum_v1"}, testSGD},
+	{"gather_rows_v1", []string{"gather_rows_f32_v1", "gather_rows_i32_v1"}, testGather},
+	{"fill_f32_v1", []string{"fill_f32_v1"}, testFill},
 }
 
 func cg(n, c, h, w, k, r, s, sh, sw, ph, pw int) geom.ConvGeom {
@@ -133,6 +183,85 @@ func init() {
 	}
 }
 
+// shortConvShapes is the sweep of the conv kernels under go test -short:
+// shapes of convShapes (TestShortConvShapes checks that, and what they
+// cover) chosen to reach every code path at a fraction of the cost: size-1
+// dimensions, padding, a stride > 1 on each axis, strides larger than the
+// kernel (phases without taps) and than the input, 16-byte loads and
+// stores (1×1, stride 1, P·Q a multiple of 4), several M tiles with a
+// split-K bwd-filter (N·P·Q = 768), several M tiles in every pass (C·R·S =
+// 135 for bwd-filter) and several N tiles in every pass (K = 130, C = 67). Without -short every test sweeps all of convShapes.
+var shortConvShapes = []geom.ConvGeom{
+	cg(1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0),
+	cg(2, 3, 7, 7, 4, 3, 3, 1, 1, 1, 1),
+	cg(1, 2, 5, 6, 3, 3, 2, 2, 1, 0, 1),
+	cg(3, 8, 6, 6, 20, 1, 1, 1, 1, 0, 0),
+	cg(2, 67, 5, 7, 3, 1, 1, 1, 1, 0, 0),
+	cg(1, 15, 4, 4, 20, 3, 3, 1, 1, 1, 1),
+	cg(1, 2, 3, 3, 130, 1, 1, 1, 1, 0, 0),
+	cg(3, 2, 16, 16, 3, 3, 3, 1, 1, 1, 1),
+	cg(2, 5, 9, 11, 18, 2, 1, 3, 2, 0, 0),
+	cg(1, 3, 2, 5, 4, 1, 2, 4, 3, 0, 1),
+}
+
+// sweptConvShapes is the sweep of the conv kernel tests: convShapes, or
+// shortConvShapes under go test -short.
+func sweptConvShapes() []geom.ConvGeom {
+	if testing.Short() {
+		return shortConvShapes
+	}
+	return convShapes
+}
+
+// TestShortConvShapes checks that the -short sweep is a subset of the full
+// one that still reaches what its comment lists.
+func TestShortConvShapes(t *testing.T) {
+	full := map[geom.ConvGeom]bool{}
+	for _, g := range convShapes {
+		full[g] = true
+	}
+	var has struct {
+		one, pad, strideH, strideW, strideOverKernel, strideOverInput, vec16, split bool
+		mTiles, nTiles                                                              [numConvPasses]bool
+	}
+	for _, g := range shortConvShapes {
+		if !full[g] {
+			t.Errorf("short shape %v is not in convShapes", g)
+		}
+		has.one = has.one || g.N*g.C*g.H*g.W*g.K*g.R*g.S == 1
+		has.pad = has.pad || g.PadH > 0 || g.PadW > 0
+		has.strideH = has.strideH || g.StrideH > 1
+		has.strideW = has.strideW || g.StrideW > 1
+		has.strideOverKernel = has.strideOverKernel || g.StrideH > g.R || g.StrideW > g.S
+		has.strideOverInput = has.strideOverInput || g.StrideH > g.H || g.StrideW > g.W
+		has.vec16 = has.vec16 || g.R == 1 && g.S == 1 && g.StrideH == 1 && g.StrideW == 1 &&
+			g.PadH == 0 && g.PadW == 0 && g.P()*g.Q()%4 == 0
+		s, _ := wgradSplits(g)
+		has.split = has.split || s > 1
+		for p, mn := range [numConvPasses][2]int{{g.N * g.P() * g.Q(), g.K}, {g.N * g.H * g.W, g.C}, {g.C * g.R * g.S, g.K}} {
+			has.mTiles[p] = has.mTiles[p] || mn[0] > igemmBM
+			has.nTiles[p] = has.nTiles[p] || mn[1] > igemmBN
+		}
+	}
+	for _, c := range []struct {
+		what string
+		ok   bool
+	}{
+		{"size-1 dimensions", has.one}, {"padding", has.pad}, {"stride > 1 on H", has.strideH},
+		{"stride > 1 on W", has.strideW}, {"a stride larger than the kernel", has.strideOverKernel},
+		{"a stride larger than the input", has.strideOverInput}, {"16-byte loads and stores", has.vec16},
+		{"a split-K bwd-filter", has.split},
+		{"several M tiles of forward", has.mTiles[ConvFwd]}, {"several M tiles of bwd-data", has.mTiles[ConvBwdData]},
+		{"several M tiles of bwd-filter", has.mTiles[ConvBwdFilter]},
+		{"several N tiles of forward", has.nTiles[ConvFwd]}, {"several N tiles of bwd-data", has.nTiles[ConvBwdData]},
+		{"several N tiles of bwd-filter", has.nTiles[ConvBwdFilter]},
+	} {
+		if !c.ok {
+			t.Errorf("shortConvShapes has no shape with %s", c.what)
+		}
+	}
+}
+
 // convInputs returns the inputs of a conv case: small integers in [−3, 3]
 // (exact) or uniform reals.
 func convInputs(kind, name string, lens ...int) [][]float32 {
@@ -193,76 +322,45 @@ func reluRef[T float32 | float64](y []T) {
 // testConvForward checks the forward pass of algorithm a (relu: fused
 // with ReLU) against cpuref. Integer inputs in [−3, 3] are exact in TF32
 // too, so every algorithm must match exactly.
-func testConvForward(t *testing.T, d *Device, a ConvAlgo, id kernelID, relu bool) {
-	for _, g := range convShapes {
-		for _, kind := range inputKinds {
-			name := "inputs=" + kind + "/" + g.String()
-			t.Run(name, func(t *testing.T) {
-				in := convInputs(kind, name, g.XLen(), g.WLen(), g.K)
-				x, w, b := in[0], in[1], in[2]
-				h := newHarness(t, d)
-				y := h.out("y", g.YLen())
-				if err := d.runFwd(id, g, h.in("x", x), h.in("w", w), h.in("b", b), y, relu); err != nil {
+func testConvForward(t *testing.T, d *Device, a ConvAlgo, id kernelID, relu bool, kind string) {
+	for _, g := range sweptConvShapes() {
+		name := "inputs=" + kind + "/" + g.String()
+		t.Run(g.String(), func(t *testing.T) {
+			in := convInputs(kind, name, g.XLen(), g.WLen(), g.K)
+			x, w, b := in[0], in[1], in[2]
+			h := newHarness(t, d)
+			y := h.out("y", g.YLen())
+			if err := d.runFwd(id, g, h.in("x", x), h.in("w", w), h.in("b", b), y, relu); err != nil {
+				t.Fatal(err)
+			}
+			got := h.read(y)
+			if kind == "int" {
+				want := make([]float32, g.YLen())
+				if err := cpuref.Conv2DForwardDirect(g, x, w, b, want); err != nil {
 					t.Fatal(err)
 				}
-				got := h.read(y)
-				if kind == "int" {
-					want := make([]float32, g.YLen())
-					if err := cpuref.Conv2DForwardDirect(g, x, w, b, want); err != nil {
-						t.Fatal(err)
-					}
-					if relu {
-						reluRef(want)
-					}
-					checkExact32(t, "y", got, want)
-				} else {
-					want := make([]float64, g.YLen())
-					abs := make([]float64, g.YLen())
-					if err := cpuref.Conv2DForwardDirect(g, to64(x), to64(w), to64(b), want); err != nil {
-						t.Fatal(err)
-					}
-					if err := cpuref.Conv2DForwardDirect(g, abs64(x), abs64(w), abs64(b), abs); err != nil {
-						t.Fatal(err)
-					}
-					if relu {
-						reluRef(want) // |relu(a) − relu(b)| ≤ |a − b|: the same tolerance holds
-					}
-					// C·R·S products and C·R·S + 1 additions (the bias).
-					checkClose(t, "y", got, want, convTol(a, 2*g.C*g.R*g.S+1, abs))
+				if relu {
+					reluRef(want)
 				}
-				h.check()
-			})
-		}
+				checkExact32(t, "y", got, want)
+			} else {
+				want := make([]float64, g.YLen())
+				abs := make([]float64, g.YLen())
+				if err := cpuref.Conv2DForwardDirect(g, to64(x), to64(w), to64(b), want); err != nil {
+					t.Fatal(err)
+				}
+				if err := cpuref.Conv2DForwardDirect(g, abs64(x), abs64(w), abs64(b), abs); err != nil {
+					t.Fatal(err)
+				}
+				if relu {
+					reluRef(want) // |relu(a) − relu(b)| ≤ |a − b|: the same tolerance holds
+				}
+				// C·R·S products and C·R·S + 1 additions (the bias).
+				checkClose(t, "y", got, want, convTol(a, 2*g.C*g.R*g.S+1, abs))
+			}
+			h.check()
+		})
 	}
-}
-
-// dgradKernels lists the backward-data kernels of algorithm a: the
-// implicit GEMMs have a plain and a phase-decomposed (strided) one, and
-// both must hold on every shape, whichever the dispatcher would pick.
-func dgradKernels(a ConvAlgo) []kernelID {
-	switch a {
-	case ConvIGemm:
-		return []kernelID{kConvBwdDataIGemm, kConvBwdDataStrided, kConvBwdDataWide, kConvBwdDataWideStrided}
-	case ConvIGemmTF32:
-		return []kernelID{kConvBwdDataTF32, kConvBwdDataStridedTF32}
-	}
-	return []kernelID{kConvBwdData}
-}
-
-// fwdKernels and wgradKernels list the forward and bwd-filter kernels of
-// algorithm a (FP32 implicit GEMM: the 128×64 and the 128×128 tiles).
-func fwdKernels(a ConvAlgo) []kernelID {
-	if a == ConvIGemm {
-		return []kernelID{kConvFwdIGemm, kConvFwdWide}
-	}
-	return []kernelID{convKernels[a][ConvFwd]}
-}
-
-func wgradKernels(a ConvAlgo) []kernelID {
-	if a == ConvIGemm {
-		return []kernelID{kConvBwdFilterIGemm, kConvBwdFilterWide}
-	}
-	return []kernelID{convKernels[a][ConvBwdFilter]}
 }
 
 // runFwd and runWgrad run forward and bwd-filter kernel id with d.mu held.
@@ -286,84 +384,80 @@ func (d *Device) runDgrad(id kernelID, g geom.ConvGeom, dy, w, dx *Buffer) error
 }
 
 // testConvBackwardData checks backward-data kernel id of algorithm a.
-func testConvBackwardData(t *testing.T, d *Device, a ConvAlgo, id kernelID) {
-	for _, g := range convShapes {
-		for _, kind := range inputKinds {
-			name := "inputs=" + kind + "/" + g.String()
-			t.Run(name, func(t *testing.T) {
-				in := convInputs(kind, name, g.YLen(), g.WLen())
-				dy, w := in[0], in[1]
-				h := newHarness(t, d)
-				dx := h.out("dx", g.XLen())
-				if err := d.runDgrad(id, g, h.in("dy", dy), h.in("w", w), dx); err != nil {
+func testConvBackwardData(t *testing.T, d *Device, a ConvAlgo, id kernelID, kind string) {
+	for _, g := range sweptConvShapes() {
+		name := "inputs=" + kind + "/" + g.String()
+		t.Run(g.String(), func(t *testing.T) {
+			in := convInputs(kind, name, g.YLen(), g.WLen())
+			dy, w := in[0], in[1]
+			h := newHarness(t, d)
+			dx := h.out("dx", g.XLen())
+			if err := d.runDgrad(id, g, h.in("dy", dy), h.in("w", w), dx); err != nil {
+				t.Fatal(err)
+			}
+			got := h.read(dx)
+			if kind == "int" {
+				want := make([]float32, g.XLen())
+				if err := cpuref.Conv2DBackwardDataDirect(g, dy, w, want); err != nil {
 					t.Fatal(err)
 				}
-				got := h.read(dx)
-				if kind == "int" {
-					want := make([]float32, g.XLen())
-					if err := cpuref.Conv2DBackwardDataDirect(g, dy, w, want); err != nil {
-						t.Fatal(err)
-					}
-					checkExact32(t, "dx", got, want)
-				} else {
-					want := make([]float64, g.XLen())
-					abs := make([]float64, g.XLen())
-					if err := cpuref.Conv2DBackwardDataDirect(g, to64(dy), to64(w), want); err != nil {
-						t.Fatal(err)
-					}
-					if err := cpuref.Conv2DBackwardDataDirect(g, abs64(dy), abs64(w), abs); err != nil {
-						t.Fatal(err)
-					}
-					// At most K·R·S terms per element.
-					checkClose(t, "dx", got, want, convTol(a, 2*g.K*g.R*g.S, abs))
+				checkExact32(t, "dx", got, want)
+			} else {
+				want := make([]float64, g.XLen())
+				abs := make([]float64, g.XLen())
+				if err := cpuref.Conv2DBackwardDataDirect(g, to64(dy), to64(w), want); err != nil {
+					t.Fatal(err)
 				}
-				h.check()
-			})
-		}
+				if err := cpuref.Conv2DBackwardDataDirect(g, abs64(dy), abs64(w), abs); err != nil {
+					t.Fatal(err)
+				}
+				// At most K·R·S terms per element.
+				checkClose(t, "dx", got, want, convTol(a, 2*g.K*g.R*g.S, abs))
+			}
+			h.check()
+		})
 	}
 }
 
-func testConvBackwardFilter(t *testing.T, d *Device, a ConvAlgo, id kernelID) {
-	for _, g := range convShapes {
-		for _, kind := range inputKinds {
-			name := "inputs=" + kind + "/" + g.String()
-			t.Run(name, func(t *testing.T) {
-				in := convInputs(kind, name, g.XLen(), g.YLen())
-				x, dy := in[0], in[1]
-				h := newHarness(t, d)
-				dw := h.out("dw", g.WLen())
-				if err := d.runWgrad(id, g, h.in("x", x), h.in("dy", dy), dw); err != nil {
+func testConvBackwardFilter(t *testing.T, d *Device, a ConvAlgo, id kernelID, kind string) {
+	for _, g := range sweptConvShapes() {
+		name := "inputs=" + kind + "/" + g.String()
+		t.Run(g.String(), func(t *testing.T) {
+			in := convInputs(kind, name, g.XLen(), g.YLen())
+			x, dy := in[0], in[1]
+			h := newHarness(t, d)
+			dw := h.out("dw", g.WLen())
+			if err := d.runWgrad(id, g, h.in("x", x), h.in("dy", dy), dw); err != nil {
+				t.Fatal(err)
+			}
+			got := h.read(dw)
+			if kind == "int" {
+				want := make([]float32, g.WLen())
+				if err := cpuref.Conv2DBackwardFilterDirect(g, x, dy, want); err != nil {
 					t.Fatal(err)
 				}
-				got := h.read(dw)
-				if kind == "int" {
-					want := make([]float32, g.WLen())
-					if err := cpuref.Conv2DBackwardFilterDirect(g, x, dy, want); err != nil {
-						t.Fatal(err)
-					}
-					checkExact32(t, "dw", got, want)
-				} else {
-					want := make([]float64, g.WLen())
-					abs := make([]float64, g.WLen())
-					if err := cpuref.Conv2DBackwardFilterDirect(g, to64(x), to64(dy), want); err != nil {
-						t.Fatal(err)
-					}
-					if err := cpuref.Conv2DBackwardFilterDirect(g, abs64(x), abs64(dy), abs); err != nil {
-						t.Fatal(err)
-					}
-					// N·P·Q terms per weight.
-					// N·P·Q products and additions, plus the split-K
-					// second pass (at most 64 more additions).
-					checkClose(t, "dw", got, want, convTol(a, 2*g.N*g.P()*g.Q()+64, abs))
+				checkExact32(t, "dw", got, want)
+			} else {
+				want := make([]float64, g.WLen())
+				abs := make([]float64, g.WLen())
+				if err := cpuref.Conv2DBackwardFilterDirect(g, to64(x), to64(dy), want); err != nil {
+					t.Fatal(err)
 				}
-				h.check()
-			})
-		}
+				if err := cpuref.Conv2DBackwardFilterDirect(g, abs64(x), abs64(dy), abs); err != nil {
+					t.Fatal(err)
+				}
+				// N·P·Q terms per weight.
+				// N·P·Q products and additions, plus the split-K
+				// second pass (at most 64 more additions).
+				checkClose(t, "dw", got, want, convTol(a, 2*g.N*g.P()*g.Q()+64, abs))
+			}
+			h.check()
+		})
 	}
 }
 
 func testConvBackwardBias(t *testing.T, d *Device) {
-	for _, g := range convShapes {
+	for _, g := range sweptConvShapes() {
 		for _, kind := range inputKinds {
 			name := "inputs=" + kind + "/" + g.String()
 			t.Run(name, func(t *testing.T) {
@@ -1136,9 +1230,9 @@ func testDeterminism(t *testing.T, d *Device) {
 				dx := h.out("dx", g.XLen())
 				return []*Buffer{dx}, d.runConv(a, ConvBwdData, g, h.in("dy", in[0]), h.in("w", in[1]), nil, dx, false)
 			}},
-			bitCase{kernelSpecs[dgradKernels(a)[1]].name, []int{g2.YLen(), g2.WLen()}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+			bitCase{kernelTable[convVariantFor(a, ConvBwdData, false, true)].name, []int{g2.YLen(), g2.WLen()}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
 				dx := h.out("dx", g2.XLen())
-				return []*Buffer{dx}, d.runDgrad(dgradKernels(a)[1], g2, h.in("dy", in[0]), h.in("w", in[1]), dx)
+				return []*Buffer{dx}, d.runDgrad(convVariantFor(a, ConvBwdData, false, true), g2, h.in("dy", in[0]), h.in("w", in[1]), dx)
 			}})
 	}
 	for _, c := range cases {

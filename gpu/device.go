@@ -152,8 +152,7 @@ func newDevice(drv driver, sim *simDriver) (*Device, error) {
 }
 
 // loadKernels loads each embedded PTX file once, resolves every kernel of
-// kernels.All and checks each launcher's argument list against the kernel's
-// declared parameters.
+// kernels.All and resolves every kernel the launchers name (kernelTable).
 func (d *Device) loadKernels() error {
 	fns := make(map[string]function)
 	byFile := make(map[string]module)
@@ -195,17 +194,17 @@ func (d *Device) loadKernels() error {
 		}
 		fns[k.Name] = fn
 	}
+	if kernelTableErr != nil {
+		return kernelTableErr
+	}
 	for id := kernelID(0); id < numKernels; id++ {
-		spec := kernelSpecs[id]
-		if err := spec.check(); err != nil {
-			return err
-		}
-		if skipped[spec.name] {
+		name := kernelTable[id].name
+		if skipped[name] {
 			continue // d.fns[id] stays nil; its launcher refuses
 		}
-		fn, ok := fns[spec.name]
+		fn, ok := fns[name]
 		if !ok {
-			return fmt.Errorf("gpu: kernel %s is not in kernels.All", spec.name)
+			return fmt.Errorf("gpu: kernel %s is not in kernels.All", name)
 		}
 		d.fns[id] = fn
 	}

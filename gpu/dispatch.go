@@ -55,7 +55,7 @@ func (d *Device) SetPrecision(p Precision) error {
 	switch p {
 	case FP32:
 	case TF32:
-		if !d.hasTarget(80) {
+		if !d.hasTarget(precisionMinCC(TF32)) {
 			return fmt.Errorf("gpu: precision tf32 needs compute capability 8.0 or newer, device %s is sm_%d%d",
 				d.info.Name, d.info.ComputeMajor, d.info.ComputeMinor)
 		}
@@ -143,20 +143,13 @@ func (a ConvAlgo) String() string {
 	return fmt.Sprintf("ConvAlgo(%d)", int(a))
 }
 
-// convKernels is the kernel of each (algo, pass).
-var convKernels = [numConvAlgos][numConvPasses]kernelID{
-	ConvDirect:    {kConvFwd, kConvBwdData, kConvBwdFilter},
-	ConvIGemm:     {kConvFwdIGemm, kConvBwdDataIGemm, kConvBwdFilterIGemm},
-	ConvIGemmTF32: {kConvFwdTF32, kConvBwdDataTF32, kConvBwdFilterTF32},
-}
-
 // KernelName is the name of the basic kernel of pass p of algorithm a
 // (v1, v2 or v3); ConvKernelFor names the one a shape actually runs.
 func (a ConvAlgo) KernelName(p ConvPass) string {
 	if a < 0 || a >= numConvAlgos || p < 0 || p >= numConvPasses {
 		return ""
 	}
-	return kernelSpecs[convKernels[a][p]].name
+	return kernelTable[convKernels[a][p]].name
 }
 
 // convAlgoAvailable reports whether the device has loaded the kernels of a.

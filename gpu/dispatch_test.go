@@ -168,51 +168,48 @@ func TestWgradSplits(t *testing.T) {
 	}
 }
 
-// testWideSameBits checks that the 128×128-tile kernels (v6) give the same
-// bits as the 128×64-tile kernels they replace, on every swept shape with
+// testWideSameBits checks that the 128×128-tile kernel v (a wide variant,
+// v6) gives the same bits as the 128×64-tile kernel of the same algorithm,
+// pass and stride handling that it replaces, on every swept shape with
 // real inputs: same loads, same FMA order, same splits.
-func testWideSameBits(t *testing.T, d *Device) {
-	pairs := []struct {
+func testWideSameBits(t *testing.T, d *Device, v convVariant) {
+	c := struct {
 		pass        ConvPass
 		plain, wide kernelID
-	}{
-		{ConvFwd, kConvFwdIGemm, kConvFwdWide},
-		{ConvBwdData, kConvBwdDataIGemm, kConvBwdDataWide},
-		{ConvBwdData, kConvBwdDataStrided, kConvBwdDataWideStrided},
-		{ConvBwdFilter, kConvBwdFilterIGemm, kConvBwdFilterWide},
+	}{v.pass, convVariantFor(v.algo, v.pass, false, v.strided), v.id}
+	if c.plain == c.wide {
+		t.Fatalf("%s has no 128×64 counterpart", v.name)
 	}
-	for _, c := range pairs {
-		for _, g := range convShapes {
-			name := kv("kernel", kernelSpecs[c.wide].name) + "/" + g.String()
-			t.Run(name, func(t *testing.T) {
-				in := convInputs("real", name, g.XLen(), g.WLen(), g.K, g.YLen())
-				x, w, b, dy := in[0], in[1], in[2], in[3]
-				var outs [2][]uint32
-				for i, id := range []kernelID{c.plain, c.wide} {
-					h := newHarness(t, d)
-					var out *Buffer
-					var err error
-					switch c.pass {
-					case ConvFwd:
-						out = h.out("y", g.YLen())
-						err = d.runFwd(id, g, h.in("x", x), h.in("w", w), h.in("b", b), out, true)
-					case ConvBwdData:
-						out = h.out("dx", g.XLen())
-						err = d.runDgrad(id, g, h.in("dy", dy), h.in("w", w), out)
-					default:
-						out = h.out("dw", g.WLen())
-						err = d.runWgrad(id, g, h.in("x", x), h.in("dy", dy), out)
-					}
-					if err != nil {
-						t.Fatal(err)
-					}
-					for _, v := range h.read(out) {
-						outs[i] = append(outs[i], math.Float32bits(v))
-					}
-					h.check()
+	for _, g := range sweptConvShapes() {
+		name := kv("kernel", kernelTable[c.wide].name) + "/" + g.String()
+		t.Run(g.String(), func(t *testing.T) {
+			in := convInputs("real", name, g.XLen(), g.WLen(), g.K, g.YLen())
+			x, w, b, dy := in[0], in[1], in[2], in[3]
+			var outs [2][]uint32
+			for i, id := range []kernelID{c.plain, c.wide} {
+				h := newHarness(t, d)
+				var out *Buffer
+				var err error
+				switch c.pass {
+				case ConvFwd:
+					out = h.out("y", g.YLen())
+					err = d.runFwd(id, g, h.in("x", x), h.in("w", w), h.in("b", b), out, true)
+				case ConvBwdData:
+					out = h.out("dx", g.XLen())
+					err = d.runDgrad(id, g, h.in("dy", dy), h.in("w", w), out)
+				default:
+					out = h.out("dw", g.WLen())
+					err = d.runWgrad(id, g, h.in("x", x), h.in("dy", dy), out)
 				}
-				sameBits(t, kernelSpecs[c.wide].name+" vs "+kernelSpecs[c.plain].name, outs[1:], outs[:1])
-			})
-		}
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, v := range h.read(out) {
+					outs[i] = append(outs[i], math.Float32bits(v))
+				}
+				h.check()
+			}
+			sameBits(t, kernelTable[c.wide].name+" vs "+kernelTable[c.plain].name, outs[1:], outs[:1])
+		})
 	}
 }

@@ -13,33 +13,11 @@ import (
 // the convolution entry points that dispatch between them and the direct
 // v1 kernels (ConvAlgoFor, ConvKernelFor).
 
-// Tile shape of the implicit-GEMM kernels (kBM, kBN, kBK in igemm.cuh).
-const (
-	igemmBM      = 128
-	igemmBN      = 64
-	igemmBK      = 8
-	igemmThreads = 256
-)
-
-// igemmBNWide is the N side of the wide (v6) tiles.
-const igemmBNWide = 128
-
 // igemmGrid is the launch shape of implicit-GEMM kernel id with m rows, n
-// columns and z phases or splits.
+// columns and z phases or splits, in the variant's tiles.
 func igemmGrid(id kernelID, m, n, z int) (grid, block Dim3) {
-	bn := igemmBN
-	if isWide(id) {
-		bn = igemmBNWide
-	}
-	return Dim3{ceilDiv(m, igemmBM), ceilDiv(n, bn), z}, Dim3{igemmThreads, 1, 1}
-}
-
-func isWide(id kernelID) bool {
-	switch id {
-	case kConvFwdWide, kConvBwdDataWide, kConvBwdDataWideStrided, kConvBwdFilterWide:
-		return true
-	}
-	return false
+	v, _ := variantOf(id)
+	return Dim3{ceilDiv(m, v.tile.M), ceilDiv(n, v.tile.N), z}, Dim3{igemmThreads, 1, 1}
 }
 
 // useWide reports whether an FP32 implicit GEMM with n columns runs the
@@ -52,19 +30,16 @@ func useWide(n int) bool {
 }
 
 // fwdKernel, dgradKernel and wgradKernel are the kernels of algorithm a
-// for pass ConvFwd, ConvBwdData and ConvBwdFilter of g.
+// for pass ConvFwd, ConvBwdData and ConvBwdFilter of g (convVariantFor):
+// the wide tiles when the pass's N side suits them (useWide), for
+// bwd-data with a stride > 1 the phase-decomposed kernel, where a has
+// them.
 func fwdKernel(a ConvAlgo, g geom.ConvGeom) kernelID {
-	if a == ConvIGemm && useWide(g.K) {
-		return kConvFwdWide
-	}
-	return convKernels[a][ConvFwd]
+	return convVariantFor(a, ConvFwd, useWide(g.K), false)
 }
 
 func wgradKernel(a ConvAlgo, g geom.ConvGeom) kernelID {
-	if a == ConvIGemm && useWide(g.K) {
-		return kConvBwdFilterWide
-	}
-	return convKernels[a][ConvBwdFilter]
+	return convVariantFor(a, ConvBwdFilter, useWide(g.K), false)
 }
 
 // ConvKernelFor names the kernel that the dispatching entry point of pass
@@ -77,11 +52,11 @@ func (d *Device) ConvKernelFor(p ConvPass, g geom.ConvGeom) string {
 	a := d.convAlgoFor(p, g)
 	switch p {
 	case ConvFwd:
-		return kernelSpecs[fwdKernel(a, g)].name
+		return kernelTable[fwdKernel(a, g)].name
 	case ConvBwdData:
-		return kernelSpecs[dgradKernel(a, g)].name
+		return kernelTable[dgradKernel(a, g)].name
 	}
-	return kernelSpecs[wgradKernel(a, g)].name
+	return kernelTable[wgradKernel(a, g)].name
 }
 
 // Split-K of the implicit-GEMM backward-filter pass.
@@ -112,11 +87,8 @@ func wgradSplits(g geom.ConvGeom) (splits, tilesPerSplit int) {
 
 // launchConv launches a conv kernel with pointer arguments ptrs, the
 // geometry and the trailing int32 arguments more, without allocating.
-func (d *Device) launchConv(id kernelID, grid, block Dim3, g geom.ConvGeom, ptrs []uint64, more ...int) error {
-	if d.fns[id] == nil {
-		return fmt.Errorf("kernel needs a newer GPU than %s (sm_%d%d)", d.info.Name, d.info.ComputeMajor, d.info.ComputeMinor)
-	}
-	var a [maxArgs]uint64
+func (d *Device) launchConv(id kernelID, grid, block Dim3, g geom.ConvGeom, ptrs []arg, more ...int) error {
+	var a [maxArgs]arg
 	n := copy(a[:], ptrs)
 	// The 13 geometry arguments N,C,H,W,K,R,S,P,Q,sh,sw,ph,pw.
 	for _, v := range [...]int{g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.P(), g.Q(), g.StrideH, g.StrideW, g.PadH, g.PadW} {
@@ -188,7 +160,7 @@ func (d *Device) convForwardKernel(id kernelID, g geom.ConvGeom, x, w, b, y *Buf
 		r = 1
 	}
 	grid, block := igemmGrid(id, g.N*g.P()*g.Q(), g.K, 1)
-	if err := d.launchConv(id, grid, block, g, []uint64{argPtr(x), argPtr(w), argPtr(b), argPtr(y)}, r); err != nil {
+	if err := d.launchConv(id, grid, block, g, []arg{argPtr(x), argPtr(w), argPtr(b), argPtr(y)}, r); err != nil {
 		return launchErr(id, g, err)
 	}
 	return nil
@@ -231,21 +203,7 @@ func (d *Device) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx *Buffer) error {
 
 // dgradKernel is the backward-data kernel of algorithm a for g.
 func dgradKernel(a ConvAlgo, g geom.ConvGeom) kernelID {
-	wide := a == ConvIGemm && useWide(g.C)
-	if g.StrideH > 1 || g.StrideW > 1 {
-		switch {
-		case wide:
-			return kConvBwdDataWideStrided
-		case a == ConvIGemm:
-			return kConvBwdDataStrided
-		case a == ConvIGemmTF32:
-			return kConvBwdDataStridedTF32
-		}
-	}
-	if wide {
-		return kConvBwdDataWide
-	}
-	return convKernels[a][ConvBwdData]
+	return convVariantFor(a, ConvBwdData, useWide(g.C), g.StrideH > 1 || g.StrideW > 1)
 }
 
 // convBackwardDataAlgo runs the backward-data pass with algorithm a and
@@ -266,10 +224,10 @@ func (d *Device) convBackwardDataKernel(id kernelID, g geom.ConvGeom, dy, w, dx 
 		return launchErr(id, g, err)
 	}
 	grid, block := igemmGrid(id, g.N*g.H*g.W, g.C, 1)
-	if id == kConvBwdDataStrided || id == kConvBwdDataStridedTF32 || id == kConvBwdDataWideStrided {
+	if v, _ := variantOf(id); v.strided {
 		grid, block = igemmGrid(id, g.N*ceilDiv(g.H, g.StrideH)*ceilDiv(g.W, g.StrideW), g.C, g.StrideH*g.StrideW)
 	}
-	if err := d.launchConv(id, grid, block, g, []uint64{argPtr(dy), argPtr(w), argPtr(dx)}); err != nil {
+	if err := d.launchConv(id, grid, block, g, []arg{argPtr(dy), argPtr(w), argPtr(dx)}); err != nil {
 		return launchErr(id, g, err)
 	}
 	return nil
@@ -313,7 +271,7 @@ func (d *Device) convBackwardFilterKernel(id kernelID, g geom.ConvGeom, x, dy, d
 	crs := g.C * g.R * g.S
 	grid, block := igemmGrid(id, crs, g.K, splits)
 	if splits == 1 {
-		if err := d.launchConv(id, grid, block, g, []uint64{argPtr(x), argPtr(dy), argPtr(dw)}, tps); err != nil {
+		if err := d.launchConv(id, grid, block, g, []arg{argPtr(x), argPtr(dy), argPtr(dw)}, tps); err != nil {
 			return launchErr(id, g, err)
 		}
 		return nil
@@ -325,12 +283,12 @@ func (d *Device) convBackwardFilterKernel(id kernelID, g geom.ConvGeom, x, dy, d
 	// Launches are stream-ordered: the workspace may go back to the cache
 	// as soon as the second pass is queued.
 	defer d.releaseScratchLocked(ws, size)
-	if err := d.launchConv(id, grid, block, g, []uint64{argPtr(x), argPtr(dy), uint64(ws)}, tps); err != nil {
+	if err := d.launchConv(id, grid, block, g, []arg{argPtr(x), argPtr(dy), argDev(ws)}, tps); err != nil {
 		return launchErr(id, g, err)
 	}
 	n := g.K * crs
 	rg, rb := linear(n)
-	if err := d.launch(kConvBwdFilterReduce, rg, rb, 0, uint64(ws), argPtr(dw), argI32(splits), argI32(n)); err != nil {
+	if err := d.launch(kConvBwdFilterReduce, rg, rb, 0, argDev(ws), argPtr(dw), argI32(splits), argI32(n)); err != nil {
 		return launchErr(kConvBwdFilterReduce, g, err)
 	}
 	return nil

@@ -9,14 +9,91 @@ import (
 )
 
 func init() {
-	for _, a := range []ConvAlgo{ConvIGemm, ConvIGemmTF32} {
-		for p := ConvPass(0); p < numConvPasses; p++ {
-			launcherTestedElsewhere[a.KernelName(p)] = true
-		}
+	// TestConvVariantLaunchers launches every conv variant.
+	for _, v := range convVariants {
+		launcherTestedElsewhere[v.name] = true
 	}
-	for _, id := range []kernelID{kConvBwdFilterReduce, kConvBwdDataStrided, kConvBwdDataStridedTF32,
-		kConvFwdWide, kConvBwdDataWide, kConvBwdDataWideStrided, kConvBwdFilterWide} {
-		launcherTestedElsewhere[kernelSpecs[id].name] = true
+	launcherTestedElsewhere[kernelTable[kConvBwdFilterReduce].name] = true
+}
+
+// TestConvVariantLaunchers launches every variant of the conv variant
+// table through its pass's kernel-level entry on a fake driver and checks
+// the kernel, the grid (in the variant's tiles; 1-D or one block per
+// weight for the direct kernels), the block and every argument by
+// parameter name, and that the launch allocates nothing: a new variant
+// with an existing pass's parameters needs no launcher of its own.
+func TestConvVariantLaunchers(t *testing.T) {
+	d, f := openFake(t)
+	// P = 5, Q = 7; N·P·Q = 70, N·H·W = 144, C·R·S = 18; 9 k-tiles of
+	// N·P·Q: no split.
+	g := cg(2, 3, 9, 8, 4, 3, 2, 2, 1, 1, 0)
+	x, w, b, y := mustF32(t, d, g.XLen()), mustF32(t, d, g.WLen()), mustF32(t, d, g.K), mustF32(t, d, g.YLen())
+	P := func(b *Buffer) uint64 { return uint64(b.ptr) }
+	geomArgs := map[string]uint64{"N": 2, "C": 3, "H": 9, "W": 8, "K": 4, "R": 3, "S": 2, "P": 5, "Q": 7,
+		"sh": 2, "sw": 1, "ph": 1, "pw": 0}
+	for _, v := range convVariants {
+		t.Run("kernel="+v.name, func(t *testing.T) {
+			want := map[string]uint64{}
+			for k, val := range geomArgs {
+				want[k] = val
+			}
+			var call func() error
+			var m, n, z int // the GEMM's rows, columns and grid.z
+			switch v.pass {
+			case ConvFwd:
+				call = func() error { return d.runFwd(v.id, g, x, w, b, y, false) }
+				want["x"], want["w"], want["b"], want["y"], want["relu"] = P(x), P(w), P(b), P(y), 0
+				m, n, z = 70, g.K, 1
+			case ConvBwdData:
+				call = func() error { return d.runDgrad(v.id, g, y, w, x) }
+				want["dy"], want["w"], want["dx"] = P(y), P(w), P(x)
+				m, n, z = 144, g.C, 1
+				if v.strided { // N·⌈9/2⌉·⌈8/1⌉ = 80 rows in each of 2 phases
+					m, z = 80, 2
+				}
+			default:
+				call = func() error { return d.runWgrad(v.id, g, x, y, w) }
+				want["x"], want["dy"], want["dw"], want["ws"], want["tilesPerSplit"] = P(x), P(y), P(w), P(w), 9
+				m, n, z = 18, g.K, 1
+			}
+			var grid Dim3
+			switch {
+			case v.algo != ConvDirect:
+				grid = Dim3{ceilDiv(m, v.tile.M), ceilDiv(n, v.tile.N), z}
+			case v.pass == ConvFwd:
+				grid = Dim3{ceilDiv(g.YLen(), 256), 1, 1}
+			case v.pass == ConvBwdData:
+				grid = Dim3{ceilDiv(g.XLen(), 256), 1, 1}
+			default:
+				grid = Dim3{g.WLen(), 1, 1}
+			}
+			if err := call(); err != nil {
+				t.Fatal(err)
+			}
+			l := f.last
+			if l.name != v.name {
+				t.Fatalf("launched %s, want %s", l.name, v.name)
+			}
+			if l.grid != grid || l.block != (Dim3{256, 1, 1}) || l.shared != 0 {
+				t.Errorf("grid %v block %v shared %d, want grid %v block {256 1 1} shared 0", l.grid, l.block, l.shared, grid)
+			}
+			k, _ := kernels.Lookup(v.name)
+			if l.nargs != len(k.Params) {
+				t.Fatalf("%d arguments, kernel has %d parameters", l.nargs, len(k.Params))
+			}
+			for j, p := range k.Params {
+				wv, ok := want[p.Name]
+				if !ok {
+					t.Fatalf("the test has no value for parameter %s", p.Name)
+				}
+				if l.args[j] != wv {
+					t.Errorf("parameter %d (%s) = %#x, want %#x", j, p.Name, l.args[j], wv)
+				}
+			}
+			if al := testing.AllocsPerRun(10, func() { call() }); al != 0 {
+				t.Errorf("a launch allocates %v times, want 0", al)
+			}
+		})
 	}
 }
 
@@ -66,7 +143,7 @@ func TestIGemmLaunchers(t *testing.T) {
 				launch{a.KernelName(ConvBwdData), Dim3{2, 1, 1}, args([]uint64{P(y), P(w), P(x)}, gargs)}},
 			// stride 2×1: the phase-decomposed kernel, N·⌈9/2⌉·⌈8/1⌉ = 80 rows, 2 phases.
 			{"bwd_data/strided", func() error { return d.convBackwardDataAlgo(a, g, y, w, x) },
-				launch{kernelSpecs[dgradKernels(a)[1]].name, Dim3{1, 1, 2}, args([]uint64{P(y), P(w), P(x)}, gargs)}},
+				launch{kernelTable[convVariantFor(a, ConvBwdData, false, true)].name, Dim3{1, 1, 2}, args([]uint64{P(y), P(w), P(x)}, gargs)}},
 			{"bwd_filter", func() error { return d.convBackwardFilterAlgo(a, g, x, y, w) },
 				launch{a.KernelName(ConvBwdFilter), Dim3{1, 1, 1}, args([]uint64{P(x), P(y), P(w)}, gargs, 9)}},
 			{"bwd_filter/split", func() error { return d.convBackwardFilterAlgo(a, big, bx, by, bw) },

@@ -6,8 +6,8 @@ import (
 	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
-// Launchers of the optimiser kernels of kernels/optim_v2.cu:
-// sgd_nesterov_v1 and adam_v1 (sgd_momentum_v1 is in launch.go).
+// Launchers of the optimiser kernels: accumulate_v1 and sgd_momentum_v1
+// (kernels/optim.cu), sgd_nesterov_v1 and adam_v1 (kernels/optim_v2.cu).
 
 // SGDNesterov updates p and v in place, elementwise (PyTorch's SGD with
 // nesterov=True, no dampening):
@@ -89,4 +89,63 @@ func (d *Device) adam(p, g, m, v *Buffer, c geom.AdamCoef) error {
 		argF32(float32(c.Beta1)), argF32(float32(c.OneMinusBeta1)), argF32(float32(c.Beta2)),
 		argF32(float32(c.OneMinusBeta2)), argF32(float32(c.StepSize)), argF32(float32(c.BC2Sqrt)),
 		argF32(float32(c.Eps)), argF32(float32(c.L2)), argF32(float32(c.Decay)), argI32(decoupled))
+}
+
+// Accumulate adds src to dst elementwise: dst += src (equal lengths).
+// Kernel accumulate_v1.
+func (d *Device) Accumulate(dst, src *Buffer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.accumulate(dst, src); err != nil {
+		return launchErr(kAccumulate, elemShape{lenOf(dst)}, err)
+	}
+	return nil
+}
+
+func (d *Device) accumulate(dst, src *Buffer) error {
+	if dst == nil {
+		return fmt.Errorf("dst is nil: %w", geom.ErrGeometry)
+	}
+	n := dst.n
+	if err := d.need("dst", dst, Float32, n); err != nil {
+		return err
+	}
+	if err := d.need("src", src, Float32, n); err != nil {
+		return err
+	}
+	grid, block := linear(n)
+	return d.launch(kAccumulate, grid, block, 0, argPtr(dst), argPtr(src), argI32(n))
+}
+
+// SGDMomentum updates p and v in place, elementwise (PyTorch's form):
+//
+//	v ← momentum·v + (g + weightDecay·p);  p ← p − lr·v
+//
+// p, g, v have equal lengths. Kernel sgd_momentum_v1.
+func (d *Device) SGDMomentum(p, g, v *Buffer, lr, momentum, weightDecay float32) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.sgdMomentum(p, g, v, lr, momentum, weightDecay); err != nil {
+		return launchErr(kSGDMomentum, elemShape{lenOf(p)}, err)
+	}
+	return nil
+}
+
+func (d *Device) sgdMomentum(p, g, v *Buffer, lr, momentum, weightDecay float32) error {
+	if p == nil {
+		return fmt.Errorf("p is nil: %w", geom.ErrGeometry)
+	}
+	n := p.n
+	if err := d.need("p", p, Float32, n); err != nil {
+		return err
+	}
+	if err := d.need("g", g, Float32, n); err != nil {
+		return err
+	}
+	if err := d.need("v", v, Float32, n); err != nil {
+		return err
+	}
+	grid, block := linear(n)
+	return d.launch(kSGDMomentum, grid, block, 0, argPtr(p), argPtr(g), argPtr(v), argI32(n),
+		argF32(lr), argF32(momentum), argF32(weightDecay))
 }

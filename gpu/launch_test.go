@@ -96,25 +96,70 @@ func mustI32(t *testing.T, d *Device, n int) *Buffer {
 }
 
 // TestArgPacking checks the 8-byte argument rule: int32 sign-extended,
-// float32 as its bits in the low half, pointers as they are.
+// float32 as its bits in the low half, pointers as they are; each with its
+// kind.
 func TestArgPacking(t *testing.T) {
 	for _, c := range []struct {
-		got, want uint64
+		got  arg
+		want uint64
+		kind argKind
 	}{
-		{argI32(0), 0},
-		{argI32(7), 7},
-		{argI32(-3), 0xffff_ffff_ffff_fffd},
-		{argI32(math.MaxInt32), 0x7fff_ffff},
-		{argI32(math.MinInt32), 0xffff_ffff_8000_0000},
-		{argF32(1), 0x3f80_0000},
-		{argF32(-2.5), 0xc020_0000},
-		{argF32(float32(math.Inf(1))), 0x7f80_0000},
-		{argPtr(&Buffer{ptr: 0x7f00_1234_5600}), 0x7f00_1234_5600},
-		{argPtr(nil), 0},
+		{argI32(0), 0, kindI32},
+		{argI32(7), 7, kindI32},
+		{argI32(-3), 0xffff_ffff_ffff_fffd, kindI32},
+		{argI32(math.MaxInt32), 0x7fff_ffff, kindI32},
+		{argI32(math.MinInt32), 0xffff_ffff_8000_0000, kindI32},
+		{argF32(1), 0x3f80_0000, kindF32},
+		{argF32(-2.5), 0xc020_0000, kindF32},
+		{argF32(float32(math.Inf(1))), 0x7f80_0000, kindF32},
+		{argPtr(&Buffer{ptr: 0x7f00_1234_5600}), 0x7f00_1234_5600, kindPtr},
+		{argPtr(nil), 0, kindPtr},
+		{argDev(0x1000), 0x1000, kindPtr},
 	} {
-		if c.got != c.want {
-			t.Errorf("packed %#x, want %#x", c.got, c.want)
+		if c.got.v != c.want || c.got.kind != c.kind {
+			t.Errorf("packed %#x (%v), want %#x (%v)", c.got.v, c.got.kind, c.want, c.kind)
 		}
+	}
+	for _, typ := range []string{kernels.TypePtr, kernels.TypeI32, kernels.TypeF32, "f64"} {
+		want := typ
+		if typ == "f64" {
+			want = "unknown"
+		}
+		if got := kindOf(typ).String(); got != want {
+			t.Errorf("kindOf(%q) = %s, want %s", typ, got, want)
+		}
+	}
+}
+
+// TestLaunchChecksArgs checks that launch refuses an argument list that
+// does not match the kernel's parameters in the generated table: too few,
+// too many, or a kind at the wrong place; nothing reaches the driver.
+func TestLaunchChecksArgs(t *testing.T) {
+	d, f := openFake(t)
+	grid, block := linear(10)
+	p := argDev(0x1000)
+	for _, c := range []struct {
+		name string
+		args []arg
+		want string
+	}{
+		{"few", []arg{p, p}, "launcher passes 2 arguments, kernel has 3 parameters"},
+		{"many", []arg{p, p, argI32(10), argI32(1)}, "launcher passes 4 arguments, kernel has 3 parameters"},
+		{"kind", []arg{p, argI32(1), argI32(10)}, "launcher passes i32 for parameter 1 (float* y)"},
+		{"float", []arg{p, p, argF32(10)}, "launcher passes f32 for parameter 2 (int n)"},
+	} {
+		t.Run("case="+c.name, func(t *testing.T) {
+			before := f.launches
+			d.mu.Lock()
+			err := d.launch(kReLUFwd, grid, block, 0, c.args...)
+			d.mu.Unlock()
+			if err == nil || err.Error() != c.want {
+				t.Errorf("launch(relu_fwd_v1) error = %v, want %q", err, c.want)
+			}
+			if f.launches != before {
+				t.Errorf("%d launches reached the driver, want 0", f.launches-before)
+			}
+		})
 	}
 }
 

@@ -18,13 +18,22 @@ import (
 // well as on integers, over several steps in a row (the state m, v carried
 // on the device), with every guard band checked after each launch.
 func runOptimConformance(t *testing.T, d *Device) {
-	t.Run("kernel=sgd_nesterov_v1", func(t *testing.T) { testSGDNesterov(t, d) })
-	t.Run("kernel=adam_v1", func(t *testing.T) { testAdam(t, d) })
+	for _, c := range optimConformance {
+		t.Run("kernel="+c.name, func(t *testing.T) { c.run(t, d) })
+	}
 	t.Run("errors", func(t *testing.T) { testOptimValidation(t, d) })
+}
+
+// optimConformance lists runOptimConformance's cases (see
+// TestConformanceCoverage).
+var optimConformance = []conformanceCase{
+	{"sgd_nesterov_v1", []string{"sgd_nesterov_v1"}, testSGDNesterov},
+	{"adam_v1", []string{"adam_v1"}, testAdam},
 }
 
 // TestOptimSim runs the optimiser conformance suite on the simulator.
 func TestOptimSim(t *testing.T) {
+	t.Parallel()
 	runOptimConformance(t, openSim(t))
 }
 

@@ -2,6 +2,7 @@ package gpu
 
 import (
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -22,9 +23,15 @@ func openSim(t *testing.T) *Device {
 	return d
 }
 
-// TestConformanceSim runs every kernel on the PTX simulator against cpuref.
+// TestConformanceSim runs every kernel on the PTX simulator against cpuref,
+// its heavy sweeps spread over one simulated device per core.
 func TestConformanceSim(t *testing.T) {
-	runConformance(t, openSim(t))
+	t.Parallel()
+	devs := []*Device{openSim(t)}
+	for len(devs) < runtime.GOMAXPROCS(0) {
+		devs = append(devs, openSim(t))
+	}
+	runConformance(t, devs...)
 }
 
 // TestSimLaunchError checks that a fault inside a kernel comes back

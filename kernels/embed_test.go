@@ -162,7 +162,7 @@ func TestSourceSignatures(t *testing.T) {
 				continue
 			}
 			for i := range got {
-				if got[i] != k.Params[i] {
+				if got[i].Name != k.Params[i].Name || got[i].Type != k.Params[i].Type {
 					t.Errorf("%s: kernel %s parameter %d = %+v, All says %+v", src, name, i, got[i], k.Params[i])
 				}
 			}
@@ -268,9 +268,6 @@ func TestLookupAndPTX(t *testing.T) {
 		if !ok || got.Name != k.Name || got.File != k.File {
 			t.Errorf("Lookup(%q) = %q in %q, %v; want %q in %q, true", k.Name, got.Name, got.File, ok, k.Name, k.File)
 		}
-		if k.Doc == "" {
-			t.Errorf("%s: empty Doc", k.Name)
-		}
 	}
 	if k, ok := Lookup("no_such_kernel"); ok {
 		t.Errorf("Lookup(no_such_kernel) = %+v, true; want false", k)
@@ -288,5 +285,45 @@ func TestLookupAndPTX(t *testing.T) {
 		if !strings.HasSuffix(f, ".ptx") {
 			t.Errorf("Files() contains %q, want only .ptx files", f)
 		}
+	}
+}
+
+// TestDocs checks that every kernel of the generated table has a doc in
+// docs.go and that docs.go documents no kernel the sources lack.
+func TestDocs(t *testing.T) {
+	for _, k := range All {
+		if k.Doc == "" {
+			t.Errorf("kernel %s (%s) has no doc: add one to kernels/docs.go", k.Name, k.Source)
+		}
+	}
+	for name := range docs {
+		if _, ok := Lookup(name); !ok {
+			t.Errorf("docs.go documents %s, which no kernels/*.cu defines", name)
+		}
+	}
+}
+
+// TestDefines checks the constants the Go side shares with the CUDA side:
+// BlockSize is kBlock of every source, and the table names each kernel's
+// source and PTX file consistently.
+func TestDefines(t *testing.T) {
+	for _, k := range All {
+		if got, want := k.File, strings.TrimSuffix(k.Source, ".cu")+".ptx"; got != want {
+			t.Errorf("%s: File %q, want %q (from Source %q)", k.Name, got, want, k.Source)
+		}
+		got, ok := Define(k.Source, "kBlock")
+		if !ok {
+			t.Errorf("%s: %s sees no kBlock (common.cuh)", k.Name, k.Source)
+			continue
+		}
+		if got != BlockSize {
+			t.Errorf("%s: kBlock = %d, BlockSize = %d", k.Source, got, BlockSize)
+		}
+	}
+	if v, ok := Define("conv.cu", "kNoSuchConstant"); ok {
+		t.Errorf("Define(conv.cu, kNoSuchConstant) = %d, true; want false", v)
+	}
+	if v, ok := Define("no_such.cu", "kBlock"); ok {
+		t.Errorf("Define(no_such.cu, kBlock) = %d, true; want false", v)
 	}
 }

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# gen-ptx.sh regenerates kernels/*.ptx from kernels/*.cu with Debian's clang-19.
+# gen-ptx.sh regenerates kernels/*.ptx from kernels/*.cu with Debian's clang-19,
+# and the kernel table kernels/table_gen.go (names, parameters, targets and
+# #define constants of the entry points) with go run ./kernels/internal/gentable.
 #
 # Usage:
-#   scripts/gen-ptx.sh           regenerate every kernels/*.ptx in place
+#   scripts/gen-ptx.sh           regenerate every kernels/*.ptx and the table in place
 #   scripts/gen-ptx.sh --check   regenerate into a temporary directory and exit 1,
-#                                printing a diff, when a committed .ptx differs
+#                                printing a diff, when a committed .ptx differs;
+#                                exit 1 too when the table is stale
 #
 # Exit status: 0 success (or, with --check, up to date), 1 a compile failure
 # or a stale .ptx, 2 usage error or clang-19 missing.
@@ -73,6 +76,15 @@ if ! command -v "$CLANG" >/dev/null 2>&1; then
 fi
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# The table needs Go only; it is checked (or written) first.
+table_stale=0
+if [ $check -eq 1 ]; then
+	(cd "$root" && go run ./kernels/internal/gentable -check) || table_stale=1
+else
+	(cd "$root" && go run ./kernels/internal/gentable) || exit 1
+fi
+
 cd "$root/kernels"
 
 version=$("$CLANG" --version | head -n 1)
@@ -115,7 +127,7 @@ fi
 
 # unversion removes the compiler version from a header line.
 unversion='s/ with .* -x cuda / with CLANG -x cuda /'
-stale=0
+stale=$table_stale
 for ptx in *.ptx; do
 	if [ ! -e "$out/$ptx" ]; then
 		echo "gen-ptx.sh: kernels/$ptx has no source kernels/${ptx%.ptx}.cu" >&2

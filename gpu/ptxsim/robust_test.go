@@ -10,6 +10,7 @@ import (
 // TestMutationsNeverPanic loads and runs randomly damaged copies of the test
 // PTX: every failure must be an error, never an internal panic.
 func TestMutationsNeverPanic(t *testing.T) {
+	t.Parallel()
 	src, _ := os.ReadFile("testdata/kernels.ptx")
 	src2, _ := os.ReadFile("testdata/kernels_sm80.ptx")
 	base := []string{string(src), string(src2)}

@@ -1,0 +1,129 @@
+package gpu
+
+import (
+	"fmt"
+
+	"github.com/convtrain/convtrain/kernels"
+)
+
+// The kernels this runtime launches. Their names, parameters and targets
+// come from the generated table of package kernels (kernels/table_gen.go,
+// from the .cu entry points): a launcher only names its kernel, here or in
+// the conv variant table (variants.go), and launch checks its arguments
+// against the parameters the table declares.
+
+// kernelID indexes the kernels this runtime launches: the kernels below,
+// then the convolution variants of variants.go.
+type kernelID int
+
+const (
+	kConvBwdBias kernelID = iota
+	kConvBwdFilterReduce
+	kReLUFwd
+	kReLUBwd
+	kMaxPoolFwd
+	kMaxPoolBwd
+	kDenseFwd
+	kDenseBwdData
+	kDenseBwdWeight
+	kReduceCols
+	kSoftmaxCE
+	kMSE
+	kReduceSum
+	kCountCorrect
+	kAccumulate
+	kSGDMomentum
+	kSGDNesterov
+	kAdam
+	kGatherF32
+	kGatherI32
+	kFill
+	numPlainKernels
+)
+
+// plainKernels names the kernels that are not convolution variants.
+var plainKernels = [numPlainKernels]string{
+	kConvBwdBias:         "conv2d_bwd_bias_v1",
+	kConvBwdFilterReduce: "conv2d_bwd_filter_v2_reduce",
+	kReLUFwd:             "relu_fwd_v1",
+	kReLUBwd:             "relu_bwd_v1",
+	kMaxPoolFwd:          "maxpool_fwd_v1",
+	kMaxPoolBwd:          "maxpool_bwd_v1",
+	kDenseFwd:            "dense_fwd_v1",
+	kDenseBwdData:        "dense_bwd_data_v1",
+	kDenseBwdWeight:      "dense_bwd_weight_v1",
+	kReduceCols:          "reduce_cols_v1",
+	kSoftmaxCE:           "softmax_ce_v1",
+	kMSE:                 "mse_v1",
+	kReduceSum:           "reduce_sum_v1",
+	kCountCorrect:        "count_correct_v1",
+	kAccumulate:          "accumulate_v1",
+	kSGDMomentum:         "sgd_momentum_v1",
+	kSGDNesterov:         "sgd_nesterov_v1",
+	kAdam:                "adam_v1",
+	kGatherF32:           "gather_rows_f32_v1",
+	kGatherI32:           "gather_rows_i32_v1",
+	kFill:                "fill_f32_v1",
+}
+
+// kernelEntry is a launched kernel as the generated table declares it.
+type kernelEntry struct {
+	name   string
+	params []kernels.Param
+	kinds  []argKind // of params
+	target string
+}
+
+// kernelTable is every kernelID's entry; kernelTableErr says what is wrong
+// when a name is missing from the generated table (a kernel renamed in its
+// .cu without its launcher), listed twice or has too many parameters.
+// Open returns it.
+var kernelTable, kernelTableErr = resolveKernels()
+
+// resolveKernels looks every kernelID's name up in kernels.All.
+func resolveKernels() ([numKernels]kernelEntry, error) {
+	var table [numKernels]kernelEntry
+	names := make(map[string]kernelID)
+	var first error
+	for id := kernelID(0); id < numKernels; id++ {
+		name := kernelName(id)
+		if prev, dup := names[name]; dup && first == nil {
+			first = fmt.Errorf("gpu: kernels %d and %d are both %q", prev, id, name)
+		}
+		names[name] = id
+		k, ok := kernels.Lookup(name)
+		switch {
+		case !ok:
+			if first == nil {
+				first = fmt.Errorf("gpu: kernel %q is not in kernels.All (kernels/table_gen.go, generated from kernels/*.cu)", name)
+			}
+			continue
+		case len(k.Params) > maxArgs:
+			if first == nil {
+				first = fmt.Errorf("gpu: kernel %s has %d parameters, more than the %d a launch stages", name, len(k.Params), maxArgs)
+			}
+			continue
+		}
+		kinds := make([]argKind, len(k.Params))
+		for i, p := range k.Params {
+			kinds[i] = kindOf(p.Type)
+			if kinds[i] == kindUnknown && first == nil {
+				first = fmt.Errorf("gpu: kernel %s parameter %d (%s) has type %q, want ptr, i32 or f32", name, i, p.Name, p.Type)
+			}
+		}
+		table[id] = kernelEntry{name: name, params: k.Params, kinds: kinds, target: k.Target}
+	}
+	return table, first
+}
+
+// kernelName is the name of kernel id: from plainKernels or the conv
+// variant table.
+func kernelName(id kernelID) string {
+	if id >= 0 && id < numPlainKernels {
+		return plainKernels[id]
+	}
+	if v, ok := variantOf(id); ok {
+		return v.name
+	}
+	return fmt.Sprintf("kernelID(%d)", int(id))
+}

@@ -1,0 +1,125 @@
+package gpu
+
+// Launchers of the dense-layer kernels of kernels/dense.cu.
+
+// DenseForward computes y = x·wᵀ + b:
+//
+//	y[n,o] = b[o] + Σ_i x[n,i] · w[o,i]
+//
+// x is (N,In), w is (Out,In), b is (Out) or nil, y is (N,Out). Kernel
+// dense_fwd_v1, 1-D over N·Out.
+func (d *Device) DenseForward(n, in, out int, x, w, b, y *Buffer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.denseForward(n, in, out, x, w, b, y); err != nil {
+		return launchErr(kDenseFwd, denseShape{n, in, out}, err)
+	}
+	return nil
+}
+
+func (d *Device) denseForward(n, in, out int, x, w, b, y *Buffer) error {
+	if err := dims([]int{n, in, out}, []int{n, in}, []int{out, in}, []int{n, out}); err != nil {
+		return err
+	}
+	if err := d.need("x", x, Float32, n*in); err != nil {
+		return err
+	}
+	if err := d.need("w", w, Float32, out*in); err != nil {
+		return err
+	}
+	if err := d.needOpt("b", b, Float32, out); err != nil {
+		return err
+	}
+	if err := d.need("y", y, Float32, n*out); err != nil {
+		return err
+	}
+	grid, block := linear(n * out)
+	return d.launch(kDenseFwd, grid, block, 0, argPtr(x), argPtr(w), argPtr(b), argPtr(y),
+		argI32(n), argI32(in), argI32(out))
+}
+
+// DenseBackwardData overwrites dx (N,In) with dy·w: dx[n,i] = Σ_o dy[n,o] ·
+// w[o,i]; dy is (N,Out), w is (Out,In). Kernel dense_bwd_data_v1, 1-D over
+// N·In.
+func (d *Device) DenseBackwardData(n, in, out int, dy, w, dx *Buffer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.denseBackwardData(n, in, out, dy, w, dx); err != nil {
+		return launchErr(kDenseBwdData, denseShape{n, in, out}, err)
+	}
+	return nil
+}
+
+func (d *Device) denseBackwardData(n, in, out int, dy, w, dx *Buffer) error {
+	if err := dims([]int{n, in, out}, []int{n, in}, []int{out, in}, []int{n, out}); err != nil {
+		return err
+	}
+	if err := d.need("dy", dy, Float32, n*out); err != nil {
+		return err
+	}
+	if err := d.need("w", w, Float32, out*in); err != nil {
+		return err
+	}
+	if err := d.need("dx", dx, Float32, n*in); err != nil {
+		return err
+	}
+	grid, block := linear(n * in)
+	return d.launch(kDenseBwdData, grid, block, 0, argPtr(dy), argPtr(w), argPtr(dx),
+		argI32(n), argI32(in), argI32(out))
+}
+
+// DenseBackwardWeight overwrites dw (Out,In) with dyᵀ·x: dw[o,i] = Σ_n
+// dy[n,o] · x[n,i]; x is (N,In), dy is (N,Out). Kernel dense_bwd_weight_v1,
+// 1-D over Out·In.
+func (d *Device) DenseBackwardWeight(n, in, out int, x, dy, dw *Buffer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.denseBackwardWeight(n, in, out, x, dy, dw); err != nil {
+		return launchErr(kDenseBwdWeight, denseShape{n, in, out}, err)
+	}
+	return nil
+}
+
+func (d *Device) denseBackwardWeight(n, in, out int, x, dy, dw *Buffer) error {
+	if err := dims([]int{n, in, out}, []int{n, in}, []int{out, in}, []int{n, out}); err != nil {
+		return err
+	}
+	if err := d.need("x", x, Float32, n*in); err != nil {
+		return err
+	}
+	if err := d.need("dy", dy, Float32, n*out); err != nil {
+		return err
+	}
+	if err := d.need("dw", dw, Float32, out*in); err != nil {
+		return err
+	}
+	grid, block := linear(out * in)
+	return d.launch(kDenseBwdWeight, grid, block, 0, argPtr(x), argPtr(dy), argPtr(dw),
+		argI32(n), argI32(in), argI32(out))
+}
+
+// ReduceCols overwrites out (cols) with the column sums of a (rows,cols):
+// out[j] = Σ_i a[i,j] (the dense bias gradient). Kernel reduce_cols_v1, 1-D
+// over cols.
+func (d *Device) ReduceCols(rows, cols int, a, out *Buffer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.reduceCols(rows, cols, a, out); err != nil {
+		return launchErr(kReduceCols, rowShape{rows, cols}, err)
+	}
+	return nil
+}
+
+func (d *Device) reduceCols(rows, cols int, a, out *Buffer) error {
+	if err := dims([]int{rows, cols}, []int{rows, cols}); err != nil {
+		return err
+	}
+	if err := d.need("a", a, Float32, rows*cols); err != nil {
+		return err
+	}
+	if err := d.need("out", out, Float32, cols); err != nil {
+		return err
+	}
+	grid, block := linear(cols)
+	return d.launch(kReduceCols, grid, block, 0, argPtr(a), argPtr(out), argI32(rows), argI32(cols))
+}

@@ -1,0 +1,73 @@
+package kernels
+
+// docs holds what each kernel computes and how it is launched, keyed by
+// kernel name: Kernel.Doc of the generated table (table_gen.go). A kernel
+// without a doc, or a doc for no kernel, fails TestDocs.
+var docs = map[string]string{
+	"conv2d_fwd_v1_direct": "y[n,k,p,q] = b[k] + Σ_c Σ_r Σ_s w[k,c,r,s]·x[n,c,p·sh−ph+r,q·sw−pw+s] (zero padding; " +
+		"sum from 0 over c,r,s ascending, b[k] added last; b may be null). 1-D over N·K·P·Q.",
+	"conv2d_bwd_data_v1_direct": "dx[n,c,h,v] = Σ_k Σ_r Σ_s w[k,c,r,s]·dy[n,k,(h+ph−r)/sh,(v+pw−s)/sw] over exact, " +
+		"in-range divisions (gather, sum from 0 over k,r,s ascending). 1-D over N·C·H·W.",
+	"conv2d_bwd_filter_v1_direct": "dw[k,c,r,s] = Σ_n Σ_p Σ_q dy[n,k,p,q]·x[n,c,p·sh−ph+r,q·sw−pw+s]; one block per dw " +
+		"element, thread t sums terms t, t+256, … then a fixed shared-memory tree. " +
+		"grid.x = K·C·R·S, block.x = 256.",
+	"conv2d_bwd_bias_v1": "db[k] = Σ_n Σ_pq dy[n,k,pq]; one block per k, strided per-thread sums then a fixed " +
+		"shared-memory tree. grid.x = K, block.x = 256.",
+	"conv2d_fwd_v2_igemm": "y = act(b[k] + Σ_c,r,s w[k,c,r,s]·x[n,c,p·sh−ph+r,q·sw−pw+s]) as an FP32 implicit GEMM " +
+		"(M = N·P·Q, N = K, K = C·R·S; 128×64×8 tiles, FFMA chain from 0, b[k] added last; b may " +
+		"be null; act = ReLU when relu ≠ 0). grid = (⌈N·P·Q/128⌉, ⌈K/64⌉), block.x = 256.",
+	"conv2d_bwd_data_v2_igemm": "dx as conv2d_bwd_data_v1_direct, as an FP32 implicit GEMM (M = N·H·W, N = C, " +
+		"K = K·R·S). grid = (⌈N·H·W/128⌉, ⌈C/64⌉), block.x = 256.",
+	"conv2d_bwd_filter_v2_igemm": "split z of dw: ws[z,k,c,r,s] = Σ over j = (n·P+p)·Q+q in [8·tilesPerSplit·z, " +
+		"8·tilesPerSplit·(z+1)) of dy·x, an FP32 implicit GEMM (M = C·R·S, N = K, K = N·P·Q). " +
+		"grid = (⌈C·R·S/128⌉, ⌈K/64⌉, splits), block.x = 256.",
+	"conv2d_bwd_filter_v2_reduce": "dw[i] = Σ_z ws[z·n+i], z ascending from ws[i] (fixed order). 1-D over n.",
+	"conv2d_bwd_data_v4_igemm_strided": "dx as conv2d_bwd_data_v2_igemm, decomposed by stride phase (one dense FP32 GEMM per " +
+		"(h mod sh, w mod sw): M = N·⌈H/sh⌉·⌈W/sw⌉, N = C, K = K·⌈R/sh⌉·⌈S/sw⌉ at most; no zero terms). " +
+		"grid = (⌈N·⌈H/sh⌉·⌈W/sw⌉/128⌉, ⌈C/64⌉, sh·sw), block.x = 256.",
+	"conv2d_fwd_v6_igemm_wide": "conv2d_fwd_v2_igemm (same bits) with 128×128×8 tiles, 8×8 outputs per thread. " +
+		"grid = (⌈N·P·Q/128⌉, ⌈K/128⌉), block.x = 256.",
+	"conv2d_bwd_data_v6_igemm_wide": "conv2d_bwd_data_v2_igemm (same bits) with 128×128×8 tiles. " +
+		"grid = (⌈N·H·W/128⌉, ⌈C/128⌉), block.x = 256.",
+	"conv2d_bwd_data_v6_igemm_wide_strided": "conv2d_bwd_data_v4_igemm_strided (same bits) with 128×128×8 tiles. " +
+		"grid = (⌈N·⌈H/sh⌉·⌈W/sw⌉/128⌉, ⌈C/128⌉, sh·sw), block.x = 256.",
+	"conv2d_bwd_filter_v6_igemm_wide": "conv2d_bwd_filter_v2_igemm (same splits, same bits) with 128×128×8 tiles. " +
+		"grid = (⌈C·R·S/128⌉, ⌈K/128⌉, splits), block.x = 256.",
+	"conv2d_fwd_v3_igemm_tf32": "conv2d_fwd_v2_igemm on TF32 tensor cores (mma.sync m16n8k8; operands rounded to TF32 " +
+		"with cvt.rna, float32 accumulation). grid = (⌈N·P·Q/128⌉, ⌈K/64⌉), block.x = 256.",
+	"conv2d_bwd_data_v3_igemm_tf32": "conv2d_bwd_data_v2_igemm on TF32 tensor cores. grid = (⌈N·H·W/128⌉, ⌈C/64⌉), " +
+		"block.x = 256.",
+	"conv2d_bwd_filter_v3_igemm_tf32": "conv2d_bwd_filter_v2_igemm on TF32 tensor cores (same splits; the second pass is " +
+		"conv2d_bwd_filter_v2_reduce). grid = (⌈C·R·S/128⌉, ⌈K/64⌉, splits), block.x = 256.",
+	"conv2d_bwd_data_v5_igemm_strided_tf32": "conv2d_bwd_data_v4_igemm_strided on TF32 tensor cores. " +
+		"grid = (⌈N·⌈H/sh⌉·⌈W/sw⌉/128⌉, ⌈C/64⌉, sh·sw), block.x = 256.",
+	"relu_fwd_v1": "y = x > 0 ? x : 0, NaN propagates. 1-D over n.",
+	"relu_bwd_v1": "dx = x > 0 ? dy : 0 (x the forward input). 1-D over n.",
+	"maxpool_fwd_v1": "y = first maximum of each R×S window in row-major order (strict >, a NaN wins); " +
+		"argmax = its flat index into x (int32). 1-D over N·C·P·Q.",
+	"maxpool_bwd_v1": "dx[i] = Σ dy over the windows (p,q ascending) containing i whose argmax == i " +
+		"(gather, no atomics). 1-D over N·C·H·W.",
+	"dense_fwd_v1": "y[n,o] = b[o] + Σ_i x[n,i]·w[o,i], w is (Out,In); sum from 0 over i ascending, " +
+		"b[o] added last; b may be null. 1-D over N·Out.",
+	"dense_bwd_data_v1":   "dx[n,i] = Σ_o dy[n,o]·w[o,i] (o ascending). 1-D over N·In.",
+	"dense_bwd_weight_v1": "dw[o,i] = Σ_n dy[n,o]·x[n,i] (n ascending). 1-D over Out·In.",
+	"reduce_cols_v1":      "out[j] = Σ_i a[i,j] (i ascending; the dense bias gradient). 1-D over cols.",
+	"softmax_ce_v1": "per row: stable log-softmax; loss_rows[n] = −log softmax[label]; dlogits[n,:] = " +
+		"(softmax − onehot)/N (dlogits may be null); a label outside [0,classes) gives a NaN " +
+		"loss and a NaN dlogits row. 1-D over N.",
+	"mse_v1": "loss_rows[n] = ½ Σ_d (t−y)²; dy = (y−t)/N (dy may be null). 1-D over N.",
+	"reduce_sum_v1": "out[0] = scale·Σ a: strided per-thread sums, then a fixed shared-memory tree. " +
+		"grid.x = 1, block.x = 256.",
+	"count_correct_v1": "acc[0] += number of rows whose first-largest logit is the label (integer count, " +
+		"fixed reduction, one float add). grid.x = 1, block.x = 256.",
+	"accumulate_v1":   "dst += src. 1-D over n.",
+	"sgd_momentum_v1": "v = momentum·v + (g + weight_decay·p); p = p − lr·v. 1-D over n.",
+	"sgd_nesterov_v1": "d = g + weight_decay·p; v = momentum·v + d; p = p − lr·(d + momentum·v) (Nesterov). " +
+		"1-D over n.",
+	"adam_v1": "Adam/AdamW step: p = p·decay (decoupled) or g = g + l2·p (else, l2 ≠ 0); m = beta1·m + " +
+		"one_minus_beta1·g; v = beta2·v + (one_minus_beta2·g)·g; p = p − step_size·m/(√v/bc2_sqrt + eps) " +
+		"(div.rn, sqrt.rn; scalars from geom.AdamCoefficients). 1-D over n.",
+	"gather_rows_f32_v1": "dst[r,:] = src[idx[r],:] (float32; the host validates idx). 1-D over rows·rowLen.",
+	"gather_rows_i32_v1": "dst[r,:] = src[idx[r],:] (int32; the host validates idx). 1-D over rows·rowLen.",
+	"fill_f32_v1":        "p[i] = v. 1-D over n.",
+}
