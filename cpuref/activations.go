@@ -13,16 +13,11 @@ import (
 //
 // Numerics. float64 (and any element type other than float32) evaluates
 // the formulas in float64 with Go's math package. float32 evaluates the
-// libm-free float32 functions of mathf.go, which the GPU kernels reproduce
-// bit for bit (cpuref/testdata/actf_check.cc is their C form over
-// kernels/mathf.cuh), except the exact GELU: erf has no float32 twin yet,
-// so GELU(approximate='none') in float32 is computed in float64 with
-// math.Erfc and math.Exp and rounded once to float32. A GPU kernel that
-// evaluates the same float64 formula with CUDA's double-precision erfc and
-// exp (both within 2 ulp of double) and rounds once gets the same float32
-// except where the exact value lies within ~10^−15 (relative) of a
-// rounding boundary of float32, about one input in 10^7: its tests compare
-// with a tolerance of 1 ulp.
+// libm-free float32 functions of mathf.go (exp from kernels/mathf.cuh's
+// twin; expm1, tanh, sigmoid, erf and erfc from documented polynomials),
+// which the GPU kernels reproduce bit for bit: cpuref/testdata/actf_check.cc
+// is their C form over kernels/mathf.cuh, compared with the Go functions
+// bit for bit by TestMathfTwinsAgainstC, ready for a kernel to include.
 //
 // Backward passes take the forward input x (leaky ReLU, SiLU, GELU) or the
 // forward output y (sigmoid, tanh), as PyTorch saves them, and compute
@@ -303,8 +298,8 @@ func checkGELU(op string, approx GELUApprox) error {
 //	          z = 2·√(2/π)·(x + 0.044715·x³)
 //
 // the tanh form evaluated as x·σ(z) (timesSigmoidf32 in float32, which
-// avoids the cancellation of 1 + tanh for negative x), the erf form as in
-// the note above (float64, then rounded). A NaN stays NaN. x and y may be
+// avoids the cancellation of 1 + tanh for negative x), the erf form with
+// erfc (geluErff32 in float32: Taylor erf near 0, e^(−a²)·t·Q(t) beyond). A NaN stays NaN. x and y may be
 // the same slice. An error wrapping geom.ErrGeometry is returned, before
 // any work, when x is empty or has 2³¹ elements or more, or the lengths
 // differ; one wrapping geom.ErrHyperparameter for an unknown approx.
@@ -319,7 +314,7 @@ func GELUForward[T Float](x, y []T, approx GELUApprox) error {
 	if approx == GELUTanh {
 		mapUnary(x, y, geluTanhf32, geluTanh64)
 	} else {
-		mapUnary(x, y, func(v float32) float32 { return float32(geluErf64(float64(v))) }, geluErf64)
+		mapUnary(x, y, geluErff32, geluErf64)
 	}
 	return nil
 }
@@ -329,8 +324,7 @@ func GELUForward[T Float](x, y []T, approx GELUApprox) error {
 //	GELUErf:  dx = dy·(Φ(x) + x·φ(x)),  φ(x) = e^(−x²/2)/√(2π)
 //	GELUTanh: dx = dy·(σ(z) + x·σ'(z)·z'),  z' = 2·√(2/π)·(1 + 3·0.044715·x²)
 //
-// (geluTanhGradf32 in float32; the erf form's derivative in float64,
-// rounded to T). dx may be the same slice as dy. Errors are those of
+// (geluTanhGradf32 and geluErfGradf32 in float32). dx may be the same slice as dy. Errors are those of
 // GELUForward.
 func GELUBackward[T Float](x, dy, dx []T, approx GELUApprox) error {
 	// x, dy and dx are (L)
@@ -344,7 +338,7 @@ func GELUBackward[T Float](x, dy, dx []T, approx GELUApprox) error {
 	if approx == GELUTanh {
 		mapGrad(x, dy, dx, geluTanhGradf32, geluTanhGrad64)
 	} else {
-		mapGrad(x, dy, dx, func(v float32) float32 { return float32(geluErfGrad64(float64(v))) }, geluErfGrad64)
+		mapGrad(x, dy, dx, geluErfGradf32, geluErfGrad64)
 	}
 	return nil
 }

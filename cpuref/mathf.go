@@ -5,7 +5,8 @@ import "math"
 // The float32 functions of this file are the Go twins of the kernels'
 // deterministic single-precision math: expf32 is kernels/mathf.cuh's
 // mathf_expf, operation for operation, and the others (expm1f32, tanhf32,
-// sigmoidf32, siluf32, geluTanhf32) are written in the same way, from
+// sigmoidf32, siluf32, geluTanhf32, erff32, erfcf32, geluErff32 and the
+// gradients) are written in the same way, from
 // float32 additions, multiplications, divisions and fused multiply-adds,
 // each one IEEE-754 operation rounded to nearest even, no libm, no table,
 // no approximate instruction. A CUDA kernel that performs the same
@@ -231,4 +232,106 @@ func geluTanhGradf32(x float32) float32 {
 	}
 	dz := float32(geluK) * (1 + float32(float32(gelu3C)*float32(x*x)))
 	return s + float32(float32(x*sp)*dz)
+}
+
+// The exact GELU, x·Φ(x) with Φ(x) = ½·erfc(−x/√2), from erff32 and
+// erfcf32, whose coefficients cpuref/testdata/fit_erfc.py computes.
+const (
+	invSqrt2   = 0x1.6a09e6p-1 // 1/√2 rounded to float32
+	invSqrt2Pi = 0x1.988454p-2 // 1/√(2π) rounded to float32
+)
+
+// erff32 returns erf(h) for |h| < 0.5 by its Taylor series,
+//
+//	erf(h) = h·(c0 + z·(c1 + … + z·c7)),  z = h·h,  c_n = 2/√π·(−1)^n/(n!·(2n+1))
+//
+// (truncation below 10^−10 relative), Horner with fma, then one product.
+func erff32(h float32) float32 {
+	const (
+		c0 = 0x1.20dd76p+0
+		c1 = -0x1.812746p-2
+		c2 = 0x1.ce2f22p-4
+		c3 = -0x1.b82ce4p-6
+		c4 = 0x1.565bcep-8
+		c5 = -0x1.c02db4p-11
+		c6 = 0x1.f9a326p-14
+		c7 = -0x1.f4d25cp-17
+	)
+	z := float32(h * h)
+	p := fma32(c7, z, c6)
+	p = fma32(p, z, c5)
+	p = fma32(p, z, c4)
+	p = fma32(p, z, c3)
+	p = fma32(p, z, c2)
+	p = fma32(p, z, c1)
+	p = fma32(p, z, c0)
+	return h * p
+}
+
+// erfcf32 returns erfc(a) for a ≥ 0.5 as
+//
+//	erfc(a) = e^(−a·a) · (t·Q(t)),  t = 1/(1 + a)
+//
+// with Q the degree-10 polynomial fitted to erfc(a)·e^(a²)/t on
+// [0.5, 10.5] (relative error 6·10^−9, see fit_erfc.py), Horner with fma.
+// The exponential's argument a·a is rounded, which costs up to a²·2^−24
+// relative: the conditioning of erfc itself, not avoidable in float32.
+func erfcf32(a float32) float32 {
+	const (
+		q10 = 0x1.ccda64p+0
+		q9  = -0x1.119e9ep+3
+		q8  = 0x1.17cbf4p+4
+		q7  = -0x1.3916acp+4
+		q6  = 0x1.84f620p+3
+		q5  = -0x1.a4ea7ap+1
+		q4  = -0x1.6f64f8p-4
+		q3  = -0x1.71de44p-2
+		q2  = 0x1.277176p-2
+		q1  = 0x1.20b66ap-1
+		q0  = 0x1.20de3ep-1
+	)
+	e := expf32(-float32(a * a))
+	t := 1 / (1 + a)
+	q := fma32(q10, t, q9)
+	q = fma32(q, t, q8)
+	q = fma32(q, t, q7)
+	q = fma32(q, t, q6)
+	q = fma32(q, t, q5)
+	q = fma32(q, t, q4)
+	q = fma32(q, t, q3)
+	q = fma32(q, t, q2)
+	q = fma32(q, t, q1)
+	q = fma32(q, t, q0)
+	return e * float32(t*q)
+}
+
+// phif32 returns Φ(x) = ½·erfc(−x/√2): with h = x·(1/√2) and a = |h|,
+//
+//	a < 0.5 (or NaN): Φ = 0.5 + 0.5·erff32(h)
+//	h < 0:            Φ = 0.5·erfcf32(a)        (the tail keeps its relative accuracy)
+//	otherwise:        Φ = 1 − 0.5·erfcf32(a)
+func phif32(x float32) float32 {
+	h := x * invSqrt2
+	a := float32(math.Abs(float64(h)))
+	if !(a >= 0.5) {
+		return 0.5 + float32(0.5*erff32(h))
+	}
+	c := erfcf32(a)
+	if h < 0 {
+		return 0.5 * c
+	}
+	return 1 - float32(0.5*c)
+}
+
+// geluErff32 returns x·phif32(x).
+func geluErff32(x float32) float32 { return x * phif32(x) }
+
+// geluErfGradf32 returns the derivative of the exact GELU,
+//
+//	g = Φ(x) + x·φ(x),  φ(x) = expf32(−(x·x)·0.5)·(1/√(2π))
+//
+// every operation rounded to float32 in that order.
+func geluErfGradf32(x float32) float32 {
+	phi := expf32(-float32(float32(x*x)*0.5)) * invSqrt2Pi
+	return phif32(x) + float32(x*phi)
 }

@@ -95,6 +95,7 @@ func TestMathfTwinsAgainstC(t *testing.T) {
 	twins := map[string]func(float32) float32{
 		"expf": expf32, "expm1f": expm1f32, "tanhf": tanhf32, "sigmoidf": sigmoidf32, "siluf": siluf32,
 		"silu_gradf": siluGradf32, "gelu_tanhf": geluTanhf32, "gelu_tanh_gradf": geluTanhGradf32,
+		"gelu_erff": geluErff32, "gelu_erf_gradf": geluErfGradf32,
 	}
 	counts := map[string]int{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
@@ -136,7 +137,8 @@ func TestMathfTwinsAgainstC(t *testing.T) {
 // their zeros, hence 1e-7 there. GELU's z(x) is rounded (relative 2^−24 of
 // up to |z| ≈ 90) before the exponential, which amplifies that error by
 // cond(x) = |x·z'(x)·(1 − σ(z))|, GELU's condition number (up to ~250 in
-// the negative tail); no float32 evaluation of z avoids it.
+// the negative tail); no float32 evaluation of z avoids it. The exact
+// GELU's e^(−x²/2) (inside erfc, and φ) has the same conditioning, x².
 func TestMathfAccuracy(t *testing.T) {
 	sigmoid := func(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 	z := func(x float64) float64 { return geluK * (x + geluC*x*x*x) }
@@ -159,6 +161,8 @@ func TestMathfAccuracy(t *testing.T) {
 			s := sigmoid(z(x))
 			return s + x*s*(1-s)*geluK*(1+3*geluC*x*x)
 		}, 2, 1e-7, nil},
+		{"gelu_erff", geluErff32, geluErf64, 4, 0, func(x float64) float64 { return x * x }},
+		{"gelu_erf_gradf", geluErfGradf32, geluErfGrad64, 4, 1e-7, func(x float64) float64 { return x * x }},
 	} {
 		t.Run("func="+c.name, func(t *testing.T) {
 			worst, worstX := 0.0, float32(0)

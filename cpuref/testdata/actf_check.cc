@@ -102,6 +102,55 @@ MATHF_FN float actf_gelu_tanh_gradf(float x) {
   return s + (x * sp) * dz;
 }
 
+// actf_erff: erf(h) for |h| < 0.5, Taylor series in h² (Horner with fma), times h.
+MATHF_FN float actf_erff(float h) {
+  float z = h * h;
+  float p = __builtin_fmaf(-0x1.f4d25cp-17f, z, 0x1.f9a326p-14f);
+  p = __builtin_fmaf(p, z, -0x1.c02db4p-11f);
+  p = __builtin_fmaf(p, z, 0x1.565bcep-8f);
+  p = __builtin_fmaf(p, z, -0x1.b82ce4p-6f);
+  p = __builtin_fmaf(p, z, 0x1.ce2f22p-4f);
+  p = __builtin_fmaf(p, z, -0x1.812746p-2f);
+  p = __builtin_fmaf(p, z, 0x1.20dd76p+0f);
+  return h * p;
+}
+
+// actf_erfcf: erfc(a) for a ≥ 0.5 as e^(−a·a)·(t·Q(t)), t = 1/(1 + a) (fit_erfc.py).
+MATHF_FN float actf_erfcf(float a) {
+  float e = mathf_expf(-(a * a));
+  float t = 1.0f / (1.0f + a);
+  float q = __builtin_fmaf(0x1.ccda64p+0f, t, -0x1.119e9ep+3f);
+  q = __builtin_fmaf(q, t, 0x1.17cbf4p+4f);
+  q = __builtin_fmaf(q, t, -0x1.3916acp+4f);
+  q = __builtin_fmaf(q, t, 0x1.84f620p+3f);
+  q = __builtin_fmaf(q, t, -0x1.a4ea7ap+1f);
+  q = __builtin_fmaf(q, t, -0x1.6f64f8p-4f);
+  q = __builtin_fmaf(q, t, -0x1.71de44p-2f);
+  q = __builtin_fmaf(q, t, 0x1.277176p-2f);
+  q = __builtin_fmaf(q, t, 0x1.20b66ap-1f);
+  q = __builtin_fmaf(q, t, 0x1.20de3ep-1f);
+  return e * (t * q);
+}
+
+// actf_phif: Φ(x) = ½·erfc(−x/√2).
+MATHF_FN float actf_phif(float x) {
+  float h = x * 0x1.6a09e6p-1f;
+  float a = actf_fabsf(h);
+  if (!(a >= 0.5f)) return 0.5f + 0.5f * actf_erff(h);
+  float c = actf_erfcf(a);
+  if (h < 0.0f) return 0.5f * c;
+  return 1.0f - 0.5f * c;
+}
+
+// actf_gelu_erff: x·Φ(x), GELU(approximate='none').
+MATHF_FN float actf_gelu_erff(float x) { return x * actf_phif(x); }
+
+// actf_gelu_erf_gradf: Φ(x) + x·φ(x), φ(x) = e^(−(x·x)·0.5)/√(2π).
+MATHF_FN float actf_gelu_erf_gradf(float x) {
+  float phi = mathf_expf(-((x * x) * 0.5f)) * 0x1.988454p-2f;
+  return actf_phif(x) + x * phi;
+}
+
 static uint32_t bits_of(float x) { return __builtin_bit_cast(uint32_t, x); }
 
 static void emit(float x) {
@@ -114,6 +163,8 @@ static void emit(float x) {
   printf("silu_gradf 0x%08x 0x%08x\n", b, bits_of(actf_silu_gradf(x)));
   printf("gelu_tanhf 0x%08x 0x%08x\n", b, bits_of(actf_gelu_tanhf(x)));
   printf("gelu_tanh_gradf 0x%08x 0x%08x\n", b, bits_of(actf_gelu_tanh_gradf(x)));
+  printf("gelu_erff 0x%08x 0x%08x\n", b, bits_of(actf_gelu_erff(x)));
+  printf("gelu_erf_gradf 0x%08x 0x%08x\n", b, bits_of(actf_gelu_erf_gradf(x)));
 }
 
 int main(int argc, char** argv) {
