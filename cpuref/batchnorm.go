@@ -230,8 +230,9 @@ func BatchNormTrainForward32(n, c, hw int, x, gamma, beta, y, saveMean, saveInvS
 func laneAdd(lanes *[bnLanes]float32, t int, seg []float32) int {
 	for len(seg) > 0 {
 		l := lanes[t:min(bnLanes, t+len(seg))]
+		v := seg[:len(l)]
 		for i := range l {
-			l[i] += seg[i]
+			l[i] += v[i]
 		}
 		seg = seg[len(l):]
 		t = (t + len(l)) % bnLanes
@@ -244,8 +245,9 @@ func laneAdd(lanes *[bnLanes]float32, t int, seg []float32) int {
 func laneAddSqDev(lanes *[bnLanes]float32, t int, seg []float32, mean float32) int {
 	for len(seg) > 0 {
 		l := lanes[t:min(bnLanes, t+len(seg))]
+		v := seg[:len(l)]
 		for i := range l {
-			d := seg[i] - mean
+			d := v[i] - mean
 			l[i] += float32(d * d)
 		}
 		seg = seg[len(l):]
@@ -254,17 +256,21 @@ func laneAddSqDev(lanes *[bnLanes]float32, t int, seg []float32, mean float32) i
 	return t
 }
 
-// laneAddDyXhat is laneAdd of the values dy[k]·x̂[k], x̂ = (x[k] − mean)·invStd,
-// every operation rounded to float32.
-func laneAddDyXhat(lanes *[bnLanes]float32, t int, dy, x []float32, mean, invStd float32) int {
+// laneAddBackward is laneAdd of dy[k] into lanes and of dy[k]·x̂[k],
+// x̂ = (x[k] − mean)·invStd, into lanes2, every operation rounded to
+// float32: the two sums of the backward pass in one sweep.
+func laneAddBackward(lanes, lanes2 *[bnLanes]float32, t int, dy, x []float32, mean, invStd float32) int {
 	for len(dy) > 0 {
-		l := lanes[t:min(bnLanes, t+len(dy))]
+		n := min(bnLanes-t, len(dy))
+		l, l2 := lanes[t:t+n], lanes2[t:t+n]
+		d, xs := dy[:n], x[:n]
 		for i := range l {
-			xh := float32((x[i] - mean) * invStd)
-			l[i] += float32(dy[i] * xh)
+			xh := float32((xs[i] - mean) * invStd)
+			l[i] += d[i]
+			l2[i] += float32(d[i] * xh)
 		}
-		dy, x = dy[len(l):], x[len(l):]
-		t = (t + len(l)) % bnLanes
+		dy, x = dy[n:], x[n:]
+		t = (t + n) % bnLanes
 	}
 	return t
 }
@@ -401,8 +407,7 @@ func BatchNormBackward32(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, d
 		t := 0
 		for i := 0; i < n; i++ {
 			off := (i*c + ch) * hw
-			laneAdd(&lanes, t, dy[off:off+hw])
-			t = laneAddDyXhat(&lanes2, t, dy[off:off+hw], x[off:off+hw], mean, invStd)
+			t = laneAddBackward(&lanes, &lanes2, t, dy[off:off+hw], x[off:off+hw], mean, invStd)
 		}
 		sdy, sdyx := laneTree(&lanes), laneTree(&lanes2)
 		dbeta[ch], dgamma[ch] = sdy, sdyx
