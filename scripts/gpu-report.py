@@ -111,7 +111,7 @@ def machine(logs):
     if cuda and cuda.strip():
         m["cuda"] = cuda.strip()
     # "device: NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)" from BenchmarkConvPeer.
-    dm = re.search(r"device: (.+) \(sm_(\d)(\d+), (\d+) SMs\)", read(os.path.join(logs, "conv-ours.log")) or "")
+    dm = re.search(r"device: (.+) \(sm_(\d+)(\d), (\d+) SMs\)", read(os.path.join(logs, "conv-ours.log")) or "")
     if dm:
         m.setdefault("gpu", dm.group(1))
         m["compute_capability"] = f"{dm.group(2)}.{dm.group(3)}"
