@@ -121,10 +121,13 @@ func (c *convBufs) at(i int) (x, y *Buffer) {
 	return c.xs[i%len(c.xs)], c.ys[i%len(c.ys)]
 }
 
+// free frees the buffers and empties the device's cache of freed memory,
+// so that a suite of shapes needs the memory of its largest shape only.
 func (c *convBufs) free() {
 	for _, buf := range []*Buffer{c.w, c.bias, c.xAll, c.yAll} {
 		buf.Free()
 	}
+	c.w.Device().ReleaseCached()
 }
 
 // randomBuf returns a buffer of n values uniform in [−1, 1): a random

@@ -379,7 +379,7 @@ end_step "epoch vs pytorch"
 
 # 5. compute-sanitizer over the reduced run.
 begin_step 5 "compute-sanitizer"
-sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
+sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda-*/bin/compute-sanitizer 2>/dev/null | head -n 1)
 if on_mock; then
 	md "Skipped: mock (compute-sanitizer needs a GPU)." ""
 	skip_step mock

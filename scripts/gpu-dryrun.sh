@@ -64,7 +64,7 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 assert s["mock"] and s["complete"] and [x["n"] for x in s["steps"]] == [1, 2, 3, 4, 5, 6], s["steps"]
 assert len(s["conv"]) == 6 and all(r["ours_ms"] for r in s["conv"]), s["conv"]
-assert s["train"]["epoch"]["train_images"] == 1280, s["train"]
+assert s["train"]["epoch"]["train_images"] == 1280 and s["train"]["epoch"]["epoch_s"] is not None, s["train"]
 m = s["machine"]  # the stand-in nvidia-smi's clock, the mock's 84 SMs of sm_86
 assert m["driver"] == "580.65.06" and m["cuda"] == "13.0" and m["sms"] == 84, m
 assert abs(m["fp32_peak_gflops"] - 84 * 128 * 2 * 1.98) < 1e-6, m

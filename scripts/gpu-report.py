@@ -164,7 +164,16 @@ def conformance(logs):
 
 
 EPOCH_RE = re.compile(r"^epoch (\d+)/(\d+)\s+loss ([\d.]+|NaN)\s+train ([\d.]+)%\s+test ([\d.]+)%\s+"
-                      r"(\d+) images/s\s+epoch ([\d.]+)s", re.M)
+                      r"(\d+) images/s\s+epoch (\S+)", re.M)
+DURATION_UNITS = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def go_duration(text):
+    """Seconds of a Go time.Duration's text ("1m2.5s", "100ms"), or None."""
+    parts = re.findall(r"([\d.]+)(h|ms|m|s|us|µs|ns)", text or "")
+    if not parts or "".join(v + u for v, u in parts) != text:
+        return None
+    return sum(float(v) * DURATION_UNITS[u] for v, u in parts)
 DATA_RE = re.compile(r"^data\s+.*?(\d+) training", re.M)
 
 
@@ -188,7 +197,7 @@ def train(logs):
         if m:
             ips = int(m.group(6))
             e = {"loss": num(m.group(3)), "train_accuracy": num(m.group(4)) / 100,
-                 "test_accuracy": num(m.group(5)) / 100, "images_per_s": ips, "epoch_s": num(m.group(7))}
+                 "test_accuracy": num(m.group(5)) / 100, "images_per_s": ips, "epoch_s": go_duration(m.group(7))}
             d = DATA_RE.search(text)
             if d and ips:
                 n = int(d.group(1))
