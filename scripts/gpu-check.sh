@@ -381,7 +381,12 @@ end_step "epoch vs pytorch"
 begin_step 5 "compute-sanitizer"
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda-*/bin/compute-sanitizer 2>/dev/null | head -n 1)
 if on_mock; then
-	md "Skipped: mock (compute-sanitizer needs a GPU)." ""
+	# The test the tools would run must exist.
+	tcmd "$logs/sanitizer-list.log" "$root/gpu" "$bin/$gpu_test" -test.list '^TestSanitizeCUDA$'
+	rc=$?
+	grep -q '^TestSanitizeCUDA$' "$logs/sanitizer-list.log" || rc=1
+	md "Skipped: mock (compute-sanitizer needs a GPU); $gpu_test -test.list '^TestSanitizeCUDA\$': $(status_of $rc)." ""
+	mark $rc
 	skip_step mock
 elif [[ -z "$sanitizer" ]]; then
 	md "Skipped: compute-sanitizer not found (it comes with the CUDA toolkit)." ""

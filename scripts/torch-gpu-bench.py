@@ -43,7 +43,8 @@ and no synchronisation in between, each chunk behind enough fills of a
 64 MiB scratch tensor to keep the GPU busy while the host queues it (from
 the host's measured queueing time and the fill's measured time), so the
 interval between two events is the kernel's time, not the launch cost;
-the median interval.
+the median interval. The outputs come from PyTorch's caching allocator
+(the same block run after run); convtrain's rotate with the inputs.
 
 --device cpu runs the same code on the CPU with wall-clock timing (a check
 of this script on machines without a GPU; its numbers are not the peer).
