@@ -290,10 +290,10 @@ else
 		key=${spec%%|*}
 		args=(${spec#*|} -data "$bin/mnist")
 		log=$logs/train-$key.log
-		if on_mock && [[ $key == compare-* ]]; then
-			md "### train $key: skipped: mock (no-op kernels cannot match the CPU)" ""
-			continue
-		fi
+		# On the mock the GPU's losses are 0 (no-op kernels): compare runs
+		# with a tolerance that passes anything, to walk the command and
+		# the parsing of its result.
+		on_mock && [[ $key == compare-* ]] && args+=(-tol 1e9)
 		on_mock && args+=(-limit 1280)
 		t=$SECONDS
 		tcmd "$log" "$root" "$train" "${args[@]}"
@@ -303,7 +303,7 @@ else
 		md ""
 		mark $rc
 	done
-	on_mock && skip_step "mock (compare skipped; the epoch ran on no-op kernels)"
+	on_mock && skip_step "mock (no-op kernels; compare with -tol 1e9)"
 fi
 end_step "train"
 

@@ -361,8 +361,8 @@ def main():
     ap.add_argument("--device", default="cuda", help="cuda (default) or cpu (script check only)")
     args = ap.parse_args()
     parts = args.part.split(",")
-    if args.reps < 1 or args.warmup < 0 or args.limit < 0:
-        ap.error("--reps must be ≥ 1, --warmup and --limit ≥ 0")
+    if args.reps < 1 or not 0 <= args.warmup <= CHUNK or args.limit < 0:
+        ap.error(f"--reps must be ≥ 1, --warmup 0 to {CHUNK}, --limit ≥ 0")
     if not set(parts) <= {"conv", "net", "mnist"}:
         ap.error(f"--part {args.part}: want conv, net and/or mnist")
     if "mnist" in parts and not args.mnist:
