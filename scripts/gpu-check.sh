@@ -44,7 +44,7 @@
 # Environment:
 #   CHECK_BUDGET     total seconds (default 480; at least 12)
 #   GPU_BUILD_DIR    the binaries (default build/gpu; build/gpu.tar.xz is
-#                    unpacked into it when newer)
+#                    unpacked into it unless it came from there)
 #   PEER_REPS        timed launches per conv pass in step 3 (default 50)
 #   GPU_CHECK_MOCK   folder of the test-only mock libcuda.so.1 (see
 #                    scripts/ci-cuda.sh): a dry run on a machine without a
@@ -82,11 +82,14 @@ bin=${GPU_BUILD_DIR:-build/gpu}
 archive=""
 if [[ -f "$bin.tar.xz" ]]; then
 	archive="$bin.tar.xz, $(du -m "$bin.tar.xz" | cut -f1) MiB"
-	if [[ ! -d "$bin" || "$bin.tar.xz" -nt "$bin/BUILDINFO" ]]; then
+	# Unpacked unless the folder is the one it came from or was unpacked
+	# from (same checksum; scripts/gpu-session.sh records it after packing).
+	sum=$(sha256sum <"$bin.tar.xz" | cut -c1-64)
+	if [[ ! -d "$bin" || "$(cat "$bin/.archive-sha256" 2>/dev/null)" != "$sum" ]]; then
 		rm -rf "$bin"
 		mkdir -p "$(dirname "$bin")"
 		xz -dc "$bin.tar.xz" | tar -C "$(dirname "$bin")" -xf - || { echo "gpu-check: cannot unpack $bin.tar.xz" >&2; exit 2; }
-		touch "$bin/BUILDINFO"
+		echo "$sum" >"$bin/.archive-sha256"
 	fi
 fi
 bin=$(cd "$bin" 2>/dev/null && pwd) || { echo "gpu-check: $bin not found: run scripts/gpu-session.sh on a machine with Go first" >&2; exit 2; }

@@ -88,11 +88,11 @@ fi
 setsid env STEP_SLEEP=3:300 GPU_CHECK_MOCK="$mock" GPU_BUILD_DIR="$work/gpu" OUT="$work/cut" PYTHON="$py" \
 	scripts/gpu-check.sh >"$work/cut.log" 2>&1 &
 pid=$!
-for _ in $(seq 120); do
-	[[ -f "$work/cut/gpu-report-logs/steps.tsv" && $(wc -l <"$work/cut/gpu-report-logs/steps.tsv") -ge 2 ]] && break
+for _ in $(seq 240); do # step 3 starts (and sleeps) once step 2's summary is written
+	grep -q '^## 3\. ' "$work/cut/gpu-report.md" 2>/dev/null && break
 	sleep 0.5
 done
-sleep 1 # into step 3's sleep
+sleep 0.5
 kill -KILL -- "-$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
 [[ $(steps_of cut) == "1:skipped: mock"*" 2:skipped: mock"*" " ]] || fail "cut off: steps.tsv holds $(steps_of cut), want steps 1 and 2"
