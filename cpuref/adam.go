@@ -1,15 +1,10 @@
 package cpuref
 
 import (
-	"errors"
-	"fmt"
 	"math"
-)
 
-// ErrHyperparameter is wrapped by every error about an optimiser
-// hyperparameter out of its range (a negative learning rate, β outside
-// [0, 1), a step count below 1, a NaN).
-var ErrHyperparameter = errors.New("invalid optimiser hyperparameter")
+	"github.com/convtrain/convtrain/cpuref/geom"
+)
 
 // The optimisers below round every product, quotient and sum to T on its
 // own, in the order written (the explicit conversions T(·) forbid the
@@ -28,7 +23,7 @@ var ErrHyperparameter = errors.New("invalid optimiser hyperparameter")
 //
 // with η = lr, μ = momentum and λ = weightDecay. With v = 0 initially the
 // first step is PyTorch's (whose buffer starts as a copy of d). p and vel
-// are updated in place. An error wrapping ErrGeometry is returned, before
+// are updated in place. An error wrapping geom.ErrGeometry is returned, before
 // any work, when p is empty or the lengths differ.
 func SGDNesterovStep[T Float](p, grad, vel []T, lr, momentum, weightDecay T) error {
 	// p, grad and vel are (L)
@@ -46,63 +41,6 @@ func SGDNesterovStep[T Float](p, grad, vel []T, lr, momentum, weightDecay T) err
 	return nil
 }
 
-// AdamCoef holds the scalars of one Adam or AdamW step, computed in float64
-// from the hyperparameters and the step number t (from 1) as PyTorch's
-// torch.optim.Adam and AdamW compute them in Python:
-//
-//	OneMinusBeta1 = 1 − β1,  OneMinusBeta2 = 1 − β2
-//	StepSize      = η / (1 − β1^t)
-//	BC2Sqrt       = √(1 − β2^t)
-//	L2            = λ (Adam), 0 (AdamW)
-//	Decay         = 1 (Adam), 1 − η·λ (AdamW)
-//
-// The elementwise update (AdamStep, kernel adam_v1) uses them rounded to
-// the element type.
-type AdamCoef struct {
-	Beta1, Beta2                 float64
-	OneMinusBeta1, OneMinusBeta2 float64
-	StepSize, BC2Sqrt, Eps       float64
-	L2, Decay                    float64
-	Decoupled                    bool
-}
-
-// AdamCoefficients returns the scalars of step `step` (from 1) of Adam
-// (decoupled false: the weight decay λ is added to the gradient) or AdamW
-// (decoupled true: the parameters are multiplied by 1 − η·λ). An error
-// wrapping ErrHyperparameter is returned when lr < 0, β1 or β2 is outside
-// [0, 1), eps < 0, weightDecay < 0, any of them is NaN or infinite, or
-// step < 1.
-func AdamCoefficients(lr, beta1, beta2, eps, weightDecay float64, step int, decoupled bool) (AdamCoef, error) {
-	bad := func(name string, v float64, want string) (AdamCoef, error) {
-		return AdamCoef{}, fmt.Errorf("cpuref: Adam: %s = %g, want %s: %w", name, v, want, ErrHyperparameter)
-	}
-	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
-	switch {
-	case !(lr >= 0) || !finite(lr):
-		return bad("lr", lr, "≥ 0")
-	case !(beta1 >= 0 && beta1 < 1):
-		return bad("beta1", beta1, "in [0, 1)")
-	case !(beta2 >= 0 && beta2 < 1):
-		return bad("beta2", beta2, "in [0, 1)")
-	case !(eps >= 0) || !finite(eps):
-		return bad("eps", eps, "≥ 0")
-	case !(weightDecay >= 0) || !finite(weightDecay):
-		return bad("weight decay", weightDecay, "≥ 0")
-	case step < 1:
-		return AdamCoef{}, fmt.Errorf("cpuref: Adam: step %d, want ≥ 1: %w", step, ErrHyperparameter)
-	}
-	c := AdamCoef{
-		Beta1: beta1, Beta2: beta2, OneMinusBeta1: 1 - beta1, OneMinusBeta2: 1 - beta2,
-		StepSize: lr / (1 - math.Pow(beta1, float64(step))),
-		BC2Sqrt:  math.Sqrt(1 - math.Pow(beta2, float64(step))),
-		Eps:      eps, L2: weightDecay, Decay: 1, Decoupled: decoupled,
-	}
-	if decoupled {
-		c.L2, c.Decay = 0, 1-lr*weightDecay
-	}
-	return c, nil
-}
-
 // AdamStep takes step `step` (from 1) of Adam, or AdamW when decoupled is
 // true, with PyTorch's formulas (torch.optim.Adam and AdamW, amsgrad off),
 // elementwise:
@@ -115,19 +53,19 @@ func AdamCoefficients(lr, beta1, beta2, eps, weightDecay float64, step int, deco
 //
 // that is p ← p − η·m̂/(√v̂ + ε) with the bias-corrected moments
 // m̂ = m/(1 − β1^t) and v̂ = v/(1 − β2^t), ε inside the denominator as in
-// PyTorch. The scalars are those of AdamCoefficients rounded to T; each
+// PyTorch. The scalars are those of geom.AdamCoefficients rounded to T; each
 // operation is rounded to T in the order written and the square root is
 // correctly rounded. p, m (the first moment) and v (the second) are updated
-// in place; m and v start at zero. An error wrapping ErrGeometry is
+// in place; m and v start at zero. An error wrapping geom.ErrGeometry is
 // returned, before any work, when p is empty or the lengths differ, and one
-// wrapping ErrHyperparameter as AdamCoefficients says.
+// wrapping geom.ErrHyperparameter as geom.AdamCoefficients says.
 func AdamStep[T Float](p, grad, m, v []T, lr, beta1, beta2, eps, weightDecay T, step int, decoupled bool) error {
 	// p, grad, m and v are (L)
 	if err := checkElementwise("AdamStep", len(p), lenCheck{"grad", len(grad), len(p)},
 		lenCheck{"m", len(m), len(p)}, lenCheck{"v", len(v), len(p)}); err != nil {
 		return err
 	}
-	c, err := AdamCoefficients(float64(lr), float64(beta1), float64(beta2), float64(eps), float64(weightDecay), step, decoupled)
+	c, err := geom.AdamCoefficients(float64(lr), float64(beta1), float64(beta2), float64(eps), float64(weightDecay), step, decoupled)
 	if err != nil {
 		return err
 	}

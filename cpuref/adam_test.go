@@ -8,6 +8,8 @@ import (
 	"os"
 	"slices"
 	"testing"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 func TestSGDNesterovStepValues(t *testing.T) {
@@ -207,20 +209,20 @@ func TestOptimErrors(t *testing.T) {
 		err  error
 		want error
 	}{
-		{"nesterov/empty", SGDNesterovStep[float32](nil, nil, nil, 0.1, 0.9, 0), ErrGeometry},
-		{"nesterov/len(grad)", SGDNesterovStep(p, g[:1], m, 0.1, 0.9, 0), ErrGeometry},
-		{"nesterov/len(vel)", SGDNesterovStep(p, g, nil, 0.1, 0.9, 0), ErrGeometry},
-		{"adam/empty", AdamStep[float32](nil, nil, nil, nil, 0.1, 0.9, 0.999, 1e-8, 0, 1, false), ErrGeometry},
-		{"adam/len(m)", AdamStep(p, g, m[:1], v, 0.1, 0.9, 0.999, 1e-8, 0, 1, false), ErrGeometry},
-		{"adam/len(v)", AdamStep(p, g, m, nil, 0.1, 0.9, 0.999, 1e-8, 0, 1, true), ErrGeometry},
-		{"adam/step 0", adam(0.1, 0.9, 0.999, 1e-8, 0, 0), ErrHyperparameter},
-		{"adam/lr<0", adam(-0.1, 0.9, 0.999, 1e-8, 0, 1), ErrHyperparameter},
-		{"adam/lr NaN", adam(nan, 0.9, 0.999, 1e-8, 0, 1), ErrHyperparameter},
-		{"adam/beta1=1", adam(0.1, 1, 0.999, 1e-8, 0, 1), ErrHyperparameter},
-		{"adam/beta2<0", adam(0.1, 0.9, -0.5, 1e-8, 0, 1), ErrHyperparameter},
-		{"adam/eps<0", adam(0.1, 0.9, 0.999, -1, 0, 1), ErrHyperparameter},
-		{"adam/wd<0", adam(0.1, 0.9, 0.999, 1e-8, -1, 1), ErrHyperparameter},
-		{"adam/wd Inf", adam(0.1, 0.9, 0.999, 1e-8, float32(math.Inf(1)), 1), ErrHyperparameter},
+		{"nesterov/empty", SGDNesterovStep[float32](nil, nil, nil, 0.1, 0.9, 0), geom.ErrGeometry},
+		{"nesterov/len(grad)", SGDNesterovStep(p, g[:1], m, 0.1, 0.9, 0), geom.ErrGeometry},
+		{"nesterov/len(vel)", SGDNesterovStep(p, g, nil, 0.1, 0.9, 0), geom.ErrGeometry},
+		{"adam/empty", AdamStep[float32](nil, nil, nil, nil, 0.1, 0.9, 0.999, 1e-8, 0, 1, false), geom.ErrGeometry},
+		{"adam/len(m)", AdamStep(p, g, m[:1], v, 0.1, 0.9, 0.999, 1e-8, 0, 1, false), geom.ErrGeometry},
+		{"adam/len(v)", AdamStep(p, g, m, nil, 0.1, 0.9, 0.999, 1e-8, 0, 1, true), geom.ErrGeometry},
+		{"adam/step 0", adam(0.1, 0.9, 0.999, 1e-8, 0, 0), geom.ErrHyperparameter},
+		{"adam/lr<0", adam(-0.1, 0.9, 0.999, 1e-8, 0, 1), geom.ErrHyperparameter},
+		{"adam/lr NaN", adam(nan, 0.9, 0.999, 1e-8, 0, 1), geom.ErrHyperparameter},
+		{"adam/beta1=1", adam(0.1, 1, 0.999, 1e-8, 0, 1), geom.ErrHyperparameter},
+		{"adam/beta2<0", adam(0.1, 0.9, -0.5, 1e-8, 0, 1), geom.ErrHyperparameter},
+		{"adam/eps<0", adam(0.1, 0.9, 0.999, -1, 0, 1), geom.ErrHyperparameter},
+		{"adam/wd<0", adam(0.1, 0.9, 0.999, 1e-8, -1, 1), geom.ErrHyperparameter},
+		{"adam/wd Inf", adam(0.1, 0.9, 0.999, 1e-8, float32(math.Inf(1)), 1), geom.ErrHyperparameter},
 	}
 	for _, c := range cases {
 		if !errors.Is(c.err, c.want) {

@@ -2,18 +2,20 @@ package cpuref
 
 import (
 	"testing"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // benchShapes are the named conv shapes of the benchmarks: the two conv
 // layers of the default MNIST network at batch 64, and two larger ones.
 var benchShapes = []struct {
 	name string
-	g    ConvGeom
+	g    geom.ConvGeom
 }{
-	{"mnist1", ConvGeom{N: 64, C: 1, H: 28, W: 28, K: 8, R: 5, S: 5, StrideH: 1, StrideW: 1}},
-	{"mnist2", ConvGeom{N: 64, C: 8, H: 12, W: 12, K: 16, R: 5, S: 5, StrideH: 1, StrideW: 1}},
-	{"3x3pad1", ConvGeom{N: 16, C: 32, H: 28, W: 28, K: 32, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}},
-	{"3x3stride2", ConvGeom{N: 16, C: 32, H: 28, W: 28, K: 64, R: 3, S: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}},
+	{"mnist1", geom.ConvGeom{N: 64, C: 1, H: 28, W: 28, K: 8, R: 5, S: 5, StrideH: 1, StrideW: 1}},
+	{"mnist2", geom.ConvGeom{N: 64, C: 8, H: 12, W: 12, K: 16, R: 5, S: 5, StrideH: 1, StrideW: 1}},
+	{"3x3pad1", geom.ConvGeom{N: 16, C: 32, H: 28, W: 28, K: 32, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}},
+	{"3x3stride2", geom.ConvGeom{N: 16, C: 32, H: 28, W: 28, K: 64, R: 3, S: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}},
 }
 
 // BenchmarkConv2D times each conv pass of each form on each shape and
@@ -32,7 +34,7 @@ func BenchmarkConv2D(b *testing.B) {
 	}
 }
 
-func benchConv(b *testing.B, op, impl string, g ConvGeom) {
+func benchConv(b *testing.B, op, impl string, g geom.ConvGeom) {
 	rng := newRand(1)
 	x, w := randFloats[float32](rng, g.XLen()), randFloats[float32](rng, g.WLen())
 	bias, dy := randFloats[float32](rng, g.K), randFloats[float32](rng, g.YLen())
@@ -84,10 +86,10 @@ func benchConv(b *testing.B, op, impl string, g ConvGeom) {
 func BenchmarkMNISTStep(b *testing.B) {
 	const n = 64
 	rng := newRand(7)
-	g1 := ConvGeom{N: n, C: 1, H: 28, W: 28, K: 8, R: 5, S: 5, StrideH: 1, StrideW: 1}
-	p1 := PoolGeom{N: n, C: 8, H: 24, W: 24, R: 2, S: 2, StrideH: 2, StrideW: 2}
-	g2 := ConvGeom{N: n, C: 8, H: 12, W: 12, K: 16, R: 5, S: 5, StrideH: 1, StrideW: 1}
-	p2 := PoolGeom{N: n, C: 16, H: 8, W: 8, R: 2, S: 2, StrideH: 2, StrideW: 2}
+	g1 := geom.ConvGeom{N: n, C: 1, H: 28, W: 28, K: 8, R: 5, S: 5, StrideH: 1, StrideW: 1}
+	p1 := geom.PoolGeom{N: n, C: 8, H: 24, W: 24, R: 2, S: 2, StrideH: 2, StrideW: 2}
+	g2 := geom.ConvGeom{N: n, C: 8, H: 12, W: 12, K: 16, R: 5, S: 5, StrideH: 1, StrideW: 1}
+	p2 := geom.PoolGeom{N: n, C: 16, H: 8, W: 8, R: 2, S: 2, StrideH: 2, StrideW: 2}
 	c1, err := NewConv2D(g1)
 	if err != nil {
 		b.Fatal(err)
@@ -164,7 +166,7 @@ func BenchmarkMNISTStep(b *testing.B) {
 //	go test -run '^$' -bench Layers ./cpuref
 func BenchmarkLayers(b *testing.B) {
 	rng := newRand(8)
-	g := PoolGeom{N: 64, C: 8, H: 24, W: 24, R: 2, S: 2, StrideH: 2, StrideW: 2}
+	g := geom.PoolGeom{N: 64, C: 8, H: 24, W: 24, R: 2, S: 2, StrideH: 2, StrideW: 2}
 	x, dy := randFloats[float32](rng, g.XLen()), randFloats[float32](rng, g.XLen())
 	y, dx := make([]float32, g.XLen()), make([]float32, g.XLen())
 	py, arg := make([]float32, g.YLen()), make([]int32, g.YLen())

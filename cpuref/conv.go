@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/convtrain/convtrain/cpuref/geom"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 )
@@ -64,7 +65,7 @@ import (
 // after the first call with a given GOMAXPROCS no call allocates. It is not
 // safe for concurrent use.
 type Conv2D struct {
-	g        ConvGeom
+	g        geom.ConvGeom
 	p, q, pq int
 	crs      int
 	group    int  // G, images per GEMM
@@ -128,8 +129,8 @@ const reduceSlots = 16
 const groupCols = 512
 
 // NewConv2D returns a Conv2D for the geometry g, or an error wrapping
-// ErrGeometry when g is invalid.
-func NewConv2D(g ConvGeom) (*Conv2D, error) {
+// geom.ErrGeometry when g is invalid.
+func NewConv2D(g geom.ConvGeom) (*Conv2D, error) {
 	if err := g.Validate(); err != nil {
 		return nil, fmt.Errorf("cpuref: NewConv2D: %w", err)
 	}
@@ -138,7 +139,7 @@ func NewConv2D(g ConvGeom) (*Conv2D, error) {
 	c.fma = useFMAGEMM
 	c.fwdDot = c.crs >= 128 && !c.fma
 	c.implicitF = c.fma && g.StrideW == 1 && g.PadH == 0 && g.PadW == 0 &&
-		fitsProduct([]int{g.C, g.H, g.W}) && g.C*g.H*g.W <= 1<<31-1
+		geom.FitsProduct([]int{g.C, g.H, g.W}) && g.C*g.H*g.W <= 1<<31-1
 	c.implicit = c.implicitF && c.q%8 == 0
 	c.implicitD = c.implicit && c.crs%gemmMR == 0
 	if c.implicitF {
@@ -164,25 +165,25 @@ func NewConv2D(g ConvGeom) (*Conv2D, error) {
 	}
 	c.group = min(g.N, max(1, (groupCols+c.pq-1)/c.pq))
 	// The workspace of one worker is (C·R·S + K)·G·P·Q; keep it below 2³¹.
-	for c.group > 1 && !fitsProduct([]int{c.crs + g.K, c.group, c.pq}) {
+	for c.group > 1 && !geom.FitsProduct([]int{c.crs + g.K, c.group, c.pq}) {
 		c.group /= 2
 	}
-	if !fitsProduct([]int{c.crs + g.K, c.group, c.pq}) {
-		return nil, fmt.Errorf("cpuref: NewConv2D %v: workspace has 2³¹ elements or more: %w", g, ErrGeometry)
+	if !geom.FitsProduct([]int{c.crs + g.K, c.group, c.pq}) {
+		return nil, fmt.Errorf("cpuref: NewConv2D %v: workspace has 2³¹ elements or more: %w", g, geom.ErrGeometry)
 	}
 	c.ngroups = (g.N + c.group - 1) / c.group
 	c.nslots = min(c.ngroups, reduceSlots)
-	if !fitsProduct([]int{c.nslots, g.K, c.crs + 1}) {
-		return nil, fmt.Errorf("cpuref: NewConv2D %v: workspace has 2³¹ elements or more: %w", g, ErrGeometry)
+	if !geom.FitsProduct([]int{c.nslots, g.K, c.crs + 1}) {
+		return nil, fmt.Errorf("cpuref: NewConv2D %v: workspace has 2³¹ elements or more: %w", g, geom.ErrGeometry)
 	}
 	return c, nil
 }
 
 // Geom returns the geometry the Conv2D was made for.
-func (c *Conv2D) Geom() ConvGeom { return c.g }
+func (c *Conv2D) Geom() geom.ConvGeom { return c.g }
 
 // Forward computes y = conv(x, w) + b (see Conv2DForwardDirect); b may be
-// nil. y is overwritten. An error wrapping ErrGeometry is returned, before
+// nil. y is overwritten. An error wrapping geom.ErrGeometry is returned, before
 // any work, when a length differs from the shapes below.
 func (c *Conv2D) Forward(x, w, b, y []float32) error {
 	// x is (N,C,H,W), w is (K,C,R,S), b is (K) or nil, y is (N,K,P,Q)
@@ -203,7 +204,7 @@ func (c *Conv2D) Forward(x, w, b, y []float32) error {
 }
 
 // BackwardData overwrites dx with ∂E/∂x given dy = ∂E/∂y (see
-// Conv2DBackwardDataDirect). An error wrapping ErrGeometry is returned,
+// Conv2DBackwardDataDirect). An error wrapping geom.ErrGeometry is returned,
 // before any work, when a length differs from the shapes below.
 func (c *Conv2D) BackwardData(dy, w, dx []float32) error {
 	// dy is (N,K,P,Q), w is (K,C,R,S), dx is (N,C,H,W)
@@ -222,7 +223,7 @@ func (c *Conv2D) BackwardData(dy, w, dx []float32) error {
 // BackwardFilter overwrites dw with ∂E/∂w and, when db is not nil, db with
 // ∂E/∂b, given the forward input x and dy = ∂E/∂y (see
 // Conv2DBackwardFilterDirect and Conv2DBackwardBias). An error wrapping
-// ErrGeometry is returned, before any work, when a length differs from the
+// geom.ErrGeometry is returned, before any work, when a length differs from the
 // shapes below.
 func (c *Conv2D) BackwardFilter(x, dy, dw, db []float32) error {
 	// x is (N,C,H,W), dy is (N,K,P,Q), dw is (K,C,R,S), db is (K) or nil

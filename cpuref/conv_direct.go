@@ -1,6 +1,10 @@
 package cpuref
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
+)
 
 // Float is the element type of the generic reference operations: float32
 // for the training path, float64 for gradient checks.
@@ -8,7 +12,7 @@ type Float interface{ ~float32 | ~float64 }
 
 // checkConv validates g and the lengths of the buffers named in lens
 // (name, got, want), before any work.
-func checkConv(op string, g ConvGeom, lens ...lenCheck) error {
+func checkConv(op string, g geom.ConvGeom, lens ...lenCheck) error {
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("cpuref: %s: %w", op, err)
 	}
@@ -27,7 +31,7 @@ type lenCheck struct {
 func checkLens(op func() string, lens ...lenCheck) error {
 	for _, l := range lens {
 		if l.got != l.want {
-			return fmt.Errorf("cpuref: %s: len(%s) = %d, want %d: %w", op(), l.name, l.got, l.want, ErrGeometry)
+			return fmt.Errorf("cpuref: %s: len(%s) = %d, want %d: %w", op(), l.name, l.got, l.want, geom.ErrGeometry)
 		}
 	}
 	return nil
@@ -42,9 +46,9 @@ func checkLens(op func() string, lens ...lenCheck) error {
 // (no bias). y is overwritten.
 //
 // The sum for one output runs over c, then r, then s, in increasing order.
-// An error wrapping ErrGeometry is returned, before any work, when g is
+// An error wrapping geom.ErrGeometry is returned, before any work, when g is
 // invalid or a length differs from the shapes below.
-func Conv2DForwardDirect[T Float](g ConvGeom, x, w, b, y []T) error {
+func Conv2DForwardDirect[T Float](g geom.ConvGeom, x, w, b, y []T) error {
 	// x is (N,C,H,W), w is (K,C,R,S), b is (K) or nil, y is (N,K,P,Q)
 	bLen := g.K
 	if b == nil {
@@ -97,9 +101,9 @@ func Conv2DForwardDirect[T Float](g ConvGeom, x, w, b, y []T) error {
 //
 // With stride 1 this is the full convolution of dy with w rotated by 180°.
 // Every dx element is a gather (no scatter), summed over k, then r, then s.
-// An error wrapping ErrGeometry is returned, before any work, when g is
+// An error wrapping geom.ErrGeometry is returned, before any work, when g is
 // invalid or a length differs from the shapes below.
-func Conv2DBackwardDataDirect[T Float](g ConvGeom, dy, w, dx []T) error {
+func Conv2DBackwardDataDirect[T Float](g geom.ConvGeom, dy, w, dx []T) error {
 	// dy is (N,K,P,Q), w is (K,C,R,S), dx is (N,C,H,W)
 	if err := checkConv("Conv2DBackwardDataDirect", g,
 		lenCheck{"dy", len(dy), g.YLen()}, lenCheck{"w", len(w), g.WLen()},
@@ -144,9 +148,9 @@ func Conv2DBackwardDataDirect[T Float](g ConvGeom, dy, w, dx []T) error {
 //	dw[k,c,r,s] = Σ_n Σ_p Σ_q dy[n,k,p,q] · x[n,c, p·sh − ph + r, q·sw − pw + s]
 //
 // where x in the padding is zero. The sum runs over n, then p, then q.
-// An error wrapping ErrGeometry is returned, before any work, when g is
+// An error wrapping geom.ErrGeometry is returned, before any work, when g is
 // invalid or a length differs from the shapes below.
-func Conv2DBackwardFilterDirect[T Float](g ConvGeom, x, dy, dw []T) error {
+func Conv2DBackwardFilterDirect[T Float](g geom.ConvGeom, x, dy, dw []T) error {
 	// x is (N,C,H,W), dy is (N,K,P,Q), dw is (K,C,R,S)
 	if err := checkConv("Conv2DBackwardFilterDirect", g,
 		lenCheck{"x", len(x), g.XLen()}, lenCheck{"dy", len(dy), g.YLen()},
@@ -188,10 +192,10 @@ func Conv2DBackwardFilterDirect[T Float](g ConvGeom, x, dy, dw []T) error {
 //
 //	db[k] = Σ_n Σ_p Σ_q dy[n,k,p,q]
 //
-// summed over n, then p, then q. An error wrapping ErrGeometry is returned,
+// summed over n, then p, then q. An error wrapping geom.ErrGeometry is returned,
 // before any work, when g is invalid or a length differs from the shapes
 // below.
-func Conv2DBackwardBias[T Float](g ConvGeom, dy, db []T) error {
+func Conv2DBackwardBias[T Float](g geom.ConvGeom, dy, db []T) error {
 	// dy is (N,K,P,Q), db is (K)
 	if err := checkConv("Conv2DBackwardBias", g,
 		lenCheck{"dy", len(dy), g.YLen()}, lenCheck{"db", len(db), g.K}); err != nil {

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"slices"
 	"testing"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // The golden vector of DESIGN.md §1: one 5×5 input o, one 4×4 output
@@ -25,7 +27,7 @@ var (
 		0, 0, 0, -0.0681,
 	}
 	goldenDW   = []float64{0.044606, 0.094061, 0.011262, 0.068288}
-	goldenGeom = ConvGeom{N: 1, C: 1, H: 5, W: 5, K: 1, R: 2, S: 2, StrideH: 1, StrideW: 1}
+	goldenGeom = geom.ConvGeom{N: 1, C: 1, H: 5, W: 5, K: 1, R: 2, S: 2, StrideH: 1, StrideW: 1}
 )
 
 func TestConvGoldenVector(t *testing.T) {
@@ -88,7 +90,7 @@ func goldenIm2col(t *testing.T, fma bool) {
 func TestConvHandChecked(t *testing.T) {
 	// x = [[1,2,3],[4,5,6],[7,8,9]], w = [[1,0],[0,−1]], b = 10:
 	// y[p,q] = x[p,q] − x[p+1,q+1] + 10 = −4 + 10 everywhere.
-	g := ConvGeom{N: 1, C: 1, H: 3, W: 3, K: 1, R: 2, S: 2, StrideH: 1, StrideW: 1}
+	g := geom.ConvGeom{N: 1, C: 1, H: 3, W: 3, K: 1, R: 2, S: 2, StrideH: 1, StrideW: 1}
 	x := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9}
 	w := []float64{1, 0, 0, -1}
 	y := make([]float64, 4)
@@ -106,7 +108,7 @@ func TestConvHandChecked(t *testing.T) {
 	checkClose(t, "dx", dx, []float64{1, 2, 0, 3, 4 - 1, -2, 0, -3, -4}, 0, 0)
 	// Stride 2 and padding 1 on a 3×3 input with a 3×3 kernel: P = Q = 2,
 	// y[0,0] sees x[0:2,0:2] under w[1:3,1:3].
-	g = ConvGeom{N: 1, C: 1, H: 3, W: 3, K: 1, R: 3, S: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}
+	g = geom.ConvGeom{N: 1, C: 1, H: 3, W: 3, K: 1, R: 3, S: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}
 	w = []float64{1, 1, 1, 1, 1, 1, 1, 1, 1}
 	if err := Conv2DForwardDirect(g, x, w, nil, y); err != nil {
 		t.Fatal(err)
@@ -118,8 +120,8 @@ func TestConvHandChecked(t *testing.T) {
 // padding 0–2, kernels larger than the input (with padding), batches > 1,
 // and C, K that are not multiples of anything; both one-image and
 // several-image GEMM groups, with a ragged last group.
-func sweptConvShapes() []ConvGeom {
-	gs := []ConvGeom{
+func sweptConvShapes() []geom.ConvGeom {
+	gs := []geom.ConvGeom{
 		{N: 1, C: 1, H: 1, W: 1, K: 1, R: 1, S: 1, StrideH: 1, StrideW: 1},
 		{N: 1, C: 1, H: 1, W: 7, K: 1, R: 1, S: 3, StrideH: 1, StrideW: 2},
 		{N: 5, C: 2, H: 6, W: 1, K: 3, R: 3, S: 1, StrideH: 3, StrideW: 1},
@@ -137,8 +139,8 @@ func sweptConvShapes() []ConvGeom {
 	for sh := 1; sh <= 3; sh++ {
 		for pad := 0; pad <= 2; pad++ {
 			gs = append(gs,
-				ConvGeom{N: 2, C: 3, H: 7, W: 6, K: 5, R: 3, S: 2, StrideH: sh, StrideW: 4 - sh, PadH: pad, PadW: 2 - pad},
-				ConvGeom{N: 3, C: 5, H: 9, W: 11, K: 7, R: 3, S: 5, StrideH: sh, StrideW: sh, PadH: pad, PadW: pad})
+				geom.ConvGeom{N: 2, C: 3, H: 7, W: 6, K: 5, R: 3, S: 2, StrideH: sh, StrideW: 4 - sh, PadH: pad, PadW: 2 - pad},
+				geom.ConvGeom{N: 3, C: 5, H: 9, W: 11, K: 7, R: 3, S: 5, StrideH: sh, StrideW: sh, PadH: pad, PadW: pad})
 		}
 	}
 	return gs
@@ -148,7 +150,7 @@ func sweptConvShapes() []ConvGeom {
 type convOutputs[T Float] struct{ y, dx, dw, db []T }
 
 // runConvDirect runs the direct passes and checks NaN poisoning and guards.
-func runConvDirect[T Float](t *testing.T, g ConvGeom, x, w, b, dy []T) convOutputs[T] {
+func runConvDirect[T Float](t *testing.T, g geom.ConvGeom, x, w, b, dy []T) convOutputs[T] {
 	t.Helper()
 	y, dx := newGuarded[T](g.YLen()), newGuarded[T](g.XLen())
 	dw, db := newGuarded[T](g.WLen()), newGuarded[T](g.K)
@@ -245,7 +247,7 @@ func TestConvDirectVsIm2col(t *testing.T) {
 // TestConv2DNoBias checks that a nil bias means no bias, in both forms.
 func TestConv2DNoBias(t *testing.T) {
 	rng := newRand(2)
-	g := ConvGeom{N: 2, C: 3, H: 6, W: 5, K: 4, R: 3, S: 3, StrideH: 1, StrideW: 2, PadH: 1, PadW: 0}
+	g := geom.ConvGeom{N: 2, C: 3, H: 6, W: 5, K: 4, R: 3, S: 3, StrideH: 1, StrideW: 2, PadH: 1, PadW: 0}
 	x, w := randInts[float32](rng, g.XLen(), -3, 3), randInts[float32](rng, g.WLen(), -3, 3)
 	zero := make([]float32, g.K)
 	want := make([]float32, g.YLen())
@@ -281,7 +283,7 @@ func TestConv2DNoBias(t *testing.T) {
 // number of threads nor on earlier calls: the same inputs give the same bits.
 func TestConv2DDeterministic(t *testing.T) {
 	rng := newRand(3)
-	for _, g := range []ConvGeom{
+	for _, g := range []geom.ConvGeom{
 		{N: 37, C: 1, H: 28, W: 28, K: 8, R: 5, S: 5, StrideH: 1, StrideW: 1}, // 37 groups in 16 slots
 		{N: 13, C: 8, H: 12, W: 12, K: 16, R: 5, S: 5, StrideH: 1, StrideW: 1},
 	} {
@@ -320,7 +322,7 @@ func TestConv2DDeterministic(t *testing.T) {
 // starts a goroutine and the runtime now and then allocates a goroutine
 // descriptor, far less than any workspace (the smallest here is 100 KiB).
 func TestConv2DAllocs(t *testing.T) {
-	g := ConvGeom{N: 16, C: 8, H: 12, W: 12, K: 16, R: 5, S: 5, StrideH: 1, StrideW: 1}
+	g := geom.ConvGeom{N: 16, C: 8, H: 12, W: 12, K: 16, R: 5, S: 5, StrideH: 1, StrideW: 1}
 	c, err := NewConv2D(g)
 	if err != nil {
 		t.Fatal(err)

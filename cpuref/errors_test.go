@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"testing"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 func nans64(n int) []float64 {
@@ -34,25 +36,25 @@ func allNaN[T Float](s []T) bool {
 }
 
 // TestErrors checks that bad geometry and bad lengths give an error wrapping
-// ErrGeometry, without a panic and before any work: the outputs, poisoned
+// geom.ErrGeometry, without a panic and before any work: the outputs, poisoned
 // with NaN, are left untouched.
 func TestErrors(t *testing.T) {
-	ok := ConvGeom{N: 2, C: 3, H: 5, W: 6, K: 4, R: 3, S: 2, StrideH: 1, StrideW: 2, PadH: 1, PadW: 0}
+	ok := geom.ConvGeom{N: 2, C: 3, H: 5, W: 6, K: 4, R: 3, S: 2, StrideH: 1, StrideW: 2, PadH: 1, PadW: 0}
 	f64 := func(n int) []float64 { return make([]float64, n) }
 	f32 := func(n int) []float32 { return make([]float32, n) }
-	badGeoms := map[string]ConvGeom{}
-	for name, mod := range map[string]func(g *ConvGeom){
-		"N=0": func(g *ConvGeom) { g.N = 0 }, "C=-1": func(g *ConvGeom) { g.C = -1 },
-		"H=0": func(g *ConvGeom) { g.H = 0 }, "W=-3": func(g *ConvGeom) { g.W = -3 },
-		"K=0": func(g *ConvGeom) { g.K = 0 }, "R=0": func(g *ConvGeom) { g.R = 0 },
-		"S=-1": func(g *ConvGeom) { g.S = -1 }, "strideH=0": func(g *ConvGeom) { g.StrideH = 0 },
-		"strideW=-1": func(g *ConvGeom) { g.StrideW = -1 }, "padH=-1": func(g *ConvGeom) { g.PadH = -1 },
-		"P=0":          func(g *ConvGeom) { g.R = 8 },
-		"Q=0":          func(g *ConvGeom) { g.S = 7 },
-		"x overflows":  func(g *ConvGeom) { g.N, g.C, g.H, g.W = 1<<16, 1<<8, 1<<5, 1<<5 },
-		"y overflows":  func(g *ConvGeom) { g.K = 1 << 28 },
-		"huge dim":     func(g *ConvGeom) { g.H = 1 << 40 },
-		"huge padding": func(g *ConvGeom) { g.PadW = math.MaxInt / 2 },
+	badGeoms := map[string]geom.ConvGeom{}
+	for name, mod := range map[string]func(g *geom.ConvGeom){
+		"N=0": func(g *geom.ConvGeom) { g.N = 0 }, "C=-1": func(g *geom.ConvGeom) { g.C = -1 },
+		"H=0": func(g *geom.ConvGeom) { g.H = 0 }, "W=-3": func(g *geom.ConvGeom) { g.W = -3 },
+		"K=0": func(g *geom.ConvGeom) { g.K = 0 }, "R=0": func(g *geom.ConvGeom) { g.R = 0 },
+		"S=-1": func(g *geom.ConvGeom) { g.S = -1 }, "strideH=0": func(g *geom.ConvGeom) { g.StrideH = 0 },
+		"strideW=-1": func(g *geom.ConvGeom) { g.StrideW = -1 }, "padH=-1": func(g *geom.ConvGeom) { g.PadH = -1 },
+		"P=0":          func(g *geom.ConvGeom) { g.R = 8 },
+		"Q=0":          func(g *geom.ConvGeom) { g.S = 7 },
+		"x overflows":  func(g *geom.ConvGeom) { g.N, g.C, g.H, g.W = 1<<16, 1<<8, 1<<5, 1<<5 },
+		"y overflows":  func(g *geom.ConvGeom) { g.K = 1 << 28 },
+		"huge dim":     func(g *geom.ConvGeom) { g.H = 1 << 40 },
+		"huge padding": func(g *geom.ConvGeom) { g.PadW = math.MaxInt / 2 },
 	} {
 		g := ok
 		mod(&g)
@@ -129,8 +131,8 @@ func TestErrors(t *testing.T) {
 	}
 
 	// Max-pool.
-	pg := PoolGeom{N: 2, C: 3, H: 5, W: 4, R: 2, S: 2, StrideH: 2, StrideW: 2}
-	for name, bad := range map[string]PoolGeom{
+	pg := geom.PoolGeom{N: 2, C: 3, H: 5, W: 4, R: 2, S: 2, StrideH: 2, StrideW: 2}
+	for name, bad := range map[string]geom.PoolGeom{
 		"N=0":         {N: 0, C: 1, H: 2, W: 2, R: 1, S: 1, StrideH: 1, StrideW: 1},
 		"R=0":         {N: 1, C: 1, H: 2, W: 2, R: 0, S: 1, StrideH: 1, StrideW: 1},
 		"strideW=0":   {N: 1, C: 1, H: 2, W: 2, R: 1, S: 1, StrideH: 1, StrideW: 0},
@@ -276,8 +278,8 @@ func TestErrors(t *testing.T) {
 				}()
 				err = c.call()
 			}()
-			if !errors.Is(err, ErrGeometry) {
-				t.Fatalf("error = %v, want one wrapping ErrGeometry", err)
+			if !errors.Is(err, geom.ErrGeometry) {
+				t.Fatalf("error = %v, want one wrapping geom.ErrGeometry", err)
 			}
 			for i, o := range c.outs {
 				if !allNaN(o) {
@@ -295,15 +297,15 @@ func TestErrors(t *testing.T) {
 
 // TestErrorsKeepState checks that a Conv2D still works after an error.
 func TestErrorsKeepState(t *testing.T) {
-	g := ConvGeom{N: 2, C: 2, H: 4, W: 4, K: 3, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
+	g := geom.ConvGeom{N: 2, C: 2, H: 4, W: 4, K: 3, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
 	c, err := NewConv2D(g)
 	must(t, err)
 	rng := newRand(20)
 	x, w := randInts[float32](rng, g.XLen(), -2, 2), randInts[float32](rng, g.WLen(), -2, 2)
 	want := make([]float32, g.YLen())
 	must(t, Conv2DForwardDirect(g, x, w, nil, want))
-	if err := c.Forward(x[1:], w, nil, make([]float32, g.YLen())); !errors.Is(err, ErrGeometry) {
-		t.Fatalf("Forward(short x) error = %v, want ErrGeometry", err)
+	if err := c.Forward(x[1:], w, nil, make([]float32, g.YLen())); !errors.Is(err, geom.ErrGeometry) {
+		t.Fatalf("Forward(short x) error = %v, want geom.ErrGeometry", err)
 	}
 	y := make([]float32, g.YLen())
 	must(t, c.Forward(x, w, nil, y))

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // gemmSizes are the swept sizes of m, n and k: 1, below, at and above the
@@ -367,10 +369,10 @@ func TestGEMMKernelsOff(t *testing.T) {
 func TestConv2DFMAVsGonum(t *testing.T) {
 	rng := newRand(15)
 	shapes := append(sweptConvShapes(),
-		ConvGeom{N: 2, C: 12, H: 12, W: 12, K: 6, R: 5, S: 5, StrideH: 2, StrideW: 1}, // implicit, C·R·S = 300
-		ConvGeom{N: 3, C: 3, H: 9, W: 20, K: 5, R: 2, S: 5, StrideH: 1, StrideW: 1},   // implicit, Q = 16
-		ConvGeom{N: 2, C: 3, H: 8, W: 9, K: 30, R: 3, S: 2, StrideH: 2, StrideW: 1},   // implicit dw: K > 24, C·R·S = 18
-		ConvGeom{N: 5, C: 1, H: 6, W: 6, K: 17, R: 6, S: 6, StrideH: 1, StrideW: 1},   // one output
+		geom.ConvGeom{N: 2, C: 12, H: 12, W: 12, K: 6, R: 5, S: 5, StrideH: 2, StrideW: 1}, // implicit, C·R·S = 300
+		geom.ConvGeom{N: 3, C: 3, H: 9, W: 20, K: 5, R: 2, S: 5, StrideH: 1, StrideW: 1},   // implicit, Q = 16
+		geom.ConvGeom{N: 2, C: 3, H: 8, W: 9, K: 30, R: 3, S: 2, StrideH: 2, StrideW: 1},   // implicit dw: K > 24, C·R·S = 18
+		geom.ConvGeom{N: 5, C: 1, H: 6, W: 6, K: 17, R: 6, S: 6, StrideH: 1, StrideW: 1},   // one output
 	)
 	fma := useFMAGEMM
 	defer func() { useFMAGEMM = fma }()

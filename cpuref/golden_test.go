@@ -5,6 +5,8 @@ import (
 	"os"
 	"slices"
 	"testing"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // goldenFile is written by scripts/gen-golden.py with PyTorch in float64;
@@ -15,12 +17,12 @@ type goldenDoc struct {
 	Header map[string]any `json:"header"`
 	Conv   []struct {
 		Name                       string
-		Geom                       ConvGeom
+		Geom                       geom.ConvGeom
 		X, W, B, DY, Y, DX, DW, DB []float64
 	}
 	Maxpool []struct {
 		Name         string
-		Geom         PoolGeom
+		Geom         geom.PoolGeom
 		X, DY, Y, DX []float64
 		Argmax       []int32
 	}

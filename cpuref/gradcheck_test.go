@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // Finite-difference gradient checks in float64. Each layer's output is
@@ -57,7 +59,7 @@ func must(t *testing.T, err error) {
 
 func TestGradCheckConv(t *testing.T) {
 	rng := newRand(10)
-	shapes := []ConvGeom{
+	shapes := []geom.ConvGeom{
 		{N: 1, C: 1, H: 1, W: 1, K: 1, R: 1, S: 1, StrideH: 1, StrideW: 1},
 		{N: 3, C: 2, H: 4, W: 4, K: 2, R: 4, S: 4, StrideH: 3, StrideW: 3, PadH: 2, PadW: 2},
 		{N: 2, C: 3, H: 2, W: 3, K: 2, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 2},
@@ -65,7 +67,7 @@ func TestGradCheckConv(t *testing.T) {
 	}
 	for sh := 1; sh <= 3; sh++ {
 		for pad := 0; pad <= 2; pad++ {
-			shapes = append(shapes, ConvGeom{N: 2, C: 3, H: 7, W: 6, K: 5, R: 3, S: 2,
+			shapes = append(shapes, geom.ConvGeom{N: 2, C: 3, H: 7, W: 6, K: 5, R: 3, S: 2,
 				StrideH: sh, StrideW: 4 - sh, PadH: pad, PadW: 2 - pad})
 		}
 	}
@@ -133,7 +135,7 @@ func distinctValues(rng *rand.Rand, n int) []float64 {
 
 // sweptPoolShapes covers non-overlapping, overlapping and 1×1 windows,
 // sizes not divisible by the stride, and size-1 dimensions.
-var sweptPoolShapes = []PoolGeom{
+var sweptPoolShapes = []geom.PoolGeom{
 	{N: 1, C: 1, H: 1, W: 1, R: 1, S: 1, StrideH: 1, StrideW: 1},
 	{N: 2, C: 3, H: 4, W: 4, R: 2, S: 2, StrideH: 2, StrideW: 2},
 	{N: 2, C: 3, H: 5, W: 7, R: 2, S: 2, StrideH: 2, StrideW: 2},

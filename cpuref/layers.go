@@ -3,19 +3,21 @@ package cpuref
 import (
 	"fmt"
 	"math"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
-// checkN reports an error wrapping ErrGeometry unless every size is ≥ 1 and
+// checkN reports an error wrapping geom.ErrGeometry unless every size is ≥ 1 and
 // the product of each group of sizes in prods is below 2³¹.
 func checkN(op func() string, sizes []int, prods ...[]int) error {
 	for _, s := range sizes {
 		if s < 1 {
-			return fmt.Errorf("cpuref: %s: sizes must be ≥ 1: %w", op(), ErrGeometry)
+			return fmt.Errorf("cpuref: %s: sizes must be ≥ 1: %w", op(), geom.ErrGeometry)
 		}
 	}
 	for _, p := range prods {
-		if !fitsProduct(p) {
-			return fmt.Errorf("cpuref: %s: a tensor has 2³¹ elements or more: %w", op(), ErrGeometry)
+		if !geom.FitsProduct(p) {
+			return fmt.Errorf("cpuref: %s: a tensor has 2³¹ elements or more: %w", op(), geom.ErrGeometry)
 		}
 	}
 	return nil
@@ -26,7 +28,7 @@ func checkN(op func() string, sizes []int, prods ...[]int) error {
 //	y[i] = max(x[i], 0)
 //
 // and a NaN in x stays NaN in y. x and y may be the same slice. An error
-// wrapping ErrGeometry is returned, before any work, when x is empty or the
+// wrapping geom.ErrGeometry is returned, before any work, when x is empty or the
 // lengths differ.
 func ReLUForward[T Float](x, y []T) error {
 	// x and y are (L)
@@ -45,7 +47,7 @@ func ReLUForward[T Float](x, y []T) error {
 //	dx[i] = dy[i] if x[i] > 0, else 0
 //
 // (the derivative at 0 is taken as 0). dx may be the same slice as dy. An
-// error wrapping ErrGeometry is returned, before any work, when x is empty
+// error wrapping geom.ErrGeometry is returned, before any work, when x is empty
 // or the lengths differ.
 func ReLUBackward[T Float](x, dy, dx []T) error {
 	// x, dy and dx are (L)
@@ -82,8 +84,8 @@ func reluBackward32(x, dy, dx []float32) {
 }
 
 func checkElementwise(op string, n int, lens ...lenCheck) error {
-	if n < 1 || n > maxElems {
-		return fmt.Errorf("cpuref: %s: length %d must be in [1, 2³¹): %w", op, n, ErrGeometry)
+	if n < 1 || n > geom.MaxElems {
+		return fmt.Errorf("cpuref: %s: length %d must be in [1, 2³¹): %w", op, n, geom.ErrGeometry)
 	}
 	return checkLens(func() string { return op }, lens...)
 }
@@ -95,9 +97,9 @@ func checkElementwise(op string, n int, lens ...lenCheck) error {
 // and argmax[n,c,p,q] = the flat index (n·C + c)·H·W + h·W + v into x of the
 // first maximum in row-major window order. A NaN wins over any number (the
 // first NaN of the window), as in PyTorch. y and argmax are overwritten. An
-// error wrapping ErrGeometry is returned, before any work, when g is invalid
+// error wrapping geom.ErrGeometry is returned, before any work, when g is invalid
 // or a length differs from the shapes below.
-func MaxPoolForward[T Float](g PoolGeom, x, y []T, argmax []int32) error {
+func MaxPoolForward[T Float](g geom.PoolGeom, x, y []T, argmax []int32) error {
 	// x is (N,C,H,W), y and argmax are (N,C,P,Q)
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("cpuref: MaxPoolForward: %w", err)
@@ -138,7 +140,7 @@ func MaxPoolForward[T Float](g PoolGeom, x, y []T, argmax []int32) error {
 // the same results. It compares integer keys that order like the floats,
 // which the compiler turns into conditional moves, where the float
 // comparisons would be branches that random data mispredicts.
-func maxPool2x2Float32(g PoolGeom, x, y []float32, argmax []int32) {
+func maxPool2x2Float32(g geom.PoolGeom, x, y []float32, argmax []int32) {
 	// x is (N,C,H,W), y and argmax are (N,C,P,Q)
 	H, W, P, Q := g.H, g.W, g.P(), g.Q()
 	HW, PQ := H*W, P*Q
@@ -188,10 +190,10 @@ func orderKey(v float32) int32 {
 //	dx[i] = Σ_{o : argmax[o] = i} dy[o]
 //
 // summed in increasing o (overlapping windows may pick the same input). An
-// error wrapping ErrGeometry is returned, before any work, when g is invalid,
+// error wrapping geom.ErrGeometry is returned, before any work, when g is invalid,
 // a length differs from the shapes below, or an argmax entry lies outside
 // the (n,c) plane of its output.
-func MaxPoolBackward[T Float](g PoolGeom, dy []T, argmax []int32, dx []T) error {
+func MaxPoolBackward[T Float](g geom.PoolGeom, dy []T, argmax []int32, dx []T) error {
 	// dy and argmax are (N,C,P,Q), dx is (N,C,H,W)
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("cpuref: MaxPoolBackward: %w", err)
@@ -206,7 +208,7 @@ func MaxPoolBackward[T Float](g PoolGeom, dy []T, argmax []int32, dx []T) error 
 		for o, a := range argmax[nc*PQ : (nc+1)*PQ] {
 			if a < lo || a >= hi {
 				return fmt.Errorf("cpuref: MaxPoolBackward %v: argmax[%d] = %d outside [%d, %d): %w",
-					g, nc*PQ+o, a, lo, hi, ErrGeometry)
+					g, nc*PQ+o, a, lo, hi, geom.ErrGeometry)
 			}
 		}
 	}
@@ -222,7 +224,7 @@ func MaxPoolBackward[T Float](g PoolGeom, dy []T, argmax []int32, dx []T) error 
 //	y[n,o] = b[o] + Σ_i x[n,i] · w[o,i]      (y = x·wᵀ + b)
 //
 // summed over i in increasing order; b may be nil (no bias). y is
-// overwritten. An error wrapping ErrGeometry is returned, before any work,
+// overwritten. An error wrapping geom.ErrGeometry is returned, before any work,
 // when a size is < 1, a tensor has 2³¹ elements or more, or a length
 // differs from the shapes below.
 func DenseForward[T Float](n, in, out int, x, w, b, y []T) error {
@@ -264,7 +266,7 @@ func DenseForward[T Float](n, in, out int, x, w, b, y []T) error {
 //
 // each summed in increasing index order. dw and db are overwritten; dx is
 // overwritten when not nil (skip it for the first layer) and db may be nil
-// too. An error wrapping ErrGeometry is returned, before any work, when a
+// too. An error wrapping geom.ErrGeometry is returned, before any work, when a
 // size is < 1, a tensor has 2³¹ elements or more, or a length differs from
 // the shapes below.
 func DenseBackward[T Float](n, in, out int, x, w, dy, dx, dw, db []T) error {

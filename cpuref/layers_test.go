@@ -4,6 +4,8 @@ import (
 	"math"
 	"slices"
 	"testing"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 func TestReLU(t *testing.T) {
@@ -31,7 +33,7 @@ func TestReLU(t *testing.T) {
 func TestMaxPoolForward(t *testing.T) {
 	// One 3×4 plane, 2×2 windows, stride 2×2: P = 1 (row 2 is left out),
 	// Q = 2. The second window has a tie (7 twice): the first wins.
-	g := PoolGeom{N: 1, C: 1, H: 3, W: 4, R: 2, S: 2, StrideH: 2, StrideW: 2}
+	g := geom.PoolGeom{N: 1, C: 1, H: 3, W: 4, R: 2, S: 2, StrideH: 2, StrideW: 2}
 	x := []float32{
 		1, 5, 7, 2,
 		4, 3, 6, 7,
@@ -59,7 +61,7 @@ func TestMaxPoolForward(t *testing.T) {
 		t.Errorf("window of −Inf: y = %g at %d, want -Inf at 2", v, arg[1])
 	}
 	// argmax is a flat index into the whole batch.
-	g = PoolGeom{N: 2, C: 2, H: 2, W: 2, R: 2, S: 2, StrideH: 2, StrideW: 2}
+	g = geom.PoolGeom{N: 2, C: 2, H: 2, W: 2, R: 2, S: 2, StrideH: 2, StrideW: 2}
 	x = []float32{0, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0}
 	arg = make([]int32, 4)
 	must(t, MaxPoolForward(g, x, make([]float32, 4), arg))
@@ -71,7 +73,7 @@ func TestMaxPoolForward(t *testing.T) {
 func TestMaxPoolBackwardOverlap(t *testing.T) {
 	// 1×3 input, windows of 2 with stride 1: the middle element is the
 	// maximum of both windows and receives both gradients.
-	g := PoolGeom{N: 1, C: 1, H: 1, W: 3, R: 1, S: 2, StrideH: 1, StrideW: 1}
+	g := geom.PoolGeom{N: 1, C: 1, H: 1, W: 3, R: 1, S: 2, StrideH: 1, StrideW: 1}
 	x := []float64{1, 5, 2}
 	y, arg := make([]float64, 2), make([]int32, 2)
 	must(t, MaxPoolForward(g, x, y, arg))
@@ -196,7 +198,7 @@ func TestMaxPool2x2Float32(t *testing.T) {
 	nan := float32(math.NaN())
 	special := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 2, 2, -2, float32(math.Inf(1)),
 		float32(math.Inf(-1)), nan, -nan, 1e-45, -1e-45, math.MaxFloat32, -math.MaxFloat32}
-	for _, g := range []PoolGeom{
+	for _, g := range []geom.PoolGeom{
 		{N: 2, C: 3, H: 4, W: 6, R: 2, S: 2, StrideH: 2, StrideW: 2},
 		{N: 1, C: 2, H: 5, W: 7, R: 2, S: 2, StrideH: 2, StrideW: 2},
 		{N: 2, C: 2, H: 5, W: 6, R: 2, S: 2, StrideH: 1, StrideW: 1},

@@ -3,6 +3,8 @@ package cpuref
 import (
 	"fmt"
 	"math"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // SoftmaxCrossEntropy returns the mean over the batch of the cross-entropy
@@ -13,7 +15,7 @@ import (
 //
 // The log-sum-exp subtracts the row maximum first, so large logits do not
 // overflow; sums are taken in float64 whatever T. dlogits is overwritten
-// unless it is nil. An error wrapping ErrGeometry is returned, before any
+// unless it is nil. An error wrapping geom.ErrGeometry is returned, before any
 // work, when a size is < 1, a length differs from the shapes below, or a
 // label lies outside [0, classes).
 func SoftmaxCrossEntropy[T Float](n, classes int, logits []T, labels []int32, dlogits []T) (loss T, err error) {
@@ -32,7 +34,7 @@ func SoftmaxCrossEntropy[T Float](n, classes int, logits []T, labels []int32, dl
 	}
 	for i, t := range labels {
 		if t < 0 || int(t) >= classes {
-			return 0, fmt.Errorf("cpuref: %s: labels[%d] = %d outside [0, %d): %w", op(), i, t, classes, ErrGeometry)
+			return 0, fmt.Errorf("cpuref: %s: labels[%d] = %d outside [0, %d): %w", op(), i, t, classes, geom.ErrGeometry)
 		}
 	}
 	var total float64
@@ -70,7 +72,7 @@ func SoftmaxCrossEntropy[T Float](n, classes int, logits []T, labels []int32, dl
 //	dy[n,d] = (y[n,d] − t[n,d]) / N
 //
 // The sum is taken in float64 whatever T. dy is overwritten unless it is
-// nil. An error wrapping ErrGeometry is returned, before any work, when a
+// nil. An error wrapping geom.ErrGeometry is returned, before any work, when a
 // size is < 1 or a length differs from the shapes below.
 func MSE[T Float](n, dim int, y, t, dy []T) (loss T, err error) {
 	// y, t and dy are (N,Dim)

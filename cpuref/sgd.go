@@ -8,7 +8,7 @@ package cpuref
 //
 // with η = lr, μ = momentum and λ = weightDecay. p and vel are updated in
 // place; vel may be nil only when momentum is 0 (plain SGD). An error
-// wrapping ErrGeometry is returned, before any work, when p is empty or the
+// wrapping geom.ErrGeometry is returned, before any work, when p is empty or the
 // lengths differ.
 func SGDStep[T Float](p, grad, vel []T, lr, momentum, weightDecay T) error {
 	// p, grad and vel are (L)

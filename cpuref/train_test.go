@@ -5,14 +5,16 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // tinyNet is conv 1→4 3×3 pad 1, ReLU, max-pool 2, dense 64→2,
 // softmax-CE, on 8×8 images, trained with the float32 path (Conv2D).
 type tinyNet struct {
 	conv       *Conv2D
-	cg         ConvGeom
-	pg         PoolGeom
+	cg         geom.ConvGeom
+	pg         geom.PoolGeom
 	w, b       []float32 // conv (4,1,3,3), (4)
 	dw, db     []float32
 	fw, fb     []float32 // dense (2,64), (2)
@@ -25,8 +27,8 @@ type tinyNet struct {
 }
 
 func newTinyNet(t *testing.T, n int, rng *rand.Rand) *tinyNet {
-	cg := ConvGeom{N: n, C: 1, H: 8, W: 8, K: 4, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
-	pg := PoolGeom{N: n, C: 4, H: 8, W: 8, R: 2, S: 2, StrideH: 2, StrideW: 2}
+	cg := geom.ConvGeom{N: n, C: 1, H: 8, W: 8, K: 4, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
+	pg := geom.PoolGeom{N: n, C: 4, H: 8, W: 8, R: 2, S: 2, StrideH: 2, StrideW: 2}
 	conv, err := NewConv2D(cg)
 	must(t, err)
 	he := func(fanIn, size int) []float32 {

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // peerShapes is the conv shape suite that scripts/torch-gpu-bench.py times
@@ -17,7 +17,7 @@ import (
 // stem at batch 64.
 var peerShapes = []struct {
 	name string
-	g    cpuref.ConvGeom
+	g    geom.ConvGeom
 }{
 	{"mnist-conv1-b64", cg(64, 1, 28, 28, 8, 5, 5, 1, 1, 0, 0)},
 	{"mnist-conv2-b64", cg(64, 8, 12, 12, 16, 5, 5, 1, 1, 0, 0)},

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // benchDevice opens impl ("sim" or "gpu") for a benchmark, skipping with
@@ -41,7 +41,7 @@ func benchDevice(b *testing.B, impl string) *Device {
 func BenchmarkConv2D(b *testing.B) {
 	shapes := []struct {
 		name string
-		g    cpuref.ConvGeom
+		g    geom.ConvGeom
 	}{
 		{"mnist-conv1", cg(0, 1, 28, 28, 8, 5, 5, 1, 1, 0, 0)},
 		{"mnist-conv2", cg(0, 8, 12, 12, 16, 5, 5, 1, 1, 0, 0)},
@@ -92,7 +92,7 @@ type convBufs struct {
 	xAll, yAll *Buffer
 }
 
-func newConvBufs(b *testing.B, d *Device, g cpuref.ConvGeom) *convBufs {
+func newConvBufs(b *testing.B, d *Device, g geom.ConvGeom) *convBufs {
 	b.Helper()
 	copies := 1
 	if !d.IsSim() {
@@ -286,7 +286,7 @@ func benchGPU(b *testing.B, d *Device, flops float64, launch func(i int) error) 
 // stride-2 projection.
 var convSuite = []struct {
 	name string
-	g    cpuref.ConvGeom
+	g    geom.ConvGeom
 }{
 	{"mnist-conv1", cg(0, 1, 28, 28, 8, 5, 5, 1, 1, 0, 0)},
 	{"mnist-conv2", cg(0, 8, 12, 12, 16, 5, 5, 1, 1, 0, 0)},
@@ -382,7 +382,7 @@ func BenchmarkConvSuite(b *testing.B) {
 
 // benchConvCase benchmarks pass p of algorithm a on g with the kernel the
 // dispatcher picks (id < 0) or kernel id.
-func benchConvCase(b *testing.B, d *Device, name string, a ConvAlgo, p ConvPass, g cpuref.ConvGeom, c *convBufs, id kernelID) {
+func benchConvCase(b *testing.B, d *Device, name string, a ConvAlgo, p ConvPass, g geom.ConvGeom, c *convBufs, id kernelID) {
 	b.Run(name, func(b *testing.B) {
 		if d.IsSim() && a == ConvDirect && p == ConvBwdFilter && g.WLen()*blockSize > 1<<24 {
 			b.Skipf("direct bwd-filter would run %d simulated threads", g.WLen()*blockSize)

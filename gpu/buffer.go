@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"unsafe"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // DType is the element type of a Buffer.
@@ -52,7 +52,7 @@ func (d *Device) NewInt32(n int) (*Buffer, error) { return d.newBuffer(n, Int32)
 
 func (d *Device) newBuffer(n int, t DType) (*Buffer, error) {
 	if n < 1 || n > maxElems {
-		return nil, fmt.Errorf("gpu: new %s buffer of %d elements: length must be in [1, 2³¹): %w", t, n, cpuref.ErrGeometry)
+		return nil, fmt.Errorf("gpu: new %s buffer of %d elements: length must be in [1, 2³¹): %w", t, n, geom.ErrGeometry)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -124,7 +124,7 @@ func (b *Buffer) Slice(off, n int) (*Buffer, error) {
 		return nil, fmt.Errorf("gpu: slice: %w", err)
 	}
 	if off < 0 || n < 1 || off > b.n-n {
-		return nil, fmt.Errorf("gpu: slice [%d:%d] of %v: out of range: %w", off, off+n, b, cpuref.ErrGeometry)
+		return nil, fmt.Errorf("gpu: slice [%d:%d] of %v: out of range: %w", off, off+n, b, geom.ErrGeometry)
 	}
 	root := b
 	if b.root != nil {
@@ -165,10 +165,10 @@ func (b *Buffer) checkCopy(op string, t DType, n int) error {
 		return fmt.Errorf("gpu: %s: %w", op, err)
 	}
 	if b.dtype != t {
-		return fmt.Errorf("gpu: %s: buffer %v holds %s, not %s: %w", op, b, b.dtype, t, cpuref.ErrGeometry)
+		return fmt.Errorf("gpu: %s: buffer %v holds %s, not %s: %w", op, b, b.dtype, t, geom.ErrGeometry)
 	}
 	if n != b.n {
-		return fmt.Errorf("gpu: %s: %d host elements for %v: %w", op, n, b, cpuref.ErrGeometry)
+		return fmt.Errorf("gpu: %s: %d host elements for %v: %w", op, n, b, geom.ErrGeometry)
 	}
 	return nil
 }

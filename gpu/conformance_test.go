@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // runConformance runs every kernel on d against cpuref over swept shapes
@@ -62,14 +63,14 @@ func runConformance(t *testing.T, d *Device) {
 	t.Run("errors", func(t *testing.T) { testLaunchValidation(t, d) })
 }
 
-func cg(n, c, h, w, k, r, s, sh, sw, ph, pw int) cpuref.ConvGeom {
-	return cpuref.ConvGeom{N: n, C: c, H: h, W: w, K: k, R: r, S: s, StrideH: sh, StrideW: sw, PadH: ph, PadW: pw}
+func cg(n, c, h, w, k, r, s, sh, sw, ph, pw int) geom.ConvGeom {
+	return geom.ConvGeom{N: n, C: c, H: h, W: w, K: k, R: r, S: s, StrideH: sh, StrideW: sw, PadH: ph, PadW: pw}
 }
 
 // convShapes: size-1 dimensions, 1×1 and non-square kernels, kernels as
 // large as the padded input, strides 1–3 and padding 0–2 per axis, batch >
 // 1, and output counts that are not multiples of 32 or 256.
-var convShapes = []cpuref.ConvGeom{
+var convShapes = []geom.ConvGeom{
 	cg(1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0),
 	cg(1, 1, 1, 7, 2, 1, 3, 1, 1, 0, 0),
 	cg(2, 3, 7, 7, 4, 3, 3, 1, 1, 1, 1),
@@ -151,7 +152,7 @@ var inputKinds = []string{"int", "real"}
 
 // runConv runs pass p of algorithm a (relu: the fused forward) with d.mu
 // held, as the dispatching entry points do.
-func (d *Device) runConv(a ConvAlgo, p ConvPass, g cpuref.ConvGeom, in1, in2, b, out *Buffer, relu bool) error {
+func (d *Device) runConv(a ConvAlgo, p ConvPass, g geom.ConvGeom, in1, in2, b, out *Buffer, relu bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	switch p {
@@ -265,20 +266,20 @@ func wgradKernels(a ConvAlgo) []kernelID {
 }
 
 // runFwd and runWgrad run forward and bwd-filter kernel id with d.mu held.
-func (d *Device) runFwd(id kernelID, g cpuref.ConvGeom, x, w, b, y *Buffer, relu bool) error {
+func (d *Device) runFwd(id kernelID, g geom.ConvGeom, x, w, b, y *Buffer, relu bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.convForwardKernel(id, g, x, w, b, y, relu)
 }
 
-func (d *Device) runWgrad(id kernelID, g cpuref.ConvGeom, x, dy, dw *Buffer) error {
+func (d *Device) runWgrad(id kernelID, g geom.ConvGeom, x, dy, dw *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.convBackwardFilterKernel(id, g, x, dy, dw)
 }
 
 // runDgrad runs backward-data kernel id with d.mu held.
-func (d *Device) runDgrad(id kernelID, g cpuref.ConvGeom, dy, w, dx *Buffer) error {
+func (d *Device) runDgrad(id kernelID, g geom.ConvGeom, dy, w, dx *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.convBackwardDataKernel(id, g, dy, w, dx)
@@ -478,13 +479,13 @@ func testReLUBackward(t *testing.T, d *Device) {
 	}
 }
 
-func pg(n, c, h, w, r, s, sh, sw int) cpuref.PoolGeom {
-	return cpuref.PoolGeom{N: n, C: c, H: h, W: w, R: r, S: s, StrideH: sh, StrideW: sw}
+func pg(n, c, h, w, r, s, sh, sw int) geom.PoolGeom {
+	return geom.PoolGeom{N: n, C: c, H: h, W: w, R: r, S: s, StrideH: sh, StrideW: sw}
 }
 
 // poolShapes: 1×1, non-overlapping, overlapping (stride < window), windows
 // that leave a remainder, non-square windows and strides.
-var poolShapes = []cpuref.PoolGeom{
+var poolShapes = []geom.PoolGeom{
 	pg(1, 1, 1, 1, 1, 1, 1, 1),
 	pg(2, 3, 6, 6, 2, 2, 2, 2),
 	pg(1, 2, 7, 5, 3, 3, 2, 2),
@@ -1149,7 +1150,7 @@ func testDeterminism(t *testing.T, d *Device) {
 }
 
 // testLaunchValidation checks that bad sizes are refused before any launch,
-// with an error wrapping cpuref.ErrGeometry that names the kernel and the
+// with an error wrapping geom.ErrGeometry that names the kernel and the
 // shape, and that the output is left untouched.
 func testLaunchValidation(t *testing.T, d *Device) {
 	g := cg(2, 3, 7, 7, 4, 3, 3, 1, 1, 1, 1)
@@ -1181,8 +1182,8 @@ func testLaunchValidation(t *testing.T, d *Device) {
 			if msg := c.err.Error(); len(msg) < len(want) || msg[:len(want)] != want {
 				t.Errorf("error %q does not start with %q", msg, want)
 			}
-			if !errors.Is(c.err, cpuref.ErrGeometry) {
-				t.Errorf("error %q does not wrap cpuref.ErrGeometry", c.err)
+			if !errors.Is(c.err, geom.ErrGeometry) {
+				t.Errorf("error %q does not wrap geom.ErrGeometry", c.err)
 			}
 		})
 	}
@@ -1199,7 +1200,7 @@ func testLaunchValidation(t *testing.T, d *Device) {
 // conv layers at batch 64 with exact integer inputs, ReLU over 2²⁴ + 3
 // elements (65537 blocks) and a single-block sum over 2²⁰ + 7 elements.
 func testLarge(t *testing.T, d *Device) {
-	for _, g := range []cpuref.ConvGeom{cg(64, 1, 28, 28, 8, 5, 5, 1, 1, 0, 0), cg(64, 8, 12, 12, 16, 5, 5, 1, 1, 0, 0)} {
+	for _, g := range []geom.ConvGeom{cg(64, 1, 28, 28, 8, 5, 5, 1, 1, 0, 0), cg(64, 8, 12, 12, 16, 5, 5, 1, 1, 0, 0)} {
 		t.Run(g.String(), func(t *testing.T) {
 			in := convInputs("int", g.String(), g.XLen(), g.WLen(), g.K, g.YLen())
 			x, w, b, dy := in[0], in[1], in[2], in[3]

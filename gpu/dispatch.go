@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // Precision is the arithmetic of the convolution kernels of a Device.
@@ -221,7 +221,7 @@ const (
 // execute fewer (conv1 backward-data, u = 1/64: 161 against 29). The
 // choice depends on the shape, the precision and (through SetPrecision)
 // the compute capability only, never on timing, so runs are reproducible.
-func (d *Device) ConvAlgoFor(p ConvPass, g cpuref.ConvGeom) ConvAlgo {
+func (d *Device) ConvAlgoFor(p ConvPass, g geom.ConvGeom) ConvAlgo {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.convAlgoFor(p, g)
@@ -233,7 +233,7 @@ func tileUtil(m, n int) float64 {
 	return float64(m) / float64(igemmBM*ceilDiv(m, igemmBM)) * float64(n) / float64(igemmBN*ceilDiv(n, igemmBN))
 }
 
-func (d *Device) convAlgoFor(p ConvPass, g cpuref.ConvGeom) ConvAlgo {
+func (d *Device) convAlgoFor(p ConvPass, g geom.ConvGeom) ConvAlgo {
 	var m, n, k int
 	switch p {
 	case ConvFwd:

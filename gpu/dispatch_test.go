@@ -4,7 +4,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // testConvDispatch checks ConvAlgoFor's rule on shapes on both sides of
@@ -14,7 +14,7 @@ import (
 func testConvDispatch(t *testing.T, d *Device) {
 	cases := []struct {
 		pass ConvPass
-		g    cpuref.ConvGeom
+		g    geom.ConvGeom
 		big  bool // the rule picks an implicit GEMM
 	}{
 		// u = (M/128⌈M/128⌉)·(N/64⌈N/64⌉) against 1/8, L against 16.

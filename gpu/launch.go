@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 	"github.com/convtrain/convtrain/kernels"
 )
 
@@ -205,7 +205,7 @@ func (s rowShape) String() string   { return fmt.Sprintf("rows=%d,cols=%d", s.ro
 // exactly n elements.
 func (d *Device) need(name string, b *Buffer, t DType, n int) error {
 	if b == nil {
-		return fmt.Errorf("%s is nil: %w", name, cpuref.ErrGeometry)
+		return fmt.Errorf("%s is nil: %w", name, geom.ErrGeometry)
 	}
 	if b.d != d {
 		return fmt.Errorf("%s is a buffer of another device", name)
@@ -214,10 +214,10 @@ func (d *Device) need(name string, b *Buffer, t DType, n int) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	if b.dtype != t {
-		return fmt.Errorf("%s holds %s, want %s: %w", name, b.dtype, t, cpuref.ErrGeometry)
+		return fmt.Errorf("%s holds %s, want %s: %w", name, b.dtype, t, geom.ErrGeometry)
 	}
 	if b.n != n {
-		return fmt.Errorf("%s has %d elements, want %d: %w", name, b.n, n, cpuref.ErrGeometry)
+		return fmt.Errorf("%s has %d elements, want %d: %w", name, b.n, n, geom.ErrGeometry)
 	}
 	return nil
 }
@@ -243,14 +243,14 @@ func (d *Device) needAtLeast(name string, b *Buffer, t DType, n int) error {
 func dims(sizes []int, groups ...[]int) error {
 	for _, s := range sizes {
 		if s < 1 {
-			return fmt.Errorf("sizes must be ≥ 1: %w", cpuref.ErrGeometry)
+			return fmt.Errorf("sizes must be ≥ 1: %w", geom.ErrGeometry)
 		}
 	}
 	for _, g := range groups {
 		p := 1
 		for _, s := range g {
 			if s < 1 || p > maxElems/s {
-				return fmt.Errorf("a tensor has 2³¹ elements or more: %w", cpuref.ErrGeometry)
+				return fmt.Errorf("a tensor has 2³¹ elements or more: %w", geom.ErrGeometry)
 			}
 			p *= s
 		}
@@ -260,7 +260,7 @@ func dims(sizes []int, groups ...[]int) error {
 
 // conv2DForward launches conv2d_fwd_v1_direct, 1-D over N·K·P·Q (see
 // Conv2DForward).
-func (d *Device) conv2DForward(g cpuref.ConvGeom, x, w, b, y *Buffer) error {
+func (d *Device) conv2DForward(g geom.ConvGeom, x, w, b, y *Buffer) error {
 	if err := g.Validate(); err != nil {
 		return err
 	}
@@ -284,7 +284,7 @@ func (d *Device) conv2DForward(g cpuref.ConvGeom, x, w, b, y *Buffer) error {
 
 // conv2DBackwardData launches conv2d_bwd_data_v1_direct, 1-D over
 // N·C·H·W (see Conv2DBackwardData).
-func (d *Device) conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx *Buffer) error {
+func (d *Device) conv2DBackwardData(g geom.ConvGeom, dy, w, dx *Buffer) error {
 	if err := g.Validate(); err != nil {
 		return err
 	}
@@ -306,7 +306,7 @@ func (d *Device) conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx *Buffer) error 
 // conv2DBackwardFilter launches conv2d_bwd_filter_v1_direct, one
 // 256-thread block per weight: fixed strided partial sums and a fixed
 // tree (see Conv2DBackwardFilter).
-func (d *Device) conv2DBackwardFilter(g cpuref.ConvGeom, x, dy, dw *Buffer) error {
+func (d *Device) conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw *Buffer) error {
 	if err := g.Validate(); err != nil {
 		return err
 	}
@@ -327,7 +327,7 @@ func (d *Device) conv2DBackwardFilter(g cpuref.ConvGeom, x, dy, dw *Buffer) erro
 
 // Conv2DBackwardBias overwrites db with ∂E/∂b[k] = Σ_n Σ_p Σ_q dy[n,k,p,q].
 // dy is (N,K,P,Q), db is (K). Kernel conv2d_bwd_bias_v1, grid K.
-func (d *Device) Conv2DBackwardBias(g cpuref.ConvGeom, dy, db *Buffer) error {
+func (d *Device) Conv2DBackwardBias(g geom.ConvGeom, dy, db *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.conv2DBackwardBias(g, dy, db); err != nil {
@@ -336,7 +336,7 @@ func (d *Device) Conv2DBackwardBias(g cpuref.ConvGeom, dy, db *Buffer) error {
 	return nil
 }
 
-func (d *Device) conv2DBackwardBias(g cpuref.ConvGeom, dy, db *Buffer) error {
+func (d *Device) conv2DBackwardBias(g geom.ConvGeom, dy, db *Buffer) error {
 	if err := g.Validate(); err != nil {
 		return err
 	}
@@ -364,7 +364,7 @@ func (d *Device) ReLUForward(x, y *Buffer) error {
 
 func (d *Device) reluForward(x, y *Buffer) error {
 	if x == nil {
-		return fmt.Errorf("x is nil: %w", cpuref.ErrGeometry)
+		return fmt.Errorf("x is nil: %w", geom.ErrGeometry)
 	}
 	n := x.n
 	if err := d.need("x", x, Float32, n); err != nil {
@@ -390,7 +390,7 @@ func (d *Device) ReLUBackward(x, dy, dx *Buffer) error {
 
 func (d *Device) reluBackward(x, dy, dx *Buffer) error {
 	if x == nil {
-		return fmt.Errorf("x is nil: %w", cpuref.ErrGeometry)
+		return fmt.Errorf("x is nil: %w", geom.ErrGeometry)
 	}
 	n := x.n
 	if err := d.need("x", x, Float32, n); err != nil {
@@ -411,7 +411,7 @@ func (d *Device) reluBackward(x, dy, dx *Buffer) error {
 // row-major window order, to argmax; a NaN input wins. x is (N,C,H,W), y
 // (float32) and argmax (int32) are (N,C,P,Q). Kernel maxpool_fwd_v1, 1-D
 // over N·C·P·Q.
-func (d *Device) MaxPoolForward(g cpuref.PoolGeom, x, y, argmax *Buffer) error {
+func (d *Device) MaxPoolForward(g geom.PoolGeom, x, y, argmax *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.maxPoolForward(g, x, y, argmax); err != nil {
@@ -420,7 +420,7 @@ func (d *Device) MaxPoolForward(g cpuref.PoolGeom, x, y, argmax *Buffer) error {
 	return nil
 }
 
-func (d *Device) maxPoolForward(g cpuref.PoolGeom, x, y, argmax *Buffer) error {
+func (d *Device) maxPoolForward(g geom.PoolGeom, x, y, argmax *Buffer) error {
 	if err := g.Validate(); err != nil {
 		return err
 	}
@@ -446,7 +446,7 @@ func (d *Device) maxPoolForward(g cpuref.PoolGeom, x, y, argmax *Buffer) error {
 //
 // argmax must come from MaxPoolForward with the same geometry (each entry
 // indexes its own window). Kernel maxpool_bwd_v1, 1-D over N·C·H·W.
-func (d *Device) MaxPoolBackward(g cpuref.PoolGeom, dy, argmax, dx *Buffer) error {
+func (d *Device) MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.maxPoolBackward(g, dy, argmax, dx); err != nil {
@@ -455,7 +455,7 @@ func (d *Device) MaxPoolBackward(g cpuref.PoolGeom, dy, argmax, dx *Buffer) erro
 	return nil
 }
 
-func (d *Device) maxPoolBackward(g cpuref.PoolGeom, dy, argmax, dx *Buffer) error {
+func (d *Device) maxPoolBackward(g geom.PoolGeom, dy, argmax, dx *Buffer) error {
 	if err := g.Validate(); err != nil {
 		return err
 	}
@@ -682,7 +682,7 @@ func (d *Device) ReduceSum(a, out *Buffer, scale float32) error {
 
 func (d *Device) reduceSum(a, out *Buffer, scale float32) error {
 	if a == nil {
-		return fmt.Errorf("a is nil: %w", cpuref.ErrGeometry)
+		return fmt.Errorf("a is nil: %w", geom.ErrGeometry)
 	}
 	if err := d.need("a", a, Float32, a.n); err != nil {
 		return err
@@ -737,7 +737,7 @@ func (d *Device) Accumulate(dst, src *Buffer) error {
 
 func (d *Device) accumulate(dst, src *Buffer) error {
 	if dst == nil {
-		return fmt.Errorf("dst is nil: %w", cpuref.ErrGeometry)
+		return fmt.Errorf("dst is nil: %w", geom.ErrGeometry)
 	}
 	n := dst.n
 	if err := d.need("dst", dst, Float32, n); err != nil {
@@ -766,7 +766,7 @@ func (d *Device) SGDMomentum(p, g, v *Buffer, lr, momentum, weightDecay float32)
 
 func (d *Device) sgdMomentum(p, g, v *Buffer, lr, momentum, weightDecay float32) error {
 	if p == nil {
-		return fmt.Errorf("p is nil: %w", cpuref.ErrGeometry)
+		return fmt.Errorf("p is nil: %w", geom.ErrGeometry)
 	}
 	n := p.n
 	if err := d.need("p", p, Float32, n); err != nil {
@@ -804,11 +804,11 @@ func (d *Device) GatherRows(rowLen int, src, idx, dst *Buffer) error {
 
 func (d *Device) gatherRows(id kernelID, rowLen int, src, idx, dst *Buffer) error {
 	if src == nil || idx == nil {
-		return fmt.Errorf("src or idx is nil: %w", cpuref.ErrGeometry)
+		return fmt.Errorf("src or idx is nil: %w", geom.ErrGeometry)
 	}
 	rows := idx.n
 	if rowLen < 1 || src.n%rowLen != 0 {
-		return fmt.Errorf("src of %d elements is not whole rows of %d: %w", src.n, rowLen, cpuref.ErrGeometry)
+		return fmt.Errorf("src of %d elements is not whole rows of %d: %w", src.n, rowLen, geom.ErrGeometry)
 	}
 	if err := dims([]int{rows, rowLen}, []int{rows, rowLen}); err != nil {
 		return err
@@ -838,7 +838,7 @@ func (d *Device) Fill(p *Buffer, v float32) error {
 
 func (d *Device) fill(p *Buffer, v float32) error {
 	if p == nil {
-		return fmt.Errorf("p is nil: %w", cpuref.ErrGeometry)
+		return fmt.Errorf("p is nil: %w", geom.ErrGeometry)
 	}
 	if err := d.need("p", p, Float32, p.n); err != nil {
 		return err

@@ -3,7 +3,7 @@ package gpu
 import (
 	"fmt"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // Launchers of the implicit-GEMM convolution kernels (kernels/igemm.cuh):
@@ -53,14 +53,14 @@ func useWide(n int) bool {
 
 // fwdKernel, dgradKernel and wgradKernel are the kernels of algorithm a
 // for pass ConvFwd, ConvBwdData and ConvBwdFilter of g.
-func fwdKernel(a ConvAlgo, g cpuref.ConvGeom) kernelID {
+func fwdKernel(a ConvAlgo, g geom.ConvGeom) kernelID {
 	if a == ConvIGemm && useWide(g.K) {
 		return kConvFwdWide
 	}
 	return convKernels[a][ConvFwd]
 }
 
-func wgradKernel(a ConvAlgo, g cpuref.ConvGeom) kernelID {
+func wgradKernel(a ConvAlgo, g geom.ConvGeom) kernelID {
 	if a == ConvIGemm && useWide(g.K) {
 		return kConvBwdFilterWide
 	}
@@ -71,7 +71,7 @@ func wgradKernel(a ConvAlgo, g cpuref.ConvGeom) kernelID {
 // p runs for g (ConvAlgoFor's algorithm, then the tile width and, for
 // bwd-data, the phase decomposition of a stride > 1); with the split-K
 // bwd-filter, conv2d_bwd_filter_v2_reduce follows it.
-func (d *Device) ConvKernelFor(p ConvPass, g cpuref.ConvGeom) string {
+func (d *Device) ConvKernelFor(p ConvPass, g geom.ConvGeom) string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	a := d.convAlgoFor(p, g)
@@ -100,7 +100,7 @@ const (
 // backward-filter implicit GEMM of g: a function of the shape only, so
 // that the sum order, and with it every bit of dw, is the same on every
 // device and every run. No split is empty.
-func wgradSplits(g cpuref.ConvGeom) (splits, tilesPerSplit int) {
+func wgradSplits(g geom.ConvGeom) (splits, tilesPerSplit int) {
 	tiles := ceilDiv(g.N*g.P()*g.Q(), igemmBK)
 	crs := g.C * g.R * g.S
 	blocks := ceilDiv(crs, igemmBM) * ceilDiv(g.K, igemmBN)
@@ -112,7 +112,7 @@ func wgradSplits(g cpuref.ConvGeom) (splits, tilesPerSplit int) {
 
 // launchConv launches a conv kernel with pointer arguments ptrs, the
 // geometry and the trailing int32 arguments more, without allocating.
-func (d *Device) launchConv(id kernelID, grid, block Dim3, g cpuref.ConvGeom, ptrs []uint64, more ...int) error {
+func (d *Device) launchConv(id kernelID, grid, block Dim3, g geom.ConvGeom, ptrs []uint64, more ...int) error {
 	if d.fns[id] == nil {
 		return fmt.Errorf("kernel needs a newer GPU than %s (sm_%d%d)", d.info.Name, d.info.ComputeMajor, d.info.ComputeMinor)
 	}
@@ -139,7 +139,7 @@ func (d *Device) launchConv(id kernelID, grid, block Dim3, g cpuref.ConvGeom, pt
 // the kernel ConvKernelFor(ConvFwd, g): conv2d_fwd_v1_direct,
 // conv2d_fwd_v2_igemm (conv2d_fwd_v6_igemm_wide for K ≥ 128, same bits)
 // or conv2d_fwd_v3_igemm_tf32.
-func (d *Device) Conv2DForward(g cpuref.ConvGeom, x, w, b, y *Buffer) error {
+func (d *Device) Conv2DForward(g geom.ConvGeom, x, w, b, y *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.convForwardAlgo(d.convAlgoFor(ConvFwd, g), g, x, w, b, y, false)
@@ -152,7 +152,7 @@ func (d *Device) Conv2DForward(g cpuref.ConvGeom, x, w, b, y *Buffer) error {
 //
 // with relu_fwd_v1's rules (NaN propagates, −0 becomes +0). With the
 // direct algorithm it is conv2d_fwd_v1_direct then relu_fwd_v1 in place.
-func (d *Device) Conv2DForwardReLU(g cpuref.ConvGeom, x, w, b, y *Buffer) error {
+func (d *Device) Conv2DForwardReLU(g geom.ConvGeom, x, w, b, y *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.convForwardAlgo(d.convAlgoFor(ConvFwd, g), g, x, w, b, y, true)
@@ -160,12 +160,12 @@ func (d *Device) Conv2DForwardReLU(g cpuref.ConvGeom, x, w, b, y *Buffer) error 
 
 // convForwardAlgo runs the forward pass with algorithm a; errors are
 // wrapped with the kernel's name and g.
-func (d *Device) convForwardAlgo(a ConvAlgo, g cpuref.ConvGeom, x, w, b, y *Buffer, relu bool) error {
+func (d *Device) convForwardAlgo(a ConvAlgo, g geom.ConvGeom, x, w, b, y *Buffer, relu bool) error {
 	return d.convForwardKernel(fwdKernel(a, g), g, x, w, b, y, relu)
 }
 
 // convForwardKernel runs forward kernel id on g.
-func (d *Device) convForwardKernel(id kernelID, g cpuref.ConvGeom, x, w, b, y *Buffer, relu bool) error {
+func (d *Device) convForwardKernel(id kernelID, g geom.ConvGeom, x, w, b, y *Buffer, relu bool) error {
 	if id == kConvFwd {
 		if err := d.conv2DForward(g, x, w, b, y); err != nil {
 			return launchErr(id, g, err)
@@ -195,7 +195,7 @@ func (d *Device) convForwardKernel(id kernelID, g cpuref.ConvGeom, x, w, b, y *B
 }
 
 // needConv validates g and three float32 buffers of the given lengths.
-func (d *Device) needConv(g cpuref.ConvGeom, n1 string, b1 *Buffer, l1 int, n2 string, b2 *Buffer, l2 int,
+func (d *Device) needConv(g geom.ConvGeom, n1 string, b1 *Buffer, l1 int, n2 string, b2 *Buffer, l2 int,
 	n3 string, b3 *Buffer, l3 int) error {
 	if err := g.Validate(); err != nil {
 		return err
@@ -222,7 +222,7 @@ func (d *Device) needConv(g cpuref.ConvGeom, n1 string, b1 *Buffer, l1 int, n2 s
 // _v5_igemm_strided_tf32, _v6_igemm_wide_strided), which skips the zero
 // terms that the plain kernel multiplies (3/4 of them at stride 2); FP32
 // with C ≥ 128 runs the 128×128 tiles (v6, the same bits as v2/v4).
-func (d *Device) Conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx *Buffer) error {
+func (d *Device) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	a := d.convAlgoFor(ConvBwdData, g)
@@ -230,7 +230,7 @@ func (d *Device) Conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx *Buffer) error 
 }
 
 // dgradKernel is the backward-data kernel of algorithm a for g.
-func dgradKernel(a ConvAlgo, g cpuref.ConvGeom) kernelID {
+func dgradKernel(a ConvAlgo, g geom.ConvGeom) kernelID {
 	wide := a == ConvIGemm && useWide(g.C)
 	if g.StrideH > 1 || g.StrideW > 1 {
 		switch {
@@ -250,12 +250,12 @@ func dgradKernel(a ConvAlgo, g cpuref.ConvGeom) kernelID {
 
 // convBackwardDataAlgo runs the backward-data pass with algorithm a and
 // its kernel for g.
-func (d *Device) convBackwardDataAlgo(a ConvAlgo, g cpuref.ConvGeom, dy, w, dx *Buffer) error {
+func (d *Device) convBackwardDataAlgo(a ConvAlgo, g geom.ConvGeom, dy, w, dx *Buffer) error {
 	return d.convBackwardDataKernel(dgradKernel(a, g), g, dy, w, dx)
 }
 
 // convBackwardDataKernel runs backward-data kernel id on g.
-func (d *Device) convBackwardDataKernel(id kernelID, g cpuref.ConvGeom, dy, w, dx *Buffer) error {
+func (d *Device) convBackwardDataKernel(id kernelID, g geom.ConvGeom, dy, w, dx *Buffer) error {
 	if id == kConvBwdData {
 		if err := d.conv2DBackwardData(g, dy, w, dx); err != nil {
 			return launchErr(id, g, err)
@@ -287,19 +287,19 @@ func (d *Device) convBackwardDataKernel(id kernelID, g cpuref.ConvGeom, dy, w, d
 // that depends on g only (wgradSplits), write each range's partial sums to
 // a workspace from the device's buffer cache and add them in a fixed order
 // (conv2d_bwd_filter_v2_reduce); no atomics.
-func (d *Device) Conv2DBackwardFilter(g cpuref.ConvGeom, x, dy, dw *Buffer) error {
+func (d *Device) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.convBackwardFilterAlgo(d.convAlgoFor(ConvBwdFilter, g), g, x, dy, dw)
 }
 
-func (d *Device) convBackwardFilterAlgo(a ConvAlgo, g cpuref.ConvGeom, x, dy, dw *Buffer) error {
+func (d *Device) convBackwardFilterAlgo(a ConvAlgo, g geom.ConvGeom, x, dy, dw *Buffer) error {
 	return d.convBackwardFilterKernel(wgradKernel(a, g), g, x, dy, dw)
 }
 
 // convBackwardFilterKernel runs bwd-filter kernel id on g (and the split-K
 // second pass when g is split).
-func (d *Device) convBackwardFilterKernel(id kernelID, g cpuref.ConvGeom, x, dy, dw *Buffer) error {
+func (d *Device) convBackwardFilterKernel(id kernelID, g geom.ConvGeom, x, dy, dw *Buffer) error {
 	if id == kConvBwdFilter {
 		if err := d.conv2DBackwardFilter(g, x, dy, dw); err != nil {
 			return launchErr(id, g, err)

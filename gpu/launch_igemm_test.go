@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 	"github.com/convtrain/convtrain/kernels"
 )
 
@@ -129,7 +129,7 @@ func TestIGemmWideLaunch(t *testing.T) {
 	d, f := openFake(t)
 	cases := []struct {
 		pass   ConvPass
-		g      cpuref.ConvGeom
+		g      geom.ConvGeom
 		kernel string
 		grid   Dim3
 	}{

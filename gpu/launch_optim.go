@@ -3,7 +3,7 @@ package gpu
 import (
 	"fmt"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // Launchers of the optimiser kernels of kernels/optim_v2.cu:
@@ -28,7 +28,7 @@ func (d *Device) SGDNesterov(p, g, v *Buffer, lr, momentum, weightDecay float32)
 
 func (d *Device) sgdNesterov(p, g, v *Buffer, lr, momentum, weightDecay float32) error {
 	if p == nil {
-		return fmt.Errorf("p is nil: %w", cpuref.ErrGeometry)
+		return fmt.Errorf("p is nil: %w", geom.ErrGeometry)
 	}
 	n := p.n
 	if err := d.need("p", p, Float32, n); err != nil {
@@ -47,7 +47,7 @@ func (d *Device) sgdNesterov(p, g, v *Buffer, lr, momentum, weightDecay float32)
 
 // Adam takes one Adam or AdamW step on p with the first and second moments
 // m and v, elementwise, with the scalars c of the step (from
-// cpuref.AdamCoefficients, which holds the bias corrections of step t):
+// geom.AdamCoefficients, which holds the bias corrections of step t):
 //
 //	p ← p·c.Decay                        if c.Decoupled (AdamW)
 //	g ← g + c.L2·p                       otherwise, when c.L2 ≠ 0 (Adam)
@@ -58,7 +58,7 @@ func (d *Device) sgdNesterov(p, g, v *Buffer, lr, momentum, weightDecay float32)
 // that is p ← p − η·m̂/(√v̂ + ε). p, g, m, v are float32 of equal lengths;
 // the scalars are rounded to float32. The result equals cpuref.AdamStep in
 // float32 bit for bit. Kernel adam_v1, 1-D over the length.
-func (d *Device) Adam(p, g, m, v *Buffer, c cpuref.AdamCoef) error {
+func (d *Device) Adam(p, g, m, v *Buffer, c geom.AdamCoef) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.adam(p, g, m, v, c); err != nil {
@@ -67,9 +67,9 @@ func (d *Device) Adam(p, g, m, v *Buffer, c cpuref.AdamCoef) error {
 	return nil
 }
 
-func (d *Device) adam(p, g, m, v *Buffer, c cpuref.AdamCoef) error {
+func (d *Device) adam(p, g, m, v *Buffer, c geom.AdamCoef) error {
 	if p == nil {
-		return fmt.Errorf("p is nil: %w", cpuref.ErrGeometry)
+		return fmt.Errorf("p is nil: %w", geom.ErrGeometry)
 	}
 	n := p.n
 	for _, b := range []struct {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 	"github.com/convtrain/convtrain/kernels"
 )
 
@@ -133,7 +133,7 @@ func TestLaunchers(t *testing.T) {
 	e1, e2, e3 := mustF32(t, d, 1000), mustF32(t, d, 1000), mustF32(t, d, 1000)
 	e4 := mustF32(t, d, 1000)
 	F32 := func(v float32) uint64 { return uint64(math.Float32bits(v)) }
-	adamCoef := cpuref.AdamCoef{Beta1: 0.9, OneMinusBeta1: 0.1, Beta2: 0.999, OneMinusBeta2: 0.001, StepSize: 0.5,
+	adamCoef := geom.AdamCoef{Beta1: 0.9, OneMinusBeta1: 0.1, Beta2: 0.999, OneMinusBeta2: 0.001, StepSize: 0.5,
 		BC2Sqrt: 0.25, Eps: 1e-8, L2: 0.125, Decay: 0.75, Decoupled: true}
 	src, idx, dst := mustF32(t, d, 10*4), mustI32(t, d, 6), mustF32(t, d, 6*4)
 	isrc, idst := mustI32(t, d, 10*4), mustI32(t, d, 6*4)
@@ -316,7 +316,7 @@ func TestBufferChecks(t *testing.T) {
 	if view.Ptr() != a.Ptr()+8 || view.Len() != 5 {
 		t.Errorf("Slice(2, 5) = %v, want 5 elements at %#x", view, uint64(a.Ptr()+8))
 	}
-	geom := []struct {
+	cases := []struct {
 		name string
 		err  error
 	}{
@@ -330,9 +330,9 @@ func TestBufferChecks(t *testing.T) {
 		{"slice negative", func() error { _, err := a.Slice(-1, 2); return err }()},
 		{"zero length", func() error { _, err := d.NewFloat32(0); return err }()},
 	}
-	for _, c := range geom {
-		if !errors.Is(c.err, cpuref.ErrGeometry) {
-			t.Errorf("%s: error %v, want one wrapping cpuref.ErrGeometry", c.name, c.err)
+	for _, c := range cases {
+		if !errors.Is(c.err, geom.ErrGeometry) {
+			t.Errorf("%s: error %v, want one wrapping geom.ErrGeometry", c.name, c.err)
 		}
 	}
 	if err := view.Free(); err == nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // runOptimConformance checks the optimiser kernels of optim_v2.cu on d
@@ -98,7 +99,7 @@ func testAdam(t *testing.T, d *Device) {
 					if err := cpuref.AdamStep(p, g, m, v, hp.lr, hp.beta1, hp.beta2, hp.eps, hp.wd, step, hp.decoupled); err != nil {
 						t.Fatal(err)
 					}
-					c, err := cpuref.AdamCoefficients(float64(hp.lr), float64(hp.beta1), float64(hp.beta2),
+					c, err := geom.AdamCoefficients(float64(hp.lr), float64(hp.beta1), float64(hp.beta2),
 						float64(hp.eps), float64(hp.wd), step, hp.decoupled)
 					if err != nil {
 						t.Fatal(err)
@@ -120,14 +121,14 @@ func testAdam(t *testing.T, d *Device) {
 }
 
 // testOptimValidation checks that mismatched or missing buffers are refused
-// before any launch with an error that wraps cpuref.ErrGeometry and names
+// before any launch with an error that wraps geom.ErrGeometry and names
 // the kernel, and that the buffers are left untouched.
 func testOptimValidation(t *testing.T, d *Device) {
 	h := newHarness(t, d)
 	p, g, m := h.in("p", []float32{1, 2, 3}), h.in("g", []float32{4, 5, 6}), h.in("m", []float32{7, 8, 9})
 	short := h.in("short", []float32{1, 2})
 	ints := h.inI32("ints", []int32{1, 2, 3})
-	c, err := cpuref.AdamCoefficients(1e-3, 0.9, 0.999, 1e-8, 0, 1, false)
+	c, err := geom.AdamCoefficients(1e-3, 0.9, 0.999, 1e-8, 0, 1, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,8 +144,8 @@ func testOptimValidation(t *testing.T, d *Device) {
 		{"adam nil g", "adam_v1", d.Adam(p, nil, m, m, c)},
 	}
 	for _, tc := range cases {
-		if !errors.Is(tc.err, cpuref.ErrGeometry) || !strings.Contains(fmt.Sprint(tc.err), tc.kernel) {
-			t.Errorf("%s: error %v, want one wrapping cpuref.ErrGeometry that names %s", tc.name, tc.err, tc.kernel)
+		if !errors.Is(tc.err, geom.ErrGeometry) || !strings.Contains(fmt.Sprint(tc.err), tc.kernel) {
+			t.Errorf("%s: error %v, want one wrapping geom.ErrGeometry that names %s", tc.name, tc.err, tc.kernel)
 		}
 	}
 	h.check() // every buffer above is an input: none may have changed

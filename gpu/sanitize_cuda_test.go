@@ -5,7 +5,7 @@ package gpu
 import (
 	"testing"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // TestSanitizeCUDA is the reduced conformance run that scripts/gpu-check.sh
@@ -21,8 +21,8 @@ func TestSanitizeCUDA(t *testing.T) {
 	d := openCUDAT(t)
 	conv, pool := convShapes, poolShapes
 	t.Cleanup(func() { convShapes, poolShapes = conv, pool })
-	convShapes = []cpuref.ConvGeom{cg(2, 20, 11, 13, 24, 3, 3, 2, 3, 1, 2)}
-	poolShapes = []cpuref.PoolGeom{pg(2, 3, 6, 6, 2, 2, 2, 2)}
+	convShapes = []geom.ConvGeom{cg(2, 20, 11, 13, 24, 3, 3, 2, 3, 1, 2)}
+	poolShapes = []geom.PoolGeom{pg(2, 3, 6, 6, 2, 2, 2, 2)}
 	runConformance(t, d)
 	runOptimConformance(t, d)
 }

@@ -300,7 +300,7 @@ var All = []Kernel{
 			"decay", f32, "decoupled", i32),
 		Doc: "Adam/AdamW step: p = p·decay (decoupled) or g = g + l2·p (else, l2 ≠ 0); m = beta1·m + " +
 			"one_minus_beta1·g; v = beta2·v + (one_minus_beta2·g)·g; p = p − step_size·m/(√v/bc2_sqrt + eps) " +
-			"(div.rn, sqrt.rn; scalars from cpuref.AdamCoefficients). 1-D over n.",
+			"(div.rn, sqrt.rn; scalars from geom.AdamCoefficients). 1-D over n.",
 	},
 	{
 		Name: "gather_rows_f32_v1", File: "data.ptx", Target: "sm_70",

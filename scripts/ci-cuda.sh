@@ -33,6 +33,12 @@
 #   ptxas       every kernels/*.ptx assembles with ptxas for sm_70/80/90 (at
 #               or above its .target); the report kernels/RESOURCES.md is
 #               regenerated and must equal the committed one; spills flagged
+#   nccl        host/dist's NCCL binding (dlopen): testdata/nccl_abi_check.c
+#               proves host/dist/nccl_abi.h against the pinned wheel's nccl.h
+#               and calls its libnccl.so.2; go test -tags cuda -run NCCL
+#               ./host/dist: a mock libnccl (missing library, missing symbol,
+#               old version, a peer that never joins or dies: aborted, no
+#               hang) and the wheel's libnccl.so.2 (no GPU needed)
 #
 # Usage: scripts/ci-cuda.sh [--update]    (--update rewrites RESOURCES.md)
 #
@@ -263,6 +269,20 @@ else
 	else
 		line ptxas "ok ($nfiles files assemble, $nrows kernel×arch×ptxas rows equal to $report; $spillmsg) [$((SECONDS - t))s]"
 	fi
+fi
+
+# nccl: host/dist's NCCL binding against the pinned nvidia-nccl-cu13 wheel.
+t=$SECONDS
+nccl_lib=${NCCL_INCLUDE%/include}/lib/libnccl.so.2
+if run "$logs/nccl.log" bash -c "gcc -std=c11 -Wall -Wextra -Wconversion -Werror -I'$NCCL_INCLUDE' -I'$CUDA13_INCLUDE' \
+	-I'$CUDA13_CRT_INCLUDE' -I'$CUDA13_CCCL_INCLUDE' -o '$logs/nccl_abi_check' host/dist/testdata/nccl_abi_check.c '$nccl_lib' &&
+	LD_LIBRARY_PATH='${nccl_lib%/*}' '$logs/nccl_abi_check' &&
+	CONVTRAIN_NCCL_LIB='$nccl_lib' go test -tags cuda -count=1 -run NCCL -v ./host/dist" &&
+	grep -q -- '^--- PASS: TestNCCLRealLibrary' "$logs/nccl.log"; then
+	line nccl "ok (nccl_abi.h equals nccl.h: $(grep -o 'nccl_abi_check: ok (.*)' "$logs/nccl.log" | sed 's/^nccl_abi_check: ok (//; s/)$//'); binding tests on the mock and the wheel's libnccl.so.2) [$((SECONDS - t))s]"
+else
+	line nccl "FAIL (host/dist NCCL: nccl_abi_check.c or go test -tags cuda -run NCCL ./host/dist; log $logs/nccl.log) [$((SECONDS - t))s]"
+	failed=1
 fi
 
 if [[ $failed != 0 ]]; then

@@ -13,9 +13,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 	"github.com/convtrain/convtrain/gpu"
-	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/backend"
+	"github.com/convtrain/convtrain/host/data"
+	"github.com/convtrain/convtrain/host/nn"
 )
 
 // benchOptions are the flags of train bench.
@@ -39,7 +41,7 @@ func parseBench(args []string, stderr io.Writer) (*benchOptions, error) {
 	fs.IntVar(&o.size, "size", 28, "image height and width (synthetic data)")
 	fs.IntVar(&o.classes, "classes", 10, "classes (synthetic data)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the initialisation and the data")
-	fs.StringVar(&o.arch.model, "model", "", "model `SPEC`, e.g. conv8x5x5,relu,maxpool2,dense10, or @FILE to read it from a file (default: "+host.DefaultSpecText+")")
+	fs.StringVar(&o.arch.model, "model", "", "model `SPEC`, e.g. conv8x5x5,relu,maxpool2,dense10, or @FILE to read it from a file (default: "+nn.DefaultSpecText+")")
 	o.deviceOptions.register(fs, "gpu")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -82,7 +84,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.threads))
-	set, err := host.Synthetic(o.batch, o.size, o.classes, o.seed)
+	set, err := data.Synthetic(o.batch, o.size, o.classes, o.seed)
 	if err != nil {
 		return err
 	}
@@ -99,15 +101,13 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	tb := &timedBackend{Backend: db.models(), dev: db.dev, ops: make(map[string]*opTimes)}
+	be := db.Backend
+	tb := &timedBackend{Memory: be, be: be, dev: db.dev, ops: make(map[string]*opTimes)}
 	if db.dev != nil && !db.dev.IsSim() {
 		tb.events = true
 	}
 	defer tb.destroyEvents()
-	var mb host.Backend = tb // the model's backend: tb, fusing conv+ReLU where db does
-	if f, ok := db.models().(host.ConvReLUForwarder); ok {
-		mb = &timedFusingBackend{tb, f}
-	}
+	var mb backend.Backend = tb // the model's backend
 
 	fmt.Fprintf(stdout, "backend  %s\n", db.Name())
 	if d := db.describe(); d != "" {
@@ -120,7 +120,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		o.steps, warm, o.batch, o.size, o.size, o.classes, o.seed)
 	fmt.Fprint(stdout, summary)
 
-	m, err := host.NewModel(mb, spec, o.seed)
+	m, err := nn.NewModel(mb, spec, o.seed)
 	if err != nil {
 		return err
 	}
@@ -194,7 +194,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 // of the device, so a step costs the larger of the two; a host time close
 // to the step time says the step is bound by launch overhead. On the
 // simulator every launch runs as it is issued, so only the launches count.
-func benchQueued(w io.Writer, dev *gpu.Device, be host.Backend, step func() error, steps, batch int) error {
+func benchQueued(w io.Writer, dev *gpu.Device, be backend.Backend, step func() error, steps, batch int) error {
 	l0 := dev.Launches()
 	t0 := time.Now()
 	for s := range steps {
@@ -231,13 +231,15 @@ type opTimes struct {
 	kernels map[string]*gpu.KernelStats
 }
 
-// timedBackend is a host.Backend that times every operation of a step:
+// timedBackend is a backend.Backend that times every operation of a step
+// (every method of backend.Ops; those of backend.Memory pass through):
 // with events on a GPU (no synchronisation between operations), with the
 // wall clock on the CPU and the simulator, whose operations are
 // synchronous. On the simulator it also keeps, per operation, the
 // counters of each kernel launched (gpu.Device.KernelStats).
 type timedBackend struct {
-	host.Backend
+	backend.Memory
+	be        backend.Backend // the timed backend
 	dev       *gpu.Device
 	events    bool // time with device events
 	recording bool // inside a timed step
@@ -372,101 +374,92 @@ func (t *timedBackend) collect() error {
 	return nil
 }
 
-func (t *timedBackend) Conv2DForward(g cpuref.ConvGeom, x, w, b, y host.Tensor) error {
-	return t.time("conv fwd "+g.String(), g.FLOPs(), 1, func() error { return t.Backend.Conv2DForward(g, x, w, b, y) })
+func (t *timedBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor, ep backend.Epilogue) error {
+	label := "conv fwd "
+	if ep == backend.EpilogueReLU {
+		label = "conv+relu fwd "
+	}
+	return t.time(label+g.String(), g.FLOPs(), 1, func() error { return t.be.Conv2DForward(g, x, w, b, y, ep) })
 }
 
-// timedFusingBackend is timedBackend over a backend that fuses a
-// convolution with its ReLU (host.ConvReLUForwarder), timing the fused
-// operation; timedBackend alone hides it, so the model runs the pair as
-// written there.
-type timedFusingBackend struct {
-	*timedBackend
-	fused host.ConvReLUForwarder
+func (t *timedBackend) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx backend.Tensor) error {
+	return t.time("conv bwd data "+g.String(), g.FLOPs(), 1, func() error { return t.be.Conv2DBackwardData(g, dy, w, dx) })
 }
 
-func (t *timedFusingBackend) Conv2DForwardReLU(g cpuref.ConvGeom, x, w, b, y host.Tensor) error {
-	return t.time("conv+relu fwd "+g.String(), g.FLOPs(), 1, func() error { return t.fused.Conv2DForwardReLU(g, x, w, b, y) })
+func (t *timedBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db backend.Tensor) error {
+	return t.time("conv bwd filter "+g.String(), g.FLOPs(), 1, func() error { return t.be.Conv2DBackwardFilter(g, x, dy, dw, db) })
 }
 
-func (t *timedBackend) Conv2DBackwardData(g cpuref.ConvGeom, dy, w, dx host.Tensor) error {
-	return t.time("conv bwd data "+g.String(), g.FLOPs(), 1, func() error { return t.Backend.Conv2DBackwardData(g, dy, w, dx) })
+func (t *timedBackend) ReLUForward(x, y backend.Tensor) error {
+	return t.time(fmt.Sprintf("relu fwd n=%d", x.Len()), 0, 0, func() error { return t.be.ReLUForward(x, y) })
 }
 
-func (t *timedBackend) Conv2DBackwardFilter(g cpuref.ConvGeom, x, dy, dw, db host.Tensor) error {
-	return t.time("conv bwd filter "+g.String(), g.FLOPs(), 1, func() error { return t.Backend.Conv2DBackwardFilter(g, x, dy, dw, db) })
+func (t *timedBackend) ReLUBackward(x, dy, dx backend.Tensor) error {
+	return t.time(fmt.Sprintf("relu bwd n=%d", x.Len()), 0, 0, func() error { return t.be.ReLUBackward(x, dy, dx) })
 }
 
-func (t *timedBackend) ReLUForward(x, y host.Tensor) error {
-	return t.time(fmt.Sprintf("relu fwd n=%d", x.Len()), 0, 0, func() error { return t.Backend.ReLUForward(x, y) })
-}
-
-func (t *timedBackend) ReLUBackward(x, dy, dx host.Tensor) error {
-	return t.time(fmt.Sprintf("relu bwd n=%d", x.Len()), 0, 0, func() error { return t.Backend.ReLUBackward(x, dy, dx) })
-}
-
-func poolLabel(g cpuref.PoolGeom) string {
+func poolLabel(g geom.PoolGeom) string {
 	return fmt.Sprintf("N=%d,C=%d,H=%d,W=%d,R=%d,S=%d", g.N, g.C, g.H, g.W, g.R, g.S)
 }
 
-func (t *timedBackend) MaxPoolForward(g cpuref.PoolGeom, x, y, argmax host.Tensor) error {
-	return t.time("maxpool fwd "+poolLabel(g), 0, 0, func() error { return t.Backend.MaxPoolForward(g, x, y, argmax) })
+func (t *timedBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax backend.Tensor) error {
+	return t.time("maxpool fwd "+poolLabel(g), 0, 0, func() error { return t.be.MaxPoolForward(g, x, y, argmax) })
 }
 
-func (t *timedBackend) MaxPoolBackward(g cpuref.PoolGeom, dy, argmax, dx host.Tensor) error {
-	return t.time("maxpool bwd "+poolLabel(g), 0, 0, func() error { return t.Backend.MaxPoolBackward(g, dy, argmax, dx) })
+func (t *timedBackend) MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx backend.Tensor) error {
+	return t.time("maxpool bwd "+poolLabel(g), 0, 0, func() error { return t.be.MaxPoolBackward(g, dy, argmax, dx) })
 }
 
-func (t *timedBackend) DenseForward(n, in, out int, x, w, b, y host.Tensor) error {
+func (t *timedBackend) DenseForward(n, in, out int, x, w, b, y backend.Tensor) error {
 	return t.time(fmt.Sprintf("dense fwd N=%d,In=%d,Out=%d", n, in, out), 2*float64(n)*float64(in)*float64(out), 1,
-		func() error { return t.Backend.DenseForward(n, in, out, x, w, b, y) })
+		func() error { return t.be.DenseForward(n, in, out, x, w, b, y) })
 }
 
-func (t *timedBackend) DenseBackward(n, in, out int, x, w, dy, dx, dw, db host.Tensor) error {
+func (t *timedBackend) DenseBackward(n, in, out int, x, w, dy, dx, dw, db backend.Tensor) error {
 	gemms := 1 // dw = dyᵀ·x; and dx = dy·w when asked
 	if dx != nil {
 		gemms = 2
 	}
 	return t.time(fmt.Sprintf("dense bwd N=%d,In=%d,Out=%d", n, in, out), float64(gemms)*2*float64(n)*float64(in)*float64(out), gemms,
-		func() error { return t.Backend.DenseBackward(n, in, out, x, w, dy, dx, dw, db) })
+		func() error { return t.be.DenseBackward(n, in, out, x, w, dy, dx, dw, db) })
 }
 
-func (t *timedBackend) SoftmaxCrossEntropy(n, classes int, logits, labels, loss, dlogits host.Tensor) error {
+func (t *timedBackend) SoftmaxCrossEntropy(n, classes int, logits, labels, loss, dlogits backend.Tensor) error {
 	return t.time(fmt.Sprintf("softmax-ce N=%d,classes=%d", n, classes), 0, 0,
-		func() error { return t.Backend.SoftmaxCrossEntropy(n, classes, logits, labels, loss, dlogits) })
+		func() error { return t.be.SoftmaxCrossEntropy(n, classes, logits, labels, loss, dlogits) })
 }
 
-func (t *timedBackend) MSE(n, dim int, y, tt, loss, dy host.Tensor) error {
-	return t.time(fmt.Sprintf("mse N=%d,dim=%d", n, dim), 0, 0, func() error { return t.Backend.MSE(n, dim, y, tt, loss, dy) })
+func (t *timedBackend) MSE(n, dim int, y, tt, loss, dy backend.Tensor) error {
+	return t.time(fmt.Sprintf("mse N=%d,dim=%d", n, dim), 0, 0, func() error { return t.be.MSE(n, dim, y, tt, loss, dy) })
 }
 
-func (t *timedBackend) CountCorrect(n, classes int, logits, labels, acc host.Tensor) error {
+func (t *timedBackend) CountCorrect(n, classes int, logits, labels, acc backend.Tensor) error {
 	return t.time(fmt.Sprintf("count correct N=%d,classes=%d", n, classes), 0, 0,
-		func() error { return t.Backend.CountCorrect(n, classes, logits, labels, acc) })
+		func() error { return t.be.CountCorrect(n, classes, logits, labels, acc) })
 }
 
-func (t *timedBackend) Accumulate(dst, src host.Tensor) error {
-	return t.time(fmt.Sprintf("accumulate n=%d", dst.Len()), 0, 0, func() error { return t.Backend.Accumulate(dst, src) })
+func (t *timedBackend) Accumulate(dst, src backend.Tensor) error {
+	return t.time(fmt.Sprintf("accumulate n=%d", dst.Len()), 0, 0, func() error { return t.be.Accumulate(dst, src) })
 }
 
-func (t *timedBackend) SGDStep(p, grad, vel host.Tensor, lr, momentum, weightDecay float32) error {
-	return t.time(fmt.Sprintf("sgd n=%d", p.Len()), 0, 0, func() error { return t.Backend.SGDStep(p, grad, vel, lr, momentum, weightDecay) })
+func (t *timedBackend) SGDStep(p, grad, vel backend.Tensor, lr, momentum, weightDecay float32) error {
+	return t.time(fmt.Sprintf("sgd n=%d", p.Len()), 0, 0, func() error { return t.be.SGDStep(p, grad, vel, lr, momentum, weightDecay) })
 }
 
-func (t *timedBackend) SGDNesterovStep(p, grad, vel host.Tensor, lr, momentum, weightDecay float32) error {
+func (t *timedBackend) SGDNesterovStep(p, grad, vel backend.Tensor, lr, momentum, weightDecay float32) error {
 	return t.time(fmt.Sprintf("sgd nesterov n=%d", p.Len()), 0, 0, func() error {
-		return t.Backend.SGDNesterovStep(p, grad, vel, lr, momentum, weightDecay)
+		return t.be.SGDNesterovStep(p, grad, vel, lr, momentum, weightDecay)
 	})
 }
 
-func (t *timedBackend) AdamStep(p, grad, m, v host.Tensor, lr, beta1, beta2, eps, weightDecay float32, step int, decoupled bool) error {
+func (t *timedBackend) AdamStep(p, grad, m, v backend.Tensor, lr, beta1, beta2, eps, weightDecay float32, step int, decoupled bool) error {
 	return t.time(fmt.Sprintf("adam n=%d", p.Len()), 0, 0, func() error {
-		return t.Backend.AdamStep(p, grad, m, v, lr, beta1, beta2, eps, weightDecay, step, decoupled)
+		return t.be.AdamStep(p, grad, m, v, lr, beta1, beta2, eps, weightDecay, step, decoupled)
 	})
 }
 
-func (t *timedBackend) Gather(rowLen int, src, idx, dst host.Tensor) error {
-	return t.time(fmt.Sprintf("gather rows=%d,cols=%d", idx.Len(), rowLen), 0, 0, func() error { return t.Backend.Gather(rowLen, src, idx, dst) })
+func (t *timedBackend) Gather(rowLen int, src, idx, dst backend.Tensor) error {
+	return t.time(fmt.Sprintf("gather rows=%d,cols=%d", idx.Len(), rowLen), 0, 0, func() error { return t.be.Gather(rowLen, src, idx, dst) })
 }
 
 // median of xs (sorted in place); 0 for none.

@@ -11,7 +11,11 @@ import (
 	"reflect"
 	"strings"
 
-	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/backend"
+	"github.com/convtrain/convtrain/host/ckpt"
+	"github.com/convtrain/convtrain/host/data"
+	"github.com/convtrain/convtrain/host/nn"
+	"github.com/convtrain/convtrain/host/train"
 )
 
 // interruptedPath is where an interrupted run saves its checkpoint when
@@ -29,11 +33,11 @@ type ckptOptions struct {
 	resume    string // -resume FILE
 	model     string // -model SPEC or @FILE
 
-	layers []host.LayerSpec  // parsed from -model
-	ck     *host.Checkpoint  // loaded by -resume
-	set    map[string]bool   // flags given on the command line
-	tr     *host.Trainer     // the trainer that checkpoints save
-	best   host.EpochMetrics // the epoch last saved to -save-best in this run
+	layers []nn.LayerSpec     // parsed from -model
+	ck     *ckpt.Checkpoint   // loaded by -resume
+	set    map[string]bool    // flags given on the command line
+	tr     *train.Trainer     // the trainer that checkpoints save
+	best   train.EpochMetrics // the epoch last saved to -save-best in this run
 }
 
 func (c *ckptOptions) register(fs *flag.FlagSet) {
@@ -41,7 +45,7 @@ func (c *ckptOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.saveEvery, "save-every", 0, "with -save, also save every `N` steps (0: only after each epoch)")
 	fs.StringVar(&c.saveBest, "save-best", "", "save a checkpoint to `FILE` after each epoch whose test accuracy beats every earlier one")
 	fs.StringVar(&c.resume, "resume", "", "resume training from the checkpoint `FILE`")
-	fs.StringVar(&c.model, "model", "", "model `SPEC`, e.g. conv8x5x5,relu,maxpool2,dense10, or @FILE to read it from a file (default: "+host.DefaultSpecText+")")
+	fs.StringVar(&c.model, "model", "", "model `SPEC`, e.g. conv8x5x5,relu,maxpool2,dense10, or @FILE to read it from a file (default: "+nn.DefaultSpecText+")")
 }
 
 // trainingFlags are the flags whose values a resumed run takes from its
@@ -71,7 +75,7 @@ func (c *ckptOptions) check(fs *flag.FlagSet) error {
 			text = string(b)
 		}
 		var err error
-		if c.layers, err = host.ParseSpec(text); err != nil {
+		if c.layers, err = nn.ParseSpec(text); err != nil {
 			return usagef("-model %s: %v", c.model, err)
 		}
 	}
@@ -91,7 +95,7 @@ func (o *options) loadResume() error {
 	if o.resume == "" {
 		return nil
 	}
-	ck, err := host.LoadCheckpoint(o.resume)
+	ck, err := ckpt.LoadCheckpoint(o.resume)
 	if err != nil {
 		return err
 	}
@@ -110,7 +114,7 @@ func (o *options) loadResume() error {
 // else -model's, else the default network (its last layer widened to
 // more than 10 classes). It checks that the spec fits d's images and
 // classes; the error names the layer and the reason.
-func (c *ckptOptions) modelSpec(d *host.Dataset) (host.Spec, error) {
+func (c *ckptOptions) modelSpec(d *data.Dataset) (nn.Spec, error) {
 	if c.ck != nil {
 		s := c.ck.Spec
 		if s.C != d.C || s.H != d.H || s.W != d.W || s.Classes() != d.Classes {
@@ -119,18 +123,18 @@ func (c *ckptOptions) modelSpec(d *host.Dataset) (host.Spec, error) {
 		}
 		return s, nil
 	}
-	spec := host.DefaultSpec()
+	spec := nn.DefaultSpec()
 	spec.C, spec.H, spec.W = d.C, d.H, d.W
 	if c.model == "" {
 		if d.Classes > 10 {
-			spec.Layers[len(spec.Layers)-1] = host.DenseLayer(d.Classes)
+			spec.Layers[len(spec.Layers)-1] = nn.DenseLayer(d.Classes)
 		}
 		if _, err := spec.Check(); err != nil {
 			return spec, fmt.Errorf("the default network does not fit %d×%d images (give another with -model): %w", d.H, d.W, err)
 		}
 		return spec, nil
 	}
-	if _, err := host.InferShapes(c.layers, d.C, d.H, d.W, d.Classes); err != nil {
+	if _, err := nn.InferShapes(c.layers, d.C, d.H, d.W, d.Classes); err != nil {
 		return spec, fmt.Errorf("-model %s on %d×%d×%d images: %w", c.model, d.C, d.H, d.W, err)
 	}
 	spec.Layers = c.layers
@@ -139,11 +143,11 @@ func (c *ckptOptions) modelSpec(d *host.Dataset) (host.Spec, error) {
 
 // newModel builds the model: from the checkpoint when resuming, else
 // initialised from seed.
-func (c *ckptOptions) newModel(be host.Backend, spec host.Spec, seed uint64) (*host.Model, error) {
+func (c *ckptOptions) newModel(be backend.Backend, spec nn.Spec, seed uint64) (*nn.Model, error) {
 	if c.ck != nil {
 		return c.ck.NewModel(be)
 	}
-	return host.NewModel(be, spec, seed)
+	return nn.NewModel(be, spec, seed)
 }
 
 // hook makes cfg save checkpoints to -save (after each epoch and every
@@ -151,7 +155,7 @@ func (c *ckptOptions) newModel(be host.Backend, spec host.Spec, seed uint64) (*h
 // it also takes every training setting of cfg from the checkpoint (the
 // optimiser included, whatever flags set it) but Epochs, ProgressEvery and
 // the callbacks.
-func (c *ckptOptions) hook(cfg *host.Config) {
+func (c *ckptOptions) hook(cfg *train.Config) {
 	if c.ck != nil {
 		v, ck := reflect.ValueOf(cfg).Elem(), reflect.ValueOf(c.ck.Config)
 		for i := range v.NumField() {
@@ -163,8 +167,8 @@ func (c *ckptOptions) hook(cfg *host.Config) {
 		}
 	}
 	if c.saveBest != "" {
-		cfg.OnBest = func(m host.EpochMetrics) error {
-			if err := host.SaveCheckpoint(c.saveBest, c.tr); err != nil {
+		cfg.OnBest = func(m train.EpochMetrics) error {
+			if err := ckpt.SaveCheckpoint(c.saveBest, c.tr); err != nil {
 				return err
 			}
 			c.best = m
@@ -175,12 +179,12 @@ func (c *ckptOptions) hook(cfg *host.Config) {
 		return
 	}
 	cfg.CheckpointEvery = c.saveEvery
-	cfg.OnCheckpoint = func() error { return host.SaveCheckpoint(c.save, c.tr) }
+	cfg.OnCheckpoint = func() error { return ckpt.SaveCheckpoint(c.save, c.tr) }
 }
 
 // attach names the trainer that checkpoints save and, when resuming,
 // moves it to the checkpoint's position.
-func (c *ckptOptions) attach(t *host.Trainer, stdout io.Writer) error {
+func (c *ckptOptions) attach(t *train.Trainer, stdout io.Writer) error {
 	c.tr = t
 	// Fail now rather than after the first epoch.
 	for _, p := range []struct{ flag, path string }{{"-save", c.save}, {"-save-best", c.saveBest}} {
@@ -205,7 +209,7 @@ func (c *ckptOptions) attach(t *host.Trainer, stdout io.Writer) error {
 		c.resume, st.Epoch, st.StepEpoch, st.Step, c.ck.Version)
 	if st.Epoch >= t.Config().Epochs {
 		fmt.Fprintf(stdout, "nothing to train: the checkpoint has done all %d epochs (give -epochs N to train further)\n", st.Epoch)
-	} else if was, now := c.ck.Config.Epochs, t.Config().Epochs; was != now && t.Config().Schedule.Kind == host.CosineLR {
+	} else if was, now := c.ck.Config.Epochs, t.Config().Epochs; was != now && t.Config().Schedule.Kind == train.CosineLR {
 		fmt.Fprintf(stdout, "note     -epochs %d: the cosine schedule now spans %d epochs, not %d, so the learning rate from here on differs from the original run's\n",
 			now, now, was)
 	}
@@ -227,12 +231,12 @@ func (c *ckptOptions) stopped(ctx context.Context, err error, stdout io.Writer) 
 		if path == "" {
 			path = interruptedPath
 		}
-		if serr := host.SaveCheckpoint(path, c.tr); serr != nil {
+		if serr := ckpt.SaveCheckpoint(path, c.tr); serr != nil {
 			return fmt.Errorf("%w at epoch %d, step %d (step %d in all); saving the checkpoint failed: %v", errInterrupted, st.Epoch+1, st.StepEpoch, st.Step, serr)
 		}
 		return fmt.Errorf("%w at epoch %d, step %d (step %d in all); checkpoint saved to %s: continue with train -resume %s",
 			errInterrupted, st.Epoch+1, st.StepEpoch, st.Step, path, path)
-	case errors.Is(err, host.ErrDiverged) && c.save != "":
+	case errors.Is(err, train.ErrDiverged) && c.save != "":
 		if _, serr := os.Stat(c.save); serr == nil {
 			return fmt.Errorf("%w; the last good checkpoint is %s", err, c.save)
 		}

@@ -15,7 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/ckpt"
+	"github.com/convtrain/convtrain/host/train"
 )
 
 // tinyArgs train a small model on the synthetic data of syntheticDir: 96
@@ -47,7 +48,7 @@ func (c *countCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
 
 // equalCheckpoints fails unless a and b hold the same tensors bit for bit
 // and the same position.
-func equalCheckpoints(t *testing.T, a, b *host.Checkpoint) {
+func equalCheckpoints(t *testing.T, a, b *ckpt.Checkpoint) {
 	t.Helper()
 	if a.State.Step != b.State.Step || a.State.Epoch != b.State.Epoch || !bytes.Equal(a.State.Shuffle, b.State.Shuffle) {
 		t.Errorf("positions differ: %+v and %+v", a.State, b.State)
@@ -68,9 +69,9 @@ func equalCheckpoints(t *testing.T, a, b *host.Checkpoint) {
 	}
 }
 
-func mustLoad(t *testing.T, path string) *host.Checkpoint {
+func mustLoad(t *testing.T, path string) *ckpt.Checkpoint {
 	t.Helper()
-	c, err := host.LoadCheckpoint(path)
+	c, err := ckpt.LoadCheckpoint(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,13 +103,13 @@ func TestRunInterruptResume(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		calls int64 // ctx.Err calls before the interruption
-		want  host.TrainState
+		want  train.TrainState
 	}{
 		// 6 steps and 3 of the 7 evaluation batches (100 test images) of
 		// epoch 1: resuming repeats the evaluation.
-		{"at=evaluation", 6 + 3, host.TrainState{Epoch: 0, StepEpoch: 6, Step: 6}},
+		{"at=evaluation", 6 + 3, train.TrainState{Epoch: 0, StepEpoch: 6, Step: 6}},
 		// 6 steps and 7 evaluation batches of epoch 1, 3 steps of epoch 2.
-		{"at=mid-epoch", 6 + 7 + 3, host.TrainState{Epoch: 1, StepEpoch: 3, Step: 9}},
+		{"at=mid-epoch", 6 + 7 + 3, train.TrainState{Epoch: 1, StepEpoch: 3, Step: 9}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := &countCtx{Context: context.Background()}
@@ -182,7 +183,7 @@ func TestRunDiverged(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ckpt.st")
 	var stdout, stderr bytes.Buffer
 	err := run(tinyArgs(dir, "-lr", "1e6", "-schedule", "constant", "-save", path, "-save-every", "1"), &stdout, &stderr)
-	if !errors.Is(err, host.ErrDiverged) || exitCode(err) != 1 || !strings.Contains(err.Error(), "step ") ||
+	if !errors.Is(err, train.ErrDiverged) || exitCode(err) != 1 || !strings.Contains(err.Error(), "step ") ||
 		!strings.Contains(err.Error(), "(layer ") || !strings.Contains(err.Error(), "last good checkpoint is "+path) {
 		t.Fatalf("run = %v, want a divergence naming the step, the layer and the checkpoint", err)
 	}

@@ -10,7 +10,8 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/data"
+	"github.com/convtrain/convtrain/host/nn"
 )
 
 // compareOptions are the flags of train compare.
@@ -47,7 +48,7 @@ func parseCompare(args []string, stderr io.Writer) (*compareOptions, error) {
 	fs.Float64Var(&o.wd, "weight-decay", 0, "L2 weight decay")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the initialisation and the batches")
 	fs.StringVar(&o.data, "data", "", "directory of IDX files (default: MNIST from the Go module cache)")
-	fs.StringVar(&o.arch.model, "model", "", "model `SPEC`, e.g. conv8x5x5,relu,maxpool2,dense10, or @FILE to read it from a file (default: "+host.DefaultSpecText+")")
+	fs.StringVar(&o.arch.model, "model", "", "model `SPEC`, e.g. conv8x5x5,relu,maxpool2,dense10, or @FILE to read it from a file (default: "+nn.DefaultSpecText+")")
 	fs.Float64Var(&o.tol, "tol", defaultCompareTol, "largest relative difference accepted")
 	o.deviceOptions.register(fs, "gpu")
 	if err := fs.Parse(args); err != nil {
@@ -94,14 +95,14 @@ func parseCompare(args []string, stderr io.Writer) (*compareOptions, error) {
 // loadTrainingSet reads the training set of dir (MNIST when dir is "") and
 // keeps its first limit images (all when limit is 0); source is where it
 // came from.
-func loadTrainingSet(dir string, limit int) (set *host.Dataset, source string, err error) {
+func loadTrainingSet(dir string, limit int) (set *data.Dataset, source string, err error) {
 	source = dir
 	if dir == "" {
-		if source, err = host.LocateMNIST(); err != nil {
+		if source, err = data.LocateMNIST(); err != nil {
 			return nil, "", err
 		}
 	}
-	set, _, err = host.LoadDir(source)
+	set, _, err = data.LoadDir(source)
 	if err != nil {
 		return nil, "", err
 	}
@@ -200,10 +201,10 @@ func compareRows(n, batch, steps int, seed uint64) []int32 {
 // rows, reading the loss after each step, and returns the losses, the
 // final parameters and the speed. perturb is added to the first weight
 // before training.
-func compareTrain(be *deviceBackend, name string, spec host.Spec, set *host.Dataset, rows []int32, o *compareOptions, perturb float32) (r compareRun, err error) {
+func compareTrain(be *deviceBackend, name string, spec nn.Spec, set *data.Dataset, rows []int32, o *compareOptions, perturb float32) (r compareRun, err error) {
 	r.name = name
 	fail := func(err error) (compareRun, error) { return r, fmt.Errorf("%s: %w", name, err) }
-	m, err := host.NewModel(be.models(), spec, o.seed)
+	m, err := nn.NewModel(be.Backend, spec, o.seed)
 	if err != nil {
 		return fail(err)
 	}
@@ -289,7 +290,7 @@ func tensorDiff(got, want []float32) (maxAbs, maxWant, rel float64) {
 
 // compareReport prints the losses step by step, the parameter differences
 // and the speeds, and returns an error when a difference exceeds o.tol.
-func compareReport(w io.Writer, got, want compareRun, spec host.Spec, o *compareOptions) error {
+func compareReport(w io.Writer, got, want compareRun, spec nn.Spec, o *compareOptions) error {
 	dn := got.name
 	fmt.Fprintf(w, "\n%5s  %-14s %-14s %s\n", "step", "loss cpu", "loss "+dn, "diff")
 	worst, worstWhat := 0.0, ""

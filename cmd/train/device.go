@@ -9,7 +9,9 @@ import (
 	"strings"
 
 	"github.com/convtrain/convtrain/gpu"
-	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/backend"
+	"github.com/convtrain/convtrain/host/cpubackend"
+	"github.com/convtrain/convtrain/host/gpubackend"
 )
 
 // devices lists the values -device accepts, in the order the usage shows.
@@ -56,18 +58,12 @@ func (d *deviceOptions) check() error {
 	return nil
 }
 
-// deviceBackend is a host.Backend together with the gpu.Device under it
+// deviceBackend is a backend.Backend together with the gpu.Device under it
 // (nil on the CPU); Close closes the backend, then the device.
 type deviceBackend struct {
-	host.Backend
+	backend.Backend
 	dev *gpu.Device
 }
-
-// models is the backend to build models on: the host.Backend itself, not
-// the wrapper, whose embedded interface would hide the optional
-// host.ConvReLUForwarder of the GPU backend (conv, bias and ReLU in one
-// launch).
-func (b *deviceBackend) models() host.Backend { return b.Backend }
 
 func (b *deviceBackend) Close() error {
 	err := b.Backend.Close()
@@ -79,12 +75,12 @@ func (b *deviceBackend) Close() error {
 
 // newBackend returns the backend that d names: the CPU backend on
 // d.threads threads, gpu.Open(d.gpu) or the simulator with d.threads
-// workers under host.NewGPUBackend. Its errors say what is missing: a
+// workers under gpubackend.NewGPUBackend. Its errors say what is missing: a
 // binary built without the cuda tag (with the build line), no driver or no
 // such device, an unsupported precision.
 func newBackend(d deviceOptions) (*deviceBackend, error) {
 	if d.device == "cpu" {
-		be, err := host.NewCPUBackend(d.threads)
+		be, err := cpubackend.NewCPUBackend(d.threads)
 		if err != nil {
 			return nil, err
 		}
@@ -109,7 +105,7 @@ func newBackend(d deviceOptions) (*deviceBackend, error) {
 	if err := setPrecision(dev, d.precision); err != nil {
 		return nil, errors.Join(err, dev.Close())
 	}
-	be, err := host.NewGPUBackend(dev)
+	be, err := gpubackend.NewGPUBackend(dev)
 	if err != nil {
 		return nil, errors.Join(err, dev.Close())
 	}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/data"
 )
 
 // smallDir writes a synthetic 28×28 data set of nTrain training and nTest
@@ -17,16 +17,16 @@ import (
 // few tens of milliseconds.
 func smallDir(t *testing.T, nTrain, nTest int) string {
 	t.Helper()
-	train, err := host.Synthetic(nTrain, 28, 10, 1)
+	train, err := data.Synthetic(nTrain, 28, 10, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	test, err := host.Synthetic(nTest, 28, 10, 2)
+	test, err := data.Synthetic(nTest, 28, 10, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := host.WriteDir(dir, train, test, false); err != nil {
+	if err := data.WriteDir(dir, train, test, false); err != nil {
 		t.Fatal(err)
 	}
 	return dir

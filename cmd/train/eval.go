@@ -9,7 +9,9 @@ import (
 	"math"
 	"runtime"
 
-	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/ckpt"
+	"github.com/convtrain/convtrain/host/data"
+	"github.com/convtrain/convtrain/host/nn"
 )
 
 // evalOptions are the flags of train eval and train predict.
@@ -67,13 +69,13 @@ func parseEval(name string, args []string, stderr io.Writer) (*evalOptions, []st
 
 // loaded is a checkpoint's model on a backend.
 type loaded struct {
-	ck    *host.Checkpoint
+	ck    *ckpt.Checkpoint
 	be    *deviceBackend
-	model *host.Model
+	model *nn.Model
 }
 
 func (o *evalOptions) open() (*loaded, error) {
-	ck, err := host.LoadCheckpoint(o.load)
+	ck, err := ckpt.LoadCheckpoint(o.load)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +83,7 @@ func (o *evalOptions) open() (*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := ck.NewModel(be.models())
+	m, err := ck.NewModel(be.Backend)
 	if err != nil {
 		return nil, errors.Join(err, be.Close())
 	}
@@ -94,7 +96,7 @@ func (l *loaded) Close() error { return errors.Join(l.model.Close(), l.be.Close(
 // checkpoint's norm, in batches of at most batch images (fewer for a
 // large model), and returns the outputs (d.N, classes). It stops between
 // batches when ctx is done.
-func (l *loaded) logits(ctx context.Context, d *host.Dataset, batch int) ([]float32, error) {
+func (l *loaded) logits(ctx context.Context, d *data.Dataset, batch int) ([]float32, error) {
 	m, be := l.model, l.be
 	set, err := m.Upload(d, l.ck.Norm)
 	if err != nil {
@@ -113,7 +115,7 @@ func (l *loaded) logits(ctx context.Context, d *host.Dataset, batch int) ([]floa
 	for i := range rows {
 		rows[i] = int32(i)
 	}
-	var b *host.Batch
+	var b *nn.Batch
 	defer func() {
 		if b != nil {
 			b.Free(be)
@@ -152,7 +154,7 @@ func (l *loaded) logits(ctx context.Context, d *host.Dataset, batch int) ([]floa
 func (l *loaded) describe(path string) string {
 	c := l.ck
 	return fmt.Sprintf("model    %s: %s on %d×%d×%d, %d classes, %s; %d epochs and %d steps done (step %d in all)",
-		path, host.FormatSpec(c.Spec.Layers), c.Spec.C, c.Spec.H, c.Spec.W, c.Spec.Classes(), c.Spec.Loss,
+		path, nn.FormatSpec(c.Spec.Layers), c.Spec.C, c.Spec.H, c.Spec.W, c.Spec.Classes(), c.Spec.Loss,
 		c.State.Epoch, c.State.StepEpoch, c.State.Step)
 }
 
@@ -199,11 +201,11 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer l.Close()
 	source := o.data
 	if source == "" {
-		if source, err = host.LocateMNIST(); err != nil {
+		if source, err = data.LocateMNIST(); err != nil {
 			return err
 		}
 	}
-	_, test, err := host.LoadDir(source)
+	_, test, err := data.LoadDir(source)
 	if err != nil {
 		return err
 	}
@@ -231,7 +233,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if pred == label {
 			correct++
 		}
-		if spec.Loss == host.MSELoss {
+		if spec.Loss == nn.MSELoss {
 			for j, v := range row {
 				t := 0.0
 				if j == label {

@@ -10,7 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/ckpt"
+	"github.com/convtrain/convtrain/host/nn"
 )
 
 // runInfo is train info: what a checkpoint holds, read without a backend.
@@ -34,7 +35,7 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 		if i > 0 {
 			fmt.Fprintln(stdout)
 		}
-		c, err := host.LoadCheckpoint(path)
+		c, err := ckpt.LoadCheckpoint(path)
 		if err != nil {
 			return err
 		}
@@ -47,17 +48,17 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 
 // printInfo writes the report of train info for the checkpoint c read
 // from path.
-func printInfo(w io.Writer, path string, c *host.Checkpoint) error {
+func printInfo(w io.Writer, path string, c *ckpt.Checkpoint) error {
 	summary, err := c.Spec.Summary()
 	if err != nil {
 		return err
 	}
 	cfg, st := c.Config, c.State
 	fmt.Fprintf(w, "checkpoint  %s (written by convtrain %s)\n", path, c.Version)
-	fmt.Fprintf(w, "model       %s on %d×%d×%d inputs, %d classes\n", host.FormatSpec(c.Spec.Layers), c.Spec.C, c.Spec.H, c.Spec.W, c.Spec.Classes())
+	fmt.Fprintf(w, "model       %s on %d×%d×%d inputs, %d classes\n", nn.FormatSpec(c.Spec.Layers), c.Spec.C, c.Spec.H, c.Spec.W, c.Spec.Classes())
 	fmt.Fprint(w, summary)
 	opt := fmt.Sprint(cfg.Optimizer)
-	if cfg.Optimizer.Kind == host.SGD {
+	if cfg.Optimizer.Kind == nn.SGD {
 		opt += fmt.Sprintf(" momentum %g", cfg.Momentum)
 	}
 	sched := fmt.Sprintf("%v schedule", cfg.Schedule.Kind)
@@ -85,7 +86,7 @@ func printInfo(w io.Writer, path string, c *host.Checkpoint) error {
 	fmt.Fprintf(w, "inputs      standardised with mean %.6g and standard deviation %.6g (pixel values 0 to 255)\n", c.Norm.Mean, c.Norm.Std)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "tensor\tshape\tL2 norm\tlargest |x|\n")
-	for _, ts := range [][]host.NamedTensor{c.Params, c.Optim} {
+	for _, ts := range [][]ckpt.NamedTensor{c.Params, c.Optim} {
 		for _, t := range ts {
 			var sq, hi float64
 			for _, v := range t.F32 {

@@ -10,7 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/data"
+	"github.com/convtrain/convtrain/host/train"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -19,16 +20,16 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 // layout (gzip) and returns its directory.
 func syntheticDir(t *testing.T) string {
 	t.Helper()
-	train, err := host.Synthetic(320, 28, 10, 1)
+	trainSet, err := data.Synthetic(320, 28, 10, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	test, err := host.Synthetic(100, 28, 10, 2)
+	test, err := data.Synthetic(100, 28, 10, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := host.WriteDir(dir, train, test, true); err != nil {
+	if err := data.WriteDir(dir, trainSet, test, true); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -153,8 +154,8 @@ func TestRunErrors(t *testing.T) {
 func TestProgressBar(t *testing.T) {
 	var buf bytes.Buffer
 	p := &progressBar{w: &buf, enabled: true}
-	p.update(host.Progress{Epoch: 1, Epochs: 3, Step: 468, Steps: 937, Loss: 0.25, ImagesPerSec: 5000})
-	p.update(host.Progress{Epoch: 1, Epochs: 3, Step: 937, Steps: 937, Loss: 0.125, ImagesPerSec: 5001})
+	p.update(train.Progress{Epoch: 1, Epochs: 3, Step: 468, Steps: 937, Loss: 0.25, ImagesPerSec: 5000})
+	p.update(train.Progress{Epoch: 1, Epochs: 3, Step: 937, Steps: 937, Loss: 0.125, ImagesPerSec: 5001})
 	p.clear()
 	line2 := "epoch 1/3 [==============================] 937/937  loss 0.1250  5001 images/s"
 	want := "\repoch 1/3 [==============>               ] 468/937  loss 0.2500  5000 images/s" +
@@ -164,7 +165,7 @@ func TestProgressBar(t *testing.T) {
 	}
 	buf.Reset()
 	off := &progressBar{w: &buf}
-	off.update(host.Progress{Epoch: 1, Epochs: 1, Step: 1, Steps: 2})
+	off.update(train.Progress{Epoch: 1, Epochs: 1, Step: 1, Steps: 2})
 	off.clear()
 	if buf.Len() != 0 {
 		t.Errorf("disabled progress bar wrote %q, want nothing", buf.String())

@@ -10,7 +10,7 @@ import (
 	"os"
 	"strconv"
 
-	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/train"
 )
 
 // metricsRecord is one line of the -metrics file (JSON lines). A "step"
@@ -59,7 +59,7 @@ type windowed struct {
 
 // next returns the mean loss and accuracy since the previous report of
 // the same epoch (since the epoch's first averaged step for its first).
-func (w *windowed) next(p host.Progress) (loss, acc float64) {
+func (w *windowed) next(p train.Progress) (loss, acc float64) {
 	if p.Epoch != w.epoch || p.Averaged <= w.n {
 		*w = windowed{epoch: p.Epoch}
 	}
@@ -108,7 +108,7 @@ func (l *metricsLog) write(r metricsRecord) {
 }
 
 // progress records a progress report.
-func (l *metricsLog) progress(p host.Progress) {
+func (l *metricsLog) progress(p train.Progress) {
 	loss, acc := l.win.next(p)
 	l.write(metricsRecord{Kind: "step", Epoch: p.Epoch, Epochs: p.Epochs, Step: p.GlobalStep, EpochStep: p.Step,
 		Steps: p.Steps, Loss: jsonFloat(loss), TrainAcc: jsonFloat(acc), LR: jsonFloat(p.LR),
@@ -117,7 +117,7 @@ func (l *metricsLog) progress(p host.Progress) {
 
 // epoch records an epoch's metrics; step is the number of steps done in
 // all after it, steps the steps per epoch.
-func (l *metricsLog) epoch(m host.EpochMetrics, step, steps int) {
+func (l *metricsLog) epoch(m train.EpochMetrics, step, steps int) {
 	tl, ta := jsonFloat(m.TestLoss), jsonFloat(m.TestAcc)
 	l.write(metricsRecord{Kind: "epoch", Epoch: m.Epoch, Epochs: m.Epochs, Step: step, EpochStep: steps, Steps: steps,
 		Loss: jsonFloat(m.Loss), TrainAcc: jsonFloat(m.TrainAcc), TestLoss: &tl, TestAcc: &ta, LR: jsonFloat(m.LR),
@@ -142,8 +142,8 @@ type reportOptions struct {
 	metricsPath, plotPath string
 	metrics               *metricsLog
 	curves                *curves
-	last                  host.Progress // the last progress report
-	plotErr               error         // the first error saving the plot
+	last                  train.Progress // the last progress report
+	plotErr               error          // the first error saving the plot
 }
 
 func (c *reportOptions) register(fs *flag.FlagSet) {
@@ -154,7 +154,7 @@ func (c *reportOptions) register(fs *flag.FlagSet) {
 // open creates the metrics file (appended to when resuming) and hooks the
 // metrics and curves into cfg's callbacks, after the ones already there;
 // progress is then reported every 10 steps. title heads the plot.
-func (c *reportOptions) open(cfg *host.Config, resuming bool, title string) error {
+func (c *reportOptions) open(cfg *train.Config, resuming bool, title string) error {
 	if c.metricsPath == "" && c.plotPath == "" {
 		return nil
 	}
@@ -171,7 +171,7 @@ func (c *reportOptions) open(cfg *host.Config, resuming bool, title string) erro
 		cfg.ProgressEvery = 10
 	}
 	onProgress, onEpoch := cfg.OnProgress, cfg.OnEpoch
-	cfg.OnProgress = func(p host.Progress) {
+	cfg.OnProgress = func(p train.Progress) {
 		if onProgress != nil {
 			onProgress(p)
 		}
@@ -183,7 +183,7 @@ func (c *reportOptions) open(cfg *host.Config, resuming bool, title string) erro
 			c.curves.progress(p)
 		}
 	}
-	cfg.OnEpoch = func(m host.EpochMetrics) {
+	cfg.OnEpoch = func(m train.EpochMetrics) {
 		if onEpoch != nil {
 			onEpoch(m)
 		}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/train"
 )
 
 // TestRunMetricsAndPlot trains 2 epochs of 23 steps on synthetic data with
@@ -170,15 +170,15 @@ func countColor(img image.Image, c [3]uint32) int {
 func TestWindowed(t *testing.T) {
 	var w windowed
 	for _, c := range []struct {
-		p         host.Progress
+		p         train.Progress
 		loss, acc float64
 	}{
 		// Epoch 1: steps 1–10 mean 2, steps 11–20 mean 1 (running mean 1.5).
-		{host.Progress{Epoch: 1, Step: 10, Averaged: 10, Loss: 2, TrainAcc: 0.25}, 2, 0.25},
-		{host.Progress{Epoch: 1, Step: 20, Averaged: 20, Loss: 1.5, TrainAcc: 0.5}, 1, 0.75},
+		{train.Progress{Epoch: 1, Step: 10, Averaged: 10, Loss: 2, TrainAcc: 0.25}, 2, 0.25},
+		{train.Progress{Epoch: 1, Step: 20, Averaged: 20, Loss: 1.5, TrainAcc: 0.5}, 1, 0.75},
 		// Epoch 2 resumed after step 5: 3 steps averaged, then 8.
-		{host.Progress{Epoch: 2, Step: 8, Averaged: 3, Loss: 0.5, TrainAcc: 1}, 0.5, 1},
-		{host.Progress{Epoch: 2, Step: 13, Averaged: 8, Loss: 0.5 * 3 / 8, TrainAcc: 3.0 / 8}, 0, 0},
+		{train.Progress{Epoch: 2, Step: 8, Averaged: 3, Loss: 0.5, TrainAcc: 1}, 0.5, 1},
+		{train.Progress{Epoch: 2, Step: 13, Averaged: 8, Loss: 0.5 * 3 / 8, TrainAcc: 3.0 / 8}, 0, 0},
 	} {
 		loss, acc := w.next(c.p)
 		if math.Abs(loss-c.loss) > 1e-15 || math.Abs(acc-c.acc) > 1e-15 {
@@ -195,7 +195,7 @@ func TestMetricsNonFinite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.epoch(host.EpochMetrics{Epoch: 1, Epochs: 1, Loss: math.NaN(), TestLoss: math.Inf(1), TrainAcc: 0.5, Elapsed: time.Second}, 7, 7)
+	l.epoch(train.EpochMetrics{Epoch: 1, Epochs: 1, Loss: math.NaN(), TestLoss: math.Inf(1), TrainAcc: 0.5, Elapsed: time.Second}, 7, 7)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestMetricsNonFinite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.epoch(host.EpochMetrics{Epoch: 2, Epochs: 2}, 14, 7)
+	l.epoch(train.EpochMetrics{Epoch: 2, Epochs: 2}, 14, 7)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/nn"
 )
 
 // optimOptions are the optimiser flags: -optimizer, -nesterov, -beta1,
@@ -15,7 +15,7 @@ type optimOptions struct {
 	optName           string
 	nesterov          bool
 	beta1, beta2, eps float64
-	optKind           host.OptimizerKind
+	optKind           nn.OptimizerKind
 }
 
 func (c *optimOptions) register(fs *flag.FlagSet) {
@@ -28,13 +28,13 @@ func (c *optimOptions) register(fs *flag.FlagSet) {
 
 // check validates the flags after parsing; momentum is -momentum.
 func (c *optimOptions) check(momentum float64) error {
-	k, err := host.ParseOptimizerKind(c.optName)
+	k, err := nn.ParseOptimizerKind(c.optName)
 	if err != nil {
 		return usagef("-optimizer %q: want sgd, adam or adamw", c.optName)
 	}
 	c.optKind = k
 	switch {
-	case c.nesterov && k != host.SGD:
+	case c.nesterov && k != nn.SGD:
 		return usagef("-nesterov is an option of -optimizer sgd, not %s", k)
 	case c.nesterov && momentum == 0:
 		return usagef("-nesterov needs -momentum > 0")
@@ -48,18 +48,18 @@ func (c *optimOptions) check(momentum float64) error {
 	return nil
 }
 
-// optimizer is the host.Optimizer the flags select.
-func (c *optimOptions) optimizer() host.Optimizer {
-	if c.optKind == host.SGD {
-		return host.Optimizer{Kind: host.SGD, Nesterov: c.nesterov}
+// optimizer is the nn.Optimizer the flags select.
+func (c *optimOptions) optimizer() nn.Optimizer {
+	if c.optKind == nn.SGD {
+		return nn.Optimizer{Kind: nn.SGD, Nesterov: c.nesterov}
 	}
-	return host.Optimizer{Kind: c.optKind, Beta1: c.beta1, Beta2: c.beta2, Eps: c.eps}
+	return nn.Optimizer{Kind: c.optKind, Beta1: c.beta1, Beta2: c.beta2, Eps: c.eps}
 }
 
 // setOptimizer takes the flags' values from o (a resumed checkpoint's).
-func (c *optimOptions) setOptimizer(o host.Optimizer) {
+func (c *optimOptions) setOptimizer(o nn.Optimizer) {
 	c.optKind, c.optName, c.nesterov = o.Kind, o.Kind.String(), o.Nesterov
-	if o.Kind != host.SGD {
+	if o.Kind != nn.SGD {
 		c.beta1, c.beta2, c.eps = o.Beta1, o.Beta2, o.Eps
 	}
 }
@@ -69,8 +69,8 @@ func (c *optimOptions) setOptimizer(o host.Optimizer) {
 // "AdamW lr 0.001 (cosine) β1 0.9 β2 0.999 ε 1e-08 weight decay 0.01".
 func (c *optimOptions) describe(lr float64, schedule string, momentum, wd float64) string {
 	switch c.optKind {
-	case host.Adam, host.AdamW:
-		name := map[host.OptimizerKind]string{host.Adam: "Adam", host.AdamW: "AdamW"}[c.optKind]
+	case nn.Adam, nn.AdamW:
+		name := map[nn.OptimizerKind]string{nn.Adam: "Adam", nn.AdamW: "AdamW"}[c.optKind]
 		return fmt.Sprintf("%s lr %g (%s) β1 %g β2 %g ε %g weight decay %g", name, lr, schedule, c.beta1, c.beta2, c.eps, wd)
 	}
 	name := "SGD"

@@ -10,13 +10,12 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/convtrain/convtrain/host/train"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
-
-	"github.com/convtrain/convtrain/host"
 )
 
 // Size of the -plot image: 9×7 inches at 100 dots per inch.
@@ -38,14 +37,14 @@ type curves struct {
 	win                 windowed
 }
 
-func (c *curves) progress(p host.Progress) {
+func (c *curves) progress(p train.Progress) {
 	loss, acc := c.win.next(p)
 	x := float64(p.Epoch-1) + float64(p.Step)/float64(max(p.Steps, 1))
 	c.trainLoss = append(c.trainLoss, plotter.XY{X: x, Y: loss})
 	c.trainAcc = append(c.trainAcc, plotter.XY{X: x, Y: 100 * acc})
 }
 
-func (c *curves) epoch(m host.EpochMetrics) {
+func (c *curves) epoch(m train.EpochMetrics) {
 	x := float64(m.Epoch)
 	if m.Averaged > 0 { // else resumed after the epoch's last step from an old checkpoint: no training metrics
 		c.epochLoss = append(c.epochLoss, plotter.XY{X: x, Y: m.Loss})

@@ -12,7 +12,8 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/data"
+	"github.com/convtrain/convtrain/host/nn"
 )
 
 // pngMagic starts every PNG file.
@@ -37,7 +38,7 @@ func readImages(path string, c, h, w int) ([]byte, int, error) {
 		px, err := readPNG(path, c, h, w)
 		return px, 1, err
 	}
-	idx, err := host.ReadIDX(path)
+	idx, err := data.ReadIDX(path)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -116,7 +117,7 @@ func runPredict(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer l.Close()
 	spec := l.ck.Spec
 	k := spec.Classes()
-	d := &host.Dataset{Name: "predict", C: spec.C, H: spec.H, W: spec.W, Classes: min(k, 256)}
+	d := &data.Dataset{Name: "predict", C: spec.C, H: spec.H, W: spec.W, Classes: min(k, 256)}
 	var names []string
 	for _, f := range files {
 		px, n, err := readImages(f, spec.C, spec.H, spec.W)
@@ -142,7 +143,7 @@ func runPredict(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	what := "probabilities"
-	if spec.Loss == host.MSELoss {
+	if spec.Loss == nn.MSELoss {
 		what = "outputs" // an MSE model's outputs are scores, not probabilities
 	}
 	if o.json {
@@ -161,7 +162,7 @@ func runPredict(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	p := make([]float64, k)
 	for i, name := range names {
 		row := logits[i*k : (i+1)*k]
-		if spec.Loss == host.MSELoss {
+		if spec.Loss == nn.MSELoss {
 			for j, v := range row {
 				p[j] = float64(v)
 			}

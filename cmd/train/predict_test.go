@@ -15,7 +15,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/ckpt"
+	"github.com/convtrain/convtrain/host/data"
 )
 
 // writePNG writes img to path.
@@ -75,8 +76,8 @@ func parsePredictions(t *testing.T, out string) []prediction {
 // standardised with the checkpoint's mean and std, and must predict the
 // same classes with the same probabilities.
 func TestPredict(t *testing.T) {
-	dir, ckpt, _ := trainedCheckpoint(t)
-	_, test, err := host.LoadDir(dir)
+	dir, ckptPath, _ := trainedCheckpoint(t)
+	_, test, err := data.LoadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestPredict(t *testing.T) {
 	tmp := t.TempDir()
 	idxPath := filepath.Join(tmp, "five.idx")
 	var idx bytes.Buffer
-	if err := host.WriteIDX(&idx, []int{n, size, size}, test.Images[:n*size*size]); err != nil {
+	if err := data.WriteIDX(&idx, []int{n, size, size}, test.Images[:n*size*size]); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(idxPath, idx.Bytes(), 0o644); err != nil {
@@ -101,7 +102,7 @@ func TestPredict(t *testing.T) {
 	writePNG(t, rgbPath, rgb)
 
 	var stdout, stderr bytes.Buffer
-	if err := run([]string{"predict", "-load", ckpt, "-batch", "2", idxPath, grayPath, rgbPath}, &stdout, &stderr); err != nil {
+	if err := run([]string{"predict", "-load", ckptPath, "-batch", "2", idxPath, grayPath, rgbPath}, &stdout, &stderr); err != nil {
 		t.Fatalf("predict: %v\n%s", err, stderr.String())
 	}
 	ps := parsePredictions(t, stdout.String())
@@ -133,7 +134,7 @@ func TestPredict(t *testing.T) {
 
 	// -json: the same classes and probabilities, one object per image.
 	stdout.Reset()
-	if err := run([]string{"predict", "-load", ckpt, "-json", idxPath}, &stdout, &stderr); err != nil {
+	if err := run([]string{"predict", "-load", ckptPath, "-json", idxPath}, &stdout, &stderr); err != nil {
 		t.Fatalf("predict -json: %v\n%s", err, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
@@ -163,27 +164,27 @@ func TestPredict(t *testing.T) {
 	// Wrong sizes are errors that say so.
 	small := filepath.Join(tmp, "small.png")
 	writePNG(t, small, image.NewGray(image.Rect(0, 0, 20, 20)))
-	if err := run([]string{"predict", "-load", ckpt, small}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "20×20 pixels; the model takes 28×28 (H×W): resize it first") {
+	if err := run([]string{"predict", "-load", ckptPath, small}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "20×20 pixels; the model takes 28×28 (H×W): resize it first") {
 		t.Errorf("predict on a 20×20 PNG = %v, want an error about the size", err)
 	}
-	if err := run([]string{"predict", "-load", ckpt}, &stdout, &stderr); exitCode(err) != 2 {
+	if err := run([]string{"predict", "-load", ckptPath}, &stdout, &stderr); exitCode(err) != 2 {
 		t.Errorf("predict without files = %v, want a usage error", err)
 	}
 
 	// PyTorch on the same checkpoint and images.
-	c, err := host.LoadCheckpoint(ckpt)
+	c, err := ckpt.LoadCheckpoint(ckptPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	x := make([]float32, n*size*size)
 	for i, p := range test.Images[:n*size*size] {
-		x[i] = float32((float64(p) - c.Norm.Mean) / c.Norm.Std) // as host.Model.Upload
+		x[i] = float32((float64(p) - c.Norm.Mean) / c.Norm.Std) // as nn.Model.Upload
 	}
 	xPath := filepath.Join(tmp, "x.safetensors")
-	if err := host.SaveSafetensorsFile(xPath, []host.NamedTensor{{Name: "x", Shape: []int{n, 1, size, size}, F32: x}}, nil); err != nil {
+	if err := ckpt.SaveSafetensorsFile(xPath, []ckpt.NamedTensor{{Name: "x", Shape: []int{n, 1, size, size}, F32: x}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	out := torchRun(t, "predict", ckpt, xPath)
+	out := torchRun(t, "predict", ckptPath, xPath)
 	var pred struct {
 		Logits [][]float64 `json:"logits"`
 		Pred   []int       `json:"pred"`

@@ -5,7 +5,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/convtrain/convtrain/host"
+	"github.com/convtrain/convtrain/host/train"
 )
 
 // progressBar draws one line, redrawn in place with a carriage return:
@@ -21,7 +21,7 @@ type progressBar struct {
 
 const barWidth = 30
 
-func (p *progressBar) update(pr host.Progress) {
+func (p *progressBar) update(pr train.Progress) {
 	if !p.enabled || pr.Steps < 1 {
 		return
 	}

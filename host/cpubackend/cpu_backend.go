@@ -1,0 +1,665 @@
+package cpubackend
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
+	"github.com/convtrain/convtrain/host/backend"
+)
+
+// cpuTensor is the CPU backend's Tensor: a host slice of float32 (f) or of
+// int32 (i); exactly one of them is non-nil while the tensor is live.
+type cpuTensor struct {
+	be     *cpuBackend
+	f      []float32
+	i      []int32
+	n      int
+	freed  bool
+	parent *cpuTensor // the tensor this one views (IndexView); nil for storage of its own
+}
+
+// Len is the number of elements.
+func (t *cpuTensor) Len() int { return t.n }
+
+// cpuBackend implements Backend over cpuref. Conv2D layers use cpuref's
+// im2col + SGEMM path; one cpuref.Conv2D (which owns its workspace) is kept
+// per geometry, so after the first step of a given batch size nothing is
+// allocated by this package.
+type cpuBackend struct {
+	threads int
+	convs   map[geom.ConvGeom]*cpuref.Conv2D
+	par     parallel // ReLU and max-pool passes on up to threads goroutines
+	closed  bool
+}
+
+// NewCPUBackend returns a Backend that runs on the CPU through cpuref.
+// The ReLU and max-pool passes are split over up to threads goroutines
+// (threads ≤ 0 means runtime.GOMAXPROCS(0)); cpuref's convolutions use up
+// to GOMAXPROCS goroutines, so callers set runtime.GOMAXPROCS(threads).
+// Results are bit-identical whatever the thread count. After the first
+// step of a given batch size, no method allocates. Like every Backend it
+// is used from one goroutine at a time.
+func NewCPUBackend(threads int) (backend.Backend, error) {
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	be := &cpuBackend{threads: threads, convs: make(map[geom.ConvGeom]*cpuref.Conv2D)}
+	be.par.threads = threads
+	return be, nil
+}
+
+func (be *cpuBackend) Name() string { return fmt.Sprintf("cpu (%d threads)", be.threads) }
+
+func (be *cpuBackend) NewTensor(n int) (backend.Tensor, error) {
+	if err := be.checkNew(n); err != nil {
+		return nil, err
+	}
+	return &cpuTensor{be: be, f: make([]float32, n), n: n}, nil
+}
+
+func (be *cpuBackend) NewIndexTensor(n int) (backend.Tensor, error) {
+	if err := be.checkNew(n); err != nil {
+		return nil, err
+	}
+	return &cpuTensor{be: be, i: make([]int32, n), n: n}, nil
+}
+
+func (be *cpuBackend) checkNew(n int) error {
+	if be.closed {
+		return fmt.Errorf("host: cpu backend is closed: %w", backend.ErrTensor)
+	}
+	if n < 1 || n > backend.MaxTensorElems {
+		return fmt.Errorf("host: tensor of %d elements (want 1 to %d): %w", n, backend.MaxTensorElems, backend.ErrTensor)
+	}
+	return nil
+}
+
+// f32 returns t's float32 storage, checking that it is a live float32
+// tensor of this backend with want elements (want < 0: any length).
+func (be *cpuBackend) f32(name string, t backend.Tensor, want int) ([]float32, error) {
+	ct, err := be.tensor(name, t)
+	if err != nil {
+		return nil, err
+	}
+	if ct.f == nil {
+		return nil, fmt.Errorf("host: %s is an index tensor, want float32: %w", name, backend.ErrTensor)
+	}
+	if want >= 0 && ct.n != want {
+		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, ct.n, want, backend.ErrTensor)
+	}
+	return ct.f, nil
+}
+
+// i32 is f32 for index tensors.
+func (be *cpuBackend) i32(name string, t backend.Tensor, want int) ([]int32, error) {
+	ct, err := be.tensor(name, t)
+	if err != nil {
+		return nil, err
+	}
+	if ct.i == nil {
+		return nil, fmt.Errorf("host: %s is a float32 tensor, want int32: %w", name, backend.ErrTensor)
+	}
+	if want >= 0 && ct.n != want {
+		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, ct.n, want, backend.ErrTensor)
+	}
+	return ct.i, nil
+}
+
+func (be *cpuBackend) tensor(name string, t backend.Tensor) (*cpuTensor, error) {
+	ct, ok := t.(*cpuTensor)
+	switch {
+	case be.closed:
+		return nil, fmt.Errorf("host: cpu backend is closed: %w", backend.ErrTensor)
+	case t == nil || !ok || ct == nil:
+		return nil, fmt.Errorf("host: %s is not a cpu tensor (%T): %w", name, t, backend.ErrTensor)
+	case ct.be != be:
+		return nil, fmt.Errorf("host: %s belongs to another backend: %w", name, backend.ErrTensor)
+	case ct.freed:
+		return nil, fmt.Errorf("host: %s was freed: %w", name, backend.ErrTensor)
+	case ct.parent != nil && ct.parent.freed:
+		return nil, fmt.Errorf("host: %s views a tensor that was freed: %w", name, backend.ErrTensor)
+	}
+	return ct, nil
+}
+
+// i32Out is i32 for an index tensor about to be written: not a view.
+func (be *cpuBackend) i32Out(name string, t backend.Tensor, want int) ([]int32, error) {
+	ix, err := be.i32(name, t, want)
+	if err == nil && t.(*cpuTensor).parent != nil {
+		return nil, fmt.Errorf("host: %s is a view (read-only): %w", name, backend.ErrTensor)
+	}
+	return ix, err
+}
+
+func (be *cpuBackend) IndexView(idx backend.Tensor, off, n int) (backend.Tensor, error) {
+	ix, err := be.i32("idx", idx, -1)
+	if err != nil {
+		return nil, err
+	}
+	if off < 0 || n < 1 || off > len(ix)-n {
+		return nil, fmt.Errorf("host: index view [%d, %d+%d) of %d elements: %w", off, off, n, len(ix), backend.ErrTensor)
+	}
+	root := idx.(*cpuTensor)
+	if root.parent != nil {
+		root = root.parent
+	}
+	return &cpuTensor{be: be, i: ix[off : off+n : off+n], n: n, parent: root}, nil
+}
+
+func (be *cpuBackend) Upload(dst backend.Tensor, src []float32) error {
+	d, err := be.f32("dst", dst, len(src))
+	if err != nil {
+		return err
+	}
+	copy(d, src)
+	return nil
+}
+
+func (be *cpuBackend) UploadIndex(dst backend.Tensor, src []int32) error {
+	d, err := be.i32Out("dst", dst, len(src))
+	if err != nil {
+		return err
+	}
+	copy(d, src)
+	return nil
+}
+
+func (be *cpuBackend) Download(dst []float32, src backend.Tensor) error {
+	s, err := be.f32("src", src, len(dst))
+	if err != nil {
+		return err
+	}
+	copy(dst, s)
+	return nil
+}
+
+func (be *cpuBackend) Fill(t backend.Tensor, v float32) error {
+	d, err := be.f32("t", t, -1)
+	if err != nil {
+		return err
+	}
+	for i := range d {
+		d[i] = v
+	}
+	return nil
+}
+
+func (be *cpuBackend) Free(t backend.Tensor) error {
+	ct, err := be.tensor("t", t)
+	if err != nil {
+		return err
+	}
+	if ct.parent != nil {
+		return fmt.Errorf("host: free of a view (free the tensor it views): %w", backend.ErrTensor)
+	}
+	ct.f, ct.i, ct.freed = nil, nil, true
+	return nil
+}
+
+// conv returns the cached cpuref.Conv2D of g, creating it on first use.
+func (be *cpuBackend) conv(g geom.ConvGeom) (*cpuref.Conv2D, error) {
+	if c, ok := be.convs[g]; ok {
+		return c, nil
+	}
+	c, err := cpuref.NewConv2D(g)
+	if err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	be.convs[g] = c
+	return c, nil
+}
+
+// Fusions: none; a convolution's ReLU epilogue is a second pass over its
+// output, and the model gains more by pooling before the ReLU.
+func (be *cpuBackend) Fusions() backend.Fusions { return backend.Fusions{} }
+
+// Conv2DForward is cpuref's convolution, then, with EpilogueReLU,
+// ReLUForward in place on y.
+func (be *cpuBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor, ep backend.Epilogue) error {
+	if ep != backend.NoEpilogue && ep != backend.EpilogueReLU {
+		return fmt.Errorf("host: conv forward: unknown epilogue %v: %w", ep, geom.ErrGeometry)
+	}
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("host: conv forward: %w", err)
+	}
+	xs, err := be.f32("x", x, g.XLen())
+	if err != nil {
+		return err
+	}
+	ws, err := be.f32("w", w, g.WLen())
+	if err != nil {
+		return err
+	}
+	var bs []float32
+	if b != nil {
+		if bs, err = be.f32("b", b, g.K); err != nil {
+			return err
+		}
+	}
+	ys, err := be.f32("y", y, g.YLen())
+	if err != nil {
+		return err
+	}
+	c, err := be.conv(g)
+	if err != nil {
+		return err
+	}
+	if err := c.Forward(xs, ws, bs, ys); err != nil || ep == backend.NoEpilogue {
+		return wrap("conv forward", err)
+	}
+	return be.ReLUForward(y, y)
+}
+
+func (be *cpuBackend) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx backend.Tensor) error {
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("host: conv backward data: %w", err)
+	}
+	dys, err := be.f32("dy", dy, g.YLen())
+	if err != nil {
+		return err
+	}
+	ws, err := be.f32("w", w, g.WLen())
+	if err != nil {
+		return err
+	}
+	dxs, err := be.f32("dx", dx, g.XLen())
+	if err != nil {
+		return err
+	}
+	c, err := be.conv(g)
+	if err != nil {
+		return err
+	}
+	return wrap("conv backward data", c.BackwardData(dys, ws, dxs))
+}
+
+func (be *cpuBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db backend.Tensor) error {
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("host: conv backward filter: %w", err)
+	}
+	xs, err := be.f32("x", x, g.XLen())
+	if err != nil {
+		return err
+	}
+	dys, err := be.f32("dy", dy, g.YLen())
+	if err != nil {
+		return err
+	}
+	dws, err := be.f32("dw", dw, g.WLen())
+	if err != nil {
+		return err
+	}
+	var dbs []float32
+	if db != nil {
+		if dbs, err = be.f32("db", db, g.K); err != nil {
+			return err
+		}
+	}
+	c, err := be.conv(g)
+	if err != nil {
+		return err
+	}
+	return wrap("conv backward filter", c.BackwardFilter(xs, dys, dws, dbs))
+}
+
+func (be *cpuBackend) ReLUForward(x, y backend.Tensor) error {
+	xs, err := be.f32("x", x, -1)
+	if err != nil {
+		return err
+	}
+	ys, err := be.f32("y", y, len(xs))
+	if err != nil {
+		return err
+	}
+	p := &be.par
+	p.x, p.y = xs, ys
+	err = p.run(opReLUForward, len(xs), len(xs))
+	p.x, p.y = nil, nil
+	return wrap("relu forward", err)
+}
+
+func (be *cpuBackend) ReLUBackward(x, dy, dx backend.Tensor) error {
+	xs, err := be.f32("x", x, -1)
+	if err != nil {
+		return err
+	}
+	dys, err := be.f32("dy", dy, len(xs))
+	if err != nil {
+		return err
+	}
+	dxs, err := be.f32("dx", dx, len(xs))
+	if err != nil {
+		return err
+	}
+	p := &be.par
+	p.x, p.dy, p.dx = xs, dys, dxs
+	err = p.run(opReLUBackward, len(xs), len(xs))
+	p.x, p.dy, p.dx = nil, nil, nil
+	return wrap("relu backward", err)
+}
+
+func (be *cpuBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax backend.Tensor) error {
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("host: max-pool forward: %w", err)
+	}
+	xs, err := be.f32("x", x, g.XLen())
+	if err != nil {
+		return err
+	}
+	ys, err := be.f32("y", y, g.YLen())
+	if err != nil {
+		return err
+	}
+	am, err := be.i32Out("argmax", argmax, g.YLen())
+	if err != nil {
+		return err
+	}
+	p := &be.par
+	p.pg, p.x, p.y, p.am = g, xs, ys, am
+	err = p.run(opPoolForward, g.N, g.YLen())
+	p.x, p.y, p.am = nil, nil, nil
+	return wrap("max-pool forward", err)
+}
+
+func (be *cpuBackend) MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx backend.Tensor) error {
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("host: max-pool backward: %w", err)
+	}
+	dys, err := be.f32("dy", dy, g.YLen())
+	if err != nil {
+		return err
+	}
+	am, err := be.i32("argmax", argmax, g.YLen())
+	if err != nil {
+		return err
+	}
+	dxs, err := be.f32("dx", dx, g.XLen())
+	if err != nil {
+		return err
+	}
+	p := &be.par
+	p.pg, p.dy, p.am, p.dx = g, dys, am, dxs
+	err = p.run(opPoolCheck, g.N, g.YLen())
+	if err == nil {
+		err = p.run(opPoolBackward, g.N, g.YLen())
+	}
+	p.dy, p.am, p.dx = nil, nil, nil
+	return err
+}
+
+func (be *cpuBackend) DenseForward(n, in, out int, x, w, b, y backend.Tensor) error {
+	if err := backend.CheckDense("dense forward", n, in, out); err != nil {
+		return err
+	}
+	xs, err := be.f32("x", x, n*in)
+	if err != nil {
+		return err
+	}
+	ws, err := be.f32("w", w, out*in)
+	if err != nil {
+		return err
+	}
+	var bs []float32
+	if b != nil {
+		if bs, err = be.f32("b", b, out); err != nil {
+			return err
+		}
+	}
+	ys, err := be.f32("y", y, n*out)
+	if err != nil {
+		return err
+	}
+	return wrap("dense forward", cpuref.DenseForward(n, in, out, xs, ws, bs, ys))
+}
+
+func (be *cpuBackend) DenseBackward(n, in, out int, x, w, dy, dx, dw, db backend.Tensor) error {
+	if err := backend.CheckDense("dense backward", n, in, out); err != nil {
+		return err
+	}
+	xs, err := be.f32("x", x, n*in)
+	if err != nil {
+		return err
+	}
+	ws, err := be.f32("w", w, out*in)
+	if err != nil {
+		return err
+	}
+	dys, err := be.f32("dy", dy, n*out)
+	if err != nil {
+		return err
+	}
+	var dxs []float32
+	if dx != nil {
+		if dxs, err = be.f32("dx", dx, n*in); err != nil {
+			return err
+		}
+	}
+	dws, err := be.f32("dw", dw, out*in)
+	if err != nil {
+		return err
+	}
+	dbs, err := be.f32("db", db, out)
+	if err != nil {
+		return err
+	}
+	return wrap("dense backward", cpuref.DenseBackward(n, in, out, xs, ws, dys, dxs, dws, dbs))
+}
+
+func (be *cpuBackend) SoftmaxCrossEntropy(n, classes int, logits, labels, loss, dlogits backend.Tensor) error {
+	if err := backend.CheckDense("softmax cross-entropy", n, classes, 1); err != nil {
+		return err
+	}
+	ls, err := be.f32("logits", logits, n*classes)
+	if err != nil {
+		return err
+	}
+	lab, err := be.i32("labels", labels, n)
+	if err != nil {
+		return err
+	}
+	l, err := be.f32("loss", loss, 1)
+	if err != nil {
+		return err
+	}
+	dl, err := be.f32("dlogits", dlogits, n*classes)
+	if err != nil {
+		return err
+	}
+	v, err := cpuref.SoftmaxCrossEntropy(n, classes, ls, lab, dl)
+	if err != nil {
+		return fmt.Errorf("host: softmax cross-entropy: %w", err)
+	}
+	l[0] = v
+	return nil
+}
+
+func (be *cpuBackend) MSE(n, dim int, y, t, loss, dy backend.Tensor) error {
+	if err := backend.CheckDense("mse", n, dim, 1); err != nil {
+		return err
+	}
+	ys, err := be.f32("y", y, n*dim)
+	if err != nil {
+		return err
+	}
+	ts, err := be.f32("t", t, n*dim)
+	if err != nil {
+		return err
+	}
+	l, err := be.f32("loss", loss, 1)
+	if err != nil {
+		return err
+	}
+	dys, err := be.f32("dy", dy, n*dim)
+	if err != nil {
+		return err
+	}
+	v, err := cpuref.MSE(n, dim, ys, ts, dys)
+	if err != nil {
+		return fmt.Errorf("host: mse: %w", err)
+	}
+	l[0] = v
+	return nil
+}
+
+func (be *cpuBackend) CountCorrect(n, classes int, logits, labels, acc backend.Tensor) error {
+	if err := backend.CheckDense("count correct", n, classes, 1); err != nil {
+		return err
+	}
+	ls, err := be.f32("logits", logits, n*classes)
+	if err != nil {
+		return err
+	}
+	lab, err := be.i32("labels", labels, n)
+	if err != nil {
+		return err
+	}
+	a, err := be.f32("acc", acc, 1)
+	if err != nil {
+		return err
+	}
+	correct := 0
+	for i := range n {
+		row := ls[i*classes : (i+1)*classes]
+		best := 0
+		for j := 1; j < classes; j++ {
+			if row[j] > row[best] {
+				best = j
+			}
+		}
+		if int32(best) == lab[i] {
+			correct++
+		}
+	}
+	a[0] += float32(correct)
+	return nil
+}
+
+func (be *cpuBackend) Accumulate(dst, src backend.Tensor) error {
+	d, err := be.f32("dst", dst, -1)
+	if err != nil {
+		return err
+	}
+	s, err := be.f32("src", src, len(d))
+	if err != nil {
+		return err
+	}
+	for i, v := range s {
+		d[i] += v
+	}
+	return nil
+}
+
+func (be *cpuBackend) SGDStep(p, grad, vel backend.Tensor, lr, momentum, weightDecay float32) error {
+	ps, err := be.f32("p", p, -1)
+	if err != nil {
+		return err
+	}
+	gs, err := be.f32("grad", grad, len(ps))
+	if err != nil {
+		return err
+	}
+	vs, err := be.f32("vel", vel, len(ps))
+	if err != nil {
+		return err
+	}
+	return wrap("sgd step", cpuref.SGDStep(ps, gs, vs, lr, momentum, weightDecay))
+}
+
+func (be *cpuBackend) SGDNesterovStep(p, grad, vel backend.Tensor, lr, momentum, weightDecay float32) error {
+	ps, err := be.f32("p", p, -1)
+	if err != nil {
+		return err
+	}
+	gs, err := be.f32("grad", grad, len(ps))
+	if err != nil {
+		return err
+	}
+	vs, err := be.f32("vel", vel, len(ps))
+	if err != nil {
+		return err
+	}
+	return wrap("sgd nesterov step", cpuref.SGDNesterovStep(ps, gs, vs, lr, momentum, weightDecay))
+}
+
+func (be *cpuBackend) AdamStep(p, grad, m, v backend.Tensor, lr, beta1, beta2, eps, weightDecay float32, step int, decoupled bool) error {
+	ps, err := be.f32("p", p, -1)
+	if err != nil {
+		return err
+	}
+	gs, err := be.f32("grad", grad, len(ps))
+	if err != nil {
+		return err
+	}
+	ms, err := be.f32("m", m, len(ps))
+	if err != nil {
+		return err
+	}
+	vs, err := be.f32("v", v, len(ps))
+	if err != nil {
+		return err
+	}
+	return wrap("adam step", cpuref.AdamStep(ps, gs, ms, vs, lr, beta1, beta2, eps, weightDecay, step, decoupled))
+}
+
+func (be *cpuBackend) Gather(rowLen int, src, idx, dst backend.Tensor) error {
+	ix, err := be.i32("idx", idx, -1)
+	if err != nil {
+		return err
+	}
+	if rowLen < 1 || len(ix) > backend.MaxTensorElems/rowLen {
+		return fmt.Errorf("host: gather: row length %d for %d rows: %w", rowLen, len(ix), geom.ErrGeometry)
+	}
+	s, err := be.tensor("src", src)
+	if err != nil {
+		return err
+	}
+	d, err := be.tensor("dst", dst)
+	if err != nil {
+		return err
+	}
+	if (s.f == nil) != (d.f == nil) {
+		return fmt.Errorf("host: gather: src and dst have different element types: %w", backend.ErrTensor)
+	}
+	if d.parent != nil {
+		return fmt.Errorf("host: gather: dst is a view (read-only): %w", backend.ErrTensor)
+	}
+	if d.n != len(ix)*rowLen {
+		return fmt.Errorf("host: gather: dst has %d elements, want %d rows of %d: %w", d.n, len(ix), rowLen, backend.ErrTensor)
+	}
+	if s.n%rowLen != 0 {
+		return fmt.Errorf("host: gather: src has %d elements, not a multiple of the row length %d: %w", s.n, rowLen, backend.ErrTensor)
+	}
+	rows := s.n / rowLen
+	for i, r := range ix {
+		if r < 0 || int(r) >= rows {
+			return fmt.Errorf("host: gather: idx[%d] = %d is outside [0, %d): %w", i, r, rows, backend.ErrTensor)
+		}
+	}
+	for i, r := range ix {
+		if s.f != nil {
+			copy(d.f[i*rowLen:(i+1)*rowLen], s.f[int(r)*rowLen:])
+		} else {
+			copy(d.i[i*rowLen:(i+1)*rowLen], s.i[int(r)*rowLen:])
+		}
+	}
+	return nil
+}
+
+// Sync returns nil: every CPU operation completes before it returns.
+func (be *cpuBackend) Sync() error { return nil }
+
+func (be *cpuBackend) Close() error {
+	be.closed = true
+	be.convs = nil
+	return nil
+}
+
+// wrap prefixes a cpuref error with the operation's name.
+func wrap(op string, err error) error {
+	if err != nil {
+		return fmt.Errorf("host: %s: %w", op, err)
+	}
+	return nil
+}

@@ -1,0 +1,119 @@
+package cpubackend
+
+import (
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
+)
+
+// TestCPUParallelPasses checks the CPU backend's chunked ReLU and max-pool
+// passes (with its own 2×2 stride-2 max-pool) against cpuref's serial
+// functions for 1 to 3 threads: the values must be bit-identical, argmax
+// must be the flat index into the whole x, also for ties, ±0 and NaN.
+// Sizes are large enough to be split. Outputs are poisoned with NaN first,
+// so an unwritten element fails.
+func TestCPUParallelPasses(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, g := range []geom.PoolGeom{
+		{N: 64, C: 8, H: 24, W: 24, R: 2, S: 2, StrideH: 2, StrideW: 2},
+		{N: 37, C: 5, H: 25, W: 23, R: 3, S: 3, StrideH: 2, StrideW: 2}, // overlapping windows
+		{N: 3, C: 2, H: 5, W: 5, R: 2, S: 2, StrideH: 2, StrideW: 2},    // too small to split
+		{N: 40, C: 7, H: 13, W: 27, R: 2, S: 2, StrideH: 2, StrideW: 2}, // odd sizes
+		{N: 40, C: 7, H: 13, W: 27, R: 2, S: 2, StrideH: 1, StrideW: 2}, // 2×2, not stride 2
+	} {
+		// Normal values with ties, runs of +0 and −0 (whole windows of
+		// zeros, as after a ReLU), and NaNs.
+		x := make([]float32, g.XLen())
+		negZero := float32(math.Copysign(0, -1))
+		for i := range x {
+			switch {
+			case i%97 == 0:
+				x[i] = float32(math.NaN())
+			case i%61 < 8:
+				x[i] = [2]float32{0, negZero}[rng.IntN(2)]
+			case i%7 == 0:
+				x[i] = x[i-i%14] // ties
+			default:
+				x[i] = float32(rng.NormFloat64())
+			}
+		}
+		dy := make([]float32, g.YLen())
+		for i := range dy {
+			dy[i] = float32(rng.NormFloat64())
+		}
+		wantY, wantAM := make([]float32, g.YLen()), make([]int32, g.YLen())
+		mustNil(t, cpuref.MaxPoolForward(g, x, wantY, wantAM))
+		wantDX := make([]float32, g.XLen())
+		mustNil(t, cpuref.MaxPoolBackward(g, dy, wantAM, wantDX))
+		wantR, wantRB := make([]float32, len(x)), make([]float32, len(x))
+		mustNil(t, cpuref.ReLUForward(x, wantR))
+		mustNil(t, cpuref.ReLUBackward(x, x, wantRB))
+		for threads := 1; threads <= 3; threads++ {
+			name := g.String() + ",threads=" + strconv.Itoa(threads)
+			be, err := NewCPUBackend(threads)
+			mustNil(t, err)
+			tx, _ := be.NewTensor(len(x))
+			ty, _ := be.NewTensor(g.YLen())
+			tam, _ := be.NewIndexTensor(g.YLen())
+			tdy, _ := be.NewTensor(g.YLen())
+			tdx, _ := be.NewTensor(len(x))
+			mustNil(t, be.Upload(tx, x))
+			mustNil(t, be.Upload(tdy, dy))
+			mustNil(t, be.Fill(ty, float32(math.NaN())))
+			mustNil(t, be.Fill(tdx, float32(math.NaN())))
+			mustNil(t, be.MaxPoolForward(g, tx, ty, tam))
+			mustNil(t, be.MaxPoolBackward(g, tdy, tam, tdx))
+			equalBits(t, name+" max-pool y", ty.(*cpuTensor).f, wantY)
+			equalBits(t, name+" max-pool dx", tdx.(*cpuTensor).f, wantDX)
+			for i, a := range tam.(*cpuTensor).i {
+				if a != wantAM[i] {
+					t.Fatalf("%s: argmax[%d] = %d, want %d", name, i, a, wantAM[i])
+				}
+			}
+			mustNil(t, be.Fill(tdx, float32(math.NaN())))
+			mustNil(t, be.ReLUForward(tx, tdx))
+			equalBits(t, name+" relu", tdx.(*cpuTensor).f, wantR)
+			mustNil(t, be.Fill(tdx, float32(math.NaN())))
+			mustNil(t, be.ReLUBackward(tx, tx, tdx))
+			equalBits(t, name+" relu backward", tdx.(*cpuTensor).f, wantRB)
+
+			// An argmax outside its plane is an error before any write.
+			am := append([]int32(nil), wantAM...)
+			am[len(am)-1] = 0
+			mustNil(t, be.UploadIndex(tam, am))
+			mustNil(t, be.Fill(tdx, 7))
+			err = be.MaxPoolBackward(g, tdy, tam, tdx)
+			if err == nil || !strings.Contains(err.Error(), "outside") {
+				t.Errorf("%s: MaxPoolBackward with a bad argmax = %v, want an error", name, err)
+			}
+			for i, v := range tdx.(*cpuTensor).f {
+				if v != 7 {
+					t.Fatalf("%s: MaxPoolBackward with a bad argmax wrote dx[%d] = %g", name, i, v)
+				}
+			}
+			mustNil(t, be.Close())
+		}
+	}
+}
+
+// equalBits fails unless got and want hold the same float32 bit patterns.
+func equalBits(t *testing.T, name string, got, want []float32) {
+	t.Helper()
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s: element %d = %g, want %g", name, i, got[i], want[i])
+		}
+	}
+}
+
+func mustNil(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,137 @@
+package nn
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/convtrain/convtrain/host/backend"
+	"github.com/convtrain/convtrain/host/data"
+)
+
+// DeviceSet is a data set resident on a backend, so that a batch is
+// assembled with Gather and nothing but the batch's row indices crosses
+// from the host in a step.
+type DeviceSet struct {
+	N       int
+	X       backend.Tensor // (N,C,H,W) standardised inputs
+	Labels  backend.Tensor // int32 (N)
+	Targets backend.Tensor // (N,Classes) one-hot; MSE models only
+}
+
+// Upload copies d to m's backend, standardised with norm.
+func (m *Model) Upload(d *data.Dataset, norm data.Norm) (*DeviceSet, error) {
+	if err := d.Check(); err != nil {
+		return nil, err
+	}
+	if d.C != m.spec.C || d.H != m.spec.H || d.W != m.spec.W {
+		return nil, fmt.Errorf("host: data set %q has %d×%d×%d images, the model takes %d×%d×%d", d.Name, d.C, d.H, d.W, m.spec.C, m.spec.H, m.spec.W)
+	}
+	if d.Classes > m.Classes() {
+		return nil, fmt.Errorf("host: data set %q has %d classes, the model outputs %d", d.Name, d.Classes, m.Classes())
+	}
+	if norm.Std == 0 || math.IsNaN(norm.Std) || math.IsNaN(norm.Mean) {
+		return nil, fmt.Errorf("host: bad standardisation %+v", norm)
+	}
+	be := m.be
+	s := &DeviceSet{N: d.N}
+	fail := func(err error) (*DeviceSet, error) {
+		return nil, errors.Join(fmt.Errorf("host: upload %q: %w", d.Name, err), s.Free(be))
+	}
+	var err error
+	var lut [256]float32
+	for p := range lut {
+		lut[p] = float32((float64(p) - norm.Mean) / norm.Std)
+	}
+	x := make([]float32, len(d.Images))
+	for i, p := range d.Images {
+		x[i] = lut[p]
+	}
+	if s.X, err = be.NewTensor(len(x)); err != nil {
+		return fail(err)
+	}
+	if err = be.Upload(s.X, x); err != nil {
+		return fail(err)
+	}
+	x = nil
+	labels := make([]int32, d.N)
+	for i, l := range d.Labels {
+		labels[i] = int32(l)
+	}
+	if s.Labels, err = be.NewIndexTensor(d.N); err != nil {
+		return fail(err)
+	}
+	if err = be.UploadIndex(s.Labels, labels); err != nil {
+		return fail(err)
+	}
+	if m.spec.Loss == MSELoss {
+		k := m.Classes()
+		t := make([]float32, d.N*k)
+		for i, l := range d.Labels {
+			t[i*k+int(l)] = 1
+		}
+		if s.Targets, err = be.NewTensor(len(t)); err != nil {
+			return fail(err)
+		}
+		if err = be.Upload(s.Targets, t); err != nil {
+			return fail(err)
+		}
+	}
+	return s, nil
+}
+
+// Free releases the set's tensors.
+func (s *DeviceSet) Free(be backend.Backend) error {
+	var errs []error
+	for _, t := range []*backend.Tensor{&s.X, &s.Labels, &s.Targets} {
+		if *t != nil {
+			errs = append(errs, be.Free(*t))
+			*t = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Load fills b with rows[0:b.N] of s: the indices are uploaded to b.Idx and
+// the images, labels (and targets) gathered on the backend. On a GPU the
+// upload is a host-to-device copy, which waits for the work queued before
+// it; a loop of steps gathers through LoadIndexed instead.
+func (m *Model) Load(b *Batch, s *DeviceSet, rows []int32) error {
+	if len(rows) != b.N {
+		return fmt.Errorf("host: load: %d rows for a batch of %d", len(rows), b.N)
+	}
+	if err := m.be.UploadIndex(b.Idx, rows); err != nil {
+		return fmt.Errorf("host: load: %w", err)
+	}
+	return m.LoadIndexed(b, s, b.Idx)
+}
+
+// LoadIndexed fills b with the rows of s that the index tensor idx (b.N
+// elements, typically an IndexView of an order uploaded once) names,
+// gathering the images, labels (and targets) on the backend: no copy
+// between host and device, so queued steps run on without waiting.
+func (m *Model) LoadIndexed(b *Batch, s *DeviceSet, idx backend.Tensor) error {
+	if idx == nil || idx.Len() != b.N {
+		n := 0
+		if idx != nil {
+			n = idx.Len()
+		}
+		return fmt.Errorf("host: load: %d indices for a batch of %d: %w", n, b.N, backend.ErrTensor)
+	}
+	be := m.be
+	if err := be.Gather(m.InputLen(), s.X, idx, b.X); err != nil {
+		return fmt.Errorf("host: load images: %w", err)
+	}
+	if err := be.Gather(1, s.Labels, idx, b.Labels); err != nil {
+		return fmt.Errorf("host: load labels: %w", err)
+	}
+	if b.Targets != nil {
+		if s.Targets == nil {
+			return fmt.Errorf("host: load: the set has no targets for an MSE model")
+		}
+		if err := be.Gather(m.Classes(), s.Targets, idx, b.Targets); err != nil {
+			return fmt.Errorf("host: load targets: %w", err)
+		}
+	}
+	return nil
+}

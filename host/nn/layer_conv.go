@@ -1,0 +1,120 @@
+package nn
+
+import (
+	"fmt"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
+	"github.com/convtrain/convtrain/host/ckpt/onnx"
+)
+
+// Conv is a 2-D convolution with bias:
+//
+//	y[n,k,p,q] = b[k] + Σ_c Σ_r Σ_s w[k,c,r,s] · x[n,c, p·sh − ph + r, q·sw − pw + s]
+//
+// Spec text conv<K>x<R>x<S>[s<stride>][p<pad>]; parameters layer<i>.weight
+// (K,C,R,S) and layer<i>.bias (K), initialised with fan_in = C·R·S and
+// fan_out = K·R·S (see NewModel).
+const Conv LayerKind = 1
+
+// ConvLayer is a Conv of k filters of r×s with stride 1 and no padding.
+func ConvLayer(k, r, s int) LayerSpec {
+	return LayerSpec{Kind: Conv, Filters: k, KernelH: r, KernelW: s}
+}
+
+func init() {
+	register(&kindModule{
+		kind: Conv, name: "conv", in: imageInput,
+		form: "conv<K>x<R>x<S>[s<stride>][p<pad>], e.g. conv16x5x5 or conv32x3x3s2p1",
+		parse: func(p *specParser, l *LayerSpec) error {
+			var err error
+			if l.Filters, err = p.number("number of filters K", 1); err != nil {
+				return err
+			}
+			if !p.peekWord("x") {
+				return p.bad("missing \"x\" and the kernel size after the number of filters")
+			}
+			p.pos++
+			if l.KernelH, l.KernelW, err = p.dims("kernel height R", "kernel width S"); err != nil {
+				return err
+			}
+			if err := p.options(l, true); err != nil {
+				return err
+			}
+			if l.StrideH == 1 {
+				l.StrideH = 0
+			}
+			if l.StrideW == 1 {
+				l.StrideW = 0
+			}
+			return nil
+		},
+		format: func(l LayerSpec) string {
+			s := fmt.Sprintf("conv%dx%dx%d", l.Filters, l.KernelH, l.KernelW)
+			if sh, sw := strideOr(l.StrideH, 1), strideOr(l.StrideW, 1); sh != 1 || sw != 1 {
+				s += formatPair("s", sh, sw)
+			}
+			if l.PadH != 0 || l.PadW != 0 {
+				s += formatPair("p", l.PadH, l.PadW)
+			}
+			return s
+		},
+		describe: func(l LayerSpec) string {
+			sh, sw := strideOr(l.StrideH, 1), strideOr(l.StrideW, 1)
+			return fmt.Sprintf("conv %d %d×%d stride %d×%d pad %d×%d", l.Filters, l.KernelH, l.KernelW, sh, sw, l.PadH, l.PadW)
+		},
+		infer: func(l LayerSpec, in Shape) (LayerInfo, error) {
+			g := geom.ConvGeom{N: 1, C: in.C, H: in.H, W: in.W, K: l.Filters, R: l.KernelH, S: l.KernelW,
+				StrideH: strideOr(l.StrideH, 1), StrideW: strideOr(l.StrideW, 1), PadH: l.PadH, PadW: l.PadW}
+			if l.KernelH > in.H+2*l.PadH || l.KernelW > in.W+2*l.PadW {
+				return LayerInfo{}, fmt.Errorf("the %d×%d window is larger than its %d×%d input padded by %d×%d", l.KernelH, l.KernelW, in.H, in.W, l.PadH, l.PadW)
+			}
+			if err := g.Validate(); err != nil {
+				return LayerInfo{}, err
+			}
+			return LayerInfo{Conv: g, Out: Shape{C: g.K, H: g.P(), W: g.Q()}, Params: g.WLen() + g.K}, nil
+		},
+		params: func(info LayerInfo) []paramSpec {
+			g := info.Conv
+			return []paramSpec{
+				{suffix: "weight", shape: []int{g.K, g.C, g.R, g.S}, fanIn: g.C * g.R * g.S, fanOut: g.K * g.R * g.S},
+				{suffix: "bias", shape: []int{g.K}},
+			}
+		},
+		export: func(e *exporter, n *node) error {
+			g := n.info.Conv
+			w, err := e.param(n, 0)
+			if err != nil {
+				return err
+			}
+			b, err := e.param(n, 1)
+			if err != nil {
+				return err
+			}
+			e.node(onnx.Conv(e.out(n), e.in(n), w, b, e.out(n), onnx.NewWindow(g.R, g.S, g.StrideH, g.StrideW, g.PadH, g.PadW)))
+			return nil
+		},
+		forward: func(b *Batch, n *node) error {
+			g := n.info.Conv
+			g.N = b.N
+			// With a ReLU epilogue (plan.go) the output is the ReLU's.
+			return b.be.Conv2DForward(g, b.acts[n.in], n.params[0].Value, n.params[1].Value, b.acts[n.y], n.epilogue)
+		},
+		backward: func(b *Batch, n *node) error {
+			g := n.info.Conv
+			g.N = b.N
+			w := n.params[0]
+			if err := b.be.Conv2DBackwardFilter(g, b.acts[n.in], b.grads[n.out], w.Grad, n.params[1].Grad); err != nil || !n.needDX {
+				return err
+			}
+			return b.be.Conv2DBackwardData(g, b.grads[n.out], w.Value, b.dx(n))
+		},
+	})
+}
+
+// formatPair writes prefix and n, or n×m when the two differ: "s2", "p3x0".
+func formatPair(prefix string, a, b int) string {
+	if a == b {
+		return fmt.Sprintf("%s%d", prefix, a)
+	}
+	return fmt.Sprintf("%s%dx%d", prefix, a, b)
+}

@@ -1,0 +1,293 @@
+package nn
+
+import (
+	"fmt"
+
+	"github.com/convtrain/convtrain/host/backend"
+	"github.com/convtrain/convtrain/host/ckpt/onnx"
+)
+
+// The step plan. NewModel compiles the spec's layers once into a graph of
+// nodes over numbered tensors (tensor 0 is the input), in an order where
+// every node follows the nodes it reads: the forward pass runs the nodes
+// in that order and the backward pass in reverse. plan decides, in one
+// place, which neighbours run fused and where each gradient goes; NewBatch
+// then allocates every tensor of one batch size, so a step allocates
+// nothing.
+
+// node is one layer of the graph, or the add that closes a residual block.
+type node struct {
+	id     int        // index in Model.nodes
+	layer  int        // the layer's number (1-based, as Check numbers it); 0 for an add
+	info   *LayerInfo // nil for an add
+	mod    *kindModule
+	in     int // the input tensor
+	in2    int // the second input of an add (the shortcut); −1 otherwise
+	out    int // the output tensor
+	params []*Param
+	// needDX: some node before this one has parameters, so the gradient
+	// must reach the input (for an add: needDX for in, needDX2 for in2).
+	needDX, needDX2 bool
+
+	// Set by plan.
+	y        int              // the tensor the forward pass writes: out, or the fused ReLU's output
+	epilogue backend.Epilogue // a conv running the ReLU after it
+	fused    bool             // a ReLU run by its neighbour (its conv's epilogue or the max-pool after it)
+	maskOut  bool             // a ReLU whose conv computed it: its backward masks with its output
+	relu     *node            // a max-pool running the ReLU before it after itself (pre, dpre)
+	// Where the input's gradient goes: the input's gradient itself, or,
+	// when another consumer of the input writes it first in the backward
+	// pass, the input's scratch, added to it after the node (dxAcc).
+	dxAcc, dx2Acc bool
+}
+
+// tensorInfo is what the plan knows of one tensor of the graph.
+type tensorInfo struct {
+	len       int // elements per image
+	producer  int // the node writing it; −1 for the input
+	consumers int
+	actOf     int  // ≥ 0: the activation is that tensor's (a flatten); −1: its own
+	gradOf    int  // ≥ 0: the gradient is that tensor's (a flatten, or an add's only input); −1: its own
+	noAct     bool // never stored (a conv output whose ReLU ran in its epilogue; a ReLU run after its pool)
+	noGrad    bool // never needed
+	scratch   bool // needs a scratch gradient (several consumers)
+	zeroFirst bool // an add writes the gradient first: it is zeroed, then summed into
+}
+
+// graph is the compiled model: nodes in forward order and their tensors.
+type graph struct {
+	nodes   []*node
+	tensors []tensorInfo
+}
+
+// buildGraph lays out layers (checked, infos in Check's order) as nodes.
+func buildGraph(layers []LayerSpec, infos []LayerInfo, c, h, w int) *graph {
+	g := &graph{tensors: []tensorInfo{{len: c * h * w, producer: -1, actOf: -1, gradOf: -1}}}
+	pos := 0
+	g.seq(layers, infos, &pos, 0)
+	return g
+}
+
+func (g *graph) newTensor(n int, producer int) int {
+	g.tensors = append(g.tensors, tensorInfo{len: n, producer: producer, actOf: -1, gradOf: -1})
+	return len(g.tensors) - 1
+}
+
+func (g *graph) add(n *node) *node {
+	n.id = len(g.nodes)
+	g.nodes = append(g.nodes, n)
+	g.tensors[n.in].consumers++
+	if n.in2 >= 0 {
+		g.tensors[n.in2].consumers++
+	}
+	return n
+}
+
+// seq adds the nodes of layers, reading tensor in, and returns the output.
+func (g *graph) seq(layers []LayerSpec, infos []LayerInfo, pos *int, in int) int {
+	for _, l := range layers {
+		info := &infos[*pos]
+		*pos++
+		if l.Kind == Residual {
+			main := g.seq(l.Branches[0], infos, pos, in)
+			short := in
+			if len(l.Branches) > 1 {
+				short = g.seq(l.Branches[1], infos, pos, in)
+			}
+			n := g.add(&node{layer: 0, mod: addModule, in: main, in2: short})
+			n.out = g.newTensor(info.Out.Len(), n.id)
+			in = n.out
+			continue
+		}
+		n := g.add(&node{layer: *pos, info: info, mod: kindModules[l.Kind], in: in, in2: -1})
+		n.out = g.newTensor(info.Out.Len(), n.id)
+		if l.Kind == Flatten {
+			g.tensors[n.out].actOf, g.tensors[n.out].gradOf = in, in
+		}
+		in = n.out
+	}
+	return in
+}
+
+// plan makes the fusion decisions (fuse false: every layer runs as
+// written) and routes the gradients. Two rewrites cut the work and the
+// launches of a step; both give the same values and gradients as the
+// layers run as written, bit for bit.
+//
+// On a backend whose Fusions say that a convolution with a ReLU epilogue is
+// one pass (the GPU backend: the bias and the ReLU in the implicit-GEMM
+// kernels' epilogue), a Conv whose only reader is a ReLU runs as one
+// Conv2DForward with EpilogueReLU, y = max(0, conv(x)), and the conv's own
+// output is never stored. The ReLU's backward pass then masks with y
+// instead of the conv output z: y = max(z, 0) > 0 exactly when z > 0 (and
+// both comparisons are false for NaN), so
+//
+//	∂E/∂z = ∂E/∂y where y > 0, else 0
+//
+// is the same. Such a ReLU is not moved past a MaxPool that follows it
+// (conv+ReLU fused, then the pool): the reordering below would need the
+// conv output to be stored and the ReLU launched on its own again.
+//
+// Otherwise (the CPU backend, or a ReLU not after a Conv), a ReLU whose only
+// reader is a MaxPool runs as the max-pool and then the ReLU on the pooled
+// tensor, a quarter of the size for 2×2 windows. ReLU is monotonic, so
+// max(relu(x)) = relu(max(x)), and the first maximum of a window is the
+// same element in x and in relu(x) unless the maximum is ≤ 0, where the
+// gradient is 0 in both orders.
+func (g *graph) plan(f backend.Fusions, fuse bool) {
+	for _, n := range g.nodes {
+		n.y = n.out
+	}
+	next := func(n *node) *node { // the only reader of n's output, or nil
+		t := g.tensors[n.out]
+		if t.consumers != 1 || n.id+1 >= len(g.nodes) || g.nodes[n.id+1].in != n.out || g.nodes[n.id+1].in2 >= 0 {
+			return nil
+		}
+		return g.nodes[n.id+1]
+	}
+	for _, n := range g.nodes {
+		if !fuse || n.mod == addModule {
+			continue
+		}
+		r := next(n)
+		switch {
+		case r == nil:
+		case f.ConvReLU && n.mod.kind == Conv && r.mod.kind == ReLU:
+			n.epilogue, n.y = backend.EpilogueReLU, r.out
+			r.fused, r.maskOut = true, true
+			g.tensors[n.out].noAct = true
+		case n.mod.kind == ReLU && !n.fused && r.mod.kind == MaxPool:
+			r.relu = n
+			n.fused = true
+			g.tensors[n.out].noAct, g.tensors[n.out].noGrad = true, true
+		}
+	}
+	// needDX: whether anything upstream of a tensor has parameters.
+	upstream := make([]bool, len(g.tensors))
+	for _, n := range g.nodes {
+		n.needDX = upstream[n.in]
+		upstream[n.out] = upstream[n.in] || len(n.mod.paramsOf(n)) > 0
+		if n.in2 >= 0 {
+			n.needDX2 = upstream[n.in2]
+			upstream[n.out] = upstream[n.out] || upstream[n.in2]
+		}
+	}
+	// An add's input read by nothing else shares the add's gradient.
+	for _, n := range g.nodes {
+		if n.mod != addModule {
+			continue
+		}
+		for _, t := range []int{n.in, n.in2} {
+			if t > 0 && g.tensors[t].consumers == 1 && g.tensors[t].gradOf < 0 {
+				g.tensors[t].gradOf = n.out
+			}
+		}
+	}
+	// Gradients of tensors with several readers: the first writer in the
+	// backward pass writes, the later ones write their scratch and add it.
+	written := make([]bool, len(g.tensors))
+	route := func(t int, need bool, isAdd bool) (acc bool) {
+		if !need || t == 0 || g.tensors[t].consumers < 2 {
+			return false
+		}
+		if !written[t] {
+			written[t] = true
+			if isAdd {
+				g.tensors[t].zeroFirst = true
+			}
+			return false
+		}
+		if !isAdd {
+			g.tensors[t].scratch = true
+		}
+		return true
+	}
+	for i := len(g.nodes) - 1; i >= 0; i-- {
+		n := g.nodes[i]
+		switch {
+		case n.mod == addModule:
+			n.dxAcc = route(n.in, n.needDX, true)
+			n.dx2Acc = route(n.in2, n.needDX2, true)
+		case n.fused && !n.maskOut:
+			// a ReLU run by the max-pool after it: routed here, run there
+			n.dxAcc = route(n.in, n.needDX, false)
+		case n.relu != nil:
+		default:
+			n.dxAcc = route(n.in, n.needDX, false)
+		}
+	}
+}
+
+// paramsOf is the parameters a node's layer has (none for an add).
+func (m *kindModule) paramsOf(n *node) []paramSpec {
+	if m.params == nil || n.info == nil {
+		return nil
+	}
+	return m.params(*n.info)
+}
+
+// addModule is the add that closes a residual block: y = a + b; the
+// backward pass sends ∂E/∂y to both inputs.
+var addModule = &kindModule{
+	name: "add",
+	export: func(e *exporter, n *node) error {
+		e.node(onnx.Add(e.out(n), e.names[n.in], e.names[n.in2], e.out(n)))
+		return nil
+	},
+	forward: func(b *Batch, n *node) error {
+		be, y := b.be, b.acts[n.out]
+		if err := be.Fill(y, 0); err != nil {
+			return err
+		}
+		if err := be.Accumulate(y, b.acts[n.in]); err != nil {
+			return err
+		}
+		return be.Accumulate(y, b.acts[n.in2])
+	},
+	backward: func(b *Batch, n *node) error {
+		dy := b.grads[n.out]
+		for _, in := range []struct {
+			t         int
+			need, acc bool
+		}{{n.in, n.needDX, n.dxAcc}, {n.in2, n.needDX2, n.dx2Acc}} {
+			if !in.need || b.grads[in.t] == dy {
+				continue // not needed, or the input's gradient is dy itself
+			}
+			if b.g.tensors[in.t].zeroFirst && !in.acc {
+				if err := b.be.Fill(b.grads[in.t], 0); err != nil {
+					return err
+				}
+			}
+			if err := b.be.Accumulate(b.grads[in.t], dy); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+}
+
+// dx is where node n's backward pass writes its input's gradient (for a
+// ReLU run by the max-pool after it, the max-pool writes it): the input's
+// gradient, or its scratch when another reader wrote the gradient first;
+// nil when not needed.
+func (b *Batch) dx(n *node) backend.Tensor {
+	if !n.needDX {
+		return nil
+	}
+	if n.dxAcc {
+		return b.scratch[n.in]
+	}
+	return b.grads[n.in]
+}
+
+// finishDX adds node n's scratch gradient to its input's, where dx gave
+// the scratch.
+func (b *Batch) finishDX(n *node) error {
+	if !n.needDX || !n.dxAcc {
+		return nil
+	}
+	if err := b.be.Accumulate(b.grads[n.in], b.scratch[n.in]); err != nil {
+		return fmt.Errorf("host: gradient sum: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,723 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/convtrain/convtrain/host/backend"
+	"github.com/convtrain/convtrain/host/data"
+	"github.com/convtrain/convtrain/host/nn"
+)
+
+// ScheduleKind names a learning-rate schedule.
+type ScheduleKind int
+
+// The schedules.
+const (
+	ConstantLR ScheduleKind = iota // lr = base
+	StepLR                         // lr = base·Gamma^⌊epoch/Every⌋ (epoch from 0)
+	CosineLR                       // lr = base·½(1 + cos(π·step/steps)), per step
+)
+
+func (k ScheduleKind) String() string {
+	switch k {
+	case ConstantLR:
+		return "constant"
+	case StepLR:
+		return "step"
+	case CosineLR:
+		return "cosine"
+	}
+	return fmt.Sprintf("ScheduleKind(%d)", int(k))
+}
+
+// Schedule is a learning-rate schedule.
+type Schedule struct {
+	Kind  ScheduleKind
+	Every int     // StepLR: epochs between decays (≥ 1)
+	Gamma float64 // StepLR: factor per decay, in (0, 1]
+	// Warmup is a number of steps of linear warm-up: the rate of step s
+	// (from 0) is multiplied by (s+1)/Warmup while s < Warmup; 0: none.
+	Warmup int `json:",omitempty"`
+}
+
+// LR is the learning rate of step `step` (from 0, counting across epochs)
+// of `steps` in all, in epoch `epoch` (from 0).
+func (s Schedule) LR(base float64, epoch, step, steps int) float64 {
+	if step < s.Warmup {
+		base *= float64(step+1) / float64(s.Warmup)
+	}
+	switch s.Kind {
+	case StepLR:
+		return base * math.Pow(s.Gamma, float64(epoch/max(s.Every, 1)))
+	case CosineLR:
+		return base * 0.5 * (1 + math.Cos(math.Pi*float64(step)/float64(max(steps, 1))))
+	}
+	return base
+}
+
+// Config is what Train needs besides the model and the data.
+type Config struct {
+	Epochs      int     // ≥ 1
+	Batch       int     // images per step, 1 to 4096
+	LR          float64 // base learning rate, > 0
+	Momentum    float64 // in [0, 1); SGD only
+	WeightDecay float64 // ≥ 0
+	Schedule    Schedule
+	Optimizer   nn.Optimizer // the update rule; the zero value is SGD (NewTrainer sets it on the model)
+	Seed        uint64       // shuffling; the model's initialisation has its own seed
+
+	// ProgressEvery calls OnProgress every that many steps (0: never).
+	ProgressEvery int
+	OnProgress    func(Progress)
+	// OnEpoch is called after every epoch's evaluation.
+	OnEpoch func(EpochMetrics)
+
+	// OnCheckpoint, when set, is called after every CheckpointEvery steps
+	// (counted across epochs; 0: never) and after each epoch's evaluation,
+	// with the trainer at a position that State can save. Before each call
+	// the loss and the gradients are checked (see ErrDiverged). An error
+	// of OnCheckpoint stops Run.
+	CheckpointEvery int
+	OnCheckpoint    func() error
+	// OnBest, when set, is called after an epoch whose test accuracy beats
+	// that of every earlier epoch (the first epoch's always does; a resumed
+	// trainer remembers the best from its TrainState), after OnCheckpoint,
+	// with the trainer at a position that State can save. An error stops
+	// Run.
+	OnBest func(EpochMetrics) error
+}
+
+// Check validates c.
+func (c Config) Check() error {
+	switch {
+	case c.Epochs < 1:
+		return fmt.Errorf("host: epochs %d, want ≥ 1", c.Epochs)
+	case c.Batch < 1 || c.Batch > 4096:
+		return fmt.Errorf("host: batch %d, want 1 to 4096", c.Batch)
+	case !(c.LR > 0) || math.IsInf(c.LR, 0):
+		return fmt.Errorf("host: learning rate %g, want > 0", c.LR)
+	case !(c.Momentum >= 0 && c.Momentum < 1):
+		return fmt.Errorf("host: momentum %g, want in [0, 1)", c.Momentum)
+	case !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0):
+		return fmt.Errorf("host: weight decay %g, want ≥ 0", c.WeightDecay)
+	case c.ProgressEvery < 0:
+		return fmt.Errorf("host: progress every %d steps, want ≥ 0", c.ProgressEvery)
+	case c.CheckpointEvery < 0:
+		return fmt.Errorf("host: checkpoint every %d steps, want ≥ 0", c.CheckpointEvery)
+	case c.Schedule.Kind == StepLR && (c.Schedule.Every < 1 || !(c.Schedule.Gamma > 0 && c.Schedule.Gamma <= 1)):
+		return fmt.Errorf("host: step schedule every %d epochs by %g: want every ≥ 1 and gamma in (0, 1]", c.Schedule.Every, c.Schedule.Gamma)
+	case c.Schedule.Kind < ConstantLR || c.Schedule.Kind > CosineLR:
+		return fmt.Errorf("host: unknown schedule %v", c.Schedule.Kind)
+	case c.Schedule.Warmup < 0:
+		return fmt.Errorf("host: warm-up of %d steps, want ≥ 0", c.Schedule.Warmup)
+	case c.Optimizer.Nesterov && c.Optimizer.Kind == nn.SGD && c.Momentum == 0:
+		return fmt.Errorf("host: Nesterov momentum needs a momentum > 0")
+	}
+	return c.Optimizer.Check()
+}
+
+// Progress is reported every Config.ProgressEvery steps.
+type Progress struct {
+	Epoch, Epochs int     // from 1
+	Step, Steps   int     // steps done in this epoch, of Steps
+	Loss          float64 // mean training loss over this epoch's steps so far
+	// Averaged is the number of steps Loss and TrainAcc average: Step, or
+	// fewer in an epoch resumed from the middle of a checkpoint that lacks
+	// the sums of its first steps. Two reports of an epoch
+	// give the mean loss between them: (L₂·n₂ − L₁·n₁)/(n₂ − n₁).
+	Averaged     int
+	TrainAcc     float64 // fraction correct over the same steps, each before its update
+	GlobalStep   int     // steps done in all epochs
+	LR           float64
+	ImagesPerSec float64 // this epoch so far
+	Elapsed      time.Duration
+}
+
+// EpochMetrics is reported after each epoch.
+type EpochMetrics struct {
+	Epoch, Epochs int // from 1
+	LR            float64
+	Loss          float64 // mean training loss over the epoch's steps
+	TrainAcc      float64 // fraction correct on the training batches, before each update
+	TestLoss      float64 // mean loss over the test set
+	TestAcc       float64 // fraction correct on the test set
+	Images        int     // training images processed in the epoch by this run (fewer in a resumed epoch)
+	// Averaged is the number of steps Loss and TrainAcc average: the
+	// epoch's, or fewer when it resumed from a checkpoint that lacks the
+	// sums of its first steps (0: no training metrics).
+	Averaged     int
+	ImagesPerSec float64 // training throughput (Images / TrainTime)
+	TrainTime    time.Duration
+	EvalTime     time.Duration
+	Elapsed      time.Duration // since Run started
+	Best         bool          // TestAcc beats every earlier epoch's (see Config.OnBest)
+}
+
+// Trainer trains a Model with SGD on a training set and evaluates it on a
+// test set after every epoch. Both sets are uploaded to the model's backend
+// once, and so is each epoch's order of the training images; a step
+// gathers its batch through a view of that order and copies nothing
+// between host and device, so on a GPU the steps queue up on one stream
+// without the host waiting for them. The loss and accuracy are
+// accumulated on the backend and downloaded only to report. Each epoch visits a Fisher–Yates permutation of the training set
+// drawn from a PCG stream of Config.Seed, in steps of Batch images; the
+// last N mod Batch images of the permutation are dropped (they differ from
+// epoch to epoch). The test set is evaluated in full, the last partial
+// batch with a batch of its own size.
+type Trainer struct {
+	m        *nn.Model
+	cfg      Config
+	train    *nn.DeviceSet
+	test     *nn.DeviceSet
+	batch    *nn.Batch // Config.Batch images, for training and evaluation
+	tail     *nn.Batch // the test set's last N mod Batch images; nil when 0
+	rng      *rand.Rand
+	pcg      *rand.PCG
+	epochPCG rand.PCG // the shuffling state at the start of the current epoch
+	perm     []int32
+	evalRows []int32
+	// order holds perm on the backend, uploaded at the start of each epoch;
+	// orderViews[s] is step s's batch of it. evalViews are the test set's
+	// batches of rows, in order, viewing evalIdx (evalRows, uploaded once).
+	order, evalIdx        backend.Tensor
+	orderViews, evalViews []backend.Tensor
+	epoch                 int // epochs done
+	stepEpoch             int // steps done in the current epoch
+	step                  int // steps done since the start
+	host                  [1]float32
+	start                 time.Time
+	stepsEpoch            int
+	norm                  data.Norm // the inputs' standardisation
+	scratch               []float32 // divergence checks: the largest parameter
+	// elapsedBefore is the training time of the runs before a Restore
+	// (start is set that much before the resumed run starts); restored is
+	// the state restored (its epoch sums start a resumed epoch);
+	// epochSums are the current epoch's loss sum and correct count once
+	// its steps are done (trained), for State during the evaluation.
+	elapsedBefore time.Duration
+	lastFinite    int // the step after which the last divergence check passed; −1 before any
+	restored      TrainState
+	bestEpoch     int     // the epoch (from 1) of the best test accuracy so far; 0 before any
+	bestAcc       float64 // that accuracy
+	epochSums     [2]float32
+	trained       bool
+}
+
+// TrainState is the position of a Trainer: with the model's parameter
+// values and velocities it is all that a checkpoint needs to resume
+// training bit-identically (the same Config, data and backend assumed).
+type TrainState struct {
+	Epoch     int    // epochs completed
+	StepEpoch int    // steps done in epoch Epoch+1 (0 at an epoch boundary)
+	Step      int    // steps done in all
+	Shuffle   []byte // the shuffling PCG's state at the start of epoch Epoch+1 (rand.PCG.MarshalBinary)
+
+	// The running metrics of epoch Epoch+1 over its StepEpoch steps, as
+	// the backend accumulated them (float32): the sum of the steps' mean
+	// losses and the count of correct predictions. A resumed epoch starts
+	// from them, so it reports what the epoch run straight reports, bit
+	// for bit. HasEpochSums is false at an epoch boundary and in
+	// checkpoints written before the sums were kept.
+	EpochLossSum float32 `json:",omitempty"`
+	EpochCorrect float32 `json:",omitempty"`
+	HasEpochSums bool    `json:",omitempty"`
+	// ElapsedSeconds is the time since training started, over every run
+	// that led here; Progress.Elapsed and EpochMetrics.Elapsed continue
+	// from it.
+	ElapsedSeconds float64 `json:",omitempty"`
+	// BestEpoch (from 1; 0 before any evaluation) is the epoch with the
+	// best test accuracy so far, BestTestAcc that accuracy (Config.OnBest).
+	BestEpoch   int     `json:",omitempty"`
+	BestTestAcc float64 `json:",omitempty"`
+}
+
+// State returns the trainer's position; after a Run stopped by its
+// context, it is the position after the last completed step. In the
+// middle of an epoch it reads the epoch's running sums from the backend
+// (a synchronisation).
+func (t *Trainer) State() (TrainState, error) {
+	st := TrainState{Epoch: t.epoch, StepEpoch: t.stepEpoch, Step: t.step, BestEpoch: t.bestEpoch, BestTestAcc: t.bestAcc}
+	pcg := t.epochPCG
+	if t.stepEpoch == 0 {
+		pcg = *t.pcg
+	}
+	var err error
+	if st.Shuffle, err = pcg.MarshalBinary(); err != nil {
+		return st, fmt.Errorf("host: trainer state: %w", err)
+	}
+	if t.start.IsZero() {
+		st.ElapsedSeconds = t.elapsedBefore.Seconds()
+	} else {
+		st.ElapsedSeconds = time.Since(t.start).Seconds()
+	}
+	switch {
+	case t.stepEpoch == 0:
+	case t.stepEpoch == t.stepsEpoch && t.trained:
+		// Stopped in the evaluation, which reuses the batch's sums.
+		st.EpochLossSum, st.EpochCorrect, st.HasEpochSums = t.epochSums[0], t.epochSums[1], true
+	case t.stepEpoch == t.stepsEpoch:
+		// Restored after the epoch's last step and not run since.
+		st.EpochLossSum, st.EpochCorrect, st.HasEpochSums = t.restored.EpochLossSum, t.restored.EpochCorrect, t.restored.HasEpochSums
+	default:
+		v, err := t.readEpochSums()
+		if err != nil {
+			return st, fmt.Errorf("host: trainer state: %w", err)
+		}
+		st.EpochLossSum, st.EpochCorrect, st.HasEpochSums = v[0], v[1], true
+	}
+	return st, nil
+}
+
+// readEpochSums downloads the batch's running loss sum and correct count.
+func (t *Trainer) readEpochSums() ([2]float32, error) {
+	var v [2]float32
+	err := t.m.Backend().Download(v[:1], t.batch.LossSum)
+	if err == nil {
+		err = t.m.Backend().Download(v[1:], t.batch.Correct)
+	}
+	return v, err
+}
+
+// Restore moves the trainer to st, as returned by State of a trainer with
+// the same Config and data; the next Run continues from there.
+func (t *Trainer) Restore(st TrainState) error {
+	if st.Epoch < 0 || st.Epoch > t.cfg.Epochs || st.StepEpoch < 0 || st.StepEpoch > t.stepsEpoch ||
+		st.Step != st.Epoch*t.stepsEpoch+st.StepEpoch || (st.Epoch == t.cfg.Epochs && st.StepEpoch != 0) {
+		return fmt.Errorf("host: restore: epoch %d, step %d of the epoch, step %d: not a position of %d epochs of %d steps",
+			st.Epoch, st.StepEpoch, st.Step, t.cfg.Epochs, t.stepsEpoch)
+	}
+	var pcg rand.PCG
+	if err := pcg.UnmarshalBinary(st.Shuffle); err != nil {
+		return fmt.Errorf("host: restore: shuffle state: %w", err)
+	}
+	if (st.HasEpochSums && (st.StepEpoch == 0 || !(st.EpochCorrect >= 0) || float64(st.EpochCorrect) > float64(st.StepEpoch)*float64(t.cfg.Batch))) ||
+		(!st.HasEpochSums && (st.EpochLossSum != 0 || st.EpochCorrect != 0)) ||
+		!(st.ElapsedSeconds >= 0) || math.IsInf(st.ElapsedSeconds, 0) ||
+		st.BestEpoch < 0 || st.BestEpoch > st.Epoch || !(st.BestTestAcc >= 0 && st.BestTestAcc <= 1) {
+		return fmt.Errorf("host: restore: epoch sums %g and %g after %d steps of %d images, %g s elapsed: not a trainer's",
+			st.EpochLossSum, st.EpochCorrect, st.StepEpoch, t.cfg.Batch, st.ElapsedSeconds)
+	}
+	*t.pcg, t.epochPCG = pcg, pcg
+	t.epoch, t.stepEpoch, t.step = st.Epoch, st.StepEpoch, st.Step
+	t.restored, t.trained = st, false
+	t.bestEpoch, t.bestAcc = st.BestEpoch, st.BestTestAcc
+	t.elapsedBefore = time.Duration(st.ElapsedSeconds * float64(time.Second))
+	t.start = time.Time{}
+	return t.m.SetSteps(st.Step) // Adam's bias corrections continue from there
+}
+
+// NewTrainer uploads train and test to m's backend, both standardised
+// with the training set's mean and standard deviation, and allocates the
+// batches: one of Config.Batch images and, when the test set is not a
+// whole number of batches, one for its remainder.
+func NewTrainer(m *nn.Model, train, test *data.Dataset, cfg Config) (*Trainer, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	if train.N < cfg.Batch {
+		return nil, fmt.Errorf("host: %d training images, fewer than a batch of %d", train.N, cfg.Batch)
+	}
+	if err := m.SetOptimizer(cfg.Optimizer); err != nil {
+		return nil, err
+	}
+	norm := train.Standardisation()
+	t := &Trainer{m: m, cfg: cfg, stepsEpoch: train.N / cfg.Batch, norm: norm, lastFinite: -1}
+	t.pcg = rand.NewPCG(cfg.Seed, nn.ShuffleStream)
+	t.rng = rand.New(t.pcg)
+	var err error
+	if t.train, err = m.Upload(train, norm); err != nil {
+		return nil, errors.Join(err, t.Close())
+	}
+	if t.test, err = m.Upload(test, norm); err != nil {
+		return nil, errors.Join(err, t.Close())
+	}
+	if t.batch, err = m.NewBatch(cfg.Batch); err != nil {
+		return nil, errors.Join(err, t.Close())
+	}
+	if r := test.N % cfg.Batch; r != 0 {
+		if t.tail, err = m.NewBatch(r); err != nil {
+			return nil, errors.Join(err, t.Close())
+		}
+	}
+	t.perm = make([]int32, train.N)
+	for i := range t.perm {
+		t.perm[i] = int32(i)
+	}
+	t.evalRows = make([]int32, test.N)
+	for i := range t.evalRows {
+		t.evalRows[i] = int32(i)
+	}
+	if err := t.newViews(); err != nil {
+		return nil, errors.Join(err, t.Close())
+	}
+	return t, nil
+}
+
+// newViews allocates the training order and the test rows on the backend,
+// uploads the test rows and makes the views of both that the steps and
+// the evaluation gather through.
+func (t *Trainer) newViews() error {
+	be, batch := t.m.Backend(), t.cfg.Batch
+	var err error
+	if t.order, err = be.NewIndexTensor(len(t.perm)); err != nil {
+		return err
+	}
+	for s := range t.stepsEpoch {
+		v, err := be.IndexView(t.order, s*batch, batch)
+		if err != nil {
+			return err
+		}
+		t.orderViews = append(t.orderViews, v)
+	}
+	if t.evalIdx, err = be.NewIndexTensor(len(t.evalRows)); err != nil {
+		return err
+	}
+	if err := be.UploadIndex(t.evalIdx, t.evalRows); err != nil {
+		return err
+	}
+	for i, n := 0, len(t.evalRows); i < n; {
+		v, err := be.IndexView(t.evalIdx, i, min(batch, n-i))
+		if err != nil {
+			return err
+		}
+		t.evalViews = append(t.evalViews, v)
+		i += v.Len()
+	}
+	return nil
+}
+
+// Model is the model being trained.
+func (t *Trainer) Model() *nn.Model { return t.m }
+
+// Config is the trainer's configuration.
+func (t *Trainer) Config() Config { return t.cfg }
+
+// Norm is the standardisation of the inputs, from the training set.
+func (t *Trainer) Norm() data.Norm { return t.norm }
+
+// StepsPerEpoch is ⌊training images / Batch⌋.
+func (t *Trainer) StepsPerEpoch() int { return t.stepsEpoch }
+
+// Epoch is the number of epochs done.
+func (t *Trainer) Epoch() int { return t.epoch }
+
+// Close frees the trainer's tensors (not the model's).
+func (t *Trainer) Close() error {
+	be := t.m.Backend()
+	var errs []error
+	for _, s := range []*nn.DeviceSet{t.train, t.test} {
+		if s != nil {
+			errs = append(errs, s.Free(be))
+		}
+	}
+	for _, b := range []*nn.Batch{t.batch, t.tail} {
+		if b != nil {
+			errs = append(errs, b.Free(be))
+		}
+	}
+	for _, x := range []backend.Tensor{t.order, t.evalIdx} {
+		if x != nil {
+			errs = append(errs, be.Free(x))
+		}
+	}
+	t.train, t.test, t.batch, t.tail = nil, nil, nil, nil
+	t.order, t.evalIdx, t.orderViews, t.evalViews = nil, nil, nil, nil
+	return errors.Join(errs...)
+}
+
+// Run trains the remaining epochs, calling the callbacks of the Config,
+// and returns the metrics of each epoch. It stops between steps with
+// ctx.Err() when ctx is done, returning the epochs completed so far.
+func (t *Trainer) Run(ctx context.Context) ([]EpochMetrics, error) {
+	t.start = time.Now().Add(-t.elapsedBefore)
+	var all []EpochMetrics
+	for t.epoch < t.cfg.Epochs {
+		em, err := t.RunEpoch(ctx)
+		if err != nil {
+			return all, err
+		}
+		all = append(all, em)
+		if t.cfg.OnEpoch != nil {
+			t.cfg.OnEpoch(em)
+		}
+	}
+	return all, nil
+}
+
+// download reads element 0 of a one-element tensor.
+func (t *Trainer) download(x backend.Tensor) (float64, error) {
+	if err := t.m.Backend().Download(t.host[:], x); err != nil {
+		return 0, err
+	}
+	return float64(t.host[0]), nil
+}
+
+// RunEpoch trains one epoch (or the rest of one, after Restore) and
+// evaluates the test set; it is an error once Config.Epochs are done.
+func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
+	if t.start.IsZero() {
+		t.start = time.Now().Add(-t.elapsedBefore)
+	}
+	m, b, cfg := t.m, t.batch, t.cfg
+	em := EpochMetrics{Epoch: t.epoch + 1, Epochs: cfg.Epochs}
+	if t.epoch >= cfg.Epochs {
+		return em, fmt.Errorf("host: all %d epochs are done", cfg.Epochs)
+	}
+	// The epoch's order depends only on the PCG state at its start: from
+	// the identity, Fisher–Yates: for i from N−1 down to 1, swap perm[i]
+	// with perm[j], j uniform in [0, i]. A resumed epoch replays it.
+	if t.stepEpoch == 0 {
+		t.epochPCG = *t.pcg
+	} else {
+		*t.pcg = t.epochPCG
+	}
+	for i := range t.perm {
+		t.perm[i] = int32(i)
+	}
+	for i := len(t.perm) - 1; i > 0; i-- {
+		j := t.rng.IntN(i + 1)
+		t.perm[i], t.perm[j] = t.perm[j], t.perm[i]
+	}
+	if err := m.Backend().UploadIndex(t.order, t.perm); err != nil {
+		return em, fmt.Errorf("host: epoch %d: upload the order: %w", t.epoch+1, err)
+	}
+	if err := m.ResetMetrics(b); err != nil {
+		return em, err
+	}
+	// The loss and accuracy average over the epoch's steps since base: all
+	// of them, unless the epoch resumes in its middle from a checkpoint
+	// without the sums of the steps before.
+	first, base := t.stepEpoch, 0
+	if first > 0 {
+		if r := t.restored; r.HasEpochSums && r.Epoch == t.epoch && r.StepEpoch == first {
+			if err := errors.Join(m.Backend().Fill(b.LossSum, r.EpochLossSum), m.Backend().Fill(b.Correct, r.EpochCorrect)); err != nil {
+				return em, err
+			}
+		} else {
+			base = first
+		}
+	}
+	t.trained = false
+	total := cfg.Epochs * t.stepsEpoch
+	t0 := time.Now()
+	var lr float64
+	for s := first; s < t.stepsEpoch; s++ {
+		if err := ctx.Err(); err != nil {
+			t.keepEpochSums()
+			return em, err
+		}
+		lr = cfg.Schedule.LR(cfg.LR, t.epoch, t.step, total)
+		if err := m.LoadIndexed(b, t.train, t.orderViews[s]); err != nil {
+			return em, err
+		}
+		if err := m.TrainStep(b, float32(lr), float32(cfg.Momentum), float32(cfg.WeightDecay)); err != nil {
+			return em, fmt.Errorf("host: epoch %d step %d: %w", t.epoch+1, s+1, err)
+		}
+		t.step++
+		t.stepEpoch++
+		report := cfg.ProgressEvery > 0 && ((s+1)%cfg.ProgressEvery == 0 || s+1 == t.stepsEpoch)
+		save := cfg.OnCheckpoint != nil && cfg.CheckpointEvery > 0 && t.step%cfg.CheckpointEvery == 0 && s+1 < t.stepsEpoch
+		if report || save {
+			sum, err := t.download(b.LossSum)
+			if err != nil {
+				return em, err
+			}
+			if err := t.checkDiverged(sum); err != nil {
+				return em, err
+			}
+			if report && cfg.OnProgress != nil {
+				correct, err := t.download(b.Correct)
+				if err != nil {
+					return em, err
+				}
+				dt := time.Since(t0)
+				cfg.OnProgress(Progress{Epoch: t.epoch + 1, Epochs: cfg.Epochs, Step: s + 1, Steps: t.stepsEpoch,
+					Loss: sum / float64(s+1-base), Averaged: s + 1 - base, TrainAcc: correct / float64((s+1-base)*cfg.Batch),
+					GlobalStep: t.step, LR: lr, ImagesPerSec: float64((s+1-first)*cfg.Batch) / dt.Seconds(), Elapsed: time.Since(t.start)})
+			}
+			if save {
+				if err := cfg.OnCheckpoint(); err != nil {
+					return em, fmt.Errorf("host: checkpoint after step %d: %w", t.step, err)
+				}
+			}
+		}
+	}
+	if err := m.Backend().Sync(); err != nil {
+		return em, err
+	}
+	em.TrainTime = time.Since(t0)
+	sum, err := t.download(b.LossSum)
+	if err != nil {
+		return em, err
+	}
+	correct, err := t.download(b.Correct)
+	if err != nil {
+		return em, err
+	}
+	if first < t.stepsEpoch {
+		if err := t.checkDiverged(sum); err != nil {
+			return em, err
+		}
+	}
+	t.epochSums, t.trained = [2]float32{float32(sum), float32(correct)}, true
+	em.LR = lr
+	em.Images = (t.stepsEpoch - first) * cfg.Batch
+	if em.Images > 0 {
+		em.ImagesPerSec = float64(em.Images) / em.TrainTime.Seconds()
+	}
+	// Averaged is 0 when the epoch resumed after its last step from a
+	// checkpoint without the epoch's sums: only the evaluation is left.
+	if em.Averaged = t.stepsEpoch - base; em.Averaged > 0 {
+		em.Loss = sum / float64(em.Averaged)
+		em.TrainAcc = correct / float64(em.Averaged*cfg.Batch)
+	}
+	t1 := time.Now()
+	if em.TestLoss, em.TestAcc, err = t.Evaluate(ctx); err != nil {
+		return em, err
+	}
+	em.EvalTime = time.Since(t1)
+	em.Elapsed = time.Since(t.start)
+	if em.Best = t.bestEpoch == 0 || em.TestAcc > t.bestAcc; em.Best {
+		t.bestEpoch, t.bestAcc = em.Epoch, em.TestAcc
+	}
+	t.epoch++
+	t.stepEpoch, t.trained = 0, false
+	if cfg.OnCheckpoint != nil {
+		if err := cfg.OnCheckpoint(); err != nil {
+			return em, fmt.Errorf("host: checkpoint after epoch %d: %w", t.epoch, err)
+		}
+	}
+	if em.Best && cfg.OnBest != nil {
+		if err := cfg.OnBest(em); err != nil {
+			return em, fmt.Errorf("host: best checkpoint after epoch %d: %w", t.epoch, err)
+		}
+	}
+	return em, nil
+}
+
+// keepEpochSums keeps the running sums of an epoch stopped in its middle,
+// so that the next RunEpoch of this trainer starts from them as from a
+// restored state (the batch's sums are reset at the start of an epoch).
+// When they cannot be read, the next RunEpoch averages over its own steps.
+func (t *Trainer) keepEpochSums() {
+	if t.stepEpoch == 0 {
+		return
+	}
+	v, err := t.readEpochSums()
+	if err != nil {
+		return
+	}
+	t.restored = TrainState{Epoch: t.epoch, StepEpoch: t.stepEpoch, EpochLossSum: v[0], EpochCorrect: v[1], HasEpochSums: true}
+}
+
+// ErrDiverged is wrapped by the error that stops training when the loss,
+// a gradient or a parameter is NaN or infinite.
+var ErrDiverged = errors.New("training diverged")
+
+// checkDiverged checks, after a step, that every parameter's value and
+// gradient and lossSum (the sum of the epoch's batch losses so far) are
+// finite: values first, then gradients from the last layer to the first,
+// the order in which backpropagation computes them. The error names the
+// step and the first parameter (hence the layer) found not finite. It
+// downloads every parameter and gradient, so it runs on report steps only.
+func (t *Trainer) checkDiverged(lossSum float64) error {
+	ps := t.m.Params()
+	for i := range 2 * len(ps) {
+		var p *nn.Param
+		var what string
+		var x backend.Tensor
+		if i < len(ps) {
+			p = ps[i]
+			what, x = "value", p.Value
+		} else {
+			p = ps[2*len(ps)-1-i]
+			what, x = "gradient", p.Grad
+		}
+		if len(t.scratch) < x.Len() {
+			t.scratch = make([]float32, x.Len())
+		}
+		v := t.scratch[:x.Len()]
+		if err := t.m.Backend().Download(v, x); err != nil {
+			return fmt.Errorf("host: divergence check: %s of %s: %w", what, p.Name, err)
+		}
+		var sq float64 // at most 2³¹·(3.4e38)² < 1.8e308: no overflow
+		for _, e := range v {
+			sq += float64(e) * float64(e)
+		}
+		if math.IsNaN(sq) || math.IsInf(sq, 0) {
+			return fmt.Errorf("host: %s: the %s of %s (layer %s) is not finite, norm %g, mean loss %g: %w",
+				t.Where(), what, p.Name, strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(p.Name, "layer"), ".weight"), ".bias"),
+				math.Sqrt(sq), lossSum/float64(max(t.stepEpoch, 1)), ErrDiverged)
+		}
+	}
+	if math.IsNaN(lossSum) || math.IsInf(lossSum, 0) {
+		return fmt.Errorf("host: %s: the loss is %g with finite parameters and gradients: %w", t.Where(), lossSum, ErrDiverged)
+	}
+	t.lastFinite = t.step
+	return nil
+}
+
+// Where names the trainer's position for divergence messages, with the
+// last step after which a check found everything finite: the divergence
+// happened in a step after that one.
+func (t *Trainer) Where() string {
+	since := "no check passed since the start of this run"
+	if t.lastFinite >= 0 {
+		since = fmt.Sprintf("finite at the check after step %d", t.lastFinite)
+	}
+	return fmt.Sprintf("epoch %d, step %d of %d (step %d in all; %s)", t.epoch+1, t.stepEpoch, t.stepsEpoch, t.step, since)
+}
+
+// Evaluate runs the model over the whole test set and returns the mean
+// loss per image and the fraction classified correctly.
+func (t *Trainer) Evaluate(ctx context.Context) (loss, acc float64, err error) {
+	var lossSum, correct float64
+	for _, b := range []*nn.Batch{t.batch, t.tail} {
+		if b == nil {
+			continue
+		}
+		if err := t.m.ResetMetrics(b); err != nil {
+			return 0, 0, err
+		}
+	}
+	n, i := len(t.evalRows), 0
+	for _, idx := range t.evalViews {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+		b := t.batch
+		if idx.Len() < b.N {
+			b = t.tail
+		}
+		if err := t.m.LoadIndexed(b, t.test, idx); err != nil {
+			return 0, 0, err
+		}
+		if err := t.m.Forward(b); err != nil {
+			return 0, 0, fmt.Errorf("host: evaluate rows %d to %d: %w", i, i+b.N, err)
+		}
+		i += b.N
+	}
+	// LossSum holds per-batch means: weight them back to per-image sums.
+	for _, b := range []*nn.Batch{t.batch, t.tail} {
+		if b == nil {
+			continue
+		}
+		s, err := t.download(b.LossSum)
+		if err != nil {
+			return 0, 0, err
+		}
+		c, err := t.download(b.Correct)
+		if err != nil {
+			return 0, 0, err
+		}
+		lossSum += s * float64(b.N)
+		correct += c
+	}
+	return lossSum / float64(n), correct / float64(n), nil
+}
