@@ -231,6 +231,7 @@ while IFS=$'\t' read -r test pkgdir; do
 		sed -i '/^TestCUDADriverMock$\|^TestSanitizeCUDA$/d' "$log"
 		n=$(grep -c '^Test' "$log")
 		res="listed (mock)"
+		((n == 0)) && res="no test matches 'CUDA\$'"
 		((rc == 0)) || res=$(status_of $rc)
 		md "| $test | $pkgdir | $res | $(grep '^Test' "$log" | tr '\n' ' ') | | | | $((SECONDS - t)) |"
 	else
@@ -239,6 +240,7 @@ while IFS=$'\t' read -r test pkgdir; do
 		rc=$?
 		n=$(grep -c -- '^--- \(PASS\|FAIL\|SKIP\)' "$log")
 		res=$(status_of $rc)
+		((n == 0 && rc == 0)) && res="ok: no test matches 'CUDA\$'"
 		# On a GPU machine a skipped CUDA test is a failure of this check.
 		if grep -q -- '^--- SKIP: Test' "$log"; then
 			res="$res, CUDA TESTS SKIPPED"
