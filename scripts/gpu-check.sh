@@ -11,7 +11,8 @@
 #                conformance: the cuda-tagged tests only (-test.run 'CUDA$':
 #                every kernel version against cpuref on its shape sweep, the
 #                golden vector, the GPU against the simulator bit for bit,
-#                the optimisers); the simulator's own tests run in CI
+#                the optimisers, the GPU backend against the CPU backend:
+#                TestGPUBackendCUDA); the simulator's own tests run in CI
 #   2     16 %   train compare fp32 and tf32 (the GPU backend against the CPU
 #                backend, step by step) and one MNIST epoch of the default
 #                network on the GPU: epoch time, images/s, accuracy
