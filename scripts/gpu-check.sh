@@ -168,9 +168,12 @@ tcmd() {
 		echo "gpu-check: no time left in step $step_n's slice for: $*" >>"$log"
 		return 124
 	fi
+	local t0=$SECONDS rc
 	(cd "$wd" && exec timeout -k 5 "$l" "$@") </dev/null >>"$log" 2>&1
-	local rc=$?
-	((rc == 137)) && rc=124
+	rc=$?
+	# 137: killed 5 s after the TERM of the time limit, or by something
+	# else (the OOM killer) before it.
+	((rc == 137 && SECONDS - t0 >= l)) && rc=124
 	return $rc
 }
 # mark RC: folds a command's status into the step's.
@@ -208,9 +211,10 @@ fi
 # 1. The machine and GPU conformance.
 begin_step 1 "Machine and GPU conformance"
 if command -v nvidia-smi >/dev/null 2>&1; then
-	nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem,power.limit \
-		--format=csv,noheader >"$logs/machine.csv" 2>&1
-	nvidia-smi | sed -n 's/.*CUDA Version: *\([0-9.]*\).*/\1/p' | head -n 1 >"$logs/cuda-version.txt"
+	# Device 0, the one the tests and benchmarks open.
+	timeout 30 nvidia-smi --id=0 --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem,power.limit \
+		--format=csv,noheader 2>&1 | head -n 1 >"$logs/machine.csv"
+	timeout 30 nvidia-smi | sed -n 's/.*CUDA Version: *\([0-9.]*\).*/\1/p' | head -n 1 >"$logs/cuda-version.txt"
 	md "| GPU | driver | memory | max SM clock | max memory clock | power limit |" "| --- | --- | --- | --- | --- | --- |"
 	md "| $(sed 's/, */ | /g' "$logs/machine.csv") |" "" "CUDA (driver): $(cat "$logs/cuda-version.txt")" ""
 else

@@ -103,7 +103,7 @@ def machine(logs):
     m = {}
     csv = read(os.path.join(logs, "machine.csv"))
     if csv:
-        row = [c.strip() for c in csv.strip().splitlines()[-1].split(",")]
+        row = [c.strip() for c in csv.strip().splitlines()[0].split(",")]
         keys = ["gpu", "driver", "memory", "sm_clock_max_mhz", "mem_clock_max_mhz", "power_limit"]
         m.update({k: v for k, v in zip(keys, row)})
         m["sm_clock_max_mhz"] = num(re.sub(r"[^0-9.]", "", m.get("sm_clock_max_mhz", "")))
