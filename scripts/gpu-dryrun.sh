@@ -4,8 +4,9 @@
 # check), so that the script cannot rot between GPU sessions:
 #
 #   1. pack: scripts/gpu-session.sh packs the existing build/gpu/ (at most
-#      30 MiB) and the check runs from a copy of the archive, unpacked as on
-#      a device
+#      30 MiB even at XZ_LEVEL=1, used here for speed; sessions pack at 6)
+#      and the check runs from a copy of the archive, unpacked as on a
+#      device
 #   2. walk: GPU_CHECK_MOCK=MOCK scripts/gpu-check.sh walks all six steps
 #      (tiny sizes, PyTorch on the CPU when python3 has torch) and exits 0;
 #      gpu-summary.json holds the six steps; scripts/gpu-report.py record
@@ -35,7 +36,7 @@ for p in ${PYTHON:-$(command -v python3) /usr/bin/python3}; do
 done
 
 # 1. pack
-GPU_SESSION_PACK_ONLY=1 scripts/gpu-session.sh >"$work/pack.log" 2>&1 || fail "scripts/gpu-session.sh: $(tail -n 1 "$work/pack.log")"
+GPU_SESSION_PACK_ONLY=1 XZ_LEVEL=1 scripts/gpu-session.sh >"$work/pack.log" 2>&1 || fail "scripts/gpu-session.sh: $(tail -n 1 "$work/pack.log")"
 size=$(grep -o '[0-9.]* MiB' "$work/pack.log" | head -n 1)
 cp build/gpu.tar.xz "$work/gpu.tar.xz"
 check() { # check NAME [ENV...]: gpu-check.sh from the copied archive, output in $work/NAME
@@ -108,4 +109,4 @@ got=$(steps_of overrun)
 ((rc == 1)) && [[ $got == "1:skipped: mock"*" 2:TIMEOUT 3:"*" 6:"* ]] ||
 	fail "overrun: exit $rc and steps $got, want exit 1, step 2 TIMEOUT and steps 3-6 run ($work/overrun/gpu-report.md)"
 
-echo "gpu-dryrun: ok (archive $size; six steps walked on the mock, 7 rows recorded; cut off in step 3: steps 1-2 complete; step 2 over its slice: TIMEOUT, steps 3-6 ran)"
+echo "gpu-dryrun: ok (archive $size at xz -1; six steps walked on the mock, 7 rows recorded; cut off in step 3: steps 1-2 complete; step 2 over its slice: TIMEOUT, steps 3-6 ran)"
