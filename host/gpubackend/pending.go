@@ -37,3 +37,29 @@ func (be *gpuBackend) GlobalAvgPoolForward(n, c, hw int, x, y backend.Tensor) er
 func (be *gpuBackend) GlobalAvgPoolBackward(n, c, hw int, dy, dx backend.Tensor) error {
 	return noKernel("global average pool backward")
 }
+
+func (be *gpuBackend) ActivationForward(act backend.Activation, param float32, x, y backend.Tensor) error {
+	return noKernel(act.String() + " forward")
+}
+
+func (be *gpuBackend) ActivationBackward(act backend.Activation, param float32, x, y, dy, dx backend.Tensor) error {
+	return noKernel(act.String() + " backward")
+}
+
+func (be *gpuBackend) DropoutForward(key backend.DropoutKey, p float32, x, y backend.Tensor) error {
+	return noKernel("dropout forward")
+}
+
+func (be *gpuBackend) DropoutBackward(key backend.DropoutKey, p float32, dy, dx backend.Tensor) error {
+	return noKernel("dropout backward")
+}
+
+func (be *gpuBackend) Add(a, b, y backend.Tensor) error { return noKernel("add") }
+
+func (be *gpuBackend) ConcatForward(n, hw int, cs []int, xs []backend.Tensor, y backend.Tensor) error {
+	return noKernel("concat forward")
+}
+
+func (be *gpuBackend) ConcatBackward(n, hw int, cs []int, dy backend.Tensor, dxs []backend.Tensor) error {
+	return noKernel("concat backward")
+}

@@ -268,3 +268,66 @@ func TestBatchNormModes(t *testing.T) {
 		}
 	}
 }
+
+// TestActivationsDropoutLayers parses, shapes and trains the activation
+// and dropout layers on the CPU: their gradients against central
+// differences (dropout's mask fixed by its key: the same step draws the
+// same mask in every Forward), evaluation-mode dropout as the identity,
+// and the masks changing with the step.
+func TestActivationsDropoutLayers(t *testing.T) {
+	text := "conv4x3x3p1,leakyrelu20,conv4x3x3p1,sigmoid,conv4x3x3p1,tanh,conv4x3x3p1,silu,conv4x3x3p1,gelu,conv4x3x3p1,gelutanh,dropout30,dense3"
+	layers, err := ParseSpec(text)
+	backendtest.MustNil(t, err)
+	if got := FormatSpec(layers); got != strings.Replace(text, "dense3", "flatten,dense3", 1) {
+		t.Errorf("FormatSpec = %q", got)
+	}
+	for _, bad := range []string{"dropout100,dense3", "dropout,dense3", "leakyrelu-1,dense3", "sigmoid2,dense3"} {
+		if _, err := ParseSpec(bad); err == nil {
+			t.Errorf("ParseSpec(%q) succeeded", bad)
+		}
+	}
+	testGradients(t, text)
+
+	be := backendtest.CPU(t)
+	dl, err := ParseSpec("dropout50,dense3")
+	backendtest.MustNil(t, err)
+	m, err := NewModel(be, Spec{C: 1, H: 8, W: 8, Loss: SoftmaxCE, Layers: dl}, 1)
+	backendtest.MustNil(t, err)
+	ds, err := data.Synthetic(4, 8, 3, 1)
+	backendtest.MustNil(t, err)
+	set, err := m.Upload(ds, ds.Standardisation())
+	backendtest.MustNil(t, err)
+	b, err := m.NewBatch(4)
+	backendtest.MustNil(t, err)
+	backendtest.MustNil(t, m.Load(b, set, []int32{0, 1, 2, 3}))
+	out := func() []float32 {
+		backendtest.MustNil(t, m.Forward(b))
+		v := make([]float32, b.acts[1].Len())
+		backendtest.MustNil(t, be.Download(v, b.acts[1]))
+		return v
+	}
+	x := make([]float32, b.X.Len())
+	backendtest.MustNil(t, be.Download(x, b.X))
+	b.Eval = true
+	backendtest.EqualBits(t, "evaluation-mode dropout", out(), x)
+	b.Eval = false
+	first := out()
+	kept := 0
+	for i, v := range first {
+		switch v {
+		case 0:
+		case x[i] * 2: // 1/(1−0.5)
+			kept++
+		default:
+			t.Fatalf("dropout50: element %d = %g from %g, want 0 or %g", i, v, x[i], 2*x[i])
+		}
+	}
+	if n := len(first); kept < n/4 || kept > 3*n/4 {
+		t.Errorf("dropout50 kept %d of %d elements", kept, n)
+	}
+	backendtest.EqualBits(t, "the same step's mask", out(), first)
+	backendtest.MustNil(t, m.SetSteps(1))
+	if slices.Equal(out(), first) {
+		t.Errorf("step 1 drew the mask of step 0")
+	}
+}
