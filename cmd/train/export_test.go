@@ -87,6 +87,7 @@ func TestExportONNX(t *testing.T) {
 		"plain":    "conv4x5x5s2,relu,maxpool2,dense10",
 		"residual": "conv4x3x3p1,relu,res(conv4x3x3p1,relu,conv4x3x3p1),maxpool2,res(conv6x3x3s2p1,relu,conv6x3x3p1|conv6x1x1s2),relu,dense10",
 		"bn":       "conv4x3x3p1,bn,relu,res(conv4x3x3p1,bn,relu,conv4x3x3p1,bn|conv4x1x1,bn),relu,avgpool3s2p1,gap,dense10",
+		"cat":      "conv4x3x3p1,relu,cat(conv4x1x1|conv2x3x3p1,relu|),maxpool2,res(cat(conv2x1x1|),conv10x1x1),relu,dense10",
 		"act":      "conv4x3x3p1,leakyrelu20,conv4x3x3p1,silu,maxpool2,conv4x3x3p1,gelu,dropout20,conv4x3x3p1,gelutanh,conv4x3x3p1nobias,sigmoid,conv2x3x3p1,tanh,dense10nobias",
 	}
 	want := map[string][]predictLine{}

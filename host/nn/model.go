@@ -226,6 +226,7 @@ type Batch struct {
 	// input before the ReLU run after it and its gradient.
 	argmax, pre, dpre []backend.Tensor
 	tmp               [][]backend.Tensor // a module's scratch (kindModule.scratch)
+	catX, catDX       [][]backend.Tensor // a concatenation's inputs and their gradients' destinations
 	owned             []backend.Tensor
 }
 
@@ -313,7 +314,11 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 	}
 	b.argmax, b.pre, b.dpre = make([]backend.Tensor, len(m.g.nodes)), make([]backend.Tensor, len(m.g.nodes)), make([]backend.Tensor, len(m.g.nodes))
 	b.tmp = make([][]backend.Tensor, len(m.g.nodes))
+	b.catX, b.catDX = make([][]backend.Tensor, len(m.g.nodes)), make([][]backend.Tensor, len(m.g.nodes))
 	for _, nd := range m.g.nodes {
+		if nd.ins != nil {
+			b.catTensors(nd)
+		}
 		if nd.mod.scratch == nil {
 			continue
 		}
@@ -401,6 +406,8 @@ func (m *Model) nodeName(n *node) string {
 	switch {
 	case n.mod == addModule:
 		return fmt.Sprintf("the add closing the residual block before layer %d", m.nextLayer(n))
+	case n.mod == catModule:
+		return fmt.Sprintf("the concatenation closing the cat block before layer %d", m.nextLayer(n))
 	case n.relu != nil:
 		return fmt.Sprintf("layers %d and %d (relu, %v)", n.relu.layer, n.layer, n.info.Spec)
 	case n.epilogue == backend.EpilogueReLU:

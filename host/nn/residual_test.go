@@ -113,6 +113,10 @@ func TestModelGradients(t *testing.T) {
 		// statistics), average pools with padding, global average pooling.
 		"conv4x3x3p1,bn,avgpool2,conv6x3x3p1,bn,gap,dense3",
 		"conv4x3x3p1,bn,res(conv4x3x3p1,bn,conv4x3x3p1,bn|conv4x1x1,bn),avgpool3s1p1,gap,dense3",
+		// Concatenations: branches of convolutions, an identity branch
+		// twice (one tensor read three times), a block inside a residual.
+		"conv4x3x3p1,cat(conv4x1x1|conv2x3x3p1,bn||),avgpool2,dense3",
+		"conv3x3x3p1,res(cat(conv2x1x1|),conv3x1x1),cat(conv2x3x3p1|avgpool3s1p1),dense3",
 	} {
 		t.Run("spec="+text, func(t *testing.T) { testGradients(t, text) })
 	}
@@ -329,5 +333,32 @@ func TestActivationsDropoutLayers(t *testing.T) {
 	backendtest.MustNil(t, m.SetSteps(1))
 	if slices.Equal(out(), first) {
 		t.Errorf("step 1 drew the mask of step 0")
+	}
+}
+
+func TestParseSpecConcat(t *testing.T) {
+	layers, err := ParseSpec("conv4x3x3p1,cat(conv4x1x1|conv2x3x3p1,relu|),dense3")
+	backendtest.MustNil(t, err)
+	if got := FormatSpec(layers); got != "conv4x3x3p1,cat(conv4x1x1|conv2x3x3p1,relu|),flatten,dense3" {
+		t.Errorf("FormatSpec = %q", got)
+	}
+	infos, err := Spec{C: 1, H: 6, W: 6, Loss: SoftmaxCE, Layers: layers}.Check()
+	backendtest.MustNil(t, err)
+	if got := infos[1].Out; got != (Shape{C: 10, H: 6, W: 6}) {
+		t.Errorf("cat output %v, want (10,6,6): 4 + 2 + the input's 4", got)
+	}
+	for _, tc := range []struct{ text, want string }{
+		{"cat(conv4x3x3|conv4x3x3p1),dense3", "branch 1 gives (4,4,4): every branch must keep the 6×6 image"},
+		{"cat(dense4|),dense3", "flattens the image"},
+		{"dense4,cat(relu|relu),dense3", "flattened before it"},
+		{"cat,dense3", "its branches go in parentheses"},
+	} {
+		layers, err := ParseSpec(tc.text)
+		if err == nil {
+			_, err = Spec{C: 1, H: 6, W: 6, Loss: SoftmaxCE, Layers: layers}.Check()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want an error containing %q", tc.text, err, tc.want)
+		}
 	}
 }

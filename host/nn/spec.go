@@ -222,8 +222,14 @@ func checkLayers(layers []LayerSpec, in Shape, depth int, infos *[]LayerInfo) (S
 			return in, bad("output %v has more than %d elements per image", info.Out, maxLayerElems)
 		}
 		*infos = append(*infos, info)
-		if l.Kind == Residual {
+		switch l.Kind {
+		case Residual:
 			if info.Out, err = checkResidual(l, in, depth, infos); err != nil {
+				return in, err
+			}
+			(*infos)[n-1].Out = info.Out
+		case Concat:
+			if info.Out, err = checkConcat(l, in, depth, infos); err != nil {
 				return in, err
 			}
 			(*infos)[n-1].Out = info.Out
