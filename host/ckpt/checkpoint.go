@@ -27,6 +27,8 @@ package ckpt
 //	state               the TrainState as JSON: epoch, step, shuffling RNG state,
 //	                    the epoch's running loss and accuracy sums, time elapsed
 //	epoch, step         for people and tools: epochs done, steps done in all
+//	data                the training data as JSON (DataRecord): source, limits and
+//	                    fingerprints; absent in files written before it was kept
 //
 // Only what a reader needs is trusted: spec, input, classes, loss, init,
 // norm.*, config and state are parsed and checked, the tensors' names and
@@ -84,6 +86,8 @@ type Checkpoint struct {
 	// Version is the convtrain version that wrote the file (metadata
 	// convtrain.version); informative.
 	Version string
+	// Data is the training data (metadata data), nil when not recorded.
+	Data *DataRecord
 }
 
 // optimState lists the optimiser state tensors of p under the optimiser o
@@ -212,6 +216,11 @@ func (c *Checkpoint) encode() ([]NamedTensor, map[string]string, error) {
 		"state":                string(st),
 		"epoch":                strconv.Itoa(c.State.Epoch),
 		"step":                 strconv.Itoa(c.State.Step),
+	}
+	if c.Data != nil {
+		if meta["data"], err = encodeData(c.Data); err != nil {
+			return nil, nil, err
+		}
 	}
 	tensors := append(append([]NamedTensor(nil), c.Params...), c.Optim...)
 	return tensors, meta, nil
@@ -387,6 +396,12 @@ func decodeCheckpoint(tensors []NamedTensor, meta map[string]string) (*Checkpoin
 		return nil, ckptErr("state: epoch %d, step %d of the epoch, step %d of %d epochs: not a position", s.Epoch, s.StepEpoch, s.Step, c.Config.Epochs)
 	}
 
+	if s, ok := meta["data"]; ok {
+		if c.Data, err = decodeData(s); err != nil {
+			return nil, err
+		}
+	}
+
 	// The tensors: exactly the parameters of the spec and their optimiser
 	// state. ReadSafetensors bounded their total size by the file's.
 	byName := make(map[string]NamedTensor, len(tensors))
@@ -404,6 +419,11 @@ func decodeCheckpoint(tensors []NamedTensor, meta map[string]string) (*Checkpoin
 		}
 		if !slices.Equal(t.Shape, shape) {
 			return t, ckptErr("tensor %q has shape %v; the spec's layer needs %v", name, t.Shape, shape)
+		}
+		for i, v := range t.F32 {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return t, ckptErr("tensor %q element %d is %g: a damaged or diverged model (train never saves one); use an earlier checkpoint", name, i, v)
+			}
 		}
 		return t, nil
 	}

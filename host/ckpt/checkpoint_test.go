@@ -167,6 +167,8 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	if c.State.Step != 3 || len(c.Params) != 4 || len(c.Optim) != 4 {
 		t.Fatalf("sample: step %d, %d params, %d optimiser tensors; want 3, 4, 4", c.State.Step, len(c.Params), len(c.Optim))
 	}
+	trainSet, test := ckptData(t)
+	c.Data = &DataRecord{Source: "/data/x", Limit: 40, TestLimit: 7, Train: Fingerprint(trainSet), Test: Fingerprint(test)}
 	var buf bytes.Buffer
 	backendtest.MustNil(t, c.Write(&buf))
 	got, err := ReadCheckpoint(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
@@ -190,7 +192,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 			t.Errorf("metadata %q = %q, want %q", k, meta[k], want)
 		}
 	}
-	for _, k := range []string{"convtrain.version", "config", "state", "norm.mean", "norm.std"} {
+	for _, k := range []string{"convtrain.version", "config", "state", "norm.mean", "norm.std", "data"} {
 		if meta[k] == "" {
 			t.Errorf("metadata %q is missing", k)
 		}
@@ -275,6 +277,27 @@ func TestCheckpointErrors(t *testing.T) {
 			}
 			return ts
 		}, `"layer1.bias" is not float32`},
+		{"tensor=NaN", func(ts []NamedTensor, _ map[string]string) []NamedTensor {
+			for i := range ts {
+				if ts[i].Name == "layer1.weight" {
+					ts[i].F32 = append([]float32(nil), ts[i].F32...)
+					ts[i].F32[3] = float32(math.NaN())
+				}
+			}
+			return ts
+		}, `tensor "layer1.weight" element 3 is NaN`},
+		{"tensor=Inf", func(ts []NamedTensor, _ map[string]string) []NamedTensor {
+			for i := range ts {
+				if ts[i].Name == "optim.velocity.layer5.bias" {
+					ts[i].F32 = append([]float32(nil), ts[i].F32...)
+					ts[i].F32[0] = float32(math.Inf(-1))
+				}
+			}
+			return ts
+		}, `"optim.velocity.layer5.bias" element 0 is -Inf`},
+		{"data=unknown", setMeta("data", `{"source":"mnist","limit":0,"test_limit":0,"train":{"n":1},"test":{"n":1},"split":0.1}`), `unknown field "split"`},
+		{"data=noSource", setMeta("data", `{"limit":0,"train":{"n":1}}`), "want a source"},
+		{"data=syntax", setMeta("data", `{`), "data record"},
 		{"tensor=shape", func(ts []NamedTensor, _ map[string]string) []NamedTensor {
 			for i := range ts {
 				if ts[i].Name == "optim.velocity.layer5.weight" {
@@ -493,3 +516,34 @@ func TestCheckpointFuzzSeeds(t *testing.T) {
 }
 
 var updateFuzz = flag.Bool("update-fuzz", false, "rewrite the seeds of FuzzLoadCheckpoint in testdata/fuzz")
+
+// TestFingerprint: one changed label or pixel, or one image fewer, changes
+// the fingerprint, and Diff names what differs.
+func TestFingerprint(t *testing.T) {
+	d, _ := ckptData(t)
+	base := Fingerprint(d)
+	if again := Fingerprint(d); again != base || base.Diff(again) != "" {
+		t.Fatalf("Fingerprint is not stable: %v, %v", base, again)
+	}
+	label := *d
+	label.Labels = append([]uint8(nil), d.Labels...)
+	label.Labels[5] ^= 1
+	pixel := *d
+	pixel.Images = append([]uint8(nil), d.Images...)
+	pixel.Images[len(pixel.Images)-1]++
+	for _, tc := range []struct {
+		name string
+		d    *data.Dataset
+		want string
+	}{
+		{"change=label", &label, "other pixels or labels"},
+		{"change=pixel", &pixel, "other pixels or labels"},
+		{"change=limit", d.Limit(d.N - 1), fmt.Sprintf("%d images, the checkpoint's %d", d.N-1, d.N)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Fingerprint(tc.d).Diff(base); !strings.Contains(got, tc.want) {
+				t.Errorf("Diff = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
