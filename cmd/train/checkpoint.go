@@ -19,7 +19,8 @@ import (
 )
 
 // interruptedPath is where an interrupted run saves its checkpoint when
-// -save is not given.
+// neither -save nor -resume is given (or train-interrupted-2.safetensors,
+// -3, …: the first free name).
 const interruptedPath = "train-interrupted.safetensors"
 
 // errInterrupted marks a run stopped by SIGINT or SIGTERM (exit status 130).
@@ -35,6 +36,8 @@ type ckptOptions struct {
 
 	layers []nn.LayerSpec     // parsed from -model
 	ck     *ckpt.Checkpoint   // loaded by -resume
+	record *ckpt.DataRecord   // the training data, saved in checkpoints
+	prev   bool               // the resumed file has been kept as its .prev
 	set    map[string]bool    // flags given on the command line
 	tr     *train.Trainer     // the trainer that checkpoints save
 	best   train.EpochMetrics // the epoch last saved to -save-best in this run
@@ -107,7 +110,10 @@ func (o *options) loadResume() error {
 	o.batch, o.lr, o.momentum, o.wd = cfg.Batch, cfg.LR, cfg.Momentum, cfg.WeightDecay
 	o.schedule, o.stepEvery, o.gamma, o.seed = cfg.Schedule.Kind.String(), cfg.Schedule.Every, cfg.Schedule.Gamma, cfg.Seed
 	o.setOptimizer(cfg.Optimizer)
-	return nil
+	if o.save == "" {
+		o.save = o.resume // resuming keeps saving, to the resumed file
+	}
+	return o.checkResumeFlags()
 }
 
 // modelSpec is the network to train on d: the checkpoint's when resuming,
@@ -168,7 +174,7 @@ func (c *ckptOptions) hook(cfg *train.Config) {
 	}
 	if c.saveBest != "" {
 		cfg.OnBest = func(m train.EpochMetrics) error {
-			if err := ckpt.SaveCheckpoint(c.saveBest, c.tr); err != nil {
+			if err := c.saveTo(c.saveBest); err != nil {
 				return err
 			}
 			c.best = m
@@ -179,7 +185,76 @@ func (c *ckptOptions) hook(cfg *train.Config) {
 		return
 	}
 	cfg.CheckpointEvery = c.saveEvery
-	cfg.OnCheckpoint = func() error { return ckpt.SaveCheckpoint(c.save, c.tr) }
+	cfg.OnCheckpoint = func() error { return c.saveTo(c.save) }
+}
+
+// saveTo writes the trainer's checkpoint, with the data record, to path
+// atomically. The first time it replaces the -resume file, that file is
+// first kept as path.prev (a hard link, else a copy), so that the
+// checkpoint a run resumed from survives it.
+func (c *ckptOptions) saveTo(path string) error {
+	ck, err := ckpt.NewCheckpoint(c.tr)
+	if err != nil {
+		return err
+	}
+	ck.Data = c.record
+	if !c.prev && c.resume != "" && sameFile(path, c.resume) {
+		if err := keepPrev(path); err != nil {
+			return err
+		}
+		c.prev = true
+	}
+	return ck.Save(path)
+}
+
+// freePath is path when no file has that name, else the first of
+// name-2.ext, name-3.ext, … that is free, so that an interrupted run never
+// replaces an earlier one's checkpoint.
+func freePath(path string) string {
+	ext := filepath.Ext(path)
+	stem := strings.TrimSuffix(path, ext)
+	first := path
+	for i := 2; i <= 1000; i++ {
+		if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+			return path
+		}
+		path = fmt.Sprintf("%s-%d%s", stem, i, ext)
+	}
+	return first
+}
+
+// sameFile reports whether a and b name the same existing file, or the
+// same path.
+func sameFile(a, b string) bool {
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return true
+	}
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(sa, sb)
+}
+
+// keepPrev makes path.prev a copy of path (a hard link when the file
+// system allows), replacing any earlier one atomically.
+func keepPrev(path string) error {
+	prev := path + ".prev"
+	tmp := prev + ".tmp"
+	os.Remove(tmp)
+	if err := os.Link(path, tmp); err != nil {
+		b, rerr := os.ReadFile(path)
+		if rerr != nil {
+			return fmt.Errorf("keep %s as %s: %w", path, prev, rerr)
+		}
+		if werr := os.WriteFile(tmp, b, 0o644); werr != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("keep %s as %s: %w", path, prev, werr)
+		}
+	}
+	if err := os.Rename(tmp, prev); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("keep %s as %s: %w", path, prev, err)
+	}
+	return nil
 }
 
 // attach names the trainer that checkpoints save and, when resuming,
@@ -229,9 +304,9 @@ func (c *ckptOptions) stopped(ctx context.Context, err error, stdout io.Writer) 
 		}
 		path := c.save
 		if path == "" {
-			path = interruptedPath
+			path = freePath(interruptedPath)
 		}
-		if serr := ckpt.SaveCheckpoint(path, c.tr); serr != nil {
+		if serr := c.saveTo(path); serr != nil {
 			return fmt.Errorf("%w at epoch %d, step %d (step %d in all); saving the checkpoint failed: %v", errInterrupted, st.Epoch+1, st.StepEpoch, st.Step, serr)
 		}
 		return fmt.Errorf("%w at epoch %d, step %d (step %d in all); checkpoint saved to %s: continue with train -resume %s",

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/convtrain/convtrain/host/ckpt"
+	"github.com/convtrain/convtrain/host/data"
 	"github.com/convtrain/convtrain/host/train"
 )
 
@@ -153,8 +154,82 @@ func TestRunInterruptResume(t *testing.T) {
 		t.Errorf("resume with -epochs 3: %v\n%s", err, stdout.String())
 	}
 	// Other data is refused.
-	if err := run([]string{"-data", dir, "-limit", "112", "-resume", resumed}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "not the same data") {
+	if err := run([]string{"-data", dir, "-limit", "112", "-resume", resumed}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "trained with -limit 96") {
 		t.Errorf("resume on other data = %v, want an error", err)
+	}
+}
+
+// TestRunResumeAlone: a run of -limit 96 on -data DIR, interrupted, resumes
+// with -resume alone (the data, its limit and the training settings come
+// from the checkpoint), saves to the resumed file, keeps the checkpoint it
+// resumed from as .prev, and ends bit-identical to the run straight
+// through. Data flags that contradict the checkpoint are refused naming
+// the difference; so is an -epochs before its position.
+func TestRunResumeAlone(t *testing.T) {
+	dir, tmp := syntheticDir(t), t.TempDir()
+	straight, stopped := filepath.Join(tmp, "straight.st"), filepath.Join(tmp, "stopped.st")
+	var stdout, stderr bytes.Buffer
+	if err := run(tinyArgs(dir, "-save", straight), &stdout, &stderr); err != nil {
+		t.Fatalf("straight run: %v\n%s", err, stderr.String())
+	}
+	ctx := &countCtx{Context: context.Background()}
+	ctx.n.Store(6 + 7 + 3)
+	err := runContext(ctx, tinyArgs(dir, "-save", stopped), &stdout, &stderr)
+	if exitCode(err) != 130 || !strings.Contains(err.Error(), "continue with train -resume "+stopped) {
+		t.Fatalf("interrupted run = %v, want exit 130 and how to resume", err)
+	}
+	before, err := os.ReadFile(stopped)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Contradicting flags, before any work.
+	other := t.TempDir()
+	set, err := data.Synthetic(320, 28, 10, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	test, err := data.Synthetic(100, 28, 10, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := data.WriteDir(other, set, test, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"flag=limit", []string{"-resume", stopped, "-limit", "112"}, 2, []string{"-limit 112 with -resume", "trained with -limit 96"}},
+		{"flag=data", []string{"-resume", stopped, "-data", other}, 1, []string{"training data differs", "other pixels or labels", "it trained on " + dir + " with -limit 96"}},
+		{"flag=epochs", []string{"-resume", stopped, "-epochs", "1"}, 2, []string{"-epochs 1 with -resume", "has done 1 epoch and 3 steps of epoch 2", "give -epochs 2 or more"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := run(tc.args, &stdout, &stderr)
+			if exitCode(err) != tc.code {
+				t.Fatalf("run(%q) = %v (exit %d), want exit %d", tc.args, err, exitCode(err), tc.code)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("run(%q) = %v, want %q", tc.args, err, w)
+				}
+			}
+		})
+	}
+
+	t.Chdir(t.TempDir()) // MNIST must not be looked for: the data comes from the record
+	stdout.Reset()
+	if err := run([]string{"-resume", stopped, "-threads", "1"}, &stdout, &stderr); err != nil {
+		t.Fatalf("run -resume %s alone: %v\n%s", stopped, err, stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "saved    "+stopped) {
+		t.Errorf("resumed run does not save to the resumed file:\n%s", stdout.String())
+	}
+	equalCheckpoints(t, mustLoad(t, straight), mustLoad(t, stopped))
+	if prev, err := os.ReadFile(stopped + ".prev"); err != nil || !bytes.Equal(prev, before) {
+		t.Errorf("%s.prev: %v; want the checkpoint resumed from (%d bytes, got %d)", stopped, err, len(before), len(prev))
 	}
 }
 
@@ -173,6 +248,12 @@ func TestRunInterruptDefaultPath(t *testing.T) {
 	if c := mustLoad(t, interruptedPath); c.State.Step != 0 {
 		t.Errorf("checkpoint at step %d, want 0", c.State.Step)
 	}
+	// A second interrupted run keeps the first one's checkpoint.
+	err = runContext(ctx, tinyArgs(dir), &stdout, &stderr)
+	if second := "train-interrupted-2.safetensors"; exitCode(err) != 130 || !strings.Contains(err.Error(), "train -resume "+second) {
+		t.Fatalf("second interrupted run = %v, want it saved to %s", err, second)
+	}
+	mustLoad(t, interruptedPath)
 }
 
 // TestRunDiverged trains with a learning rate of 10⁶ and a checkpoint

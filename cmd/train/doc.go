@@ -67,6 +67,9 @@
 //	-seed N           seed of the initialisation and the shuffling (default 1)
 //	-data DIR         directory of IDX files (default: MNIST from the Go module cache)
 //	-limit N          use only the first N training images (default 0: all)
+//	-test-limit N     evaluate on the first N test images only (default 0:
+//	                  all); small runs, on the simulator above all, finish
+//	                  in seconds
 //	-device D         cpu, gpu or sim (default cpu; see Devices)
 //	-gpu N            CUDA device ordinal for -device gpu (default 0)
 //	-precision P      fp32 or tf32 (gpu and sim; default fp32; see Devices)
@@ -164,21 +167,33 @@
 // ckpt.Checkpoint). It is written atomically (a temporary file, synced,
 // renamed over FILE), so a crash leaves the previous checkpoint intact.
 //
-// -resume FILE takes the model and every training setting from the
-// checkpoint and continues bit-identically: the run stopped and resumed
-// gives the same weights as one run straight through, also from the
-// middle of an epoch. The data must be the same (its mean and standard
-// deviation are checked); only -epochs may change (to train further; a
-// cosine schedule then stretches over the new length), and giving -model,
-// -batch, -lr, -momentum, -weight-decay, -schedule, -step-every, -gamma,
-// -warmup, -seed, -optimizer, -nesterov, -beta1, -beta2 or -eps with -resume is a
-// usage error. -resume and -save may name the same file. A -save file that
-// cannot be written is an error before training starts.
+// -resume FILE takes the model, every training setting and the data
+// from the checkpoint and continues bit-identically: the run stopped and
+// resumed gives the same weights as one run straight through, also from
+// the middle of an epoch. `train -resume FILE` alone is enough: the
+// checkpoint records where the data came from (MNIST or the -data
+// directory), -limit and -test-limit, and a fingerprint (SHA-256) of the
+// training and test images used; train info shows them. -data may point
+// to a copy elsewhere; data whose fingerprint differs, or a -limit other
+// than the recorded one, is refused naming the difference. Only -epochs
+// may change (to train further, never below the checkpoint's position; a
+// cosine schedule then stretches over the new length), and so may
+// -test-limit (the evaluation only); giving -model, -batch, -lr,
+// -momentum, -weight-decay, -schedule, -step-every, -gamma, -warmup,
+// -seed, -optimizer, -nesterov, -beta1, -beta2 or -eps with -resume is a
+// usage error. A resumed run saves to the resumed file unless -save names
+// another; before its first save there, the file it resumed from is kept
+// as FILE.prev. Checkpoints of older versions lack the data record: give
+// them -data and -limit as before (the data's mean and standard deviation
+// are checked). A -save file that cannot be written is an error before
+// training starts.
 //
 // Ctrl-C (SIGINT) or SIGTERM stops training after the current step, saves
-// a checkpoint to the -save file, or to train-interrupted.safetensors in
-// the current directory without -save, says how to resume, and exits with
-// status 130. A second Ctrl-C ends the process at once.
+// a checkpoint to the -save file (the -resume file when resuming), or to
+// train-interrupted.safetensors in the current directory (the first free
+// one of train-interrupted-2.safetensors, -3, … when that exists), says
+// how to resume, and exits with status 130. A second Ctrl-C ends the
+// process at once.
 //
 // # Divergence
 //

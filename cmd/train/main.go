@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/convtrain/convtrain/host/data"
 	"github.com/convtrain/convtrain/host/train"
 )
 
@@ -71,7 +70,7 @@ type options struct {
 	gamma            float64
 	seed             uint64
 	data             string
-	limit            int
+	limit, testLimit int
 	deviceOptions
 	ckptOptions
 	optimOptions       // optim.go
@@ -98,7 +97,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.warmup, "warmup", 0, "linear learning-rate warm-up over the first `N` steps (0: none)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the initialisation and the shuffling")
 	fs.StringVar(&o.data, "data", "", "directory of IDX files (default: MNIST from the Go module cache)")
-	fs.IntVar(&o.limit, "limit", 0, "use only the first N training images (0: all)")
+	fs.IntVar(&o.limit, "limit", 0, "use only the first `N` training images (0: all)")
+	fs.IntVar(&o.testLimit, "test-limit", 0, "evaluate on the first `N` test images only (0: all)")
 	o.deviceOptions.register(fs, "cpu")
 	o.ckptOptions.register(fs)
 	o.optimOptions.register(fs)
@@ -132,6 +132,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, usagef("-warmup %d: want ≥ 0", o.warmup)
 	case o.limit < 0:
 		return nil, usagef("-limit %d: want ≥ 0", o.limit)
+	case o.testLimit < 0:
+		return nil, usagef("-test-limit %d: want ≥ 0", o.testLimit)
 	}
 	if err := o.deviceOptions.check(); err != nil {
 		return nil, err
@@ -198,27 +200,15 @@ func runTrain(ctx context.Context, o *options, stdout io.Writer) error {
 	}
 	defer be.Close()
 
-	var trainSet, testSet *data.Dataset
-	source := o.data
-	if o.data == "" {
-		if source, err = data.LocateMNIST(); err != nil {
-			return err
-		}
-		trainSet, testSet, err = data.LoadDir(source)
-		if err == nil {
-			trainSet.Name, testSet.Name = "mnist/train", "mnist/test"
-		}
-	} else {
-		trainSet, testSet, err = data.LoadDir(o.data)
-	}
-	if err != nil {
-		return err
-	}
-	trainSet = trainSet.Limit(o.limit)
-
 	if err := o.loadResume(); err != nil {
 		return err
 	}
+	ds, err := o.loadData()
+	if err != nil {
+		return err
+	}
+	trainSet, testSet, source := ds.train, ds.test, ds.dir
+	o.record = ds.record
 	spec, err := o.modelSpec(trainSet)
 	if err != nil {
 		return err
@@ -255,8 +245,8 @@ func runTrain(ctx context.Context, o *options, stdout io.Writer) error {
 	}
 	o.hook(&cfg)
 	dataName := "MNIST"
-	if o.data != "" {
-		dataName = filepath.Base(o.data)
+	if ds.record.Source != mnistSource {
+		dataName = filepath.Base(ds.record.Source)
 	}
 	schedule := o.schedule
 	if o.warmup > 0 {

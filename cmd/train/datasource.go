@@ -1,0 +1,115 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/convtrain/convtrain/host/ckpt"
+	"github.com/convtrain/convtrain/host/data"
+)
+
+// mnistSource is the DataRecord source of MNIST from the module cache.
+const mnistSource = "mnist"
+
+// dataSets are the training and test sets of a run, after -limit and
+// -test-limit, with where they came from (a directory) and their record
+// for checkpoints.
+type dataSets struct {
+	train, test *data.Dataset
+	dir         string
+	record      *ckpt.DataRecord
+}
+
+// loadData reads the data of the run: -data (or MNIST) and the limits
+// given, or, when resuming from a checkpoint that records its data, the
+// recorded source and limits for the flags not given. The data found must
+// match the checkpoint's fingerprints; the error names the difference and
+// what to do.
+func (o *options) loadData() (*dataSets, error) {
+	var rec *ckpt.DataRecord
+	if o.ck != nil {
+		rec = o.ck.Data
+	}
+	source := mnistSource
+	if o.data != "" {
+		abs, err := filepath.Abs(o.data)
+		if err != nil {
+			return nil, fmt.Errorf("-data %s: %w", o.data, err)
+		}
+		source = abs
+	}
+	if rec != nil {
+		if !o.set["data"] {
+			source = rec.Source
+		}
+		if !o.set["limit"] {
+			o.limit = rec.Limit
+		}
+		if !o.set["test-limit"] {
+			o.testLimit = rec.TestLimit
+		}
+	}
+	d := &dataSets{dir: source}
+	var err error
+	if source == mnistSource {
+		if d.dir, err = data.LocateMNIST(); err != nil {
+			return nil, err
+		}
+	}
+	if d.train, d.test, err = data.LoadDir(d.dir); err != nil {
+		if rec != nil && !o.set["data"] && errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("-resume %s: the checkpoint trained on %s, which cannot be read (%v): give -data DIR with the same files", o.resume, source, err)
+		}
+		return nil, err
+	}
+	if source == mnistSource {
+		d.train.Name, d.test.Name = "mnist/train", "mnist/test"
+	}
+	d.train, d.test = d.train.Limit(o.limit), d.test.Limit(o.testLimit)
+	d.record = &ckpt.DataRecord{Source: source, Limit: o.limit, TestLimit: o.testLimit,
+		Train: ckpt.Fingerprint(d.train), Test: ckpt.Fingerprint(d.test)}
+	if rec == nil {
+		return d, nil
+	}
+	was := fmt.Sprintf("%s with -limit %d", rec.Source, rec.Limit)
+	if diff := d.record.Train.Diff(rec.Train); diff != "" {
+		return nil, fmt.Errorf("-resume %s: the training data differs from the checkpoint's: %s, -limit %d: %s (it trained on %s); leave out -data and -limit to use the recorded ones",
+			o.resume, source, o.limit, diff, was)
+	}
+	if o.testLimit == rec.TestLimit {
+		if diff := d.record.Test.Diff(rec.Test); diff != "" {
+			return nil, fmt.Errorf("-resume %s: the test data differs from the checkpoint's: %s, -test-limit %d: %s (it evaluated on %s with -test-limit %d); leave out -data to use the recorded one",
+				o.resume, source, o.testLimit, diff, rec.Source, rec.TestLimit)
+		}
+	}
+	return d, nil
+}
+
+// checkResumeFlags refuses the data flags that contradict the checkpoint's
+// record and an -epochs before its position: usage errors naming both.
+func (o *options) checkResumeFlags() error {
+	ck := o.ck
+	if rec := ck.Data; rec != nil && o.set["limit"] && o.limit != rec.Limit {
+		return usagef("-limit %d with -resume %s: the checkpoint trained with -limit %d; leave -limit out (or give -limit %d)", o.limit, o.resume, rec.Limit, rec.Limit)
+	}
+	st := ck.State
+	if o.epochs < st.Epoch || (o.epochs == st.Epoch && st.StepEpoch > 0) {
+		at := plural(st.Epoch, "epoch")
+		if st.StepEpoch > 0 {
+			at += fmt.Sprintf(" and %s of epoch %d", plural(st.StepEpoch, "step"), st.Epoch+1)
+		}
+		return usagef("-epochs %d with -resume %s: the checkpoint has done %s; give -epochs %d or more, or leave it out to finish its %d",
+			o.epochs, o.resume, at, st.Epoch+1, ck.Config.Epochs)
+	}
+	return nil
+}
+
+// plural is "1 epoch", "2 epochs".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
