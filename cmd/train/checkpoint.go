@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/convtrain/convtrain/host/backend"
 	"github.com/convtrain/convtrain/host/ckpt"
@@ -68,14 +69,16 @@ func (c *ckptOptions) check(fs *flag.FlagSet) error {
 	case c.saveBest != "" && c.save != "" && filepath.Clean(c.saveBest) == filepath.Clean(c.save):
 		return usagef("-save-best and -save name the same file %s", c.save)
 	}
+	if c.set["model"] && strings.TrimSpace(c.model) == "" {
+		return usagef("-model %q: empty; give layers such as %s, or leave -model out for that default", c.model, nn.DefaultSpecText)
+	}
 	if c.model != "" {
 		text := c.model
 		if name, ok := strings.CutPrefix(c.model, "@"); ok {
-			b, err := os.ReadFile(name)
-			if err != nil {
-				return usagef("-model: %v", err)
+			var err error
+			if text, err = readSpecFile(name); err != nil {
+				return usageError{err, false}
 			}
-			text = string(b)
 		}
 		var err error
 		if c.layers, err = nn.ParseSpec(text); err != nil {
@@ -90,6 +93,43 @@ func (c *ckptOptions) check(fs *flag.FlagSet) error {
 		}
 	}
 	return nil
+}
+
+// maxSpecFile bounds the size of a -model @FILE: a spec of 1000 layers
+// (the checkpoint limit) with comments fits in far less.
+const maxSpecFile = 64 << 10
+
+// readSpecFile reads the model spec of -model @name: a text file of at
+// most maxSpecFile bytes, UTF-8 without NUL bytes. Reading stops at the
+// bound, so /dev/zero or a large file costs no more than that.
+func readSpecFile(name string) (string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", fmt.Errorf("-model @%s: %w", name, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSpecFile+1))
+	if err != nil {
+		return "", fmt.Errorf("-model @%s: %w", name, err)
+	}
+	// The first byte that no text has: a control character (but tab, line
+	// feed, form feed and carriage return) or invalid UTF-8 (a rune cut at
+	// the bound is not checked).
+	end := len(b)
+	if end > maxSpecFile {
+		end = maxSpecFile - utf8.UTFMax
+	}
+	for i := 0; i < end; {
+		r, n := utf8.DecodeRune(b[i:])
+		if (r == utf8.RuneError && n <= 1) || (r < 0x20 && r != '\t' && r != '\n' && r != '\f' && r != '\r') || r == 0x7f {
+			return "", fmt.Errorf("-model @%s: not a text file (byte %d is 0x%02x); a model spec is text such as %s", name, i, b[i], nn.DefaultSpecText)
+		}
+		i += n
+	}
+	if len(b) > maxSpecFile {
+		return "", fmt.Errorf("-model @%s: more than %d KiB, too large for a model spec (a text file of layers such as %s)", name, maxSpecFile>>10, nn.DefaultSpecText)
+	}
+	return string(b), nil
 }
 
 // loadResume reads the -resume checkpoint and takes the training settings
@@ -261,18 +301,6 @@ func keepPrev(path string) error {
 // moves it to the checkpoint's position.
 func (c *ckptOptions) attach(t *train.Trainer, stdout io.Writer) error {
 	c.tr = t
-	// Fail now rather than after the first epoch.
-	for _, p := range []struct{ flag, path string }{{"-save", c.save}, {"-save-best", c.saveBest}} {
-		if p.path == "" {
-			continue
-		}
-		f, err := os.CreateTemp(filepath.Dir(p.path), ".train-save-check-*")
-		if err != nil {
-			return fmt.Errorf("%s %s: cannot write there: %w", p.flag, p.path, err)
-		}
-		f.Close()
-		os.Remove(f.Name())
-	}
 	if c.ck == nil {
 		return nil
 	}
@@ -280,8 +308,8 @@ func (c *ckptOptions) attach(t *train.Trainer, stdout io.Writer) error {
 		return fmt.Errorf("-resume %s: %w", c.resume, err)
 	}
 	st := c.ck.State
-	fmt.Fprintf(stdout, "resume   %s: %d epochs and %d steps done (step %d in all), written by convtrain %s\n",
-		c.resume, st.Epoch, st.StepEpoch, st.Step, c.ck.Version)
+	fmt.Fprintf(stdout, "resume   %s: %s and %s done (step %d in all), written by convtrain %s\n",
+		c.resume, plural(st.Epoch, "epoch"), plural(st.StepEpoch, "step"), st.Step, c.ck.Version)
 	if st.Epoch >= t.Config().Epochs {
 		fmt.Fprintf(stdout, "nothing to train: the checkpoint has done all %d epochs (give -epochs N to train further)\n", st.Epoch)
 	} else if was, now := c.ck.Config.Epochs, t.Config().Epochs; was != now && t.Config().Schedule.Kind == train.CosineLR {

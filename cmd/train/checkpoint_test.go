@@ -130,7 +130,7 @@ func TestRunInterruptResume(t *testing.T) {
 				t.Fatalf("run(%q) = %v\n%s", args, err, stderr.String())
 			}
 			st := tc.want
-			if !strings.Contains(stdout.String(), fmt.Sprintf("resume   %s: %d epochs and %d steps done (step %d in all)", stopped, st.Epoch, st.StepEpoch, st.Step)) ||
+			if !strings.Contains(stdout.String(), fmt.Sprintf("resume   %s: %s and %s done (step %d in all)", stopped, plural(st.Epoch, "epoch"), plural(st.StepEpoch, "step"), st.Step)) ||
 				!strings.Contains(stdout.String(), "epoch 2/2") || strings.Contains(stdout.String(), "epoch 1/2") != (st.Epoch == 0) {
 				t.Errorf("resumed run output:\n%s", stdout.String())
 			}
@@ -296,6 +296,10 @@ func TestRunModelFlag(t *testing.T) {
 	if err := os.WriteFile(file, []byte("# a small net\nconv6x3x3p1\nrelu\nmaxpool2\ndense10\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	large := filepath.Join(t.TempDir(), "large.txt")
+	if err := os.WriteFile(large, bytes.Repeat([]byte("relu\n"), 20000), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var stdout, stderr bytes.Buffer
 	if err := run(tinyArgs(dir, "-model", "@"+file, "-epochs", "1"), &stdout, &stderr); err != nil {
 		t.Fatal(err)
@@ -312,7 +316,9 @@ func TestRunModelFlag(t *testing.T) {
 		want string
 	}{
 		{"case=syntax", []string{"-model", "conv3x3"}, 2, `layer 1 "conv3x3"`},
-		{"case=no-file", []string{"-model", "@" + filepath.Join(dir, "none")}, 2, "-model: open"},
+		{"case=no-file", []string{"-model", "@" + filepath.Join(dir, "none")}, 2, "-model @" + filepath.Join(dir, "none") + ": open"},
+		{"case=binary-file", []string{"-model", "@" + filepath.Join(dir, "train-images-idx3-ubyte.gz")}, 2, "not a text file (byte 0 is 0x1f)"},
+		{"case=large-file", []string{"-model", "@" + large}, 2, "more than 64 KiB, too large for a model spec"},
 		{"case=too-big", tinyArgs(dir, "-model", "conv8x30x30,relu,dense10"), 1, "layer 1 (conv 8 30×30"},
 		{"case=classes", tinyArgs(dir, "-model", "dense7"), 1, "the data has 10 classes"},
 		{"case=save-every", []string{"-save-every", "3"}, 2, "-save-every needs -save"},
@@ -463,4 +469,69 @@ func parseFloat(t *testing.T, s string) float64 {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestRunOutputs: every output path is checked before any work starts
+// (no epoch is trained, so no epoch line is printed): a directory, an
+// unwritable directory, two outputs or an output and an input naming the
+// same file, a plot or metrics over a checkpoint, and a checkpoint over a
+// file that is not one are refused with the flag and what to do.
+func TestRunOutputs(t *testing.T) {
+	dir, tmp := syntheticDir(t), t.TempDir()
+	ck := filepath.Join(tmp, "ck.st")
+	var stdout, stderr bytes.Buffer
+	if err := run(tinyArgs(dir, "-epochs", "1", "-save", ck), &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	ro := filepath.Join(tmp, "ro")
+	if err := os.Mkdir(ro, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	notes := filepath.Join(tmp, "notes.txt")
+	if err := os.WriteFile(notes, []byte("my notes\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := filepath.Join(tmp, "model.txt")
+	if err := os.WriteFile(spec, []byte("conv4x5x5s2,relu,maxpool2,dense10\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"save=dir", tinyArgs(dir, "-save", tmp), 2, "-save " + tmp + ": is a directory; name a file in it, such as " + filepath.Join(tmp, "model.safetensors")},
+		{"save=not-checkpoint", tinyArgs(dir, "-save", notes), 2, "the file exists and is not a checkpoint; refusing to replace it"},
+		{"plot=checkpoint", tinyArgs(dir, "-plot", ck), 2, "-plot " + ck + ": the file is a checkpoint (safetensors); refusing to replace it with a plot"},
+		{"metrics=checkpoint", tinyArgs(dir, "-metrics", ck), 2, "refusing to replace it with metrics"},
+		{"plot=same-as-metrics", tinyArgs(dir, "-plot", notes+".x", "-metrics", notes+".x"), 2, "-plot " + notes + ".x and -metrics " + notes + ".x name the same file"},
+		{"metrics=model", tinyArgs(dir, "-model", "@"+spec, "-metrics", spec), 2, "-metrics " + spec + " is also the input of -model"},
+		{"plot=resume", []string{"-resume", ck, "-plot", ck}, 2, "refusing to replace it with a plot"},
+		{"plot=under-a-file", tinyArgs(dir, "-plot", filepath.Join(notes, "p.png")), 1, "-plot " + filepath.Join(notes, "p.png") + ": cannot write there"},
+	}
+	if os.Geteuid() != 0 { // root writes anywhere
+		cases = append(cases, struct {
+			name string
+			args []string
+			code int
+			want string
+		}{"plot=unwritable", tinyArgs(dir, "-plot", filepath.Join(ro, "p.png")), 1, "-plot " + filepath.Join(ro, "p.png") + ": cannot write there"})
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout.Reset()
+			err := run(tc.args, &stdout, &stderr)
+			if exitCode(err) != tc.code || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("run(%q) = %v (exit %d), want exit %d and %q", tc.args, err, exitCode(err), tc.code, tc.want)
+			}
+			if strings.Contains(stdout.String(), "epoch 1/") {
+				t.Errorf("run(%q) trained before refusing its output:\n%s", tc.args, stdout.String())
+			}
+		})
+	}
+	if b, err := os.ReadFile(notes); err != nil || string(b) != "my notes\n" {
+		t.Errorf("%s changed: %q, %v", notes, b, err)
+	}
+	mustLoad(t, ck)
 }

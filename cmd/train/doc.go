@@ -76,7 +76,8 @@
 //	-threads N        CPU threads (sets GOMAXPROCS; the simulator's workers;
 //	                  default: the number of CPUs)
 //	-model SPEC       the network's layers (default the network above), or
-//	                  @FILE to read them from a file; see below
+//	                  @FILE to read them from a text file of at most 64 KiB;
+//	                  see below
 //	-save FILE        save a checkpoint to FILE after each epoch (so also at
 //	                  the end), every -save-every steps and on Ctrl-C
 //	-save-every N     with -save, also save every N steps (default 0: never)
@@ -187,6 +188,15 @@
 // them -data and -limit as before (the data's mean and standard deviation
 // are checked). A -save file that cannot be written is an error before
 // training starts.
+//
+// Every file a run writes (-save, -save-best, -plot, -metrics) is checked
+// before any work starts: its directory must take a new file, it must not
+// be a directory, the same file as another output or as an input (-model
+// @FILE, -resume, which only -save may name), a checkpoint that -plot or
+// -metrics would replace, or an existing file that is not a checkpoint
+// where a checkpoint would be written. Checkpoints and plots are written
+// to a temporary file and renamed, so a full disk or a crash leaves the
+// previous file whole.
 //
 // Ctrl-C (SIGINT) or SIGTERM stops training after the current step, saves
 // a checkpoint to the -save file (the -resume file when resuming), or to

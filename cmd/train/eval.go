@@ -153,9 +153,9 @@ func (l *loaded) logits(ctx context.Context, d *data.Dataset, batch int) ([]floa
 // describe is one line about the checkpoint.
 func (l *loaded) describe(path string) string {
 	c := l.ck
-	return fmt.Sprintf("model    %s: %s on %d×%d×%d, %d classes, %s; %d epochs and %d steps done (step %d in all)",
+	return fmt.Sprintf("model    %s: %s on %d×%d×%d, %d classes, %s; %s and %s done (step %d in all)",
 		path, nn.FormatSpec(c.Spec.Layers), c.Spec.C, c.Spec.H, c.Spec.W, c.Spec.Classes(), c.Spec.Loss,
-		c.State.Epoch, c.State.StepEpoch, c.State.Step)
+		plural(c.State.Epoch, "epoch"), plural(c.State.StepEpoch, "step"), c.State.Step)
 }
 
 // softmax writes the softmax of x into p, in float64.

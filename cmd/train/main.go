@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,12 +27,30 @@ func main() {
 		return
 	case errors.As(err, &ue) && ue.shown:
 		// The flag package has printed the error and the usage.
-	case code == 2:
-		fmt.Fprintf(os.Stderr, "train: %v (-h lists the flags)\n", err)
 	default:
-		fmt.Fprintln(os.Stderr, "train:", err)
+		fmt.Fprintln(os.Stderr, userMessage(err))
 	}
 	os.Exit(code)
+}
+
+// packagePrefixes are the prefixes that library packages put on their
+// errors; userMessage drops them.
+var packagePrefixes = []string{"host: ", "ckpt: ", "data: ", "nn: ", "backend: ", "cpuref: ", "gpu: "}
+
+// userMessage is the line printed for run's error: "train: " and the
+// message without the library packages' prefixes (which repeat when
+// errors wrap errors: "host: load checkpoint x: host: safetensors: …"),
+// and for a usage error a pointer to -h.
+func userMessage(err error) string {
+	msg := err.Error()
+	for _, p := range packagePrefixes {
+		msg = strings.ReplaceAll(msg, ": "+p, ": ")
+		msg = strings.TrimPrefix(msg, p)
+	}
+	if exitCode(err) == 2 {
+		msg += " (-h lists the flags)"
+	}
+	return "train: " + msg
 }
 
 // exitCode is the exit status for run's error: 0 for none (or -h), 2 for
@@ -59,6 +78,9 @@ type usageError struct {
 func (e usageError) Unwrap() error { return e.error }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...), false} }
+
+// subcommandList names the subcommands, for messages.
+const subcommandList = "eval, predict, info, compare or bench"
 
 // options are the parsed flags.
 type options struct {
@@ -110,18 +132,20 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, usageError{err, true}
 	}
 	switch {
+	case fs.NArg() > 0 && len(args) > 0 && args[0] == fs.Arg(0):
+		return nil, usagef("unknown subcommand %q: want %s, or flags to train", fs.Arg(0), subcommandList)
 	case fs.NArg() > 0:
-		return nil, usagef("unexpected arguments %q", fs.Args())
+		return nil, usagef("unexpected arguments %q after the flags: train takes no file arguments (subcommands %s come first)", fs.Args(), subcommandList)
 	case o.epochs < 1:
 		return nil, usagef("-epochs %d: want ≥ 1", o.epochs)
 	case o.batch < 1 || o.batch > 4096:
 		return nil, usagef("-batch %d: want 1 to 4096", o.batch)
 	case !(o.lr > 0) || o.lr > 1e6:
-		return nil, usagef("-lr %g: want > 0", o.lr)
+		return nil, usagef("-lr %g: want > 0 and at most 1e6", o.lr)
 	case !(o.momentum >= 0 && o.momentum < 1):
 		return nil, usagef("-momentum %g: want in [0, 1)", o.momentum)
 	case !(o.wd >= 0) || o.wd > 1e6:
-		return nil, usagef("-weight-decay %g: want ≥ 0", o.wd)
+		return nil, usagef("-weight-decay %g: want ≥ 0 and at most 1e6", o.wd)
 	case !slices.Contains([]string{"constant", "step", "cosine"}, o.schedule):
 		return nil, usagef("-schedule %q: want constant, step or cosine", o.schedule)
 	case o.stepEvery < 1:
@@ -194,19 +218,22 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 func runTrain(ctx context.Context, o *options, stdout io.Writer) error {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.threads))
-	be, err := newBackend(o.deviceOptions)
-	if err != nil {
+	if err := o.loadResume(); err != nil {
 		return err
 	}
-	defer be.Close()
-
-	if err := o.loadResume(); err != nil {
+	if err := o.checkOutputs(); err != nil {
 		return err
 	}
 	ds, err := o.loadData()
 	if err != nil {
 		return err
 	}
+	be, err := newBackend(o.deviceOptions)
+	if err != nil {
+		return err
+	}
+	defer be.Close()
+
 	trainSet, testSet, source := ds.train, ds.test, ds.dir
 	o.record = ds.record
 	spec, err := o.modelSpec(trainSet)
@@ -232,8 +259,12 @@ func runTrain(ctx context.Context, o *options, stdout io.Writer) error {
 		Schedule: sched, Seed: o.seed, Optimizer: o.optimizer(),
 		OnEpoch: func(m train.EpochMetrics) {
 			bar.clear()
-			fmt.Fprintf(stdout, "epoch %d/%d  loss %.4f  train %.2f%%  test %.2f%%  %.0f images/s  epoch %s  elapsed %s\n",
-				m.Epoch, m.Epochs, m.Loss, 100*m.TrainAcc, 100*m.TestAcc, m.ImagesPerSec,
+			speed := fmt.Sprintf("%.0f images/s", m.ImagesPerSec)
+			if m.Images == 0 {
+				speed = "no steps left" // resumed after the epoch's last step: evaluated only
+			}
+			fmt.Fprintf(stdout, "epoch %d/%d  loss %.4f  train %.2f%%  test %.2f%%  %s  epoch %s  elapsed %s\n",
+				m.Epoch, m.Epochs, m.Loss, 100*m.TrainAcc, 100*m.TestAcc, speed,
 				(m.TrainTime + m.EvalTime).Round(100*time.Millisecond), m.Elapsed.Round(100*time.Millisecond))
 		},
 	}
@@ -269,8 +300,8 @@ func runTrain(ctx context.Context, o *options, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "data     %s: %d training and %d test images of %d×%d, %d classes\n",
 		source, trainSet.N, testSet.N, trainSet.H, trainSet.W, trainSet.Classes)
-	fmt.Fprintf(stdout, "train    %d epochs of %d steps of %d images (%d left out per epoch), %s, seed %d\n",
-		o.epochs, trainer.StepsPerEpoch(), o.batch, trainSet.N%o.batch, o.describe(o.lr, o.schedule, o.momentum, o.wd), o.seed)
+	fmt.Fprintf(stdout, "train    %s of %s of %d images (%d left out per epoch), %s, seed %d\n",
+		plural(o.epochs, "epoch"), plural(trainer.StepsPerEpoch(), "step"), o.batch, trainSet.N%o.batch, o.describe(o.lr, o.schedule, o.momentum, o.wd), o.seed)
 	fmt.Fprint(stdout, summary)
 	if err := o.attach(trainer, stdout); err != nil {
 		return err

@@ -116,7 +116,12 @@ func TestRunErrors(t *testing.T) {
 		want string
 	}{
 		{"case=bad-flag", []string{"-bogus"}, 2, "flag provided but not defined: -bogus"},
-		{"case=extra-arg", []string{"mnist"}, 2, `unexpected arguments ["mnist"]`},
+		{"case=extra-arg", []string{"mnist"}, 2, `unknown subcommand "mnist": want eval, predict, info, compare or bench`},
+		{"case=arg-after-flags", []string{"-epochs", "1", "mnist"}, 2, `unexpected arguments ["mnist"] after the flags`},
+		{"case=lr-huge", []string{"-lr", "1e300"}, 2, "-lr 1e+300: want > 0 and at most 1e6"},
+		{"case=model-empty", []string{"-model", ""}, 2, `-model "": empty; give layers such as conv8x5x5`},
+		{"case=model-zero", []string{"-model", "@/dev/zero"}, 2, "-model @/dev/zero: not a text file (byte 0 is 0x00)"},
+		{"case=test-limit", []string{"-test-limit", "-1"}, 2, "-test-limit -1: want ≥ 0"},
 		{"case=epochs", []string{"-epochs", "0"}, 2, "-epochs 0: want ≥ 1"},
 		{"case=batch", []string{"-batch", "5000"}, 2, "-batch 5000: want 1 to 4096"},
 		{"case=lr", []string{"-lr", "-1"}, 2, "-lr -1: want > 0"},
@@ -143,7 +148,7 @@ func TestRunErrors(t *testing.T) {
 				t.Errorf("run(%q) = %v, stderr %q; want %q", tc.args, err, stderr.String(), tc.want)
 			}
 			if tc.code == 2 || tc.code == 0 {
-				if !strings.Contains(stderr.String(), "usage: train") && tc.name != "case=extra-arg" && !strings.HasPrefix(tc.want, "-") {
+				if !strings.Contains(stderr.String(), "usage: train") && !strings.HasPrefix(tc.want, "unknown subcommand") && !strings.HasPrefix(tc.want, "unexpected") && !strings.HasPrefix(tc.want, "-") {
 					t.Errorf("run(%q): stderr %q, want the usage", tc.args, stderr.String())
 				}
 			}
@@ -169,5 +174,23 @@ func TestProgressBar(t *testing.T) {
 	off.clear()
 	if buf.Len() != 0 {
 		t.Errorf("disabled progress bar wrote %q, want nothing", buf.String())
+	}
+}
+
+// TestRunSimSmall: -test-limit makes a small run on the simulator small:
+// 4 steps of 16 images and 32 test images, where the whole test set
+// would be evaluated without it.
+func TestRunSimSmall(t *testing.T) {
+	dir := syntheticDir(t)
+	var stdout, stderr bytes.Buffer
+	args := []string{"-data", dir, "-device", "sim", "-threads", "2", "-limit", "64", "-test-limit", "32", "-batch", "16", "-epochs", "1",
+		"-model", "conv4x5x5s2,relu,maxpool2,dense10"}
+	if err := run(args, &stdout, &stderr); err != nil {
+		t.Fatalf("run(%q) = %v\n%s", args, err, stderr.String())
+	}
+	for _, want := range []string{"64 training and 32 test images", "train    1 epoch of 4 steps of 16 images", "epoch 1/1"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
 	}
 }
