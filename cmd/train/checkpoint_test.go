@@ -135,6 +135,9 @@ func TestRunInterruptResume(t *testing.T) {
 				t.Errorf("resumed run output:\n%s", stdout.String())
 			}
 			equalCheckpoints(t, mustLoad(t, straight), mustLoad(t, resumed))
+			if evalOnly := regexp.MustCompile(`(?m)^epoch 1/2 .*  no steps left  `).MatchString(stdout.String()); evalOnly != (st.StepEpoch == 6) || strings.Contains(stdout.String(), " 0 images/s") {
+				t.Errorf("an epoch resumed after its last step must say 'no steps left' (and no other):\n%s", stdout.String())
+			}
 			for e := st.Epoch + 1; e <= 2; e++ {
 				if got, want := epochLine(stdout.String(), e), epochLine(straightOut, e); got == "" || got != want {
 					t.Errorf("resumed run: %q, straight run: %q", got, want)

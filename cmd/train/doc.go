@@ -222,7 +222,8 @@
 // # Evaluation and prediction
 //
 // train eval -load CKPT prints the checkpoint's loss and accuracy on the
-// test set of MNIST (or -data DIR), standardised as in training, and the
+// test set of -data DIR, else of the data the checkpoint records (with its
+// -test-limit), else of MNIST, standardised as in training, and the
 // confusion matrix (rows: the true class, columns: the predicted one) with
 // each class's recall. Both subcommands take -batch N (images per forward
 // pass, default 256), -device, -gpu, -precision and -threads as training
@@ -246,6 +247,12 @@
 // digits are light on a dark background. With -json it prints instead
 // one JSON object per line and image: {"class": …, "image": …,
 // "probabilities": […]} ("outputs" for an MSE model), at full precision.
+// A file that cannot be read (neither PNG nor IDX, or of another size)
+// does not stop the others: their predictions are printed, then the
+// errors, and the exit status is 1. So for an image on which the model's
+// outputs are not finite (weights that overflow); eval then refuses to
+// report an accuracy. A checkpoint holding a NaN or infinite tensor is
+// refused by every subcommand, naming the tensor.
 //
 // # Devices
 //

@@ -199,7 +199,15 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer l.Close()
-	source := o.data
+	// The data: -data, else the directory the checkpoint trained on
+	// (with its -test-limit), else MNIST.
+	source, testLimit := o.data, 0
+	if rec := l.ck.Data; source == "" && rec != nil {
+		testLimit = rec.TestLimit
+		if rec.Source != mnistSource {
+			source = rec.Source
+		}
+	}
 	if source == "" {
 		if source, err = data.LocateMNIST(); err != nil {
 			return err
@@ -209,6 +217,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	test = test.Limit(testLimit)
 	spec := l.ck.Spec
 	k := spec.Classes()
 	if test.C != spec.C || test.H != spec.H || test.W != spec.W || test.Classes > k {
@@ -218,6 +227,18 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	logits, err := l.logits(ctx, test, o.batch)
 	if err != nil {
 		return err
+	}
+	bad, first, last := 0, -1, -1
+	for i, v := range logits {
+		if img := i / k; (math.IsNaN(float64(v)) || math.IsInf(float64(v), 0)) && img != last {
+			bad, last = bad+1, img
+			if first < 0 {
+				first = img
+			}
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%s: the model's outputs are not finite on %d of %d test images (the first is image %d): its weights overflow; no loss or accuracy", o.load, bad, test.N, first)
 	}
 	confusion := make([][]int, k)
 	for i := range confusion {

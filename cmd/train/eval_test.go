@@ -61,6 +61,13 @@ func TestEval(t *testing.T) {
 		t.Errorf("confusion matrix: %d images, %d on the diagonal; want 100 and %d", total, diag, correct)
 	}
 
+	// Without -data: the data the checkpoint records.
+	stdout.Reset()
+	if err := run([]string{"eval", "-load", ckpt, "-batch", "32"}, &stdout, &stderr); err != nil || !strings.Contains(stdout.String(), "data     "+dir+": 100 test images") ||
+		!strings.Contains(stdout.String(), acc[0]) {
+		t.Errorf("eval without -data: %v\n%s\nwant the recorded %s and %s", err, stdout.String(), dir, acc[0])
+	}
+
 	// Ctrl-C stops the evaluation (exit status 130).
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
