@@ -34,6 +34,7 @@ type ckptOptions struct {
 	saveBest  string // -save-best FILE
 	resume    string // -resume FILE
 	model     string // -model SPEC or @FILE
+	loss      string // -loss ce or mse
 
 	layers []nn.LayerSpec     // parsed from -model
 	ck     *ckpt.Checkpoint   // loaded by -resume
@@ -49,12 +50,13 @@ func (c *ckptOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.saveEvery, "save-every", 0, "with -save, also save every `N` steps (0: only after each epoch)")
 	fs.StringVar(&c.saveBest, "save-best", "", "save a checkpoint to `FILE` after each epoch whose test accuracy beats every earlier one")
 	fs.StringVar(&c.resume, "resume", "", "resume training from the checkpoint `FILE`")
+	fs.StringVar(&c.loss, "loss", "ce", "loss: ce (softmax cross-entropy) or mse (½ squared error against one-hot targets)")
 	fs.StringVar(&c.model, "model", "", "model `SPEC`, e.g. conv8x5x5,relu,maxpool2,dense10, or @FILE to read it from a file (default: "+nn.DefaultSpecText+")")
 }
 
 // trainingFlags are the flags whose values a resumed run takes from its
 // checkpoint; giving one with -resume is a usage error.
-var trainingFlags = []string{"model", "batch", "lr", "momentum", "weight-decay", "schedule", "step-every", "gamma", "warmup", "seed",
+var trainingFlags = []string{"model", "loss", "batch", "lr", "momentum", "weight-decay", "schedule", "step-every", "gamma", "warmup", "seed",
 	"optimizer", "nesterov", "beta1", "beta2", "eps"}
 
 // check validates the flags after parsing, recording which were given.
@@ -64,6 +66,8 @@ func (c *ckptOptions) check(fs *flag.FlagSet) error {
 	switch {
 	case c.saveEvery < 0:
 		return usagef("-save-every %d: want ≥ 0", c.saveEvery)
+	case c.loss != "ce" && c.loss != "mse":
+		return usagef("-loss %q: want ce (softmax cross-entropy) or mse (squared error)", c.loss)
 	case c.saveEvery > 0 && c.save == "":
 		return usagef("-save-every needs -save FILE")
 	case c.saveBest != "" && c.save != "" && filepath.Clean(c.saveBest) == filepath.Clean(c.save):
@@ -171,6 +175,9 @@ func (c *ckptOptions) modelSpec(d *data.Dataset) (nn.Spec, error) {
 	}
 	spec := nn.DefaultSpec()
 	spec.C, spec.H, spec.W = d.C, d.H, d.W
+	if c.loss == "mse" {
+		spec.Loss = nn.MSELoss
+	}
 	if c.model == "" {
 		if d.Classes > 10 {
 			spec.Layers[len(spec.Layers)-1] = nn.DenseLayer(d.Classes)

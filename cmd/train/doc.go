@@ -88,6 +88,8 @@
 //	                  the validation set too, so the kept epoch's test
 //	                  accuracy is an optimistic estimate
 //	-resume FILE      continue the run that saved the checkpoint FILE
+//	-loss L           ce: softmax cross-entropy (default); mse: ½ the squared
+//	                  error against one-hot targets, mean over the batch
 //	-optimizer O      sgd (default), adam or adamw; see Optimisers below
 //	-nesterov         sgd: Nesterov momentum (needs -momentum > 0)
 //	-beta1 X          adam, adamw: decay rate of the first moment (default 0.9)
@@ -179,7 +181,7 @@
 // than the recorded one, is refused naming the difference. Only -epochs
 // may change (to train further, never below the checkpoint's position; a
 // cosine schedule then stretches over the new length), and so may
-// -test-limit (the evaluation only); giving -model, -batch, -lr,
+// -test-limit (the evaluation only); giving -model, -loss, -batch, -lr,
 // -momentum, -weight-decay, -schedule, -step-every, -gamma, -warmup,
 // -seed, -optimizer, -nesterov, -beta1, -beta2 or -eps with -resume is a
 // usage error. A resumed run saves to the resumed file unless -save names

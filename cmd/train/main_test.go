@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/convtrain/convtrain/host/data"
+	"github.com/convtrain/convtrain/host/nn"
 	"github.com/convtrain/convtrain/host/train"
 )
 
@@ -191,6 +192,39 @@ func TestRunSimSmall(t *testing.T) {
 	for _, want := range []string{"64 training and 32 test images", "train    1 epoch of 4 steps of 16 images", "epoch 1/1"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
+// TestRunLossMSE: -loss mse trains with the squared error (the checkpoint
+// says so, and predict prints outputs rather than probabilities); an
+// unknown loss and -loss with -resume are usage errors.
+func TestRunLossMSE(t *testing.T) {
+	dir := syntheticDir(t)
+	path := filepath.Join(t.TempDir(), "mse.st")
+	var stdout, stderr bytes.Buffer
+	if err := run(tinyArgs(dir, "-loss", "mse", "-epochs", "1", "-save", path), &stdout, &stderr); err != nil {
+		t.Fatalf("train -loss mse: %v\n%s", err, stderr.String())
+	}
+	c := mustLoad(t, path)
+	if c.Spec.Loss != nn.MSELoss {
+		t.Errorf("checkpoint loss %v, want %v", c.Spec.Loss, nn.MSELoss)
+	}
+	img := filepath.Join(t.TempDir(), "one.idx")
+	var idx bytes.Buffer
+	if err := data.WriteIDX(&idx, []int{28, 28}, make([]byte, 28*28)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(img, idx.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	if err := run([]string{"predict", "-load", path, img}, &stdout, &stderr); err != nil || !strings.Contains(stdout.String(), "outputs of classes 0 to 9") {
+		t.Errorf("predict with an MSE model: %v\n%s", err, stdout.String())
+	}
+	for _, args := range [][]string{{"-loss", "hinge"}, {"-resume", path, "-loss", "ce"}} {
+		if err := run(args, &stdout, &stderr); exitCode(err) != 2 || !strings.Contains(err.Error(), "-loss") {
+			t.Errorf("run(%q) = %v (exit %d), want exit 2 naming -loss", args, err, exitCode(err))
 		}
 	}
 }
