@@ -36,13 +36,14 @@ type ckptOptions struct {
 	model     string // -model SPEC or @FILE
 	loss      string // -loss ce or mse
 
-	layers []nn.LayerSpec     // parsed from -model
-	ck     *ckpt.Checkpoint   // loaded by -resume
-	record *ckpt.DataRecord   // the training data, saved in checkpoints
-	prev   bool               // the resumed file has been kept as its .prev
-	set    map[string]bool    // flags given on the command line
-	tr     *train.Trainer     // the trainer that checkpoints save
-	best   train.EpochMetrics // the epoch last saved to -save-best in this run
+	layers []nn.LayerSpec           // parsed from -model
+	ck     *ckpt.Checkpoint         // loaded by -resume
+	record *ckpt.DataRecord         // the training data, saved in checkpoints
+	prev   bool                     // the resumed file has been kept as its .prev
+	notes  func() map[string]string // the notes saved in checkpoints (the curves)
+	set    map[string]bool          // flags given on the command line
+	tr     *train.Trainer           // the trainer that checkpoints save
+	best   train.EpochMetrics       // the epoch last saved to -save-best in this run
 }
 
 func (c *ckptOptions) register(fs *flag.FlagSet) {
@@ -66,7 +67,7 @@ func (c *ckptOptions) check(fs *flag.FlagSet) error {
 	switch {
 	case c.saveEvery < 0:
 		return usagef("-save-every %d: want ≥ 0", c.saveEvery)
-	case c.loss != "ce" && c.loss != "mse":
+	case c.loss != "" && c.loss != "ce" && c.loss != "mse": // "": compare and bench, which have no -loss
 		return usagef("-loss %q: want ce (softmax cross-entropy) or mse (squared error)", c.loss)
 	case c.saveEvery > 0 && c.save == "":
 		return usagef("-save-every needs -save FILE")
@@ -245,6 +246,9 @@ func (c *ckptOptions) saveTo(path string) error {
 		return err
 	}
 	ck.Data = c.record
+	if c.notes != nil {
+		ck.Notes = c.notes()
+	}
 	if !c.prev && c.resume != "" && sameFile(path, c.resume) {
 		if err := keepPrev(path); err != nil {
 			return err

@@ -135,9 +135,13 @@
 //
 // -plot FILE draws the training loss and accuracy (every 10 steps, and
 // each epoch's mean) and the test loss and accuracy after each epoch, the
-// loss on a logarithmic scale, into a 900×700 PNG; the file is rewritten
-// atomically after every epoch and at the end, so it always holds a
-// complete image.
+// loss on a logarithmic scale (at least two labelled ticks whatever its
+// range), into a 900×700 PNG; the file is rewritten atomically after every
+// epoch and at the end, so it always holds a complete image. The accuracy
+// axis starts a little below the lowest epoch value; when that hides the
+// first training windows, its label says so. Checkpoints keep the curves
+// (at most 4096 points a series), so a plot drawn after -resume shows the
+// whole run.
 //
 // # Models
 //

@@ -284,10 +284,15 @@ func runTrain(ctx context.Context, o *options, stdout io.Writer) error {
 		schedule += fmt.Sprintf(", %d warm-up steps", o.warmup)
 	}
 	title := fmt.Sprintf("%s, %s, batch %d", dataName, o.describe(o.lr, schedule, o.momentum, o.wd), o.batch)
-	if err := o.reportOptions.open(&cfg, o.resume != "", title); err != nil {
+	var history map[string]string
+	if o.ck != nil {
+		history = o.ck.Notes
+	}
+	if err := o.reportOptions.open(&cfg, o.resume != "", title, history); err != nil {
 		return err
 	}
 	defer o.reportOptions.close() // on an early return; the error is reported below otherwise
+	o.ckptOptions.notes = func() map[string]string { return map[string]string{curvesNote: o.curves.note()} }
 	trainer, err := train.NewTrainer(model, trainSet, testSet, cfg)
 	if err != nil {
 		return err

@@ -29,6 +29,8 @@ package ckpt
 //	epoch, step         for people and tools: epochs done, steps done in all
 //	data                the training data as JSON (DataRecord): source, limits and
 //	                    fingerprints; absent in files written before it was kept
+//	note.<name>         the writing program's own notes (Checkpoint.Notes), kept
+//	                    as they are and not interpreted here
 //
 // Only what a reader needs is trusted: spec, input, classes, loss, init,
 // norm.*, config and state are parsed and checked, the tensors' names and
@@ -88,7 +90,14 @@ type Checkpoint struct {
 	Version string
 	// Data is the training data (metadata data), nil when not recorded.
 	Data *DataRecord
+	// Notes are the metadata keys that start with NotePrefix, for the
+	// program that writes the checkpoint (train keeps its curves there);
+	// nil when there are none.
+	Notes map[string]string
 }
+
+// NotePrefix starts the metadata keys of Checkpoint.Notes.
+const NotePrefix = "note."
 
 // optimState lists the optimiser state tensors of p under the optimiser o
 // with their names in a checkpoint ("optim.velocity.layer1.weight").
@@ -221,6 +230,12 @@ func (c *Checkpoint) encode() ([]NamedTensor, map[string]string, error) {
 		if meta["data"], err = encodeData(c.Data); err != nil {
 			return nil, nil, err
 		}
+	}
+	for k, v := range c.Notes {
+		if !strings.HasPrefix(k, NotePrefix) {
+			return nil, nil, fmt.Errorf("checkpoint: note %q does not start with %q", k, NotePrefix)
+		}
+		meta[k] = v
 	}
 	tensors := append(append([]NamedTensor(nil), c.Params...), c.Optim...)
 	return tensors, meta, nil
@@ -399,6 +414,14 @@ func decodeCheckpoint(tensors []NamedTensor, meta map[string]string) (*Checkpoin
 	if s, ok := meta["data"]; ok {
 		if c.Data, err = decodeData(s); err != nil {
 			return nil, err
+		}
+	}
+	for k, v := range meta {
+		if strings.HasPrefix(k, NotePrefix) {
+			if c.Notes == nil {
+				c.Notes = map[string]string{}
+			}
+			c.Notes[k] = v
 		}
 	}
 

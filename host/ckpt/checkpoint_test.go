@@ -169,6 +169,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	}
 	trainSet, test := ckptData(t)
 	c.Data = &DataRecord{Source: "/data/x", Limit: 40, TestLimit: 7, Train: Fingerprint(trainSet), Test: Fingerprint(test)}
+	c.Notes = map[string]string{"note.curves": `{"x":[1,2]}`}
 	var buf bytes.Buffer
 	backendtest.MustNil(t, c.Write(&buf))
 	got, err := ReadCheckpoint(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
@@ -192,7 +193,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 			t.Errorf("metadata %q = %q, want %q", k, meta[k], want)
 		}
 	}
-	for _, k := range []string{"convtrain.version", "config", "state", "norm.mean", "norm.std", "data"} {
+	for _, k := range []string{"convtrain.version", "config", "state", "norm.mean", "norm.std", "data", "note.curves"} {
 		if meta[k] == "" {
 			t.Errorf("metadata %q is missing", k)
 		}
