@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"strings"
 
 	"github.com/convtrain/convtrain/host/ckpt"
 	"github.com/convtrain/convtrain/host/data"
@@ -72,6 +73,9 @@ type loaded struct {
 	ck    *ckpt.Checkpoint
 	be    *deviceBackend
 	model *nn.Model
+	// onBatch, when set, is called after each batch of logits with the
+	// images done and their total (the progress line on a terminal).
+	onBatch func(done, total int)
 }
 
 func (o *evalOptions) open() (*loaded, error) {
@@ -87,7 +91,7 @@ func (o *evalOptions) open() (*loaded, error) {
 	if err != nil {
 		return nil, errors.Join(err, be.Close())
 	}
-	return &loaded{ck, be, m}, nil
+	return &loaded{ck: ck, be: be, model: m}, nil
 }
 
 func (l *loaded) Close() error { return errors.Join(l.model.Close(), l.be.Close()) }
@@ -146,8 +150,24 @@ func (l *loaded) logits(ctx context.Context, d *data.Dataset, batch int) ([]floa
 			return nil, err
 		}
 		i += n
+		if l.onBatch != nil {
+			l.onBatch(i, d.N)
+		}
 	}
 	return out, nil
+}
+
+// evalProgress returns an onBatch that shows "evaluating 2560/10000
+// images" on the terminal w, redrawn in place and erased after the last.
+func evalProgress(w io.Writer) func(done, total int) {
+	return func(done, total int) {
+		line := fmt.Sprintf("evaluating %d/%d images", done, total)
+		if done >= total {
+			fmt.Fprintf(w, "\r%s\r", strings.Repeat(" ", len(line)))
+			return
+		}
+		fmt.Fprintf(w, "\r%s", line)
+	}
 }
 
 // describe is one line about the checkpoint.
@@ -223,6 +243,9 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if test.C != spec.C || test.H != spec.H || test.W != spec.W || test.Classes > k {
 		return fmt.Errorf("%s: the test set has %d×%d×%d images in %d classes, the model takes %d×%d×%d in %d",
 			source, test.C, test.H, test.W, test.Classes, spec.C, spec.H, spec.W, k)
+	}
+	if isTerminal(stdout) {
+		l.onBatch = evalProgress(stdout)
 	}
 	logits, err := l.logits(ctx, test, o.batch)
 	if err != nil {

@@ -91,3 +91,17 @@ func TestEval(t *testing.T) {
 		}
 	}
 }
+
+// TestEvalProgress: the evaluation's progress line counts the images and
+// is erased after the last batch.
+func TestEvalProgress(t *testing.T) {
+	var buf bytes.Buffer
+	f := evalProgress(&buf)
+	f(256, 600)
+	f(512, 600)
+	f(600, 600)
+	want := "\revaluating 256/600 images\revaluating 512/600 images\r" + strings.Repeat(" ", len("evaluating 600/600 images")) + "\r"
+	if buf.String() != want {
+		t.Errorf("progress wrote %q, want %q", buf.String(), want)
+	}
+}

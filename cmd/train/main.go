@@ -253,7 +253,7 @@ func runTrain(ctx context.Context, o *options, stdout io.Writer) error {
 	sched := train.Schedule{Kind: map[string]train.ScheduleKind{
 		"constant": train.ConstantLR, "step": train.StepLR, "cosine": train.CosineLR}[o.schedule],
 		Every: o.stepEvery, Gamma: o.gamma, Warmup: o.warmup}
-	bar := &progressBar{w: stdout, enabled: o.progress}
+	bar := &progressBar{w: stdout, enabled: o.progress, width: columns(stdout), batch: o.batch, test: testSet.N}
 	cfg := train.Config{
 		Epochs: o.epochs, Batch: o.batch, LR: o.lr, Momentum: o.momentum, WeightDecay: o.wd,
 		Schedule: sched, Seed: o.seed, Optimizer: o.optimizer(),

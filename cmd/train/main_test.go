@@ -159,15 +159,32 @@ func TestRunErrors(t *testing.T) {
 
 func TestProgressBar(t *testing.T) {
 	var buf bytes.Buffer
-	p := &progressBar{w: &buf, enabled: true}
+	p := &progressBar{w: &buf, enabled: true, width: 120, batch: 64, test: 10000}
 	p.update(train.Progress{Epoch: 1, Epochs: 3, Step: 468, Steps: 937, Loss: 0.25, ImagesPerSec: 5000})
 	p.update(train.Progress{Epoch: 1, Epochs: 3, Step: 937, Steps: 937, Loss: 0.125, ImagesPerSec: 5001})
 	p.clear()
-	line2 := "epoch 1/3 [==============================] 937/937  loss 0.1250  5001 images/s"
-	want := "\repoch 1/3 [==============>               ] 468/937  loss 0.2500  5000 images/s" +
+	line2 := "epoch 1/3 [==============================] 937/937  loss 0.1250  5001 images/s  evaluating 10000 test images"
+	want := "\repoch 1/3 [==============>               ] 468/937  loss 0.2500  5000 images/s  ETA 6s" +
 		"\r" + line2 + "\r" + strings.Repeat(" ", len(line2)) + "\r"
 	if buf.String() != want {
 		t.Errorf("progress bar wrote\n%q\nwant\n%q", buf.String(), want)
+	}
+	// Narrower terminals: a shorter bar, then none, then a cut line; never
+	// as wide as the terminal (no wrap).
+	for _, tc := range []struct {
+		width int
+		want  string
+	}{
+		{80, "\repoch 1/3 [===========>           ] 468/937  loss 0.2500  5000 images/s  ETA 6s"},
+		{60, "\repoch 1/3 468/937  loss 0.2500  5000 images/s  ETA 6s"},
+		{30, "\repoch 1/3 468/937  loss 0.250"},
+	} {
+		buf.Reset()
+		p := &progressBar{w: &buf, enabled: true, width: tc.width, batch: 64}
+		p.update(train.Progress{Epoch: 1, Epochs: 3, Step: 468, Steps: 937, Loss: 0.25, ImagesPerSec: 5000})
+		if got := buf.String(); got != tc.want || len([]rune(got))-1 >= tc.width {
+			t.Errorf("width=%d: progress bar wrote %q, want %q", tc.width, got, tc.want)
+		}
 	}
 	buf.Reset()
 	off := &progressBar{w: &buf}

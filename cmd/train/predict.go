@@ -163,6 +163,9 @@ func runPredict(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 		}
 	}()
 	d.Labels = make([]uint8, d.N)
+	if isTerminal(stdout) && d.N > o.batch {
+		l.onBatch = evalProgress(stdout)
+	}
 	logits, err := l.logits(ctx, d, o.batch)
 	if err != nil {
 		return err
