@@ -100,6 +100,41 @@ func (c *ckptOptions) check(fs *flag.FlagSet) error {
 	return nil
 }
 
+// loadCheckpoint reads the checkpoint that flag names (for train info,
+// flag is ""): errors say which flag, and whether the file is missing,
+// not a checkpoint at all, or a damaged or incompatible one.
+func loadCheckpoint(flag, path string) (*ckpt.Checkpoint, error) {
+	where := strings.TrimSpace(flag + " " + path)
+	if _, err := os.Stat(path); err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("%s: %w; give a checkpoint written by train -save", where, err)
+	}
+	ck, err := ckpt.LoadCheckpoint(path)
+	if err == nil {
+		return ck, nil
+	}
+	detail := err.Error()
+	if i := strings.Index(detail, path+": "); i >= 0 {
+		detail = detail[i+len(path)+2:]
+	}
+	for _, p := range []string{"host: ", "ckpt: ", "safetensors: ", "checkpoint: "} {
+		detail = strings.TrimPrefix(detail, p)
+	}
+	for _, s := range []error{ckpt.ErrSafetensorsFormat, ckpt.ErrCheckpoint} {
+		detail = strings.TrimSuffix(detail, ": "+s.Error())
+	}
+	switch {
+	case errors.Is(err, ckpt.ErrSafetensorsFormat):
+		return nil, fmt.Errorf("%s: not a checkpoint (a safetensors file written by train -save): %s: %w", where, detail, ckpt.ErrSafetensorsFormat)
+	case errors.Is(err, ckpt.ErrCheckpoint):
+		return nil, fmt.Errorf("%s: a damaged checkpoint, or one of another convtrain version: %s: %w", where, detail, ckpt.ErrCheckpoint)
+	}
+	return nil, fmt.Errorf("%s: %s", where, detail)
+}
+
 // maxSpecFile bounds the size of a -model @FILE: a spec of 1000 layers
 // (the checkpoint limit) with comments fits in far less.
 const maxSpecFile = 64 << 10
@@ -143,7 +178,7 @@ func (o *options) loadResume() error {
 	if o.resume == "" {
 		return nil
 	}
-	ck, err := ckpt.LoadCheckpoint(o.resume)
+	ck, err := loadCheckpoint("-resume", o.resume)
 	if err != nil {
 		return err
 	}

@@ -58,9 +58,21 @@ func (o *options) loadData() (*dataSets, error) {
 			return nil, err
 		}
 	}
+	if fi, serr := os.Stat(d.dir); serr != nil || !fi.IsDir() {
+		what := "no such directory"
+		if serr == nil {
+			what = "not a directory"
+		} else if !errors.Is(serr, os.ErrNotExist) {
+			what = serr.Error()
+		}
+		if rec != nil && !o.set["data"] {
+			return nil, fmt.Errorf("-resume %s: the checkpoint trained on %s: %s; give -data DIR with the same files", o.resume, source, what)
+		}
+		return nil, fmt.Errorf("-data %s: %s; give a directory holding the four IDX files of MNIST's layout (see -h)", o.data, what)
+	}
 	if d.train, d.test, err = data.LoadDir(d.dir); err != nil {
-		if rec != nil && !o.set["data"] && errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("-resume %s: the checkpoint trained on %s, which cannot be read (%v): give -data DIR with the same files", o.resume, source, err)
+		if o.data != "" {
+			return nil, fmt.Errorf("-data: %w", err)
 		}
 		return nil, err
 	}
@@ -100,8 +112,12 @@ func (o *options) checkResumeFlags() error {
 		if st.StepEpoch > 0 {
 			at += fmt.Sprintf(" and %s of epoch %d", plural(st.StepEpoch, "step"), st.Epoch+1)
 		}
-		return usagef("-epochs %d with -resume %s: the checkpoint has done %s; give -epochs %d or more, or leave it out to finish its %d",
-			o.epochs, o.resume, at, st.Epoch+1, ck.Config.Epochs)
+		finish := ""
+		if ck.Config.Epochs > st.Epoch {
+			finish = fmt.Sprintf(", or leave it out to finish its %d", ck.Config.Epochs)
+		}
+		return usagef("-epochs %d with -resume %s: the checkpoint has done %s; give -epochs %d or more%s",
+			o.epochs, o.resume, at, st.Epoch+1, finish)
 	}
 	return nil
 }

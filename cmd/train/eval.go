@@ -54,13 +54,13 @@ func parseEval(name string, args []string, stderr io.Writer) (*evalOptions, []st
 	}
 	switch {
 	case o.load == "":
-		return nil, nil, usagef("train %s needs -load CKPT", name)
+		return nil, nil, usagef("%s needs -load FILE: the checkpoint (from train -save) to %s", name, map[string]string{"eval": "evaluate", "predict": "predict with"}[name])
 	case o.batch < 1 || o.batch > 4096:
 		return nil, nil, usagef("-batch %d: want 1 to 4096", o.batch)
 	case name == "eval" && fs.NArg() > 0:
 		return nil, nil, usagef("unexpected arguments %q", fs.Args())
 	case name == "predict" && fs.NArg() == 0:
-		return nil, nil, usagef("train predict needs image files (IDX or PNG)")
+		return nil, nil, usagef("predict needs image files (PNG or IDX) after the flags")
 	}
 	if err := o.deviceOptions.check(); err != nil {
 		return nil, nil, err
@@ -79,7 +79,7 @@ type loaded struct {
 }
 
 func (o *evalOptions) open() (*loaded, error) {
-	ck, err := ckpt.LoadCheckpoint(o.load)
+	ck, err := loadCheckpoint("-load", o.load)
 	if err != nil {
 		return nil, err
 	}

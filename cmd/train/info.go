@@ -35,7 +35,7 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 		if i > 0 {
 			fmt.Fprintln(stdout)
 		}
-		c, err := ckpt.LoadCheckpoint(path)
+		c, err := loadCheckpoint("", path)
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/convtrain/convtrain/host/ckpt"
+	"github.com/convtrain/convtrain/host/data"
+	"github.com/convtrain/convtrain/host/nn"
 	"github.com/convtrain/convtrain/host/train"
 )
 
@@ -46,6 +49,12 @@ func userMessage(err error) string {
 	for _, p := range packagePrefixes {
 		msg = strings.ReplaceAll(msg, ": "+p, ": ")
 		msg = strings.TrimPrefix(msg, p)
+	}
+	// The sentinel errors that classify a message end it with a phrase
+	// the message has already said better ("…: invalid model spec").
+	for _, s := range []error{nn.ErrSpec, ckpt.ErrCheckpoint, ckpt.ErrSafetensorsFormat, data.ErrIDX} {
+		msg = strings.ReplaceAll(msg, ": "+s.Error()+"\n", "\n")
+		msg = strings.TrimSuffix(msg, ": "+s.Error())
 	}
 	if exitCode(err) == 2 {
 		msg += " (-h lists the flags)"
@@ -235,6 +244,9 @@ func runTrain(ctx context.Context, o *options, stdout io.Writer) error {
 	defer be.Close()
 
 	trainSet, testSet, source := ds.train, ds.test, ds.dir
+	if trainSet.N < o.batch {
+		return fmt.Errorf("-batch %d: only %d training images (-limit %d); give -batch %d or less, or more images", o.batch, trainSet.N, o.limit, trainSet.N)
+	}
 	o.record = ds.record
 	spec, err := o.modelSpec(trainSet)
 	if err != nil {

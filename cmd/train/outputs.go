@@ -81,9 +81,14 @@ func checkOutput(out output) error {
 	}
 	// The directory must take a new file: checkpoints and plots are
 	// written to a temporary file there and renamed.
-	f, err := os.CreateTemp(filepath.Dir(out.path), ".train-check-*")
+	dir := filepath.Dir(out.path)
+	f, err := os.CreateTemp(dir, ".train-check-*")
 	if err != nil {
-		return fmt.Errorf("%s %s: cannot write there: %w", out.flag, out.path, err)
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the temporary file's random name would only confuse
+		}
+		return fmt.Errorf("%s %s: cannot write there: cannot create a file in %s: %w", out.flag, out.path, dir, err)
 	}
 	f.Close()
 	os.Remove(f.Name())

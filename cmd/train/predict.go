@@ -35,7 +35,11 @@ const maxPredictImages = 1 << 20
 func readImages(path string, c, h, w int) ([]byte, int, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, 0, err
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, 0, fmt.Errorf("%s: %w", path, err)
 	}
 	var magic [8]byte
 	n, _ := io.ReadFull(f, magic[:])
