@@ -53,7 +53,13 @@ var idxTypeNames = map[byte]string{
 // against what the file can hold (its size, or 1032 times it for gzip),
 // so a hostile header cannot make ReadIDX allocate more than the file
 // justifies.
-func ReadIDX(path string) (*IDX, error) {
+func ReadIDX(path string) (*IDX, error) { return readIDX(path, nil) }
+
+// readIDX is ReadIDX with check, when not nil, called on the dimensions
+// as soon as the header is read, before any data: its error (naming what
+// is wrong) stops the read, so a file declaring unusable dimensions costs
+// no memory for its data.
+func readIDX(path string, check func(dims []int) error) (*IDX, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("data: idx: %w", err)
@@ -78,9 +84,9 @@ func ReadIDX(path string) (*IDX, error) {
 		if st.Size() > maxIDXBytes/maxDeflateRatio {
 			limit = maxIDXBytes
 		}
-		return DecodeIDX(path+" (gzip, decompressed)", zr, limit, false)
+		return decodeIDX(path+" (gzip, decompressed)", zr, limit, false, check)
 	}
-	return DecodeIDX(path, br, st.Size(), true)
+	return decodeIDX(path, br, st.Size(), true, check)
 }
 
 // DecodeIDX reads an IDX stream from r (see ReadIDX) named name in errors.
@@ -88,6 +94,10 @@ func ReadIDX(path string) (*IDX, error) {
 // is known to be exactly size bytes long, so a header declaring any other
 // length is rejected before reading the data.
 func DecodeIDX(name string, r io.Reader, size int64, exact bool) (*IDX, error) {
+	return decodeIDX(name, r, size, exact, nil)
+}
+
+func decodeIDX(name string, r io.Reader, size int64, exact bool, check func([]int) error) (*IDX, error) {
 	bad := func(off int64, format string, a ...any) error {
 		return fmt.Errorf("data: idx %s: %s at offset %d: %w", name, fmt.Sprintf(format, a...), off, ErrIDX)
 	}
@@ -126,6 +136,11 @@ func DecodeIDX(name string, r io.Reader, size int64, exact bool) (*IDX, error) {
 		dims[i] = int(d)
 	}
 	hdrLen := int64(4 + 4*rank)
+	if check != nil {
+		if err := check(dims); err != nil {
+			return nil, bad(4, "dims %v: %v", dims, err)
+		}
+	}
 	avail := size - hdrLen
 	switch {
 	case exact && total > avail:
@@ -211,6 +226,20 @@ func findIDX(dir, name string) (string, error) {
 	return "", fmt.Errorf("data: %s: no %s or %s.gz", dir, name, name)
 }
 
+// maxImagePixels bounds the pixels of one image of a data set: 2²⁴, the
+// most activations per image a checkpoint may declare, so a model could
+// never take a larger one.
+const maxImagePixels = 1 << 24
+
+// checkImageDims refuses an images file whose images no model can take,
+// before its data is read.
+func checkImageDims(dims []int) error {
+	if len(dims) == 3 && dims[1]*dims[2] > maxImagePixels {
+		return fmt.Errorf("images of %d×%d pixels, more than the %d a model can take", dims[1], dims[2], maxImagePixels)
+	}
+	return nil
+}
+
 func loadPair(dir, which, imagesName, labelsName string) (*Dataset, error) {
 	ip, err := findIDX(dir, imagesName)
 	if err != nil {
@@ -220,7 +249,7 @@ func loadPair(dir, which, imagesName, labelsName string) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	images, err := ReadIDX(ip)
+	images, err := readIDX(ip, checkImageDims)
 	if err != nil {
 		return nil, err
 	}
