@@ -111,6 +111,10 @@ func TestRunInterruptResume(t *testing.T) {
 		{"at=evaluation", 6 + 3, train.TrainState{Epoch: 0, StepEpoch: 6, Step: 6}},
 		// 6 steps and 7 evaluation batches of epoch 1, 3 steps of epoch 2.
 		{"at=mid-epoch", 6 + 7 + 3, train.TrainState{Epoch: 1, StepEpoch: 3, Step: 9}},
+		// Epoch 1 and its evaluation, stopped before the first step of
+		// epoch 2, whose order was drawn already: the checkpoint must
+		// hold the shuffling state before it (found by TestSignalsSurvived).
+		{"at=epoch-start", 6 + 7, train.TrainState{Epoch: 1, StepEpoch: 0, Step: 6}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := &countCtx{Context: context.Background()}

@@ -509,6 +509,9 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	for s := first; s < t.stepsEpoch; s++ {
 		if err := ctx.Err(); err != nil {
 			t.keepEpochSums()
+			if t.stepEpoch == 0 {
+				*t.pcg = t.epochPCG // not started: State gives the epoch's shuffling state, not the one after its order was drawn
+			}
 			return em, err
 		}
 		lr = cfg.Schedule.LR(cfg.LR, t.epoch, t.step, total)
