@@ -69,8 +69,8 @@ func (c *ckptOptions) check(fs *flag.FlagSet) error {
 		return usagef("-save-every %d: want ≥ 0", c.saveEvery)
 	case c.loss != "" && c.loss != "ce" && c.loss != "mse": // "": compare and bench, which have no -loss
 		return usagef("-loss %q: want ce (softmax cross-entropy) or mse (squared error)", c.loss)
-	case c.saveEvery > 0 && c.save == "":
-		return usagef("-save-every needs -save FILE")
+	case c.saveEvery > 0 && c.save == "" && c.resume == "":
+		return usagef("-save-every needs -save FILE (or -resume FILE, which it saves to)")
 	case c.saveBest != "" && c.save != "" && filepath.Clean(c.saveBest) == filepath.Clean(c.save):
 		return usagef("-save-best and -save name the same file %s", c.save)
 	}
@@ -290,7 +290,13 @@ func (c *ckptOptions) saveTo(path string) error {
 		}
 		c.prev = true
 	}
-	return ck.Save(path)
+	if err := ck.Save(path); err != nil {
+		if _, serr := os.Stat(path); serr == nil {
+			return fmt.Errorf("%w; the checkpoint %s written before is intact: free some space and continue from it with train -resume %s", err, path, path)
+		}
+		return err
+	}
+	return nil
 }
 
 // freePath is path when no file has that name, else the first of

@@ -323,6 +323,14 @@ func runTrain(ctx context.Context, o *options, stdout io.Writer) error {
 	if err := o.attach(trainer, stdout); err != nil {
 		return err
 	}
+	for _, p := range []string{o.save, o.saveBest} {
+		if p == "" {
+			continue
+		}
+		if n := removeStaleTemps(p); n > 0 {
+			fmt.Fprintf(stdout, "note     removed %d temporary file(s) of an earlier save to %s that was killed before it finished\n", n, p)
+		}
+	}
 
 	_, err = trainer.Run(ctx)
 	bar.clear()

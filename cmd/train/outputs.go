@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // output is a file that a run writes, named by a flag.
@@ -47,6 +48,36 @@ func (o *options) checkOutputs() error {
 		}
 	}
 	return nil
+}
+
+// removeStaleTemps removes the temporary files that a save to path
+// killed before its rename left behind (".NAME.tmp-*" beside it, see
+// ckpt.SaveSafetensorsFile), and returns how many.
+func removeStaleTemps(path string) int {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	m, _ := filepath.Glob(filepath.Join(dir, "."+escapeGlob(base)+".tmp-*"))
+	n := 0
+	for _, f := range m {
+		if os.Remove(f) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// escapeGlob quotes the metacharacters of filepath.Match in s.
+func escapeGlob(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(`*?[\`, s[i]) >= 0 {
+			b = append(b, '\\')
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
 }
 
 // cutAt returns the file of a -model @FILE.
