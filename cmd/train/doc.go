@@ -398,6 +398,32 @@
 //	-classes N        classes, 2 to 256 (default 10)
 //	-seed N           seed of the initialisation and the images (default 1)
 //
+// # Files read and their bounds
+//
+// Every file train reads is checked before it is trusted, and what it
+// may cost is bounded by its size or a fixed limit, so a hostile or
+// corrupt file gives an error (naming the file and, where it applies, the
+// offset, tensor or layer), never a crash or an unbounded allocation:
+//
+//	-data IDX files     at most 2³¹−1 data bytes each, declared sizes
+//	                    checked against the file's size (1032 times it for
+//	                    gzip, DEFLATE's largest ratio) before any data is
+//	                    read; images of at most 2²⁴ pixels, refused from
+//	                    the header
+//	checkpoints         safetensors header at most 100 MB; tensors bounded
+//	(-resume, -load,    by the file's size; at most 1000 layers and 2²⁴
+//	info)               activations per image; NaN or infinite tensors
+//	                    refused
+//	-model @FILE        a text file of at most 64 KiB
+//	predict PNG         exactly the model's H×W, checked from the header
+//	                    before decoding
+//	predict IDX         as -data IDX files; at most 2²⁰ images per call
+//
+// Every file it writes (-save, -save-best, -plot, -metrics and the
+// checkpoint of an interrupted run) is written to a temporary file that
+// is renamed into place, but for -metrics, which is appended to; see
+// Checkpoints for the checks made before any work starts.
+//
 // # Exit status
 //
 // 0 on success, 2 for a usage error (bad flag or value), 130
