@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/convtrain/convtrain/host/ckpt"
 	"github.com/convtrain/convtrain/host/data"
@@ -128,4 +129,70 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// checkClasses refuses, for the default network (whose output width is
+// the class count the labels imply), labels that imply classes without a
+// training image: a corrupt label (200 among digits) or a class only in
+// the test set would otherwise add outputs that are never trained. The
+// error names the classes, the image with the largest label and what to
+// do; with -model the user chooses the width and the check is left out.
+func checkClasses(train, test *data.Dataset, dir string, limit int) error {
+	count := make([]int, train.Classes)
+	for _, l := range train.Labels {
+		count[l]++
+	}
+	var empty []int
+	for c, n := range count {
+		if n == 0 {
+			empty = append(empty, c)
+		}
+	}
+	if len(empty) == 0 {
+		return nil
+	}
+	where := func(d *data.Dataset, label int) int {
+		for i, l := range d.Labels {
+			if int(l) == label {
+				return i
+			}
+		}
+		return -1
+	}
+	top := train.Classes - 1
+	seen := "training"
+	at := where(train, top)
+	if at < 0 {
+		seen, at = "test", where(test, top)
+	}
+	missing := fmt.Sprintf("class %d has", empty[0])
+	if len(empty) > 1 {
+		missing = fmt.Sprintf("classes %s have", spanText(empty))
+	}
+	if limit > 0 {
+		missing += fmt.Sprintf(" among the first %d (-limit %d; a larger -limit may include it)", train.N, limit)
+	}
+	return fmt.Errorf("%s: the labels imply %d classes (the largest label, %d, is on %s image %d), but %s no training image: a corrupt label, or a class only in the test set? The default network would get outputs it never learns: fix the labels, or give -model with a last layer of dense%d to train as they are",
+		dir, train.Classes, top, seen, at, missing, train.Classes)
+}
+
+// spanText writes sorted integers as "3, 10 to 199".
+func spanText(v []int) string {
+	var parts []string
+	for i := 0; i < len(v); {
+		j := i
+		for j+1 < len(v) && v[j+1] == v[j]+1 {
+			j++
+		}
+		switch {
+		case j == i:
+			parts = append(parts, fmt.Sprint(v[i]))
+		case j == i+1:
+			parts = append(parts, fmt.Sprint(v[i]), fmt.Sprint(v[j]))
+		default:
+			parts = append(parts, fmt.Sprintf("%d to %d", v[i], v[j]))
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ", ")
 }

@@ -26,7 +26,11 @@
 // any directory holding the four files train-images-idx3-ubyte,
 // train-labels-idx1-ubyte, t10k-images-idx3-ubyte and
 // t10k-labels-idx1-ubyte, raw or gzip-compressed (with or without a .gz
-// suffix), so Fashion-MNIST works unchanged. Inputs are standardised with
+// suffix), so Fashion-MNIST works unchanged. The class count is the
+// largest label + 1; with the default network, labels that imply a class
+// without a training image (a corrupt label, or a class only in the test
+// set) are an error naming them, since its output would never be trained
+// (give -model to train anyway). Inputs are standardised with
 // the training set's mean and standard deviation. A corrupt or truncated
 // file is an error that names the file, what is wrong and the offset.
 //

@@ -244,6 +244,11 @@ func runTrain(ctx context.Context, o *options, stdout io.Writer) error {
 	defer be.Close()
 
 	trainSet, testSet, source := ds.train, ds.test, ds.dir
+	if o.ck == nil && o.model == "" {
+		if err := checkClasses(trainSet, testSet, source, o.limit); err != nil {
+			return err
+		}
+	}
 	if trainSet.N < o.batch {
 		return fmt.Errorf("-batch %d: only %d training images (-limit %d); give -batch %d or less, or more images", o.batch, trainSet.N, o.limit, trainSet.N)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -244,5 +245,54 @@ func TestRunLossMSE(t *testing.T) {
 		if err := run(args, &stdout, &stderr); exitCode(err) != 2 || !strings.Contains(err.Error(), "-loss") {
 			t.Errorf("run(%q) = %v (exit %d), want exit 2 naming -loss", args, err, exitCode(err))
 		}
+	}
+}
+
+// TestRunCorruptLabels: with the default network, one corrupt label (200
+// among 10 classes) or a class present only in the test set is refused,
+// naming the classes without training images and the image with the
+// largest label, instead of silently widening the network; with -model
+// the user decides.
+func TestRunCorruptLabels(t *testing.T) {
+	trainSet, err := data.Synthetic(320, 28, 10, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	test, err := data.Synthetic(100, 28, 10, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	corrupt := *trainSet
+	corrupt.Labels = append([]uint8(nil), trainSet.Labels...)
+	corrupt.Labels[37] = 200
+	corrupt.Classes = 201
+	testOnly := *test
+	testOnly.Labels = append([]uint8(nil), test.Labels...)
+	testOnly.Labels[5] = 10
+	testOnly.Classes = 11
+	trainOnly := *trainSet
+	trainOnly.Classes = 11
+	for _, tc := range []struct {
+		name        string
+		train, test *data.Dataset
+		want        string
+	}{
+		{"label=200", &corrupt, func() *data.Dataset { d := *test; d.Classes = 201; return &d }(), "the labels imply 201 classes (the largest label, 200, is on training image 37), but classes 10 to 199 have no training image"},
+		{"class=test-only", &trainOnly, &testOnly, "the labels imply 11 classes (the largest label, 10, is on test image 5), but class 10 has no training image"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := data.WriteDir(dir, tc.train, tc.test, false); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr bytes.Buffer
+			err := run([]string{"-data", dir, "-epochs", "1", "-threads", "1"}, &stdout, &stderr)
+			if exitCode(err) != 1 || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "give -model with a last layer of dense") {
+				t.Errorf("run = %v (exit %d), want exit 1 and %q", err, exitCode(err), tc.want)
+			}
+			if err := run([]string{"-data", dir, "-epochs", "1", "-threads", "1", "-limit", "32", "-batch", "16", "-model", fmt.Sprintf("conv4x5x5s2,relu,maxpool2,dense%d", tc.train.Classes)}, &stdout, &stderr); err != nil {
+				t.Errorf("with -model: %v", err)
+			}
+		})
 	}
 }
