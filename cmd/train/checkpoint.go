@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -42,6 +43,7 @@ type ckptOptions struct {
 	prev   bool                     // the resumed file has been kept as its .prev
 	notes  func() map[string]string // the notes saved in checkpoints (the curves)
 	set    map[string]bool          // flags given on the command line
+	given  map[string]string        // their values, as the flag package writes them
 	tr     *train.Trainer           // the trainer that checkpoints save
 	best   train.EpochMetrics       // the epoch last saved to -save-best in this run
 }
@@ -56,7 +58,8 @@ func (c *ckptOptions) register(fs *flag.FlagSet) {
 }
 
 // trainingFlags are the flags whose values a resumed run takes from its
-// checkpoint; giving one with -resume is a usage error.
+// checkpoint; giving one with -resume is a usage error unless its value is
+// the checkpoint's.
 var trainingFlags = []string{"model", "loss", "batch", "lr", "momentum", "weight-decay", "schedule", "step-every", "gamma", "warmup", "seed",
 	"optimizer", "nesterov", "beta1", "beta2", "eps"}
 
@@ -90,11 +93,77 @@ func (c *ckptOptions) check(fs *flag.FlagSet) error {
 			return usagef("-model %s: %v", c.model, err)
 		}
 	}
-	if c.resume != "" {
-		for _, name := range trainingFlags {
-			if c.set[name] {
-				return usagef("-%s with -resume: the model and the training settings come from the checkpoint (only -epochs may change)", name)
-			}
+	c.given = map[string]string{}
+	fs.Visit(func(f *flag.Flag) { c.given[f.Name] = f.Value.String() })
+	return nil
+}
+
+// recorded is the value that the training flag name had in the run that
+// wrote ck, written as the flag package writes the flag's value, and
+// whether the flag applies to that run (-beta1 does not to SGD).
+func recorded(name string, ck *ckpt.Checkpoint) (string, bool) {
+	cfg := ck.Config
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	adam := cfg.Optimizer.Kind != nn.SGD
+	switch name {
+	case "model":
+		return nn.FormatSpec(ck.Spec.Layers), true
+	case "loss":
+		return map[nn.LossKind]string{nn.SoftmaxCE: "ce", nn.MSELoss: "mse"}[ck.Spec.Loss], true
+	case "batch":
+		return strconv.Itoa(cfg.Batch), true
+	case "lr":
+		return f(cfg.LR), true
+	case "momentum":
+		return f(cfg.Momentum), true
+	case "weight-decay":
+		return f(cfg.WeightDecay), true
+	case "schedule":
+		return cfg.Schedule.Kind.String(), true
+	case "step-every":
+		return strconv.Itoa(cfg.Schedule.Every), true
+	case "gamma":
+		return f(cfg.Schedule.Gamma), true
+	case "warmup":
+		return strconv.Itoa(cfg.Schedule.Warmup), true
+	case "seed":
+		return strconv.FormatUint(cfg.Seed, 10), true
+	case "optimizer":
+		return cfg.Optimizer.Kind.String(), true
+	case "nesterov":
+		return strconv.FormatBool(cfg.Optimizer.Nesterov), !adam
+	case "beta1":
+		return f(cfg.Optimizer.Beta1), adam
+	case "beta2":
+		return f(cfg.Optimizer.Beta2), adam
+	case "eps":
+		return f(cfg.Optimizer.Eps), adam
+	}
+	return "", false
+}
+
+// checkTrainingFlags refuses the training flags given with -resume whose
+// values differ from the checkpoint's, naming both; the same values are
+// accepted, so that the first run's command with -resume added works.
+func (c *ckptOptions) checkTrainingFlags() error {
+	for _, name := range trainingFlags {
+		given, ok := c.given[name]
+		if !ok {
+			continue
+		}
+		if name == "model" {
+			given = nn.FormatSpec(c.layers)
+		}
+		if name == "optimizer" {
+			given = strings.ToLower(given)
+		}
+		want, applies := recorded(name, c.ck)
+		switch {
+		case !applies:
+			return usagef("-%s with -resume %s: the checkpoint's optimizer is %s, to which -%s does not apply; leave it out", name, c.resume, c.ck.Config.Optimizer.Kind, name)
+		case given != want:
+			return usagef("-%s %s with -resume %s: the checkpoint trained with -%s %s; leave -%s out (a resumed run takes every training setting from its checkpoint; only -epochs and -test-limit may change)",
+				name, given, c.resume, name, want, name)
 		}
 	}
 	return nil
@@ -183,6 +252,9 @@ func (o *options) loadResume() error {
 		return err
 	}
 	o.ck = ck
+	if err := o.checkTrainingFlags(); err != nil {
+		return err
+	}
 	cfg := ck.Config
 	if !o.set["epochs"] {
 		o.epochs = cfg.Epochs

@@ -212,6 +212,10 @@ func TestRunResumeAlone(t *testing.T) {
 		{"flag=limit", []string{"-resume", stopped, "-limit", "112"}, 2, []string{"-limit 112 with -resume", "trained with -limit 96"}},
 		{"flag=data", []string{"-resume", stopped, "-data", other}, 1, []string{"training data differs", "other pixels or labels", "it trained on " + dir + " with -limit 96"}},
 		{"flag=epochs", []string{"-resume", stopped, "-epochs", "1"}, 2, []string{"-epochs 1 with -resume", "has done 1 epoch and 3 steps of epoch 2", "give -epochs 2 or more"}},
+		{"flag=lr", []string{"-resume", stopped, "-lr", "0.1"}, 2, []string{"-lr 0.1 with -resume " + stopped + ": the checkpoint trained with -lr 0.05; leave -lr out"}},
+		{"flag=model", []string{"-resume", stopped, "-model", "conv4x5x5,relu,maxpool2,dense10"}, 2, []string{"-model conv4x5x5,relu,maxpool2,flatten,dense10 with -resume", "trained with -model conv4x5x5s2,relu,maxpool2,flatten,dense10"}},
+		{"flag=optimizer", []string{"-resume", stopped, "-optimizer", "adam"}, 2, []string{"-optimizer adam with -resume", "trained with -optimizer sgd"}},
+		{"flag=beta1", []string{"-resume", stopped, "-beta1", "0.8"}, 2, []string{"the checkpoint's optimizer is sgd, to which -beta1 does not apply"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := run(tc.args, &stdout, &stderr)
@@ -225,6 +229,14 @@ func TestRunResumeAlone(t *testing.T) {
 			}
 		})
 	}
+
+	// The first run's command with -resume added: the same values are no
+	// contradiction.
+	again := filepath.Join(tmp, "again.st")
+	if err := run(tinyArgs(dir, "-resume", stopped, "-save", again), &stdout, &stderr); err != nil {
+		t.Fatalf("resume with the first run's flags: %v", err)
+	}
+	equalCheckpoints(t, mustLoad(t, straight), mustLoad(t, again))
 
 	t.Chdir(t.TempDir()) // MNIST must not be looked for: the data comes from the record
 	stdout.Reset()
@@ -329,7 +341,6 @@ func TestRunModelFlag(t *testing.T) {
 		{"case=too-big", tinyArgs(dir, "-model", "conv8x30x30,relu,dense10"), 1, "layer 1 (conv 8 30×30"},
 		{"case=classes", tinyArgs(dir, "-model", "dense7"), 1, "the data has 10 classes"},
 		{"case=save-every", []string{"-save-every", "3"}, 2, "-save-every needs -save"},
-		{"case=resume-lr", []string{"-resume", "x", "-lr", "0.1"}, 2, "-lr with -resume"},
 		{"case=resume-missing", []string{"-data", dir, "-resume", filepath.Join(dir, "none")}, 1, "no such file"},
 		{"case=save-dir-missing", tinyArgs(dir, "-save", filepath.Join(dir, "none", "x.st")), 1, "cannot write there"},
 	} {

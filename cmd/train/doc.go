@@ -191,8 +191,10 @@
 // cosine schedule then stretches over the new length), and so may
 // -test-limit (the evaluation only); giving -model, -loss, -batch, -lr,
 // -momentum, -weight-decay, -schedule, -step-every, -gamma, -warmup,
-// -seed, -optimizer, -nesterov, -beta1, -beta2 or -eps with -resume is a
-// usage error. A resumed run saves to the resumed file unless -save names
+// -seed, -optimizer, -nesterov, -beta1, -beta2 or -eps with -resume with a
+// value other than the checkpoint's is a usage error naming both (the
+// same value is accepted, so the first run's command with -resume added
+// works). A resumed run saves to the resumed file unless -save names
 // another; before its first save there, the file it resumed from is kept
 // as FILE.prev. Checkpoints of older versions lack the data record: give
 // them -data and -limit as before (the data's mean and standard deviation

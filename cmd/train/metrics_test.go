@@ -270,7 +270,6 @@ func TestRunOptimizers(t *testing.T) {
 		{[]string{"-beta1", "1"}, "-beta1 1: want in [0, 1)"},
 		{[]string{"-beta2", "-0.5"}, "-beta2 -0.5: want in [0, 1)"},
 		{[]string{"-eps", "NaN"}, "-eps NaN: want ≥ 0"},
-		{[]string{"-resume", "x.safetensors", "-optimizer", "adam"}, "-optimizer with -resume"},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := run(c.args, &stdout, &stderr)
