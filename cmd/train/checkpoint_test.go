@@ -526,6 +526,7 @@ func TestRunOutputs(t *testing.T) {
 		{"plot=same-as-metrics", tinyArgs(dir, "-plot", notes+".x", "-metrics", notes+".x"), 2, "-plot " + notes + ".x and -metrics " + notes + ".x name the same file"},
 		{"metrics=model", tinyArgs(dir, "-model", "@"+spec, "-metrics", spec), 2, "-metrics " + spec + " is also the input of -model"},
 		{"plot=resume", []string{"-resume", ck, "-plot", ck}, 2, "refusing to replace it with a plot"},
+		{"metrics=data", tinyArgs(dir, "-metrics", filepath.Join(dir, "train-labels-idx1-ubyte.gz")), 2, "-metrics " + filepath.Join(dir, "train-labels-idx1-ubyte.gz") + " is also the input of -data"},
 		{"plot=under-a-file", tinyArgs(dir, "-plot", filepath.Join(notes, "p.png")), 1, "-plot " + filepath.Join(notes, "p.png") + ": cannot write there"},
 	}
 	if os.Geteuid() != 0 { // root writes anywhere

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/convtrain/convtrain/host/data"
 )
 
 // output is a file that a run writes, named by a flag.
@@ -27,6 +29,17 @@ func (o *options) checkOutputs() error {
 	inputs := []struct{ flag, path string }{{"-resume", o.resume}}
 	if name, ok := cutAt(o.model); ok {
 		inputs = append(inputs, struct{ flag, path string }{"-model", name})
+	}
+	dataDir := o.data
+	if dataDir == "" && o.ck != nil && o.ck.Data != nil && o.ck.Data.Source != mnistSource {
+		dataDir = o.ck.Data.Source
+	}
+	if dataDir != "" {
+		for _, name := range []string{data.TrainImagesFile, data.TrainLabelsFile, data.TestImagesFile, data.TestLabelsFile} {
+			for _, p := range []string{name, name + ".gz"} {
+				inputs = append(inputs, struct{ flag, path string }{"-data", filepath.Join(dataDir, p)})
+			}
+		}
 	}
 	for i, out := range outs {
 		if out.path == "" {
