@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -231,11 +232,22 @@ func findIDX(dir, name string) (string, error) {
 // never take a larger one.
 const maxImagePixels = 1 << 24
 
-// checkImageDims refuses an images file whose images no model can take,
-// before its data is read.
+// checkImageDims refuses an images file whose images (dims after the
+// first, the count) no model can take, before its data is read.
 func checkImageDims(dims []int) error {
-	if len(dims) == 3 && dims[1]*dims[2] > maxImagePixels {
-		return fmt.Errorf("images of %d×%d pixels, more than the %d a model can take", dims[1], dims[2], maxImagePixels)
+	if len(dims) < 2 {
+		return nil
+	}
+	px := 1
+	for _, d := range dims[1:] {
+		px *= d // below 2³¹ in all: DecodeIDX checked the product
+	}
+	if px > maxImagePixels {
+		size := make([]string, len(dims)-1)
+		for i, d := range dims[1:] {
+			size[i] = strconv.Itoa(d)
+		}
+		return fmt.Errorf("images of %s values, more than the %d a model can take", strings.Join(size, "×"), maxImagePixels)
 	}
 	return nil
 }
