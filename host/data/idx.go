@@ -227,10 +227,10 @@ func findIDX(dir, name string) (string, error) {
 	return "", fmt.Errorf("data: %s: no %s or %s.gz", dir, name, name)
 }
 
-// maxImagePixels bounds the pixels of one image of a data set: 2²⁴, the
-// most activations per image a checkpoint may declare, so a model could
-// never take a larger one.
-const maxImagePixels = 1 << 24
+// maxIDXImageValues bounds the values (pixels × channels) of one image of
+// an IDX file: 2²⁴, the most activations per image a checkpoint may
+// declare, so a model could never take a larger one.
+const maxIDXImageValues = 1 << 24
 
 // checkImageDims refuses an images file whose images (dims after the
 // first, the count) no model can take, before its data is read.
@@ -242,12 +242,12 @@ func checkImageDims(dims []int) error {
 	for _, d := range dims[1:] {
 		px *= d // below 2³¹ in all: DecodeIDX checked the product
 	}
-	if px > maxImagePixels {
+	if px > maxIDXImageValues {
 		size := make([]string, len(dims)-1)
 		for i, d := range dims[1:] {
 			size[i] = strconv.Itoa(d)
 		}
-		return fmt.Errorf("images of %s values, more than the %d a model can take", strings.Join(size, "×"), maxImagePixels)
+		return fmt.Errorf("images of %s values, more than the %d a model can take", strings.Join(size, "×"), maxIDXImageValues)
 	}
 	return nil
 }
