@@ -57,7 +57,12 @@ func userMessage(err error) string {
 		msg = strings.TrimSuffix(msg, ": "+s.Error())
 	}
 	if exitCode(err) == 2 {
-		msg += " (-h lists the flags)"
+		var sc subcommandError
+		if errors.As(err, &sc) {
+			msg += fmt.Sprintf(" (train %s -h lists its flags)", sc.name)
+		} else {
+			msg += " (-h lists the flags)"
+		}
 	}
 	return "train: " + msg
 }
@@ -85,6 +90,16 @@ type usageError struct {
 }
 
 func (e usageError) Unwrap() error { return e.error }
+
+// subcommandError marks an error of the subcommand name, so that a usage
+// error points to that subcommand's -h.
+type subcommandError struct {
+	name string
+	err  error
+}
+
+func (e subcommandError) Error() string { return e.err.Error() }
+func (e subcommandError) Unwrap() error { return e.err }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...), false} }
 
@@ -203,19 +218,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 // runContext is run with the context that an interruption cancels.
 func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 {
-		switch args[0] {
-		case "compare":
-			return runCompare(args[1:], stdout, stderr)
-		case "bench":
-			return runBench(args[1:], stdout, stderr)
-		case "eval":
-			return runEval(ctx, args[1:], stdout, stderr)
-		case "predict":
-			return runPredict(ctx, args[1:], stdout, stderr)
-		case "info":
-			return runInfo(args[1:], stdout, stderr)
+	subcommands := map[string]func() error{
+		"compare": func() error { return runCompare(args[1:], stdout, stderr) },
+		"bench":   func() error { return runBench(args[1:], stdout, stderr) },
+		"eval":    func() error { return runEval(ctx, args[1:], stdout, stderr) },
+		"predict": func() error { return runPredict(ctx, args[1:], stdout, stderr) },
+		"info":    func() error { return runInfo(args[1:], stdout, stderr) },
+	}
+	if len(args) > 0 && subcommands[args[0]] != nil {
+		if err := subcommands[args[0]](); err != nil {
+			return subcommandError{args[0], err}
 		}
+		return nil
 	}
 	o, err := parse(args, stderr)
 	if err != nil {
