@@ -118,7 +118,7 @@ func TestRunErrors(t *testing.T) {
 		want string
 	}{
 		{"case=bad-flag", []string{"-bogus"}, 2, "flag provided but not defined: -bogus"},
-		{"case=extra-arg", []string{"mnist"}, 2, `unknown subcommand "mnist": want eval, predict, info, compare or bench`},
+		{"case=extra-arg", []string{"mnist"}, 2, `unknown subcommand "mnist": want eval, predict, info`},
 		{"case=arg-after-flags", []string{"-epochs", "1", "mnist"}, 2, `unexpected arguments ["mnist"] after the flags`},
 		{"case=lr-huge", []string{"-lr", "1e300"}, 2, "-lr 1e+300: want > 0 and at most 1e6"},
 		{"case=model-empty", []string{"-model", ""}, 2, `-model "": empty; give layers such as conv8x5x5`},
