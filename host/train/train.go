@@ -75,7 +75,9 @@ type Config struct {
 	// ProgressEvery calls OnProgress every that many steps (0: never).
 	ProgressEvery int
 	OnProgress    func(Progress)
-	// OnEpoch is called after every epoch's evaluation.
+	// OnEpoch is called after every epoch's evaluation, before that
+	// epoch's OnCheckpoint and OnBest (so that what it records is in the
+	// checkpoint).
 	OnEpoch func(EpochMetrics)
 
 	// OnCheckpoint, when set, is called after every CheckpointEvery steps
@@ -444,9 +446,6 @@ func (t *Trainer) Run(ctx context.Context) ([]EpochMetrics, error) {
 			return all, err
 		}
 		all = append(all, em)
-		if t.cfg.OnEpoch != nil {
-			t.cfg.OnEpoch(em)
-		}
 	}
 	return all, nil
 }
@@ -511,6 +510,9 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	for s := first; s < t.stepsEpoch; s++ {
 		if err := ctx.Err(); err != nil {
 			t.keepEpochSums()
+			if t.stepEpoch == 0 {
+				*t.pcg = t.epochPCG // not started: State gives the epoch's shuffling state, not the one after its order was drawn
+			}
 			return em, err
 		}
 		lr = cfg.Schedule.LR(cfg.LR, t.epoch, t.step, total)
@@ -589,6 +591,9 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	}
 	t.epoch++
 	t.stepEpoch, t.trained = 0, false
+	if cfg.OnEpoch != nil {
+		cfg.OnEpoch(em)
+	}
 	if cfg.OnCheckpoint != nil {
 		if err := cfg.OnCheckpoint(); err != nil {
 			return em, fmt.Errorf("host: checkpoint after epoch %d: %w", t.epoch, err)
