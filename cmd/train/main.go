@@ -104,7 +104,7 @@ func (e subcommandError) Unwrap() error { return e.err }
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...), false} }
 
 // subcommandList names the subcommands, for messages.
-const subcommandList = "eval, predict, info, compare or bench"
+const subcommandList = "eval, predict, info, export, compare or bench"
 
 // options are the parsed flags.
 type options struct {
