@@ -324,7 +324,7 @@ func (c *ckptOptions) hook(cfg *train.Config) {
 		v, ck := reflect.ValueOf(cfg).Elem(), reflect.ValueOf(c.ck.Config)
 		for i := range v.NumField() {
 			switch f := v.Type().Field(i); {
-			case !f.IsExported(), f.Type.Kind() == reflect.Func, f.Name == "Epochs", f.Name == "ProgressEvery":
+			case !f.IsExported(), f.Type.Kind() == reflect.Func, f.Type.Kind() == reflect.Interface, f.Name == "Epochs", f.Name == "ProgressEvery":
 			default:
 				v.Field(i).Set(ck.Field(i))
 			}
