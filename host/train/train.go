@@ -186,22 +186,22 @@ type EpochMetrics struct {
 // epoch to epoch). The test set is evaluated in full, the last partial
 // batch with a batch of its own size.
 type Trainer struct {
-	m        *nn.Model
-	cfg      Config
-	train    *nn.DeviceSet
-	test     *nn.DeviceSet
-	batch    *nn.Batch // Config.Batch images, for training and evaluation
-	tail     *nn.Batch // the test set's last N mod Batch images; nil when 0
+	m     *nn.Model
+	cfg   Config
+	train *nn.DeviceSet
+	test  *nn.DeviceSet
+	batch *nn.Batch // Config.Batch images, for training and evaluation
+	tail  *nn.Batch // the test set's last N mod Batch images; nil when 0
 	// micro is the micro-batch of an accumulated or data-parallel step
 	// (accumStep), nil otherwise; gradAcc and gradTmp hold the gradients
 	// of every parameter on the host, in Params order.
 	micro            *nn.Batch
 	gradAcc, gradTmp []float32
-	rng      *rand.Rand
-	pcg      *rand.PCG
-	epochPCG rand.PCG // the shuffling state at the start of the current epoch
-	perm     []int32
-	evalRows []int32
+	rng              *rand.Rand
+	pcg              *rand.PCG
+	epochPCG         rand.PCG // the shuffling state at the start of the current epoch
+	perm             []int32
+	evalRows         []int32
 	// order holds perm on the backend, uploaded at the start of each epoch;
 	// orderViews[s] is step s's batch of it. evalViews are the test set's
 	// batches of rows, in order, viewing evalIdx (evalRows, uploaded once).
