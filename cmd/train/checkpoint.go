@@ -46,6 +46,7 @@ type ckptOptions struct {
 	given  map[string]string        // their values, as the flag package writes them
 	tr     *train.Trainer           // the trainer that checkpoints save
 	best   train.EpochMetrics       // the epoch last saved to -save-best in this run
+	noWrite bool // saveTo writes nothing: a rank other than 0 of -dist
 }
 
 func (c *ckptOptions) register(fs *flag.FlagSet) {
@@ -351,6 +352,9 @@ func (c *ckptOptions) hook(cfg *train.Config) {
 // first kept as path.prev (a hard link, else a copy), so that the
 // checkpoint a run resumed from survives it.
 func (c *ckptOptions) saveTo(path string) error {
+	if c.noWrite {
+		return nil // a rank other than 0 of a data-parallel run
+	}
 	ck, err := ckpt.NewCheckpoint(c.tr)
 	if err != nil {
 		return err
