@@ -37,16 +37,16 @@ type ckptOptions struct {
 	model     string // -model SPEC or @FILE
 	loss      string // -loss ce or mse
 
-	layers []nn.LayerSpec           // parsed from -model
-	ck     *ckpt.Checkpoint         // loaded by -resume
-	record *ckpt.DataRecord         // the training data, saved in checkpoints
-	prev   bool                     // the resumed file has been kept as its .prev
-	notes  func() map[string]string // the notes saved in checkpoints (the curves)
-	set    map[string]bool          // flags given on the command line
-	given  map[string]string        // their values, as the flag package writes them
-	tr     *train.Trainer           // the trainer that checkpoints save
-	best   train.EpochMetrics       // the epoch last saved to -save-best in this run
-	noWrite bool // saveTo writes nothing: a rank other than 0 of -dist
+	layers  []nn.LayerSpec           // parsed from -model
+	ck      *ckpt.Checkpoint         // loaded by -resume
+	record  *ckpt.DataRecord         // the training data, saved in checkpoints
+	prev    bool                     // the resumed file has been kept as its .prev
+	notes   func() map[string]string // the notes saved in checkpoints (the curves)
+	set     map[string]bool          // flags given on the command line
+	given   map[string]string        // their values, as the flag package writes them
+	tr      *train.Trainer           // the trainer that checkpoints save
+	best    train.EpochMetrics       // the epoch last saved to -save-best in this run
+	noWrite bool                     // saveTo writes nothing: a rank other than 0 of -dist
 }
 
 func (c *ckptOptions) register(fs *flag.FlagSet) {
