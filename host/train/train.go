@@ -558,10 +558,11 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	t0 := time.Now()
 	var lr float64
 	for s := first; s < t.stepsEpoch; s++ {
-		if err := t.agree(ctx.Err() != nil, nil); err != nil {
+		ctxErr := ctx.Err() // asked once per step (tests count the calls)
+		if err := t.agree(ctxErr != nil, nil); err != nil {
 			return em, err
 		}
-		if err := ctx.Err(); err != nil {
+		if err := ctxErr; err != nil {
 			t.keepEpochSums()
 			if t.stepEpoch == 0 {
 				*t.pcg = t.epochPCG // not started: State gives the epoch's shuffling state, not the one after its order was drawn
