@@ -25,6 +25,11 @@
 #               host's time to issue a training step of the default network
 #               through the real cu adapter, the driver's own cost excluded
 #               (a figure, not a threshold: it fails only if the run fails)
+#   dryrun      scripts/gpu-dryrun.sh: scripts/gpu-check.sh from the packed
+#               archive (scripts/gpu-session.sh, at most 30 MiB) against the
+#               mock: all six steps walked, the summary recorded into a copy
+#               of BENCHMARKS.md; cut off (SIGKILL) in step 3 and overrunning
+#               step 2's slice, the report of the earlier steps is complete
 #   ptxas       every kernels/*.ptx assembles with ptxas for sm_70/80/90 (at
 #               or above its .target); the report kernels/RESOURCES.md is
 #               regenerated and must equal the committed one; spills flagged
@@ -80,7 +85,7 @@ t=$SECONDS
 if ! deps=$(scripts/cuda-deps.sh 2>"$logs/deps.log"); then
 	need=$(head -n 1 "$logs/deps.log")
 	line deps "SKIP: $need"
-	for c in stub wrapper build-12.9 build-13.0 link driver train overhead ptxas; do
+	for c in stub wrapper build-12.9 build-13.0 link driver train overhead dryrun ptxas; do
 		line "$c" "SKIP: needs the pinned NVIDIA wheels (scripts/cuda-pins.txt) from PyPI with python3 -m pip"
 	done
 	if [[ "${CI:-}" == "true" ]]; then
@@ -221,6 +226,17 @@ elif run "$logs/overhead.log" on_mock build/gpu/train bench -device gpu -batch 6
 	line overhead "ok (default network, batch 64, no-op kernels through cu: $q; driver cost excluded) [$((SECONDS - t))s]"
 else
 	line overhead "FAIL (train bench -device gpu on the mock libcuda; log $logs/overhead.log) [$((SECONDS - t))s]"
+	failed=1
+fi
+
+# dryrun: scripts/gpu-check.sh end to end on the mock, as a device call runs it.
+t=$SECONDS
+if [[ $mock_ready == no ]]; then
+	line dryrun "$mock_skip"
+elif run "$logs/dryrun.log" scripts/gpu-dryrun.sh "$root/$mock"; then
+	line dryrun "$(tail -n 1 "$logs/dryrun.log" | sed 's/^gpu-dryrun: //') [$((SECONDS - t))s]"
+else
+	line dryrun "FAIL (scripts/gpu-dryrun.sh; log $logs/dryrun.log, reports in build/gpu-dryrun/) [$((SECONDS - t))s]"
 	failed=1
 fi
 

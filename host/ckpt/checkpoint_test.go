@@ -81,7 +81,7 @@ func paramsAndVels(t testing.TB, m *nn.Model) [][]float32 {
 // middle of the first and the second epoch.
 func TestCheckpointResume(t *testing.T) {
 	trainSet, test := ckptData(t)
-	bnLayers, err := nn.ParseSpec("conv3x3x3p1,bn,relu,res(conv3x3x3p1,bn,relu,conv3x3x3p1,bn),relu,avgpool2,gap,dense3")
+	bnLayers, err := nn.ParseSpec("conv3x3x3p1,bn,relu,res(conv3x3x3p1,bn,relu,conv3x3x3p1,bn),relu,avgpool2,dropout30,gap,dense3")
 	backendtest.MustNil(t, err)
 	bnSpec := nn.Spec{C: 1, H: 8, W: 8, Loss: nn.SoftmaxCE, Layers: bnLayers}
 	backends := []struct {
@@ -91,7 +91,8 @@ func TestCheckpointResume(t *testing.T) {
 	}{
 		{"cpu", func(t *testing.T) backend.Backend { return backendtest.CPU(t) }, ckptSpec()},
 		{"sim", func(t *testing.T) backend.Backend { be, _ := backendtest.Sim(t); return be }, ckptSpec()},
-		// BatchNorm's running statistics and a residual block resume too.
+		// BatchNorm's running statistics, dropout's masks and a residual
+		// block resume too.
 		{"cpu/spec=bn-res", func(t *testing.T) backend.Backend { return backendtest.CPU(t) }, bnSpec},
 	}
 	for _, bk := range backends {

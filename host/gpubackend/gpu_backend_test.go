@@ -14,11 +14,18 @@ import (
 	"github.com/convtrain/convtrain/host/nn"
 )
 
-// openSimBackend returns the GPU backend on a simulated device with both
-// shared-memory checks on, closed at the end of the test.
+// openDevice opens the device of the GPU backend's tests: the simulator
+// with both shared-memory checks on (TestGPUBackendCUDA, -tags cuda, swaps
+// in CUDA device 0).
+var openDevice = func() (*gpu.Device, error) {
+	return gpu.OpenSim(gpu.SimOptions{CheckRaces: true, CheckUninitShared: true})
+}
+
+// openSimBackend returns the GPU backend on openDevice's device (the
+// simulator), closed at the end of the test.
 func openSimBackend(t *testing.T) (backend.Backend, *gpu.Device) {
 	t.Helper()
-	dev, err := gpu.OpenSim(gpu.SimOptions{CheckRaces: true, CheckUninitShared: true})
+	dev, err := openDevice()
 	if err != nil {
 		t.Fatal(err)
 	}

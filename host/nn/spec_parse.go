@@ -132,8 +132,11 @@ func (p *seqParser) block(item string, open int, flat bool) (LayerSpec, bool, er
 	n := p.n
 	name := strings.ToLower(strings.TrimSpace(item[:open]))
 	m := moduleNamed(name)
-	if m == nil || m.kind != Residual {
-		return LayerSpec{}, flat, fmt.Errorf("host: model spec: layer %d %q: %q does not take branches in parentheses; res(…) does: %w", n, item, name, ErrSpec)
+	if m == nil || (m.kind != Residual && m.kind != Concat) {
+		return LayerSpec{}, flat, fmt.Errorf("host: model spec: layer %d %q: %q does not take branches in parentheses; res(…) and cat(…) do: %w", n, item, name, ErrSpec)
+	}
+	if m.kind == Concat && flat {
+		return LayerSpec{}, flat, fmt.Errorf("host: model spec: layer %d %q: a cat needs an image, but the input was flattened before it: %w", n, item, ErrSpec)
 	}
 	if !strings.HasSuffix(item, ")") {
 		return LayerSpec{}, flat, fmt.Errorf("host: model spec: layer %d %q: text after the closing parenthesis; want %s: %w", n, item, m.form, ErrSpec)
@@ -142,7 +145,7 @@ func (p *seqParser) block(item string, open int, flat bool) (LayerSpec, bool, er
 	if err != nil {
 		return LayerSpec{}, flat, fmt.Errorf("host: model spec: layer %d %q: %v: %w", n, item, err, ErrSpec)
 	}
-	if len(branches) > 2 {
+	if m.kind == Residual && len(branches) > 2 {
 		return LayerSpec{}, flat, fmt.Errorf("host: model spec: layer %d %q: %d branches; want %s: %w", n, item, len(branches), m.form, ErrSpec)
 	}
 	l := LayerSpec{Kind: m.kind}
@@ -152,7 +155,11 @@ func (p *seqParser) block(item string, open int, flat bool) (LayerSpec, bool, er
 		if err != nil {
 			return l, flat, err
 		}
-		if i == 0 {
+		if m.kind == Concat {
+			if f {
+				return l, flat, fmt.Errorf("host: model spec: layer %d %q: branch %d flattens the image; want %s: %w", n, item, i+1, m.form, ErrSpec)
+			}
+		} else if i == 0 {
 			if len(layers) == 0 {
 				return l, flat, fmt.Errorf("host: model spec: layer %d %q: an empty main branch; want %s: %w", n, item, m.form, ErrSpec)
 			}
@@ -160,7 +167,7 @@ func (p *seqParser) block(item string, open int, flat bool) (LayerSpec, bool, er
 		}
 		l.Branches = append(l.Branches, layers)
 	}
-	if len(l.Branches) == 2 && len(l.Branches[1]) == 0 {
+	if m.kind == Residual && len(l.Branches) == 2 && len(l.Branches[1]) == 0 {
 		l.Branches = l.Branches[:1] // an empty shortcut is the identity
 	}
 	p.last = item
@@ -319,7 +326,7 @@ func specParseLayer(text string) (LayerSpec, error) {
 	}
 	l := LayerSpec{Kind: m.kind}
 	p := &specParser{toks: toks, pos: 1, mod: m}
-	if m.kind == Residual {
+	if m.kind == Residual || m.kind == Concat {
 		return l, p.bad("its branches go in parentheses")
 	}
 	if m.parse != nil {

@@ -323,6 +323,7 @@ func NewTrainer(m *nn.Model, train, test *data.Dataset, cfg Config) (*Trainer, e
 	if train.N < cfg.Batch {
 		return nil, fmt.Errorf("host: %d training images, fewer than a batch of %d", train.N, cfg.Batch)
 	}
+	m.SetDropoutSeed(cfg.Seed) // masks from the run's seed, so a resumed run draws the same ones
 	if err := m.SetOptimizer(cfg.Optimizer); err != nil {
 		return nil, err
 	}
