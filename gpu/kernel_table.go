@@ -45,6 +45,11 @@ const (
 	kAvgPoolBwd
 	kGlobalAvgPoolFwd
 	kGlobalAvgPoolBwd
+	kActFwd
+	kActBwd
+	kDropout
+	kAdd
+	kChannelCopy
 	numPlainKernels
 )
 
@@ -78,6 +83,11 @@ var plainKernels = [numPlainKernels]string{
 	kAvgPoolBwd:          "avgpool_bwd_v1",
 	kGlobalAvgPoolFwd:    "global_avgpool_fwd_v1",
 	kGlobalAvgPoolBwd:    "global_avgpool_bwd_v1",
+	kActFwd:              "act_fwd_v1",
+	kActBwd:              "act_bwd_v1",
+	kDropout:             "dropout_v1",
+	kAdd:                 "add_v1",
+	kChannelCopy:         "channel_copy_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

@@ -85,4 +85,14 @@ var docs = map[string]string{
 		"1-D over N·C·H·W.",
 	"global_avgpool_fwd_v1": "y[n,c] = (Σ_j x[n,c,j], j ascending from +0)/HW. 1-D over N·C.",
 	"global_avgpool_bwd_v1": "dx[n,c,j] = dy[n,c]/HW. 1-D over N·C·HW.",
+	"act_fwd_v1": "y = act(x) for act = kActLeakyReLU (x > 0 ? x : param·x), kActSigmoid, kActTanh, kActSiLU, " +
+		"kActGELUErf, kActGELUTanh (actf.cuh, cpuref's float32 activations bit for bit). 1-D over n.",
+	"act_bwd_v1": "dx = dy·act'(x) (leaky ReLU: x > 0 ? dy : param·dy; SiLU, GELU from x) or from y " +
+		"(sigmoid: (dy·(1−y))·y; tanh: dy·(1−y·y)); the unread pointer may be null. 1-D over n.",
+	"dropout_v1": "y = (x·mask)·(1/(1−p)), mask = float(Philox4x32-10((i/4, stream, step_lo, step_hi), " +
+		"(seed_lo, seed_hi))[i mod 4] >> 8)·2^−24 ≥ p (cpuref.DropoutMask); forward and backward. " +
+		"1-D over ⌈n/4⌉.",
+	"add_v1": "y = a + b. 1-D over n.",
+	"channel_copy_v1": "dst[n, dst_off+c, j] = src[n, src_off+c, j] for c < C, j < HW (concatenation's forward " +
+		"and backward). 1-D over N·C·HW.",
 }

@@ -26,6 +26,30 @@ var All = []Kernel{
 		Doc: docs["relu_bwd_v1"],
 	},
 	{
+		Name: "act_fwd_v1", File: "activation_v2.ptx", Source: "activation_v2.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "x", Type: TypePtr, CType: "const float*"},
+			{Name: "y", Type: TypePtr, CType: "float*"},
+			{Name: "n", Type: TypeI32, CType: "int"},
+			{Name: "act", Type: TypeI32, CType: "int"},
+			{Name: "param", Type: TypeF32, CType: "float"},
+		},
+		Doc: docs["act_fwd_v1"],
+	},
+	{
+		Name: "act_bwd_v1", File: "activation_v2.ptx", Source: "activation_v2.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "x", Type: TypePtr, CType: "const float*"},
+			{Name: "y", Type: TypePtr, CType: "const float*"},
+			{Name: "dy", Type: TypePtr, CType: "const float*"},
+			{Name: "dx", Type: TypePtr, CType: "float*"},
+			{Name: "n", Type: TypeI32, CType: "int"},
+			{Name: "act", Type: TypeI32, CType: "int"},
+			{Name: "param", Type: TypeF32, CType: "float"},
+		},
+		Doc: docs["act_bwd_v1"],
+	},
+	{
 		Name: "avgpool_fwd_v1", File: "avgpool.ptx", Source: "avgpool.cu", Target: "sm_70",
 		Params: []Param{
 			{Name: "x", Type: TypePtr, CType: "const float*"},
@@ -527,6 +551,46 @@ var All = []Kernel{
 		Doc: docs["reduce_cols_v1"],
 	},
 	{
+		Name: "dropout_v1", File: "elementwise.ptx", Source: "elementwise.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "x", Type: TypePtr, CType: "const float*"},
+			{Name: "y", Type: TypePtr, CType: "float*"},
+			{Name: "n", Type: TypeI32, CType: "int"},
+			{Name: "p", Type: TypeF32, CType: "float"},
+			{Name: "seed_lo", Type: TypeI32, CType: "int"},
+			{Name: "seed_hi", Type: TypeI32, CType: "int"},
+			{Name: "stream", Type: TypeI32, CType: "int"},
+			{Name: "step_lo", Type: TypeI32, CType: "int"},
+			{Name: "step_hi", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["dropout_v1"],
+	},
+	{
+		Name: "add_v1", File: "elementwise.ptx", Source: "elementwise.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "a", Type: TypePtr, CType: "const float*"},
+			{Name: "b", Type: TypePtr, CType: "const float*"},
+			{Name: "y", Type: TypePtr, CType: "float*"},
+			{Name: "n", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["add_v1"],
+	},
+	{
+		Name: "channel_copy_v1", File: "elementwise.ptx", Source: "elementwise.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "src", Type: TypePtr, CType: "const float*"},
+			{Name: "dst", Type: TypePtr, CType: "float*"},
+			{Name: "N", Type: TypeI32, CType: "int"},
+			{Name: "C", Type: TypeI32, CType: "int"},
+			{Name: "HW", Type: TypeI32, CType: "int"},
+			{Name: "src_C", Type: TypeI32, CType: "int"},
+			{Name: "src_off", Type: TypeI32, CType: "int"},
+			{Name: "dst_C", Type: TypeI32, CType: "int"},
+			{Name: "dst_off", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["channel_copy_v1"],
+	},
+	{
 		Name: "softmax_ce_v1", File: "loss.ptx", Source: "loss.cu", Target: "sm_70",
 		Params: []Param{
 			{Name: "logits", Type: TypePtr, CType: "const float*"},
@@ -724,6 +788,7 @@ var All = []Kernel{
 // k… of the source and of the local headers it includes (see Define).
 var defines = map[string]map[string]int{
 	"activation.cu":      {"kBlock": 256},
+	"activation_v2.cu":   {"kBlock": 256, "kActLeakyReLU": 1, "kActSigmoid": 2, "kActTanh": 3, "kActSiLU": 4, "kActGELUErf": 5, "kActGELUTanh": 6},
 	"avgpool.cu":         {"kBlock": 256},
 	"conv.cu":            {"kBlock": 256},
 	"conv_igemm.cu":      {"kBlock": 256, "kBM": 128, "kBN": 64, "kBK": 8, "kThreads": 256, "kFar": -1073741824, "kLdA": 132, "kLdB": 68},
@@ -731,6 +796,7 @@ var defines = map[string]map[string]int{
 	"conv_igemm_wide.cu": {"kBlock": 256, "kBM": 128, "kBN": 64, "kBK": 8, "kThreads": 256, "kFar": -1073741824, "kBNW": 128, "kLdA": 132, "kLdB": 132},
 	"data.cu":            {"kBlock": 256},
 	"dense.cu":           {"kBlock": 256},
+	"elementwise.cu":     {"kBlock": 256},
 	"loss.cu":            {"kBlock": 256},
 	"norm.cu":            {"kBlock": 256},
 	"optim.cu":           {"kBlock": 256},

@@ -340,7 +340,8 @@ func TestGPUBackendOps(t *testing.T) {
 		w.same("dst (int32 indices)", dst2, 0, 0)
 	})
 
-	testNormPoolOps(t, w, rng) // norm_test.go
+	testNormPoolOps(t, w, rng)    // norm_test.go
+	testElementwiseOps(t, w, rng) // elementwise_test.go
 }
 
 // TestGPUBackendChecks checks the host-side checks of the GPU backend: bad

@@ -112,22 +112,36 @@ func testNormPoolOps(t *testing.T, w *twin, rng *rand.Rand) {
 	})
 }
 
-// resNormSpec is a small residual network with every new layer kind: batch
-// norm after each convolution (in both branches of a projection block),
-// a padded average pool and a global average pool.
-const resNormSpec = "conv6x3x3p1,bn,relu,res(conv6x3x3p1,bn,relu,conv6x3x3p1,bn),relu,avgpool3s2p1," +
-	"res(conv8x3x3s2p1,bn,relu,conv8x3x3p1,bn|conv8x1x1s2,bn),relu,gap,dense4"
+// residualSpecs are small residual networks with every new layer kind:
+// batch norm after each convolution (in both branches of a projection
+// block), a padded average pool and a global average pool; then the
+// activations, dropout and a concatenation block with an identity branch.
+var residualSpecs = []struct {
+	name, text string
+	bns        int
+}{
+	{"bn-pools", "conv6x3x3p1,bn,relu,res(conv6x3x3p1,bn,relu,conv6x3x3p1,bn),relu,avgpool3s2p1," +
+		"res(conv8x3x3s2p1,bn,relu,conv8x3x3p1,bn|conv8x1x1s2,bn),relu,gap,dense4", 6},
+	{"activations-dropout-cat", "conv6x3x3p1,bn,silu,res(conv6x3x3p1,bn,gelu,conv6x3x3p1,bn),leakyrelu,avgpool2," +
+		"cat(conv4x3x3p1,tanh|conv4x1x1,sigmoid|),gelutanh,gap,dropout25,dense4", 3},
+}
 
-// TestGPUBackendResidualTraining trains resNormSpec a few steps on the CPU
-// backend and on the GPU backend (simulator) from the same seed and
-// batches, then runs an evaluation-mode forward pass: the per-step losses,
-// the evaluation loss, the parameters and BatchNorm's running statistics
-// must agree within the stated tolerance.
+// TestGPUBackendResidualTraining trains each of residualSpecs a few steps
+// on the CPU backend and on the GPU backend (simulator) from the same seed
+// and batches, then runs an evaluation-mode forward pass: the per-step
+// losses, the evaluation loss, the parameters and BatchNorm's running
+// statistics must agree within the stated tolerance.
 func TestGPUBackendResidualTraining(t *testing.T) {
 	if testing.Short() {
-		t.Skip("trains a residual network on the simulator (≈ 10 s); runs without -short")
+		t.Skip("trains residual networks on the simulator (≈ 20–40 s); runs without -short")
 	}
-	layers, err := nn.ParseSpec(resNormSpec)
+	for _, rs := range residualSpecs {
+		t.Run("model="+rs.name, func(t *testing.T) { testResidualTraining(t, rs.text, rs.bns) })
+	}
+}
+
+func testResidualTraining(t *testing.T, text string, bns int) {
+	layers, err := nn.ParseSpec(text)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,14 +218,14 @@ func TestGPUBackendResidualTraining(t *testing.T) {
 	}
 	want := train(cpu)
 	got := train(gbe)
-	if len(want.buffers) != 12 || len(got.buffers) != 12 {
-		t.Fatalf("%d and %d buffers, want 12 (running mean and var of 6 batch norms)", len(got.buffers), len(want.buffers))
+	if len(want.buffers) != 2*bns || len(got.buffers) != 2*bns {
+		t.Fatalf("%d and %d buffers, want %d (running mean and var of %d batch norms)", len(got.buffers), len(want.buffers), 2*bns, bns)
 	}
 	// The convolutions and the dense layer sum in different orders on the
 	// two backends (im2col + SGEMM vs direct kernels) and the loss uses
 	// different exp/log, a few float32 ulp per op (≈ 1e-7 relative); every
-	// other op of this network (batch norm, the pools, ReLU, the adds) is
-	// bit-identical. Batch norm rescales by 1/σ, which does not grow a
+	// other op of these networks (batch norm, the pools, the activations,
+	// dropout, the adds, the concatenation) is bit-identical. Batch norm rescales by 1/σ, which does not grow a
 	// relative error, and 4 steps of lr 0.05 and momentum 0.9 amplify it
 	// by far less than 10: the losses (≈ 1.4) agree within 1e-6 relative,
 	// parameters and running statistics (|v| ≲ 2) within 1e-6 (seen:
