@@ -33,6 +33,19 @@ func init() {
 // plane (BatchNorm1d) and many channels.
 var bnShapes = [][3]int{{1, 1, 2}, {2, 3, 1}, {3, 5, 7}, {1, 2, 256}, {2, 4, 129}, {3, 2, 300}, {1, 1, 1000}, {4, 33, 3}}
 
+// bnLargeShapes add, on a real GPU only (too slow for the simulator),
+// training-size channels: a batch of 64 MNIST-size planes and a wide
+// ResNet stage.
+var bnLargeShapes = [][3]int{{64, 8, 784}, {32, 64, 196}}
+
+// bnShapesFor is bnShapes, plus bnLargeShapes on a real GPU.
+func bnShapesFor(d *Device) [][3]int {
+	if d.IsSim() {
+		return bnShapes
+	}
+	return append(append([][3]int(nil), bnShapes...), bnLargeShapes...)
+}
+
 // bnParams returns uniform γ, β and running statistics (variance in [0.5, 1.5)).
 func bnParams(name string, c int) (gamma, beta, rm, rv []float32) {
 	rng := newRand(name + "/params")
@@ -45,7 +58,7 @@ func bnParams(name string, c int) (gamma, beta, rm, rv []float32) {
 
 func testBNTrainForward(t *testing.T, d *Device) {
 	const momentum, eps = 0.1, 1e-5
-	for _, s := range bnShapes {
+	for _, s := range bnShapesFor(d) {
 		n, c, hw := s[0], s[1], s[2]
 		for _, mode := range []string{"all", "no-running", "nan"} {
 			t.Run(kv("mode", mode, "N", n, "C", c, "HW", hw), func(t *testing.T) {
@@ -108,7 +121,7 @@ func testBNTrainForward(t *testing.T, d *Device) {
 
 func testBNEvalForward(t *testing.T, d *Device) {
 	const eps = 1e-3
-	for _, s := range bnShapes {
+	for _, s := range bnShapesFor(d) {
 		n, c, hw := s[0], s[1], s[2]
 		t.Run(kv("N", n, "C", c, "HW", hw), func(t *testing.T) {
 			L := n * c * hw
@@ -134,7 +147,7 @@ func testBNEvalForward(t *testing.T, d *Device) {
 }
 
 func testBNBackward(t *testing.T, d *Device) {
-	for _, s := range bnShapes {
+	for _, s := range bnShapesFor(d) {
 		n, c, hw := s[0], s[1], s[2]
 		for _, withDx := range []bool{true, false} {
 			t.Run(kv("dx", withDx, "N", n, "C", c, "HW", hw), func(t *testing.T) {
