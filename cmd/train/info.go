@@ -35,7 +35,7 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 		if i > 0 {
 			fmt.Fprintln(stdout)
 		}
-		c, err := ckpt.LoadCheckpoint(path)
+		c, err := loadCheckpoint("", path)
 		if err != nil {
 			return err
 		}
@@ -83,6 +83,23 @@ func printInfo(w io.Writer, path string, c *ckpt.Checkpoint) error {
 		fmt.Fprintf(w, "; best test accuracy %.2f%% after epoch %d", 100*st.BestTestAcc, st.BestEpoch)
 	}
 	fmt.Fprintln(w)
+	if d := c.Data; d != nil {
+		src := d.Source
+		if src == "mnist" {
+			src = "MNIST (Go module cache)"
+		}
+		limit := func(n int, flag string) string {
+			if n == 0 {
+				return ""
+			}
+			return fmt.Sprintf(" (%s %d)", flag, n)
+		}
+		fmt.Fprintf(w, "data        %s\n", src)
+		fmt.Fprintf(w, "            train: %s%s\n", d.Train, limit(d.Limit, "-limit"))
+		fmt.Fprintf(w, "            test:  %s%s\n", d.Test, limit(d.TestLimit, "-test-limit"))
+	} else {
+		fmt.Fprintf(w, "data        not recorded (a checkpoint of an older convtrain: give -data and -limit to resume)\n")
+	}
 	fmt.Fprintf(w, "inputs      standardised with mean %.6g and standard deviation %.6g (pixel values 0 to 255)\n", c.Norm.Mean, c.Norm.Std)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "tensor\tshape\tL2 norm\tlargest |x|\n")

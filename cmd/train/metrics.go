@@ -40,6 +40,17 @@ type metricsRecord struct {
 // (which JSON cannot represent).
 type jsonFloat float64
 
+// UnmarshalJSON reads a number, or null as NaN.
+func (f *jsonFloat) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*f = jsonFloat(math.NaN())
+		return nil
+	}
+	v, err := strconv.ParseFloat(string(b), 64)
+	*f = jsonFloat(v)
+	return err
+}
+
 func (f jsonFloat) MarshalJSON() ([]byte, error) {
 	x := float64(f)
 	if math.IsNaN(x) || math.IsInf(x, 0) {
@@ -154,18 +165,20 @@ func (c *reportOptions) register(fs *flag.FlagSet) {
 // open creates the metrics file (appended to when resuming) and hooks the
 // metrics and curves into cfg's callbacks, after the ones already there;
 // progress is then reported every 10 steps. title heads the plot.
-func (c *reportOptions) open(cfg *train.Config, resuming bool, title string) error {
-	if c.metricsPath == "" && c.plotPath == "" {
-		return nil
-	}
+//
+// The curves are collected in every run (checkpoints keep them, so that
+// a plot drawn after -resume has the whole history): history is the
+// checkpoint's note of them when resuming, else nil.
+func (c *reportOptions) open(cfg *train.Config, resuming bool, title string, history map[string]string) error {
 	if c.metricsPath != "" {
 		var err error
 		if c.metrics, err = openMetrics(c.metricsPath, resuming); err != nil {
 			return err
 		}
 	}
-	if c.plotPath != "" {
-		c.curves = &curves{title: title}
+	c.curves = &curves{title: title}
+	if s, ok := history[curvesNote]; ok {
+		c.curves.restore(s) // best effort: a note that does not decode only loses the earlier points
 	}
 	if cfg.ProgressEvery == 0 {
 		cfg.ProgressEvery = 10
@@ -196,6 +209,8 @@ func (c *reportOptions) open(cfg *train.Config, resuming bool, title string) err
 		}
 		if c.curves != nil {
 			c.curves.epoch(m)
+		}
+		if c.plotPath != "" {
 			if err := c.curves.save(c.plotPath); err != nil && c.plotErr == nil {
 				c.plotErr = err // reported by close
 			}
@@ -213,12 +228,12 @@ func (c *reportOptions) close() error {
 		errs = append(errs, c.metrics.Close())
 		c.metrics = nil
 	}
-	if c.curves != nil {
+	if c.curves != nil && c.plotPath != "" {
 		if c.plotErr == nil {
 			c.plotErr = c.curves.save(c.plotPath)
 		}
 		errs = append(errs, c.plotErr)
-		c.curves = nil
+		c.plotPath = "" // drawn once
 	}
 	return errors.Join(errs...)
 }

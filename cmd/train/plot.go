@@ -1,6 +1,8 @@
 package main
 
 import (
+	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image/color"
@@ -8,7 +10,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+
+	"github.com/convtrain/convtrain/host/ckpt"
 
 	"github.com/convtrain/convtrain/host/train"
 	"gonum.org/v1/plot"
@@ -52,6 +57,61 @@ func (c *curves) epoch(m train.EpochMetrics) {
 	}
 	c.testLoss = append(c.testLoss, plotter.XY{X: x, Y: m.TestLoss})
 	c.testAcc = append(c.testAcc, plotter.XY{X: x, Y: 100 * m.TestAcc})
+}
+
+// curvesNote is the checkpoint note (ckpt.Checkpoint.Notes) that keeps
+// the curves, so that a plot drawn after -resume shows the whole run.
+const curvesNote = ckpt.NotePrefix + "train.curves"
+
+// maxNotePoints bounds the points of each series kept in a checkpoint: a
+// longer series keeps every second point, repeatedly (the last always).
+const maxNotePoints = 4096
+
+// curvesJSON is the note's JSON: each series as [x, y] pairs.
+type curvesJSON struct {
+	TrainLoss, TrainAcc, EpochLoss, EpochAcc, TestLoss, TestAcc [][2]jsonFloat
+}
+
+// note is the JSON of c for a checkpoint.
+func (c *curves) note() string {
+	enc := func(xy plotter.XYs) [][2]jsonFloat {
+		for len(xy) > maxNotePoints {
+			var half plotter.XYs
+			for i := len(xy) - 1; i >= 0; i -= 2 {
+				half = append(half, xy[i])
+			}
+			slices.Reverse(half)
+			xy = half
+		}
+		out := make([][2]jsonFloat, len(xy))
+		for i, p := range xy {
+			out[i] = [2]jsonFloat{jsonFloat(p.X), jsonFloat(p.Y)}
+		}
+		return out
+	}
+	b, err := json.Marshal(curvesJSON{enc(c.trainLoss), enc(c.trainAcc), enc(c.epochLoss), enc(c.epochAcc), enc(c.testLoss), enc(c.testAcc)})
+	if err != nil {
+		return "" // not reached: jsonFloat always encodes
+	}
+	return string(b)
+}
+
+// restore sets c's points from a note; one that does not decode leaves c
+// as it was.
+func (c *curves) restore(note string) {
+	var j curvesJSON
+	if json.Unmarshal([]byte(note), &j) != nil {
+		return
+	}
+	dec := func(pts [][2]jsonFloat) plotter.XYs {
+		out := make(plotter.XYs, len(pts))
+		for i, p := range pts {
+			out[i] = plotter.XY{X: float64(p[0]), Y: float64(p[1])}
+		}
+		return out
+	}
+	c.trainLoss, c.trainAcc, c.epochLoss = dec(j.TrainLoss), dec(j.TrainAcc), dec(j.EpochLoss)
+	c.epochAcc, c.testLoss, c.testAcc = dec(j.EpochAcc), dec(j.TestLoss), dec(j.TestAcc)
 }
 
 // finite drops the points whose y is NaN or infinite, and, for a log
@@ -130,7 +190,7 @@ func (c *curves) panel(title, ylabel string, window, epoch, test plotter.XYs, lo
 		return p, nil // no points
 	}
 	if logY {
-		p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+		p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, logTicks{}
 		p.Y.Min, p.Y.Max = lo/1.2, hi*1.2
 		return p, nil
 	}
@@ -147,7 +207,58 @@ func (c *curves) panel(title, ylabel string, window, epoch, test plotter.XYs, lo
 		floor = lo
 	}
 	p.Y.Min, p.Y.Max = math.Max(0, math.Floor(floor-2)), math.Min(100, math.Ceil(hi+0.5))
+	if lo < p.Y.Min {
+		p.Y.Label.Text = fmt.Sprintf("%s; training windows below %g%% not shown", ylabel, p.Y.Min)
+	}
 	return p, nil
+}
+
+// logTicks labels a logarithmic axis with at least two values whatever
+// its range: the powers of ten and their multiples by 2 and 5 in range,
+// or, when fewer than two of those fall in a narrow range, every
+// multiple 1 to 9 of the powers of ten, and failing that the ends.
+type logTicks struct{}
+
+func (logTicks) Ticks(lo, hi float64) []plot.Tick {
+	if !(lo > 0) || !(hi > lo) {
+		return nil
+	}
+	var ticks []plot.Tick
+	k0, k1 := int(math.Floor(math.Log10(lo))), int(math.Ceil(math.Log10(hi)))
+	labelled := func(ms []float64) int {
+		n := 0
+		for _, t := range ticks {
+			if t.Label != "" {
+				n++
+			}
+		}
+		for k := k0; k <= k1; k++ {
+			for _, m := range ms {
+				v := m * math.Pow(10, float64(k))
+				if v < lo || v > hi || slices.ContainsFunc(ticks, func(t plot.Tick) bool { return t.Value == v }) {
+					continue
+				}
+				ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'g', 3, 64)})
+				n++
+			}
+		}
+		return n
+	}
+	if labelled([]float64{1, 2, 5}) < 2 && labelled([]float64{3, 4, 6, 7, 8, 9}) < 2 {
+		ticks = append(ticks, plot.Tick{Value: lo, Label: strconv.FormatFloat(lo, 'g', 3, 64)},
+			plot.Tick{Value: hi, Label: strconv.FormatFloat(hi, 'g', 3, 64)})
+	}
+	// Unlabelled minor ticks at every multiple, as LogTicks draws them.
+	for k := k0; k <= k1; k++ {
+		for m := 1.0; m <= 9; m++ {
+			v := m * math.Pow(10, float64(k))
+			if v >= lo && v <= hi && !slices.ContainsFunc(ticks, func(t plot.Tick) bool { return t.Value == v }) {
+				ticks = append(ticks, plot.Tick{Value: v})
+			}
+		}
+	}
+	slices.SortFunc(ticks, func(a, b plot.Tick) int { return cmp.Compare(a.Value, b.Value) })
+	return ticks
 }
 
 // render draws the loss panel above the accuracy panel into a PNG of

@@ -27,6 +27,10 @@ package ckpt
 //	state               the TrainState as JSON: epoch, step, shuffling RNG state,
 //	                    the epoch's running loss and accuracy sums, time elapsed
 //	epoch, step         for people and tools: epochs done, steps done in all
+//	data                the training data as JSON (DataRecord): source, limits and
+//	                    fingerprints; absent in files written before it was kept
+//	note.<name>         the writing program's own notes (Checkpoint.Notes), kept
+//	                    as they are and not interpreted here
 //
 // Only what a reader needs is trusted: spec, input, classes, loss, init,
 // norm.*, config and state are parsed and checked, the tensors' names and
@@ -87,7 +91,16 @@ type Checkpoint struct {
 	// Version is the convtrain version that wrote the file (metadata
 	// convtrain.version); informative.
 	Version string
+	// Data is the training data (metadata data), nil when not recorded.
+	Data *DataRecord
+	// Notes are the metadata keys that start with NotePrefix, for the
+	// program that writes the checkpoint (train keeps its curves there);
+	// nil when there are none.
+	Notes map[string]string
 }
+
+// NotePrefix starts the metadata keys of Checkpoint.Notes.
+const NotePrefix = "note."
 
 // optimState lists the optimiser state tensors of p under the optimiser o
 // with their names in a checkpoint ("optim.velocity.layer1.weight").
@@ -222,6 +235,17 @@ func (c *Checkpoint) encode() ([]NamedTensor, map[string]string, error) {
 		"state":                string(st),
 		"epoch":                strconv.Itoa(c.State.Epoch),
 		"step":                 strconv.Itoa(c.State.Step),
+	}
+	if c.Data != nil {
+		if meta["data"], err = encodeData(c.Data); err != nil {
+			return nil, nil, err
+		}
+	}
+	for k, v := range c.Notes {
+		if !strings.HasPrefix(k, NotePrefix) {
+			return nil, nil, fmt.Errorf("checkpoint: note %q does not start with %q", k, NotePrefix)
+		}
+		meta[k] = v
 	}
 	tensors := append(append(append([]NamedTensor(nil), c.Params...), c.Optim...), c.Buffers...)
 	return tensors, meta, nil
@@ -400,6 +424,20 @@ func decodeCheckpoint(tensors []NamedTensor, meta map[string]string) (*Checkpoin
 		return nil, ckptErr("state: epoch %d, step %d of the epoch, step %d of %d epochs: not a position", s.Epoch, s.StepEpoch, s.Step, c.Config.Epochs)
 	}
 
+	if s, ok := meta["data"]; ok {
+		if c.Data, err = decodeData(s); err != nil {
+			return nil, err
+		}
+	}
+	for k, v := range meta {
+		if strings.HasPrefix(k, NotePrefix) {
+			if c.Notes == nil {
+				c.Notes = map[string]string{}
+			}
+			c.Notes[k] = v
+		}
+	}
+
 	// The tensors: exactly the parameters of the spec and their optimiser
 	// state. ReadSafetensors bounded their total size by the file's.
 	byName := make(map[string]NamedTensor, len(tensors))
@@ -417,6 +455,11 @@ func decodeCheckpoint(tensors []NamedTensor, meta map[string]string) (*Checkpoin
 		}
 		if !slices.Equal(t.Shape, shape) {
 			return t, ckptErr("tensor %q has shape %v; the spec's layer needs %v", name, t.Shape, shape)
+		}
+		for i, v := range t.F32 {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return t, ckptErr("tensor %q element %d is %g: a damaged or diverged model (train never saves one); use an earlier checkpoint", name, i, v)
+			}
 		}
 		return t, nil
 	}
@@ -546,7 +589,7 @@ func (c *Checkpoint) SameTraining(cfg train.Config) error {
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	for i := range va.NumField() {
 		f := va.Type().Field(i)
-		if !f.IsExported() || f.Type.Kind() == reflect.Func {
+		if !f.IsExported() || f.Type.Kind() == reflect.Func || f.Type.Kind() == reflect.Interface {
 			continue
 		}
 		x, y := va.Field(i).Interface(), vb.Field(i).Interface()
@@ -564,7 +607,7 @@ func ConfigJSON(c train.Config) (string, error) {
 	m := map[string]any{}
 	for i := range v.NumField() {
 		f := v.Type().Field(i)
-		if !f.IsExported() || f.Type.Kind() == reflect.Func {
+		if !f.IsExported() || f.Type.Kind() == reflect.Func || f.Type.Kind() == reflect.Interface {
 			continue
 		}
 		m[f.Name] = v.Field(i).Interface()
@@ -588,7 +631,7 @@ func configFromJSON(s string) (train.Config, error) {
 	v := reflect.ValueOf(&c).Elem()
 	for _, f := range fields {
 		sf, ok := v.Type().FieldByName(f.key)
-		if !ok || !sf.IsExported() || sf.Type.Kind() == reflect.Func || len(sf.Index) != 1 {
+		if !ok || !sf.IsExported() || sf.Type.Kind() == reflect.Func || sf.Type.Kind() == reflect.Interface || len(sf.Index) != 1 {
 			return c, ckptErr("config: unknown field %q", f.key)
 		}
 		dec := json.NewDecoder(bytes.NewReader(f.value))

@@ -191,6 +191,9 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	if c.State.Step != 3 || len(c.Params) != 4 || len(c.Optim) != 4 {
 		t.Fatalf("sample: step %d, %d params, %d optimiser tensors; want 3, 4, 4", c.State.Step, len(c.Params), len(c.Optim))
 	}
+	trainSet, test := ckptData(t)
+	c.Data = &DataRecord{Source: "/data/x", Limit: 40, TestLimit: 7, Train: Fingerprint(trainSet), Test: Fingerprint(test)}
+	c.Notes = map[string]string{"note.curves": `{"x":[1,2]}`}
 	var buf bytes.Buffer
 	backendtest.MustNil(t, c.Write(&buf))
 	got, err := ReadCheckpoint(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
@@ -214,7 +217,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 			t.Errorf("metadata %q = %q, want %q", k, meta[k], want)
 		}
 	}
-	for _, k := range []string{"convtrain.version", "config", "state", "norm.mean", "norm.std"} {
+	for _, k := range []string{"convtrain.version", "config", "state", "norm.mean", "norm.std", "data", "note.curves"} {
 		if meta[k] == "" {
 			t.Errorf("metadata %q is missing", k)
 		}
@@ -299,6 +302,27 @@ func TestCheckpointErrors(t *testing.T) {
 			}
 			return ts
 		}, `"layer1.bias" is not float32`},
+		{"tensor=NaN", func(ts []NamedTensor, _ map[string]string) []NamedTensor {
+			for i := range ts {
+				if ts[i].Name == "layer1.weight" {
+					ts[i].F32 = append([]float32(nil), ts[i].F32...)
+					ts[i].F32[3] = float32(math.NaN())
+				}
+			}
+			return ts
+		}, `tensor "layer1.weight" element 3 is NaN`},
+		{"tensor=Inf", func(ts []NamedTensor, _ map[string]string) []NamedTensor {
+			for i := range ts {
+				if ts[i].Name == "optim.velocity.layer5.bias" {
+					ts[i].F32 = append([]float32(nil), ts[i].F32...)
+					ts[i].F32[0] = float32(math.Inf(-1))
+				}
+			}
+			return ts
+		}, `"optim.velocity.layer5.bias" element 0 is -Inf`},
+		{"data=unknown", setMeta("data", `{"source":"mnist","limit":0,"test_limit":0,"train":{"n":1},"test":{"n":1},"split":0.1}`), `unknown field "split"`},
+		{"data=noSource", setMeta("data", `{"limit":0,"train":{"n":1}}`), "want a source"},
+		{"data=syntax", setMeta("data", `{`), "data record"},
 		{"tensor=shape", func(ts []NamedTensor, _ map[string]string) []NamedTensor {
 			for i := range ts {
 				if ts[i].Name == "optim.velocity.layer5.weight" {
@@ -434,7 +458,8 @@ func FuzzLoadCheckpoint(f *testing.F) {
 		if err != nil {
 			t.Fatalf("rereading an accepted checkpoint: %v", err)
 		}
-		if !reflect.DeepEqual(c.Spec, d.Spec) || !reflect.DeepEqual(c.State, d.State) || len(c.Params) != len(d.Params) {
+		if !reflect.DeepEqual(c.Spec, d.Spec) || !reflect.DeepEqual(c.State, d.State) || len(c.Params) != len(d.Params) ||
+			!reflect.DeepEqual(c.Data, d.Data) || !reflect.DeepEqual(c.Notes, d.Notes) {
 			t.Fatalf("reread checkpoint differs")
 		}
 		infos, err := c.Spec.Check()
@@ -485,6 +510,16 @@ func TestCheckpointFuzzSeeds(t *testing.T) {
 		}),
 		"bad-config":    ckptMutate(t, c, func(ts []NamedTensor, m map[string]string) []NamedTensor { m["config"] = `{"Batch":1e99}`; return ts }),
 		"shape-swapped": ckptMutate(t, c, func(ts []NamedTensor, m map[string]string) []NamedTensor { ts[0].Shape = []int{1, 3, 3, 3}; return ts }),
+		"valid-data": ckptMutate(t, c, func(ts []NamedTensor, m map[string]string) []NamedTensor {
+			m["data"] = `{"source":"/d","limit":40,"test_limit":0,"train":{"n":40,"shape":"1x8x8","classes":3,"sha256":"00"},"test":{"n":10,"shape":"1x8x8","classes":3,"sha256":"11"}}`
+			m[NotePrefix+"x"] = "{}"
+			return ts
+		}),
+		"nan-weight": ckptMutate(t, c, func(ts []NamedTensor, m map[string]string) []NamedTensor {
+			ts[0].F32 = append([]float32(nil), ts[0].F32...)
+			ts[0].F32[0] = float32(math.NaN())
+			return ts
+		}),
 	}
 	dir := filepath.Join("testdata", "fuzz", "FuzzLoadCheckpoint")
 	for name, data := range seeds {
@@ -510,10 +545,41 @@ func TestCheckpointFuzzSeeds(t *testing.T) {
 		// The valid seed must stay valid, so that the fuzzer starts from
 		// an accepted checkpoint; the others must be rejected.
 		_, err = ReadCheckpoint(strings.NewReader(data), int64(len(data)))
-		if (err == nil) != (name == "valid") {
+		if (err == nil) != strings.HasPrefix(name, "valid") {
 			t.Errorf("seed %s: ReadCheckpoint = %v (rerun with -update-fuzz after a format change)", name, err)
 		}
 	}
 }
 
 var updateFuzz = flag.Bool("update-fuzz", false, "rewrite the seeds of FuzzLoadCheckpoint in testdata/fuzz")
+
+// TestFingerprint: one changed label or pixel, or one image fewer, changes
+// the fingerprint, and Diff names what differs.
+func TestFingerprint(t *testing.T) {
+	d, _ := ckptData(t)
+	base := Fingerprint(d)
+	if again := Fingerprint(d); again != base || base.Diff(again) != "" {
+		t.Fatalf("Fingerprint is not stable: %v, %v", base, again)
+	}
+	label := *d
+	label.Labels = append([]uint8(nil), d.Labels...)
+	label.Labels[5] ^= 1
+	pixel := *d
+	pixel.Images = append([]uint8(nil), d.Images...)
+	pixel.Images[len(pixel.Images)-1]++
+	for _, tc := range []struct {
+		name string
+		d    *data.Dataset
+		want string
+	}{
+		{"change=label", &label, "other pixels or labels"},
+		{"change=pixel", &pixel, "other pixels or labels"},
+		{"change=limit", d.Limit(d.N - 1), fmt.Sprintf("%d images, the checkpoint's %d", d.N-1, d.N)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Fingerprint(tc.d).Diff(base); !strings.Contains(got, tc.want) {
+				t.Errorf("Diff = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

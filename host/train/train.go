@@ -71,11 +71,22 @@ type Config struct {
 	Schedule    Schedule
 	Optimizer   nn.Optimizer // the update rule; the zero value is SGD (NewTrainer sets it on the model)
 	Seed        uint64       // shuffling; the model's initialisation has its own seed
+	// Accum splits each step's Batch images into Accum micro-batches per
+	// rank whose gradients are summed (0 or 1: none); see accumStep.
+	Accum int `json:",omitempty"`
+	// Comm is the data-parallel world (nil: this process alone): Batch is
+	// the global batch, each rank takes its slice of every step of one
+	// global order, the gradients are summed over the ranks (Reduce), the
+	// metrics too, and every stop decision is taken by all ranks.
+	Comm   Comm       `json:"-"`
+	Reduce ReduceKind `json:",omitempty"`
 
 	// ProgressEvery calls OnProgress every that many steps (0: never).
 	ProgressEvery int
 	OnProgress    func(Progress)
-	// OnEpoch is called after every epoch's evaluation.
+	// OnEpoch is called after every epoch's evaluation, before that
+	// epoch's OnCheckpoint and OnBest (so that what it records is in the
+	// checkpoint).
 	OnEpoch func(EpochMetrics)
 
 	// OnCheckpoint, when set, is called after every CheckpointEvery steps
@@ -116,6 +127,10 @@ func (c Config) Check() error {
 		return fmt.Errorf("host: unknown schedule %v", c.Schedule.Kind)
 	case c.Schedule.Warmup < 0:
 		return fmt.Errorf("host: warm-up of %d steps, want ≥ 0", c.Schedule.Warmup)
+	case c.Accum < 0:
+		return fmt.Errorf("host: %d micro-batches per step, want ≥ 1", c.Accum)
+	case c.Reduce != OrderedReduce && c.Reduce != SumReduce:
+		return fmt.Errorf("host: unknown reduction %v", c.Reduce)
 	case c.Optimizer.Nesterov && c.Optimizer.Kind == nn.SGD && c.Momentum == 0:
 		return fmt.Errorf("host: Nesterov momentum needs a momentum > 0")
 	}
@@ -171,17 +186,22 @@ type EpochMetrics struct {
 // epoch to epoch). The test set is evaluated in full, the last partial
 // batch with a batch of its own size.
 type Trainer struct {
-	m        *nn.Model
-	cfg      Config
-	train    *nn.DeviceSet
-	test     *nn.DeviceSet
-	batch    *nn.Batch // Config.Batch images, for training and evaluation
-	tail     *nn.Batch // the test set's last N mod Batch images; nil when 0
-	rng      *rand.Rand
-	pcg      *rand.PCG
-	epochPCG rand.PCG // the shuffling state at the start of the current epoch
-	perm     []int32
-	evalRows []int32
+	m     *nn.Model
+	cfg   Config
+	train *nn.DeviceSet
+	test  *nn.DeviceSet
+	batch *nn.Batch // Config.Batch images, for training and evaluation
+	tail  *nn.Batch // the test set's last N mod Batch images; nil when 0
+	// micro is the micro-batch of an accumulated or data-parallel step
+	// (accumStep), nil otherwise; gradAcc and gradTmp hold the gradients
+	// of every parameter on the host, in Params order.
+	micro            *nn.Batch
+	gradAcc, gradTmp []float32
+	rng              *rand.Rand
+	pcg              *rand.PCG
+	epochPCG         rand.PCG // the shuffling state at the start of the current epoch
+	perm             []int32
+	evalRows         []int32
 	// order holds perm on the backend, uploaded at the start of each epoch;
 	// orderViews[s] is step s's batch of it. evalViews are the test set's
 	// batches of rows, in order, viewing evalIdx (evalRows, uploaded once).
@@ -271,15 +291,21 @@ func (t *Trainer) State() (TrainState, error) {
 		}
 		st.EpochLossSum, st.EpochCorrect, st.HasEpochSums = v[0], v[1], true
 	}
+	if t.world() > 1 {
+		// Each rank holds its own part of the sums: a resumed epoch
+		// averages over the steps after the resume instead.
+		st.EpochLossSum, st.EpochCorrect, st.HasEpochSums = 0, 0, false
+	}
 	return st, nil
 }
 
 // readEpochSums downloads the batch's running loss sum and correct count.
 func (t *Trainer) readEpochSums() ([2]float32, error) {
 	var v [2]float32
-	err := t.m.Backend().Download(v[:1], t.batch.LossSum)
+	b := t.trainBatch()
+	err := t.m.Backend().Download(v[:1], b.LossSum)
 	if err == nil {
-		err = t.m.Backend().Download(v[1:], t.batch.Correct)
+		err = t.m.Backend().Download(v[1:], b.Correct)
 	}
 	return v, err
 }
@@ -329,9 +355,15 @@ func NewTrainer(m *nn.Model, train, test *data.Dataset, cfg Config) (*Trainer, e
 	}
 	norm := train.Standardisation()
 	t := &Trainer{m: m, cfg: cfg, stepsEpoch: train.N / cfg.Batch, norm: norm, lastFinite: -1}
+	micro, err := cfg.microBatch(t.world())
+	if err != nil {
+		return nil, err
+	}
+	if err := t.sameWeights(); err != nil {
+		return nil, err
+	}
 	t.pcg = rand.NewPCG(cfg.Seed, nn.ShuffleStream)
 	t.rng = rand.New(t.pcg)
-	var err error
 	if t.train, err = m.Upload(train, norm); err != nil {
 		return nil, errors.Join(err, t.Close())
 	}
@@ -340,6 +372,16 @@ func NewTrainer(m *nn.Model, train, test *data.Dataset, cfg Config) (*Trainer, e
 	}
 	if t.batch, err = m.NewBatch(cfg.Batch); err != nil {
 		return nil, errors.Join(err, t.Close())
+	}
+	if micro < cfg.Batch {
+		if t.micro, err = m.NewBatch(micro); err != nil {
+			return nil, errors.Join(err, t.Close())
+		}
+		n := 0
+		for _, p := range m.Params() {
+			n += p.Value.Len()
+		}
+		t.gradAcc, t.gradTmp = make([]float32, n), make([]float32, n)
 	}
 	if r := test.N % cfg.Batch; r != 0 {
 		if t.tail, err = m.NewBatch(r); err != nil {
@@ -369,12 +411,22 @@ func (t *Trainer) newViews() error {
 	if t.order, err = be.NewIndexTensor(len(t.perm)); err != nil {
 		return err
 	}
-	for s := range t.stepsEpoch {
-		v, err := be.IndexView(t.order, s*batch, batch)
-		if err != nil {
-			return err
+	// A step's views: the whole batch, or this rank's micro-batches.
+	size, per, rank := batch, 1, 0
+	if t.micro != nil {
+		size, per = t.micro.N, t.cfg.accum()
+		if t.cfg.Comm != nil {
+			rank = t.cfg.Comm.Rank()
 		}
-		t.orderViews = append(t.orderViews, v)
+	}
+	for s := range t.stepsEpoch {
+		for k := range per {
+			v, err := be.IndexView(t.order, s*batch+(rank*per+k)*size, size)
+			if err != nil {
+				return err
+			}
+			t.orderViews = append(t.orderViews, v)
+		}
 	}
 	if t.evalIdx, err = be.NewIndexTensor(len(t.evalRows)); err != nil {
 		return err
@@ -417,7 +469,7 @@ func (t *Trainer) Close() error {
 			errs = append(errs, s.Free(be))
 		}
 	}
-	for _, b := range []*nn.Batch{t.batch, t.tail} {
+	for _, b := range []*nn.Batch{t.batch, t.tail, t.micro} {
 		if b != nil {
 			errs = append(errs, b.Free(be))
 		}
@@ -427,7 +479,7 @@ func (t *Trainer) Close() error {
 			errs = append(errs, be.Free(x))
 		}
 	}
-	t.train, t.test, t.batch, t.tail = nil, nil, nil, nil
+	t.train, t.test, t.batch, t.tail, t.micro = nil, nil, nil, nil, nil
 	t.order, t.evalIdx, t.orderViews, t.evalViews = nil, nil, nil, nil
 	return errors.Join(errs...)
 }
@@ -444,9 +496,6 @@ func (t *Trainer) Run(ctx context.Context) ([]EpochMetrics, error) {
 			return all, err
 		}
 		all = append(all, em)
-		if t.cfg.OnEpoch != nil {
-			t.cfg.OnEpoch(em)
-		}
 	}
 	return all, nil
 }
@@ -465,7 +514,7 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	if t.start.IsZero() {
 		t.start = time.Now().Add(-t.elapsedBefore)
 	}
-	m, b, cfg := t.m, t.batch, t.cfg
+	m, b, cfg := t.m, t.trainBatch(), t.cfg
 	em := EpochMetrics{Epoch: t.epoch + 1, Epochs: cfg.Epochs}
 	if t.epoch >= cfg.Epochs {
 		return em, fmt.Errorf("host: all %d epochs are done", cfg.Epochs)
@@ -509,15 +558,24 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	t0 := time.Now()
 	var lr float64
 	for s := first; s < t.stepsEpoch; s++ {
+		if err := t.agree(ctx.Err() != nil, nil); err != nil {
+			return em, err
+		}
 		if err := ctx.Err(); err != nil {
 			t.keepEpochSums()
+			if t.stepEpoch == 0 {
+				*t.pcg = t.epochPCG // not started: State gives the epoch's shuffling state, not the one after its order was drawn
+			}
 			return em, err
 		}
 		lr = cfg.Schedule.LR(cfg.LR, t.epoch, t.step, total)
-		if err := m.LoadIndexed(b, t.train, t.orderViews[s]); err != nil {
-			return em, err
+		var err error
+		if t.micro != nil {
+			err = t.accumStep(s, lr)
+		} else if err = m.LoadIndexed(b, t.train, t.orderViews[s]); err == nil {
+			err = m.TrainStep(b, float32(lr), float32(cfg.Momentum), float32(cfg.WeightDecay))
 		}
-		if err := m.TrainStep(b, float32(lr), float32(cfg.Momentum), float32(cfg.WeightDecay)); err != nil {
+		if err != nil {
 			return em, fmt.Errorf("host: epoch %d step %d: %w", t.epoch+1, s+1, err)
 		}
 		t.step++
@@ -529,21 +587,25 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 			if err != nil {
 				return em, err
 			}
-			if err := t.checkDiverged(sum); err != nil {
+			correct, err := t.download(b.Correct)
+			if err != nil {
+				return em, err
+			}
+			sum, correct, k, err := t.globalSums(sum, correct)
+			if err != nil {
+				return em, err
+			}
+			if err := t.checkDiverged(sum / float64(k)); err != nil {
 				return em, err
 			}
 			if report && cfg.OnProgress != nil {
-				correct, err := t.download(b.Correct)
-				if err != nil {
-					return em, err
-				}
 				dt := time.Since(t0)
 				cfg.OnProgress(Progress{Epoch: t.epoch + 1, Epochs: cfg.Epochs, Step: s + 1, Steps: t.stepsEpoch,
-					Loss: sum / float64(s+1-base), Averaged: s + 1 - base, TrainAcc: correct / float64((s+1-base)*cfg.Batch),
+					Loss: sum / float64((s+1-base)*k), Averaged: s + 1 - base, TrainAcc: correct / float64((s+1-base)*cfg.Batch),
 					GlobalStep: t.step, LR: lr, ImagesPerSec: float64((s+1-first)*cfg.Batch) / dt.Seconds(), Elapsed: time.Since(t.start)})
 			}
 			if save {
-				if err := cfg.OnCheckpoint(); err != nil {
+				if err := t.agree(false, cfg.OnCheckpoint()); err != nil {
 					return em, fmt.Errorf("host: checkpoint after step %d: %w", t.step, err)
 				}
 			}
@@ -561,12 +623,16 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	if err != nil {
 		return em, err
 	}
+	t.epochSums, t.trained = [2]float32{float32(sum), float32(correct)}, true
+	sum, correct, k, err := t.globalSums(sum, correct)
+	if err != nil {
+		return em, err
+	}
 	if first < t.stepsEpoch {
-		if err := t.checkDiverged(sum); err != nil {
+		if err := t.checkDiverged(sum / float64(k)); err != nil {
 			return em, err
 		}
 	}
-	t.epochSums, t.trained = [2]float32{float32(sum), float32(correct)}, true
 	em.LR = lr
 	em.Images = (t.stepsEpoch - first) * cfg.Batch
 	if em.Images > 0 {
@@ -575,7 +641,7 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	// Averaged is 0 when the epoch resumed after its last step from a
 	// checkpoint without the epoch's sums: only the evaluation is left.
 	if em.Averaged = t.stepsEpoch - base; em.Averaged > 0 {
-		em.Loss = sum / float64(em.Averaged)
+		em.Loss = sum / float64(em.Averaged*k)
 		em.TrainAcc = correct / float64(em.Averaged*cfg.Batch)
 	}
 	t1 := time.Now()
@@ -589,13 +655,16 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	}
 	t.epoch++
 	t.stepEpoch, t.trained = 0, false
+	if cfg.OnEpoch != nil {
+		cfg.OnEpoch(em)
+	}
 	if cfg.OnCheckpoint != nil {
-		if err := cfg.OnCheckpoint(); err != nil {
+		if err := t.agree(false, cfg.OnCheckpoint()); err != nil {
 			return em, fmt.Errorf("host: checkpoint after epoch %d: %w", t.epoch, err)
 		}
 	}
 	if em.Best && cfg.OnBest != nil {
-		if err := cfg.OnBest(em); err != nil {
+		if err := t.agree(false, cfg.OnBest(em)); err != nil {
 			return em, fmt.Errorf("host: best checkpoint after epoch %d: %w", t.epoch, err)
 		}
 	}
