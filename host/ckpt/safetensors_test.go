@@ -863,6 +863,11 @@ func TestSafetensorsTorchPredict(t *testing.T) {
 		{nn.DefaultSpecText, 1, 28, 28},
 		{"conv6x3x3s2p1,relu,conv4x5x1s1x2p2x0,relu,maxpool3x2s2x1,dense9,relu,dense7", 3, 17, 20},
 		{"dense12,relu,dense3", 2, 5, 3},
+		// Every other layer kind: residual blocks (identity and projection),
+		// BatchNorm with running statistics, pools, activations, dropout, a
+		// concatenation, layers without bias; and the resnet8 preset.
+		{"conv4x3x3p1nobias,bn,relu,res(conv4x3x3p1,bn,leakyrelu20,conv4x3x3p1,bn),silu,res(conv6x3x3s2p1,bn,gelu,conv6x3x3p1|conv6x1x1s2nobias,bn),avgpool3s1p1,cat(conv2x1x1,tanh|sigmoid|),gelutanh,dropout30,gap,dense5nobias", 3, 9, 10},
+		{"resnet8", 3, 16, 16},
 	} {
 		t.Run("spec="+tc.spec, func(t *testing.T) {
 			layers, err := nn.ParseSpec(tc.spec)
@@ -891,6 +896,19 @@ func TestSafetensorsTorchPredict(t *testing.T) {
 				}
 				ckpt = append(ckpt, NamedTensor{Name: p.Name, Shape: p.Shape, F32: v})
 			}
+			for _, p := range m.Buffers() { // running statistics; variances positive
+				v := make([]float32, p.Value.Len())
+				for i := range v {
+					v[i] = float32(rng.NormFloat64() * 0.3)
+					if strings.HasSuffix(p.Name, "running_var") {
+						v[i] = 0.5 + float32(math.Abs(float64(v[i])))
+					}
+				}
+				if err := be.Upload(p.Value, v); err != nil {
+					t.Fatal(err)
+				}
+				ckpt = append(ckpt, NamedTensor{Name: p.Name, Shape: p.Shape, F32: v})
+			}
 			const n = 5
 			x := make([]float32, n*tc.c*tc.h*tc.w)
 			for i := range x {
@@ -901,6 +919,7 @@ func TestSafetensorsTorchPredict(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer b.Free(be)
+			b.Eval = true // running statistics; dropout passes through
 			if err := be.Upload(b.X, x); err != nil {
 				t.Fatal(err)
 			}
