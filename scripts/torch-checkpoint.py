@@ -11,6 +11,9 @@ padded with spaces, then the little-endian tensor data.
     torch-checkpoint.py read FILE    load FILE into PyTorch tensors
     torch-checkpoint.py predict CKPT INPUTS [SPEC]
                                      run a convtrain model in PyTorch
+    torch-checkpoint.py step CKPT INPUTS
+                                     one training step's loss, gradients and
+                                     running statistics, in float64
 
 `write` and `read` print one JSON line per tensor, sorted by name,
 {"name", "dtype", "shape", "sha256"}, where sha256 is over the tensor's
@@ -200,23 +203,47 @@ def build(spec, c, h, w):
     return Graph(spec, c, h, w)
 
 
-def predict(ckpt, inputs, spec=None):
+def loaded(ckpt, inputs, spec=None):
+    """The model of CKPT with its weights, and the tensors of INPUTS."""
     params, meta = load(ckpt)
-    x = load(inputs)[0]["x"]
-    model = build(spec or meta["spec"], *x.shape[1:])
+    tensors = load(inputs)[0]
+    model = build(spec or meta["spec"], *tensors["x"].shape[1:])
     state = {f"{int(k[len('layer'):].split('.')[0]) - 1}.{k.split('.')[1]}": v for k, v in params.items() if k.startswith("layer")}
     for name, mod in model.named_modules():
         if isinstance(mod, torch.nn.BatchNorm2d):  # PyTorch counts batches; convtrain does not
             state[f"{name}.num_batches_tracked"] = torch.tensor(0)
     model.load_state_dict(state, strict=True)
+    return model, tensors
+
+
+def predict(ckpt, inputs, spec=None):
+    model, tensors = loaded(ckpt, inputs, spec)
     with torch.no_grad():
-        logits = model.eval()(x)
+        logits = model.eval()(tensors["x"])
     print(json.dumps({"logits": logits.tolist(), "pred": logits.argmax(1).tolist()}))
+
+
+def step(ckpt, inputs):
+    """One training step's forward and backward pass in float64 (training
+    mode: BatchNorm with the batch's statistics, updating its running ones):
+    prints {"loss", "grads": {"layer<i>.<name>": [...]}, "buffers": {...}}."""
+    model, tensors = loaded(ckpt, inputs)
+    model = model.double().train()
+    x, labels = tensors["x"].double(), tensors["labels"].long()
+    loss = torch.nn.functional.cross_entropy(model(x), labels)
+    loss.backward()
+    name = lambda k: f"layer{int(k.split('.')[0]) + 1}.{k.split('.')[1]}"
+    grads = {name(k): p.grad.reshape(-1).tolist() for k, p in model.named_parameters()}
+    buffers = {name(k): b.reshape(-1).tolist() for k, b in model.named_buffers() if "running" in k}
+    print(json.dumps({"loss": loss.item(), "grads": grads, "buffers": buffers}))
 
 
 def main(argv):
     if len(argv) in (4, 5) and argv[1] == "predict":
         predict(*argv[2:])
+        return 0
+    if len(argv) == 4 and argv[1] == "step":
+        step(*argv[2:])
         return 0
     if len(argv) != 3 or argv[1] not in ("read", "write"):
         print(__doc__, file=sys.stderr)
