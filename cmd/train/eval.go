@@ -102,7 +102,7 @@ func (l *loaded) Close() error { return errors.Join(l.model.Close(), l.be.Close(
 // batches when ctx is done.
 func (l *loaded) logits(ctx context.Context, d *data.Dataset, batch int) ([]float32, error) {
 	m, be := l.model, l.be
-	set, err := m.Upload(d, l.ck.Norm)
+	set, err := m.UploadChannels(d, l.ck.Norm)
 	if err != nil {
 		return nil, err
 	}

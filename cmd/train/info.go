@@ -100,7 +100,15 @@ func printInfo(w io.Writer, path string, c *ckpt.Checkpoint) error {
 	} else {
 		fmt.Fprintf(w, "data        not recorded (a checkpoint of an older convtrain: give -data and -limit to resume)\n")
 	}
-	fmt.Fprintf(w, "inputs      standardised with mean %.6g and standard deviation %.6g (pixel values 0 to 255)\n", c.Norm.Mean, c.Norm.Std)
+	if len(c.Norm) == 1 {
+		fmt.Fprintf(w, "inputs      standardised with mean %.6g and standard deviation %.6g (pixel values 0 to 255)\n", c.Norm[0].Mean, c.Norm[0].Std)
+	} else {
+		fmt.Fprintf(w, "inputs      standardised per channel (pixel values 0 to 255):")
+		for i, n := range c.Norm {
+			fmt.Fprintf(w, " channel %d mean %.6g std %.6g;", i, n.Mean, n.Std)
+		}
+		fmt.Fprintln(w)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "tensor\tshape\tL2 norm\tlargest |x|\n")
 	for _, ts := range [][]ckpt.NamedTensor{c.Params, c.Buffers, c.Optim} {

@@ -283,6 +283,7 @@ func TestCheckpointErrors(t *testing.T) {
 		{"loss=bad", setMeta("loss", "hinge"), `loss "hinge"`},
 		{"norm=NaN", setMeta("norm.std", "NaN"), "norm.std"},
 		{"norm=zero", setMeta("norm.std", "0"), "norm.std 0"},
+		{"norm=channels", setMeta("norm.mean", "1,2"), `norm.mean "1,2" has 2 values for 1 input channels`},
 		{"config=syntax", setMeta("config", "{"), "config"},
 		{"config=unknown", setMeta("config", `{"Epochs":2,"Batch":8,"LR":0.1,"Bogus":1}`), `unknown field "Bogus"`},
 		{"config=type", setMeta("config", `{"Epochs":"two"}`), "config: Epochs"},
@@ -581,5 +582,64 @@ func TestFingerprint(t *testing.T) {
 				t.Errorf("Diff = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// rgb is d with three channels: channel c holds d's pixels divided by
+// c+1, so that each channel has its own mean and standard deviation.
+func rgb(d *data.Dataset) *data.Dataset {
+	e := *d
+	e.C = 3
+	plane := d.H * d.W
+	e.Images = make([]uint8, 0, 3*len(d.Images))
+	for i := range d.N {
+		for c := range 3 {
+			for _, p := range d.Images[i*plane : (i+1)*plane] {
+				e.Images = append(e.Images, p/uint8(c+1))
+			}
+		}
+	}
+	return &e
+}
+
+// TestCheckpointChannelNorms trains a step on three-channel images: the
+// checkpoint keeps the training set's three standardisations, written as
+// comma-separated numbers, and reads them back exactly.
+func TestCheckpointChannelNorms(t *testing.T) {
+	trainSet, test := ckptData(t)
+	trainSet, test = rgb(trainSet), rgb(test)
+	spec := ckptSpec()
+	spec.C = 3
+	m, err := nn.NewModel(backendtest.CPU(t), spec, 3)
+	backendtest.MustNil(t, err)
+	defer m.Close()
+	cfg := ckptConfig()
+	cfg.Epochs = 1
+	tr, err := train.NewTrainer(m, trainSet, test, cfg)
+	backendtest.MustNil(t, err)
+	defer tr.Close()
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCheckpoint(tr)
+	backendtest.MustNil(t, err)
+	if want := trainSet.ChannelNorm(); !reflect.DeepEqual(c.Norm, want) || len(want) != 3 || want[0] == want[1] {
+		t.Fatalf("checkpoint norms = %v, want the training set's per channel %v", c.Norm, want)
+	}
+	var buf bytes.Buffer
+	backendtest.MustNil(t, c.Write(&buf))
+	got, err := ReadCheckpoint(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	backendtest.MustNil(t, err)
+	if !reflect.DeepEqual(got.Norm, c.Norm) {
+		t.Errorf("norms read back = %v, want %v", got.Norm, c.Norm)
+	}
+	_, meta, err := ReadSafetensors(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	backendtest.MustNil(t, err)
+	if n := strings.Count(meta["norm.mean"], ","); n != 2 {
+		t.Errorf("metadata norm.mean = %q, want 3 comma-separated values", meta["norm.mean"])
+	}
+	c.Norm = c.Norm[:2]
+	if err := c.Write(&buf); err == nil || !strings.Contains(err.Error(), "2 standardisations for 3 input channels") {
+		t.Errorf("Write with 2 norms for 3 channels = %v, want an error naming both", err)
 	}
 }

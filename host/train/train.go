@@ -195,8 +195,8 @@ type Trainer struct {
 	host                  [1]float32
 	start                 time.Time
 	stepsEpoch            int
-	norm                  data.Norm // the inputs' standardisation
-	scratch               []float32 // divergence checks: the largest parameter
+	norms                 []data.Norm // the inputs' standardisation, per channel
+	scratch               []float32   // divergence checks: the largest parameter
 	// elapsedBefore is the training time of the runs before a Restore
 	// (start is set that much before the resumed run starts); restored is
 	// the state restored (its epoch sums start a resumed epoch);
@@ -315,7 +315,7 @@ func (t *Trainer) Restore(st TrainState) error {
 }
 
 // NewTrainer uploads train and test to m's backend, both standardised
-// with the training set's mean and standard deviation, and allocates the
+// with the training set's mean and standard deviation of each channel, and allocates the
 // batches: one of Config.Batch images and, when the test set is not a
 // whole number of batches, one for its remainder.
 func NewTrainer(m *nn.Model, train, test *data.Dataset, cfg Config) (*Trainer, error) {
@@ -329,15 +329,15 @@ func NewTrainer(m *nn.Model, train, test *data.Dataset, cfg Config) (*Trainer, e
 	if err := m.SetOptimizer(cfg.Optimizer); err != nil {
 		return nil, err
 	}
-	norm := train.Standardisation()
-	t := &Trainer{m: m, cfg: cfg, stepsEpoch: train.N / cfg.Batch, norm: norm, lastFinite: -1}
+	norms := train.ChannelNorm() // for one channel, the bits of Standardisation
+	t := &Trainer{m: m, cfg: cfg, stepsEpoch: train.N / cfg.Batch, norms: norms, lastFinite: -1}
 	t.pcg = rand.NewPCG(cfg.Seed, nn.ShuffleStream)
 	t.rng = rand.New(t.pcg)
 	var err error
-	if t.train, err = m.Upload(train, norm); err != nil {
+	if t.train, err = m.UploadChannels(train, norms); err != nil {
 		return nil, errors.Join(err, t.Close())
 	}
-	if t.test, err = m.Upload(test, norm); err != nil {
+	if t.test, err = m.UploadChannels(test, norms); err != nil {
 		return nil, errors.Join(err, t.Close())
 	}
 	if t.batch, err = m.NewBatch(cfg.Batch); err != nil {
@@ -401,8 +401,9 @@ func (t *Trainer) Model() *nn.Model { return t.m }
 // Config is the trainer's configuration.
 func (t *Trainer) Config() Config { return t.cfg }
 
-// Norm is the standardisation of the inputs, from the training set.
-func (t *Trainer) Norm() data.Norm { return t.norm }
+// Norms is the standardisation of the inputs, one per channel, from the
+// training set (data.Dataset.ChannelNorm).
+func (t *Trainer) Norms() []data.Norm { return t.norms }
 
 // StepsPerEpoch is ⌊training images / Batch⌋.
 func (t *Trainer) StepsPerEpoch() int { return t.stepsEpoch }
