@@ -466,6 +466,11 @@ func (t *timedBackend) ConcatBackward(n, hw int, cs []int, dy backend.Tensor, dx
 	return t.time("concat bwd", 0, 0, func() error { return t.be.ConcatBackward(n, hw, cs, dy, dxs) })
 }
 
+func (t *timedBackend) AugmentBatch(p backend.AugmentParams, n, c, h, w int, src, rows, dst backend.Tensor) error {
+	return t.time(fmt.Sprintf("augment N=%d,C=%d,H=%d,W=%d", n, c, h, w), 0, 0,
+		func() error { return t.be.AugmentBatch(p, n, c, h, w, src, rows, dst) })
+}
+
 func (t *timedBackend) DenseForward(n, in, out int, x, w, b, y backend.Tensor) error {
 	return t.time(fmt.Sprintf("dense fwd N=%d,In=%d,Out=%d", n, in, out), 2*float64(n)*float64(in)*float64(out), 1,
 		func() error { return t.be.DenseForward(n, in, out, x, w, b, y) })

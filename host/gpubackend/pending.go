@@ -63,3 +63,11 @@ func (be *gpuBackend) ConcatForward(n, hw int, cs []int, xs []backend.Tensor, y 
 func (be *gpuBackend) ConcatBackward(n, hw int, cs []int, dy backend.Tensor, dxs []backend.Tensor) error {
 	return noKernel("concat backward")
 }
+
+// AugmentBatch has no kernel yet: the kernel to add is "augment_batch"
+// (one thread per output element: Hash3 of (seed, step, rows[i]) as
+// data.Hash3, the crop offset and flip as data.Augment.Draw, the source
+// element or 0), checked against the CPU backend bit for bit.
+func (be *gpuBackend) AugmentBatch(p backend.AugmentParams, n, c, h, w int, src, rows, dst backend.Tensor) error {
+	return noKernel("augment batch")
+}
