@@ -620,13 +620,19 @@ func (c *Checkpoint) SameTraining(cfg train.Config) error {
 }
 
 // ConfigJSON encodes the exported fields of c but its callbacks as a JSON
-// object keyed by field name (floats in their shortest exact form).
+// object keyed by field name (floats in their shortest exact form); a
+// field tagged json:",omitempty" is left out when zero, so that a
+// configuration that does not use a later field reads in an older
+// program.
 func ConfigJSON(c train.Config) (string, error) {
 	v := reflect.ValueOf(c)
 	m := map[string]any{}
 	for i := range v.NumField() {
 		f := v.Type().Field(i)
 		if !f.IsExported() || f.Type.Kind() == reflect.Func {
+			continue
+		}
+		if strings.Contains(f.Tag.Get("json"), "omitempty") && v.Field(i).IsZero() {
 			continue
 		}
 		m[f.Name] = v.Field(i).Interface()

@@ -643,3 +643,96 @@ func TestCheckpointChannelNorms(t *testing.T) {
 		t.Errorf("Write with 2 norms for 3 channels = %v, want an error naming both", err)
 	}
 }
+
+// TestCheckpointResumeAugmentVal stops a run with augmentation
+// (crop2,flip), a validation split and early-stopping patience at a
+// checkpoint (in the middle of an epoch, at an epoch boundary), resumes
+// it from the file and finishes: the parameters, velocities and every
+// epoch's metrics (validation included) must equal the straight run's bit
+// for bit. A run without augmentation must end elsewhere, so that the
+// augmentation is known to act.
+func TestCheckpointResumeAugmentVal(t *testing.T) {
+	all, test := ckptData(t)
+	trainSet, val, err := all.Split(8, 7) // 36 training images: 4 steps of 8
+	backendtest.MustNil(t, err)
+	be := backendtest.CPU(t)
+	config := func() train.Config {
+		cfg := ckptConfig()
+		cfg.Epochs, cfg.Augment, cfg.Patience, cfg.MinDelta = 3, data.Augment{Pad: 2, Flip: true}, 5, 0.01
+		return cfg
+	}
+	newRun := func(cfg train.Config) (*nn.Model, *train.Trainer) {
+		m, err := nn.NewModel(be, ckptSpec(), 3)
+		backendtest.MustNil(t, err)
+		tr, err := train.NewTrainer(m, trainSet, test, cfg)
+		backendtest.MustNil(t, err)
+		backendtest.MustNil(t, tr.SetValidation(val))
+		t.Cleanup(func() { tr.Close(); m.Close() })
+		return m, tr
+	}
+	straight, tr := newRun(config())
+	wantEpochs, err := tr.Run(context.Background())
+	backendtest.MustNil(t, err)
+	want := paramsAndVels(t, straight)
+	plainCfg := config()
+	plainCfg.Augment = data.Augment{}
+	plain, tr := newRun(plainCfg)
+	_, err = tr.Run(context.Background())
+	backendtest.MustNil(t, err)
+	if reflect.DeepEqual(paramsAndVels(t, plain), want) {
+		t.Fatalf("training with and without augmentation gave the same weights")
+	}
+	for _, stop := range []int{2, 4, 9} {
+		t.Run(fmt.Sprintf("stop=%d", stop), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "ckpt.safetensors")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			cfg := config()
+			var tr1 *train.Trainer
+			cfg.CheckpointEvery = 1
+			cfg.OnCheckpoint = func() error {
+				st, err := tr1.State()
+				if err != nil || st.Step != stop {
+					return err
+				}
+				cancel()
+				return SaveCheckpoint(path, tr1)
+			}
+			_, tr1 = newRun(cfg)
+			first, err := tr1.Run(ctx)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("Run = %v, want context.Canceled", err)
+			}
+			c, err := LoadCheckpoint(path)
+			backendtest.MustNil(t, err)
+			if c.Config.Augment != cfg.Augment || c.Config.Patience != 5 {
+				t.Fatalf("checkpoint config %+v: want the augmentation and patience kept", c.Config)
+			}
+			m2, err := c.NewModel(be)
+			backendtest.MustNil(t, err)
+			defer m2.Close()
+			tr2, err := train.NewTrainer(m2, trainSet, test, c.Config)
+			backendtest.MustNil(t, err)
+			defer tr2.Close()
+			backendtest.MustNil(t, tr2.SetValidation(val))
+			backendtest.MustNil(t, c.Restore(tr2))
+			rest, err := tr2.Run(context.Background())
+			backendtest.MustNil(t, err)
+			got := paramsAndVels(t, m2)
+			for i := range want {
+				backendtest.EqualBits(t, fmt.Sprintf("tensor %d (param %s)", i, m2.Params()[i/2].Name), got[i], want[i])
+			}
+			all := append(first, rest...)
+			if len(all) != len(wantEpochs) {
+				t.Fatalf("%d epochs before the stop and %d after, want %d in all", len(first), len(rest), len(wantEpochs))
+			}
+			for i, em := range all {
+				w := wantEpochs[i]
+				if em.Loss != w.Loss || em.TrainAcc != w.TrainAcc || em.ValLoss != w.ValLoss || em.ValAcc != w.ValAcc ||
+					em.TestAcc != w.TestAcc || em.Best != w.Best || em.Tested != w.Tested {
+					t.Errorf("epoch %d: %+v, want the straight run's %+v", em.Epoch, em, w)
+				}
+			}
+		})
+	}
+}
