@@ -55,8 +55,10 @@ func (c *curves) epoch(m train.EpochMetrics) {
 		c.epochLoss = append(c.epochLoss, plotter.XY{X: x, Y: m.Loss})
 		c.epochAcc = append(c.epochAcc, plotter.XY{X: x, Y: 100 * m.TrainAcc})
 	}
-	c.testLoss = append(c.testLoss, plotter.XY{X: x, Y: m.TestLoss})
-	c.testAcc = append(c.testAcc, plotter.XY{X: x, Y: 100 * m.TestAcc})
+	if m.Tested { // with -val, the test set is evaluated after the last epoch only
+		c.testLoss = append(c.testLoss, plotter.XY{X: x, Y: m.TestLoss})
+		c.testAcc = append(c.testAcc, plotter.XY{X: x, Y: 100 * m.TestAcc})
+	}
 }
 
 // curvesNote is the checkpoint note (ckpt.Checkpoint.Notes) that keeps
