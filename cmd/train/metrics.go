@@ -29,11 +29,11 @@ type metricsRecord struct {
 	Loss     jsonFloat `json:"loss"`
 	TrainAcc jsonFloat `json:"train_acc"`
 	// TestLoss and TestAcc: epoch records only.
-	TestLoss     *jsonFloat `json:"test_loss,omitempty"`
-	TestAcc      *jsonFloat `json:"test_acc,omitempty"`
+	TestLoss *jsonFloat `json:"test_loss,omitempty"`
+	TestAcc  *jsonFloat `json:"test_acc,omitempty"`
 	// ValLoss and ValAcc: epoch records of a run with -val only.
-	ValLoss *jsonFloat `json:"val_loss,omitempty"`
-	ValAcc  *jsonFloat `json:"val_acc,omitempty"`
+	ValLoss      *jsonFloat `json:"val_loss,omitempty"`
+	ValAcc       *jsonFloat `json:"val_acc,omitempty"`
 	LR           jsonFloat  `json:"lr"`
 	ImagesPerSec jsonFloat  `json:"images_per_sec"` // over the epoch so far
 	Elapsed      jsonFloat  `json:"elapsed_s"`      // seconds since the run started
