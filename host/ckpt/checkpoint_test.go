@@ -192,7 +192,10 @@ func TestCheckpointRoundTrip(t *testing.T) {
 		t.Fatalf("sample: step %d, %d params, %d optimiser tensors; want 3, 4, 4", c.State.Step, len(c.Params), len(c.Optim))
 	}
 	trainSet, test := ckptData(t)
-	c.Data = &DataRecord{Source: "/data/x", Limit: 40, TestLimit: 7, Train: Fingerprint(trainSet), Test: Fingerprint(test)}
+	valPrint := Fingerprint(test.Limit(4))
+	c.Data = &DataRecord{Source: "/data/x", Limit: 40, TestLimit: 7, Train: Fingerprint(trainSet), Test: Fingerprint(test),
+		Format: "cifar100", Labels: "coarse", Size: 32, ClassNames: []string{"a", "b", "c"}, Val: 6, ValLimit: 4, ValPrint: &valPrint, Augment: "crop4,flip"}
+	c.Config.Augment, c.Config.Patience, c.Config.MinDelta, c.Config.TestEveryEpoch = data.Augment{Pad: 4, Flip: true}, 3, 0.01, true
 	c.Notes = map[string]string{"note.curves": `{"x":[1,2]}`}
 	var buf bytes.Buffer
 	backendtest.MustNil(t, c.Write(&buf))
@@ -323,6 +326,9 @@ func TestCheckpointErrors(t *testing.T) {
 		}, `"optim.velocity.layer5.bias" element 0 is -Inf`},
 		{"data=unknown", setMeta("data", `{"source":"mnist","limit":0,"test_limit":0,"train":{"n":1},"test":{"n":1},"split":0.1}`), `unknown field "split"`},
 		{"data=noSource", setMeta("data", `{"limit":0,"train":{"n":1}}`), "want a source"},
+		{"data=valWithoutPrint", setMeta("data", `{"source":"mnist","limit":0,"test_limit":0,"train":{"n":1},"test":{"n":1},"val":5}`), "a validation fingerprint with a validation count"},
+		{"data=names", setMeta("data", `{"source":"mnist","limit":0,"test_limit":0,"train":{"n":1,"classes":3},"test":{"n":1},"class_names":["a"]}`), "one class name per class"},
+		{"data=augment", setMeta("data", `{"source":"mnist","limit":0,"test_limit":0,"train":{"n":1},"test":{"n":1},"augment":"flip,crop4"}`), `augmentation "flip,crop4" is not in canonical form`},
 		{"data=syntax", setMeta("data", `{`), "data record"},
 		{"tensor=shape", func(ts []NamedTensor, _ map[string]string) []NamedTensor {
 			for i := range ts {
@@ -734,5 +740,28 @@ func TestCheckpointResumeAugmentVal(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestConfigJSONOmitsUnused checks that the configuration of a run that
+// uses no later field (augmentation, early stopping, …) is written
+// without them, so that it reads in a program that predates them, and
+// that a used one is written and read back.
+func TestConfigJSONOmitsUnused(t *testing.T) {
+	s, err := ConfigJSON(ckptConfig())
+	backendtest.MustNil(t, err)
+	for _, k := range []string{"Augment", "Patience", "MinDelta", "TestEveryEpoch"} {
+		if strings.Contains(s, `"`+k+`"`) {
+			t.Errorf("ConfigJSON = %s, want no %s (zero)", s, k)
+		}
+	}
+	cfg := ckptConfig()
+	cfg.Augment, cfg.Patience = data.Augment{Pad: 2}, 4
+	s, err = ConfigJSON(cfg)
+	backendtest.MustNil(t, err)
+	got, err := configFromJSON(s)
+	backendtest.MustNil(t, err)
+	if got.Augment != cfg.Augment || got.Patience != 4 {
+		t.Errorf("configFromJSON(%s) = %+v, want the augmentation and patience back", s, got)
 	}
 }
