@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -136,5 +140,75 @@ func TestCIFARResNet20(t *testing.T) {
 	}
 	if p.Name != cifarNames[p.Class] {
 		t.Errorf("predict -json = %s, want the name of class %d, %q", stdout.String(), p.Class, cifarNames[p.Class])
+	}
+}
+
+// TestImageFolder trains on an image folder of PNGs of two sizes with
+// -size 8: the classes are named by their folders, the checkpoint keeps
+// the names and -size, and predict prints the name of each image's class.
+func TestImageFolder(t *testing.T) {
+	dir := t.TempDir()
+	colours := map[string]color.RGBA{"cat": {200, 60, 40, 255}, "dog": {40, 80, 220, 255}}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, split := range []string{"train", "test"} {
+		for name, c := range colours {
+			sub := filepath.Join(dir, split, name)
+			if err := os.MkdirAll(sub, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 24 {
+				side := 10 + 6*(i%2) // 10×10 and 16×16: -size brings both to 8×8
+				m := image.NewRGBA(image.Rect(0, 0, side, side))
+				for y := range side {
+					for x := range side {
+						d := uint8(rng.IntN(30))
+						m.Set(x, y, color.RGBA{c.R - d, c.G + d, c.B - d, 255})
+					}
+				}
+				var buf bytes.Buffer
+				if err := png.Encode(&buf, m); err != nil {
+					t.Fatal(err)
+				}
+				path := filepath.Join(sub, fmt.Sprintf("%02d.png", i))
+				if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	save := filepath.Join(t.TempDir(), "m.st")
+	var stdout, stderr bytes.Buffer
+	args := []string{"-data", dir, "-size", "8", "-model", "conv4x3x3,relu,dense2", "-epochs", "3", "-batch", "8", "-save", save}
+	if err := run(args, &stdout, &stderr); err != nil {
+		t.Fatalf("run(%q) = %v\n%s", args, err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "(imagefolder): 48 training and 48 test images of 3×8×8, 2 classes") {
+		t.Errorf("no data line for the image folder in\n%s", stdout.String())
+	}
+	rec := mustLoad(t, save).Data
+	if rec == nil || rec.Size != 8 || fmt.Sprint(rec.ClassNames) != "[cat dog]" || rec.Format != "imagefolder" {
+		t.Fatalf("data record %+v: want -size 8, the class names [cat dog], imagefolder", rec)
+	}
+	// predict takes the model's 8×8 input: the loaded test set's first
+	// dog image, written as IDX.
+	_, test, _, err := data.Load(dir, data.LoadOptions{Size: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := slices.Index(test.Labels, 1)
+	var idx bytes.Buffer
+	if err := data.WriteIDX(&idx, []int{1, 3, 8, 8}, test.Images[k*192:(k+1)*192]); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(t.TempDir(), "dog.idx")
+	if err := os.WriteFile(img, idx.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	if err := run([]string{"predict", "-load", save, img}, &stdout, &stderr); err != nil {
+		t.Fatalf("predict: %v\n%s", err, stderr.String())
+	}
+	if out := stdout.String(); !strings.Contains(out, "  name\n") || !regexp.MustCompile(`(?m)dog\.idx .*  (cat|dog)$`).MatchString(out) {
+		t.Errorf("predict output lacks the class name column:\n%s", out)
 	}
 }
