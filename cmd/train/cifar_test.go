@@ -189,6 +189,16 @@ func TestImageFolder(t *testing.T) {
 	if rec == nil || rec.Size != 8 || fmt.Sprint(rec.ClassNames) != "[cat dog]" || rec.Format != "imagefolder" {
 		t.Fatalf("data record %+v: want -size 8, the class names [cat dog], imagefolder", rec)
 	}
+	// info shows the three standardisations; export takes them.
+	stdout.Reset()
+	if err := run([]string{"info", save}, &stdout, &stderr); err != nil || !strings.Contains(stdout.String(), "standardised per channel (pixel values 0 to 255): channel 0 mean") ||
+		!strings.Contains(stdout.String(), "classes: cat, dog") {
+		t.Errorf("info = %v:\n%s", err, stdout.String())
+	}
+	onnx := filepath.Join(t.TempDir(), "m.onnx")
+	if err := run([]string{"export", "-load", save, "-o", onnx}, &stdout, &stderr); err != nil {
+		t.Errorf("export of a three-channel checkpoint: %v", err)
+	}
 	// predict takes the model's 8×8 input: the loaded test set's first
 	// dog image, written as IDX.
 	_, test, _, err := data.Load(dir, data.LoadOptions{Size: 8})
