@@ -125,7 +125,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer m.Close()
-	ds, err := m.Upload(set, set.Standardisation())
+	ds, err := m.UploadChannels(set, set.ChannelNorm()) // as the trainer standardises
 	if err != nil {
 		return err
 	}
