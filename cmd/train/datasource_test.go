@@ -1,0 +1,33 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// TestLoadProgress draws the loading bar on a wide and a narrow terminal:
+// the count of images, a bar that fits (none when too narrow), and at the
+// end a line of blanks that erases it.
+func TestLoadProgress(t *testing.T) {
+	for _, tc := range []struct {
+		width   int
+		wantBar bool
+	}{{80, true}, {0, true}, {30, false}} {
+		var buf bytes.Buffer
+		p := loadProgress(&buf, tc.width)
+		p(25, 100)
+		drawn := buf.String()
+		if !strings.HasPrefix(drawn, "\rloading") || !strings.HasSuffix(drawn, " 25/100 images") || strings.Contains(drawn, "[") != tc.wantBar {
+			t.Errorf("width=%d: drawn %q, want the count and a bar: %v", tc.width, drawn, tc.wantBar)
+		}
+		if w := tc.width; w > 0 && len([]rune(drawn))-1 >= w {
+			t.Errorf("width=%d: line of %d columns", w, len([]rune(drawn))-1)
+		}
+		buf.Reset()
+		p(100, 100)
+		if want := "\r" + strings.Repeat(" ", len([]rune(drawn))-1) + "\r"; buf.String() != want {
+			t.Errorf("width=%d: at the end %q, want %q", tc.width, buf.String(), want)
+		}
+	}
+}
