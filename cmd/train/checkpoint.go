@@ -452,6 +452,9 @@ func (c *ckptOptions) attach(t *train.Trainer, stdout io.Writer) error {
 		c.resume, plural(st.Epoch, "epoch"), plural(st.StepEpoch, "step"), st.Step, c.ck.Version)
 	if st.Epoch >= t.Config().Epochs {
 		fmt.Fprintf(stdout, "nothing to train: the checkpoint has done all %d epochs (give -epochs N to train further)\n", st.Epoch)
+	} else if t.Stopped() {
+		fmt.Fprintf(stdout, "nothing to train: the run stopped early after epoch %d, %s after its best validation accuracy (epoch %d; -patience %d)\n",
+			st.Epoch, plural(st.Epoch-st.BestEpoch, "epoch"), st.BestEpoch, t.Config().Patience)
 	} else if was, now := c.ck.Config.Epochs, t.Config().Epochs; was != now && t.Config().Schedule.Kind == train.CosineLR {
 		fmt.Fprintf(stdout, "note     -epochs %d: the cosine schedule now spans %d epochs, not %d, so the learning rate from here on differs from the original run's\n",
 			now, now, was)

@@ -605,3 +605,25 @@ func TestRunResumeValAugment(t *testing.T) {
 		t.Errorf("resume with another -val = %v, want a usage error naming the checkpoint's split", err)
 	}
 }
+
+// TestRunEarlyStop: with a learning rate too small to change anything,
+// -patience 1 stops the run after its second epoch, saying so, with the
+// test set evaluated then; resuming the stopped run trains nothing.
+func TestRunEarlyStop(t *testing.T) {
+	dir, save := syntheticDir(t), filepath.Join(t.TempDir(), "m.st")
+	var stdout, stderr bytes.Buffer
+	args := []string{"-data", dir, "-limit", "96", "-batch", "16", "-epochs", "5", "-threads", "1", "-model", "conv4x5x5s2,relu,maxpool2,dense10",
+		"-val", "16", "-patience", "1", "-lr", "1e-12", "-save", save}
+	if err := run(args, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	if !regexp.MustCompile(`(?m)^epoch 2/5 .* val \S+  test \S+ .*\nstopped  early after epoch 2: no better validation accuracy in the 1 epoch since epoch 1, the best`).MatchString(out) ||
+		strings.Contains(out, "epoch 3/5") {
+		t.Errorf("run output: want a stop after epoch 2, with its test accuracy:\n%s", out)
+	}
+	stdout.Reset()
+	if err := run([]string{"-resume", save}, &stdout, &stderr); err != nil || !strings.Contains(stdout.String(), "nothing to train: the run stopped early after epoch 2, 1 epoch after its best validation accuracy (epoch 1; -patience 1)") {
+		t.Errorf("resume of a stopped run = %v:\n%s", err, stdout.String())
+	}
+}
