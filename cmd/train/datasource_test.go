@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -29,5 +30,16 @@ func TestLoadProgress(t *testing.T) {
 		if want := "\r" + strings.Repeat(" ", len([]rune(drawn))-1) + "\r"; buf.String() != want {
 			t.Errorf("width=%d: at the end %q, want %q", tc.width, buf.String(), want)
 		}
+	}
+}
+
+// TestOutputIsCIFARFile: an output naming a file of a CIFAR folder given
+// as -data is refused before any work, as for IDX files.
+func TestOutputIsCIFARFile(t *testing.T) {
+	dir := cifarDir(t, 20, 10)
+	var stdout, stderr bytes.Buffer
+	err := run([]string{"-data", dir, "-metrics", filepath.Join(dir, "test_batch.bin")}, &stdout, &stderr)
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "is also the input of -data") {
+		t.Errorf("run with -metrics on a CIFAR batch = %v, want a usage error naming -data", err)
 	}
 }
