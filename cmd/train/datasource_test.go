@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,5 +42,25 @@ func TestOutputIsCIFARFile(t *testing.T) {
 	err := run([]string{"-data", dir, "-metrics", filepath.Join(dir, "test_batch.bin")}, &stdout, &stderr)
 	if exitCode(err) != 2 || !strings.Contains(err.Error(), "is also the input of -data") {
 		t.Errorf("run with -metrics on a CIFAR batch = %v, want a usage error naming -data", err)
+	}
+}
+
+// TestRunPlotVal draws the plot of a run with -val and keeps its
+// validation curve in the checkpoint's note, so that a resumed run's plot
+// shows it.
+func TestRunPlotVal(t *testing.T) {
+	dir, tmp := syntheticDir(t), t.TempDir()
+	save, plotPath := filepath.Join(tmp, "m.st"), filepath.Join(tmp, "p.png")
+	var stdout, stderr bytes.Buffer
+	if err := run(tinyArgs(dir, "-val", "16", "-save", save, "-plot", plotPath), &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	if fi, err := os.Stat(plotPath); err != nil || fi.Size() == 0 {
+		t.Errorf("plot %s: %v", plotPath, err)
+	}
+	var c curves
+	c.restore(mustLoad(t, save).Notes[curvesNote])
+	if len(c.valAcc) != 2 || len(c.valLoss) != 2 || len(c.testAcc) != 1 || c.testAcc[0].X != 2 {
+		t.Errorf("curves kept: %d validation accuracies, %d losses, test %v; want 2, 2 and one test point after epoch 2", len(c.valAcc), len(c.valLoss), c.testAcc)
 	}
 }
