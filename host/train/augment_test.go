@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/convtrain/convtrain/host/backendtest"
@@ -157,4 +158,35 @@ func TestValidationAndEarlyStop(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestRestoreSelection refuses a state whose best epoch was selected on
+// the validation set in a trainer without one, and the reverse.
+func TestRestoreSelection(t *testing.T) {
+	trainSet, err := data.Synthetic(64, 12, 4, 1)
+	backendtest.MustNil(t, err)
+	test, err := data.Synthetic(20, 12, 4, 2)
+	backendtest.MustNil(t, err)
+	for _, val := range []bool{false, true} {
+		m, err := nn.NewModel(backendtest.CPU(t), smallSpec(nn.SoftmaxCE, 4), 1)
+		backendtest.MustNil(t, err)
+		defer m.Close()
+		tr, err := NewTrainer(m, trainSet, test, Config{Epochs: 2, Batch: 16, LR: 0.01, Seed: 1})
+		backendtest.MustNil(t, err)
+		defer tr.Close()
+		if val {
+			backendtest.MustNil(t, tr.SetValidation(test))
+		}
+		st, err := tr.State()
+		backendtest.MustNil(t, err)
+		want := "selected on the validation set, this trainer selects on the test set"
+		if val {
+			st.BestTestAcc, want = 0.5, "selected on the test set, this trainer selects on the validation set"
+		} else {
+			st.BestValAcc = 0.5
+		}
+		if err := tr.Restore(st); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("validation set %v: Restore = %v, want an error containing %q", val, err, want)
+		}
+	}
 }

@@ -338,9 +338,13 @@ func (t *Trainer) Restore(st TrainState) error {
 		(!st.HasEpochSums && (st.EpochLossSum != 0 || st.EpochCorrect != 0)) ||
 		!(st.ElapsedSeconds >= 0) || math.IsInf(st.ElapsedSeconds, 0) ||
 		st.BestEpoch < 0 || st.BestEpoch > st.Epoch || !(st.BestTestAcc >= 0 && st.BestTestAcc <= 1) ||
-		!(st.BestValAcc >= 0 && st.BestValAcc <= 1) || (t.val.set == nil && st.BestValAcc != 0) || (t.val.set != nil && st.BestTestAcc != 0) {
+		!(st.BestValAcc >= 0 && st.BestValAcc <= 1) {
 		return fmt.Errorf("host: restore: epoch sums %g and %g after %d steps of %d images, %g s elapsed: not a trainer's",
 			st.EpochLossSum, st.EpochCorrect, st.StepEpoch, t.cfg.Batch, st.ElapsedSeconds)
+	}
+	if (t.val.set == nil && st.BestValAcc != 0) || (t.val.set != nil && st.BestTestAcc != 0) {
+		return fmt.Errorf("host: restore: the state's best epoch was selected on the %s set, this trainer selects on the %s set: give the run's validation split (or none) as it trained",
+			map[bool]string{true: "validation", false: "test"}[st.BestValAcc != 0], map[bool]string{true: "validation", false: "test"}[t.val.set != nil])
 	}
 	*t.pcg, t.epochPCG = pcg, pcg
 	t.epoch, t.stepEpoch, t.step = st.Epoch, st.StepEpoch, st.Step
