@@ -70,4 +70,29 @@ var docs = map[string]string{
 	"gather_rows_f32_v1": "dst[r,:] = src[idx[r],:] (float32; the host validates idx). 1-D over rows·rowLen.",
 	"gather_rows_i32_v1": "dst[r,:] = src[idx[r],:] (int32; the host validates idx). 1-D over rows·rowLen.",
 	"fill_f32_v1":        "p[i] = v. 1-D over n.",
+	"bn_train_fwd_v1": "batch norm, training: μ = lanesum(x)/M, S = lanesum((x−μ)²), invStd = 1/√(S/M+eps), " +
+		"y = γ·((x−μ)·invStd)+β; save_mean/save_inv_std (each may be null); running statistics " +
+		"(1−m)·r + m·μ and (1−m)·r + m·S/(M−1) (skipped when run_mean is null). Lane sum: thread t adds " +
+		"values t, t+256, … of the channel, then block_sum_f32's tree (cpuref.BatchNormTrainForward32 bit " +
+		"for bit). grid.x = C, block.x = 256.",
+	"bn_eval_fwd_v1": "batch norm, evaluation: y = γ·((x−run_mean)·(1/√(run_var+eps)))+β " +
+		"(cpuref.BatchNormEvalForward). 1-D over N·C·HW.",
+	"bn_bwd_v1": "batch norm backward: dβ = lanesum(dy), dγ = lanesum(dy·x̂), dx = (γ·invStd)·((dy−dβ/M)−x̂·(dγ/M)) " +
+		"(dx may be null; cpuref.BatchNormBackward32 bit for bit). grid.x = C, block.x = 256.",
+	"avgpool_fwd_v1": "y = (Σ of the R×S window over the zero-padded input, r then s ascending from +0)/(R·S) " +
+		"(count_include_pad). 1-D over N·C·P·Q.",
+	"avgpool_bwd_v1": "dx[i] = (Σ dy over the windows (p,q ascending) covering i, from +0)/(R·S) (gather, no atomics). " +
+		"1-D over N·C·H·W.",
+	"global_avgpool_fwd_v1": "y[n,c] = (Σ_j x[n,c,j], j ascending from +0)/HW. 1-D over N·C.",
+	"global_avgpool_bwd_v1": "dx[n,c,j] = dy[n,c]/HW. 1-D over N·C·HW.",
+	"act_fwd_v1": "y = act(x) for act = kActLeakyReLU (x > 0 ? x : param·x), kActSigmoid, kActTanh, kActSiLU, " +
+		"kActGELUErf, kActGELUTanh (actf.cuh, cpuref's float32 activations bit for bit). 1-D over n.",
+	"act_bwd_v1": "dx = dy·act'(x) (leaky ReLU: x > 0 ? dy : param·dy; SiLU, GELU from x) or from y " +
+		"(sigmoid: (dy·(1−y))·y; tanh: dy·(1−y·y)); the unread pointer may be null. 1-D over n.",
+	"dropout_v1": "y = (x·mask)·(1/(1−p)), mask = float(Philox4x32-10((i/4, stream, step_lo, step_hi), " +
+		"(seed_lo, seed_hi))[i mod 4] >> 8)·2^−24 ≥ p (cpuref.DropoutMask); forward and backward. " +
+		"1-D over ⌈n/4⌉.",
+	"add_v1": "y = a + b. 1-D over n.",
+	"channel_copy_v1": "dst[n, dst_off+c, j] = src[n, src_off+c, j] for c < C, j < HW (concatenation's forward " +
+		"and backward). 1-D over N·C·HW.",
 }

@@ -37,15 +37,16 @@ type ckptOptions struct {
 	model     string // -model SPEC or @FILE
 	loss      string // -loss ce or mse
 
-	layers []nn.LayerSpec           // parsed from -model
-	ck     *ckpt.Checkpoint         // loaded by -resume
-	record *ckpt.DataRecord         // the training data, saved in checkpoints
-	prev   bool                     // the resumed file has been kept as its .prev
-	notes  func() map[string]string // the notes saved in checkpoints (the curves)
-	set    map[string]bool          // flags given on the command line
-	given  map[string]string        // their values, as the flag package writes them
-	tr     *train.Trainer           // the trainer that checkpoints save
-	best   train.EpochMetrics       // the epoch last saved to -save-best in this run
+	layers  []nn.LayerSpec           // parsed from -model
+	ck      *ckpt.Checkpoint         // loaded by -resume
+	record  *ckpt.DataRecord         // the training data, saved in checkpoints
+	prev    bool                     // the resumed file has been kept as its .prev
+	notes   func() map[string]string // the notes saved in checkpoints (the curves)
+	set     map[string]bool          // flags given on the command line
+	given   map[string]string        // their values, as the flag package writes them
+	tr      *train.Trainer           // the trainer that checkpoints save
+	best    train.EpochMetrics       // the epoch last saved to -save-best in this run
+	noWrite bool                     // saveTo writes nothing: a rank other than 0 of -dist
 }
 
 func (c *ckptOptions) register(fs *flag.FlagSet) {
@@ -337,7 +338,7 @@ func (c *ckptOptions) hook(cfg *train.Config) {
 		v, ck := reflect.ValueOf(cfg).Elem(), reflect.ValueOf(c.ck.Config)
 		for i := range v.NumField() {
 			switch f := v.Type().Field(i); {
-			case !f.IsExported(), f.Type.Kind() == reflect.Func, f.Name == "Epochs", f.Name == "ProgressEvery":
+			case !f.IsExported(), f.Type.Kind() == reflect.Func, f.Type.Kind() == reflect.Interface, f.Name == "Epochs", f.Name == "ProgressEvery":
 			default:
 				v.Field(i).Set(ck.Field(i))
 			}
@@ -364,6 +365,9 @@ func (c *ckptOptions) hook(cfg *train.Config) {
 // first kept as path.prev (a hard link, else a copy), so that the
 // checkpoint a run resumed from survives it.
 func (c *ckptOptions) saveTo(path string) error {
+	if c.noWrite {
+		return nil // a rank other than 0 of a data-parallel run
+	}
 	ck, err := ckpt.NewCheckpoint(c.tr)
 	if err != nil {
 		return err

@@ -122,6 +122,7 @@ type options struct {
 	ckptOptions
 	optimOptions       // optim.go
 	reportOptions      // metrics.go
+	distOptions        // dist.go
 	progress      bool // draw a progress bar (stdout is a terminal)
 }
 
@@ -150,6 +151,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	o.deviceOptions.register(fs, "cpu")
 	o.ckptOptions.register(fs)
 	o.optimOptions.register(fs)
+	o.distOptions.register(fs)
 	o.reportOptions.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -195,6 +197,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	if err := o.optimOptions.check(o.momentum); err != nil {
+		return nil, err
+	}
+	if err := o.distOptions.check(); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -250,6 +255,17 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 func runTrain(ctx context.Context, o *options, stdout io.Writer) error {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.threads))
+	world, err := o.distOptions.world()
+	if err != nil {
+		return err
+	}
+	if world != nil {
+		defer world.Close()
+		if world.Rank() != 0 { // only rank 0 writes: checkpoints, metrics, plots, output
+			o.noWrite, o.metricsPath, o.plotPath, o.progress = true, "", "", false
+			stdout = io.Discard
+		}
+	}
 	if err := o.loadResume(); err != nil {
 		return err
 	}
@@ -334,6 +350,7 @@ func runTrain(ctx context.Context, o *options, stdout io.Writer) error {
 		cfg.OnProgress = bar.update
 	}
 	o.hook(&cfg)
+	o.distOptions.configure(&cfg, world)
 	o.record.Augment = ""
 	if cfg.Augment != (data.Augment{}) {
 		o.record.Augment = cfg.Augment.String()

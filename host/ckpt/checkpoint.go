@@ -608,7 +608,7 @@ func (c *Checkpoint) SameTraining(cfg train.Config) error {
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	for i := range va.NumField() {
 		f := va.Type().Field(i)
-		if !f.IsExported() || f.Type.Kind() == reflect.Func {
+		if !f.IsExported() || f.Type.Kind() == reflect.Func || f.Type.Kind() == reflect.Interface {
 			continue
 		}
 		x, y := va.Field(i).Interface(), vb.Field(i).Interface()
@@ -629,7 +629,7 @@ func ConfigJSON(c train.Config) (string, error) {
 	m := map[string]any{}
 	for i := range v.NumField() {
 		f := v.Type().Field(i)
-		if !f.IsExported() || f.Type.Kind() == reflect.Func {
+		if !f.IsExported() || f.Type.Kind() == reflect.Func || f.Type.Kind() == reflect.Interface {
 			continue
 		}
 		if strings.Contains(f.Tag.Get("json"), "omitempty") && v.Field(i).IsZero() {
@@ -656,7 +656,7 @@ func configFromJSON(s string) (train.Config, error) {
 	v := reflect.ValueOf(&c).Elem()
 	for _, f := range fields {
 		sf, ok := v.Type().FieldByName(f.key)
-		if !ok || !sf.IsExported() || sf.Type.Kind() == reflect.Func || len(sf.Index) != 1 {
+		if !ok || !sf.IsExported() || sf.Type.Kind() == reflect.Func || sf.Type.Kind() == reflect.Interface || len(sf.Index) != 1 {
 			return c, ckptErr("config: unknown field %q", f.key)
 		}
 		dec := json.NewDecoder(bytes.NewReader(f.value))

@@ -339,6 +339,9 @@ func TestGPUBackendOps(t *testing.T) {
 		w.same("dst", dst, 0, 0)
 		w.same("dst (int32 indices)", dst2, 0, 0)
 	})
+
+	testNormPoolOps(t, w, rng)    // norm_test.go
+	testElementwiseOps(t, w, rng) // elementwise_test.go
 }
 
 // TestGPUBackendChecks checks the host-side checks of the GPU backend: bad

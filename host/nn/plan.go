@@ -295,14 +295,7 @@ var addModule = &kindModule{
 		return nil
 	},
 	forward: func(b *Batch, n *node) error {
-		be, y := b.be, b.acts[n.out]
-		if err := be.Fill(y, 0); err != nil {
-			return err
-		}
-		if err := be.Accumulate(y, b.acts[n.in]); err != nil {
-			return err
-		}
-		return be.Accumulate(y, b.acts[n.in2])
+		return b.be.Add(b.acts[n.in], b.acts[n.in2], b.acts[n.out])
 	},
 	backward: func(b *Batch, n *node) error {
 		dy := b.grads[n.out]

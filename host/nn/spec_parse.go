@@ -51,10 +51,11 @@ const DefaultSpecText = "conv8x5x5,relu,maxpool2,conv16x5x5,relu,maxpool2,flatte
 // The layers returned are well-formed but not checked against an input
 // size; InferShapes (or Spec.Check) does that, numbering the layers as
 // FormatSpec writes them, with every Flatten explicit. ParseSpec's own
-// errors wrap ErrSpec and name the layer as written (1-based, blank layers
-// not counted) and its text, and say why: a syntax error, a number out of
-// range, a conv or max-pool after the input was flattened, or a last layer
-// that is not dense.
+// errors wrap ErrSpec and name the layer by the same number (1-based,
+// blank layers not counted, a flatten implied before a dense layer counted
+// as a layer, as in checkpoints' layer<i> names) and its text, and say why:
+// a syntax error, a number out of range, a conv or max-pool after the input
+// was flattened, or a last layer that is not dense.
 func ParseSpec(text string) ([]LayerSpec, error) {
 	if preset, ok := Presets[strings.ToLower(strings.TrimSpace(text))]; ok {
 		text = preset
@@ -99,6 +100,11 @@ func (p *seqParser) seq(text string, flat bool) ([]LayerSpec, bool, error) {
 			continue
 		}
 		p.n++
+		if toks, err := specTokens(item); err == nil && len(toks) > 0 && !flat {
+			if m := moduleNamed(toks[0].word); m != nil && m.in == flatInput {
+				p.n++ // the flatten implied before it is a layer too, as Check and checkpoints number them
+			}
+		}
 		n := p.n
 		p.last = item
 		if open := strings.IndexByte(item, '('); open >= 0 {

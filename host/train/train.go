@@ -71,6 +71,15 @@ type Config struct {
 	Schedule    Schedule
 	Optimizer   nn.Optimizer // the update rule; the zero value is SGD (NewTrainer sets it on the model)
 	Seed        uint64       // shuffling; the model's initialisation has its own seed
+	// Accum splits each step's Batch images into Accum micro-batches per
+	// rank whose gradients are summed (0 or 1: none); see accumStep.
+	Accum int `json:",omitempty"`
+	// Comm is the data-parallel world (nil: this process alone): Batch is
+	// the global batch, each rank takes its slice of every step of one
+	// global order, the gradients are summed over the ranks (Reduce), the
+	// metrics too, and every stop decision is taken by all ranks.
+	Comm   Comm       `json:"-"`
+	Reduce ReduceKind `json:",omitempty"`
 
 	// ProgressEvery calls OnProgress every that many steps (0: never).
 	ProgressEvery int
@@ -136,6 +145,10 @@ func (c Config) Check() error {
 		return fmt.Errorf("host: unknown schedule %v", c.Schedule.Kind)
 	case c.Schedule.Warmup < 0:
 		return fmt.Errorf("host: warm-up of %d steps, want ≥ 0", c.Schedule.Warmup)
+	case c.Accum < 0:
+		return fmt.Errorf("host: %d micro-batches per step, want ≥ 1", c.Accum)
+	case c.Reduce != OrderedReduce && c.Reduce != SumReduce:
+		return fmt.Errorf("host: unknown reduction %v", c.Reduce)
 	case c.Optimizer.Nesterov && c.Optimizer.Kind == nn.SGD && c.Momentum == 0:
 		return fmt.Errorf("host: Nesterov momentum needs a momentum > 0")
 	case c.Augment.Pad < 0 || c.Augment.Pad > backend.MaxAugmentPad:
@@ -203,16 +216,21 @@ type EpochMetrics struct {
 // epoch to epoch). The test set is evaluated in full, the last partial
 // batch with a batch of its own size.
 type Trainer struct {
-	m        *nn.Model
-	cfg      Config
-	train    *nn.DeviceSet
-	test     evalSet
-	val      evalSet   // empty (set nil) without a validation set
-	batch    *nn.Batch // Config.Batch images, for training and evaluation
-	rng      *rand.Rand
-	pcg      *rand.PCG
-	epochPCG rand.PCG // the shuffling state at the start of the current epoch
-	perm     []int32
+	m     *nn.Model
+	cfg   Config
+	train *nn.DeviceSet
+	test  evalSet
+	val   evalSet   // empty (set nil) without a validation set
+	batch *nn.Batch // Config.Batch images, for training and evaluation
+	// micro is the micro-batch of an accumulated or data-parallel step
+	// (accumStep), nil otherwise; gradAcc and gradTmp hold the gradients
+	// of every parameter on the host, in Params order.
+	micro            *nn.Batch
+	gradAcc, gradTmp []float32
+	rng              *rand.Rand
+	pcg              *rand.PCG
+	epochPCG         rand.PCG // the shuffling state at the start of the current epoch
+	perm             []int32
 	// order holds perm on the backend, uploaded at the start of each epoch;
 	// orderViews[s] is step s's batch of it.
 	order      backend.Tensor
@@ -309,15 +327,21 @@ func (t *Trainer) State() (TrainState, error) {
 		}
 		st.EpochLossSum, st.EpochCorrect, st.HasEpochSums = v[0], v[1], true
 	}
+	if t.world() > 1 {
+		// Each rank holds its own part of the sums: a resumed epoch
+		// averages over the steps after the resume instead.
+		st.EpochLossSum, st.EpochCorrect, st.HasEpochSums = 0, 0, false
+	}
 	return st, nil
 }
 
 // readEpochSums downloads the batch's running loss sum and correct count.
 func (t *Trainer) readEpochSums() ([2]float32, error) {
 	var v [2]float32
-	err := t.m.Backend().Download(v[:1], t.batch.LossSum)
+	b := t.trainBatch()
+	err := t.m.Backend().Download(v[:1], b.LossSum)
 	if err == nil {
-		err = t.m.Backend().Download(v[1:], t.batch.Correct)
+		err = t.m.Backend().Download(v[1:], b.Correct)
 	}
 	return v, err
 }
@@ -375,14 +399,30 @@ func NewTrainer(m *nn.Model, train, test *data.Dataset, cfg Config) (*Trainer, e
 	}
 	norms := train.ChannelNorm() // for one channel, the bits of Standardisation
 	t := &Trainer{m: m, cfg: cfg, stepsEpoch: train.N / cfg.Batch, norms: norms, lastFinite: -1}
+	micro, err := cfg.microBatch(t.world())
+	if err != nil {
+		return nil, err
+	}
+	if err := t.sameWeights(); err != nil {
+		return nil, err
+	}
 	t.pcg = rand.NewPCG(cfg.Seed, nn.ShuffleStream)
 	t.rng = rand.New(t.pcg)
-	var err error
 	if t.train, err = m.UploadChannels(train, norms); err != nil {
 		return nil, errors.Join(err, t.Close())
 	}
 	if t.batch, err = m.NewBatch(cfg.Batch); err != nil {
 		return nil, errors.Join(err, t.Close())
+	}
+	if micro < cfg.Batch {
+		if t.micro, err = m.NewBatch(micro); err != nil {
+			return nil, errors.Join(err, t.Close())
+		}
+		n := 0
+		for _, p := range m.Params() {
+			n += p.Value.Len()
+		}
+		t.gradAcc, t.gradTmp = make([]float32, n), make([]float32, n)
 	}
 	if err := t.newEvalSet(&t.test, test); err != nil {
 		return nil, errors.Join(err, t.Close())
@@ -482,14 +522,41 @@ func (t *Trainer) newViews() error {
 	if t.order, err = be.NewIndexTensor(len(t.perm)); err != nil {
 		return err
 	}
-	for s := range t.stepsEpoch {
-		v, err := be.IndexView(t.order, s*batch, batch)
-		if err != nil {
-			return err
+	// A step's views: the whole batch, or this rank's micro-batches.
+	size, per, rank := batch, 1, 0
+	if t.micro != nil {
+		size, per = t.micro.N, t.cfg.accum()
+		if t.cfg.Comm != nil {
+			rank = t.cfg.Comm.Rank()
 		}
-		t.orderViews = append(t.orderViews, v)
+	}
+	for s := range t.stepsEpoch {
+		for k := range per {
+			v, err := be.IndexView(t.order, s*batch+(rank*per+k)*size, size)
+			if err != nil {
+				return err
+			}
+			t.orderViews = append(t.orderViews, v)
+		}
 	}
 	return nil
+}
+
+// loadTraining fills b with the training rows that the view idx names,
+// augmented (Config.Augment) on the backend: each image as its row in
+// the training set, the seed and the epoch draw it.
+func (t *Trainer) loadTraining(b *nn.Batch, idx backend.Tensor) error {
+	m := t.m
+	if err := m.LoadIndexed(b, t.train, idx); err != nil {
+		return err
+	}
+	a := t.cfg.Augment
+	if a == (data.Augment{}) {
+		return nil
+	}
+	sp := m.Spec()
+	p := backend.AugmentParams{Pad: a.Pad, Flip: a.Flip, Seed: t.cfg.Seed, Step: uint64(t.epoch)}
+	return m.Backend().AugmentBatch(p, b.N, sp.C, sp.H, sp.W, t.train.X, idx, b.X)
 }
 
 // Model is the model being trained.
@@ -516,13 +583,15 @@ func (t *Trainer) Close() error {
 		errs = append(errs, t.train.Free(be))
 	}
 	errs = append(errs, t.test.free(be), t.val.free(be))
-	if t.batch != nil {
-		errs = append(errs, t.batch.Free(be))
+	for _, b := range []*nn.Batch{t.batch, t.micro} {
+		if b != nil {
+			errs = append(errs, b.Free(be))
+		}
 	}
 	if t.order != nil {
 		errs = append(errs, be.Free(t.order))
 	}
-	t.train, t.batch, t.order, t.orderViews = nil, nil, nil, nil
+	t.train, t.batch, t.micro, t.order, t.orderViews = nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 
@@ -564,7 +633,7 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	if t.start.IsZero() {
 		t.start = time.Now().Add(-t.elapsedBefore)
 	}
-	m, b, cfg := t.m, t.batch, t.cfg
+	m, b, cfg := t.m, t.trainBatch(), t.cfg
 	em := EpochMetrics{Epoch: t.epoch + 1, Epochs: cfg.Epochs}
 	if t.epoch >= cfg.Epochs {
 		return em, fmt.Errorf("host: all %d epochs are done", cfg.Epochs)
@@ -608,7 +677,11 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	t0 := time.Now()
 	var lr float64
 	for s := first; s < t.stepsEpoch; s++ {
-		if err := ctx.Err(); err != nil {
+		ctxErr := ctx.Err() // asked once per step (tests count the calls)
+		if err := t.agree(ctxErr != nil, nil); err != nil {
+			return em, err
+		}
+		if err := ctxErr; err != nil {
 			t.keepEpochSums()
 			if t.stepEpoch == 0 {
 				*t.pcg = t.epochPCG // not started: State gives the epoch's shuffling state, not the one after its order was drawn
@@ -616,17 +689,13 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 			return em, err
 		}
 		lr = cfg.Schedule.LR(cfg.LR, t.epoch, t.step, total)
-		if err := m.LoadIndexed(b, t.train, t.orderViews[s]); err != nil {
-			return em, err
+		var err error
+		if t.micro != nil {
+			err = t.accumStep(s, lr)
+		} else if err = t.loadTraining(b, t.orderViews[s]); err == nil {
+			err = m.TrainStep(b, float32(lr), float32(cfg.Momentum), float32(cfg.WeightDecay))
 		}
-		if a := cfg.Augment; a != (data.Augment{}) {
-			sp := m.Spec()
-			p := backend.AugmentParams{Pad: a.Pad, Flip: a.Flip, Seed: cfg.Seed, Step: uint64(t.epoch)}
-			if err := m.Backend().AugmentBatch(p, b.N, sp.C, sp.H, sp.W, t.train.X, t.orderViews[s], b.X); err != nil {
-				return em, fmt.Errorf("host: epoch %d step %d: %w", t.epoch+1, s+1, err)
-			}
-		}
-		if err := m.TrainStep(b, float32(lr), float32(cfg.Momentum), float32(cfg.WeightDecay)); err != nil {
+		if err != nil {
 			return em, fmt.Errorf("host: epoch %d step %d: %w", t.epoch+1, s+1, err)
 		}
 		t.step++
@@ -638,21 +707,25 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 			if err != nil {
 				return em, err
 			}
-			if err := t.checkDiverged(sum); err != nil {
+			correct, err := t.download(b.Correct)
+			if err != nil {
+				return em, err
+			}
+			sum, correct, k, err := t.globalSums(sum, correct)
+			if err != nil {
+				return em, err
+			}
+			if err := t.checkDiverged(sum / float64(k)); err != nil {
 				return em, err
 			}
 			if report && cfg.OnProgress != nil {
-				correct, err := t.download(b.Correct)
-				if err != nil {
-					return em, err
-				}
 				dt := time.Since(t0)
 				cfg.OnProgress(Progress{Epoch: t.epoch + 1, Epochs: cfg.Epochs, Step: s + 1, Steps: t.stepsEpoch,
-					Loss: sum / float64(s+1-base), Averaged: s + 1 - base, TrainAcc: correct / float64((s+1-base)*cfg.Batch),
+					Loss: sum / float64((s+1-base)*k), Averaged: s + 1 - base, TrainAcc: correct / float64((s+1-base)*cfg.Batch),
 					GlobalStep: t.step, LR: lr, ImagesPerSec: float64((s+1-first)*cfg.Batch) / dt.Seconds(), Elapsed: time.Since(t.start)})
 			}
 			if save {
-				if err := cfg.OnCheckpoint(); err != nil {
+				if err := t.agree(false, cfg.OnCheckpoint()); err != nil {
 					return em, fmt.Errorf("host: checkpoint after step %d: %w", t.step, err)
 				}
 			}
@@ -670,12 +743,16 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	if err != nil {
 		return em, err
 	}
+	t.epochSums, t.trained = [2]float32{float32(sum), float32(correct)}, true
+	sum, correct, k, err := t.globalSums(sum, correct)
+	if err != nil {
+		return em, err
+	}
 	if first < t.stepsEpoch {
-		if err := t.checkDiverged(sum); err != nil {
+		if err := t.checkDiverged(sum / float64(k)); err != nil {
 			return em, err
 		}
 	}
-	t.epochSums, t.trained = [2]float32{float32(sum), float32(correct)}, true
 	em.LR = lr
 	em.Images = (t.stepsEpoch - first) * cfg.Batch
 	if em.Images > 0 {
@@ -684,7 +761,7 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	// Averaged is 0 when the epoch resumed after its last step from a
 	// checkpoint without the epoch's sums: only the evaluation is left.
 	if em.Averaged = t.stepsEpoch - base; em.Averaged > 0 {
-		em.Loss = sum / float64(em.Averaged)
+		em.Loss = sum / float64(em.Averaged*k)
 		em.TrainAcc = correct / float64(em.Averaged*cfg.Batch)
 	}
 	t1 := time.Now()
@@ -717,12 +794,12 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 		cfg.OnEpoch(em)
 	}
 	if cfg.OnCheckpoint != nil {
-		if err := cfg.OnCheckpoint(); err != nil {
+		if err := t.agree(false, cfg.OnCheckpoint()); err != nil {
 			return em, fmt.Errorf("host: checkpoint after epoch %d: %w", t.epoch, err)
 		}
 	}
 	if em.Best && cfg.OnBest != nil {
-		if err := cfg.OnBest(em); err != nil {
+		if err := t.agree(false, cfg.OnBest(em)); err != nil {
 			return em, fmt.Errorf("host: best checkpoint after epoch %d: %w", t.epoch, err)
 		}
 	}
