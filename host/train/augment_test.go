@@ -3,8 +3,10 @@ package train
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/convtrain/convtrain/host/backendtest"
@@ -188,5 +190,64 @@ func TestRestoreSelection(t *testing.T) {
 		if err := tr.Restore(st); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("validation set %v: Restore = %v, want an error containing %q", val, err, want)
 		}
+	}
+}
+
+// TestAugmentMicroBatches trains with augmentation (crop2,flip) in steps
+// of 2 accumulated micro-batches and on 2 ranks of an in-process world:
+// both must give the same weights bit for bit (each image is augmented by
+// its own row's draw, whoever loads it), the loss near the one of whole
+// batches (the same images, the gradient summed in another order), and
+// other weights than without augmentation.
+func TestAugmentMicroBatches(t *testing.T) {
+	trainSet, err := data.Synthetic(96, 12, 4, 1)
+	backendtest.MustNil(t, err)
+	test, err := data.Synthetic(20, 12, 4, 2)
+	backendtest.MustNil(t, err)
+	cfg := Config{Epochs: 2, Batch: 12, LR: 0.05, Momentum: 0.9, Schedule: Schedule{Kind: CosineLR}, Seed: 3, Augment: data.Augment{Pad: 2, Flip: true}}
+	run := func(cfg Config) ([][]float32, []EpochMetrics) {
+		m, err := nn.NewModel(backendtest.CPU(t), smallSpec(nn.SoftmaxCE, 4), 5)
+		backendtest.MustNil(t, err)
+		defer m.Close()
+		tr, err := NewTrainer(m, trainSet, test, cfg)
+		backendtest.MustNil(t, err)
+		defer tr.Close()
+		ems, err := tr.Run(context.Background())
+		backendtest.MustNil(t, err)
+		w, err := m.ParamValues()
+		backendtest.MustNil(t, err)
+		return w, ems
+	}
+	acc := cfg
+	acc.Accum = 2
+	wantW, wantEM := run(acc)
+	w := newWorld(2)
+	gotW := make([][][]float32, 2)
+	var wg sync.WaitGroup
+	for r := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := cfg
+			c.Comm = rankComm{w, r}
+			gotW[r], _ = run(c)
+		}()
+	}
+	wg.Wait()
+	for r := range 2 {
+		for i := range wantW {
+			backendtest.EqualBits(t, fmt.Sprintf("rank %d, param %d", r, i), gotW[r][i], wantW[i])
+		}
+	}
+	_, whole := run(cfg)
+	for e := range whole {
+		if d := math.Abs(whole[e].Loss - wantEM[e].Loss); d > 1e-4 {
+			t.Errorf("epoch %d: loss %v with 2 micro-batches, %v in whole batches", e+1, wantEM[e].Loss, whole[e].Loss)
+		}
+	}
+	plain := acc
+	plain.Augment = data.Augment{}
+	if plainW, _ := run(plain); slices.EqualFunc(plainW, wantW, slices.Equal) {
+		t.Errorf("the same weights with and without augmentation")
 	}
 }
