@@ -125,7 +125,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer m.Close()
-	ds, err := m.Upload(set, set.Standardisation())
+	ds, err := m.UploadChannels(set, set.ChannelNorm()) // as the trainer standardises
 	if err != nil {
 		return err
 	}
@@ -464,6 +464,11 @@ func (t *timedBackend) ConcatForward(n, hw int, cs []int, xs []backend.Tensor, y
 
 func (t *timedBackend) ConcatBackward(n, hw int, cs []int, dy backend.Tensor, dxs []backend.Tensor) error {
 	return t.time("concat bwd", 0, 0, func() error { return t.be.ConcatBackward(n, hw, cs, dy, dxs) })
+}
+
+func (t *timedBackend) AugmentBatch(p backend.AugmentParams, n, c, h, w int, src, rows, dst backend.Tensor) error {
+	return t.time(fmt.Sprintf("augment N=%d,C=%d,H=%d,W=%d", n, c, h, w), 0, 0,
+		func() error { return t.be.AugmentBatch(p, n, c, h, w, src, rows, dst) })
 }
 
 func (t *timedBackend) DenseForward(n, in, out int, x, w, b, y backend.Tensor) error {

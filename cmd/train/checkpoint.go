@@ -52,7 +52,7 @@ type ckptOptions struct {
 func (c *ckptOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.save, "save", "", "save checkpoints to `FILE` (safetensors) after each epoch, every -save-every steps and on Ctrl-C")
 	fs.IntVar(&c.saveEvery, "save-every", 0, "with -save, also save every `N` steps (0: only after each epoch)")
-	fs.StringVar(&c.saveBest, "save-best", "", "save a checkpoint to `FILE` after each epoch whose test accuracy beats every earlier one")
+	fs.StringVar(&c.saveBest, "save-best", "", "save a checkpoint to `FILE` after each epoch whose validation accuracy (with -val; else test accuracy) beats every earlier one")
 	fs.StringVar(&c.resume, "resume", "", "resume training from the checkpoint `FILE`")
 	fs.StringVar(&c.loss, "loss", "ce", "loss: ce (softmax cross-entropy) or mse (½ squared error against one-hot targets)")
 	fs.StringVar(&c.model, "model", "", "model `SPEC`, e.g. conv8x5x5,relu,maxpool2,dense10, or @FILE to read it from a file (default: "+nn.DefaultSpecText+")")
@@ -62,7 +62,7 @@ func (c *ckptOptions) register(fs *flag.FlagSet) {
 // checkpoint; giving one with -resume is a usage error unless its value is
 // the checkpoint's.
 var trainingFlags = []string{"model", "loss", "batch", "lr", "momentum", "weight-decay", "schedule", "step-every", "gamma", "warmup", "seed",
-	"optimizer", "nesterov", "beta1", "beta2", "eps"}
+	"optimizer", "nesterov", "beta1", "beta2", "eps", "augment", "patience", "min-delta", "test-every-epoch"}
 
 // check validates the flags after parsing, recording which were given.
 func (c *ckptOptions) check(fs *flag.FlagSet) error {
@@ -139,6 +139,14 @@ func recorded(name string, ck *ckpt.Checkpoint) (string, bool) {
 		return f(cfg.Optimizer.Beta2), adam
 	case "eps":
 		return f(cfg.Optimizer.Eps), adam
+	case "augment":
+		return cfg.Augment.String(), true
+	case "patience":
+		return strconv.Itoa(cfg.Patience), true
+	case "min-delta":
+		return f(cfg.MinDelta), true
+	case "test-every-epoch":
+		return strconv.FormatBool(cfg.TestEveryEpoch), true
 	}
 	return "", false
 }
@@ -157,6 +165,11 @@ func (c *ckptOptions) checkTrainingFlags() error {
 		}
 		if name == "optimizer" {
 			given = strings.ToLower(given)
+		}
+		if name == "augment" {
+			if a, err := data.ParseAugment(given); err == nil {
+				given = a.String()
+			}
 		}
 		want, applies := recorded(name, c.ck)
 		switch {
@@ -443,6 +456,9 @@ func (c *ckptOptions) attach(t *train.Trainer, stdout io.Writer) error {
 		c.resume, plural(st.Epoch, "epoch"), plural(st.StepEpoch, "step"), st.Step, c.ck.Version)
 	if st.Epoch >= t.Config().Epochs {
 		fmt.Fprintf(stdout, "nothing to train: the checkpoint has done all %d epochs (give -epochs N to train further)\n", st.Epoch)
+	} else if t.Stopped() {
+		fmt.Fprintf(stdout, "nothing to train: the run stopped early after epoch %d, %s after its best validation accuracy (epoch %d; -patience %d)\n",
+			st.Epoch, plural(st.Epoch-st.BestEpoch, "epoch"), st.BestEpoch, t.Config().Patience)
 	} else if was, now := c.ck.Config.Epochs, t.Config().Epochs; was != now && t.Config().Schedule.Kind == train.CosineLR {
 		fmt.Fprintf(stdout, "note     -epochs %d: the cosine schedule now spans %d epochs, not %d, so the learning rate from here on differs from the original run's\n",
 			now, now, was)
@@ -483,9 +499,15 @@ func (c *ckptOptions) saved(stdout io.Writer) {
 	if c.save != "" {
 		fmt.Fprintf(stdout, "saved    %s\n", c.save)
 	}
-	if c.best.Epoch > 0 {
+	switch {
+	case c.best.Epoch > 0 && c.best.Validated:
+		fmt.Fprintf(stdout, "best     %s: epoch %d, validation accuracy %.2f%%\n", c.saveBest, c.best.Epoch, 100*c.best.ValAcc)
+	case c.best.Epoch > 0:
 		fmt.Fprintf(stdout, "best     %s: epoch %d, test accuracy %.2f%%\n", c.saveBest, c.best.Epoch, 100*c.best.TestAcc)
-	} else if c.saveBest != "" && c.ck != nil && c.ck.State.BestEpoch > 0 {
+	case c.saveBest != "" && c.ck != nil && c.ck.State.BestEpoch > 0 && c.ck.Data != nil && c.ck.Data.Val > 0:
+		fmt.Fprintf(stdout, "best     %s: no epoch of this run beat epoch %d's validation accuracy, %.2f%% (file unchanged)\n",
+			c.saveBest, c.ck.State.BestEpoch, 100*c.ck.State.BestValAcc)
+	case c.saveBest != "" && c.ck != nil && c.ck.State.BestEpoch > 0:
 		fmt.Fprintf(stdout, "best     %s: no epoch of this run beat epoch %d's test accuracy, %.2f%% (file unchanged)\n",
 			c.saveBest, c.ck.State.BestEpoch, 100*c.ck.State.BestTestAcc)
 	}

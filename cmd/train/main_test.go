@@ -136,8 +136,8 @@ func TestRunErrors(t *testing.T) {
 		{"case=device", []string{"-device", "tpu"}, 2, `-device "tpu": want one of cpu, gpu, sim`},
 		{"case=threads", []string{"-threads", "0"}, 2, "-threads 0: want 1 to 4096"},
 		{"case=not-a-number", []string{"-epochs", "three"}, 2, `invalid value "three" for flag -epochs`},
-		{"case=missing-data", []string{"-data", filepath.Join(dir, "nope")}, 1, "nope: no such directory; give a directory holding the four IDX files"},
-		{"case=missing-files", []string{"-data", t.TempDir()}, 1, "no train-images-idx3-ubyte"},
+		{"case=missing-data", []string{"-data", filepath.Join(dir, "nope")}, 1, "nope: no such directory; give a directory of IDX files (MNIST's layout), CIFAR-10/100 binary batches or an image folder"},
+		{"case=missing-files", []string{"-data", t.TempDir()}, 1, "unknown data format; looked for cifar10"},
 		{"case=batch-above-limit", []string{"-data", dir, "-limit", "10", "-batch", "32"}, 1, "-batch 32: only 10 training images (-limit 10); give -batch 10 or less"},
 		{"case=help", []string{"-h"}, 0, ""},
 	} {

@@ -29,8 +29,11 @@ type metricsRecord struct {
 	Loss     jsonFloat `json:"loss"`
 	TrainAcc jsonFloat `json:"train_acc"`
 	// TestLoss and TestAcc: epoch records only.
-	TestLoss     *jsonFloat `json:"test_loss,omitempty"`
-	TestAcc      *jsonFloat `json:"test_acc,omitempty"`
+	TestLoss *jsonFloat `json:"test_loss,omitempty"`
+	TestAcc  *jsonFloat `json:"test_acc,omitempty"`
+	// ValLoss and ValAcc: epoch records of a run with -val only.
+	ValLoss      *jsonFloat `json:"val_loss,omitempty"`
+	ValAcc       *jsonFloat `json:"val_acc,omitempty"`
 	LR           jsonFloat  `json:"lr"`
 	ImagesPerSec jsonFloat  `json:"images_per_sec"` // over the epoch so far
 	Elapsed      jsonFloat  `json:"elapsed_s"`      // seconds since the run started
@@ -129,10 +132,18 @@ func (l *metricsLog) progress(p train.Progress) {
 // epoch records an epoch's metrics; step is the number of steps done in
 // all after it, steps the steps per epoch.
 func (l *metricsLog) epoch(m train.EpochMetrics, step, steps int) {
-	tl, ta := jsonFloat(m.TestLoss), jsonFloat(m.TestAcc)
-	l.write(metricsRecord{Kind: "epoch", Epoch: m.Epoch, Epochs: m.Epochs, Step: step, EpochStep: steps, Steps: steps,
-		Loss: jsonFloat(m.Loss), TrainAcc: jsonFloat(m.TrainAcc), TestLoss: &tl, TestAcc: &ta, LR: jsonFloat(m.LR),
-		ImagesPerSec: jsonFloat(m.ImagesPerSec), Elapsed: jsonFloat(m.Elapsed.Seconds())})
+	r := metricsRecord{Kind: "epoch", Epoch: m.Epoch, Epochs: m.Epochs, Step: step, EpochStep: steps, Steps: steps,
+		Loss: jsonFloat(m.Loss), TrainAcc: jsonFloat(m.TrainAcc), LR: jsonFloat(m.LR),
+		ImagesPerSec: jsonFloat(m.ImagesPerSec), Elapsed: jsonFloat(m.Elapsed.Seconds())}
+	if m.Tested {
+		tl, ta := jsonFloat(m.TestLoss), jsonFloat(m.TestAcc)
+		r.TestLoss, r.TestAcc = &tl, &ta
+	}
+	if m.Validated {
+		vl, va := jsonFloat(m.ValLoss), jsonFloat(m.ValAcc)
+		r.ValLoss, r.ValAcc = &vl, &va
+	}
+	l.write(r)
 }
 
 // Close closes the file and returns the first error of any write.

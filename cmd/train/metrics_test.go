@@ -318,7 +318,7 @@ func TestPlotClipNote(t *testing.T) {
 		trainAcc: plotter.XYs{{X: 0.1, Y: 12}, {X: 0.5, Y: 85}, {X: 1, Y: 93}},
 		epochAcc: plotter.XYs{{X: 1, Y: 90}}, testAcc: plotter.XYs{{X: 1, Y: 94}},
 	}
-	p, err := c.panel("", "accuracy (%)", c.trainAcc, c.epochAcc, c.testAcc, false)
+	p, err := c.panel("", "accuracy (%)", c.trainAcc, c.epochAcc, c.testAcc, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,16 @@ func (o *options) checkOutputs() error {
 				inputs = append(inputs, struct{ flag, path string }{"-data", filepath.Join(dataDir, p)})
 			}
 		}
+		// The files of the other formats: CIFAR's batches and names, in
+		// the folder or its usual sub-folders.
+		for _, d := range []string{dataDir, filepath.Join(dataDir, "cifar-10-batches-bin"), filepath.Join(dataDir, "cifar-100-binary")} {
+			entries, _ := os.ReadDir(d)
+			for _, e := range entries {
+				if e.Type().IsRegular() {
+					inputs = append(inputs, struct{ flag, path string }{"-data", filepath.Join(d, e.Name())})
+				}
+			}
+		}
 	}
 	for i, out := range outs {
 		if out.path == "" {

@@ -38,7 +38,8 @@ type curves struct {
 	title               string
 	trainLoss, trainAcc plotter.XYs // per progress window
 	epochLoss, epochAcc plotter.XYs // the epoch's training batches
-	testLoss, testAcc   plotter.XYs // the test set, after each epoch
+	testLoss, testAcc   plotter.XYs // the test set, after each epoch (with -val, after the last)
+	valLoss, valAcc     plotter.XYs // the validation set (-val), after each epoch
 	win                 windowed
 }
 
@@ -55,8 +56,14 @@ func (c *curves) epoch(m train.EpochMetrics) {
 		c.epochLoss = append(c.epochLoss, plotter.XY{X: x, Y: m.Loss})
 		c.epochAcc = append(c.epochAcc, plotter.XY{X: x, Y: 100 * m.TrainAcc})
 	}
-	c.testLoss = append(c.testLoss, plotter.XY{X: x, Y: m.TestLoss})
-	c.testAcc = append(c.testAcc, plotter.XY{X: x, Y: 100 * m.TestAcc})
+	if m.Tested { // with -val, the test set is evaluated after the last epoch only
+		c.testLoss = append(c.testLoss, plotter.XY{X: x, Y: m.TestLoss})
+		c.testAcc = append(c.testAcc, plotter.XY{X: x, Y: 100 * m.TestAcc})
+	}
+	if m.Validated {
+		c.valLoss = append(c.valLoss, plotter.XY{X: x, Y: m.ValLoss})
+		c.valAcc = append(c.valAcc, plotter.XY{X: x, Y: 100 * m.ValAcc})
+	}
 }
 
 // curvesNote is the checkpoint note (ckpt.Checkpoint.Notes) that keeps
@@ -70,6 +77,7 @@ const maxNotePoints = 4096
 // curvesJSON is the note's JSON: each series as [x, y] pairs.
 type curvesJSON struct {
 	TrainLoss, TrainAcc, EpochLoss, EpochAcc, TestLoss, TestAcc [][2]jsonFloat
+	ValLoss, ValAcc                                             [][2]jsonFloat `json:",omitempty"`
 }
 
 // note is the JSON of c for a checkpoint.
@@ -89,7 +97,7 @@ func (c *curves) note() string {
 		}
 		return out
 	}
-	b, err := json.Marshal(curvesJSON{enc(c.trainLoss), enc(c.trainAcc), enc(c.epochLoss), enc(c.epochAcc), enc(c.testLoss), enc(c.testAcc)})
+	b, err := json.Marshal(curvesJSON{enc(c.trainLoss), enc(c.trainAcc), enc(c.epochLoss), enc(c.epochAcc), enc(c.testLoss), enc(c.testAcc), enc(c.valLoss), enc(c.valAcc)})
 	if err != nil {
 		return "" // not reached: jsonFloat always encodes
 	}
@@ -112,6 +120,7 @@ func (c *curves) restore(note string) {
 	}
 	c.trainLoss, c.trainAcc, c.epochLoss = dec(j.TrainLoss), dec(j.TrainAcc), dec(j.EpochLoss)
 	c.epochAcc, c.testLoss, c.testAcc = dec(j.EpochAcc), dec(j.TestLoss), dec(j.TestAcc)
+	c.valLoss, c.valAcc = dec(j.ValLoss), dec(j.ValAcc)
 }
 
 // finite drops the points whose y is NaN or infinite, and, for a log
@@ -130,18 +139,19 @@ var (
 	trainColor = color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff} // blue
 	epochColor = color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff} // green
 	testColor  = color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff} // red
+	valColor   = color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff} // orange
 )
 
 // panel makes one of the two plots: the per-window series as a thin line,
 // the per-epoch series as lines with markers.
-func (c *curves) panel(title, ylabel string, window, epoch, test plotter.XYs, logY bool) (*plot.Plot, error) {
+func (c *curves) panel(title, ylabel string, window, epoch, test, val plotter.XYs, logY bool) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "epoch"
 	p.Y.Label.Text = ylabel
 	p.Legend.Top = logY // the loss falls and the accuracy rises: keep the legend clear of them
 	p.Add(plotter.NewGrid())
-	window, epoch, test = finite(window, logY), finite(epoch, logY), finite(test, logY)
+	window, epoch, test, val = finite(window, logY), finite(epoch, logY), finite(test, logY), finite(val, logY)
 	if len(window) > 0 {
 		l, err := plotter.NewLine(window)
 		if err != nil {
@@ -156,7 +166,8 @@ func (c *curves) panel(title, ylabel string, window, epoch, test plotter.XYs, lo
 		col   color.Color
 		shape draw.GlyphDrawer
 		name  string
-	}{{epoch, epochColor, draw.BoxGlyph{}, "training, epoch mean"}, {test, testColor, draw.CircleGlyph{}, "test set, after each epoch"}} {
+	}{{epoch, epochColor, draw.BoxGlyph{}, "training, epoch mean"}, {val, valColor, draw.TriangleGlyph{}, "validation set, after each epoch"},
+		{test, testColor, draw.CircleGlyph{}, testName(len(val) > 0)}} {
 		if len(s.xy) == 0 {
 			continue
 		}
@@ -173,7 +184,7 @@ func (c *curves) panel(title, ylabel string, window, epoch, test plotter.XYs, lo
 	// Axes, set after Add (which widens them to the data): x from 0 to
 	// the last epoch with a tick per epoch; y as below.
 	lo, hi, xmax := math.Inf(1), math.Inf(-1), 1.0
-	for _, s := range []plotter.XYs{window, epoch, test} {
+	for _, s := range []plotter.XYs{window, epoch, test, val} {
 		for _, q := range s {
 			lo, hi, xmax = math.Min(lo, q.Y), math.Max(hi, q.Y), math.Max(xmax, q.X)
 		}
@@ -198,7 +209,7 @@ func (c *curves) panel(title, ylabel string, window, epoch, test plotter.XYs, lo
 	// the first windows (near chance) do not flatten the rest; they are
 	// clipped.
 	floor := math.Inf(1)
-	for _, s := range []plotter.XYs{epoch, test} {
+	for _, s := range []plotter.XYs{epoch, test, val} {
 		for _, q := range s {
 			floor = math.Min(floor, q.Y)
 		}
@@ -268,11 +279,11 @@ func (c *curves) render(w io.Writer, width, height vg.Length) error {
 	if n := len(c.testAcc); n > 0 {
 		title += fmt.Sprintf("; test accuracy %.2f%% after epoch %g", c.testAcc[n-1].Y, c.testAcc[n-1].X)
 	}
-	lp, err := c.panel(title, "loss", c.trainLoss, c.epochLoss, c.testLoss, true)
+	lp, err := c.panel(title, "loss", c.trainLoss, c.epochLoss, c.testLoss, c.valLoss, true)
 	if err != nil {
 		return fmt.Errorf("-plot: %w", err)
 	}
-	ap, err := c.panel("", "accuracy (%)", c.trainAcc, c.epochAcc, c.testAcc, false)
+	ap, err := c.panel("", "accuracy (%)", c.trainAcc, c.epochAcc, c.testAcc, c.valAcc, false)
 	if err != nil {
 		return fmt.Errorf("-plot: %w", err)
 	}
@@ -308,4 +319,14 @@ func (c *curves) save(path string) error {
 		return fmt.Errorf("-plot %s: %w", path, err)
 	}
 	return nil
+}
+
+// testName is the legend of the test series: with a validation set the
+// test set is evaluated after the last epoch only (unless
+// -test-every-epoch).
+func testName(val bool) string {
+	if val {
+		return "test set"
+	}
+	return "test set, after each epoch"
 }

@@ -198,8 +198,12 @@ func runPredict(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	if spec.Loss == nn.MSELoss {
 		what = "outputs" // an MSE model's outputs are scores, not probabilities
 	}
+	var classNames []string // from the checkpoint's data, when it names its classes
+	if rec := l.ck.Data; rec != nil && len(rec.ClassNames) > 0 {
+		classNames = rec.ClassNames
+	}
 	if o.json {
-		return predictJSON(stdout, names, logits, k, what)
+		return predictJSON(stdout, names, logits, k, what, classNames)
 	}
 	width := 5
 	for _, n := range names {
@@ -209,7 +213,11 @@ func runPredict(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	for j := range cols {
 		cols[j] = fmt.Sprintf("%6d", j)
 	}
-	fmt.Fprintf(stdout, "%-*s  class  %s of classes 0 to %d\n", width, "image", what, k-1)
+	named := ""
+	if classNames != nil {
+		named = "  name"
+	}
+	fmt.Fprintf(stdout, "%-*s  class  %s of classes 0 to %d%s\n", width, "image", what, k-1, named)
 	fmt.Fprintf(stdout, "%-*s  %5s  %s\n", width, "", "", strings.Join(cols, " "))
 	p := make([]float64, k)
 	for i, name := range names {
@@ -224,7 +232,11 @@ func runPredict(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 		for j := range cols {
 			cols[j] = fmt.Sprintf("%6.4f", p[j])
 		}
-		fmt.Fprintf(stdout, "%-*s  %5d  %s\n", width, name, argmax(row), strings.Join(cols, " "))
+		name := fmt.Sprintf("%-*s  %5d  %s", width, name, argmax(row), strings.Join(cols, " "))
+		if c := argmax(row); c < len(classNames) {
+			name += "  " + classNames[c]
+		}
+		fmt.Fprintln(stdout, name)
 	}
 	return nil
 }
@@ -232,7 +244,7 @@ func runPredict(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 // predictJSON writes one JSON object per image: its name, the predicted
 // class and the probabilities (softmax of the outputs) or, for an MSE
 // model (what = "outputs"), the outputs, at full precision.
-func predictJSON(w io.Writer, names []string, logits []float32, k int, what string) error {
+func predictJSON(w io.Writer, names []string, logits []float32, k int, what string, classNames []string) error {
 	enc := json.NewEncoder(w)
 	p := make([]float64, k)
 	for i, name := range names {
@@ -244,7 +256,11 @@ func predictJSON(w io.Writer, names []string, logits []float32, k int, what stri
 		} else {
 			softmax(row, p)
 		}
-		if err := enc.Encode(map[string]any{"image": name, "class": argmax(row), what: p}); err != nil {
+		obj := map[string]any{"image": name, "class": argmax(row), what: p}
+		if c := argmax(row); c < len(classNames) {
+			obj["name"] = classNames[c]
+		}
+		if err := enc.Encode(obj); err != nil {
 			return err
 		}
 	}

@@ -178,7 +178,7 @@ func TestPredict(t *testing.T) {
 	}
 	x := make([]float32, n*size*size)
 	for i, p := range test.Images[:n*size*size] {
-		x[i] = float32((float64(p) - c.Norm.Mean) / c.Norm.Std) // as nn.Model.Upload
+		x[i] = float32((float64(p) - c.Norm[0].Mean) / c.Norm[0].Std) // as nn.Model.Upload
 	}
 	xPath := filepath.Join(tmp, "x.safetensors")
 	if err := ckpt.SaveSafetensorsFile(xPath, []ckpt.NamedTensor{{Name: "x", Shape: []int{n, 1, size, size}, F32: x}}, nil); err != nil {

@@ -96,6 +96,21 @@ type DropoutKey struct {
 	Step   uint64
 }
 
+// AugmentParams select the training augmentation of a batch (AugmentBatch),
+// as host/data's Augment and its counter-based draw, which every backend
+// reproduces bit for bit: a random crop of the image zero-padded by Pad
+// pixels on every side (0: no crop) and, when Flip, a random horizontal
+// flip; the draw of an image is data.Augment.Draw(Seed, Step, row), row
+// being the image's index in the training set.
+type AugmentParams struct {
+	Pad        int
+	Flip       bool
+	Seed, Step uint64
+}
+
+// MaxAugmentPad bounds AugmentParams.Pad.
+const MaxAugmentPad = 64
+
 // Fusions says which fused forms of operations a backend runs as one
 // pass, cheaper than the operations one after the other. Every backend
 // computes every form; the model chooses by this (nn.NewModel).
@@ -242,6 +257,15 @@ type Ops interface {
 	// gradient (Adam) or multiplies p by 1 − lr·weightDecay first (AdamW).
 	// Both backends give the same bits.
 	AdamStep(p, grad, m, v Tensor, lr, beta1, beta2, eps, weightDecay float32, step int, decoupled bool) error
+
+	// AugmentBatch gathers and augments a batch of training images: src is
+	// the training set (M,C,H,W), rows int32 (N) the images' indices in it
+	// (each in [0, M)), dst (N,C,H,W), not src, is overwritten with
+	//	dst[i] = augment(src[rows[i]], draw(p.Seed, p.Step, rows[i]))
+	// as data.Augment.Apply defines it: the crop window (DY, DX) of the
+	// image zero-padded by p.Pad, then the flip; padding reads 0 (in the
+	// model's standardised input, the channel's mean).
+	AugmentBatch(p AugmentParams, n, c, h, w int, src, rows, dst Tensor) error
 
 	// Gather copies rows: dst[i,:] = src[idx[i],:] for i < idx.Len(), rows of
 	// rowLen elements; src and dst float32, or both int32; idx int32.

@@ -29,9 +29,33 @@ type DataRecord struct {
 	// first that many training and test images (0: all).
 	Limit     int `json:"limit"`
 	TestLimit int `json:"test_limit"`
-	// Train and Test fingerprint the images used, after the limits.
+	// Train and Test fingerprint the images used, after the limits (and
+	// Train after the validation split).
 	Train DataPrint `json:"train"`
 	Test  DataPrint `json:"test"`
+
+	// The fields below are absent (zero) where they do not apply, so
+	// that a record without them reads as before.
+
+	// Format is the format data.Load detected ("idx", "cifar10", …);
+	// informative. Labels and Size are the load options of -labels and
+	// -size (CIFAR-100's label kind, an image folder's image side).
+	Format string `json:"format,omitempty"`
+	Labels string `json:"labels,omitempty"`
+	Size   int    `json:"size,omitempty"`
+	// ClassNames name the classes, from the data set's files (CIFAR's
+	// names, an image folder's sub-folders); predict prints them.
+	ClassNames []string `json:"class_names,omitempty"`
+	// Val is the number of validation images taken from the training set
+	// (after Limit) by data.Dataset.Split with the run's seed, ValLimit
+	// the -val-limit (the first that many of them evaluated; 0: all) and
+	// ValPrint the fingerprint of the validation images evaluated.
+	Val      int        `json:"val,omitempty"`
+	ValLimit int        `json:"val_limit,omitempty"`
+	ValPrint *DataPrint `json:"val_print,omitempty"`
+	// Augment is the training augmentation in data.ParseAugment's form
+	// ("crop4,flip"); empty: none.
+	Augment string `json:"augment,omitempty"`
 }
 
 // DataPrint fingerprints a data set: its image count and shape, and the
@@ -104,8 +128,15 @@ func decodeData(s string) (*DataRecord, error) {
 		return nil, ckptErr("data record %q: %v (written by a newer convtrain?)", s, err)
 	}
 	if r.Source == "" || r.Limit < 0 || r.TestLimit < 0 || r.Train.N < 1 || r.Test.N < 0 ||
-		strings.ContainsRune(r.Source, 0) {
-		return nil, ckptErr("data record %q: want a source, limits ≥ 0 and at least one training image", s)
+		strings.ContainsRune(r.Source, 0) || r.Size < 0 || r.Val < 0 || r.ValLimit < 0 ||
+		(r.Val > 0) != (r.ValPrint != nil) || (r.ClassNames != nil && len(r.ClassNames) != r.Train.Classes) {
+		return nil, ckptErr("data record %q: want a source, limits, size and validation count ≥ 0, a validation fingerprint with a validation count, one class name per class and at least one training image", s)
+	}
+	if r.Augment != "" {
+		a, err := data.ParseAugment(r.Augment)
+		if err != nil || a.String() != r.Augment {
+			return nil, ckptErr("data record: augmentation %q is not in canonical form (%v)", r.Augment, err)
+		}
 	}
 	return &r, nil
 }

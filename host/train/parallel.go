@@ -91,7 +91,7 @@ func (t *Trainer) accumStep(s int, lr float64) error {
 	ps := m.Params()
 	a := cfg.accum()
 	for k := range a {
-		if err := m.LoadIndexed(b, t.train, t.orderViews[s*a+k]); err != nil {
+		if err := t.loadTraining(b, t.orderViews[s*a+k]); err != nil {
 			return err
 		}
 		if err := m.Forward(b); err != nil {
