@@ -180,7 +180,8 @@ var convSuite = []struct {
 //	             loads, 16 for 16-byte loads)
 //	conf/req     extra shared-memory wavefronts (bank conflicts) per warp request
 //	instr/FMA    thread instructions per multiply-add (FLOPs/2); an mma.sync
-//	             counts once per thread and does 128 multiply-adds per thread
+//	             m16n8k8 counts once per thread and does 1024 multiply-adds
+//	             per warp, 32 per thread (m16n8k16: 2048, 64 per thread)
 //
 // The direct bwd-filter (one 256-thread block per weight) is skipped on
 // the simulator where it would run more than 2²⁴ threads, and the whole
