@@ -325,3 +325,20 @@ func (s *Stats) String() string {
 		s.GlobalLoadBytes, s.GlobalStoreBytes, s.GlobalRequests, s.GlobalSectors, s.SharedRequests, s.SharedBankConflicts)
 	return str
 }
+
+// MMAs returns the number of warp-level mma.sync instructions: the
+// thread-level count of class "mma" over 32.
+func (s *Stats) MMAs() int64 { return s.Instructions["mma"] / 32 }
+
+// NonMMAPerMMA returns the thread instructions other than mma.sync per
+// mma.sync thread instruction, which for full warps is the warp
+// instructions issued beside each warp-level MMA (loaders, address
+// arithmetic, control): the simulator's figure for how well a kernel
+// feeds its tensor cores. It is 0 when the launch ran no mma.sync.
+func (s *Stats) NonMMAPerMMA() float64 {
+	mma := s.Instructions["mma"]
+	if mma == 0 {
+		return 0
+	}
+	return float64(s.ThreadInstructions-mma) / float64(mma)
+}
