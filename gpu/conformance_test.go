@@ -111,6 +111,7 @@ var plainConformance = []conformanceCase{
 	{"sgd_momentum_v1", []string{"sgd_momentum_v1"}, testSGD},
 	{"gather_rows_v1", []string{"gather_rows_f32_v1", "gather_rows_i32_v1"}, testGather},
 	{"fill_f32_v1", []string{"fill_f32_v1"}, testFill},
+	{"pack_nhwc_bf16_v1", []string{"pack_nhwc_bf16_v1"}, testPackBF16},
 }
 
 func cg(n, c, h, w, k, r, s, sh, sw, ph, pw int) geom.ConvGeom {
@@ -299,7 +300,19 @@ func (d *Device) runConv(a ConvAlgo, p ConvPass, g geom.ConvGeom, in1, in2, b, o
 // mantissa bits (relative error ≤ 2⁻¹¹ each, so ≤ 2⁻¹⁰ + 2⁻²² per
 // product) and the tensor cores' float32 accumulation may truncate rather
 // than round (≤ 2u per addition): (2⁻¹⁰ + 2⁻²⁰ + 2(m+1)·u)·Σ|terms|.
+//
+// BF16: the reference rounds x and w to bfloat16 itself (cpuref.RoundBF16,
+// bf16Ref), so only the accumulation remains: products of two bfloat16
+// are exact in float32 and the float32 sums may truncate, 2(m+1)·u·Σ|terms|
+// over the rounded terms.
 func convTol(a ConvAlgo, m int, abs []float64) []float64 {
+	if a == ConvIGemmBF16 {
+		tol := make([]float64, len(abs))
+		for i, v := range abs {
+			tol[i] = 2*float64(m+1)*u*v + 1e-30
+		}
+		return tol
+	}
 	if a != ConvIGemmTF32 {
 		return sumBound(m, abs)
 	}
@@ -321,7 +334,8 @@ func reluRef[T float32 | float64](y []T) {
 
 // testConvForward checks the forward pass of algorithm a (relu: fused
 // with ReLU) against cpuref. Integer inputs in [−3, 3] are exact in TF32
-// too, so every algorithm must match exactly.
+// and BF16 too, so every algorithm must match exactly. The BF16 kernel's
+// reference rounds x and w to bfloat16 first (bf16Ref).
 func testConvForward(t *testing.T, d *Device, a ConvAlgo, id kernelID, relu bool, kind string) {
 	for _, g := range sweptConvShapes() {
 		name := "inputs=" + kind + "/" + g.String()
@@ -334,6 +348,9 @@ func testConvForward(t *testing.T, d *Device, a ConvAlgo, id kernelID, relu bool
 				t.Fatal(err)
 			}
 			got := h.read(y)
+			if a == ConvIGemmBF16 {
+				x, w = bf16Ref(x), bf16Ref(w)
+			}
 			if kind == "int" {
 				want := make([]float32, g.YLen())
 				if err := cpuref.Conv2DForwardDirect(g, x, w, b, want); err != nil {
@@ -1216,6 +1233,13 @@ func testDeterminism(t *testing.T, d *Device) {
 	for _, a := range d.ConvAlgos() {
 		if a == ConvDirect {
 			continue // in bitCases
+		}
+		if a == ConvIGemmBF16 { // forward only
+			cases = append(cases, bitCase{a.KernelName(ConvFwd), []int{g.XLen(), g.WLen(), g.K}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+				y := h.out("y", g.YLen())
+				return []*Buffer{y}, d.runConv(a, ConvFwd, g, h.in("x", in[0]), h.in("w", in[1]), h.in("b", in[2]), y, false)
+			}})
+			continue
 		}
 		cases = append(cases,
 			bitCase{a.KernelName(ConvBwdFilter), []int{g.XLen(), g.YLen()}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {

@@ -38,6 +38,7 @@ const (
 	kGatherF32
 	kGatherI32
 	kFill
+	kPackNHWCBF16
 	numPlainKernels
 )
 
@@ -64,6 +65,7 @@ var plainKernels = [numPlainKernels]string{
 	kGatherF32:           "gather_rows_f32_v1",
 	kGatherI32:           "gather_rows_i32_v1",
 	kFill:                "fill_f32_v1",
+	kPackNHWCBF16:        "pack_nhwc_bf16_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.
