@@ -282,7 +282,9 @@ type Stats struct {
 	// with 32 banks of 4 bytes, a request needs as many wavefronts as the
 	// largest number of distinct 4-byte words it touches in one bank
 	// (threads reading the same word share it), and the ideal is
-	// ⌈distinct words/32⌉.
+	// ⌈distinct words/32⌉. 8-byte accesses are served per half-warp and
+	// 16-byte ones (ldmatrix: per 8×8 matrix) per quarter-warp, each phase
+	// counted on its own.
 	SharedBankConflicts int64
 	SharedAtomics       int64
 

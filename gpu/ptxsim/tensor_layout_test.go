@@ -498,3 +498,63 @@ func TestCpAsyncGroups(t *testing.T) {
 		})
 	}
 }
+
+// TestLdmatrixBankPhases checks the bank-conflict count of ldmatrix per
+// phase (one 8×8 matrix, lanes 8i…8i+7, per phase): lane l loads row
+// offs[l] of a 512-byte shared array whose 32 rows its lanes first wrote
+// (16 bytes each, conflict-free).
+func TestLdmatrixBankPhases(t *testing.T) {
+	mod := loadLayoutModule(t, `
+.visible .entry ldm_offs(.param .u64 poffs, .param .u64 pout)
+{
+	.reg .b32 %r<12>;
+	.reg .b64 %rd<12>;
+	.shared .align 16 .b8 sm[512];
+	ld.param.u64 %rd1, [poffs];
+	ld.param.u64 %rd2, [pout];
+	mov.u32 %r1, %tid.x;
+	mov.u64 %rd5, sm;
+	mul.wide.u32 %rd3, %r1, 16;
+	add.s64 %rd6, %rd5, %rd3;
+	st.shared.v4.u32 [%rd6], {%r1,%r1,%r1,%r1};
+	bar.sync 0;
+	mul.wide.u32 %rd4, %r1, 4;
+	add.s64 %rd7, %rd1, %rd4;
+	ld.global.u32 %r2, [%rd7];
+	cvt.u64.u32 %rd8, %r2;
+	add.s64 %rd9, %rd5, %rd8;
+	ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%r3,%r4,%r5,%r6}, [%rd9];
+	add.s64 %rd10, %rd2, %rd3;
+	st.global.v4.u32 [%rd10], {%r3,%r4,%r5,%r6};
+	ret;
+}
+`)
+	linear := make([]uint32, 32)
+	// Each matrix's 8 rows fall into 4 bank groups of 16 bytes, twice each
+	// (2-way conflicts in every phase), while over the warp every group is
+	// used 4 times, as often as 32 rows need: a whole-warp count sees no
+	// conflict, the per-phase count 4 extra wavefronts.
+	phased := make([]uint32, 32)
+	for l := range 32 {
+		linear[l] = uint32(16 * l)
+		i, r := l/8, l%8
+		phased[l] = uint32(16*(r%4+4*(i/2)) + 128*(r/4+2*(i%2)))
+	}
+	for _, c := range []struct {
+		name      string
+		offs      []uint32
+		conflicts int64
+	}{{"linear", linear, 0}, {"two-way-per-phase", phased, 4}} {
+		t.Run("offsets="+c.name, func(t *testing.T) {
+			m := New(checked())
+			po, pout := putU32(m, t, c.offs), putU32(m, t, make([]uint32, 128))
+			st, err := m.Launch(kernel(t, mod, "ldm_offs"), [3]int{1, 1, 1}, [3]int{32, 1, 1}, 0, []uint64{po, pout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.SharedBankConflicts != c.conflicts {
+				t.Errorf("SharedBankConflicts = %d, want %d (%d shared requests)", st.SharedBankConflicts, c.conflicts, st.SharedRequests)
+			}
+		})
+	}
+}
