@@ -271,13 +271,14 @@ func benchConvCase(b *testing.B, d *Device, name string, a ConvAlgo, p ConvPass,
 		default:
 			run = func() error { return d.runConv(a, p, g, x, y, nil, w, false) }
 		}
-		benchConvPass(b, d, g.FLOPs(), run)
+		benchConvPass(b, d, g.FLOPs(), a, run)
 	})
 }
 
 // benchConvPass times run (GPU) or reports the simulator's efficiency
-// proxies summed over every kernel the pass launches.
-func benchConvPass(b *testing.B, d *Device, flops float64, run func() error) {
+// proxies summed over every kernel the pass launches, and the analytic
+// model's time on an H100 (estimateH100, model_test.go) as est-us-h100.
+func benchConvPass(b *testing.B, d *Device, flops float64, a ConvAlgo, run func() error) {
 	if !d.IsSim() {
 		benchLaunch(b, d, flops, run)
 		return
@@ -312,6 +313,12 @@ func benchConvPass(b *testing.B, d *Device, flops float64, run func() error) {
 		b.ReportMetric(0, "conf/req")
 	}
 	b.ReportMetric(float64(t.ThreadInstructions)/(flops/2*ops), "instr/FMA")
+	prec := FP32
+	for _, v := range variantsOf(a, ConvFwd) {
+		prec = v.precision
+	}
+	est := estimateH100(flops*ops, t.ThreadInstructions, t.GlobalSectors, t.Instructions["mma"] > 0, prec)
+	b.ReportMetric(est/ops*1e6, "est-us-h100")
 	// The same by class (fp32, int, mov, mem.shared, …): where the
 	// instructions that are not FMAs go.
 	for c, n := range t.Instructions {
