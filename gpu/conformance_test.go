@@ -112,6 +112,7 @@ var plainConformance = []conformanceCase{
 	{"gather_rows_v1", []string{"gather_rows_f32_v1", "gather_rows_i32_v1"}, testGather},
 	{"fill_f32_v1", []string{"fill_f32_v1"}, testFill},
 	{"pack_nhwc_bf16_v1", []string{"pack_nhwc_bf16_v1"}, testPackBF16},
+	{"pack_nhwc_tf32_v1", []string{"pack_nhwc_tf32_v1"}, testPackTF32},
 }
 
 func cg(n, c, h, w, k, r, s, sh, sw, ph, pw int) geom.ConvGeom {

@@ -39,6 +39,7 @@ const (
 	kGatherI32
 	kFill
 	kPackNHWCBF16
+	kPackNHWCTF32
 	numPlainKernels
 )
 
@@ -66,6 +67,7 @@ var plainKernels = [numPlainKernels]string{
 	kGatherI32:           "gather_rows_i32_v1",
 	kFill:                "fill_f32_v1",
 	kPackNHWCBF16:        "pack_nhwc_bf16_v1",
+	kPackNHWCTF32:        "pack_nhwc_tf32_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

@@ -150,8 +150,8 @@ func (d *Device) convForwardKernel(id kernelID, g geom.ConvGeom, x, w, b, y *Buf
 		}
 		return nil
 	}
-	if id == kConvFwdBF16 {
-		return d.convForwardBF16(g, x, w, b, y, relu)
+	if _, ok := packedConvs[id]; ok {
+		return d.convForwardPacked(id, g, x, w, b, y, relu)
 	}
 	if err := d.needConv(g, "x", x, g.XLen(), "w", w, g.WLen(), "y", y, g.YLen()); err != nil {
 		return launchErr(id, g, err)

@@ -81,9 +81,10 @@ func TestConvVariantTable(t *testing.T) {
 			t.Errorf("%s: precision %v, other %v variants have %v", v.name, v.precision, v.algo, p)
 		}
 		precision[v.algo] = v.precision
-		// wide names the 128×128 tiles of the 8-deep FP32/TF32 family; the
-		// BF16 kernel's 128×128×32 tile is its only one.
-		if v.algo != ConvIGemmBF16 && v.wide != (v.tile.N == igemmBNWide) {
+		// wide names the 128×128 tiles of the 8-deep FP32/TF32 family
+		// (igemm.cuh); the packed kernels' 128×128×32 and ×16 tiles are
+		// their only ones.
+		if _, packed := packedConvs[v.id]; !packed && v.wide != (v.tile.N == igemmBNWide) {
 			t.Errorf("%s: wide = %v with tile %v", v.name, v.wide, v.tile)
 		}
 		if v.algo == ConvDirect {
