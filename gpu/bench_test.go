@@ -226,6 +226,10 @@ func BenchmarkConvSuite(b *testing.B) {
 							}
 							name := fmt.Sprintf("shape=%s/N=%d/pass=%v/algo=%v", s.name, n, p, a)
 							benchConvCase(b, d, name, a, p, g, x, w, bias, y, -1)
+							if a == ConvIGemmTF32 && p == ConvFwd {
+								// v8, TF32 on the packed cp.async pipeline, beside v3.
+								benchConvCase(b, d, name+"-pipe", a, p, g, x, w, bias, y, kConvFwdTF32Pipe)
+							}
 							if p == ConvBwdData && a != ConvDirect && (g.StrideH > 1 || g.StrideW > 1) {
 								// The plain kernel beside the phase-decomposed one.
 								benchConvCase(b, d, name+"-unphased", a, p, g, x, w, bias, y, convKernels[a][p])
