@@ -317,7 +317,8 @@ var convSuite = []struct {
 //	             loads, 16 for 16-byte loads)
 //	conf/req     extra shared-memory wavefronts (bank conflicts) per warp request
 //	instr/FMA    thread instructions per multiply-add (FLOPs/2); an mma.sync
-//	             counts once per thread and does 128 multiply-adds per thread
+//	             m16n8k8 counts once per thread and does 1024 multiply-adds
+//	             per warp, 32 per thread (m16n8k16: 2048, 64 per thread)
 //
 // The direct bwd-filter (one 256-thread block per weight) is skipped on
 // the simulator where it would run more than 2²⁴ threads, and the whole
@@ -357,8 +358,15 @@ func BenchmarkConvSuite(b *testing.B) {
 					c := newConvBufs(b, d, g)
 					for _, a := range d.ConvAlgos() {
 						for p := ConvPass(0); p < numConvPasses; p++ {
+							if !a.HasPass(p) {
+								continue // the BF16 algorithm: forward only
+							}
 							name := fmt.Sprintf("shape=%s/N=%d/pass=%v/algo=%v", s.name, n, p, a)
 							benchConvCase(b, d, name, a, p, g, c, -1)
+							if a == ConvIGemmTF32 && p == ConvFwd {
+								// v8, TF32 on the packed cp.async pipeline, beside v3.
+								benchConvCase(b, d, name+"-pipe", a, p, g, c, kConvFwdTF32Pipe)
+							}
 							if p == ConvBwdData && a != ConvDirect && (g.StrideH > 1 || g.StrideW > 1) {
 								// The plain kernel beside the phase-decomposed one.
 								benchConvCase(b, d, name+"-unphased", a, p, g, c, convKernels[a][p])
@@ -402,13 +410,14 @@ func benchConvCase(b *testing.B, d *Device, name string, a ConvAlgo, p ConvPass,
 		default:
 			run = func(i int) error { x, dy := c.at(i); return d.runConv(a, p, g, x, dy, nil, c.w, false) }
 		}
-		benchConvPass(b, d, g.FLOPs(), run)
+		benchConvPass(b, d, g.FLOPs(), a, run)
 	})
 }
 
 // benchConvPass times run (GPU) or reports the simulator's efficiency
-// proxies summed over every kernel the pass launches.
-func benchConvPass(b *testing.B, d *Device, flops float64, run func(i int) error) {
+// proxies summed over every kernel the pass launches, and the analytic
+// model's time on an H100 (estimateH100, model_test.go) as est-us-h100.
+func benchConvPass(b *testing.B, d *Device, flops float64, a ConvAlgo, run func(i int) error) {
 	if !d.IsSim() {
 		benchLaunch(b, d, flops, run)
 		return
@@ -443,6 +452,12 @@ func benchConvPass(b *testing.B, d *Device, flops float64, run func(i int) error
 		b.ReportMetric(0, "conf/req")
 	}
 	b.ReportMetric(float64(t.ThreadInstructions)/(flops/2*ops), "instr/FMA")
+	prec := FP32
+	for _, v := range variantsOf(a, ConvFwd) {
+		prec = v.precision
+	}
+	est := estimateH100(flops*ops, t.ThreadInstructions, t.GlobalSectors, t.Instructions["mma"] > 0, prec)
+	b.ReportMetric(est/ops*1e6, "est-us-h100")
 	// The same by class (fp32, int, mov, mem.shared, …): where the
 	// instructions that are not FMAs go.
 	for c, n := range t.Instructions {

@@ -111,6 +111,8 @@ var plainConformance = []conformanceCase{
 	{"sgd_momentum_v1", []string{"sgd_momentum_v1"}, testSGD},
 	{"gather_rows_v1", []string{"gather_rows_f32_v1", "gather_rows_i32_v1"}, testGather},
 	{"fill_f32_v1", []string{"fill_f32_v1"}, testFill},
+	{"pack_nhwc_bf16_v1", []string{"pack_nhwc_bf16_v1"}, testPackBF16},
+	{"pack_nhwc_tf32_v1", []string{"pack_nhwc_tf32_v1"}, testPackTF32},
 }
 
 func init() {
@@ -252,6 +254,20 @@ func testDeterminism(t *testing.T, d *Device) {
 	for _, a := range d.ConvAlgos() {
 		if a == ConvDirect {
 			continue // in bitCases
+		}
+		if a == ConvIGemmBF16 { // forward only
+			cases = append(cases, bitCase{a.KernelName(ConvFwd), []int{g.XLen(), g.WLen(), g.K}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+				y := h.out("y", g.YLen())
+				return []*Buffer{y}, d.runConv(a, ConvFwd, g, h.in("x", in[0]), h.in("w", in[1]), h.in("b", in[2]), y, false)
+			}})
+			continue
+		}
+		if a == ConvIGemmBF16 { // forward only
+			cases = append(cases, bitCase{a.KernelName(ConvFwd), []int{g.XLen(), g.WLen(), g.K}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+				y := h.out("y", g.YLen())
+				return []*Buffer{y}, d.runConv(a, ConvFwd, g, h.in("x", in[0]), h.in("w", in[1]), h.in("b", in[2]), y, false)
+			}})
+			continue
 		}
 		cases = append(cases,
 			bitCase{a.KernelName(ConvBwdFilter), []int{g.XLen(), g.YLen()}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {

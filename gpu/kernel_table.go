@@ -50,6 +50,8 @@ const (
 	kDropout
 	kAdd
 	kChannelCopy
+	kPackNHWCBF16
+	kPackNHWCTF32
 	numPlainKernels
 )
 
@@ -88,6 +90,8 @@ var plainKernels = [numPlainKernels]string{
 	kDropout:             "dropout_v1",
 	kAdd:                 "add_v1",
 	kChannelCopy:         "channel_copy_v1",
+	kPackNHWCBF16:        "pack_nhwc_bf16_v1",
+	kPackNHWCTF32:        "pack_nhwc_tf32_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

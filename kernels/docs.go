@@ -41,6 +41,23 @@ var docs = map[string]string{
 		"conv2d_bwd_filter_v2_reduce). grid = (⌈C·R·S/128⌉, ⌈K/64⌉, splits), block.x = 256.",
 	"conv2d_bwd_data_v5_igemm_strided_tf32": "conv2d_bwd_data_v4_igemm_strided on TF32 tensor cores. " +
 		"grid = (⌈N·⌈H/sh⌉·⌈W/sw⌉/128⌉, ⌈C/64⌉, sh·sw), block.x = 256.",
+	"pack_nhwc_bf16_v1": "xh[n,hw,c] = bf16(x[n,c,hw]) (cvt.rn: to nearest, ties to even) for c < C, 0 for " +
+		"C ≤ c < Cp: x (N,C,HW) float32 to channels-last bfloat16 with the channels padded to Cp (even; " +
+		"a multiple of 8 for conv2d_fwd_v7_igemm_bf16), also w (K,C,R,S) to (K,R,S,Cp). " +
+		"1-D over N·HW·Cp/2 (two channels per thread).",
+	"conv2d_fwd_v7_igemm_bf16": "y = act(b[k] + Σ_r,s,c wh[k,r,s,c]·xh[n,p·sh−ph+r,q·sw−pw+s,c]) on BF16 tensor " +
+		"cores (mma.sync m16n8k16, float32 accumulation) over the channels-last bfloat16 copies from " +
+		"pack_nhwc_bf16_v1 (M = N·P·Q, N = K, K = R·S·Cp); 128×128×32 tiles, 4 warps of 64×64, 3-stage " +
+		"cp.async pipeline of 16-byte copies (zero-fill for padding), ldmatrix.x4 from XOR-swizzled shared " +
+		"tiles; b may be null, act = ReLU when relu ≠ 0. grid = (⌈N·P·Q/128⌉, ⌈K/128⌉), block.x = 128.",
+	"pack_nhwc_tf32_v1": "xh[n,hw,c] = tf32(x[n,c,hw]) (cvt.rna: to nearest, ties away from zero) for c < C, 0 for " +
+		"C ≤ c < Cp: x (N,C,HW) float32 to channels-last TF32 words with the channels padded to Cp (a multiple " +
+		"of 4 for conv2d_fwd_v8_igemm_tf32), also w (K,C,R,S) to (K,R,S,Cp). 1-D over N·HW·Cp.",
+	"conv2d_fwd_v8_igemm_tf32": "conv2d_fwd_v3_igemm_tf32's result on the pipeline of conv2d_fwd_v7_igemm_bf16: " +
+		"mma.sync m16n8k8 .tf32 over the channels-last TF32 copies from pack_nhwc_tf32_v1 (M = N·P·Q, N = K, " +
+		"K = R·S·Cp); 128×128×16 tiles, 4 warps of 64×64, 3-stage cp.async pipeline of 16-byte copies, " +
+		"ldmatrix.x4 from XOR-swizzled shared tiles; b may be null, act = ReLU when relu ≠ 0. " +
+		"grid = (⌈N·P·Q/128⌉, ⌈K/128⌉), block.x = 128.",
 	"relu_fwd_v1": "y = x > 0 ? x : 0, NaN propagates. 1-D over n.",
 	"relu_bwd_v1": "dx = x > 0 ? dy : 0 (x the forward input). 1-D over n.",
 	"maxpool_fwd_v1": "y = first maximum of each R×S window in row-major order (strict >, a NaN wins); " +

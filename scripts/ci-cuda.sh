@@ -32,7 +32,9 @@
 #               step 2's slice, the report of the earlier steps is complete
 #   ptxas       every kernels/*.ptx assembles with ptxas for sm_70/80/90 (at
 #               or above its .target); the report kernels/RESOURCES.md is
-#               regenerated and must equal the committed one; spills flagged
+#               regenerated and must equal the committed one; spills flagged;
+#               it includes the SASS mix of each kernel's main loop
+#               (cuobjdump -sass of the sm_80/sm_90 cubins, kernels/internal/sassmix)
 #   nccl        host/dist's NCCL binding (dlopen): testdata/nccl_abi_check.c
 #               proves host/dist/nccl_abi.h against the pinned wheel's nccl.h
 #               and calls its libnccl.so.2; go test -tags cuda -run NCCL
@@ -243,13 +245,14 @@ fi
 t=$SECONDS
 report=kernels/RESOURCES.md
 new="$logs/RESOURCES.md"
-if ! PTXAS12=$PTXAS12 PTXAS13=$PTXAS13 scripts/ptx-resources.sh >"$new" 2>"$logs/ptxas.log"; then
+if ! PTXAS12=$PTXAS12 PTXAS13=$PTXAS13 CUOBJDUMP=$CUOBJDUMP NVDISASM=$NVDISASM scripts/ptx-resources.sh >"$new" 2>"$logs/ptxas.log"; then
 	sed 's/^/    /' "$logs/ptxas.log" | tail -n 25
 	line ptxas "FAIL (a PTX file does not assemble; log $logs/ptxas.log) [$((SECONDS - t))s]"
 	failed=1
 else
 	nfiles=$(ls kernels/*.ptx 2>/dev/null | wc -l)
-	nrows=$(grep -cE '^\| .* \| sm_[0-9]+ \|' "$new" || true)
+	nrows=$(sed '/^# SASS/q' "$new" | grep -cE '^\| .* \| sm_[0-9]+ \|' || true)
+	nmix=$(sed -n '/^# SASS/,$p' "$new" | grep -cE '^\| .* \| sm_[0-9]+ \|' || true)
 	spills=$(awk -F ' [|] ' '/^\| .*SPILL/ {print $2 "@" $3 "/" $4}' "$new" | sort -u | tr '\n' ' ')
 	spillmsg="no spills"
 	[[ -n "$spills" ]] && spillmsg="SPILLS: ${spills% }"
@@ -267,7 +270,7 @@ else
 		line ptxas "FAIL: $report is out of date; run scripts/ci-cuda.sh --update and commit it ($spillmsg) [$((SECONDS - t))s]"
 		failed=1
 	else
-		line ptxas "ok ($nfiles files assemble, $nrows kernel×arch×ptxas rows equal to $report; $spillmsg) [$((SECONDS - t))s]"
+		line ptxas "ok ($nfiles files assemble, $nrows kernel×arch×ptxas rows and $nmix SASS main-loop rows equal to $report; $spillmsg) [$((SECONDS - t))s]"
 	fi
 fi
 
