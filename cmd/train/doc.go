@@ -129,7 +129,7 @@
 //	                  than 11 minutes
 //	-device D         cpu, gpu or sim (default cpu; see Devices)
 //	-gpu N            CUDA device ordinal for -device gpu (default 0)
-//	-precision P      fp32 or tf32 (gpu and sim; default fp32; see Devices)
+//	-precision P      fp32, tf32 or bf16 (gpu and sim; default fp32; see Devices)
 //	-threads N        CPU threads (sets GOMAXPROCS; the simulator's workers;
 //	                  default: the number of CPUs)
 //	-model SPEC       the network's layers (default the network above), or
