@@ -50,6 +50,7 @@ const (
 	kDropout
 	kAdd
 	kChannelCopy
+	kAugment
 	numPlainKernels
 )
 
@@ -88,6 +89,7 @@ var plainKernels = [numPlainKernels]string{
 	kDropout:             "dropout_v1",
 	kAdd:                 "add_v1",
 	kChannelCopy:         "channel_copy_v1",
+	kAugment:             "augment_batch_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.
