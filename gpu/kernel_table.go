@@ -52,6 +52,7 @@ const (
 	kChannelCopy
 	kPackNHWCBF16
 	kPackNHWCTF32
+	kAugment
 	numPlainKernels
 )
 
@@ -92,6 +93,7 @@ var plainKernels = [numPlainKernels]string{
 	kChannelCopy:         "channel_copy_v1",
 	kPackNHWCBF16:        "pack_nhwc_bf16_v1",
 	kPackNHWCTF32:        "pack_nhwc_tf32_v1",
+	kAugment:             "augment_batch_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

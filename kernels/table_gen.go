@@ -50,6 +50,25 @@ var All = []Kernel{
 		Doc: docs["act_bwd_v1"],
 	},
 	{
+		Name: "augment_batch_v1", File: "augment.ptx", Source: "augment.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "src", Type: TypePtr, CType: "const float*"},
+			{Name: "rows", Type: TypePtr, CType: "const int*"},
+			{Name: "dst", Type: TypePtr, CType: "float*"},
+			{Name: "N", Type: TypeI32, CType: "int"},
+			{Name: "C", Type: TypeI32, CType: "int"},
+			{Name: "H", Type: TypeI32, CType: "int"},
+			{Name: "W", Type: TypeI32, CType: "int"},
+			{Name: "pad", Type: TypeI32, CType: "int"},
+			{Name: "flip", Type: TypeI32, CType: "int"},
+			{Name: "seed_lo", Type: TypeI32, CType: "int"},
+			{Name: "seed_hi", Type: TypeI32, CType: "int"},
+			{Name: "step_lo", Type: TypeI32, CType: "int"},
+			{Name: "step_hi", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["augment_batch_v1"],
+	},
+	{
 		Name: "avgpool_fwd_v1", File: "avgpool.ptx", Source: "avgpool.cu", Target: "sm_70",
 		Params: []Param{
 			{Name: "x", Type: TypePtr, CType: "const float*"},
@@ -863,6 +882,7 @@ var All = []Kernel{
 var defines = map[string]map[string]int{
 	"activation.cu":           {"kBlock": 256},
 	"activation_v2.cu":        {"kBlock": 256, "kActLeakyReLU": 1, "kActSigmoid": 2, "kActTanh": 3, "kActSiLU": 4, "kActGELUErf": 5, "kActGELUTanh": 6},
+	"augment.cu":              {"kBlock": 256},
 	"avgpool.cu":              {"kBlock": 256},
 	"conv.cu":                 {"kBlock": 256},
 	"conv_igemm.cu":           {"kBlock": 256, "kBM": 128, "kBN": 64, "kBK": 8, "kThreads": 256, "kFar": -1073741824, "kLdA": 132, "kLdB": 68},

@@ -342,6 +342,7 @@ func TestGPUBackendOps(t *testing.T) {
 
 	testNormPoolOps(t, w, rng)    // norm_test.go
 	testElementwiseOps(t, w, rng) // elementwise_test.go
+	testAugmentOps(t, w, rng)     // augment_test.go
 }
 
 // TestGPUBackendChecks checks the host-side checks of the GPU backend: bad
