@@ -38,6 +38,9 @@ const (
 	kGatherF32
 	kGatherI32
 	kFill
+	kSGDMomentumMulti
+	kSGDNesterovMulti
+	kAdamMulti
 	numPlainKernels
 )
 
@@ -64,6 +67,9 @@ var plainKernels = [numPlainKernels]string{
 	kGatherF32:           "gather_rows_f32_v1",
 	kGatherI32:           "gather_rows_i32_v1",
 	kFill:                "fill_f32_v1",
+	kSGDMomentumMulti:    "sgd_momentum_multi_v1",
+	kSGDNesterovMulti:    "sgd_nesterov_multi_v1",
+	kAdamMulti:           "adam_multi_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

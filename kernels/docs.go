@@ -67,6 +67,12 @@ var docs = map[string]string{
 	"adam_v1": "Adam/AdamW step: p = p·decay (decoupled) or g = g + l2·p (else, l2 ≠ 0); m = beta1·m + " +
 		"one_minus_beta1·g; v = beta2·v + (one_minus_beta2·g)·g; p = p − step_size·m/(√v/bc2_sqrt + eps) " +
 		"(div.rn, sqrt.rn; scalars from geom.AdamCoefficients). 1-D over n.",
+	"sgd_momentum_multi_v1": "sgd_momentum_v1 over a device table of (p, g, v, -, n, first block) per tensor: " +
+		"one launch for every parameter. grid.x = total blocks of the tensors, block.x = 256.",
+	"sgd_nesterov_multi_v1": "sgd_nesterov_v1 over a device table of (p, g, v, -, n, first block) per tensor: " +
+		"one launch for every parameter. grid.x = total blocks of the tensors, block.x = 256.",
+	"adam_multi_v1": "adam_v1 over a device table of (p, g, m, v, n, first block) per tensor, the same " +
+		"scalars for all: one launch for every parameter. grid.x = total blocks of the tensors, block.x = 256.",
 	"gather_rows_f32_v1": "dst[r,:] = src[idx[r],:] (float32; the host validates idx). 1-D over rows·rowLen.",
 	"gather_rows_i32_v1": "dst[r,:] = src[idx[r],:] (int32; the host validates idx). 1-D over rows·rowLen.",
 	"fill_f32_v1":        "p[i] = v. 1-D over n.",

@@ -532,6 +532,46 @@ var All = []Kernel{
 		Doc: docs["sgd_momentum_v1"],
 	},
 	{
+		Name: "sgd_momentum_multi_v1", File: "optim_multi.ptx", Source: "optim_multi.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "table", Type: TypePtr, CType: "const long long*"},
+			{Name: "count", Type: TypeI32, CType: "int"},
+			{Name: "lr", Type: TypeF32, CType: "float"},
+			{Name: "momentum", Type: TypeF32, CType: "float"},
+			{Name: "weight_decay", Type: TypeF32, CType: "float"},
+		},
+		Doc: docs["sgd_momentum_multi_v1"],
+	},
+	{
+		Name: "sgd_nesterov_multi_v1", File: "optim_multi.ptx", Source: "optim_multi.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "table", Type: TypePtr, CType: "const long long*"},
+			{Name: "count", Type: TypeI32, CType: "int"},
+			{Name: "lr", Type: TypeF32, CType: "float"},
+			{Name: "momentum", Type: TypeF32, CType: "float"},
+			{Name: "weight_decay", Type: TypeF32, CType: "float"},
+		},
+		Doc: docs["sgd_nesterov_multi_v1"],
+	},
+	{
+		Name: "adam_multi_v1", File: "optim_multi.ptx", Source: "optim_multi.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "table", Type: TypePtr, CType: "const long long*"},
+			{Name: "count", Type: TypeI32, CType: "int"},
+			{Name: "beta1", Type: TypeF32, CType: "float"},
+			{Name: "one_minus_beta1", Type: TypeF32, CType: "float"},
+			{Name: "beta2", Type: TypeF32, CType: "float"},
+			{Name: "one_minus_beta2", Type: TypeF32, CType: "float"},
+			{Name: "step_size", Type: TypeF32, CType: "float"},
+			{Name: "bc2_sqrt", Type: TypeF32, CType: "float"},
+			{Name: "eps", Type: TypeF32, CType: "float"},
+			{Name: "l2", Type: TypeF32, CType: "float"},
+			{Name: "decay", Type: TypeF32, CType: "float"},
+			{Name: "decoupled", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["adam_multi_v1"],
+	},
+	{
 		Name: "sgd_nesterov_v1", File: "optim_v2.ptx", Source: "optim_v2.cu", Target: "sm_70",
 		Params: []Param{
 			{Name: "p", Type: TypePtr, CType: "float*"},
@@ -617,6 +657,7 @@ var defines = map[string]map[string]int{
 	"dense.cu":           {"kBlock": 256},
 	"loss.cu":            {"kBlock": 256},
 	"optim.cu":           {"kBlock": 256},
+	"optim_multi.cu":     {"kBlock": 256, "kTableWords": 6},
 	"optim_v2.cu":        {"kBlock": 256},
 	"pool.cu":            {"kBlock": 256},
 }
