@@ -179,6 +179,11 @@ type Ops interface {
 	// gradient (Adam) or multiplies p by 1 − lr·weightDecay first (AdamW).
 	// Both backends give the same bits.
 	AdamStep(p, grad, m, v Tensor, lr, beta1, beta2, eps, weightDecay float32, step int, decoupled bool) error
+	// UpdateParams applies one step of u to every parameter of ps, with
+	// the same bits as SGDStep, SGDNesterovStep or AdamStep (u.Rule) on
+	// each in turn; the GPU backend in one launch for all of them. Every
+	// tensor is checked before any is updated (CheckUpdate, then lengths).
+	UpdateParams(ps []ParamState, u Update) error
 
 	// Gather copies rows: dst[i,:] = src[idx[i],:] for i < idx.Len(), rows of
 	// rowLen elements; src and dst float32, or both int32; idx int32.
