@@ -41,6 +41,7 @@ const (
 	kSGDMomentumMulti
 	kSGDNesterovMulti
 	kAdamMulti
+	kNonFiniteFirst
 	numPlainKernels
 )
 
@@ -70,6 +71,7 @@ var plainKernels = [numPlainKernels]string{
 	kSGDMomentumMulti:    "sgd_momentum_multi_v1",
 	kSGDNesterovMulti:    "sgd_nesterov_multi_v1",
 	kAdamMulti:           "adam_multi_v1",
+	kNonFiniteFirst:      "nonfinite_first_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

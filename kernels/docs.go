@@ -73,6 +73,9 @@ var docs = map[string]string{
 		"one launch for every parameter. grid.x = total blocks of the tensors, block.x = 256.",
 	"adam_multi_v1": "adam_v1 over a device table of (p, g, m, v, n, first block) per tensor, the same " +
 		"scalars for all: one launch for every parameter. grid.x = total blocks of the tensors, block.x = 256.",
+	"nonfinite_first_v1": "out[0] = min(out[0], e) for every tensor e of a device table of (x, n, first block) " +
+		"holding a NaN or an infinity (exponent bits all ones; an integer atomic minimum on the float's bits, " +
+		"deterministic). grid.x = total blocks of 2048 elements, block.x = 256.",
 	"gather_rows_f32_v1": "dst[r,:] = src[idx[r],:] (float32; the host validates idx). 1-D over rows·rowLen.",
 	"gather_rows_i32_v1": "dst[r,:] = src[idx[r],:] (int32; the host validates idx). 1-D over rows·rowLen.",
 	"fill_f32_v1":        "p[i] = v. 1-D over n.",

@@ -26,6 +26,15 @@ var All = []Kernel{
 		Doc: docs["relu_bwd_v1"],
 	},
 	{
+		Name: "nonfinite_first_v1", File: "check.ptx", Source: "check.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "table", Type: TypePtr, CType: "const long long*"},
+			{Name: "count", Type: TypeI32, CType: "int"},
+			{Name: "out", Type: TypePtr, CType: "float*"},
+		},
+		Doc: docs["nonfinite_first_v1"],
+	},
+	{
 		Name: "conv2d_fwd_v1_direct", File: "conv.ptx", Source: "conv.cu", Target: "sm_70",
 		Params: []Param{
 			{Name: "x", Type: TypePtr, CType: "const float*"},
@@ -649,6 +658,7 @@ var All = []Kernel{
 // k… of the source and of the local headers it includes (see Define).
 var defines = map[string]map[string]int{
 	"activation.cu":      {"kBlock": 256},
+	"check.cu":           {"kBlock": 256, "kCheckWords": 3, "kCheckChunk": 8},
 	"conv.cu":            {"kBlock": 256},
 	"conv_igemm.cu":      {"kBlock": 256, "kBM": 128, "kBN": 64, "kBK": 8, "kThreads": 256, "kFar": -1073741824, "kLdA": 132, "kLdB": 68},
 	"conv_igemm_tf32.cu": {"kBlock": 256, "kBM": 128, "kBN": 64, "kBK": 8, "kThreads": 256, "kFar": -1073741824, "kLdA": 136, "kLdB": 72},

@@ -185,6 +185,13 @@ type Ops interface {
 	// tensor is checked before any is updated (CheckUpdate, then lengths).
 	UpdateParams(ps []ParamState, u Update) error
 
+	// FirstNonFinite sets out[0] (float32) to the index in ts of the first
+	// float32 tensor holding a NaN or an infinity, or to len(ts) when all
+	// are finite; fewer than 2²⁴ tensors. Nothing is read back to the
+	// host: the caller downloads out when it wants the answer (the GPU
+	// backend checks on the device, in two launches).
+	FirstNonFinite(ts []Tensor, out Tensor) error
+
 	// Gather copies rows: dst[i,:] = src[idx[i],:] for i < idx.Len(), rows of
 	// rowLen elements; src and dst float32, or both int32; idx int32.
 	Gather(rowLen int, src, idx, dst Tensor) error

@@ -76,3 +76,16 @@ func CheckUpdate(ps []ParamState, u Update) error {
 	}
 	return nil
 }
+
+// MaxCheckTensors bounds FirstNonFinite's tensors: the index must be exact
+// in a float32.
+const MaxCheckTensors = 1<<24 - 1
+
+// CheckFinite checks FirstNonFinite's arguments that need no backend: at
+// least one tensor, fewer than MaxCheckTensors.
+func CheckFinite(ts []Tensor) error {
+	if len(ts) == 0 || len(ts) > MaxCheckTensors {
+		return fmt.Errorf("host: first non-finite: %d tensors, want 1 to %d: %w", len(ts), MaxCheckTensors, geom.ErrGeometry)
+	}
+	return nil
+}

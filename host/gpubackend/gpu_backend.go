@@ -49,6 +49,7 @@ type gpuBackend struct {
 	live   map[*gpuTensor]struct{}
 	rows   map[int]*gpu.Buffer // per-row loss scratch, by batch size
 	params paramTableCache     // UpdateParams' device table (update.go)
+	checks checkTableCache     // FirstNonFinite's device table (update.go)
 	closed bool
 }
 
@@ -727,7 +728,7 @@ func (be *gpuBackend) Close() error {
 	for _, b := range be.rows {
 		errs = append(errs, b.Free())
 	}
-	errs = append(errs, be.params.free())
+	errs = append(errs, be.params.free(), be.checks.free())
 	be.live, be.rows, be.closed = nil, nil, true
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("host: gpu backend close: %w", err)

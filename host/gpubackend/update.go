@@ -104,3 +104,64 @@ func (be *gpuBackend) checkParam(p backend.ParamState, adam bool) error {
 	}
 	return nil
 }
+
+// checkTableCache is the device table of the last FirstNonFinite's
+// tensors, rebuilt only when they change.
+type checkTableCache struct {
+	key   []backend.Tensor
+	table *gpu.CheckTable
+}
+
+func (c *checkTableCache) matches(ts []backend.Tensor) bool {
+	if c.table == nil || len(ts) != len(c.key) {
+		return false
+	}
+	for i := range ts {
+		if ts[i] != c.key[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *checkTableCache) free() error {
+	if c.table == nil {
+		return nil
+	}
+	err := c.table.Free()
+	c.key, c.table = nil, nil
+	return err
+}
+
+// FirstNonFinite runs fill_f32_v1 and nonfinite_first_v1 over the device
+// table of ts (built on the first call and whenever the tensors change):
+// nothing is copied to the host.
+func (be *gpuBackend) FirstNonFinite(ts []backend.Tensor, out backend.Tensor) error {
+	if err := backend.CheckFinite(ts); err != nil {
+		return err
+	}
+	o, err := be.f32("out", out, -1)
+	if err != nil {
+		return fmt.Errorf("host: first non-finite: %w", err)
+	}
+	for i, t := range ts {
+		if _, err := be.f32("tensor", t, -1); err != nil {
+			return fmt.Errorf("host: first non-finite: tensor %d: %w", i, err)
+		}
+	}
+	if !be.checks.matches(ts) {
+		if err := be.checks.free(); err != nil {
+			return fmt.Errorf("host: first non-finite: %w", err)
+		}
+		bufs := make([]*gpu.Buffer, len(ts))
+		for i, t := range ts {
+			bufs[i] = t.(*gpuTensor).buf
+		}
+		tab, err := be.dev.NewCheckTable(bufs)
+		if err != nil {
+			return fmt.Errorf("host: first non-finite: %w", err)
+		}
+		be.checks.key, be.checks.table = append([]backend.Tensor(nil), ts...), tab
+	}
+	return gpuWrap("first non-finite", be.dev.FirstNonFinite(be.checks.table, o))
+}

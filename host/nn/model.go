@@ -36,8 +36,9 @@ type Model struct {
 	// variance): Value only, updated by the forward pass in training.
 	buffers []*Param
 	g       *graph
-	opt     Optimizer // the update rule (optimizer.go)
-	steps   int       // updates applied
+	opt     Optimizer            // the update rule (optimizer.go)
+	steps   int                  // updates applied
+	update  []backend.ParamState // Update's argument, reused every step
 }
 
 // initStream and ShuffleStream select independent PCG streams of the seed
@@ -454,7 +455,10 @@ func (m *Model) Update(lr, momentum, weightDecay float32) error {
 	case o.Nesterov:
 		u.Rule = backend.RuleNesterov
 	}
-	ps := make([]backend.ParamState, len(m.params))
+	if len(m.update) != len(m.params) {
+		m.update = make([]backend.ParamState, len(m.params))
+	}
+	ps := m.update
 	for i, p := range m.params {
 		ps[i] = backend.ParamState{Value: p.Value, Grad: p.Grad, Vel: p.Vel}
 		if u.IsAdam() {
