@@ -174,3 +174,52 @@ func equalBits(t *testing.T, name string, got, want []float32) {
 		}
 	}
 }
+
+// TestFirstNonFinite checks FirstNonFinite on both backends: the index of
+// the first tensor holding a NaN or an infinity, len(ts) when all are
+// finite (the largest float32 and −0 are finite), the same answer twice
+// from the cached table, and refused arguments.
+func TestFirstNonFinite(t *testing.T) {
+	w := newTwin(t)
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	a, b := w.f32([]float32{1, math.MaxFloat32, float32(math.Copysign(0, -1))}), w.f32(make([]float32, 3000))
+	c, d := w.f32([]float32{2, nan}), w.f32([]float32{-inf})
+	out := w.out(1)
+	idx := w.i32([]int32{1})
+	for _, tc := range []struct {
+		name string
+		ts   []pair
+		want float32
+	}{
+		{"finite", []pair{a, b}, 2},
+		{"nan-third", []pair{a, b, c, d}, 2},
+		{"inf-first", []pair{d, a, c}, 0},
+		{"nan-first-again", []pair{c, d}, 0},
+	} {
+		for i, be := range w.be {
+			ts := make([]backend.Tensor, len(tc.ts))
+			for j, p := range tc.ts {
+				ts[j] = p[i]
+			}
+			for range 2 {
+				mustNil(t, be.FirstNonFinite(ts, out[i]))
+				got := make([]float32, 1)
+				mustNil(t, be.Download(got, out[i]))
+				if got[0] != tc.want {
+					t.Errorf("%s: FirstNonFinite(%s) = %g, want %g", be.Name(), tc.name, got[0], tc.want)
+				}
+			}
+		}
+	}
+	for i, be := range w.be {
+		if err := be.FirstNonFinite(nil, out[i]); !errors.Is(err, geom.ErrGeometry) {
+			t.Errorf("%s: FirstNonFinite(no tensors): %v, want ErrGeometry", be.Name(), err)
+		}
+		if err := be.FirstNonFinite([]backend.Tensor{a[i], idx[i]}, out[i]); !errors.Is(err, backend.ErrTensor) {
+			t.Errorf("%s: FirstNonFinite with an index tensor: %v, want ErrTensor", be.Name(), err)
+		}
+		if err := be.FirstNonFinite([]backend.Tensor{a[i]}, nil); !errors.Is(err, backend.ErrTensor) {
+			t.Errorf("%s: FirstNonFinite into nil: %v, want ErrTensor", be.Name(), err)
+		}
+	}
+}
