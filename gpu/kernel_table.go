@@ -42,6 +42,7 @@ const (
 	kSGDNesterovMulti
 	kAdamMulti
 	kNonFiniteFirst
+	kSoftmaxCEMean
 	numPlainKernels
 )
 
@@ -72,6 +73,7 @@ var plainKernels = [numPlainKernels]string{
 	kSGDNesterovMulti:    "sgd_nesterov_multi_v1",
 	kAdamMulti:           "adam_multi_v1",
 	kNonFiniteFirst:      "nonfinite_first_v1",
+	kSoftmaxCEMean:       "softmax_ce_mean_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

@@ -76,6 +76,8 @@ var docs = map[string]string{
 	"nonfinite_first_v1": "out[0] = min(out[0], e) for every tensor e of a device table of (x, n, first block) " +
 		"holding a NaN or an infinity (exponent bits all ones; an integer atomic minimum on the float's bits, " +
 		"deterministic). grid.x = total blocks of 2048 elements, block.x = 256.",
+	"softmax_ce_mean_v1": "softmax_ce_v1 and reduce_sum_v1 (scale 1/N) in one launch, the same bits: per-row " +
+		"losses and dlogits strided over the block, their fixed-order sum into loss[0]. grid.x = 1, block.x = 256.",
 	"gather_rows_f32_v1": "dst[r,:] = src[idx[r],:] (float32; the host validates idx). 1-D over rows·rowLen.",
 	"gather_rows_i32_v1": "dst[r,:] = src[idx[r],:] (int32; the host validates idx). 1-D over rows·rowLen.",
 	"fill_f32_v1":        "p[i] = v. 1-D over n.",

@@ -519,6 +519,19 @@ var All = []Kernel{
 		Doc: docs["count_correct_v1"],
 	},
 	{
+		Name: "softmax_ce_mean_v1", File: "loss_v2.ptx", Source: "loss_v2.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "logits", Type: TypePtr, CType: "const float*"},
+			{Name: "labels", Type: TypePtr, CType: "const int*"},
+			{Name: "loss", Type: TypePtr, CType: "float*"},
+			{Name: "dlogits", Type: TypePtr, CType: "float*"},
+			{Name: "N", Type: TypeI32, CType: "int"},
+			{Name: "classes", Type: TypeI32, CType: "int"},
+			{Name: "scale", Type: TypeF32, CType: "float"},
+		},
+		Doc: docs["softmax_ce_mean_v1"],
+	},
+	{
 		Name: "accumulate_v1", File: "optim.ptx", Source: "optim.cu", Target: "sm_70",
 		Params: []Param{
 			{Name: "dst", Type: TypePtr, CType: "float*"},
@@ -666,6 +679,7 @@ var defines = map[string]map[string]int{
 	"data.cu":            {"kBlock": 256},
 	"dense.cu":           {"kBlock": 256},
 	"loss.cu":            {"kBlock": 256},
+	"loss_v2.cu":         {"kBlock": 256},
 	"optim.cu":           {"kBlock": 256},
 	"optim_multi.cu":     {"kBlock": 256, "kTableWords": 6},
 	"optim_v2.cu":        {"kBlock": 256},
