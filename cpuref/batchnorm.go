@@ -31,37 +31,27 @@ import (
 //     to T once.
 //   - BatchNormTrainForward32 and BatchNormBackward32 (float32) are the
 //     form the GPU kernels reproduce bit for bit: every sum is a lane sum
-//     (see laneSum32) in float32, and every other operation is one float32
-//     operation in the order written in their doc, rounded separately (no
-//     fused multiply-add).
+//     in float32, and every other operation is one float32 operation in
+//     the order written in their doc, rounded separately (no fused
+//     multiply-add).
+//
+// The lane sum of a channel's M values v(0), v(1), …, v(M−1) (index
+// i = n·H·W + h·W + w) is the order of the GPU's block reduction with 256
+// threads, one block per channel: lane t (0 ≤ t < 256) adds v(t), v(t+256),
+// v(t+512), … in ascending order to a float32 starting at +0; then the
+// lanes are combined by block_sum_f32's tree (kernels/common.cuh: for
+// stride 128, 64, …, 1, lane t < stride sets lane[t] = lane[t] +
+// lane[t+stride]); the sum is lane[0]. Every addition is one float32
+// addition.
 //
 // Both share the elementwise steps, written in T: x̂ = (x − μ)·invStd and
 // y = γ·x̂ + β each rounded after every operation, invStd = 1/√(σ² + ε) with
 // the sum, the square root (correctly rounded) and the quotient each
 // rounded to T. BatchNormEvalForward has no sum and is a single form.
 
-// bnLanes is the number of partial sums of laneSum32: the GPU kernels'
+// bnLanes is the number of partial sums of a lane sum: the GPU kernels'
 // block size kBlock (kernels/common.cuh), one block per channel.
 const bnLanes = 256
-
-// laneSum32 returns the sum of the m values v(0), v(1), …, v(m−1) in the
-// order of the GPU's block reduction with 256 threads: lane t (0 ≤ t < 256)
-// adds v(t), v(t+256), v(t+512), … in ascending order to a float32 starting
-// at 0; then the lanes are combined by block_sum_f32's tree (for stride
-// 128, 64, …, 1, lane t < stride sets lane[t] = lane[t] + lane[t+stride]);
-// the result is lane[0]. Every addition is one float32 addition.
-func laneSum32(m int, v func(i int) float32, lanes *[bnLanes]float32) float32 {
-	clear(lanes[:])
-	for i := 0; i < m; i++ {
-		lanes[i%bnLanes] += v(i)
-	}
-	for stride := bnLanes / 2; stride > 0; stride >>= 1 {
-		for t := 0; t < stride; t++ {
-			lanes[t] += lanes[t+stride]
-		}
-	}
-	return lanes[0]
-}
 
 // bnOp names a batch-norm operation with its shape for error messages.
 func bnOp(name string, n, c, hw int) func() string {
@@ -187,8 +177,8 @@ func BatchNormTrainForward[T Float](n, c, hw int, x, gamma, beta, y, saveMean, s
 // channel's values v(i) = x[i/HW, c, i%HW] for i = 0 … M−1, and every
 // operation one float32 operation:
 //
-//	μ      = laneSum32(v) / float32(M)
-//	d(i)   = v(i) − μ;   S = laneSum32(d(i)·d(i))     (the product rounded, then added)
+//	μ      = lanesum(v) / float32(M)
+//	d(i)   = v(i) − μ;   S = lanesum(d(i)·d(i))     (the product rounded, then added)
 //	σ²     = S / float32(M);   unbiased = S / float32(M−1)
 //	invStd = 1 / sqrt(σ² + float32(ε))
 //	x̂      = (v − μ)·invStd;   y = γ·x̂ + β
@@ -205,12 +195,22 @@ func BatchNormTrainForward32(n, c, hw int, x, gamma, beta, y, saveMean, saveInvS
 	fM, fM1 := float32(M), float32(M-1)
 	var lanes [bnLanes]float32
 	for ch := 0; ch < c; ch++ {
-		at := func(i int) int { return (i/hw*c+ch)*hw + i%hw }
-		mean := laneSum32(M, func(i int) float32 { return x[at(i)] }, &lanes) / fM
-		S := laneSum32(M, func(i int) float32 {
-			d := x[at(i)] - mean
-			return float32(d * d)
-		}, &lanes)
+		// Σ x, then Σ (x − μ)², over the channel's segments in order; the
+		// element with index i = image·HW + j goes to lane i mod 256.
+		clear(lanes[:])
+		t := 0
+		for i := 0; i < n; i++ {
+			off := (i*c + ch) * hw
+			t = laneAdd(&lanes, t, x[off:off+hw])
+		}
+		mean := laneTree(&lanes) / fM
+		clear(lanes[:])
+		t = 0
+		for i := 0; i < n; i++ {
+			off := (i*c + ch) * hw
+			t = laneAddSqDev(&lanes, t, x[off:off+hw], mean)
+		}
+		S := laneTree(&lanes)
 		invStd := bnInvStd(S/fM, float32(eps))
 		if saveMean != nil {
 			saveMean[ch] = mean
@@ -222,6 +222,68 @@ func BatchNormTrainForward32(n, c, hw int, x, gamma, beta, y, saveMean, saveInvS
 		bnNormalize(n, c, hw, ch, x, y, mean, invStd, gamma[ch], beta[ch])
 	}
 	return nil
+}
+
+// laneAdd adds seg[k] to lane (t + k) mod 256 for every k, in order, and
+// returns the next lane: the strided per-thread sums of the lane sum, fed
+// a segment at a time.
+func laneAdd(lanes *[bnLanes]float32, t int, seg []float32) int {
+	for len(seg) > 0 {
+		l := lanes[t:min(bnLanes, t+len(seg))]
+		v := seg[:len(l)]
+		for i := range l {
+			l[i] += v[i]
+		}
+		seg = seg[len(l):]
+		t = (t + len(l)) % bnLanes
+	}
+	return t
+}
+
+// laneAddSqDev is laneAdd of the values (seg[k] − mean)², the difference
+// and the square each rounded to float32.
+func laneAddSqDev(lanes *[bnLanes]float32, t int, seg []float32, mean float32) int {
+	for len(seg) > 0 {
+		l := lanes[t:min(bnLanes, t+len(seg))]
+		v := seg[:len(l)]
+		for i := range l {
+			d := v[i] - mean
+			l[i] += float32(d * d)
+		}
+		seg = seg[len(l):]
+		t = (t + len(l)) % bnLanes
+	}
+	return t
+}
+
+// laneAddBackward is laneAdd of dy[k] into lanes and of dy[k]·x̂[k],
+// x̂ = (x[k] − mean)·invStd, into lanes2, every operation rounded to
+// float32: the two sums of the backward pass in one sweep.
+func laneAddBackward(lanes, lanes2 *[bnLanes]float32, t int, dy, x []float32, mean, invStd float32) int {
+	for len(dy) > 0 {
+		n := min(bnLanes-t, len(dy))
+		l, l2 := lanes[t:t+n], lanes2[t:t+n]
+		d, xs := dy[:n], x[:n]
+		for i := range l {
+			xh := float32((xs[i] - mean) * invStd)
+			l[i] += d[i]
+			l2[i] += float32(d[i] * xh)
+		}
+		dy, x = dy[n:], x[n:]
+		t = (t + n) % bnLanes
+	}
+	return t
+}
+
+// laneTree combines the 256 lanes by block_sum_f32's tree and returns the
+// total (lanes is consumed).
+func laneTree(lanes *[bnLanes]float32) float32 {
+	for stride := bnLanes / 2; stride > 0; stride >>= 1 {
+		for t := 0; t < stride; t++ {
+			lanes[t] += lanes[t+stride]
+		}
+	}
+	return lanes[0]
 }
 
 // BatchNormEvalForward computes the evaluation-mode batch normalisation
@@ -326,7 +388,7 @@ func BatchNormBackward[T Float](n, c, hw int, x, gamma, saveMean, saveInvStd, dy
 // float32 operation:
 //
 //	x̂(i)   = (x(i) − μ)·invStd
-//	dβ     = laneSum32(dy(i));   dγ = laneSum32(dy(i)·x̂(i))   (the product rounded, then added)
+//	dβ     = lanesum(dy(i));   dγ = lanesum(dy(i)·x̂(i))   (the product rounded, then added)
 //	k      = γ·invStd;  mdy = dβ / float32(M);  mdyx = dγ / float32(M)
 //	dx(i)  = k·((dy(i) − mdy) − x̂(i)·mdyx)
 //
@@ -336,18 +398,18 @@ func BatchNormBackward32(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, d
 	if err := checkBNBackward("BatchNormBackward32", n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta); err != nil {
 		return err
 	}
-	M := n * hw
-	fM := float32(M)
-	var lanes [bnLanes]float32
+	fM := float32(n * hw)
+	var lanes, lanes2 [bnLanes]float32
 	for ch := 0; ch < c; ch++ {
 		mean, invStd := saveMean[ch], saveInvStd[ch]
-		at := func(i int) int { return (i/hw*c+ch)*hw + i%hw }
-		sdy := laneSum32(M, func(i int) float32 { return dy[at(i)] }, &lanes)
-		sdyx := laneSum32(M, func(i int) float32 {
-			j := at(i)
-			xh := float32((x[j] - mean) * invStd)
-			return float32(dy[j] * xh)
-		}, &lanes)
+		clear(lanes[:])
+		clear(lanes2[:])
+		t := 0
+		for i := 0; i < n; i++ {
+			off := (i*c + ch) * hw
+			t = laneAddBackward(&lanes, &lanes2, t, dy[off:off+hw], x[off:off+hw], mean, invStd)
+		}
+		sdy, sdyx := laneTree(&lanes), laneTree(&lanes2)
 		dbeta[ch], dgamma[ch] = sdy, sdyx
 		if dx != nil {
 			bnBackwardChannel(n, c, hw, ch, x, dy, dx, mean, invStd, gamma[ch], sdy/fM, sdyx/fM)

@@ -130,6 +130,23 @@ func TestBatchNormLaneForm(t *testing.T) {
 			ref := run(BatchNormTrainForward[float32], BatchNormBackward[float32])
 			lane := run(BatchNormTrainForward32, BatchNormBackward32)
 			again := run(BatchNormTrainForward32, BatchNormBackward32)
+			// The lane form's sums against the definition, bit for bit.
+			M := s.n * s.hw
+			at := func(i int) int { return (i/s.hw*s.c)*s.hw + i%s.hw }
+			for ch := 0; ch < s.c; ch++ {
+				var lanes [bnLanes]float32
+				xc := func(i int) float32 { return x[at(i)+ch*s.hw] }
+				mean := laneSum32(M, xc, &lanes) / float32(M)
+				S := laneSum32(M, func(i int) float32 { d := xc(i) - mean; return float32(d * d) }, &lanes)
+				sdy := laneSum32(M, func(i int) float32 { return dy[at(i)+ch*s.hw] }, &lanes)
+				sdyx := laneSum32(M, func(i int) float32 {
+					xh := float32((xc(i) - lane.mean[ch]) * lane.inv[ch])
+					return float32(dy[at(i)+ch*s.hw] * xh)
+				}, &lanes)
+				inv := 1 / float32(math.Sqrt(float64(S/float32(M)+float32(1e-5))))
+				checkBits(t, fmt.Sprintf("channel %d: mean, invStd, dβ, dγ", ch),
+					[]float32{lane.mean[ch], lane.inv[ch], lane.db[ch], lane.dg[ch]}, []float32{mean, inv, sdy, sdyx})
+			}
 			for _, f := range []struct {
 				name           string
 				got, want, rep []float32
@@ -150,6 +167,27 @@ func TestBatchNormLaneForm(t *testing.T) {
 			}
 		})
 	}
+}
+
+// laneSum32 returns the sum of the m values v(0), v(1), …, v(m−1) in the
+// order of the GPU's block reduction with 256 threads: lane t (0 ≤ t < 256)
+// adds v(t), v(t+256), v(t+512), … in ascending order to a float32 starting
+// at 0; then the lanes are combined by block_sum_f32's tree (for stride
+// 128, 64, …, 1, lane t < stride sets lane[t] = lane[t] + lane[t+stride]);
+// the result is lane[0]. Every addition is one float32 addition. It is the
+// definition (batchnorm.go's comment) that the lane forms, which work a
+// segment at a time, must match bit for bit.
+func laneSum32(m int, v func(i int) float32, lanes *[bnLanes]float32) float32 {
+	clear(lanes[:])
+	for i := 0; i < m; i++ {
+		lanes[i%bnLanes] += v(i)
+	}
+	for stride := bnLanes / 2; stride > 0; stride >>= 1 {
+		for t := 0; t < stride; t++ {
+			lanes[t] += lanes[t+stride]
+		}
+	}
+	return lanes[0]
 }
 
 // TestLaneSum32Order checks laneSum32 against a direct rendering of the

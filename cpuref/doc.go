@@ -14,4 +14,20 @@
 //	P = (H + 2ph − R)/sh + 1,  Q = (W + 2pw − S)/sw + 1
 //
 // Invalid geometry is an error returned before any work.
+//
+// Operations: convolution (direct and im2col forms), dense, max and average
+// pooling (AvgPoolForward, with zero padding counted as PyTorch's
+// count_include_pad), global average pooling, batch norm (training with
+// running statistics, evaluation, backward), the residual add and channel
+// concatenation, activations (ReLU, leaky ReLU, sigmoid, tanh, SiLU, GELU
+// in both forms), dropout (DropoutMask from Philox4x32-10), the losses and
+// the optimisers.
+//
+// Where a GPU kernel must give the same float32 bits, the float32 form is
+// written as the kernel computes it and its doc gives the order of every
+// operation: the lane sums of BatchNormTrainForward32 and
+// BatchNormBackward32 (the kernels' 256-thread block reduction), the
+// libm-free float32 functions of the activations (mathf.go, with their C
+// twins in testdata/actf_check.cc over kernels/mathf.cuh), the window sums
+// of the pooling operations, and the Philox counter layout of DropoutMask.
 package cpuref

@@ -2,7 +2,11 @@ package gpu
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/convtrain/convtrain/cpuref/geom"
 )
@@ -26,11 +30,11 @@ func benchDevice(b *testing.B, impl string) *Device {
 }
 
 // BenchmarkConv2D times the three conv passes on the default network's two
-// conv layers: GFLOP/s (2·N·K·P·Q·C·R·S per pass) on a GPU, timed with
-// events over b.N back-to-back launches after a warm-up; on the simulator,
-// simulated-kernel throughput and the counters of one launch (thread
-// instructions, 32-byte sectors per warp request, shared bank conflicts).
-// The simulator uses batch 4, the GPU batch 64.
+// conv layers: GFLOP/s (2·N·K·P·Q·C·R·S per pass) on a GPU, measured as
+// benchGPU says (random data rotated beyond L2, warm-up, events, median);
+// on the simulator, simulated-kernel throughput and the counters of one
+// launch (thread instructions, 32-byte sectors per warp request, shared
+// bank conflicts). The simulator uses batch 4, the GPU batch 64.
 //
 //	go test -run '^$' -bench Conv2D ./gpu                  (simulator)
 //	go test -tags cuda -run '^$' -bench Conv2D ./gpu       (GPU too)
@@ -51,96 +55,229 @@ func BenchmarkConv2D(b *testing.B) {
 				if impl == "sim" {
 					g.N = 4
 				}
-				x, w, bias, y := benchBuf(b, d, g.XLen()), benchBuf(b, d, g.WLen()), benchBuf(b, d, g.K), benchBuf(b, d, g.YLen())
+				c := newConvBufs(b, d, g)
 				passes := []struct {
 					name string
-					run  func() error
+					run  func(i int) error
 				}{
-					{"fwd", func() error { return d.Conv2DForward(g, x, w, bias, y) }},
-					{"bwd_data", func() error { return d.Conv2DBackwardData(g, y, w, x) }},
-					{"bwd_filter", func() error { return d.Conv2DBackwardFilter(g, x, y, w) }},
+					{"fwd", func(i int) error { x, y := c.at(i); return d.Conv2DForward(g, x, c.w, c.bias, y) }},
+					{"bwd_data", func(i int) error { dx, dy := c.at(i); return d.Conv2DBackwardData(g, dy, c.w, dx) }},
+					{"bwd_filter", func(i int) error { x, dy := c.at(i); return d.Conv2DBackwardFilter(g, x, dy, c.w) }},
 				}
 				for _, p := range passes {
 					b.Run(fmt.Sprintf("pass=%s/shape=%s/N=%d", p.name, s.name, g.N), func(b *testing.B) {
 						benchLaunch(b, d, g.FLOPs(), p.run)
 					})
 				}
+				c.free()
 			}
 		})
 	}
 }
 
-func benchBuf(b *testing.B, d *Device, n int) *Buffer {
+// benchRotateBytes is how much activation data a GPU conv benchmark
+// rotates through: its copies of x and y together exceed it, more than
+// twice the L2 of an H100 or H200 (50 MB), so that no launch finds its
+// operands in L2 from the launches before it. scripts/torch-gpu-bench.py
+// rotates cuDNN's inputs through the same amount.
+const benchRotateBytes = 128 << 20
+
+// convBufs are the buffers of a conv benchmark on geometry g: the weights
+// and bias, and copies of x (also dx) and y (also dy), all random in
+// [−1, 1), as many copies as benchRotateBytes asks for on a GPU and one
+// on the simulator.
+type convBufs struct {
+	w, bias    *Buffer
+	xs, ys     []*Buffer // views of xAll and yAll
+	xAll, yAll *Buffer
+}
+
+func newConvBufs(b *testing.B, d *Device, g geom.ConvGeom) *convBufs {
+	b.Helper()
+	copies := 1
+	if !d.IsSim() {
+		copies = max(1, ceilDiv(benchRotateBytes, 4*(g.XLen()+g.YLen())))
+	}
+	rng := newRand("bench/" + g.String())
+	c := &convBufs{w: randomBuf(b, d, g.WLen(), rng), bias: randomBuf(b, d, g.K, rng)}
+	c.xAll = randomBuf(b, d, copies*g.XLen(), rng)
+	c.yAll = randomBuf(b, d, copies*g.YLen(), rng)
+	for i := range copies {
+		x, err := c.xAll.Slice(i*g.XLen(), g.XLen())
+		if err != nil {
+			b.Fatal(err)
+		}
+		y, err := c.yAll.Slice(i*g.YLen(), g.YLen())
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.xs, c.ys = append(c.xs, x), append(c.ys, y)
+	}
+	return c
+}
+
+// at returns the i-th launch's copy of x (or dx) and y (or dy).
+func (c *convBufs) at(i int) (x, y *Buffer) {
+	return c.xs[i%len(c.xs)], c.ys[i%len(c.ys)]
+}
+
+// free frees the buffers and empties the device's cache of freed memory,
+// so that a suite of shapes needs the memory of its largest shape only.
+func (c *convBufs) free() {
+	for _, buf := range []*Buffer{c.w, c.bias, c.xAll, c.yAll} {
+		buf.Free()
+	}
+	c.w.Device().ReleaseCached()
+}
+
+// randomBuf returns a buffer of n values uniform in [−1, 1): a random
+// slab of at most 2²² values uploaded over it piece by piece.
+func randomBuf(b *testing.B, d *Device, n int, rng *rand.Rand) *Buffer {
 	b.Helper()
 	buf, err := d.NewFloat32(n)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := d.Fill(buf, 0.5); err != nil {
-		b.Fatal(err)
+	slab := uniform(rng, min(n, 1<<22))
+	for off := 0; off < n; off += len(slab) {
+		m := min(len(slab), n-off)
+		v, err := buf.Slice(off, m)
+		if err == nil {
+			err = v.Upload(slab[:m])
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 	return buf
 }
 
-// benchLaunch runs launch b.N times and reports GFLOP/s.
-func benchLaunch(b *testing.B, d *Device, flops float64, launch func() error) {
-	if err := launch(); err != nil { // warm-up (and module JIT on a GPU)
-		b.Fatal(err)
-	}
-	if err := d.Synchronize(); err != nil {
-		b.Fatal(err)
-	}
-	if d.IsSim() {
-		b.ResetTimer()
-		for range b.N {
-			if err := launch(); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.StopTimer()
-		b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-		// Counters of the last launch (every launch is the same).
-		if s, ok := d.LastStats(); ok {
-			b.ReportMetric(float64(s.ThreadInstructions), "instr/op")
-			if s.GlobalRequests > 0 {
-				b.ReportMetric(float64(s.GlobalSectors)/float64(s.GlobalRequests), "sectors/req")
-			}
-			b.ReportMetric(float64(s.SharedBankConflicts), "bankconf/op")
-		}
+// benchLaunch runs launch(i) b.N times, i counting the launches (so that
+// the caller rotates its buffers), and reports GFLOP/s: benchGPU on a GPU;
+// on the simulator the wall-clock throughput and the counters of the last
+// launch.
+func benchLaunch(b *testing.B, d *Device, flops float64, launch func(i int) error) {
+	if !d.IsSim() {
+		benchGPU(b, d, flops, launch)
 		return
 	}
-	start, err := d.NewEvent()
-	if err != nil {
+	if err := launch(0); err != nil { // warm-up
 		b.Fatal(err)
 	}
-	stop, err := d.NewEvent()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer start.Destroy()
-	defer stop.Destroy()
 	b.ResetTimer()
-	if err := start.Record(); err != nil {
-		b.Fatal(err)
-	}
-	for range b.N {
-		if err := launch(); err != nil {
+	for i := range b.N {
+		if err := launch(i); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if err := stop.Record(); err != nil {
-		b.Fatal(err)
-	}
-	if err := d.Synchronize(); err != nil {
-		b.Fatal(err)
-	}
 	b.StopTimer()
-	ms, err := stop.ElapsedMs(start)
+	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	// Counters of the last launch (every launch is the same).
+	if s, ok := d.LastStats(); ok {
+		b.ReportMetric(float64(s.ThreadInstructions), "instr/op")
+		if s.GlobalRequests > 0 {
+			b.ReportMetric(float64(s.GlobalSectors)/float64(s.GlobalRequests), "sectors/req")
+		}
+		b.ReportMetric(float64(s.SharedBankConflicts), "bankconf/op")
+	}
+}
+
+// Measurement on a GPU (benchGPU), the same as scripts/torch-gpu-bench.py's
+// for cuDNN:
+const (
+	benchWarmup  = 10      // untimed launches first (module load, clocks, caches)
+	benchChunk   = 256     // launches queued between synchronisations
+	benchScratch = 1 << 24 // floats of the blocker's buffer (64 MiB)
+)
+
+// benchGPU times launch(i) on a GPU, b.N times (use -benchtime Nx for a
+// fixed count), and reports the median launch: gpu-ns/op (the median
+// time between the events around one launch), GFLOP/s at that median, and
+// host-µs/launch (the host's time to queue one launch and its event).
+//
+// After benchWarmup untimed launches, the launches are queued in chunks of
+// at most benchChunk, an event recorded after each, so launch i's time is
+// the interval between the event before it and the one after it, with no
+// synchronisation in between. In front of each chunk the GPU is kept busy
+// by fills of a 64 MiB scratch buffer, enough of them (from the host's
+// measured queueing time and the fill's measured time) to outlast the
+// queueing of the chunk: the GPU then runs the chunk's launches back to
+// back, and an interval measures the kernel, not the host's launch cost.
+func benchGPU(b *testing.B, d *Device, flops float64, launch func(i int) error) {
+	ev := make([]*Event, benchChunk+1)
+	for i := range ev {
+		e, err := d.NewEvent()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer e.Destroy()
+		ev[i] = e
+	}
+	scratch, err := d.NewFloat32(benchScratch)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(flops*float64(b.N)/(float64(ms)/1e3)/1e9, "GFLOP/s")
-	b.ReportMetric(float64(ms)*1e6/float64(b.N), "gpu-ns/op")
+	defer scratch.Free()
+	check := func(err error) {
+		if err != nil {
+			b.Helper()
+			b.Fatal(err)
+		}
+	}
+	i := 0
+	// queue queues n launches, each followed by an event (ev[0] first).
+	queue := func(n int) {
+		check(ev[0].Record())
+		for k := range n {
+			check(launch(i))
+			i++
+			check(ev[k+1].Record())
+		}
+	}
+	// Warm-up, then the host's queueing time per launch.
+	queue(benchWarmup)
+	check(d.Synchronize())
+	t0 := time.Now()
+	queue(benchWarmup)
+	hostMs := float64(time.Since(t0).Nanoseconds()) / 1e6 / benchWarmup
+	check(d.Synchronize())
+	// One fill's time.
+	check(ev[0].Record())
+	for range 4 {
+		check(d.Fill(scratch, 0))
+	}
+	check(ev[1].Record())
+	check(d.Synchronize())
+	fill4, err := ev[1].ElapsedMs(ev[0])
+	check(err)
+	fillMs := max(float64(fill4)/4, 1e-3)
+
+	times := make([]float64, 0, b.N)
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		n := min(benchChunk, b.N-done)
+		fills := min(4096, max(1, int(math.Ceil(1.5*float64(n)*hostMs/fillMs))))
+		for range fills {
+			check(d.Fill(scratch, 0))
+		}
+		queue(n)
+		check(d.Synchronize())
+		for k := range n {
+			ms, err := ev[k+1].ElapsedMs(ev[k])
+			check(err)
+			times = append(times, float64(ms))
+		}
+		done += n
+	}
+	b.StopTimer()
+	slices.Sort(times)
+	med := times[len(times)/2]
+	if len(times)%2 == 0 {
+		med = (times[len(times)/2-1] + med) / 2
+	}
+	b.ReportMetric(med*1e6, "gpu-ns/op")
+	b.ReportMetric(flops/(med/1e3)/1e9, "GFLOP/s")
+	b.ReportMetric(hostMs*1e3, "host-µs/launch")
 }
 
 // convSuite is the named shape suite of issue 5 (batch N is set per run):
@@ -166,8 +303,8 @@ var convSuite = []struct {
 // BenchmarkConvSuite runs every convolution algorithm the device has
 // (direct v1, igemm v2, igemm_tf32 v3) on the suite, for the three passes.
 //
-// On a GPU (-tags cuda): GFLOP/s from events over b.N back-to-back
-// launches after a warm-up, MNIST shapes at batch 64 and 512, ResNet at 64.
+// On a GPU (-tags cuda): the median launch and GFLOP/s as benchGPU
+// measures them, MNIST shapes at batch 64 and 512, ResNet at 64.
 //
 // On the simulator the batch is scaled down to N = 1 (MNIST: N = 4) so
 // that the suite finishes, and the figures are the simulator's efficiency
@@ -180,7 +317,8 @@ var convSuite = []struct {
 //	             loads, 16 for 16-byte loads)
 //	conf/req     extra shared-memory wavefronts (bank conflicts) per warp request
 //	instr/FMA    thread instructions per multiply-add (FLOPs/2); an mma.sync
-//	             counts once per thread and does 128 multiply-adds per thread
+//	             m16n8k8 counts once per thread and does 1024 multiply-adds
+//	             per warp, 32 per thread (m16n8k16: 2048, 64 per thread)
 //
 // The direct bwd-filter (one 256-thread block per weight) is skipped on
 // the simulator where it would run more than 2²⁴ threads, and the whole
@@ -217,14 +355,21 @@ func BenchmarkConvSuite(b *testing.B) {
 				for _, n := range batches {
 					g := s.g
 					g.N = n
-					x, w, bias, y := benchBuf(b, d, g.XLen()), benchBuf(b, d, g.WLen()), benchBuf(b, d, g.K), benchBuf(b, d, g.YLen())
+					c := newConvBufs(b, d, g)
 					for _, a := range d.ConvAlgos() {
 						for p := ConvPass(0); p < numConvPasses; p++ {
+							if !a.HasPass(p) {
+								continue // the BF16 algorithm: forward only
+							}
 							name := fmt.Sprintf("shape=%s/N=%d/pass=%v/algo=%v", s.name, n, p, a)
-							benchConvCase(b, d, name, a, p, g, x, w, bias, y, -1)
+							benchConvCase(b, d, name, a, p, g, c, -1)
+							if a == ConvIGemmTF32 && p == ConvFwd {
+								// v8, TF32 on the packed cp.async pipeline, beside v3.
+								benchConvCase(b, d, name+"-pipe", a, p, g, c, kConvFwdTF32Pipe)
+							}
 							if p == ConvBwdData && a != ConvDirect && (g.StrideH > 1 || g.StrideW > 1) {
 								// The plain kernel beside the phase-decomposed one.
-								benchConvCase(b, d, name+"-unphased", a, p, g, x, w, bias, y, convKernels[a][p])
+								benchConvCase(b, d, name+"-unphased", a, p, g, c, convKernels[a][p])
 							}
 							if a == ConvIGemm && ((p == ConvBwdData && useWide(g.C)) || (p != ConvBwdData && useWide(g.K))) {
 								// The 128×64 tiles beside the 128×128 ones.
@@ -232,13 +377,11 @@ func BenchmarkConvSuite(b *testing.B) {
 								if p == ConvBwdData && (g.StrideH > 1 || g.StrideW > 1) {
 									id = kConvBwdDataStrided
 								}
-								benchConvCase(b, d, name+"-tile64", a, p, g, x, w, bias, y, id)
+								benchConvCase(b, d, name+"-tile64", a, p, g, c, id)
 							}
 						}
 					}
-					for _, buf := range []*Buffer{x, w, bias, y} {
-						buf.Free()
-					}
+					c.free()
 				}
 			}
 		})
@@ -247,41 +390,42 @@ func BenchmarkConvSuite(b *testing.B) {
 
 // benchConvCase benchmarks pass p of algorithm a on g with the kernel the
 // dispatcher picks (id < 0) or kernel id.
-func benchConvCase(b *testing.B, d *Device, name string, a ConvAlgo, p ConvPass, g geom.ConvGeom, x, w, bias, y *Buffer, id kernelID) {
+func benchConvCase(b *testing.B, d *Device, name string, a ConvAlgo, p ConvPass, g geom.ConvGeom, c *convBufs, id kernelID) {
 	b.Run(name, func(b *testing.B) {
 		if d.IsSim() && a == ConvDirect && p == ConvBwdFilter && g.WLen()*blockSize > 1<<24 {
 			b.Skipf("direct bwd-filter would run %d simulated threads", g.WLen()*blockSize)
 		}
-		var run func() error
+		var run func(i int) error
 		switch {
 		case p == ConvFwd && id >= 0:
-			run = func() error { return d.runFwd(id, g, x, w, bias, y, false) }
+			run = func(i int) error { x, y := c.at(i); return d.runFwd(id, g, x, c.w, c.bias, y, false) }
 		case p == ConvFwd:
-			run = func() error { return d.runConv(a, p, g, x, w, bias, y, false) }
+			run = func(i int) error { x, y := c.at(i); return d.runConv(a, p, g, x, c.w, c.bias, y, false) }
 		case p == ConvBwdData && id >= 0:
-			run = func() error { return d.runDgrad(id, g, y, w, x) }
+			run = func(i int) error { dx, dy := c.at(i); return d.runDgrad(id, g, dy, c.w, dx) }
 		case p == ConvBwdData:
-			run = func() error { return d.runConv(a, p, g, y, w, nil, x, false) }
+			run = func(i int) error { dx, dy := c.at(i); return d.runConv(a, p, g, dy, c.w, nil, dx, false) }
 		case id >= 0:
-			run = func() error { return d.runWgrad(id, g, x, y, w) }
+			run = func(i int) error { x, dy := c.at(i); return d.runWgrad(id, g, x, dy, c.w) }
 		default:
-			run = func() error { return d.runConv(a, p, g, x, y, nil, w, false) }
+			run = func(i int) error { x, dy := c.at(i); return d.runConv(a, p, g, x, dy, nil, c.w, false) }
 		}
-		benchConvPass(b, d, g.FLOPs(), run)
+		benchConvPass(b, d, g.FLOPs(), a, run)
 	})
 }
 
 // benchConvPass times run (GPU) or reports the simulator's efficiency
-// proxies summed over every kernel the pass launches.
-func benchConvPass(b *testing.B, d *Device, flops float64, run func() error) {
+// proxies summed over every kernel the pass launches, and the analytic
+// model's time on an H100 (estimateH100, model_test.go) as est-us-h100.
+func benchConvPass(b *testing.B, d *Device, flops float64, a ConvAlgo, run func(i int) error) {
 	if !d.IsSim() {
 		benchLaunch(b, d, flops, run)
 		return
 	}
 	d.ResetKernelStats()
 	b.ResetTimer()
-	for range b.N {
-		if err := run(); err != nil {
+	for i := range b.N {
+		if err := run(i); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -308,6 +452,12 @@ func benchConvPass(b *testing.B, d *Device, flops float64, run func() error) {
 		b.ReportMetric(0, "conf/req")
 	}
 	b.ReportMetric(float64(t.ThreadInstructions)/(flops/2*ops), "instr/FMA")
+	prec := FP32
+	for _, v := range variantsOf(a, ConvFwd) {
+		prec = v.precision
+	}
+	est := estimateH100(flops*ops, t.ThreadInstructions, t.GlobalSectors, t.Instructions["mma"] > 0, prec)
+	b.ReportMetric(est/ops*1e6, "est-us-h100")
 	// The same by class (fp32, int, mov, mem.shared, …): where the
 	// instructions that are not FMAs go.
 	for c, n := range t.Instructions {

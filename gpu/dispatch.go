@@ -21,6 +21,14 @@ const (
 	// error of a result is then at most about 2⁻¹⁰·Σ|terms| more than
 	// FP32's. Opt-in.
 	TF32
+	// BF16 runs the forward convolution on BF16 tensor cores (mma.sync
+	// m16n8k16 .bf16, compute capability 8.0 and newer): x and w are
+	// rounded to bfloat16 (8 significant bits, to nearest, ties to even:
+	// cpuref.RoundBF16), the products are exact and summed in float32, the
+	// bias is added in float32. The error of a result is then at most
+	// about 2⁻⁸·Σ|terms| more than FP32's. The backward passes have no
+	// BF16 kernel yet and run TF32. Opt-in.
+	BF16
 )
 
 func (p Precision) String() string {
@@ -29,35 +37,39 @@ func (p Precision) String() string {
 		return "fp32"
 	case TF32:
 		return "tf32"
+	case BF16:
+		return "bf16"
 	}
 	return fmt.Sprintf("Precision(%d)", int(p))
 }
 
-// ParsePrecision parses "fp32" or "tf32" (case-insensitive), the values
-// of a -precision flag.
+// ParsePrecision parses "fp32", "tf32" or "bf16" (case-insensitive), the
+// values of a -precision flag.
 func ParsePrecision(s string) (Precision, error) {
 	switch strings.ToLower(s) {
 	case "fp32":
 		return FP32, nil
 	case "tf32":
 		return TF32, nil
+	case "bf16":
+		return BF16, nil
 	}
-	return FP32, fmt.Errorf("gpu: precision %q: want fp32 or tf32", s)
+	return FP32, fmt.Errorf("gpu: precision %q: want fp32, tf32 or bf16", s)
 }
 
 // SetPrecision selects the arithmetic of the convolution passes launched
-// from now on (see ConvAlgoFor). TF32 needs compute capability 8.0 or newer
-// (the simulator reports 9.0); on an older GPU SetPrecision(TF32) returns an
-// error and leaves the precision unchanged.
+// from now on (see ConvAlgoFor). TF32 and BF16 need compute capability 8.0
+// or newer (the simulator reports 9.0); on an older GPU SetPrecision
+// returns an error and leaves the precision unchanged.
 func (d *Device) SetPrecision(p Precision) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	switch p {
 	case FP32:
-	case TF32:
-		if !d.hasTarget(precisionMinCC(TF32)) {
-			return fmt.Errorf("gpu: precision tf32 needs compute capability 8.0 or newer, device %s is sm_%d%d",
-				d.info.Name, d.info.ComputeMajor, d.info.ComputeMinor)
+	case TF32, BF16:
+		if !d.hasTarget(precisionMinCC(p)) {
+			return fmt.Errorf("gpu: precision %v needs compute capability 8.0 or newer, device %s is sm_%d%d",
+				p, d.info.Name, d.info.ComputeMajor, d.info.ComputeMinor)
 		}
 	default:
 		return fmt.Errorf("gpu: unknown precision %d", int(p))
@@ -128,6 +140,10 @@ const (
 	// ConvIGemmTF32 is the v3 and v5 kernels: the same implicit GEMM on
 	// tensor cores (TF32; sm_80 and newer).
 	ConvIGemmTF32
+	// ConvIGemmBF16 is the v7 forward kernel: an implicit GEMM on BF16
+	// tensor cores over channels-last bfloat16 copies of x and w (sm_80
+	// and newer). It has no backward kernels (KernelName is "" there).
+	ConvIGemmBF16
 	numConvAlgos
 )
 
@@ -139,23 +155,32 @@ func (a ConvAlgo) String() string {
 		return "igemm"
 	case ConvIGemmTF32:
 		return "igemm_tf32"
+	case ConvIGemmBF16:
+		return "igemm_bf16"
 	}
 	return fmt.Sprintf("ConvAlgo(%d)", int(a))
 }
 
 // KernelName is the name of the basic kernel of pass p of algorithm a
-// (v1, v2 or v3); ConvKernelFor names the one a shape actually runs.
+// (v1, v2, v3 or v7), "" where a has no kernel for p; ConvKernelFor names
+// the one a shape actually runs.
 func (a ConvAlgo) KernelName(p ConvPass) string {
-	if a < 0 || a >= numConvAlgos || p < 0 || p >= numConvPasses {
+	if !a.HasPass(p) {
 		return ""
 	}
 	return kernelTable[convKernels[a][p]].name
 }
 
+// HasPass reports whether algorithm a has a kernel for pass p (every
+// algorithm but ConvIGemmBF16 has all three).
+func (a ConvAlgo) HasPass(p ConvPass) bool {
+	return a >= 0 && a < numConvAlgos && p >= 0 && p < numConvPasses && convKernels[a][p] >= 0
+}
+
 // convAlgoAvailable reports whether the device has loaded the kernels of a.
 func (d *Device) convAlgoAvailable(a ConvAlgo) bool {
 	for p := ConvPass(0); p < numConvPasses; p++ {
-		if d.fns[convKernels[a][p]] == nil {
+		if a.HasPass(p) && d.fns[convKernels[a][p]] == nil {
 			return false
 		}
 	}
@@ -198,7 +223,8 @@ const (
 // and the tile utilisation u = M/(128·⌈M/128⌉) · N/(64·⌈N/64⌉), the rule is
 //
 //	if u < 1/8 or L < 16:                                   ConvDirect
-//	else if the precision is TF32 (SetPrecision; sm_80+):   ConvIGemmTF32
+//	else if the precision is BF16 and p is forward:          ConvIGemmBF16
+//	else if the precision is TF32 or BF16 (sm_80+):          ConvIGemmTF32
 //	else:                                                   ConvIGemm
 //
 // Within an algorithm the kernel follows the shape (ConvKernelFor): the
@@ -239,7 +265,9 @@ func (d *Device) convAlgoFor(p ConvPass, g geom.ConvGeom) ConvAlgo {
 	switch {
 	case m < 1 || n < 1 || tileUtil(m, n) < igemmMinUtil || k < igemmMinK:
 		return ConvDirect
-	case d.precision == TF32 && d.convAlgoAvailable(ConvIGemmTF32):
+	case d.precision == BF16 && ConvIGemmBF16.HasPass(p) && d.convAlgoAvailable(ConvIGemmBF16):
+		return ConvIGemmBF16
+	case (d.precision == TF32 || d.precision == BF16) && d.convAlgoAvailable(ConvIGemmTF32):
 		return ConvIGemmTF32
 	case d.convAlgoAvailable(ConvIGemm):
 		return ConvIGemm

@@ -31,9 +31,13 @@ func testConvDispatch(t *testing.T, d *Device) {
 	}
 	precisions := []Precision{FP32}
 	if d.hasTarget(80) {
-		precisions = append(precisions, TF32)
-	} else if err := d.SetPrecision(TF32); err == nil {
-		t.Errorf("SetPrecision(tf32) on %v: no error", d)
+		precisions = append(precisions, TF32, BF16)
+	} else {
+		for _, p := range []Precision{TF32, BF16} {
+			if err := d.SetPrecision(p); err == nil {
+				t.Errorf("SetPrecision(%v) on %v: no error", p, d)
+			}
+		}
 	}
 	t.Cleanup(func() {
 		if err := d.SetPrecision(FP32); err != nil {
@@ -52,7 +56,10 @@ func testConvDispatch(t *testing.T, d *Device) {
 				want := ConvDirect
 				if c.big {
 					want = ConvIGemm
-					if prec == TF32 {
+					switch {
+					case prec == BF16 && c.pass == ConvFwd:
+						want = ConvIGemmBF16
+					case prec == TF32 || prec == BF16: // no BF16 backward kernels: TF32
 						want = ConvIGemmTF32
 					}
 				}
@@ -88,13 +95,16 @@ func testConvDispatch(t *testing.T, d *Device) {
 }
 
 // TestSetPrecision checks the precision setting on a device without a
-// compute capability ≥ 8.0 (the fake driver reports none): TF32 is
-// refused and FP32 stays; unknown precisions are refused; ParsePrecision
+// compute capability ≥ 8.0 (the fake driver reports none): TF32 and BF16
+// are refused and FP32 stays; unknown precisions are refused; ParsePrecision
 // reads the flag values.
 func TestSetPrecision(t *testing.T) {
 	d, _ := openFake(t)
 	if err := d.SetPrecision(TF32); err == nil {
 		t.Errorf("SetPrecision(tf32) on a device below sm_80: no error")
+	}
+	if err := d.SetPrecision(BF16); err == nil {
+		t.Errorf("SetPrecision(bf16) on a device below sm_80: no error")
 	}
 	if err := d.SetPrecision(Precision(7)); err == nil {
 		t.Errorf("SetPrecision(7): no error")
@@ -106,7 +116,7 @@ func TestSetPrecision(t *testing.T) {
 		in   string
 		want Precision
 		ok   bool
-	}{{"fp32", FP32, true}, {"TF32", TF32, true}, {"fp16", FP32, false}, {"", FP32, false}} {
+	}{{"fp32", FP32, true}, {"TF32", TF32, true}, {"bf16", BF16, true}, {"BF16", BF16, true}, {"fp16", FP32, false}, {"", FP32, false}} {
 		got, err := ParsePrecision(c.in)
 		if (err == nil) != c.ok || got != c.want {
 			t.Errorf("ParsePrecision(%q) = %v, %v; want %v, ok=%v", c.in, got, err, c.want, c.ok)
@@ -115,14 +125,18 @@ func TestSetPrecision(t *testing.T) {
 }
 
 // testTF32Rounding checks that the TF32 kernels round their operands to
-// TF32 with cvt.rna (10 explicit mantissa bits, ties away from zero) and
-// the FP32 kernels do not: a 1×1 convolution with w = 1 maps x to
-// round(x). 1 + 2⁻¹¹ is a tie (→ 1 + 2⁻¹⁰), 1 + 2⁻¹² rounds down,
-// 1 + 3·2⁻¹² up; the sign is kept.
+// TF32 with cvt.rna (10 explicit mantissa bits, ties away from zero), the
+// BF16 kernel to bfloat16 (8 significant bits, ties to even) and the FP32
+// kernels not at all: a 1×1 convolution with w = 1 maps x to round(x).
+// 1 + 2⁻¹¹ is a TF32 tie (→ 1 + 2⁻¹⁰), 1 + 2⁻¹² rounds down, 1 + 3·2⁻¹²
+// up; the sign is kept.
 func testTF32Rounding(t *testing.T, d *Device) {
-	const e11, e12 = 1.0 / (1 << 11), 1.0 / (1 << 12)
-	x := []float32{1 + e11, 1 + e12, 1 + 3*e12, -(1 + e11), 3}
-	tf32 := []float32{1 + 2*e11, 1, 1 + 2*e11, -(1 + 2*e11), 3}
+	const e11, e12, e8 = 1.0 / (1 << 11), 1.0 / (1 << 12), 1.0 / (1 << 8)
+	x := []float32{1 + e11, 1 + e12, 1 + 3*e12, -(1 + e11), 3, 1 + e8, 1 + 3*e8, -(1 + 3*e8)}
+	tf32 := []float32{1 + 2*e11, 1, 1 + 2*e11, -(1 + 2*e11), 3, 1 + e8, 1 + 3*e8, -(1 + 3*e8)}
+	// BF16 (8 significant bits, ties to even): 1 + 2⁻⁸ is a tie between 1
+	// (even) and 1 + 2⁻⁷, 1 + 3·2⁻⁸ one between 1 + 2⁻⁷ and 1 + 2⁻⁶ (even).
+	bf16 := []float32{1, 1, 1, -1, 3, 1, 1 + 4*e8, -(1 + 4*e8)}
 	g := cg(1, 1, 1, len(x), 1, 1, 1, 1, 1, 0, 0)
 	for _, a := range d.ConvAlgos() {
 		t.Run(kv("algo", a), func(t *testing.T) {
@@ -132,8 +146,11 @@ func testTF32Rounding(t *testing.T, d *Device) {
 				t.Fatal(err)
 			}
 			want := x
-			if a == ConvIGemmTF32 {
+			switch a {
+			case ConvIGemmTF32:
 				want = tf32
+			case ConvIGemmBF16:
+				want = bf16
 			}
 			checkExact32(t, "y", h.read(y), want)
 			h.check()

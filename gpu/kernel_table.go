@@ -38,6 +38,20 @@ const (
 	kGatherF32
 	kGatherI32
 	kFill
+	kBNTrainFwd
+	kBNEvalFwd
+	kBNBwd
+	kAvgPoolFwd
+	kAvgPoolBwd
+	kGlobalAvgPoolFwd
+	kGlobalAvgPoolBwd
+	kActFwd
+	kActBwd
+	kDropout
+	kAdd
+	kChannelCopy
+	kPackNHWCBF16
+	kPackNHWCTF32
 	kSGDMomentumMulti
 	kSGDNesterovMulti
 	kAdamMulti
@@ -69,6 +83,20 @@ var plainKernels = [numPlainKernels]string{
 	kGatherF32:           "gather_rows_f32_v1",
 	kGatherI32:           "gather_rows_i32_v1",
 	kFill:                "fill_f32_v1",
+	kBNTrainFwd:          "bn_train_fwd_v1",
+	kBNEvalFwd:           "bn_eval_fwd_v1",
+	kBNBwd:               "bn_bwd_v1",
+	kAvgPoolFwd:          "avgpool_fwd_v1",
+	kAvgPoolBwd:          "avgpool_bwd_v1",
+	kGlobalAvgPoolFwd:    "global_avgpool_fwd_v1",
+	kGlobalAvgPoolBwd:    "global_avgpool_bwd_v1",
+	kActFwd:              "act_fwd_v1",
+	kActBwd:              "act_bwd_v1",
+	kDropout:             "dropout_v1",
+	kAdd:                 "add_v1",
+	kChannelCopy:         "channel_copy_v1",
+	kPackNHWCBF16:        "pack_nhwc_bf16_v1",
+	kPackNHWCTF32:        "pack_nhwc_tf32_v1",
 	kSGDMomentumMulti:    "sgd_momentum_multi_v1",
 	kSGDNesterovMulti:    "sgd_nesterov_multi_v1",
 	kAdamMulti:           "adam_multi_v1",

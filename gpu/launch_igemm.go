@@ -145,8 +145,9 @@ func (d *Device) launchConv(id kernelID, grid, block Dim3, g geom.ConvGeom, ptrs
 // x is (N,C,H,W), w is (K,C,R,S), b is (K) or nil (no bias), y is
 // (N,K,P,Q), all float32. The algorithm is ConvAlgoFor(ConvFwd, g) and
 // the kernel ConvKernelFor(ConvFwd, g): conv2d_fwd_v1_direct,
-// conv2d_fwd_v2_igemm (conv2d_fwd_v6_igemm_wide for K ≥ 128, same bits)
-// or conv2d_fwd_v3_igemm_tf32.
+// conv2d_fwd_v2_igemm (conv2d_fwd_v6_igemm_wide for K ≥ 128, same bits),
+// conv2d_fwd_v3_igemm_tf32 or (BF16) pack_nhwc_bf16_v1 twice then
+// conv2d_fwd_v7_igemm_bf16.
 func (d *Device) Conv2DForward(g geom.ConvGeom, x, w, b, y *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -184,6 +185,9 @@ func (d *Device) convForwardKernel(id kernelID, g geom.ConvGeom, x, w, b, y *Buf
 			}
 		}
 		return nil
+	}
+	if _, ok := packedConvs[id]; ok {
+		return d.convForwardPacked(id, g, x, w, b, y, relu)
 	}
 	if err := d.needConv(g, "x", x, g.XLen(), "w", w, g.WLen(), "y", y, g.YLen()); err != nil {
 		return launchErr(id, g, err)

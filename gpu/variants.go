@@ -29,6 +29,8 @@ const (
 	kConvBwdDataTF32
 	kConvBwdFilterTF32
 	kConvBwdDataStridedTF32
+	kConvFwdBF16
+	kConvFwdTF32Pipe
 	numKernels
 )
 
@@ -98,6 +100,8 @@ var convVariants = []convVariant{
 	{kConvBwdDataTF32, "conv2d_bwd_data_v3_igemm_tf32", ConvBwdData, ConvIGemmTF32, tile128x64, false, false, TF32, 80},
 	{kConvBwdFilterTF32, "conv2d_bwd_filter_v3_igemm_tf32", ConvBwdFilter, ConvIGemmTF32, tile128x64, false, false, TF32, 80},
 	{kConvBwdDataStridedTF32, "conv2d_bwd_data_v5_igemm_strided_tf32", ConvBwdData, ConvIGemmTF32, tile128x64, false, true, TF32, 80},
+	{kConvFwdBF16, "conv2d_fwd_v7_igemm_bf16", ConvFwd, ConvIGemmBF16, tile128x128x32, false, false, BF16, 80},
+	{kConvFwdTF32Pipe, "conv2d_fwd_v8_igemm_tf32", ConvFwd, ConvIGemmTF32, tile128x128x16, false, false, TF32, 80},
 }
 
 // variantIndex is the index into convVariants of each kernelID, −1 for

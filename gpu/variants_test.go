@@ -81,7 +81,10 @@ func TestConvVariantTable(t *testing.T) {
 			t.Errorf("%s: precision %v, other %v variants have %v", v.name, v.precision, v.algo, p)
 		}
 		precision[v.algo] = v.precision
-		if v.wide != (v.tile.N == igemmBNWide) {
+		// wide names the 128×128 tiles of the 8-deep FP32/TF32 family
+		// (igemm.cuh); the packed kernels' 128×128×32 and ×16 tiles are
+		// their only ones.
+		if _, packed := packedConvs[v.id]; !packed && v.wide != (v.tile.N == igemmBNWide) {
 			t.Errorf("%s: wide = %v with tile %v", v.name, v.wide, v.tile)
 		}
 		if v.algo == ConvDirect {
@@ -108,20 +111,29 @@ func TestConvVariantTable(t *testing.T) {
 		if v.tile != cuda {
 			t.Errorf("%s: tile %v in Go, %v in %s (kBM×%s×kBK)", v.name, v.tile, cuda, k.Source, nName)
 		}
-		if th := def("kThreads"); th != igemmThreads {
-			t.Errorf("%s: igemmThreads = %d, kThreads = %d in %s", v.name, igemmThreads, th, k.Source)
+		if th := def("kThreads"); th != variantThreads(v) {
+			t.Errorf("%s: variantThreads = %d, kThreads = %d in %s", v.name, variantThreads(v), th, k.Source)
 		}
 	}
 	for a := ConvAlgo(0); a < numConvAlgos; a++ {
 		for p := ConvPass(0); p < numConvPasses; p++ {
+			if !a.HasPass(p) {
+				// Only the BF16 algorithm lacks passes (its backward ones).
+				if a != ConvIGemmBF16 || p == ConvFwd {
+					t.Errorf("%v has no %v kernel", a, p)
+				}
+				continue
+			}
 			v, ok := variantOf(convKernels[a][p])
 			if !ok || v.algo != a || v.pass != p || v.wide || v.strided {
 				t.Errorf("convKernels[%v][%v] = %q, want the basic kernel of the pass", a, p, v.name)
 			}
 		}
 	}
-	if got := precisionMinCC(TF32); got != 80 {
-		t.Errorf("precisionMinCC(tf32) = %d, want 80", got)
+	for _, p := range []Precision{TF32, BF16} {
+		if got := precisionMinCC(p); got != 80 {
+			t.Errorf("precisionMinCC(%v) = %d, want 80", p, got)
+		}
 	}
 	// The Go constants the dispatcher and the split-K planner use.
 	for _, c := range []struct {

@@ -41,6 +41,23 @@ var docs = map[string]string{
 		"conv2d_bwd_filter_v2_reduce). grid = (⌈C·R·S/128⌉, ⌈K/64⌉, splits), block.x = 256.",
 	"conv2d_bwd_data_v5_igemm_strided_tf32": "conv2d_bwd_data_v4_igemm_strided on TF32 tensor cores. " +
 		"grid = (⌈N·⌈H/sh⌉·⌈W/sw⌉/128⌉, ⌈C/64⌉, sh·sw), block.x = 256.",
+	"pack_nhwc_bf16_v1": "xh[n,hw,c] = bf16(x[n,c,hw]) (cvt.rn: to nearest, ties to even) for c < C, 0 for " +
+		"C ≤ c < Cp: x (N,C,HW) float32 to channels-last bfloat16 with the channels padded to Cp (even; " +
+		"a multiple of 8 for conv2d_fwd_v7_igemm_bf16), also w (K,C,R,S) to (K,R,S,Cp). " +
+		"1-D over N·HW·Cp/2 (two channels per thread).",
+	"conv2d_fwd_v7_igemm_bf16": "y = act(b[k] + Σ_r,s,c wh[k,r,s,c]·xh[n,p·sh−ph+r,q·sw−pw+s,c]) on BF16 tensor " +
+		"cores (mma.sync m16n8k16, float32 accumulation) over the channels-last bfloat16 copies from " +
+		"pack_nhwc_bf16_v1 (M = N·P·Q, N = K, K = R·S·Cp); 128×128×32 tiles, 4 warps of 64×64, 3-stage " +
+		"cp.async pipeline of 16-byte copies (zero-fill for padding), ldmatrix.x4 from XOR-swizzled shared " +
+		"tiles; b may be null, act = ReLU when relu ≠ 0. grid = (⌈N·P·Q/128⌉, ⌈K/128⌉), block.x = 128.",
+	"pack_nhwc_tf32_v1": "xh[n,hw,c] = tf32(x[n,c,hw]) (cvt.rna: to nearest, ties away from zero) for c < C, 0 for " +
+		"C ≤ c < Cp: x (N,C,HW) float32 to channels-last TF32 words with the channels padded to Cp (a multiple " +
+		"of 4 for conv2d_fwd_v8_igemm_tf32), also w (K,C,R,S) to (K,R,S,Cp). 1-D over N·HW·Cp.",
+	"conv2d_fwd_v8_igemm_tf32": "conv2d_fwd_v3_igemm_tf32's result on the pipeline of conv2d_fwd_v7_igemm_bf16: " +
+		"mma.sync m16n8k8 .tf32 over the channels-last TF32 copies from pack_nhwc_tf32_v1 (M = N·P·Q, N = K, " +
+		"K = R·S·Cp); 128×128×16 tiles, 4 warps of 64×64, 3-stage cp.async pipeline of 16-byte copies, " +
+		"ldmatrix.x4 from XOR-swizzled shared tiles; b may be null, act = ReLU when relu ≠ 0. " +
+		"grid = (⌈N·P·Q/128⌉, ⌈K/128⌉), block.x = 128.",
 	"relu_fwd_v1": "y = x > 0 ? x : 0, NaN propagates. 1-D over n.",
 	"relu_bwd_v1": "dx = x > 0 ? dy : 0 (x the forward input). 1-D over n.",
 	"maxpool_fwd_v1": "y = first maximum of each R×S window in row-major order (strict >, a NaN wins); " +
@@ -81,4 +98,29 @@ var docs = map[string]string{
 	"gather_rows_f32_v1": "dst[r,:] = src[idx[r],:] (float32; the host validates idx). 1-D over rows·rowLen.",
 	"gather_rows_i32_v1": "dst[r,:] = src[idx[r],:] (int32; the host validates idx). 1-D over rows·rowLen.",
 	"fill_f32_v1":        "p[i] = v. 1-D over n.",
+	"bn_train_fwd_v1": "batch norm, training: μ = lanesum(x)/M, S = lanesum((x−μ)²), invStd = 1/√(S/M+eps), " +
+		"y = γ·((x−μ)·invStd)+β; save_mean/save_inv_std (each may be null); running statistics " +
+		"(1−m)·r + m·μ and (1−m)·r + m·S/(M−1) (skipped when run_mean is null). Lane sum: thread t adds " +
+		"values t, t+256, … of the channel, then block_sum_f32's tree (cpuref.BatchNormTrainForward32 bit " +
+		"for bit). grid.x = C, block.x = 256.",
+	"bn_eval_fwd_v1": "batch norm, evaluation: y = γ·((x−run_mean)·(1/√(run_var+eps)))+β " +
+		"(cpuref.BatchNormEvalForward). 1-D over N·C·HW.",
+	"bn_bwd_v1": "batch norm backward: dβ = lanesum(dy), dγ = lanesum(dy·x̂), dx = (γ·invStd)·((dy−dβ/M)−x̂·(dγ/M)) " +
+		"(dx may be null; cpuref.BatchNormBackward32 bit for bit). grid.x = C, block.x = 256.",
+	"avgpool_fwd_v1": "y = (Σ of the R×S window over the zero-padded input, r then s ascending from +0)/(R·S) " +
+		"(count_include_pad). 1-D over N·C·P·Q.",
+	"avgpool_bwd_v1": "dx[i] = (Σ dy over the windows (p,q ascending) covering i, from +0)/(R·S) (gather, no atomics). " +
+		"1-D over N·C·H·W.",
+	"global_avgpool_fwd_v1": "y[n,c] = (Σ_j x[n,c,j], j ascending from +0)/HW. 1-D over N·C.",
+	"global_avgpool_bwd_v1": "dx[n,c,j] = dy[n,c]/HW. 1-D over N·C·HW.",
+	"act_fwd_v1": "y = act(x) for act = kActLeakyReLU (x > 0 ? x : param·x), kActSigmoid, kActTanh, kActSiLU, " +
+		"kActGELUErf, kActGELUTanh (actf.cuh, cpuref's float32 activations bit for bit). 1-D over n.",
+	"act_bwd_v1": "dx = dy·act'(x) (leaky ReLU: x > 0 ? dy : param·dy; SiLU, GELU from x) or from y " +
+		"(sigmoid: (dy·(1−y))·y; tanh: dy·(1−y·y)); the unread pointer may be null. 1-D over n.",
+	"dropout_v1": "y = (x·mask)·(1/(1−p)), mask = float(Philox4x32-10((i/4, stream, step_lo, step_hi), " +
+		"(seed_lo, seed_hi))[i mod 4] >> 8)·2^−24 ≥ p (cpuref.DropoutMask); forward and backward. " +
+		"1-D over ⌈n/4⌉.",
+	"add_v1": "y = a + b. 1-D over n.",
+	"channel_copy_v1": "dst[n, dst_off+c, j] = src[n, src_off+c, j] for c < C, j < HW (concatenation's forward " +
+		"and backward). 1-D over N·C·HW.",
 }

@@ -25,9 +25,16 @@
 #               host's time to issue a training step of the default network
 #               through the real cu adapter, the driver's own cost excluded
 #               (a figure, not a threshold: it fails only if the run fails)
+#   dryrun      scripts/gpu-dryrun.sh: scripts/gpu-check.sh from the packed
+#               archive (scripts/gpu-session.sh, at most 30 MiB) against the
+#               mock: all six steps walked, the summary recorded into a copy
+#               of BENCHMARKS.md; cut off (SIGKILL) in step 3 and overrunning
+#               step 2's slice, the report of the earlier steps is complete
 #   ptxas       every kernels/*.ptx assembles with ptxas for sm_70/80/90 (at
 #               or above its .target); the report kernels/RESOURCES.md is
-#               regenerated and must equal the committed one; spills flagged
+#               regenerated and must equal the committed one; spills flagged;
+#               it includes the SASS mix of each kernel's main loop
+#               (cuobjdump -sass of the sm_80/sm_90 cubins, kernels/internal/sassmix)
 #   nccl        host/dist's NCCL binding (dlopen): testdata/nccl_abi_check.c
 #               proves host/dist/nccl_abi.h against the pinned wheel's nccl.h
 #               and calls its libnccl.so.2; go test -tags cuda -run NCCL
@@ -80,7 +87,7 @@ t=$SECONDS
 if ! deps=$(scripts/cuda-deps.sh 2>"$logs/deps.log"); then
 	need=$(head -n 1 "$logs/deps.log")
 	line deps "SKIP: $need"
-	for c in stub wrapper build-12.9 build-13.0 link driver train overhead ptxas; do
+	for c in stub wrapper build-12.9 build-13.0 link driver train overhead dryrun ptxas; do
 		line "$c" "SKIP: needs the pinned NVIDIA wheels (scripts/cuda-pins.txt) from PyPI with python3 -m pip"
 	done
 	if [[ "${CI:-}" == "true" ]]; then
@@ -224,16 +231,28 @@ else
 	failed=1
 fi
 
+# dryrun: scripts/gpu-check.sh end to end on the mock, as a device call runs it.
+t=$SECONDS
+if [[ $mock_ready == no ]]; then
+	line dryrun "$mock_skip"
+elif run "$logs/dryrun.log" scripts/gpu-dryrun.sh "$root/$mock"; then
+	line dryrun "$(tail -n 1 "$logs/dryrun.log" | sed 's/^gpu-dryrun: //') [$((SECONDS - t))s]"
+else
+	line dryrun "FAIL (scripts/gpu-dryrun.sh; log $logs/dryrun.log, reports in build/gpu-dryrun/) [$((SECONDS - t))s]"
+	failed=1
+fi
+
 t=$SECONDS
 report=kernels/RESOURCES.md
 new="$logs/RESOURCES.md"
-if ! PTXAS12=$PTXAS12 PTXAS13=$PTXAS13 scripts/ptx-resources.sh >"$new" 2>"$logs/ptxas.log"; then
+if ! PTXAS12=$PTXAS12 PTXAS13=$PTXAS13 CUOBJDUMP=$CUOBJDUMP NVDISASM=$NVDISASM scripts/ptx-resources.sh >"$new" 2>"$logs/ptxas.log"; then
 	sed 's/^/    /' "$logs/ptxas.log" | tail -n 25
 	line ptxas "FAIL (a PTX file does not assemble; log $logs/ptxas.log) [$((SECONDS - t))s]"
 	failed=1
 else
 	nfiles=$(ls kernels/*.ptx 2>/dev/null | wc -l)
-	nrows=$(grep -cE '^\| .* \| sm_[0-9]+ \|' "$new" || true)
+	nrows=$(sed '/^# SASS/q' "$new" | grep -cE '^\| .* \| sm_[0-9]+ \|' || true)
+	nmix=$(sed -n '/^# SASS/,$p' "$new" | grep -cE '^\| .* \| sm_[0-9]+ \|' || true)
 	spills=$(awk -F ' [|] ' '/^\| .*SPILL/ {print $2 "@" $3 "/" $4}' "$new" | sort -u | tr '\n' ' ')
 	spillmsg="no spills"
 	[[ -n "$spills" ]] && spillmsg="SPILLS: ${spills% }"
@@ -251,7 +270,7 @@ else
 		line ptxas "FAIL: $report is out of date; run scripts/ci-cuda.sh --update and commit it ($spillmsg) [$((SECONDS - t))s]"
 		failed=1
 	else
-		line ptxas "ok ($nfiles files assemble, $nrows kernel×arch×ptxas rows equal to $report; $spillmsg) [$((SECONDS - t))s]"
+		line ptxas "ok ($nfiles files assemble, $nrows kernel×arch×ptxas rows and $nmix SASS main-loop rows equal to $report; $spillmsg) [$((SECONDS - t))s]"
 	fi
 fi
 

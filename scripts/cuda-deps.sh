@@ -6,6 +6,8 @@
 #   CUDA13_INCLUDE=…/include   CUDA 13.0 cuda.h
 #   PTXAS12=…/ptxas            ptxas 12.9 (sm_70 and up)
 #   PTXAS13=…/ptxas            ptxas 13.0 (sm_75 and up)
+#   CUOBJDUMP=…/cuobjdump      cuobjdump 13.2 (SASS of sm_75 and up; runs nvdisasm)
+#   NVDISASM=…/nvdisasm        nvdisasm 13.2
 #   CUDA_COMPAT_INCLUDE=…      the repository's wrapper header folder (put it first)
 #   CONVTRAIN_CUDA_CACHE=…     the cache folder
 #

@@ -5,6 +5,9 @@
 #   build/gpu/<pkg>.test   one test binary per package with tests (-tags cuda)
 #   build/gpu/train        cmd/train with -tags cuda (when cmd/train exists)
 #   build/gpu/tests.tsv    binary <TAB> package folder (tests run from there)
+#   build/gpu/gpu-tests.tsv  the same for the packages with a cuda-tagged
+#                          test file: what scripts/gpu-check.sh runs and
+#                          scripts/gpu-session.sh packs
 #   build/gpu/mnist/       the MNIST IDX files (from the Go module cache), for
 #                          train -data on a machine without Go
 #   build/gpu/BUILDINFO    commit, Go version, headers, when
@@ -51,7 +54,8 @@ lib=$(cd "$lib" && pwd)
 out=${GPU_BUILD_OUT:-build/gpu}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-rm -f "$out"/*.test "$out/train" "$out/tests.tsv"
+rm -f "$out"/*.test "$out/train" "$out/tests.tsv" "$out/gpu-tests.tsv"
+: >"$out/gpu-tests.tsv"
 
 export CGO_ENABLED=1
 export CGO_CFLAGS="-I$root/gpu/cudacompat -I$inc"
@@ -59,7 +63,7 @@ export CGO_LDFLAGS="-L$lib"
 module=$(go list -m)
 
 n=0
-while read -r pkg dir; do
+while read -r pkg dir files; do
 	[[ -n "$pkg" ]] || continue
 	rel=${pkg#"$module"}
 	rel=${rel#/}
@@ -67,8 +71,16 @@ while read -r pkg dir; do
 	name=${name:-root}
 	go test -tags cuda -ldflags="-s -w" -c -o "$out/$name.test" "$pkg"
 	printf '%s\t%s\n' "$name.test" "${dir#"$root"/}" >>"$out/tests.tsv"
+	# A package whose tests include a file built only with the cuda tag has
+	# tests for the GPU.
+	for f in $files; do
+		if grep -qE '^//go:build .*\bcuda\b' "$dir/$f" && ! grep -qE '^//go:build .*!cuda' "$dir/$f"; then
+			printf '%s\t%s\n' "$name.test" "${dir#"$root"/}" >>"$out/gpu-tests.tsv"
+			break
+		fi
+	done
 	n=$((n + 1))
-done < <(go list -tags cuda -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}} {{.Dir}}{{end}}' ./...)
+done < <(go list -tags cuda -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}} {{.Dir}} {{join .TestGoFiles " "}} {{join .XTestGoFiles " "}}{{end}}' ./...)
 
 train=no
 if [[ -n "$(go list -tags cuda -f '{{if eq .Name "main"}}main{{end}}' ./cmd/train 2>/dev/null)" ]]; then

@@ -11,6 +11,9 @@ padded with spaces, then the little-endian tensor data.
     torch-checkpoint.py read FILE    load FILE into PyTorch tensors
     torch-checkpoint.py predict CKPT INPUTS [SPEC]
                                      run a convtrain model in PyTorch
+    torch-checkpoint.py step CKPT INPUTS
+                                     one training step's loss, gradients and
+                                     running statistics, in float64
 
 `write` and `read` print one JSON line per tensor, sorted by name,
 {"name", "dtype", "shape", "sha256"}, where sha256 is over the tensor's
@@ -18,13 +21,16 @@ little-endian bytes in row-major order, then one line {"metadata": {...}}.
 `write` prints what it wrote, computed from the tensors in memory, so that a
 reader in another language can check what it loads.
 
-`predict` builds a torch.nn.Sequential from SPEC (default: the checkpoint's
+`predict` builds a torch.nn.Module from SPEC (default: the checkpoint's
 "spec" metadata), a model spec in the canonical form of Go's
-host.FormatSpec, e.g. conv8x5x5,relu,maxpool2,conv16x5x5,relu,maxpool2,
-flatten,dense10; loads its weights from CKPT, where layer i (1-based) has
-"layer<i>.weight" (K,C,R,S) or (Out,In) and "layer<i>.bias"; runs it in
-float32 on the tensor "x" (N,C,H,W) of the safetensors file INPUTS; and
-prints {"logits": [[...], ...], "pred": [...]}.
+nn.FormatSpec, e.g. conv8x5x5,relu,maxpool2,conv16x5x5,relu,maxpool2,
+flatten,dense10, or with residual and concatenation blocks, BatchNorm,
+pools, activations and dropout (every layer kind of convtrain); loads its
+weights from CKPT, where layer i (1-based, numbered depth-first) has
+"layer<i>.weight" (K,C,R,S) or (Out,In), "layer<i>.bias" and, for
+BatchNorm, "layer<i>.running_mean" and "layer<i>.running_var"; runs it in
+evaluation mode in float32 on the tensor "x" (N,C,H,W) of the safetensors
+file INPUTS; and prints {"logits": [[...], ...], "pred": [...]}.
 
 The host must be little-endian (x86, arm64).
 """
@@ -105,47 +111,139 @@ def report(tensors, meta):
     print(json.dumps({"metadata": meta}, sort_keys=True))
 
 
-def build(spec, c, h, w):
-    """A torch.nn.Sequential for a canonical convtrain spec on c×h×w inputs."""
-    nn, layers = torch.nn, []
-    pair = lambda a, b, default: (int(a), int(b or a)) if a else default
-    for i, item in enumerate(spec.split(",")):
-        if m := re.fullmatch(r"conv(\d+)x(\d+)x(\d+)(?:s(\d+)(?:x(\d+))?)?(?:p(\d+)(?:x(\d+))?)?", item):
-            cin = nn.Sequential(*layers)(torch.zeros(1, c, h, w)).shape[1] if layers else c
+def split_top(text, seps):
+    """Splits text at the characters of seps outside parentheses."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif depth == 0 and ch in seps:
+            parts.append(text[start:i])
+            start = i + 1
+    return parts + [text[start:]]
+
+
+class Graph(torch.nn.Module):
+    """A convtrain model: its layers registered as "<i-1>" for layer i of the
+    canonical spec (numbered depth-first, a block before its layers, as
+    convtrain numbers them), so that "layer<i>.<name>" tensors load as
+    "<i-1>.<name>"; residual blocks add their branches, cat blocks
+    concatenate theirs along the channels."""
+
+    def __init__(self, spec, c, h, w):
+        super().__init__()
+        self.n = 0
+        self.run, _ = self.seq(spec, (c, h, w))
+
+    def add(self, module):
+        self.add_module(str(self.n - 1), module)
+        return module
+
+    def seq(self, text, shape):
+        ops = []
+        for item in split_top(text, ","):
+            if item:
+                op, shape = self.layer(item, shape)
+                ops.append(op)
+
+        def run(x):
+            for op in ops:
+                x = op(x)
+            return x
+        return run, shape
+
+    def layer(self, item, shape):
+        nn = torch.nn
+        self.n += 1
+        i = self.n
+        pair = lambda a, b, default: (int(a), int(b or a)) if a else default
+        c, h, w = shape if len(shape) == 3 else (shape[0], 1, 1)
+        if m := re.fullmatch(r"(res|cat)\((.*)\)", item):
+            kind, branches = m[1], split_top(m[2], "|")
+            runs, shapes = zip(*(self.seq(br, shape) if br else (lambda x: x, shape) for br in branches))
+            if kind == "res":
+                if len(runs) == 1:
+                    return (lambda x, f=runs[0]: f(x) + x), shapes[0]
+                return (lambda x, f=runs[0], g=runs[1]: f(x) + g(x)), shapes[0]
+            return (lambda x, fs=runs: torch.cat([f(x) for f in fs], 1)), (sum(s[0] for s in shapes), h, w)
+        if m := re.fullmatch(r"conv(\d+)x(\d+)x(\d+)(?:s(\d+)(?:x(\d+))?)?(?:p(\d+)(?:x(\d+))?)?(nobias)?", item):
             k, r, s_ = map(int, m.group(1, 2, 3))
-            layers.append(nn.Conv2d(cin, k, (r, s_), stride=pair(m[4], m[5], (1, 1)), padding=pair(m[6], m[7], (0, 0))))
-        elif m := re.fullmatch(r"maxpool(\d+)(?:x(\d+))?(?:s(\d+)(?:x(\d+))?)?", item):
-            window = pair(m[1], m[2], None)
-            layers.append(nn.MaxPool2d(window, stride=pair(m[3], m[4], window)))
-        elif item == "relu":
-            layers.append(nn.ReLU())
-        elif item == "flatten":
-            layers.append(nn.Flatten())
-        elif m := re.fullmatch(r"dense(\d+)", item):
-            out = nn.Sequential(*layers)(torch.zeros(1, c, h, w))
-            if out.dim() != 2:
-                raise ValueError(f"layer {i + 1} {item!r}: needs a flatten before it, as in the canonical form")
-            n_in = out.shape[1]
-            layers.append(nn.Linear(n_in, int(m[1])))
-        else:
-            raise ValueError(f"layer {i + 1} {item!r}: not a canonical convtrain layer")
-    return nn.Sequential(*layers)
+            (sh, sw), (ph, pw) = pair(m[4], m[5], (1, 1)), pair(m[6], m[7], (0, 0))
+            mod = self.add(nn.Conv2d(c, k, (r, s_), stride=(sh, sw), padding=(ph, pw), bias=not m[8]))
+            return mod, (k, (h + 2 * ph - r) // sh + 1, (w + 2 * pw - s_) // sw + 1)
+        if m := re.fullmatch(r"(max|avg)pool(\d+)(?:x(\d+))?(?:s(\d+)(?:x(\d+))?)?(?:p(\d+)(?:x(\d+))?)?", item):
+            win = pair(m[2], m[3], None)
+            st, pd = pair(m[4], m[5], win), pair(m[6], m[7], (0, 0))
+            mod = nn.MaxPool2d(win, st) if m[1] == "max" else nn.AvgPool2d(win, st, pd, count_include_pad=True)
+            return self.add(mod), (c, (h + 2 * pd[0] - win[0]) // st[0] + 1, (w + 2 * pd[1] - win[1]) // st[1] + 1)
+        if m := re.fullmatch(r"dense(\d+)(nobias)?", item):
+            if len(shape) != 1:
+                raise ValueError(f"layer {i} {item!r}: needs a flatten before it, as in the canonical form")
+            return self.add(nn.Linear(shape[0], int(m[1]), bias=not m[2])), (int(m[1]),)
+        if m := re.fullmatch(r"leakyrelu(\d+)?", item):
+            return self.add(nn.LeakyReLU(int(m[1]) / 100 if m[1] else 0.01)), shape
+        if m := re.fullmatch(r"dropout(\d+)", item):
+            return self.add(nn.Dropout(int(m[1]) / 100)), shape
+        simple = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "silu": nn.SiLU, "gelu": nn.GELU,
+                  "gelutanh": lambda: nn.GELU(approximate="tanh"), "flatten": nn.Flatten,
+                  "gap": lambda: nn.AdaptiveAvgPool2d(1), "bn": lambda: nn.BatchNorm2d(c, eps=1e-5, momentum=0.1)}
+        if item in simple:
+            out = {"flatten": (c * h * w,), "gap": (c, 1, 1)}.get(item, shape)
+            return self.add(simple[item]()), out
+        raise ValueError(f"layer {i} {item!r}: not a canonical convtrain layer")
+
+    def forward(self, x):
+        return self.run(x)
+
+
+def build(spec, c, h, w):
+    """The torch.nn.Module of a canonical convtrain spec on c×h×w inputs."""
+    return Graph(spec, c, h, w)
+
+
+def loaded(ckpt, inputs, spec=None):
+    """The model of CKPT with its weights, and the tensors of INPUTS."""
+    params, meta = load(ckpt)
+    tensors = load(inputs)[0]
+    model = build(spec or meta["spec"], *tensors["x"].shape[1:])
+    state = {f"{int(k[len('layer'):].split('.')[0]) - 1}.{k.split('.')[1]}": v for k, v in params.items() if k.startswith("layer")}
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):  # PyTorch counts batches; convtrain does not
+            state[f"{name}.num_batches_tracked"] = torch.tensor(0)
+    model.load_state_dict(state, strict=True)
+    return model, tensors
 
 
 def predict(ckpt, inputs, spec=None):
-    params, meta = load(ckpt)
-    x = load(inputs)[0]["x"]
-    model = build(spec or meta["spec"], *x.shape[1:])
-    state = {f"{int(k[len('layer'):].split('.')[0]) - 1}.{k.split('.')[1]}": v for k, v in params.items() if k.startswith("layer")}
-    model.load_state_dict(state, strict=True)
+    model, tensors = loaded(ckpt, inputs, spec)
     with torch.no_grad():
-        logits = model.eval()(x)
+        logits = model.eval()(tensors["x"])
     print(json.dumps({"logits": logits.tolist(), "pred": logits.argmax(1).tolist()}))
+
+
+def step(ckpt, inputs):
+    """One training step's forward and backward pass in float64 (training
+    mode: BatchNorm with the batch's statistics, updating its running ones):
+    prints {"loss", "grads": {"layer<i>.<name>": [...]}, "buffers": {...}}."""
+    model, tensors = loaded(ckpt, inputs)
+    model = model.double().train()
+    x, labels = tensors["x"].double(), tensors["labels"].long()
+    loss = torch.nn.functional.cross_entropy(model(x), labels)
+    loss.backward()
+    name = lambda k: f"layer{int(k.split('.')[0]) + 1}.{k.split('.')[1]}"
+    grads = {name(k): p.grad.reshape(-1).tolist() for k, p in model.named_parameters()}
+    buffers = {name(k): b.reshape(-1).tolist() for k, b in model.named_buffers() if "running" in k}
+    print(json.dumps({"loss": loss.item(), "grads": grads, "buffers": buffers}))
 
 
 def main(argv):
     if len(argv) in (4, 5) and argv[1] == "predict":
         predict(*argv[2:])
+        return 0
+    if len(argv) == 4 and argv[1] == "step":
+        step(*argv[2:])
         return 0
     if len(argv) != 3 or argv[1] not in ("read", "write"):
         print(__doc__, file=sys.stderr)

@@ -125,7 +125,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer m.Close()
-	ds, err := m.Upload(set, set.Standardisation())
+	ds, err := m.UploadChannels(set, set.ChannelNorm()) // as the trainer standardises
 	if err != nil {
 		return err
 	}
@@ -436,6 +436,39 @@ func (t *timedBackend) GlobalAvgPoolForward(n, c, hw int, x, y backend.Tensor) e
 
 func (t *timedBackend) GlobalAvgPoolBackward(n, c, hw int, dy, dx backend.Tensor) error {
 	return t.time(fmt.Sprintf("global avgpool bwd N=%d,C=%d,HW=%d", n, c, hw), 0, 0, func() error { return t.be.GlobalAvgPoolBackward(n, c, hw, dy, dx) })
+}
+
+func (t *timedBackend) ActivationForward(act backend.Activation, param float32, x, y backend.Tensor) error {
+	return t.time(act.String()+" fwd", 0, 0, func() error { return t.be.ActivationForward(act, param, x, y) })
+}
+
+func (t *timedBackend) ActivationBackward(act backend.Activation, param float32, x, y, dy, dx backend.Tensor) error {
+	return t.time(act.String()+" bwd", 0, 0, func() error { return t.be.ActivationBackward(act, param, x, y, dy, dx) })
+}
+
+func (t *timedBackend) DropoutForward(key backend.DropoutKey, p float32, x, y backend.Tensor) error {
+	return t.time("dropout fwd", 0, 0, func() error { return t.be.DropoutForward(key, p, x, y) })
+}
+
+func (t *timedBackend) DropoutBackward(key backend.DropoutKey, p float32, dy, dx backend.Tensor) error {
+	return t.time("dropout bwd", 0, 0, func() error { return t.be.DropoutBackward(key, p, dy, dx) })
+}
+
+func (t *timedBackend) Add(a, b, y backend.Tensor) error {
+	return t.time("add", 0, 0, func() error { return t.be.Add(a, b, y) })
+}
+
+func (t *timedBackend) ConcatForward(n, hw int, cs []int, xs []backend.Tensor, y backend.Tensor) error {
+	return t.time("concat fwd", 0, 0, func() error { return t.be.ConcatForward(n, hw, cs, xs, y) })
+}
+
+func (t *timedBackend) ConcatBackward(n, hw int, cs []int, dy backend.Tensor, dxs []backend.Tensor) error {
+	return t.time("concat bwd", 0, 0, func() error { return t.be.ConcatBackward(n, hw, cs, dy, dxs) })
+}
+
+func (t *timedBackend) AugmentBatch(p backend.AugmentParams, n, c, h, w int, src, rows, dst backend.Tensor) error {
+	return t.time(fmt.Sprintf("augment N=%d,C=%d,H=%d,W=%d", n, c, h, w), 0, 0,
+		func() error { return t.be.AugmentBatch(p, n, c, h, w, src, rows, dst) })
 }
 
 func (t *timedBackend) DenseForward(n, in, out int, x, w, b, y backend.Tensor) error {

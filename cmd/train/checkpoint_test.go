@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/convtrain/convtrain/host/ckpt"
+	"github.com/convtrain/convtrain/host/data"
 	"github.com/convtrain/convtrain/host/train"
 )
 
@@ -110,6 +111,10 @@ func TestRunInterruptResume(t *testing.T) {
 		{"at=evaluation", 6 + 3, train.TrainState{Epoch: 0, StepEpoch: 6, Step: 6}},
 		// 6 steps and 7 evaluation batches of epoch 1, 3 steps of epoch 2.
 		{"at=mid-epoch", 6 + 7 + 3, train.TrainState{Epoch: 1, StepEpoch: 3, Step: 9}},
+		// Epoch 1 and its evaluation, stopped before the first step of
+		// epoch 2, whose order was drawn already: the checkpoint must
+		// hold the shuffling state before it (found by TestSignalsSurvived).
+		{"at=epoch-start", 6 + 7, train.TrainState{Epoch: 1, StepEpoch: 0, Step: 6}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := &countCtx{Context: context.Background()}
@@ -129,11 +134,14 @@ func TestRunInterruptResume(t *testing.T) {
 				t.Fatalf("run(%q) = %v\n%s", args, err, stderr.String())
 			}
 			st := tc.want
-			if !strings.Contains(stdout.String(), fmt.Sprintf("resume   %s: %d epochs and %d steps done (step %d in all)", stopped, st.Epoch, st.StepEpoch, st.Step)) ||
+			if !strings.Contains(stdout.String(), fmt.Sprintf("resume   %s: %s and %s done (step %d in all)", stopped, plural(st.Epoch, "epoch"), plural(st.StepEpoch, "step"), st.Step)) ||
 				!strings.Contains(stdout.String(), "epoch 2/2") || strings.Contains(stdout.String(), "epoch 1/2") != (st.Epoch == 0) {
 				t.Errorf("resumed run output:\n%s", stdout.String())
 			}
 			equalCheckpoints(t, mustLoad(t, straight), mustLoad(t, resumed))
+			if evalOnly := regexp.MustCompile(`(?m)^epoch 1/2 .*  no steps left  `).MatchString(stdout.String()); evalOnly != (st.StepEpoch == 6) || strings.Contains(stdout.String(), " 0 images/s") {
+				t.Errorf("an epoch resumed after its last step must say 'no steps left' (and no other):\n%s", stdout.String())
+			}
 			for e := st.Epoch + 1; e <= 2; e++ {
 				if got, want := epochLine(stdout.String(), e), epochLine(straightOut, e); got == "" || got != want {
 					t.Errorf("resumed run: %q, straight run: %q", got, want)
@@ -153,8 +161,94 @@ func TestRunInterruptResume(t *testing.T) {
 		t.Errorf("resume with -epochs 3: %v\n%s", err, stdout.String())
 	}
 	// Other data is refused.
-	if err := run([]string{"-data", dir, "-limit", "112", "-resume", resumed}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "not the same data") {
+	if err := run([]string{"-data", dir, "-limit", "112", "-resume", resumed}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "trained with -limit 96") {
 		t.Errorf("resume on other data = %v, want an error", err)
+	}
+}
+
+// TestRunResumeAlone: a run of -limit 96 on -data DIR, interrupted, resumes
+// with -resume alone (the data, its limit and the training settings come
+// from the checkpoint), saves to the resumed file, keeps the checkpoint it
+// resumed from as .prev, and ends bit-identical to the run straight
+// through. Data flags that contradict the checkpoint are refused naming
+// the difference; so is an -epochs before its position.
+func TestRunResumeAlone(t *testing.T) {
+	dir, tmp := syntheticDir(t), t.TempDir()
+	straight, stopped := filepath.Join(tmp, "straight.st"), filepath.Join(tmp, "stopped.st")
+	var stdout, stderr bytes.Buffer
+	if err := run(tinyArgs(dir, "-save", straight), &stdout, &stderr); err != nil {
+		t.Fatalf("straight run: %v\n%s", err, stderr.String())
+	}
+	ctx := &countCtx{Context: context.Background()}
+	ctx.n.Store(6 + 7 + 3)
+	err := runContext(ctx, tinyArgs(dir, "-save", stopped), &stdout, &stderr)
+	if exitCode(err) != 130 || !strings.Contains(err.Error(), "continue with train -resume "+stopped) {
+		t.Fatalf("interrupted run = %v, want exit 130 and how to resume", err)
+	}
+	before, err := os.ReadFile(stopped)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Contradicting flags, before any work.
+	other := t.TempDir()
+	set, err := data.Synthetic(320, 28, 10, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	test, err := data.Synthetic(100, 28, 10, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := data.WriteDir(other, set, test, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"flag=limit", []string{"-resume", stopped, "-limit", "112"}, 2, []string{"-limit 112 with -resume", "trained with -limit 96"}},
+		{"flag=data", []string{"-resume", stopped, "-data", other}, 1, []string{"training data differs", "other pixels or labels", "it trained on " + dir + " with -limit 96"}},
+		{"flag=epochs", []string{"-resume", stopped, "-epochs", "1"}, 2, []string{"-epochs 1 with -resume", "has done 1 epoch and 3 steps of epoch 2", "give -epochs 2 or more"}},
+		{"flag=lr", []string{"-resume", stopped, "-lr", "0.1"}, 2, []string{"-lr 0.1 with -resume " + stopped + ": the checkpoint trained with -lr 0.05; leave -lr out"}},
+		{"flag=model", []string{"-resume", stopped, "-model", "conv4x5x5,relu,maxpool2,dense10"}, 2, []string{"-model conv4x5x5,relu,maxpool2,flatten,dense10 with -resume", "trained with -model conv4x5x5s2,relu,maxpool2,flatten,dense10"}},
+		{"flag=optimizer", []string{"-resume", stopped, "-optimizer", "adam"}, 2, []string{"-optimizer adam with -resume", "trained with -optimizer sgd"}},
+		{"flag=beta1", []string{"-resume", stopped, "-beta1", "0.8"}, 2, []string{"the checkpoint's optimizer is sgd, to which -beta1 does not apply"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := run(tc.args, &stdout, &stderr)
+			if exitCode(err) != tc.code {
+				t.Fatalf("run(%q) = %v (exit %d), want exit %d", tc.args, err, exitCode(err), tc.code)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("run(%q) = %v, want %q", tc.args, err, w)
+				}
+			}
+		})
+	}
+
+	// The first run's command with -resume added: the same values are no
+	// contradiction.
+	again := filepath.Join(tmp, "again.st")
+	if err := run(tinyArgs(dir, "-resume", stopped, "-save", again), &stdout, &stderr); err != nil {
+		t.Fatalf("resume with the first run's flags: %v", err)
+	}
+	equalCheckpoints(t, mustLoad(t, straight), mustLoad(t, again))
+
+	t.Chdir(t.TempDir()) // MNIST must not be looked for: the data comes from the record
+	stdout.Reset()
+	if err := run([]string{"-resume", stopped, "-threads", "1"}, &stdout, &stderr); err != nil {
+		t.Fatalf("run -resume %s alone: %v\n%s", stopped, err, stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "saved    "+stopped) {
+		t.Errorf("resumed run does not save to the resumed file:\n%s", stdout.String())
+	}
+	equalCheckpoints(t, mustLoad(t, straight), mustLoad(t, stopped))
+	if prev, err := os.ReadFile(stopped + ".prev"); err != nil || !bytes.Equal(prev, before) {
+		t.Errorf("%s.prev: %v; want the checkpoint resumed from (%d bytes, got %d)", stopped, err, len(before), len(prev))
 	}
 }
 
@@ -173,6 +267,12 @@ func TestRunInterruptDefaultPath(t *testing.T) {
 	if c := mustLoad(t, interruptedPath); c.State.Step != 0 {
 		t.Errorf("checkpoint at step %d, want 0", c.State.Step)
 	}
+	// A second interrupted run keeps the first one's checkpoint.
+	err = runContext(ctx, tinyArgs(dir), &stdout, &stderr)
+	if second := "train-interrupted-2.safetensors"; exitCode(err) != 130 || !strings.Contains(err.Error(), "train -resume "+second) {
+		t.Fatalf("second interrupted run = %v, want it saved to %s", err, second)
+	}
+	mustLoad(t, interruptedPath)
 }
 
 // TestRunDiverged trains with a learning rate of 10⁶ and a checkpoint
@@ -215,6 +315,10 @@ func TestRunModelFlag(t *testing.T) {
 	if err := os.WriteFile(file, []byte("# a small net\nconv6x3x3p1\nrelu\nmaxpool2\ndense10\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	large := filepath.Join(t.TempDir(), "large.txt")
+	if err := os.WriteFile(large, bytes.Repeat([]byte("relu\n"), 20000), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var stdout, stderr bytes.Buffer
 	if err := run(tinyArgs(dir, "-model", "@"+file, "-epochs", "1"), &stdout, &stderr); err != nil {
 		t.Fatal(err)
@@ -231,11 +335,12 @@ func TestRunModelFlag(t *testing.T) {
 		want string
 	}{
 		{"case=syntax", []string{"-model", "conv3x3"}, 2, `layer 1 "conv3x3"`},
-		{"case=no-file", []string{"-model", "@" + filepath.Join(dir, "none")}, 2, "-model: open"},
+		{"case=no-file", []string{"-model", "@" + filepath.Join(dir, "none")}, 2, "-model @" + filepath.Join(dir, "none") + ": open"},
+		{"case=binary-file", []string{"-model", "@" + filepath.Join(dir, "train-images-idx3-ubyte.gz")}, 2, "not a text file (byte 0 is 0x1f)"},
+		{"case=large-file", []string{"-model", "@" + large}, 2, "more than 64 KiB, too large for a model spec"},
 		{"case=too-big", tinyArgs(dir, "-model", "conv8x30x30,relu,dense10"), 1, "layer 1 (conv 8 30×30"},
 		{"case=classes", tinyArgs(dir, "-model", "dense7"), 1, "the data has 10 classes"},
 		{"case=save-every", []string{"-save-every", "3"}, 2, "-save-every needs -save"},
-		{"case=resume-lr", []string{"-resume", "x", "-lr", "0.1"}, 2, "-lr with -resume"},
 		{"case=resume-missing", []string{"-data", dir, "-resume", filepath.Join(dir, "none")}, 1, "no such file"},
 		{"case=save-dir-missing", tinyArgs(dir, "-save", filepath.Join(dir, "none", "x.st")), 1, "cannot write there"},
 	} {
@@ -382,4 +487,143 @@ func parseFloat(t *testing.T, s string) float64 {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestRunOutputs: every output path is checked before any work starts
+// (no epoch is trained, so no epoch line is printed): a directory, an
+// unwritable directory, two outputs or an output and an input naming the
+// same file, a plot or metrics over a checkpoint, and a checkpoint over a
+// file that is not one are refused with the flag and what to do.
+func TestRunOutputs(t *testing.T) {
+	dir, tmp := syntheticDir(t), t.TempDir()
+	ck := filepath.Join(tmp, "ck.st")
+	var stdout, stderr bytes.Buffer
+	if err := run(tinyArgs(dir, "-epochs", "1", "-save", ck), &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	ro := filepath.Join(tmp, "ro")
+	if err := os.Mkdir(ro, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	notes := filepath.Join(tmp, "notes.txt")
+	if err := os.WriteFile(notes, []byte("my notes\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := filepath.Join(tmp, "model.txt")
+	if err := os.WriteFile(spec, []byte("conv4x5x5s2,relu,maxpool2,dense10\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"save=dir", tinyArgs(dir, "-save", tmp), 2, "-save " + tmp + ": is a directory; name a file in it, such as " + filepath.Join(tmp, "model.safetensors")},
+		{"save=not-checkpoint", tinyArgs(dir, "-save", notes), 2, "the file exists and is not a checkpoint; refusing to replace it"},
+		{"plot=checkpoint", tinyArgs(dir, "-plot", ck), 2, "-plot " + ck + ": the file is a checkpoint (safetensors); refusing to replace it with a plot"},
+		{"metrics=checkpoint", tinyArgs(dir, "-metrics", ck), 2, "refusing to replace it with metrics"},
+		{"plot=same-as-metrics", tinyArgs(dir, "-plot", notes+".x", "-metrics", notes+".x"), 2, "-plot " + notes + ".x and -metrics " + notes + ".x name the same file"},
+		{"metrics=model", tinyArgs(dir, "-model", "@"+spec, "-metrics", spec), 2, "-metrics " + spec + " is also the input of -model"},
+		{"plot=resume", []string{"-resume", ck, "-plot", ck}, 2, "refusing to replace it with a plot"},
+		{"metrics=data", tinyArgs(dir, "-metrics", filepath.Join(dir, "train-labels-idx1-ubyte.gz")), 2, "-metrics " + filepath.Join(dir, "train-labels-idx1-ubyte.gz") + " is also the input of -data"},
+		{"plot=under-a-file", tinyArgs(dir, "-plot", filepath.Join(notes, "p.png")), 1, "-plot " + filepath.Join(notes, "p.png") + ": cannot write there"},
+	}
+	if os.Geteuid() != 0 { // root writes anywhere
+		cases = append(cases, struct {
+			name string
+			args []string
+			code int
+			want string
+		}{"plot=unwritable", tinyArgs(dir, "-plot", filepath.Join(ro, "p.png")), 1, "-plot " + filepath.Join(ro, "p.png") + ": cannot write there"})
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout.Reset()
+			err := run(tc.args, &stdout, &stderr)
+			if exitCode(err) != tc.code || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("run(%q) = %v (exit %d), want exit %d and %q", tc.args, err, exitCode(err), tc.code, tc.want)
+			}
+			if strings.Contains(stdout.String(), "epoch 1/") {
+				t.Errorf("run(%q) trained before refusing its output:\n%s", tc.args, stdout.String())
+			}
+		})
+	}
+	if b, err := os.ReadFile(notes); err != nil || string(b) != "my notes\n" {
+		t.Errorf("%s changed: %q, %v", notes, b, err)
+	}
+	mustLoad(t, ck)
+}
+
+// TestRunResumeValAugment: a run with -val and -augment, interrupted in
+// the middle of its second epoch, resumes with -resume alone (the split
+// and the augmentation come from the checkpoint's record and
+// configuration) and ends bit-identical to the run straight through, with
+// the same epoch line (validation and test accuracy); -save-best selects
+// on the validation set. Another -val with -resume is refused.
+func TestRunResumeValAugment(t *testing.T) {
+	dir, tmp := syntheticDir(t), t.TempDir()
+	straight, stopped, resumed, best := filepath.Join(tmp, "straight.st"), filepath.Join(tmp, "stopped.st"), filepath.Join(tmp, "resumed.st"), filepath.Join(tmp, "best.st")
+	more := []string{"-val", "16", "-augment", "crop2,flip"}
+	var stdout, stderr bytes.Buffer
+	if err := run(tinyArgs(dir, append(more, "-save", straight, "-save-best", best)...), &stdout, &stderr); err != nil {
+		t.Fatalf("straight run: %v\n%s", err, stderr.String())
+	}
+	straightOut := stdout.String()
+	if !strings.Contains(straightOut, "80 training, 16 validation and 100 test images") || !strings.Contains(straightOut, "augment  crop2,flip") ||
+		!regexp.MustCompile(`best     \S+: epoch [12], validation accuracy`).MatchString(straightOut) {
+		t.Errorf("straight run output lacks the split, the augmentation or the best line:\n%s", straightOut)
+	}
+	epochLine := func(out string, e int) string {
+		return regexp.MustCompile(fmt.Sprintf(`(?m)^epoch %d/2  loss \S+  train \S+  val loss \S+  val \S+(  test \S+)?`, e)).FindString(out)
+	}
+	if l := epochLine(straightOut, 1); l == "" || strings.Contains(l, "test") {
+		t.Errorf("epoch 1 line %q: want validation and no test accuracy (-val, not the last epoch)", l)
+	}
+	if l := epochLine(straightOut, 2); !strings.Contains(l, "test") {
+		t.Errorf("epoch 2 line %q: want the test accuracy after the last epoch", l)
+	}
+	// 5 steps and 1 validation batch of epoch 1, 2 steps of epoch 2.
+	ctx := &countCtx{Context: context.Background()}
+	ctx.n.Store(5 + 1 + 2)
+	err := runContext(ctx, tinyArgs(dir, append(more, "-save", stopped)...), &stdout, &stderr)
+	if code := exitCode(err); code != 130 {
+		t.Fatalf("interrupted run: exit code %d, error %v; want 130", code, err)
+	}
+	if st := mustLoad(t, stopped).State; st.Epoch != 1 || st.StepEpoch != 2 {
+		t.Fatalf("interrupted at %+v, want epoch 1 and 2 steps", st)
+	}
+	stdout.Reset()
+	if err := run([]string{"-resume", stopped, "-save", resumed, "-threads", "1"}, &stdout, &stderr); err != nil {
+		t.Fatalf("resume: %v\n%s", err, stderr.String())
+	}
+	equalCheckpoints(t, mustLoad(t, straight), mustLoad(t, resumed))
+	if got, want := epochLine(stdout.String(), 2), epochLine(straightOut, 2); got == "" || got != want {
+		t.Errorf("resumed run: %q, straight run: %q", got, want)
+	}
+	if err := run([]string{"-resume", stopped, "-val", "20"}, &stdout, &stderr); exitCode(err) != 2 || !strings.Contains(err.Error(), "the checkpoint's split took 16") {
+		t.Errorf("resume with another -val = %v, want a usage error naming the checkpoint's split", err)
+	}
+}
+
+// TestRunEarlyStop: with a learning rate too small to change anything,
+// -patience 1 stops the run after its second epoch, saying so, with the
+// test set evaluated then; resuming the stopped run trains nothing.
+func TestRunEarlyStop(t *testing.T) {
+	dir, save := syntheticDir(t), filepath.Join(t.TempDir(), "m.st")
+	var stdout, stderr bytes.Buffer
+	args := []string{"-data", dir, "-limit", "96", "-batch", "16", "-epochs", "5", "-threads", "1", "-model", "conv4x5x5s2,relu,maxpool2,dense10",
+		"-val", "16", "-patience", "1", "-lr", "1e-12", "-save", save}
+	if err := run(args, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	if !regexp.MustCompile(`(?m)^epoch 2/5 .* val \S+  test \S+ .*\nstopped  early after epoch 2: no better validation accuracy in the 1 epoch since epoch 1, the best`).MatchString(out) ||
+		strings.Contains(out, "epoch 3/5") {
+		t.Errorf("run output: want a stop after epoch 2, with its test accuracy:\n%s", out)
+	}
+	stdout.Reset()
+	if err := run([]string{"-resume", save}, &stdout, &stderr); err != nil || !strings.Contains(stdout.String(), "nothing to train: the run stopped early after epoch 2, 1 epoch after its best validation accuracy (epoch 1; -patience 1)") {
+		t.Errorf("resume of a stopped run = %v:\n%s", err, stdout.String())
+	}
 }

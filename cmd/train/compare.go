@@ -47,7 +47,7 @@ func parseCompare(args []string, stderr io.Writer) (*compareOptions, error) {
 	fs.Float64Var(&o.momentum, "momentum", 0.9, "SGD momentum in [0, 1)")
 	fs.Float64Var(&o.wd, "weight-decay", 0, "L2 weight decay")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the initialisation and the batches")
-	fs.StringVar(&o.data, "data", "", "directory of IDX files (default: MNIST from the Go module cache)")
+	fs.StringVar(&o.data, "data", "", "data set `DIR` (IDX, CIFAR-10/100, image folder; default: MNIST from the Go module cache)")
 	fs.StringVar(&o.arch.model, "model", "", "model `SPEC`, e.g. conv8x5x5,relu,maxpool2,dense10, or @FILE to read it from a file (default: "+nn.DefaultSpecText+")")
 	fs.Float64Var(&o.tol, "tol", defaultCompareTol, "largest relative difference accepted")
 	o.deviceOptions.register(fs, "gpu")
@@ -102,7 +102,7 @@ func loadTrainingSet(dir string, limit int) (set *data.Dataset, source string, e
 			return nil, "", err
 		}
 	}
-	set, _, err = data.LoadDir(source)
+	set, _, _, err = data.Load(source, data.LoadOptions{}) // any format train reads
 	if err != nil {
 		return nil, "", err
 	}
@@ -220,7 +220,7 @@ func compareTrain(be *deviceBackend, name string, spec nn.Spec, set *data.Datase
 			return fail(err)
 		}
 	}
-	ds, err := m.Upload(set, set.Standardisation())
+	ds, err := m.UploadChannels(set, set.ChannelNorm()) // as the trainer standardises
 	if err != nil {
 		return fail(err)
 	}

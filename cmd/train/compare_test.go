@@ -118,7 +118,7 @@ func TestCompareErrors(t *testing.T) {
 		{"case=model", []string{"-device", "sim", "-data", dir, "-model", "conv8x5,dense10"}, 2, `-model conv8x5,dense10: host: model spec: layer 1 "conv8x5"`},
 		{"case=model-too-big", []string{"-device", "sim", "-data", dir, "-model", "conv8x29x29,dense10", "-batch", "4"}, 1, "-model conv8x29x29,dense10 on 1×28×28 images"},
 		{"case=batch-above-data", []string{"-device", "sim", "-data", dir, "-batch", "9"}, 1, "8 training images, fewer than a batch of 9"},
-		{"case=missing-data", []string{"-device", "sim", "-data", dir + "/nope"}, 1, "no train-images-idx3-ubyte"},
+		{"case=missing-data", []string{"-device", "sim", "-data", dir + "/nope"}, 1, "nope: no such file or directory"},
 		{"case=tf32-without-tol", []string{"-device", "sim", "-precision", "tf32"}, 2, "-precision tf32 needs -tol"},
 		{"case=help", []string{"-h"}, 0, ""},
 	} {

@@ -18,14 +18,14 @@ import (
 var devices = []string{"cpu", "gpu", "sim"}
 
 // precisions lists the values -precision accepts.
-var precisions = []string{"fp32", "tf32"}
+var precisions = []string{"fp32", "tf32", "bf16"}
 
 // deviceOptions are the flags that choose the backend, shared by train and
 // its subcommands.
 type deviceOptions struct {
 	device    string // cpu, gpu or sim
 	gpu       int    // CUDA device ordinal (-device gpu)
-	precision string // fp32 or tf32
+	precision string // fp32, tf32 or bf16
 	threads   int    // CPU threads; the simulator's workers
 	// simCounters makes the simulator collect its per-kernel counters
 	// (train bench); not a flag.
@@ -37,7 +37,7 @@ type deviceOptions struct {
 func (d *deviceOptions) register(fs *flag.FlagSet, def string) {
 	fs.StringVar(&d.device, "device", def, "device: "+strings.Join(devices, ", ")+" (sim: the PTX simulator, slow)")
 	fs.IntVar(&d.gpu, "gpu", 0, "CUDA device ordinal for -device gpu")
-	fs.StringVar(&d.precision, "precision", "fp32", "GPU arithmetic: fp32 or tf32")
+	fs.StringVar(&d.precision, "precision", "fp32", "GPU arithmetic: fp32, tf32 or bf16 (bf16: the forward convolutions on BF16 tensor cores, the backward passes TF32)")
 	fs.IntVar(&d.threads, "threads", runtime.NumCPU(), "CPU threads (sets GOMAXPROCS; the simulator's workers)")
 }
 
@@ -49,7 +49,7 @@ func (d *deviceOptions) check() error {
 	case d.gpu < 0:
 		return usagef("-gpu %d: want ≥ 0", d.gpu)
 	case !slices.Contains(precisions, d.precision):
-		return usagef("-precision %q: want fp32 or tf32", d.precision)
+		return usagef("-precision %q: want fp32, tf32 or bf16", d.precision)
 	case d.precision != "fp32" && d.device == "cpu":
 		return usagef("-precision %s needs -device gpu or sim (the CPU backend computes in fp32)", d.precision)
 	case d.threads < 1 || d.threads > 4096:

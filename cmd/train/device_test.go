@@ -83,11 +83,11 @@ func TestDeviceFlagErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{"cmd=train,case=precision", []string{"-precision", "bf16"}, 2, `-precision "bf16": want fp32 or tf32`},
+		{"cmd=train,case=precision", []string{"-precision", "fp16"}, 2, `-precision "fp16": want fp32, tf32 or bf16`},
 		{"cmd=train,case=precision-cpu", []string{"-precision", "tf32"}, 2, "-precision tf32 needs -device gpu or sim"},
 		{"cmd=train,case=gpu-ordinal", []string{"-device", "gpu", "-gpu", "-1"}, 2, "-gpu -1: want ≥ 0"},
 		{"cmd=train,case=threads", []string{"-threads", "0"}, 2, "-threads 0: want 1 to 4096"},
-		{"cmd=compare,case=precision", []string{"compare", "-precision", "fp16"}, 2, `-precision "fp16": want fp32 or tf32`},
+		{"cmd=compare,case=precision", []string{"compare", "-precision", "fp16"}, 2, `-precision "fp16": want fp32, tf32 or bf16`},
 		{"cmd=bench,case=device", []string{"bench", "-device", "tpu"}, 2, `-device "tpu": want one of cpu, gpu, sim`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

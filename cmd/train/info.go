@@ -35,7 +35,7 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 		if i > 0 {
 			fmt.Fprintln(stdout)
 		}
-		c, err := ckpt.LoadCheckpoint(path)
+		c, err := loadCheckpoint("", path)
 		if err != nil {
 			return err
 		}
@@ -79,11 +79,57 @@ func printInfo(w io.Writer, path string, c *ckpt.Checkpoint) error {
 	if st.ElapsedSeconds > 0 {
 		fmt.Fprintf(w, ", %s of training", time.Duration(st.ElapsedSeconds*float64(time.Second)).Round(100*time.Millisecond))
 	}
-	if st.BestEpoch > 0 {
+	switch {
+	case st.BestEpoch > 0 && c.Data != nil && c.Data.Val > 0:
+		fmt.Fprintf(w, "; best validation accuracy %.2f%% after epoch %d", 100*st.BestValAcc, st.BestEpoch)
+	case st.BestEpoch > 0:
 		fmt.Fprintf(w, "; best test accuracy %.2f%% after epoch %d", 100*st.BestTestAcc, st.BestEpoch)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "inputs      standardised with mean %.6g and standard deviation %.6g (pixel values 0 to 255)\n", c.Norm.Mean, c.Norm.Std)
+	if d := c.Data; d != nil {
+		src := d.Source
+		if src == "mnist" {
+			src = "MNIST (Go module cache)"
+		}
+		limit := func(n int, flag string) string {
+			if n == 0 {
+				return ""
+			}
+			return fmt.Sprintf(" (%s %d)", flag, n)
+		}
+		if d.Format != "" {
+			src += " (" + d.Format + ")"
+		}
+		if d.Labels != "" {
+			src += " -labels " + d.Labels
+		}
+		if d.Size > 0 {
+			src += fmt.Sprintf(" -size %d", d.Size)
+		}
+		fmt.Fprintf(w, "data        %s\n", src)
+		fmt.Fprintf(w, "            train: %s%s\n", d.Train, limit(d.Limit, "-limit"))
+		if d.ValPrint != nil {
+			fmt.Fprintf(w, "            val:   %s (-val %d by the seed)%s\n", *d.ValPrint, d.Val, limit(d.ValLimit, "-val-limit"))
+		}
+		fmt.Fprintf(w, "            test:  %s%s\n", d.Test, limit(d.TestLimit, "-test-limit"))
+		if d.Augment != "" {
+			fmt.Fprintf(w, "            augment: %s\n", d.Augment)
+		}
+		if len(d.ClassNames) > 0 {
+			fmt.Fprintf(w, "            classes: %s\n", strings.Join(d.ClassNames, ", "))
+		}
+	} else {
+		fmt.Fprintf(w, "data        not recorded (a checkpoint of an older convtrain: give -data and -limit to resume)\n")
+	}
+	if len(c.Norm) == 1 {
+		fmt.Fprintf(w, "inputs      standardised with mean %.6g and standard deviation %.6g (pixel values 0 to 255)\n", c.Norm[0].Mean, c.Norm[0].Std)
+	} else {
+		fmt.Fprintf(w, "inputs      standardised per channel (pixel values 0 to 255):")
+		for i, n := range c.Norm {
+			fmt.Fprintf(w, " channel %d mean %.6g std %.6g;", i, n.Mean, n.Std)
+		}
+		fmt.Fprintln(w)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "tensor\tshape\tL2 norm\tlargest |x|\n")
 	for _, ts := range [][]ckpt.NamedTensor{c.Params, c.Buffers, c.Optim} {

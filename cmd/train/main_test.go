@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/convtrain/convtrain/host/data"
+	"github.com/convtrain/convtrain/host/nn"
 	"github.com/convtrain/convtrain/host/train"
 )
 
@@ -116,7 +118,12 @@ func TestRunErrors(t *testing.T) {
 		want string
 	}{
 		{"case=bad-flag", []string{"-bogus"}, 2, "flag provided but not defined: -bogus"},
-		{"case=extra-arg", []string{"mnist"}, 2, `unexpected arguments ["mnist"]`},
+		{"case=extra-arg", []string{"mnist"}, 2, `unknown subcommand "mnist": want eval, predict, info`},
+		{"case=arg-after-flags", []string{"-epochs", "1", "mnist"}, 2, `unexpected arguments ["mnist"] after the flags`},
+		{"case=lr-huge", []string{"-lr", "1e300"}, 2, "-lr 1e+300: want > 0 and at most 1e6"},
+		{"case=model-empty", []string{"-model", ""}, 2, `-model "": empty; give layers such as conv8x5x5`},
+		{"case=model-zero", []string{"-model", "@/dev/zero"}, 2, "-model @/dev/zero: not a text file (byte 0 is 0x00)"},
+		{"case=test-limit", []string{"-test-limit", "-1"}, 2, "-test-limit -1: want ≥ 0"},
 		{"case=epochs", []string{"-epochs", "0"}, 2, "-epochs 0: want ≥ 1"},
 		{"case=batch", []string{"-batch", "5000"}, 2, "-batch 5000: want 1 to 4096"},
 		{"case=lr", []string{"-lr", "-1"}, 2, "-lr -1: want > 0"},
@@ -129,8 +136,9 @@ func TestRunErrors(t *testing.T) {
 		{"case=device", []string{"-device", "tpu"}, 2, `-device "tpu": want one of cpu, gpu, sim`},
 		{"case=threads", []string{"-threads", "0"}, 2, "-threads 0: want 1 to 4096"},
 		{"case=not-a-number", []string{"-epochs", "three"}, 2, `invalid value "three" for flag -epochs`},
-		{"case=missing-data", []string{"-data", filepath.Join(dir, "nope")}, 1, "no train-images-idx3-ubyte"},
-		{"case=batch-above-limit", []string{"-data", dir, "-limit", "10", "-batch", "32"}, 1, "10 training images, fewer than a batch of 32"},
+		{"case=missing-data", []string{"-data", filepath.Join(dir, "nope")}, 1, "nope: no such directory; give a directory of IDX files (MNIST's layout), CIFAR-10/100 binary batches or an image folder"},
+		{"case=missing-files", []string{"-data", t.TempDir()}, 1, "unknown data format; looked for cifar10"},
+		{"case=batch-above-limit", []string{"-data", dir, "-limit", "10", "-batch", "32"}, 1, "-batch 32: only 10 training images (-limit 10); give -batch 10 or less"},
 		{"case=help", []string{"-h"}, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,7 +151,7 @@ func TestRunErrors(t *testing.T) {
 				t.Errorf("run(%q) = %v, stderr %q; want %q", tc.args, err, stderr.String(), tc.want)
 			}
 			if tc.code == 2 || tc.code == 0 {
-				if !strings.Contains(stderr.String(), "usage: train") && tc.name != "case=extra-arg" && !strings.HasPrefix(tc.want, "-") {
+				if !strings.Contains(stderr.String(), "usage: train") && !strings.HasPrefix(tc.want, "unknown subcommand") && !strings.HasPrefix(tc.want, "unexpected") && !strings.HasPrefix(tc.want, "-") {
 					t.Errorf("run(%q): stderr %q, want the usage", tc.args, stderr.String())
 				}
 			}
@@ -153,15 +161,32 @@ func TestRunErrors(t *testing.T) {
 
 func TestProgressBar(t *testing.T) {
 	var buf bytes.Buffer
-	p := &progressBar{w: &buf, enabled: true}
+	p := &progressBar{w: &buf, enabled: true, width: 120, batch: 64, test: 10000}
 	p.update(train.Progress{Epoch: 1, Epochs: 3, Step: 468, Steps: 937, Loss: 0.25, ImagesPerSec: 5000})
 	p.update(train.Progress{Epoch: 1, Epochs: 3, Step: 937, Steps: 937, Loss: 0.125, ImagesPerSec: 5001})
 	p.clear()
-	line2 := "epoch 1/3 [==============================] 937/937  loss 0.1250  5001 images/s"
-	want := "\repoch 1/3 [==============>               ] 468/937  loss 0.2500  5000 images/s" +
+	line2 := "epoch 1/3 [==============================] 937/937  loss 0.1250  5001 images/s  evaluating 10000 test images"
+	want := "\repoch 1/3 [==============>               ] 468/937  loss 0.2500  5000 images/s  ETA 6s" +
 		"\r" + line2 + "\r" + strings.Repeat(" ", len(line2)) + "\r"
 	if buf.String() != want {
 		t.Errorf("progress bar wrote\n%q\nwant\n%q", buf.String(), want)
+	}
+	// Narrower terminals: a shorter bar, then none, then a cut line; never
+	// as wide as the terminal (no wrap).
+	for _, tc := range []struct {
+		width int
+		want  string
+	}{
+		{80, "\repoch 1/3 [===========>           ] 468/937  loss 0.2500  5000 images/s  ETA 6s"},
+		{60, "\repoch 1/3 468/937  loss 0.2500  5000 images/s  ETA 6s"},
+		{30, "\repoch 1/3 468/937  loss 0.250"},
+	} {
+		buf.Reset()
+		p := &progressBar{w: &buf, enabled: true, width: tc.width, batch: 64}
+		p.update(train.Progress{Epoch: 1, Epochs: 3, Step: 468, Steps: 937, Loss: 0.25, ImagesPerSec: 5000})
+		if got := buf.String(); got != tc.want || len([]rune(got))-1 >= tc.width {
+			t.Errorf("width=%d: progress bar wrote %q, want %q", tc.width, got, tc.want)
+		}
 	}
 	buf.Reset()
 	off := &progressBar{w: &buf}
@@ -169,5 +194,105 @@ func TestProgressBar(t *testing.T) {
 	off.clear()
 	if buf.Len() != 0 {
 		t.Errorf("disabled progress bar wrote %q, want nothing", buf.String())
+	}
+}
+
+// TestRunSimSmall: -test-limit makes a small run on the simulator small:
+// 4 steps of 16 images and 32 test images, where the whole test set
+// would be evaluated without it.
+func TestRunSimSmall(t *testing.T) {
+	dir := syntheticDir(t)
+	var stdout, stderr bytes.Buffer
+	args := []string{"-data", dir, "-device", "sim", "-threads", "2", "-limit", "64", "-test-limit", "32", "-batch", "16", "-epochs", "1",
+		"-model", "conv4x5x5s2,relu,maxpool2,dense10"}
+	if err := run(args, &stdout, &stderr); err != nil {
+		t.Fatalf("run(%q) = %v\n%s", args, err, stderr.String())
+	}
+	for _, want := range []string{"64 training and 32 test images", "train    1 epoch of 4 steps of 16 images", "epoch 1/1"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
+// TestRunLossMSE: -loss mse trains with the squared error (the checkpoint
+// says so, and predict prints outputs rather than probabilities); an
+// unknown loss and -loss with -resume are usage errors.
+func TestRunLossMSE(t *testing.T) {
+	dir := syntheticDir(t)
+	path := filepath.Join(t.TempDir(), "mse.st")
+	var stdout, stderr bytes.Buffer
+	if err := run(tinyArgs(dir, "-loss", "mse", "-epochs", "1", "-save", path), &stdout, &stderr); err != nil {
+		t.Fatalf("train -loss mse: %v\n%s", err, stderr.String())
+	}
+	c := mustLoad(t, path)
+	if c.Spec.Loss != nn.MSELoss {
+		t.Errorf("checkpoint loss %v, want %v", c.Spec.Loss, nn.MSELoss)
+	}
+	img := filepath.Join(t.TempDir(), "one.idx")
+	var idx bytes.Buffer
+	if err := data.WriteIDX(&idx, []int{28, 28}, make([]byte, 28*28)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(img, idx.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	if err := run([]string{"predict", "-load", path, img}, &stdout, &stderr); err != nil || !strings.Contains(stdout.String(), "outputs of classes 0 to 9") {
+		t.Errorf("predict with an MSE model: %v\n%s", err, stdout.String())
+	}
+	for _, args := range [][]string{{"-loss", "hinge"}, {"-resume", path, "-loss", "ce"}} {
+		if err := run(args, &stdout, &stderr); exitCode(err) != 2 || !strings.Contains(err.Error(), "-loss") {
+			t.Errorf("run(%q) = %v (exit %d), want exit 2 naming -loss", args, err, exitCode(err))
+		}
+	}
+}
+
+// TestRunCorruptLabels: with the default network, one corrupt label (200
+// among 10 classes) or a class present only in the test set is refused,
+// naming the classes without training images and the image with the
+// largest label, instead of silently widening the network; with -model
+// the user decides.
+func TestRunCorruptLabels(t *testing.T) {
+	trainSet, err := data.Synthetic(320, 28, 10, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	test, err := data.Synthetic(100, 28, 10, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	corrupt := *trainSet
+	corrupt.Labels = append([]uint8(nil), trainSet.Labels...)
+	corrupt.Labels[37] = 200
+	corrupt.Classes = 201
+	testOnly := *test
+	testOnly.Labels = append([]uint8(nil), test.Labels...)
+	testOnly.Labels[5] = 10
+	testOnly.Classes = 11
+	trainOnly := *trainSet
+	trainOnly.Classes = 11
+	for _, tc := range []struct {
+		name        string
+		train, test *data.Dataset
+		want        string
+	}{
+		{"label=200", &corrupt, func() *data.Dataset { d := *test; d.Classes = 201; return &d }(), "the labels imply 201 classes (the largest label, 200, is on training image 37), but classes 10 to 199 have no training image"},
+		{"class=test-only", &trainOnly, &testOnly, "the labels imply 11 classes (the largest label, 10, is on test image 5), but class 10 has no training image"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := data.WriteDir(dir, tc.train, tc.test, false); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr bytes.Buffer
+			err := run([]string{"-data", dir, "-epochs", "1", "-threads", "1"}, &stdout, &stderr)
+			if exitCode(err) != 1 || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "give -model with a last layer of dense") {
+				t.Errorf("run = %v (exit %d), want exit 1 and %q", err, exitCode(err), tc.want)
+			}
+			if err := run([]string{"-data", dir, "-epochs", "1", "-threads", "1", "-limit", "32", "-batch", "16", "-model", fmt.Sprintf("conv4x5x5s2,relu,maxpool2,dense%d", tc.train.Classes)}, &stdout, &stderr); err != nil {
+				t.Errorf("with -model: %v", err)
+			}
+		})
 	}
 }

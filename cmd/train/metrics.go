@@ -29,8 +29,11 @@ type metricsRecord struct {
 	Loss     jsonFloat `json:"loss"`
 	TrainAcc jsonFloat `json:"train_acc"`
 	// TestLoss and TestAcc: epoch records only.
-	TestLoss     *jsonFloat `json:"test_loss,omitempty"`
-	TestAcc      *jsonFloat `json:"test_acc,omitempty"`
+	TestLoss *jsonFloat `json:"test_loss,omitempty"`
+	TestAcc  *jsonFloat `json:"test_acc,omitempty"`
+	// ValLoss and ValAcc: epoch records of a run with -val only.
+	ValLoss      *jsonFloat `json:"val_loss,omitempty"`
+	ValAcc       *jsonFloat `json:"val_acc,omitempty"`
 	LR           jsonFloat  `json:"lr"`
 	ImagesPerSec jsonFloat  `json:"images_per_sec"` // over the epoch so far
 	Elapsed      jsonFloat  `json:"elapsed_s"`      // seconds since the run started
@@ -39,6 +42,17 @@ type metricsRecord struct {
 // jsonFloat is a float64 written as JSON null when it is NaN or infinite
 // (which JSON cannot represent).
 type jsonFloat float64
+
+// UnmarshalJSON reads a number, or null as NaN.
+func (f *jsonFloat) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*f = jsonFloat(math.NaN())
+		return nil
+	}
+	v, err := strconv.ParseFloat(string(b), 64)
+	*f = jsonFloat(v)
+	return err
+}
 
 func (f jsonFloat) MarshalJSON() ([]byte, error) {
 	x := float64(f)
@@ -118,10 +132,18 @@ func (l *metricsLog) progress(p train.Progress) {
 // epoch records an epoch's metrics; step is the number of steps done in
 // all after it, steps the steps per epoch.
 func (l *metricsLog) epoch(m train.EpochMetrics, step, steps int) {
-	tl, ta := jsonFloat(m.TestLoss), jsonFloat(m.TestAcc)
-	l.write(metricsRecord{Kind: "epoch", Epoch: m.Epoch, Epochs: m.Epochs, Step: step, EpochStep: steps, Steps: steps,
-		Loss: jsonFloat(m.Loss), TrainAcc: jsonFloat(m.TrainAcc), TestLoss: &tl, TestAcc: &ta, LR: jsonFloat(m.LR),
-		ImagesPerSec: jsonFloat(m.ImagesPerSec), Elapsed: jsonFloat(m.Elapsed.Seconds())})
+	r := metricsRecord{Kind: "epoch", Epoch: m.Epoch, Epochs: m.Epochs, Step: step, EpochStep: steps, Steps: steps,
+		Loss: jsonFloat(m.Loss), TrainAcc: jsonFloat(m.TrainAcc), LR: jsonFloat(m.LR),
+		ImagesPerSec: jsonFloat(m.ImagesPerSec), Elapsed: jsonFloat(m.Elapsed.Seconds())}
+	if m.Tested {
+		tl, ta := jsonFloat(m.TestLoss), jsonFloat(m.TestAcc)
+		r.TestLoss, r.TestAcc = &tl, &ta
+	}
+	if m.Validated {
+		vl, va := jsonFloat(m.ValLoss), jsonFloat(m.ValAcc)
+		r.ValLoss, r.ValAcc = &vl, &va
+	}
+	l.write(r)
 }
 
 // Close closes the file and returns the first error of any write.
@@ -154,18 +176,20 @@ func (c *reportOptions) register(fs *flag.FlagSet) {
 // open creates the metrics file (appended to when resuming) and hooks the
 // metrics and curves into cfg's callbacks, after the ones already there;
 // progress is then reported every 10 steps. title heads the plot.
-func (c *reportOptions) open(cfg *train.Config, resuming bool, title string) error {
-	if c.metricsPath == "" && c.plotPath == "" {
-		return nil
-	}
+//
+// The curves are collected in every run (checkpoints keep them, so that
+// a plot drawn after -resume has the whole history): history is the
+// checkpoint's note of them when resuming, else nil.
+func (c *reportOptions) open(cfg *train.Config, resuming bool, title string, history map[string]string) error {
 	if c.metricsPath != "" {
 		var err error
 		if c.metrics, err = openMetrics(c.metricsPath, resuming); err != nil {
 			return err
 		}
 	}
-	if c.plotPath != "" {
-		c.curves = &curves{title: title}
+	c.curves = &curves{title: title}
+	if s, ok := history[curvesNote]; ok {
+		c.curves.restore(s) // best effort: a note that does not decode only loses the earlier points
 	}
 	if cfg.ProgressEvery == 0 {
 		cfg.ProgressEvery = 10
@@ -196,6 +220,8 @@ func (c *reportOptions) open(cfg *train.Config, resuming bool, title string) err
 		}
 		if c.curves != nil {
 			c.curves.epoch(m)
+		}
+		if c.plotPath != "" {
 			if err := c.curves.save(c.plotPath); err != nil && c.plotErr == nil {
 				c.plotErr = err // reported by close
 			}
@@ -213,12 +239,12 @@ func (c *reportOptions) close() error {
 		errs = append(errs, c.metrics.Close())
 		c.metrics = nil
 	}
-	if c.curves != nil {
+	if c.curves != nil && c.plotPath != "" {
 		if c.plotErr == nil {
 			c.plotErr = c.curves.save(c.plotPath)
 		}
 		errs = append(errs, c.plotErr)
-		c.curves = nil
+		c.plotPath = "" // drawn once
 	}
 	return errors.Join(errs...)
 }

@@ -4,16 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/png"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/convtrain/convtrain/host/train"
+	"gonum.org/v1/plot/plotter"
 )
 
 // TestRunMetricsAndPlot trains 2 epochs of 23 steps on synthetic data with
@@ -267,12 +270,83 @@ func TestRunOptimizers(t *testing.T) {
 		{[]string{"-beta1", "1"}, "-beta1 1: want in [0, 1)"},
 		{[]string{"-beta2", "-0.5"}, "-beta2 -0.5: want in [0, 1)"},
 		{[]string{"-eps", "NaN"}, "-eps NaN: want ≥ 0"},
-		{[]string{"-resume", "x.safetensors", "-optimizer", "adam"}, "-optimizer with -resume"},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := run(c.args, &stdout, &stderr)
 		if exitCode(err) != 2 || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("run(%q) = %v (exit %d), want a usage error containing %q", c.args, err, exitCode(err), c.want)
 		}
+	}
+}
+
+// TestLogTicks: the loss axis has at least two labelled ticks over any
+// range, also one narrower than a factor of 2 (plot.LogTicks labels only
+// the powers of ten: one label, "1", on 0.9 to 1.3).
+func TestLogTicks(t *testing.T) {
+	for _, tc := range []struct {
+		lo, hi float64
+		want   []string // labels that must be present
+	}{
+		{0.9, 1.3, []string{"0.9", "1"}},
+		{0.02, 3, []string{"0.02", "0.05", "0.1", "0.2", "0.5", "1", "2"}},
+		{1.01, 1.02, []string{"1.01", "1.02"}},
+		{0.0004, 0.0007, []string{"0.0004", "0.0005", "0.0006", "0.0007"}},
+	} {
+		t.Run(fmt.Sprintf("lo=%g,hi=%g", tc.lo, tc.hi), func(t *testing.T) {
+			var labels []string
+			for _, tk := range (logTicks{}).Ticks(tc.lo, tc.hi) {
+				if tk.Value < tc.lo || tk.Value > tc.hi {
+					t.Errorf("tick %g outside [%g, %g]", tk.Value, tc.lo, tc.hi)
+				}
+				if tk.Label != "" {
+					labels = append(labels, tk.Label)
+				}
+			}
+			for _, w := range tc.want {
+				if !slices.Contains(labels, w) {
+					t.Errorf("labels %q, want %q among them", labels, w)
+				}
+			}
+		})
+	}
+}
+
+// TestPlotClipNote: when the accuracy axis starts above the first
+// training windows, its label says so.
+func TestPlotClipNote(t *testing.T) {
+	c := &curves{
+		trainAcc: plotter.XYs{{X: 0.1, Y: 12}, {X: 0.5, Y: 85}, {X: 1, Y: 93}},
+		epochAcc: plotter.XYs{{X: 1, Y: 90}}, testAcc: plotter.XYs{{X: 1, Y: 94}},
+	}
+	p, err := c.panel("", "accuracy (%)", c.trainAcc, c.epochAcc, c.testAcc, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "accuracy (%); training windows below 88% not shown"; p.Y.Label.Text != want {
+		t.Errorf("y label %q, want %q", p.Y.Label.Text, want)
+	}
+}
+
+// TestPlotResumeHistory: a checkpoint keeps the curves, so that a plot
+// drawn by a resumed run has the epochs before the resume: after 1 epoch
+// and a resume for a second, the checkpoint's curves have both epochs'
+// test points and training windows from the start.
+func TestPlotResumeHistory(t *testing.T) {
+	dir, tmp := syntheticDir(t), t.TempDir()
+	ck, plotPath := filepath.Join(tmp, "ck.st"), filepath.Join(tmp, "p.png")
+	var stdout, stderr bytes.Buffer
+	if err := run(tinyArgs(dir, "-epochs", "1", "-save", ck), &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if err := run([]string{"-resume", ck, "-epochs", "2", "-plot", plotPath}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	var c curves
+	c.restore(mustLoad(t, ck).Notes[curvesNote])
+	if len(c.testAcc) != 2 || c.testAcc[0].X != 1 || c.testAcc[1].X != 2 || len(c.trainLoss) == 0 || c.trainLoss[0].X > 1 {
+		t.Errorf("curves after the resume: test %v, training windows %v; want epochs 1 and 2 and windows from epoch 1", c.testAcc, c.trainLoss)
+	}
+	if _, err := os.Stat(plotPath); err != nil {
+		t.Error(err)
 	}
 }

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image/color"
 	"image/png"
 	"io"
+	"math"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -18,6 +21,9 @@ import (
 
 // pngMagic starts every PNG file.
 var pngMagic = []byte("\x89PNG\r\n\x1a\n")
+
+// maxPredictImages bounds the images of one call of train predict.
+const maxPredictImages = 1 << 20
 
 // readImages reads the images of one file for a model of c×h×w inputs, as
 // bytes in (N,C,H,W) order, and their count. A PNG file (recognised by its signature) is one
@@ -29,7 +35,11 @@ var pngMagic = []byte("\x89PNG\r\n\x1a\n")
 func readImages(path string, c, h, w int) ([]byte, int, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, 0, err
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, 0, fmt.Errorf("%s: %w", path, err)
 	}
 	var magic [8]byte
 	n, _ := io.ReadFull(f, magic[:])
@@ -37,6 +47,15 @@ func readImages(path string, c, h, w int) ([]byte, int, error) {
 	if bytes.Equal(magic[:n], pngMagic) {
 		px, err := readPNG(path, c, h, w)
 		return px, 1, err
+	}
+	// IDX files start with two zero bytes (gzip-compressed ones with
+	// 1f 8b); anything else is neither format.
+	if n < 4 || !(magic[0] == 0 && magic[1] == 0 || magic[0] == 0x1f && magic[1] == 0x8b) {
+		what := "it is"
+		if strings.EqualFold(filepath.Ext(path), ".png") {
+			what = "it is named .png but is"
+		}
+		return nil, 0, fmt.Errorf("%s: %s neither a PNG nor an IDX file (it starts with %q); predict reads PNG images and IDX files of unsigned bytes", path, what, magic[:n])
 	}
 	idx, err := data.ReadIDX(path)
 	if err != nil {
@@ -104,7 +123,7 @@ func readPNG(path string, c, h, w int) ([]byte, error) {
 
 // runPredict is train predict: the class and the class probabilities of
 // every image of the files.
-func runPredict(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runPredict(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	o, files, err := parseEval("predict", args, stderr)
 	if err != nil {
 		return err
@@ -119,10 +138,15 @@ func runPredict(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	k := spec.Classes()
 	d := &data.Dataset{Name: "predict", C: spec.C, H: spec.H, W: spec.W, Classes: min(k, 256)}
 	var names []string
+	var bad []error // the files that could not be read, reported after the others' predictions
 	for _, f := range files {
 		px, n, err := readImages(f, spec.C, spec.H, spec.W)
 		if err != nil {
-			return err
+			bad = append(bad, err)
+			continue
+		}
+		if d.N+n > maxPredictImages {
+			return fmt.Errorf("%s: more than %d images in all; predict fewer files at a time", f, maxPredictImages)
 		}
 		d.Images = append(d.Images, px...)
 		for i := range n {
@@ -133,21 +157,53 @@ func runPredict(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 		}
 		d.N += n
-		if d.N > 1<<20 {
-			return fmt.Errorf("more than %d images", 1<<20)
-		}
 	}
+	if d.N == 0 {
+		return errors.Join(bad...)
+	}
+	defer func() {
+		if len(bad) > 0 {
+			err = errors.Join(append([]error{err, fmt.Errorf("%d files or images have no prediction (the others' are above):", len(bad))}, bad...)...)
+		}
+	}()
 	d.Labels = make([]uint8, d.N)
+	if isTerminal(stdout) && d.N > o.batch {
+		l.onBatch = evalProgress(stdout)
+	}
 	logits, err := l.logits(ctx, d, o.batch)
 	if err != nil {
 		return err
 	}
+	// An image whose outputs are not finite (the weights overflow on it)
+	// has no prediction; it is reported with the unreadable files.
+	finite := names[:0:0]
+	var rows []float32
+	for i, name := range names {
+		row := logits[i*k : (i+1)*k]
+		ok := true
+		for _, v := range row {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				bad = append(bad, fmt.Errorf("%s: the model's outputs are not finite (%g): its weights overflow on this image; no prediction", name, v))
+				ok = false
+				break
+			}
+		}
+		if ok {
+			finite = append(finite, name)
+			rows = append(rows, row...)
+		}
+	}
+	names, logits = finite, rows
 	what := "probabilities"
 	if spec.Loss == nn.MSELoss {
 		what = "outputs" // an MSE model's outputs are scores, not probabilities
 	}
+	var classNames []string // from the checkpoint's data, when it names its classes
+	if rec := l.ck.Data; rec != nil && len(rec.ClassNames) > 0 {
+		classNames = rec.ClassNames
+	}
 	if o.json {
-		return predictJSON(stdout, names, logits, k, what)
+		return predictJSON(stdout, names, logits, k, what, classNames)
 	}
 	width := 5
 	for _, n := range names {
@@ -157,7 +213,11 @@ func runPredict(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for j := range cols {
 		cols[j] = fmt.Sprintf("%6d", j)
 	}
-	fmt.Fprintf(stdout, "%-*s  class  %s of classes 0 to %d\n", width, "image", what, k-1)
+	named := ""
+	if classNames != nil {
+		named = "  name"
+	}
+	fmt.Fprintf(stdout, "%-*s  class  %s of classes 0 to %d%s\n", width, "image", what, k-1, named)
 	fmt.Fprintf(stdout, "%-*s  %5s  %s\n", width, "", "", strings.Join(cols, " "))
 	p := make([]float64, k)
 	for i, name := range names {
@@ -172,7 +232,11 @@ func runPredict(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		for j := range cols {
 			cols[j] = fmt.Sprintf("%6.4f", p[j])
 		}
-		fmt.Fprintf(stdout, "%-*s  %5d  %s\n", width, name, argmax(row), strings.Join(cols, " "))
+		name := fmt.Sprintf("%-*s  %5d  %s", width, name, argmax(row), strings.Join(cols, " "))
+		if c := argmax(row); c < len(classNames) {
+			name += "  " + classNames[c]
+		}
+		fmt.Fprintln(stdout, name)
 	}
 	return nil
 }
@@ -180,7 +244,7 @@ func runPredict(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // predictJSON writes one JSON object per image: its name, the predicted
 // class and the probabilities (softmax of the outputs) or, for an MSE
 // model (what = "outputs"), the outputs, at full precision.
-func predictJSON(w io.Writer, names []string, logits []float32, k int, what string) error {
+func predictJSON(w io.Writer, names []string, logits []float32, k int, what string, classNames []string) error {
 	enc := json.NewEncoder(w)
 	p := make([]float64, k)
 	for i, name := range names {
@@ -192,7 +256,11 @@ func predictJSON(w io.Writer, names []string, logits []float32, k int, what stri
 		} else {
 			softmax(row, p)
 		}
-		if err := enc.Encode(map[string]any{"image": name, "class": argmax(row), what: p}); err != nil {
+		obj := map[string]any{"image": name, "class": argmax(row), what: p}
+		if c := argmax(row); c < len(classNames) {
+			obj["name"] = classNames[c]
+		}
+		if err := enc.Encode(obj); err != nil {
 			return err
 		}
 	}

@@ -178,7 +178,7 @@ func TestPredict(t *testing.T) {
 	}
 	x := make([]float32, n*size*size)
 	for i, p := range test.Images[:n*size*size] {
-		x[i] = float32((float64(p) - c.Norm.Mean) / c.Norm.Std) // as nn.Model.Upload
+		x[i] = float32((float64(p) - c.Norm[0].Mean) / c.Norm[0].Std) // as nn.Model.Upload
 	}
 	xPath := filepath.Join(tmp, "x.safetensors")
 	if err := ckpt.SaveSafetensorsFile(xPath, []ckpt.NamedTensor{{Name: "x", Shape: []int{n, 1, size, size}, F32: x}}, nil); err != nil {
@@ -235,4 +235,74 @@ func torchRun(t *testing.T, args ...string) []byte {
 		t.Fatalf("torch-checkpoint.py %v: %v\n%s", args, err, stderr.Bytes())
 	}
 	return out
+}
+
+// TestPredictBadInputs: a checkpoint with a NaN weight is refused by eval
+// and predict naming the tensor; one whose weights overflow gives no
+// accuracy and no prediction (table or JSON), naming the images; a file
+// that is neither PNG nor IDX is reported as such, after the predictions
+// of the good files, with exit status 1.
+func TestPredictBadInputs(t *testing.T) {
+	dir, ckptPath, _ := trainedCheckpoint(t)
+	tmp := t.TempDir()
+	good := filepath.Join(tmp, "good.png")
+	white := image.NewGray(image.Rect(0, 0, 28, 28))
+	for i := range white.Pix {
+		white.Pix[i] = 255
+	}
+	writePNG(t, good, white)
+	text := filepath.Join(tmp, "text.png")
+	if err := os.WriteFile(text, []byte("this is not an image\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mutated := func(name string, f func(c *ckpt.Checkpoint)) string {
+		c, err := ckpt.LoadCheckpoint(ckptPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f(c)
+		path := filepath.Join(tmp, name)
+		if err := c.Save(path); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	nan := mutated("nan.st", func(c *ckpt.Checkpoint) { c.Params[0].F32[2] = float32(math.NaN()) })
+	huge := mutated("huge.st", func(c *ckpt.Checkpoint) {
+		for i := range c.Params {
+			for j := range c.Params[i].F32 {
+				c.Params[i].F32[j] = 3e38
+			}
+		}
+	})
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		want    []string
+		printed string // on stdout
+	}{
+		{"ckpt=nan/eval", []string{"eval", "-load", nan, "-data", dir}, []string{nan, `tensor "layer1.weight" element 2 is NaN`}, ""},
+		{"ckpt=nan/predict", []string{"predict", "-load", nan, good}, []string{`tensor "layer1.weight" element 2 is NaN`}, ""},
+		{"ckpt=huge/eval", []string{"eval", "-load", huge, "-data", dir}, []string{"outputs are not finite on 100 of 100 test images (the first is image 0)"}, ""},
+		{"ckpt=huge/json", []string{"predict", "-json", "-load", huge, good}, []string{good + ": the model's outputs are not finite"}, ""},
+		{"file=text", []string{"predict", "-load", ckptPath, text, good}, []string{"1 files or images have no prediction",
+			text + `: it is named .png but is neither a PNG nor an IDX file (it starts with "this is ")`}, good},
+		{"file=text/json", []string{"predict", "-json", "-load", ckptPath, good, text}, []string{"neither a PNG nor an IDX file"}, `"image":"` + good + `"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(tc.args, &stdout, &stderr)
+			if exitCode(err) != 1 {
+				t.Fatalf("run(%q) = %v (exit %d), want exit 1\n%s", tc.args, err, exitCode(err), stdout.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("run(%q) = %v, want %q", tc.args, err, w)
+				}
+			}
+			if !strings.Contains(stdout.String(), tc.printed) || (tc.printed == "" && strings.Contains(stdout.String(), "NaN")) {
+				t.Errorf("run(%q) printed\n%s\nwant %q and no NaN", tc.args, stdout.String(), tc.printed)
+			}
+		})
+	}
 }

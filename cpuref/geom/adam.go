@@ -6,9 +6,11 @@ import (
 	"math"
 )
 
-// ErrHyperparameter is wrapped by every error about an optimiser
+// ErrHyperparameter is wrapped by every error about an optimiser or layer
 // hyperparameter out of its range (a negative learning rate, β outside
-// [0, 1), a step count below 1, a NaN).
+// [0, 1), a step count below 1, a NaN; a batch-norm momentum outside
+// [0, 1] or ε ≤ 0, a dropout probability outside [0, 1), an unknown GELU
+// form).
 var ErrHyperparameter = errors.New("invalid optimiser hyperparameter")
 
 // AdamCoef holds the scalars of one Adam or AdamW step, computed in float64

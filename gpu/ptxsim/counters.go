@@ -4,8 +4,16 @@ package ptxsim
 // conflicts.
 
 type memGroup struct {
-	units []uint64 // distinct sectors (global) or words (shared)
+	units []uint64 // distinct sectors (global) or words (shared; the phase in the bits from phaseShift)
 }
+
+// phaseShift places a shared access's phase above its word address in
+// memGroup.units. The banks serve a warp's 8-byte accesses in two phases
+// (half-warps) and its 16-byte accesses, ldmatrix rows included, in four
+// (quarter-warps: ldmatrix matrix i is lanes 8i…8i+7); bank conflicts are
+// counted within each phase, as the extra wavefronts over the phase's
+// ideal.
+const phaseShift = 58
 
 // occTable maps (warp, pc) to the warp requests of each dynamic occurrence:
 // idx[warp·len(code)+pc][occ] is an index into the request list. Threads
@@ -64,8 +72,16 @@ func (w *worker) countShared(t *thread, pc int, addr, n uint64, st bool) {
 	}
 	g := w.shTab.group(&w.sh, int(t.lin/32)*len(w.k.code)+pc, t.occ[pc])
 	t.occ[pc]++
+	lane := uint64(t.lin % 32)
+	var phase uint64
+	switch {
+	case n >= 16:
+		phase = lane / 8
+	case n == 8:
+		phase = lane / 16
+	}
 	for a := addr >> 2; a <= (addr+n-1)>>2; a++ {
-		g.units = addUnique(g.units, a)
+		g.units = addUnique(g.units, a|phase<<phaseShift)
 	}
 }
 
@@ -85,14 +101,19 @@ func (w *worker) flushCounters() {
 	}
 	w.stats.SharedRequests += int64(len(w.sh))
 	for i := range w.sh {
-		var banks [32]int64
-		var worst int64
-		for _, word := range w.sh[i].units {
-			banks[word&31]++
-			worst = max(worst, banks[word&31])
+		// Per phase: the most distinct words in one bank, less the ideal
+		// ⌈distinct words of the phase / 32⌉.
+		var banks [4][32]int64
+		var worst, words [4]int64
+		for _, u := range w.sh[i].units {
+			ph, word := u>>phaseShift, u&(1<<phaseShift-1)
+			banks[ph][word&31]++
+			worst[ph] = max(worst[ph], banks[ph][word&31])
+			words[ph]++
 		}
-		ideal := (int64(len(w.sh[i].units)) + 31) / 32
-		w.stats.SharedBankConflicts += worst - ideal
+		for ph := range worst {
+			w.stats.SharedBankConflicts += worst[ph] - (words[ph]+31)/32
+		}
 	}
 	w.gl = w.gl[:0]
 	w.sh = w.sh[:0]

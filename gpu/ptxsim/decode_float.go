@@ -361,6 +361,24 @@ func (d *decoder) decodeCvt(in *inst, s *stmt, oi opInfo) error {
 		in.op = opCvtTF32
 		return d.operands(in, s, "b32", "f32")
 	}
+	if (oi.types[0] == "bf16x2" || oi.types[0] == "f16x2") && oi.types[1] == "f32" {
+		// cvt.rn{.relu}.{bf16x2,f16x2}.f32 d, a, b (sm_80): a rounded into the upper half of d, b into the lower.
+		if err := oi.only("rn", "relu"); err != nil {
+			return err
+		}
+		if !oi.has("rn") {
+			return fmt.Errorf("%s needs .rn", s.opcode)
+		}
+		if err := d.nops(s, 3); err != nil {
+			return err
+		}
+		in.op = opCvtPack
+		in.td = typeCode(oi.types[0][:len(oi.types[0])-2])
+		if oi.has("relu") {
+			in.flags |= fSat // reused: .relu clamps negative results to +0 (NaN stays NaN)
+		}
+		return d.operands(in, s, "b32", "f32", "f32")
+	}
 	if oi.has("relu") || oi.has("satfinite") {
 		return fmt.Errorf("unsupported %s", s.opcode)
 	}

@@ -296,15 +296,36 @@ func (d *decoder) decodeAtom(in *inst, s *stmt, oi opInfo) error {
 	return nil
 }
 
-// decodeCpAsync decodes cp.async (sm_80), executed as a synchronous copy
-// from global to shared memory at issue; commit and wait are no-ops.
+// decodeCpAsync decodes cp.async (sm_80): cp.async.{ca,cg}.shared.global
+// [dst], [src], size{, src-size}, cp.async.commit_group,
+// cp.async.wait_group N and cp.async.wait_all. The copy reads its source
+// at issue and lands in shared memory when a wait of the issuing thread
+// covers its group (see worker.cpAsync).
 func (d *decoder) decodeCpAsync(in *inst, s *stmt, oi opInfo) error {
 	if !oi.has("async") {
 		return fmt.Errorf("unsupported instruction %s", s.opcode)
 	}
-	if oi.has("commit_group") || oi.has("wait_group") || oi.has("wait_all") {
-		in.op = opNop
+	switch {
+	case oi.has("commit_group"), oi.has("wait_all"):
+		if err := d.nops(s, 0); err != nil {
+			return err
+		}
+		in.op = opCpAsyncWait
+		in.sub = 0
+		if oi.has("wait_all") {
+			in.sub = 2
+		}
+		return nil
+	case oi.has("wait_group"):
+		if err := d.nops(s, 1); err != nil {
+			return err
+		}
+		if s.ops[0].kind != okImm || s.ops[0].ival < 0 {
+			return fmt.Errorf("cp.async.wait_group needs a non-negative integer constant")
+		}
+		in.op = opCpAsyncWait
 		in.sub = 1
+		in.imm = s.ops[0].ival
 		return nil
 	}
 	if err := oi.onlyMem("async", "ca", "cg", "shared", "global"); err != nil {

@@ -24,6 +24,10 @@ type thread struct {
 	state uint8
 	lin   int32 // linear thread index in the block
 	steps int64
+	// cp.async state: the copies in flight and the number of groups
+	// committed (a copy belongs to group committed-at-issue).
+	async     []asyncCopy
+	committed uint32
 }
 
 var le = binary.LittleEndian
@@ -502,6 +506,10 @@ func (w *worker) run(t *thread) {
 				return
 			}
 			st := in.op == opStShared
+			if w.inflightN != 0 && !w.asyncHazard(t, pc, addr, n, accessWhat(st)) {
+				t.steps = steps
+				return
+			}
 			if w.checkShared && !w.sharedCheck(t, pc, addr, n, st, false) {
 				t.steps = steps
 				return
@@ -543,6 +551,10 @@ func (w *worker) run(t *thread) {
 				v = (v + 0x1000) &^ 0x1fff & 0xffffffff
 			}
 			regs[in.d] = v
+		case opCvtPack:
+			regs[in.d] = cvtPack(in, regs[in.a], regs[in.b])
+		case opCpAsyncWait:
+			w.cpAsyncWait(t, in)
 		case opClock:
 			regs[in.d] = uint64(steps) & in.mask
 		case opLdParam:

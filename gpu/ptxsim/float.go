@@ -801,3 +801,21 @@ func testp(sub uint8, x float64, subnormal bool) bool {
 	}
 	return false
 }
+
+// cvtPack implements cvt.rn{.relu}.{bf16x2,f16x2}.f32 d, a, b: a and b
+// rounded to nearest even (a NaN to the canonical NaN 0x7fff), a in the
+// upper 16 bits of d and b in the lower; .relu (fSat here) turns negative
+// results into +0.
+func cvtPack(in *inst, a, b uint64) uint64 {
+	half := func(v uint64) uint64 {
+		x := float64(f32(v & 0xffffffff))
+		if in.flags&fSat != 0 && x < 0 {
+			x = 0
+		}
+		if in.td == kBF<<4|1 {
+			return f64ToBF16(x, rnRN)
+		}
+		return f64ToF16(x, rnRN)
+	}
+	return half(a)<<16 | half(b)
+}

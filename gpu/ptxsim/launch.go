@@ -54,6 +54,11 @@ type worker struct {
 	glTab    occTable
 	stats    Stats
 
+	// inflight counts, per shared byte, the cp.async copies in flight to
+	// it; inflightN is their total (0: nothing to check).
+	inflight  []uint8
+	inflightN int
+
 	runq   []int32
 	err    error
 	bufs   buffers

@@ -83,6 +83,9 @@ func (w *worker) genericAccess(t *thread, pc int, in *inst, regs []uint64) bool 
 			w.memFault(t, pc, a, n, spShared)
 			return false
 		}
+		if !w.asyncHazard(t, pc, a, n, accessWhat(st)) {
+			return false
+		}
 		if w.checkShared && !w.sharedCheck(t, pc, a, n, st, false) {
 			return false
 		}
@@ -156,6 +159,9 @@ func (w *worker) atomic(t *thread, pc int, in *inst, regs []uint64) bool {
 	}
 	if addr+n > w.sharedSize || addr&(n-1) != 0 {
 		w.memFault(t, pc, addr, n, spShared)
+		return false
+	}
+	if !w.asyncHazard(t, pc, addr, n, "atomic on") {
 		return false
 	}
 	if w.checkShared && !w.sharedCheck(t, pc, addr, n, true, true) {
@@ -233,8 +239,21 @@ func atomCompute(in *inst, old, b, c uint64) uint64 {
 	return old
 }
 
-// cpAsync copies in.sz bytes from global to shared memory (zero-filling
-// past the optional source size).
+// asyncCopy is a cp.async in flight: the source bytes read at issue, to be
+// written to shared memory at dst when a wait covers group.
+type asyncCopy struct {
+	dst   uint64
+	n     uint8
+	group uint32
+	pc    int32
+	data  [16]byte
+}
+
+// cpAsync issues a cp.async of in.sz bytes from global to shared memory
+// (zero-filling past the optional source size). The source is read now;
+// the shared bytes are written when a cp.async.wait_group or wait_all of
+// this thread covers the copy's group. Until then any access to them, by
+// any thread, is a fault: on a GPU it would race with the copy.
 func (w *worker) cpAsync(t *thread, pc int, in *inst, regs []uint64) bool {
 	dst := regs[in.a] + uint64(in.imm)
 	src := regs[in.b] + regs[in.c]
@@ -247,22 +266,93 @@ func (w *worker) cpAsync(t *thread, pc int, in *inst, regs []uint64) bool {
 		w.memFault(t, pc, dst, n, spShared)
 		return false
 	}
-	var from []byte
+	if !w.asyncHazard(t, pc, dst, n, "cp.async to") {
+		return false
+	}
+	c := asyncCopy{dst: dst, n: uint8(n), group: t.committed, pc: int32(pc)}
 	if srcN > 0 {
-		if from = w.global(src, n); from == nil {
+		from := w.global(src, n)
+		if from == nil {
 			w.memFault(t, pc, src, n, spGlobal)
 			return false
 		}
+		copy(c.data[:srcN], from[:srcN])
 	}
-	if w.checkShared && !w.sharedCheck(t, pc, dst, n, true, false) {
-		return false
+	if len(w.inflight) < int(w.sharedSize) {
+		w.inflight = make([]uint8, w.sharedSize)
 	}
-	to := w.shared[dst : dst+n]
-	copy(to, from[:srcN])
-	clear(to[srcN:])
+	for i := dst; i < dst+n; i++ {
+		w.inflight[i]++
+	}
+	w.inflightN++
+	t.async = append(t.async, c)
 	if w.counters {
 		w.countGlobal(t, pc, src, n, false)
 		w.stats.SharedStoreBytes += int64(n)
+	}
+	return true
+}
+
+// cpAsyncWait executes cp.async.commit_group (in.sub 0), wait_group in.imm
+// (1) and wait_all (2) for thread t: a wait lands every copy of t whose
+// group is older than the in.imm most recently committed ones (wait_all:
+// every copy, committed or not).
+func (w *worker) cpAsyncWait(t *thread, in *inst) {
+	switch in.sub {
+	case 0:
+		t.committed++
+		return
+	case 2:
+		t.committed++
+		w.cpAsyncLand(t, t.committed)
+		return
+	}
+	if uint64(in.imm) < uint64(t.committed) {
+		w.cpAsyncLand(t, t.committed-uint32(in.imm))
+	}
+}
+
+// cpAsyncLand writes to shared memory the copies of t in groups older than
+// before, in issue order, and keeps the others in flight.
+func (w *worker) cpAsyncLand(t *thread, before uint32) {
+	keep := t.async[:0]
+	for _, c := range t.async {
+		if c.group >= before {
+			keep = append(keep, c)
+			continue
+		}
+		n := uint64(c.n)
+		for i := c.dst; i < c.dst+n; i++ {
+			w.inflight[i]--
+		}
+		w.inflightN--
+		if w.checkShared && !w.sharedCheck(t, int(c.pc), c.dst, n, true, false) {
+			return
+		}
+		copy(w.shared[c.dst:c.dst+n], c.data[:n])
+	}
+	t.async = keep
+}
+
+// accessWhat names a shared load or store in asyncHazard's fault.
+func accessWhat(st bool) string {
+	if st {
+		return "write of"
+	}
+	return "read of"
+}
+
+// asyncHazard reports false, after a fault, when n shared bytes at addr are
+// the destination of a cp.async still in flight (what: "read of", …).
+func (w *worker) asyncHazard(t *thread, pc int, addr, n uint64, what string) bool {
+	if w.inflightN == 0 {
+		return true
+	}
+	for i := addr; i < addr+n; i++ {
+		if w.inflight[i] != 0 {
+			w.fault(t, pc, i, "%s shared address 0x%x while a cp.async to it is in flight (no cp.async.wait_group of the issuing thread covers it yet, or the barrier after the wait is missing)", what, i)
+			return false
+		}
 	}
 	return true
 }

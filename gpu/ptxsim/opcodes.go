@@ -138,6 +138,8 @@ const (
 	opLdConst
 	opClock
 	opCvtTF32
+	opCvtPack     // cvt.rn.{bf16x2,f16x2}.f32 d, a, b: a to the upper half, b to the lower
+	opCpAsyncWait // cp.async.commit_group (sub 0), wait_group imm (sub 1), wait_all (sub 2)
 
 	numOps
 )
@@ -159,11 +161,12 @@ const (
 	clsWarp
 	clsSpecial
 	clsMemConst
+	clsMma
 	numClasses
 )
 
 var className = [numClasses]string{"int", "fp32", "fp64", "mov", "convert", "mem.global", "mem.shared",
-	"mem.local", "mem.param", "atomic", "control", "sync", "warp", "special", "mem.const"}
+	"mem.local", "mem.param", "atomic", "control", "sync", "warp", "special", "mem.const", "mma"}
 
 // type codes: kind<<4 | log2(bytes)
 const (
@@ -318,13 +321,21 @@ func opClass(in *inst) uint8 {
 		return clsControl
 	case opBra, opExit, opTrap, opRet, opCall:
 		return clsControl
-	case opBar:
+	case opBar, opCpAsyncWait:
 		return clsSync
-	case opColl, opActivemask:
+	case opColl:
+		switch in.sub {
+		case collMma:
+			return clsMma
+		case collLdmatrix:
+			return clsMemShared
+		}
+		return clsWarp
+	case opActivemask:
 		return clsWarp
 	case opMov, opPack, opUnpack, opAddImm, opSelp, opSlctS, opSlctF:
 		return clsMov
-	case opSext, opCvt, opCvtTF32:
+	case opSext, opCvt, opCvtTF32, opCvtPack:
 		return clsConvert
 	case opLdGlobal, opStGlobal:
 		return clsMemGlobal

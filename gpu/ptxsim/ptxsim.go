@@ -282,7 +282,9 @@ type Stats struct {
 	// with 32 banks of 4 bytes, a request needs as many wavefronts as the
 	// largest number of distinct 4-byte words it touches in one bank
 	// (threads reading the same word share it), and the ideal is
-	// ⌈distinct words/32⌉.
+	// ⌈distinct words/32⌉. 8-byte accesses are served per half-warp and
+	// 16-byte ones (ldmatrix: per 8×8 matrix) per quarter-warp, each phase
+	// counted on its own.
 	SharedBankConflicts int64
 	SharedAtomics       int64
 
@@ -324,4 +326,21 @@ func (s *Stats) String() string {
 	str += fmt.Sprintf(" gld=%dB gst=%dB greq=%d gsect=%d sreq=%d sconf=%d",
 		s.GlobalLoadBytes, s.GlobalStoreBytes, s.GlobalRequests, s.GlobalSectors, s.SharedRequests, s.SharedBankConflicts)
 	return str
+}
+
+// MMAs returns the number of warp-level mma.sync instructions: the
+// thread-level count of class "mma" over 32.
+func (s *Stats) MMAs() int64 { return s.Instructions["mma"] / 32 }
+
+// NonMMAPerMMA returns the thread instructions other than mma.sync per
+// mma.sync thread instruction, which for full warps is the warp
+// instructions issued beside each warp-level MMA (loaders, address
+// arithmetic, control): the simulator's figure for how well a kernel
+// feeds its tensor cores. It is 0 when the launch ran no mma.sync.
+func (s *Stats) NonMMAPerMMA() float64 {
+	mma := s.Instructions["mma"]
+	if mma == 0 {
+		return 0
+	}
+	return float64(s.ThreadInstructions-mma) / float64(mma)
 }

@@ -60,6 +60,11 @@ func (w *worker) runBlock() {
 		if t.occ != nil {
 			clear(t.occ)
 		}
+		t.async, t.committed = t.async[:0], 0
+	}
+	if w.inflightN != 0 {
+		clear(w.inflight)
+		w.inflightN = 0
 	}
 	w.live = w.nthreads
 	w.stats.Blocks++

@@ -74,6 +74,9 @@ func (w *worker) ldmatrix(lanes []thread) bool {
 				w.memFault(t, int(t.pc), addr, 16, spShared)
 				return false
 			}
+			if !w.asyncHazard(t, int(t.pc), addr, 16, "ldmatrix read of") {
+				return false
+			}
 			if w.checkShared && !w.sharedCheck(t, int(t.pc), addr, 16, false, false) {
 				return false
 			}

@@ -54,6 +54,63 @@ func (e Epilogue) String() string {
 	return fmt.Sprintf("Epilogue(%d)", int(e))
 }
 
+// Activation names an elementwise activation other than ReLU (which has
+// its own operations), with PyTorch's definitions; cpuref's float32 forms
+// define the bits.
+type Activation int
+
+// The activations.
+const (
+	LeakyReLU Activation = iota + 1 // x if x > 0, else slope·x (the parameter)
+	Sigmoid                         // 1/(1 + e^−x)
+	Tanh                            // tanh x
+	SiLU                            // x·sigmoid(x)
+	GELUErf                         // x·Φ(x), PyTorch's GELU(approximate='none')
+	GELUTanh                        // PyTorch's GELU(approximate='tanh')
+)
+
+func (a Activation) String() string {
+	switch a {
+	case LeakyReLU:
+		return "leaky relu"
+	case Sigmoid:
+		return "sigmoid"
+	case Tanh:
+		return "tanh"
+	case SiLU:
+		return "silu"
+	case GELUErf:
+		return "gelu"
+	case GELUTanh:
+		return "gelu (tanh)"
+	}
+	return fmt.Sprintf("Activation(%d)", int(a))
+}
+
+// DropoutKey selects one dropout mask: the run's seed, the layer (stream)
+// and the training step, as cpuref.DropoutKey, whose counter-based
+// generator every backend reproduces bit for bit.
+type DropoutKey struct {
+	Seed   uint64
+	Stream uint32
+	Step   uint64
+}
+
+// AugmentParams select the training augmentation of a batch (AugmentBatch),
+// as host/data's Augment and its counter-based draw, which every backend
+// reproduces bit for bit: a random crop of the image zero-padded by Pad
+// pixels on every side (0: no crop) and, when Flip, a random horizontal
+// flip; the draw of an image is data.Augment.Draw(Seed, Step, row), row
+// being the image's index in the training set.
+type AugmentParams struct {
+	Pad        int
+	Flip       bool
+	Seed, Step uint64
+}
+
+// MaxAugmentPad bounds AugmentParams.Pad.
+const MaxAugmentPad = 64
+
 // Fusions says which fused forms of operations a backend runs as one
 // pass, cheaper than the operations one after the other. Every backend
 // computes every form; the model chooses by this (nn.NewModel).
@@ -146,6 +203,27 @@ type Ops interface {
 	// GlobalAvgPoolBackward: dx (N,C,H·W) = dy[n,c]/(H·W).
 	GlobalAvgPoolBackward(n, c, hw int, dy, dx Tensor) error
 
+	// ActivationForward: y = act(x) elementwise, equal lengths; param is
+	// LeakyReLU's slope (unused by the others).
+	ActivationForward(act Activation, param float32, x, y Tensor) error
+	// ActivationBackward: dx = dy·act'(·) from the forward input x
+	// (LeakyReLU, SiLU, GELU) or output y (Sigmoid, Tanh), as cpuref.
+	ActivationBackward(act Activation, param float32, x, y, dy, dx Tensor) error
+	// DropoutForward: y = x·mask/(1−p) with the keep-mask of key and drop
+	// probability p (cpuref.DropoutMask); p = 0 copies x.
+	DropoutForward(key DropoutKey, p float32, x, y Tensor) error
+	// DropoutBackward: dx = dy·mask/(1−p) with the same mask, drawn again
+	// from key (nothing is stored between the passes).
+	DropoutBackward(key DropoutKey, p float32, dy, dx Tensor) error
+	// Add: y = a + b elementwise, equal lengths (a residual merge).
+	Add(a, b, y Tensor) error
+	// ConcatForward: xs[i] is (N,cs[i],HW), y (N,Σcs,HW) their channels in
+	// order.
+	ConcatForward(n, hw int, cs []int, xs []Tensor, y Tensor) error
+	// ConcatBackward: dxs[i] (N,cs[i],HW) is overwritten with its channels
+	// of dy; a nil dxs[i] is skipped.
+	ConcatBackward(n, hw int, cs []int, dy Tensor, dxs []Tensor) error
+
 	// DenseForward: x is (N,In), w is (Out,In), b is (Out) or nil (no
 	// bias), y = x·wᵀ + b is (N,Out).
 	DenseForward(n, in, out int, x, w, b, y Tensor) error
@@ -191,6 +269,15 @@ type Ops interface {
 	// host: the caller downloads out when it wants the answer (the GPU
 	// backend checks on the device, in two launches).
 	FirstNonFinite(ts []Tensor, out Tensor) error
+
+	// AugmentBatch gathers and augments a batch of training images: src is
+	// the training set (M,C,H,W), rows int32 (N) the images' indices in it
+	// (each in [0, M)), dst (N,C,H,W), not src, is overwritten with
+	//	dst[i] = augment(src[rows[i]], draw(p.Seed, p.Step, rows[i]))
+	// as data.Augment.Apply defines it: the crop window (DY, DX) of the
+	// image zero-padded by p.Pad, then the flip; padding reads 0 (in the
+	// model's standardised input, the channel's mean).
+	AugmentBatch(p AugmentParams, n, c, h, w int, src, rows, dst Tensor) error
 
 	// Gather copies rows: dst[i,:] = src[idx[i],:] for i < idx.Len(), rows of
 	// rowLen elements; src and dst float32, or both int32; idx int32.

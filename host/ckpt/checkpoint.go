@@ -20,13 +20,18 @@ package ckpt
 //	input               the input shape C×H×W, e.g. "1x28x28"
 //	classes             the width of the output
 //	loss, init          e.g. "softmax-ce", "glorot"
-//	norm.mean, norm.std the inputs' standardisation (p − mean)/std of pixel bytes p
+//	norm.mean, norm.std the inputs' standardisation (p − mean)/std of pixel bytes p:
+//	                    one number, or one per input channel separated by commas
 //	optimizer           the optimiser's name, e.g. "sgd"
 //	config              the training Config as JSON (no callbacks): epochs, batch,
 //	                    lr, momentum, weight decay, schedule, seed, …
 //	state               the TrainState as JSON: epoch, step, shuffling RNG state,
 //	                    the epoch's running loss and accuracy sums, time elapsed
 //	epoch, step         for people and tools: epochs done, steps done in all
+//	data                the training data as JSON (DataRecord): source, limits and
+//	                    fingerprints; absent in files written before it was kept
+//	note.<name>         the writing program's own notes (Checkpoint.Notes), kept
+//	                    as they are and not interpreted here
 //
 // Only what a reader needs is trusted: spec, input, classes, loss, init,
 // norm.*, config and state are parsed and checked, the tensors' names and
@@ -76,7 +81,7 @@ const (
 // predict with the model or to resume training bit-identically.
 type Checkpoint struct {
 	Spec   nn.Spec
-	Norm   data.Norm        // the inputs' standardisation, from the training set
+	Norm   []data.Norm      // the inputs' standardisation per channel (one entry: every channel), from the training set
 	Config train.Config     // the training configuration; callbacks nil
 	State  train.TrainState // the trainer's position
 	Params []NamedTensor    // in Model.Params order: layer<i>.weight, layer<i>.bias, …
@@ -87,7 +92,16 @@ type Checkpoint struct {
 	// Version is the convtrain version that wrote the file (metadata
 	// convtrain.version); informative.
 	Version string
+	// Data is the training data (metadata data), nil when not recorded.
+	Data *DataRecord
+	// Notes are the metadata keys that start with NotePrefix, for the
+	// program that writes the checkpoint (train keeps its curves there);
+	// nil when there are none.
+	Notes map[string]string
 }
+
+// NotePrefix starts the metadata keys of Checkpoint.Notes.
+const NotePrefix = "note."
 
 // optimState lists the optimiser state tensors of p under the optimiser o
 // with their names in a checkpoint ("optim.velocity.layer1.weight").
@@ -123,7 +137,7 @@ func NewCheckpoint(t *train.Trainer) (*Checkpoint, error) {
 	}
 	cfg := t.Config()
 	cfg.OnProgress, cfg.OnEpoch, cfg.OnCheckpoint = nil, nil, nil
-	c := &Checkpoint{Spec: m.Spec(), Norm: t.Norm(), Config: cfg, State: st, Version: moduleVersion()}
+	c := &Checkpoint{Spec: m.Spec(), Norm: slices.Clone(t.Norms()), Config: cfg, State: st, Version: moduleVersion()}
 	c.Spec.Layers = append([]nn.LayerSpec(nil), c.Spec.Layers...)
 	download := func(name string, shape []int, x backend.Tensor) (NamedTensor, error) {
 		v := make([]float32, x.Len())
@@ -194,6 +208,9 @@ func (c *Checkpoint) encode() ([]NamedTensor, map[string]string, error) {
 	if _, err := c.Spec.Check(); err != nil {
 		return nil, nil, fmt.Errorf("host: checkpoint: %w", err)
 	}
+	if len(c.Norm) != 1 && len(c.Norm) != c.Spec.C {
+		return nil, nil, fmt.Errorf("host: checkpoint: %d standardisations for %d input channels, want 1 or %d", len(c.Norm), c.Spec.C, c.Spec.C)
+	}
 	cfg, err := ConfigJSON(c.Config)
 	if err != nil {
 		return nil, nil, err
@@ -215,13 +232,24 @@ func (c *Checkpoint) encode() ([]NamedTensor, map[string]string, error) {
 		"classes":              strconv.Itoa(c.Spec.Classes()),
 		"loss":                 c.Spec.Loss.String(),
 		"init":                 c.Spec.Init.String(),
-		"norm.mean":            strconv.FormatFloat(c.Norm.Mean, 'g', -1, 64),
-		"norm.std":             strconv.FormatFloat(c.Norm.Std, 'g', -1, 64),
+		"norm.mean":            normText(c.Norm, func(n data.Norm) float64 { return n.Mean }),
+		"norm.std":             normText(c.Norm, func(n data.Norm) float64 { return n.Std }),
 		"optimizer":            optimizerName(c.Config),
 		"config":               cfg,
 		"state":                string(st),
 		"epoch":                strconv.Itoa(c.State.Epoch),
 		"step":                 strconv.Itoa(c.State.Step),
+	}
+	if c.Data != nil {
+		if meta["data"], err = encodeData(c.Data); err != nil {
+			return nil, nil, err
+		}
+	}
+	for k, v := range c.Notes {
+		if !strings.HasPrefix(k, NotePrefix) {
+			return nil, nil, fmt.Errorf("checkpoint: note %q does not start with %q", k, NotePrefix)
+		}
+		meta[k] = v
 	}
 	tensors := append(append(append([]NamedTensor(nil), c.Params...), c.Optim...), c.Buffers...)
 	return tensors, meta, nil
@@ -362,20 +390,35 @@ func decodeCheckpoint(tensors []NamedTensor, meta map[string]string) (*Checkpoin
 	}
 
 	// Standardisation, training configuration and position.
+	var means, stds []float64
 	for _, f := range []struct {
 		key string
-		p   *float64
-	}{{"norm.mean", &c.Norm.Mean}, {"norm.std", &c.Norm.Std}} {
+		p   *[]float64
+	}{{"norm.mean", &means}, {"norm.std", &stds}} {
 		s, err := get(f.key)
 		if err != nil {
 			return nil, err
 		}
-		if *f.p, err = strconv.ParseFloat(s, 64); err != nil || math.IsInf(*f.p, 0) || math.IsNaN(*f.p) {
-			return nil, ckptErr("%s %q is not a finite number", f.key, s)
+		fields := strings.Split(s, ",")
+		if len(fields) != 1 && len(fields) != c.Spec.C {
+			return nil, ckptErr("%s %q has %d values for %d input channels, want one value or one per channel", f.key, s, len(fields), c.Spec.C)
+		}
+		for _, t := range fields {
+			v, err := strconv.ParseFloat(t, 64)
+			if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+				return nil, ckptErr("%s %q: %q is not a finite number", f.key, s, t)
+			}
+			*f.p = append(*f.p, v)
 		}
 	}
-	if !(c.Norm.Std > 0) {
-		return nil, ckptErr("norm.std %g, want > 0", c.Norm.Std)
+	if len(means) != len(stds) {
+		return nil, ckptErr("norm.mean has %d values and norm.std %d, want as many", len(means), len(stds))
+	}
+	for i := range means {
+		if !(stds[i] > 0) {
+			return nil, ckptErr("norm.std %g of channel %d, want > 0", stds[i], i)
+		}
+		c.Norm = append(c.Norm, data.Norm{Mean: means[i], Std: stds[i]})
 	}
 	cfg, err := get("config")
 	if err != nil {
@@ -400,6 +443,20 @@ func decodeCheckpoint(tensors []NamedTensor, meta map[string]string) (*Checkpoin
 		return nil, ckptErr("state: epoch %d, step %d of the epoch, step %d of %d epochs: not a position", s.Epoch, s.StepEpoch, s.Step, c.Config.Epochs)
 	}
 
+	if s, ok := meta["data"]; ok {
+		if c.Data, err = decodeData(s); err != nil {
+			return nil, err
+		}
+	}
+	for k, v := range meta {
+		if strings.HasPrefix(k, NotePrefix) {
+			if c.Notes == nil {
+				c.Notes = map[string]string{}
+			}
+			c.Notes[k] = v
+		}
+	}
+
 	// The tensors: exactly the parameters of the spec and their optimiser
 	// state. ReadSafetensors bounded their total size by the file's.
 	byName := make(map[string]NamedTensor, len(tensors))
@@ -417,6 +474,11 @@ func decodeCheckpoint(tensors []NamedTensor, meta map[string]string) (*Checkpoin
 		}
 		if !slices.Equal(t.Shape, shape) {
 			return t, ckptErr("tensor %q has shape %v; the spec's layer needs %v", name, t.Shape, shape)
+		}
+		for i, v := range t.F32 {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return t, ckptErr("tensor %q element %d is %g: a damaged or diverged model (train never saves one); use an earlier checkpoint", name, i, v)
+			}
 		}
 		return t, nil
 	}
@@ -525,9 +587,9 @@ func (c *Checkpoint) Load(m *nn.Model) error {
 // CheckpointEvery, and the same input standardisation (a sign of the same
 // training data). The next Run then continues bit-identically.
 func (c *Checkpoint) Restore(t *train.Trainer) error {
-	if t.Norm() != c.Norm {
-		return fmt.Errorf("host: resume: the training data's mean and std are %g and %g, the checkpoint's %g and %g: not the same data: %w",
-			t.Norm().Mean, t.Norm().Std, c.Norm.Mean, c.Norm.Std, ErrCheckpoint)
+	if !slices.Equal(t.Norms(), c.Norm) {
+		return fmt.Errorf("host: resume: the training data's mean and std are %v, the checkpoint's %v: not the same data: %w",
+			t.Norms(), c.Norm, ErrCheckpoint)
 	}
 	if err := c.SameTraining(t.Config()); err != nil {
 		return err
@@ -546,7 +608,7 @@ func (c *Checkpoint) SameTraining(cfg train.Config) error {
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	for i := range va.NumField() {
 		f := va.Type().Field(i)
-		if !f.IsExported() || f.Type.Kind() == reflect.Func {
+		if !f.IsExported() || f.Type.Kind() == reflect.Func || f.Type.Kind() == reflect.Interface {
 			continue
 		}
 		x, y := va.Field(i).Interface(), vb.Field(i).Interface()
@@ -558,13 +620,19 @@ func (c *Checkpoint) SameTraining(cfg train.Config) error {
 }
 
 // ConfigJSON encodes the exported fields of c but its callbacks as a JSON
-// object keyed by field name (floats in their shortest exact form).
+// object keyed by field name (floats in their shortest exact form); a
+// field tagged json:",omitempty" is left out when zero, so that a
+// configuration that does not use a later field reads in an older
+// program.
 func ConfigJSON(c train.Config) (string, error) {
 	v := reflect.ValueOf(c)
 	m := map[string]any{}
 	for i := range v.NumField() {
 		f := v.Type().Field(i)
-		if !f.IsExported() || f.Type.Kind() == reflect.Func {
+		if !f.IsExported() || f.Type.Kind() == reflect.Func || f.Type.Kind() == reflect.Interface {
+			continue
+		}
+		if strings.Contains(f.Tag.Get("json"), "omitempty") && v.Field(i).IsZero() {
 			continue
 		}
 		m[f.Name] = v.Field(i).Interface()
@@ -588,7 +656,7 @@ func configFromJSON(s string) (train.Config, error) {
 	v := reflect.ValueOf(&c).Elem()
 	for _, f := range fields {
 		sf, ok := v.Type().FieldByName(f.key)
-		if !ok || !sf.IsExported() || sf.Type.Kind() == reflect.Func || len(sf.Index) != 1 {
+		if !ok || !sf.IsExported() || sf.Type.Kind() == reflect.Func || sf.Type.Kind() == reflect.Interface || len(sf.Index) != 1 {
 			return c, ckptErr("config: unknown field %q", f.key)
 		}
 		dec := json.NewDecoder(bytes.NewReader(f.value))
@@ -626,4 +694,14 @@ func moduleVersion() string {
 		version = "devel"
 	}
 	return version
+}
+
+// normText is the metadata value of one field of the norms: the numbers
+// separated by commas, each in the shortest form that reads back exactly.
+func normText(norms []data.Norm, field func(data.Norm) float64) string {
+	parts := make([]string, len(norms))
+	for i, n := range norms {
+		parts[i] = strconv.FormatFloat(field(n), 'g', -1, 64)
+	}
+	return strings.Join(parts, ",")
 }

@@ -81,7 +81,7 @@ func paramsAndVels(t testing.TB, m *nn.Model) [][]float32 {
 // middle of the first and the second epoch.
 func TestCheckpointResume(t *testing.T) {
 	trainSet, test := ckptData(t)
-	bnLayers, err := nn.ParseSpec("conv3x3x3p1,bn,relu,res(conv3x3x3p1,bn,relu,conv3x3x3p1,bn),relu,avgpool2,gap,dense3")
+	bnLayers, err := nn.ParseSpec("conv3x3x3p1,bn,relu,res(conv3x3x3p1,bn,relu,conv3x3x3p1,bn),relu,avgpool2,dropout30,gap,dense3")
 	backendtest.MustNil(t, err)
 	bnSpec := nn.Spec{C: 1, H: 8, W: 8, Loss: nn.SoftmaxCE, Layers: bnLayers}
 	backends := []struct {
@@ -91,7 +91,8 @@ func TestCheckpointResume(t *testing.T) {
 	}{
 		{"cpu", func(t *testing.T) backend.Backend { return backendtest.CPU(t) }, ckptSpec()},
 		{"sim", func(t *testing.T) backend.Backend { be, _ := backendtest.Sim(t); return be }, ckptSpec()},
-		// BatchNorm's running statistics and a residual block resume too.
+		// BatchNorm's running statistics, dropout's masks and a residual
+		// block resume too.
 		{"cpu/spec=bn-res", func(t *testing.T) backend.Backend { return backendtest.CPU(t) }, bnSpec},
 	}
 	for _, bk := range backends {
@@ -190,6 +191,12 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	if c.State.Step != 3 || len(c.Params) != 4 || len(c.Optim) != 4 {
 		t.Fatalf("sample: step %d, %d params, %d optimiser tensors; want 3, 4, 4", c.State.Step, len(c.Params), len(c.Optim))
 	}
+	trainSet, test := ckptData(t)
+	valPrint := Fingerprint(test.Limit(4))
+	c.Data = &DataRecord{Source: "/data/x", Limit: 40, TestLimit: 7, Train: Fingerprint(trainSet), Test: Fingerprint(test),
+		Format: "cifar100", Labels: "coarse", Size: 32, ClassNames: []string{"a", "b", "c"}, Val: 6, ValLimit: 4, ValPrint: &valPrint, Augment: "crop4,flip"}
+	c.Config.Augment, c.Config.Patience, c.Config.MinDelta, c.Config.TestEveryEpoch = data.Augment{Pad: 4, Flip: true}, 3, 0.01, true
+	c.Notes = map[string]string{"note.curves": `{"x":[1,2]}`}
 	var buf bytes.Buffer
 	backendtest.MustNil(t, c.Write(&buf))
 	got, err := ReadCheckpoint(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
@@ -213,7 +220,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 			t.Errorf("metadata %q = %q, want %q", k, meta[k], want)
 		}
 	}
-	for _, k := range []string{"convtrain.version", "config", "state", "norm.mean", "norm.std"} {
+	for _, k := range []string{"convtrain.version", "config", "state", "norm.mean", "norm.std", "data", "note.curves"} {
 		if meta[k] == "" {
 			t.Errorf("metadata %q is missing", k)
 		}
@@ -279,6 +286,7 @@ func TestCheckpointErrors(t *testing.T) {
 		{"loss=bad", setMeta("loss", "hinge"), `loss "hinge"`},
 		{"norm=NaN", setMeta("norm.std", "NaN"), "norm.std"},
 		{"norm=zero", setMeta("norm.std", "0"), "norm.std 0"},
+		{"norm=channels", setMeta("norm.mean", "1,2"), `norm.mean "1,2" has 2 values for 1 input channels`},
 		{"config=syntax", setMeta("config", "{"), "config"},
 		{"config=unknown", setMeta("config", `{"Epochs":2,"Batch":8,"LR":0.1,"Bogus":1}`), `unknown field "Bogus"`},
 		{"config=type", setMeta("config", `{"Epochs":"two"}`), "config: Epochs"},
@@ -298,6 +306,30 @@ func TestCheckpointErrors(t *testing.T) {
 			}
 			return ts
 		}, `"layer1.bias" is not float32`},
+		{"tensor=NaN", func(ts []NamedTensor, _ map[string]string) []NamedTensor {
+			for i := range ts {
+				if ts[i].Name == "layer1.weight" {
+					ts[i].F32 = append([]float32(nil), ts[i].F32...)
+					ts[i].F32[3] = float32(math.NaN())
+				}
+			}
+			return ts
+		}, `tensor "layer1.weight" element 3 is NaN`},
+		{"tensor=Inf", func(ts []NamedTensor, _ map[string]string) []NamedTensor {
+			for i := range ts {
+				if ts[i].Name == "optim.velocity.layer5.bias" {
+					ts[i].F32 = append([]float32(nil), ts[i].F32...)
+					ts[i].F32[0] = float32(math.Inf(-1))
+				}
+			}
+			return ts
+		}, `"optim.velocity.layer5.bias" element 0 is -Inf`},
+		{"data=unknown", setMeta("data", `{"source":"mnist","limit":0,"test_limit":0,"train":{"n":1},"test":{"n":1},"split":0.1}`), `unknown field "split"`},
+		{"data=noSource", setMeta("data", `{"limit":0,"train":{"n":1}}`), "want a source"},
+		{"data=valWithoutPrint", setMeta("data", `{"source":"mnist","limit":0,"test_limit":0,"train":{"n":1},"test":{"n":1},"val":5}`), "a validation fingerprint with a validation count"},
+		{"data=names", setMeta("data", `{"source":"mnist","limit":0,"test_limit":0,"train":{"n":1,"classes":3},"test":{"n":1},"class_names":["a"]}`), "one class name per class"},
+		{"data=augment", setMeta("data", `{"source":"mnist","limit":0,"test_limit":0,"train":{"n":1},"test":{"n":1},"augment":"flip,crop4"}`), `augmentation "flip,crop4" is not in canonical form`},
+		{"data=syntax", setMeta("data", `{`), "data record"},
 		{"tensor=shape", func(ts []NamedTensor, _ map[string]string) []NamedTensor {
 			for i := range ts {
 				if ts[i].Name == "optim.velocity.layer5.weight" {
@@ -433,7 +465,8 @@ func FuzzLoadCheckpoint(f *testing.F) {
 		if err != nil {
 			t.Fatalf("rereading an accepted checkpoint: %v", err)
 		}
-		if !reflect.DeepEqual(c.Spec, d.Spec) || !reflect.DeepEqual(c.State, d.State) || len(c.Params) != len(d.Params) {
+		if !reflect.DeepEqual(c.Spec, d.Spec) || !reflect.DeepEqual(c.State, d.State) || len(c.Params) != len(d.Params) ||
+			!reflect.DeepEqual(c.Data, d.Data) || !reflect.DeepEqual(c.Notes, d.Notes) {
 			t.Fatalf("reread checkpoint differs")
 		}
 		infos, err := c.Spec.Check()
@@ -484,6 +517,16 @@ func TestCheckpointFuzzSeeds(t *testing.T) {
 		}),
 		"bad-config":    ckptMutate(t, c, func(ts []NamedTensor, m map[string]string) []NamedTensor { m["config"] = `{"Batch":1e99}`; return ts }),
 		"shape-swapped": ckptMutate(t, c, func(ts []NamedTensor, m map[string]string) []NamedTensor { ts[0].Shape = []int{1, 3, 3, 3}; return ts }),
+		"valid-data": ckptMutate(t, c, func(ts []NamedTensor, m map[string]string) []NamedTensor {
+			m["data"] = `{"source":"/d","limit":40,"test_limit":0,"train":{"n":40,"shape":"1x8x8","classes":3,"sha256":"00"},"test":{"n":10,"shape":"1x8x8","classes":3,"sha256":"11"}}`
+			m[NotePrefix+"x"] = "{}"
+			return ts
+		}),
+		"nan-weight": ckptMutate(t, c, func(ts []NamedTensor, m map[string]string) []NamedTensor {
+			ts[0].F32 = append([]float32(nil), ts[0].F32...)
+			ts[0].F32[0] = float32(math.NaN())
+			return ts
+		}),
 	}
 	dir := filepath.Join("testdata", "fuzz", "FuzzLoadCheckpoint")
 	for name, data := range seeds {
@@ -509,10 +552,216 @@ func TestCheckpointFuzzSeeds(t *testing.T) {
 		// The valid seed must stay valid, so that the fuzzer starts from
 		// an accepted checkpoint; the others must be rejected.
 		_, err = ReadCheckpoint(strings.NewReader(data), int64(len(data)))
-		if (err == nil) != (name == "valid") {
+		if (err == nil) != strings.HasPrefix(name, "valid") {
 			t.Errorf("seed %s: ReadCheckpoint = %v (rerun with -update-fuzz after a format change)", name, err)
 		}
 	}
 }
 
 var updateFuzz = flag.Bool("update-fuzz", false, "rewrite the seeds of FuzzLoadCheckpoint in testdata/fuzz")
+
+// TestFingerprint: one changed label or pixel, or one image fewer, changes
+// the fingerprint, and Diff names what differs.
+func TestFingerprint(t *testing.T) {
+	d, _ := ckptData(t)
+	base := Fingerprint(d)
+	if again := Fingerprint(d); again != base || base.Diff(again) != "" {
+		t.Fatalf("Fingerprint is not stable: %v, %v", base, again)
+	}
+	label := *d
+	label.Labels = append([]uint8(nil), d.Labels...)
+	label.Labels[5] ^= 1
+	pixel := *d
+	pixel.Images = append([]uint8(nil), d.Images...)
+	pixel.Images[len(pixel.Images)-1]++
+	for _, tc := range []struct {
+		name string
+		d    *data.Dataset
+		want string
+	}{
+		{"change=label", &label, "other pixels or labels"},
+		{"change=pixel", &pixel, "other pixels or labels"},
+		{"change=limit", d.Limit(d.N - 1), fmt.Sprintf("%d images, the checkpoint's %d", d.N-1, d.N)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Fingerprint(tc.d).Diff(base); !strings.Contains(got, tc.want) {
+				t.Errorf("Diff = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// rgb is d with three channels: channel c holds d's pixels divided by
+// c+1, so that each channel has its own mean and standard deviation.
+func rgb(d *data.Dataset) *data.Dataset {
+	e := *d
+	e.C = 3
+	plane := d.H * d.W
+	e.Images = make([]uint8, 0, 3*len(d.Images))
+	for i := range d.N {
+		for c := range 3 {
+			for _, p := range d.Images[i*plane : (i+1)*plane] {
+				e.Images = append(e.Images, p/uint8(c+1))
+			}
+		}
+	}
+	return &e
+}
+
+// TestCheckpointChannelNorms trains a step on three-channel images: the
+// checkpoint keeps the training set's three standardisations, written as
+// comma-separated numbers, and reads them back exactly.
+func TestCheckpointChannelNorms(t *testing.T) {
+	trainSet, test := ckptData(t)
+	trainSet, test = rgb(trainSet), rgb(test)
+	spec := ckptSpec()
+	spec.C = 3
+	m, err := nn.NewModel(backendtest.CPU(t), spec, 3)
+	backendtest.MustNil(t, err)
+	defer m.Close()
+	cfg := ckptConfig()
+	cfg.Epochs = 1
+	tr, err := train.NewTrainer(m, trainSet, test, cfg)
+	backendtest.MustNil(t, err)
+	defer tr.Close()
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCheckpoint(tr)
+	backendtest.MustNil(t, err)
+	if want := trainSet.ChannelNorm(); !reflect.DeepEqual(c.Norm, want) || len(want) != 3 || want[0] == want[1] {
+		t.Fatalf("checkpoint norms = %v, want the training set's per channel %v", c.Norm, want)
+	}
+	var buf bytes.Buffer
+	backendtest.MustNil(t, c.Write(&buf))
+	got, err := ReadCheckpoint(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	backendtest.MustNil(t, err)
+	if !reflect.DeepEqual(got.Norm, c.Norm) {
+		t.Errorf("norms read back = %v, want %v", got.Norm, c.Norm)
+	}
+	_, meta, err := ReadSafetensors(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	backendtest.MustNil(t, err)
+	if n := strings.Count(meta["norm.mean"], ","); n != 2 {
+		t.Errorf("metadata norm.mean = %q, want 3 comma-separated values", meta["norm.mean"])
+	}
+	c.Norm = c.Norm[:2]
+	if err := c.Write(&buf); err == nil || !strings.Contains(err.Error(), "2 standardisations for 3 input channels") {
+		t.Errorf("Write with 2 norms for 3 channels = %v, want an error naming both", err)
+	}
+}
+
+// TestCheckpointResumeAugmentVal stops a run with augmentation
+// (crop2,flip), a validation split and early-stopping patience at a
+// checkpoint (in the middle of an epoch, at an epoch boundary), resumes
+// it from the file and finishes: the parameters, velocities and every
+// epoch's metrics (validation included) must equal the straight run's bit
+// for bit. A run without augmentation must end elsewhere, so that the
+// augmentation is known to act.
+func TestCheckpointResumeAugmentVal(t *testing.T) {
+	all, test := ckptData(t)
+	trainSet, val, err := all.Split(8, 7) // 36 training images: 4 steps of 8
+	backendtest.MustNil(t, err)
+	be := backendtest.CPU(t)
+	config := func() train.Config {
+		cfg := ckptConfig()
+		cfg.Epochs, cfg.Augment, cfg.Patience, cfg.MinDelta = 3, data.Augment{Pad: 2, Flip: true}, 5, 0.01
+		return cfg
+	}
+	newRun := func(cfg train.Config) (*nn.Model, *train.Trainer) {
+		m, err := nn.NewModel(be, ckptSpec(), 3)
+		backendtest.MustNil(t, err)
+		tr, err := train.NewTrainer(m, trainSet, test, cfg)
+		backendtest.MustNil(t, err)
+		backendtest.MustNil(t, tr.SetValidation(val))
+		t.Cleanup(func() { tr.Close(); m.Close() })
+		return m, tr
+	}
+	straight, tr := newRun(config())
+	wantEpochs, err := tr.Run(context.Background())
+	backendtest.MustNil(t, err)
+	want := paramsAndVels(t, straight)
+	plainCfg := config()
+	plainCfg.Augment = data.Augment{}
+	plain, tr := newRun(plainCfg)
+	_, err = tr.Run(context.Background())
+	backendtest.MustNil(t, err)
+	if reflect.DeepEqual(paramsAndVels(t, plain), want) {
+		t.Fatalf("training with and without augmentation gave the same weights")
+	}
+	for _, stop := range []int{2, 4, 9} {
+		t.Run(fmt.Sprintf("stop=%d", stop), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "ckpt.safetensors")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			cfg := config()
+			var tr1 *train.Trainer
+			cfg.CheckpointEvery = 1
+			cfg.OnCheckpoint = func() error {
+				st, err := tr1.State()
+				if err != nil || st.Step != stop {
+					return err
+				}
+				cancel()
+				return SaveCheckpoint(path, tr1)
+			}
+			_, tr1 = newRun(cfg)
+			first, err := tr1.Run(ctx)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("Run = %v, want context.Canceled", err)
+			}
+			c, err := LoadCheckpoint(path)
+			backendtest.MustNil(t, err)
+			if c.Config.Augment != cfg.Augment || c.Config.Patience != 5 {
+				t.Fatalf("checkpoint config %+v: want the augmentation and patience kept", c.Config)
+			}
+			m2, err := c.NewModel(be)
+			backendtest.MustNil(t, err)
+			defer m2.Close()
+			tr2, err := train.NewTrainer(m2, trainSet, test, c.Config)
+			backendtest.MustNil(t, err)
+			defer tr2.Close()
+			backendtest.MustNil(t, tr2.SetValidation(val))
+			backendtest.MustNil(t, c.Restore(tr2))
+			rest, err := tr2.Run(context.Background())
+			backendtest.MustNil(t, err)
+			got := paramsAndVels(t, m2)
+			for i := range want {
+				backendtest.EqualBits(t, fmt.Sprintf("tensor %d (param %s)", i, m2.Params()[i/2].Name), got[i], want[i])
+			}
+			all := append(first, rest...)
+			if len(all) != len(wantEpochs) {
+				t.Fatalf("%d epochs before the stop and %d after, want %d in all", len(first), len(rest), len(wantEpochs))
+			}
+			for i, em := range all {
+				w := wantEpochs[i]
+				if em.Loss != w.Loss || em.TrainAcc != w.TrainAcc || em.ValLoss != w.ValLoss || em.ValAcc != w.ValAcc ||
+					em.TestAcc != w.TestAcc || em.Best != w.Best || em.Tested != w.Tested {
+					t.Errorf("epoch %d: %+v, want the straight run's %+v", em.Epoch, em, w)
+				}
+			}
+		})
+	}
+}
+
+// TestConfigJSONOmitsUnused checks that the configuration of a run that
+// uses no later field (augmentation, early stopping, …) is written
+// without them, so that it reads in a program that predates them, and
+// that a used one is written and read back.
+func TestConfigJSONOmitsUnused(t *testing.T) {
+	s, err := ConfigJSON(ckptConfig())
+	backendtest.MustNil(t, err)
+	for _, k := range []string{"Augment", "Patience", "MinDelta", "TestEveryEpoch"} {
+		if strings.Contains(s, `"`+k+`"`) {
+			t.Errorf("ConfigJSON = %s, want no %s (zero)", s, k)
+		}
+	}
+	cfg := ckptConfig()
+	cfg.Augment, cfg.Patience = data.Augment{Pad: 2}, 4
+	s, err = ConfigJSON(cfg)
+	backendtest.MustNil(t, err)
+	got, err := configFromJSON(s)
+	backendtest.MustNil(t, err)
+	if got.Augment != cfg.Augment || got.Patience != 4 {
+		t.Errorf("configFromJSON(%s) = %+v, want the augmentation and patience back", s, got)
+	}
+}

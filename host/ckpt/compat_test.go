@@ -25,7 +25,7 @@ func TestLoadCommittedCheckpoint(t *testing.T) {
 	defer m.Close()
 	test, err := data.Synthetic(200, 28, 10, 2)
 	backendtest.MustNil(t, err)
-	set, err := m.Upload(test, c.Norm)
+	set, err := m.UploadChannels(test, c.Norm)
 	backendtest.MustNil(t, err)
 	defer set.Free(m.Backend())
 	b, err := m.NewBatch(4)

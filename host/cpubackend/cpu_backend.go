@@ -32,6 +32,12 @@ type cpuBackend struct {
 	convs   map[geom.ConvGeom]*cpuref.Conv2D
 	par     parallel // ReLU and max-pool passes on up to threads goroutines
 	closed  bool
+	// Reused by the operations of norm.go and elementwise.go, so that a
+	// step allocates nothing: the storage of an operation's tensors and
+	// a dropout mask.
+	sl      [][]float32
+	maskBuf []uint8
+	names   map[nameKey][]string // concatNames
 }
 
 // NewCPUBackend returns a Backend that runs on the CPU through cpuref.
@@ -440,9 +446,11 @@ func (be *cpuBackend) DenseBackward(n, in, out int, x, w, dy, dx, dw, db backend
 	if err != nil {
 		return err
 	}
-	dbs, err := be.f32("db", db, out)
-	if err != nil {
-		return err
+	var dbs []float32
+	if db != nil {
+		if dbs, err = be.f32("db", db, out); err != nil {
+			return err
+		}
 	}
 	return wrap("dense backward", cpuref.DenseBackward(n, in, out, xs, ws, dys, dxs, dws, dbs))
 }

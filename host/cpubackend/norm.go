@@ -13,8 +13,12 @@ import (
 // slices returns the storage of float32 tensors named by names (a nil
 // tensor gives a nil slice: an argument cpuref takes as absent).
 func (be *cpuBackend) slices(names []string, ts ...backend.Tensor) ([][]float32, error) {
-	out := make([][]float32, len(ts))
+	if cap(be.sl) < len(ts) {
+		be.sl = make([][]float32, len(ts))
+	}
+	out := be.sl[:len(ts)]
 	for i, t := range ts {
+		out[i] = nil
 		if t == nil {
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -54,7 +55,13 @@ var idxTypeNames = map[byte]string{
 // against what the file can hold (its size, or 1032 times it for gzip),
 // so a hostile header cannot make ReadIDX allocate more than the file
 // justifies.
-func ReadIDX(path string) (*IDX, error) {
+func ReadIDX(path string) (*IDX, error) { return readIDX(path, nil) }
+
+// readIDX is ReadIDX with check, when not nil, called on the dimensions
+// as soon as the header is read, before any data: its error (naming what
+// is wrong) stops the read, so a file declaring unusable dimensions costs
+// no memory for its data.
+func readIDX(path string, check func(dims []int) error) (*IDX, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("data: idx: %w", err)
@@ -79,9 +86,9 @@ func ReadIDX(path string) (*IDX, error) {
 		if st.Size() > maxIDXBytes/maxDeflateRatio {
 			limit = maxIDXBytes
 		}
-		return DecodeIDX(path+" (gzip, decompressed)", zr, limit, false)
+		return decodeIDX(path+" (gzip, decompressed)", zr, limit, false, check)
 	}
-	return DecodeIDX(path, br, st.Size(), true)
+	return decodeIDX(path, br, st.Size(), true, check)
 }
 
 // DecodeIDX reads an IDX stream from r (see ReadIDX) named name in errors.
@@ -89,6 +96,10 @@ func ReadIDX(path string) (*IDX, error) {
 // is known to be exactly size bytes long, so a header declaring any other
 // length is rejected before reading the data.
 func DecodeIDX(name string, r io.Reader, size int64, exact bool) (*IDX, error) {
+	return decodeIDX(name, r, size, exact, nil)
+}
+
+func decodeIDX(name string, r io.Reader, size int64, exact bool, check func([]int) error) (*IDX, error) {
 	bad := func(off int64, format string, a ...any) error {
 		return fmt.Errorf("data: idx %s: %s at offset %d: %w", name, fmt.Sprintf(format, a...), off, ErrIDX)
 	}
@@ -127,6 +138,11 @@ func DecodeIDX(name string, r io.Reader, size int64, exact bool) (*IDX, error) {
 		dims[i] = int(d)
 	}
 	hdrLen := int64(4 + 4*rank)
+	if check != nil {
+		if err := check(dims); err != nil {
+			return nil, bad(4, "dims %v: %v", dims, err)
+		}
+	}
 	avail := size - hdrLen
 	switch {
 	case exact && total > avail:
@@ -230,6 +246,31 @@ func findIDX(dir, name string) (string, error) {
 	return "", fmt.Errorf("data: %s: no %s or %s.gz", dir, name, name)
 }
 
+// maxIDXImageValues bounds the values (pixels × channels) of one image of
+// an IDX file: 2²⁴, the most activations per image a checkpoint may
+// declare, so a model could never take a larger one.
+const maxIDXImageValues = 1 << 24
+
+// checkImageDims refuses an images file whose images (dims after the
+// first, the count) no model can take, before its data is read.
+func checkImageDims(dims []int) error {
+	if len(dims) < 2 {
+		return nil
+	}
+	px := 1
+	for _, d := range dims[1:] {
+		px *= d // below 2³¹ in all: DecodeIDX checked the product
+	}
+	if px > maxIDXImageValues {
+		size := make([]string, len(dims)-1)
+		for i, d := range dims[1:] {
+			size[i] = strconv.Itoa(d)
+		}
+		return fmt.Errorf("images of %s values, more than the %d a model can take", strings.Join(size, "×"), maxIDXImageValues)
+	}
+	return nil
+}
+
 // IDXLayout returns the layout of a rank-4 IDX image file with dims
 // (N,a,b,c): layout when it is "NCHW" or "NHWC", else "NHWC" when c is a
 // channel count (1, 3 or 4) and a is not, else "NCHW".
@@ -253,7 +294,7 @@ func loadPair(dir, which, imagesName, labelsName, layout string) (*Dataset, erro
 	if err != nil {
 		return nil, err
 	}
-	images, err := ReadIDX(ip)
+	images, err := readIDX(ip, checkImageDims)
 	if err != nil {
 		return nil, err
 	}

@@ -355,3 +355,47 @@ func TestLocateMNISTModCache(t *testing.T) {
 		t.Errorf("LocateMNIST() = %q, %v; want %q", got, err, dir)
 	}
 }
+
+// TestLoadDirGzipBomb: a small gzip file (about 390 KB) whose header
+// declares one 20000×20000 image, and whose stream really holds those
+// 400 MB of zeros, is refused from its header, naming the dimensions,
+// with next to nothing allocated (it reached 1.06 GB before the check).
+func TestLoadDirGzipBomb(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compresses 400 MB (about 2 s)")
+	}
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, TrainImagesFile+".gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw, err := gzip.NewWriterLevel(f, gzip.BestCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw.Write(idxBytes(0x08, []uint32{1, 20000, 20000}, nil))
+	zeros := make([]byte, 1<<20)
+	for range 20000 * 20000 / len(zeros) {
+		zw.Write(zeros)
+	}
+	zw.Write(zeros[:20000*20000%len(zeros)])
+	if err := errors.Join(zw.Close(), f.Close()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, TrainLabelsFile), idxBytes(0x08, []uint32{1}, []byte{3}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(f.Name())
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err = LoadDir(dir)
+	runtime.ReadMemStats(&after)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("%d-byte file: %v; %d bytes allocated", st.Size(), err, alloc)
+	if !errors.Is(err, ErrIDX) || !strings.Contains(err.Error(), "images of 20000×20000 values") {
+		t.Errorf("LoadDir = %v, want the dimensions refused", err)
+	}
+	if alloc > 4<<20 {
+		t.Errorf("LoadDir allocated %d bytes for a %d-byte file, want at most 4 MiB", alloc, st.Size())
+	}
+}

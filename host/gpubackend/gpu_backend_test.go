@@ -14,11 +14,18 @@ import (
 	"github.com/convtrain/convtrain/host/nn"
 )
 
-// openSimBackend returns the GPU backend on a simulated device with both
-// shared-memory checks on, closed at the end of the test.
+// openDevice opens the device of the GPU backend's tests: the simulator
+// with both shared-memory checks on (TestGPUBackendCUDA, -tags cuda, swaps
+// in CUDA device 0).
+var openDevice = func() (*gpu.Device, error) {
+	return gpu.OpenSim(gpu.SimOptions{CheckRaces: true, CheckUninitShared: true})
+}
+
+// openSimBackend returns the GPU backend on openDevice's device (the
+// simulator), closed at the end of the test.
 func openSimBackend(t *testing.T) (backend.Backend, *gpu.Device) {
 	t.Helper()
-	dev, err := gpu.OpenSim(gpu.SimOptions{CheckRaces: true, CheckUninitShared: true})
+	dev, err := openDevice()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,6 +339,9 @@ func TestGPUBackendOps(t *testing.T) {
 		w.same("dst", dst, 0, 0)
 		w.same("dst (int32 indices)", dst2, 0, 0)
 	})
+
+	testNormPoolOps(t, w, rng)    // norm_test.go
+	testElementwiseOps(t, w, rng) // elementwise_test.go
 }
 
 // TestGPUBackendChecks checks the host-side checks of the GPU backend: bad

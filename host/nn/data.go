@@ -19,8 +19,17 @@ type DeviceSet struct {
 	Targets backend.Tensor // (N,Classes) one-hot; MSE models only
 }
 
-// Upload copies d to m's backend, standardised with norm.
+// Upload copies d to m's backend, every channel standardised with norm
+// (UploadChannels with one norm).
 func (m *Model) Upload(d *data.Dataset, norm data.Norm) (*DeviceSet, error) {
+	return m.UploadChannels(d, []data.Norm{norm})
+}
+
+// UploadChannels copies d to m's backend, channel c of every image
+// standardised with norms[c] (p − Mean)/Std; one norm applies to every
+// channel. The error names a count of norms that is neither 1 nor C and a
+// norm that is not finite or has Std 0.
+func (m *Model) UploadChannels(d *data.Dataset, norms []data.Norm) (*DeviceSet, error) {
 	if err := d.Check(); err != nil {
 		return nil, err
 	}
@@ -30,8 +39,13 @@ func (m *Model) Upload(d *data.Dataset, norm data.Norm) (*DeviceSet, error) {
 	if d.Classes > m.Classes() {
 		return nil, fmt.Errorf("host: data set %q has %d classes, the model outputs %d", d.Name, d.Classes, m.Classes())
 	}
-	if norm.Std == 0 || math.IsNaN(norm.Std) || math.IsNaN(norm.Mean) {
-		return nil, fmt.Errorf("host: bad standardisation %+v", norm)
+	if len(norms) != 1 && len(norms) != d.C {
+		return nil, fmt.Errorf("host: %d standardisations for %d channels, want 1 or %d", len(norms), d.C, d.C)
+	}
+	for _, norm := range norms {
+		if norm.Std == 0 || math.IsNaN(norm.Std) || math.IsNaN(norm.Mean) || math.IsInf(norm.Std, 0) || math.IsInf(norm.Mean, 0) {
+			return nil, fmt.Errorf("host: bad standardisation %+v", norm)
+		}
 	}
 	be := m.be
 	s := &DeviceSet{N: d.N}
@@ -39,13 +53,20 @@ func (m *Model) Upload(d *data.Dataset, norm data.Norm) (*DeviceSet, error) {
 		return nil, errors.Join(fmt.Errorf("host: upload %q: %w", d.Name, err), s.Free(be))
 	}
 	var err error
-	var lut [256]float32
-	for p := range lut {
-		lut[p] = float32((float64(p) - norm.Mean) / norm.Std)
+	luts := make([][256]float32, len(norms))
+	for c, norm := range norms {
+		for p := range luts[c] {
+			luts[c][p] = float32((float64(p) - norm.Mean) / norm.Std)
+		}
 	}
 	x := make([]float32, len(d.Images))
+	plane := d.H * d.W
 	for i, p := range d.Images {
-		x[i] = lut[p]
+		c := 0
+		if len(luts) > 1 {
+			c = i / plane % d.C
+		}
+		x[i] = luts[c][p]
 	}
 	if s.X, err = be.NewTensor(len(x)); err != nil {
 		return fail(err)

@@ -65,8 +65,8 @@ func ExportONNX(spec Spec, weights func(name string) ([]float32, bool), o Export
 	e.names[0] = "input.standardized"
 	for _, n := range g.nodes {
 		name := fmt.Sprintf("layer%d", n.layer)
-		if n.mod == addModule {
-			name = fmt.Sprintf("add%d", n.out)
+		if n.layer == 0 { // the add or concatenation closing a block
+			name = fmt.Sprintf("%s%d", n.mod.name, n.out)
 		}
 		e.names[n.out] = name
 		if n.mod.export == nil {

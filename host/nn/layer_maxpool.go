@@ -13,39 +13,47 @@ import (
 // its window (argmax, kept per batch).
 const MaxPool LayerKind = 3
 
+// window reads a pool's window R[xS] and its options (the stride; the
+// padding when pad), a stride equal to the window stored as 0.
+func (p *specParser) window(l *LayerSpec, pad bool) error {
+	var err error
+	if l.KernelH, l.KernelW, err = p.pair("window", 1); err != nil {
+		return err
+	}
+	if err := p.options(l, pad); err != nil {
+		return err
+	}
+	if l.StrideH == l.KernelH {
+		l.StrideH = 0
+	}
+	if l.StrideW == l.KernelW {
+		l.StrideW = 0
+	}
+	return nil
+}
+
+// formatWindow writes a pool's canonical text: the name and window, then
+// the stride and padding where they differ from their defaults.
+func formatWindow(name string, l LayerSpec) string {
+	s := formatPair(name, l.KernelH, l.KernelW)
+	if sh, sw := strideOr(l.StrideH, l.KernelH), strideOr(l.StrideW, l.KernelW); sh != l.KernelH || sw != l.KernelW {
+		s += formatPair("s", sh, sw)
+	}
+	if l.PadH != 0 || l.PadW != 0 {
+		s += formatPair("p", l.PadH, l.PadW)
+	}
+	return s
+}
+
 // PoolLayer is a MaxPool with an r×r window and stride r.
 func PoolLayer(r int) LayerSpec { return LayerSpec{Kind: MaxPool, KernelH: r, KernelW: r} }
 
 func init() {
 	register(&kindModule{
 		kind: MaxPool, name: "maxpool", in: imageInput,
-		form: "maxpool<R>[x<S>][s<stride>], e.g. maxpool2 or maxpool3s2",
-		parse: func(p *specParser, l *LayerSpec) error {
-			var err error
-			if l.KernelH, l.KernelW, err = p.pair("window", 1); err != nil {
-				return err
-			}
-			if err := p.options(l, false); err != nil {
-				return err
-			}
-			if l.StrideH == l.KernelH {
-				l.StrideH = 0
-			}
-			if l.StrideW == l.KernelW {
-				l.StrideW = 0
-			}
-			return nil
-		},
-		format: func(l LayerSpec) string {
-			s := formatPair("maxpool", l.KernelH, l.KernelW)
-			if sh, sw := strideOr(l.StrideH, l.KernelH), strideOr(l.StrideW, l.KernelW); sh != l.KernelH || sw != l.KernelW {
-				s += formatPair("s", sh, sw)
-			}
-			if l.PadH != 0 || l.PadW != 0 {
-				s += formatPair("p", l.PadH, l.PadW)
-			}
-			return s
-		},
+		form:   "maxpool<R>[x<S>][s<stride>], e.g. maxpool2 or maxpool3s2",
+		parse:  func(p *specParser, l *LayerSpec) error { return p.window(l, false) },
+		format: func(l LayerSpec) string { return formatWindow("maxpool", l) },
 		describe: func(l LayerSpec) string {
 			sh, sw := strideOr(l.StrideH, l.KernelH), strideOr(l.StrideW, l.KernelW)
 			return fmt.Sprintf("maxpool %d×%d stride %d×%d", l.KernelH, l.KernelW, sh, sw)

@@ -21,33 +21,9 @@ const GlobalAvgPool LayerKind = 9
 func init() {
 	register(&kindModule{
 		kind: AvgPool, name: "avgpool", in: imageInput,
-		form: "avgpool<R>[x<S>][s<stride>][p<pad>], e.g. avgpool2 or avgpool3s1p1",
-		parse: func(p *specParser, l *LayerSpec) error {
-			var err error
-			if l.KernelH, l.KernelW, err = p.pair("window", 1); err != nil {
-				return err
-			}
-			if err := p.options(l, true); err != nil {
-				return err
-			}
-			if l.StrideH == l.KernelH {
-				l.StrideH = 0
-			}
-			if l.StrideW == l.KernelW {
-				l.StrideW = 0
-			}
-			return nil
-		},
-		format: func(l LayerSpec) string {
-			s := formatPair("avgpool", l.KernelH, l.KernelW)
-			if sh, sw := strideOr(l.StrideH, l.KernelH), strideOr(l.StrideW, l.KernelW); sh != l.KernelH || sw != l.KernelW {
-				s += formatPair("s", sh, sw)
-			}
-			if l.PadH != 0 || l.PadW != 0 {
-				s += formatPair("p", l.PadH, l.PadW)
-			}
-			return s
-		},
+		form:   "avgpool<R>[x<S>][s<stride>][p<pad>], e.g. avgpool2 or avgpool3s1p1",
+		parse:  func(p *specParser, l *LayerSpec) error { return p.window(l, true) },
+		format: func(l LayerSpec) string { return formatWindow("avgpool", l) },
 		describe: func(l LayerSpec) string {
 			sh, sw := strideOr(l.StrideH, l.KernelH), strideOr(l.StrideW, l.KernelW)
 			return fmt.Sprintf("avgpool %d×%d stride %d×%d pad %d×%d", l.KernelH, l.KernelW, sh, sw, l.PadH, l.PadW)

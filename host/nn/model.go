@@ -36,9 +36,12 @@ type Model struct {
 	// variance): Value only, updated by the forward pass in training.
 	buffers []*Param
 	g       *graph
-	opt     Optimizer            // the update rule (optimizer.go)
-	steps   int                  // updates applied
-	update  []backend.ParamState // Update's argument, reused every step
+	// dropoutSeed keys the dropout masks (with the layer and the step):
+	// the initialisation seed, or the trainer's (SetDropoutSeed).
+	dropoutSeed uint64
+	opt         Optimizer            // the update rule (optimizer.go)
+	steps       int                  // updates applied
+	update      []backend.ParamState // Update's argument, reused every step
 }
 
 // initStream and ShuffleStream select independent PCG streams of the seed
@@ -73,7 +76,7 @@ func newModel(be backend.Backend, spec Spec, seed uint64, fuse bool) (*Model, er
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{be: be, spec: spec, infos: infos}
+	m := &Model{be: be, spec: spec, infos: infos, dropoutSeed: seed}
 	m.spec.Layers = append([]LayerSpec(nil), spec.Layers...)
 	m.g = buildGraph(m.spec.Layers, infos, spec.C, spec.H, spec.W)
 	rng := rand.New(rand.NewPCG(seed, initStream))
@@ -185,6 +188,11 @@ func (m *Model) Close() error {
 	return errors.Join(errs...)
 }
 
+// SetDropoutSeed keys the dropout masks with seed (with the layer's
+// number and the step count, Steps): a run that resumes from a checkpoint
+// sets the same seed and step and draws the same masks.
+func (m *Model) SetDropoutSeed(seed uint64) { m.dropoutSeed = seed }
+
 // Buffers lists the running statistics (Value only), in layer order.
 func (m *Model) Buffers() []*Param { return m.buffers }
 
@@ -209,6 +217,7 @@ type Batch struct {
 	Eval bool
 
 	be backend.Backend
+	m  *Model
 	g  *graph
 	// Per tensor of the graph: its activation (nil where never stored),
 	// its gradient (nil where never needed) and its scratch gradient
@@ -218,6 +227,7 @@ type Batch struct {
 	// input before the ReLU run after it and its gradient.
 	argmax, pre, dpre []backend.Tensor
 	tmp               [][]backend.Tensor // a module's scratch (kindModule.scratch)
+	catX, catDX       [][]backend.Tensor // a concatenation's inputs and their gradients' destinations
 	owned             []backend.Tensor
 }
 
@@ -226,7 +236,7 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 	if n < 1 || n > 4096 {
 		return nil, fmt.Errorf("host: batch size %d outside 1 to 4096: %w", n, ErrSpec)
 	}
-	b := &Batch{N: n, be: m.be, g: m.g}
+	b := &Batch{N: n, be: m.be, m: m, g: m.g}
 	fail := func(err error) (*Batch, error) {
 		return nil, errors.Join(fmt.Errorf("host: batch of %d: %w", n, err), b.Free(m.be))
 	}
@@ -305,7 +315,11 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 	}
 	b.argmax, b.pre, b.dpre = make([]backend.Tensor, len(m.g.nodes)), make([]backend.Tensor, len(m.g.nodes)), make([]backend.Tensor, len(m.g.nodes))
 	b.tmp = make([][]backend.Tensor, len(m.g.nodes))
+	b.catX, b.catDX = make([][]backend.Tensor, len(m.g.nodes)), make([][]backend.Tensor, len(m.g.nodes))
 	for _, nd := range m.g.nodes {
+		if nd.ins != nil {
+			b.catTensors(nd)
+		}
 		if nd.mod.scratch == nil {
 			continue
 		}
@@ -393,6 +407,8 @@ func (m *Model) nodeName(n *node) string {
 	switch {
 	case n.mod == addModule:
 		return fmt.Sprintf("the add closing the residual block before layer %d", m.nextLayer(n))
+	case n.mod == catModule:
+		return fmt.Sprintf("the concatenation closing the cat block before layer %d", m.nextLayer(n))
 	case n.relu != nil:
 		return fmt.Sprintf("layers %d and %d (relu, %v)", n.relu.layer, n.layer, n.info.Spec)
 	case n.epilogue == backend.EpilogueReLU:

@@ -39,6 +39,14 @@ type node struct {
 	// when another consumer of the input writes it first in the backward
 	// pass, the input's scratch, added to it after the node (dxAcc).
 	dxAcc, dx2Acc bool
+
+	// A concatenation's inputs (in is ins[0]), their channels and the
+	// image's size H·W; whether each input's gradient is needed and goes to
+	// its scratch (as dxAcc).
+	ins             []int
+	cs              []int
+	hw              int
+	needIns, insAcc []bool
 }
 
 // tensorInfo is what the plan knows of one tensor of the graph.
@@ -76,6 +84,12 @@ func (g *graph) newTensor(n int, producer int) int {
 func (g *graph) add(n *node) *node {
 	n.id = len(g.nodes)
 	g.nodes = append(g.nodes, n)
+	if n.ins != nil {
+		for _, t := range n.ins {
+			g.tensors[t].consumers++
+		}
+		return n
+	}
 	g.tensors[n.in].consumers++
 	if n.in2 >= 0 {
 		g.tensors[n.in2].consumers++
@@ -95,6 +109,23 @@ func (g *graph) seq(layers []LayerSpec, infos []LayerInfo, pos *int, in int) int
 				short = g.seq(l.Branches[1], infos, pos, in)
 			}
 			n := g.add(&node{layer: 0, mod: addModule, in: main, in2: short})
+			n.out = g.newTensor(info.Out.Len(), n.id)
+			in = n.out
+			continue
+		}
+		if l.Kind == Concat {
+			hw := info.Out.H * info.Out.W
+			n := &node{layer: 0, mod: catModule, in2: -1, hw: hw}
+			for _, br := range l.Branches {
+				t := in
+				if len(br) > 0 {
+					t = g.seq(br, infos, pos, in)
+				}
+				n.ins = append(n.ins, t)
+				n.cs = append(n.cs, g.tensors[t].len/hw)
+			}
+			n.in = n.ins[0]
+			g.add(n)
 			n.out = g.newTensor(info.Out.Len(), n.id)
 			in = n.out
 			continue
@@ -140,13 +171,13 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 	}
 	next := func(n *node) *node { // the only reader of n's output, or nil
 		t := g.tensors[n.out]
-		if t.consumers != 1 || n.id+1 >= len(g.nodes) || g.nodes[n.id+1].in != n.out || g.nodes[n.id+1].in2 >= 0 {
+		if t.consumers != 1 || n.id+1 >= len(g.nodes) || g.nodes[n.id+1].in != n.out || g.nodes[n.id+1].in2 >= 0 || g.nodes[n.id+1].ins != nil {
 			return nil
 		}
 		return g.nodes[n.id+1]
 	}
 	for _, n := range g.nodes {
-		if !fuse || n.mod == addModule {
+		if !fuse || n.mod == addModule || n.mod == catModule {
 			continue
 		}
 		r := next(n)
@@ -165,6 +196,14 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 	// needDX: whether anything upstream of a tensor has parameters.
 	upstream := make([]bool, len(g.tensors))
 	for _, n := range g.nodes {
+		if n.ins != nil {
+			n.needIns = make([]bool, len(n.ins))
+			for i, t := range n.ins {
+				n.needIns[i] = upstream[t]
+				upstream[n.out] = upstream[n.out] || upstream[t]
+			}
+			continue
+		}
 		n.needDX = upstream[n.in]
 		upstream[n.out] = upstream[n.in] || len(n.mod.paramsOf(n)) > 0
 		if n.in2 >= 0 {
@@ -205,6 +244,11 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 	for i := len(g.nodes) - 1; i >= 0; i-- {
 		n := g.nodes[i]
 		switch {
+		case n.ins != nil:
+			n.insAcc = make([]bool, len(n.ins))
+			for i, t := range n.ins {
+				n.insAcc[i] = route(t, n.needIns[i], false)
+			}
 		case n.mod == addModule:
 			n.dxAcc = route(n.in, n.needDX, true)
 			n.dx2Acc = route(n.in2, n.needDX2, true)
@@ -251,14 +295,7 @@ var addModule = &kindModule{
 		return nil
 	},
 	forward: func(b *Batch, n *node) error {
-		be, y := b.be, b.acts[n.out]
-		if err := be.Fill(y, 0); err != nil {
-			return err
-		}
-		if err := be.Accumulate(y, b.acts[n.in]); err != nil {
-			return err
-		}
-		return be.Accumulate(y, b.acts[n.in2])
+		return b.be.Add(b.acts[n.in], b.acts[n.in2], b.acts[n.out])
 	},
 	backward: func(b *Batch, n *node) error {
 		dy := b.grads[n.out]

@@ -113,6 +113,10 @@ func TestModelGradients(t *testing.T) {
 		// statistics), average pools with padding, global average pooling.
 		"conv4x3x3p1,bn,avgpool2,conv6x3x3p1,bn,gap,dense3",
 		"conv4x3x3p1,bn,res(conv4x3x3p1,bn,conv4x3x3p1,bn|conv4x1x1,bn),avgpool3s1p1,gap,dense3",
+		// Concatenations: branches of convolutions, an identity branch
+		// twice (one tensor read three times), a block inside a residual.
+		"conv4x3x3p1,cat(conv4x1x1|conv2x3x3p1,bn||),avgpool2,dense3",
+		"conv3x3x3p1,res(cat(conv2x1x1|),conv3x1x1),cat(conv2x3x3p1|avgpool3s1p1),dense3",
 	} {
 		t.Run("spec="+text, func(t *testing.T) { testGradients(t, text) })
 	}
@@ -265,6 +269,96 @@ func TestBatchNormModes(t *testing.T) {
 		backendtest.EqualBits(t, name+": running var", download(m.buffers[1].Value), rv)
 		if changed := !slices.Equal(before[0], rm); changed == eval {
 			t.Errorf("%s: running mean changed %v", name, changed)
+		}
+	}
+}
+
+// TestActivationsDropoutLayers parses, shapes and trains the activation
+// and dropout layers on the CPU: their gradients against central
+// differences (dropout's mask fixed by its key: the same step draws the
+// same mask in every Forward), evaluation-mode dropout as the identity,
+// and the masks changing with the step.
+func TestActivationsDropoutLayers(t *testing.T) {
+	text := "conv4x3x3p1,leakyrelu20,conv4x3x3p1,sigmoid,conv4x3x3p1,tanh,conv4x3x3p1,silu,conv4x3x3p1,gelu,conv4x3x3p1,gelutanh,dropout30,dense3"
+	layers, err := ParseSpec(text)
+	backendtest.MustNil(t, err)
+	if got := FormatSpec(layers); got != strings.Replace(text, "dense3", "flatten,dense3", 1) {
+		t.Errorf("FormatSpec = %q", got)
+	}
+	for _, bad := range []string{"dropout100,dense3", "dropout,dense3", "leakyrelu-1,dense3", "sigmoid2,dense3"} {
+		if _, err := ParseSpec(bad); err == nil {
+			t.Errorf("ParseSpec(%q) succeeded", bad)
+		}
+	}
+	testGradients(t, text)
+
+	be := backendtest.CPU(t)
+	dl, err := ParseSpec("dropout50,dense3")
+	backendtest.MustNil(t, err)
+	m, err := NewModel(be, Spec{C: 1, H: 8, W: 8, Loss: SoftmaxCE, Layers: dl}, 1)
+	backendtest.MustNil(t, err)
+	ds, err := data.Synthetic(4, 8, 3, 1)
+	backendtest.MustNil(t, err)
+	set, err := m.Upload(ds, ds.Standardisation())
+	backendtest.MustNil(t, err)
+	b, err := m.NewBatch(4)
+	backendtest.MustNil(t, err)
+	backendtest.MustNil(t, m.Load(b, set, []int32{0, 1, 2, 3}))
+	out := func() []float32 {
+		backendtest.MustNil(t, m.Forward(b))
+		v := make([]float32, b.acts[1].Len())
+		backendtest.MustNil(t, be.Download(v, b.acts[1]))
+		return v
+	}
+	x := make([]float32, b.X.Len())
+	backendtest.MustNil(t, be.Download(x, b.X))
+	b.Eval = true
+	backendtest.EqualBits(t, "evaluation-mode dropout", out(), x)
+	b.Eval = false
+	first := out()
+	kept := 0
+	for i, v := range first {
+		switch v {
+		case 0:
+		case x[i] * 2: // 1/(1−0.5)
+			kept++
+		default:
+			t.Fatalf("dropout50: element %d = %g from %g, want 0 or %g", i, v, x[i], 2*x[i])
+		}
+	}
+	if n := len(first); kept < n/4 || kept > 3*n/4 {
+		t.Errorf("dropout50 kept %d of %d elements", kept, n)
+	}
+	backendtest.EqualBits(t, "the same step's mask", out(), first)
+	backendtest.MustNil(t, m.SetSteps(1))
+	if slices.Equal(out(), first) {
+		t.Errorf("step 1 drew the mask of step 0")
+	}
+}
+
+func TestParseSpecConcat(t *testing.T) {
+	layers, err := ParseSpec("conv4x3x3p1,cat(conv4x1x1|conv2x3x3p1,relu|),dense3")
+	backendtest.MustNil(t, err)
+	if got := FormatSpec(layers); got != "conv4x3x3p1,cat(conv4x1x1|conv2x3x3p1,relu|),flatten,dense3" {
+		t.Errorf("FormatSpec = %q", got)
+	}
+	infos, err := Spec{C: 1, H: 6, W: 6, Loss: SoftmaxCE, Layers: layers}.Check()
+	backendtest.MustNil(t, err)
+	if got := infos[1].Out; got != (Shape{C: 10, H: 6, W: 6}) {
+		t.Errorf("cat output %v, want (10,6,6): 4 + 2 + the input's 4", got)
+	}
+	for _, tc := range []struct{ text, want string }{
+		{"cat(conv4x3x3|conv4x3x3p1),dense3", "branch 1 gives (4,4,4): every branch must keep the 6×6 image"},
+		{"cat(dense4|),dense3", "flattens the image"},
+		{"dense4,cat(relu|relu),dense3", "flattened before it"},
+		{"cat,dense3", "its branches go in parentheses"},
+	} {
+		layers, err := ParseSpec(tc.text)
+		if err == nil {
+			_, err = Spec{C: 1, H: 6, W: 6, Loss: SoftmaxCE, Layers: layers}.Check()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want an error containing %q", tc.text, err, tc.want)
 		}
 	}
 }

@@ -55,8 +55,10 @@ type LayerSpec struct {
 	KernelH, KernelW int // Conv: R×S; MaxPool: window
 	StrideH, StrideW int
 	PadH, PadW       int
-	Units            int  // Dense: Out
-	NoBias           bool // Conv, Dense: no bias (before a BatchNorm, which has its own)
+	Units            int     // Dense: Out
+	NoBias           bool    // Conv, Dense: no bias (before a BatchNorm, which has its own)
+	Slope            float32 // LeakyReLU: the negative slope (0: PyTorch's 0.01)
+	Drop             float32 // Dropout: the probability of dropping an element
 	// Branches are a Residual's main branch and its shortcut (absent or
 	// empty: the identity), each a sequence of layers from the block's
 	// input.
@@ -220,8 +222,14 @@ func checkLayers(layers []LayerSpec, in Shape, depth int, infos *[]LayerInfo) (S
 			return in, bad("output %v has more than %d elements per image", info.Out, maxLayerElems)
 		}
 		*infos = append(*infos, info)
-		if l.Kind == Residual {
+		switch l.Kind {
+		case Residual:
 			if info.Out, err = checkResidual(l, in, depth, infos); err != nil {
+				return in, err
+			}
+			(*infos)[n-1].Out = info.Out
+		case Concat:
+			if info.Out, err = checkConcat(l, in, depth, infos); err != nil {
 				return in, err
 			}
 			(*infos)[n-1].Out = info.Out

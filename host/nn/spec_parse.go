@@ -51,10 +51,11 @@ const DefaultSpecText = "conv8x5x5,relu,maxpool2,conv16x5x5,relu,maxpool2,flatte
 // The layers returned are well-formed but not checked against an input
 // size; InferShapes (or Spec.Check) does that, numbering the layers as
 // FormatSpec writes them, with every Flatten explicit. ParseSpec's own
-// errors wrap ErrSpec and name the layer as written (1-based, blank layers
-// not counted) and its text, and say why: a syntax error, a number out of
-// range, a conv or max-pool after the input was flattened, or a last layer
-// that is not dense.
+// errors wrap ErrSpec and name the layer by the same number (1-based,
+// blank layers not counted, a flatten implied before a dense layer counted
+// as a layer, as in checkpoints' layer<i> names) and its text, and say why:
+// a syntax error, a number out of range, a conv or max-pool after the input
+// was flattened, or a last layer that is not dense.
 func ParseSpec(text string) ([]LayerSpec, error) {
 	if preset, ok := Presets[strings.ToLower(strings.TrimSpace(text))]; ok {
 		text = preset
@@ -99,6 +100,11 @@ func (p *seqParser) seq(text string, flat bool) ([]LayerSpec, bool, error) {
 			continue
 		}
 		p.n++
+		if toks, err := specTokens(item); err == nil && len(toks) > 0 && !flat {
+			if m := moduleNamed(toks[0].word); m != nil && m.in == flatInput {
+				p.n++ // the flatten implied before it is a layer too, as Check and checkpoints number them
+			}
+		}
 		n := p.n
 		p.last = item
 		if open := strings.IndexByte(item, '('); open >= 0 {
@@ -132,8 +138,11 @@ func (p *seqParser) block(item string, open int, flat bool) (LayerSpec, bool, er
 	n := p.n
 	name := strings.ToLower(strings.TrimSpace(item[:open]))
 	m := moduleNamed(name)
-	if m == nil || m.kind != Residual {
-		return LayerSpec{}, flat, fmt.Errorf("host: model spec: layer %d %q: %q does not take branches in parentheses; res(…) does: %w", n, item, name, ErrSpec)
+	if m == nil || (m.kind != Residual && m.kind != Concat) {
+		return LayerSpec{}, flat, fmt.Errorf("host: model spec: layer %d %q: %q does not take branches in parentheses; res(…) and cat(…) do: %w", n, item, name, ErrSpec)
+	}
+	if m.kind == Concat && flat {
+		return LayerSpec{}, flat, fmt.Errorf("host: model spec: layer %d %q: a cat needs an image, but the input was flattened before it: %w", n, item, ErrSpec)
 	}
 	if !strings.HasSuffix(item, ")") {
 		return LayerSpec{}, flat, fmt.Errorf("host: model spec: layer %d %q: text after the closing parenthesis; want %s: %w", n, item, m.form, ErrSpec)
@@ -142,7 +151,7 @@ func (p *seqParser) block(item string, open int, flat bool) (LayerSpec, bool, er
 	if err != nil {
 		return LayerSpec{}, flat, fmt.Errorf("host: model spec: layer %d %q: %v: %w", n, item, err, ErrSpec)
 	}
-	if len(branches) > 2 {
+	if m.kind == Residual && len(branches) > 2 {
 		return LayerSpec{}, flat, fmt.Errorf("host: model spec: layer %d %q: %d branches; want %s: %w", n, item, len(branches), m.form, ErrSpec)
 	}
 	l := LayerSpec{Kind: m.kind}
@@ -152,7 +161,11 @@ func (p *seqParser) block(item string, open int, flat bool) (LayerSpec, bool, er
 		if err != nil {
 			return l, flat, err
 		}
-		if i == 0 {
+		if m.kind == Concat {
+			if f {
+				return l, flat, fmt.Errorf("host: model spec: layer %d %q: branch %d flattens the image; want %s: %w", n, item, i+1, m.form, ErrSpec)
+			}
+		} else if i == 0 {
 			if len(layers) == 0 {
 				return l, flat, fmt.Errorf("host: model spec: layer %d %q: an empty main branch; want %s: %w", n, item, m.form, ErrSpec)
 			}
@@ -160,7 +173,7 @@ func (p *seqParser) block(item string, open int, flat bool) (LayerSpec, bool, er
 		}
 		l.Branches = append(l.Branches, layers)
 	}
-	if len(l.Branches) == 2 && len(l.Branches[1]) == 0 {
+	if m.kind == Residual && len(l.Branches) == 2 && len(l.Branches[1]) == 0 {
 		l.Branches = l.Branches[:1] // an empty shortcut is the identity
 	}
 	p.last = item
@@ -319,7 +332,7 @@ func specParseLayer(text string) (LayerSpec, error) {
 	}
 	l := LayerSpec{Kind: m.kind}
 	p := &specParser{toks: toks, pos: 1, mod: m}
-	if m.kind == Residual {
+	if m.kind == Residual || m.kind == Concat {
 		return l, p.bad("its branches go in parentheses")
 	}
 	if m.parse != nil {

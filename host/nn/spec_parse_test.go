@@ -87,7 +87,7 @@ func TestParseSpecErrors(t *testing.T) {
 		{"", []string{"no layers"}},
 		{" , \n # only a comment", []string{"no layers"}},
 		{"conv8x5x5,relu", []string{`layer 2 "relu"`, "last layer must be dense"}},
-		{"dense10,relu", []string{`layer 2 "relu"`, "last layer must be dense"}},
+		{"dense10,relu", []string{`layer 3 "relu"`, "last layer must be dense"}}, // the implied flatten is layer 1
 		{"conv8x5x5,relu,pool2,dense10", []string{`layer 3 "pool2"`, `unknown layer kind "pool"`}},
 		{"conv8x5x5,relu\nmaxpool2,,conv16x5,dense10", []string{`layer 4 "conv16x5"`, "missing \"x\" and the kernel width S", "conv<K>x<R>x<S>"}},
 		{"conv8,dense10", []string{`layer 1 "conv8"`, "kernel size"}},
@@ -112,13 +112,13 @@ func TestParseSpecErrors(t *testing.T) {
 		{"maxpool0,dense10", []string{"window 0 must be ≥ 1"}},
 		{"relu2,dense10", []string{`layer 1 "relu2"`, "unexpected 2"}},
 		{"flatten5,dense10", []string{"unexpected 5"}},
-		{"dense,dense10", []string{`layer 1 "dense"`, "missing number of units"}},
+		{"dense,dense10", []string{`layer 2 "dense"`, "missing number of units"}},
 		{"dense0", []string{"number of units 0 must be ≥ 1"}},
 		{"dense10x2", []string{`unexpected "x"`}},
 		{"10", []string{"starts with its kind"}},
-		{"dense10,conv8x3x3,dense10", []string{`layer 2 "conv8x3x3"`, "flattened before it"}},
+		{"dense10,conv8x3x3,dense10", []string{`layer 3 "conv8x3x3"`, "flattened before it"}},
 		{"flatten,maxpool2,dense10", []string{`layer 2 "maxpool2"`, "flattened before it"}},
-		{"dense10,relu,conv8x3x3,dense10", []string{`layer 3`, "flattened"}},
+		{"dense10,relu,conv8x3x3,dense10", []string{`layer 4`, "flattened"}},
 		{"convolution8x5x5,dense10", []string{`unknown layer kind "convolution"`}},
 		{"conv8x5x5€,dense10", []string{`unexpected character '€'`}},
 	} {
@@ -349,5 +349,23 @@ func TestPresets(t *testing.T) {
 		if w := WithClasses(layers, 100); w[len(w)-1].Units != 100 || layers[len(layers)-1].Units != 10 {
 			t.Errorf("%s: WithClasses(100) = dense %d, original dense %d", tc.name, w[len(w)-1].Units, layers[len(layers)-1].Units)
 		}
+	}
+}
+
+// TestSpecNumbersAgree checks that a parse error and a shape error name a
+// layer by the same number, the flatten implied before a dense layer
+// counted, as in the checkpoint's layer<i> names.
+func TestSpecNumbersAgree(t *testing.T) {
+	_, err := ParseSpec("conv8x5x5,relu,maxpool2,dense0")
+	if err == nil || !strings.Contains(err.Error(), `layer 5 "dense0"`) {
+		t.Errorf("parse error %v, want it to name layer 5", err)
+	}
+	layers, err := ParseSpec("conv8x5x5,relu,maxpool2,dense1000000000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Spec{C: 1, H: 28, W: 28, Loss: SoftmaxCE, Layers: layers}.Check()
+	if err == nil || !strings.Contains(err.Error(), "layer 5 (dense 1000000000)") {
+		t.Errorf("shape error %v, want it to name layer 5", err)
 	}
 }

@@ -71,11 +71,22 @@ type Config struct {
 	Schedule    Schedule
 	Optimizer   nn.Optimizer // the update rule; the zero value is SGD (NewTrainer sets it on the model)
 	Seed        uint64       // shuffling; the model's initialisation has its own seed
+	// Accum splits each step's Batch images into Accum micro-batches per
+	// rank whose gradients are summed (0 or 1: none); see accumStep.
+	Accum int `json:",omitempty"`
+	// Comm is the data-parallel world (nil: this process alone): Batch is
+	// the global batch, each rank takes its slice of every step of one
+	// global order, the gradients are summed over the ranks (Reduce), the
+	// metrics too, and every stop decision is taken by all ranks.
+	Comm   Comm       `json:"-"`
+	Reduce ReduceKind `json:",omitempty"`
 
 	// ProgressEvery calls OnProgress every that many steps (0: never).
 	ProgressEvery int
 	OnProgress    func(Progress)
-	// OnEpoch is called after every epoch's evaluation.
+	// OnEpoch is called after every epoch's evaluation, before that
+	// epoch's OnCheckpoint and OnBest (so that what it records is in the
+	// checkpoint).
 	OnEpoch func(EpochMetrics)
 
 	// OnCheckpoint, when set, is called after every CheckpointEvery steps
@@ -85,12 +96,30 @@ type Config struct {
 	// of OnCheckpoint stops Run.
 	CheckpointEvery int
 	OnCheckpoint    func() error
-	// OnBest, when set, is called after an epoch whose test accuracy beats
-	// that of every earlier epoch (the first epoch's always does; a resumed
-	// trainer remembers the best from its TrainState), after OnCheckpoint,
-	// with the trainer at a position that State can save. An error stops
-	// Run.
+	// OnBest, when set, is called after an epoch whose selection accuracy
+	// beats that of every earlier epoch (the first epoch's always does; a
+	// resumed trainer remembers the best from its TrainState), after
+	// OnCheckpoint, with the trainer at a position that State can save.
+	// The selection accuracy is the validation set's (SetValidation),
+	// which must beat the best by more than MinDelta; without a validation
+	// set, the test set's. An error stops Run.
 	OnBest func(EpochMetrics) error
+
+	// Augment is the training augmentation (the zero value: none): each
+	// step's images are cropped and flipped on the backend
+	// (backend.AugmentBatch), image by image as data.Augment.Draw(Seed,
+	// epoch from 0, the image's row in the training set) draws.
+	Augment data.Augment `json:",omitempty"`
+	// TestEveryEpoch evaluates the test set after every epoch when there
+	// is a validation set; without it the test set is evaluated after the
+	// last epoch only (and after an early stop). Without a validation set
+	// the test set is evaluated after every epoch.
+	TestEveryEpoch bool `json:",omitempty"`
+	// Patience, when > 0, stops training early after that many epochs
+	// without a new best validation accuracy (one beating the best by more
+	// than MinDelta, a fraction in [0, 1)); it needs a validation set.
+	Patience int     `json:",omitempty"`
+	MinDelta float64 `json:",omitempty"`
 }
 
 // Check validates c.
@@ -116,8 +145,16 @@ func (c Config) Check() error {
 		return fmt.Errorf("host: unknown schedule %v", c.Schedule.Kind)
 	case c.Schedule.Warmup < 0:
 		return fmt.Errorf("host: warm-up of %d steps, want ≥ 0", c.Schedule.Warmup)
+	case c.Accum < 0:
+		return fmt.Errorf("host: %d micro-batches per step, want ≥ 1", c.Accum)
+	case c.Reduce != OrderedReduce && c.Reduce != SumReduce:
+		return fmt.Errorf("host: unknown reduction %v", c.Reduce)
 	case c.Optimizer.Nesterov && c.Optimizer.Kind == nn.SGD && c.Momentum == 0:
 		return fmt.Errorf("host: Nesterov momentum needs a momentum > 0")
+	case c.Augment.Pad < 0 || c.Augment.Pad > backend.MaxAugmentPad:
+		return fmt.Errorf("host: augmentation padding %d, want 0 to %d", c.Augment.Pad, backend.MaxAugmentPad)
+	case c.Patience < 0 || !(c.MinDelta >= 0 && c.MinDelta < 1):
+		return fmt.Errorf("host: patience %d epochs, minimum improvement %g: want patience ≥ 0 and the improvement in [0, 1)", c.Patience, c.MinDelta)
 	}
 	return c.Optimizer.Check()
 }
@@ -145,9 +182,17 @@ type EpochMetrics struct {
 	LR            float64
 	Loss          float64 // mean training loss over the epoch's steps
 	TrainAcc      float64 // fraction correct on the training batches, before each update
-	TestLoss      float64 // mean loss over the test set
-	TestAcc       float64 // fraction correct on the test set
-	Images        int     // training images processed in the epoch by this run (fewer in a resumed epoch)
+	TestLoss      float64 // mean loss over the test set, when Tested
+	TestAcc       float64 // fraction correct on the test set, when Tested
+	// Tested says that the test set was evaluated after this epoch
+	// (Config.TestEveryEpoch); Validated that the validation set was
+	// (SetValidation), with ValLoss and ValAcc as TestLoss and TestAcc.
+	Tested, Validated bool
+	ValLoss, ValAcc   float64
+	// Stop says that training stops early after this epoch
+	// (Config.Patience).
+	Stop   bool
+	Images int // training images processed in the epoch by this run (fewer in a resumed epoch)
 	// Averaged is the number of steps Loss and TrainAcc average: the
 	// epoch's, or fewer when it resumed from a checkpoint that lacks the
 	// sums of its first steps (0: no training metrics).
@@ -156,7 +201,7 @@ type EpochMetrics struct {
 	TrainTime    time.Duration
 	EvalTime     time.Duration
 	Elapsed      time.Duration // since Run started
-	Best         bool          // TestAcc beats every earlier epoch's (see Config.OnBest)
+	Best         bool          // the selection accuracy beats every earlier epoch's (see Config.OnBest)
 }
 
 // Trainer trains a Model with SGD on a training set and evaluates it on a
@@ -171,30 +216,33 @@ type EpochMetrics struct {
 // epoch to epoch). The test set is evaluated in full, the last partial
 // batch with a batch of its own size.
 type Trainer struct {
-	m        *nn.Model
-	cfg      Config
-	train    *nn.DeviceSet
-	test     *nn.DeviceSet
-	batch    *nn.Batch // Config.Batch images, for training and evaluation
-	tail     *nn.Batch // the test set's last N mod Batch images; nil when 0
-	rng      *rand.Rand
-	pcg      *rand.PCG
-	epochPCG rand.PCG // the shuffling state at the start of the current epoch
-	perm     []int32
-	evalRows []int32
+	m     *nn.Model
+	cfg   Config
+	train *nn.DeviceSet
+	test  evalSet
+	val   evalSet   // empty (set nil) without a validation set
+	batch *nn.Batch // Config.Batch images, for training and evaluation
+	// micro is the micro-batch of an accumulated or data-parallel step
+	// (accumStep), nil otherwise; gradAcc and gradTmp hold the gradients
+	// of every parameter on the host, in Params order.
+	micro            *nn.Batch
+	gradAcc, gradTmp []float32
+	rng              *rand.Rand
+	pcg              *rand.PCG
+	epochPCG         rand.PCG // the shuffling state at the start of the current epoch
+	perm             []int32
 	// order holds perm on the backend, uploaded at the start of each epoch;
-	// orderViews[s] is step s's batch of it. evalViews are the test set's
-	// batches of rows, in order, viewing evalIdx (evalRows, uploaded once).
-	order, evalIdx        backend.Tensor
-	orderViews, evalViews []backend.Tensor
-	epoch                 int // epochs done
-	stepEpoch             int // steps done in the current epoch
-	step                  int // steps done since the start
-	host                  [1]float32
-	start                 time.Time
-	stepsEpoch            int
-	norm                  data.Norm // the inputs' standardisation
-	scratch               []float32 // divergence checks: the tensor found not finite, for its norm
+	// orderViews[s] is step s's batch of it.
+	order      backend.Tensor
+	orderViews []backend.Tensor
+	epoch      int // epochs done
+	stepEpoch  int // steps done in the current epoch
+	step       int // steps done since the start
+	host       [1]float32
+	start      time.Time
+	stepsEpoch int
+	norms      []data.Norm // the inputs' standardisation, per channel
+	scratch    []float32   // divergence checks: the tensor found not finite, for its norm
 	// finite lists the tensors the divergence check reads on the device
 	// (values in order, then gradients from the last to the first) and
 	// finiteOut receives the index of the first not finite; made at the
@@ -209,7 +257,7 @@ type Trainer struct {
 	elapsedBefore time.Duration
 	lastFinite    int // the step after which the last divergence check passed; −1 before any
 	restored      TrainState
-	bestEpoch     int     // the epoch (from 1) of the best test accuracy so far; 0 before any
+	bestEpoch     int     // the epoch (from 1) of the best selection accuracy so far; 0 before any
 	bestAcc       float64 // that accuracy
 	epochSums     [2]float32
 	trained       bool
@@ -238,9 +286,12 @@ type TrainState struct {
 	// from it.
 	ElapsedSeconds float64 `json:",omitempty"`
 	// BestEpoch (from 1; 0 before any evaluation) is the epoch with the
-	// best test accuracy so far, BestTestAcc that accuracy (Config.OnBest).
+	// best selection accuracy so far (Config.OnBest): BestValAcc, the
+	// validation accuracy, in a run with a validation set, else
+	// BestTestAcc.
 	BestEpoch   int     `json:",omitempty"`
 	BestTestAcc float64 `json:",omitempty"`
+	BestValAcc  float64 `json:",omitempty"`
 }
 
 // State returns the trainer's position; after a Run stopped by its
@@ -248,7 +299,12 @@ type TrainState struct {
 // middle of an epoch it reads the epoch's running sums from the backend
 // (a synchronisation).
 func (t *Trainer) State() (TrainState, error) {
-	st := TrainState{Epoch: t.epoch, StepEpoch: t.stepEpoch, Step: t.step, BestEpoch: t.bestEpoch, BestTestAcc: t.bestAcc}
+	st := TrainState{Epoch: t.epoch, StepEpoch: t.stepEpoch, Step: t.step, BestEpoch: t.bestEpoch}
+	if t.val.set != nil {
+		st.BestValAcc = t.bestAcc
+	} else {
+		st.BestTestAcc = t.bestAcc
+	}
 	pcg := t.epochPCG
 	if t.stepEpoch == 0 {
 		pcg = *t.pcg
@@ -277,15 +333,21 @@ func (t *Trainer) State() (TrainState, error) {
 		}
 		st.EpochLossSum, st.EpochCorrect, st.HasEpochSums = v[0], v[1], true
 	}
+	if t.world() > 1 {
+		// Each rank holds its own part of the sums: a resumed epoch
+		// averages over the steps after the resume instead.
+		st.EpochLossSum, st.EpochCorrect, st.HasEpochSums = 0, 0, false
+	}
 	return st, nil
 }
 
 // readEpochSums downloads the batch's running loss sum and correct count.
 func (t *Trainer) readEpochSums() ([2]float32, error) {
 	var v [2]float32
-	err := t.m.Backend().Download(v[:1], t.batch.LossSum)
+	b := t.trainBatch()
+	err := t.m.Backend().Download(v[:1], b.LossSum)
 	if err == nil {
-		err = t.m.Backend().Download(v[1:], t.batch.Correct)
+		err = t.m.Backend().Download(v[1:], b.Correct)
 	}
 	return v, err
 }
@@ -305,21 +367,29 @@ func (t *Trainer) Restore(st TrainState) error {
 	if (st.HasEpochSums && (st.StepEpoch == 0 || !(st.EpochCorrect >= 0) || float64(st.EpochCorrect) > float64(st.StepEpoch)*float64(t.cfg.Batch))) ||
 		(!st.HasEpochSums && (st.EpochLossSum != 0 || st.EpochCorrect != 0)) ||
 		!(st.ElapsedSeconds >= 0) || math.IsInf(st.ElapsedSeconds, 0) ||
-		st.BestEpoch < 0 || st.BestEpoch > st.Epoch || !(st.BestTestAcc >= 0 && st.BestTestAcc <= 1) {
+		st.BestEpoch < 0 || st.BestEpoch > st.Epoch || !(st.BestTestAcc >= 0 && st.BestTestAcc <= 1) ||
+		!(st.BestValAcc >= 0 && st.BestValAcc <= 1) {
 		return fmt.Errorf("host: restore: epoch sums %g and %g after %d steps of %d images, %g s elapsed: not a trainer's",
 			st.EpochLossSum, st.EpochCorrect, st.StepEpoch, t.cfg.Batch, st.ElapsedSeconds)
+	}
+	if (t.val.set == nil && st.BestValAcc != 0) || (t.val.set != nil && st.BestTestAcc != 0) {
+		return fmt.Errorf("host: restore: the state's best epoch was selected on the %s set, this trainer selects on the %s set: give the run's validation split (or none) as it trained",
+			map[bool]string{true: "validation", false: "test"}[st.BestValAcc != 0], map[bool]string{true: "validation", false: "test"}[t.val.set != nil])
 	}
 	*t.pcg, t.epochPCG = pcg, pcg
 	t.epoch, t.stepEpoch, t.step = st.Epoch, st.StepEpoch, st.Step
 	t.restored, t.trained = st, false
 	t.bestEpoch, t.bestAcc = st.BestEpoch, st.BestTestAcc
+	if t.val.set != nil {
+		t.bestAcc = st.BestValAcc
+	}
 	t.elapsedBefore = time.Duration(st.ElapsedSeconds * float64(time.Second))
 	t.start = time.Time{}
 	return t.m.SetSteps(st.Step) // Adam's bias corrections continue from there
 }
 
 // NewTrainer uploads train and test to m's backend, both standardised
-// with the training set's mean and standard deviation, and allocates the
+// with the training set's mean and standard deviation of each channel, and allocates the
 // batches: one of Config.Batch images and, when the test set is not a
 // whole number of batches, one for its remainder.
 func NewTrainer(m *nn.Model, train, test *data.Dataset, cfg Config) (*Trainer, error) {
@@ -329,35 +399,43 @@ func NewTrainer(m *nn.Model, train, test *data.Dataset, cfg Config) (*Trainer, e
 	if train.N < cfg.Batch {
 		return nil, fmt.Errorf("host: %d training images, fewer than a batch of %d", train.N, cfg.Batch)
 	}
+	m.SetDropoutSeed(cfg.Seed) // masks from the run's seed, so a resumed run draws the same ones
 	if err := m.SetOptimizer(cfg.Optimizer); err != nil {
 		return nil, err
 	}
-	norm := train.Standardisation()
-	t := &Trainer{m: m, cfg: cfg, stepsEpoch: train.N / cfg.Batch, norm: norm, lastFinite: -1}
+	norms := train.ChannelNorm() // for one channel, the bits of Standardisation
+	t := &Trainer{m: m, cfg: cfg, stepsEpoch: train.N / cfg.Batch, norms: norms, lastFinite: -1}
+	micro, err := cfg.microBatch(t.world())
+	if err != nil {
+		return nil, err
+	}
+	if err := t.sameWeights(); err != nil {
+		return nil, err
+	}
 	t.pcg = rand.NewPCG(cfg.Seed, nn.ShuffleStream)
 	t.rng = rand.New(t.pcg)
-	var err error
-	if t.train, err = m.Upload(train, norm); err != nil {
-		return nil, errors.Join(err, t.Close())
-	}
-	if t.test, err = m.Upload(test, norm); err != nil {
+	if t.train, err = m.UploadChannels(train, norms); err != nil {
 		return nil, errors.Join(err, t.Close())
 	}
 	if t.batch, err = m.NewBatch(cfg.Batch); err != nil {
 		return nil, errors.Join(err, t.Close())
 	}
-	if r := test.N % cfg.Batch; r != 0 {
-		if t.tail, err = m.NewBatch(r); err != nil {
+	if micro < cfg.Batch {
+		if t.micro, err = m.NewBatch(micro); err != nil {
 			return nil, errors.Join(err, t.Close())
 		}
+		n := 0
+		for _, p := range m.Params() {
+			n += p.Value.Len()
+		}
+		t.gradAcc, t.gradTmp = make([]float32, n), make([]float32, n)
+	}
+	if err := t.newEvalSet(&t.test, test); err != nil {
+		return nil, errors.Join(err, t.Close())
 	}
 	t.perm = make([]int32, train.N)
 	for i := range t.perm {
 		t.perm[i] = int32(i)
-	}
-	t.evalRows = make([]int32, test.N)
-	for i := range t.evalRows {
-		t.evalRows[i] = int32(i)
 	}
 	if err := t.newViews(); err != nil {
 		return nil, errors.Join(err, t.Close())
@@ -365,37 +443,126 @@ func NewTrainer(m *nn.Model, train, test *data.Dataset, cfg Config) (*Trainer, e
 	return t, nil
 }
 
-// newViews allocates the training order and the test rows on the backend,
-// uploads the test rows and makes the views of both that the steps and
-// the evaluation gather through.
+// SetValidation uploads val, a validation set (disjoint from the training
+// set: data.Dataset.Split), standardised as the training set: from then on
+// it is evaluated after every epoch, selects the best epoch (Config.OnBest)
+// and early stopping (Config.Patience), and the test set is evaluated
+// after the last epoch only unless Config.TestEveryEpoch. Call it once,
+// before Restore and Run.
+func (t *Trainer) SetValidation(val *data.Dataset) error {
+	if t.val.set != nil || t.epoch > 0 || t.stepEpoch > 0 {
+		return fmt.Errorf("host: set validation: call it once, before training")
+	}
+	if err := t.newEvalSet(&t.val, val); err != nil {
+		return errors.Join(err, t.val.free(t.m.Backend()))
+	}
+	return nil
+}
+
+// evalSet is a data set evaluated in order, in batches of Config.Batch
+// images and one tail batch of the rest.
+type evalSet struct {
+	set   *nn.DeviceSet
+	n     int
+	tail  *nn.Batch        // the last N mod Batch images; nil when 0
+	idx   backend.Tensor   // the rows 0 … N−1, uploaded once
+	views []backend.Tensor // the batches of idx, in order
+}
+
+// newEvalSet uploads d into e with the trainer's standardisation and
+// makes its batches.
+func (t *Trainer) newEvalSet(e *evalSet, d *data.Dataset) error {
+	be, batch := t.m.Backend(), t.cfg.Batch
+	var err error
+	if e.set, err = t.m.UploadChannels(d, t.norms); err != nil {
+		return err
+	}
+	e.n = d.N
+	if r := d.N % batch; r != 0 {
+		if e.tail, err = t.m.NewBatch(r); err != nil {
+			return err
+		}
+	}
+	rows := make([]int32, d.N)
+	for i := range rows {
+		rows[i] = int32(i)
+	}
+	if e.idx, err = be.NewIndexTensor(len(rows)); err != nil {
+		return err
+	}
+	if err := be.UploadIndex(e.idx, rows); err != nil {
+		return err
+	}
+	for i, n := 0, len(rows); i < n; {
+		v, err := be.IndexView(e.idx, i, min(batch, n-i))
+		if err != nil {
+			return err
+		}
+		e.views = append(e.views, v)
+		i += v.Len()
+	}
+	return nil
+}
+
+// free releases e's tensors.
+func (e *evalSet) free(be backend.Backend) error {
+	var errs []error
+	if e.set != nil {
+		errs = append(errs, e.set.Free(be))
+	}
+	if e.tail != nil {
+		errs = append(errs, e.tail.Free(be))
+	}
+	if e.idx != nil {
+		errs = append(errs, be.Free(e.idx))
+	}
+	*e = evalSet{}
+	return errors.Join(errs...)
+}
+
+// newViews allocates the training order on the backend and makes the
+// views of it that the steps gather through.
 func (t *Trainer) newViews() error {
 	be, batch := t.m.Backend(), t.cfg.Batch
 	var err error
 	if t.order, err = be.NewIndexTensor(len(t.perm)); err != nil {
 		return err
 	}
+	// A step's views: the whole batch, or this rank's micro-batches.
+	size, per, rank := batch, 1, 0
+	if t.micro != nil {
+		size, per = t.micro.N, t.cfg.accum()
+		if t.cfg.Comm != nil {
+			rank = t.cfg.Comm.Rank()
+		}
+	}
 	for s := range t.stepsEpoch {
-		v, err := be.IndexView(t.order, s*batch, batch)
-		if err != nil {
-			return err
+		for k := range per {
+			v, err := be.IndexView(t.order, s*batch+(rank*per+k)*size, size)
+			if err != nil {
+				return err
+			}
+			t.orderViews = append(t.orderViews, v)
 		}
-		t.orderViews = append(t.orderViews, v)
-	}
-	if t.evalIdx, err = be.NewIndexTensor(len(t.evalRows)); err != nil {
-		return err
-	}
-	if err := be.UploadIndex(t.evalIdx, t.evalRows); err != nil {
-		return err
-	}
-	for i, n := 0, len(t.evalRows); i < n; {
-		v, err := be.IndexView(t.evalIdx, i, min(batch, n-i))
-		if err != nil {
-			return err
-		}
-		t.evalViews = append(t.evalViews, v)
-		i += v.Len()
 	}
 	return nil
+}
+
+// loadTraining fills b with the training rows that the view idx names,
+// augmented (Config.Augment) on the backend: each image as its row in
+// the training set, the seed and the epoch draw it.
+func (t *Trainer) loadTraining(b *nn.Batch, idx backend.Tensor) error {
+	m := t.m
+	if err := m.LoadIndexed(b, t.train, idx); err != nil {
+		return err
+	}
+	a := t.cfg.Augment
+	if a == (data.Augment{}) {
+		return nil
+	}
+	sp := m.Spec()
+	p := backend.AugmentParams{Pad: a.Pad, Flip: a.Flip, Seed: t.cfg.Seed, Step: uint64(t.epoch)}
+	return m.Backend().AugmentBatch(p, b.N, sp.C, sp.H, sp.W, t.train.X, idx, b.X)
 }
 
 // Model is the model being trained.
@@ -404,8 +571,9 @@ func (t *Trainer) Model() *nn.Model { return t.m }
 // Config is the trainer's configuration.
 func (t *Trainer) Config() Config { return t.cfg }
 
-// Norm is the standardisation of the inputs, from the training set.
-func (t *Trainer) Norm() data.Norm { return t.norm }
+// Norms is the standardisation of the inputs, one per channel, from the
+// training set (data.Dataset.ChannelNorm).
+func (t *Trainer) Norms() []data.Norm { return t.norms }
 
 // StepsPerEpoch is ⌊training images / Batch⌋.
 func (t *Trainer) StepsPerEpoch() int { return t.stepsEpoch }
@@ -417,23 +585,21 @@ func (t *Trainer) Epoch() int { return t.epoch }
 func (t *Trainer) Close() error {
 	be := t.m.Backend()
 	var errs []error
-	for _, s := range []*nn.DeviceSet{t.train, t.test} {
-		if s != nil {
-			errs = append(errs, s.Free(be))
-		}
+	if t.train != nil {
+		errs = append(errs, t.train.Free(be))
 	}
-	for _, b := range []*nn.Batch{t.batch, t.tail} {
+	errs = append(errs, t.test.free(be), t.val.free(be))
+	for _, b := range []*nn.Batch{t.batch, t.micro} {
 		if b != nil {
 			errs = append(errs, b.Free(be))
 		}
 	}
-	for _, x := range []backend.Tensor{t.order, t.evalIdx, t.finiteOut} {
+	for _, x := range []backend.Tensor{t.order, t.finiteOut} {
 		if x != nil {
 			errs = append(errs, be.Free(x))
 		}
 	}
-	t.train, t.test, t.batch, t.tail = nil, nil, nil, nil
-	t.order, t.evalIdx, t.orderViews, t.evalViews = nil, nil, nil, nil
+	t.train, t.batch, t.micro, t.order, t.orderViews = nil, nil, nil, nil, nil
 	t.finite, t.finiteOut = nil, nil
 	return errors.Join(errs...)
 }
@@ -444,17 +610,22 @@ func (t *Trainer) Close() error {
 func (t *Trainer) Run(ctx context.Context) ([]EpochMetrics, error) {
 	t.start = time.Now().Add(-t.elapsedBefore)
 	var all []EpochMetrics
-	for t.epoch < t.cfg.Epochs {
+	for t.epoch < t.cfg.Epochs && !t.Stopped() {
 		em, err := t.RunEpoch(ctx)
 		if err != nil {
 			return all, err
 		}
 		all = append(all, em)
-		if t.cfg.OnEpoch != nil {
-			t.cfg.OnEpoch(em)
-		}
 	}
 	return all, nil
+}
+
+// Stopped reports whether training has stopped early: Config.Patience
+// epochs have passed since the best validation accuracy (a trainer
+// restored to such a position runs no more epochs).
+func (t *Trainer) Stopped() bool {
+	return t.cfg.Patience > 0 && t.val.set != nil && t.bestEpoch > 0 && t.stepEpoch == 0 &&
+		t.epoch-t.bestEpoch >= t.cfg.Patience
 }
 
 // download reads element 0 of a one-element tensor.
@@ -471,7 +642,7 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	if t.start.IsZero() {
 		t.start = time.Now().Add(-t.elapsedBefore)
 	}
-	m, b, cfg := t.m, t.batch, t.cfg
+	m, b, cfg := t.m, t.trainBatch(), t.cfg
 	em := EpochMetrics{Epoch: t.epoch + 1, Epochs: cfg.Epochs}
 	if t.epoch >= cfg.Epochs {
 		return em, fmt.Errorf("host: all %d epochs are done", cfg.Epochs)
@@ -515,15 +686,25 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	t0 := time.Now()
 	var lr float64
 	for s := first; s < t.stepsEpoch; s++ {
-		if err := ctx.Err(); err != nil {
+		ctxErr := ctx.Err() // asked once per step (tests count the calls)
+		if err := t.agree(ctxErr != nil, nil); err != nil {
+			return em, err
+		}
+		if err := ctxErr; err != nil {
 			t.keepEpochSums()
+			if t.stepEpoch == 0 {
+				*t.pcg = t.epochPCG // not started: State gives the epoch's shuffling state, not the one after its order was drawn
+			}
 			return em, err
 		}
 		lr = cfg.Schedule.LR(cfg.LR, t.epoch, t.step, total)
-		if err := m.LoadIndexed(b, t.train, t.orderViews[s]); err != nil {
-			return em, err
+		var err error
+		if t.micro != nil {
+			err = t.accumStep(s, lr)
+		} else if err = t.loadTraining(b, t.orderViews[s]); err == nil {
+			err = m.TrainStep(b, float32(lr), float32(cfg.Momentum), float32(cfg.WeightDecay))
 		}
-		if err := m.TrainStep(b, float32(lr), float32(cfg.Momentum), float32(cfg.WeightDecay)); err != nil {
+		if err != nil {
 			return em, fmt.Errorf("host: epoch %d step %d: %w", t.epoch+1, s+1, err)
 		}
 		t.step++
@@ -535,21 +716,25 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 			if err != nil {
 				return em, err
 			}
-			if err := t.checkDiverged(sum); err != nil {
+			correct, err := t.download(b.Correct)
+			if err != nil {
+				return em, err
+			}
+			sum, correct, k, err := t.globalSums(sum, correct)
+			if err != nil {
+				return em, err
+			}
+			if err := t.checkDiverged(sum / float64(k)); err != nil {
 				return em, err
 			}
 			if report && cfg.OnProgress != nil {
-				correct, err := t.download(b.Correct)
-				if err != nil {
-					return em, err
-				}
 				dt := time.Since(t0)
 				cfg.OnProgress(Progress{Epoch: t.epoch + 1, Epochs: cfg.Epochs, Step: s + 1, Steps: t.stepsEpoch,
-					Loss: sum / float64(s+1-base), Averaged: s + 1 - base, TrainAcc: correct / float64((s+1-base)*cfg.Batch),
+					Loss: sum / float64((s+1-base)*k), Averaged: s + 1 - base, TrainAcc: correct / float64((s+1-base)*cfg.Batch),
 					GlobalStep: t.step, LR: lr, ImagesPerSec: float64((s+1-first)*cfg.Batch) / dt.Seconds(), Elapsed: time.Since(t.start)})
 			}
 			if save {
-				if err := cfg.OnCheckpoint(); err != nil {
+				if err := t.agree(false, cfg.OnCheckpoint()); err != nil {
 					return em, fmt.Errorf("host: checkpoint after step %d: %w", t.step, err)
 				}
 			}
@@ -567,12 +752,16 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	if err != nil {
 		return em, err
 	}
+	t.epochSums, t.trained = [2]float32{float32(sum), float32(correct)}, true
+	sum, correct, k, err := t.globalSums(sum, correct)
+	if err != nil {
+		return em, err
+	}
 	if first < t.stepsEpoch {
-		if err := t.checkDiverged(sum); err != nil {
+		if err := t.checkDiverged(sum / float64(k)); err != nil {
 			return em, err
 		}
 	}
-	t.epochSums, t.trained = [2]float32{float32(sum), float32(correct)}, true
 	em.LR = lr
 	em.Images = (t.stepsEpoch - first) * cfg.Batch
 	if em.Images > 0 {
@@ -581,27 +770,45 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	// Averaged is 0 when the epoch resumed after its last step from a
 	// checkpoint without the epoch's sums: only the evaluation is left.
 	if em.Averaged = t.stepsEpoch - base; em.Averaged > 0 {
-		em.Loss = sum / float64(em.Averaged)
+		em.Loss = sum / float64(em.Averaged*k)
 		em.TrainAcc = correct / float64(em.Averaged*cfg.Batch)
 	}
 	t1 := time.Now()
-	if em.TestLoss, em.TestAcc, err = t.Evaluate(ctx); err != nil {
-		return em, err
+	if t.val.set != nil {
+		if em.ValLoss, em.ValAcc, err = t.evaluate(ctx, &t.val); err != nil {
+			return em, err
+		}
+		em.Validated = true
+		if em.Best = t.bestEpoch == 0 || em.ValAcc > t.bestAcc+cfg.MinDelta; em.Best {
+			t.bestEpoch, t.bestAcc = em.Epoch, em.ValAcc
+		}
+		em.Stop = cfg.Patience > 0 && em.Epoch-t.bestEpoch >= cfg.Patience && em.Epoch < cfg.Epochs
+	}
+	if t.val.set == nil || cfg.TestEveryEpoch || em.Epoch == cfg.Epochs || em.Stop {
+		if em.TestLoss, em.TestAcc, err = t.Evaluate(ctx); err != nil {
+			return em, err
+		}
+		em.Tested = true
 	}
 	em.EvalTime = time.Since(t1)
 	em.Elapsed = time.Since(t.start)
-	if em.Best = t.bestEpoch == 0 || em.TestAcc > t.bestAcc; em.Best {
-		t.bestEpoch, t.bestAcc = em.Epoch, em.TestAcc
+	if t.val.set == nil {
+		if em.Best = t.bestEpoch == 0 || em.TestAcc > t.bestAcc; em.Best {
+			t.bestEpoch, t.bestAcc = em.Epoch, em.TestAcc
+		}
 	}
 	t.epoch++
 	t.stepEpoch, t.trained = 0, false
+	if cfg.OnEpoch != nil {
+		cfg.OnEpoch(em)
+	}
 	if cfg.OnCheckpoint != nil {
-		if err := cfg.OnCheckpoint(); err != nil {
+		if err := t.agree(false, cfg.OnCheckpoint()); err != nil {
 			return em, fmt.Errorf("host: checkpoint after epoch %d: %w", t.epoch, err)
 		}
 	}
 	if em.Best && cfg.OnBest != nil {
-		if err := cfg.OnBest(em); err != nil {
+		if err := t.agree(false, cfg.OnBest(em)); err != nil {
 			return em, fmt.Errorf("host: best checkpoint after epoch %d: %w", t.epoch, err)
 		}
 	}
@@ -701,8 +908,22 @@ func (t *Trainer) Where() string {
 // Evaluate runs the model over the whole test set and returns the mean
 // loss per image and the fraction classified correctly.
 func (t *Trainer) Evaluate(ctx context.Context) (loss, acc float64, err error) {
+	return t.evaluate(ctx, &t.test)
+}
+
+// EvaluateValidation is Evaluate on the validation set (SetValidation).
+func (t *Trainer) EvaluateValidation(ctx context.Context) (loss, acc float64, err error) {
+	if t.val.set == nil {
+		return 0, 0, fmt.Errorf("host: evaluate: no validation set")
+	}
+	return t.evaluate(ctx, &t.val)
+}
+
+// evaluate runs the model over e and returns the mean loss per image and
+// the fraction classified correctly.
+func (t *Trainer) evaluate(ctx context.Context, e *evalSet) (loss, acc float64, err error) {
 	var lossSum, correct float64
-	for _, b := range []*nn.Batch{t.batch, t.tail} {
+	for _, b := range []*nn.Batch{t.batch, e.tail} {
 		if b == nil {
 			continue
 		}
@@ -710,16 +931,16 @@ func (t *Trainer) Evaluate(ctx context.Context) (loss, acc float64, err error) {
 			return 0, 0, err
 		}
 	}
-	n, i := len(t.evalRows), 0
-	for _, idx := range t.evalViews {
+	n, i := e.n, 0
+	for _, idx := range e.views {
 		if err := ctx.Err(); err != nil {
 			return 0, 0, err
 		}
 		b := t.batch
 		if idx.Len() < b.N {
-			b = t.tail
+			b = e.tail
 		}
-		if err := t.m.LoadIndexed(b, t.test, idx); err != nil {
+		if err := t.m.LoadIndexed(b, e.set, idx); err != nil {
 			return 0, 0, err
 		}
 		b.Eval = true // running statistics; dropout passes through
@@ -731,7 +952,7 @@ func (t *Trainer) Evaluate(ctx context.Context) (loss, acc float64, err error) {
 		i += b.N
 	}
 	// LossSum holds per-batch means: weight them back to per-image sums.
-	for _, b := range []*nn.Batch{t.batch, t.tail} {
+	for _, b := range []*nn.Batch{t.batch, e.tail} {
 		if b == nil {
 			continue
 		}

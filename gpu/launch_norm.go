@@ -1,0 +1,175 @@
+package gpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
+)
+
+// Launchers of the batch-normalisation kernels of kernels/norm.cu. Each
+// computes cpuref's float32 form bit for bit (cpuref.BatchNormTrainForward32,
+// BatchNormEvalForward, BatchNormBackward32): x, y, dy and dx are (N,C,HW),
+// the per-channel tensors (C); every buffer is float32.
+
+// bnShape names a batch-norm launch in errors.
+type bnShape struct{ n, c, hw int }
+
+func (s bnShape) String() string { return fmt.Sprintf("N=%d,C=%d,HW=%d", s.n, s.c, s.hw) }
+
+// BatchNormTrainForward normalises each channel of x with its batch
+// statistics and writes y (which may be x):
+//
+//	μ = Σx/M,  σ² = Σ(x−μ)²/M,  invStd = 1/√(σ²+ε),  y = γ·(x−μ)·invStd + β
+//
+// with M = N·HW and the sums in cpuref.BatchNormTrainForward32's lane
+// order. saveMean and saveInvStd (C), when not nil, receive μ and invStd
+// for BatchNormBackward; runMean and runVar (C), when not nil (both or
+// neither), are updated in place with momentum:
+// r ← (1−m)·r + m·μ and (1−m)·r + m·Σ(x−μ)²/(M−1). Kernel
+// bn_train_fwd_v1, one 256-thread block per channel.
+//
+// An error wrapping geom.ErrGeometry is returned when a size is < 1,
+// N·HW < 2, a tensor has 2³¹ elements or more or a buffer has the wrong
+// length; one wrapping geom.ErrHyperparameter when momentum is outside
+// [0, 1] or eps is not finite and > 0.
+func (d *Device) BatchNormTrainForward(n, c, hw int, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar *Buffer, momentum, eps float64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.bnTrainForward(n, c, hw, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar, momentum, eps); err != nil {
+		return launchErr(kBNTrainFwd, bnShape{n, c, hw}, err)
+	}
+	return nil
+}
+
+func (d *Device) bnTrainForward(n, c, hw int, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar *Buffer, momentum, eps float64) error {
+	if err := dims([]int{n, c, hw}, []int{n, c, hw}); err != nil {
+		return err
+	}
+	if n*hw < 2 {
+		return fmt.Errorf("training needs more than one value per channel (N·HW = %d): %w", n*hw, geom.ErrGeometry)
+	}
+	if !(momentum >= 0 && momentum <= 1) {
+		return fmt.Errorf("momentum %g must be in [0, 1]: %w", momentum, geom.ErrHyperparameter)
+	}
+	if err := checkEps(eps); err != nil {
+		return err
+	}
+	L := n * c * hw
+	for _, b := range []struct {
+		name string
+		b    *Buffer
+		n    int
+		opt  bool
+	}{{"x", x, L, false}, {"gamma", gamma, c, false}, {"beta", beta, c, false}, {"y", y, L, false},
+		{"saveMean", saveMean, c, true}, {"saveInvStd", saveInvStd, c, true},
+		{"runMean", runMean, c, true}, {"runVar", runVar, c, true}} {
+		var err error
+		if b.opt {
+			err = d.needOpt(b.name, b.b, Float32, b.n)
+		} else {
+			err = d.need(b.name, b.b, Float32, b.n)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if (runMean == nil) != (runVar == nil) {
+		return fmt.Errorf("runMean and runVar must be both given or both nil: %w", geom.ErrGeometry)
+	}
+	grid, block := perBlock(c)
+	return d.launch(kBNTrainFwd, grid, block, 0, argPtr(x), argPtr(gamma), argPtr(beta), argPtr(y),
+		argPtr(saveMean), argPtr(saveInvStd), argPtr(runMean), argPtr(runVar),
+		argI32(n), argI32(c), argI32(hw), argF32(float32(momentum)), argF32(float32(1-momentum)), argF32(float32(eps)))
+}
+
+// checkEps reports an eps that is not finite and > 0.
+func checkEps(eps float64) error {
+	if !(eps > 0) || math.IsInf(eps, 0) {
+		return fmt.Errorf("eps %g must be finite and > 0: %w", eps, geom.ErrHyperparameter)
+	}
+	return nil
+}
+
+// BatchNormEvalForward normalises x with the running statistics runMean
+// and runVar (C) and writes y (which may be x):
+//
+//	y = γ·((x − runMean)·(1/√(runVar + ε))) + β
+//
+// every operation rounded to float32 (cpuref.BatchNormEvalForward).
+// Kernel bn_eval_fwd_v1, 1-D over N·C·HW. Errors as BatchNormTrainForward
+// (N·HW = 1 is allowed).
+func (d *Device) BatchNormEvalForward(n, c, hw int, x, gamma, beta, runMean, runVar, y *Buffer, eps float64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.bnEvalForward(n, c, hw, x, gamma, beta, runMean, runVar, y, eps); err != nil {
+		return launchErr(kBNEvalFwd, bnShape{n, c, hw}, err)
+	}
+	return nil
+}
+
+func (d *Device) bnEvalForward(n, c, hw int, x, gamma, beta, runMean, runVar, y *Buffer, eps float64) error {
+	if err := dims([]int{n, c, hw}, []int{n, c, hw}); err != nil {
+		return err
+	}
+	if err := checkEps(eps); err != nil {
+		return err
+	}
+	L := n * c * hw
+	for _, b := range []struct {
+		name string
+		b    *Buffer
+		n    int
+	}{{"x", x, L}, {"gamma", gamma, c}, {"beta", beta, c}, {"runMean", runMean, c}, {"runVar", runVar, c}, {"y", y, L}} {
+		if err := d.need(b.name, b.b, Float32, b.n); err != nil {
+			return err
+		}
+	}
+	grid, block := linear(L)
+	return d.launch(kBNEvalFwd, grid, block, 0, argPtr(x), argPtr(gamma), argPtr(beta), argPtr(runMean), argPtr(runVar),
+		argPtr(y), argI32(n), argI32(c), argI32(hw), argF32(float32(eps)))
+}
+
+// BatchNormBackward computes the training-mode gradients of
+// BatchNormTrainForward, given its input x, γ, and the saveMean and
+// saveInvStd it wrote:
+//
+//	dβ = Σ dy,  dγ = Σ dy·x̂,  dx = (γ·invStd)·((dy − dβ/M) − x̂·(dγ/M))
+//
+// with x̂ = (x − μ)·invStd and the sums in lane order
+// (cpuref.BatchNormBackward32). dgamma and dbeta (C) are overwritten; dx
+// too unless it is nil; dx may be dy. Kernel bn_bwd_v1, one 256-thread
+// block per channel. An error wrapping geom.ErrGeometry is returned when a
+// size is < 1, a tensor has 2³¹ elements or more or a buffer has the wrong
+// length.
+func (d *Device) BatchNormBackward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta *Buffer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.bnBackward(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta); err != nil {
+		return launchErr(kBNBwd, bnShape{n, c, hw}, err)
+	}
+	return nil
+}
+
+func (d *Device) bnBackward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta *Buffer) error {
+	if err := dims([]int{n, c, hw}, []int{n, c, hw}); err != nil {
+		return err
+	}
+	L := n * c * hw
+	for _, b := range []struct {
+		name string
+		b    *Buffer
+		n    int
+	}{{"x", x, L}, {"gamma", gamma, c}, {"saveMean", saveMean, c}, {"saveInvStd", saveInvStd, c}, {"dy", dy, L},
+		{"dgamma", dgamma, c}, {"dbeta", dbeta, c}} {
+		if err := d.need(b.name, b.b, Float32, b.n); err != nil {
+			return err
+		}
+	}
+	if err := d.needOpt("dx", dx, Float32, L); err != nil {
+		return err
+	}
+	grid, block := perBlock(c)
+	return d.launch(kBNBwd, grid, block, 0, argPtr(x), argPtr(gamma), argPtr(saveMean), argPtr(saveInvStd),
+		argPtr(dy), argPtr(dx), argPtr(dgamma), argPtr(dbeta), argI32(n), argI32(c), argI32(hw))
+}

@@ -1,0 +1,50 @@
+package cpubackend
+
+import (
+	"fmt"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
+	"github.com/convtrain/convtrain/host/backend"
+	"github.com/convtrain/convtrain/host/data"
+)
+
+// AugmentBatch runs host/data's reference (data.Augment.Draw and Apply)
+// image by image.
+func (be *cpuBackend) AugmentBatch(p backend.AugmentParams, n, c, h, w int, src, rows, dst backend.Tensor) error {
+	if n < 1 || c < 1 || h < 1 || w < 1 || n > backend.MaxTensorElems/c/h/w || p.Pad < 0 || p.Pad > backend.MaxAugmentPad {
+		return fmt.Errorf("host: augment batch: N=%d,C=%d,H=%d,W=%d, padding %d (want sizes ≥ 1, padding 0 to %d): %w", n, c, h, w, p.Pad, backend.MaxAugmentPad, geom.ErrGeometry)
+	}
+	size := c * h * w
+	ix, err := be.i32("rows", rows, n)
+	if err != nil {
+		return wrap("augment batch", err)
+	}
+	s, err := be.f32("src", src, -1)
+	if err != nil {
+		return wrap("augment batch", err)
+	}
+	d, err := be.f32("dst", dst, n*size)
+	if err != nil {
+		return wrap("augment batch", err)
+	}
+	if dst.(*cpuTensor).parent != nil || dst == src {
+		return fmt.Errorf("host: augment batch: dst is a view or src: %w", backend.ErrTensor)
+	}
+	if len(s)%size != 0 {
+		return fmt.Errorf("host: augment batch: src has %d elements, not whole images of %d×%d×%d: %w", len(s), c, h, w, backend.ErrTensor)
+	}
+	m := len(s) / size
+	for i, r := range ix {
+		if r < 0 || int(r) >= m {
+			return fmt.Errorf("host: augment batch: rows[%d] = %d is outside [0, %d): %w", i, r, m, backend.ErrTensor)
+		}
+	}
+	a := data.Augment{Pad: p.Pad, Flip: p.Flip}
+	for i, r := range ix {
+		draw := a.Draw(p.Seed, p.Step, uint64(r))
+		if err := a.Apply(d[i*size:(i+1)*size], s[int(r)*size:(int(r)+1)*size], c, h, w, draw); err != nil {
+			return wrap("augment batch", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,148 @@
+package cpubackend
+
+import (
+	"fmt"
+
+	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
+	"github.com/convtrain/convtrain/host/backend"
+)
+
+func (be *cpuBackend) ActivationForward(act backend.Activation, param float32, x, y backend.Tensor) error {
+	s, err := be.slices([]string{"x", "y"}, x, y)
+	if err != nil {
+		return err
+	}
+	xs, ys := s[0], s[1]
+	switch act {
+	case backend.LeakyReLU:
+		err = cpuref.LeakyReLUForward(xs, ys, param)
+	case backend.Sigmoid:
+		err = cpuref.SigmoidForward(xs, ys)
+	case backend.Tanh:
+		err = cpuref.TanhForward(xs, ys)
+	case backend.SiLU:
+		err = cpuref.SiLUForward(xs, ys)
+	case backend.GELUErf:
+		err = cpuref.GELUForward(xs, ys, cpuref.GELUErf)
+	case backend.GELUTanh:
+		err = cpuref.GELUForward(xs, ys, cpuref.GELUTanh)
+	default:
+		err = fmt.Errorf("unknown activation %v: %w", act, geom.ErrGeometry)
+	}
+	return wrap(act.String()+" forward", err)
+}
+
+func (be *cpuBackend) ActivationBackward(act backend.Activation, param float32, x, y, dy, dx backend.Tensor) error {
+	s, err := be.slices([]string{"x", "y", "dy", "dx"}, x, y, dy, dx)
+	if err != nil {
+		return err
+	}
+	xs, ys, dys, dxs := s[0], s[1], s[2], s[3]
+	switch act {
+	case backend.LeakyReLU:
+		err = cpuref.LeakyReLUBackward(xs, dys, dxs, param)
+	case backend.Sigmoid:
+		err = cpuref.SigmoidBackward(ys, dys, dxs)
+	case backend.Tanh:
+		err = cpuref.TanhBackward(ys, dys, dxs)
+	case backend.SiLU:
+		err = cpuref.SiLUBackward(xs, dys, dxs)
+	case backend.GELUErf:
+		err = cpuref.GELUBackward(xs, dys, dxs, cpuref.GELUErf)
+	case backend.GELUTanh:
+		err = cpuref.GELUBackward(xs, dys, dxs, cpuref.GELUTanh)
+	default:
+		err = fmt.Errorf("unknown activation %v: %w", act, geom.ErrGeometry)
+	}
+	return wrap(act.String()+" backward", err)
+}
+
+// mask draws the dropout mask of key for n elements into the backend's
+// reused buffer.
+func (be *cpuBackend) mask(key backend.DropoutKey, p float32, n int) ([]uint8, error) {
+	if cap(be.maskBuf) < n {
+		be.maskBuf = make([]uint8, n)
+	}
+	m := be.maskBuf[:n]
+	return m, cpuref.DropoutMask(cpuref.DropoutKey{Seed: key.Seed, Stream: key.Stream, Step: key.Step}, p, m)
+}
+
+func (be *cpuBackend) DropoutForward(key backend.DropoutKey, p float32, x, y backend.Tensor) error {
+	s, err := be.slices([]string{"x", "y"}, x, y)
+	if err != nil {
+		return err
+	}
+	m, err := be.mask(key, p, len(s[0]))
+	if err == nil {
+		err = cpuref.DropoutForward(p, m, s[0], s[1])
+	}
+	return wrap("dropout forward", err)
+}
+
+func (be *cpuBackend) DropoutBackward(key backend.DropoutKey, p float32, dy, dx backend.Tensor) error {
+	s, err := be.slices([]string{"dy", "dx"}, dy, dx)
+	if err != nil {
+		return err
+	}
+	m, err := be.mask(key, p, len(s[0]))
+	if err == nil {
+		err = cpuref.DropoutBackward(p, m, s[0], s[1])
+	}
+	return wrap("dropout backward", err)
+}
+
+func (be *cpuBackend) Add(a, b, y backend.Tensor) error {
+	s, err := be.slices([]string{"a", "b", "y"}, a, b, y)
+	if err != nil {
+		return err
+	}
+	return wrap("add", cpuref.AddForward(s[0], s[1], s[2]))
+}
+
+func (be *cpuBackend) ConcatForward(n, hw int, cs []int, xs []backend.Tensor, y backend.Tensor) error {
+	ys, err := be.f32("y", y, -1)
+	if err != nil {
+		return err
+	}
+	in, err := be.slices(be.concatNames(len(xs), "x"), xs...)
+	if err != nil {
+		return err
+	}
+	return wrap("concat forward", cpuref.ConcatForward(n, hw, cs, in, ys))
+}
+
+func (be *cpuBackend) ConcatBackward(n, hw int, cs []int, dy backend.Tensor, dxs []backend.Tensor) error {
+	dys, err := be.f32("dy", dy, -1)
+	if err != nil {
+		return err
+	}
+	out, err := be.slices(be.concatNames(len(dxs), "dx"), dxs...)
+	if err != nil {
+		return err
+	}
+	return wrap("concat backward", cpuref.ConcatBackward(n, hw, cs, dys, out))
+}
+
+type nameKey struct {
+	what string
+	n    int
+}
+
+// concatNames are the names of n concatenated tensors for errors, x[0],
+// x[1], …, made once per count.
+func (be *cpuBackend) concatNames(n int, what string) []string {
+	key := nameKey{what, n}
+	names, ok := be.names[key]
+	if !ok {
+		names = make([]string, n)
+		for i := range names {
+			names[i] = fmt.Sprintf("%s[%d]", what, i)
+		}
+		if be.names == nil {
+			be.names = make(map[nameKey][]string)
+		}
+		be.names[key] = names
+	}
+	return names
+}

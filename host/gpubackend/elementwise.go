@@ -1,0 +1,194 @@
+package gpubackend
+
+import (
+	"fmt"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
+	"github.com/convtrain/convtrain/gpu"
+	"github.com/convtrain/convtrain/host/backend"
+)
+
+// The activations, dropout, the residual add and concatenation over the
+// kernels of kernels/activation_v2.cu and kernels/elementwise.cu
+// (gpu/launch_elementwise.go): the same bits as the CPU backend.
+
+// gpuAct is the gpu package's code of act.
+func gpuAct(act backend.Activation) (gpu.Activation, error) {
+	switch act {
+	case backend.LeakyReLU:
+		return gpu.ActLeakyReLU, nil
+	case backend.Sigmoid:
+		return gpu.ActSigmoid, nil
+	case backend.Tanh:
+		return gpu.ActTanh, nil
+	case backend.SiLU:
+		return gpu.ActSiLU, nil
+	case backend.GELUErf:
+		return gpu.ActGELUErf, nil
+	case backend.GELUTanh:
+		return gpu.ActGELUTanh, nil
+	}
+	return 0, fmt.Errorf("host: unknown activation %v: %w", act, geom.ErrGeometry)
+}
+
+// ActivationForward runs act_fwd_v1.
+func (be *gpuBackend) ActivationForward(act backend.Activation, param float32, x, y backend.Tensor) error {
+	a, err := gpuAct(act)
+	if err != nil {
+		return err
+	}
+	xb, err := be.f32("x", x, -1)
+	if err != nil {
+		return err
+	}
+	yb, err := be.f32("y", y, xb.Len())
+	if err != nil {
+		return err
+	}
+	return gpuWrap(act.String()+" forward", be.dev.ActivationForward(a, param, xb, yb))
+}
+
+// ActivationBackward runs act_bwd_v1, which reads x or y (the other may
+// be nil) as the activation needs.
+func (be *gpuBackend) ActivationBackward(act backend.Activation, param float32, x, y, dy, dx backend.Tensor) error {
+	a, err := gpuAct(act)
+	if err != nil {
+		return err
+	}
+	dyb, err := be.f32("dy", dy, -1)
+	if err != nil {
+		return err
+	}
+	n := dyb.Len()
+	xb, err := be.optF32("x", x, n)
+	if err != nil {
+		return err
+	}
+	yb, err := be.optF32("y", y, n)
+	if err != nil {
+		return err
+	}
+	dxb, err := be.f32("dx", dx, n)
+	if err != nil {
+		return err
+	}
+	return gpuWrap(act.String()+" backward", be.dev.ActivationBackward(a, param, xb, yb, dyb, dxb))
+}
+
+// dropout runs dropout_v1 on in and out: the forward and the backward
+// pass are the same mask applied to x or dy.
+func (be *gpuBackend) dropout(op string, key backend.DropoutKey, p float32, inName string, in backend.Tensor, outName string, out backend.Tensor) error {
+	ib, err := be.f32(inName, in, -1)
+	if err != nil {
+		return err
+	}
+	ob, err := be.f32(outName, out, ib.Len())
+	if err != nil {
+		return err
+	}
+	k := gpu.DropoutKey{Seed: key.Seed, Stream: key.Stream, Step: key.Step}
+	return gpuWrap(op, be.dev.Dropout(k, p, ib, ob))
+}
+
+// DropoutForward runs dropout_v1 on x.
+func (be *gpuBackend) DropoutForward(key backend.DropoutKey, p float32, x, y backend.Tensor) error {
+	return be.dropout("dropout forward", key, p, "x", x, "y", y)
+}
+
+// DropoutBackward runs dropout_v1 on dy with the same key: the mask is
+// drawn again.
+func (be *gpuBackend) DropoutBackward(key backend.DropoutKey, p float32, dy, dx backend.Tensor) error {
+	return be.dropout("dropout backward", key, p, "dy", dy, "dx", dx)
+}
+
+// Add runs add_v1.
+func (be *gpuBackend) Add(a, b, y backend.Tensor) error {
+	ab, err := be.f32("a", a, -1)
+	if err != nil {
+		return err
+	}
+	bb, err := be.f32("b", b, ab.Len())
+	if err != nil {
+		return err
+	}
+	yb, err := be.f32("y", y, ab.Len())
+	if err != nil {
+		return err
+	}
+	return gpuWrap("add", be.dev.Add(ab, bb, yb))
+}
+
+// concatChannels checks a concatenation of len(cs) tensors (count given)
+// of cs[i] channels and returns the total channel count.
+func concatChannels(op string, n, hw int, cs []int, count int) (int, error) {
+	if n < 1 || hw < 1 || len(cs) == 0 || len(cs) != count {
+		return 0, fmt.Errorf("host: %s: N=%d HW=%d, %d channel counts for %d tensors: %w", op, n, hw, len(cs), count, geom.ErrGeometry)
+	}
+	total := 0
+	for i, c := range cs {
+		if c < 1 || c > backend.MaxTensorElems-total {
+			return 0, fmt.Errorf("host: %s: input %d has %d channels: %w", op, i, c, geom.ErrGeometry)
+		}
+		total += c
+	}
+	if !geom.FitsProduct([]int{n, total, hw}) {
+		return 0, fmt.Errorf("host: %s: N=%d C=%d HW=%d has 2³¹ elements or more: %w", op, n, total, hw, geom.ErrGeometry)
+	}
+	return total, nil
+}
+
+// ConcatForward runs channel_copy_v1 once per input, into its channels of y.
+func (be *gpuBackend) ConcatForward(n, hw int, cs []int, xs []backend.Tensor, y backend.Tensor) error {
+	const op = "concat forward"
+	total, err := concatChannels(op, n, hw, cs, len(xs))
+	if err != nil {
+		return err
+	}
+	yb, err := be.f32("y", y, n*total*hw)
+	if err != nil {
+		return err
+	}
+	for i, c := range cs { // every input checked before the first launch
+		if _, err := be.f32("concatenated input", xs[i], n*c*hw); err != nil {
+			return fmt.Errorf("host: %s: input %d: %w", op, i, err)
+		}
+	}
+	off := 0
+	for i, c := range cs {
+		xb, _ := be.f32("concatenated input", xs[i], n*c*hw)
+		if err := be.dev.ChannelCopy(n, c, hw, xb, c, 0, yb, total, off); err != nil {
+			return gpuWrap(op, err)
+		}
+		off += c
+	}
+	return nil
+}
+
+// ConcatBackward runs channel_copy_v1 once per non-nil dxs[i], from its
+// channels of dy.
+func (be *gpuBackend) ConcatBackward(n, hw int, cs []int, dy backend.Tensor, dxs []backend.Tensor) error {
+	const op = "concat backward"
+	total, err := concatChannels(op, n, hw, cs, len(dxs))
+	if err != nil {
+		return err
+	}
+	dyb, err := be.f32("dy", dy, n*total*hw)
+	if err != nil {
+		return err
+	}
+	for i, c := range cs { // every gradient checked before the first launch
+		if _, err := be.optF32("concatenated input's gradient", dxs[i], n*c*hw); err != nil {
+			return fmt.Errorf("host: %s: input %d: %w", op, i, err)
+		}
+	}
+	off := 0
+	for i, c := range cs {
+		if dxb, _ := be.optF32("concatenated input's gradient", dxs[i], n*c*hw); dxb != nil {
+			if err := be.dev.ChannelCopy(n, c, hw, dyb, total, off, dxb, c, 0); err != nil {
+				return gpuWrap(op, err)
+			}
+		}
+		off += c
+	}
+	return nil
+}

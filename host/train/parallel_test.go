@@ -1,0 +1,190 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+
+	"github.com/convtrain/convtrain/host/backendtest"
+	"github.com/convtrain/convtrain/host/data"
+	"github.com/convtrain/convtrain/host/nn"
+)
+
+// world is an in-process Comm of n ranks for tests: every collective waits
+// for all ranks, then each computes the result from all the ranks' inputs
+// in rank order, as dist.MPI's OrderedSum does.
+type world struct {
+	n     int
+	mu    sync.Mutex
+	cond  *sync.Cond
+	slots [][]float64
+	round int
+	count int
+}
+
+func newWorld(n int) *world {
+	w := &world{n: n, slots: make([][]float64, n)}
+	w.cond = sync.NewCond(&w.mu)
+	return w
+}
+
+// gather returns every rank's in, in rank order, once all have given theirs.
+func (w *world) gather(rank int, in []float64) [][]float64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.count >= w.n { // the previous round is still being read
+		w.cond.Wait()
+	}
+	w.slots[rank] = append([]float64(nil), in...)
+	w.count++
+	round := w.round
+	if w.count == w.n {
+		w.cond.Broadcast()
+	}
+	for w.count < w.n && w.round == round {
+		w.cond.Wait()
+	}
+	out := make([][]float64, w.n)
+	copy(out, w.slots)
+	// The last reader of this round opens the next one.
+	w.count++
+	if w.count == 2*w.n {
+		w.count, w.round = 0, w.round+1
+		w.cond.Broadcast()
+	}
+	return out
+}
+
+type rankComm struct {
+	w    *world
+	rank int
+}
+
+func (c rankComm) Rank() int { return c.rank }
+func (c rankComm) Size() int { return c.w.n }
+func (c rankComm) OrderedSum(buf []float32) error {
+	in := make([]float64, len(buf))
+	for i, v := range buf {
+		in[i] = float64(v)
+	}
+	all := c.w.gather(c.rank, in)
+	for i := range buf {
+		s := float32(all[0][i])
+		for r := 1; r < c.w.n; r++ {
+			s += float32(all[r][i])
+		}
+		buf[i] = s
+	}
+	return nil
+}
+func (c rankComm) AllreduceSum(buf []float32) error { return c.OrderedSum(buf) }
+func (c rankComm) AllreduceSumF64(buf []float64) error {
+	all := c.w.gather(c.rank, buf)
+	for i := range buf {
+		buf[i] = 0
+		for r := range c.w.n {
+			buf[i] += all[r][i]
+		}
+	}
+	return nil
+}
+func (c rankComm) AnyTrue(flag bool) (bool, error) {
+	v := []float64{0}
+	if flag {
+		v[0] = 1
+	}
+	if err := c.AllreduceSumF64(v); err != nil {
+		return false, err
+	}
+	return v[0] > 0, nil
+}
+func (c rankComm) Same(v uint64) (bool, error) {
+	all := c.w.gather(c.rank, []float64{float64(v >> 32), float64(v & 0xffffffff)})
+	for _, a := range all {
+		if a[0] != all[0][0] || a[1] != all[0][1] {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// TestDataParallelEqualsAccumulation trains the same network for two epochs
+// (a) in one process accumulating P micro-batches per step and (b) on P
+// ranks of an in-process world with the ordered reduction, for P = 2 and 3,
+// and requires the same weights bit for bit, the same accuracies and the
+// same losses within float32 rounding; then (c) without accumulation, the loss must be
+// near (a)'s: the same mean gradient summed in another order.
+func TestDataParallelEqualsAccumulation(t *testing.T) {
+	trainSet, err := data.Synthetic(96, 12, 4, 1)
+	backendtest.MustNil(t, err)
+	test, err := data.Synthetic(20, 12, 4, 2)
+	backendtest.MustNil(t, err)
+	spec := nn.Spec{C: 1, H: 12, W: 12, Loss: nn.SoftmaxCE, Layers: []nn.LayerSpec{
+		nn.ConvLayer(4, 3, 3), {Kind: nn.ReLU}, nn.PoolLayer(2), {Kind: nn.Flatten}, nn.DenseLayer(4)}}
+	cfg := Config{Epochs: 2, Batch: 12, LR: 0.05, Momentum: 0.9, WeightDecay: 1e-4, Schedule: Schedule{Kind: CosineLR}, Seed: 3}
+	run := func(cfg Config) ([][]float32, []EpochMetrics) {
+		m, err := nn.NewModel(backendtest.CPU(t), spec, 5)
+		backendtest.MustNil(t, err)
+		defer m.Close()
+		tr, err := NewTrainer(m, trainSet, test, cfg)
+		backendtest.MustNil(t, err)
+		defer tr.Close()
+		ems, err := tr.Run(context.Background())
+		backendtest.MustNil(t, err)
+		w, err := m.ParamValues()
+		backendtest.MustNil(t, err)
+		return w, ems
+	}
+	for _, p := range []int{2, 3} {
+		t.Run(fmt.Sprintf("ranks=%d", p), func(t *testing.T) {
+			acc := cfg
+			acc.Accum = p
+			wantW, wantEM := run(acc)
+			w := newWorld(p)
+			gotW := make([][][]float32, p)
+			gotEM := make([][]EpochMetrics, p)
+			var wg sync.WaitGroup
+			for r := range p {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c := cfg
+					c.Comm = rankComm{w, r}
+					gotW[r], gotEM[r] = run(c)
+				}()
+			}
+			wg.Wait()
+			for r := range p {
+				for i := range wantW {
+					backendtest.EqualBits(t, fmt.Sprintf("rank %d, param %d", r, i), gotW[r][i], wantW[i])
+				}
+				for e := range wantEM {
+					g, x := gotEM[r][e], wantEM[e]
+					// Accuracies are counts: exact. The loss is a sum of the
+					// micro-batches' mean losses, each rank's in float32 on its
+					// backend, then over the ranks in float64, where one
+					// process sums them all in float32: a few float32 ulp.
+					if math.Abs(g.Loss-x.Loss) > 1e-6*x.Loss || g.TrainAcc != x.TrainAcc || g.TestAcc != x.TestAcc {
+						t.Errorf("rank %d epoch %d: loss %v train %v test %v, want %v %v %v", r, e+1, g.Loss, g.TrainAcc, g.TestAcc, x.Loss, x.TrainAcc, x.TestAcc)
+					}
+				}
+			}
+			_, plain := run(cfg)
+			for e := range plain {
+				if d := math.Abs(plain[e].Loss - wantEM[e].Loss); d > 1e-4 {
+					t.Errorf("epoch %d: loss %v with %d micro-batches, %v without", e+1, wantEM[e].Loss, p, plain[e].Loss)
+				}
+			}
+		})
+	}
+	bad := cfg
+	bad.Accum = 5
+	m, err := nn.NewModel(backendtest.CPU(t), spec, 5)
+	backendtest.MustNil(t, err)
+	defer m.Close()
+	if _, err := NewTrainer(m, trainSet, test, bad); err == nil {
+		t.Errorf("a batch of 12 in 5 micro-batches: no error")
+	}
+}

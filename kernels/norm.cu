@@ -1,0 +1,169 @@
+// norm.cu: batch normalisation (PyTorch's BatchNorm2d), training forward,
+// evaluation forward and backward, bit for bit the float32 forms of
+// cpuref/batchnorm.go.
+//
+// Shape letters: N batch, C channels, HW = H·W values per channel plane;
+// M = N·HW values per channel; tensors are row-major
+//
+//	x, y, dy and dx are (N,C,HW); gamma, beta, save_mean, save_inv_std,
+//	run_mean, run_var, dgamma and dbeta are (C).
+//
+// The value of channel c with index i = n·HW + j (0 ≤ i < M) is
+// x[(n·C + c)·HW + j].
+//
+// Versions:
+//
+//	bn_train_fwd_v1  one block per channel: lane sums of x, then of (x − μ)², then the normalisation.
+//	bn_eval_fwd_v1   one thread per element, with the running statistics.
+//	bn_bwd_v1        one block per channel: lane sums of dy and dy·x̂, then dx.
+//
+// A lane sum (cpuref.BatchNormTrainForward32's lanesum) is the block's 256
+// threads each adding the values i = t, t+256, … of the channel in
+// ascending order to a float32 from +0, then block_sum_f32's tree. Every
+// other operation is one IEEE operation rounded to float32 in the order the
+// comments write: mul.rn/add.rn/sub.rn (-ffp-contract=off: no fusion), and
+// div.rn and sqrt.rn asked for explicitly, so the GPU, the simulator and
+// cpuref agree bit for bit.
+//
+// Launch shapes (kBlock = 256 threads per block) are stated at each kernel;
+// every kernel guards its index and never writes out of range. In-place use
+// (y == x, dx == dy) is allowed: each element is read by the thread that
+// writes it, after every sum that needs it.
+
+#include "common.cuh"
+
+// bn_value_index is the flat index of the channel's value i.
+static __device__ __forceinline__ int bn_value_index(int i, int c, int C, int HW) {
+  int n = i / HW;
+  return (n * C + c) * HW + (i - n * HW);
+}
+
+// bn_train_fwd_v1 computes, for channel c = blockIdx.x,
+//
+//	μ = lanesum(x)/float(M);  S = lanesum((x − μ)·(x − μ))
+//	invStd = 1/sqrt(S/float(M) + eps)
+//	y = gamma[c]·((x − μ)·invStd) + beta[c]
+//	save_mean[c] = μ, save_inv_std[c] = invStd   (each skipped when null)
+//	run_mean[c] = one_minus_m·run_mean[c] + m·μ
+//	run_var[c]  = one_minus_m·run_var[c]  + m·(S/float(M − 1))   (both skipped when run_mean is null)
+//
+// m and one_minus_m are the momentum and 1 − momentum rounded to float
+// by the host; M = N·HW ≥ 2.
+//
+// Launch: grid.x = C, block.x = 256.
+extern "C" __global__ void bn_train_fwd_v1(const float* x, const float* gamma, const float* beta,
+                                           float* y, float* save_mean, float* save_inv_std,
+                                           float* run_mean, float* run_var, int N, int C, int HW,
+                                           float m, float one_minus_m, float eps) {
+  // x is (N,C,HW), y is (N,C,HW); gamma, beta, save_mean, save_inv_std, run_mean, run_var are (C)
+  __shared__ float buf[kBlock];
+  __shared__ float bcast[2];
+  int c = blockIdx.x;
+  if (c >= C) return;
+  int t = threadIdx.x;
+  int M = N * HW;
+  float fM = (float)M;
+
+  float acc = 0.0f;
+  for (int i = t; i < M; i += kBlock) acc = acc + x[bn_value_index(i, c, C, HW)];
+  float s = block_sum_f32(acc, buf);
+  if (t == 0) bcast[0] = __nvvm_div_rn_f(s, fM);
+  __syncthreads();
+  float mean = bcast[0];
+
+  acc = 0.0f;
+  for (int i = t; i < M; i += kBlock) {
+    float d = x[bn_value_index(i, c, C, HW)] - mean;
+    acc = acc + d * d;
+  }
+  float S = block_sum_f32(acc, buf);
+  if (t == 0) {
+    float inv_std = __nvvm_div_rn_f(1.0f, __nvvm_sqrt_rn_f(__nvvm_div_rn_f(S, fM) + eps));
+    bcast[1] = inv_std;
+    if (save_mean) save_mean[c] = mean;
+    if (save_inv_std) save_inv_std[c] = inv_std;
+    if (run_mean) {
+      float unbiased = __nvvm_div_rn_f(S, (float)(M - 1));
+      run_mean[c] = one_minus_m * run_mean[c] + m * mean;
+      run_var[c] = one_minus_m * run_var[c] + m * unbiased;
+    }
+  }
+  __syncthreads();
+  float inv_std = bcast[1];
+  float g = gamma[c], b = beta[c];
+  for (int i = t; i < M; i += kBlock) {
+    int j = bn_value_index(i, c, C, HW);
+    float xh = (x[j] - mean) * inv_std;
+    y[j] = g * xh + b;
+  }
+}
+
+// bn_eval_fwd_v1 computes, for every element of channel c,
+//
+//	invStd = 1/sqrt(run_var[c] + eps)
+//	y = gamma[c]·((x − run_mean[c])·invStd) + beta[c]
+//
+// (cpuref.BatchNormEvalForward's float32 sequence). A NaN stays NaN.
+//
+// Launch: 1-D over N·C·HW (grid.x = ceil(N·C·HW/256), block.x = 256).
+extern "C" __global__ void bn_eval_fwd_v1(const float* x, const float* gamma, const float* beta,
+                                          const float* run_mean, const float* run_var, float* y,
+                                          int N, int C, int HW, float eps) {
+  // x is (N,C,HW), y is (N,C,HW); gamma, beta, run_mean, run_var are (C)
+  int i = global_index();
+  if (i >= N * C * HW) return;
+  int c = (i / HW) % C;
+  float inv_std = __nvvm_div_rn_f(1.0f, __nvvm_sqrt_rn_f(run_var[c] + eps));
+  float xh = (x[i] - run_mean[c]) * inv_std;
+  y[i] = gamma[c] * xh + beta[c];
+}
+
+// bn_bwd_v1 computes, for channel c = blockIdx.x, with μ = save_mean[c] and
+// invStd = save_inv_std[c] from bn_train_fwd_v1,
+//
+//	x̂ = (x − μ)·invStd
+//	dbeta[c] = lanesum(dy);  dgamma[c] = lanesum(dy·x̂)
+//	k = gamma[c]·invStd;  mdy = dbeta[c]/float(M);  mdyx = dgamma[c]/float(M)
+//	dx = k·((dy − mdy) − x̂·mdyx)            (skipped when dx is null)
+//
+// Launch: grid.x = C, block.x = 256.
+extern "C" __global__ void bn_bwd_v1(const float* x, const float* gamma, const float* save_mean,
+                                     const float* save_inv_std, const float* dy, float* dx,
+                                     float* dgamma, float* dbeta, int N, int C, int HW) {
+  // x, dy and dx are (N,C,HW); gamma, save_mean, save_inv_std, dgamma, dbeta are (C)
+  __shared__ float buf[kBlock];
+  __shared__ float buf2[kBlock];
+  __shared__ float bcast[3];
+  int c = blockIdx.x;
+  if (c >= C) return;
+  int t = threadIdx.x;
+  int M = N * HW;
+  float fM = (float)M;
+  float mean = save_mean[c], inv_std = save_inv_std[c];
+
+  float a1 = 0.0f, a2 = 0.0f;
+  for (int i = t; i < M; i += kBlock) {
+    int j = bn_value_index(i, c, C, HW);
+    float xh = (x[j] - mean) * inv_std;
+    float d = dy[j];
+    a1 = a1 + d;
+    a2 = a2 + d * xh;
+  }
+  float sdy = block_sum_f32(a1, buf);
+  float sdyx = block_sum_f32(a2, buf2);
+  if (t == 0) {
+    dbeta[c] = sdy;
+    dgamma[c] = sdyx;
+    bcast[0] = gamma[c] * inv_std;
+    bcast[1] = __nvvm_div_rn_f(sdy, fM);
+    bcast[2] = __nvvm_div_rn_f(sdyx, fM);
+  }
+  if (!dx) return;  // the same for every thread of the block
+  __syncthreads();
+  float k = bcast[0], mdy = bcast[1], mdyx = bcast[2];
+  for (int i = t; i < M; i += kBlock) {
+    int j = bn_value_index(i, c, C, HW);
+    float xh = (x[j] - mean) * inv_std;
+    dx[j] = k * ((dy[j] - mdy) - xh * mdyx);
+  }
+}

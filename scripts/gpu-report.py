@@ -1,0 +1,446 @@
+#!/usr/bin/env python3
+"""gpu-report.py turns what scripts/gpu-check.sh leaves under $OUT into
+tables and one machine-readable summary, and records that summary in
+BENCHMARKS.md. Standard library only (the GPU machine has no network).
+
+    scripts/gpu-report.py conv-table DIR     markdown: our conv passes beside cuDNN's
+    scripts/gpu-report.py net-table DIR      markdown: our MNIST epoch beside PyTorch eager's
+    scripts/gpu-report.py summary DIR        writes DIR/gpu-summary.json (every figure so far)
+    scripts/gpu-report.py record SUMMARY [--benchmarks FILE] [--dry-run] [--allow-mock]
+                                             adds its dated rows to BENCHMARKS.md
+
+DIR is gpu-check's output folder (gpu-report.md, gpu-summary.json and
+gpu-report-logs/). gpu-check runs `summary` after every step, so a
+summary cut short by a time-out still holds every step finished before
+it ("complete": false).
+
+record (on the machine with the repository, after a device session): adds
+one row per session to the table after the `<!-- gpu-record: sessions -->`
+line of BENCHMARKS.md and one row per conv pass to the table after
+`<!-- gpu-record: conv -->`, newest first, each with the date, the GPU and
+the commit (the session row also the driver, CUDA and the command). It
+refuses a dry run's summary (mock: its figures are meaningless) unless
+--allow-mock, and a session already recorded; --dry-run prints the rows
+instead of writing.
+
+Figures: a conv pass's GFLOP/s is 2·N·K·P·Q·C·R·S over the median time;
+% of peak is over the FP32 FMA peak, SMs × FP32 lanes per SM (64 on
+compute capability 7.x and 8.0, 128 on 8.6 and later) × 2 × the maximum SM
+clock (nvidia-smi); "speed vs cuDNN" is cuDNN's median time over ours (> 1:
+ours is faster), "speed vs PyTorch" PyTorch's epoch time over ours.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import re
+import sys
+
+SCHEMA = "convtrain-gpu-check/1"
+STEP_NAMES = {1: "machine and conformance", 2: "train compare and one MNIST epoch",
+              3: "conv passes vs cuDNN", 4: "MNIST epoch vs PyTorch eager",
+              5: "compute-sanitizer", 6: "remaining benchmarks"}
+
+
+def read(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def read_json(path):
+    text = read(path)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def num(s):
+    try:
+        return float(s)
+    except (TypeError, ValueError):
+        return None
+
+
+# Go benchmark lines: name-GOMAXPROCS, iterations, then value-unit pairs.
+BENCH_RE = re.compile(r"^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+(.*)$")
+
+
+def bench_lines(text):
+    out = []
+    for line in (text or "").splitlines():
+        m = BENCH_RE.match(line)
+        if not m:
+            continue
+        fields = m.group(3).split()
+        metrics = {fields[i + 1]: num(fields[i]) for i in range(0, len(fields) - 1, 2)}
+        out.append({"name": m.group(1), "iterations": int(m.group(2)), "metrics": metrics})
+    return out
+
+
+def fp32_lanes(cc):
+    """FP32 FMA lanes per SM of compute capability cc ("9.0")."""
+    try:
+        major, minor = (int(x) for x in cc.split("."))
+    except (AttributeError, ValueError):
+        return None
+    if major < 7:
+        return None
+    if major == 7 or (major == 8 and minor == 0):
+        return 64
+    return 128
+
+
+def machine(logs):
+    """The GPU from nvidia-smi (machine.csv) and the device lines of the Go
+    benchmark and of PyTorch."""
+    m = {}
+    csv = read(os.path.join(logs, "machine.csv"))
+    if csv:
+        row = [c.strip() for c in csv.strip().splitlines()[0].split(",")]
+        keys = ["gpu", "driver", "memory", "sm_clock_max_mhz", "mem_clock_max_mhz", "power_limit"]
+        m.update({k: v for k, v in zip(keys, row)})
+        m["sm_clock_max_mhz"] = num(re.sub(r"[^0-9.]", "", m.get("sm_clock_max_mhz", "")))
+    cuda = read(os.path.join(logs, "cuda-version.txt"))
+    if cuda and cuda.strip():
+        m["cuda"] = cuda.strip()
+    # "device: NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)" from BenchmarkConvPeer.
+    dm = re.search(r"device: (.+) \(sm_(\d+)(\d), (\d+) SMs\)", read(os.path.join(logs, "conv-ours.log")) or "")
+    if dm:
+        m.setdefault("gpu", dm.group(1))
+        m["compute_capability"] = f"{dm.group(2)}.{dm.group(3)}"
+        m["sms"] = int(dm.group(4))
+    for name in ("conv-torch.json", "mnist-torch.json"):
+        info = (read_json(os.path.join(logs, name)) or {}).get("info", {})
+        if info.get("device_type") == "cuda":
+            m.setdefault("compute_capability", info.get("compute_capability"))
+            m.setdefault("sms", info.get("sms"))
+            m.setdefault("gpu", info.get("name"))
+            m["torch"], m["torch_cuda"], m["cudnn"] = info.get("torch"), info.get("cuda"), info.get("cudnn")
+    lanes = fp32_lanes(m.get("compute_capability"))
+    if lanes and m.get("sms") and m.get("sm_clock_max_mhz"):
+        m["fp32_peak_gflops"] = m["sms"] * lanes * 2 * m["sm_clock_max_mhz"] / 1e3
+    return m
+
+
+def build(logs):
+    b = {}
+    for line in (read(os.path.join(logs, "buildinfo.txt")) or "").splitlines():
+        k, _, v = line.partition(": ")
+        if v:
+            b[k.strip().replace(".", "_")] = v.strip()
+    return b
+
+
+def steps(logs):
+    out = []
+    for line in (read(os.path.join(logs, "steps.tsv")) or "").splitlines():
+        f = line.split("\t")
+        if len(f) >= 5 and f[0].isdigit():
+            out.append({"n": int(f[0]), "name": f[1], "status": f[2], "seconds": num(f[3]),
+                        "slice_s": num(f[4]), "note": f[5] if len(f) > 5 else ""})
+    return out
+
+
+def conformance(logs):
+    out = []
+    for name in sorted(os.listdir(logs)):
+        if not (name.startswith("test-") and name.endswith(".log")):
+            continue
+        text = read(os.path.join(logs, name)) or ""
+        top = re.findall(r"^--- (PASS|FAIL|SKIP): (Test\w+)", text, re.M)
+        out.append({"binary": name[5:-4], "tests": sorted({t for _, t in top}),
+                    "passed": len(re.findall(r"^\s*--- PASS", text, re.M)),
+                    "failed": len(re.findall(r"^\s*--- FAIL", text, re.M)),
+                    "skipped": len(re.findall(r"^\s*--- SKIP", text, re.M)),
+                    "listed": re.findall(r"^(Test\w+)$", text, re.M)})
+    return out
+
+
+EPOCH_RE = re.compile(r"^epoch (\d+)/(\d+)\s+loss ([\d.]+|NaN)\s+train ([\d.]+)%\s+test ([\d.]+)%\s+"
+                      r"(\d+) images/s\s+epoch (\S+)", re.M)
+DURATION_UNITS = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def go_duration(text):
+    """Seconds of a Go time.Duration's text ("1m2.5s", "100ms"), or None."""
+    parts = re.findall(r"([\d.]+)(h|ms|m|s|us|µs|ns)", text or "")
+    if not parts or "".join(v + u for v, u in parts) != text:
+        return None
+    return sum(float(v) * DURATION_UNITS[u] for v, u in parts)
+DATA_RE = re.compile(r"^data\s+.*?(\d+) training", re.M)
+
+
+def train(logs):
+    t = {}
+    for key in ("compare-fp32", "compare-tf32"):
+        text = read(os.path.join(logs, f"train-{key}.log"))
+        if text is None:
+            continue
+        r = {"status": "ok" if re.search(r"^result\s+ok", text, re.M) else "FAIL"}
+        m = re.search(r"largest relative difference, ([0-9.eE+-]+) \((.*)\), is within -tol ([0-9.eE+-]+)", text) or \
+            re.search(r"result\s+FAIL: (.*) differs by ([0-9.eE+-]+) relative, more than -tol ([0-9.eE+-]+)", text)
+        if m and m.re.pattern.startswith("largest"):
+            r.update(max_rel_diff=num(m.group(1)), worst=m.group(2), tol=num(m.group(3)))
+        elif m:
+            r.update(max_rel_diff=num(m.group(2)), worst=m.group(1), tol=num(m.group(3)))
+        t[key.replace("-", "_")] = r
+    text = read(os.path.join(logs, "train-epoch.log"))
+    if text is not None:
+        m = EPOCH_RE.search(text)
+        if m:
+            ips = int(m.group(6))
+            e = {"loss": num(m.group(3)), "train_accuracy": num(m.group(4)) / 100,
+                 "test_accuracy": num(m.group(5)) / 100, "images_per_s": ips, "epoch_s": go_duration(m.group(7))}
+            d = DATA_RE.search(text)
+            if d and ips:
+                n = int(d.group(1))
+                e["train_images"] = n
+                e["train_s"] = (n - n % 64) / ips
+            t["epoch"] = e
+    return t
+
+
+def conv(logs, mach):
+    ours = {}
+    for b in bench_lines(read(os.path.join(logs, "conv-ours.log"))):
+        m = re.match(r"BenchmarkConvPeer/shape=([^/]+)/pass=([^/]+)/kernel=([^/]+)$", b["name"])
+        if m and b["metrics"].get("gpu-ns/op"):
+            ours[(m.group(1), m.group(2))] = {"kernel": m.group(3), "ms": b["metrics"]["gpu-ns/op"] / 1e6,
+                                              "gflops": b["metrics"].get("GFLOP/s")}
+    theirs = {(r["shape"], r["pass"]): r for r in (read_json(os.path.join(logs, "conv-torch.json")) or {}).get("conv", [])}
+    peak = mach.get("fp32_peak_gflops")
+    rows = []
+    keys = list(ours) + [k for k in theirs if k not in ours]
+    for k in keys:
+        o, t = ours.get(k, {}), theirs.get(k, {})
+        r = {"shape": k[0], "pass": k[1], "kernel": o.get("kernel"), "ours_ms": o.get("ms"),
+             "cudnn_ms": t.get("ms"), "gflops": o.get("gflops"), "cudnn_gflops": t.get("gflops")}
+        r["speed_vs_cudnn"] = r["cudnn_ms"] / r["ours_ms"] if r["ours_ms"] and r["cudnn_ms"] else None
+        r["peak_pct"] = 100 * r["gflops"] / peak if peak and r["gflops"] else None
+        r["cudnn_peak_pct"] = 100 * r["cudnn_gflops"] / peak if peak and r["cudnn_gflops"] else None
+        rows.append(r)
+    return rows
+
+
+def network(logs, tr):
+    ours = tr.get("epoch")
+    theirs = (read_json(os.path.join(logs, "mnist-torch.json")) or {}).get("mnist")
+    if not ours and not theirs:
+        return {}
+    n = {"ours": ours, "pytorch": theirs}
+    if ours and theirs and ours.get("train_s") and theirs.get("epoch_s"):
+        n["speed_vs_pytorch"] = theirs["epoch_s"] / ours["train_s"]
+    return n
+
+
+def sanitizer(logs):
+    out = []
+    for tool in ("memcheck", "racecheck", "synccheck", "initcheck"):
+        text = read(os.path.join(logs, f"sanitizer-{tool}.log"))
+        if text is None:
+            continue
+        m = re.search(r"(?:ERROR|RACECHECK) SUMMARY: (\d+) (?:errors?|hazards?)", text)
+        out.append({"tool": tool, "errors": int(m.group(1)) if m else None,
+                    "passed": len(re.findall(r"^\s*--- PASS", text, re.M)),
+                    "failed": len(re.findall(r"^\s*--- FAIL", text, re.M))})
+    return out
+
+
+def extra(logs):
+    e = {"benchmarks": []}
+    for name in sorted(os.listdir(logs)):
+        if name.startswith("extra-") and name.endswith(".log"):
+            e["benchmarks"] += bench_lines(read(os.path.join(logs, name)))
+            for line in (read(os.path.join(logs, name)) or "").splitlines():
+                if line.startswith("queued "):
+                    e.setdefault("train_bench", {})[name[6:-4]] = line[len("queued"):].strip()
+    net = (read_json(os.path.join(logs, "extra-torch-net.json")) or {}).get("net")
+    if net:
+        e["pytorch_random_data_steps"] = net
+    return e
+
+
+def summarize(out_dir):
+    logs = os.path.join(out_dir, "gpu-report-logs")
+    mach = machine(logs)
+    st = steps(logs)
+    tr = train(logs)
+    s = {"schema": SCHEMA,
+         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+         "mock": os.path.exists(os.path.join(logs, "mock")),
+         "command": (read(os.path.join(logs, "command.txt")) or "").strip(),
+         "budget_s": num((read(os.path.join(logs, "budget.txt")) or "").strip()),
+         "complete": {x["n"] for x in st} >= set(STEP_NAMES),
+         "machine": mach, "build": build(logs), "steps": st,
+         "conformance": conformance(logs), "train": tr, "conv": conv(logs, mach),
+         "network": network(logs, tr), "sanitizer": sanitizer(logs), "extra": extra(logs)}
+    return s
+
+
+def fmt(v, spec, none="—"):
+    return none if v is None else format(v, spec)
+
+
+def conv_table(out_dir):
+    logs = os.path.join(out_dir, "gpu-report-logs")
+    mach = machine(logs)
+    rows = conv(logs, mach)
+    peak = mach.get("fp32_peak_gflops")
+    lines = [f"FP32 peak: {fmt(peak, ',.0f')} GFLOP/s"
+             + (f" ({mach['sms']} SMs × {fp32_lanes(mach['compute_capability'])} lanes × 2 × "
+                f"{mach['sm_clock_max_mhz']:.0f} MHz)" if peak else " (unknown: needs nvidia-smi's max SM clock)"),
+             "", "| shape | pass | our kernel | ours ms | cuDNN ms | speed vs cuDNN | ours GFLOP/s | ours % peak "
+             "| cuDNN GFLOP/s | cuDNN % peak |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append(f"| {r['shape']} | {r['pass']} | {r['kernel'] or '—'} | {fmt(r['ours_ms'], '.4f')} | "
+                     f"{fmt(r['cudnn_ms'], '.4f')} | {fmt(r['speed_vs_cudnn'], '.2f')} | {fmt(r['gflops'], '.0f')} | "
+                     f"{fmt(r['peak_pct'], '.1f')} | {fmt(r['cudnn_gflops'], '.0f')} | {fmt(r['cudnn_peak_pct'], '.1f')} |")
+    if not rows:
+        lines.append("| (no figures) | | | | | | | | | |")
+    return "\n".join(lines)
+
+
+def net_table(out_dir):
+    logs = os.path.join(out_dir, "gpu-report-logs")
+    n = network(logs, train(logs))
+    lines = ["| | images | train s | images/s | test accuracy |", "| --- | ---: | ---: | ---: | ---: |"]
+    o, t = n.get("ours"), n.get("pytorch")
+    if o:
+        lines.append(f"| convtrain (`train -device gpu -epochs 1`) | {o.get('train_images', '—')} | "
+                     f"{fmt(o.get('train_s'), '.3f')} | {o['images_per_s']} | {100 * o['test_accuracy']:.2f}% |")
+    else:
+        lines.append("| convtrain | — | — | — | — (step 2 gave no epoch line) |")
+    if t:
+        lines.append(f"| PyTorch eager (`torch-gpu-bench.py --part mnist`) | {t['train_images']} | "
+                     f"{t['epoch_s']:.3f} | {t['images_per_s']:.0f} | {100 * t['test_accuracy']:.2f}% |")
+    else:
+        lines.append("| PyTorch eager | — | — | — | — (no figures) |")
+    lines += ["", f"Speed vs PyTorch (PyTorch's train s / ours): {fmt(n.get('speed_vs_pytorch'), '.2f')}"]
+    return "\n".join(lines)
+
+
+def write_summary(out_dir):
+    s = summarize(out_dir)
+    path = os.path.join(out_dir, "gpu-summary.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(s, f, indent=1, sort_keys=False)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+    return path
+
+
+# record ---------------------------------------------------------------
+
+SESSION_MARK = "<!-- gpu-record: sessions -->"
+CONV_MARK = "<!-- gpu-record: conv -->"
+
+
+def session_row(s):
+    m, b, st = s["machine"], s["build"], {x["n"]: x["status"] for x in s["steps"]}
+    date = s["generated"][:16].replace("T", " ")
+    commit = (b.get("commit") or "unknown")[:7] + (" (modified)" if "(modified)" in b.get("commit", "") else "")
+    conf = s["conformance"]
+    passed = sum(c["passed"] for c in conf)
+    failed = sum(c["failed"] for c in conf)
+    tr = s["train"]
+    cmp_ = " / ".join(f"{tr[k]['status']} {fmt(tr[k].get('max_rel_diff'), '.2g')}" if k in tr else "—"
+                      for k in ("compare_fp32", "compare_tf32"))
+    n = s["network"]
+    o, t = n.get("ours") or {}, n.get("pytorch") or {}
+    ours = f"{fmt(o.get('train_s'), '.2f')} s, {fmt(o.get('test_accuracy') and 100 * o['test_accuracy'], '.2f')}%"
+    theirs = f"{fmt(t.get('epoch_s'), '.2f')} s, {fmt(t.get('test_accuracy') and 100 * t['test_accuracy'], '.2f')}%"
+    san = ", ".join(f"{x['tool']} {fmt(x['errors'], 'd', '?')}" for x in s["sanitizer"]) or "—"
+    steps_ = " ".join(f"{k}:{st[k].split(':')[0].split(' ')[0]}" for k in sorted(st))
+    cells = [date, m.get("gpu", "?"), m.get("driver", "?"), m.get("cuda", "?"), commit,
+             f"`{s['command']}`", f"{st.get(1, '—').split(' (')[0]}: {passed} passed, {failed} failed",
+             cmp_, ours, theirs, fmt(n.get("speed_vs_pytorch"), ".2f"), san, steps_]
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def conv_rows(s):
+    m, b = s["machine"], s["build"]
+    date = s["generated"][:16].replace("T", " ")
+    commit = (b.get("commit") or "unknown")[:7]
+    return ["| " + " | ".join([date, m.get("gpu", "?"), commit, r["shape"], r["pass"], r["kernel"] or "—",
+                               fmt(r["ours_ms"], ".4f"), fmt(r["cudnn_ms"], ".4f"), fmt(r["speed_vs_cudnn"], ".2f"),
+                               fmt(r["gflops"], ".0f"), fmt(r["peak_pct"], ".1f")]) + " |"
+            for r in s["conv"]]
+
+
+def insert_rows(text, mark, rows, path):
+    """Inserts rows below the header of the table that follows mark."""
+    lines = text.split("\n")
+    try:
+        i = lines.index(mark)
+    except ValueError:
+        raise SystemExit(f"gpu-report: {path}: no line {mark!r}; add it above the table to record into")
+    j = i + 1
+    while j < len(lines) and not lines[j].startswith("|"):
+        j += 1
+    if j + 1 >= len(lines) or not re.match(r"^\|[-| :]+\|$", lines[j + 1]):
+        raise SystemExit(f"gpu-report: {path}: the table after {mark!r} has no header and separator line")
+    return "\n".join(lines[:j + 2] + rows + lines[j + 2:])
+
+
+def record(args):
+    s = read_json(args.summary)
+    if not s or s.get("schema") != SCHEMA:
+        raise SystemExit(f"gpu-report: {args.summary}: not a gpu-check summary ({SCHEMA})")
+    if s.get("mock") and not args.allow_mock:
+        raise SystemExit(f"gpu-report: {args.summary} is a dry run on the mock libcuda: its figures are "
+                         "meaningless (--allow-mock to record it anyway, for a test)")
+    srow, crows = session_row(s), conv_rows(s)
+    if args.dry_run:
+        print(srow)
+        print("\n".join(crows))
+        return 0
+    text = read(args.benchmarks)
+    if text is None:
+        raise SystemExit(f"gpu-report: cannot read {args.benchmarks}")
+    key = "| " + " | ".join(srow.split(" | ")[0:5]).lstrip("| ")
+    if key in text:
+        raise SystemExit(f"gpu-report: {args.benchmarks} already has this session ({key} ...)")
+    text = insert_rows(text, SESSION_MARK, [srow], args.benchmarks)
+    text = insert_rows(text, CONV_MARK, crows, args.benchmarks)
+    with open(args.benchmarks + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(args.benchmarks + ".tmp", args.benchmarks)
+    print(f"gpu-report: {args.benchmarks}: 1 session row and {len(crows)} conv rows added "
+          f"({s['machine'].get('gpu', '?')}, {s['generated']})")
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("conv-table", "net-table", "summary"):
+        sub.add_parser(name).add_argument("dir", help="gpu-check's output folder")
+    r = sub.add_parser("record")
+    r.add_argument("summary", help="gpu-summary.json of a GPU session")
+    r.add_argument("--benchmarks", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "BENCHMARKS.md"))
+    r.add_argument("--dry-run", action="store_true", help="print the rows, write nothing")
+    r.add_argument("--allow-mock", action="store_true", help="record a dry run's summary (tests only)")
+    args = ap.parse_args()
+    if args.cmd == "record":
+        return record(args)
+    if not os.path.isdir(os.path.join(args.dir, "gpu-report-logs")):
+        raise SystemExit(f"gpu-report: {args.dir}/gpu-report-logs not found: run scripts/gpu-check.sh first")
+    if args.cmd == "conv-table":
+        print(conv_table(args.dir))
+    elif args.cmd == "net-table":
+        print(net_table(args.dir))
+    else:
+        print(write_summary(args.dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
