@@ -16,6 +16,17 @@
 // no hand-off, every error returned. The Device serialises calls, so no two
 // driver calls run at once.
 //
+// The context and the stream. The driver uses the device's primary
+// context (cuDevicePrimaryCtxRetain: the one the CUDA runtime and NCCL use
+// too, so device pointers pass between them) and one stream created
+// non-blocking (CU_STREAM_NON_BLOCKING) for all its work: launches, copies
+// and event records. Nothing goes to the legacy stream, so a copy never
+// waits for other work on the device, and the whole step can be captured.
+// Copies are asynchronous on that stream: an upload returns once the
+// driver has taken the host bytes (the staging buffer is pageable memory,
+// which cuMemcpyHtoDAsync stages before it returns), a download waits for
+// the stream (cuStreamSynchronize) before it reads the staging buffer.
+//
 // Note: cu's package init calls cuInit and exits the process when it fails
 // (no driver, or libcuda.so.1 not found at load time), before openCUDA can
 // report anything; openCUDA reports a driver without devices or a missing
@@ -41,18 +52,21 @@ var (
 	_ event    = (*cuEvent)(nil)
 )
 
-// cuDriver is the driver of one CUDA device, with a context of its own.
+// cuDriver is the driver of one CUDA device: its primary context and a
+// stream of its own.
 type cuDriver struct {
 	ordinal int
 	dev     cu.Device
-	ctx     cu.CUContext
+	ctx     cu.CUContext // the primary context, retained
+	stream  cu.Stream    // non-blocking, created on ctx
 	closed  bool
 
 	params []unsafe.Pointer // launch argument pointers, reused
 	stage  []byte           // host copies pass through it (stageBytes)
 }
 
-// openCUDA creates a context on the CUDA device with the given ordinal.
+// openCUDA retains the primary context of the CUDA device with the given
+// ordinal and creates the driver's stream on it.
 func openCUDA(ordinal int) (driver, error) {
 	n, err := cu.NumDevices()
 	if err != nil {
@@ -69,20 +83,25 @@ func openCUDA(ordinal int) (driver, error) {
 		return nil, fmt.Errorf("gpu: %w: device %d: %s", ErrNoDevice, ordinal, cuErr(err))
 	}
 
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	// cuCtxCreate (cuCtxCreate_v4 on CUDA 13 through gpu/cudacompat/cuda.h)
-	// pushes the new context on this thread; pop it so the thread is left as
-	// it was: every call makes the context current itself.
-	ctx, err := dev.MakeContext(cu.SchedAuto)
+	// Retaining does not make the context current on this thread; every
+	// call makes it current itself.
+	ctx, err := dev.RetainPrimaryCtx()
 	if err != nil {
-		return nil, fmt.Errorf("gpu: create context on device %d: %s", ordinal, cuErr(err))
+		return nil, fmt.Errorf("gpu: retain the primary context of device %d: %s", ordinal, cuErr(err))
 	}
-	if _, err := cu.PopCurrentCtx(); err != nil {
-		ctx.Destroy()
-		return nil, fmt.Errorf("gpu: create context on device %d: pop: %s", ordinal, cuErr(err))
+	d := &cuDriver{ordinal: ordinal, dev: dev, ctx: ctx}
+	err = d.call("create stream", func() error {
+		var err error
+		if d.stream, err = cu.MakeStream(cu.NonBlocking); err != nil {
+			return fmt.Errorf("gpu: create a stream on device %d: %s", ordinal, cuErr(err))
+		}
+		return nil
+	})
+	if err != nil {
+		dev.ReleasePrimaryCtx()
+		return nil, err
 	}
-	return &cuDriver{ordinal: ordinal, dev: dev, ctx: ctx}, nil
+	return d, nil
 }
 
 // call runs f on the calling goroutine's OS thread with the context current.
@@ -185,7 +204,7 @@ func (d *cuDriver) MemcpyHtoD(dst DevicePtr, src []byte) error {
 		st := d.staging(len(src))
 		for off := 0; off < len(src); {
 			k := copy(st, src[off:])
-			if err := cu.MemcpyHtoD(cu.DevicePtr(dst)+cu.DevicePtr(off), unsafe.Pointer(&st[0]), int64(k)); err != nil {
+			if err := cu.MemcpyHtoDAsync(cu.DevicePtr(dst)+cu.DevicePtr(off), unsafe.Pointer(&st[0]), int64(k), d.stream); err != nil {
 				return fmt.Errorf("gpu: copy %d bytes to device %#x: %s", len(src), uint64(dst), cuErr(err))
 			}
 			off += k
@@ -202,8 +221,11 @@ func (d *cuDriver) MemcpyDtoH(dst []byte, src DevicePtr) error {
 		st := d.staging(len(dst))
 		for off := 0; off < len(dst); {
 			k := min(len(st), len(dst)-off)
-			if err := cu.MemcpyDtoH(unsafe.Pointer(&st[0]), cu.DevicePtr(src)+cu.DevicePtr(off), int64(k)); err != nil {
+			if err := cu.MemcpyDtoHAsync(unsafe.Pointer(&st[0]), cu.DevicePtr(src)+cu.DevicePtr(off), int64(k), d.stream); err != nil {
 				return fmt.Errorf("gpu: copy %d bytes from device %#x: %s", len(dst), uint64(src), cuErr(err))
+			}
+			if err := d.stream.Synchronize(); err != nil {
+				return fmt.Errorf("gpu: copy %d bytes from device %#x: wait for the stream: %s", len(dst), uint64(src), cuErr(err))
 			}
 			off += copy(dst[off:], st[:k])
 		}
@@ -219,7 +241,7 @@ func (d *cuDriver) MemcpyDtoD(dst, src DevicePtr, n int64) error {
 		return nil
 	}
 	return d.call("copy on device", func() error {
-		if err := cu.MemcpyDtoD(cu.DevicePtr(dst), cu.DevicePtr(src), n); err != nil {
+		if err := cu.MemcpyDtoDAsync(cu.DevicePtr(dst), cu.DevicePtr(src), n, d.stream); err != nil {
 			return fmt.Errorf("gpu: copy %d bytes on device %#x -> %#x: %s", n, uint64(src), uint64(dst), cuErr(err))
 		}
 		return nil
@@ -269,7 +291,7 @@ func (d *cuDriver) Launch(fn function, grid, block Dim3, sharedBytes int, args [
 	}
 	err := d.call("launch", func() error {
 		d.params = cuKernelParams(d.params, args)
-		err := f.fn.Launch(grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes, cu.NoStream, d.params)
+		err := f.fn.Launch(grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes, d.stream, d.params)
 		clear(d.params) // keep no pointer into the caller's args
 		if err != nil {
 			return fmt.Errorf("gpu: launch %s grid=%v block=%v shared=%d: %s", f.name, grid, block, sharedBytes, cuErr(err))
@@ -282,7 +304,7 @@ func (d *cuDriver) Launch(fn function, grid, block Dim3, sharedBytes int, args [
 
 func (d *cuDriver) Synchronize() error {
 	return d.call("synchronize", func() error {
-		if err := cu.Synchronize(); err != nil {
+		if err := d.stream.Synchronize(); err != nil {
 			return fmt.Errorf("gpu: synchronize: %s", cuErr(err))
 		}
 		return nil
@@ -304,17 +326,28 @@ func (d *cuDriver) NewEvent() (event, error) {
 	return &cuEvent{d: d, ev: ev}, nil
 }
 
-// Close destroys the context and with it every allocation, module and event
-// made on it. Closing twice is not an error.
+// Close waits for the stream, destroys it and releases the primary
+// context (the driver destroys it, and with it every allocation, module
+// and event made on it, when no one else holds it). Closing twice is not
+// an error.
 func (d *cuDriver) Close() error {
 	if d.closed {
 		return nil
 	}
+	err := d.call("destroy stream", func() error {
+		if err := d.stream.Synchronize(); err != nil {
+			return fmt.Errorf("gpu: close device %d: wait for the stream: %s", d.ordinal, cuErr(err))
+		}
+		if err := d.stream.Destroy(); err != nil {
+			return fmt.Errorf("gpu: close device %d: destroy the stream: %s", d.ordinal, cuErr(err))
+		}
+		return nil
+	})
 	d.closed = true
-	if err := d.ctx.Destroy(); err != nil {
-		return fmt.Errorf("gpu: destroy context of device %d: %s", d.ordinal, cuErr(err))
+	if rerr := d.dev.ReleasePrimaryCtx(); rerr != nil {
+		return errors.Join(err, fmt.Errorf("gpu: release the primary context of device %d: %s", d.ordinal, cuErr(rerr)))
 	}
-	return nil
+	return err
 }
 
 type cuModule struct {
@@ -361,7 +394,7 @@ type cuEvent struct {
 
 func (e *cuEvent) Record() error {
 	return e.d.call("record event", func() error {
-		if err := e.ev.Record(cu.NoStream); err != nil {
+		if err := e.ev.Record(e.d.stream); err != nil {
 			return fmt.Errorf("gpu: record event: %s", cuErr(err))
 		}
 		return nil

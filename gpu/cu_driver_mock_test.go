@@ -36,7 +36,9 @@ func allocOn(call func(func()), drv driver, n int64) (DevicePtr, error) {
 // TestCUDADriverMock runs the cu adapter against gpu/testdata/mocklibcuda.c,
 // a test-only libcuda.so.1 that models one device with host memory and
 // checks that a live context is current on the calling thread for every
-// call. scripts/ci-cuda.sh builds the mock and runs this test with
+// call, and that every launch, copy and event record goes to a created
+// non-blocking stream (the legacy stream and the synchronous copies fail
+// there). scripts/ci-cuda.sh builds the mock and runs this test with
 // CONVTRAIN_MOCK_LIBCUDA=1; elsewhere (a real GPU) it skips: the
 // conformance suite covers the adapter there.
 func TestCUDADriverMock(t *testing.T) {
@@ -264,6 +266,37 @@ func TestCUDADriverMock(t *testing.T) {
 	}
 	if info.FreeMemoryBytes != 1024*mib {
 		t.Errorf("free memory after MemFree = %d, want %d", info.FreeMemoryBytes, 1024*mib)
+	}
+
+	// A second driver on the same device shares the primary context (the
+	// mock refuses a stream of another context): memory allocated by one
+	// is used by the other, and closing one leaves the other working.
+	var drv2 driver
+	onNewThread(func() { drv2, err = openCUDA(0) })
+	if err != nil {
+		t.Fatalf("second openCUDA(0): %v", err)
+	}
+	var shared DevicePtr
+	call(func() {
+		if shared, err = drv.MemAlloc(16); err == nil {
+			if err = drv2.MemcpyHtoD(shared, src[:16]); err == nil {
+				err = drv.MemcpyDtoH(got[:16], shared)
+			}
+		}
+	})
+	if err != nil || !bytes.Equal(got[:16], src[:16]) {
+		t.Fatalf("memory shared by two drivers of one device: %v (equal: %v)", err, bytes.Equal(got[:16], src[:16]))
+	}
+	if err := drv2.Close(); err != nil {
+		t.Fatalf("Close of the second driver: %v", err)
+	}
+	call(func() {
+		if err = drv.MemcpyDtoH(got[:16], shared); err == nil {
+			err = drv.MemFree(shared)
+		}
+	})
+	if err != nil {
+		t.Fatalf("the first driver after the second closed: %v", err)
 	}
 
 	if err := drv.Close(); err != nil {

@@ -274,3 +274,37 @@ func (d *Device) convAlgoFor(p ConvPass, g geom.ConvGeom) ConvAlgo {
 	}
 	return ConvDirect
 }
+
+// The SM-fill model. A launch of B blocks, of which each SM runs o at a
+// time (the kernel's occupancy), on a device of S SMs runs in ⌈B/(o·S)⌉
+// waves; a wave takes as long as its slowest block, so a launch of one
+// block per SM of a 2-per-SM kernel takes as long as a full wave: its fill
+// is B/(⌈B/(o·S)⌉·o·S). The dispatcher's choices depend on the shape
+// only (so the bits of a result do not depend on the device), so they use
+// a nominal device, not the one they run on.
+const (
+	// nominalSMs is the SM count of the nominal device: an H100 SXM.
+	nominalSMs = 132
+	// sm90RegsPerSM and sm90ThreadsPerSM bound the occupancy on it.
+	sm90RegsPerSM    = 65536
+	sm90ThreadsPerSM = 2048
+)
+
+// igemmBlocksPerSM is the occupancy of the FP32 implicit-GEMM kernels on
+// the nominal device, from their registers per thread in
+// kernels/RESOURCES.md (sm_90, ptxas 13.0; TestIGemmOccupancy checks it):
+// the 128×64 tiles (v2, ≤ 128 registers) run 2 blocks of 256 threads per
+// SM, the 128×128 tiles (v6, > 128 registers) 1. Shared memory (≤ 17 KB
+// a block) does not bound them.
+func igemmBlocksPerSM(wide bool) int {
+	if wide {
+		return 1
+	}
+	return 2
+}
+
+// waveSteps is the time of a launch of blocks blocks, wave to a wave, each
+// taking steps steps: ⌈blocks/wave⌉·steps.
+func waveSteps(blocks, wave, steps int) int {
+	return ceilDiv(blocks, wave) * steps
+}

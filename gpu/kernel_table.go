@@ -53,6 +53,11 @@ const (
 	kPackNHWCBF16
 	kPackNHWCTF32
 	kAugment
+	kSGDMomentumMulti
+	kSGDNesterovMulti
+	kAdamMulti
+	kNonFiniteFirst
+	kSoftmaxCEMean
 	numPlainKernels
 )
 
@@ -94,6 +99,11 @@ var plainKernels = [numPlainKernels]string{
 	kPackNHWCBF16:        "pack_nhwc_bf16_v1",
 	kPackNHWCTF32:        "pack_nhwc_tf32_v1",
 	kAugment:             "augment_batch_v1",
+	kSGDMomentumMulti:    "sgd_momentum_multi_v1",
+	kSGDNesterovMulti:    "sgd_nesterov_multi_v1",
+	kAdamMulti:           "adam_multi_v1",
+	kNonFiniteFirst:      "nonfinite_first_v1",
+	kSoftmaxCEMean:       "softmax_ce_mean_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

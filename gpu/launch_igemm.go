@@ -61,27 +61,63 @@ func (d *Device) ConvKernelFor(p ConvPass, g geom.ConvGeom) string {
 
 // Split-K of the implicit-GEMM backward-filter pass.
 const (
-	// wgradTargetBlocks is the number of blocks the split aims at: about
-	// two waves of 256-thread blocks on a 132-SM H100.
-	wgradTargetBlocks = 256
-	// wgradMinTiles is the fewest 8-wide k-tiles (256 reduction terms) a
-	// split gets: below that, the second pass costs more than it saves.
-	wgradMinTiles = 32
-	// wgradMaxSplits bounds the workspace (splits·K·C·R·S floats).
-	wgradMaxSplits = 64
+	// wgradMinTiles is the fewest 8-wide k-tiles (64 reduction terms) a
+	// split gets: below that a block spends more on its prologue and its
+	// epilogue (the partial sums' stores) than on the sum.
+	wgradMinTiles = 8
+	// wgradMaxSplits bounds the split count, hence the workspace
+	// (splits·K·C·R·S floats) and the reduce pass's adds per weight.
+	wgradMaxSplits = 128
+	// wgradReduceLaunchSteps is the fixed cost of the second pass (a
+	// dependent launch on the stream and its tail), in k-tile steps
+	// (waveSteps): about 2 µs.
+	wgradReduceLaunchSteps = 4
+	// wgradReducePerStep is how many partial sums the second pass reads in
+	// one k-tile step on the nominal device: about 0.55 µs of 2 TB/s.
+	wgradReducePerStep = 1 << 18
 )
 
 // wgradSplits returns the split count and the k-tiles per split of the
 // backward-filter implicit GEMM of g: a function of the shape only, so
 // that the sum order, and with it every bit of dw, is the same on every
 // device and every run. No split is empty.
+//
+// The rule is the SM-fill model of waveSteps on the FP32 kernel the
+// dispatcher runs for g (128×128 tiles when useWide(K), else 128×64; the
+// TF32 kernels use the same splits): with T = ⌈N·P·Q/8⌉ k-tiles, B =
+// ⌈C·R·S/128⌉·⌈K/BN⌉ blocks per split and W the blocks of a wave
+// (igemmBlocksPerSM · nominalSMs), s splits cost
+//
+//	steps(s) = ⌈B·s/W⌉ · ⌈T/s⌉                                  the first pass, in waves of k-tile steps
+//	         + [s > 1] · (4 + ⌈s·K·C·R·S / 2¹⁸⌉)                 the second pass: launch, partial sums read
+//
+// and the split count is the s in [1, min(T/wgradMinTiles, wgradMaxSplits,
+// 2³¹/(K·C·R·S))] of least steps(s), the smallest on a tie: small layers
+// split until a wave is full or the splits reach wgradMinTiles (MNIST
+// conv2 at batch 64: 2 blocks of 512 k-tiles go to 64 splits of 8 tiles,
+// 128 blocks, 13 steps, where the earlier rule's 16 splits on 32 blocks
+// took 37), large ones only to round out their last wave (TestWgradSplitsShapes).
 func wgradSplits(g geom.ConvGeom) (splits, tilesPerSplit int) {
 	tiles := ceilDiv(g.N*g.P()*g.Q(), igemmBK)
 	crs := g.C * g.R * g.S
-	blocks := ceilDiv(crs, igemmBM) * ceilDiv(g.K, igemmBN)
-	splits = min(ceilDiv(wgradTargetBlocks, blocks), tiles/wgradMinTiles, wgradMaxSplits, maxElems/(g.K*crs))
-	splits = max(splits, 1)
-	tilesPerSplit = ceilDiv(tiles, splits)
+	wide := useWide(g.K)
+	bn := igemmBN
+	if wide {
+		bn = igemmBNWide
+	}
+	blocks := ceilDiv(crs, igemmBM) * ceilDiv(g.K, bn)
+	wave := igemmBlocksPerSM(wide) * nominalSMs
+	limit := max(min(tiles/wgradMinTiles, wgradMaxSplits, maxElems/(g.K*crs)), 1)
+	best, bestSteps := 1, waveSteps(blocks, wave, tiles)
+	for s := 2; s <= limit; s++ {
+		tps := ceilDiv(tiles, s)
+		n := ceilDiv(tiles, tps) // the splits that are not empty
+		steps := waveSteps(blocks*n, wave, tps) + wgradReduceLaunchSteps + ceilDiv(n*g.K*crs, wgradReducePerStep)
+		if steps < bestSteps {
+			best, bestSteps = n, steps
+		}
+	}
+	tilesPerSplit = ceilDiv(tiles, best)
 	return ceilDiv(tiles, tilesPerSplit), tilesPerSplit
 }
 

@@ -107,7 +107,7 @@ func TestIGemmLaunchers(t *testing.T) {
 	d, f := openFake(t)
 	// P = 5, Q = 7; N·P·Q = 70, N·H·W = 144, C·R·S = 18.
 	g := cg(2, 3, 9, 8, 4, 3, 2, 2, 1, 1, 0)
-	// N·P·Q = 4·30·30 = 3600: 450 k-tiles, split 14 ways (wgradSplits).
+	// N·P·Q = 4·30·30 = 3600: 450 k-tiles, split 50 ways of 9 (wgradSplits).
 	big := cg(4, 3, 30, 30, 4, 3, 3, 1, 1, 1, 1)
 	x, w, b, y := mustF32(t, d, g.XLen()), mustF32(t, d, g.WLen()), mustF32(t, d, g.K), mustF32(t, d, g.YLen())
 	bx, by, bw := mustF32(t, d, big.XLen()), mustF32(t, d, big.YLen()), mustF32(t, d, big.WLen())

@@ -84,6 +84,17 @@ var docs = map[string]string{
 	"adam_v1": "Adam/AdamW step: p = p·decay (decoupled) or g = g + l2·p (else, l2 ≠ 0); m = beta1·m + " +
 		"one_minus_beta1·g; v = beta2·v + (one_minus_beta2·g)·g; p = p − step_size·m/(√v/bc2_sqrt + eps) " +
 		"(div.rn, sqrt.rn; scalars from geom.AdamCoefficients). 1-D over n.",
+	"sgd_momentum_multi_v1": "sgd_momentum_v1 over a device table of (p, g, v, -, n, first block) per tensor: " +
+		"one launch for every parameter. grid.x = total blocks of the tensors, block.x = 256.",
+	"sgd_nesterov_multi_v1": "sgd_nesterov_v1 over a device table of (p, g, v, -, n, first block) per tensor: " +
+		"one launch for every parameter. grid.x = total blocks of the tensors, block.x = 256.",
+	"adam_multi_v1": "adam_v1 over a device table of (p, g, m, v, n, first block) per tensor, the same " +
+		"scalars for all: one launch for every parameter. grid.x = total blocks of the tensors, block.x = 256.",
+	"nonfinite_first_v1": "out[0] = min(out[0], e) for every tensor e of a device table of (x, n, first block) " +
+		"holding a NaN or an infinity (exponent bits all ones; an integer atomic minimum on the float's bits, " +
+		"deterministic). grid.x = total blocks of 2048 elements, block.x = 256.",
+	"softmax_ce_mean_v1": "softmax_ce_v1 and reduce_sum_v1 (scale 1/N) in one launch, the same bits: per-row " +
+		"losses and dlogits strided over the block, their fixed-order sum into loss[0]. grid.x = 1, block.x = 256.",
 	"gather_rows_f32_v1": "dst[r,:] = src[idx[r],:] (float32; the host validates idx). 1-D over rows·rowLen.",
 	"gather_rows_i32_v1": "dst[r,:] = src[idx[r],:] (int32; the host validates idx). 1-D over rows·rowLen.",
 	"fill_f32_v1":        "p[i] = v. 1-D over n.",

@@ -131,6 +131,15 @@ var All = []Kernel{
 		Doc: docs["global_avgpool_bwd_v1"],
 	},
 	{
+		Name: "nonfinite_first_v1", File: "check.ptx", Source: "check.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "table", Type: TypePtr, CType: "const long long*"},
+			{Name: "count", Type: TypeI32, CType: "int"},
+			{Name: "out", Type: TypePtr, CType: "float*"},
+		},
+		Doc: docs["nonfinite_first_v1"],
+	},
+	{
 		Name: "conv2d_fwd_v1_direct", File: "conv.ptx", Source: "conv.cu", Target: "sm_70",
 		Params: []Param{
 			{Name: "x", Type: TypePtr, CType: "const float*"},
@@ -729,6 +738,19 @@ var All = []Kernel{
 		Doc: docs["count_correct_v1"],
 	},
 	{
+		Name: "softmax_ce_mean_v1", File: "loss_v2.ptx", Source: "loss_v2.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "logits", Type: TypePtr, CType: "const float*"},
+			{Name: "labels", Type: TypePtr, CType: "const int*"},
+			{Name: "loss", Type: TypePtr, CType: "float*"},
+			{Name: "dlogits", Type: TypePtr, CType: "float*"},
+			{Name: "N", Type: TypeI32, CType: "int"},
+			{Name: "classes", Type: TypeI32, CType: "int"},
+			{Name: "scale", Type: TypeF32, CType: "float"},
+		},
+		Doc: docs["softmax_ce_mean_v1"],
+	},
+	{
 		Name: "bn_train_fwd_v1", File: "norm.ptx", Source: "norm.cu", Target: "sm_70",
 		Params: []Param{
 			{Name: "x", Type: TypePtr, CType: "const float*"},
@@ -802,6 +824,46 @@ var All = []Kernel{
 			{Name: "weight_decay", Type: TypeF32, CType: "float"},
 		},
 		Doc: docs["sgd_momentum_v1"],
+	},
+	{
+		Name: "sgd_momentum_multi_v1", File: "optim_multi.ptx", Source: "optim_multi.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "table", Type: TypePtr, CType: "const long long*"},
+			{Name: "count", Type: TypeI32, CType: "int"},
+			{Name: "lr", Type: TypeF32, CType: "float"},
+			{Name: "momentum", Type: TypeF32, CType: "float"},
+			{Name: "weight_decay", Type: TypeF32, CType: "float"},
+		},
+		Doc: docs["sgd_momentum_multi_v1"],
+	},
+	{
+		Name: "sgd_nesterov_multi_v1", File: "optim_multi.ptx", Source: "optim_multi.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "table", Type: TypePtr, CType: "const long long*"},
+			{Name: "count", Type: TypeI32, CType: "int"},
+			{Name: "lr", Type: TypeF32, CType: "float"},
+			{Name: "momentum", Type: TypeF32, CType: "float"},
+			{Name: "weight_decay", Type: TypeF32, CType: "float"},
+		},
+		Doc: docs["sgd_nesterov_multi_v1"],
+	},
+	{
+		Name: "adam_multi_v1", File: "optim_multi.ptx", Source: "optim_multi.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "table", Type: TypePtr, CType: "const long long*"},
+			{Name: "count", Type: TypeI32, CType: "int"},
+			{Name: "beta1", Type: TypeF32, CType: "float"},
+			{Name: "one_minus_beta1", Type: TypeF32, CType: "float"},
+			{Name: "beta2", Type: TypeF32, CType: "float"},
+			{Name: "one_minus_beta2", Type: TypeF32, CType: "float"},
+			{Name: "step_size", Type: TypeF32, CType: "float"},
+			{Name: "bc2_sqrt", Type: TypeF32, CType: "float"},
+			{Name: "eps", Type: TypeF32, CType: "float"},
+			{Name: "l2", Type: TypeF32, CType: "float"},
+			{Name: "decay", Type: TypeF32, CType: "float"},
+			{Name: "decoupled", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["adam_multi_v1"],
 	},
 	{
 		Name: "sgd_nesterov_v1", File: "optim_v2.ptx", Source: "optim_v2.cu", Target: "sm_70",
@@ -884,6 +946,7 @@ var defines = map[string]map[string]int{
 	"activation_v2.cu":        {"kBlock": 256, "kActLeakyReLU": 1, "kActSigmoid": 2, "kActTanh": 3, "kActSiLU": 4, "kActGELUErf": 5, "kActGELUTanh": 6},
 	"augment.cu":              {"kBlock": 256},
 	"avgpool.cu":              {"kBlock": 256},
+	"check.cu":                {"kBlock": 256, "kCheckWords": 3, "kCheckChunk": 8},
 	"conv.cu":                 {"kBlock": 256},
 	"conv_igemm.cu":           {"kBlock": 256, "kBM": 128, "kBN": 64, "kBK": 8, "kThreads": 256, "kFar": -1073741824, "kLdA": 132, "kLdB": 68},
 	"conv_igemm_bf16.cu":      {"kBlock": 256, "kBM": 128, "kBN": 128, "kBK": 32, "kThreads": 128, "kStages": 3},
@@ -894,8 +957,10 @@ var defines = map[string]map[string]int{
 	"dense.cu":                {"kBlock": 256},
 	"elementwise.cu":          {"kBlock": 256},
 	"loss.cu":                 {"kBlock": 256},
+	"loss_v2.cu":              {"kBlock": 256},
 	"norm.cu":                 {"kBlock": 256},
 	"optim.cu":                {"kBlock": 256},
+	"optim_multi.cu":          {"kBlock": 256, "kTableWords": 6},
 	"optim_v2.cu":             {"kBlock": 256},
 	"pool.cu":                 {"kBlock": 256},
 }

@@ -519,6 +519,20 @@ func (t *timedBackend) AdamStep(p, grad, m, v backend.Tensor, lr, beta1, beta2, 
 	})
 }
 
+func (t *timedBackend) UpdateParams(ps []backend.ParamState, u backend.Update) error {
+	n := 0
+	for _, p := range ps {
+		if p.Value != nil {
+			n += p.Value.Len()
+		}
+	}
+	return t.time(fmt.Sprintf("update %v tensors=%d,n=%d", u.Rule, len(ps), n), 0, 0, func() error { return t.be.UpdateParams(ps, u) })
+}
+
+func (t *timedBackend) FirstNonFinite(ts []backend.Tensor, out backend.Tensor) error {
+	return t.time(fmt.Sprintf("finite check tensors=%d", len(ts)), 0, 0, func() error { return t.be.FirstNonFinite(ts, out) })
+}
+
 func (t *timedBackend) Gather(rowLen int, src, idx, dst backend.Tensor) error {
 	return t.time(fmt.Sprintf("gather rows=%d,cols=%d", idx.Len(), rowLen), 0, 0, func() error { return t.be.Gather(rowLen, src, idx, dst) })
 }

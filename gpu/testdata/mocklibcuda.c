@@ -10,6 +10,16 @@
  * What it models:
  * - one device, "convtrain mock GPU", compute capability 8.6, 84 SMs,
  *   1024 threads and 48 KiB shared memory per block, 1 GiB of memory;
+ * - the primary context: cuDevicePrimaryCtxRetain returns the device's one
+ *   primary context (not made current), counting retains; the release of
+ *   the last retain destroys it (a later retain makes it live again);
+ * - streams: cuStreamCreate makes a stream of the current context;
+ *   launches, asynchronous copies and event records must name a live
+ *   stream of the current context: the legacy stream (NULL) and the
+ *   synchronous copies are refused with CUDA_ERROR_NOT_PERMITTED (800),
+ *   so the adapter must put all its work on its own stream; a created
+ *   stream that is not CU_STREAM_NON_BLOCKING is refused the same way;
+ *   work runs at once, so cuStreamSynchronize only checks the stream;
  * - contexts: cuCtxCreate pushes on the calling thread, every memory,
  *   module, launch and event call fails with CUDA_ERROR_INVALID_CONTEXT
  *   unless a live context is current on the calling thread (so the adapter
@@ -21,7 +31,10 @@
  * - modules: PTX text containing "mock_bad_ptx" fails to JIT with
  *   CUDA_ERROR_INVALID_PTX and a log written to CU_JIT_ERROR_LOG_BUFFER;
  *   otherwise any PTX loads and has the kernels "mock_echo" and "mock_fill";
- * - with CONVTRAIN_MOCK_NOOP_KERNELS=1 in the environment, every other
+ * - with CONVTRAIN_MOCK_NOOP_KERNELS=1 in the environment, fill_f32_v1
+ *   runs as mock_fill (the same parameters), so new buffers are zeroed and
+ *   the divergence check's answer (set by a fill, lowered by a kernel that
+ *   finds a NaN) reads "all finite"; every other
  *   name resolves too, to a kernel that does nothing: convtrain's whole
  *   module loads and a training step runs through the real cu adapter,
  *   which is how scripts/ci-cuda.sh measures the host's cost of issuing a
@@ -53,6 +66,7 @@ enum {
 	ERR_INVALID_PTX = 218,
 	ERR_INVALID_HANDLE = 400,
 	ERR_NOT_FOUND = 500,
+	ERR_NOT_PERMITTED = 800,
 };
 
 #define TOTAL_MEM (1ull << 30)
@@ -72,6 +86,10 @@ struct event {
 	int magic;
 	long stamp;
 };
+struct stream {
+	int magic;
+	struct ctx *ctx;
+};
 
 static __thread struct ctx *current;
 static size_t used;
@@ -81,6 +99,72 @@ static struct function fill_fn = {"mock_fill"};
 static struct function noop_fn = {"(no-op)"};
 
 static int have_ctx(void) { return current != NULL && current->magic == 0xC7C7 && current->alive; }
+
+static struct ctx primary = {0xC7C7, 0, 0};
+static int primary_retains;
+
+/* stream_ok checks a stream argument: a live created stream of the current
+ * context; NULL (the legacy stream) is not permitted. */
+static CUresult stream_ok(void *stream)
+{
+	struct stream *st = stream;
+	if (!have_ctx())
+		return ERR_INVALID_CONTEXT;
+	if (st == NULL)
+		return ERR_NOT_PERMITTED;
+	if (st->magic != 0x57 || st->ctx != current)
+		return ERR_INVALID_HANDLE;
+	return OK;
+}
+
+CUresult cuDevicePrimaryCtxRetain(void **pctx, CUdevice d)
+{
+	if (d != 0)
+		return ERR_INVALID_DEVICE;
+	primary_retains++;
+	primary.alive = 1;
+	*pctx = &primary;
+	return OK;
+}
+CUresult cuDevicePrimaryCtxRelease_v2(CUdevice d)
+{
+	if (d != 0)
+		return ERR_INVALID_DEVICE;
+	if (primary_retains == 0)
+		return ERR_INVALID_CONTEXT;
+	if (--primary_retains == 0) {
+		primary.alive = 0;
+		if (current == &primary)
+			current = NULL;
+	}
+	return OK;
+}
+CUresult cuDevicePrimaryCtxRelease(CUdevice d) { return cuDevicePrimaryCtxRelease_v2(d); }
+
+CUresult cuStreamCreate(void **ps, unsigned int flags)
+{
+	struct stream *st;
+	if (!have_ctx())
+		return ERR_INVALID_CONTEXT;
+	if (flags != 1) /* CU_STREAM_NON_BLOCKING */
+		return ERR_NOT_PERMITTED;
+	st = calloc(1, sizeof *st);
+	st->magic = 0x57;
+	st->ctx = current;
+	*ps = st;
+	return OK;
+}
+CUresult cuStreamSynchronize(void *stream) { return stream_ok(stream); }
+CUresult cuStreamDestroy_v2(void *stream)
+{
+	CUresult r = stream_ok(stream);
+	if (r != OK)
+		return r;
+	((struct stream *)stream)->magic = 0;
+	free(stream);
+	return OK;
+}
+CUresult cuStreamDestroy(void *stream) { return cuStreamDestroy_v2(stream); }
 
 CUresult cuInit(unsigned int flags) { return flags == 0 ? OK : ERR_INVALID_VALUE; }
 CUresult cuDriverGetVersion(int *v) { *v = 13000; return OK; }
@@ -199,24 +283,43 @@ CUresult cuMemFree_v2(CUdeviceptr p)
 	free(blk);
 	return OK;
 }
+/* The synchronous copies run on the legacy stream: not permitted. */
 CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n)
 {
-	if (!have_ctx())
-		return ERR_INVALID_CONTEXT;
-	memcpy((void *)(uintptr_t)dst, src, n);
-	return OK;
+	(void)dst, (void)src, (void)n;
+	return have_ctx() ? ERR_NOT_PERMITTED : ERR_INVALID_CONTEXT;
 }
 CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n)
 {
-	if (!have_ctx())
-		return ERR_INVALID_CONTEXT;
-	memcpy(dst, (void *)(uintptr_t)src, n);
-	return OK;
+	(void)dst, (void)src, (void)n;
+	return have_ctx() ? ERR_NOT_PERMITTED : ERR_INVALID_CONTEXT;
 }
 CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, size_t n)
 {
-	if (!have_ctx())
-		return ERR_INVALID_CONTEXT;
+	(void)dst, (void)src, (void)n;
+	return have_ctx() ? ERR_NOT_PERMITTED : ERR_INVALID_CONTEXT;
+}
+CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, void *stream)
+{
+	CUresult r = stream_ok(stream);
+	if (r != OK)
+		return r;
+	memcpy((void *)(uintptr_t)dst, src, n);
+	return OK;
+}
+CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, void *stream)
+{
+	CUresult r = stream_ok(stream);
+	if (r != OK)
+		return r;
+	memcpy(dst, (void *)(uintptr_t)src, n);
+	return OK;
+}
+CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, void *stream)
+{
+	CUresult r = stream_ok(stream);
+	if (r != OK)
+		return r;
 	memmove((void *)(uintptr_t)dst, (void *)(uintptr_t)src, n);
 	return OK;
 }
@@ -262,6 +365,12 @@ CUresult cuModuleUnload(void *mod)
 	free(m);
 	return OK;
 }
+static int noop_kernels(void)
+{
+	const char *v = getenv("CONVTRAIN_MOCK_NOOP_KERNELS");
+	return v != NULL && strcmp(v, "1") == 0;
+}
+
 CUresult cuModuleGetFunction(void **fn, void *mod, const char *name)
 {
 	struct module *m = mod;
@@ -273,7 +382,9 @@ CUresult cuModuleGetFunction(void **fn, void *mod, const char *name)
 		*fn = &echo_fn;
 	else if (strcmp(name, "mock_fill") == 0)
 		*fn = &fill_fn;
-	else if (getenv("CONVTRAIN_MOCK_NOOP_KERNELS") != NULL && strcmp(getenv("CONVTRAIN_MOCK_NOOP_KERNELS"), "1") == 0)
+	else if (strcmp(name, "fill_f32_v1") == 0 && noop_kernels())
+		*fn = &fill_fn; /* the same parameters: (f32 *p, s32 n, f32 v) */
+	else if (noop_kernels())
 		*fn = &noop_fn;
 	else
 		return ERR_NOT_FOUND;
@@ -284,10 +395,10 @@ CUresult cuLaunchKernel(void *f, unsigned int gx, unsigned int gy, unsigned int 
 			unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared,
 			void *stream, void **params, void **extra)
 {
-	(void)stream;
+	CUresult r = stream_ok(stream);
 	(void)extra;
-	if (!have_ctx())
-		return ERR_INVALID_CONTEXT;
+	if (r != OK)
+		return r;
 	if (f == &echo_fn) {
 		uint64_t *out = (uint64_t *)(uintptr_t)(*(uint64_t *)params[0]);
 		uint64_t n = *(uint64_t *)params[1], i;
@@ -328,9 +439,9 @@ CUresult cuEventCreate(void **ev, unsigned int flags)
 CUresult cuEventRecord(void *ev, void *stream)
 {
 	struct event *e = ev;
-	(void)stream;
-	if (!have_ctx())
-		return ERR_INVALID_CONTEXT;
+	CUresult r = stream_ok(stream);
+	if (r != OK)
+		return r;
 	if (e == NULL || e->magic != 0xE7)
 		return ERR_INVALID_HANDLE;
 	e->stamp = ++clock_ticks;

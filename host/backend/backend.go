@@ -257,6 +257,18 @@ type Ops interface {
 	// gradient (Adam) or multiplies p by 1 − lr·weightDecay first (AdamW).
 	// Both backends give the same bits.
 	AdamStep(p, grad, m, v Tensor, lr, beta1, beta2, eps, weightDecay float32, step int, decoupled bool) error
+	// UpdateParams applies one step of u to every parameter of ps, with
+	// the same bits as SGDStep, SGDNesterovStep or AdamStep (u.Rule) on
+	// each in turn; the GPU backend in one launch for all of them. Every
+	// tensor is checked before any is updated (CheckUpdate, then lengths).
+	UpdateParams(ps []ParamState, u Update) error
+
+	// FirstNonFinite sets out[0] (float32) to the index in ts of the first
+	// float32 tensor holding a NaN or an infinity, or to len(ts) when all
+	// are finite; fewer than 2²⁴ tensors. Nothing is read back to the
+	// host: the caller downloads out when it wants the answer (the GPU
+	// backend checks on the device, in two launches).
+	FirstNonFinite(ts []Tensor, out Tensor) error
 
 	// AugmentBatch gathers and augments a batch of training images: src is
 	// the training set (M,C,H,W), rows int32 (N) the images' indices in it

@@ -48,6 +48,8 @@ type gpuBackend struct {
 	dev    *gpu.Device
 	live   map[*gpuTensor]struct{}
 	rows   map[int]*gpu.Buffer // per-row loss scratch, by batch size
+	params paramTableCache     // UpdateParams' device table (update.go)
+	checks checkTableCache     // FirstNonFinite's device table (update.go)
 	closed bool
 }
 
@@ -500,9 +502,10 @@ func (be *gpuBackend) lossRows(n int) (*gpu.Buffer, error) {
 	return b, nil
 }
 
-// SoftmaxCrossEntropy runs softmax_ce_v1 (per-row losses into a scratch
-// buffer, dlogits = (softmax − onehot)/N) and reduce_sum_v1 with scale 1/N
-// into loss[0]. The labels are checked against [0, classes) on the host
+// SoftmaxCrossEntropy runs softmax_ce_mean_v1 (one launch) for up to
+// gpu.SoftmaxCEMeanMaxRows rows; for more, softmax_ce_v1 (per-row losses
+// into a scratch buffer, dlogits = (softmax − onehot)/N) and reduce_sum_v1
+// with scale 1/N into loss[0]: the same bits either way. The labels are checked against [0, classes) on the host
 // from their recorded range.
 func (be *gpuBackend) SoftmaxCrossEntropy(n, classes int, logits, labels, loss, dlogits backend.Tensor) error {
 	if err := backend.CheckDense("softmax cross-entropy", n, classes, 1); err != nil {
@@ -527,6 +530,9 @@ func (be *gpuBackend) SoftmaxCrossEntropy(n, classes int, logits, labels, loss, 
 	dl, err := be.f32("dlogits", dlogits, n*classes)
 	if err != nil {
 		return err
+	}
+	if n <= gpu.SoftmaxCEMeanMaxRows { // one launch, the same bits as the two below
+		return gpuWrap("softmax cross-entropy", be.dev.SoftmaxCrossEntropyMean(n, classes, lb, lab.buf, l, dl))
 	}
 	rows, err := be.lossRows(n)
 	if err != nil {
@@ -726,6 +732,7 @@ func (be *gpuBackend) Close() error {
 	for _, b := range be.rows {
 		errs = append(errs, b.Free())
 	}
+	errs = append(errs, be.params.free(), be.checks.free())
 	be.live, be.rows, be.closed = nil, nil, true
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("host: gpu backend close: %w", err)

@@ -39,8 +39,9 @@ type Model struct {
 	// dropoutSeed keys the dropout masks (with the layer and the step):
 	// the initialisation seed, or the trainer's (SetDropoutSeed).
 	dropoutSeed uint64
-	opt         Optimizer // the update rule (optimizer.go)
-	steps       int       // updates applied
+	opt         Optimizer            // the update rule (optimizer.go)
+	steps       int                  // updates applied
+	update      []backend.ParamState // Update's argument, reused every step
 }
 
 // initStream and ShuffleStream select independent PCG streams of the seed
@@ -454,25 +455,34 @@ func (m *Model) Backward(b *Batch) error {
 //
 //	SGD:            v ← momentum·v + (g + weightDecay·p);  p ← p − lr·v
 //	SGD, Nesterov:  d = g + weightDecay·p;  v ← momentum·v + d;  p ← p − lr·(d + momentum·v)
-//	Adam, AdamW:    Backend.AdamStep with step t = Steps()+1 (momentum unused)
+//	Adam, AdamW:    Backend.AdamStep's formulas with step t = Steps()+1 (momentum unused)
 //
-// It counts the step (Steps) when every parameter has been updated.
+// All parameters are updated by one Backend.UpdateParams (one launch on
+// the GPU). It counts the step (Steps) when every parameter has been updated.
 func (m *Model) Update(lr, momentum, weightDecay float32) error {
 	o := m.opt
-	for _, p := range m.params {
-		var err error
-		switch {
-		case o.Kind == Adam || o.Kind == AdamW:
-			err = m.be.AdamStep(p.Value, p.Grad, p.Vel, p.Sq, lr, float32(o.Beta1), float32(o.Beta2), float32(o.Eps),
-				weightDecay, m.steps+1, o.Kind == AdamW)
-		case o.Nesterov:
-			err = m.be.SGDNesterovStep(p.Value, p.Grad, p.Vel, lr, momentum, weightDecay)
-		default:
-			err = m.be.SGDStep(p.Value, p.Grad, p.Vel, lr, momentum, weightDecay)
+	u := backend.Update{Rule: backend.RuleSGD, LR: lr, Momentum: momentum, WeightDecay: weightDecay,
+		Beta1: float32(o.Beta1), Beta2: float32(o.Beta2), Eps: float32(o.Eps), Step: m.steps + 1}
+	switch {
+	case o.Kind == AdamW:
+		u.Rule = backend.RuleAdamW
+	case o.Kind == Adam:
+		u.Rule = backend.RuleAdam
+	case o.Nesterov:
+		u.Rule = backend.RuleNesterov
+	}
+	if len(m.update) != len(m.params) {
+		m.update = make([]backend.ParamState, len(m.params))
+	}
+	ps := m.update
+	for i, p := range m.params {
+		ps[i] = backend.ParamState{Value: p.Value, Grad: p.Grad, Vel: p.Vel}
+		if u.IsAdam() {
+			ps[i].Sq = p.Sq
 		}
-		if err != nil {
-			return fmt.Errorf("host: update %s: %w", p.Name, err)
-		}
+	}
+	if err := m.be.UpdateParams(ps, u); err != nil {
+		return fmt.Errorf("host: update %d parameters (numbered as in Params): %w", len(ps), err)
 	}
 	m.steps++
 	return nil

@@ -242,7 +242,13 @@ type Trainer struct {
 	start      time.Time
 	stepsEpoch int
 	norms      []data.Norm // the inputs' standardisation, per channel
-	scratch    []float32   // divergence checks: the largest parameter
+	scratch    []float32   // divergence checks: the tensor found not finite, for its norm
+	// finite lists the tensors the divergence check reads on the device
+	// (values in order, then gradients from the last to the first) and
+	// finiteOut receives the index of the first not finite; made at the
+	// first check.
+	finite    []backend.Tensor
+	finiteOut backend.Tensor
 	// elapsedBefore is the training time of the runs before a Restore
 	// (start is set that much before the resumed run starts); restored is
 	// the state restored (its epoch sums start a resumed epoch);
@@ -588,10 +594,13 @@ func (t *Trainer) Close() error {
 			errs = append(errs, b.Free(be))
 		}
 	}
-	if t.order != nil {
-		errs = append(errs, be.Free(t.order))
+	for _, x := range []backend.Tensor{t.order, t.finiteOut} {
+		if x != nil {
+			errs = append(errs, be.Free(x))
+		}
 	}
 	t.train, t.batch, t.micro, t.order, t.orderViews = nil, nil, nil, nil, nil
+	t.finite, t.finiteOut = nil, nil
 	return errors.Join(errs...)
 }
 
@@ -829,33 +838,50 @@ var ErrDiverged = errors.New("training diverged")
 // gradient and lossSum (the sum of the epoch's batch losses so far) are
 // finite: values first, then gradients from the last layer to the first,
 // the order in which backpropagation computes them. The error names the
-// step and the first parameter (hence the layer) found not finite. It
-// downloads every parameter and gradient, so it runs on report steps only.
+// step and the first parameter (hence the layer) found not finite. The
+// check runs on the backend (Backend.FirstNonFinite: on the GPU, on the
+// device) and only its answer, one value, is downloaded; the tensor found
+// not finite is downloaded for its norm when training has diverged.
 func (t *Trainer) checkDiverged(lossSum float64) error {
 	ps := t.m.Params()
-	for i := range 2 * len(ps) {
-		var p *nn.Param
-		var what string
-		var x backend.Tensor
-		if i < len(ps) {
-			p = ps[i]
-			what, x = "value", p.Value
-		} else {
-			p = ps[2*len(ps)-1-i]
-			what, x = "gradient", p.Grad
+	be := t.m.Backend()
+	if t.finiteOut == nil {
+		out, err := be.NewTensor(1)
+		if err != nil {
+			return fmt.Errorf("host: divergence check: %w", err)
 		}
-		if len(t.scratch) < x.Len() {
-			t.scratch = make([]float32, x.Len())
+		t.finite, t.finiteOut = make([]backend.Tensor, 0, 2*len(ps)), out
+		for _, p := range ps {
+			t.finite = append(t.finite, p.Value)
 		}
-		v := t.scratch[:x.Len()]
-		if err := t.m.Backend().Download(v, x); err != nil {
-			return fmt.Errorf("host: divergence check: %s of %s: %w", what, p.Name, err)
+		for i := len(ps) - 1; i >= 0; i-- {
+			t.finite = append(t.finite, ps[i].Grad)
 		}
-		var sq float64 // at most 2³¹·(3.4e38)² < 1.8e308: no overflow
-		for _, e := range v {
-			sq += float64(e) * float64(e)
+	}
+	if len(ps) > 0 {
+		if err := be.FirstNonFinite(t.finite, t.finiteOut); err != nil {
+			return fmt.Errorf("host: divergence check: %w", err)
 		}
-		if math.IsNaN(sq) || math.IsInf(sq, 0) {
+		first, err := t.download(t.finiteOut)
+		if err != nil {
+			return fmt.Errorf("host: divergence check: %w", err)
+		}
+		if i := int(first); i < len(t.finite) {
+			p, what, x := ps[min(i, 2*len(ps)-1-i)], "value", t.finite[i]
+			if i >= len(ps) {
+				what = "gradient"
+			}
+			if len(t.scratch) < x.Len() {
+				t.scratch = make([]float32, x.Len())
+			}
+			v := t.scratch[:x.Len()]
+			if err := be.Download(v, x); err != nil {
+				return fmt.Errorf("host: divergence check: %s of %s: %w", what, p.Name, err)
+			}
+			var sq float64 // at most 2³¹·(3.4e38)² < 1.8e308: no overflow
+			for _, e := range v {
+				sq += float64(e) * float64(e)
+			}
 			return fmt.Errorf("host: %s: the %s of %s (layer %s) is not finite, norm %g, mean loss %g: %w",
 				t.Where(), what, p.Name, strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(p.Name, "layer"), ".weight"), ".bias"),
 				math.Sqrt(sq), lossSum/float64(max(t.stepEpoch, 1)), ErrDiverged)

@@ -1,0 +1,87 @@
+package gpubackend_test
+
+import (
+	"testing"
+
+	"github.com/convtrain/convtrain/gpu"
+	"github.com/convtrain/convtrain/host/backend"
+	"github.com/convtrain/convtrain/host/backendtest"
+	"github.com/convtrain/convtrain/host/data"
+	"github.com/convtrain/convtrain/host/gpubackend"
+	"github.com/convtrain/convtrain/host/nn"
+)
+
+// maxStepLaunches bounds the kernel launches of one training step of the
+// default network at batch 64 on the GPU backend (gather of the batch,
+// forward, loss, backward, one optimiser launch), counted on the
+// simulator. Lower it when a fusion removes a launch; a change that adds
+// launches must say why.
+const maxStepLaunches = 24
+
+// TestStepLaunches counts the kernel launches and the device→host copies
+// of training steps of the default network at batch 64 on the simulator:
+// at most maxStepLaunches launches per step, of which one is the
+// optimiser's for all parameters, and no copy to the host at all.
+func TestStepLaunches(t *testing.T) {
+	// No race or uninitialised-shared checks: the kernels' conformance
+	// suites run them; this test counts.
+	dev, err := gpu.OpenSim(gpu.SimOptions{})
+	backendtest.MustNil(t, err)
+	defer dev.Close()
+	be, err := gpubackend.NewGPUBackend(dev)
+	backendtest.MustNil(t, err)
+	defer be.Close()
+	m, err := nn.NewModel(be, nn.DefaultSpec(), 1)
+	backendtest.MustNil(t, err)
+	defer m.Close()
+	ds, err := data.Synthetic(64, 28, 10, 1)
+	backendtest.MustNil(t, err)
+	set, err := m.Upload(ds, ds.Standardisation())
+	backendtest.MustNil(t, err)
+	defer set.Free(be)
+	b, err := m.NewBatch(64)
+	backendtest.MustNil(t, err)
+	defer b.Free(be)
+	order, err := be.NewIndexTensor(64)
+	backendtest.MustNil(t, err)
+	defer be.Free(order)
+	rows := make([]int32, 64)
+	for i := range rows {
+		rows[i] = int32(63 - i)
+	}
+	backendtest.MustNil(t, be.UploadIndex(order, rows))
+	step := func() {
+		backendtest.MustNil(t, m.LoadIndexed(b, set, order))
+		backendtest.MustNil(t, m.TrainStep(b, 0.01, 0.9, 1e-4))
+	}
+	// The optimiser's device table is built by the first update: build it
+	// here (a zero learning rate), so that the step counted is a steady one.
+	ps := make([]backend.ParamState, len(m.Params()))
+	for i, p := range m.Params() {
+		ps[i] = backend.ParamState{Value: p.Value, Grad: p.Grad, Vel: p.Vel}
+	}
+	backendtest.MustNil(t, be.UpdateParams(ps, backend.Update{Rule: backend.RuleSGD}))
+	const steps = 1
+	launches, mem := dev.Launches(), dev.MemStats()
+	for range steps {
+		step()
+	}
+	per := (dev.Launches() - launches) / steps
+	t.Logf("default network, batch 64: %d launches per step (simulator)", per)
+	if per > maxStepLaunches {
+		t.Errorf("%d launches per step, want at most %d", per, maxStepLaunches)
+	}
+	after := dev.MemStats()
+	if down := after.DtoHBytes - mem.DtoHBytes; down != 0 {
+		t.Errorf("%d bytes copied to the host in %d steps, want 0", down, steps)
+	}
+	if up := after.HtoDBytes - mem.HtoDBytes; up != 0 {
+		t.Errorf("%d bytes copied to the device in %d steps, want 0", up, steps)
+	}
+	// Every parameter is updated by the one launch of UpdateParams.
+	before := dev.Launches()
+	backendtest.MustNil(t, be.UpdateParams(ps, backend.Update{Rule: backend.RuleSGD, LR: 0.01, Momentum: 0.9}))
+	if n := dev.Launches() - before; n != 1 {
+		t.Errorf("UpdateParams over the %d parameters: %d launches, want 1", len(ps), n)
+	}
+}
