@@ -188,3 +188,116 @@ func TestDataParallelEqualsAccumulation(t *testing.T) {
 		t.Errorf("a batch of 12 in 5 micro-batches: no error")
 	}
 }
+
+// TestResumeOtherWorld stops a run after its first epoch on 2 ranks and
+// resumes it in one process with -accum 2, and stops a one-process run
+// with -accum 2 and resumes it on 2 ranks: both finish with the weights of
+// the straight one-process run, bit for bit (the state records the world
+// it was written by; the weights and velocities move as a checkpoint moves
+// them).
+func TestResumeOtherWorld(t *testing.T) {
+	trainSet, err := data.Synthetic(48, 12, 4, 1)
+	backendtest.MustNil(t, err)
+	test, err := data.Synthetic(8, 12, 4, 2)
+	backendtest.MustNil(t, err)
+	spec := nn.Spec{C: 1, H: 12, W: 12, Loss: nn.SoftmaxCE, Layers: []nn.LayerSpec{
+		nn.ConvLayer(3, 3, 3), {Kind: nn.ReLU}, nn.PoolLayer(2), {Kind: nn.Flatten}, nn.DenseLayer(4)}}
+	base := Config{Epochs: 2, Batch: 8, LR: 0.05, Momentum: 0.9, Schedule: Schedule{Kind: CosineLR}, Seed: 3}
+	type snapshot struct {
+		st    TrainState
+		value [][]float32
+		vel   [][]float32
+	}
+	newRun := func(cfg Config) (*nn.Model, *Trainer) {
+		m, err := nn.NewModel(backendtest.CPU(t), spec, 5)
+		backendtest.MustNil(t, err)
+		tr, err := NewTrainer(m, trainSet, test, cfg)
+		backendtest.MustNil(t, err)
+		t.Cleanup(func() { tr.Close(); m.Close() })
+		return m, tr
+	}
+	save := func(m *nn.Model, tr *Trainer) snapshot {
+		st, err := tr.State()
+		backendtest.MustNil(t, err)
+		s := snapshot{st: st}
+		for _, p := range m.Params() {
+			v, vel := make([]float32, p.Value.Len()), make([]float32, p.Vel.Len())
+			backendtest.MustNil(t, m.Backend().Download(v, p.Value))
+			backendtest.MustNil(t, m.Backend().Download(vel, p.Vel))
+			s.value, s.vel = append(s.value, v), append(s.vel, vel)
+		}
+		return s
+	}
+	load := func(m *nn.Model, tr *Trainer, s snapshot) {
+		for i, p := range m.Params() {
+			backendtest.MustNil(t, m.Backend().Upload(p.Value, s.value[i]))
+			backendtest.MustNil(t, m.Backend().Upload(p.Vel, s.vel[i]))
+		}
+		backendtest.MustNil(t, tr.Restore(s.st))
+	}
+	accum := base
+	accum.Accum = 2
+	m, tr := newRun(accum)
+	_, err = tr.Run(context.Background())
+	backendtest.MustNil(t, err)
+	want, err := m.ParamValues()
+	backendtest.MustNil(t, err)
+
+	// Two ranks for one epoch, then one process.
+	w := newWorld(2)
+	var snaps [2]snapshot
+	var wg sync.WaitGroup
+	for r := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := base
+			c.Comm = rankComm{w, r}
+			m, tr := newRun(c)
+			_, err := tr.RunEpoch(context.Background())
+			backendtest.MustNil(t, err)
+			snaps[r] = save(m, tr)
+		}()
+	}
+	wg.Wait()
+	if snaps[0].st.World != 2 {
+		t.Errorf("the 2-rank state records world %d", snaps[0].st.World)
+	}
+	m1, tr1 := newRun(accum)
+	load(m1, tr1, snaps[0])
+	_, err = tr1.Run(context.Background())
+	backendtest.MustNil(t, err)
+	got, err := m1.ParamValues()
+	backendtest.MustNil(t, err)
+	for i := range want {
+		backendtest.EqualBits(t, fmt.Sprintf("2 ranks then 1, param %d", i), got[i], want[i])
+	}
+
+	// One process for one epoch, then two ranks.
+	m2, tr2 := newRun(accum)
+	_, err = tr2.RunEpoch(context.Background())
+	backendtest.MustNil(t, err)
+	snap := save(m2, tr2)
+	w = newWorld(2)
+	var gotRanks [2][][]float32
+	for r := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := base
+			c.Comm = rankComm{w, r}
+			m, tr := newRun(c)
+			load(m, tr, snap)
+			_, err := tr.Run(context.Background())
+			backendtest.MustNil(t, err)
+			gotRanks[r], err = m.ParamValues()
+			backendtest.MustNil(t, err)
+		}()
+	}
+	wg.Wait()
+	for r := range 2 {
+		for i := range want {
+			backendtest.EqualBits(t, fmt.Sprintf("1 process then rank %d, param %d", r, i), gotRanks[r][i], want[i])
+		}
+	}
+}

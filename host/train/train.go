@@ -292,6 +292,10 @@ type TrainState struct {
 	BestEpoch   int     `json:",omitempty"`
 	BestTestAcc float64 `json:",omitempty"`
 	BestValAcc  float64 `json:",omitempty"`
+	// World is the number of data-parallel ranks that wrote the state (0:
+	// one process). Informative: a run resumes on any number of ranks
+	// whose micro-batches divide Config.Batch, with the same weights.
+	World int `json:",omitempty"`
 }
 
 // State returns the trainer's position; after a Run stopped by its
@@ -337,6 +341,7 @@ func (t *Trainer) State() (TrainState, error) {
 		// Each rank holds its own part of the sums: a resumed epoch
 		// averages over the steps after the resume instead.
 		st.EpochLossSum, st.EpochCorrect, st.HasEpochSums = 0, 0, false
+		st.World = t.world()
 	}
 	return st, nil
 }
@@ -368,7 +373,7 @@ func (t *Trainer) Restore(st TrainState) error {
 		(!st.HasEpochSums && (st.EpochLossSum != 0 || st.EpochCorrect != 0)) ||
 		!(st.ElapsedSeconds >= 0) || math.IsInf(st.ElapsedSeconds, 0) ||
 		st.BestEpoch < 0 || st.BestEpoch > st.Epoch || !(st.BestTestAcc >= 0 && st.BestTestAcc <= 1) ||
-		!(st.BestValAcc >= 0 && st.BestValAcc <= 1) {
+		!(st.BestValAcc >= 0 && st.BestValAcc <= 1) || st.World < 0 {
 		return fmt.Errorf("host: restore: epoch sums %g and %g after %d steps of %d images, %g s elapsed: not a trainer's",
 			st.EpochLossSum, st.EpochCorrect, st.StepEpoch, t.cfg.Batch, st.ElapsedSeconds)
 	}
