@@ -10,6 +10,7 @@
 //	go run ./cmd/train info CKPT...        what a checkpoint holds
 //	go run ./cmd/train compare [flags]    the same steps on the CPU and a GPU, compared
 //	go run ./cmd/train bench [flags]      the time of each operation and kernel of a step
+//	go run ./cmd/train export -load CKPT -o FILE.onnx [-softmax]   the model as ONNX
 //
 // With no flags it trains the default network on MNIST on the CPU for 3
 // epochs and reaches about 98.8 % test accuracy:
@@ -219,6 +220,29 @@
 // images (a window larger than its input, say) is an error naming the
 // layer and the reason. The table of layers, with each output shape and
 // parameter count, is printed before training.
+//
+// Beyond those: bn (BatchNorm), avgpool<R>[s…][p…] (padded zeros count),
+// gap (global average pooling), leakyrelu[N] (slope N/100), sigmoid, tanh,
+// silu, gelu, gelutanh, dropout<P> (p = P/100, training only), and
+// "nobias" after a conv or dense layer. res(<layers>[|<shortcut>]) is a
+// residual block (the shortcut the identity when absent) and
+// cat(<layers>|<layers>…) a concatenation along the channels (an empty
+// branch the identity). Layers are numbered depth-first, a block before
+// its layers, a flatten implied before a dense layer counted: the numbers
+// of messages and of the checkpoint's layer<i> tensors. Presets by name:
+// lenet (the default), resnet8 and resnet20 (He et al.'s CIFAR ResNets;
+// their last layer fits the data's classes), e.g. -model resnet20.
+//
+// # Data-parallel training
+//
+//	-accum N          split each step's batch into N micro-batches whose
+//	                  gradients are summed (default 1)
+//	-dist mpi         train on every rank of an MPI job (mpirun, srun; the
+//	                  binary built with -tags mpi); -batch is the global
+//	                  batch; only rank 0 writes
+//	-reduce R         ordered (default: the ranks' gradients summed in rank
+//	                  order, the bits of one process with -accum P) or sum
+//	                  (the library's all-reduce, exact for 2 ranks)
 //
 // # Checkpoints
 //
