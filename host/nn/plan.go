@@ -15,11 +15,12 @@ import (
 // then allocates every tensor of one batch size, so a step allocates
 // nothing.
 
-// node is one layer of the graph, or the add that closes a residual block.
+// node is one layer of the graph, or the add or concatenation that closes
+// a block.
 type node struct {
-	id     int        // index in Model.nodes
-	layer  int        // the layer's number (1-based, as Check numbers it); 0 for an add
-	info   *LayerInfo // nil for an add
+	id     int        // index in graph.nodes
+	layer  int        // the layer's number (1-based, as Check numbers it); 0 for a block's add or concatenation
+	info   *LayerInfo // nil for a block's add or concatenation
 	mod    *kindModule
 	in     int // the input tensor
 	in2    int // the second input of an add (the shortcut); −1 otherwise
