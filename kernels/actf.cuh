@@ -4,9 +4,10 @@
 // mathf.cuh, compiled with -ffp-contract=off, so that the GPU, the PTX
 // simulator and cpuref agree bit for bit.
 //
-// They are, operation for operation, the functions of
-// cpuref/testdata/actf_check.cc (the C twins of cpuref/mathf.go, compared
-// bit for bit with the Go functions by cpuref's TestMathfTwinsAgainstC);
+// They are the C twins of cpuref/mathf.go, operation for operation:
+// cpuref/testdata/actf_check.cc includes this file and cpuref's
+// TestMathfTwinsAgainstC compares its output bit for bit with the Go
+// functions;
 // the conformance suite of package gpu compares the kernels built on
 // these with cpuref's float32 activations bit for bit (swept reals,
 // both tails, ±0, ±∞, NaN, subnormals).
