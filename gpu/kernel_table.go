@@ -40,6 +40,8 @@ const (
 	kFill
 	kBNTrainFwd
 	kBNEvalFwd
+	kBNTrainReLUFwd
+	kBNEvalReLUFwd
 	kBNBwd
 	kAvgPoolFwd
 	kAvgPoolBwd
@@ -86,6 +88,8 @@ var plainKernels = [numPlainKernels]string{
 	kFill:                "fill_f32_v1",
 	kBNTrainFwd:          "bn_train_fwd_v1",
 	kBNEvalFwd:           "bn_eval_fwd_v1",
+	kBNTrainReLUFwd:      "bn_train_fwd_v2",
+	kBNEvalReLUFwd:       "bn_eval_fwd_v2",
 	kBNBwd:               "bn_bwd_v1",
 	kAvgPoolFwd:          "avgpool_fwd_v1",
 	kAvgPoolBwd:          "avgpool_bwd_v1",

@@ -27,22 +27,28 @@ func (s bnShape) String() string { return fmt.Sprintf("N=%d,C=%d,HW=%d", s.n, s.
 // for BatchNormBackward; runMean and runVar (C), when not nil (both or
 // neither), are updated in place with momentum:
 // r ← (1−m)·r + m·μ and (1−m)·r + m·Σ(x−μ)²/(M−1). Kernel
-// bn_train_fwd_v1, one 256-thread block per channel.
+// bn_train_fwd_v1, one 256-thread block per channel; with relu, y =
+// max(y, 0) as ReLUForward before the store (bn_train_fwd_v2: the same
+// bits as the two operations, one pass).
 //
 // An error wrapping geom.ErrGeometry is returned when a size is < 1,
 // N·HW < 2, a tensor has 2³¹ elements or more or a buffer has the wrong
 // length; one wrapping geom.ErrHyperparameter when momentum is outside
 // [0, 1] or eps is not finite and > 0.
-func (d *Device) BatchNormTrainForward(n, c, hw int, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar *Buffer, momentum, eps float64) error {
+func (d *Device) BatchNormTrainForward(n, c, hw int, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar *Buffer, momentum, eps float64, relu bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.bnTrainForward(n, c, hw, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar, momentum, eps); err != nil {
-		return launchErr(kBNTrainFwd, bnShape{n, c, hw}, err)
+	k := kBNTrainFwd
+	if relu {
+		k = kBNTrainReLUFwd
+	}
+	if err := d.bnTrainForward(k, n, c, hw, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar, momentum, eps); err != nil {
+		return launchErr(k, bnShape{n, c, hw}, err)
 	}
 	return nil
 }
 
-func (d *Device) bnTrainForward(n, c, hw int, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar *Buffer, momentum, eps float64) error {
+func (d *Device) bnTrainForward(k kernelID, n, c, hw int, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar *Buffer, momentum, eps float64) error {
 	if err := dims([]int{n, c, hw}, []int{n, c, hw}); err != nil {
 		return err
 	}
@@ -78,9 +84,14 @@ func (d *Device) bnTrainForward(n, c, hw int, x, gamma, beta, y, saveMean, saveI
 		return fmt.Errorf("runMean and runVar must be both given or both nil: %w", geom.ErrGeometry)
 	}
 	grid, block := perBlock(c)
-	return d.launch(kBNTrainFwd, grid, block, 0, argPtr(x), argPtr(gamma), argPtr(beta), argPtr(y),
+	// v2 takes relu = 1 after v1's parameters
+	args := [...]arg{argPtr(x), argPtr(gamma), argPtr(beta), argPtr(y),
 		argPtr(saveMean), argPtr(saveInvStd), argPtr(runMean), argPtr(runVar),
-		argI32(n), argI32(c), argI32(hw), argF32(float32(momentum)), argF32(float32(1-momentum)), argF32(float32(eps)))
+		argI32(n), argI32(c), argI32(hw), argF32(float32(momentum)), argF32(float32(1 - momentum)), argF32(float32(eps)), argI32(1)}
+	if k != kBNTrainReLUFwd {
+		return d.launch(k, grid, block, 0, args[:len(args)-1]...)
+	}
+	return d.launch(k, grid, block, 0, args[:]...)
 }
 
 // checkEps reports an eps that is not finite and > 0.
@@ -97,18 +108,23 @@ func checkEps(eps float64) error {
 //	y = γ·((x − runMean)·(1/√(runVar + ε))) + β
 //
 // every operation rounded to float32 (cpuref.BatchNormEvalForward).
-// Kernel bn_eval_fwd_v1, 1-D over N·C·HW. Errors as BatchNormTrainForward
-// (N·HW = 1 is allowed).
-func (d *Device) BatchNormEvalForward(n, c, hw int, x, gamma, beta, runMean, runVar, y *Buffer, eps float64) error {
+// Kernel bn_eval_fwd_v1, 1-D over N·C·HW; with relu, y = max(y, 0) as
+// ReLUForward before the store (bn_eval_fwd_v2). Errors as
+// BatchNormTrainForward (N·HW = 1 is allowed).
+func (d *Device) BatchNormEvalForward(n, c, hw int, x, gamma, beta, runMean, runVar, y *Buffer, eps float64, relu bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.bnEvalForward(n, c, hw, x, gamma, beta, runMean, runVar, y, eps); err != nil {
-		return launchErr(kBNEvalFwd, bnShape{n, c, hw}, err)
+	k := kBNEvalFwd
+	if relu {
+		k = kBNEvalReLUFwd
+	}
+	if err := d.bnEvalForward(k, n, c, hw, x, gamma, beta, runMean, runVar, y, eps); err != nil {
+		return launchErr(k, bnShape{n, c, hw}, err)
 	}
 	return nil
 }
 
-func (d *Device) bnEvalForward(n, c, hw int, x, gamma, beta, runMean, runVar, y *Buffer, eps float64) error {
+func (d *Device) bnEvalForward(k kernelID, n, c, hw int, x, gamma, beta, runMean, runVar, y *Buffer, eps float64) error {
 	if err := dims([]int{n, c, hw}, []int{n, c, hw}); err != nil {
 		return err
 	}
@@ -126,8 +142,13 @@ func (d *Device) bnEvalForward(n, c, hw int, x, gamma, beta, runMean, runVar, y 
 		}
 	}
 	grid, block := linear(L)
-	return d.launch(kBNEvalFwd, grid, block, 0, argPtr(x), argPtr(gamma), argPtr(beta), argPtr(runMean), argPtr(runVar),
-		argPtr(y), argI32(n), argI32(c), argI32(hw), argF32(float32(eps)))
+	// v2 takes relu = 1 after v1's parameters
+	args := [...]arg{argPtr(x), argPtr(gamma), argPtr(beta), argPtr(runMean), argPtr(runVar),
+		argPtr(y), argI32(n), argI32(c), argI32(hw), argF32(float32(eps)), argI32(1)}
+	if k != kBNEvalReLUFwd {
+		return d.launch(k, grid, block, 0, args[:len(args)-1]...)
+	}
+	return d.launch(k, grid, block, 0, args[:]...)
 }
 
 // BatchNormBackward computes the training-mode gradients of

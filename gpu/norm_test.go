@@ -21,6 +21,8 @@ func init() {
 	plainConformance = append(plainConformance,
 		conformanceCase{"bn_train_fwd_v1", []string{"bn_train_fwd_v1"}, testBNTrainForward},
 		conformanceCase{"bn_eval_fwd_v1", []string{"bn_eval_fwd_v1"}, testBNEvalForward},
+		conformanceCase{"bn_train_fwd_v2", []string{"bn_train_fwd_v2"}, testBNTrainReLUForward},
+		conformanceCase{"bn_eval_fwd_v2", []string{"bn_eval_fwd_v2"}, testBNEvalReLUForward},
 		conformanceCase{"bn_bwd_v1", []string{"bn_bwd_v1"}, testBNBackward},
 		conformanceCase{"avgpool_fwd_v1", []string{"avgpool_fwd_v1"}, testAvgPoolForward},
 		conformanceCase{"avgpool_bwd_v1", []string{"avgpool_bwd_v1"}, testAvgPoolBackward},
@@ -56,7 +58,14 @@ func bnParams(name string, c int) (gamma, beta, rm, rv []float32) {
 	return
 }
 
-func testBNTrainForward(t *testing.T, d *Device) {
+func testBNTrainForward(t *testing.T, d *Device)     { bnTrainForward(t, d, false) }
+func testBNTrainReLUForward(t *testing.T, d *Device) { bnTrainForward(t, d, true) }
+func testBNEvalForward(t *testing.T, d *Device)      { bnEvalForward(t, d, false) }
+func testBNEvalReLUForward(t *testing.T, d *Device)  { bnEvalForward(t, d, true) }
+
+// bnTrainForward checks BatchNormTrainForward, with relu the fused ReLU
+// (cpuref's batch norm, then ReLU as relu_fwd_v1).
+func bnTrainForward(t *testing.T, d *Device, relu bool) {
 	const momentum, eps = 0.1, 1e-5
 	for _, s := range bnShapesFor(d) {
 		n, c, hw := s[0], s[1], s[2]
@@ -86,8 +95,11 @@ func testBNTrainForward(t *testing.T, d *Device) {
 				if err := cpuref.BatchNormTrainForward32(n, c, hw, x, gamma, beta, want, wMean, wInv, wrm, wrv, momentum, eps); err != nil {
 					t.Fatal(err)
 				}
+				if relu {
+					reluRef(want)
+				}
 				if err := d.BatchNormTrainForward(n, c, hw, h.in("x", x), h.in("gamma", gamma), h.in("beta", beta), y,
-					sm, si, grm, grv, momentum, eps); err != nil {
+					sm, si, grm, grv, momentum, eps, relu); err != nil {
 					t.Fatal(err)
 				}
 				checkSameBits(t, "y", h.read(y), want)
@@ -109,9 +121,12 @@ func testBNTrainForward(t *testing.T, d *Device) {
 		if err := cpuref.BatchNormTrainForward32(n, c, hw, x, gamma, beta, want, nil, nil, nil, nil, 0.1, 1e-5); err != nil {
 			t.Fatal(err)
 		}
+		if relu {
+			reluRef(want)
+		}
 		h := newHarness(t, d)
 		xy := h.inout("xy", x)
-		if err := d.BatchNormTrainForward(n, c, hw, xy, h.in("gamma", gamma), h.in("beta", beta), xy, nil, nil, nil, nil, 0.1, 1e-5); err != nil {
+		if err := d.BatchNormTrainForward(n, c, hw, xy, h.in("gamma", gamma), h.in("beta", beta), xy, nil, nil, nil, nil, 0.1, 1e-5, relu); err != nil {
 			t.Fatal(err)
 		}
 		checkSameBits(t, "y", h.read(xy), want)
@@ -119,7 +134,7 @@ func testBNTrainForward(t *testing.T, d *Device) {
 	})
 }
 
-func testBNEvalForward(t *testing.T, d *Device) {
+func bnEvalForward(t *testing.T, d *Device, relu bool) {
 	const eps = 1e-3
 	for _, s := range bnShapesFor(d) {
 		n, c, hw := s[0], s[1], s[2]
@@ -134,10 +149,13 @@ func testBNEvalForward(t *testing.T, d *Device) {
 			if err := cpuref.BatchNormEvalForward(n, c, hw, x, gamma, beta, rm, rv, want, eps); err != nil {
 				t.Fatal(err)
 			}
+			if relu {
+				reluRef(want)
+			}
 			h := newHarness(t, d)
 			y := h.out("y", L)
 			if err := d.BatchNormEvalForward(n, c, hw, h.in("x", x), h.in("gamma", gamma), h.in("beta", beta),
-				h.in("runMean", rm), h.in("runVar", rv), y, eps); err != nil {
+				h.in("runMean", rm), h.in("runVar", rv), y, eps, relu); err != nil {
 				t.Fatal(err)
 			}
 			checkSameBits(t, "y", h.read(y), want)
@@ -328,10 +346,10 @@ func testNormPoolValidation(t *testing.T, d *Device) {
 		err, is      error
 	}{
 		{"one value per channel", "bn_train_fwd_v1",
-			d.BatchNormTrainForward(1, 12, 1, x, h.in("g12", make([]float32, 12)), h.in("b12", make([]float32, 12)), y, nil, nil, nil, nil, 0.1, 1e-5), geom.ErrGeometry},
-		{"momentum > 1", "bn_train_fwd_v1", d.BatchNormTrainForward(2, 3, 2, x, c3, c3, y, nil, nil, nil, nil, 1.5, 1e-5), geom.ErrHyperparameter},
-		{"running mean without var", "bn_train_fwd_v1", d.BatchNormTrainForward(2, 3, 2, x, c3, c3, y, nil, nil, h.out("rm", 3), nil, 0.1, 1e-5), geom.ErrGeometry},
-		{"eps 0", "bn_eval_fwd_v1", d.BatchNormEvalForward(2, 3, 2, x, c3, c3, c3, c3, y, 0), geom.ErrHyperparameter},
+			d.BatchNormTrainForward(1, 12, 1, x, h.in("g12", make([]float32, 12)), h.in("b12", make([]float32, 12)), y, nil, nil, nil, nil, 0.1, 1e-5, false), geom.ErrGeometry},
+		{"momentum > 1", "bn_train_fwd_v1", d.BatchNormTrainForward(2, 3, 2, x, c3, c3, y, nil, nil, nil, nil, 1.5, 1e-5, false), geom.ErrHyperparameter},
+		{"running mean without var", "bn_train_fwd_v1", d.BatchNormTrainForward(2, 3, 2, x, c3, c3, y, nil, nil, h.out("rm", 3), nil, 0.1, 1e-5, false), geom.ErrGeometry},
+		{"eps 0", "bn_eval_fwd_v1", d.BatchNormEvalForward(2, 3, 2, x, c3, c3, c3, c3, y, 0, false), geom.ErrHyperparameter},
 		{"gamma too short", "bn_bwd_v1", d.BatchNormBackward(2, 3, 2, x, h.in("g2", make([]float32, 2)), c3, c3, x, y, h.out("dg", 3), h.out("db", 3)), geom.ErrGeometry},
 		{"pad > R/2", "avgpool_fwd_v1", d.AvgPoolForward(apg(1, 1, 3, 4, 2, 2, 1, 1, 2, 0), x, y), geom.ErrGeometry},
 		{"dx too short", "avgpool_bwd_v1", d.AvgPoolBackward(apg(1, 3, 2, 2, 2, 2, 2, 2, 0, 0), c3, c3), geom.ErrGeometry},
@@ -361,7 +379,7 @@ func testNormPoolValidation(t *testing.T, d *Device) {
 }
 
 func init() {
-	for _, k := range []string{"bn_train_fwd_v1", "bn_eval_fwd_v1", "bn_bwd_v1", "avgpool_fwd_v1", "avgpool_bwd_v1",
+	for _, k := range []string{"bn_train_fwd_v1", "bn_eval_fwd_v1", "bn_train_fwd_v2", "bn_eval_fwd_v2", "bn_bwd_v1", "avgpool_fwd_v1", "avgpool_bwd_v1",
 		"global_avgpool_fwd_v1", "global_avgpool_bwd_v1"} {
 		launcherTestedElsewhere[k] = true // TestNormPoolLaunchers
 	}
@@ -401,16 +419,23 @@ func TestNormPoolLaunchers(t *testing.T) {
 		want   map[string]uint64
 	}{
 		{"bn_train_fwd_v1", func() error {
-			return d.BatchNormTrainForward(n, c, hw, x, gm, bt, y, sm, si, rm, rv, 0.25, 1e-3)
+			return d.BatchNormTrainForward(n, c, hw, x, gm, bt, y, sm, si, rm, rv, 0.25, 1e-3, false)
 		}, c, with(bn, "x", P(x), "gamma", P(gm), "beta", P(bt), "y", P(y), "save_mean", P(sm), "save_inv_std", P(si),
 			"run_mean", P(rm), "run_var", P(rv), "m", F32(0.25), "one_minus_m", F32(0.75), "eps", F32(1e-3))},
 		{"bn_train_fwd_v1", func() error {
-			return d.BatchNormTrainForward(n, c, hw, x, gm, bt, x, nil, nil, nil, nil, 0.1, 1e-5)
+			return d.BatchNormTrainForward(n, c, hw, x, gm, bt, x, nil, nil, nil, nil, 0.1, 1e-5, false)
 		}, c, with(bn, "x", P(x), "gamma", P(gm), "beta", P(bt), "y", P(x), "save_mean", uint64(0), "save_inv_std", uint64(0),
 			"run_mean", uint64(0), "run_var", uint64(0), "m", F32(0.1), "one_minus_m", F32(0.9), "eps", F32(1e-5))},
-		{"bn_eval_fwd_v1", func() error { return d.BatchNormEvalForward(n, c, hw, x, gm, bt, rm, rv, y, 1e-5) },
+		{"bn_train_fwd_v2", func() error {
+			return d.BatchNormTrainForward(n, c, hw, x, gm, bt, y, sm, si, rm, rv, 0.25, 1e-3, true)
+		}, c, with(bn, "x", P(x), "gamma", P(gm), "beta", P(bt), "y", P(y), "save_mean", P(sm), "save_inv_std", P(si),
+			"run_mean", P(rm), "run_var", P(rv), "m", F32(0.25), "one_minus_m", F32(0.75), "eps", F32(1e-3), "relu", uint64(1))},
+		{"bn_eval_fwd_v1", func() error { return d.BatchNormEvalForward(n, c, hw, x, gm, bt, rm, rv, y, 1e-5, false) },
 			lin(n * c * hw), with(bn, "x", P(x), "gamma", P(gm), "beta", P(bt), "run_mean", P(rm), "run_var", P(rv),
 				"y", P(y), "eps", F32(1e-5))},
+		{"bn_eval_fwd_v2", func() error { return d.BatchNormEvalForward(n, c, hw, x, gm, bt, rm, rv, y, 1e-5, true) },
+			lin(n * c * hw), with(bn, "x", P(x), "gamma", P(gm), "beta", P(bt), "run_mean", P(rm), "run_var", P(rv),
+				"y", P(y), "eps", F32(1e-5), "relu", uint64(1))},
 		{"bn_bwd_v1", func() error { return d.BatchNormBackward(n, c, hw, x, gm, sm, si, y, dx, rm, rv) },
 			c, with(bn, "x", P(x), "gamma", P(gm), "save_mean", P(sm), "save_inv_std", P(si), "dy", P(y), "dx", P(dx),
 				"dgamma", P(rm), "dbeta", P(rv))},

@@ -108,6 +108,10 @@ var docs = map[string]string{
 		"for bit). grid.x = C, block.x = 256.",
 	"bn_eval_fwd_v1": "batch norm, evaluation: y = γ·((x−run_mean)·(1/√(run_var+eps)))+β " +
 		"(cpuref.BatchNormEvalForward). 1-D over N·C·HW.",
+	"bn_train_fwd_v2": "bn_train_fwd_v1, then with relu ≠ 0 y = max(y, 0) as relu_fwd_v1 before the store " +
+		"(the fused BatchNorm+ReLU of the step plan). grid.x = C, block.x = 256.",
+	"bn_eval_fwd_v2": "bn_eval_fwd_v1, then with relu ≠ 0 y = max(y, 0) as relu_fwd_v1 before the store. " +
+		"1-D over N·C·HW.",
 	"bn_bwd_v1": "batch norm backward: dβ = lanesum(dy), dγ = lanesum(dy·x̂), dx = (γ·invStd)·((dy−dβ/M)−x̂·(dγ/M)) " +
 		"(dx may be null; cpuref.BatchNormBackward32 bit for bit). grid.x = C, block.x = 256.",
 	"avgpool_fwd_v1": "y = (Σ of the R×S window over the zero-padded input, r then s ascending from +0)/(R·S) " +

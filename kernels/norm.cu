@@ -15,6 +15,8 @@
 //
 //	bn_train_fwd_v1  one block per channel: lane sums of x, then of (x − μ)², then the normalisation.
 //	bn_eval_fwd_v1   one thread per element, with the running statistics.
+//	bn_train_fwd_v2  bn_train_fwd_v1 with an optional ReLU epilogue (relu ≠ 0).
+//	bn_eval_fwd_v2   bn_eval_fwd_v1 with an optional ReLU epilogue (relu ≠ 0).
 //	bn_bwd_v1        one block per channel: lane sums of dy and dy·x̂, then dx.
 //
 // A lane sum (cpuref.BatchNormTrainForward32's lanesum) is the block's 256
@@ -38,6 +40,12 @@ static __device__ __forceinline__ int bn_value_index(int i, int c, int C, int HW
   return (n * C + c) * HW + (i - n * HW);
 }
 
+// bn_epilogue is v, or with relu ≠ 0 relu_fwd_v1's max(v, 0): NaN stays
+// NaN, −0 becomes +0.
+static __device__ __forceinline__ float bn_epilogue(float v, int relu) {
+  return (!relu || v > 0.0f || v != v) ? v : 0.0f;
+}
+
 // bn_train_fwd_v1 computes, for channel c = blockIdx.x,
 //
 //	μ = lanesum(x)/float(M);  S = lanesum((x − μ)·(x − μ))
@@ -51,10 +59,10 @@ static __device__ __forceinline__ int bn_value_index(int i, int c, int C, int HW
 // by the host; M = N·HW ≥ 2.
 //
 // Launch: grid.x = C, block.x = 256.
-extern "C" __global__ void bn_train_fwd_v1(const float* x, const float* gamma, const float* beta,
-                                           float* y, float* save_mean, float* save_inv_std,
-                                           float* run_mean, float* run_var, int N, int C, int HW,
-                                           float m, float one_minus_m, float eps) {
+static __device__ __forceinline__ void bn_train_fwd(const float* x, const float* gamma, const float* beta,
+                                                   float* y, float* save_mean, float* save_inv_std,
+                                                   float* run_mean, float* run_var, int N, int C, int HW,
+                                                   float m, float one_minus_m, float eps, int relu) {
   // x is (N,C,HW), y is (N,C,HW); gamma, beta, save_mean, save_inv_std, run_mean, run_var are (C)
   __shared__ float buf[kBlock];
   __shared__ float bcast[2];
@@ -94,8 +102,25 @@ extern "C" __global__ void bn_train_fwd_v1(const float* x, const float* gamma, c
   for (int i = t; i < M; i += kBlock) {
     int j = bn_value_index(i, c, C, HW);
     float xh = (x[j] - mean) * inv_std;
-    y[j] = g * xh + b;
+    y[j] = bn_epilogue(g * xh + b, relu);
   }
+}
+
+extern "C" __global__ void bn_train_fwd_v1(const float* x, const float* gamma, const float* beta,
+                                           float* y, float* save_mean, float* save_inv_std,
+                                           float* run_mean, float* run_var, int N, int C, int HW,
+                                           float m, float one_minus_m, float eps) {
+  bn_train_fwd(x, gamma, beta, y, save_mean, save_inv_std, run_mean, run_var, N, C, HW, m, one_minus_m, eps, 0);
+}
+
+// bn_train_fwd_v2 is bn_train_fwd_v1, then, when relu ≠ 0, ReLU on each
+// output before it is stored: y = bn_epilogue(γ·x̂ + β, relu), the bits of
+// bn_train_fwd_v1 followed by relu_fwd_v1. Launch: as bn_train_fwd_v1.
+extern "C" __global__ void bn_train_fwd_v2(const float* x, const float* gamma, const float* beta,
+                                           float* y, float* save_mean, float* save_inv_std,
+                                           float* run_mean, float* run_var, int N, int C, int HW,
+                                           float m, float one_minus_m, float eps, int relu) {
+  bn_train_fwd(x, gamma, beta, y, save_mean, save_inv_std, run_mean, run_var, N, C, HW, m, one_minus_m, eps, relu);
 }
 
 // bn_eval_fwd_v1 computes, for every element of channel c,
@@ -106,16 +131,31 @@ extern "C" __global__ void bn_train_fwd_v1(const float* x, const float* gamma, c
 // (cpuref.BatchNormEvalForward's float32 sequence). A NaN stays NaN.
 //
 // Launch: 1-D over N·C·HW (grid.x = ceil(N·C·HW/256), block.x = 256).
-extern "C" __global__ void bn_eval_fwd_v1(const float* x, const float* gamma, const float* beta,
-                                          const float* run_mean, const float* run_var, float* y,
-                                          int N, int C, int HW, float eps) {
+static __device__ __forceinline__ void bn_eval_fwd(const float* x, const float* gamma, const float* beta,
+                                                  const float* run_mean, const float* run_var, float* y,
+                                                  int N, int C, int HW, float eps, int relu) {
   // x is (N,C,HW), y is (N,C,HW); gamma, beta, run_mean, run_var are (C)
   int i = global_index();
   if (i >= N * C * HW) return;
   int c = (i / HW) % C;
   float inv_std = __nvvm_div_rn_f(1.0f, __nvvm_sqrt_rn_f(run_var[c] + eps));
   float xh = (x[i] - run_mean[c]) * inv_std;
-  y[i] = gamma[c] * xh + beta[c];
+  y[i] = bn_epilogue(gamma[c] * xh + beta[c], relu);
+}
+
+extern "C" __global__ void bn_eval_fwd_v1(const float* x, const float* gamma, const float* beta,
+                                          const float* run_mean, const float* run_var, float* y,
+                                          int N, int C, int HW, float eps) {
+  bn_eval_fwd(x, gamma, beta, run_mean, run_var, y, N, C, HW, eps, 0);
+}
+
+// bn_eval_fwd_v2 is bn_eval_fwd_v1, then, when relu ≠ 0, ReLU on each
+// output before it is stored (the bits of bn_eval_fwd_v1 followed by
+// relu_fwd_v1). Launch: as bn_eval_fwd_v1.
+extern "C" __global__ void bn_eval_fwd_v2(const float* x, const float* gamma, const float* beta,
+                                          const float* run_mean, const float* run_var, float* y,
+                                          int N, int C, int HW, float eps, int relu) {
+  bn_eval_fwd(x, gamma, beta, run_mean, run_var, y, N, C, HW, eps, relu);
 }
 
 // bn_bwd_v1 computes, for channel c = blockIdx.x, with μ = save_mean[c] and

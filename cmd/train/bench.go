@@ -410,9 +410,13 @@ func (t *timedBackend) MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx backend.T
 	return t.time("maxpool bwd "+poolLabel(g), 0, 0, func() error { return t.be.MaxPoolBackward(g, dy, argmax, dx) })
 }
 
-func (t *timedBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, momentum, eps float64) error {
-	return t.time(fmt.Sprintf("batchnorm fwd N=%d,C=%d,HW=%d", n, c, hw), 0, 0, func() error {
-		return t.be.BatchNormForward(train, n, c, hw, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y, momentum, eps)
+func (t *timedBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, ep backend.Epilogue, momentum, eps float64) error {
+	label := "batchnorm"
+	if ep == backend.EpilogueReLU {
+		label = "batchnorm+relu"
+	}
+	return t.time(fmt.Sprintf("%s fwd N=%d,C=%d,HW=%d", label, n, c, hw), 0, 0, func() error {
+		return t.be.BatchNormForward(train, n, c, hw, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y, ep, momentum, eps)
 	})
 }
 

@@ -31,16 +31,16 @@ type Backend interface {
 	Ops
 }
 
-// Epilogue is what a convolution applies to its output before storing
-// it, in the same pass.
+// Epilogue is what a convolution or a batch normalisation applies to its
+// output before storing it, in the same pass.
 type Epilogue int
 
 // The epilogues.
 const (
-	// NoEpilogue stores y = conv(x, w) + b.
+	// NoEpilogue stores y = conv(x, w) + b (or the normalised value).
 	NoEpilogue Epilogue = iota
-	// EpilogueReLU stores y = max(0, conv(x, w) + b) with ReLUForward's
-	// rules (NaN propagates, −0 becomes +0).
+	// EpilogueReLU stores y = max(0, conv(x, w) + b) (or of the normalised
+	// value) with ReLUForward's rules (NaN propagates, −0 becomes +0).
 	EpilogueReLU
 )
 
@@ -118,6 +118,10 @@ type Fusions struct {
 	// ConvReLU: Conv2DForward with EpilogueReLU is one pass (the GPU
 	// backend: bias and ReLU in the implicit-GEMM kernels' epilogue).
 	ConvReLU bool
+	// BatchNormReLU: BatchNormForward with EpilogueReLU is one pass, in
+	// training and in evaluation (the GPU backend: bn_train_fwd_v2,
+	// bn_eval_fwd_v2).
+	BatchNormReLU bool
 }
 
 // Memory allocates, copies and frees a backend's tensors.
@@ -185,8 +189,10 @@ type Ops interface {
 	// (cpuref.BatchNormTrainForward32), writing μ and 1/√(σ²+ε) to saveMean
 	// and saveInvStd (C) for the backward pass and updating runMean and
 	// runVar (C) with momentum; in evaluation with runMean and runVar
-	// (cpuref.BatchNormEvalForward; saveMean and saveInvStd unused).
-	BatchNormForward(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y Tensor, momentum, eps float64) error
+	// (cpuref.BatchNormEvalForward; saveMean and saveInvStd unused). With
+	// EpilogueReLU, y = max(0, ·) as ReLUForward, the same bits as the two
+	// operations one after the other.
+	BatchNormForward(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y Tensor, ep Epilogue, momentum, eps float64) error
 	// BatchNormBackward: the training-mode gradients dx (N,C,H·W; nil: not
 	// wanted), dgamma and dbeta (C) from x, gamma and the saved statistics,
 	// as cpuref.BatchNormBackward32. Overwrites; deterministic.

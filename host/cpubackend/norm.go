@@ -1,6 +1,8 @@
 package cpubackend
 
 import (
+	"fmt"
+
 	"github.com/convtrain/convtrain/cpuref"
 	"github.com/convtrain/convtrain/cpuref/geom"
 	"github.com/convtrain/convtrain/host/backend"
@@ -32,15 +34,25 @@ func (be *cpuBackend) slices(names []string, ts ...backend.Tensor) ([][]float32,
 
 var bnForwardNames = []string{"x", "gamma", "beta", "running mean", "running var", "saved mean", "saved inverse std", "y"}
 
-func (be *cpuBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, momentum, eps float64) error {
+// BatchNormForward is cpuref's batch normalisation, then, with
+// EpilogueReLU, ReLUForward in place on y.
+func (be *cpuBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, ep backend.Epilogue, momentum, eps float64) error {
+	if ep != backend.NoEpilogue && ep != backend.EpilogueReLU {
+		return fmt.Errorf("host: batch norm forward: unknown epilogue %v: %w", ep, geom.ErrGeometry)
+	}
 	s, err := be.slices(bnForwardNames, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y)
 	if err != nil {
 		return err
 	}
 	if train {
-		return wrap("batch norm forward", cpuref.BatchNormTrainForward32(n, c, hw, s[0], s[1], s[2], s[7], s[5], s[6], s[3], s[4], momentum, eps))
+		err = wrap("batch norm forward", cpuref.BatchNormTrainForward32(n, c, hw, s[0], s[1], s[2], s[7], s[5], s[6], s[3], s[4], momentum, eps))
+	} else {
+		err = wrap("batch norm forward (evaluation)", cpuref.BatchNormEvalForward(n, c, hw, s[0], s[1], s[2], s[3], s[4], s[7], eps))
 	}
-	return wrap("batch norm forward (evaluation)", cpuref.BatchNormEvalForward(n, c, hw, s[0], s[1], s[2], s[3], s[4], s[7], eps))
+	if err != nil || ep == backend.NoEpilogue {
+		return err
+	}
+	return be.ReLUForward(y, y)
 }
 
 var bnBackwardNames = []string{"x", "gamma", "saved mean", "saved inverse std", "dy", "dx", "dgamma", "dbeta"}

@@ -269,8 +269,11 @@ func (be *gpuBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor, 
 	return fmt.Errorf("host: conv forward: unknown epilogue %v: %w", ep, geom.ErrGeometry)
 }
 
-// Fusions: a convolution with its ReLU is one launch.
-func (be *gpuBackend) Fusions() backend.Fusions { return backend.Fusions{ConvReLU: true} }
+// Fusions: a convolution or a batch normalisation with its ReLU is one
+// launch.
+func (be *gpuBackend) Fusions() backend.Fusions {
+	return backend.Fusions{ConvReLU: true, BatchNormReLU: true}
+}
 
 // convForward checks the tensors of a forward convolution against g and
 // runs launch (a gpu.Device forward pass) on their buffers.

@@ -25,12 +25,17 @@ func checkNCHW(op string, n, c, hw int) error {
 // BatchNormForward runs bn_train_fwd_v1 (train: batch statistics, saveMean
 // and saveInvStd written, runMean and runVar updated when given) or
 // bn_eval_fwd_v1 (evaluation with runMean and runVar; saveMean and
-// saveInvStd unused). One launch.
-func (be *gpuBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, momentum, eps float64) error {
+// saveInvStd unused); with EpilogueReLU their v2, the ReLU before the
+// store. One launch.
+func (be *gpuBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, ep backend.Epilogue, momentum, eps float64) error {
 	op := "batch norm forward"
 	if !train {
 		op = "batch norm forward (evaluation)"
 	}
+	if ep != backend.NoEpilogue && ep != backend.EpilogueReLU {
+		return fmt.Errorf("host: %s: unknown epilogue %v: %w", op, ep, geom.ErrGeometry)
+	}
+	relu := ep == backend.EpilogueReLU
 	if err := checkNCHW(op, n, c, hw); err != nil {
 		return err
 	}
@@ -60,7 +65,7 @@ func (be *gpuBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta,
 		if err != nil {
 			return err
 		}
-		return gpuWrap(op, be.dev.BatchNormEvalForward(n, c, hw, xb, gb, bb, rm, rv, yb, eps))
+		return gpuWrap(op, be.dev.BatchNormEvalForward(n, c, hw, xb, gb, bb, rm, rv, yb, eps, relu))
 	}
 	rm, err := be.optF32("running mean", runMean, c)
 	if err != nil {
@@ -78,7 +83,7 @@ func (be *gpuBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta,
 	if err != nil {
 		return err
 	}
-	return gpuWrap(op, be.dev.BatchNormTrainForward(n, c, hw, xb, gb, bb, yb, sm, si, rm, rv, momentum, eps))
+	return gpuWrap(op, be.dev.BatchNormTrainForward(n, c, hw, xb, gb, bb, yb, sm, si, rm, rv, momentum, eps, relu))
 }
 
 // BatchNormBackward runs bn_bwd_v1: dgamma, dbeta and, when dx is not nil,

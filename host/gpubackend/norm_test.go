@@ -40,11 +40,19 @@ func testNormPoolOps(t *testing.T, w *twin, rng *rand.Rand) {
 			dx, dg, db, dg2, db2 := w.out(L), w.out(c), w.out(c), w.out(c), w.out(c)
 			for range 2 { // the running statistics move twice
 				w.run(func(be backend.Backend, i int) error {
-					return be.BatchNormForward(true, n, c, hw, x[i], gamma[i], beta[i], rm[i], rv[i], sm[i], si[i], y[i], 0.1, 1e-5)
+					return be.BatchNormForward(true, n, c, hw, x[i], gamma[i], beta[i], rm[i], rv[i], sm[i], si[i], y[i], backend.NoEpilogue, 0.1, 1e-5)
 				})
 			}
 			w.run(func(be backend.Backend, i int) error {
-				return be.BatchNormForward(false, n, c, hw, x[i], gamma[i], beta[i], rm[i], rv[i], nil, nil, ye[i], 0.1, 1e-5)
+				return be.BatchNormForward(false, n, c, hw, x[i], gamma[i], beta[i], rm[i], rv[i], nil, nil, ye[i], backend.NoEpilogue, 0.1, 1e-5)
+			})
+			// the ReLU epilogue, in both modes (the running statistics move a third time)
+			yr, yer := w.out(L), w.out(L)
+			w.run(func(be backend.Backend, i int) error {
+				return be.BatchNormForward(false, n, c, hw, x[i], gamma[i], beta[i], rm[i], rv[i], nil, nil, yer[i], backend.EpilogueReLU, 0.1, 1e-5)
+			})
+			w.run(func(be backend.Backend, i int) error {
+				return be.BatchNormForward(true, n, c, hw, x[i], gamma[i], beta[i], rm[i], rv[i], sm[i], si[i], yr[i], backend.EpilogueReLU, 0.1, 1e-5)
 			})
 			w.run(func(be backend.Backend, i int) error {
 				return be.BatchNormBackward(n, c, hw, x[i], gamma[i], sm[i], si[i], dy[i], dx[i], dg[i], db[i])
@@ -56,6 +64,7 @@ func testNormPoolOps(t *testing.T, w *twin, rng *rand.Rand) {
 				name string
 				p    pair
 			}{{"y", y}, {"saveMean", sm}, {"saveInvStd", si}, {"runMean", rm}, {"runVar", rv}, {"y (evaluation)", ye},
+				{"y (relu epilogue)", yr}, {"y (evaluation, relu epilogue)", yer},
 				{"dx", dx}, {"dgamma", dg}, {"dbeta", db}, {"dgamma (no dx)", dg2}, {"dbeta (no dx)", db2}} {
 				w.same(fmt.Sprintf("N=%d,C=%d,HW=%d %s", n, c, hw, p.name), p.p, 0, 0)
 			}
@@ -98,9 +107,9 @@ func testNormPoolOps(t *testing.T, w *twin, rng *rand.Rand) {
 			err  error
 			is   error
 		}{
-			{"zero channels", g.BatchNormForward(true, 2, 0, 2, x[1], c3[1], c3[1], nil, nil, nil, nil, x[1], 0.1, 1e-5), geom.ErrGeometry},
+			{"zero channels", g.BatchNormForward(true, 2, 0, 2, x[1], c3[1], c3[1], nil, nil, nil, nil, x[1], backend.NoEpilogue, 0.1, 1e-5), geom.ErrGeometry},
 			{"index tensor as x", g.BatchNormBackward(2, 3, 2, idx[1], c3[1], c3[1], c3[1], x[1], nil, c3[1], c3[1]), backend.ErrTensor},
-			{"evaluation without running var", g.BatchNormForward(false, 2, 3, 2, x[1], c3[1], c3[1], c3[1], nil, nil, nil, x[1], 0.1, 1e-5), backend.ErrTensor},
+			{"evaluation without running var", g.BatchNormForward(false, 2, 3, 2, x[1], c3[1], c3[1], c3[1], nil, nil, nil, x[1], backend.NoEpilogue, 0.1, 1e-5), backend.ErrTensor},
 			{"avgpool pad > R/2", g.AvgPoolForward(geom.AvgPoolGeom{N: 1, C: 1, H: 3, W: 4, R: 2, S: 2, StrideH: 1, StrideW: 1, PadH: 2}, x[1], x[1]), geom.ErrGeometry},
 			{"gap y too long", g.GlobalAvgPoolForward(1, 3, 4, x[1], x[1]), backend.ErrTensor},
 			{"gap N·C·HW overflows", g.GlobalAvgPoolBackward(1<<20, 1<<20, 4, c3[1], x[1]), geom.ErrGeometry},

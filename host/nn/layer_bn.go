@@ -41,8 +41,9 @@ func init() {
 		forward: func(b *Batch, n *node) error {
 			in := n.info.In
 			p, tmp := n.params, b.tmp[n.id]
+			// With a ReLU epilogue (plan.go) the output is the ReLU's.
 			return b.be.BatchNormForward(!b.Eval, b.N, in.C, in.H*in.W, b.acts[n.in], p[0].Value, p[1].Value, p[2].Value, p[3].Value,
-				tmp[0], tmp[1], b.acts[n.out], bnMomentum, bnEps)
+				tmp[0], tmp[1], b.acts[n.y], n.epilogue, bnMomentum, bnEps)
 		},
 		backward: func(b *Batch, n *node) error {
 			in := n.info.In

@@ -160,7 +160,15 @@ func (g *graph) seq(layers []LayerSpec, infos []LayerInfo, pos *int, in int) int
 // (conv+ReLU fused, then the pool): the reordering below would need the
 // conv output to be stored and the ReLU launched on its own again.
 //
-// Otherwise (the CPU backend, or a ReLU not after a Conv), a ReLU whose only
+// Likewise a BatchNorm whose only reader is a ReLU, on a backend whose
+// Fusions say BatchNormReLU (the GPU backend), runs as one BatchNormForward
+// with EpilogueReLU, in training and in evaluation: BatchNorm's backward
+// pass reads its input and the saved statistics, never its output, so
+// the output need not be stored, and the ReLU masks with y as above. In a
+// ResNet's basic block that is the first BatchNorm of the main branch
+// and the stem's; the ReLU after the residual add stays a launch.
+//
+// Otherwise (the CPU backend, or a ReLU after neither), a ReLU whose only
 // reader is a MaxPool runs as the max-pool and then the ReLU on the pooled
 // tensor, a quarter of the size for 2×2 windows. ReLU is monotonic, so
 // max(relu(x)) = relu(max(x)), and the first maximum of a window is the
@@ -184,7 +192,8 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 		r := next(n)
 		switch {
 		case r == nil:
-		case f.ConvReLU && n.mod.kind == Conv && r.mod.kind == ReLU:
+		case f.ConvReLU && n.mod.kind == Conv && r.mod.kind == ReLU,
+			f.BatchNormReLU && n.mod.kind == BatchNorm && r.mod.kind == ReLU:
 			n.epilogue, n.y = backend.EpilogueReLU, r.out
 			r.fused, r.maskOut = true, true
 			g.tensors[n.out].noAct = true

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -359,6 +360,80 @@ func TestParseSpecConcat(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want an error containing %q", tc.text, err, tc.want)
+		}
+	}
+}
+
+// TestFusedBatchNormReLU trains a network with BatchNorm+ReLU pairs on the
+// simulator with the step plan's fusions and with every layer as written,
+// then runs an evaluation Forward, and requires the same bits: losses,
+// weights, running statistics and the evaluation outputs. Fused, each
+// BatchNorm followed by a ReLU is one bn_*_fwd_v2 launch and its ReLU is
+// never launched (the ReLU after the residual add still is).
+func TestFusedBatchNormReLU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the simulator's runs are left to the full run")
+	}
+	t.Parallel()
+	layers, err := ParseSpec("conv4x3x3p1nobias,bn,relu,res(conv4x3x3p1nobias,bn,relu,conv4x3x3p1nobias,bn),relu,gap,dense3")
+	backendtest.MustNil(t, err)
+	spec := Spec{C: 1, H: 8, W: 8, Loss: SoftmaxCE, Layers: layers}
+	ds, err := data.Synthetic(48, 8, 3, 5)
+	backendtest.MustNil(t, err)
+	const steps = 4
+	type result struct {
+		losses, out []float32
+		params      [][]float32
+		stats       map[string]int64
+	}
+	run := func(fuse bool) result {
+		be, dev := backendtest.Sim(t)
+		m, err := newModel(be, spec, 3, fuse)
+		backendtest.MustNil(t, err)
+		defer m.Close()
+		r := result{losses: trainSteps(t, m, ds, steps, 8, 5, 0.05)}
+		set, err := m.Upload(ds, ds.Standardisation())
+		backendtest.MustNil(t, err)
+		b, err := m.NewBatch(8)
+		backendtest.MustNil(t, err)
+		b.Eval = true
+		backendtest.MustNil(t, m.Load(b, set, []int32{40, 41, 42, 43, 44, 45, 46, 47}))
+		backendtest.MustNil(t, m.Forward(b))
+		r.out = make([]float32, b.Output().Len())
+		backendtest.MustNil(t, be.Download(r.out, b.Output()))
+		r.params, err = m.ParamValues()
+		backendtest.MustNil(t, err)
+		for _, p := range m.Buffers() {
+			v := make([]float32, p.Value.Len())
+			backendtest.MustNil(t, be.Download(v, p.Value))
+			r.params = append(r.params, v)
+		}
+		r.stats = map[string]int64{}
+		for name, k := range dev.KernelStats() {
+			r.stats[name] = k.Launches
+		}
+		return r
+	}
+	f, u := run(true), run(false)
+	backendtest.EqualBits(t, "losses", f.losses, u.losses)
+	backendtest.EqualBits(t, "evaluation outputs", f.out, u.out)
+	for i := range u.params {
+		backendtest.EqualBits(t, "parameter or buffer "+strconv.Itoa(i), f.params[i], u.params[i])
+	}
+	// Two BatchNorm+ReLU pairs per Forward: steps training Forwards and one
+	// in evaluation; the ReLU after the add runs on its own.
+	for _, c := range []struct {
+		kernel        string
+		fused, unfusd int64
+	}{
+		{"bn_train_fwd_v2", 2 * steps, 0},
+		{"bn_train_fwd_v1", steps, 3 * steps},
+		{"bn_eval_fwd_v2", 2, 0},
+		{"bn_eval_fwd_v1", 1, 3},
+		{"relu_fwd_v1", steps + 1, 3 * (steps + 1)},
+	} {
+		if f.stats[c.kernel] != c.fused || u.stats[c.kernel] != c.unfusd {
+			t.Errorf("%s launches: %d fused, %d as written; want %d and %d", c.kernel, f.stats[c.kernel], u.stats[c.kernel], c.fused, c.unfusd)
 		}
 	}
 }
