@@ -1,15 +1,24 @@
 #!/usr/bin/python3
-"""Train convtrain's default network with PyTorch on the CPU: the peer for
-convtrain's CPU training throughput (and, with --data, its accuracy).
+"""Train convtrain's default network (or resnet8) with PyTorch on the CPU:
+the peer for convtrain's CPU training throughput (and, with --data, its
+accuracy).
 
 Run with Debian's python3-torch (/usr/bin/python3, not a pyenv python3):
 
     /usr/bin/python3 scripts/torch-cpu-train.py --threads 2 --steps 200
     /usr/bin/python3 scripts/torch-cpu-train.py --threads 2 --data DIR --epochs 3
+    /usr/bin/python3 scripts/torch-cpu-train.py --model resnet8 --schedule cosine --data DIR --epochs 10
 
 The network, optimiser and batch are those of `go run ./cmd/train`:
 conv 1→8 5×5, ReLU, max-pool 2, conv 8→16 5×5, ReLU, max-pool 2, dense
 256→10, softmax cross-entropy; SGD lr 0.05, momentum 0.9, batch 64.
+--model resnet8 is `train -model resnet8` (scripts/torch-presets.py's
+network with a 1-channel first convolution). --schedule cosine is
+convtrain's default schedule: lr·½(1 + cos(π·step/steps)) per step over
+all epochs (the default here stays constant, as the figures recorded with
+this script were). Weights are initialised as convtrain does
+(Glorot-uniform, biases 0, BatchNorm γ = 1, β = 0), not by PyTorch's
+defaults.
 
 Without --data it times --steps training steps (after --warmup steps) on
 random 28×28 inputs and prints one line:
@@ -29,10 +38,29 @@ import struct
 import sys
 import time
 
+import importlib.util
+import math
+
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+def resnet8():
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch-presets.py")
+    spec = importlib.util.spec_from_file_location("torch_presets", path)
+    presets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(presets)
+    return presets.resnet(1, cin=1)
+
+
+def glorot(model):
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 def net():
@@ -70,22 +98,30 @@ def train_mnist(args, model, opt):
     xt = torch.from_numpy((xt - mean) / std).unsqueeze(1)
     ys, yt = torch.from_numpy(ys), torch.from_numpy(yt)
     g = torch.Generator().manual_seed(args.seed)
+    total = args.epochs * (len(xs) // args.batch)
+    cosine = args.schedule == "cosine"
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)) if cosine else 1.0)
     for epoch in range(1, args.epochs + 1):
         t0 = time.perf_counter()
         perm = torch.randperm(len(xs), generator=g)
         model.train()
         steps = len(xs) // args.batch  # the last partial batch is dropped, as in convtrain
+        loss_sum = 0.0
         for s in range(steps):
             idx = perm[s * args.batch:(s + 1) * args.batch]
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(xs[idx]), ys[idx]).backward()
+            loss = F.cross_entropy(model(xs[idx]), ys[idx])
+            loss.backward()
             opt.step()
+            sched.step()
+            loss_sum += loss.item()
         dt = time.perf_counter() - t0
         model.eval()
         with torch.no_grad():
             correct = sum((model(xt[i:i + 1000]).argmax(1) == yt[i:i + 1000]).sum().item()
                           for i in range(0, len(xt), 1000))
-        print(f"epoch {epoch}: test acc {100 * correct / len(xt):.2f}% "
+        print(f"epoch {epoch}: loss {loss_sum / steps:.4f} test acc {100 * correct / len(xt):.2f}% "
               f"images/s={steps * args.batch / dt:.0f}", flush=True)
 
 
@@ -118,10 +154,13 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--data", default="")
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--model", choices=("lenet", "resnet8"), default="lenet")
+    p.add_argument("--schedule", choices=("constant", "cosine"), default="constant")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = net()
+    model = net() if args.model == "lenet" else resnet8()
+    glorot(model)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     if args.data:
         train_mnist(args, model, opt)

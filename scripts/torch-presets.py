@@ -32,8 +32,8 @@ class Block(nn.Module):
         return (y + self.short(x)).relu()
 
 
-def resnet(n, classes=10):
-    layers = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+def resnet(n, classes=10, cin=3):
+    layers = [nn.Conv2d(cin, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
     cin = 16
     for k in (16, 32, 64):
         for i in range(n):
@@ -49,5 +49,6 @@ def lenet():
                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(256, 10))
 
 
-for name, model in (("lenet", lenet()), ("resnet8", resnet(1)), ("resnet20", resnet(3))):
-    print(name, sum(p.numel() for p in model.parameters() if p.requires_grad))
+if __name__ == "__main__":
+    for name, model in (("lenet", lenet()), ("resnet8", resnet(1)), ("resnet20", resnet(3))):
+        print(name, sum(p.numel() for p in model.parameters() if p.requires_grad))
