@@ -58,11 +58,13 @@ type gpuBackend struct {
 // GPU from gpu.Open or the simulator from gpu.OpenSim). The backend does
 // not own dev: Close frees the backend's tensors, the caller closes dev.
 //
-// Kernels cannot return errors, so the backend checks on the host what it
-// cheaply can: sizes and tensor handles before every launch, and gather
-// indices and class labels against the value range recorded for each index
-// tensor. A label outside [0, classes) that got past the checks would make
-// that row's loss and gradient NaN (softmax_ce_v1), hence a NaN mean loss.
+// Kernels cannot return errors, so everything is checked on the host
+// before a launch: the sizes and lengths by package gpu's launchers, the
+// tensor handles by the backend, and gather indices, augmentation rows and
+// class labels against the value range the backend recorded for each index
+// tensor (see package backend's doc: who checks what). A label outside
+// [0, classes) that got past the checks would make that row's loss and
+// gradient NaN (softmax_ce_v1), hence a NaN mean loss.
 // Launches are asynchronous on a real GPU: a fault inside a kernel is
 // reported by the next Sync or Download.
 func NewGPUBackend(dev *gpu.Device) (backend.Backend, error) {
@@ -365,8 +367,9 @@ func (be *gpuBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db backen
 
 // laterLen checks the length of b (nil: absent, no check), an argument
 // that only a later launch of operation op reads, before the first launch
-// of op: the one length check of this package's operations that the gpu
-// launcher repeats, so that a refused call does no work.
+// of op, so that a refused call does no work: with concatenation's inputs
+// and the two-launch losses' batch, the only lengths that this package
+// checks and a gpu launcher checks again.
 func laterLen(op, name string, b *gpu.Buffer, want int) error {
 	if b != nil && b.Len() != want {
 		return fmt.Errorf("host: %s: %s has %d elements, want %d: %w", op, name, b.Len(), want, geom.ErrGeometry)
@@ -420,7 +423,7 @@ func (be *gpuBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax backend.Tenso
 	if err := be.dev.MaxPoolForward(g, xb, yb, am.buf); err != nil {
 		return gpuWrap("max-pool forward", err)
 	}
-	am.lo, am.hi = 0, int32(g.XLen()-1)
+	am.lo, am.hi = 0, int32(g.XLen()-1) // flat indices into x
 	return nil
 }
 
