@@ -37,7 +37,7 @@
 //     moments, every parameter's lengths before any is updated) and
 //     CheckFinite.
 //
-// Two kinds of check are made twice, on purpose. Where one GPU operation is
+// Three kinds of check are made twice, on purpose. Where one GPU operation is
 // several launches, the GPU backend checks the lengths of the arguments
 // that only a later launch reads before the first (conv backward filter's
 // db; dense backward's w, dx and db; the two-launch losses' loss and row
@@ -45,7 +45,10 @@
 // that a refused call does no work; the later launch checks them again.
 // UpdateParams' lengths are checked by CheckParamLengths for all
 // parameters first, then by cpuref's step of each parameter (CPU) or by
-// gpu.NewParamTable when the device table is built (GPU).
+// gpu.NewParamTable when the device table is built (GPU). And a
+// copy's length is checked by CheckCopy in both backends, so that it is the
+// same error on both, and again by gpu.Buffer's Upload and Download,
+// which keep every copy of package gpu's public API in bounds.
 //
 // Errors: a wrong size or a length that does not fit the sizes wraps
 // geom.ErrGeometry, a bad hyperparameter geom.ErrHyperparameter, a bad
