@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -301,7 +302,15 @@ var convSuite = []struct {
 }
 
 // BenchmarkConvSuite runs every convolution algorithm the device has
-// (direct v1, igemm v2, igemm_tf32 v3) on the suite, for the three passes.
+// (direct v1, igemm v2/v4/v6, igemm_tf32 v3/v5/v8, igemm_bf16 v7) on the
+// suite, for the three passes, with the kernels of the conv variant table
+// (variants.go): as algo=A the kernel the dispatcher picks for the shape,
+// and as algo=A-vN_… (the variant's name without its conv2d_<pass>_
+// prefix) every other variant of the pass whose tile is no wider and whose
+// stride handling is no more specialised than the picked one's
+// (benchAlternatives): the 128×64 tiles beside the 128×128 ones, the plain
+// bwd-data beside the phase-decomposed one on a strided shape, the TF32
+// pipeline (v8) beside v3.
 //
 // On a GPU (-tags cuda): the median launch and GFLOP/s as benchGPU
 // measures them, MNIST shapes at batch 64 and 512, ResNet at 64.
@@ -322,11 +331,7 @@ var convSuite = []struct {
 //
 // The direct bwd-filter (one 256-thread block per weight) is skipped on
 // the simulator where it would run more than 2²⁴ threads, and the whole
-// simulated half is skipped on a machine with a GPU. For a stride > 1 the
-// implicit-GEMM bwd-data runs the phase-decomposed kernel (the
-// dispatcher's choice) and, as algo=…-unphased, the plain one; where the
-// FP32 implicit GEMM runs 128×128 tiles (v6), algo=igemm-tile64 is the
-// 128×64 tiles (v2/v4) on the same pass.
+// simulated half is skipped on a machine with a GPU.
 //
 //	go test -run '^$' -bench ConvSuite -benchtime 1x ./gpu                  (simulator)
 //	go test -tags cuda -run '^$' -bench 'ConvSuite/impl=gpu' ./gpu          (GPU)
@@ -362,22 +367,10 @@ func BenchmarkConvSuite(b *testing.B) {
 								continue // the BF16 algorithm: forward only
 							}
 							name := fmt.Sprintf("shape=%s/N=%d/pass=%v/algo=%v", s.name, n, p, a)
-							benchConvCase(b, d, name, a, p, g, c, -1)
-							if a == ConvIGemmTF32 && p == ConvFwd {
-								// v8, TF32 on the packed cp.async pipeline, beside v3.
-								benchConvCase(b, d, name+"-pipe", a, p, g, c, kConvFwdTF32Pipe)
-							}
-							if p == ConvBwdData && a != ConvDirect && (g.StrideH > 1 || g.StrideW > 1) {
-								// The plain kernel beside the phase-decomposed one.
-								benchConvCase(b, d, name+"-unphased", a, p, g, c, convKernels[a][p])
-							}
-							if a == ConvIGemm && ((p == ConvBwdData && useWide(g.C)) || (p != ConvBwdData && useWide(g.K))) {
-								// The 128×64 tiles beside the 128×128 ones.
-								id := convKernels[a][p]
-								if p == ConvBwdData && (g.StrideH > 1 || g.StrideW > 1) {
-									id = kConvBwdDataStrided
-								}
-								benchConvCase(b, d, name+"-tile64", a, p, g, c, id)
+							pick, _ := variantOf(passKernel(a, p, g))
+							benchConvCase(b, d, name, pick, g, c, false)
+							for _, v := range benchAlternatives(pick, g) {
+								benchConvCase(b, d, name+"-"+v.version(), v, g, c, true)
 							}
 						}
 					}
@@ -388,36 +381,62 @@ func BenchmarkConvSuite(b *testing.B) {
 	}
 }
 
-// benchConvCase benchmarks pass p of algorithm a on g with the kernel the
-// dispatcher picks (id < 0) or kernel id.
-func benchConvCase(b *testing.B, d *Device, name string, a ConvAlgo, p ConvPass, g geom.ConvGeom, c *convBufs, id kernelID) {
+// benchAlternatives are the variants of pick's algorithm and pass that
+// BenchmarkConvSuite runs beside pick, the dispatcher's kernel for g: the
+// others whose tile is no wider (wide only if pick is) and whose stride
+// handling is no more specialised (strided only if pick is), in table
+// order.
+func benchAlternatives(pick convVariant, g geom.ConvGeom) []convVariant {
+	var out []convVariant
+	for _, v := range variantsOf(pick.algo, pick.pass) {
+		if v.id != pick.id && (!v.wide || pick.wide) && (!v.strided || pick.strided) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// version is v's name without its conv2d_<pass>_ prefix: v2_igemm,
+// v4_igemm_strided, v8_igemm_tf32.
+func (v convVariant) version() string {
+	if i := strings.Index(v.name, "_v"); i >= 0 {
+		return v.name[i+1:]
+	}
+	return v.name
+}
+
+// benchConvCase benchmarks variant v of its pass on g: through the
+// dispatching entry point of its algorithm (the dispatcher picks v), or,
+// when direct, by launching v itself.
+func benchConvCase(b *testing.B, d *Device, name string, v convVariant, g geom.ConvGeom, c *convBufs, direct bool) {
 	b.Run(name, func(b *testing.B) {
-		if d.IsSim() && a == ConvDirect && p == ConvBwdFilter && g.WLen()*blockSize > 1<<24 {
+		if d.IsSim() && v.algo == ConvDirect && v.pass == ConvBwdFilter && g.WLen()*blockSize > 1<<24 {
 			b.Skipf("direct bwd-filter would run %d simulated threads", g.WLen()*blockSize)
 		}
+		a, p, id := v.algo, v.pass, v.id
 		var run func(i int) error
 		switch {
-		case p == ConvFwd && id >= 0:
+		case p == ConvFwd && direct:
 			run = func(i int) error { x, y := c.at(i); return d.runFwd(id, g, x, c.w, c.bias, y, false) }
 		case p == ConvFwd:
 			run = func(i int) error { x, y := c.at(i); return d.runConv(a, p, g, x, c.w, c.bias, y, false) }
-		case p == ConvBwdData && id >= 0:
+		case p == ConvBwdData && direct:
 			run = func(i int) error { dx, dy := c.at(i); return d.runDgrad(id, g, dy, c.w, dx) }
 		case p == ConvBwdData:
 			run = func(i int) error { dx, dy := c.at(i); return d.runConv(a, p, g, dy, c.w, nil, dx, false) }
-		case id >= 0:
+		case direct:
 			run = func(i int) error { x, dy := c.at(i); return d.runWgrad(id, g, x, dy, c.w) }
 		default:
 			run = func(i int) error { x, dy := c.at(i); return d.runConv(a, p, g, x, dy, nil, c.w, false) }
 		}
-		benchConvPass(b, d, g.FLOPs(), a, run)
+		benchConvPass(b, d, g.FLOPs(), v.precision, run)
 	})
 }
 
 // benchConvPass times run (GPU) or reports the simulator's efficiency
 // proxies summed over every kernel the pass launches, and the analytic
 // model's time on an H100 (estimateH100, model_test.go) as est-us-h100.
-func benchConvPass(b *testing.B, d *Device, flops float64, a ConvAlgo, run func(i int) error) {
+func benchConvPass(b *testing.B, d *Device, flops float64, prec Precision, run func(i int) error) {
 	if !d.IsSim() {
 		benchLaunch(b, d, flops, run)
 		return
@@ -452,10 +471,6 @@ func benchConvPass(b *testing.B, d *Device, flops float64, a ConvAlgo, run func(
 		b.ReportMetric(0, "conf/req")
 	}
 	b.ReportMetric(float64(t.ThreadInstructions)/(flops/2*ops), "instr/FMA")
-	prec := FP32
-	for _, v := range variantsOf(a, ConvFwd) {
-		prec = v.precision
-	}
 	est := estimateH100(flops*ops, t.ThreadInstructions, t.GlobalSectors, t.Instructions["mma"] > 0, prec)
 	b.ReportMetric(est/ops*1e6, "est-us-h100")
 	// The same by class (fp32, int, mov, mem.shared, …): where the

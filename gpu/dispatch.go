@@ -168,19 +168,19 @@ func (a ConvAlgo) KernelName(p ConvPass) string {
 	if !a.HasPass(p) {
 		return ""
 	}
-	return kernelTable[convKernels[a][p]].name
+	return kernelTable[basicKernel(a, p)].name
 }
 
 // HasPass reports whether algorithm a has a kernel for pass p (every
 // algorithm but ConvIGemmBF16 has all three).
 func (a ConvAlgo) HasPass(p ConvPass) bool {
-	return a >= 0 && a < numConvAlgos && p >= 0 && p < numConvPasses && convKernels[a][p] >= 0
+	return a >= 0 && a < numConvAlgos && p >= 0 && p < numConvPasses && basicKernel(a, p) >= 0
 }
 
 // convAlgoAvailable reports whether the device has loaded the kernels of a.
 func (d *Device) convAlgoAvailable(a ConvAlgo) bool {
 	for p := ConvPass(0); p < numConvPasses; p++ {
-		if a.HasPass(p) && d.fns[convKernels[a][p]] == nil {
+		if a.HasPass(p) && d.fns[basicKernel(a, p)] == nil {
 			return false
 		}
 	}

@@ -49,14 +49,19 @@ func wgradKernel(a ConvAlgo, g geom.ConvGeom) kernelID {
 func (d *Device) ConvKernelFor(p ConvPass, g geom.ConvGeom) string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	a := d.convAlgoFor(p, g)
+	return kernelTable[passKernel(d.convAlgoFor(p, g), p, g)].name
+}
+
+// passKernel is the kernel of pass p of algorithm a for g: fwdKernel,
+// dgradKernel or wgradKernel.
+func passKernel(a ConvAlgo, p ConvPass, g geom.ConvGeom) kernelID {
 	switch p {
 	case ConvFwd:
-		return kernelTable[fwdKernel(a, g)].name
+		return fwdKernel(a, g)
 	case ConvBwdData:
-		return kernelTable[dgradKernel(a, g)].name
+		return dgradKernel(a, g)
 	}
-	return kernelTable[wgradKernel(a, g)].name
+	return wgradKernel(a, g)
 }
 
 // Split-K of the implicit-GEMM backward-filter pass.

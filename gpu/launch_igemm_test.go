@@ -142,7 +142,7 @@ func TestIGemmLaunchers(t *testing.T) {
 				launch{a.KernelName(ConvFwd), Dim3{1, 1, 1}, args([]uint64{P(x), P(w), P(b), P(y)}, gargs, 0)}},
 			{"fwd/relu/nobias", func() error { return d.convForwardAlgo(a, g, x, w, nil, y, true) },
 				launch{a.KernelName(ConvFwd), Dim3{1, 1, 1}, args([]uint64{P(x), P(w), 0, P(y)}, gargs, 1)}},
-			{"bwd_data", func() error { return d.convBackwardDataKernel(convKernels[a][ConvBwdData], g, y, w, x) },
+			{"bwd_data", func() error { return d.convBackwardDataKernel(basicKernel(a, ConvBwdData), g, y, w, x) },
 				launch{a.KernelName(ConvBwdData), Dim3{2, 1, 1}, args([]uint64{P(y), P(w), P(x)}, gargs)}},
 			// stride 2×1: the phase-decomposed kernel, N·⌈9/2⌉·⌈8/1⌉ = 80 rows, 2 phases.
 			{"bwd_data/strided", func() error { return d.convBackwardDataAlgo(a, g, y, w, x) },

@@ -157,19 +157,9 @@ func variantsOf(a ConvAlgo, p ConvPass) []convVariant {
 	return out
 }
 
-// convKernels is the basic kernel (128×64 tiles, unphased) of each
-// (algo, pass).
-var convKernels = basicConvKernels()
-
-func basicConvKernels() [numConvAlgos][numConvPasses]kernelID {
-	var k [numConvAlgos][numConvPasses]kernelID
-	for a := ConvAlgo(0); a < numConvAlgos; a++ {
-		for p := ConvPass(0); p < numConvPasses; p++ {
-			k[a][p] = convVariantFor(a, p, false, false)
-		}
-	}
-	return k
-}
+// basicKernel is the basic kernel (128×64 tiles, unphased) of pass p of
+// algorithm a, −1 where a has no kernel for p.
+func basicKernel(a ConvAlgo, p ConvPass) kernelID { return convVariantFor(a, p, false, false) }
 
 // precisionMinCC is the minimum compute capability of the variants of
 // precision p (0 when it has none).

@@ -2,8 +2,10 @@ package gpu
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
+	"github.com/convtrain/convtrain/cpuref/geom"
 	"github.com/convtrain/convtrain/kernels"
 )
 
@@ -124,9 +126,9 @@ func TestConvVariantTable(t *testing.T) {
 				}
 				continue
 			}
-			v, ok := variantOf(convKernels[a][p])
+			v, ok := variantOf(basicKernel(a, p))
 			if !ok || v.algo != a || v.pass != p || v.wide || v.strided {
-				t.Errorf("convKernels[%v][%v] = %q, want the basic kernel of the pass", a, p, v.name)
+				t.Errorf("basicKernel(%v, %v) = %q, want the basic kernel of the pass", a, p, v.name)
 			}
 		}
 	}
@@ -220,6 +222,45 @@ func TestConformanceCoverage(t *testing.T) {
 	for name, by := range covered {
 		if _, ok := kernels.Lookup(name); !ok {
 			t.Errorf("%s names kernel %s, which kernels.All lacks", by, name)
+		}
+	}
+}
+
+// TestBenchAlternatives pins the variants BenchmarkConvSuite runs beside
+// the dispatcher's kernel, named in BENCHMARKS.md as algo=A-vN_…: the
+// 128×64 tiles beside the 128×128 ones, the unphased bwd-data beside the
+// phase-decomposed one, the TF32 pipeline beside v3, nothing beside a
+// kernel that has no narrower or plainer variant.
+func TestBenchAlternatives(t *testing.T) {
+	wide := cg(1, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1)    // r50-3x3-128-28
+	strided := cg(1, 128, 56, 56, 128, 3, 3, 2, 2, 1, 1) // r50-3x3s2-128-56
+	narrow := cg(4, 8, 12, 12, 16, 5, 5, 1, 1, 0, 0)     // mnist-conv2
+	narrowS := cg(1, 64, 56, 56, 64, 3, 3, 2, 2, 1, 1)   // stride 2, 64 channels
+	for _, c := range []struct {
+		a    ConvAlgo
+		p    ConvPass
+		g    geom.ConvGeom
+		pick string
+		alts string
+	}{
+		{ConvIGemm, ConvFwd, wide, "v6_igemm_wide", "v2_igemm"},
+		{ConvIGemm, ConvFwd, narrow, "v2_igemm", ""},
+		{ConvIGemm, ConvBwdFilter, wide, "v6_igemm_wide", "v2_igemm"},
+		{ConvIGemm, ConvBwdData, wide, "v6_igemm_wide", "v2_igemm"},
+		{ConvIGemm, ConvBwdData, strided, "v6_igemm_wide_strided", "v2_igemm v4_igemm_strided v6_igemm_wide"},
+		{ConvIGemm, ConvBwdData, narrowS, "v4_igemm_strided", "v2_igemm"},
+		{ConvIGemmTF32, ConvFwd, wide, "v3_igemm_tf32", "v8_igemm_tf32"},
+		{ConvIGemmTF32, ConvBwdData, strided, "v5_igemm_strided_tf32", "v3_igemm_tf32"},
+		{ConvIGemmBF16, ConvFwd, wide, "v7_igemm_bf16", ""},
+		{ConvDirect, ConvBwdData, strided, "v1_direct", ""},
+	} {
+		pick, ok := variantOf(passKernel(c.a, c.p, c.g))
+		var alts []string
+		for _, v := range benchAlternatives(pick, c.g) {
+			alts = append(alts, v.version())
+		}
+		if !ok || pick.version() != c.pick || strings.Join(alts, " ") != c.alts {
+			t.Errorf("%v %v %v: dispatcher's %s, beside it %q; want %s, %q", c.a, c.p, c.g, pick.version(), alts, c.pick, c.alts)
 		}
 	}
 }

@@ -54,8 +54,8 @@ func (u Update) IsAdam() bool { return u.Rule == RuleAdam || u.Rule == RuleAdamW
 
 // CheckUpdate checks what UpdateParams can check without the tensors: a
 // known rule, at least one parameter, Step ≥ 1 for Adam, and Sq present
-// exactly when the rule is Adam's. Tensor lengths are the backend's to
-// check.
+// exactly when the rule is Adam's. The backend then checks the tensor
+// handles, and CheckParamLengths their lengths.
 func CheckUpdate(ps []ParamState, u Update) error {
 	if u.Rule < RuleSGD || u.Rule > RuleAdamW {
 		return fmt.Errorf("host: update params: unknown rule %v: %w", u.Rule, geom.ErrGeometry)
@@ -72,6 +72,27 @@ func CheckUpdate(ps []ParamState, u Update) error {
 			return fmt.Errorf("host: update params: parameter %d: %v needs a second moment (Sq): %w", i, u.Rule, ErrTensor)
 		case !u.IsAdam() && p.Sq != nil:
 			return fmt.Errorf("host: update params: parameter %d: %v takes no second moment (Sq): %w", i, u.Rule, ErrTensor)
+		}
+	}
+	return nil
+}
+
+// CheckParamLengths checks that every parameter's Grad, Vel and (for
+// Adam) Sq have Value's length: the check of UpdateParams' lengths, made
+// here once for both backends, before any parameter is updated. The
+// tensors must have passed the backend's handle checks (CheckUpdate, then
+// each tensor's).
+func CheckParamLengths(ps []ParamState, u Update) error {
+	for i, p := range ps {
+		n := p.Value.Len()
+		for _, t := range [...]struct {
+			name string
+			t    Tensor
+		}{{"grad", p.Grad}, {"vel", p.Vel}, {"sq", p.Sq}} {
+			if t.t != nil && t.t.Len() != n {
+				return fmt.Errorf("host: update params: parameter %d: %s has %d elements, want %d (the value's): %w",
+					i, t.name, t.t.Len(), n, geom.ErrGeometry)
+			}
 		}
 	}
 	return nil

@@ -27,8 +27,11 @@ func (be *cpuBackend) AugmentBatch(p backend.AugmentParams, n, c, h, w int, src,
 	if err != nil {
 		return wrap("augment batch", err)
 	}
-	if dst.(*cpuTensor).parent != nil || dst == src {
-		return fmt.Errorf("host: augment batch: dst is a view or src: %w", backend.ErrTensor)
+	if dst.(*cpuTensor).parent != nil {
+		return fmt.Errorf("host: augment batch: dst is a view (read-only): %w", backend.ErrTensor)
+	}
+	if dst == src {
+		return fmt.Errorf("host: augment batch: dst is src: %w", geom.ErrGeometry)
 	}
 	if len(s)%size != 0 {
 		return fmt.Errorf("host: augment batch: src has %d elements, not whole images of %d×%d×%d: %w", len(s), c, h, w, backend.ErrTensor)

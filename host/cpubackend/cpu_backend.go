@@ -83,7 +83,8 @@ func (be *cpuBackend) checkNew(n int) error {
 }
 
 // f32 returns t's float32 storage, checking that it is a live float32
-// tensor of this backend with want elements (want < 0: any length).
+// tensor of this backend (ErrTensor) with want elements (want < 0: any
+// length; another length is an error wrapping geom.ErrGeometry).
 func (be *cpuBackend) f32(name string, t backend.Tensor, want int) ([]float32, error) {
 	ct, err := be.tensor(name, t)
 	if err != nil {
@@ -93,9 +94,18 @@ func (be *cpuBackend) f32(name string, t backend.Tensor, want int) ([]float32, e
 		return nil, fmt.Errorf("host: %s is an index tensor, want float32: %w", name, backend.ErrTensor)
 	}
 	if want >= 0 && ct.n != want {
-		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, ct.n, want, backend.ErrTensor)
+		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, ct.n, want, geom.ErrGeometry)
 	}
 	return ct.f, nil
+}
+
+// optF32 is f32 for an optional argument of any length: nil gives nil
+// (cpuref's "absent").
+func (be *cpuBackend) optF32(name string, t backend.Tensor) ([]float32, error) {
+	if t == nil {
+		return nil, nil
+	}
+	return be.f32(name, t, -1)
 }
 
 // i32 is f32 for index tensors.
@@ -108,7 +118,7 @@ func (be *cpuBackend) i32(name string, t backend.Tensor, want int) ([]int32, err
 		return nil, fmt.Errorf("host: %s is a float32 tensor, want int32: %w", name, backend.ErrTensor)
 	}
 	if want >= 0 && ct.n != want {
-		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, ct.n, want, backend.ErrTensor)
+		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, ct.n, want, geom.ErrGeometry)
 	}
 	return ct.i, nil
 }
@@ -155,8 +165,11 @@ func (be *cpuBackend) IndexView(idx backend.Tensor, off, n int) (backend.Tensor,
 }
 
 func (be *cpuBackend) Upload(dst backend.Tensor, src []float32) error {
-	d, err := be.f32("dst", dst, len(src))
+	d, err := be.f32("dst", dst, -1)
 	if err != nil {
+		return err
+	}
+	if err := backend.CheckCopy("upload", len(d), len(src)); err != nil {
 		return err
 	}
 	copy(d, src)
@@ -164,8 +177,11 @@ func (be *cpuBackend) Upload(dst backend.Tensor, src []float32) error {
 }
 
 func (be *cpuBackend) UploadIndex(dst backend.Tensor, src []int32) error {
-	d, err := be.i32Out("dst", dst, len(src))
+	d, err := be.i32Out("dst", dst, -1)
 	if err != nil {
+		return err
+	}
+	if err := backend.CheckCopy("upload index", len(d), len(src)); err != nil {
 		return err
 	}
 	copy(d, src)
@@ -173,8 +189,11 @@ func (be *cpuBackend) UploadIndex(dst backend.Tensor, src []int32) error {
 }
 
 func (be *cpuBackend) Download(dst []float32, src backend.Tensor) error {
-	s, err := be.f32("src", src, len(dst))
+	s, err := be.f32("src", src, -1)
 	if err != nil {
+		return err
+	}
+	if err := backend.CheckCopy("download", len(s), len(dst)); err != nil {
 		return err
 	}
 	copy(dst, s)
@@ -204,14 +223,15 @@ func (be *cpuBackend) Free(t backend.Tensor) error {
 	return nil
 }
 
-// conv returns the cached cpuref.Conv2D of g, creating it on first use.
-func (be *cpuBackend) conv(g geom.ConvGeom) (*cpuref.Conv2D, error) {
+// conv returns the cached cpuref.Conv2D of g, creating it on first use
+// (cpuref.NewConv2D checks g).
+func (be *cpuBackend) conv(op string, g geom.ConvGeom) (*cpuref.Conv2D, error) {
 	if c, ok := be.convs[g]; ok {
 		return c, nil
 	}
 	c, err := cpuref.NewConv2D(g)
 	if err != nil {
-		return nil, fmt.Errorf("host: %w", err)
+		return nil, wrap(op, err)
 	}
 	be.convs[g] = c
 	return c, nil
@@ -221,94 +241,97 @@ func (be *cpuBackend) conv(g geom.ConvGeom) (*cpuref.Conv2D, error) {
 // output, and the model gains more by pooling before the ReLU.
 func (be *cpuBackend) Fusions() backend.Fusions { return backend.Fusions{} }
 
-// Conv2DForward is cpuref's convolution, then, with EpilogueReLU,
-// ReLUForward in place on y.
+// The convolutions, dense layers, losses and optimiser steps hand their
+// tensors' storage to cpuref, which checks every size and length before
+// any work: here only the tensor handles are checked (live float32 tensors
+// of this backend; nil where an argument is optional).
+
+// Conv2DForward is cpuref's convolution, then, with EpilogueReLU, the ReLU
+// pass in place on y.
 func (be *cpuBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor, ep backend.Epilogue) error {
-	if ep != backend.NoEpilogue && ep != backend.EpilogueReLU {
+	op := "conv forward"
+	switch ep {
+	case backend.NoEpilogue:
+	case backend.EpilogueReLU:
+		op = "conv+relu forward"
+	default:
 		return fmt.Errorf("host: conv forward: unknown epilogue %v: %w", ep, geom.ErrGeometry)
 	}
-	if err := g.Validate(); err != nil {
-		return fmt.Errorf("host: conv forward: %w", err)
-	}
-	xs, err := be.f32("x", x, g.XLen())
+	xs, err := be.f32("x", x, -1)
 	if err != nil {
 		return err
 	}
-	ws, err := be.f32("w", w, g.WLen())
+	ws, err := be.f32("w", w, -1)
 	if err != nil {
 		return err
 	}
-	var bs []float32
-	if b != nil {
-		if bs, err = be.f32("b", b, g.K); err != nil {
-			return err
-		}
-	}
-	ys, err := be.f32("y", y, g.YLen())
+	bs, err := be.optF32("b", b)
 	if err != nil {
 		return err
 	}
-	c, err := be.conv(g)
+	ys, err := be.f32("y", y, -1)
+	if err != nil {
+		return err
+	}
+	c, err := be.conv(op, g)
 	if err != nil {
 		return err
 	}
 	if err := c.Forward(xs, ws, bs, ys); err != nil || ep == backend.NoEpilogue {
-		return wrap("conv forward", err)
+		return wrap(op, err)
 	}
-	return be.ReLUForward(y, y)
+	return wrap(op, be.relu(ys, ys))
 }
 
 func (be *cpuBackend) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx backend.Tensor) error {
-	if err := g.Validate(); err != nil {
-		return fmt.Errorf("host: conv backward data: %w", err)
-	}
-	dys, err := be.f32("dy", dy, g.YLen())
+	const op = "conv backward data"
+	dys, err := be.f32("dy", dy, -1)
 	if err != nil {
 		return err
 	}
-	ws, err := be.f32("w", w, g.WLen())
+	ws, err := be.f32("w", w, -1)
 	if err != nil {
 		return err
 	}
-	dxs, err := be.f32("dx", dx, g.XLen())
+	dxs, err := be.f32("dx", dx, -1)
 	if err != nil {
 		return err
 	}
-	c, err := be.conv(g)
+	c, err := be.conv(op, g)
 	if err != nil {
 		return err
 	}
-	return wrap("conv backward data", c.BackwardData(dys, ws, dxs))
+	return wrap(op, c.BackwardData(dys, ws, dxs))
 }
 
 func (be *cpuBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db backend.Tensor) error {
-	if err := g.Validate(); err != nil {
-		return fmt.Errorf("host: conv backward filter: %w", err)
-	}
-	xs, err := be.f32("x", x, g.XLen())
+	const op = "conv backward filter"
+	xs, err := be.f32("x", x, -1)
 	if err != nil {
 		return err
 	}
-	dys, err := be.f32("dy", dy, g.YLen())
+	dys, err := be.f32("dy", dy, -1)
 	if err != nil {
 		return err
 	}
-	dws, err := be.f32("dw", dw, g.WLen())
+	dws, err := be.f32("dw", dw, -1)
 	if err != nil {
 		return err
 	}
-	var dbs []float32
-	if db != nil {
-		if dbs, err = be.f32("db", db, g.K); err != nil {
-			return err
-		}
-	}
-	c, err := be.conv(g)
+	dbs, err := be.optF32("db", db)
 	if err != nil {
 		return err
 	}
-	return wrap("conv backward filter", c.BackwardFilter(xs, dys, dws, dbs))
+	c, err := be.conv(op, g)
+	if err != nil {
+		return err
+	}
+	return wrap(op, c.BackwardFilter(xs, dys, dws, dbs))
 }
+
+// The ReLU and max-pool passes are this package's own, split over
+// goroutines (cpu_parallel.go): they check the lengths and the pooling
+// geometry themselves, before cutting the tensors into chunks.
 
 func (be *cpuBackend) ReLUForward(x, y backend.Tensor) error {
 	xs, err := be.f32("x", x, -1)
@@ -317,13 +340,18 @@ func (be *cpuBackend) ReLUForward(x, y backend.Tensor) error {
 	}
 	ys, err := be.f32("y", y, len(xs))
 	if err != nil {
-		return err
+		return wrap("relu forward", err)
 	}
+	return wrap("relu forward", be.relu(xs, ys))
+}
+
+// relu runs the ReLU pass over x into y, of equal lengths.
+func (be *cpuBackend) relu(xs, ys []float32) error {
 	p := &be.par
 	p.x, p.y = xs, ys
-	err = p.run(opReLUForward, len(xs), len(xs))
+	err := p.run(opReLUForward, len(xs), len(xs))
 	p.x, p.y = nil, nil
-	return wrap("relu forward", err)
+	return err
 }
 
 func (be *cpuBackend) ReLUBackward(x, dy, dx backend.Tensor) error {
@@ -333,11 +361,11 @@ func (be *cpuBackend) ReLUBackward(x, dy, dx backend.Tensor) error {
 	}
 	dys, err := be.f32("dy", dy, len(xs))
 	if err != nil {
-		return err
+		return wrap("relu backward", err)
 	}
 	dxs, err := be.f32("dx", dx, len(xs))
 	if err != nil {
-		return err
+		return wrap("relu backward", err)
 	}
 	p := &be.par
 	p.x, p.dy, p.dx = xs, dys, dxs
@@ -348,19 +376,19 @@ func (be *cpuBackend) ReLUBackward(x, dy, dx backend.Tensor) error {
 
 func (be *cpuBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax backend.Tensor) error {
 	if err := g.Validate(); err != nil {
-		return fmt.Errorf("host: max-pool forward: %w", err)
+		return wrap("max-pool forward", err)
 	}
 	xs, err := be.f32("x", x, g.XLen())
 	if err != nil {
-		return err
+		return wrap("max-pool forward", err)
 	}
 	ys, err := be.f32("y", y, g.YLen())
 	if err != nil {
-		return err
+		return wrap("max-pool forward", err)
 	}
 	am, err := be.i32Out("argmax", argmax, g.YLen())
 	if err != nil {
-		return err
+		return wrap("max-pool forward", err)
 	}
 	p := &be.par
 	p.pg, p.x, p.y, p.am = g, xs, ys, am
@@ -371,19 +399,19 @@ func (be *cpuBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax backend.Tenso
 
 func (be *cpuBackend) MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx backend.Tensor) error {
 	if err := g.Validate(); err != nil {
-		return fmt.Errorf("host: max-pool backward: %w", err)
+		return wrap("max-pool backward", err)
 	}
 	dys, err := be.f32("dy", dy, g.YLen())
 	if err != nil {
-		return err
+		return wrap("max-pool backward", err)
 	}
 	am, err := be.i32("argmax", argmax, g.YLen())
 	if err != nil {
-		return err
+		return wrap("max-pool backward", err)
 	}
 	dxs, err := be.f32("dx", dx, g.XLen())
 	if err != nil {
-		return err
+		return wrap("max-pool backward", err)
 	}
 	p := &be.par
 	p.pg, p.dy, p.am, p.dx = g, dys, am, dxs
@@ -396,24 +424,19 @@ func (be *cpuBackend) MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx backend.Te
 }
 
 func (be *cpuBackend) DenseForward(n, in, out int, x, w, b, y backend.Tensor) error {
-	if err := backend.CheckDense("dense forward", n, in, out); err != nil {
-		return err
-	}
-	xs, err := be.f32("x", x, n*in)
+	xs, err := be.f32("x", x, -1)
 	if err != nil {
 		return err
 	}
-	ws, err := be.f32("w", w, out*in)
+	ws, err := be.f32("w", w, -1)
 	if err != nil {
 		return err
 	}
-	var bs []float32
-	if b != nil {
-		if bs, err = be.f32("b", b, out); err != nil {
-			return err
-		}
+	bs, err := be.optF32("b", b)
+	if err != nil {
+		return err
 	}
-	ys, err := be.f32("y", y, n*out)
+	ys, err := be.f32("y", y, -1)
 	if err != nil {
 		return err
 	}
@@ -421,111 +444,103 @@ func (be *cpuBackend) DenseForward(n, in, out int, x, w, b, y backend.Tensor) er
 }
 
 func (be *cpuBackend) DenseBackward(n, in, out int, x, w, dy, dx, dw, db backend.Tensor) error {
-	if err := backend.CheckDense("dense backward", n, in, out); err != nil {
-		return err
-	}
-	xs, err := be.f32("x", x, n*in)
+	xs, err := be.f32("x", x, -1)
 	if err != nil {
 		return err
 	}
-	ws, err := be.f32("w", w, out*in)
+	ws, err := be.f32("w", w, -1)
 	if err != nil {
 		return err
 	}
-	dys, err := be.f32("dy", dy, n*out)
+	dys, err := be.f32("dy", dy, -1)
 	if err != nil {
 		return err
 	}
-	var dxs []float32
-	if dx != nil {
-		if dxs, err = be.f32("dx", dx, n*in); err != nil {
-			return err
-		}
-	}
-	dws, err := be.f32("dw", dw, out*in)
+	dxs, err := be.optF32("dx", dx)
 	if err != nil {
 		return err
 	}
-	var dbs []float32
-	if db != nil {
-		if dbs, err = be.f32("db", db, out); err != nil {
-			return err
-		}
+	dws, err := be.f32("dw", dw, -1)
+	if err != nil {
+		return err
+	}
+	dbs, err := be.optF32("db", db)
+	if err != nil {
+		return err
 	}
 	return wrap("dense backward", cpuref.DenseBackward(n, in, out, xs, ws, dys, dxs, dws, dbs))
 }
 
+// SoftmaxCrossEntropy: loss is this method's own output (cpuref returns
+// the value), so its length is checked here.
 func (be *cpuBackend) SoftmaxCrossEntropy(n, classes int, logits, labels, loss, dlogits backend.Tensor) error {
-	if err := backend.CheckDense("softmax cross-entropy", n, classes, 1); err != nil {
-		return err
-	}
-	ls, err := be.f32("logits", logits, n*classes)
+	ls, err := be.f32("logits", logits, -1)
 	if err != nil {
 		return err
 	}
-	lab, err := be.i32("labels", labels, n)
+	lab, err := be.i32("labels", labels, -1)
 	if err != nil {
 		return err
 	}
 	l, err := be.f32("loss", loss, 1)
 	if err != nil {
-		return err
+		return wrap("softmax cross-entropy", err)
 	}
-	dl, err := be.f32("dlogits", dlogits, n*classes)
+	dl, err := be.f32("dlogits", dlogits, -1)
 	if err != nil {
 		return err
 	}
 	v, err := cpuref.SoftmaxCrossEntropy(n, classes, ls, lab, dl)
 	if err != nil {
-		return fmt.Errorf("host: softmax cross-entropy: %w", err)
+		return wrap("softmax cross-entropy", err)
 	}
 	l[0] = v
 	return nil
 }
 
+// MSE: loss is checked here, as in SoftmaxCrossEntropy.
 func (be *cpuBackend) MSE(n, dim int, y, t, loss, dy backend.Tensor) error {
-	if err := backend.CheckDense("mse", n, dim, 1); err != nil {
-		return err
-	}
-	ys, err := be.f32("y", y, n*dim)
+	ys, err := be.f32("y", y, -1)
 	if err != nil {
 		return err
 	}
-	ts, err := be.f32("t", t, n*dim)
+	ts, err := be.f32("t", t, -1)
 	if err != nil {
 		return err
 	}
 	l, err := be.f32("loss", loss, 1)
 	if err != nil {
-		return err
+		return wrap("mse", err)
 	}
-	dys, err := be.f32("dy", dy, n*dim)
+	dys, err := be.f32("dy", dy, -1)
 	if err != nil {
 		return err
 	}
 	v, err := cpuref.MSE(n, dim, ys, ts, dys)
 	if err != nil {
-		return fmt.Errorf("host: mse: %w", err)
+		return wrap("mse", err)
 	}
 	l[0] = v
 	return nil
 }
 
+// CountCorrect, Accumulate and Gather are this package's own loops, which
+// check their sizes themselves.
 func (be *cpuBackend) CountCorrect(n, classes int, logits, labels, acc backend.Tensor) error {
-	if err := backend.CheckDense("count correct", n, classes, 1); err != nil {
-		return err
+	if n < 1 || classes < 1 || n > backend.MaxTensorElems/classes {
+		return fmt.Errorf("host: count correct: N=%d, classes=%d: %w", n, classes, geom.ErrGeometry)
 	}
 	ls, err := be.f32("logits", logits, n*classes)
 	if err != nil {
-		return err
+		return wrap("count correct", err)
 	}
 	lab, err := be.i32("labels", labels, n)
 	if err != nil {
-		return err
+		return wrap("count correct", err)
 	}
 	a, err := be.f32("acc", acc, 1)
 	if err != nil {
-		return err
+		return wrap("count correct", err)
 	}
 	correct := 0
 	for i := range n {
@@ -547,11 +562,11 @@ func (be *cpuBackend) CountCorrect(n, classes int, logits, labels, acc backend.T
 func (be *cpuBackend) Accumulate(dst, src backend.Tensor) error {
 	d, err := be.f32("dst", dst, -1)
 	if err != nil {
-		return err
+		return wrap("accumulate", err)
 	}
 	s, err := be.f32("src", src, len(d))
 	if err != nil {
-		return err
+		return wrap("accumulate", err)
 	}
 	for i, v := range s {
 		d[i] += v
@@ -564,11 +579,11 @@ func (be *cpuBackend) SGDStep(p, grad, vel backend.Tensor, lr, momentum, weightD
 	if err != nil {
 		return err
 	}
-	gs, err := be.f32("grad", grad, len(ps))
+	gs, err := be.f32("grad", grad, -1)
 	if err != nil {
 		return err
 	}
-	vs, err := be.f32("vel", vel, len(ps))
+	vs, err := be.f32("vel", vel, -1)
 	if err != nil {
 		return err
 	}
@@ -580,11 +595,11 @@ func (be *cpuBackend) SGDNesterovStep(p, grad, vel backend.Tensor, lr, momentum,
 	if err != nil {
 		return err
 	}
-	gs, err := be.f32("grad", grad, len(ps))
+	gs, err := be.f32("grad", grad, -1)
 	if err != nil {
 		return err
 	}
-	vs, err := be.f32("vel", vel, len(ps))
+	vs, err := be.f32("vel", vel, -1)
 	if err != nil {
 		return err
 	}
@@ -596,15 +611,15 @@ func (be *cpuBackend) AdamStep(p, grad, m, v backend.Tensor, lr, beta1, beta2, e
 	if err != nil {
 		return err
 	}
-	gs, err := be.f32("grad", grad, len(ps))
+	gs, err := be.f32("grad", grad, -1)
 	if err != nil {
 		return err
 	}
-	ms, err := be.f32("m", m, len(ps))
+	ms, err := be.f32("m", m, -1)
 	if err != nil {
 		return err
 	}
-	vs, err := be.f32("v", v, len(ps))
+	vs, err := be.f32("v", v, -1)
 	if err != nil {
 		return err
 	}

@@ -16,22 +16,28 @@ func (be *cpuBackend) UpdateParams(ps []backend.ParamState, u backend.Update) er
 		return err
 	}
 	// Two passes, so that nothing is updated unless every tensor is right
-	// (and nothing is allocated): check, then look the slices up again.
+	// (and nothing is allocated): check, then look the slices up again;
+	// cpuref checks each parameter's lengths again as it updates it.
 	for pass := range 2 {
+		if pass == 1 {
+			if err := backend.CheckParamLengths(ps, u); err != nil {
+				return err
+			}
+		}
 		for i, p := range ps {
 			var err error
 			var pv, g, m, v []float32
 			if pv, err = be.f32("value", p.Value, -1); err != nil {
 				return fmt.Errorf("host: update params: parameter %d: %w", i, err)
 			}
-			if g, err = be.f32("grad", p.Grad, len(pv)); err != nil {
+			if g, err = be.f32("grad", p.Grad, -1); err != nil {
 				return fmt.Errorf("host: update params: parameter %d: %w", i, err)
 			}
-			if m, err = be.f32("vel", p.Vel, len(pv)); err != nil {
+			if m, err = be.f32("vel", p.Vel, -1); err != nil {
 				return fmt.Errorf("host: update params: parameter %d: %w", i, err)
 			}
 			if u.IsAdam() {
-				if v, err = be.f32("sq", p.Sq, len(pv)); err != nil {
+				if v, err = be.f32("sq", p.Sq, -1); err != nil {
 					return fmt.Errorf("host: update params: parameter %d: %w", i, err)
 				}
 			}

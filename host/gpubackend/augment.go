@@ -7,36 +7,37 @@ import (
 	"github.com/convtrain/convtrain/host/backend"
 )
 
-// AugmentBatch runs augment_batch_v1 (gpu.Device.AugmentBatch) after
-// checking on the host, from rows' recorded range, that every index names
-// an image of src: the same bits as the CPU backend (host/data's
-// Augment.Draw and Apply).
+// AugmentBatch runs augment_batch_v1 (gpu.Device.AugmentBatch): the same
+// bits as the CPU backend (host/data's Augment.Draw and Apply). The
+// launcher checks the padding, the sizes and the lengths; here what it
+// cannot: that rows holds N indices, that dst is not a view, and, from
+// rows' recorded range, that every index names an image of src.
 func (be *gpuBackend) AugmentBatch(p backend.AugmentParams, n, c, h, w int, src, rows, dst backend.Tensor) error {
-	if n < 1 || c < 1 || h < 1 || w < 1 || n > backend.MaxTensorElems/c/h/w || p.Pad < 0 || p.Pad > backend.MaxAugmentPad {
-		return fmt.Errorf("host: augment batch: N=%d,C=%d,H=%d,W=%d, padding %d (want sizes ≥ 1, padding 0 to %d): %w", n, c, h, w, p.Pad, backend.MaxAugmentPad, geom.ErrGeometry)
-	}
-	size := c * h * w
-	ix, err := be.i32("rows", rows, n)
+	const op = "augment batch"
+	ix, err := be.i32("rows", rows, -1)
 	if err != nil {
-		return gpuWrap("augment batch", err)
+		return gpuWrap(op, err)
 	}
 	s, err := be.f32("src", src, -1)
 	if err != nil {
-		return gpuWrap("augment batch", err)
+		return gpuWrap(op, err)
 	}
-	d, err := be.f32("dst", dst, n*size)
+	d, err := be.f32("dst", dst, -1)
 	if err != nil {
-		return gpuWrap("augment batch", err)
+		return gpuWrap(op, err)
 	}
-	if dst.(*gpuTensor).parent != nil || dst == src {
-		return fmt.Errorf("host: augment batch: dst is a view or src: %w", backend.ErrTensor)
+	if dst.(*gpuTensor).parent != nil {
+		return fmt.Errorf("host: %s: dst is a view (read-only): %w", op, backend.ErrTensor)
 	}
-	if s.Len()%size != 0 {
-		return fmt.Errorf("host: augment batch: src has %d elements, not whole images of %d×%d×%d: %w", s.Len(), c, h, w, backend.ErrTensor)
+	if ix.n != n {
+		return fmt.Errorf("host: %s: N=%d, rows has %d elements: %w", op, n, ix.n, geom.ErrGeometry)
 	}
-	m := s.Len() / size
-	if lo, hi := ix.indexRange(); lo < 0 || int(hi) >= m {
-		return fmt.Errorf("host: augment batch: rows lie in [%d, %d], outside [0, %d): %w", lo, hi, m, backend.ErrTensor)
+	// Otherwise the launcher refuses the sizes or src.
+	if c >= 1 && h >= 1 && w >= 1 && geom.FitsProduct([]int{c, h, w}) && s.Len()%(c*h*w) == 0 {
+		m := s.Len() / (c * h * w)
+		if lo, hi := ix.indexRange(); lo < 0 || int(hi) >= m {
+			return fmt.Errorf("host: %s: rows lie in [%d, %d], outside [0, %d): %w", op, lo, hi, m, backend.ErrTensor)
+		}
 	}
-	return gpuWrap("augment batch", be.dev.AugmentBatch(p.Pad, p.Flip, p.Seed, p.Step, c, h, w, s, ix.buf, d))
+	return gpuWrap(op, be.dev.AugmentBatch(p.Pad, p.Flip, p.Seed, p.Step, c, h, w, s, ix.buf, d))
 }

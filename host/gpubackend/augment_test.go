@@ -93,10 +93,10 @@ func TestGPUBackendAugmentChecks(t *testing.T) {
 		{"padding 65", be.AugmentBatch(backend.AugmentParams{Pad: backend.MaxAugmentPad + 1}, 2, c, h, w, src, newI(0, 1), dst), geom.ErrGeometry},
 		{"padding < 0", be.AugmentBatch(backend.AugmentParams{Pad: -1}, 2, c, h, w, src, newI(0, 1), dst), geom.ErrGeometry},
 		{"N = 0", be.AugmentBatch(p, 0, c, h, w, src, newI(0, 1), dst), geom.ErrGeometry},
-		{"rows length", be.AugmentBatch(p, 2, c, h, w, src, newI(0, 1, 2), dst), backend.ErrTensor},
-		{"dst length", be.AugmentBatch(p, 2, c, h, w, src, newI(0, 1), newF(c*h*w)), backend.ErrTensor},
-		{"dst is src", be.AugmentBatch(p, 2, c, h, w, dst, newI(0, 1), dst), backend.ErrTensor},
-		{"src not whole images", be.AugmentBatch(p, 2, c, h, w, newF(c*h*w+1), newI(0, 1), dst), backend.ErrTensor},
+		{"rows length", be.AugmentBatch(p, 2, c, h, w, src, newI(0, 1, 2), dst), geom.ErrGeometry},
+		{"dst length", be.AugmentBatch(p, 2, c, h, w, src, newI(0, 1), newF(c*h*w)), geom.ErrGeometry},
+		{"dst is src", be.AugmentBatch(p, 2, c, h, w, dst, newI(0, 1), dst), geom.ErrGeometry},
+		{"src not whole images", be.AugmentBatch(p, 2, c, h, w, newF(c*h*w+1), newI(0, 1), dst), geom.ErrGeometry},
 		{"float32 rows", be.AugmentBatch(p, 2, c, h, w, src, newF(2), dst), backend.ErrTensor},
 	} {
 		t.Run("case="+tc.name, func(t *testing.T) {

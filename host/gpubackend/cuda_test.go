@@ -32,5 +32,6 @@ func TestGPUBackendCUDA(t *testing.T) {
 	t.Run("ops", TestGPUBackendOps)
 	t.Run("optimizer", TestOptimizerBackendOps)
 	t.Run("checks", TestGPUBackendChecks)
+	t.Run("wrong sizes", TestWrongSizeErrors)
 	t.Run("training", TestGPUBackendTraining)
 }

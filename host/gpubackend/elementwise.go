@@ -37,14 +37,11 @@ func (be *gpuBackend) ActivationForward(act backend.Activation, param float32, x
 	if err != nil {
 		return err
 	}
-	xb, err := be.f32("x", x, -1)
+	b, err := be.bufs(xyArgs, x, y)
 	if err != nil {
 		return err
 	}
-	yb, err := be.f32("y", y, xb.Len())
-	if err != nil {
-		return err
-	}
+	xb, yb := b[0], b[1]
 	return gpuWrap(act.String()+" forward", be.dev.ActivationForward(a, param, xb, yb))
 }
 
@@ -55,67 +52,49 @@ func (be *gpuBackend) ActivationBackward(act backend.Activation, param float32, 
 	if err != nil {
 		return err
 	}
-	dyb, err := be.f32("dy", dy, -1)
+	b, err := be.bufs(actBackwardArgs, x, y, dy, dx)
 	if err != nil {
 		return err
 	}
-	n := dyb.Len()
-	xb, err := be.optF32("x", x, n)
-	if err != nil {
-		return err
-	}
-	yb, err := be.optF32("y", y, n)
-	if err != nil {
-		return err
-	}
-	dxb, err := be.f32("dx", dx, n)
-	if err != nil {
-		return err
-	}
+	xb, yb, dyb, dxb := b[0], b[1], b[2], b[3]
 	return gpuWrap(act.String()+" backward", be.dev.ActivationBackward(a, param, xb, yb, dyb, dxb))
 }
 
-// dropout runs dropout_v1 on in and out: the forward and the backward
-// pass are the same mask applied to x or dy.
-func (be *gpuBackend) dropout(op string, key backend.DropoutKey, p float32, inName string, in backend.Tensor, outName string, out backend.Tensor) error {
-	ib, err := be.f32(inName, in, -1)
-	if err != nil {
-		return err
-	}
-	ob, err := be.f32(outName, out, ib.Len())
+// actBackwardArgs: ActivationBackward reads x or y as the activation needs
+// (the launcher checks that the one it reads is given).
+var actBackwardArgs = []arg{{"x", true}, {"y", true}, {"dy", false}, {"dx", false}}
+
+// dropout runs dropout_v1 on in and out (args names them): the forward and
+// the backward pass are the same mask applied to x or dy.
+func (be *gpuBackend) dropout(op string, key backend.DropoutKey, p float32, args []arg, in, out backend.Tensor) error {
+	b, err := be.bufs(args, in, out)
 	if err != nil {
 		return err
 	}
 	k := gpu.DropoutKey{Seed: key.Seed, Stream: key.Stream, Step: key.Step}
-	return gpuWrap(op, be.dev.Dropout(k, p, ib, ob))
+	return gpuWrap(op, be.dev.Dropout(k, p, b[0], b[1]))
 }
 
 // DropoutForward runs dropout_v1 on x.
 func (be *gpuBackend) DropoutForward(key backend.DropoutKey, p float32, x, y backend.Tensor) error {
-	return be.dropout("dropout forward", key, p, "x", x, "y", y)
+	return be.dropout("dropout forward", key, p, xyArgs, x, y)
 }
 
 // DropoutBackward runs dropout_v1 on dy with the same key: the mask is
 // drawn again.
 func (be *gpuBackend) DropoutBackward(key backend.DropoutKey, p float32, dy, dx backend.Tensor) error {
-	return be.dropout("dropout backward", key, p, "dy", dy, "dx", dx)
+	return be.dropout("dropout backward", key, p, dyDxArgs, dy, dx)
 }
+
+var addArgs = []arg{{"a", false}, {"b", false}, {"y", false}}
 
 // Add runs add_v1.
 func (be *gpuBackend) Add(a, b, y backend.Tensor) error {
-	ab, err := be.f32("a", a, -1)
+	t, err := be.bufs(addArgs, a, b, y)
 	if err != nil {
 		return err
 	}
-	bb, err := be.f32("b", b, ab.Len())
-	if err != nil {
-		return err
-	}
-	yb, err := be.f32("y", y, ab.Len())
-	if err != nil {
-		return err
-	}
-	return gpuWrap("add", be.dev.Add(ab, bb, yb))
+	return gpuWrap("add", be.dev.Add(t[0], t[1], t[2]))
 }
 
 // concatChannels checks a concatenation of len(cs) tensors (count given)
@@ -137,25 +116,31 @@ func concatChannels(op string, n, hw int, cs []int, count int) (int, error) {
 	return total, nil
 }
 
-// ConcatForward runs channel_copy_v1 once per input, into its channels of y.
+// ConcatForward runs channel_copy_v1 once per input, into its channels of
+// y. Every input's length is checked before the first copy (and again by
+// its own): a refused call copies nothing. y is checked by each copy.
 func (be *gpuBackend) ConcatForward(n, hw int, cs []int, xs []backend.Tensor, y backend.Tensor) error {
 	const op = "concat forward"
 	total, err := concatChannels(op, n, hw, cs, len(xs))
 	if err != nil {
 		return err
 	}
-	yb, err := be.f32("y", y, n*total*hw)
+	yb, err := be.f32("y", y, -1)
 	if err != nil {
 		return err
 	}
 	for i, c := range cs { // every input checked before the first launch
-		if _, err := be.f32("concatenated input", xs[i], n*c*hw); err != nil {
+		xb, err := be.f32("concatenated input", xs[i], -1)
+		if err != nil {
 			return fmt.Errorf("host: %s: input %d: %w", op, i, err)
+		}
+		if xb.Len() != n*c*hw {
+			return fmt.Errorf("host: %s: input %d has %d elements, want %d: %w", op, i, xb.Len(), n*c*hw, geom.ErrGeometry)
 		}
 	}
 	off := 0
 	for i, c := range cs {
-		xb, _ := be.f32("concatenated input", xs[i], n*c*hw)
+		xb, _ := be.f32("concatenated input", xs[i], -1)
 		if err := be.dev.ChannelCopy(n, c, hw, xb, c, 0, yb, total, off); err != nil {
 			return gpuWrap(op, err)
 		}
@@ -165,25 +150,29 @@ func (be *gpuBackend) ConcatForward(n, hw int, cs []int, xs []backend.Tensor, y 
 }
 
 // ConcatBackward runs channel_copy_v1 once per non-nil dxs[i], from its
-// channels of dy.
+// channels of dy, every gradient's length checked before the first copy.
 func (be *gpuBackend) ConcatBackward(n, hw int, cs []int, dy backend.Tensor, dxs []backend.Tensor) error {
 	const op = "concat backward"
 	total, err := concatChannels(op, n, hw, cs, len(dxs))
 	if err != nil {
 		return err
 	}
-	dyb, err := be.f32("dy", dy, n*total*hw)
+	dyb, err := be.f32("dy", dy, -1)
 	if err != nil {
 		return err
 	}
 	for i, c := range cs { // every gradient checked before the first launch
-		if _, err := be.optF32("concatenated input's gradient", dxs[i], n*c*hw); err != nil {
+		dxb, err := be.optF32("concatenated input's gradient", dxs[i], -1)
+		if err != nil {
 			return fmt.Errorf("host: %s: input %d: %w", op, i, err)
+		}
+		if dxb != nil && dxb.Len() != n*c*hw {
+			return fmt.Errorf("host: %s: input %d's gradient has %d elements, want %d: %w", op, i, dxb.Len(), n*c*hw, geom.ErrGeometry)
 		}
 	}
 	off := 0
 	for i, c := range cs {
-		if dxb, _ := be.optF32("concatenated input's gradient", dxs[i], n*c*hw); dxb != nil {
+		if dxb, _ := be.optF32("concatenated input's gradient", dxs[i], -1); dxb != nil {
 			if err := be.dev.ChannelCopy(n, c, hw, dyb, total, off, dxb, c, 0); err != nil {
 				return gpuWrap(op, err)
 			}

@@ -98,12 +98,12 @@ func testElementwiseOps(t *testing.T, w *twin, rng *rand.Rand) {
 			is   error
 		}{
 			{"unknown activation", g.ActivationForward(backend.Activation(99), 0, x[1], y[1]), geom.ErrGeometry},
-			{"activation y too short", g.ActivationForward(backend.Tanh, 0, x[1], short[1]), backend.ErrTensor},
+			{"activation y too short", g.ActivationForward(backend.Tanh, 0, x[1], short[1]), geom.ErrGeometry},
 			{"dropout p = 1", g.DropoutForward(backend.DropoutKey{}, 1, x[1], y[1]), geom.ErrHyperparameter},
-			{"add lengths differ", g.Add(x[1], short[1], y[1]), backend.ErrTensor},
+			{"add lengths differ", g.Add(x[1], short[1], y[1]), geom.ErrGeometry},
 			{"concat counts differ", g.ConcatForward(1, 4, []int{1, 2}, []backend.Tensor{x[1]}, y[1]), geom.ErrGeometry},
 			// The second input is refused before the first is copied.
-			{"concat second input short", g.ConcatForward(1, 4, []int{2, 1}, []backend.Tensor{w.f32(make([]float32, 8))[1], short[1]}, y[1]), backend.ErrTensor},
+			{"concat second input short", g.ConcatForward(1, 4, []int{2, 1}, []backend.Tensor{w.f32(make([]float32, 8))[1], short[1]}, y[1]), geom.ErrGeometry},
 		} {
 			if !errors.Is(c.err, c.is) {
 				t.Errorf("%s: error %v, want one wrapping %v", c.name, c.err, c.is)

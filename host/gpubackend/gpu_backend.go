@@ -50,6 +50,7 @@ type gpuBackend struct {
 	rows   map[int]*gpu.Buffer // per-row loss scratch, by batch size
 	params paramTableCache     // UpdateParams' device table (update.go)
 	checks checkTableCache     // FirstNonFinite's device table (update.go)
+	bl     []*gpu.Buffer       // bufs' result, reused so that a step allocates nothing
 	closed bool
 }
 
@@ -57,11 +58,13 @@ type gpuBackend struct {
 // GPU from gpu.Open or the simulator from gpu.OpenSim). The backend does
 // not own dev: Close frees the backend's tensors, the caller closes dev.
 //
-// Kernels cannot return errors, so the backend checks on the host what it
-// cheaply can: sizes and tensor handles before every launch, and gather
-// indices and class labels against the value range recorded for each index
-// tensor. A label outside [0, classes) that got past the checks would make
-// that row's loss and gradient NaN (softmax_ce_v1), hence a NaN mean loss.
+// Kernels cannot return errors, so everything is checked on the host
+// before a launch: the sizes and lengths by package gpu's launchers, the
+// tensor handles by the backend, and gather indices, augmentation rows and
+// class labels against the value range the backend recorded for each index
+// tensor (see package backend's doc: who checks what). A label outside
+// [0, classes) that got past the checks would make that row's loss and
+// gradient NaN (softmax_ce_v1), hence a NaN mean loss.
 // Launches are asynchronous on a real GPU: a fault inside a kernel is
 // reported by the next Sync or Download.
 func NewGPUBackend(dev *gpu.Device) (backend.Backend, error) {
@@ -141,15 +144,13 @@ func (be *gpuBackend) i32Out(name string, t backend.Tensor, want int) (*gpuTenso
 	return gt, err
 }
 
-// IndexView returns a view through gpu.Buffer.Slice; it is not in
-// be.live, which holds the tensors that own their storage.
+// IndexView returns a view through gpu.Buffer.Slice, which checks the
+// range; it is not in be.live, which holds the tensors that own their
+// storage.
 func (be *gpuBackend) IndexView(idx backend.Tensor, off, n int) (backend.Tensor, error) {
 	ix, err := be.i32("idx", idx, -1)
 	if err != nil {
 		return nil, err
-	}
-	if off < 0 || n < 1 || off > ix.n-n {
-		return nil, fmt.Errorf("host: index view [%d, %d+%d) of %d elements: %w", off, off, n, ix.n, backend.ErrTensor)
 	}
 	root := ix
 	if root.parent != nil {
@@ -157,13 +158,14 @@ func (be *gpuBackend) IndexView(idx backend.Tensor, off, n int) (backend.Tensor,
 	}
 	b, err := ix.buf.Slice(off, n)
 	if err != nil {
-		return nil, fmt.Errorf("host: index view: %w", err)
+		return nil, fmt.Errorf("host: index view: %w: %w", backend.ErrTensor, err)
 	}
 	return &gpuTensor{be: be, buf: b, n: n, index: true, parent: root}, nil
 }
 
 // f32 returns t's buffer, checking that it is a live float32 tensor of this
-// backend with want elements (want < 0: any length).
+// backend (ErrTensor) with want elements (want < 0: any length; another
+// length is an error wrapping geom.ErrGeometry).
 func (be *gpuBackend) f32(name string, t backend.Tensor, want int) (*gpu.Buffer, error) {
 	gt, err := be.tensor(name, t)
 	if err != nil {
@@ -173,7 +175,7 @@ func (be *gpuBackend) f32(name string, t backend.Tensor, want int) (*gpu.Buffer,
 		return nil, fmt.Errorf("host: %s is an index tensor, want float32: %w", name, backend.ErrTensor)
 	}
 	if want >= 0 && gt.n != want {
-		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, gt.n, want, backend.ErrTensor)
+		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, gt.n, want, geom.ErrGeometry)
 	}
 	return gt.buf, nil
 }
@@ -196,22 +198,28 @@ func (be *gpuBackend) i32(name string, t backend.Tensor, want int) (*gpuTensor, 
 		return nil, fmt.Errorf("host: %s is a float32 tensor, want int32: %w", name, backend.ErrTensor)
 	}
 	if want >= 0 && gt.n != want {
-		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, gt.n, want, backend.ErrTensor)
+		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, gt.n, want, geom.ErrGeometry)
 	}
 	return gt, nil
 }
 
 func (be *gpuBackend) Upload(dst backend.Tensor, src []float32) error {
-	d, err := be.f32("dst", dst, len(src))
+	d, err := be.f32("dst", dst, -1)
 	if err != nil {
+		return err
+	}
+	if err := backend.CheckCopy("upload", d.Len(), len(src)); err != nil {
 		return err
 	}
 	return gpuWrap("upload", d.Upload(src))
 }
 
 func (be *gpuBackend) UploadIndex(dst backend.Tensor, src []int32) error {
-	d, err := be.i32Out("dst", dst, len(src))
+	d, err := be.i32Out("dst", dst, -1)
 	if err != nil {
+		return err
+	}
+	if err := backend.CheckCopy("upload index", d.n, len(src)); err != nil {
 		return err
 	}
 	lo, hi := src[0], src[0]
@@ -226,8 +234,11 @@ func (be *gpuBackend) UploadIndex(dst backend.Tensor, src []int32) error {
 }
 
 func (be *gpuBackend) Download(dst []float32, src backend.Tensor) error {
-	s, err := be.f32("src", src, len(dst))
+	s, err := be.f32("src", src, -1)
 	if err != nil {
+		return err
+	}
+	if err := backend.CheckCopy("download", s.Len(), len(dst)); err != nil {
 		return err
 	}
 	return gpuWrap("download", s.Download(dst))
@@ -254,6 +265,16 @@ func (be *gpuBackend) Free(t backend.Tensor) error {
 	return gpuWrap("free", gt.buf.Free())
 }
 
+// The operations hand their tensors' buffers to package gpu, whose
+// launchers check every size, geometry and buffer length before a launch
+// (they must: nothing else keeps a kernel of package gpu's public API in
+// bounds). Here only what gpu cannot know is checked: that each tensor is
+// a live tensor of this backend of the right element type, that an index
+// tensor written is not a view, the values of index tensors against their
+// recorded range, and, where one operation is several launches, the
+// arguments that only a later launch reads, before the first (so that a
+// refused call does no work).
+
 // Conv2DForward runs (*gpu.Device).Conv2DForward, or with EpilogueReLU
 // (*gpu.Device).Conv2DForwardReLU: one launch, the bias and the ReLU in the
 // epilogue of the implicit-GEMM kernel that the dispatcher picks; where it
@@ -275,26 +296,23 @@ func (be *gpuBackend) Fusions() backend.Fusions {
 	return backend.Fusions{ConvReLU: true, BatchNormReLU: true}
 }
 
-// convForward checks the tensors of a forward convolution against g and
-// runs launch (a gpu.Device forward pass) on their buffers.
+// convForward runs launch (a gpu.Device forward pass) on the buffers of
+// the tensors.
 func (be *gpuBackend) convForward(op string, launch func(g geom.ConvGeom, x, w, b, y *gpu.Buffer) error,
 	g geom.ConvGeom, x, w, b, y backend.Tensor) error {
-	if err := g.Validate(); err != nil {
-		return fmt.Errorf("host: %s: %w", op, err)
-	}
-	xb, err := be.f32("x", x, g.XLen())
+	xb, err := be.f32("x", x, -1)
 	if err != nil {
 		return err
 	}
-	wb, err := be.f32("w", w, g.WLen())
+	wb, err := be.f32("w", w, -1)
 	if err != nil {
 		return err
 	}
-	bb, err := be.optF32("b", b, g.K)
+	bb, err := be.optF32("b", b, -1)
 	if err != nil {
 		return err
 	}
-	yb, err := be.f32("y", y, g.YLen())
+	yb, err := be.f32("y", y, -1)
 	if err != nil {
 		return err
 	}
@@ -302,51 +320,62 @@ func (be *gpuBackend) convForward(op string, launch func(g geom.ConvGeom, x, w, 
 }
 
 func (be *gpuBackend) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx backend.Tensor) error {
-	if err := g.Validate(); err != nil {
-		return fmt.Errorf("host: conv backward data: %w", err)
-	}
-	dyb, err := be.f32("dy", dy, g.YLen())
+	dyb, err := be.f32("dy", dy, -1)
 	if err != nil {
 		return err
 	}
-	wb, err := be.f32("w", w, g.WLen())
+	wb, err := be.f32("w", w, -1)
 	if err != nil {
 		return err
 	}
-	dxb, err := be.f32("dx", dx, g.XLen())
+	dxb, err := be.f32("dx", dx, -1)
 	if err != nil {
 		return err
 	}
 	return gpuWrap("conv backward data", be.dev.Conv2DBackwardData(g, dyb, wb, dxb))
 }
 
-// Conv2DBackwardFilter runs conv2d_bwd_filter_v1_direct for dw and, when db
-// is not nil, conv2d_bwd_bias_v1 for db.
+// Conv2DBackwardFilter runs the backward-filter kernel that the dispatcher
+// picks for dw and, when db is not nil, conv2d_bwd_bias_v1 for db; db's
+// length is checked before the first launch (and by the second).
 func (be *gpuBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db backend.Tensor) error {
-	if err := g.Validate(); err != nil {
-		return fmt.Errorf("host: conv backward filter: %w", err)
-	}
-	xb, err := be.f32("x", x, g.XLen())
+	const op = "conv backward filter"
+	xb, err := be.f32("x", x, -1)
 	if err != nil {
 		return err
 	}
-	dyb, err := be.f32("dy", dy, g.YLen())
+	dyb, err := be.f32("dy", dy, -1)
 	if err != nil {
 		return err
 	}
-	dwb, err := be.f32("dw", dw, g.WLen())
+	dwb, err := be.f32("dw", dw, -1)
 	if err != nil {
 		return err
 	}
-	dbb, err := be.optF32("db", db, g.K)
+	dbb, err := be.optF32("db", db, -1)
 	if err != nil {
+		return err
+	}
+	if err := laterLen(op, "db", dbb, g.K); err != nil {
 		return err
 	}
 	if err := be.dev.Conv2DBackwardFilter(g, xb, dyb, dwb); err != nil {
-		return gpuWrap("conv backward filter", err)
+		return gpuWrap(op, err)
 	}
 	if dbb != nil {
 		return gpuWrap("conv backward bias", be.dev.Conv2DBackwardBias(g, dyb, dbb))
+	}
+	return nil
+}
+
+// laterLen checks the length of b (nil: absent, no check), an argument
+// that only a later launch of operation op reads, before the first launch
+// of op, so that a refused call does no work: with concatenation's inputs
+// and the two-launch losses' batch, the only lengths that this package
+// checks and a gpu launcher checks again.
+func laterLen(op, name string, b *gpu.Buffer, want int) error {
+	if b != nil && b.Len() != want {
+		return fmt.Errorf("host: %s: %s has %d elements, want %d: %w", op, name, b.Len(), want, geom.ErrGeometry)
 	}
 	return nil
 }
@@ -356,7 +385,7 @@ func (be *gpuBackend) ReLUForward(x, y backend.Tensor) error {
 	if err != nil {
 		return err
 	}
-	yb, err := be.f32("y", y, xb.Len())
+	yb, err := be.f32("y", y, -1)
 	if err != nil {
 		return err
 	}
@@ -368,30 +397,29 @@ func (be *gpuBackend) ReLUBackward(x, dy, dx backend.Tensor) error {
 	if err != nil {
 		return err
 	}
-	dyb, err := be.f32("dy", dy, xb.Len())
+	dyb, err := be.f32("dy", dy, -1)
 	if err != nil {
 		return err
 	}
-	dxb, err := be.f32("dx", dx, xb.Len())
+	dxb, err := be.f32("dx", dx, -1)
 	if err != nil {
 		return err
 	}
 	return gpuWrap("relu backward", be.dev.ReLUBackward(xb, dyb, dxb))
 }
 
+// MaxPoolForward runs maxpool_fwd_v1 and records argmax's range: flat
+// indices into x.
 func (be *gpuBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax backend.Tensor) error {
-	if err := g.Validate(); err != nil {
-		return fmt.Errorf("host: max-pool forward: %w", err)
-	}
-	xb, err := be.f32("x", x, g.XLen())
+	xb, err := be.f32("x", x, -1)
 	if err != nil {
 		return err
 	}
-	yb, err := be.f32("y", y, g.YLen())
+	yb, err := be.f32("y", y, -1)
 	if err != nil {
 		return err
 	}
-	am, err := be.i32Out("argmax", argmax, g.YLen())
+	am, err := be.i32Out("argmax", argmax, -1)
 	if err != nil {
 		return err
 	}
@@ -403,18 +431,15 @@ func (be *gpuBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax backend.Tenso
 }
 
 func (be *gpuBackend) MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx backend.Tensor) error {
-	if err := g.Validate(); err != nil {
-		return fmt.Errorf("host: max-pool backward: %w", err)
-	}
-	dyb, err := be.f32("dy", dy, g.YLen())
+	dyb, err := be.f32("dy", dy, -1)
 	if err != nil {
 		return err
 	}
-	am, err := be.i32("argmax", argmax, g.YLen())
+	am, err := be.i32("argmax", argmax, -1)
 	if err != nil {
 		return err
 	}
-	dxb, err := be.f32("dx", dx, g.XLen())
+	dxb, err := be.f32("dx", dx, -1)
 	if err != nil {
 		return err
 	}
@@ -425,22 +450,19 @@ func (be *gpuBackend) MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx backend.Te
 }
 
 func (be *gpuBackend) DenseForward(n, in, out int, x, w, b, y backend.Tensor) error {
-	if err := backend.CheckDense("dense forward", n, in, out); err != nil {
-		return err
-	}
-	xb, err := be.f32("x", x, n*in)
+	xb, err := be.f32("x", x, -1)
 	if err != nil {
 		return err
 	}
-	wb, err := be.f32("w", w, out*in)
+	wb, err := be.f32("w", w, -1)
 	if err != nil {
 		return err
 	}
-	bb, err := be.optF32("b", b, out)
+	bb, err := be.optF32("b", b, -1)
 	if err != nil {
 		return err
 	}
-	yb, err := be.f32("y", y, n*out)
+	yb, err := be.f32("y", y, -1)
 	if err != nil {
 		return err
 	}
@@ -448,45 +470,55 @@ func (be *gpuBackend) DenseForward(n, in, out int, x, w, b, y backend.Tensor) er
 }
 
 // DenseBackward runs dense_bwd_weight_v1 (dw), reduce_cols_v1 (db) and, when
-// dx is not nil, dense_bwd_data_v1 (dx).
+// dx is not nil, dense_bwd_data_v1 (dx); w, db and dx, which only the later
+// launches read, are checked before the first.
 func (be *gpuBackend) DenseBackward(n, in, out int, x, w, dy, dx, dw, db backend.Tensor) error {
-	if err := backend.CheckDense("dense backward", n, in, out); err != nil {
-		return err
-	}
-	xb, err := be.f32("x", x, n*in)
+	const op = "dense backward"
+	xb, err := be.f32("x", x, -1)
 	if err != nil {
 		return err
 	}
-	wb, err := be.f32("w", w, out*in)
+	wb, err := be.f32("w", w, -1)
 	if err != nil {
 		return err
 	}
-	dyb, err := be.f32("dy", dy, n*out)
+	dyb, err := be.f32("dy", dy, -1)
 	if err != nil {
 		return err
 	}
-	dxb, err := be.optF32("dx", dx, n*in)
+	dxb, err := be.optF32("dx", dx, -1)
 	if err != nil {
 		return err
 	}
-	dwb, err := be.f32("dw", dw, out*in)
+	dwb, err := be.f32("dw", dw, -1)
 	if err != nil {
 		return err
 	}
-	dbb, err := be.optF32("db", db, out)
+	dbb, err := be.optF32("db", db, -1)
 	if err != nil {
+		return err
+	}
+	if dxb != nil {
+		if err := laterLen(op, "w", wb, out*in); err != nil {
+			return err
+		}
+	}
+	if err := laterLen(op, "db", dbb, out); err != nil {
+		return err
+	}
+	if err := laterLen(op, "dx", dxb, n*in); err != nil {
 		return err
 	}
 	if err := be.dev.DenseBackwardWeight(n, in, out, xb, dyb, dwb); err != nil {
-		return gpuWrap("dense backward", err)
+		return gpuWrap(op, err)
 	}
 	if dbb != nil {
 		if err := be.dev.ReduceCols(n, out, dyb, dbb); err != nil {
-			return gpuWrap("dense backward", err)
+			return gpuWrap(op, err)
 		}
 	}
 	if dxb != nil {
-		return gpuWrap("dense backward", be.dev.DenseBackwardData(n, in, out, dyb, wb, dxb))
+		return gpuWrap(op, be.dev.DenseBackwardData(n, in, out, dyb, wb, dxb))
 	}
 	return nil
 }
@@ -508,90 +540,98 @@ func (be *gpuBackend) lossRows(n int) (*gpu.Buffer, error) {
 // SoftmaxCrossEntropy runs softmax_ce_mean_v1 (one launch) for up to
 // gpu.SoftmaxCEMeanMaxRows rows; for more, softmax_ce_v1 (per-row losses
 // into a scratch buffer, dlogits = (softmax − onehot)/N) and reduce_sum_v1
-// with scale 1/N into loss[0]: the same bits either way. The labels are checked against [0, classes) on the host
-// from their recorded range.
+// with scale 1/N into loss[0]: the same bits either way. The labels are
+// checked against [0, classes) on the host from their recorded range.
 func (be *gpuBackend) SoftmaxCrossEntropy(n, classes int, logits, labels, loss, dlogits backend.Tensor) error {
-	if err := backend.CheckDense("softmax cross-entropy", n, classes, 1); err != nil {
-		return err
-	}
-	lb, err := be.f32("logits", logits, n*classes)
+	const op = "softmax cross-entropy"
+	lb, err := be.f32("logits", logits, -1)
 	if err != nil {
 		return err
 	}
-	lab, err := be.i32("labels", labels, n)
+	lab, err := be.i32("labels", labels, -1)
 	if err != nil {
 		return err
 	}
 	if lo, hi := lab.indexRange(); lo < 0 || int(hi) >= classes {
-		return fmt.Errorf("host: softmax cross-entropy: labels lie in [%d, %d], outside [0, %d): %w",
-			lo, hi, classes, geom.ErrGeometry)
+		return fmt.Errorf("host: %s: labels lie in [%d, %d], outside [0, %d): %w",
+			op, lo, hi, classes, geom.ErrGeometry)
 	}
-	l, err := be.f32("loss", loss, 1)
+	l, err := be.f32("loss", loss, -1)
 	if err != nil {
 		return err
 	}
-	dl, err := be.f32("dlogits", dlogits, n*classes)
+	dl, err := be.f32("dlogits", dlogits, -1)
 	if err != nil {
 		return err
 	}
 	if n <= gpu.SoftmaxCEMeanMaxRows { // one launch, the same bits as the two below
-		return gpuWrap("softmax cross-entropy", be.dev.SoftmaxCrossEntropyMean(n, classes, lb, lab.buf, l, dl))
+		return gpuWrap(op, be.dev.SoftmaxCrossEntropyMean(n, classes, lb, lab.buf, l, dl))
 	}
-	rows, err := be.lossRows(n)
+	rows, err := be.lossScratch(op, n, lab.buf, n, l)
 	if err != nil {
 		return err
 	}
 	if err := be.dev.SoftmaxCrossEntropy(n, classes, lb, lab.buf, rows, dl); err != nil {
-		return gpuWrap("softmax cross-entropy", err)
+		return gpuWrap(op, err)
 	}
-	return gpuWrap("softmax cross-entropy", be.dev.ReduceSum(rows, l, float32(1/float64(n))))
+	return gpuWrap(op, be.dev.ReduceSum(rows, l, float32(1/float64(n))))
+}
+
+// lossScratch returns the per-row loss buffer of a batch of n rows for the
+// two-launch losses. Before the buffer is allocated and the first launch,
+// it checks what the launches cannot check in time: that n is the batch's
+// row count (sized, the labels or y, has want elements) and that loss,
+// which only the second launch reads, has one element.
+func (be *gpuBackend) lossScratch(op string, n int, sized *gpu.Buffer, want int, loss *gpu.Buffer) (*gpu.Buffer, error) {
+	if err := laterLen(op, "loss", loss, 1); err != nil {
+		return nil, err
+	}
+	if n < 1 || sized.Len() != want {
+		return nil, fmt.Errorf("host: %s: N=%d: a batch of %d elements, want %d: %w", op, n, sized.Len(), want, geom.ErrGeometry)
+	}
+	return be.lossRows(n)
 }
 
 // MSE runs mse_v1 (per-row ½Σ(t−y)², dy = (y−t)/N) and reduce_sum_v1 with
 // scale 1/N into loss[0].
 func (be *gpuBackend) MSE(n, dim int, y, t, loss, dy backend.Tensor) error {
-	if err := backend.CheckDense("mse", n, dim, 1); err != nil {
-		return err
-	}
-	yb, err := be.f32("y", y, n*dim)
+	const op = "mse"
+	yb, err := be.f32("y", y, -1)
 	if err != nil {
 		return err
 	}
-	tb, err := be.f32("t", t, n*dim)
+	tb, err := be.f32("t", t, -1)
 	if err != nil {
 		return err
 	}
-	l, err := be.f32("loss", loss, 1)
+	l, err := be.f32("loss", loss, -1)
 	if err != nil {
 		return err
 	}
-	dyb, err := be.f32("dy", dy, n*dim)
+	dyb, err := be.f32("dy", dy, -1)
 	if err != nil {
 		return err
 	}
-	rows, err := be.lossRows(n)
+	rows, err := be.lossScratch(op, n, yb, n*dim, l)
 	if err != nil {
 		return err
 	}
 	if err := be.dev.MSE(n, dim, yb, tb, rows, dyb); err != nil {
-		return gpuWrap("mse", err)
+		return gpuWrap(op, err)
 	}
-	return gpuWrap("mse", be.dev.ReduceSum(rows, l, float32(1/float64(n))))
+	return gpuWrap(op, be.dev.ReduceSum(rows, l, float32(1/float64(n))))
 }
 
 func (be *gpuBackend) CountCorrect(n, classes int, logits, labels, acc backend.Tensor) error {
-	if err := backend.CheckDense("count correct", n, classes, 1); err != nil {
-		return err
-	}
-	lb, err := be.f32("logits", logits, n*classes)
+	lb, err := be.f32("logits", logits, -1)
 	if err != nil {
 		return err
 	}
-	lab, err := be.i32("labels", labels, n)
+	lab, err := be.i32("labels", labels, -1)
 	if err != nil {
 		return err
 	}
-	a, err := be.f32("acc", acc, 1)
+	a, err := be.f32("acc", acc, -1)
 	if err != nil {
 		return err
 	}
@@ -605,61 +645,49 @@ func (be *gpuBackend) Accumulate(dst, src backend.Tensor) error {
 	if err != nil {
 		return err
 	}
-	s, err := be.f32("src", src, d.Len())
+	s, err := be.f32("src", src, -1)
 	if err != nil {
 		return err
 	}
 	return gpuWrap("accumulate", be.dev.Accumulate(d, s))
 }
 
+// optimArgs returns the buffers of an optimiser step's tensors, named by
+// names (gpu's launcher checks their lengths).
+func (be *gpuBackend) optimArgs(names []string, ts ...backend.Tensor) ([4]*gpu.Buffer, error) {
+	var bs [4]*gpu.Buffer
+	for i, t := range ts {
+		b, err := be.f32(names[i], t, -1)
+		if err != nil {
+			return bs, err
+		}
+		bs[i] = b
+	}
+	return bs, nil
+}
+
+var sgdNames, adamNames = []string{"p", "grad", "vel"}, []string{"p", "grad", "m", "v"}
+
 func (be *gpuBackend) SGDStep(p, grad, vel backend.Tensor, lr, momentum, weightDecay float32) error {
-	pb, err := be.f32("p", p, -1)
+	b, err := be.optimArgs(sgdNames, p, grad, vel)
 	if err != nil {
 		return err
 	}
-	gb, err := be.f32("grad", grad, pb.Len())
-	if err != nil {
-		return err
-	}
-	vb, err := be.f32("vel", vel, pb.Len())
-	if err != nil {
-		return err
-	}
-	return gpuWrap("sgd step", be.dev.SGDMomentum(pb, gb, vb, lr, momentum, weightDecay))
+	return gpuWrap("sgd step", be.dev.SGDMomentum(b[0], b[1], b[2], lr, momentum, weightDecay))
 }
 
 func (be *gpuBackend) SGDNesterovStep(p, grad, vel backend.Tensor, lr, momentum, weightDecay float32) error {
-	pb, err := be.f32("p", p, -1)
+	b, err := be.optimArgs(sgdNames, p, grad, vel)
 	if err != nil {
 		return err
 	}
-	gb, err := be.f32("grad", grad, pb.Len())
-	if err != nil {
-		return err
-	}
-	vb, err := be.f32("vel", vel, pb.Len())
-	if err != nil {
-		return err
-	}
-	return gpuWrap("sgd nesterov step", be.dev.SGDNesterov(pb, gb, vb, lr, momentum, weightDecay))
+	return gpuWrap("sgd nesterov step", be.dev.SGDNesterov(b[0], b[1], b[2], lr, momentum, weightDecay))
 }
 
 // AdamStep computes the step's scalars (bias corrections) on the host with
 // geom.AdamCoefficients, as cpuref.AdamStep does, and runs adam_v1.
 func (be *gpuBackend) AdamStep(p, grad, m, v backend.Tensor, lr, beta1, beta2, eps, weightDecay float32, step int, decoupled bool) error {
-	pb, err := be.f32("p", p, -1)
-	if err != nil {
-		return err
-	}
-	gb, err := be.f32("grad", grad, pb.Len())
-	if err != nil {
-		return err
-	}
-	mb, err := be.f32("m", m, pb.Len())
-	if err != nil {
-		return err
-	}
-	vb, err := be.f32("v", v, pb.Len())
+	b, err := be.optimArgs(adamNames, p, grad, m, v)
 	if err != nil {
 		return err
 	}
@@ -667,18 +695,17 @@ func (be *gpuBackend) AdamStep(p, grad, m, v backend.Tensor, lr, beta1, beta2, e
 	if err != nil {
 		return fmt.Errorf("host: adam step: %w", err)
 	}
-	return gpuWrap("adam step", be.dev.Adam(pb, gb, mb, vb, c))
+	return gpuWrap("adam step", be.dev.Adam(b[0], b[1], b[2], b[3], c))
 }
 
 // Gather runs gather_rows_f32_v1 or gather_rows_i32_v1 after checking on the
-// host, from idx's recorded range, that every index names a row of src.
+// host, from idx's recorded range, that every index names a row of src
+// (the kernel cannot); the launcher checks the row length, the element
+// types and the lengths.
 func (be *gpuBackend) Gather(rowLen int, src, idx, dst backend.Tensor) error {
 	ix, err := be.i32("idx", idx, -1)
 	if err != nil {
 		return err
-	}
-	if rowLen < 1 || ix.n > backend.MaxTensorElems/rowLen {
-		return fmt.Errorf("host: gather: row length %d for %d rows: %w", rowLen, ix.n, geom.ErrGeometry)
 	}
 	s, err := be.tensor("src", src)
 	if err != nil {
@@ -688,21 +715,13 @@ func (be *gpuBackend) Gather(rowLen int, src, idx, dst backend.Tensor) error {
 	if err != nil {
 		return err
 	}
-	if s.index != d.index {
-		return fmt.Errorf("host: gather: src and dst have different element types: %w", backend.ErrTensor)
-	}
 	if d.parent != nil {
 		return fmt.Errorf("host: gather: dst is a view (read-only): %w", backend.ErrTensor)
 	}
-	if d.n != ix.n*rowLen {
-		return fmt.Errorf("host: gather: dst has %d elements, want %d rows of %d: %w", d.n, ix.n, rowLen, backend.ErrTensor)
-	}
-	if s.n%rowLen != 0 {
-		return fmt.Errorf("host: gather: src has %d elements, not a multiple of the row length %d: %w", s.n, rowLen, backend.ErrTensor)
-	}
-	rows := s.n / rowLen
-	if lo, hi := ix.indexRange(); lo < 0 || int(hi) >= rows {
-		return fmt.Errorf("host: gather: indices lie in [%d, %d], outside [0, %d): %w", lo, hi, rows, backend.ErrTensor)
+	if rowLen >= 1 { // else the launcher refuses the row length
+		if lo, hi := ix.indexRange(); lo < 0 || int(hi) >= s.n/rowLen {
+			return fmt.Errorf("host: gather: indices lie in [%d, %d], outside [0, %d): %w", lo, hi, s.n/rowLen, backend.ErrTensor)
+		}
 	}
 	if err := be.dev.GatherRows(rowLen, s.buf, ix.buf, d.buf); err != nil {
 		return gpuWrap("gather", err)

@@ -4,23 +4,14 @@ import (
 	"fmt"
 
 	"github.com/convtrain/convtrain/cpuref/geom"
+	"github.com/convtrain/convtrain/gpu"
 	"github.com/convtrain/convtrain/host/backend"
 )
 
 // The batch-norm and average-pool operations over the kernels of
 // kernels/norm.cu and kernels/avgpool.cu (gpu/launch_norm.go,
 // gpu/launch_avgpool.go): the same bits as the CPU backend, which runs
-// cpuref's float32 forms.
-
-// checkNCHW checks the sizes of a per-channel operation op: n, c, hw ≥ 1
-// and N·C·HW below backend.MaxTensorElems, so that the tensor lengths
-// computed from them cannot overflow.
-func checkNCHW(op string, n, c, hw int) error {
-	if n < 1 || c < 1 || hw < 1 || !geom.FitsProduct([]int{n, c, hw}) {
-		return fmt.Errorf("host: %s: N=%d C=%d HW=%d: %w", op, n, c, hw, geom.ErrGeometry)
-	}
-	return nil
-}
+// cpuref's float32 forms. The launchers check the sizes and lengths.
 
 // BatchNormForward runs bn_train_fwd_v1 (train: batch statistics, saveMean
 // and saveInvStd written, runMean and runVar updated when given) or
@@ -36,157 +27,104 @@ func (be *gpuBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta,
 		return fmt.Errorf("host: %s: unknown epilogue %v: %w", op, ep, geom.ErrGeometry)
 	}
 	relu := ep == backend.EpilogueReLU
-	if err := checkNCHW(op, n, c, hw); err != nil {
-		return err
-	}
-	L := n * c * hw
-	xb, err := be.f32("x", x, L)
-	if err != nil {
-		return err
-	}
-	gb, err := be.f32("gamma", gamma, c)
-	if err != nil {
-		return err
-	}
-	bb, err := be.f32("beta", beta, c)
-	if err != nil {
-		return err
-	}
-	yb, err := be.f32("y", y, L)
+	b, err := be.bufs(bnForwardArgs(train), x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y)
 	if err != nil {
 		return err
 	}
 	if !train {
-		rm, err := be.f32("running mean", runMean, c)
-		if err != nil {
-			return err
-		}
-		rv, err := be.f32("running var", runVar, c)
-		if err != nil {
-			return err
-		}
-		return gpuWrap(op, be.dev.BatchNormEvalForward(n, c, hw, xb, gb, bb, rm, rv, yb, eps, relu))
+		return gpuWrap(op, be.dev.BatchNormEvalForward(n, c, hw, b[0], b[1], b[2], b[3], b[4], b[7], eps, relu))
 	}
-	rm, err := be.optF32("running mean", runMean, c)
-	if err != nil {
-		return err
-	}
-	rv, err := be.optF32("running var", runVar, c)
-	if err != nil {
-		return err
-	}
-	sm, err := be.optF32("saved mean", saveMean, c)
-	if err != nil {
-		return err
-	}
-	si, err := be.optF32("saved inverse std", saveInvStd, c)
-	if err != nil {
-		return err
-	}
-	return gpuWrap(op, be.dev.BatchNormTrainForward(n, c, hw, xb, gb, bb, yb, sm, si, rm, rv, momentum, eps, relu))
+	return gpuWrap(op, be.dev.BatchNormTrainForward(n, c, hw, b[0], b[1], b[2], b[7], b[5], b[6], b[3], b[4], momentum, eps, relu))
 }
+
+// bnForwardArgs are BatchNormForward's tensors: in training the running
+// and saved statistics are optional, in evaluation the running ones are
+// needed and the saved ones unused.
+func bnForwardArgs(train bool) []arg {
+	if train {
+		return bnTrainArgs
+	}
+	return bnEvalArgs
+}
+
+var (
+	bnTrainArgs = []arg{{"x", false}, {"gamma", false}, {"beta", false}, {"running mean", true},
+		{"running var", true}, {"saved mean", true}, {"saved inverse std", true}, {"y", false}}
+	bnEvalArgs = []arg{{"x", false}, {"gamma", false}, {"beta", false}, {"running mean", false},
+		{"running var", false}, {"saved mean", true}, {"saved inverse std", true}, {"y", false}}
+	bnBackwardArgs = []arg{{"x", false}, {"gamma", false}, {"saved mean", false}, {"saved inverse std", false},
+		{"dy", false}, {"dx", true}, {"dgamma", false}, {"dbeta", false}}
+)
 
 // BatchNormBackward runs bn_bwd_v1: dgamma, dbeta and, when dx is not nil,
 // dx in one launch.
 func (be *gpuBackend) BatchNormBackward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor) error {
-	const op = "batch norm backward"
-	if err := checkNCHW(op, n, c, hw); err != nil {
-		return err
-	}
-	L := n * c * hw
-	xb, err := be.f32("x", x, L)
+	b, err := be.bufs(bnBackwardArgs, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta)
 	if err != nil {
 		return err
 	}
-	gb, err := be.f32("gamma", gamma, c)
-	if err != nil {
-		return err
-	}
-	sm, err := be.f32("saved mean", saveMean, c)
-	if err != nil {
-		return err
-	}
-	si, err := be.f32("saved inverse std", saveInvStd, c)
-	if err != nil {
-		return err
-	}
-	dyb, err := be.f32("dy", dy, L)
-	if err != nil {
-		return err
-	}
-	dgb, err := be.f32("dgamma", dgamma, c)
-	if err != nil {
-		return err
-	}
-	dbb, err := be.f32("dbeta", dbeta, c)
-	if err != nil {
-		return err
-	}
-	dxb, err := be.optF32("dx", dx, L)
-	if err != nil {
-		return err
-	}
-	return gpuWrap(op, be.dev.BatchNormBackward(n, c, hw, xb, gb, sm, si, dyb, dxb, dgb, dbb))
+	return gpuWrap("batch norm backward", be.dev.BatchNormBackward(n, c, hw, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]))
 }
 
+var xyArgs, dyDxArgs = []arg{{"x", false}, {"y", false}}, []arg{{"dy", false}, {"dx", false}}
+
 func (be *gpuBackend) AvgPoolForward(g geom.AvgPoolGeom, x, y backend.Tensor) error {
-	if err := g.Validate(); err != nil {
-		return fmt.Errorf("host: average pool forward: %w", err)
-	}
-	xb, err := be.f32("x", x, g.XLen())
+	b, err := be.bufs(xyArgs, x, y)
 	if err != nil {
 		return err
 	}
-	yb, err := be.f32("y", y, g.YLen())
-	if err != nil {
-		return err
-	}
-	return gpuWrap("average pool forward", be.dev.AvgPoolForward(g, xb, yb))
+	return gpuWrap("average pool forward", be.dev.AvgPoolForward(g, b[0], b[1]))
 }
 
 func (be *gpuBackend) AvgPoolBackward(g geom.AvgPoolGeom, dy, dx backend.Tensor) error {
-	if err := g.Validate(); err != nil {
-		return fmt.Errorf("host: average pool backward: %w", err)
-	}
-	dyb, err := be.f32("dy", dy, g.YLen())
+	b, err := be.bufs(dyDxArgs, dy, dx)
 	if err != nil {
 		return err
 	}
-	dxb, err := be.f32("dx", dx, g.XLen())
-	if err != nil {
-		return err
-	}
-	return gpuWrap("average pool backward", be.dev.AvgPoolBackward(g, dyb, dxb))
+	return gpuWrap("average pool backward", be.dev.AvgPoolBackward(g, b[0], b[1]))
 }
 
 func (be *gpuBackend) GlobalAvgPoolForward(n, c, hw int, x, y backend.Tensor) error {
-	const op = "global average pool forward"
-	if err := checkNCHW(op, n, c, hw); err != nil {
-		return err
-	}
-	xb, err := be.f32("x", x, n*c*hw)
+	b, err := be.bufs(xyArgs, x, y)
 	if err != nil {
 		return err
 	}
-	yb, err := be.f32("y", y, n*c)
-	if err != nil {
-		return err
-	}
-	return gpuWrap(op, be.dev.GlobalAvgPoolForward(n, c, hw, xb, yb))
+	return gpuWrap("global average pool forward", be.dev.GlobalAvgPoolForward(n, c, hw, b[0], b[1]))
 }
 
 func (be *gpuBackend) GlobalAvgPoolBackward(n, c, hw int, dy, dx backend.Tensor) error {
-	const op = "global average pool backward"
-	if err := checkNCHW(op, n, c, hw); err != nil {
-		return err
-	}
-	dyb, err := be.f32("dy", dy, n*c)
+	b, err := be.bufs(dyDxArgs, dy, dx)
 	if err != nil {
 		return err
 	}
-	dxb, err := be.f32("dx", dx, n*c*hw)
-	if err != nil {
-		return err
+	return gpuWrap("global average pool backward", be.dev.GlobalAvgPoolBackward(n, c, hw, b[0], b[1]))
+}
+
+// arg names a float32 tensor argument of an operation, optional (nil
+// allowed) or not.
+type arg struct {
+	name string
+	opt  bool
+}
+
+// bufs returns the buffers of the float32 tensors ts, args[i] naming
+// ts[i] (a nil optional tensor gives a nil buffer), in a reused slice: the
+// handles checked, their lengths left to the launcher.
+func (be *gpuBackend) bufs(args []arg, ts ...backend.Tensor) ([]*gpu.Buffer, error) {
+	if cap(be.bl) < len(ts) {
+		be.bl = make([]*gpu.Buffer, len(ts))
 	}
-	return gpuWrap(op, be.dev.GlobalAvgPoolBackward(n, c, hw, dyb, dxb))
+	out := be.bl[:len(ts)]
+	for i, t := range ts {
+		var err error
+		if args[i].opt {
+			out[i], err = be.optF32(args[i].name, t, -1)
+		} else {
+			out[i], err = be.f32(args[i].name, t, -1)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

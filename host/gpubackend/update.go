@@ -53,6 +53,12 @@ func (be *gpuBackend) UpdateParams(ps []backend.ParamState, u backend.Update) er
 			return fmt.Errorf("host: update params: parameter %d: %w", i, err)
 		}
 	}
+	// The lengths, every step: the cached table (whose build checks them
+	// again, gpu.NewParamTable) holds the tensors' addresses, not their
+	// handles.
+	if err := backend.CheckParamLengths(ps, u); err != nil {
+		return err
+	}
 	if !be.params.matches(ps) {
 		if err := be.params.free(); err != nil {
 			return fmt.Errorf("host: update params: %w", err)
@@ -84,21 +90,18 @@ func (be *gpuBackend) UpdateParams(ps []backend.ParamState, u backend.Update) er
 	return gpuWrap("update params", be.dev.AdamMulti(be.params.table, c))
 }
 
-// checkParam checks one parameter's tensors: live float32 tensors of this
-// backend of Value's length, Sq when adam.
+var paramNames = [...]string{"value", "grad", "vel", "sq"}
+
+// checkParam checks one parameter's tensor handles: live float32 tensors
+// of this backend, Sq when adam.
 func (be *gpuBackend) checkParam(p backend.ParamState, adam bool) error {
-	v, err := be.f32("value", p.Value, -1)
-	if err != nil {
-		return err
+	ts := [...]backend.Tensor{p.Value, p.Grad, p.Vel, p.Sq}
+	n := len(ts)
+	if !adam {
+		n--
 	}
-	if _, err := be.f32("grad", p.Grad, v.Len()); err != nil {
-		return err
-	}
-	if _, err := be.f32("vel", p.Vel, v.Len()); err != nil {
-		return err
-	}
-	if adam {
-		if _, err := be.f32("sq", p.Sq, v.Len()); err != nil {
+	for i, t := range ts[:n] {
+		if _, err := be.f32(paramNames[i], t, -1); err != nil {
 			return err
 		}
 	}

@@ -130,7 +130,7 @@ func TestUpdateParams(t *testing.T) {
 				want error
 			}{
 				{"no parameters", nil, sgd, geom.ErrGeometry},
-				{"short grad in the second", []backend.ParamState{ok, {Value: a[i], Grad: short[i], Vel: c[i]}}, sgd, backend.ErrTensor},
+				{"short grad in the second", []backend.ParamState{ok, {Value: a[i], Grad: short[i], Vel: c[i]}}, sgd, geom.ErrGeometry},
 				{"nil vel", []backend.ParamState{ok, {Value: a[i], Grad: b[i]}}, sgd, backend.ErrTensor},
 				{"adam without sq", []backend.ParamState{ok}, adam, backend.ErrTensor},
 				{"sgd with sq", []backend.ParamState{{Value: a[i], Grad: b[i], Vel: c[i], Sq: b[i]}}, sgd, backend.ErrTensor},

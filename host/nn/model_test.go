@@ -231,13 +231,13 @@ func TestCPUBackendErrors(t *testing.T) {
 		want string
 	}{
 		{"op=new-zero", func() error { _, err := be.NewTensor(0); return err }(), "tensor of 0 elements"},
-		{"op=upload-length", be.Upload(f4, make([]float32, 3)), "dst has 4 elements, want 3"},
+		{"op=upload-length", be.Upload(f4, make([]float32, 3)), "upload: 3 host values for a tensor of 4 elements"},
 		{"op=upload-index-into-float", be.UploadIndex(f4, make([]int32, 4)), "want int32"},
 		{"op=relu-foreign", be.ReLUForward(f4, o4), "belongs to another backend"},
 		{"op=relu-freed", be.ReLUForward(f4, freed), "was freed"},
 		{"op=relu-nil", be.ReLUForward(nil, f4), "is not a cpu tensor"},
 		{"op=relu-length", be.ReLUForward(f4, f3), "y has 3 elements, want 4"},
-		{"op=conv-w-length", be.Conv2DForward(g, f4, f3, nil, f4, backend.NoEpilogue), "w has 3 elements, want 1"},
+		{"op=conv-w-length", be.Conv2DForward(g, f4, f3, nil, f4, backend.NoEpilogue), "conv forward: cpuref: Conv2D.Forward N=1,C=1,H=2,W=2,K=1,R=1,S=1,stride=1x1,pad=0x0: len(w) = 3, want 1"},
 		{"op=conv-bad-geom", be.Conv2DForward(geom.ConvGeom{}, f4, f4, nil, f4, backend.NoEpilogue), "invalid geometry"},
 		{"op=gather-out-of-range", func() error {
 			backendtest.MustNil(t, be.UploadIndex(i4, []int32{0, 1, 2, 4}))
