@@ -76,7 +76,9 @@ func paramsAndVels(t testing.TB, m *nn.Model) [][]float32 {
 // points trains to there, saves a checkpoint (through OnCheckpoint, as the
 // command does), stops, loads the file into a new model and trainer and
 // finishes: the parameters and velocities must equal the straight run's
-// bit for bit, on the CPU backend and on the GPU backend (simulated).
+// bit for bit, on the CPU backend and on the GPU backend (simulated), for a
+// LeNet-like network and for one with BatchNorm, a residual block and
+// dropout.
 // stop=5 is the epoch boundary (after the evaluation), 3 and 7 are in the
 // middle of the first and the second epoch.
 func TestCheckpointResume(t *testing.T) {
@@ -94,9 +96,14 @@ func TestCheckpointResume(t *testing.T) {
 		// BatchNorm's running statistics, dropout's masks and a residual
 		// block resume too.
 		{"cpu/spec=bn-res", func(t *testing.T) backend.Backend { return backendtest.CPU(t) }, bnSpec},
+		// The same on the simulator, where BatchNorm+ReLU runs fused.
+		{"sim/spec=bn-res", func(t *testing.T) backend.Backend { be, _ := backendtest.Sim(t); return be }, bnSpec},
 	}
 	for _, bk := range backends {
 		t.Run("backend="+bk.name, func(t *testing.T) {
+			if testing.Short() && bk.name == "sim/spec=bn-res" {
+				t.Skip("-short: the BatchNorm network on the simulator is left to the full run")
+			}
 			be := bk.new(t)
 			newRun := func(cfg train.Config) (*nn.Model, *train.Trainer) {
 				m, err := nn.NewModel(be, bk.spec, 3)
