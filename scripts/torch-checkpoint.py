@@ -11,9 +11,12 @@ padded with spaces, then the little-endian tensor data.
     torch-checkpoint.py read FILE    load FILE into PyTorch tensors
     torch-checkpoint.py predict CKPT INPUTS [SPEC]
                                      run a convtrain model in PyTorch
-    torch-checkpoint.py step CKPT INPUTS
+    torch-checkpoint.py step CKPT INPUTS [GOLDEN]
                                      one training step's loss, gradients and
-                                     running statistics, in float64
+                                     running statistics, in float64; with
+                                     GOLDEN, also written there as a
+                                     safetensors file (float32, a header in
+                                     its metadata)
 
 `write` and `read` print one JSON line per tensor, sorted by name,
 {"name", "dtype", "shape", "sha256"}, where sha256 is over the tensor's
@@ -223,10 +226,12 @@ def predict(ckpt, inputs, spec=None):
     print(json.dumps({"logits": logits.tolist(), "pred": logits.argmax(1).tolist()}))
 
 
-def step(ckpt, inputs):
+def step(ckpt, inputs, golden=None):
     """One training step's forward and backward pass in float64 (training
     mode: BatchNorm with the batch's statistics, updating its running ones):
-    prints {"loss", "grads": {"layer<i>.<name>": [...]}, "buffers": {...}}."""
+    prints {"loss", "grads": {"layer<i>.<name>": [...]}, "buffers": {...}}.
+    With golden, writes the same values, rounded to float32, to that
+    safetensors file: "loss" (1), "grad.<name>" and "buffer.<name>"."""
     model, tensors = loaded(ckpt, inputs)
     model = model.double().train()
     x, labels = tensors["x"].double(), tensors["labels"].long()
@@ -236,13 +241,24 @@ def step(ckpt, inputs):
     grads = {name(k): p.grad.reshape(-1).tolist() for k, p in model.named_parameters()}
     buffers = {name(k): b.reshape(-1).tolist() for k, b in model.named_buffers() if "running" in k}
     print(json.dumps({"loss": loss.item(), "grads": grads, "buffers": buffers}))
+    if golden:
+        out = {"loss": torch.tensor([loss.item()], dtype=torch.float32)}
+        out.update({"grad." + k: torch.tensor(v, dtype=torch.float32) for k, v in grads.items()})
+        out.update({"buffer." + k: torch.tensor(v, dtype=torch.float32) for k, v in buffers.items()})
+        save(golden, out, {
+            "generator": "scripts/torch-checkpoint.py step CKPT INPUTS GOLDEN",
+            "torch": torch.__version__,
+            "what": "one training step of the checkpoint's model on INPUTS in PyTorch float64 "
+                    "(training mode), rounded to float32: the loss, every gradient, the running "
+                    "statistics after the step",
+        })
 
 
 def main(argv):
     if len(argv) in (4, 5) and argv[1] == "predict":
         predict(*argv[2:])
         return 0
-    if len(argv) == 4 and argv[1] == "step":
+    if len(argv) in (4, 5) and argv[1] == "step":
         step(*argv[2:])
         return 0
     if len(argv) != 3 or argv[1] not in ("read", "write"):

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -981,13 +982,26 @@ func TestSafetensorsTorchPredict(t *testing.T) {
 	}
 }
 
+// updateTorchGolden rewrites testdata/resnet8-step-torch.safetensors with
+// PyTorch (TestTorchResNet8Step).
+var updateTorchGolden = flag.Bool("update-torch-golden", false, "rewrite testdata/resnet8-step-torch.safetensors with PyTorch")
+
+// resnet8Golden is PyTorch's float64 step of TestTorchResNet8Step, rounded
+// to float32, with its generator named in the file's metadata.
+const resnet8Golden = "testdata/resnet8-step-torch.safetensors"
+
 // TestTorchResNet8Step runs one training step of resnet8 (on 3×8×8 images,
-// a batch of 6, random weights) on the CPU backend in float32 and in
-// PyTorch in float64 (scripts/torch-checkpoint.py step), and compares the
-// loss, every gradient and BatchNorm's running statistics after the step:
-// |got − want| ≤ 1e-4 + 1e-3·|want|, float32 rounding through 8 layers of
-// BatchNorm, whose division by the batch's standard deviation amplifies
-// it (measured: about 1e-6 relative on the loss, 1e-5 on gradients).
+// a batch of 6, random weights) on the CPU backend in float32 and compares
+// the loss, every gradient and BatchNorm's running statistics after the
+// step with PyTorch's float64 step of the same model and batch
+// (scripts/torch-checkpoint.py step): the committed golden file
+// testdata/resnet8-step-torch.safetensors always (it pins convtrain's
+// initialisation and inputs too), and PyTorch run live where it is
+// installed (`go test -run TestTorchResNet8Step -update-torch-golden`
+// rewrites the file from that run). |got − want| ≤ 1e-4 + 1e-3·|want|:
+// float32 rounding through 8 layers of BatchNorm, whose division by the
+// batch's standard deviation amplifies it (measured: about 1e-6 relative
+// on the loss, 1e-5 on gradients).
 func TestTorchResNet8Step(t *testing.T) {
 	layers, err := nn.ParseSpec("resnet8")
 	if err != nil {
@@ -1054,15 +1068,61 @@ func TestTorchResNet8Step(t *testing.T) {
 	if err := SaveSafetensorsFile(inPath, []NamedTensor{{Name: "x", Shape: []int{n, c, h, w}, F32: x}, {Name: "labels", Shape: []int{n}, I32: labels}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	out := stTorchRun(t, "step", ckptPath, inPath)
-	var want struct {
-		Loss    float64              `json:"loss"`
-		Grads   map[string][]float64 `json:"grads"`
-		Buffers map[string][]float64 `json:"buffers"`
+	// The committed golden file, read as the live run's JSON.
+	golden := func(t *testing.T) torchStep {
+		ts, meta, err := LoadSafetensorsFile(resnet8Golden)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(meta["generator"], "torch-checkpoint.py step") || meta["torch"] == "" {
+			t.Fatalf("%s: metadata %v does not name its generator and PyTorch version", resnet8Golden, meta)
+		}
+		w := torchStep{Grads: map[string][]float64{}, Buffers: map[string][]float64{}}
+		for _, nt := range ts {
+			v := make([]float64, len(nt.F32))
+			for i, f := range nt.F32 {
+				v[i] = float64(f)
+			}
+			switch {
+			case nt.Name == "loss" && len(v) == 1:
+				w.Loss = v[0]
+			case strings.HasPrefix(nt.Name, "grad."):
+				w.Grads[strings.TrimPrefix(nt.Name, "grad.")] = v
+			case strings.HasPrefix(nt.Name, "buffer."):
+				w.Buffers[strings.TrimPrefix(nt.Name, "buffer.")] = v
+			default:
+				t.Fatalf("%s: unexpected tensor %s %v", resnet8Golden, nt.Name, nt.Shape)
+			}
+		}
+		return w
 	}
-	if err := json.Unmarshal(out, &want); err != nil {
-		t.Fatalf("step output %.500q: %v", out, err)
+	live := func(t *testing.T) torchStep {
+		args := []string{"step", ckptPath, inPath}
+		if *updateTorchGolden {
+			args = append(args, resnet8Golden)
+		}
+		out := stTorchRun(t, args...)
+		var w torchStep
+		if err := json.Unmarshal(out, &w); err != nil {
+			t.Fatalf("step output %.500q: %v", out, err)
+		}
+		return w
 	}
+	t.Run("want=pytorch-live", func(t *testing.T) { compareStep(t, be, m, b, live(t)) })
+	t.Run("want=golden-file", func(t *testing.T) { compareStep(t, be, m, b, golden(t)) })
+}
+
+// torchStep is what scripts/torch-checkpoint.py step prints.
+type torchStep struct {
+	Loss    float64              `json:"loss"`
+	Grads   map[string][]float64 `json:"grads"`
+	Buffers map[string][]float64 `json:"buffers"`
+}
+
+// compareStep compares the loss, the gradients and the running statistics
+// of m after one step on b with want's.
+func compareStep(t *testing.T, be backend.Backend, m *nn.Model, b *nn.Batch, want torchStep) {
+	t.Helper()
 	close := func(what string, got []float32, want []float64) {
 		t.Helper()
 		if len(got) != len(want) {
