@@ -15,7 +15,7 @@
 #   3. cut off: with STEP_SLEEP=3:300 the check is killed (SIGKILL, as a
 #      device call past its time limit) once step 2 is done: the report and
 #      gpu-summary.json hold steps 1 and 2 complete
-#   4. overrun: with CHECK_BUDGET=30 and STEP_SLEEP=2:100 step 2 overruns
+#   4. overrun: with CHECK_BUDGET=60 and STEP_SLEEP=2:100 step 2 overruns
 #      its slice: it is reported TIMEOUT, steps 3-6 still run, exit 1
 #
 # Usage: scripts/gpu-dryrun.sh MOCK_DIR    (after scripts/gpu-build.sh)
@@ -103,7 +103,7 @@ $py -c 'import json, sys; s = json.load(open(sys.argv[1])); assert [x["n"] for x
 	"$work/cut/gpu-summary.json" || fail "cut off: $work/cut/gpu-summary.json does not hold steps 1 and 2, incomplete"
 
 # 4. step 2 overruns its slice
-check overrun CHECK_BUDGET=30 STEP_SLEEP=2:100 >"$work/overrun.log" 2>&1
+check overrun CHECK_BUDGET=60 STEP_SLEEP=2:100 >"$work/overrun.log" 2>&1
 rc=$?
 got=$(steps_of overrun)
 ((rc == 1)) && [[ $got == "1:skipped: mock"*" 2:TIMEOUT 3:"*" 6:"* ]] ||
