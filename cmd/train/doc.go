@@ -244,6 +244,11 @@
 //	                  order, the bits of one process with -accum P) or sum
 //	                  (the library's all-reduce, exact for 2 ranks)
 //
+// With -dist, each rank evaluates its share of the validation and test
+// sets (contiguous runs of batches); the batches' mean losses are gathered
+// and summed in batch order, the correct counts summed: the loss and
+// accuracy printed are those of one process, bit for bit.
+//
 // # Checkpoints
 //
 // A checkpoint is a safetensors file (loadable by PyTorch, NumPy and

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -22,6 +23,9 @@ type Comm interface {
 	// the bits of one process adding the ranks' buffers in turn.
 	OrderedSum(buf []float32) error
 	AllreduceSumF64(buf []float64) error
+	// Allgather writes every rank's src into dst in rank order
+	// (len(dst) = Size × len(src)).
+	Allgather(dst, src []float32) error
 	// AnyTrue is whether flag is true on any rank (every rank gets the
 	// same answer).
 	AnyTrue(flag bool) (bool, error)
@@ -215,4 +219,99 @@ func (t *Trainer) trainBatch() *nn.Batch {
 		return t.micro
 	}
 	return t.batch
+}
+
+// evaluateSharded is evaluate on a world of several ranks: the set's
+// batches (the same batches of Batch images and the tail as one process
+// evaluates) are split into contiguous shares, rank r taking batches
+// [r·k, (r+1)·k) with k = ⌈batches/P⌉ (a share may be empty); each rank
+// evaluates its share and keeps every batch's mean loss (downloaded after
+// its forward pass: on a GPU one synchronisation per batch) and counts its
+// correct answers on the backend. The means are gathered in batch order
+// and summed on the host as one process's backend sums them: in float32,
+// from +0, batch by batch, the tail batch apart; the counts are summed in
+// float64. So every rank returns the bits that one process returns, for
+// any P: the correct count exactly, the loss sum too.
+func (t *Trainer) evaluateSharded(ctx context.Context, e *evalSet) (loss, acc float64, err error) {
+	c, m := t.cfg.Comm, t.m
+	p, nb := c.Size(), len(e.views)
+	k := (nb + p - 1) / p
+	lo := min(c.Rank()*k, nb)
+	hi := min(lo+k, nb)
+	means := make([]float32, k)
+	var stop bool
+	err = func() error {
+		for _, b := range []*nn.Batch{t.batch, e.tail} {
+			if b == nil {
+				continue
+			}
+			if err := m.ResetMetrics(b); err != nil {
+				return err
+			}
+		}
+		for i := lo; i < hi; i++ {
+			if ctx.Err() != nil {
+				stop = true
+				return nil
+			}
+			idx, b := e.views[i], t.batch
+			if idx.Len() < b.N {
+				b = e.tail
+			}
+			if err := m.LoadIndexed(b, e.set, idx); err != nil {
+				return err
+			}
+			b.Eval = true // running statistics; dropout passes through
+			err := m.Forward(b)
+			b.Eval = false
+			if err != nil {
+				return fmt.Errorf("host: evaluate rows %d to %d: %w", i*t.batch.N, i*t.batch.N+b.N, err)
+			}
+			if err := m.Backend().Download(means[i-lo:i-lo+1], b.Loss); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	if err := t.agree(stop, err); err != nil {
+		return 0, 0, err
+	}
+	if stop {
+		return 0, 0, ctx.Err()
+	}
+	var count float64
+	for _, b := range []*nn.Batch{t.batch, e.tail} {
+		if b == nil {
+			continue
+		}
+		v, err := t.download(b.Correct)
+		if err != nil {
+			return 0, 0, err
+		}
+		count += v
+	}
+	all := make([]float32, p*k)
+	if err := c.Allgather(all, means); err != nil {
+		return 0, 0, fmt.Errorf("host: evaluation losses all-gather: %w", err)
+	}
+	sums := []float64{count}
+	if err := c.AllreduceSumF64(sums); err != nil {
+		return 0, 0, fmt.Errorf("host: evaluation counts all-reduce: %w", err)
+	}
+	// all[r·k + j] is batch r·k + j's mean: in batch order, padded at the end.
+	var full float32
+	var lossSum float64
+	for i, v := range all[:nb] {
+		if e.views[i].Len() < t.batch.N {
+			lossSum += float64(full) * float64(t.batch.N)
+			full = 0
+			lossSum += float64(v) * float64(e.tail.N)
+			continue
+		}
+		full += v
+	}
+	if e.tail == nil {
+		lossSum += float64(full) * float64(t.batch.N)
+	}
+	return lossSum / float64(e.n), sums[0] / float64(e.n), nil
 }

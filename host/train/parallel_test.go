@@ -80,6 +80,21 @@ func (c rankComm) OrderedSum(buf []float32) error {
 	return nil
 }
 func (c rankComm) AllreduceSum(buf []float32) error { return c.OrderedSum(buf) }
+func (c rankComm) Allgather(dst, src []float32) error {
+	if len(dst) != c.w.n*len(src) {
+		return fmt.Errorf("Allgather: %d values for %d ranks of %d", len(dst), c.w.n, len(src))
+	}
+	in := make([]float64, len(src))
+	for i, v := range src {
+		in[i] = float64(v)
+	}
+	for r, a := range c.w.gather(c.rank, in) {
+		for i, v := range a {
+			dst[r*len(src)+i] = float32(v)
+		}
+	}
+	return nil
+}
 func (c rankComm) AllreduceSumF64(buf []float64) error {
 	all := c.w.gather(c.rank, buf)
 	for i := range buf {
@@ -298,6 +313,58 @@ func TestResumeOtherWorld(t *testing.T) {
 	for r := range 2 {
 		for i := range want {
 			backendtest.EqualBits(t, fmt.Sprintf("1 process then rank %d, param %d", r, i), gotRanks[r][i], want[i])
+		}
+	}
+}
+
+// TestShardedEvaluation evaluates a trained network's test set in one
+// process and on P in-process ranks, each evaluating its share of the
+// batches, and requires every rank to return the one process's loss and
+// accuracy bit for bit: sets with and without a tail batch, fewer batches
+// than ranks, and a batch count that P does not divide.
+func TestShardedEvaluation(t *testing.T) {
+	trainSet, err := data.Synthetic(48, 12, 4, 1)
+	backendtest.MustNil(t, err)
+	spec := nn.Spec{C: 1, H: 12, W: 12, Loss: nn.SoftmaxCE, Layers: []nn.LayerSpec{
+		nn.ConvLayer(4, 3, 3), {Kind: nn.BatchNorm}, {Kind: nn.ReLU}, nn.PoolLayer(2), {Kind: nn.Flatten}, nn.DenseLayer(4)}}
+	cfg := Config{Epochs: 1, Batch: 8, LR: 0.05, Momentum: 0.9, Seed: 3}
+	// eval trains one epoch in one process (every rank then holds the same
+	// weights), then evaluates the test set in the world c.
+	eval := func(test *data.Dataset, c Comm) (float64, float64) {
+		m, err := nn.NewModel(backendtest.CPU(t), spec, 5)
+		backendtest.MustNil(t, err)
+		defer m.Close()
+		tr, err := NewTrainer(m, trainSet, test, cfg)
+		backendtest.MustNil(t, err)
+		defer tr.Close()
+		_, err = tr.RunEpoch(context.Background())
+		backendtest.MustNil(t, err)
+		tr.cfg.Comm = c
+		loss, acc, err := tr.Evaluate(context.Background())
+		backendtest.MustNil(t, err)
+		return loss, acc
+	}
+	for _, n := range []int{8, 13, 40, 45, 61} {
+		test, err := data.Synthetic(n, 12, 4, 2)
+		backendtest.MustNil(t, err)
+		wantLoss, wantAcc := eval(test, nil)
+		for _, p := range []int{2, 3, 4} {
+			w := newWorld(p)
+			loss, acc := make([]float64, p), make([]float64, p)
+			var wg sync.WaitGroup
+			for r := range p {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					loss[r], acc[r] = eval(test, rankComm{w, r})
+				}()
+			}
+			wg.Wait()
+			for r := range p {
+				if math.Float64bits(loss[r]) != math.Float64bits(wantLoss) || acc[r] != wantAcc {
+					t.Errorf("test=%d,ranks=%d: rank %d: loss %v accuracy %v, want %v %v (one process)", n, p, r, loss[r], acc[r], wantLoss, wantAcc)
+				}
+			}
 		}
 	}
 }

@@ -214,7 +214,9 @@ type EpochMetrics struct {
 // drawn from a PCG stream of Config.Seed, in steps of Batch images; the
 // last N mod Batch images of the permutation are dropped (they differ from
 // epoch to epoch). The test set is evaluated in full, the last partial
-// batch with a batch of its own size.
+// batch with a batch of its own size; in a world of several ranks each
+// rank evaluates its share of the batches and the results are those of
+// one process, bit for bit (evaluateSharded).
 type Trainer struct {
 	m     *nn.Model
 	cfg   Config
@@ -927,6 +929,9 @@ func (t *Trainer) EvaluateValidation(ctx context.Context) (loss, acc float64, er
 // evaluate runs the model over e and returns the mean loss per image and
 // the fraction classified correctly.
 func (t *Trainer) evaluate(ctx context.Context, e *evalSet) (loss, acc float64, err error) {
+	if t.world() > 1 {
+		return t.evaluateSharded(ctx, e)
+	}
 	var lossSum, correct float64
 	for _, b := range []*nn.Batch{t.batch, e.tail} {
 		if b == nil {
