@@ -39,6 +39,9 @@ func init() {
 		// The batch's μ and 1/√(σ²+ε) per channel, for the backward pass.
 		scratch: func(info *LayerInfo, n int) []int { return []int{info.In.C, info.In.C} },
 		forward: func(b *Batch, n *node) error {
+			if s := b.m.bnSync; s != nil && !b.Eval {
+				return bnSyncForward(b, n, s)
+			}
 			in := n.info.In
 			p, tmp := n.params, b.tmp[n.id]
 			// With a ReLU epilogue (plan.go) the output is the ReLU's.
@@ -46,6 +49,9 @@ func init() {
 				tmp[0], tmp[1], b.acts[n.y], n.epilogue, bnMomentum, bnEps)
 		},
 		backward: func(b *Batch, n *node) error {
+			if s := b.m.bnSync; s != nil {
+				return bnSyncBackward(b, n, s)
+			}
 			in := n.info.In
 			p, tmp := n.params, b.tmp[n.id]
 			return b.be.BatchNormBackward(b.N, in.C, in.H*in.W, b.acts[n.in], p[0].Value, tmp[0], tmp[1], b.grads[n.out], b.dx(n), p[0].Grad, p[1].Grad)

@@ -42,6 +42,7 @@ type Model struct {
 	opt         Optimizer            // the update rule (optimizer.go)
 	steps       int                  // updates applied
 	update      []backend.ParamState // Update's argument, reused every step
+	bnSync      *BNSync              // BatchNorm synchronised over ranks (SetBatchNormSync); nil: per batch
 }
 
 // initStream and ShuffleStream select independent PCG streams of the seed
@@ -229,6 +230,7 @@ type Batch struct {
 	tmp               [][]backend.Tensor // a module's scratch (kindModule.scratch)
 	catX, catDX       [][]backend.Tensor // a concatenation's inputs and their gradients' destinations
 	owned             []backend.Tensor
+	bnHost            map[int]*bnHost // synchronised BatchNorm's host memory, by node (layer_bn_sync.go)
 }
 
 // NewBatch allocates the tensors of a batch of n images.
