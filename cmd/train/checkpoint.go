@@ -62,7 +62,7 @@ func (c *ckptOptions) register(fs *flag.FlagSet) {
 // checkpoint; giving one with -resume is a usage error unless its value is
 // the checkpoint's.
 var trainingFlags = []string{"model", "loss", "batch", "lr", "momentum", "weight-decay", "schedule", "step-every", "gamma", "warmup", "seed",
-	"optimizer", "nesterov", "beta1", "beta2", "eps", "augment", "patience", "min-delta", "test-every-epoch"}
+	"optimizer", "nesterov", "beta1", "beta2", "eps", "augment", "patience", "min-delta", "test-every-epoch", "sync-bn"}
 
 // check validates the flags after parsing, recording which were given.
 func (c *ckptOptions) check(fs *flag.FlagSet) error {
@@ -147,6 +147,8 @@ func recorded(name string, ck *ckpt.Checkpoint) (string, bool) {
 		return f(cfg.MinDelta), true
 	case "test-every-epoch":
 		return strconv.FormatBool(cfg.TestEveryEpoch), true
+	case "sync-bn":
+		return strconv.FormatBool(cfg.SyncBN), true
 	}
 	return "", false
 }

@@ -216,6 +216,7 @@ func TestRunResumeAlone(t *testing.T) {
 		{"flag=model", []string{"-resume", stopped, "-model", "conv4x5x5,relu,maxpool2,dense10"}, 2, []string{"-model conv4x5x5,relu,maxpool2,flatten,dense10 with -resume", "trained with -model conv4x5x5s2,relu,maxpool2,flatten,dense10"}},
 		{"flag=optimizer", []string{"-resume", stopped, "-optimizer", "adam"}, 2, []string{"-optimizer adam with -resume", "trained with -optimizer sgd"}},
 		{"flag=beta1", []string{"-resume", stopped, "-beta1", "0.8"}, 2, []string{"the checkpoint's optimizer is sgd, to which -beta1 does not apply"}},
+		{"flag=sync-bn", []string{"-resume", stopped, "-sync-bn"}, 2, []string{"-sync-bn true with -resume", "trained with -sync-bn false"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := run(tc.args, &stdout, &stderr)

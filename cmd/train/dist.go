@@ -13,12 +13,14 @@ type distOptions struct {
 	accum  int
 	dist   string // "" or "mpi"
 	reduce string // "ordered" or "sum"
+	syncBN bool
 }
 
 func (o *distOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.accum, "accum", 1, "split each step's batch into `N` micro-batches whose gradients are summed (per rank)")
 	fs.StringVar(&o.dist, "dist", "", "data-parallel training: mpi (launch with mpirun or srun; the binary built with -tags mpi)")
 	fs.StringVar(&o.reduce, "reduce", "ordered", "how -dist sums the ranks' gradients: ordered (the bits of one process with -accum P) or sum (the library's all-reduce)")
+	fs.BoolVar(&o.syncBN, "sync-bn", false, "with -dist: BatchNorm normalises with the statistics of the global batch, summed over the ranks (default: each rank's own)")
 }
 
 func (o *distOptions) check() error {
@@ -42,8 +44,12 @@ func (o *distOptions) world() (*dist.MPI, error) {
 	return dist.InitMPI()
 }
 
-// configure sets cfg's accumulation, world and reduction.
+// configure sets cfg's accumulation, world and reduction, and
+// synchronised BatchNorm when -sync-bn is given (a resumed run keeps its
+// checkpoint's otherwise: the hook copied it, and a contradiction was
+// refused).
 func (o *distOptions) configure(cfg *train.Config, w *dist.MPI) {
+	cfg.SyncBN = cfg.SyncBN || o.syncBN
 	cfg.Accum = o.accum
 	cfg.Reduce = map[string]train.ReduceKind{"ordered": train.OrderedReduce, "sum": train.SumReduce}[o.reduce]
 	if w != nil {

@@ -243,6 +243,18 @@
 //	-reduce R         ordered (default: the ranks' gradients summed in rank
 //	                  order, the bits of one process with -accum P) or sum
 //	                  (the library's all-reduce, exact for 2 ranks)
+//	-sync-bn          with -dist: BatchNorm normalises with the statistics
+//	                  of the global batch (each rank's sums summed in rank
+//	                  order) instead of its rank's own (the default, as
+//	                  DDP); recorded in the checkpoint
+//
+// -sync-bn runs each BatchNorm layer host-staged (the layer's input and
+// gradient are copied to the host, on the GPU too) with two small
+// reductions in the forward pass and one in the backward pass; its weights
+// stay within a few float32 ulps per step of one process training on the
+// whole batch (not bit for bit: the ranks' sums are added in rank order
+// where one process sums the whole batch at once). With -accum, the
+// statistics are those of the ranks' micro-batches of the same index.
 //
 // With -dist, each rank evaluates its share of the validation and test
 // sets (contiguous runs of batches); the batches' mean losses are gathered

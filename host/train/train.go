@@ -80,6 +80,12 @@ type Config struct {
 	// metrics too, and every stop decision is taken by all ranks.
 	Comm   Comm       `json:"-"`
 	Reduce ReduceKind `json:",omitempty"`
+	// SyncBN synchronises BatchNorm over the ranks (nn.BNSync, the sums in
+	// rank order): in training every BatchNorm layer normalises with the
+	// statistics of the images of all the ranks' micro-batches of the
+	// same index (the global batch without accumulation), not its own
+	// rank's (the default, as PyTorch's DDP). One rank: no effect.
+	SyncBN bool `json:",omitempty"`
 
 	// ProgressEvery calls OnProgress every that many steps (0: never).
 	ProgressEvery int
@@ -419,6 +425,11 @@ func NewTrainer(m *nn.Model, train, test *data.Dataset, cfg Config) (*Trainer, e
 	if err := t.sameWeights(); err != nil {
 		return nil, err
 	}
+	if cfg.SyncBN && t.world() > 1 {
+		if err := m.SetBatchNormSync(&nn.BNSync{World: t.world(), Sum: cfg.Comm.OrderedSum}); err != nil {
+			return nil, err
+		}
+	}
 	t.pcg = rand.NewPCG(cfg.Seed, nn.ShuffleStream)
 	t.rng = rand.New(t.pcg)
 	if t.train, err = m.UploadChannels(train, norms); err != nil {
@@ -605,6 +616,9 @@ func (t *Trainer) Close() error {
 		if x != nil {
 			errs = append(errs, be.Free(x))
 		}
+	}
+	if t.cfg.SyncBN && t.world() > 1 {
+		errs = append(errs, t.m.SetBatchNormSync(nil))
 	}
 	t.train, t.batch, t.micro, t.order, t.orderViews = nil, nil, nil, nil, nil
 	t.finite, t.finiteOut = nil, nil
