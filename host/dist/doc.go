@@ -67,7 +67,8 @@
 // with the world's Bcast (MPI's; Local's for one rank), and each rank joins
 // with a non-blocking ncclCommInitRankConfig whose state is polled with
 // ncclCommGetAsyncError. AllreduceSum enqueues ncclAllReduce (float32 sum)
-// on a stream; Wait polls the caller's completion test (a stream query)
+// on a stream, Allgather ncclAllGather (float32, rank r's values at r·count:
+// the gather of an ordered sum, added in rank order by the caller); Wait polls the caller's completion test (a stream query)
 // and the communicator's state together. Every operation is bounded by the
 // timeout given to InitNCCL: an error state (a dead peer) or no progress
 // aborts the communicator (ncclCommAbort) and returns an error. The calls

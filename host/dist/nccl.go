@@ -26,6 +26,7 @@ typedef struct {
 	ct_ncclCommAbort_fn *commAbort;
 	ct_ncclCommDestroy_fn *commDestroy;
 	ct_ncclAllReduce_fn *allReduce;
+	ct_ncclAllGather_fn *allGather;
 	ct_ncclGetErrorString_fn *getErrorString;
 } ct_nccl;
 
@@ -60,6 +61,7 @@ static ct_nccl *ct_nccl_open(const char *path, char *err, size_t errlen) {
 	CT_SYM(commAbort, ncclCommAbort)
 	CT_SYM(commDestroy, ncclCommDestroy)
 	CT_SYM(allReduce, ncclAllReduce)
+	CT_SYM(allGather, ncclAllGather)
 	CT_SYM(getErrorString, ncclGetErrorString)
 #undef CT_SYM
 	return l;
@@ -98,6 +100,14 @@ static ct_ncclResult_t ct_nccl_destroy(ct_nccl *l, ct_ncclComm_t comm) { return 
 static ct_ncclResult_t ct_nccl_allreduce_sum_f32(ct_nccl *l, uintptr_t send, uintptr_t recv, size_t count,
 	ct_ncclComm_t comm, uintptr_t stream) {
 	return l->allReduce((const void *)send, (void *)recv, count, ct_ncclFloat32, ct_ncclSum, comm, (ct_cudaStream_t)stream);
+}
+
+// ct_nccl_allgather_f32: ncclAllGather(send, recv, count, ncclFloat32, comm,
+// stream) on device addresses: recv receives size × count floats, rank r's
+// at r·count.
+static ct_ncclResult_t ct_nccl_allgather_f32(ct_nccl *l, uintptr_t send, uintptr_t recv, size_t count,
+	ct_ncclComm_t comm, uintptr_t stream) {
+	return l->allGather((const void *)send, (void *)recv, count, ct_ncclFloat32, comm, (ct_cudaStream_t)stream);
 }
 */
 import "C"
@@ -359,6 +369,31 @@ func (c *NCCL) AllreduceSum(send, recv uintptr, count int, stream uintptr) error
 		return c.wait("ncclAllReduce", nil)
 	}
 	return c.abort(c.lib.errorf(rc, "ncclAllReduce (%d float32, rank %d of %d)", count, c.rank, c.size))
+}
+
+// Allgather enqueues on stream the gather of count float32 values at
+// device address send from every rank into device address recv, which
+// holds Size × count values, rank r's at r·count (ncclAllGather,
+// ncclFloat32): the first half of an ordered sum, whose adding in rank
+// order is the caller's. It returns once the operation is enqueued; Wait
+// for its completion.
+func (c *NCCL) Allgather(send, recv uintptr, count int, stream uintptr) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return errors.New("dist: NCCL Allgather after Close or an abort")
+	}
+	if count < 0 {
+		return fmt.Errorf("dist: NCCL Allgather: count %d < 0", count)
+	}
+	rc := C.ct_nccl_allgather_f32(c.lib.l, C.uintptr_t(send), C.uintptr_t(recv), C.size_t(count), c.comm, C.uintptr_t(stream))
+	switch rc {
+	case C.ct_ncclSuccess:
+		return nil
+	case C.ct_ncclInProgress:
+		return c.wait("ncclAllGather", nil)
+	}
+	return c.abort(c.lib.errorf(rc, "ncclAllGather (%d float32, rank %d of %d)", count, c.rank, c.size))
 }
 
 // Wait polls until done reports true — the caller's test that the stream

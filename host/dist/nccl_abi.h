@@ -66,6 +66,8 @@ typedef ct_ncclResult_t ct_ncclCommAbort_fn(ct_ncclComm_t comm);
 typedef ct_ncclResult_t ct_ncclCommDestroy_fn(ct_ncclComm_t comm);
 typedef ct_ncclResult_t ct_ncclAllReduce_fn(const void *sendbuff, void *recvbuff, size_t count,
 	ct_ncclDataType_t datatype, ct_ncclRedOp_t op, ct_ncclComm_t comm, ct_cudaStream_t stream);
+typedef ct_ncclResult_t ct_ncclAllGather_fn(const void *sendbuff, void *recvbuff, size_t sendcount,
+	ct_ncclDataType_t datatype, ct_ncclComm_t comm, ct_cudaStream_t stream);
 typedef const char *ct_ncclGetErrorString_fn(ct_ncclResult_t result);
 
 #endif

@@ -172,6 +172,25 @@ func TestNCCLMock(t *testing.T) {
 	if got := readLog(t, log); !strings.Contains(got, "ncclAllReduce count=5 datatype=7 op=0 stream=0x1234 rank=0\n") {
 		t.Errorf("log:\n%swant ncclAllReduce count=5 datatype=7 (ncclFloat32) op=0 (ncclSum) stream=0x1234", got)
 	}
+	// ncclAllGather's arguments: one rank, so the mock copies send into recv.
+	gathered := make([]float32, len(send))
+	err = c.Allgather(uintptr(unsafe.Pointer(&send[0])), uintptr(unsafe.Pointer(&gathered[0])), len(send), 0x5678)
+	runtime.KeepAlive(send)
+	runtime.KeepAlive(gathered)
+	if err != nil {
+		t.Fatalf("Allgather = %v", err)
+	}
+	for i := range send {
+		if gathered[i] != send[i] {
+			t.Fatalf("gathered[%d] = %g, want %g", i, gathered[i], send[i])
+		}
+	}
+	if got := readLog(t, log); !strings.Contains(got, "ncclAllGather sendcount=5 datatype=7 stream=0x5678 rank=0\n") {
+		t.Errorf("log:\n%swant ncclAllGather sendcount=5 datatype=7 (ncclFloat32) stream=0x5678", got)
+	}
+	if err := c.Allgather(0, 0, -1, 0); err == nil {
+		t.Errorf("Allgather of -1 values: no error")
+	}
 	polls := 0
 	if err := c.Wait(func() (bool, error) { polls++; return polls == 3, nil }); err != nil || polls != 3 {
 		t.Errorf("Wait = %v after %d polls of done, want nil after 3", err, polls)
@@ -184,6 +203,9 @@ func TestNCCLMock(t *testing.T) {
 	}
 	if err := c.AllreduceSum(0, 0, 1, 0); err == nil || !strings.Contains(err.Error(), "after Close") {
 		t.Errorf("AllreduceSum after Close = %v, want an error", err)
+	}
+	if err := c.Allgather(0, 0, 1, 0); err == nil || !strings.Contains(err.Error(), "after Close") {
+		t.Errorf("Allgather after Close = %v, want an error", err)
 	}
 	if err := c.Close(); err != nil {
 		t.Errorf("second Close = %v, want nil", err)

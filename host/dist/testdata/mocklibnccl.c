@@ -1,11 +1,12 @@
 // mocklibnccl.c is a test-only stand-in for libnccl.so.2 (nccl_test.go
-// compiles it into a temporary folder): the eight functions host/dist
+// compiles it into a temporary folder): the nine functions host/dist
 // resolves, with NCCL's non-blocking behaviour, one rank's worth of work and
 // scripted failures. It logs each call, one line, to $MOCK_NCCL_LOG.
 //
 // $MOCK_NCCL_MODE:
 //   ok        init in progress for 3 polls, then success; ncclAllReduce
-//             copies send to recv (host memory here) and succeeds
+//             and ncclAllGather (one rank) copy send to recv (host memory
+//             here) and succeed
 //   hang      the communicator stays in progress forever (a peer that never joins)
 //   remote    the communicator reports ncclRemoteError (a peer died)
 //   dies      like ok until the 5th poll, then ncclRemoteError (a peer dies mid-run)
@@ -107,6 +108,16 @@ ct_ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count
 	return ct_ncclSuccess;
 }
 #endif
+
+ct_ncclResult_t ncclAllGather(const void *sendbuff, void *recvbuff, size_t sendcount, ct_ncclDataType_t datatype,
+	ct_ncclComm_t comm, ct_cudaStream_t stream) {
+	struct mock_comm *c = comm;
+	logline("ncclAllGather sendcount=%zu datatype=%d stream=%#lx rank=%d", sendcount, datatype,
+		(unsigned long)(uintptr_t)stream, c->rank);
+	if (datatype != ct_ncclFloat32 || c->nranks != 1) return ct_ncclInvalidUsage;
+	memmove(recvbuff, sendbuff, sendcount * sizeof(float));
+	return ct_ncclSuccess;
+}
 
 const char *ncclGetErrorString(ct_ncclResult_t result) {
 	switch (result) {

@@ -66,6 +66,10 @@ static ct_ncclResult_t w_AllReduce(const void *sendbuff, void *recvbuff, size_t 
 	ct_ncclRedOp_t op, ct_ncclComm_t comm, ct_cudaStream_t stream) {
 	return ncclAllReduce(sendbuff, recvbuff, count, datatype, op, comm, stream);
 }
+static ct_ncclResult_t w_AllGather(const void *sendbuff, void *recvbuff, size_t sendcount, ct_ncclDataType_t datatype,
+	ct_ncclComm_t comm, ct_cudaStream_t stream) {
+	return ncclAllGather(sendbuff, recvbuff, sendcount, datatype, comm, stream);
+}
 static const char *w_GetErrorString(ct_ncclResult_t result) { return ncclGetErrorString(result); }
 
 ct_ncclGetVersion_fn *const check_GetVersion = w_GetVersion;
@@ -75,6 +79,7 @@ ct_ncclCommGetAsyncError_fn *const check_CommGetAsyncError = w_CommGetAsyncError
 ct_ncclCommAbort_fn *const check_CommAbort = w_CommAbort;
 ct_ncclCommDestroy_fn *const check_CommDestroy = w_CommDestroy;
 ct_ncclAllReduce_fn *const check_AllReduce = w_AllReduce;
+ct_ncclAllGather_fn *const check_AllGather = w_AllGather;
 ct_ncclGetErrorString_fn *const check_GetErrorString = w_GetErrorString;
 
 int main(void) {
