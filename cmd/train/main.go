@@ -321,6 +321,9 @@ func runTrain(ctx context.Context, o *options, stdout io.Writer) error {
 		OnEpoch: func(m train.EpochMetrics) {
 			bar.clear()
 			speed := fmt.Sprintf("%.0f images/s", m.ImagesPerSec)
+			if m.ReduceTime > 0 && m.TrainTime > 0 {
+				speed += fmt.Sprintf(" (all-reduce %.1f%%)", 100*m.ReduceTime.Seconds()/m.TrainTime.Seconds())
+			}
 			if m.Images == 0 {
 				speed = "no steps left" // resumed after the epoch's last step: evaluated only
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"time"
 
 	"github.com/convtrain/convtrain/host/nn"
 )
@@ -124,11 +125,13 @@ func (t *Trainer) accumStep(s int, lr float64) error {
 	}
 	if c := cfg.Comm; c != nil && c.Size() > 1 {
 		var err error
+		t0 := time.Now()
 		if cfg.Reduce == SumReduce {
 			err = c.AllreduceSum(t.gradAcc)
 		} else {
 			err = c.OrderedSum(t.gradAcc)
 		}
+		t.reduceTime += time.Since(t0)
 		if err != nil {
 			return fmt.Errorf("host: gradient all-reduce: %w", err)
 		}

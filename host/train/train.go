@@ -205,9 +205,13 @@ type EpochMetrics struct {
 	Averaged     int
 	ImagesPerSec float64 // training throughput (Images / TrainTime)
 	TrainTime    time.Duration
-	EvalTime     time.Duration
-	Elapsed      time.Duration // since Run started
-	Best         bool          // the selection accuracy beats every earlier epoch's (see Config.OnBest)
+	// ReduceTime is the part of TrainTime this rank spent in the
+	// gradient all-reduce (waiting for the slowest rank included); 0 in
+	// one process.
+	ReduceTime time.Duration
+	EvalTime   time.Duration
+	Elapsed    time.Duration // since Run started
+	Best       bool          // the selection accuracy beats every earlier epoch's (see Config.OnBest)
 }
 
 // Trainer trains a Model with SGD on a training set and evaluates it on a
@@ -269,6 +273,7 @@ type Trainer struct {
 	bestAcc       float64 // that accuracy
 	epochSums     [2]float32
 	trained       bool
+	reduceTime    time.Duration // in the gradient all-reduce, this epoch so far (accumStep)
 }
 
 // TrainState is the position of a Trainer: with the model's parameter
@@ -702,7 +707,7 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 			base = first
 		}
 	}
-	t.trained = false
+	t.trained, t.reduceTime = false, 0
 	total := cfg.Epochs * t.stepsEpoch
 	t0 := time.Now()
 	var lr float64
@@ -764,7 +769,7 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 	if err := m.Backend().Sync(); err != nil {
 		return em, err
 	}
-	em.TrainTime = time.Since(t0)
+	em.TrainTime, em.ReduceTime = time.Since(t0), t.reduceTime
 	sum, err := t.download(b.LossSum)
 	if err != nil {
 		return em, err
