@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/convtrain/convtrain/host/backend"
 	"github.com/convtrain/convtrain/host/backendtest"
 	"github.com/convtrain/convtrain/host/data"
 	"github.com/convtrain/convtrain/host/nn"
@@ -453,6 +454,119 @@ func TestSyncBatchNorm(t *testing.T) {
 			}
 			if dPer < 100*tol {
 				t.Errorf("per-rank BatchNorm: distance %.3g from one process, want ≥ %g (else the test cannot tell the two apart)", dPer, 100*tol)
+			}
+		})
+	}
+}
+
+// hostDeviceComm is a DeviceComm for tests over an in-process world: each
+// collective downloads the tensor, runs the world's collective on the host
+// and uploads the result; calls counts them.
+type hostDeviceComm struct {
+	c     rankComm
+	be    backend.Backend
+	calls *int
+}
+
+func (d hostDeviceComm) AllreduceSum(t backend.Tensor) error {
+	*d.calls++
+	v := make([]float32, t.Len())
+	if err := d.be.Download(v, t); err != nil {
+		return err
+	}
+	if err := d.c.AllreduceSum(v); err != nil {
+		return err
+	}
+	return d.be.Upload(t, v)
+}
+
+func (d hostDeviceComm) Allgather(dst, src backend.Tensor) error {
+	*d.calls++
+	v, all := make([]float32, src.Len()), make([]float32, dst.Len())
+	if err := d.be.Download(v, src); err != nil {
+		return err
+	}
+	if err := d.c.Allgather(all, v); err != nil {
+		return err
+	}
+	return d.be.Upload(dst, all)
+}
+
+// TestDeviceReduceEqualsHost trains on P in-process ranks with the
+// gradients reduced on the backend (Config.DeviceComm: accumulation,
+// gather, ordered sum and division by backend operations) and with the
+// host path, for both reductions, with and without accumulation, on the
+// CPU backend and (not in -short) the simulated GPU, and requires the
+// same weights bit for bit; the device collectives must have run.
+func TestDeviceReduceEqualsHost(t *testing.T) {
+	trainSet, err := data.Synthetic(48, 12, 4, 1)
+	backendtest.MustNil(t, err)
+	test, err := data.Synthetic(10, 12, 4, 2)
+	backendtest.MustNil(t, err)
+	spec := nn.Spec{C: 1, H: 12, W: 12, Loss: nn.SoftmaxCE, Layers: []nn.LayerSpec{
+		nn.ConvLayer(3, 3, 3), {Kind: nn.ReLU}, nn.PoolLayer(2), {Kind: nn.Flatten}, nn.DenseLayer(4)}}
+	type tc struct {
+		be           string
+		ranks, accum int
+		reduce       ReduceKind
+	}
+	cases := []tc{{"cpu", 2, 1, OrderedReduce}, {"cpu", 2, 1, SumReduce}, {"cpu", 3, 1, OrderedReduce}, {"cpu", 2, 2, OrderedReduce},
+		{"cpu", 3, 2, SumReduce}}
+	if !testing.Short() {
+		cases = append(cases, tc{"sim", 2, 2, OrderedReduce})
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("backend=%s,ranks=%d,accum=%d,reduce=%v", c.be, c.ranks, c.accum, c.reduce), func(t *testing.T) {
+			cfg := Config{Epochs: 1, Batch: 12, LR: 0.05, Momentum: 0.9, Seed: 3, Accum: c.accum, Reduce: c.reduce}
+			if c.be == "sim" {
+				cfg.Batch = 4 * c.ranks * c.accum / 2
+			}
+			run := func(device bool) [][][]float32 {
+				w := newWorld(c.ranks)
+				got := make([][][]float32, c.ranks)
+				calls := make([]int, c.ranks)
+				var wg sync.WaitGroup
+				for r := range c.ranks {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						be := backendtest.CPU(t)
+						if c.be == "sim" {
+							be, _ = backendtest.Sim(t)
+						}
+						m, err := nn.NewModel(be, spec, 5)
+						backendtest.MustNil(t, err)
+						defer m.Close()
+						cf := cfg
+						cf.Comm = rankComm{w, r}
+						if device {
+							cf.DeviceComm = hostDeviceComm{rankComm{w, r}, be, &calls[r]}
+						}
+						tr, err := NewTrainer(m, trainSet, test, cf)
+						backendtest.MustNil(t, err)
+						defer tr.Close()
+						_, err = tr.Run(context.Background())
+						backendtest.MustNil(t, err)
+						got[r], err = m.ParamValues()
+						backendtest.MustNil(t, err)
+					}()
+				}
+				wg.Wait()
+				for r := range c.ranks {
+					if device && calls[r] == 0 {
+						t.Errorf("rank %d: the device collectives never ran", r)
+					}
+					if got[r] == nil {
+						t.Fatalf("rank %d failed", r)
+					}
+				}
+				return got
+			}
+			host, device := run(false), run(true)
+			for r := range c.ranks {
+				for i := range host[0] {
+					backendtest.EqualBits(t, fmt.Sprintf("rank %d, param %d", r, i), device[r][i], host[r][i])
+				}
 			}
 		})
 	}

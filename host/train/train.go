@@ -80,6 +80,10 @@ type Config struct {
 	// metrics too, and every stop decision is taken by all ranks.
 	Comm   Comm       `json:"-"`
 	Reduce ReduceKind `json:",omitempty"`
+	// DeviceComm, when set with a Comm of several ranks, reduces the
+	// gradients on the backend (deviceStep: NCCL on a GPU) instead of on
+	// the host (accumStep); the same bits.
+	DeviceComm DeviceComm `json:"-"`
 	// SyncBN synchronises BatchNorm over the ranks (nn.BNSync, the sums in
 	// rank order): in training every BatchNorm layer normalises with the
 	// statistics of the images of all the ranks' micro-batches of the
@@ -153,6 +157,8 @@ func (c Config) Check() error {
 		return fmt.Errorf("host: warm-up of %d steps, want ≥ 0", c.Schedule.Warmup)
 	case c.Accum < 0:
 		return fmt.Errorf("host: %d micro-batches per step, want ≥ 1", c.Accum)
+	case c.DeviceComm != nil && c.Comm == nil:
+		return fmt.Errorf("host: a device reduction without a world (Comm) to run it in")
 	case c.Reduce != OrderedReduce && c.Reduce != SumReduce:
 		return fmt.Errorf("host: unknown reduction %v", c.Reduce)
 	case c.Optimizer.Nesterov && c.Optimizer.Kind == nn.SGD && c.Momentum == 0:
@@ -274,6 +280,7 @@ type Trainer struct {
 	epochSums     [2]float32
 	trained       bool
 	reduceTime    time.Duration // in the gradient all-reduce, this epoch so far (accumStep)
+	dev           *deviceGrads  // the gradients' reduction on the backend (Config.DeviceComm); nil: on the host
 }
 
 // TrainState is the position of a Trainer: with the model's parameter
@@ -452,6 +459,11 @@ func NewTrainer(m *nn.Model, train, test *data.Dataset, cfg Config) (*Trainer, e
 			n += p.Value.Len()
 		}
 		t.gradAcc, t.gradTmp = make([]float32, n), make([]float32, n)
+		if cfg.DeviceComm != nil && t.world() > 1 {
+			if err := t.newDeviceGrads(t.world(), cfg.accum()); err != nil {
+				return nil, errors.Join(err, t.Close())
+			}
+		}
 	}
 	if err := t.newEvalSet(&t.test, test); err != nil {
 		return nil, errors.Join(err, t.Close())
@@ -617,6 +629,10 @@ func (t *Trainer) Close() error {
 			errs = append(errs, b.Free(be))
 		}
 	}
+	if t.dev != nil {
+		errs = append(errs, t.dev.free(be))
+		t.dev = nil
+	}
 	for _, x := range []backend.Tensor{t.order, t.finiteOut} {
 		if x != nil {
 			errs = append(errs, be.Free(x))
@@ -725,7 +741,9 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 		}
 		lr = cfg.Schedule.LR(cfg.LR, t.epoch, t.step, total)
 		var err error
-		if t.micro != nil {
+		if t.dev != nil {
+			err = t.deviceStep(s, lr)
+		} else if t.micro != nil {
 			err = t.accumStep(s, lr)
 		} else if err = t.loadTraining(b, t.orderViews[s]); err == nil {
 			err = m.TrainStep(b, float32(lr), float32(cfg.Momentum), float32(cfg.WeightDecay))
