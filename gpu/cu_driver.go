@@ -311,6 +311,26 @@ func (d *cuDriver) Synchronize() error {
 	})
 }
 
+// onStream calls f on this goroutine's OS thread, locked, with the
+// context current, giving it the driver's stream and a test of the
+// stream's completion (cuStreamQuery: CUDA_SUCCESS is done,
+// CUDA_ERROR_NOT_READY not yet, anything else an error).
+func (d *cuDriver) onStream(f func(stream uintptr, done func() (bool, error)) error) error {
+	return d.call("run on the stream", func() error {
+		done := func() (bool, error) {
+			switch err := d.stream.Query(); err {
+			case nil:
+				return true, nil
+			case cu.NotReady:
+				return false, nil
+			default:
+				return false, fmt.Errorf("gpu: query the stream: %s", cuErr(err))
+			}
+		}
+		return f(uintptr(unsafe.Pointer(d.stream.C())), done)
+	})
+}
+
 func (d *cuDriver) NewEvent() (event, error) {
 	var ev cu.Event
 	err := d.call("create event", func() error {

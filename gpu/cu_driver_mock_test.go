@@ -139,6 +139,23 @@ func TestCUDADriverMock(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// onStream (Device.OnStream, for NCCL): the driver's created stream
+	// and its completion test, called with the context current on a
+	// thread of its own (the mock's cuStreamQuery checks both).
+	var stream uintptr
+	var done bool
+	call(func() {
+		err = drv.(*cuDriver).onStream(func(s uintptr, query func() (bool, error)) error {
+			stream = s
+			var qerr error
+			done, qerr = query()
+			return qerr
+		})
+	})
+	if err != nil || stream == 0 || !done {
+		t.Errorf("onStream: stream %#x, done %v, error %v; want a created stream, done, no error", stream, done, err)
+	}
+
 	// Out of memory: the error says how much was asked and is free.
 	call(func() { _, err = drv.MemAlloc(2048 * mib) })
 	if err == nil || !strings.Contains(err.Error(), "gpu: out of device memory: asked 2048.0 MiB, 1016.0 MiB free of 1024.0 MiB") {

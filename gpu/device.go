@@ -300,6 +300,32 @@ func (d *Device) Synchronize() error {
 	return nil
 }
 
+// streamDriver is implemented by a driver with a CUDA stream (the cu
+// adapter; the simulator has none).
+type streamDriver interface {
+	onStream(f func(stream uintptr, done func() (bool, error)) error) error
+}
+
+// OnStream calls f with the device's stream (a CUstream) and done, which
+// reports whether everything queued on the stream so far has completed
+// (cuStreamQuery), on an OS thread locked to the calling goroutine with the
+// device's context current, holding the device: for a library that
+// enqueues its own work on the device's stream and must be called so
+// (NCCL). f's error is returned as it is. On the simulator, which has no
+// CUDA stream, it returns an error and does not call f.
+func (d *Device) OnStream(f func(stream uintptr, done func() (bool, error)) error) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return fmt.Errorf("gpu: run on the stream: device %w", ErrClosed)
+	}
+	s, ok := d.drv.(streamDriver)
+	if !ok {
+		return fmt.Errorf("gpu: run on the stream: %v has no CUDA stream; a library that enqueues its own work there (NCCL) needs a CUDA device", d)
+	}
+	return s.onStream(f)
+}
+
 // ReleaseCached returns the memory of freed buffers, kept for reuse, to the
 // driver.
 func (d *Device) ReleaseCached() error {

@@ -155,6 +155,8 @@ CUresult cuStreamCreate(void **ps, unsigned int flags)
 	return OK;
 }
 CUresult cuStreamSynchronize(void *stream) { return stream_ok(stream); }
+/* cuStreamQuery: the mock's work is done when it returns: CUDA_SUCCESS. */
+CUresult cuStreamQuery(void *stream) { return stream_ok(stream); }
 CUresult cuStreamDestroy_v2(void *stream)
 {
 	CUresult r = stream_ok(stream);
