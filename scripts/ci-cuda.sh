@@ -41,6 +41,9 @@
 #               ./host/dist: a mock libnccl (missing library, missing symbol,
 #               old version, a peer that never joins or dies: aborted, no
 #               hang) and the wheel's libnccl.so.2 (no GPU needed)
+#   nccl-train  cmd/train's choice of reduction in the cuda build (NCCL for
+#               -dist -device gpu; a missing libnccl an error naming it):
+#               TestNCCLDeviceCommChoice on the mock libcuda
 #
 # Usage: scripts/ci-cuda.sh [--update]    (--update rewrites RESOURCES.md)
 #
@@ -285,6 +288,24 @@ if run "$logs/nccl.log" bash -c "gcc -std=c11 -Wall -Wextra -Wconversion -Werror
 	line nccl "ok (nccl_abi.h equals nccl.h: $(grep -o 'nccl_abi_check: ok (.*)' "$logs/nccl.log" | sed 's/^nccl_abi_check: ok (//; s/)$//'); binding tests on the mock and the wheel's libnccl.so.2) [$((SECONDS - t))s]"
 else
 	line nccl "FAIL (host/dist NCCL: nccl_abi_check.c or go test -tags cuda -run NCCL ./host/dist; log $logs/nccl.log) [$((SECONDS - t))s]"
+	failed=1
+fi
+
+# nccl-train: cmd/train's choice of gradient reduction in the cuda build
+# (NCCL for -dist on -device gpu; one rank, -nccl=false, the CPU and the
+# simulator keep the host path; a missing libnccl an error naming it), on
+# the mock libcuda (the binary links libcuda).
+t=$SECONDS
+if [[ ! -f $mock/libcuda.so.1 ]]; then
+	line nccl-train "SKIP: needs the mock libcuda (the driver check)"
+elif run "$logs/nccl-train.log" bash -c "CGO_CFLAGS='-I$CUDA_COMPAT_INCLUDE -I$CUDA13_INCLUDE' CGO_LDFLAGS='-L$LIBCUDA_STUB_DIR' \
+	go test -tags cuda -c -o '$root/$logs/train-nccl.test' ./cmd/train &&
+	cd cmd/train && LD_LIBRARY_PATH='$root/$mock' CONVTRAIN_MOCK_LIBCUDA=1 \
+	'$root/$logs/train-nccl.test' -test.run '^TestNCCLDeviceCommChoice$' -test.v -test.count=1" &&
+	grep -q -- '^--- PASS: TestNCCLDeviceCommChoice' "$logs/nccl-train.log"; then
+	line nccl-train "ok (cmd/train picks NCCL for -dist -device gpu, the host path otherwise; a missing libnccl is an error naming it) [$((SECONDS - t))s]"
+else
+	line nccl-train "FAIL (go test -tags cuda -run TestNCCLDeviceCommChoice ./cmd/train on the mock libcuda; log $logs/nccl-train.log) [$((SECONDS - t))s]"
 	failed=1
 fi
 

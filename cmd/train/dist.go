@@ -14,12 +14,14 @@ type distOptions struct {
 	dist   string // "" or "mpi"
 	reduce string // "ordered" or "sum"
 	syncBN bool
+	nccl   bool
 }
 
 func (o *distOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.accum, "accum", 1, "split each step's batch into `N` micro-batches whose gradients are summed (per rank)")
 	fs.StringVar(&o.dist, "dist", "", "data-parallel training: mpi (launch with mpirun or srun; the binary built with -tags mpi)")
 	fs.StringVar(&o.reduce, "reduce", "ordered", "how -dist sums the ranks' gradients: ordered (the bits of one process with -accum P) or sum (the library's all-reduce)")
+	fs.BoolVar(&o.nccl, "nccl", true, "with -dist and -device gpu: reduce the gradients with NCCL on the device (false: through the host, with MPI)")
 	fs.BoolVar(&o.syncBN, "sync-bn", false, "with -dist: BatchNorm normalises with the statistics of the global batch, summed over the ranks (default: each rank's own)")
 }
 

@@ -243,6 +243,9 @@
 //	-reduce R         ordered (default: the ranks' gradients summed in rank
 //	                  order, the bits of one process with -accum P) or sum
 //	                  (the library's all-reduce, exact for 2 ranks)
+//	-nccl             with -dist and -device gpu: reduce the gradients with
+//	                  NCCL on the device (default true; false: through the
+//	                  host with MPI)
 //	-sync-bn          with -dist: BatchNorm normalises with the statistics
 //	                  of the global batch (each rank's sums summed in rank
 //	                  order) instead of its rank's own (the default, as
@@ -255,6 +258,20 @@
 // whole batch (not bit for bit: the ranks' sums are added in rank order
 // where one process sums the whole batch at once). With -accum, the
 // statistics are those of the ranks' micro-batches of the same index.
+//
+// Which path reduces the gradients: on the CPU and the simulator, MPI on
+// the host (each rank's gradients downloaded, reduced, uploaded). In the
+// cuda build with -device gpu, NCCL on the device buffers: -reduce sum is
+// one ncclAllReduce per parameter, -reduce ordered one ncclAllGather per
+// parameter followed by the sum in rank order on the device (copy rank
+// 0's row, add the others' in turn), and the division by the number of
+// micro-batches is on the device too; the same bits as the host path.
+// NCCL is loaded at run time: $CONVTRAIN_NCCL_LIB, else libnccl.so.2 on
+// the loader's path; without it the run stops with an error naming the
+// library (give -nccl=false to reduce through the host). Each rank needs a
+// GPU of its own (-gpu N): NCCL refuses two ranks on one device. Every
+// NCCL operation is bounded (2 minutes): a dead peer aborts the
+// communicator and ends the run with an error.
 //
 // With -dist, each rank evaluates its share of the validation and test
 // sets (contiguous runs of batches); the batches' mean losses are gathered

@@ -354,6 +354,16 @@ func runTrain(ctx context.Context, o *options, stdout io.Writer) error {
 	}
 	o.hook(&cfg)
 	o.distOptions.configure(&cfg, world)
+	if world != nil {
+		dc, closeDC, err := newDeviceComm(o.distOptions, world, o.device, be.dev)
+		if err != nil {
+			return err
+		}
+		if dc != nil {
+			cfg.DeviceComm = dc
+			defer closeDC()
+		}
+	}
 	o.record.Augment = ""
 	if cfg.Augment != (data.Augment{}) {
 		o.record.Augment = cfg.Augment.String()

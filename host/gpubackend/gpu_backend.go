@@ -769,3 +769,15 @@ func gpuWrap(op string, err error) error {
 	}
 	return nil
 }
+
+// Float32Buffer returns the device buffer of t, a live float32 tensor of a
+// backend that NewGPUBackend made: for a library that works on device
+// memory itself (NCCL's collectives on the gradients). Anything else is an
+// error wrapping backend.ErrTensor.
+func Float32Buffer(t backend.Tensor) (*gpu.Buffer, error) {
+	gt, ok := t.(*gpuTensor)
+	if !ok || gt == nil {
+		return nil, fmt.Errorf("host: %T is not a gpu tensor: %w", t, backend.ErrTensor)
+	}
+	return gt.be.f32("tensor", t, -1)
+}
