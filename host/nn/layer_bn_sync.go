@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/host/backend"
 )
 
 // BNSync synchronises BatchNorm over the ranks of a data-parallel world
@@ -35,8 +36,10 @@ type BNSync struct {
 // BatchNormForward and BatchNormBackward bits (cpuref's lane form, which
 // the GPU kernels reproduce); with more ranks each sum is the ranks'
 // lane sums added in rank order: a few float32 ulps from the lane sum of
-// one process holding the whole batch. Evaluation (Batch.Eval) is not
-// synchronised: it uses the running statistics.
+// one process holding the whole batch. A ReLU fused after the layer (the
+// step plan's BN+ReLU) is applied on the host too (cpuref.ReLUForward, the
+// backends' epilogue). Evaluation (Batch.Eval) is not synchronised: it
+// uses the running statistics.
 func (m *Model) SetBatchNormSync(s *BNSync) error {
 	if s != nil && (s.World < 1 || s.Sum == nil) {
 		return fmt.Errorf("host: batch norm sync over %d ranks: want ≥ 1 rank and a sum", s.World)
@@ -105,7 +108,12 @@ func bnSyncForward(b *Batch, n *node, s *BNSync) error {
 	if err := cpuref.BatchNormFinish32(b.N, c, hw, M, h.x, h.gamma, h.beta, h.y, h.mean, sq, h.mean, h.invStd, h.runMean, h.runVar, bnMomentum, bnEps); err != nil {
 		return err
 	}
-	return errors.Join(be.Upload(b.acts[n.out], h.y), be.Upload(tmp[0], h.mean), be.Upload(tmp[1], h.invStd),
+	if n.epilogue == backend.EpilogueReLU { // the ReLU after it, fused (plan.go): its output
+		if err := cpuref.ReLUForward(h.y, h.y); err != nil {
+			return err
+		}
+	}
+	return errors.Join(be.Upload(b.acts[n.y], h.y), be.Upload(tmp[0], h.mean), be.Upload(tmp[1], h.invStd),
 		be.Upload(p[2].Value, h.runMean), be.Upload(p[3].Value, h.runVar))
 }
 
