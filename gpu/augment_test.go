@@ -15,8 +15,10 @@ import (
 
 func init() {
 	plainConformance = append(plainConformance,
-		conformanceCase{"augment_batch_v1", []string{"augment_batch_v1"}, testAugmentBatch})
+		conformanceCase{"augment_batch_v1", []string{"augment_batch_v1"}, testAugmentBatch},
+		conformanceCase{"augment_batch_v2", []string{"augment_batch_v2"}, testAugmentBatchU8})
 	launcherTestedElsewhere["augment_batch_v1"] = true // TestAugmentLauncher
+	launcherTestedElsewhere["augment_batch_v2"] = true // TestAugmentU8Launcher
 }
 
 // augCases is testAugmentBatch's sweep.
@@ -56,6 +58,46 @@ func testAugmentBatch(t *testing.T, d *Device) {
 			dst := h.out("dst", len(want))
 			if err := d.AugmentBatch(s.aug.Pad, s.aug.Flip, s.seed, s.step, s.c, s.h, s.w,
 				h.in("src", src), h.inI32("rows", s.rows), dst); err != nil {
+				t.Fatal(err)
+			}
+			checkSameBits(t, "dst", h.read(dst), want)
+			h.check()
+		})
+	}
+}
+
+// testAugmentBatchU8 is testAugmentBatch for augment_batch_v2: src is
+// random bytes (every value 0–255 in the larger cases), lut a table of
+// random values (distinct, so that a byte looked up in the wrong channel's
+// table, or the wrong byte, gives another value) and the reference is the
+// CPU's route: the table lookup of image rows[i], then host/data's
+// augmentation of it. The output is a copy of table entries and zeros, so
+// the comparison is bit for bit.
+func testAugmentBatchU8(t *testing.T, d *Device) {
+	for _, s := range augCases {
+		t.Run(kv("M", s.m, "C", s.c, "H", s.h, "W", s.w, "N", len(s.rows), "aug", s.aug.String(), "seed", s.seed, "step", s.step), func(t *testing.T) {
+			rng := newRand(t.Name())
+			size := s.c * s.h * s.w
+			src := make([]uint8, s.m*size)
+			for i := range src {
+				src[i] = uint8(rng.IntN(256))
+			}
+			lut := uniform(rng, s.c*256)
+			want := make([]float32, len(s.rows)*size)
+			img := make([]float32, size)
+			for i, r := range s.rows {
+				for j := range img {
+					img[j] = lut[j/(s.h*s.w)*256+int(src[int(r)*size+j])]
+				}
+				dr := s.aug.Draw(s.seed, s.step, uint64(r))
+				if err := s.aug.Apply(want[i*size:(i+1)*size], img, s.c, s.h, s.w, dr); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h := newHarness(t, d)
+			dst := h.out("dst", len(want))
+			if err := d.AugmentBatchU8(s.aug.Pad, s.aug.Flip, s.seed, s.step, s.c, s.h, s.w,
+				h.inU8("src", src), h.in("lut", lut), h.inI32("rows", s.rows), dst); err != nil {
 				t.Fatal(err)
 			}
 			checkSameBits(t, "dst", h.read(dst), want)
@@ -117,6 +159,68 @@ func TestAugmentLauncher(t *testing.T) {
 		if l.args[j] != w {
 			t.Errorf("parameter %d (%s) = %#x, want %#x", j, p.Name, l.args[j], w)
 		}
+	}
+}
+
+// TestAugmentU8Launcher is TestLaunchers for augment_batch_v2.
+func TestAugmentU8Launcher(t *testing.T) {
+	d, f := openFake(t)
+	src, lut, rows, dst := mustU8(t, d, 4*3*5*7), mustF32(t, d, 3*256), mustI32(t, d, 6), mustF32(t, d, 6*3*5*7)
+	if err := d.AugmentBatchU8(4, true, 0x89ABCDEF_01234567, 0x5_00000009, 3, 5, 7, src, lut, rows, dst); err != nil {
+		t.Fatal(err)
+	}
+	l := f.last
+	if l.name != "augment_batch_v2" {
+		t.Fatalf("launched %s, want augment_batch_v2", l.name)
+	}
+	if want := (Dim3{(6*3*5*7 + 255) / 256, 1, 1}); l.grid != want || l.block != (Dim3{256, 1, 1}) || l.shared != 0 {
+		t.Errorf("grid %v block %v shared %d, want grid %v block {256 1 1} shared 0", l.grid, l.block, l.shared, want)
+	}
+	P := func(b *Buffer) uint64 { return uint64(b.ptr) }
+	U32 := func(v uint32) uint64 { return uint64(int64(int32(v))) } // an int parameter, sign-extended
+	want := map[string]uint64{"src": P(src), "lut": P(lut), "rows": P(rows), "dst": P(dst), "N": 6, "C": 3, "H": 5, "W": 7,
+		"pad": 4, "flip": 1, "seed_lo": U32(0x01234567), "seed_hi": U32(0x89ABCDEF), "step_lo": 9, "step_hi": 5}
+	k, _ := kernels.Lookup("augment_batch_v2")
+	if l.nargs != len(k.Params) || len(want) != len(k.Params) {
+		t.Fatalf("%d arguments and %d test values, kernel has %d parameters", l.nargs, len(want), len(k.Params))
+	}
+	for j, p := range k.Params {
+		w, ok := want[p.Name]
+		if !ok {
+			t.Fatalf("test has no value for parameter %s", p.Name)
+		}
+		if l.args[j] != w {
+			t.Errorf("parameter %d (%s) = %#x, want %#x", j, p.Name, l.args[j], w)
+		}
+	}
+}
+
+// TestAugmentU8Validation checks AugmentBatchU8's refusals.
+func TestAugmentU8Validation(t *testing.T) {
+	d, _ := openFake(t)
+	src, lut, rows, dst := mustU8(t, d, 4*2*3*3), mustF32(t, d, 2*256), mustI32(t, d, 2), mustF32(t, d, 2*2*3*3)
+	srcF, rowsF, lut1 := mustF32(t, d, 4*2*3*3), mustF32(t, d, 2), mustF32(t, d, 256)
+	for _, c := range []struct {
+		name string
+		err  error
+	}{
+		{"pad=-1", d.AugmentBatchU8(-1, false, 0, 0, 2, 3, 3, src, lut, rows, dst)},
+		{"pad=65", d.AugmentBatchU8(MaxAugmentPad+1, false, 0, 0, 2, 3, 3, src, lut, rows, dst)},
+		{"C=0", d.AugmentBatchU8(1, false, 0, 0, 0, 3, 3, src, lut, rows, dst)},
+		{"src not whole images", d.AugmentBatchU8(1, false, 0, 0, 2, 3, 4, src, lut, rows, dst)},
+		{"src float32", d.AugmentBatchU8(1, false, 0, 0, 2, 3, 3, srcF, lut, rows, dst)},
+		{"lut of one channel", d.AugmentBatchU8(1, false, 0, 0, 2, 3, 3, src, lut1, rows, dst)},
+		{"nil lut", d.AugmentBatchU8(1, false, 0, 0, 2, 3, 3, src, nil, rows, dst)},
+		{"dst too short", d.AugmentBatchU8(1, false, 0, 0, 2, 3, 3, src, lut, rows, lut1)},
+		{"rows float32", d.AugmentBatchU8(1, false, 0, 0, 2, 3, 3, src, lut, rowsF, dst)},
+		{"nil rows", d.AugmentBatchU8(1, false, 0, 0, 2, 3, 3, src, lut, nil, dst)},
+		{"gather of bytes", d.GatherRows(3, src, rows, dst)},
+	} {
+		t.Run("case="+c.name, func(t *testing.T) {
+			if !errors.Is(c.err, geom.ErrGeometry) {
+				t.Errorf("error %v, want one wrapping geom.ErrGeometry", c.err)
+			}
+		})
 	}
 }
 

@@ -13,6 +13,7 @@ type DType int
 const (
 	Float32 DType = iota // float32 elements
 	Int32                // int32 elements (labels, indices, argmax)
+	Uint8                // uint8 elements (a data set's pixel bytes)
 )
 
 func (t DType) String() string {
@@ -21,16 +22,26 @@ func (t DType) String() string {
 		return "float32"
 	case Int32:
 		return "int32"
+	case Uint8:
+		return "uint8"
 	}
 	return fmt.Sprintf("DType(%d)", int(t))
+}
+
+// Size is the bytes of one element: 4, or 1 for Uint8.
+func (t DType) Size() int {
+	if t == Uint8 {
+		return 1
+	}
+	return 4
 }
 
 // allocAlign is the granularity of the caching allocator; cuMemAlloc
 // returns 256-byte aligned memory and so does every cached block.
 const allocAlign = 256
 
-// Buffer is a range of device memory holding Len() float32 or int32
-// elements. A Buffer is either an allocation (from NewFloat32/NewInt32) or
+// Buffer is a range of device memory holding Len() float32, int32 or
+// uint8 elements. A Buffer is either an allocation (from NewFloat32/NewInt32) or
 // a view into one (from Slice); views share the allocation's memory and are
 // not freed on their own.
 type Buffer struct {
@@ -50,6 +61,10 @@ func (d *Device) NewFloat32(n int) (*Buffer, error) { return d.newBuffer(n, Floa
 // NewInt32 allocates n ≥ 1 int32 elements set to zero.
 func (d *Device) NewInt32(n int) (*Buffer, error) { return d.newBuffer(n, Int32) }
 
+// NewUint8 allocates n ≥ 1 bytes set to zero: n bytes of device memory
+// (rounded up to the allocator's 256), a quarter of NewFloat32(n)'s.
+func (d *Device) NewUint8(n int) (*Buffer, error) { return d.newBuffer(n, Uint8) }
+
 func (d *Device) newBuffer(n int, t DType) (*Buffer, error) {
 	if n < 1 || n > maxElems {
 		return nil, fmt.Errorf("gpu: new %s buffer of %d elements: length must be in [1, 2³¹): %w", t, n, geom.ErrGeometry)
@@ -59,7 +74,7 @@ func (d *Device) newBuffer(n int, t DType) (*Buffer, error) {
 	if d.closed {
 		return nil, fmt.Errorf("gpu: new %s buffer: device %w", t, ErrClosed)
 	}
-	size := (int64(n)*4 + allocAlign - 1) / allocAlign * allocAlign
+	size := (int64(n)*int64(t.Size()) + allocAlign - 1) / allocAlign * allocAlign
 	var p DevicePtr
 	if free := d.pool[size]; len(free) > 0 {
 		p = free[len(free)-1]
@@ -130,7 +145,7 @@ func (b *Buffer) Slice(off, n int) (*Buffer, error) {
 	if b.root != nil {
 		root = b.root
 	}
-	return &Buffer{d: b.d, ptr: b.ptr + DevicePtr(4*off), n: n, dtype: b.dtype, root: root}, nil
+	return &Buffer{d: b.d, ptr: b.ptr + DevicePtr(b.dtype.Size()*off), n: n, dtype: b.dtype, root: root}, nil
 }
 
 // Free returns the memory to the device's cache for reuse; using b, or any
@@ -201,6 +216,20 @@ func (b *Buffer) UploadInt32(src []int32) error {
 	return nil
 }
 
+// UploadUint8 copies len(src) == b.Len() bytes to the device.
+func (b *Buffer) UploadUint8(src []uint8) error {
+	b.d.mu.Lock()
+	defer b.d.mu.Unlock()
+	if err := b.checkCopy("upload", Uint8, len(src)); err != nil {
+		return err
+	}
+	if err := b.d.drv.MemcpyHtoD(b.ptr, src); err != nil {
+		return fmt.Errorf("gpu: upload %d uint8 to %v: %w", len(src), b, err)
+	}
+	b.d.stats.HtoDBytes += int64(len(src))
+	return nil
+}
+
 // Download copies the b.Len() == len(dst) float32 values to the host; on a
 // real GPU it waits for the work queued before it.
 func (b *Buffer) Download(dst []float32) error {
@@ -230,6 +259,20 @@ func (b *Buffer) DownloadInt32(dst []int32) error {
 	return nil
 }
 
+// DownloadUint8 copies the b.Len() == len(dst) bytes to the host.
+func (b *Buffer) DownloadUint8(dst []uint8) error {
+	b.d.mu.Lock()
+	defer b.d.mu.Unlock()
+	if err := b.checkCopy("download", Uint8, len(dst)); err != nil {
+		return err
+	}
+	if err := b.d.drv.MemcpyDtoH(dst, b.ptr); err != nil {
+		return fmt.Errorf("gpu: download %d uint8 from %v: %w", len(dst), b, err)
+	}
+	b.d.stats.DtoHBytes += int64(len(dst))
+	return nil
+}
+
 // CopyFrom copies src into b on the device; both must have the same type
 // and length.
 func (b *Buffer) CopyFrom(src *Buffer) error {
@@ -244,10 +287,11 @@ func (b *Buffer) CopyFrom(src *Buffer) error {
 	if err := b.checkCopy("copy", src.dtype, src.n); err != nil {
 		return err
 	}
-	if err := b.d.drv.MemcpyDtoD(b.ptr, src.ptr, int64(b.n)*4); err != nil {
+	bytes := int64(b.n) * int64(b.dtype.Size())
+	if err := b.d.drv.MemcpyDtoD(b.ptr, src.ptr, bytes); err != nil {
 		return fmt.Errorf("gpu: copy %v to %v: %w", src, b, err)
 	}
-	b.d.stats.DtoDBytes += 4 * int64(b.n)
+	b.d.stats.DtoDBytes += bytes
 	return nil
 }
 

@@ -38,6 +38,7 @@ type guarded struct {
 	isInput bool
 	f32     []float32 // an input's contents
 	i32     []int32
+	u8      []uint8
 }
 
 type harness struct {
@@ -103,6 +104,39 @@ func (h *harness) alloc(name string, t DType, n int) *guarded {
 	g := &guarded{name: name, band: band, whole: whole, view: view}
 	h.bufs = append(h.bufs, g)
 	return g
+}
+
+// guardLenU8 bytes of band on each side of a uint8 buffer: 256 bytes, as
+// for the others.
+const guardLenU8 = 4 * guardLen
+
+// bandU8 is the band byte of buffer i (uint8 buffers are inputs only).
+func bandU8(i int) uint8 { return uint8(0xa5 + 16*i) }
+
+// inU8 uploads x as a guarded uint8 input: its bands hold its own byte,
+// so a kernel that read past x would see a byte that x does not hold.
+func (h *harness) inU8(name string, x []uint8) *Buffer {
+	h.t.Helper()
+	band := bandU8(len(h.bufs))
+	total := len(x) + 2*guardLenU8
+	p := make([]uint8, total)
+	for i := range p {
+		p[i] = band
+	}
+	copy(p[guardLenU8:], x)
+	whole, err := h.d.NewUint8(total)
+	if err == nil {
+		err = whole.UploadUint8(p)
+	}
+	if err != nil {
+		h.t.Fatalf("alloc %s (%d uint8): %v", name, len(x), err)
+	}
+	view, err := whole.Slice(guardLenU8, len(x))
+	if err != nil {
+		h.t.Fatalf("slice %s: %v", name, err)
+	}
+	h.bufs = append(h.bufs, &guarded{name: name, band: uint32(band), whole: whole, view: view, isInput: true, u8: append([]uint8(nil), x...)})
+	return view
 }
 
 // in uploads x as a guarded input.
@@ -173,6 +207,10 @@ func (h *harness) readI32(b *Buffer) []int32 {
 func (h *harness) check() {
 	h.t.Helper()
 	for _, g := range h.bufs {
+		if g.u8 != nil {
+			h.checkU8(g)
+			continue
+		}
 		n := g.view.Len()
 		bits := make([]uint32, g.whole.Len())
 		if g.whole.DType() == Float32 {
@@ -215,6 +253,28 @@ func (h *harness) check() {
 				}
 				bad++
 			}
+		}
+	}
+}
+
+// checkU8 is check for a uint8 input: bands and contents unchanged.
+func (h *harness) checkU8(g *guarded) {
+	h.t.Helper()
+	got := make([]uint8, g.whole.Len())
+	if err := g.whole.DownloadUint8(got); err != nil {
+		h.t.Fatalf("download %s: %v", g.name, err)
+	}
+	bad := 0
+	for i, b := range got {
+		want, what := uint8(g.band), "guard band"
+		if j := i - guardLenU8; j >= 0 && j < len(g.u8) {
+			want, what = g.u8[j], "input"
+		}
+		if b != want {
+			if bad < 10 {
+				h.t.Errorf("%s: %s byte %d (offset %d from the buffer) = %#02x, want %#02x", g.name, what, i, i-guardLenU8, b, want)
+			}
+			bad++
 		}
 	}
 }

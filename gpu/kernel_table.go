@@ -55,6 +55,7 @@ const (
 	kPackNHWCBF16
 	kPackNHWCTF32
 	kAugment
+	kAugmentU8
 	kSGDMomentumMulti
 	kSGDNesterovMulti
 	kAdamMulti
@@ -103,6 +104,7 @@ var plainKernels = [numPlainKernels]string{
 	kPackNHWCBF16:        "pack_nhwc_bf16_v1",
 	kPackNHWCTF32:        "pack_nhwc_tf32_v1",
 	kAugment:             "augment_batch_v1",
+	kAugmentU8:           "augment_batch_v2",
 	kSGDMomentumMulti:    "sgd_momentum_multi_v1",
 	kSGDNesterovMulti:    "sgd_nesterov_multi_v1",
 	kAdamMulti:           "adam_multi_v1",

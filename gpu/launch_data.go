@@ -31,6 +31,9 @@ func (d *Device) gatherRows(id kernelID, rowLen int, src, idx, dst *Buffer) erro
 	if src == nil || idx == nil {
 		return fmt.Errorf("src or idx is nil: %w", geom.ErrGeometry)
 	}
+	if src.dtype == Uint8 {
+		return fmt.Errorf("src holds uint8 (AugmentBatchU8 gathers bytes): %w", geom.ErrGeometry)
+	}
 	rows := idx.n
 	if rowLen < 1 || src.n%rowLen != 0 {
 		return fmt.Errorf("src of %d elements is not whole rows of %d: %w", src.n, rowLen, geom.ErrGeometry)

@@ -86,6 +86,15 @@ func mustF32(t *testing.T, d *Device, n int) *Buffer {
 	return b
 }
 
+func mustU8(t *testing.T, d *Device, n int) *Buffer {
+	t.Helper()
+	b, err := d.NewUint8(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func mustI32(t *testing.T, d *Device, n int) *Buffer {
 	t.Helper()
 	b, err := d.NewInt32(n)

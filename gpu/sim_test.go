@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // openSim opens a simulator with both shared-memory checks on, closed at
@@ -159,5 +161,67 @@ func TestSimKernelStats(t *testing.T) {
 	d.ResetKernelStats()
 	if ks := d.KernelStats(); len(ks) != 0 {
 		t.Errorf("KernelStats after reset = %v, want empty", ks)
+	}
+}
+
+// TestUint8BufferSim checks uint8 buffers: n bytes of device memory (the
+// allocator's 256-byte rounding, a quarter of a float32 buffer's), round
+// trips, views at byte offsets and device copies; typed copies refuse them.
+func TestUint8BufferSim(t *testing.T) {
+	d := openSim(t)
+	before := d.MemStats().BytesInUse
+	b, err := d.NewUint8(1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.MemStats().BytesInUse - before; got != 1024 {
+		t.Errorf("a uint8 buffer of 1000 elements holds %d bytes, want 1024", got)
+	}
+	if b.DType() != Uint8 || b.Len() != 1000 {
+		t.Errorf("buffer %v, want uint8[1000]", b)
+	}
+	src := make([]uint8, 1000)
+	for i := range src {
+		src[i] = uint8(i * 7)
+	}
+	if err := b.UploadUint8(src); err != nil {
+		t.Fatal(err)
+	}
+	v, err := b.Slice(3, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]uint8, 5)
+	if err := v.DownloadUint8(got); err != nil {
+		t.Fatal(err)
+	}
+	for i, g := range got {
+		if g != src[3+i] {
+			t.Errorf("view [3:8] element %d = %d, want %d", i, g, src[3+i])
+		}
+	}
+	c, err := d.NewUint8(1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CopyFrom(b); err != nil {
+		t.Fatal(err)
+	}
+	all := make([]uint8, 1000)
+	if err := c.DownloadUint8(all); err != nil {
+		t.Fatal(err)
+	}
+	for i := range all {
+		if all[i] != src[i] {
+			t.Fatalf("copy element %d = %d, want %d", i, all[i], src[i])
+		}
+	}
+	if err := b.Upload(make([]float32, 1000)); !errors.Is(err, geom.ErrGeometry) {
+		t.Errorf("float32 upload into a uint8 buffer: error %v, want one wrapping geom.ErrGeometry", err)
+	}
+	for _, x := range []*Buffer{b, c} {
+		if err := x.Free(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -1,9 +1,14 @@
-// augment.cu: the training augmentation of a batch (backend.Ops.AugmentBatch).
+// augment.cu: the training augmentation of a batch (backend.Ops.AugmentBatch,
+// backend.Ops.GatherImages).
 //
 // Versions:
 //
 //	augment_batch_v1  one thread per output element: the gather of image
 //	                  rows[i], its random crop with zero padding and flip.
+//	augment_batch_v2  v1 from a uint8 data set: each byte read is
+//	                  standardised through its channel's 256-entry table
+//	                  (a quarter of the memory of a float32 set); pad 0 and
+//	                  no flip make it the plain gather, without the draw.
 //
 // Launch: 1-D over the output (grid.x = ceil(N·C·H·W/256), block.x = 256);
 // the kernel guards its index and never writes out of range. The host
@@ -14,8 +19,8 @@
 // recomputes r = Hash3(seed, step, rows[i]) (SplitMix64's finaliser
 // three times, 64-bit integer arithmetic modulo 2^64) and from it the crop
 // offset (dy, dx) in [0, 2·pad] and the flip bit, exactly as
-// data.Augment.Draw. The output is a copy of a source value or 0, so it
-// equals the CPU's bits.
+// data.Augment.Draw. The output is a copy of a source value (v2: of a
+// table entry) or 0, so it equals the CPU's bits.
 
 #include "common.cuh"
 
@@ -64,5 +69,47 @@ extern "C" __global__ void augment_batch_v1(const float* src, const int* rows, f
   int ys = y + dy - pad;
   float v = 0.0f;
   if (ys >= 0 && ys < H && xs >= 0 && xs < W) v = src[((row * C + ch) * H + ys) * W + xs];
+  dst[i] = v;
+}
+
+// augment_batch_v2 writes dst[i,c,y,x] = lut[c·256 + src[rows[i], c, ys, xs]]
+// at the source position (ys, xs) that augment_batch_v1 reads, 0 where
+// that position is outside the image (the padding is 0 after
+// standardisation, as in v1). The table holds each channel's standardised
+// value of every byte, computed on the host as the CPU backend computes
+// it, so the output is a copy of a table entry: the CPU's bits with no
+// arithmetic on the device. With pad = 0 and flip = 0 the draw is skipped
+// (its offsets would be 0 and no flip): a plain gather and standardisation.
+//
+// Launch: 1-D over N·C·H·W.
+extern "C" __global__ void augment_batch_v2(const unsigned char* src, const float* lut,
+                                            const int* rows, float* dst, int N, int C, int H, int W,
+                                            int pad, int flip, int seed_lo, int seed_hi,
+                                            int step_lo, int step_hi) {
+  // src is (?,C,H,W) bytes, lut is (C,256), rows is (N), dst is (N,C,H,W)
+  int i = global_index();
+  if (i >= N * C * H * W) return;
+  int x = i % W;
+  int y = (i / W) % H;
+  int ch = (i / (W * H)) % C;
+  int n = i / (W * H * C);
+  int row = rows[n];
+  int xs = x;
+  int ys = y;
+  if (pad != 0 || flip != 0) {
+    unsigned long long seed = ((unsigned long long)(unsigned)seed_hi << 32) | (unsigned)seed_lo;
+    unsigned long long step = ((unsigned long long)(unsigned)step_hi << 32) | (unsigned)step_lo;
+    unsigned long long r = hash3(seed, step, (unsigned long long)(long long)row);
+    unsigned long long s = (unsigned long long)(2 * pad + 1);
+    int dy = (int)(((r & 0xffffffffULL) * s) >> 32);
+    int dx = (int)((((r >> 32) & 0x7fffffffULL) * s) >> 31);
+    if (flip != 0 && (r >> 63) == 1) xs = W - 1 - x;
+    xs += dx - pad;
+    ys += dy - pad;
+  }
+  float v = 0.0f;
+  if (ys >= 0 && ys < H && xs >= 0 && xs < W) {
+    v = lut[ch * 256 + src[((row * C + ch) * H + ys) * W + xs]];
+  }
   dst[i] = v;
 }

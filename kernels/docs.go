@@ -101,6 +101,9 @@ var docs = map[string]string{
 	"augment_batch_v1": "dst[i,c,y,x] = src[rows[i],c,y+dy−pad,x'+dx−pad] (x' = W−1−x if flipped, else x), 0 outside " +
 		"the image; (dy, dx, flip bit) from Hash3(seed, step, rows[i]) as data.Augment.Draw, 64-bit integer math " +
 		"(seed and step as 32-bit halves; the host validates rows and pad). 1-D over N·C·H·W.",
+	"augment_batch_v2": "augment_batch_v1 from uint8 src: dst[i,c,y,x] = lut[c·256 + src[rows[i],c,ys,xs]] at v1's " +
+		"source position, 0 outside the image; lut (C,256) is each channel's standardised value of every byte, " +
+		"computed on the host; pad = flip = 0 skips the draw (a plain gather). 1-D over N·C·H·W.",
 	"bn_train_fwd_v1": "batch norm, training: μ = lanesum(x)/M, S = lanesum((x−μ)²), invStd = 1/√(S/M+eps), " +
 		"y = γ·((x−μ)·invStd)+β; save_mean/save_inv_std (each may be null); running statistics " +
 		"(1−m)·r + m·μ and (1−m)·r + m·S/(M−1) (skipped when run_mean is null). Lane sum: thread t adds " +

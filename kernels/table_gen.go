@@ -69,6 +69,26 @@ var All = []Kernel{
 		Doc: docs["augment_batch_v1"],
 	},
 	{
+		Name: "augment_batch_v2", File: "augment.ptx", Source: "augment.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "src", Type: TypePtr, CType: "const unsigned char*"},
+			{Name: "lut", Type: TypePtr, CType: "const float*"},
+			{Name: "rows", Type: TypePtr, CType: "const int*"},
+			{Name: "dst", Type: TypePtr, CType: "float*"},
+			{Name: "N", Type: TypeI32, CType: "int"},
+			{Name: "C", Type: TypeI32, CType: "int"},
+			{Name: "H", Type: TypeI32, CType: "int"},
+			{Name: "W", Type: TypeI32, CType: "int"},
+			{Name: "pad", Type: TypeI32, CType: "int"},
+			{Name: "flip", Type: TypeI32, CType: "int"},
+			{Name: "seed_lo", Type: TypeI32, CType: "int"},
+			{Name: "seed_hi", Type: TypeI32, CType: "int"},
+			{Name: "step_lo", Type: TypeI32, CType: "int"},
+			{Name: "step_hi", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["augment_batch_v2"],
+	},
+	{
 		Name: "avgpool_fwd_v1", File: "avgpool.ptx", Source: "avgpool.cu", Target: "sm_70",
 		Params: []Param{
 			{Name: "x", Type: TypePtr, CType: "const float*"},
