@@ -475,6 +475,11 @@ func (t *timedBackend) AugmentBatch(p backend.AugmentParams, n, c, h, w int, src
 		func() error { return t.be.AugmentBatch(p, n, c, h, w, src, rows, dst) })
 }
 
+func (t *timedBackend) GatherImages(p backend.AugmentParams, n, c, h, w int, lut, src, rows, dst backend.Tensor) error {
+	return t.time(fmt.Sprintf("gather images N=%d,C=%d,H=%d,W=%d", n, c, h, w), 0, 0,
+		func() error { return t.be.GatherImages(p, n, c, h, w, lut, src, rows, dst) })
+}
+
 func (t *timedBackend) DenseForward(n, in, out int, x, w, b, y backend.Tensor) error {
 	return t.time(fmt.Sprintf("dense fwd N=%d,In=%d,Out=%d", n, in, out), 2*float64(n)*float64(in)*float64(out), 1,
 		func() error { return t.be.DenseForward(n, in, out, x, w, b, y) })

@@ -6,8 +6,9 @@ import (
 	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
-// Tensor is a handle to storage owned by a Backend: float32 elements, or
-// int32 for index tensors (labels, argmax, batch indices). On the GPU backend
+// Tensor is a handle to storage owned by a Backend: float32 elements,
+// int32 for index tensors (labels, argmax, batch indices), or uint8 for
+// byte tensors (a data set's pixel bytes, read by GatherImages only). On the GPU backend
 // the storage lives on the device for the tensor's whole life; nothing is
 // copied to the host unless Download is called.
 type Tensor interface {
@@ -139,6 +140,12 @@ type Memory interface {
 	Upload(dst Tensor, src []float32) error
 	// UploadIndex copies len(src) == dst.Len() int32 values into dst.
 	UploadIndex(dst Tensor, src []int32) error
+	// NewByteTensor allocates n uint8 elements set to zero: n bytes, a
+	// quarter of a float32 tensor's. Only UploadBytes, GatherImages (as
+	// its source) and Free take a byte tensor.
+	NewByteTensor(n int) (Tensor, error)
+	// UploadBytes copies len(src) == dst.Len() bytes into the byte tensor dst.
+	UploadBytes(dst Tensor, src []uint8) error
 	// Download copies src (float32) into len(dst) == src.Len() host values.
 	Download(dst []float32, src Tensor) error
 	// Fill sets every element of the float32 tensor t to v.
@@ -288,4 +295,17 @@ type Ops interface {
 	// Gather copies rows: dst[i,:] = src[idx[i],:] for i < idx.Len(), rows of
 	// rowLen elements; src and dst float32, or both int32; idx int32.
 	Gather(rowLen int, src, idx, dst Tensor) error
+
+	// GatherImages assembles a batch of model inputs from a data set kept as
+	// bytes: src is a byte tensor (M,C,H,W), lut float32 (C,256) holds
+	// channel c's input value of every byte, rows int32 (N) the images'
+	// indices in src (each in [0, M)), and dst (N,C,H,W) float32 is
+	// overwritten with
+	//	dst[i] = augment(lut(src[rows[i]]), draw(p.Seed, p.Step, rows[i]))
+	// lut(image)[c,y,x] = lut[c, image[c,y,x]], and augment as AugmentBatch
+	// (padding reads 0); the zero AugmentParams (no crop, no flip) is the
+	// plain gather, looked up. The result is a copy of table entries and
+	// zeros: every backend gives the same bits, those of Gather from the
+	// looked-up set followed by AugmentBatch.
+	GatherImages(p AugmentParams, n, c, h, w int, lut, src, rows, dst Tensor) error
 }

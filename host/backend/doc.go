@@ -13,14 +13,14 @@
 // Every argument is checked once, before any work, by the one layer that
 // can:
 //
-//   - The backend checks the tensor handles (live, its own, float32 or
-//     int32 as the operation wants; an index tensor written to is not a
+//   - The backend checks the tensor handles (live, its own, float32,
+//     int32 or uint8 as the operation wants; an index tensor written to is not a
 //     view) and what only it knows: the values of index tensors (the CPU
 //     backend reads them; the GPU backend checks the range it recorded
 //     when the tensor was filled: gather indices, labels, augmentation
 //     rows), the copies' host slices (CheckCopy), and the sizes of the
 //     passes it runs itself (the CPU backend's ReLU and max-pool chunks,
-//     CountCorrect, Accumulate, Gather, AugmentBatch; the loss it writes:
+//     CountCorrect, Accumulate, Gather, AugmentBatch, GatherImages; the loss it writes:
 //     where a chunk is handed to cpuref, cpuref's check of it holds by
 //     construction).
 //   - The layer below checks the sizes, the geometry and every length

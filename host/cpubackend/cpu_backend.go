@@ -9,12 +9,14 @@ import (
 	"github.com/convtrain/convtrain/host/backend"
 )
 
-// cpuTensor is the CPU backend's Tensor: a host slice of float32 (f) or of
-// int32 (i); exactly one of them is non-nil while the tensor is live.
+// cpuTensor is the CPU backend's Tensor: a host slice of float32 (f), of
+// int32 (i) or of bytes (b); exactly one of them is non-nil while the
+// tensor is live.
 type cpuTensor struct {
 	be     *cpuBackend
 	f      []float32
 	i      []int32
+	b      []uint8
 	n      int
 	freed  bool
 	parent *cpuTensor // the tensor this one views (IndexView); nil for storage of its own
@@ -37,6 +39,7 @@ type cpuBackend struct {
 	// a dropout mask.
 	sl      [][]float32
 	maskBuf []uint8
+	img     []float32            // GatherImages: an image looked up, before its augmentation
 	names   map[nameKey][]string // concatNames
 }
 
@@ -72,6 +75,13 @@ func (be *cpuBackend) NewIndexTensor(n int) (backend.Tensor, error) {
 	return &cpuTensor{be: be, i: make([]int32, n), n: n}, nil
 }
 
+func (be *cpuBackend) NewByteTensor(n int) (backend.Tensor, error) {
+	if err := be.checkNew(n); err != nil {
+		return nil, err
+	}
+	return &cpuTensor{be: be, b: make([]uint8, n), n: n}, nil
+}
+
 func (be *cpuBackend) checkNew(n int) error {
 	if be.closed {
 		return fmt.Errorf("host: cpu backend is closed: %w", backend.ErrTensor)
@@ -91,7 +101,7 @@ func (be *cpuBackend) f32(name string, t backend.Tensor, want int) ([]float32, e
 		return nil, err
 	}
 	if ct.f == nil {
-		return nil, fmt.Errorf("host: %s is an index tensor, want float32: %w", name, backend.ErrTensor)
+		return nil, fmt.Errorf("host: %s is %s tensor, want float32: %w", name, ct.kind(), backend.ErrTensor)
 	}
 	if want >= 0 && ct.n != want {
 		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, ct.n, want, geom.ErrGeometry)
@@ -115,12 +125,38 @@ func (be *cpuBackend) i32(name string, t backend.Tensor, want int) ([]int32, err
 		return nil, err
 	}
 	if ct.i == nil {
-		return nil, fmt.Errorf("host: %s is a float32 tensor, want int32: %w", name, backend.ErrTensor)
+		return nil, fmt.Errorf("host: %s is %s tensor, want int32: %w", name, ct.kind(), backend.ErrTensor)
 	}
 	if want >= 0 && ct.n != want {
 		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, ct.n, want, geom.ErrGeometry)
 	}
 	return ct.i, nil
+}
+
+// kind names t's element type with its article, for errors.
+func (t *cpuTensor) kind() string {
+	switch {
+	case t.i != nil:
+		return "an index"
+	case t.b != nil:
+		return "a byte"
+	}
+	return "a float32"
+}
+
+// u8 is f32 for byte tensors.
+func (be *cpuBackend) u8(name string, t backend.Tensor, want int) ([]uint8, error) {
+	ct, err := be.tensor(name, t)
+	if err != nil {
+		return nil, err
+	}
+	if ct.b == nil {
+		return nil, fmt.Errorf("host: %s is %s tensor, want uint8: %w", name, ct.kind(), backend.ErrTensor)
+	}
+	if want >= 0 && ct.n != want {
+		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, ct.n, want, geom.ErrGeometry)
+	}
+	return ct.b, nil
 }
 
 func (be *cpuBackend) tensor(name string, t backend.Tensor) (*cpuTensor, error) {
@@ -188,6 +224,18 @@ func (be *cpuBackend) UploadIndex(dst backend.Tensor, src []int32) error {
 	return nil
 }
 
+func (be *cpuBackend) UploadBytes(dst backend.Tensor, src []uint8) error {
+	d, err := be.u8("dst", dst, -1)
+	if err != nil {
+		return err
+	}
+	if err := backend.CheckCopy("upload bytes", len(d), len(src)); err != nil {
+		return err
+	}
+	copy(d, src)
+	return nil
+}
+
 func (be *cpuBackend) Download(dst []float32, src backend.Tensor) error {
 	s, err := be.f32("src", src, -1)
 	if err != nil {
@@ -219,7 +267,7 @@ func (be *cpuBackend) Free(t backend.Tensor) error {
 	if ct.parent != nil {
 		return fmt.Errorf("host: free of a view (free the tensor it views): %w", backend.ErrTensor)
 	}
-	ct.f, ct.i, ct.freed = nil, nil, true
+	ct.f, ct.i, ct.b, ct.freed = nil, nil, nil, true
 	return nil
 }
 
@@ -641,6 +689,9 @@ func (be *cpuBackend) Gather(rowLen int, src, idx, dst backend.Tensor) error {
 	d, err := be.tensor("dst", dst)
 	if err != nil {
 		return err
+	}
+	if s.b != nil || d.b != nil {
+		return fmt.Errorf("host: gather: a byte tensor (GatherImages reads them): %w", backend.ErrTensor)
 	}
 	if (s.f == nil) != (d.f == nil) {
 		return fmt.Errorf("host: gather: src and dst have different element types: %w", backend.ErrTensor)

@@ -36,6 +36,7 @@ func TestWrongSizeErrors(t *testing.T) {
 	labels := w.i32([]int32{0, 1, 3})
 	p3, g3, v3 := w.out(7), w.out(7), w.out(7)
 	short := func(m int) pair { return w.out(m - 1) }
+	img, lut, irows := w.u8(make([]uint8, 4*3*4*5)), w.f32(nan(3*256)), w.i32([]int32{3, 0})
 	for _, c := range []struct {
 		op, arg string
 		call    func(be backend.Backend, i int) error
@@ -89,6 +90,12 @@ func TestWrongSizeErrors(t *testing.T) {
 		{"accumulate", "src", func(be backend.Backend, i int) error {
 			return be.Accumulate(p3[i], short(7)[i])
 		}, []pair{p3}},
+		{"gather images", "dst", func(be backend.Backend, i int) error {
+			return be.GatherImages(backend.AugmentParams{Pad: 1, Flip: true}, 2, 3, 4, 5, lut[i], img[i], irows[i], short(2*3*4*5)[i])
+		}, nil},
+		{"gather images", "lut", func(be backend.Backend, i int) error {
+			return be.GatherImages(backend.AugmentParams{}, 2, 3, 4, 5, short(3*256)[i], img[i], irows[i], w.out(2*3*4*5)[i])
+		}, nil},
 	} {
 		for i, be := range w.be {
 			err := c.call(be, i)

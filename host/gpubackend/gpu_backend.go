@@ -9,8 +9,8 @@ import (
 	"github.com/convtrain/convtrain/host/backend"
 )
 
-// gpuTensor is the GPU backend's Tensor: a device buffer of float32 or
-// int32. For an index tensor the backend also records the range [lo, hi]
+// gpuTensor is the GPU backend's Tensor: a device buffer of float32,
+// int32 (index) or uint8 (bytes). For an index tensor the backend also records the range [lo, hi]
 // that every value lies in, known on the host from how the tensor was
 // filled (UploadIndex scans the values it copies; a max-pool argmax indexes
 // its input; a gather copies values of its source); Gather and
@@ -21,6 +21,7 @@ type gpuTensor struct {
 	buf    *gpu.Buffer
 	n      int
 	index  bool
+	bytes  bool
 	lo, hi int32
 	freed  bool
 	parent *gpuTensor // the tensor this one views (IndexView); nil for storage of its own
@@ -107,6 +108,47 @@ func (be *gpuBackend) NewIndexTensor(n int) (backend.Tensor, error) {
 	return t, nil
 }
 
+// NewByteTensor allocates a uint8 device buffer: n bytes (rounded up to
+// the allocator's 256), a quarter of a float32 tensor's.
+func (be *gpuBackend) NewByteTensor(n int) (backend.Tensor, error) {
+	if err := be.checkNew(n); err != nil {
+		return nil, err
+	}
+	b, err := be.dev.NewUint8(n)
+	if err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	t := &gpuTensor{be: be, buf: b, n: n, bytes: true}
+	be.live[t] = struct{}{}
+	return t, nil
+}
+
+// kind names t's element type with its article, for errors.
+func (t *gpuTensor) kind() string {
+	switch {
+	case t.index:
+		return "an index"
+	case t.bytes:
+		return "a byte"
+	}
+	return "a float32"
+}
+
+// u8 is f32 for byte tensors.
+func (be *gpuBackend) u8(name string, t backend.Tensor, want int) (*gpu.Buffer, error) {
+	gt, err := be.tensor(name, t)
+	if err != nil {
+		return nil, err
+	}
+	if !gt.bytes {
+		return nil, fmt.Errorf("host: %s is %s tensor, want uint8: %w", name, gt.kind(), backend.ErrTensor)
+	}
+	if want >= 0 && gt.n != want {
+		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, gt.n, want, geom.ErrGeometry)
+	}
+	return gt.buf, nil
+}
+
 func (be *gpuBackend) checkNew(n int) error {
 	if be.closed {
 		return fmt.Errorf("host: gpu backend is closed: %w", backend.ErrTensor)
@@ -171,8 +213,8 @@ func (be *gpuBackend) f32(name string, t backend.Tensor, want int) (*gpu.Buffer,
 	if err != nil {
 		return nil, err
 	}
-	if gt.index {
-		return nil, fmt.Errorf("host: %s is an index tensor, want float32: %w", name, backend.ErrTensor)
+	if gt.index || gt.bytes {
+		return nil, fmt.Errorf("host: %s is %s tensor, want float32: %w", name, gt.kind(), backend.ErrTensor)
 	}
 	if want >= 0 && gt.n != want {
 		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, gt.n, want, geom.ErrGeometry)
@@ -195,7 +237,7 @@ func (be *gpuBackend) i32(name string, t backend.Tensor, want int) (*gpuTensor, 
 		return nil, err
 	}
 	if !gt.index {
-		return nil, fmt.Errorf("host: %s is a float32 tensor, want int32: %w", name, backend.ErrTensor)
+		return nil, fmt.Errorf("host: %s is %s tensor, want int32: %w", name, gt.kind(), backend.ErrTensor)
 	}
 	if want >= 0 && gt.n != want {
 		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, gt.n, want, geom.ErrGeometry)
@@ -231,6 +273,17 @@ func (be *gpuBackend) UploadIndex(dst backend.Tensor, src []int32) error {
 	}
 	d.lo, d.hi = lo, hi
 	return nil
+}
+
+func (be *gpuBackend) UploadBytes(dst backend.Tensor, src []uint8) error {
+	d, err := be.u8("dst", dst, -1)
+	if err != nil {
+		return err
+	}
+	if err := backend.CheckCopy("upload bytes", d.Len(), len(src)); err != nil {
+		return err
+	}
+	return gpuWrap("upload bytes", d.UploadUint8(src))
 }
 
 func (be *gpuBackend) Download(dst []float32, src backend.Tensor) error {
@@ -714,6 +767,9 @@ func (be *gpuBackend) Gather(rowLen int, src, idx, dst backend.Tensor) error {
 	d, err := be.tensor("dst", dst)
 	if err != nil {
 		return err
+	}
+	if s.bytes || d.bytes {
+		return fmt.Errorf("host: gather: a byte tensor (GatherImages reads them): %w", backend.ErrTensor)
 	}
 	if d.parent != nil {
 		return fmt.Errorf("host: gather: dst is a view (read-only): %w", backend.ErrTensor)

@@ -110,6 +110,22 @@ func (w *twin) i32(x []int32) pair {
 
 func (w *twin) outI32(n int) pair { return w.i32(make([]int32, n)) }
 
+func (w *twin) u8(x []uint8) pair {
+	w.t.Helper()
+	var p pair
+	for i, be := range w.be {
+		tn, err := be.NewByteTensor(len(x))
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		if err := be.UploadBytes(tn, x); err != nil {
+			w.t.Fatal(err)
+		}
+		p[i] = tn
+	}
+	return p
+}
+
 // run calls op on both backends; both must succeed.
 func (w *twin) run(op func(be backend.Backend, i int) error) {
 	w.t.Helper()
@@ -340,9 +356,10 @@ func TestGPUBackendOps(t *testing.T) {
 		w.same("dst (int32 indices)", dst2, 0, 0)
 	})
 
-	testNormPoolOps(t, w, rng)    // norm_test.go
-	testElementwiseOps(t, w, rng) // elementwise_test.go
-	testAugmentOps(t, w, rng)     // augment_test.go
+	testNormPoolOps(t, w, rng)     // norm_test.go
+	testElementwiseOps(t, w, rng)  // elementwise_test.go
+	testAugmentOps(t, w, rng)      // augment_test.go
+	testGatherImagesOps(t, w, rng) // augment_test.go
 }
 
 // TestGPUBackendChecks checks the host-side checks of the GPU backend: bad

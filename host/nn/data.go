@@ -10,11 +10,15 @@ import (
 )
 
 // DeviceSet is a data set resident on a backend, so that a batch is
-// assembled with Gather and nothing but the batch's row indices crosses
-// from the host in a step.
+// assembled with GatherImages and Gather and nothing but the batch's row
+// indices crosses from the host in a step. The images stay bytes, as
+// loaded: the set takes N·C·H·W bytes of the backend's memory for its
+// inputs, a quarter of what their float32 values would take, and each
+// batch is standardised (and augmented) as it is gathered.
 type DeviceSet struct {
 	N       int
-	X       backend.Tensor // (N,C,H,W) standardised inputs
+	Images  backend.Tensor // uint8 (N,C,H,W): the pixel bytes
+	LUT     backend.Tensor // (C,256): channel c's standardised value of every byte
 	Labels  backend.Tensor // int32 (N)
 	Targets backend.Tensor // (N,Classes) one-hot; MSE models only
 }
@@ -25,10 +29,12 @@ func (m *Model) Upload(d *data.Dataset, norm data.Norm) (*DeviceSet, error) {
 	return m.UploadChannels(d, []data.Norm{norm})
 }
 
-// UploadChannels copies d to m's backend, channel c of every image
+// UploadChannels copies d to m's backend, channel c of every image to be
 // standardised with norms[c] (p − Mean)/Std; one norm applies to every
-// channel. The error names a count of norms that is neither 1 nor C and a
-// norm that is not finite or has Std 0.
+// channel. The bytes are uploaded as they are, with the table of each
+// channel's 256 input values (InputTable), which a batch's gather looks
+// them up in. The error names a count of norms that is neither 1 nor C
+// and a norm that is not finite or has Std 0.
 func (m *Model) UploadChannels(d *data.Dataset, norms []data.Norm) (*DeviceSet, error) {
 	if err := d.Check(); err != nil {
 		return nil, err
@@ -53,28 +59,19 @@ func (m *Model) UploadChannels(d *data.Dataset, norms []data.Norm) (*DeviceSet, 
 		return nil, errors.Join(fmt.Errorf("host: upload %q: %w", d.Name, err), s.Free(be))
 	}
 	var err error
-	luts := make([][256]float32, len(norms))
-	for c, norm := range norms {
-		for p := range luts[c] {
-			luts[c][p] = float32((float64(p) - norm.Mean) / norm.Std)
-		}
-	}
-	x := make([]float32, len(d.Images))
-	plane := d.H * d.W
-	for i, p := range d.Images {
-		c := 0
-		if len(luts) > 1 {
-			c = i / plane % d.C
-		}
-		x[i] = luts[c][p]
-	}
-	if s.X, err = be.NewTensor(len(x)); err != nil {
+	if s.Images, err = be.NewByteTensor(len(d.Images)); err != nil {
 		return fail(err)
 	}
-	if err = be.Upload(s.X, x); err != nil {
+	if err = be.UploadBytes(s.Images, d.Images); err != nil {
 		return fail(err)
 	}
-	x = nil
+	lut := InputTable(norms, d.C)
+	if s.LUT, err = be.NewTensor(len(lut)); err != nil {
+		return fail(err)
+	}
+	if err = be.Upload(s.LUT, lut); err != nil {
+		return fail(err)
+	}
 	labels := make([]int32, d.N)
 	for i, l := range d.Labels {
 		labels[i] = int32(l)
@@ -101,10 +98,30 @@ func (m *Model) UploadChannels(d *data.Dataset, norms []data.Norm) (*DeviceSet, 
 	return s, nil
 }
 
+// InputTable returns the model inputs of every byte of each of c
+// channels, (C,256): entry [ch, p] is float32((p − Mean)/Std) of channel
+// ch's norm (norms[ch], or norms[0] for every channel when there is one),
+// computed in float64 and rounded once. A batch's inputs are entries of
+// this table (Backend.GatherImages), so every backend gives them the same
+// bits.
+func InputTable(norms []data.Norm, c int) []float32 {
+	lut := make([]float32, c*256)
+	for ch := range c {
+		norm := norms[0]
+		if len(norms) > 1 {
+			norm = norms[ch]
+		}
+		for p := range 256 {
+			lut[ch*256+p] = float32((float64(p) - norm.Mean) / norm.Std)
+		}
+	}
+	return lut
+}
+
 // Free releases the set's tensors.
 func (s *DeviceSet) Free(be backend.Backend) error {
 	var errs []error
-	for _, t := range []*backend.Tensor{&s.X, &s.Labels, &s.Targets} {
+	for _, t := range []*backend.Tensor{&s.Images, &s.LUT, &s.Labels, &s.Targets} {
 		if *t != nil {
 			errs = append(errs, be.Free(*t))
 			*t = nil
@@ -129,9 +146,17 @@ func (m *Model) Load(b *Batch, s *DeviceSet, rows []int32) error {
 
 // LoadIndexed fills b with the rows of s that the index tensor idx (b.N
 // elements, typically an IndexView of an order uploaded once) names,
-// gathering the images, labels (and targets) on the backend: no copy
-// between host and device, so queued steps run on without waiting.
+// gathering the images (standardised), labels (and targets) on the
+// backend: no copy between host and device, so queued steps run on
+// without waiting. It is LoadAugmented with no augmentation.
 func (m *Model) LoadIndexed(b *Batch, s *DeviceSet, idx backend.Tensor) error {
+	return m.LoadAugmented(b, s, idx, backend.AugmentParams{})
+}
+
+// LoadAugmented is LoadIndexed with each image augmented as it is
+// gathered (Backend.GatherImages with p; the zero p: none), in one pass
+// over the batch.
+func (m *Model) LoadAugmented(b *Batch, s *DeviceSet, idx backend.Tensor, p backend.AugmentParams) error {
 	if idx == nil || idx.Len() != b.N {
 		n := 0
 		if idx != nil {
@@ -139,8 +164,8 @@ func (m *Model) LoadIndexed(b *Batch, s *DeviceSet, idx backend.Tensor) error {
 		}
 		return fmt.Errorf("host: load: %d indices for a batch of %d: %w", n, b.N, backend.ErrTensor)
 	}
-	be := m.be
-	if err := be.Gather(m.InputLen(), s.X, idx, b.X); err != nil {
+	be, sp := m.be, m.spec
+	if err := be.GatherImages(p, b.N, sp.C, sp.H, sp.W, s.LUT, s.Images, idx, b.X); err != nil {
 		return fmt.Errorf("host: load images: %w", err)
 	}
 	if err := be.Gather(1, s.Labels, idx, b.Labels); err != nil {

@@ -11,9 +11,10 @@
 //
 //	Spec, DefaultSpec, Check      the layers and loss; every layer's shape, or an error naming the layer
 //	NewModel                      parameters, gradients and velocities on the backend, initialised from a seed
-//	Model.Upload                  a data.Dataset standardised onto the backend (a DeviceSet)
+//	Model.Upload                  a data.Dataset onto the backend as bytes, with its standardisation table (a DeviceSet)
 //	Model.NewBatch                every activation and gradient of one batch size
-//	Model.Load, LoadIndexed       a batch gathered on the backend from row indices
+//	Model.Load, LoadIndexed       a batch gathered (standardised) on the backend from row indices
+//	Model.LoadAugmented           the same, each image cropped and flipped as it is gathered
 //	Model.TrainStep               Forward (with loss and metrics), Backward, Update
 //
 // Everything a step touches lives on the backend and is allocated before

@@ -584,20 +584,14 @@ func (t *Trainer) newViews() error {
 }
 
 // loadTraining fills b with the training rows that the view idx names,
-// augmented (Config.Augment) on the backend: each image as its row in
-// the training set, the seed and the epoch draw it.
+// augmented (Config.Augment) on the backend as they are gathered: each
+// image as its row in the training set, the seed and the epoch draw it.
 func (t *Trainer) loadTraining(b *nn.Batch, idx backend.Tensor) error {
-	m := t.m
-	if err := m.LoadIndexed(b, t.train, idx); err != nil {
-		return err
+	var p backend.AugmentParams
+	if a := t.cfg.Augment; a != (data.Augment{}) {
+		p = backend.AugmentParams{Pad: a.Pad, Flip: a.Flip, Seed: t.cfg.Seed, Step: uint64(t.epoch)}
 	}
-	a := t.cfg.Augment
-	if a == (data.Augment{}) {
-		return nil
-	}
-	sp := m.Spec()
-	p := backend.AugmentParams{Pad: a.Pad, Flip: a.Flip, Seed: t.cfg.Seed, Step: uint64(t.epoch)}
-	return m.Backend().AugmentBatch(p, b.N, sp.C, sp.H, sp.W, t.train.X, idx, b.X)
+	return t.m.LoadAugmented(b, t.train, idx, p)
 }
 
 // Model is the model being trained.
