@@ -1,6 +1,6 @@
 // Package gpu is the device runtime of convtrain: a Device (a real NVIDIA GPU
-// reached through the CUDA driver API, or the PTX simulator), typed float32
-// and int32 device buffers with a caching allocator, the embedded PTX
+// reached through the CUDA driver API, or the PTX simulator), typed float32,
+// int32 and uint8 device buffers with a caching allocator, the embedded PTX
 // modules of package kernels loaded once per device, and one typed launcher
 // per kernel.
 //

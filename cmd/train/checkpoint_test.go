@@ -387,31 +387,40 @@ func TestRunResumeAdamW(t *testing.T) {
 
 // TestRunResumeSim: on the GPU backend (the PTX simulator), a run
 // interrupted in its second epoch and resumed ends bit-identical to the
-// run straight through. 3 steps of 16 images per epoch, to keep the
-// simulator quick.
+// run straight through, without and with augmentation (each batch
+// gathered from the bytes on the device, cropped and flipped there). 3
+// steps of 16 images per epoch, to keep the simulator quick.
 func TestRunResumeSim(t *testing.T) {
-	dir, tmp := syntheticDir(t), t.TempDir()
-	straight, stopped, resumed := filepath.Join(tmp, "straight.st"), filepath.Join(tmp, "stopped.st"), filepath.Join(tmp, "resumed.st")
-	args := func(more ...string) []string {
-		return append([]string{"-data", dir, "-limit", "48", "-threads", "2", "-device", "sim"}, more...)
+	dir := syntheticDir(t)
+	for _, aug := range []string{"", "crop2,flip"} {
+		t.Run("augment="+aug, func(t *testing.T) {
+			tmp := t.TempDir()
+			straight, stopped, resumed := filepath.Join(tmp, "straight.st"), filepath.Join(tmp, "stopped.st"), filepath.Join(tmp, "resumed.st")
+			args := func(more ...string) []string {
+				return append([]string{"-data", dir, "-limit", "48", "-threads", "2", "-device", "sim"}, more...)
+			}
+			hyper := []string{"-batch", "16", "-epochs", "2", "-model", "conv4x5x5s2,relu,maxpool2,dense10", "-seed", "4"}
+			if aug != "" {
+				hyper = append(hyper, "-augment", aug)
+			}
+			var stdout, stderr bytes.Buffer
+			if err := run(args(append(hyper, "-save", straight)...), &stdout, &stderr); err != nil {
+				t.Fatalf("straight run: %v\n%s", err, stderr.String())
+			}
+			ctx := &countCtx{Context: context.Background()}
+			ctx.n.Store(3 + 7 + 1) // 3 steps, 7 evaluation batches, 1 step
+			if err := runContext(ctx, args(append(hyper, "-save", stopped)...), &stdout, &stderr); exitCode(err) != 130 {
+				t.Fatalf("interrupted run = %v, want exit status 130", err)
+			}
+			if c := mustLoad(t, stopped); c.State.Step != 4 {
+				t.Fatalf("interrupted at step %d, want 4", c.State.Step)
+			}
+			if err := run(args("-resume", stopped, "-save", resumed), &stdout, &stderr); err != nil {
+				t.Fatalf("resumed run: %v\n%s", err, stderr.String())
+			}
+			equalCheckpoints(t, mustLoad(t, straight), mustLoad(t, resumed))
+		})
 	}
-	hyper := []string{"-batch", "16", "-epochs", "2", "-model", "conv4x5x5s2,relu,maxpool2,dense10", "-seed", "4"}
-	var stdout, stderr bytes.Buffer
-	if err := run(args(append(hyper, "-save", straight)...), &stdout, &stderr); err != nil {
-		t.Fatalf("straight run: %v\n%s", err, stderr.String())
-	}
-	ctx := &countCtx{Context: context.Background()}
-	ctx.n.Store(3 + 7 + 1) // 3 steps, 7 evaluation batches, 1 step
-	if err := runContext(ctx, args(append(hyper, "-save", stopped)...), &stdout, &stderr); exitCode(err) != 130 {
-		t.Fatalf("interrupted run = %v, want exit status 130", err)
-	}
-	if c := mustLoad(t, stopped); c.State.Step != 4 {
-		t.Fatalf("interrupted at step %d, want 4", c.State.Step)
-	}
-	if err := run(args("-resume", stopped, "-save", resumed), &stdout, &stderr); err != nil {
-		t.Fatalf("resumed run: %v\n%s", err, stderr.String())
-	}
-	equalCheckpoints(t, mustLoad(t, straight), mustLoad(t, resumed))
 }
 
 func atoi(t *testing.T, s string) int {
