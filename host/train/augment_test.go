@@ -18,8 +18,10 @@ import (
 // the model: each image of the batch is the standardised training image
 // of its row of the epoch's order, cropped and flipped by that row's
 // draw of the run's seed and the epoch, and its one-hot target is that
-// image's label (labels follow their images). The same seed gives the
-// same crops; another seed or epoch gives others.
+// image's label (labels follow their images), on the CPU backend and on
+// the GPU backend on the simulator (which gathers, standardises and
+// augments from the bytes in one kernel). The same seed gives the same
+// crops; another seed or epoch gives others.
 func TestAugmentedBatch(t *testing.T) {
 	const classes, batch = 4, 16
 	trainSet, err := data.Synthetic(64, 12, classes, 1)
@@ -29,8 +31,12 @@ func TestAugmentedBatch(t *testing.T) {
 	aug := data.Augment{Pad: 3, Flip: true}
 	// inputs returns the batch and targets of the given step (from 1) of
 	// the given epoch (from 1), and the order of that epoch.
-	inputs := func(seed uint64, epoch, step int) (x, targets []float32, order []int32) {
-		m, err := nn.NewModel(backendtest.CPU(t), smallSpec(nn.MSELoss, classes), 1)
+	inputs := func(sim bool, seed uint64, epoch, step int) (x, targets []float32, order []int32) {
+		be := backendtest.CPU(t)
+		if sim {
+			be, _ = backendtest.Sim(t)
+		}
+		m, err := nn.NewModel(be, smallSpec(nn.MSELoss, classes), 1)
 		backendtest.MustNil(t, err)
 		defer m.Close()
 		ctx, cancel := context.WithCancel(context.Background())
@@ -58,11 +64,12 @@ func TestAugmentedBatch(t *testing.T) {
 	norm := trainSet.Standardisation()
 	size := trainSet.H * trainSet.W
 	for _, tc := range []struct {
+		sim         bool
 		seed        uint64
 		epoch, step int
-	}{{5, 1, 1}, {5, 2, 3}, {9, 1, 1}} {
-		t.Run(fmt.Sprintf("seed=%d,epoch=%d,step=%d", tc.seed, tc.epoch, tc.step), func(t *testing.T) {
-			x, targets, order := inputs(tc.seed, tc.epoch, tc.step)
+	}{{false, 5, 1, 1}, {false, 5, 2, 3}, {false, 9, 1, 1}, {true, 5, 1, 1}, {true, 9, 2, 2}} {
+		t.Run(fmt.Sprintf("sim=%v,seed=%d,epoch=%d,step=%d", tc.sim, tc.seed, tc.epoch, tc.step), func(t *testing.T) {
+			x, targets, order := inputs(tc.sim, tc.seed, tc.epoch, tc.step)
 			src := make([]float32, size)
 			want := make([]float32, size)
 			for i := range batch {
@@ -81,9 +88,9 @@ func TestAugmentedBatch(t *testing.T) {
 		})
 	}
 	// The same seed gives the same crops; another seed other ones.
-	a, _, _ := inputs(5, 1, 2)
-	b, _, _ := inputs(5, 1, 2)
-	c, _, _ := inputs(6, 1, 2)
+	a, _, _ := inputs(false, 5, 1, 2)
+	b, _, _ := inputs(false, 5, 1, 2)
+	c, _, _ := inputs(false, 6, 1, 2)
 	if !slices.Equal(a, b) {
 		t.Errorf("seed 5 twice gave different augmented batches")
 	}

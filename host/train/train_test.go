@@ -394,45 +394,50 @@ func TestTrainResume(t *testing.T) {
 // ProgressEvery steps and at the end of the epoch the loss sum, the count
 // of correct predictions and the answer of the divergence check (run on
 // the device: no parameter or gradient comes down); then two sums per
-// evaluation batch.
+// evaluation batch. With augmentation too: the crops and flips are drawn
+// on the device.
 func TestTrainerEpochCopies(t *testing.T) {
 	train, err := data.Synthetic(100, 12, 4, 1)
 	backendtest.MustNil(t, err)
 	test, err := data.Synthetic(37, 12, 4, 2)
 	backendtest.MustNil(t, err)
-	be, dev := backendtest.Sim(t)
-	m, err := nn.NewModel(be, smallSpec(nn.SoftmaxCE, 4), 1)
-	backendtest.MustNil(t, err)
-	defer m.Close()
-	reports := 0
-	tr, err := NewTrainer(m, train, test, Config{Epochs: 2, Batch: 16, LR: 0.01, Seed: 3,
-		ProgressEvery: 3, OnProgress: func(Progress) { reports++ }})
-	backendtest.MustNil(t, err)
-	defer tr.Close()
-	for epoch := range 2 {
-		before := dev.MemStats()
-		reports = 0
-		_, err := tr.RunEpoch(context.Background())
-		backendtest.MustNil(t, err)
-		s := dev.MemStats()
-		// The first epoch also uploads, once per trainer, the device
-		// tables of the optimiser (6 words of 8 bytes per parameter) and
-		// of the divergence check (3 words per value and per gradient).
-		want := int64(4 * 100)
-		if epoch == 0 {
-			want += int64(len(m.Params())) * (6*8 + 2*3*8)
-		}
-		if up := s.HtoDBytes - before.HtoDBytes; up != want {
-			t.Errorf("epoch %d: %d bytes uploaded, want %d (the order of the 100 images, the tables)", epoch+1, up, want)
-		}
-		// 6 steps, reports after steps 3 and 6, then the end of the epoch:
-		// three checks, two sums and the check's answer each; two evaluation
-		// batches (16 and 21).
-		if reports != 2 {
-			t.Errorf("epoch %d: %d progress reports, want 2", epoch+1, reports)
-		}
-		if down, want := s.DtoHBytes-before.DtoHBytes, int64(3*4*3+4*2*2); down != want {
-			t.Errorf("epoch %d: %d bytes downloaded, want %d", epoch+1, down, want)
-		}
+	for _, aug := range []data.Augment{{}, {Pad: 2, Flip: true}} {
+		t.Run("augment="+aug.String(), func(t *testing.T) {
+			be, dev := backendtest.Sim(t)
+			m, err := nn.NewModel(be, smallSpec(nn.SoftmaxCE, 4), 1)
+			backendtest.MustNil(t, err)
+			defer m.Close()
+			reports := 0
+			tr, err := NewTrainer(m, train, test, Config{Epochs: 2, Batch: 16, LR: 0.01, Seed: 3, Augment: aug,
+				ProgressEvery: 3, OnProgress: func(Progress) { reports++ }})
+			backendtest.MustNil(t, err)
+			defer tr.Close()
+			for epoch := range 2 {
+				before := dev.MemStats()
+				reports = 0
+				_, err := tr.RunEpoch(context.Background())
+				backendtest.MustNil(t, err)
+				s := dev.MemStats()
+				// The first epoch also uploads, once per trainer, the device
+				// tables of the optimiser (6 words of 8 bytes per parameter) and
+				// of the divergence check (3 words per value and per gradient).
+				want := int64(4 * 100)
+				if epoch == 0 {
+					want += int64(len(m.Params())) * (6*8 + 2*3*8)
+				}
+				if up := s.HtoDBytes - before.HtoDBytes; up != want {
+					t.Errorf("epoch %d: %d bytes uploaded, want %d (the order of the 100 images, the tables)", epoch+1, up, want)
+				}
+				// 6 steps, reports after steps 3 and 6, then the end of the epoch:
+				// three checks, two sums and the check's answer each; two evaluation
+				// batches (16 and 21).
+				if reports != 2 {
+					t.Errorf("epoch %d: %d progress reports, want 2", epoch+1, reports)
+				}
+				if down, want := s.DtoHBytes-before.DtoHBytes, int64(3*4*3+4*2*2); down != want {
+					t.Errorf("epoch %d: %d bytes downloaded, want %d", epoch+1, down, want)
+				}
+			}
+		})
 	}
 }
