@@ -63,7 +63,8 @@ func TestBenchSim(t *testing.T) {
 	}
 	// One training step of the default network: 2 conv layers (the first
 	// needs no input gradient), 2 pools, 2 ReLUs, 1 dense, the loss and
-	// one SGD update of all 6 parameters, after gathering the images and
+	// one SGD update of all 6 parameters, after gathering the images (from
+	// the set's bytes, standardised on the way: augment_batch_v2) and the
 	// labels. (The dispatcher picks a conv kernel version per shape; at
 	// batch 2, conv2's weight gradient splits its 16 k-tiles in two, so
 	// conv2d_bwd_filter_v2_reduce follows it: 3 bwd-filter launches with
@@ -87,7 +88,7 @@ func TestBenchSim(t *testing.T) {
 		"conv2d_fwd": 2, "conv2d_bwd_filter": 3, "conv2d_bwd_data": 1,
 		"conv2d_bwd_bias": 2, "maxpool_fwd": 2, "maxpool_bwd": 2, "relu_fwd": direct, "relu_bwd": 2,
 		"dense_fwd": 1, "dense_bwd_data": 1, "dense_bwd_weight": 1, "softmax_ce": 0, "softmax_ce_mean": 1,
-		"sgd_momentum": 0, "sgd_momentum_multi": 1, "gather_rows_f32": 1, "gather_rows_i32": 1,
+		"sgd_momentum": 0, "sgd_momentum_multi": 1, "gather_rows_f32": 0, "augment_batch": 1, "gather_rows_i32": 1,
 	} {
 		if launches[kernel] != want {
 			t.Errorf("kernel %s: %d launches in the table, want %d", kernel, launches[kernel], want)
