@@ -6,7 +6,7 @@ import (
 	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
-// Launcher of the augmentation kernel of kernels/augment.cu.
+// Launchers of the augmentation kernels of kernels/augment.cu.
 
 // MaxAugmentPad bounds the padding of AugmentBatch (host/data's bound).
 const MaxAugmentPad = 64
