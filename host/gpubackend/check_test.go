@@ -91,10 +91,10 @@ func TestWrongSizeErrors(t *testing.T) {
 			return be.Accumulate(p3[i], short(7)[i])
 		}, []pair{p3}},
 		{"gather images", "dst", func(be backend.Backend, i int) error {
-			return be.GatherImages(backend.AugmentParams{Pad: 1, Flip: true}, 2, 3, 4, 5, lut[i], img[i], irows[i], short(2*3*4*5)[i])
+			return be.GatherImages(backend.AugmentParams{Pad: 1, Flip: true}, 2, 3, 4, 5, lut[i], img[i], irows[i], short(2 * 3 * 4 * 5)[i])
 		}, nil},
 		{"gather images", "lut", func(be backend.Backend, i int) error {
-			return be.GatherImages(backend.AugmentParams{}, 2, 3, 4, 5, short(3*256)[i], img[i], irows[i], w.out(2*3*4*5)[i])
+			return be.GatherImages(backend.AugmentParams{}, 2, 3, 4, 5, short(3 * 256)[i], img[i], irows[i], w.out(2 * 3 * 4 * 5)[i])
 		}, nil},
 	} {
 		for i, be := range w.be {
