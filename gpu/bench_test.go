@@ -363,14 +363,13 @@ func BenchmarkConvSuite(b *testing.B) {
 					c := newConvBufs(b, d, g)
 					for _, a := range d.ConvAlgos() {
 						for p := ConvPass(0); p < numConvPasses; p++ {
-							if !a.HasPass(p) {
-								continue // the BF16 algorithm: forward only
-							}
 							name := fmt.Sprintf("shape=%s/N=%d/pass=%v/algo=%v", s.name, n, p, a)
-							pick, _ := variantOf(passKernel(a, p, g))
+							pick, _ := variantOf(d.kernelFor(a, p, g))
 							benchConvCase(b, d, name, pick, g, c, false)
 							for _, v := range benchAlternatives(pick, g) {
-								benchConvCase(b, d, name+"-"+v.version(), v, g, c, true)
+								if d.fns[v.id] != nil { // FP32's v11 needs sm_80
+									benchConvCase(b, d, name+"-"+v.version(), v, g, c, true)
+								}
 							}
 						}
 					}

@@ -282,6 +282,9 @@ func testConvBackwardData(t *testing.T, d *Device, a ConvAlgo, id kernelID, kind
 				t.Fatal(err)
 			}
 			got := h.read(dx)
+			if a == ConvIGemmBF16 {
+				dy, w = bf16Ref(dy), bf16Ref(w)
+			}
 			if kind == "int" {
 				want := make([]float32, g.XLen())
 				if err := cpuref.Conv2DBackwardDataDirect(g, dy, w, want); err != nil {
@@ -317,6 +320,9 @@ func testConvBackwardFilter(t *testing.T, d *Device, a ConvAlgo, id kernelID, ki
 				t.Fatal(err)
 			}
 			got := h.read(dw)
+			if a == ConvIGemmBF16 {
+				x, dy = bf16Ref(x), bf16Ref(dy)
+			}
 			if kind == "int" {
 				want := make([]float32, g.WLen())
 				if err := cpuref.Conv2DBackwardFilterDirect(g, x, dy, want); err != nil {

@@ -113,6 +113,8 @@ var plainConformance = []conformanceCase{
 	{"fill_f32_v1", []string{"fill_f32_v1"}, testFill},
 	{"pack_nhwc_bf16_v1", []string{"pack_nhwc_bf16_v1"}, testPackBF16},
 	{"pack_nhwc_tf32_v1", []string{"pack_nhwc_tf32_v1"}, testPackTF32},
+	{"pack_crsk_flip_bf16_v1", []string{"pack_crsk_flip_bf16_v1"}, testPackFlipBF16},
+	{"pack_crsk_flip_tf32_v1", []string{"pack_crsk_flip_tf32_v1"}, testPackFlipTF32},
 }
 
 func init() {
@@ -251,41 +253,36 @@ func testDeterminism(t *testing.T, d *Device) {
 	if s, _ := wgradSplits(g); s < 2 {
 		t.Fatalf("wgradSplits(%v) = %d, want a split", g, s)
 	}
-	for _, a := range d.ConvAlgos() {
-		if a == ConvDirect {
-			continue // in bitCases
+	// Every implicit-GEMM variant the device runs (the packed kernels'
+	// split-K too: 1024 rows in 16-row or 32-row k-tiles split).
+	for _, v := range convVariants {
+		if v.algo == ConvDirect || d.fns[v.id] == nil {
+			continue // the direct kernels are in bitCases
 		}
-		if a == ConvIGemmBF16 { // forward only
-			cases = append(cases, bitCase{a.KernelName(ConvFwd), []int{g.XLen(), g.WLen(), g.K}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+		switch {
+		case v.pass == ConvFwd:
+			cases = append(cases, bitCase{v.name, []int{g.XLen(), g.WLen(), g.K}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
 				y := h.out("y", g.YLen())
-				return []*Buffer{y}, d.runConv(a, ConvFwd, g, h.in("x", in[0]), h.in("w", in[1]), h.in("b", in[2]), y, false)
+				return []*Buffer{y}, d.runFwd(v.id, g, h.in("x", in[0]), h.in("w", in[1]), h.in("b", in[2]), y, false)
 			}})
-			continue
-		}
-		if a == ConvIGemmBF16 { // forward only
-			cases = append(cases, bitCase{a.KernelName(ConvFwd), []int{g.XLen(), g.WLen(), g.K}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
-				y := h.out("y", g.YLen())
-				return []*Buffer{y}, d.runConv(a, ConvFwd, g, h.in("x", in[0]), h.in("w", in[1]), h.in("b", in[2]), y, false)
+		case v.pass == ConvBwdData:
+			gg := g
+			if v.strided || packedConvs[v.id] != (packedConv{}) {
+				gg = g2 // the phase-decomposed kernels; the packed ones with their stride handling
+			}
+			cases = append(cases, bitCase{v.name, []int{gg.YLen(), gg.WLen()}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+				dx := h.out("dx", gg.XLen())
+				return []*Buffer{dx}, d.runDgrad(v.id, gg, h.in("dy", in[0]), h.in("w", in[1]), dx)
 			}})
-			continue
-		}
-		cases = append(cases,
-			bitCase{a.KernelName(ConvBwdFilter), []int{g.XLen(), g.YLen()}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
+		default:
+			cases = append(cases, bitCase{v.name, []int{g.XLen(), g.YLen()}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
 				dw := h.out("dw", g.WLen())
-				return []*Buffer{dw}, d.runConv(a, ConvBwdFilter, g, h.in("x", in[0]), h.in("dy", in[1]), nil, dw, false)
-			}},
-			bitCase{a.KernelName(ConvFwd), []int{g.XLen(), g.WLen(), g.K}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
-				y := h.out("y", g.YLen())
-				return []*Buffer{y}, d.runConv(a, ConvFwd, g, h.in("x", in[0]), h.in("w", in[1]), h.in("b", in[2]), y, false)
-			}},
-			bitCase{a.KernelName(ConvBwdData), []int{g.YLen(), g.WLen()}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
-				dx := h.out("dx", g.XLen())
-				return []*Buffer{dx}, d.runConv(a, ConvBwdData, g, h.in("dy", in[0]), h.in("w", in[1]), nil, dx, false)
-			}},
-			bitCase{kernelTable[convVariantFor(a, ConvBwdData, false, true)].name, []int{g2.YLen(), g2.WLen()}, func(d *Device, h *harness, in [][]float32) ([]*Buffer, error) {
-				dx := h.out("dx", g2.XLen())
-				return []*Buffer{dx}, d.runDgrad(convVariantFor(a, ConvBwdData, false, true), g2, h.in("dy", in[0]), h.in("w", in[1]), dx)
+				return []*Buffer{dw}, d.runWgrad(v.id, g, h.in("x", in[0]), h.in("dy", in[1]), dw)
 			}})
+		}
+	}
+	if s, _ := pipeWgradSplits(g, bf16BK, packedChans(g.C, 8)); s < 2 {
+		t.Fatalf("pipeWgradSplits(%v) = %d, want a split", g, s)
 	}
 	for _, c := range cases {
 		t.Run("kernel="+c.name, func(t *testing.T) {

@@ -21,13 +21,16 @@ const (
 	// error of a result is then at most about 2⁻¹⁰·Σ|terms| more than
 	// FP32's. Opt-in.
 	TF32
-	// BF16 runs the forward convolution on BF16 tensor cores (mma.sync
-	// m16n8k16 .bf16, compute capability 8.0 and newer): x and w are
-	// rounded to bfloat16 (8 significant bits, to nearest, ties to even:
-	// cpuref.RoundBF16), the products are exact and summed in float32, the
-	// bias is added in float32. The error of a result is then at most
-	// about 2⁻⁸·Σ|terms| more than FP32's. The backward passes have no
-	// BF16 kernel yet and run TF32. Opt-in.
+	// BF16 runs the convolutions on BF16 tensor cores (mma.sync m16n8k16
+	// .bf16, compute capability 8.0 and newer; the v7, v9 and v10
+	// kernels): the operands of each pass (x and w forward, dy and w
+	// backward-data, x and dy backward-filter) are rounded to bfloat16 (8
+	// significant bits, to nearest, ties to even: cpuref.RoundBF16), the
+	// products are exact and summed in float32, the bias is added in
+	// float32; weights, gradients and optimiser state stay float32 (the
+	// mixed-precision recipe of PyTorch's bf16 autocast, without loss
+	// scaling). The error of a result is then at most about 2⁻⁸·Σ|terms|
+	// more than FP32's. Opt-in.
 	BF16
 )
 
@@ -138,11 +141,13 @@ const (
 	// (phase-decomposed bwd-data for strides > 1) and v6 (128×128 tiles).
 	ConvIGemm
 	// ConvIGemmTF32 is the v3 and v5 kernels: the same implicit GEMM on
-	// tensor cores (TF32; sm_80 and newer).
+	// tensor cores (TF32; sm_80 and newer), and beside them v8, v9 and v10,
+	// TF32 on the packed channels-last cp.async pipeline, which the
+	// dispatcher runs where pipeWins.
 	ConvIGemmTF32
-	// ConvIGemmBF16 is the v7 forward kernel: an implicit GEMM on BF16
-	// tensor cores over channels-last bfloat16 copies of x and w (sm_80
-	// and newer). It has no backward kernels (KernelName is "" there).
+	// ConvIGemmBF16 is the v7 (forward), v9 (backward-data) and v10
+	// (backward-filter) kernels: implicit GEMMs on BF16 tensor cores over
+	// channels-last bfloat16 copies of their operands (sm_80 and newer).
 	ConvIGemmBF16
 	numConvAlgos
 )
@@ -162,7 +167,7 @@ func (a ConvAlgo) String() string {
 }
 
 // KernelName is the name of the basic kernel of pass p of algorithm a
-// (v1, v2, v3 or v7), "" where a has no kernel for p; ConvKernelFor names
+// (v1, v2, v3; BF16: v7, v9, v10), "" where a has no kernel for p; ConvKernelFor names
 // the one a shape actually runs.
 func (a ConvAlgo) KernelName(p ConvPass) string {
 	if !a.HasPass(p) {
@@ -172,7 +177,7 @@ func (a ConvAlgo) KernelName(p ConvPass) string {
 }
 
 // HasPass reports whether algorithm a has a kernel for pass p (every
-// algorithm but ConvIGemmBF16 has all three).
+// algorithm has all three).
 func (a ConvAlgo) HasPass(p ConvPass) bool {
 	return a >= 0 && a < numConvAlgos && p >= 0 && p < numConvPasses && basicKernel(a, p) >= 0
 }
@@ -222,15 +227,18 @@ const (
 //
 // and the tile utilisation u = M/(128·⌈M/128⌉) · N/(64·⌈N/64⌉), the rule is
 //
-//	if u < 1/8 or L < 16:                                   ConvDirect
-//	else if the precision is BF16 and p is forward:          ConvIGemmBF16
-//	else if the precision is TF32 or BF16 (sm_80+):          ConvIGemmTF32
-//	else:                                                   ConvIGemm
+//	if u < 1/8 or L < 16:                                            ConvDirect
+//	else if the precision is BF16 and the packed copies fit:         ConvIGemmBF16
+//	else if the precision is TF32 or BF16 (sm_80+):                   ConvIGemmTF32
+//	else:                                                            ConvIGemm
 //
-// Within an algorithm the kernel follows the shape (ConvKernelFor): the
-// FP32 implicit GEMM runs 128×128 tiles (v6, the same bits) when its N
-// side is ≥ 128 and at most 1/8 padding, and bwd-data with a stride > 1
-// runs the phase-decomposed kernels (v4, v5, v6 strided).
+// where the packed copies fit when each channels-last copy of the pass
+// (packedFits) has fewer than 2³¹ elements. Within an algorithm the kernel
+// follows the shape (ConvKernelFor): the FP32 implicit GEMM runs 128×128
+// tiles (v6, the same bits) when its N side is ≥ 128 and at most 1/8
+// padding, bwd-data with a stride > 1 runs the phase-decomposed kernels
+// (v4, v5, v6 strided), and TF32 runs its packed-pipeline kernel of the
+// pass (v8, v9, v10) in place of v3/v5 where pipeWins.
 //
 // The thresholds come from the simulator's instructions per useful FMA
 // (BENCHMARKS.md, "Kernels"): at u = 1/8 the FP32 implicit GEMM executes
@@ -265,7 +273,7 @@ func (d *Device) convAlgoFor(p ConvPass, g geom.ConvGeom) ConvAlgo {
 	switch {
 	case m < 1 || n < 1 || tileUtil(m, n) < igemmMinUtil || k < igemmMinK:
 		return ConvDirect
-	case d.precision == BF16 && ConvIGemmBF16.HasPass(p) && d.convAlgoAvailable(ConvIGemmBF16):
+	case d.precision == BF16 && ConvIGemmBF16.HasPass(p) && d.convAlgoAvailable(ConvIGemmBF16) && packedFits(p, g, packedBF16.chanAlign):
 		return ConvIGemmBF16
 	case (d.precision == TF32 || d.precision == BF16) && d.convAlgoAvailable(ConvIGemmTF32):
 		return ConvIGemmTF32
@@ -273,6 +281,108 @@ func (d *Device) convAlgoFor(p ConvPass, g geom.ConvGeom) ConvAlgo {
 		return ConvIGemm
 	}
 	return ConvDirect
+}
+
+// The packed-pipeline kernels beside the TF32 v3/v5 kernels. TF32 has two
+// kernels for each pass: v3 (bwd-data with a stride > 1: v5), which reads
+// the caller's NCHW/KCRS float32 buffers, and v8 (forward), v9 (bwd-data)
+// or v10 (bwd-filter), which first packs its operands channels-last
+// (packing kernels, about one read and one write of each operand) and
+// then runs the cp.async/ldmatrix pipeline on 128×128 tiles with k padded
+// to the 16-byte chunk (C or K rounded up to a multiple of 4). The
+// dispatcher takes the packed kernel (pipeWins) when
+//
+//	the device has loaded it (its minimum compute capability, convVariants),
+//	its packed copies fit (packedFits), and
+//	issue(packed) ≤ issue(v3 or v5),
+//
+// with issue(kernel) = HMMAs · (1 + mmaOther[kernel]) the issue slots of
+// its main loops: the HMMA count of its padded tiles (tensorMMAs: every
+// block tile's M×N×K over the MACs of one mma) times one plus its main
+// loop's other SASS instructions per HMMA (RESOURCES.md). v5 counts one
+// GEMM per stride phase over ⌈R/sh⌉·⌈S/sw⌉ taps; v9 counts every tap (it
+// multiplies the zeros a stride leaves). The packing launches and the SM
+// fill are left out. A function of the shape only, so the bits of a
+// result do not depend on the device beyond its compute capability.
+
+// pipeKernel is the packed-pipeline kernel of pass p of algorithm a (−1
+// for none): every kernel of ConvIGemmBF16, v8/v9/v10 of ConvIGemmTF32.
+func pipeKernel(a ConvAlgo, p ConvPass) kernelID {
+	for _, v := range convVariants {
+		if _, packed := packedConvs[v.id]; packed && v.algo == a && v.pass == p {
+			return v.id
+		}
+	}
+	return -1
+}
+
+// pipeWins reports whether packed kernel pk runs pass g in place of
+// kernel id (the rule above).
+func pipeWins(pk, id kernelID, g geom.ConvGeom) bool {
+	v, _ := variantOf(pk)
+	if !packedFits(v.pass, g, packedConvs[pk].chanAlign) {
+		return false
+	}
+	return tensorIssue(pk, g) <= tensorIssue(id, g)
+}
+
+// mmaOther is the main loop's other SASS instructions per HMMA of each
+// tensor-core kernel on sm_80 (ptxas 13.0; kernels/RESOURCES.md, "SASS
+// mix", column other; TestMMAOther checks them).
+var mmaOther = map[kernelID]float64{
+	kConvFwdTF32:            13.00,
+	kConvBwdDataTF32:        29.38,
+	kConvBwdFilterTF32:      24.38,
+	kConvBwdDataStridedTF32: 21.00,
+	kConvFwdBF16:            2.75,
+	kConvFwdTF32Pipe:        2.75,
+	kConvBwdDataBF16:        4.34,
+	kConvBwdFilterBF16:      3.72,
+	kConvBwdDataTF32Pipe:    4.34,
+	kConvBwdFilterTF32Pipe:  4.61,
+}
+
+// tensorIssue is the issue-slot estimate HMMAs·(1 + mmaOther) of tensor
+// kernel id on g.
+func tensorIssue(id kernelID, g geom.ConvGeom) float64 {
+	return float64(tensorMMAs(id, g)) * (1 + mmaOther[id])
+}
+
+// tensorMMAs is the mma.sync count of tensor kernel id on g over its
+// padded block tiles: ⌈M/BM⌉·⌈N/BN⌉·⌈L/BK⌉·BM·BN·BK multiply-adds (per
+// stride phase for v5) over the 1024 of an m16n8k8 tf32 mma or the 2048
+// of an m16n8k16 bf16 one.
+func tensorMMAs(id kernelID, g geom.ConvGeom) int {
+	v, _ := variantOf(id)
+	var m, n, l int
+	phases := 1
+	pc, packed := packedConvs[id]
+	cp, kp := g.C, g.K
+	if packed {
+		cp, kp = packedChans(g.C, pc.chanAlign), packedChans(g.K, pc.chanAlign)
+	}
+	switch v.pass {
+	case ConvFwd:
+		m, n, l = g.N*g.P()*g.Q(), g.K, g.R*g.S*cp
+	case ConvBwdData:
+		m, n, l = g.N*g.H*g.W, g.C, g.R*g.S*kp
+		if v.strided {
+			phases = g.StrideH * g.StrideW
+			m = g.N * ceilDiv(g.H, g.StrideH) * ceilDiv(g.W, g.StrideW)
+			l = g.K * ceilDiv(g.R, g.StrideH) * ceilDiv(g.S, g.StrideW)
+		}
+	default:
+		m, n, l = g.C*g.R*g.S, g.K, g.N*g.P()*g.Q()
+		if packed {
+			m, n = g.K, g.R*g.S*cp
+		}
+	}
+	t := v.tile
+	macs := 1024
+	if v.precision == BF16 {
+		macs = 2048
+	}
+	return ceilDiv(m, t.M) * ceilDiv(n, t.N) * ceilDiv(l, t.K) * phases * (t.M * t.N * t.K / macs)
 }
 
 // The SM-fill model. A launch of B blocks, of which each SM runs o at a
@@ -289,6 +399,11 @@ const (
 	sm90RegsPerSM    = 65536
 	sm90ThreadsPerSM = 2048
 )
+
+// pipeBlocksPerSM is the occupancy of the packed-pipeline kernels
+// (v7–v10: __launch_bounds__(128, 2), 48 KiB of shared memory a block) on
+// the nominal device.
+const pipeBlocksPerSM = 2
 
 // igemmBlocksPerSM is the occupancy of the FP32 implicit-GEMM kernels on
 // the nominal device, from their registers per thread in

@@ -56,10 +56,10 @@ func testConvDispatch(t *testing.T, d *Device) {
 				want := ConvDirect
 				if c.big {
 					want = ConvIGemm
-					switch {
-					case prec == BF16 && c.pass == ConvFwd:
+					switch prec {
+					case BF16:
 						want = ConvIGemmBF16
-					case prec == TF32 || prec == BF16: // no BF16 backward kernels: TF32
+					case TF32:
 						want = ConvIGemmTF32
 					}
 				}
@@ -85,7 +85,17 @@ func testConvDispatch(t *testing.T, d *Device) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				name := want.KernelName(c.pass)
+				// The kernel: the shape's variant of the algorithm, or (TF32)
+				// its packed kernel where pipeWins (TestPipeWins checks that
+				// rule); BF16 has only packed kernels.
+				id := [...]func(ConvAlgo, geom.ConvGeom) kernelID{fwdKernel, dgradKernel, wgradKernel}[c.pass](want, g)
+				if pk := pipeKernel(want, c.pass); want == ConvIGemmTF32 && pipeWins(pk, id, g) {
+					id = pk
+				}
+				name := kernelTable[id].name
+				if got := d.ConvKernelFor(c.pass, g); got != name {
+					t.Errorf("ConvKernelFor(%v, %v) = %s, want %s", c.pass, g, got, name)
+				}
 				if st := d.KernelStats(); st[name].Launches != 1 {
 					t.Errorf("kernel %s launched %d times, want 1 (launched: %v)", name, st[name].Launches, st)
 				}
@@ -228,5 +238,61 @@ func testWideSameBits(t *testing.T, d *Device, v convVariant) {
 			}
 			sameBits(t, kernelTable[c.wide].name+" vs "+kernelTable[c.plain].name, outs[1:], outs[:1])
 		})
+	}
+}
+
+// TestPipeWins checks the TF32 dispatcher's choice between v3/v5 and the
+// packed kernels v8/v9/v10 on shapes worked by hand (tensorMMAs: padded
+// tiles × MMAs per tile; issue = MMAs·(1 + mmaOther)).
+func TestPipeWins(t *testing.T) {
+	for _, c := range []struct {
+		pass     ConvPass
+		g        geom.ConvGeom
+		mmas3    int // v3/v5
+		mmasPipe int // v8/v9/v10
+		pipe     bool
+	}{
+		// MNIST conv1 (C = 1): v3 288·1·⌈25/8⌉ tiles of 64 MMAs; v8 pads C
+		// to 4, 288·1·⌈100/16⌉ tiles of 256: 73728·14 < 516096·3.75.
+		{ConvFwd, cg(64, 1, 28, 28, 32, 5, 5, 1, 1, 0, 0), 288 * 4 * 64, 288 * 7 * 256, false},
+		// ResNet 3×3, 64 channels: v3 196·1·72·64; v8 196·1·36·256.
+		{ConvFwd, cg(8, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1), 196 * 72 * 64, 196 * 36 * 256, true},
+		// bwd-data, stride 1: v3 196·1·72·64 against v9 196·1·36·256.
+		{ConvBwdData, cg(8, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1), 196 * 72 * 64, 196 * 36 * 256, true},
+		// bwd-data, a 1×1 stride-2 projection (C = 64, K = 128, 28×28 → 14×14):
+		// v5 4 phases of ⌈8·14·14/128⌉ = 13 M tiles × ⌈128/8⌉ k-tiles; v9
+		// multiplies the zero taps: ⌈8·784/128⌉ = 49 M tiles × ⌈128/16⌉,
+		// twice v5's MMAs but a quarter of its other instructions per MMA.
+		{ConvBwdData, cg(8, 64, 28, 28, 128, 1, 1, 2, 2, 0, 0), 4 * 13 * 16 * 64, 49 * 8 * 256, true},
+		// bwd-data with K = 3 filters: v3 ⌈27/8⌉ = 4 k-tiles of 64 MMAs on
+		// 196 M tiles, v9 pads K to 4: ⌈36/16⌉ = 3 of 256, 3× the MMAs at
+		// a sixth of v3's issue slots per MMA.
+		{ConvBwdData, cg(8, 64, 56, 56, 3, 3, 3, 1, 1, 1, 1), 196 * 4 * 64, 196 * 3 * 256, true},
+		// bwd-filter: v3 M = C·R·S = 576 (5 tiles) × N = 64 (1) × ⌈25088/8⌉;
+		// v10 M = K = 64 (1) × N = 9·64 (5) × ⌈25088/16⌉.
+		{ConvBwdFilter, cg(8, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1), 5 * 3136 * 64, 5 * 1568 * 256, true},
+	} {
+		t.Run(kv("pass", c.pass)+"/"+c.g.String(), func(t *testing.T) {
+			id := [...]func(ConvAlgo, geom.ConvGeom) kernelID{fwdKernel, dgradKernel, wgradKernel}[c.pass](ConvIGemmTF32, c.g)
+			pk := pipeKernel(ConvIGemmTF32, c.pass)
+			if got := tensorMMAs(id, c.g); got != c.mmas3 {
+				t.Errorf("tensorMMAs(%s) = %d, want %d", kernelName(id), got, c.mmas3)
+			}
+			if got := tensorMMAs(pk, c.g); got != c.mmasPipe {
+				t.Errorf("tensorMMAs(%s) = %d, want %d", kernelName(pk), got, c.mmasPipe)
+			}
+			want := float64(c.mmasPipe)*(1+mmaOther[pk]) <= float64(c.mmas3)*(1+mmaOther[id])
+			if want != c.pipe {
+				t.Fatalf("the worked case says pipe = %v, the figures %v", c.pipe, want)
+			}
+			if got := pipeWins(pk, id, c.g); got != c.pipe {
+				t.Errorf("pipeWins(%s, %s) = %v, want %v", kernelName(pk), kernelName(id), got, c.pipe)
+			}
+		})
+	}
+	// Packed copies that do not fit: never the packed kernel.
+	huge := cg(1<<16, 3, 128, 128, 8, 3, 3, 1, 1, 1, 1)
+	if pipeWins(kConvFwdTF32Pipe, kConvFwdTF32, huge) {
+		t.Errorf("pipeWins on %v, whose channels-last x has 2^16·128·128·4 elements", huge)
 	}
 }

@@ -61,6 +61,8 @@ const (
 	kAdamMulti
 	kNonFiniteFirst
 	kSoftmaxCEMean
+	kPackCRSKFlipBF16
+	kPackCRSKFlipTF32
 	numPlainKernels
 )
 
@@ -110,6 +112,8 @@ var plainKernels = [numPlainKernels]string{
 	kAdamMulti:           "adam_multi_v1",
 	kNonFiniteFirst:      "nonfinite_first_v1",
 	kSoftmaxCEMean:       "softmax_ce_mean_v1",
+	kPackCRSKFlipBF16:    "pack_crsk_flip_bf16_v1",
+	kPackCRSKFlipTF32:    "pack_crsk_flip_tf32_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

@@ -42,6 +42,17 @@ func wgradKernel(a ConvAlgo, g geom.ConvGeom) kernelID {
 	return convVariantFor(a, ConvBwdFilter, useWide(g.K), false)
 }
 
+// kernelFor is the kernel that pass p of algorithm a runs for g on this
+// device: the shape's variant (passKernel), or
+// the algorithm's packed-pipeline variant (pipeKernel) where pipeWins.
+func (d *Device) kernelFor(a ConvAlgo, p ConvPass, g geom.ConvGeom) kernelID {
+	id := passKernel(a, p, g)
+	if pk := pipeKernel(a, p); pk >= 0 && pk != id && d.fns[pk] != nil && pipeWins(pk, id, g) {
+		return pk
+	}
+	return id
+}
+
 // ConvKernelFor names the kernel that the dispatching entry point of pass
 // p runs for g (ConvAlgoFor's algorithm, then the tile width and, for
 // bwd-data, the phase decomposition of a stride > 1); with the split-K
@@ -49,7 +60,7 @@ func wgradKernel(a ConvAlgo, g geom.ConvGeom) kernelID {
 func (d *Device) ConvKernelFor(p ConvPass, g geom.ConvGeom) string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return kernelTable[passKernel(d.convAlgoFor(p, g), p, g)].name
+	return kernelTable[d.kernelFor(d.convAlgoFor(p, g), p, g)].name
 }
 
 // passKernel is the kernel of pass p of algorithm a for g: fwdKernel,
@@ -103,7 +114,6 @@ const (
 // 128 blocks, 13 steps, where the earlier rule's 16 splits on 32 blocks
 // took 37), large ones only to round out their last wave (TestWgradSplitsShapes).
 func wgradSplits(g geom.ConvGeom) (splits, tilesPerSplit int) {
-	tiles := ceilDiv(g.N*g.P()*g.Q(), igemmBK)
 	crs := g.C * g.R * g.S
 	wide := useWide(g.K)
 	bn := igemmBN
@@ -111,13 +121,29 @@ func wgradSplits(g geom.ConvGeom) (splits, tilesPerSplit int) {
 		bn = igemmBNWide
 	}
 	blocks := ceilDiv(crs, igemmBM) * ceilDiv(g.K, bn)
-	wave := igemmBlocksPerSM(wide) * nominalSMs
-	limit := max(min(tiles/wgradMinTiles, wgradMaxSplits, maxElems/(g.K*crs)), 1)
+	return splitK(ceilDiv(g.N*g.P()*g.Q(), igemmBK), wgradMinTiles, blocks, igemmBlocksPerSM(wide)*nominalSMs, g.K*crs)
+}
+
+// pipeWgradSplits is wgradSplits for the packed bwd-filter kernels (v10):
+// the same model on their k-tiles of bk reduction rows (at least 64 rows
+// a split, as wgradMinTiles 8-row tiles), their ⌈K/128⌉·⌈R·S·Cp/128⌉
+// blocks and pipeBlocksPerSM blocks per SM.
+func pipeWgradSplits(g geom.ConvGeom, bk, cp int) (splits, tilesPerSplit int) {
+	blocks := ceilDiv(g.K, packedBM) * ceilDiv(g.R*g.S*cp, packedBN)
+	minTiles := max(wgradMinTiles*igemmBK/bk, 1)
+	return splitK(ceilDiv(g.N*g.P()*g.Q(), bk), minTiles, blocks, pipeBlocksPerSM*nominalSMs, g.K*g.C*g.R*g.S)
+}
+
+// splitK is the split rule of wgradSplits: tiles k-tiles, at least
+// minTiles a split, blocks blocks per split, wave blocks a wave, weights
+// partial sums per split.
+func splitK(tiles, minTiles, blocks, wave, weights int) (splits, tilesPerSplit int) {
+	limit := max(min(tiles/minTiles, wgradMaxSplits, maxElems/weights), 1)
 	best, bestSteps := 1, waveSteps(blocks, wave, tiles)
 	for s := 2; s <= limit; s++ {
 		tps := ceilDiv(tiles, s)
 		n := ceilDiv(tiles, tps) // the splits that are not empty
-		steps := waveSteps(blocks*n, wave, tps) + wgradReduceLaunchSteps + ceilDiv(n*g.K*crs, wgradReducePerStep)
+		steps := waveSteps(blocks*n, wave, tps) + wgradReduceLaunchSteps + ceilDiv(n*weights, wgradReducePerStep)
 		if steps < bestSteps {
 			best, bestSteps = n, steps
 		}
@@ -175,7 +201,7 @@ func (d *Device) Conv2DForwardReLU(g geom.ConvGeom, x, w, b, y *Buffer) error {
 // convForwardAlgo runs the forward pass with algorithm a; errors are
 // wrapped with the kernel's name and g.
 func (d *Device) convForwardAlgo(a ConvAlgo, g geom.ConvGeom, x, w, b, y *Buffer, relu bool) error {
-	return d.convForwardKernel(fwdKernel(a, g), g, x, w, b, y, relu)
+	return d.convForwardKernel(d.kernelFor(a, ConvFwd, g), g, x, w, b, y, relu)
 }
 
 // convForwardKernel runs forward kernel id on g.
@@ -242,8 +268,7 @@ func (d *Device) needConv(g geom.ConvGeom, n1 string, b1 *Buffer, l1 int, n2 str
 func (d *Device) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	a := d.convAlgoFor(ConvBwdData, g)
-	return d.convBackwardDataKernel(dgradKernel(a, g), g, dy, w, dx)
+	return d.convBackwardDataAlgo(d.convAlgoFor(ConvBwdData, g), g, dy, w, dx)
 }
 
 // dgradKernel is the backward-data kernel of algorithm a for g.
@@ -254,7 +279,7 @@ func dgradKernel(a ConvAlgo, g geom.ConvGeom) kernelID {
 // convBackwardDataAlgo runs the backward-data pass with algorithm a and
 // its kernel for g.
 func (d *Device) convBackwardDataAlgo(a ConvAlgo, g geom.ConvGeom, dy, w, dx *Buffer) error {
-	return d.convBackwardDataKernel(dgradKernel(a, g), g, dy, w, dx)
+	return d.convBackwardDataKernel(d.kernelFor(a, ConvBwdData, g), g, dy, w, dx)
 }
 
 // convBackwardDataKernel runs backward-data kernel id on g.
@@ -264,6 +289,9 @@ func (d *Device) convBackwardDataKernel(id kernelID, g geom.ConvGeom, dy, w, dx 
 			return launchErr(id, g, err)
 		}
 		return nil
+	}
+	if _, ok := packedConvs[id]; ok {
+		return d.convBackwardDataPacked(id, g, dy, w, dx)
 	}
 	if err := d.needConv(g, "dy", dy, g.YLen(), "w", w, g.WLen(), "dx", dx, g.XLen()); err != nil {
 		return launchErr(id, g, err)
@@ -297,7 +325,7 @@ func (d *Device) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw *Buffer) error 
 }
 
 func (d *Device) convBackwardFilterAlgo(a ConvAlgo, g geom.ConvGeom, x, dy, dw *Buffer) error {
-	return d.convBackwardFilterKernel(wgradKernel(a, g), g, x, dy, dw)
+	return d.convBackwardFilterKernel(d.kernelFor(a, ConvBwdFilter, g), g, x, dy, dw)
 }
 
 // convBackwardFilterKernel runs bwd-filter kernel id on g (and the split-K
@@ -308,6 +336,9 @@ func (d *Device) convBackwardFilterKernel(id kernelID, g geom.ConvGeom, x, dy, d
 			return launchErr(id, g, err)
 		}
 		return nil
+	}
+	if _, ok := packedConvs[id]; ok {
+		return d.convBackwardFilterPacked(id, g, x, dy, dw)
 	}
 	if err := d.needConv(g, "x", x, g.XLen(), "dy", dy, g.YLen(), "dw", dw, g.WLen()); err != nil {
 		return launchErr(id, g, err)

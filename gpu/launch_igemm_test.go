@@ -101,8 +101,10 @@ func TestConvVariantLaunchers(t *testing.T) {
 }
 
 // TestIGemmLaunchers checks, on a fake driver, the grid, block and every
-// argument of each implicit-GEMM launch, the split-K second pass included,
-// and that a launch allocates nothing on the host.
+// argument of each launch of the FP32 and TF32 v2–v6 kernels (the shape's
+// variant, as fwdKernel, dgradKernel, wgradKernel choose it before the
+// packed kernels are considered), the split-K second pass included, and
+// that a launch allocates nothing on the host.
 func TestIGemmLaunchers(t *testing.T) {
 	d, f := openFake(t)
 	// P = 5, Q = 7; N·P·Q = 70, N·H·W = 144, C·R·S = 18.
@@ -138,18 +140,18 @@ func TestIGemmLaunchers(t *testing.T) {
 			call func() error
 			want launch
 		}{
-			{"fwd", func() error { return d.convForwardAlgo(a, g, x, w, b, y, false) },
+			{"fwd", func() error { return d.convForwardKernel(fwdKernel(a, g), g, x, w, b, y, false) },
 				launch{a.KernelName(ConvFwd), Dim3{1, 1, 1}, args([]uint64{P(x), P(w), P(b), P(y)}, gargs, 0)}},
-			{"fwd/relu/nobias", func() error { return d.convForwardAlgo(a, g, x, w, nil, y, true) },
+			{"fwd/relu/nobias", func() error { return d.convForwardKernel(fwdKernel(a, g), g, x, w, nil, y, true) },
 				launch{a.KernelName(ConvFwd), Dim3{1, 1, 1}, args([]uint64{P(x), P(w), 0, P(y)}, gargs, 1)}},
 			{"bwd_data", func() error { return d.convBackwardDataKernel(basicKernel(a, ConvBwdData), g, y, w, x) },
 				launch{a.KernelName(ConvBwdData), Dim3{2, 1, 1}, args([]uint64{P(y), P(w), P(x)}, gargs)}},
 			// stride 2×1: the phase-decomposed kernel, N·⌈9/2⌉·⌈8/1⌉ = 80 rows, 2 phases.
-			{"bwd_data/strided", func() error { return d.convBackwardDataAlgo(a, g, y, w, x) },
+			{"bwd_data/strided", func() error { return d.convBackwardDataKernel(dgradKernel(a, g), g, y, w, x) },
 				launch{kernelTable[convVariantFor(a, ConvBwdData, false, true)].name, Dim3{1, 1, 2}, args([]uint64{P(y), P(w), P(x)}, gargs)}},
-			{"bwd_filter", func() error { return d.convBackwardFilterAlgo(a, g, x, y, w) },
+			{"bwd_filter", func() error { return d.convBackwardFilterKernel(wgradKernel(a, g), g, x, y, w) },
 				launch{a.KernelName(ConvBwdFilter), Dim3{1, 1, 1}, args([]uint64{P(x), P(y), P(w)}, gargs, 9)}},
-			{"bwd_filter/split", func() error { return d.convBackwardFilterAlgo(a, big, bx, by, bw) },
+			{"bwd_filter/split", func() error { return d.convBackwardFilterKernel(wgradKernel(a, big), big, bx, by, bw) },
 				launch{"conv2d_bwd_filter_v2_reduce", Dim3{1, 1, 1}, nil}},
 		}
 		for _, c := range cases {

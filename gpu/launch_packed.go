@@ -7,10 +7,12 @@ import (
 )
 
 // Launchers of the channels-last tensor-core convolutions, which read
-// packed copies of x and w: BF16 (kernels/conv_igemm_bf16.cu:
-// pack_nhwc_bf16_v1, conv2d_fwd_v7_igemm_bf16) and TF32 on the same
-// pipeline (kernels/conv_igemm_tf32_pipe.cu: pack_nhwc_tf32_v1,
-// conv2d_fwd_v8_igemm_tf32), sm_80.
+// packed copies of their operands: BF16 (kernels/conv_igemm_bf16.cu:
+// pack_nhwc_bf16_v1, conv2d_fwd_v7_igemm_bf16; kernels/conv_igemm_bf16_bwd.cu:
+// pack_crsk_flip_bf16_v1, conv2d_bwd_data_v9_igemm_bf16,
+// conv2d_bwd_filter_v10_igemm_bf16) and TF32 on the same pipeline
+// (kernels/conv_igemm_tf32_pipe.cu, conv_igemm_tf32_bwd.cu: the _tf32
+// kernels of the same names), sm_80.
 
 // Tiles and block of the packed kernels (kBM, kBN, kBK, kThreads in their
 // sources; TestConvVariantTable checks them).
@@ -27,19 +29,46 @@ var (
 	tile128x128x16 = tileShape{packedBM, packedBN, tf32PipeBK}
 )
 
-// packedConv describes a forward kernel over packed operands: its packing
-// kernel, the channel padding (one 16-byte cp.async chunk) and the bytes
-// per packed element.
+// packedConv describes a kernel over packed operands: its channels-last
+// packing kernel (x, dy; and w for the forward pass), the packing kernel
+// of bwd-data's flipped, transposed filters, the channel padding (one
+// 16-byte cp.async chunk) and the bytes per packed element.
 type packedConv struct {
 	pack      kernelID
+	flip      kernelID
 	chanAlign int
 	elemBytes int
 }
 
-// packedConvs lists the forward kernels that read packed copies.
+var (
+	packedBF16 = packedConv{kPackNHWCBF16, kPackCRSKFlipBF16, 8, 2}
+	packedTF32 = packedConv{kPackNHWCTF32, kPackCRSKFlipTF32, 4, 4}
+)
+
+// packedConvs lists the kernels that read packed copies.
 var packedConvs = map[kernelID]packedConv{
-	kConvFwdBF16:     {kPackNHWCBF16, 8, 2},
-	kConvFwdTF32Pipe: {kPackNHWCTF32, 4, 4},
+	kConvFwdBF16:           packedBF16,
+	kConvBwdDataBF16:       packedBF16,
+	kConvBwdFilterBF16:     packedBF16,
+	kConvFwdTF32Pipe:       packedTF32,
+	kConvBwdDataTF32Pipe:   packedTF32,
+	kConvBwdFilterTF32Pipe: packedTF32,
+}
+
+// packedFits reports whether the packed copies that pass p of g needs
+// (channels padded to align) have fewer than 2³¹ elements each, as the
+// packed kernels' 32-bit index arithmetic requires, and bwd-filter's
+// split-K workspace (one split at least) fewer than 2³¹ floats.
+func packedFits(p ConvPass, g geom.ConvGeom, align int) bool {
+	xs, ws, ys := g.N*g.H*g.W, g.K*g.R*g.S, g.N*g.P()*g.Q()
+	cp, kp := packedChans(g.C, align), packedChans(g.K, align)
+	switch p {
+	case ConvFwd:
+		return xs <= maxElems/cp && ws <= maxElems/cp
+	case ConvBwdData:
+		return ys <= maxElems/kp && g.C*g.R*g.S <= maxElems/kp
+	}
+	return ys <= maxElems/kp && xs <= maxElems/cp && g.R*g.S*cp <= maxElems/g.K
 }
 
 // variantThreads is block.x of conv variant v.
@@ -53,15 +82,26 @@ func variantThreads(v convVariant) int {
 // packedChans is Cp, the channel count c rounded up to a multiple of align.
 func packedChans(c, align int) int { return ceilDiv(c, align) * align }
 
+// packedLen is the element count of packing kernel id's output: n·hw·cp,
+// or c·hw·cp for a flip kernel (the filters transposed to (c,hw,cp)).
+func packedLen(id kernelID, n, c, hw, cp int) int {
+	if id == kPackCRSKFlipBF16 || id == kPackCRSKFlipTF32 {
+		return c * hw * cp
+	}
+	return n * hw * cp
+}
+
 // packShape names a packing launch in errors.
 type packShape struct{ n, c, hw, cp int }
 
 // packLocked packs src, (n,c,hw) float32, into dst as (n,hw,cp) with zero
 // channels past c, with packing kernel id (pack_nhwc_bf16_v1: two
-// channels per thread; pack_nhwc_tf32_v1: one).
+// channels per thread; pack_nhwc_tf32_v1: one); with a flip kernel
+// (pack_crsk_flip_*_v1) it packs w, (n=K, c=C, hw=R·S), into dst as
+// (C,R·S,cp) with the taps reversed and zero filters past K.
 func (d *Device) packLocked(id kernelID, src, dst DevicePtr, n, c, hw, cp int) error {
-	total := n * hw * cp
-	if id == kPackNHWCBF16 {
+	total := packedLen(id, n, c, hw, cp)
+	if id == kPackNHWCBF16 || id == kPackCRSKFlipBF16 {
 		total /= 2
 	}
 	grid, block := linear(total)
@@ -114,6 +154,101 @@ func (d *Device) convForwardPacked(id kernelID, g geom.ConvGeom, x, w, b, y *Buf
 	grid := Dim3{ceilDiv(g.N*g.P()*g.Q(), packedBM), ceilDiv(g.K, packedBN), 1}
 	if err := d.launchConv(id, grid, Dim3{packedThreads, 1, 1}, g, []arg{argDev(xh), argDev(wh), argPtr(b), argPtr(y)}, r, cp); err != nil {
 		return launchErr(id, g, err)
+	}
+	return nil
+}
+
+// packedScratch packs src, (n,c,hw) float32, with kernel id into a
+// workspace of (n,hw,cp) packed elements from the buffer cache; the caller
+// releases it with releaseScratchLocked once the launches that read it
+// are queued.
+func (d *Device) packedScratch(pc packedConv, id kernelID, src DevicePtr, n, c, hw, cp int) (DevicePtr, int64, error) {
+	p, size, err := d.scratchLocked(packedLen(id, n, c, hw, cp) * pc.elemBytes / 4)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := d.packLocked(id, src, p, n, c, hw, cp); err != nil {
+		d.releaseScratchLocked(p, size)
+		return 0, 0, err
+	}
+	return p, size, nil
+}
+
+// convBackwardDataPacked runs bwd-data kernel id of packedConvs (v9): dy
+// is packed channels-last (N,P,Q,Kp) and w transposed with flipped taps
+// (C,R,S,Kp), both rounded to the kernel's precision, then the kernel
+// overwrites dx, summing in float32.
+func (d *Device) convBackwardDataPacked(id kernelID, g geom.ConvGeom, dy, w, dx *Buffer) error {
+	pc := packedConvs[id]
+	if err := d.needConv(g, "dy", dy, g.YLen(), "w", w, g.WLen(), "dx", dx, g.XLen()); err != nil {
+		return launchErr(id, g, err)
+	}
+	if !packedFits(ConvBwdData, g, pc.chanAlign) {
+		return launchErr(id, g, fmt.Errorf("%w: the channels-last copies of dy and w need fewer than 2^31 elements each", geom.ErrGeometry))
+	}
+	kp := packedChans(g.K, pc.chanAlign)
+	dyh, dysize, err := d.packedScratch(pc, pc.pack, dy.ptr, g.N, g.K, g.P()*g.Q(), kp)
+	if err != nil {
+		return launchErr(id, g, err)
+	}
+	defer d.releaseScratchLocked(dyh, dysize)
+	wt, wsize, err := d.packedScratch(pc, pc.flip, w.ptr, g.K, g.C, g.R*g.S, kp)
+	if err != nil {
+		return launchErr(id, g, err)
+	}
+	defer d.releaseScratchLocked(wt, wsize)
+	grid := Dim3{ceilDiv(g.N*g.H*g.W, packedBM), ceilDiv(g.C, packedBN), 1}
+	if err := d.launchConv(id, grid, Dim3{packedThreads, 1, 1}, g, []arg{argDev(dyh), argDev(wt), argPtr(dx)}, kp); err != nil {
+		return launchErr(id, g, err)
+	}
+	return nil
+}
+
+// convBackwardFilterPacked runs bwd-filter kernel id of packedConvs (v10):
+// dy and x are packed channels-last, (N,P,Q,Kp) and (N,H,W,Cp), then the
+// kernel sums each split's range of N·P·Q (pipeWgradSplits) into its slice
+// of a workspace, which conv2d_bwd_filter_v2_reduce adds into dw in a
+// fixed order (one split: straight into dw). No atomics.
+func (d *Device) convBackwardFilterPacked(id kernelID, g geom.ConvGeom, x, dy, dw *Buffer) error {
+	pc := packedConvs[id]
+	if err := d.needConv(g, "x", x, g.XLen(), "dy", dy, g.YLen(), "dw", dw, g.WLen()); err != nil {
+		return launchErr(id, g, err)
+	}
+	if !packedFits(ConvBwdFilter, g, pc.chanAlign) {
+		return launchErr(id, g, fmt.Errorf("%w: the channels-last copies of x and dy need fewer than 2^31 elements each", geom.ErrGeometry))
+	}
+	kp, cp := packedChans(g.K, pc.chanAlign), packedChans(g.C, pc.chanAlign)
+	dyh, dysize, err := d.packedScratch(pc, pc.pack, dy.ptr, g.N, g.K, g.P()*g.Q(), kp)
+	if err != nil {
+		return launchErr(id, g, err)
+	}
+	defer d.releaseScratchLocked(dyh, dysize)
+	xh, xsize, err := d.packedScratch(pc, pc.pack, x.ptr, g.N, g.C, g.H*g.W, cp)
+	if err != nil {
+		return launchErr(id, g, err)
+	}
+	defer d.releaseScratchLocked(xh, xsize)
+	v, _ := variantOf(id)
+	splits, tps := pipeWgradSplits(g, v.tile.K, cp)
+	grid := Dim3{ceilDiv(g.K, packedBM), ceilDiv(g.R*g.S*cp, packedBN), splits}
+	out := dw.ptr
+	n := g.K * g.C * g.R * g.S
+	if splits > 1 {
+		ws, size, err := d.scratchLocked(splits * n)
+		if err != nil {
+			return launchErr(id, g, err)
+		}
+		defer d.releaseScratchLocked(ws, size)
+		out = ws
+	}
+	if err := d.launchConv(id, grid, Dim3{packedThreads, 1, 1}, g, []arg{argDev(dyh), argDev(xh), argDev(out)}, kp, cp, tps); err != nil {
+		return launchErr(id, g, err)
+	}
+	if splits > 1 {
+		rg, rb := linear(n)
+		if err := d.launch(kConvBwdFilterReduce, rg, rb, 0, argDev(out), argPtr(dw), argI32(splits), argI32(n)); err != nil {
+			return launchErr(kConvBwdFilterReduce, g, err)
+		}
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ func init() {
 	// TestPackedLaunchers checks the packing launches.
 	launcherTestedElsewhere[kernelTable[kPackNHWCBF16].name] = true
 	launcherTestedElsewhere[kernelTable[kPackNHWCTF32].name] = true
+	launcherTestedElsewhere[kernelTable[kPackCRSKFlipBF16].name] = true // TestPackedBackwardLaunchers
+	launcherTestedElsewhere[kernelTable[kPackCRSKFlipTF32].name] = true
 }
 
 // bf16Ref returns a copy of x rounded to bfloat16 (cpuref.RoundBF16): the
@@ -82,6 +84,71 @@ func testPack(t *testing.T, d *Device, id kernelID, elem int, round func(float32
 				if g := math.Float32bits(got[i]); g != want && bad < 10 {
 					bad++
 					t.Errorf("xh word %d (n=%d hw=%d c=%d) = %#08x, want %#08x", i, n, hw, ch, g, want)
+				}
+			}
+			h.check()
+		})
+	}
+}
+
+// testPackFlipBF16 and testPackFlipTF32 check pack_crsk_flip_bf16_v1 and
+// pack_crsk_flip_tf32_v1: every word of wt[c,r,s,k] against the rounding
+// of w[k,c,R−1−r,S−1−s] (cpuref.BF16Bits; cvt.rna as testPackTF32 states
+// it), filters past K zero, with K below, at and above a multiple of the
+// chunk and the special values of testPack.
+func testPackFlipBF16(t *testing.T, d *Device) {
+	testPackFlip(t, d, kPackCRSKFlipBF16, 2, func(x float32) uint32 { return uint32(cpuref.BF16Bits(x)) })
+}
+
+func testPackFlipTF32(t *testing.T, d *Device) {
+	testPackFlip(t, d, kPackCRSKFlipTF32, 4, func(x float32) uint32 {
+		b := math.Float32bits(x)
+		if b&0x7f800000 == 0x7f800000 {
+			return b
+		}
+		return (b + 0x1000) &^ 0x1fff
+	})
+}
+
+func testPackFlip(t *testing.T, d *Device, id kernelID, elem int, round func(float32) uint32) {
+	if !d.hasTarget(80) {
+		t.Skipf("%s needs compute capability 8.0; %v has less", kernelTable[id].name, d)
+	}
+	special := []float32{1 + 1.0/256, 1 + 3.0/256, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()),
+		math.Float32frombits(0x00018000), math.MaxFloat32, -0.0}
+	for _, c := range []struct{ k, c, rs, kp int }{{3, 2, 9, 8}, {8, 3, 4, 8}, {9, 2, 1, 16}, {1, 1, 1, 8}} {
+		t.Run(kv("K", c.k, "C", c.c, "RS", c.rs, "Kp", c.kp), func(t *testing.T) {
+			w := uniform(newRand(kv("flip", c.k, c.c, c.rs)), c.k*c.c*c.rs)
+			copy(w, special)
+			h := newHarness(t, d)
+			words := c.c * c.rs * c.kp * elem / 4
+			wb, out := h.in("w", w), h.out("wt", words)
+			d.mu.Lock()
+			err := d.packLocked(id, wb.ptr, out.ptr, c.k, c.c, c.rs, c.kp)
+			d.mu.Unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := h.read(out)
+			value := func(ch, rs, k int) uint32 {
+				if k >= c.k {
+					return 0
+				}
+				return round(w[(k*c.c+ch)*c.rs+c.rs-1-rs])
+			}
+			per := 4 / elem
+			bad := 0
+			for i := range words {
+				crs, k := i/(c.kp/per), per*(i%(c.kp/per))
+				ch, rs := crs/c.rs, crs%c.rs
+				want := value(ch, rs, k)
+				if per == 2 {
+					want |= value(ch, rs, k+1) << 16
+				}
+				if g := math.Float32bits(got[i]); g != want {
+					if bad++; bad <= 10 {
+						t.Errorf("wt word %d (c=%d, rs=%d, k=%d) = %#08x, want %#08x", i, ch, rs, k, g, want)
+					}
 				}
 			}
 			h.check()
@@ -171,36 +238,165 @@ func TestPackedLaunchers(t *testing.T) {
 	}
 }
 
-// TestPackedSimCounters runs each packed forward kernel on the simulator
-// with counters on a ResNet-like 3×3 layer (C = 64, K = 128, 8×8, N = 2:
-// one 128×128 block tile) and checks the properties its design promises:
-// no shared-memory bank conflicts (the XOR-swizzled ldmatrix reads) and 64
-// mma.sync per warp per k-tile; it logs the non-MMA instructions per MMA.
+// TestPackedSimCounters runs each packed kernel on the simulator with
+// counters on a ResNet-like 3×3 layer (C = 64, K = 128, 8×8, N = 2: one
+// 128-row block tile of forward and bwd-data, five 128-column tiles of
+// bwd-filter's R·S·Cp = 576, unsplit) and checks the properties its design
+// promises: no shared-memory bank conflicts (the XOR-swizzled ldmatrix and
+// 32-bit fragment reads) and 64 mma.sync per warp per k-tile; it logs the
+// non-MMA instructions per MMA.
 func TestPackedSimCounters(t *testing.T) {
 	d := openSim(t)
 	g := cg(2, 64, 8, 8, 128, 3, 3, 1, 1, 1, 1)
-	for _, id := range []kernelID{kConvFwdBF16, kConvFwdTF32Pipe} {
+	for _, id := range []kernelID{kConvFwdBF16, kConvFwdTF32Pipe, kConvBwdDataBF16, kConvBwdDataTF32Pipe, kConvBwdFilterBF16, kConvBwdFilterTF32Pipe} {
 		v, _ := variantOf(id)
 		t.Run("kernel="+v.name, func(t *testing.T) {
 			h := newHarness(t, d)
-			in := convInputs("int", "packed-counters", g.XLen(), g.WLen())
-			y := h.out("y", g.YLen())
-			if err := d.runFwd(id, g, h.in("x", in[0]), h.in("w", in[1]), nil, y, false); err != nil {
+			align := packedConvs[id].chanAlign
+			var err error
+			var ktiles, blocks int
+			switch v.pass {
+			case ConvFwd:
+				in := convInputs("int", "packed-counters", g.XLen(), g.WLen())
+				err = d.runFwd(id, g, h.in("x", in[0]), h.in("w", in[1]), nil, h.out("y", g.YLen()), false)
+				ktiles, blocks = ceilDiv(g.R*g.S*packedChans(g.C, align), v.tile.K), 1
+			case ConvBwdData:
+				in := convInputs("int", "packed-counters", g.YLen(), g.WLen())
+				err = d.runDgrad(id, g, h.in("dy", in[0]), h.in("w", in[1]), h.out("dx", g.XLen()))
+				ktiles, blocks = ceilDiv(g.R*g.S*packedChans(g.K, align), v.tile.K), 1
+			default:
+				if s, _ := pipeWgradSplits(g, v.tile.K, packedChans(g.C, align)); s != 1 {
+					t.Fatalf("pipeWgradSplits = %d, the counts below assume one split", s)
+				}
+				in := convInputs("int", "packed-counters", g.XLen(), g.YLen())
+				err = d.runWgrad(id, g, h.in("x", in[0]), h.in("dy", in[1]), h.out("dw", g.WLen()))
+				ktiles, blocks = ceilDiv(g.N*g.P()*g.Q(), v.tile.K), ceilDiv(g.R*g.S*packedChans(g.C, align), packedBN)
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 			s, ok := d.LastStats()
 			if !ok {
 				t.Fatal("no stats")
 			}
-			ktiles := ceilDiv(g.R*g.S*packedChans(g.C, packedConvs[id].chanAlign), v.tile.K)
-			if got, want := s.MMAs(), int64(4*64*ktiles); got != want {
-				t.Errorf("MMAs() = %d, want %d (4 warps, 64 per k-tile, %d k-tiles)", got, want, ktiles)
+			if got, want := s.MMAs(), int64(blocks*4*64*ktiles); got != want {
+				t.Errorf("MMAs() = %d, want %d (%d blocks of 4 warps, 64 per k-tile, %d k-tiles)", got, want, blocks, ktiles)
 			}
 			if s.SharedBankConflicts != 0 {
 				t.Errorf("SharedBankConflicts = %d over %d shared requests, want 0", s.SharedBankConflicts, s.SharedRequests)
 			}
 			t.Logf("%s %v: %.2f non-MMA thread instructions per mma thread instruction; %s", v.name, g, s.NonMMAPerMMA(), s.String())
 			h.check()
+		})
+	}
+}
+
+// TestPackedBackwardLaunchers checks each backward pass over packed
+// operands on a fake driver: the packing launches, then the kernel with
+// its grid, block and every argument by parameter name (Kp, Cp = K, C
+// rounded up to the kernel's chunk; bwd-filter unsplit here, so ws is dw),
+// nothing allocated on the host in a steady state; and the flip packing
+// launch's shape and arguments.
+func TestPackedBackwardLaunchers(t *testing.T) {
+	d, f := openFake(t)
+	// P = 5, Q = 7; N·H·W = 144, N·P·Q = 70 (one split: fewer than 64 rows
+	// a split otherwise).
+	g := cg(2, 3, 9, 8, 4, 3, 2, 2, 1, 1, 0)
+	x, w, y := mustF32(t, d, g.XLen()), mustF32(t, d, g.WLen()), mustF32(t, d, g.YLen())
+	P := func(b *Buffer) uint64 { return uint64(b.ptr) }
+	geomArgs := map[string]uint64{"N": 2, "C": 3, "H": 9, "W": 8, "K": 4, "R": 3, "S": 2, "P": 5, "Q": 7,
+		"sh": 2, "sw": 1, "ph": 1, "pw": 0}
+	for _, c := range []struct {
+		id       kernelID
+		pack     []string // the launches before the kernel
+		grid     Dim3
+		cp, kp   int
+		tps      int // bwd-filter: k-tiles of N·P·Q = 70 in the one split
+		flipGrid int // 1-D over C·R·S·Kp (/2 for BF16)
+	}{
+		{kConvBwdDataBF16, []string{"pack_nhwc_bf16_v1", "pack_crsk_flip_bf16_v1"}, Dim3{2, 1, 1}, 0, 8, 0, 1},
+		{kConvBwdDataTF32Pipe, []string{"pack_nhwc_tf32_v1", "pack_crsk_flip_tf32_v1"}, Dim3{2, 1, 1}, 0, 4, 0, 1},
+		{kConvBwdFilterBF16, []string{"pack_nhwc_bf16_v1", "pack_nhwc_bf16_v1"}, Dim3{1, 1, 1}, 8, 8, 3, 0},
+		{kConvBwdFilterTF32Pipe, []string{"pack_nhwc_tf32_v1", "pack_nhwc_tf32_v1"}, Dim3{1, 1, 1}, 4, 4, 5, 0},
+	} {
+		v, _ := variantOf(c.id)
+		t.Run("kernel="+v.name, func(t *testing.T) {
+			want := map[string]uint64{"Kp": uint64(c.kp)}
+			for k, val := range geomArgs {
+				want[k] = val
+			}
+			var call func() error
+			var a, b string // the packed workspaces' parameters
+			if v.pass == ConvBwdData {
+				call = func() error { return d.runDgrad(c.id, g, y, w, x) }
+				want["dx"] = P(x)
+				a, b = "dyh", "wt"
+			} else {
+				if s, tps := pipeWgradSplits(g, v.tile.K, c.cp); s != 1 || tps != c.tps {
+					t.Fatalf("pipeWgradSplits = %d splits of %d tiles, want 1 of %d", s, tps, c.tps)
+				}
+				call = func() error { return d.runWgrad(c.id, g, x, y, w) }
+				want["ws"], want["Cp"], want["tilesPerSplit"] = P(w), uint64(c.cp), uint64(c.tps)
+				a, b = "dyh", "xh"
+			}
+			before := f.launches
+			if err := call(); err != nil {
+				t.Fatal(err)
+			}
+			if n := f.launches - before; n != len(c.pack)+1 {
+				t.Errorf("%d launches, want %d (%v, then the kernel)", n, len(c.pack)+1, c.pack)
+			}
+			l := f.last
+			if l.name != v.name {
+				t.Fatalf("launched %s last, want %s", l.name, v.name)
+			}
+			if l.grid != c.grid || l.block != (Dim3{packedThreads, 1, 1}) || l.shared != 0 {
+				t.Errorf("grid %v block %v shared %d, want grid %v block {%d 1 1} shared 0", l.grid, l.block, l.shared, c.grid, packedThreads)
+			}
+			k, _ := kernels.Lookup(l.name)
+			got := map[string]uint64{}
+			for j, p := range k.Params {
+				got[p.Name] = l.args[j]
+			}
+			for name, wv := range want {
+				if got[name] != wv {
+					t.Errorf("parameter %s = %#x, want %#x", name, got[name], wv)
+				}
+			}
+			if len(k.Params) != len(want)+2 || l.nargs != len(k.Params) {
+				t.Errorf("%d arguments for %d parameters, the test knows %d + %s, %s", l.nargs, len(k.Params), len(want), a, b)
+			}
+			pa, pb := got[a], got[b]
+			if pa == 0 || pb == 0 || pa == pb || pa%16 != 0 || pb%16 != 0 || pa == P(y) || pb == P(w) || pb == P(x) {
+				t.Errorf("%s = %#x, %s = %#x: want two distinct 16-byte aligned workspaces", a, pa, b, pb)
+			}
+			if al := testing.AllocsPerRun(10, func() { call() }); al != 0 {
+				t.Errorf("a backward pass allocates %v times on the host, want 0", al)
+			}
+			if v.pass != ConvBwdData {
+				return
+			}
+			pc := packedConvs[c.id]
+			d.mu.Lock()
+			err := d.packLocked(pc.flip, w.ptr, DevicePtr(pb), 4, 3, 6, c.kp)
+			d.mu.Unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			l = f.last
+			if l.name != c.pack[1] || l.grid != (Dim3{c.flipGrid, 1, 1}) || l.block != (Dim3{256, 1, 1}) {
+				t.Errorf("launched %s grid %v block %v, want %s grid {%d 1 1} block {256 1 1}", l.name, l.grid, l.block, c.pack[1], c.flipGrid)
+			}
+			want = map[string]uint64{"w": P(w), "wt": pb, "K": 4, "C": 3, "RS": 6, "Kp": uint64(c.kp)}
+			k, _ = kernels.Lookup(l.name)
+			if l.nargs != len(want) || len(k.Params) != len(want) {
+				t.Fatalf("%d arguments for %d parameters, want %d", l.nargs, len(k.Params), len(want))
+			}
+			for j, p := range k.Params {
+				if l.args[j] != want[p.Name] {
+					t.Errorf("flip parameter %s = %#x, want %#x", p.Name, l.args[j], want[p.Name])
+				}
+			}
 		})
 	}
 }

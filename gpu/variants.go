@@ -31,6 +31,10 @@ const (
 	kConvBwdDataStridedTF32
 	kConvFwdBF16
 	kConvFwdTF32Pipe
+	kConvBwdDataBF16
+	kConvBwdFilterBF16
+	kConvBwdDataTF32Pipe
+	kConvBwdFilterTF32Pipe
 	numKernels
 )
 
@@ -102,6 +106,10 @@ var convVariants = []convVariant{
 	{kConvBwdDataStridedTF32, "conv2d_bwd_data_v5_igemm_strided_tf32", ConvBwdData, ConvIGemmTF32, tile128x64, false, true, TF32, 80},
 	{kConvFwdBF16, "conv2d_fwd_v7_igemm_bf16", ConvFwd, ConvIGemmBF16, tile128x128x32, false, false, BF16, 80},
 	{kConvFwdTF32Pipe, "conv2d_fwd_v8_igemm_tf32", ConvFwd, ConvIGemmTF32, tile128x128x16, false, false, TF32, 80},
+	{kConvBwdDataBF16, "conv2d_bwd_data_v9_igemm_bf16", ConvBwdData, ConvIGemmBF16, tile128x128x32, false, false, BF16, 80},
+	{kConvBwdFilterBF16, "conv2d_bwd_filter_v10_igemm_bf16", ConvBwdFilter, ConvIGemmBF16, tile128x128x32, false, false, BF16, 80},
+	{kConvBwdDataTF32Pipe, "conv2d_bwd_data_v9_igemm_tf32", ConvBwdData, ConvIGemmTF32, tile128x128x16, false, false, TF32, 80},
+	{kConvBwdFilterTF32Pipe, "conv2d_bwd_filter_v10_igemm_tf32", ConvBwdFilter, ConvIGemmTF32, tile128x128x16, false, false, TF32, 80},
 }
 
 // variantIndex is the index into convVariants of each kernelID, −1 for

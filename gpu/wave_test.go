@@ -164,3 +164,41 @@ func TestWgradSplitsShapes(t *testing.T) {
 		})
 	}
 }
+
+// TestMMAOther checks mmaOther, the dispatcher's other SASS instructions
+// per HMMA, against the SASS mix of kernels/RESOURCES.md (sm_80, the
+// column other) for every tensor-core variant.
+func TestMMAOther(t *testing.T) {
+	f, err := os.Open("../kernels/RESOURCES.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	other := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		cols := strings.Split(sc.Text(), "|")
+		if len(cols) != 15 {
+			continue
+		}
+		for i := range cols {
+			cols[i] = strings.TrimSpace(cols[i])
+		}
+		if cols[3] == "sm_80" && strings.HasSuffix(cols[5], " HMMA") {
+			other[cols[2]] = cols[7]
+		}
+	}
+	for _, v := range convVariants {
+		if v.precision == FP32 {
+			continue
+		}
+		got, ok := mmaOther[v.id]
+		if !ok {
+			t.Errorf("%s: no mmaOther entry", v.name)
+			continue
+		}
+		if want, ok := other[v.name]; !ok || strconv.FormatFloat(got, 'f', 2, 64) != want {
+			t.Errorf("mmaOther[%s] = %.2f, RESOURCES.md's sm_80 SASS mix says %q (found: %v)", v.name, got, want, ok)
+		}
+	}
+}

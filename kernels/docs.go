@@ -58,6 +58,26 @@ var docs = map[string]string{
 		"K = R·S·Cp); 128×128×16 tiles, 4 warps of 64×64, 3-stage cp.async pipeline of 16-byte copies, " +
 		"ldmatrix.x4 from XOR-swizzled shared tiles; b may be null, act = ReLU when relu ≠ 0. " +
 		"grid = (⌈N·P·Q/128⌉, ⌈K/128⌉), block.x = 128.",
+	"pack_crsk_flip_bf16_v1": "wt[c,r,s,k] = bf16(w[k,c,R−1−r,S−1−s]) (cvt.rn.bf16x2: to nearest, ties to even) for " +
+		"k < K, 0 for K ≤ k < Kp: the filters of conv2d_bwd_data_v9_igemm_bf16, transposed to (C,R,S,Kp) with " +
+		"the taps flipped, K padded to a multiple of 8. 1-D over C·R·S·Kp/2 (two filters a thread).",
+	"pack_crsk_flip_tf32_v1": "wt[c,r,s,k] = tf32(w[k,c,R−1−r,S−1−s]) (cvt.rna) for k < K, 0 for K ≤ k < Kp: the " +
+		"filters of conv2d_bwd_data_v9_igemm_tf32, transposed to (C,R,S,Kp) with the taps flipped, K padded to " +
+		"a multiple of 4. 1-D over C·R·S·Kp.",
+	"conv2d_bwd_data_v9_igemm_bf16": "dx = Σ_k Σ_r Σ_s bf16(dy)·bf16(w) over the taps that divide the stride, float32 " +
+		"sums: an implicit GEMM over dyh (N,P,Q,Kp) from pack_nhwc_bf16_v1 and wt from pack_crsk_flip_bf16_v1 " +
+		"(M = N·H·W, N = C, K = R·S·Kp) on the v7 pipeline (128×128×32 tiles, 3-stage cp.async, ldmatrix.x4, " +
+		"mma m16n8k16); the loader zero-fills the taps a stride skips. grid = (⌈N·H·W/128⌉, ⌈C/128⌉), block.x = 128.",
+	"conv2d_bwd_data_v9_igemm_tf32": "conv2d_bwd_data_v9_igemm_bf16 with TF32 operands (pack_nhwc_tf32_v1, " +
+		"pack_crsk_flip_tf32_v1; mma m16n8k8 .tf32, 128×128×16 tiles). grid = (⌈N·H·W/128⌉, ⌈C/128⌉), block.x = 128.",
+	"conv2d_bwd_filter_v10_igemm_bf16": "split z of dw = Σ_j bf16(dy)·bf16(x), float32 sums: an implicit GEMM over " +
+		"the batch (M = K, N = R·S·Cp, K = N·P·Q in 32-row k-tiles, tilesPerSplit of them per split) on dyh and " +
+		"xh from pack_nhwc_bf16_v1, k-major swizzled tiles read by ldmatrix.x4.trans, mma m16n8k16; writes " +
+		"ws[z] (KCRS; dw itself with one split, else conv2d_bwd_filter_v2_reduce adds the splits in order). " +
+		"grid = (⌈K/128⌉, ⌈R·S·Cp/128⌉, splits), block.x = 128.",
+	"conv2d_bwd_filter_v10_igemm_tf32": "conv2d_bwd_filter_v10_igemm_bf16 with TF32 operands (pack_nhwc_tf32_v1; " +
+		"16-row k-tiles; fragments by 32-bit shared loads, mma m16n8k8 .tf32). " +
+		"grid = (⌈K/128⌉, ⌈R·S·Cp/128⌉, splits), block.x = 128.",
 	"relu_fwd_v1": "y = x > 0 ? x : 0, NaN propagates. 1-D over n.",
 	"relu_bwd_v1": "dx = x > 0 ? dy : 0 (x the forward input). 1-D over n.",
 	"maxpool_fwd_v1": "y = first maximum of each R×S window in row-major order (strict >, a NaN wins); " +

@@ -37,7 +37,7 @@ type deviceOptions struct {
 func (d *deviceOptions) register(fs *flag.FlagSet, def string) {
 	fs.StringVar(&d.device, "device", def, "device: "+strings.Join(devices, ", ")+" (sim: the PTX simulator, slow)")
 	fs.IntVar(&d.gpu, "gpu", 0, "CUDA device ordinal for -device gpu")
-	fs.StringVar(&d.precision, "precision", "fp32", "GPU arithmetic: fp32, tf32 or bf16 (bf16: the forward convolutions on BF16 tensor cores, the backward passes TF32)")
+	fs.StringVar(&d.precision, "precision", "fp32", "GPU arithmetic: fp32, tf32 or bf16 (bf16: the convolutions, forward and backward, on BF16 tensor cores)")
 	fs.IntVar(&d.threads, "threads", runtime.NumCPU(), "CPU threads (sets GOMAXPROCS; the simulator's workers)")
 }
 

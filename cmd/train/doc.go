@@ -421,8 +421,13 @@
 // -precision tf32 runs the implicit-GEMM convolutions on TF32 tensor
 // cores (compute capability 8.0 or newer, which the simulator reports):
 // each input of a product is rounded to 10 mantissa bits, about 2⁻¹¹
-// relative. A GPU older than sm_80 refuses it with an error; on -device
-// cpu it is a usage error.
+// relative. -precision bf16 runs them on BF16 tensor cores, forward and
+// both backward passes: the operands of each pass (x and w; dy and w; x
+// and dy) are rounded to bfloat16 (8 significant bits, to nearest, ties to
+// even), products are summed in float32, and the weights, their gradients
+// and the optimiser state stay float32 (no loss scaling). A GPU older than
+// sm_80 refuses either with an error; on -device cpu they are a usage
+// error.
 //
 // # Comparing the CPU and a GPU
 //
