@@ -115,6 +115,8 @@ var plainConformance = []conformanceCase{
 	{"pack_nhwc_tf32_v1", []string{"pack_nhwc_tf32_v1"}, testPackTF32},
 	{"pack_crsk_flip_bf16_v1", []string{"pack_crsk_flip_bf16_v1"}, testPackFlipBF16},
 	{"pack_crsk_flip_tf32_v1", []string{"pack_crsk_flip_tf32_v1"}, testPackFlipTF32},
+	{"pack_transpose_bf16_v2", []string{"pack_transpose_bf16_v2"}, testPackTransposeBF16},
+	{"pack_transpose_tf32_v2", []string{"pack_transpose_tf32_v2"}, testPackTransposeTF32},
 }
 
 func init() {

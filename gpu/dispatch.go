@@ -336,9 +336,9 @@ var mmaOther = map[kernelID]float64{
 	kConvBwdDataStridedTF32: 21.00,
 	kConvFwdBF16:            2.75,
 	kConvFwdTF32Pipe:        2.75,
-	kConvBwdDataBF16:        4.34,
+	kConvBwdDataBF16:        3.50,
 	kConvBwdFilterBF16:      3.72,
-	kConvBwdDataTF32Pipe:    4.34,
+	kConvBwdDataTF32Pipe:    3.50,
 	kConvBwdFilterTF32Pipe:  4.61,
 }
 

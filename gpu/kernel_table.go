@@ -63,6 +63,8 @@ const (
 	kSoftmaxCEMean
 	kPackCRSKFlipBF16
 	kPackCRSKFlipTF32
+	kPackTransposeBF16
+	kPackTransposeTF32
 	numPlainKernels
 )
 
@@ -114,6 +116,8 @@ var plainKernels = [numPlainKernels]string{
 	kSoftmaxCEMean:       "softmax_ce_mean_v1",
 	kPackCRSKFlipBF16:    "pack_crsk_flip_bf16_v1",
 	kPackCRSKFlipTF32:    "pack_crsk_flip_tf32_v1",
+	kPackTransposeBF16:   "pack_transpose_bf16_v2",
+	kPackTransposeTF32:   "pack_transpose_tf32_v2",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

@@ -12,7 +12,9 @@ import (
 // pack_crsk_flip_bf16_v1, conv2d_bwd_data_v9_igemm_bf16,
 // conv2d_bwd_filter_v10_igemm_bf16) and TF32 on the same pipeline
 // (kernels/conv_igemm_tf32_pipe.cu, conv_igemm_tf32_bwd.cu: the _tf32
-// kernels of the same names), sm_80.
+// kernels of the same names), sm_80; their operands packed by the
+// coalesced pack_transpose_{bf16,tf32}_v2 (kernels/pack.cu) where its grid
+// fits, else by the v1 packing kernels.
 
 // Tiles and block of the packed kernels (kBM, kBN, kBK, kThreads in their
 // sources; TestConvVariantTable checks them).
@@ -38,11 +40,15 @@ type packedConv struct {
 	flip      kernelID
 	chanAlign int
 	elemBytes int
+	// transpose is the coalesced packing kernel (pack_transpose_*_v2)
+	// that does the work of pack and flip where its grid fits
+	// (transposeFits).
+	transpose kernelID
 }
 
 var (
-	packedBF16 = packedConv{kPackNHWCBF16, kPackCRSKFlipBF16, 8, 2}
-	packedTF32 = packedConv{kPackNHWCTF32, kPackCRSKFlipTF32, 4, 4}
+	packedBF16 = packedConv{kPackNHWCBF16, kPackCRSKFlipBF16, 8, 2, kPackTransposeBF16}
+	packedTF32 = packedConv{kPackNHWCTF32, kPackCRSKFlipTF32, 4, 4, kPackTransposeTF32}
 )
 
 // packedConvs lists the kernels that read packed copies.
@@ -131,22 +137,16 @@ func (d *Device) convForwardPacked(id kernelID, g geom.ConvGeom, x, w, b, y *Buf
 	if xn > maxElems/cp || wn > maxElems/cp {
 		return launchErr(id, g, fmt.Errorf("%w: the channels-last copies of x and w (%d channels padded to %d) need fewer than 2^31 elements each", geom.ErrGeometry, g.C, cp))
 	}
-	xh, xsize, err := d.scratchLocked(xn * cp * pc.elemBytes / 4)
+	xh, xsize, err := d.packedScratch(pc, pc.pack, x.ptr, g.N, g.C, g.H*g.W, cp)
 	if err != nil {
 		return launchErr(id, g, err)
 	}
 	defer d.releaseScratchLocked(xh, xsize)
-	wh, wsize, err := d.scratchLocked(wn * cp * pc.elemBytes / 4)
+	wh, wsize, err := d.packedScratch(pc, pc.pack, w.ptr, g.K, g.C, g.R*g.S, cp)
 	if err != nil {
 		return launchErr(id, g, err)
 	}
 	defer d.releaseScratchLocked(wh, wsize)
-	if err := d.packLocked(pc.pack, x.ptr, xh, g.N, g.C, g.H*g.W, cp); err != nil {
-		return err
-	}
-	if err := d.packLocked(pc.pack, w.ptr, wh, g.K, g.C, g.R*g.S, cp); err != nil {
-		return err
-	}
 	r := 0
 	if relu {
 		r = 1
@@ -158,20 +158,56 @@ func (d *Device) convForwardPacked(id kernelID, g geom.ConvGeom, x, w, b, y *Buf
 	return nil
 }
 
-// packedScratch packs src, (n,c,hw) float32, with kernel id into a
-// workspace of (n,hw,cp) packed elements from the buffer cache; the caller
-// releases it with releaseScratchLocked once the launches that read it
-// are queued.
+// packedScratch packs src, (n,c,hw) float32, with kernel id (pc.pack or
+// pc.flip) into a workspace of packed elements from the buffer cache; the
+// caller releases it with releaseScratchLocked once the launches that
+// read it are queued. Where its grid fits, the coalesced pc.transpose
+// kernel does the work of id (the same bits; TestPackTransposeSameBits).
 func (d *Device) packedScratch(pc packedConv, id kernelID, src DevicePtr, n, c, hw, cp int) (DevicePtr, int64, error) {
 	p, size, err := d.scratchLocked(packedLen(id, n, c, hw, cp) * pc.elemBytes / 4)
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := d.packLocked(id, src, p, n, c, hw, cp); err != nil {
+	// As a transpose: x is (n, rows = c, cols = hw); w is one matrix of
+	// rows = K = n, cols = C·R·S = c·hw with the taps reversed.
+	b, rows, cols, rev := n, c, hw, 1
+	if id == pc.flip {
+		b, rows, cols, rev = 1, n, c*hw, hw
+	}
+	if d.fns[pc.transpose] != nil && transposeFits(b, cp) {
+		err = d.transposeLocked(pc.transpose, src, p, b, rows, cols, cp, rev)
+	} else {
+		err = d.packLocked(id, src, p, n, c, hw, cp)
+	}
+	if err != nil {
 		d.releaseScratchLocked(p, size)
 		return 0, 0, err
 	}
 	return p, size, nil
+}
+
+// transposeTile is the tile side of pack_transpose_*_v2 (kTile in
+// kernels/pack.cu).
+const transposeTile = 32
+
+// transposeFits reports whether a transpose of b batches to rowsP rows
+// fits pack_transpose_*_v2's grid (y and z at most 65535).
+func transposeFits(b, rowsP int) bool {
+	return b <= 65535 && ceilDiv(rowsP, transposeTile) <= 65535
+}
+
+// transposeShape names a transpose launch in errors.
+type transposeShape struct{ b, rows, cols, rowsP, rev int }
+
+// transposeLocked launches pack_transpose kernel id: dst[b, rv(j), i] =
+// round(src[b, i, j]) for i < rows, 0 up to rowsP (kernels/pack.cu).
+func (d *Device) transposeLocked(id kernelID, src, dst DevicePtr, b, rows, cols, rowsP, rev int) error {
+	grid := Dim3{ceilDiv(cols, transposeTile), ceilDiv(rowsP, transposeTile), b}
+	if err := d.launch(id, grid, Dim3{transposeTile, 8, 1}, 0, argDev(src), argDev(dst), argI32(b), argI32(rows),
+		argI32(cols), argI32(rowsP), argI32(rev)); err != nil {
+		return launchErr(id, transposeShape{b, rows, cols, rowsP, rev}, err)
+	}
+	return nil
 }
 
 // convBackwardDataPacked runs bwd-data kernel id of packedConvs (v9): dy

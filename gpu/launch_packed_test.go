@@ -14,6 +14,8 @@ func init() {
 	launcherTestedElsewhere[kernelTable[kPackNHWCTF32].name] = true
 	launcherTestedElsewhere[kernelTable[kPackCRSKFlipBF16].name] = true // TestPackedBackwardLaunchers
 	launcherTestedElsewhere[kernelTable[kPackCRSKFlipTF32].name] = true
+	launcherTestedElsewhere[kernelTable[kPackTransposeBF16].name] = true // TestPackedLaunchers
+	launcherTestedElsewhere[kernelTable[kPackTransposeTF32].name] = true
 }
 
 // bf16Ref returns a copy of x rounded to bfloat16 (cpuref.RoundBF16): the
@@ -52,7 +54,9 @@ func testPack(t *testing.T, d *Device, id kernelID, elem int, round func(float32
 	}
 	special := []float32{1 + 1.0/256, 1 + 3.0/256, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()),
 		math.Float32frombits(0x00018000), math.MaxFloat32, -0.0}
-	for _, c := range []struct{ n, c, hw, cp int }{{2, 3, 5, 8}, {1, 8, 7, 8}, {3, 9, 4, 16}, {1, 1, 1, 8}} {
+	// The last two span several 32×32 tiles of pack_transpose_*_v2 on
+	// both axes, with partial tiles.
+	for _, c := range []struct{ n, c, hw, cp int }{{2, 3, 5, 8}, {1, 8, 7, 8}, {3, 9, 4, 16}, {1, 1, 1, 8}, {2, 40, 37, 40}, {1, 70, 65, 72}} {
 		t.Run(kv("N", c.n, "C", c.c, "HW", c.hw, "Cp", c.cp), func(t *testing.T) {
 			x := uniform(newRand(kv("pack", c.n, c.c, c.hw)), c.n*c.c*c.hw)
 			copy(x, special)
@@ -60,7 +64,12 @@ func testPack(t *testing.T, d *Device, id kernelID, elem int, round func(float32
 			words := c.n * c.hw * c.cp * elem / 4
 			xb, out := h.in("x", x), h.out("xh", words)
 			d.mu.Lock()
-			err := d.packLocked(id, xb.ptr, out.ptr, c.n, c.c, c.hw, c.cp)
+			var err error
+			if isTranspose(id) {
+				err = d.transposeLocked(id, xb.ptr, out.ptr, c.n, c.c, c.hw, c.cp, 1)
+			} else {
+				err = d.packLocked(id, xb.ptr, out.ptr, c.n, c.c, c.hw, c.cp)
+			}
 			d.mu.Unlock()
 			if err != nil {
 				t.Fatal(err)
@@ -116,7 +125,7 @@ func testPackFlip(t *testing.T, d *Device, id kernelID, elem int, round func(flo
 	}
 	special := []float32{1 + 1.0/256, 1 + 3.0/256, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()),
 		math.Float32frombits(0x00018000), math.MaxFloat32, -0.0}
-	for _, c := range []struct{ k, c, rs, kp int }{{3, 2, 9, 8}, {8, 3, 4, 8}, {9, 2, 1, 16}, {1, 1, 1, 8}} {
+	for _, c := range []struct{ k, c, rs, kp int }{{3, 2, 9, 8}, {8, 3, 4, 8}, {9, 2, 1, 16}, {1, 1, 1, 8}, {37, 5, 9, 40}, {66, 7, 1, 72}} {
 		t.Run(kv("K", c.k, "C", c.c, "RS", c.rs, "Kp", c.kp), func(t *testing.T) {
 			w := uniform(newRand(kv("flip", c.k, c.c, c.rs)), c.k*c.c*c.rs)
 			copy(w, special)
@@ -124,7 +133,12 @@ func testPackFlip(t *testing.T, d *Device, id kernelID, elem int, round func(flo
 			words := c.c * c.rs * c.kp * elem / 4
 			wb, out := h.in("w", w), h.out("wt", words)
 			d.mu.Lock()
-			err := d.packLocked(id, wb.ptr, out.ptr, c.k, c.c, c.rs, c.kp)
+			var err error
+			if isTranspose(id) {
+				err = d.transposeLocked(id, wb.ptr, out.ptr, 1, c.k, c.c*c.rs, c.kp, c.rs)
+			} else {
+				err = d.packLocked(id, wb.ptr, out.ptr, c.k, c.c, c.rs, c.kp)
+			}
 			d.mu.Unlock()
 			if err != nil {
 				t.Fatal(err)
@@ -154,6 +168,34 @@ func testPackFlip(t *testing.T, d *Device, id kernelID, elem int, round func(flo
 			h.check()
 		})
 	}
+}
+
+// isTranspose reports whether id is a pack_transpose_*_v2 kernel.
+func isTranspose(id kernelID) bool { return id == kPackTransposeBF16 || id == kPackTransposeTF32 }
+
+// testPackTransposeBF16 and testPackTransposeTF32 check
+// pack_transpose_bf16_v2 and pack_transpose_tf32_v2 as the channels-last
+// packing of x (testPack's cases and expected bits) and as the flipped
+// transpose of w (testPackFlip's).
+func testPackTransposeBF16(t *testing.T, d *Device) {
+	t.Run("as=pack_nhwc", func(t *testing.T) {
+		testPack(t, d, kPackTransposeBF16, 2, func(x float32) uint32 { return uint32(cpuref.BF16Bits(x)) })
+	})
+	t.Run("as=pack_crsk_flip", func(t *testing.T) {
+		testPackFlip(t, d, kPackTransposeBF16, 2, func(x float32) uint32 { return uint32(cpuref.BF16Bits(x)) })
+	})
+}
+
+func testPackTransposeTF32(t *testing.T, d *Device) {
+	rna := func(x float32) uint32 {
+		b := math.Float32bits(x)
+		if b&0x7f800000 == 0x7f800000 {
+			return b
+		}
+		return (b + 0x1000) &^ 0x1fff
+	}
+	t.Run("as=pack_nhwc", func(t *testing.T) { testPack(t, d, kPackTransposeTF32, 4, rna) })
+	t.Run("as=pack_crsk_flip", func(t *testing.T) { testPackFlip(t, d, kPackTransposeTF32, 4, rna) })
 }
 
 // TestPackedLaunchers checks each forward pass over packed operands on a
@@ -234,6 +276,29 @@ func TestPackedLaunchers(t *testing.T) {
 					t.Errorf("pack parameter %s = %#x, want %#x", p.Name, l.args[j], want[p.Name])
 				}
 			}
+			// The coalesced packing the launchers use: x as 2 batches of a
+			// 3×72 matrix, grid ⌈72/32⌉ × ⌈Cp/32⌉ × 2 of 32×8 threads.
+			tr := packedConvs[c.id].transpose
+			d.mu.Lock()
+			err = d.transposeLocked(tr, x.ptr, DevicePtr(xh), 2, 3, 72, c.cp, 1)
+			d.mu.Unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			l = f.last
+			if l.name != kernelTable[tr].name || l.grid != (Dim3{3, 1, 2}) || l.block != (Dim3{32, 8, 1}) {
+				t.Errorf("launched %s grid %v block %v, want %s grid {3 1 2} block {32 8 1}", l.name, l.grid, l.block, kernelTable[tr].name)
+			}
+			k, _ = kernels.Lookup(l.name)
+			want = map[string]uint64{"src": P(x), "dst": xh, "B": 2, "rows": 3, "cols": 72, "rowsP": uint64(c.cp), "rev": 1}
+			if l.nargs != len(want) || len(k.Params) != len(want) {
+				t.Fatalf("%d arguments for %d parameters, want %d", l.nargs, len(k.Params), len(want))
+			}
+			for j, p := range k.Params {
+				if l.args[j] != want[p.Name] {
+					t.Errorf("transpose parameter %s = %#x, want %#x", p.Name, l.args[j], want[p.Name])
+				}
+			}
 		})
 	}
 }
@@ -252,6 +317,7 @@ func TestPackedSimCounters(t *testing.T) {
 		v, _ := variantOf(id)
 		t.Run("kernel="+v.name, func(t *testing.T) {
 			h := newHarness(t, d)
+			d.ResetKernelStats()
 			align := packedConvs[id].chanAlign
 			var err error
 			var ktiles, blocks int
@@ -278,6 +344,12 @@ func TestPackedSimCounters(t *testing.T) {
 			s, ok := d.LastStats()
 			if !ok {
 				t.Fatal("no stats")
+			}
+			// Both operands packed by the coalesced transpose, not v1.
+			st := d.KernelStats()
+			pc := packedConvs[id]
+			if n := st[kernelTable[pc.transpose].name].Launches; n != 2 || st[kernelTable[pc.pack].name].Launches != 0 || st[kernelTable[pc.flip].name].Launches != 0 {
+				t.Errorf("packing launches %v, want 2 of %s", st, kernelTable[pc.transpose].name)
 			}
 			if got, want := s.MMAs(), int64(blocks*4*64*ktiles); got != want {
 				t.Errorf("MMAs() = %d, want %d (%d blocks of 4 warps, 64 per k-tile, %d k-tiles)", got, want, blocks, ktiles)
@@ -398,5 +470,65 @@ func TestPackedBackwardLaunchers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPackCoalescing measures the global-memory transactions of the
+// packing kernels on the simulator, v1 (one output word per thread) and
+// the coalesced v2 transpose, on a ResNet-like x (N = 2, C = 64, 28×28)
+// and w (K = 128, C = 64, 3×3): sectors (32 bytes) per packed element.
+// Reading 4 bytes and writing 2 (BF16) or 4 (TF32) per element needs at
+// least 6/32 or 8/32 sectors; v2 must stay within 10 % of that, and at
+// least 4× below v1. It logs both.
+func TestPackCoalescing(t *testing.T) {
+	d := openSim(t)
+	const n, c, hw, k, rs = 2, 64, 28 * 28, 128, 9
+	for _, pc := range []packedConv{packedBF16, packedTF32} {
+		for _, what := range []string{"x", "w"} {
+			t.Run(kv("kernel", kernelTable[pc.transpose].name, "as", what), func(t *testing.T) {
+				h := newHarness(t, d)
+				rows, cols, batch, v1 := c, hw, n, pc.pack
+				if what == "w" {
+					rows, cols, batch, v1 = k, c*rs, 1, pc.flip
+				}
+				elems := batch * rows * cols
+				src := h.in("src", uniform(newRand("coalesce"), elems))
+				out := h.out("dst", elems*pc.elemBytes/4)
+				sectors := func(run func() error) float64 {
+					d.mu.Lock()
+					err := run()
+					d.mu.Unlock()
+					if err != nil {
+						t.Fatal(err)
+					}
+					s, ok := d.LastStats()
+					if !ok {
+						t.Fatal("no stats")
+					}
+					return float64(s.GlobalSectors) / float64(elems)
+				}
+				before := sectors(func() error {
+					if what == "w" {
+						return d.packLocked(v1, src.ptr, out.ptr, k, c, rs, rows)
+					}
+					return d.packLocked(v1, src.ptr, out.ptr, n, c, hw, rows)
+				})
+				rev := 1
+				if what == "w" {
+					rev = rs
+				}
+				after := sectors(func() error {
+					return d.transposeLocked(pc.transpose, src.ptr, out.ptr, batch, rows, cols, rows, rev)
+				})
+				ideal := float64(4+pc.elemBytes) / 32
+				t.Logf("%s: %.3f sectors per element with %s, %.3f with %s (ideal %.3f)", what,
+					before, kernelTable[v1].name, after, kernelTable[pc.transpose].name, ideal)
+				if after > 1.1*ideal || 4*after > before {
+					t.Errorf("%s: %.3f sectors per element, want ≤ %.3f (1.1 × ideal) and ≤ %s's %.3f / 4", kernelTable[pc.transpose].name,
+						after, 1.1*ideal, kernelTable[v1].name, before)
+				}
+				h.check()
+			})
+		}
 	}
 }

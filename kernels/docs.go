@@ -64,6 +64,12 @@ var docs = map[string]string{
 	"pack_crsk_flip_tf32_v1": "wt[c,r,s,k] = tf32(w[k,c,R−1−r,S−1−s]) (cvt.rna) for k < K, 0 for K ≤ k < Kp: the " +
 		"filters of conv2d_bwd_data_v9_igemm_tf32, transposed to (C,R,S,Kp) with the taps flipped, K padded to " +
 		"a multiple of 4. 1-D over C·R·S·Kp.",
+	"pack_transpose_bf16_v2": "dst[b, rv(j), i] = bf16(src[b, i, j]) for i < rows, 0 for rows ≤ i < rowsP (rv reverses " +
+		"j within groups of rev): the coalesced packing of x to channels-last (B = N, rows = C, cols = H·W) and of w " +
+		"to (C,R,S,Kp) with flipped taps (B = 1, rows = K, cols = C·R·S, rev = R·S) through 32×32 shared tiles. " +
+		"grid = (⌈cols/32⌉, ⌈rowsP/32⌉, B), block = (32, 8).",
+	"pack_transpose_tf32_v2": "pack_transpose_bf16_v2 to TF32 words (cvt.rna). grid = (⌈cols/32⌉, ⌈rowsP/32⌉, B), " +
+		"block = (32, 8).",
 	"conv2d_bwd_data_v9_igemm_bf16": "dx = Σ_k Σ_r Σ_s bf16(dy)·bf16(w) over the taps that divide the stride, float32 " +
 		"sums: an implicit GEMM over dyh (N,P,Q,Kp) from pack_nhwc_bf16_v1 and wt from pack_crsk_flip_bf16_v1 " +
 		"(M = N·H·W, N = C, K = R·S·Kp) on the v7 pipeline (128×128×32 tiles, 3-stage cp.async, ldmatrix.x4, " +

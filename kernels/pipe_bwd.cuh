@@ -178,11 +178,26 @@ static __device__ __forceinline__ void dgrad(const T* dyh, const T* wt, float* d
     if (m >= M) ah[i] = -(1 << 29);  // an invalid row never passes the p test
   }
   // The k index of this thread's chunk in the next tile, as tap (r, s) and
-  // filter kc, with r = sh·ar + br and s = sw·as + bs.
+  // filter kc, with r = sh·ar + br and s = sw·as + bs. aoff[i] is row i's
+  // element offset into dyh at the current tap (filter 0), −1 where the
+  // tap skips the row; it changes only when the tap does (retap), so the
+  // per-tile loader adds kc and copies.
   int kk = CE * lc, lrr = 0, lss = 0, lcc = CE * lc, ar = 0, br = 0, as_ = 0, bs = 0;
+  int aoff[4];
+  auto retap = [&]() {
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      int th = bh[i] + br, tw = bw[i] + bs;
+      int p = ah[i] + ar + (th >= sh), q = aw[i] + as_ + (tw >= sw);
+      bool ok = lrr < R && (th == 0 || th == sh) && (tw == 0 || tw == sw) &&
+                (unsigned)p < (unsigned)P && (unsigned)q < (unsigned)Q;
+      aoff[i] = ok ? (pixBase[i] + p * Q + q) * Kp : -1;
+    }
+  };
   auto advance = [&](int by) {
     lcc += by;
-    while (lcc >= Kp) {
+    if (lcc < Kp) return;
+    do {
       lcc -= Kp;
       ++lss;
       if (++bs == sw) bs = 0, ++as_;
@@ -191,8 +206,10 @@ static __device__ __forceinline__ void dgrad(const T* dyh, const T* wt, float* d
         ++lrr;
         if (++br == sh) br = 0, ++ar;
       }
-    }
+    } while (lcc >= Kp);
+    retap();
   };
+  retap();
   advance(0);
 
   auto load = [&](int stage) {
@@ -201,11 +218,8 @@ static __device__ __forceinline__ void dgrad(const T* dyh, const T* wt, float* d
 #pragma unroll
     for (int i = 0; i < 4; i++) {
       int row = lr + 32 * i;
-      int th = bh[i] + br, tw = bw[i] + bs;
-      int p = ah[i] + ar + (th >= sh), q = aw[i] + as_ + (tw >= sw);
-      bool ok = lrr < R && (th == 0 || th == sh) && (tw == 0 || tw == sw) &&
-                (unsigned)p < (unsigned)P && (unsigned)q < (unsigned)Q;
-      const T* src = ok ? dyh + (pixBase[i] + p * Q + q) * Kp + lcc : dyh;
+      bool ok = aoff[i] >= 0;
+      const T* src = ok ? dyh + aoff[i] + lcc : dyh;
       cp_async16(sa + swz64(row, lc), src, ok);
       int c = n0 + row;
       bool okb = c < C && kk < Kg;

@@ -1078,6 +1078,32 @@ var All = []Kernel{
 		Doc: docs["adam_v1"],
 	},
 	{
+		Name: "pack_transpose_bf16_v2", File: "pack.ptx", Source: "pack.cu", Target: "sm_80",
+		Params: []Param{
+			{Name: "src", Type: TypePtr, CType: "const float*"},
+			{Name: "dst", Type: TypePtr, CType: "unsigned*"},
+			{Name: "B", Type: TypeI32, CType: "int"},
+			{Name: "rows", Type: TypeI32, CType: "int"},
+			{Name: "cols", Type: TypeI32, CType: "int"},
+			{Name: "rowsP", Type: TypeI32, CType: "int"},
+			{Name: "rev", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["pack_transpose_bf16_v2"],
+	},
+	{
+		Name: "pack_transpose_tf32_v2", File: "pack.ptx", Source: "pack.cu", Target: "sm_80",
+		Params: []Param{
+			{Name: "src", Type: TypePtr, CType: "const float*"},
+			{Name: "dst", Type: TypePtr, CType: "unsigned*"},
+			{Name: "B", Type: TypeI32, CType: "int"},
+			{Name: "rows", Type: TypeI32, CType: "int"},
+			{Name: "cols", Type: TypeI32, CType: "int"},
+			{Name: "rowsP", Type: TypeI32, CType: "int"},
+			{Name: "rev", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["pack_transpose_tf32_v2"],
+	},
+	{
 		Name: "maxpool_fwd_v1", File: "pool.ptx", Source: "pool.cu", Target: "sm_70",
 		Params: []Param{
 			{Name: "x", Type: TypePtr, CType: "const float*"},
@@ -1142,5 +1168,6 @@ var defines = map[string]map[string]int{
 	"optim.cu":                {"kBlock": 256},
 	"optim_multi.cu":          {"kBlock": 256, "kTableWords": 6},
 	"optim_v2.cu":             {"kBlock": 256},
+	"pack.cu":                 {"kBlock": 256, "kTile": 32},
 	"pool.cu":                 {"kBlock": 256},
 }
