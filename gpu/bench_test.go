@@ -302,7 +302,8 @@ var convSuite = []struct {
 }
 
 // BenchmarkConvSuite runs every convolution algorithm the device has
-// (direct v1, igemm v2/v4/v6, igemm_tf32 v3/v5/v8, igemm_bf16 v7) on the
+// (direct v1, igemm v2/v4/v6/v11, igemm_tf32 v3/v5/v8/v9/v10, igemm_bf16
+// v7/v9/v10) on the
 // suite, for the three passes, with the kernels of the conv variant table
 // (variants.go): as algo=A the kernel the dispatcher picks for the shape,
 // and as algo=A-vN_… (the variant's name without its conv2d_<pass>_
@@ -310,7 +311,8 @@ var convSuite = []struct {
 // stride handling is no more specialised than the picked one's
 // (benchAlternatives): the 128×64 tiles beside the 128×128 ones, the plain
 // bwd-data beside the phase-decomposed one on a strided shape, the TF32
-// pipeline (v8) beside v3.
+// pipeline (v8, v9, v10) and v3/v5 beside each other, FP32's v11 beside
+// v2/v4/v6.
 //
 // On a GPU (-tags cuda): the median launch and GFLOP/s as benchGPU
 // measures them, MNIST shapes at batch 64 and 512, ResNet at 64.

@@ -138,7 +138,10 @@ const (
 	ConvDirect ConvAlgo = iota
 	// ConvIGemm is the FP32 implicit GEMM: the v2 kernels (128×64×8
 	// shared-memory tiles, 8×4 outputs per thread, split-K bwd-filter), v4
-	// (phase-decomposed bwd-data for strides > 1) and v6 (128×128 tiles).
+	// (phase-decomposed bwd-data for strides > 1) and v6 (128×128 tiles);
+	// and v11, bwd-data on the packed cp.async pipeline (sm_80), which the
+	// dispatcher does not run (its sum order, hence its bits, differ from
+	// v2/v4/v6's, and the FP32 default's bits are pinned).
 	ConvIGemm
 	// ConvIGemmTF32 is the v3 and v5 kernels: the same implicit GEMM on
 	// tensor cores (TF32; sm_80 and newer), and beside them v8, v9 and v10,
@@ -336,10 +339,10 @@ var mmaOther = map[kernelID]float64{
 	kConvBwdDataStridedTF32: 21.00,
 	kConvFwdBF16:            2.75,
 	kConvFwdTF32Pipe:        2.75,
-	kConvBwdDataBF16:        3.50,
-	kConvBwdFilterBF16:      3.72,
-	kConvBwdDataTF32Pipe:    3.50,
-	kConvBwdFilterTF32Pipe:  4.61,
+	kConvBwdDataBF16:        3.48,
+	kConvBwdFilterBF16:      3.56,
+	kConvBwdDataTF32Pipe:    3.48,
+	kConvBwdFilterTF32Pipe:  4.50,
 }
 
 // tensorIssue is the issue-slot estimate HMMAs·(1 + mmaOther) of tensor

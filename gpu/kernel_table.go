@@ -65,6 +65,7 @@ const (
 	kPackCRSKFlipTF32
 	kPackTransposeBF16
 	kPackTransposeTF32
+	kPackTransposeF32
 	numPlainKernels
 )
 
@@ -118,6 +119,7 @@ var plainKernels = [numPlainKernels]string{
 	kPackCRSKFlipTF32:    "pack_crsk_flip_tf32_v1",
 	kPackTransposeBF16:   "pack_transpose_bf16_v2",
 	kPackTransposeTF32:   "pack_transpose_tf32_v2",
+	kPackTransposeF32:    "pack_transpose_f32_v2",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

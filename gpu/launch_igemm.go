@@ -43,11 +43,13 @@ func wgradKernel(a ConvAlgo, g geom.ConvGeom) kernelID {
 }
 
 // kernelFor is the kernel that pass p of algorithm a runs for g on this
-// device: the shape's variant (passKernel), or
-// the algorithm's packed-pipeline variant (pipeKernel) where pipeWins.
+// device: the shape's variant (passKernel), or the algorithm's
+// packed-pipeline variant (pipeKernel) where pipeWins; never FP32's
+// conv2d_bwd_data_v11_igemm_pipe, whose sum order differs from v2/v4/v6
+// (the FP32 default's bits are pinned).
 func (d *Device) kernelFor(a ConvAlgo, p ConvPass, g geom.ConvGeom) kernelID {
 	id := passKernel(a, p, g)
-	if pk := pipeKernel(a, p); pk >= 0 && pk != id && d.fns[pk] != nil && pipeWins(pk, id, g) {
+	if pk := pipeKernel(a, p); a != ConvIGemm && pk >= 0 && pk != id && d.fns[pk] != nil && pipeWins(pk, id, g) {
 		return pk
 	}
 	return id

@@ -42,13 +42,15 @@ type packedConv struct {
 	elemBytes int
 	// transpose is the coalesced packing kernel (pack_transpose_*_v2)
 	// that does the work of pack and flip where its grid fits
-	// (transposeFits).
+	// (transposeFits); FP32 has no v1 packing (pack, flip −1).
 	transpose kernelID
+	threads   int // block.x of the conv kernels
 }
 
 var (
-	packedBF16 = packedConv{kPackNHWCBF16, kPackCRSKFlipBF16, 8, 2, kPackTransposeBF16}
-	packedTF32 = packedConv{kPackNHWCTF32, kPackCRSKFlipTF32, 4, 4, kPackTransposeTF32}
+	packedBF16 = packedConv{kPackNHWCBF16, kPackCRSKFlipBF16, 8, 2, kPackTransposeBF16, packedThreads}
+	packedTF32 = packedConv{kPackNHWCTF32, kPackCRSKFlipTF32, 4, 4, kPackTransposeTF32, packedThreads}
+	packedF32  = packedConv{-1, -2, 4, 4, kPackTransposeF32, 256}
 )
 
 // packedConvs lists the kernels that read packed copies.
@@ -59,6 +61,7 @@ var packedConvs = map[kernelID]packedConv{
 	kConvFwdTF32Pipe:       packedTF32,
 	kConvBwdDataTF32Pipe:   packedTF32,
 	kConvBwdFilterTF32Pipe: packedTF32,
+	kConvBwdDataPipe:       packedF32,
 }
 
 // packedFits reports whether the packed copies that pass p of g needs
@@ -79,8 +82,8 @@ func packedFits(p ConvPass, g geom.ConvGeom, align int) bool {
 
 // variantThreads is block.x of conv variant v.
 func variantThreads(v convVariant) int {
-	if _, ok := packedConvs[v.id]; ok {
-		return packedThreads
+	if pc, ok := packedConvs[v.id]; ok {
+		return pc.threads
 	}
 	return igemmThreads
 }
@@ -164,7 +167,11 @@ func (d *Device) convForwardPacked(id kernelID, g geom.ConvGeom, x, w, b, y *Buf
 // read it are queued. Where its grid fits, the coalesced pc.transpose
 // kernel does the work of id (the same bits; TestPackTransposeSameBits).
 func (d *Device) packedScratch(pc packedConv, id kernelID, src DevicePtr, n, c, hw, cp int) (DevicePtr, int64, error) {
-	p, size, err := d.scratchLocked(packedLen(id, n, c, hw, cp) * pc.elemBytes / 4)
+	elems := n * hw * cp
+	if id == pc.flip {
+		elems = c * hw * cp
+	}
+	p, size, err := d.scratchLocked(elems * pc.elemBytes / 4)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -174,9 +181,12 @@ func (d *Device) packedScratch(pc packedConv, id kernelID, src DevicePtr, n, c, 
 	if id == pc.flip {
 		b, rows, cols, rev = 1, n, c*hw, hw
 	}
-	if d.fns[pc.transpose] != nil && transposeFits(b, cp) {
+	switch {
+	case d.fns[pc.transpose] != nil && transposeFits(b, cp):
 		err = d.transposeLocked(pc.transpose, src, p, b, rows, cols, cp, rev)
-	} else {
+	case id < 0:
+		err = fmt.Errorf("%w: %d batches of %d rows exceed %s's grid", geom.ErrGeometry, b, cp, kernelTable[pc.transpose].name)
+	default:
 		err = d.packLocked(id, src, p, n, c, hw, cp)
 	}
 	if err != nil {
@@ -234,7 +244,7 @@ func (d *Device) convBackwardDataPacked(id kernelID, g geom.ConvGeom, dy, w, dx 
 	}
 	defer d.releaseScratchLocked(wt, wsize)
 	grid := Dim3{ceilDiv(g.N*g.H*g.W, packedBM), ceilDiv(g.C, packedBN), 1}
-	if err := d.launchConv(id, grid, Dim3{packedThreads, 1, 1}, g, []arg{argDev(dyh), argDev(wt), argPtr(dx)}, kp); err != nil {
+	if err := d.launchConv(id, grid, Dim3{pc.threads, 1, 1}, g, []arg{argDev(dyh), argDev(wt), argPtr(dx)}, kp); err != nil {
 		return launchErr(id, g, err)
 	}
 	return nil

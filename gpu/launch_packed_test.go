@@ -16,6 +16,7 @@ func init() {
 	launcherTestedElsewhere[kernelTable[kPackCRSKFlipTF32].name] = true
 	launcherTestedElsewhere[kernelTable[kPackTransposeBF16].name] = true // TestPackedLaunchers
 	launcherTestedElsewhere[kernelTable[kPackTransposeTF32].name] = true
+	launcherTestedElsewhere[kernelTable[kPackTransposeF32].name] = true
 }
 
 // bf16Ref returns a copy of x rounded to bfloat16 (cpuref.RoundBF16): the
@@ -171,7 +172,17 @@ func testPackFlip(t *testing.T, d *Device, id kernelID, elem int, round func(flo
 }
 
 // isTranspose reports whether id is a pack_transpose_*_v2 kernel.
-func isTranspose(id kernelID) bool { return id == kPackTransposeBF16 || id == kPackTransposeTF32 }
+func isTranspose(id kernelID) bool {
+	return id == kPackTransposeBF16 || id == kPackTransposeTF32 || id == kPackTransposeF32
+}
+
+// testPackTransposeF32 checks pack_transpose_f32_v2 as testPackTransposeBF16
+// does, the values copied bit for bit.
+func testPackTransposeF32(t *testing.T, d *Device) {
+	same := func(x float32) uint32 { return math.Float32bits(x) }
+	t.Run("as=pack_nhwc", func(t *testing.T) { testPack(t, d, kPackTransposeF32, 4, same) })
+	t.Run("as=pack_crsk_flip", func(t *testing.T) { testPackFlip(t, d, kPackTransposeF32, 4, same) })
+}
 
 // testPackTransposeBF16 and testPackTransposeTF32 check
 // pack_transpose_bf16_v2 and pack_transpose_tf32_v2 as the channels-last
@@ -313,7 +324,7 @@ func TestPackedLaunchers(t *testing.T) {
 func TestPackedSimCounters(t *testing.T) {
 	d := openSim(t)
 	g := cg(2, 64, 8, 8, 128, 3, 3, 1, 1, 1, 1)
-	for _, id := range []kernelID{kConvFwdBF16, kConvFwdTF32Pipe, kConvBwdDataBF16, kConvBwdDataTF32Pipe, kConvBwdFilterBF16, kConvBwdFilterTF32Pipe} {
+	for _, id := range []kernelID{kConvFwdBF16, kConvFwdTF32Pipe, kConvBwdDataBF16, kConvBwdDataTF32Pipe, kConvBwdFilterBF16, kConvBwdFilterTF32Pipe, kConvBwdDataPipe} {
 		v, _ := variantOf(id)
 		t.Run("kernel="+v.name, func(t *testing.T) {
 			h := newHarness(t, d)
@@ -348,16 +359,29 @@ func TestPackedSimCounters(t *testing.T) {
 			// Both operands packed by the coalesced transpose, not v1.
 			st := d.KernelStats()
 			pc := packedConvs[id]
-			if n := st[kernelTable[pc.transpose].name].Launches; n != 2 || st[kernelTable[pc.pack].name].Launches != 0 || st[kernelTable[pc.flip].name].Launches != 0 {
+			packs := 0
+			for _, name := range []string{"pack_nhwc_bf16_v1", "pack_nhwc_tf32_v1", "pack_crsk_flip_bf16_v1", "pack_crsk_flip_tf32_v1"} {
+				packs += int(st[name].Launches)
+			}
+			if n := st[kernelTable[pc.transpose].name].Launches; n != 2 || packs != 0 {
 				t.Errorf("packing launches %v, want 2 of %s", st, kernelTable[pc.transpose].name)
 			}
-			if got, want := s.MMAs(), int64(blocks*4*64*ktiles); got != want {
+			if v.precision == FP32 {
+				// 256 threads, 64 FFMA per k per thread, 16 k a tile.
+				if got, want := s.Instructions["fp32"], int64(blocks*256*64*16*ktiles); got < want {
+					t.Errorf("%d fp32 thread instructions, want at least the %d FFMA", got, want)
+				}
+			} else if got, want := s.MMAs(), int64(blocks*4*64*ktiles); got != want {
 				t.Errorf("MMAs() = %d, want %d (%d blocks of 4 warps, 64 per k-tile, %d k-tiles)", got, want, blocks, ktiles)
 			}
 			if s.SharedBankConflicts != 0 {
 				t.Errorf("SharedBankConflicts = %d over %d shared requests, want 0", s.SharedBankConflicts, s.SharedRequests)
 			}
-			t.Logf("%s %v: %.2f non-MMA thread instructions per mma thread instruction; %s", v.name, g, s.NonMMAPerMMA(), s.String())
+			if v.precision == FP32 {
+				t.Logf("%s %v: %.1f %% of the thread instructions fp32; %s", v.name, g, 100*float64(s.Instructions["fp32"])/float64(s.ThreadInstructions), s.String())
+			} else {
+				t.Logf("%s %v: %.2f non-MMA thread instructions per mma thread instruction; %s", v.name, g, s.NonMMAPerMMA(), s.String())
+			}
 			h.check()
 		})
 	}
@@ -390,6 +414,7 @@ func TestPackedBackwardLaunchers(t *testing.T) {
 		{kConvBwdDataTF32Pipe, []string{"pack_nhwc_tf32_v1", "pack_crsk_flip_tf32_v1"}, Dim3{2, 1, 1}, 0, 4, 0, 1},
 		{kConvBwdFilterBF16, []string{"pack_nhwc_bf16_v1", "pack_nhwc_bf16_v1"}, Dim3{1, 1, 1}, 8, 8, 3, 0},
 		{kConvBwdFilterTF32Pipe, []string{"pack_nhwc_tf32_v1", "pack_nhwc_tf32_v1"}, Dim3{1, 1, 1}, 4, 4, 5, 0},
+		{kConvBwdDataPipe, []string{"pack_transpose_f32_v2", "pack_transpose_f32_v2"}, Dim3{2, 1, 1}, 0, 4, 0, 1},
 	} {
 		v, _ := variantOf(c.id)
 		t.Run("kernel="+v.name, func(t *testing.T) {
@@ -422,8 +447,8 @@ func TestPackedBackwardLaunchers(t *testing.T) {
 			if l.name != v.name {
 				t.Fatalf("launched %s last, want %s", l.name, v.name)
 			}
-			if l.grid != c.grid || l.block != (Dim3{packedThreads, 1, 1}) || l.shared != 0 {
-				t.Errorf("grid %v block %v shared %d, want grid %v block {%d 1 1} shared 0", l.grid, l.block, l.shared, c.grid, packedThreads)
+			if th := variantThreads(v); l.grid != c.grid || l.block != (Dim3{th, 1, 1}) || l.shared != 0 {
+				t.Errorf("grid %v block %v shared %d, want grid %v block {%d 1 1} shared 0", l.grid, l.block, l.shared, c.grid, th)
 			}
 			k, _ := kernels.Lookup(l.name)
 			got := map[string]uint64{}
@@ -445,10 +470,10 @@ func TestPackedBackwardLaunchers(t *testing.T) {
 			if al := testing.AllocsPerRun(10, func() { call() }); al != 0 {
 				t.Errorf("a backward pass allocates %v times on the host, want 0", al)
 			}
-			if v.pass != ConvBwdData {
-				return
-			}
 			pc := packedConvs[c.id]
+			if v.pass != ConvBwdData || pc.flip < 0 {
+				return // v11 packs with the transpose only (TestPackedSimCounters)
+			}
 			d.mu.Lock()
 			err := d.packLocked(pc.flip, w.ptr, DevicePtr(pb), 4, 3, 6, c.kp)
 			d.mu.Unlock()

@@ -35,6 +35,7 @@ const (
 	kConvBwdFilterBF16
 	kConvBwdDataTF32Pipe
 	kConvBwdFilterTF32Pipe
+	kConvBwdDataPipe
 	numKernels
 )
 
@@ -110,6 +111,7 @@ var convVariants = []convVariant{
 	{kConvBwdFilterBF16, "conv2d_bwd_filter_v10_igemm_bf16", ConvBwdFilter, ConvIGemmBF16, tile128x128x32, false, false, BF16, 80},
 	{kConvBwdDataTF32Pipe, "conv2d_bwd_data_v9_igemm_tf32", ConvBwdData, ConvIGemmTF32, tile128x128x16, false, false, TF32, 80},
 	{kConvBwdFilterTF32Pipe, "conv2d_bwd_filter_v10_igemm_tf32", ConvBwdFilter, ConvIGemmTF32, tile128x128x16, false, false, TF32, 80},
+	{kConvBwdDataPipe, "conv2d_bwd_data_v11_igemm_pipe", ConvBwdData, ConvIGemm, tile128x128x16, false, false, FP32, 80},
 }
 
 // variantIndex is the index into convVariants of each kernelID, −1 for

@@ -226,8 +226,10 @@ func TestConformanceCoverage(t *testing.T) {
 // TestBenchAlternatives pins the variants BenchmarkConvSuite runs beside
 // the dispatcher's kernel, named in BENCHMARKS.md as algo=A-vN_…: the
 // 128×64 tiles beside the 128×128 ones, the unphased bwd-data beside the
-// phase-decomposed one, the TF32 pipeline beside v3, nothing beside a
-// kernel that has no narrower or plainer variant.
+// phase-decomposed one, the TF32 pipeline beside v3 and v5, FP32's v11
+// beside v2/v4/v6, nothing beside a kernel that has no narrower or plainer
+// variant. (The dispatcher's kernel is passKernel's, or the packed one
+// where pipeWins: TestPipeWins.)
 func TestBenchAlternatives(t *testing.T) {
 	wide := cg(1, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1)    // r50-3x3-128-28
 	strided := cg(1, 128, 56, 56, 128, 3, 3, 2, 2, 1, 1) // r50-3x3s2-128-56
@@ -243,9 +245,9 @@ func TestBenchAlternatives(t *testing.T) {
 		{ConvIGemm, ConvFwd, wide, "v6_igemm_wide", "v2_igemm"},
 		{ConvIGemm, ConvFwd, narrow, "v2_igemm", ""},
 		{ConvIGemm, ConvBwdFilter, wide, "v6_igemm_wide", "v2_igemm"},
-		{ConvIGemm, ConvBwdData, wide, "v6_igemm_wide", "v2_igemm"},
-		{ConvIGemm, ConvBwdData, strided, "v6_igemm_wide_strided", "v2_igemm v4_igemm_strided v6_igemm_wide"},
-		{ConvIGemm, ConvBwdData, narrowS, "v4_igemm_strided", "v2_igemm"},
+		{ConvIGemm, ConvBwdData, wide, "v6_igemm_wide", "v2_igemm v11_igemm_pipe"},
+		{ConvIGemm, ConvBwdData, strided, "v6_igemm_wide_strided", "v2_igemm v4_igemm_strided v6_igemm_wide v11_igemm_pipe"},
+		{ConvIGemm, ConvBwdData, narrowS, "v4_igemm_strided", "v2_igemm v11_igemm_pipe"},
 		{ConvIGemmTF32, ConvFwd, wide, "v3_igemm_tf32", "v8_igemm_tf32"},
 		{ConvIGemmTF32, ConvBwdData, strided, "v5_igemm_strided_tf32", "v3_igemm_tf32 v9_igemm_tf32"},
 		{ConvIGemmBF16, ConvFwd, wide, "v7_igemm_bf16", ""},

@@ -18,6 +18,7 @@
 //
 //	pack_transpose_bf16_v2  the transpose to bfloat16 (cvt.rn.bf16x2: to nearest, ties to even)
 //	pack_transpose_tf32_v2  the transpose to TF32 words (cvt.rna.tf32.f32)
+//	pack_transpose_f32_v2   the transpose of float32 as it is (for the FP32 pipeline, v11)
 //
 // pack_nhwc_*_v1 and pack_crsk_flip_*_v1 write one output word per thread
 // and read the channels of a pixel H·W floats apart: every read of a warp
@@ -95,5 +96,22 @@ extern "C" __global__ void pack_transpose_tf32_v2(const float* src, unsigned* ds
       asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(t[tx][jl]));
       d[rv(j, rev) * rowsP + i] = r;
     }
+  }
+}
+
+// pack_transpose_f32_v2: dst[b, rv(j), i] = src[b, i, j] (see the header;
+// no rounding). dst is (B, cols, rowsP) float32.
+extern "C" __global__ void pack_transpose_f32_v2(const float* src, float* dst, int B, int rows,
+                                                 int cols, int rowsP, int rev) {
+  __shared__ float t[kTile][kTile + 1];
+  const int j0 = (int)blockIdx.x * kTile, i0 = (int)blockIdx.y * kTile;
+  load_tile(src, t, rows, cols, i0, j0);
+  __syncthreads();
+  int tx = (int)threadIdx.x, ty = (int)threadIdx.y;
+  float* d = dst + (int)blockIdx.z * cols * rowsP;
+#pragma unroll
+  for (int k = 0; k < kTile; k += 8) {
+    int jl = ty + k, j = j0 + jl, i = i0 + tx;
+    if (j < cols && i < rowsP) d[rv(j, rev) * rowsP + i] = t[tx][jl];
   }
 }

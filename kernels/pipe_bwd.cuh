@@ -243,13 +243,17 @@ static __device__ __forceinline__ void dgrad(const T* dyh, const T* wt, float* d
     if (s < ktiles) load(s);
     cp_async_commit();
   }
-  for (int kt = 0; kt < ktiles; kt++) {
+  // rd is the stage of k-tile kt (kt mod kStages), wr that of kt + 2,
+  // rotated without a division.
+  for (int kt = 0, rd = 0, wr = kStages - 1; kt < ktiles; kt++) {
     cp_async_wait1();
     __syncthreads();
-    if (kt + kStages - 1 < ktiles) load((kt + kStages - 1) % kStages);
+    if (kt + kStages - 1 < ktiles) load(wr);
     cp_async_commit();
-    unsigned sa = sbase + (unsigned)(2 * (kt % kStages) * kTileBytes);
+    unsigned sa = sbase + (unsigned)(2 * rd * kTileBytes);
     unsigned sb = sa + kTileBytes;
+    rd = rd == kStages - 1 ? 0 : rd + 1;
+    wr = wr == kStages - 1 ? 0 : wr + 1;
 #pragma unroll
     for (int ks = 0; ks < 2; ks++) {
       unsigned af[4][4], bf[8][2];
@@ -287,6 +291,150 @@ static __device__ __forceinline__ void dgrad(const T* dyh, const T* wt, float* d
           if (c < C) xo[c * HW] = acc[mt][nt][2 * hh + e];
         }
     }
+}
+
+static __device__ __forceinline__ void lds128(unsigned addr, float& a, float& b, float& c,
+                                              float& d) {
+  asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];"
+               : "=f"(a), "=f"(b), "=f"(c), "=f"(d)
+               : "r"(addr)
+               : "memory");
+}
+
+// dgrad_ffma is dgrad's implicit GEMM on FP32 SIMT cores: float32 dyh
+// (N,P,Q,Kp) and wt (C,R,S,Kp) (pack_transpose_f32_v2), the same loader
+// and 64-byte swizzled rows (kBK = 16 floats, 4 chunks), 256 threads of
+// 8×8 outputs: thread (tm, tn) = (tid % 16, tid / 16) owns pixels tm +
+// 16·i and channels tn + 16·j; per 4-float chunk of k it reads 8 + 8
+// float4 (conflict-free: the 8 lanes of a phase read 8 consecutive rows
+// or one broadcast row) and issues 128 FFMA. Each output is an FFMA chain
+// from 0 over k = (r, s, kf) ascending (the flipped taps). Launch: grid =
+// (⌈N·H·W/128⌉, ⌈C/128⌉), block.x = kThreads = 256.
+static __device__ __forceinline__ void dgrad_ffma(const float* dyh, const float* wt, float* dx,
+                                                  int N, int C, int H, int W, int K, int R, int S,
+                                                  int P, int Q, int sh, int sw, int ph, int pw,
+                                                  int Kp, unsigned char* smem) {
+  constexpr int CE = 4;
+  constexpr int kTileBytes = kBM * 64;
+  unsigned long long sgen;
+  asm("cvta.to.shared.u64 %0, %1;" : "=l"(sgen) : "l"(smem));
+  const unsigned sbase = (unsigned)sgen;
+
+  const int tid = (int)threadIdx.x;
+  const int m0 = (int)blockIdx.x * kBM, n0 = (int)blockIdx.y * kBN;
+  const int HW = H * W, M = N * HW, Kg = R * S * Kp;
+  const int ktiles = (Kg + kBK - 1) / kBK;
+
+  // Loader: thread tid copies chunk lc of rows lr + 64·i (i < 2).
+  const int lc = tid & 3, lr = tid >> 2;
+  int pixBase[2], ah[2], bh[2], aw[2], bw[2];
+#pragma unroll
+  for (int i = 0; i < 2; i++) {
+    int m = m0 + lr + 64 * i;
+    int n = m / HW, hw = m - n * HW;
+    int h = hw / W, v = hw - h * W;
+    pixBase[i] = n * P * Q;
+    floordivmod(h + ph - (R - 1), sh, ah[i], bh[i]);
+    floordivmod(v + pw - (S - 1), sw, aw[i], bw[i]);
+    if (m >= M) ah[i] = -(1 << 29);
+  }
+  int kk = CE * lc, lrr = 0, lss = 0, lcc = CE * lc, ar = 0, br = 0, as_ = 0, bs = 0;
+  int aoff[2];
+  auto retap = [&]() {
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+      int th = bh[i] + br, tw = bw[i] + bs;
+      int p = ah[i] + ar + (th >= sh), q = aw[i] + as_ + (tw >= sw);
+      bool ok = lrr < R && (th == 0 || th == sh) && (tw == 0 || tw == sw) &&
+                (unsigned)p < (unsigned)P && (unsigned)q < (unsigned)Q;
+      aoff[i] = ok ? (pixBase[i] + p * Q + q) * Kp : -1;
+    }
+  };
+  auto advance = [&](int by) {
+    lcc += by;
+    if (lcc < Kp) return;
+    do {
+      lcc -= Kp;
+      ++lss;
+      if (++bs == sw) bs = 0, ++as_;
+      if (lss == S) {
+        lss = 0, as_ = 0, bs = 0;
+        ++lrr;
+        if (++br == sh) br = 0, ++ar;
+      }
+    } while (lcc >= Kp);
+    retap();
+  };
+  retap();
+  advance(0);
+
+  auto load = [&](int stage) {
+    unsigned sa = sbase + (unsigned)(2 * stage * kTileBytes);
+    unsigned sb = sa + kTileBytes;
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+      int row = lr + 64 * i;
+      bool ok = aoff[i] >= 0;
+      cp_async16(sa + swz64(row, lc), ok ? dyh + aoff[i] + lcc : dyh, ok);
+      int c = n0 + row;
+      bool okb = c < C && kk < Kg;
+      cp_async16(sb + swz64(row, lc), okb ? wt + c * Kg + kk : wt, okb);
+    }
+    kk += kBK;
+    advance(kBK);
+  };
+
+  const int tm = tid & 15, tn = tid >> 4;
+  float acc[8][8];
+#pragma unroll
+  for (int i = 0; i < 8; i++)
+#pragma unroll
+    for (int j = 0; j < 8; j++) acc[i][j] = 0.0f;
+
+#pragma unroll
+  for (int s = 0; s < kStages - 1; s++) {
+    if (s < ktiles) load(s);
+    cp_async_commit();
+  }
+  // rd is the stage of k-tile kt (kt mod kStages), wr that of kt + 2,
+  // rotated without a division.
+  for (int kt = 0, rd = 0, wr = kStages - 1; kt < ktiles; kt++) {
+    cp_async_wait1();
+    __syncthreads();
+    if (kt + kStages - 1 < ktiles) load(wr);
+    cp_async_commit();
+    unsigned sa = sbase + (unsigned)(2 * rd * kTileBytes);
+    unsigned sb = sa + kTileBytes;
+    rd = rd == kStages - 1 ? 0 : rd + 1;
+    wr = wr == kStages - 1 ? 0 : wr + 1;
+#pragma unroll
+    for (int kc = 0; kc < 4; kc++) {
+      float a[8][4], b[8][4];
+#pragma unroll
+      for (int i = 0; i < 8; i++) lds128(sa + swz64(tm + 16 * i, kc), a[i][0], a[i][1], a[i][2], a[i][3]);
+#pragma unroll
+      for (int j = 0; j < 8; j++) lds128(sb + swz64(tn + 16 * j, kc), b[j][0], b[j][1], b[j][2], b[j][3]);
+#pragma unroll
+      for (int e = 0; e < 4; e++)
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+#pragma unroll
+          for (int j = 0; j < 8; j++) acc[i][j] = __builtin_fmaf(a[i][e], b[j][e], acc[i][j]);
+    }
+  }
+
+#pragma unroll
+  for (int i = 0; i < 8; i++) {
+    int m = m0 + tm + 16 * i;
+    if (m >= M) continue;
+    int n = m / HW, hw = m - n * HW;
+    float* xo = dx + n * C * HW + hw;
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+      int c = n0 + tn + 16 * j;
+      if (c < C) xo[c * HW] = acc[i][j];
+    }
+  }
 }
 
 // wgrad is the backward-filter kernel body (see the header): dyh
@@ -383,13 +531,17 @@ static __device__ __forceinline__ void wgrad(const T* dyh, const T* xh, float* o
     if (st < ktiles) load(st);
     cp_async_commit();
   }
-  for (int kt = 0; kt < ktiles; kt++) {
+  // rd is the stage of k-tile kt (kt mod kStages), wr that of kt + 2,
+  // rotated without a division.
+  for (int kt = 0, rd = 0, wr = kStages - 1; kt < ktiles; kt++) {
     cp_async_wait1();
     __syncthreads();
-    if (kt + kStages - 1 < ktiles) load((kt + kStages - 1) % kStages);
+    if (kt + kStages - 1 < ktiles) load(wr);
     cp_async_commit();
-    unsigned sa = sbase + (unsigned)(2 * (kt % kStages) * kTileBytes);
+    unsigned sa = sbase + (unsigned)(2 * rd * kTileBytes);
     unsigned sb = sa + kTileBytes;
+    rd = rd == kStages - 1 ? 0 : rd + 1;
+    wr = wr == kStages - 1 ? 0 : wr + 1;
 #pragma unroll
     for (int ks = 0; ks < 2; ks++) {
       unsigned af[4][4], bf[8][2];

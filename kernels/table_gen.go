@@ -436,6 +436,29 @@ var All = []Kernel{
 		Doc: docs["conv2d_bwd_filter_v10_igemm_bf16"],
 	},
 	{
+		Name: "conv2d_bwd_data_v11_igemm_pipe", File: "conv_igemm_fp32_pipe.ptx", Source: "conv_igemm_fp32_pipe.cu", Target: "sm_80",
+		Params: []Param{
+			{Name: "dyh", Type: TypePtr, CType: "const float*"},
+			{Name: "wt", Type: TypePtr, CType: "const float*"},
+			{Name: "dx", Type: TypePtr, CType: "float*"},
+			{Name: "N", Type: TypeI32, CType: "int"},
+			{Name: "C", Type: TypeI32, CType: "int"},
+			{Name: "H", Type: TypeI32, CType: "int"},
+			{Name: "W", Type: TypeI32, CType: "int"},
+			{Name: "K", Type: TypeI32, CType: "int"},
+			{Name: "R", Type: TypeI32, CType: "int"},
+			{Name: "S", Type: TypeI32, CType: "int"},
+			{Name: "P", Type: TypeI32, CType: "int"},
+			{Name: "Q", Type: TypeI32, CType: "int"},
+			{Name: "sh", Type: TypeI32, CType: "int"},
+			{Name: "sw", Type: TypeI32, CType: "int"},
+			{Name: "ph", Type: TypeI32, CType: "int"},
+			{Name: "pw", Type: TypeI32, CType: "int"},
+			{Name: "Kp", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["conv2d_bwd_data_v11_igemm_pipe"],
+	},
+	{
 		Name: "conv2d_fwd_v3_igemm_tf32", File: "conv_igemm_tf32.ptx", Source: "conv_igemm_tf32.cu", Target: "sm_80",
 		Params: []Param{
 			{Name: "x", Type: TypePtr, CType: "const float*"},
@@ -1104,6 +1127,19 @@ var All = []Kernel{
 		Doc: docs["pack_transpose_tf32_v2"],
 	},
 	{
+		Name: "pack_transpose_f32_v2", File: "pack.ptx", Source: "pack.cu", Target: "sm_80",
+		Params: []Param{
+			{Name: "src", Type: TypePtr, CType: "const float*"},
+			{Name: "dst", Type: TypePtr, CType: "float*"},
+			{Name: "B", Type: TypeI32, CType: "int"},
+			{Name: "rows", Type: TypeI32, CType: "int"},
+			{Name: "cols", Type: TypeI32, CType: "int"},
+			{Name: "rowsP", Type: TypeI32, CType: "int"},
+			{Name: "rev", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["pack_transpose_f32_v2"],
+	},
+	{
 		Name: "maxpool_fwd_v1", File: "pool.ptx", Source: "pool.cu", Target: "sm_70",
 		Params: []Param{
 			{Name: "x", Type: TypePtr, CType: "const float*"},
@@ -1155,6 +1191,7 @@ var defines = map[string]map[string]int{
 	"conv_igemm.cu":           {"kBlock": 256, "kBM": 128, "kBN": 64, "kBK": 8, "kThreads": 256, "kFar": -1073741824, "kLdA": 132, "kLdB": 68},
 	"conv_igemm_bf16.cu":      {"kBlock": 256, "kBM": 128, "kBN": 128, "kBK": 32, "kThreads": 128, "kStages": 3},
 	"conv_igemm_bf16_bwd.cu":  {"kBlock": 256, "kBM": 128, "kBN": 128, "kBK": 32, "kThreads": 128, "kStages": 3},
+	"conv_igemm_fp32_pipe.cu": {"kBlock": 256, "kBM": 128, "kBN": 128, "kBK": 16, "kThreads": 256, "kStages": 3},
 	"conv_igemm_tf32.cu":      {"kBlock": 256, "kBM": 128, "kBN": 64, "kBK": 8, "kThreads": 256, "kFar": -1073741824, "kLdA": 136, "kLdB": 72},
 	"conv_igemm_tf32_bwd.cu":  {"kBlock": 256, "kBM": 128, "kBN": 128, "kBK": 16, "kThreads": 128, "kStages": 3},
 	"conv_igemm_tf32_pipe.cu": {"kBlock": 256, "kBM": 128, "kBN": 128, "kBK": 16, "kThreads": 128, "kStages": 3},
