@@ -27,7 +27,7 @@ func waveFill(blocks, wave int) float64 {
 // TestIGemmOccupancy ties igemmBlocksPerSM to the registers ptxas gives
 // the FP32 implicit-GEMM kernels for sm_90 (kernels/RESOURCES.md, ptxas
 // 13.0) and checks that shared memory does not bound them (228 KiB an SM,
-// 227 KiB a block).
+// 227 KiB a block); and pipeBlocksPerSM to the packed kernels'.
 func TestIGemmOccupancy(t *testing.T) {
 	f, err := os.Open("../kernels/RESOURCES.md")
 	if err != nil {
@@ -51,7 +51,7 @@ func TestIGemmOccupancy(t *testing.T) {
 		var v convVariant
 		found := false
 		for _, c := range convVariants {
-			if c.name == kernel && c.algo == ConvIGemm {
+			if c.name == kernel && (c.algo == ConvIGemm || packedConvs[c.id] != (packedConv{})) {
 				v, found = c, true
 			}
 		}
@@ -62,6 +62,20 @@ func TestIGemmOccupancy(t *testing.T) {
 		smem, err2 := strconv.Atoi(cols[9])
 		if err1 != nil || err2 != nil {
 			t.Fatalf("RESOURCES.md row %q: registers or shared memory unreadable", sc.Text())
+		}
+		if pc, packed := packedConvs[v.id]; packed {
+			// The packed kernels: pipeBlocksPerSM for the tensor-core
+			// ones (pipeWgradSplits' model); FP32's v11 (256 threads, not
+			// dispatched) one block.
+			want := pipeBlocksPerSM
+			if v.precision == FP32 {
+				want = 1
+			}
+			if got := blocksPerSM(regs, pc.threads); got != want || want*smem > 228*1024 {
+				t.Errorf("%s: %d registers give %d blocks of %d threads per SM (%d bytes of shared memory each), want %d",
+					kernel, regs, got, pc.threads, smem, want)
+			}
+			continue
 		}
 		seen++
 		want := igemmBlocksPerSM(v.wide)
