@@ -68,8 +68,11 @@
 // with a non-blocking ncclCommInitRankConfig whose state is polled with
 // ncclCommGetAsyncError. AllreduceSum enqueues ncclAllReduce (float32 sum)
 // on a stream, Allgather ncclAllGather (float32, rank r's values at r·count:
-// the gather of an ordered sum, added in rank order by the caller); Wait polls the caller's completion test (a stream query)
-// and the communicator's state together. Every operation is bounded by the
+// the gather of an ordered sum, added in rank order by the caller); Group
+// enqueues a list of them between one ncclGroupStart and ncclGroupEnd (a
+// training step's gradients: one NCCL operation, one synchronisation with
+// the peers); Wait polls the caller's completion test (a stream query) and
+// the communicator's state together. Every operation is bounded by the
 // timeout given to InitNCCL: an error state (a dead peer) or no progress
 // aborts the communicator (ncclCommAbort) and returns an error. The calls
 // need the rank's CUDA context current on a locked OS thread. The binding

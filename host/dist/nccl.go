@@ -28,6 +28,8 @@ typedef struct {
 	ct_ncclAllReduce_fn *allReduce;
 	ct_ncclAllGather_fn *allGather;
 	ct_ncclGetErrorString_fn *getErrorString;
+	ct_ncclGroupStart_fn *groupStart;
+	ct_ncclGroupEnd_fn *groupEnd;
 } ct_nccl;
 
 // ct_nccl_open: dlopen(path, RTLD_NOW | RTLD_LOCAL) and dlsym of each
@@ -63,6 +65,8 @@ static ct_nccl *ct_nccl_open(const char *path, char *err, size_t errlen) {
 	CT_SYM(allReduce, ncclAllReduce)
 	CT_SYM(allGather, ncclAllGather)
 	CT_SYM(getErrorString, ncclGetErrorString)
+	CT_SYM(groupStart, ncclGroupStart)
+	CT_SYM(groupEnd, ncclGroupEnd)
 #undef CT_SYM
 	return l;
 }
@@ -109,6 +113,12 @@ static ct_ncclResult_t ct_nccl_allgather_f32(ct_nccl *l, uintptr_t send, uintptr
 	ct_ncclComm_t comm, uintptr_t stream) {
 	return l->allGather((const void *)send, (void *)recv, count, ct_ncclFloat32, comm, (ct_cudaStream_t)stream);
 }
+
+// ct_nccl_group_start, ct_nccl_group_end: ncclGroupStart and ncclGroupEnd
+// (per thread: the calling thread's collectives between them are enqueued
+// together at ncclGroupEnd).
+static ct_ncclResult_t ct_nccl_group_start(ct_nccl *l) { return l->groupStart(); }
+static ct_ncclResult_t ct_nccl_group_end(ct_nccl *l) { return l->groupEnd(); }
 */
 import "C"
 
@@ -205,9 +215,9 @@ func (lib *NCCLLibrary) UniqueID() (NCCLID, error) {
 // NCCL is one rank's NCCL communicator, one GPU per rank.
 //
 // CUDA context: NCCL takes the device from the CUDA context current on the
-// calling thread, so InitRank, AllreduceSum, Wait, Abort and Close must be
-// called on an OS thread locked to the goroutine (runtime.LockOSThread)
-// with this rank's device context current.
+// calling thread, so InitRank, Group, AllreduceSum, Allgather, Wait, Abort
+// and Close must be called on an OS thread locked to the goroutine
+// (runtime.LockOSThread) with this rank's device context current.
 //
 // Every operation is non-blocking and bounded by the timeout given at
 // InitRank: when the communicator makes no progress within it, or reports
@@ -301,6 +311,12 @@ func (c *NCCL) Rank() int { return c.rank }
 // Size returns the number of ranks in the communicator.
 func (c *NCCL) Size() int { return c.size }
 
+// ncclMaxPause bounds the pause between two polls of wait: a training
+// step waits once for its collectives (Group, then Wait), and the pause
+// after the last poll is time the GPU may stand idle, so it is kept short
+// (a poll is two cheap calls: ncclCommGetAsyncError and cuStreamQuery).
+const ncclMaxPause = 250 * time.Microsecond
+
 // wait polls the communicator's state (ncclCommGetAsyncError) until it is
 // ncclSuccess and done (nil: at once) reports true. An error state, an
 // error of done or the timeout aborts the communicator. c.mu is held.
@@ -332,7 +348,7 @@ func (c *NCCL) wait(op string, done func() (bool, error)) error {
 			return c.abort(fmt.Errorf("dist: %s on rank %d of %d: no progress within %v (a peer dead, hung or unreachable?)", op, c.rank, c.size, c.timeout))
 		}
 		time.Sleep(pause)
-		pause = min(2*pause, 5*time.Millisecond)
+		pause = min(2*pause, ncclMaxPause)
 	}
 }
 
@@ -394,6 +410,111 @@ func (c *NCCL) Allgather(send, recv uintptr, count int, stream uintptr) error {
 		return c.wait("ncclAllGather", nil)
 	}
 	return c.abort(c.lib.errorf(rc, "ncclAllGather (%d float32, rank %d of %d)", count, c.rank, c.size))
+}
+
+// NCCLCollective is the kind of one operation of a Group.
+type NCCLCollective int
+
+const (
+	// NCCLAllreduceSum: Recv's Count values are the sum over all ranks of
+	// Send's (ncclAllReduce, ncclFloat32, ncclSum); Send == Recv is in
+	// place. The order of the additions is NCCL's: exact for 2 ranks.
+	NCCLAllreduceSum NCCLCollective = iota
+	// NCCLAllgather: Recv's Size × Count values are every rank's Send,
+	// rank r's at r·Count (ncclAllGather, ncclFloat32).
+	NCCLAllgather
+)
+
+func (k NCCLCollective) String() string {
+	switch k {
+	case NCCLAllreduceSum:
+		return "ncclAllReduce"
+	case NCCLAllgather:
+		return "ncclAllGather"
+	}
+	return fmt.Sprintf("NCCLCollective(%d)", int(k))
+}
+
+// NCCLOp is one collective of a Group on float32 device buffers: Count
+// values sent by each rank from device address Send, received at device
+// address Recv.
+type NCCLOp struct {
+	Collective NCCLCollective
+	Send, Recv uintptr
+	Count      int
+}
+
+// ncclMaxGroupOps is the most operations Group puts between one
+// ncclGroupStart and its ncclGroupEnd: NCCL documented 2048 as the limit
+// (to 2.19); a longer list is enqueued as several groups, in order.
+const ncclMaxGroupOps = 2048
+
+// Group enqueues ops on stream (a CUstream; 0 the default stream) as one
+// NCCL group: ncclGroupStart, the collectives in order, ncclGroupEnd, so
+// that NCCL launches them together (one operation, not one per buffer)
+// and the host synchronises with the peers once. It returns once the
+// group is enqueued (a non-blocking communicator's ncclInProgress polled
+// to success, within the timeout); Wait for its completion. Every
+// operation is validated before the group starts. A collective that fails
+// inside the group still gets its ncclGroupEnd (the group state is the
+// calling thread's), then the communicator is aborted; so is it when
+// ncclGroupEnd fails, reports an error state, or makes no progress within
+// the timeout.
+func (c *NCCL) Group(ops []NCCLOp, stream uintptr) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return errors.New("dist: NCCL Group after Close or an abort")
+	}
+	for i, op := range ops {
+		if op.Count < 0 {
+			return fmt.Errorf("dist: NCCL Group: operation %d (%v): count %d < 0", i, op.Collective, op.Count)
+		}
+		if op.Collective != NCCLAllreduceSum && op.Collective != NCCLAllgather {
+			return fmt.Errorf("dist: NCCL Group: operation %d: unknown collective %v", i, op.Collective)
+		}
+	}
+	for lo := 0; lo < len(ops); lo += ncclMaxGroupOps {
+		if err := c.group(ops[lo:min(lo+ncclMaxGroupOps, len(ops))], stream); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// group enqueues one group of at most ncclMaxGroupOps validated
+// operations. c.mu is held.
+func (c *NCCL) group(ops []NCCLOp, stream uintptr) error {
+	if rc := C.ct_nccl_group_start(c.lib.l); rc != C.ct_ncclSuccess {
+		return c.abort(c.lib.errorf(rc, "ncclGroupStart (rank %d of %d)", c.rank, c.size))
+	}
+	var opErr error
+	for i, op := range ops {
+		var rc C.ct_ncclResult_t
+		if op.Collective == NCCLAllreduceSum {
+			rc = C.ct_nccl_allreduce_sum_f32(c.lib.l, C.uintptr_t(op.Send), C.uintptr_t(op.Recv), C.size_t(op.Count), c.comm, C.uintptr_t(stream))
+		} else {
+			rc = C.ct_nccl_allgather_f32(c.lib.l, C.uintptr_t(op.Send), C.uintptr_t(op.Recv), C.size_t(op.Count), c.comm, C.uintptr_t(stream))
+		}
+		if rc != C.ct_ncclSuccess && rc != C.ct_ncclInProgress {
+			opErr = c.lib.errorf(rc, "%v (operation %d of %d in a group, %d float32, rank %d of %d)", op.Collective, i+1, len(ops), op.Count, c.rank, c.size)
+			break
+		}
+	}
+	rc := C.ct_nccl_group_end(c.lib.l)
+	if opErr != nil {
+		if rc != C.ct_ncclSuccess && rc != C.ct_ncclInProgress {
+			opErr = fmt.Errorf("%w; then %w", opErr, c.lib.errorf(rc, "ncclGroupEnd"))
+		}
+		return c.abort(opErr)
+	}
+	switch rc {
+	case C.ct_ncclSuccess:
+		return nil
+	case C.ct_ncclInProgress:
+		return c.wait(fmt.Sprintf("ncclGroupEnd (%d collectives)", len(ops)), nil)
+	}
+	return c.abort(c.lib.errorf(rc, "ncclGroupEnd (%d collectives, rank %d of %d)", len(ops), c.rank, c.size))
 }
 
 // Wait polls until done reports true — the caller's test that the stream

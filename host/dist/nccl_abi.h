@@ -69,5 +69,10 @@ typedef ct_ncclResult_t ct_ncclAllReduce_fn(const void *sendbuff, void *recvbuff
 typedef ct_ncclResult_t ct_ncclAllGather_fn(const void *sendbuff, void *recvbuff, size_t sendcount,
 	ct_ncclDataType_t datatype, ct_ncclComm_t comm, ct_cudaStream_t stream);
 typedef const char *ct_ncclGetErrorString_fn(ct_ncclResult_t result);
+// ncclGroupStart/ncclGroupEnd: the collectives issued between them are
+// enqueued as one operation at ncclGroupEnd (on a non-blocking
+// communicator, it may return ncclInProgress while they are enqueued).
+typedef ct_ncclResult_t ct_ncclGroupStart_fn(void);
+typedef ct_ncclResult_t ct_ncclGroupEnd_fn(void);
 
 #endif

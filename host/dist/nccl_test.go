@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -403,5 +404,252 @@ func TestNCCLRealLibrary(t *testing.T) {
 	}
 	if took > timeout+5*time.Second {
 		t.Errorf("InitNCCL(Local) took %v, past its timeout %v", took, timeout)
+	}
+}
+
+// mockRanks is what the mock libnccl does for rank `rank` of `size`:
+// rank q sends v + (q − rank) for this rank's v, the all-reduce adds the
+// ranks' values in rank order in float32 and the all-gather puts rank q's
+// at q·len(v).
+func mockRanks(v []float32, rank, size int) (sum, gathered []float32) {
+	sum = make([]float32, len(v))
+	gathered = make([]float32, size*len(v))
+	for i, x := range v {
+		s := x + float32(0-rank)
+		for q := 1; q < size; q++ {
+			s += x + float32(q-rank)
+		}
+		sum[i] = s
+		for q := range size {
+			gathered[q*len(v)+i] = x + float32(q-rank)
+		}
+	}
+	return sum, gathered
+}
+
+// addr is the address of v's first value (nil for none); the caller keeps
+// v alive across the call.
+func addr(v []float32) uintptr {
+	if len(v) == 0 {
+		return 0
+	}
+	return uintptr(unsafe.Pointer(&v[0]))
+}
+
+// TestNCCLGroupMock enqueues a step's collectives as one group on the mock
+// (rank 1 of 3): every buffer gets the bits of the same collectives issued
+// one by one (the path before groups) and of the mock's ranks computed
+// here; the log shows one ncclGroupStart, the collectives queued, one
+// ncclGroupEnd; the group's ncclInProgress is polled to success before the
+// next call (the mock refuses a collective on a communicator in progress);
+// more than ncclMaxGroupOps operations make several groups, in order.
+func TestNCCLGroupMock(t *testing.T) {
+	path, log := buildMockNCCL(t, "ok")
+	lib, err := OpenNCCL(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rank, size = 1, 3
+	c, err := lib.InitRank(NCCLID{}, size, rank, 5*time.Second)
+	if err != nil {
+		t.Fatalf("InitRank = %v", err)
+	}
+	defer c.Close()
+	// The gradients of a step: sizes 1, 0, 5 and 300, values with many
+	// significant bits so that the order of the additions shows.
+	var grads [][]float32
+	for k, n := range []int{1, 0, 5, 300} {
+		g := make([]float32, n)
+		for i := range g {
+			g[i] = float32(math.Sin(float64(7*k+i+1))) * 1.37e3
+		}
+		grads = append(grads, g)
+	}
+	clone := func() [][]float32 {
+		out := make([][]float32, len(grads))
+		for i, g := range grads {
+			out[i] = append([]float32(nil), g...)
+		}
+		return out
+	}
+
+	for _, coll := range []NCCLCollective{NCCLAllreduceSum, NCCLAllgather} {
+		t.Run(coll.String(), func(t *testing.T) {
+			// One by one, as before groups.
+			single, singleOut := clone(), make([][]float32, len(grads))
+			for i, g := range single {
+				var err error
+				if coll == NCCLAllreduceSum {
+					singleOut[i] = g // in place
+					err = c.AllreduceSum(addr(g), addr(g), len(g), 0x77)
+				} else {
+					singleOut[i] = make([]float32, size*len(g))
+					err = c.Allgather(addr(g), addr(singleOut[i]), len(g), 0x77)
+				}
+				if err != nil {
+					t.Fatalf("%v %d one by one = %v", coll, i, err)
+				}
+			}
+			runtime.KeepAlive(single)
+			os.Remove(log)
+			// One group.
+			grouped, groupedOut := clone(), make([][]float32, len(grads))
+			var ops []NCCLOp
+			for i, g := range grouped {
+				groupedOut[i] = g
+				if coll == NCCLAllgather {
+					groupedOut[i] = make([]float32, size*len(g))
+				}
+				ops = append(ops, NCCLOp{Collective: coll, Send: addr(g), Recv: addr(groupedOut[i]), Count: len(g)})
+			}
+			if err := c.Group(ops, 0x77); err != nil {
+				t.Fatalf("Group = %v", err)
+			}
+			runtime.KeepAlive(grouped)
+			runtime.KeepAlive(groupedOut)
+			for i, g := range grads {
+				sum, gathered := mockRanks(g, rank, size)
+				want := sum
+				if coll == NCCLAllgather {
+					want = gathered
+				}
+				for j := range want {
+					if math.Float32bits(groupedOut[i][j]) != math.Float32bits(singleOut[i][j]) {
+						t.Fatalf("buffer %d value %d: grouped %g, one by one %g: want the same bits", i, j, groupedOut[i][j], singleOut[i][j])
+					}
+					if math.Float32bits(groupedOut[i][j]) != math.Float32bits(want[j]) {
+						t.Fatalf("buffer %d value %d: grouped %g, want %g (the mock's ranks in rank order)", i, j, groupedOut[i][j], want[j])
+					}
+				}
+			}
+			got := readLog(t, log)
+			name := map[NCCLCollective]string{NCCLAllreduceSum: "ncclAllReduce count=", NCCLAllgather: "ncclAllGather sendcount="}[coll]
+			var want strings.Builder
+			want.WriteString("ncclGroupStart depth=1\n")
+			for _, g := range grads {
+				fmt.Fprintf(&want, "%s%d datatype=7 %sstream=0x77 rank=1 queued\n", name, len(g), map[bool]string{true: "op=0 ", false: ""}[coll == NCCLAllreduceSum])
+			}
+			want.WriteString("ncclGroupEnd depth=0 queued=4\n")
+			if got != want.String() {
+				t.Errorf("log:\n%swant:\n%s", got, want.String())
+			}
+		})
+	}
+
+	// The group's ncclInProgress was polled away: a collective right after
+	// it is accepted (the mock refuses one on a communicator in progress).
+	v := []float32{2}
+	if err := c.AllreduceSum(addr(v), addr(v), 1, 0); err != nil {
+		t.Fatalf("AllreduceSum after Group = %v", err)
+	}
+	runtime.KeepAlive(v)
+
+	// More operations than one group takes: two groups, in order.
+	os.Remove(log)
+	n := ncclMaxGroupOps + 1
+	vals := make([]float32, n)
+	ops := make([]NCCLOp, n)
+	for i := range ops {
+		vals[i] = float32(i)
+		ops[i] = NCCLOp{Collective: NCCLAllreduceSum, Send: addr(vals[i : i+1]), Recv: addr(vals[i : i+1]), Count: 1}
+	}
+	if err := c.Group(ops, 0); err != nil {
+		t.Fatalf("Group of %d = %v", n, err)
+	}
+	runtime.KeepAlive(vals)
+	for i, x := range vals {
+		if want, _ := mockRanks([]float32{float32(i)}, rank, size); x != want[0] {
+			t.Fatalf("value %d of %d = %g, want %g", i, n, x, want[0])
+		}
+	}
+	got := readLog(t, log)
+	if ends := strings.Count(got, "ncclGroupEnd"); ends != 2 ||
+		!strings.Contains(got, fmt.Sprintf("ncclGroupEnd depth=0 queued=%d\n", ncclMaxGroupOps)) ||
+		!strings.HasSuffix(got, "ncclGroupEnd depth=0 queued=1\n") {
+		t.Errorf("a group of %d: %d ncclGroupEnd, log ends %q; want 2, of %d then 1", n, ends, got[max(0, len(got)-200):], ncclMaxGroupOps)
+	}
+
+	// Invalid operations: refused before the group starts; the
+	// communicator lives on.
+	os.Remove(log)
+	for _, op := range []NCCLOp{{Collective: NCCLAllreduceSum, Count: -1}, {Collective: 7, Count: 1}} {
+		if err := c.Group([]NCCLOp{{Collective: NCCLAllgather}, op}, 0); err == nil || !strings.Contains(err.Error(), "operation 1") {
+			t.Errorf("Group with %+v = %v, want an error naming operation 1", op, err)
+		}
+	}
+	if got := readLog(t, log); got != "" {
+		t.Errorf("log after invalid groups:\n%swant nothing called", got)
+	}
+	if err := c.Group(nil, 0); err != nil {
+		t.Errorf("Group(nil) = %v", err)
+	}
+}
+
+// TestNCCLGroupFailures: a collective refused inside a group, a failing
+// ncclGroupEnd, a peer that dies or never arrives during a group, and a
+// stream that never completes are each an error naming what failed, with
+// the communicator aborted, within its timeout; the thread's group is
+// always closed (ncclGroupEnd at depth 0).
+func TestNCCLGroupFailures(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	for _, tc := range []struct {
+		mode string
+		want []string
+		wait bool // the failure shows in Wait, after the group
+	}{
+		{"op-fail", []string{"ncclAllGather (operation 2 of 3 in a group, 5 float32, rank 0 of 2)", "mock: invalid argument", "aborted"}, false},
+		{"end-fail", []string{"ncclGroupEnd (3 collectives, rank 0 of 2)", "mock: unhandled system error", "aborted"}, false},
+		{"group-dies", []string{"ncclGroupEnd (3 collectives) on rank 0 of 2 (a peer may have died)", "mock: remote process exited", "aborted"}, false},
+		{"group-hang", []string{"ncclGroupEnd (3 collectives) on rank 0 of 2: no progress within 200ms", "aborted"}, false},
+		{"ok", []string{"NCCL wait on rank 0 of 2: no progress within 200ms", "aborted"}, true},
+	} {
+		t.Run("mode="+tc.mode, func(t *testing.T) {
+			path, log := buildMockNCCL(t, tc.mode)
+			lib, err := OpenNCCL(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := lib.InitRank(NCCLID{}, 2, 0, timeout)
+			if err != nil {
+				t.Fatalf("InitRank = %v", err)
+			}
+			a, b := make([]float32, 5), make([]float32, 10)
+			ops := []NCCLOp{
+				{Collective: NCCLAllreduceSum, Send: addr(a), Recv: addr(a), Count: 5},
+				{Collective: NCCLAllgather, Send: addr(a), Recv: addr(b), Count: 5},
+				{Collective: NCCLAllreduceSum, Send: addr(b), Recv: addr(b), Count: 10},
+			}
+			start := time.Now()
+			err = c.Group(ops, 0)
+			if tc.wait {
+				if err != nil {
+					t.Fatalf("Group = %v", err)
+				}
+				err = c.Wait(func() (bool, error) { return false, nil }) // a stream that never finishes
+			}
+			took := time.Since(start)
+			runtime.KeepAlive(a)
+			runtime.KeepAlive(b)
+			if err == nil {
+				t.Fatalf("no error, want one saying %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			if took > timeout+2*time.Second {
+				t.Errorf("failed after %v, want within the timeout %v (and a little)", took, timeout)
+			}
+			got := readLog(t, log)
+			lines := strings.Split(strings.TrimSpace(got), "\n")
+			if !strings.Contains(got, "ncclGroupEnd depth=0") || !strings.HasPrefix(lines[len(lines)-1], "ncclCommAbort rank=0") {
+				t.Errorf("log:\n%swant the group closed (ncclGroupEnd depth=0), then ncclCommAbort last", got)
+			}
+			if err := c.Group(ops, 0); err == nil || !strings.Contains(err.Error(), "after Close or an abort") {
+				t.Errorf("Group after the abort = %v, want an error", err)
+			}
+			t.Logf("%s: %v after %v", tc.mode, err, took.Round(time.Millisecond))
+		})
 	}
 }

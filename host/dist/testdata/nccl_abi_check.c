@@ -71,6 +71,8 @@ static ct_ncclResult_t w_AllGather(const void *sendbuff, void *recvbuff, size_t 
 	return ncclAllGather(sendbuff, recvbuff, sendcount, datatype, comm, stream);
 }
 static const char *w_GetErrorString(ct_ncclResult_t result) { return ncclGetErrorString(result); }
+static ct_ncclResult_t w_GroupStart(void) { return ncclGroupStart(); }
+static ct_ncclResult_t w_GroupEnd(void) { return ncclGroupEnd(); }
 
 ct_ncclGetVersion_fn *const check_GetVersion = w_GetVersion;
 ct_ncclGetUniqueId_fn *const check_GetUniqueId = w_GetUniqueId;
@@ -81,6 +83,13 @@ ct_ncclCommDestroy_fn *const check_CommDestroy = w_CommDestroy;
 ct_ncclAllReduce_fn *const check_AllReduce = w_AllReduce;
 ct_ncclAllGather_fn *const check_AllGather = w_AllGather;
 ct_ncclGetErrorString_fn *const check_GetErrorString = w_GetErrorString;
+ct_ncclGroupStart_fn *const check_GroupStart = w_GroupStart;
+ct_ncclGroupEnd_fn *const check_GroupEnd = w_GroupEnd;
+// nccl.h declares both with empty parentheses (no parameter list to
+// compare): the wrappers call them with no argument, as nccl.go does, and
+// these prove the result ncclResult_t.
+_Static_assert(__builtin_types_compatible_p(__typeof__(ncclGroupStart()), ncclResult_t), "ncclGroupStart returns ncclResult_t");
+_Static_assert(__builtin_types_compatible_p(__typeof__(ncclGroupEnd()), ncclResult_t), "ncclGroupEnd returns ncclResult_t");
 
 int main(void) {
 	ncclConfig_t init = NCCL_CONFIG_INITIALIZER;
