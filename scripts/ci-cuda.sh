@@ -40,10 +40,15 @@
 #               and calls its libnccl.so.2; go test -tags cuda -run NCCL
 #               ./host/dist: a mock libnccl (missing library, missing symbol,
 #               old version, a peer that never joins or dies: aborted, no
-#               hang) and the wheel's libnccl.so.2 (no GPU needed)
+#               hang; groups: the bits of the calls one by one, a failure
+#               or a hang inside a group aborted) and the wheel's
+#               libnccl.so.2 (no GPU needed)
 #   nccl-train  cmd/train's choice of reduction in the cuda build (NCCL for
 #               -dist -device gpu; a missing libnccl an error naming it):
-#               TestNCCLDeviceCommChoice on the mock libcuda
+#               TestNCCLDeviceCommChoice on the mock libcuda; the trainer's
+#               NCCL reduction through the cu adapter, a step's tensors as
+#               one group, on the mock libcuda and the mock libnccl:
+#               TestNCCLGradsMock
 #
 # Usage: scripts/ci-cuda.sh [--update]    (--update rewrites RESOURCES.md)
 #
@@ -301,11 +306,12 @@ if [[ ! -f $mock/libcuda.so.1 ]]; then
 elif run "$logs/nccl-train.log" bash -c "CGO_CFLAGS='-I$CUDA_COMPAT_INCLUDE -I$CUDA13_INCLUDE' CGO_LDFLAGS='-L$LIBCUDA_STUB_DIR' \
 	go test -tags cuda -c -o '$root/$logs/train-nccl.test' ./cmd/train &&
 	cd cmd/train && LD_LIBRARY_PATH='$root/$mock' CONVTRAIN_MOCK_LIBCUDA=1 \
-	'$root/$logs/train-nccl.test' -test.run '^TestNCCLDeviceCommChoice$' -test.v -test.count=1" &&
-	grep -q -- '^--- PASS: TestNCCLDeviceCommChoice' "$logs/nccl-train.log"; then
-	line nccl-train "ok (cmd/train picks NCCL for -dist -device gpu, the host path otherwise; a missing libnccl is an error naming it) [$((SECONDS - t))s]"
+	'$root/$logs/train-nccl.test' -test.run '^(TestNCCLDeviceCommChoice|TestNCCLGradsMock)$' -test.v -test.count=1" &&
+	grep -q -- '^--- PASS: TestNCCLDeviceCommChoice' "$logs/nccl-train.log" &&
+	grep -q -- '^--- PASS: TestNCCLGradsMock' "$logs/nccl-train.log"; then
+	line nccl-train "ok (cmd/train picks NCCL for -dist -device gpu, the host path otherwise; a missing libnccl is an error naming it; a step's reduction is one NCCL group through cu) [$((SECONDS - t))s]"
 else
-	line nccl-train "FAIL (go test -tags cuda -run TestNCCLDeviceCommChoice ./cmd/train on the mock libcuda; log $logs/nccl-train.log) [$((SECONDS - t))s]"
+	line nccl-train "FAIL (go test -tags cuda -run 'TestNCCLDeviceCommChoice|TestNCCLGradsMock' ./cmd/train on the mock libcuda; log $logs/nccl-train.log) [$((SECONDS - t))s]"
 	failed=1
 fi
 

@@ -19,44 +19,62 @@ import (
 // never hang.
 const ncclTimeout = 2 * time.Minute
 
-// ncclGrads is train.DeviceComm over NCCL: the collectives run on the
-// device buffers of the GPU backend's tensors, enqueued on the device's
-// stream and waited for (bounded by ncclTimeout).
+// ncclGrads is train.DeviceComm over NCCL: a step's collectives, every
+// parameter's, run on the device buffers of the GPU backend's tensors as
+// one NCCL group enqueued on the device's stream, and are waited for once
+// (bounded by ncclTimeout). The wait is what makes a dead peer an error:
+// the kernels after the group would run in order without it, but the
+// host's next read of the stream (a download, the end of the epoch)
+// would block in the driver with no bound.
 type ncclGrads struct {
 	nc  *dist.NCCL
 	dev *gpu.Device
 }
 
-// AllreduceSum sums t over the ranks in place (ncclAllReduce).
-func (g *ncclGrads) AllreduceSum(t backend.Tensor) error {
-	b, err := gpubackend.Float32Buffer(t)
-	if err != nil {
-		return err
-	}
-	return g.dev.OnStream(func(stream uintptr, done func() (bool, error)) error {
-		p := uintptr(b.Ptr())
-		if err := g.nc.AllreduceSum(p, p, b.Len(), stream); err != nil {
+// AllreduceSum sums each of ts over the ranks in place (ncclAllReduce),
+// in one group.
+func (g *ncclGrads) AllreduceSum(ts []backend.Tensor) error {
+	ops := make([]dist.NCCLOp, len(ts))
+	for i, t := range ts {
+		b, err := gpubackend.Float32Buffer(t)
+		if err != nil {
 			return err
 		}
-		return g.nc.Wait(done)
-	})
+		p := uintptr(b.Ptr())
+		ops[i] = dist.NCCLOp{Collective: dist.NCCLAllreduceSum, Send: p, Recv: p, Count: b.Len()}
+	}
+	return g.run(ops)
 }
 
-// Allgather gathers every rank's src into dst (ncclAllGather).
-func (g *ncclGrads) Allgather(dst, src backend.Tensor) error {
-	d, err := gpubackend.Float32Buffer(dst)
-	if err != nil {
-		return err
+// Allgather gathers every rank's src[i] into dst[i] (ncclAllGather), in
+// one group.
+func (g *ncclGrads) Allgather(dst, src []backend.Tensor) error {
+	if len(dst) != len(src) {
+		return fmt.Errorf("NCCL all-gather: %d tensors into %d", len(src), len(dst))
 	}
-	s, err := gpubackend.Float32Buffer(src)
-	if err != nil {
-		return err
+	ops := make([]dist.NCCLOp, len(src))
+	for i := range src {
+		d, err := gpubackend.Float32Buffer(dst[i])
+		if err != nil {
+			return err
+		}
+		s, err := gpubackend.Float32Buffer(src[i])
+		if err != nil {
+			return err
+		}
+		if d.Len() != g.nc.Size()*s.Len() {
+			return fmt.Errorf("NCCL all-gather of tensor %d: %d values for %d ranks of %d", i, d.Len(), g.nc.Size(), s.Len())
+		}
+		ops[i] = dist.NCCLOp{Collective: dist.NCCLAllgather, Send: uintptr(s.Ptr()), Recv: uintptr(d.Ptr()), Count: s.Len()}
 	}
-	if d.Len() != g.nc.Size()*s.Len() {
-		return fmt.Errorf("NCCL all-gather: %d values for %d ranks of %d", d.Len(), g.nc.Size(), s.Len())
-	}
+	return g.run(ops)
+}
+
+// run enqueues ops as one group on the device's stream and waits once for
+// the stream.
+func (g *ncclGrads) run(ops []dist.NCCLOp) error {
 	return g.dev.OnStream(func(stream uintptr, done func() (bool, error)) error {
-		if err := g.nc.Allgather(uintptr(s.Ptr()), uintptr(d.Ptr()), s.Len(), stream); err != nil {
+		if err := g.nc.Group(ops, stream); err != nil {
 			return err
 		}
 		return g.nc.Wait(done)

@@ -12,14 +12,17 @@ import (
 // a GPU, NCCL on the device buffers (host/dist's NCCL through the cuda
 // build's adapter), so the gradients never cross to the host. Its ranks
 // are Config.Comm's, which keeps the control (stop flags, metrics,
-// evaluation).
+// evaluation). Each call takes every tensor of a step, so that an
+// implementation issues them as one operation (NCCL: one group) and
+// synchronises with the peers once per step.
 type DeviceComm interface {
-	// AllreduceSum sums t over the ranks in place, in the library's order
-	// (ncclAllReduce: the bits of the ordered sum for 2 ranks only).
-	AllreduceSum(t backend.Tensor) error
-	// Allgather writes every rank's src into dst (Size × src.Len()
-	// values), rank r's at r·src.Len().
-	Allgather(dst, src backend.Tensor) error
+	// AllreduceSum sums each of ts over the ranks in place, in the
+	// library's order (ncclAllReduce: the bits of the ordered sum for 2
+	// ranks only).
+	AllreduceSum(ts []backend.Tensor) error
+	// Allgather writes every rank's src[i] into dst[i] (Size × src[i].Len()
+	// values), rank r's at r·src[i].Len(), for each i.
+	Allgather(dst, src []backend.Tensor) error
 }
 
 // deviceGrads is the trainer's state for reducing the gradients on the
@@ -33,6 +36,7 @@ type DeviceComm interface {
 // its whole tensor's range).
 type deviceGrads struct {
 	acc, gathered, row, wide []backend.Tensor
+	sums                     []backend.Tensor // what is reduced: acc[i], or the gradient without accumulation
 	ranks, zero              backend.Tensor
 	rankViews                []backend.Tensor
 	stride                   []backend.Tensor
@@ -57,6 +61,11 @@ func (t *Trainer) newDeviceGrads(world, a int) error {
 			}
 		}
 		g.acc = append(g.acc, acc)
+		if acc != nil {
+			g.sums = append(g.sums, acc)
+		} else {
+			g.sums = append(g.sums, p.Grad)
+		}
 		if t.cfg.Reduce == OrderedReduce {
 			if gath, err = be.NewTensor(world * n); err != nil {
 				return err
@@ -134,6 +143,10 @@ func (g *deviceGrads) free(be backend.Backend) error {
 //	copy        Gather of one row of the whole tensor (bit for bit)
 //	sum         Accumulate: dst += src, one float32 addition
 //	ordered     Allgather, then rank 0's row copied and rows 1 … P−1 added in turn (SumInRankOrder)
+//
+// Config.DeviceComm gets all the parameters of a step in one call (one
+// NCCL group on a GPU), before the first parameter's sum and division.
+//
 //	divide      GlobalAvgPoolBackward with H·W = P·Accum (dx = dy / float32(H·W)), then
 //	            Gather of every (P·Accum)-th value into the gradient
 //
@@ -170,20 +183,20 @@ func (t *Trainer) deviceStep(s int, lr float64) error {
 		}
 	}
 	t0 := time.Now()
-	for i, p := range ps {
-		sum := p.Grad
-		if g.acc[i] != nil {
-			sum = g.acc[i]
+	sums := g.sums
+	// Every parameter's collective at once (one NCCL group), then each
+	// parameter's ordered sum and division: per parameter, the same
+	// operations in the same order as before.
+	if cfg.Reduce == SumReduce {
+		if err := cfg.DeviceComm.AllreduceSum(sums); err != nil {
+			return fmt.Errorf("host: gradient all-reduce on the device: %w", err)
 		}
-		n := p.Grad.Len()
-		if cfg.Reduce == SumReduce {
-			if err := cfg.DeviceComm.AllreduceSum(sum); err != nil {
-				return fmt.Errorf("host: gradient all-reduce on the device: %w", err)
-			}
-		} else {
-			if err := cfg.DeviceComm.Allgather(g.gathered[i], sum); err != nil {
-				return fmt.Errorf("host: gradient all-gather on the device: %w", err)
-			}
+	} else if err := cfg.DeviceComm.Allgather(g.gathered, sums); err != nil {
+		return fmt.Errorf("host: gradient all-gather on the device: %w", err)
+	}
+	for i, p := range ps {
+		sum, n := sums[i], p.Grad.Len()
+		if cfg.Reduce == OrderedReduce {
 			if err := be.Gather(n, g.gathered[i], g.rankViews[0], sum); err != nil {
 				return err
 			}

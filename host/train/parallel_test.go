@@ -468,28 +468,41 @@ type hostDeviceComm struct {
 	calls *int
 }
 
-func (d hostDeviceComm) AllreduceSum(t backend.Tensor) error {
+func (d hostDeviceComm) AllreduceSum(ts []backend.Tensor) error {
 	*d.calls++
-	v := make([]float32, t.Len())
-	if err := d.be.Download(v, t); err != nil {
-		return err
+	for _, t := range ts {
+		v := make([]float32, t.Len())
+		if err := d.be.Download(v, t); err != nil {
+			return err
+		}
+		if err := d.c.AllreduceSum(v); err != nil {
+			return err
+		}
+		if err := d.be.Upload(t, v); err != nil {
+			return err
+		}
 	}
-	if err := d.c.AllreduceSum(v); err != nil {
-		return err
-	}
-	return d.be.Upload(t, v)
+	return nil
 }
 
-func (d hostDeviceComm) Allgather(dst, src backend.Tensor) error {
+func (d hostDeviceComm) Allgather(dst, src []backend.Tensor) error {
 	*d.calls++
-	v, all := make([]float32, src.Len()), make([]float32, dst.Len())
-	if err := d.be.Download(v, src); err != nil {
-		return err
+	if len(dst) != len(src) {
+		return fmt.Errorf("Allgather of %d tensors into %d", len(src), len(dst))
 	}
-	if err := d.c.Allgather(all, v); err != nil {
-		return err
+	for i := range src {
+		v, all := make([]float32, src[i].Len()), make([]float32, dst[i].Len())
+		if err := d.be.Download(v, src[i]); err != nil {
+			return err
+		}
+		if err := d.c.Allgather(all, v); err != nil {
+			return err
+		}
+		if err := d.be.Upload(dst[i], all); err != nil {
+			return err
+		}
 	}
-	return d.be.Upload(dst, all)
+	return nil
 }
 
 // TestDeviceReduceEqualsHost trains on P in-process ranks with the
@@ -497,7 +510,8 @@ func (d hostDeviceComm) Allgather(dst, src backend.Tensor) error {
 // gather, ordered sum and division by backend operations) and with the
 // host path, for both reductions, with and without accumulation, on the
 // CPU backend and (not in -short) the simulated GPU, and requires the
-// same weights bit for bit; the device collectives must have run.
+// same weights bit for bit; the device collectives must have run, one
+// call per step (all the parameters at once: one NCCL group on a GPU).
 func TestDeviceReduceEqualsHost(t *testing.T) {
 	trainSet, err := data.Synthetic(48, 12, 4, 1)
 	backendtest.MustNil(t, err)
@@ -525,6 +539,7 @@ func TestDeviceReduceEqualsHost(t *testing.T) {
 				w := newWorld(c.ranks)
 				got := make([][][]float32, c.ranks)
 				calls := make([]int, c.ranks)
+				steps := 0
 				var wg sync.WaitGroup
 				for r := range c.ranks {
 					wg.Add(1)
@@ -545,6 +560,9 @@ func TestDeviceReduceEqualsHost(t *testing.T) {
 						tr, err := NewTrainer(m, trainSet, test, cf)
 						backendtest.MustNil(t, err)
 						defer tr.Close()
+						if r == 0 {
+							steps = cfg.Epochs * tr.StepsPerEpoch()
+						}
 						_, err = tr.Run(context.Background())
 						backendtest.MustNil(t, err)
 						got[r], err = m.ParamValues()
@@ -553,8 +571,8 @@ func TestDeviceReduceEqualsHost(t *testing.T) {
 				}
 				wg.Wait()
 				for r := range c.ranks {
-					if device && calls[r] == 0 {
-						t.Errorf("rank %d: the device collectives never ran", r)
+					if device && (calls[r] == 0 || calls[r] != steps) {
+						t.Errorf("rank %d: %d calls of the device collectives in %d steps, want one per step", r, calls[r], steps)
 					}
 					if got[r] == nil {
 						t.Fatalf("rank %d failed", r)
