@@ -65,6 +65,18 @@ type cuDriver struct {
 	stage  []byte           // host copies pass through it (stageBytes)
 }
 
+// countCUDA returns the number of CUDA devices the driver reports (≥ 1).
+func countCUDA() (int, error) {
+	n, err := cu.NumDevices()
+	if err != nil {
+		return 0, fmt.Errorf("gpu: %w: counting devices: %s", ErrNoDevice, cuErr(err))
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("gpu: %w: the driver reports none", ErrNoDevice)
+	}
+	return n, nil
+}
+
 // openCUDA retains the primary context of the CUDA device with the given
 // ordinal and creates the driver's stream on it.
 func openCUDA(ordinal int) (driver, error) {

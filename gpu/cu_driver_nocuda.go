@@ -15,3 +15,6 @@ var errNoCUDABuild = errors.New(`gpu: this binary was built without CUDA support
 func openCUDA(ordinal int) (driver, error) {
 	return nil, errNoCUDABuild
 }
+
+// countCUDA fails: the cu adapter is compiled only with -tags cuda.
+func countCUDA() (int, error) { return 0, errNoCUDABuild }

@@ -123,6 +123,11 @@ func Open(ordinal int) (*Device, error) {
 	return newDevice(drv, nil)
 }
 
+// DeviceCount returns the number of CUDA devices (at least 1), or the
+// error Open would give: a binary built without -tags cuda, no driver, or
+// no device (ErrNoDevice).
+func DeviceCount() (int, error) { return countCUDA() }
+
 // OpenSim opens a simulated device: the same PTX, run by package ptxsim on
 // the CPU.
 func OpenSim(opts SimOptions) (*Device, error) {

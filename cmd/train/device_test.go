@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/convtrain/convtrain/gpu"
 	"github.com/convtrain/convtrain/host/data"
 )
 
@@ -85,7 +86,8 @@ func TestDeviceFlagErrors(t *testing.T) {
 	}{
 		{"cmd=train,case=precision", []string{"-precision", "fp16"}, 2, `-precision "fp16": want fp32, tf32 or bf16`},
 		{"cmd=train,case=precision-cpu", []string{"-precision", "tf32"}, 2, "-precision tf32 needs -device gpu or sim"},
-		{"cmd=train,case=gpu-ordinal", []string{"-device", "gpu", "-gpu", "-1"}, 2, "-gpu -1: want ≥ 0"},
+		{"cmd=train,case=gpu-ordinal", []string{"-device", "gpu", "-gpu", "-1"}, 2, "-gpu -1: want a device ordinal ≥ 0, or auto"},
+		{"cmd=train,case=gpu-word", []string{"-device", "gpu", "-gpu", "first"}, 2, "-gpu first: want a device ordinal ≥ 0, or auto"},
 		{"cmd=train,case=threads", []string{"-threads", "0"}, 2, "-threads 0: want 1 to 4096"},
 		{"cmd=compare,case=precision", []string{"compare", "-precision", "fp16"}, 2, `-precision "fp16": want fp32, tf32 or bf16`},
 		{"cmd=bench,case=device", []string{"bench", "-device", "tpu"}, 2, `-device "tpu": want one of cpu, gpu, sim`},
@@ -100,5 +102,91 @@ func TestDeviceFlagErrors(t *testing.T) {
 				t.Errorf("run(%q) = %v, want an error with %q", tc.args, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestPickGPU: -gpu's choice of device from the launcher's environment, a
+// pure function of the flag, the environment and the device count.
+func TestPickGPU(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		m := map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) string { return m[k] }
+	}
+	for _, tc := range []struct {
+		name      string
+		spec      string
+		exclusive bool
+		env       func(string) string
+		devices   int
+		want      int
+		why, err  string // substrings of the choice's why, or of the error
+	}{
+		{"ordinal", "3", true, env("OMPI_COMM_WORLD_LOCAL_RANK", "1"), 0, 3, "-gpu 3", ""},
+		{"ordinal-bad", "x", false, env(), 1, 0, "", "-gpu x: want a device ordinal"},
+		{"no-launcher", "auto", true, env(), 4, 0, "no local rank in the environment", ""},
+		{"openmpi", "auto", true, env("OMPI_COMM_WORLD_LOCAL_RANK", "1", "OMPI_COMM_WORLD_LOCAL_SIZE", "2"), 4, 1,
+			"local rank 1 (OMPI_COMM_WORLD_LOCAL_RANK) of 2, 4 devices", ""},
+		{"mvapich", "auto", true, env("MV2_COMM_WORLD_LOCAL_RANK", "2", "MV2_COMM_WORLD_LOCAL_SIZE", "4"), 4, 2, "(MV2_COMM_WORLD_LOCAL_RANK) of 4", ""},
+		{"hydra", "auto", true, env("MPI_LOCALRANKID", "3", "MPI_LOCALNRANKS", "4"), 4, 3, "(MPI_LOCALRANKID) of 4", ""},
+		{"slurm", "auto", true, env("SLURM_LOCALID", "1"), 2, 1, "local rank 1 (SLURM_LOCALID), 2 devices", ""},
+		{"order", "auto", true, env("SLURM_LOCALID", "0", "OMPI_COMM_WORLD_LOCAL_RANK", "1"), 2, 1, "(OMPI_COMM_WORLD_LOCAL_RANK)", ""},
+		// More ranks than devices: NCCL refuses; the host path shares.
+		{"nccl-beyond", "auto", true, env("SLURM_LOCALID", "2"), 2, 0, "", "local ranks 0 and 2 would share device 0"},
+		{"nccl-size", "auto", true, env("OMPI_COMM_WORLD_LOCAL_RANK", "1", "OMPI_COMM_WORLD_LOCAL_SIZE", "3"), 2, 0, "",
+			"3 local ranks (OMPI_COMM_WORLD_LOCAL_SIZE) and 2 CUDA devices on this node: local ranks 0 and 2 would share device 0"},
+		{"nccl-one-gpu", "auto", true, env("OMPI_COMM_WORLD_LOCAL_RANK", "0", "OMPI_COMM_WORLD_LOCAL_SIZE", "2"), 1, 0, "",
+			"start at most 1 rank per node, or give -nccl=false"},
+		{"host-one-gpu", "auto", false, env("OMPI_COMM_WORLD_LOCAL_RANK", "1", "OMPI_COMM_WORLD_LOCAL_SIZE", "2"), 1, 0,
+			"local ranks 0 and 1 share device 0 (allowed", ""},
+		{"host-modulo", "auto", false, env("MPI_LOCALRANKID", "5", "MPI_LOCALNRANKS", "6"), 4, 1, "local ranks 1 and 5 share device 1", ""},
+		{"fits", "auto", true, env("OMPI_COMM_WORLD_LOCAL_RANK", "3", "OMPI_COMM_WORLD_LOCAL_SIZE", "4"), 8, 3, "of 4, 8 devices", ""},
+		// Malformed environments.
+		{"bad-rank", "auto", true, env("OMPI_COMM_WORLD_LOCAL_RANK", "one"), 2, 0, "", `OMPI_COMM_WORLD_LOCAL_RANK="one": want an integer ≥ 0`},
+		{"negative", "auto", true, env("SLURM_LOCALID", "-1"), 2, 0, "", `SLURM_LOCALID="-1"`},
+		{"rank-past-size", "auto", true, env("OMPI_COMM_WORLD_LOCAL_RANK", "2", "OMPI_COMM_WORLD_LOCAL_SIZE", "2"), 4, 0, "", "local rank 2 (OMPI_COMM_WORLD_LOCAL_RANK) of 2"},
+		{"no-devices", "auto", true, env(), 0, 0, "", "-gpu auto: 0 CUDA devices"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := pickGPU(tc.spec, tc.exclusive, tc.env, tc.devices)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("pickGPU(%q, exclusive %v, %d devices) = %+v, %v; want an error with %q", tc.spec, tc.exclusive, tc.devices, got, err, tc.err)
+				}
+				return
+			}
+			if err != nil || got.ordinal != tc.want || !strings.Contains(got.why, tc.why) || got.auto != (tc.spec == "auto") {
+				t.Fatalf("pickGPU(%q, exclusive %v, %d devices) = %+v, %v; want device %d, why with %q", tc.spec, tc.exclusive, tc.devices, got, err, tc.want, tc.why)
+			}
+		})
+	}
+}
+
+// TestGPUDefault: -gpu left out is auto with -dist and device 0 without;
+// only auto asks the driver for its devices (so an ordinal needs none).
+func TestGPUDefault(t *testing.T) {
+	t.Setenv("OMPI_COMM_WORLD_LOCAL_RANK", "1")
+	for _, tc := range []struct {
+		d    deviceOptions
+		want string
+	}{
+		{deviceOptions{}, "-gpu 0"},
+		{deviceOptions{gpu: "2", dist: true}, "-gpu 2"},
+	} {
+		got, err := tc.d.chooseGPU()
+		if err != nil || got.why != tc.want {
+			t.Errorf("chooseGPU(%+v) = %+v, %v; want %q", tc.d, got, err, tc.want)
+		}
+	}
+	// With -dist, auto: the driver is asked (without the cuda build, its
+	// error; on the mock libcuda, one device).
+	got, err := (&deviceOptions{dist: true}).chooseGPU()
+	if err == nil && !strings.Contains(got.why, "-gpu auto: local rank 1 (OMPI_COMM_WORLD_LOCAL_RANK)") {
+		t.Errorf("chooseGPU(-dist) = %+v, want auto from OMPI_COMM_WORLD_LOCAL_RANK", got)
+	}
+	if _, cerr := gpu.DeviceCount(); (err == nil) != (cerr == nil) {
+		t.Errorf("chooseGPU(-dist) = %v, gpu.DeviceCount = %v: want auto to ask the driver", err, cerr)
 	}
 }

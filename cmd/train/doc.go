@@ -130,7 +130,9 @@
 //	                  shared vCPUs, where the whole test set took more
 //	                  than 11 minutes
 //	-device D         cpu, gpu or sim (default cpu; see Devices)
-//	-gpu N            CUDA device ordinal for -device gpu (default 0)
+//	-gpu N|auto       CUDA device for -device gpu: an ordinal, or auto (the
+//	                  local rank's device; see Data-parallel training)
+//	                  (default auto with -dist, else 0)
 //	-precision P      fp32, tf32 or bf16 (gpu and sim; default fp32; see Devices)
 //	-threads N        CPU threads (sets GOMAXPROCS; the simulator's workers;
 //	                  default: the number of CPUs)
@@ -262,17 +264,37 @@
 //
 // Which path reduces the gradients: on the CPU and the simulator, MPI on
 // the host (each rank's gradients downloaded, reduced, uploaded). In the
-// cuda build with -device gpu, NCCL on the device buffers: -reduce sum is
-// one ncclAllReduce per parameter, -reduce ordered one ncclAllGather per
-// parameter followed by the sum in rank order on the device (copy rank
-// 0's row, add the others' in turn), and the division by the number of
-// micro-batches is on the device too; the same bits as the host path.
+// cuda build with -device gpu, NCCL on the device buffers: each step's
+// collectives, one per parameter (ncclAllReduce for -reduce sum,
+// ncclAllGather for -reduce ordered), are enqueued on the device's stream
+// as one NCCL group (ncclGroupStart … ncclGroupEnd) and waited for once;
+// then, for -reduce ordered, the sum in rank order on the device (copy
+// rank 0's row, add the others' in turn), and the division by the number
+// of micro-batches on the device too; the same bits as the host path.
 // NCCL is loaded at run time: $CONVTRAIN_NCCL_LIB, else libnccl.so.2 on
 // the loader's path; without it the run stops with an error naming the
-// library (give -nccl=false to reduce through the host). Each rank needs a
-// GPU of its own (-gpu N): NCCL refuses two ranks on one device. Every
-// NCCL operation is bounded (2 minutes): a dead peer aborts the
-// communicator and ends the run with an error.
+// library (give -nccl=false to reduce through the host). Every NCCL
+// operation, the step's wait included, is bounded (2 minutes): a dead
+// peer aborts the communicator and ends the run with an error. Runs on
+// several GPUs are pending a machine that has them: the NCCL path is
+// checked in CI on a mock libcuda and a mock libnccl only.
+//
+// Which GPU each rank uses: -gpu auto, the default with -dist, takes the
+// rank among the processes on its node from the launcher
+// (OMPI_COMM_WORLD_LOCAL_RANK of Open MPI, MV2_COMM_WORLD_LOCAL_RANK of
+// MVAPICH2, MPI_LOCALRANKID of MPICH's and Intel MPI's Hydra, SLURM_LOCALID
+// of srun, read in that order; none: device 0) modulo the node's device
+// count. When a node has more ranks than devices (the launcher's local
+// size, or a local rank ≥ the count), ranks would share a device: with
+// NCCL that is an error before any work (NCCL refuses two ranks of one
+// communicator on one GPU), saying how many ranks fit; with -nccl=false
+// (the host-staged reduction) it is allowed, and the device line says so:
+//
+//	mpirun -np 2 train -dist mpi -device gpu -nccl=false ...   # 2 ranks, 1 GPU
+//
+// -gpu N gives every rank device N as asked (a wrapper script can give
+// each rank its own). Under auto, the device line (rank 0's) says how the
+// device was chosen.
 //
 // With -dist, each rank evaluates its share of the validation and test
 // sets (contiguous runs of batches); the batches' mean losses are gathered

@@ -276,6 +276,10 @@ func runTrain(ctx context.Context, o *options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// -gpu auto, the default with -dist: the local rank's device; ranks
+	// that reduce with NCCL may not share one.
+	o.deviceOptions.dist = world != nil
+	o.deviceOptions.exclusiveGPU = world != nil && world.Size() > 1 && o.nccl
 	be, err := newBackend(o.deviceOptions)
 	if err != nil {
 		return err
