@@ -62,6 +62,10 @@ func (f *fakeDriver) Launch(fn function, grid, block Dim3, shared int, args []ui
 func (f *fakeDriver) Synchronize() error       { return nil }
 func (f *fakeDriver) NewEvent() (event, error) { return nil, errors.New("fake: no events") }
 func (f *fakeDriver) Close() error             { return nil }
+func (f *fakeDriver) BeginCapture() error      { return errors.New("fake: no graphs") }
+func (f *fakeDriver) EndCapture() (graph, error) {
+	return nil, errors.New("fake: no graphs")
+}
 
 // launcherTestedElsewhere names kernels whose launchers other tests check
 // argument by argument (multi-dimensional grids: launch_igemm_test.go).
