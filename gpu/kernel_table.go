@@ -66,6 +66,11 @@ const (
 	kPackTransposeBF16
 	kPackTransposeTF32
 	kPackTransposeF32
+	kGatherBatchAt
+	kDropoutAt
+	kSGDMomentumMultiAt
+	kSGDNesterovMultiAt
+	kAdamMultiAt
 	numPlainKernels
 )
 
@@ -120,6 +125,11 @@ var plainKernels = [numPlainKernels]string{
 	kPackTransposeBF16:   "pack_transpose_bf16_v2",
 	kPackTransposeTF32:   "pack_transpose_tf32_v2",
 	kPackTransposeF32:    "pack_transpose_f32_v2",
+	kGatherBatchAt:       "gather_batch_at_v1",
+	kDropoutAt:           "dropout_at_v1",
+	kSGDMomentumMultiAt:  "sgd_momentum_multi_at_v1",
+	kSGDNesterovMultiAt:  "sgd_nesterov_multi_at_v1",
+	kAdamMultiAt:         "adam_multi_at_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

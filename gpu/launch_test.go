@@ -196,6 +196,16 @@ func TestLaunchers(t *testing.T) {
 	src, idx, dst := mustF32(t, d, 10*4), mustI32(t, d, 6), mustF32(t, d, 6*4)
 	isrc, idst := mustI32(t, d, 10*4), mustI32(t, d, 6*4)
 	P := func(b *Buffer) uint64 { return uint64(b.ptr) }
+	// The _at kernels' operands: a words buffer, a longer order, labels.
+	words, order, labels, dlabels := mustF32(t, d, 16), mustI32(t, d, 16), mustI32(t, d, 10), mustI32(t, d, 6)
+	sgdTab, err := d.NewParamTable([]ParamSet{{P: e1, G: e2, M: e3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adamTab, err := d.NewParamTable([]ParamSet{{P: e1, G: e2, M: e3, V: e4}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	convArgs := map[string]uint64{"N": 2, "C": 3, "H": 9, "W": 8, "K": 4, "R": 3, "S": 2, "P": 5, "Q": 7, "sh": 2, "sw": 1, "ph": 1, "pw": 0}
 	poolArgs := map[string]uint64{"N": 2, "C": 3, "H": 9, "W": 8, "R": 3, "S": 2, "P": 4, "Q": 3, "sh": 2, "sw": 3}
 	with := func(base map[string]uint64, more ...any) map[string]uint64 {
@@ -263,6 +273,23 @@ func TestLaunchers(t *testing.T) {
 		{"sgd_nesterov_v1", func() error { return d.SGDNesterov(e1, e2, e3, 0.01, 0.9, -1) }, 4,
 			map[string]uint64{"p": P(e1), "g": P(e2), "v": P(e3), "n": 1000, "lr": uint64(math.Float32bits(0.01)),
 				"momentum": uint64(math.Float32bits(0.9)), "weight_decay": uint64(math.Float32bits(-1))}},
+		{"gather_batch_at_v1", func() error { return d.GatherBatchAt(4, src, labels, order, Word{words, 3}, dst, dlabels) }, 1,
+			map[string]uint64{"x": P(src), "labels": P(labels), "order": P(order), "at": P(words) + 12, "dx": P(dst),
+				"dlabels": P(dlabels), "rows": 6, "rowLen": 4, "orderLen": 16, "srcRows": 10}},
+		{"gather_batch_at_v1", func() error { return d.GatherBatchAt(4, isrc, nil, idx, Word{}, idst, nil) }, 1,
+			map[string]uint64{"x": P(isrc), "labels": 0, "order": P(idx), "at": 0, "dx": P(idst),
+				"dlabels": 0, "rows": 6, "rowLen": 4, "orderLen": 6, "srcRows": 10}},
+		{"dropout_at_v1", func() error {
+			return d.DropoutAt(DropoutKey{Seed: 0x11111111_22222222, Stream: 5, Step: 99}, 0.25, e1, e2, Word{words, 1})
+		}, 1,
+			map[string]uint64{"x": P(e1), "y": P(e2), "n": 1000, "p": F32(0.25), "seed_lo": 0x22222222,
+				"seed_hi": 0x11111111, "stream": 5, "step": P(words) + 4}},
+		{"sgd_momentum_multi_at_v1", func() error { return d.SGDMomentumMultiAt(sgdTab, Word{words, 13}) }, 4,
+			map[string]uint64{"table": P(sgdTab.buf), "count": 1, "s": P(words) + 52}},
+		{"sgd_nesterov_multi_at_v1", func() error { return d.SGDNesterovMultiAt(sgdTab, Word{words, 0}) }, 4,
+			map[string]uint64{"table": P(sgdTab.buf), "count": 1, "s": P(words)}},
+		{"adam_multi_at_v1", func() error { return d.AdamMultiAt(adamTab, Word{words, 6}) }, 4,
+			map[string]uint64{"table": P(adamTab.buf), "count": 1, "s": P(words) + 24}},
 		{"adam_v1", func() error { return d.Adam(e1, e2, e3, e4, adamCoef) }, 4,
 			map[string]uint64{"p": P(e1), "g": P(e2), "m": P(e3), "v": P(e4), "n": 1000,
 				"beta1": F32(0.9), "one_minus_beta1": F32(0.1), "beta2": F32(0.999), "one_minus_beta2": F32(0.001),

@@ -769,6 +769,22 @@ var All = []Kernel{
 		Doc: docs["fill_f32_v1"],
 	},
 	{
+		Name: "gather_batch_at_v1", File: "data.ptx", Source: "data.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "x", Type: TypePtr, CType: "const int*"},
+			{Name: "labels", Type: TypePtr, CType: "const int*"},
+			{Name: "order", Type: TypePtr, CType: "const int*"},
+			{Name: "at", Type: TypePtr, CType: "const int*"},
+			{Name: "dx", Type: TypePtr, CType: "int*"},
+			{Name: "dlabels", Type: TypePtr, CType: "int*"},
+			{Name: "rows", Type: TypeI32, CType: "int"},
+			{Name: "rowLen", Type: TypeI32, CType: "int"},
+			{Name: "orderLen", Type: TypeI32, CType: "int"},
+			{Name: "srcRows", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["gather_batch_at_v1"],
+	},
+	{
 		Name: "dense_fwd_v1", File: "dense.ptx", Source: "dense.cu", Target: "sm_70",
 		Params: []Param{
 			{Name: "x", Type: TypePtr, CType: "const float*"},
@@ -829,6 +845,20 @@ var All = []Kernel{
 			{Name: "step_hi", Type: TypeI32, CType: "int"},
 		},
 		Doc: docs["dropout_v1"],
+	},
+	{
+		Name: "dropout_at_v1", File: "elementwise.ptx", Source: "elementwise.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "x", Type: TypePtr, CType: "const float*"},
+			{Name: "y", Type: TypePtr, CType: "float*"},
+			{Name: "n", Type: TypeI32, CType: "int"},
+			{Name: "p", Type: TypeF32, CType: "float"},
+			{Name: "seed_lo", Type: TypeI32, CType: "int"},
+			{Name: "seed_hi", Type: TypeI32, CType: "int"},
+			{Name: "stream", Type: TypeI32, CType: "int"},
+			{Name: "step", Type: TypePtr, CType: "const int*"},
+		},
+		Doc: docs["dropout_at_v1"],
 	},
 	{
 		Name: "add_v1", File: "elementwise.ptx", Source: "elementwise.cu", Target: "sm_70",
@@ -1065,6 +1095,33 @@ var All = []Kernel{
 			{Name: "decoupled", Type: TypeI32, CType: "int"},
 		},
 		Doc: docs["adam_multi_v1"],
+	},
+	{
+		Name: "sgd_momentum_multi_at_v1", File: "optim_multi.ptx", Source: "optim_multi.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "table", Type: TypePtr, CType: "const long long*"},
+			{Name: "count", Type: TypeI32, CType: "int"},
+			{Name: "s", Type: TypePtr, CType: "const float*"},
+		},
+		Doc: docs["sgd_momentum_multi_at_v1"],
+	},
+	{
+		Name: "sgd_nesterov_multi_at_v1", File: "optim_multi.ptx", Source: "optim_multi.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "table", Type: TypePtr, CType: "const long long*"},
+			{Name: "count", Type: TypeI32, CType: "int"},
+			{Name: "s", Type: TypePtr, CType: "const float*"},
+		},
+		Doc: docs["sgd_nesterov_multi_at_v1"],
+	},
+	{
+		Name: "adam_multi_at_v1", File: "optim_multi.ptx", Source: "optim_multi.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "table", Type: TypePtr, CType: "const long long*"},
+			{Name: "count", Type: TypeI32, CType: "int"},
+			{Name: "s", Type: TypePtr, CType: "const float*"},
+		},
+		Doc: docs["adam_multi_at_v1"],
 	},
 	{
 		Name: "sgd_nesterov_v1", File: "optim_v2.ptx", Source: "optim_v2.cu", Target: "sm_70",

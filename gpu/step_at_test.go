@@ -1,0 +1,216 @@
+package gpu
+
+import (
+	"math"
+	"testing"
+
+	"github.com/convtrain/convtrain/cpuref"
+)
+
+func init() {
+	plainConformance = append(plainConformance,
+		conformanceCase{"gather_batch_at_v1", []string{"gather_batch_at_v1"}, testGatherBatchAt},
+		conformanceCase{"dropout_at_v1", []string{"dropout_at_v1"}, testDropoutAt},
+	)
+}
+
+// nanBits is the bit pattern the harness poisons outputs with.
+var nanBits = int32(math.Float32bits(float32(math.NaN())))
+
+// testGatherBatchAt checks gather_batch_at_v1 against a host gather, bit
+// for bit: float32 and int32 rows, with and without labels, the offset
+// read from a words buffer (changed between launches of the same
+// arguments) or none (the order is the batch's own); an offset out of
+// range writes nothing, a row index out of range leaves its row
+// unwritten (the NaN poison stays).
+func testGatherBatchAt(t *testing.T, d *Device) {
+	for _, s := range [][3]int{{1, 1, 1}, {10, 7, 5}, {100, 3, 33}, {5, 300, 9}, {3, 1, 257}} {
+		srcRows, rowLen, rows := s[0], s[1], s[2]
+		for _, dt := range []DType{Float32, Int32} {
+			for _, labels := range []bool{false, true} {
+				for _, at := range []bool{false, true} {
+					t.Run(kv("type", dt, "srcRows", srcRows, "rowLen", rowLen, "rows", rows, "labels", labels, "at", at), func(t *testing.T) {
+						testGatherBatchAtCase(t, d, dt, srcRows, rowLen, rows, labels, at)
+					})
+				}
+			}
+		}
+	}
+}
+
+func testGatherBatchAtCase(t *testing.T, d *Device, dt DType, srcRows, rowLen, rows int, labels, at bool) {
+	rng := newRand(t.Name())
+	orderLen := rows
+	if at {
+		orderLen = 3*rows + 2
+	}
+	order := make([]int32, orderLen)
+	for i := range order {
+		order[i] = int32(rng.IntN(srcRows)) // repeats and any order
+	}
+	order[0] = int32(srcRows - 1)
+	// Source words: float32 bits or int32, compared as int32 bits.
+	src := make([]int32, srcRows*rowLen)
+	for i := range src {
+		src[i] = int32(rng.Uint32())
+		if dt == Float32 {
+			src[i] = int32(math.Float32bits(float32(rng.Float64()*2 - 1)))
+		}
+	}
+	lab := make([]int32, srcRows)
+	for i := range lab {
+		lab[i] = int32(rng.IntN(1000))
+	}
+	h := newHarness(t, d)
+	var x, dx *Buffer
+	if dt == Float32 {
+		f := make([]float32, len(src))
+		for i, v := range src {
+			f[i] = math.Float32frombits(uint32(v))
+		}
+		x, dx = h.in("x", f), h.out("dx", rows*rowLen)
+	} else {
+		x, dx = h.inI32("x", src), h.outI32("dx", rows*rowLen)
+	}
+	var bl, dl *Buffer
+	if labels {
+		bl, dl = h.inI32("labels", lab), h.outI32("dlabels", rows)
+	}
+	ob := h.inI32("order", order)
+	var w Word
+	offsets := []int{0}
+	if at {
+		w = Word{h.inout("at", []float32{0}), 0}
+		offsets = []int{orderLen - rows, 0, rows + 1, orderLen - rows + 1, -1}
+	}
+	readWords := func(b *Buffer) []int32 {
+		if b.dtype == Int32 {
+			return h.readI32(b)
+		}
+		f := h.read(b)
+		out := make([]int32, len(f))
+		for i, v := range f {
+			out[i] = int32(math.Float32bits(v))
+		}
+		return out
+	}
+	wantX, wantL := make([]int32, rows*rowLen), make([]int32, rows)
+	for i := range wantX {
+		wantX[i] = nanBits
+	}
+	for i := range wantL {
+		wantL[i] = nanBits
+	}
+	for _, off := range offsets {
+		if at {
+			mustNil(t, w.Buf.Upload([]float32{math.Float32frombits(uint32(int32(off)))}))
+		}
+		// An offset out of range writes nothing: the last values stay.
+		if off >= 0 && off <= orderLen-rows {
+			for r := range rows {
+				row := int(order[off+r])
+				copy(wantX[r*rowLen:(r+1)*rowLen], src[row*rowLen:])
+				wantL[r] = lab[row]
+			}
+		}
+		if err := d.GatherBatchAt(rowLen, x, bl, ob, w, dx, dl); err != nil {
+			t.Fatal(err)
+		}
+		checkExactI32(t, kv("offset", off)+": dx", readWords(dx), wantX)
+		if labels {
+			checkExactI32(t, kv("offset", off)+": dlabels", h.readI32(dl), wantL)
+		}
+	}
+	h.check()
+	if t.Failed() || !at {
+		return
+	}
+	// A row index out of range (the order is the caller's to keep valid)
+	// leaves that row unwritten.
+	bad := append([]int32(nil), order...)
+	bad[1] = int32(srcRows)
+	if rows > 1 {
+		mustNil(t, ob.UploadInt32(bad))
+		mustNil(t, w.Buf.Upload([]float32{0}))
+		if dt == Float32 {
+			mustNil(t, dx.Upload(make([]float32, rows*rowLen)))
+		} else {
+			mustNil(t, dx.UploadInt32(make([]int32, rows*rowLen)))
+		}
+		if err := d.GatherBatchAt(rowLen, x, bl, ob, w, dx, dl); err != nil {
+			t.Fatal(err)
+		}
+		got := readWords(dx)
+		for j := range rowLen {
+			if got[rowLen+j] != 0 {
+				t.Fatalf("row 1 (index %d of %d rows) dx[1,%d] = %#x, want 0 (not written)", srcRows, srcRows, j, got[rowLen+j])
+			}
+		}
+	}
+}
+
+// testDropoutAt checks dropout_at_v1 against cpuref's mask, bit for bit,
+// with the step read from a words buffer that changes between launches
+// of the same arguments (steps with high bits set included).
+func testDropoutAt(t *testing.T, d *Device) {
+	for _, p := range []float32{0, 0.1, 0.5, 0.9} {
+		for _, n := range []int{1, 3, 4, 5, 257, 1030} {
+			t.Run(kv("p", p, "n", n), func(t *testing.T) {
+				x := uniform(newRand(t.Name()), n)
+				copy(x, []float32{float32(math.Inf(1)), float32(math.NaN()), float32(math.Copysign(0, -1))})
+				h := newHarness(t, d)
+				bx, y := h.in("x", x), h.out("y", n)
+				words := h.inout("step", make([]float32, 2))
+				key := DropoutKey{Seed: 0xDEADBEEF_12345678, Stream: 7, Step: 12345} // Step is ignored
+				for _, step := range []uint64{0, 1, 0x1_0000_0003, 77} {
+					w := make([]float32, 2)
+					StepWords(w, step)
+					mustNil(t, words.Upload(w))
+					mask := make([]uint8, n)
+					if err := cpuref.DropoutMask(cpuref.DropoutKey{Seed: key.Seed, Stream: key.Stream, Step: step}, p, mask); err != nil {
+						t.Fatal(err)
+					}
+					want := make([]float32, n)
+					if err := cpuref.DropoutForward(p, mask, x, want); err != nil {
+						t.Fatal(err)
+					}
+					if err := d.DropoutAt(key, p, bx, y, Word{words, 0}); err != nil {
+						t.Fatal(err)
+					}
+					checkSameBits(t, kv("step", step)+": y", h.read(y), want)
+				}
+				h.check()
+			})
+		}
+	}
+}
+
+// TestAtWordsChecked checks that the _at launchers refuse a missing word,
+// words past the end of their buffer and a freed buffer, before launching.
+func TestAtWordsChecked(t *testing.T) {
+	d, f := openFake(t)
+	x, y := mustF32(t, d, 8), mustF32(t, d, 8)
+	w := mustF32(t, d, 4)
+	tab, err := d.NewParamTable([]ParamSet{{P: x, G: y, M: mustF32(t, d, 8), V: mustF32(t, d, 8)}})
+	mustNil(t, err)
+	o8, o7 := mustI32(t, d, 8), mustI32(t, d, 7)
+	freed := mustF32(t, d, 16)
+	mustNil(t, freed.Free())
+	for name, call := range map[string]func() error{
+		"dropout, no word":        func() error { return d.DropoutAt(DropoutKey{}, 0.5, x, y, Word{}) },
+		"dropout, word 3 of 4":    func() error { return d.DropoutAt(DropoutKey{}, 0.5, x, y, Word{w, 3}) },
+		"dropout, negative index": func() error { return d.DropoutAt(DropoutKey{}, 0.5, x, y, Word{w, -1}) },
+		"adam, 10 words of 4":     func() error { return d.AdamMultiAt(tab, Word{w, 0}) },
+		"sgd, freed words":        func() error { return d.SGDMomentumMultiAt(tab, Word{freed, 0}) },
+		"gather, offset past end": func() error { return d.GatherBatchAt(1, x, nil, o8, Word{w, 4}, y, nil) },
+		"gather, short order":     func() error { return d.GatherBatchAt(1, x, nil, o7, Word{}, y, nil) },
+	} {
+		before := f.launches
+		if err := call(); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+		if f.launches != before {
+			t.Errorf("%s: launched", name)
+		}
+	}
+}
