@@ -95,6 +95,10 @@ type DropoutKey struct {
 	Seed   uint64
 	Stream uint32
 	Step   uint64
+	// At, when not nil, is a per-step values tensor (Graphs) that Step is
+	// read from when the operation runs (StepVals.DropoutStep); Step is
+	// then ignored.
+	At Tensor
 }
 
 // AugmentParams select the training augmentation of a batch (AugmentBatch),

@@ -25,6 +25,13 @@ type gpuTensor struct {
 	lo, hi int32
 	freed  bool
 	parent *gpuTensor // the tensor this one views (IndexView); nil for storage of its own
+	// at is the per-step values tensor an IndexViewAt reads its offset
+	// from (buf is then the whole of parent's); nil for other tensors.
+	at *gpuTensor
+	// maxOff, on a per-step values tensor, is the largest offset its
+	// IndexViewAt views allow (SetStepVals checks it); -1 before any.
+	maxOff int
+	vals   bool // a per-step values tensor (NewStepVals)
 }
 
 // indexRange is the range [lo, hi] that every value of the index tensor t
@@ -238,6 +245,9 @@ func (be *gpuBackend) i32(name string, t backend.Tensor, want int) (*gpuTensor, 
 	}
 	if !gt.index {
 		return nil, fmt.Errorf("host: %s is %s tensor, want int32: %w", name, gt.kind(), backend.ErrTensor)
+	}
+	if gt.at != nil {
+		return nil, fmt.Errorf("host: %s is a view at a per-step offset (IndexViewAt), which only Gather reads: %w", name, backend.ErrTensor)
 	}
 	if want >= 0 && gt.n != want {
 		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, gt.n, want, geom.ErrGeometry)
@@ -756,6 +766,9 @@ func (be *gpuBackend) AdamStep(p, grad, m, v backend.Tensor, lr, beta1, beta2, e
 // (the kernel cannot); the launcher checks the row length, the element
 // types and the lengths.
 func (be *gpuBackend) Gather(rowLen int, src, idx, dst backend.Tensor) error {
+	if gt, ok := idx.(*gpuTensor); ok && gt != nil && gt.at != nil {
+		return be.gatherAt(rowLen, src, gt, dst)
+	}
 	ix, err := be.i32("idx", idx, -1)
 	if err != nil {
 		return err

@@ -43,6 +43,10 @@ type Model struct {
 	steps       int                  // updates applied
 	update      []backend.ParamState // Update's argument, reused every step
 	bnSync      *BNSync              // BatchNorm synchronised over ranks (SetBatchNormSync); nil: per batch
+	// at is the per-step values tensor of the step being recorded
+	// (RecordStep): the dropout keys and the update read their changing
+	// values from it; nil otherwise.
+	at backend.Tensor
 }
 
 // initStream and ShuffleStream select independent PCG streams of the seed
@@ -462,17 +466,8 @@ func (m *Model) Backward(b *Batch) error {
 // All parameters are updated by one Backend.UpdateParams (one launch on
 // the GPU). It counts the step (Steps) when every parameter has been updated.
 func (m *Model) Update(lr, momentum, weightDecay float32) error {
-	o := m.opt
-	u := backend.Update{Rule: backend.RuleSGD, LR: lr, Momentum: momentum, WeightDecay: weightDecay,
-		Beta1: float32(o.Beta1), Beta2: float32(o.Beta2), Eps: float32(o.Eps), Step: m.steps + 1}
-	switch {
-	case o.Kind == AdamW:
-		u.Rule = backend.RuleAdamW
-	case o.Kind == Adam:
-		u.Rule = backend.RuleAdam
-	case o.Nesterov:
-		u.Rule = backend.RuleNesterov
-	}
+	u := m.updateOf(lr, momentum, weightDecay)
+	u.At = m.at
 	if len(m.update) != len(m.params) {
 		m.update = make([]backend.ParamState, len(m.params))
 	}
@@ -488,6 +483,22 @@ func (m *Model) Update(lr, momentum, weightDecay float32) error {
 	}
 	m.steps++
 	return nil
+}
+
+// updateOf is the Update of the next step with these hyperparameters.
+func (m *Model) updateOf(lr, momentum, weightDecay float32) backend.Update {
+	o := m.opt
+	u := backend.Update{Rule: backend.RuleSGD, LR: lr, Momentum: momentum, WeightDecay: weightDecay,
+		Beta1: float32(o.Beta1), Beta2: float32(o.Beta2), Eps: float32(o.Eps), Step: m.steps + 1}
+	switch {
+	case o.Kind == AdamW:
+		u.Rule = backend.RuleAdamW
+	case o.Kind == Adam:
+		u.Rule = backend.RuleAdam
+	case o.Nesterov:
+		u.Rule = backend.RuleNesterov
+	}
+	return u
 }
 
 // TrainStep is Forward, Backward and Update on the batch already in b.

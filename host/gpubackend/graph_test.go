@@ -1,0 +1,164 @@
+package gpubackend_test
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/convtrain/convtrain/gpu"
+	"github.com/convtrain/convtrain/host/backend"
+	"github.com/convtrain/convtrain/host/backendtest"
+	"github.com/convtrain/convtrain/host/data"
+	"github.com/convtrain/convtrain/host/gpubackend"
+	"github.com/convtrain/convtrain/host/nn"
+)
+
+// stepRig is a model on its own simulated device, its training set, one
+// batch and an order tensor of two batches' worth of rows.
+type stepRig struct {
+	dev   *gpu.Device
+	be    backend.Backend
+	m     *nn.Model
+	set   *nn.DeviceSet
+	b     *nn.Batch
+	order backend.Tensor
+}
+
+func newStepRig(t *testing.T, spec nn.Spec, opt nn.Optimizer, ds *data.Dataset, batch, orderLen int) *stepRig {
+	t.Helper()
+	dev, err := gpu.OpenSim(gpu.SimOptions{})
+	backendtest.MustNil(t, err)
+	t.Cleanup(func() { dev.Close() })
+	be, err := gpubackend.NewGPUBackend(dev)
+	backendtest.MustNil(t, err)
+	t.Cleanup(func() { be.Close() })
+	m, err := nn.NewModel(be, spec, 7)
+	backendtest.MustNil(t, err)
+	backendtest.MustNil(t, m.SetOptimizer(opt))
+	set, err := m.Upload(ds, ds.Standardisation())
+	backendtest.MustNil(t, err)
+	b, err := m.NewBatch(batch)
+	backendtest.MustNil(t, err)
+	order, err := be.NewIndexTensor(orderLen)
+	backendtest.MustNil(t, err)
+	return &stepRig{dev: dev, be: be, m: m, set: set, b: b, order: order}
+}
+
+// state downloads every parameter, the loss sum and the correct count.
+func (r *stepRig) state(t *testing.T) [][]float32 {
+	t.Helper()
+	out, err := r.m.ParamValues()
+	backendtest.MustNil(t, err)
+	for _, x := range []backend.Tensor{r.b.LossSum, r.b.Correct, r.b.Loss} {
+		v := make([]float32, 1)
+		backendtest.MustNil(t, r.be.Download(v, x))
+		out = append(out, v)
+	}
+	return out
+}
+
+// TestRecordedStepMatchesEager is the recorded step's main correctness
+// test: on the simulator, a step recorded once and replayed, with the
+// learning rate changed every step, the batch's offset moving through the
+// order, a new order uploaded half-way (a new epoch) and the step count
+// driving the dropout masks and Adam's bias corrections, gives every
+// parameter, the loss and the metrics bit for bit as the same steps taken
+// eagerly (LoadIndexed and TrainStep) on a second device; a replay is one
+// launch and one upload, and copies nothing to the host.
+func TestRecordedStepMatchesEager(t *testing.T) {
+	const batch, steps = 8, 6
+	ds, err := data.Synthetic(24, 12, 10, 3)
+	backendtest.MustNil(t, err)
+	dropSpec, err := nn.ParseSpec("conv4x3x3,relu,maxpool2,dropout30,dense10")
+	backendtest.MustNil(t, err)
+	lenet := nn.DefaultSpec()
+	lenet.H, lenet.W = 12, 12
+	lenet.Layers, err = nn.ParseSpec("conv4x3x3,relu,maxpool2,conv6x3x3,relu,dense10")
+	backendtest.MustNil(t, err)
+	for _, c := range []struct {
+		name   string
+		layers []nn.LayerSpec
+		opt    nn.Optimizer
+	}{
+		{"sgd", lenet.Layers, nn.Optimizer{Kind: nn.SGD}},
+		{"nesterov,dropout", dropSpec, nn.Optimizer{Kind: nn.SGD, Nesterov: true}},
+		{"adam,dropout", dropSpec, nn.DefaultAdam(nn.Adam)},
+		{"adamw", lenet.Layers, nn.DefaultAdam(nn.AdamW)},
+	} {
+		t.Run("case="+c.name, func(t *testing.T) {
+			spec := nn.Spec{C: 1, H: 12, W: 12, Loss: nn.SoftmaxCE, Layers: c.layers}
+			eager := newStepRig(t, spec, c.opt, ds, batch, 2*batch)
+			rec := newStepRig(t, spec, c.opt, ds, batch, 2*batch)
+			orders := [2][]int32{make([]int32, 2*batch), make([]int32, 2*batch)}
+			for i := range 2 * batch {
+				orders[0][i] = int32((5*i + 3) % 24)
+				orders[1][i] = int32(23 - (7*i)%24)
+			}
+			const momentum, wd = 0.9, 1e-3
+			lrOf := func(s int) float32 { return 0.05 / float32(s+1) }
+			step := func(r *stepRig, s int, graph *nn.StepGraph) {
+				off := (s % 2) * batch
+				if graph != nil {
+					backendtest.MustNil(t, graph.Run(off, lrOf(s), momentum, wd))
+					return
+				}
+				view, err := r.be.IndexView(r.order, off, batch)
+				backendtest.MustNil(t, err)
+				backendtest.MustNil(t, r.m.LoadIndexed(r.b, r.set, view))
+				backendtest.MustNil(t, r.m.TrainStep(r.b, lrOf(s), momentum, wd))
+			}
+			for _, r := range []*stepRig{eager, rec} {
+				backendtest.MustNil(t, r.be.UploadIndex(r.order, orders[0]))
+				backendtest.MustNil(t, r.m.ResetMetrics(r.b))
+				step(r, 0, nil) // the first step eagerly on both: it builds the tables
+			}
+			graph, err := rec.m.RecordStep(rec.b, rec.set, rec.order)
+			backendtest.MustNil(t, err)
+			defer graph.Free()
+			if graph.Kernels() < 5 {
+				t.Errorf("the recorded step holds %d kernels", graph.Kernels())
+			}
+			checkSame(t, "after the eager first step", eager.state(t), rec.state(t))
+			for s := 1; s <= steps; s++ {
+				if s == steps/2 {
+					for _, r := range []*stepRig{eager, rec} {
+						backendtest.MustNil(t, r.be.UploadIndex(r.order, orders[1]))
+					}
+				}
+				step(eager, s, nil)
+				launches, mem := rec.dev.Launches(), rec.dev.MemStats()
+				step(rec, s, graph)
+				after := rec.dev.MemStats()
+				if l := rec.dev.Launches() - launches; l != 1 {
+					t.Errorf("step %d: the replay took %d launches, want 1", s, l)
+				}
+				if n := after.HtoDCopies - mem.HtoDCopies; n != 1 {
+					t.Errorf("step %d: %d uploads, want 1 (the step's values)", s, n)
+				}
+				if n := after.DtoHCopies - mem.DtoHCopies; n != 0 {
+					t.Errorf("step %d: %d downloads, want 0", s, n)
+				}
+				checkSame(t, fmt.Sprintf("step %d", s), eager.state(t), rec.state(t))
+				if t.Failed() {
+					return
+				}
+			}
+			if eager.m.Steps() != rec.m.Steps() || rec.m.Steps() != steps+1 {
+				t.Errorf("Steps: eager %d, recorded %d, want %d", eager.m.Steps(), rec.m.Steps(), steps+1)
+			}
+		})
+	}
+}
+
+// checkSame compares the parameters and metrics of two rigs bit for bit.
+func checkSame(t *testing.T, when string, want, got [][]float32) {
+	t.Helper()
+	for i := range want {
+		for j := range want[i] {
+			if math.Float32bits(got[i][j]) != math.Float32bits(want[i][j]) {
+				t.Errorf("%s: tensor %d element %d: recorded %g, eager %g (first difference)", when, i, j, got[i][j], want[i][j])
+				break
+			}
+		}
+	}
+}
