@@ -181,9 +181,90 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err := tb.report(stdout, o, stepTimes); err != nil {
 		return err
 	}
-	if db.dev != nil {
-		return benchQueued(stdout, db.dev, tb, step, o.steps, o.batch)
+	if db.dev == nil {
+		return nil
 	}
+	if err := benchQueued(stdout, db.dev, tb, step, o.steps, o.batch); err != nil {
+		return err
+	}
+	if o.graph {
+		return benchGraphed(stdout, db.dev, be, spec, set, o.steps, o.batch, o.seed)
+	}
+	return nil
+}
+
+// benchGraphed records the training step (nn.Model.RecordStep) of a second
+// model on the backend itself (not the timing wrapper), after one eager
+// step, replays it steps times back to back with nothing synchronised
+// until the last, and prints the launches and uploads per step, the time
+// per step and the host's time to issue one (the upload of the step's
+// values and the graph launch).
+func benchGraphed(w io.Writer, dev *gpu.Device, be backend.Backend, spec nn.Spec, set *data.Dataset, steps, batch int, seed uint64) error {
+	m, err := nn.NewModel(be, spec, seed)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	ds, err := m.UploadChannels(set, set.ChannelNorm())
+	if err != nil {
+		return err
+	}
+	defer ds.Free(be)
+	b, err := m.NewBatch(batch)
+	if err != nil {
+		return err
+	}
+	defer b.Free(be)
+	rows := make([]int32, batch)
+	for i := range rows {
+		rows[i] = int32(i)
+	}
+	if err := be.UploadIndex(b.Idx, rows); err != nil {
+		return err
+	}
+	if err := m.LoadIndexed(b, ds, b.Idx); err != nil {
+		return err
+	}
+	if err := m.TrainStep(b, 1e-4, 0.9, 0); err != nil {
+		return err
+	}
+	g, err := m.RecordStep(b, ds, b.Idx)
+	if errors.Is(err, nn.ErrNoGraphs) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("record the step: %w", err)
+	}
+	defer g.Free()
+	if err := g.Run(0, 1e-4, 0.9, 0); err != nil { // warm-up
+		return err
+	}
+	if err := be.Sync(); err != nil {
+		return err
+	}
+	l0, mem := dev.Launches(), dev.MemStats()
+	t0 := time.Now()
+	for s := range steps {
+		if err := g.Run(0, 1e-4, 0.9, 0); err != nil {
+			return fmt.Errorf("replayed step %d: %w", s+1, err)
+		}
+	}
+	issued := time.Since(t0)
+	if err := be.Sync(); err != nil {
+		return err
+	}
+	total := time.Since(t0)
+	launches := float64(dev.Launches()-l0) / float64(steps)
+	uploads := float64(dev.MemStats().HtoDCopies-mem.HtoDCopies) / float64(steps)
+	if dev.IsSim() {
+		fmt.Fprintf(w, "graphed  %d step(s): %.0f launch(es) and %.0f upload(s) per step, replaying the %d kernel launches recorded\n",
+			steps, launches, uploads, g.Kernels())
+		return nil
+	}
+	perStep := float64(total.Nanoseconds()) / 1e6 / float64(steps)
+	host := float64(issued.Nanoseconds()) / 1e3 / float64(steps)
+	fmt.Fprintf(w, "graphed  %d step(s) replayed without synchronisation: %.3f ms per step, %.0f images/s; host %.2f µs per step to issue %.0f graph launch(es) and %.0f upload(s) (%d kernel launches recorded)\n",
+		steps, perStep, float64(steps*batch)/total.Seconds(), host, launches, uploads, g.Kernels())
 	return nil
 }
 

@@ -104,6 +104,13 @@ func TestBenchSim(t *testing.T) {
 	} else if n, _ := strconv.Atoi(m[1]); n != total {
 		t.Errorf("queued: %d launches per step, the table lists %d", n, total)
 	}
+	// -graph (the default): the step recorded and replayed, one launch and
+	// one upload per step, the recording holding the table's launches.
+	if m := regexp.MustCompile(`(?m)^graphed  1 step\(s\): 1 launch\(es\) and 1 upload\(s\) per step, replaying the (\d+) kernel launches recorded$`).FindStringSubmatch(out); m == nil {
+		t.Errorf("no graphed line")
+	} else if n, _ := strconv.Atoi(m[1]); n != total {
+		t.Errorf("graphed: %d kernel launches recorded, the table lists %d", n, total)
+	}
 	for _, re := range []string{
 		`(?m)^bench    1 timed steps \(after 1 warm-up\) of 2 synthetic 28×28 images, 10 classes, seed 1$`,
 		`(?m)^step     [0-9.]+ ms \(median of 1; operations [0-9.]+ ms\), \d+ images/s$`,

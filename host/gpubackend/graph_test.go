@@ -1,6 +1,7 @@
 package gpubackend_test
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/convtrain/convtrain/host/data"
 	"github.com/convtrain/convtrain/host/gpubackend"
 	"github.com/convtrain/convtrain/host/nn"
+	"github.com/convtrain/convtrain/host/train"
 )
 
 // stepRig is a model on its own simulated device, its training set, one
@@ -161,4 +163,62 @@ func checkSame(t *testing.T, when string, want, got [][]float32) {
 			}
 		}
 	}
+}
+
+// TestTrainerGraph trains two epochs with Config.Graph on and off on the
+// simulator (a cosine schedule: a new learning rate every step; progress
+// reports and checkpoints reading the metrics between steps) and requires
+// the same epoch metrics and parameters, bit for bit, with the steps after
+// the first replayed.
+func TestTrainerGraph(t *testing.T) {
+	trainSet, err := data.Synthetic(96, 12, 10, 1)
+	backendtest.MustNil(t, err)
+	test, err := data.Synthetic(20, 12, 10, 2)
+	backendtest.MustNil(t, err)
+	layers, err := nn.ParseSpec("conv4x3x3,relu,maxpool2,dropout20,dense10")
+	backendtest.MustNil(t, err)
+	spec := nn.Spec{C: 1, H: 12, W: 12, Loss: nn.SoftmaxCE, Layers: layers}
+	run := func(graph bool) ([]train.EpochMetrics, [][]float32, bool) {
+		dev, err := gpu.OpenSim(gpu.SimOptions{})
+		backendtest.MustNil(t, err)
+		defer dev.Close()
+		be, err := gpubackend.NewGPUBackend(dev)
+		backendtest.MustNil(t, err)
+		defer be.Close()
+		m, err := nn.NewModel(be, spec, 1)
+		backendtest.MustNil(t, err)
+		defer m.Close()
+		saves := 0
+		cfg := train.Config{Epochs: 2, Batch: 16, LR: 0.05, Momentum: 0.9, WeightDecay: 1e-4,
+			Schedule: train.Schedule{Kind: train.CosineLR}, Seed: 3, Graph: graph,
+			Optimizer: nn.Optimizer{Kind: nn.SGD, Nesterov: true}, ProgressEvery: 2, OnProgress: func(train.Progress) {},
+			CheckpointEvery: 3, OnCheckpoint: func() error { saves++; return nil }}
+		tr, err := train.NewTrainer(m, trainSet, test, cfg)
+		backendtest.MustNil(t, err)
+		defer tr.Close()
+		ems, err := tr.Run(context.Background())
+		backendtest.MustNil(t, err)
+		graphed, _ := tr.Graphed()
+		vals, err := m.ParamValues()
+		backendtest.MustNil(t, err)
+		if saves == 0 {
+			t.Errorf("graph=%v: no checkpoint callback", graph)
+		}
+		return ems, vals, graphed
+	}
+	emsE, valsE, graphedE := run(false)
+	emsG, valsG, graphedG := run(true)
+	if graphedE || !graphedG {
+		t.Errorf("Graphed: %v without Graph, %v with, want false and true", graphedE, graphedG)
+	}
+	for i := range emsE {
+		e, g := emsE[i], emsG[i]
+		for _, q := range [][3]any{{"loss", e.Loss, g.Loss}, {"train accuracy", e.TrainAcc, g.TrainAcc},
+			{"test loss", e.TestLoss, g.TestLoss}, {"test accuracy", e.TestAcc, g.TestAcc}} {
+			if math.Float64bits(q[1].(float64)) != math.Float64bits(q[2].(float64)) {
+				t.Errorf("epoch %d: %s %v with Graph, %v without", i+1, q[0], q[2], q[1])
+			}
+		}
+	}
+	checkSame(t, "after two epochs", valsE, valsG)
 }

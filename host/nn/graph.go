@@ -49,6 +49,9 @@ func (m *Model) RecordStep(b *Batch, s *DeviceSet, order backend.Tensor) (*StepG
 	if b.m != m {
 		return nil, fmt.Errorf("host: record step: the batch belongs to another model")
 	}
+	if b.Eval {
+		return nil, fmt.Errorf("host: record step: the batch is in evaluation mode")
+	}
 	sg := &StepGraph{m: m, b: b, g: g, rule: m.updateOf(0, 0, 0).Rule}
 	var err error
 	if sg.vals, err = g.NewStepVals(); err != nil {
