@@ -71,6 +71,8 @@ const (
 	kSGDMomentumMultiAt
 	kSGDNesterovMultiAt
 	kAdamMultiAt
+	kDenseBwd
+	kSoftmaxCEMetrics
 	numPlainKernels
 )
 
@@ -130,6 +132,8 @@ var plainKernels = [numPlainKernels]string{
 	kSGDMomentumMultiAt:  "sgd_momentum_multi_at_v1",
 	kSGDNesterovMultiAt:  "sgd_nesterov_multi_at_v1",
 	kAdamMultiAt:         "adam_multi_at_v1",
+	kDenseBwd:            "dense_bwd_v2",
+	kSoftmaxCEMetrics:    "softmax_ce_metrics_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

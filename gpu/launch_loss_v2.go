@@ -1,5 +1,11 @@
 package gpu
 
+import (
+	"fmt"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
+)
+
 // Launcher of softmax_ce_mean_v1 (kernels/loss_v2.cu): the softmax
 // cross-entropy's mean loss and its gradient in one launch.
 
@@ -44,4 +50,47 @@ func (d *Device) softmaxCEMean(n, classes int, logits, labels, loss, dlogits *Bu
 	grid, block := perBlock(1)
 	return d.launch(kSoftmaxCEMean, grid, block, 0, argPtr(logits), argPtr(labels), argPtr(loss), argPtr(dlogits),
 		argI32(n), argI32(classes), argF32(float32(1/float64(n))))
+}
+
+// SoftmaxCrossEntropyMetrics is SoftmaxCrossEntropyMean followed by
+// Accumulate(lossSum, loss) and CountCorrect(n, classes, logits, labels,
+// correct), the same bits, in one launch of softmax_ce_metrics_v1 (grid 1,
+// block 256), for n ≤ SoftmaxCEMeanMaxRows: the step's loss, its
+// gradient and the running sums of the loss and of the correct answers.
+func (d *Device) SoftmaxCrossEntropyMetrics(n, classes int, logits, labels, loss, dlogits, lossSum, correct *Buffer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.softmaxCEMetrics(n, classes, logits, labels, loss, dlogits, lossSum, correct); err != nil {
+		return launchErr(kSoftmaxCEMetrics, rowShape{n, classes}, err)
+	}
+	return nil
+}
+
+func (d *Device) softmaxCEMetrics(n, classes int, logits, labels, loss, dlogits, lossSum, correct *Buffer) error {
+	if err := dims([]int{n, classes}, []int{n, classes}); err != nil {
+		return err
+	}
+	if n > SoftmaxCEMeanMaxRows {
+		return fmt.Errorf("%d rows, at most %d in one block: %w", n, SoftmaxCEMeanMaxRows, geom.ErrGeometry)
+	}
+	if err := d.need("logits", logits, Float32, n*classes); err != nil {
+		return err
+	}
+	if err := d.need("labels", labels, Int32, n); err != nil {
+		return err
+	}
+	for _, b := range []struct {
+		name string
+		b    *Buffer
+	}{{"loss", loss}, {"lossSum", lossSum}, {"correct", correct}} {
+		if err := d.needAtLeast(b.name, b.b, Float32, 1); err != nil {
+			return err
+		}
+	}
+	if err := d.needOpt("dlogits", dlogits, Float32, n*classes); err != nil {
+		return err
+	}
+	grid, block := perBlock(1)
+	return d.launch(kSoftmaxCEMetrics, grid, block, 0, argPtr(logits), argPtr(labels), argPtr(loss), argPtr(dlogits),
+		argPtr(lossSum), argPtr(correct), argI32(n), argI32(classes), argF32(float32(1/float64(n))))
 }

@@ -2,6 +2,7 @@ package gpu
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/convtrain/convtrain/cpuref"
@@ -211,6 +212,130 @@ func TestAtWordsChecked(t *testing.T) {
 		}
 		if f.launches != before {
 			t.Errorf("%s: launched", name)
+		}
+	}
+}
+
+func init() {
+	plainConformance = append(plainConformance,
+		conformanceCase{"dense_bwd_v2", []string{"dense_bwd_v2"}, testDenseBackwardV2})
+}
+
+// testDenseBackwardV2 checks dense_bwd_v2 against cpuref (exactly on
+// integer inputs, within the summation bound on reals) and, bit for bit,
+// against dense_bwd_weight_v1, reduce_cols_v1 and dense_bwd_data_v1 run on
+// the same inputs; with and without db and dx.
+func testDenseBackwardV2(t *testing.T, d *Device) {
+	for _, s := range denseShapes {
+		n, in, out := s[0], s[1], s[2]
+		for _, kind := range inputKinds {
+			for _, parts := range []string{"dw,db,dx", "dw,db", "dw,dx", "dw"} {
+				name := "inputs=" + kind + "/" + kv("N", n, "In", in, "Out", out, "parts", parts)
+				t.Run(name, func(t *testing.T) {
+					inp := convInputs(kind, name, n*in, out*in, n*out)
+					x, w, dy := inp[0], inp[1], inp[2]
+					h := newHarness(t, d)
+					bx, bw, bdy := h.in("x", x), h.in("w", w), h.in("dy", dy)
+					dw := h.out("dw", out*in)
+					var db, dx *Buffer
+					if strings.Contains(parts, "db") {
+						db = h.out("db", out)
+					}
+					if strings.Contains(parts, "dx") {
+						dx = h.out("dx", n*in)
+					}
+					if err := d.DenseBackward(n, in, out, bx, bw, bdy, dx, dw, db); err != nil {
+						t.Fatal(err)
+					}
+					// The three v1 launches on the same inputs.
+					dw1, db1, dx1 := h.out("dw1", out*in), h.out("db1", out), h.out("dx1", n*in)
+					mustNil(t, d.DenseBackwardWeight(n, in, out, bx, bdy, dw1))
+					mustNil(t, d.ReduceCols(n, out, bdy, db1))
+					mustNil(t, d.DenseBackwardData(n, in, out, bdy, bw, dx1))
+					checkSameBits(t, "dw", h.read(dw), h.read(dw1))
+					if db != nil {
+						checkSameBits(t, "db", h.read(db), h.read(db1))
+					}
+					if dx != nil {
+						checkSameBits(t, "dx", h.read(dx), h.read(dx1))
+					}
+					if kind == "int" {
+						wdx, wdw, wdb := denseBackwardRef(n, in, out, x, w, dy)
+						checkExact32(t, "dw", h.read(dw), wdw)
+						if db != nil {
+							checkExact32(t, "db", h.read(db), wdb)
+						}
+						if dx != nil {
+							checkExact32(t, "dx", h.read(dx), wdx)
+						}
+					}
+					h.check()
+				})
+			}
+		}
+	}
+}
+
+func init() {
+	plainConformance = append(plainConformance,
+		conformanceCase{"softmax_ce_metrics_v1", []string{"softmax_ce_metrics_v1"}, testSoftmaxCEMetrics})
+}
+
+// testSoftmaxCEMetrics checks softmax_ce_metrics_v1 bit for bit against
+// softmax_ce_mean_v1, accumulate_v1 and count_correct_v1 run one after the
+// other on the same inputs, twice in a row (running sums that do not start
+// at zero), with a label out of range and without dlogits.
+func testSoftmaxCEMetrics(t *testing.T, d *Device) {
+	for _, n := range []int{1, 3, 64, 257, SoftmaxCEMeanMaxRows} {
+		for _, classes := range []int{1, 10, 33} {
+			for _, c := range []struct {
+				name          string
+				bad, noDgrads bool
+			}{{"plain", false, false}, {"bad-label", true, false}, {"loss-only", false, true}} {
+				t.Run(kv("N", n, "classes", classes, "case", c.name), func(t *testing.T) {
+					rng := newRand(t.Name())
+					h := newHarness(t, d)
+					var dl1, dl2 *Buffer
+					if !c.noDgrads {
+						dl1, dl2 = h.out("dlogits three launches", n*classes), h.out("dlogits", n*classes)
+					}
+					loss1, loss2 := h.out("loss three launches", 1), h.out("loss", 1)
+					sum1, sum2 := h.inout("sum three launches", []float32{0.75}), h.inout("sum", []float32{0.75})
+					cor1, cor2 := h.inout("correct three launches", []float32{3}), h.inout("correct", []float32{3})
+					for rep := range 2 {
+						logits := make([]float32, n*classes)
+						for i := range logits {
+							logits[i] = float32(8*rng.Float64() - 4)
+						}
+						if classes > 2 && n > 1 {
+							logits[classes], logits[classes+1] = 2, 2 // a tie: the first counts
+						}
+						labels := make([]int32, n)
+						for i := range labels {
+							labels[i] = int32(rng.IntN(classes))
+						}
+						if c.bad {
+							labels[n/2] = int32(classes)
+						}
+						lg, lb := h.in(kv("logits", rep), logits), h.inI32(kv("labels", rep), labels)
+						mustNil(t, d.SoftmaxCrossEntropyMean(n, classes, lg, lb, loss1, dl1))
+						mustNil(t, d.Accumulate(sum1, loss1))
+						mustNil(t, d.CountCorrect(n, classes, lg, lb, cor1))
+						before := d.Launches()
+						mustNil(t, d.SoftmaxCrossEntropyMetrics(n, classes, lg, lb, loss2, dl2, sum2, cor2))
+						if l := d.Launches() - before; l != 1 {
+							t.Errorf("%d launches, want 1", l)
+						}
+						for _, p := range [][2]*Buffer{{loss1, loss2}, {sum1, sum2}, {cor1, cor2}} {
+							checkSameBits(t, kv("rep", rep), h.read(p[1]), h.read(p[0]))
+						}
+						if !c.noDgrads {
+							checkExact32(t, "dlogits", h.read(dl2), h.read(dl1))
+						}
+					}
+					h.check()
+				})
+			}
 		}
 	}
 }

@@ -11,6 +11,11 @@
 //	dense_bwd_data_v1    one thread per input gradient dx[n,i]: a dot product over Out.
 //	dense_bwd_weight_v1  one thread per weight gradient dw[o,i]: a dot product over N.
 //	reduce_cols_v1       one thread per column: a sum over rows.
+//	dense_bwd_v2         the whole backward pass in one launch: the blocks of
+//	                     dense_bwd_weight_v1 (dw), then of reduce_cols_v1 over
+//	                     dy (db, when db is not null), then of
+//	                     dense_bwd_data_v1 (dx, when dx is not null), each
+//	                     thread computing one element exactly as there.
 //
 // Numerics: every product and every sum is rounded separately (mul.rn,
 // add.rn), each sum starts from 0 and runs in increasing index order, so
@@ -96,4 +101,52 @@ extern "C" __global__ void reduce_cols_v1(const float* a, float* out, int rows, 
   float acc = 0.0f;
   for (int i = 0; i < rows; i++) acc = acc + a[i * cols + j];
   out[j] = acc;
+}
+
+// dense_bwd_v2 computes the three gradients of dense_bwd_weight_v1,
+// reduce_cols_v1 (on dy) and dense_bwd_data_v1 in one launch, each element
+// by one thread with the same operations in the same order, so the bits
+// are those of the three launches:
+//
+//	dw[o,i] = Σ_n dy[n,o]·x[n,i]     blocks [0, bw)
+//	db[o]   = Σ_n dy[n,o]            blocks [bw, bw+bb)      (db not null)
+//	dx[n,i] = Σ_o dy[n,o]·w[o,i]     blocks [bw+bb, …)        (dx not null)
+//
+// with bw = ceil(Out·In/256), bb = ceil(Out/256) (0 when db is null).
+//
+// Launch: grid.x = bw + bb + ceil(N·In/256) (that term 0 when dx is null),
+// block.x = 256.
+extern "C" __global__ void dense_bwd_v2(const float* x, const float* w, const float* dy, float* dx,
+                                        float* dw, float* db, int N, int In, int Out) {
+  // x is (N,In), w is (Out,In), dy is (N,Out), dx is (N,In), dw is (Out,In), db is (Out)
+  int bw = (Out * In + kBlock - 1) / kBlock;
+  int bb = db != 0 ? (Out + kBlock - 1) / kBlock : 0;
+  int b = (int)blockIdx.x;
+  if (b < bw) {
+    int idx = b * kBlock + (int)threadIdx.x;
+    if (idx >= Out * In) return;
+    int i = idx % In;
+    int o = idx / In;
+    float acc = 0.0f;
+    for (int n = 0; n < N; n++) acc = acc + dy[n * Out + o] * x[n * In + i];
+    dw[idx] = acc;
+    return;
+  }
+  if (b < bw + bb) {
+    int o = (b - bw) * kBlock + (int)threadIdx.x;
+    if (o >= Out) return;
+    float acc = 0.0f;
+    for (int n = 0; n < N; n++) acc = acc + dy[n * Out + o];
+    db[o] = acc;
+    return;
+  }
+  if (dx == 0) return;
+  int idx = (b - bw - bb) * kBlock + (int)threadIdx.x;
+  if (idx >= N * In) return;
+  int i = idx % In;
+  int n = idx / In;
+  const float* dyrow = dy + n * Out;
+  float acc = 0.0f;
+  for (int o = 0; o < Out; o++) acc = acc + dyrow[o] * w[o * In + i];
+  dx[idx] = acc;
 }

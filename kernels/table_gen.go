@@ -832,6 +832,21 @@ var All = []Kernel{
 		Doc: docs["reduce_cols_v1"],
 	},
 	{
+		Name: "dense_bwd_v2", File: "dense.ptx", Source: "dense.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "x", Type: TypePtr, CType: "const float*"},
+			{Name: "w", Type: TypePtr, CType: "const float*"},
+			{Name: "dy", Type: TypePtr, CType: "const float*"},
+			{Name: "dx", Type: TypePtr, CType: "float*"},
+			{Name: "dw", Type: TypePtr, CType: "float*"},
+			{Name: "db", Type: TypePtr, CType: "float*"},
+			{Name: "N", Type: TypeI32, CType: "int"},
+			{Name: "In", Type: TypeI32, CType: "int"},
+			{Name: "Out", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["dense_bwd_v2"],
+	},
+	{
 		Name: "dropout_v1", File: "elementwise.ptx", Source: "elementwise.cu", Target: "sm_70",
 		Params: []Param{
 			{Name: "x", Type: TypePtr, CType: "const float*"},
@@ -942,6 +957,21 @@ var All = []Kernel{
 			{Name: "scale", Type: TypeF32, CType: "float"},
 		},
 		Doc: docs["softmax_ce_mean_v1"],
+	},
+	{
+		Name: "softmax_ce_metrics_v1", File: "loss_v2.ptx", Source: "loss_v2.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "logits", Type: TypePtr, CType: "const float*"},
+			{Name: "labels", Type: TypePtr, CType: "const int*"},
+			{Name: "loss", Type: TypePtr, CType: "float*"},
+			{Name: "dlogits", Type: TypePtr, CType: "float*"},
+			{Name: "loss_sum", Type: TypePtr, CType: "float*"},
+			{Name: "correct", Type: TypePtr, CType: "float*"},
+			{Name: "N", Type: TypeI32, CType: "int"},
+			{Name: "classes", Type: TypeI32, CType: "int"},
+			{Name: "scale", Type: TypeF32, CType: "float"},
+		},
+		Doc: docs["softmax_ce_metrics_v1"],
 	},
 	{
 		Name: "bn_train_fwd_v1", File: "norm.ptx", Source: "norm.cu", Target: "sm_70",

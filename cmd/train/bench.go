@@ -567,11 +567,13 @@ func (t *timedBackend) DenseForward(n, in, out int, x, w, b, y backend.Tensor) e
 }
 
 func (t *timedBackend) DenseBackward(n, in, out int, x, w, dy, dx, dw, db backend.Tensor) error {
-	gemms := 1 // dw = dyᵀ·x; and dx = dy·w when asked
+	products := 1 // dw = dyᵀ·x; and dx = dy·w when asked
 	if dx != nil {
-		gemms = 2
+		products = 2
 	}
-	return t.time(fmt.Sprintf("dense bwd N=%d,In=%d,Out=%d", n, in, out), float64(gemms)*2*float64(n)*float64(in)*float64(out), gemms,
+	// One kernel on the GPU backend (dense_bwd_v2) does both products and
+	// the bias's column sum.
+	return t.time(fmt.Sprintf("dense bwd N=%d,In=%d,Out=%d", n, in, out), float64(products)*2*float64(n)*float64(in)*float64(out), 1,
 		func() error { return t.be.DenseBackward(n, in, out, x, w, dy, dx, dw, db) })
 }
 
@@ -582,6 +584,13 @@ func (t *timedBackend) SoftmaxCrossEntropy(n, classes int, logits, labels, loss,
 
 func (t *timedBackend) MSE(n, dim int, y, tt, loss, dy backend.Tensor) error {
 	return t.time(fmt.Sprintf("mse N=%d,dim=%d", n, dim), 0, 0, func() error { return t.be.MSE(n, dim, y, tt, loss, dy) })
+}
+
+func (t *timedBackend) SoftmaxCrossEntropyMetrics(n, classes int, logits, labels, loss, dlogits, lossSum, correct backend.Tensor) error {
+	return t.time(fmt.Sprintf("softmax-ce+metrics N=%d,classes=%d", n, classes), 0, 0,
+		func() error {
+			return t.be.SoftmaxCrossEntropyMetrics(n, classes, logits, labels, loss, dlogits, lossSum, correct)
+		})
 }
 
 func (t *timedBackend) CountCorrect(n, classes int, logits, labels, acc backend.Tensor) error {

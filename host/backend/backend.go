@@ -257,6 +257,11 @@ type Ops interface {
 	// CountCorrect adds to acc[0] the number of rows whose largest logit
 	// (first on ties) is at the label.
 	CountCorrect(n, classes int, logits, labels, acc Tensor) error
+	// SoftmaxCrossEntropyMetrics is SoftmaxCrossEntropy, then
+	// Accumulate(lossSum, loss) and CountCorrect(n, classes, logits,
+	// labels, correct), with the same results: a training step's loss, its
+	// gradient and its metrics (the GPU backend in one launch).
+	SoftmaxCrossEntropyMetrics(n, classes int, logits, labels, loss, dlogits, lossSum, correct Tensor) error
 	// Accumulate adds src elementwise to dst (equal lengths).
 	Accumulate(dst, src Tensor) error
 

@@ -572,6 +572,18 @@ func (be *cpuBackend) MSE(n, dim int, y, t, loss, dy backend.Tensor) error {
 	return nil
 }
 
+// SoftmaxCrossEntropyMetrics runs SoftmaxCrossEntropy, Accumulate and
+// CountCorrect in turn.
+func (be *cpuBackend) SoftmaxCrossEntropyMetrics(n, classes int, logits, labels, loss, dlogits, lossSum, correct backend.Tensor) error {
+	if err := be.SoftmaxCrossEntropy(n, classes, logits, labels, loss, dlogits); err != nil {
+		return err
+	}
+	if err := be.Accumulate(lossSum, loss); err != nil {
+		return err
+	}
+	return be.CountCorrect(n, classes, logits, labels, correct)
+}
+
 // CountCorrect, Accumulate and Gather are this package's own loops, which
 // check their sizes themselves.
 func (be *cpuBackend) CountCorrect(n, classes int, logits, labels, acc backend.Tensor) error {

@@ -532,9 +532,9 @@ func (be *gpuBackend) DenseForward(n, in, out int, x, w, b, y backend.Tensor) er
 	return gpuWrap("dense forward", be.dev.DenseForward(n, in, out, xb, wb, bb, yb))
 }
 
-// DenseBackward runs dense_bwd_weight_v1 (dw), reduce_cols_v1 (db) and, when
-// dx is not nil, dense_bwd_data_v1 (dx); w, db and dx, which only the later
-// launches read, are checked before the first.
+// DenseBackward runs dense_bwd_v2: dw, db (when not nil) and dx (when not
+// nil) in one launch, the bits of dense_bwd_weight_v1, reduce_cols_v1 and
+// dense_bwd_data_v1.
 func (be *gpuBackend) DenseBackward(n, in, out int, x, w, dy, dx, dw, db backend.Tensor) error {
 	const op = "dense backward"
 	xb, err := be.f32("x", x, -1)
@@ -561,29 +561,7 @@ func (be *gpuBackend) DenseBackward(n, in, out int, x, w, dy, dx, dw, db backend
 	if err != nil {
 		return err
 	}
-	if dxb != nil {
-		if err := laterLen(op, "w", wb, out*in); err != nil {
-			return err
-		}
-	}
-	if err := laterLen(op, "db", dbb, out); err != nil {
-		return err
-	}
-	if err := laterLen(op, "dx", dxb, n*in); err != nil {
-		return err
-	}
-	if err := be.dev.DenseBackwardWeight(n, in, out, xb, dyb, dwb); err != nil {
-		return gpuWrap(op, err)
-	}
-	if dbb != nil {
-		if err := be.dev.ReduceCols(n, out, dyb, dbb); err != nil {
-			return gpuWrap(op, err)
-		}
-	}
-	if dxb != nil {
-		return gpuWrap(op, be.dev.DenseBackwardData(n, in, out, dyb, wb, dxb))
-	}
-	return nil
+	return gpuWrap("dense backward", be.dev.DenseBackward(n, in, out, xb, wb, dyb, dxb, dwb, dbb))
 }
 
 // lossRows returns the per-row loss scratch buffer for a batch of n,
@@ -683,6 +661,50 @@ func (be *gpuBackend) MSE(n, dim int, y, t, loss, dy backend.Tensor) error {
 		return gpuWrap(op, err)
 	}
 	return gpuWrap(op, be.dev.ReduceSum(rows, l, float32(1/float64(n))))
+}
+
+// SoftmaxCrossEntropyMetrics runs softmax_ce_metrics_v1 (one launch, the
+// bits of SoftmaxCrossEntropy, Accumulate and CountCorrect) for up to
+// gpu.SoftmaxCEMeanMaxRows rows; for more, those three operations.
+func (be *gpuBackend) SoftmaxCrossEntropyMetrics(n, classes int, logits, labels, loss, dlogits, lossSum, correct backend.Tensor) error {
+	if n > gpu.SoftmaxCEMeanMaxRows {
+		if err := be.SoftmaxCrossEntropy(n, classes, logits, labels, loss, dlogits); err != nil {
+			return err
+		}
+		if err := be.Accumulate(lossSum, loss); err != nil {
+			return err
+		}
+		return be.CountCorrect(n, classes, logits, labels, correct)
+	}
+	lb, err := be.f32("logits", logits, n*classes)
+	if err != nil {
+		return err
+	}
+	lab, err := be.i32("labels", labels, n)
+	if err != nil {
+		return err
+	}
+	if lo, hi := lab.indexRange(); lo < 0 || int(hi) >= classes {
+		return fmt.Errorf("host: softmax cross-entropy: labels lie in [%d, %d], outside [0, %d): %w",
+			lo, hi, classes, geom.ErrGeometry)
+	}
+	l, err := be.f32("loss", loss, 1)
+	if err != nil {
+		return err
+	}
+	dl, err := be.f32("dlogits", dlogits, n*classes)
+	if err != nil {
+		return err
+	}
+	ls, err := be.f32("loss sum", lossSum, 1)
+	if err != nil {
+		return err
+	}
+	c, err := be.f32("correct", correct, 1)
+	if err != nil {
+		return err
+	}
+	return gpuWrap("softmax cross-entropy", be.dev.SoftmaxCrossEntropyMetrics(n, classes, lb, lab.buf, l, dl, ls, c))
 }
 
 func (be *gpuBackend) CountCorrect(n, classes int, logits, labels, acc backend.Tensor) error {

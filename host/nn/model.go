@@ -389,13 +389,14 @@ func (m *Model) Forward(b *Batch) error {
 		}
 	}
 	out, dout := b.Output(), b.grads[len(b.grads)-1]
-	var err error
-	if m.spec.Loss == MSELoss {
-		err = be.MSE(b.N, m.Classes(), out, b.Targets, b.Loss, dout)
-	} else {
-		err = be.SoftmaxCrossEntropy(b.N, m.Classes(), out, b.Labels, b.Loss, dout)
+	if m.spec.Loss != MSELoss {
+		// The loss, its gradient and both metrics in one operation.
+		if err := be.SoftmaxCrossEntropyMetrics(b.N, m.Classes(), out, b.Labels, b.Loss, dout, b.LossSum, b.Correct); err != nil {
+			return fmt.Errorf("host: loss: %w", err)
+		}
+		return nil
 	}
-	if err != nil {
+	if err := be.MSE(b.N, m.Classes(), out, b.Targets, b.Loss, dout); err != nil {
 		return fmt.Errorf("host: loss: %w", err)
 	}
 	if err := be.Accumulate(b.LossSum, b.Loss); err != nil {
