@@ -73,6 +73,7 @@ const (
 	kAdamMultiAt
 	kDenseBwd
 	kSoftmaxCEMetrics
+	kMaxPoolBwdReLU
 	numPlainKernels
 )
 
@@ -134,6 +135,7 @@ var plainKernels = [numPlainKernels]string{
 	kAdamMultiAt:         "adam_multi_at_v1",
 	kDenseBwd:            "dense_bwd_v2",
 	kSoftmaxCEMetrics:    "softmax_ce_metrics_v1",
+	kMaxPoolBwdReLU:      "maxpool_bwd_relu_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

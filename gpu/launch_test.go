@@ -243,6 +243,8 @@ func TestLaunchers(t *testing.T) {
 			with(poolArgs, "x", P(px), "y", P(py), "argmax", P(parg))},
 		{"maxpool_bwd_v1", func() error { return d.MaxPoolBackward(pool, py, parg, px) }, lin(2 * 3 * 9 * 8),
 			with(poolArgs, "dy", P(py), "argmax", P(parg), "dx", P(px))},
+		{"maxpool_bwd_relu_v1", func() error { return d.MaxPoolBackwardReLU(pool, py, parg, px, px) }, lin(2 * 3 * 9 * 8),
+			with(poolArgs, "dy", P(py), "argmax", P(parg), "x", P(px), "dx", P(px))},
 		{"dense_fwd_v1", func() error { return d.DenseForward(n, in, out, dx, dw, db, dy) }, 1,
 			map[string]uint64{"x": P(dx), "w": P(dw), "b": P(db), "y": P(dy), "N": n, "In": in, "Out": out}},
 		{"dense_bwd_data_v1", func() error { return d.DenseBackwardData(n, in, out, dy, dw, dx) }, 1,

@@ -339,3 +339,47 @@ func testSoftmaxCEMetrics(t *testing.T, d *Device) {
 		}
 	}
 }
+
+func init() {
+	plainConformance = append(plainConformance,
+		conformanceCase{"maxpool_bwd_relu_v1", []string{"maxpool_bwd_relu_v1"}, testMaxPoolBackwardReLU})
+}
+
+// testMaxPoolBackwardReLU checks maxpool_bwd_relu_v1 against
+// cpuref.MaxPoolBackward then cpuref.ReLUBackward masking with the pool's
+// input, exactly (integer gradients), and bit for bit against
+// maxpool_bwd_v1 then relu_bwd_v1 on the same inputs; the input holds
+// zeros, negatives and a NaN (masked to 0).
+func testMaxPoolBackwardReLU(t *testing.T, d *Device) {
+	for _, g := range poolShapes {
+		t.Run(g.String(), func(t *testing.T) {
+			rng := newRand(t.Name())
+			x := smallInts(rng, g.XLen(), -2, 2)
+			x[len(x)/2] = float32(math.NaN())
+			y := make([]float32, g.YLen())
+			arg := make([]int32, g.YLen())
+			if err := cpuref.MaxPoolForward(g, x, y, arg); err != nil {
+				t.Fatal(err)
+			}
+			dy := smallInts(rng, g.YLen(), -3, 3)
+			routed := make([]float32, g.XLen())
+			if err := cpuref.MaxPoolBackward(g, dy, arg, routed); err != nil {
+				t.Fatal(err)
+			}
+			want := make([]float32, g.XLen())
+			if err := cpuref.ReLUBackward(x, routed, want); err != nil {
+				t.Fatal(err)
+			}
+			h := newHarness(t, d)
+			bdy, barg, bx := h.in("dy", dy), h.inI32("argmax", arg), h.in("x", x)
+			dx := h.out("dx", g.XLen())
+			mustNil(t, d.MaxPoolBackwardReLU(g, bdy, barg, bx, dx))
+			checkExact32(t, "dx", h.read(dx), want)
+			mid, dx1 := h.out("routed", g.XLen()), h.out("dx two launches", g.XLen())
+			mustNil(t, d.MaxPoolBackward(g, bdy, barg, mid))
+			mustNil(t, d.ReLUBackward(bx, mid, dx1))
+			checkSameBits(t, "dx against two launches", h.read(dx), h.read(dx1))
+			h.check()
+		})
+	}
+}

@@ -12,6 +12,8 @@
 //
 //	maxpool_fwd_v1  one thread per output, scanning its window in row-major order.
 //	maxpool_bwd_v1  one thread per input gradient, gathering dy over the windows whose argmax is that input (no atomics).
+//	maxpool_bwd_relu_v1  maxpool_bwd_v1 and then relu_bwd_v1 masking with the
+//	                pool's input (a ReLU's output), in one launch.
 //
 // Launch shapes (kBlock = 256 threads per block) are stated at each kernel;
 // every kernel guards its index and never writes out of range.
@@ -91,4 +93,40 @@ extern "C" __global__ void maxpool_bwd_v1(const float* dy, const int* argmax, fl
     }
   }
   dx[i] = acc;
+}
+
+// maxpool_bwd_relu_v1 is maxpool_bwd_v1 followed by relu_bwd_v1 with the
+// pool's input x as the mask, in one launch (x the output of a ReLU that a
+// convolution ran in its epilogue: x > 0 exactly where the ReLU's input
+// was), the same bits:
+//
+//	dx[i] = x[i] > 0 ? Σ dy[n,c,p,q] over the windows containing i whose argmax is i : 0
+//
+// the sum as in maxpool_bwd_v1 (0 also where x[i] is NaN).
+//
+// Launch: 1-D over N·C·H·W (grid.x = ceil(N·C·H·W/256), block.x = 256).
+extern "C" __global__ void maxpool_bwd_relu_v1(const float* dy, const int* argmax, const float* x,
+                                               float* dx, int N, int C, int H, int W, int R, int S,
+                                               int P, int Q, int sh, int sw) {
+  // dy is (N,C,P,Q), argmax is (N,C,P,Q), x is (N,C,H,W), dx is (N,C,H,W)
+  int i = global_index();
+  if (i >= N * C * H * W) return;
+  int v = i % W;
+  int t = i / W;
+  int h = t % H;
+  int nc = t / H;  // n·C + c
+  int p0 = h < R ? 0 : (h - R) / sh + 1;
+  int p1 = h / sh;
+  if (p1 > P - 1) p1 = P - 1;
+  int q0 = v < S ? 0 : (v - S) / sw + 1;
+  int q1 = v / sw;
+  if (q1 > Q - 1) q1 = Q - 1;
+  float acc = 0.0f;
+  for (int p = p0; p <= p1; p++) {
+    for (int q = q0; q <= q1; q++) {
+      int j = (nc * P + p) * Q + q;
+      if (argmax[j] == i) acc = acc + dy[j];
+    }
+  }
+  dx[i] = x[i] > 0.0f ? acc : 0.0f;
 }

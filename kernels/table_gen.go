@@ -1264,6 +1264,26 @@ var All = []Kernel{
 		},
 		Doc: docs["maxpool_bwd_v1"],
 	},
+	{
+		Name: "maxpool_bwd_relu_v1", File: "pool.ptx", Source: "pool.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "dy", Type: TypePtr, CType: "const float*"},
+			{Name: "argmax", Type: TypePtr, CType: "const int*"},
+			{Name: "x", Type: TypePtr, CType: "const float*"},
+			{Name: "dx", Type: TypePtr, CType: "float*"},
+			{Name: "N", Type: TypeI32, CType: "int"},
+			{Name: "C", Type: TypeI32, CType: "int"},
+			{Name: "H", Type: TypeI32, CType: "int"},
+			{Name: "W", Type: TypeI32, CType: "int"},
+			{Name: "R", Type: TypeI32, CType: "int"},
+			{Name: "S", Type: TypeI32, CType: "int"},
+			{Name: "P", Type: TypeI32, CType: "int"},
+			{Name: "Q", Type: TypeI32, CType: "int"},
+			{Name: "sh", Type: TypeI32, CType: "int"},
+			{Name: "sw", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["maxpool_bwd_relu_v1"],
+	},
 }
 
 // defines holds, per source file, the integer #define constants named

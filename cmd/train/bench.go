@@ -487,6 +487,10 @@ func (t *timedBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax backend.Tens
 	return t.time("maxpool fwd "+poolLabel(g), 0, 0, func() error { return t.be.MaxPoolForward(g, x, y, argmax) })
 }
 
+func (t *timedBackend) MaxPoolBackwardReLU(g geom.PoolGeom, dy, argmax, x, dx backend.Tensor) error {
+	return t.time("maxpool+relu bwd "+poolLabel(g), 0, 0, func() error { return t.be.MaxPoolBackwardReLU(g, dy, argmax, x, dx) })
+}
+
 func (t *timedBackend) MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx backend.Tensor) error {
 	return t.time("maxpool bwd "+poolLabel(g), 0, 0, func() error { return t.be.MaxPoolBackward(g, dy, argmax, dx) })
 }

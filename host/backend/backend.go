@@ -193,6 +193,11 @@ type Ops interface {
 	MaxPoolForward(g geom.PoolGeom, x, y, argmax Tensor) error
 	// MaxPoolBackward: dx (N,C,H,W) is overwritten with dy routed to argmax.
 	MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx Tensor) error
+	// MaxPoolBackwardReLU is MaxPoolBackward and then ReLUBackward(x, dx,
+	// dx) with x the pool's input (N,C,H,W), the output of a ReLU: dx is
+	// overwritten with the gradient at the ReLU's input (the GPU backend
+	// in one launch).
+	MaxPoolBackwardReLU(g geom.PoolGeom, dy, argmax, x, dx Tensor) error
 
 	// BatchNormForward normalises x (N,C,H·W) per channel into y, with
 	// γ = gamma and β = beta (C), as PyTorch's BatchNorm2d and bit for bit

@@ -445,6 +445,18 @@ func (be *cpuBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax backend.Tenso
 	return wrap("max-pool forward", err)
 }
 
+// MaxPoolBackwardReLU runs MaxPoolBackward, then ReLUBackward masking dx
+// in place with x.
+func (be *cpuBackend) MaxPoolBackwardReLU(g geom.PoolGeom, dy, argmax, x, dx backend.Tensor) error {
+	if _, err := be.f32("x", x, g.XLen()); err != nil {
+		return err
+	}
+	if err := be.MaxPoolBackward(g, dy, argmax, dx); err != nil {
+		return err
+	}
+	return be.ReLUBackward(x, dx, dx)
+}
+
 func (be *cpuBackend) MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx backend.Tensor) error {
 	if err := g.Validate(); err != nil {
 		return wrap("max-pool backward", err)

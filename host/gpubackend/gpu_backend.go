@@ -493,6 +493,31 @@ func (be *gpuBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax backend.Tenso
 	return nil
 }
 
+// MaxPoolBackwardReLU runs maxpool_bwd_relu_v1: the bits of
+// maxpool_bwd_v1 and relu_bwd_v1, in one launch.
+func (be *gpuBackend) MaxPoolBackwardReLU(g geom.PoolGeom, dy, argmax, x, dx backend.Tensor) error {
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("host: max-pool backward: %w", err)
+	}
+	dyb, err := be.f32("dy", dy, g.YLen())
+	if err != nil {
+		return err
+	}
+	am, err := be.i32("argmax", argmax, g.YLen())
+	if err != nil {
+		return err
+	}
+	xb, err := be.f32("x", x, g.XLen())
+	if err != nil {
+		return err
+	}
+	dxb, err := be.f32("dx", dx, g.XLen())
+	if err != nil {
+		return err
+	}
+	return gpuWrap("max-pool backward", be.dev.MaxPoolBackwardReLU(g, dyb, am.buf, xb, dxb))
+}
+
 func (be *gpuBackend) MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx backend.Tensor) error {
 	dyb, err := be.f32("dy", dy, -1)
 	if err != nil {

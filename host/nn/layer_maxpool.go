@@ -97,6 +97,12 @@ func init() {
 				}
 				return b.be.MaxPoolBackward(g, b.dpre[n.id], b.argmax[n.id], b.dx(r))
 			}
+			if r := n.maskReLU; r != nil {
+				if !r.needDX {
+					return nil
+				}
+				return b.be.MaxPoolBackwardReLU(g, b.grads[n.out], b.argmax[n.id], b.acts[n.in], b.dx(r))
+			}
 			if !n.needDX {
 				return nil
 			}

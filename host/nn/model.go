@@ -439,7 +439,7 @@ func (m *Model) nextLayer(n *node) int {
 func (m *Model) Backward(b *Batch) error {
 	for i := len(m.g.nodes) - 1; i >= 0; i-- {
 		n := m.g.nodes[i]
-		if n.fused && !n.maskOut {
+		if (n.fused && !n.maskOut) || n.byPool {
 			continue // done with the max-pool after it
 		}
 		err := n.mod.backward(b, n)
@@ -448,6 +448,9 @@ func (m *Model) Backward(b *Batch) error {
 		}
 		if err == nil && n.relu != nil {
 			err = b.finishDX(n.relu)
+		}
+		if err == nil && n.maskReLU != nil {
+			err = b.finishDX(n.maskReLU)
 		}
 		if err != nil {
 			return fmt.Errorf("host: backward %s: %w", m.nodeName(n), err)

@@ -36,6 +36,13 @@ type node struct {
 	fused    bool             // a ReLU run by its neighbour (its conv's epilogue or the max-pool after it)
 	maskOut  bool             // a ReLU whose conv computed it: its backward masks with its output
 	relu     *node            // a max-pool running the ReLU before it after itself (pre, dpre)
+	// maskReLU, on a max-pool whose input is the output of a ReLU that a
+	// conv ran (maskOut), is that ReLU: the pool's backward pass masks
+	// with its input and writes the ReLU's input gradient itself
+	// (MaxPoolBackwardReLU), and the ReLU's backward pass (byPool) is not
+	// run.
+	maskReLU *node
+	byPool   bool
 	// Where the input's gradient goes: the input's gradient itself, or,
 	// when another consumer of the input writes it first in the backward
 	// pass, the input's scratch, added to it after the node (dxAcc).
@@ -268,6 +275,21 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 		case n.relu != nil:
 		default:
 			n.dxAcc = route(n.in, n.needDX, false)
+		}
+	}
+	// A max-pool after a ReLU that its conv ran masks in its own backward
+	// pass: one operation instead of the routing and then the masking,
+	// the same values (ReLUBackward masks elementwise).
+	for _, p := range g.nodes {
+		if p.mod.kind != MaxPool || p.mod == addModule || p.relu != nil || p.dxAcc {
+			continue
+		}
+		pr := g.tensors[p.in].producer
+		if pr < 0 {
+			continue
+		}
+		if r := g.nodes[pr]; r.mod.kind == ReLU && r.maskOut && next(r) == p {
+			p.maskReLU, r.byPool = r, true
 		}
 	}
 }
