@@ -64,6 +64,15 @@ type Device struct {
 	graphLaunches int64 // graphs launched (GraphLaunches)
 	capturing     bool  // between BeginCapture and EndCapture
 	captured      int   // launches recorded since BeginCapture
+	// held are the workspaces that launches recorded since BeginCapture
+	// use: not back in the cache while a graph may replay them.
+	held []heldScratch
+}
+
+// heldScratch is a workspace (scratchLocked) that a graph keeps.
+type heldScratch struct {
+	p    DevicePtr
+	size int64
 }
 
 // Launches returns the number of kernels launched on the device since

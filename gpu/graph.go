@@ -21,6 +21,7 @@ type Graph struct {
 	g        graph
 	launches int // kernel launches recorded
 	done     bool
+	held     []heldScratch // workspaces the recorded launches use, released by Destroy
 }
 
 // BeginCapture starts recording: until EndCapture, launches and
@@ -54,14 +55,18 @@ func (d *Device) EndCapture() (*Graph, error) {
 		return nil, fmt.Errorf("gpu: end capture: not capturing")
 	}
 	d.capturing = false
+	held := d.held
+	d.held = nil
 	g, err := d.drv.EndCapture()
 	if err != nil {
+		d.releaseHeldLocked(held)
 		return nil, fmt.Errorf("gpu: end capture: %w", err)
 	}
 	if d.captured == 0 {
+		d.releaseHeldLocked(held)
 		return nil, errors.Join(fmt.Errorf("gpu: end capture: nothing was recorded"), g.Destroy())
 	}
-	return &Graph{d: d, g: g, launches: d.captured}, nil
+	return &Graph{d: d, g: g, launches: d.captured, held: held}, nil
 }
 
 // Capturing reports whether a recording is going on.
@@ -119,10 +124,25 @@ func (g *Graph) Destroy() error {
 		return nil
 	}
 	g.done = true
-	if err := g.g.Destroy(); err != nil {
+	err := g.g.Destroy()
+	// The graph launches queued before are stream-ordered before any later
+	// use of the workspaces.
+	d.releaseHeldLocked(g.held)
+	g.held = nil
+	if err != nil {
 		return fmt.Errorf("gpu: destroy graph: %w", err)
 	}
 	return nil
+}
+
+// releaseHeldLocked returns a graph's workspaces to the cache; the caller
+// holds d.mu.
+func (d *Device) releaseHeldLocked(held []heldScratch) {
+	for _, h := range held {
+		d.pool[h.size] = append(d.pool[h.size], h.p)
+		d.stats.BytesInUse -= h.size
+		d.stats.BytesCached += h.size
+	}
 }
 
 // GraphLaunches is the number of graph replays queued since Open or

@@ -3,6 +3,8 @@ package gpu
 import (
 	"errors"
 	"testing"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // TestGraphSim records launches on the simulator and replays them: nothing
@@ -100,5 +102,74 @@ func mustNil(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestGraphKeepsWorkspace records a split-K weight gradient, whose partial
+// sums go to a workspace from the buffer cache: the graph keeps that
+// workspace (a buffer made after recording never gets it, which a replay
+// would overwrite) until it is destroyed, and the replay gives the eager
+// result.
+func TestGraphKeepsWorkspace(t *testing.T) {
+	d := openSim(t)
+	var g geom.ConvGeom
+	found := false
+	for _, n := range []int{2, 4, 8, 16} {
+		g = cg(n, 8, 12, 12, 16, 5, 5, 1, 1, 0, 0)
+		if s, _ := wgradSplits(g); s > 1 && wgradKernel(d.convAlgoFor(ConvBwdFilter, g), g) != kConvBwdFilter {
+			found = true
+			break
+		}
+	}
+	if !found {
+		t.Fatalf("no split-K shape among the candidates")
+	}
+	rng := newRand(t.Name())
+	x, dy := uniform(rng, g.XLen()), uniform(rng, g.YLen())
+	bx, err := d.NewFloat32(g.XLen())
+	mustNil(t, err)
+	mustNil(t, bx.Upload(x))
+	bdy, err := d.NewFloat32(g.YLen())
+	mustNil(t, err)
+	mustNil(t, bdy.Upload(dy))
+	eager, err := d.NewFloat32(g.WLen())
+	mustNil(t, err)
+	dw, err := d.NewFloat32(g.WLen())
+	mustNil(t, err)
+	mustNil(t, d.Conv2DBackwardFilter(g, bx, bdy, eager))
+
+	mustNil(t, d.BeginCapture())
+	mustNil(t, d.Conv2DBackwardFilter(g, bx, bdy, dw))
+	gr, err := d.EndCapture()
+	mustNil(t, err)
+	if len(gr.held) != 1 {
+		t.Fatalf("the graph holds %d workspaces, want 1", len(gr.held))
+	}
+	ws := gr.held[0]
+	// Buffers of the workspace's size made now never get it.
+	var made []*Buffer
+	for range 3 {
+		b, err := d.NewFloat32(int(ws.size / 4))
+		mustNil(t, err)
+		if b.ptr == ws.p {
+			t.Errorf("a buffer made after recording got the graph's workspace %#x", uint64(ws.p))
+		}
+		made = append(made, b)
+	}
+	mustNil(t, gr.Launch())
+	want, got := make([]float32, g.WLen()), make([]float32, g.WLen())
+	mustNil(t, eager.Download(want))
+	mustNil(t, dw.Download(got))
+	checkSameBits(t, "dw replayed", got, want)
+	mustNil(t, gr.Destroy())
+	inPool := false
+	for _, p := range d.pool[ws.size] {
+		inPool = inPool || p == ws.p
+	}
+	if !inPool {
+		t.Errorf("after Destroy the workspace is not back in the cache")
+	}
+	for _, b := range made {
+		mustNil(t, b.Free())
 	}
 }

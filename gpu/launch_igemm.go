@@ -399,8 +399,15 @@ func (d *Device) scratchLocked(n int) (DevicePtr, int64, error) {
 	return p, size, nil
 }
 
-// releaseScratchLocked returns a workspace from scratchLocked to the cache.
+// releaseScratchLocked returns a workspace from scratchLocked to the cache;
+// while a graph is being recorded it is kept for the graph instead (its
+// replays write it), and goes back to the cache when the graph is
+// destroyed.
 func (d *Device) releaseScratchLocked(p DevicePtr, size int64) {
+	if d.capturing {
+		d.held = append(d.held, heldScratch{p, size})
+		return
+	}
 	d.pool[size] = append(d.pool[size], p)
 	d.stats.BytesInUse -= size
 	d.stats.BytesCached += size
