@@ -233,6 +233,11 @@ func TestLaunchers(t *testing.T) {
 			with(convArgs, "dy", P(y), "w", P(w), "dx", P(x))},
 		{"conv2d_bwd_filter_v1_direct", func() error { return d.Conv2DBackwardFilter(g, x, y, w) }, 4 * 3 * 3 * 2,
 			with(convArgs, "x", P(x), "dy", P(y), "dw", P(w))},
+		{"conv2d_bwd_filter_bias_v1", func() error {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return d.conv2DBackwardFilterBias(g, x, y, w, b)
+		}, 4*3*3*2 + 4, with(convArgs, "x", P(x), "dy", P(y), "dw", P(w), "db", P(b))},
 		{"conv2d_bwd_bias_v1", func() error { return d.Conv2DBackwardBias(g, y, b) }, 4,
 			map[string]uint64{"dy": P(y), "db": P(b), "N": 2, "K": 4, "PQ": 35}},
 		{"relu_fwd_v1", func() error { return d.ReLUForward(e1, e2) }, 4,

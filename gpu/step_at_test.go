@@ -383,3 +383,58 @@ func testMaxPoolBackwardReLU(t *testing.T, d *Device) {
 		})
 	}
 }
+
+func init() {
+	// Its launch shape (grid ⌈n/256⌉ + K) and arguments: the conformance
+	// case below, on split shapes, against the two launches it replaces.
+	launcherTestedElsewhere["conv2d_bwd_filter_reduce_bias_v1"] = true
+	plainConformance = append(plainConformance, conformanceCase{"conv2d_bwd_filter_bias_v1",
+		[]string{"conv2d_bwd_filter_bias_v1", "conv2d_bwd_filter_reduce_bias_v1"}, testConvBackwardFilterBias})
+}
+
+// testConvBackwardFilterBias checks conv2d_bwd_filter_bias_v1 (the direct
+// weight gradient with the bias) and conv2d_bwd_filter_reduce_bias_v1 (the
+// split-K second pass with the bias) bit for bit against the weight
+// gradient and conv2d_bwd_bias_v1 launched apart on the same inputs, and
+// against cpuref exactly on integer inputs, on every swept shape; the
+// split shapes among them run the second.
+func testConvBackwardFilterBias(t *testing.T, d *Device) {
+	split := 0
+	for _, g := range sweptConvShapes() {
+		for _, id := range []kernelID{kConvBwdFilter, kConvBwdFilterIGemm} {
+			if s, _ := wgradSplits(g); id == kConvBwdFilterIGemm && s > 1 {
+				split++
+			}
+			for _, kind := range inputKinds {
+				name := "kernel=" + kernelTable[id].name + "/inputs=" + kind + "/" + g.String()
+				t.Run(name, func(t *testing.T) {
+					inp := convInputs(kind, name, g.XLen(), g.YLen())
+					x, dy := inp[0], inp[1]
+					h := newHarness(t, d)
+					bx, bdy := h.in("x", x), h.in("dy", dy)
+					dw, db := h.out("dw", g.WLen()), h.out("db", g.K)
+					dw1, db1 := h.out("dw apart", g.WLen()), h.out("db apart", g.K)
+					d.mu.Lock()
+					err := d.convBackwardFilterKernelBias(id, g, bx, bdy, dw, db)
+					if err == nil {
+						err = d.convBackwardFilterKernel(id, g, bx, bdy, dw1)
+					}
+					d.mu.Unlock()
+					mustNil(t, err)
+					mustNil(t, d.Conv2DBackwardBias(g, bdy, db1))
+					checkSameBits(t, "dw", h.read(dw), h.read(dw1))
+					checkSameBits(t, "db", h.read(db), h.read(db1))
+					if kind == "int" {
+						want := make([]float32, g.K)
+						mustNil(t, cpuref.Conv2DBackwardBias(g, dy, want))
+						checkExact32(t, "db", h.read(db), want)
+					}
+					h.check()
+				})
+			}
+		}
+	}
+	if split == 0 {
+		t.Errorf("no swept shape splits: conv2d_bwd_filter_reduce_bias_v1 untested")
+	}
+}

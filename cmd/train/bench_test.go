@@ -67,8 +67,9 @@ func TestBenchSim(t *testing.T) {
 	// the set's bytes, standardised on the way: augment_batch_v2) and the
 	// labels. (The dispatcher picks a conv kernel version per shape; at
 	// batch 2, conv2's weight gradient splits its 16 k-tiles in two, so
-	// conv2d_bwd_filter_v2_reduce follows it: 3 bwd-filter launches with
-	// conv1's direct one.) Each conv runs with its ReLU as one operation:
+	// its second pass follows it: 3 bwd-filter launches with conv1's
+	// direct one; each conv's bias gradient runs in its last one,
+	// conv2d_bwd_filter_reduce_bias_v1 and conv2d_bwd_filter_bias_v1.) Each conv runs with its ReLU as one operation:
 	// one implicit-GEMM launch with the ReLU in its epilogue, or the direct
 	// kernel and then relu_fwd.
 	direct := 0
@@ -85,8 +86,8 @@ func TestBenchSim(t *testing.T) {
 		t.Errorf("a relu fwd operation of its own: every ReLU follows a conv and runs with it")
 	}
 	for kernel, want := range map[string]int{
-		"conv2d_fwd": 2, "conv2d_bwd_filter": 3, "conv2d_bwd_data": 1,
-		"conv2d_bwd_bias": 2, "maxpool_fwd": 2, "maxpool_bwd": 0, "maxpool_bwd_relu": 2, "relu_fwd": direct, "relu_bwd": 0,
+		"conv2d_fwd": 2, "conv2d_bwd_filter": 1, "conv2d_bwd_filter_bias": 1, "conv2d_bwd_filter_reduce_bias": 1, "conv2d_bwd_data": 1,
+		"conv2d_bwd_bias": 0, "maxpool_fwd": 2, "maxpool_bwd": 0, "maxpool_bwd_relu": 2, "relu_fwd": direct, "relu_bwd": 0,
 		"dense_fwd": 1, "dense_bwd_data": 0, "dense_bwd_weight": 0, "dense_bwd": 1, "reduce_cols": 0, "softmax_ce": 0, "softmax_ce_mean": 0, "softmax_ce_metrics": 1, "count_correct": 0, "accumulate": 0,
 		"sgd_momentum": 0, "sgd_momentum_multi": 1, "gather_rows_f32": 0, "augment_batch": 1, "gather_rows_i32": 1,
 	} {

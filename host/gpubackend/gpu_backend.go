@@ -398,9 +398,10 @@ func (be *gpuBackend) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx backend.Tens
 	return gpuWrap("conv backward data", be.dev.Conv2DBackwardData(g, dyb, wb, dxb))
 }
 
-// Conv2DBackwardFilter runs the backward-filter kernel that the dispatcher
-// picks for dw and, when db is not nil, conv2d_bwd_bias_v1 for db; db's
-// length is checked before the first launch (and by the second).
+// Conv2DBackwardFilter runs the dispatcher's weight-gradient kernel for dw
+// and, when db is not nil, the bias gradient in the same launch where one
+// ends the weight gradient (gpu.Device.Conv2DBackwardFilterBias): the bits
+// of conv2d_bwd_bias_v1 either way.
 func (be *gpuBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db backend.Tensor) error {
 	const op = "conv backward filter"
 	xb, err := be.f32("x", x, -1)
@@ -419,16 +420,7 @@ func (be *gpuBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db backen
 	if err != nil {
 		return err
 	}
-	if err := laterLen(op, "db", dbb, g.K); err != nil {
-		return err
-	}
-	if err := be.dev.Conv2DBackwardFilter(g, xb, dyb, dwb); err != nil {
-		return gpuWrap(op, err)
-	}
-	if dbb != nil {
-		return gpuWrap("conv backward bias", be.dev.Conv2DBackwardBias(g, dyb, dbb))
-	}
-	return nil
+	return gpuWrap("conv backward filter", be.dev.Conv2DBackwardFilterBias(g, xb, dyb, dwb, dbb))
 }
 
 // laterLen checks the length of b (nil: absent, no check), an argument
