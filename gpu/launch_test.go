@@ -196,6 +196,8 @@ func TestLaunchers(t *testing.T) {
 	src, idx, dst := mustF32(t, d, 10*4), mustI32(t, d, 6), mustF32(t, d, 6*4)
 	isrc, idst := mustI32(t, d, 10*4), mustI32(t, d, 6*4)
 	P := func(b *Buffer) uint64 { return uint64(b.ptr) }
+	// maxpool_dense_fwd_v1's dense layer: 5 outputs of the 3·4·3 pooled values.
+	pw, db5, pz := mustF32(t, d, 5*3*4*3), mustF32(t, d, 5), mustF32(t, d, 2*5)
 	// The _at kernels' operands: a words buffer, a longer order, labels.
 	words, order, labels, dlabels := mustF32(t, d, 16), mustI32(t, d, 16), mustI32(t, d, 10), mustI32(t, d, 6)
 	sgdTab, err := d.NewParamTable([]ParamSet{{P: e1, G: e2, M: e3}})
@@ -250,6 +252,8 @@ func TestLaunchers(t *testing.T) {
 			with(poolArgs, "dy", P(py), "argmax", P(parg), "dx", P(px))},
 		{"maxpool_bwd_relu_v1", func() error { return d.MaxPoolBackwardReLU(pool, py, parg, px, px) }, lin(2 * 3 * 9 * 8),
 			with(poolArgs, "dy", P(py), "argmax", P(parg), "x", P(px), "dx", P(px))},
+		{"maxpool_dense_fwd_v1", func() error { return d.MaxPoolDenseForward(pool, px, py, parg, 5, pw, db5, pz) }, 2,
+			with(poolArgs, "x", P(px), "y", P(py), "argmax", P(parg), "w", P(pw), "b", P(db5), "z", P(pz), "Out", uint64(5))},
 		{"dense_fwd_v1", func() error { return d.DenseForward(n, in, out, dx, dw, db, dy) }, 1,
 			map[string]uint64{"x": P(dx), "w": P(dw), "b": P(db), "y": P(dy), "N": n, "In": in, "Out": out}},
 		{"dense_bwd_data_v1", func() error { return d.DenseBackwardData(n, in, out, dy, dw, dx) }, 1,

@@ -438,3 +438,50 @@ func testConvBackwardFilterBias(t *testing.T, d *Device) {
 		t.Errorf("no swept shape splits: conv2d_bwd_filter_reduce_bias_v1 untested")
 	}
 }
+
+func init() {
+	plainConformance = append(plainConformance,
+		conformanceCase{"maxpool_dense_fwd_v1", []string{"maxpool_dense_fwd_v1"}, testMaxPoolDenseForward})
+}
+
+// testMaxPoolDenseForward checks maxpool_dense_fwd_v1 bit for bit against
+// maxpool_fwd_v1 then dense_fwd_v1 on the same inputs (with and without a
+// bias, outputs past one block's 256 threads), and against cpuref exactly
+// on integer inputs.
+func testMaxPoolDenseForward(t *testing.T, d *Device) {
+	for _, g := range poolShapes {
+		for _, out := range []int{1, 10, 300} {
+			for _, bias := range []bool{true, false} {
+				for _, kind := range inputKinds {
+					name := "inputs=" + kind + "/" + g.String() + "/" + kv("Out", out, "bias", bias)
+					t.Run(name, func(t *testing.T) {
+						in := g.C * g.P() * g.Q()
+						inp := convInputs(kind, name, g.XLen(), out*in, out)
+						x, w, b := inp[0], inp[1], inp[2]
+						x[len(x)/3] = float32(math.NaN())
+						h := newHarness(t, d)
+						bx, bw := h.in("x", x), h.in("w", w)
+						var bb *Buffer
+						if bias {
+							bb = h.in("b", b)
+						}
+						y, am, z := h.out("y", g.YLen()), h.outI32("argmax", g.YLen()), h.out("z", g.N*out)
+						mustNil(t, d.MaxPoolDenseForward(g, bx, y, am, out, bw, bb, z))
+						y1, am1, z1 := h.out("y apart", g.YLen()), h.outI32("argmax apart", g.YLen()), h.out("z apart", g.N*out)
+						mustNil(t, d.MaxPoolForward(g, bx, y1, am1))
+						mustNil(t, d.DenseForward(g.N, in, out, y1, bw, bb, z1))
+						checkSameBits(t, "y", h.read(y), h.read(y1))
+						checkExactI32(t, "argmax", h.readI32(am), h.readI32(am1))
+						checkSameBits(t, "z", h.read(z), h.read(z1))
+						if kind == "int" {
+							wy, wa := make([]float32, g.YLen()), make([]int32, g.YLen())
+							mustNil(t, cpuref.MaxPoolForward(g, x, wy, wa))
+							checkExactI32(t, "argmax (cpuref)", h.readI32(am), wa)
+						}
+						h.check()
+					})
+				}
+			}
+		}
+	}
+}

@@ -1322,6 +1322,29 @@ var All = []Kernel{
 		},
 		Doc: docs["maxpool_bwd_relu_v1"],
 	},
+	{
+		Name: "maxpool_dense_fwd_v1", File: "pool.ptx", Source: "pool.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "x", Type: TypePtr, CType: "const float*"},
+			{Name: "y", Type: TypePtr, CType: "float*"},
+			{Name: "argmax", Type: TypePtr, CType: "int*"},
+			{Name: "w", Type: TypePtr, CType: "const float*"},
+			{Name: "b", Type: TypePtr, CType: "const float*"},
+			{Name: "z", Type: TypePtr, CType: "float*"},
+			{Name: "N", Type: TypeI32, CType: "int"},
+			{Name: "C", Type: TypeI32, CType: "int"},
+			{Name: "H", Type: TypeI32, CType: "int"},
+			{Name: "W", Type: TypeI32, CType: "int"},
+			{Name: "R", Type: TypeI32, CType: "int"},
+			{Name: "S", Type: TypeI32, CType: "int"},
+			{Name: "P", Type: TypeI32, CType: "int"},
+			{Name: "Q", Type: TypeI32, CType: "int"},
+			{Name: "sh", Type: TypeI32, CType: "int"},
+			{Name: "sw", Type: TypeI32, CType: "int"},
+			{Name: "Out", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["maxpool_dense_fwd_v1"],
+	},
 }
 
 // defines holds, per source file, the integer #define constants named

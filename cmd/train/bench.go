@@ -487,6 +487,12 @@ func (t *timedBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax backend.Tens
 	return t.time("maxpool fwd "+poolLabel(g), 0, 0, func() error { return t.be.MaxPoolForward(g, x, y, argmax) })
 }
 
+func (t *timedBackend) MaxPoolDenseForward(g geom.PoolGeom, x, y, argmax backend.Tensor, out int, w, b, z backend.Tensor) error {
+	in := g.C * g.P() * g.Q()
+	return t.time(fmt.Sprintf("maxpool+dense fwd %s,Out=%d", poolLabel(g), out), 2*float64(g.N)*float64(in)*float64(out), 1,
+		func() error { return t.be.MaxPoolDenseForward(g, x, y, argmax, out, w, b, z) })
+}
+
 func (t *timedBackend) MaxPoolBackwardReLU(g geom.PoolGeom, dy, argmax, x, dx backend.Tensor) error {
 	return t.time("maxpool+relu bwd "+poolLabel(g), 0, 0, func() error { return t.be.MaxPoolBackwardReLU(g, dy, argmax, x, dx) })
 }

@@ -191,6 +191,10 @@ type Ops interface {
 	// MaxPoolForward: x is (N,C,H,W), y and argmax (int32) are (N,C,P,Q);
 	// argmax holds the flat index into x of the first maximum of each window.
 	MaxPoolForward(g geom.PoolGeom, x, y, argmax Tensor) error
+	// MaxPoolDenseForward is MaxPoolForward(g, x, y, argmax) and then
+	// DenseForward(g.N, C·P·Q, out, y, w, b, z) on the pooled images
+	// flattened: the same results (the GPU backend in one launch).
+	MaxPoolDenseForward(g geom.PoolGeom, x, y, argmax Tensor, out int, w, b, z Tensor) error
 	// MaxPoolBackward: dx (N,C,H,W) is overwritten with dy routed to argmax.
 	MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx Tensor) error
 	// MaxPoolBackwardReLU is MaxPoolBackward and then ReLUBackward(x, dx,

@@ -445,6 +445,14 @@ func (be *cpuBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax backend.Tenso
 	return wrap("max-pool forward", err)
 }
 
+// MaxPoolDenseForward runs MaxPoolForward, then DenseForward.
+func (be *cpuBackend) MaxPoolDenseForward(g geom.PoolGeom, x, y, argmax backend.Tensor, out int, w, b, z backend.Tensor) error {
+	if err := be.MaxPoolForward(g, x, y, argmax); err != nil {
+		return err
+	}
+	return be.DenseForward(g.N, g.C*g.P()*g.Q(), out, y, w, b, z)
+}
+
 // MaxPoolBackwardReLU runs MaxPoolBackward, then ReLUBackward masking dx
 // in place with x.
 func (be *cpuBackend) MaxPoolBackwardReLU(g geom.PoolGeom, dy, argmax, x, dx backend.Tensor) error {

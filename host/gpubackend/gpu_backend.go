@@ -485,6 +485,44 @@ func (be *gpuBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax backend.Tenso
 	return nil
 }
 
+// MaxPoolDenseForward runs maxpool_dense_fwd_v1: the bits of
+// maxpool_fwd_v1 and dense_fwd_v1, in one launch.
+func (be *gpuBackend) MaxPoolDenseForward(g geom.PoolGeom, x, y, argmax backend.Tensor, out int, w, b, z backend.Tensor) error {
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("host: max-pool forward: %w", err)
+	}
+	in := g.C * g.P() * g.Q()
+	xb, err := be.f32("x", x, g.XLen())
+	if err != nil {
+		return err
+	}
+	yb, err := be.f32("y", y, g.YLen())
+	if err != nil {
+		return err
+	}
+	am, err := be.i32Out("argmax", argmax, g.YLen())
+	if err != nil {
+		return err
+	}
+	wb, err := be.f32("w", w, out*in)
+	if err != nil {
+		return err
+	}
+	bb, err := be.optF32("b", b, out)
+	if err != nil {
+		return err
+	}
+	zb, err := be.f32("z", z, g.N*out)
+	if err != nil {
+		return err
+	}
+	if err := be.dev.MaxPoolDenseForward(g, xb, yb, am.buf, out, wb, bb, zb); err != nil {
+		return gpuWrap("max-pool and dense forward", err)
+	}
+	am.lo, am.hi = 0, int32(g.XLen()-1) // flat indices into x
+	return nil
+}
+
 // MaxPoolBackwardReLU runs maxpool_bwd_relu_v1: the bits of
 // maxpool_bwd_v1 and relu_bwd_v1, in one launch.
 func (be *gpuBackend) MaxPoolBackwardReLU(g geom.PoolGeom, dy, argmax, x, dx backend.Tensor) error {

@@ -83,6 +83,10 @@ func init() {
 				}
 				return b.be.ReLUForward(b.pre[n.id], b.acts[n.out])
 			}
+			if d := n.denseFwd; d != nil { // the dense layer after the flatten runs here (plan.go)
+				return b.be.MaxPoolDenseForward(g, b.acts[n.in], b.acts[n.out], b.argmax[n.id], d.info.Out.C,
+					d.params[0].Value, d.bias(), b.acts[d.out])
+			}
 			return b.be.MaxPoolForward(g, b.acts[n.in], b.acts[n.out], b.argmax[n.id])
 		},
 		backward: func(b *Batch, n *node) error {

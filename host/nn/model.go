@@ -381,7 +381,7 @@ func (m *Model) ResetMetrics(b *Batch) error {
 func (m *Model) Forward(b *Batch) error {
 	be := m.be
 	for _, n := range m.g.nodes {
-		if n.fused {
+		if n.fused || n.fwdByPool {
 			continue // runs in its neighbour
 		}
 		if err := n.mod.forward(b, n); err != nil {

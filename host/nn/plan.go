@@ -43,6 +43,11 @@ type node struct {
 	// run.
 	maskReLU *node
 	byPool   bool
+	// denseFwd, on a max-pool read only by a flatten read only by a dense
+	// layer, is that dense layer: the pool's forward pass runs it too
+	// (MaxPoolDenseForward), and its own (fwdByPool) is not run.
+	denseFwd  *node
+	fwdByPool bool
 	// Where the input's gradient goes: the input's gradient itself, or,
 	// when another consumer of the input writes it first in the backward
 	// pass, the input's scratch, added to it after the node (dxAcc).
@@ -275,6 +280,17 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 		case n.relu != nil:
 		default:
 			n.dxAcc = route(n.in, n.needDX, false)
+		}
+	}
+	// A max-pool, a flatten and a dense layer: one forward operation.
+	for _, p := range g.nodes {
+		if !fuse || p.mod.kind != MaxPool || p.mod == addModule || p.relu != nil {
+			continue
+		}
+		if f := next(p); f != nil && f.mod.kind == Flatten {
+			if d := next(f); d != nil && d.mod.kind == Dense {
+				p.denseFwd, d.fwdByPool = d, true
+			}
 		}
 	}
 	// A max-pool after a ReLU that its conv ran masks in its own backward
