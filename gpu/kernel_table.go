@@ -77,6 +77,7 @@ const (
 	kConvBwdFilterBias
 	kConvBwdFilterReduceBias
 	kMaxPoolDenseFwd
+	kDenseBwdPoolReLU
 	numPlainKernels
 )
 
@@ -142,6 +143,7 @@ var plainKernels = [numPlainKernels]string{
 	kConvBwdFilterBias:       "conv2d_bwd_filter_bias_v1",
 	kConvBwdFilterReduceBias: "conv2d_bwd_filter_reduce_bias_v1",
 	kMaxPoolDenseFwd:         "maxpool_dense_fwd_v1",
+	kDenseBwdPoolReLU:        "dense_bwd_pool_relu_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

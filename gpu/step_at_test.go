@@ -485,3 +485,58 @@ func testMaxPoolDenseForward(t *testing.T, d *Device) {
 		}
 	}
 }
+
+func init() {
+	plainConformance = append(plainConformance,
+		conformanceCase{"dense_bwd_pool_relu_v1", []string{"dense_bwd_pool_relu_v1"}, testDenseBackwardPoolReLU})
+}
+
+// testDenseBackwardPoolReLU checks dense_bwd_pool_relu_v1 bit for bit
+// against dense_bwd_v2 and then maxpool_bwd_relu_v1 on the same inputs
+// (with and without db, with and without the input gradient), on pools
+// with and without overlapping windows, the ReLU's output holding zeros,
+// negatives and a NaN.
+func testDenseBackwardPoolReLU(t *testing.T, d *Device) {
+	for _, g := range poolShapes {
+		for _, out := range []int{1, 10, 300} {
+			for _, parts := range []string{"dw,db,dx", "dw,dx", "dw,db"} {
+				for _, kind := range inputKinds {
+					name := "inputs=" + kind + "/" + g.String() + "/" + kv("Out", out, "parts", parts)
+					t.Run(name, func(t *testing.T) {
+						in := g.C * g.P() * g.Q()
+						inp := convInputs(kind, name, g.XLen(), out*in, g.N*out)
+						xr, w, dy := inp[0], inp[1], inp[2]
+						xr[len(xr)/2] = float32(math.NaN())
+						if len(xr) > 2 {
+							xr[1] = 0
+						}
+						h := newHarness(t, d)
+						bxr, bw, bdy := h.in("xr", xr), h.in("w", w), h.in("dy", dy)
+						y, am := h.out("y", g.YLen()), h.outI32("argmax", g.YLen())
+						mustNil(t, d.MaxPoolForward(g, bxr, y, am))
+						dw, dw1 := h.out("dw", out*in), h.out("dw apart", out*in)
+						var db, db1, dxr, dxr1 *Buffer
+						if strings.Contains(parts, "db") {
+							db, db1 = h.out("db", out), h.out("db apart", out)
+						}
+						if strings.Contains(parts, "dx") {
+							dxr, dxr1 = h.out("dxr", g.XLen()), h.out("dxr apart", g.XLen())
+						}
+						mustNil(t, d.DenseBackwardPoolReLU(g, out, y, bw, bdy, dw, db, am, bxr, dxr))
+						mid := h.out("dense dx", g.N*in)
+						mustNil(t, d.DenseBackward(g.N, in, out, y, bw, bdy, mid, dw1, db1))
+						checkSameBits(t, "dw", h.read(dw), h.read(dw1))
+						if db != nil {
+							checkSameBits(t, "db", h.read(db), h.read(db1))
+						}
+						if dxr != nil {
+							mustNil(t, d.MaxPoolBackwardReLU(g, mid, am, bxr, dxr1))
+							checkSameBits(t, "dxr", h.read(dxr), h.read(dxr1))
+						}
+						h.check()
+					})
+				}
+			}
+		}
+	}
+}

@@ -487,6 +487,16 @@ func (t *timedBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax backend.Tens
 	return t.time("maxpool fwd "+poolLabel(g), 0, 0, func() error { return t.be.MaxPoolForward(g, x, y, argmax) })
 }
 
+func (t *timedBackend) DenseBackwardPoolReLU(g geom.PoolGeom, out int, x, w, dy, dw, db, argmax, xr, dxr backend.Tensor) error {
+	in := g.C * g.P() * g.Q()
+	products := 1 // dw = dyᵀ·x; and dx = dy·w when asked
+	if dxr != nil {
+		products = 2
+	}
+	return t.time(fmt.Sprintf("dense+maxpool+relu bwd N=%d,In=%d,Out=%d", g.N, in, out), float64(products)*2*float64(g.N)*float64(in)*float64(out), 1,
+		func() error { return t.be.DenseBackwardPoolReLU(g, out, x, w, dy, dw, db, argmax, xr, dxr) })
+}
+
 func (t *timedBackend) MaxPoolDenseForward(g geom.PoolGeom, x, y, argmax backend.Tensor, out int, w, b, z backend.Tensor) error {
 	in := g.C * g.P() * g.Q()
 	return t.time(fmt.Sprintf("maxpool+dense fwd %s,Out=%d", poolLabel(g), out), 2*float64(g.N)*float64(in)*float64(out), 1,

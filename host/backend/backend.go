@@ -253,6 +253,12 @@ type Ops interface {
 	// DenseForward: x is (N,In), w is (Out,In), b is (Out) or nil (no
 	// bias), y = x·wᵀ + b is (N,Out).
 	DenseForward(n, in, out int, x, w, b, y Tensor) error
+	// DenseBackwardPoolReLU is, for a dense layer of out outputs whose
+	// input x is the max-pool g's output flattened (In = C·P·Q, N = g.N),
+	// DenseBackward(g.N, In, out, x, w, dy, dx, dw, db) and, when dxr is
+	// not nil, MaxPoolBackwardReLU(g, dx, argmax, xr, dxr) of that dx, dx
+	// itself not kept: the same results (the GPU backend in one launch).
+	DenseBackwardPoolReLU(g geom.PoolGeom, out int, x, w, dy, dw, db, argmax, xr, dxr Tensor) error
 	// DenseBackward: dw = dyᵀ·x (Out,In), db = Σ_n dy (Out) when db is not
 	// nil, and, when dx is not nil, dx = dy·w (N,In). Overwrites;
 	// deterministic.

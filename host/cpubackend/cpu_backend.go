@@ -1,6 +1,7 @@
 package cpubackend
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 
@@ -443,6 +444,25 @@ func (be *cpuBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax backend.Tenso
 	err = p.run(opPoolForward, g.N, g.YLen())
 	p.x, p.y, p.am = nil, nil, nil
 	return wrap("max-pool forward", err)
+}
+
+// DenseBackwardPoolReLU runs DenseBackward into a temporary dx, then
+// MaxPoolBackwardReLU (the model's plan asks it only where a conv runs the
+// ReLU, which the CPU backend does not fuse).
+func (be *cpuBackend) DenseBackwardPoolReLU(g geom.PoolGeom, out int, x, w, dy, dw, db, argmax, xr, dxr backend.Tensor) error {
+	in := g.C * g.P() * g.Q()
+	if dxr == nil {
+		return be.DenseBackward(g.N, in, out, x, w, dy, nil, dw, db)
+	}
+	dx, err := be.NewTensor(g.N * in)
+	if err != nil {
+		return err
+	}
+	err = be.DenseBackward(g.N, in, out, x, w, dy, dx, dw, db)
+	if err == nil {
+		err = be.MaxPoolBackwardReLU(g, dx, argmax, xr, dxr)
+	}
+	return errors.Join(err, be.Free(dx))
 }
 
 // MaxPoolDenseForward runs MaxPoolForward, then DenseForward.

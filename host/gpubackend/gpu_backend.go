@@ -485,6 +485,51 @@ func (be *gpuBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax backend.Tenso
 	return nil
 }
 
+// DenseBackwardPoolReLU runs dense_bwd_pool_relu_v1: the bits of
+// dense_bwd_v2 and maxpool_bwd_relu_v1, in one launch, the dense dx never
+// stored.
+func (be *gpuBackend) DenseBackwardPoolReLU(g geom.PoolGeom, out int, x, w, dy, dw, db, argmax, xr, dxr backend.Tensor) error {
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("host: dense backward: %w", err)
+	}
+	in := g.C * g.P() * g.Q()
+	xb, err := be.f32("x", x, g.N*in)
+	if err != nil {
+		return err
+	}
+	wb, err := be.f32("w", w, out*in)
+	if err != nil {
+		return err
+	}
+	dyb, err := be.f32("dy", dy, g.N*out)
+	if err != nil {
+		return err
+	}
+	dwb, err := be.f32("dw", dw, out*in)
+	if err != nil {
+		return err
+	}
+	dbb, err := be.optF32("db", db, out)
+	if err != nil {
+		return err
+	}
+	var amb, xrb, dxrb *gpu.Buffer
+	if dxr != nil {
+		am, err := be.i32("argmax", argmax, g.YLen())
+		if err != nil {
+			return err
+		}
+		amb = am.buf
+		if xrb, err = be.f32("xr", xr, g.XLen()); err != nil {
+			return err
+		}
+		if dxrb, err = be.f32("dxr", dxr, g.XLen()); err != nil {
+			return err
+		}
+	}
+	return gpuWrap("dense backward", be.dev.DenseBackwardPoolReLU(g, out, xb, wb, dyb, dwb, dbb, amb, xrb, dxrb))
+}
+
 // MaxPoolDenseForward runs maxpool_dense_fwd_v1: the bits of
 // maxpool_fwd_v1 and dense_fwd_v1, in one launch.
 func (be *gpuBackend) MaxPoolDenseForward(g geom.PoolGeom, x, y, argmax backend.Tensor, out int, w, b, z backend.Tensor) error {

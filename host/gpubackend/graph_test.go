@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/convtrain/convtrain/cpuref/geom"
 	"github.com/convtrain/convtrain/gpu"
 	"github.com/convtrain/convtrain/host/backend"
 	"github.com/convtrain/convtrain/host/backendtest"
@@ -221,4 +222,58 @@ func TestTrainerGraph(t *testing.T) {
 		}
 	}
 	checkSame(t, "after two epochs", valsE, valsG)
+}
+
+// TestDenseBackwardPoolReLUBackends checks the CPU backend's
+// DenseBackwardPoolReLU (DenseBackward into a temporary, then
+// MaxPoolBackwardReLU) against the GPU backend's one launch, on small
+// integers (exact in any summation order), with and without the input
+// gradient.
+func TestDenseBackwardPoolReLUBackends(t *testing.T) {
+	dev, err := gpu.OpenSim(gpu.SimOptions{})
+	backendtest.MustNil(t, err)
+	defer dev.Close()
+	gbe, err := gpubackend.NewGPUBackend(dev)
+	backendtest.MustNil(t, err)
+	defer gbe.Close()
+	cbe := backendtest.CPU(t)
+	g := geom.PoolGeom{N: 3, C: 2, H: 6, W: 6, R: 2, S: 2, StrideH: 2, StrideW: 2}
+	const out = 4
+	in := g.C * g.P() * g.Q()
+	ints := func(n, seed int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32((i*seed+3)%7 - 3)
+		}
+		return v
+	}
+	xr, w, dy := ints(g.XLen(), 5), ints(out*in, 3), ints(g.N*out, 11)
+	run := func(be backend.Backend, withDX bool) [][]float32 {
+		up := func(v []float32) backend.Tensor {
+			tt, err := be.NewTensor(len(v))
+			backendtest.MustNil(t, err)
+			backendtest.MustNil(t, be.Upload(tt, v))
+			return tt
+		}
+		txr, tw, tdy := up(xr), up(w), up(dy)
+		y, dw, db, dxr := up(make([]float32, g.YLen())), up(make([]float32, out*in)), up(make([]float32, out)), up(make([]float32, g.XLen()))
+		am, err := be.NewIndexTensor(g.YLen())
+		backendtest.MustNil(t, err)
+		backendtest.MustNil(t, be.MaxPoolForward(g, txr, y, am))
+		var dst backend.Tensor
+		if withDX {
+			dst = dxr
+		}
+		backendtest.MustNil(t, be.DenseBackwardPoolReLU(g, out, y, tw, tdy, dw, db, am, txr, dst))
+		var res [][]float32
+		for _, tt := range []backend.Tensor{dw, db, dxr} {
+			v := make([]float32, tt.Len())
+			backendtest.MustNil(t, be.Download(v, tt))
+			res = append(res, v)
+		}
+		return res
+	}
+	for _, withDX := range []bool{true, false} {
+		checkSame(t, fmt.Sprintf("dx=%v", withDX), run(cbe, withDX), run(gbe, withDX))
+	}
 }

@@ -16,7 +16,7 @@ import (
 // forward, loss, backward, one optimiser launch), counted on the
 // simulator. Lower it when a fusion removes a launch; a change that adds
 // launches must say why.
-const maxStepLaunches = 15
+const maxStepLaunches = 14
 
 // maxGraphStepOps bounds what the host issues for one step of the same
 // network recorded once and replayed (nn.StepGraph): graph launches plus

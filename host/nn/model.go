@@ -439,8 +439,8 @@ func (m *Model) nextLayer(n *node) int {
 func (m *Model) Backward(b *Batch) error {
 	for i := len(m.g.nodes) - 1; i >= 0; i-- {
 		n := m.g.nodes[i]
-		if (n.fused && !n.maskOut) || n.byPool {
-			continue // done with the max-pool after it
+		if (n.fused && !n.maskOut) || n.byPool || n.bwdByDense {
+			continue // done with the max-pool after it, or the dense layer after it
 		}
 		err := n.mod.backward(b, n)
 		if err == nil {
@@ -451,6 +451,9 @@ func (m *Model) Backward(b *Batch) error {
 		}
 		if err == nil && n.maskReLU != nil {
 			err = b.finishDX(n.maskReLU)
+		}
+		if err == nil && n.bwdPool != nil {
+			err = b.finishDX(n.bwdPool.maskReLU)
 		}
 		if err != nil {
 			return fmt.Errorf("host: backward %s: %w", m.nodeName(n), err)

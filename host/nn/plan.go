@@ -48,6 +48,13 @@ type node struct {
 	// (MaxPoolDenseForward), and its own (fwdByPool) is not run.
 	denseFwd  *node
 	fwdByPool bool
+	// bwdPool, on a dense layer whose forward pass its max-pool runs
+	// (fwdByPool) when that pool masks for a conv's ReLU (maskReLU), is
+	// the pool: the dense layer's backward pass carries the gradient on
+	// through the pool and the ReLU (DenseBackwardPoolReLU), and the
+	// pool's own (bwdByDense) is not run.
+	bwdPool    *node
+	bwdByDense bool
 	// Where the input's gradient goes: the input's gradient itself, or,
 	// when another consumer of the input writes it first in the backward
 	// pass, the input's scratch, added to it after the node (dxAcc).
@@ -306,6 +313,9 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 		}
 		if r := g.nodes[pr]; r.mod.kind == ReLU && r.maskOut && next(r) == p {
 			p.maskReLU, r.byPool = r, true
+			if d := p.denseFwd; d != nil && !d.dxAcc {
+				d.bwdPool, p.bwdByDense = p, true
+			}
 		}
 	}
 }
