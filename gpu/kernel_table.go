@@ -78,6 +78,7 @@ const (
 	kConvBwdFilterReduceBias
 	kMaxPoolDenseFwd
 	kDenseBwdPoolReLU
+	kMaxPoolDenseSoftmax
 	numPlainKernels
 )
 
@@ -144,6 +145,7 @@ var plainKernels = [numPlainKernels]string{
 	kConvBwdFilterReduceBias: "conv2d_bwd_filter_reduce_bias_v1",
 	kMaxPoolDenseFwd:         "maxpool_dense_fwd_v1",
 	kDenseBwdPoolReLU:        "dense_bwd_pool_relu_v1",
+	kMaxPoolDenseSoftmax:     "maxpool_dense_softmax_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

@@ -198,6 +198,7 @@ func TestLaunchers(t *testing.T) {
 	P := func(b *Buffer) uint64 { return uint64(b.ptr) }
 	// maxpool_dense_fwd_v1's dense layer: 5 outputs of the 3·4·3 pooled values.
 	pw, db5, pz := mustF32(t, d, 5*3*4*3), mustF32(t, d, 5), mustF32(t, d, 2*5)
+	plab, prows := mustI32(t, d, 2), mustF32(t, d, 5)
 	// The _at kernels' operands: a words buffer, a longer order, labels.
 	words, order, labels, dlabels := mustF32(t, d, 16), mustI32(t, d, 16), mustI32(t, d, 10), mustI32(t, d, 6)
 	sgdTab, err := d.NewParamTable([]ParamSet{{P: e1, G: e2, M: e3}})
@@ -257,6 +258,11 @@ func TestLaunchers(t *testing.T) {
 		{"dense_bwd_pool_relu_v1", func() error { return d.DenseBackwardPoolReLU(pool, 5, py, pw, pz, pw, db5, parg, px, px) },
 			lin(5*36) + lin(5) + lin(2*3*9*8),
 			with(poolArgs, "x", P(py), "w", P(pw), "dy", P(pz), "dw", P(pw), "db", P(db5), "argmax", P(parg), "xr", P(px), "dxr", P(px), "Out", uint64(5))},
+		{"maxpool_dense_softmax_v1", func() error {
+			return d.MaxPoolDenseSoftmax(pool, px, py, parg, 5, pw, db5, pz, plab, e1, pz, e2, e3, prows)
+		}, 2, with(poolArgs, "x", P(px), "y", P(py), "argmax", P(parg), "w", P(pw), "b", P(db5), "z", P(pz),
+			"labels", P(plab), "loss", P(e1), "dlogits", P(pz), "loss_sum", P(e2), "correct", P(e3), "rows", P(prows),
+			"Out", uint64(5), "scale", F32(0.5))},
 		{"dense_fwd_v1", func() error { return d.DenseForward(n, in, out, dx, dw, db, dy) }, 1,
 			map[string]uint64{"x": P(dx), "w": P(dw), "b": P(db), "y": P(dy), "N": n, "In": in, "Out": out}},
 		{"dense_bwd_data_v1", func() error { return d.DenseBackwardData(n, in, out, dy, dw, dx) }, 1,

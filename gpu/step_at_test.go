@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 func init() {
@@ -536,6 +537,74 @@ func testDenseBackwardPoolReLU(t *testing.T, d *Device) {
 						h.check()
 					})
 				}
+			}
+		}
+	}
+}
+
+func init() {
+	plainConformance = append(plainConformance,
+		conformanceCase{"maxpool_dense_softmax_v1", []string{"maxpool_dense_softmax_v1"}, testMaxPoolDenseSoftmax})
+}
+
+// testMaxPoolDenseSoftmax checks maxpool_dense_softmax_v1 bit for bit
+// against maxpool_dense_fwd_v1 and then softmax_ce_metrics_v1 on the same
+// inputs, three launches in a row with the same scratch (the ticket back
+// at 0 after each; running sums that do not start at zero), with a label
+// out of range, without dlogits, and with more images than a block has
+// threads.
+func testMaxPoolDenseSoftmax(t *testing.T, d *Device) {
+	shapes := append([]geom.PoolGeom{pg(300, 2, 4, 4, 2, 2, 2, 2)}, poolShapes...)
+	for _, g := range shapes {
+		for _, out := range []int{1, 10} {
+			for _, c := range []struct {
+				name          string
+				bad, noDgrads bool
+			}{{"plain", false, false}, {"bad-label", true, false}, {"loss-only", false, true}} {
+				name := g.String() + "/" + kv("Out", out, "case", c.name)
+				t.Run(name, func(t *testing.T) {
+					rng := newRand(name)
+					in := g.C * g.P() * g.Q()
+					h := newHarness(t, d)
+					bw, bb := h.in("w", uniform(rng, out*in)), h.in("b", uniform(rng, out))
+					rows := h.inout("rows", make([]float32, 2*g.N+1)) // the ticket (last word) 0
+					y, am, z := h.out("y", g.YLen()), h.outI32("argmax", g.YLen()), h.out("z", g.N*out)
+					y1, am1, z1 := h.out("y apart", g.YLen()), h.outI32("argmax apart", g.YLen()), h.out("z apart", g.N*out)
+					var dl, dl1 *Buffer
+					if !c.noDgrads {
+						dl, dl1 = h.out("dlogits", g.N*out), h.out("dlogits apart", g.N*out)
+					}
+					loss, loss1 := h.out("loss", 1), h.out("loss apart", 1)
+					sum, sum1 := h.inout("sum", []float32{0.5}), h.inout("sum apart", []float32{0.5})
+					cor, cor1 := h.inout("correct", []float32{2}), h.inout("correct apart", []float32{2})
+					for rep := range 3 {
+						x := uniform(rng, g.XLen())
+						labels := make([]int32, g.N)
+						for i := range labels {
+							labels[i] = int32(rng.IntN(out))
+						}
+						if c.bad {
+							labels[g.N/2] = int32(out)
+						}
+						bx, bl := h.in(kv("x", rep), x), h.inI32(kv("labels", rep), labels)
+						mustNil(t, d.MaxPoolDenseSoftmax(g, bx, y, am, out, bw, bb, z, bl, loss, dl, sum, cor, rows))
+						mustNil(t, d.MaxPoolDenseForward(g, bx, y1, am1, out, bw, bb, z1))
+						mustNil(t, d.SoftmaxCrossEntropyMetrics(g.N, out, z1, bl, loss1, dl1, sum1, cor1))
+						checkSameBits(t, kv("rep", rep)+": y", h.read(y), h.read(y1))
+						checkExactI32(t, kv("rep", rep)+": argmax", h.readI32(am), h.readI32(am1))
+						checkSameBits(t, kv("rep", rep)+": z", h.read(z), h.read(z1))
+						for _, p := range [][2]*Buffer{{loss, loss1}, {sum, sum1}, {cor, cor1}} {
+							checkSameBits(t, kv("rep", rep)+": loss, sum, correct", h.read(p[0]), h.read(p[1]))
+						}
+						if dl != nil {
+							checkSameBits(t, kv("rep", rep)+": dlogits", h.read(dl), h.read(dl1))
+						}
+						if tk := h.read(rows)[2*g.N]; math.Float32bits(tk) != 0 {
+							t.Fatalf("rep %d: ticket %#x after the launch, want 0", rep, math.Float32bits(tk))
+						}
+					}
+					h.check()
+				})
 			}
 		}
 	}

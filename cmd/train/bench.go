@@ -497,6 +497,14 @@ func (t *timedBackend) DenseBackwardPoolReLU(g geom.PoolGeom, out int, x, w, dy,
 		func() error { return t.be.DenseBackwardPoolReLU(g, out, x, w, dy, dw, db, argmax, xr, dxr) })
 }
 
+func (t *timedBackend) MaxPoolDenseSoftmax(g geom.PoolGeom, x, y, argmax backend.Tensor, classes int, w, b, logits, labels, loss, dlogits, lossSum, correct backend.Tensor) error {
+	in := g.C * g.P() * g.Q()
+	return t.time(fmt.Sprintf("maxpool+dense fwd+softmax-ce %s,Out=%d", poolLabel(g), classes), 2*float64(g.N)*float64(in)*float64(classes), 1,
+		func() error {
+			return t.be.MaxPoolDenseSoftmax(g, x, y, argmax, classes, w, b, logits, labels, loss, dlogits, lossSum, correct)
+		})
+}
+
 func (t *timedBackend) MaxPoolDenseForward(g geom.PoolGeom, x, y, argmax backend.Tensor, out int, w, b, z backend.Tensor) error {
 	in := g.C * g.P() * g.Q()
 	return t.time(fmt.Sprintf("maxpool+dense fwd %s,Out=%d", poolLabel(g), out), 2*float64(g.N)*float64(in)*float64(out), 1,

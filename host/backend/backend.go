@@ -195,6 +195,12 @@ type Ops interface {
 	// DenseForward(g.N, C·P·Q, out, y, w, b, z) on the pooled images
 	// flattened: the same results (the GPU backend in one launch).
 	MaxPoolDenseForward(g geom.PoolGeom, x, y, argmax Tensor, out int, w, b, z Tensor) error
+	// MaxPoolDenseSoftmax is MaxPoolDenseForward(g, x, y, argmax, classes,
+	// w, b, logits) and then SoftmaxCrossEntropyMetrics(g.N, classes,
+	// logits, labels, loss, dlogits, lossSum, correct): a network's last
+	// max-pool, its dense output layer and the loss with the step's
+	// metrics, the same results (the GPU backend in one launch).
+	MaxPoolDenseSoftmax(g geom.PoolGeom, x, y, argmax Tensor, classes int, w, b, logits, labels, loss, dlogits, lossSum, correct Tensor) error
 	// MaxPoolBackward: dx (N,C,H,W) is overwritten with dy routed to argmax.
 	MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx Tensor) error
 	// MaxPoolBackwardReLU is MaxPoolBackward and then ReLUBackward(x, dx,

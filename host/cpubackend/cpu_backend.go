@@ -465,6 +465,15 @@ func (be *cpuBackend) DenseBackwardPoolReLU(g geom.PoolGeom, out int, x, w, dy, 
 	return errors.Join(err, be.Free(dx))
 }
 
+// MaxPoolDenseSoftmax runs MaxPoolDenseForward, then
+// SoftmaxCrossEntropyMetrics.
+func (be *cpuBackend) MaxPoolDenseSoftmax(g geom.PoolGeom, x, y, argmax backend.Tensor, classes int, w, b, logits, labels, loss, dlogits, lossSum, correct backend.Tensor) error {
+	if err := be.MaxPoolDenseForward(g, x, y, argmax, classes, w, b, logits); err != nil {
+		return err
+	}
+	return be.SoftmaxCrossEntropyMetrics(g.N, classes, logits, labels, loss, dlogits, lossSum, correct)
+}
+
 // MaxPoolDenseForward runs MaxPoolForward, then DenseForward.
 func (be *cpuBackend) MaxPoolDenseForward(g geom.PoolGeom, x, y, argmax backend.Tensor, out int, w, b, z backend.Tensor) error {
 	if err := be.MaxPoolForward(g, x, y, argmax); err != nil {

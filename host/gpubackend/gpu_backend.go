@@ -53,13 +53,16 @@ func (t *gpuTensor) Len() int { return t.n }
 // kept per batch size, so a training step allocates nothing in steady
 // state.
 type gpuBackend struct {
-	dev    *gpu.Device
-	live   map[*gpuTensor]struct{}
-	rows   map[int]*gpu.Buffer // per-row loss scratch, by batch size
-	params paramTableCache     // UpdateParams' device table (update.go)
-	checks checkTableCache     // FirstNonFinite's device table (update.go)
-	bl     []*gpu.Buffer       // bufs' result, reused so that a step allocates nothing
-	closed bool
+	dev  *gpu.Device
+	live map[*gpuTensor]struct{}
+	rows map[int]*gpu.Buffer // per-row loss scratch, by batch size
+	// tickets are maxpool_dense_softmax_v1's scratch by batch size: 2N
+	// words, then its blocks' ticket (0 between launches).
+	tickets map[int]*gpu.Buffer
+	params  paramTableCache // UpdateParams' device table (update.go)
+	checks  checkTableCache // FirstNonFinite's device table (update.go)
+	bl      []*gpu.Buffer   // bufs' result, reused so that a step allocates nothing
+	closed  bool
 }
 
 // NewGPUBackend returns a Backend that runs every operation on dev (a real
@@ -79,7 +82,8 @@ func NewGPUBackend(dev *gpu.Device) (backend.Backend, error) {
 	if dev == nil {
 		return nil, errors.New("host: gpu backend: nil device")
 	}
-	return &gpuBackend{dev: dev, live: make(map[*gpuTensor]struct{}), rows: make(map[int]*gpu.Buffer)}, nil
+	return &gpuBackend{dev: dev, live: make(map[*gpuTensor]struct{}), rows: make(map[int]*gpu.Buffer),
+		tickets: make(map[int]*gpu.Buffer)}, nil
 }
 
 func (be *gpuBackend) Name() string {
@@ -530,6 +534,83 @@ func (be *gpuBackend) DenseBackwardPoolReLU(g geom.PoolGeom, out int, x, w, dy, 
 	return gpuWrap("dense backward", be.dev.DenseBackwardPoolReLU(g, out, xb, wb, dyb, dwb, dbb, amb, xrb, dxrb))
 }
 
+// MaxPoolDenseSoftmax runs maxpool_dense_softmax_v1 (one launch, the bits
+// of maxpool_dense_fwd_v1 and softmax_ce_metrics_v1) for up to
+// gpu.SoftmaxCEMeanMaxRows images; for more, MaxPoolDenseForward and
+// SoftmaxCrossEntropyMetrics. Its scratch is kept per batch size.
+func (be *gpuBackend) MaxPoolDenseSoftmax(g geom.PoolGeom, x, y, argmax backend.Tensor, classes int, w, b, logits, labels, loss, dlogits, lossSum, correct backend.Tensor) error {
+	if g.N > gpu.SoftmaxCEMeanMaxRows {
+		if err := be.MaxPoolDenseForward(g, x, y, argmax, classes, w, b, logits); err != nil {
+			return err
+		}
+		return be.SoftmaxCrossEntropyMetrics(g.N, classes, logits, labels, loss, dlogits, lossSum, correct)
+	}
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("host: max-pool forward: %w", err)
+	}
+	in := g.C * g.P() * g.Q()
+	xb, err := be.f32("x", x, g.XLen())
+	if err != nil {
+		return err
+	}
+	yb, err := be.f32("y", y, g.YLen())
+	if err != nil {
+		return err
+	}
+	am, err := be.i32Out("argmax", argmax, g.YLen())
+	if err != nil {
+		return err
+	}
+	wb, err := be.f32("w", w, classes*in)
+	if err != nil {
+		return err
+	}
+	bb, err := be.optF32("b", b, classes)
+	if err != nil {
+		return err
+	}
+	zb, err := be.f32("logits", logits, g.N*classes)
+	if err != nil {
+		return err
+	}
+	lab, err := be.i32("labels", labels, g.N)
+	if err != nil {
+		return err
+	}
+	if lo, hi := lab.indexRange(); lo < 0 || int(hi) >= classes {
+		return fmt.Errorf("host: softmax cross-entropy: labels lie in [%d, %d], outside [0, %d): %w",
+			lo, hi, classes, geom.ErrGeometry)
+	}
+	lb, err := be.f32("loss", loss, 1)
+	if err != nil {
+		return err
+	}
+	dl, err := be.f32("dlogits", dlogits, g.N*classes)
+	if err != nil {
+		return err
+	}
+	ls, err := be.f32("loss sum", lossSum, 1)
+	if err != nil {
+		return err
+	}
+	c, err := be.f32("correct", correct, 1)
+	if err != nil {
+		return err
+	}
+	rows, ok := be.tickets[g.N]
+	if !ok {
+		if rows, err = be.dev.NewFloat32(2*g.N + 1); err != nil { // zero: the ticket too
+			return fmt.Errorf("host: loss scratch: %w", err)
+		}
+		be.tickets[g.N] = rows
+	}
+	if err := be.dev.MaxPoolDenseSoftmax(g, xb, yb, am.buf, classes, wb, bb, zb, lab.buf, lb, dl, ls, c, rows); err != nil {
+		return gpuWrap("max-pool, dense and softmax cross-entropy", err)
+	}
+	am.lo, am.hi = 0, int32(g.XLen()-1) // flat indices into x
+	return nil
+}
+
 // MaxPoolDenseForward runs maxpool_dense_fwd_v1: the bits of
 // maxpool_fwd_v1 and dense_fwd_v1, in one launch.
 func (be *gpuBackend) MaxPoolDenseForward(g geom.PoolGeom, x, y, argmax backend.Tensor, out int, w, b, z backend.Tensor) error {
@@ -943,6 +1024,9 @@ func (be *gpuBackend) Close() error {
 		errs = append(errs, t.buf.Free())
 	}
 	for _, b := range be.rows {
+		errs = append(errs, b.Free())
+	}
+	for _, b := range be.tickets {
 		errs = append(errs, b.Free())
 	}
 	errs = append(errs, be.params.free(), be.checks.free())

@@ -126,6 +126,9 @@ func newModel(be backend.Backend, spec Spec, seed uint64, fuse bool) (*Model, er
 		}
 	}
 	m.g.plan(be.Fusions(), fuse)
+	if fuse && spec.Loss != MSELoss {
+		m.g.fuseLoss()
+	}
 	return m, nil
 }
 
@@ -389,6 +392,9 @@ func (m *Model) Forward(b *Batch) error {
 		}
 	}
 	out, dout := b.Output(), b.grads[len(b.grads)-1]
+	if m.g.lossFused {
+		return nil // the loss and the metrics ran with the last layer
+	}
 	if m.spec.Loss != MSELoss {
 		// The loss, its gradient and both metrics in one operation.
 		if err := be.SoftmaxCrossEntropyMetrics(b.N, m.Classes(), out, b.Labels, b.Loss, dout, b.LossSum, b.Correct); err != nil {

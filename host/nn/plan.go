@@ -48,6 +48,7 @@ type node struct {
 	// (MaxPoolDenseForward), and its own (fwdByPool) is not run.
 	denseFwd  *node
 	fwdByPool bool
+	lossFwd   bool // a max-pool whose denseFwd is the last node runs the softmax loss too (graph.lossFused)
 	// bwdPool, on a dense layer whose forward pass its max-pool runs
 	// (fwdByPool) when that pool masks for a conv's ReLU (maskReLU), is
 	// the pool: the dense layer's backward pass carries the gradient on
@@ -86,6 +87,11 @@ type tensorInfo struct {
 type graph struct {
 	nodes   []*node
 	tensors []tensorInfo
+	// lossFused: the last node is a dense layer that a max-pool runs
+	// (fwdByPool), and that pool runs the softmax cross-entropy after it
+	// too (lossFwd, MaxPoolDenseSoftmax); Forward then has no loss of its
+	// own to run.
+	lossFused bool
 }
 
 // buildGraph lays out layers (checked, infos in Check's order) as nodes.
@@ -316,6 +322,21 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 			if d := p.denseFwd; d != nil && !d.dxAcc {
 				d.bwdPool, p.bwdByDense = p, true
 			}
+		}
+	}
+}
+
+// fuseLoss lets the max-pool that runs the last dense layer run the
+// softmax cross-entropy after it as well (graph.lossFused), where there is
+// one.
+func (g *graph) fuseLoss() {
+	last := g.nodes[len(g.nodes)-1]
+	if !last.fwdByPool {
+		return
+	}
+	for _, p := range g.nodes {
+		if p.denseFwd == last {
+			p.lossFwd, g.lossFused = true, true
 		}
 	}
 }
