@@ -79,6 +79,7 @@ const (
 	kMaxPoolDenseFwd
 	kDenseBwdPoolReLU
 	kMaxPoolDenseSoftmax
+	kAugmentAt
 	numPlainKernels
 )
 
@@ -146,6 +147,7 @@ var plainKernels = [numPlainKernels]string{
 	kMaxPoolDenseFwd:         "maxpool_dense_fwd_v1",
 	kDenseBwdPoolReLU:        "dense_bwd_pool_relu_v1",
 	kMaxPoolDenseSoftmax:     "maxpool_dense_softmax_v1",
+	kAugmentAt:               "augment_batch_at_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

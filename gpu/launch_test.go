@@ -199,6 +199,8 @@ func TestLaunchers(t *testing.T) {
 	// maxpool_dense_fwd_v1's dense layer: 5 outputs of the 3·4·3 pooled values.
 	pw, db5, pz := mustF32(t, d, 5*3*4*3), mustF32(t, d, 5), mustF32(t, d, 2*5)
 	plab, prows := mustI32(t, d, 2), mustF32(t, d, 5)
+	// augment_batch_at_v1's: 10 images of 1×2×2 bytes, 6 gathered.
+	asrc, alut, adst := mustU8(t, d, 10*4), mustF32(t, d, 256), mustF32(t, d, 6*4)
 	// The _at kernels' operands: a words buffer, a longer order, labels.
 	words, order, labels, dlabels := mustF32(t, d, 16), mustI32(t, d, 16), mustI32(t, d, 10), mustI32(t, d, 6)
 	sgdTab, err := d.NewParamTable([]ParamSet{{P: e1, G: e2, M: e3}})
@@ -263,6 +265,11 @@ func TestLaunchers(t *testing.T) {
 		}, 2, with(poolArgs, "x", P(px), "y", P(py), "argmax", P(parg), "w", P(pw), "b", P(db5), "z", P(pz),
 			"labels", P(plab), "loss", P(e1), "dlogits", P(pz), "loss_sum", P(e2), "correct", P(e3), "rows", P(prows),
 			"Out", uint64(5), "scale", F32(0.5))},
+		{"augment_batch_at_v1", func() error {
+			return d.AugmentBatchAt(2, true, 0x11111111_22222222, 0x33333333_44444444, 1, 2, 2, asrc, alut, labels, order, Word{words, 1}, Word{words, 4}, adst, dlabels)
+		}, 1, map[string]uint64{"src": P(asrc), "lut": P(alut), "labels": P(labels), "order": P(order), "at": P(words) + 4,
+			"astep": P(words) + 16, "dst": P(adst), "dlabels": P(dlabels), "N": 6, "C": 1, "H": 2, "W": 2, "pad": 2, "flip": 1,
+			"seed_lo": 0x22222222, "seed_hi": 0x11111111, "step_lo": 0x44444444, "step_hi": 0x33333333, "orderLen": 16, "srcRows": 10}},
 		{"dense_fwd_v1", func() error { return d.DenseForward(n, in, out, dx, dw, db, dy) }, 1,
 			map[string]uint64{"x": P(dx), "w": P(dw), "b": P(db), "y": P(dy), "N": n, "In": in, "Out": out}},
 		{"dense_bwd_data_v1", func() error { return d.DenseBackwardData(n, in, out, dy, dw, dx) }, 1,

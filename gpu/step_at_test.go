@@ -609,3 +609,96 @@ func testMaxPoolDenseSoftmax(t *testing.T, d *Device) {
 		}
 	}
 }
+
+func init() {
+	plainConformance = append(plainConformance,
+		conformanceCase{"augment_batch_at_v1", []string{"augment_batch_at_v1"}, testAugmentBatchAt})
+}
+
+// testAugmentBatchAt checks augment_batch_at_v1 against the reference
+// draw (data.Augment.Apply, bit for bit, as testAugmentBatchU8) and the
+// labels against a host gather: the rows taken from an order at offsets
+// read from a words buffer, the draw's step from words or from the
+// argument, changed between launches of the same arguments; with the
+// order the batch's own (no offset word) and without labels.
+func testAugmentBatchAt(t *testing.T, d *Device) {
+	for _, s := range augCases {
+		for _, mode := range []string{"at", "view", "at-no-labels"} {
+			name := kv("M", s.m, "C", s.c, "H", s.h, "W", s.w, "N", len(s.rows), "aug", s.aug.String(), "mode", mode)
+			t.Run(name, func(t *testing.T) {
+				rng := newRand(name)
+				size, n := s.c*s.h*s.w, len(s.rows)
+				src := make([]uint8, s.m*size)
+				for i := range src {
+					src[i] = uint8(rng.IntN(256))
+				}
+				lut := uniform(rng, s.c*256)
+				labels := make([]int32, s.m)
+				for i := range labels {
+					labels[i] = int32(rng.IntN(1000))
+				}
+				// The order: s.rows at offset 3, other rows around it.
+				order := append([]int32{int32(s.m - 1), 0, int32(s.m / 2)}, s.rows...)
+				order = append(order, 0, int32(s.m-1))
+				h := newHarness(t, d)
+				bsrc, blut, blab := h.inU8("src", src), h.in("lut", lut), h.inI32("labels", labels)
+				dst := h.out("dst", n*size)
+				var dl, bl *Buffer
+				if mode != "at-no-labels" {
+					dl, bl = h.outI32("dlabels", n), blab
+				}
+				var bo *Buffer
+				var at, astep Word
+				steps := []uint64{s.step}
+				offsets := []int{0}
+				if mode == "view" {
+					bo = h.inI32("order", s.rows)
+				} else {
+					bo = h.inI32("order", order)
+					at = Word{h.inout("at", []float32{0}), 0}
+					astep = Word{h.inout("astep", []float32{0, 0}), 0}
+					offsets = []int{3, 0, len(order) - n}
+					steps = []uint64{s.step, s.step + 7, 0x3_00000001}
+				}
+				for k, off := range offsets {
+					step := steps[k]
+					if at.Buf != nil {
+						mustNil(t, at.Buf.Upload([]float32{math.Float32frombits(uint32(off))}))
+						w := make([]float32, 2)
+						StepWords(w, step)
+						mustNil(t, astep.Buf.Upload(w))
+					}
+					rows := order[off : off+n]
+					if mode == "view" {
+						rows = s.rows
+					}
+					want := make([]float32, n*size)
+					img := make([]float32, size)
+					for i, r := range rows {
+						for j := range img {
+							img[j] = lut[j/(s.h*s.w)*256+int(src[int(r)*size+j])]
+						}
+						dr := s.aug.Draw(s.seed, step, uint64(r))
+						mustNil(t, s.aug.Apply(want[i*size:(i+1)*size], img, s.c, s.h, s.w, dr))
+					}
+					// The step argument is a decoy where the words give it.
+					mustNil(t, d.AugmentBatchAt(s.aug.Pad, s.aug.Flip, s.seed, s.step^0xF0F0, s.c, s.h, s.w,
+						bsrc, blut, bl, bo, at, astep, dst, dl))
+					if mode == "view" {
+						mustNil(t, d.AugmentBatchAt(s.aug.Pad, s.aug.Flip, s.seed, s.step, s.c, s.h, s.w,
+							bsrc, blut, bl, bo, at, astep, dst, dl))
+					}
+					checkSameBits(t, kv("offset", off)+": dst", h.read(dst), want)
+					if dl != nil {
+						wl := make([]int32, n)
+						for i, r := range rows {
+							wl[i] = labels[r]
+						}
+						checkExactI32(t, kv("offset", off)+": dlabels", h.readI32(dl), wl)
+					}
+				}
+				h.check()
+			})
+		}
+	}
+}
