@@ -228,7 +228,7 @@ func benchGraphed(w io.Writer, dev *gpu.Device, be backend.Backend, spec nn.Spec
 	if err := m.TrainStep(b, 1e-4, 0.9, 0); err != nil {
 		return err
 	}
-	g, err := m.RecordStep(b, ds, b.Idx)
+	g, err := m.RecordStep(b, ds, b.Idx, backend.AugmentParams{})
 	if errors.Is(err, nn.ErrNoGraphs) {
 		return nil
 	}
@@ -236,7 +236,7 @@ func benchGraphed(w io.Writer, dev *gpu.Device, be backend.Backend, spec nn.Spec
 		return fmt.Errorf("record the step: %w", err)
 	}
 	defer g.Free()
-	if err := g.Run(0, 1e-4, 0.9, 0); err != nil { // warm-up
+	if err := g.Run(0, 0, 1e-4, 0.9, 0); err != nil { // warm-up
 		return err
 	}
 	if err := be.Sync(); err != nil {
@@ -245,7 +245,7 @@ func benchGraphed(w io.Writer, dev *gpu.Device, be backend.Backend, spec nn.Spec
 	l0, mem := dev.Launches(), dev.MemStats()
 	t0 := time.Now()
 	for s := range steps {
-		if err := g.Run(0, 1e-4, 0.9, 0); err != nil {
+		if err := g.Run(0, 0, 1e-4, 0.9, 0); err != nil {
 			return fmt.Errorf("replayed step %d: %w", s+1, err)
 		}
 	}
@@ -582,6 +582,11 @@ func (t *timedBackend) ConcatBackward(n, hw int, cs []int, dy backend.Tensor, dx
 func (t *timedBackend) AugmentBatch(p backend.AugmentParams, n, c, h, w int, src, rows, dst backend.Tensor) error {
 	return t.time(fmt.Sprintf("augment N=%d,C=%d,H=%d,W=%d", n, c, h, w), 0, 0,
 		func() error { return t.be.AugmentBatch(p, n, c, h, w, src, rows, dst) })
+}
+
+func (t *timedBackend) GatherBatch(p backend.AugmentParams, n, c, h, w int, lut, src, labels, rows, dst, dlabels backend.Tensor) error {
+	return t.time(fmt.Sprintf("gather batch N=%d,C=%d,H=%d,W=%d", n, c, h, w), 0, 0,
+		func() error { return t.be.GatherBatch(p, n, c, h, w, lut, src, labels, rows, dst, dlabels) })
 }
 
 func (t *timedBackend) GatherImages(p backend.AugmentParams, n, c, h, w int, lut, src, rows, dst backend.Tensor) error {

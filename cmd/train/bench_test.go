@@ -89,7 +89,7 @@ func TestBenchSim(t *testing.T) {
 		"conv2d_fwd": 2, "conv2d_bwd_filter": 1, "conv2d_bwd_filter_bias": 1, "conv2d_bwd_filter_reduce_bias": 1, "conv2d_bwd_data": 1,
 		"conv2d_bwd_bias": 0, "maxpool_fwd": 1, "maxpool_dense_fwd": 0, "maxpool_dense_softmax": 1, "maxpool_bwd": 0, "maxpool_bwd_relu": 1, "relu_fwd": direct, "relu_bwd": 0,
 		"dense_fwd": 0, "dense_bwd_data": 0, "dense_bwd_weight": 0, "dense_bwd": 0, "dense_bwd_pool_relu": 1, "reduce_cols": 0, "softmax_ce": 0, "softmax_ce_mean": 0, "softmax_ce_metrics": 0, "count_correct": 0, "accumulate": 0,
-		"sgd_momentum": 0, "sgd_momentum_multi": 1, "gather_rows_f32": 0, "augment_batch": 1, "gather_rows_i32": 1,
+		"sgd_momentum": 0, "sgd_momentum_multi": 1, "gather_rows_f32": 0, "augment_batch": 0, "augment_batch_at": 1, "gather_rows_i32": 0,
 	} {
 		if launches[kernel] != want {
 			t.Errorf("kernel %s: %d launches in the table, want %d", kernel, launches[kernel], want)

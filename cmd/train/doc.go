@@ -425,13 +425,13 @@
 // batch, the forward and backward passes and the update, as a CUDA graph
 // on a GPU (the simulator records the launches and runs them again). Every
 // later step is one upload of the step's values (the batch's offset into
-// the epoch's order, the step count of the dropout masks, the learning
-// rate and the optimiser's scalars, which the recorded kernels read from
-// device memory) and one graph launch, where issuing it launch by launch
-// takes one driver call per kernel (train bench prints both; figures in
-// BENCHMARKS.md). The results are the same bits either way. The step is
-// not recorded, and runs launch by launch, with -augment (its kernel takes
-// the batch at an offset fixed when queued), -accum above 1 and -dist;
+// the epoch's order, the epoch of the augmentation's draws, the step count
+// of the dropout masks, the learning rate and the optimiser's scalars,
+// which the recorded kernels read from device memory) and one graph
+// launch, where issuing it launch by launch takes one driver call per
+// kernel (train bench prints both; figures in BENCHMARKS.md). The results
+// are the same bits either way. The step is not recorded, and runs launch
+// by launch, with -accum above 1 and -dist;
 // -graph=false turns recording off. -device cpu ignores the flag.
 //
 // -precision fp32 (the default) is float32 arithmetic throughout.
@@ -546,7 +546,7 @@
 // uploads per step, the time per step and the host's time to issue one
 // (on the simulator, the counts only):
 //
-//	graphed  20 step(s) replayed without synchronisation: 0.301 ms per step, 212624 images/s; host 1.20 µs per step to issue 1 graph launch(es) and 1 upload(s) (24 kernel launches recorded)
+//	graphed  20 step(s) replayed without synchronisation: 0.301 ms per step, 212624 images/s; host 1.20 µs per step to issue 1 graph launch(es) and 1 upload(s) (12 kernel launches recorded)
 //
 // Flags of train bench, besides -device (default gpu), -gpu, -precision,
 // -threads, -graph and -model as for train:

@@ -338,4 +338,10 @@ type Ops interface {
 	// zeros: every backend gives the same bits, those of Gather from the
 	// looked-up set followed by AugmentBatch.
 	GatherImages(p AugmentParams, n, c, h, w int, lut, src, rows, dst Tensor) error
+	// GatherBatch is GatherImages(p, n, c, h, w, lut, src, rows, dst) and
+	// Gather(1, labels, rows, dlabels): a batch's inputs and their labels
+	// (int32, one per image of src), the same results (the GPU backend in
+	// one launch). With rows an IndexViewAt (Graphs), the draw's step is
+	// read from its per-step values (StepVals.AugmentStep), not p.Step.
+	GatherBatch(p AugmentParams, n, c, h, w int, lut, src, labels, rows, dst, dlabels Tensor) error
 }

@@ -11,6 +11,7 @@ import "fmt"
 // host rewrites with one upload before each replay (SetStepVals):
 //
 //	the batch's offset into the epoch's order    an IndexViewAt of it
+//	the augmentation's step (the epoch)          GatherBatch through it
 //	the step of the dropout keys                 DropoutKey.At
 //	the optimiser's learning rate and scalars    Update.At (Adam's bias
 //	                                             corrections from its step)
@@ -29,7 +30,7 @@ type Graphs interface {
 	// IndexViewAt is IndexView with the offset read from vals (v.Offset)
 	// when an operation using the view runs, not when it is queued; the
 	// offset must lie in [0, idx.Len()−n] (SetStepVals checks it). Only
-	// Gather reads through such a view.
+	// Gather and GatherBatch read through such a view.
 	IndexViewAt(idx, vals Tensor, n int) (Tensor, error)
 	// BeginCapture starts recording the operations issued until
 	// EndCapture, which are then not run.
@@ -55,6 +56,9 @@ type StepVals struct {
 	// Offset is the batch's first element in the order that an
 	// IndexViewAt views.
 	Offset int
+	// AugmentStep is the Step of the augmentation draws of a GatherBatch
+	// through an IndexViewAt.
+	AugmentStep uint64
 	// DropoutStep is the Step of the dropout keys that carry At.
 	DropoutStep uint64
 	// Update is the update of the UpdateParams that carries At: its rule

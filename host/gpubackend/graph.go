@@ -15,14 +15,16 @@ import (
 // A per-step values tensor is float32 words, each read by the kernels of
 // the recorded step as gpu.Word:
 //
-//	[valOffset]          the batch's offset into the order (int32 bits): gather_batch_at_v1
+//	[valOffset]          the batch's offset into the order (int32 bits): gather_batch_at_v1, augment_batch_at_v1
+//	[valAugment, +2)     the augmentation draw's step, low then high 32 bits: augment_batch_at_v1
 //	[valDropout, +2)     the dropout keys' step, low then high 32 bits: dropout_at_v1
 //	[valUpdate, +10)     the optimiser's scalars: gpu.SGDWords (lr, momentum,
 //	                     weight decay) or gpu.AdamWords (gpu.AdamScalars)
 const (
 	valOffset  = 0
-	valDropout = 1
-	valUpdate  = 3
+	valAugment = 1
+	valDropout = 3
+	valUpdate  = 5
 	valWords   = valUpdate + gpu.AdamWords
 )
 
@@ -62,6 +64,7 @@ func (be *gpuBackend) SetStepVals(vals backend.Tensor, v backend.StepVals) error
 	}
 	var w [valWords]float32
 	w[valOffset] = math.Float32frombits(uint32(int32(v.Offset)))
+	gpu.StepWords(w[valAugment:], v.AugmentStep)
 	gpu.StepWords(w[valDropout:], v.DropoutStep)
 	u := v.Update
 	switch u.Rule {

@@ -102,7 +102,7 @@ func TestRecordedStepMatchesEager(t *testing.T) {
 			step := func(r *stepRig, s int, graph *nn.StepGraph) {
 				off := (s % 2) * batch
 				if graph != nil {
-					backendtest.MustNil(t, graph.Run(off, lrOf(s), momentum, wd))
+					backendtest.MustNil(t, graph.Run(off, 0, lrOf(s), momentum, wd))
 					return
 				}
 				view, err := r.be.IndexView(r.order, off, batch)
@@ -115,7 +115,7 @@ func TestRecordedStepMatchesEager(t *testing.T) {
 				backendtest.MustNil(t, r.m.ResetMetrics(r.b))
 				step(r, 0, nil) // the first step eagerly on both: it builds the tables
 			}
-			graph, err := rec.m.RecordStep(rec.b, rec.set, rec.order)
+			graph, err := rec.m.RecordStep(rec.b, rec.set, rec.order, backend.AugmentParams{})
 			backendtest.MustNil(t, err)
 			defer graph.Free()
 			if graph.Kernels() < 5 {
@@ -168,7 +168,8 @@ func checkSame(t *testing.T, when string, want, got [][]float32) {
 
 // TestTrainerGraph trains two epochs with Config.Graph on and off on the
 // simulator (a cosine schedule: a new learning rate every step; progress
-// reports and checkpoints reading the metrics between steps) and requires
+// reports and checkpoints reading the metrics between steps; with and
+// without augmentation, whose draws change with the epoch) and requires
 // the same epoch metrics and parameters, bit for bit, with the steps after
 // the first replayed.
 func TestTrainerGraph(t *testing.T) {
@@ -179,6 +180,12 @@ func TestTrainerGraph(t *testing.T) {
 	layers, err := nn.ParseSpec("conv4x3x3,relu,maxpool2,dropout20,dense10")
 	backendtest.MustNil(t, err)
 	spec := nn.Spec{C: 1, H: 12, W: 12, Loss: nn.SoftmaxCE, Layers: layers}
+	for _, aug := range []data.Augment{{}, {Pad: 2, Flip: true}} {
+		t.Run("augment="+aug.String(), func(t *testing.T) { testTrainerGraph(t, trainSet, test, spec, aug) })
+	}
+}
+
+func testTrainerGraph(t *testing.T, trainSet, test *data.Dataset, spec nn.Spec, aug data.Augment) {
 	run := func(graph bool) ([]train.EpochMetrics, [][]float32, bool) {
 		dev, err := gpu.OpenSim(gpu.SimOptions{})
 		backendtest.MustNil(t, err)
@@ -192,7 +199,7 @@ func TestTrainerGraph(t *testing.T) {
 		saves := 0
 		cfg := train.Config{Epochs: 2, Batch: 16, LR: 0.05, Momentum: 0.9, WeightDecay: 1e-4,
 			Schedule: train.Schedule{Kind: train.CosineLR}, Seed: 3, Graph: graph,
-			Optimizer: nn.Optimizer{Kind: nn.SGD, Nesterov: true}, ProgressEvery: 2, OnProgress: func(train.Progress) {},
+			Optimizer: nn.Optimizer{Kind: nn.SGD, Nesterov: true}, ProgressEvery: 2, OnProgress: func(train.Progress) {}, Augment: aug,
 			CheckpointEvery: 3, OnCheckpoint: func() error { saves++; return nil }}
 		tr, err := train.NewTrainer(m, trainSet, test, cfg)
 		backendtest.MustNil(t, err)

@@ -16,7 +16,8 @@ import (
 //
 // The recorded step reads what changes from step to step from a per-step
 // values tensor that Run rewrites before each replay: the batch's offset
-// into the order, the step of the dropout keys (Steps), and the
+// into the order, the augmentation's step (the epoch), the step of the
+// dropout keys (Steps), and the
 // optimiser's learning rate, momentum, weight decay and (Adam) the bias
 // corrections of its step. Everything else is fixed when recording: the
 // batch, the set, the order tensor (its contents may change: a new
@@ -37,11 +38,12 @@ type StepGraph struct {
 var ErrNoGraphs = errors.New("host: the backend does not record steps")
 
 // RecordStep records one training step of b, its batch gathered from the
-// rows order[off .. off+b.N) of s, off given to each Run. Nothing runs
-// while recording. Record after one step taken with TrainStep on the same
+// rows order[off .. off+b.N) of s and augmented by aug (its Step ignored:
+// each Run gives the step of the draws), off given to each Run. Nothing
+// runs while recording. Record after one step taken with TrainStep on the same
 // batch and optimiser (it builds the backend's tables a step reuses: a
 // recording allocates nothing and copies nothing to or from the host).
-func (m *Model) RecordStep(b *Batch, s *DeviceSet, order backend.Tensor) (*StepGraph, error) {
+func (m *Model) RecordStep(b *Batch, s *DeviceSet, order backend.Tensor, aug backend.AugmentParams) (*StepGraph, error) {
 	g, ok := m.be.(backend.Graphs)
 	if !ok {
 		return nil, ErrNoGraphs
@@ -65,7 +67,7 @@ func (m *Model) RecordStep(b *Batch, s *DeviceSet, order backend.Tensor) (*StepG
 	}
 	steps := m.steps
 	m.at = sg.vals
-	err = m.LoadIndexed(b, s, sg.view)
+	err = m.LoadAugmented(b, s, sg.view, aug)
 	if err == nil {
 		// The hyperparameters recorded here are never used: the update
 		// reads this step's from the per-step values.
@@ -87,14 +89,15 @@ func (m *Model) RecordStep(b *Batch, s *DeviceSet, order backend.Tensor) (*StepG
 func (sg *StepGraph) Kernels() int { return sg.replay.Kernels() }
 
 // Run queues one step: the step's values (the batch at off in the order,
-// the model's step count, the update of lr, momentum and weightDecay) in
-// one upload, then the replay; it counts the step (Steps) as Update does.
-func (sg *StepGraph) Run(off int, lr, momentum, weightDecay float32) error {
+// the augmentation's step augStep, the model's step count, the update of
+// lr, momentum and weightDecay) in one upload, then the replay; it counts
+// the step (Steps) as Update does.
+func (sg *StepGraph) Run(off int, augStep uint64, lr, momentum, weightDecay float32) error {
 	m := sg.m
 	if sg.replay == nil {
 		return fmt.Errorf("host: recorded step: freed")
 	}
-	v := backend.StepVals{Offset: off, DropoutStep: uint64(m.steps), Update: m.updateOf(lr, momentum, weightDecay)}
+	v := backend.StepVals{Offset: off, AugmentStep: augStep, DropoutStep: uint64(m.steps), Update: m.updateOf(lr, momentum, weightDecay)}
 	if v.Update.Rule != sg.rule {
 		return fmt.Errorf("host: recorded step: recorded with the %v update, the model now has %v: record again", sg.rule, v.Update.Rule)
 	}

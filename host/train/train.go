@@ -117,10 +117,10 @@ type Config struct {
 
 	// Graph records the training step once, after the first step of a
 	// run, and replays it for every later step (nn.Model.RecordStep),
-	// when the backend records steps (the GPU backend), the step is one
-	// batch on one process (Accum ≤ 1, no Comm) and there is no
-	// augmentation; otherwise, or without Graph, every step is issued
-	// operation by operation. Both give the same bits.
+	// when the backend records steps (the GPU backend) and the step is one
+	// batch on one process (Accum ≤ 1, no Comm); otherwise, or without
+	// Graph, every step is issued operation by operation. Both give the
+	// same bits.
 	Graph bool `json:",omitempty"`
 
 	// Augment is the training augmentation (the zero value: none): each
@@ -597,16 +597,20 @@ func (t *Trainer) newViews() error {
 
 // recordStep records the training step (Config.Graph) after an eager one,
 // once, where it can be: a backend that records, one batch on one
-// process, no augmentation.
+// process.
 func (t *Trainer) recordStep() error {
 	if t.noGraph || t.graph != nil {
 		return nil
 	}
-	if !t.cfg.Graph || t.micro != nil || t.dev != nil || t.cfg.Comm != nil || t.cfg.Augment != (data.Augment{}) {
+	if !t.cfg.Graph || t.micro != nil || t.dev != nil || t.cfg.Comm != nil {
 		t.noGraph = true
 		return nil
 	}
-	g, err := t.m.RecordStep(t.batch, t.train, t.order)
+	var p backend.AugmentParams
+	if a := t.cfg.Augment; a != (data.Augment{}) {
+		p = backend.AugmentParams{Pad: a.Pad, Flip: a.Flip, Seed: t.cfg.Seed}
+	}
+	g, err := t.m.RecordStep(t.batch, t.train, t.order, p)
 	if errors.Is(err, nn.ErrNoGraphs) {
 		t.noGraph = true
 		return nil
@@ -789,7 +793,7 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 		case t.micro != nil:
 			err = t.accumStep(s, lr)
 		case t.graph != nil:
-			err = t.graph.Run(s*cfg.Batch, float32(lr), float32(cfg.Momentum), float32(cfg.WeightDecay))
+			err = t.graph.Run(s*cfg.Batch, uint64(t.epoch), float32(lr), float32(cfg.Momentum), float32(cfg.WeightDecay))
 		default:
 			if err = t.loadTraining(b, t.orderViews[s]); err == nil {
 				err = m.TrainStep(b, float32(lr), float32(cfg.Momentum), float32(cfg.WeightDecay))
