@@ -27,8 +27,11 @@ type Graph struct {
 // BeginCapture starts recording: until EndCapture, launches and
 // device-to-device copies are recorded instead of run. While recording,
 // what cannot be part of a graph is refused with an error wrapping
-// ErrCapturing: creating a buffer (its zeroing is a launch), uploading, downloading, synchronising and recording events. A failed
-// call leaves the recording going; EndCapture ends it either way.
+// ErrCapturing: creating a buffer (its zeroing is a launch), uploading,
+// downloading, synchronising and recording events. A failed call leaves
+// the recording going; EndCapture ends it either way. Workspaces that
+// recorded launches take from the buffer cache stay with the graph until
+// it is destroyed.
 func (d *Device) BeginCapture() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
