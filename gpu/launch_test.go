@@ -313,11 +313,6 @@ func TestLaunchers(t *testing.T) {
 		{"gather_batch_at_v1", func() error { return d.GatherBatchAt(4, isrc, nil, idx, Word{}, idst, nil) }, 1,
 			map[string]uint64{"x": P(isrc), "labels": 0, "order": P(idx), "at": 0, "dx": P(idst),
 				"dlabels": 0, "rows": 6, "rowLen": 4, "orderLen": 6, "srcRows": 10}},
-		{"dropout_at_v1", func() error {
-			return d.DropoutAt(DropoutKey{Seed: 0x11111111_22222222, Stream: 5, Step: 99}, 0.25, e1, e2, Word{words, 1})
-		}, 1,
-			map[string]uint64{"x": P(e1), "y": P(e2), "n": 1000, "p": F32(0.25), "seed_lo": 0x22222222,
-				"seed_hi": 0x11111111, "stream": 5, "step": P(words) + 4}},
 		{"sgd_momentum_multi_at_v1", func() error { return d.SGDMomentumMultiAt(sgdTab, Word{words, 13}) }, 4,
 			map[string]uint64{"table": P(sgdTab.buf), "count": 1, "s": P(words) + 52}},
 		{"sgd_nesterov_multi_at_v1", func() error { return d.SGDNesterovMultiAt(sgdTab, Word{words, 0}) }, 4,

@@ -10,6 +10,7 @@ import (
 )
 
 func init() {
+	launcherTestedElsewhere["dropout_at_v1"] = true // TestElementwiseLaunchers
 	plainConformance = append(plainConformance,
 		conformanceCase{"gather_batch_at_v1", []string{"gather_batch_at_v1"}, testGatherBatchAt},
 		conformanceCase{"dropout_at_v1", []string{"dropout_at_v1"}, testDropoutAt},

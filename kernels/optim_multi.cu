@@ -7,11 +7,13 @@
 //	sgd_momentum_multi_v1  sgd_momentum_v1 over a table of tensors.
 //	sgd_nesterov_multi_v1  sgd_nesterov_v1 over a table of tensors.
 //	adam_multi_v1          adam_v1 over a table of tensors.
-//	sgd_momentum_multi_at_v1, sgd_nesterov_multi_at_v1, adam_multi_at_v1
-//	                       the v1 kernels with the step's scalars read from
-//	                       device memory (s[0..]) when the kernel runs, so
+//	sgd_momentum_multi_at_v1  sgd_momentum_multi_v1 with lr, momentum and weight decay
+//	                       read from device memory (s[0..2]) when it runs, so
 //	                       that a recorded step (a CUDA graph) takes a new
-//	                       learning rate and step each time it is replayed.
+//	                       learning rate each time it is replayed.
+//	sgd_nesterov_multi_at_v1  sgd_nesterov_multi_v1, the scalars read likewise.
+//	adam_multi_at_v1       adam_multi_v1 with its ten scalars (the bias
+//	                       corrections of the step) read likewise (s[0..9]).
 //
 // The table (device memory, built once by the host) holds, for each tensor
 // e < count, kTableWords 64-bit words:
