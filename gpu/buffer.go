@@ -74,6 +74,10 @@ func (d *Device) newBuffer(n int, t DType) (*Buffer, error) {
 	if d.closed {
 		return nil, fmt.Errorf("gpu: new %s buffer: device %w", t, ErrClosed)
 	}
+	// A new buffer is zeroed by a launch, which a recording would replay.
+	if err := d.notCapturing(fmt.Sprintf("new %s buffer of %d elements", t, n)); err != nil {
+		return nil, err
+	}
 	size := (int64(n)*int64(t.Size()) + allocAlign - 1) / allocAlign * allocAlign
 	var p DevicePtr
 	if free := d.pool[size]; len(free) > 0 {
@@ -195,10 +199,14 @@ func (b *Buffer) Upload(src []float32) error {
 	if err := b.checkCopy("upload", Float32, len(src)); err != nil {
 		return err
 	}
+	if err := b.d.notCapturing("upload"); err != nil {
+		return err
+	}
 	if err := b.d.drv.MemcpyHtoD(b.ptr, f32Bytes(src)); err != nil {
 		return fmt.Errorf("gpu: upload %d float32 to %v: %w", len(src), b, err)
 	}
 	b.d.stats.HtoDBytes += 4 * int64(len(src))
+	b.d.stats.HtoDCopies++
 	return nil
 }
 
@@ -209,10 +217,14 @@ func (b *Buffer) UploadInt32(src []int32) error {
 	if err := b.checkCopy("upload", Int32, len(src)); err != nil {
 		return err
 	}
+	if err := b.d.notCapturing("upload"); err != nil {
+		return err
+	}
 	if err := b.d.drv.MemcpyHtoD(b.ptr, i32Bytes(src)); err != nil {
 		return fmt.Errorf("gpu: upload %d int32 to %v: %w", len(src), b, err)
 	}
 	b.d.stats.HtoDBytes += 4 * int64(len(src))
+	b.d.stats.HtoDCopies++
 	return nil
 }
 
@@ -223,10 +235,14 @@ func (b *Buffer) UploadUint8(src []uint8) error {
 	if err := b.checkCopy("upload", Uint8, len(src)); err != nil {
 		return err
 	}
+	if err := b.d.notCapturing("upload"); err != nil {
+		return err
+	}
 	if err := b.d.drv.MemcpyHtoD(b.ptr, src); err != nil {
 		return fmt.Errorf("gpu: upload %d uint8 to %v: %w", len(src), b, err)
 	}
 	b.d.stats.HtoDBytes += int64(len(src))
+	b.d.stats.HtoDCopies++
 	return nil
 }
 
@@ -238,10 +254,14 @@ func (b *Buffer) Download(dst []float32) error {
 	if err := b.checkCopy("download", Float32, len(dst)); err != nil {
 		return err
 	}
+	if err := b.d.notCapturing("download"); err != nil {
+		return err
+	}
 	if err := b.d.drv.MemcpyDtoH(f32Bytes(dst), b.ptr); err != nil {
 		return fmt.Errorf("gpu: download %d float32 from %v: %w", len(dst), b, err)
 	}
 	b.d.stats.DtoHBytes += 4 * int64(len(dst))
+	b.d.stats.DtoHCopies++
 	return nil
 }
 
@@ -252,10 +272,14 @@ func (b *Buffer) DownloadInt32(dst []int32) error {
 	if err := b.checkCopy("download", Int32, len(dst)); err != nil {
 		return err
 	}
+	if err := b.d.notCapturing("download"); err != nil {
+		return err
+	}
 	if err := b.d.drv.MemcpyDtoH(i32Bytes(dst), b.ptr); err != nil {
 		return fmt.Errorf("gpu: download %d int32 from %v: %w", len(dst), b, err)
 	}
 	b.d.stats.DtoHBytes += 4 * int64(len(dst))
+	b.d.stats.DtoHCopies++
 	return nil
 }
 
@@ -266,10 +290,14 @@ func (b *Buffer) DownloadUint8(dst []uint8) error {
 	if err := b.checkCopy("download", Uint8, len(dst)); err != nil {
 		return err
 	}
+	if err := b.d.notCapturing("download"); err != nil {
+		return err
+	}
 	if err := b.d.drv.MemcpyDtoH(dst, b.ptr); err != nil {
 		return fmt.Errorf("gpu: download %d uint8 from %v: %w", len(dst), b, err)
 	}
 	b.d.stats.DtoHBytes += int64(len(dst))
+	b.d.stats.DtoHCopies++
 	return nil
 }
 

@@ -243,6 +243,74 @@ func TestCUDADriverMock(t *testing.T) {
 		}
 	}
 
+	// A graph: a launch and a device-to-device copy recorded (not run)
+	// from different threads, host copies and synchronisation refused
+	// while recording, then the graph replayed twice.
+	call(func() {
+		if err = drv.MemcpyHtoD(b, make([]byte, 4*(nf+1))); err == nil {
+			err = drv.BeginCapture()
+		}
+	})
+	if err != nil {
+		t.Fatalf("begin capture: %v", err)
+	}
+	call(func() {
+		err = drv.Launch(fill, Dim3{1, 1, 1}, Dim3{32, 1, 1}, 0,
+			[]uint64{uint64(b), uint64(int64(int32(nf))), uint64(math.Float32bits(3.5))})
+	})
+	if err != nil {
+		t.Fatalf("launch mock_fill while capturing: %v", err)
+	}
+	call(func() { err = drv.MemcpyDtoD(b+4*nf, b, 4) })
+	if err != nil {
+		t.Fatalf("copy on device while capturing: %v", err)
+	}
+	for name, f := range map[string]func() error{
+		"MemcpyHtoD":  func() error { return drv.MemcpyHtoD(b, got[:4]) },
+		"MemcpyDtoH":  func() error { return drv.MemcpyDtoH(got[:4], b) },
+		"Synchronize": drv.Synchronize,
+	} {
+		call(func() { err = f() })
+		if err == nil || !strings.Contains(err.Error(), "CUDA error 900") {
+			t.Errorf("%s while capturing: error = %v, want CUDA error 900 (capture unsupported)", name, err)
+		}
+	}
+	var gr graph
+	call(func() { gr, err = drv.EndCapture() })
+	if err != nil {
+		t.Fatalf("end capture: %v", err)
+	}
+	call(func() { err = drv.MemcpyDtoH(got[:4*(nf+1)], b) })
+	if err != nil {
+		t.Fatalf("download after capture: %v", err)
+	}
+	for i := 0; i < nf+1; i++ {
+		if g := math.Float32frombits(binary.LittleEndian.Uint32(got[4*i:])); g != 0 {
+			t.Errorf("after capture, before launch: out[%d] = %g, want 0 (recorded, not run)", i, g)
+		}
+	}
+	for rep := range 2 {
+		call(func() {
+			if err = drv.MemcpyHtoD(b, make([]byte, 4*(nf+1))); err == nil {
+				if err = gr.Launch(); err == nil {
+					err = drv.MemcpyDtoH(got[:4*(nf+1)], b)
+				}
+			}
+		})
+		if err != nil {
+			t.Fatalf("graph launch %d: %v", rep+1, err)
+		}
+		for i := 0; i < nf+1; i++ {
+			if g := math.Float32frombits(binary.LittleEndian.Uint32(got[4*i:])); g != 3.5 {
+				t.Errorf("graph launch %d: out[%d] = %g, want 3.5 (fill of %d, then the copy of out[0] to out[%d])", rep+1, i, g, nf, nf)
+			}
+		}
+	}
+	call(func() { err = gr.Destroy() })
+	if err != nil {
+		t.Errorf("destroy graph: %v", err)
+	}
+
 	call(func() { err = drv.Launch(echo, Dim3{0, 1, 1}, block, 0, args) })
 	if err == nil || !strings.Contains(err.Error(), "gpu: launch mock_echo: bad configuration") {
 		t.Errorf("Launch(grid 0) error = %v, want bad configuration", err)

@@ -60,12 +60,25 @@ type Device struct {
 	pool  map[int64][]DevicePtr // freed allocations by rounded size, reused before allocating
 	stats MemStats
 
-	launches int64 // kernels launched (Launches)
+	launches      int64 // kernels and graphs launched (Launches)
+	graphLaunches int64 // graphs launched (GraphLaunches)
+	capturing     bool  // between BeginCapture and EndCapture
+	captured      int   // launches recorded since BeginCapture
+	// held are the workspaces that launches recorded since BeginCapture
+	// use: not back in the cache while a graph may replay them.
+	held []heldScratch
+}
+
+// heldScratch is a workspace (scratchLocked) that a graph keeps.
+type heldScratch struct {
+	p    DevicePtr
+	size int64
 }
 
 // Launches returns the number of kernels launched on the device since
 // Open or OpenSim, on a GPU as on the simulator: the launches of a
-// training step are the difference across it.
+// training step are the difference across it. A graph's replay counts
+// once (Graph.Launch); the launches recorded into a graph do not count.
 func (d *Device) Launches() int64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -85,6 +98,8 @@ type MemStats struct {
 	// HtoDBytes, DtoHBytes and DtoDBytes count the bytes copied by Upload,
 	// Download and CopyFrom.
 	HtoDBytes, DtoHBytes, DtoDBytes int64
+	// HtoDCopies and DtoHCopies count the uploads and downloads.
+	HtoDCopies, DtoHCopies int64
 }
 
 // SimOptions configures the PTX simulator behind OpenSim.
@@ -299,6 +314,9 @@ func (d *Device) Synchronize() error {
 	if d.closed {
 		return fmt.Errorf("gpu: synchronize: device %w", ErrClosed)
 	}
+	if err := d.notCapturing("synchronize"); err != nil {
+		return err
+	}
 	if err := d.drv.Synchronize(); err != nil {
 		return fmt.Errorf("gpu: synchronize: %w", err)
 	}
@@ -401,6 +419,9 @@ func (d *Device) NewEvent() (*Event, error) {
 func (e *Event) Record() error {
 	e.d.mu.Lock()
 	defer e.d.mu.Unlock()
+	if err := e.d.notCapturing("record event"); err != nil {
+		return err
+	}
 	if err := e.e.Record(); err != nil {
 		return fmt.Errorf("gpu: record event: %w", err)
 	}

@@ -45,7 +45,23 @@ type driver interface {
 
 	NewEvent() (event, error)
 
+	// BeginCapture starts recording the launches and device-to-device
+	// copies issued until EndCapture into a graph, instead of running
+	// them (CUDA stream capture on a GPU).
+	BeginCapture() error
+	// EndCapture ends the recording and returns the graph, ready to
+	// launch.
+	EndCapture() (graph, error)
+
 	Close() error
+}
+
+// graph is a recorded sequence of launches and copies.
+type graph interface {
+	// Launch runs the recorded work once, asynchronously, in order with
+	// the other work of the driver.
+	Launch() error
+	Destroy() error
 }
 
 // module is a loaded PTX module.

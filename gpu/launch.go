@@ -122,7 +122,11 @@ func (d *Device) launch(id kernelID, grid, block Dim3, shared int, args ...arg) 
 	if err := d.drv.Launch(d.fns[id], grid, block, shared, d.args[:len(args)]); err != nil {
 		return err
 	}
-	d.launches++
+	if d.capturing {
+		d.captured++
+	} else {
+		d.launches++
+	}
 	return nil
 }
 

@@ -138,3 +138,96 @@ func (d *Device) augmentBatchU8(pad int, flip bool, seed, step uint64, c, h, w i
 		argI32(n), argI32(c), argI32(h), argI32(w), argI32(pad), argI32(f),
 		argU32(uint32(seed)), argU32(uint32(seed>>32)), argU32(uint32(step)), argU32(uint32(step>>32)))
 }
+
+// AugmentBatchAt gathers, in one launch of augment_batch_at_v1, the images
+// that AugmentBatchU8 gathers (the same bits) and, when labels is not nil,
+// their labels (int32, one per image of src), for the rows order[off + i],
+// i < dst's images: off is the int32 word at when at.Buf is not nil (read
+// when the kernel runs), else 0 (order is then the batch's own rows); the
+// draw's step is the two words astep (low, high) when astep.Buf is not
+// nil, else step. The kernel writes nothing for an offset outside [0,
+// order.Len() − N] and skips a row outside the images of src: the caller
+// keeps both in range.
+func (d *Device) AugmentBatchAt(pad int, flip bool, seed, step uint64, c, h, w int, src, lut, labels, order *Buffer, at, astep Word, dst, dlabels *Buffer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	if c > 0 && h > 0 && w > 0 && dst != nil {
+		n = dst.n / max(1, c*h*w)
+	}
+	if err := d.augmentBatchAt(pad, flip, seed, step, c, h, w, src, lut, labels, order, at, astep, dst, dlabels); err != nil {
+		return launchErr(kAugmentAt, augShape{n, c, h, w, pad}, err)
+	}
+	return nil
+}
+
+func (d *Device) augmentBatchAt(pad int, flip bool, seed, step uint64, c, h, w int, src, lut, labels, order *Buffer, at, astep Word, dst, dlabels *Buffer) error {
+	if src == nil || order == nil || dst == nil {
+		return fmt.Errorf("src, order or dst is nil: %w", geom.ErrGeometry)
+	}
+	if pad < 0 || pad > MaxAugmentPad {
+		return fmt.Errorf("padding %d outside [0, %d]: %w", pad, MaxAugmentPad, geom.ErrGeometry)
+	}
+	if err := dims([]int{c, h, w}, []int{c, h, w}, []int{c, 256}); err != nil {
+		return err
+	}
+	size := c * h * w
+	if src.n%size != 0 || dst.n%size != 0 {
+		return fmt.Errorf("src (%d) or dst (%d) is not whole images of %d×%d×%d: %w", src.n, dst.n, c, h, w, geom.ErrGeometry)
+	}
+	n, srcRows := dst.n/size, src.n/size
+	if err := dims([]int{n}, []int{n, size + 1}); err != nil {
+		return err
+	}
+	if err := d.need("src", src, Uint8, src.n); err != nil {
+		return err
+	}
+	if err := d.need("lut", lut, Float32, c*256); err != nil {
+		return err
+	}
+	if err := d.needAtLeast("order", order, Int32, n); err != nil {
+		return err
+	}
+	if err := d.need("dst", dst, Float32, n*size); err != nil {
+		return err
+	}
+	if dst == lut {
+		return fmt.Errorf("dst is lut: %w", geom.ErrGeometry)
+	}
+	if (labels == nil) != (dlabels == nil) {
+		return fmt.Errorf("labels and dlabels: both or neither: %w", geom.ErrGeometry)
+	}
+	total := n * size
+	if labels != nil {
+		if err := d.need("labels", labels, Int32, srcRows); err != nil {
+			return err
+		}
+		if err := d.need("dlabels", dlabels, Int32, n); err != nil {
+			return err
+		}
+		total += n
+	}
+	off, as := argPtr(nil), argPtr(nil)
+	var err error
+	if at.Buf != nil {
+		if off, err = d.wordPtr("at", at, 1); err != nil {
+			return err
+		}
+	} else if order.n != n {
+		return fmt.Errorf("order has %d elements for %d images and no offset word: %w", order.n, n, geom.ErrGeometry)
+	}
+	if astep.Buf != nil {
+		if as, err = d.wordPtr("astep", astep, 2); err != nil {
+			return err
+		}
+	}
+	f := 0
+	if flip {
+		f = 1
+	}
+	grid, block := linear(total)
+	return d.launch(kAugmentAt, grid, block, 0, argPtr(src), argPtr(lut), argPtr(labels), argPtr(order), off, as,
+		argPtr(dst), argPtr(dlabels), argI32(n), argI32(c), argI32(h), argI32(w), argI32(pad), argI32(f),
+		argU32(uint32(seed)), argU32(uint32(seed>>32)), argU32(uint32(step)), argU32(uint32(step>>32)),
+		argI32(order.n), argI32(srcRows))
+}

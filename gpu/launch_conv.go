@@ -73,6 +73,30 @@ func (d *Device) conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw *Buffer) error 
 		argI32(g.P()), argI32(g.Q()), argI32(g.StrideH), argI32(g.StrideW), argI32(g.PadH), argI32(g.PadW))
 }
 
+// conv2DBackwardFilterBias launches conv2d_bwd_filter_bias_v1: dw as
+// conv2d_bwd_filter_v1_direct and db as conv2d_bwd_bias_v1, in one launch.
+func (d *Device) conv2DBackwardFilterBias(g geom.ConvGeom, x, dy, dw, db *Buffer) error {
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	if err := d.need("x", x, Float32, g.XLen()); err != nil {
+		return err
+	}
+	if err := d.need("dy", dy, Float32, g.YLen()); err != nil {
+		return err
+	}
+	if err := d.need("dw", dw, Float32, g.WLen()); err != nil {
+		return err
+	}
+	if err := d.need("db", db, Float32, g.K); err != nil {
+		return err
+	}
+	grid, block := perBlock(g.WLen() + g.K)
+	return d.launch(kConvBwdFilterBias, grid, block, 0, argPtr(x), argPtr(dy), argPtr(dw), argPtr(db),
+		argI32(g.N), argI32(g.C), argI32(g.H), argI32(g.W), argI32(g.K), argI32(g.R), argI32(g.S),
+		argI32(g.P()), argI32(g.Q()), argI32(g.StrideH), argI32(g.StrideW), argI32(g.PadH), argI32(g.PadW))
+}
+
 // Conv2DBackwardBias overwrites db with ∂E/∂b[k] = Σ_n Σ_p Σ_q dy[n,k,p,q].
 // dy is (N,K,P,Q), db is (K). Kernel conv2d_bwd_bias_v1, grid K.
 func (d *Device) Conv2DBackwardBias(g geom.ConvGeom, dy, db *Buffer) error {

@@ -330,10 +330,43 @@ func (d *Device) convBackwardFilterAlgo(a ConvAlgo, g geom.ConvGeom, x, dy, dw *
 	return d.convBackwardFilterKernel(d.kernelFor(a, ConvBwdFilter, g), g, x, dy, dw)
 }
 
+// Conv2DBackwardFilterBias is Conv2DBackwardFilter and, when db is not
+// nil, Conv2DBackwardBias (db (K) = Σ_n Σ_p Σ_q dy[n,k,p,q]), the same
+// bits, the bias in the launch that ends the weight gradient where there
+// is one to share: with the direct kernel, conv2d_bwd_filter_bias_v1 (one
+// launch for both); with a split implicit GEMM, its second pass
+// conv2d_bwd_filter_reduce_bias_v1; otherwise a launch of
+// conv2d_bwd_bias_v1 of its own.
+func (d *Device) Conv2DBackwardFilterBias(g geom.ConvGeom, x, dy, dw, db *Buffer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.convBackwardFilterKernelBias(wgradKernel(d.convAlgoFor(ConvBwdFilter, g), g), g, x, dy, dw, db)
+}
+
 // convBackwardFilterKernel runs bwd-filter kernel id on g (and the split-K
 // second pass when g is split).
 func (d *Device) convBackwardFilterKernel(id kernelID, g geom.ConvGeom, x, dy, dw *Buffer) error {
+	return d.convBackwardFilterKernelBias(id, g, x, dy, dw, nil)
+}
+
+// convBackwardFilterKernelBias is convBackwardFilterKernel and, when db is
+// not nil, the bias gradient (Conv2DBackwardFilterBias).
+func (d *Device) convBackwardFilterKernelBias(id kernelID, g geom.ConvGeom, x, dy, dw, db *Buffer) error {
+	if db != nil {
+		if err := g.Validate(); err != nil {
+			return launchErr(id, g, err)
+		}
+		if err := d.need("db", db, Float32, g.K); err != nil {
+			return launchErr(id, g, err)
+		}
+	}
 	if id == kConvBwdFilter {
+		if db != nil {
+			if err := d.conv2DBackwardFilterBias(g, x, dy, dw, db); err != nil {
+				return launchErr(kConvBwdFilterBias, g, err)
+			}
+			return nil
+		}
 		if err := d.conv2DBackwardFilter(g, x, dy, dw); err != nil {
 			return launchErr(id, g, err)
 		}
@@ -352,6 +385,11 @@ func (d *Device) convBackwardFilterKernel(id kernelID, g geom.ConvGeom, x, dy, d
 		if err := d.launchConv(id, grid, block, g, []arg{argPtr(x), argPtr(dy), argPtr(dw)}, tps); err != nil {
 			return launchErr(id, g, err)
 		}
+		if db != nil {
+			if err := d.conv2DBackwardBias(g, dy, db); err != nil {
+				return launchErr(kConvBwdBias, g, err)
+			}
+		}
 		return nil
 	}
 	ws, size, err := d.scratchLocked(splits * g.K * crs)
@@ -366,6 +404,14 @@ func (d *Device) convBackwardFilterKernel(id kernelID, g geom.ConvGeom, x, dy, d
 	}
 	n := g.K * crs
 	rg, rb := linear(n)
+	if db != nil {
+		rg.X += g.K
+		if err := d.launch(kConvBwdFilterReduceBias, rg, rb, 0, argDev(ws), argPtr(dw), argPtr(dy), argPtr(db),
+			argI32(splits), argI32(n), argI32(g.N), argI32(g.K), argI32(g.P()*g.Q())); err != nil {
+			return launchErr(kConvBwdFilterReduceBias, g, err)
+		}
+		return nil
+	}
 	if err := d.launch(kConvBwdFilterReduce, rg, rb, 0, argDev(ws), argPtr(dw), argI32(splits), argI32(n)); err != nil {
 		return launchErr(kConvBwdFilterReduce, g, err)
 	}
@@ -399,8 +445,15 @@ func (d *Device) scratchLocked(n int) (DevicePtr, int64, error) {
 	return p, size, nil
 }
 
-// releaseScratchLocked returns a workspace from scratchLocked to the cache.
+// releaseScratchLocked returns a workspace from scratchLocked to the cache;
+// while a graph is being recorded it is kept for the graph instead (its
+// replays write it), and goes back to the cache when the graph is
+// destroyed.
 func (d *Device) releaseScratchLocked(p DevicePtr, size int64) {
+	if d.capturing {
+		d.held = append(d.held, heldScratch{p, size})
+		return
+	}
 	d.pool[size] = append(d.pool[size], p)
 	d.stats.BytesInUse -= size
 	d.stats.BytesCached += size

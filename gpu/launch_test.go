@@ -62,6 +62,10 @@ func (f *fakeDriver) Launch(fn function, grid, block Dim3, shared int, args []ui
 func (f *fakeDriver) Synchronize() error       { return nil }
 func (f *fakeDriver) NewEvent() (event, error) { return nil, errors.New("fake: no events") }
 func (f *fakeDriver) Close() error             { return nil }
+func (f *fakeDriver) BeginCapture() error      { return errors.New("fake: no graphs") }
+func (f *fakeDriver) EndCapture() (graph, error) {
+	return nil, errors.New("fake: no graphs")
+}
 
 // launcherTestedElsewhere names kernels whose launchers other tests check
 // argument by argument (multi-dimensional grids: launch_igemm_test.go).
@@ -192,6 +196,21 @@ func TestLaunchers(t *testing.T) {
 	src, idx, dst := mustF32(t, d, 10*4), mustI32(t, d, 6), mustF32(t, d, 6*4)
 	isrc, idst := mustI32(t, d, 10*4), mustI32(t, d, 6*4)
 	P := func(b *Buffer) uint64 { return uint64(b.ptr) }
+	// maxpool_dense_fwd_v1's dense layer: 5 outputs of the 3·4·3 pooled values.
+	pw, db5, pz := mustF32(t, d, 5*3*4*3), mustF32(t, d, 5), mustF32(t, d, 2*5)
+	plab, prows := mustI32(t, d, 2), mustF32(t, d, 5)
+	// augment_batch_at_v1's: 10 images of 1×2×2 bytes, 6 gathered.
+	asrc, alut, adst := mustU8(t, d, 10*4), mustF32(t, d, 256), mustF32(t, d, 6*4)
+	// The _at kernels' operands: a words buffer, a longer order, labels.
+	words, order, labels, dlabels := mustF32(t, d, 16), mustI32(t, d, 16), mustI32(t, d, 10), mustI32(t, d, 6)
+	sgdTab, err := d.NewParamTable([]ParamSet{{P: e1, G: e2, M: e3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adamTab, err := d.NewParamTable([]ParamSet{{P: e1, G: e2, M: e3, V: e4}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	convArgs := map[string]uint64{"N": 2, "C": 3, "H": 9, "W": 8, "K": 4, "R": 3, "S": 2, "P": 5, "Q": 7, "sh": 2, "sw": 1, "ph": 1, "pw": 0}
 	poolArgs := map[string]uint64{"N": 2, "C": 3, "H": 9, "W": 8, "R": 3, "S": 2, "P": 4, "Q": 3, "sh": 2, "sw": 3}
 	with := func(base map[string]uint64, more ...any) map[string]uint64 {
@@ -219,6 +238,11 @@ func TestLaunchers(t *testing.T) {
 			with(convArgs, "dy", P(y), "w", P(w), "dx", P(x))},
 		{"conv2d_bwd_filter_v1_direct", func() error { return d.Conv2DBackwardFilter(g, x, y, w) }, 4 * 3 * 3 * 2,
 			with(convArgs, "x", P(x), "dy", P(y), "dw", P(w))},
+		{"conv2d_bwd_filter_bias_v1", func() error {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return d.conv2DBackwardFilterBias(g, x, y, w, b)
+		}, 4*3*3*2 + 4, with(convArgs, "x", P(x), "dy", P(y), "dw", P(w), "db", P(b))},
 		{"conv2d_bwd_bias_v1", func() error { return d.Conv2DBackwardBias(g, y, b) }, 4,
 			map[string]uint64{"dy": P(y), "db": P(b), "N": 2, "K": 4, "PQ": 35}},
 		{"relu_fwd_v1", func() error { return d.ReLUForward(e1, e2) }, 4,
@@ -229,12 +253,36 @@ func TestLaunchers(t *testing.T) {
 			with(poolArgs, "x", P(px), "y", P(py), "argmax", P(parg))},
 		{"maxpool_bwd_v1", func() error { return d.MaxPoolBackward(pool, py, parg, px) }, lin(2 * 3 * 9 * 8),
 			with(poolArgs, "dy", P(py), "argmax", P(parg), "dx", P(px))},
+		{"maxpool_bwd_relu_v1", func() error { return d.MaxPoolBackwardReLU(pool, py, parg, px, px) }, lin(2 * 3 * 9 * 8),
+			with(poolArgs, "dy", P(py), "argmax", P(parg), "x", P(px), "dx", P(px))},
+		{"maxpool_dense_fwd_v1", func() error { return d.MaxPoolDenseForward(pool, px, py, parg, 5, pw, db5, pz) }, 2,
+			with(poolArgs, "x", P(px), "y", P(py), "argmax", P(parg), "w", P(pw), "b", P(db5), "z", P(pz), "Out", uint64(5))},
+		{"dense_bwd_pool_relu_v1", func() error { return d.DenseBackwardPoolReLU(pool, 5, py, pw, pz, pw, db5, parg, px, px) },
+			lin(5*36) + lin(5) + lin(2*3*9*8),
+			with(poolArgs, "x", P(py), "w", P(pw), "dy", P(pz), "dw", P(pw), "db", P(db5), "argmax", P(parg), "xr", P(px), "dxr", P(px), "Out", uint64(5))},
+		{"maxpool_dense_softmax_v1", func() error {
+			return d.MaxPoolDenseSoftmax(pool, px, py, parg, 5, pw, db5, pz, plab, e1, pz, e2, e3, prows)
+		}, 2, with(poolArgs, "x", P(px), "y", P(py), "argmax", P(parg), "w", P(pw), "b", P(db5), "z", P(pz),
+			"labels", P(plab), "loss", P(e1), "dlogits", P(pz), "loss_sum", P(e2), "correct", P(e3), "rows", P(prows),
+			"Out", uint64(5), "scale", F32(0.5))},
+		{"augment_batch_at_v1", func() error {
+			return d.AugmentBatchAt(2, true, 0x11111111_22222222, 0x33333333_44444444, 1, 2, 2, asrc, alut, labels, order, Word{words, 1}, Word{words, 4}, adst, dlabels)
+		}, 1, map[string]uint64{"src": P(asrc), "lut": P(alut), "labels": P(labels), "order": P(order), "at": P(words) + 4,
+			"astep": P(words) + 16, "dst": P(adst), "dlabels": P(dlabels), "N": 6, "C": 1, "H": 2, "W": 2, "pad": 2, "flip": 1,
+			"seed_lo": 0x22222222, "seed_hi": 0x11111111, "step_lo": 0x44444444, "step_hi": 0x33333333, "orderLen": 16, "srcRows": 10}},
 		{"dense_fwd_v1", func() error { return d.DenseForward(n, in, out, dx, dw, db, dy) }, 1,
 			map[string]uint64{"x": P(dx), "w": P(dw), "b": P(db), "y": P(dy), "N": n, "In": in, "Out": out}},
 		{"dense_bwd_data_v1", func() error { return d.DenseBackwardData(n, in, out, dy, dw, dx) }, 1,
 			map[string]uint64{"dy": P(dy), "w": P(dw), "dx": P(dx), "N": n, "In": in, "Out": out}},
 		{"dense_bwd_weight_v1", func() error { return d.DenseBackwardWeight(n, in, out, dx, dy, dw) }, 1,
 			map[string]uint64{"x": P(dx), "dy": P(dy), "dw": P(dw), "N": n, "In": in, "Out": out}},
+		{"dense_bwd_v2", func() error { return d.DenseBackward(n, in, out, dx, dw, dy, dx, dw, db) }, lin(out*in) + lin(out) + lin(n*in),
+			map[string]uint64{"x": P(dx), "w": P(dw), "dy": P(dy), "dx": P(dx), "dw": P(dw), "db": P(db), "N": n, "In": in, "Out": out}},
+		{"dense_bwd_v2", func() error { return d.DenseBackward(n, in, out, dx, nil, dy, nil, dw, nil) }, lin(out * in),
+			map[string]uint64{"x": P(dx), "w": 0, "dy": P(dy), "dx": 0, "dw": P(dw), "db": 0, "N": n, "In": in, "Out": out}},
+		{"softmax_ce_metrics_v1", func() error { return d.SoftmaxCrossEntropyMetrics(n, out, dy, lab, rows, dy, e1, e2) }, 1,
+			map[string]uint64{"logits": P(dy), "labels": P(lab), "loss": P(rows), "dlogits": P(dy), "loss_sum": P(e1),
+				"correct": P(e2), "N": n, "classes": out, "scale": F32(float32(1 / float64(n)))}},
 		{"reduce_cols_v1", func() error { return d.ReduceCols(n, out, dy, db) }, 1,
 			map[string]uint64{"a": P(dy), "out": P(db), "rows": n, "cols": out}},
 		{"softmax_ce_v1", func() error { return d.SoftmaxCrossEntropy(n, out, dy, lab, rows, dy) }, 1,
@@ -259,6 +307,18 @@ func TestLaunchers(t *testing.T) {
 		{"sgd_nesterov_v1", func() error { return d.SGDNesterov(e1, e2, e3, 0.01, 0.9, -1) }, 4,
 			map[string]uint64{"p": P(e1), "g": P(e2), "v": P(e3), "n": 1000, "lr": uint64(math.Float32bits(0.01)),
 				"momentum": uint64(math.Float32bits(0.9)), "weight_decay": uint64(math.Float32bits(-1))}},
+		{"gather_batch_at_v1", func() error { return d.GatherBatchAt(4, src, labels, order, Word{words, 3}, dst, dlabels) }, 1,
+			map[string]uint64{"x": P(src), "labels": P(labels), "order": P(order), "at": P(words) + 12, "dx": P(dst),
+				"dlabels": P(dlabels), "rows": 6, "rowLen": 4, "orderLen": 16, "srcRows": 10}},
+		{"gather_batch_at_v1", func() error { return d.GatherBatchAt(4, isrc, nil, idx, Word{}, idst, nil) }, 1,
+			map[string]uint64{"x": P(isrc), "labels": 0, "order": P(idx), "at": 0, "dx": P(idst),
+				"dlabels": 0, "rows": 6, "rowLen": 4, "orderLen": 6, "srcRows": 10}},
+		{"sgd_momentum_multi_at_v1", func() error { return d.SGDMomentumMultiAt(sgdTab, Word{words, 13}) }, 4,
+			map[string]uint64{"table": P(sgdTab.buf), "count": 1, "s": P(words) + 52}},
+		{"sgd_nesterov_multi_at_v1", func() error { return d.SGDNesterovMultiAt(sgdTab, Word{words, 0}) }, 4,
+			map[string]uint64{"table": P(sgdTab.buf), "count": 1, "s": P(words)}},
+		{"adam_multi_at_v1", func() error { return d.AdamMultiAt(adamTab, Word{words, 6}) }, 4,
+			map[string]uint64{"table": P(adamTab.buf), "count": 1, "s": P(words) + 24}},
 		{"adam_v1", func() error { return d.Adam(e1, e2, e3, e4, adamCoef) }, 4,
 			map[string]uint64{"p": P(e1), "g": P(e2), "m": P(e3), "v": P(e4), "n": 1000,
 				"beta1": F32(0.9), "one_minus_beta1": F32(0.1), "beta2": F32(0.999), "one_minus_beta2": F32(0.001),

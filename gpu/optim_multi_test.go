@@ -16,9 +16,12 @@ func init() {
 		launcherTestedElsewhere[plainKernels[k]] = true // TestMultiOptimLaunchers
 	}
 	optimConformance = append(optimConformance,
-		conformanceCase{"sgd_momentum_multi_v1", []string{"sgd_momentum_multi_v1"}, testSGDMulti(false)},
-		conformanceCase{"sgd_nesterov_multi_v1", []string{"sgd_nesterov_multi_v1"}, testSGDMulti(true)},
-		conformanceCase{"adam_multi_v1", []string{"adam_multi_v1"}, testAdamMulti},
+		conformanceCase{"sgd_momentum_multi_v1", []string{"sgd_momentum_multi_v1"}, testSGDMulti(false, false)},
+		conformanceCase{"sgd_nesterov_multi_v1", []string{"sgd_nesterov_multi_v1"}, testSGDMulti(true, false)},
+		conformanceCase{"adam_multi_v1", []string{"adam_multi_v1"}, testAdamMulti(false)},
+		conformanceCase{"sgd_momentum_multi_at_v1", []string{"sgd_momentum_multi_at_v1"}, testSGDMulti(false, true)},
+		conformanceCase{"sgd_nesterov_multi_at_v1", []string{"sgd_nesterov_multi_at_v1"}, testSGDMulti(true, true)},
+		conformanceCase{"adam_multi_at_v1", []string{"adam_multi_at_v1"}, testAdamMulti(true)},
 	)
 }
 
@@ -35,8 +38,10 @@ var multiTables = [][]int{
 // testSGDMulti checks sgd_momentum_multi_v1 (nesterov false) or
 // sgd_nesterov_multi_v1 against cpuref.SGDStep or SGDNesterovStep on each
 // tensor, bit for bit, over several steps with the velocity carried on the
-// device and every guard band checked.
-func testSGDMulti(nesterov bool) func(t *testing.T, d *Device) {
+// device and every guard band checked; with at, the _at_v1 kernels, the
+// scalars uploaded into a words buffer before each step (the launch's
+// arguments the same every step).
+func testSGDMulti(nesterov, at bool) func(t *testing.T, d *Device) {
 	return func(t *testing.T, d *Device) {
 		type hyper struct{ lr, momentum, wd float32 }
 		for _, sizes := range multiTables {
@@ -56,7 +61,12 @@ func testSGDMulti(nesterov bool) func(t *testing.T, d *Device) {
 						t.Fatal(err)
 					}
 					defer tab.Free()
+					words := h.inout("scalars", make([]float32, SGDWords)) // uploaded each step
 					for step := 1; step <= optimSteps; step++ {
+						lr := hp.lr
+						if at {
+							lr = hp.lr / float32(step) // a different rate each step, as a schedule's
+						}
 						for i := range sizes {
 							g[i] = uniform(rng, sizes[i])
 							if err := sets[i].G.Upload(g[i]); err != nil {
@@ -66,7 +76,7 @@ func testSGDMulti(nesterov bool) func(t *testing.T, d *Device) {
 							if nesterov {
 								step = cpuref.SGDNesterovStep[float32]
 							}
-							if err := step(p[i], g[i], v[i], hp.lr, hp.momentum, hp.wd); err != nil {
+							if err := step(p[i], g[i], v[i], lr, hp.momentum, hp.wd); err != nil {
 								t.Fatal(err)
 							}
 						}
@@ -74,8 +84,16 @@ func testSGDMulti(nesterov bool) func(t *testing.T, d *Device) {
 						if nesterov {
 							launch = d.SGDNesterovMulti
 						}
+						if at {
+							launchAt := d.SGDMomentumMultiAt
+							if nesterov {
+								launchAt = d.SGDNesterovMultiAt
+							}
+							mustNil(t, words.Upload([]float32{lr, hp.momentum, hp.wd}))
+							launch = func(tab *ParamTable, _, _, _ float32) error { return launchAt(tab, Word{words, 0}) }
+						}
 						before := d.Launches()
-						if err := launch(tab, hp.lr, hp.momentum, hp.wd); err != nil {
+						if err := launch(tab, lr, hp.momentum, hp.wd); err != nil {
 							t.Fatal(err)
 						}
 						if got := d.Launches() - before; got != 1 {
@@ -96,9 +114,15 @@ func testSGDMulti(nesterov bool) func(t *testing.T, d *Device) {
 	}
 }
 
-// testAdamMulti checks adam_multi_v1 against cpuref.AdamStep on each
-// tensor, bit for bit, over several steps (Adam, Adam with L2, AdamW).
-func testAdamMulti(t *testing.T, d *Device) {
+// testAdamMulti checks adam_multi_v1 (at: adam_multi_at_v1, the scalars
+// uploaded into a words buffer before each step) against cpuref.AdamStep
+// on each tensor, bit for bit, over several steps (Adam, Adam with L2,
+// AdamW).
+func testAdamMulti(at bool) func(t *testing.T, d *Device) {
+	return func(t *testing.T, d *Device) { testAdamMultiOn(t, d, at) }
+}
+
+func testAdamMultiOn(t *testing.T, d *Device, at bool) {
 	type hyper struct {
 		name                      string
 		lr, beta1, beta2, eps, wd float32
@@ -126,6 +150,7 @@ func testAdamMulti(t *testing.T, d *Device) {
 					t.Fatal(err)
 				}
 				defer tab.Free()
+				words := h.inout("scalars", make([]float32, AdamWords)) // uploaded each step
 				for step := 1; step <= optimSteps; step++ {
 					for i := range sizes {
 						g[i] = uniform(rng, sizes[i])
@@ -144,7 +169,15 @@ func testAdamMulti(t *testing.T, d *Device) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if err := d.AdamMulti(tab, c); err != nil {
+					if at {
+						w := make([]float32, AdamWords)
+						AdamScalars(w, c)
+						mustNil(t, words.Upload(w))
+						err = d.AdamMultiAt(tab, Word{words, 0})
+					} else {
+						err = d.AdamMulti(tab, c)
+					}
+					if err != nil {
 						t.Fatal(err)
 					}
 					for i := range sizes {

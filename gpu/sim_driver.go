@@ -20,6 +20,71 @@ type simDriver struct {
 	last   *ptxsim.Stats       // counters of the last launch
 	totals map[string]*KernelStats
 	closed bool
+	// rec holds the work recorded since BeginCapture (nil when not
+	// recording).
+	rec *simGraph
+}
+
+// simGraph is a recorded sequence of launches and copies: replayed in
+// order, each with the arguments it was recorded with.
+type simGraph struct {
+	s   *simDriver
+	ops []simOp
+}
+
+// simOp is one recorded launch (fn non-nil) or device-to-device copy.
+type simOp struct {
+	fn          *simFunction
+	grid, block Dim3
+	shared      int
+	args        []uint64
+	dst, src    DevicePtr
+	bytes       int64
+}
+
+func (s *simDriver) BeginCapture() error {
+	if s.rec != nil {
+		return fmt.Errorf("already recording")
+	}
+	s.rec = &simGraph{s: s}
+	return nil
+}
+
+func (s *simDriver) EndCapture() (graph, error) {
+	if s.rec == nil {
+		return nil, fmt.Errorf("not recording")
+	}
+	g := s.rec
+	s.rec = nil
+	return g, nil
+}
+
+// Launch replays the recorded work; the simulator runs it at once.
+func (g *simGraph) Launch() error {
+	s := g.s
+	if s.closed {
+		return fmt.Errorf("simulator closed")
+	}
+	if s.rec != nil {
+		return fmt.Errorf("graph launch while recording")
+	}
+	for i, op := range g.ops {
+		var err error
+		if op.fn != nil {
+			err = s.Launch(op.fn, op.grid, op.block, op.shared, op.args)
+		} else {
+			err = s.MemcpyDtoD(op.dst, op.src, op.bytes)
+		}
+		if err != nil {
+			return fmt.Errorf("graph node %d of %d: %w", i+1, len(g.ops), err)
+		}
+	}
+	return nil
+}
+
+func (g *simGraph) Destroy() error {
+	g.ops = nil
+	return nil
 }
 
 const defaultSimMemory = 4 << 30
@@ -107,6 +172,10 @@ func (s *simDriver) MemcpyDtoD(dst, src DevicePtr, bytes int64) error {
 	if bytes == 0 {
 		return nil
 	}
+	if s.rec != nil {
+		s.rec.ops = append(s.rec.ops, simOp{dst: dst, src: src, bytes: bytes})
+		return nil
+	}
 	return s.m.Copy(uint64(dst), uint64(src), bytes)
 }
 
@@ -141,6 +210,11 @@ func (s *simDriver) Launch(fn function, grid, block Dim3, sharedBytes int, args 
 	f, ok := fn.(*simFunction)
 	if !ok {
 		return fmt.Errorf("function %s was not loaded by the simulator", fn.Name())
+	}
+	if s.rec != nil {
+		s.rec.ops = append(s.rec.ops, simOp{fn: f, grid: grid, block: block, shared: sharedBytes,
+			args: append([]uint64(nil), args...)})
+		return nil
 	}
 	start := time.Now()
 	st, err := s.m.Launch(f.k, [3]int{grid.X, grid.Y, grid.Z}, [3]int{block.X, block.Y, block.Z}, sharedBytes, args)

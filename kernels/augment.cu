@@ -9,6 +9,10 @@
 //	                  standardised through its channel's 256-entry table
 //	                  (a quarter of the memory of a float32 set); pad 0 and
 //	                  no flip make it the plain gather, without the draw.
+//	augment_batch_at_v1  v2 and the batch's labels in one launch, the rows
+//	                  taken at an offset into the epoch's order and the
+//	                  draw's step read from device memory when given (a
+//	                  recorded step's per-step values).
 //
 // Launch: 1-D over the output (grid.x = ceil(N·C·H·W/256), block.x = 256);
 // the kernel guards its index and never writes out of range. The host
@@ -94,6 +98,71 @@ extern "C" __global__ void augment_batch_v2(const unsigned char* src, const floa
   int ch = (i / (W * H)) % C;
   int n = i / (W * H * C);
   int row = rows[n];
+  int xs = x;
+  int ys = y;
+  if (pad != 0 || flip != 0) {
+    unsigned long long seed = ((unsigned long long)(unsigned)seed_hi << 32) | (unsigned)seed_lo;
+    unsigned long long step = ((unsigned long long)(unsigned)step_hi << 32) | (unsigned)step_lo;
+    unsigned long long r = hash3(seed, step, (unsigned long long)(long long)row);
+    unsigned long long s = (unsigned long long)(2 * pad + 1);
+    int dy = (int)(((r & 0xffffffffULL) * s) >> 32);
+    int dx = (int)((((r >> 32) & 0x7fffffffULL) * s) >> 31);
+    if (flip != 0 && (r >> 63) == 1) xs = W - 1 - x;
+    xs += dx - pad;
+    ys += dy - pad;
+  }
+  float v = 0.0f;
+  if (ys >= 0 && ys < H && xs >= 0 && xs < W) {
+    v = lut[ch * 256 + src[((row * C + ch) * H + ys) * W + xs]];
+  }
+  dst[i] = v;
+}
+
+// augment_batch_at_v1 writes, in one launch, the images of augment_batch_v2
+// (the same operations, the same bits) and, when labels is not null, their
+// labels, for the rows row(i) = order[off + i], i < N:
+//
+//	dst[i,c,y,x] = as augment_batch_v2 with rows[i] = row(i)
+//	dlabels[i]   = labels[row(i)]
+//
+// off is at[0] when at is not null (read when the kernel runs), else 0;
+// the draw's step is (astep[0], astep[1]) (low, high 32 bits) when astep
+// is not null, else (step_lo, step_hi). The host cannot check values it
+// has not written yet, so the kernel does: when off < 0 or off + N >
+// orderLen nothing is written, and an image or label whose row lies
+// outside [0, srcRows) is not written.
+//
+// Launch: 1-D over N·C·H·W + N (the labels after the images; + 0 when
+// labels is null).
+extern "C" __global__ void augment_batch_at_v1(const unsigned char* src, const float* lut,
+                                               const int* labels, const int* order, const int* at,
+                                               const int* astep, float* dst, int* dlabels, int N,
+                                               int C, int H, int W, int pad, int flip, int seed_lo,
+                                               int seed_hi, int step_lo, int step_hi, int orderLen,
+                                               int srcRows) {
+  // src is (srcRows,C,H,W) bytes, lut is (C,256), labels is (srcRows), order is
+  // (orderLen), at is (1), astep is (2), dst is (N,C,H,W), dlabels is (N)
+  int i = global_index();
+  int off = at != 0 ? at[0] : 0;
+  if (off < 0 || off > orderLen - N) return;
+  int body = N * C * H * W;
+  if (i >= body) {
+    if (labels == 0 || i >= body + N) return;
+    int r = order[off + i - body];
+    if (r < 0 || r >= srcRows) return;
+    dlabels[i - body] = labels[r];
+    return;
+  }
+  int x = i % W;
+  int y = (i / W) % H;
+  int ch = (i / (W * H)) % C;
+  int n = i / (W * H * C);
+  int row = order[off + n];
+  if (row < 0 || row >= srcRows) return;
+  if (astep != 0) {
+    step_lo = astep[0];
+    step_hi = astep[1];
+  }
   int xs = x;
   int ys = y;
   if (pad != 0 || flip != 0) {

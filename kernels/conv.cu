@@ -14,6 +14,9 @@
 //	conv2d_bwd_data_v1_direct    one thread per input gradient dx[n,c,h,w], gathering the dy terms that reach it (no atomics).
 //	conv2d_bwd_filter_v1_direct  one block per weight gradient dw[k,c,r,s]: fixed strided per-thread sums, then a fixed shared-memory tree.
 //	conv2d_bwd_bias_v1           one block per filter k, with the same deterministic block reduction over n and p·q.
+//	conv2d_bwd_filter_bias_v1    conv2d_bwd_filter_v1_direct's blocks, then conv2d_bwd_bias_v1's: dw and db in one launch.
+//	conv2d_bwd_filter_reduce_bias_v1  conv2d_bwd_filter_v2_reduce's blocks (the split-K second pass), then
+//	                             conv2d_bwd_bias_v1's: dw and db in one launch.
 //
 // Numerics: every product and every sum is rounded separately (mul.rn,
 // add.rn; the PTX is built with -ffp-contract=off), in the order stated at
@@ -174,4 +177,85 @@ extern "C" __global__ void conv2d_bwd_bias_v1(const float* dy, float* db, int N,
   }
   float sum = block_sum_f32(acc, buf);
   if (threadIdx.x == 0) db[k] = sum;
+}
+
+// bias_block is conv2d_bwd_bias_v1's block for filter k: db[k] = Σ_j dy[n,k,pq]
+// over j = n·PQ + pq, thread t taking j = t, t+256, … from 0, then
+// block_sum_f32's fixed tree (the same operations in the same order).
+static __device__ __forceinline__ void bias_block(const float* dy, float* db, int N, int K, int PQ,
+                                                  int k, float* buf) {
+  int total = N * PQ;
+  float acc = 0.0f;
+  for (int j = (int)threadIdx.x; j < total; j += kBlock) {
+    int n = j / PQ;
+    int pq = j - n * PQ;
+    acc = acc + dy[(n * K + k) * PQ + pq];
+  }
+  float sum = block_sum_f32(acc, buf);
+  if (threadIdx.x == 0) db[k] = sum;
+}
+
+// conv2d_bwd_filter_bias_v1 computes dw as conv2d_bwd_filter_v1_direct
+// (blocks b < K·C·R·S, the same operations) and db as conv2d_bwd_bias_v1
+// (blocks K·C·R·S + k, k < K), in one launch: the bits of the two.
+//
+// Launch: grid.x = K·C·R·S + K, block.x = 256 (exactly).
+extern "C" __global__ void conv2d_bwd_filter_bias_v1(const float* x, const float* dy, float* dw, float* db,
+                                                     int N, int C, int H, int W, int K, int R, int S,
+                                                     int P, int Q, int sh, int sw, int ph, int pw) {
+  // x is (N,C,H,W), dy is (N,K,P,Q), dw is (K,C,R,S), db is (K)
+  __shared__ float buf[kBlock];
+  int b = (int)blockIdx.x;
+  int KCRS = K * C * R * S;
+  int PQ = P * Q;
+  if (b >= KCRS) {  // uniform over the block
+    int k = b - KCRS;
+    if (k < K) bias_block(dy, db, N, K, PQ, k, buf);
+    return;
+  }
+  int s = b % S;
+  int t = b / S;
+  int r = t % R;
+  t /= R;
+  int c = t % C;
+  int k = t / C;
+  int total = N * PQ;
+  float acc = 0.0f;
+  for (int j = (int)threadIdx.x; j < total; j += kBlock) {
+    int n = j / PQ;
+    int pq = j - n * PQ;
+    int p = pq / Q;
+    int q = pq - p * Q;
+    int h = p * sh - ph + r;
+    int v = q * sw - pw + s;
+    if (h < 0 || h >= H || v < 0 || v >= W) continue;
+    acc = acc + dy[((n * K + k) * P + p) * Q + q] * x[((n * C + c) * H + h) * W + v];
+  }
+  float sum = block_sum_f32(acc, buf);
+  if (threadIdx.x == 0) dw[b] = sum;
+}
+
+// conv2d_bwd_filter_reduce_bias_v1 computes dw as
+// conv2d_bwd_filter_v2_reduce (blocks b < ceil(n/256): dw[i] = ((ws[0,i] +
+// ws[1,i]) + …) + ws[splits−1,i]) and db as conv2d_bwd_bias_v1 from dy
+// (blocks ceil(n/256) + k, k < K), in one launch: the bits of the two.
+//
+// Launch: grid.x = ceil(n/256) + K, block.x = 256 (exactly).
+extern "C" __global__ void conv2d_bwd_filter_reduce_bias_v1(const float* ws, float* dw, const float* dy,
+                                                            float* db, int splits, int n, int N, int K,
+                                                            int PQ) {
+  // ws is (splits, n), dw is (n), dy is (N,K,PQ), db is (K)
+  __shared__ float buf[kBlock];
+  int rb = (n + kBlock - 1) / kBlock;
+  int b = (int)blockIdx.x;
+  if (b >= rb) {  // uniform over the block
+    int k = b - rb;
+    if (k < K) bias_block(dy, db, N, K, PQ, k, buf);
+    return;
+  }
+  int i = b * kBlock + (int)threadIdx.x;
+  if (i >= n) return;
+  float acc = ws[i];
+  for (int z = 1; z < splits; z++) acc = acc + ws[z * n + i];
+  dw[i] = acc;
 }

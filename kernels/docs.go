@@ -165,4 +165,36 @@ var docs = map[string]string{
 	"add_v1": "y = a + b. 1-D over n.",
 	"channel_copy_v1": "dst[n, dst_off+c, j] = src[n, src_off+c, j] for c < C, j < HW (concatenation's forward " +
 		"and backward). 1-D over N·C·HW.",
+	"gather_batch_at_v1": "dx[r,:] = x[order[off+r],:] and, when labels is not null, dlabels[r] = labels[order[off+r]], " +
+		"32-bit words copied; off = at[0] read when it runs (0 when at is null); nothing written for an off outside " +
+		"[0, orderLen−rows], a row outside [0, srcRows) skipped. 1-D over rows·rowLen + rows.",
+	"dropout_at_v1": "dropout_v1 with the key's step read from device memory (step[0] low, step[1] high) when it runs. " +
+		"1-D over ⌈n/4⌉.",
+	"sgd_momentum_multi_at_v1": "sgd_momentum_multi_v1 with lr = s[0], momentum = s[1], weight_decay = s[2] read from " +
+		"device memory. grid.x = Σ ⌈n_e/256⌉, block.x = 256.",
+	"sgd_nesterov_multi_at_v1": "sgd_nesterov_multi_v1 with lr = s[0], momentum = s[1], weight_decay = s[2] read from " +
+		"device memory. grid.x = Σ ⌈n_e/256⌉, block.x = 256.",
+	"adam_multi_at_v1": "adam_multi_v1 with beta1, 1−beta1, beta2, 1−beta2, step_size, bc2_sqrt, eps, l2, decay = " +
+		"s[0..8] and decoupled the int32 word s[9], read from device memory. grid.x = Σ ⌈n_e/256⌉, block.x = 256.",
+	"dense_bwd_v2": "dw (dense_bwd_weight_v1), db (reduce_cols_v1 on dy; db may be null) and dx (dense_bwd_data_v1; dx " +
+		"may be null) by block ranges, each element as there. grid.x = ⌈Out·In/256⌉ + ⌈Out/256⌉ + ⌈N·In/256⌉.",
+	"softmax_ce_metrics_v1": "softmax_ce_mean_v1, then loss_sum[0] += loss[0] and correct[0] += the rows whose first " +
+		"largest logit is the label (count_correct_v1). grid.x = 1, block.x = 256.",
+	"maxpool_bwd_relu_v1": "dx[i] = x[i] > 0 ? maxpool_bwd_v1's routed gradient : 0 (x the pool's input, a ReLU's " +
+		"output). 1-D over N·C·H·W.",
+	"conv2d_bwd_filter_bias_v1": "dw as conv2d_bwd_filter_v1_direct (blocks < K·C·R·S) and db as conv2d_bwd_bias_v1 " +
+		"(the K blocks after). grid.x = K·C·R·S + K, block.x = 256.",
+	"conv2d_bwd_filter_reduce_bias_v1": "dw as conv2d_bwd_filter_v2_reduce (blocks < ⌈n/256⌉) and db as " +
+		"conv2d_bwd_bias_v1 (the K blocks after). grid.x = ⌈n/256⌉ + K, block.x = 256.",
+	"maxpool_dense_fwd_v1": "maxpool_fwd_v1 of image n, then z[n,o] = dense_fwd_v1 of its pooled values (In = C·P·Q); " +
+		"one block per image. grid.x = N, block.x = 256.",
+	"dense_bwd_pool_relu_v1": "dw and db as dense_bwd_v2 and, for the pool's input, dxr[i] = xr[i] > 0 ? Σ over windows " +
+		"with argmax i of dense_bwd_data_v1's dx : 0 (the dense dx never stored). " +
+		"grid.x = ⌈Out·In/256⌉ + ⌈Out/256⌉ + ⌈N·C·H·W/256⌉.",
+	"maxpool_dense_softmax_v1": "maxpool_dense_fwd_v1's block per image, then its softmax_ce_metrics_v1 row into " +
+		"rows[n], rows[N+n]; the last block (an integer ticket, rows[2N], back to 0) reduces as " +
+		"softmax_ce_metrics_v1. grid.x = N, block.x = 256.",
+	"augment_batch_at_v1": "augment_batch_v2 and, when labels is not null, dlabels[i] = labels[row] for row = " +
+		"order[off+i], off = at[0] (0 when at is null), the draw's step from astep[0..1] when not null; nothing " +
+		"written for an off out of range, a row outside [0, srcRows) skipped. 1-D over N·C·H·W + N.",
 }

@@ -5,6 +5,7 @@
 // Versions:
 //
 //	dropout_v1       one thread per 4 consecutive elements (one Philox call); forward and backward alike.
+//	dropout_at_v1    dropout_v1 with the step of the key read from device memory (a recorded step's per-step value).
 //	add_v1           one thread per element.
 //	channel_copy_v1  one thread per copied element: a channel range of one (N,C,HW) tensor into another.
 //
@@ -56,6 +57,30 @@ extern "C" __global__ void dropout_v1(const float* x, float* y, int n, float p, 
   int j = global_index();
   if (j >= (n + 3) / 4) return;
   unsigned c[4] = {(unsigned)j, (unsigned)stream, (unsigned)step_lo, (unsigned)step_hi};
+  philox4x32_10(c, (unsigned)seed_lo, (unsigned)seed_hi);
+  float s = __nvvm_div_rn_f(1.0f, 1.0f - p);
+#pragma unroll
+  for (int w = 0; w < 4; w++) {
+    int i = 4 * j + w;
+    if (i >= n) break;
+    float u = (float)(c[w] >> 8) * 0x1p-24f;
+    float m = u >= p ? 1.0f : 0.0f;
+    y[i] = (x[i] * m) * s;
+  }
+}
+
+// dropout_at_v1 is dropout_v1 with the key's step read from device memory
+// when the kernel runs, step[0] its low and step[1] its high 32 bits, so
+// that a recorded step draws a new mask each time it is replayed; the
+// rest as dropout_v1, bit for bit.
+//
+// Launch: as dropout_v1.
+extern "C" __global__ void dropout_at_v1(const float* x, float* y, int n, float p, int seed_lo,
+                                         int seed_hi, int stream, const int* step) {
+  // x is (n), y is (n), step is (2)
+  int j = global_index();
+  if (j >= (n + 3) / 4) return;
+  unsigned c[4] = {(unsigned)j, (unsigned)stream, (unsigned)step[0], (unsigned)step[1]};
   philox4x32_10(c, (unsigned)seed_lo, (unsigned)seed_hi);
   float s = __nvvm_div_rn_f(1.0f, 1.0f - p);
 #pragma unroll

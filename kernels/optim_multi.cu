@@ -7,6 +7,13 @@
 //	sgd_momentum_multi_v1  sgd_momentum_v1 over a table of tensors.
 //	sgd_nesterov_multi_v1  sgd_nesterov_v1 over a table of tensors.
 //	adam_multi_v1          adam_v1 over a table of tensors.
+//	sgd_momentum_multi_at_v1  sgd_momentum_multi_v1 with lr, momentum and weight decay
+//	                       read from device memory (s[0..2]) when it runs, so
+//	                       that a recorded step (a CUDA graph) takes a new
+//	                       learning rate each time it is replayed.
+//	sgd_nesterov_multi_at_v1  sgd_nesterov_multi_v1, the scalars read likewise.
+//	adam_multi_at_v1       adam_multi_v1 with its ten scalars (the bias
+//	                       corrections of the step) read likewise (s[0..9]).
 //
 // The table (device memory, built once by the host) holds, for each tensor
 // e < count, kTableWords 64-bit words:
@@ -108,6 +115,79 @@ extern "C" __global__ void adam_multi_v1(const long long* table, int count, floa
   const long long* t = table + kTableWords * e;
   int i = (int)((b - t[5]) * kBlock) + (int)threadIdx.x;
   if (i >= (int)t[4]) return;
+  float* p = (float*)t[0];
+  const float* g = (const float*)t[1];
+  float* m = (float*)t[2];
+  float* v = (float*)t[3];
+  float pi = p[i];
+  float gi = g[i];
+  if (decoupled) {
+    pi = pi * decay;
+  } else if (l2 != 0.0f) {
+    gi = gi + l2 * pi;
+  }
+  float mi = beta1 * m[i] + one_minus_beta1 * gi;
+  float vi = beta2 * v[i] + (one_minus_beta2 * gi) * gi;
+  m[i] = mi;
+  v[i] = vi;
+  float den = __nvvm_div_rn_f(__nvvm_sqrt_rn_f(vi), bc2_sqrt) + eps;
+  p[i] = pi - __nvvm_div_rn_f(step_size * mi, den);
+}
+
+// sgd_momentum_multi_at_v1 is sgd_momentum_multi_v1 with lr = s[0],
+// momentum = s[1] and weight_decay = s[2] read from device memory.
+extern "C" __global__ void sgd_momentum_multi_at_v1(const long long* table, int count, const float* s) {
+  // table is (count, 6), s is (3)
+  long long b = blockIdx.x;
+  int e = table_entry(table, count, b);
+  const long long* t = table + kTableWords * e;
+  int i = (int)((b - t[5]) * kBlock) + (int)threadIdx.x;
+  if (i >= (int)t[4]) return;
+  float lr = s[0], momentum = s[1], weight_decay = s[2];
+  float* p = (float*)t[0];
+  const float* g = (const float*)t[1];
+  float* v = (float*)t[2];
+  float pi = p[i];
+  float vi = momentum * v[i] + (g[i] + weight_decay * pi);
+  v[i] = vi;
+  p[i] = pi - lr * vi;
+}
+
+// sgd_nesterov_multi_at_v1 is sgd_nesterov_multi_v1 with lr = s[0],
+// momentum = s[1] and weight_decay = s[2] read from device memory.
+extern "C" __global__ void sgd_nesterov_multi_at_v1(const long long* table, int count, const float* s) {
+  // table is (count, 6), s is (3)
+  long long b = blockIdx.x;
+  int e = table_entry(table, count, b);
+  const long long* t = table + kTableWords * e;
+  int i = (int)((b - t[5]) * kBlock) + (int)threadIdx.x;
+  if (i >= (int)t[4]) return;
+  float lr = s[0], momentum = s[1], weight_decay = s[2];
+  float* p = (float*)t[0];
+  const float* g = (const float*)t[1];
+  float* v = (float*)t[2];
+  float pi = p[i];
+  float d = g[i] + weight_decay * pi;
+  float vi = momentum * v[i] + d;
+  v[i] = vi;
+  p[i] = pi - lr * (d + momentum * vi);
+}
+
+// adam_multi_at_v1 is adam_multi_v1 with its scalars read from device
+// memory: beta1 = s[0], one_minus_beta1 = s[1], beta2 = s[2],
+// one_minus_beta2 = s[3], step_size = s[4], bc2_sqrt = s[5], eps = s[6],
+// l2 = s[7], decay = s[8], and decoupled the int32 word s[9] (nonzero:
+// AdamW).
+extern "C" __global__ void adam_multi_at_v1(const long long* table, int count, const float* s) {
+  // table is (count, 6), s is (10)
+  long long b = blockIdx.x;
+  int e = table_entry(table, count, b);
+  const long long* t = table + kTableWords * e;
+  int i = (int)((b - t[5]) * kBlock) + (int)threadIdx.x;
+  if (i >= (int)t[4]) return;
+  float beta1 = s[0], one_minus_beta1 = s[1], beta2 = s[2], one_minus_beta2 = s[3];
+  float step_size = s[4], bc2_sqrt = s[5], eps = s[6], l2 = s[7], decay = s[8];
+  int decoupled = ((const int*)s)[9];
   float* p = (float*)t[0];
   const float* g = (const float*)t[1];
   float* m = (float*)t[2];

@@ -23,8 +23,11 @@
 #   overhead    build/gpu/train bench -device gpu against the mock with
 #               CONVTRAIN_MOCK_NOOP_KERNELS=1 (every kernel a no-op): the
 #               host's time to issue a training step of the default network
-#               through the real cu adapter, the driver's own cost excluded
-#               (a figure, not a threshold: it fails only if the run fails)
+#               through the real cu adapter, the driver's own cost excluded,
+#               launch by launch (queued) and as a replay of the recorded
+#               step (graphed: the upload of the step's values and one
+#               cuGraphLaunch) (figures, not thresholds: it fails only if
+#               the run fails)
 #   dryrun      scripts/gpu-dryrun.sh: scripts/gpu-check.sh from the packed
 #               archive (scripts/gpu-session.sh, at most 30 MiB) against the
 #               mock: all six steps walked, the summary recorded into a copy
@@ -232,8 +235,9 @@ t=$SECONDS
 if [[ $mock_ready == no ]]; then
 	line overhead "$mock_skip"
 elif run "$logs/overhead.log" on_mock build/gpu/train bench -device gpu -batch 64 -steps 2000 &&
-	q=$(grep -o 'host [0-9.]* ms per step to issue [0-9]* launches ([0-9.]* µs per launch)' "$logs/overhead.log"); then
-	line overhead "ok (default network, batch 64, no-op kernels through cu: $q; driver cost excluded) [$((SECONDS - t))s]"
+	q=$(grep -o 'host [0-9.]* ms per step to issue [0-9]* launches ([0-9.]* µs per launch)' "$logs/overhead.log") &&
+	g=$(grep -o 'host [0-9.]* µs per step to issue [0-9]* graph launch(es) and [0-9]* upload(s)' "$logs/overhead.log"); then
+	line overhead "ok (default network, batch 64, no-op kernels through cu: eager $q; recorded (-graph) $g; driver cost excluded) [$((SECONDS - t))s]"
 else
 	line overhead "FAIL (train bench -device gpu on the mock libcuda; log $logs/overhead.log) [$((SECONDS - t))s]"
 	failed=1

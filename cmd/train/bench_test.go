@@ -67,8 +67,9 @@ func TestBenchSim(t *testing.T) {
 	// the set's bytes, standardised on the way: augment_batch_v2) and the
 	// labels. (The dispatcher picks a conv kernel version per shape; at
 	// batch 2, conv2's weight gradient splits its 16 k-tiles in two, so
-	// conv2d_bwd_filter_v2_reduce follows it: 3 bwd-filter launches with
-	// conv1's direct one.) Each conv runs with its ReLU as one operation:
+	// its second pass follows it: 3 bwd-filter launches with conv1's
+	// direct one; each conv's bias gradient runs in its last one,
+	// conv2d_bwd_filter_reduce_bias_v1 and conv2d_bwd_filter_bias_v1.) Each conv runs with its ReLU as one operation:
 	// one implicit-GEMM launch with the ReLU in its epilogue, or the direct
 	// kernel and then relu_fwd.
 	direct := 0
@@ -85,10 +86,10 @@ func TestBenchSim(t *testing.T) {
 		t.Errorf("a relu fwd operation of its own: every ReLU follows a conv and runs with it")
 	}
 	for kernel, want := range map[string]int{
-		"conv2d_fwd": 2, "conv2d_bwd_filter": 3, "conv2d_bwd_data": 1,
-		"conv2d_bwd_bias": 2, "maxpool_fwd": 2, "maxpool_bwd": 2, "relu_fwd": direct, "relu_bwd": 2,
-		"dense_fwd": 1, "dense_bwd_data": 1, "dense_bwd_weight": 1, "softmax_ce": 0, "softmax_ce_mean": 1,
-		"sgd_momentum": 0, "sgd_momentum_multi": 1, "gather_rows_f32": 0, "augment_batch": 1, "gather_rows_i32": 1,
+		"conv2d_fwd": 2, "conv2d_bwd_filter": 1, "conv2d_bwd_filter_bias": 1, "conv2d_bwd_filter_reduce_bias": 1, "conv2d_bwd_data": 1,
+		"conv2d_bwd_bias": 0, "maxpool_fwd": 1, "maxpool_dense_fwd": 0, "maxpool_dense_softmax": 1, "maxpool_bwd": 0, "maxpool_bwd_relu": 1, "relu_fwd": direct, "relu_bwd": 0,
+		"dense_fwd": 0, "dense_bwd_data": 0, "dense_bwd_weight": 0, "dense_bwd": 0, "dense_bwd_pool_relu": 1, "reduce_cols": 0, "softmax_ce": 0, "softmax_ce_mean": 0, "softmax_ce_metrics": 0, "count_correct": 0, "accumulate": 0,
+		"sgd_momentum": 0, "sgd_momentum_multi": 1, "gather_rows_f32": 0, "augment_batch": 0, "augment_batch_at": 1, "gather_rows_i32": 0,
 	} {
 		if launches[kernel] != want {
 			t.Errorf("kernel %s: %d launches in the table, want %d", kernel, launches[kernel], want)
@@ -103,6 +104,13 @@ func TestBenchSim(t *testing.T) {
 		t.Errorf("no queued line")
 	} else if n, _ := strconv.Atoi(m[1]); n != total {
 		t.Errorf("queued: %d launches per step, the table lists %d", n, total)
+	}
+	// -graph (the default): the step recorded and replayed, one launch and
+	// one upload per step, the recording holding the table's launches.
+	if m := regexp.MustCompile(`(?m)^graphed  1 step\(s\): 1 launch\(es\) and 1 upload\(s\) per step, replaying the (\d+) kernel launches recorded$`).FindStringSubmatch(out); m == nil {
+		t.Errorf("no graphed line")
+	} else if n, _ := strconv.Atoi(m[1]); n != total {
+		t.Errorf("graphed: %d kernel launches recorded, the table lists %d", n, total)
 	}
 	for _, re := range []string{
 		`(?m)^bench    1 timed steps \(after 1 warm-up\) of 2 synthetic 28×28 images, 10 classes, seed 1$`,
@@ -144,8 +152,10 @@ func TestBenchCPU(t *testing.T) {
 	out := stdout.String()
 	row := regexp.MustCompile(`(?m)^ *((conv|dense|relu|maxpool|update|gather|softmax-ce|accumulate|count correct)\b.*?) +(\d+) +([0-9.]+) +(\S+) +([0-9.]+)$`)
 	rows := row.FindAllStringSubmatch(out, -1)
-	if len(rows) != 21 {
-		t.Errorf("%d operation rows, want 21 (the operations of a step of the default network)", len(rows))
+	// 18: the images and labels gathered by one operation, the loss with
+	// its metrics by one.
+	if len(rows) != 18 {
+		t.Errorf("%d operation rows, want 18 (the operations of a step of the default network)", len(rows))
 	}
 	for _, r := range rows {
 		flops := r[2] == "conv" || r[2] == "dense"

@@ -29,6 +29,7 @@ type deviceOptions struct {
 	gpu       string // -gpu: a CUDA device ordinal, "auto", or "" (auto with -dist, else 0)
 	precision string // fp32, tf32 or bf16
 	threads   int    // CPU threads; the simulator's workers
+	graph     bool   // record the training step once and replay it (gpu, sim)
 	// simCounters makes the simulator collect its per-kernel counters
 	// (train bench); not a flag.
 	simCounters bool
@@ -46,6 +47,7 @@ func (d *deviceOptions) register(fs *flag.FlagSet, def string) {
 	fs.StringVar(&d.gpu, "gpu", "", "CUDA device for -device gpu: an ordinal, or auto: the local rank's (from the launcher) modulo the devices (default auto with -dist, else 0)")
 	fs.StringVar(&d.precision, "precision", "fp32", "GPU arithmetic: fp32, tf32 or bf16 (bf16: the convolutions, forward and backward, on BF16 tensor cores)")
 	fs.IntVar(&d.threads, "threads", runtime.NumCPU(), "CPU threads (sets GOMAXPROCS; the simulator's workers)")
+	fs.BoolVar(&d.graph, "graph", true, "record the training step once and replay it: a CUDA graph on gpu, the recorded launches on sim (-graph=false: issue every launch; cpu: ignored)")
 }
 
 // check validates the parsed device flags; its errors are usage errors.

@@ -136,6 +136,9 @@
 //	-precision P      fp32, tf32 or bf16 (gpu and sim; default fp32; see Devices)
 //	-threads N        CPU threads (sets GOMAXPROCS; the simulator's workers;
 //	                  default: the number of CPUs)
+//	-graph            record the training step once and replay it (gpu and
+//	                  sim; default true, -graph=false to issue every launch;
+//	                  see Devices)
 //	-model SPEC       the network's layers (default the network above), or
 //	                  @FILE to read them from a text file of at most 64 KiB;
 //	                  see below
@@ -439,6 +442,20 @@
 // the compute capability, the SMs (the simulator's workers) and the
 // memory.
 //
+// With -graph (the default) on gpu and sim, the first training step of a
+// run is issued launch by launch and then recorded: the gather of the
+// batch, the forward and backward passes and the update, as a CUDA graph
+// on a GPU (the simulator records the launches and runs them again). Every
+// later step is one upload of the step's values (the batch's offset into
+// the epoch's order, the epoch of the augmentation's draws, the step count
+// of the dropout masks, the learning rate and the optimiser's scalars,
+// which the recorded kernels read from device memory) and one graph
+// launch, where issuing it launch by launch takes one driver call per
+// kernel (train bench prints both; figures in BENCHMARKS.md). The results
+// are the same bits either way. The step is not recorded, and runs launch
+// by launch, with -accum above 1 and -dist;
+// -graph=false turns recording off. -device cpu ignores the flag.
+//
 // -precision fp32 (the default) is float32 arithmetic throughout.
 // -precision tf32 runs the implicit-GEMM convolutions on TF32 tensor
 // cores (compute capability 8.0 or newer, which the simulator reports):
@@ -546,8 +563,15 @@
 //
 //	queued   20 step(s) without synchronisation: 0.412 ms per step, 155340 images/s; host 0.105 ms per step to issue 29 launches (3.6 µs per launch)
 //
+// With -graph (the default) a second model records the step and a last
+// line replays it -steps times the same way: the graph launches and
+// uploads per step, the time per step and the host's time to issue one
+// (on the simulator, the counts only):
+//
+//	graphed  20 step(s) replayed without synchronisation: 0.301 ms per step, 212624 images/s; host 1.20 µs per step to issue 1 graph launch(es) and 1 upload(s) (12 kernel launches recorded)
+//
 // Flags of train bench, besides -device (default gpu), -gpu, -precision,
-// -threads and -model as for train:
+// -threads, -graph and -model as for train:
 //
 //	-batch N          images per step, 1 to 4096 (default 64)
 //	-steps N          timed steps (default 0: 1 on sim, 20 on cpu and gpu)

@@ -320,7 +320,7 @@ func runTrain(ctx context.Context, o *options, stdout io.Writer) error {
 	}
 	cfg := train.Config{
 		Epochs: o.epochs, Batch: o.batch, LR: o.lr, Momentum: o.momentum, WeightDecay: o.wd,
-		Schedule: sched, Seed: o.seed, Optimizer: o.optimizer(),
+		Schedule: sched, Seed: o.seed, Optimizer: o.optimizer(), Graph: o.graph,
 		Augment: o.aug, Patience: o.patience, MinDelta: o.minDelta, TestEveryEpoch: o.testEveryEpoch,
 		OnEpoch: func(m train.EpochMetrics) {
 			bar.clear()

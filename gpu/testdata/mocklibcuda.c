@@ -45,6 +45,16 @@
  *   values (as a driver reads .s32 and .f32 parameters) and sets out[0..n);
  * - events: each record stamps a counter; elapsed time is 0.5 ms per record
  *   between two events.
+ * - graphs: cuStreamBeginCapture_v2 puts a stream in capture mode (any of
+ *   the three modes; one capture per stream at a time); while capturing, a
+ *   launch or a device-to-device copy on it is recorded (a launch with
+ *   copies of its parameters: 8 bytes each, the mock's kernels' counts)
+ *   instead of run, and host copies, cuStreamSynchronize and event records
+ *   on it fail with CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED (900);
+ *   cuStreamEndCapture returns the recorded graph, cuGraphInstantiateWithFlags
+ *   (flags 0) copies it into an executable graph, cuGraphLaunch runs the
+ *   recorded nodes in order on a stream that is not capturing, and
+ *   cuGraphExecDestroy and cuGraphDestroy free them (handles checked).
  *
  * It is built with -Wl,-soname,libcuda.so.1 and never installed anywhere;
  * never put its folder on a library path outside that test run.
@@ -66,7 +76,9 @@ enum {
 	ERR_INVALID_PTX = 218,
 	ERR_INVALID_HANDLE = 400,
 	ERR_NOT_FOUND = 500,
+	ERR_ILLEGAL_STATE = 401,
 	ERR_NOT_PERMITTED = 800,
+	ERR_CAPTURE_UNSUPPORTED = 900,
 };
 
 #define TOTAL_MEM (1ull << 30)
@@ -86,9 +98,27 @@ struct event {
 	int magic;
 	long stamp;
 };
+struct graph;
 struct stream {
 	int magic;
 	struct ctx *ctx;
+	struct graph *capture; /* non-NULL while capturing */
+};
+
+#define MAX_PARAMS 64
+/* node is one recorded launch (f non-NULL) or device-to-device copy. */
+struct node {
+	struct function *f;
+	unsigned int dims[7]; /* grid x,y,z, block x,y,z, shared bytes */
+	int nparams;
+	uint64_t params[MAX_PARAMS];
+	CUdeviceptr dst, src;
+	size_t n;
+};
+struct graph {
+	int magic; /* 0x6A: a graph, 0x6E: an executable graph */
+	int n, cap;
+	struct node *nodes;
 };
 
 static __thread struct ctx *current;
@@ -154,9 +184,28 @@ CUresult cuStreamCreate(void **ps, unsigned int flags)
 	*ps = st;
 	return OK;
 }
-CUresult cuStreamSynchronize(void *stream) { return stream_ok(stream); }
+/* capture_ok is stream_ok for the calls a capturing stream refuses. */
+static CUresult capture_ok(void *stream)
+{
+	CUresult r = stream_ok(stream);
+	if (r != OK)
+		return r;
+	return ((struct stream *)stream)->capture != NULL ? ERR_CAPTURE_UNSUPPORTED : OK;
+}
+CUresult cuStreamSynchronize(void *stream) { return capture_ok(stream); }
 /* cuStreamQuery: the mock's work is done when it returns: CUDA_SUCCESS. */
-CUresult cuStreamQuery(void *stream) { return stream_ok(stream); }
+CUresult cuStreamQuery(void *stream) { return capture_ok(stream); }
+
+/* add_node appends a zeroed node to g. */
+static struct node *add_node(struct graph *g)
+{
+	if (g->n == g->cap) {
+		g->cap = g->cap ? 2 * g->cap : 16;
+		g->nodes = realloc(g->nodes, (size_t)g->cap * sizeof *g->nodes);
+	}
+	memset(&g->nodes[g->n], 0, sizeof g->nodes[0]);
+	return &g->nodes[g->n++];
+}
 CUresult cuStreamDestroy_v2(void *stream)
 {
 	CUresult r = stream_ok(stream);
@@ -303,7 +352,7 @@ CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, size_t n)
 }
 CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, void *stream)
 {
-	CUresult r = stream_ok(stream);
+	CUresult r = capture_ok(stream);
 	if (r != OK)
 		return r;
 	memcpy((void *)(uintptr_t)dst, src, n);
@@ -311,7 +360,7 @@ CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, void *
 }
 CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, void *stream)
 {
-	CUresult r = stream_ok(stream);
+	CUresult r = capture_ok(stream);
 	if (r != OK)
 		return r;
 	memcpy(dst, (void *)(uintptr_t)src, n);
@@ -319,9 +368,15 @@ CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, void *stream
 }
 CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, void *stream)
 {
+	struct stream *st = stream;
 	CUresult r = stream_ok(stream);
 	if (r != OK)
 		return r;
+	if (st->capture != NULL) {
+		struct node *nd = add_node(st->capture);
+		nd->dst = dst, nd->src = src, nd->n = n;
+		return OK;
+	}
 	memmove((void *)(uintptr_t)dst, (void *)(uintptr_t)src, n);
 	return OK;
 }
@@ -393,20 +448,15 @@ CUresult cuModuleGetFunction(void **fn, void *mod, const char *name)
 	return OK;
 }
 
-CUresult cuLaunchKernel(void *f, unsigned int gx, unsigned int gy, unsigned int gz,
-			unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared,
-			void *stream, void **params, void **extra)
+/* run_kernel runs one of the mock's kernels. */
+static CUresult run_kernel(struct function *f, const unsigned int *dims, void **params)
 {
-	CUresult r = stream_ok(stream);
-	(void)extra;
-	if (r != OK)
-		return r;
 	if (f == &echo_fn) {
 		uint64_t *out = (uint64_t *)(uintptr_t)(*(uint64_t *)params[0]);
 		uint64_t n = *(uint64_t *)params[1], i;
-		out[0] = gx, out[1] = gy, out[2] = gz;
-		out[3] = bx, out[4] = by, out[5] = bz;
-		out[6] = shared, out[7] = n;
+		for (i = 0; i < 7; i++)
+			out[i] = dims[i];
+		out[7] = n;
 		for (i = 0; i < n; i++)
 			memcpy(&out[8 + i], params[2 + i], 8);
 		return OK;
@@ -426,6 +476,119 @@ CUresult cuLaunchKernel(void *f, unsigned int gx, unsigned int gy, unsigned int 
 	return ERR_INVALID_HANDLE;
 }
 
+CUresult cuLaunchKernel(void *f, unsigned int gx, unsigned int gy, unsigned int gz,
+			unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared,
+			void *stream, void **params, void **extra)
+{
+	struct stream *st = stream;
+	unsigned int dims[7] = {gx, gy, gz, bx, by, bz, shared};
+	CUresult r = stream_ok(stream);
+	(void)extra;
+	if (r != OK)
+		return r;
+	if (f != &echo_fn && f != &fill_fn && f != &noop_fn)
+		return ERR_INVALID_HANDLE;
+	if (st->capture != NULL) {
+		/* Record the launch with copies of its parameters (8 bytes each:
+		 * the adapter passes 8-byte slots). */
+		struct node *nd;
+		int np = 0;
+		if (f == &echo_fn)
+			np = 2 + (int)*(uint64_t *)params[1];
+		else if (f == &fill_fn)
+			np = 3;
+		if (np > MAX_PARAMS)
+			return ERR_INVALID_VALUE;
+		nd = add_node(st->capture);
+		nd->f = f;
+		memcpy(nd->dims, dims, sizeof dims);
+		nd->nparams = np;
+		for (int i = 0; i < np; i++)
+			memcpy(&nd->params[i], params[i], 8);
+		return OK;
+	}
+	return run_kernel(f, dims, params);
+}
+
+CUresult cuStreamBeginCapture_v2(void *stream, int mode)
+{
+	struct stream *st = stream;
+	CUresult r = stream_ok(stream);
+	if (r != OK)
+		return r;
+	if (mode < 0 || mode > 2)
+		return ERR_INVALID_VALUE;
+	if (st->capture != NULL)
+		return ERR_ILLEGAL_STATE;
+	st->capture = calloc(1, sizeof *st->capture);
+	st->capture->magic = 0x6A;
+	return OK;
+}
+CUresult cuStreamEndCapture(void *stream, void **pgraph)
+{
+	struct stream *st = stream;
+	CUresult r = stream_ok(stream);
+	if (r != OK)
+		return r;
+	if (st->capture == NULL)
+		return ERR_ILLEGAL_STATE;
+	*pgraph = st->capture;
+	st->capture = NULL;
+	return OK;
+}
+CUresult cuGraphInstantiateWithFlags(void **pexec, void *graph, unsigned long long flags)
+{
+	struct graph *g = graph, *e;
+	if (!have_ctx())
+		return ERR_INVALID_CONTEXT;
+	if (g == NULL || g->magic != 0x6A)
+		return ERR_INVALID_HANDLE;
+	if (flags != 0)
+		return ERR_INVALID_VALUE;
+	e = calloc(1, sizeof *e);
+	e->magic = 0x6E;
+	e->n = e->cap = g->n;
+	e->nodes = malloc((size_t)(g->n ? g->n : 1) * sizeof *e->nodes);
+	memcpy(e->nodes, g->nodes, (size_t)g->n * sizeof *e->nodes);
+	*pexec = e;
+	return OK;
+}
+CUresult cuGraphLaunch(void *exec, void *stream)
+{
+	struct graph *e = exec;
+	CUresult r = capture_ok(stream);
+	if (r != OK)
+		return r;
+	if (e == NULL || e->magic != 0x6E)
+		return ERR_INVALID_HANDLE;
+	for (int i = 0; i < e->n; i++) {
+		struct node *nd = &e->nodes[i];
+		if (nd->f == NULL) {
+			memmove((void *)(uintptr_t)nd->dst, (void *)(uintptr_t)nd->src, nd->n);
+			continue;
+		}
+		void *ptrs[MAX_PARAMS];
+		for (int j = 0; j < nd->nparams; j++)
+			ptrs[j] = &nd->params[j];
+		if ((r = run_kernel(nd->f, nd->dims, ptrs)) != OK)
+			return r;
+	}
+	return OK;
+}
+static CUresult free_graph(struct graph *g, int magic)
+{
+	if (!have_ctx())
+		return ERR_INVALID_CONTEXT;
+	if (g == NULL || g->magic != magic)
+		return ERR_INVALID_HANDLE;
+	g->magic = 0;
+	free(g->nodes);
+	free(g);
+	return OK;
+}
+CUresult cuGraphExecDestroy(void *exec) { return free_graph(exec, 0x6E); }
+CUresult cuGraphDestroy(void *graph) { return free_graph(graph, 0x6A); }
+
 CUresult cuEventCreate(void **ev, unsigned int flags)
 {
 	struct event *e;
@@ -441,7 +604,7 @@ CUresult cuEventCreate(void **ev, unsigned int flags)
 CUresult cuEventRecord(void *ev, void *stream)
 {
 	struct event *e = ev;
-	CUresult r = stream_ok(stream);
+	CUresult r = capture_ok(stream);
 	if (r != OK)
 		return r;
 	if (e == NULL || e->magic != 0xE7)

@@ -95,6 +95,10 @@ type DropoutKey struct {
 	Seed   uint64
 	Stream uint32
 	Step   uint64
+	// At, when not nil, is a per-step values tensor (Graphs) that Step is
+	// read from when the operation runs (StepVals.DropoutStep); Step is
+	// then ignored.
+	At Tensor
 }
 
 // AugmentParams select the training augmentation of a batch (AugmentBatch),
@@ -187,8 +191,23 @@ type Ops interface {
 	// MaxPoolForward: x is (N,C,H,W), y and argmax (int32) are (N,C,P,Q);
 	// argmax holds the flat index into x of the first maximum of each window.
 	MaxPoolForward(g geom.PoolGeom, x, y, argmax Tensor) error
+	// MaxPoolDenseForward is MaxPoolForward(g, x, y, argmax) and then
+	// DenseForward(g.N, C·P·Q, out, y, w, b, z) on the pooled images
+	// flattened: the same results (the GPU backend in one launch).
+	MaxPoolDenseForward(g geom.PoolGeom, x, y, argmax Tensor, out int, w, b, z Tensor) error
+	// MaxPoolDenseSoftmax is MaxPoolDenseForward(g, x, y, argmax, classes,
+	// w, b, logits) and then SoftmaxCrossEntropyMetrics(g.N, classes,
+	// logits, labels, loss, dlogits, lossSum, correct): a network's last
+	// max-pool, its dense output layer and the loss with the step's
+	// metrics, the same results (the GPU backend in one launch).
+	MaxPoolDenseSoftmax(g geom.PoolGeom, x, y, argmax Tensor, classes int, w, b, logits, labels, loss, dlogits, lossSum, correct Tensor) error
 	// MaxPoolBackward: dx (N,C,H,W) is overwritten with dy routed to argmax.
 	MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx Tensor) error
+	// MaxPoolBackwardReLU is MaxPoolBackward and then ReLUBackward(x, dx,
+	// dx) with x the pool's input (N,C,H,W), the output of a ReLU: dx is
+	// overwritten with the gradient at the ReLU's input (the GPU backend
+	// in one launch).
+	MaxPoolBackwardReLU(g geom.PoolGeom, dy, argmax, x, dx Tensor) error
 
 	// BatchNormForward normalises x (N,C,H·W) per channel into y, with
 	// γ = gamma and β = beta (C), as PyTorch's BatchNorm2d and bit for bit
@@ -240,6 +259,12 @@ type Ops interface {
 	// DenseForward: x is (N,In), w is (Out,In), b is (Out) or nil (no
 	// bias), y = x·wᵀ + b is (N,Out).
 	DenseForward(n, in, out int, x, w, b, y Tensor) error
+	// DenseBackwardPoolReLU is, for a dense layer of out outputs whose
+	// input x is the max-pool g's output flattened (In = C·P·Q, N = g.N),
+	// DenseBackward(g.N, In, out, x, w, dy, dx, dw, db) and, when dxr is
+	// not nil, MaxPoolBackwardReLU(g, dx, argmax, xr, dxr) of that dx, dx
+	// itself not kept: the same results (the GPU backend in one launch).
+	DenseBackwardPoolReLU(g geom.PoolGeom, out int, x, w, dy, dw, db, argmax, xr, dxr Tensor) error
 	// DenseBackward: dw = dyᵀ·x (Out,In), db = Σ_n dy (Out) when db is not
 	// nil, and, when dx is not nil, dx = dy·w (N,In). Overwrites;
 	// deterministic.
@@ -253,6 +278,11 @@ type Ops interface {
 	// CountCorrect adds to acc[0] the number of rows whose largest logit
 	// (first on ties) is at the label.
 	CountCorrect(n, classes int, logits, labels, acc Tensor) error
+	// SoftmaxCrossEntropyMetrics is SoftmaxCrossEntropy, then
+	// Accumulate(lossSum, loss) and CountCorrect(n, classes, logits,
+	// labels, correct), with the same results: a training step's loss, its
+	// gradient and its metrics (the GPU backend in one launch).
+	SoftmaxCrossEntropyMetrics(n, classes int, logits, labels, loss, dlogits, lossSum, correct Tensor) error
 	// Accumulate adds src elementwise to dst (equal lengths).
 	Accumulate(dst, src Tensor) error
 
@@ -308,4 +338,10 @@ type Ops interface {
 	// zeros: every backend gives the same bits, those of Gather from the
 	// looked-up set followed by AugmentBatch.
 	GatherImages(p AugmentParams, n, c, h, w int, lut, src, rows, dst Tensor) error
+	// GatherBatch is GatherImages(p, n, c, h, w, lut, src, rows, dst) and
+	// Gather(1, labels, rows, dlabels): a batch's inputs and their labels
+	// (int32, one per image of src), the same results (the GPU backend in
+	// one launch). With rows an IndexViewAt (Graphs), the draw's step is
+	// read from its per-step values (StepVals.AugmentStep), not p.Step.
+	GatherBatch(p AugmentParams, n, c, h, w int, lut, src, labels, rows, dst, dlabels Tensor) error
 }

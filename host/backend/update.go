@@ -47,6 +47,10 @@ type Update struct {
 	LR, Momentum, WeightDecay float32
 	Beta1, Beta2, Eps         float32
 	Step                      int
+	// At, when not nil, is a per-step values tensor (Graphs) that the
+	// hyperparameters and Step are read from when the update runs
+	// (StepVals.Update); only Rule is taken from here.
+	At Tensor
 }
 
 // IsAdam reports whether u's rule is Adam or AdamW, which need Sq.

@@ -56,6 +56,14 @@ func (be *cpuBackend) AugmentBatch(p backend.AugmentParams, n, c, h, w int, src,
 // zero AugmentParams, augments it with host/data's reference
 // (data.Augment.Draw and Apply) from a scratch image kept by the backend.
 // It runs its own pass, so it checks the sizes and lengths itself.
+// GatherBatch runs GatherImages, then Gather of the labels.
+func (be *cpuBackend) GatherBatch(p backend.AugmentParams, n, c, h, w int, lut, src, labels, rows, dst, dlabels backend.Tensor) error {
+	if err := be.GatherImages(p, n, c, h, w, lut, src, rows, dst); err != nil {
+		return err
+	}
+	return be.Gather(1, labels, rows, dlabels)
+}
+
 func (be *cpuBackend) GatherImages(p backend.AugmentParams, n, c, h, w int, lut, src, rows, dst backend.Tensor) error {
 	if n < 1 || c < 1 || h < 1 || w < 1 || n > backend.MaxTensorElems/c/h/w || p.Pad < 0 || p.Pad > backend.MaxAugmentPad {
 		return fmt.Errorf("host: gather images: N=%d,C=%d,H=%d,W=%d, padding %d (want sizes ≥ 1, padding 0 to %d): %w", n, c, h, w, p.Pad, backend.MaxAugmentPad, geom.ErrGeometry)

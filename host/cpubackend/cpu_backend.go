@@ -1,6 +1,7 @@
 package cpubackend
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 
@@ -445,6 +446,54 @@ func (be *cpuBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax backend.Tenso
 	return wrap("max-pool forward", err)
 }
 
+// DenseBackwardPoolReLU runs DenseBackward into a temporary dx, then
+// MaxPoolBackwardReLU (the model's plan asks it only where a conv runs the
+// ReLU, which the CPU backend does not fuse).
+func (be *cpuBackend) DenseBackwardPoolReLU(g geom.PoolGeom, out int, x, w, dy, dw, db, argmax, xr, dxr backend.Tensor) error {
+	in := g.C * g.P() * g.Q()
+	if dxr == nil {
+		return be.DenseBackward(g.N, in, out, x, w, dy, nil, dw, db)
+	}
+	dx, err := be.NewTensor(g.N * in)
+	if err != nil {
+		return err
+	}
+	err = be.DenseBackward(g.N, in, out, x, w, dy, dx, dw, db)
+	if err == nil {
+		err = be.MaxPoolBackwardReLU(g, dx, argmax, xr, dxr)
+	}
+	return errors.Join(err, be.Free(dx))
+}
+
+// MaxPoolDenseSoftmax runs MaxPoolDenseForward, then
+// SoftmaxCrossEntropyMetrics.
+func (be *cpuBackend) MaxPoolDenseSoftmax(g geom.PoolGeom, x, y, argmax backend.Tensor, classes int, w, b, logits, labels, loss, dlogits, lossSum, correct backend.Tensor) error {
+	if err := be.MaxPoolDenseForward(g, x, y, argmax, classes, w, b, logits); err != nil {
+		return err
+	}
+	return be.SoftmaxCrossEntropyMetrics(g.N, classes, logits, labels, loss, dlogits, lossSum, correct)
+}
+
+// MaxPoolDenseForward runs MaxPoolForward, then DenseForward.
+func (be *cpuBackend) MaxPoolDenseForward(g geom.PoolGeom, x, y, argmax backend.Tensor, out int, w, b, z backend.Tensor) error {
+	if err := be.MaxPoolForward(g, x, y, argmax); err != nil {
+		return err
+	}
+	return be.DenseForward(g.N, g.C*g.P()*g.Q(), out, y, w, b, z)
+}
+
+// MaxPoolBackwardReLU runs MaxPoolBackward, then ReLUBackward masking dx
+// in place with x.
+func (be *cpuBackend) MaxPoolBackwardReLU(g geom.PoolGeom, dy, argmax, x, dx backend.Tensor) error {
+	if _, err := be.f32("x", x, g.XLen()); err != nil {
+		return err
+	}
+	if err := be.MaxPoolBackward(g, dy, argmax, dx); err != nil {
+		return err
+	}
+	return be.ReLUBackward(x, dx, dx)
+}
+
 func (be *cpuBackend) MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx backend.Tensor) error {
 	if err := g.Validate(); err != nil {
 		return wrap("max-pool backward", err)
@@ -570,6 +619,18 @@ func (be *cpuBackend) MSE(n, dim int, y, t, loss, dy backend.Tensor) error {
 	}
 	l[0] = v
 	return nil
+}
+
+// SoftmaxCrossEntropyMetrics runs SoftmaxCrossEntropy, Accumulate and
+// CountCorrect in turn.
+func (be *cpuBackend) SoftmaxCrossEntropyMetrics(n, classes int, logits, labels, loss, dlogits, lossSum, correct backend.Tensor) error {
+	if err := be.SoftmaxCrossEntropy(n, classes, logits, labels, loss, dlogits); err != nil {
+		return err
+	}
+	if err := be.Accumulate(lossSum, loss); err != nil {
+		return err
+	}
+	return be.CountCorrect(n, classes, logits, labels, correct)
 }
 
 // CountCorrect, Accumulate and Gather are this package's own loops, which

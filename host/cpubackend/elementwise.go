@@ -61,6 +61,9 @@ func (be *cpuBackend) ActivationBackward(act backend.Activation, param float32, 
 // mask draws the dropout mask of key for n elements into the backend's
 // reused buffer.
 func (be *cpuBackend) mask(key backend.DropoutKey, p float32, n int) ([]uint8, error) {
+	if key.At != nil {
+		return nil, fmt.Errorf("host: dropout: key with a per-step values tensor: %w", backend.ErrNoGraphs)
+	}
 	if cap(be.maskBuf) < n {
 		be.maskBuf = make([]uint8, n)
 	}

@@ -12,6 +12,9 @@ import (
 // SGDStep, SGDNesterovStep or AdamStep on each in ps's order: the same
 // bits as the per-tensor operations.
 func (be *cpuBackend) UpdateParams(ps []backend.ParamState, u backend.Update) error {
+	if u.At != nil {
+		return fmt.Errorf("host: update params: a per-step values tensor: %w", backend.ErrNoGraphs)
+	}
 	if err := backend.CheckUpdate(ps, u); err != nil {
 		return err
 	}

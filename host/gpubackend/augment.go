@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/convtrain/convtrain/cpuref/geom"
+	"github.com/convtrain/convtrain/gpu"
 	"github.com/convtrain/convtrain/host/backend"
 )
 
@@ -80,4 +81,60 @@ func (be *gpuBackend) GatherImages(p backend.AugmentParams, n, c, h, w int, lut,
 		}
 	}
 	return gpuWrap(op, be.dev.AugmentBatchU8(p.Pad, p.Flip, p.Seed, p.Step, c, h, w, s, tab, ix.buf, d))
+}
+
+// GatherBatch runs augment_batch_at_v1: the images (augment_batch_v2's
+// bits) and the labels in one launch, through a view (the offset fixed)
+// or an IndexViewAt (the offset and the draw's step read from its per-step
+// values when it runs).
+func (be *gpuBackend) GatherBatch(p backend.AugmentParams, n, c, h, w int, lut, src, labels, rows, dst, dlabels backend.Tensor) error {
+	const op = "gather batch"
+	ix, err := be.tensor("rows", rows)
+	if err != nil {
+		return gpuWrap(op, err)
+	}
+	if !ix.index {
+		return fmt.Errorf("host: %s: rows is not an index tensor: %w", op, backend.ErrTensor)
+	}
+	var at, astep gpu.Word
+	if ix.at != nil {
+		if _, err := be.valsTensor("rows' per-step values", ix.at); err != nil {
+			return gpuWrap(op, err)
+		}
+		at, astep = gpu.Word{Buf: ix.at.buf, Index: valOffset}, gpu.Word{Buf: ix.at.buf, Index: valAugment}
+	}
+	s, err := be.u8("src", src, -1)
+	if err != nil {
+		return gpuWrap(op, err)
+	}
+	tab, err := be.f32("lut", lut, -1)
+	if err != nil {
+		return gpuWrap(op, err)
+	}
+	d, err := be.f32("dst", dst, -1)
+	if err != nil {
+		return gpuWrap(op, err)
+	}
+	lab, err := be.i32("labels", labels, -1)
+	if err != nil {
+		return gpuWrap(op, err)
+	}
+	dl, err := be.i32Out("dlabels", dlabels, -1)
+	if err != nil {
+		return gpuWrap(op, err)
+	}
+	if dst.(*gpuTensor).parent != nil {
+		return fmt.Errorf("host: %s: dst is a view (read-only): %w", op, backend.ErrTensor)
+	}
+	if ix.n != n || dl.n != n {
+		return fmt.Errorf("host: %s: N=%d, rows has %d elements, dlabels %d: %w", op, n, ix.n, dl.n, geom.ErrGeometry)
+	}
+	if lo, hi := ix.indexRange(); lo < 0 || int(hi) >= lab.n {
+		return fmt.Errorf("host: %s: rows lie in [%d, %d], outside [0, %d): %w", op, lo, hi, lab.n, backend.ErrTensor)
+	}
+	if err := be.dev.AugmentBatchAt(p.Pad, p.Flip, p.Seed, p.Step, c, h, w, s, tab, lab.buf, ix.buf, at, astep, d, dl.buf); err != nil {
+		return gpuWrap(op, err)
+	}
+	dl.lo, dl.hi = lab.indexRange()
+	return nil
 }

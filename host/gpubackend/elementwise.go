@@ -72,6 +72,13 @@ func (be *gpuBackend) dropout(op string, key backend.DropoutKey, p float32, args
 		return err
 	}
 	k := gpu.DropoutKey{Seed: key.Seed, Stream: key.Stream, Step: key.Step}
+	if key.At != nil {
+		w, err := be.atWord(key.At, valDropout)
+		if err != nil {
+			return fmt.Errorf("host: %s: key: %w", op, err)
+		}
+		return gpuWrap(op, be.dev.DropoutAt(k, p, b[0], b[1], w))
+	}
 	return gpuWrap(op, be.dev.Dropout(k, p, b[0], b[1]))
 }
 

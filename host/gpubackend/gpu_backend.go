@@ -25,6 +25,13 @@ type gpuTensor struct {
 	lo, hi int32
 	freed  bool
 	parent *gpuTensor // the tensor this one views (IndexView); nil for storage of its own
+	// at is the per-step values tensor an IndexViewAt reads its offset
+	// from (buf is then the whole of parent's); nil for other tensors.
+	at *gpuTensor
+	// maxOff, on a per-step values tensor, is the largest offset its
+	// IndexViewAt views allow (SetStepVals checks it); -1 before any.
+	maxOff int
+	vals   bool // a per-step values tensor (NewStepVals)
 }
 
 // indexRange is the range [lo, hi] that every value of the index tensor t
@@ -46,13 +53,16 @@ func (t *gpuTensor) Len() int { return t.n }
 // kept per batch size, so a training step allocates nothing in steady
 // state.
 type gpuBackend struct {
-	dev    *gpu.Device
-	live   map[*gpuTensor]struct{}
-	rows   map[int]*gpu.Buffer // per-row loss scratch, by batch size
-	params paramTableCache     // UpdateParams' device table (update.go)
-	checks checkTableCache     // FirstNonFinite's device table (update.go)
-	bl     []*gpu.Buffer       // bufs' result, reused so that a step allocates nothing
-	closed bool
+	dev  *gpu.Device
+	live map[*gpuTensor]struct{}
+	rows map[int]*gpu.Buffer // per-row loss scratch, by batch size
+	// tickets are maxpool_dense_softmax_v1's scratch by batch size: 2N
+	// words, then its blocks' ticket (0 between launches).
+	tickets map[int]*gpu.Buffer
+	params  paramTableCache // UpdateParams' device table (update.go)
+	checks  checkTableCache // FirstNonFinite's device table (update.go)
+	bl      []*gpu.Buffer   // bufs' result, reused so that a step allocates nothing
+	closed  bool
 }
 
 // NewGPUBackend returns a Backend that runs every operation on dev (a real
@@ -72,7 +82,8 @@ func NewGPUBackend(dev *gpu.Device) (backend.Backend, error) {
 	if dev == nil {
 		return nil, errors.New("host: gpu backend: nil device")
 	}
-	return &gpuBackend{dev: dev, live: make(map[*gpuTensor]struct{}), rows: make(map[int]*gpu.Buffer)}, nil
+	return &gpuBackend{dev: dev, live: make(map[*gpuTensor]struct{}), rows: make(map[int]*gpu.Buffer),
+		tickets: make(map[int]*gpu.Buffer)}, nil
 }
 
 func (be *gpuBackend) Name() string {
@@ -239,6 +250,9 @@ func (be *gpuBackend) i32(name string, t backend.Tensor, want int) (*gpuTensor, 
 	if !gt.index {
 		return nil, fmt.Errorf("host: %s is %s tensor, want int32: %w", name, gt.kind(), backend.ErrTensor)
 	}
+	if gt.at != nil {
+		return nil, fmt.Errorf("host: %s is a view at a per-step offset (IndexViewAt), which only Gather reads: %w", name, backend.ErrTensor)
+	}
 	if want >= 0 && gt.n != want {
 		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, gt.n, want, geom.ErrGeometry)
 	}
@@ -388,9 +402,10 @@ func (be *gpuBackend) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx backend.Tens
 	return gpuWrap("conv backward data", be.dev.Conv2DBackwardData(g, dyb, wb, dxb))
 }
 
-// Conv2DBackwardFilter runs the backward-filter kernel that the dispatcher
-// picks for dw and, when db is not nil, conv2d_bwd_bias_v1 for db; db's
-// length is checked before the first launch (and by the second).
+// Conv2DBackwardFilter runs the dispatcher's weight-gradient kernel for dw
+// and, when db is not nil, the bias gradient in the same launch where one
+// ends the weight gradient (gpu.Device.Conv2DBackwardFilterBias): the bits
+// of conv2d_bwd_bias_v1 either way.
 func (be *gpuBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db backend.Tensor) error {
 	const op = "conv backward filter"
 	xb, err := be.f32("x", x, -1)
@@ -409,16 +424,7 @@ func (be *gpuBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db backen
 	if err != nil {
 		return err
 	}
-	if err := laterLen(op, "db", dbb, g.K); err != nil {
-		return err
-	}
-	if err := be.dev.Conv2DBackwardFilter(g, xb, dyb, dwb); err != nil {
-		return gpuWrap(op, err)
-	}
-	if dbb != nil {
-		return gpuWrap("conv backward bias", be.dev.Conv2DBackwardBias(g, dyb, dbb))
-	}
-	return nil
+	return gpuWrap("conv backward filter", be.dev.Conv2DBackwardFilterBias(g, xb, dyb, dwb, dbb))
 }
 
 // laterLen checks the length of b (nil: absent, no check), an argument
@@ -483,6 +489,191 @@ func (be *gpuBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax backend.Tenso
 	return nil
 }
 
+// DenseBackwardPoolReLU runs dense_bwd_pool_relu_v1: the bits of
+// dense_bwd_v2 and maxpool_bwd_relu_v1, in one launch, the dense dx never
+// stored.
+func (be *gpuBackend) DenseBackwardPoolReLU(g geom.PoolGeom, out int, x, w, dy, dw, db, argmax, xr, dxr backend.Tensor) error {
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("host: dense backward: %w", err)
+	}
+	in := g.C * g.P() * g.Q()
+	xb, err := be.f32("x", x, g.N*in)
+	if err != nil {
+		return err
+	}
+	wb, err := be.f32("w", w, out*in)
+	if err != nil {
+		return err
+	}
+	dyb, err := be.f32("dy", dy, g.N*out)
+	if err != nil {
+		return err
+	}
+	dwb, err := be.f32("dw", dw, out*in)
+	if err != nil {
+		return err
+	}
+	dbb, err := be.optF32("db", db, out)
+	if err != nil {
+		return err
+	}
+	var amb, xrb, dxrb *gpu.Buffer
+	if dxr != nil {
+		am, err := be.i32("argmax", argmax, g.YLen())
+		if err != nil {
+			return err
+		}
+		amb = am.buf
+		if xrb, err = be.f32("xr", xr, g.XLen()); err != nil {
+			return err
+		}
+		if dxrb, err = be.f32("dxr", dxr, g.XLen()); err != nil {
+			return err
+		}
+	}
+	return gpuWrap("dense backward", be.dev.DenseBackwardPoolReLU(g, out, xb, wb, dyb, dwb, dbb, amb, xrb, dxrb))
+}
+
+// MaxPoolDenseSoftmax runs maxpool_dense_softmax_v1 (one launch, the bits
+// of maxpool_dense_fwd_v1 and softmax_ce_metrics_v1) for up to
+// gpu.SoftmaxCEMeanMaxRows images; for more, MaxPoolDenseForward and
+// SoftmaxCrossEntropyMetrics. Its scratch is kept per batch size.
+func (be *gpuBackend) MaxPoolDenseSoftmax(g geom.PoolGeom, x, y, argmax backend.Tensor, classes int, w, b, logits, labels, loss, dlogits, lossSum, correct backend.Tensor) error {
+	if g.N > gpu.SoftmaxCEMeanMaxRows {
+		if err := be.MaxPoolDenseForward(g, x, y, argmax, classes, w, b, logits); err != nil {
+			return err
+		}
+		return be.SoftmaxCrossEntropyMetrics(g.N, classes, logits, labels, loss, dlogits, lossSum, correct)
+	}
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("host: max-pool forward: %w", err)
+	}
+	in := g.C * g.P() * g.Q()
+	xb, err := be.f32("x", x, g.XLen())
+	if err != nil {
+		return err
+	}
+	yb, err := be.f32("y", y, g.YLen())
+	if err != nil {
+		return err
+	}
+	am, err := be.i32Out("argmax", argmax, g.YLen())
+	if err != nil {
+		return err
+	}
+	wb, err := be.f32("w", w, classes*in)
+	if err != nil {
+		return err
+	}
+	bb, err := be.optF32("b", b, classes)
+	if err != nil {
+		return err
+	}
+	zb, err := be.f32("logits", logits, g.N*classes)
+	if err != nil {
+		return err
+	}
+	lab, err := be.i32("labels", labels, g.N)
+	if err != nil {
+		return err
+	}
+	if lo, hi := lab.indexRange(); lo < 0 || int(hi) >= classes {
+		return fmt.Errorf("host: softmax cross-entropy: labels lie in [%d, %d], outside [0, %d): %w",
+			lo, hi, classes, geom.ErrGeometry)
+	}
+	lb, err := be.f32("loss", loss, 1)
+	if err != nil {
+		return err
+	}
+	dl, err := be.f32("dlogits", dlogits, g.N*classes)
+	if err != nil {
+		return err
+	}
+	ls, err := be.f32("loss sum", lossSum, 1)
+	if err != nil {
+		return err
+	}
+	c, err := be.f32("correct", correct, 1)
+	if err != nil {
+		return err
+	}
+	rows, ok := be.tickets[g.N]
+	if !ok {
+		if rows, err = be.dev.NewFloat32(2*g.N + 1); err != nil { // zero: the ticket too
+			return fmt.Errorf("host: loss scratch: %w", err)
+		}
+		be.tickets[g.N] = rows
+	}
+	if err := be.dev.MaxPoolDenseSoftmax(g, xb, yb, am.buf, classes, wb, bb, zb, lab.buf, lb, dl, ls, c, rows); err != nil {
+		return gpuWrap("max-pool, dense and softmax cross-entropy", err)
+	}
+	am.lo, am.hi = 0, int32(g.XLen()-1) // flat indices into x
+	return nil
+}
+
+// MaxPoolDenseForward runs maxpool_dense_fwd_v1: the bits of
+// maxpool_fwd_v1 and dense_fwd_v1, in one launch.
+func (be *gpuBackend) MaxPoolDenseForward(g geom.PoolGeom, x, y, argmax backend.Tensor, out int, w, b, z backend.Tensor) error {
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("host: max-pool forward: %w", err)
+	}
+	in := g.C * g.P() * g.Q()
+	xb, err := be.f32("x", x, g.XLen())
+	if err != nil {
+		return err
+	}
+	yb, err := be.f32("y", y, g.YLen())
+	if err != nil {
+		return err
+	}
+	am, err := be.i32Out("argmax", argmax, g.YLen())
+	if err != nil {
+		return err
+	}
+	wb, err := be.f32("w", w, out*in)
+	if err != nil {
+		return err
+	}
+	bb, err := be.optF32("b", b, out)
+	if err != nil {
+		return err
+	}
+	zb, err := be.f32("z", z, g.N*out)
+	if err != nil {
+		return err
+	}
+	if err := be.dev.MaxPoolDenseForward(g, xb, yb, am.buf, out, wb, bb, zb); err != nil {
+		return gpuWrap("max-pool and dense forward", err)
+	}
+	am.lo, am.hi = 0, int32(g.XLen()-1) // flat indices into x
+	return nil
+}
+
+// MaxPoolBackwardReLU runs maxpool_bwd_relu_v1: the bits of
+// maxpool_bwd_v1 and relu_bwd_v1, in one launch.
+func (be *gpuBackend) MaxPoolBackwardReLU(g geom.PoolGeom, dy, argmax, x, dx backend.Tensor) error {
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("host: max-pool backward: %w", err)
+	}
+	dyb, err := be.f32("dy", dy, g.YLen())
+	if err != nil {
+		return err
+	}
+	am, err := be.i32("argmax", argmax, g.YLen())
+	if err != nil {
+		return err
+	}
+	xb, err := be.f32("x", x, g.XLen())
+	if err != nil {
+		return err
+	}
+	dxb, err := be.f32("dx", dx, g.XLen())
+	if err != nil {
+		return err
+	}
+	return gpuWrap("max-pool backward", be.dev.MaxPoolBackwardReLU(g, dyb, am.buf, xb, dxb))
+}
+
 func (be *gpuBackend) MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx backend.Tensor) error {
 	dyb, err := be.f32("dy", dy, -1)
 	if err != nil {
@@ -522,9 +713,9 @@ func (be *gpuBackend) DenseForward(n, in, out int, x, w, b, y backend.Tensor) er
 	return gpuWrap("dense forward", be.dev.DenseForward(n, in, out, xb, wb, bb, yb))
 }
 
-// DenseBackward runs dense_bwd_weight_v1 (dw), reduce_cols_v1 (db) and, when
-// dx is not nil, dense_bwd_data_v1 (dx); w, db and dx, which only the later
-// launches read, are checked before the first.
+// DenseBackward runs dense_bwd_v2: dw, db (when not nil) and dx (when not
+// nil) in one launch, the bits of dense_bwd_weight_v1, reduce_cols_v1 and
+// dense_bwd_data_v1.
 func (be *gpuBackend) DenseBackward(n, in, out int, x, w, dy, dx, dw, db backend.Tensor) error {
 	const op = "dense backward"
 	xb, err := be.f32("x", x, -1)
@@ -551,29 +742,7 @@ func (be *gpuBackend) DenseBackward(n, in, out int, x, w, dy, dx, dw, db backend
 	if err != nil {
 		return err
 	}
-	if dxb != nil {
-		if err := laterLen(op, "w", wb, out*in); err != nil {
-			return err
-		}
-	}
-	if err := laterLen(op, "db", dbb, out); err != nil {
-		return err
-	}
-	if err := laterLen(op, "dx", dxb, n*in); err != nil {
-		return err
-	}
-	if err := be.dev.DenseBackwardWeight(n, in, out, xb, dyb, dwb); err != nil {
-		return gpuWrap(op, err)
-	}
-	if dbb != nil {
-		if err := be.dev.ReduceCols(n, out, dyb, dbb); err != nil {
-			return gpuWrap(op, err)
-		}
-	}
-	if dxb != nil {
-		return gpuWrap(op, be.dev.DenseBackwardData(n, in, out, dyb, wb, dxb))
-	}
-	return nil
+	return gpuWrap("dense backward", be.dev.DenseBackward(n, in, out, xb, wb, dyb, dxb, dwb, dbb))
 }
 
 // lossRows returns the per-row loss scratch buffer for a batch of n,
@@ -675,6 +844,50 @@ func (be *gpuBackend) MSE(n, dim int, y, t, loss, dy backend.Tensor) error {
 	return gpuWrap(op, be.dev.ReduceSum(rows, l, float32(1/float64(n))))
 }
 
+// SoftmaxCrossEntropyMetrics runs softmax_ce_metrics_v1 (one launch, the
+// bits of SoftmaxCrossEntropy, Accumulate and CountCorrect) for up to
+// gpu.SoftmaxCEMeanMaxRows rows; for more, those three operations.
+func (be *gpuBackend) SoftmaxCrossEntropyMetrics(n, classes int, logits, labels, loss, dlogits, lossSum, correct backend.Tensor) error {
+	if n > gpu.SoftmaxCEMeanMaxRows {
+		if err := be.SoftmaxCrossEntropy(n, classes, logits, labels, loss, dlogits); err != nil {
+			return err
+		}
+		if err := be.Accumulate(lossSum, loss); err != nil {
+			return err
+		}
+		return be.CountCorrect(n, classes, logits, labels, correct)
+	}
+	lb, err := be.f32("logits", logits, n*classes)
+	if err != nil {
+		return err
+	}
+	lab, err := be.i32("labels", labels, n)
+	if err != nil {
+		return err
+	}
+	if lo, hi := lab.indexRange(); lo < 0 || int(hi) >= classes {
+		return fmt.Errorf("host: softmax cross-entropy: labels lie in [%d, %d], outside [0, %d): %w",
+			lo, hi, classes, geom.ErrGeometry)
+	}
+	l, err := be.f32("loss", loss, 1)
+	if err != nil {
+		return err
+	}
+	dl, err := be.f32("dlogits", dlogits, n*classes)
+	if err != nil {
+		return err
+	}
+	ls, err := be.f32("loss sum", lossSum, 1)
+	if err != nil {
+		return err
+	}
+	c, err := be.f32("correct", correct, 1)
+	if err != nil {
+		return err
+	}
+	return gpuWrap("softmax cross-entropy", be.dev.SoftmaxCrossEntropyMetrics(n, classes, lb, lab.buf, l, dl, ls, c))
+}
+
 func (be *gpuBackend) CountCorrect(n, classes int, logits, labels, acc backend.Tensor) error {
 	lb, err := be.f32("logits", logits, -1)
 	if err != nil {
@@ -756,6 +969,9 @@ func (be *gpuBackend) AdamStep(p, grad, m, v backend.Tensor, lr, beta1, beta2, e
 // (the kernel cannot); the launcher checks the row length, the element
 // types and the lengths.
 func (be *gpuBackend) Gather(rowLen int, src, idx, dst backend.Tensor) error {
+	if gt, ok := idx.(*gpuTensor); ok && gt != nil && gt.at != nil {
+		return be.gatherAt(rowLen, src, gt, dst)
+	}
 	ix, err := be.i32("idx", idx, -1)
 	if err != nil {
 		return err
@@ -808,6 +1024,9 @@ func (be *gpuBackend) Close() error {
 		errs = append(errs, t.buf.Free())
 	}
 	for _, b := range be.rows {
+		errs = append(errs, b.Free())
+	}
+	for _, b := range be.tickets {
 		errs = append(errs, b.Free())
 	}
 	errs = append(errs, be.params.free(), be.checks.free())

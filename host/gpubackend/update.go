@@ -43,7 +43,9 @@ func (c *paramTableCache) free() error {
 // sgd_momentum_multi_v1, sgd_nesterov_multi_v1 or adam_multi_v1 over the
 // device table of ps (built on the first call and whenever the tensors
 // change), with Adam's step scalars from geom.AdamCoefficients as in
-// AdamStep: the same bits as the per-tensor operations.
+// AdamStep: the same bits as the per-tensor operations. With u.At, the
+// _at_v1 kernel of the rule, reading the scalars from the per-step values
+// (SetStepVals writes them as the eager launch passes them).
 func (be *gpuBackend) UpdateParams(ps []backend.ParamState, u backend.Update) error {
 	if err := backend.CheckUpdate(ps, u); err != nil {
 		return err
@@ -75,6 +77,19 @@ func (be *gpuBackend) UpdateParams(ps []backend.ParamState, u backend.Update) er
 			return fmt.Errorf("host: update params: %w", err)
 		}
 		be.params.key, be.params.table = append([]backend.ParamState(nil), ps...), t
+	}
+	if u.At != nil {
+		w, err := be.atWord(u.At, valUpdate)
+		if err != nil {
+			return fmt.Errorf("host: update params: %w", err)
+		}
+		switch u.Rule {
+		case backend.RuleSGD:
+			return gpuWrap("update params", be.dev.SGDMomentumMultiAt(be.params.table, w))
+		case backend.RuleNesterov:
+			return gpuWrap("update params", be.dev.SGDNesterovMultiAt(be.params.table, w))
+		}
+		return gpuWrap("update params", be.dev.AdamMultiAt(be.params.table, w))
 	}
 	switch u.Rule {
 	case backend.RuleSGD:

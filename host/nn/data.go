@@ -165,11 +165,8 @@ func (m *Model) LoadAugmented(b *Batch, s *DeviceSet, idx backend.Tensor, p back
 		return fmt.Errorf("host: load: %d indices for a batch of %d: %w", n, b.N, backend.ErrTensor)
 	}
 	be, sp := m.be, m.spec
-	if err := be.GatherImages(p, b.N, sp.C, sp.H, sp.W, s.LUT, s.Images, idx, b.X); err != nil {
-		return fmt.Errorf("host: load images: %w", err)
-	}
-	if err := be.Gather(1, s.Labels, idx, b.Labels); err != nil {
-		return fmt.Errorf("host: load labels: %w", err)
+	if err := be.GatherBatch(p, b.N, sp.C, sp.H, sp.W, s.LUT, s.Images, s.Labels, idx, b.X, b.Labels); err != nil {
+		return fmt.Errorf("host: load images and labels: %w", err)
 	}
 	if b.Targets != nil {
 		if s.Targets == nil {

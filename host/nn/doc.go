@@ -16,6 +16,8 @@
 //	Model.Load, LoadIndexed       a batch gathered (standardised) on the backend from row indices
 //	Model.LoadAugmented           the same, each image cropped and flipped as it is gathered
 //	Model.TrainStep               Forward (with loss and metrics), Backward, Update
+//	Model.RecordStep, StepGraph   a whole step recorded once and replayed (backend.Graphs: the GPU backend),
+//	                              the step's changing values read from device memory
 //
 // Everything a step touches lives on the backend and is allocated before
 // the first step, so a step allocates nothing and, on a GPU, copies

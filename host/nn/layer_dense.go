@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 
+	"github.com/convtrain/convtrain/host/backend"
 	"github.com/convtrain/convtrain/host/ckpt/onnx"
 )
 
@@ -75,6 +76,16 @@ func init() {
 				dx = nil
 			}
 			w := n.params[0]
+			if p := n.bwdPool; p != nil { // through the max-pool and the ReLU before it (plan.go)
+				g := p.info.Pool
+				g.N = b.N
+				var dxr backend.Tensor
+				if r := p.maskReLU; r.needDX {
+					dxr = b.dx(r)
+				}
+				return b.be.DenseBackwardPoolReLU(g, n.info.Out.C, b.acts[n.in], w.Value, b.grads[n.out], w.Grad, n.biasGrad(),
+					b.argmax[p.id], b.acts[p.in], dxr)
+			}
 			return b.be.DenseBackward(b.N, n.info.In.C, n.info.Out.C, b.acts[n.in], w.Value, b.grads[n.out], dx, w.Grad, n.biasGrad())
 		},
 	})

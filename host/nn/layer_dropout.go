@@ -62,5 +62,5 @@ func init() {
 
 // dropoutKey is the mask of node n at the model's current step.
 func dropoutKey(b *Batch, n *node) backend.DropoutKey {
-	return backend.DropoutKey{Seed: b.m.dropoutSeed, Stream: uint32(n.layer), Step: uint64(b.m.steps)}
+	return backend.DropoutKey{Seed: b.m.dropoutSeed, Stream: uint32(n.layer), Step: uint64(b.m.steps), At: b.m.at}
 }

@@ -83,6 +83,14 @@ func init() {
 				}
 				return b.be.ReLUForward(b.pre[n.id], b.acts[n.out])
 			}
+			if d := n.denseFwd; d != nil && n.lossFwd { // the dense layer and the loss run here (plan.go)
+				return b.be.MaxPoolDenseSoftmax(g, b.acts[n.in], b.acts[n.out], b.argmax[n.id], d.info.Out.C,
+					d.params[0].Value, d.bias(), b.acts[d.out], b.Labels, b.Loss, b.grads[len(b.grads)-1], b.LossSum, b.Correct)
+			}
+			if d := n.denseFwd; d != nil { // the dense layer after the flatten runs here (plan.go)
+				return b.be.MaxPoolDenseForward(g, b.acts[n.in], b.acts[n.out], b.argmax[n.id], d.info.Out.C,
+					d.params[0].Value, d.bias(), b.acts[d.out])
+			}
 			return b.be.MaxPoolForward(g, b.acts[n.in], b.acts[n.out], b.argmax[n.id])
 		},
 		backward: func(b *Batch, n *node) error {
@@ -96,6 +104,12 @@ func init() {
 					return err
 				}
 				return b.be.MaxPoolBackward(g, b.dpre[n.id], b.argmax[n.id], b.dx(r))
+			}
+			if r := n.maskReLU; r != nil {
+				if !r.needDX {
+					return nil
+				}
+				return b.be.MaxPoolBackwardReLU(g, b.grads[n.out], b.argmax[n.id], b.acts[n.in], b.dx(r))
 			}
 			if !n.needDX {
 				return nil

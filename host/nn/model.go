@@ -43,6 +43,10 @@ type Model struct {
 	steps       int                  // updates applied
 	update      []backend.ParamState // Update's argument, reused every step
 	bnSync      *BNSync              // BatchNorm synchronised over ranks (SetBatchNormSync); nil: per batch
+	// at is the per-step values tensor of the step being recorded
+	// (RecordStep): the dropout keys and the update read their changing
+	// values from it; nil otherwise.
+	at backend.Tensor
 }
 
 // initStream and ShuffleStream select independent PCG streams of the seed
@@ -122,6 +126,9 @@ func newModel(be backend.Backend, spec Spec, seed uint64, fuse bool) (*Model, er
 		}
 	}
 	m.g.plan(be.Fusions(), fuse)
+	if fuse && spec.Loss != MSELoss {
+		m.g.fuseLoss()
+	}
 	return m, nil
 }
 
@@ -377,7 +384,7 @@ func (m *Model) ResetMetrics(b *Batch) error {
 func (m *Model) Forward(b *Batch) error {
 	be := m.be
 	for _, n := range m.g.nodes {
-		if n.fused {
+		if n.fused || n.fwdByPool {
 			continue // runs in its neighbour
 		}
 		if err := n.mod.forward(b, n); err != nil {
@@ -385,13 +392,17 @@ func (m *Model) Forward(b *Batch) error {
 		}
 	}
 	out, dout := b.Output(), b.grads[len(b.grads)-1]
-	var err error
-	if m.spec.Loss == MSELoss {
-		err = be.MSE(b.N, m.Classes(), out, b.Targets, b.Loss, dout)
-	} else {
-		err = be.SoftmaxCrossEntropy(b.N, m.Classes(), out, b.Labels, b.Loss, dout)
+	if m.g.lossFused {
+		return nil // the loss and the metrics ran with the last layer
 	}
-	if err != nil {
+	if m.spec.Loss != MSELoss {
+		// The loss, its gradient and both metrics in one operation.
+		if err := be.SoftmaxCrossEntropyMetrics(b.N, m.Classes(), out, b.Labels, b.Loss, dout, b.LossSum, b.Correct); err != nil {
+			return fmt.Errorf("host: loss: %w", err)
+		}
+		return nil
+	}
+	if err := be.MSE(b.N, m.Classes(), out, b.Targets, b.Loss, dout); err != nil {
 		return fmt.Errorf("host: loss: %w", err)
 	}
 	if err := be.Accumulate(b.LossSum, b.Loss); err != nil {
@@ -434,8 +445,8 @@ func (m *Model) nextLayer(n *node) int {
 func (m *Model) Backward(b *Batch) error {
 	for i := len(m.g.nodes) - 1; i >= 0; i-- {
 		n := m.g.nodes[i]
-		if n.fused && !n.maskOut {
-			continue // done with the max-pool after it
+		if (n.fused && !n.maskOut) || n.byPool || n.bwdByDense {
+			continue // done with the max-pool after it, or the dense layer after it
 		}
 		err := n.mod.backward(b, n)
 		if err == nil {
@@ -443,6 +454,12 @@ func (m *Model) Backward(b *Batch) error {
 		}
 		if err == nil && n.relu != nil {
 			err = b.finishDX(n.relu)
+		}
+		if err == nil && n.maskReLU != nil {
+			err = b.finishDX(n.maskReLU)
+		}
+		if err == nil && n.bwdPool != nil {
+			err = b.finishDX(n.bwdPool.maskReLU)
 		}
 		if err != nil {
 			return fmt.Errorf("host: backward %s: %w", m.nodeName(n), err)
@@ -462,17 +479,8 @@ func (m *Model) Backward(b *Batch) error {
 // All parameters are updated by one Backend.UpdateParams (one launch on
 // the GPU). It counts the step (Steps) when every parameter has been updated.
 func (m *Model) Update(lr, momentum, weightDecay float32) error {
-	o := m.opt
-	u := backend.Update{Rule: backend.RuleSGD, LR: lr, Momentum: momentum, WeightDecay: weightDecay,
-		Beta1: float32(o.Beta1), Beta2: float32(o.Beta2), Eps: float32(o.Eps), Step: m.steps + 1}
-	switch {
-	case o.Kind == AdamW:
-		u.Rule = backend.RuleAdamW
-	case o.Kind == Adam:
-		u.Rule = backend.RuleAdam
-	case o.Nesterov:
-		u.Rule = backend.RuleNesterov
-	}
+	u := m.updateOf(lr, momentum, weightDecay)
+	u.At = m.at
 	if len(m.update) != len(m.params) {
 		m.update = make([]backend.ParamState, len(m.params))
 	}
@@ -488,6 +496,22 @@ func (m *Model) Update(lr, momentum, weightDecay float32) error {
 	}
 	m.steps++
 	return nil
+}
+
+// updateOf is the Update of the next step with these hyperparameters.
+func (m *Model) updateOf(lr, momentum, weightDecay float32) backend.Update {
+	o := m.opt
+	u := backend.Update{Rule: backend.RuleSGD, LR: lr, Momentum: momentum, WeightDecay: weightDecay,
+		Beta1: float32(o.Beta1), Beta2: float32(o.Beta2), Eps: float32(o.Eps), Step: m.steps + 1}
+	switch {
+	case o.Kind == AdamW:
+		u.Rule = backend.RuleAdamW
+	case o.Kind == Adam:
+		u.Rule = backend.RuleAdam
+	case o.Nesterov:
+		u.Rule = backend.RuleNesterov
+	}
+	return u
 }
 
 // TrainStep is Forward, Backward and Update on the batch already in b.

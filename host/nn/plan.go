@@ -36,6 +36,26 @@ type node struct {
 	fused    bool             // a ReLU run by its neighbour (its conv's epilogue or the max-pool after it)
 	maskOut  bool             // a ReLU whose conv computed it: its backward masks with its output
 	relu     *node            // a max-pool running the ReLU before it after itself (pre, dpre)
+	// maskReLU, on a max-pool whose input is the output of a ReLU that a
+	// conv ran (maskOut), is that ReLU: the pool's backward pass masks
+	// with its input and writes the ReLU's input gradient itself
+	// (MaxPoolBackwardReLU), and the ReLU's backward pass (byPool) is not
+	// run.
+	maskReLU *node
+	byPool   bool
+	// denseFwd, on a max-pool read only by a flatten read only by a dense
+	// layer, is that dense layer: the pool's forward pass runs it too
+	// (MaxPoolDenseForward), and its own (fwdByPool) is not run.
+	denseFwd  *node
+	fwdByPool bool
+	lossFwd   bool // a max-pool whose denseFwd is the last node runs the softmax loss too (graph.lossFused)
+	// bwdPool, on a dense layer whose forward pass its max-pool runs
+	// (fwdByPool) when that pool masks for a conv's ReLU (maskReLU), is
+	// the pool: the dense layer's backward pass carries the gradient on
+	// through the pool and the ReLU (DenseBackwardPoolReLU), and the
+	// pool's own (bwdByDense) is not run.
+	bwdPool    *node
+	bwdByDense bool
 	// Where the input's gradient goes: the input's gradient itself, or,
 	// when another consumer of the input writes it first in the backward
 	// pass, the input's scratch, added to it after the node (dxAcc).
@@ -67,6 +87,11 @@ type tensorInfo struct {
 type graph struct {
 	nodes   []*node
 	tensors []tensorInfo
+	// lossFused: the last node is a dense layer that a max-pool runs
+	// (fwdByPool), and that pool runs the softmax cross-entropy after it
+	// too (lossFwd, MaxPoolDenseSoftmax); Forward then has no loss of its
+	// own to run.
+	lossFused bool
 }
 
 // buildGraph lays out layers (checked, infos in Check's order) as nodes.
@@ -268,6 +293,50 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 		case n.relu != nil:
 		default:
 			n.dxAcc = route(n.in, n.needDX, false)
+		}
+	}
+	// A max-pool, a flatten and a dense layer: one forward operation.
+	for _, p := range g.nodes {
+		if !fuse || p.mod.kind != MaxPool || p.mod == addModule || p.relu != nil {
+			continue
+		}
+		if f := next(p); f != nil && f.mod.kind == Flatten {
+			if d := next(f); d != nil && d.mod.kind == Dense {
+				p.denseFwd, d.fwdByPool = d, true
+			}
+		}
+	}
+	// A max-pool after a ReLU that its conv ran masks in its own backward
+	// pass: one operation instead of the routing and then the masking,
+	// the same values (ReLUBackward masks elementwise).
+	for _, p := range g.nodes {
+		if p.mod.kind != MaxPool || p.mod == addModule || p.relu != nil || p.dxAcc {
+			continue
+		}
+		pr := g.tensors[p.in].producer
+		if pr < 0 {
+			continue
+		}
+		if r := g.nodes[pr]; r.mod.kind == ReLU && r.maskOut && next(r) == p {
+			p.maskReLU, r.byPool = r, true
+			if d := p.denseFwd; d != nil && !d.dxAcc {
+				d.bwdPool, p.bwdByDense = p, true
+			}
+		}
+	}
+}
+
+// fuseLoss lets the max-pool that runs the last dense layer run the
+// softmax cross-entropy after it as well (graph.lossFused), where there is
+// one.
+func (g *graph) fuseLoss() {
+	last := g.nodes[len(g.nodes)-1]
+	if !last.fwdByPool {
+		return
+	}
+	for _, p := range g.nodes {
+		if p.denseFwd == last {
+			p.lossFwd, g.lossFused = true, true
 		}
 	}
 }

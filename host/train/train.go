@@ -115,6 +115,14 @@ type Config struct {
 	// set, the test set's. An error stops Run.
 	OnBest func(EpochMetrics) error
 
+	// Graph records the training step once, after the first step of a
+	// run, and replays it for every later step (nn.Model.RecordStep),
+	// when the backend records steps (the GPU backend) and the step is one
+	// batch on one process (Accum ≤ 1, no Comm); otherwise, or without
+	// Graph, every step is issued operation by operation. Both give the
+	// same bits.
+	Graph bool `json:",omitempty"`
+
 	// Augment is the training augmentation (the zero value: none): each
 	// step's images are cropped and flipped on the backend
 	// (backend.AugmentBatch), image by image as data.Augment.Draw(Seed,
@@ -253,6 +261,10 @@ type Trainer struct {
 	// orderViews[s] is step s's batch of it.
 	order      backend.Tensor
 	orderViews []backend.Tensor
+	// graph is the recorded step (Config.Graph), nil until recorded;
+	// noGraph says it will not be (not wanted, or not possible here).
+	graph      *nn.StepGraph
+	noGraph    bool
 	epoch      int // epochs done
 	stepEpoch  int // steps done in the current epoch
 	step       int // steps done since the start
@@ -583,6 +595,42 @@ func (t *Trainer) newViews() error {
 	return nil
 }
 
+// recordStep records the training step (Config.Graph) after an eager one,
+// once, where it can be: a backend that records, one batch on one
+// process.
+func (t *Trainer) recordStep() error {
+	if t.noGraph || t.graph != nil {
+		return nil
+	}
+	if !t.cfg.Graph || t.micro != nil || t.dev != nil || t.cfg.Comm != nil {
+		t.noGraph = true
+		return nil
+	}
+	var p backend.AugmentParams
+	if a := t.cfg.Augment; a != (data.Augment{}) {
+		p = backend.AugmentParams{Pad: a.Pad, Flip: a.Flip, Seed: t.cfg.Seed}
+	}
+	g, err := t.m.RecordStep(t.batch, t.train, t.order, p)
+	if errors.Is(err, nn.ErrNoGraphs) {
+		t.noGraph = true
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	t.graph = g
+	return nil
+}
+
+// Graphed reports whether the training steps are replays of a recorded
+// step (Config.Graph), which holds that many kernel launches.
+func (t *Trainer) Graphed() (bool, int) {
+	if t.graph == nil {
+		return false, 0
+	}
+	return true, t.graph.Kernels()
+}
+
 // loadTraining fills b with the training rows that the view idx names,
 // augmented (Config.Augment) on the backend as they are gathered: each
 // image as its row in the training set, the seed and the epoch draw it.
@@ -634,6 +682,10 @@ func (t *Trainer) Close() error {
 	}
 	if t.cfg.SyncBN && t.world() > 1 {
 		errs = append(errs, t.m.SetBatchNormSync(nil))
+	}
+	if t.graph != nil {
+		errs = append(errs, t.graph.Free())
+		t.graph = nil
 	}
 	t.train, t.batch, t.micro, t.order, t.orderViews = nil, nil, nil, nil, nil
 	t.finite, t.finiteOut = nil, nil
@@ -735,12 +787,20 @@ func (t *Trainer) RunEpoch(ctx context.Context) (EpochMetrics, error) {
 		}
 		lr = cfg.Schedule.LR(cfg.LR, t.epoch, t.step, total)
 		var err error
-		if t.dev != nil {
+		switch {
+		case t.dev != nil:
 			err = t.deviceStep(s, lr)
-		} else if t.micro != nil {
+		case t.micro != nil:
 			err = t.accumStep(s, lr)
-		} else if err = t.loadTraining(b, t.orderViews[s]); err == nil {
-			err = m.TrainStep(b, float32(lr), float32(cfg.Momentum), float32(cfg.WeightDecay))
+		case t.graph != nil:
+			err = t.graph.Run(s*cfg.Batch, uint64(t.epoch), float32(lr), float32(cfg.Momentum), float32(cfg.WeightDecay))
+		default:
+			if err = t.loadTraining(b, t.orderViews[s]); err == nil {
+				err = m.TrainStep(b, float32(lr), float32(cfg.Momentum), float32(cfg.WeightDecay))
+			}
+			if err == nil {
+				err = t.recordStep()
+			}
 		}
 		if err != nil {
 			return em, fmt.Errorf("host: epoch %d step %d: %w", t.epoch+1, s+1, err)
