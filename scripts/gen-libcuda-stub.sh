@@ -23,7 +23,8 @@
 # Usage: scripts/gen-libcuda-stub.sh       prints LIBCUDA_STUB_DIR=<folder>
 # Needs: go, gcc, nm, and the headers from scripts/cuda-deps.sh.
 # It is rebuilt only when its inputs change (pins, wrapper header, go.sum,
-# this script, the list of cgo packages); a stamp file records them.
+# this script, the list of cgo packages and their cgo files); a stamp file
+# records them.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,7 +38,11 @@ pkgs=$(go list -tags cuda -deps -f '{{if and .CgoFiles (not .Standard)}}{{.Impor
 pkgs=$(printf '%s\n' gorgonia.org/cu $pkgs | sort -u)
 
 out="$CONVTRAIN_CUDA_CACHE/libcuda-stub-link-only"
-stamp=$( (cat scripts/cuda-pins.txt gpu/cudacompat/cuda.h go.sum "${BASH_SOURCE[0]}"; echo "$pkgs") | sha256sum | cut -c1-16)
+# The cgo files of those packages too: a cgo file of ours that starts
+# calling another driver function must rebuild the stub (the module cache's
+# files never change, so hashing them costs a read).
+cgofiles=$(go list -tags cuda -f '{{$d := .Dir}}{{range .CgoFiles}}{{$d}}/{{.}} {{end}}' $pkgs 2>/dev/null || true)
+stamp=$( (cat scripts/cuda-pins.txt gpu/cudacompat/cuda.h go.sum "${BASH_SOURCE[0]}" $cgofiles; echo "$pkgs") | sha256sum | cut -c1-16)
 if [[ -f "$out/libcuda.so" && "$(cat "$out/stamp" 2>/dev/null)" == "$stamp" ]]; then
 	echo "LIBCUDA_STUB_DIR=$out"
 	exit 0

@@ -8,6 +8,7 @@ Run with Debian's python3-torch (/usr/bin/python3, not a pyenv python3):
     /usr/bin/python3 scripts/torch-cpu-train.py --threads 2 --steps 200
     /usr/bin/python3 scripts/torch-cpu-train.py --threads 2 --data DIR --epochs 3
     /usr/bin/python3 scripts/torch-cpu-train.py --model resnet8 --schedule cosine --data DIR --epochs 10
+    /usr/bin/python3 scripts/torch-cpu-train.py --model resnet8 --schedule cosine --weight-decay 5e-4 --data DIR --epochs 10
 
 The network, optimiser and batch are those of `go run ./cmd/train`:
 conv 1→8 5×5, ReLU, max-pool 2, conv 8→16 5×5, ReLU, max-pool 2, dense
@@ -156,12 +157,13 @@ def main():
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--model", choices=("lenet", "resnet8"), default="lenet")
     p.add_argument("--schedule", choices=("constant", "cosine"), default="constant")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (train -weight-decay)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     model = net() if args.model == "lenet" else resnet8()
     glorot(model)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=args.weight_decay)
     if args.data:
         train_mnist(args, model, opt)
     else:
