@@ -384,13 +384,15 @@ func BenchmarkConvSuite(b *testing.B) {
 
 // benchAlternatives are the variants of pick's algorithm and pass that
 // BenchmarkConvSuite runs beside pick, the dispatcher's kernel for g: the
-// others whose tile is no wider (wide only if pick is) and whose stride
-// handling is no more specialised (strided only if pick is), in table
-// order.
+// others whose tile is no wider (wide only if pick is, or if the pass's N
+// side suits the 128×128 tiles, useWide, where the SM fill may have
+// chosen the 128×64 ones) and whose stride handling is no more
+// specialised (strided only if pick is), in table order.
 func benchAlternatives(pick convVariant, g geom.ConvGeom) []convVariant {
 	var out []convVariant
+	_, n := passGEMM(pick.pass, g)
 	for _, v := range variantsOf(pick.algo, pick.pass) {
-		if v.id != pick.id && (!v.wide || pick.wide) && (!v.strided || pick.strided) {
+		if v.id != pick.id && (!v.wide || pick.wide || useWide(n)) && (!v.strided || pick.strided) {
 			out = append(out, v)
 		}
 	}

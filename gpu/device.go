@@ -67,6 +67,8 @@ type Device struct {
 	// held are the workspaces that launches recorded since BeginCapture
 	// use: not back in the cache while a graph may replay them.
 	held []heldScratch
+
+	dispatchCache map[dispatchKey]dispatchChoice // bestKernel's answers
 }
 
 // heldScratch is a workspace (scratchLocked) that a graph keeps.

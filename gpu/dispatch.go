@@ -146,7 +146,7 @@ const (
 	// ConvIGemmTF32 is the v3 and v5 kernels: the same implicit GEMM on
 	// tensor cores (TF32; sm_80 and newer), and beside them v8, v9 and v10,
 	// TF32 on the packed channels-last cp.async pipeline, which the
-	// dispatcher runs where pipeWins.
+	// dispatcher runs where their modelled cost is less (cost.go).
 	ConvIGemmTF32
 	// ConvIGemmBF16 is the v7 (forward), v9 (backward-data) and v10
 	// (backward-filter) kernels: implicit GEMMs on BF16 tensor cores over
@@ -210,80 +210,90 @@ func (d *Device) ConvAlgos() []ConvAlgo {
 	return out
 }
 
-// igemmMinUtil and igemmMinK are the dispatcher's thresholds: the useful
-// fraction of the implicit GEMM's 128×64 block tiles and the reduction
-// length below which the direct kernels run.
-const (
-	igemmMinUtil = 1.0 / 8
-	igemmMinK    = 16
-)
-
 // ConvAlgoFor returns the algorithm that Conv2DForward,
 // Conv2DForwardReLU, Conv2DBackwardData and Conv2DBackwardFilter use for
-// pass p of geometry g on this device at its current precision. With the
-// GEMM view of each pass
+// pass p of geometry g on this device at its current precision.
 //
-//	pass              M (128-row tile side)   N (64-column side)   reduction length L
-//	forward           N·P·Q                    K                    C·R·S
-//	backward-data     N·H·W                    C                    K·R·S
-//	backward-filter   C·R·S                    K                    N·P·Q
+// The rule: of the candidate kernels of pass p, the one of least modelled
+// cost (cost.go: waves · issue slots of a block, plus the split-K second
+// pass and any other launch the kernel needs) on the nominal device (an H100 SXM, 132 SMs), the first in the
+// variant table on a tie. The candidates are the direct kernel (v1) and
+// the eligible kernels (loaded, packed copies that fit, the phase
+// decomposition for a bwd-data stride > 1) of the precision's algorithm:
 //
-// and the tile utilisation u = M/(128·⌈M/128⌉) · N/(64·⌈N/64⌉), the rule is
+//	FP32   ConvIGemm: 128×64 tiles (v2, v4) and 128×128 tiles (v6), same bits
+//	TF32   ConvIGemmTF32: v3/v5 and the packed pipeline v8/v9/v10
+//	BF16   ConvIGemmBF16 (v7/v9/v10); where none is eligible, TF32's
 //
-//	if u < 1/8 or L < 16:                                            ConvDirect
-//	else if the precision is BF16 and the packed copies fit:         ConvIGemmBF16
-//	else if the precision is TF32 or BF16 (sm_80+):                   ConvIGemmTF32
-//	else:                                                            ConvIGemm
+// Within the chosen algorithm ConvKernelFor names the kernel: the same
+// choice, except that the FP32 implicit GEMM chooses between its 128×64
+// and 128×128 tiles (the same bits) on the device's own SM count where a
+// GPU reports one. Every other choice, and the split counts of the split-K
+// bwd-filter (wgradSplits, pipeWgradSplits), use the nominal device, so
+// the bits of a result depend on the shape, the precision and (through
+// SetPrecision) the compute capability only, never on timing or on the
+// SM count: runs are reproducible. A pass with an empty GEMM (M or N < 1)
+// runs the direct kernel.
 //
-// where the packed copies fit when each channels-last copy of the pass
-// (packedFits) has fewer than 2³¹ elements. Within an algorithm the kernel
-// follows the shape (ConvKernelFor): the FP32 implicit GEMM runs 128×128
-// tiles (v6, the same bits) when its N side is ≥ 128 and at most 1/8
-// padding, bwd-data with a stride > 1 runs the phase-decomposed kernels
-// (v4, v5, v6 strided), and TF32 runs its packed-pipeline kernel of the
-// pass (v8, v9, v10) in place of v3/v5 where pipeWins.
-//
-// The thresholds come from the simulator's instructions per useful FMA
-// (BENCHMARKS.md, "Kernels"): at u = 1/8 the FP32 implicit GEMM executes
-// about as many instructions per useful FMA as the direct kernels (MNIST
-// conv2 backward-data: 34.6 against 34.9; conv1 forward: 18 against 22)
-// and far fewer global sectors per FLOP; below it, the direct kernels
-// execute fewer (conv1 backward-data, u = 1/64: 161 against 29). The
-// choice depends on the shape, the precision and (through SetPrecision)
-// the compute capability only, never on timing, so runs are reproducible.
+// Small shapes are where SM fill decides (TestDispatchShapes works these
+// by hand; BENCHMARKS.md, "Dispatcher", lists every choice with its
+// modelled cost before and after this rule). At batch 64, MNIST conv2's
+// forward keeps the implicit GEMM, 32 blocks on 132 SMs, by a narrow
+// margin: the direct kernel's 256 blocks fill every SM but it pays the
+// ReLU launch of Conv2DForwardReLU (80384 slots against 70400 + 14336);
+// conv1's backward passes stay direct (C = 1: 2 % of a 128×64 tile used). The ResNet stem's
+// backward-filter (C·R·S = 27) runs the split-K implicit GEMM, 128 splits
+// on 128 blocks, rather than 432 direct blocks of 131072 terms; ResNet-50's
+// stage 4 at batch 8 runs the 128×64 tiles on 32 blocks where the 128×128
+// ones would fill 16 SMs. The model is an estimate from instruction counts
+// (see cost.go for its sources and what it leaves out), not a timing.
 func (d *Device) ConvAlgoFor(p ConvPass, g geom.ConvGeom) ConvAlgo {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.convAlgoFor(p, g)
 }
 
-// tileUtil is the useful fraction of the ⌈m/128⌉·⌈n/64⌉ block tiles of an
-// m×n implicit GEMM.
-func tileUtil(m, n int) float64 {
-	return float64(m) / float64(igemmBM*ceilDiv(m, igemmBM)) * float64(n) / float64(igemmBN*ceilDiv(n, igemmBN))
+// passGEMM is the m×n output of pass p's implicit GEMM on g.
+func passGEMM(p ConvPass, g geom.ConvGeom) (m, n int) {
+	switch p {
+	case ConvFwd:
+		return g.N * g.P() * g.Q(), g.K
+	case ConvBwdData:
+		return g.N * g.H * g.W, g.C
+	}
+	return g.C * g.R * g.S, g.K
+}
+
+// candidateAlgos lists the algorithms ConvAlgoFor weighs for pass p of g
+// at the device's precision, the precision's first, the direct kernels
+// last (an array, so that a launch does not allocate).
+func (d *Device) candidateAlgos(p ConvPass, g geom.ConvGeom) [2]ConvAlgo {
+	if m, n := passGEMM(p, g); m < 1 || n < 1 {
+		return [2]ConvAlgo{ConvDirect, ConvDirect}
+	}
+	a := ConvIGemm
+	switch d.precision {
+	case TF32:
+		a = ConvIGemmTF32
+	case BF16:
+		a = ConvIGemmTF32
+		if id, _ := d.bestKernel(ConvIGemmBF16, p, g, nominalSMs); id >= 0 {
+			a = ConvIGemmBF16
+		}
+	}
+	return [2]ConvAlgo{a, ConvDirect}
 }
 
 func (d *Device) convAlgoFor(p ConvPass, g geom.ConvGeom) ConvAlgo {
-	var m, n, k int
-	switch p {
-	case ConvFwd:
-		m, n, k = g.N*g.P()*g.Q(), g.K, g.C*g.R*g.S
-	case ConvBwdData:
-		m, n, k = g.N*g.H*g.W, g.C, g.K*g.R*g.S
-	default:
-		m, n, k = g.C*g.R*g.S, g.K, g.N*g.P()*g.Q()
+	best, bestCost := ConvDirect, 0.0
+	found := false
+	for _, a := range d.candidateAlgos(p, g) {
+		id, c := d.bestKernel(a, p, g, nominalSMs)
+		if id >= 0 && (!found || c < bestCost) {
+			best, bestCost, found = a, c, true
+		}
 	}
-	switch {
-	case m < 1 || n < 1 || tileUtil(m, n) < igemmMinUtil || k < igemmMinK:
-		return ConvDirect
-	case d.precision == BF16 && ConvIGemmBF16.HasPass(p) && d.convAlgoAvailable(ConvIGemmBF16) && packedFits(p, g, packedBF16.chanAlign):
-		return ConvIGemmBF16
-	case (d.precision == TF32 || d.precision == BF16) && d.convAlgoAvailable(ConvIGemmTF32):
-		return ConvIGemmTF32
-	case d.convAlgoAvailable(ConvIGemm):
-		return ConvIGemm
-	}
-	return ConvDirect
+	return best
 }
 
 // The packed-pipeline kernels beside the TF32 v3/v5 kernels. TF32 has two
@@ -293,20 +303,12 @@ func (d *Device) convAlgoFor(p ConvPass, g geom.ConvGeom) ConvAlgo {
 // (packing kernels, about one read and one write of each operand) and
 // then runs the cp.async/ldmatrix pipeline on 128×128 tiles with k padded
 // to the 16-byte chunk (C or K rounded up to a multiple of 4). The
-// dispatcher takes the packed kernel (pipeWins) when
-//
-//	the device has loaded it (its minimum compute capability, convVariants),
-//	its packed copies fit (packedFits), and
-//	issue(packed) ≤ issue(v3 or v5),
-//
-// with issue(kernel) = HMMAs · (1 + mmaOther[kernel]) the issue slots of
-// its main loops: the HMMA count of its padded tiles (tensorMMAs: every
-// block tile's M×N×K over the MACs of one mma) times one plus its main
-// loop's other SASS instructions per HMMA (RESOURCES.md). v5 counts one
-// GEMM per stride phase over ⌈R/sh⌉·⌈S/sw⌉ taps; v9 counts every tap (it
-// multiplies the zeros a stride leaves). The packing launches and the SM
-// fill are left out. A function of the shape only, so the bits of a
-// result do not depend on the device beyond its compute capability.
+// dispatcher weighs them with the cost model (cost.go): issue slots of a
+// block, HMMAs · (1 + mmaOther[kernel]), the main loop's other SASS
+// instructions per HMMA (RESOURCES.md), times the waves of its blocks. v5
+// counts one GEMM per stride phase over ⌈R/sh⌉·⌈S/sw⌉ taps; v9 counts
+// every tap (it multiplies the zeros a stride leaves). The packing
+// launches are left out.
 
 // pipeKernel is the packed-pipeline kernel of pass p of algorithm a (−1
 // for none): every kernel of ConvIGemmBF16, v8/v9/v10 of ConvIGemmTF32.
@@ -317,16 +319,6 @@ func pipeKernel(a ConvAlgo, p ConvPass) kernelID {
 		}
 	}
 	return -1
-}
-
-// pipeWins reports whether packed kernel pk runs pass g in place of
-// kernel id (the rule above).
-func pipeWins(pk, id kernelID, g geom.ConvGeom) bool {
-	v, _ := variantOf(pk)
-	if !packedFits(v.pass, g, packedConvs[pk].chanAlign) {
-		return false
-	}
-	return tensorIssue(pk, g) <= tensorIssue(id, g)
 }
 
 // mmaOther is the main loop's other SASS instructions per HMMA of each

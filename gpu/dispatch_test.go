@@ -7,27 +7,49 @@ import (
 	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
-// testConvDispatch checks ConvAlgoFor's rule on shapes on both sides of
-// each threshold, at both precisions where the device has TF32, and (on
-// the simulator, whose per-kernel counters name what ran) that the
-// dispatching entry points launch the chosen kernels.
+// testConvDispatch checks ConvAlgoFor's rule (the least modelled cost,
+// cost.go) on small shapes on both sides of it, at every precision the
+// device has, and (on the simulator, whose per-kernel counters name what
+// ran) that the dispatching entry points launch the chosen kernels. Each
+// case lists the modelled costs (issue slots on the nominal device; every
+// launch here is one wave) of the direct kernel and of the cheapest
+// kernel of each implicit-GEMM family; a packed kernel (v7–v10) pays
+// 2·14336 for its packing launches, the direct forward 14336 more for the
+// ReLU launch of Conv2DForwardReLU (under Conv2DForward too: both run the
+// same kernel). TestDispatchShapes works the model by hand on the MNIST
+// and ResNet shapes.
 func testConvDispatch(t *testing.T, d *Device) {
+	const (
+		D = ConvDirect
+		I = ConvIGemm
+		T = ConvIGemmTF32
+		B = ConvIGemmBF16
+	)
 	cases := []struct {
 		pass ConvPass
 		g    geom.ConvGeom
-		big  bool // the rule picks an implicit GEMM
+		want [3]ConvAlgo // at FP32, TF32, BF16
 	}{
-		// u = (M/128⌈M/128⌉)·(N/64⌈N/64⌉) against 1/8, L against 16.
-		{ConvFwd, cg(2, 1, 12, 12, 8, 5, 5, 1, 1, 0, 0), true},        // M = 128, K = 8: u = 1/8
-		{ConvFwd, cg(2, 1, 12, 12, 4, 5, 5, 1, 1, 0, 0), false},       // K = 4: u = 1/16
-		{ConvFwd, cg(2, 8, 12, 12, 16, 5, 5, 1, 1, 0, 0), true},       // u = 1/4, L = 200
-		{ConvFwd, cg(2, 3, 5, 5, 32, 2, 2, 1, 1, 0, 0), false},        // u = 1/8, L = C·R·S = 12
-		{ConvBwdData, cg(2, 8, 12, 12, 16, 5, 5, 1, 1, 0, 0), false},  // M = 288, C = 8: u = 3/32
-		{ConvBwdData, cg(2, 16, 6, 6, 2, 3, 3, 1, 1, 1, 1), true},     // M = 72, C = 16: u = 9/64, L = 18
-		{ConvBwdData, cg(2, 16, 6, 6, 1, 3, 3, 1, 1, 1, 1), false},    // L = K·R·S = 9
-		{ConvBwdFilter, cg(1, 16, 4, 4, 64, 1, 1, 1, 1, 0, 0), true},  // M = C·R·S = 16, K = 64: u = 1/8, L = 16
-		{ConvBwdFilter, cg(1, 15, 4, 4, 64, 1, 1, 1, 1, 0, 0), false}, // M = 15: u = 15/128
-		{ConvBwdFilter, cg(1, 16, 3, 3, 64, 1, 1, 1, 1, 0, 0), false}, // L = N·P·Q = 9
+		// direct 4 (2) blocks: 8 warps·25 taps·22 = 4400, + 14336 = 18736;
+		// v2 one block of 4 k-tiles: 65536·4·1.57/32 = 12861; v3 4·64
+		// HMMAs·14 = 3584; v7 6720 + 28672 = 35392.
+		{ConvFwd, cg(2, 1, 12, 12, 8, 5, 5, 1, 1, 0, 0), [3]ConvAlgo{I, T, D}},
+		{ConvFwd, cg(2, 1, 12, 12, 4, 5, 5, 1, 1, 0, 0), [3]ConvAlgo{I, T, D}},
+		// direct 35200 + 14336 = 49536; v2 80384; v3 22400; v7 35392.
+		{ConvFwd, cg(2, 8, 12, 12, 16, 5, 5, 1, 1, 0, 0), [3]ConvAlgo{D, T, B}},
+		// direct 2112 + 14336 = 16448; v2 6431; v3 1792; v7 29632.
+		{ConvFwd, cg(2, 3, 5, 5, 32, 2, 2, 1, 1, 0, 0), [3]ConvAlgo{I, T, D}},
+		// direct 92800; v2 191488; v9 tf32 57344; v9 bf16 43581.
+		{ConvBwdData, cg(2, 8, 12, 12, 16, 5, 5, 1, 1, 0, 0), [3]ConvAlgo{D, T, B}},
+		// direct 4176; v2 11489; v3 5833; v9 32113 (both).
+		{ConvBwdData, cg(2, 16, 6, 6, 2, 3, 3, 1, 1, 1, 1), [3]ConvAlgo{D, D, D}},
+		// direct 2088; v2 7660; v3 3889; v9 32113 (both).
+		{ConvBwdData, cg(2, 16, 6, 6, 1, 3, 3, 1, 1, 1, 1), [3]ConvAlgo{D, D, D}},
+		// direct 1024 (960) blocks of 8·(38 + 82) = 960 slots, 8 an SM:
+		// 7680; v2 one block of 2 k-tiles: 7168; v3 3249; v10 bf16 29839.
+		{ConvBwdFilter, cg(1, 16, 4, 4, 64, 1, 1, 1, 1, 0, 0), [3]ConvAlgo{I, T, D}},
+		{ConvBwdFilter, cg(1, 15, 4, 4, 64, 1, 1, 1, 1, 0, 0), [3]ConvAlgo{I, T, D}},
+		{ConvBwdFilter, cg(1, 16, 3, 3, 64, 1, 1, 1, 1, 0, 0), [3]ConvAlgo{I, T, D}},
 	}
 	precisions := []Precision{FP32}
 	if d.hasTarget(80) {
@@ -53,16 +75,7 @@ func testConvDispatch(t *testing.T, d *Device) {
 		}
 		for _, c := range cases {
 			t.Run(kv("precision", prec, "pass", c.pass)+"/"+c.g.String(), func(t *testing.T) {
-				want := ConvDirect
-				if c.big {
-					want = ConvIGemm
-					switch prec {
-					case BF16:
-						want = ConvIGemmBF16
-					case TF32:
-						want = ConvIGemmTF32
-					}
-				}
+				want := c.want[prec]
 				if got := d.ConvAlgoFor(c.pass, c.g); got != want {
 					t.Fatalf("ConvAlgoFor(%v, %v) = %v, want %v", c.pass, c.g, got, want)
 				}
@@ -72,32 +85,37 @@ func testConvDispatch(t *testing.T, d *Device) {
 				g := c.g
 				h := newHarness(t, d)
 				x, w, y := h.in("x", make([]float32, g.XLen())), h.in("w", make([]float32, g.WLen())), h.in("y", make([]float32, g.YLen()))
-				d.ResetKernelStats()
-				var err error
+				// ran checks that the entry point launched the algorithm's
+				// kernel of least modelled cost (TestDispatchShapes checks
+				// that rule) once, and that ConvKernelFor names it.
+				named := d.ConvKernelFor(c.pass, g)
+				ran := func(call func() error, a ConvAlgo, relu bool) {
+					t.Helper()
+					d.ResetKernelStats()
+					if err := call(); err != nil {
+						t.Fatal(err)
+					}
+					id, _ := d.bestKernel(a, c.pass, g, d.fillSMs())
+					name := kernelTable[id].name
+					if named != name {
+						t.Errorf("ConvKernelFor(%v, %v) = %s, want %s", c.pass, g, named, name)
+					}
+					st := d.KernelStats()
+					if st[name].Launches != 1 {
+						t.Errorf("kernel %s launched %d times, want 1 (launched: %v)", name, st[name].Launches, st)
+					}
+					if want := relu && a == ConvDirect; (st["relu_fwd_v1"].Launches == 1) != want {
+						t.Errorf("relu_fwd_v1 launched %d times, want %v (launched: %v)", st["relu_fwd_v1"].Launches, want, st)
+					}
+				}
 				switch c.pass {
 				case ConvFwd:
-					err = d.Conv2DForwardReLU(g, x, w, nil, h.out("out", g.YLen()))
+					ran(func() error { return d.Conv2DForward(g, x, w, nil, h.out("out", g.YLen())) }, want, false)
+					ran(func() error { return d.Conv2DForwardReLU(g, x, w, nil, h.out("outr", g.YLen())) }, want, true)
 				case ConvBwdData:
-					err = d.Conv2DBackwardData(g, y, w, h.out("out", g.XLen()))
+					ran(func() error { return d.Conv2DBackwardData(g, y, w, h.out("out", g.XLen())) }, want, false)
 				default:
-					err = d.Conv2DBackwardFilter(g, x, y, h.out("out", g.WLen()))
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				// The kernel: the shape's variant of the algorithm, or (TF32)
-				// its packed kernel where pipeWins (TestPipeWins checks that
-				// rule); BF16 has only packed kernels.
-				id := [...]func(ConvAlgo, geom.ConvGeom) kernelID{fwdKernel, dgradKernel, wgradKernel}[c.pass](want, g)
-				if pk := pipeKernel(want, c.pass); want == ConvIGemmTF32 && pipeWins(pk, id, g) {
-					id = pk
-				}
-				name := kernelTable[id].name
-				if got := d.ConvKernelFor(c.pass, g); got != name {
-					t.Errorf("ConvKernelFor(%v, %v) = %s, want %s", c.pass, g, got, name)
-				}
-				if st := d.KernelStats(); st[name].Launches != 1 {
-					t.Errorf("kernel %s launched %d times, want 1 (launched: %v)", name, st[name].Launches, st)
+					ran(func() error { return d.Conv2DBackwardFilter(g, x, y, h.out("out", g.WLen())) }, want, false)
 				}
 			})
 		}
@@ -242,35 +260,48 @@ func testWideSameBits(t *testing.T, d *Device, v convVariant) {
 }
 
 // TestPipeWins checks the TF32 dispatcher's choice between v3/v5 and the
-// packed kernels v8/v9/v10 on shapes worked by hand (tensorMMAs: padded
-// tiles × MMAs per tile; issue = MMAs·(1 + mmaOther)).
+// packed kernels v8/v9/v10 on shapes worked by hand: the issue slots of
+// their main loops (tensorMMAs: padded tiles × MMAs per tile; issue =
+// MMAs·(1 + mmaOther)), on which the packed kernels win (pipe), and the
+// cost model's choice (dispatch: the same slots a block times the waves,
+// plus the packed kernels' two packing launches at 14336 slots each),
+// which the small shapes turn.
 func TestPipeWins(t *testing.T) {
+	d := openSim(t)
 	for _, c := range []struct {
 		pass     ConvPass
 		g        geom.ConvGeom
 		mmas3    int // v3/v5
 		mmasPipe int // v8/v9/v10
 		pipe     bool
+		dispatch bool
 	}{
 		// MNIST conv1 (C = 1): v3 288·1·⌈25/8⌉ tiles of 64 MMAs; v8 pads C
 		// to 4, 288·1·⌈100/16⌉ tiles of 256: 73728·14 < 516096·3.75.
-		{ConvFwd, cg(64, 1, 28, 28, 32, 5, 5, 1, 1, 0, 0), 288 * 4 * 64, 288 * 7 * 256, false},
-		// ResNet 3×3, 64 channels: v3 196·1·72·64; v8 196·1·36·256.
-		{ConvFwd, cg(8, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1), 196 * 72 * 64, 196 * 36 * 256, true},
+		{ConvFwd, cg(64, 1, 28, 28, 32, 5, 5, 1, 1, 0, 0), 288 * 4 * 64, 288 * 7 * 256, false, false},
+		// ResNet 3×3, 64 channels: v3 196·1·72·64; v8 196·1·36·256. 196
+		// blocks each, one wave of 2 an SM: v3 2·72·64·14 = 129024, v8
+		// 2·36·256·3.75 + 2·14336 = 97792.
+		{ConvFwd, cg(8, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1), 196 * 72 * 64, 196 * 36 * 256, true, true},
 		// bwd-data, stride 1: v3 196·1·72·64 against v9 196·1·36·256.
-		{ConvBwdData, cg(8, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1), 196 * 72 * 64, 196 * 36 * 256, true},
+		{ConvBwdData, cg(8, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1), 196 * 72 * 64, 196 * 36 * 256, true, true},
 		// bwd-data, a 1×1 stride-2 projection (C = 64, K = 128, 28×28 → 14×14):
 		// v5 4 phases of ⌈8·14·14/128⌉ = 13 M tiles × ⌈128/8⌉ k-tiles; v9
 		// multiplies the zero taps: ⌈8·784/128⌉ = 49 M tiles × ⌈128/16⌉,
 		// twice v5's MMAs but a quarter of its other instructions per MMA.
-		{ConvBwdData, cg(8, 64, 28, 28, 128, 1, 1, 2, 2, 0, 0), 4 * 13 * 16 * 64, 49 * 8 * 256, true},
+		// The model: v5 52 blocks, one an SM, of 16·64·22 = 22528 slots; v9
+		// 49 of 8·256·4.48 = 9175 plus two packing launches: 37847. v5.
+		{ConvBwdData, cg(8, 64, 28, 28, 128, 1, 1, 2, 2, 0, 0), 4 * 13 * 16 * 64, 49 * 8 * 256, true, false},
 		// bwd-data with K = 3 filters: v3 ⌈27/8⌉ = 4 k-tiles of 64 MMAs on
 		// 196 M tiles, v9 pads K to 4: ⌈36/16⌉ = 3 of 256, 3× the MMAs at
-		// a sixth of v3's issue slots per MMA.
-		{ConvBwdData, cg(8, 64, 56, 56, 3, 3, 3, 1, 1, 1, 1), 196 * 4 * 64, 196 * 3 * 256, true},
+		// a sixth of v3's issue slots per MMA. The model: 196 blocks each,
+		// one wave of 2 an SM: v3 2·4·64·30.38 = 15555, v9 2·3·256·4.48 +
+		// 2·14336 = 35553. v3.
+		{ConvBwdData, cg(8, 64, 56, 56, 3, 3, 3, 1, 1, 1, 1), 196 * 4 * 64, 196 * 3 * 256, true, false},
 		// bwd-filter: v3 M = C·R·S = 576 (5 tiles) × N = 64 (1) × ⌈25088/8⌉;
-		// v10 M = K = 64 (1) × N = 9·64 (5) × ⌈25088/16⌉.
-		{ConvBwdFilter, cg(8, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1), 5 * 3136 * 64, 5 * 1568 * 256, true},
+		// v10 M = K = 64 (1) × N = 9·64 (5) × ⌈25088/16⌉. The model (split-K
+		// to fill a wave either way): v3 241175, v10 158208.
+		{ConvBwdFilter, cg(8, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1), 5 * 3136 * 64, 5 * 1568 * 256, true, true},
 	} {
 		t.Run(kv("pass", c.pass)+"/"+c.g.String(), func(t *testing.T) {
 			id := [...]func(ConvAlgo, geom.ConvGeom) kernelID{fwdKernel, dgradKernel, wgradKernel}[c.pass](ConvIGemmTF32, c.g)
@@ -285,14 +316,18 @@ func TestPipeWins(t *testing.T) {
 			if want != c.pipe {
 				t.Fatalf("the worked case says pipe = %v, the figures %v", c.pipe, want)
 			}
-			if got := pipeWins(pk, id, c.g); got != c.pipe {
-				t.Errorf("pipeWins(%s, %s) = %v, want %v", kernelName(pk), kernelName(id), got, c.pipe)
+			if got, _ := d.bestKernel(ConvIGemmTF32, c.pass, c.g, nominalSMs); (got == pk) != c.dispatch {
+				t.Errorf("bestKernel(tf32, %v, %v) = %s (%s costs %.0f, %s %.0f), want the packed kernel: %v",
+					c.pass, c.g, kernelName(got), kernelName(pk), convCost(pk, c.g).cost(nominalSMs), kernelName(id), convCost(id, c.g).cost(nominalSMs), c.dispatch)
 			}
 		})
 	}
 	// Packed copies that do not fit: never the packed kernel.
 	huge := cg(1<<16, 3, 128, 128, 8, 3, 3, 1, 1, 1, 1)
-	if pipeWins(kConvFwdTF32Pipe, kConvFwdTF32, huge) {
-		t.Errorf("pipeWins on %v, whose channels-last x has 2^16·128·128·4 elements", huge)
+	if d.eligible(kConvFwdTF32Pipe, ConvFwd, huge) {
+		t.Errorf("%s eligible on %v, whose channels-last x has 2^16·128·128·4 elements", kernelName(kConvFwdTF32Pipe), huge)
+	}
+	if got, _ := d.bestKernel(ConvIGemmTF32, ConvFwd, huge, nominalSMs); got != kConvFwdTF32 {
+		t.Errorf("bestKernel(tf32, fwd, %v) = %s, want %s", huge, kernelName(got), kernelName(kConvFwdTF32))
 	}
 }

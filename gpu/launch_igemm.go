@@ -20,20 +20,24 @@ func igemmGrid(id kernelID, m, n, z int) (grid, block Dim3) {
 	return Dim3{ceilDiv(m, v.tile.M), ceilDiv(n, v.tile.N), z}, Dim3{igemmThreads, 1, 1}
 }
 
-// useWide reports whether an FP32 implicit GEMM with n columns runs the
+// useWide reports whether an FP32 implicit GEMM with n columns suits the
 // 128×128 tiles (v6): n ≥ 128 and at most 1/8 of the 128-wide tiles
 // padding. They do the same arithmetic in the same order as the 128×64
 // tiles (the same bits) with half the shared-memory and loader
-// instructions per FMA.
+// instructions per FMA. The dispatcher chooses between them with the cost
+// model (cost.go); useWide fixes the blocks wgradSplits counts (so that
+// the split count, hence dw's bits, depends on the shape only) and the
+// shape's variant where an algorithm has no eligible kernel (passKernel).
 func useWide(n int) bool {
 	return n >= igemmBNWide && 8*n >= 7*igemmBNWide*ceilDiv(n, igemmBNWide)
 }
 
-// fwdKernel, dgradKernel and wgradKernel are the kernels of algorithm a
-// for pass ConvFwd, ConvBwdData and ConvBwdFilter of g (convVariantFor):
-// the wide tiles when the pass's N side suits them (useWide), for
-// bwd-data with a stride > 1 the phase-decomposed kernel, where a has
-// them.
+// fwdKernel, dgradKernel and wgradKernel are the shape's variants of
+// algorithm a for pass ConvFwd, ConvBwdData and ConvBwdFilter of g
+// (convVariantFor): the wide tiles when the pass's N side suits them
+// (useWide), for bwd-data with a stride > 1 the phase-decomposed kernel,
+// where a has them. The dispatcher runs them only where a has no
+// eligible kernel (kernelFor).
 func fwdKernel(a ConvAlgo, g geom.ConvGeom) kernelID {
 	return convVariantFor(a, ConvFwd, useWide(g.K), false)
 }
@@ -43,21 +47,27 @@ func wgradKernel(a ConvAlgo, g geom.ConvGeom) kernelID {
 }
 
 // kernelFor is the kernel that pass p of algorithm a runs for g on this
-// device: the shape's variant (passKernel), or the algorithm's
-// packed-pipeline variant (pipeKernel) where pipeWins; never FP32's
-// conv2d_bwd_data_v11_igemm_pipe, whose sum order differs from v2/v4/v6
-// (the FP32 default's bits are pinned).
+// device: the eligible kernel of a of least modelled cost (bestKernel) on
+// the nominal device, or for the FP32 implicit GEMM, whose 128×64 and
+// 128×128 tiles give the same bits, on the device's SM count (fillSMs);
+// the shape's variant (passKernel) where a has no eligible kernel. Never
+// FP32's conv2d_bwd_data_v11_igemm_pipe, whose sum order differs from
+// v2/v4/v6 (the FP32 default's bits are pinned).
 func (d *Device) kernelFor(a ConvAlgo, p ConvPass, g geom.ConvGeom) kernelID {
-	id := passKernel(a, p, g)
-	if pk := pipeKernel(a, p); a != ConvIGemm && pk >= 0 && pk != id && d.fns[pk] != nil && pipeWins(pk, id, g) {
-		return pk
+	sms := nominalSMs
+	if a == ConvIGemm {
+		sms = d.fillSMs()
 	}
-	return id
+	if id, _ := d.bestKernel(a, p, g, sms); id >= 0 {
+		return id
+	}
+	return passKernel(a, p, g)
 }
 
 // ConvKernelFor names the kernel that the dispatching entry point of pass
-// p runs for g (ConvAlgoFor's algorithm, then the tile width and, for
-// bwd-data, the phase decomposition of a stride > 1); with the split-K
+// p runs for g (ConvAlgoFor's algorithm, then its kernel of least modelled
+// cost: the tile width, the packed pipeline and, for bwd-data, the phase
+// decomposition of a stride > 1); with the split-K
 // bwd-filter, conv2d_bwd_filter_v2_reduce follows it.
 func (d *Device) ConvKernelFor(p ConvPass, g geom.ConvGeom) string {
 	d.mu.Lock()
@@ -100,9 +110,12 @@ const (
 // that the sum order, and with it every bit of dw, is the same on every
 // device and every run. No split is empty.
 //
-// The rule is the SM-fill model of waveSteps on the FP32 kernel the
-// dispatcher runs for g (128×128 tiles when useWide(K), else 128×64; the
-// TF32 kernels use the same splits): with T = ⌈N·P·Q/8⌉ k-tiles, B =
+// The rule is the SM-fill model of waveSteps on the FP32 kernel of g's
+// shape (128×128 tiles when useWide(K), else 128×64, whichever the
+// dispatcher then runs with these splits; the TF32 kernels use the same
+// splits). It is the earlier, simpler form of the dispatcher's cost model
+// (cost.go), which then weighs the split launch with the kernel's own
+// occupancy and instructions: with T = ⌈N·P·Q/8⌉ k-tiles, B =
 // ⌈C·R·S/128⌉·⌈K/BN⌉ blocks per split and W the blocks of a wave
 // (igemmBlocksPerSM · nominalSMs), s splits cost
 //
@@ -177,9 +190,10 @@ func (d *Device) launchConv(id kernelID, grid, block Dim3, g geom.ConvGeom, ptrs
 //
 // x is (N,C,H,W), w is (K,C,R,S), b is (K) or nil (no bias), y is
 // (N,K,P,Q), all float32. The algorithm is ConvAlgoFor(ConvFwd, g) and
-// the kernel ConvKernelFor(ConvFwd, g): conv2d_fwd_v1_direct,
-// conv2d_fwd_v2_igemm (conv2d_fwd_v6_igemm_wide for K ≥ 128, same bits),
-// conv2d_fwd_v3_igemm_tf32 or (BF16) pack_nhwc_bf16_v1 twice then
+// the kernel ConvKernelFor(ConvFwd, g), the one of least modelled cost
+// (ConvAlgoFor): conv2d_fwd_v1_direct, conv2d_fwd_v2_igemm or
+// conv2d_fwd_v6_igemm_wide (same bits), conv2d_fwd_v3_igemm_tf32 or
+// conv2d_fwd_v8_igemm_tf32 (TF32), or (BF16) two packing launches then
 // conv2d_fwd_v7_igemm_bf16.
 func (d *Device) Conv2DForward(g geom.ConvGeom, x, w, b, y *Buffer) error {
 	d.mu.Lock()
@@ -194,6 +208,8 @@ func (d *Device) Conv2DForward(g geom.ConvGeom, x, w, b, y *Buffer) error {
 //
 // with relu_fwd_v1's rules (NaN propagates, −0 becomes +0). With the
 // direct algorithm it is conv2d_fwd_v1_direct then relu_fwd_v1 in place.
+// The algorithm and the kernel are Conv2DForward's (ConvAlgoFor, whose
+// model charges the direct kernel that second launch).
 func (d *Device) Conv2DForwardReLU(g geom.ConvGeom, x, w, b, y *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -336,11 +352,12 @@ func (d *Device) convBackwardFilterAlgo(a ConvAlgo, g geom.ConvGeom, x, dy, dw *
 // is one to share: with the direct kernel, conv2d_bwd_filter_bias_v1 (one
 // launch for both); with a split implicit GEMM, its second pass
 // conv2d_bwd_filter_reduce_bias_v1; otherwise a launch of
-// conv2d_bwd_bias_v1 of its own.
+// conv2d_bwd_bias_v1 of its own. The weight-gradient kernel is
+// Conv2DBackwardFilter's (ConvKernelFor), so dw has its bits.
 func (d *Device) Conv2DBackwardFilterBias(g geom.ConvGeom, x, dy, dw, db *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.convBackwardFilterKernelBias(wgradKernel(d.convAlgoFor(ConvBwdFilter, g), g), g, x, dy, dw, db)
+	return d.convBackwardFilterKernelBias(d.kernelFor(d.convAlgoFor(ConvBwdFilter, g), ConvBwdFilter, g), g, x, dy, dw, db)
 }
 
 // convBackwardFilterKernel runs bwd-filter kernel id on g (and the split-K
@@ -373,7 +390,13 @@ func (d *Device) convBackwardFilterKernelBias(id kernelID, g geom.ConvGeom, x, d
 		return nil
 	}
 	if _, ok := packedConvs[id]; ok {
-		return d.convBackwardFilterPacked(id, g, x, dy, dw)
+		if err := d.convBackwardFilterPacked(id, g, x, dy, dw); err != nil || db == nil {
+			return err
+		}
+		if err := d.conv2DBackwardBias(g, dy, db); err != nil {
+			return launchErr(kConvBwdBias, g, err)
+		}
+		return nil
 	}
 	if err := d.needConv(g, "x", x, g.XLen(), "dy", dy, g.YLen(), "dw", dw, g.WLen()); err != nil {
 		return launchErr(id, g, err)

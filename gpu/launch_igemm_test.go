@@ -202,11 +202,11 @@ func TestIGemmLaunchers(t *testing.T) {
 	}
 }
 
-// TestIGemmWideLaunch checks, on a fake driver, that the FP32 implicit
-// GEMM switches to the 128×128 tiles for 128 columns and more (K for
-// forward and bwd-filter, C for bwd-data) when they are at most 1/8
-// padding, with the grid counted in 128-wide tiles, and that
-// ConvKernelFor names what runs.
+// TestIGemmWideLaunch checks, on a fake driver (which reports no SM
+// count: the nominal 132), that the FP32 implicit GEMM runs the 128×128
+// tiles where the cost model (cost.go) prefers them, with the grid
+// counted in 128-wide tiles, the 128×64 tiles where they fill more SMs or
+// pad less, and that ConvKernelFor names what runs.
 func TestIGemmWideLaunch(t *testing.T) {
 	d, f := openFake(t)
 	cases := []struct {
@@ -215,12 +215,23 @@ func TestIGemmWideLaunch(t *testing.T) {
 		kernel string
 		grid   Dim3
 	}{
-		{ConvFwd, cg(2, 3, 9, 8, 256, 3, 2, 2, 1, 1, 0), "conv2d_fwd_v6_igemm_wide", Dim3{1, 2, 1}},          // M = 70
-		{ConvFwd, cg(2, 3, 9, 8, 200, 3, 2, 2, 1, 1, 0), "conv2d_fwd_v2_igemm", Dim3{1, 4, 1}},               // 200/256 < 7/8
-		{ConvFwd, cg(2, 3, 9, 8, 120, 3, 2, 2, 1, 1, 0), "conv2d_fwd_v2_igemm", Dim3{1, 2, 1}},               // < 128
-		{ConvBwdData, cg(2, 256, 9, 8, 4, 3, 2, 1, 1, 1, 0), "conv2d_bwd_data_v6_igemm_wide", Dim3{2, 2, 1}}, // M = 144
-		{ConvBwdData, cg(2, 128, 9, 8, 4, 3, 2, 2, 1, 1, 0), "conv2d_bwd_data_v6_igemm_wide_strided", Dim3{1, 1, 2}},
-		{ConvBwdFilter, cg(2, 3, 9, 8, 384, 3, 2, 2, 1, 1, 0), "conv2d_bwd_filter_v6_igemm_wide", Dim3{1, 3, 1}}, // C·R·S = 18
+		// ResNet-50 stage 3 at batch 128: 196 row tiles; v2 784 blocks in 3
+		// waves of 2 an SM (6 v2 blocks of work an SM), v6 392 in 3 waves
+		// of one (3 v6 blocks = 5.04 v2 blocks).
+		{ConvFwd, cg(128, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1), "conv2d_fwd_v6_igemm_wide", Dim3{196, 2, 1}},
+		{ConvBwdData, cg(128, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1), "conv2d_bwd_data_v6_igemm_wide", Dim3{196, 2, 1}},
+		// bwd-filter at batch 1 (7 k-tiles: no split): 36 row tiles (C·R·S
+		// = 4608); v6 144 blocks, 2 waves of one of 131072·7·1.48/32 slots
+		// (84869), v2 288, 2 waves of 2 of 65536·7·1.75/32 (100352).
+		{ConvBwdFilter, cg(1, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1), "conv2d_bwd_filter_v6_igemm_wide", Dim3{36, 4, 1}},
+		// Stride 2, 1×1: 4 phases of 392 row tiles; v4 3136 blocks (12
+		// waves of 2), v6 1568 (12 waves of one).
+		{ConvBwdData, cg(64, 128, 56, 56, 256, 1, 1, 2, 2, 0, 0), "conv2d_bwd_data_v6_igemm_wide_strided", Dim3{392, 1, 4}},
+		// ResNet-50 stage 4 at batch 8: 4 row tiles; v2's 32 blocks fill
+		// twice the SMs of v6's 16, one wave each.
+		{ConvFwd, cg(8, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1), "conv2d_fwd_v2_igemm", Dim3{4, 8, 1}},
+		// K = 32 < 128: v6 would pad 3/4 of its columns.
+		{ConvFwd, cg(128, 32, 16, 16, 32, 3, 3, 1, 1, 1, 1), "conv2d_fwd_v2_igemm", Dim3{256, 1, 1}},
 	}
 	for _, c := range cases {
 		t.Run(c.kernel+"/"+c.g.String(), func(t *testing.T) {

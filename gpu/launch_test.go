@@ -182,7 +182,13 @@ func TestLaunchChecksArgs(t *testing.T) {
 func TestLaunchers(t *testing.T) {
 	d, f := openFake(t)
 	g := cg(2, 3, 9, 8, 4, 3, 2, 2, 1, 1, 0) // P = 5, Q = 7
-	pool := pg(2, 3, 9, 8, 3, 2, 2, 3)       // P = 4, Q = 3
+	// The forward's shape has a longer reduction (C·R·S = 160), so that the
+	// dispatcher's cost model runs the direct kernel (one block of 8 warps ·
+	// 160 taps · 22 + 14336 for its ReLU launch = 42496 slots against the
+	// 128×64 implicit GEMM's 20 k-tiles, 64307).
+	gf := cg(2, 16, 9, 8, 4, 5, 2, 2, 1, 1, 0) // P = 4, Q = 7
+	xf, wf, yf := mustF32(t, d, gf.XLen()), mustF32(t, d, gf.WLen()), mustF32(t, d, gf.YLen())
+	pool := pg(2, 3, 9, 8, 3, 2, 2, 3) // P = 4, Q = 3
 	x, w, b, y := mustF32(t, d, g.XLen()), mustF32(t, d, g.WLen()), mustF32(t, d, g.K), mustF32(t, d, g.YLen())
 	px, py, parg := mustF32(t, d, pool.XLen()), mustF32(t, d, pool.YLen()), mustI32(t, d, pool.YLen())
 	const n, in, out = 3, 5, 7
@@ -212,6 +218,7 @@ func TestLaunchers(t *testing.T) {
 		t.Fatal(err)
 	}
 	convArgs := map[string]uint64{"N": 2, "C": 3, "H": 9, "W": 8, "K": 4, "R": 3, "S": 2, "P": 5, "Q": 7, "sh": 2, "sw": 1, "ph": 1, "pw": 0}
+	fwdArgs := map[string]uint64{"N": 2, "C": 16, "H": 9, "W": 8, "K": 4, "R": 5, "S": 2, "P": 4, "Q": 7, "sh": 2, "sw": 1, "ph": 1, "pw": 0}
 	poolArgs := map[string]uint64{"N": 2, "C": 3, "H": 9, "W": 8, "R": 3, "S": 2, "P": 4, "Q": 3, "sh": 2, "sw": 3}
 	with := func(base map[string]uint64, more ...any) map[string]uint64 {
 		m := make(map[string]uint64)
@@ -230,10 +237,10 @@ func TestLaunchers(t *testing.T) {
 		grid   int
 		want   map[string]uint64
 	}{
-		{"conv2d_fwd_v1_direct", func() error { return d.Conv2DForward(g, x, w, b, y) }, lin(2 * 4 * 5 * 7),
-			with(convArgs, "x", P(x), "w", P(w), "b", P(b), "y", P(y))},
-		{"conv2d_fwd_v1_direct", func() error { return d.Conv2DForward(g, x, w, nil, y) }, lin(2 * 4 * 5 * 7),
-			with(convArgs, "x", P(x), "w", P(w), "b", uint64(0), "y", P(y))},
+		{"conv2d_fwd_v1_direct", func() error { return d.Conv2DForward(gf, xf, wf, b, yf) }, lin(2 * 4 * 4 * 7),
+			with(fwdArgs, "x", P(xf), "w", P(wf), "b", P(b), "y", P(yf))},
+		{"conv2d_fwd_v1_direct", func() error { return d.Conv2DForward(gf, xf, wf, nil, yf) }, lin(2 * 4 * 4 * 7),
+			with(fwdArgs, "x", P(xf), "w", P(wf), "b", uint64(0), "y", P(yf))},
 		{"conv2d_bwd_data_v1_direct", func() error { return d.Conv2DBackwardData(g, y, w, x) }, lin(2 * 3 * 9 * 8),
 			with(convArgs, "dy", P(y), "w", P(w), "dx", P(x))},
 		{"conv2d_bwd_filter_v1_direct", func() error { return d.Conv2DBackwardFilter(g, x, y, w) }, 4 * 3 * 3 * 2,

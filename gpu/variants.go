@@ -75,9 +75,9 @@ type convVariant struct {
 	pass ConvPass
 	algo ConvAlgo
 	tile tileShape // zero for the direct kernels
-	// wide marks the 128×128 tiles that the FP32 implicit GEMM runs when
-	// its N side is ≥ 128 with at most 1/8 padding (useWide): the same
-	// bits as the 128×64 tiles.
+	// wide marks the 128×128 tiles, which the FP32 implicit GEMM runs
+	// where their modelled cost is less than the 128×64 tiles' (cost.go):
+	// the same bits.
 	wide bool
 	// strided marks the phase-decomposed bwd-data kernels, one dense GEMM
 	// per stride phase (grid.z = sh·sw), which the dispatcher runs for a
