@@ -399,11 +399,16 @@ func init() {
 // split-K second pass with the bias) bit for bit against the weight
 // gradient and conv2d_bwd_bias_v1 launched apart on the same inputs, and
 // against cpuref exactly on integer inputs, on every swept shape; the
-// split shapes among them run the second.
+// split shapes among them run the second. After a packed kernel (TF32's
+// v10, where the device has it), which the dispatcher may run, the bias is
+// a launch of its own: the same check.
 func testConvBackwardFilterBias(t *testing.T, d *Device) {
 	split := 0
 	for _, g := range sweptConvShapes() {
-		for _, id := range []kernelID{kConvBwdFilter, kConvBwdFilterIGemm} {
+		for _, id := range []kernelID{kConvBwdFilter, kConvBwdFilterIGemm, kConvBwdFilterTF32Pipe} {
+			if d.fns[id] == nil {
+				continue
+			}
 			if s, _ := wgradSplits(g); id == kConvBwdFilterIGemm && s > 1 {
 				split++
 			}
