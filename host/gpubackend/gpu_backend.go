@@ -491,53 +491,37 @@ func (be *gpuBackend) MaxPoolForward(g geom.PoolGeom, x, y, argmax backend.Tenso
 
 // DenseBackwardPoolReLU runs dense_bwd_pool_relu_v1: the bits of
 // dense_bwd_v2 and maxpool_bwd_relu_v1, in one launch, the dense dx never
-// stored.
+// stored. Sizes and lengths are the launcher's to check.
 func (be *gpuBackend) DenseBackwardPoolReLU(g geom.PoolGeom, out int, x, w, dy, dw, db, argmax, xr, dxr backend.Tensor) error {
-	if err := g.Validate(); err != nil {
-		return fmt.Errorf("host: dense backward: %w", err)
-	}
-	in := g.C * g.P() * g.Q()
-	xb, err := be.f32("x", x, g.N*in)
-	if err != nil {
-		return err
-	}
-	wb, err := be.f32("w", w, out*in)
-	if err != nil {
-		return err
-	}
-	dyb, err := be.f32("dy", dy, g.N*out)
-	if err != nil {
-		return err
-	}
-	dwb, err := be.f32("dw", dw, out*in)
-	if err != nil {
-		return err
-	}
-	dbb, err := be.optF32("db", db, out)
+	b, err := be.bufs(denseBwdPoolArgs, x, w, dy, dw, db)
 	if err != nil {
 		return err
 	}
 	var amb, xrb, dxrb *gpu.Buffer
 	if dxr != nil {
-		am, err := be.i32("argmax", argmax, g.YLen())
+		am, err := be.i32("argmax", argmax, -1)
 		if err != nil {
 			return err
 		}
 		amb = am.buf
-		if xrb, err = be.f32("xr", xr, g.XLen()); err != nil {
+		if xrb, err = be.f32("xr", xr, -1); err != nil {
 			return err
 		}
-		if dxrb, err = be.f32("dxr", dxr, g.XLen()); err != nil {
+		if dxrb, err = be.f32("dxr", dxr, -1); err != nil {
 			return err
 		}
 	}
-	return gpuWrap("dense backward", be.dev.DenseBackwardPoolReLU(g, out, xb, wb, dyb, dwb, dbb, amb, xrb, dxrb))
+	return gpuWrap("dense backward", be.dev.DenseBackwardPoolReLU(g, out, b[0], b[1], b[2], b[3], b[4], amb, xrb, dxrb))
 }
+
+var denseBwdPoolArgs = []arg{{"x", false}, {"w", false}, {"dy", false}, {"dw", false}, {"db", true}}
 
 // MaxPoolDenseSoftmax runs maxpool_dense_softmax_v1 (one launch, the bits
 // of maxpool_dense_fwd_v1 and softmax_ce_metrics_v1) for up to
 // gpu.SoftmaxCEMeanMaxRows images; for more, MaxPoolDenseForward and
-// SoftmaxCrossEntropyMetrics. Its scratch is kept per batch size.
+// SoftmaxCrossEntropyMetrics. Its scratch is kept per batch size. Sizes
+// and lengths are the launcher's to check; the labels' range is checked
+// here.
 func (be *gpuBackend) MaxPoolDenseSoftmax(g geom.PoolGeom, x, y, argmax backend.Tensor, classes int, w, b, logits, labels, loss, dlogits, lossSum, correct backend.Tensor) error {
 	if g.N > gpu.SoftmaxCEMeanMaxRows {
 		if err := be.MaxPoolDenseForward(g, x, y, argmax, classes, w, b, logits); err != nil {
@@ -545,55 +529,15 @@ func (be *gpuBackend) MaxPoolDenseSoftmax(g geom.PoolGeom, x, y, argmax backend.
 		}
 		return be.SoftmaxCrossEntropyMetrics(g.N, classes, logits, labels, loss, dlogits, lossSum, correct)
 	}
-	if err := g.Validate(); err != nil {
-		return fmt.Errorf("host: max-pool forward: %w", err)
-	}
-	in := g.C * g.P() * g.Q()
-	xb, err := be.f32("x", x, g.XLen())
+	am, err := be.i32Out("argmax", argmax, -1)
 	if err != nil {
 		return err
 	}
-	yb, err := be.f32("y", y, g.YLen())
+	lab, err := be.labels(labels, classes)
 	if err != nil {
 		return err
 	}
-	am, err := be.i32Out("argmax", argmax, g.YLen())
-	if err != nil {
-		return err
-	}
-	wb, err := be.f32("w", w, classes*in)
-	if err != nil {
-		return err
-	}
-	bb, err := be.optF32("b", b, classes)
-	if err != nil {
-		return err
-	}
-	zb, err := be.f32("logits", logits, g.N*classes)
-	if err != nil {
-		return err
-	}
-	lab, err := be.i32("labels", labels, g.N)
-	if err != nil {
-		return err
-	}
-	if lo, hi := lab.indexRange(); lo < 0 || int(hi) >= classes {
-		return fmt.Errorf("host: softmax cross-entropy: labels lie in [%d, %d], outside [0, %d): %w",
-			lo, hi, classes, geom.ErrGeometry)
-	}
-	lb, err := be.f32("loss", loss, 1)
-	if err != nil {
-		return err
-	}
-	dl, err := be.f32("dlogits", dlogits, g.N*classes)
-	if err != nil {
-		return err
-	}
-	ls, err := be.f32("loss sum", lossSum, 1)
-	if err != nil {
-		return err
-	}
-	c, err := be.f32("correct", correct, 1)
+	bf, err := be.bufs(poolDenseSoftmaxArgs, x, y, w, b, logits, loss, dlogits, lossSum, correct)
 	if err != nil {
 		return err
 	}
@@ -604,75 +548,67 @@ func (be *gpuBackend) MaxPoolDenseSoftmax(g geom.PoolGeom, x, y, argmax backend.
 		}
 		be.tickets[g.N] = rows
 	}
-	if err := be.dev.MaxPoolDenseSoftmax(g, xb, yb, am.buf, classes, wb, bb, zb, lab.buf, lb, dl, ls, c, rows); err != nil {
+	if err := be.dev.MaxPoolDenseSoftmax(g, bf[0], bf[1], am.buf, classes, bf[2], bf[3], bf[4], lab, bf[5], bf[6], bf[7], bf[8], rows); err != nil {
 		return gpuWrap("max-pool, dense and softmax cross-entropy", err)
 	}
 	am.lo, am.hi = 0, int32(g.XLen()-1) // flat indices into x
 	return nil
 }
 
+var poolDenseSoftmaxArgs = []arg{{"x", false}, {"y", false}, {"w", false}, {"b", true}, {"logits", false},
+	{"loss", false}, {"dlogits", false}, {"loss sum", false}, {"correct", false}}
+
+// labels resolves a labels tensor and checks that its values, recorded
+// when it was filled, are classes.
+func (be *gpuBackend) labels(labels backend.Tensor, classes int) (*gpu.Buffer, error) {
+	lab, err := be.i32("labels", labels, -1)
+	if err != nil {
+		return nil, err
+	}
+	if lo, hi := lab.indexRange(); lo < 0 || int(hi) >= classes {
+		return nil, fmt.Errorf("host: softmax cross-entropy: labels lie in [%d, %d], outside [0, %d): %w",
+			lo, hi, classes, geom.ErrGeometry)
+	}
+	return lab.buf, nil
+}
+
 // MaxPoolDenseForward runs maxpool_dense_fwd_v1: the bits of
-// maxpool_fwd_v1 and dense_fwd_v1, in one launch.
+// maxpool_fwd_v1 and dense_fwd_v1, in one launch. Sizes and lengths are
+// the launcher's to check.
 func (be *gpuBackend) MaxPoolDenseForward(g geom.PoolGeom, x, y, argmax backend.Tensor, out int, w, b, z backend.Tensor) error {
-	if err := g.Validate(); err != nil {
-		return fmt.Errorf("host: max-pool forward: %w", err)
-	}
-	in := g.C * g.P() * g.Q()
-	xb, err := be.f32("x", x, g.XLen())
+	am, err := be.i32Out("argmax", argmax, -1)
 	if err != nil {
 		return err
 	}
-	yb, err := be.f32("y", y, g.YLen())
+	bf, err := be.bufs(poolDenseArgs, x, y, w, b, z)
 	if err != nil {
 		return err
 	}
-	am, err := be.i32Out("argmax", argmax, g.YLen())
-	if err != nil {
-		return err
-	}
-	wb, err := be.f32("w", w, out*in)
-	if err != nil {
-		return err
-	}
-	bb, err := be.optF32("b", b, out)
-	if err != nil {
-		return err
-	}
-	zb, err := be.f32("z", z, g.N*out)
-	if err != nil {
-		return err
-	}
-	if err := be.dev.MaxPoolDenseForward(g, xb, yb, am.buf, out, wb, bb, zb); err != nil {
+	if err := be.dev.MaxPoolDenseForward(g, bf[0], bf[1], am.buf, out, bf[2], bf[3], bf[4]); err != nil {
 		return gpuWrap("max-pool and dense forward", err)
 	}
 	am.lo, am.hi = 0, int32(g.XLen()-1) // flat indices into x
 	return nil
 }
 
+var poolDenseArgs = []arg{{"x", false}, {"y", false}, {"w", false}, {"b", true}, {"z", false}}
+
 // MaxPoolBackwardReLU runs maxpool_bwd_relu_v1: the bits of
-// maxpool_bwd_v1 and relu_bwd_v1, in one launch.
+// maxpool_bwd_v1 and relu_bwd_v1, in one launch. Sizes and lengths are the
+// launcher's to check.
 func (be *gpuBackend) MaxPoolBackwardReLU(g geom.PoolGeom, dy, argmax, x, dx backend.Tensor) error {
-	if err := g.Validate(); err != nil {
-		return fmt.Errorf("host: max-pool backward: %w", err)
-	}
-	dyb, err := be.f32("dy", dy, g.YLen())
+	am, err := be.i32("argmax", argmax, -1)
 	if err != nil {
 		return err
 	}
-	am, err := be.i32("argmax", argmax, g.YLen())
+	bf, err := be.bufs(poolBwdReLUArgs, dy, x, dx)
 	if err != nil {
 		return err
 	}
-	xb, err := be.f32("x", x, g.XLen())
-	if err != nil {
-		return err
-	}
-	dxb, err := be.f32("dx", dx, g.XLen())
-	if err != nil {
-		return err
-	}
-	return gpuWrap("max-pool backward", be.dev.MaxPoolBackwardReLU(g, dyb, am.buf, xb, dxb))
+	return gpuWrap("max-pool backward", be.dev.MaxPoolBackwardReLU(g, bf[0], am.buf, bf[1], bf[2]))
 }
+
+var poolBwdReLUArgs = []arg{{"dy", false}, {"x", false}, {"dx", false}}
 
 func (be *gpuBackend) MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx backend.Tensor) error {
 	dyb, err := be.f32("dy", dy, -1)
@@ -857,36 +793,18 @@ func (be *gpuBackend) SoftmaxCrossEntropyMetrics(n, classes int, logits, labels,
 		}
 		return be.CountCorrect(n, classes, logits, labels, correct)
 	}
-	lb, err := be.f32("logits", logits, n*classes)
+	lab, err := be.labels(labels, classes)
 	if err != nil {
 		return err
 	}
-	lab, err := be.i32("labels", labels, n)
+	bf, err := be.bufs(softmaxMetricsArgs, logits, loss, dlogits, lossSum, correct)
 	if err != nil {
 		return err
 	}
-	if lo, hi := lab.indexRange(); lo < 0 || int(hi) >= classes {
-		return fmt.Errorf("host: softmax cross-entropy: labels lie in [%d, %d], outside [0, %d): %w",
-			lo, hi, classes, geom.ErrGeometry)
-	}
-	l, err := be.f32("loss", loss, 1)
-	if err != nil {
-		return err
-	}
-	dl, err := be.f32("dlogits", dlogits, n*classes)
-	if err != nil {
-		return err
-	}
-	ls, err := be.f32("loss sum", lossSum, 1)
-	if err != nil {
-		return err
-	}
-	c, err := be.f32("correct", correct, 1)
-	if err != nil {
-		return err
-	}
-	return gpuWrap("softmax cross-entropy", be.dev.SoftmaxCrossEntropyMetrics(n, classes, lb, lab.buf, l, dl, ls, c))
+	return gpuWrap("softmax cross-entropy", be.dev.SoftmaxCrossEntropyMetrics(n, classes, bf[0], lab, bf[1], bf[2], bf[3], bf[4]))
 }
+
+var softmaxMetricsArgs = []arg{{"logits", false}, {"loss", false}, {"dlogits", false}, {"loss sum", false}, {"correct", false}}
 
 func (be *gpuBackend) CountCorrect(n, classes int, logits, labels, acc backend.Tensor) error {
 	lb, err := be.f32("logits", logits, -1)
