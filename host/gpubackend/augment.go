@@ -27,18 +27,8 @@ func (be *gpuBackend) AugmentBatch(p backend.AugmentParams, n, c, h, w int, src,
 	if err != nil {
 		return gpuWrap(op, err)
 	}
-	if dst.(*gpuTensor).parent != nil {
-		return fmt.Errorf("host: %s: dst is a view (read-only): %w", op, backend.ErrTensor)
-	}
-	if ix.n != n {
-		return fmt.Errorf("host: %s: N=%d, rows has %d elements: %w", op, n, ix.n, geom.ErrGeometry)
-	}
-	// Otherwise the launcher refuses the sizes or src.
-	if c >= 1 && h >= 1 && w >= 1 && geom.FitsProduct([]int{c, h, w}) && s.Len()%(c*h*w) == 0 {
-		m := s.Len() / (c * h * w)
-		if lo, hi := ix.indexRange(); lo < 0 || int(hi) >= m {
-			return fmt.Errorf("host: %s: rows lie in [%d, %d], outside [0, %d): %w", op, lo, hi, m, backend.ErrTensor)
-		}
+	if err := checkRows(op, dst, ix, n, c, h, w, s.Len()); err != nil {
+		return err
 	}
 	return gpuWrap(op, be.dev.AugmentBatch(p.Pad, p.Flip, p.Seed, p.Step, c, h, w, s, ix.buf, d))
 }
@@ -67,18 +57,8 @@ func (be *gpuBackend) GatherImages(p backend.AugmentParams, n, c, h, w int, lut,
 	if err != nil {
 		return gpuWrap(op, err)
 	}
-	if dst.(*gpuTensor).parent != nil {
-		return fmt.Errorf("host: %s: dst is a view (read-only): %w", op, backend.ErrTensor)
-	}
-	if ix.n != n {
-		return fmt.Errorf("host: %s: N=%d, rows has %d elements: %w", op, n, ix.n, geom.ErrGeometry)
-	}
-	// Otherwise the launcher refuses the sizes or src.
-	if c >= 1 && h >= 1 && w >= 1 && geom.FitsProduct([]int{c, h, w}) && s.Len()%(c*h*w) == 0 {
-		m := s.Len() / (c * h * w)
-		if lo, hi := ix.indexRange(); lo < 0 || int(hi) >= m {
-			return fmt.Errorf("host: %s: rows lie in [%d, %d], outside [0, %d): %w", op, lo, hi, m, backend.ErrTensor)
-		}
+	if err := checkRows(op, dst, ix, n, c, h, w, s.Len()); err != nil {
+		return err
 	}
 	return gpuWrap(op, be.dev.AugmentBatchU8(p.Pad, p.Flip, p.Seed, p.Step, c, h, w, s, tab, ix.buf, d))
 }
@@ -136,5 +116,25 @@ func (be *gpuBackend) GatherBatch(p backend.AugmentParams, n, c, h, w int, lut, 
 		return gpuWrap(op, err)
 	}
 	dl.lo, dl.hi = lab.indexRange()
+	return nil
+}
+
+// checkRows checks what the gather launchers cannot: that dst is not a
+// view, that rows holds n indices and, from their recorded range, that
+// every index names an image of a source of srcLen values (when the sizes
+// divide it; otherwise the launcher refuses the sizes or the source).
+func checkRows(op string, dst backend.Tensor, ix *gpuTensor, n, c, h, w, srcLen int) error {
+	if dst.(*gpuTensor).parent != nil {
+		return fmt.Errorf("host: %s: dst is a view (read-only): %w", op, backend.ErrTensor)
+	}
+	if ix.n != n {
+		return fmt.Errorf("host: %s: N=%d, rows has %d elements: %w", op, n, ix.n, geom.ErrGeometry)
+	}
+	if c >= 1 && h >= 1 && w >= 1 && geom.FitsProduct([]int{c, h, w}) && srcLen%(c*h*w) == 0 {
+		m := srcLen / (c * h * w)
+		if lo, hi := ix.indexRange(); lo < 0 || int(hi) >= m {
+			return fmt.Errorf("host: %s: rows lie in [%d, %d], outside [0, %d): %w", op, lo, hi, m, backend.ErrTensor)
+		}
+	}
 	return nil
 }
