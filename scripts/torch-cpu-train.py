@@ -89,6 +89,27 @@ def find(d, stem):
     sys.exit(f"{d}: no {stem}[.gz]")
 
 
+def augment(x, spec, g):
+    """train -augment's crop<P> and flip on a batch (N,C,H,W) of standardised
+    images: each image shifted by (dy, dx) uniform in [−P, P] with zeros
+    coming in (a crop of the zero-padded image), then mirrored with
+    probability ½; drawn from g (convtrain draws from a counter-based
+    generator: the same distribution, other draws)."""
+    n, _, h, w = x.shape
+    for item in filter(None, spec.split(",")):
+        if item.startswith("crop"):
+            p = int(item[4:])
+            padded = F.pad(x, (p, p, p, p))
+            d = torch.randint(0, 2 * p + 1, (n, 2), generator=g)
+            x = torch.stack([padded[i, :, d[i, 0]:d[i, 0] + h, d[i, 1]:d[i, 1] + w] for i in range(n)])
+        elif item == "flip":
+            m = torch.rand(n, generator=g) < 0.5
+            x = torch.where(m[:, None, None, None], x.flip(3), x)
+        else:
+            sys.exit(f"--augment: unknown item {item!r}")
+    return x
+
+
 def train_mnist(args, model, opt):
     xs = read_idx(find(args.data, "train-images-idx3-ubyte")).astype(np.float32)
     ys = read_idx(find(args.data, "train-labels-idx1-ubyte")).astype(np.int64)
@@ -112,7 +133,7 @@ def train_mnist(args, model, opt):
         for s in range(steps):
             idx = perm[s * args.batch:(s + 1) * args.batch]
             opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(xs[idx]), ys[idx])
+            loss = F.cross_entropy(model(augment(xs[idx], args.augment, g)), ys[idx])
             loss.backward()
             opt.step()
             sched.step()
@@ -158,6 +179,7 @@ def main():
     p.add_argument("--model", choices=("lenet", "resnet8"), default="lenet")
     p.add_argument("--schedule", choices=("constant", "cosine"), default="constant")
     p.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (train -weight-decay)")
+    p.add_argument("--augment", default="", help="train -augment's LIST: crop<P> (random crop, P pixels of zero padding) and flip")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
