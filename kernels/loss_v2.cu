@@ -27,6 +27,50 @@
 
 #include "common.cuh"
 #include "mathf.cuh"
+#include "pooldense.cuh"
+
+// softmax_ce_row is one row's loss ln Σ_j e^(z_j − m) − (z_l − m) (m the
+// first largest z_j) and, when d is not null, its gradient row
+// d[j] = (e^(z_j − m)/Σ − [j = l]) / N: softmax_ce_v1's operations in its
+// order. A label outside [0, classes) gives NaN for both.
+static __device__ __forceinline__ float softmax_ce_row(const float* z, float* d, int l, int classes, int N) {
+  if (l < 0 || l >= classes) {
+    if (d != 0) {
+      for (int j = 0; j < classes; j++) d[j] = MATHF_NAN;
+    }
+    return MATHF_NAN;
+  }
+  float m = z[0];
+  for (int j = 1; j < classes; j++) {
+    if (z[j] > m) m = z[j];
+  }
+  float sum = 0.0f;
+  for (int j = 0; j < classes; j++) sum = sum + mathf_expf(z[j] - m);
+  float row = mathf_logf(sum) - (z[l] - m);
+  if (d != 0) {
+    float fn = (float)N;
+    for (int j = 0; j < classes; j++) {
+      float prob = mathf_expf(z[j] - m) / sum;
+      if (j == l) prob = prob - 1.0f;
+      d[j] = prob / fn;
+    }
+  }
+  return row;
+}
+
+// first_argmax is the index of the first largest of z[0..classes), as
+// count_correct_v1 picks it.
+static __device__ __forceinline__ int first_argmax(const float* z, int classes) {
+  int best = 0;
+  float bestv = z[0];
+  for (int j = 1; j < classes; j++) {
+    if (z[j] > bestv) {
+      bestv = z[j];
+      best = j;
+    }
+  }
+  return best;
+}
 
 // softmax_ce_mean_v1 writes loss[0] = scale · Σ_n (ln Σ_j e^(z_j − m) −
 // (z_l − m)) over the rows n of logits (z = logits[n,:], l = labels[n], m
@@ -42,31 +86,7 @@ extern "C" __global__ void softmax_ce_mean_v1(const float* logits, const int* la
   for (int n = (int)threadIdx.x; n < N; n += kBlock) {
     const float* z = logits + n * classes;
     float* d = dlogits != 0 ? dlogits + n * classes : 0;
-    int l = labels[n];
-    float row;
-    if (l < 0 || l >= classes) {
-      row = MATHF_NAN;
-      if (d != 0) {
-        for (int j = 0; j < classes; j++) d[j] = MATHF_NAN;
-      }
-    } else {
-      float m = z[0];
-      for (int j = 1; j < classes; j++) {
-        if (z[j] > m) m = z[j];
-      }
-      float sum = 0.0f;
-      for (int j = 0; j < classes; j++) sum = sum + mathf_expf(z[j] - m);
-      row = mathf_logf(sum) - (z[l] - m);
-      if (d != 0) {
-        float fn = (float)N;
-        for (int j = 0; j < classes; j++) {
-          float prob = mathf_expf(z[j] - m) / sum;
-          if (j == l) prob = prob - 1.0f;
-          d[j] = prob / fn;
-        }
-      }
-    }
-    acc = acc + row;
+    acc = acc + softmax_ce_row(z, d, labels[n], classes, N);
   }
   float total = block_sum_f32(acc, buf);
   if (threadIdx.x == 0) loss[0] = scale * total;
@@ -98,39 +118,8 @@ extern "C" __global__ void softmax_ce_metrics_v1(const float* logits, const int*
     const float* z = logits + n * classes;
     float* d = dlogits != 0 ? dlogits + n * classes : 0;
     int l = labels[n];
-    int best = 0;
-    float bestv = z[0];
-    for (int j = 1; j < classes; j++) {
-      if (z[j] > bestv) {
-        bestv = z[j];
-        best = j;
-      }
-    }
-    if (best == l) count++;
-    float row;
-    if (l < 0 || l >= classes) {
-      row = MATHF_NAN;
-      if (d != 0) {
-        for (int j = 0; j < classes; j++) d[j] = MATHF_NAN;
-      }
-    } else {
-      float m = z[0];
-      for (int j = 1; j < classes; j++) {
-        if (z[j] > m) m = z[j];
-      }
-      float sum = 0.0f;
-      for (int j = 0; j < classes; j++) sum = sum + mathf_expf(z[j] - m);
-      row = mathf_logf(sum) - (z[l] - m);
-      if (d != 0) {
-        float fn = (float)N;
-        for (int j = 0; j < classes; j++) {
-          float prob = mathf_expf(z[j] - m) / sum;
-          if (j == l) prob = prob - 1.0f;
-          d[j] = prob / fn;
-        }
-      }
-    }
-    acc = acc + row;
+    if (first_argmax(z, classes) == l) count++;
+    acc = acc + softmax_ce_row(z, d, l, classes, N);
   }
   float total = block_sum_f32(acc, buf);
   int hits = block_sum_i32(count, ibuf);
@@ -177,79 +166,15 @@ extern "C" __global__ void maxpool_dense_softmax_v1(const float* x, float* y, in
   __shared__ int last;
   int n = (int)blockIdx.x;
   if (n >= N) return;  // uniform over the block
-  int In = C * P * Q;
-  for (int j = (int)threadIdx.x; j < In; j += kBlock) {
-    int i = n * In + j;
-    int q = i % Q;
-    int t = i / Q;
-    int p = t % P;
-    int nc = t / P;  // n·C + c
-    int base = nc * H * W;
-    int h0 = p * sh;
-    int w0 = q * sw;
-    int best_i = h0 * W + w0;
-    float best = x[base + best_i];
-    for (int r = 0; r < R; r++) {
-      for (int s = 0; s < S; s++) {
-        int jj = (h0 + r) * W + (w0 + s);
-        float v = x[base + jj];
-        if (v > best || (v != v && best == best)) {
-          best = v;
-          best_i = jj;
-        }
-      }
-    }
-    y[i] = best;
-    argmax[i] = base + best_i;
-  }
-  __syncthreads();
-  const float* xrow = y + n * In;
-  for (int o = (int)threadIdx.x; o < Out; o += kBlock) {
-    const float* wrow = w + o * In;
-    float acc = 0.0f;
-    for (int i = 0; i < In; i++) acc = acc + xrow[i] * wrow[i];
-    if (b != 0) acc = acc + b[o];
-    z[n * Out + o] = acc;
-  }
+  maxpool_dense_image(x, y, argmax, w, b, z, n, C, H, W, R, S, P, Q, sh, sw, Out);
   __syncthreads();
   if (threadIdx.x == 0) {
     int classes = Out;
     const float* zr = z + n * classes;
     float* d = dlogits != 0 ? dlogits + n * classes : 0;
     int l = labels[n];
-    int bestc = 0;
-    float bestv = zr[0];
-    for (int j = 1; j < classes; j++) {
-      if (zr[j] > bestv) {
-        bestv = zr[j];
-        bestc = j;
-      }
-    }
-    float row;
-    if (l < 0 || l >= classes) {
-      row = MATHF_NAN;
-      if (d != 0) {
-        for (int j = 0; j < classes; j++) d[j] = MATHF_NAN;
-      }
-    } else {
-      float m = zr[0];
-      for (int j = 1; j < classes; j++) {
-        if (zr[j] > m) m = zr[j];
-      }
-      float sum = 0.0f;
-      for (int j = 0; j < classes; j++) sum = sum + mathf_expf(zr[j] - m);
-      row = mathf_logf(sum) - (zr[l] - m);
-      if (d != 0) {
-        float fn = (float)N;
-        for (int j = 0; j < classes; j++) {
-          float prob = mathf_expf(zr[j] - m) / sum;
-          if (j == l) prob = prob - 1.0f;
-          d[j] = prob / fn;
-        }
-      }
-    }
-    rows[n] = row;
-    rows[N + n] = bestc == l ? 1.0f : 0.0f;
+    rows[n] = softmax_ce_row(zr, d, l, classes, N);
+    rows[N + n] = first_argmax(zr, classes) == l ? 1.0f : 0.0f;
     __nvvm_membar_gl();  // __threadfence: the row before the ticket
     int done = __nvvm_atom_add_gen_i(ticket, 1);
     last = done == N - 1;

@@ -21,6 +21,7 @@
 // every kernel guards its index and never writes out of range.
 
 #include "common.cuh"
+#include "pooldense.cuh"
 
 // maxpool_fwd_v1 computes y[n,c,p,q] = max over r < R, s < S of
 // x[n,c, p·sh + r, q·sw + s] and argmax[n,c,p,q] = the flat index into x
@@ -152,38 +153,5 @@ extern "C" __global__ void maxpool_dense_fwd_v1(const float* x, float* y, int* a
   // x is (N,C,H,W), y and argmax are (N,C,P,Q), w is (Out,C·P·Q), b is (Out) or null, z is (N,Out)
   int n = (int)blockIdx.x;
   if (n >= N) return;  // uniform over the block
-  int In = C * P * Q;
-  for (int j = (int)threadIdx.x; j < In; j += kBlock) {
-    int i = n * In + j;
-    int q = i % Q;
-    int t = i / Q;
-    int p = t % P;
-    int nc = t / P;  // n·C + c
-    int base = nc * H * W;
-    int h0 = p * sh;
-    int w0 = q * sw;
-    int best_i = h0 * W + w0;
-    float best = x[base + best_i];
-    for (int r = 0; r < R; r++) {
-      for (int s = 0; s < S; s++) {
-        int jj = (h0 + r) * W + (w0 + s);
-        float v = x[base + jj];
-        if (v > best || (v != v && best == best)) {
-          best = v;
-          best_i = jj;
-        }
-      }
-    }
-    y[i] = best;
-    argmax[i] = base + best_i;
-  }
-  __syncthreads();
-  const float* xrow = y + n * In;
-  for (int o = (int)threadIdx.x; o < Out; o += kBlock) {
-    const float* wrow = w + o * In;
-    float acc = 0.0f;
-    for (int i = 0; i < In; i++) acc = acc + xrow[i] * wrow[i];
-    if (b != 0) acc = acc + b[o];
-    z[n * Out + o] = acc;
-  }
+  maxpool_dense_image(x, y, argmax, w, b, z, n, C, H, W, R, S, P, Q, sh, sw, Out);
 }
