@@ -9,17 +9,28 @@ import (
 )
 
 // BenchmarkTrainStep times one SGD step (load, forward, loss, backward,
-// update) of the default network on the CPU backend at batch 64, on
-// synthetic 28×28 images, and reports images/s.
+// update) of the default network and of resnet8 on the CPU backend at
+// batch 64, on synthetic 1×28×28 images, and reports images/s.
 func BenchmarkTrainStep(b *testing.B) {
-	for _, batch := range []int{64} {
-		b.Run("backend=cpu/model=default/batch="+strconv.Itoa(batch), func(b *testing.B) {
+	resnet8, err := ParseSpec(Presets["resnet8"])
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		spec Spec
+	}{
+		{"default", DefaultSpec()},
+		{"resnet8", Spec{C: 1, H: 28, W: 28, Loss: SoftmaxCE, Layers: resnet8}},
+	} {
+		batch := 64
+		b.Run("backend=cpu/model="+tc.name+"/batch="+strconv.Itoa(batch), func(b *testing.B) {
 			be, err := cpubackend.NewCPUBackend(0)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer be.Close()
-			m, err := NewModel(be, DefaultSpec(), 1)
+			m, err := NewModel(be, tc.spec, 1)
 			if err != nil {
 				b.Fatal(err)
 			}
