@@ -84,6 +84,11 @@ type Conv2D struct {
 	// (implicit, and C·R·S a multiple of 4).
 	implicitD bool
 	boff      []int32
+	// frame: the FMA passes of a convolution that the implicit ones do
+	// not serve (padded or strided ones) run on a zero-framed copy of the
+	// image instead of col (see frame.go); fr describes it.
+	frame bool
+	fr    convFrame
 	// rows[r] = [p0, p1): the outputs whose input row p·sh − ph + r is in
 	// the image; cols[s] = [q0, q1) likewise; taps[q] = [s0, s1): the
 	// kernel columns of output column q that are in the image.
@@ -117,6 +122,10 @@ type convWorker struct {
 	// backward-filter GEMM, and the GEMM's edge panels.
 	bp []float32
 	gs *gemmScratch
+	// Frame path (see frame.go): the framed image (its zeros written once),
+	// the framed dx, the framed dy (its gap columns zero), the framed
+	// output, and a block of dcol rows.
+	xf, dxf, dyf, yf, dcol []float32
 }
 
 // reduceSlots bounds the number of partial weight gradients that the
@@ -142,6 +151,9 @@ func NewConv2D(g geom.ConvGeom) (*Conv2D, error) {
 		geom.FitsProduct([]int{g.C, g.H, g.W}) && g.C*g.H*g.W <= 1<<31-1
 	c.implicit = c.implicitF && c.q%8 == 0
 	c.implicitD = c.implicit && c.crs%gemmMR == 0
+	if c.fma && useConvFrame && !c.implicit {
+		c.fr, c.frame = newConvFrame(g, c.p, c.q)
+	}
 	if c.implicitF {
 		for ch := 0; ch < g.C; ch++ {
 			for r := 0; r < g.R; r++ {
@@ -307,7 +319,11 @@ func (c *Conv2D) grow(nw int) {
 		cols := c.group * c.pq
 		var ws convWorker
 		if c.fma {
-			ws.col = make([]float32, c.crs*c.pq)
+			if c.frame {
+				c.fr.alloc(&ws, c.g)
+			} else {
+				ws.col = make([]float32, c.crs*c.pq)
+			}
 			ws.bp = make([]float32, packedBLen(c.pq, c.g.K))
 			ws.gs = new(gemmScratch)
 		} else {
@@ -359,9 +375,12 @@ func (c *Conv2D) forwardGroup(ws *convWorker, n0, n1 int) {
 		// per image: y[n] (K, P·Q) = W (K, C·R·S) · col (C·R·S, P·Q), then + b
 		for n := n0; n < n1; n++ {
 			yn := c.y[n*K*pq : (n+1)*K*pq]
-			if c.implicit {
+			switch {
+			case c.implicit:
 				c.forwardImplicit(c.x[n*chw:(n+1)*chw], yn, ws.gs)
-			} else {
+			case c.frame:
+				c.forwardFrame(ws, c.x[n*chw:(n+1)*chw], yn)
+			default:
 				c.im2col(c.x[n*chw:(n+1)*chw], ws.col, pq, 0)
 				gemm(K, pq, c.crs, rowMajorA(c.w, c.crs), rowMajorB(ws.col, pq), 0, yn, pq, ws.gs)
 			}
@@ -415,17 +434,27 @@ func (c *Conv2D) forwardGroup(ws *convWorker, n0, n1 int) {
 // output row, straight from x (see Conv2D.implicit). The summation order is
 // gemm's: one chain of fused multiply-adds over (c, r, s) per output.
 func (c *Conv2D) forwardImplicit(x, y []float32, s *gemmScratch) {
-	g, K, pq, Q, crs := c.g, c.g.K, c.pq, c.q, c.crs
-	step := g.StrideH * g.W
+	step, Q := c.g.StrideH*c.g.W, c.q
+	c.forwardOff(c.boff, y, c.pq, c.pq, s, func(jv int) *float32 {
+		return &x[jv/Q*step+jv%Q] // output (jv/Q, jv%Q … jv%Q+7)
+	})
+}
+
+// forwardOff computes y (K, n) = W (K, C·R·S) · B (C·R·S, n), row stride
+// ldy, on the implicit-GEMM kernels, with B[(c,r,s), j … j+7] read at
+// vec(j) + boff[(c,r,s)] for every j a multiple of 8 (n is one too). The
+// summation order is gemm's: one chain of fused multiply-adds over
+// (c, r, s) per output.
+func (c *Conv2D) forwardOff(boff []int32, y []float32, n, ldy int, s *gemmScratch, vec func(j int) *float32) {
+	K, crs := c.g.K, c.crs
 	for p0 := 0; p0 < crs; p0 += gemmKC {
 		kc := min(gemmKC, crs-p0)
 		load := p0 > 0
-		for j := 0; j < pq; j += gemmNR {
-			w := min(gemmNR, pq-j) // a multiple of 8
+		for j := 0; j < n; j += gemmNR {
+			w := min(gemmNR, n-j) // a multiple of 8
 			var b [3]*float32
 			for v := range w / 8 {
-				jv := j + 8*v // output (jv/Q, jv%Q … jv%Q+7)
-				b[v] = &x[jv/Q*step+jv%Q]
+				b[v] = vec(j + 8*v)
 			}
 			kern := gemmKernelOff24
 			switch w {
@@ -437,8 +466,8 @@ func (c *Conv2D) forwardImplicit(x, y []float32, s *gemmScratch) {
 			for i := 0; i < K; i += gemmMR {
 				h := min(gemmMR, K-i)
 				if h == gemmMR {
-					_ = y[(i+gemmMR-1)*pq+j+w-1]
-					kern(kc, &c.w[i*crs+p0], crs, 1, b[0], b[1], b[2], &c.boff[p0], &y[i*pq+j], pq, load)
+					_ = y[(i+gemmMR-1)*ldy+j+w-1]
+					kern(kc, &c.w[i*crs+p0], crs, 1, b[0], b[1], b[2], &boff[p0], &y[i*ldy+j], ldy, load)
 					continue
 				}
 				clear(s.a[:kc*gemmMR])
@@ -450,12 +479,12 @@ func (c *Conv2D) forwardImplicit(x, y []float32, s *gemmScratch) {
 				t := s.c[:]
 				if load {
 					for ii := range h {
-						copy(t[ii*gemmNR:ii*gemmNR+w], y[(i+ii)*pq+j:])
+						copy(t[ii*gemmNR:ii*gemmNR+w], y[(i+ii)*ldy+j:])
 					}
 				}
-				kern(kc, &s.a[0], 1, gemmMR, b[0], b[1], b[2], &c.boff[p0], &t[0], gemmNR, load)
+				kern(kc, &s.a[0], 1, gemmMR, b[0], b[1], b[2], &boff[p0], &t[0], gemmNR, load)
 				for ii := range h {
-					copy(y[(i+ii)*pq+j:(i+ii)*pq+j+w], t[ii*gemmNR:])
+					copy(y[(i+ii)*ldy+j:(i+ii)*ldy+j+w], t[ii*gemmNR:])
 				}
 			}
 		}
@@ -469,9 +498,9 @@ func (c *Conv2D) forwardImplicit(x, y []float32, s *gemmScratch) {
 // on (see Conv2D.implicitF). The order is gemm's: one chain of fused
 // multiply-adds over the outputs (p, q) per element, continuing the chain
 // in dWᵀ when load.
-func (c *Conv2D) filterImplicit(x, dy, bp []float32, load bool, dWT []float32, s *gemmScratch) {
-	g, K, pq, crs := c.g, c.g.K, c.pq, c.crs
-	jump := g.StrideH*g.W - c.q
+func (c *Conv2D) filterImplicit(x []float32, boff []int32, step int, dy, bp []float32, load bool, dWT []float32, s *gemmScratch) {
+	K, pq, crs := c.g.K, c.pq, c.crs
+	jump := step - c.q
 	// dYᵀ: packB's layout, or for K ≤ 16 one row of K (rounded up to 8)
 	// floats per output, which is all the 8- and 16-wide kernels read.
 	brow := gemmNR
@@ -497,7 +526,7 @@ func (c *Conv2D) filterImplicit(x, dy, bp []float32, load bool, dWT []float32, s
 			h := min(8, crs-i)
 			var a [8]*float32
 			for ii := range a {
-				a[ii] = &x[c.boff[i+min(ii, h-1)]] // rows past crs repeat the last; discarded
+				a[ii] = &x[boff[i+min(ii, h-1)]] // rows past crs repeat the last; discarded
 			}
 			if h == 8 && K == 8 {
 				_ = dWT[(i+7)*K+7]
@@ -531,7 +560,7 @@ func (c *Conv2D) filterImplicit(x, dy, bp []float32, load bool, dWT []float32, s
 			h := min(gemmMR, crs-i)
 			var a [gemmMR]*float32
 			for ii := range gemmMR {
-				a[ii] = &x[c.boff[i+min(ii, h-1)]] // rows past crs repeat the last; discarded
+				a[ii] = &x[boff[i+min(ii, h-1)]] // rows past crs repeat the last; discarded
 			}
 			if h == gemmMR && w == width {
 				_ = dWT[(i+gemmMR-1)*K+j+width-1]
@@ -643,6 +672,10 @@ func (c *Conv2D) backwardDataGroup(ws *convWorker, n0, n1 int) {
 				c.backwardDataImplicit(dyn, c.dx[n*chw:(n+1)*chw])
 				continue
 			}
+			if c.frame {
+				c.backwardDataFrame(ws, dyn, c.dx[n*chw:(n+1)*chw])
+				continue
+			}
 			gemm(c.crs, pq, g.K, transA(c.w, c.crs), rowMajorB(dyn, pq), 0, ws.col, pq, ws.gs)
 			c.col2im(ws.col, pq, 0, c.dx[n*chw:(n+1)*chw])
 		}
@@ -670,9 +703,16 @@ func (c *Conv2D) backwardFilterGroup(ws *convWorker, sl int, first bool, n0, n1 
 		// per image: dWᵀ (C·R·S, K) += col (C·R·S, P·Q) · dy[n]ᵀ (P·Q, K)
 		for n := n0; n < n1; n++ {
 			dyn := c.dy[n*K*pq : (n+1)*K*pq]
-			if c.implicitF {
-				c.filterImplicit(c.x[n*chw:(n+1)*chw], dyn, ws.bp, beta != 0, dW, ws.gs)
-			} else {
+			switch {
+			case c.implicitF:
+				c.filterImplicit(c.x[n*chw:(n+1)*chw], c.boff, g.StrideH*g.W, dyn, ws.bp, beta != 0, dW, ws.gs)
+			case c.frame && c.fr.z && c.crs%8 == 0 && K%16 == 0:
+				c.fr.load(ws.xf, c.x[n*chw:(n+1)*chw], g)
+				c.filterFrameZ(ws.xf, dyn, ws.bp, beta != 0, dW)
+			case c.frame:
+				c.fr.load(ws.xf, c.x[n*chw:(n+1)*chw], g)
+				c.filterImplicit(ws.xf, c.fr.off, c.fr.f, dyn, ws.bp, beta != 0, dW, ws.gs)
+			default:
 				packB(true, pq, K, dyn, pq, ws.bp)
 				c.im2col(c.x[n*chw:(n+1)*chw], ws.col, pq, 0)
 				gemm(c.crs, K, pq, rowMajorA(ws.col, pq), packedB(ws.bp, pq), beta, dW, K, ws.gs)
