@@ -226,12 +226,7 @@ func (c *Conv2D) forwardFrameZ(xf, yf []float32) {
 // chains of filterImplicit.
 func (c *Conv2D) filterFrameZ(xf, dy, bp []float32, load bool, dWT []float32) {
 	fr, K, pq, crs := &c.fr, c.g.K, c.pq, c.crs
-	bp = bp[:pq*K]
-	for k := range K {
-		for p, v := range dy[k*pq : (k+1)*pq] {
-			bp[p*K+k] = v
-		}
-	}
+	transposeRows(bp[:pq*K], K, dy, pq, K, pq)
 	_ = dWT[crs*K-1]
 	jumpb := 4 * (fr.f - c.q)
 	for j := 0; j < K; j += 32 {
@@ -285,5 +280,15 @@ func addToGo(dst, src []float32) {
 	dst = dst[:len(src)]
 	for i, v := range src {
 		dst[i] += v
+	}
+}
+
+// transposeRowsGo writes dst[p·ldd + k0 + k] = src[k·lds + p] for
+// k < rows and p < cols.
+func transposeRowsGo(dst []float32, ldd int, src []float32, lds, rows, cols, k0 int) {
+	for k := range rows {
+		for p, v := range src[k*lds : k*lds+cols] {
+			dst[p*ldd+k0+k] = v
+		}
 	}
 }

@@ -18,3 +18,35 @@ func addTo(dst, src []float32) {
 	}
 	addFloats(&dst[0], &src[0], len(src))
 }
+
+// transpose8x8 writes the transpose of the 8×8 block at src (row stride
+// lds floats) to dst (row stride ldd): dst[j·ldd + i] = src[i·lds + j]
+// (see frame_amd64.s); only called where gemmKernelsRun.
+//
+//go:noescape
+func transpose8x8(dst *float32, ldd int, src *float32, lds int)
+
+// transposeRows writes dst[p·ldd + k] = src[k·lds + p] for k < rows and
+// p < cols: 8×8 blocks where rows is a multiple of 8, the rest in Go.
+func transposeRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
+	if rows == 0 || cols == 0 {
+		return
+	}
+	_ = dst[(cols-1)*ldd+rows-1]
+	_ = src[(rows-1)*lds+cols-1]
+	k0 := 0
+	if gemmKernelsRun {
+		for ; k0+8 <= rows; k0 += 8 {
+			p := 0
+			for ; p+8 <= cols; p += 8 {
+				transpose8x8(&dst[p*ldd+k0], ldd, &src[k0*lds+p], lds)
+			}
+			for k := k0; k < k0+8; k++ {
+				for q := p; q < cols; q++ {
+					dst[q*ldd+k] = src[k*lds+q]
+				}
+			}
+		}
+	}
+	transposeRowsGo(dst, ldd, src[k0*lds:], lds, rows-k0, cols, k0)
+}

@@ -52,3 +52,64 @@ add1:
 done:
 	VZEROUPPER
 	RET
+
+// func transpose8x8(dst *float32, ldd int, src *float32, lds int)
+//
+// dst[j·ldd + i] = src[i·lds + j] for i, j < 8 (strides in floats): the
+// 8×8 block transpose of unpack, shuffle and 128-bit permute steps.
+TEXT ·transpose8x8(SB), NOSPLIT, $0-32
+	MOVQ src+16(FP), SI
+	MOVQ lds+24(FP), AX
+	SHLQ $2, AX
+	LEAQ (AX)(AX*2), BX
+	VMOVUPS (SI), Y0
+	VMOVUPS (SI)(AX*1), Y1
+	VMOVUPS (SI)(AX*2), Y2
+	VMOVUPS (SI)(BX*1), Y3
+	LEAQ (SI)(AX*4), SI
+	VMOVUPS (SI), Y4
+	VMOVUPS (SI)(AX*1), Y5
+	VMOVUPS (SI)(AX*2), Y6
+	VMOVUPS (SI)(BX*1), Y7
+	// t0 = (r0[0] r1[0] r0[1] r1[1] | r0[4] r1[4] r0[5] r1[5]), …
+	VUNPCKLPS Y1, Y0, Y8
+	VUNPCKHPS Y1, Y0, Y9
+	VUNPCKLPS Y3, Y2, Y10
+	VUNPCKHPS Y3, Y2, Y11
+	VUNPCKLPS Y5, Y4, Y12
+	VUNPCKHPS Y5, Y4, Y13
+	VUNPCKLPS Y7, Y6, Y14
+	VUNPCKHPS Y7, Y6, Y15
+	// u0 = (r0[0] r1[0] r2[0] r3[0] | r0[4] … r3[4]), …
+	VSHUFPS $0x44, Y10, Y8, Y0
+	VSHUFPS $0xee, Y10, Y8, Y1
+	VSHUFPS $0x44, Y11, Y9, Y2
+	VSHUFPS $0xee, Y11, Y9, Y3
+	VSHUFPS $0x44, Y14, Y12, Y4
+	VSHUFPS $0xee, Y14, Y12, Y5
+	VSHUFPS $0x44, Y15, Y13, Y6
+	VSHUFPS $0xee, Y15, Y13, Y7
+	// column j: low halves of u_j and u_(j+4) for j < 4, high halves for j ≥ 4
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x20, Y6, Y2, Y10
+	VPERM2F128 $0x20, Y7, Y3, Y11
+	VPERM2F128 $0x31, Y4, Y0, Y12
+	VPERM2F128 $0x31, Y5, Y1, Y13
+	VPERM2F128 $0x31, Y6, Y2, Y14
+	VPERM2F128 $0x31, Y7, Y3, Y15
+	MOVQ dst+0(FP), DI
+	MOVQ ldd+8(FP), AX
+	SHLQ $2, AX
+	LEAQ (AX)(AX*2), BX
+	VMOVUPS Y8, (DI)
+	VMOVUPS Y9, (DI)(AX*1)
+	VMOVUPS Y10, (DI)(AX*2)
+	VMOVUPS Y11, (DI)(BX*1)
+	LEAQ (DI)(AX*4), DI
+	VMOVUPS Y12, (DI)
+	VMOVUPS Y13, (DI)(AX*1)
+	VMOVUPS Y14, (DI)(AX*2)
+	VMOVUPS Y15, (DI)(BX*1)
+	VZEROUPPER
+	RET

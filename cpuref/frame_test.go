@@ -126,3 +126,22 @@ func TestAddTo(t *testing.T) {
 		}
 	}
 }
+
+// TestTransposeRows checks transposeRows against its Go form on row
+// counts around the 8×8 blocks and column counts with and without a tail,
+// with strides wider than the rows; the floats between rows are left
+// alone.
+func TestTransposeRows(t *testing.T) {
+	rng := newRand(25)
+	for _, rows := range []int{0, 1, 7, 8, 9, 16, 24, 64} {
+		for _, cols := range []int{0, 1, 5, 8, 13, 49, 196} {
+			lds, ldd := cols+3, rows+2
+			src := randFloats[float32](rng, max(rows*lds, 1))
+			got := randFloats[float32](rng, max(cols*ldd, 1))
+			want := append([]float32(nil), got...)
+			transposeRowsGo(want, ldd, src, lds, rows, cols, 0)
+			transposeRows(got, ldd, src, lds, rows, cols)
+			checkBits(t, fmt.Sprintf("rows=%d cols=%d", rows, cols), got, want)
+		}
+	}
+}
