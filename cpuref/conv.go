@@ -706,9 +706,9 @@ func (c *Conv2D) backwardFilterGroup(ws *convWorker, sl int, first bool, n0, n1 
 			switch {
 			case c.implicitF:
 				c.filterImplicit(c.x[n*chw:(n+1)*chw], c.boff, g.StrideH*g.W, dyn, ws.bp, beta != 0, dW, ws.gs)
-			case c.frame && c.fr.z && c.crs%8 == 0 && K%16 == 0:
+			case c.frame && c.fr.z && K%16 == 0:
 				c.fr.load(ws.xf, c.x[n*chw:(n+1)*chw], g)
-				c.filterFrameZ(ws.xf, dyn, ws.bp, beta != 0, dW)
+				c.filterFrameZ(ws.xf, dyn, ws.bp, beta != 0, dW, ws.gs)
 			case c.frame:
 				c.fr.load(ws.xf, c.x[n*chw:(n+1)*chw], g)
 				c.filterImplicit(ws.xf, c.fr.off, c.fr.f, dyn, ws.bp, beta != 0, dW, ws.gs)

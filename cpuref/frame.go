@@ -70,15 +70,24 @@ type convFrame struct {
 	len   int     // floats of xf and dxf: the frame plus the reads past it
 	off   []int32 // off[(c,r,s)]: where row (c,r,s) of col starts in xf
 	rows  int     // dcol rows per block of the backward-data pass
-	// phased: the phase layout; pos[h·W + w] is then where x[0, h, w]
-	// lies in the frame (x[c, h, w] at pos + c·Hf·F).
+	// phased: the phase layout; phases lists the phases that some tap
+	// reads, each with the image rows and columns it holds.
 	phased bool
-	pos    []int32
+	phases []framePhase
 	// z: the passes run on the AVX-512 kernels (gemm512.go) where the
 	// sizes suit them (n is then a multiple of 32): the forward pass when K
 	// is a multiple of 8, backward-data when C·R·S is, backward-filter
 	// when C·R·S is a multiple of 8 and K of 16.
 	z bool
+}
+
+// framePhase is one phase (a, b) of the phase layout: its floats start at
+// base; its rows t0 ≤ t < t1 hold image rows h0, h0 + sh, …, and its
+// columns u0 ≤ u < u1 image columns w0, w0 + sw, …
+type framePhase struct {
+	base       int
+	t0, t1, h0 int
+	u0, u1, w0 int
 }
 
 // newConvFrame returns the frame of the convolution g with P×Q outputs,
@@ -121,14 +130,38 @@ func newConvFrame(g geom.ConvGeom, p, q int) (convFrame, bool) {
 		return convFrame{}, false
 	}
 	if fr.phased {
-		for h := 0; h < g.H; h++ {
-			for w := 0; w < g.W; w++ {
-				hp, wp := h+g.PadH, w+g.PadW
-				fr.pos = append(fr.pos, int32(((hp%sh)*sw+wp%sw)*phase+(hp/sh)*fr.f+wp/sw))
+		for a := range sh {
+			for b := range sw {
+				if !tapsRead(g.R, sh, a) || !tapsRead(g.S, sw, b) {
+					continue
+				}
+				ph := framePhase{base: (a*sw + b) * phase}
+				ph.t0, ph.t1, ph.h0 = phaseRange(g.H, g.PadH, sh, a)
+				ph.u0, ph.u1, ph.w0 = phaseRange(g.W, g.PadW, sw, b)
+				fr.phases = append(fr.phases, ph)
 			}
 		}
 	}
 	return fr, true
+}
+
+// tapsRead reports whether some tap r < R has r mod stride = a.
+func tapsRead(R, stride, a int) bool { return a < R }
+
+// phaseRange returns the rows t0 ≤ t < t1 of phase a (of stride stride)
+// that hold image rows (of n, padded by pad on each side), and the image
+// row h0 of row t0: padded row t·stride + a is image row t·stride + a − pad.
+func phaseRange(n, pad, stride, a int) (t0, t1, h0 int) {
+	// t·stride + a − pad ≥ 0  and  ≤ n − 1
+	t0 = max(0, (pad-a+stride-1)/stride)
+	if n-1+pad-a < 0 {
+		return 0, 0, 0
+	}
+	t1 = (n-1+pad-a)/stride + 1
+	if t1 < t0 {
+		t1 = t0
+	}
+	return t0, t1, t0*stride + a - pad
 }
 
 // alloc gives ws the frame path's buffers (zero, so the frames' zeros are
@@ -146,11 +179,18 @@ func (fr *convFrame) alloc(ws *convWorker, g geom.ConvGeom) {
 func (fr *convFrame) load(xf, x []float32, g geom.ConvGeom) {
 	H, W := g.H, g.W
 	if fr.phased {
-		hw, step := H*W, fr.hf*fr.f
-		for ch := 0; ch < g.C; ch++ {
-			dst, src := xf[ch*step:], x[ch*hw:(ch+1)*hw]
-			for i, o := range fr.pos[:len(src)] {
-				dst[o] = src[i]
+		sh, sw := g.StrideH, g.StrideW
+		for _, ph := range fr.phases {
+			n := ph.u1 - ph.u0
+			for ch := 0; ch < g.C; ch++ {
+				for t := ph.t0; t < ph.t1; t++ {
+					h := ph.h0 + (t-ph.t0)*sh
+					o := ph.base + (ch*fr.hf+t)*fr.f + ph.u0
+					d, src := xf[o:o+n], x[(ch*H+h)*W+ph.w0:]
+					for k := range d {
+						d[k] = src[k*sw]
+					}
+				}
 			}
 		}
 		return
@@ -167,11 +207,22 @@ func (fr *convFrame) load(xf, x []float32, g geom.ConvGeom) {
 func (fr *convFrame) store(dx, xf []float32, g geom.ConvGeom) {
 	H, W := g.H, g.W
 	if fr.phased {
-		hw, step := H*W, fr.hf*fr.f
-		for ch := 0; ch < g.C; ch++ {
-			src, dst := xf[ch*step:], dx[ch*hw:(ch+1)*hw]
-			for i, o := range fr.pos[:len(dst)] {
-				dst[i] = src[o]
+		// Inputs in phases that no tap reads have gradient 0.
+		if len(fr.phases) < g.StrideH*g.StrideW {
+			clear(dx[:g.C*H*W])
+		}
+		sh, sw := g.StrideH, g.StrideW
+		for _, ph := range fr.phases {
+			n := ph.u1 - ph.u0
+			for ch := 0; ch < g.C; ch++ {
+				for t := ph.t0; t < ph.t1; t++ {
+					h := ph.h0 + (t-ph.t0)*sh
+					o := ph.base + (ch*fr.hf+t)*fr.f + ph.u0
+					sv, d := xf[o:o+n], dx[(ch*H+h)*W+ph.w0:]
+					for k, v := range sv {
+						d[k*sw] = v
+					}
+				}
 			}
 		}
 		return
@@ -221,25 +272,40 @@ func (c *Conv2D) forwardFrameZ(xf, yf []float32) {
 }
 
 // filterFrameZ computes dWᵀ (C·R·S, K) = load·dWᵀ + col · dyᵀ for one image
-// from its frame xf on the AVX-512 row-walking tiles (C·R·S a multiple of
-// 8, K of 16), dyᵀ packed in bp as one row of K floats per output: the
-// chains of filterImplicit.
-func (c *Conv2D) filterFrameZ(xf, dy, bp []float32, load bool, dWT []float32) {
+// from its frame xf on the AVX-512 row-walking tiles (K a multiple of 16),
+// dyᵀ packed in bp as one row of K floats per output: the chains of
+// filterImplicit. A last tile of fewer than 8 rows runs in s.z, its rows
+// past C·R·S repeating the last and discarded.
+func (c *Conv2D) filterFrameZ(xf, dy, bp []float32, load bool, dWT []float32, s *gemmScratch) {
 	fr, K, pq, crs := &c.fr, c.g.K, c.pq, c.crs
 	transposeRows(bp[:pq*K], K, dy, pq, K, pq)
 	_ = dWT[crs*K-1]
 	jumpb := 4 * (fr.f - c.q)
 	for j := 0; j < K; j += 32 {
-		kern := gemmKernelRowsZ32
+		kern, w := gemmKernelRowsZ32, 32
 		if K-j == 16 {
-			kern = gemmKernelRowsZ16
+			kern, w = gemmKernelRowsZ16, 16
 		}
 		for i := 0; i < crs; i += 8 {
+			h := min(8, crs-i)
 			var a [8]*float32
 			for ii := range a {
-				a[ii] = &xf[fr.off[i+ii]]
+				a[ii] = &xf[fr.off[i+min(ii, h-1)]]
 			}
-			kern(c.p, &a, c.q, jumpb, &bp[j], K, &dWT[i*K+j], K, load)
+			if h == 8 {
+				kern(c.p, &a, c.q, jumpb, &bp[j], K, &dWT[i*K+j], K, load)
+				continue
+			}
+			t := s.z[:]
+			if load {
+				for ii := range h {
+					copy(t[ii*w:(ii+1)*w], dWT[(i+ii)*K+j:])
+				}
+			}
+			kern(c.p, &a, c.q, jumpb, &bp[j], K, &t[0], w, load)
+			for ii := range h {
+				copy(dWT[(i+ii)*K+j:(i+ii)*K+j+w], t[ii*w:])
+			}
 		}
 	}
 }

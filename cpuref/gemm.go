@@ -74,6 +74,7 @@ type gemmScratch struct {
 	a [gemmKC * gemmMR]float32
 	b [gemmKC * gemmNR]float32
 	c [gemmMR * gemmNR]float32
+	z [8 * 32]float32 // an edge tile of the AVX-512 kernels
 }
 
 // packedALen is the length of the packed form of an m×k A: ⌈m/gemmMR⌉
