@@ -38,7 +38,7 @@ func TestConv2DFrameVsIm2col(t *testing.T) {
 		{N: 2, C: 3, H: 9, W: 13, K: 6, R: 3, S: 3, StrideH: 1, StrideW: 1}, // Q = 11
 		{N: 3, C: 5, H: 1, W: 1, K: 3, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1},
 		{N: 2, C: 6, H: 5, W: 1, K: 2, R: 1, S: 1, StrideH: 1, StrideW: 1},
-		{N: 1, C: 30, H: 4, W: 4, K: 25, R: 1, S: 1, StrideH: 1, StrideW: 1}, // 1×1, Q = 4
+		{N: 1, C: 30, H: 4, W: 4, K: 25, R: 1, S: 1, StrideH: 1, StrideW: 1},                    // 1×1, Q = 4
 		{N: 3, C: 1, H: 28, W: 28, K: 16, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, // ResNet's stem: C·R·S = 9
 		{N: 2, C: 3, H: 12, W: 10, K: 32, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, // C·R·S = 27
 		// The phase layout: ResNet's strided convolutions and projections,
