@@ -181,16 +181,9 @@ func (fr *convFrame) load(xf, x []float32, g geom.ConvGeom) {
 	if fr.phased {
 		sh, sw := g.StrideH, g.StrideW
 		for _, ph := range fr.phases {
-			n := ph.u1 - ph.u0
 			for ch := 0; ch < g.C; ch++ {
-				for t := ph.t0; t < ph.t1; t++ {
-					h := ph.h0 + (t-ph.t0)*sh
-					o := ph.base + (ch*fr.hf+t)*fr.f + ph.u0
-					d, src := xf[o:o+n], x[(ch*H+h)*W+ph.w0:]
-					for k := range d {
-						d[k] = src[k*sw]
-					}
-				}
+				o := ph.base + (ch*fr.hf+ph.t0)*fr.f + ph.u0
+				copyRows(xf[o:], fr.f, 1, x[(ch*H+ph.h0)*W+ph.w0:], sh*W, sw, ph.t1-ph.t0, ph.u1-ph.u0)
 			}
 		}
 		return
@@ -213,16 +206,9 @@ func (fr *convFrame) store(dx, xf []float32, g geom.ConvGeom) {
 		}
 		sh, sw := g.StrideH, g.StrideW
 		for _, ph := range fr.phases {
-			n := ph.u1 - ph.u0
 			for ch := 0; ch < g.C; ch++ {
-				for t := ph.t0; t < ph.t1; t++ {
-					h := ph.h0 + (t-ph.t0)*sh
-					o := ph.base + (ch*fr.hf+t)*fr.f + ph.u0
-					sv, d := xf[o:o+n], dx[(ch*H+h)*W+ph.w0:]
-					for k, v := range sv {
-						d[k*sw] = v
-					}
-				}
+				o := ph.base + (ch*fr.hf+ph.t0)*fr.f + ph.u0
+				copyRows(dx[(ch*H+ph.h0)*W+ph.w0:], sh*W, sw, xf[o:], fr.f, 1, ph.t1-ph.t0, ph.u1-ph.u0)
 			}
 		}
 		return
@@ -355,6 +341,15 @@ func transposeRowsGo(dst []float32, ldd int, src []float32, lds, rows, cols, k0 
 	for k := range rows {
 		for p, v := range src[k*lds : k*lds+cols] {
 			dst[p*ldd+k0+k] = v
+		}
+	}
+}
+
+// copyRowsGo is copyRows in Go.
+func copyRowsGo(dst []float32, ldd, ds int, src []float32, lds, ss, rows, n int) {
+	for r := range rows {
+		for k := range n {
+			dst[r*ldd+k*ds] = src[r*lds+k*ss]
 		}
 	}
 }

@@ -50,3 +50,29 @@ func transposeRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 	}
 	transposeRowsGo(dst, ldd, src[k0*lds:], lds, rows-k0, cols, k0)
 }
+
+// gatherRows and scatterRows copy rows strided on one side (see
+// frame_amd64.s): gatherRows dst[r·ldd + k] = src[r·lds + k·stride],
+// scatterRows dst[r·ldd + k·stride] = src[r·lds + k], for r < rows,
+// k < n; plain copies, with no vector instructions.
+//
+//go:noescape
+func gatherRows(dst *float32, ldd int, src *float32, lds int, rows, n, stride int)
+
+//go:noescape
+func scatterRows(dst *float32, ldd int, src *float32, lds int, rows, n, stride int)
+
+// copyRows copies rows strided on one side: dst[r·ldd + k·ds] =
+// src[r·lds + k·ss] for r < rows, k < n, one of ds and ss being 1.
+func copyRows(dst []float32, ldd, ds int, src []float32, lds, ss, rows, n int) {
+	if rows == 0 || n == 0 {
+		return
+	}
+	_ = dst[(rows-1)*ldd+(n-1)*ds]
+	_ = src[(rows-1)*lds+(n-1)*ss]
+	if ds == 1 {
+		gatherRows(&dst[0], ldd, &src[0], lds, rows, n, ss)
+	} else {
+		scatterRows(&dst[0], ldd, &src[0], lds, rows, n, ds)
+	}
+}

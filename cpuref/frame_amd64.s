@@ -113,3 +113,76 @@ TEXT ·transpose8x8(SB), NOSPLIT, $0-32
 	VMOVUPS Y15, (DI)(BX*1)
 	VZEROUPPER
 	RET
+
+// func gatherRows(dst *float32, ldd int, src *float32, lds int, rows, n, stride int)
+//
+// dst[r·ldd + k] = src[r·lds + k·stride] for r < rows, k < n (strides in
+// floats): a plain copy, one float at a time.
+TEXT ·gatherRows(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ ldd+8(FP), R8
+	SHLQ $2, R8
+	MOVQ src+16(FP), SI
+	MOVQ lds+24(FP), R9
+	SHLQ $2, R9
+	MOVQ rows+32(FP), DX
+	MOVQ n+40(FP), R10
+	MOVQ stride+48(FP), R11
+	SHLQ $2, R11
+	TESTQ R10, R10
+	JZ gr_done
+gr_row:
+	TESTQ DX, DX
+	JZ gr_done
+	MOVQ DI, R12
+	MOVQ SI, R13
+	MOVQ R10, CX
+gr_loop:
+	MOVL (R13), AX
+	MOVL AX, (R12)
+	ADDQ R11, R13
+	ADDQ $4, R12
+	DECQ CX
+	JNZ gr_loop
+	ADDQ R8, DI
+	ADDQ R9, SI
+	DECQ DX
+	JMP gr_row
+gr_done:
+	RET
+
+// func scatterRows(dst *float32, ldd int, src *float32, lds int, rows, n, stride int)
+//
+// dst[r·ldd + k·stride] = src[r·lds + k] for r < rows, k < n.
+TEXT ·scatterRows(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ ldd+8(FP), R8
+	SHLQ $2, R8
+	MOVQ src+16(FP), SI
+	MOVQ lds+24(FP), R9
+	SHLQ $2, R9
+	MOVQ rows+32(FP), DX
+	MOVQ n+40(FP), R10
+	MOVQ stride+48(FP), R11
+	SHLQ $2, R11
+	TESTQ R10, R10
+	JZ sr_done
+sr_row:
+	TESTQ DX, DX
+	JZ sr_done
+	MOVQ DI, R12
+	MOVQ SI, R13
+	MOVQ R10, CX
+sr_loop:
+	MOVL (R13), AX
+	MOVL AX, (R12)
+	ADDQ $4, R13
+	ADDQ R11, R12
+	DECQ CX
+	JNZ sr_loop
+	ADDQ R8, DI
+	ADDQ R9, SI
+	DECQ DX
+	JMP sr_row
+sr_done:
+	RET

@@ -10,3 +10,9 @@ func addTo(dst, src []float32) { addToGo(dst, src) }
 func transposeRows(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 	transposeRowsGo(dst, ldd, src, lds, rows, cols, 0)
 }
+
+// copyRows copies rows strided on one side: dst[r·ldd + k·ds] =
+// src[r·lds + k·ss] for r < rows, k < n.
+func copyRows(dst []float32, ldd, ds int, src []float32, lds, ss, rows, n int) {
+	copyRowsGo(dst, ldd, ds, src, lds, ss, rows, n)
+}

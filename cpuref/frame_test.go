@@ -147,3 +147,28 @@ func TestTransposeRows(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyRows checks copyRows against its Go form, strided on the source
+// side and on the destination side, the floats it skips left alone.
+func TestCopyRows(t *testing.T) {
+	rng := newRand(26)
+	for _, rows := range []int{0, 1, 3} {
+		for _, n := range []int{0, 1, 5, 14} {
+			for _, stride := range []int{1, 2, 3} {
+				for _, gather := range []bool{true, false} {
+					ds, ss := 1, stride
+					if !gather {
+						ds, ss = stride, 1
+					}
+					ldd, lds := n*ds+2, n*ss+3
+					src := randFloats[float32](rng, rows*lds+1)
+					got := randFloats[float32](rng, rows*ldd+1)
+					want := append([]float32(nil), got...)
+					copyRowsGo(want, ldd, ds, src, lds, ss, rows, n)
+					copyRows(got, ldd, ds, src, lds, ss, rows, n)
+					checkBits(t, fmt.Sprintf("rows=%d n=%d ds=%d ss=%d", rows, n, ds, ss), got, want)
+				}
+			}
+		}
+	}
+}
