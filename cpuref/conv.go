@@ -104,6 +104,7 @@ type Conv2D struct {
 	op                 convOp
 	nw                 int
 	x, w, b, y, dy, dx []float32
+	wantDB             bool // backward-filter: db is wanted (the FMA path skips its sums otherwise)
 }
 
 type convOp int
@@ -249,7 +250,7 @@ func (c *Conv2D) BackwardFilter(x, dy, dw, db []float32) error {
 		lenCheck{"dw", len(dw), g.WLen()}, lenCheck{"db", len(db), bLen}); err != nil {
 		return err
 	}
-	c.op, c.x, c.dy = opBackwardFilter, x, dy
+	c.op, c.x, c.dy, c.wantDB = opBackwardFilter, x, dy, db != nil
 	c.run()
 	c.x, c.dy = nil, nil
 
@@ -719,7 +720,7 @@ func (c *Conv2D) backwardFilterGroup(ws *convWorker, sl int, first bool, n0, n1 
 			}
 			beta = 1
 		}
-		for k := 0; k < K; k++ {
+		for k := 0; k < K && c.wantDB; k++ {
 			sum := sumLanes(c.dy, (n0*K+k)*pq, n1-n0, K*pq, pq)
 			if first {
 				c.partB[sl*K+k] = sum

@@ -233,6 +233,10 @@ func (c *Conv2D) forwardFrame(ws *convWorker, x, y []float32) {
 		c.forwardOff(fr.off, ws.yf, fr.n, fr.n, ws.gs, func(j int) *float32 { return &xf[j] })
 	}
 	for k := 0; k < K; k++ {
+		if fr.f == Q { // no spare columns: the rows are one run
+			copy(y[k*c.pq:(k+1)*c.pq], ws.yf[k*fr.n:])
+			continue
+		}
 		for p := 0; p < c.p; p++ {
 			copy(y[(k*c.p+p)*Q:(k*c.p+p+1)*Q], ws.yf[k*fr.n+p*fr.f:])
 		}
@@ -301,11 +305,24 @@ func (c *Conv2D) filterFrameZ(xf, dy, bp []float32, load bool, dWT []float32, s 
 func (c *Conv2D) backwardDataFrame(ws *convWorker, dy, dx []float32) {
 	g, fr, K, Q, crs := c.g, &c.fr, c.g.K, c.q, c.crs
 	for k := 0; k < K; k++ {
+		if fr.f == Q { // no spare columns: the rows are one run
+			copy(ws.dyf[k*fr.n:k*fr.n+c.pq], dy[k*c.pq:])
+			continue
+		}
 		for p := 0; p < c.p; p++ {
 			copy(ws.dyf[k*fr.n+p*fr.f:k*fr.n+p*fr.f+Q], dy[(k*c.p+p)*Q:])
 		}
 	}
-	clear(ws.dxf)
+	if fr.phased && len(fr.phases) < g.StrideH*g.StrideW {
+		// Only the phases that store reads need their zeros; the rows'
+		// spare columns may add +0 past them, which nothing reads.
+		phase := g.C * fr.hf * fr.f
+		for _, ph := range fr.phases {
+			clear(ws.dxf[ph.base : ph.base+phase])
+		}
+	} else {
+		clear(ws.dxf)
+	}
 	for i0 := 0; i0 < crs; i0 += fr.rows {
 		m := min(fr.rows, crs-i0)
 		if fr.z && crs%8 == 0 {
