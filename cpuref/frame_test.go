@@ -98,12 +98,12 @@ func TestConv2DFrameVsIm2col(t *testing.T) {
 					}
 				}
 				// Without db the weight gradient is the same.
-			dw := make([]float32, g.WLen())
-			if err := fr.BackwardFilter(x, dy, dw, nil); err != nil {
-				t.Fatal(err)
-			}
-			checkBits(t, "dw (db nil)", dw, runConv2D(t, ref, x, w, b, dy).dw)
-			// Non-finite inputs reach the same outputs the same way.
+				dw := make([]float32, g.WLen())
+				if err := fr.BackwardFilter(x, dy, dw, nil); err != nil {
+					t.Fatal(err)
+				}
+				checkBits(t, "dw (db nil)", dw, runConv2D(t, ref, x, w, b, dy).dw)
+				// Non-finite inputs reach the same outputs the same way.
 				xn := append([]float32(nil), x...)
 				xn[len(xn)/2] = float32(math.NaN())
 				xn[len(xn)/3] = float32(math.Inf(1))
