@@ -332,9 +332,9 @@ var mmaOther = map[kernelID]float64{
 	kConvFwdBF16:            2.75,
 	kConvFwdTF32Pipe:        2.75,
 	kConvBwdDataBF16:        3.48,
-	kConvBwdFilterBF16:      3.56,
+	kConvBwdFilterBF16:      2.33,
 	kConvBwdDataTF32Pipe:    3.48,
-	kConvBwdFilterTF32Pipe:  4.50,
+	kConvBwdFilterTF32Pipe:  3.03,
 }
 
 // tensorIssue is the issue-slot estimate HMMAs·(1 + mmaOther) of tensor

@@ -15,7 +15,8 @@
 //	                              skips).
 //	conv2d_bwd_filter_v10_igemm_tf32  dw from dyh and xh (N,H,W,Cp): M = K, N = R·S·Cp, K =
 //	                              N·P·Q split over gridDim.z (fixed order, no atomics); the
-//	                              fragments come from k-major tiles by 32-bit shared loads
+//	                              fragments come from k-major tiles by 64-bit (A: two
+//	                              adjacent filters) and 32-bit (B) shared loads
 //	                              (ldmatrix.trans moves 16-bit elements only).
 //
 // Numerics as conv2d_bwd_*_v3_igemm_tf32: every operand rounded to TF32

@@ -88,7 +88,7 @@ var docs = map[string]string{
 		"ws[z] (KCRS; dw itself with one split, else conv2d_bwd_filter_v2_reduce adds the splits in order). " +
 		"grid = (⌈K/128⌉, ⌈R·S·Cp/128⌉, splits), block.x = 128.",
 	"conv2d_bwd_filter_v10_igemm_tf32": "conv2d_bwd_filter_v10_igemm_bf16 with TF32 operands (pack_nhwc_tf32_v1; " +
-		"16-row k-tiles; fragments by 32-bit shared loads, mma m16n8k8 .tf32). " +
+		"16-row k-tiles; fragments by 64-bit (A) and 32-bit (B) shared loads, mma m16n8k8 .tf32). " +
 		"grid = (⌈K/128⌉, ⌈R·S·Cp/128⌉, splits), block.x = 128.",
 	"relu_fwd_v1": "y = x > 0 ? x : 0, NaN propagates. 1-D over n.",
 	"relu_bwd_v1": "dx = x > 0 ? dy : 0 (x the forward input). 1-D over n.",

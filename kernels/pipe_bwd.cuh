@@ -35,8 +35,12 @@
 //
 // Both shared tiles hold kBK reduction rows of 128 columns (filters;
 // (r,s,c) columns), 16-byte chunk c of row r at chunk c ^ sw(r): the
-// fragments are read across rows, with ldmatrix.trans for bfloat16 and
-// 32-bit shared loads for TF32 (ldmatrix.trans moves 16-bit elements).
+// fragments are read across rows, with ldmatrix.trans for bfloat16; for
+// TF32 (ldmatrix.trans moves 16-bit elements) the A fragments by 64-bit
+// shared loads of two adjacent filters (MMA rows gid and gid + 8 are
+// assigned to them) and the B fragments by 32-bit loads. Each loader
+// thread copies four chunks of one reduction row, so it tracks one
+// (n, p, q) a k-tile and its columns' offsets are loop-invariant.
 //
 // Numerics: every operand rounded once, when packed; products summed in
 // float32 by the tensor cores, k-tiles in ascending order; no atomics
@@ -84,6 +88,10 @@ static __device__ __forceinline__ void ldsm_x4_t(unsigned addr, unsigned& r0, un
                : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
                : "r"(addr)
                : "memory");
+}
+
+static __device__ __forceinline__ void lds64(unsigned addr, unsigned& a, unsigned& b) {
+  asm volatile("ld.shared.v2.b32 {%0, %1}, [%2];" : "=r"(a), "=r"(b) : "r"(addr) : "memory");
 }
 
 static __device__ __forceinline__ unsigned lds32(unsigned addr) {
@@ -453,8 +461,6 @@ static __device__ __forceinline__ void wgrad(const T* dyh, const T* xh, float* o
   constexpr int kRowBytes = kBM * 16 / CE;
   constexpr int CPR = kRowBytes / 16;
   constexpr int kTileBytes = kBK * kRowBytes;
-  constexpr int kRowStep = kThreads / CPR;  // rows between a thread's chunks
-  static_assert(kRowStep * 4 == kBK, "4 chunks per thread per tile");
   unsigned long long sgen;
   asm("cvta.to.shared.u64 %0, %1;" : "=l"(sgen) : "l"(smem));
   const unsigned sbase = (unsigned)sgen;
@@ -473,47 +479,62 @@ static __device__ __forceinline__ void wgrad(const T* dyh, const T* xh, float* o
   const int jEnd = NPQ < (t0 + tilesPerSplit) * kBK ? NPQ : (t0 + tilesPerSplit) * kBK;
   const int ktiles = (jEnd - t0 * kBK + kBK - 1) / kBK;
 
-  // Loader: thread tid copies chunk lc of rows lr + kRowStep·i (i < 4) of
-  // both tiles. A: filters m0 + CE·lc …; B: column n0 + CE·lc = (r,s,c).
-  const int lc = tid % CPR, lr = tid / CPR;
-  const int kf = m0 + CE * lc;
-  const bool okA = kf < Kp;
-  const int col = n0 + CE * lc;
-  const bool okB = col < Ng;
-  const int rs = col / Cp, cc = col - rs * Cp;
-  const int r = rs / S, s = rs - r * S;
-  // Row i's reduction index j and its (n, p, q), advanced by kBK a tile:
-  // q by dq, p by dp, n by dn with carries.
-  const int dq = kBK % Q, dp = (kBK / Q) % P, dn = kBK / PQ;
-  int j[4], qn[4], qp[4], qq[4];
+  // Loader: thread tid copies chunks lc + TPR·i (i < 4) of one reduction
+  // row lr of both tiles, so that it tracks one j = (n, p, q) a tile and
+  // the columns' offsets are loop-invariant. A: filters m0 + CE·(lc +
+  // TPR·i); B: columns n0 + CE·(lc + TPR·i) = (r,s,c). The 8 lanes of a
+  // quarter-warp store 8 consecutive chunks of one row (TF32) or 4 of rows
+  // r and r ^ 4 (BF16: the rows of lane groups 2q, 2q + 1 differ in bit 2,
+  // so their XOR-swizzled chunks fall into different halves of 128 bytes).
+  constexpr int TPR = CPR / 4;  // threads per row
+  static_assert(kThreads / TPR == kBK, "one row per thread per tile");
+  const int lc = tid % TPR, lrl = tid / TPR;
+  const int lr = CE == 8 ? (lrl & ~7) | ((lrl >> 1) & 3) | ((lrl & 1) << 2) : lrl;
+  bool okA[4], okB[4];
+  int rr[4], ss[4], colOff[4];
 #pragma unroll
   for (int i = 0; i < 4; i++) {
-    j[i] = t0 * kBK + lr + kRowStep * i;
-    qn[i] = j[i] / PQ;
-    int pq = j[i] - qn[i] * PQ;
-    qp[i] = pq / Q;
-    qq[i] = pq - qp[i] * Q;
+    okA[i] = m0 + CE * (lc + TPR * i) < Kp;
+    int col = n0 + CE * (lc + TPR * i);
+    okB[i] = col < Ng;
+    int rs = col / Cp, cc = col - rs * Cp;
+    rr[i] = rs / S;
+    ss[i] = rs - rr[i] * S;
+    colOff[i] = (rr[i] * W + ss[i]) * Cp + cc;  // xh offset of (r, s, c) from pixel (0, 0)
+  }
+  const T* const dyc = dyh + m0 + CE * lc;
+  // The row's reduction index j and its (n, p, q), advanced by kBK a tile:
+  // q by dq, p by dp, n by dn with carries.
+  const int dq = kBK % Q, dp = (kBK / Q) % P, dn = kBK / PQ;
+  int j = t0 * kBK + lr;
+  int qn = j / PQ, qp, qq;
+  {
+    int pq = j - qn * PQ;
+    qp = pq / Q;
+    qq = pq - qp * Q;
   }
 
   auto load = [&](int stage) {
     unsigned sa = sbase + (unsigned)(2 * stage * kTileBytes);
     unsigned sb = sa + kTileBytes;
+    const bool in = j < jEnd;
+    const T* ar = dyc + j * Kp;
+    const int hb = qp * sh - ph, vb = qq * sw - pw;
+    const T* br = xh + ((qn * H + hb) * W + vb) * Cp;
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-      int row = lr + kRowStep * i;
-      bool in = j[i] < jEnd;
-      bool oka = in && okA;
-      cp_async16(sa + swz(row, lc), oka ? dyh + j[i] * Kp + kf : dyh, oka);
-      int h = qp[i] * sh - ph + r, v = qq[i] * sw - pw + s;
-      bool okb = in && okB && (unsigned)h < (unsigned)H && (unsigned)v < (unsigned)W;
-      cp_async16(sb + swz(row, lc), okb ? xh + ((qn[i] * H + h) * W + v) * Cp + cc : xh, okb);
-      j[i] += kBK;
-      qq[i] += dq;
-      qp[i] += dp;
-      qn[i] += dn;
-      if (qq[i] >= Q) qq[i] -= Q, ++qp[i];
-      if (qp[i] >= P) qp[i] -= P, ++qn[i];
+      bool oka = in && okA[i];
+      cp_async16(sa + swz(lr, lc + TPR * i), oka ? ar + CE * TPR * i : dyh, oka);
+      bool okb = in && okB[i] && (unsigned)(hb + rr[i]) < (unsigned)H &&
+                 (unsigned)(vb + ss[i]) < (unsigned)W;
+      cp_async16(sb + swz(lr, lc + TPR * i), okb ? br + colOff[i] : xh, okb);
     }
+    j += kBK;
+    qq += dq;
+    qp += dp;
+    qn += dn;
+    if (qq >= Q) qq -= Q, ++qp;
+    if (qp >= P) qp -= P, ++qn;
   };
 
   const int wm = 64 * (warp & 1), wn = 64 * (warp >> 1);
@@ -563,14 +584,16 @@ static __device__ __forceinline__ void wgrad(const T* dyh, const T* xh, float* o
         // m16n8k8 tf32: a0 = A[gid][tig], a1 = A[gid+8][tig], a2 =
         // A[gid][tig+4], a3 = A[gid+8][tig+4]; b0 = B[tig][gid], b1 =
         // B[tig+4][gid]; the tiles hold A[m][k] at row k, column m.
+        // MMA rows gid and gid + 8 of m-tile mt are the adjacent filters
+        // wm + 16·mt + 2·gid and + 1 (the epilogue maps them back), so
+        // that a0, a1 (row k0) and a2, a3 (row k0 + 4) are one 64-bit
+        // load each.
         const int k0 = 8 * ks + tig;
 #pragma unroll
         for (int mt = 0; mt < 4; mt++) {
-          int c0 = wm + 16 * mt + gid;
-          af[mt][0] = lds32(sa + swz(k0, c0 >> 2) + 4 * (c0 & 3));
-          af[mt][1] = lds32(sa + swz(k0, (c0 + 8) >> 2) + 4 * (c0 & 3));
-          af[mt][2] = lds32(sa + swz(k0 + 4, c0 >> 2) + 4 * (c0 & 3));
-          af[mt][3] = lds32(sa + swz(k0 + 4, (c0 + 8) >> 2) + 4 * (c0 & 3));
+          int c0 = wm + 16 * mt + 2 * gid;
+          lds64(sa + swz(k0, c0 >> 2) + 4 * (c0 & 3), af[mt][0], af[mt][1]);
+          lds64(sa + swz(k0 + 4, c0 >> 2) + 4 * (c0 & 3), af[mt][2], af[mt][3]);
         }
 #pragma unroll
         for (int nt = 0; nt < 8; nt++) {
@@ -586,8 +609,10 @@ static __device__ __forceinline__ void wgrad(const T* dyh, const T* xh, float* o
     }
   }
 
-  // Epilogue: acc[mt][nt][e] is filter m0 + wm + 16·mt + gid + 8·(e/2),
-  // column n0 + wn + 8·nt + 2·tig + e%2 = (r,s,c); only c < C is written.
+  // Epilogue: acc[mt][nt][e] is filter m0 + wm + 16·mt + gid + 8·(e/2)
+  // (BF16) or m0 + wm + 16·mt + 2·gid + e/2 (TF32, see the fragment
+  // loads), column n0 + wn + 8·nt + 2·tig + e%2 = (r,s,c); only c < C is
+  // written.
   float* o = out + (int)blockIdx.z * K * C * RS;  // the host keeps splits·K·C·R·S < 2³¹
 #pragma unroll
   for (int nt = 0; nt < 8; nt++)
@@ -600,7 +625,7 @@ static __device__ __forceinline__ void wgrad(const T* dyh, const T* xh, float* o
       for (int mt = 0; mt < 4; mt++)
 #pragma unroll
         for (int hh = 0; hh < 2; hh++) {
-          int k = m0 + wm + 16 * mt + gid + 8 * hh;
+          int k = m0 + wm + 16 * mt + (CE == 8 ? gid + 8 * hh : 2 * gid + hh);
           if (k < K) o[(k * C + c) * RS + crs] = acc[mt][nt][2 * hh + e];
         }
     }
