@@ -310,19 +310,26 @@ static __device__ __forceinline__ void lds128(unsigned addr, float& a, float& b,
 }
 
 // dgrad_ffma is dgrad's implicit GEMM on FP32 SIMT cores: float32 dyh
-// (N,P,Q,Kp) and wt (C,R,S,Kp) (pack_transpose_f32_v2), the same loader
-// and 64-byte swizzled rows (kBK = 16 floats, 4 chunks), 256 threads of
-// 8×8 outputs: thread (tm, tn) = (tid % 16, tid / 16) owns pixels tm +
-// 16·i and channels tn + 16·j; per 4-float chunk of k it reads 8 + 8
-// float4 (conflict-free: the 8 lanes of a phase read 8 consecutive rows
-// or one broadcast row) and issues 128 FFMA. Each output is an FFMA chain
-// from 0 over k = (r, s, kf) ascending (the flipped taps). Launch: grid =
-// (⌈N·H·W/128⌉, ⌈C/128⌉), block.x = kThreads = 256.
+// (N,P,Q,Kp) and wt (C,R,S,Kp) (pack_transpose_f32_v2, Kp a multiple of
+// 8), 64-byte tile rows (kBK = 16 floats, 4 chunks), 256 threads of 8×8
+// outputs: thread (tm, tn) = (tid % 16, tid / 16) owns pixels tm + 16·i
+// and channels tn + 16·j; per 4-float chunk of k it reads 8 + 8 float4
+// and issues 128 FFMA. Each output is an FFMA chain from 0 over k = (r,
+// s, kf) ascending (the flipped taps). Launch: grid = (⌈N·H·W/128⌉,
+// ⌈C/128⌉), block.x = kThreads = 256.
+//
+// The dy tile (A) is XOR-swizzled as dgrad's (swz64): the 8 lanes of a
+// phase read 8 consecutive rows. Its loader copies chunks 2·h and 2·h + 1
+// (h = tid % 2) of one row, tid / 2: one pixel a thread, so the tap
+// bookkeeping (retap) is done for one row, and both chunks lie in the
+// same tap because Kp is a multiple of 8. The filter tile (B) is not
+// swizzled: a phase reads one row (a broadcast), and its loader (chunk
+// tid % 4 of rows tid / 4 and + 64) stores 128 contiguous bytes a phase;
+// so its 32 float4 reads a k-tile are one base address plus constants.
 static __device__ __forceinline__ void dgrad_ffma(const float* dyh, const float* wt, float* dx,
                                                   int N, int C, int H, int W, int K, int R, int S,
                                                   int P, int Q, int sh, int sw, int ph, int pw,
                                                   int Kp, unsigned char* smem) {
-  constexpr int CE = 4;
   constexpr int kTileBytes = kBM * 64;
   unsigned long long sgen;
   asm("cvta.to.shared.u64 %0, %1;" : "=l"(sgen) : "l"(smem));
@@ -333,30 +340,34 @@ static __device__ __forceinline__ void dgrad_ffma(const float* dyh, const float*
   const int HW = H * W, M = N * HW, Kg = R * S * Kp;
   const int ktiles = (Kg + kBK - 1) / kBK;
 
-  // Loader: thread tid copies chunk lc of rows lr + 64·i (i < 2).
-  const int lc = tid & 3, lr = tid >> 2;
-  int pixBase[2], ah[2], bh[2], aw[2], bw[2];
-#pragma unroll
-  for (int i = 0; i < 2; i++) {
-    int m = m0 + lr + 64 * i;
+  // A loader: row ar, chunks 2·ah and 2·ah + 1; the row's dilated
+  // coordinates at tap (0, 0) are hd = sh·ah0 + bh, wd = sw·aw0 + bw.
+  const int ar = tid >> 1, ah = tid & 1;
+  int pixBase, ah0, bh, aw0, bw;
+  {
+    int m = m0 + ar;
     int n = m / HW, hw = m - n * HW;
     int h = hw / W, v = hw - h * W;
-    pixBase[i] = n * P * Q;
-    floordivmod(h + ph - (R - 1), sh, ah[i], bh[i]);
-    floordivmod(v + pw - (S - 1), sw, aw[i], bw[i]);
-    if (m >= M) ah[i] = -(1 << 29);
+    pixBase = n * P * Q;
+    floordivmod(h + ph - (R - 1), sh, ah0, bh);
+    floordivmod(v + pw - (S - 1), sw, aw0, bw);
+    if (m >= M) ah0 = -(1 << 29);  // an invalid row never passes the p test
   }
-  int kk = CE * lc, lrr = 0, lss = 0, lcc = CE * lc, ar = 0, br = 0, as_ = 0, bs = 0;
-  int aoff[2];
+  // The k index of the row's first chunk in the next tile as tap (r, s)
+  // and filter lcc, with r = sh·tr + br and s = sw·ts + bs. aok tells
+  // whether the current tap reads the row and aoff is then the row's
+  // element offset into dyh at filter 0 (else 0: the chunks are not
+  // copied, and their source stays in the buffer); they change only when
+  // the tap does (retap).
+  int lrr = 0, lss = 0, lcc = 8 * ah, tr = 0, br = 0, ts = 0, bs = 0;
+  int aoff;
+  bool aok;
   auto retap = [&]() {
-#pragma unroll
-    for (int i = 0; i < 2; i++) {
-      int th = bh[i] + br, tw = bw[i] + bs;
-      int p = ah[i] + ar + (th >= sh), q = aw[i] + as_ + (tw >= sw);
-      bool ok = lrr < R && (th == 0 || th == sh) && (tw == 0 || tw == sw) &&
-                (unsigned)p < (unsigned)P && (unsigned)q < (unsigned)Q;
-      aoff[i] = ok ? (pixBase[i] + p * Q + q) * Kp : -1;
-    }
+    int th = bh + br, tw = bw + bs;
+    int p = ah0 + tr + (th >= sh), q = aw0 + ts + (tw >= sw);
+    aok = lrr < R && (th == 0 || th == sh) && (tw == 0 || tw == sw) &&
+          (unsigned)p < (unsigned)P && (unsigned)q < (unsigned)Q;
+    aoff = aok ? (pixBase + p * Q + q) * Kp : 0;
   };
   auto advance = [&](int by) {
     lcc += by;
@@ -364,31 +375,38 @@ static __device__ __forceinline__ void dgrad_ffma(const float* dyh, const float*
     do {
       lcc -= Kp;
       ++lss;
-      if (++bs == sw) bs = 0, ++as_;
+      if (++bs == sw) bs = 0, ++ts;
       if (lss == S) {
-        lss = 0, as_ = 0, bs = 0;
+        lss = 0, ts = 0, bs = 0;
         ++lrr;
-        if (++br == sh) br = 0, ++ar;
+        if (++br == sh) br = 0, ++tr;
       }
     } while (lcc >= Kp);
     retap();
   };
   retap();
   advance(0);
+  // B loader: chunk lc of rows lr and lr + 64 (channels n0 + lr, + 64)
+  // at element offsets wo0, wo1 into wt (k index kk) in the next tile.
+  // A chunk that is not copied (src-size 0) reads nothing; its source
+  // is the buffer's first element all the same.
+  const int lc = tid & 3, lr = tid >> 2;
+  const bool okc0 = n0 + lr < C, okc1 = n0 + lr + 64 < C;
+  int kk = 4 * lc;
+  int wo0 = (n0 + lr) * Kg + kk, wo1 = wo0 + 64 * Kg;
 
   auto load = [&](int stage) {
     unsigned sa = sbase + (unsigned)(2 * stage * kTileBytes);
     unsigned sb = sa + kTileBytes;
-#pragma unroll
-    for (int i = 0; i < 2; i++) {
-      int row = lr + 64 * i;
-      bool ok = aoff[i] >= 0;
-      cp_async16(sa + swz64(row, lc), ok ? dyh + aoff[i] + lcc : dyh, ok);
-      int c = n0 + row;
-      bool okb = c < C && kk < Kg;
-      cp_async16(sb + swz64(row, lc), okb ? wt + c * Kg + kk : wt, okb);
-    }
+    const float* src = dyh + (unsigned)(aoff + lcc);
+    cp_async16(sa + swz64(ar, 2 * ah), src, aok);
+    cp_async16(sa + swz64(ar, 2 * ah + 1), src + 4, aok);
+    bool okk = kk < Kg, ok0 = okk && okc0, ok1 = okk && okc1;
+    cp_async16(sb + (unsigned)(lr * 64 + lc * 16), wt + (unsigned)(ok0 ? wo0 : 0), ok0);
+    cp_async16(sb + (unsigned)((lr + 64) * 64 + lc * 16), wt + (unsigned)(ok1 ? wo1 : 0), ok1);
     kk += kBK;
+    wo0 += kBK;
+    wo1 += kBK;
     advance(kBK);
   };
 
@@ -412,7 +430,7 @@ static __device__ __forceinline__ void dgrad_ffma(const float* dyh, const float*
     if (kt + kStages - 1 < ktiles) load(wr);
     cp_async_commit();
     unsigned sa = sbase + (unsigned)(2 * rd * kTileBytes);
-    unsigned sb = sa + kTileBytes;
+    unsigned sb = sa + kTileBytes + (unsigned)(tn * 64);
     rd = rd == kStages - 1 ? 0 : rd + 1;
     wr = wr == kStages - 1 ? 0 : wr + 1;
 #pragma unroll
@@ -421,7 +439,7 @@ static __device__ __forceinline__ void dgrad_ffma(const float* dyh, const float*
 #pragma unroll
       for (int i = 0; i < 8; i++) lds128(sa + swz64(tm + 16 * i, kc), a[i][0], a[i][1], a[i][2], a[i][3]);
 #pragma unroll
-      for (int j = 0; j < 8; j++) lds128(sb + swz64(tn + 16 * j, kc), b[j][0], b[j][1], b[j][2], b[j][3]);
+      for (int j = 0; j < 8; j++) lds128(sb + (unsigned)(1024 * j + 16 * kc), b[j][0], b[j][1], b[j][2], b[j][3]);
 #pragma unroll
       for (int e = 0; e < 4; e++)
 #pragma unroll
