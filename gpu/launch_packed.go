@@ -34,8 +34,8 @@ var (
 // packedConv describes a kernel over packed operands: its channels-last
 // packing kernel (x, dy; and w for the forward pass), the packing kernel
 // of bwd-data's flipped, transposed filters, the channel padding (one
-// 16-byte cp.async chunk; two for FP32's v11, whose loader copies 32
-// bytes of a pixel that lie in one tap) and the bytes per packed element.
+// 16-byte cp.async chunk; for FP32's v11 one k-tile, 16 floats, so that
+// a k-tile lies in one tap) and the bytes per packed element.
 type packedConv struct {
 	pack      kernelID
 	flip      kernelID
@@ -51,7 +51,7 @@ type packedConv struct {
 var (
 	packedBF16 = packedConv{kPackNHWCBF16, kPackCRSKFlipBF16, 8, 2, kPackTransposeBF16, packedThreads}
 	packedTF32 = packedConv{kPackNHWCTF32, kPackCRSKFlipTF32, 4, 4, kPackTransposeTF32, packedThreads}
-	packedF32  = packedConv{-1, -2, 8, 4, kPackTransposeF32, 256}
+	packedF32  = packedConv{-1, -2, 16, 4, kPackTransposeF32, 256}
 )
 
 // packedConvs lists the kernels that read packed copies.

@@ -414,7 +414,7 @@ func TestPackedBackwardLaunchers(t *testing.T) {
 		{kConvBwdDataTF32Pipe, []string{"pack_nhwc_tf32_v1", "pack_crsk_flip_tf32_v1"}, Dim3{2, 1, 1}, 0, 4, 0, 1},
 		{kConvBwdFilterBF16, []string{"pack_nhwc_bf16_v1", "pack_nhwc_bf16_v1"}, Dim3{1, 1, 1}, 8, 8, 3, 0},
 		{kConvBwdFilterTF32Pipe, []string{"pack_nhwc_tf32_v1", "pack_nhwc_tf32_v1"}, Dim3{1, 1, 1}, 4, 4, 5, 0},
-		{kConvBwdDataPipe, []string{"pack_transpose_f32_v2", "pack_transpose_f32_v2"}, Dim3{2, 1, 1}, 0, 8, 0, 1},
+		{kConvBwdDataPipe, []string{"pack_transpose_f32_v2", "pack_transpose_f32_v2"}, Dim3{2, 1, 1}, 0, 16, 0, 1},
 	} {
 		v, _ := variantOf(c.id)
 		t.Run("kernel="+v.name, func(t *testing.T) {

@@ -6,16 +6,17 @@
 // Versions:
 //
 //	conv2d_bwd_data_v11_igemm_pipe  dx from float32 dyh (N,P,Q,Kp) and wt (C,R,S,Kp) (flipped
-//	                                taps), both from pack_transpose_f32_v2 (Kp a multiple of 8):
-//	                                M = N·H·W, N = C, K = R·S·Kp; 128×128×16 tiles, 256 threads
-//	                                of 8×8 outputs, 3-stage cp.async pipeline of 16-byte copies
-//	                                (dy: two of one pixel a thread), float4 shared reads from an
-//	                                XOR-swizzled dy tile and a broadcast filter tile; any stride.
+//	                                taps), both from pack_transpose_f32_v2 (Kp a multiple of 16:
+//	                                a k-tile lies in one tap): M = N·H·W, N = C, K = R·S·Kp;
+//	                                128×128×16 tiles, 256 threads of 8×8 outputs, 3-stage cp.async
+//	                                pipeline of 16-byte copies (dy: two of one pixel a thread),
+//	                                float4 shared reads from an XOR-swizzled dy tile and a
+//	                                broadcast filter tile; any stride.
 //
 // Numerics: exact float32 FFMA chains from 0 over k = (r, s, kf) ascending
 // (the flipped taps; the zero terms of Kp and of the stride add exactly
-// zero, since a chain from +0 is never −0): with integer inputs the result equals the direct kernel's, else
-// it is within (m+1)·u·Σ|terms|. Its order differs from v2/v4/v6's, so
+// zero, since a chain from +0 is never −0): with integer inputs the
+// result equals the direct kernel's, else it is within (m+1)·u·Σ|terms|. Its order differs from v2/v4/v6's, so
 // the dispatcher does not run it (FP32's default bits stay those of
 // v2/v4/v6); it is the FP32 kernel of the pipeline, measured beside them.
 
@@ -35,7 +36,7 @@
 //	p = (h + ph − r)/sh, q = (w + pw − s)/sw when divisible and in range,
 //
 // dyh is (N,P,Q,Kp), wt is (C,R,S,Kp) float32 from pack_transpose_f32_v2,
-// 16-byte aligned, Kp a multiple of 8; dx is (N,C,H,W).
+// 16-byte aligned, Kp a multiple of 16; dx is (N,C,H,W).
 //
 // Launch: grid = (⌈N·H·W/128⌉, ⌈C/128⌉), block.x = 256.
 extern "C" __global__ void __launch_bounds__(kThreads, 1)

@@ -74,7 +74,7 @@ var docs = map[string]string{
 		"grid = (⌈cols/32⌉, ⌈rowsP/32⌉, B), block = (32, 8).",
 	"conv2d_bwd_data_v11_igemm_pipe": "dx = Σ dy·w as exact float32 FFMA chains over k = (r, s, kf) ascending " +
 		"(flipped taps): conv2d_bwd_data_v9's loader and pipeline on float32 dyh and wt from pack_transpose_f32_v2, " +
-		"Kp a multiple of 8, 256 threads of 8×8 outputs reading float4 from an XOR-swizzled dy tile and a " +
+		"Kp a multiple of 16, 256 threads of 8×8 outputs reading float4 from an XOR-swizzled dy tile and a " +
 		"broadcast filter tile; any stride; not dispatched " +
 		"(its order differs from v2/v4/v6). grid = (⌈N·H·W/128⌉, ⌈C/128⌉), block.x = 256.",
 	"conv2d_bwd_data_v9_igemm_bf16": "dx = Σ_k Σ_r Σ_s bf16(dy)·bf16(w) over the taps that divide the stride, float32 " +

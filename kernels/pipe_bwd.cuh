@@ -311,21 +311,23 @@ static __device__ __forceinline__ void lds128(unsigned addr, float& a, float& b,
 
 // dgrad_ffma is dgrad's implicit GEMM on FP32 SIMT cores: float32 dyh
 // (N,P,Q,Kp) and wt (C,R,S,Kp) (pack_transpose_f32_v2, Kp a multiple of
-// 8), 64-byte tile rows (kBK = 16 floats, 4 chunks), 256 threads of 8×8
+// 16), 64-byte tile rows (kBK = 16 floats, 4 chunks), 256 threads of 8×8
 // outputs: thread (tm, tn) = (tid % 16, tid / 16) owns pixels tm + 16·i
 // and channels tn + 16·j; per 4-float chunk of k it reads 8 + 8 float4
 // and issues 128 FFMA. Each output is an FFMA chain from 0 over k = (r,
 // s, kf) ascending (the flipped taps). Launch: grid = (⌈N·H·W/128⌉,
 // ⌈C/128⌉), block.x = kThreads = 256.
 //
-// The dy tile (A) is XOR-swizzled as dgrad's (swz64): the 8 lanes of a
-// phase read 8 consecutive rows. Its loader copies chunks 2·h and 2·h + 1
-// (h = tid % 2) of one row, tid / 2: one pixel a thread, so the tap
-// bookkeeping (retap) is done for one row, and both chunks lie in the
-// same tap because Kp is a multiple of 8. The filter tile (B) is not
-// swizzled: a phase reads one row (a broadcast), and its loader (chunk
-// tid % 4 of rows tid / 4 and + 64) stores 128 contiguous bytes a phase;
-// so its 32 float4 reads a k-tile are one base address plus constants.
+// The dy tile (A) is XOR-swizzled (swzA): the 8 lanes of a phase read 8
+// consecutive rows. Its loader copies chunks h and h + 2 (h = tid % 2) of
+// one row, tid / 2: one pixel a thread, so the tap bookkeeping (retap) is
+// done for one row, and the two lanes of a row read whole 32-byte sectors
+// in each copy. With Kp a multiple of 16 a k-tile lies in one tap, so
+// both chunks do, and the tap advances at most once a tile. The filter
+// tile (B) is not swizzled: a phase reads one row (a broadcast), and its
+// loader (chunk tid % 4 of rows tid / 4 and + 64) stores 128 contiguous
+// bytes a phase; so its 32 float4 reads a k-tile are one base address
+// plus constants.
 static __device__ __forceinline__ void dgrad_ffma(const float* dyh, const float* wt, float* dx,
                                                   int N, int C, int H, int W, int K, int R, int S,
                                                   int P, int Q, int sh, int sw, int ph, int pw,
@@ -334,13 +336,23 @@ static __device__ __forceinline__ void dgrad_ffma(const float* dyh, const float*
   unsigned long long sgen;
   asm("cvta.to.shared.u64 %0, %1;" : "=l"(sgen) : "l"(smem));
   const unsigned sbase = (unsigned)sgen;
+  // swzA is the byte offset of chunk c of row r in the dy tile: chunk c ^
+  // g((r >> 1) & 3) with g(u) = 2·(u & 1) + (u >> 1), a bijection, so the
+  // 8 rows a phase reads (r & 1 and (r >> 1) & 3 all different) fall into
+  // distinct 16-byte bank groups; and the loader's phases (rows 4q … 4q +
+  // 3, chunks {0, 1} or {2, 3}) too, since rows r and r + 2 differ in bit 1
+  // of g.
+  auto swzA = [](int r, int c) -> unsigned {
+    int u = (r >> 1) & 3;
+    return (unsigned)(r * 64 + ((c ^ (((u & 1) << 1) | (u >> 1))) << 4));
+  };
 
   const int tid = (int)threadIdx.x;
   const int m0 = (int)blockIdx.x * kBM, n0 = (int)blockIdx.y * kBN;
   const int HW = H * W, M = N * HW, Kg = R * S * Kp;
-  const int ktiles = (Kg + kBK - 1) / kBK;
+  const int ktiles = Kg / kBK;
 
-  // A loader: row ar, chunks 2·ah and 2·ah + 1; the row's dilated
+  // A loader: row ar, chunks ah and ah + 2; the row's dilated
   // coordinates at tap (0, 0) are hd = sh·ah0 + bh, wd = sw·aw0 + bw.
   const int ar = tid >> 1, ah = tid & 1;
   int pixBase, ah0, bh, aw0, bw;
@@ -359,7 +371,7 @@ static __device__ __forceinline__ void dgrad_ffma(const float* dyh, const float*
   // element offset into dyh at filter 0 (else 0: the chunks are not
   // copied, and their source stays in the buffer); they change only when
   // the tap does (retap).
-  int lrr = 0, lss = 0, lcc = 8 * ah, tr = 0, br = 0, ts = 0, bs = 0;
+  int lrr = 0, lss = 0, lcc = 4 * ah, tr = 0, br = 0, ts = 0, bs = 0;
   int aoff;
   bool aok;
   auto retap = [&]() {
@@ -369,45 +381,42 @@ static __device__ __forceinline__ void dgrad_ffma(const float* dyh, const float*
           (unsigned)p < (unsigned)P && (unsigned)q < (unsigned)Q;
     aoff = aok ? (pixBase + p * Q + q) * Kp : 0;
   };
-  auto advance = [&](int by) {
-    lcc += by;
+  // advance moves to the next k-tile: the next tap when the filters of
+  // this one are done (Kp a multiple of kBK: never more than one).
+  auto advance = [&]() {
+    lcc += kBK;
     if (lcc < Kp) return;
-    do {
-      lcc -= Kp;
-      ++lss;
-      if (++bs == sw) bs = 0, ++ts;
-      if (lss == S) {
-        lss = 0, ts = 0, bs = 0;
-        ++lrr;
-        if (++br == sh) br = 0, ++tr;
-      }
-    } while (lcc >= Kp);
+    lcc -= Kp;
+    ++lss;
+    if (++bs == sw) bs = 0, ++ts;
+    if (lss == S) {
+      lss = 0, ts = 0, bs = 0;
+      ++lrr;
+      if (++br == sh) br = 0, ++tr;
+    }
     retap();
   };
   retap();
-  advance(0);
   // B loader: chunk lc of rows lr and lr + 64 (channels n0 + lr, + 64)
-  // at element offsets wo0, wo1 into wt (k index kk) in the next tile.
-  // A chunk that is not copied (src-size 0) reads nothing; its source
-  // is the buffer's first element all the same.
+  // at element offsets wo0, wo1 into wt in the next tile (Kg is a
+  // multiple of kBK: every chunk of a row is in range). A chunk that is
+  // not copied (src-size 0) reads nothing; its source is the buffer's
+  // first element all the same.
   const int lc = tid & 3, lr = tid >> 2;
   const bool okc0 = n0 + lr < C, okc1 = n0 + lr + 64 < C;
-  int kk = 4 * lc;
-  int wo0 = (n0 + lr) * Kg + kk, wo1 = wo0 + 64 * Kg;
+  int wo0 = (n0 + lr) * Kg + 4 * lc, wo1 = wo0 + 64 * Kg;
 
   auto load = [&](int stage) {
     unsigned sa = sbase + (unsigned)(2 * stage * kTileBytes);
     unsigned sb = sa + kTileBytes;
     const float* src = dyh + (unsigned)(aoff + lcc);
-    cp_async16(sa + swz64(ar, 2 * ah), src, aok);
-    cp_async16(sa + swz64(ar, 2 * ah + 1), src + 4, aok);
-    bool okk = kk < Kg, ok0 = okk && okc0, ok1 = okk && okc1;
-    cp_async16(sb + (unsigned)(lr * 64 + lc * 16), wt + (unsigned)(ok0 ? wo0 : 0), ok0);
-    cp_async16(sb + (unsigned)((lr + 64) * 64 + lc * 16), wt + (unsigned)(ok1 ? wo1 : 0), ok1);
-    kk += kBK;
+    cp_async16(sa + swzA(ar, ah), src, aok);
+    cp_async16(sa + swzA(ar, ah + 2), src + 8, aok);
+    cp_async16(sb + (unsigned)(lr * 64 + lc * 16), wt + (unsigned)(okc0 ? wo0 : 0), okc0);
+    cp_async16(sb + (unsigned)((lr + 64) * 64 + lc * 16), wt + (unsigned)(okc1 ? wo1 : 0), okc1);
     wo0 += kBK;
     wo1 += kBK;
-    advance(kBK);
+    advance();
   };
 
   const int tm = tid & 15, tn = tid >> 4;
@@ -437,7 +446,7 @@ static __device__ __forceinline__ void dgrad_ffma(const float* dyh, const float*
     for (int kc = 0; kc < 4; kc++) {
       float a[8][4], b[8][4];
 #pragma unroll
-      for (int i = 0; i < 8; i++) lds128(sa + swz64(tm + 16 * i, kc), a[i][0], a[i][1], a[i][2], a[i][3]);
+      for (int i = 0; i < 8; i++) lds128(sa + swzA(tm + 16 * i, kc), a[i][0], a[i][1], a[i][2], a[i][3]);
 #pragma unroll
       for (int j = 0; j < 8; j++) lds128(sb + (unsigned)(1024 * j + 16 * kc), b[j][0], b[j][1], b[j][2], b[j][3]);
 #pragma unroll
