@@ -31,7 +31,12 @@ import (
 // table of offsets (implicit GEMM), the backward-data pass (when also
 // C·R·S is a multiple of 4) adds each tile of dcol straight into dx, and
 // the backward-filter pass computes dWᵀ = col · dYᵀ with the four rows of a
-// tile of col read from x as P runs of Q inputs. Each output of the
+// tile of col read from x as P runs of Q inputs. Every other convolution
+// (padded or strided, as a ResNet's) reads a zero-framed copy of each
+// image, split into phases when strided, in which every row of col is a
+// contiguous run, in the same three ways, on AVX-512 micro-kernels where
+// the CPU has them (the frame path, frame.go; the same bits as forming
+// col). Each output of the
 // forward GEMM, and each dcol value, is one chain of fused multiply-adds
 // over (c, r, s), resp. k, in order (then + b; dx sums its dcol values in
 // (c, r, s, p, q) order after col2im, or in tile order when added in place,
