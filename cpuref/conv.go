@@ -66,7 +66,9 @@ import (
 // here (see sgemm).
 //
 // A Conv2D owns its workspace (gonum path: about (C·R·S + K)·G·P·Q floats
-// per thread; FMA path: about (C·R·S + 24)·P·Q) plus 16·K·(C·R·S + 1):
+// per thread; FMA path: about (C·R·S + 24)·P·Q, or on the frame path two
+// frames of about sh·sw·C·Hf·F floats and (2·K + 16)·P·F) plus
+// 16·K·(C·R·S + 1):
 // after the first call with a given GOMAXPROCS no call allocates. It is not
 // safe for concurrent use.
 type Conv2D struct {
