@@ -320,9 +320,19 @@ func TestConv2DDeterministic(t *testing.T) {
 // TestConv2DAllocs checks that a Conv2D allocates nothing after its first
 // call: exactly nothing on one thread; on two threads, where each pass
 // starts a goroutine and the runtime now and then allocates a goroutine
-// descriptor, far less than any workspace (the smallest here is 100 KiB).
+// descriptor, far less than any workspace (the smallest here is 100 KiB);
+// on the implicit, frame and phase paths.
 func TestConv2DAllocs(t *testing.T) {
-	g := geom.ConvGeom{N: 16, C: 8, H: 12, W: 12, K: 16, R: 5, S: 5, StrideH: 1, StrideW: 1}
+	for _, g := range []geom.ConvGeom{
+		{N: 16, C: 8, H: 12, W: 12, K: 16, R: 5, S: 5, StrideH: 1, StrideW: 1},
+		{N: 16, C: 8, H: 12, W: 12, K: 16, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, // frame path
+		{N: 16, C: 8, H: 12, W: 12, K: 16, R: 3, S: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}, // phases
+	} {
+		t.Run(g.String(), func(t *testing.T) { checkConv2DAllocs(t, g) })
+	}
+}
+
+func checkConv2DAllocs(t *testing.T, g geom.ConvGeom) {
 	c, err := NewConv2D(g)
 	if err != nil {
 		t.Fatal(err)

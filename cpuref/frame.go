@@ -270,11 +270,16 @@ func (c *Conv2D) filterFrameZ(xf, dy, bp []float32, load bool, dWT []float32, s 
 	fr, K, pq, crs := &c.fr, c.g.K, c.pq, c.crs
 	transposeRows(bp[:pq*K], K, dy, pq, K, pq)
 	_ = dWT[crs*K-1]
-	jumpb := 4 * (fr.f - c.q)
+	P, Q, jumpb := c.p, c.q, 4*(fr.f-c.q)
 	for j := 0; j < K; j += 32 {
-		kern, w := gemmKernelRowsZ32, 32
-		if K-j == 16 {
-			kern, w = gemmKernelRowsZ16, 16
+		w := min(32, K-j) // 32 or 16
+		// Direct calls, not through a func value: &a must not escape.
+		kern := func(a *[8]*float32, c *float32, ldc int, load bool) {
+			if w == 32 {
+				gemmKernelRowsZ32(P, a, Q, jumpb, &bp[j], K, c, ldc, load)
+			} else {
+				gemmKernelRowsZ16(P, a, Q, jumpb, &bp[j], K, c, ldc, load)
+			}
 		}
 		for i := 0; i < crs; i += 8 {
 			h := min(8, crs-i)
@@ -283,7 +288,7 @@ func (c *Conv2D) filterFrameZ(xf, dy, bp []float32, load bool, dWT []float32, s 
 				a[ii] = &xf[fr.off[i+min(ii, h-1)]]
 			}
 			if h == 8 {
-				kern(c.p, &a, c.q, jumpb, &bp[j], K, &dWT[i*K+j], K, load)
+				kern(&a, &dWT[i*K+j], K, load)
 				continue
 			}
 			t := s.z[:]
@@ -292,7 +297,7 @@ func (c *Conv2D) filterFrameZ(xf, dy, bp []float32, load bool, dWT []float32, s 
 					copy(t[ii*w:(ii+1)*w], dWT[(i+ii)*K+j:])
 				}
 			}
-			kern(c.p, &a, c.q, jumpb, &bp[j], K, &t[0], w, load)
+			kern(&a, &t[0], w, load)
 			for ii := range h {
 				copy(dWT[(i+ii)*K+j:(i+ii)*K+j+w], t[ii*w:])
 			}
