@@ -302,7 +302,7 @@ var convSuite = []struct {
 }
 
 // BenchmarkConvSuite runs every convolution algorithm the device has
-// (direct v1, igemm v2/v4/v6/v11, igemm_tf32 v3/v5/v8/v9/v10, igemm_bf16
+// (direct v1, igemm v2/v4/v6/v11/v12/v13, igemm_tf32 v3/v5/v8/v9/v10, igemm_bf16
 // v7/v9/v10) on the
 // suite, for the three passes, with the kernels of the conv variant table
 // (variants.go): as algo=A the kernel the dispatcher picks for the shape,
@@ -311,8 +311,8 @@ var convSuite = []struct {
 // stride handling is no more specialised than the picked one's
 // (benchAlternatives): the 128×64 tiles beside the 128×128 ones, the plain
 // bwd-data beside the phase-decomposed one on a strided shape, the TF32
-// pipeline (v8, v9, v10) and v3/v5 beside each other, FP32's v11 beside
-// v2/v4/v6.
+// pipeline (v8, v9, v10) and v3/v5 beside each other, FP32's pipeline
+// (v11, v12, v13) beside v2/v4/v6.
 //
 // On a GPU (-tags cuda): the median launch and GFLOP/s as benchGPU
 // measures them, MNIST shapes at batch 64 and 512, ResNet at 64.
@@ -369,7 +369,7 @@ func BenchmarkConvSuite(b *testing.B) {
 							pick, _ := variantOf(d.kernelFor(a, p, g))
 							benchConvCase(b, d, name, pick, g, c, false)
 							for _, v := range benchAlternatives(pick, g) {
-								if d.fns[v.id] != nil { // FP32's v11 needs sm_80
+								if d.fns[v.id] != nil { // FP32's v11/v12/v13 need sm_80
 									benchConvCase(b, d, name+"-"+v.version(), v, g, c, true)
 								}
 							}

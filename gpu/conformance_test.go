@@ -48,7 +48,7 @@ func runConformance(t *testing.T, devs ...*Device) {
 		for p := ConvPass(0); p < numConvPasses; p++ {
 			for _, v := range variantsOf(a, p) {
 				if d.fns[v.id] == nil {
-					continue // above the device's compute capability (FP32's v11 needs sm_80)
+					continue // above the device's compute capability (FP32's v11/v12/v13 need sm_80)
 				}
 				// One parallel subtest per kind of input: the subtests are
 				// kernel=NAME[/relu]/inputs=KIND/SHAPE.

@@ -204,13 +204,14 @@ func convCost(id kernelID, g geom.ConvGeom) launchCost {
 }
 
 // eligible reports whether kernel id may run pass p of g on this device:
-// it is loaded, it is of pass p, it is not FP32's v11 (another sum order
-// than v2/v4/v6, and the FP32 default's bits are pinned), its packed
+// it is loaded, it is of pass p, it is not one of FP32's packed kernels
+// v11, v12, v13 (other sum orders than v2/v4/v6's, and the FP32 default's
+// bits are pinned: fp32PipeKernel), its packed
 // copies fit (packedFits), and a bwd-data kernel that is not packed is
 // phase-decomposed exactly when a stride is > 1.
 func (d *Device) eligible(id kernelID, p ConvPass, g geom.ConvGeom) bool {
 	v, ok := variantOf(id)
-	if !ok || v.pass != p || d.fns[id] == nil || id == kConvBwdDataPipe {
+	if !ok || v.pass != p || d.fns[id] == nil || fp32PipeKernel(id) {
 		return false
 	}
 	if pc, packed := packedConvs[id]; packed {
@@ -220,6 +221,18 @@ func (d *Device) eligible(id kernelID, p ConvPass, g geom.ConvGeom) bool {
 		return v.strided == (g.StrideH > 1 || g.StrideW > 1)
 	}
 	return true
+}
+
+// fp32PipeKernel reports whether id is one of FP32's kernels on the packed
+// cp.async pipeline (conv2d_bwd_data_v11_igemm_pipe,
+// conv2d_fwd_v12_igemm_pipe, conv2d_bwd_filter_v13_igemm_pipe), which
+// sum in channels-last order, k = (r, s, c), where v2/v4/v6 sum over (c,
+// r, s): the dispatcher never runs them, so that FP32's default bits stay
+// those of v2/v4/v6 (host/train's pinned results).
+func fp32PipeKernel(id kernelID) bool {
+	v, ok := variantOf(id)
+	_, packed := packedConvs[id]
+	return ok && packed && v.precision == FP32
 }
 
 // bestKernel is the eligible kernel of algorithm a for pass p of g of

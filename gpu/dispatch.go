@@ -139,9 +139,10 @@ const (
 	// ConvIGemm is the FP32 implicit GEMM: the v2 kernels (128×64×8
 	// shared-memory tiles, 8×4 outputs per thread, split-K bwd-filter), v4
 	// (phase-decomposed bwd-data for strides > 1) and v6 (128×128 tiles);
-	// and v11, bwd-data on the packed cp.async pipeline (sm_80), which the
-	// dispatcher does not run (its sum order, hence its bits, differ from
-	// v2/v4/v6's, and the FP32 default's bits are pinned).
+	// and v11 (bwd-data), v12 (forward) and v13 (bwd-filter) on the packed
+	// cp.async pipeline (sm_80), which the dispatcher does not run (their
+	// sum orders, hence their bits, differ from v2/v4/v6's, and the FP32
+	// default's bits are pinned).
 	ConvIGemm
 	// ConvIGemmTF32 is the v3 and v5 kernels: the same implicit GEMM on
 	// tensor cores (TF32; sm_80 and newer), and beside them v8, v9 and v10,

@@ -51,8 +51,8 @@ func wgradKernel(a ConvAlgo, g geom.ConvGeom) kernelID {
 // the nominal device, or for the FP32 implicit GEMM, whose 128×64 and
 // 128×128 tiles give the same bits, on the device's SM count (fillSMs);
 // the shape's variant (passKernel) where a has no eligible kernel. Never
-// FP32's conv2d_bwd_data_v11_igemm_pipe, whose sum order differs from
-// v2/v4/v6 (the FP32 default's bits are pinned).
+// FP32's packed-pipeline kernels v11, v12 and v13, whose sum orders differ
+// from v2/v4/v6's (the FP32 default's bits are pinned; fp32PipeKernel).
 func (d *Device) kernelFor(a ConvAlgo, p ConvPass, g geom.ConvGeom) kernelID {
 	sms := nominalSMs
 	if a == ConvIGemm {

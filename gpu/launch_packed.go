@@ -14,7 +14,10 @@ import (
 // (kernels/conv_igemm_tf32_pipe.cu, conv_igemm_tf32_bwd.cu: the _tf32
 // kernels of the same names), sm_80; their operands packed by the
 // coalesced pack_transpose_{bf16,tf32}_v2 (kernels/pack.cu) where its grid
-// fits, else by the v1 packing kernels.
+// fits, else by the v1 packing kernels; and FP32 on the same pipeline
+// (kernels/conv_igemm_fp32_pipe.cu: conv2d_bwd_data_v11_igemm_pipe,
+// conv2d_fwd_v12_igemm_pipe, conv2d_bwd_filter_v13_igemm_pipe; 256
+// threads), its operands packed by pack_transpose_f32_v2 only.
 
 // Tiles and block of the packed kernels (kBM, kBN, kBK, kThreads in their
 // sources; TestConvVariantTable checks them).
@@ -63,6 +66,8 @@ var packedConvs = map[kernelID]packedConv{
 	kConvBwdDataTF32Pipe:   packedTF32,
 	kConvBwdFilterTF32Pipe: packedTF32,
 	kConvBwdDataPipe:       packedF32,
+	kConvFwdPipe:           packedF32,
+	kConvBwdFilterPipe:     packedF32,
 }
 
 // packedFits reports whether the packed copies that pass p of g needs
@@ -121,9 +126,10 @@ func (d *Device) packLocked(id kernelID, src, dst DevicePtr, n, c, hw, cp int) e
 	return nil
 }
 
-// convForwardPacked runs forward kernel id of packedConvs: x and w are
-// rounded (BF16: to bfloat16, to nearest, ties to even, cpuref.RoundBF16;
-// TF32: cvt.rna as the v3 kernels) into channels-last workspaces with the
+// convForwardPacked runs forward kernel id of packedConvs (v7, v8, v12):
+// x and w are rounded (BF16: to bfloat16, to nearest, ties to even,
+// cpuref.RoundBF16; TF32: cvt.rna as the v3 kernels; FP32: copied as they
+// are) into channels-last workspaces with the
 // channels padded to the kernel's chunk, then the kernel multiplies them
 // with float32 accumulation and adds the bias (and ReLU when relu) in
 // float32. The workspaces come from the buffer cache and go back to it
@@ -156,7 +162,7 @@ func (d *Device) convForwardPacked(id kernelID, g geom.ConvGeom, x, w, b, y *Buf
 		r = 1
 	}
 	grid := Dim3{ceilDiv(g.N*g.P()*g.Q(), packedBM), ceilDiv(g.K, packedBN), 1}
-	if err := d.launchConv(id, grid, Dim3{packedThreads, 1, 1}, g, []arg{argDev(xh), argDev(wh), argPtr(b), argPtr(y)}, r, cp); err != nil {
+	if err := d.launchConv(id, grid, Dim3{pc.threads, 1, 1}, g, []arg{argDev(xh), argDev(wh), argPtr(b), argPtr(y)}, r, cp); err != nil {
 		return launchErr(id, g, err)
 	}
 	return nil
@@ -221,7 +227,8 @@ func (d *Device) transposeLocked(id kernelID, src, dst DevicePtr, b, rows, cols,
 	return nil
 }
 
-// convBackwardDataPacked runs bwd-data kernel id of packedConvs (v9): dy
+// convBackwardDataPacked runs bwd-data kernel id of packedConvs (v9,
+// v11): dy
 // is packed channels-last (N,P,Q,Kp) and w transposed with flipped taps
 // (C,R,S,Kp), both rounded to the kernel's precision, then the kernel
 // overwrites dx, summing in float32.
@@ -251,7 +258,8 @@ func (d *Device) convBackwardDataPacked(id kernelID, g geom.ConvGeom, dy, w, dx 
 	return nil
 }
 
-// convBackwardFilterPacked runs bwd-filter kernel id of packedConvs (v10):
+// convBackwardFilterPacked runs bwd-filter kernel id of packedConvs (v10,
+// v13):
 // dy and x are packed channels-last, (N,P,Q,Kp) and (N,H,W,Cp), then the
 // kernel sums each split's range of N·P·Q (pipeWgradSplits) into its slice
 // of a workspace, which conv2d_bwd_filter_v2_reduce adds into dw in a
@@ -288,7 +296,7 @@ func (d *Device) convBackwardFilterPacked(id kernelID, g geom.ConvGeom, x, dy, d
 		defer d.releaseScratchLocked(ws, size)
 		out = ws
 	}
-	if err := d.launchConv(id, grid, Dim3{packedThreads, 1, 1}, g, []arg{argDev(dyh), argDev(xh), argDev(out)}, kp, cp, tps); err != nil {
+	if err := d.launchConv(id, grid, Dim3{pc.threads, 1, 1}, g, []arg{argDev(dyh), argDev(xh), argDev(out)}, kp, cp, tps); err != nil {
 		return launchErr(id, g, err)
 	}
 	if splits > 1 {

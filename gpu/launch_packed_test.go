@@ -229,6 +229,7 @@ func TestPackedLaunchers(t *testing.T) {
 	}{
 		{kConvFwdBF16, "pack_nhwc_bf16_v1", 8, 3},
 		{kConvFwdTF32Pipe, "pack_nhwc_tf32_v1", 4, 3},
+		{kConvFwdPipe, "pack_transpose_f32_v2", 16, 0}, // FP32 packs with the transpose only
 	} {
 		t.Run("kernel="+kernelTable[c.id].name, func(t *testing.T) {
 			before := f.launches
@@ -242,8 +243,9 @@ func TestPackedLaunchers(t *testing.T) {
 			if l.name != kernelTable[c.id].name {
 				t.Fatalf("launched %s last, want %s", l.name, kernelTable[c.id].name)
 			}
-			if want := (Dim3{1, 1, 1}); l.grid != want || l.block != (Dim3{packedThreads, 1, 1}) || l.shared != 0 {
-				t.Errorf("grid %v block %v shared %d, want grid %v block {%d 1 1} shared 0", l.grid, l.block, l.shared, want, packedThreads)
+			th := packedConvs[c.id].threads
+			if want := (Dim3{1, 1, 1}); l.grid != want || l.block != (Dim3{th, 1, 1}) || l.shared != 0 {
+				t.Errorf("grid %v block %v shared %d, want grid %v block {%d 1 1} shared 0", l.grid, l.block, l.shared, want, th)
 			}
 			k, _ := kernels.Lookup(l.name)
 			want := map[string]uint64{"b": P(b), "y": P(y), "N": 2, "C": 3, "H": 9, "W": 8, "K": 4, "R": 3, "S": 2, "P": 5, "Q": 7,
@@ -267,31 +269,33 @@ func TestPackedLaunchers(t *testing.T) {
 			if a := testing.AllocsPerRun(10, func() { d.runFwd(c.id, g, x, w, nil, y, false) }); a != 0 {
 				t.Errorf("a forward pass allocates %v times on the host, want 0", a)
 			}
-			d.mu.Lock()
-			err := d.packLocked(packedConvs[c.id].pack, x.ptr, DevicePtr(xh), 2, 3, 72, c.cp)
-			d.mu.Unlock()
-			if err != nil {
-				t.Fatal(err)
-			}
-			l = f.last
-			if l.name != c.pack || l.grid != (Dim3{c.packGrid, 1, 1}) || l.block != (Dim3{256, 1, 1}) {
-				t.Errorf("launched %s grid %v block %v, want %s grid {%d 1 1} block {256 1 1}", l.name, l.grid, l.block, c.pack, c.packGrid)
-			}
-			k, _ = kernels.Lookup(l.name)
-			want = map[string]uint64{"x": P(x), "xh": xh, "N": 2, "C": 3, "HW": 72, "Cp": uint64(c.cp)}
-			if l.nargs != len(want) || len(k.Params) != len(want) {
-				t.Fatalf("%d arguments for %d parameters, want %d", l.nargs, len(k.Params), len(want))
-			}
-			for j, p := range k.Params {
-				if l.args[j] != want[p.Name] {
-					t.Errorf("pack parameter %s = %#x, want %#x", p.Name, l.args[j], want[p.Name])
+			if pk := packedConvs[c.id].pack; pk >= 0 {
+				d.mu.Lock()
+				err := d.packLocked(pk, x.ptr, DevicePtr(xh), 2, 3, 72, c.cp)
+				d.mu.Unlock()
+				if err != nil {
+					t.Fatal(err)
+				}
+				l = f.last
+				if l.name != c.pack || l.grid != (Dim3{c.packGrid, 1, 1}) || l.block != (Dim3{256, 1, 1}) {
+					t.Errorf("launched %s grid %v block %v, want %s grid {%d 1 1} block {256 1 1}", l.name, l.grid, l.block, c.pack, c.packGrid)
+				}
+				k, _ = kernels.Lookup(l.name)
+				want = map[string]uint64{"x": P(x), "xh": xh, "N": 2, "C": 3, "HW": 72, "Cp": uint64(c.cp)}
+				if l.nargs != len(want) || len(k.Params) != len(want) {
+					t.Fatalf("%d arguments for %d parameters, want %d", l.nargs, len(k.Params), len(want))
+				}
+				for j, p := range k.Params {
+					if l.args[j] != want[p.Name] {
+						t.Errorf("pack parameter %s = %#x, want %#x", p.Name, l.args[j], want[p.Name])
+					}
 				}
 			}
 			// The coalesced packing the launchers use: x as 2 batches of a
 			// 3×72 matrix, grid ⌈72/32⌉ × ⌈Cp/32⌉ × 2 of 32×8 threads.
 			tr := packedConvs[c.id].transpose
 			d.mu.Lock()
-			err = d.transposeLocked(tr, x.ptr, DevicePtr(xh), 2, 3, 72, c.cp, 1)
+			err := d.transposeLocked(tr, x.ptr, DevicePtr(xh), 2, 3, 72, c.cp, 1)
 			d.mu.Unlock()
 			if err != nil {
 				t.Fatal(err)
@@ -324,7 +328,7 @@ func TestPackedLaunchers(t *testing.T) {
 func TestPackedSimCounters(t *testing.T) {
 	d := openSim(t)
 	g := cg(2, 64, 8, 8, 128, 3, 3, 1, 1, 1, 1)
-	for _, id := range []kernelID{kConvFwdBF16, kConvFwdTF32Pipe, kConvBwdDataBF16, kConvBwdDataTF32Pipe, kConvBwdFilterBF16, kConvBwdFilterTF32Pipe, kConvBwdDataPipe} {
+	for _, id := range []kernelID{kConvFwdBF16, kConvFwdTF32Pipe, kConvBwdDataBF16, kConvBwdDataTF32Pipe, kConvBwdFilterBF16, kConvBwdFilterTF32Pipe, kConvBwdDataPipe, kConvFwdPipe, kConvBwdFilterPipe} {
 		v, _ := variantOf(id)
 		t.Run("kernel="+v.name, func(t *testing.T) {
 			h := newHarness(t, d)
@@ -415,6 +419,7 @@ func TestPackedBackwardLaunchers(t *testing.T) {
 		{kConvBwdFilterBF16, []string{"pack_nhwc_bf16_v1", "pack_nhwc_bf16_v1"}, Dim3{1, 1, 1}, 8, 8, 3, 0},
 		{kConvBwdFilterTF32Pipe, []string{"pack_nhwc_tf32_v1", "pack_nhwc_tf32_v1"}, Dim3{1, 1, 1}, 4, 4, 5, 0},
 		{kConvBwdDataPipe, []string{"pack_transpose_f32_v2", "pack_transpose_f32_v2"}, Dim3{2, 1, 1}, 0, 16, 0, 1},
+		{kConvBwdFilterPipe, []string{"pack_transpose_f32_v2", "pack_transpose_f32_v2"}, Dim3{1, 1, 1}, 16, 16, 5, 0},
 	} {
 		v, _ := variantOf(c.id)
 		t.Run("kernel="+v.name, func(t *testing.T) {

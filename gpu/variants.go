@@ -36,6 +36,8 @@ const (
 	kConvBwdDataTF32Pipe
 	kConvBwdFilterTF32Pipe
 	kConvBwdDataPipe
+	kConvFwdPipe
+	kConvBwdFilterPipe
 	numKernels
 )
 
@@ -112,6 +114,8 @@ var convVariants = []convVariant{
 	{kConvBwdDataTF32Pipe, "conv2d_bwd_data_v9_igemm_tf32", ConvBwdData, ConvIGemmTF32, tile128x128x16, false, false, TF32, 80},
 	{kConvBwdFilterTF32Pipe, "conv2d_bwd_filter_v10_igemm_tf32", ConvBwdFilter, ConvIGemmTF32, tile128x128x16, false, false, TF32, 80},
 	{kConvBwdDataPipe, "conv2d_bwd_data_v11_igemm_pipe", ConvBwdData, ConvIGemm, tile128x128x16, false, false, FP32, 80},
+	{kConvFwdPipe, "conv2d_fwd_v12_igemm_pipe", ConvFwd, ConvIGemm, tile128x128x16, false, false, FP32, 80},
+	{kConvBwdFilterPipe, "conv2d_bwd_filter_v13_igemm_pipe", ConvBwdFilter, ConvIGemm, tile128x128x16, false, false, FP32, 80},
 }
 
 // variantIndex is the index into convVariants of each kernelID, −1 for

@@ -226,8 +226,8 @@ func TestConformanceCoverage(t *testing.T) {
 // TestBenchAlternatives pins the variants BenchmarkConvSuite runs beside
 // the dispatcher's kernel, named in BENCHMARKS.md as algo=A-vN_…: the
 // 128×64 tiles beside the 128×128 ones, the unphased bwd-data beside the
-// phase-decomposed one, the TF32 pipeline beside v3 and v5, FP32's v11
-// beside v2/v4/v6, nothing beside a kernel that has no narrower or plainer
+// phase-decomposed one, the TF32 pipeline beside v3 and v5, FP32's v11,
+// v12 and v13 beside v2/v4/v6, nothing beside a kernel that has no narrower or plainer
 // variant. (The dispatcher's kernel is kernelFor's, of least modelled
 // cost: TestDispatchShapes, TestDispatchLeastCost.)
 func TestBenchAlternatives(t *testing.T) {
@@ -245,9 +245,9 @@ func TestBenchAlternatives(t *testing.T) {
 	}{
 		// At N = 1 the 128-channel layers have 7 row tiles: the 128×64
 		// tiles fill twice the SMs (cost.go), the 128×128 ones run beside.
-		{ConvIGemm, ConvFwd, wide, "v2_igemm", "v6_igemm_wide"},
-		{ConvIGemm, ConvFwd, narrow, "v2_igemm", ""},
-		{ConvIGemm, ConvBwdFilter, wide, "v6_igemm_wide", "v2_igemm"},
+		{ConvIGemm, ConvFwd, wide, "v2_igemm", "v6_igemm_wide v12_igemm_pipe"},
+		{ConvIGemm, ConvFwd, narrow, "v2_igemm", "v12_igemm_pipe"},
+		{ConvIGemm, ConvBwdFilter, wide, "v6_igemm_wide", "v2_igemm v13_igemm_pipe"},
 		{ConvIGemm, ConvBwdData, wide, "v2_igemm", "v6_igemm_wide v11_igemm_pipe"},
 		{ConvIGemm, ConvBwdData, strided, "v4_igemm_strided", "v2_igemm v6_igemm_wide v6_igemm_wide_strided v11_igemm_pipe"},
 		{ConvIGemm, ConvBwdData, narrowS, "v4_igemm_strided", "v2_igemm v11_igemm_pipe"},

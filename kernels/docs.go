@@ -77,6 +77,17 @@ var docs = map[string]string{
 		"Kp a multiple of 16, 256 threads of 8×8 outputs reading float4 from an XOR-swizzled dy tile and a " +
 		"broadcast filter tile; any stride; not dispatched " +
 		"(its order differs from v2/v4/v6). grid = (⌈N·H·W/128⌉, ⌈C/128⌉), block.x = 256.",
+	"conv2d_fwd_v12_igemm_pipe": "y = act(b + Σ x·w) as exact float32 FFMA chains over k = (r, s, c) ascending, the " +
+		"bias added last: conv2d_fwd_v8's pipeline (3-stage cp.async, 128×128×16 tiles) on float32 xh (N,H,W,Cp) and " +
+		"wh (K,R,S,Cp) from pack_transpose_f32_v2, Cp a multiple of 16, 256 threads of 8×8 outputs reading float4 " +
+		"from an XOR-swizzled pixel tile and a broadcast filter tile; not dispatched (its order differs from v2/v6). " +
+		"grid = (⌈N·P·Q/128⌉, ⌈K/128⌉), block.x = 256.",
+	"conv2d_bwd_filter_v13_igemm_pipe": "split z of dw = Σ_j dy·x as exact float32 FFMA chains over j = (n, p, q) " +
+		"ascending: an implicit GEMM over the batch (M = K, N = R·S·Cp, K = N·P·Q in 16-row k-tiles, tilesPerSplit " +
+		"a split) on float32 dyh and xh from pack_transpose_f32_v2 (Kp, Cp multiples of 16), 3-stage cp.async, " +
+		"256 threads of 8×8 outputs reading two float4 of each k-major tile a row; writes ws[z] (KCRS; dw itself " +
+		"with one split, else conv2d_bwd_filter_v2_reduce adds the splits in order); not dispatched (its order " +
+		"differs from v2/v6). grid = (⌈K/128⌉, ⌈R·S·Cp/128⌉, splits), block.x = 256.",
 	"conv2d_bwd_data_v9_igemm_bf16": "dx = Σ_k Σ_r Σ_s bf16(dy)·bf16(w) over the taps that divide the stride, float32 " +
 		"sums: an implicit GEMM over dyh (N,P,Q,Kp) from pack_nhwc_bf16_v1 and wt from pack_crsk_flip_bf16_v1 " +
 		"(M = N·H·W, N = C, K = R·S·Kp) on the v7 pipeline (128×128×32 tiles, 3-stage cp.async, ldmatrix.x4, " +
