@@ -290,6 +290,9 @@ func testDeterminism(t *testing.T, d *Device) {
 	if s, _ := pipeWgradSplits(g, bf16BK, packedChans(g.C, 8)); s < 2 {
 		t.Fatalf("pipeWgradSplits(%v) = %d, want a split", g, s)
 	}
+	if s, _ := fp32PipeWgradSplits(g, tf32PipeBK, packedChans(g.C, packedF32.chanAlign)); s < 2 {
+		t.Fatalf("fp32PipeWgradSplits(%v) = %d, want a split", g, s)
+	}
 	for _, c := range cases {
 		t.Run("kernel="+c.name, func(t *testing.T) {
 			first := runBits(t, d, c)

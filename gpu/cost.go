@@ -175,7 +175,7 @@ func convCost(id kernelID, g geom.ConvGeom) launchCost {
 	}
 	if v.pass == ConvBwdFilter {
 		if packed {
-			c.splits, c.kTiles = pipeWgradSplits(g, t.K, packedChans(g.C, pc.chanAlign))
+			c.splits, c.kTiles = packedWgradSplits(id, g, t.K, packedChans(g.C, pc.chanAlign))
 		} else {
 			c.splits, c.kTiles = wgradSplits(g)
 		}

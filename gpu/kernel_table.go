@@ -80,6 +80,7 @@ const (
 	kDenseBwdPoolReLU
 	kMaxPoolDenseSoftmax
 	kAugmentAt
+	kConvBwdFilterReducePipe
 	numPlainKernels
 )
 
@@ -148,6 +149,7 @@ var plainKernels = [numPlainKernels]string{
 	kDenseBwdPoolReLU:        "dense_bwd_pool_relu_v1",
 	kMaxPoolDenseSoftmax:     "maxpool_dense_softmax_v1",
 	kAugmentAt:               "augment_batch_at_v1",
+	kConvBwdFilterReducePipe: "conv2d_bwd_filter_v13_reduce",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

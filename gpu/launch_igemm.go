@@ -149,6 +149,30 @@ func pipeWgradSplits(g geom.ConvGeom, bk, cp int) (splits, tilesPerSplit int) {
 	return splitK(ceilDiv(g.N*g.P()*g.Q(), bk), minTiles, blocks, pipeBlocksPerSM*nominalSMs, g.K*g.C*g.R*g.S)
 }
 
+// fp32PipeWgradSplits is pipeWgradSplits for FP32's
+// conv2d_bwd_filter_v13_igemm_pipe: its occupancy, fp32PipeBlocksPerSM,
+// and its splits' channels-last partial sums of K·R·S·Cp floats each (the
+// workspace bound and the reduce's reads count them), cp = Cp.
+func fp32PipeWgradSplits(g geom.ConvGeom, bk, cp int) (splits, tilesPerSplit int) {
+	blocks := ceilDiv(g.K, packedBM) * ceilDiv(g.R*g.S*cp, packedBN)
+	minTiles := max(wgradMinTiles*igemmBK/bk, 1)
+	return splitK(ceilDiv(g.N*g.P()*g.Q(), bk), minTiles, blocks, fp32PipeBlocksPerSM*nominalSMs, g.K*g.R*g.S*cp)
+}
+
+// fp32PipeBlocksPerSM is the occupancy of FP32's packed kernels (v11, v12,
+// v13: 256 threads, more than 128 registers; TestIGemmOccupancy checks
+// it) on the nominal device.
+const fp32PipeBlocksPerSM = 1
+
+// packedWgradSplits is the split rule of packed bwd-filter kernel id:
+// fp32PipeWgradSplits for v13, else pipeWgradSplits.
+func packedWgradSplits(id kernelID, g geom.ConvGeom, bk, cp int) (splits, tilesPerSplit int) {
+	if id == kConvBwdFilterPipe {
+		return fp32PipeWgradSplits(g, bk, cp)
+	}
+	return pipeWgradSplits(g, bk, cp)
+}
+
 // splitK is the split rule of wgradSplits: tiles k-tiles, at least
 // minTiles a split, blocks blocks per split, wave blocks a wave, weights
 // partial sums per split.

@@ -259,11 +259,12 @@ func (d *Device) convBackwardDataPacked(id kernelID, g geom.ConvGeom, dy, w, dx 
 }
 
 // convBackwardFilterPacked runs bwd-filter kernel id of packedConvs (v10,
-// v13):
-// dy and x are packed channels-last, (N,P,Q,Kp) and (N,H,W,Cp), then the
-// kernel sums each split's range of N·P·Q (pipeWgradSplits) into its slice
-// of a workspace, which conv2d_bwd_filter_v2_reduce adds into dw in a
-// fixed order (one split: straight into dw). No atomics.
+// v13): dy and x are packed channels-last, (N,P,Q,Kp) and (N,H,W,Cp),
+// then the kernel sums each split's range of N·P·Q (packedWgradSplits)
+// into its slice of a workspace, which conv2d_bwd_filter_v2_reduce (v10:
+// K·C·R·S floats a split) or conv2d_bwd_filter_v13_reduce (v13: K·R·S·Cp
+// a split, channels-last) adds into dw in a fixed order (one split:
+// straight into dw). No atomics.
 func (d *Device) convBackwardFilterPacked(id kernelID, g geom.ConvGeom, x, dy, dw *Buffer) error {
 	pc := packedConvs[id]
 	if err := d.needConv(g, "x", x, g.XLen(), "dy", dy, g.YLen(), "dw", dw, g.WLen()); err != nil {
@@ -284,10 +285,13 @@ func (d *Device) convBackwardFilterPacked(id kernelID, g geom.ConvGeom, x, dy, d
 	}
 	defer d.releaseScratchLocked(xh, xsize)
 	v, _ := variantOf(id)
-	splits, tps := pipeWgradSplits(g, v.tile.K, cp)
+	splits, tps := packedWgradSplits(id, g, v.tile.K, cp)
 	grid := Dim3{ceilDiv(g.K, packedBM), ceilDiv(g.R*g.S*cp, packedBN), splits}
 	out := dw.ptr
 	n := g.K * g.C * g.R * g.S
+	if id == kConvBwdFilterPipe {
+		n = g.K * g.R * g.S * cp
+	}
 	if splits > 1 {
 		ws, size, err := d.scratchLocked(splits * n)
 		if err != nil {
@@ -298,6 +302,14 @@ func (d *Device) convBackwardFilterPacked(id kernelID, g geom.ConvGeom, x, dy, d
 	}
 	if err := d.launchConv(id, grid, Dim3{pc.threads, 1, 1}, g, []arg{argDev(dyh), argDev(xh), argDev(out)}, kp, cp, tps); err != nil {
 		return launchErr(id, g, err)
+	}
+	if splits > 1 && id == kConvBwdFilterPipe {
+		rg, rb := linear(g.WLen())
+		if err := d.launch(kConvBwdFilterReducePipe, rg, rb, 0, argDev(out), argPtr(dw), argI32(splits), argI32(g.K), argI32(g.C),
+			argI32(g.R*g.S), argI32(cp)); err != nil {
+			return launchErr(kConvBwdFilterReducePipe, g, err)
+		}
+		return nil
 	}
 	if splits > 1 {
 		rg, rb := linear(n)

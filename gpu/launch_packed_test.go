@@ -17,6 +17,7 @@ func init() {
 	launcherTestedElsewhere[kernelTable[kPackTransposeBF16].name] = true // TestPackedLaunchers
 	launcherTestedElsewhere[kernelTable[kPackTransposeTF32].name] = true
 	launcherTestedElsewhere[kernelTable[kPackTransposeF32].name] = true
+	launcherTestedElsewhere[kernelTable[kConvBwdFilterReducePipe].name] = true // TestPackedSplitLaunchers
 }
 
 // bf16Ref returns a copy of x rounded to bfloat16 (cpuref.RoundBF16): the
@@ -346,8 +347,8 @@ func TestPackedSimCounters(t *testing.T) {
 				err = d.runDgrad(id, g, h.in("dy", in[0]), h.in("w", in[1]), h.out("dx", g.XLen()))
 				ktiles, blocks = ceilDiv(g.R*g.S*packedChans(g.K, align), v.tile.K), 1
 			default:
-				if s, _ := pipeWgradSplits(g, v.tile.K, packedChans(g.C, align)); s != 1 {
-					t.Fatalf("pipeWgradSplits = %d, the counts below assume one split", s)
+				if s, _ := packedWgradSplits(id, g, v.tile.K, packedChans(g.C, align)); s != 1 {
+					t.Fatalf("packedWgradSplits = %d, the counts below assume one split", s)
 				}
 				in := convInputs("int", "packed-counters", g.XLen(), g.YLen())
 				err = d.runWgrad(id, g, h.in("x", in[0]), h.in("dy", in[1]), h.out("dw", g.WLen()))
@@ -434,8 +435,8 @@ func TestPackedBackwardLaunchers(t *testing.T) {
 				want["dx"] = P(x)
 				a, b = "dyh", "wt"
 			} else {
-				if s, tps := pipeWgradSplits(g, v.tile.K, c.cp); s != 1 || tps != c.tps {
-					t.Fatalf("pipeWgradSplits = %d splits of %d tiles, want 1 of %d", s, tps, c.tps)
+				if s, tps := packedWgradSplits(c.id, g, v.tile.K, c.cp); s != 1 || tps != c.tps {
+					t.Fatalf("packedWgradSplits = %d splits of %d tiles, want 1 of %d", s, tps, c.tps)
 				}
 				call = func() error { return d.runWgrad(c.id, g, x, y, w) }
 				want["ws"], want["Cp"], want["tilesPerSplit"] = P(w), uint64(c.cp), uint64(c.tps)
@@ -560,5 +561,61 @@ func TestPackCoalescing(t *testing.T) {
 				h.check()
 			})
 		}
+	}
+}
+
+// TestPackedSplitLaunchers checks FP32's split-K bwd-filter on a fake
+// driver: two packing launches, conv2d_bwd_filter_v13_igemm_pipe into a
+// workspace, then conv2d_bwd_filter_v13_reduce with its 1-D grid over
+// K·R·S·C and every argument by parameter name (the workspace of
+// channels-last partial sums, dw, the split count, K, C, R·S and Cp),
+// nothing allocated on the host or the device in a steady state.
+func TestPackedSplitLaunchers(t *testing.T) {
+	d, f := openFake(t)
+	// N·P·Q = 1024: 64 k-tiles of 16 rows, split.
+	g := cg(4, 3, 16, 16, 20, 3, 3, 1, 1, 1, 1)
+	cp := packedChans(g.C, packedF32.chanAlign)
+	splits, _ := fp32PipeWgradSplits(g, tf32PipeBK, cp)
+	if splits < 2 {
+		t.Fatalf("fp32PipeWgradSplits(%v) = %d splits, want several", g, splits)
+	}
+	x, dy, dw := mustF32(t, d, g.XLen()), mustF32(t, d, g.YLen()), mustF32(t, d, g.WLen())
+	call := func() error { return d.runWgrad(kConvBwdFilterPipe, g, x, dy, dw) }
+	before := f.launches
+	if err := call(); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.launches - before; n != 4 {
+		t.Errorf("%d launches, want 4 (pack dy, pack x, conv, reduce)", n)
+	}
+	l := f.last
+	if name := kernelTable[kConvBwdFilterReducePipe].name; l.name != name {
+		t.Fatalf("launched %s last, want %s", l.name, name)
+	}
+	grid, block := linear(g.WLen())
+	if l.grid != grid || l.block != block || l.shared != 0 {
+		t.Errorf("reduce grid %v block %v shared %d, want %v %v 0", l.grid, l.block, l.shared, grid, block)
+	}
+	k, _ := kernels.Lookup(l.name)
+	got := map[string]uint64{}
+	for j, p := range k.Params {
+		got[p.Name] = l.args[j]
+	}
+	want := map[string]uint64{"dw": uint64(dw.ptr), "splits": uint64(splits), "K": 20, "C": 3, "RS": 9, "Cp": uint64(cp)}
+	for name, wv := range want {
+		if got[name] != wv {
+			t.Errorf("reduce parameter %s = %#x, want %#x", name, got[name], wv)
+		}
+	}
+	if ws := got["ws"]; len(k.Params) != len(want)+1 || l.nargs != len(k.Params) || ws == 0 || ws%16 != 0 ||
+		ws == uint64(dw.ptr) || ws == uint64(x.ptr) || ws == uint64(dy.ptr) {
+		t.Errorf("reduce arguments %#x: want a 16-byte aligned workspace ws, then %v", l.args[:l.nargs], want)
+	}
+	allocs := f.allocs
+	if al := testing.AllocsPerRun(10, func() { call() }); al != 0 {
+		t.Errorf("a split launch allocates %v times on the host, want 0", al)
+	}
+	if f.allocs != allocs {
+		t.Errorf("split launches made %d device allocations, want 0 (cached workspaces)", f.allocs-allocs)
 	}
 }

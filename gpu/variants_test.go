@@ -210,6 +210,12 @@ func TestConformanceCoverage(t *testing.T) {
 			break
 		}
 	}
+	for _, g := range sweptConvShapes() {
+		if s, _ := fp32PipeWgradSplits(g, tf32PipeBK, packedChans(g.C, packedF32.chanAlign)); s > 1 {
+			covered[kernelTable[kConvBwdFilterReducePipe].name] = "conv2d_bwd_filter_v13_igemm_pipe on " + g.String()
+			break
+		}
+	}
 	for _, k := range kernels.All {
 		if covered[k.Name] == "" {
 			t.Errorf("kernel %s (%s) has no conformance case: add it to convVariants (variants.go) or a case to plainConformance",

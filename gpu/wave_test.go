@@ -65,12 +65,12 @@ func TestIGemmOccupancy(t *testing.T) {
 		}
 		if pc, packed := packedConvs[v.id]; packed {
 			// The packed kernels: pipeBlocksPerSM for the tensor-core
-			// ones and FP32's bwd-filter v13 (pipeWgradSplits' model);
-			// FP32's v11 and v12 (256 threads of 8×8 outputs, 254
-			// registers, not dispatched) one block.
+			// ones (pipeWgradSplits' model); FP32's v11, v12 and v13
+			// (256 threads of 8×8 outputs, more than 128 registers, not
+			// dispatched; fp32PipeWgradSplits' model) one block.
 			want := pipeBlocksPerSM
-			if v.precision == FP32 && v.pass != ConvBwdFilter {
-				want = 1
+			if v.precision == FP32 {
+				want = fp32PipeBlocksPerSM
 			}
 			if got := blocksPerSM(regs, pc.threads); got != want || want*smem > 228*1024 {
 				t.Errorf("%s: %d registers give %d blocks of %d threads per SM (%d bytes of shared memory each), want %d",

@@ -22,14 +22,16 @@
 //	                                  (Kp, Cp multiples of 16): M = K, N = R·S·Cp, K = N·P·Q in
 //	                                  16-row k-tiles, tilesPerSplit a split; 128×128×16 tiles of
 //	                                  k-major rows (512 bytes), 256 threads of 8×8 outputs, two
-//	                                  float4 of each tile a k (64 FFMA for 4 shared loads); writes
-//	                                  ws[z] (KCRS; dw itself with one split, else
-//	                                  conv2d_bwd_filter_v2_reduce adds the splits in order).
+//	                                  float4 of each tile a k (64 FFMA for 4 shared loads); one
+//	                                  split writes dw (KCRS), several write channels-last partial
+//	                                  sums ws[z] (K,R,S,Cp) with 16-byte stores.
+//	conv2d_bwd_filter_v13_reduce      dw (KCRS) = Σ_z ws[z] (K,R,S,Cp), z ascending: v13's splits.
 //
 // Numerics: exact float32 FFMA chains from 0, k-tiles in ascending order:
 // v11 over k = (r, s, kf) (the flipped taps), v12 over k = (r, s, c), v13
 // over j = (n, p, q) within its split, the splits then added in split
-// order by the reduce pass; the zero terms of the padded channels and of
+// order by conv2d_bwd_filter_v13_reduce (z ascending from split 0, as
+// conv2d_bwd_filter_v2_reduce); the zero terms of the padded channels and of
 // the stride add exactly zero (a chain from +0 is never −0); v12 adds the
 // bias last. With integer inputs the results equal the direct kernels',
 // else each is within (m+1)·u·Σ|terms|. Their orders differ from
@@ -223,16 +225,79 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1)
   }
 }
 
+// sreg reads a special register (0: %tid.x, 1: %ctaid.x, 2: %ctaid.y, 3:
+// %ctaid.z, 4: %nctaid.z) anew: volatile, so that the compiler does not
+// merge it with an earlier read and keep that value in a register.
+template <int R>
+static __device__ __forceinline__ unsigned sreg() {
+  unsigned v;
+  if constexpr (R == 0) asm volatile("mov.u32 %0, %%tid.x;" : "=r"(v));
+  if constexpr (R == 1) asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(v));
+  if constexpr (R == 2) asm volatile("mov.u32 %0, %%ctaid.y;" : "=r"(v));
+  if constexpr (R == 3) asm volatile("mov.u32 %0, %%ctaid.z;" : "=r"(v));
+  if constexpr (R == 4) asm volatile("mov.u32 %0, %%nctaid.z;" : "=r"(v));
+  return v;
+}
+
+// wgrad_store is v13's epilogue: acc[i][jj] is filter m0 + 4·tm + i%4 +
+// 64·(i/4), column n0 + 4·tn + jj%4 + 64·(jj/4) = (r,s,c) of block
+// (m0/128, n0/128, z), thread (tm, tn) = (tid % 16, tid / 16). It reads
+// those indices from the special registers again (sreg), so that none of
+// them is live across the main loop. One split writes dw, (K,C,R,S), for c < C;
+// several write split z's partial sums ws[z], (K,R,S,Cp), 4 columns of a
+// filter in one 16-byte store (Ng = R·S·Cp a multiple of 16: the 4 are in
+// range or none is). The host keeps splits·K·R·S·Cp < 2³¹.
+static __device__ __forceinline__ void wgrad_store(const float (&acc)[8][8], float* ws, int K,
+                                                   int C, int RS, int Cp) {
+  const int t = (int)sreg<0>(), tm = t & 15, tn = t >> 4;
+  const int m0 = (int)sreg<1>() * kBM, n0 = (int)sreg<2>() * kBN;
+  const int Ng = RS * Cp;
+  if (sreg<4>() > 1) {
+    float* o = ws + (int)sreg<3>() * K * Ng;
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+      int cl = n0 + 4 * tn + 64 * h;
+      if (cl >= Ng) continue;
+#pragma unroll
+      for (int i = 0; i < 8; i++) {
+        int k = m0 + 4 * tm + (i & 3) + 64 * (i >> 2);
+        if (k < K)
+          asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};" ::"l"(o + k * Ng + cl),
+                       "f"(acc[i][4 * h]), "f"(acc[i][4 * h + 1]), "f"(acc[i][4 * h + 2]),
+                       "f"(acc[i][4 * h + 3])
+                       : "memory");
+      }
+    }
+    return;
+  }
+#pragma unroll
+  for (int jj = 0; jj < 8; jj++) {
+    int cl = n0 + 4 * tn + (jj & 3) + 64 * (jj >> 2);
+    int crs = cl / Cp, c = cl - crs * Cp;
+    if (cl >= Ng || c >= C) continue;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+      int k = m0 + 4 * tm + (i & 3) + 64 * (i >> 2);
+      if (k < K) ws[(k * C + c) * RS + crs] = acc[i][jj];
+    }
+  }
+}
+
 // conv2d_bwd_filter_v13_igemm_pipe computes split z = blockIdx.z of
 //
 //	dw[k,c,r,s] = Σ_j dyh[j,k] · xh[n, p·sh − ph + r, q·sw − pw + s, c],   j = (n·P + p)·Q + q
 //
 // over the reduction rows j of k-tiles z·tilesPerSplit … (z+1)·tilesPerSplit
-// − 1 (kBK rows each, j < N·P·Q) into ws[z] (K,C,R,S) float32 (ws is dw
-// itself when gridDim.z = 1). dyh is (N,P,Q,Kp) and xh (N,H,W,Cp) float32
-// from pack_transpose_f32_v2, 16-byte aligned, Kp and Cp multiples of 16.
-// The GEMM's M side is the filters k, its N side the columns (r,s,c) of
-// R·S·Cp; only c < C is written.
+// − 1 (kBK rows each, j < N·P·Q). dyh is (N,P,Q,Kp) and xh (N,H,W,Cp)
+// float32 from pack_transpose_f32_v2, 16-byte aligned, Kp and Cp
+// multiples of 16. The GEMM's M side is the filters k, its N side the
+// columns (r,s,c) of R·S·Cp. With one split (gridDim.z = 1) ws is dw,
+// (K,C,R,S), and only c < C is written; with several, ws[z] is split z's
+// partial sums channels-last, (K,R,S,Cp) (the padded channels' sums are
+// zero), which conv2d_bwd_filter_v13_reduce adds into dw. In KCRS the
+// columns of a tile are R·S floats apart, so each 4-byte store would
+// touch a 32-byte sector of its own; channels-last, a thread stores 4
+// adjacent columns in 16 bytes and two lanes fill a sector.
 //
 // Both tiles hold kBK reduction rows of 128 columns (512 bytes, 32
 // chunks), unswizzled. Thread (tm, tn) = (tid % 16, tid / 16) owns filters
@@ -243,13 +308,13 @@ extern "C" __global__ void __launch_bounds__(kThreads, 1)
 // copies chunks lc and lc + 16 (lc = tid % 16) of row tid / 16 of both
 // tiles: a thread tracks one j = (n, p, q) a k-tile, its columns' offsets
 // are loop-invariant, and the 8 lanes of a phase store 128 contiguous
-// bytes and read 128 contiguous bytes of global memory. With 16 operand
-// registers a k it fits __launch_bounds__(256, 2): at most 128 registers,
-// two blocks an SM (96 KiB of shared memory), the occupancy
-// pipeWgradSplits (gpu) models.
+// bytes and read 128 contiguous bytes of global memory.
+// __launch_bounds__(256, 1) as v11 and v12: capped at 128 registers for
+// two blocks an SM, the main loop (64 accumulators, 16 operands a k and
+// the next k's, the loader's (n, p, q) and column state) spills.
 //
 // Launch: grid = (⌈K/128⌉, ⌈R·S·Cp/128⌉, splits), block.x = 256.
-extern "C" __global__ void __launch_bounds__(kThreads, 2)
+extern "C" __global__ void __launch_bounds__(kThreads, 1)
     conv2d_bwd_filter_v13_igemm_pipe(const float* dyh, const float* xh, float* ws, int N, int C,
                                      int H, int W, int K, int R, int S, int P, int Q, int sh,
                                      int sw, int ph, int pw, int Kp, int Cp, int tilesPerSplit) {
@@ -355,18 +420,30 @@ extern "C" __global__ void __launch_bounds__(kThreads, 2)
     }
   }
 
-  // acc[i][jj] is filter m0 + 4·tm + i%4 + 64·(i/4), column n0 + 4·tn +
-  // jj%4 + 64·(jj/4) = (r,s,c).
-  float* o = ws + (int)blockIdx.z * K * C * RS;  // the host keeps splits·K·C·R·S < 2³¹
-#pragma unroll
-  for (int jj = 0; jj < 8; jj++) {
-    int cl = n0 + 4 * tn + (jj & 3) + 64 * (jj >> 2);
-    int crs = cl / Cp, c = cl - crs * Cp;
-    if (cl >= Ng || c >= C) continue;
-#pragma unroll
-    for (int i = 0; i < 8; i++) {
-      int k = m0 + 4 * tm + (i & 3) + 64 * (i >> 2);
-      if (k < K) o[(k * C + c) * RS + crs] = acc[i][jj];
-    }
-  }
+  wgrad_store(acc, ws, K, C, RS, Cp);
+}
+
+// conv2d_bwd_filter_v13_reduce writes
+//
+//	dw[k,c,r,s] = Σ_z ws[z,k,r,s,c],   z ascending from ws[0,k,r,s,c]
+//
+// for c < C: the channels-last partial sums of the splits of
+// conv2d_bwd_filter_v13_igemm_pipe, ws (splits,K,R,S,Cp), into dw
+// (K,C,R,S), adding in the fixed order of conv2d_bwd_filter_v2_reduce. One
+// weight a thread in (k, r, s, c) order, so that a warp reads 32
+// consecutive channels of each split.
+//
+// Launch: 1-D over K·R·S·C.
+extern "C" __global__ void conv2d_bwd_filter_v13_reduce(const float* ws, float* dw, int splits,
+                                                        int K, int C, int RS, int Cp) {
+  // ws is (splits,K,R,S,Cp), dw is (K,C,R,S)
+  int i = global_index();
+  if (i >= K * RS * C) return;
+  int krs = i / C, c = i - krs * C;
+  int k = krs / RS, rs = krs - k * RS;
+  const int n = K * RS * Cp;
+  const float* p = ws + krs * Cp + c;
+  float s = p[0];
+  for (int z = 1; z < splits; z++) s = s + p[z * n];
+  dw[(k * C + c) * RS + rs] = s;
 }

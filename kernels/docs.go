@@ -85,9 +85,13 @@ var docs = map[string]string{
 	"conv2d_bwd_filter_v13_igemm_pipe": "split z of dw = Σ_j dy·x as exact float32 FFMA chains over j = (n, p, q) " +
 		"ascending: an implicit GEMM over the batch (M = K, N = R·S·Cp, K = N·P·Q in 16-row k-tiles, tilesPerSplit " +
 		"a split) on float32 dyh and xh from pack_transpose_f32_v2 (Kp, Cp multiples of 16), 3-stage cp.async, " +
-		"256 threads of 8×8 outputs reading two float4 of each k-major tile a row; writes ws[z] (KCRS; dw itself " +
-		"with one split, else conv2d_bwd_filter_v2_reduce adds the splits in order); not dispatched (its order " +
-		"differs from v2/v6). grid = (⌈K/128⌉, ⌈R·S·Cp/128⌉, splits), block.x = 256.",
+		"256 threads of 8×8 outputs reading two float4 of each k-major tile a row; one split writes dw (KCRS), " +
+		"several write channels-last partial sums ws[z] (K,R,S,Cp) in 16-byte stores, which " +
+		"conv2d_bwd_filter_v13_reduce adds in order; not dispatched (its order differs from v2/v6). " +
+		"grid = (⌈K/128⌉, ⌈R·S·Cp/128⌉, splits), block.x = 256.",
+	"conv2d_bwd_filter_v13_reduce": "dw[k,c,r,s] = Σ_z ws[z,k,r,s,c], z ascending from ws[0] (fixed order, as " +
+		"conv2d_bwd_filter_v2_reduce), c < C: conv2d_bwd_filter_v13_igemm_pipe's channels-last split partial sums " +
+		"into KCRS, one weight a thread in (k,r,s,c) order (coalesced reads). 1-D over K·R·S·C.",
 	"conv2d_bwd_data_v9_igemm_bf16": "dx = Σ_k Σ_r Σ_s bf16(dy)·bf16(w) over the taps that divide the stride, float32 " +
 		"sums: an implicit GEMM over dyh (N,P,Q,Kp) from pack_nhwc_bf16_v1 and wt from pack_crsk_flip_bf16_v1 " +
 		"(M = N·H·W, N = C, K = R·S·Kp) on the v7 pipeline (128×128×32 tiles, 3-stage cp.async, ldmatrix.x4, " +

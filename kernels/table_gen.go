@@ -573,6 +573,19 @@ var All = []Kernel{
 		Doc: docs["conv2d_bwd_filter_v13_igemm_pipe"],
 	},
 	{
+		Name: "conv2d_bwd_filter_v13_reduce", File: "conv_igemm_fp32_pipe.ptx", Source: "conv_igemm_fp32_pipe.cu", Target: "sm_80",
+		Params: []Param{
+			{Name: "ws", Type: TypePtr, CType: "const float*"},
+			{Name: "dw", Type: TypePtr, CType: "float*"},
+			{Name: "splits", Type: TypeI32, CType: "int"},
+			{Name: "K", Type: TypeI32, CType: "int"},
+			{Name: "C", Type: TypeI32, CType: "int"},
+			{Name: "RS", Type: TypeI32, CType: "int"},
+			{Name: "Cp", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["conv2d_bwd_filter_v13_reduce"],
+	},
+	{
 		Name: "conv2d_fwd_v3_igemm_tf32", File: "conv_igemm_tf32.ptx", Source: "conv_igemm_tf32.cu", Target: "sm_80",
 		Params: []Param{
 			{Name: "x", Type: TypePtr, CType: "const float*"},
