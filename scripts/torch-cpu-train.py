@@ -9,10 +9,11 @@ Run with Debian's python3-torch (/usr/bin/python3, not a pyenv python3):
     /usr/bin/python3 scripts/torch-cpu-train.py --threads 2 --data DIR --epochs 3
     /usr/bin/python3 scripts/torch-cpu-train.py --model resnet8 --schedule cosine --data DIR --epochs 10
     /usr/bin/python3 scripts/torch-cpu-train.py --model resnet8 --schedule cosine --weight-decay 5e-4 --data DIR --epochs 10
+    /usr/bin/python3 scripts/torch-cpu-train.py --model resnet8 --schedule cosine --weight-decay 5e-4 --lr 0.1 --data DIR --epochs 10
 
 The network, optimiser and batch are those of `go run ./cmd/train`:
 conv 1→8 5×5, ReLU, max-pool 2, conv 8→16 5×5, ReLU, max-pool 2, dense
-256→10, softmax cross-entropy; SGD lr 0.05, momentum 0.9, batch 64.
+256→10, softmax cross-entropy; SGD lr 0.05 (--lr), momentum 0.9, batch 64.
 --model resnet8 is `train -model resnet8` (scripts/torch-presets.py's
 network with a 1-channel first convolution). --schedule cosine is
 convtrain's default schedule: lr·½(1 + cos(π·step/steps)) per step over
@@ -179,13 +180,14 @@ def main():
     p.add_argument("--model", choices=("lenet", "resnet8"), default="lenet")
     p.add_argument("--schedule", choices=("constant", "cosine"), default="constant")
     p.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (train -weight-decay)")
+    p.add_argument("--lr", type=float, default=0.05, help="learning rate (train -lr)")
     p.add_argument("--augment", default="", help="train -augment's LIST: crop<P> (random crop, P pixels of zero padding) and flip")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     model = net() if args.model == "lenet" else resnet8()
     glorot(model)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=args.weight_decay)
+    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
     if args.data:
         train_mnist(args, model, opt)
     else:
