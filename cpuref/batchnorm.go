@@ -44,6 +44,9 @@ import (
 // lane[t+stride]); the sum is lane[0]. Every addition is one float32
 // addition.
 //
+// BatchNorm32 (batchnorm_fast.go) computes the float32 forms with their
+// bits, faster: channels on several goroutines, the passes in assembly.
+//
 // Both share the elementwise steps, written in T: x̂ = (x − μ)·invStd and
 // y = γ·x̂ + β each rounded after every operation, invStd = 1/√(σ² + ε) with
 // the sum, the square root (correctly rounded) and the quotient each
@@ -298,7 +301,18 @@ func laneTree(lanes *[bnLanes]float32) float32 {
 // finite and > 0.
 func BatchNormEvalForward[T Float](n, c, hw int, x, gamma, beta, runMean, runVar, y []T, eps float64) error {
 	// x and y are (N,C,H·W); gamma, beta, runMean and runVar are (C)
-	op := bnOp("BatchNormEvalForward", n, c, hw)
+	if err := checkBNEval("BatchNormEvalForward", n, c, hw, x, gamma, beta, runMean, runVar, y, eps); err != nil {
+		return err
+	}
+	for ch := 0; ch < c; ch++ {
+		bnNormalize(n, c, hw, ch, x, y, runMean[ch], bnInvStd(runVar[ch], T(eps)), gamma[ch], beta[ch])
+	}
+	return nil
+}
+
+// checkBNEval validates the arguments of an evaluation-mode forward pass.
+func checkBNEval[T Float](name string, n, c, hw int, x, gamma, beta, runMean, runVar, y []T, eps float64) error {
+	op := bnOp(name, n, c, hw)
 	if err := checkN(op, []int{n, c, hw}, []int{n, c, hw}); err != nil {
 		return err
 	}
@@ -306,14 +320,8 @@ func BatchNormEvalForward[T Float](n, c, hw int, x, gamma, beta, runMean, runVar
 		return fmt.Errorf("cpuref: %s: eps %g must be finite and > 0: %w", op(), eps, geom.ErrHyperparameter)
 	}
 	L := n * c * hw
-	if err := checkLens(op, lenCheck{"x", len(x), L}, lenCheck{"gamma", len(gamma), c}, lenCheck{"beta", len(beta), c},
-		lenCheck{"runMean", len(runMean), c}, lenCheck{"runVar", len(runVar), c}, lenCheck{"y", len(y), L}); err != nil {
-		return err
-	}
-	for ch := 0; ch < c; ch++ {
-		bnNormalize(n, c, hw, ch, x, y, runMean[ch], bnInvStd(runVar[ch], T(eps)), gamma[ch], beta[ch])
-	}
-	return nil
+	return checkLens(op, lenCheck{"x", len(x), L}, lenCheck{"gamma", len(gamma), c}, lenCheck{"beta", len(beta), c},
+		lenCheck{"runMean", len(runMean), c}, lenCheck{"runVar", len(runVar), c}, lenCheck{"y", len(y), L})
 }
 
 // checkBNBackward validates the arguments of a backward pass.

@@ -36,6 +36,10 @@ func ReLUForward[T Float](x, y []T) error {
 		return err
 	}
 	y = y[:len(x)]
+	if x32, ok := any(x).([]float32); ok {
+		vecReLU(any(y).([]float32), x32)
+		return nil
+	}
 	for i, v := range x {
 		y[i] = max(v, 0) // branch-free; max propagates NaN and max(−0, 0) = 0
 	}
@@ -56,7 +60,7 @@ func ReLUBackward[T Float](x, dy, dx []T) error {
 		return err
 	}
 	if x32, ok := any(x).([]float32); ok {
-		reluBackward32(x32, any(dy).([]float32), any(dx).([]float32))
+		vecReLUBackward(any(dx).([]float32), x32, any(dy).([]float32))
 		return nil
 	}
 	for i, v := range x {

@@ -22,6 +22,10 @@ func AddForward[T Float](a, b, y []T) error {
 		return err
 	}
 	b, y = b[:len(a)], y[:len(a)]
+	if a32, ok := any(a).([]float32); ok {
+		vecAdd(any(y).([]float32), a32, any(b).([]float32))
+		return nil
+	}
 	for i, v := range a {
 		y[i] = v + b[i]
 	}

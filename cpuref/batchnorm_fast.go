@@ -1,0 +1,291 @@
+package cpuref
+
+import (
+	"runtime"
+	"sync"
+)
+
+// BatchNorm32 computes the float32 batch normalisation of
+// BatchNormTrainForward32, BatchNormEvalForward[float32] and
+// BatchNormBackward32, with the same bits, faster: the channels, which
+// are independent, are split into contiguous ranges run on up to
+// GOMAXPROCS goroutines, and each channel's passes run on the kernels of
+// vec.go (eight elements at a time where the CPU has AVX2). The lane sums
+// keep their order: lane t of a channel still adds v(t), v(t+256), … in
+// ascending order, eight lanes at a time, and the lanes are combined by
+// laneTree's tree, its strides of 8 and more eight lanes at a time.
+//
+// The forward passes can apply ReLU to y in the same pass, with the bits
+// of ReLUForward on the normalised y (PyTorch's BatchNorm2d followed by
+// ReLU).
+//
+// The zero value is ready to use. The goroutines' tasks are built on the
+// first call with a given GOMAXPROCS; later calls allocate nothing. A
+// BatchNorm32 is used from one goroutine at a time.
+type BatchNorm32 struct {
+	tasks []func()
+	wg    sync.WaitGroup
+	nw    int
+	a     bnArgs32
+}
+
+// bnPass names the pass a BatchNorm32 runs.
+type bnPass int
+
+const (
+	bnTrain bnPass = iota
+	bnEval
+	bnBackward
+)
+
+// bnArgs32 holds the arguments of the pass in flight.
+type bnArgs32 struct {
+	pass                                  bnPass
+	n, c, hw                              int
+	x, y, gamma, beta                     []float32
+	saveMean, saveInvStd, runMean, runVar []float32
+	dy, dx, dgamma, dbeta                 []float32
+	momentum, eps                         float64
+	relu                                  bool
+}
+
+// bnMinWork is the least number of values per goroutine: below it a pass
+// runs on fewer goroutines, down to the calling one. Tests lower it to
+// split small tensors.
+var bnMinWork = 1 << 14
+
+// TrainForward is BatchNormTrainForward32, then, with relu,
+// y = max(y, 0) as ReLUForward. Arguments, NaN behaviour and errors are
+// BatchNormTrainForward32's.
+func (b *BatchNorm32) TrainForward(n, c, hw int, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar []float32, momentum, eps float64, relu bool) error {
+	// x and y are (N,C,H·W); gamma, beta, saveMean, saveInvStd, runMean and runVar are (C)
+	if err := checkBNTrain("BatchNorm32.TrainForward", n, c, hw, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar, momentum, eps); err != nil {
+		return err
+	}
+	b.a = bnArgs32{pass: bnTrain, n: n, c: c, hw: hw, x: x, y: y, gamma: gamma, beta: beta,
+		saveMean: saveMean, saveInvStd: saveInvStd, runMean: runMean, runVar: runVar,
+		momentum: momentum, eps: eps, relu: relu}
+	b.run()
+	return nil
+}
+
+// EvalForward is BatchNormEvalForward[float32], then, with relu,
+// y = max(y, 0) as ReLUForward. Arguments and errors are
+// BatchNormEvalForward's.
+func (b *BatchNorm32) EvalForward(n, c, hw int, x, gamma, beta, runMean, runVar, y []float32, eps float64, relu bool) error {
+	// x and y are (N,C,H·W); gamma, beta, runMean and runVar are (C)
+	if err := checkBNEval("BatchNorm32.EvalForward", n, c, hw, x, gamma, beta, runMean, runVar, y, eps); err != nil {
+		return err
+	}
+	b.a = bnArgs32{pass: bnEval, n: n, c: c, hw: hw, x: x, y: y, gamma: gamma, beta: beta,
+		runMean: runMean, runVar: runVar, eps: eps, relu: relu}
+	b.run()
+	return nil
+}
+
+// Backward is BatchNormBackward32. Arguments and errors are
+// BatchNormBackward32's.
+func (b *BatchNorm32) Backward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta []float32) error {
+	// x, dy and dx are (N,C,H·W); gamma, saveMean, saveInvStd, dgamma and dbeta are (C)
+	if err := checkBNBackward("BatchNorm32.Backward", n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta); err != nil {
+		return err
+	}
+	b.a = bnArgs32{pass: bnBackward, n: n, c: c, hw: hw, x: x, gamma: gamma,
+		saveMean: saveMean, saveInvStd: saveInvStd, dy: dy, dx: dx, dgamma: dgamma, dbeta: dbeta}
+	b.run()
+	return nil
+}
+
+// run executes the pass in b.a over the channels on nw goroutines, worker
+// i taking channels [i·C/nw, (i+1)·C/nw), then drops the arguments.
+func (b *BatchNorm32) run() {
+	a := &b.a
+	nw := max(1, min(runtime.GOMAXPROCS(0), a.c, a.n*a.c*a.hw/bnMinWork))
+	for len(b.tasks) < nw {
+		i := len(b.tasks)
+		b.tasks = append(b.tasks, func() {
+			b.channels(i)
+			b.wg.Done()
+		})
+	}
+	b.nw = nw
+	b.wg.Add(nw - 1)
+	for i := 1; i < nw; i++ {
+		go b.tasks[i]()
+	}
+	b.channels(0)
+	b.wg.Wait()
+	b.a = bnArgs32{}
+}
+
+// channels runs the pass on worker i's channels.
+func (b *BatchNorm32) channels(i int) {
+	a := &b.a
+	var lanes, lanes2 [bnLanes]float32
+	for ch := i * a.c / b.nw; ch < (i+1)*a.c/b.nw; ch++ {
+		switch a.pass {
+		case bnTrain:
+			a.train(ch, &lanes)
+		case bnEval:
+			a.normalize(ch, a.runMean[ch], bnInvStd(a.runVar[ch], float32(a.eps)))
+		case bnBackward:
+			a.backward(ch, &lanes, &lanes2)
+		}
+	}
+}
+
+// train is one channel of BatchNormTrainForward32.
+func (a *bnArgs32) train(ch int, lanes *[bnLanes]float32) {
+	n, hw, stride := a.n, a.hw, a.c*a.hw
+	x := a.x[ch*hw:]
+	fM, fM1 := float32(n*hw), float32(n*hw-1)
+	clear(lanes[:])
+	chanSum(lanes, x, n, hw, stride)
+	mean := laneTreeVec(lanes) / fM
+	clear(lanes[:])
+	chanSumSqDev(lanes, x, n, hw, stride, mean)
+	S := laneTreeVec(lanes)
+	invStd := bnInvStd(S/fM, float32(a.eps))
+	if a.saveMean != nil {
+		a.saveMean[ch] = mean
+	}
+	if a.saveInvStd != nil {
+		a.saveInvStd[ch] = invStd
+	}
+	bnRunning(a.runMean, a.runVar, ch, mean, S/fM1, a.momentum)
+	a.normalize(ch, mean, invStd)
+}
+
+// normalize is bnNormalize on channel ch, then the ReLU when a.relu.
+func (a *bnArgs32) normalize(ch int, mean, invStd float32) {
+	off := ch * a.hw
+	chanNormalize(a.y[off:], a.x[off:], a.n, a.hw, a.c*a.hw, mean, invStd, a.gamma[ch], a.beta[ch], a.relu)
+}
+
+// backward is one channel of BatchNormBackward32.
+func (a *bnArgs32) backward(ch int, lanes, lanes2 *[bnLanes]float32) {
+	n, hw, stride := a.n, a.hw, a.c*a.hw
+	off := ch * hw
+	x, dy := a.x[off:], a.dy[off:]
+	fM := float32(n * hw)
+	mean, invStd := a.saveMean[ch], a.saveInvStd[ch]
+	clear(lanes[:])
+	clear(lanes2[:])
+	chanSumBackward(lanes, lanes2, dy, x, n, hw, stride, mean, invStd)
+	sdy, sdyx := laneTreeVec(lanes), laneTreeVec(lanes2)
+	a.dbeta[ch], a.dgamma[ch] = sdy, sdyx
+	if a.dx != nil {
+		chanBackward(a.dx[off:], x, dy, n, hw, stride, mean, invStd, a.gamma[ch], sdy/fM, sdyx/fM)
+	}
+}
+
+// laneTreeVec is laneTree (with the assembly of bnvec_amd64.s when
+// useVec: each stride's additions lanes[t] += lanes[t+stride], t < stride,
+// are independent, so eight run at a time).
+func laneTreeVec(lanes *[bnLanes]float32) float32 {
+	if useVec {
+		return laneTreeAVX(&lanes[0])
+	}
+	return laneTree(lanes)
+}
+
+// The channel kernels: one pass over the values of one channel, the n
+// segments x[s·stride : s·stride+hw] (s < n), with the assembly of
+// bnvec_amd64.s when useVec, else the …Go form, which is the code of
+// batchnorm.go itself: the lane sums start at lane 0.
+
+// chanSum is laneAdd of the channel's values.
+func chanSum(lanes *[bnLanes]float32, x []float32, n, hw, stride int) {
+	x = x[:(n-1)*stride+hw]
+	if useVec {
+		chanSumAVX(&lanes[0], &x[0], n, hw, stride)
+		return
+	}
+	chanSumGo(lanes, x, n, hw, stride)
+}
+
+func chanSumGo(lanes *[bnLanes]float32, x []float32, n, hw, stride int) {
+	t := 0
+	for s := range n {
+		t = laneAdd(lanes, t, x[s*stride:s*stride+hw])
+	}
+}
+
+// chanSumSqDev is laneAddSqDev of the channel's values.
+func chanSumSqDev(lanes *[bnLanes]float32, x []float32, n, hw, stride int, mean float32) {
+	x = x[:(n-1)*stride+hw]
+	if useVec {
+		chanSumSqDevAVX(&lanes[0], &x[0], n, hw, stride, mean)
+		return
+	}
+	chanSumSqDevGo(lanes, x, n, hw, stride, mean)
+}
+
+func chanSumSqDevGo(lanes *[bnLanes]float32, x []float32, n, hw, stride int, mean float32) {
+	t := 0
+	for s := range n {
+		t = laneAddSqDev(lanes, t, x[s*stride:s*stride+hw], mean)
+	}
+}
+
+// chanSumBackward is laneAddBackward of the channel's values.
+func chanSumBackward(lanes, lanes2 *[bnLanes]float32, dy, x []float32, n, hw, stride int, mean, invStd float32) {
+	l := (n-1)*stride + hw
+	dy, x = dy[:l], x[:l]
+	if useVec {
+		chanSumBackwardAVX(&lanes[0], &lanes2[0], &dy[0], &x[0], n, hw, stride, mean, invStd)
+		return
+	}
+	chanSumBackwardGo(lanes, lanes2, dy, x, n, hw, stride, mean, invStd)
+}
+
+func chanSumBackwardGo(lanes, lanes2 *[bnLanes]float32, dy, x []float32, n, hw, stride int, mean, invStd float32) {
+	t := 0
+	for s := range n {
+		t = laneAddBackward(lanes, lanes2, t, dy[s*stride:s*stride+hw], x[s*stride:s*stride+hw], mean, invStd)
+	}
+}
+
+// chanNormalize is bnNormalize of the channel's values, then with relu
+// y = max(y, 0) as ReLUForward. y may be the same slice as x.
+func chanNormalize(y, x []float32, n, hw, stride int, mean, invStd, gamma, beta float32, relu bool) {
+	l := (n-1)*stride + hw
+	y, x = y[:l], x[:l]
+	switch {
+	case !useVec:
+		chanNormalizeGo(y, x, n, hw, stride, mean, invStd, gamma, beta, relu)
+	case relu:
+		chanNormalizeReLUAVX(&y[0], &x[0], n, hw, stride, mean, invStd, gamma, beta)
+	default:
+		chanNormalizeAVX(&y[0], &x[0], n, hw, stride, mean, invStd, gamma, beta)
+	}
+}
+
+func chanNormalizeGo(y, x []float32, n, hw, stride int, mean, invStd, gamma, beta float32, relu bool) {
+	for s := range n {
+		ys := y[s*stride : s*stride+hw]
+		bnNormalize(1, 1, hw, 0, x[s*stride:s*stride+hw], ys, mean, invStd, gamma, beta)
+		if relu {
+			reluGo(ys, ys)
+		}
+	}
+}
+
+// chanBackward is bnBackwardChannel of the channel's values. dx may be
+// the same slice as dy.
+func chanBackward(dx, x, dy []float32, n, hw, stride int, mean, invStd, gamma, mdy, mdyx float32) {
+	l := (n-1)*stride + hw
+	dx, x, dy = dx[:l], x[:l], dy[:l]
+	if useVec {
+		chanBackwardAVX(&dx[0], &x[0], &dy[0], n, hw, stride, mean, invStd, gamma, mdy, mdyx)
+		return
+	}
+	chanBackwardGo(dx, x, dy, n, hw, stride, mean, invStd, gamma, mdy, mdyx)
+}
+
+func chanBackwardGo(dx, x, dy []float32, n, hw, stride int, mean, invStd, gamma, mdy, mdyx float32) {
+	for s := range n {
+		o := s * stride
+		bnBackwardChannel(1, 1, hw, 0, x[o:o+hw], dy[o:o+hw], dx[o:o+hw], mean, invStd, gamma, mdy, mdyx)
+	}
+}
