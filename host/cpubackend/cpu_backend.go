@@ -33,7 +33,8 @@ func (t *cpuTensor) Len() int { return t.n }
 type cpuBackend struct {
 	threads int
 	convs   map[geom.ConvGeom]*cpuref.Conv2D
-	par     parallel // ReLU and max-pool passes on up to threads goroutines
+	bn      cpuref.BatchNorm32 // batch norm, channels on up to GOMAXPROCS goroutines
+	par     parallel           // ReLU, addition and max-pool passes on up to threads goroutines
 	closed  bool
 	// Reused by the operations of norm.go and elementwise.go, so that a
 	// step allocates nothing: the storage of an operation's tensors and
@@ -45,9 +46,10 @@ type cpuBackend struct {
 }
 
 // NewCPUBackend returns a Backend that runs on the CPU through cpuref.
-// The ReLU and max-pool passes are split over up to threads goroutines
-// (threads ≤ 0 means runtime.GOMAXPROCS(0)); cpuref's convolutions use up
-// to GOMAXPROCS goroutines, so callers set runtime.GOMAXPROCS(threads).
+// The ReLU, addition and max-pool passes are split over up to threads
+// goroutines (threads ≤ 0 means runtime.GOMAXPROCS(0)); cpuref's
+// convolutions and batch norm use up to GOMAXPROCS goroutines, so callers
+// set runtime.GOMAXPROCS(threads).
 // Results are bit-identical whatever the thread count. After the first
 // step of a given batch size, no method allocates. Like every Backend it
 // is used from one goroutine at a time.
@@ -286,9 +288,11 @@ func (be *cpuBackend) conv(op string, g geom.ConvGeom) (*cpuref.Conv2D, error) {
 	return c, nil
 }
 
-// Fusions: none; a convolution's ReLU epilogue is a second pass over its
-// output, and the model gains more by pooling before the ReLU.
-func (be *cpuBackend) Fusions() backend.Fusions { return backend.Fusions{} }
+// Fusions: batch norm with its ReLU is one pass (cpuref.BatchNorm32
+// applies the ReLU as it writes y). A convolution's ReLU epilogue is a
+// second pass over its output, so it is not advertised: the model gains
+// more by pooling before the ReLU.
+func (be *cpuBackend) Fusions() backend.Fusions { return backend.Fusions{BatchNormReLU: true} }
 
 // The convolutions, dense layers, losses and optimiser steps hand their
 // tensors' storage to cpuref, which checks every size and length before
@@ -677,10 +681,9 @@ func (be *cpuBackend) Accumulate(dst, src backend.Tensor) error {
 	if err != nil {
 		return wrap("accumulate", err)
 	}
-	for i, v := range s {
-		d[i] += v
-	}
-	return nil
+	// d[i] = s[i] + d[i], the operands in the order Go compiles d[i] += s[i]
+	// (which NaN is kept where both are NaN).
+	return wrap("accumulate", be.add(s, d, d))
 }
 
 func (be *cpuBackend) SGDStep(p, grad, vel backend.Tensor, lr, momentum, weightDecay float32) error {

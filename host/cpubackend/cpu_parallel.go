@@ -11,7 +11,8 @@ import (
 
 // The CPU backend splits the elementwise and pooling passes into
 // contiguous chunks (of elements, or of whole images for pooling) run on
-// up to `threads` goroutines; cpuref's Conv2D parallelises itself. Every
+// up to `threads` goroutines; cpuref's Conv2D and BatchNorm32
+// parallelise themselves. Every
 // output element is computed by one goroutine with the same arithmetic as
 // the serial cpuref call, so results do not depend on the thread count.
 // The tasks are built once, so a pass allocates nothing.
@@ -22,13 +23,14 @@ type parOp int
 const (
 	opReLUForward parOp = iota
 	opReLUBackward
+	opAdd
 	opPoolForward
 	opPoolCheck
 	opPoolBackward
 )
 
-// minChunk is the least work per goroutine: elements for ReLU, output
-// elements for pooling. Below it a pass runs on the calling goroutine.
+// minChunk is the least work per goroutine: elements for ReLU and
+// addition, output elements for pooling. Below it a pass runs on the calling goroutine.
 const minChunk = 1 << 14
 
 // parallel holds the worker tasks and the arguments of the pass in flight.
@@ -41,6 +43,7 @@ type parallel struct {
 	op           parOp
 	units, nw    int
 	x, y, dy, dx []float32
+	a, b         []float32 // opAdd: y = a + b
 	am           []int32
 	pg           geom.PoolGeom
 }
@@ -84,6 +87,8 @@ func (p *parallel) chunk(i int) error {
 		return cpuref.ReLUForward(p.x[lo:hi], p.y[lo:hi])
 	case opReLUBackward:
 		return cpuref.ReLUBackward(p.x[lo:hi], p.dy[lo:hi], p.dx[lo:hi])
+	case opAdd:
+		return cpuref.AddForward(p.a[lo:hi], p.b[lo:hi], p.y[lo:hi])
 	}
 	// Pooling: units are images.
 	g := p.pg

@@ -95,12 +95,28 @@ func (be *cpuBackend) DropoutBackward(key backend.DropoutKey, p float32, dy, dx 
 	return wrap("dropout backward", err)
 }
 
+// Add is cpuref.AddForward split over the backend's goroutines
+// (cpu_parallel.go).
 func (be *cpuBackend) Add(a, b, y backend.Tensor) error {
 	s, err := be.slices([]string{"a", "b", "y"}, a, b, y)
 	if err != nil {
 		return err
 	}
-	return wrap("add", cpuref.AddForward(s[0], s[1], s[2]))
+	return wrap("add", be.add(s[0], s[1], s[2]))
+}
+
+// add sets y = a + b elementwise on up to threads goroutines, after
+// AddForward's checks of the lengths.
+func (be *cpuBackend) add(a, b, y []float32) error {
+	if len(b) != len(a) || len(y) != len(a) {
+		// AddForward's error, before any work.
+		return cpuref.AddForward(a, b, y)
+	}
+	p := &be.par
+	p.a, p.b, p.y = a, b, y
+	err := p.run(opAdd, len(a), len(a))
+	p.a, p.b, p.y = nil, nil, nil
+	return err
 }
 
 func (be *cpuBackend) ConcatForward(n, hw int, cs []int, xs []backend.Tensor, y backend.Tensor) error {

@@ -34,8 +34,9 @@ func (be *cpuBackend) slices(names []string, ts ...backend.Tensor) ([][]float32,
 
 var bnForwardNames = []string{"x", "gamma", "beta", "running mean", "running var", "saved mean", "saved inverse std", "y"}
 
-// BatchNormForward is cpuref's batch normalisation, then, with
-// EpilogueReLU, ReLUForward in place on y.
+// BatchNormForward is cpuref's float32 batch normalisation
+// (cpuref.BatchNorm32: BatchNormTrainForward32's or BatchNormEvalForward's
+// bits), with EpilogueReLU applying ReLUForward to y in the same pass.
 func (be *cpuBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, ep backend.Epilogue, momentum, eps float64) error {
 	if ep != backend.NoEpilogue && ep != backend.EpilogueReLU {
 		return fmt.Errorf("host: batch norm forward: unknown epilogue %v: %w", ep, geom.ErrGeometry)
@@ -44,25 +45,23 @@ func (be *cpuBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta,
 	if err != nil {
 		return err
 	}
+	relu := ep == backend.EpilogueReLU
 	if train {
-		err = wrap("batch norm forward", cpuref.BatchNormTrainForward32(n, c, hw, s[0], s[1], s[2], s[7], s[5], s[6], s[3], s[4], momentum, eps))
-	} else {
-		err = wrap("batch norm forward (evaluation)", cpuref.BatchNormEvalForward(n, c, hw, s[0], s[1], s[2], s[3], s[4], s[7], eps))
+		return wrap("batch norm forward", be.bn.TrainForward(n, c, hw, s[0], s[1], s[2], s[7], s[5], s[6], s[3], s[4], momentum, eps, relu))
 	}
-	if err != nil || ep == backend.NoEpilogue {
-		return err
-	}
-	return be.ReLUForward(y, y)
+	return wrap("batch norm forward (evaluation)", be.bn.EvalForward(n, c, hw, s[0], s[1], s[2], s[3], s[4], s[7], eps, relu))
 }
 
 var bnBackwardNames = []string{"x", "gamma", "saved mean", "saved inverse std", "dy", "dx", "dgamma", "dbeta"}
 
+// BatchNormBackward is cpuref.BatchNorm32's backward pass
+// (BatchNormBackward32's bits).
 func (be *cpuBackend) BatchNormBackward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor) error {
 	s, err := be.slices(bnBackwardNames, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta)
 	if err != nil {
 		return err
 	}
-	return wrap("batch norm backward", cpuref.BatchNormBackward32(n, c, hw, s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]))
+	return wrap("batch norm backward", be.bn.Backward(n, c, hw, s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]))
 }
 
 func (be *cpuBackend) AvgPoolForward(g geom.AvgPoolGeom, x, y backend.Tensor) error {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -435,5 +436,74 @@ func TestFusedBatchNormReLU(t *testing.T) {
 		if f.stats[c.kernel] != c.fused || u.stats[c.kernel] != c.unfusd {
 			t.Errorf("%s launches: %d fused, %d as written; want %d and %d", c.kernel, f.stats[c.kernel], u.stats[c.kernel], c.fused, c.unfusd)
 		}
+	}
+}
+
+// TestFusedBatchNormReLUCPU is TestFusedBatchNormReLU on the CPU backend,
+// which advertises the fusion too (cpuref.BatchNorm32 applies the ReLU as
+// it writes y): trained with the step plan's fusions and with every layer
+// as written, then evaluated, the network must give the same bits, with
+// the stem's and the block's BatchNorm+ReLU pairs fused (the stem's then
+// max-pooled, where as written its ReLU moves after the pool) and the
+// ReLU after the residual add on its own. The activations are large
+// enough for BatchNorm32 to split the channels over two goroutines.
+func TestFusedBatchNormReLUCPU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the training runs are left to the full run")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	layers, err := ParseSpec("conv8x3x3p1nobias,bn,relu,maxpool2,res(conv8x3x3p1nobias,bn,relu,conv8x3x3p1nobias,bn),relu,gap,dense3")
+	backendtest.MustNil(t, err)
+	spec := Spec{C: 1, H: 32, W: 32, Loss: SoftmaxCE, Layers: layers}
+	ds, err := data.Synthetic(96, 32, 3, 5)
+	backendtest.MustNil(t, err)
+	const steps, batch = 3, 32
+	type result struct {
+		losses, out []float32
+		params      [][]float32
+		fusedBN     int
+	}
+	run := func(fuse bool) result {
+		be := backendtest.CPU(t)
+		m, err := newModel(be, spec, 3, fuse)
+		backendtest.MustNil(t, err)
+		defer m.Close()
+		var r result
+		for _, n := range m.g.nodes {
+			if n.mod.kind == BatchNorm && n.epilogue == backend.EpilogueReLU {
+				r.fusedBN++
+			}
+		}
+		r.losses = trainSteps(t, m, ds, steps, batch, 5, 0.05)
+		set, err := m.Upload(ds, ds.Standardisation())
+		backendtest.MustNil(t, err)
+		b, err := m.NewBatch(batch)
+		backendtest.MustNil(t, err)
+		b.Eval = true
+		rows := make([]int32, batch)
+		for i := range rows {
+			rows[i] = int32(64 + i)
+		}
+		backendtest.MustNil(t, m.Load(b, set, rows))
+		backendtest.MustNil(t, m.Forward(b))
+		r.out = make([]float32, b.Output().Len())
+		backendtest.MustNil(t, be.Download(r.out, b.Output()))
+		r.params, err = m.ParamValues()
+		backendtest.MustNil(t, err)
+		for _, p := range m.Buffers() {
+			v := make([]float32, p.Value.Len())
+			backendtest.MustNil(t, be.Download(v, p.Value))
+			r.params = append(r.params, v)
+		}
+		return r
+	}
+	f, u := run(true), run(false)
+	if f.fusedBN != 2 || u.fusedBN != 0 {
+		t.Errorf("BatchNorm+ReLU pairs fused: %d with fusions, %d as written; want 2 and 0", f.fusedBN, u.fusedBN)
+	}
+	backendtest.EqualBits(t, "losses", f.losses, u.losses)
+	backendtest.EqualBits(t, "evaluation outputs", f.out, u.out)
+	for i := range u.params {
+		backendtest.EqualBits(t, "parameter or buffer "+strconv.Itoa(i), f.params[i], u.params[i])
 	}
 }
