@@ -125,7 +125,7 @@ type Fusions struct {
 	ConvReLU bool
 	// BatchNormReLU: BatchNormForward with EpilogueReLU is one pass, in
 	// training and in evaluation (the GPU backend: bn_train_fwd_v2,
-	// bn_eval_fwd_v2).
+	// bn_eval_fwd_v2; the CPU backend: cpuref.BatchNorm32).
 	BatchNormReLU bool
 }
 

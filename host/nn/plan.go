@@ -186,16 +186,17 @@ func (g *graph) seq(layers []LayerSpec, infos []LayerInfo, pos *int, in int) int
 // conv output to be stored and the ReLU launched on its own again.
 //
 // Likewise a BatchNorm whose only reader is a ReLU, on a backend whose
-// Fusions say BatchNormReLU (the GPU backend), runs as one BatchNormForward
-// with EpilogueReLU, in training and in evaluation: BatchNorm's backward
-// pass reads its input and the saved statistics, never its output, so
-// the output need not be stored, and the ReLU masks with y as above. In a
-// ResNet's basic block that is the first BatchNorm of the main branch
-// and the stem's; the ReLU after the residual add stays a launch.
+// Fusions say BatchNormReLU (the GPU and CPU backends), runs as one
+// BatchNormForward with EpilogueReLU, in training and in evaluation:
+// BatchNorm's backward pass reads its input and the saved statistics,
+// never its output, so the output need not be stored, and the ReLU masks
+// with y as above. In a ResNet's basic block that is the first BatchNorm
+// of the main branch and the stem's; the ReLU after the residual add
+// stays a launch.
 //
-// Otherwise (the CPU backend, or a ReLU after neither), a ReLU whose only
-// reader is a MaxPool runs as the max-pool and then the ReLU on the pooled
-// tensor, a quarter of the size for 2×2 windows. ReLU is monotonic, so
+// Otherwise (a ReLU after a Conv on the CPU backend, or after neither), a
+// ReLU whose only reader is a MaxPool runs as the max-pool and then the
+// ReLU on the pooled tensor, a quarter of the size for 2×2 windows. ReLU is monotonic, so
 // max(relu(x)) = relu(max(x)), and the first maximum of a window is the
 // same element in x and in relu(x) unless the maximum is ≤ 0, where the
 // gradient is 0 in both orders.
