@@ -9,11 +9,13 @@ import (
 // BatchNormTrainForward32, BatchNormEvalForward[float32] and
 // BatchNormBackward32, with the same bits, faster: the channels, which
 // are independent, are split into contiguous ranges run on up to
-// GOMAXPROCS goroutines, and each channel's passes run on the kernels of
-// vec.go (eight elements at a time where the CPU has AVX2). The lane sums
-// keep their order: lane t of a channel still adds v(t), v(t+256), … in
-// ascending order, eight lanes at a time, and the lanes are combined by
-// laneTree's tree, its strides of 8 and more eight lanes at a time.
+// GOMAXPROCS goroutines, and each pass over a channel is one call of a
+// channel kernel (below), in assembly where the CPU has AVX2
+// (bnvec_amd64.s): eight elements at a time, the same operations in the
+// same order. The lane sums keep their order: lane t of a channel still
+// adds v(t), v(t+256), … in ascending order, eight lanes at a time, and
+// the lanes are combined by laneTree's tree, its strides of 8 and more
+// eight lanes at a time.
 //
 // The forward passes can apply ReLU to y in the same pass, with the bits
 // of ReLUForward on the normalised y (PyTorch's BatchNorm2d followed by

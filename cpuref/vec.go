@@ -1,14 +1,13 @@
 package cpuref
 
 // The elementwise kernels of the float32 passes that run on every element
-// of an activation: ReLU forward and backward, and addition (and the
-// lanes of batch norm's tree, laneTreeVec). Each is written twice: in Go
-// (the …Go functions, one scalar operation after another) and, on amd64
-// with AVX2, in assembly (vec_amd64.s) eight elements at a time with the
-// same operations: one rounded float32 operation per element and step, no
-// fused multiply-add. The two give the same bits (TestVecKernels);
-// useVec chooses, and the assembly covers the largest multiple of 8
-// elements, Go the rest. BatchNorm32's channel kernels follow the same
+// of an activation: ReLU forward and backward, and addition. Each is
+// written twice: in Go (the …Go functions, one scalar operation after
+// another) and, on amd64 with AVX2, in assembly (vec_amd64.s) eight
+// elements at a time with the same operations: one rounded float32
+// operation per element and step, no fused multiply-add. The two give the
+// same bits (TestVecKernels); useVec chooses, and the assembly covers the
+// largest multiple of 8 elements, Go the rest. BatchNorm32's channel kernels follow the same
 // rules (batchnorm_fast.go, bnvec_amd64.s).
 //
 // Bits of NaNs: where both operands of an x86 addition or multiplication
