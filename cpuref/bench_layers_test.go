@@ -13,7 +13,7 @@ import "testing"
 //
 //	go test -run '^$' -bench BatchNorm -benchtime 20x ./cpuref
 func BenchmarkBatchNorm(b *testing.B) {
-	for _, s := range []bnShape{{16, 32, 28 * 28}, {64, 64, 7 * 7}, {16, 64, 49}, {4, 64, 49}} {
+	for _, s := range []bnShape{{16, 32, 28 * 28}, {64, 64, 7 * 7}} {
 		n, c, hw := s.n, s.c, s.hw
 		rng := newRand(1)
 		x, dy := randFloats[float32](rng, n*c*hw), randFloats[float32](rng, n*c*hw)
