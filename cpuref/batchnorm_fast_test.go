@@ -164,8 +164,8 @@ var fastBNShapes = append(append([]bnShape(nil), sweptBNShapes...),
 // applies the ReLU) in every output, on the shapes of fastBNShapes, with
 // the assembly kernels and the Go ones, on 1 and 3 goroutines (every
 // channel range split as far as it goes), with finite inputs and with
-// inputs holding NaNs of several payloads, infinities, signed zeros and
-// denormals, and in place (y = x, dx = dy). Outputs start as a NaN poison
+// inputs holding, sparsely or densely, NaNs of several payloads,
+// infinities, signed zeros and denormals, and in place (y = x, dx = dy). Outputs start as a NaN poison
 // between guard bands.
 func TestBatchNorm32(t *testing.T) {
 	savedWork := bnMinWork
@@ -173,9 +173,9 @@ func TestBatchNorm32(t *testing.T) {
 	bnMinWork = 1
 	vecForms(t, func(t *testing.T) {
 		for _, procs := range []int{1, 3} {
-			for _, special := range []bool{false, true} {
+			for _, special := range []string{"none", "sparse", "dense"} {
 				for _, s := range fastBNShapes {
-					name := fmt.Sprintf("procs=%d,special=%v,%v", procs, special, s)
+					name := fmt.Sprintf("procs=%d,special=%s,%v", procs, special, s)
 					t.Run(name, func(t *testing.T) {
 						defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 						checkBatchNorm32(t, s, special)
@@ -186,20 +186,21 @@ func TestBatchNorm32(t *testing.T) {
 	})
 }
 
-func checkBatchNorm32(t *testing.T, s bnShape, special bool) {
+// checkBatchNorm32 compares BatchNorm32 with the lane forms on shape s,
+// with special values (specials32) none, sparse (a few: most channels
+// finite, the others NaN from their mean on) or dense (about one value in
+// three: NaNs of different payloads meet in the lane sums).
+func checkBatchNorm32(t *testing.T, s bnShape, special string) {
 	rng := newRand(uint64(82 + s.n*1000 + s.c*100 + s.hw))
 	L := s.n * s.c * s.hw
-	every := 0
-	if special {
-		every = max(3, L/4)
-	}
+	every := map[string]int{"none": 0, "sparse": max(3, L/4), "dense": 3}[special]
 	x, dy := specialFloats(rng, L, every), specialFloats(rng, L, every)
 	gamma, beta := randFloats[float32](rng, s.c), randFloats[float32](rng, s.c)
 	rm0, rv0 := randFloats[float32](rng, s.c), randFloats[float32](rng, s.c)
 	for i := range rv0 {
 		rv0[i] = float32(math.Abs(float64(rv0[i]))) + 0.5
 	}
-	if special && s.c > 1 {
+	if special != "none" && s.c > 1 {
 		rm0[1] = float32(math.NaN())
 		gamma[s.c-1] = float32(math.Inf(1))
 	}
