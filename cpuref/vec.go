@@ -14,8 +14,9 @@ package cpuref
 // are NaNs, the result is the first operand's, quieted. Go leaves the
 // order of a commutative operation to its compiler, so the assembly takes
 // the operands in the order the compiler gives the Go code it stands for
-// (Go 1.26; TestVecKernels and TestBatchNorm32 check it, NaN payloads
-// included).
+// in the ordinary build (Go 1.26; TestVecKernels and TestBatchNorm32
+// check it, NaN payloads included; the race detector's build orders some
+// of them otherwise).
 
 // vecAdd sets y[i] = a[i] + b[i] for i < len(y); a and b have at least
 // len(y) elements. y may be the same slice as a or b.
