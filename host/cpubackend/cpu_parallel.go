@@ -11,11 +11,11 @@ import (
 
 // The CPU backend splits the elementwise and pooling passes into
 // contiguous chunks (of elements, or of whole images for pooling) run on
-// up to `threads` goroutines; cpuref's Conv2D and BatchNorm32
-// parallelise themselves. Every
-// output element is computed by one goroutine with the same arithmetic as
-// the serial cpuref call, so results do not depend on the thread count.
-// The tasks are built once, so a pass allocates nothing.
+// up to `threads` goroutines; cpuref's Conv2D and BatchNorm32 parallelise
+// themselves. Every output element is computed by one goroutine with the
+// same arithmetic as the serial cpuref call, so results do not depend on
+// the thread count. The tasks are built once, so a pass allocates
+// nothing.
 
 // parOp is the pass that the workers run.
 type parOp int
