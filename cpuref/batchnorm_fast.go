@@ -8,9 +8,9 @@ import (
 // BatchNorm32 computes the float32 batch normalisation of
 // BatchNormTrainForward32, BatchNormEvalForward[float32] and
 // BatchNormBackward32, with the same bits, faster: the channels, which
-// are independent, are split into contiguous ranges run on up to
-// GOMAXPROCS goroutines, and each pass over a channel is one call of a
-// channel kernel (below), in assembly where the CPU has AVX2
+// are independent, run on up to GOMAXPROCS goroutines (each takes the
+// next channel not yet taken), and each pass over a channel is one call
+// of a channel kernel (below), in assembly where the CPU has AVX2
 // (bnvec_amd64.s): eight elements at a time, the same operations in the
 // same order. The lane sums keep their order: lane t of a channel still
 // adds v(t), v(t+256), … in ascending order, eight lanes at a time, and
@@ -21,14 +21,22 @@ import (
 // of ReLUForward on the normalised y (PyTorch's BatchNorm2d followed by
 // ReLU).
 //
-// The zero value is ready to use. The goroutines' tasks are built on the
-// first call with a given GOMAXPROCS; later calls allocate nothing. A
-// BatchNorm32 is used from one goroutine at a time.
+// The zero value is ready to use; after the first call no call
+// allocates. A BatchNorm32 is used from one goroutine at a time.
 type BatchNorm32 struct {
-	tasks []func()
-	wg    sync.WaitGroup
-	nw    int
-	a     bnArgs32
+	// The channels of the pass in flight are claimed one at a time under
+	// mu, by the calling goroutine and by the others it starts: channel
+	// next is the next to claim (of end), busy are claimed and not yet
+	// finished. The caller waits for the claimed channels, not for the
+	// goroutines: one that starts late, after every channel was claimed,
+	// finds nothing to do (a goroutine can take a long time to start on a
+	// busy or virtual machine).
+	mu              sync.Mutex
+	next, end, busy int
+	waiting         bool          // the caller waits on wake
+	wake            chan struct{} // made once, with room for one signal
+	task            func()        // b.work, made once
+	a               bnArgs32
 }
 
 // bnPass names the pass a BatchNorm32 runs.
@@ -98,33 +106,48 @@ func (b *BatchNorm32) Backward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy,
 	return nil
 }
 
-// run executes the pass in b.a over the channels on nw goroutines, worker
-// i taking channels [i·C/nw, (i+1)·C/nw), then drops the arguments.
+// run executes the pass in b.a over the channels on up to nw goroutines,
+// then drops the arguments.
 func (b *BatchNorm32) run() {
 	a := &b.a
 	nw := max(1, min(runtime.GOMAXPROCS(0), a.c, a.n*a.c*a.hw/bnMinWork))
-	for len(b.tasks) < nw {
-		i := len(b.tasks)
-		b.tasks = append(b.tasks, func() {
-			b.channels(i)
-			b.wg.Done()
-		})
+	if b.task == nil {
+		b.task, b.wake = b.work, make(chan struct{}, 1)
 	}
-	b.nw = nw
-	b.wg.Add(nw - 1)
-	for i := 1; i < nw; i++ {
-		go b.tasks[i]()
+	b.mu.Lock()
+	b.next, b.end = 0, a.c
+	b.mu.Unlock()
+	for range nw - 1 {
+		go b.task()
 	}
-	b.channels(0)
-	b.wg.Wait()
+	b.work()
+	b.mu.Lock()
+	if b.busy > 0 {
+		b.waiting = true
+		b.mu.Unlock()
+		<-b.wake
+	} else {
+		b.mu.Unlock()
+	}
 	b.a = bnArgs32{}
 }
 
-// channels runs the pass on worker i's channels.
-func (b *BatchNorm32) channels(i int) {
-	a := &b.a
+// work claims channels of the pass in flight and runs them until none is
+// left, then signals the waiting caller if it finished the last one.
+func (b *BatchNorm32) work() {
 	var lanes, lanes2 [bnLanes]float32
-	for ch := i * a.c / b.nw; ch < (i+1)*a.c/b.nw; ch++ {
+	for {
+		b.mu.Lock()
+		if b.next >= b.end {
+			b.mu.Unlock()
+			return
+		}
+		ch := b.next
+		b.next++
+		b.busy++
+		b.mu.Unlock()
+
+		a := &b.a
 		switch a.pass {
 		case bnTrain:
 			a.train(ch, &lanes)
@@ -133,6 +156,14 @@ func (b *BatchNorm32) channels(i int) {
 		case bnBackward:
 			a.backward(ch, &lanes, &lanes2)
 		}
+
+		b.mu.Lock()
+		b.busy--
+		if b.busy == 0 && b.waiting {
+			b.waiting = false
+			b.wake <- struct{}{}
+		}
+		b.mu.Unlock()
 	}
 }
 
