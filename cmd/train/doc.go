@@ -83,9 +83,11 @@
 //
 //	-epochs N         epochs to train (default 3)
 //	-batch N          images per SGD step, 1 to 4096 (default 64)
-//	-lr X             base learning rate (default 0.05)
+//	-lr X             base learning rate (default 0.05; 0.1 for the resnet
+//	                  presets with SGD)
 //	-momentum X       SGD momentum in [0, 1) (default 0.9)
-//	-weight-decay X   L2 weight decay, added to the gradient (default 0)
+//	-weight-decay X   L2 weight decay, added to the gradient (default 0;
+//	                  5e-4 for the resnet presets with SGD)
 //	-schedule S       learning-rate schedule (default cosine):
 //	                    constant  lr throughout
 //	                    step      lr·gamma^⌊epoch/step-every⌋
@@ -237,7 +239,10 @@
 // its layers, a flatten implied before a dense layer counted: the numbers
 // of messages and of the checkpoint's layer<i> tensors. Presets by name:
 // lenet (the default), resnet8 and resnet20 (He et al.'s CIFAR ResNets;
-// their last layer fits the data's classes), e.g. -model resnet20.
+// their last layer fits the data's classes), e.g. -model resnet20. The
+// resnet presets come with their recipe: with SGD, lr 0.1 and weight decay
+// 5e-4 unless -lr or -weight-decay is given (a resumed run keeps its
+// checkpoint's).
 //
 // # Data-parallel training
 //

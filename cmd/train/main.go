@@ -136,9 +136,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	fs.IntVar(&o.epochs, "epochs", 3, "epochs to train")
 	fs.IntVar(&o.batch, "batch", 64, "images per SGD step (1 to 4096)")
-	fs.Float64Var(&o.lr, "lr", 0.05, "learning rate")
+	fs.Float64Var(&o.lr, "lr", 0.05, "learning rate (the resnet presets with SGD: 0.1)")
 	fs.Float64Var(&o.momentum, "momentum", 0.9, "SGD momentum in [0, 1)")
-	fs.Float64Var(&o.wd, "weight-decay", 0, "L2 weight decay")
+	fs.Float64Var(&o.wd, "weight-decay", 0, "L2 weight decay (the resnet presets with SGD: 5e-4)")
 	fs.StringVar(&o.schedule, "schedule", "cosine", "learning-rate schedule: constant, step or cosine")
 	fs.IntVar(&o.stepEvery, "step-every", 1, "step schedule: epochs between decays")
 	fs.Float64Var(&o.gamma, "gamma", 0.1, "step schedule: factor per decay")
@@ -195,6 +195,16 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	if err := o.ckptOptions.check(fs); err != nil {
 		return nil, err
+	}
+	// A preset's recipe, for the flags not given: an SGD recipe, so not
+	// with Adam; a resumed run takes its checkpoint's values instead.
+	if r, ok := nn.PresetRecipes[strings.ToLower(strings.TrimSpace(o.model))]; ok && o.resume == "" && o.optName == "sgd" {
+		if !o.set["lr"] {
+			o.lr = r.LR
+		}
+		if !o.set["weight-decay"] {
+			o.wd = r.WeightDecay
+		}
 	}
 	if err := o.optimOptions.check(o.momentum); err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -294,5 +295,35 @@ func TestRunCorruptLabels(t *testing.T) {
 				t.Errorf("with -model: %v", err)
 			}
 		})
+	}
+}
+
+// TestPresetRecipe checks that a preset with a recipe (nn.PresetRecipes)
+// sets -lr and -weight-decay where they are not given, and only there:
+// not over given flags, not with Adam, not for other models, not when
+// resuming (the checkpoint's values rule then).
+func TestPresetRecipe(t *testing.T) {
+	r := nn.PresetRecipes["resnet8"]
+	for _, tc := range []struct {
+		args   []string
+		lr, wd float64
+	}{
+		{[]string{"-model", "resnet8"}, r.LR, r.WeightDecay},
+		{[]string{"-model", " ResNet20 "}, nn.PresetRecipes["resnet20"].LR, nn.PresetRecipes["resnet20"].WeightDecay},
+		{[]string{"-model", "resnet8", "-lr", "0.02"}, 0.02, r.WeightDecay},
+		{[]string{"-model", "resnet8", "-weight-decay", "0"}, r.LR, 0},
+		{[]string{"-model", "resnet8", "-optimizer", "adam"}, 0.05, 0},
+		{[]string{"-model", "lenet"}, 0.05, 0},
+		{[]string{}, 0.05, 0},
+		{[]string{"-model", "conv8x3x3,relu,gap,dense10"}, 0.05, 0},
+		{[]string{"-model", "resnet8", "-resume", "x.safetensors"}, 0.05, 0},
+	} {
+		o, err := parse(tc.args, io.Discard)
+		if err != nil {
+			t.Fatalf("parse %q: %v", tc.args, err)
+		}
+		if o.lr != tc.lr || o.wd != tc.wd {
+			t.Errorf("parse %q: lr %g, weight decay %g; want %g, %g", tc.args, o.lr, o.wd, tc.lr, tc.wd)
+		}
 	}
 }
