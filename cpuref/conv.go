@@ -101,15 +101,24 @@ type Conv2D struct {
 	// kernel columns of output column q that are in the image.
 	rows, cols, taps [][2]int
 	ngroups          int
-	nslots           int // reduction slots of the weight gradient
-	workers          []convWorker
-	tasks            []func()
-	partW, partB     []float32 // per slot: K·C·R·S (C·R·S×K on the FMA path) and K partial sums
-	wg               sync.WaitGroup
+	nslots           int          // reduction slots of the weight gradient
+	workers          []convWorker // workers[0]: a pass on the calling goroutine alone
+	partW, partB     []float32    // per slot: K·C·R·S (C·R·S×K on the FMA path) and K partial sums
+
+	// The units of the pass in flight are claimed under mu (see run):
+	// next is the next to take (of end), busy are taken and not yet done;
+	// the caller waits on wake when waiting. free are the workspaces not
+	// in use, nworkers those made for it.
+	mu              sync.Mutex
+	next, end, busy int
+	waiting         bool
+	wake            chan struct{}
+	task            func() // c.claim, made once
+	free            []*convWorker
+	nworkers        int
 
 	// Arguments of the pass in flight, read by the workers.
 	op                 convOp
-	nw                 int
 	x, w, b, y, dy, dx []float32
 	wantDB             bool // backward-filter: db is wanted (the FMA path skips its sums otherwise)
 }
@@ -295,8 +304,14 @@ func (c *Conv2D) BackwardFilter(x, dy, dw, db []float32) error {
 	return nil
 }
 
-// run executes the pass in c.op over all groups on up to GOMAXPROCS
-// goroutines, worker i taking groups i, i+nw, i+2·nw, …
+// run executes the pass in c.op over its units (groups; reduction slots
+// for the backward-filter pass) on up to GOMAXPROCS goroutines: the
+// calling one and the others it starts take the units one at a time, each
+// with a workspace of its own, and the caller waits for the units taken,
+// never for a goroutine that has not started (one can take tens of
+// microseconds to run on a busy or virtual machine): a late one finds no
+// unit left and returns. Every unit is computed the same way whoever
+// takes it, so the results do not depend on the threads.
 func (c *Conv2D) run() {
 	units := c.ngroups
 	if c.op == opBackwardFilter {
@@ -304,73 +319,163 @@ func (c *Conv2D) run() {
 	}
 	nw := min(runtime.GOMAXPROCS(0), units)
 	c.grow(nw)
-	c.nw = nw
 	if nw == 1 {
-		c.work(0)
+		ws := &c.workers[0]
+		for u := range units {
+			c.unit(ws, u)
+		}
 		return
 	}
-	c.wg.Add(nw - 1)
-	for i := 1; i < nw; i++ {
-		go c.tasks[i]()
+	c.mu.Lock()
+	c.next, c.end = 0, units
+	c.mu.Unlock()
+	for range nw - 1 {
+		convPool.run(c.task)
 	}
-	c.work(0)
-	c.wg.Wait()
+	c.claim()
+	c.mu.Lock()
+	for c.busy > 0 || c.next < c.end {
+		c.waiting = true
+		c.mu.Unlock()
+		<-c.wake
+		c.mu.Lock()
+	}
+	c.mu.Unlock()
 }
 
-// grow makes sure the workspace serves nw workers.
+// convPool is the goroutines that help the calling goroutine with the
+// passes of every Conv2D: started as needed (up to GOMAXPROCS − 1), kept
+// for the life of the program, each running the claim functions sent to
+// it, so that a pass starts no goroutine (and allocates none).
+var convPool workerPool
+
+type workerPool struct {
+	mu      sync.Mutex
+	workers int
+	tasks   chan func()
+}
+
+// run hands task to an idle worker of the pool, starting one if fewer than
+// GOMAXPROCS − 1 run; when all are busy the task waits in the queue (it
+// finds nothing left to do when its pass is over).
+func (p *workerPool) run(task func()) {
+	p.mu.Lock()
+	if p.tasks == nil {
+		p.tasks = make(chan func(), 256)
+	}
+	if p.workers < runtime.GOMAXPROCS(0)-1 {
+		p.workers++
+		go func() {
+			for t := range p.tasks {
+				t()
+			}
+		}()
+	}
+	p.mu.Unlock()
+	select {
+	case p.tasks <- task:
+	default: // the queue is full of stale tasks: the caller does the work
+	}
+}
+
+// claim takes units of the pass in flight until none is left, with a
+// workspace from the free list (grown if a straggler of an earlier pass
+// holds one too).
+func (c *Conv2D) claim() {
+	var ws *convWorker
+	done := false
+	for {
+		c.mu.Lock()
+		if done {
+			c.busy--
+			if c.busy == 0 && c.next == c.end && c.waiting {
+				c.waiting = false
+				c.wake <- struct{}{}
+			}
+		}
+		if c.next == c.end {
+			if ws != nil {
+				c.free = append(c.free, ws)
+			}
+			c.mu.Unlock()
+			return
+		}
+		u := c.next
+		c.next++
+		c.busy++
+		if ws == nil {
+			if len(c.free) == 0 {
+				c.free = append(c.free, c.newWorker())
+			}
+			ws = c.free[len(c.free)-1]
+			c.free = c.free[:len(c.free)-1]
+		}
+		c.mu.Unlock()
+		c.unit(ws, u)
+		done = true
+	}
+}
+
+// grow makes sure the workspace serves nw workers: workers[0] for a pass
+// on the calling goroutine alone, and nw + 1 on the free list (one for a
+// straggler of the pass before, which may take a unit of this one).
 func (c *Conv2D) grow(nw int) {
 	if c.partW == nil {
 		c.partW = make([]float32, c.nslots*c.g.K*c.crs)
 		c.partB = make([]float32, c.nslots*c.g.K)
+		c.wake = make(chan struct{}, 1)
+		c.task = c.claim
+		c.workers = []convWorker{*c.newWorker()}
 	}
-	for i := len(c.workers); i < nw; i++ {
-		cols := c.group * c.pq
-		var ws convWorker
-		if c.fma {
-			if c.frame {
-				c.fr.alloc(&ws, c.g)
-			} else {
-				ws.col = make([]float32, c.crs*c.pq)
-			}
-			ws.bp = make([]float32, packedBLen(c.pq, c.g.K))
-			ws.gs = new(gemmScratch)
-		} else {
-			ws.col = make([]float32, c.crs*cols)
-			ws.tmp = make([]float32, c.g.K*cols)
+	if nw > 1 {
+		c.mu.Lock()
+		for c.nworkers < nw+1 {
+			c.free = append(c.free, c.newWorker())
+			c.nworkers++
 		}
-		c.workers = append(c.workers, ws)
-		c.tasks = append(c.tasks, func() {
-			c.work(i)
-			c.wg.Done()
-		})
+		c.mu.Unlock()
 	}
 }
 
-// work runs the pass on the groups of worker i. For the forward and
-// backward-data passes worker i takes groups i, i+nw, i+2·nw, … For the
-// backward-filter pass it takes reduction slots i, i+nw, …, and slot sl
-// accumulates groups sl, sl+nslots, sl+2·nslots, … in that order, so that
-// every partial sum has an order fixed by the geometry alone.
-func (c *Conv2D) work(i int) {
-	ws := &c.workers[i]
+// newWorker returns a new workspace.
+func (c *Conv2D) newWorker() *convWorker {
+	cols := c.group * c.pq
+	ws := new(convWorker)
+	if c.fma {
+		if c.frame {
+			c.fr.alloc(ws, c.g)
+		} else {
+			ws.col = make([]float32, c.crs*c.pq)
+		}
+		ws.bp = make([]float32, packedBLen(c.pq, c.g.K))
+		ws.gs = new(gemmScratch)
+	} else {
+		ws.col = make([]float32, c.crs*cols)
+		ws.tmp = make([]float32, c.g.K*cols)
+	}
+	return ws
+}
+
+// unit runs unit u of the pass in flight on workspace ws: group u of the
+// forward and backward-data passes, or reduction slot u of the
+// backward-filter pass, which accumulates groups u, u+nslots,
+// u+2·nslots, … in that order, so that every partial sum has an order
+// fixed by the geometry alone.
+func (c *Conv2D) unit(ws *convWorker, u int) {
 	if c.op == opBackwardFilter {
-		for sl := i; sl < c.nslots; sl += c.nw {
-			for grp := sl; grp < c.ngroups; grp += c.nslots {
-				n0 := grp * c.group
-				c.backwardFilterGroup(ws, sl, grp == sl, n0, min(n0+c.group, c.g.N))
-			}
+		for grp := u; grp < c.ngroups; grp += c.nslots {
+			n0 := grp * c.group
+			c.backwardFilterGroup(ws, u, grp == u, n0, min(n0+c.group, c.g.N))
 		}
 		return
 	}
-	for grp := i; grp < c.ngroups; grp += c.nw {
-		n0 := grp * c.group
-		n1 := min(n0+c.group, c.g.N)
-		switch c.op {
-		case opForward:
-			c.forwardGroup(ws, n0, n1)
-		case opBackwardData:
-			c.backwardDataGroup(ws, n0, n1)
-		}
+	n0 := u * c.group
+	n1 := min(n0+c.group, c.g.N)
+	switch c.op {
+	case opForward:
+		c.forwardGroup(ws, n0, n1)
+	case opBackwardData:
+		c.backwardDataGroup(ws, n0, n1)
 	}
 }
 
