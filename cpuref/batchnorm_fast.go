@@ -19,7 +19,8 @@ import (
 //
 // The forward passes can apply ReLU to y in the same pass, with the bits
 // of ReLUForward on the normalised y (PyTorch's BatchNorm2d followed by
-// ReLU).
+// ReLU), and the backward pass can take the gradient at that ReLU's
+// output, masking it as ReLUBackward would as it reads it (BackwardReLU).
 //
 // The zero value is ready to use; after the first call no call
 // allocates. A BatchNorm32 is used from one goroutine at a time.
@@ -55,6 +56,7 @@ type bnArgs32 struct {
 	x, y, gamma, beta                     []float32
 	saveMean, saveInvStd, runMean, runVar []float32
 	dy, dx, dgamma, dbeta                 []float32
+	mask                                  []float32 // BackwardReLU's y: dy is read masked by mask > 0
 	momentum, eps                         float64
 	relu                                  bool
 }
@@ -102,6 +104,30 @@ func (b *BatchNorm32) Backward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy,
 	}
 	b.a = bnArgs32{pass: bnBackward, n: n, c: c, hw: hw, x: x, gamma: gamma,
 		saveMean: saveMean, saveInvStd: saveInvStd, dy: dy, dx: dx, dgamma: dgamma, dbeta: dbeta}
+	b.run()
+	return nil
+}
+
+// BackwardReLU is ReLUBackward(y, dy, m) followed by
+// BatchNormBackward32 with dy = m, with the same bits, without m: the
+// gradient dy at the output y of a ReLU that followed the batch
+// normalisation (y = max(bn(x), 0)) is read as ReLUBackward writes it,
+//
+//	m[i] = dy[i] if y[i] > 0, else +0   (a NaN y masks: NaN > 0 is false)
+//
+// y is (N,C,H·W). dx may be the same slice as dy (not as y). Arguments
+// and errors are otherwise BatchNormBackward32's, and a y of the wrong
+// length is an error too, before any work.
+func (b *BatchNorm32) BackwardReLU(n, c, hw int, x, gamma, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta []float32) error {
+	// x, y, dy and dx are (N,C,H·W); gamma, saveMean, saveInvStd, dgamma and dbeta are (C)
+	if err := checkBNBackward("BatchNorm32.BackwardReLU", n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta); err != nil {
+		return err
+	}
+	if err := checkLens(bnOp("BatchNorm32.BackwardReLU", n, c, hw), lenCheck{"y", len(y), n * c * hw}); err != nil {
+		return err
+	}
+	b.a = bnArgs32{pass: bnBackward, n: n, c: c, hw: hw, x: x, gamma: gamma,
+		saveMean: saveMean, saveInvStd: saveInvStd, dy: dy, dx: dx, dgamma: dgamma, dbeta: dbeta, mask: y}
 	b.run()
 	return nil
 }
@@ -195,20 +221,25 @@ func (a *bnArgs32) normalize(ch int, mean, invStd float32) {
 	chanNormalize(a.y[off:], a.x[off:], a.n, a.hw, a.c*a.hw, mean, invStd, a.gamma[ch], a.beta[ch], a.relu)
 }
 
-// backward is one channel of BatchNormBackward32.
+// backward is one channel of BatchNormBackward32, of dy masked by
+// a.mask when it is not nil (BackwardReLU).
 func (a *bnArgs32) backward(ch int, lanes, lanes2 *[bnLanes]float32) {
 	n, hw, stride := a.n, a.hw, a.c*a.hw
 	off := ch * hw
 	x, dy := a.x[off:], a.dy[off:]
+	var y []float32
+	if a.mask != nil {
+		y = a.mask[off:]
+	}
 	fM := float32(n * hw)
 	mean, invStd := a.saveMean[ch], a.saveInvStd[ch]
 	clear(lanes[:])
 	clear(lanes2[:])
-	chanSumBackward(lanes, lanes2, dy, x, n, hw, stride, mean, invStd)
+	chanSumBackward(lanes, lanes2, dy, x, y, n, hw, stride, mean, invStd)
 	sdy, sdyx := laneTreeVec(lanes), laneTreeVec(lanes2)
 	a.dbeta[ch], a.dgamma[ch] = sdy, sdyx
 	if a.dx != nil {
-		chanBackward(a.dx[off:], x, dy, n, hw, stride, mean, invStd, a.gamma[ch], sdy/fM, sdyx/fM)
+		chanBackward(a.dx[off:], x, dy, y, n, hw, stride, mean, invStd, a.gamma[ch], sdy/fM, sdyx/fM)
 	}
 }
 
@@ -261,10 +292,20 @@ func chanSumSqDevGo(lanes *[bnLanes]float32, x []float32, n, hw, stride int, mea
 	}
 }
 
-// chanSumBackward is laneAddBackward of the channel's values.
-func chanSumBackward(lanes, lanes2 *[bnLanes]float32, dy, x []float32, n, hw, stride int, mean, invStd float32) {
+// chanSumBackward is laneAddBackward of the channel's values, of dy
+// masked by y > 0 (reluMask) when y is not nil.
+func chanSumBackward(lanes, lanes2 *[bnLanes]float32, dy, x, y []float32, n, hw, stride int, mean, invStd float32) {
 	l := (n-1)*stride + hw
 	dy, x = dy[:l], x[:l]
+	if y != nil {
+		y = y[:l]
+		if useVec {
+			chanSumBackwardReLUAVX(&lanes[0], &lanes2[0], &dy[0], &x[0], &y[0], n, hw, stride, mean, invStd)
+			return
+		}
+		chanSumBackwardReLUGo(lanes, lanes2, dy, x, y, n, hw, stride, mean, invStd)
+		return
+	}
 	if useVec {
 		chanSumBackwardAVX(&lanes[0], &lanes2[0], &dy[0], &x[0], n, hw, stride, mean, invStd)
 		return
@@ -304,11 +345,21 @@ func chanNormalizeGo(y, x []float32, n, hw, stride int, mean, invStd, gamma, bet
 	}
 }
 
-// chanBackward is bnBackwardChannel of the channel's values. dx may be
-// the same slice as dy.
-func chanBackward(dx, x, dy []float32, n, hw, stride int, mean, invStd, gamma, mdy, mdyx float32) {
+// chanBackward is bnBackwardChannel of the channel's values, of dy
+// masked by y > 0 (reluMask) when y is not nil. dx may be the same slice
+// as dy.
+func chanBackward(dx, x, dy, y []float32, n, hw, stride int, mean, invStd, gamma, mdy, mdyx float32) {
 	l := (n-1)*stride + hw
 	dx, x, dy = dx[:l], x[:l], dy[:l]
+	if y != nil {
+		y = y[:l]
+		if useVec {
+			chanBackwardReLUAVX(&dx[0], &x[0], &dy[0], &y[0], n, hw, stride, mean, invStd, gamma, mdy, mdyx)
+			return
+		}
+		chanBackwardReLUGo(dx, x, dy, y, n, hw, stride, mean, invStd, gamma, mdy, mdyx)
+		return
+	}
 	if useVec {
 		chanBackwardAVX(&dx[0], &x[0], &dy[0], n, hw, stride, mean, invStd, gamma, mdy, mdyx)
 		return
@@ -320,5 +371,47 @@ func chanBackwardGo(dx, x, dy []float32, n, hw, stride int, mean, invStd, gamma,
 	for s := range n {
 		o := s * stride
 		bnBackwardChannel(1, 1, hw, 0, x[o:o+hw], dy[o:o+hw], dx[o:o+hw], mean, invStd, gamma, mdy, mdyx)
+	}
+}
+
+// reluMask is ReLUBackward's value for one element: dy where y > 0, else
+// +0 (y NaN included).
+func reluMask(y, dy float32) float32 {
+	if y > 0 {
+		return dy
+	}
+	return 0
+}
+
+// chanSumBackwardReLUGo is chanSumBackwardGo of dy masked by y: the
+// masked values, a run of at most bnLanes at a time, go through
+// laneAddBackward itself (the compiler's operand order, which decides the
+// bits of a NaN, is then the same).
+func chanSumBackwardReLUGo(lanes, lanes2 *[bnLanes]float32, dy, x, y []float32, n, hw, stride int, mean, invStd float32) {
+	var buf [bnLanes]float32
+	t := 0
+	for s := range n {
+		for o := s * stride; o < s*stride+hw; o += bnLanes {
+			k := min(bnLanes, s*stride+hw-o)
+			for i := range k {
+				buf[i] = reluMask(y[o+i], dy[o+i])
+			}
+			t = laneAddBackward(lanes, lanes2, t, buf[:k], x[o:o+k], mean, invStd)
+		}
+	}
+}
+
+// chanBackwardReLUGo is chanBackwardGo of dy masked by y, through
+// bnBackwardChannel a run of at most bnLanes at a time.
+func chanBackwardReLUGo(dx, x, dy, y []float32, n, hw, stride int, mean, invStd, gamma, mdy, mdyx float32) {
+	var buf [bnLanes]float32
+	for s := range n {
+		for o := s * stride; o < s*stride+hw; o += bnLanes {
+			k := min(bnLanes, s*stride+hw-o)
+			for i := range k {
+				buf[i] = reluMask(y[o+i], dy[o+i])
+			}
+			bnBackwardChannel(1, 1, k, 0, x[o:o+k], buf[:k], dx[o:o+k], mean, invStd, gamma, mdy, mdyx)
+		}
 	}
 }

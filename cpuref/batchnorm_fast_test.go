@@ -129,6 +129,9 @@ func TestVecKernels(t *testing.T) {
 		{"reluBackward", func(vec bool, out []float32, in [4][]float32) {
 			pick(vec, func() { vecReLUBackward(out, in[0], in[1]) }, func() { reluBackward32(in[0], in[1], out) })
 		}},
+		{"addReLU", func(vec bool, out []float32, in [4][]float32) {
+			pick(vec, func() { vecAddReLU(out, in[0], in[1]) }, func() { addReLUGo(out, in[0], in[1]) })
+		}},
 	}
 	for _, kn := range kernels {
 		for n := 0; n <= 70; n++ {
@@ -281,6 +284,141 @@ func checkBatchNorm32(t *testing.T, s bnShape, special string) {
 	equalBits32(t, "backward dx in place", dd, wdx)
 }
 
+// TestAddReLUForward requires AddReLUForward to give the bits of
+// AddForward followed by ReLUForward, in float32 (the assembly and the Go
+// form) and float64, on every length from 1 to 70 and a long one, on
+// values with NaNs, infinities, signed zeros (a + b = ±0 included) and
+// denormals, out of place (between guard bands) and in place of a and of
+// b.
+func TestAddReLUForward(t *testing.T) {
+	rng := newRand(84)
+	vecForms(t, func(t *testing.T) {
+		for _, n := range append(rangeInts(1, 70), 1031) {
+			a, b := specialFloats(rng, n, 3), specialFloats(rng, n, 3)
+			for i := 0; i < n; i += 5 { // exact zeros of either sign from the addition
+				b[i] = -a[i]
+			}
+			want := make([]float32, n)
+			must(t, AddForward(a, b, want))
+			must(t, ReLUForward(want, want))
+			name := fmt.Sprintf("n=%d", n)
+			got := newPoisoned32(n)
+			must(t, AddReLUForward(a, b, got.Out))
+			equalBits32(t, name, got.Out, want)
+			got.checkGuards(t, name)
+			for j, in := range [][]float32{a, b} {
+				c := append([]float32(nil), in...)
+				if j == 0 {
+					must(t, AddReLUForward(c, b, c))
+				} else {
+					must(t, AddReLUForward(a, c, c))
+				}
+				equalBits32(t, fmt.Sprintf("%s in place of input %d", name, j), c, want)
+			}
+			a64, b64, w64, g64 := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+			for i := range a {
+				a64[i], b64[i] = float64(a[i]), float64(b[i])
+			}
+			must(t, AddForward(a64, b64, w64))
+			must(t, ReLUForward(w64, w64))
+			must(t, AddReLUForward(a64, b64, g64))
+			for i := range w64 {
+				if math.Float64bits(g64[i]) != math.Float64bits(w64[i]) && (g64[i] == g64[i] || w64[i] == w64[i]) {
+					t.Errorf("float64 %s: element %d = %g, want %g", name, i, g64[i], w64[i])
+					break
+				}
+			}
+		}
+	})
+	for _, tc := range []struct {
+		name    string
+		a, b, y int
+	}{{"empty", 0, 0, 0}, {"short b", 4, 3, 4}, {"short y", 4, 4, 3}} {
+		y := newPoisoned32(tc.y)
+		if err := AddReLUForward(make([]float32, tc.a), make([]float32, tc.b), y.Out); err == nil {
+			t.Errorf("AddReLUForward(%s) = nil, want an error", tc.name)
+		}
+		for i, v := range y.Out {
+			if math.Float32bits(v) != poison32 {
+				t.Errorf("AddReLUForward(%s) wrote y[%d] before failing", tc.name, i)
+				break
+			}
+		}
+	}
+}
+
+// rangeInts is lo, lo+1, …, hi.
+func rangeInts(lo, hi int) []int {
+	var r []int
+	for i := lo; i <= hi; i++ {
+		r = append(r, i)
+	}
+	return r
+}
+
+// TestBatchNorm32BackwardReLU requires BatchNorm32.BackwardReLU to give
+// the bits of ReLUBackward(y, dy) followed by BatchNormBackward32 on the
+// masked gradient, in every output, on the shapes of fastBNShapes, with
+// the assembly kernels and the Go ones, on 1 and 3 goroutines, with y
+// holding ±0, NaNs and infinities (masking) and dy and x finite or holding
+// special values sparsely or densely; with and without dx, and in place
+// (dx = dy). Outputs start as a NaN poison between guard bands.
+func TestBatchNorm32BackwardReLU(t *testing.T) {
+	savedWork := bnMinWork
+	defer func() { bnMinWork = savedWork }()
+	bnMinWork = 1
+	vecForms(t, func(t *testing.T) {
+		for _, procs := range []int{1, 3} {
+			for _, special := range []string{"none", "sparse", "dense"} {
+				for _, s := range fastBNShapes {
+					name := fmt.Sprintf("procs=%d,special=%s,%v", procs, special, s)
+					t.Run(name, func(t *testing.T) {
+						defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+						checkBatchNorm32BackwardReLU(t, s, special)
+					})
+				}
+			}
+		}
+	})
+}
+
+func checkBatchNorm32BackwardReLU(t *testing.T, s bnShape, special string) {
+	rng := newRand(uint64(85 + s.n*1000 + s.c*100 + s.hw))
+	L := s.n * s.c * s.hw
+	every := map[string]int{"none": 0, "sparse": max(3, L/4), "dense": 3}[special]
+	x, dy := specialFloats(rng, L, every), specialFloats(rng, L, every)
+	y := specialFloats(rng, L, 3)
+	for i := 0; i < L; i += 7 {
+		y[i] = float32(math.Copysign(0, float64(rng.IntN(2))-0.5)) // ±0: masked
+	}
+	gamma, beta := randFloats[float32](rng, s.c), randFloats[float32](rng, s.c)
+	mean, inv := make([]float32, s.c), make([]float32, s.c)
+	must(t, BatchNormTrainForward32(s.n, s.c, s.hw, x, gamma, beta, make([]float32, L), mean, inv, nil, nil, 0.1, 1e-5))
+	m := make([]float32, L)
+	must(t, ReLUBackward(y, dy, m))
+	wdx, wdg, wdb := make([]float32, L), make([]float32, s.c), make([]float32, s.c)
+	must(t, BatchNormBackward32(s.n, s.c, s.hw, x, gamma, mean, inv, m, wdx, wdg, wdb))
+
+	var b BatchNorm32
+	dy0 := append([]float32(nil), dy...)
+	gdx, gdg, gdb := newPoisoned32(L), newPoisoned32(s.c), newPoisoned32(s.c)
+	must(t, b.BackwardReLU(s.n, s.c, s.hw, x, gamma, mean, inv, y, dy, gdx.Out, gdg.Out, gdb.Out))
+	equalBits32(t, "dx", gdx.Out, wdx)
+	equalBits32(t, "dgamma", gdg.Out, wdg)
+	equalBits32(t, "dbeta", gdb.Out, wdb)
+	equalBits32(t, "dy unchanged", dy, dy0)
+	gdx.checkGuards(t, "dx")
+	gdg.checkGuards(t, "dgamma")
+	gdb.checkGuards(t, "dbeta")
+	ndg, ndb := newPoisoned32(s.c), newPoisoned32(s.c)
+	must(t, b.BackwardReLU(s.n, s.c, s.hw, x, gamma, mean, inv, y, dy, nil, ndg.Out, ndb.Out))
+	equalBits32(t, "no dx: dgamma", ndg.Out, wdg)
+	equalBits32(t, "no dx: dbeta", ndb.Out, wdb)
+	dd := append([]float32(nil), dy...)
+	must(t, b.BackwardReLU(s.n, s.c, s.hw, x, gamma, mean, inv, y, dd, dd, gdg.Out, gdb.Out))
+	equalBits32(t, "dx in place", dd, wdx)
+}
+
 // TestBatchNorm32Errors requires BatchNorm32 to refuse what the lane
 // forms refuse, before any work.
 func TestBatchNorm32Errors(t *testing.T) {
@@ -304,6 +442,15 @@ func TestBatchNorm32Errors(t *testing.T) {
 		{"backward/C=0", func() error { return b.Backward(2, 0, 3, f(0), f(0), f(0), f(0), f(0), nil, f(0), f(0)) }},
 		{"backward/short dx", func() error {
 			return b.Backward(2, 2, 3, f(12), f(2), f(2), f(2), f(12), f(11), f(2), f(2))
+		}},
+		{"backward relu/short y", func() error {
+			return b.BackwardReLU(2, 2, 3, f(12), f(2), f(2), f(2), f(11), f(12), f(12), f(2), f(2))
+		}},
+		{"backward relu/nil y", func() error {
+			return b.BackwardReLU(2, 2, 3, f(12), f(2), f(2), f(2), nil, f(12), f(12), f(2), f(2))
+		}},
+		{"backward relu/short dy", func() error {
+			return b.BackwardReLU(2, 2, 3, f(12), f(2), f(2), f(2), f(12), f(10), f(12), f(2), f(2))
 		}},
 	} {
 		if err := tc.call(); err == nil {
@@ -329,6 +476,7 @@ func TestBatchNorm32Allocs(t *testing.T) {
 		must(t, b.TrainForward(n, c, hw, x, gamma, beta, y, mean, inv, rm, rv, 0.1, 1e-5, true))
 		must(t, b.EvalForward(n, c, hw, x, gamma, beta, rm, rv, y, 1e-5, false))
 		must(t, b.Backward(n, c, hw, x, gamma, mean, inv, dy, dx, dg, db))
+		must(t, b.BackwardReLU(n, c, hw, x, gamma, mean, inv, y, dy, dx, dg, db))
 	}
 	step()
 	// AllocsPerRun runs with GOMAXPROCS 1.

@@ -447,3 +447,161 @@ tr_t:
 	VMOVSS    X0, ret+8(FP)
 	VZEROUPPER
 	RET
+
+// The ReLU-masked backward kernels read dy masked by the output y of the
+// ReLU that followed the batch normalisation, as ReLUBackward(y, dy)
+// writes it: dy where y > 0 (ordered: false for a NaN), else +0, dy's
+// bits and-ed with the comparison's mask. R14 is y − x in bytes (R14 is
+// free in an ABI0 function).
+
+// func chanSumBackwardReLUAVX(lanes, lanes2, dy, x, y *float32, n, hw, stride int, mean, invStd float32)
+// chanSumBackwardAVX of the masked dy; Y13 is zero.
+TEXT ·chanSumBackwardReLUAVX(SB), NOSPLIT, $0-72
+	MOVQ         lanes+0(FP), DI
+	MOVQ         lanes2+8(FP), R8
+	SUBQ         DI, R8
+	MOVQ         dy+16(FP), R9
+	MOVQ         x+24(FP), SI
+	SUBQ         SI, R9
+	MOVQ         y+32(FP), R14
+	SUBQ         SI, R14
+	MOVQ         n+40(FP), R12
+	MOVQ         hw+48(FP), R13
+	MOVQ         stride+56(FP), R10
+	SHLQ         $2, R10
+	VBROADCASTSS mean+64(FP), Y15
+	VBROADCASTSS invStd+68(FP), Y14
+	VXORPS       Y13, Y13, Y13
+	XORQ         R11, R11
+
+br_seg:
+	MOVQ SI, CX
+	MOVQ R13, DX
+
+br_run:
+	RUN
+	CMPQ AX, $8
+	JB   br_s
+
+br_v:
+	VMOVUPS (CX), Y0
+	VSUBPS  Y15, Y0, Y0
+	VMULPS  Y14, Y0, Y0        // x̂
+	VMOVUPS (CX)(R14*1), Y5
+	VCMPPS  $0x1e, Y13, Y5, Y5 // y > 0, ordered, quiet
+	VANDPS  (CX)(R9*1), Y5, Y1 // masked dy
+	VMOVUPS (BX), Y2
+	VADDPS  Y1, Y2, Y2
+	VMOVUPS Y2, (BX)
+	VMULPS  Y0, Y1, Y3         // dy·x̂
+	VMOVUPS (BX)(R8*1), Y4
+	VADDPS  Y3, Y4, Y4
+	VMOVUPS Y4, (BX)(R8*1)
+	ADDQ    $32, BX
+	ADDQ    $32, CX
+	SUBQ    $8, AX
+	CMPQ    AX, $8
+	JAE     br_v
+
+br_s:
+	TESTQ AX, AX
+	JZ    br_next
+	VMOVSS (CX), X0
+	VSUBSS X15, X0, X0
+	VMULSS X14, X0, X0
+	VMOVSS (CX)(R14*1), X5
+	VCMPSS $0x1e, X13, X5, X5
+	VMOVSS (CX)(R9*1), X1
+	VANDPS X1, X5, X1
+	VMOVSS (BX), X2
+	VADDSS X1, X2, X2
+	VMOVSS X2, (BX)
+	VMULSS X0, X1, X3
+	VMOVSS (BX)(R8*1), X4
+	VADDSS X3, X4, X4
+	VMOVSS X4, (BX)(R8*1)
+	ADDQ   $4, BX
+	ADDQ   $4, CX
+	DECQ   AX
+	JMP    br_s
+
+br_next:
+	TESTQ DX, DX
+	JNZ   br_run
+	ADDQ  R10, SI
+	DECQ  R12
+	JNZ   br_seg
+	VZEROUPPER
+	RET
+
+// func chanBackwardReLUAVX(dx, x, dy, y *float32, n, hw, stride int, mean, invStd, gamma, mdy, mdyx float32)
+// chanBackwardAVX of the masked dy; Y10 is zero.
+TEXT ·chanBackwardReLUAVX(SB), NOSPLIT, $0-76
+	MOVQ         dx+0(FP), R8
+	MOVQ         x+8(FP), SI
+	SUBQ         SI, R8
+	MOVQ         dy+16(FP), R9
+	SUBQ         SI, R9
+	MOVQ         y+24(FP), R14
+	SUBQ         SI, R14
+	MOVQ         n+32(FP), R12
+	MOVQ         hw+40(FP), R13
+	MOVQ         stride+48(FP), R10
+	SHLQ         $2, R10
+	VBROADCASTSS mean+56(FP), Y15
+	VBROADCASTSS invStd+60(FP), Y14
+	VMOVSS       gamma+64(FP), X13
+	VMULSS       invStd+60(FP), X13, X13
+	VBROADCASTSS X13, Y13
+	VBROADCASTSS mdy+68(FP), Y12
+	VBROADCASTSS mdyx+72(FP), Y11
+	VXORPS       Y10, Y10, Y10
+
+bm_seg:
+	MOVQ SI, CX
+	MOVQ R13, AX
+	CMPQ AX, $8
+	JB   bm_s
+
+bm_v:
+	VMOVUPS (CX), Y0
+	VSUBPS  Y15, Y0, Y0
+	VMULPS  Y14, Y0, Y0        // x̂
+	VMULPS  Y11, Y0, Y0        // x̂·mdyx
+	VMOVUPS (CX)(R14*1), Y5
+	VCMPPS  $0x1e, Y10, Y5, Y5 // y > 0
+	VANDPS  (CX)(R9*1), Y5, Y1 // masked dy
+	VSUBPS  Y12, Y1, Y1        // dy − mdy
+	VSUBPS  Y0, Y1, Y1
+	VMULPS  Y13, Y1, Y1        // (…)·k
+	VMOVUPS Y1, (CX)(R8*1)
+	ADDQ    $32, CX
+	SUBQ    $8, AX
+	CMPQ    AX, $8
+	JAE     bm_v
+
+bm_s:
+	TESTQ AX, AX
+	JZ    bm_next
+	VMOVSS (CX), X0
+	VSUBSS X15, X0, X0
+	VMULSS X14, X0, X0
+	VMULSS X11, X0, X0
+	VMOVSS (CX)(R14*1), X5
+	VCMPSS $0x1e, X10, X5, X5
+	VMOVSS (CX)(R9*1), X1
+	VANDPS X1, X5, X1
+	VSUBSS X12, X1, X1
+	VSUBSS X0, X1, X1
+	VMULSS X13, X1, X1
+	VMOVSS X1, (CX)(R8*1)
+	ADDQ   $4, CX
+	DECQ   AX
+	JMP    bm_s
+
+bm_next:
+	ADDQ R10, SI
+	DECQ R12
+	JNZ  bm_seg
+	VZEROUPPER
+	RET

@@ -32,6 +32,32 @@ func AddForward[T Float](a, b, y []T) error {
 	return nil
 }
 
+// AddReLUForward computes a residual merge followed by a ReLU,
+// elementwise,
+//
+//	y[i] = max(a[i] + b[i], 0)
+//
+// with the bits of AddForward and then ReLUForward in one pass: one
+// rounded addition, then ReLUForward's rules (a NaN stays NaN, −0 becomes
+// +0). y may be the same slice as a or b. An error wrapping
+// geom.ErrGeometry is returned, before any work, when a is empty, has 2³¹
+// elements or more, or the lengths differ.
+func AddReLUForward[T Float](a, b, y []T) error {
+	// a, b and y are (L)
+	if err := checkElementwise("AddReLUForward", len(a), lenCheck{"b", len(b), len(a)}, lenCheck{"y", len(y), len(a)}); err != nil {
+		return err
+	}
+	b, y = b[:len(a)], y[:len(a)]
+	if a32, ok := any(a).([]float32); ok {
+		vecAddReLU(any(y).([]float32), a32, any(b).([]float32))
+		return nil
+	}
+	for i, v := range a {
+		y[i] = max(v+b[i], 0)
+	}
+	return nil
+}
+
 // AddBackward copies dy, the gradient of y = a + b, into da and db, each
 // of which may be nil (a branch that needs no gradient):
 //

@@ -1,7 +1,8 @@
 package cpuref
 
 // The elementwise kernels of the float32 passes that run on every element
-// of an activation: ReLU forward and backward, and addition. Each is
+// of an activation: ReLU forward and backward, addition, and addition
+// followed by ReLU. Each is
 // written twice: in Go (the …Go functions, one scalar operation after
 // another) and, on amd64 with AVX2, in assembly (vec_amd64.s) eight
 // elements at a time with the same operations: one rounded float32
@@ -33,6 +34,25 @@ func addGo(y, a, b []float32) {
 	a, b = a[:len(y)], b[:len(y)]
 	for i := range y {
 		y[i] = a[i] + b[i]
+	}
+}
+
+// vecAddReLU sets y[i] = max(a[i] + b[i], 0) for i < len(y)
+// (AddReLUForward: vecAdd, then vecReLU). y may be the same slice as a or
+// b.
+func vecAddReLU(y, a, b []float32) {
+	a, b = a[:len(y)], b[:len(y)]
+	if m := len(y) &^ 7; useVec && m > 0 {
+		addReLUAVX(&y[0], &a[0], &b[0], m)
+		y, a, b = y[m:], a[m:], b[m:]
+	}
+	addReLUGo(y, a, b)
+}
+
+func addReLUGo(y, a, b []float32) {
+	a, b = a[:len(y)], b[:len(y)]
+	for i := range y {
+		y[i] = max(a[i]+b[i], 0)
 	}
 }
 

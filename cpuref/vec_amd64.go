@@ -13,6 +13,9 @@ var useVec = hasAVX2FMA()
 func addAVX(y, a, b *float32, n int)
 
 //go:noescape
+func addReLUAVX(y, a, b *float32, n int)
+
+//go:noescape
 func reluAVX(y, x *float32, n int)
 
 //go:noescape
@@ -42,3 +45,9 @@ func chanNormalizeReLUAVX(y, x *float32, n, hw, stride int, mean, invStd, gamma,
 
 //go:noescape
 func chanBackwardAVX(dx, x, dy *float32, n, hw, stride int, mean, invStd, gamma, mdy, mdyx float32)
+
+//go:noescape
+func chanSumBackwardReLUAVX(lanes, lanes2, dy, x, y *float32, n, hw, stride int, mean, invStd float32)
+
+//go:noescape
+func chanBackwardReLUAVX(dx, x, dy, y *float32, n, hw, stride int, mean, invStd, gamma, mdy, mdyx float32)

@@ -1,6 +1,7 @@
 // AVX2 kernels of the elementwise passes (see vec.go): ReLU forward and
-// backward and addition, each over n floats, n a multiple of 8, eight at
-// a time. Batch norm's channel kernels are in bnvec_amd64.s.
+// backward, addition, and addition then ReLU, each over n floats, n a
+// multiple of 8, eight at a time. Batch norm's channel kernels are in
+// bnvec_amd64.s.
 //
 // Every operation is one rounded float32 operation on each of the eight
 // elements, the same as the Go scalar code it stands for, and every
@@ -155,3 +156,42 @@ rbdone:
 	VZEROUPPER
 	RET
 
+
+// func addReLUAVX(y, a, b *float32, n int)
+// y[i] = max(a[i] + b[i], 0): addAVX's addition, then reluAVX's ReLU.
+TEXT ·addReLUAVX(SB), NOSPLIT, $0-32
+	MOVQ y+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	SIGN
+	CMPQ CX, $16
+	JB   ar8
+
+ar16:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y4
+	VADDPS  (DX), Y0, Y0
+	VADDPS  32(DX), Y4, Y4
+	RELU(Y0, Y1, Y2, Y3)
+	RELU(Y4, Y5, Y6, Y7)
+	VMOVUPS Y3, (DI)
+	VMOVUPS Y7, 32(DI)
+	ADDQ    $64, SI
+	ADDQ    $64, DX
+	ADDQ    $64, DI
+	SUBQ    $16, CX
+	CMPQ    CX, $16
+	JAE     ar16
+
+ar8:
+	CMPQ CX, $8
+	JB   ardone
+	VMOVUPS (SI), Y0
+	VADDPS  (DX), Y0, Y0
+	RELU(Y0, Y1, Y2, Y3)
+	VMOVUPS Y3, (DI)
+
+ardone:
+	VZEROUPPER
+	RET

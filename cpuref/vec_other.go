@@ -13,6 +13,10 @@ func addAVX(y, a, b *float32, n int) {
 	addGo(unsafe.Slice(y, n), unsafe.Slice(a, n), unsafe.Slice(b, n))
 }
 
+func addReLUAVX(y, a, b *float32, n int) {
+	addReLUGo(unsafe.Slice(y, n), unsafe.Slice(a, n), unsafe.Slice(b, n))
+}
+
 func reluAVX(y, x *float32, n int) {
 	reluGo(unsafe.Slice(y, n), unsafe.Slice(x, n))
 }
@@ -55,4 +59,15 @@ func chanNormalizeReLUAVX(y, x *float32, n, hw, stride int, mean, invStd, gamma,
 func chanBackwardAVX(dx, x, dy *float32, n, hw, stride int, mean, invStd, gamma, mdy, mdyx float32) {
 	l := chanLen(n, hw, stride)
 	chanBackwardGo(unsafe.Slice(dx, l), unsafe.Slice(x, l), unsafe.Slice(dy, l), n, hw, stride, mean, invStd, gamma, mdy, mdyx)
+}
+
+func chanSumBackwardReLUAVX(lanes, lanes2, dy, x, y *float32, n, hw, stride int, mean, invStd float32) {
+	l := chanLen(n, hw, stride)
+	chanSumBackwardReLUGo((*[bnLanes]float32)(unsafe.Pointer(lanes)), (*[bnLanes]float32)(unsafe.Pointer(lanes2)),
+		unsafe.Slice(dy, l), unsafe.Slice(x, l), unsafe.Slice(y, l), n, hw, stride, mean, invStd)
+}
+
+func chanBackwardReLUAVX(dx, x, dy, y *float32, n, hw, stride int, mean, invStd, gamma, mdy, mdyx float32) {
+	l := chanLen(n, hw, stride)
+	chanBackwardReLUGo(unsafe.Slice(dx, l), unsafe.Slice(x, l), unsafe.Slice(dy, l), unsafe.Slice(y, l), n, hw, stride, mean, invStd, gamma, mdy, mdyx)
 }
