@@ -535,6 +535,12 @@ func (t *timedBackend) BatchNormBackward(n, c, hw int, x, gamma, saveMean, saveI
 	})
 }
 
+func (t *timedBackend) BatchNormBackwardReLU(n, c, hw int, x, gamma, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta backend.Tensor) error {
+	return t.time(fmt.Sprintf("batchnorm+relu bwd N=%d,C=%d,HW=%d", n, c, hw), 0, 0, func() error {
+		return t.be.BatchNormBackwardReLU(n, c, hw, x, gamma, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta)
+	})
+}
+
 func (t *timedBackend) AvgPoolForward(g geom.AvgPoolGeom, x, y backend.Tensor) error {
 	return t.time("avgpool fwd "+g.String(), 0, 0, func() error { return t.be.AvgPoolForward(g, x, y) })
 }
@@ -569,6 +575,10 @@ func (t *timedBackend) DropoutBackward(key backend.DropoutKey, p float32, dy, dx
 
 func (t *timedBackend) Add(a, b, y backend.Tensor) error {
 	return t.time("add", 0, 0, func() error { return t.be.Add(a, b, y) })
+}
+
+func (t *timedBackend) AddReLU(a, b, y backend.Tensor) error {
+	return t.time("add+relu", 0, 0, func() error { return t.be.AddReLU(a, b, y) })
 }
 
 func (t *timedBackend) ConcatForward(n, hw int, cs []int, xs []backend.Tensor, y backend.Tensor) error {

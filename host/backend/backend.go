@@ -127,6 +127,13 @@ type Fusions struct {
 	// training and in evaluation (the GPU backend: bn_train_fwd_v2,
 	// bn_eval_fwd_v2; the CPU backend: cpuref.BatchNorm32).
 	BatchNormReLU bool
+	// AddReLU: AddReLU is one pass (the CPU backend:
+	// cpuref.AddReLUForward), cheaper than Add and then ReLUForward.
+	AddReLU bool
+	// BatchNormBackwardReLU: BatchNormBackwardReLU is one pass (the CPU
+	// backend: cpuref.BatchNorm32.BackwardReLU), cheaper than
+	// ReLUBackward and then BatchNormBackward.
+	BatchNormBackwardReLU bool
 }
 
 // Memory allocates, copies and frees a backend's tensors.
@@ -224,6 +231,14 @@ type Ops interface {
 	// as cpuref.BatchNormBackward32. Overwrites; deterministic.
 	BatchNormBackward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta Tensor) error
 
+	// BatchNormBackwardReLU is, for a batch normalisation followed by a
+	// ReLU whose output is y (N,C,H·W) and whose output gradient is dy,
+	// ReLUBackward(y, dy, m) (y masks as the ReLU's input would: y > 0
+	// exactly where it is > 0) and then BatchNormBackward with dy = m,
+	// the same bits, m not kept and dy not changed. dx may be nil, or dy
+	// (not y).
+	BatchNormBackwardReLU(n, c, hw int, x, gamma, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta Tensor) error
+
 	// AvgPoolForward: x is (N,C,H,W), y (N,C,P,Q) the mean over each window,
 	// padded zeros counted (PyTorch's count_include_pad).
 	AvgPoolForward(g geom.AvgPoolGeom, x, y Tensor) error
@@ -249,6 +264,9 @@ type Ops interface {
 	DropoutBackward(key DropoutKey, p float32, dy, dx Tensor) error
 	// Add: y = a + b elementwise, equal lengths (a residual merge).
 	Add(a, b, y Tensor) error
+	// AddReLU: y = max(a + b, 0) elementwise, equal lengths, the bits of
+	// Add and then ReLUForward (a residual merge and the ReLU after it).
+	AddReLU(a, b, y Tensor) error
 	// ConcatForward: xs[i] is (N,cs[i],HW), y (N,Σcs,HW) their channels in
 	// order.
 	ConcatForward(n, hw int, cs []int, xs []Tensor, y Tensor) error

@@ -289,10 +289,14 @@ func (be *cpuBackend) conv(op string, g geom.ConvGeom) (*cpuref.Conv2D, error) {
 }
 
 // Fusions: batch norm with its ReLU is one pass (cpuref.BatchNorm32
-// applies the ReLU as it writes y). A convolution's ReLU epilogue is a
-// second pass over its output, so it is not advertised: the model gains
-// more by pooling before the ReLU.
-func (be *cpuBackend) Fusions() backend.Fusions { return backend.Fusions{BatchNormReLU: true} }
+// applies the ReLU as it writes y), and so is its backward pass through
+// that ReLU (BatchNorm32.BackwardReLU masks dy as it reads it); a
+// residual add with the ReLU after it is one pass (AddReLUForward). A
+// convolution's ReLU epilogue is a second pass over its output, so it is
+// not advertised: the model gains more by pooling before the ReLU.
+func (be *cpuBackend) Fusions() backend.Fusions {
+	return backend.Fusions{BatchNormReLU: true, AddReLU: true, BatchNormBackwardReLU: true}
+}
 
 // The convolutions, dense layers, losses and optimiser steps hand their
 // tensors' storage to cpuref, which checks every size and length before

@@ -169,3 +169,56 @@ func TestCPUAddAccumulate(t *testing.T) {
 		}
 	}
 }
+
+// TestCPUAddReLU checks AddReLU (y = max(a + b, 0)), split over 1 to 3
+// threads, against Add and then ReLUForward, bit for bit, on lengths
+// that are not multiples of 8 or of the chunks, with sums of ±0,
+// infinities and NaNs, out of place (y poisoned with NaN first) and in
+// place; a y of another length is an error that writes nothing.
+func TestCPUAddReLU(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	special := []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)),
+		math.Float32frombits(0x7fc12345), math.Float32frombits(0xff812345)}
+	for _, n := range []int{1, 7, 8, 100, 1<<15 + 3, 3*minChunk + 5} {
+		a, b := make([]float32, n), make([]float32, n)
+		for i := range a {
+			a[i], b[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+			switch k := rng.IntN(16); {
+			case k < len(special):
+				a[i] = special[k]
+			case k < 14:
+				b[i] = -a[i] // a sum of ±0
+			}
+		}
+		for threads := 1; threads <= 3; threads++ {
+			name := "n=" + strconv.Itoa(n) + ",threads=" + strconv.Itoa(threads)
+			be, err := NewCPUBackend(threads)
+			mustNil(t, err)
+			ta, _ := be.NewTensor(n)
+			tb, _ := be.NewTensor(n)
+			want, _ := be.NewTensor(n)
+			ty, _ := be.NewTensor(n)
+			mustNil(t, be.Upload(ta, a))
+			mustNil(t, be.Upload(tb, b))
+			mustNil(t, be.Add(ta, tb, want))
+			mustNil(t, be.ReLUForward(want, want))
+			mustNil(t, be.Fill(ty, float32(math.NaN())))
+			mustNil(t, be.AddReLU(ta, tb, ty))
+			equalBits(t, name+" add+relu", ty.(*cpuTensor).f, want.(*cpuTensor).f)
+			mustNil(t, be.AddReLU(ta, tb, ta))
+			equalBits(t, name+" add+relu in place", ta.(*cpuTensor).f, want.(*cpuTensor).f)
+			short, _ := be.NewTensor(n + 1)
+			mustNil(t, be.Fill(short, 7))
+			if err := be.AddReLU(tb, tb, short); err == nil {
+				t.Errorf("%s: AddReLU into %d elements = nil, want an error", name, n+1)
+			}
+			for i, v := range short.(*cpuTensor).f {
+				if v != 7 {
+					t.Errorf("%s: AddReLU wrote y[%d] = %g before its error", name, i, v)
+					break
+				}
+			}
+			mustNil(t, be.Close())
+		}
+	}
+}

@@ -24,6 +24,7 @@ const (
 	opReLUForward parOp = iota
 	opReLUBackward
 	opAdd
+	opAddReLU
 	opPoolForward
 	opPoolCheck
 	opPoolBackward
@@ -43,7 +44,7 @@ type parallel struct {
 	op           parOp
 	units, nw    int
 	x, y, dy, dx []float32
-	a, b         []float32 // opAdd: y = a + b
+	a, b         []float32 // opAdd, opAddReLU: y = a + b, max(a + b, 0)
 	am           []int32
 	pg           geom.PoolGeom
 }
@@ -89,6 +90,8 @@ func (p *parallel) chunk(i int) error {
 		return cpuref.ReLUBackward(p.x[lo:hi], p.dy[lo:hi], p.dx[lo:hi])
 	case opAdd:
 		return cpuref.AddForward(p.a[lo:hi], p.b[lo:hi], p.y[lo:hi])
+	case opAddReLU:
+		return cpuref.AddReLUForward(p.a[lo:hi], p.b[lo:hi], p.y[lo:hi])
 	}
 	// Pooling: units are images.
 	g := p.pg

@@ -105,16 +105,34 @@ func (be *cpuBackend) Add(a, b, y backend.Tensor) error {
 	return wrap("add", be.add(s[0], s[1], s[2]))
 }
 
+// AddReLU is cpuref.AddReLUForward split over the backend's goroutines:
+// one pass, the bits of Add and then ReLUForward.
+func (be *cpuBackend) AddReLU(a, b, y backend.Tensor) error {
+	s, err := be.slices([]string{"a", "b", "y"}, a, b, y)
+	if err != nil {
+		return err
+	}
+	return wrap("add+relu", be.addOp(opAddReLU, s[0], s[1], s[2]))
+}
+
 // add sets y = a + b elementwise on up to threads goroutines, after
 // AddForward's checks of the lengths.
-func (be *cpuBackend) add(a, b, y []float32) error {
-	if len(b) != len(a) || len(y) != len(a) {
-		// AddForward's error, before any work.
+func (be *cpuBackend) add(a, b, y []float32) error { return be.addOp(opAdd, a, b, y) }
+
+// addOp runs op (opAdd or opAddReLU) over a, b and y on up to threads
+// goroutines, after AddForward's checks of the lengths (AddReLUForward's
+// are the same).
+func (be *cpuBackend) addOp(op parOp, a, b, y []float32) error {
+	if len(b) != len(a) || len(y) != len(a) || len(a) == 0 {
+		// The serial form's error, before any work.
+		if op == opAddReLU {
+			return cpuref.AddReLUForward(a, b, y)
+		}
 		return cpuref.AddForward(a, b, y)
 	}
 	p := &be.par
 	p.a, p.b, p.y = a, b, y
-	err := p.run(opAdd, len(a), len(a))
+	err := p.run(op, len(a), len(a))
 	p.a, p.b, p.y = nil, nil, nil
 	return err
 }

@@ -64,6 +64,19 @@ func (be *cpuBackend) BatchNormBackward(n, c, hw int, x, gamma, saveMean, saveIn
 	return wrap("batch norm backward", be.bn.Backward(n, c, hw, s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]))
 }
 
+var bnBackwardReLUNames = []string{"x", "gamma", "saved mean", "saved inverse std", "y", "dy", "dx", "dgamma", "dbeta"}
+
+// BatchNormBackwardReLU is cpuref.BatchNorm32.BackwardReLU: the backward
+// pass reads dy masked by the ReLU's output y as it goes (ReLUBackward's
+// bits), with no masked copy written.
+func (be *cpuBackend) BatchNormBackwardReLU(n, c, hw int, x, gamma, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta backend.Tensor) error {
+	s, err := be.slices(bnBackwardReLUNames, x, gamma, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta)
+	if err != nil {
+		return err
+	}
+	return wrap("batch norm+relu backward", be.bn.BackwardReLU(n, c, hw, s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8]))
+}
+
 func (be *cpuBackend) AvgPoolForward(g geom.AvgPoolGeom, x, y backend.Tensor) error {
 	s, err := be.slices([]string{"x", "y"}, x, y)
 	if err != nil {

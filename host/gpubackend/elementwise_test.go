@@ -68,6 +68,22 @@ func testElementwiseOps(t *testing.T, w *twin, rng *rand.Rand) {
 		w.same("y", y, 0, 0)
 	})
 
+	// AddReLU: fused on the CPU (cpuref.AddReLUForward), add_v1 and
+	// relu_fwd_v1 here; a quarter of the sums exactly ±0.
+	t.Run("op=add+relu", func(t *testing.T) {
+		w.t = t
+		const n = 301
+		av, bv := reals(rng, n), reals(rng, n)
+		for i := 0; i < n; i += 4 {
+			bv[i] = -av[i]
+		}
+		a, b, y := w.f32(av), w.f32(bv), w.out(n)
+		w.run(func(be backend.Backend, i int) error { return be.AddReLU(a[i], b[i], y[i]) })
+		w.same("y", y, 0, 0)
+		w.run(func(be backend.Backend, i int) error { return be.AddReLU(a[i], b[i], a[i]) }) // in place
+		w.same("y in place", a, 0, 0)
+	})
+
 	t.Run("op=concat", func(t *testing.T) {
 		w.t = t
 		const n, hw = 3, 10
@@ -101,6 +117,7 @@ func testElementwiseOps(t *testing.T, w *twin, rng *rand.Rand) {
 			{"activation y too short", g.ActivationForward(backend.Tanh, 0, x[1], short[1]), geom.ErrGeometry},
 			{"dropout p = 1", g.DropoutForward(backend.DropoutKey{}, 1, x[1], y[1]), geom.ErrHyperparameter},
 			{"add lengths differ", g.Add(x[1], short[1], y[1]), geom.ErrGeometry},
+			{"add+relu y too short", g.AddReLU(x[1], x[1], short[1]), geom.ErrGeometry},
 			{"concat counts differ", g.ConcatForward(1, 4, []int{1, 2}, []backend.Tensor{x[1]}, y[1]), geom.ErrGeometry},
 			// The second input is refused before the first is copied.
 			{"concat second input short", g.ConcatForward(1, 4, []int{2, 1}, []backend.Tensor{w.f32(make([]float32, 8))[1], short[1]}, y[1]), geom.ErrGeometry},

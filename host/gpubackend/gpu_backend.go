@@ -358,7 +358,8 @@ func (be *gpuBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor, 
 }
 
 // Fusions: a convolution or a batch normalisation with its ReLU is one
-// launch.
+// launch. AddReLU and BatchNormBackwardReLU are two launches each (the
+// unfused kernels one after the other), so they are not advertised.
 func (be *gpuBackend) Fusions() backend.Fusions {
 	return backend.Fusions{ConvReLU: true, BatchNormReLU: true}
 }

@@ -1,6 +1,7 @@
 package gpubackend
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/convtrain/convtrain/cpuref/geom"
@@ -64,6 +65,65 @@ func (be *gpuBackend) BatchNormBackward(n, c, hw int, x, gamma, saveMean, saveIn
 		return err
 	}
 	return gpuWrap("batch norm backward", be.dev.BatchNormBackward(n, c, hw, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]))
+}
+
+var bnBackwardReLUArgs = []arg{{"x", false}, {"gamma", false}, {"saved mean", false}, {"saved inverse std", false},
+	{"y", false}, {"dy", false}, {"dx", true}, {"dgamma", false}, {"dbeta", false}}
+
+// BatchNormBackwardReLU is not fused here (Fusions does not advertise
+// it): relu_bwd_v1 writes the masked gradient into dx, then bn_bwd_v1
+// runs on it in place. When dx is nil the masked gradient goes to a
+// temporary tensor, freed after a Sync (so it cannot be done while
+// recording a graph). Every length is checked before the first launch.
+func (be *gpuBackend) BatchNormBackwardReLU(n, c, hw int, x, gamma, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta backend.Tensor) error {
+	const op = "batch norm+relu backward"
+	if _, err := be.bufs(bnBackwardReLUArgs, x, gamma, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta); err != nil {
+		return err
+	}
+	if n < 1 || c < 1 || hw < 1 || n > geom.MaxElems/c/hw {
+		return fmt.Errorf("host: %s: N=%d, C=%d, HW=%d: %w", op, n, c, hw, geom.ErrGeometry)
+	}
+	L := n * c * hw
+	for _, t := range []struct {
+		name string
+		t    backend.Tensor
+		n    int
+	}{{"x", x, L}, {"gamma", gamma, c}, {"saved mean", saveMean, c}, {"saved inverse std", saveInvStd, c},
+		{"y", y, L}, {"dy", dy, L}, {"dgamma", dgamma, c}, {"dbeta", dbeta, c}} {
+		if t.t.Len() != t.n {
+			return fmt.Errorf("host: %s: %s has %d elements, want %d: %w", op, t.name, t.t.Len(), t.n, geom.ErrGeometry)
+		}
+	}
+	if dx != nil {
+		if dx.Len() != L {
+			return fmt.Errorf("host: %s: dx has %d elements, want %d: %w", op, dx.Len(), L, geom.ErrGeometry)
+		}
+		if err := be.ReLUBackward(y, dy, dx); err != nil {
+			return err
+		}
+		return be.BatchNormBackward(n, c, hw, x, gamma, saveMean, saveInvStd, dx, dx, dgamma, dbeta)
+	}
+	m, err := be.NewTensor(L)
+	if err != nil {
+		return fmt.Errorf("host: %s: %w", op, err)
+	}
+	err = be.ReLUBackward(y, dy, m)
+	if err == nil {
+		err = be.BatchNormBackward(n, c, hw, x, gamma, saveMean, saveInvStd, m, nil, dgamma, dbeta)
+	}
+	if err == nil {
+		err = be.Sync()
+	}
+	return errors.Join(err, be.Free(m))
+}
+
+// AddReLU is not fused here (Fusions does not advertise it): add_v1, then
+// relu_fwd_v1 in place on y.
+func (be *gpuBackend) AddReLU(a, b, y backend.Tensor) error {
+	if err := be.Add(a, b, y); err != nil {
+		return err
+	}
+	return be.ReLUForward(y, y)
 }
 
 var xyArgs, dyDxArgs = []arg{{"x", false}, {"y", false}}, []arg{{"dy", false}, {"dx", false}}
