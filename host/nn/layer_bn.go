@@ -49,11 +49,21 @@ func init() {
 				tmp[0], tmp[1], b.acts[n.y], n.epilogue, bnMomentum, bnEps)
 		},
 		backward: func(b *Batch, n *node) error {
+			r := n.reluBwd // the ReLU after it, whose backward pass runs here (plan.go)
 			if s := b.m.bnSync; s != nil {
+				if r != nil { // unfused: the synchronised pass reads the masked gradient
+					if err := r.mod.backward(b, r); err != nil {
+						return err
+					}
+				}
 				return bnSyncBackward(b, n, s)
 			}
 			in := n.info.In
 			p, tmp := n.params, b.tmp[n.id]
+			if r != nil {
+				return b.be.BatchNormBackwardReLU(b.N, in.C, in.H*in.W, b.acts[n.in], p[0].Value, tmp[0], tmp[1],
+					b.acts[r.out], b.grads[r.out], b.dx(n), p[0].Grad, p[1].Grad)
+			}
 			return b.be.BatchNormBackward(b.N, in.C, in.H*in.W, b.acts[n.in], p[0].Value, tmp[0], tmp[1], b.grads[n.out], b.dx(n), p[0].Grad, p[1].Grad)
 		},
 		export: func(e *exporter, n *node) error {

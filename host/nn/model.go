@@ -418,6 +418,8 @@ func (m *Model) Forward(b *Batch) error {
 // with the ReLU it runs fused, or the add of a residual block.
 func (m *Model) nodeName(n *node) string {
 	switch {
+	case n.mod == addModule && n.epilogue == backend.EpilogueReLU:
+		return fmt.Sprintf("the add closing the residual block before layer %d, and that relu", m.nextLayer(n))
 	case n.mod == addModule:
 		return fmt.Sprintf("the add closing the residual block before layer %d", m.nextLayer(n))
 	case n.mod == catModule:
@@ -445,8 +447,8 @@ func (m *Model) nextLayer(n *node) int {
 func (m *Model) Backward(b *Batch) error {
 	for i := len(m.g.nodes) - 1; i >= 0; i-- {
 		n := m.g.nodes[i]
-		if (n.fused && !n.maskOut) || n.byPool || n.bwdByDense {
-			continue // done with the max-pool after it, or the dense layer after it
+		if (n.fused && !n.maskOut) || n.byPool || n.bwdByDense || n.bwdByBN {
+			continue // done with the max-pool after it, the dense layer after it, or the batch norm before it
 		}
 		err := n.mod.backward(b, n)
 		if err == nil {

@@ -32,7 +32,7 @@ type node struct {
 
 	// Set by plan.
 	y        int              // the tensor the forward pass writes: out, or the fused ReLU's output
-	epilogue backend.Epilogue // a conv running the ReLU after it
+	epilogue backend.Epilogue // a conv, batch norm or add running the ReLU after it
 	fused    bool             // a ReLU run by its neighbour (its conv's epilogue or the max-pool after it)
 	maskOut  bool             // a ReLU whose conv computed it: its backward masks with its output
 	relu     *node            // a max-pool running the ReLU before it after itself (pre, dpre)
@@ -56,6 +56,12 @@ type node struct {
 	// pool's own (bwdByDense) is not run.
 	bwdPool    *node
 	bwdByDense bool
+	// reluBwd, on a BatchNorm read only by a ReLU, is that ReLU: the
+	// batch norm's backward pass reads the ReLU's output gradient masked
+	// by its output (BatchNormBackwardReLU), and the ReLU's own backward
+	// pass (bwdByBN) is not run.
+	reluBwd *node
+	bwdByBN bool
 	// Where the input's gradient goes: the input's gradient itself, or,
 	// when another consumer of the input writes it first in the backward
 	// pass, the input's scratch, added to it after the node (dxAcc).
@@ -212,10 +218,18 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 		return g.nodes[n.id+1]
 	}
 	for _, n := range g.nodes {
-		if !fuse || n.mod == addModule || n.mod == catModule {
+		if !fuse || n.mod == catModule {
 			continue
 		}
 		r := next(n)
+		if n.mod == addModule {
+			if f.AddReLU && r != nil && r.mod.kind == ReLU {
+				n.epilogue, n.y = backend.EpilogueReLU, r.out
+				r.fused, r.maskOut = true, true
+				g.tensors[n.out].noAct = true
+			}
+			continue
+		}
 		switch {
 		case r == nil:
 		case f.ConvReLU && n.mod.kind == Conv && r.mod.kind == ReLU,
@@ -325,6 +339,21 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 			}
 		}
 	}
+	// A BatchNorm read only by a ReLU, on a backend whose Fusions say
+	// BatchNormBackwardReLU (the CPU backend), runs the ReLU's backward
+	// pass in its own: it reads the ReLU's output gradient where the
+	// ReLU's output is > 0, else 0, which is what ReLUBackward writes
+	// (the output masks as the input would, see above), so the masked
+	// gradient is never stored. Not where a max-pool masks for the ReLU
+	// (byPool) or the ReLU runs after its pool (its output is not kept).
+	for _, n := range g.nodes {
+		if !fuse || !f.BatchNormBackwardReLU || n.mod.kind != BatchNorm {
+			continue
+		}
+		if r := next(n); r != nil && r.mod.kind == ReLU && (!r.fused || r.maskOut) && !r.byPool && r.needDX && !r.dxAcc {
+			n.reluBwd, r.bwdByBN = r, true
+		}
+	}
 }
 
 // fuseLoss lets the max-pool that runs the last dense layer run the
@@ -375,6 +404,9 @@ var addModule = &kindModule{
 		return nil
 	},
 	forward: func(b *Batch, n *node) error {
+		if n.epilogue == backend.EpilogueReLU { // the ReLU after it, fused (plan): its output
+			return b.be.AddReLU(b.acts[n.in], b.acts[n.in2], b.acts[n.y])
+		}
 		return b.be.Add(b.acts[n.in], b.acts[n.in2], b.acts[n.out])
 	},
 	backward: func(b *Batch, n *node) error {

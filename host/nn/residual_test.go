@@ -3,6 +3,7 @@ package nn
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -505,5 +506,124 @@ func TestFusedBatchNormReLUCPU(t *testing.T) {
 	backendtest.EqualBits(t, "evaluation outputs", f.out, u.out)
 	for i := range u.params {
 		backendtest.EqualBits(t, "parameter or buffer "+strconv.Itoa(i), f.params[i], u.params[i])
+	}
+}
+
+// countingBackend counts the calls of the operations that the step plan's
+// ReLU fusions replace and use.
+type countingBackend struct {
+	backend.Backend
+	calls map[string]int
+}
+
+func (c *countingBackend) ReLUForward(x, y backend.Tensor) error {
+	c.calls["relu fwd"]++
+	return c.Backend.ReLUForward(x, y)
+}
+
+func (c *countingBackend) ReLUBackward(x, dy, dx backend.Tensor) error {
+	c.calls["relu bwd"]++
+	return c.Backend.ReLUBackward(x, dy, dx)
+}
+
+func (c *countingBackend) Add(a, b, y backend.Tensor) error {
+	c.calls["add"]++
+	return c.Backend.Add(a, b, y)
+}
+
+func (c *countingBackend) AddReLU(a, b, y backend.Tensor) error {
+	c.calls["add+relu"]++
+	return c.Backend.AddReLU(a, b, y)
+}
+
+func (c *countingBackend) BatchNormBackward(n, ch, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor) error {
+	c.calls["bn bwd"]++
+	return c.Backend.BatchNormBackward(n, ch, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta)
+}
+
+func (c *countingBackend) BatchNormBackwardReLU(n, ch, hw int, x, gamma, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta backend.Tensor) error {
+	c.calls["bn+relu bwd"]++
+	return c.Backend.BatchNormBackwardReLU(n, ch, hw, x, gamma, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta)
+}
+
+// TestFusedResNetCPU trains resnet8 (the preset) on the CPU backend with
+// the step plan's fusions and with every layer as written, then evaluates
+// it, and requires the same bits: losses, weights, running statistics and
+// evaluation outputs. Fused, each residual add and the ReLU after it are
+// one AddReLU, and each BatchNorm+ReLU pair's backward pass is one
+// BatchNormBackwardReLU (the stem's and each block's first); the calls are
+// counted, so both fusions are known to have run, and as written neither
+// runs. The activations are large enough for the passes to split over two
+// goroutines.
+func TestFusedResNetCPU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the training runs are left to the full run")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	layers, err := ParseSpec(Presets["resnet8"])
+	backendtest.MustNil(t, err)
+	spec := Spec{C: 1, H: 16, W: 16, Loss: SoftmaxCE, Layers: layers}
+	ds, err := data.Synthetic(80, 16, 10, 7)
+	backendtest.MustNil(t, err)
+	const steps, batch = 3, 24
+	type result struct {
+		losses, out []float32
+		params      [][]float32
+		calls       map[string]int
+	}
+	run := func(fuse bool) result {
+		be := &countingBackend{Backend: backendtest.CPU(t), calls: map[string]int{}}
+		m, err := newModel(be, spec, 3, fuse)
+		backendtest.MustNil(t, err)
+		defer m.Close()
+		var r result
+		r.losses = trainSteps(t, m, ds, steps, batch, 3, 0.05)
+		r.calls = maps.Clone(be.calls)
+		set, err := m.Upload(ds, ds.Standardisation())
+		backendtest.MustNil(t, err)
+		b, err := m.NewBatch(batch)
+		backendtest.MustNil(t, err)
+		b.Eval = true
+		rows := make([]int32, batch)
+		for i := range rows {
+			rows[i] = int32(50 + i)
+		}
+		backendtest.MustNil(t, m.Load(b, set, rows))
+		backendtest.MustNil(t, m.Forward(b))
+		r.out = make([]float32, b.Output().Len())
+		backendtest.MustNil(t, be.Download(r.out, b.Output()))
+		r.params, err = m.ParamValues()
+		backendtest.MustNil(t, err)
+		for _, p := range m.Buffers() {
+			v := make([]float32, p.Value.Len())
+			backendtest.MustNil(t, be.Download(v, p.Value))
+			r.params = append(r.params, v)
+		}
+		return r
+	}
+	f, u := run(true), run(false)
+	backendtest.EqualBits(t, "losses", f.losses, u.losses)
+	backendtest.EqualBits(t, "evaluation outputs", f.out, u.out)
+	for i := range u.params {
+		backendtest.EqualBits(t, "parameter or buffer "+strconv.Itoa(i), f.params[i], u.params[i])
+	}
+	// resnet8: the stem's BatchNorm+ReLU, three blocks of BatchNorm+ReLU
+	// and add+ReLU, nine BatchNorms in all (two projections); per
+	// training step.
+	for _, c := range []struct {
+		op            string
+		fused, unfusd int
+	}{
+		{"add+relu", 3, 0},
+		{"add", 0, 3},
+		{"relu fwd", 0, 7},
+		{"relu bwd", 3, 7}, // after each add
+		{"bn+relu bwd", 4, 0},
+		{"bn bwd", 5, 9},
+	} {
+		if f.calls[c.op] != steps*c.fused || u.calls[c.op] != steps*c.unfusd {
+			t.Errorf("%s calls in %d steps: %d fused, %d as written; want %d and %d",
+				c.op, steps, f.calls[c.op], u.calls[c.op], steps*c.fused, steps*c.unfusd)
+		}
 	}
 }
