@@ -4,9 +4,10 @@ import "github.com/convtrain/convtrain/host/ckpt/onnx"
 
 // ReLU is y = max(x, 0), elementwise; spec text relu. Its backward pass
 // passes the gradient where x > 0. The step plan may run it inside the
-// convolution before it (an epilogue: the backward pass then masks with
-// y, since y > 0 exactly when x > 0) or after the max-pool that follows it
-// (see plan.go).
+// convolution, batch norm or residual add before it (an epilogue: the
+// backward pass then masks with y, since y > 0 exactly when x > 0), after
+// the max-pool that follows it, or its backward pass inside the batch
+// norm's before it (see plan.go).
 const ReLU LayerKind = 2
 
 func init() {
