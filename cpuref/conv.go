@@ -36,7 +36,10 @@ import (
 // image, split into phases when strided, in which every row of col is a
 // contiguous run, in the same three ways, on AVX-512 micro-kernels where
 // the CPU has them (the frame path, frame.go; the same bits as forming
-// col). Each output of the
+// col), except that the backward-data pass of a stride-1 one there, when
+// C is a multiple of 8, is the forward pass of the transposed convolution:
+// each dx element one chain of fused multiply-adds over (k, r', s') in
+// order, r' = R−1−r, s' = S−1−s (transposedData). Each output of the
 // forward GEMM, and each dcol value, is one chain of fused multiply-adds
 // over (c, r, s), resp. k, in order (then + b; dx sums its dcol values in
 // (c, r, s, p, q) order after col2im, or in tile order when added in place,
@@ -96,6 +99,11 @@ type Conv2D struct {
 	// image instead of col (see frame.go); fr describes it.
 	frame bool
 	fr    convFrame
+	// tr is the transposed convolution whose forward pass is this one's
+	// backward-data pass where transposedData says so (made at the first
+	// call), wT its weights.
+	tr *Conv2D
+	wT []float32
 	// rows[r] = [p0, p1): the outputs whose input row p·sh − ph + r is in
 	// the image; cols[s] = [q0, q1) likewise; taps[q] = [s0, s1): the
 	// kernel columns of output column q that are in the image.
@@ -242,6 +250,9 @@ func (c *Conv2D) BackwardData(dy, w, dx []float32) error {
 		lenCheck{"dy", len(dy), g.YLen()}, lenCheck{"w", len(w), g.WLen()},
 		lenCheck{"dx", len(dx), g.XLen()}); err != nil {
 		return err
+	}
+	if c.transposedData() {
+		return c.backwardDataTransposed(dy, w, dx)
 	}
 	c.op, c.dy, c.w, c.dx = opBackwardData, dy, w, dx
 	c.run()

@@ -1,6 +1,10 @@
 package cpuref
 
-import "github.com/convtrain/convtrain/cpuref/geom"
+import (
+	"fmt"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
+)
 
 // The frame path of the FMA convolutions: a convolution that the implicit
 // passes do not serve (a padded or strided one, as every 3×3 convolution
@@ -374,4 +378,49 @@ func copyRowsGo(dst []float32, ldd, ds int, src []float32, lds, ss, rows, n int)
 			dst[r*ldd+k*ds] = src[r*lds+k*ss]
 		}
 	}
+}
+
+// transposedData reports whether the backward-data pass runs as the
+// forward pass of the transposed convolution (backwardDataTransposed): a
+// stride-1 convolution on the frame path with the AVX-512 kernels, whose
+// transpose (C outputs) suits them too, padded by at most the kernel less
+// one. There each dx element is one chain of fused multiply-adds over
+// (k, r', s') in order, r' = R−1−r, s' = S−1−s: long chains over all of
+// K·R·S, where the frame's backward-data pass (dcol, then col2im) runs K
+// at a time.
+func (c *Conv2D) transposedData() bool {
+	g := c.g
+	return c.frame && !c.fr.phased && c.fr.z && g.C%8 == 0 &&
+		g.PadH <= g.R-1 && g.PadW <= g.S-1 && useTransposedData
+}
+
+// useTransposedData turns transposedData on; tests switch it off to reach
+// the frame's own backward-data pass.
+var useTransposedData = true
+
+// backwardDataTransposed computes dx as the forward pass of the transposed
+// convolution: dx[n,c,h,w] = Σ_(k,r',s') wT[c,k,r',s'] · dy[n,k, h−ph'+r',
+// w−pw'+s'] with wT[c,k,r',s'] = w[k,c,R−1−r',S−1−s'], ph' = R−1−ph,
+// pw' = S−1−pw (0 outside dy), a stride-1 convolution of K channels to C.
+func (c *Conv2D) backwardDataTransposed(dy, w, dx []float32) error {
+	g := c.g
+	R, S, K, C := g.R, g.S, g.K, g.C
+	if c.tr == nil {
+		tr, err := NewConv2D(geom.ConvGeom{N: g.N, C: K, H: c.p, W: c.q, K: C, R: R, S: S,
+			StrideH: 1, StrideW: 1, PadH: R - 1 - g.PadH, PadW: S - 1 - g.PadW})
+		if err != nil {
+			return fmt.Errorf("cpuref: Conv2D.BackwardData %v: the transposed convolution: %w", g, err)
+		}
+		c.tr, c.wT = tr, make([]float32, len(w))
+	}
+	for k := range K {
+		for ch := range C {
+			src := w[(k*C+ch)*R*S : (k*C+ch+1)*R*S]
+			dst := c.wT[(ch*K+k)*R*S : (ch*K+k+1)*R*S]
+			for i, v := range src {
+				dst[R*S-1-i] = v // (r, s) → (R−1−r, S−1−s)
+			}
+		}
+	}
+	return c.tr.Forward(dy, c.wT, nil, dx)
 }

@@ -53,7 +53,8 @@ func TestConv2DFrameVsIm2col(t *testing.T) {
 		{N: 2, C: 2, H: 5, W: 5, K: 8, R: 1, S: 1, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1},
 		{N: 2, C: 1, H: 7, W: 1, K: 3, R: 3, S: 1, StrideH: 2, StrideW: 3, PadH: 1},
 	}
-	defer func(was, z bool) { useConvFrame, useAVX512 = was, z }(useConvFrame, useAVX512)
+	defer func(was, z, tr bool) { useConvFrame, useAVX512, useTransposedData = was, z, tr }(useConvFrame, useAVX512, useTransposedData)
+	useTransposedData = false // the frame's own backward-data pass (TestConv2DTransposedData has the other)
 	kernels := []bool{false}
 	if avx512Run {
 		kernels = append(kernels, true)
@@ -177,4 +178,105 @@ func TestCopyRows(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestConv2DTransposedData checks the backward-data pass that runs as the
+// forward pass of the transposed convolution (transposedData): bit for bit
+// the order it documents, each dx element one chain of fused multiply-adds
+// over (k, r', s') from 0, computed here one element at a time; exactly
+// the direct form on small integers; within the float32 bound of the
+// float64 direct form on uniform inputs; on 1 and 2 threads, with NaN and
+// Inf among the inputs.
+func TestConv2DTransposedData(t *testing.T) {
+	if !avx512Run || !useFMAGEMM {
+		t.Skip("the transposed backward-data pass runs on the AVX-512 kernels, which this CPU lacks")
+	}
+	rng := newRand(27)
+	for _, g := range []geom.ConvGeom{
+		{N: 3, C: 16, H: 28, W: 28, K: 16, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1},
+		{N: 2, C: 32, H: 14, W: 14, K: 32, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, // K·R·S = 288 > gemmKC
+		{N: 2, C: 64, H: 7, W: 7, K: 64, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1},
+		{N: 2, C: 8, H: 9, W: 11, K: 5, R: 3, S: 5, StrideH: 1, StrideW: 1, PadH: 2, PadW: 1},
+		{N: 2, C: 16, H: 6, W: 10, K: 3, R: 2, S: 3, StrideH: 1, StrideW: 1, PadW: 2},
+	} {
+		t.Run(g.String(), func(t *testing.T) {
+			c, err := NewConv2D(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !c.transposedData() {
+				t.Fatalf("transposedData false, want true")
+			}
+			w, dy := randFloats[float32](rng, g.WLen()), randFloats[float32](rng, g.YLen())
+			w[3] = float32(math.Copysign(0, -1))
+			dy[len(dy)/2] = float32(math.NaN())
+			dy[len(dy)/3] = float32(math.Inf(1))
+			want := transposedDataRef(g, dy, w)
+			for _, threads := range []int{1, 2} {
+				prev := runtime.GOMAXPROCS(threads)
+				dx := newGuarded[float32](g.XLen())
+				err := c.BackwardData(dy, w, dx.Out)
+				runtime.GOMAXPROCS(prev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dx.checkGuards(t, "dx")
+				checkBits(t, fmt.Sprintf("dx (threads=%d)", threads), dx.Out, want)
+			}
+			// Small integers: exact in any order.
+			wi, dyi := randInts[float32](rng, g.WLen(), -3, 3), randInts[float32](rng, g.YLen(), -3, 3)
+			direct := make([]float32, g.XLen())
+			if err := Conv2DBackwardDataDirect(g, dyi, wi, direct); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]float32, g.XLen())
+			if err := c.BackwardData(dyi, wi, got); err != nil {
+				t.Fatal(err)
+			}
+			checkClose(t, "dx (ints)", got, direct, 0, 0)
+			// Uniform: within TestConvDirectVsIm2col's bound of float64.
+			w64, dy64 := randFloats[float64](rng, g.WLen()), randFloats[float64](rng, g.YLen())
+			d64 := make([]float64, g.XLen())
+			if err := Conv2DBackwardDataDirect(g, dy64, w64, d64); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.BackwardData(to32(dy64), to32(w64), got); err != nil {
+				t.Fatal(err)
+			}
+			l := float64(g.K * g.R * g.S)
+			checkClose(t, "dx (uniform)", got, d64, 1e-6*l*max(1, math.Sqrt(l/280)), 0)
+		})
+	}
+}
+
+// transposedDataRef is the order transposedData documents, element by
+// element: dx[n,c,h,w] = one chain of fma32 over (k, r', s') in order, from
+// 0, of w[k,c,R−1−r',S−1−s'] · dy[n,k, h−(R−1−ph)+r', w−(S−1−pw)+s'] (0
+// outside dy).
+func transposedDataRef(g geom.ConvGeom, dy, w []float32) []float32 {
+	P, Q := g.P(), g.Q()
+	dx := make([]float32, g.XLen())
+	for n := range g.N {
+		for c := range g.C {
+			for h := range g.H {
+				for x := range g.W {
+					var acc float32
+					for k := range g.K {
+						for r2 := range g.R {
+							for s2 := range g.S {
+								p, q := h-(g.R-1-g.PadH)+r2, x-(g.S-1-g.PadW)+s2
+								var v float32
+								if p >= 0 && p < P && q >= 0 && q < Q {
+									v = dy[((n*g.K+k)*P+p)*Q+q]
+								}
+								acc = fma32(w[((k*g.C+c)*g.R+g.R-1-r2)*g.S+g.S-1-s2], v, acc)
+							}
+						}
+					}
+					dx[((n*g.C+c)*g.H+h)*g.W+x] = acc
+				}
+			}
+		}
+	}
+	return dx
 }
