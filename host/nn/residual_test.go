@@ -394,22 +394,7 @@ func TestFusedBatchNormReLU(t *testing.T) {
 		backendtest.MustNil(t, err)
 		defer m.Close()
 		r := result{losses: trainSteps(t, m, ds, steps, 8, 5, 0.05)}
-		set, err := m.Upload(ds, ds.Standardisation())
-		backendtest.MustNil(t, err)
-		b, err := m.NewBatch(8)
-		backendtest.MustNil(t, err)
-		b.Eval = true
-		backendtest.MustNil(t, m.Load(b, set, []int32{40, 41, 42, 43, 44, 45, 46, 47}))
-		backendtest.MustNil(t, m.Forward(b))
-		r.out = make([]float32, b.Output().Len())
-		backendtest.MustNil(t, be.Download(r.out, b.Output()))
-		r.params, err = m.ParamValues()
-		backendtest.MustNil(t, err)
-		for _, p := range m.Buffers() {
-			v := make([]float32, p.Value.Len())
-			backendtest.MustNil(t, be.Download(v, p.Value))
-			r.params = append(r.params, v)
-		}
+		r.out, r.params = evalState(t, m, be, ds, 8, 40)
 		r.stats = map[string]int64{}
 		for name, k := range dev.KernelStats() {
 			r.stats[name] = k.Launches
@@ -476,26 +461,7 @@ func TestFusedBatchNormReLUCPU(t *testing.T) {
 			}
 		}
 		r.losses = trainSteps(t, m, ds, steps, batch, 5, 0.05)
-		set, err := m.Upload(ds, ds.Standardisation())
-		backendtest.MustNil(t, err)
-		b, err := m.NewBatch(batch)
-		backendtest.MustNil(t, err)
-		b.Eval = true
-		rows := make([]int32, batch)
-		for i := range rows {
-			rows[i] = int32(64 + i)
-		}
-		backendtest.MustNil(t, m.Load(b, set, rows))
-		backendtest.MustNil(t, m.Forward(b))
-		r.out = make([]float32, b.Output().Len())
-		backendtest.MustNil(t, be.Download(r.out, b.Output()))
-		r.params, err = m.ParamValues()
-		backendtest.MustNil(t, err)
-		for _, p := range m.Buffers() {
-			v := make([]float32, p.Value.Len())
-			backendtest.MustNil(t, be.Download(v, p.Value))
-			r.params = append(r.params, v)
-		}
+		r.out, r.params = evalState(t, m, be, ds, batch, 64)
 		return r
 	}
 	f, u := run(true), run(false)
@@ -579,26 +545,7 @@ func TestFusedResNetCPU(t *testing.T) {
 		var r result
 		r.losses = trainSteps(t, m, ds, steps, batch, 3, 0.05)
 		r.calls = maps.Clone(be.calls)
-		set, err := m.Upload(ds, ds.Standardisation())
-		backendtest.MustNil(t, err)
-		b, err := m.NewBatch(batch)
-		backendtest.MustNil(t, err)
-		b.Eval = true
-		rows := make([]int32, batch)
-		for i := range rows {
-			rows[i] = int32(50 + i)
-		}
-		backendtest.MustNil(t, m.Load(b, set, rows))
-		backendtest.MustNil(t, m.Forward(b))
-		r.out = make([]float32, b.Output().Len())
-		backendtest.MustNil(t, be.Download(r.out, b.Output()))
-		r.params, err = m.ParamValues()
-		backendtest.MustNil(t, err)
-		for _, p := range m.Buffers() {
-			v := make([]float32, p.Value.Len())
-			backendtest.MustNil(t, be.Download(v, p.Value))
-			r.params = append(r.params, v)
-		}
+		r.out, r.params = evalState(t, m, be, ds, batch, 50)
 		return r
 	}
 	f, u := run(true), run(false)
@@ -626,4 +573,31 @@ func TestFusedResNetCPU(t *testing.T) {
 				c.op, steps, f.calls[c.op], u.calls[c.op], steps*c.fused, steps*c.unfusd)
 		}
 	}
+}
+
+// evalState evaluates m on the batch images first … first+batch−1 of ds
+// and returns its outputs, then its parameters followed by its buffers.
+func evalState(t *testing.T, m *Model, be backend.Backend, ds *data.Dataset, batch, first int) (out []float32, params [][]float32) {
+	t.Helper()
+	set, err := m.Upload(ds, ds.Standardisation())
+	backendtest.MustNil(t, err)
+	b, err := m.NewBatch(batch)
+	backendtest.MustNil(t, err)
+	b.Eval = true
+	rows := make([]int32, batch)
+	for i := range rows {
+		rows[i] = int32(first + i)
+	}
+	backendtest.MustNil(t, m.Load(b, set, rows))
+	backendtest.MustNil(t, m.Forward(b))
+	out = make([]float32, b.Output().Len())
+	backendtest.MustNil(t, be.Download(out, b.Output()))
+	params, err = m.ParamValues()
+	backendtest.MustNil(t, err)
+	for _, p := range m.Buffers() {
+		v := make([]float32, p.Value.Len())
+		backendtest.MustNil(t, be.Download(v, p.Value))
+		params = append(params, v)
+	}
+	return out, params
 }
