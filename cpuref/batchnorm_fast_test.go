@@ -181,22 +181,7 @@ var fastBNShapes = append(append([]bnShape(nil), sweptBNShapes...),
 // infinities, signed zeros and denormals, and in place (y = x, dx = dy). Outputs start as a NaN poison
 // between guard bands.
 func TestBatchNorm32(t *testing.T) {
-	savedWork := bnMinWork
-	defer func() { bnMinWork = savedWork }()
-	bnMinWork = 1
-	vecForms(t, func(t *testing.T) {
-		for _, procs := range []int{1, 3} {
-			for _, special := range []string{"none", "sparse", "dense"} {
-				for _, s := range fastBNShapes {
-					name := fmt.Sprintf("procs=%d,special=%s,%v", procs, special, s)
-					t.Run(name, func(t *testing.T) {
-						defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-						checkBatchNorm32(t, s, special)
-					})
-				}
-			}
-		}
-	})
+	bnSweep(t, checkBatchNorm32)
 }
 
 // checkBatchNorm32 compares BatchNorm32 with the lane forms on shape s,
@@ -364,22 +349,7 @@ func rangeInts(lo, hi int) []int {
 // special values sparsely or densely; with and without dx, and in place
 // (dx = dy). Outputs start as a NaN poison between guard bands.
 func TestBatchNorm32BackwardReLU(t *testing.T) {
-	savedWork := bnMinWork
-	defer func() { bnMinWork = savedWork }()
-	bnMinWork = 1
-	vecForms(t, func(t *testing.T) {
-		for _, procs := range []int{1, 3} {
-			for _, special := range []string{"none", "sparse", "dense"} {
-				for _, s := range fastBNShapes {
-					name := fmt.Sprintf("procs=%d,special=%s,%v", procs, special, s)
-					t.Run(name, func(t *testing.T) {
-						defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-						checkBatchNorm32BackwardReLU(t, s, special)
-					})
-				}
-			}
-		}
-	})
+	bnSweep(t, checkBatchNorm32BackwardReLU)
 }
 
 func checkBatchNorm32BackwardReLU(t *testing.T, s bnShape, special string) {
@@ -483,4 +453,27 @@ func TestBatchNorm32Allocs(t *testing.T) {
 	if a := testing.AllocsPerRun(10, step); a != 0 {
 		t.Errorf("%g allocations per step, want 0", a)
 	}
+}
+
+// bnSweep runs check with the assembly kernels and the Go ones (vecForms),
+// on 1 and 3 goroutines (every channel range split as far as it goes:
+// bnMinWork 1), with no, sparse and dense special values, on each shape of
+// fastBNShapes.
+func bnSweep(t *testing.T, check func(t *testing.T, s bnShape, special string)) {
+	savedWork := bnMinWork
+	defer func() { bnMinWork = savedWork }()
+	bnMinWork = 1
+	vecForms(t, func(t *testing.T) {
+		for _, procs := range []int{1, 3} {
+			for _, special := range []string{"none", "sparse", "dense"} {
+				for _, s := range fastBNShapes {
+					name := fmt.Sprintf("procs=%d,special=%s,%v", procs, special, s)
+					t.Run(name, func(t *testing.T) {
+						defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+						check(t, s, special)
+					})
+				}
+			}
+		}
+	})
 }
