@@ -45,7 +45,7 @@ type deviceOptions struct {
 func (d *deviceOptions) register(fs *flag.FlagSet, def string) {
 	fs.StringVar(&d.device, "device", def, "device: "+strings.Join(devices, ", ")+" (sim: the PTX simulator, slow)")
 	fs.StringVar(&d.gpu, "gpu", "", "CUDA device for -device gpu: an ordinal, or auto: the local rank's (from the launcher) modulo the devices (default auto with -dist, else 0)")
-	fs.StringVar(&d.precision, "precision", "fp32", "GPU arithmetic: fp32, tf32 or bf16 (bf16: the convolutions, forward and backward, on BF16 tensor cores)")
+	fs.StringVar(&d.precision, "precision", "fp32", "arithmetic: fp32, tf32 or bf16 (bf16: the convolutions, forward and backward, on BF16 tensor cores; on cpu emulated)")
 	fs.IntVar(&d.threads, "threads", runtime.NumCPU(), "CPU threads (sets GOMAXPROCS; the simulator's workers)")
 	fs.BoolVar(&d.graph, "graph", true, "record the training step once and replay it: a CUDA graph on gpu, the recorded launches on sim (-graph=false: issue every launch; cpu: ignored)")
 }
@@ -59,8 +59,8 @@ func (d *deviceOptions) check() error {
 		return usagef("-gpu %s: want a device ordinal ≥ 0, or auto", d.gpu)
 	case !slices.Contains(precisions, d.precision):
 		return usagef("-precision %q: want fp32, tf32 or bf16", d.precision)
-	case d.precision != "fp32" && d.device == "cpu":
-		return usagef("-precision %s needs -device gpu or sim (the CPU backend computes in fp32)", d.precision)
+	case d.precision == "tf32" && d.device == "cpu":
+		return usagef("-precision tf32 needs -device gpu or sim (the CPU backend computes in fp32, or emulates bf16)")
 	case d.threads < 1 || d.threads > 4096:
 		return usagef("-threads %d: want 1 to 4096", d.threads)
 	}
@@ -90,7 +90,11 @@ func (b *deviceBackend) Close() error {
 // such device, an unsupported precision.
 func newBackend(d deviceOptions) (*deviceBackend, error) {
 	if d.device == "cpu" {
-		be, err := cpubackend.NewCPUBackend(d.threads)
+		newCPU := cpubackend.NewCPUBackend
+		if d.precision == "bf16" {
+			newCPU = cpubackend.NewCPUBackendBF16
+		}
+		be, err := newCPU(d.threads)
 		if err != nil {
 			return nil, err
 		}

@@ -190,3 +190,34 @@ func TestGPUDefault(t *testing.T) {
 		t.Errorf("chooseGPU(-dist) = %v, gpu.DeviceCount = %v: want auto to ask the driver", err, cerr)
 	}
 }
+
+// TestRunBF16CPU trains one short epoch on the CPU with -precision bf16
+// (the convolutions' operands rounded to bfloat16, emulated) and with
+// fp32 from the same seed: the banner names the emulation, and the
+// epoch's loss differs from fp32's (the rounding happens) by less than
+// 1 % (bfloat16 keeps 8 significant bits; a few steps drift little).
+func TestRunBF16CPU(t *testing.T) {
+	dir := smallDir(t, 64, 16)
+	epoch := regexp.MustCompile(`(?m)^epoch 1/1  loss (\S+)  `)
+	var loss [2]float64
+	for i, precision := range []string{"bf16", "fp32"} {
+		var stdout, stderr bytes.Buffer
+		args := []string{"-data", dir, "-epochs", "1", "-batch", "16", "-threads", "2", "-seed", "3", "-precision", precision}
+		if err := run(args, &stdout, &stderr); err != nil {
+			t.Fatalf("run(%q) = %v; stderr:\n%s", args, err, stderr.String())
+		}
+		out := stdout.String()
+		m := epoch.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("run(%q) printed no line for epoch 1/1:\n%s", args, out)
+		}
+		loss[i], _ = strconv.ParseFloat(m[1], 64)
+		banner := regexp.MustCompile(`(?m)^backend  cpu \(2 threads, bf16 convolutions emulated\)$`)
+		if got := banner.MatchString(out); got != (precision == "bf16") {
+			t.Errorf("run(%q): banner names the bf16 emulation: %v, want %v:\n%s", args, got, precision == "bf16", out)
+		}
+	}
+	if loss[0] == loss[1] || !(math.Abs(loss[0]-loss[1]) < 0.01*loss[1]) {
+		t.Errorf("epoch loss with bf16 %g, with fp32 %g: want different, within 1 %%", loss[0], loss[1])
+	}
+}

@@ -135,7 +135,8 @@
 //	-gpu N|auto       CUDA device for -device gpu: an ordinal, or auto (the
 //	                  local rank's device; see Data-parallel training)
 //	                  (default auto with -dist, else 0)
-//	-precision P      fp32, tf32 or bf16 (gpu and sim; default fp32; see Devices)
+//	-precision P      fp32, tf32 or bf16 (tf32: gpu and sim; bf16 on cpu
+//	                  emulated; default fp32; see Devices)
 //	-threads N        CPU threads (sets GOMAXPROCS; the simulator's workers;
 //	                  default: the number of CPUs)
 //	-graph            record the training step once and replay it (gpu and
@@ -470,8 +471,14 @@
 // and dy) are rounded to bfloat16 (8 significant bits, to nearest, ties to
 // even), products are summed in float32, and the weights, their gradients
 // and the optimiser state stay float32 (no loss scaling). A GPU older than
-// sm_80 refuses either with an error; on -device cpu they are a usage
-// error.
+// sm_80 refuses either with an error. On -device cpu, tf32 is a usage
+// error and bf16 is emulated: every convolution's operands are rounded to
+// bfloat16 as the tensor cores round them and the products summed in
+// float32 (in the CPU's order; the bias gradient from dy unrounded, as on
+// the GPU), to preview bf16 training's accuracy without a GPU; where the
+// GPU has no BF16 kernel for a convolution it runs TF32's, while the
+// emulation rounds every one. The rounding passes make it slower than
+// fp32.
 //
 // # Comparing the CPU and a GPU
 //

@@ -26,8 +26,8 @@ type cpuTensor struct {
 // Len is the number of elements.
 func (t *cpuTensor) Len() int { return t.n }
 
-// cpuBackend implements Backend over cpuref. Conv2D layers use cpuref's
-// im2col + SGEMM path; one cpuref.Conv2D (which owns its workspace) is kept
+// cpuBackend implements Backend over cpuref. Conv2D layers use
+// cpuref.Conv2D; one (which owns its workspace) is kept
 // per geometry, so after the first step of a given batch size nothing is
 // allocated by this package.
 type cpuBackend struct {
@@ -43,6 +43,10 @@ type cpuBackend struct {
 	maskBuf []uint8
 	img     []float32            // GatherImages: an image looked up, before its augmentation
 	names   map[nameKey][]string // concatNames
+	// bf16: the convolutions' operands are rounded to bfloat16 first
+	// (NewCPUBackendBF16), into bfA and bfB.
+	bf16     bool
+	bfA, bfB []float32
 }
 
 // NewCPUBackend returns a Backend that runs on the CPU through cpuref.
@@ -62,7 +66,57 @@ func NewCPUBackend(threads int) (backend.Backend, error) {
 	return be, nil
 }
 
-func (be *cpuBackend) Name() string { return fmt.Sprintf("cpu (%d threads)", be.threads) }
+// NewCPUBackendBF16 is NewCPUBackend emulating the GPU backend's
+// -precision bf16: every convolution, forward and both backward passes,
+// runs on its operands rounded to bfloat16 (cpuref.RoundBF16: to nearest,
+// ties to even) — x and w forward, dy and w backward-data, x and dy
+// backward-filter — into copies, the tensors themselves untouched, and
+// then computes in float32 as usual (each product of two bfloat16 values
+// is exact in float32); the bias and its gradient (from dy unrounded, by
+// cpuref.Conv2DBackwardBias), every other operation, the weights,
+// their gradients and the optimiser state stay float32. The GPU's BF16
+// kernels compute the same products and sum them in another order (within
+// float32 rounding of these results), and run TF32 or FP32 kernels on the
+// convolutions no BF16 kernel serves; this backend rounds every
+// convolution. It previews bf16 training's accuracy on a machine without
+// a GPU; it is slower than NewCPUBackend (the rounding passes).
+func NewCPUBackendBF16(threads int) (backend.Backend, error) {
+	be, err := NewCPUBackend(threads)
+	if err != nil {
+		return nil, err
+	}
+	be.(*cpuBackend).bf16 = true
+	return be, nil
+}
+
+func (be *cpuBackend) Name() string {
+	if be.bf16 {
+		return fmt.Sprintf("cpu (%d threads, bf16 convolutions emulated)", be.threads)
+	}
+	return fmt.Sprintf("cpu (%d threads)", be.threads)
+}
+
+// roundBF16 returns a and b rounded to bfloat16 in the backend's scratch
+// (grown as needed, so a step allocates nothing after the first), or a
+// and b themselves without bf16.
+func (be *cpuBackend) roundBF16(a, b []float32) ([]float32, []float32) {
+	if !be.bf16 {
+		return a, b
+	}
+	if len(be.bfA) < len(a) {
+		be.bfA = make([]float32, len(a))
+	}
+	if len(be.bfB) < len(b) {
+		be.bfB = make([]float32, len(b))
+	}
+	ra, rb := be.bfA[:len(a)], be.bfB[:len(b)]
+	for _, t := range [][2][]float32{{a, ra}, {b, rb}} {
+		be.par.x, be.par.y = t[0], t[1]
+		_ = be.par.run(opRoundBF16, len(t[0]), len(t[0])) // no error: the lengths are equal
+	}
+	be.par.x, be.par.y = nil, nil
+	return ra, rb
+}
 
 func (be *cpuBackend) NewTensor(n int) (backend.Tensor, error) {
 	if err := be.checkNew(n); err != nil {
@@ -334,6 +388,7 @@ func (be *cpuBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor, 
 	if err != nil {
 		return err
 	}
+	xs, ws = be.roundBF16(xs, ws)
 	if err := c.Forward(xs, ws, bs, ys); err != nil || ep == backend.NoEpilogue {
 		return wrap(op, err)
 	}
@@ -358,6 +413,7 @@ func (be *cpuBackend) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx backend.Tens
 	if err != nil {
 		return err
 	}
+	dys, ws = be.roundBF16(dys, ws)
 	return wrap(op, c.BackwardData(dys, ws, dxs))
 }
 
@@ -382,6 +438,16 @@ func (be *cpuBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db backen
 	c, err := be.conv(op, g)
 	if err != nil {
 		return err
+	}
+	if be.bf16 {
+		// The bias gradient from dy unrounded, as the GPU's BF16 path.
+		if dbs != nil {
+			if err := cpuref.Conv2DBackwardBias(g, dys, dbs); err != nil {
+				return wrap(op, err)
+			}
+		}
+		xs, dys = be.roundBF16(xs, dys)
+		return wrap(op, c.BackwardFilter(xs, dys, dws, nil))
 	}
 	return wrap(op, c.BackwardFilter(xs, dys, dws, dbs))
 }

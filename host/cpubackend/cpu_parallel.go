@@ -28,10 +28,11 @@ const (
 	opPoolForward
 	opPoolCheck
 	opPoolBackward
+	opRoundBF16
 )
 
-// minChunk is the least work per goroutine: elements for ReLU and
-// addition, output elements for pooling. Below it a pass runs on the calling goroutine.
+// minChunk is the least work per goroutine: elements for ReLU, addition
+// and rounding, output elements for pooling. Below it a pass runs on the calling goroutine.
 const minChunk = 1 << 14
 
 // parallel holds the worker tasks and the arguments of the pass in flight.
@@ -92,6 +93,9 @@ func (p *parallel) chunk(i int) error {
 		return cpuref.AddForward(p.a[lo:hi], p.b[lo:hi], p.y[lo:hi])
 	case opAddReLU:
 		return cpuref.AddReLUForward(p.a[lo:hi], p.b[lo:hi], p.y[lo:hi])
+	case opRoundBF16:
+		cpuref.RoundBF16Slice(p.y[lo:hi], p.x[lo:hi])
+		return nil
 	}
 	// Pooling: units are images.
 	g := p.pg
