@@ -36,16 +36,10 @@ func testPackBF16(t *testing.T, d *Device) {
 }
 
 // testPackTF32 checks pack_nhwc_tf32_v1 against cvt.rna.tf32.f32 as the
-// PTX ISA defines it: to nearest, ties away from zero, on the 10 explicit
-// mantissa bits; NaN and infinities unchanged.
+// PTX ISA defines it (cpuref.RoundTF32): to nearest, ties away from zero,
+// on the 10 explicit mantissa bits; NaN and infinities unchanged.
 func testPackTF32(t *testing.T, d *Device) {
-	testPack(t, d, kPackNHWCTF32, 4, func(x float32) uint32 {
-		b := math.Float32bits(x)
-		if b&0x7f800000 == 0x7f800000 {
-			return b
-		}
-		return (b + 0x1000) &^ 0x1fff
-	})
+	testPack(t, d, kPackNHWCTF32, 4, func(x float32) uint32 { return math.Float32bits(cpuref.RoundTF32(x)) })
 }
 
 // testPack checks packing kernel id (elem bytes per packed element,
