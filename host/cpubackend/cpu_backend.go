@@ -43,10 +43,12 @@ type cpuBackend struct {
 	maskBuf []uint8
 	img     []float32            // GatherImages: an image looked up, before its augmentation
 	names   map[nameKey][]string // concatNames
-	// bf16: the convolutions' operands are rounded to bfloat16 first
-	// (NewCPUBackendBF16), into bfA and bfB.
-	bf16     bool
-	bfA, bfB []float32
+	// round, where set, says how each convolution pass rounds its
+	// operands (NewCPUBackendBF16, NewCPUBackendRounding), into rA and
+	// rB; roundName is its part of Name.
+	round     func(ConvPass, geom.ConvGeom) Rounding
+	roundName string
+	rA, rB    []float32
 }
 
 // NewCPUBackend returns a Backend that runs on the CPU through cpuref.
@@ -66,53 +68,95 @@ func NewCPUBackend(threads int) (backend.Backend, error) {
 	return be, nil
 }
 
+// ConvPass names a convolution pass for a Rounding policy.
+type ConvPass int
+
+const (
+	ConvForward ConvPass = iota
+	ConvBackwardData
+	ConvBackwardFilter
+)
+
+// Rounding is what a convolution pass does to its operands before its
+// float32 products: the two operands of each product (x and w forward, dy
+// and w backward-data, x and dy backward-filter) rounded as a GPU's tensor
+// cores round them, into copies (the tensors themselves untouched), the
+// products then summed in float32 as usual — each product of two rounded
+// values is exact in float32. The bias and its gradient are not rounded.
+type Rounding int
+
+const (
+	RoundNone Rounding = iota // float32
+	RoundTF32                 // cpuref.RoundTF32: 10 mantissa bits, to nearest, ties away
+	RoundBF16                 // cpuref.RoundBF16: 7 mantissa bits, to nearest, ties to even
+)
+
 // NewCPUBackendBF16 is NewCPUBackend emulating the GPU backend's
-// -precision bf16: every convolution, forward and both backward passes,
-// runs on its operands rounded to bfloat16 (cpuref.RoundBF16: to nearest,
-// ties to even) — x and w forward, dy and w backward-data, x and dy
-// backward-filter — into copies, the tensors themselves untouched, and
-// then computes in float32 as usual (each product of two bfloat16 values
-// is exact in float32); the bias and its gradient (from dy unrounded, by
-// cpuref.Conv2DBackwardBias), every other operation, the weights,
-// their gradients and the optimiser state stay float32. The GPU's BF16
-// kernels compute the same products and sum them in another order (within
-// float32 rounding of these results), and run TF32 or FP32 kernels on the
-// convolutions no BF16 kernel serves; this backend rounds every
-// convolution. It previews bf16 training's accuracy on a machine without
-// a GPU; it is slower than NewCPUBackend (the rounding passes).
+// -precision bf16 on every convolution: RoundBF16 in each pass (see
+// Rounding); the bias gradient from dy unrounded (cpuref.Conv2DBackwardBias,
+// as the GPU computes it), every other operation, the weights, their
+// gradients and the optimiser state float32. The GPU's BF16 kernels
+// compute the same products and sum them in another order (within float32
+// rounding of these results), and run TF32 or FP32 kernels on the passes
+// no BF16 kernel serves (NewCPUBackendRounding follows a device's choice
+// pass by pass). It previews bf16 training's accuracy on a machine without
+// a GPU; the rounding passes make it slower than NewCPUBackend.
 func NewCPUBackendBF16(threads int) (backend.Backend, error) {
+	return NewCPUBackendRounding(threads, "bf16 convolutions emulated",
+		func(ConvPass, geom.ConvGeom) Rounding { return RoundBF16 })
+}
+
+// NewCPUBackendRounding is NewCPUBackend rounding the operands of each
+// convolution pass as round says for it (see Rounding): the reference of
+// train compare for a GPU computing in TF32 or BF16, round following the
+// device's choice of kernel pass by pass. what names the policy in Name.
+func NewCPUBackendRounding(threads int, what string, round func(p ConvPass, g geom.ConvGeom) Rounding) (backend.Backend, error) {
 	be, err := NewCPUBackend(threads)
 	if err != nil {
 		return nil, err
 	}
-	be.(*cpuBackend).bf16 = true
+	cb := be.(*cpuBackend)
+	cb.round, cb.roundName = round, what
 	return be, nil
 }
 
 func (be *cpuBackend) Name() string {
-	if be.bf16 {
-		return fmt.Sprintf("cpu (%d threads, bf16 convolutions emulated)", be.threads)
+	if be.round != nil {
+		return fmt.Sprintf("cpu (%d threads, %s)", be.threads, be.roundName)
 	}
 	return fmt.Sprintf("cpu (%d threads)", be.threads)
 }
 
-// roundBF16 returns a and b rounded to bfloat16 in the backend's scratch
-// (grown as needed, so a step allocates nothing after the first), or a
-// and b themselves without bf16.
-func (be *cpuBackend) roundBF16(a, b []float32) ([]float32, []float32) {
-	if !be.bf16 {
+// rounding returns the rounding of pass p of g: RoundNone without a
+// policy.
+func (be *cpuBackend) rounding(p ConvPass, g geom.ConvGeom) Rounding {
+	if be.round == nil {
+		return RoundNone
+	}
+	return be.round(p, g)
+}
+
+// roundOperands returns a and b rounded as r says in the backend's
+// scratch (grown as needed, so a step allocates nothing after the first),
+// or a and b themselves for RoundNone.
+func (be *cpuBackend) roundOperands(r Rounding, a, b []float32) ([]float32, []float32) {
+	if r == RoundNone {
 		return a, b
 	}
-	if len(be.bfA) < len(a) {
-		be.bfA = make([]float32, len(a))
+	if len(be.rA) < len(a) {
+		be.rA = make([]float32, len(a))
 	}
-	if len(be.bfB) < len(b) {
-		be.bfB = make([]float32, len(b))
+	if len(be.rB) < len(b) {
+		be.rB = make([]float32, len(b))
 	}
-	ra, rb := be.bfA[:len(a)], be.bfB[:len(b)]
+	ra, rb := be.rA[:len(a)], be.rB[:len(b)]
+	op := opRoundBF16
+	if r == RoundTF32 {
+		op = opRoundTF32
+	}
 	for _, t := range [][2][]float32{{a, ra}, {b, rb}} {
 		be.par.x, be.par.y = t[0], t[1]
-		_ = be.par.run(opRoundBF16, len(t[0]), len(t[0])) // no error: the lengths are equal
+		_ = be.par.run(op, len(t[0]), len(t[0])) // no error: the lengths are equal
 	}
 	be.par.x, be.par.y = nil, nil
 	return ra, rb
@@ -388,7 +432,7 @@ func (be *cpuBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor, 
 	if err != nil {
 		return err
 	}
-	xs, ws = be.roundBF16(xs, ws)
+	xs, ws = be.roundOperands(be.rounding(ConvForward, g), xs, ws)
 	if err := c.Forward(xs, ws, bs, ys); err != nil || ep == backend.NoEpilogue {
 		return wrap(op, err)
 	}
@@ -413,7 +457,7 @@ func (be *cpuBackend) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx backend.Tens
 	if err != nil {
 		return err
 	}
-	dys, ws = be.roundBF16(dys, ws)
+	dys, ws = be.roundOperands(be.rounding(ConvBackwardData, g), dys, ws)
 	return wrap(op, c.BackwardData(dys, ws, dxs))
 }
 
@@ -439,14 +483,14 @@ func (be *cpuBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db backen
 	if err != nil {
 		return err
 	}
-	if be.bf16 {
-		// The bias gradient from dy unrounded, as the GPU's BF16 path.
+	if r := be.rounding(ConvBackwardFilter, g); r != RoundNone {
+		// The bias gradient from dy unrounded, as the GPU computes it.
 		if dbs != nil {
 			if err := cpuref.Conv2DBackwardBias(g, dys, dbs); err != nil {
 				return wrap(op, err)
 			}
 		}
-		xs, dys = be.roundBF16(xs, dys)
+		xs, dys = be.roundOperands(r, xs, dys)
 		return wrap(op, c.BackwardFilter(xs, dys, dws, nil))
 	}
 	return wrap(op, c.BackwardFilter(xs, dys, dws, dbs))

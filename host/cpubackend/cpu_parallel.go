@@ -29,6 +29,7 @@ const (
 	opPoolCheck
 	opPoolBackward
 	opRoundBF16
+	opRoundTF32
 )
 
 // minChunk is the least work per goroutine: elements for ReLU, addition
@@ -95,6 +96,9 @@ func (p *parallel) chunk(i int) error {
 		return cpuref.AddReLUForward(p.a[lo:hi], p.b[lo:hi], p.y[lo:hi])
 	case opRoundBF16:
 		cpuref.RoundBF16Slice(p.y[lo:hi], p.x[lo:hi])
+		return nil
+	case opRoundTF32:
+		cpuref.RoundTF32Slice(p.y[lo:hi], p.x[lo:hi])
 		return nil
 	}
 	// Pooling: units are images.
