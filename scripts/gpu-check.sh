@@ -13,7 +13,7 @@
 #                golden vector, the GPU against the simulator bit for bit,
 #                the optimisers, the GPU backend against the CPU backend:
 #                TestGPUBackendCUDA); the simulator's own tests run in CI
-#   2     16 %   train compare fp32 and tf32 (the GPU backend against the CPU
+#   2     16 %   train compare fp32, tf32, bf16 (the GPU backend against the CPU
 #                backend, step by step) and one MNIST epoch of the default
 #                network on the GPU: epoch time, images/s, accuracy
 #   3     25 %   the conv shape suite on the GPU (BenchmarkConvPeer, the
@@ -282,7 +282,7 @@ done
 on_mock && skip_step "mock (the selected tests listed, not run)"
 end_step "machine and conformance"
 
-# 2. train compare fp32 and tf32; one MNIST epoch.
+# 2. train compare fp32, tf32 and bf16; one MNIST epoch.
 begin_step 2 "train compare and one MNIST epoch"
 train=$bin/train
 if [[ ! -x "$train" ]]; then
@@ -291,10 +291,14 @@ if [[ ! -x "$train" ]]; then
 else
 	# compare fp32: 12 steps of 64 (2.5e-7 on the simulator; longer runs at
 	# this learning rate amplify rounding past the tolerance, see go doc
-	# ./cmd/train). compare tf32: 2 steps, after which TF32 has drifted from
-	# fp32 by 3e-2 on the simulator; a wrong kernel shows as ≥ 1.
+	# ./cmd/train). compare tf32 and bf16: 2 steps against a CPU that
+	# rounds each convolution's operands as the device's kernel does
+	# (4.5e-6 and 2.7e-7 on the simulator; a float32 reference differs by
+	# 3.3e-2 and 6.3e-2): -tol 1e-3 leaves room for the tensor cores'
+	# truncating accumulation.
 	specs=("compare-fp32|compare -device gpu -steps 12 -batch 64"
-		"compare-tf32|compare -device gpu -precision tf32 -steps 2 -tol 0.1"
+		"compare-tf32|compare -device gpu -precision tf32 -steps 2 -tol 1e-3"
+		"compare-bf16|compare -device gpu -precision bf16 -steps 2 -tol 1e-3"
 		"epoch|-device gpu -epochs 1")
 	for spec in "${specs[@]}"; do
 		key=${spec%%|*}

@@ -179,7 +179,7 @@ DATA_RE = re.compile(r"^data\s+.*?(\d+) training", re.M)
 
 def train(logs):
     t = {}
-    for key in ("compare-fp32", "compare-tf32"):
+    for key in ("compare-fp32", "compare-tf32", "compare-bf16"):
         text = read(os.path.join(logs, f"train-{key}.log"))
         if text is None:
             continue
@@ -352,7 +352,7 @@ def session_row(s):
     failed = sum(c["failed"] for c in conf)
     tr = s["train"]
     cmp_ = " / ".join(f"{tr[k]['status']} {fmt(tr[k].get('max_rel_diff'), '.2g')}" if k in tr else "—"
-                      for k in ("compare_fp32", "compare_tf32"))
+                      for k in ("compare_fp32", "compare_tf32", "compare_bf16"))
     n = s["network"]
     o, t = n.get("ours") or {}, n.get("pytorch") or {}
     ours = f"{fmt(o.get('train_s'), '.2f')} s, {fmt(o.get('test_accuracy') and 100 * o['test_accuracy'], '.2f')}%"

@@ -10,6 +10,9 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/convtrain/convtrain/cpuref/geom"
+	"github.com/convtrain/convtrain/gpu"
+	"github.com/convtrain/convtrain/host/cpubackend"
 	"github.com/convtrain/convtrain/host/data"
 	"github.com/convtrain/convtrain/host/nn"
 )
@@ -49,7 +52,7 @@ func parseCompare(args []string, stderr io.Writer) (*compareOptions, error) {
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the initialisation and the batches")
 	fs.StringVar(&o.data, "data", "", "data set `DIR` (IDX, CIFAR-10/100, image folder; default: MNIST from the Go module cache)")
 	fs.StringVar(&o.arch.model, "model", "", "model `SPEC`, e.g. conv8x5x5,relu,maxpool2,dense10, or @FILE to read it from a file (default: "+nn.DefaultSpecText+")")
-	fs.Float64Var(&o.tol, "tol", defaultCompareTol, "largest relative difference accepted")
+	fs.Float64Var(&o.tol, "tol", defaultCompareTol, "largest relative difference accepted (required with -precision tf32 and bf16)")
 	o.deviceOptions.register(fs, "gpu")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -78,16 +81,16 @@ func parseCompare(args []string, stderr io.Writer) (*compareOptions, error) {
 	if err := o.arch.check(fs); err != nil {
 		return nil, err
 	}
-	tolSet := false
-	fs.Visit(func(f *flag.Flag) { tolSet = tolSet || f.Name == "tol" })
-	if o.precision == "tf32" && !tolSet {
-		return nil, usagef("-precision tf32 needs -tol: TF32 training drifts away from fp32's step by step, and no default fits every -steps (see `go doc ./cmd/train`; e.g. -steps 2 -tol 0.1)")
-	}
 	if err := o.deviceOptions.check(); err != nil {
 		return nil, err
 	}
 	if o.device == "cpu" {
 		return nil, usagef("-device cpu: compare runs the CPU against -device gpu or sim")
+	}
+	tolSet := false
+	fs.Visit(func(f *flag.Flag) { tolSet = tolSet || f.Name == "tol" })
+	if o.precision != "fp32" && !tolSet {
+		return nil, usagef("-precision %s needs -tol: an operand a last bit away from a %s rounding boundary rounds the other way, and such flips grow step by step, so no default fits every -steps (see `go doc ./cmd/train`; e.g. -steps 2 -tol 1e-3)", o.precision, o.precision)
 	}
 	return o, nil
 }
@@ -149,16 +152,16 @@ func compare(o *compareOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cpu, err := newBackend(deviceOptions{device: "cpu", threads: o.threads, precision: "fp32"})
-	if err != nil {
-		return err
-	}
-	defer cpu.Close()
 	dev, err := newBackend(o.deviceOptions)
 	if err != nil {
 		return err
 	}
 	defer dev.Close()
+	cpu, err := referenceBackend(o, dev)
+	if err != nil {
+		return err
+	}
+	defer cpu.Close()
 
 	fmt.Fprintf(stdout, "backends %s and %s\n", cpu.Name(), dev.Name())
 	fmt.Fprintf(stdout, "device   %s\n", dev.describe())
@@ -177,6 +180,37 @@ func compare(o *compareOptions, stdout io.Writer) error {
 		return err
 	}
 	return compareReport(stdout, got, want, spec, o)
+}
+
+// referenceBackend is compare's CPU backend: float32 for -precision
+// fp32; for tf32 and bf16 one that rounds each convolution pass's operands
+// as dev's kernel for that pass and shape rounds them (the device's choice,
+// gpu.Device.ConvAlgoFor, depends on the shape, the precision and the
+// compute capability only), so that the two differ by float32 summation
+// order alone, as with fp32.
+func referenceBackend(o *compareOptions, dev *deviceBackend) (*deviceBackend, error) {
+	if o.precision == "fp32" || dev.dev == nil {
+		return newBackend(deviceOptions{device: "cpu", threads: o.threads, precision: "fp32"})
+	}
+	passes := [...]gpu.ConvPass{
+		cpubackend.ConvForward:        gpu.ConvFwd,
+		cpubackend.ConvBackwardData:   gpu.ConvBwdData,
+		cpubackend.ConvBackwardFilter: gpu.ConvBwdFilter,
+	}
+	be, err := cpubackend.NewCPUBackendRounding(o.threads, "convolutions rounded as the device's "+o.precision+" kernels round them",
+		func(p cpubackend.ConvPass, g geom.ConvGeom) cpubackend.Rounding {
+			switch dev.dev.ConvAlgoFor(passes[p], g) {
+			case gpu.ConvIGemmTF32:
+				return cpubackend.RoundTF32
+			case gpu.ConvIGemmBF16:
+				return cpubackend.RoundBF16
+			}
+			return cpubackend.RoundNone
+		})
+	if err != nil {
+		return nil, err
+	}
+	return &deviceBackend{Backend: be}, nil
 }
 
 // compareRows are the batches of compare, o.steps·o.batch row indices:

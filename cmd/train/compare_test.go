@@ -60,6 +60,42 @@ func TestCompareSim(t *testing.T) {
 	}
 }
 
+// TestCompareSimRounded runs train compare on the simulator with
+// -precision tf32 and bf16: the CPU reference rounds each convolution
+// pass's operands as the simulator's kernel for it does (TF32, BF16 or not
+// at all), so the two differ by float32 summation order and the rounding
+// flips it causes: 8.2e-6 after 2 steps with TF32, 3.2e-4 after 1 with
+// BF16 on these images, within the tolerances here, where a reference
+// computing in float32 throughout differs by 2.2e-2 and 5.1e-2. The
+// banner names the rounding.
+func TestCompareSimRounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the simulator's compare runs are left to the full run")
+	}
+	dir := smallDir(t, 64, 4)
+	for _, tc := range []struct{ precision, steps, tol, tolText string }{
+		{"tf32", "2", "1e-4", `0\.0001`},
+		{"bf16", "1", "2e-3", `0\.002`},
+	} {
+		t.Run(tc.precision, func(t *testing.T) {
+			args := []string{"compare", "-device", "sim", "-precision", tc.precision, "-data", dir, "-steps", tc.steps, "-batch", "8", "-threads", "2", "-tol", tc.tol}
+			var stdout, stderr bytes.Buffer
+			if err := run(args, &stdout, &stderr); err != nil {
+				t.Fatalf("run(%q) = %v; stdout:\n%s\nstderr:\n%s", args, err, stdout.String(), stderr.String())
+			}
+			out := stdout.String()
+			for _, re := range []string{
+				`(?m)^backends cpu \(2 threads, convolutions rounded as the device's ` + tc.precision + ` kernels round them\) and sim \(ptxsim, 2 workers\)$`,
+				`(?m)^result   ok: the largest relative difference, \S+ \(.*\), is within -tol ` + tc.tolText + `$`,
+			} {
+				if !regexp.MustCompile(re).MatchString(out) {
+					t.Errorf("run(%q) output does not match %s:\n%s", args, re, out)
+				}
+			}
+		})
+	}
+}
+
 // TestCompareFails: compare must exit 1 when the backends differ by more
 // than -tol. The simulator's kernels sum in another order than the CPU's
 // im2col + SGEMM, so after 2 steps some bits differ (≈ 1e-7 relative) and
@@ -120,6 +156,7 @@ func TestCompareErrors(t *testing.T) {
 		{"case=batch-above-data", []string{"-device", "sim", "-data", dir, "-batch", "9"}, 1, "8 training images, fewer than a batch of 9"},
 		{"case=missing-data", []string{"-device", "sim", "-data", dir + "/nope"}, 1, "nope: no such file or directory"},
 		{"case=tf32-without-tol", []string{"-device", "sim", "-precision", "tf32"}, 2, "-precision tf32 needs -tol"},
+		{"case=bf16-without-tol", []string{"-device", "sim", "-precision", "bf16"}, 2, "-precision bf16 needs -tol"},
 		{"case=help", []string{"-h"}, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

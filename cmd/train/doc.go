@@ -523,11 +523,21 @@
 // kernel corrupts whole outputs, orders of magnitude more: a single weight
 // off by 1e-3 before the first step already fails (a test checks it).
 //
-// With -precision tf32 no default fits, and -tol must be given: TF32
-// training drifts away from fp32's step by step (the largest parameter
-// difference grows from about 1e-2 after one step; BENCHMARKS.md, "train
-// compare", has the measured drift). -steps 2
-// -tol 0.1 checks that the TF32 kernels compute the same training step.
+// With -precision tf32 or bf16 the CPU side rounds the operands of each
+// convolution pass as the device's kernel for that pass and shape rounds
+// them (TF32, BF16, or not at all where the dispatcher picks an FP32
+// kernel; the banner says so), so the two again differ by float32
+// summation order, but -tol must be given: an operand whose float32 value
+// differs in its last bits next to a rounding boundary rounds the other
+// way on one side, a jump of 2⁻¹¹ (TF32) or 2⁻⁸ (BF16) relative, and such
+// flips grow from step to step. On the simulator, MNIST, batch 16
+// (BENCHMARKS.md, "train compare"): after 2 steps 4.5e-6 (tf32) and 2.7e-7
+// (bf16), against 3.3e-2 and 6.3e-2 with a float32 reference; on
+// synthetic images without MNIST's zero background (every window summed
+// in two orders, so more flips) 8.2e-6 and 3.7e-3. -steps 2 -tol 1e-3
+// checks that the tensor-core kernels compute the same training step
+// (scripts/gpu-check.sh runs it on a GPU, whose float32 accumulation in
+// the tensor cores may truncate and flip more).
 //
 // Flags of train compare, besides -device (default gpu), -gpu, -precision,
 // -threads and -model as for train:
@@ -540,7 +550,8 @@
 //	-weight-decay X   L2 weight decay (default 0)
 //	-seed N           seed of the initialisation and the batches (default 1)
 //	-data DIR         directory of IDX files (default: MNIST)
-//	-tol X            largest difference accepted (default 1e-4; required with tf32)
+//	-tol X            largest difference accepted (default 1e-4; required with
+//	                  tf32 and bf16)
 //
 // # Benchmarks
 //
