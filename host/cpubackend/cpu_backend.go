@@ -154,10 +154,11 @@ func (be *cpuBackend) roundOperands(r Rounding, a, b []float32) ([]float32, []fl
 	if r == RoundTF32 {
 		op = opRoundTF32
 	}
-	for _, t := range [][2][]float32{{a, ra}, {b, rb}} {
-		be.par.x, be.par.y = t[0], t[1]
-		_ = be.par.run(op, len(t[0]), len(t[0])) // no error: the lengths are equal
-	}
+	// No error: the lengths are equal.
+	be.par.x, be.par.y = a, ra
+	_ = be.par.run(op, len(a), len(a))
+	be.par.x, be.par.y = b, rb
+	_ = be.par.run(op, len(b), len(b))
 	be.par.x, be.par.y = nil, nil
 	return ra, rb
 }
