@@ -87,3 +87,58 @@ func TestRoundTF32Nearest(t *testing.T) {
 		}
 	}
 }
+
+// TestRoundSlicesVec checks RoundBF16Slice and RoundTF32Slice, with the
+// AVX2 kernels where the CPU has them and without, against RoundBF16 and
+// RoundTF32 element by element: random bit patterns with ties of both
+// roundings, ±0, ±Inf, NaNs of several payloads and signs, subnormals and
+// values that round up to ±Inf; lengths around multiples of 8, into
+// another slice and in place.
+func TestRoundSlicesVec(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	special := []uint32{0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc00001, 0x7f800001, 0x7fbfffff,
+		0x00000001, 0x807fffff, 0x7f7fffff, 0xff7ff000, 0x3f808000, 0x3f818000, 0x3f801000, 0xbf803000}
+	saved := useVec
+	defer func() { useVec = saved }()
+	for _, vec := range []bool{false, saved} {
+		useVec = vec
+		for _, n := range []int{0, 1, 7, 8, 9, 16, 31, 1000, 4099} {
+			src := make([]float32, n)
+			for i := range src {
+				b := rng.Uint32()
+				switch i % 5 {
+				case 0:
+					b = special[rng.IntN(len(special))]
+				case 1:
+					b = b&^0xffff | 0x8000 // a bfloat16 tie
+				case 2:
+					b = b&^0x1fff | 0x1000 // a TF32 tie
+				}
+				src[i] = math.Float32frombits(b)
+			}
+			for _, f := range []struct {
+				name  string
+				slice func(dst, src []float32)
+				one   func(float32) float32
+			}{{"RoundBF16Slice", RoundBF16Slice, RoundBF16}, {"RoundTF32Slice", RoundTF32Slice, RoundTF32}} {
+				dst := make([]float32, n+1)
+				dst[n] = 42 // past src: untouched
+				f.slice(dst, src)
+				in := slices.Clone(src)
+				f.slice(in, in)
+				for i, x := range src {
+					want := math.Float32bits(f.one(x))
+					if got := math.Float32bits(dst[i]); got != want {
+						t.Fatalf("useVec %v, n %d: %s element %d (%#08x) = %#08x, want %#08x", vec, n, f.name, i, math.Float32bits(x), got, want)
+					}
+					if got := math.Float32bits(in[i]); got != want {
+						t.Fatalf("useVec %v, n %d: %s in place, element %d (%#08x) = %#08x, want %#08x", vec, n, f.name, i, math.Float32bits(x), got, want)
+					}
+				}
+				if dst[n] != 42 {
+					t.Fatalf("useVec %v, n %d: %s wrote past len(src)", vec, n, f.name)
+				}
+			}
+		}
+	}
+}

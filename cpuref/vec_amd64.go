@@ -21,6 +21,12 @@ func reluAVX(y, x *float32, n int)
 //go:noescape
 func reluBackwardAVX(dx, x, dy *float32, n int)
 
+//go:noescape
+func roundBF16AVX(dst, src *float32, n int)
+
+//go:noescape
+func roundTF32AVX(dst, src *float32, n int)
+
 // The channel kernels of BatchNorm32 (bnvec_amd64.s): x (and dy, y, dx)
 // address the first of n segments of hw ≥ 1 floats, stride floats apart;
 // lanes and lanes2 address 256 floats.

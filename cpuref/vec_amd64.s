@@ -195,3 +195,90 @@ ar8:
 ardone:
 	VZEROUPPER
 	RET
+
+// func roundBF16AVX(dst, src *float32, n int)
+// dst[i] = RoundBF16(src[i]): a NaN becomes 0x7fff0000 (BF16Bits'
+// canonical NaN); any other b = bits(src[i]) becomes
+// (b + 0x7fff + (b>>16 & 1)) & 0xffff0000, to nearest, ties to even, a
+// carry into the exponent up to ±Inf.
+TEXT ·roundBF16AVX(SB), NOSPLIT, $0-24
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         n+16(FP), CX
+	MOVL         $1, AX
+	VMOVD        AX, X8
+	VPBROADCASTD X8, Y8            // 1
+	MOVL         $0x7fff, AX
+	VMOVD        AX, X9
+	VPBROADCASTD X9, Y9            // 0x7fff
+	MOVL         $0xffff0000, AX
+	VMOVD        AX, X10
+	VPBROADCASTD X10, Y10          // the kept bits
+	MOVL         $0x7fffffff, AX
+	VMOVD        AX, X11
+	VPBROADCASTD X11, Y11          // all but the sign
+	MOVL         $0x7f800000, AX
+	VMOVD        AX, X12
+	VPBROADCASTD X12, Y12          // +Inf
+	MOVL         $0x7fff0000, AX
+	VMOVD        AX, X13
+	VPBROADCASTD X13, Y13          // the canonical NaN
+
+rbf8:
+	CMPQ         CX, $8
+	JB           rbfdone
+	VMOVDQU      (SI), Y0
+	VPSRLD       $16, Y0, Y1
+	VPAND        Y8, Y1, Y1        // the lowest kept bit
+	VPADDD       Y9, Y1, Y1
+	VPADDD       Y0, Y1, Y1        // b + 0x7fff + bit
+	VPAND        Y10, Y1, Y1
+	VPAND        Y11, Y0, Y2       // |b|
+	VPCMPGTD     Y12, Y2, Y2       // |b| > +Inf: NaN
+	VPBLENDVB    Y2, Y13, Y1, Y1   // NaN: the canonical one
+	VMOVDQU      Y1, (DI)
+	ADDQ         $32, SI
+	ADDQ         $32, DI
+	SUBQ         $8, CX
+	JMP          rbf8
+
+rbfdone:
+	VZEROUPPER
+	RET
+
+// func roundTF32AVX(dst, src *float32, n int)
+// dst[i] = RoundTF32(src[i]): b = bits(src[i]) with the exponent all ones
+// (±Inf, NaN) unchanged, any other (b + 0x1000) &^ 0x1fff, to nearest,
+// ties away from zero.
+TEXT ·roundTF32AVX(SB), NOSPLIT, $0-24
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         n+16(FP), CX
+	MOVL         $0x1000, AX
+	VMOVD        AX, X8
+	VPBROADCASTD X8, Y8            // half the dropped unit
+	MOVL         $0xffffe000, AX
+	VMOVD        AX, X9
+	VPBROADCASTD X9, Y9            // the kept bits
+	MOVL         $0x7f800000, AX
+	VMOVD        AX, X10
+	VPBROADCASTD X10, Y10          // the exponent
+
+rtf8:
+	CMPQ         CX, $8
+	JB           rtfdone
+	VMOVDQU      (SI), Y0
+	VPADDD       Y8, Y0, Y1
+	VPAND        Y9, Y1, Y1
+	VPAND        Y10, Y0, Y2
+	VPCMPEQD     Y10, Y2, Y2       // exponent all ones: Inf or NaN
+	VPBLENDVB    Y2, Y0, Y1, Y1    // those unchanged
+	VMOVDQU      Y1, (DI)
+	ADDQ         $32, SI
+	ADDQ         $32, DI
+	SUBQ         $8, CX
+	JMP          rtf8
+
+rtfdone:
+	VZEROUPPER
+	RET

@@ -25,6 +25,14 @@ func reluBackwardAVX(dx, x, dy *float32, n int) {
 	reluBackward32(unsafe.Slice(x, n), unsafe.Slice(dy, n), unsafe.Slice(dx, n))
 }
 
+func roundBF16AVX(dst, src *float32, n int) {
+	roundBF16Go(unsafe.Slice(dst, n), unsafe.Slice(src, n))
+}
+
+func roundTF32AVX(dst, src *float32, n int) {
+	roundTF32Go(unsafe.Slice(dst, n), unsafe.Slice(src, n))
+}
+
 // chanLen is the extent of n segments of hw floats, stride apart.
 func chanLen(n, hw, stride int) int { return (n-1)*stride + hw }
 
