@@ -1,6 +1,7 @@
 // AVX2 kernels of the elementwise passes (see vec.go): ReLU forward and
 // backward, addition, and addition then ReLU, each over n floats, n a
-// multiple of 8, eight at a time. Batch norm's channel kernels are in
+// multiple of 8, eight at a time; and the rounding to bfloat16 and TF32
+// (bf16.go, tf32.go), integer operations on the bits. Batch norm's channel kernels are in
 // bnvec_amd64.s.
 //
 // Every operation is one rounded float32 operation on each of the eight
