@@ -476,8 +476,8 @@
 // bfloat16 as the tensor cores round them and the products summed in
 // float32 (in the CPU's order; the bias gradient from dy unrounded, as on
 // the GPU), to preview bf16 training's accuracy without a GPU; where the
-// GPU has no BF16 kernel for a convolution it runs TF32's, while the
-// emulation rounds every one. The rounding passes make it slower than
+// GPU's dispatcher picks no BF16 kernel for a convolution pass it runs a
+// TF32 or FP32 one, while the emulation rounds every pass. The rounding passes make it slower than
 // fp32.
 //
 // # Comparing the CPU and a GPU
@@ -529,8 +529,8 @@
 // kernel; the banner says so), so the two again differ by float32
 // summation order, but -tol must be given: an operand whose float32 value
 // differs in its last bits next to a rounding boundary rounds the other
-// way on one side, a jump of 2⁻¹¹ (TF32) or 2⁻⁸ (BF16) relative, and such
-// flips grow from step to step. On the simulator, MNIST, batch 16
+// way on one side, a jump of one unit in the last place, up to 2⁻¹⁰
+// (TF32) or 2⁻⁷ (BF16) relative, and such flips grow from step to step. On the simulator, MNIST, batch 16
 // (BENCHMARKS.md, "train compare"): after 2 steps 4.5e-6 (tf32) and 2.7e-7
 // (bf16), against 3.3e-2 and 6.3e-2 with a float32 reference; on
 // synthetic images without MNIST's zero background (every window summed
