@@ -8,8 +8,9 @@ import (
 
 // benchShapes are the named conv shapes of the benchmarks: the two conv
 // layers of the default MNIST network at batch 64, two larger ones, and
-// the 3×3 stride-1 convolutions of resnet8's three stages and its first
-// projection shortcut (1×1, stride 2) on 28×28 inputs at batch 64.
+// the 3×3 stride-1 convolutions of resnet8's three stages, its first
+// stride-2 3×3 convolution and its first projection shortcut (1×1,
+// stride 2) on 28×28 inputs at batch 64.
 var benchShapes = []struct {
 	name string
 	g    geom.ConvGeom
@@ -21,6 +22,7 @@ var benchShapes = []struct {
 	{"resnet8-16", geom.ConvGeom{N: 64, C: 16, H: 28, W: 28, K: 16, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}},
 	{"resnet8-32", geom.ConvGeom{N: 64, C: 32, H: 14, W: 14, K: 32, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}},
 	{"resnet8-64", geom.ConvGeom{N: 64, C: 64, H: 7, W: 7, K: 64, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}},
+	{"resnet8-down", geom.ConvGeom{N: 64, C: 16, H: 28, W: 28, K: 32, R: 3, S: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}},
 	{"resnet8-proj", geom.ConvGeom{N: 64, C: 16, H: 28, W: 28, K: 32, R: 1, S: 1, StrideH: 2, StrideW: 2}},
 }
 

@@ -160,7 +160,7 @@ func TestTransposeRows(t *testing.T) {
 func TestCopyRows(t *testing.T) {
 	rng := newRand(26)
 	for _, rows := range []int{0, 1, 3} {
-		for _, n := range []int{0, 1, 5, 14} {
+		for _, n := range []int{0, 1, 5, 8, 9, 14, 16, 17, 25, 40} {
 			for _, stride := range []int{1, 2, 3} {
 				for _, gather := range []bool{true, false} {
 					ds, ss := 1, stride
