@@ -15,7 +15,8 @@
 #                TestGPUBackendCUDA); the simulator's own tests run in CI
 #   2     16 %   train compare fp32, tf32, bf16 (the GPU backend against the CPU
 #                backend, step by step) and one MNIST epoch of the default
-#                network on the GPU: epoch time, images/s, accuracy
+#                network on the GPU, fp32 and bf16: epoch time, images/s,
+#                accuracy
 #   3     25 %   the conv shape suite on the GPU (BenchmarkConvPeer, the
 #                dispatcher's kernels) beside PyTorch/cuDNN on the same
 #                shapes (torch-gpu-bench.py --part conv), both measured the
@@ -282,7 +283,7 @@ done
 on_mock && skip_step "mock (the selected tests listed, not run)"
 end_step "machine and conformance"
 
-# 2. train compare fp32, tf32 and bf16; one MNIST epoch.
+# 2. train compare fp32, tf32 and bf16; one MNIST epoch in fp32 and one in bf16.
 begin_step 2 "train compare and one MNIST epoch"
 train=$bin/train
 if [[ ! -x "$train" ]]; then
@@ -299,7 +300,8 @@ else
 	specs=("compare-fp32|compare -device gpu -steps 12 -batch 64"
 		"compare-tf32|compare -device gpu -precision tf32 -steps 2 -tol 1e-3"
 		"compare-bf16|compare -device gpu -precision bf16 -steps 2 -tol 1e-3"
-		"epoch|-device gpu -epochs 1")
+		"epoch|-device gpu -epochs 1"
+		"epoch-bf16|-device gpu -epochs 1 -precision bf16")
 	for spec in "${specs[@]}"; do
 		key=${spec%%|*}
 		args=(${spec#*|} -data "$bin/mnist")

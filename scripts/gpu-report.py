@@ -191,8 +191,10 @@ def train(logs):
         elif m:
             r.update(max_rel_diff=num(m.group(2)), worst=m.group(1), tol=num(m.group(3)))
         t[key.replace("-", "_")] = r
-    text = read(os.path.join(logs, "train-epoch.log"))
-    if text is not None:
+    for key in ("epoch", "epoch-bf16"):
+        text = read(os.path.join(logs, f"train-{key}.log"))
+        if text is None:
+            continue
         m = EPOCH_RE.search(text)
         if m:
             ips = int(m.group(6))
@@ -203,7 +205,7 @@ def train(logs):
                 n = int(d.group(1))
                 e["train_images"] = n
                 e["train_s"] = (n - n % 64) / ips
-            t["epoch"] = e
+            t[key.replace("-", "_")] = e
     return t
 
 
@@ -356,12 +358,14 @@ def session_row(s):
     n = s["network"]
     o, t = n.get("ours") or {}, n.get("pytorch") or {}
     ours = f"{fmt(o.get('train_s'), '.2f')} s, {fmt(o.get('test_accuracy') and 100 * o['test_accuracy'], '.2f')}%"
+    b16 = tr.get("epoch_bf16") or {}
+    ours_bf16 = f"{fmt(b16.get('train_s'), '.2f')} s, {fmt(b16.get('test_accuracy') and 100 * b16['test_accuracy'], '.2f')}%"
     theirs = f"{fmt(t.get('epoch_s'), '.2f')} s, {fmt(t.get('test_accuracy') and 100 * t['test_accuracy'], '.2f')}%"
     san = ", ".join(f"{x['tool']} {fmt(x['errors'], 'd', '?')}" for x in s["sanitizer"]) or "—"
     steps_ = " ".join(f"{k}:{st[k].split(':')[0].split(' ')[0]}" for k in sorted(st))
     cells = [date, m.get("gpu", "?"), m.get("driver", "?"), m.get("cuda", "?"), commit,
              f"`{s['command']}`", f"{st.get(1, '—').split(' (')[0]}: {passed} passed, {failed} failed",
-             cmp_, ours, theirs, fmt(n.get("speed_vs_pytorch"), ".2f"), san, steps_]
+             cmp_, ours, ours_bf16, theirs, fmt(n.get("speed_vs_pytorch"), ".2f"), san, steps_]
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
