@@ -197,6 +197,11 @@ ardone:
 	VZEROUPPER
 	RET
 
+// BCAST(c, x, y) sets every 32-bit lane of y to the constant c (through AX
+// and x).
+#define BCAST(c, x, y) \
+	MOVL c, AX; VMOVD AX, x; VPBROADCASTD x, y
+
 // func roundBF16AVX(dst, src *float32, n int)
 // dst[i] = RoundBF16(src[i]): a NaN becomes 0x7fff0000 (BF16Bits'
 // canonical NaN); any other b = bits(src[i]) becomes
@@ -206,24 +211,12 @@ TEXT ·roundBF16AVX(SB), NOSPLIT, $0-24
 	MOVQ         dst+0(FP), DI
 	MOVQ         src+8(FP), SI
 	MOVQ         n+16(FP), CX
-	MOVL         $1, AX
-	VMOVD        AX, X8
-	VPBROADCASTD X8, Y8            // 1
-	MOVL         $0x7fff, AX
-	VMOVD        AX, X9
-	VPBROADCASTD X9, Y9            // 0x7fff
-	MOVL         $0xffff0000, AX
-	VMOVD        AX, X10
-	VPBROADCASTD X10, Y10          // the kept bits
-	MOVL         $0x7fffffff, AX
-	VMOVD        AX, X11
-	VPBROADCASTD X11, Y11          // all but the sign
-	MOVL         $0x7f800000, AX
-	VMOVD        AX, X12
-	VPBROADCASTD X12, Y12          // +Inf
-	MOVL         $0x7fff0000, AX
-	VMOVD        AX, X13
-	VPBROADCASTD X13, Y13          // the canonical NaN
+	BCAST($1, X8, Y8)
+	BCAST($0x7fff, X9, Y9)
+	BCAST($0xffff0000, X10, Y10) // the kept bits
+	BCAST($0x7fffffff, X11, Y11) // all but the sign
+	BCAST($0x7f800000, X12, Y12) // +Inf
+	BCAST($0x7fff0000, X13, Y13) // the canonical NaN
 
 rbf8:
 	CMPQ         CX, $8
@@ -255,15 +248,9 @@ TEXT ·roundTF32AVX(SB), NOSPLIT, $0-24
 	MOVQ         dst+0(FP), DI
 	MOVQ         src+8(FP), SI
 	MOVQ         n+16(FP), CX
-	MOVL         $0x1000, AX
-	VMOVD        AX, X8
-	VPBROADCASTD X8, Y8            // half the dropped unit
-	MOVL         $0xffffe000, AX
-	VMOVD        AX, X9
-	VPBROADCASTD X9, Y9            // the kept bits
-	MOVL         $0x7f800000, AX
-	VMOVD        AX, X10
-	VPBROADCASTD X10, Y10          // the exponent
+	BCAST($0x1000, X8, Y8) // half the dropped unit
+	BCAST($0xffffe000, X9, Y9) // the kept bits
+	BCAST($0x7f800000, X10, Y10) // the exponent
 
 rtf8:
 	CMPQ         CX, $8
