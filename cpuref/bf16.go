@@ -39,18 +39,18 @@ func RoundBF16(x float32) float32 {
 // RoundBF16Slice sets dst[i] = RoundBF16(src[i]) for every i of src; dst
 // must be at least as long as src and may be src itself. With AVX2 it runs
 // eight at a time (roundBF16AVX, the same bits: TestRoundSlicesVec).
-func RoundBF16Slice(dst, src []float32) {
+func RoundBF16Slice(dst, src []float32) { roundSlice(dst, src, roundBF16AVX, RoundBF16) }
+
+// roundSlice sets dst[i] = round(src[i]) for every i of src: the largest
+// multiple of 8 elements by avx where useVec (which gives round's bits),
+// the rest one at a time.
+func roundSlice(dst, src []float32, avx func(dst, src *float32, n int), round func(float32) float32) {
 	dst = dst[:len(src)]
 	if m := len(src) &^ 7; useVec && m > 0 {
-		roundBF16AVX(&dst[0], &src[0], m)
+		avx(&dst[0], &src[0], m)
 		dst, src = dst[m:], src[m:]
 	}
-	roundBF16Go(dst, src)
-}
-
-func roundBF16Go(dst, src []float32) {
-	dst = dst[:len(src)]
 	for i, v := range src {
-		dst[i] = RoundBF16(v)
+		dst[i] = round(v)
 	}
 }

@@ -23,18 +23,4 @@ func RoundTF32(x float32) float32 {
 // RoundTF32Slice sets dst[i] = RoundTF32(src[i]) for every i of src; dst
 // must be at least as long as src and may be src itself. With AVX2 it runs
 // eight at a time (roundTF32AVX, the same bits: TestRoundSlicesVec).
-func RoundTF32Slice(dst, src []float32) {
-	dst = dst[:len(src)]
-	if m := len(src) &^ 7; useVec && m > 0 {
-		roundTF32AVX(&dst[0], &src[0], m)
-		dst, src = dst[m:], src[m:]
-	}
-	roundTF32Go(dst, src)
-}
-
-func roundTF32Go(dst, src []float32) {
-	dst = dst[:len(src)]
-	for i, v := range src {
-		dst[i] = RoundTF32(v)
-	}
-}
+func RoundTF32Slice(dst, src []float32) { roundSlice(dst, src, roundTF32AVX, RoundTF32) }

@@ -26,11 +26,17 @@ func reluBackwardAVX(dx, x, dy *float32, n int) {
 }
 
 func roundBF16AVX(dst, src *float32, n int) {
-	roundBF16Go(unsafe.Slice(dst, n), unsafe.Slice(src, n))
+	d := unsafe.Slice(dst, n)
+	for i, v := range unsafe.Slice(src, n) {
+		d[i] = RoundBF16(v)
+	}
 }
 
 func roundTF32AVX(dst, src *float32, n int) {
-	roundTF32Go(unsafe.Slice(dst, n), unsafe.Slice(src, n))
+	d := unsafe.Slice(dst, n)
+	for i, v := range unsafe.Slice(src, n) {
+		d[i] = RoundTF32(v)
+	}
 }
 
 // chanLen is the extent of n segments of hw floats, stride apart.
