@@ -1,6 +1,7 @@
 package cpubackend
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -143,10 +144,11 @@ func TestRoundedConvolutions(t *testing.T) {
 						{"dw", rw, got.dw, want.dw, fp32.dw},
 						{"db", rw, got.db, want.db, fp32.db},
 					} {
-						if i := firstBitDiff(c.got, c.want); i >= 0 {
-							t.Errorf("threads %d: %s[%d] = %v, want %v (float32 on operands rounded by %d)", threads, c.name, i, c.got[i], c.want[i], c.r)
+						if len(c.got) != len(c.want) {
+							t.Fatalf("threads %d: %s has %d elements, want %d", threads, c.name, len(c.got), len(c.want))
 						}
-						if c.r != RoundNone && c.name != "db" && firstBitDiff(c.got, c.fp32) < 0 {
+						equalBits(t, fmt.Sprintf("threads %d: %s (float32 on operands rounded by %d)", threads, c.name, c.r), c.got, c.want)
+						if c.r != RoundNone && c.name != "db" && slices.Equal(c.got, c.fp32) {
 							t.Errorf("threads %d: %s equals float32's on unrounded operands: no rounding", threads, c.name)
 						}
 					}
@@ -154,19 +156,4 @@ func TestRoundedConvolutions(t *testing.T) {
 			})
 		}
 	}
-}
-
-// firstBitDiff returns the first index where a and b differ in bits (NaNs
-// count as equal), or −1 (also when both are nil); a length difference
-// counts at the shorter length.
-func firstBitDiff(a, b []float32) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] && !(a[i] != a[i] && b[i] != b[i]) {
-			return i
-		}
-	}
-	if len(a) != len(b) {
-		return min(len(a), len(b))
-	}
-	return -1
 }
