@@ -44,21 +44,51 @@ var peerShapes = []struct {
 // peerPassNames are the pass names of scripts/torch-gpu-bench.py.
 var peerPassNames = [numConvPasses]string{ConvFwd: "fwd", ConvBwdData: "bwd-data", ConvBwdFilter: "bwd-filter"}
 
+// peerPrecisions are the precisions of BenchmarkConvPeer, prec=NAME in
+// its names: the dispatcher's kernels at FP32, TF32 and BF16
+// (SetPrecision), and fp32pipe, FP32's packed-pipeline kernels (v11, v12,
+// v13), which the dispatcher does not run (fp32PipeKernel), launched
+// directly so that a GPU session times them beside the dispatched ones.
+// scripts/torch-gpu-bench.py times cuDNN at fp32 (TF32 off), tf32 and
+// bf16; fp32pipe is compared with cuDNN's fp32.
+var peerPrecisions = []struct {
+	name string
+	p    Precision
+	pipe bool
+}{{"fp32", FP32, false}, {"fp32pipe", FP32, true}, {"tf32", TF32, false}, {"bf16", BF16, false}}
+
+// fp32PipeKernels are FP32's packed-pipeline kernels by pass.
+var fp32PipeKernels = [numConvPasses]kernelID{ConvFwd: kConvFwdPipe, ConvBwdData: kConvBwdDataPipe, ConvBwdFilter: kConvBwdFilterPipe}
+
 // BenchmarkConvPeer times, on a GPU, the three passes of every peerShapes
-// shape with the kernel the dispatcher picks (Conv2DForward,
-// Conv2DBackwardData, Conv2DBackwardFilter at the default FP32 precision),
+// shape at every peerPrecisions precision with the kernel the dispatcher
+// picks (Conv2DForward, Conv2DBackwardData, Conv2DBackwardFilter after
+// SetPrecision), and FP32's packed-pipeline kernels as prec=fp32pipe,
 // measured as benchGPU says and as scripts/torch-gpu-bench.py measures
 // cuDNN on the same shapes: random data rotated through more than twice
-// the L2, a warm-up, events around each launch, the median. The kernel's
-// name is the last element of the benchmark's name; scripts/gpu-check.sh
-// puts the two sides in one table. It is skipped on the simulator
-// (BenchmarkConvSuite gives its figures).
+// the L2, a warm-up, events around each launch, the median. A pass's time
+// includes the packing launches of a packed kernel (its operands are
+// float32 NCHW/KCRS, as the layers hold them) and the split-K reduce. The
+// kernel's name is the last element of the benchmark's name;
+// scripts/gpu-check.sh puts the two sides in one table. Beside each
+// measured pass it reports the analytic model's estimate (modelPeer) as
+// model-us, so that a GPU session checks the model.
 //
-//	go test -tags cuda -run '^$' -bench ConvPeer -benchtime 50x ./gpu
+// Without a GPU it reports the model's estimate only (model-us and the
+// GFLOP/s it implies, model-GFLOP/s), from the simulator's kernel set and
+// dispatcher, without launching anything:
+//
+//	go test -tags cuda -run '^$' -bench ConvPeer -benchtime 50x ./gpu   (GPU)
+//	go test -run '^$' -bench ConvPeer -benchtime 1x ./gpu               (model)
 func BenchmarkConvPeer(b *testing.B) {
 	d, err := Open(0)
-	if err != nil {
-		b.Skipf("no GPU: %v", err)
+	model := err != nil
+	if model {
+		noGPU := err
+		if d, err = OpenSim(SimOptions{}); err != nil {
+			b.Skipf("no GPU (%v) and no simulator: %v", noGPU, err)
+		}
+		b.Logf("no GPU (%v): the analytic model's estimates on the simulator's kernels and dispatcher, nothing launched", noGPU)
 	}
 	b.Cleanup(func() { d.Close() })
 	b.Logf("device: %v", d)
@@ -67,19 +97,67 @@ func BenchmarkConvPeer(b *testing.B) {
 		// The buffers are allocated inside the shape's benchmark, so only
 		// for the shapes -test.bench selects.
 		b.Run("shape="+s.name, func(b *testing.B) {
-			c := newConvBufs(b, d, g)
-			defer c.free()
-			runs := [numConvPasses]func(i int) error{
-				ConvFwd:       func(i int) error { x, y := c.at(i); return d.Conv2DForward(g, x, c.w, c.bias, y) },
-				ConvBwdData:   func(i int) error { dx, dy := c.at(i); return d.Conv2DBackwardData(g, dy, c.w, dx) },
-				ConvBwdFilter: func(i int) error { x, dy := c.at(i); return d.Conv2DBackwardFilter(g, x, dy, c.w) },
+			var c *convBufs
+			if !model {
+				c = newConvBufs(b, d, g)
+				defer c.free()
 			}
-			for p, run := range runs {
-				name := fmt.Sprintf("pass=%s/kernel=%s", peerPassNames[p], d.ConvKernelFor(ConvPass(p), g))
-				b.Run(name, func(b *testing.B) { benchLaunch(b, d, g.FLOPs(), run) })
+			for _, pr := range peerPrecisions {
+				b.Run("prec="+pr.name, func(b *testing.B) {
+					if err := d.SetPrecision(pr.p); err != nil {
+						b.Skip(err)
+					}
+					defer d.SetPrecision(FP32)
+					for p := ConvPass(0); p < numConvPasses; p++ {
+						id := d.peerKernel(p, g)
+						if pr.pipe {
+							id = fp32PipeKernels[p]
+							if d.fns[id] == nil || !packedFits(p, g, packedConvs[id].chanAlign) {
+								continue
+							}
+						}
+						name := fmt.Sprintf("pass=%s/kernel=%s", peerPassNames[p], kernelTable[id].name)
+						b.Run(name, func(b *testing.B) {
+							est := modelPeer(id, g)
+							if model { // nothing to time: b.N is not looped over
+								b.ReportMetric(est*1e6, "model-us")
+								b.ReportMetric(g.FLOPs()/est/1e9, "model-GFLOP/s")
+								return
+							}
+							benchLaunch(b, d, g.FLOPs(), peerRun(d, p, g, c, id, pr.pipe))
+							b.ReportMetric(est*1e6, "model-us")
+						})
+					}
+				})
 			}
 		})
 	}
+}
+
+// peerKernel is the kernel the dispatching entry point of pass p runs for
+// g at the device's precision (ConvKernelFor's kernel).
+func (d *Device) peerKernel(p ConvPass, g geom.ConvGeom) kernelID {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.kernelFor(d.convAlgoFor(p, g), p, g)
+}
+
+// peerRun is pass p of g on c's buffers: through the dispatching entry
+// point, or kernel id itself when direct.
+func peerRun(d *Device, p ConvPass, g geom.ConvGeom, c *convBufs, id kernelID, direct bool) func(i int) error {
+	switch {
+	case p == ConvFwd && direct:
+		return func(i int) error { x, y := c.at(i); return d.runFwd(id, g, x, c.w, c.bias, y, false) }
+	case p == ConvFwd:
+		return func(i int) error { x, y := c.at(i); return d.Conv2DForward(g, x, c.w, c.bias, y) }
+	case p == ConvBwdData && direct:
+		return func(i int) error { dx, dy := c.at(i); return d.runDgrad(id, g, dy, c.w, dx) }
+	case p == ConvBwdData:
+		return func(i int) error { dx, dy := c.at(i); return d.Conv2DBackwardData(g, dy, c.w, dx) }
+	case direct:
+		return func(i int) error { x, dy := c.at(i); return d.runWgrad(id, g, x, dy, c.w) }
+	}
+	return func(i int) error { x, dy := c.at(i); return d.Conv2DBackwardFilter(g, x, dy, c.w) }
 }
 
 // TestPeerShapes checks that peerShapes is the SHAPES list of

@@ -83,6 +83,15 @@ var fp32InstrPerFMA = map[kernelID]float64{
 	kConvBwdDataWide:        1.51,
 	kConvBwdDataWideStrided: 1.51,
 	kConvBwdFilterWide:      1.48,
+	// FP32's packed pipeline, on the same shape (v11 1.43, v12 1.51, v13
+	// 1.45 per useful FMA; BENCHMARKS.md, "FP32 bwd-data on the packed
+	// pipeline" and "FP32 forward and bwd-filter on the packed pipeline"),
+	// ×7/8 for fwd and bwd-data. The dispatcher never runs them
+	// (fp32PipeKernel); the figures serve the model's estimates
+	// (BenchmarkConvPeer's model-us).
+	kConvBwdDataPipe:   1.25,
+	kConvFwdPipe:       1.32,
+	kConvBwdFilterPipe: 1.45,
 }
 
 // launchSlots is the model's cost of one more launch on the stream:
@@ -183,6 +192,9 @@ func convCost(id kernelID, g geom.ConvGeom) launchCost {
 	c.blocks = ceilDiv(m, t.M) * ceilDiv(n, t.N) * phases * c.splits
 	fmas := float64(t.M * t.N * t.K * c.kTiles)
 	switch {
+	case v.precision == FP32 && packed:
+		c.perSM = fp32PipeBlocksPerSM
+		c.blockSlots = fmas * fp32InstrPerFMA[id] / 32
 	case v.precision == FP32:
 		c.perSM = igemmBlocksPerSM(v.wide)
 		c.blockSlots = fmas * fp32InstrPerFMA[id] / 32

@@ -3,6 +3,8 @@ package gpu
 import (
 	"math"
 	"testing"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
 // An analytic time model for the simulated convolution suite
@@ -73,5 +75,120 @@ func TestEstimateH100(t *testing.T) {
 				t.Errorf("estimateH100 = %g s, want %g s", got, c.want)
 			}
 		})
+	}
+}
+
+// modelPeer is the analytic model's time in seconds of kernel id on g, its
+// packing and split-K reduce launches included, on the H100 SXM5 of the
+// constants above: the dispatcher's cost model (cost.go: issue slots, the
+// occupancy, the fill of h100SMs SMs) made a time and bounded by the
+// tensor or FFMA rate and by DRAM bandwidth. Over the blocks of its
+// busiest SM (waves · min(occupancy, ⌈blocks/SMs⌉)) the kernel takes the
+// longest of
+//
+//	issue    their warp instructions (cost.go's slots) / (4 schedulers · clock)
+//	math     their padded tiles' multiply-adds · 2 / the SM's share of the
+//	         peak (FFMA, dense TF32 or dense BF16); the direct kernels: the
+//	         pass's FLOPs / the FFMA peak
+//	memory   modelBytes / DRAM bandwidth, over the whole device
+//
+// plus the other launches (packing, the direct forward's ReLU) and the
+// split-K reduce in cost.go's slots at the same rate. It leaves out
+// latency, pipeline fill and L2 misses beyond one read of each operand,
+// so it is a lower bound; BenchmarkConvPeer reports it beside each
+// measured pass (model-us) so that a GPU session checks it.
+func modelPeer(id kernelID, g geom.ConvGeom) float64 {
+	v, _ := variantOf(id)
+	c := convCost(id, g)
+	perSlot := 1 / (schedulersSM * h100Clock)
+	busiest := float64(c.waves(h100SMs) * min(c.perSM, ceilDiv(c.blocks, h100SMs)))
+	peak := h100FP32
+	switch {
+	case v.precision == TF32:
+		peak = h100TF32
+	case v.precision == BF16:
+		peak = h100BF16
+	}
+	math := g.FLOPs() / peak
+	if v.algo != ConvDirect {
+		fmas := float64(v.tile.M * v.tile.N * v.tile.K * c.kTiles)
+		math = busiest * fmas * 2 / (peak / h100SMs)
+	}
+	issue := busiest * c.blockSlots * perSlot
+	memory := modelBytes(id, g) / h100DRAMBW
+	return max(issue, math, memory) + (c.reduce+float64(c.launches)*launchSlots)*perSlot
+}
+
+// modelBytes is the DRAM traffic modelPeer charges kernel id on g: each
+// float32 operand read once and the output written once; a packed
+// kernel's channels-last copies written and read once more each (packed
+// elements: channels padded to the kernel's chunk); split-K partial sums
+// written and read once; the direct forward's ReLU pass over y.
+func modelBytes(id kernelID, g geom.ConvGeom) float64 {
+	v, _ := variantOf(id)
+	var in1, in2, out int
+	switch v.pass {
+	case ConvFwd:
+		in1, in2, out = g.XLen(), g.WLen(), g.YLen()
+	case ConvBwdData:
+		in1, in2, out = g.YLen(), g.WLen(), g.XLen()
+	default:
+		in1, in2, out = g.XLen(), g.YLen(), g.WLen()
+	}
+	bytes := 4 * float64(in1+in2+out)
+	c := convCost(id, g)
+	if pc, packed := packedConvs[id]; packed {
+		cp, kp := packedChans(g.C, pc.chanAlign), packedChans(g.K, pc.chanAlign)
+		hw, pq, rs := g.H*g.W, g.P()*g.Q(), g.R*g.S
+		var elems int
+		switch v.pass {
+		case ConvFwd:
+			elems = g.N*hw*cp + g.K*rs*cp
+		case ConvBwdData:
+			elems = g.N*pq*kp + g.C*rs*kp
+		default:
+			elems = g.N*pq*kp + g.N*hw*cp
+		}
+		bytes += 2 * float64(elems*pc.elemBytes)
+		if c.splits > 1 && id == kConvBwdFilterPipe {
+			out = g.K * rs * cp
+		}
+	}
+	if c.splits > 1 {
+		bytes += 2 * 4 * float64(c.splits*out)
+	}
+	if v.algo == ConvDirect && v.pass == ConvFwd {
+		bytes += 2 * 4 * float64(g.YLen())
+	}
+	return bytes
+}
+
+// TestModelPeer checks modelPeer against two estimates worked by hand on
+// ResNet-50's 3×3 128-channel layer at N = 64 (M = 64·28·28 = 50176 rows,
+// K = 128, L = 9·128 = 1152; 392 blocks of 128×128; the two packing
+// launches, 2·14336 slots, 3.62 µs).
+func TestModelPeer(t *testing.T) {
+	g := cg(64, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1)
+	const launches = 2 * 14336 / (4 * 1.98e9)
+	// v12: one block an SM, 3 on the busiest SM, 72 k-tiles of 16 each:
+	// issue-bound at 1.32 instructions a multiply-add (math 223 µs,
+	// memory 31 µs).
+	fp32 := 3*(128*128*16*72)*1.32/32/(4*1.98e9) + launches
+	// v7: two blocks an SM, 4 on the busiest SM, 36 k-tiles of 32 each:
+	// math 20.2 µs; memory-bound: x and y in float32 (2·25.69 MB), w (0.59
+	// MB), the bfloat16 copies of x and w written and read (2·25.98 MB).
+	bf16Math := 4 * (128 * 128 * 32 * 36) * 2 / (989.4e12 / 132)
+	bf16 := (2*4*64*128*784+4*128*128*9+2*2*(64*784*128+128*9*128))/3.35e12 + launches
+	if bf16Math+launches >= bf16 {
+		t.Fatalf("the bf16 case is meant to be memory-bound: math %g s", bf16Math)
+	}
+	for _, c := range []struct {
+		name string
+		id   kernelID
+		want float64
+	}{{"fp32-v12-issue", kConvFwdPipe, fp32}, {"bf16-v7-memory", kConvFwdBF16, bf16}} {
+		if got := modelPeer(c.id, g); math.Abs(got-c.want) > 1e-9*c.want {
+			t.Errorf("%s: modelPeer(%s) = %.4g µs, want %.4g µs", c.name, kernelTable[c.id].name, got*1e6, c.want*1e6)
+		}
 	}
 }

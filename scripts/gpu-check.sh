@@ -17,11 +17,15 @@
 #                backend, step by step) and one MNIST epoch of the default
 #                network on the GPU, fp32 and bf16: epoch time, images/s,
 #                accuracy
-#   3     25 %   the conv shape suite on the GPU (BenchmarkConvPeer, the
-#                dispatcher's kernels) beside PyTorch/cuDNN on the same
-#                shapes (torch-gpu-bench.py --part conv), both measured the
-#                same way: one table of time, cuDNN's time, the speed ratio,
-#                GFLOP/s and % of the FP32 peak per shape and pass
+#   3     25 %   the conv shape suite on the GPU (BenchmarkConvPeer: the
+#                dispatcher's kernels at fp32, tf32 and bf16, and FP32's
+#                packed-pipeline kernels v11-v13 as fp32pipe) beside
+#                PyTorch/cuDNN on the same shapes at the same precisions
+#                (torch-gpu-bench.py --part conv), both measured the same
+#                way: one table of time, the analytic model's estimate,
+#                cuDNN's time, the speed ratio, GFLOP/s and % of the FP32
+#                peak per shape, precision and pass, then the targets
+#                (FP32 suite % of peak, median speed vs cuDNN per precision)
 #   4      9 %   the MNIST epoch of step 2 against PyTorch eager on the same
 #                GPU (same network, batch, optimiser, schedule, data on the
 #                device: torch-gpu-bench.py --part mnist)

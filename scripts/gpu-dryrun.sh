@@ -9,9 +9,15 @@
 #      device
 #   2. walk: GPU_CHECK_MOCK=MOCK scripts/gpu-check.sh walks all six steps
 #      (tiny sizes, PyTorch on the CPU when python3 has torch) and exits 0;
-#      gpu-summary.json holds the six steps; scripts/gpu-report.py record
+#      gpu-summary.json holds the six steps and the conv passes at the
+#      four precisions; scripts/gpu-report.py record
 #      adds 1 session row and one row per conv pass to a copy of
 #      BENCHMARKS.md, and refuses the mock summary without --allow-mock
+#   2b. targets: scripts/gpu-report.py summary on made-up conv figures
+#      (two ResNet shapes at four precisions, a stand-in H100) gives the
+#      FP32 suite's % of peak (dispatched, and with the faster of each
+#      pass's pipeline kernel), the median speed vs cuDNN per precision and
+#      each target's verdict, as worked out by hand
 #   3. cut off: with STEP_SLEEP=3:300 the check is killed (SIGKILL, as a
 #      device call past its time limit) once step 2 is done: the report and
 #      gpu-summary.json hold steps 1 and 2 complete
@@ -64,7 +70,12 @@ $py - "$work/walk/gpu-summary.json" <<'EOF' || fail "$work/walk/gpu-summary.json
 import json, sys
 s = json.load(open(sys.argv[1]))
 assert s["mock"] and s["complete"] and [x["n"] for x in s["steps"]] == [1, 2, 3, 4, 5, 6], s["steps"]
-assert len(s["conv"]) == 6 and all(r["ours_ms"] for r in s["conv"]), s["conv"]
+# two shapes × (fp32, fp32pipe, tf32, bf16) × three passes, cuDNN's beside
+# each (fp32's beside fp32pipe), the model's estimate with ours
+assert len(s["conv"]) == 24 and all(r["ours_ms"] and r["cudnn_ms"] and r["model_ms"] for r in s["conv"]), s["conv"]
+assert sorted({r["precision"] for r in s["conv"]}) == ["bf16", "fp32", "fp32pipe", "tf32"], s["conv"]
+t = s["conv_targets"]  # the mock's shapes are not ResNet-50's: no suite figure
+assert t["fp32_suite"]["gflops"] is None and t["tf32"]["shapes"] == 0 and t["bf16"]["median_vs_model"] > 0, t
 assert s["train"]["epoch"]["train_images"] == 1280 and s["train"]["epoch"]["epoch_s"] is not None, s["train"]
 c = s["train"]["compare_fp32"]  # no-op kernels: the GPU's losses are 0, 1 relative off the CPU's
 assert c["status"] == "ok" and c["max_rel_diff"] == 1 and c["tol"] == 1e9, c
@@ -80,10 +91,47 @@ fi
 $py scripts/gpu-report.py record "$work/walk/gpu-summary.json" --benchmarks "$work/BENCHMARKS.md" --allow-mock >>"$work/record.log" 2>&1 ||
 	fail "gpu-report.py record: $(tail -n 1 "$work/record.log")"
 added=$(($(wc -l <"$work/BENCHMARKS.md") - $(wc -l <BENCHMARKS.md)))
-((added == 7)) || fail "gpu-report.py record added $added lines to BENCHMARKS.md, want 7 (1 session, 6 conv passes)"
+((added == 25)) || fail "gpu-report.py record added $added lines to BENCHMARKS.md, want 25 (1 session, 24 conv passes)"
 if $py scripts/gpu-report.py record "$work/walk/gpu-summary.json" --benchmarks "$work/BENCHMARKS.md" --allow-mock >>"$work/record.log" 2>&1; then
 	fail "gpu-report.py record added the same session twice"
 fi
+
+# 2b. the targets' arithmetic on made-up figures (the mock's shapes are
+# not ResNet-50's): two resnet shapes and one other, 1 GFLOP a pass, on a
+# stand-in H100 (132 SMs, 1980 MHz: 66908.16 GFLOP/s).
+t=$work/targets/gpu-report-logs
+mkdir -p "$t"
+echo "NVIDIA H100 (stand-in), 580.65.06, 81559 MiB, 1980 MHz, 2619 MHz, 700.00 W" >"$t/machine.csv"
+$py - "$t" <<'EOF2' || fail "gpu-report.py's targets on made-up figures ($work/targets)"
+import json, os, subprocess, sys
+logs = sys.argv[1]
+# ours ms per (shape, precision): fp32 0.05 a pass; fp32pipe 0.025 for
+# resnet-a's fwd, 0.1 otherwise; tf32 ratios 1 and 0.5; bf16 2 and 0.9.
+ours = {("resnet-a", "fp32"): 0.05, ("resnet-b", "fp32"): 0.05, ("other", "fp32"): 0.001,
+        ("resnet-a", "fp32pipe"): 0.1, ("resnet-b", "fp32pipe"): 0.1,
+        ("resnet-a", "tf32"): 0.01, ("resnet-b", "tf32"): 0.02, ("resnet-a", "bf16"): 0.005, ("resnet-b", "bf16"): 1 / 90}
+lines, torch = ["device: NVIDIA H100 (stand-in) (sm_90, 132 SMs)"], []
+for (shape, prec), ms in ours.items():
+    for p in ("fwd", "bwd-data", "bwd-filter"):
+        m = 0.025 if (shape, prec, p) == ("resnet-a", "fp32pipe", "fwd") else ms
+        lines.append(f"BenchmarkConvPeer/shape={shape}/prec={prec}/pass={p}/kernel=k-16 \t50\t1 ns/op\t"
+                     f"{m * 1e6:.6f} gpu-ns/op\t{1 / m * 1e3:.6f} GFLOP/s\t{m * 1e3 / 2:.6f} model-us")
+        if prec != "fp32pipe":
+            torch.append({"shape": shape, "precision": prec, "pass": p, "flops": 1e9, "ms": 0.01, "gflops": 1e5})
+open(os.path.join(logs, "conv-ours.log"), "w").write("\n".join(lines) + "\n")
+json.dump({"conv": torch}, open(os.path.join(logs, "conv-torch.json"), "w"))
+out = subprocess.run([sys.executable, "scripts/gpu-report.py", "summary", os.path.dirname(logs)], check=True,
+                     capture_output=True, text=True).stdout.strip()
+t = json.load(open(out))["conv_targets"]
+close = lambda a, b: a is not None and abs(a - b) < 1e-6 * b
+peak = 132 * 128 * 2 * 1.98
+assert close(t["fp32_suite"]["gflops"], 20000) and close(t["fp32_suite"]["peak_pct"], 100 * 20000 / peak), t
+assert close(t["fp32_suite_best"]["gflops"], 6 / 0.275 * 1e3), t
+assert t["fp32_met"] is False and close(t["fp32_suite_cudnn"]["gflops"], 1e5), t
+assert t["tf32"]["shapes"] == 2 and close(t["tf32"]["median_speed_vs_cudnn"], 0.75) and t["tf32"]["met"] is False, t
+assert close(t["bf16"]["median_speed_vs_cudnn"], 1.45) and t["bf16"]["met"] is True, t
+assert close(t["fp32"]["median_vs_model"], 2) and t["fp32"]["below_model"] == 0, t
+EOF2
 
 # 3. cut off after step 2
 setsid env STEP_SLEEP=3:300 GPU_CHECK_MOCK="$mock" GPU_BUILD_DIR="$work/gpu" OUT="$work/cut" PYTHON="$py" \
@@ -109,4 +157,4 @@ got=$(steps_of overrun)
 ((rc == 1)) && [[ $got == "1:skipped: mock"*" 2:TIMEOUT 3:"*" 6:"* ]] ||
 	fail "overrun: exit $rc and steps $got, want exit 1, step 2 TIMEOUT and steps 3-6 run ($work/overrun/gpu-report.md)"
 
-echo "gpu-dryrun: ok (archive $size at xz -1; six steps walked on the mock, 7 rows recorded; cut off in step 3: steps 1-2 complete; step 2 over its slice: TIMEOUT, steps 3-6 ran)"
+echo "gpu-dryrun: ok (archive $size at xz -1; six steps walked on the mock, 25 rows recorded; cut off in step 3: steps 1-2 complete; step 2 over its slice: TIMEOUT, steps 3-6 ran)"

@@ -27,7 +27,14 @@ Figures: a conv pass's GFLOP/s is 2·N·K·P·Q·C·R·S over the median time;
 % of peak is over the FP32 FMA peak, SMs × FP32 lanes per SM (64 on
 compute capability 7.x and 8.0, 128 on 8.6 and later) × 2 × the maximum SM
 clock (nvidia-smi); "speed vs cuDNN" is cuDNN's median time over ours (> 1:
-ours is faster), "speed vs PyTorch" PyTorch's epoch time over ours.
+ours is faster) at the same precision (fp32pipe, FP32's packed-pipeline
+kernels, against cuDNN's fp32), "ours/model" our time over the analytic
+model's estimate (BenchmarkConvPeer's model-us), "speed vs PyTorch"
+PyTorch's epoch time over ours. The targets (conv_targets in the summary,
+a column of the sessions row) are over the ResNet-50 shapes: the FP32
+suite's FLOPs over the sum of its passes' times as a % of the FP32 peak
+(≥ 60 %), and per precision the median over shapes of cuDNN's time for
+the three passes over ours (TF32 and BF16: ≥ 0.8).
 """
 
 import argparse
@@ -37,7 +44,7 @@ import os
 import re
 import sys
 
-SCHEMA = "convtrain-gpu-check/1"
+SCHEMA = "convtrain-gpu-check/2"
 STEP_NAMES = {1: "machine and conformance", 2: "train compare and one MNIST epoch",
               3: "conv passes vs cuDNN", 4: "MNIST epoch vs PyTorch eager",
               5: "compute-sanitizer", 6: "remaining benchmarks"}
@@ -210,25 +217,112 @@ def train(logs):
 
 
 def conv(logs, mach):
+    """One row per (shape, precision, pass) of BenchmarkConvPeer: ours (the
+    dispatcher's kernel; fp32pipe: FP32's packed-pipeline kernel, not
+    dispatched), the model's estimate, cuDNN's time at the same precision
+    (fp32's for fp32pipe)."""
     ours = {}
     for b in bench_lines(read(os.path.join(logs, "conv-ours.log"))):
-        m = re.match(r"BenchmarkConvPeer/shape=([^/]+)/pass=([^/]+)/kernel=([^/]+)$", b["name"])
+        m = re.match(r"BenchmarkConvPeer/shape=([^/]+)/prec=([^/]+)/pass=([^/]+)/kernel=([^/]+)$", b["name"])
         if m and b["metrics"].get("gpu-ns/op"):
-            ours[(m.group(1), m.group(2))] = {"kernel": m.group(3), "ms": b["metrics"]["gpu-ns/op"] / 1e6,
-                                              "gflops": b["metrics"].get("GFLOP/s")}
-    theirs = {(r["shape"], r["pass"]): r for r in (read_json(os.path.join(logs, "conv-torch.json")) or {}).get("conv", [])}
+            model = b["metrics"].get("model-us")
+            ours[(m.group(1), m.group(2), m.group(3))] = {
+                "kernel": m.group(4), "ms": b["metrics"]["gpu-ns/op"] / 1e6, "gflops": b["metrics"].get("GFLOP/s"),
+                "model_ms": model / 1e3 if model else None}
+    theirs = {(r["shape"], r.get("precision", "fp32"), r["pass"]): r
+              for r in (read_json(os.path.join(logs, "conv-torch.json")) or {}).get("conv", [])}
     peak = mach.get("fp32_peak_gflops")
     rows = []
     keys = list(ours) + [k for k in theirs if k not in ours]
     for k in keys:
-        o, t = ours.get(k, {}), theirs.get(k, {})
-        r = {"shape": k[0], "pass": k[1], "kernel": o.get("kernel"), "ours_ms": o.get("ms"),
-             "cudnn_ms": t.get("ms"), "gflops": o.get("gflops"), "cudnn_gflops": t.get("gflops")}
+        o, t = ours.get(k, {}), theirs.get((k[0], "fp32" if k[1] == "fp32pipe" else k[1], k[2]), {})
+        r = {"shape": k[0], "precision": k[1], "pass": k[2], "kernel": o.get("kernel"), "ours_ms": o.get("ms"),
+             "model_ms": o.get("model_ms"), "cudnn_ms": t.get("ms"), "gflops": o.get("gflops"),
+             "cudnn_gflops": t.get("gflops")}
+        r["flops"] = t.get("flops") or (r["gflops"] * r["ours_ms"] * 1e6 if r["gflops"] and r["ours_ms"] else None)
         r["speed_vs_cudnn"] = r["cudnn_ms"] / r["ours_ms"] if r["ours_ms"] and r["cudnn_ms"] else None
+        r["vs_model"] = r["ours_ms"] / r["model_ms"] if r["ours_ms"] and r["model_ms"] else None
         r["peak_pct"] = 100 * r["gflops"] / peak if peak and r["gflops"] else None
         r["cudnn_peak_pct"] = 100 * r["cudnn_gflops"] / peak if peak and r["cudnn_gflops"] else None
         rows.append(r)
     return rows
+
+
+def median(v):
+    v = sorted(v)
+    if not v:
+        return None
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+
+# The targets of the tensor-core issue, over the ResNet-50 shapes of the
+# suite (names resnet-*, N = 64).
+FP32_SUITE_TARGET_PCT = 60.0  # of the FP32 FMA peak (H100 SXM: 67 TFLOP/s)
+TENSOR_TARGET_SPEED = 0.8     # cuDNN's time over ours, median ResNet-50 shape
+
+
+def targets(rows, mach):
+    """The suite's figures against the targets: FP32, the ResNet-50 suite's
+    FLOPs over the sum of its passes' median times, as a % of the FP32
+    peak, with the dispatched kernels and with the faster of the
+    dispatched and the packed-pipeline kernel of each pass; per precision
+    the median over the ResNet-50 shapes of cuDNN's time for the shape's
+    three passes over ours (> 1: ours faster); and the median of our time
+    over the model's estimate (≥ 1 where the model is the lower bound it
+    claims)."""
+    peak = mach.get("fp32_peak_gflops")
+    res = [r for r in rows if r["shape"].startswith("resnet-")]
+    by = {(r["shape"], r["precision"], r["pass"]): r for r in res}
+    t = {"fp32_target_pct": FP32_SUITE_TARGET_PCT, "tensor_target_speed": TENSOR_TARGET_SPEED}
+
+    def suite(ms_of):
+        flops = total = 0.0
+        for r in res:
+            if r["precision"] != "fp32":
+                continue
+            ms = ms_of(r)
+            if not ms or not r["flops"]:
+                return None
+            flops, total = flops + r["flops"], total + ms
+        return flops / total / 1e6 if total else None
+
+    def best(r):
+        pipe = by.get((r["shape"], "fp32pipe", r["pass"]), {}).get("ours_ms")
+        return min(r["ours_ms"], pipe) if r["ours_ms"] and pipe else r["ours_ms"]
+
+    for key, ms_of in (("fp32_suite", lambda r: r["ours_ms"]), ("fp32_suite_best", best),
+                       ("fp32_suite_cudnn", lambda r: r["cudnn_ms"])):
+        g = suite(ms_of)
+        t[key] = {"gflops": g, "peak_pct": 100 * g / peak if g and peak else None}
+    t["fp32_met"] = None if t["fp32_suite"]["peak_pct"] is None else t["fp32_suite"]["peak_pct"] >= FP32_SUITE_TARGET_PCT
+    for prec in ("fp32", "fp32pipe", "tf32", "bf16"):
+        ratios = []
+        for shape in dict.fromkeys(r["shape"] for r in res if r["precision"] == prec):
+            passes = [by.get((shape, prec, p)) for p in ("fwd", "bwd-data", "bwd-filter")]
+            if all(x and x["ours_ms"] and x["cudnn_ms"] for x in passes):
+                ratios.append(sum(x["cudnn_ms"] for x in passes) / sum(x["ours_ms"] for x in passes))
+        vs_model = [r["vs_model"] for r in rows if r["precision"] == prec and r["vs_model"]]
+        t[prec] = {"shapes": len(ratios), "median_speed_vs_cudnn": median(ratios),
+                   "median_vs_model": median(vs_model), "below_model": sum(1 for v in vs_model if v < 1)}
+        if prec in ("tf32", "bf16"):
+            m = t[prec]["median_speed_vs_cudnn"]
+            t[prec]["met"] = None if m is None else m >= TENSOR_TARGET_SPEED
+    return t
+
+
+def targets_line(t):
+    """One line of the targets for the sessions table and the report."""
+    if not t:
+        return "—"
+    verdict = {True: "met", False: "not met", None: "?"}
+    f = t["fp32_suite"]["peak_pct"]
+    fb = t["fp32_suite_best"]["peak_pct"]
+    parts = [f"FP32 suite {fmt(f, '.1f')} % of peak (with v11–v13: {fmt(fb, '.1f')} %; "
+             f"≥ {t['fp32_target_pct']:.0f} %: {verdict[t['fp32_met']]})"]
+    for prec in ("tf32", "bf16"):
+        parts.append(f"{prec.upper()} median {fmt(t[prec]['median_speed_vs_cudnn'], '.2f')}× cuDNN "
+                     f"(≥ {t['tensor_target_speed']}: {verdict[t[prec].get('met')]})")
+    return "; ".join(parts)
 
 
 def network(logs, tr):
@@ -282,6 +376,7 @@ def summarize(out_dir):
          "complete": {x["n"] for x in st} >= set(STEP_NAMES),
          "machine": mach, "build": build(logs), "steps": st,
          "conformance": conformance(logs), "train": tr, "conv": conv(logs, mach),
+         "conv_targets": targets(conv(logs, mach), mach),
          "network": network(logs, tr), "sanitizer": sanitizer(logs), "extra": extra(logs)}
     return s
 
@@ -298,15 +393,26 @@ def conv_table(out_dir):
     lines = [f"FP32 peak: {fmt(peak, ',.0f')} GFLOP/s"
              + (f" ({mach['sms']} SMs × {fp32_lanes(mach['compute_capability'])} lanes × 2 × "
                 f"{mach['sm_clock_max_mhz']:.0f} MHz)" if peak else " (unknown: needs nvidia-smi's max SM clock)"),
-             "", "| shape | pass | our kernel | ours ms | cuDNN ms | speed vs cuDNN | ours GFLOP/s | ours % peak "
-             "| cuDNN GFLOP/s | cuDNN % peak |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "", "Precision fp32pipe: FP32's packed-pipeline kernels (v11–v13), not dispatched, beside cuDNN's fp32. "
+             "model ms: the analytic model's estimate (a lower bound: ours/model ≥ 1 where it holds).",
+             "", "| shape | precision | pass | our kernel | ours ms | model ms | cuDNN ms | speed vs cuDNN | ours/model "
+             "| ours GFLOP/s | ours % peak | cuDNN GFLOP/s | cuDNN % FP32 peak |",
+             "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
-        lines.append(f"| {r['shape']} | {r['pass']} | {r['kernel'] or '—'} | {fmt(r['ours_ms'], '.4f')} | "
-                     f"{fmt(r['cudnn_ms'], '.4f')} | {fmt(r['speed_vs_cudnn'], '.2f')} | {fmt(r['gflops'], '.0f')} | "
+        lines.append(f"| {r['shape']} | {r['precision']} | {r['pass']} | {r['kernel'] or '—'} | "
+                     f"{fmt(r['ours_ms'], '.4f')} | {fmt(r['model_ms'], '.4f')} | {fmt(r['cudnn_ms'], '.4f')} | "
+                     f"{fmt(r['speed_vs_cudnn'], '.2f')} | {fmt(r['vs_model'], '.2f')} | {fmt(r['gflops'], '.0f')} | "
                      f"{fmt(r['peak_pct'], '.1f')} | {fmt(r['cudnn_gflops'], '.0f')} | {fmt(r['cudnn_peak_pct'], '.1f')} |")
     if not rows:
-        lines.append("| (no figures) | | | | | | | | | |")
+        lines.append("| (no figures) | | | | | | | | | | | | |")
+    t = targets(rows, mach)
+    lines += ["", "Targets over the ResNet-50 shapes (resnet-*, N = 64): " + targets_line(t) + ".", "",
+              "| precision | shapes | median speed vs cuDNN (3 passes) | median ours/model | passes below the model |",
+              "| --- | ---: | ---: | ---: | ---: |"]
+    for prec in ("fp32", "fp32pipe", "tf32", "bf16"):
+        x = t[prec]
+        lines.append(f"| {prec} | {x['shapes']} | {fmt(x['median_speed_vs_cudnn'], '.2f')} | "
+                     f"{fmt(x['median_vs_model'], '.2f')} | {x['below_model']} |")
     return "\n".join(lines)
 
 
@@ -365,7 +471,8 @@ def session_row(s):
     steps_ = " ".join(f"{k}:{st[k].split(':')[0].split(' ')[0]}" for k in sorted(st))
     cells = [date, m.get("gpu", "?"), m.get("driver", "?"), m.get("cuda", "?"), commit,
              f"`{s['command']}`", f"{st.get(1, '—').split(' (')[0]}: {passed} passed, {failed} failed",
-             cmp_, ours, ours_bf16, theirs, fmt(n.get("speed_vs_pytorch"), ".2f"), san, steps_]
+             cmp_, ours, ours_bf16, theirs, fmt(n.get("speed_vs_pytorch"), ".2f"),
+             targets_line(s.get("conv_targets")), san, steps_]
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
@@ -373,8 +480,9 @@ def conv_rows(s):
     m, b = s["machine"], s["build"]
     date = s["generated"][:16].replace("T", " ")
     commit = (b.get("commit") or "unknown")[:7]
-    return ["| " + " | ".join([date, m.get("gpu", "?"), commit, r["shape"], r["pass"], r["kernel"] or "—",
-                               fmt(r["ours_ms"], ".4f"), fmt(r["cudnn_ms"], ".4f"), fmt(r["speed_vs_cudnn"], ".2f"),
+    return ["| " + " | ".join([date, m.get("gpu", "?"), commit, r["shape"], r.get("precision", "fp32"), r["pass"],
+                               r["kernel"] or "—", fmt(r["ours_ms"], ".4f"), fmt(r.get("model_ms"), ".4f"),
+                               fmt(r["cudnn_ms"], ".4f"), fmt(r["speed_vs_cudnn"], ".2f"),
                                fmt(r["gflops"], ".0f"), fmt(r["peak_pct"], ".1f")]) + " |"
             for r in s["conv"]]
 

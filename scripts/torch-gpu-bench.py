@@ -4,7 +4,8 @@ scripts/gpu-check.sh on the same machine, printed as markdown (and as JSON
 with --json FILE, which scripts/gpu-report.py reads).
 
     python3 scripts/torch-gpu-bench.py [--part conv,net,mnist] [--reps 50] [--warmup 10]
-                                       [--shapes REGEX] [--mnist DIR] [--json FILE]
+                                       [--shapes REGEX] [--precisions fp32,tf32,bf16]
+                                       [--mnist DIR] [--json FILE]
 
 Parts (--part, comma-separated; default conv,net):
 
@@ -15,7 +16,8 @@ conv   The conv shape suite (SHAPES; gpu/bench_suite_test.go's peerShapes
        of the default MNIST network at batch 64 and 512, ResNet-50's 3×3
        convs at N=64 (C=K=64 at 56×56, 128 at 28×28, 256 at 14×14, 512 at
        7×7), its 1×1 and stride-2 convs and its stem. GFLOP/s counts
-       2·N·K·P·Q·C·R·S per pass. --shapes REGEX keeps the matching names.
+       2·N·K·P·Q·C·R·S per pass. --shapes REGEX keeps the matching names;
+       each shape at each precision of --precisions (see Precision).
 net    The default network (conv 1→8 5×5, ReLU, max-pool 2, conv 8→16 5×5,
        ReLU, max-pool 2, dense 256→10, softmax cross-entropy; SGD lr 0.05,
        momentum 0.9) on random data kept on the device: the median
@@ -31,9 +33,15 @@ mnist  One epoch of that network on MNIST (--mnist DIR: the four IDX
        excluded) and the test accuracy. --limit N trains on the first N
        images only (a check of the script).
 
-FP32 only: TF32 is off for matmul and cuDNN, so this is the exact-FP32
-comparison. cudnn.benchmark is on, so cuDNN runs its fastest algorithm for
-each shape.
+Precision: net and mnist are fp32 with TF32 off for matmul and cuDNN, the
+exact-FP32 comparison. conv times each shape at every precision of
+--precisions (default fp32,tf32,bf16), the peers of BenchmarkConvPeer's
+prec=fp32, tf32 and bf16: fp32 with TF32 off; tf32 with
+cudnn.allow_tf32 on (float32 tensors, TF32 tensor cores); bf16 on
+bfloat16 tensors (cuDNN accumulates in float32 and writes bfloat16), as a
+bf16 network holds its activations, where ours reads float32 and packs
+(the packing is in our time). cudnn.benchmark is on, so cuDNN runs its
+fastest algorithm for each shape and precision.
 
 Timing of a conv pass, the same as convtrain's benchGPU (gpu/bench_test.go):
 random inputs uniform in [-1, 1) rotated among copies that together exceed
@@ -160,12 +168,16 @@ def uniform(shape, gen, device):
     return torch.rand(shape, generator=gen, device=device) * 2 - 1
 
 
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
 def conv_suite(args, device, timer, out):
     shapes = [s for s in SHAPES if re.search(args.shapes, s[0])]
-    print("## Conv passes, PyTorch/cuDNN fp32 (TF32 off)")
+    precs = args.precisions.split(",")
+    print(f"## Conv passes, PyTorch/cuDNN: {', '.join(PRECISION_DOC[p] for p in precs)}")
     print()
-    print("| shape | N,C,H,W → K,R×S, stride, pad | pass | median ms | GFLOP/s |")
-    print("| --- | --- | --- | ---: | ---: |")
+    print("| shape | N,C,H,W → K,R×S, stride, pad | precision | pass | median ms | GFLOP/s |")
+    print("| --- | --- | --- | --- | ---: | ---: |")
     aten = torch.ops.aten
     gen = torch.Generator(device=device)
     gen.manual_seed(1)
@@ -175,33 +187,47 @@ def conv_suite(args, device, timer, out):
         flops = 2.0 * n * k * p * q * c * r * s
         xlen, ylen = n * c * h * w, n * k * p * q
         nc = 1 if not timer.cuda else max(1, -(-ROTATE_BYTES // (4 * (xlen + ylen))))
-        xall = uniform((nc, n, c, h, w), gen, device)
-        dyall = uniform((nc, n, k, p, q), gen, device)
-        wt = uniform((k, c, r, s), gen, device)
+        x32 = uniform((nc, n, c, h, w), gen, device)
+        dy32 = uniform((nc, n, k, p, q), gen, device)
+        w32 = uniform((k, c, r, s), gen, device)
         st, pd, dl, op = [stride, stride], [pad, pad], [1, 1], [0, 0]
-
-        def fwd(i):
-            aten.convolution(xall[i % nc], wt, None, st, pd, dl, False, op, 1)
-
-        def dgrad(i):
-            aten.convolution_backward(dyall[i % nc], xall[i % nc], wt, None, st, pd, dl, False, op, 1,
-                                      [True, False, False])
-
-        def wgrad(i):
-            aten.convolution_backward(dyall[i % nc], xall[i % nc], wt, None, st, pd, dl, False, op, 1,
-                                      [False, True, False])
-
         geo = f"{n},{c},{h},{w} → {k},{r}×{s}, {stride}, {pad}"
-        for pname, fn in (("fwd", fwd), ("bwd-data", dgrad), ("bwd-filter", wgrad)):
-            ms, host_us = timer.median_ms(fn)
-            print(f"| {name} | {geo} | {pname} | {ms:.4f} | {flops / ms / 1e6:.1f} |")
-            out.append({"shape": name, "pass": pname, "n": n, "c": c, "h": h, "w": w, "k": k, "r": r, "s": s,
-                        "stride": stride, "pad": pad, "flops": flops, "ms": ms, "gflops": flops / ms / 1e6,
-                        "host_us": None if math.isnan(host_us) else host_us, "copies": nc})
-        del xall, dyall, wt
+        for prec in precs:
+            # bf16: the operands in bfloat16, as a bf16 network (autocast)
+            # holds its activations; cuDNN accumulates in float32 and
+            # writes bfloat16. tf32: float32 operands, TF32 tensor cores.
+            xall, dyall, wt = (x32, dy32, w32) if prec != "bf16" else (
+                x32.bfloat16(), dy32.bfloat16(), w32.bfloat16())
+            torch.backends.cudnn.allow_tf32 = prec == "tf32"
+
+            def fwd(i):
+                aten.convolution(xall[i % nc], wt, None, st, pd, dl, False, op, 1)
+
+            def dgrad(i):
+                aten.convolution_backward(dyall[i % nc], xall[i % nc], wt, None, st, pd, dl, False, op, 1,
+                                          [True, False, False])
+
+            def wgrad(i):
+                aten.convolution_backward(dyall[i % nc], xall[i % nc], wt, None, st, pd, dl, False, op, 1,
+                                          [False, True, False])
+
+            for pname, fn in (("fwd", fwd), ("bwd-data", dgrad), ("bwd-filter", wgrad)):
+                ms, host_us = timer.median_ms(fn)
+                print(f"| {name} | {geo} | {prec} | {pname} | {ms:.4f} | {flops / ms / 1e6:.1f} |")
+                out.append({"shape": name, "precision": prec, "pass": pname, "n": n, "c": c, "h": h, "w": w,
+                            "k": k, "r": r, "s": s, "stride": stride, "pad": pad, "flops": flops, "ms": ms,
+                            "gflops": flops / ms / 1e6, "host_us": None if math.isnan(host_us) else host_us,
+                            "copies": nc})
+            del xall, dyall, wt
+        torch.backends.cudnn.allow_tf32 = False
+        del x32, dy32, w32
         if device.type == "cuda":
             torch.cuda.empty_cache()
     print()
+
+
+PRECISION_DOC = {"fp32": "fp32 (TF32 off)", "tf32": "tf32 (cudnn.allow_tf32)",
+                 "bf16": "bf16 (bfloat16 tensors, float32 accumulation)"}
 
 
 def net():
@@ -355,6 +381,8 @@ def main():
     ap.add_argument("--reps", type=int, default=50, help="timed runs per measurement (median)")
     ap.add_argument("--warmup", type=int, default=10, help="untimed runs first")
     ap.add_argument("--shapes", default="", help="conv: only the shapes whose name matches this regex")
+    ap.add_argument("--precisions", default="fp32,tf32,bf16",
+                    help="conv: comma-separated fp32, tf32, bf16 (default all three)")
     ap.add_argument("--mnist", default="", help="mnist: folder of the four MNIST IDX files")
     ap.add_argument("--limit", type=int, default=0, help="net and mnist: use only this many training images")
     ap.add_argument("--json", default="", help="also write the figures to this JSON file")
@@ -367,6 +395,8 @@ def main():
         ap.error(f"--part {args.part}: want conv, net and/or mnist")
     if "mnist" in parts and not args.mnist:
         ap.error("--part mnist needs --mnist DIR")
+    if not args.precisions or not set(args.precisions.split(",")) <= set(PRECISIONS):
+        ap.error(f"--precisions {args.precisions}: want fp32, tf32 and/or bf16")
     try:
         re.compile(args.shapes)
     except re.error as e:
@@ -396,8 +426,8 @@ def main():
         info.update(name=f"CPU ({torch.get_num_threads()} threads)")
         print(f"- device: CPU ({torch.get_num_threads()} threads), torch {torch.__version__}: "
               "a check of the script, not the GPU peer")
-    print(f"- fp32, TF32 off (matmul and cuDNN), cudnn.benchmark on; median of {args.reps} runs "
-          f"after {args.warmup} warm-up runs")
+    print(f"- fp32, TF32 off (matmul and cuDNN) unless a conv pass's precision is tf32, cudnn.benchmark on; "
+          f"median of {args.reps} runs after {args.warmup} warm-up runs")
     print()
     result = {"info": info}
     timer = Timer(device, args.warmup, args.reps)
