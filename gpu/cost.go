@@ -25,8 +25,9 @@ import "github.com/convtrain/convtrain/cpuref/geom"
 //	FP32 implicit GEMM BM·BN·BK · k-tiles · ipf / 32       (fp32InstrPerFMA)
 //	tensor cores       BM·BN·BK · k-tiles / MACs an mma · (1 + mmaOther)
 //
-// with k-tiles = ⌈L/BK⌉ (L the pass's reduction length, per stride phase
-// for the phase-decomposed kernels), or the k-tiles of one split for the
+// with k-tiles = ⌈L/BK⌉ (L the pass's reduction length; for the
+// phase-decomposed kernels the mean over the phases of each phase's
+// k-tiles, phaseKTiles), or the k-tiles of one split for the
 // split-K bwd-filter (wgradSplits, pipeWgradSplits), which adds the second
 // pass: reduce = (4 + ⌈splits·K·C·R·S/2¹⁸⌉) · 3584 slots (the reduce
 // constants of wgradSplits in k-tile steps of the 128×64 FP32 kernel: a
@@ -154,6 +155,28 @@ func gemmDims(v convVariant, g geom.ConvGeom) (m, n, l, phases int) {
 	return g.C * g.R * g.S, g.K, g.N * g.P() * g.Q(), 1
 }
 
+// phaseKTiles is the mean k-tiles of a block of a phase-decomposed
+// bwd-data kernel on g (tiles bk deep): phase (a, b) sums K·Ru·Sv terms,
+// Ru = ⌈(R−r0)/sh⌉ with r0 = (a + ph) mod sh (0 when r0 ≥ R), Sv likewise
+// (kernels/igemm.cuh, Phase), and a phase without taps writes zeros
+// without a k-tile; so a 1×1 kernel of stride 2 costs one phase's
+// reduction, not four.
+func phaseKTiles(g geom.ConvGeom, bk int) int {
+	taps := func(a, stride, pad, r int) int {
+		if r0 := (a + pad) % stride; r0 < r {
+			return ceilDiv(r-r0, stride)
+		}
+		return 0
+	}
+	total := 0
+	for a := range g.StrideH {
+		for b := range g.StrideW {
+			total += ceilDiv(g.K*taps(a, g.StrideH, g.PadH, g.R)*taps(b, g.StrideW, g.PadW, g.S), bk)
+		}
+	}
+	return ceilDiv(total, g.StrideH*g.StrideW)
+}
+
 // convCost is the model's view of kernel id on g.
 func convCost(id kernelID, g geom.ConvGeom) launchCost {
 	v, _ := variantOf(id)
@@ -178,6 +201,9 @@ func convCost(id kernelID, g geom.ConvGeom) launchCost {
 	m, n, l, phases := gemmDims(v, g)
 	t := v.tile
 	c.kTiles = ceilDiv(l, t.K)
+	if phases > 1 {
+		c.kTiles = phaseKTiles(g, t.K)
+	}
 	pc, packed := packedConvs[id]
 	if packed {
 		c.launches = packLaunches
