@@ -384,6 +384,55 @@ func (d *Device) Conv2DBackwardFilterBias(g geom.ConvGeom, x, dy, dw, db *Buffer
 	return d.convBackwardFilterKernelBias(d.kernelFor(d.convAlgoFor(ConvBwdFilter, g), ConvBwdFilter, g), g, x, dy, dw, db)
 }
 
+// Conv2DBackward runs both backward passes of a convolution:
+// Conv2DBackwardFilterBias (dw, and db when it is not nil), then, when dx
+// is not nil, Conv2DBackwardData: the same kernels, launched in the same
+// order, and the same bits as the two calls. Where the dispatcher's
+// kernels for the two passes read the same channels-last copy of dy (the
+// packed kernels of one precision: TF32's v9 and v10, BF16's v9 and v10),
+// dy is packed once for both: one packing launch fewer, and dy read and
+// its copy written once fewer (a third of the two passes' traffic on a
+// 1×1 layer that expands channels; BENCHMARKS.md, "Conv2DBackward").
+func (d *Device) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx *Buffer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fid := d.kernelFor(d.convAlgoFor(ConvBwdFilter, g), ConvBwdFilter, g)
+	if dx == nil {
+		return d.convBackwardFilterKernelBias(fid, g, x, dy, dw, db)
+	}
+	did := d.kernelFor(d.convAlgoFor(ConvBwdData, g), ConvBwdData, g)
+	pc, fpacked := packedConvs[fid]
+	if dpc, dpacked := packedConvs[did]; !fpacked || !dpacked || dpc != pc {
+		if err := d.convBackwardFilterKernelBias(fid, g, x, dy, dw, db); err != nil {
+			return err
+		}
+		return d.convBackwardDataKernel(did, g, dy, w, dx)
+	}
+	if err := d.needConv(g, "x", x, g.XLen(), "dy", dy, g.YLen(), "dw", dw, g.WLen()); err != nil {
+		return launchErr(fid, g, err)
+	}
+	if err := d.needConv(g, "dy", dy, g.YLen(), "w", w, g.WLen(), "dx", dx, g.XLen()); err != nil {
+		return launchErr(did, g, err)
+	}
+	if err := d.needOpt("db", db, Float32, g.K); err != nil {
+		return launchErr(fid, g, err)
+	}
+	dyh, size, err := d.packDy(pc, g, dy)
+	if err != nil {
+		return launchErr(fid, g, err)
+	}
+	defer d.releaseScratchLocked(dyh, size)
+	if err := d.convBackwardFilterPackedDy(fid, g, x, dy, dyh, dw); err != nil {
+		return err
+	}
+	if db != nil {
+		if err := d.conv2DBackwardBias(g, dy, db); err != nil {
+			return launchErr(kConvBwdBias, g, err)
+		}
+	}
+	return d.convBackwardDataPackedDy(did, g, dy, dyh, w, dx)
+}
+
 // convBackwardFilterKernel runs bwd-filter kernel id on g (and the split-K
 // second pass when g is split).
 func (d *Device) convBackwardFilterKernel(id kernelID, g geom.ConvGeom, x, dy, dw *Buffer) error {

@@ -203,6 +203,14 @@ func (d *Device) packedScratch(pc packedConv, id kernelID, src DevicePtr, n, c, 
 	return p, size, nil
 }
 
+// packDy packs dy, (N,K,P·Q) float32, into its channels-last copy
+// (N,P·Q,Kp) for the backward kernels of pc: the one layout both the
+// bwd-data and the bwd-filter kernel of pc read, so that Conv2DBackward
+// packs it once for the two.
+func (d *Device) packDy(pc packedConv, g geom.ConvGeom, dy *Buffer) (DevicePtr, int64, error) {
+	return d.packedScratch(pc, pc.pack, dy.ptr, g.N, g.K, g.P()*g.Q(), packedChans(g.K, pc.chanAlign))
+}
+
 // transposeTile is the tile side of pack_transpose_*_v2 (kTile in
 // kernels/pack.cu).
 const transposeTile = 32
@@ -233,6 +241,12 @@ func (d *Device) transposeLocked(id kernelID, src, dst DevicePtr, b, rows, cols,
 // (C,R,S,Kp), both rounded to the kernel's precision, then the kernel
 // overwrites dx, summing in float32.
 func (d *Device) convBackwardDataPacked(id kernelID, g geom.ConvGeom, dy, w, dx *Buffer) error {
+	return d.convBackwardDataPackedDy(id, g, dy, 0, w, dx)
+}
+
+// convBackwardDataPackedDy is convBackwardDataPacked, reading dyh, dy's
+// channels-last copy (packDy's), where it is not 0 instead of packing dy.
+func (d *Device) convBackwardDataPackedDy(id kernelID, g geom.ConvGeom, dy *Buffer, dyh DevicePtr, w, dx *Buffer) error {
 	pc := packedConvs[id]
 	if err := d.needConv(g, "dy", dy, g.YLen(), "w", w, g.WLen(), "dx", dx, g.XLen()); err != nil {
 		return launchErr(id, g, err)
@@ -241,11 +255,14 @@ func (d *Device) convBackwardDataPacked(id kernelID, g geom.ConvGeom, dy, w, dx 
 		return launchErr(id, g, fmt.Errorf("%w: the channels-last copies of dy and w need fewer than 2^31 elements each", geom.ErrGeometry))
 	}
 	kp := packedChans(g.K, pc.chanAlign)
-	dyh, dysize, err := d.packedScratch(pc, pc.pack, dy.ptr, g.N, g.K, g.P()*g.Q(), kp)
-	if err != nil {
-		return launchErr(id, g, err)
+	if dyh == 0 {
+		h, dysize, err := d.packDy(pc, g, dy)
+		if err != nil {
+			return launchErr(id, g, err)
+		}
+		defer d.releaseScratchLocked(h, dysize)
+		dyh = h
 	}
-	defer d.releaseScratchLocked(dyh, dysize)
 	wt, wsize, err := d.packedScratch(pc, pc.flip, w.ptr, g.K, g.C, g.R*g.S, kp)
 	if err != nil {
 		return launchErr(id, g, err)
@@ -266,6 +283,13 @@ func (d *Device) convBackwardDataPacked(id kernelID, g geom.ConvGeom, dy, w, dx 
 // a split, channels-last) adds into dw in a fixed order (one split:
 // straight into dw). No atomics.
 func (d *Device) convBackwardFilterPacked(id kernelID, g geom.ConvGeom, x, dy, dw *Buffer) error {
+	return d.convBackwardFilterPackedDy(id, g, x, dy, 0, dw)
+}
+
+// convBackwardFilterPackedDy is convBackwardFilterPacked, reading dyh,
+// dy's channels-last copy (packDy's), where it is not 0 instead of
+// packing dy.
+func (d *Device) convBackwardFilterPackedDy(id kernelID, g geom.ConvGeom, x, dy *Buffer, dyh DevicePtr, dw *Buffer) error {
 	pc := packedConvs[id]
 	if err := d.needConv(g, "x", x, g.XLen(), "dy", dy, g.YLen(), "dw", dw, g.WLen()); err != nil {
 		return launchErr(id, g, err)
@@ -274,11 +298,14 @@ func (d *Device) convBackwardFilterPacked(id kernelID, g geom.ConvGeom, x, dy, d
 		return launchErr(id, g, fmt.Errorf("%w: the channels-last copies of x and dy need fewer than 2^31 elements each", geom.ErrGeometry))
 	}
 	kp, cp := packedChans(g.K, pc.chanAlign), packedChans(g.C, pc.chanAlign)
-	dyh, dysize, err := d.packedScratch(pc, pc.pack, dy.ptr, g.N, g.K, g.P()*g.Q(), kp)
-	if err != nil {
-		return launchErr(id, g, err)
+	if dyh == 0 {
+		h, dysize, err := d.packDy(pc, g, dy)
+		if err != nil {
+			return launchErr(id, g, err)
+		}
+		defer d.releaseScratchLocked(h, dysize)
+		dyh = h
 	}
-	defer d.releaseScratchLocked(dyh, dysize)
 	xh, xsize, err := d.packedScratch(pc, pc.pack, x.ptr, g.N, g.C, g.H*g.W, cp)
 	if err != nil {
 		return launchErr(id, g, err)
