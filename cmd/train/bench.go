@@ -471,6 +471,19 @@ func (t *timedBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db backe
 	return t.time("conv bwd filter "+g.String(), g.FLOPs(), 1, func() error { return t.be.Conv2DBackwardFilter(g, x, dy, dw, db) })
 }
 
+// Conv2DBackward is timed as one operation, "conv bwd": the two passes'
+// FLOPs (the weight gradient's alone without dx) in as many GEMM-like
+// kernels.
+func (t *timedBackend) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx backend.Tensor) error {
+	passes := 1
+	if dx != nil {
+		passes = 2
+	}
+	return t.time("conv bwd "+g.String(), float64(passes)*g.FLOPs(), passes, func() error {
+		return t.be.Conv2DBackward(g, x, dy, w, dw, db, dx)
+	})
+}
+
 func (t *timedBackend) ReLUForward(x, y backend.Tensor) error {
 	return t.time(fmt.Sprintf("relu fwd n=%d", x.Len()), 0, 0, func() error { return t.be.ReLUForward(x, y) })
 }

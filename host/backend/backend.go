@@ -134,6 +134,10 @@ type Fusions struct {
 	// backend: cpuref.BatchNorm32.BackwardReLU), cheaper than
 	// ReLUBackward and then BatchNormBackward.
 	BatchNormBackwardReLU bool
+	// ConvBackward: Conv2DBackward is cheaper than its two passes apart
+	// (the GPU backend: one channels-last copy of dy for both packed
+	// kernels at TF32 and BF16).
+	ConvBackward bool
 }
 
 // Memory allocates, copies and frees a backend's tensors.
@@ -189,6 +193,10 @@ type Ops interface {
 	// Conv2DBackwardFilter: x is (N,C,H,W), dy is (N,K,P,Q); dw (K,C,R,S) and
 	// db (K) are overwritten with ∂E/∂w and ∂E/∂b. Deterministic.
 	Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db Tensor) error
+	// Conv2DBackward is Conv2DBackwardFilter then, when dx is not nil,
+	// Conv2DBackwardData (dx from dy and w), with their bits; a backend
+	// whose Fusions has ConvBackward shares work between the two.
+	Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx Tensor) error
 
 	// ReLUForward: y = max(x, 0), elementwise, equal lengths.
 	ReLUForward(x, y Tensor) error

@@ -440,6 +440,15 @@ func (be *cpuBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor, 
 	return wrap(op, be.relu(ys, ys))
 }
 
+// Conv2DBackward is Conv2DBackwardFilter then Conv2DBackwardData (when dx
+// is not nil): nothing to share on the CPU.
+func (be *cpuBackend) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx backend.Tensor) error {
+	if err := be.Conv2DBackwardFilter(g, x, dy, dw, db); err != nil || dx == nil {
+		return err
+	}
+	return be.Conv2DBackwardData(g, dy, w, dx)
+}
+
 func (be *cpuBackend) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx backend.Tensor) error {
 	const op = "conv backward data"
 	dys, err := be.f32("dy", dy, -1)

@@ -358,10 +358,11 @@ func (be *gpuBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor, 
 }
 
 // Fusions: a convolution or a batch normalisation with its ReLU is one
-// launch. AddReLU and BatchNormBackwardReLU are two launches each (the
+// launch; a convolution's two backward passes share one channels-last
+// copy of dy where both kernels read it (Conv2DBackward). AddReLU and BatchNormBackwardReLU are two launches each (the
 // unfused kernels one after the other), so they are not advertised.
 func (be *gpuBackend) Fusions() backend.Fusions {
-	return backend.Fusions{ConvReLU: true, BatchNormReLU: true}
+	return backend.Fusions{ConvReLU: true, BatchNormReLU: true, ConvBackward: true}
 }
 
 // convForward runs launch (a gpu.Device forward pass) on the buffers of
@@ -426,6 +427,41 @@ func (be *gpuBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db backen
 		return err
 	}
 	return gpuWrap("conv backward filter", be.dev.Conv2DBackwardFilterBias(g, xb, dyb, dwb, dbb))
+}
+
+// Conv2DBackward runs both backward passes with gpu.Device.Conv2DBackward:
+// the kernels and bits of Conv2DBackwardFilter and Conv2DBackwardData,
+// and one channels-last copy of dy for both where their kernels read the
+// same one (TF32 and BF16 v9/v10).
+func (be *gpuBackend) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx backend.Tensor) error {
+	xb, err := be.f32("x", x, -1)
+	if err != nil {
+		return err
+	}
+	dyb, err := be.f32("dy", dy, -1)
+	if err != nil {
+		return err
+	}
+	wb, err := be.optF32("w", w, -1)
+	if err != nil {
+		return err
+	}
+	dwb, err := be.f32("dw", dw, -1)
+	if err != nil {
+		return err
+	}
+	dbb, err := be.optF32("db", db, -1)
+	if err != nil {
+		return err
+	}
+	dxb, err := be.optF32("dx", dx, -1)
+	if err != nil {
+		return err
+	}
+	if dxb != nil && wb == nil {
+		return fmt.Errorf("host: conv backward: dx without w: %w", geom.ErrGeometry)
+	}
+	return gpuWrap("conv backward", be.dev.Conv2DBackward(g, xb, dyb, wb, dwb, dbb, dxb))
 }
 
 // laterLen checks the length of b (nil: absent, no check), an argument

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/convtrain/convtrain/cpuref/geom"
+	"github.com/convtrain/convtrain/host/backend"
 	"github.com/convtrain/convtrain/host/ckpt/onnx"
 )
 
@@ -112,6 +113,13 @@ func init() {
 			g := n.info.Conv
 			g.N = b.N
 			w := n.params[0]
+			if n.bwdBoth {
+				var dx backend.Tensor
+				if n.needDX {
+					dx = b.dx(n)
+				}
+				return b.be.Conv2DBackward(g, b.acts[n.in], b.grads[n.out], w.Value, w.Grad, n.biasGrad(), dx)
+			}
 			if err := b.be.Conv2DBackwardFilter(g, b.acts[n.in], b.grads[n.out], w.Grad, n.biasGrad()); err != nil || !n.needDX {
 				return err
 			}

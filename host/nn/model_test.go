@@ -370,3 +370,52 @@ func trainSteps(t *testing.T, m *Model, ds *data.Dataset, steps, n, stride int, 
 	}
 	return losses
 }
+
+// TestConvBackwardShared trains a few steps at BF16 on the simulator with
+// the step plan (each conv's two backward passes as one Conv2DBackward)
+// and with every layer as written, and requires the same bits, and one
+// packing launch fewer a step for each conv whose two backward kernels
+// read one channels-last copy of dy (BF16's v9 and v10).
+func TestConvBackwardShared(t *testing.T) {
+	t.Parallel()
+	spec := Spec{C: 1, H: 14, W: 14, Loss: SoftmaxCE, Layers: []LayerSpec{
+		{Kind: Conv, Filters: 16, KernelH: 3, KernelW: 3, PadH: 1, PadW: 1}, {Kind: ReLU},
+		{Kind: Conv, Filters: 32, KernelH: 3, KernelW: 3, PadH: 1, PadW: 1}, {Kind: ReLU},
+		PoolLayer(2), {Kind: Flatten}, DenseLayer(4),
+	}}
+	ds, err := data.Synthetic(64, 14, 4, 3)
+	backendtest.MustNil(t, err)
+	const steps, batch = 3, 16
+	run := func(fuse bool) ([][]float32, []float32, int64, *gpu.Device) {
+		be, dev := backendtest.Sim(t)
+		backendtest.MustNil(t, dev.SetPrecision(gpu.BF16))
+		m, err := newModel(be, spec, 2, fuse)
+		backendtest.MustNil(t, err)
+		losses := trainSteps(t, m, ds, steps, batch, 5, 0.1)
+		w, err := m.ParamValues()
+		backendtest.MustNil(t, err)
+		var packs int64
+		for name, k := range dev.KernelStats() {
+			if strings.HasPrefix(name, "pack_") {
+				packs += k.Launches
+			}
+		}
+		return w, losses, packs, dev
+	}
+	wf, lf, pf, dev := run(true)
+	wu, lu, pu, _ := run(false)
+	backendtest.EqualBits(t, "losses", lf, lu)
+	for i := range wu {
+		backendtest.EqualBits(t, "param "+strconv.Itoa(i), wf[i], wu[i])
+	}
+	// The second conv needs dx and, at N = 16, runs BF16's v10 and v9; the
+	// first has no dx to compute.
+	g := geom.ConvGeom{N: batch, C: 16, H: 14, W: 14, K: 32, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
+	fk, dk := dev.ConvKernelFor(gpu.ConvBwdFilter, g), dev.ConvKernelFor(gpu.ConvBwdData, g)
+	if fk != "conv2d_bwd_filter_v10_igemm_bf16" || dk != "conv2d_bwd_data_v9_igemm_bf16" {
+		t.Fatalf("the second conv's backward kernels are %s and %s, want BF16's v10 and v9", fk, dk)
+	}
+	if pu-pf != steps {
+		t.Errorf("%d packing launches with Conv2DBackward, %d without: want %d fewer (one a step)", pf, pu, steps)
+	}
+}

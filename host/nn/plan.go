@@ -62,6 +62,10 @@ type node struct {
 	// pass (bwdByBN) is not run.
 	reluBwd *node
 	bwdByBN bool
+	// bwdBoth, on a conv whose backend shares work between its two
+	// backward passes (Fusions.ConvBackward), runs them as one
+	// Conv2DBackward.
+	bwdBoth bool
 	// Where the input's gradient goes: the input's gradient itself, or,
 	// when another consumer of the input writes it first in the backward
 	// pass, the input's scratch, added to it after the node (dxAcc).
@@ -220,6 +224,9 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 	for _, n := range g.nodes {
 		if !fuse || n.mod == catModule {
 			continue
+		}
+		if n.mod != addModule && n.mod.kind == Conv {
+			n.bwdBoth = f.ConvBackward
 		}
 		r := next(n)
 		if n.mod == addModule {
