@@ -342,18 +342,30 @@ if [[ -z "$gpu_test" ]]; then
 	md "Skipped: no gpu test binary in gpu-tests.tsv." ""
 	mark 1
 else
-	# Ours first, with at most half of what is left; cuDNN then.
+	# Ours first, with at most half of what is left, one process per
+	# precision (a kernel that faults loses its own precision's figures
+	# only), each with an equal share of what ours has left; cuDNN then.
 	t=$SECONDS
-	cap=$(($(left) / 2)) tcmd "$logs/conv-ours.log" "$root/gpu" "$bin/$gpu_test" -test.run '^$' -test.v \
-		-test.bench "^BenchmarkConvPeer\$/^shape=(${shapes#^})" -test.benchtime "$benchtime" -test.count=1
-	rc=$?
-	if ! grep -q '^BenchmarkConvPeer/' "$logs/conv-ours.log" && ((rc == 0)); then
-		rc=1
-		echo "gpu-check: BenchmarkConvPeer reported nothing" >>"$logs/conv-ours.log"
-	fi
-	md "Ours: \`$gpu_test -test.bench 'BenchmarkConvPeer' -test.benchtime $benchtime\`: $(status_of $rc) ($((SECONDS - t))s)." ""
+	ours_end=$((SECONDS + $(left) / 2))
+	precs=(fp32 bf16 tf32 fp32pipe)
+	rc=0
+	for i in "${!precs[@]}"; do
+		prec=${precs[i]}
+		t1=$SECONDS
+		cap=$(((ours_end - SECONDS) / (${#precs[@]} - i))) tcmd "$logs/conv-ours.log" "$root/gpu" "$bin/$gpu_test" \
+			-test.run '^$' -test.v -test.bench "^BenchmarkConvPeer\$/^shape=(${shapes#^})/^prec=$prec\$" \
+			-test.benchtime "$benchtime" -test.count=1
+		r=$?
+		if ! grep -q "^BenchmarkConvPeer/.*/prec=$prec/" "$logs/conv-ours.log" && ((r == 0)); then
+			r=1
+			echo "gpu-check: BenchmarkConvPeer reported nothing at prec=$prec" >>"$logs/conv-ours.log"
+		fi
+		md "- Ours at $prec: \`$gpu_test -test.bench 'BenchmarkConvPeer//prec=$prec' -test.benchtime $benchtime\`: $(status_of $r) ($((SECONDS - t1))s)."
+		((r == 0)) || rc=$r
+		mark $r
+	done
+	md ""
 	((rc == 0)) || fence "$logs/conv-ours.log" 20
-	mark $rc
 fi
 if [[ $torch == no ]]; then
 	md "cuDNN: skipped: needs python3 with torch." ""
