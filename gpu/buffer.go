@@ -174,6 +174,7 @@ func (b *Buffer) Free() error {
 
 func (d *Device) freeLocked(b *Buffer) {
 	b.freed = true
+	delete(d.kept, b.ptr)
 	d.pool[b.size] = append(d.pool[b.size], b.ptr)
 	d.stats.BytesInUse -= b.size
 	d.stats.BytesCached += b.size

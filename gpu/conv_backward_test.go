@@ -72,7 +72,7 @@ func TestConv2DBackward(t *testing.T) {
 			two := launchCount(d)
 			dw2, db2, dx2 := outs()
 			d.ResetKernelStats()
-			mustNil(t, d.Conv2DBackward(g, x, dy, w, dw2, db2, dx2))
+			mustNil(t, d.Conv2DBackward(g, x, dy, w, dw2, db2, dx2, nil))
 			one := launchCount(d)
 			want := two
 			fid, did := d.peerKernel(ConvBwdFilter, g), d.peerKernel(ConvBwdData, g)
@@ -132,4 +132,99 @@ func download(t *testing.T, b *Buffer) []float32 {
 	v := make([]float32, b.Len())
 	mustNil(t, b.Download(v))
 	return v
+}
+
+// TestConvKeep checks Conv2DForwardKeep and Conv2DBackward with xk on the
+// simulator against Conv2DForwardReLU and Conv2DBackward without: the
+// same y, dw, db and dx bits; at BF16, where the forward and bwd-filter
+// kernels share x's copy, ConvKeepLen is its length and the backward
+// launches one packing fewer; elsewhere (FP32, TF32, kernels that do not
+// share it) ConvKeepLen is 0 and nothing changes. An xk whose copy is of
+// another x or of another geometry is not read.
+func TestConvKeep(t *testing.T) {
+	d := openSim(t)
+	kept := 0
+	for _, prec := range []Precision{FP32, TF32, BF16} {
+		for _, g := range []geom.ConvGeom{
+			cg(8, 16, 8, 8, 32, 3, 3, 1, 1, 1, 1),  // BF16: v7, v10, v9
+			cg(8, 32, 8, 8, 32, 3, 3, 1, 1, 1, 1),  // and on 16 images of 16 channels
+			cg(2, 16, 8, 8, 24, 3, 3, 1, 1, 1, 1),  // a direct bwd-filter
+			cg(8, 3, 9, 9, 16, 3, 3, 2, 2, 1, 1),   // C = 3, stride 2
+			cg(2, 130, 4, 4, 12, 3, 3, 1, 1, 1, 1), // C past a multiple of 8
+			cg(8, 16, 8, 8, 32, 1, 1, 1, 1, 0, 0),  // 1×1
+		} {
+			t.Run(prec.String()+"/"+g.String(), func(t *testing.T) {
+				mustNil(t, d.SetPrecision(prec))
+				defer d.SetPrecision(FP32)
+				rng := newRand("conv-keep/" + g.String())
+				x, w, bias := randomBufT(t, d, g.XLen(), rng), randomBufT(t, d, g.WLen(), rng), randomBufT(t, d, g.K, rng)
+				x2, dy := randomBufT(t, d, g.XLen(), rng), randomBufT(t, d, g.YLen(), rng)
+				n := d.ConvKeepLen(g)
+				fwd, wgrad := d.peerKernel(ConvFwd, g), d.peerKernel(ConvBwdFilter, g)
+				share := prec == BF16 && fwd == kConvFwdBF16 && wgrad == kConvBwdFilterBF16
+				if want := map[bool]int{true: keepLen(packedBF16, g)}[share]; n != want {
+					t.Fatalf("ConvKeepLen = %d, want %d (%s, %s)", n, want, kernelTable[fwd].name, kernelTable[wgrad].name)
+				}
+				xk := mustF32(t, d, max(n, 1))
+				run := func(xk, xb *Buffer) (y, dw, db, dx []float32, launches int64) {
+					yb, dwb, dbb, dxb := mustF32(t, d, g.YLen()), mustF32(t, d, g.WLen()), mustF32(t, d, g.K), mustF32(t, d, g.XLen())
+					if xk != nil {
+						mustNil(t, d.Conv2DForwardKeep(g, x, w, bias, yb, true, xk))
+					} else {
+						mustNil(t, d.Conv2DForwardReLU(g, x, w, bias, yb))
+					}
+					d.ResetKernelStats()
+					mustNil(t, d.Conv2DBackward(g, xb, dy, w, dwb, dbb, dxb, xk))
+					return download(t, yb), download(t, dwb), download(t, dbb), download(t, dxb), launchCount(d)
+				}
+				y0, dw0, db0, dx0, l0 := run(nil, x)
+				y1, dw1, db1, dx1, l1 := run(xk, x)
+				if want := l0 - map[bool]int64{true: 1}[share]; l1 != want {
+					t.Errorf("backward with xk: %d launches, want %d (%d without)", l1, want, l0)
+				}
+				if share {
+					kept++
+				}
+				for _, o := range []struct {
+					name string
+					a, b []float32
+				}{{"y", y0, y1}, {"dw", dw0, dw1}, {"db", db0, db1}, {"dx", dx0, dx1}} {
+					equalBitsT(t, o.name, o.b, o.a)
+				}
+				// xk holds x's copy: a backward of another x packs x2.
+				_, dw2, _, _, _ := run(nil, x2)
+				mustNil(t, d.Conv2DForwardKeep(g, x, w, bias, mustF32(t, d, g.YLen()), false, xk))
+				dwb := mustF32(t, d, g.WLen())
+				mustNil(t, d.Conv2DBackward(g, x2, dy, w, dwb, nil, nil, xk))
+				equalBitsT(t, "dw of x2 after keeping x", download(t, dwb), dw2)
+				if !share || g.C%2 != 0 {
+					return
+				}
+				// xk holds x's copy for g: a backward on another geometry
+				// over the same memory (twice the images of half the
+				// channels) packs x.
+				g2 := g
+				g2.N, g2.C = 2*g.N, g.C/2
+				dy2, w2 := randomBufT(t, d, g2.YLen(), rng), randomBufT(t, d, g2.WLen(), rng)
+				mustNil(t, d.Conv2DForwardKeep(g, x, w, bias, mustF32(t, d, g.YLen()), false, xk))
+				dwa, dwb2 := mustF32(t, d, g2.WLen()), mustF32(t, d, g2.WLen())
+				mustNil(t, d.Conv2DBackward(g2, x, dy2, w2, dwa, nil, nil, nil))
+				mustNil(t, d.Conv2DBackward(g2, x, dy2, w2, dwb2, nil, nil, xk))
+				equalBitsT(t, "dw on 2N images of C/2 channels after keeping x for g", download(t, dwb2), download(t, dwa))
+			})
+		}
+	}
+	if kept == 0 {
+		t.Error("no case kept x's copy at BF16")
+	}
+}
+
+func equalBitsT(t *testing.T, name string, got, want []float32) {
+	t.Helper()
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Errorf("%s[%d] = %g (%#x), want %g (%#x)", name, i, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+			return
+		}
+	}
 }

@@ -69,6 +69,10 @@ type Device struct {
 	held []heldScratch
 
 	dispatchCache map[dispatchKey]dispatchChoice // bestKernel's answers
+
+	// kept maps a buffer of Conv2DForwardKeep's to the copy of x it holds
+	// (conv_keep.go).
+	kept map[DevicePtr]keptPack
 }
 
 // heldScratch is a workspace (scratchLocked) that a graph keeps.

@@ -393,37 +393,47 @@ func (d *Device) Conv2DBackwardFilterBias(g geom.ConvGeom, x, dy, dw, db *Buffer
 // dy is packed once for both: one packing launch fewer, and dy read and
 // its copy written once fewer (in the analytic model, modelPeer, 30 % of
 // the two passes' time on ResNet-50's 1×1 64→256 layer at N = 64 and 13 %
-// over its suite at BF16; BENCHMARKS.md, "Conv2DBackward").
-func (d *Device) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx *Buffer) error {
+// over its suite at BF16; BENCHMARKS.md, "Conv2DBackward"). Where xk is
+// not nil and holds the copy of x that Conv2DForwardKeep made for g, the
+// weight gradient reads it instead of packing x (conv_keep.go).
+func (d *Device) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	fid := d.kernelFor(d.convAlgoFor(ConvBwdFilter, g), ConvBwdFilter, g)
-	if dx == nil {
-		return d.convBackwardFilterKernelBias(fid, g, x, dy, dw, db)
+	did := kernelID(-1)
+	if dx != nil {
+		did = d.kernelFor(d.convAlgoFor(ConvBwdData, g), ConvBwdData, g)
 	}
-	did := d.kernelFor(d.convAlgoFor(ConvBwdData, g), ConvBwdData, g)
 	pc, fpacked := packedConvs[fid]
-	if dpc, dpacked := packedConvs[did]; !fpacked || !dpacked || dpc != pc {
-		if err := d.convBackwardFilterKernelBias(fid, g, x, dy, dw, db); err != nil {
+	dpc, dpacked := packedConvs[did]
+	shareDy := fpacked && dpacked && dpc == pc
+	xh := d.keptFor(xk, x, g, fid)
+	if !shareDy && xh == 0 {
+		if err := d.convBackwardFilterKernelBias(fid, g, x, dy, dw, db); err != nil || dx == nil {
 			return err
 		}
 		return d.convBackwardDataKernel(did, g, dy, w, dx)
 	}
+	// The packed weight gradient, with dy's copy shared or x's kept.
 	if err := d.needConv(g, "x", x, g.XLen(), "dy", dy, g.YLen(), "dw", dw, g.WLen()); err != nil {
 		return launchErr(fid, g, err)
-	}
-	if err := d.needConv(g, "dy", dy, g.YLen(), "w", w, g.WLen(), "dx", dx, g.XLen()); err != nil {
-		return launchErr(did, g, err)
 	}
 	if err := d.needOpt("db", db, Float32, g.K); err != nil {
 		return launchErr(fid, g, err)
 	}
-	dyh, size, err := d.packDy(pc, g, dy)
-	if err != nil {
-		return launchErr(fid, g, err)
+	var dyh DevicePtr
+	if shareDy {
+		if err := d.needConv(g, "dy", dy, g.YLen(), "w", w, g.WLen(), "dx", dx, g.XLen()); err != nil {
+			return launchErr(did, g, err)
+		}
+		h, size, err := d.packDy(pc, g, dy)
+		if err != nil {
+			return launchErr(fid, g, err)
+		}
+		defer d.releaseScratchLocked(h, size)
+		dyh = h
 	}
-	defer d.releaseScratchLocked(dyh, size)
-	if err := d.convBackwardFilterPackedDy(fid, g, x, dy, dyh, dw); err != nil {
+	if err := d.convBackwardFilterPackedDy(fid, g, x, dy, dyh, xh, dw); err != nil {
 		return err
 	}
 	if db != nil {
@@ -431,7 +441,13 @@ func (d *Device) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx *Buffer) e
 			return launchErr(kConvBwdBias, g, err)
 		}
 	}
-	return d.convBackwardDataPackedDy(did, g, dy, dyh, w, dx)
+	switch {
+	case dx == nil:
+		return nil
+	case shareDy:
+		return d.convBackwardDataPackedDy(did, g, dy, dyh, w, dx)
+	}
+	return d.convBackwardDataKernel(did, g, dy, w, dx)
 }
 
 // convBackwardFilterKernel runs bwd-filter kernel id on g (and the split-K

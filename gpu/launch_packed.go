@@ -135,6 +135,12 @@ func (d *Device) packLocked(id kernelID, src, dst DevicePtr, n, c, hw, cp int) e
 // float32. The workspaces come from the buffer cache and go back to it
 // once the launches are queued.
 func (d *Device) convForwardPacked(id kernelID, g geom.ConvGeom, x, w, b, y *Buffer, relu bool) error {
+	return d.convForwardPackedX(id, g, x, w, b, y, relu, 0)
+}
+
+// convForwardPackedX is convForwardPacked, packing x into xh (which holds
+// its packed elements: keepLen) where it is not 0 instead of a workspace.
+func (d *Device) convForwardPackedX(id kernelID, g geom.ConvGeom, x, w, b, y *Buffer, relu bool, xh DevicePtr) error {
 	pc := packedConvs[id]
 	if err := d.needConv(g, "x", x, g.XLen(), "w", w, g.WLen(), "y", y, g.YLen()); err != nil {
 		return launchErr(id, g, err)
@@ -147,11 +153,18 @@ func (d *Device) convForwardPacked(id kernelID, g geom.ConvGeom, x, w, b, y *Buf
 	if xn > maxElems/cp || wn > maxElems/cp {
 		return launchErr(id, g, fmt.Errorf("%w: the channels-last copies of x and w (%d channels padded to %d) need fewer than 2^31 elements each", geom.ErrGeometry, g.C, cp))
 	}
-	xh, xsize, err := d.packedScratch(pc, pc.pack, x.ptr, g.N, g.C, g.H*g.W, cp)
-	if err != nil {
-		return launchErr(id, g, err)
+	if xh != 0 {
+		if err := d.packInto(pc, pc.pack, x.ptr, xh, g.N, g.C, g.H*g.W, cp); err != nil {
+			return launchErr(id, g, err)
+		}
+	} else {
+		h, xsize, err := d.packedScratch(pc, pc.pack, x.ptr, g.N, g.C, g.H*g.W, cp)
+		if err != nil {
+			return launchErr(id, g, err)
+		}
+		defer d.releaseScratchLocked(h, xsize)
+		xh = h
 	}
-	defer d.releaseScratchLocked(xh, xsize)
 	wh, wsize, err := d.packedScratch(pc, pc.pack, w.ptr, g.K, g.C, g.R*g.S, cp)
 	if err != nil {
 		return launchErr(id, g, err)
@@ -182,6 +195,16 @@ func (d *Device) packedScratch(pc packedConv, id kernelID, src DevicePtr, n, c, 
 	if err != nil {
 		return 0, 0, err
 	}
+	if err := d.packInto(pc, id, src, p, n, c, hw, cp); err != nil {
+		d.releaseScratchLocked(p, size)
+		return 0, 0, err
+	}
+	return p, size, nil
+}
+
+// packInto is packedScratch's packing into dst, which holds the packed
+// elements.
+func (d *Device) packInto(pc packedConv, id kernelID, src, dst DevicePtr, n, c, hw, cp int) error {
 	// As a transpose: x is (n, rows = c, cols = hw); w is one matrix of
 	// rows = K = n, cols = C·R·S = c·hw with the taps reversed.
 	b, rows, cols, rev := n, c, hw, 1
@@ -190,17 +213,11 @@ func (d *Device) packedScratch(pc packedConv, id kernelID, src DevicePtr, n, c, 
 	}
 	switch {
 	case d.fns[pc.transpose] != nil && transposeFits(b, cp):
-		err = d.transposeLocked(pc.transpose, src, p, b, rows, cols, cp, rev)
+		return d.transposeLocked(pc.transpose, src, dst, b, rows, cols, cp, rev)
 	case id < 0:
-		err = fmt.Errorf("%w: %d batches of %d rows exceed %s's grid", geom.ErrGeometry, b, cp, kernelTable[pc.transpose].name)
-	default:
-		err = d.packLocked(id, src, p, n, c, hw, cp)
+		return fmt.Errorf("%w: %d batches of %d rows exceed %s's grid", geom.ErrGeometry, b, cp, kernelTable[pc.transpose].name)
 	}
-	if err != nil {
-		d.releaseScratchLocked(p, size)
-		return 0, 0, err
-	}
-	return p, size, nil
+	return d.packLocked(id, src, dst, n, c, hw, cp)
 }
 
 // packDy packs dy, (N,K,P·Q) float32, into its channels-last copy
@@ -283,13 +300,13 @@ func (d *Device) convBackwardDataPackedDy(id kernelID, g geom.ConvGeom, dy *Buff
 // a split, channels-last) adds into dw in a fixed order (one split:
 // straight into dw). No atomics.
 func (d *Device) convBackwardFilterPacked(id kernelID, g geom.ConvGeom, x, dy, dw *Buffer) error {
-	return d.convBackwardFilterPackedDy(id, g, x, dy, 0, dw)
+	return d.convBackwardFilterPackedDy(id, g, x, dy, 0, 0, dw)
 }
 
 // convBackwardFilterPackedDy is convBackwardFilterPacked, reading dyh,
-// dy's channels-last copy (packDy's), where it is not 0 instead of
-// packing dy.
-func (d *Device) convBackwardFilterPackedDy(id kernelID, g geom.ConvGeom, x, dy *Buffer, dyh DevicePtr, dw *Buffer) error {
+// dy's channels-last copy (packDy's), and xh, x's (Conv2DForwardKeep's),
+// where they are not 0 instead of packing dy and x.
+func (d *Device) convBackwardFilterPackedDy(id kernelID, g geom.ConvGeom, x, dy *Buffer, dyh, xh DevicePtr, dw *Buffer) error {
 	pc := packedConvs[id]
 	if err := d.needConv(g, "x", x, g.XLen(), "dy", dy, g.YLen(), "dw", dw, g.WLen()); err != nil {
 		return launchErr(id, g, err)
@@ -306,11 +323,14 @@ func (d *Device) convBackwardFilterPackedDy(id kernelID, g geom.ConvGeom, x, dy 
 		defer d.releaseScratchLocked(h, dysize)
 		dyh = h
 	}
-	xh, xsize, err := d.packedScratch(pc, pc.pack, x.ptr, g.N, g.C, g.H*g.W, cp)
-	if err != nil {
-		return launchErr(id, g, err)
+	if xh == 0 {
+		h, xsize, err := d.packedScratch(pc, pc.pack, x.ptr, g.N, g.C, g.H*g.W, cp)
+		if err != nil {
+			return launchErr(id, g, err)
+		}
+		defer d.releaseScratchLocked(h, xsize)
+		xh = h
 	}
-	defer d.releaseScratchLocked(xh, xsize)
 	v, _ := variantOf(id)
 	splits, tps := packedWgradSplits(id, g, v.tile.K, cp)
 	grid := Dim3{ceilDiv(g.K, packedBM), ceilDiv(g.R*g.S*cp, packedBN), splits}

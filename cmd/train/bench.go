@@ -474,14 +474,25 @@ func (t *timedBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db backe
 // Conv2DBackward is timed as one operation, "conv bwd": the two passes'
 // FLOPs (the weight gradient's alone without dx) in as many GEMM-like
 // kernels.
-func (t *timedBackend) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx backend.Tensor) error {
+func (t *timedBackend) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk backend.Tensor) error {
 	passes := 1
 	if dx != nil {
 		passes = 2
 	}
 	return t.time("conv bwd "+g.String(), float64(passes)*g.FLOPs(), passes, func() error {
-		return t.be.Conv2DBackward(g, x, dy, w, dw, db, dx)
+		return t.be.Conv2DBackward(g, x, dy, w, dw, db, dx, xk)
 	})
+}
+
+func (t *timedBackend) ConvKeepLen(g geom.ConvGeom) int { return t.be.ConvKeepLen(g) }
+
+// Conv2DForwardKeep is timed as Conv2DForward.
+func (t *timedBackend) Conv2DForwardKeep(g geom.ConvGeom, x, w, b, y backend.Tensor, ep backend.Epilogue, xk backend.Tensor) error {
+	label := "conv fwd "
+	if ep == backend.EpilogueReLU {
+		label = "conv+relu fwd "
+	}
+	return t.time(label+g.String(), g.FLOPs(), 1, func() error { return t.be.Conv2DForwardKeep(g, x, w, b, y, ep, xk) })
 }
 
 func (t *timedBackend) ReLUForward(x, y backend.Tensor) error {

@@ -195,8 +195,18 @@ type Ops interface {
 	Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db Tensor) error
 	// Conv2DBackward is Conv2DBackwardFilter then, when dx is not nil,
 	// Conv2DBackwardData (dx from dy and w), with their bits; a backend
-	// whose Fusions has ConvBackward shares work between the two.
-	Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx Tensor) error
+	// whose Fusions has ConvBackward shares work between the two. xk, when
+	// not nil, is a tensor of Conv2DForwardKeep's for g and x.
+	Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk Tensor) error
+	// ConvKeepLen is the length of the tensor in which Conv2DForwardKeep
+	// keeps, for Conv2DBackward, what its forward pass made of x (the GPU
+	// backend at BF16: x's bfloat16 channels-last copy); 0 when the
+	// backend keeps nothing for g.
+	ConvKeepLen(g geom.ConvGeom) int
+	// Conv2DForwardKeep is Conv2DForward, keeping in xk (ConvKeepLen(g)
+	// elements) what Conv2DBackward with xk reads instead of x, which must
+	// not be written in between. The same bits as Conv2DForward.
+	Conv2DForwardKeep(g geom.ConvGeom, x, w, b, y Tensor, ep Epilogue, xk Tensor) error
 
 	// ReLUForward: y = max(x, 0), elementwise, equal lengths.
 	ReLUForward(x, y Tensor) error

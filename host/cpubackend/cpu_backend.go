@@ -441,12 +441,20 @@ func (be *cpuBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor, 
 }
 
 // Conv2DBackward is Conv2DBackwardFilter then Conv2DBackwardData (when dx
-// is not nil): nothing to share on the CPU.
-func (be *cpuBackend) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx backend.Tensor) error {
+// is not nil): nothing to share or keep on the CPU.
+func (be *cpuBackend) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, _ backend.Tensor) error {
 	if err := be.Conv2DBackwardFilter(g, x, dy, dw, db); err != nil || dx == nil {
 		return err
 	}
 	return be.Conv2DBackwardData(g, dy, w, dx)
+}
+
+// ConvKeepLen is 0: the CPU keeps nothing from the forward pass.
+func (be *cpuBackend) ConvKeepLen(geom.ConvGeom) int { return 0 }
+
+// Conv2DForwardKeep is Conv2DForward.
+func (be *cpuBackend) Conv2DForwardKeep(g geom.ConvGeom, x, w, b, y backend.Tensor, ep backend.Epilogue, _ backend.Tensor) error {
+	return be.Conv2DForward(g, x, w, b, y, ep)
 }
 
 func (be *cpuBackend) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx backend.Tensor) error {

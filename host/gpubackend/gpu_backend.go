@@ -433,7 +433,7 @@ func (be *gpuBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db backen
 // the kernels and bits of Conv2DBackwardFilter and Conv2DBackwardData,
 // and one channels-last copy of dy for both where their kernels read the
 // same one (TF32 and BF16 v9/v10).
-func (be *gpuBackend) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx backend.Tensor) error {
+func (be *gpuBackend) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk backend.Tensor) error {
 	xb, err := be.f32("x", x, -1)
 	if err != nil {
 		return err
@@ -461,7 +461,30 @@ func (be *gpuBackend) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx backe
 	if dxb != nil && wb == nil {
 		return fmt.Errorf("host: conv backward: dx without w: %w", geom.ErrGeometry)
 	}
-	return gpuWrap("conv backward", be.dev.Conv2DBackward(g, xb, dyb, wb, dwb, dbb, dxb))
+	xkb, err := be.optF32("xk", xk, -1)
+	if err != nil {
+		return err
+	}
+	return gpuWrap("conv backward", be.dev.Conv2DBackward(g, xb, dyb, wb, dwb, dbb, dxb, xkb))
+}
+
+// ConvKeepLen is gpu.Device.ConvKeepLen: x's bfloat16 copy at BF16 where
+// the forward and bwd-filter kernels share it, else 0.
+func (be *gpuBackend) ConvKeepLen(g geom.ConvGeom) int { return be.dev.ConvKeepLen(g) }
+
+// Conv2DForwardKeep runs gpu.Device.Conv2DForwardKeep: Conv2DForward's
+// kernel and bits, x's copy made in xk (when not nil) for Conv2DBackward.
+func (be *gpuBackend) Conv2DForwardKeep(g geom.ConvGeom, x, w, b, y backend.Tensor, ep backend.Epilogue, xk backend.Tensor) error {
+	if ep != backend.NoEpilogue && ep != backend.EpilogueReLU {
+		return fmt.Errorf("host: conv forward: unknown epilogue %v: %w", ep, geom.ErrGeometry)
+	}
+	xkb, err := be.optF32("xk", xk, -1)
+	if err != nil {
+		return err
+	}
+	return be.convForward("conv forward", func(g geom.ConvGeom, x, w, b, y *gpu.Buffer) error {
+		return be.dev.Conv2DForwardKeep(g, x, w, b, y, ep == backend.EpilogueReLU, xkb)
+	}, g, x, w, b, y)
 }
 
 // laterLen checks the length of b (nil: absent, no check), an argument

@@ -107,6 +107,9 @@ func init() {
 			g := n.info.Conv
 			g.N = b.N
 			// With a ReLU epilogue (plan.go) the output is the ReLU's.
+			if xk := b.keep[n.id]; xk != nil {
+				return b.be.Conv2DForwardKeep(g, b.acts[n.in], n.params[0].Value, n.bias(), b.acts[n.y], n.epilogue, xk)
+			}
 			return b.be.Conv2DForward(g, b.acts[n.in], n.params[0].Value, n.bias(), b.acts[n.y], n.epilogue)
 		},
 		backward: func(b *Batch, n *node) error {
@@ -118,7 +121,7 @@ func init() {
 				if n.needDX {
 					dx = b.dx(n)
 				}
-				return b.be.Conv2DBackward(g, b.acts[n.in], b.grads[n.out], w.Value, w.Grad, n.biasGrad(), dx)
+				return b.be.Conv2DBackward(g, b.acts[n.in], b.grads[n.out], w.Value, w.Grad, n.biasGrad(), dx, b.keep[n.id])
 			}
 			if err := b.be.Conv2DBackwardFilter(g, b.acts[n.in], b.grads[n.out], w.Grad, n.biasGrad()); err != nil || !n.needDX {
 				return err

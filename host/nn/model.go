@@ -234,10 +234,14 @@ type Batch struct {
 	// Per node: argmax (int32) of a MaxPool; pre and dpre, the pooled
 	// input before the ReLU run after it and its gradient.
 	argmax, pre, dpre []backend.Tensor
-	tmp               [][]backend.Tensor // a module's scratch (kindModule.scratch)
-	catX, catDX       [][]backend.Tensor // a concatenation's inputs and their gradients' destinations
-	owned             []backend.Tensor
-	bnHost            map[int]*bnHost // synchronised BatchNorm's host memory, by node (layer_bn_sync.go)
+	// keep, per conv run with Conv2DBackward (bwdBoth), is what its
+	// forward pass keeps for its weight gradient (Conv2DForwardKeep); nil
+	// where the backend keeps nothing (ConvKeepLen 0).
+	keep        []backend.Tensor
+	tmp         [][]backend.Tensor // a module's scratch (kindModule.scratch)
+	catX, catDX [][]backend.Tensor // a concatenation's inputs and their gradients' destinations
+	owned       []backend.Tensor
+	bnHost      map[int]*bnHost // synchronised BatchNorm's host memory, by node (layer_bn_sync.go)
 }
 
 // NewBatch allocates the tensors of a batch of n images.
@@ -324,10 +328,20 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 	}
 	b.argmax, b.pre, b.dpre = make([]backend.Tensor, len(m.g.nodes)), make([]backend.Tensor, len(m.g.nodes)), make([]backend.Tensor, len(m.g.nodes))
 	b.tmp = make([][]backend.Tensor, len(m.g.nodes))
+	b.keep = make([]backend.Tensor, len(m.g.nodes))
 	b.catX, b.catDX = make([][]backend.Tensor, len(m.g.nodes)), make([][]backend.Tensor, len(m.g.nodes))
 	for _, nd := range m.g.nodes {
 		if nd.ins != nil {
 			b.catTensors(nd)
+		}
+		if nd.bwdBoth {
+			g := nd.info.Conv
+			g.N = n
+			if size := m.be.ConvKeepLen(g); size > 0 {
+				if b.keep[nd.id], err = newF(size); err != nil {
+					return fail(err)
+				}
+			}
 		}
 		if nd.mod.scratch == nil {
 			continue

@@ -372,10 +372,11 @@ func trainSteps(t *testing.T, m *Model, ds *data.Dataset, steps, n, stride int, 
 }
 
 // TestConvBackwardShared trains a few steps at BF16 on the simulator with
-// the step plan (each conv's two backward passes as one Conv2DBackward)
-// and with every layer as written, and requires the same bits, and one
-// packing launch fewer a step for each conv whose two backward kernels
-// read one channels-last copy of dy (BF16's v9 and v10).
+// the step plan (each conv's backward passes as one Conv2DBackward, x's
+// bfloat16 copy kept from its forward pass, Conv2DForwardKeep) and with
+// every layer as written, and requires the same bits, and per step one
+// packing launch fewer for each conv whose two backward kernels read one
+// copy of dy (BF16's v9 and v10) and one for each that keeps x's copy.
 func TestConvBackwardShared(t *testing.T) {
 	t.Parallel()
 	spec := Spec{C: 1, H: 14, W: 14, Loss: SoftmaxCE, Layers: []LayerSpec{
@@ -408,14 +409,21 @@ func TestConvBackwardShared(t *testing.T) {
 	for i := range wu {
 		backendtest.EqualBits(t, "param "+strconv.Itoa(i), wf[i], wu[i])
 	}
-	// The second conv needs dx and, at N = 16, runs BF16's v10 and v9; the
-	// first has no dx to compute.
-	g := geom.ConvGeom{N: batch, C: 16, H: 14, W: 14, K: 32, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
-	fk, dk := dev.ConvKernelFor(gpu.ConvBwdFilter, g), dev.ConvKernelFor(gpu.ConvBwdData, g)
-	if fk != "conv2d_bwd_filter_v10_igemm_bf16" || dk != "conv2d_bwd_data_v9_igemm_bf16" {
-		t.Fatalf("the second conv's backward kernels are %s and %s, want BF16's v10 and v9", fk, dk)
+	// The second conv needs dx and, at N = 16, runs BF16's v7, v10 and v9:
+	// dy packed once, x's copy kept. The first (C = 1) has no dx.
+	conv2 := geom.ConvGeom{N: batch, C: 16, H: 14, W: 14, K: 32, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
+	conv1 := conv2
+	conv1.C, conv1.K = 1, 16
+	if got := [3]string{dev.ConvKernelFor(gpu.ConvFwd, conv2), dev.ConvKernelFor(gpu.ConvBwdFilter, conv2),
+		dev.ConvKernelFor(gpu.ConvBwdData, conv2)}; got != [3]string{"conv2d_fwd_v7_igemm_bf16",
+		"conv2d_bwd_filter_v10_igemm_bf16", "conv2d_bwd_data_v9_igemm_bf16"} {
+		t.Fatalf("the second conv's kernels are %v, want BF16's v7, v10 and v9", got)
 	}
-	if pu-pf != steps {
-		t.Errorf("%d packing launches with Conv2DBackward, %d without: want %d fewer (one a step)", pf, pu, steps)
+	fewer := int64(2)
+	if dev.ConvKeepLen(conv1) > 0 {
+		fewer++
+	}
+	if pu-pf != steps*fewer {
+		t.Errorf("%d packing launches with the plan, %d without: want %d fewer (%d a step)", pf, pu, steps*fewer, fewer)
 	}
 }
