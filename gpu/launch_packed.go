@@ -228,6 +228,16 @@ func (d *Device) packDy(pc packedConv, g geom.ConvGeom, dy *Buffer) (DevicePtr, 
 	return d.packedScratch(pc, pc.pack, dy.ptr, g.N, g.K, g.P()*g.Q(), packedChans(g.K, pc.chanAlign))
 }
 
+// packDyUnless is dyh where it is not 0 (a copy of dy the caller made),
+// else dy's copy from packDy, with its size for releaseScratchLocked once
+// the launches that read it are queued (0: nothing to release).
+func (d *Device) packDyUnless(dyh DevicePtr, pc packedConv, g geom.ConvGeom, dy *Buffer) (DevicePtr, int64, error) {
+	if dyh != 0 {
+		return dyh, 0, nil
+	}
+	return d.packDy(pc, g, dy)
+}
+
 // transposeTile is the tile side of pack_transpose_*_v2 (kTile in
 // kernels/pack.cu).
 const transposeTile = 32
@@ -272,13 +282,12 @@ func (d *Device) convBackwardDataPackedDy(id kernelID, g geom.ConvGeom, dy *Buff
 		return launchErr(id, g, fmt.Errorf("%w: the channels-last copies of dy and w need fewer than 2^31 elements each", geom.ErrGeometry))
 	}
 	kp := packedChans(g.K, pc.chanAlign)
-	if dyh == 0 {
-		h, dysize, err := d.packDy(pc, g, dy)
-		if err != nil {
-			return launchErr(id, g, err)
-		}
-		defer d.releaseScratchLocked(h, dysize)
-		dyh = h
+	dyh, dysize, err := d.packDyUnless(dyh, pc, g, dy)
+	if err != nil {
+		return launchErr(id, g, err)
+	}
+	if dysize > 0 {
+		defer d.releaseScratchLocked(dyh, dysize)
 	}
 	wt, wsize, err := d.packedScratch(pc, pc.flip, w.ptr, g.K, g.C, g.R*g.S, kp)
 	if err != nil {
@@ -315,13 +324,12 @@ func (d *Device) convBackwardFilterPackedDy(id kernelID, g geom.ConvGeom, x, dy 
 		return launchErr(id, g, fmt.Errorf("%w: the channels-last copies of x and dy need fewer than 2^31 elements each", geom.ErrGeometry))
 	}
 	kp, cp := packedChans(g.K, pc.chanAlign), packedChans(g.C, pc.chanAlign)
-	if dyh == 0 {
-		h, dysize, err := d.packDy(pc, g, dy)
-		if err != nil {
-			return launchErr(id, g, err)
-		}
-		defer d.releaseScratchLocked(h, dysize)
-		dyh = h
+	dyh, dysize, err := d.packDyUnless(dyh, pc, g, dy)
+	if err != nil {
+		return launchErr(id, g, err)
+	}
+	if dysize > 0 {
+		defer d.releaseScratchLocked(dyh, dysize)
 	}
 	if xh == 0 {
 		h, xsize, err := d.packedScratch(pc, pc.pack, x.ptr, g.N, g.C, g.H*g.W, cp)
