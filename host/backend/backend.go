@@ -136,7 +136,8 @@ type Fusions struct {
 	BatchNormBackwardReLU bool
 	// ConvBackward: Conv2DBackward is cheaper than its two passes apart
 	// (the GPU backend: one channels-last copy of dy for both packed
-	// kernels at TF32 and BF16).
+	// kernels at TF32 and BF16), and the layers run it, with a
+	// Conv2DForwardKeep tensor where ConvKeepLen is not 0.
 	ConvBackward bool
 }
 
