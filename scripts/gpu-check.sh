@@ -32,7 +32,7 @@
 #   5     19 %   compute-sanitizer memcheck, racecheck, synccheck and
 #                initcheck over TestSanitizeCUDA (every kernel on one small
 #                shape), a quarter of what is left of the slice each
-#   6     rest   only if time is left: train bench fp32/tf32, PyTorch's
+#   6     rest   only if time is left: train bench fp32/bf16/tf32, PyTorch's
 #                random-data training steps, BenchmarkConvSuite and
 #                BenchmarkConv2D on the GPU (every algorithm); running out of
 #                time here is not a failure
@@ -460,7 +460,7 @@ if (($(left) < 5)); then
 else
 	bsteps=50 bbench='ConvSuite/impl=gpu|Conv2D/impl=gpu' bbtime=20x
 	on_mock && bsteps=5 bbench='Conv2D/impl=gpu' bbtime=2x
-	for prec in fp32 tf32; do
+	for prec in fp32 bf16 tf32; do
 		[[ -x "$train" ]] || break
 		t=$SECONDS
 		tcmd "$logs/extra-train-bench-$prec.log" "$root" "$train" bench -device gpu -precision "$prec" -batch 64 -steps "$bsteps"
