@@ -181,15 +181,39 @@ func TestTrainerGraph(t *testing.T) {
 	backendtest.MustNil(t, err)
 	spec := nn.Spec{C: 1, H: 12, W: 12, Loss: nn.SoftmaxCE, Layers: layers}
 	for _, aug := range []data.Augment{{}, {Pad: 2, Flip: true}} {
-		t.Run("augment="+aug.String(), func(t *testing.T) { testTrainerGraph(t, trainSet, test, spec, aug) })
+		t.Run("augment="+aug.String(), func(t *testing.T) { testTrainerGraph(t, trainSet, test, spec, aug, gpu.FP32, 2) })
 	}
 }
 
-func testTrainerGraph(t *testing.T, trainSet, test *data.Dataset, spec nn.Spec, aug data.Augment) {
+// TestTrainerGraphBF16 is TestTrainerGraph at BF16 for one epoch, on a
+// network whose second conv keeps x's bfloat16 copy from its forward
+// pass and packs dy once for its two backward passes (Conv2DForwardKeep,
+// Conv2DBackward): replaying the recorded step gives the eager bits.
+func TestTrainerGraphBF16(t *testing.T) {
+	trainSet, err := data.Synthetic(48, 12, 10, 1)
+	backendtest.MustNil(t, err)
+	test, err := data.Synthetic(16, 12, 10, 2)
+	backendtest.MustNil(t, err)
+	layers, err := nn.ParseSpec("conv16x3x3p1,relu,conv32x3x3p1,relu,maxpool2,dense10")
+	backendtest.MustNil(t, err)
+	spec := nn.Spec{C: 1, H: 12, W: 12, Loss: nn.SoftmaxCE, Layers: layers}
+	dev, err := gpu.OpenSim(gpu.SimOptions{})
+	backendtest.MustNil(t, err)
+	defer dev.Close()
+	backendtest.MustNil(t, dev.SetPrecision(gpu.BF16))
+	g := geom.ConvGeom{N: 16, C: 16, H: 12, W: 12, K: 32, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
+	if dev.ConvKeepLen(g) == 0 || dev.ConvKernelFor(gpu.ConvBwdData, g) != "conv2d_bwd_data_v9_igemm_bf16" {
+		t.Fatalf("the second conv keeps nothing (%d) or runs %s: the test would not cover them", dev.ConvKeepLen(g), dev.ConvKernelFor(gpu.ConvBwdData, g))
+	}
+	testTrainerGraph(t, trainSet, test, spec, data.Augment{}, gpu.BF16, 1)
+}
+
+func testTrainerGraph(t *testing.T, trainSet, test *data.Dataset, spec nn.Spec, aug data.Augment, prec gpu.Precision, epochs int) {
 	run := func(graph bool) ([]train.EpochMetrics, [][]float32, bool) {
 		dev, err := gpu.OpenSim(gpu.SimOptions{})
 		backendtest.MustNil(t, err)
 		defer dev.Close()
+		backendtest.MustNil(t, dev.SetPrecision(prec))
 		be, err := gpubackend.NewGPUBackend(dev)
 		backendtest.MustNil(t, err)
 		defer be.Close()
@@ -197,7 +221,7 @@ func testTrainerGraph(t *testing.T, trainSet, test *data.Dataset, spec nn.Spec, 
 		backendtest.MustNil(t, err)
 		defer m.Close()
 		saves := 0
-		cfg := train.Config{Epochs: 2, Batch: 16, LR: 0.05, Momentum: 0.9, WeightDecay: 1e-4,
+		cfg := train.Config{Epochs: epochs, Batch: 16, LR: 0.05, Momentum: 0.9, WeightDecay: 1e-4,
 			Schedule: train.Schedule{Kind: train.CosineLR}, Seed: 3, Graph: graph,
 			Optimizer: nn.Optimizer{Kind: nn.SGD, Nesterov: true}, ProgressEvery: 2, OnProgress: func(train.Progress) {}, Augment: aug,
 			CheckpointEvery: 3, OnCheckpoint: func() error { saves++; return nil }}
