@@ -33,6 +33,14 @@ func TestConformanceCUDA(t *testing.T) {
 	runConformance(t, openCUDAT(t))
 }
 
+// TestConv2DBackwardCUDA is TestConv2DBackward on CUDA device 0: dy's
+// copy shared by the two backward passes gives the bits of the two calls.
+func TestConv2DBackwardCUDA(t *testing.T) { testConv2DBackward(t, openCUDAT(t)) }
+
+// TestConvKeepCUDA is TestConvKeep on CUDA device 0: x's bfloat16 copy
+// kept from the forward pass gives the bits of packing it again.
+func TestConvKeepCUDA(t *testing.T) { testConvKeep(t, openCUDAT(t)) }
+
 // TestSimMatchesCUDA runs the same launches on the simulator and on the
 // GPU: the same PTX must give the same bits (the kernels use only correctly
 // rounded operations, their own exp and log, and no atomics).
