@@ -97,15 +97,8 @@ func testConv2DBackward(t *testing.T, d *Device) {
 				name string
 				a, b *Buffer
 			}{{"dw", dw1, dw2}, {"db", db1, db2}, {"dx", dx1, dx2}} {
-				if o.a == nil {
-					continue
-				}
-				a, b := download(t, o.a), download(t, o.b)
-				for i := range a {
-					if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
-						t.Errorf("%s[%d] = %g (%#x), want %g (%#x) as the two calls", o.name, i, b[i], math.Float32bits(b[i]), a[i], math.Float32bits(a[i]))
-						break
-					}
+				if o.a != nil {
+					equalBitsT(t, o.name+" (want the two calls')", download(t, o.b), download(t, o.a))
 				}
 			}
 		})
@@ -227,6 +220,8 @@ func testConvKeep(t *testing.T, d *Device) {
 	}
 }
 
+// equalBitsT fails t at the first element of got whose bits differ from
+// want's.
 func equalBitsT(t *testing.T, name string, got, want []float32) {
 	t.Helper()
 	for i := range want {
