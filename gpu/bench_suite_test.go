@@ -74,9 +74,10 @@ var fp32PipeKernels = [numConvPasses]kernelID{ConvFwd: kConvFwdPipe, ConvBwdData
 // measured pass it reports the analytic model's estimate (modelPeer) as
 // model-us, so that a GPU session checks the model.
 //
-// Without a GPU it reports the model's estimate only (model-us and the
-// GFLOP/s it implies, model-GFLOP/s), from the simulator's kernel set and
-// dispatcher, without launching anything:
+// Without a GPU it reports the model's estimate only (model-us, the
+// GFLOP/s it implies, model-GFLOP/s, and which of its bounds sets it,
+// model-issue-bound, model-math-bound or model-memory-bound: 1), from the
+// simulator's kernel set and dispatcher, without launching anything:
 //
 //	go test -tags cuda -run '^$' -bench ConvPeer -benchtime 50x ./gpu   (GPU)
 //	go test -run '^$' -bench ConvPeer -benchtime 1x ./gpu               (model)
@@ -122,6 +123,12 @@ func BenchmarkConvPeer(b *testing.B) {
 							if model { // nothing to time: b.N is not looped over
 								b.ReportMetric(est*1e6, "model-us")
 								b.ReportMetric(g.FLOPs()/est/1e9, "model-GFLOP/s")
+								// The bound that sets the time: 1 in the
+								// column of issue, math or memory.
+								bound := modelParts(id, g).bound()
+								for _, k := range []string{"issue", "math", "memory"} {
+									b.ReportMetric(map[bool]float64{true: 1}[k == bound], "model-"+k+"-bound")
+								}
 								return
 							}
 							benchLaunch(b, d, g.FLOPs(), peerRun(d, p, g, c, id, pr.pipe))

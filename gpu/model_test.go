@@ -98,6 +98,28 @@ func TestEstimateH100(t *testing.T) {
 // so it is a lower bound; BenchmarkConvPeer reports it beside each
 // measured pass (model-us) so that a GPU session checks it.
 func modelPeer(id kernelID, g geom.ConvGeom) float64 {
+	m := modelParts(id, g)
+	return max(m.issue, m.math, m.memory) + m.launches
+}
+
+// modelTime is modelPeer's bounds of one pass, in seconds: issue, math
+// and memory, of which the longest is the kernel's time, and launches,
+// the other launches' and the split-K reduce's.
+type modelTime struct{ issue, math, memory, launches float64 }
+
+// bound names the longest of m's three bounds.
+func (m modelTime) bound() string {
+	switch {
+	case m.memory >= m.issue && m.memory >= m.math:
+		return "memory"
+	case m.math >= m.issue:
+		return "math"
+	}
+	return "issue"
+}
+
+// modelParts is modelPeer's bounds of kernel id on g.
+func modelParts(id kernelID, g geom.ConvGeom) modelTime {
 	v, _ := variantOf(id)
 	c := convCost(id, g)
 	perSlot := 1 / (schedulersSM * h100Clock)
@@ -114,9 +136,8 @@ func modelPeer(id kernelID, g geom.ConvGeom) float64 {
 		fmas := float64(v.tile.M * v.tile.N * v.tile.K * c.kTiles)
 		math = busiest * fmas * 2 / (peak / h100SMs)
 	}
-	issue := busiest * c.blockSlots * perSlot
-	memory := modelBytes(id, g) / h100DRAMBW
-	return max(issue, math, memory) + (c.reduce+float64(c.launches)*launchSlots)*perSlot
+	return modelTime{issue: busiest * c.blockSlots * perSlot, math: math, memory: modelBytes(id, g) / h100DRAMBW,
+		launches: (c.reduce + float64(c.launches)*launchSlots) * perSlot}
 }
 
 // modelBytes is the DRAM traffic modelPeer charges kernel id on g: each

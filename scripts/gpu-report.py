@@ -442,25 +442,30 @@ def model_suite(path):
     BenchmarkConvPeer (no GPU: model-us, model-GFLOP/s), per precision:
     the ResNet-50 suite's FLOPs over the sum of the model's times, over
     the trained passes and over every pass, as GFLOP/s and as a % of the
-    H100 SXM's FP32 peak, and its slowest trained pass."""
+    H100 SXM's FP32 peak; the share of the trained passes' time in passes
+    bound by DRAM bandwidth (model-memory-bound); and the slowest trained
+    pass."""
     rows = []
     for b in bench_lines(read(path)):
         m = re.match(r"BenchmarkConvPeer/shape=([^/]+)/prec=([^/]+)/pass=([^/]+)/kernel=([^/]+)$", b["name"])
         us, g = b["metrics"].get("model-us"), b["metrics"].get("model-GFLOP/s")
         if m and us and g:
             rows.append({"shape": m.group(1), "precision": m.group(2), "pass": m.group(3), "kernel": m.group(4),
-                         "ms": us / 1e3, "flops": g * us * 1e3})
+                         "ms": us / 1e3, "flops": g * us * 1e3,
+                         "memory_bound": b["metrics"].get("model-memory-bound") == 1})
     if not rows:
         raise SystemExit(f"gpu-report: {path}: no model-only BenchmarkConvPeer lines (model-us, model-GFLOP/s)")
     lines = ["| precision | suite GFLOP/s (trained passes) | % of FP32 peak | every pass | % of FP32 peak "
-             "| slowest pass (model GFLOP/s) |", "| --- | ---: | ---: | ---: | ---: | --- |"]
+             "| memory-bound time | slowest pass (model GFLOP/s) |", "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for prec in dict.fromkeys(r["precision"] for r in rows):
         g, ge = (suite_gflops(rows, prec, lambda r: r["ms"], every) for every in (False, True))
         res = [r for r in rows if r["precision"] == prec and r["shape"].startswith("resnet-")
                and (r["shape"], r["pass"]) not in NOT_TRAINED]
         slow = min(res, key=lambda r: r["flops"] / r["ms"], default=None)
+        total = sum(r["ms"] for r in res)
+        mem = 100 * sum(r["ms"] for r in res if r["memory_bound"]) / total if total else None
         lines.append(f"| {prec} | {fmt(g, '.0f')} | {fmt(g and 100 * g / H100_FP32_PEAK_GFLOPS, '.1f')} | "
-                     f"{fmt(ge, '.0f')} | {fmt(ge and 100 * ge / H100_FP32_PEAK_GFLOPS, '.1f')} | "
+                     f"{fmt(ge, '.0f')} | {fmt(ge and 100 * ge / H100_FP32_PEAK_GFLOPS, '.1f')} | {fmt(mem, '.0f')} % | "
                      + (f"{slow['shape']} {slow['pass']} {slow['kernel']} ({slow['flops'] / slow['ms'] / 1e6:.0f})"
                         if slow else "—") + " |")
     return "\n".join(lines)
