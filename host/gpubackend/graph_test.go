@@ -190,6 +190,9 @@ func TestTrainerGraph(t *testing.T) {
 // pass and packs dy once for its two backward passes (Conv2DForwardKeep,
 // Conv2DBackward): replaying the recorded step gives the eager bits.
 func TestTrainerGraphBF16(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: gpu.TestConvKeep and nn.TestConvBackwardShared check the calls; the recorded epoch is left to the full run")
+	}
 	trainSet, err := data.Synthetic(48, 12, 10, 1)
 	backendtest.MustNil(t, err)
 	test, err := data.Synthetic(16, 12, 10, 2)
