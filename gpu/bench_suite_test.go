@@ -5,6 +5,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/convtrain/convtrain/cpuref/geom"
@@ -195,5 +196,75 @@ func TestPeerShapes(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("scripts/torch-gpu-bench.py SHAPES[%d] = %s, want %s (gpu peerShapes)", i, got[i], want[i])
 		}
+	}
+}
+
+// BenchmarkConvBackwardShared times, on a GPU, what the shared copy of dy
+// (Conv2DBackward) and the kept copy of x (Conv2DForwardKeep) save in a
+// training step's three passes of a convolution: for each ResNet-50
+// shape of peerShapes at TF32 and BF16, mode=apart runs
+// Conv2DForwardReLU, Conv2DBackwardFilter and Conv2DBackwardData, and
+// mode=shared Conv2DForwardKeep (with a copy of x where ConvKeepLen is not
+// 0) and Conv2DBackward: the same kernels and bits, one or two packing
+// launches fewer. Measured as benchGPU says (the three passes between two
+// events), GFLOP/s over the three passes' FLOPs. scripts/gpu-check.sh
+// runs it in step 6, if time is left. Skipped without a GPU (the
+// analytic model's figures are in BENCHMARKS.md).
+//
+//	go test -tags cuda -run '^$' -bench ConvBackwardShared -benchtime 50x ./gpu
+func BenchmarkConvBackwardShared(b *testing.B) {
+	d, err := Open(0)
+	if err != nil {
+		b.Skipf("no GPU: %v", err)
+	}
+	b.Cleanup(func() { d.Close() })
+	for _, s := range peerShapes {
+		if !strings.HasPrefix(s.name, "resnet-") {
+			continue
+		}
+		g := s.g
+		b.Run("shape="+s.name, func(b *testing.B) {
+			c := newConvBufs(b, d, g)
+			defer c.free()
+			dx, dw := randomBuf(b, d, g.XLen(), newRand("dx")), randomBuf(b, d, g.WLen(), newRand("dw"))
+			defer dx.Free()
+			defer dw.Free()
+			for _, prec := range []Precision{TF32, BF16} {
+				b.Run("prec="+prec.String(), func(b *testing.B) {
+					if err := d.SetPrecision(prec); err != nil {
+						b.Skip(err)
+					}
+					defer d.SetPrecision(FP32)
+					var xk *Buffer
+					if n := d.ConvKeepLen(g); n > 0 {
+						xk = randomBuf(b, d, n, newRand("xk"))
+						defer xk.Free()
+					}
+					// dy is y's buffer: its values do not matter here.
+					runs := map[string]func(i int) error{
+						"apart": func(i int) error {
+							x, y := c.at(i)
+							if err := d.Conv2DForwardReLU(g, x, c.w, c.bias, y); err != nil {
+								return err
+							}
+							if err := d.Conv2DBackwardFilter(g, x, y, dw); err != nil {
+								return err
+							}
+							return d.Conv2DBackwardData(g, y, c.w, dx)
+						},
+						"shared": func(i int) error {
+							x, y := c.at(i)
+							if err := d.Conv2DForwardKeep(g, x, c.w, c.bias, y, true, xk); err != nil {
+								return err
+							}
+							return d.Conv2DBackward(g, x, y, c.w, dw, nil, dx, xk)
+						},
+					}
+					for _, mode := range []string{"apart", "shared"} {
+						b.Run("mode="+mode, func(b *testing.B) { benchLaunch(b, d, 3*g.FLOPs(), runs[mode]) })
+					}
+				})
+			}
+		})
 	}
 }

@@ -33,8 +33,10 @@
 #                initcheck over TestSanitizeCUDA (every kernel on one small
 #                shape), a quarter of what is left of the slice each
 #   6     rest   only if time is left: train bench fp32/bf16/tf32, PyTorch's
-#                random-data training steps, BenchmarkConvSuite and
-#                BenchmarkConv2D on the GPU (every algorithm); running out of
+#                random-data training steps, BenchmarkConvBackwardShared
+#                (a conv's three passes apart and with the shared and kept
+#                copies), BenchmarkConvSuite and BenchmarkConv2D on the
+#                GPU (every algorithm); running out of
 #                time here is not a failure
 #
 # A step may use what the steps before it left of their slices, never the
@@ -458,8 +460,8 @@ if (($(left) < 5)); then
 	md "No time left." ""
 	step_status="partial: budget spent"
 else
-	bsteps=50 bbench='ConvSuite/impl=gpu|Conv2D/impl=gpu' bbtime=20x
-	on_mock && bsteps=5 bbench='Conv2D/impl=gpu' bbtime=2x
+	bsteps=50 bbench='ConvBackwardShared|ConvSuite/impl=gpu|Conv2D/impl=gpu' bbtime=20x
+	on_mock && bsteps=5 bbench='Conv2D/impl=gpu|ConvBackwardShared/shape=resnet-3x3-512x7' bbtime=2x
 	for prec in fp32 bf16 tf32; do
 		[[ -x "$train" ]] || break
 		t=$SECONDS
