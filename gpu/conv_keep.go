@@ -31,14 +31,13 @@ type keptPack struct {
 	pc packedConv
 }
 
-// keepPacking is the packing that the dispatcher's forward and
-// bwd-filter kernels for g both read at BF16, and whether there is one;
-// callers hold d.mu.
-func (d *Device) keepPacking(g geom.ConvGeom) (packedConv, bool) {
+// keepPacking is the packing that fwd, the dispatcher's forward kernel
+// for g, and its bwd-filter kernel both read at BF16, and whether there is
+// one; callers hold d.mu.
+func (d *Device) keepPacking(g geom.ConvGeom, fwd kernelID) (packedConv, bool) {
 	if d.precision != BF16 {
 		return packedConv{}, false
 	}
-	fwd := d.kernelFor(d.convAlgoFor(ConvFwd, g), ConvFwd, g)
 	wgrad := d.kernelFor(d.convAlgoFor(ConvBwdFilter, g), ConvBwdFilter, g)
 	pc, ok := packedConvs[fwd]
 	wpc, wok := packedConvs[wgrad]
@@ -60,7 +59,7 @@ func (d *Device) ConvKeepLen(g geom.ConvGeom) int {
 	if g.Validate() != nil {
 		return 0
 	}
-	pc, ok := d.keepPacking(g)
+	pc, ok := d.keepPacking(g, d.kernelFor(d.convAlgoFor(ConvFwd, g), ConvFwd, g))
 	if !ok {
 		return 0
 	}
@@ -80,7 +79,7 @@ func (d *Device) Conv2DForwardKeep(g geom.ConvGeom, x, w, b, y *Buffer, relu boo
 	if xk == nil {
 		return d.convForwardKernel(id, g, x, w, b, y, relu)
 	}
-	pc, ok := d.keepPacking(g)
+	pc, ok := d.keepPacking(g, id)
 	if !ok || g.Validate() != nil {
 		delete(d.kept, xk.ptr)
 		return d.convForwardKernel(id, g, x, w, b, y, relu)

@@ -407,22 +407,15 @@ func (d *Device) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk *Buffe
 	pc, fpacked := packedConvs[fid]
 	dpc, dpacked := packedConvs[did]
 	shareDy := fpacked && dpacked && dpc == pc
-	xh := d.keptFor(xk, x, g, fid)
-	if !shareDy && xh == 0 {
-		if err := d.convBackwardFilterKernelBias(fid, g, x, dy, dw, db); err != nil || dx == nil {
-			return err
-		}
-		return d.convBackwardDataKernel(did, g, dy, w, dx)
-	}
-	// The packed weight gradient, with dy's copy shared or x's kept.
-	if err := d.needConv(g, "x", x, g.XLen(), "dy", dy, g.YLen(), "dw", dw, g.WLen()); err != nil {
-		return launchErr(fid, g, err)
-	}
-	if err := d.needOpt("db", db, Float32, g.K); err != nil {
-		return launchErr(fid, g, err)
-	}
 	var dyh DevicePtr
 	if shareDy {
+		// Every argument checked before the packing launch.
+		if err := d.needConv(g, "x", x, g.XLen(), "dy", dy, g.YLen(), "dw", dw, g.WLen()); err != nil {
+			return launchErr(fid, g, err)
+		}
+		if err := d.needOpt("db", db, Float32, g.K); err != nil {
+			return launchErr(fid, g, err)
+		}
 		if err := d.needConv(g, "dy", dy, g.YLen(), "w", w, g.WLen(), "dx", dx, g.XLen()); err != nil {
 			return launchErr(did, g, err)
 		}
@@ -433,18 +426,10 @@ func (d *Device) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk *Buffe
 		defer d.releaseScratchLocked(h, size)
 		dyh = h
 	}
-	if err := d.convBackwardFilterPackedDy(fid, g, x, dy, dyh, xh, dw); err != nil {
+	if err := d.convBackwardFilterKernelBiasFrom(fid, g, x, dy, dw, db, dyh, d.keptFor(xk, x, g, fid)); err != nil || dx == nil {
 		return err
 	}
-	if db != nil {
-		if err := d.conv2DBackwardBias(g, dy, db); err != nil {
-			return launchErr(kConvBwdBias, g, err)
-		}
-	}
-	switch {
-	case dx == nil:
-		return nil
-	case shareDy:
+	if shareDy {
 		return d.convBackwardDataPackedDy(did, g, dy, dyh, w, dx)
 	}
 	return d.convBackwardDataKernel(did, g, dy, w, dx)
@@ -459,6 +444,13 @@ func (d *Device) convBackwardFilterKernel(id kernelID, g geom.ConvGeom, x, dy, d
 // convBackwardFilterKernelBias is convBackwardFilterKernel and, when db is
 // not nil, the bias gradient (Conv2DBackwardFilterBias).
 func (d *Device) convBackwardFilterKernelBias(id kernelID, g geom.ConvGeom, x, dy, dw, db *Buffer) error {
+	return d.convBackwardFilterKernelBiasFrom(id, g, x, dy, dw, db, 0, 0)
+}
+
+// convBackwardFilterKernelBiasFrom is convBackwardFilterKernelBias; a
+// packed kernel reads dyh and xh, the channels-last copies of dy and x,
+// where they are not 0 instead of making them (Conv2DBackward).
+func (d *Device) convBackwardFilterKernelBiasFrom(id kernelID, g geom.ConvGeom, x, dy, dw, db *Buffer, dyh, xh DevicePtr) error {
 	if db != nil {
 		if err := g.Validate(); err != nil {
 			return launchErr(id, g, err)
@@ -480,7 +472,7 @@ func (d *Device) convBackwardFilterKernelBias(id kernelID, g geom.ConvGeom, x, d
 		return nil
 	}
 	if _, ok := packedConvs[id]; ok {
-		if err := d.convBackwardFilterPacked(id, g, x, dy, dw); err != nil || db == nil {
+		if err := d.convBackwardFilterPackedDy(id, g, x, dy, dyh, xh, dw); err != nil || db == nil {
 			return err
 		}
 		if err := d.conv2DBackwardBias(g, dy, db); err != nil {

@@ -301,20 +301,14 @@ func (d *Device) convBackwardDataPackedDy(id kernelID, g geom.ConvGeom, dy *Buff
 	return nil
 }
 
-// convBackwardFilterPacked runs bwd-filter kernel id of packedConvs (v10,
-// v13): dy and x are packed channels-last, (N,P,Q,Kp) and (N,H,W,Cp),
-// then the kernel sums each split's range of N·P·Q (packedWgradSplits)
-// into its slice of a workspace, which conv2d_bwd_filter_v2_reduce (v10:
-// K·C·R·S floats a split) or conv2d_bwd_filter_v13_reduce (v13: K·R·S·Cp
-// a split, channels-last) adds into dw in a fixed order (one split:
-// straight into dw). No atomics.
-func (d *Device) convBackwardFilterPacked(id kernelID, g geom.ConvGeom, x, dy, dw *Buffer) error {
-	return d.convBackwardFilterPackedDy(id, g, x, dy, 0, 0, dw)
-}
-
-// convBackwardFilterPackedDy is convBackwardFilterPacked, reading dyh,
-// dy's channels-last copy (packDy's), and xh, x's (Conv2DForwardKeep's),
-// where they are not 0 instead of packing dy and x.
+// convBackwardFilterPackedDy runs bwd-filter kernel id of packedConvs
+// (v10, v13): dy and x are packed channels-last, (N,P,Q,Kp) and (N,H,W,Cp)
+// (or read from dyh, packDy's copy of dy, and xh, Conv2DForwardKeep's of
+// x, where they are not 0), then the kernel sums each split's range of
+// N·P·Q (packedWgradSplits) into its slice of a workspace, which
+// conv2d_bwd_filter_v2_reduce (v10: K·C·R·S floats a split) or
+// conv2d_bwd_filter_v13_reduce (v13: K·R·S·Cp a split, channels-last)
+// adds into dw in a fixed order (one split: straight into dw). No atomics.
 func (d *Device) convBackwardFilterPackedDy(id kernelID, g geom.ConvGeom, x, dy *Buffer, dyh, xh DevicePtr, dw *Buffer) error {
 	pc := packedConvs[id]
 	if err := d.needConv(g, "x", x, g.XLen(), "dy", dy, g.YLen(), "dw", dw, g.WLen()); err != nil {
