@@ -30,14 +30,7 @@ func TestBatchNormSyncOneRank(t *testing.T) {
 		defer m.Close()
 		backendtest.MustNil(t, m.SetBatchNormSync(sync))
 		losses := trainSteps(t, m, ds, steps, 8, 1, 0.05)
-		values, err := m.ParamValues()
-		backendtest.MustNil(t, err)
-		for _, p := range m.Buffers() {
-			v := make([]float32, p.Value.Len())
-			backendtest.MustNil(t, be.Download(v, p.Value))
-			values = append(values, v)
-		}
-		return losses, values
+		return losses, paramsAndBuffers(t, m, be)
 	}
 	backends := []string{"cpu", "sim"}
 	if testing.Short() {

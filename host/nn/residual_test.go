@@ -592,12 +592,19 @@ func evalState(t *testing.T, m *Model, be backend.Backend, ds *data.Dataset, bat
 	backendtest.MustNil(t, m.Forward(b))
 	out = make([]float32, b.Output().Len())
 	backendtest.MustNil(t, be.Download(out, b.Output()))
-	params, err = m.ParamValues()
+	return out, paramsAndBuffers(t, m, be)
+}
+
+// paramsAndBuffers returns m's parameters followed by its buffers (the
+// batch norms' running statistics).
+func paramsAndBuffers(t *testing.T, m *Model, be backend.Backend) [][]float32 {
+	t.Helper()
+	values, err := m.ParamValues()
 	backendtest.MustNil(t, err)
 	for _, p := range m.Buffers() {
 		v := make([]float32, p.Value.Len())
 		backendtest.MustNil(t, be.Download(v, p.Value))
-		params = append(params, v)
+		values = append(values, v)
 	}
-	return out, params
+	return values
 }
