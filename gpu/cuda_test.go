@@ -41,6 +41,11 @@ func TestConv2DBackwardCUDA(t *testing.T) { testConv2DBackward(t, openCUDAT(t)) 
 // kept from the forward pass gives the bits of packing it again.
 func TestConvKeepCUDA(t *testing.T) { testConvKeep(t, openCUDAT(t)) }
 
+// TestBatchNormKeepCUDA is TestBatchNormKeep on CUDA device 0: y's
+// bfloat16 copy written by the batch norm gives the bits of the
+// convolution packing y itself.
+func TestBatchNormKeepCUDA(t *testing.T) { testBatchNormKeep(t, openCUDAT(t)) }
+
 // TestSimMatchesCUDA runs the same launches on the simulator and on the
 // GPU: the same PTX must give the same bits (the kernels use only correctly
 // rounded operations, their own exp and log, and no atomics).

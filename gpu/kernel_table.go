@@ -81,6 +81,8 @@ const (
 	kMaxPoolDenseSoftmax
 	kAugmentAt
 	kConvBwdFilterReducePipe
+	kBNTrainStats
+	kBNApplyPackBF16
 	numPlainKernels
 )
 
@@ -150,6 +152,8 @@ var plainKernels = [numPlainKernels]string{
 	kMaxPoolDenseSoftmax:     "maxpool_dense_softmax_v1",
 	kAugmentAt:               "augment_batch_at_v1",
 	kConvBwdFilterReducePipe: "conv2d_bwd_filter_v13_reduce",
+	kBNTrainStats:            "bn_train_stats_v1",
+	kBNApplyPackBF16:         "bn_apply_pack_bf16_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

@@ -38,10 +38,7 @@ func (s bnShape) String() string { return fmt.Sprintf("N=%d,C=%d,HW=%d", s.n, s.
 func (d *Device) BatchNormTrainForward(n, c, hw int, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar *Buffer, momentum, eps float64, relu bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	k := kBNTrainFwd
-	if relu {
-		k = kBNTrainReLUFwd
-	}
+	k := bnForwardKernel(true, relu)
 	if err := d.bnTrainForward(k, n, c, hw, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar, momentum, eps); err != nil {
 		return launchErr(k, bnShape{n, c, hw}, err)
 	}
@@ -49,6 +46,23 @@ func (d *Device) BatchNormTrainForward(n, c, hw int, x, gamma, beta, y, saveMean
 }
 
 func (d *Device) bnTrainForward(k kernelID, n, c, hw int, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar *Buffer, momentum, eps float64) error {
+	if err := d.bnTrainCheck(n, c, hw, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar, momentum, eps); err != nil {
+		return err
+	}
+	grid, block := perBlock(c)
+	// v2 takes relu = 1 after v1's parameters
+	args := [...]arg{argPtr(x), argPtr(gamma), argPtr(beta), argPtr(y),
+		argPtr(saveMean), argPtr(saveInvStd), argPtr(runMean), argPtr(runVar),
+		argI32(n), argI32(c), argI32(hw), argF32(float32(momentum)), argF32(float32(1 - momentum)), argF32(float32(eps)), argI32(1)}
+	if k != kBNTrainReLUFwd {
+		return d.launch(k, grid, block, 0, args[:len(args)-1]...)
+	}
+	return d.launch(k, grid, block, 0, args[:]...)
+}
+
+// bnTrainCheck is BatchNormTrainForward's checks of its sizes,
+// hyperparameters and buffers.
+func (d *Device) bnTrainCheck(n, c, hw int, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar *Buffer, momentum, eps float64) error {
 	if err := dims([]int{n, c, hw}, []int{n, c, hw}); err != nil {
 		return err
 	}
@@ -83,15 +97,21 @@ func (d *Device) bnTrainForward(k kernelID, n, c, hw int, x, gamma, beta, y, sav
 	if (runMean == nil) != (runVar == nil) {
 		return fmt.Errorf("runMean and runVar must be both given or both nil: %w", geom.ErrGeometry)
 	}
-	grid, block := perBlock(c)
-	// v2 takes relu = 1 after v1's parameters
-	args := [...]arg{argPtr(x), argPtr(gamma), argPtr(beta), argPtr(y),
-		argPtr(saveMean), argPtr(saveInvStd), argPtr(runMean), argPtr(runVar),
-		argI32(n), argI32(c), argI32(hw), argF32(float32(momentum)), argF32(float32(1 - momentum)), argF32(float32(eps)), argI32(1)}
-	if k != kBNTrainReLUFwd {
-		return d.launch(k, grid, block, 0, args[:len(args)-1]...)
+	return nil
+}
+
+// bnForwardKernel is the batch-norm forward kernel for training or
+// evaluation, with a ReLU epilogue or without.
+func bnForwardKernel(train, relu bool) kernelID {
+	switch {
+	case train && relu:
+		return kBNTrainReLUFwd
+	case train:
+		return kBNTrainFwd
+	case relu:
+		return kBNEvalReLUFwd
 	}
-	return d.launch(k, grid, block, 0, args[:]...)
+	return kBNEvalFwd
 }
 
 // checkEps reports an eps that is not finite and > 0.
@@ -114,10 +134,7 @@ func checkEps(eps float64) error {
 func (d *Device) BatchNormEvalForward(n, c, hw int, x, gamma, beta, runMean, runVar, y *Buffer, eps float64, relu bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	k := kBNEvalFwd
-	if relu {
-		k = kBNEvalReLUFwd
-	}
+	k := bnForwardKernel(false, relu)
 	if err := d.bnEvalForward(k, n, c, hw, x, gamma, beta, runMean, runVar, y, eps); err != nil {
 		return launchErr(k, bnShape{n, c, hw}, err)
 	}
@@ -125,6 +142,23 @@ func (d *Device) BatchNormEvalForward(n, c, hw int, x, gamma, beta, runMean, run
 }
 
 func (d *Device) bnEvalForward(k kernelID, n, c, hw int, x, gamma, beta, runMean, runVar, y *Buffer, eps float64) error {
+	if err := d.bnEvalCheck(n, c, hw, x, gamma, beta, runMean, runVar, y, eps); err != nil {
+		return err
+	}
+	L := n * c * hw
+	grid, block := linear(L)
+	// v2 takes relu = 1 after v1's parameters
+	args := [...]arg{argPtr(x), argPtr(gamma), argPtr(beta), argPtr(runMean), argPtr(runVar),
+		argPtr(y), argI32(n), argI32(c), argI32(hw), argF32(float32(eps)), argI32(1)}
+	if k != kBNEvalReLUFwd {
+		return d.launch(k, grid, block, 0, args[:len(args)-1]...)
+	}
+	return d.launch(k, grid, block, 0, args[:]...)
+}
+
+// bnEvalCheck is BatchNormEvalForward's checks of its sizes, eps and
+// buffers.
+func (d *Device) bnEvalCheck(n, c, hw int, x, gamma, beta, runMean, runVar, y *Buffer, eps float64) error {
 	if err := dims([]int{n, c, hw}, []int{n, c, hw}); err != nil {
 		return err
 	}
@@ -141,14 +175,7 @@ func (d *Device) bnEvalForward(k kernelID, n, c, hw int, x, gamma, beta, runMean
 			return err
 		}
 	}
-	grid, block := linear(L)
-	// v2 takes relu = 1 after v1's parameters
-	args := [...]arg{argPtr(x), argPtr(gamma), argPtr(beta), argPtr(runMean), argPtr(runVar),
-		argPtr(y), argI32(n), argI32(c), argI32(hw), argF32(float32(eps)), argI32(1)}
-	if k != kBNEvalReLUFwd {
-		return d.launch(k, grid, block, 0, args[:len(args)-1]...)
-	}
-	return d.launch(k, grid, block, 0, args[:]...)
+	return nil
 }
 
 // BatchNormBackward computes the training-mode gradients of

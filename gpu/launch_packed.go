@@ -135,12 +135,13 @@ func (d *Device) packLocked(id kernelID, src, dst DevicePtr, n, c, hw, cp int) e
 // float32. The workspaces come from the buffer cache and go back to it
 // once the launches are queued.
 func (d *Device) convForwardPacked(id kernelID, g geom.ConvGeom, x, w, b, y *Buffer, relu bool) error {
-	return d.convForwardPackedX(id, g, x, w, b, y, relu, 0)
+	return d.convForwardPackedX(id, g, x, w, b, y, relu, 0, true)
 }
 
 // convForwardPackedX is convForwardPacked, packing x into xh (which holds
-// its packed elements: keepLen) where it is not 0 instead of a workspace.
-func (d *Device) convForwardPackedX(id kernelID, g geom.ConvGeom, x, w, b, y *Buffer, relu bool, xh DevicePtr) error {
+// its packed elements: keepLen) where it is not 0 instead of a workspace,
+// or, unless packX, reading the copy xh holds.
+func (d *Device) convForwardPackedX(id kernelID, g geom.ConvGeom, x, w, b, y *Buffer, relu bool, xh DevicePtr, packX bool) error {
 	pc := packedConvs[id]
 	if err := d.needConv(g, "x", x, g.XLen(), "w", w, g.WLen(), "y", y, g.YLen()); err != nil {
 		return launchErr(id, g, err)
@@ -153,11 +154,12 @@ func (d *Device) convForwardPackedX(id kernelID, g geom.ConvGeom, x, w, b, y *Bu
 	if xn > maxElems/cp || wn > maxElems/cp {
 		return launchErr(id, g, fmt.Errorf("%w: the channels-last copies of x and w (%d channels padded to %d) need fewer than 2^31 elements each", geom.ErrGeometry, g.C, cp))
 	}
-	if xh != 0 {
+	switch {
+	case xh != 0 && packX:
 		if err := d.packInto(pc, pc.pack, x.ptr, xh, g.N, g.C, g.H*g.W, cp); err != nil {
 			return launchErr(id, g, err)
 		}
-	} else {
+	case xh == 0:
 		h, xsize, err := d.packedScratch(pc, pc.pack, x.ptr, g.N, g.C, g.H*g.W, cp)
 		if err != nil {
 			return launchErr(id, g, err)

@@ -163,6 +163,13 @@ var docs = map[string]string{
 		"(the fused BatchNorm+ReLU of the step plan). grid.x = C, block.x = 256.",
 	"bn_eval_fwd_v2": "bn_eval_fwd_v1, then with relu ≠ 0 y = max(y, 0) as relu_fwd_v1 before the store. " +
 		"1-D over N·C·HW.",
+	"bn_train_stats_v1": "bn_train_fwd_v1 without y (neither read nor written): save_mean, save_inv_std and the " +
+		"running statistics (skipped when run_mean is null), the same bits. grid.x = C, block.x = 256.",
+	"bn_apply_pack_bf16_v1": "y = max?(γ·((x−mean)·invStd)+β) as bn_train_fwd_v2 (eval = 0: invStd = stat, " +
+		"bn_train_stats_v1's save_inv_std) or bn_eval_fwd_v2 (eval ≠ 0: invStd = 1/√(stat+eps), stat the running " +
+		"variance), ReLU when relu ≠ 0, and dst = y's bfloat16 channels-last copy (N,HW,Cp), the bits of " +
+		"pack_transpose_bf16_v2 on y (rows = C, cols = HW, rowsP = Cp, rev = 1). 32×32 shared tiles. " +
+		"grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
 	"bn_bwd_v1": "batch norm backward: dβ = lanesum(dy), dγ = lanesum(dy·x̂), dx = (γ·invStd)·((dy−dβ/M)−x̂·(dγ/M)) " +
 		"(dx may be null; cpuref.BatchNormBackward32 bit for bit). grid.x = C, block.x = 256.",
 	"avgpool_fwd_v1": "y = (Σ of the R×S window over the zero-padded input, r then s ascending from +0)/(R·S) " +

@@ -32,85 +32,14 @@
 // (y == x, dx == dy) is allowed: each element is read by the thread that
 // writes it, after every sum that needs it.
 
-#include "common.cuh"
+#include "norm.cuh"
 
-// bn_value_index is the flat index of the channel's value i.
-static __device__ __forceinline__ int bn_value_index(int i, int c, int C, int HW) {
-  int n = i / HW;
-  return (n * C + c) * HW + (i - n * HW);
-}
-
-// bn_epilogue is v, or with relu ≠ 0 relu_fwd_v1's max(v, 0): NaN stays
-// NaN, −0 becomes +0.
-static __device__ __forceinline__ float bn_epilogue(float v, int relu) {
-  return (!relu || v > 0.0f || v != v) ? v : 0.0f;
-}
-
-// bn_train_fwd_v1 computes, for channel c = blockIdx.x,
-//
-//	μ = lanesum(x)/float(M);  S = lanesum((x − μ)·(x − μ))
-//	invStd = 1/sqrt(S/float(M) + eps)
-//	y = gamma[c]·((x − μ)·invStd) + beta[c]
-//	save_mean[c] = μ, save_inv_std[c] = invStd   (each skipped when null)
-//	run_mean[c] = one_minus_m·run_mean[c] + m·μ
-//	run_var[c]  = one_minus_m·run_var[c]  + m·(S/float(M − 1))   (both skipped when run_mean is null)
-//
-// m and one_minus_m are the momentum and 1 − momentum rounded to float
-// by the host; M = N·HW ≥ 2.
-//
-// Launch: grid.x = C, block.x = 256.
-static __device__ __forceinline__ void bn_train_fwd(const float* x, const float* gamma, const float* beta,
-                                                   float* y, float* save_mean, float* save_inv_std,
-                                                   float* run_mean, float* run_var, int N, int C, int HW,
-                                                   float m, float one_minus_m, float eps, int relu) {
-  // x is (N,C,HW), y is (N,C,HW); gamma, beta, save_mean, save_inv_std, run_mean, run_var are (C)
-  __shared__ float buf[kBlock];
-  __shared__ float bcast[2];
-  int c = blockIdx.x;
-  if (c >= C) return;
-  int t = threadIdx.x;
-  int M = N * HW;
-  float fM = (float)M;
-
-  float acc = 0.0f;
-  for (int i = t; i < M; i += kBlock) acc = acc + x[bn_value_index(i, c, C, HW)];
-  float s = block_sum_f32(acc, buf);
-  if (t == 0) bcast[0] = __nvvm_div_rn_f(s, fM);
-  __syncthreads();
-  float mean = bcast[0];
-
-  acc = 0.0f;
-  for (int i = t; i < M; i += kBlock) {
-    float d = x[bn_value_index(i, c, C, HW)] - mean;
-    acc = acc + d * d;
-  }
-  float S = block_sum_f32(acc, buf);
-  if (t == 0) {
-    float inv_std = __nvvm_div_rn_f(1.0f, __nvvm_sqrt_rn_f(__nvvm_div_rn_f(S, fM) + eps));
-    bcast[1] = inv_std;
-    if (save_mean) save_mean[c] = mean;
-    if (save_inv_std) save_inv_std[c] = inv_std;
-    if (run_mean) {
-      float unbiased = __nvvm_div_rn_f(S, (float)(M - 1));
-      run_mean[c] = one_minus_m * run_mean[c] + m * mean;
-      run_var[c] = one_minus_m * run_var[c] + m * unbiased;
-    }
-  }
-  __syncthreads();
-  float inv_std = bcast[1];
-  float g = gamma[c], b = beta[c];
-  for (int i = t; i < M; i += kBlock) {
-    int j = bn_value_index(i, c, C, HW);
-    float xh = (x[j] - mean) * inv_std;
-    y[j] = bn_epilogue(g * xh + b, relu);
-  }
-}
 
 extern "C" __global__ void bn_train_fwd_v1(const float* x, const float* gamma, const float* beta,
                                            float* y, float* save_mean, float* save_inv_std,
                                            float* run_mean, float* run_var, int N, int C, int HW,
                                            float m, float one_minus_m, float eps) {
-  bn_train_fwd(x, gamma, beta, y, save_mean, save_inv_std, run_mean, run_var, N, C, HW, m, one_minus_m, eps, 0);
+  bn_train_fwd<1>(x, gamma, beta, y, save_mean, save_inv_std, run_mean, run_var, N, C, HW, m, one_minus_m, eps, 0);
 }
 
 // bn_train_fwd_v2 is bn_train_fwd_v1, then, when relu ≠ 0, ReLU on each
@@ -120,7 +49,7 @@ extern "C" __global__ void bn_train_fwd_v2(const float* x, const float* gamma, c
                                            float* y, float* save_mean, float* save_inv_std,
                                            float* run_mean, float* run_var, int N, int C, int HW,
                                            float m, float one_minus_m, float eps, int relu) {
-  bn_train_fwd(x, gamma, beta, y, save_mean, save_inv_std, run_mean, run_var, N, C, HW, m, one_minus_m, eps, relu);
+  bn_train_fwd<1>(x, gamma, beta, y, save_mean, save_inv_std, run_mean, run_var, N, C, HW, m, one_minus_m, eps, relu);
 }
 
 // bn_eval_fwd_v1 computes, for every element of channel c,

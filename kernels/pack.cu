@@ -32,9 +32,7 @@
 // Launch: grid = (⌈cols/32⌉, ⌈rowsP/32⌉, B), block = (32, 8); rowsP even
 // for BF16.
 
-#include "common.cuh"
-
-#define kTile 32
+#include "pack.cuh"
 
 // load_tile reads the 32×32 tile at rows i0…, columns j0… of src's batch b
 // into t (0 past rows or cols).
@@ -49,12 +47,6 @@ static __device__ __forceinline__ void load_tile(const float* src, float (*t)[kT
   }
 }
 
-// rv is the column j reversed within its group of rev.
-static __device__ __forceinline__ int rv(int j, int rev) {
-  int g = j / rev;
-  return g * rev + rev - 1 - (j - g * rev);
-}
-
 // pack_transpose_bf16_v2: dst[b, rv(j), i] = bf16(src[b, i, j]) (see the
 // header). dst is (B, cols, rowsP) bfloat16 as B·cols·rowsP/2 words.
 extern "C" __global__ void pack_transpose_bf16_v2(const float* src, unsigned* dst, int B, int rows,
@@ -63,19 +55,7 @@ extern "C" __global__ void pack_transpose_bf16_v2(const float* src, unsigned* ds
   const int j0 = (int)blockIdx.x * kTile, i0 = (int)blockIdx.y * kTile;
   load_tile(src, t, rows, cols, i0, j0);
   __syncthreads();
-  // Thread l = 32·ty + tx writes word w = l%16 (rows 2w, 2w+1) of columns
-  // l/16 and l/16 + 16 of the tile.
-  int l = 32 * (int)threadIdx.y + (int)threadIdx.x, w = l & 15;
-  unsigned* d = dst + (int)blockIdx.z * cols * (rowsP >> 1);
-#pragma unroll
-  for (int k = 0; k < kTile; k += 16) {
-    int jl = (l >> 4) + k, j = j0 + jl, i = i0 + 2 * w;
-    if (j < cols && i < rowsP) {
-      unsigned r;
-      asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(t[2 * w + 1][jl]), "f"(t[2 * w][jl]));
-      d[rv(j, rev) * (rowsP >> 1) + (i >> 1)] = r;
-    }
-  }
+  store_tile_bf16(t, dst, cols, rowsP, rev, i0, j0);
 }
 
 // pack_transpose_tf32_v2: dst[b, rv(j), i] = tf32(src[b, i, j]) (see the

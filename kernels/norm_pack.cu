@@ -1,0 +1,76 @@
+// norm_pack.cu: batch normalisation that also writes the bfloat16
+// channels-last copy of its output that the next convolution reads;
+// sm_80 and newer (cvt.rn.bf16x2).
+// gen-ptx: target sm_80
+//
+// At BF16 a convolution's forward and bwd-filter kernels read x as a
+// bfloat16 channels-last copy (N,H,W,Cp) that pack_transpose_bf16_v2
+// makes from x: one more pass over x after the layer that wrote it. When
+// that layer is a batch norm (with its ReLU), these kernels write the copy
+// while they write y: y's values are in registers anyway, so the
+// convolution's packing pass, and its read of y, go away. y and the copy
+// are the bits of bn_train_fwd_v2 (or bn_eval_fwd_v2) followed by
+// pack_transpose_bf16_v2 on y (rows = C, cols = HW, rowsP = Cp, rev = 1).
+//
+// Versions:
+//
+//	bn_train_stats_v1      bn_train_fwd_v1 without y: μ, invStd and the running statistics only.
+//	bn_apply_pack_bf16_v1  y = epilogue(γ·((x − μ)·invStd) + β) and y's bfloat16 channels-last copy,
+//	                       a 32×32 tile (32 channels × 32 values of a plane) a block.
+//
+// Training runs bn_train_stats_v1, then bn_apply_pack_bf16_v1 with its
+// save_mean and save_inv_std; evaluation runs bn_apply_pack_bf16_v1 with
+// the running mean and variance (eval ≠ 0: invStd = 1/√(run_var + eps) as
+// bn_eval_fwd_v1 computes it).
+
+#include "norm.cuh"
+#include "pack.cuh"
+
+// bn_train_stats_v1 is bn_train_fwd_v1 without y (not read, not
+// written): save_mean, save_inv_std and, when run_mean is not null, the
+// running statistics, the same bits. Launch: grid.x = C, block.x = 256.
+extern "C" __global__ void bn_train_stats_v1(const float* x, float* save_mean, float* save_inv_std,
+                                             float* run_mean, float* run_var, int N, int C, int HW,
+                                             float m, float one_minus_m, float eps) {
+  bn_train_fwd<0>(x, nullptr, nullptr, nullptr, save_mean, save_inv_std, run_mean, run_var, N, C, HW, m,
+                  one_minus_m, eps, 0);
+}
+
+// bn_apply_pack_bf16_v1 computes, for x and y (N,C,HW) and channel c,
+//
+//	invStd = stat[c]                          (eval = 0: bn_train_stats_v1's save_inv_std)
+//	invStd = 1/sqrt(stat[c] + eps)            (eval ≠ 0: stat is the running variance)
+//	y = bn_epilogue(gamma[c]·((x − mean[c])·invStd) + beta[c], relu)
+//	dst[n, j, c] = bf16(y[n, c, j]) for c < C, 0 for C ≤ c < Cp
+//
+// dst is (N, HW, Cp) bfloat16 as N·HW·Cp/2 words, Cp even. A block of
+// 32×8 threads reads a 32×32 tile of x (channels i0…, values j0… of
+// image blockIdx.z) along the planes, writes y there and keeps it in
+// shared memory, then writes the tile's copy as pack_transpose_bf16_v2
+// does (store_tile_bf16). y may be x (each element is read by the thread
+// that writes it).
+//
+// Launch: grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).
+extern "C" __global__ void bn_apply_pack_bf16_v1(const float* x, const float* gamma, const float* beta,
+                                                 const float* mean, const float* stat, float* y, unsigned* dst,
+                                                 int N, int C, int HW, int Cp, float eps, int eval, int relu) {
+  __shared__ float t[kTile][kTile + 1];
+  const int j0 = (int)blockIdx.x * kTile, i0 = (int)blockIdx.y * kTile;
+  const int b = (int)blockIdx.z, tx = (int)threadIdx.x, ty = (int)threadIdx.y;
+  const float* s = x + b * C * HW;
+  float* o = y + b * C * HW;
+#pragma unroll
+  for (int k = 0; k < kTile; k += 8) {
+    int i = i0 + ty + k, j = j0 + tx;
+    float v = 0.0f;
+    if (i < C && j < HW) {
+      float inv_std = eval ? __nvvm_div_rn_f(1.0f, __nvvm_sqrt_rn_f(stat[i] + eps)) : stat[i];
+      float xh = (s[i * HW + j] - mean[i]) * inv_std;
+      v = bn_epilogue(gamma[i] * xh + beta[i], relu);
+      o[i * HW + j] = v;
+    }
+    t[ty + k][tx] = v;
+  }
+  __syncthreads();
+  store_tile_bf16(t, dst, HW, Cp, 1, i0, j0);
+}
