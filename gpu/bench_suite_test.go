@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -264,6 +265,86 @@ func BenchmarkConvBackwardShared(b *testing.B) {
 						b.Run("mode="+mode, func(b *testing.B) { benchLaunch(b, d, 3*g.FLOPs(), runs[mode]) })
 					}
 				})
+			}
+		})
+	}
+}
+
+// bnFedShapes are the ResNet-50 shapes of peerShapes whose input is a
+// batch norm's output (its ReLU's): the 3×3 convs (every bottleneck's
+// second) and the 1×1 64→256 at 56×56 (the first stage's third).
+func bnFedShapes() []string {
+	var names []string
+	for _, s := range peerShapes {
+		if strings.HasPrefix(s.name, "resnet-3x3") || s.name == "resnet-1x1-64to256x56" {
+			names = append(names, s.name)
+		}
+	}
+	return names
+}
+
+// BenchmarkBatchNormKeep times, on a GPU at BF16, a training batch norm
+// with its ReLU and the conv forward pass after it, for each shape of
+// bnFedShapes: mode=apart BatchNormTrainForward then Conv2DForwardKeep
+// packing y itself, mode=fused BatchNormForwardKeep (the batch norm
+// writes y's bfloat16 copy) then Conv2DForwardKeep reading it. The same
+// bits; the fused mode reads y once fewer and launches one packing fewer
+// (the analytic model's figure for ResNet-50 is in BENCHMARKS.md, "The
+// batch norm writes the next convolution's bfloat16 copy"). Measured as
+// benchGPU says, GFLOP/s over the conv's FLOPs. scripts/gpu-check.sh runs
+// it in step 6, if time is left. Skipped without a GPU.
+//
+//	go test -tags cuda -run '^$' -bench BatchNormKeep -benchtime 50x ./gpu
+func BenchmarkBatchNormKeep(b *testing.B) {
+	d, err := Open(0)
+	if err != nil {
+		b.Skipf("no GPU: %v", err)
+	}
+	b.Cleanup(func() { d.Close() })
+	if err := d.SetPrecision(BF16); err != nil {
+		b.Skip(err)
+	}
+	defer d.SetPrecision(FP32)
+	for _, s := range peerShapes {
+		if !slices.Contains(bnFedShapes(), s.name) {
+			continue
+		}
+		g := s.g
+		b.Run("shape="+s.name, func(b *testing.B) {
+			n := d.ConvKeepLen(g)
+			if n == 0 {
+				b.Skipf("the conv keeps no copy at BF16 on %v", g)
+			}
+			c := newConvBufs(b, d, g)
+			defer c.free()
+			rng := newRand("bn-keep")
+			xk, bnIn := randomBuf(b, d, n, rng), randomBuf(b, d, g.XLen(), rng)
+			defer xk.Free()
+			defer bnIn.Free()
+			var st [6]*Buffer // gamma, beta, saved mean and inverse std, running mean and variance
+			for j := range st {
+				st[j] = randomBuf(b, d, g.C, rng)
+				defer st[j].Free()
+			}
+			hw := g.H * g.W
+			runs := map[string]func(i int) error{
+				"apart": func(i int) error {
+					x, y := c.at(i)
+					if err := d.BatchNormTrainForward(g.N, g.C, hw, bnIn, st[0], st[1], x, st[2], st[3], st[4], st[5], 0.1, 1e-5, true); err != nil {
+						return err
+					}
+					return d.Conv2DForwardKeep(g, x, c.w, c.bias, y, true, xk)
+				},
+				"fused": func(i int) error {
+					x, y := c.at(i)
+					if err := d.BatchNormForwardKeep(true, g.N, g.C, hw, bnIn, st[0], st[1], x, st[2], st[3], st[4], st[5], 0.1, 1e-5, true, g, xk); err != nil {
+						return err
+					}
+					return d.Conv2DForwardKeep(g, x, c.w, c.bias, y, true, xk)
+				},
+			}
+			for _, mode := range []string{"apart", "fused"} {
+				b.Run("mode="+mode, func(b *testing.B) { benchLaunch(b, d, g.FLOPs(), runs[mode]) })
 			}
 		})
 	}

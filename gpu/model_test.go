@@ -213,3 +213,108 @@ func TestModelPeer(t *testing.T) {
 		}
 	}
 }
+
+// resnet50Convs are the 53 convolutions of ResNet-50 (torchvision's
+// layout: the stride on each stage's first 3×3) at N images of 224×224,
+// in forward order, and whether each reads a batch norm's output (its
+// ReLU's): the second and third conv of every bottleneck; the first and
+// the shortcut read the block's input (a residual sum), the stem the
+// image.
+func resnet50Convs(n int) (convs []geom.ConvGeom, afterBN []bool) {
+	add := func(c, h, k, r, s int, bn bool) int {
+		g := cg(n, c, h, h, k, r, r, s, s, (r-1)/2, (r-1)/2)
+		convs, afterBN = append(convs, g), append(afterBN, bn)
+		return g.P()
+	}
+	h := (add(3, 224, 64, 7, 2, false)+2-3)/2 + 1 // the stem, then its 3×3 stride-2 max-pool
+	in := 64
+	for _, st := range []struct{ w, blocks, stride int }{{64, 3, 1}, {128, 4, 2}, {256, 6, 2}, {512, 3, 2}} {
+		for b := range st.blocks {
+			s := 1
+			if b == 0 {
+				s = st.stride
+			}
+			add(in, h, st.w, 1, 1, false)
+			h2 := add(st.w, h, st.w, 3, s, true)
+			add(st.w, h2, 4*st.w, 1, 1, true)
+			if b == 0 {
+				add(in, h, 4*st.w, 1, s, false)
+			}
+			in, h = 4*st.w, h2
+		}
+	}
+	return convs, afterBN
+}
+
+// TestResNet50Convs checks resnet50Convs against ResNet-50's known
+// counts: 53 convolutions, 32 after a batch norm, and 4.087 G
+// multiply-adds an image (torchvision's v1.5 layout; the stride on the
+// first 1×1 instead, v1, would give 3.86 G).
+func TestResNet50Convs(t *testing.T) {
+	convs, afterBN := resnet50Convs(1)
+	bn, flops := 0, 0.0
+	for i, g := range convs {
+		flops += g.FLOPs()
+		if afterBN[i] {
+			bn++
+		}
+	}
+	if len(convs) != 53 || bn != 32 || math.Abs(flops/2-4.087e9) > 0.001e9 {
+		t.Errorf("%d convs, %d after a batch norm, %.4g G multiply-adds an image; want 53, 32, 4.087 G", len(convs), bn, flops/2/1e9)
+	}
+}
+
+// BenchmarkModelBatchNormKeep reports, without a GPU, what the batch
+// norm writing the next conv's bfloat16 copy (BatchNormForwardKeep) saves
+// in the analytic model on ResNet-50 at N = 64 and BF16: each conv after a
+// batch norm that keeps its input's copy (ConvKeepLen > 0; convs-kept)
+// reads its input in float32 once fewer (saved-MB) and launches one
+// packing fewer, its forward pass's modelParts less those (saved-us);
+// model-ms and fwd-model-ms are the modelled time of the step's conv
+// passes (the stem's bwd-data left out, as training runs it not) and of
+// the forward ones, each pass charged its own packing. Run:
+//
+//	go test -run '^$' -bench ModelBatchNormKeep -benchtime 1x ./gpu
+func BenchmarkModelBatchNormKeep(b *testing.B) {
+	d, err := OpenSim(SimOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.SetPrecision(BF16); err != nil {
+		b.Fatal(err)
+	}
+	convs, afterBN := resnet50Convs(64)
+	var total, fwd, saved, bytes float64
+	kept := 0
+	for range b.N {
+		total, fwd, saved, bytes, kept = 0, 0, 0, 0, 0
+		for i, g := range convs {
+			for _, p := range []ConvPass{ConvFwd, ConvBwdData, ConvBwdFilter} {
+				if i == 0 && p == ConvBwdData {
+					continue
+				}
+				m := modelParts(d.peerKernel(p, g), g)
+				tm := max(m.issue, m.math, m.memory) + m.launches
+				total += tm
+				if p != ConvFwd {
+					continue
+				}
+				fwd += tm
+				if afterBN[i] && d.ConvKeepLen(g) > 0 {
+					kept++
+					read := 4 * float64(g.XLen())
+					m.memory -= read / h100DRAMBW
+					m.launches -= launchSlots / (schedulersSM * h100Clock)
+					saved += tm - (max(m.issue, m.math, m.memory) + m.launches)
+					bytes += read
+				}
+			}
+		}
+	}
+	b.ReportMetric(float64(kept), "convs-kept")
+	b.ReportMetric(bytes/1e6, "saved-MB")
+	b.ReportMetric(saved*1e6, "saved-us")
+	b.ReportMetric(total*1e3, "model-ms")
+	b.ReportMetric(fwd*1e3, "fwd-model-ms")
+}

@@ -35,7 +35,9 @@
 #   6     rest   only if time is left: train bench fp32/bf16/tf32, PyTorch's
 #                random-data training steps, BenchmarkConvBackwardShared
 #                (a conv's three passes apart and with the shared and kept
-#                copies), BenchmarkConvSuite and BenchmarkConv2D on the
+#                copies), BenchmarkBatchNormKeep (a batch norm and the conv
+#                after it, the copy made by the conv or by the batch norm),
+#                BenchmarkConvSuite and BenchmarkConv2D on the
 #                GPU (every algorithm); running out of
 #                time here is not a failure
 #
@@ -460,8 +462,8 @@ if (($(left) < 5)); then
 	md "No time left." ""
 	step_status="partial: budget spent"
 else
-	bsteps=50 bbench='ConvBackwardShared|ConvSuite/impl=gpu|Conv2D/impl=gpu' bbtime=20x
-	on_mock && bsteps=5 bbench='Conv2D/impl=gpu|ConvBackwardShared/shape=resnet-3x3-512x7' bbtime=2x
+	bsteps=50 bbench='ConvBackwardShared|BatchNormKeep|ConvSuite/impl=gpu|Conv2D/impl=gpu' bbtime=20x
+	on_mock && bsteps=5 bbench='Conv2D/impl=gpu|ConvBackwardShared/shape=resnet-3x3-512x7|BatchNormKeep/shape=resnet-3x3-512x7' bbtime=2x
 	for prec in fp32 bf16 tf32; do
 		[[ -x "$train" ]] || break
 		t=$SECONDS

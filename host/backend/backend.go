@@ -139,6 +139,11 @@ type Fusions struct {
 	// kernels at TF32 and BF16), and the layers run it, with a
 	// Conv2DForwardKeep tensor where ConvKeepLen is not 0.
 	ConvBackward bool
+	// BatchNormKeep: BatchNormForwardKeep makes what the convolution after
+	// it keeps (ConvKeepLen not 0) in the batch norm's own pass, cheaper
+	// than the convolution making it (the GPU backend: y's bfloat16
+	// copy), and a batch norm read only by such a convolution runs it.
+	BatchNormKeep bool
 }
 
 // Memory allocates, copies and frees a backend's tensors.
@@ -245,6 +250,14 @@ type Ops interface {
 	// EpilogueReLU, y = max(0, ·) as ReLUForward, the same bits as the two
 	// operations one after the other.
 	BatchNormForward(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y Tensor, ep Epilogue, momentum, eps float64) error
+	// BatchNormForwardKeep is BatchNormForward, making in xk
+	// (ConvKeepLen(g) elements) too what Conv2DForwardKeep(g, y, …, xk)
+	// keeps of its input, g being the convolution that reads y next (g.N,
+	// g.C and g.H·g.W are n, c and hw): that call, the next on xk, reads
+	// it instead of making it, while y is not written in between (the GPU
+	// backend at BF16: y's bfloat16 channels-last copy, written as y is).
+	// The same bits as BatchNormForward; nil xk: BatchNormForward.
+	BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y Tensor, ep Epilogue, momentum, eps float64, g geom.ConvGeom, xk Tensor) error
 	// BatchNormBackward: the training-mode gradients dx (N,C,H·W; nil: not
 	// wanted), dgamma and dbeta (C) from x, gamma and the saved statistics,
 	// as cpuref.BatchNormBackward32. Overwrites; deterministic.

@@ -52,6 +52,12 @@ func (be *cpuBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta,
 	return wrap("batch norm forward (evaluation)", be.bn.EvalForward(n, c, hw, s[0], s[1], s[2], s[3], s[4], s[7], eps, relu))
 }
 
+// BatchNormForwardKeep is BatchNormForward: the CPU keeps nothing for the
+// convolution after it (ConvKeepLen is 0).
+func (be *cpuBackend) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, ep backend.Epilogue, momentum, eps float64, _ geom.ConvGeom, _ backend.Tensor) error {
+	return be.BatchNormForward(train, n, c, hw, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y, ep, momentum, eps)
+}
+
 var bnBackwardNames = []string{"x", "gamma", "saved mean", "saved inverse std", "dy", "dx", "dgamma", "dbeta"}
 
 // BatchNormBackward is cpuref.BatchNorm32's backward pass

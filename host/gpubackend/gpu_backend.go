@@ -364,7 +364,7 @@ func (be *gpuBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor, 
 // BatchNormBackwardReLU are two launches each (the unfused kernels one
 // after the other), so they are not advertised.
 func (be *gpuBackend) Fusions() backend.Fusions {
-	return backend.Fusions{ConvReLU: true, BatchNormReLU: true, ConvBackward: true}
+	return backend.Fusions{ConvReLU: true, BatchNormReLU: true, ConvBackward: true, BatchNormKeep: true}
 }
 
 // convForward runs launch (a gpu.Device forward pass) on the buffers of

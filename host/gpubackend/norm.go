@@ -20,6 +20,15 @@ import (
 // saveInvStd unused); with EpilogueReLU their v2, the ReLU before the
 // store. One launch.
 func (be *gpuBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, ep backend.Epilogue, momentum, eps float64) error {
+	return be.BatchNormForwardKeep(train, n, c, hw, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y, ep, momentum, eps, geom.ConvGeom{}, nil)
+}
+
+// BatchNormForwardKeep runs gpu.Device.BatchNormForwardKeep:
+// BatchNormForward's bits, and where the convolution g after it keeps
+// y's bfloat16 copy (ConvKeepLen(g) > 0) and xk is given, that copy made
+// in xk as y is written (bn_train_stats_v1 and bn_apply_pack_bf16_v1),
+// for Conv2DForwardKeep(g, y, …, xk) to read.
+func (be *gpuBackend) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, ep backend.Epilogue, momentum, eps float64, g geom.ConvGeom, xk backend.Tensor) error {
 	op := "batch norm forward"
 	if !train {
 		op = "batch norm forward (evaluation)"
@@ -32,10 +41,11 @@ func (be *gpuBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta,
 	if err != nil {
 		return err
 	}
-	if !train {
-		return gpuWrap(op, be.dev.BatchNormEvalForward(n, c, hw, b[0], b[1], b[2], b[3], b[4], b[7], eps, relu))
+	xkb, err := be.optF32("xk", xk, -1)
+	if err != nil {
+		return err
 	}
-	return gpuWrap(op, be.dev.BatchNormTrainForward(n, c, hw, b[0], b[1], b[2], b[7], b[5], b[6], b[3], b[4], momentum, eps, relu))
+	return gpuWrap(op, be.dev.BatchNormForwardKeep(train, n, c, hw, b[0], b[1], b[2], b[7], b[5], b[6], b[3], b[4], momentum, eps, relu, g, xkb))
 }
 
 // bnForwardArgs are BatchNormForward's tensors: in training the running

@@ -427,3 +427,103 @@ func TestConvBackwardShared(t *testing.T) {
 		t.Errorf("%d packing launches with the plan, %d without: want %d fewer (%d a step)", pf, pu, steps*fewer, fewer)
 	}
 }
+
+// noBNKeep is a backend whose Fusions lack BatchNormKeep: the step plan
+// without the batch norm making the conv's copy.
+type noBNKeep struct{ backend.Backend }
+
+func (b noBNKeep) Fusions() backend.Fusions {
+	f := b.Backend.Fusions()
+	f.BatchNormKeep = false
+	return f
+}
+
+// TestBatchNormKeepPlan trains a few steps at BF16 on the simulator with
+// the step plan's batch norms making the bfloat16 copy of their output
+// that the conv after them keeps (BatchNormForwardKeep) and without,
+// then evaluates a batch, and requires the same losses, weights, running
+// statistics and evaluation outputs, bit for bit, and per training step and
+// per evaluation one packing launch fewer for each batch norm feeding
+// such a conv (here the second and the third conv), each made by
+// bn_apply_pack_bf16_v1 instead.
+func TestBatchNormKeepPlan(t *testing.T) {
+	t.Parallel()
+	spec := Spec{C: 1, H: 14, W: 14, Loss: SoftmaxCE, Layers: []LayerSpec{
+		{Kind: Conv, Filters: 16, KernelH: 3, KernelW: 3, PadH: 1, PadW: 1}, {Kind: BatchNorm}, {Kind: ReLU},
+		{Kind: Conv, Filters: 16, KernelH: 3, KernelW: 3, PadH: 1, PadW: 1, NoBias: true}, {Kind: BatchNorm}, {Kind: ReLU},
+		{Kind: Conv, Filters: 32, KernelH: 3, KernelW: 3, PadH: 1, PadW: 1, NoBias: true}, {Kind: BatchNorm},
+		PoolLayer(2), {Kind: Flatten}, DenseLayer(4),
+	}}
+	ds, err := data.Synthetic(64, 14, 4, 3)
+	backendtest.MustNil(t, err)
+	const steps, batch = 3, 16
+	type result struct {
+		losses      []float32
+		params      [][]float32
+		eval        []float32
+		packs, made int64
+		keepFor     int
+	}
+	run := func(keep bool) result {
+		be, dev := backendtest.Sim(t)
+		backendtest.MustNil(t, dev.SetPrecision(gpu.BF16))
+		if !keep {
+			be = noBNKeep{be}
+		}
+		m, err := newModel(be, spec, 2, true)
+		backendtest.MustNil(t, err)
+		var r result
+		for _, n := range m.g.nodes {
+			if n.keepFor != nil {
+				r.keepFor++
+			}
+		}
+		r.losses = trainSteps(t, m, ds, steps, batch, 5, 0.1)
+		set, err := m.Upload(ds, ds.Standardisation())
+		backendtest.MustNil(t, err)
+		b, err := m.NewBatch(batch)
+		backendtest.MustNil(t, err)
+		b.Eval = true
+		rows := make([]int32, batch)
+		for i := range rows {
+			rows[i] = int32(3 * i)
+		}
+		backendtest.MustNil(t, m.Load(b, set, rows))
+		backendtest.MustNil(t, m.Forward(b))
+		r.eval = make([]float32, b.acts[len(b.acts)-1].Len())
+		backendtest.MustNil(t, be.Download(r.eval, b.acts[len(b.acts)-1]))
+		r.params, err = m.ParamValues()
+		backendtest.MustNil(t, err)
+		for _, p := range m.Buffers() {
+			v := make([]float32, p.Value.Len())
+			backendtest.MustNil(t, be.Download(v, p.Value))
+			r.params = append(r.params, v)
+		}
+		for name, k := range dev.KernelStats() {
+			if strings.HasPrefix(name, "pack_") {
+				r.packs += k.Launches
+			}
+			if name == "bn_apply_pack_bf16_v1" {
+				r.made += k.Launches
+			}
+		}
+		return r
+	}
+	with, without := run(true), run(false)
+	backendtest.EqualBits(t, "losses", with.losses, without.losses)
+	backendtest.EqualBits(t, "evaluation output", with.eval, without.eval)
+	for i := range without.params {
+		backendtest.EqualBits(t, "param or buffer "+strconv.Itoa(i), with.params[i], without.params[i])
+	}
+	// The first batch norm feeds conv 2, the second conv 3; the third a
+	// max-pool. Each of the two runs once per training step and once in
+	// the evaluation.
+	const pairs, passes = 2, steps + 1
+	if with.keepFor != pairs || without.keepFor != 0 {
+		t.Errorf("%d batch norms make a conv's copy with BatchNormKeep, %d without: want %d and 0", with.keepFor, without.keepFor, pairs)
+	}
+	if without.packs-with.packs != pairs*passes || with.made != pairs*passes || without.made != 0 {
+		t.Errorf("packing launches %d with, %d without (want %d fewer); bn_apply_pack_bf16_v1 launches %d and %d (want %d and 0)",
+			with.packs, without.packs, pairs*passes, with.made, without.made, pairs*passes)
+	}
+}

@@ -66,6 +66,12 @@ type node struct {
 	// backward passes (Fusions.ConvBackward), runs them as one
 	// Conv2DBackward.
 	bwdBoth bool
+	// keepFor, on a BatchNorm whose output (its ReLU's, when fused) only a
+	// conv running Conv2DBackward reads, on a backend whose Fusions say
+	// BatchNormKeep, is that conv: the batch norm's forward pass makes
+	// what the conv keeps of its input (BatchNormForwardKeep into the
+	// conv's keep tensor), and the conv reads it instead of making it.
+	keepFor *node
 	// Where the input's gradient goes: the input's gradient itself, or,
 	// when another consumer of the input writes it first in the backward
 	// pass, the input's scratch, added to it after the node (dxAcc).
@@ -248,6 +254,20 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 			r.relu = n
 			n.fused = true
 			g.tensors[n.out].noAct, g.tensors[n.out].noGrad = true, true
+		}
+	}
+	// A batch norm feeding a conv that keeps its input: the batch norm
+	// makes the conv's copy.
+	for _, n := range g.nodes {
+		if !fuse || !f.BatchNormKeep || n.mod == addModule || n.mod == catModule || n.mod.kind != BatchNorm {
+			continue
+		}
+		last := n // the node whose output is n.y
+		if n.y != n.out {
+			last = next(n)
+		}
+		if c := next(last); c != nil && c.mod.kind == Conv && c.bwdBoth && c.in == n.y {
+			n.keepFor = c
 		}
 	}
 	// needDX: whether anything upstream of a tensor has parameters.
