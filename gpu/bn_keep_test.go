@@ -14,9 +14,93 @@ import (
 
 func init() {
 	plainConformance = append(plainConformance,
-		conformanceCase{"bn_apply_pack_bf16_v1", []string{"bn_train_stats_v1", "bn_apply_pack_bf16_v1"}, testBNApplyPack})
+		conformanceCase{"bn_apply_pack_bf16_v1", []string{"bn_train_stats_v1", "bn_apply_pack_bf16_v1"}, testBNApplyPack},
+		conformanceCase{"bn_bwd_apply_pack_v1", []string{"bn_bwd_apply_pack_v1"}, testBNBwdApplyPack})
 	launcherTestedElsewhere["bn_train_stats_v1"] = true     // TestBNKeepLaunchers
 	launcherTestedElsewhere["bn_apply_pack_bf16_v1"] = true // TestBNKeepLaunchers
+	launcherTestedElsewhere["bn_bwd_apply_pack_v1"] = true  // TestBNKeepLaunchers
+}
+
+// packedWant checks got, the channels-last copy (n, hw, cp) of v (n, c,
+// hw) with elem bytes an element, word by word against round of each
+// value, channels past c zero.
+func packedWant(t *testing.T, name string, got, v []float32, n, c, hw, cp, elem int, round func(float32) uint32) {
+	t.Helper()
+	value := func(img, j, ch int) uint32 {
+		if ch >= c {
+			return 0
+		}
+		return round(v[(img*c+ch)*hw+j])
+	}
+	per, bad := 4/elem, 0
+	for i := range n * hw * cp / per {
+		pix, ch := i/(cp/per), per*(i%(cp/per))
+		img, j := pix/hw, pix%hw
+		w := value(img, j, ch)
+		if per == 2 {
+			w |= value(img, j, ch+1) << 16
+		}
+		if math.Float32bits(got[i]) != w && bad < 10 {
+			bad++
+			t.Errorf("%s word %d (n=%d hw=%d c=%d) = %#08x, want %#08x", name, i, img, j, ch, math.Float32bits(got[i]), w)
+		}
+	}
+}
+
+// testBNBwdApplyPack checks bn_bwd_apply_pack_v1 after bn_bwd_v1's sums
+// (dx null), as BatchNormBackwardKeep runs them, against cpuref: dx,
+// dgamma and dbeta bit for bit as BatchNormBackward32, and every word of
+// dx's copy as cpuref.BF16Bits (bfloat16) or cpuref.RoundTF32 (TF32) of
+// dx, channels past C zero, on bnShapes (partial tiles on both axes) with a
+// NaN in dy.
+func testBNBwdApplyPack(t *testing.T, d *Device) {
+	if !d.hasTarget(80) {
+		t.Skipf("bn_bwd_apply_pack_v1 needs compute capability 8.0; %v has less", d)
+	}
+	for _, s := range bnShapesFor(d) {
+		n, c, hw := s[0], s[1], s[2]
+		for _, pc := range []packedConv{packedBF16, packedTF32} {
+			t.Run(kv("tf32", pc == packedTF32, "N", n, "C", c, "HW", hw), func(t *testing.T) {
+				L := n * c * hw
+				rng := newRand(t.Name())
+				x, dy := uniform(rng, L), uniform(rng, L)
+				if L > 2 {
+					dy[L/3] = float32(math.NaN())
+				}
+				gamma, beta, _, _ := bnParams(t.Name(), c)
+				mean, inv := make([]float32, c), make([]float32, c)
+				if err := cpuref.BatchNormTrainForward32(n, c, hw, x, gamma, beta, make([]float32, L), mean, inv, nil, nil, 0.1, 1e-5); err != nil {
+					t.Fatal(err)
+				}
+				want, wdg, wdb := make([]float32, L), make([]float32, c), make([]float32, c)
+				if err := cpuref.BatchNormBackward32(n, c, hw, x, gamma, mean, inv, dy, want, wdg, wdb); err != nil {
+					t.Fatal(err)
+				}
+				h := newHarness(t, d)
+				kp := packedChans(c, pc.chanAlign)
+				xb, gb, mb, ib, dyb := h.in("x", x), h.in("gamma", gamma), h.in("saveMean", mean), h.in("saveInvStd", inv), h.in("dy", dy)
+				dx, dg, db, dyk := h.out("dx", L), h.out("dgamma", c), h.out("dbeta", c), h.out("dyk", n*hw*kp*pc.elemBytes/4)
+				d.mu.Lock()
+				err := d.bnBackward(n, c, hw, xb, gb, mb, ib, dyb, nil, dg, db)
+				if err == nil {
+					err = d.bnBwdApplyPack(n, c, hw, xb, gb, mb, ib, dyb, dg, db, dx, dyk, kp, pc == packedTF32)
+				}
+				d.mu.Unlock()
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkSameBits(t, "dx", h.read(dx), want)
+				checkSameBits(t, "dgamma", h.read(dg), wdg)
+				checkSameBits(t, "dbeta", h.read(db), wdb)
+				round := func(v float32) uint32 { return uint32(cpuref.BF16Bits(v)) }
+				if pc == packedTF32 {
+					round = func(v float32) uint32 { return math.Float32bits(cpuref.RoundTF32(v)) }
+				}
+				packedWant(t, "dyk", h.read(dyk), want, n, c, hw, kp, pc.elemBytes, round)
+				h.check()
+			})
+		}
+	}
 }
 
 // testBNApplyPack checks bn_train_stats_v1 and bn_apply_pack_bf16_v1, as
@@ -85,21 +169,7 @@ func testBNApplyPack(t *testing.T, d *Device) {
 					}
 					checkSameBits(t, "runMean", h.read(grm), wrm)
 					checkSameBits(t, "runVar", h.read(grv), wrv)
-					value := func(img, j, ch int) uint32 {
-						if ch >= c {
-							return 0
-						}
-						return uint32(cpuref.BF16Bits(want[(img*c+ch)*hw+j]))
-					}
-					got, bad := h.read(xk), 0
-					for i := range n * hw * cp / 2 {
-						pix, ch := i/(cp/2), 2*(i%(cp/2))
-						img, j := pix/hw, pix%hw
-						if w := value(img, j, ch) | value(img, j, ch+1)<<16; math.Float32bits(got[i]) != w && bad < 10 {
-							bad++
-							t.Errorf("xk word %d (n=%d hw=%d c=%d) = %#08x, want %#08x", i, img, j, ch, math.Float32bits(got[i]), w)
-						}
-					}
+					packedWant(t, "xk", h.read(xk), want, n, c, hw, cp, 2, func(v float32) uint32 { return uint32(cpuref.BF16Bits(v)) })
 					h.check()
 				})
 			}
@@ -107,8 +177,8 @@ func testBNApplyPack(t *testing.T, d *Device) {
 	}
 }
 
-// TestBNKeepLaunchers is TestLaunchers for bn_train_stats_v1 and
-// bn_apply_pack_bf16_v1: each argument lands in the parameter of that
+// TestBNKeepLaunchers is TestLaunchers for bn_train_stats_v1,
+// bn_apply_pack_bf16_v1 and bn_bwd_apply_pack_v1: each argument lands in the parameter of that
 // name, with the launch shape the kernel's doc states, and a launch
 // allocates nothing on the host.
 func TestBNKeepLaunchers(t *testing.T) {
@@ -142,6 +212,11 @@ func TestBNKeepLaunchers(t *testing.T) {
 			"Cp", uint64(40), "eps", F32(1e-3), "eval", eval, "relu", relu)
 	}
 	tile := Dim3{3, 2, n}
+	dx := mustF32(t, d, n*c*hw)
+	bwd := func(cp, tf32 uint64) map[string]uint64 {
+		return with("x", P(x), "gamma", P(gm), "save_mean", P(sm), "save_inv_std", P(si), "dy", P(y), "dgamma", P(rm),
+			"dbeta", P(rv), "dx", P(dx), "dst", P(xk), "Cp", cp, "tf32", tf32)
+	}
 	cases := []struct {
 		name   string
 		call   func() error
@@ -153,6 +228,16 @@ func TestBNKeepLaunchers(t *testing.T) {
 	}{
 		{"train", run(true, true), "bn_apply_pack_bf16_v1", tile, Dim3{32, 8, 1}, apply(sm, si, 0, 1), 2},
 		{"eval", run(false, false), "bn_apply_pack_bf16_v1", tile, Dim3{32, 8, 1}, apply(rm, rv, 1, 0), 1},
+		{"bwd-bf16", func() error {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return d.bnBwdApplyPack(n, c, hw, x, gm, sm, si, y, rm, rv, dx, xk, 40, false)
+		}, "bn_bwd_apply_pack_v1", tile, Dim3{32, 8, 1}, bwd(40, 0), 1},
+		{"bwd-tf32", func() error {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return d.bnBwdApplyPack(n, c, hw, x, gm, sm, si, y, rm, rv, dx, xk, 36, true)
+		}, "bn_bwd_apply_pack_v1", tile, Dim3{32, 8, 1}, bwd(36, 1), 1},
 		{"stats", func() error { // the train case's first launch
 			d.mu.Lock()
 			defer d.mu.Unlock()
@@ -312,5 +397,107 @@ func testBatchNormKeep(t *testing.T, d *Device) {
 	}
 	if made == 0 {
 		t.Error("no case made the copy at BF16")
+	}
+}
+
+// TestBatchNormBackwardKeep checks BatchNormBackwardKeep and the conv's
+// Conv2DBackward after it on the simulator against BatchNormBackward and
+// Conv2DBackward packing dy itself: the same dx (the conv's dy), dgamma,
+// dbeta, dw, db and the conv's dx, bit for bit, at FP32, TF32 and BF16; where
+// the conv's two backward kernels share dy's copy (ConvDyCopyLen > 0),
+// the batch norm launches once more and the conv once fewer; elsewhere
+// nothing changes. A copy is read once, for its own dy only.
+func TestBatchNormBackwardKeep(t *testing.T) { testBatchNormBackwardKeep(t, openSim(t)) }
+
+// testBatchNormBackwardKeep is TestBatchNormBackwardKeep on d (the
+// simulator, or a GPU: TestBatchNormBackwardKeepCUDA); a precision d
+// cannot run is skipped.
+func testBatchNormBackwardKeep(t *testing.T, d *Device) {
+	made, ran := map[Precision]int{}, map[Precision]bool{}
+	for _, prec := range []Precision{BF16, TF32, FP32} {
+		for i, g := range []geom.ConvGeom{
+			cg(8, 16, 8, 8, 32, 3, 3, 1, 1, 1, 1),     // v9 and v10 share dy's copy
+			cg(2, 12, 4, 4, 130, 3, 3, 1, 1, 1, 1),    // K past a multiple of 8 and of 32
+			cg(8, 32, 8, 8, 16, 1, 1, 2, 2, 0, 0),     // 1×1 stride 2
+			cg(2, 16, 8, 8, 24, 3, 3, 1, 1, 1, 1),     // a direct bwd-filter: nothing shared
+			cg(16, 32, 12, 12, 128, 3, 3, 1, 1, 1, 1), // TF32's v9 and v10 share it
+		} {
+			t.Run(kv("prec", prec, "g", g), func(t *testing.T) {
+				if testing.Short() && (prec != BF16 || i > 0) {
+					t.Skip("-short: BF16's first shape; the sweep is left to the full run")
+				}
+				if i == 4 && prec != TF32 {
+					t.Skip("TF32's shape")
+				}
+				if err := d.SetPrecision(prec); err != nil {
+					t.Skip(err)
+				}
+				defer d.SetPrecision(FP32)
+				ran[prec] = true
+				n, c, hw := g.N, g.K, g.P()*g.Q()
+				rng := newRand("bn-bwd-keep/" + g.String())
+				y, dz := randomBufT(t, d, g.YLen(), rng), randomBufT(t, d, g.YLen(), rng)
+				gamma, sm, si := randomBufT(t, d, c, rng), randomBufT(t, d, c, rng), randomBufT(t, d, c, rng)
+				x, w := randomBufT(t, d, g.XLen(), rng), randomBufT(t, d, g.WLen(), rng)
+				kl := d.ConvDyCopyLen(g)
+				if kl > 0 {
+					made[prec]++
+				}
+				dyk := mustF32(t, d, max(kl, 1)+5) // longer than needed: a batch shares one
+				type result struct {
+					out                  [][]float32
+					bnLaunches, launches int64
+				}
+				run := func(fused bool, dyk *Buffer) result {
+					dy, dg, db := mustF32(t, d, g.YLen()), mustF32(t, d, c), mustF32(t, d, c)
+					dw, cdb, dx := mustF32(t, d, g.WLen()), mustF32(t, d, g.K), mustF32(t, d, g.XLen())
+					l0 := d.Launches()
+					if fused {
+						mustNil(t, d.BatchNormBackwardKeep(n, c, hw, y, gamma, sm, si, dz, dy, dg, db, g, dyk))
+					} else {
+						mustNil(t, d.BatchNormBackward(n, c, hw, y, gamma, sm, si, dz, dy, dg, db))
+					}
+					l1 := d.Launches()
+					mustNil(t, d.Conv2DBackward(g, x, dy, w, dw, cdb, dx, nil))
+					r := result{bnLaunches: l1 - l0, launches: d.Launches() - l1}
+					for _, b := range []*Buffer{dy, dg, db, dw, cdb, dx} {
+						r.out = append(r.out, download(t, b))
+					}
+					// The copy was read: a second backward packs dy again.
+					l2 := d.Launches()
+					mustNil(t, d.Conv2DBackward(g, x, dy, w, dw, cdb, dx, nil))
+					if again, want := d.Launches()-l2, r.launches+map[bool]int64{true: 1}[fused && kl > 0]; again != want {
+						t.Errorf("a second backward on dy: %d launches, want %d", again, want)
+					}
+					return r
+				}
+				plain, fused := run(false, nil), run(true, dyk)
+				for j, name := range []string{"dy", "dgamma", "dbeta", "dw", "db", "dx"} {
+					equalBitsT(t, name, fused.out[j], plain.out[j])
+				}
+				wantBN, want := plain.bnLaunches, plain.launches
+				if kl > 0 {
+					wantBN, want = wantBN+1, want-1
+				}
+				if fused.bnLaunches != wantBN || fused.launches != want {
+					t.Errorf("fused: %d and %d launches (batch norm, conv backward), want %d and %d", fused.bnLaunches, fused.launches, wantBN, want)
+				}
+				if kl == 0 {
+					return
+				}
+				// A copy of dy is not read for another dy.
+				dy, dy2, dg, db := mustF32(t, d, g.YLen()), randomBufT(t, d, g.YLen(), rng), mustF32(t, d, c), mustF32(t, d, c)
+				dwa, dwb := mustF32(t, d, g.WLen()), mustF32(t, d, g.WLen())
+				mustNil(t, d.BatchNormBackwardKeep(n, c, hw, y, gamma, sm, si, dz, dy, dg, db, g, dyk))
+				mustNil(t, d.Conv2DBackward(g, x, dy2, w, dwa, nil, mustF32(t, d, g.XLen()), nil))
+				mustNil(t, d.Conv2DBackwardFilter(g, x, dy2, dwb))
+				equalBitsT(t, "dw of dy2 after a copy of dy", download(t, dwa), download(t, dwb))
+			})
+		}
+	}
+	for _, p := range []Precision{BF16, TF32} {
+		if ran[p] && made[p] == 0 {
+			t.Errorf("no case made dy's copy at %v", p)
+		}
 	}
 }

@@ -46,6 +46,11 @@ func TestConvKeepCUDA(t *testing.T) { testConvKeep(t, openCUDAT(t)) }
 // convolution packing y itself.
 func TestBatchNormKeepCUDA(t *testing.T) { testBatchNormKeep(t, openCUDAT(t)) }
 
+// TestBatchNormBackwardKeepCUDA is TestBatchNormBackwardKeep on CUDA
+// device 0: dy's channels-last copy written by the batch norm's backward
+// pass gives the bits of the conv packing dy itself.
+func TestBatchNormBackwardKeepCUDA(t *testing.T) { testBatchNormBackwardKeep(t, openCUDAT(t)) }
+
 // TestSimMatchesCUDA runs the same launches on the simulator and on the
 // GPU: the same PTX must give the same bits (the kernels use only correctly
 // rounded operations, their own exp and log, and no atomics).

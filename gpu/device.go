@@ -73,6 +73,9 @@ type Device struct {
 	// kept maps a buffer of Conv2DForwardKeep's to the copy of x it holds
 	// (conv_keep.go).
 	kept map[DevicePtr]keptPack
+	// dyMade is the copy of a conv's dy that BatchNormBackwardKeep made
+	// last, for the next Conv2DBackward (bn_keep.go).
+	dyMade dyMade
 }
 
 // heldScratch is a workspace (scratchLocked) that a graph keeps.

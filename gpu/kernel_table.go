@@ -83,6 +83,7 @@ const (
 	kConvBwdFilterReducePipe
 	kBNTrainStats
 	kBNApplyPackBF16
+	kBNBwdApplyPack
 	numPlainKernels
 )
 
@@ -154,6 +155,7 @@ var plainKernels = [numPlainKernels]string{
 	kConvBwdFilterReducePipe: "conv2d_bwd_filter_v13_reduce",
 	kBNTrainStats:            "bn_train_stats_v1",
 	kBNApplyPackBF16:         "bn_apply_pack_bf16_v1",
+	kBNBwdApplyPack:          "bn_bwd_apply_pack_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

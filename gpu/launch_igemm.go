@@ -395,7 +395,9 @@ func (d *Device) Conv2DBackwardFilterBias(g geom.ConvGeom, x, dy, dw, db *Buffer
 // the two passes' time on ResNet-50's 1×1 64→256 layer at N = 64 and 13 %
 // over its suite at BF16; BENCHMARKS.md, "Conv2DBackward"). Where xk is
 // not nil and holds the copy of x that Conv2DForwardKeep made for g, the
-// weight gradient reads it instead of packing x (conv_keep.go).
+// weight gradient reads it instead of packing x (conv_keep.go). Where
+// BatchNormBackwardKeep made dy's shared copy as it wrote dy, both read
+// that copy instead of packing dy (bn_keep.go).
 func (d *Device) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -419,13 +421,16 @@ func (d *Device) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk *Buffe
 		if err := d.needConv(g, "dy", dy, g.YLen(), "w", w, g.WLen(), "dx", dx, g.XLen()); err != nil {
 			return launchErr(did, g, err)
 		}
-		h, size, err := d.packDy(pc, g, dy)
-		if err != nil {
-			return launchErr(fid, g, err)
+		if dyh = d.madeDy(dy, g, pc); dyh == 0 {
+			h, size, err := d.packDy(pc, g, dy)
+			if err != nil {
+				return launchErr(fid, g, err)
+			}
+			defer d.releaseScratchLocked(h, size)
+			dyh = h
 		}
-		defer d.releaseScratchLocked(h, size)
-		dyh = h
 	}
+	d.dyMade = dyMade{} // a copy made for this pass or another: read once at most
 	if err := d.convBackwardFilterKernelBiasFrom(fid, g, x, dy, dw, db, dyh, d.keptFor(xk, x, g, fid)); err != nil || dx == nil {
 		return err
 	}

@@ -12,16 +12,25 @@
 // are the bits of bn_train_fwd_v2 (or bn_eval_fwd_v2) followed by
 // pack_transpose_bf16_v2 on y (rows = C, cols = HW, rowsP = Cp, rev = 1).
 //
+// The backward pass mirrors it: a batch norm's input gradient dx is the
+// gradient dy of the convolution before it, whose bwd-data and
+// bwd-filter kernels at TF32 and BF16 read one channels-last copy of it
+// (pack_transpose_{tf32,bf16}_v2 of dx); bn_bwd_apply_pack_v1 writes that
+// copy as it writes dx.
+//
 // Versions:
 //
 //	bn_train_stats_v1      bn_train_fwd_v1 without y: μ, invStd and the running statistics only.
 //	bn_apply_pack_bf16_v1  y = epilogue(γ·((x − μ)·invStd) + β) and y's bfloat16 channels-last copy,
 //	                       a 32×32 tile (32 channels × 32 values of a plane) a block.
+//	bn_bwd_apply_pack_v1   bn_bwd_v1's dx from its dgamma and dbeta, and dx's TF32 or bfloat16
+//	                       channels-last copy, a 32×32 tile a block.
 //
 // Training runs bn_train_stats_v1, then bn_apply_pack_bf16_v1 with its
 // save_mean and save_inv_std; evaluation runs bn_apply_pack_bf16_v1 with
 // the running mean and variance (eval ≠ 0: invStd = 1/√(run_var + eps) as
-// bn_eval_fwd_v1 computes it).
+// bn_eval_fwd_v1 computes it). The backward pass runs bn_bwd_v1 with dx
+// null (the sums: dgamma and dbeta), then bn_bwd_apply_pack_v1.
 
 #include "norm.cuh"
 #include "pack.cuh"
@@ -73,4 +82,50 @@ extern "C" __global__ void bn_apply_pack_bf16_v1(const float* x, const float* ga
   }
   __syncthreads();
   store_tile_bf16(t, dst, HW, Cp, 1, i0, j0);
+}
+
+// bn_bwd_apply_pack_v1 computes, for x, dy and dx (N,C,HW) and channel c,
+// from bn_bwd_v1's sums dbeta[c] = lanesum(dy) and dgamma[c] =
+// lanesum(dy·x̂) (its launch with dx null),
+//
+//	x̂ = (x − save_mean[c])·save_inv_std[c]
+//	k = gamma[c]·save_inv_std[c];  mdy = dbeta[c]/float(M);  mdyx = dgamma[c]/float(M)
+//	dx = k·((dy − mdy) − x̂·mdyx)                       (bn_bwd_v1's bits)
+//	dst[n, j, c] = round(dx[n, c, j]) for c < C, 0 for C ≤ c < Cp
+//
+// with M = N·HW and round bfloat16 (tf32 = 0: cvt.rn.bf16x2, dst (N,HW,Cp)
+// bfloat16 as words, Cp even) or TF32 (tf32 ≠ 0: cvt.rna.tf32.f32, dst
+// (N,HW,Cp) words): pack_transpose_bf16_v2's or pack_transpose_tf32_v2's
+// bits on dx (rows = C, cols = HW, rowsP = Cp, rev = 1). dx may be dy.
+//
+// Launch: grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).
+extern "C" __global__ void bn_bwd_apply_pack_v1(const float* x, const float* gamma, const float* save_mean,
+                                                const float* save_inv_std, const float* dy, const float* dgamma,
+                                                const float* dbeta, float* dx, unsigned* dst, int N, int C, int HW,
+                                                int Cp, int tf32) {
+  __shared__ float t[kTile][kTile + 1];
+  const int j0 = (int)blockIdx.x * kTile, i0 = (int)blockIdx.y * kTile;
+  const int b = (int)blockIdx.z, tx = (int)threadIdx.x, ty = (int)threadIdx.y;
+  const float fM = (float)(N * HW);
+  const int base = b * C * HW;
+#pragma unroll
+  for (int k = 0; k < kTile; k += 8) {
+    int i = i0 + ty + k, j = j0 + tx;
+    float v = 0.0f;
+    if (i < C && j < HW) {
+      float inv_std = save_inv_std[i];
+      float kk = gamma[i] * inv_std, mdy = __nvvm_div_rn_f(dbeta[i], fM), mdyx = __nvvm_div_rn_f(dgamma[i], fM);
+      int e = base + i * HW + j;
+      float xh = (x[e] - save_mean[i]) * inv_std;
+      v = kk * ((dy[e] - mdy) - xh * mdyx);
+      dx[e] = v;
+    }
+    t[ty + k][tx] = v;
+  }
+  __syncthreads();
+  if (tf32) {
+    store_tile_tf32(t, dst, HW, Cp, 1, i0, j0);
+  } else {
+    store_tile_bf16(t, dst, HW, Cp, 1, i0, j0);
+  }
 }

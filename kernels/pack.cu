@@ -66,17 +66,7 @@ extern "C" __global__ void pack_transpose_tf32_v2(const float* src, unsigned* ds
   const int j0 = (int)blockIdx.x * kTile, i0 = (int)blockIdx.y * kTile;
   load_tile(src, t, rows, cols, i0, j0);
   __syncthreads();
-  int tx = (int)threadIdx.x, ty = (int)threadIdx.y;
-  unsigned* d = dst + (int)blockIdx.z * cols * rowsP;
-#pragma unroll
-  for (int k = 0; k < kTile; k += 8) {
-    int jl = ty + k, j = j0 + jl, i = i0 + tx;
-    if (j < cols && i < rowsP) {
-      unsigned r;
-      asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(t[tx][jl]));
-      d[rv(j, rev) * rowsP + i] = r;
-    }
-  }
+  store_tile_tf32(t, dst, cols, rowsP, rev, i0, j0);
 }
 
 // pack_transpose_f32_v2: dst[b, rv(j), i] = src[b, i, j] (see the header;

@@ -37,4 +37,22 @@ static __device__ __forceinline__ void store_tile_bf16(float (*t)[kTile + 1], un
   }
 }
 
+// store_tile_tf32 is store_tile_bf16 to TF32 words (cvt.rna.tf32.f32):
+// dst is (B, cols, rowsP) words; thread (tx, ty) writes row i0 + tx of
+// columns j0 + ty, j0 + ty + 8, …: 128 bytes of a dst row a warp.
+static __device__ __forceinline__ void store_tile_tf32(float (*t)[kTile + 1], unsigned* dst, int cols, int rowsP,
+                                                       int rev, int i0, int j0) {
+  int tx = (int)threadIdx.x, ty = (int)threadIdx.y;
+  unsigned* d = dst + (int)blockIdx.z * cols * rowsP;
+#pragma unroll
+  for (int k = 0; k < kTile; k += 8) {
+    int jl = ty + k, j = j0 + jl, i = i0 + tx;
+    if (j < cols && i < rowsP) {
+      unsigned r;
+      asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(t[tx][jl]));
+      d[rv(j, rev) * rowsP + i] = r;
+    }
+  }
+}
+
 #endif  // CONVTRAIN_KERNELS_PACK_CUH

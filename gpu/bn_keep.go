@@ -1,0 +1,256 @@
+package gpu
+
+import (
+	"fmt"
+
+	"github.com/convtrain/convtrain/cpuref/geom"
+)
+
+// Batch norms that write the channels-last copy a convolution next to
+// them reads (kernels/norm_pack.cu), so that the convolution does not
+// read their output again to make it.
+//
+// Forward: where a conv's input x is a batch norm's output and the conv
+// keeps x's bfloat16 copy (BF16, ConvKeepLen > 0), BatchNormForwardKeep
+// makes the copy in the conv's keep buffer as it writes x;
+// Conv2DForwardKeep, the next call on that buffer, reads it instead of
+// packing (conv_keep.go).
+//
+// Backward: where a conv's output y is a batch norm's input, the batch
+// norm's input gradient is the conv's dy, of which TF32's and BF16's v9
+// and v10 read one channels-last copy (Conv2DBackward);
+// BatchNormBackwardKeep makes that copy as it writes dx, and
+// Conv2DBackward on that dy, next, reads it instead of packing. The copy
+// lives in a buffer of the caller's, which one batch can share between
+// its convs (each copy is read right after it is made): the device
+// remembers the last one made (dyMade).
+//
+// Either way the same bits as the batch norm and the conv's own packing,
+// the batch norm's output read once fewer and one packing launch fewer.
+
+// BatchNormForwardKeep is BatchNormTrainForward(n, c, hw, x, gamma, beta,
+// y, saveMean, saveInvStd, runMean, runVar, momentum, eps, relu) when
+// train, else BatchNormEvalForward(n, c, hw, x, gamma, beta, runMean,
+// runVar, y, eps, relu) (saveMean, saveInvStd and momentum unused), and,
+// where ConvKeepLen(g) > 0 for g, the convolution that reads y next
+// (g.N = n, g.C = c, g.H·g.W = hw), and xk (that length) is given, writes
+// y's bfloat16 copy in xk as it writes y (bn_train_stats_v1 then
+// bn_apply_pack_bf16_v1, or bn_apply_pack_bf16_v1 alone in evaluation):
+// Conv2DForwardKeep(g, y, …, xk), the next call on xk, reads it instead of
+// packing y, while y is not written in between (the caller's promise).
+// The same bits as the plain forms and Conv2DForwardKeep's own packing;
+// y read once fewer a step and one packing launch fewer. Training needs
+// saveMean and saveInvStd for it. Elsewhere the plain kernels run and xk
+// is marked as holding nothing. Errors as the plain forms, and for xk of
+// another length or shared with x or y.
+func (d *Device) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar *Buffer,
+	momentum, eps float64, relu bool, g geom.ConvGeom, xk *Buffer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k := kBNApplyPackBF16
+	pc, ok := d.bnKeepPacking(train, n, c, hw, saveMean, saveInvStd, g, xk)
+	if !ok {
+		if xk != nil {
+			delete(d.kept, xk.ptr)
+		}
+		k = bnForwardKernel(train, relu)
+	}
+	err := d.bnForwardKeep(train, n, c, hw, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar, momentum, eps, relu, pc, ok, g, xk)
+	if err != nil {
+		if xk != nil {
+			delete(d.kept, xk.ptr)
+		}
+		return launchErr(k, bnShape{n, c, hw}, err)
+	}
+	if ok {
+		d.keep(xk, keptPack{y.ptr, g, pc, true})
+	}
+	return nil
+}
+
+// bnKeepPacking is the packing Conv2DForwardKeep(g, …, xk) keeps, and
+// whether BatchNormForwardKeep makes it: BF16 kernels that share the
+// copy, packed by pack_transpose_bf16_v2 (whose bits and grid
+// bn_apply_pack_bf16_v1 has), g reading the batch norm's output, and in
+// training the batch's statistics saved. Callers hold d.mu.
+func (d *Device) bnKeepPacking(train bool, n, c, hw int, saveMean, saveInvStd *Buffer, g geom.ConvGeom, xk *Buffer) (packedConv, bool) {
+	if xk == nil || g.Validate() != nil || g.N != n || g.C != c || g.H*g.W != hw || (train && (saveMean == nil || saveInvStd == nil)) {
+		return packedConv{}, false
+	}
+	pc, ok := d.keepPacking(g, d.kernelFor(d.convAlgoFor(ConvFwd, g), ConvFwd, g))
+	if !ok || pc.transpose != kPackTransposeBF16 || d.fns[kPackTransposeBF16] == nil || d.fns[kBNApplyPackBF16] == nil ||
+		d.fns[kBNTrainStats] == nil || !transposeFits(n, packedChans(c, pc.chanAlign)) {
+		return packedConv{}, false
+	}
+	return pc, true
+}
+
+// bnForwardKeep runs BatchNormForwardKeep's kernels: with pack, the
+// statistics (training) and bn_apply_pack_bf16_v1 into xk; else the plain
+// forms. Callers hold d.mu.
+func (d *Device) bnForwardKeep(train bool, n, c, hw int, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar *Buffer,
+	momentum, eps float64, relu bool, pc packedConv, pack bool, g geom.ConvGeom, xk *Buffer) error {
+	if !pack {
+		if train {
+			return d.bnTrainForward(bnForwardKernel(true, relu), n, c, hw, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar, momentum, eps)
+		}
+		return d.bnEvalForward(bnForwardKernel(false, relu), n, c, hw, x, gamma, beta, runMean, runVar, y, eps)
+	}
+	mean, stat, eval := runMean, runVar, 1
+	if train {
+		if err := d.bnTrainCheck(n, c, hw, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar, momentum, eps); err != nil {
+			return err
+		}
+		mean, stat, eval = saveMean, saveInvStd, 0
+	} else if err := d.bnEvalCheck(n, c, hw, x, gamma, beta, runMean, runVar, y, eps); err != nil {
+		return err
+	}
+	if err := d.need("xk", xk, Float32, keepLen(pc, g)); err != nil {
+		return err
+	}
+	if xk.ptr == x.ptr || xk.ptr == y.ptr {
+		return fmt.Errorf("xk is x or y: it must be a buffer of its own")
+	}
+	if train {
+		if err := d.bnTrainStats(n, c, hw, x, saveMean, saveInvStd, runMean, runVar, momentum, eps); err != nil {
+			return err
+		}
+	}
+	r := 0
+	if relu {
+		r = 1
+	}
+	cp := packedChans(c, pc.chanAlign)
+	return d.launch(kBNApplyPackBF16, Dim3{ceilDiv(hw, transposeTile), ceilDiv(cp, transposeTile), n}, Dim3{transposeTile, 8, 1}, 0,
+		argPtr(x), argPtr(gamma), argPtr(beta), argPtr(mean), argPtr(stat), argPtr(y), argPtr(xk),
+		argI32(n), argI32(c), argI32(hw), argI32(cp), argF32(float32(eps)), argI32(eval), argI32(r))
+}
+
+// bnTrainStats launches bn_train_stats_v1 (checked buffers).
+func (d *Device) bnTrainStats(n, c, hw int, x, saveMean, saveInvStd, runMean, runVar *Buffer, momentum, eps float64) error {
+	grid, block := perBlock(c)
+	return d.launch(kBNTrainStats, grid, block, 0, argPtr(x), argPtr(saveMean), argPtr(saveInvStd), argPtr(runMean),
+		argPtr(runVar), argI32(n), argI32(c), argI32(hw), argF32(float32(momentum)), argF32(float32(1-momentum)),
+		argF32(float32(eps)))
+}
+
+// dyMade is the copy of a conv's dy that BatchNormBackwardKeep made last:
+// dy's address, the conv's geometry, the packing and the buffer holding
+// it.
+type dyMade struct {
+	dy  DevicePtr
+	g   geom.ConvGeom
+	pc  packedConv
+	buf *Buffer
+}
+
+// dyPacking is the packing of dy that g's two backward kernels share at
+// the device's precision (TF32's or BF16's v9 and v10), and whether there
+// is one; callers hold d.mu.
+func (d *Device) dyPacking(g geom.ConvGeom) (packedConv, bool) {
+	fid := d.kernelFor(d.convAlgoFor(ConvBwdFilter, g), ConvBwdFilter, g)
+	did := d.kernelFor(d.convAlgoFor(ConvBwdData, g), ConvBwdData, g)
+	pc, fok := packedConvs[fid]
+	dpc, dok := packedConvs[did]
+	return pc, fok && dok && pc == dpc
+}
+
+// ConvDyCopyLen is the length (float32 elements) of the channels-last
+// copy of dy that Conv2DBackward's two kernels share for g at the
+// device's precision (with dx wanted), 0 where they share none (FP32,
+// kernels of other packings) or BatchNormBackwardKeep cannot make it.
+func (d *Device) ConvDyCopyLen(g geom.ConvGeom) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	pc, ok := d.dyPackingMade(g)
+	if !ok {
+		return 0
+	}
+	return ceilDiv(g.N*g.P()*g.Q()*packedChans(g.K, pc.chanAlign)*pc.elemBytes, 4)
+}
+
+// dyPackingMade is dyPacking where bn_bwd_apply_pack_v1 makes that
+// packing (TF32 or BF16 by pack_transpose_*_v2, in its grid); callers
+// hold d.mu.
+func (d *Device) dyPackingMade(g geom.ConvGeom) (packedConv, bool) {
+	if g.Validate() != nil {
+		return packedConv{}, false
+	}
+	pc, ok := d.dyPacking(g)
+	if !ok || (pc != packedBF16 && pc != packedTF32) || d.fns[pc.transpose] == nil || d.fns[kBNBwdApplyPack] == nil ||
+		!transposeFits(g.N, packedChans(g.K, pc.chanAlign)) {
+		return packedConv{}, false
+	}
+	return pc, true
+}
+
+// BatchNormBackwardKeep is BatchNormBackward(n, c, hw, x, gamma,
+// saveMean, saveInvStd, dy, dx, dgamma, dbeta) and, where
+// ConvDyCopyLen(g) > 0 for g, the convolution whose output the batch
+// norm normalised (g.N = n, g.K = c, g.P·g.Q = hw), and dx and dyk (a
+// float32 buffer of at least that length) are given, writes dx's
+// channels-last copy, as g's backward kernels read it, into dyk as it
+// writes dx (bn_bwd_v1 for the sums, then bn_bwd_apply_pack_v1):
+// Conv2DBackward(g, …, dy = dx, …) with dx wanted, the next backward pass
+// of a conv on the device, reads it instead of packing dy, while neither
+// dx nor dyk is written in between (the caller's promise). The same bits
+// as BatchNormBackward and the conv's own packing. Elsewhere
+// BatchNormBackward runs and nothing is remembered. Errors as
+// BatchNormBackward, and for a dyk too short or shared with x, dy or dx.
+func (d *Device) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta *Buffer, g geom.ConvGeom, dyk *Buffer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.dyMade = dyMade{}
+	pc, ok := d.dyPackingMade(g)
+	if !ok || dyk == nil || dx == nil || g.N != n || g.K != c || g.P()*g.Q() != hw {
+		if err := d.bnBackward(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta); err != nil {
+			return launchErr(kBNBwd, bnShape{n, c, hw}, err)
+		}
+		return nil
+	}
+	kp := packedChans(c, pc.chanAlign)
+	L := n * c * hw
+	err := d.need("dx", dx, Float32, L)
+	if err == nil {
+		err = d.needAtLeast("dyk", dyk, Float32, ceilDiv(n*hw*kp*pc.elemBytes, 4))
+	}
+	if err == nil && (dyk.ptr == x.ptr || dyk.ptr == dy.ptr || dyk.ptr == dx.ptr) {
+		err = fmt.Errorf("dyk is x, dy or dx: it must be a buffer of its own")
+	}
+	if err == nil {
+		// the sums (every other buffer checked), then dx and its copy
+		err = d.bnBackward(n, c, hw, x, gamma, saveMean, saveInvStd, dy, nil, dgamma, dbeta)
+	}
+	if err != nil {
+		return launchErr(kBNBwd, bnShape{n, c, hw}, err)
+	}
+	if err := d.bnBwdApplyPack(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dgamma, dbeta, dx, dyk, kp, pc == packedTF32); err != nil {
+		return launchErr(kBNBwdApplyPack, bnShape{n, c, hw}, err)
+	}
+	d.dyMade = dyMade{dx.ptr, g, pc, dyk}
+	return nil
+}
+
+// bnBwdApplyPack launches bn_bwd_apply_pack_v1 (checked buffers): dx and
+// its copy in dyk, kp channels, TF32 or bfloat16.
+func (d *Device) bnBwdApplyPack(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dgamma, dbeta, dx, dyk *Buffer, kp int, tf32 bool) error {
+	t := 0
+	if tf32 {
+		t = 1
+	}
+	return d.launch(kBNBwdApplyPack, Dim3{ceilDiv(hw, transposeTile), ceilDiv(kp, transposeTile), n}, Dim3{transposeTile, 8, 1}, 0,
+		argPtr(x), argPtr(gamma), argPtr(saveMean), argPtr(saveInvStd), argPtr(dy), argPtr(dgamma), argPtr(dbeta),
+		argPtr(dx), argPtr(dyk), argI32(n), argI32(c), argI32(hw), argI32(kp), argI32(t))
+}
+
+// madeDy is the copy of dy for g packed as pc that BatchNormBackwardKeep
+// made last, 0 if it made none; it forgets it either way (a copy is read
+// once). Callers hold d.mu.
+func (d *Device) madeDy(dy *Buffer, g geom.ConvGeom, pc packedConv) DevicePtr {
+	m := d.dyMade
+	d.dyMade = dyMade{}
+	if m.buf == nil || m.dy != dy.ptr || m.g != g || m.pc != pc || m.buf.freed {
+		return 0
+	}
+	return m.buf.ptr
+}
