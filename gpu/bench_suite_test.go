@@ -283,16 +283,21 @@ func bnFedShapes() []string {
 	return names
 }
 
-// BenchmarkBatchNormKeep times, on a GPU at BF16, a training batch norm
-// with its ReLU and the conv forward pass after it, for each shape of
-// bnFedShapes: mode=apart BatchNormTrainForward then Conv2DForwardKeep
-// packing y itself, mode=fused BatchNormForwardKeep (the batch norm
-// writes y's bfloat16 copy) then Conv2DForwardKeep reading it. The same
-// bits; the fused mode reads y once fewer and launches one packing fewer
-// (the analytic model's figure for ResNet-50 is in BENCHMARKS.md, "The
-// batch norm writes the next convolution's bfloat16 copy"). Measured as
-// benchGPU says, GFLOP/s over the conv's FLOPs. scripts/gpu-check.sh runs
-// it in step 6, if time is left. Skipped without a GPU.
+// BenchmarkBatchNormKeep times, on a GPU at BF16, a batch norm beside a
+// conv with the conv making its channels-last copy and with the batch
+// norm making it, for each ResNet-50 shape of peerShapes. Forward, on the
+// shapes of bnFedShapes: mode=fwd-apart BatchNormTrainForward (with its
+// ReLU) then Conv2DForwardKeep packing y itself, mode=fwd-fused
+// BatchNormForwardKeep then Conv2DForwardKeep reading the copy.
+// Backward (every ResNet-50 conv feeds a batch norm): mode=bwd-apart
+// BatchNormBackward then Conv2DBackward packing dy, mode=bwd-fused
+// BatchNormBackwardKeep then Conv2DBackward reading dy's copy. The same
+// bits; the fused modes read the batch norm's output once fewer and
+// launch one packing fewer (the analytic model's figures are in
+// BENCHMARKS.md, "The batch norm writes the next convolution's bfloat16
+// copy"). Measured as benchGPU says, GFLOP/s over the conv's FLOPs (the
+// backward's two passes). scripts/gpu-check.sh runs it in step 6, if time
+// is left. Skipped without a GPU.
 //
 //	go test -tags cuda -run '^$' -bench BatchNormKeep -benchtime 50x ./gpu
 func BenchmarkBatchNormKeep(b *testing.B) {
@@ -306,45 +311,77 @@ func BenchmarkBatchNormKeep(b *testing.B) {
 	}
 	defer d.SetPrecision(FP32)
 	for _, s := range peerShapes {
-		if !slices.Contains(bnFedShapes(), s.name) {
+		if !strings.HasPrefix(s.name, "resnet-") {
 			continue
 		}
 		g := s.g
 		b.Run("shape="+s.name, func(b *testing.B) {
-			n := d.ConvKeepLen(g)
-			if n == 0 {
-				b.Skipf("the conv keeps no copy at BF16 on %v", g)
+			n, dyn := d.ConvKeepLen(g), d.ConvDyCopyLen(g)
+			if !slices.Contains(bnFedShapes(), s.name) {
+				n = 0
+			}
+			if n == 0 && dyn == 0 {
+				b.Skipf("no copy to make at BF16 on %v", g)
 			}
 			c := newConvBufs(b, d, g)
 			defer c.free()
 			rng := newRand("bn-keep")
-			xk, bnIn := randomBuf(b, d, n, rng), randomBuf(b, d, g.XLen(), rng)
-			defer xk.Free()
-			defer bnIn.Free()
-			var st [6]*Buffer // gamma, beta, saved mean and inverse std, running mean and variance
+			xk, dyk := randomBuf(b, d, max(n, 1), rng), randomBuf(b, d, max(dyn, 1), rng)
+			bnIn, bnY, dx, dw := randomBuf(b, d, g.XLen(), rng), randomBuf(b, d, g.YLen(), rng), randomBuf(b, d, g.XLen(), rng), randomBuf(b, d, g.WLen(), rng)
+			for _, buf := range []*Buffer{xk, dyk, bnIn, bnY, dx, dw} {
+				defer buf.Free()
+			}
+			var st [6]*Buffer // gamma, beta, saved mean and inverse std, running mean and variance (of C and of K channels)
+			var sk [4]*Buffer // gamma, saved mean and inverse std, dgamma/dbeta scratch of the batch norm after the conv
 			for j := range st {
 				st[j] = randomBuf(b, d, g.C, rng)
 				defer st[j].Free()
 			}
-			hw := g.H * g.W
-			runs := map[string]func(i int) error{
-				"apart": func(i int) error {
+			for j := range sk {
+				sk[j] = randomBuf(b, d, g.K, rng)
+				defer sk[j].Free()
+			}
+			hw, pq := g.H*g.W, g.P()*g.Q()
+			type run struct {
+				name  string
+				flops float64
+				f     func(i int) error
+			}
+			var runs []run
+			if n > 0 {
+				runs = append(runs, run{"fwd-apart", g.FLOPs(), func(i int) error {
 					x, y := c.at(i)
 					if err := d.BatchNormTrainForward(g.N, g.C, hw, bnIn, st[0], st[1], x, st[2], st[3], st[4], st[5], 0.1, 1e-5, true); err != nil {
 						return err
 					}
 					return d.Conv2DForwardKeep(g, x, c.w, c.bias, y, true, xk)
-				},
-				"fused": func(i int) error {
+				}}, run{"fwd-fused", g.FLOPs(), func(i int) error {
 					x, y := c.at(i)
 					if err := d.BatchNormForwardKeep(true, g.N, g.C, hw, bnIn, st[0], st[1], x, st[2], st[3], st[4], st[5], 0.1, 1e-5, true, g, xk); err != nil {
 						return err
 					}
 					return d.Conv2DForwardKeep(g, x, c.w, c.bias, y, true, xk)
-				},
+				}})
 			}
-			for _, mode := range []string{"apart", "fused"} {
-				b.Run("mode="+mode, func(b *testing.B) { benchLaunch(b, d, g.FLOPs(), runs[mode]) })
+			if dyn > 0 {
+				// The batch norm after the conv normalised bnY; its input
+				// gradient, the conv's dy, goes to y's buffer.
+				runs = append(runs, run{"bwd-apart", 2 * g.FLOPs(), func(i int) error {
+					x, dy := c.at(i)
+					if err := d.BatchNormBackward(g.N, g.K, pq, bnY, sk[0], sk[1], sk[2], bnY, dy, sk[3], sk[3]); err != nil {
+						return err
+					}
+					return d.Conv2DBackward(g, x, dy, c.w, dw, nil, dx, nil)
+				}}, run{"bwd-fused", 2 * g.FLOPs(), func(i int) error {
+					x, dy := c.at(i)
+					if err := d.BatchNormBackwardKeep(g.N, g.K, pq, bnY, sk[0], sk[1], sk[2], bnY, dy, sk[3], sk[3], g, dyk); err != nil {
+						return err
+					}
+					return d.Conv2DBackward(g, x, dy, c.w, dw, nil, dx, nil)
+				}})
+			}
+			for _, r := range runs {
+				b.Run("mode="+r.name, func(b *testing.B) { benchLaunch(b, d, r.flops, r.f) })
 			}
 		})
 	}

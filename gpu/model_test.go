@@ -265,14 +265,18 @@ func TestResNet50Convs(t *testing.T) {
 }
 
 // BenchmarkModelBatchNormKeep reports, without a GPU, what the batch
-// norm writing the next conv's bfloat16 copy (BatchNormForwardKeep) saves
-// in the analytic model on ResNet-50 at N = 64 and BF16: each conv after a
+// norms writing the convs' copies save in the analytic model on ResNet-50
+// at N = 64 and BF16. Forward (BatchNormForwardKeep): each conv after a
 // batch norm that keeps its input's copy (ConvKeepLen > 0; convs-kept)
 // reads its input in float32 once fewer (saved-MB) and launches one
-// packing fewer, its forward pass's modelParts less those (saved-us);
-// model-ms and fwd-model-ms are the modelled time of the step's conv
-// passes (the stem's bwd-data left out, as training runs it not) and of
-// the forward ones, each pass charged its own packing. Run:
+// packing fewer, its forward pass's modelParts less those (saved-us).
+// Backward (BatchNormBackwardKeep): each conv with dx whose two backward
+// kernels share dy's copy (ConvDyCopyLen > 0; convs-dy; every conv of
+// ResNet-50 feeds a batch norm) reads dy in float32 once fewer
+// (bwd-saved-MB), charged to its bwd-data pass with one launch
+// (bwd-saved-us). model-ms and fwd-model-ms are the modelled time of the
+// step's conv passes (the stem's bwd-data left out, as training runs it
+// not) and of the forward ones, each pass charged its own packing. Run:
 //
 //	go test -run '^$' -bench ModelBatchNormKeep -benchtime 1x ./gpu
 func BenchmarkModelBatchNormKeep(b *testing.B) {
@@ -285,10 +289,10 @@ func BenchmarkModelBatchNormKeep(b *testing.B) {
 		b.Fatal(err)
 	}
 	convs, afterBN := resnet50Convs(64)
-	var total, fwd, saved, bytes float64
-	kept := 0
+	var total, fwd, saved, bytes, bwdSaved, bwdBytes float64
+	kept, dyMade := 0, 0
 	for range b.N {
-		total, fwd, saved, bytes, kept = 0, 0, 0, 0, 0
+		total, fwd, saved, bytes, bwdSaved, bwdBytes, kept, dyMade = 0, 0, 0, 0, 0, 0, 0, 0
 		for i, g := range convs {
 			for _, p := range []ConvPass{ConvFwd, ConvBwdData, ConvBwdFilter} {
 				if i == 0 && p == ConvBwdData {
@@ -297,17 +301,32 @@ func BenchmarkModelBatchNormKeep(b *testing.B) {
 				m := modelParts(d.peerKernel(p, g), g)
 				tm := max(m.issue, m.math, m.memory) + m.launches
 				total += tm
-				if p != ConvFwd {
+				// what the pass does no more: read its input (x, or dy
+				// in bwd-data) in float32 to pack it, in one launch
+				var read float64
+				switch {
+				case p == ConvFwd:
+					fwd += tm
+					if afterBN[i] && d.ConvKeepLen(g) > 0 {
+						kept++
+						read = 4 * float64(g.XLen())
+						bytes += read
+					}
+				case p == ConvBwdData && d.ConvDyCopyLen(g) > 0:
+					dyMade++
+					read = 4 * float64(g.YLen())
+					bwdBytes += read
+				}
+				if read == 0 {
 					continue
 				}
-				fwd += tm
-				if afterBN[i] && d.ConvKeepLen(g) > 0 {
-					kept++
-					read := 4 * float64(g.XLen())
-					m.memory -= read / h100DRAMBW
-					m.launches -= launchSlots / (schedulersSM * h100Clock)
-					saved += tm - (max(m.issue, m.math, m.memory) + m.launches)
-					bytes += read
+				m.memory -= read / h100DRAMBW
+				m.launches -= launchSlots / (schedulersSM * h100Clock)
+				s := tm - (max(m.issue, m.math, m.memory) + m.launches)
+				if p == ConvFwd {
+					saved += s
+				} else {
+					bwdSaved += s
 				}
 			}
 		}
@@ -315,6 +334,9 @@ func BenchmarkModelBatchNormKeep(b *testing.B) {
 	b.ReportMetric(float64(kept), "convs-kept")
 	b.ReportMetric(bytes/1e6, "saved-MB")
 	b.ReportMetric(saved*1e6, "saved-us")
+	b.ReportMetric(float64(dyMade), "convs-dy")
+	b.ReportMetric(bwdBytes/1e6, "bwd-saved-MB")
+	b.ReportMetric(bwdSaved*1e6, "bwd-saved-us")
 	b.ReportMetric(total*1e3, "model-ms")
 	b.ReportMetric(fwd*1e3, "fwd-model-ms")
 }

@@ -35,8 +35,8 @@
 #   6     rest   only if time is left: train bench fp32/bf16/tf32, PyTorch's
 #                random-data training steps, BenchmarkConvBackwardShared
 #                (a conv's three passes apart and with the shared and kept
-#                copies), BenchmarkBatchNormKeep (a batch norm and the conv
-#                after it, the copy made by the conv or by the batch norm),
+#                copies), BenchmarkBatchNormKeep (a batch norm beside a conv,
+#                the conv's copy made by the conv or by the batch norm),
 #                BenchmarkConvSuite and BenchmarkConv2D on the
 #                GPU (every algorithm); running out of
 #                time here is not a failure

@@ -142,7 +142,9 @@ type Fusions struct {
 	// BatchNormKeep: BatchNormForwardKeep makes what the convolution after
 	// it keeps (ConvKeepLen not 0) in the batch norm's own pass, cheaper
 	// than the convolution making it (the GPU backend: y's bfloat16
-	// copy), and a batch norm read only by such a convolution runs it.
+	// copy), and a batch norm read only by such a convolution runs it;
+	// likewise BatchNormBackwardKeep for the convolution before it
+	// (ConvDyCopyLen not 0), whose output only the batch norm reads.
 	BatchNormKeep bool
 }
 
@@ -262,6 +264,22 @@ type Ops interface {
 	// wanted), dgamma and dbeta (C) from x, gamma and the saved statistics,
 	// as cpuref.BatchNormBackward32. Overwrites; deterministic.
 	BatchNormBackward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta Tensor) error
+	// BatchNormBackwardKeep is BatchNormBackward, making too in dyk (at
+	// least ConvDyCopyLen(g) elements) what Conv2DBackward(g, …, dy = dx,
+	// …) with dx wanted reads of its dy, g being the convolution whose
+	// output the batch norm normalised (g.N, g.K and g.P·g.Q are n, c and
+	// hw): that call, the next backward pass of a convolution, reads it
+	// instead of making it, while neither dx nor dyk is written in
+	// between (the GPU backend at TF32 and BF16: dx's channels-last copy,
+	// written as dx is). The same bits as BatchNormBackward; nil dyk:
+	// BatchNormBackward.
+	BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta Tensor, g geom.ConvGeom, dyk Tensor) error
+	// ConvDyCopyLen is the length of the tensor in which
+	// BatchNormBackwardKeep makes what Conv2DBackward on g reads of its dy
+	// (the GPU backend at TF32 and BF16: dy's channels-last copy, where
+	// the two backward kernels share one); 0 when the backend makes
+	// nothing for g.
+	ConvDyCopyLen(g geom.ConvGeom) int
 
 	// BatchNormBackwardReLU is, for a batch normalisation followed by a
 	// ReLU whose output is y (N,C,H·W) and whose output gradient is dy,

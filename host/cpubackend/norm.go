@@ -58,6 +58,15 @@ func (be *cpuBackend) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, b
 	return be.BatchNormForward(train, n, c, hw, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y, ep, momentum, eps)
 }
 
+// BatchNormBackwardKeep is BatchNormBackward: the CPU makes nothing for
+// the convolution before it (ConvDyCopyLen is 0).
+func (be *cpuBackend) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor, _ geom.ConvGeom, _ backend.Tensor) error {
+	return be.BatchNormBackward(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta)
+}
+
+// ConvDyCopyLen is 0: the CPU's convolutions read dy as it is.
+func (be *cpuBackend) ConvDyCopyLen(geom.ConvGeom) int { return 0 }
+
 var bnBackwardNames = []string{"x", "gamma", "saved mean", "saved inverse std", "dy", "dx", "dgamma", "dbeta"}
 
 // BatchNormBackward is cpuref.BatchNorm32's backward pass

@@ -70,12 +70,30 @@ var (
 // BatchNormBackward runs bn_bwd_v1: dgamma, dbeta and, when dx is not nil,
 // dx in one launch.
 func (be *gpuBackend) BatchNormBackward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor) error {
+	return be.BatchNormBackwardKeep(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, geom.ConvGeom{}, nil)
+}
+
+// BatchNormBackwardKeep runs gpu.Device.BatchNormBackwardKeep:
+// BatchNormBackward's bits, and where the convolution g before it reads
+// one channels-last copy of its dy in both backward kernels
+// (ConvDyCopyLen(g) > 0) and dyk is given, that copy made in dyk as dx is
+// written (bn_bwd_v1's sums, then bn_bwd_apply_pack_v1), for
+// Conv2DBackward on g to read.
+func (be *gpuBackend) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor, g geom.ConvGeom, dyk backend.Tensor) error {
 	b, err := be.bufs(bnBackwardArgs, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta)
 	if err != nil {
 		return err
 	}
-	return gpuWrap("batch norm backward", be.dev.BatchNormBackward(n, c, hw, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]))
+	dykb, err := be.optF32("dyk", dyk, -1)
+	if err != nil {
+		return err
+	}
+	return gpuWrap("batch norm backward", be.dev.BatchNormBackwardKeep(n, c, hw, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], g, dykb))
 }
+
+// ConvDyCopyLen is gpu.Device.ConvDyCopyLen: dy's channels-last copy at
+// TF32 and BF16 where the two backward kernels share it, else 0.
+func (be *gpuBackend) ConvDyCopyLen(g geom.ConvGeom) int { return be.dev.ConvDyCopyLen(g) }
 
 var bnBackwardReLUArgs = []arg{{"x", false}, {"gamma", false}, {"saved mean", false}, {"saved inverse std", false},
 	{"y", false}, {"dy", false}, {"dx", true}, {"dgamma", false}, {"dbeta", false}}

@@ -67,6 +67,13 @@ func init() {
 			}
 			in := n.info.In
 			p, tmp := n.params, b.tmp[n.id]
+			if c := n.dyFor; c != nil && c.needDX && r == nil && b.dyk != nil {
+				// the conv's copy of its dy made here (plan.go)
+				g := c.info.Conv
+				g.N = b.N
+				return b.be.BatchNormBackwardKeep(b.N, in.C, in.H*in.W, b.acts[n.in], p[0].Value, tmp[0], tmp[1], b.grads[n.out], b.dx(n),
+					p[0].Grad, p[1].Grad, g, b.dyk)
+			}
 			if r != nil {
 				return b.be.BatchNormBackwardReLU(b.N, in.C, in.H*in.W, b.acts[n.in], p[0].Value, tmp[0], tmp[1],
 					b.acts[r.out], b.grads[r.out], b.dx(n), p[0].Grad, p[1].Grad)

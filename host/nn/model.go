@@ -237,7 +237,12 @@ type Batch struct {
 	// keep, per conv run with Conv2DBackward (bwdBoth), is what its
 	// forward pass keeps for its weight gradient (Conv2DForwardKeep); nil
 	// where the backend keeps nothing (ConvKeepLen 0).
-	keep        []backend.Tensor
+	keep []backend.Tensor
+	// dyk is where a batch norm's backward pass makes the conv's copy of
+	// its dy (BatchNormBackwardKeep, dyFor), one tensor for the batch
+	// (each copy is read by the next node's backward pass) of the largest
+	// ConvDyCopyLen; nil where the backend makes none.
+	dyk         backend.Tensor
 	tmp         [][]backend.Tensor // a module's scratch (kindModule.scratch)
 	catX, catDX [][]backend.Tensor // a concatenation's inputs and their gradients' destinations
 	owned       []backend.Tensor
@@ -330,6 +335,19 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 	b.tmp = make([][]backend.Tensor, len(m.g.nodes))
 	b.keep = make([]backend.Tensor, len(m.g.nodes))
 	b.catX, b.catDX = make([][]backend.Tensor, len(m.g.nodes)), make([][]backend.Tensor, len(m.g.nodes))
+	dykLen := 0
+	for _, nd := range m.g.nodes {
+		if c := nd.dyFor; c != nil && c.needDX {
+			g := c.info.Conv
+			g.N = n
+			dykLen = max(dykLen, m.be.ConvDyCopyLen(g))
+		}
+	}
+	if dykLen > 0 {
+		if b.dyk, err = newF(dykLen); err != nil {
+			return fail(err)
+		}
+	}
 	for _, nd := range m.g.nodes {
 		if nd.ins != nil {
 			b.catTensors(nd)

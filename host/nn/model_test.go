@@ -440,12 +440,13 @@ func (b noBNKeep) Fusions() backend.Fusions {
 
 // TestBatchNormKeepPlan trains a few steps at BF16 on the simulator with
 // the step plan's batch norms making the bfloat16 copy of their output
-// that the conv after them keeps (BatchNormForwardKeep) and without,
-// then evaluates a batch, and requires the same losses, weights, running
-// statistics and evaluation outputs, bit for bit, and per training step and
-// per evaluation one packing launch fewer for each batch norm feeding
-// such a conv (here the second and the third conv), each made by
-// bn_apply_pack_bf16_v1 instead.
+// that the conv after them keeps (BatchNormForwardKeep) and the copy of
+// their input gradient that the conv before them reads as its dy
+// (BatchNormBackwardKeep), and without, then evaluates a batch, and
+// requires the same losses, weights, running statistics and evaluation
+// outputs, bit for bit, and one packing launch fewer for each such pair
+// and pass, made by bn_apply_pack_bf16_v1 or bn_bwd_apply_pack_v1
+// instead.
 func TestBatchNormKeepPlan(t *testing.T) {
 	t.Parallel()
 	spec := Spec{C: 1, H: 14, W: 14, Loss: SoftmaxCE, Layers: []LayerSpec{
@@ -458,11 +459,11 @@ func TestBatchNormKeepPlan(t *testing.T) {
 	backendtest.MustNil(t, err)
 	const steps, batch = 3, 16
 	type result struct {
-		losses      []float32
-		params      [][]float32
-		eval        []float32
-		packs, made int64
-		keepFor     int
+		losses               []float32
+		params               [][]float32
+		eval                 []float32
+		packs, made, bwdMade int64
+		keepFor, dyFor       int
 	}
 	run := func(keep bool) result {
 		be, dev := backendtest.Sim(t)
@@ -476,6 +477,9 @@ func TestBatchNormKeepPlan(t *testing.T) {
 		for _, n := range m.g.nodes {
 			if n.keepFor != nil {
 				r.keepFor++
+			}
+			if n.dyFor != nil && n.dyFor.needDX {
+				r.dyFor++
 			}
 		}
 		r.losses = trainSteps(t, m, ds, steps, batch, 5, 0.1)
@@ -503,8 +507,11 @@ func TestBatchNormKeepPlan(t *testing.T) {
 			if strings.HasPrefix(name, "pack_") {
 				r.packs += k.Launches
 			}
-			if name == "bn_apply_pack_bf16_v1" {
+			switch name {
+			case "bn_apply_pack_bf16_v1":
 				r.made += k.Launches
+			case "bn_bwd_apply_pack_v1":
+				r.bwdMade += k.Launches
 			}
 		}
 		return r
@@ -515,15 +522,20 @@ func TestBatchNormKeepPlan(t *testing.T) {
 	for i := range without.params {
 		backendtest.EqualBits(t, "param or buffer "+strconv.Itoa(i), with.params[i], without.params[i])
 	}
-	// The first batch norm feeds conv 2, the second conv 3; the third a
-	// max-pool. Each of the two runs once per training step and once in
-	// the evaluation.
-	const pairs, passes = 2, steps + 1
-	if with.keepFor != pairs || without.keepFor != 0 {
-		t.Errorf("%d batch norms make a conv's copy with BatchNormKeep, %d without: want %d and 0", with.keepFor, without.keepFor, pairs)
+	// Forward: the first batch norm feeds conv 2, the second conv 3, the
+	// third a max-pool; each of the two runs once per training step and
+	// once in the evaluation. Backward: the second and third batch norm
+	// make the dy copy of conv 2 and conv 3 (conv 1 has no dx, so its
+	// backward kernels share no copy), once per training step.
+	const pairs, passes, bwdPairs = 2, steps + 1, 2
+	if with.keepFor != pairs || with.dyFor != bwdPairs || without.keepFor != 0 || without.dyFor != 0 {
+		t.Errorf("%d and %d batch norms make a conv's copy forward and backward with BatchNormKeep, %d and %d without: want %d, %d, 0, 0",
+			with.keepFor, with.dyFor, without.keepFor, without.dyFor, pairs, bwdPairs)
 	}
-	if without.packs-with.packs != pairs*passes || with.made != pairs*passes || without.made != 0 {
-		t.Errorf("packing launches %d with, %d without (want %d fewer); bn_apply_pack_bf16_v1 launches %d and %d (want %d and 0)",
-			with.packs, without.packs, pairs*passes, with.made, without.made, pairs*passes)
+	fewer := int64(pairs*passes + bwdPairs*steps)
+	if without.packs-with.packs != fewer || with.made != pairs*passes || with.bwdMade != bwdPairs*steps || without.made+without.bwdMade != 0 {
+		t.Errorf("packing launches %d with, %d without (want %d fewer); bn_apply_pack_bf16_v1 launches %d and %d (want %d and 0), "+
+			"bn_bwd_apply_pack_v1 %d and %d (want %d and 0)", with.packs, without.packs, fewer, with.made, without.made, pairs*passes,
+			with.bwdMade, without.bwdMade, bwdPairs*steps)
 	}
 }

@@ -72,6 +72,12 @@ type node struct {
 	// what the conv keeps of its input (BatchNormForwardKeep into the
 	// conv's keep tensor), and the conv reads it instead of making it.
 	keepFor *node
+	// dyFor, on a BatchNorm that alone reads the output of a conv running
+	// Conv2DBackward with dx wanted, on a backend whose Fusions say
+	// BatchNormKeep, is that conv: the batch norm's backward pass makes
+	// what the conv's reads of its dy (BatchNormBackwardKeep into the
+	// batch's dyk), and the conv reads it instead of making it.
+	dyFor *node
 	// Where the input's gradient goes: the input's gradient itself, or,
 	// when another consumer of the input writes it first in the backward
 	// pass, the input's scratch, added to it after the node (dxAcc).
@@ -268,6 +274,11 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 		}
 		if c := next(last); c != nil && c.mod.kind == Conv && c.bwdBoth && c.in == n.y {
 			n.keepFor = c
+		}
+		if p := g.tensors[n.in].producer; p >= 0 && g.tensors[n.in].consumers == 1 {
+			if c := g.nodes[p]; c.mod != addModule && c.mod.kind == Conv && c.bwdBoth && c.y == c.out {
+				n.dyFor = c // needDX is set below: the batch norm's backward pass checks it
+			}
 		}
 	}
 	// needDX: whether anything upstream of a tensor has parameters.
