@@ -6,7 +6,6 @@ import (
 
 	"github.com/convtrain/convtrain/cpuref"
 	"github.com/convtrain/convtrain/cpuref/geom"
-	"github.com/convtrain/convtrain/kernels"
 )
 
 // The batch norm that writes the next convolution's bfloat16 copy
@@ -255,29 +254,7 @@ func TestBNKeepLaunchers(t *testing.T) {
 			if got := f.launches - before; got != tc.total {
 				t.Errorf("%d launches, want %d", got, tc.total)
 			}
-			l := f.last
-			if l.name != tc.kernel {
-				t.Fatalf("launched %s last, want %s", l.name, tc.kernel)
-			}
-			if l.grid != tc.grid || l.block != tc.block || l.shared != 0 {
-				t.Errorf("grid %v block %v shared %d, want grid %v block %v shared 0", l.grid, l.block, l.shared, tc.grid, tc.block)
-			}
-			k, _ := kernels.Lookup(tc.kernel)
-			if l.nargs != len(k.Params) || len(tc.want) != len(k.Params) {
-				t.Fatalf("%d arguments and %d test values, kernel has %d parameters", l.nargs, len(tc.want), len(k.Params))
-			}
-			for j, p := range k.Params {
-				want, ok := tc.want[p.Name]
-				if !ok {
-					t.Fatalf("test has no value for parameter %s", p.Name)
-				}
-				if l.args[j] != want {
-					t.Errorf("parameter %d (%s) = %#x, want %#x", j, p.Name, l.args[j], want)
-				}
-			}
-			if a := testing.AllocsPerRun(10, func() { tc.call() }); a != 0 {
-				t.Errorf("a launch allocates %v times, want 0", a)
-			}
+			checkFakeLaunch(t, f.last, tc.kernel, tc.grid, tc.block, tc.want, tc.call)
 		})
 	}
 }

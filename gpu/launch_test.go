@@ -612,3 +612,33 @@ func TestBufferRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// checkFakeLaunch checks l, the fake driver's last launch made by call:
+// kernel's name, the grid and block, no dynamic shared memory, each
+// argument in the parameter of that name (want lists every parameter),
+// and a call allocates nothing on the host.
+func checkFakeLaunch(t *testing.T, l fakeLaunch, kernel string, grid, block Dim3, want map[string]uint64, call func() error) {
+	t.Helper()
+	if l.name != kernel {
+		t.Fatalf("launched %s, want %s", l.name, kernel)
+	}
+	if l.grid != grid || l.block != block || l.shared != 0 {
+		t.Errorf("grid %v block %v shared %d, want grid %v block %v shared 0", l.grid, l.block, l.shared, grid, block)
+	}
+	k, _ := kernels.Lookup(kernel)
+	if l.nargs != len(k.Params) || len(want) != len(k.Params) {
+		t.Fatalf("%d arguments and %d test values, kernel has %d parameters", l.nargs, len(want), len(k.Params))
+	}
+	for j, p := range k.Params {
+		w, ok := want[p.Name]
+		if !ok {
+			t.Fatalf("test has no value for parameter %s", p.Name)
+		}
+		if l.args[j] != w {
+			t.Errorf("parameter %d (%s) = %#x, want %#x", j, p.Name, l.args[j], w)
+		}
+	}
+	if a := testing.AllocsPerRun(10, func() { call() }); a != 0 {
+		t.Errorf("a launch allocates %v times, want 0", a)
+	}
+}

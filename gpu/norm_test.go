@@ -458,29 +458,7 @@ func TestNormPoolLaunchers(t *testing.T) {
 				t.Fatal(err)
 			}
 			seen[tc.kernel] = true
-			l := f.last
-			if l.name != tc.kernel {
-				t.Fatalf("launched %s, want %s", l.name, tc.kernel)
-			}
-			if l.grid != (Dim3{tc.grid, 1, 1}) || l.block != (Dim3{256, 1, 1}) || l.shared != 0 {
-				t.Errorf("grid %v block %v shared %d, want grid {%d 1 1} block {256 1 1} shared 0", l.grid, l.block, l.shared, tc.grid)
-			}
-			k, _ := kernels.Lookup(tc.kernel)
-			if l.nargs != len(k.Params) || len(tc.want) != len(k.Params) {
-				t.Fatalf("%d arguments and %d test values, kernel has %d parameters", l.nargs, len(tc.want), len(k.Params))
-			}
-			for j, p := range k.Params {
-				want, ok := tc.want[p.Name]
-				if !ok {
-					t.Fatalf("test has no value for parameter %s", p.Name)
-				}
-				if l.args[j] != want {
-					t.Errorf("parameter %d (%s) = %#x, want %#x", j, p.Name, l.args[j], want)
-				}
-			}
-			if a := testing.AllocsPerRun(10, func() { tc.call() }); a != 0 {
-				t.Errorf("a launch allocates %v times, want 0", a)
-			}
+			checkFakeLaunch(t, f.last, tc.kernel, Dim3{tc.grid, 1, 1}, Dim3{256, 1, 1}, tc.want, tc.call)
 		})
 	}
 	for _, k := range kernels.All {

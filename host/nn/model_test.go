@@ -483,26 +483,7 @@ func TestBatchNormKeepPlan(t *testing.T) {
 			}
 		}
 		r.losses = trainSteps(t, m, ds, steps, batch, 5, 0.1)
-		set, err := m.Upload(ds, ds.Standardisation())
-		backendtest.MustNil(t, err)
-		b, err := m.NewBatch(batch)
-		backendtest.MustNil(t, err)
-		b.Eval = true
-		rows := make([]int32, batch)
-		for i := range rows {
-			rows[i] = int32(3 * i)
-		}
-		backendtest.MustNil(t, m.Load(b, set, rows))
-		backendtest.MustNil(t, m.Forward(b))
-		r.eval = make([]float32, b.acts[len(b.acts)-1].Len())
-		backendtest.MustNil(t, be.Download(r.eval, b.acts[len(b.acts)-1]))
-		r.params, err = m.ParamValues()
-		backendtest.MustNil(t, err)
-		for _, p := range m.Buffers() {
-			v := make([]float32, p.Value.Len())
-			backendtest.MustNil(t, be.Download(v, p.Value))
-			r.params = append(r.params, v)
-		}
+		r.eval, r.params = evalState(t, m, be, ds, batch, 7)
 		for name, k := range dev.KernelStats() {
 			if strings.HasPrefix(name, "pack_") {
 				r.packs += k.Launches
