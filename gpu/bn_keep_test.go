@@ -8,8 +8,8 @@ import (
 	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
-// The batch norm that writes the next convolution's bfloat16 copy
-// (kernels/norm_pack.cu, BatchNormForwardKeep).
+// The batch norms that write a convolution's channels-last copies
+// (kernels/norm_pack.cu, BatchNormForwardKeep, BatchNormBackwardKeep).
 
 func init() {
 	plainConformance = append(plainConformance,

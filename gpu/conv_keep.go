@@ -27,7 +27,7 @@ import (
 // in xk as the batch norm writes x (kernels/norm_pack.cu), and
 // Conv2DForwardKeep, the next call on xk, reads it instead of packing:
 // x read once fewer again, and one packing launch fewer (BENCHMARKS.md,
-// "The batch norm writes the next convolution's bfloat16 copy").
+// "The batch norm writes the convolutions' channels-last copies").
 
 // keptPack is what a Conv2DForwardKeep buffer holds: the copy of x
 // (its address) for g, packed as pc packs.

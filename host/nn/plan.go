@@ -75,8 +75,9 @@ type node struct {
 	// dyFor, on a BatchNorm that alone reads the output of a conv running
 	// Conv2DBackward with dx wanted, on a backend whose Fusions say
 	// BatchNormKeep, is that conv: the batch norm's backward pass makes
-	// what the conv's reads of its dy (BatchNormBackwardKeep into the
-	// batch's dyk), and the conv reads it instead of making it.
+	// what the conv's backward kernels read of its dy
+	// (BatchNormBackwardKeep into the batch's dyk), and the conv reads it
+	// instead of making it.
 	dyFor *node
 	// Where the input's gradient goes: the input's gradient itself, or,
 	// when another consumer of the input writes it first in the backward
@@ -262,8 +263,9 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 			g.tensors[n.out].noAct, g.tensors[n.out].noGrad = true, true
 		}
 	}
-	// A batch norm feeding a conv that keeps its input: the batch norm
-	// makes the conv's copy.
+	// A batch norm feeding a conv that keeps its input makes the conv's
+	// copy of it; one reading only a conv's output makes, in the backward
+	// pass, the conv's copy of its dy.
 	for _, n := range g.nodes {
 		if !fuse || !f.BatchNormKeep || n.mod == addModule || n.mod == catModule || n.mod.kind != BatchNorm {
 			continue
