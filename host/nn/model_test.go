@@ -457,13 +457,16 @@ func TestBatchNormKeepPlan(t *testing.T) {
 	}}
 	ds, err := data.Synthetic(64, 14, 4, 3)
 	backendtest.MustNil(t, err)
-	const steps, batch = 3, 16
+	steps, batch := 3, 16
+	if testing.Short() {
+		steps = 1 // -short: one training step and the evaluation
+	}
 	type result struct {
 		losses               []float32
 		params               [][]float32
 		eval                 []float32
 		packs, made, bwdMade int64
-		keepFor, dyFor       int
+		keepFor, dyFor       int64
 	}
 	run := func(keep bool) result {
 		be, dev := backendtest.Sim(t)
@@ -508,15 +511,17 @@ func TestBatchNormKeepPlan(t *testing.T) {
 	// once in the evaluation. Backward: the second and third batch norm
 	// make the dy copy of conv 2 and conv 3 (conv 1 has no dx, so its
 	// backward kernels share no copy), once per training step.
-	const pairs, passes, bwdPairs = 2, steps + 1, 2
+	const pairs, bwdPairs = 2, 2
+	st := int64(steps)
+	passes := st + 1
 	if with.keepFor != pairs || with.dyFor != bwdPairs || without.keepFor != 0 || without.dyFor != 0 {
 		t.Errorf("%d and %d batch norms make a conv's copy forward and backward with BatchNormKeep, %d and %d without: want %d, %d, 0, 0",
 			with.keepFor, with.dyFor, without.keepFor, without.dyFor, pairs, bwdPairs)
 	}
-	fewer := int64(pairs*passes + bwdPairs*steps)
-	if without.packs-with.packs != fewer || with.made != pairs*passes || with.bwdMade != bwdPairs*steps || without.made+without.bwdMade != 0 {
+	fewer := pairs*passes + bwdPairs*st
+	if without.packs-with.packs != fewer || with.made != pairs*passes || with.bwdMade != bwdPairs*st || without.made+without.bwdMade != 0 {
 		t.Errorf("packing launches %d with, %d without (want %d fewer); bn_apply_pack_bf16_v1 launches %d and %d (want %d and 0), "+
 			"bn_bwd_apply_pack_v1 %d and %d (want %d and 0)", with.packs, without.packs, fewer, with.made, without.made, pairs*passes,
-			with.bwdMade, without.bwdMade, bwdPairs*steps)
+			with.bwdMade, without.bwdMade, bwdPairs*st)
 	}
 }
