@@ -310,6 +310,7 @@ func BenchmarkBatchNormKeep(b *testing.B) {
 		b.Skip(err)
 	}
 	defer d.SetPrecision(FP32)
+	fed := bnFedShapes()
 	for _, s := range peerShapes {
 		if !strings.HasPrefix(s.name, "resnet-") {
 			continue
@@ -317,7 +318,7 @@ func BenchmarkBatchNormKeep(b *testing.B) {
 		g := s.g
 		b.Run("shape="+s.name, func(b *testing.B) {
 			n, dyn := d.ConvKeepLen(g), d.ConvDyCopyLen(g)
-			if !slices.Contains(bnFedShapes(), s.name) {
+			if !slices.Contains(fed, s.name) {
 				n = 0
 			}
 			if n == 0 && dyn == 0 {

@@ -436,39 +436,19 @@ func (be *gpuBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db backen
 // and one channels-last copy of dy for both where their kernels read the
 // same one (TF32 and BF16 v9/v10).
 func (be *gpuBackend) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk backend.Tensor) error {
-	xb, err := be.f32("x", x, -1)
+	b, err := be.bufs(convBackwardArgs, x, dy, w, dw, db, dx, xk)
 	if err != nil {
 		return err
 	}
-	dyb, err := be.f32("dy", dy, -1)
-	if err != nil {
-		return err
-	}
-	wb, err := be.optF32("w", w, -1)
-	if err != nil {
-		return err
-	}
-	dwb, err := be.f32("dw", dw, -1)
-	if err != nil {
-		return err
-	}
-	dbb, err := be.optF32("db", db, -1)
-	if err != nil {
-		return err
-	}
-	dxb, err := be.optF32("dx", dx, -1)
-	if err != nil {
-		return err
-	}
-	if dxb != nil && wb == nil {
+	if b[5] != nil && b[2] == nil {
 		return fmt.Errorf("host: conv backward: dx without w: %w", geom.ErrGeometry)
 	}
-	xkb, err := be.optF32("xk", xk, -1)
-	if err != nil {
-		return err
-	}
-	return gpuWrap("conv backward", be.dev.Conv2DBackward(g, xb, dyb, wb, dwb, dbb, dxb, xkb))
+	return gpuWrap("conv backward", be.dev.Conv2DBackward(g, b[0], b[1], b[2], b[3], b[4], b[5], b[6]))
 }
+
+// convBackwardArgs are Conv2DBackward's tensors: w only with dx, db, dx
+// and xk optional.
+var convBackwardArgs = []arg{{"x", false}, {"dy", false}, {"w", true}, {"dw", false}, {"db", true}, {"dx", true}, {"xk", true}}
 
 // ConvKeepLen is gpu.Device.ConvKeepLen: x's bfloat16 copy at BF16 where
 // the forward and bwd-filter kernels share it, else 0.
