@@ -188,7 +188,9 @@ func TestTrainerGraph(t *testing.T) {
 // TestTrainerGraphBF16 is TestTrainerGraph at BF16 for one epoch, on a
 // network whose second conv keeps x's bfloat16 copy from its forward
 // pass and packs dy once for its two backward passes (Conv2DForwardKeep,
-// Conv2DBackward): replaying the recorded step gives the eager bits.
+// Conv2DBackward), both copies made by the batch norms beside it
+// (BatchNormForwardKeep, BatchNormBackwardKeep): replaying the recorded
+// step gives the eager bits.
 func TestTrainerGraphBF16(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: gpu.TestConvKeep and nn.TestConvBackwardShared check the calls; the recorded epoch is left to the full run")
@@ -197,7 +199,7 @@ func TestTrainerGraphBF16(t *testing.T) {
 	backendtest.MustNil(t, err)
 	test, err := data.Synthetic(16, 12, 10, 2)
 	backendtest.MustNil(t, err)
-	layers, err := nn.ParseSpec("conv16x3x3p1,relu,conv32x3x3p1,relu,maxpool2,dense10")
+	layers, err := nn.ParseSpec("conv16x3x3p1,bn,relu,conv32x3x3p1nobias,bn,relu,maxpool2,dense10")
 	backendtest.MustNil(t, err)
 	spec := nn.Spec{C: 1, H: 12, W: 12, Loss: nn.SoftmaxCE, Layers: layers}
 	dev, err := gpu.OpenSim(gpu.SimOptions{})
@@ -205,8 +207,9 @@ func TestTrainerGraphBF16(t *testing.T) {
 	defer dev.Close()
 	backendtest.MustNil(t, dev.SetPrecision(gpu.BF16))
 	g := geom.ConvGeom{N: 16, C: 16, H: 12, W: 12, K: 32, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
-	if dev.ConvKeepLen(g) == 0 || dev.ConvKernelFor(gpu.ConvBwdData, g) != "conv2d_bwd_data_v9_igemm_bf16" {
-		t.Fatalf("the second conv keeps nothing (%d) or runs %s: the test would not cover them", dev.ConvKeepLen(g), dev.ConvKernelFor(gpu.ConvBwdData, g))
+	if dev.ConvKeepLen(g) == 0 || dev.ConvDyCopyLen(g) == 0 || dev.ConvKernelFor(gpu.ConvBwdData, g) != "conv2d_bwd_data_v9_igemm_bf16" {
+		t.Fatalf("the second conv keeps nothing (%d), shares no dy copy (%d) or runs %s: the test would not cover them",
+			dev.ConvKeepLen(g), dev.ConvDyCopyLen(g), dev.ConvKernelFor(gpu.ConvBwdData, g))
 	}
 	testTrainerGraph(t, trainSet, test, spec, data.Augment{}, gpu.BF16, 1)
 }
