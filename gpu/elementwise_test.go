@@ -21,9 +21,10 @@ func init() {
 		conformanceCase{"act_bwd_v1", []string{"act_bwd_v1"}, testActBackward},
 		conformanceCase{"dropout_v1", []string{"dropout_v1"}, testDropout},
 		conformanceCase{"add_v1", []string{"add_v1"}, testAdd},
+		conformanceCase{"add_relu_v1", []string{"add_relu_v1"}, testAddReLU},
 		conformanceCase{"channel_copy_v1", []string{"channel_copy_v1"}, testChannelCopy},
 	)
-	for _, k := range []string{"act_fwd_v1", "act_bwd_v1", "dropout_v1", "add_v1", "channel_copy_v1"} {
+	for _, k := range []string{"act_fwd_v1", "act_bwd_v1", "dropout_v1", "add_v1", "add_relu_v1", "channel_copy_v1"} {
 		launcherTestedElsewhere[k] = true // TestElementwiseLaunchers
 	}
 }
@@ -193,6 +194,46 @@ func testAdd(t *testing.T, d *Device) {
 	}
 }
 
+// testAddReLU checks add_relu_v1 against cpuref.AddReLUForward, with the
+// sums at ReLU's edges (NaN, ±0, ±∞, subnormals either side of 0) first,
+// and against Add then ReLUForward, bit for bit.
+func testAddReLU(t *testing.T, d *Device) {
+	nan, negZero := float32(math.NaN()), float32(math.Copysign(0, -1))
+	inf, tiny := float32(math.Inf(1)), math.Float32frombits(1)
+	edges := [][2]float32{{nan, 1}, {1, nan}, {0, negZero}, {negZero, negZero}, {inf, -inf}, {inf, 1}, {-inf, 1},
+		{tiny, 0}, {-tiny, 0}, {1, -1}, {-1, 1}, {0.5, -0.25}, {-0.5, 0.25}}
+	for _, n := range elemSizes {
+		t.Run(kv("n", n), func(t *testing.T) {
+			rng := newRand(t.Name())
+			a, b := uniform(rng, n), uniform(rng, n)
+			for i := range b {
+				b[i] -= 0.5 // about as many sums below 0 as above
+			}
+			for i := 0; i < len(edges) && i < n; i++ {
+				a[i], b[i] = edges[i][0], edges[i][1]
+			}
+			want := make([]float32, n)
+			if err := cpuref.AddReLUForward(a, b, want); err != nil {
+				t.Fatal(err)
+			}
+			h := newHarness(t, d)
+			y, two := h.out("y", n), h.out("add then relu", n)
+			if err := d.AddReLU(h.in("a", a), h.in("b", b), y); err != nil {
+				t.Fatal(err)
+			}
+			checkSameBits(t, "y", h.read(y), want)
+			if err := d.Add(h.in("a again", a), h.in("b again", b), two); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.ReLUForward(two, two); err != nil {
+				t.Fatal(err)
+			}
+			checkSameBits(t, "add then relu", h.read(two), want)
+			h.check()
+		})
+	}
+}
+
 // testChannelCopy builds concatenation's forward and backward passes from
 // channel copies and compares them with cpuref.ConcatForward and
 // ConcatBackward.
@@ -276,6 +317,8 @@ func TestElementwiseValidationSim(t *testing.T) {
 		{"p = 1", "dropout_v1", d.Dropout(DropoutKey{}, 1, x, y), geom.ErrHyperparameter},
 		{"p NaN", "dropout_v1", d.Dropout(DropoutKey{}, float32(math.NaN()), x, y), geom.ErrHyperparameter},
 		{"add lengths differ", "add_v1", d.Add(x, short, y), geom.ErrGeometry},
+		{"add+relu y too short", "add_relu_v1", d.AddReLU(x, x, short), geom.ErrGeometry},
+		{"add+relu without a", "add_relu_v1", d.AddReLU(nil, x, y), geom.ErrGeometry},
 		{"channels out of range", "channel_copy_v1", d.ChannelCopy(1, 2, 4, x, 3, 2, y, 3, 0), geom.ErrGeometry},
 		{"negative offset", "channel_copy_v1", d.ChannelCopy(1, 2, 4, x, 3, 0, y, 3, -1), geom.ErrGeometry},
 	}
@@ -331,6 +374,8 @@ func TestElementwiseLaunchers(t *testing.T) {
 				"seed_hi": U32(0x89ABCDEF), "stream": 3, "step_lo": 9, "step_hi": 5}},
 		{"add_v1", func() error { return d.Add(e1, e2, e3) }, 4,
 			map[string]uint64{"a": P(e1), "b": P(e2), "y": P(e3), "n": 1000}},
+		{"add_relu_v1", func() error { return d.AddReLU(e2, e4, e1) }, 4,
+			map[string]uint64{"a": P(e2), "b": P(e4), "y": P(e1), "n": 1000}},
 		{"channel_copy_v1", func() error { return d.ChannelCopy(2, 4, 7, src, 5, 1, dst, 6, 2) }, lin(2 * 4 * 7),
 			map[string]uint64{"src": P(src), "dst": P(dst), "N": 2, "C": 4, "HW": 7, "src_C": 5, "src_off": 1,
 				"dst_C": 6, "dst_off": 2}},

@@ -51,6 +51,7 @@ const (
 	kActBwd
 	kDropout
 	kAdd
+	kAddReLU
 	kChannelCopy
 	kPackNHWCBF16
 	kPackNHWCTF32
@@ -123,6 +124,7 @@ var plainKernels = [numPlainKernels]string{
 	kActBwd:                  "act_bwd_v1",
 	kDropout:                 "dropout_v1",
 	kAdd:                     "add_v1",
+	kAddReLU:                 "add_relu_v1",
 	kChannelCopy:             "channel_copy_v1",
 	kPackNHWCBF16:            "pack_nhwc_bf16_v1",
 	kPackNHWCTF32:            "pack_nhwc_tf32_v1",

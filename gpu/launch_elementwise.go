@@ -195,13 +195,28 @@ func argU32(v uint32) arg { return argI32(int(int32(v))) }
 func (d *Device) Add(a, b, y *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.add(a, b, y); err != nil {
+	if err := d.addKernel(kAdd, a, b, y); err != nil {
 		return launchErr(kAdd, elemShape{lenOf(a)}, err)
 	}
 	return nil
 }
 
-func (d *Device) add(a, b, y *Buffer) error {
+// AddReLU computes y = max(a + b, 0) elementwise with ReLUForward's rules
+// (NaN propagates, −0 becomes +0): the bits of Add then ReLUForward, in
+// one pass (cpuref.AddReLUForward). Equal lengths, y may be a or b.
+// Kernel add_relu_v1, 1-D over n; errors as Add's.
+func (d *Device) AddReLU(a, b, y *Buffer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.addKernel(kAddReLU, a, b, y); err != nil {
+		return launchErr(kAddReLU, elemShape{lenOf(a)}, err)
+	}
+	return nil
+}
+
+// addKernel checks a, b and y (equal lengths) and launches k (add_v1 or
+// add_relu_v1) over them.
+func (d *Device) addKernel(k kernelID, a, b, y *Buffer) error {
 	if a == nil {
 		return fmt.Errorf("a is nil: %w", geom.ErrGeometry)
 	}
@@ -215,7 +230,7 @@ func (d *Device) add(a, b, y *Buffer) error {
 		}
 	}
 	grid, block := linear(n)
-	return d.launch(kAdd, grid, block, 0, argPtr(a), argPtr(b), argPtr(y), argI32(n))
+	return d.launch(k, grid, block, 0, argPtr(a), argPtr(b), argPtr(y), argI32(n))
 }
 
 // copyShape names a channel copy in errors.

@@ -7,6 +7,7 @@
 //	dropout_v1       one thread per 4 consecutive elements (one Philox call); forward and backward alike.
 //	dropout_at_v1    dropout_v1 with the step of the key read from device memory (a recorded step's per-step value).
 //	add_v1           one thread per element.
+//	add_relu_v1      add_v1 and relu_fwd_v1 in one pass, one thread per element.
 //	channel_copy_v1  one thread per copied element: a channel range of one (N,C,HW) tensor into another.
 //
 // Launch shapes (kBlock = 256 threads per block) are stated at each kernel;
@@ -101,6 +102,20 @@ extern "C" __global__ void add_v1(const float* a, const float* b, float* y, int 
   int i = global_index();
   if (i >= n) return;
   y[i] = a[i] + b[i];
+}
+
+// add_relu_v1 computes y[i] = max(a[i] + b[i], 0) with relu_fwd_v1's
+// rules (NaN propagates, −0 becomes +0): the bits of add_v1 then
+// relu_fwd_v1, a residual block's add and the ReLU after it in one pass
+// (cpuref.AddReLUForward).
+//
+// Launch: 1-D over n (grid.x = ceil(n/256), block.x = 256).
+extern "C" __global__ void add_relu_v1(const float* a, const float* b, float* y, int n) {
+  // a, b and y are (n)
+  int i = global_index();
+  if (i >= n) return;
+  float v = a[i] + b[i];
+  y[i] = (v > 0.0f || v != v) ? v : 0.0f;
 }
 
 // channel_copy_v1 copies channels [src_off, src_off + C) of src, an

@@ -1038,6 +1038,16 @@ var All = []Kernel{
 		Doc: docs["add_v1"],
 	},
 	{
+		Name: "add_relu_v1", File: "elementwise.ptx", Source: "elementwise.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "a", Type: TypePtr, CType: "const float*"},
+			{Name: "b", Type: TypePtr, CType: "const float*"},
+			{Name: "y", Type: TypePtr, CType: "float*"},
+			{Name: "n", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["add_relu_v1"],
+	},
+	{
 		Name: "channel_copy_v1", File: "elementwise.ptx", Source: "elementwise.cu", Target: "sm_70",
 		Params: []Param{
 			{Name: "src", Type: TypePtr, CType: "const float*"},

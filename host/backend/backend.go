@@ -128,7 +128,8 @@ type Fusions struct {
 	// bn_eval_fwd_v2; the CPU backend: cpuref.BatchNorm32).
 	BatchNormReLU bool
 	// AddReLU: AddReLU is one pass (the CPU backend:
-	// cpuref.AddReLUForward), cheaper than Add and then ReLUForward.
+	// cpuref.AddReLUForward; the GPU backend: add_relu_v1), cheaper than
+	// Add and then ReLUForward.
 	AddReLU bool
 	// BatchNormBackwardReLU: BatchNormBackwardReLU is one pass (the CPU
 	// backend: cpuref.BatchNorm32.BackwardReLU), cheaper than

@@ -104,6 +104,16 @@ func (be *gpuBackend) Add(a, b, y backend.Tensor) error {
 	return gpuWrap("add", be.dev.Add(t[0], t[1], t[2]))
 }
 
+// AddReLU runs add_relu_v1: y = max(a + b, 0) in one launch, the bits of
+// Add then ReLUForward.
+func (be *gpuBackend) AddReLU(a, b, y backend.Tensor) error {
+	t, err := be.bufs(addArgs, a, b, y)
+	if err != nil {
+		return err
+	}
+	return gpuWrap("add+relu", be.dev.AddReLU(t[0], t[1], t[2]))
+}
+
 // concatChannels checks a concatenation of len(cs) tensors (count given)
 // of cs[i] channels and returns the total channel count.
 func concatChannels(op string, n, hw int, cs []int, count int) (int, error) {

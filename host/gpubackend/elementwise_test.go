@@ -68,8 +68,8 @@ func testElementwiseOps(t *testing.T, w *twin, rng *rand.Rand) {
 		w.same("y", y, 0, 0)
 	})
 
-	// AddReLU: fused on the CPU (cpuref.AddReLUForward), add_v1 and
-	// relu_fwd_v1 here; a quarter of the sums exactly ±0.
+	// AddReLU: cpuref.AddReLUForward on the CPU, add_relu_v1 here; a
+	// quarter of the sums exactly ±0.
 	t.Run("op=add+relu", func(t *testing.T) {
 		w.t = t
 		const n = 301

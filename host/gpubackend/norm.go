@@ -145,14 +145,6 @@ func (be *gpuBackend) BatchNormBackwardReLU(n, c, hw int, x, gamma, saveMean, sa
 	return errors.Join(err, be.Free(m))
 }
 
-// AddReLU is not fused here (Fusions does not advertise it): add_v1, then
-// relu_fwd_v1 in place on y.
-func (be *gpuBackend) AddReLU(a, b, y backend.Tensor) error {
-	if err := be.Add(a, b, y); err != nil {
-		return err
-	}
-	return be.ReLUForward(y, y)
-}
 
 var xyArgs, dyDxArgs = []arg{{"x", false}, {"y", false}}, []arg{{"dy", false}, {"dx", false}}
 

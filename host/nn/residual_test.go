@@ -371,7 +371,8 @@ func TestParseSpecConcat(t *testing.T) {
 // then runs an evaluation Forward, and requires the same bits: losses,
 // weights, running statistics and the evaluation outputs. Fused, each
 // BatchNorm followed by a ReLU is one bn_*_fwd_v2 launch and its ReLU is
-// never launched (the ReLU after the residual add still is).
+// never launched, and the residual add with the ReLU after it is one
+// add_relu_v1 launch.
 func TestFusedBatchNormReLU(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the simulator's runs are left to the full run")
@@ -407,8 +408,8 @@ func TestFusedBatchNormReLU(t *testing.T) {
 	for i := range u.params {
 		backendtest.EqualBits(t, "parameter or buffer "+strconv.Itoa(i), f.params[i], u.params[i])
 	}
-	// Two BatchNorm+ReLU pairs per Forward: steps training Forwards and one
-	// in evaluation; the ReLU after the add runs on its own.
+	// Two BatchNorm+ReLU pairs and one add+ReLU per Forward: steps
+	// training Forwards and one in evaluation.
 	for _, c := range []struct {
 		kernel        string
 		fused, unfusd int64
@@ -417,7 +418,9 @@ func TestFusedBatchNormReLU(t *testing.T) {
 		{"bn_train_fwd_v1", steps, 3 * steps},
 		{"bn_eval_fwd_v2", 2, 0},
 		{"bn_eval_fwd_v1", 1, 3},
-		{"relu_fwd_v1", steps + 1, 3 * (steps + 1)},
+		{"relu_fwd_v1", 0, 3 * (steps + 1)},
+		{"add_v1", 0, steps + 1},
+		{"add_relu_v1", steps + 1, 0},
 	} {
 		if f.stats[c.kernel] != c.fused || u.stats[c.kernel] != c.unfusd {
 			t.Errorf("%s launches: %d fused, %d as written; want %d and %d", c.kernel, f.stats[c.kernel], u.stats[c.kernel], c.fused, c.unfusd)
