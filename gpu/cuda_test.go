@@ -51,6 +51,11 @@ func TestBatchNormKeepCUDA(t *testing.T) { testBatchNormKeep(t, openCUDAT(t)) }
 // pass gives the bits of the conv packing dy itself.
 func TestBatchNormBackwardKeepCUDA(t *testing.T) { testBatchNormBackwardKeep(t, openCUDAT(t)) }
 
+// TestAddReLUKeepCUDA is TestAddReLUKeep on CUDA device 0: y's bfloat16
+// copies written by the residual add's pass give the bits of the
+// convolutions packing y themselves.
+func TestAddReLUKeepCUDA(t *testing.T) { testAddReLUKeep(t, openCUDAT(t)) }
+
 // TestSimMatchesCUDA runs the same launches on the simulator and on the
 // GPU: the same PTX must give the same bits (the kernels use only correctly
 // rounded operations, their own exp and log, and no atomics).

@@ -189,7 +189,10 @@ var docs = map[string]string{
 	"dropout_v1": "y = (x·mask)·(1/(1−p)), mask = float(Philox4x32-10((i/4, stream, step_lo, step_hi), " +
 		"(seed_lo, seed_hi))[i mod 4] >> 8)·2^−24 ≥ p (cpuref.DropoutMask); forward and backward. " +
 		"1-D over ⌈n/4⌉.",
-	"add_v1":      "y = a + b. 1-D over n.",
+	"add_v1": "y = a + b. 1-D over n.",
+	"add_relu_pack_bf16_v1": "y = max(a + b, 0) (add_relu_v1's bits) and y's bfloat16 channels-last copy " +
+		"(pack_transpose_bf16_v2's words, rows = C, cols = HW, rowsP = Cp, rev = 1) in dst and, when not null, dst2. " +
+		"grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
 	"add_relu_v1": "y = max(a + b, 0) (relu_fwd_v1's NaN and −0 rules): add_v1 then relu_fwd_v1 in one pass. 1-D over n.",
 	"channel_copy_v1": "dst[n, dst_off+c, j] = src[n, src_off+c, j] for c < C, j < HW (concatenation's forward " +
 		"and backward). 1-D over N·C·HW.",

@@ -7,8 +7,9 @@
 //
 // The PTX targets sm_70 (PTX ISA 6.0), so the driver JIT-compiles it for
 // Volta and every newer GPU, except the files whose source asks for sm_80
-// (conv_igemm_tf32.ptx, conv_igemm_tf32_pipe.ptx and conv_igemm_bf16.ptx:
-// the TF32 and BF16 tensor-core kernels, PTX ISA 7.0), which
+// ("// gen-ptx: target sm_80": the TF32 and BF16 tensor-core kernels, the
+// cp.async pipelines and the kernels that write the bfloat16 and TF32
+// copies they read; PTX ISA 7.0), which
 // package gpu loads only on compute capability 8.0 and newer (see
 // Kernel.Target). The PTX simulator in gpu/ runs the very same text.
 // Kernel versions live side by side (conv2d_fwd_v1_direct,

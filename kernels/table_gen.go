@@ -50,6 +50,21 @@ var All = []Kernel{
 		Doc: docs["act_bwd_v1"],
 	},
 	{
+		Name: "add_relu_pack_bf16_v1", File: "add_pack.ptx", Source: "add_pack.cu", Target: "sm_80",
+		Params: []Param{
+			{Name: "a", Type: TypePtr, CType: "const float*"},
+			{Name: "b", Type: TypePtr, CType: "const float*"},
+			{Name: "y", Type: TypePtr, CType: "float*"},
+			{Name: "dst", Type: TypePtr, CType: "unsigned*"},
+			{Name: "dst2", Type: TypePtr, CType: "unsigned*"},
+			{Name: "N", Type: TypeI32, CType: "int"},
+			{Name: "C", Type: TypeI32, CType: "int"},
+			{Name: "HW", Type: TypeI32, CType: "int"},
+			{Name: "Cp", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["add_relu_pack_bf16_v1"],
+	},
+	{
 		Name: "augment_batch_v1", File: "augment.ptx", Source: "augment.cu", Target: "sm_70",
 		Params: []Param{
 			{Name: "src", Type: TypePtr, CType: "const float*"},
@@ -1563,6 +1578,7 @@ var All = []Kernel{
 var defines = map[string]map[string]int{
 	"activation.cu":           {"kBlock": 256},
 	"activation_v2.cu":        {"kBlock": 256, "kActLeakyReLU": 1, "kActSigmoid": 2, "kActTanh": 3, "kActSiLU": 4, "kActGELUErf": 5, "kActGELUTanh": 6},
+	"add_pack.cu":             {"kBlock": 256, "kTile": 32},
 	"augment.cu":              {"kBlock": 256},
 	"avgpool.cu":              {"kBlock": 256},
 	"check.cu":                {"kBlock": 256, "kCheckWords": 3, "kCheckChunk": 8},
