@@ -614,7 +614,12 @@ func (t *timedBackend) Add(a, b, y backend.Tensor) error {
 }
 
 func (t *timedBackend) AddReLU(a, b, y backend.Tensor) error {
-	return t.time("add+relu", 0, 0, func() error { return t.be.AddReLU(a, b, y) })
+	return t.AddReLUKeep(a, b, y, nil)
+}
+
+// AddReLUKeep is timed as AddReLU, under its label.
+func (t *timedBackend) AddReLUKeep(a, b, y backend.Tensor, keeps []backend.ConvKeep) error {
+	return t.time("add+relu", 0, 0, func() error { return t.be.AddReLUKeep(a, b, y, keeps) })
 }
 
 func (t *timedBackend) ConcatForward(n, hw int, cs []int, xs []backend.Tensor, y backend.Tensor) error {

@@ -147,6 +147,18 @@ type Fusions struct {
 	// likewise BatchNormBackwardKeep for the convolution before it
 	// (ConvDyCopyLen not 0), whose output only the batch norm reads.
 	BatchNormKeep bool
+	// AddReLUKeep: AddReLUKeep makes what the convolutions reading its
+	// output keep in the add's own pass, cheaper than each convolution
+	// making it (the GPU backend: y's bfloat16 copy), and a residual add
+	// with its ReLU read by such convolutions runs it.
+	AddReLUKeep bool
+}
+
+// ConvKeep is a convolution g reading a layer's output and its
+// Conv2DForwardKeep tensor XK (AddReLUKeep).
+type ConvKeep struct {
+	G  geom.ConvGeom
+	XK Tensor
 }
 
 // Memory allocates, copies and frees a backend's tensors.
@@ -318,6 +330,14 @@ type Ops interface {
 	// AddReLU: y = max(a + b, 0) elementwise, equal lengths, the bits of
 	// Add and then ReLUForward (a residual merge and the ReLU after it).
 	AddReLU(a, b, y Tensor) error
+	// AddReLUKeep is AddReLU, making too, for each of keeps (at most two:
+	// convolutions that read y, each with its Conv2DForwardKeep tensor of
+	// ConvKeepLen(k.G) elements), what Conv2DForwardKeep(k.G, y, …, k.XK)
+	// keeps of its input: that call, the next on k.XK, reads it instead of
+	// making it, while y is not written in between (the GPU backend at
+	// BF16: y's bfloat16 channels-last copy, written as y is). The same
+	// bits as AddReLU; no keeps: AddReLU.
+	AddReLUKeep(a, b, y Tensor, keeps []ConvKeep) error
 	// ConcatForward: xs[i] is (N,cs[i],HW), y (N,Σcs,HW) their channels in
 	// order.
 	ConcatForward(n, hw int, cs []int, xs []Tensor, y Tensor) error

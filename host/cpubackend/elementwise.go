@@ -119,6 +119,12 @@ func (be *cpuBackend) AddReLU(a, b, y backend.Tensor) error {
 // AddForward's checks of the lengths.
 func (be *cpuBackend) add(a, b, y []float32) error { return be.addOp(opAdd, a, b, y) }
 
+// AddReLUKeep is AddReLU: the CPU backend keeps nothing for a
+// convolution (ConvKeepLen 0).
+func (be *cpuBackend) AddReLUKeep(a, b, y backend.Tensor, _ []backend.ConvKeep) error {
+	return be.AddReLU(a, b, y)
+}
+
 // addOp runs op (opAdd or opAddReLU) over a, b and y on up to threads
 // goroutines, after AddForward's checks of the lengths (AddReLUForward's
 // are the same).

@@ -114,6 +114,30 @@ func (be *gpuBackend) AddReLU(a, b, y backend.Tensor) error {
 	return gpuWrap("add+relu", be.dev.AddReLU(t[0], t[1], t[2]))
 }
 
+// AddReLUKeep runs gpu.Device.AddReLUKeep: AddReLU's bits, and for each of
+// keeps (at most two) whose convolution keeps y's bfloat16 copy
+// (ConvKeepLen(k.G) > 0), that copy made in k.XK as y is written
+// (add_relu_pack_bf16_v1, one launch for both), for Conv2DForwardKeep(k.G,
+// y, …, k.XK) to read.
+func (be *gpuBackend) AddReLUKeep(a, b, y backend.Tensor, keeps []backend.ConvKeep) error {
+	t, err := be.bufs(addArgs, a, b, y)
+	if err != nil {
+		return err
+	}
+	var ks [2]gpu.ConvKeep
+	if len(keeps) > len(ks) {
+		return fmt.Errorf("host: add+relu: %d convolutions keep its output, at most %d: %w", len(keeps), len(ks), geom.ErrGeometry)
+	}
+	for i, k := range keeps {
+		xk, err := be.optF32("xk", k.XK, -1)
+		if err != nil {
+			return err
+		}
+		ks[i] = gpu.ConvKeep{G: k.G, XK: xk}
+	}
+	return gpuWrap("add+relu", be.dev.AddReLUKeep(t[0], t[1], t[2], ks[:len(keeps)]...))
+}
+
 // concatChannels checks a concatenation of len(cs) tensors (count given)
 // of cs[i] channels and returns the total channel count.
 func concatChannels(op string, n, hw int, cs []int, count int) (int, error) {

@@ -360,12 +360,14 @@ func (be *gpuBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor, 
 // Fusions: a convolution or a batch normalisation with its ReLU is one
 // launch; a convolution's two backward passes share one channels-last
 // copy of dy where both kernels read it (Conv2DBackward), and at BF16 read
-// the copy of x its forward pass kept (ConvKeepLen); a residual add and
-// the ReLU after it are one launch (add_relu_v1).
+// the copy of x its forward pass kept (ConvKeepLen), made by the batch
+// norm or the residual add+ReLU before it where there is one
+// (BatchNormKeep, AddReLUKeep); a residual add and the ReLU after it are
+// one launch (add_relu_v1).
 // BatchNormBackwardReLU is two launches (the unfused kernels one after the
 // other), so it is not advertised.
 func (be *gpuBackend) Fusions() backend.Fusions {
-	return backend.Fusions{ConvReLU: true, BatchNormReLU: true, ConvBackward: true, BatchNormKeep: true, AddReLU: true}
+	return backend.Fusions{ConvReLU: true, BatchNormReLU: true, ConvBackward: true, BatchNormKeep: true, AddReLU: true, AddReLUKeep: true}
 }
 
 // convForward runs launch (a gpu.Device forward pass) on the buffers of

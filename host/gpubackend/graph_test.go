@@ -189,8 +189,9 @@ func TestTrainerGraph(t *testing.T) {
 // network whose second conv keeps x's bfloat16 copy from its forward
 // pass and packs dy once for its two backward passes (Conv2DForwardKeep,
 // Conv2DBackward), both copies made by the batch norms beside it
-// (BatchNormForwardKeep, BatchNormBackwardKeep): replaying the recorded
-// step gives the eager bits.
+// (BatchNormForwardKeep, BatchNormBackwardKeep), and on one where a
+// residual add+ReLU makes that conv's copy of x (AddReLUKeep): replaying
+// the recorded step gives the eager bits.
 func TestTrainerGraphBF16(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: gpu.TestConvKeep and nn.TestConvBackwardShared check the calls; the recorded epoch is left to the full run")
@@ -211,7 +212,11 @@ func TestTrainerGraphBF16(t *testing.T) {
 		t.Fatalf("the second conv keeps nothing (%d), shares no dy copy (%d) or runs %s: the test would not cover them",
 			dev.ConvKeepLen(g), dev.ConvDyCopyLen(g), dev.ConvKernelFor(gpu.ConvBwdData, g))
 	}
-	testTrainerGraph(t, trainSet, test, spec, data.Augment{}, gpu.BF16, 1)
+	t.Run("bn", func(t *testing.T) { testTrainerGraph(t, trainSet, test, spec, data.Augment{}, gpu.BF16, 1) })
+	layers, err = nn.ParseSpec("conv16x3x3p1,bn,relu,res(conv16x3x3p1nobias,bn),relu,conv32x3x3p1nobias,bn,relu,maxpool2,dense10")
+	backendtest.MustNil(t, err)
+	spec.Layers = layers
+	t.Run("add", func(t *testing.T) { testTrainerGraph(t, trainSet, test, spec, data.Augment{}, gpu.BF16, 1) })
 }
 
 func testTrainerGraph(t *testing.T, trainSet, test *data.Dataset, spec nn.Spec, aug data.Augment, prec gpu.Precision, epochs int) {

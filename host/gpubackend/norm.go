@@ -145,7 +145,6 @@ func (be *gpuBackend) BatchNormBackwardReLU(n, c, hw int, x, gamma, saveMean, sa
 	return errors.Join(err, be.Free(m))
 }
 
-
 var xyArgs, dyDxArgs = []arg{{"x", false}, {"y", false}}, []arg{{"dy", false}, {"dx", false}}
 
 func (be *gpuBackend) AvgPoolForward(g geom.AvgPoolGeom, x, y backend.Tensor) error {

@@ -238,6 +238,9 @@ type Batch struct {
 	// forward pass keeps for its weight gradient (Conv2DForwardKeep); nil
 	// where the backend keeps nothing (ConvKeepLen 0).
 	keep []backend.Tensor
+	// addKeeps, per residual add with keepsFor, is those convs' keep
+	// tensors (nil where none keeps anything) for AddReLUKeep.
+	addKeeps [][]backend.ConvKeep
 	// dyk is where a batch norm's backward pass makes the conv's copy of
 	// its dy (BatchNormBackwardKeep, dyFor), one tensor for the batch
 	// (each copy is read by the next node's backward pass) of the largest
@@ -370,6 +373,16 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 				return fail(err)
 			}
 			b.tmp[nd.id] = append(b.tmp[nd.id], t)
+		}
+	}
+	b.addKeeps = make([][]backend.ConvKeep, len(m.g.nodes))
+	for _, nd := range m.g.nodes {
+		for _, c := range nd.keepsFor {
+			if b.keep[c.id] != nil {
+				g := c.info.Conv
+				g.N = n
+				b.addKeeps[nd.id] = append(b.addKeeps[nd.id], backend.ConvKeep{G: g, XK: b.keep[c.id]})
+			}
 		}
 	}
 	for _, nd := range m.g.nodes {

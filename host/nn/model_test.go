@@ -525,3 +525,96 @@ func TestBatchNormKeepPlan(t *testing.T) {
 			with.bwdMade, without.bwdMade, bwdPairs*st)
 	}
 }
+
+// noAddKeep is a backend without Fusions.AddReLUKeep.
+type noAddKeep struct{ backend.Backend }
+
+func (b noAddKeep) Fusions() backend.Fusions {
+	f := b.Backend.Fusions()
+	f.AddReLUKeep = false
+	return f
+}
+
+// TestAddReLUKeepPlan trains a few steps at BF16 on the simulator with the
+// step plan's residual add+ReLU making the bfloat16 copies of its output
+// that the convolutions reading it keep (AddReLUKeep: the next block's
+// first conv and its projection), and without, then evaluates a batch,
+// and requires the same losses, weights, running statistics and
+// evaluation outputs, bit for bit, and one packing launch fewer for each
+// such conv and forward pass, its copy made by add_relu_pack_bf16_v1
+// instead (one launch for both convs).
+func TestAddReLUKeepPlan(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("-short: the simulator's runs are left to the full run (TestAddReLUKeep checks the device's part)")
+	}
+	// A 3×3 projection: at this batch the simulator's dispatcher runs a
+	// 1×1 strided one with the direct kernels, which keep nothing.
+	layers, err := ParseSpec("conv16x3x3p1nobias,bn,relu,res(conv16x3x3p1nobias,bn,relu,conv16x3x3p1nobias,bn),relu," +
+		"res(conv32x3x3s2p1nobias,bn,relu,conv32x3x3p1nobias,bn|conv32x3x3s2p1nobias,bn),relu,gap,dense4")
+	backendtest.MustNil(t, err)
+	spec := Spec{C: 1, H: 16, W: 16, Loss: SoftmaxCE, Layers: layers}
+	ds, err := data.Synthetic(32, 16, 4, 3)
+	backendtest.MustNil(t, err)
+	const steps, batch = 2, 8
+	type result struct {
+		losses, eval       []float32
+		params             [][]float32
+		packs, made, plain int64
+		keepsFor, keeping  int
+	}
+	run := func(keep bool) result {
+		be, dev := backendtest.Sim(t)
+		backendtest.MustNil(t, dev.SetPrecision(gpu.BF16))
+		if !keep {
+			be = noAddKeep{be}
+		}
+		m, err := newModel(be, spec, 2, true)
+		backendtest.MustNil(t, err)
+		var r result
+		for _, n := range m.g.nodes {
+			r.keepsFor += len(n.keepsFor)
+			for _, c := range n.keepsFor {
+				g := c.info.Conv
+				g.N = batch
+				if be.ConvKeepLen(g) > 0 {
+					r.keeping++
+				}
+			}
+		}
+		r.losses = trainSteps(t, m, ds, steps, batch, 5, 0.1)
+		r.eval, r.params = evalState(t, m, be, ds, batch, 7)
+		for name, k := range dev.KernelStats() {
+			if strings.HasPrefix(name, "pack_") {
+				r.packs += k.Launches
+			}
+			switch name {
+			case "add_relu_pack_bf16_v1":
+				r.made += k.Launches
+			case "add_relu_v1":
+				r.plain += k.Launches
+			}
+		}
+		return r
+	}
+	with, without := run(true), run(false)
+	backendtest.EqualBits(t, "losses", with.losses, without.losses)
+	backendtest.EqualBits(t, "evaluation output", with.eval, without.eval)
+	for i := range without.params {
+		backendtest.EqualBits(t, "param or buffer "+strconv.Itoa(i), with.params[i], without.params[i])
+	}
+	// The first block's add+ReLU feeds the second block's first conv and
+	// its projection, both keeping their copies at this batch; the second
+	// block's feeds the global average pool. Each add runs once per
+	// training step and once in the evaluation.
+	passes := int64(steps) + 1
+	if with.keepsFor != 2 || with.keeping != 2 || without.keepsFor != 0 {
+		t.Fatalf("%d convs (%d keeping) read an add+ReLU that makes their copies with AddReLUKeep, %d without: want 2 (2), 0",
+			with.keepsFor, with.keeping, without.keepsFor)
+	}
+	if without.packs-with.packs != 2*passes || with.made != passes || with.plain != passes || without.made != 0 || without.plain != 2*passes {
+		t.Errorf("packing launches %d with, %d without (want %d fewer); add_relu_pack_bf16_v1 launches %d and %d (want %d and 0), "+
+			"add_relu_v1 %d and %d (want %d and %d)", with.packs, without.packs, 2*passes, with.made, without.made, passes,
+			with.plain, without.plain, passes, 2*passes)
+	}
+}

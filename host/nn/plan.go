@@ -79,6 +79,13 @@ type node struct {
 	// (BatchNormBackwardKeep into the batch's dyk), and the conv reads it
 	// instead of making it.
 	dyFor *node
+	// keepsFor, on a residual add with its ReLU fused (AddReLU) on a
+	// backend whose Fusions say AddReLUKeep, is the convolutions running
+	// Conv2DBackward that read its output (at most two: the next block's
+	// first conv and its projection): the add's pass makes what each
+	// keeps of its input (AddReLUKeep into their keep tensors), and they
+	// read it instead of making it.
+	keepsFor []*node
 	// Where the input's gradient goes: the input's gradient itself, or,
 	// when another consumer of the input writes it first in the backward
 	// pass, the input's scratch, added to it after the node (dxAcc).
@@ -283,6 +290,17 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 			}
 		}
 	}
+	// A residual add+ReLU makes the copies of the convs reading its output.
+	for _, n := range g.nodes {
+		if !fuse || !f.AddReLUKeep || n.mod != addModule || n.epilogue != backend.EpilogueReLU {
+			continue
+		}
+		for _, c := range g.nodes[n.id+1:] {
+			if c.mod != addModule && c.mod != catModule && c.mod.kind == Conv && c.bwdBoth && c.in == n.y && len(n.keepsFor) < 2 {
+				n.keepsFor = append(n.keepsFor, c)
+			}
+		}
+	}
 	// needDX: whether anything upstream of a tensor has parameters.
 	upstream := make([]bool, len(g.tensors))
 	for _, n := range g.nodes {
@@ -445,6 +463,9 @@ var addModule = &kindModule{
 	},
 	forward: func(b *Batch, n *node) error {
 		if n.epilogue == backend.EpilogueReLU { // the ReLU after it, fused (plan): its output
+			if k := b.addKeeps[n.id]; k != nil { // and the copies of the convs reading it (keepsFor)
+				return b.be.AddReLUKeep(b.acts[n.in], b.acts[n.in2], b.acts[n.y], k)
+			}
 			return b.be.AddReLU(b.acts[n.in], b.acts[n.in2], b.acts[n.y])
 		}
 		return b.be.Add(b.acts[n.in], b.acts[n.in2], b.acts[n.out])
