@@ -283,6 +283,20 @@ func bnFedShapes() []string {
 	return names
 }
 
+// addFedShapes are the ResNet-50 shapes of peerShapes whose input is a
+// block's output, the residual add's ReLU: the 1×1 convs from the block
+// width to the bottleneck's (each block's first, 4C → C) and the strided
+// 1×1 shortcuts.
+func addFedShapes() []string {
+	var names []string
+	for _, s := range peerShapes {
+		if strings.HasPrefix(s.name, "resnet-1x1s2-") || strings.HasPrefix(s.name, "resnet-1x1-") && s.g.C == 4*s.g.K {
+			names = append(names, s.name)
+		}
+	}
+	return names
+}
+
 // BenchmarkBatchNormKeep times, on a GPU at BF16, a batch norm beside a
 // conv with the conv making its channels-last copy and with the batch
 // norm making it, for each ResNet-50 shape of peerShapes. Forward, on the
@@ -291,12 +305,15 @@ func bnFedShapes() []string {
 // BatchNormForwardKeep then Conv2DForwardKeep reading the copy.
 // Backward (every ResNet-50 conv feeds a batch norm): mode=bwd-apart
 // BatchNormBackward then Conv2DBackward packing dy, mode=bwd-fused
-// BatchNormBackwardKeep then Conv2DBackward reading dy's copy. The same
-// bits; the fused modes read the batch norm's output once fewer and
-// launch one packing fewer (the analytic model's figures are in
-// BENCHMARKS.md, "The batch norm writes the next convolution's bfloat16
-// copy"). Measured as benchGPU says, GFLOP/s over the conv's FLOPs (the
-// backward's two passes). scripts/gpu-check.sh runs it in step 6, if time
+// BatchNormBackwardKeep then Conv2DBackward reading dy's copy. A residual
+// add+ReLU before a conv, on the shapes of addFedShapes: mode=add-apart
+// AddReLU then Conv2DForwardKeep packing y itself, mode=add-fused
+// AddReLUKeep then Conv2DForwardKeep reading the copy. The same bits; the
+// fused modes read the layer's output once fewer and launch one packing
+// fewer (the analytic model's figures are in BENCHMARKS.md, "The batch
+// norm writes the convolutions' channels-last copies" and "The residual
+// add writes them too"). Measured as benchGPU says, GFLOP/s over the
+// conv's FLOPs (the backward's two passes). scripts/gpu-check.sh runs it in step 6, if time
 // is left. Skipped without a GPU.
 //
 //	go test -tags cuda -run '^$' -bench BatchNormKeep -benchtime 50x ./gpu
@@ -310,24 +327,27 @@ func BenchmarkBatchNormKeep(b *testing.B) {
 		b.Skip(err)
 	}
 	defer d.SetPrecision(FP32)
-	fed := bnFedShapes()
+	fed, addFed := bnFedShapes(), addFedShapes()
 	for _, s := range peerShapes {
 		if !strings.HasPrefix(s.name, "resnet-") {
 			continue
 		}
 		g := s.g
 		b.Run("shape="+s.name, func(b *testing.B) {
-			n, dyn := d.ConvKeepLen(g), d.ConvDyCopyLen(g)
+			n, dyn, na := d.ConvKeepLen(g), d.ConvDyCopyLen(g), d.ConvKeepLen(g)
 			if !slices.Contains(fed, s.name) {
 				n = 0
 			}
-			if n == 0 && dyn == 0 {
+			if !slices.Contains(addFed, s.name) {
+				na = 0
+			}
+			if n == 0 && dyn == 0 && na == 0 {
 				b.Skipf("no copy to make at BF16 on %v", g)
 			}
 			c := newConvBufs(b, d, g)
 			defer c.free()
 			rng := newRand("bn-keep")
-			xk, dyk := randomBuf(b, d, max(n, 1), rng), randomBuf(b, d, max(dyn, 1), rng)
+			xk, dyk := randomBuf(b, d, max(n, na, 1), rng), randomBuf(b, d, max(dyn, 1), rng)
 			bnIn, bnY, dx, dw := randomBuf(b, d, g.XLen(), rng), randomBuf(b, d, g.YLen(), rng), randomBuf(b, d, g.XLen(), rng), randomBuf(b, d, g.WLen(), rng)
 			for _, buf := range []*Buffer{xk, dyk, bnIn, bnY, dx, dw} {
 				defer buf.Free()
@@ -379,6 +399,22 @@ func BenchmarkBatchNormKeep(b *testing.B) {
 						return err
 					}
 					return d.Conv2DBackward(g, x, dy, c.w, dw, nil, dx, nil)
+				}})
+			}
+			if na > 0 {
+				// The block's output y = max(bnIn + dx, 0), the conv's x.
+				runs = append(runs, run{"add-apart", g.FLOPs(), func(i int) error {
+					x, y := c.at(i)
+					if err := d.AddReLU(bnIn, dx, x); err != nil {
+						return err
+					}
+					return d.Conv2DForwardKeep(g, x, c.w, c.bias, y, true, xk)
+				}}, run{"add-fused", g.FLOPs(), func(i int) error {
+					x, y := c.at(i)
+					if err := d.AddReLUKeep(bnIn, dx, x, ConvKeep{g, xk}); err != nil {
+						return err
+					}
+					return d.Conv2DForwardKeep(g, x, c.w, c.bias, y, true, xk)
 				}})
 			}
 			for _, r := range runs {

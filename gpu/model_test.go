@@ -2,6 +2,7 @@ package gpu
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/convtrain/convtrain/cpuref/geom"
@@ -214,69 +215,94 @@ func TestModelPeer(t *testing.T) {
 	}
 }
 
+// The layer a ResNet-50 conv reads (resnet50Convs).
+const (
+	readsImage = iota // the stem
+	readsBN           // a batch norm's ReLU: a bottleneck's second and third conv
+	readsAdd          // a block's output, the residual add's ReLU: the next block's first conv and shortcut
+	readsPool         // the stem's max-pool: the first block's first conv and shortcut
+)
+
 // resnet50Convs are the 53 convolutions of ResNet-50 (torchvision's
 // layout: the stride on each stage's first 3×3) at N images of 224×224,
-// in forward order, and whether each reads a batch norm's output (its
-// ReLU's): the second and third conv of every bottleneck; the first and
-// the shortcut read the block's input (a residual sum), the stem the
-// image.
-func resnet50Convs(n int) (convs []geom.ConvGeom, afterBN []bool) {
-	add := func(c, h, k, r, s int, bn bool) int {
+// in forward order, and the layer each reads (readsImage, readsBN,
+// readsAdd or readsPool); blockOut is the element count of each of the 16
+// blocks' outputs, the residual sums.
+func resnet50Convs(n int) (convs []geom.ConvGeom, reads []int, blockOut []int) {
+	add := func(c, h, k, r, s, from int) int {
 		g := cg(n, c, h, h, k, r, r, s, s, (r-1)/2, (r-1)/2)
-		convs, afterBN = append(convs, g), append(afterBN, bn)
+		convs, reads = append(convs, g), append(reads, from)
 		return g.P()
 	}
-	h := (add(3, 224, 64, 7, 2, false)+2-3)/2 + 1 // the stem, then its 3×3 stride-2 max-pool
-	in := 64
+	h := (add(3, 224, 64, 7, 2, readsImage)+2-3)/2 + 1 // the stem, then its 3×3 stride-2 max-pool
+	in, from := 64, readsPool
 	for _, st := range []struct{ w, blocks, stride int }{{64, 3, 1}, {128, 4, 2}, {256, 6, 2}, {512, 3, 2}} {
 		for b := range st.blocks {
 			s := 1
 			if b == 0 {
 				s = st.stride
 			}
-			add(in, h, st.w, 1, 1, false)
-			h2 := add(st.w, h, st.w, 3, s, true)
-			add(st.w, h2, 4*st.w, 1, 1, true)
+			add(in, h, st.w, 1, 1, from)
+			h2 := add(st.w, h, st.w, 3, s, readsBN)
+			add(st.w, h2, 4*st.w, 1, 1, readsBN)
 			if b == 0 {
-				add(in, h, 4*st.w, 1, s, false)
+				add(in, h, 4*st.w, 1, s, from)
 			}
-			in, h = 4*st.w, h2
+			in, h, from = 4*st.w, h2, readsAdd
+			blockOut = append(blockOut, n*in*h*h)
 		}
 	}
-	return convs, afterBN
+	return convs, reads, blockOut
 }
 
 // TestResNet50Convs checks resnet50Convs against ResNet-50's known
-// counts: 53 convolutions, 32 after a batch norm, and 4.087 G
-// multiply-adds an image (torchvision's v1.5 layout; the stride on the
-// first 1×1 instead, v1, would give 3.86 G).
+// counts: 53 convolutions, 32 after a batch norm, 18 reading a block's
+// output (15 first convs and 3 shortcuts), 2 the max-pool's, 16 blocks of
+// 56²·256, 28²·512, 14²·1024 and 7²·2048 outputs, and 4.087 G multiply-adds an
+// image (torchvision's v1.5 layout; the stride on the first 1×1 instead,
+// v1, would give 3.86 G).
 func TestResNet50Convs(t *testing.T) {
-	convs, afterBN := resnet50Convs(1)
-	bn, flops := 0, 0.0
+	convs, reads, blockOut := resnet50Convs(1)
+	count, flops := map[int]int{}, 0.0
 	for i, g := range convs {
 		flops += g.FLOPs()
-		if afterBN[i] {
-			bn++
+		count[reads[i]]++
+	}
+	if len(convs) != 53 || count[readsBN] != 32 || count[readsAdd] != 18 || count[readsPool] != 2 || count[readsImage] != 1 ||
+		math.Abs(flops/2-4.087e9) > 0.001e9 {
+		t.Errorf("%d convs, %d after a batch norm, %d after an add, %d after the pool, %d after the image, %.4g G multiply-adds an image; "+
+			"want 53, 32, 18, 2, 1, 4.087 G", len(convs), count[readsBN], count[readsAdd], count[readsPool], count[readsImage], flops/2/1e9)
+	}
+	want := []int{}
+	for _, st := range [][2]int{{56 * 56 * 256, 3}, {28 * 28 * 512, 4}, {14 * 14 * 1024, 6}, {7 * 7 * 2048, 3}} {
+		for range st[1] {
+			want = append(want, st[0])
 		}
 	}
-	if len(convs) != 53 || bn != 32 || math.Abs(flops/2-4.087e9) > 0.001e9 {
-		t.Errorf("%d convs, %d after a batch norm, %.4g G multiply-adds an image; want 53, 32, 4.087 G", len(convs), bn, flops/2/1e9)
+	if !slices.Equal(blockOut, want) {
+		t.Errorf("block outputs %v, want %v", blockOut, want)
 	}
 }
 
 // BenchmarkModelBatchNormKeep reports, without a GPU, what the batch
-// norms writing the convs' copies save in the analytic model on ResNet-50
-// at N = 64 and BF16. Forward (BatchNormForwardKeep): each conv after a
-// batch norm that keeps its input's copy (ConvKeepLen > 0; convs-kept)
-// reads its input in float32 once fewer (saved-MB) and launches one
-// packing fewer, its forward pass's modelParts less those (saved-us).
-// Backward (BatchNormBackwardKeep): each conv with dx whose two backward
-// kernels share dy's copy (ConvDyCopyLen > 0; convs-dy; every conv of
-// ResNet-50 feeds a batch norm) reads dy in float32 once fewer
-// (bwd-saved-MB), charged to its bwd-data pass with one launch
-// (bwd-saved-us). model-ms and fwd-model-ms are the modelled time of the
-// step's conv passes (the stem's bwd-data left out, as training runs it
-// not) and of the forward ones, each pass charged its own packing. Run:
+// norms and residual adds writing the convs' copies save in the analytic
+// model on ResNet-50 at N = 64 and BF16. Forward (BatchNormForwardKeep):
+// each conv after a batch norm that keeps its input's copy (ConvKeepLen >
+// 0; convs-kept) reads its input in float32 once fewer (saved-MB) and
+// launches one packing fewer, its forward pass's modelParts less those
+// (saved-us); likewise each conv after a residual add+ReLU
+// (AddReLUKeep; convs-add, add-saved-MB, add-saved-us). Backward
+// (BatchNormBackwardKeep): each conv with dx whose two backward kernels
+// share dy's copy (ConvDyCopyLen > 0; convs-dy; every conv of ResNet-50
+// feeds a batch norm) reads dy in float32 once fewer (bwd-saved-MB),
+// charged to its bwd-data pass with one launch (bwd-saved-us). model-ms
+// and fwd-model-ms are the modelled time of the step's conv passes (the
+// stem's bwd-data left out, as training runs it not) and of the forward
+// ones, each pass charged its own packing. Outside the convs, the add and
+// ReLU in one pass (add_relu_v1 or add_relu_pack_bf16_v1 instead of
+// add_v1 then relu_fwd_v1 in place) read and write each block's output
+// once fewer in float32 and launch once fewer (addrelu-saved-MB,
+// addrelu-saved-us). Run:
 //
 //	go test -run '^$' -bench ModelBatchNormKeep -benchtime 1x ./gpu
 func BenchmarkModelBatchNormKeep(b *testing.B) {
@@ -288,11 +314,14 @@ func BenchmarkModelBatchNormKeep(b *testing.B) {
 	if err := d.SetPrecision(BF16); err != nil {
 		b.Fatal(err)
 	}
-	convs, afterBN := resnet50Convs(64)
-	var total, fwd, saved, bytes, bwdSaved, bwdBytes float64
-	kept, dyMade := 0, 0
+	convs, reads, blockOut := resnet50Convs(64)
+	var total, fwd, bwdSaved, bwdBytes float64
+	var saved, bytes [readsPool + 1]float64
+	var kept [readsPool + 1]int
+	dyMade := 0
 	for range b.N {
-		total, fwd, saved, bytes, bwdSaved, bwdBytes, kept, dyMade = 0, 0, 0, 0, 0, 0, 0, 0
+		total, fwd, bwdSaved, bwdBytes, saved, bytes, kept, dyMade = 0, 0, 0, 0, [readsPool + 1]float64{}, [readsPool + 1]float64{},
+			[readsPool + 1]int{}, 0
 		for i, g := range convs {
 			for _, p := range []ConvPass{ConvFwd, ConvBwdData, ConvBwdFilter} {
 				if i == 0 && p == ConvBwdData {
@@ -307,10 +336,10 @@ func BenchmarkModelBatchNormKeep(b *testing.B) {
 				switch {
 				case p == ConvFwd:
 					fwd += tm
-					if afterBN[i] && d.ConvKeepLen(g) > 0 {
-						kept++
+					if (reads[i] == readsBN || reads[i] == readsAdd) && d.ConvKeepLen(g) > 0 {
+						kept[reads[i]]++
 						read = 4 * float64(g.XLen())
-						bytes += read
+						bytes[reads[i]] += read
 					}
 				case p == ConvBwdData && d.ConvDyCopyLen(g) > 0:
 					dyMade++
@@ -324,19 +353,28 @@ func BenchmarkModelBatchNormKeep(b *testing.B) {
 				m.launches -= launchSlots / (schedulersSM * h100Clock)
 				s := tm - (max(m.issue, m.math, m.memory) + m.launches)
 				if p == ConvFwd {
-					saved += s
+					saved[reads[i]] += s
 				} else {
 					bwdSaved += s
 				}
 			}
 		}
 	}
-	b.ReportMetric(float64(kept), "convs-kept")
-	b.ReportMetric(bytes/1e6, "saved-MB")
-	b.ReportMetric(saved*1e6, "saved-us")
+	var addBytes float64
+	for _, n := range blockOut {
+		addBytes += 2 * 4 * float64(n) // relu_fwd_v1 in place: y read and written
+	}
+	b.ReportMetric(float64(kept[readsBN]), "convs-kept")
+	b.ReportMetric(bytes[readsBN]/1e6, "saved-MB")
+	b.ReportMetric(saved[readsBN]*1e6, "saved-us")
+	b.ReportMetric(float64(kept[readsAdd]), "convs-add")
+	b.ReportMetric(bytes[readsAdd]/1e6, "add-saved-MB")
+	b.ReportMetric(saved[readsAdd]*1e6, "add-saved-us")
 	b.ReportMetric(float64(dyMade), "convs-dy")
 	b.ReportMetric(bwdBytes/1e6, "bwd-saved-MB")
 	b.ReportMetric(bwdSaved*1e6, "bwd-saved-us")
+	b.ReportMetric(addBytes/1e6, "addrelu-saved-MB")
+	b.ReportMetric((addBytes/h100DRAMBW+float64(len(blockOut))*launchSlots/(schedulersSM*h100Clock))*1e6, "addrelu-saved-us")
 	b.ReportMetric(total*1e3, "model-ms")
 	b.ReportMetric(fwd*1e3, "fwd-model-ms")
 }

@@ -35,8 +35,9 @@
 #   6     rest   only if time is left: train bench fp32/bf16/tf32, PyTorch's
 #                random-data training steps, BenchmarkConvBackwardShared
 #                (a conv's three passes apart and with the shared and kept
-#                copies), BenchmarkBatchNormKeep (a batch norm beside a conv,
-#                the conv's copy made by the conv or by the batch norm),
+#                copies), BenchmarkBatchNormKeep (a batch norm or a residual
+#                add+ReLU beside a conv, the conv's copy made by the conv or
+#                by the layer beside it),
 #                BenchmarkConvSuite and BenchmarkConv2D on the
 #                GPU (every algorithm); running out of
 #                time here is not a failure
@@ -463,7 +464,7 @@ if (($(left) < 5)); then
 	step_status="partial: budget spent"
 else
 	bsteps=50 bbench='ConvBackwardShared|BatchNormKeep|ConvSuite/impl=gpu|Conv2D/impl=gpu' bbtime=20x
-	on_mock && bsteps=5 bbench='Conv2D/impl=gpu|ConvBackwardShared/shape=resnet-3x3-512x7|BatchNormKeep/shape=resnet-3x3-512x7' bbtime=2x
+	on_mock && bsteps=5 bbench='Conv2D/impl=gpu|ConvBackwardShared/shape=resnet-3x3-512x7|BatchNormKeep/shape=resnet-(3x3-512x7|1x1-2048to512x7)' bbtime=2x
 	for prec in fp32 bf16 tf32; do
 		[[ -x "$train" ]] || break
 		t=$SECONDS
