@@ -305,7 +305,9 @@ func addFedShapes() []string {
 // BatchNormForwardKeep then Conv2DForwardKeep reading the copy.
 // Backward (every ResNet-50 conv feeds a batch norm): mode=bwd-apart
 // BatchNormBackward then Conv2DBackward packing dy, mode=bwd-fused
-// BatchNormBackwardKeep then Conv2DBackward reading dy's copy. A residual
+// BatchNormBackwardKeep then Conv2DBackward reading dy's copy, mode=bwd-copy
+// BatchNormBackwardCopy (the copy without dy's float32 values) then
+// Conv2DBackward reading it (no bias gradient, as in every mode). A residual
 // add+ReLU before a conv, on the shapes of addFedShapes: mode=add-apart
 // AddReLU then Conv2DForwardKeep packing y itself, mode=add-fused
 // AddReLUKeep then Conv2DForwardKeep reading the copy. The same bits; the
@@ -396,6 +398,12 @@ func BenchmarkBatchNormKeep(b *testing.B) {
 				}}, run{"bwd-fused", 2 * g.FLOPs(), func(i int) error {
 					x, dy := c.at(i)
 					if err := d.BatchNormBackwardKeep(g.N, g.K, pq, bnY, sk[0], sk[1], sk[2], bnY, dy, sk[3], sk[3], g, dyk); err != nil {
+						return err
+					}
+					return d.Conv2DBackward(g, x, dy, c.w, dw, nil, dx, nil)
+				}}, run{"bwd-copy", 2 * g.FLOPs(), func(i int) error {
+					x, dy := c.at(i)
+					if err := d.BatchNormBackwardCopy(g.N, g.K, pq, bnY, sk[0], sk[1], sk[2], bnY, dy, sk[3], sk[3], g, dyk); err != nil {
 						return err
 					}
 					return d.Conv2DBackward(g, x, dy, c.w, dw, nil, dx, nil)

@@ -198,9 +198,32 @@ func (d *Device) dyPackingMade(g geom.ConvGeom) (packedConv, bool) {
 // BatchNormBackward runs and nothing is remembered. Errors as
 // BatchNormBackward, and for a dyk too short or shared with x, dy or dx.
 func (d *Device) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta *Buffer, g geom.ConvGeom, dyk *Buffer) error {
+	return d.bnBackwardKeep(false, n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, g, dyk)
+}
+
+// BatchNormBackwardCopy is BatchNormBackwardKeep for a dx wanted only as
+// the dy of g's Conv2DBackward without a bias gradient (db nil), whose
+// two kernels then read only dy's copy: where the copy is made, dx's
+// float32 values are not written at all (bn_bwd_pack_v1 instead of
+// bn_bwd_apply_pack_v1; dx's bytes written once fewer), and until a
+// Conv2DBackward on dx reads the copy the device refuses one that would
+// read dx's values instead (another geometry, a bias gradient, the copy
+// dropped); another reader of dx would read what dx held before (the
+// caller's promise: none). Where no copy is made, BatchNormBackward runs,
+// dx written.
+func (d *Device) BatchNormBackwardCopy(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta *Buffer, g geom.ConvGeom, dyk *Buffer) error {
+	return d.bnBackwardKeep(true, n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, g, dyk)
+}
+
+// bnBackwardKeep is BatchNormBackwardKeep, or BatchNormBackwardCopy with
+// copyOnly.
+func (d *Device) bnBackwardKeep(copyOnly bool, n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta *Buffer, g geom.ConvGeom, dyk *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.dyMade = dyMade{}
+	if dx != nil {
+		delete(d.dyOnly, dx.ptr) // written now, one way or the other
+	}
 	pc, ok := d.dyPackingMade(g)
 	if !ok || dyk == nil || dx == nil || g.N != n || g.K != c || g.P()*g.Q() != hw {
 		if err := d.bnBackward(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta); err != nil {
@@ -224,21 +247,51 @@ func (d *Device) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInv
 	if err != nil {
 		return launchErr(kBNBwd, bnShape{n, c, hw}, err)
 	}
-	if err := d.bnBwdApplyPack(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dgamma, dbeta, dx, dyk, kp, pc == packedTF32); err != nil {
-		return launchErr(kBNBwdApplyPack, bnShape{n, c, hw}, err)
+	k, out := kBNBwdApplyPack, dx
+	if copyOnly {
+		k, out = kBNBwdPack, nil
+	}
+	if err := d.bnBwdApplyPack(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dgamma, dbeta, out, dyk, kp, pc == packedTF32); err != nil {
+		return launchErr(k, bnShape{n, c, hw}, err)
 	}
 	d.dyMade = dyMade{dx.ptr, g, pc, dyk}
+	if copyOnly {
+		if d.dyOnly == nil {
+			d.dyOnly = make(map[DevicePtr]*Buffer)
+		}
+		d.dyOnly[dx.ptr] = dx
+	}
 	return nil
 }
 
+// valuesUnwritten reports whether dy's float32 values were left unwritten
+// by BatchNormBackwardCopy (and dy is not freed since); callers hold d.mu.
+func (d *Device) valuesUnwritten(dy *Buffer) bool {
+	if dy == nil {
+		return false
+	}
+	b, ok := d.dyOnly[dy.ptr]
+	if ok && b.freed {
+		delete(d.dyOnly, dy.ptr)
+		return false
+	}
+	return ok
+}
+
 // bnBwdApplyPack launches bn_bwd_apply_pack_v1 (checked buffers): dx and
-// its copy in dyk, kp channels, TF32 or bfloat16.
+// its copy in dyk, kp channels, TF32 or bfloat16; with dx nil
+// bn_bwd_pack_v1, the copy only.
 func (d *Device) bnBwdApplyPack(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dgamma, dbeta, dx, dyk *Buffer, kp int, tf32 bool) error {
 	t := 0
 	if tf32 {
 		t = 1
 	}
-	return d.launch(kBNBwdApplyPack, Dim3{ceilDiv(hw, transposeTile), ceilDiv(kp, transposeTile), n}, Dim3{transposeTile, 8, 1}, 0,
+	grid, block := Dim3{ceilDiv(hw, transposeTile), ceilDiv(kp, transposeTile), n}, Dim3{transposeTile, 8, 1}
+	if dx == nil {
+		return d.launch(kBNBwdPack, grid, block, 0, argPtr(x), argPtr(gamma), argPtr(saveMean), argPtr(saveInvStd), argPtr(dy),
+			argPtr(dgamma), argPtr(dbeta), argPtr(dyk), argI32(n), argI32(c), argI32(hw), argI32(kp), argI32(t))
+	}
+	return d.launch(kBNBwdApplyPack, grid, block, 0,
 		argPtr(x), argPtr(gamma), argPtr(saveMean), argPtr(saveInvStd), argPtr(dy), argPtr(dgamma), argPtr(dbeta),
 		argPtr(dx), argPtr(dyk), argI32(n), argI32(c), argI32(hw), argI32(kp), argI32(t))
 }

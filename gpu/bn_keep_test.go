@@ -1,6 +1,7 @@
 package gpu
 
 import (
+	"errors"
 	"math"
 	"testing"
 
@@ -14,10 +15,11 @@ import (
 func init() {
 	plainConformance = append(plainConformance,
 		conformanceCase{"bn_apply_pack_bf16_v1", []string{"bn_train_stats_v1", "bn_apply_pack_bf16_v1"}, testBNApplyPack},
-		conformanceCase{"bn_bwd_apply_pack_v1", []string{"bn_bwd_apply_pack_v1"}, testBNBwdApplyPack})
+		conformanceCase{"bn_bwd_apply_pack_v1", []string{"bn_bwd_apply_pack_v1", "bn_bwd_pack_v1"}, testBNBwdApplyPack})
 	launcherTestedElsewhere["bn_train_stats_v1"] = true     // TestBNKeepLaunchers
 	launcherTestedElsewhere["bn_apply_pack_bf16_v1"] = true // TestBNKeepLaunchers
 	launcherTestedElsewhere["bn_bwd_apply_pack_v1"] = true  // TestBNKeepLaunchers
+	launcherTestedElsewhere["bn_bwd_pack_v1"] = true        // TestBNKeepLaunchers
 }
 
 // packedWant checks got, the channels-last copy (n, hw, cp) of v (n, c,
@@ -51,15 +53,20 @@ func packedWant(t *testing.T, name string, got, v []float32, n, c, hw, cp, elem 
 // dgamma and dbeta bit for bit as BatchNormBackward32, and every word of
 // dx's copy as cpuref.BF16Bits (bfloat16) or cpuref.RoundTF32 (TF32) of
 // dx, channels past C zero, on bnShapes (partial tiles on both axes) with a
-// NaN in dy.
+// NaN in dy; and bn_bwd_pack_v1 (copyOnly, BatchNormBackwardCopy): the
+// same words, dx's buffer left as it was (the harness's poison).
 func testBNBwdApplyPack(t *testing.T, d *Device) {
 	if !d.hasTarget(80) {
 		t.Skipf("bn_bwd_apply_pack_v1 needs compute capability 8.0; %v has less", d)
 	}
 	for _, s := range bnShapesFor(d) {
 		n, c, hw := s[0], s[1], s[2]
-		for _, pc := range []packedConv{packedBF16, packedTF32} {
-			t.Run(kv("tf32", pc == packedTF32, "N", n, "C", c, "HW", hw), func(t *testing.T) {
+		for _, m := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+			pc, copyOnly := packedBF16, m[1]
+			if m[0] {
+				pc = packedTF32
+			}
+			t.Run(kv("tf32", pc == packedTF32, "copyOnly", copyOnly, "N", n, "C", c, "HW", hw), func(t *testing.T) {
 				L := n * c * hw
 				rng := newRand(t.Name())
 				x, dy := uniform(rng, L), uniform(rng, L)
@@ -82,13 +89,25 @@ func testBNBwdApplyPack(t *testing.T, d *Device) {
 				d.mu.Lock()
 				err := d.bnBackward(n, c, hw, xb, gb, mb, ib, dyb, nil, dg, db)
 				if err == nil {
-					err = d.bnBwdApplyPack(n, c, hw, xb, gb, mb, ib, dyb, dg, db, dx, dyk, kp, pc == packedTF32)
+					out := dx
+					if copyOnly {
+						out = nil
+					}
+					err = d.bnBwdApplyPack(n, c, hw, xb, gb, mb, ib, dyb, dg, db, out, dyk, kp, pc == packedTF32)
 				}
 				d.mu.Unlock()
 				if err != nil {
 					t.Fatal(err)
 				}
-				checkSameBits(t, "dx", h.read(dx), want)
+				if copyOnly {
+					for i, v := range h.read(dx) {
+						if math.Float32bits(v) != poisonBits {
+							t.Fatalf("dx[%d] = %g written by bn_bwd_pack_v1, want the poison untouched", i, v)
+						}
+					}
+				} else {
+					checkSameBits(t, "dx", h.read(dx), want)
+				}
 				checkSameBits(t, "dgamma", h.read(dg), wdg)
 				checkSameBits(t, "dbeta", h.read(db), wdb)
 				round := func(v float32) uint32 { return uint32(cpuref.BF16Bits(v)) }
@@ -177,7 +196,7 @@ func testBNApplyPack(t *testing.T, d *Device) {
 }
 
 // TestBNKeepLaunchers is TestLaunchers for bn_train_stats_v1,
-// bn_apply_pack_bf16_v1 and bn_bwd_apply_pack_v1: each argument lands in the parameter of that
+// bn_apply_pack_bf16_v1, bn_bwd_apply_pack_v1 and bn_bwd_pack_v1: each argument lands in the parameter of that
 // name, with the launch shape the kernel's doc states, and a launch
 // allocates nothing on the host.
 func TestBNKeepLaunchers(t *testing.T) {
@@ -237,6 +256,12 @@ func TestBNKeepLaunchers(t *testing.T) {
 			defer d.mu.Unlock()
 			return d.bnBwdApplyPack(n, c, hw, x, gm, sm, si, y, rm, rv, dx, xk, 36, true)
 		}, "bn_bwd_apply_pack_v1", tile, Dim3{32, 8, 1}, bwd(36, 1), 1},
+		{"bwd-copy-only", func() error {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return d.bnBwdApplyPack(n, c, hw, x, gm, sm, si, y, rm, rv, nil, xk, 40, false)
+		}, "bn_bwd_pack_v1", tile, Dim3{32, 8, 1}, with("x", P(x), "gamma", P(gm), "save_mean", P(sm), "save_inv_std", P(si),
+			"dy", P(y), "dgamma", P(rm), "dbeta", P(rv), "dst", P(xk), "Cp", uint64(40), "tf32", uint64(0)), 1},
 		{"stats", func() error { // the train case's first launch
 			d.mu.Lock()
 			defer d.mu.Unlock()
@@ -469,6 +494,65 @@ func testBatchNormBackwardKeep(t *testing.T, d *Device) {
 				mustNil(t, d.Conv2DBackward(g, x, dy2, w, dwa, nil, mustF32(t, d, g.XLen()), nil))
 				mustNil(t, d.Conv2DBackwardFilter(g, x, dy2, dwb))
 				equalBitsT(t, "dw of dy2 after a copy of dy", download(t, dwa), download(t, dwb))
+
+				// BatchNormBackwardCopy: the copy alone, dy's values not
+				// written; the conv (no bias gradient) gets the dw and dx of
+				// BatchNormBackwardKeep's copy, in as many launches.
+				type copyRun struct {
+					dy, dg, db, dw, dx *Buffer
+					bn, conv           int64
+				}
+				runCopy := func(only bool) copyRun {
+					r := copyRun{mustF32(t, d, g.YLen()), mustF32(t, d, c), mustF32(t, d, c), mustF32(t, d, g.WLen()), mustF32(t, d, g.XLen()), 0, 0}
+					mustNil(t, d.Fill(r.dy, 7))
+					l0 := d.Launches()
+					if only {
+						mustNil(t, d.BatchNormBackwardCopy(n, c, hw, y, gamma, sm, si, dz, r.dy, r.dg, r.db, g, dyk))
+					} else {
+						mustNil(t, d.BatchNormBackwardKeep(n, c, hw, y, gamma, sm, si, dz, r.dy, r.dg, r.db, g, dyk))
+					}
+					l1 := d.Launches()
+					mustNil(t, d.Conv2DBackward(g, x, r.dy, w, r.dw, nil, r.dx, nil))
+					r.bn, r.conv = l1-l0, d.Launches()-l1
+					return r
+				}
+				keep, only := runCopy(false), runCopy(true)
+				if only.bn != keep.bn || only.conv != keep.conv {
+					t.Errorf("copy only: %d and %d launches (batch norm, conv backward), want %d and %d", only.bn, only.conv, keep.bn, keep.conv)
+				}
+				for j, v := range download(t, only.dy) {
+					if v != 7 {
+						t.Fatalf("dy[%d] = %g after BatchNormBackwardCopy, want 7 (not written)", j, v)
+					}
+				}
+				for _, p := range []struct {
+					name      string
+					got, want *Buffer
+				}{{"dgamma", only.dg, keep.dg}, {"dbeta", only.db, keep.db}, {"dw", only.dw, keep.dw}, {"dx", only.dx, keep.dx}} {
+					equalBitsT(t, p.name+" (copy only)", download(t, p.got), download(t, p.want))
+				}
+				dyc, dwc, dxc := only.dy, only.dw, only.dx
+				mustNil(t, d.BatchNormBackwardCopy(n, c, hw, y, gamma, sm, si, dz, dyc, only.dg, only.db, g, dyk))
+				// Refused while dy holds only the copy: a bias gradient, a
+				// single pass; nothing launched.
+				dbias := mustF32(t, d, g.K)
+				l2 := d.Launches()
+				for name, err := range map[string]error{
+					"bias gradient":    d.Conv2DBackward(g, x, dyc, w, dwc, dbias, dxc, nil),
+					"bwd-data alone":   d.Conv2DBackwardData(g, dyc, w, dxc),
+					"bwd-filter alone": d.Conv2DBackwardFilter(g, x, dyc, dwc),
+					"filter and bias":  d.Conv2DBackwardFilterBias(g, x, dyc, dwc, nil),
+				} {
+					if !errors.Is(err, geom.ErrGeometry) {
+						t.Errorf("%s on a dy holding only its copy: %v, want a refusal", name, err)
+					}
+				}
+				if d.Launches() != l2 {
+					t.Errorf("%d launches by refused calls", d.Launches()-l2)
+				}
+				// Read once: then dy may be written and used again.
+				mustNil(t, d.Conv2DBackward(g, x, dyc, w, dwc, nil, dxc, nil))
+				mustNil(t, d.Conv2DBackwardData(g, dyc, w, dxc))
 			})
 		}
 	}

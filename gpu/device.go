@@ -76,6 +76,11 @@ type Device struct {
 	// dyMade is the copy of a conv's dy that BatchNormBackwardKeep made
 	// last, for the next Conv2DBackward (bn_keep.go).
 	dyMade dyMade
+	// dyOnly holds the dys whose float32 values BatchNormBackwardCopy left
+	// unwritten (only their copies made), each until a Conv2DBackward
+	// reads its copy; a Conv2DBackward that would read dy's values is
+	// refused.
+	dyOnly map[DevicePtr]*Buffer
 }
 
 // heldScratch is a workspace (scratchLocked) that a graph keeps.

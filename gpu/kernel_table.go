@@ -85,6 +85,7 @@ const (
 	kBNTrainStats
 	kBNApplyPackBF16
 	kBNBwdApplyPack
+	kBNBwdPack
 	kAddReLUPackBF16
 	numPlainKernels
 )
@@ -159,6 +160,7 @@ var plainKernels = [numPlainKernels]string{
 	kBNTrainStats:            "bn_train_stats_v1",
 	kBNApplyPackBF16:         "bn_apply_pack_bf16_v1",
 	kBNBwdApplyPack:          "bn_bwd_apply_pack_v1",
+	kBNBwdPack:               "bn_bwd_pack_v1",
 	kAddReLUPackBF16:         "add_relu_pack_bf16_v1",
 }
 

@@ -310,6 +310,9 @@ func (d *Device) needConv(g geom.ConvGeom, n1 string, b1 *Buffer, l1 int, n2 str
 func (d *Device) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if err := d.dyWritten(ConvBwdData, g, dy); err != nil {
+		return err
+	}
 	return d.convBackwardDataAlgo(d.convAlgoFor(ConvBwdData, g), g, dy, w, dx)
 }
 
@@ -363,6 +366,9 @@ func (d *Device) convBackwardDataKernel(id kernelID, g geom.ConvGeom, dy, w, dx 
 func (d *Device) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if err := d.dyWritten(ConvBwdFilter, g, dy); err != nil {
+		return err
+	}
 	return d.convBackwardFilterAlgo(d.convAlgoFor(ConvBwdFilter, g), g, x, dy, dw)
 }
 
@@ -381,7 +387,21 @@ func (d *Device) convBackwardFilterAlgo(a ConvAlgo, g geom.ConvGeom, x, dy, dw *
 func (d *Device) Conv2DBackwardFilterBias(g geom.ConvGeom, x, dy, dw, db *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if err := d.dyWritten(ConvBwdFilter, g, dy); err != nil {
+		return err
+	}
 	return d.convBackwardFilterKernelBias(d.kernelFor(d.convAlgoFor(ConvBwdFilter, g), ConvBwdFilter, g), g, x, dy, dw, db)
+}
+
+// dyWritten refuses a single backward pass p on a dy whose values
+// BatchNormBackwardCopy left unwritten (only Conv2DBackward reads its
+// copy); callers hold d.mu.
+func (d *Device) dyWritten(p ConvPass, g geom.ConvGeom, dy *Buffer) error {
+	if !d.valuesUnwritten(dy) {
+		return nil
+	}
+	return launchErr(d.kernelFor(d.convAlgoFor(p, g), p, g), g,
+		fmt.Errorf("dy holds only its channels-last copy (BatchNormBackwardCopy), which Conv2DBackward alone reads: %w", geom.ErrGeometry))
 }
 
 // Conv2DBackward runs both backward passes of a convolution:
@@ -409,6 +429,13 @@ func (d *Device) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk *Buffe
 	pc, fpacked := packedConvs[fid]
 	dpc, dpacked := packedConvs[did]
 	shareDy := fpacked && dpacked && dpc == pc
+	// dy's values unwritten (BatchNormBackwardCopy): only its copy may be
+	// read, by both kernels, and no bias gradient.
+	only := d.valuesUnwritten(dy)
+	if only && (!shareDy || db != nil) {
+		return launchErr(fid, g, fmt.Errorf("dy holds only its channels-last copy (BatchNormBackwardCopy), "+
+			"which this pass cannot read alone (shared by both kernels: %v, bias gradient: %v): %w", shareDy, db != nil, geom.ErrGeometry))
+	}
 	var dyh DevicePtr
 	if shareDy {
 		// Every argument checked before the packing launch.
@@ -422,6 +449,10 @@ func (d *Device) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk *Buffe
 			return launchErr(did, g, err)
 		}
 		if dyh = d.madeDy(dy, g, pc); dyh == 0 {
+			if only {
+				return launchErr(fid, g, fmt.Errorf("dy holds only a channels-last copy (BatchNormBackwardCopy) made for another "+
+					"geometry or dropped since: its values were never written: %w", geom.ErrGeometry))
+			}
 			h, size, err := d.packDy(pc, g, dy)
 			if err != nil {
 				return launchErr(fid, g, err)
@@ -431,6 +462,9 @@ func (d *Device) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk *Buffe
 		}
 	}
 	d.dyMade = dyMade{} // a copy made for this pass or another: read once at most
+	if only {
+		delete(d.dyOnly, dy.ptr) // read here
+	}
 	if err := d.convBackwardFilterKernelBiasFrom(fid, g, x, dy, dw, db, dyh, d.keptFor(xk, x, g, fid)); err != nil || dx == nil {
 		return err
 	}

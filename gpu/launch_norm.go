@@ -193,6 +193,9 @@ func (d *Device) bnEvalCheck(n, c, hw int, x, gamma, beta, runMean, runVar, y *B
 func (d *Device) BatchNormBackward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if dx != nil {
+		delete(d.dyOnly, dx.ptr) // its values written now (BatchNormBackwardCopy)
+	}
 	if err := d.bnBackward(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta); err != nil {
 		return launchErr(kBNBwd, bnShape{n, c, hw}, err)
 	}

@@ -170,6 +170,8 @@ var docs = map[string]string{
 		"variance), ReLU when relu ≠ 0, and dst = y's bfloat16 channels-last copy (N,HW,Cp), the bits of " +
 		"pack_transpose_bf16_v2 on y (rows = C, cols = HW, rowsP = Cp, rev = 1). 32×32 shared tiles. " +
 		"grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
+	"bn_bwd_pack_v1": "bn_bwd_apply_pack_v1 without dx: only dx's TF32 or bfloat16 channels-last copy in dst, the same words. " +
+		"grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
 	"bn_bwd_apply_pack_v1": "dx = (γ·invStd)·((dy−dβ/M)−x̂·(dγ/M)) as bn_bwd_v1 from the dgamma and dbeta of its launch " +
 		"with dx null, and dst = dx's channels-last copy (N,HW,Cp), bfloat16 (tf32 = 0) or TF32 (tf32 ≠ 0), the bits " +
 		"of pack_transpose_bf16_v2 or pack_transpose_tf32_v2 on dx (rows = C, cols = HW, rowsP = Cp, rev = 1). " +

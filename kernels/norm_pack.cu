@@ -25,6 +25,7 @@
 //	                       a 32×32 tile (32 channels × 32 values of a plane) a block.
 //	bn_bwd_apply_pack_v1   bn_bwd_v1's dx from its dgamma and dbeta, and dx's TF32 or bfloat16
 //	                       channels-last copy, a 32×32 tile a block.
+//	bn_bwd_pack_v1         bn_bwd_apply_pack_v1 writing the copy only, not dx.
 //
 // Training runs bn_train_stats_v1, then bn_apply_pack_bf16_v1 with its
 // save_mean and save_inv_std; evaluation runs bn_apply_pack_bf16_v1 with
@@ -84,6 +85,42 @@ extern "C" __global__ void bn_apply_pack_bf16_v1(const float* x, const float* ga
   store_tile_bf16(t, dst, HW, Cp, 1, i0, j0);
 }
 
+// bn_bwd_apply_pack<kWriteDx> is bn_bwd_apply_pack_v1 (kWriteDx = 1) and
+// bn_bwd_pack_v1 (kWriteDx = 0: dx not written).
+template <int kWriteDx>
+static __device__ __forceinline__ void bn_bwd_apply_pack(const float* x, const float* gamma, const float* save_mean,
+                                                         const float* save_inv_std, const float* dy,
+                                                         const float* dgamma, const float* dbeta, float* dx,
+                                                         unsigned* dst, int N, int C, int HW, int Cp, int tf32) {
+  __shared__ float t[kTile][kTile + 1];
+  const int j0 = (int)blockIdx.x * kTile, i0 = (int)blockIdx.y * kTile;
+  const int b = (int)blockIdx.z, tx = (int)threadIdx.x, ty = (int)threadIdx.y;
+  const float fM = (float)(N * HW);
+  const int base = b * C * HW;
+#pragma unroll
+  for (int k = 0; k < kTile; k += 8) {
+    int i = i0 + ty + k, j = j0 + tx;
+    float v = 0.0f;
+    if (i < C && j < HW) {
+      float inv_std = save_inv_std[i];
+      float kk = gamma[i] * inv_std, mdy = __nvvm_div_rn_f(dbeta[i], fM), mdyx = __nvvm_div_rn_f(dgamma[i], fM);
+      int e = base + i * HW + j;
+      float xh = (x[e] - save_mean[i]) * inv_std;
+      v = kk * ((dy[e] - mdy) - xh * mdyx);
+      if (kWriteDx) {
+        dx[e] = v;
+      }
+    }
+    t[ty + k][tx] = v;
+  }
+  __syncthreads();
+  if (tf32) {
+    store_tile_tf32(t, dst, HW, Cp, 1, i0, j0);
+  } else {
+    store_tile_bf16(t, dst, HW, Cp, 1, i0, j0);
+  }
+}
+
 // bn_bwd_apply_pack_v1 computes, for x, dy and dx (N,C,HW) and channel c,
 // from bn_bwd_v1's sums dbeta[c] = lanesum(dy) and dgamma[c] =
 // lanesum(dy·x̂) (its launch with dx null),
@@ -103,29 +140,17 @@ extern "C" __global__ void bn_bwd_apply_pack_v1(const float* x, const float* gam
                                                 const float* save_inv_std, const float* dy, const float* dgamma,
                                                 const float* dbeta, float* dx, unsigned* dst, int N, int C, int HW,
                                                 int Cp, int tf32) {
-  __shared__ float t[kTile][kTile + 1];
-  const int j0 = (int)blockIdx.x * kTile, i0 = (int)blockIdx.y * kTile;
-  const int b = (int)blockIdx.z, tx = (int)threadIdx.x, ty = (int)threadIdx.y;
-  const float fM = (float)(N * HW);
-  const int base = b * C * HW;
-#pragma unroll
-  for (int k = 0; k < kTile; k += 8) {
-    int i = i0 + ty + k, j = j0 + tx;
-    float v = 0.0f;
-    if (i < C && j < HW) {
-      float inv_std = save_inv_std[i];
-      float kk = gamma[i] * inv_std, mdy = __nvvm_div_rn_f(dbeta[i], fM), mdyx = __nvvm_div_rn_f(dgamma[i], fM);
-      int e = base + i * HW + j;
-      float xh = (x[e] - save_mean[i]) * inv_std;
-      v = kk * ((dy[e] - mdy) - xh * mdyx);
-      dx[e] = v;
-    }
-    t[ty + k][tx] = v;
-  }
-  __syncthreads();
-  if (tf32) {
-    store_tile_tf32(t, dst, HW, Cp, 1, i0, j0);
-  } else {
-    store_tile_bf16(t, dst, HW, Cp, 1, i0, j0);
-  }
+  bn_bwd_apply_pack<1>(x, gamma, save_mean, save_inv_std, dy, dgamma, dbeta, dx, dst, N, C, HW, Cp, tf32);
+}
+
+// bn_bwd_pack_v1 is bn_bwd_apply_pack_v1 without dx: only dx's copy in dst
+// is written, the same words. For a convolution whose backward kernels
+// read only that copy of their dy (no bias gradient): the float32 dx,
+// which nothing would read, is not written.
+//
+// Launch: as bn_bwd_apply_pack_v1.
+extern "C" __global__ void bn_bwd_pack_v1(const float* x, const float* gamma, const float* save_mean,
+                                          const float* save_inv_std, const float* dy, const float* dgamma,
+                                          const float* dbeta, unsigned* dst, int N, int C, int HW, int Cp, int tf32) {
+  bn_bwd_apply_pack<0>(x, gamma, save_mean, save_inv_std, dy, dgamma, dbeta, nullptr, dst, N, C, HW, Cp, tf32);
 }

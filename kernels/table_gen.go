@@ -1329,6 +1329,25 @@ var All = []Kernel{
 		Doc: docs["bn_bwd_apply_pack_v1"],
 	},
 	{
+		Name: "bn_bwd_pack_v1", File: "norm_pack.ptx", Source: "norm_pack.cu", Target: "sm_80",
+		Params: []Param{
+			{Name: "x", Type: TypePtr, CType: "const float*"},
+			{Name: "gamma", Type: TypePtr, CType: "const float*"},
+			{Name: "save_mean", Type: TypePtr, CType: "const float*"},
+			{Name: "save_inv_std", Type: TypePtr, CType: "const float*"},
+			{Name: "dy", Type: TypePtr, CType: "const float*"},
+			{Name: "dgamma", Type: TypePtr, CType: "const float*"},
+			{Name: "dbeta", Type: TypePtr, CType: "const float*"},
+			{Name: "dst", Type: TypePtr, CType: "unsigned*"},
+			{Name: "N", Type: TypeI32, CType: "int"},
+			{Name: "C", Type: TypeI32, CType: "int"},
+			{Name: "HW", Type: TypeI32, CType: "int"},
+			{Name: "Cp", Type: TypeI32, CType: "int"},
+			{Name: "tf32", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["bn_bwd_pack_v1"],
+	},
+	{
 		Name: "accumulate_v1", File: "optim.ptx", Source: "optim.cu", Target: "sm_70",
 		Params: []Param{
 			{Name: "dst", Type: TypePtr, CType: "float*"},

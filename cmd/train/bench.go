@@ -559,13 +559,13 @@ func (t *timedBackend) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, 
 }
 
 func (t *timedBackend) BatchNormBackward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor) error {
-	return t.BatchNormBackwardKeep(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, geom.ConvGeom{}, nil)
+	return t.BatchNormBackwardKeep(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, geom.ConvGeom{}, nil, false)
 }
 
 // BatchNormBackwardKeep is timed as BatchNormBackward, under its label.
-func (t *timedBackend) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor, g geom.ConvGeom, dyk backend.Tensor) error {
+func (t *timedBackend) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor, g geom.ConvGeom, dyk backend.Tensor, copyOnly bool) error {
 	return t.time(fmt.Sprintf("batchnorm bwd N=%d,C=%d,HW=%d", n, c, hw), 0, 0, func() error {
-		return t.be.BatchNormBackwardKeep(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, g, dyk)
+		return t.be.BatchNormBackwardKeep(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, g, dyk, copyOnly)
 	})
 }
 

@@ -285,8 +285,12 @@ type Ops interface {
 	// instead of making it, while neither dx nor dyk is written in
 	// between (the GPU backend at TF32 and BF16: dx's channels-last copy,
 	// written as dx is). The same bits as BatchNormBackward; nil dyk:
-	// BatchNormBackward.
-	BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta Tensor, g geom.ConvGeom, dyk Tensor) error
+	// BatchNormBackward. With copyOnly, dx is wanted only as that call's
+	// dy, the call without a bias gradient (db nil): where the backend
+	// makes the copy it may leave dx's values unwritten (the GPU backend:
+	// both backward kernels read only the copy), and refuse a pass that
+	// would read them.
+	BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta Tensor, g geom.ConvGeom, dyk Tensor, copyOnly bool) error
 	// ConvDyCopyLen is the length of the tensor in which
 	// BatchNormBackwardKeep makes what Conv2DBackward on g reads of its dy
 	// (the GPU backend at TF32 and BF16: dy's channels-last copy, where

@@ -60,7 +60,7 @@ func (be *cpuBackend) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, b
 
 // BatchNormBackwardKeep is BatchNormBackward: the CPU makes nothing for
 // the convolution before it (ConvDyCopyLen is 0).
-func (be *cpuBackend) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor, _ geom.ConvGeom, _ backend.Tensor) error {
+func (be *cpuBackend) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor, _ geom.ConvGeom, _ backend.Tensor, _ bool) error {
 	return be.BatchNormBackward(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta)
 }
 

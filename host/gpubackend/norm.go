@@ -70,7 +70,7 @@ var (
 // BatchNormBackward runs bn_bwd_v1: dgamma, dbeta and, when dx is not nil,
 // dx in one launch.
 func (be *gpuBackend) BatchNormBackward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor) error {
-	return be.BatchNormBackwardKeep(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, geom.ConvGeom{}, nil)
+	return be.BatchNormBackwardKeep(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, geom.ConvGeom{}, nil, false)
 }
 
 // BatchNormBackwardKeep runs gpu.Device.BatchNormBackwardKeep:
@@ -78,8 +78,10 @@ func (be *gpuBackend) BatchNormBackward(n, c, hw int, x, gamma, saveMean, saveIn
 // one channels-last copy of its dy in both backward kernels
 // (ConvDyCopyLen(g) > 0) and dyk is given, that copy made in dyk as dx is
 // written (bn_bwd_v1's sums, then bn_bwd_apply_pack_v1), for
-// Conv2DBackward on g to read.
-func (be *gpuBackend) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor, g geom.ConvGeom, dyk backend.Tensor) error {
+// Conv2DBackward on g to read; with copyOnly
+// gpu.Device.BatchNormBackwardCopy, the copy alone (bn_bwd_pack_v1), dx's
+// values not written.
+func (be *gpuBackend) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor, g geom.ConvGeom, dyk backend.Tensor, copyOnly bool) error {
 	b, err := be.bufs(bnBackwardArgs, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta)
 	if err != nil {
 		return err
@@ -88,7 +90,11 @@ func (be *gpuBackend) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, sa
 	if err != nil {
 		return err
 	}
-	return gpuWrap("batch norm backward", be.dev.BatchNormBackwardKeep(n, c, hw, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], g, dykb))
+	run := be.dev.BatchNormBackwardKeep
+	if copyOnly {
+		run = be.dev.BatchNormBackwardCopy
+	}
+	return gpuWrap("batch norm backward", run(n, c, hw, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], g, dykb))
 }
 
 // ConvDyCopyLen is gpu.Device.ConvDyCopyLen: dy's channels-last copy at

@@ -68,11 +68,14 @@ func init() {
 			in := n.info.In
 			p, tmp := n.params, b.tmp[n.id]
 			if c := n.dyFor; c != nil && c.needDX && r == nil && b.dyk != nil {
-				// the conv's copy of its dy made here (plan.go)
+				// the conv's copy of its dy made here (plan.go); dx, the
+				// conv's dy and read by it alone, is wanted only as that
+				// copy where the conv has no bias gradient
 				g := c.info.Conv
 				g.N = b.N
+				copyOnly := c.biasGrad() == nil && !n.dxAcc
 				return b.be.BatchNormBackwardKeep(b.N, in.C, in.H*in.W, b.acts[n.in], p[0].Value, tmp[0], tmp[1], b.grads[n.out], b.dx(n),
-					p[0].Grad, p[1].Grad, g, b.dyk)
+					p[0].Grad, p[1].Grad, g, b.dyk, copyOnly)
 			}
 			if r != nil {
 				return b.be.BatchNormBackwardReLU(b.N, in.C, in.H*in.W, b.acts[n.in], p[0].Value, tmp[0], tmp[1],

@@ -445,14 +445,14 @@ func (b noBNKeep) Fusions() backend.Fusions {
 // (BatchNormBackwardKeep), and without, then evaluates a batch, and
 // requires the same losses, weights, running statistics and evaluation
 // outputs, bit for bit, and one packing launch fewer for each such pair
-// and pass, made by bn_apply_pack_bf16_v1 or bn_bwd_apply_pack_v1
-// instead.
+// and pass, made by bn_apply_pack_bf16_v1, bn_bwd_apply_pack_v1 or, for
+// the conv without a bias, bn_bwd_pack_v1 (the copy without dx) instead.
 func TestBatchNormKeepPlan(t *testing.T) {
 	t.Parallel()
 	spec := Spec{C: 1, H: 14, W: 14, Loss: SoftmaxCE, Layers: []LayerSpec{
 		{Kind: Conv, Filters: 16, KernelH: 3, KernelW: 3, PadH: 1, PadW: 1}, {Kind: BatchNorm}, {Kind: ReLU},
 		{Kind: Conv, Filters: 16, KernelH: 3, KernelW: 3, PadH: 1, PadW: 1, NoBias: true}, {Kind: BatchNorm}, {Kind: ReLU},
-		{Kind: Conv, Filters: 32, KernelH: 3, KernelW: 3, PadH: 1, PadW: 1, NoBias: true}, {Kind: BatchNorm},
+		{Kind: Conv, Filters: 32, KernelH: 3, KernelW: 3, PadH: 1, PadW: 1}, {Kind: BatchNorm},
 		PoolLayer(2), {Kind: Flatten}, DenseLayer(4),
 	}}
 	ds, err := data.Synthetic(64, 14, 4, 3)
@@ -466,6 +466,7 @@ func TestBatchNormKeepPlan(t *testing.T) {
 		params               [][]float32
 		eval                 []float32
 		packs, made, bwdMade int64
+		copyOnly             int64
 		keepFor, dyFor       int64
 	}
 	run := func(keep bool) result {
@@ -496,6 +497,9 @@ func TestBatchNormKeepPlan(t *testing.T) {
 				r.made += k.Launches
 			case "bn_bwd_apply_pack_v1":
 				r.bwdMade += k.Launches
+			case "bn_bwd_pack_v1":
+				r.bwdMade += k.Launches
+				r.copyOnly += k.Launches
 			}
 		}
 		return r
@@ -510,7 +514,10 @@ func TestBatchNormKeepPlan(t *testing.T) {
 	// third a max-pool; each of the two runs once per training step and
 	// once in the evaluation. Backward: the second and third batch norm
 	// make the dy copy of conv 2 and conv 3 (conv 1 has no dx, so its
-	// backward kernels share no copy), once per training step.
+	// backward kernels share no copy), once per training step; conv 2 has
+	// no bias, so its copy alone (bn_bwd_pack_v1), without dx's float32
+	// values, which nothing reads; conv 3's bias gradient reads them
+	// (bn_bwd_apply_pack_v1).
 	const pairs, bwdPairs = 2, 2
 	st := int64(steps)
 	passes := st + 1
@@ -521,8 +528,11 @@ func TestBatchNormKeepPlan(t *testing.T) {
 	fewer := pairs*passes + bwdPairs*st
 	if without.packs-with.packs != fewer || with.made != pairs*passes || with.bwdMade != bwdPairs*st || without.made+without.bwdMade != 0 {
 		t.Errorf("packing launches %d with, %d without (want %d fewer); bn_apply_pack_bf16_v1 launches %d and %d (want %d and 0), "+
-			"bn_bwd_apply_pack_v1 %d and %d (want %d and 0)", with.packs, without.packs, fewer, with.made, without.made, pairs*passes,
+			"dy copies by the batch norms %d and %d (want %d and 0)", with.packs, without.packs, fewer, with.made, without.made, pairs*passes,
 			with.bwdMade, without.bwdMade, bwdPairs*st)
+	}
+	if with.copyOnly != st {
+		t.Errorf("bn_bwd_pack_v1 launches %d, want %d: conv 2 has no bias, conv 3 has one", with.copyOnly, st)
 	}
 }
 
