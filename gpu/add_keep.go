@@ -101,14 +101,8 @@ func (d *Device) addKeepPacking(k ConvKeep, n int) (packedConv, bool) {
 // add_relu_pack_bf16_v1 with one or two destinations. Callers hold d.mu.
 func (d *Device) addReLUPack(a, b, y *Buffer, keeps []ConvKeep, pc packedConv) error {
 	g := keeps[0].G
-	n := g.N * g.C * g.H * g.W
-	for _, c := range [...]struct {
-		name string
-		b    *Buffer
-	}{{"a", a}, {"b", b}, {"y", y}} {
-		if err := d.need(c.name, c.b, Float32, n); err != nil {
-			return err
-		}
+	if err := d.needABY(a, b, y, g.N*g.C*g.H*g.W); err != nil {
+		return err
 	}
 	dst := [2]*Buffer{}
 	for i, k := range keeps {

@@ -221,6 +221,15 @@ func (d *Device) addKernel(k kernelID, a, b, y *Buffer) error {
 		return fmt.Errorf("a is nil: %w", geom.ErrGeometry)
 	}
 	n := a.n
+	if err := d.needABY(a, b, y, n); err != nil {
+		return err
+	}
+	grid, block := linear(n)
+	return d.launch(k, grid, block, 0, argPtr(a), argPtr(b), argPtr(y), argI32(n))
+}
+
+// needABY checks a, b and y: float32 buffers of n elements.
+func (d *Device) needABY(a, b, y *Buffer, n int) error {
 	for _, c := range [...]struct {
 		name string
 		b    *Buffer
@@ -229,8 +238,7 @@ func (d *Device) addKernel(k kernelID, a, b, y *Buffer) error {
 			return err
 		}
 	}
-	grid, block := linear(n)
-	return d.launch(k, grid, block, 0, argPtr(a), argPtr(b), argPtr(y), argI32(n))
+	return nil
 }
 
 // copyShape names a channel copy in errors.

@@ -428,13 +428,16 @@ func TestConvBackwardShared(t *testing.T) {
 	}
 }
 
-// noBNKeep is a backend whose Fusions lack BatchNormKeep: the step plan
-// without the batch norm making the conv's copy.
-type noBNKeep struct{ backend.Backend }
+// lessFused is a backend whose Fusions lack what off clears: the step
+// plan without those fusions.
+type lessFused struct {
+	backend.Backend
+	off func(*backend.Fusions)
+}
 
-func (b noBNKeep) Fusions() backend.Fusions {
+func (b lessFused) Fusions() backend.Fusions {
 	f := b.Backend.Fusions()
-	f.BatchNormKeep = false
+	b.off(&f)
 	return f
 }
 
@@ -473,7 +476,7 @@ func TestBatchNormKeepPlan(t *testing.T) {
 		be, dev := backendtest.Sim(t)
 		backendtest.MustNil(t, dev.SetPrecision(gpu.BF16))
 		if !keep {
-			be = noBNKeep{be}
+			be = lessFused{be, func(f *backend.Fusions) { f.BatchNormKeep = false }}
 		}
 		m, err := newModel(be, spec, 2, true)
 		backendtest.MustNil(t, err)
@@ -536,15 +539,6 @@ func TestBatchNormKeepPlan(t *testing.T) {
 	}
 }
 
-// noAddKeep is a backend without Fusions.AddReLUKeep.
-type noAddKeep struct{ backend.Backend }
-
-func (b noAddKeep) Fusions() backend.Fusions {
-	f := b.Backend.Fusions()
-	f.AddReLUKeep = false
-	return f
-}
-
 // TestAddReLUKeepPlan trains a few steps at BF16 on the simulator with the
 // step plan's residual add+ReLU making the bfloat16 copies of its output
 // that the convolutions reading it keep (AddReLUKeep: the next block's
@@ -577,7 +571,7 @@ func TestAddReLUKeepPlan(t *testing.T) {
 		be, dev := backendtest.Sim(t)
 		backendtest.MustNil(t, dev.SetPrecision(gpu.BF16))
 		if !keep {
-			be = noAddKeep{be}
+			be = lessFused{be, func(f *backend.Fusions) { f.AddReLUKeep = false }}
 		}
 		m, err := newModel(be, spec, 2, true)
 		backendtest.MustNil(t, err)
