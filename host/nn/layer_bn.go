@@ -70,10 +70,11 @@ func init() {
 			if c := n.dyFor; c != nil && c.needDX && r == nil && b.dyk != nil {
 				// the conv's copy of its dy made here (plan.go); dx, the
 				// conv's dy and read by it alone, is wanted only as that
-				// copy where the conv has no bias gradient
+				// copy where the conv has no bias gradient and its backward
+				// pass is the next (the device keeps one copy)
 				g := c.info.Conv
 				g.N = b.N
-				copyOnly := c.biasGrad() == nil && !n.dxAcc
+				copyOnly := c.biasGrad() == nil && !n.dxAcc && c.id+1 == n.id
 				return b.be.BatchNormBackwardKeep(b.N, in.C, in.H*in.W, b.acts[n.in], p[0].Value, tmp[0], tmp[1], b.grads[n.out], b.dx(n),
 					p[0].Grad, p[1].Grad, g, b.dyk, copyOnly)
 			}
