@@ -18,9 +18,12 @@ it ("complete": false).
 
 record (on the machine with the repository, after a device session): adds
 one row per session to the table after the `<!-- gpu-record: sessions -->`
-line of BENCHMARKS.md and one row per conv pass to the table after
-`<!-- gpu-record: conv -->`, newest first, each with the date, the GPU and
-the commit (the session row also the driver, CUDA and the command). It
+line of BENCHMARKS.md, one row per conv pass to the table after
+`<!-- gpu-record: conv -->` and one row per fused mode of step 6's
+BenchmarkBatchNormKeep and BenchmarkConvBackwardShared beside its apart
+mode (median GPU times and the speed-up) to the table after
+`<!-- gpu-record: fusions -->`, newest first, each with the date, the GPU
+and the commit (the session row also the driver, CUDA and the command). It
 refuses a dry run's summary (mock: its figures are meaningless) unless
 --allow-mock, and a session already recorded; --dry-run prints the rows
 instead of writing.
@@ -504,6 +507,14 @@ def write_summary(out_dir):
 
 SESSION_MARK = "<!-- gpu-record: sessions -->"
 CONV_MARK = "<!-- gpu-record: conv -->"
+FUSION_MARK = "<!-- gpu-record: fusions -->"
+
+# The fused modes of step 6's BenchmarkBatchNormKeep and
+# BenchmarkConvBackwardShared, each against the mode doing the same work
+# apart: (apart, fused).
+FUSION_PAIRS = [("fwd-apart", "fwd-fused"), ("bwd-apart", "bwd-fused"), ("bwd-apart", "bwd-copy"),
+                ("add-apart", "add-fused"), ("apart", "shared")]
+FUSION_RE = re.compile(r"^Benchmark(BatchNormKeep|ConvBackwardShared)/(.+)/mode=([\w-]+)$")
 
 
 def session_row(s):
@@ -542,6 +553,29 @@ def conv_rows(s):
             for r in s["conv"]]
 
 
+def fusion_rows(s):
+    """A row per fused mode measured with its apart mode: the median GPU
+    times (gpu-ns/op) and the speed-up."""
+    m, b = s["machine"], s["build"]
+    date = s["generated"][:16].replace("T", " ")
+    commit = (b.get("commit") or "unknown")[:7]
+    times = {}
+    for x in (s.get("extra") or {}).get("benchmarks", []):
+        f = FUSION_RE.match(x["name"])
+        if f:
+            times.setdefault((f.group(1), f.group(2)), {})[f.group(3)] = x["metrics"].get("gpu-ns/op")
+    rows = []
+    for (bench, case), modes in sorted(times.items()):
+        for apart, fused in FUSION_PAIRS:
+            if apart not in modes or fused not in modes:
+                continue
+            ta, tf = modes[apart], modes[fused]
+            rows.append("| " + " | ".join([date, m.get("gpu", "?"), commit, bench, case, f"{apart} → {fused}",
+                                           fmt(ta and ta / 1e3, ".1f"), fmt(tf and tf / 1e3, ".1f"),
+                                           fmt(ta / tf if ta and tf else None, ".2f")]) + " |")
+    return rows
+
+
 def insert_rows(text, mark, rows, path):
     """Inserts rows below the header of the table that follows mark."""
     lines = text.split("\n")
@@ -564,10 +598,10 @@ def record(args):
     if s.get("mock") and not args.allow_mock:
         raise SystemExit(f"gpu-report: {args.summary} is a dry run on the mock libcuda: its figures are "
                          "meaningless (--allow-mock to record it anyway, for a test)")
-    srow, crows = session_row(s), conv_rows(s)
+    srow, crows, frows = session_row(s), conv_rows(s), fusion_rows(s)
     if args.dry_run:
         print(srow)
-        print("\n".join(crows))
+        print("\n".join(crows + frows))
         return 0
     text = read(args.benchmarks)
     if text is None:
@@ -577,10 +611,11 @@ def record(args):
         raise SystemExit(f"gpu-report: {args.benchmarks} already has this session ({key} ...)")
     text = insert_rows(text, SESSION_MARK, [srow], args.benchmarks)
     text = insert_rows(text, CONV_MARK, crows, args.benchmarks)
+    text = insert_rows(text, FUSION_MARK, frows, args.benchmarks)
     with open(args.benchmarks + ".tmp", "w") as f:
         f.write(text)
     os.replace(args.benchmarks + ".tmp", args.benchmarks)
-    print(f"gpu-report: {args.benchmarks}: 1 session row and {len(crows)} conv rows added "
+    print(f"gpu-report: {args.benchmarks}: 1 session row, {len(crows)} conv rows and {len(frows)} fusion rows added "
           f"({s['machine'].get('gpu', '?')}, {s['generated']})")
     return 0
 
