@@ -1,6 +1,8 @@
 // pack.cuh: the channels-last packing's tile, shared by pack.cu (the
-// packing kernels) and norm_pack.cu (batch norm writing the next
-// convolution's copy as it writes y). See pack.cu's header for the layout.
+// packing kernels), norm_pack.cu (batch norm writing the next
+// convolution's copy as it writes y) and add_pack.cu (the residual
+// add+ReLU writing the copies of the convolutions reading it). See
+// pack.cu's header for the layout.
 
 #ifndef CONVTRAIN_KERNELS_PACK_CUH
 #define CONVTRAIN_KERNELS_PACK_CUH
