@@ -6,7 +6,6 @@ import (
 
 	"github.com/convtrain/convtrain/cpuref/geom"
 	"github.com/convtrain/convtrain/host/data"
-	"github.com/convtrain/convtrain/kernels"
 )
 
 // The conformance case of augment_batch_v1 (kernels/augment.cu), against
@@ -129,70 +128,39 @@ func TestAugmentDrawsVary(t *testing.T) {
 }
 
 // TestAugmentLauncher is TestLaunchers for augment_batch_v1: the grid and
-// every argument, the 64-bit seed and step split into their halves.
+// every argument, the 64-bit seed and step split into their halves, and
+// no host allocation (checkFakeLaunch).
 func TestAugmentLauncher(t *testing.T) {
 	d, f := openFake(t)
 	src, rows, dst := mustF32(t, d, 4*3*5*7), mustI32(t, d, 6), mustF32(t, d, 6*3*5*7)
-	if err := d.AugmentBatch(4, true, 0x89ABCDEF_01234567, 0x5_00000009, 3, 5, 7, src, rows, dst); err != nil {
+	call := func() error {
+		return d.AugmentBatch(4, true, 0x89ABCDEF_01234567, 0x5_00000009, 3, 5, 7, src, rows, dst)
+	}
+	if err := call(); err != nil {
 		t.Fatal(err)
-	}
-	l := f.last
-	if l.name != "augment_batch_v1" {
-		t.Fatalf("launched %s, want augment_batch_v1", l.name)
-	}
-	if want := (Dim3{(6*3*5*7 + 255) / 256, 1, 1}); l.grid != want || l.block != (Dim3{256, 1, 1}) || l.shared != 0 {
-		t.Errorf("grid %v block %v shared %d, want grid %v block {256 1 1} shared 0", l.grid, l.block, l.shared, want)
 	}
 	P := func(b *Buffer) uint64 { return uint64(b.ptr) }
 	U32 := func(v uint32) uint64 { return uint64(int64(int32(v))) } // an int parameter, sign-extended
 	want := map[string]uint64{"src": P(src), "rows": P(rows), "dst": P(dst), "N": 6, "C": 3, "H": 5, "W": 7,
 		"pad": 4, "flip": 1, "seed_lo": U32(0x01234567), "seed_hi": U32(0x89ABCDEF), "step_lo": 9, "step_hi": 5}
-	k, _ := kernels.Lookup("augment_batch_v1")
-	if l.nargs != len(k.Params) || len(want) != len(k.Params) {
-		t.Fatalf("%d arguments and %d test values, kernel has %d parameters", l.nargs, len(want), len(k.Params))
-	}
-	for j, p := range k.Params {
-		w, ok := want[p.Name]
-		if !ok {
-			t.Fatalf("test has no value for parameter %s", p.Name)
-		}
-		if l.args[j] != w {
-			t.Errorf("parameter %d (%s) = %#x, want %#x", j, p.Name, l.args[j], w)
-		}
-	}
+	checkFakeLaunch(t, f.last, "augment_batch_v1", Dim3{(6*3*5*7 + 255) / 256, 1, 1}, Dim3{256, 1, 1}, want, call)
 }
 
 // TestAugmentU8Launcher is TestLaunchers for augment_batch_v2.
 func TestAugmentU8Launcher(t *testing.T) {
 	d, f := openFake(t)
 	src, lut, rows, dst := mustU8(t, d, 4*3*5*7), mustF32(t, d, 3*256), mustI32(t, d, 6), mustF32(t, d, 6*3*5*7)
-	if err := d.AugmentBatchU8(4, true, 0x89ABCDEF_01234567, 0x5_00000009, 3, 5, 7, src, lut, rows, dst); err != nil {
+	call := func() error {
+		return d.AugmentBatchU8(4, true, 0x89ABCDEF_01234567, 0x5_00000009, 3, 5, 7, src, lut, rows, dst)
+	}
+	if err := call(); err != nil {
 		t.Fatal(err)
-	}
-	l := f.last
-	if l.name != "augment_batch_v2" {
-		t.Fatalf("launched %s, want augment_batch_v2", l.name)
-	}
-	if want := (Dim3{(6*3*5*7 + 255) / 256, 1, 1}); l.grid != want || l.block != (Dim3{256, 1, 1}) || l.shared != 0 {
-		t.Errorf("grid %v block %v shared %d, want grid %v block {256 1 1} shared 0", l.grid, l.block, l.shared, want)
 	}
 	P := func(b *Buffer) uint64 { return uint64(b.ptr) }
 	U32 := func(v uint32) uint64 { return uint64(int64(int32(v))) } // an int parameter, sign-extended
 	want := map[string]uint64{"src": P(src), "lut": P(lut), "rows": P(rows), "dst": P(dst), "N": 6, "C": 3, "H": 5, "W": 7,
 		"pad": 4, "flip": 1, "seed_lo": U32(0x01234567), "seed_hi": U32(0x89ABCDEF), "step_lo": 9, "step_hi": 5}
-	k, _ := kernels.Lookup("augment_batch_v2")
-	if l.nargs != len(k.Params) || len(want) != len(k.Params) {
-		t.Fatalf("%d arguments and %d test values, kernel has %d parameters", l.nargs, len(want), len(k.Params))
-	}
-	for j, p := range k.Params {
-		w, ok := want[p.Name]
-		if !ok {
-			t.Fatalf("test has no value for parameter %s", p.Name)
-		}
-		if l.args[j] != w {
-			t.Errorf("parameter %d (%s) = %#x, want %#x", j, p.Name, l.args[j], w)
-		}
-	}
+	checkFakeLaunch(t, f.last, "augment_batch_v2", Dim3{(6*3*5*7 + 255) / 256, 1, 1}, Dim3{256, 1, 1}, want, call)
 }
 
 // TestAugmentU8Validation checks AugmentBatchU8's refusals.
