@@ -307,7 +307,11 @@ func addFedShapes() []string {
 // BatchNormBackward then Conv2DBackward packing dy, mode=bwd-fused
 // BatchNormBackwardKeep then Conv2DBackward reading dy's copy, mode=bwd-copy
 // BatchNormBackwardCopy (the copy without dy's float32 values) then
-// Conv2DBackward reading it (no bias gradient, as in every mode). A residual
+// Conv2DBackward reading it (no bias gradient, as in every mode); with a
+// ReLU after the batch norm, mode=relu-apart ReLUBackward (the masked
+// gradient written) then bwd-copy's calls on it, mode=relu-fused
+// BatchNormBackwardCopy masking the gradient as it reads it
+// (bn_bwd_relu_v1 and bn_bwd_relu_pack_v1) then the conv. A residual
 // add+ReLU before a conv, on the shapes of addFedShapes: mode=add-apart
 // AddReLU then Conv2DForwardKeep packing y itself, mode=add-fused
 // AddReLUKeep then Conv2DForwardKeep reading the copy. The same bits; the
@@ -351,11 +355,14 @@ func BenchmarkBatchNormKeep(b *testing.B) {
 			rng := newRand("bn-keep")
 			xk, dyk := randomBuf(b, d, max(n, na, 1), rng), randomBuf(b, d, max(dyn, 1), rng)
 			bnIn, bnY, dx, dw := randomBuf(b, d, g.XLen(), rng), randomBuf(b, d, g.YLen(), rng), randomBuf(b, d, g.XLen(), rng), randomBuf(b, d, g.WLen(), rng)
-			for _, buf := range []*Buffer{xk, dyk, bnIn, bnY, dx, dw} {
+			// the ReLU's output after the batch norm after the conv, and
+			// the masked gradient relu-apart writes
+			reluY, masked := randomBuf(b, d, g.YLen(), rng), randomBuf(b, d, g.YLen(), rng)
+			for _, buf := range []*Buffer{xk, dyk, bnIn, bnY, dx, dw, reluY, masked} {
 				defer buf.Free()
 			}
 			var st [6]*Buffer // gamma, beta, saved mean and inverse std, running mean and variance (of C and of K channels)
-			var sk [4]*Buffer // gamma, saved mean and inverse std, dgamma/dbeta scratch of the batch norm after the conv
+			var sk [5]*Buffer // gamma, saved mean and inverse std, dgamma/dbeta scratch, beta of the batch norm after the conv
 			for j := range st {
 				st[j] = randomBuf(b, d, g.C, rng)
 				defer st[j].Free()
@@ -397,13 +404,28 @@ func BenchmarkBatchNormKeep(b *testing.B) {
 					return d.Conv2DBackward(g, x, dy, c.w, dw, nil, dx, nil)
 				}}, run{"bwd-fused", 2 * g.FLOPs(), func(i int) error {
 					x, dy := c.at(i)
-					if err := d.BatchNormBackwardKeep(g.N, g.K, pq, bnY, sk[0], sk[1], sk[2], bnY, dy, sk[3], sk[3], g, dyk); err != nil {
+					if err := d.BatchNormBackwardKeep(g.N, g.K, pq, bnY, sk[0], nil, sk[1], sk[2], bnY, dy, sk[3], sk[3], g, dyk); err != nil {
 						return err
 					}
 					return d.Conv2DBackward(g, x, dy, c.w, dw, nil, dx, nil)
 				}}, run{"bwd-copy", 2 * g.FLOPs(), func(i int) error {
 					x, dy := c.at(i)
-					if err := d.BatchNormBackwardCopy(g.N, g.K, pq, bnY, sk[0], sk[1], sk[2], bnY, dy, sk[3], sk[3], g, dyk); err != nil {
+					if err := d.BatchNormBackwardCopy(g.N, g.K, pq, bnY, sk[0], nil, sk[1], sk[2], bnY, dy, sk[3], sk[3], g, dyk); err != nil {
+						return err
+					}
+					return d.Conv2DBackward(g, x, dy, c.w, dw, nil, dx, nil)
+				}}, run{"relu-apart", 2 * g.FLOPs(), func(i int) error {
+					x, dy := c.at(i)
+					if err := d.ReLUBackward(reluY, bnY, masked); err != nil {
+						return err
+					}
+					if err := d.BatchNormBackwardCopy(g.N, g.K, pq, bnY, sk[0], nil, sk[1], sk[2], masked, dy, sk[3], sk[3], g, dyk); err != nil {
+						return err
+					}
+					return d.Conv2DBackward(g, x, dy, c.w, dw, nil, dx, nil)
+				}}, run{"relu-fused", 2 * g.FLOPs(), func(i int) error {
+					x, dy := c.at(i)
+					if err := d.BatchNormBackwardCopy(g.N, g.K, pq, bnY, sk[0], sk[4], sk[1], sk[2], bnY, dy, sk[3], sk[3], g, dyk); err != nil {
 						return err
 					}
 					return d.Conv2DBackward(g, x, dy, c.w, dw, nil, dx, nil)

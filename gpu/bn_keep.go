@@ -185,39 +185,44 @@ func (d *Device) dyPackingMade(g geom.ConvGeom) (packedConv, bool) {
 }
 
 // BatchNormBackwardKeep is BatchNormBackward(n, c, hw, x, gamma,
-// saveMean, saveInvStd, dy, dx, dgamma, dbeta) and, where
+// saveMean, saveInvStd, dy, dx, dgamma, dbeta), or with beta given
+// BatchNormBackwardReLU(n, c, hw, x, gamma, beta, …) (dy the gradient at
+// the output of the ReLU after the batch norm), and, where
 // ConvDyCopyLen(g) > 0 for g, the convolution whose output the batch
 // norm normalised (g.N = n, g.K = c, g.P·g.Q = hw), and dx and dyk (a
 // float32 buffer of at least that length) are given, writes dx's
 // channels-last copy, as g's backward kernels read it, into dyk as it
-// writes dx (bn_bwd_v1 for the sums, then bn_bwd_apply_pack_v1):
+// writes dx (bn_bwd_v1 for the sums, then bn_bwd_apply_pack_v1; with
+// beta bn_bwd_relu_v1 and bn_bwd_relu_apply_pack_v1):
 // Conv2DBackward(g, …, dy = dx, …) with dx wanted, the next backward pass
 // of a conv on the device, reads it instead of packing dy, while neither
 // dx nor dyk is written in between (the caller's promise). The same bits
-// as BatchNormBackward and the conv's own packing. Elsewhere
-// BatchNormBackward runs and nothing is remembered. Errors as
-// BatchNormBackward, and for a dyk too short or shared with x, dy or dx.
-func (d *Device) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta *Buffer, g geom.ConvGeom, dyk *Buffer) error {
-	return d.bnBackwardKeep(false, n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, g, dyk)
+// as BatchNormBackward (BatchNormBackwardReLU) and the conv's own
+// packing. Elsewhere BatchNormBackward (BatchNormBackwardReLU) runs and
+// nothing is remembered. Errors as those, and for a dyk too short or
+// shared with x, dy or dx.
+func (d *Device) BatchNormBackwardKeep(n, c, hw int, x, gamma, beta, saveMean, saveInvStd, dy, dx, dgamma, dbeta *Buffer, g geom.ConvGeom, dyk *Buffer) error {
+	return d.bnBackwardKeep(false, n, c, hw, x, gamma, beta, saveMean, saveInvStd, dy, dx, dgamma, dbeta, g, dyk)
 }
 
 // BatchNormBackwardCopy is BatchNormBackwardKeep for a dx wanted only as
 // the dy of g's Conv2DBackward without a bias gradient (db nil), whose
 // two kernels then read only dy's copy: where the copy is made, dx's
 // float32 values are not written at all (bn_bwd_pack_v1 instead of
-// bn_bwd_apply_pack_v1; dx's bytes written once fewer), and until a
+// bn_bwd_apply_pack_v1, bn_bwd_relu_pack_v1 instead of
+// bn_bwd_relu_apply_pack_v1; dx's bytes written once fewer), and until a
 // Conv2DBackward on dx reads the copy the device refuses one that would
 // read dx's values instead (another geometry, a bias gradient, the copy
 // dropped); another reader of dx would read what dx held before (the
-// caller's promise: none). Where no copy is made, BatchNormBackward runs,
-// dx written.
-func (d *Device) BatchNormBackwardCopy(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta *Buffer, g geom.ConvGeom, dyk *Buffer) error {
-	return d.bnBackwardKeep(true, n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, g, dyk)
+// caller's promise: none). Where no copy is made, BatchNormBackward (with
+// beta BatchNormBackwardReLU) runs, dx written.
+func (d *Device) BatchNormBackwardCopy(n, c, hw int, x, gamma, beta, saveMean, saveInvStd, dy, dx, dgamma, dbeta *Buffer, g geom.ConvGeom, dyk *Buffer) error {
+	return d.bnBackwardKeep(true, n, c, hw, x, gamma, beta, saveMean, saveInvStd, dy, dx, dgamma, dbeta, g, dyk)
 }
 
 // bnBackwardKeep is BatchNormBackwardKeep, or BatchNormBackwardCopy with
-// copyOnly.
-func (d *Device) bnBackwardKeep(copyOnly bool, n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta *Buffer, g geom.ConvGeom, dyk *Buffer) error {
+// copyOnly; beta nil: no ReLU after the batch norm.
+func (d *Device) bnBackwardKeep(copyOnly bool, n, c, hw int, x, gamma, beta, saveMean, saveInvStd, dy, dx, dgamma, dbeta *Buffer, g geom.ConvGeom, dyk *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.dyMade = dyMade{}
@@ -225,9 +230,9 @@ func (d *Device) bnBackwardKeep(copyOnly bool, n, c, hw int, x, gamma, saveMean,
 		delete(d.dyOnly, dx.ptr) // written now, one way or the other
 	}
 	pc, ok := d.dyPackingMade(g)
-	if !ok || dyk == nil || dx == nil || g.N != n || g.K != c || g.P()*g.Q() != hw {
-		if err := d.bnBackward(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta); err != nil {
-			return launchErr(kBNBwd, bnShape{n, c, hw}, err)
+	if !ok || dyk == nil || dx == nil || g.N != n || g.K != c || g.P()*g.Q() != hw || d.fns[bnApplyPackKernel(beta, dx)] == nil {
+		if err := d.bnBackward(n, c, hw, x, gamma, beta, saveMean, saveInvStd, dy, dx, dgamma, dbeta); err != nil {
+			return launchErr(bnBackwardKernel(beta), bnShape{n, c, hw}, err)
 		}
 		return nil
 	}
@@ -242,17 +247,17 @@ func (d *Device) bnBackwardKeep(copyOnly bool, n, c, hw int, x, gamma, saveMean,
 	}
 	if err == nil {
 		// the sums (every other buffer checked), then dx and its copy
-		err = d.bnBackward(n, c, hw, x, gamma, saveMean, saveInvStd, dy, nil, dgamma, dbeta)
+		err = d.bnBackward(n, c, hw, x, gamma, beta, saveMean, saveInvStd, dy, nil, dgamma, dbeta)
 	}
 	if err != nil {
-		return launchErr(kBNBwd, bnShape{n, c, hw}, err)
+		return launchErr(bnBackwardKernel(beta), bnShape{n, c, hw}, err)
 	}
-	k, out := kBNBwdApplyPack, dx
+	out := dx
 	if copyOnly {
-		k, out = kBNBwdPack, nil
+		out = nil
 	}
-	if err := d.bnBwdApplyPack(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dgamma, dbeta, out, dyk, kp, pc == packedTF32); err != nil {
-		return launchErr(k, bnShape{n, c, hw}, err)
+	if err := d.bnBwdApplyPack(n, c, hw, x, gamma, beta, saveMean, saveInvStd, dy, dgamma, dbeta, out, dyk, kp, pc == packedTF32); err != nil {
+		return launchErr(bnApplyPackKernel(beta, out), bnShape{n, c, hw}, err)
 	}
 	d.dyMade = dyMade{dx.ptr, g, pc, dyk}
 	if copyOnly {
@@ -278,22 +283,41 @@ func (d *Device) valuesUnwritten(dy *Buffer) bool {
 	return ok
 }
 
-// bnBwdApplyPack launches bn_bwd_apply_pack_v1 (checked buffers): dx and
-// its copy in dyk, kp channels, TF32 or bfloat16; with dx nil
-// bn_bwd_pack_v1, the copy only.
-func (d *Device) bnBwdApplyPack(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dgamma, dbeta, dx, dyk *Buffer, kp int, tf32 bool) error {
+// bnApplyPackKernel is the kernel bnBwdApplyPack launches:
+// bn_bwd_apply_pack_v1, with dx nil bn_bwd_pack_v1, and with beta (the
+// ReLU's mask) their bn_bwd_relu_ forms.
+func bnApplyPackKernel(beta, dx *Buffer) kernelID {
+	switch {
+	case beta != nil && dx != nil:
+		return kBNBwdReLUApplyPack
+	case beta != nil:
+		return kBNBwdReLUPack
+	case dx != nil:
+		return kBNBwdApplyPack
+	}
+	return kBNBwdPack
+}
+
+// bnBwdApplyPack launches bnApplyPackKernel(beta, dx) (checked buffers;
+// beta's length is checked by the sums' launch before it): dx and its copy
+// in dyk, kp channels, TF32 or bfloat16; with dx nil the copy only.
+func (d *Device) bnBwdApplyPack(n, c, hw int, x, gamma, beta, saveMean, saveInvStd, dy, dgamma, dbeta, dx, dyk *Buffer, kp int, tf32 bool) error {
 	t := 0
 	if tf32 {
 		t = 1
 	}
-	grid, block := Dim3{ceilDiv(hw, transposeTile), ceilDiv(kp, transposeTile), n}, Dim3{transposeTile, 8, 1}
-	if dx == nil {
-		return d.launch(kBNBwdPack, grid, block, 0, argPtr(x), argPtr(gamma), argPtr(saveMean), argPtr(saveInvStd), argPtr(dy),
-			argPtr(dgamma), argPtr(dbeta), argPtr(dyk), argI32(n), argI32(c), argI32(hw), argI32(kp), argI32(t))
+	var a [15]arg
+	args := append(a[:0], argPtr(x), argPtr(gamma))
+	if beta != nil {
+		args = append(args, argPtr(beta))
 	}
-	return d.launch(kBNBwdApplyPack, grid, block, 0,
-		argPtr(x), argPtr(gamma), argPtr(saveMean), argPtr(saveInvStd), argPtr(dy), argPtr(dgamma), argPtr(dbeta),
-		argPtr(dx), argPtr(dyk), argI32(n), argI32(c), argI32(hw), argI32(kp), argI32(t))
+	args = append(args, argPtr(saveMean), argPtr(saveInvStd), argPtr(dy), argPtr(dgamma), argPtr(dbeta))
+	if dx != nil {
+		args = append(args, argPtr(dx))
+	}
+	args = append(args, argPtr(dyk), argI32(n), argI32(c), argI32(hw), argI32(kp), argI32(t))
+	return d.launch(bnApplyPackKernel(beta, dx), Dim3{ceilDiv(hw, transposeTile), ceilDiv(kp, transposeTile), n},
+		Dim3{transposeTile, 8, 1}, 0, args...)
 }
 
 // madeDy is the copy of dy for g packed as pc that BatchNormBackwardKeep

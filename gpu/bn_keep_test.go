@@ -15,11 +15,15 @@ import (
 func init() {
 	plainConformance = append(plainConformance,
 		conformanceCase{"bn_apply_pack_bf16_v1", []string{"bn_train_stats_v1", "bn_apply_pack_bf16_v1"}, testBNApplyPack},
-		conformanceCase{"bn_bwd_apply_pack_v1", []string{"bn_bwd_apply_pack_v1", "bn_bwd_pack_v1"}, testBNBwdApplyPack})
+		conformanceCase{"bn_bwd_apply_pack_v1", []string{"bn_bwd_apply_pack_v1", "bn_bwd_pack_v1",
+			"bn_bwd_relu_apply_pack_v1", "bn_bwd_relu_pack_v1"}, testBNBwdApplyPack})
 	launcherTestedElsewhere["bn_train_stats_v1"] = true     // TestBNKeepLaunchers
 	launcherTestedElsewhere["bn_apply_pack_bf16_v1"] = true // TestBNKeepLaunchers
 	launcherTestedElsewhere["bn_bwd_apply_pack_v1"] = true  // TestBNKeepLaunchers
 	launcherTestedElsewhere["bn_bwd_pack_v1"] = true        // TestBNKeepLaunchers
+	for _, k := range []string{"bn_bwd_relu_apply_pack_v1", "bn_bwd_relu_pack_v1"} {
+		launcherTestedElsewhere[k] = true // TestBNKeepLaunchers
+	}
 }
 
 // packedWant checks got, the channels-last copy (n, hw, cp) of v (n, c,
@@ -54,46 +58,62 @@ func packedWant(t *testing.T, name string, got, v []float32, n, c, hw, cp, elem 
 // dx's copy as cpuref.BF16Bits (bfloat16) or cpuref.RoundTF32 (TF32) of
 // dx, channels past C zero, on bnShapes (partial tiles on both axes) with a
 // NaN in dy; and bn_bwd_pack_v1 (copyOnly, BatchNormBackwardCopy): the
-// same words, dx's buffer left as it was (the harness's poison).
+// same words, dx's buffer left as it was (the harness's poison). With
+// relu, their bn_bwd_relu_ forms after bn_bwd_relu_v1's sums, against
+// cpuref.ReLUBackward on the ReLU's output and then BatchNormBackward32
+// (bnReLUCase).
 func testBNBwdApplyPack(t *testing.T, d *Device) {
 	if !d.hasTarget(80) {
 		t.Skipf("bn_bwd_apply_pack_v1 needs compute capability 8.0; %v has less", d)
 	}
 	for _, s := range bnShapesFor(d) {
 		n, c, hw := s[0], s[1], s[2]
-		for _, m := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
-			pc, copyOnly := packedBF16, m[1]
-			if m[0] {
+		for m := range 8 {
+			pc, copyOnly, relu := packedBF16, m&2 != 0, m&4 != 0
+			if m&1 != 0 {
 				pc = packedTF32
 			}
-			t.Run(kv("tf32", pc == packedTF32, "copyOnly", copyOnly, "N", n, "C", c, "HW", hw), func(t *testing.T) {
+			if relu && (n*hw < 2 || n*c*hw < 4) {
+				continue // bnReLUCase's mask needs values to keep and to drop
+			}
+			t.Run(kv("tf32", pc == packedTF32, "copyOnly", copyOnly, "relu", relu, "N", n, "C", c, "HW", hw), func(t *testing.T) {
 				L := n * c * hw
-				rng := newRand(t.Name())
-				x, dy := uniform(rng, L), uniform(rng, L)
-				if L > 2 {
-					dy[L/3] = float32(math.NaN())
-				}
-				gamma, beta, _, _ := bnParams(t.Name(), c)
-				mean, inv := make([]float32, c), make([]float32, c)
-				if err := cpuref.BatchNormTrainForward32(n, c, hw, x, gamma, beta, make([]float32, L), mean, inv, nil, nil, 0.1, 1e-5); err != nil {
-					t.Fatal(err)
+				var x, dy, gamma, beta, mean, inv, masked []float32
+				if relu {
+					x, dy, gamma, beta, mean, inv, masked = bnReLUCase(t, n, c, hw)
+				} else {
+					rng := newRand(t.Name())
+					x, dy = uniform(rng, L), uniform(rng, L)
+					if L > 2 {
+						dy[L/3] = float32(math.NaN())
+					}
+					gamma, beta, _, _ = bnParams(t.Name(), c)
+					mean, inv = make([]float32, c), make([]float32, c)
+					if err := cpuref.BatchNormTrainForward32(n, c, hw, x, gamma, beta, make([]float32, L), mean, inv, nil, nil, 0.1, 1e-5); err != nil {
+						t.Fatal(err)
+					}
+					masked = dy
 				}
 				want, wdg, wdb := make([]float32, L), make([]float32, c), make([]float32, c)
-				if err := cpuref.BatchNormBackward32(n, c, hw, x, gamma, mean, inv, dy, want, wdg, wdb); err != nil {
+				if err := cpuref.BatchNormBackward32(n, c, hw, x, gamma, mean, inv, masked, want, wdg, wdb); err != nil {
 					t.Fatal(err)
 				}
 				h := newHarness(t, d)
 				kp := packedChans(c, pc.chanAlign)
 				xb, gb, mb, ib, dyb := h.in("x", x), h.in("gamma", gamma), h.in("saveMean", mean), h.in("saveInvStd", inv), h.in("dy", dy)
 				dx, dg, db, dyk := h.out("dx", L), h.out("dgamma", c), h.out("dbeta", c), h.out("dyk", n*hw*kp*pc.elemBytes/4)
+				var bb *Buffer // beta: the ReLU's mask
+				if relu {
+					bb = h.in("beta", beta)
+				}
 				d.mu.Lock()
-				err := d.bnBackward(n, c, hw, xb, gb, mb, ib, dyb, nil, dg, db)
+				err := d.bnBackward(n, c, hw, xb, gb, bb, mb, ib, dyb, nil, dg, db)
 				if err == nil {
 					out := dx
 					if copyOnly {
 						out = nil
 					}
-					err = d.bnBwdApplyPack(n, c, hw, xb, gb, mb, ib, dyb, dg, db, out, dyk, kp, pc == packedTF32)
+					err = d.bnBwdApplyPack(n, c, hw, xb, gb, bb, mb, ib, dyb, dg, db, out, dyk, kp, pc == packedTF32)
 				}
 				d.mu.Unlock()
 				if err != nil {
@@ -102,7 +122,7 @@ func testBNBwdApplyPack(t *testing.T, d *Device) {
 				if copyOnly {
 					for i, v := range h.read(dx) {
 						if math.Float32bits(v) != poisonBits {
-							t.Fatalf("dx[%d] = %g written by bn_bwd_pack_v1, want the poison untouched", i, v)
+							t.Fatalf("dx[%d] = %g written by the copy-only kernel, want the poison untouched", i, v)
 						}
 					}
 				} else {
@@ -196,7 +216,8 @@ func testBNApplyPack(t *testing.T, d *Device) {
 }
 
 // TestBNKeepLaunchers is TestLaunchers for bn_train_stats_v1,
-// bn_apply_pack_bf16_v1, bn_bwd_apply_pack_v1 and bn_bwd_pack_v1: each argument lands in the parameter of that
+// bn_apply_pack_bf16_v1, bn_bwd_apply_pack_v1, bn_bwd_pack_v1 and their
+// bn_bwd_relu_ forms: each argument lands in the parameter of that
 // name, with the launch shape the kernel's doc states, and a launch
 // allocates nothing on the host.
 func TestBNKeepLaunchers(t *testing.T) {
@@ -235,6 +256,10 @@ func TestBNKeepLaunchers(t *testing.T) {
 		return with("x", P(x), "gamma", P(gm), "save_mean", P(sm), "save_inv_std", P(si), "dy", P(y), "dgamma", P(rm),
 			"dbeta", P(rv), "dx", P(dx), "dst", P(xk), "Cp", cp, "tf32", tf32)
 	}
+	withBeta := func(m map[string]uint64) map[string]uint64 {
+		m["beta"] = P(bt)
+		return m
+	}
 	cases := []struct {
 		name   string
 		call   func() error
@@ -249,19 +274,30 @@ func TestBNKeepLaunchers(t *testing.T) {
 		{"bwd-bf16", func() error {
 			d.mu.Lock()
 			defer d.mu.Unlock()
-			return d.bnBwdApplyPack(n, c, hw, x, gm, sm, si, y, rm, rv, dx, xk, 40, false)
+			return d.bnBwdApplyPack(n, c, hw, x, gm, nil, sm, si, y, rm, rv, dx, xk, 40, false)
 		}, "bn_bwd_apply_pack_v1", tile, Dim3{32, 8, 1}, bwd(40, 0), 1},
 		{"bwd-tf32", func() error {
 			d.mu.Lock()
 			defer d.mu.Unlock()
-			return d.bnBwdApplyPack(n, c, hw, x, gm, sm, si, y, rm, rv, dx, xk, 36, true)
+			return d.bnBwdApplyPack(n, c, hw, x, gm, nil, sm, si, y, rm, rv, dx, xk, 36, true)
 		}, "bn_bwd_apply_pack_v1", tile, Dim3{32, 8, 1}, bwd(36, 1), 1},
 		{"bwd-copy-only", func() error {
 			d.mu.Lock()
 			defer d.mu.Unlock()
-			return d.bnBwdApplyPack(n, c, hw, x, gm, sm, si, y, rm, rv, nil, xk, 40, false)
+			return d.bnBwdApplyPack(n, c, hw, x, gm, nil, sm, si, y, rm, rv, nil, xk, 40, false)
 		}, "bn_bwd_pack_v1", tile, Dim3{32, 8, 1}, with("x", P(x), "gamma", P(gm), "save_mean", P(sm), "save_inv_std", P(si),
 			"dy", P(y), "dgamma", P(rm), "dbeta", P(rv), "dst", P(xk), "Cp", uint64(40), "tf32", uint64(0)), 1},
+		{"bwd-relu", func() error {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return d.bnBwdApplyPack(n, c, hw, x, gm, bt, sm, si, y, rm, rv, dx, xk, 36, true)
+		}, "bn_bwd_relu_apply_pack_v1", tile, Dim3{32, 8, 1}, withBeta(bwd(36, 1)), 1},
+		{"bwd-relu-copy-only", func() error {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return d.bnBwdApplyPack(n, c, hw, x, gm, bt, sm, si, y, rm, rv, nil, xk, 40, false)
+		}, "bn_bwd_relu_pack_v1", tile, Dim3{32, 8, 1}, with("x", P(x), "gamma", P(gm), "beta", P(bt), "save_mean", P(sm),
+			"save_inv_std", P(si), "dy", P(y), "dgamma", P(rm), "dbeta", P(rv), "dst", P(xk), "Cp", uint64(40), "tf32", uint64(0)), 1},
 		{"stats", func() error { // the train case's first launch
 			d.mu.Lock()
 			defer d.mu.Unlock()
@@ -455,7 +491,7 @@ func testBatchNormBackwardKeep(t *testing.T, d *Device) {
 					dw, cdb, dx := mustF32(t, d, g.WLen()), mustF32(t, d, g.K), mustF32(t, d, g.XLen())
 					l0 := d.Launches()
 					if fused {
-						mustNil(t, d.BatchNormBackwardKeep(n, c, hw, y, gamma, sm, si, dz, dy, dg, db, g, dyk))
+						mustNil(t, d.BatchNormBackwardKeep(n, c, hw, y, gamma, nil, sm, si, dz, dy, dg, db, g, dyk))
 					} else {
 						mustNil(t, d.BatchNormBackward(n, c, hw, y, gamma, sm, si, dz, dy, dg, db))
 					}
@@ -490,7 +526,7 @@ func testBatchNormBackwardKeep(t *testing.T, d *Device) {
 				// A copy of dy is not read for another dy.
 				dy, dy2, dg, db := mustF32(t, d, g.YLen()), randomBufT(t, d, g.YLen(), rng), mustF32(t, d, c), mustF32(t, d, c)
 				dwa, dwb := mustF32(t, d, g.WLen()), mustF32(t, d, g.WLen())
-				mustNil(t, d.BatchNormBackwardKeep(n, c, hw, y, gamma, sm, si, dz, dy, dg, db, g, dyk))
+				mustNil(t, d.BatchNormBackwardKeep(n, c, hw, y, gamma, nil, sm, si, dz, dy, dg, db, g, dyk))
 				mustNil(t, d.Conv2DBackward(g, x, dy2, w, dwa, nil, mustF32(t, d, g.XLen()), nil))
 				mustNil(t, d.Conv2DBackwardFilter(g, x, dy2, dwb))
 				equalBitsT(t, "dw of dy2 after a copy of dy", download(t, dwa), download(t, dwb))
@@ -507,9 +543,9 @@ func testBatchNormBackwardKeep(t *testing.T, d *Device) {
 					mustNil(t, d.Fill(r.dy, 7))
 					l0 := d.Launches()
 					if only {
-						mustNil(t, d.BatchNormBackwardCopy(n, c, hw, y, gamma, sm, si, dz, r.dy, r.dg, r.db, g, dyk))
+						mustNil(t, d.BatchNormBackwardCopy(n, c, hw, y, gamma, nil, sm, si, dz, r.dy, r.dg, r.db, g, dyk))
 					} else {
-						mustNil(t, d.BatchNormBackwardKeep(n, c, hw, y, gamma, sm, si, dz, r.dy, r.dg, r.db, g, dyk))
+						mustNil(t, d.BatchNormBackwardKeep(n, c, hw, y, gamma, nil, sm, si, dz, r.dy, r.dg, r.db, g, dyk))
 					}
 					l1 := d.Launches()
 					mustNil(t, d.Conv2DBackward(g, x, r.dy, w, r.dw, nil, r.dx, nil))
@@ -532,7 +568,7 @@ func testBatchNormBackwardKeep(t *testing.T, d *Device) {
 					equalBitsT(t, p.name+" (copy only)", download(t, p.got), download(t, p.want))
 				}
 				dyc, dwc, dxc := only.dy, only.dw, only.dx
-				mustNil(t, d.BatchNormBackwardCopy(n, c, hw, y, gamma, sm, si, dz, dyc, only.dg, only.db, g, dyk))
+				mustNil(t, d.BatchNormBackwardCopy(n, c, hw, y, gamma, nil, sm, si, dz, dyc, only.dg, only.db, g, dyk))
 				// Refused while dy holds only the copy: a bias gradient, a
 				// single pass; nothing launched.
 				dbias := mustF32(t, d, g.K)
@@ -560,5 +596,134 @@ func testBatchNormBackwardKeep(t *testing.T, d *Device) {
 		if ran[p] && made[p] == 0 {
 			t.Errorf("no case made dy's copy at %v", p)
 		}
+	}
+}
+
+// TestBatchNormBackwardReLU checks, on the simulator, the batch norm's
+// backward pass with the ReLU after it masking dy inside it
+// (BatchNormBackwardReLU, and BatchNormBackwardKeep and
+// BatchNormBackwardCopy given beta) against ReLUBackward on the ReLU's
+// output and then the plain forms: the same dx (the conv's dy), dgamma,
+// dbeta, and the conv's dw and dx after it, bit for bit, at BF16, TF32
+// and FP32; one launch fewer each time (the ReLU's), and where the conv
+// reads dy's copy, the conv's packing launch gone as well.
+func TestBatchNormBackwardReLU(t *testing.T) { testBatchNormBackwardReLU(t, openSim(t)) }
+
+// testBatchNormBackwardReLU is TestBatchNormBackwardReLU on d (the
+// simulator, or a GPU: TestBatchNormBackwardReLUCUDA); a precision d
+// cannot run is skipped.
+func testBatchNormBackwardReLU(t *testing.T, d *Device) {
+	made := 0
+	for _, prec := range []Precision{BF16, TF32, FP32} {
+		for i, g := range []geom.ConvGeom{
+			cg(8, 16, 8, 8, 32, 3, 3, 1, 1, 1, 1), // v9 and v10 share dy's copy
+			cg(2, 16, 8, 8, 24, 3, 3, 1, 1, 1, 1), // a direct bwd-filter: nothing shared
+		} {
+			t.Run(kv("prec", prec, "g", g), func(t *testing.T) {
+				if testing.Short() && (prec != BF16 || i > 0) {
+					t.Skip("-short: BF16's first shape; the rest is left to the full run")
+				}
+				if err := d.SetPrecision(prec); err != nil {
+					t.Skip(err)
+				}
+				defer d.SetPrecision(FP32)
+				n, c, hw := g.N, g.K, g.P()*g.Q()
+				rng := newRand("bn-bwd-relu/" + g.String())
+				// The batch norm's input y (the conv's output), its forward
+				// pass with the ReLU: yr, the saved statistics.
+				y, dz := randomBufT(t, d, g.YLen(), rng), randomBufT(t, d, g.YLen(), rng)
+				gv, bv, _, _ := bnParams("bn-bwd-relu/"+g.String(), c)
+				for j := range gv { // each channel's ReLU keeps about half
+					gv[j] = float32(1-2*(j%2)) * (1 + gv[j]/2)
+					bv[j] /= 8
+				}
+				gamma, beta, sm, si, yr := mustF32(t, d, c), mustF32(t, d, c), mustF32(t, d, c), mustF32(t, d, c), mustF32(t, d, g.YLen())
+				mustNil(t, gamma.Upload(gv))
+				mustNil(t, beta.Upload(bv))
+				mustNil(t, d.BatchNormTrainForward(n, c, hw, y, gamma, beta, yr, sm, si, nil, nil, 0.1, 1e-5, true))
+				x, w := randomBufT(t, d, g.XLen(), rng), randomBufT(t, d, g.WLen(), rng)
+				kl := d.ConvDyCopyLen(g)
+				if kl > 0 {
+					made++
+				}
+				dyk := mustF32(t, d, max(kl, 1))
+				masked := mustF32(t, d, g.YLen())
+				type result struct {
+					out      [][]float32
+					bn, conv int64
+				}
+				// mode: "apart" (ReLUBackward, then BatchNormBackward),
+				// "fused" (BatchNormBackwardReLU), "keep"
+				// (BatchNormBackwardKeep with beta), "copy"
+				// (BatchNormBackwardCopy with beta; dy's values not written).
+				run := func(mode string) result {
+					dy, dg, db := mustF32(t, d, g.YLen()), mustF32(t, d, c), mustF32(t, d, c)
+					dw, dx := mustF32(t, d, g.WLen()), mustF32(t, d, g.XLen())
+					mustNil(t, d.Fill(dy, 7))
+					l0 := d.Launches()
+					switch mode {
+					case "apart":
+						mustNil(t, d.ReLUBackward(yr, dz, masked))
+						mustNil(t, d.BatchNormBackward(n, c, hw, y, gamma, sm, si, masked, dy, dg, db))
+					case "fused":
+						mustNil(t, d.BatchNormBackwardReLU(n, c, hw, y, gamma, beta, sm, si, dz, dy, dg, db))
+					case "keep":
+						mustNil(t, d.BatchNormBackwardKeep(n, c, hw, y, gamma, beta, sm, si, dz, dy, dg, db, g, dyk))
+					case "copy":
+						mustNil(t, d.BatchNormBackwardCopy(n, c, hw, y, gamma, beta, sm, si, dz, dy, dg, db, g, dyk))
+					}
+					l1 := d.Launches()
+					// no bias gradient: BatchNormBackwardCopy's conv
+					mustNil(t, d.Conv2DBackward(g, x, dy, w, dw, nil, dx, nil))
+					r := result{bn: l1 - l0, conv: d.Launches() - l1}
+					for _, b := range []*Buffer{dy, dg, db, dw, dx} {
+						r.out = append(r.out, download(t, b))
+					}
+					return r
+				}
+				apart := run("apart")
+				zero, kept := 0, 0
+				for _, v := range download(t, masked) {
+					if v == 0 {
+						zero++
+					} else {
+						kept++
+					}
+				}
+				if zero == 0 || kept == 0 {
+					t.Fatalf("the ReLU's mask drops %d values and keeps %d: want both", zero, kept)
+				}
+				copied := map[bool]int64{true: 1}[kl > 0]
+				for _, m := range []struct {
+					mode     string
+					bn, conv int64
+				}{
+					{"fused", apart.bn - 1, apart.conv},
+					{"keep", apart.bn - 1 + copied, apart.conv - copied},
+					{"copy", apart.bn - 1 + copied, apart.conv - copied},
+				} {
+					got := run(m.mode)
+					for j, name := range []string{"dy", "dgamma", "dbeta", "dw", "dx"} {
+						if m.mode == "copy" && name == "dy" && kl > 0 {
+							continue // not written (below)
+						}
+						equalBitsT(t, m.mode+" "+name, got.out[j], apart.out[j])
+					}
+					if m.mode == "copy" && kl > 0 {
+						for j, v := range got.out[0] {
+							if v != 7 {
+								t.Fatalf("dy[%d] = %g after BatchNormBackwardCopy, want 7 (not written)", j, v)
+							}
+						}
+					}
+					if got.bn != m.bn || got.conv != m.conv {
+						t.Errorf("%s: %d and %d launches (batch norm, conv backward), want %d and %d", m.mode, got.bn, got.conv, m.bn, m.conv)
+					}
+				}
+			})
+		}
+	}
+	if !testing.Short() && made == 0 {
+		t.Error("no case made dy's copy")
 	}
 }

@@ -51,6 +51,11 @@ func TestBatchNormKeepCUDA(t *testing.T) { testBatchNormKeep(t, openCUDAT(t)) }
 // pass gives the bits of the conv packing dy itself.
 func TestBatchNormBackwardKeepCUDA(t *testing.T) { testBatchNormBackwardKeep(t, openCUDAT(t)) }
 
+// TestBatchNormBackwardReLUCUDA is TestBatchNormBackwardReLU on CUDA
+// device 0: the ReLU's mask recomputed inside the batch norm's backward
+// pass gives the bits of ReLUBackward and the plain forms.
+func TestBatchNormBackwardReLUCUDA(t *testing.T) { testBatchNormBackwardReLU(t, openCUDAT(t)) }
+
 // TestAddReLUKeepCUDA is TestAddReLUKeep on CUDA device 0: y's bfloat16
 // copies written by the residual add's pass give the bits of the
 // convolutions packing y themselves.

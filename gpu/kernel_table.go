@@ -87,6 +87,9 @@ const (
 	kBNBwdApplyPack
 	kBNBwdPack
 	kAddReLUPackBF16
+	kBNBwdReLU
+	kBNBwdReLUApplyPack
+	kBNBwdReLUPack
 	numPlainKernels
 )
 
@@ -162,6 +165,9 @@ var plainKernels = [numPlainKernels]string{
 	kBNBwdApplyPack:          "bn_bwd_apply_pack_v1",
 	kBNBwdPack:               "bn_bwd_pack_v1",
 	kAddReLUPackBF16:         "add_relu_pack_bf16_v1",
+	kBNBwdReLU:               "bn_bwd_relu_v1",
+	kBNBwdReLUApplyPack:      "bn_bwd_relu_apply_pack_v1",
+	kBNBwdReLUPack:           "bn_bwd_relu_pack_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

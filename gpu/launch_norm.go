@@ -191,18 +191,52 @@ func (d *Device) bnEvalCheck(n, c, hw int, x, gamma, beta, runMean, runVar, y *B
 // size is < 1, a tensor has 2³¹ elements or more or a buffer has the wrong
 // length.
 func (d *Device) BatchNormBackward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta *Buffer) error {
+	return d.batchNormBackward(n, c, hw, x, gamma, nil, saveMean, saveInvStd, dy, dx, dgamma, dbeta)
+}
+
+// BatchNormBackwardReLU is BatchNormBackward for a batch norm (with γ and
+// β, and the statistics BatchNormTrainForward saved) whose output went
+// through a ReLU (its relu epilogue, or ReLUForward after it), dy being
+// the gradient at the ReLU's output: it reads dy where γ·x̂ + β > 0, else
+// 0, which is what ReLUBackward on the ReLU's output writes (the sign
+// recomputed from x with the forward pass's operations), so the same bits
+// as ReLUBackward and then BatchNormBackward on its result, in one launch
+// (bn_bwd_relu_v1), with neither the ReLU's output read nor the masked
+// gradient stored. dx may be nil or dy. Errors as BatchNormBackward, and
+// for a beta of another length than C.
+func (d *Device) BatchNormBackwardReLU(n, c, hw int, x, gamma, beta, saveMean, saveInvStd, dy, dx, dgamma, dbeta *Buffer) error {
+	if beta == nil {
+		return launchErr(kBNBwdReLU, bnShape{n, c, hw}, fmt.Errorf("beta is nil: %w", geom.ErrGeometry))
+	}
+	return d.batchNormBackward(n, c, hw, x, gamma, beta, saveMean, saveInvStd, dy, dx, dgamma, dbeta)
+}
+
+// batchNormBackward is BatchNormBackward, or with beta
+// BatchNormBackwardReLU.
+func (d *Device) batchNormBackward(n, c, hw int, x, gamma, beta, saveMean, saveInvStd, dy, dx, dgamma, dbeta *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if dx != nil {
 		delete(d.dyOnly, dx.ptr) // its values written now (BatchNormBackwardCopy)
 	}
-	if err := d.bnBackward(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta); err != nil {
-		return launchErr(kBNBwd, bnShape{n, c, hw}, err)
+	if err := d.bnBackward(n, c, hw, x, gamma, beta, saveMean, saveInvStd, dy, dx, dgamma, dbeta); err != nil {
+		return launchErr(bnBackwardKernel(beta), bnShape{n, c, hw}, err)
 	}
 	return nil
 }
 
-func (d *Device) bnBackward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta *Buffer) error {
+// bnBackwardKernel is bn_bwd_v1, or with the ReLU's mask (beta given)
+// bn_bwd_relu_v1.
+func bnBackwardKernel(beta *Buffer) kernelID {
+	if beta != nil {
+		return kBNBwdReLU
+	}
+	return kBNBwd
+}
+
+// bnBackward launches bnBackwardKernel(beta) (buffers checked; beta nil:
+// no ReLU). Callers hold d.mu.
+func (d *Device) bnBackward(n, c, hw int, x, gamma, beta, saveMean, saveInvStd, dy, dx, dgamma, dbeta *Buffer) error {
 	if err := dims([]int{n, c, hw}, []int{n, c, hw}); err != nil {
 		return err
 	}
@@ -221,6 +255,13 @@ func (d *Device) bnBackward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx
 		return err
 	}
 	grid, block := perBlock(c)
+	if beta != nil {
+		if err := d.need("beta", beta, Float32, c); err != nil {
+			return err
+		}
+		return d.launch(kBNBwdReLU, grid, block, 0, argPtr(x), argPtr(gamma), argPtr(beta), argPtr(saveMean),
+			argPtr(saveInvStd), argPtr(dy), argPtr(dx), argPtr(dgamma), argPtr(dbeta), argI32(n), argI32(c), argI32(hw))
+	}
 	return d.launch(kBNBwd, grid, block, 0, argPtr(x), argPtr(gamma), argPtr(saveMean), argPtr(saveInvStd),
 		argPtr(dy), argPtr(dx), argPtr(dgamma), argPtr(dbeta), argI32(n), argI32(c), argI32(hw))
 }

@@ -306,7 +306,12 @@ func TestResNet50Convs(t *testing.T) {
 // ReLU in one pass (add_relu_v1 or add_relu_pack_bf16_v1 instead of
 // add_v1 then relu_fwd_v1 in place) read and write each block's output
 // once fewer in float32 and launch once fewer (addrelu-saved-MB,
-// addrelu-saved-us). Run:
+// addrelu-saved-us); and each BatchNorm+ReLU pair feeding a conv
+// (bnrelu-pairs) masks the ReLU's gradient inside the batch norm's
+// backward pass (bn_bwd_relu_v1, bn_bwd_relu_pack_v1: the mask recomputed
+// from x, which that pass reads anyway) instead of relu_bwd_v1 reading y
+// and dy and writing the masked gradient: 12 bytes an element and a
+// launch fewer (relubwd-saved-MB, relubwd-saved-us). Run:
 //
 //	go test -run '^$' -bench ModelBatchNormKeep -benchtime 1x ./gpu
 func BenchmarkModelBatchNormKeep(b *testing.B) {
@@ -364,10 +369,15 @@ func BenchmarkModelBatchNormKeep(b *testing.B) {
 			}
 		}
 	}
-	var addBytes, dxBytes float64
+	var addBytes, dxBytes, reluBytes float64
+	reluPairs := 0
 	for i, g := range convs {
 		if i > 0 && d.ConvDyCopyLen(g) > 0 { // the stem has no dx: its batch norm makes no copy
 			dxBytes += 4 * float64(g.YLen()) // bn_bwd_pack_v1: dx not written
+		}
+		if reads[i] == readsBN { // x is a BatchNorm+ReLU's output: relu_bwd_v1 read y and dy and wrote dy masked
+			reluBytes += 3 * 4 * float64(g.XLen())
+			reluPairs++
 		}
 	}
 	for _, n := range blockOut {
@@ -384,6 +394,9 @@ func BenchmarkModelBatchNormKeep(b *testing.B) {
 	b.ReportMetric(bwdSaved*1e6, "bwd-saved-us")
 	b.ReportMetric(dxBytes/1e6, "dx-saved-MB")
 	b.ReportMetric(dxBytes/h100DRAMBW*1e6, "dx-saved-us")
+	b.ReportMetric(float64(reluPairs), "bnrelu-pairs")
+	b.ReportMetric(reluBytes/1e6, "relubwd-saved-MB")
+	b.ReportMetric((reluBytes/h100DRAMBW+float64(reluPairs)*launchSlots/(schedulersSM*h100Clock))*1e6, "relubwd-saved-us")
 	b.ReportMetric(addBytes/1e6, "addrelu-saved-MB")
 	b.ReportMetric((addBytes/h100DRAMBW+float64(len(blockOut))*launchSlots/(schedulersSM*h100Clock))*1e6, "addrelu-saved-us")
 	b.ReportMetric(total*1e3, "model-ms")

@@ -24,6 +24,7 @@ func init() {
 		conformanceCase{"bn_train_fwd_v2", []string{"bn_train_fwd_v2"}, testBNTrainReLUForward},
 		conformanceCase{"bn_eval_fwd_v2", []string{"bn_eval_fwd_v2"}, testBNEvalReLUForward},
 		conformanceCase{"bn_bwd_v1", []string{"bn_bwd_v1"}, testBNBackward},
+		conformanceCase{"bn_bwd_relu_v1", []string{"bn_bwd_relu_v1"}, testBNBackwardReLU},
 		conformanceCase{"avgpool_fwd_v1", []string{"avgpool_fwd_v1"}, testAvgPoolForward},
 		conformanceCase{"avgpool_bwd_v1", []string{"avgpool_bwd_v1"}, testAvgPoolBackward},
 		conformanceCase{"global_avgpool_v1", []string{"global_avgpool_fwd_v1", "global_avgpool_bwd_v1"}, testGlobalAvgPool},
@@ -196,6 +197,104 @@ func testBNBackward(t *testing.T, d *Device) {
 					t.Fatal(err)
 				}
 				if withDx {
+					checkSameBits(t, "dx", h.read(dx), want)
+				}
+				checkSameBits(t, "dgamma", h.read(dg), wdg)
+				checkSameBits(t, "dbeta", h.read(db), wdb)
+				h.check()
+			})
+		}
+	}
+}
+
+// bnReLUCase is the data of a batch norm with a ReLU after it, for the
+// conformance cases of its backward kernels: x, dy, γ, β, the statistics
+// cpuref.BatchNormTrainForward32 saves, and masked, dy masked as
+// cpuref.ReLUBackward on the ReLU's output (its forward output, then
+// cpuref.ReLUForward). Channel 0's γ and β are 0 where C > 1 (every
+// pre-ReLU value ±0: all masked, whatever the sign of x̂), and a NaN in dy
+// sits both where the mask keeps it and where it drops it. It fails the
+// test unless the mask drops some values of dy and keeps others, so that
+// a kernel ignoring it would differ.
+func bnReLUCase(t *testing.T, n, c, hw int) (x, dy, gamma, beta, mean, inv, masked []float32) {
+	t.Helper()
+	L := n * c * hw
+	rng := newRand(t.Name())
+	x, dy = uniform(rng, L), uniform(rng, L)
+	gamma, beta, _, _ = bnParams(t.Name(), c)
+	for i := range gamma { // |γ| ≥ 1/2 of either sign and a small β: each channel's mask keeps about half
+		gamma[i] = float32(1-2*(i%2)) * (1 + gamma[i]/2)
+		beta[i] /= 8
+	}
+	if c > 1 {
+		gamma[0], beta[0] = 0, 0
+	}
+	y := make([]float32, L)
+	mean, inv = make([]float32, c), make([]float32, c)
+	if err := cpuref.BatchNormTrainForward32(n, c, hw, x, gamma, beta, y, mean, inv, nil, nil, 0.1, 1e-5); err != nil {
+		t.Fatal(err)
+	}
+	if err := cpuref.ReLUForward(y, y); err != nil {
+		t.Fatal(err)
+	}
+	kept, dropped := -1, -1
+	for i, v := range y {
+		if v > 0 && kept < 0 {
+			kept = i
+		} else if !(v > 0) && dropped < 0 {
+			dropped = i
+		}
+	}
+	if kept < 0 || dropped < 0 {
+		t.Fatalf("the ReLU keeps dy at %d and drops it at %d: want both", kept, dropped)
+	}
+	dy[kept], dy[dropped] = float32(math.NaN()), float32(math.NaN())
+	masked = make([]float32, L)
+	if err := cpuref.ReLUBackward(y, dy, masked); err != nil {
+		t.Fatal(err)
+	}
+	return x, dy, gamma, beta, mean, inv, masked
+}
+
+// testBNBackwardReLU checks bn_bwd_relu_v1 against cpuref: dx, dgamma and
+// dbeta bit for bit as cpuref.ReLUBackward on the ReLU's output and then
+// BatchNormBackward32 (bnReLUCase), with dx and without, and in place (dx
+// = dy).
+func testBNBackwardReLU(t *testing.T, d *Device) {
+	for _, s := range bnShapesFor(d) {
+		n, c, hw := s[0], s[1], s[2]
+		if n*hw < 2 || n*c*hw < 4 {
+			continue // too few values for a mask that keeps some and drops some
+		}
+		for _, mode := range []string{"dx", "no-dx", "in-place"} {
+			t.Run(kv("mode", mode, "N", n, "C", c, "HW", hw), func(t *testing.T) {
+				L := n * c * hw
+				x, dy, gamma, beta, mean, inv, masked := bnReLUCase(t, n, c, hw)
+				var want []float32
+				if mode != "no-dx" {
+					want = make([]float32, L)
+				}
+				wdg, wdb := make([]float32, c), make([]float32, c)
+				if err := cpuref.BatchNormBackward32(n, c, hw, x, gamma, mean, inv, masked, want, wdg, wdb); err != nil {
+					t.Fatal(err)
+				}
+				h := newHarness(t, d)
+				var dyb, dx *Buffer
+				switch mode {
+				case "dx":
+					dyb, dx = h.in("dy", dy), h.out("dx", L)
+				case "no-dx":
+					dyb = h.in("dy", dy)
+				case "in-place":
+					dyb = h.inout("dy", dy)
+					dx = dyb
+				}
+				dg, db := h.out("dgamma", c), h.out("dbeta", c)
+				if err := d.BatchNormBackwardReLU(n, c, hw, h.in("x", x), h.in("gamma", gamma), h.in("beta", beta),
+					h.in("saveMean", mean), h.in("saveInvStd", inv), dyb, dx, dg, db); err != nil {
+					t.Fatal(err)
+				}
+				if dx != nil {
 					checkSameBits(t, "dx", h.read(dx), want)
 				}
 				checkSameBits(t, "dgamma", h.read(dg), wdg)
@@ -379,7 +478,7 @@ func testNormPoolValidation(t *testing.T, d *Device) {
 }
 
 func init() {
-	for _, k := range []string{"bn_train_fwd_v1", "bn_eval_fwd_v1", "bn_train_fwd_v2", "bn_eval_fwd_v2", "bn_bwd_v1", "avgpool_fwd_v1", "avgpool_bwd_v1",
+	for _, k := range []string{"bn_train_fwd_v1", "bn_eval_fwd_v1", "bn_train_fwd_v2", "bn_eval_fwd_v2", "bn_bwd_v1", "bn_bwd_relu_v1", "avgpool_fwd_v1", "avgpool_bwd_v1",
 		"global_avgpool_fwd_v1", "global_avgpool_bwd_v1"} {
 		launcherTestedElsewhere[k] = true // TestNormPoolLaunchers
 	}
@@ -442,6 +541,9 @@ func TestNormPoolLaunchers(t *testing.T) {
 		{"bn_bwd_v1", func() error { return d.BatchNormBackward(n, c, hw, x, gm, sm, si, y, nil, rm, rv) },
 			c, with(bn, "x", P(x), "gamma", P(gm), "save_mean", P(sm), "save_inv_std", P(si), "dy", P(y), "dx", uint64(0),
 				"dgamma", P(rm), "dbeta", P(rv))},
+		{"bn_bwd_relu_v1", func() error { return d.BatchNormBackwardReLU(n, c, hw, x, gm, bt, sm, si, y, dx, rm, rv) },
+			c, with(bn, "x", P(x), "gamma", P(gm), "beta", P(bt), "save_mean", P(sm), "save_inv_std", P(si), "dy", P(y),
+				"dx", P(dx), "dgamma", P(rm), "dbeta", P(rv))},
 		{"avgpool_fwd_v1", func() error { return d.AvgPoolForward(g, px, py) }, lin(2 * 3 * 5 * 3),
 			with(pool, "x", P(px), "y", P(py))},
 		{"avgpool_bwd_v1", func() error { return d.AvgPoolBackward(g, py, px) }, lin(2 * 3 * 9 * 8),

@@ -176,6 +176,13 @@ var docs = map[string]string{
 		"with dx null, and dst = dx's channels-last copy (N,HW,Cp), bfloat16 (tf32 = 0) or TF32 (tf32 ≠ 0), the bits " +
 		"of pack_transpose_bf16_v2 or pack_transpose_tf32_v2 on dx (rows = C, cols = HW, rowsP = Cp, rev = 1). " +
 		"32×32 shared tiles. grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
+	"bn_bwd_relu_v1": "bn_bwd_v1 of the gradient dy at the output of a ReLU after the batch norm: every dy read is " +
+		"dy where γ·x̂+β > 0, else 0 (relu_bwd_v1's value, its sign recomputed from x as the forward pass computed it), " +
+		"beta read; the bits of relu_bwd_v1 then bn_bwd_v1, no masked copy stored. grid.x = C, block.x = 256.",
+	"bn_bwd_relu_apply_pack_v1": "bn_bwd_apply_pack_v1 after bn_bwd_relu_v1's sums: dy read masked as bn_bwd_relu_v1 " +
+		"reads it. grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
+	"bn_bwd_relu_pack_v1": "bn_bwd_relu_apply_pack_v1 without dx: only dx's channels-last copy in dst, the same words. " +
+		"grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
 	"bn_bwd_v1": "batch norm backward: dβ = lanesum(dy), dγ = lanesum(dy·x̂), dx = (γ·invStd)·((dy−dβ/M)−x̂·(dγ/M)) " +
 		"(dx may be null; cpuref.BatchNormBackward32 bit for bit). grid.x = C, block.x = 256.",
 	"avgpool_fwd_v1": "y = (Σ of the R×S window over the zero-padded input, r then s ascending from +0)/(R·S) " +

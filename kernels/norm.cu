@@ -18,6 +18,8 @@
 //	bn_train_fwd_v2  bn_train_fwd_v1 with an optional ReLU epilogue (relu ≠ 0).
 //	bn_eval_fwd_v2   bn_eval_fwd_v1 with an optional ReLU epilogue (relu ≠ 0).
 //	bn_bwd_v1        one block per channel: lane sums of dy and dy·x̂, then dx.
+//	bn_bwd_relu_v1   bn_bwd_v1 of the gradient of a ReLU after the batch norm: dy masked as it is
+//	                 read, the mask recomputed from x (no ReLU output read, no masked copy).
 //
 // A lane sum (cpuref.BatchNormTrainForward32's lanesum) is the block's 256
 // threads each adding the values i = t, t+256, … of the channel in
@@ -87,19 +89,13 @@ extern "C" __global__ void bn_eval_fwd_v2(const float* x, const float* gamma, co
   bn_eval_fwd(x, gamma, beta, run_mean, run_var, y, N, C, HW, eps, relu);
 }
 
-// bn_bwd_v1 computes, for channel c = blockIdx.x, with μ = save_mean[c] and
-// invStd = save_inv_std[c] from bn_train_fwd_v1,
-//
-//	x̂ = (x − μ)·invStd
-//	dbeta[c] = lanesum(dy);  dgamma[c] = lanesum(dy·x̂)
-//	k = gamma[c]·invStd;  mdy = dbeta[c]/float(M);  mdyx = dgamma[c]/float(M)
-//	dx = k·((dy − mdy) − x̂·mdyx)            (skipped when dx is null)
-//
-// Launch: grid.x = C, block.x = 256.
-extern "C" __global__ void bn_bwd_v1(const float* x, const float* gamma, const float* save_mean,
-                                     const float* save_inv_std, const float* dy, float* dx,
-                                     float* dgamma, float* dbeta, int N, int C, int HW) {
-  // x, dy and dx are (N,C,HW); gamma, save_mean, save_inv_std, dgamma, dbeta are (C)
+// bn_bwd<kReLU> is bn_bwd_v1 (kReLU = 0) and bn_bwd_relu_v1 (kReLU = 1:
+// every dy read is bn_relu_grad(dy, γ·x̂ + β), beta read).
+template <int kReLU>
+static __device__ __forceinline__ void bn_bwd(const float* x, const float* gamma, const float* beta,
+                                              const float* save_mean, const float* save_inv_std, const float* dy,
+                                              float* dx, float* dgamma, float* dbeta, int N, int C, int HW) {
+  // x, dy and dx are (N,C,HW); gamma, beta, save_mean, save_inv_std, dgamma, dbeta are (C)
   __shared__ float buf[kBlock];
   __shared__ float buf2[kBlock];
   __shared__ float bcast[3];
@@ -109,12 +105,14 @@ extern "C" __global__ void bn_bwd_v1(const float* x, const float* gamma, const f
   int M = N * HW;
   float fM = (float)M;
   float mean = save_mean[c], inv_std = save_inv_std[c];
+  float g = kReLU ? gamma[c] : 0.0f, b = kReLU ? beta[c] : 0.0f;
 
   float a1 = 0.0f, a2 = 0.0f;
   for (int i = t; i < M; i += kBlock) {
     int j = bn_value_index(i, c, C, HW);
     float xh = (x[j] - mean) * inv_std;
     float d = dy[j];
+    if (kReLU) d = bn_relu_grad(d, g * xh + b);
     a1 = a1 + d;
     a2 = a2 + d * xh;
   }
@@ -133,6 +131,40 @@ extern "C" __global__ void bn_bwd_v1(const float* x, const float* gamma, const f
   for (int i = t; i < M; i += kBlock) {
     int j = bn_value_index(i, c, C, HW);
     float xh = (x[j] - mean) * inv_std;
-    dx[j] = k * ((dy[j] - mdy) - xh * mdyx);
+    float d = dy[j];
+    if (kReLU) d = bn_relu_grad(d, g * xh + b);
+    dx[j] = k * ((d - mdy) - xh * mdyx);
   }
+}
+
+// bn_bwd_v1 computes, for channel c = blockIdx.x, with μ = save_mean[c] and
+// invStd = save_inv_std[c] from bn_train_fwd_v1,
+//
+//	x̂ = (x − μ)·invStd
+//	dbeta[c] = lanesum(dy);  dgamma[c] = lanesum(dy·x̂)
+//	k = gamma[c]·invStd;  mdy = dbeta[c]/float(M);  mdyx = dgamma[c]/float(M)
+//	dx = k·((dy − mdy) − x̂·mdyx)            (skipped when dx is null)
+//
+// Launch: grid.x = C, block.x = 256.
+extern "C" __global__ void bn_bwd_v1(const float* x, const float* gamma, const float* save_mean,
+                                     const float* save_inv_std, const float* dy, float* dx,
+                                     float* dgamma, float* dbeta, int N, int C, int HW) {
+  bn_bwd<0>(x, gamma, nullptr, save_mean, save_inv_std, dy, dx, dgamma, dbeta, N, C, HW);
+}
+
+// bn_bwd_relu_v1 is bn_bwd_v1 for a batch norm whose output went through a
+// ReLU (its epilogue, or relu_fwd_v1 after it) and dy the gradient at the
+// ReLU's output: wherever bn_bwd_v1 reads dy it reads
+//
+//	bn_relu_grad(dy, gamma[c]·x̂ + beta[c])   (dy where that is > 0, else 0)
+//
+// the value relu_bwd_v1 writes from the ReLU's output, whose sign the
+// forward pass computed from the same x, γ, β, μ and invStd with the same
+// operations. So the same bits as relu_bwd_v1 (on the ReLU's output) and
+// then bn_bwd_v1 on its result, with neither the ReLU's output read nor
+// the masked gradient stored. Launch: as bn_bwd_v1.
+extern "C" __global__ void bn_bwd_relu_v1(const float* x, const float* gamma, const float* beta,
+                                          const float* save_mean, const float* save_inv_std, const float* dy,
+                                          float* dx, float* dgamma, float* dbeta, int N, int C, int HW) {
+  bn_bwd<1>(x, gamma, beta, save_mean, save_inv_std, dy, dx, dgamma, dbeta, N, C, HW);
 }

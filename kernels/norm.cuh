@@ -20,6 +20,12 @@ static __device__ __forceinline__ float bn_epilogue(float v, int relu) {
   return (!relu || v > 0.0f || v != v) ? v : 0.0f;
 }
 
+// bn_relu_grad is the gradient at the input of a ReLU whose input was v,
+// from dy at its output: dy where v > 0, else 0 (0 for a NaN or −0 v),
+// relu_bwd_v1's value read from the ReLU's output bn_epilogue(v, 1), whose
+// sign is v's.
+static __device__ __forceinline__ float bn_relu_grad(float dy, float v) { return v > 0.0f ? dy : 0.0f; }
+
 // bn_train_fwd<1> (bn_train_fwd_v1, v2) computes, for channel c = blockIdx.x,
 //
 //	μ = lanesum(x)/float(M);  S = lanesum((x − μ)·(x − μ))

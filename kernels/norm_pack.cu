@@ -26,12 +26,16 @@
 //	bn_bwd_apply_pack_v1   bn_bwd_v1's dx from its dgamma and dbeta, and dx's TF32 or bfloat16
 //	                       channels-last copy, a 32×32 tile a block.
 //	bn_bwd_pack_v1         bn_bwd_apply_pack_v1 writing the copy only, not dx.
+//	bn_bwd_relu_apply_pack_v1  bn_bwd_apply_pack_v1 for a batch norm with a ReLU after it (dy masked as
+//	                           bn_bwd_relu_v1 reads it).
+//	bn_bwd_relu_pack_v1    bn_bwd_pack_v1 likewise.
 //
 // Training runs bn_train_stats_v1, then bn_apply_pack_bf16_v1 with its
 // save_mean and save_inv_std; evaluation runs bn_apply_pack_bf16_v1 with
 // the running mean and variance (eval ≠ 0: invStd = 1/√(run_var + eps) as
 // bn_eval_fwd_v1 computes it). The backward pass runs bn_bwd_v1 with dx
-// null (the sums: dgamma and dbeta), then bn_bwd_apply_pack_v1.
+// null (the sums: dgamma and dbeta), then bn_bwd_apply_pack_v1; with a
+// ReLU after the batch norm, bn_bwd_relu_v1 then bn_bwd_relu_apply_pack_v1.
 
 #include "norm.cuh"
 #include "pack.cuh"
@@ -85,10 +89,12 @@ extern "C" __global__ void bn_apply_pack_bf16_v1(const float* x, const float* ga
   store_tile_bf16(t, dst, HW, Cp, 1, i0, j0);
 }
 
-// bn_bwd_apply_pack<kWriteDx> is bn_bwd_apply_pack_v1 (kWriteDx = 1) and
-// bn_bwd_pack_v1 (kWriteDx = 0: dx not written).
-template <int kWriteDx>
-static __device__ __forceinline__ void bn_bwd_apply_pack(const float* x, const float* gamma, const float* save_mean,
+// bn_bwd_apply_pack<kWriteDx, kReLU> is bn_bwd_apply_pack_v1 (kWriteDx =
+// 1) and bn_bwd_pack_v1 (kWriteDx = 0: dx not written), and with kReLU = 1
+// their bn_bwd_relu_ forms (dy read as bn_relu_grad(dy, γ·x̂ + β)).
+template <int kWriteDx, int kReLU>
+static __device__ __forceinline__ void bn_bwd_apply_pack(const float* x, const float* gamma, const float* beta,
+                                                         const float* save_mean,
                                                          const float* save_inv_std, const float* dy,
                                                          const float* dgamma, const float* dbeta, float* dx,
                                                          unsigned* dst, int N, int C, int HW, int Cp, int tf32) {
@@ -106,7 +112,9 @@ static __device__ __forceinline__ void bn_bwd_apply_pack(const float* x, const f
       float kk = gamma[i] * inv_std, mdy = __nvvm_div_rn_f(dbeta[i], fM), mdyx = __nvvm_div_rn_f(dgamma[i], fM);
       int e = base + i * HW + j;
       float xh = (x[e] - save_mean[i]) * inv_std;
-      v = kk * ((dy[e] - mdy) - xh * mdyx);
+      float d = dy[e];
+      if (kReLU) d = bn_relu_grad(d, gamma[i] * xh + beta[i]);
+      v = kk * ((d - mdy) - xh * mdyx);
       if (kWriteDx) {
         dx[e] = v;
       }
@@ -140,7 +148,7 @@ extern "C" __global__ void bn_bwd_apply_pack_v1(const float* x, const float* gam
                                                 const float* save_inv_std, const float* dy, const float* dgamma,
                                                 const float* dbeta, float* dx, unsigned* dst, int N, int C, int HW,
                                                 int Cp, int tf32) {
-  bn_bwd_apply_pack<1>(x, gamma, save_mean, save_inv_std, dy, dgamma, dbeta, dx, dst, N, C, HW, Cp, tf32);
+  bn_bwd_apply_pack<1, 0>(x, gamma, nullptr, save_mean, save_inv_std, dy, dgamma, dbeta, dx, dst, N, C, HW, Cp, tf32);
 }
 
 // bn_bwd_pack_v1 is bn_bwd_apply_pack_v1 without dx: only dx's copy in dst
@@ -152,5 +160,26 @@ extern "C" __global__ void bn_bwd_apply_pack_v1(const float* x, const float* gam
 extern "C" __global__ void bn_bwd_pack_v1(const float* x, const float* gamma, const float* save_mean,
                                           const float* save_inv_std, const float* dy, const float* dgamma,
                                           const float* dbeta, unsigned* dst, int N, int C, int HW, int Cp, int tf32) {
-  bn_bwd_apply_pack<0>(x, gamma, save_mean, save_inv_std, dy, dgamma, dbeta, nullptr, dst, N, C, HW, Cp, tf32);
+  bn_bwd_apply_pack<0, 0>(x, gamma, nullptr, save_mean, save_inv_std, dy, dgamma, dbeta, nullptr, dst, N, C, HW, Cp, tf32);
+}
+
+// bn_bwd_relu_apply_pack_v1 is bn_bwd_apply_pack_v1 after bn_bwd_relu_v1
+// (its sums in dgamma and dbeta): dy is the gradient at the output of the
+// ReLU after the batch norm, read as bn_relu_grad(dy, gamma[c]·x̂ +
+// beta[c]). dx and its copy are the bits of relu_bwd_v1, then bn_bwd_v1
+// and pack_transpose_{tf32,bf16}_v2. Launch: as bn_bwd_apply_pack_v1.
+extern "C" __global__ void bn_bwd_relu_apply_pack_v1(const float* x, const float* gamma, const float* beta,
+                                                     const float* save_mean, const float* save_inv_std,
+                                                     const float* dy, const float* dgamma, const float* dbeta,
+                                                     float* dx, unsigned* dst, int N, int C, int HW, int Cp, int tf32) {
+  bn_bwd_apply_pack<1, 1>(x, gamma, beta, save_mean, save_inv_std, dy, dgamma, dbeta, dx, dst, N, C, HW, Cp, tf32);
+}
+
+// bn_bwd_relu_pack_v1 is bn_bwd_relu_apply_pack_v1 writing the copy only,
+// not dx (as bn_bwd_pack_v1). Launch: as bn_bwd_apply_pack_v1.
+extern "C" __global__ void bn_bwd_relu_pack_v1(const float* x, const float* gamma, const float* beta,
+                                               const float* save_mean, const float* save_inv_std, const float* dy,
+                                               const float* dgamma, const float* dbeta, unsigned* dst, int N, int C,
+                                               int HW, int Cp, int tf32) {
+  bn_bwd_apply_pack<0, 1>(x, gamma, beta, save_mean, save_inv_std, dy, dgamma, dbeta, nullptr, dst, N, C, HW, Cp, tf32);
 }

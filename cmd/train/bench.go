@@ -559,21 +559,26 @@ func (t *timedBackend) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, 
 }
 
 func (t *timedBackend) BatchNormBackward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor) error {
-	return t.BatchNormBackwardKeep(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, geom.ConvGeom{}, nil, false)
+	return t.BatchNormBackwardKeep(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, geom.ConvGeom{}, nil, false, backend.BNReLU{})
 }
 
-// BatchNormBackwardKeep is timed as BatchNormBackward, under its label.
-func (t *timedBackend) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor, g geom.ConvGeom, dyk backend.Tensor, copyOnly bool) error {
-	return t.time(fmt.Sprintf("batchnorm bwd N=%d,C=%d,HW=%d", n, c, hw), 0, 0, func() error {
-		return t.be.BatchNormBackwardKeep(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, g, dyk, copyOnly)
+// BatchNormBackwardKeep is timed as BatchNormBackward, or with relu as
+// BatchNormBackwardReLU, under its label.
+func (t *timedBackend) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor, g geom.ConvGeom, dyk backend.Tensor, copyOnly bool, relu backend.BNReLU) error {
+	label := "batchnorm bwd"
+	if relu.On() {
+		label = "batchnorm+relu bwd"
+	}
+	return t.time(fmt.Sprintf("%s N=%d,C=%d,HW=%d", label, n, c, hw), 0, 0, func() error {
+		return t.be.BatchNormBackwardKeep(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, g, dyk, copyOnly, relu)
 	})
 }
 
 func (t *timedBackend) ConvDyCopyLen(g geom.ConvGeom) int { return t.be.ConvDyCopyLen(g) }
 
-func (t *timedBackend) BatchNormBackwardReLU(n, c, hw int, x, gamma, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta backend.Tensor) error {
+func (t *timedBackend) BatchNormBackwardReLU(n, c, hw int, x, gamma, beta, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta backend.Tensor) error {
 	return t.time(fmt.Sprintf("batchnorm+relu bwd N=%d,C=%d,HW=%d", n, c, hw), 0, 0, func() error {
-		return t.be.BatchNormBackwardReLU(n, c, hw, x, gamma, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta)
+		return t.be.BatchNormBackwardReLU(n, c, hw, x, gamma, beta, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta)
 	})
 }
 

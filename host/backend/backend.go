@@ -132,8 +132,10 @@ type Fusions struct {
 	// Add and then ReLUForward.
 	AddReLU bool
 	// BatchNormBackwardReLU: BatchNormBackwardReLU is one pass (the CPU
-	// backend: cpuref.BatchNorm32.BackwardReLU), cheaper than
-	// ReLUBackward and then BatchNormBackward.
+	// backend: cpuref.BatchNorm32.BackwardReLU; the GPU backend:
+	// bn_bwd_relu_v1, the mask recomputed from x), cheaper than
+	// ReLUBackward and then BatchNormBackward; and BatchNormBackwardKeep
+	// takes the ReLU (BNReLU) as well.
 	BatchNormBackwardReLU bool
 	// ConvBackward: Conv2DBackward is cheaper than its two passes apart
 	// (the GPU backend: one channels-last copy of dy for both packed
@@ -153,6 +155,15 @@ type Fusions struct {
 	// with its ReLU read by such convolutions runs it.
 	AddReLUKeep bool
 }
+
+// BNReLU is the ReLU after a batch norm whose backward pass runs in the
+// batch norm's (BatchNormBackwardReLU, BatchNormBackwardKeep): Y its
+// output and Beta the batch norm's shift. The zero BNReLU is no ReLU.
+type BNReLU struct{ Beta, Y Tensor }
+
+// On reports whether r is a ReLU (either tensor given; a backend needs
+// both, and refuses a nil one).
+func (r BNReLU) On() bool { return r.Beta != nil || r.Y != nil }
 
 // ConvKeep is a convolution g reading a layer's output and its
 // Conv2DForwardKeep tensor XK (AddReLUKeep).
@@ -289,8 +300,11 @@ type Ops interface {
 	// dy, the call without a bias gradient (db nil): where the backend
 	// makes the copy it may leave dx's values unwritten (the GPU backend:
 	// both backward kernels read only the copy), and refuse a pass that
-	// would read them.
-	BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta Tensor, g geom.ConvGeom, dyk Tensor, copyOnly bool) error
+	// would read them. With relu (not the zero BNReLU), dy is the
+	// gradient at that ReLU's output: BatchNormBackwardReLU(n, c, hw, x,
+	// gamma, relu.Beta, saveMean, saveInvStd, relu.Y, dy, …) in place of
+	// BatchNormBackward, the same bits.
+	BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta Tensor, g geom.ConvGeom, dyk Tensor, copyOnly bool, relu BNReLU) error
 	// ConvDyCopyLen is the length of the tensor in which
 	// BatchNormBackwardKeep makes what Conv2DBackward on g reads of its dy
 	// (the GPU backend at TF32 and BF16: dy's channels-last copy, where
@@ -303,8 +317,12 @@ type Ops interface {
 	// ReLUBackward(y, dy, m) (y masks as the ReLU's input would: y > 0
 	// exactly where it is > 0) and then BatchNormBackward with dy = m,
 	// the same bits, m not kept and dy not changed. dx may be nil, or dy
-	// (not y).
-	BatchNormBackwardReLU(n, c, hw int, x, gamma, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta Tensor) error
+	// (not y). gamma and beta are the batch norm's (C), and with the saved
+	// statistics those of the training forward pass that made y: y > 0
+	// exactly where γ·x̂ + β > 0 as that pass computed it, so a backend may
+	// mask with either (the GPU backend recomputes the sign from x and
+	// reads neither y nor a masked copy).
+	BatchNormBackwardReLU(n, c, hw int, x, gamma, beta, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta Tensor) error
 
 	// AvgPoolForward: x is (N,C,H,W), y (N,C,P,Q) the mean over each window,
 	// padded zeros counted (PyTorch's count_include_pad).

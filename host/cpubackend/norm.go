@@ -58,9 +58,13 @@ func (be *cpuBackend) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, b
 	return be.BatchNormForward(train, n, c, hw, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y, ep, momentum, eps)
 }
 
-// BatchNormBackwardKeep is BatchNormBackward: the CPU makes nothing for
-// the convolution before it (ConvDyCopyLen is 0).
-func (be *cpuBackend) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor, _ geom.ConvGeom, _ backend.Tensor, _ bool) error {
+// BatchNormBackwardKeep is BatchNormBackward, or with relu
+// BatchNormBackwardReLU: the CPU makes nothing for the convolution before
+// it (ConvDyCopyLen is 0).
+func (be *cpuBackend) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor, _ geom.ConvGeom, _ backend.Tensor, _ bool, relu backend.BNReLU) error {
+	if relu.On() {
+		return be.BatchNormBackwardReLU(n, c, hw, x, gamma, relu.Beta, saveMean, saveInvStd, relu.Y, dy, dx, dgamma, dbeta)
+	}
 	return be.BatchNormBackward(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta)
 }
 
@@ -83,8 +87,12 @@ var bnBackwardReLUNames = []string{"x", "gamma", "saved mean", "saved inverse st
 
 // BatchNormBackwardReLU is cpuref.BatchNorm32.BackwardReLU: the backward
 // pass reads dy masked by the ReLU's output y as it goes (ReLUBackward's
-// bits), with no masked copy written.
-func (be *cpuBackend) BatchNormBackwardReLU(n, c, hw int, x, gamma, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta backend.Tensor) error {
+// bits), with no masked copy written. beta is checked (a float32 tensor
+// of C elements, as the GPU backend needs it) but not read: y masks.
+func (be *cpuBackend) BatchNormBackwardReLU(n, c, hw int, x, gamma, beta, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta backend.Tensor) error {
+	if _, err := be.f32("beta", beta, c); err != nil {
+		return err
+	}
 	s, err := be.slices(bnBackwardReLUNames, x, gamma, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta)
 	if err != nil {
 		return err

@@ -363,11 +363,12 @@ func (be *gpuBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor, 
 // the copy of x its forward pass kept (ConvKeepLen), made by the batch
 // norm or the residual add+ReLU before it where there is one
 // (BatchNormKeep, AddReLUKeep); a residual add and the ReLU after it are
-// one launch (add_relu_v1).
-// BatchNormBackwardReLU is two launches (the unfused kernels one after the
-// other), so it is not advertised.
+// one launch (add_relu_v1); a batch norm's backward pass masks the
+// gradient of the ReLU after it as it reads it (bn_bwd_relu_v1 and its
+// packing forms: BatchNormBackwardReLU).
 func (be *gpuBackend) Fusions() backend.Fusions {
-	return backend.Fusions{ConvReLU: true, BatchNormReLU: true, ConvBackward: true, BatchNormKeep: true, AddReLU: true, AddReLUKeep: true}
+	return backend.Fusions{ConvReLU: true, BatchNormReLU: true, ConvBackward: true, BatchNormKeep: true, AddReLU: true,
+		AddReLUKeep: true, BatchNormBackwardReLU: true}
 }
 
 // convForward runs launch (a gpu.Device forward pass) on the buffers of

@@ -1,7 +1,6 @@
 package gpubackend
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/convtrain/convtrain/cpuref/geom"
@@ -70,21 +69,36 @@ var (
 // BatchNormBackward runs bn_bwd_v1: dgamma, dbeta and, when dx is not nil,
 // dx in one launch.
 func (be *gpuBackend) BatchNormBackward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor) error {
-	return be.BatchNormBackwardKeep(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, geom.ConvGeom{}, nil, false)
+	return be.BatchNormBackwardKeep(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, geom.ConvGeom{}, nil, false, backend.BNReLU{})
 }
 
 // BatchNormBackwardKeep runs gpu.Device.BatchNormBackwardKeep:
-// BatchNormBackward's bits, and where the convolution g before it reads
-// one channels-last copy of its dy in both backward kernels
-// (ConvDyCopyLen(g) > 0) and dyk is given, that copy made in dyk as dx is
-// written (bn_bwd_v1's sums, then bn_bwd_apply_pack_v1), for
+// BatchNormBackward's bits (with relu BatchNormBackwardReLU's), and where
+// the convolution g before it reads one channels-last copy of its dy in
+// both backward kernels (ConvDyCopyLen(g) > 0) and dyk is given, that
+// copy made in dyk as dx is written (bn_bwd_v1's sums, then
+// bn_bwd_apply_pack_v1; with relu their bn_bwd_relu_ forms), for
 // Conv2DBackward on g to read; with copyOnly
-// gpu.Device.BatchNormBackwardCopy, the copy alone (bn_bwd_pack_v1), dx's
-// values not written.
-func (be *gpuBackend) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor, g geom.ConvGeom, dyk backend.Tensor, copyOnly bool) error {
-	b, err := be.bufs(bnBackwardArgs, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta)
+// gpu.Device.BatchNormBackwardCopy, the copy alone (bn_bwd_pack_v1 or
+// bn_bwd_relu_pack_v1), dx's values not written. relu.Y is checked but
+// not read: the mask is recomputed from x, γ and relu.Beta.
+func (be *gpuBackend) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor, g geom.ConvGeom, dyk backend.Tensor, copyOnly bool, relu backend.BNReLU) error {
+	var a [10]backend.Tensor
+	op, args, ts := "batch norm backward", bnBackwardArgs, append(a[:0], x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta)
+	if relu.On() {
+		op, args = "batch norm+relu backward", bnBackwardReLUArgs
+		ts = append(ts, relu.Beta, relu.Y)
+	}
+	b, err := be.bufs(args, ts...)
 	if err != nil {
 		return err
+	}
+	var beta *gpu.Buffer
+	if relu.On() {
+		if err := be.reluOutput(n, c, hw, b[9]); err != nil {
+			return fmt.Errorf("host: %s: %w", op, err)
+		}
+		beta = b[8]
 	}
 	dykb, err := be.optF32("dyk", dyk, -1)
 	if err != nil {
@@ -94,61 +108,31 @@ func (be *gpuBackend) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, sa
 	if copyOnly {
 		run = be.dev.BatchNormBackwardCopy
 	}
-	return gpuWrap("batch norm backward", run(n, c, hw, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], g, dykb))
+	return gpuWrap(op, run(n, c, hw, b[0], b[1], beta, b[2], b[3], b[4], b[5], b[6], b[7], g, dykb))
+}
+
+// reluOutput checks the ReLU's output y that BatchNormBackwardReLU is
+// given but does not read: N·C·HW elements (a valid geometry is left to
+// the launcher).
+func (be *gpuBackend) reluOutput(n, c, hw int, y *gpu.Buffer) error {
+	if n > 0 && c > 0 && hw > 0 && n <= geom.MaxElems/c/hw && y.Len() != n*c*hw {
+		return fmt.Errorf("y has %d elements, want %d: %w", y.Len(), n*c*hw, geom.ErrGeometry)
+	}
+	return nil
 }
 
 // ConvDyCopyLen is gpu.Device.ConvDyCopyLen: dy's channels-last copy at
 // TF32 and BF16 where the two backward kernels share it, else 0.
 func (be *gpuBackend) ConvDyCopyLen(g geom.ConvGeom) int { return be.dev.ConvDyCopyLen(g) }
 
-var bnBackwardReLUArgs = []arg{{"x", false}, {"gamma", false}, {"saved mean", false}, {"saved inverse std", false},
-	{"y", false}, {"dy", false}, {"dx", true}, {"dgamma", false}, {"dbeta", false}}
+var bnBackwardReLUArgs = append(bnBackwardArgs[:len(bnBackwardArgs):len(bnBackwardArgs)], arg{"beta", false}, arg{"y", false})
 
-// BatchNormBackwardReLU is not fused here (Fusions does not advertise
-// it): relu_bwd_v1 writes the masked gradient into dx, then bn_bwd_v1
-// runs on it in place. When dx is nil the masked gradient goes to a
-// temporary tensor, freed after a Sync (so it cannot be done while
-// recording a graph). Every length is checked before the first launch.
-func (be *gpuBackend) BatchNormBackwardReLU(n, c, hw int, x, gamma, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta backend.Tensor) error {
-	const op = "batch norm+relu backward"
-	if _, err := be.bufs(bnBackwardReLUArgs, x, gamma, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta); err != nil {
-		return err
-	}
-	if n < 1 || c < 1 || hw < 1 || n > geom.MaxElems/c/hw {
-		return fmt.Errorf("host: %s: N=%d, C=%d, HW=%d: %w", op, n, c, hw, geom.ErrGeometry)
-	}
-	L := n * c * hw
-	for _, t := range []struct {
-		name string
-		t    backend.Tensor
-		n    int
-	}{{"x", x, L}, {"gamma", gamma, c}, {"saved mean", saveMean, c}, {"saved inverse std", saveInvStd, c},
-		{"y", y, L}, {"dy", dy, L}, {"dgamma", dgamma, c}, {"dbeta", dbeta, c}} {
-		if t.t.Len() != t.n {
-			return fmt.Errorf("host: %s: %s has %d elements, want %d: %w", op, t.name, t.t.Len(), t.n, geom.ErrGeometry)
-		}
-	}
-	if dx != nil {
-		if dx.Len() != L {
-			return fmt.Errorf("host: %s: dx has %d elements, want %d: %w", op, dx.Len(), L, geom.ErrGeometry)
-		}
-		if err := be.ReLUBackward(y, dy, dx); err != nil {
-			return err
-		}
-		return be.BatchNormBackward(n, c, hw, x, gamma, saveMean, saveInvStd, dx, dx, dgamma, dbeta)
-	}
-	m, err := be.NewTensor(L)
-	if err != nil {
-		return fmt.Errorf("host: %s: %w", op, err)
-	}
-	err = be.ReLUBackward(y, dy, m)
-	if err == nil {
-		err = be.BatchNormBackward(n, c, hw, x, gamma, saveMean, saveInvStd, m, nil, dgamma, dbeta)
-	}
-	if err == nil {
-		err = be.Sync()
-	}
-	return errors.Join(err, be.Free(m))
+// BatchNormBackwardReLU runs bn_bwd_relu_v1: dgamma, dbeta and, when dx is
+// not nil, dx in one launch, dy read where γ·x̂ + β > 0 (the ReLU's mask,
+// recomputed from x as the forward pass computed it), neither y read nor
+// a masked copy written.
+func (be *gpuBackend) BatchNormBackwardReLU(n, c, hw int, x, gamma, beta, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta backend.Tensor) error {
+	return be.BatchNormBackwardKeep(n, c, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, geom.ConvGeom{}, nil, false, backend.BNReLU{Beta: beta, Y: y})
 }
 
 var xyArgs, dyDxArgs = []arg{{"x", false}, {"y", false}}, []arg{{"dy", false}, {"dx", false}}

@@ -62,17 +62,18 @@ func testNormPoolOps(t *testing.T, w *twin, rng *rand.Rand) {
 			})
 			// Through the ReLU after it, masked by its output yr (zeros
 			// where the normalised value is ≤ 0): fused on the CPU,
-			// relu_bwd_v1 and bn_bwd_v1 here; with dx, without, in place.
+			// bn_bwd_relu_v1 here (the mask recomputed from x, γ and β);
+			// with dx, without, in place.
 			dxr, dgr, dbr, dgr2, dbr2 := w.out(L), w.out(c), w.out(c), w.out(c), w.out(c)
 			dyr := w.f32(reals(rng, L))
 			w.run(func(be backend.Backend, i int) error {
-				return be.BatchNormBackwardReLU(n, c, hw, x[i], gamma[i], sm[i], si[i], yr[i], dy[i], dxr[i], dgr[i], dbr[i])
+				return be.BatchNormBackwardReLU(n, c, hw, x[i], gamma[i], beta[i], sm[i], si[i], yr[i], dy[i], dxr[i], dgr[i], dbr[i])
 			})
 			w.run(func(be backend.Backend, i int) error {
-				return be.BatchNormBackwardReLU(n, c, hw, x[i], gamma[i], sm[i], si[i], yr[i], dy[i], nil, dgr2[i], dbr2[i])
+				return be.BatchNormBackwardReLU(n, c, hw, x[i], gamma[i], beta[i], sm[i], si[i], yr[i], dy[i], nil, dgr2[i], dbr2[i])
 			})
 			w.run(func(be backend.Backend, i int) error {
-				return be.BatchNormBackwardReLU(n, c, hw, x[i], gamma[i], sm[i], si[i], yr[i], dyr[i], dyr[i], dgr2[i], dbr2[i])
+				return be.BatchNormBackwardReLU(n, c, hw, x[i], gamma[i], beta[i], sm[i], si[i], yr[i], dyr[i], dyr[i], dgr2[i], dbr2[i])
 			})
 			for _, p := range []struct {
 				name string
@@ -125,9 +126,11 @@ func testNormPoolOps(t *testing.T, w *twin, rng *rand.Rand) {
 		}{
 			{"zero channels", g.BatchNormForward(true, 2, 0, 2, x[1], c3[1], c3[1], nil, nil, nil, nil, x[1], backend.NoEpilogue, 0.1, 1e-5), geom.ErrGeometry},
 			{"index tensor as x", g.BatchNormBackward(2, 3, 2, idx[1], c3[1], c3[1], c3[1], x[1], nil, c3[1], c3[1]), backend.ErrTensor},
-			{"relu: y too short", g.BatchNormBackwardReLU(2, 3, 2, x[1], c3[1], c3[1], c3[1], c3[1], x[1], x[1], c3[1], c3[1]), geom.ErrGeometry},
-			{"relu: dx too short", g.BatchNormBackwardReLU(2, 3, 2, x[1], c3[1], c3[1], c3[1], x[1], x[1], c3[1], c3[1], c3[1]), geom.ErrGeometry},
-			{"relu: index tensor as y", g.BatchNormBackwardReLU(2, 3, 2, x[1], c3[1], c3[1], c3[1], idx[1], x[1], nil, c3[1], c3[1]), backend.ErrTensor},
+			{"relu: y too short", g.BatchNormBackwardReLU(2, 3, 2, x[1], c3[1], c3[1], c3[1], c3[1], c3[1], x[1], x[1], c3[1], c3[1]), geom.ErrGeometry},
+			{"relu: dx too short", g.BatchNormBackwardReLU(2, 3, 2, x[1], c3[1], c3[1], c3[1], c3[1], x[1], x[1], c3[1], c3[1], c3[1]), geom.ErrGeometry},
+			{"relu: index tensor as y", g.BatchNormBackwardReLU(2, 3, 2, x[1], c3[1], c3[1], c3[1], c3[1], idx[1], x[1], nil, c3[1], c3[1]), backend.ErrTensor},
+			{"relu: beta too short", g.BatchNormBackwardReLU(2, 3, 2, x[1], c3[1], x[1], c3[1], c3[1], x[1], x[1], nil, c3[1], c3[1]), geom.ErrGeometry},
+			{"relu: no beta", g.BatchNormBackwardReLU(2, 3, 2, x[1], c3[1], nil, c3[1], c3[1], x[1], x[1], nil, c3[1], c3[1]), backend.ErrTensor},
 			{"evaluation without running var", g.BatchNormForward(false, 2, 3, 2, x[1], c3[1], c3[1], c3[1], nil, nil, nil, x[1], backend.NoEpilogue, 0.1, 1e-5), backend.ErrTensor},
 			{"avgpool pad > R/2", g.AvgPoolForward(geom.AvgPoolGeom{N: 1, C: 1, H: 3, W: 4, R: 2, S: 2, StrideH: 1, StrideW: 1, PadH: 2}, x[1], x[1]), geom.ErrGeometry},
 			{"gap y too long", g.GlobalAvgPoolForward(1, 3, 4, x[1], x[1]), geom.ErrGeometry},

@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"github.com/convtrain/convtrain/host/backend"
 	"github.com/convtrain/convtrain/host/ckpt/onnx"
 )
 
@@ -67,7 +68,11 @@ func init() {
 			}
 			in := n.info.In
 			p, tmp := n.params, b.tmp[n.id]
-			if c := n.dyFor; c != nil && c.needDX && r == nil && b.dyk != nil {
+			dy, relu := b.grads[n.out], backend.BNReLU{}
+			if r != nil { // masked by the ReLU as its gradient is read
+				dy, relu = b.grads[r.out], backend.BNReLU{Beta: p[1].Value, Y: b.acts[r.out]}
+			}
+			if c := n.dyFor; c != nil && c.needDX && b.dyk != nil {
 				// the conv's copy of its dy made here (plan.go); dx, the
 				// conv's dy and read by it alone, is wanted only as that
 				// copy where the conv has no bias gradient and its backward
@@ -75,12 +80,12 @@ func init() {
 				g := c.info.Conv
 				g.N = b.N
 				copyOnly := c.biasGrad() == nil && !n.dxAcc && c.id+1 == n.id
-				return b.be.BatchNormBackwardKeep(b.N, in.C, in.H*in.W, b.acts[n.in], p[0].Value, tmp[0], tmp[1], b.grads[n.out], b.dx(n),
-					p[0].Grad, p[1].Grad, g, b.dyk, copyOnly)
+				return b.be.BatchNormBackwardKeep(b.N, in.C, in.H*in.W, b.acts[n.in], p[0].Value, tmp[0], tmp[1], dy, b.dx(n),
+					p[0].Grad, p[1].Grad, g, b.dyk, copyOnly, relu)
 			}
 			if r != nil {
-				return b.be.BatchNormBackwardReLU(b.N, in.C, in.H*in.W, b.acts[n.in], p[0].Value, tmp[0], tmp[1],
-					b.acts[r.out], b.grads[r.out], b.dx(n), p[0].Grad, p[1].Grad)
+				return b.be.BatchNormBackwardReLU(b.N, in.C, in.H*in.W, b.acts[n.in], p[0].Value, p[1].Value, tmp[0], tmp[1],
+					b.acts[r.out], dy, b.dx(n), p[0].Grad, p[1].Grad)
 			}
 			return b.be.BatchNormBackward(b.N, in.C, in.H*in.W, b.acts[n.in], p[0].Value, tmp[0], tmp[1], b.grads[n.out], b.dx(n), p[0].Grad, p[1].Grad)
 		},

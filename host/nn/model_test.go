@@ -449,7 +449,9 @@ func (b lessFused) Fusions() backend.Fusions {
 // requires the same losses, weights, running statistics and evaluation
 // outputs, bit for bit, and one packing launch fewer for each such pair
 // and pass, made by bn_apply_pack_bf16_v1, bn_bwd_apply_pack_v1 or, for
-// the conv without a bias, bn_bwd_pack_v1 (the copy without dx) instead.
+// the conv without a bias, the copy without dx instead; a batch norm with
+// a ReLU after it masks its gradient in the same kernels (the conv
+// without a bias: bn_bwd_relu_pack_v1).
 func TestBatchNormKeepPlan(t *testing.T) {
 	t.Parallel()
 	spec := Spec{C: 1, H: 14, W: 14, Loss: SoftmaxCE, Layers: []LayerSpec{
@@ -469,7 +471,7 @@ func TestBatchNormKeepPlan(t *testing.T) {
 		params               [][]float32
 		eval                 []float32
 		packs, made, bwdMade int64
-		copyOnly             int64
+		copyOnly, reluMade   int64
 		keepFor, dyFor       int64
 	}
 	run := func(keep bool) result {
@@ -498,11 +500,14 @@ func TestBatchNormKeepPlan(t *testing.T) {
 			switch name {
 			case "bn_apply_pack_bf16_v1":
 				r.made += k.Launches
-			case "bn_bwd_apply_pack_v1":
+			case "bn_bwd_apply_pack_v1", "bn_bwd_pack_v1", "bn_bwd_relu_apply_pack_v1", "bn_bwd_relu_pack_v1":
 				r.bwdMade += k.Launches
-			case "bn_bwd_pack_v1":
-				r.bwdMade += k.Launches
-				r.copyOnly += k.Launches
+				if name == "bn_bwd_pack_v1" || name == "bn_bwd_relu_pack_v1" {
+					r.copyOnly += k.Launches
+				}
+				if strings.HasPrefix(name, "bn_bwd_relu_") {
+					r.reluMade += k.Launches
+				}
 			}
 		}
 		return r
@@ -518,9 +523,10 @@ func TestBatchNormKeepPlan(t *testing.T) {
 	// once in the evaluation. Backward: the second and third batch norm
 	// make the dy copy of conv 2 and conv 3 (conv 1 has no dx, so its
 	// backward kernels share no copy), once per training step; conv 2 has
-	// no bias, so its copy alone (bn_bwd_pack_v1), without dx's float32
-	// values, which nothing reads; conv 3's bias gradient reads them
-	// (bn_bwd_apply_pack_v1).
+	// no bias, so its copy alone, without dx's float32 values, which
+	// nothing reads, and the ReLU after the second batch norm masks its
+	// gradient there (bn_bwd_relu_pack_v1); conv 3's bias gradient reads
+	// dx's values (bn_bwd_apply_pack_v1, no ReLU after the third).
 	const pairs, bwdPairs = 2, 2
 	st := int64(steps)
 	passes := st + 1
@@ -534,8 +540,9 @@ func TestBatchNormKeepPlan(t *testing.T) {
 			"dy copies by the batch norms %d and %d (want %d and 0)", with.packs, without.packs, fewer, with.made, without.made, pairs*passes,
 			with.bwdMade, without.bwdMade, bwdPairs*st)
 	}
-	if with.copyOnly != st {
-		t.Errorf("bn_bwd_pack_v1 launches %d, want %d: conv 2 has no bias, conv 3 has one", with.copyOnly, st)
+	if with.copyOnly != st || with.reluMade != st {
+		t.Errorf("copy-only launches %d and masking ones %d, want %d and %d: conv 2 has no bias and a ReLU after its batch norm, "+
+			"conv 3 a bias and none", with.copyOnly, with.reluMade, st, st)
 	}
 }
 

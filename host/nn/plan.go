@@ -398,7 +398,9 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 		}
 	}
 	// A BatchNorm read only by a ReLU, on a backend whose Fusions say
-	// BatchNormBackwardReLU (the CPU backend), runs the ReLU's backward
+	// BatchNormBackwardReLU (both: the CPU backend masks with the ReLU's
+	// output, the GPU backend with γ·x̂ + β recomputed from the batch
+	// norm's input, the same sign), runs the ReLU's backward
 	// pass in its own: it reads the ReLU's output gradient where the
 	// ReLU's output is > 0, else 0, which is what ReLUBackward writes
 	// (the output masks as the input would, see above), so the masked

@@ -370,8 +370,9 @@ func TestParseSpecConcat(t *testing.T) {
 // simulator with the step plan's fusions and with every layer as written,
 // then runs an evaluation Forward, and requires the same bits: losses,
 // weights, running statistics and the evaluation outputs. Fused, each
-// BatchNorm followed by a ReLU is one bn_*_fwd_v2 launch and its ReLU is
-// never launched, and the residual add with the ReLU after it is one
+// BatchNorm followed by a ReLU is one bn_*_fwd_v2 launch forward and one
+// bn_bwd_relu_v1 launch backward (the ReLU's mask recomputed there), its
+// ReLU never launched, and the residual add with the ReLU after it is one
 // add_relu_v1 launch.
 func TestFusedBatchNormReLU(t *testing.T) {
 	if testing.Short() {
@@ -409,7 +410,7 @@ func TestFusedBatchNormReLU(t *testing.T) {
 		backendtest.EqualBits(t, "parameter or buffer "+strconv.Itoa(i), f.params[i], u.params[i])
 	}
 	// Two BatchNorm+ReLU pairs and one add+ReLU per Forward: steps
-	// training Forwards and one in evaluation.
+	// training Forwards and one in evaluation; steps backward passes.
 	for _, c := range []struct {
 		kernel        string
 		fused, unfusd int64
@@ -421,6 +422,9 @@ func TestFusedBatchNormReLU(t *testing.T) {
 		{"relu_fwd_v1", 0, 3 * (steps + 1)},
 		{"add_v1", 0, steps + 1},
 		{"add_relu_v1", steps + 1, 0},
+		{"bn_bwd_relu_v1", 2 * steps, 0},
+		{"bn_bwd_v1", steps, 3 * steps},
+		{"relu_bwd_v1", steps, 3 * steps}, // the add's ReLU
 	} {
 		if f.stats[c.kernel] != c.fused || u.stats[c.kernel] != c.unfusd {
 			t.Errorf("%s launches: %d fused, %d as written; want %d and %d", c.kernel, f.stats[c.kernel], u.stats[c.kernel], c.fused, c.unfusd)
@@ -510,9 +514,9 @@ func (c *countingBackend) BatchNormBackward(n, ch, hw int, x, gamma, saveMean, s
 	return c.Backend.BatchNormBackward(n, ch, hw, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta)
 }
 
-func (c *countingBackend) BatchNormBackwardReLU(n, ch, hw int, x, gamma, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta backend.Tensor) error {
+func (c *countingBackend) BatchNormBackwardReLU(n, ch, hw int, x, gamma, beta, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta backend.Tensor) error {
 	c.calls["bn+relu bwd"]++
-	return c.Backend.BatchNormBackwardReLU(n, ch, hw, x, gamma, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta)
+	return c.Backend.BatchNormBackwardReLU(n, ch, hw, x, gamma, beta, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta)
 }
 
 // TestFusedResNetCPU trains resnet8 (the preset) on the CPU backend with
