@@ -34,11 +34,17 @@ type ConvKeep struct {
 // as AddReLU and Conv2DForwardKeep's own packing. Two keeps are made
 // together where their convolutions read the same packing of the same
 // shape (the first alone otherwise); a keep not made is marked as holding
-// nothing. Errors as AddReLU's, and for more than two keeps, or an XK of
-// another length or shared with a, b, y or the other XK.
+// nothing. At TF32 a keep whose convolution's forward pass reads y's TF32
+// copy (ConvXCopyLen(k.G) > 0), with k.XK at least that long (a buffer
+// the batch shares), gets that copy (add_relu_pack_tf32_v1), which the
+// next conv forward pass on y reads in place of packing y (x_made.go):
+// keeps[0] only, the conv that reads y next. Errors as AddReLU's, and for more than two keeps,
+// or an XK of another length (shorter, at TF32) or shared with a, b, y or
+// the other XK.
 func (d *Device) AddReLUKeep(a, b, y *Buffer, keeps ...ConvKeep) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.xMade = xMade{} // y is written now
 	var made [2]ConvKeep
 	var pc packedConv
 	m := 0
@@ -46,8 +52,11 @@ func (d *Device) AddReLUKeep(a, b, y *Buffer, keeps ...ConvKeep) error {
 		return launchErr(kAddReLUPackBF16, elemShape{lenOf(a)},
 			fmt.Errorf("%d convolutions keep the output: at most %d: %w", len(keeps), len(made), geom.ErrGeometry))
 	}
-	for _, k := range keeps {
+	for i, k := range keeps {
 		p, ok := d.addKeepPacking(k, lenOf(y))
+		if ok && p == packedTF32 && i > 0 { // the first conv's alone: the next forward pass reads it
+			ok = false
+		}
 		if ok && m > 0 && (p != pc || k.G.N != made[0].G.N || k.G.C != made[0].G.C || k.G.H != made[0].G.H ||
 			k.G.W != made[0].G.W || k.XK.ptr == made[0].XK.ptr) {
 			ok = false
@@ -71,7 +80,12 @@ func (d *Device) AddReLUKeep(a, b, y *Buffer, keeps ...ConvKeep) error {
 		for _, k := range made[:m] {
 			delete(d.kept, k.XK.ptr)
 		}
-		return launchErr(kAddReLUPackBF16, elemShape{lenOf(a)}, err)
+		return launchErr(applyPackKernel(pc, kAddReLUPackBF16, kAddReLUPackTF32), elemShape{lenOf(a)}, err)
+	}
+	if pc == packedTF32 { // for the forward pass alone (x_made.go)
+		g := made[0].G
+		d.xMade = xMade{y.ptr, g.N, g.C, g.H, g.W, pc, made[0].XK}
+		return nil
 	}
 	for _, k := range made[:m] {
 		d.keep(k.XK, keptPack{y.ptr, k.G, pc, true})
@@ -82,12 +96,16 @@ func (d *Device) AddReLUKeep(a, b, y *Buffer, keeps ...ConvKeep) error {
 // addKeepPacking is the packing Conv2DForwardKeep(k.G, …, k.XK) keeps, and
 // whether add_relu_pack_bf16_v1 makes it for an output of n elements:
 // BF16 kernels that share the copy, packed by pack_transpose_bf16_v2
-// (whose bits and grid the kernel has), and k.G reading all of y.
-// Callers hold d.mu.
+// (whose bits and grid the kernel has), and k.G reading all of y; or at
+// TF32 the copy k.G's forward pass alone reads (fwdCopyPacking,
+// add_relu_pack_tf32_v1). Callers hold d.mu.
 func (d *Device) addKeepPacking(k ConvKeep, n int) (packedConv, bool) {
 	g := k.G
 	if k.XK == nil || g.Validate() != nil || g.N*g.C*g.H*g.W != n {
 		return packedConv{}, false
+	}
+	if pc, ok := d.fwdCopyPacking(g, kAddReLUPackTF32); ok {
+		return pc, true
 	}
 	pc, ok := d.keepPacking(g, d.kernelFor(d.convAlgoFor(ConvFwd, g), ConvFwd, g))
 	if !ok || pc.transpose != kPackTransposeBF16 || d.fns[kPackTransposeBF16] == nil || d.fns[kAddReLUPackBF16] == nil ||
@@ -98,7 +116,8 @@ func (d *Device) addKeepPacking(k ConvKeep, n int) (packedConv, bool) {
 }
 
 // addReLUPack checks a, b, y and the keeps' buffers and launches
-// add_relu_pack_bf16_v1 with one or two destinations. Callers hold d.mu.
+// add_relu_pack_bf16_v1 (add_relu_pack_tf32_v1 for a TF32 pc) with one or
+// two destinations. Callers hold d.mu.
 func (d *Device) addReLUPack(a, b, y *Buffer, keeps []ConvKeep, pc packedConv) error {
 	g := keeps[0].G
 	if err := d.needABY(a, b, y, g.N*g.C*g.H*g.W); err != nil {
@@ -106,7 +125,7 @@ func (d *Device) addReLUPack(a, b, y *Buffer, keeps []ConvKeep, pc packedConv) e
 	}
 	dst := [2]*Buffer{}
 	for i, k := range keeps {
-		if err := d.need("xk", k.XK, Float32, keepLen(pc, k.G)); err != nil {
+		if err := d.needCopy(k.XK, pc, k.G); err != nil {
 			return err
 		}
 		if p := k.XK.ptr; p == a.ptr || p == b.ptr || p == y.ptr {
@@ -115,6 +134,6 @@ func (d *Device) addReLUPack(a, b, y *Buffer, keeps []ConvKeep, pc packedConv) e
 		dst[i] = k.XK
 	}
 	hw, cp := g.H*g.W, packedChans(g.C, pc.chanAlign)
-	return d.launch(kAddReLUPackBF16, Dim3{ceilDiv(hw, transposeTile), ceilDiv(cp, transposeTile), g.N}, Dim3{transposeTile, 8, 1}, 0,
+	return d.launch(applyPackKernel(pc, kAddReLUPackBF16, kAddReLUPackTF32), Dim3{ceilDiv(hw, transposeTile), ceilDiv(cp, transposeTile), g.N}, Dim3{transposeTile, 8, 1}, 0,
 		argPtr(a), argPtr(b), argPtr(y), argPtr(dst[0]), argPtr(dst[1]), argI32(g.N), argI32(g.C), argI32(hw), argI32(cp))
 }

@@ -14,23 +14,29 @@ import (
 
 func init() {
 	plainConformance = append(plainConformance,
-		conformanceCase{"add_relu_pack_bf16_v1", []string{"add_relu_pack_bf16_v1"}, testAddReLUPack})
+		conformanceCase{"add_relu_pack_bf16_v1", []string{"add_relu_pack_bf16_v1", "add_relu_pack_tf32_v1"}, testAddReLUPack})
 	launcherTestedElsewhere["add_relu_pack_bf16_v1"] = true // TestAddReLUKeepLaunchers
+	launcherTestedElsewhere["add_relu_pack_tf32_v1"] = true // TestAddReLUKeepLaunchers
 }
 
 // testAddReLUPack checks add_relu_pack_bf16_v1, with one destination and
 // with two, against cpuref: y bit for bit as AddReLUForward (the sums at
 // ReLU's edges included: NaN, −0, a sum of exactly 0), and every word of
 // each copy as cpuref.BF16Bits of y, channels past C zero, on bnShapes
-// (partial 32×32 tiles on both axes).
+// (partial 32×32 tiles on both axes); and add_relu_pack_tf32_v1, each
+// copy's words as cpuref.RoundTF32 of y.
 func testAddReLUPack(t *testing.T, d *Device) {
 	if !d.hasTarget(80) {
 		t.Skipf("add_relu_pack_bf16_v1 needs compute capability 8.0; %v has less", d)
 	}
 	for _, s := range bnShapesFor(d) {
 		n, c, hw := s[0], s[1], s[2]
-		for _, two := range []bool{false, true} {
-			t.Run(kv("two", two, "N", n, "C", c, "HW", hw), func(t *testing.T) {
+		for m := range 4 {
+			two, pc := m&1 != 0, packedBF16
+			if m&2 != 0 {
+				pc = packedTF32
+			}
+			t.Run(kv("two", two, "tf32", pc == packedTF32, "N", n, "C", c, "HW", hw), func(t *testing.T) {
 				L := n * c * hw
 				rng := newRand(t.Name())
 				a, b := uniform(rng, L), uniform(rng, L)
@@ -48,22 +54,26 @@ func testAddReLUPack(t *testing.T, d *Device) {
 				}
 				h := newHarness(t, d)
 				g := geom.ConvGeom{N: n, C: c, H: 1, W: hw, K: 8, R: 1, S: 1, StrideH: 1, StrideW: 1}
-				keeps := []ConvKeep{{g, h.out("xk", keepLen(packedBF16, g))}}
+				keeps := []ConvKeep{{g, h.out("xk", keepLen(pc, g))}}
 				if two {
-					keeps = append(keeps, ConvKeep{g, h.out("xk2", keepLen(packedBF16, g))})
+					keeps = append(keeps, ConvKeep{g, h.out("xk2", keepLen(pc, g))})
 				}
 				y := h.out("y", L)
 				ab, bb := h.in("a", a), h.in("b", b)
 				d.mu.Lock()
-				err := d.addReLUPack(ab, bb, y, keeps, packedBF16)
+				err := d.addReLUPack(ab, bb, y, keeps, pc)
 				d.mu.Unlock()
 				if err != nil {
 					t.Fatal(err)
 				}
 				checkSameBits(t, "y", h.read(y), want)
-				cp := packedChans(c, packedBF16.chanAlign)
+				cp := packedChans(c, pc.chanAlign)
+				round := func(v float32) uint32 { return uint32(cpuref.BF16Bits(v)) }
+				if pc == packedTF32 {
+					round = func(v float32) uint32 { return math.Float32bits(cpuref.RoundTF32(v)) }
+				}
 				for i, k := range keeps {
-					packedWant(t, kv("xk", i), h.read(k.XK), want, n, c, hw, cp, 2, func(v float32) uint32 { return uint32(cpuref.BF16Bits(v)) })
+					packedWant(t, kv("xk", i), h.read(k.XK), want, n, c, hw, cp, pc.elemBytes, round)
 				}
 				h.check()
 			})
@@ -71,7 +81,8 @@ func testAddReLUPack(t *testing.T, d *Device) {
 	}
 }
 
-// TestAddReLUKeepLaunchers is TestLaunchers for add_relu_pack_bf16_v1:
+// TestAddReLUKeepLaunchers is TestLaunchers for add_relu_pack_bf16_v1 and
+// add_relu_pack_tf32_v1:
 // each argument lands in the parameter of that name, dst2 null with one
 // destination, with the launch shape the kernel's doc states, and a launch
 // allocates nothing on the host.
@@ -82,16 +93,19 @@ func TestAddReLUKeepLaunchers(t *testing.T) {
 	L := g.XLen()
 	a, b, y := mustF32(t, d, L), mustF32(t, d, L), mustF32(t, d, L)
 	xk, xk2 := mustF32(t, d, keepLen(packedBF16, g)), mustF32(t, d, keepLen(packedBF16, g))
+	xt, xt2 := mustF32(t, d, keepLen(packedTF32, g)), mustF32(t, d, keepLen(packedTF32, g))
 	for _, tc := range []struct {
-		name  string
-		keeps []ConvKeep
-		dst2  uint64
-	}{{"one", []ConvKeep{{g, xk}}, 0}, {"two", []ConvKeep{{g, xk}, {g, xk2}}, P(xk2)}} {
+		name      string
+		keeps     []ConvKeep
+		dst, dst2 uint64
+		pc        packedConv
+	}{{"one", []ConvKeep{{g, xk}}, P(xk), 0, packedBF16}, {"two", []ConvKeep{{g, xk}, {g, xk2}}, P(xk), P(xk2), packedBF16},
+		{"tf32", []ConvKeep{{g, xt}, {g, xt2}}, P(xt), P(xt2), packedTF32}} {
 		t.Run(tc.name, func(t *testing.T) {
 			call := func() error {
 				d.mu.Lock()
 				defer d.mu.Unlock()
-				return d.addReLUPack(a, b, y, tc.keeps, packedBF16)
+				return d.addReLUPack(a, b, y, tc.keeps, tc.pc)
 			}
 			before := f.launches
 			if err := call(); err != nil {
@@ -100,9 +114,13 @@ func TestAddReLUKeepLaunchers(t *testing.T) {
 			if got := f.launches - before; got != 1 {
 				t.Errorf("%d launches, want 1", got)
 			}
-			checkFakeLaunch(t, f.last, "add_relu_pack_bf16_v1", Dim3{3, 2, 2}, Dim3{32, 8, 1},
-				map[string]uint64{"a": P(a), "b": P(b), "y": P(y), "dst": P(xk), "dst2": tc.dst2,
-					"N": 2, "C": 33, "HW": 70, "Cp": 40}, call)
+			kernel, cp := "add_relu_pack_bf16_v1", uint64(40)
+			if tc.pc == packedTF32 {
+				kernel, cp = "add_relu_pack_tf32_v1", 36
+			}
+			checkFakeLaunch(t, f.last, kernel, Dim3{3, 2, 2}, Dim3{32, 8, 1},
+				map[string]uint64{"a": P(a), "b": P(b), "y": P(y), "dst": tc.dst, "dst2": tc.dst2,
+					"N": 2, "C": 33, "HW": 70, "Cp": cp}, call)
 		})
 	}
 }
@@ -110,9 +128,10 @@ func TestAddReLUKeepLaunchers(t *testing.T) {
 // TestAddReLUKeep checks AddReLUKeep and the convolutions reading its
 // output on the simulator against AddReLU and Conv2DForwardKeep packing y
 // itself: the same y, copies, conv outputs and gradients, bit for bit; at
-// BF16, where a conv's kernels share the copy, its forward pass launches
-// one packing fewer and the add+ReLU launches once either way; elsewhere
-// nothing changes. Two convolutions of one packing (a block's first conv
+// BF16, where a conv's kernels share the copy, and at TF32 for the first
+// conv where its packed forward kernel reads one (ConvXCopyLen, not
+// kept), its forward pass launches one packing fewer and the add+ReLU
+// launches once either way; elsewhere nothing changes. Two convolutions of one packing (a block's first conv
 // and its strided projection) get their copies from one launch; a copy
 // made for another y, or already read, is not read.
 func TestAddReLUKeep(t *testing.T) { testAddReLUKeep(t, openSim(t)) }
@@ -120,7 +139,7 @@ func TestAddReLUKeep(t *testing.T) { testAddReLUKeep(t, openSim(t)) }
 // testAddReLUKeep is TestAddReLUKeep on d (the simulator, or a GPU:
 // TestAddReLUKeepCUDA); a precision d cannot run is skipped.
 func testAddReLUKeep(t *testing.T, d *Device) {
-	together := 0 // BF16 cases whose two copies one launch made
+	together, tf32 := 0, 0 // BF16 cases whose two copies one launch made; TF32 cases making one
 	for _, prec := range []Precision{BF16, TF32} {
 		for i, gs := range [][]geom.ConvGeom{
 			{cg(2, 130, 8, 8, 16, 3, 3, 1, 1, 1, 1), cg(2, 130, 8, 8, 16, 3, 3, 2, 2, 1, 1)},  // two copies; C past a multiple of 8 and of 32
@@ -142,18 +161,24 @@ func testAddReLUKeep(t *testing.T, d *Device) {
 				a, b, x2 := randomBufT(t, d, L, rng), randomBufT(t, d, L, rng), randomBufT(t, d, L, rng)
 				type conv struct {
 					w, bias, dy *Buffer
-					kl          int
+					kl, xl      int
+					made        bool // the add makes its copy
 				}
 				convs := make([]conv, len(gs))
 				shared := 0
 				for j, g := range gs {
-					convs[j] = conv{randomBufT(t, d, g.WLen(), rng), randomBufT(t, d, g.K, rng), randomBufT(t, d, g.YLen(), rng), d.ConvKeepLen(g)}
+					convs[j] = conv{randomBufT(t, d, g.WLen(), rng), randomBufT(t, d, g.K, rng), randomBufT(t, d, g.YLen(), rng),
+						d.ConvKeepLen(g), d.ConvXCopyLen(g), false}
+					convs[j].made = convs[j].kl > 0 || j == 0 && convs[j].xl > 0
 					if convs[j].kl > 0 {
 						shared++
 					}
 				}
 				if prec == BF16 && shared == 2 {
 					together++
+				}
+				if prec == TF32 && convs[0].made {
+					tf32++
 				}
 				type result struct {
 					out                      [][]float32
@@ -166,7 +191,7 @@ func testAddReLUKeep(t *testing.T, d *Device) {
 					y := mustF32(t, d, L)
 					keeps := make([]ConvKeep, len(gs))
 					for j, g := range gs {
-						keeps[j] = ConvKeep{g, mustF32(t, d, max(convs[j].kl, 1))}
+						keeps[j] = ConvKeep{g, mustF32(t, d, max(convs[j].kl, convs[j].xl, 1))}
 					}
 					var r result
 					l0 := d.Launches()
@@ -195,7 +220,7 @@ func testAddReLUKeep(t *testing.T, d *Device) {
 						// The copy was read: a second forward pass packs y.
 						l3 := d.Launches()
 						mustNil(t, d.Conv2DForwardKeep(g, y, c.w, c.bias, out, false, keeps[j].XK))
-						if again, want := d.Launches()-l3, r.fwdLaunches[j]+map[bool]int64{true: 1}[fused && c.kl > 0]; again != want {
+						if again, want := d.Launches()-l3, r.fwdLaunches[j]+map[bool]int64{true: 1}[fused && c.made]; again != want {
 							t.Errorf("conv %d: a second forward on the copy: %d launches, want %d", j, again, want)
 						}
 					}
@@ -213,7 +238,7 @@ func testAddReLUKeep(t *testing.T, d *Device) {
 				}
 				for j := range gs {
 					want := plain.fwdLaunches[j]
-					if convs[j].kl > 0 {
+					if convs[j].made {
 						want--
 					}
 					if fused.fwdLaunches[j] != want || fused.bwdLaunches[j] != plain.bwdLaunches[j] {
@@ -221,12 +246,12 @@ func testAddReLUKeep(t *testing.T, d *Device) {
 							j, fused.fwdLaunches[j], fused.bwdLaunches[j], want, plain.bwdLaunches[j])
 					}
 				}
-				if convs[0].kl == 0 {
+				if !convs[0].made {
 					return
 				}
 				// A copy of y is not read for another x.
 				c := convs[0]
-				y, xk, out, ref := mustF32(t, d, L), mustF32(t, d, c.kl), mustF32(t, d, g0.YLen()), mustF32(t, d, g0.YLen())
+				y, xk, out, ref := mustF32(t, d, L), mustF32(t, d, max(c.kl, c.xl)), mustF32(t, d, g0.YLen()), mustF32(t, d, g0.YLen())
 				mustNil(t, d.AddReLUKeep(a, b, y, ConvKeep{g0, xk}))
 				mustNil(t, d.Conv2DForwardKeep(g0, x2, c.w, c.bias, out, false, xk))
 				mustNil(t, d.Conv2DForward(g0, x2, c.w, c.bias, ref))
@@ -251,7 +276,7 @@ func testAddReLUKeep(t *testing.T, d *Device) {
 			})
 		}
 	}
-	if together == 0 {
-		t.Error("no BF16 case kept two copies")
+	if together == 0 || !testing.Short() && tf32 == 0 {
+		t.Errorf("%d BF16 cases kept two copies, %d TF32 cases made one: want some of each", together, tf32)
 	}
 }

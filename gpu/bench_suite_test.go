@@ -314,7 +314,11 @@ func addFedShapes() []string {
 // (bn_bwd_relu_v1 and bn_bwd_relu_pack_v1) then the conv. A residual
 // add+ReLU before a conv, on the shapes of addFedShapes: mode=add-apart
 // AddReLU then Conv2DForwardKeep packing y itself, mode=add-fused
-// AddReLUKeep then Conv2DForwardKeep reading the copy. The same bits; the
+// AddReLUKeep then Conv2DForwardKeep reading the copy. At TF32, on the
+// batch norm's shapes: mode=tf32-apart BatchNormTrainForward then
+// Conv2DForward packing its TF32 copy of y, mode=tf32-fused
+// BatchNormForwardKeep writing that copy (ConvXCopyLen; not kept) then
+// Conv2DForward reading it. The same bits; the
 // fused modes read the layer's output once fewer and launch one packing
 // fewer (the analytic model's figures are in BENCHMARKS.md, "The batch
 // norm writes the convolutions' channels-last copies" and "The residual
@@ -341,19 +345,24 @@ func BenchmarkBatchNormKeep(b *testing.B) {
 		g := s.g
 		b.Run("shape="+s.name, func(b *testing.B) {
 			n, dyn, na := d.ConvKeepLen(g), d.ConvDyCopyLen(g), d.ConvKeepLen(g)
+			mustNil(b, d.SetPrecision(TF32))
+			xl := d.ConvXCopyLen(g) // TF32's forward copy, made by the batch norm
+			mustNil(b, d.SetPrecision(BF16))
 			if !slices.Contains(fed, s.name) {
-				n = 0
+				n, xl = 0, 0
 			}
 			if !slices.Contains(addFed, s.name) {
 				na = 0
 			}
-			if n == 0 && dyn == 0 && na == 0 {
-				b.Skipf("no copy to make at BF16 on %v", g)
+			if n == 0 && dyn == 0 && na == 0 && xl == 0 {
+				b.Skipf("no copy to make at BF16 or TF32 on %v", g)
 			}
 			c := newConvBufs(b, d, g)
 			defer c.free()
 			rng := newRand("bn-keep")
 			xk, dyk := randomBuf(b, d, max(n, na, 1), rng), randomBuf(b, d, max(dyn, 1), rng)
+			xt := randomBuf(b, d, max(xl, 1), rng)
+			defer xt.Free()
 			bnIn, bnY, dx, dw := randomBuf(b, d, g.XLen(), rng), randomBuf(b, d, g.YLen(), rng), randomBuf(b, d, g.XLen(), rng), randomBuf(b, d, g.WLen(), rng)
 			// the ReLU's output after the batch norm after the conv, and
 			// the masked gradient relu-apart writes
@@ -447,8 +456,29 @@ func BenchmarkBatchNormKeep(b *testing.B) {
 					return d.Conv2DForwardKeep(g, x, c.w, c.bias, y, true, xk)
 				}})
 			}
+			if xl > 0 {
+				runs = append(runs, run{"tf32-apart", g.FLOPs(), func(i int) error {
+					x, y := c.at(i)
+					if err := d.BatchNormTrainForward(g.N, g.C, hw, bnIn, st[0], st[1], x, st[2], st[3], st[4], st[5], 0.1, 1e-5, true); err != nil {
+						return err
+					}
+					return d.Conv2DForward(g, x, c.w, c.bias, y)
+				}}, run{"tf32-fused", g.FLOPs(), func(i int) error {
+					x, y := c.at(i)
+					if err := d.BatchNormForwardKeep(true, g.N, g.C, hw, bnIn, st[0], st[1], x, st[2], st[3], st[4], st[5], 0.1, 1e-5, true, g, xt); err != nil {
+						return err
+					}
+					return d.Conv2DForward(g, x, c.w, c.bias, y)
+				}})
+			}
 			for _, r := range runs {
-				b.Run("mode="+r.name, func(b *testing.B) { benchLaunch(b, d, r.flops, r.f) })
+				b.Run("mode="+r.name, func(b *testing.B) {
+					if strings.HasPrefix(r.name, "tf32-") {
+						mustNil(b, d.SetPrecision(TF32))
+						defer d.SetPrecision(BF16)
+					}
+					benchLaunch(b, d, r.flops, r.f)
+				})
 			}
 		})
 	}

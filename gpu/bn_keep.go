@@ -40,15 +40,20 @@ import (
 // packing y, while y is not written in between (the caller's promise).
 // The same bits as the plain forms and Conv2DForwardKeep's own packing;
 // y read once fewer a step and one packing launch fewer. Training needs
-// saveMean and saveInvStd for it. Elsewhere the plain kernels run and xk
-// is marked as holding nothing. Errors as the plain forms, and for xk of
-// another length or shared with x or y.
+// saveMean and saveInvStd for it. At TF32, where ConvXCopyLen(g) > 0 and
+// xk has at least that length (a buffer the batch shares), it writes the
+// TF32 copy g's forward pass reads (bn_apply_pack_tf32_v1) instead, which
+// the next conv forward pass on y reads in place of packing y (x_made.go).
+// Elsewhere the plain kernels run and xk is marked as holding nothing.
+// Errors as the plain forms, and for xk of another length (shorter, at
+// TF32) or shared with x or y.
 func (d *Device) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar *Buffer,
 	momentum, eps float64, relu bool, g geom.ConvGeom, xk *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	k := kBNApplyPackBF16
+	d.xMade = xMade{} // y is written now
 	pc, ok := d.bnKeepPacking(train, n, c, hw, saveMean, saveInvStd, g, xk)
+	k := applyPackKernel(pc, kBNApplyPackBF16, kBNApplyPackTF32)
 	if !ok {
 		if xk != nil {
 			delete(d.kept, xk.ptr)
@@ -62,20 +67,47 @@ func (d *Device) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, 
 		}
 		return launchErr(k, bnShape{n, c, hw}, err)
 	}
-	if ok {
+	switch {
+	case ok && pc == packedTF32: // for the forward pass alone (x_made.go)
+		d.xMade = xMade{y.ptr, g.N, g.C, g.H, g.W, pc, xk}
+	case ok:
 		d.keep(xk, keptPack{y.ptr, g, pc, true})
 	}
 	return nil
+}
+
+// applyPackKernel is bf16, or tf32 for a TF32 copy (pc).
+func applyPackKernel(pc packedConv, bf16, tf32 kernelID) kernelID {
+	if pc == packedTF32 {
+		return tf32
+	}
+	return bf16
+}
+
+// needCopy checks xk, the buffer of x's copy for g packed as pc: of
+// keepLen's length where a conv keeps it (BF16: Conv2DForwardKeep's
+// buffer), at least that where it serves one forward pass (TF32: the
+// batch's one buffer, of its largest copy).
+func (d *Device) needCopy(xk *Buffer, pc packedConv, g geom.ConvGeom) error {
+	if pc == packedTF32 {
+		return d.needAtLeast("xk", xk, Float32, keepLen(pc, g))
+	}
+	return d.need("xk", xk, Float32, keepLen(pc, g))
 }
 
 // bnKeepPacking is the packing Conv2DForwardKeep(g, …, xk) keeps, and
 // whether BatchNormForwardKeep makes it: BF16 kernels that share the
 // copy, packed by pack_transpose_bf16_v2 (whose bits and grid
 // bn_apply_pack_bf16_v1 has), g reading the batch norm's output, and in
-// training the batch's statistics saved. Callers hold d.mu.
+// training the batch's statistics saved; or at TF32 the copy g's forward
+// pass alone reads (fwdCopyPacking, bn_apply_pack_tf32_v1). Callers hold
+// d.mu.
 func (d *Device) bnKeepPacking(train bool, n, c, hw int, saveMean, saveInvStd *Buffer, g geom.ConvGeom, xk *Buffer) (packedConv, bool) {
 	if xk == nil || g.Validate() != nil || g.N != n || g.C != c || g.H*g.W != hw || (train && (saveMean == nil || saveInvStd == nil)) {
 		return packedConv{}, false
+	}
+	if pc, ok := d.fwdCopyPacking(g, kBNApplyPackTF32); ok {
+		return pc, true
 	}
 	pc, ok := d.keepPacking(g, d.kernelFor(d.convAlgoFor(ConvFwd, g), ConvFwd, g))
 	if !ok || pc.transpose != kPackTransposeBF16 || d.fns[kPackTransposeBF16] == nil || d.fns[kBNApplyPackBF16] == nil ||
@@ -105,7 +137,7 @@ func (d *Device) bnForwardKeep(train bool, n, c, hw int, x, gamma, beta, y, save
 	} else if err := d.bnEvalCheck(n, c, hw, x, gamma, beta, runMean, runVar, y, eps); err != nil {
 		return err
 	}
-	if err := d.need("xk", xk, Float32, keepLen(pc, g)); err != nil {
+	if err := d.needCopy(xk, pc, g); err != nil {
 		return err
 	}
 	if xk.ptr == x.ptr || xk.ptr == y.ptr {
@@ -121,7 +153,7 @@ func (d *Device) bnForwardKeep(train bool, n, c, hw int, x, gamma, beta, y, save
 		r = 1
 	}
 	cp := packedChans(c, pc.chanAlign)
-	return d.launch(kBNApplyPackBF16, Dim3{ceilDiv(hw, transposeTile), ceilDiv(cp, transposeTile), n}, Dim3{transposeTile, 8, 1}, 0,
+	return d.launch(applyPackKernel(pc, kBNApplyPackBF16, kBNApplyPackTF32), Dim3{ceilDiv(hw, transposeTile), ceilDiv(cp, transposeTile), n}, Dim3{transposeTile, 8, 1}, 0,
 		argPtr(x), argPtr(gamma), argPtr(beta), argPtr(mean), argPtr(stat), argPtr(y), argPtr(xk),
 		argI32(n), argI32(c), argI32(hw), argI32(cp), argF32(float32(eps)), argI32(eval), argI32(r))
 }

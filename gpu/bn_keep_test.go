@@ -14,11 +14,12 @@ import (
 
 func init() {
 	plainConformance = append(plainConformance,
-		conformanceCase{"bn_apply_pack_bf16_v1", []string{"bn_train_stats_v1", "bn_apply_pack_bf16_v1"}, testBNApplyPack},
+		conformanceCase{"bn_apply_pack_bf16_v1", []string{"bn_train_stats_v1", "bn_apply_pack_bf16_v1", "bn_apply_pack_tf32_v1"}, testBNApplyPack},
 		conformanceCase{"bn_bwd_apply_pack_v1", []string{"bn_bwd_apply_pack_v1", "bn_bwd_pack_v1",
 			"bn_bwd_relu_apply_pack_v1", "bn_bwd_relu_pack_v1"}, testBNBwdApplyPack})
 	launcherTestedElsewhere["bn_train_stats_v1"] = true     // TestBNKeepLaunchers
 	launcherTestedElsewhere["bn_apply_pack_bf16_v1"] = true // TestBNKeepLaunchers
+	launcherTestedElsewhere["bn_apply_pack_tf32_v1"] = true // TestBNKeepLaunchers
 	launcherTestedElsewhere["bn_bwd_apply_pack_v1"] = true  // TestBNKeepLaunchers
 	launcherTestedElsewhere["bn_bwd_pack_v1"] = true        // TestBNKeepLaunchers
 	for _, k := range []string{"bn_bwd_relu_apply_pack_v1", "bn_bwd_relu_pack_v1"} {
@@ -146,10 +147,11 @@ func testBNBwdApplyPack(t *testing.T, d *Device) {
 // with its statistics; in evaluation the second with the running ones),
 // against cpuref: y, the saved and running statistics bit for bit as
 // BatchNormTrainForward32 or BatchNormEvalForward (then ReLU), and every
-// word of the copy as cpuref.BF16Bits of y, channels past C zero. The
+// word of the copy as cpuref.BF16Bits of y, channels past C zero; and
+// bn_apply_pack_tf32_v1, the copy's words as cpuref.RoundTF32 of y. The
 // shapes of bnShapes span partial 32×32 tiles on both axes (C = 33: two
-// channel tiles, Cp = 40; HW = 300: ten value tiles); a NaN poisons its
-// channel.
+// channel tiles, Cp = 40 or 36; HW = 300: ten value tiles); a NaN poisons
+// its channel.
 func testBNApplyPack(t *testing.T, d *Device) {
 	if !d.hasTarget(80) {
 		t.Skipf("bn_apply_pack_bf16_v1 needs compute capability 8.0; %v has less", d)
@@ -157,66 +159,72 @@ func testBNApplyPack(t *testing.T, d *Device) {
 	const momentum, eps = 0.1, 1e-5
 	for _, s := range bnShapesFor(d) {
 		n, c, hw := s[0], s[1], s[2]
-		for _, train := range []bool{true, false} {
-			for _, relu := range []bool{false, true} {
-				if n*hw < 2 && train {
-					continue
-				}
-				t.Run(kv("train", train, "relu", relu, "N", n, "C", c, "HW", hw), func(t *testing.T) {
-					L := n * c * hw
-					x := uniform(newRand(t.Name()), L)
-					for i := range x {
-						x[i] = 3*x[i] + 0.5
-					}
-					if L > 2 {
-						x[L/2] = float32(math.NaN())
-					}
-					gamma, beta, rm, rv := bnParams(t.Name(), c)
-					want := make([]float32, L)
-					wMean, wInv := make([]float32, c), make([]float32, c)
-					wrm, wrv := append([]float32(nil), rm...), append([]float32(nil), rv...)
-					var err error
-					if train {
-						err = cpuref.BatchNormTrainForward32(n, c, hw, x, gamma, beta, want, wMean, wInv, wrm, wrv, momentum, eps)
-					} else {
-						err = cpuref.BatchNormEvalForward(n, c, hw, x, gamma, beta, rm, rv, want, eps)
-					}
-					if err != nil {
-						t.Fatal(err)
-					}
-					if relu {
-						reluRef(want)
-					}
-					h := newHarness(t, d)
-					cp := packedChans(c, packedBF16.chanAlign)
-					g := geom.ConvGeom{N: n, C: c, H: 1, W: hw, K: 8, R: 1, S: 1, StrideH: 1, StrideW: 1}
-					y, xk := h.out("y", L), h.out("xk", keepLen(packedBF16, g))
-					sm, si := h.out("saveMean", c), h.out("saveInvStd", c)
-					grm, grv := h.inout("runMean", rm), h.inout("runVar", rv)
-					xb, gb, bb := h.in("x", x), h.in("gamma", gamma), h.in("beta", beta)
-					d.mu.Lock()
-					err = d.bnForwardKeep(train, n, c, hw, xb, gb, bb, y, sm, si, grm, grv, momentum, eps, relu, packedBF16, true, g, xk)
-					d.mu.Unlock()
-					if err != nil {
-						t.Fatal(err)
-					}
-					checkSameBits(t, "y", h.read(y), want)
-					if train {
-						checkSameBits(t, "saveMean", h.read(sm), wMean)
-						checkSameBits(t, "saveInvStd", h.read(si), wInv)
-					}
-					checkSameBits(t, "runMean", h.read(grm), wrm)
-					checkSameBits(t, "runVar", h.read(grv), wrv)
-					packedWant(t, "xk", h.read(xk), want, n, c, hw, cp, 2, func(v float32) uint32 { return uint32(cpuref.BF16Bits(v)) })
-					h.check()
-				})
+		for m := range 8 {
+			train, relu, pc := m&1 == 0, m&2 != 0, packedBF16
+			if m&4 != 0 {
+				pc = packedTF32
 			}
+			if n*hw < 2 && train {
+				continue
+			}
+			t.Run(kv("train", train, "relu", relu, "tf32", pc == packedTF32, "N", n, "C", c, "HW", hw), func(t *testing.T) {
+				L := n * c * hw
+				x := uniform(newRand(t.Name()), L)
+				for i := range x {
+					x[i] = 3*x[i] + 0.5
+				}
+				if L > 2 {
+					x[L/2] = float32(math.NaN())
+				}
+				gamma, beta, rm, rv := bnParams(t.Name(), c)
+				want := make([]float32, L)
+				wMean, wInv := make([]float32, c), make([]float32, c)
+				wrm, wrv := append([]float32(nil), rm...), append([]float32(nil), rv...)
+				var err error
+				if train {
+					err = cpuref.BatchNormTrainForward32(n, c, hw, x, gamma, beta, want, wMean, wInv, wrm, wrv, momentum, eps)
+				} else {
+					err = cpuref.BatchNormEvalForward(n, c, hw, x, gamma, beta, rm, rv, want, eps)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if relu {
+					reluRef(want)
+				}
+				h := newHarness(t, d)
+				cp := packedChans(c, pc.chanAlign)
+				g := geom.ConvGeom{N: n, C: c, H: 1, W: hw, K: 8, R: 1, S: 1, StrideH: 1, StrideW: 1}
+				y, xk := h.out("y", L), h.out("xk", keepLen(pc, g))
+				sm, si := h.out("saveMean", c), h.out("saveInvStd", c)
+				grm, grv := h.inout("runMean", rm), h.inout("runVar", rv)
+				xb, gb, bb := h.in("x", x), h.in("gamma", gamma), h.in("beta", beta)
+				d.mu.Lock()
+				err = d.bnForwardKeep(train, n, c, hw, xb, gb, bb, y, sm, si, grm, grv, momentum, eps, relu, pc, true, g, xk)
+				d.mu.Unlock()
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkSameBits(t, "y", h.read(y), want)
+				if train {
+					checkSameBits(t, "saveMean", h.read(sm), wMean)
+					checkSameBits(t, "saveInvStd", h.read(si), wInv)
+				}
+				checkSameBits(t, "runMean", h.read(grm), wrm)
+				checkSameBits(t, "runVar", h.read(grv), wrv)
+				round := func(v float32) uint32 { return uint32(cpuref.BF16Bits(v)) }
+				if pc == packedTF32 {
+					round = func(v float32) uint32 { return math.Float32bits(cpuref.RoundTF32(v)) }
+				}
+				packedWant(t, "xk", h.read(xk), want, n, c, hw, cp, pc.elemBytes, round)
+				h.check()
+			})
 		}
 	}
 }
 
 // TestBNKeepLaunchers is TestLaunchers for bn_train_stats_v1,
-// bn_apply_pack_bf16_v1, bn_bwd_apply_pack_v1, bn_bwd_pack_v1 and their
+// bn_apply_pack_bf16_v1, bn_apply_pack_tf32_v1, bn_bwd_apply_pack_v1, bn_bwd_pack_v1 and their
 // bn_bwd_relu_ forms: each argument lands in the parameter of that
 // name, with the launch shape the kernel's doc states, and a launch
 // allocates nothing on the host.
@@ -255,6 +263,11 @@ func TestBNKeepLaunchers(t *testing.T) {
 	bwd := func(cp, tf32 uint64) map[string]uint64 {
 		return with("x", P(x), "gamma", P(gm), "save_mean", P(sm), "save_inv_std", P(si), "dy", P(y), "dgamma", P(rm),
 			"dbeta", P(rv), "dx", P(dx), "dst", P(xk), "Cp", cp, "tf32", tf32)
+	}
+	xt := mustF32(t, d, keepLen(packedTF32, g))
+	withDst := func(m map[string]uint64, dst *Buffer, cp uint64) map[string]uint64 {
+		m["dst"], m["Cp"] = P(dst), cp
+		return m
 	}
 	withBeta := func(m map[string]uint64) map[string]uint64 {
 		m["beta"] = P(bt)
@@ -298,6 +311,11 @@ func TestBNKeepLaunchers(t *testing.T) {
 			return d.bnBwdApplyPack(n, c, hw, x, gm, bt, sm, si, y, rm, rv, nil, xk, 40, false)
 		}, "bn_bwd_relu_pack_v1", tile, Dim3{32, 8, 1}, with("x", P(x), "gamma", P(gm), "beta", P(bt), "save_mean", P(sm),
 			"save_inv_std", P(si), "dy", P(y), "dgamma", P(rm), "dbeta", P(rv), "dst", P(xk), "Cp", uint64(40), "tf32", uint64(0)), 1},
+		{"train-tf32", func() error {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return d.bnForwardKeep(true, n, c, hw, x, gm, bt, y, sm, si, rm, rv, 0.25, 1e-3, true, packedTF32, true, g, xt)
+		}, "bn_apply_pack_tf32_v1", tile, Dim3{32, 8, 1}, withDst(apply(sm, si, 0, 1), xt, 36), 2},
 		{"stats", func() error { // the train case's first launch
 			d.mu.Lock()
 			defer d.mu.Unlock()
@@ -324,17 +342,18 @@ func TestBNKeepLaunchers(t *testing.T) {
 // it on the simulator against BatchNormTrainForward (or
 // BatchNormEvalForward) and Conv2DForwardKeep packing y itself: the same
 // y, statistics, copy in xk, conv output and gradients, bit for bit; at
-// BF16, where the conv's kernels share the copy, the conv's forward pass
-// launches one packing fewer (the batch norm one more in training, the
-// same in evaluation); elsewhere nothing changes. A copy made for another
-// y, or already read by a forward pass, is not read.
+// BF16, where the conv's kernels share the copy, and at TF32, where its
+// packed forward kernel reads one (ConvXCopyLen, not kept), the conv's
+// forward pass launches one packing fewer (the batch norm one more in
+// training, the same in evaluation); elsewhere nothing changes. A copy
+// made for another y, or already read by a forward pass, is not read.
 func TestBatchNormKeep(t *testing.T) { testBatchNormKeep(t, openSim(t)) }
 
 // testBatchNormKeep is TestBatchNormKeep on d (the simulator, or a GPU:
 // TestBatchNormKeepCUDA); a precision d cannot run is skipped.
 func testBatchNormKeep(t *testing.T, d *Device) {
 	const momentum, eps = 0.1, 1e-5
-	made := 0
+	made := map[Precision]int{}
 	for _, prec := range []Precision{BF16, TF32} {
 		for i, g := range []geom.ConvGeom{
 			cg(8, 16, 8, 8, 32, 3, 3, 1, 1, 1, 1),  // BF16: v7, v10 share the copy
@@ -356,10 +375,13 @@ func testBatchNormKeep(t *testing.T, d *Device) {
 					x, x2 := randomBufT(t, d, n*c*hw, rng), randomBufT(t, d, n*c*hw, rng)
 					gamma, beta := randomBufT(t, d, c, rng), randomBufT(t, d, c, rng)
 					w, bias, dy := randomBufT(t, d, g.WLen(), rng), randomBufT(t, d, g.K, rng), randomBufT(t, d, g.YLen(), rng)
-					kl := d.ConvKeepLen(g)
-					share := kl > 0
+					kl, xl := d.ConvKeepLen(g), d.ConvXCopyLen(g)
+					if kl > 0 && xl > 0 {
+						t.Fatalf("ConvKeepLen %d and ConvXCopyLen %d: want one at most", kl, xl)
+					}
+					share := kl > 0 || xl > 0
 					if share {
-						made++
+						made[prec]++
 					}
 					type result struct {
 						out                                  [][]float32
@@ -368,7 +390,7 @@ func testBatchNormKeep(t *testing.T, d *Device) {
 					// run is the batch norm into y (with xk, fused) and the
 					// conv on y, its forward and backward with xk.
 					run := func(fused bool) result {
-						y, xk := mustF32(t, d, n*c*hw), mustF32(t, d, max(kl, 1))
+						y, xk := mustF32(t, d, n*c*hw), mustF32(t, d, max(kl, xl, 1))
 						sm, si, rm, rv := mustF32(t, d, c), mustF32(t, d, c), randomBufT(t, d, c, newRand("bn-keep/run")), mustF32(t, d, c)
 						mustNil(t, d.Fill(rv, 1))
 						out, dw, db, dx := mustF32(t, d, g.YLen()), mustF32(t, d, g.WLen()), mustF32(t, d, g.K), mustF32(t, d, g.XLen())
@@ -390,7 +412,7 @@ func testBatchNormKeep(t *testing.T, d *Device) {
 						for _, b := range []*Buffer{y, sm, si, rm, rv, out, dw, db, dx} {
 							r.out = append(r.out, download(t, b))
 						}
-						if share {
+						if kl > 0 { // kept for the backward pass (TF32's is not: the plain run leaves xk alone)
 							r.out = append(r.out, download(t, xk))
 						}
 						// The copy was read: a second forward pass packs y.
@@ -422,7 +444,7 @@ func testBatchNormKeep(t *testing.T, d *Device) {
 						return
 					}
 					// A copy of y is not read for another x.
-					y, xk, out, ref := mustF32(t, d, n*c*hw), mustF32(t, d, kl), mustF32(t, d, g.YLen()), mustF32(t, d, g.YLen())
+					y, xk, out, ref := mustF32(t, d, n*c*hw), mustF32(t, d, max(kl, xl)), mustF32(t, d, g.YLen()), mustF32(t, d, g.YLen())
 					sm, si, rm, rv := mustF32(t, d, c), mustF32(t, d, c), mustF32(t, d, c), mustF32(t, d, c)
 					mustNil(t, d.Fill(rv, 1))
 					mustNil(t, d.BatchNormForwardKeep(train, n, c, hw, x, gamma, beta, y, sm, si, rm, rv, momentum, eps, true, g, xk))
@@ -433,8 +455,8 @@ func testBatchNormKeep(t *testing.T, d *Device) {
 			}
 		}
 	}
-	if made == 0 {
-		t.Error("no case made the copy at BF16")
+	if made[BF16] == 0 || !testing.Short() && made[TF32] == 0 {
+		t.Errorf("cases making the copy: %d at BF16, %d at TF32: want some at each", made[BF16], made[TF32])
 	}
 }
 

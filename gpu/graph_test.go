@@ -97,8 +97,8 @@ func TestGraphSim(t *testing.T) {
 	}
 }
 
-// mustNil fails the test at once on an error.
-func mustNil(t *testing.T, err error) {
+// mustNil fails the test (or benchmark) at once on an error.
+func mustNil(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

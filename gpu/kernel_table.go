@@ -90,6 +90,8 @@ const (
 	kBNBwdReLU
 	kBNBwdReLUApplyPack
 	kBNBwdReLUPack
+	kBNApplyPackTF32
+	kAddReLUPackTF32
 	numPlainKernels
 )
 
@@ -168,6 +170,8 @@ var plainKernels = [numPlainKernels]string{
 	kBNBwdReLU:               "bn_bwd_relu_v1",
 	kBNBwdReLUApplyPack:      "bn_bwd_relu_apply_pack_v1",
 	kBNBwdReLUPack:           "bn_bwd_relu_pack_v1",
+	kBNApplyPackTF32:         "bn_apply_pack_tf32_v1",
+	kAddReLUPackTF32:         "add_relu_pack_tf32_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

@@ -248,6 +248,10 @@ func (d *Device) convForwardAlgo(a ConvAlgo, g geom.ConvGeom, x, w, b, y *Buffer
 
 // convForwardKernel runs forward kernel id on g.
 func (d *Device) convForwardKernel(id kernelID, g geom.ConvGeom, x, w, b, y *Buffer, relu bool) error {
+	pc, packed := packedConvs[id]
+	if xh := d.madeX(x, g, pc); packed && xh != 0 { // x's copy made by the layer before (x_made.go)
+		return d.convForwardPackedX(id, g, x, w, b, y, relu, xh, false)
+	}
 	if id == kConvFwd {
 		if err := d.conv2DForward(g, x, w, b, y); err != nil {
 			return launchErr(id, g, err)
@@ -259,7 +263,7 @@ func (d *Device) convForwardKernel(id kernelID, g geom.ConvGeom, x, w, b, y *Buf
 		}
 		return nil
 	}
-	if _, ok := packedConvs[id]; ok {
+	if packed {
 		return d.convForwardPacked(id, g, x, w, b, y, relu)
 	}
 	if err := d.needConv(g, "x", x, g.XLen(), "w", w, g.WLen(), "y", y, g.YLen()); err != nil {

@@ -311,7 +311,14 @@ func TestResNet50Convs(t *testing.T) {
 // backward pass (bn_bwd_relu_v1, bn_bwd_relu_pack_v1: the mask recomputed
 // from x, which that pass reads anyway) instead of relu_bwd_v1 reading y
 // and dy and writing the masked gradient: 12 bytes an element and a
-// launch fewer (relubwd-saved-MB, relubwd-saved-us). Run:
+// launch fewer (relubwd-saved-MB, relubwd-saved-us). At TF32, which
+// keeps no copy, each conv after a batch norm, and the first after each
+// add, whose packed forward kernel reads x's TF32 copy (ConvXCopyLen > 0;
+// tf32-convs-copied) gets it from that layer (bn_apply_pack_tf32_v1,
+// add_relu_pack_tf32_v1) and reads x in float32 once fewer
+// (tf32-saved-MB), its forward pass's modelParts less that read and a
+// launch (tf32-saved-us), of tf32-model-ms, the TF32 step's conv passes
+// as model-ms counts them. Run:
 //
 //	go test -run '^$' -bench ModelBatchNormKeep -benchtime 1x ./gpu
 func BenchmarkModelBatchNormKeep(b *testing.B) {
@@ -383,6 +390,37 @@ func BenchmarkModelBatchNormKeep(b *testing.B) {
 	for _, n := range blockOut {
 		addBytes += 2 * 4 * float64(n) // relu_fwd_v1 in place: y read and written
 	}
+	// TF32: the forward copy a batch norm or the add makes for the conv
+	// after it (ConvXCopyLen), not kept. The add makes the first conv's
+	// only: a stage's projection (K > C here) reads its output second.
+	if err := d.SetPrecision(TF32); err != nil {
+		b.Fatal(err)
+	}
+	var tfTotal, tfBytes, tfSaved float64
+	tfMade := 0
+	for i, g := range convs {
+		for _, p := range []ConvPass{ConvFwd, ConvBwdData, ConvBwdFilter} {
+			if i == 0 && p == ConvBwdData {
+				continue
+			}
+			m := modelParts(d.peerKernel(p, g), g)
+			tm := max(m.issue, m.math, m.memory) + m.launches
+			tfTotal += tm
+			if p != ConvFwd || !(reads[i] == readsBN || reads[i] == readsAdd && g.K <= g.C) || d.ConvXCopyLen(g) == 0 {
+				continue
+			}
+			tfMade++
+			read := 4 * float64(g.XLen())
+			tfBytes += read
+			m.memory -= read / h100DRAMBW
+			m.launches -= launchSlots / (schedulersSM * h100Clock)
+			tfSaved += tm - (max(m.issue, m.math, m.memory) + m.launches)
+		}
+	}
+	b.ReportMetric(float64(tfMade), "tf32-convs-copied")
+	b.ReportMetric(tfBytes/1e6, "tf32-saved-MB")
+	b.ReportMetric(tfSaved*1e6, "tf32-saved-us")
+	b.ReportMetric(tfTotal*1e3, "tf32-model-ms")
 	b.ReportMetric(float64(kept[readsBN]), "convs-kept")
 	b.ReportMetric(bytes[readsBN]/1e6, "saved-MB")
 	b.ReportMetric(saved[readsBN]*1e6, "saved-us")

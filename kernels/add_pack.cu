@@ -18,8 +18,43 @@
 //
 //	add_relu_pack_bf16_v1  y = max(a + b, 0) and y's bfloat16 channels-last copy in one or two
 //	                       buffers, a 32×32 tile (32 channels × 32 values of a plane) a block.
+//	add_relu_pack_tf32_v1  add_relu_pack_bf16_v1 with the copies in TF32 words (a TF32 forward pass's).
 
 #include "pack.cuh"
+
+// add_relu_pack<kTF32> is add_relu_pack_bf16_v1 (kTF32 = 0) and
+// add_relu_pack_tf32_v1 (kTF32 = 1: the copies in TF32 words).
+template <int kTF32>
+static __device__ __forceinline__ void add_relu_pack(const float* a, const float* b, float* y, unsigned* dst,
+                                                     unsigned* dst2, int N, int C, int HW, int Cp) {
+  __shared__ float t[kTile][kTile + 1];
+  const int j0 = (int)blockIdx.x * kTile, i0 = (int)blockIdx.y * kTile;
+  const int base = (int)blockIdx.z * C * HW, tx = (int)threadIdx.x, ty = (int)threadIdx.y;
+#pragma unroll
+  for (int k = 0; k < kTile; k += 8) {
+    int i = i0 + ty + k, j = j0 + tx;
+    float v = 0.0f;
+    if (i < C && j < HW) {
+      int e = base + i * HW + j;
+      v = a[e] + b[e];
+      v = (v > 0.0f || v != v) ? v : 0.0f;
+      y[e] = v;
+    }
+    t[ty + k][tx] = v;
+  }
+  __syncthreads();
+  if (kTF32) {
+    store_tile_tf32(t, dst, HW, Cp, 1, i0, j0);
+    if (dst2 != nullptr) {
+      store_tile_tf32(t, dst2, HW, Cp, 1, i0, j0);
+    }
+  } else {
+    store_tile_bf16(t, dst, HW, Cp, 1, i0, j0);
+    if (dst2 != nullptr) {
+      store_tile_bf16(t, dst2, HW, Cp, 1, i0, j0);
+    }
+  }
+}
 
 // add_relu_pack_bf16_v1 computes, for a, b and y (N,C,HW),
 //
@@ -37,24 +72,15 @@
 // Launch: grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).
 extern "C" __global__ void add_relu_pack_bf16_v1(const float* a, const float* b, float* y, unsigned* dst,
                                                  unsigned* dst2, int N, int C, int HW, int Cp) {
-  __shared__ float t[kTile][kTile + 1];
-  const int j0 = (int)blockIdx.x * kTile, i0 = (int)blockIdx.y * kTile;
-  const int base = (int)blockIdx.z * C * HW, tx = (int)threadIdx.x, ty = (int)threadIdx.y;
-#pragma unroll
-  for (int k = 0; k < kTile; k += 8) {
-    int i = i0 + ty + k, j = j0 + tx;
-    float v = 0.0f;
-    if (i < C && j < HW) {
-      int e = base + i * HW + j;
-      v = a[e] + b[e];
-      v = (v > 0.0f || v != v) ? v : 0.0f;
-      y[e] = v;
-    }
-    t[ty + k][tx] = v;
-  }
-  __syncthreads();
-  store_tile_bf16(t, dst, HW, Cp, 1, i0, j0);
-  if (dst2 != nullptr) {
-    store_tile_bf16(t, dst2, HW, Cp, 1, i0, j0);
-  }
+  add_relu_pack<0>(a, b, y, dst, dst2, N, C, HW, Cp);
+}
+
+// add_relu_pack_tf32_v1 is add_relu_pack_bf16_v1 writing the copies in
+// TF32 words (cvt.rna.tf32.f32, store_tile_tf32): dst and dst2 are (N, HW,
+// Cp) words, pack_transpose_tf32_v2's bits on y, for a TF32 forward pass
+// (which keeps nothing: the caller's one buffer serves each layer and the
+// convolution after it in turn). Launch: as add_relu_pack_bf16_v1.
+extern "C" __global__ void add_relu_pack_tf32_v1(const float* a, const float* b, float* y, unsigned* dst,
+                                                 unsigned* dst2, int N, int C, int HW, int Cp) {
+  add_relu_pack<1>(a, b, y, dst, dst2, N, C, HW, Cp);
 }

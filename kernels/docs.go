@@ -170,6 +170,9 @@ var docs = map[string]string{
 		"variance), ReLU when relu ≠ 0, and dst = y's bfloat16 channels-last copy (N,HW,Cp), the bits of " +
 		"pack_transpose_bf16_v2 on y (rows = C, cols = HW, rowsP = Cp, rev = 1). 32×32 shared tiles. " +
 		"grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
+	"bn_apply_pack_tf32_v1": "bn_apply_pack_bf16_v1 with dst = y's TF32 channels-last copy (N,HW,Cp) words, the bits of " +
+		"pack_transpose_tf32_v2 on y (rows = C, cols = HW, rowsP = Cp, rev = 1), for a TF32 forward pass. " +
+		"grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
 	"bn_bwd_pack_v1": "bn_bwd_apply_pack_v1 without dx: only dx's TF32 or bfloat16 channels-last copy in dst, the same words. " +
 		"grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
 	"bn_bwd_apply_pack_v1": "dx = (γ·invStd)·((dy−dβ/M)−x̂·(dγ/M)) as bn_bwd_v1 from the dgamma and dbeta of its launch " +
@@ -201,6 +204,9 @@ var docs = map[string]string{
 	"add_v1": "y = a + b. 1-D over n.",
 	"add_relu_pack_bf16_v1": "y = max(a + b, 0) (add_relu_v1's bits) and y's bfloat16 channels-last copy " +
 		"(pack_transpose_bf16_v2's words, rows = C, cols = HW, rowsP = Cp, rev = 1) in dst and, when not null, dst2. " +
+		"grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
+	"add_relu_pack_tf32_v1": "add_relu_pack_bf16_v1 with dst (and dst2 when not null) = y's TF32 channels-last copy " +
+		"(N,HW,Cp) words, the bits of pack_transpose_tf32_v2 on y, for a TF32 forward pass. " +
 		"grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
 	"add_relu_v1": "y = max(a + b, 0) (relu_fwd_v1's NaN and −0 rules): add_v1 then relu_fwd_v1 in one pass. 1-D over n.",
 	"channel_copy_v1": "dst[n, dst_off+c, j] = src[n, src_off+c, j] for c < C, j < HW (concatenation's forward " +

@@ -23,6 +23,7 @@
 //	bn_train_stats_v1      bn_train_fwd_v1 without y: μ, invStd and the running statistics only.
 //	bn_apply_pack_bf16_v1  y = epilogue(γ·((x − μ)·invStd) + β) and y's bfloat16 channels-last copy,
 //	                       a 32×32 tile (32 channels × 32 values of a plane) a block.
+//	bn_apply_pack_tf32_v1  bn_apply_pack_bf16_v1 with the copy in TF32 words (a TF32 forward pass's).
 //	bn_bwd_apply_pack_v1   bn_bwd_v1's dx from its dgamma and dbeta, and dx's TF32 or bfloat16
 //	                       channels-last copy, a 32×32 tile a block.
 //	bn_bwd_pack_v1         bn_bwd_apply_pack_v1 writing the copy only, not dx.
@@ -50,24 +51,12 @@ extern "C" __global__ void bn_train_stats_v1(const float* x, float* save_mean, f
                   one_minus_m, eps, 0);
 }
 
-// bn_apply_pack_bf16_v1 computes, for x and y (N,C,HW) and channel c,
-//
-//	invStd = stat[c]                          (eval = 0: bn_train_stats_v1's save_inv_std)
-//	invStd = 1/sqrt(stat[c] + eps)            (eval ≠ 0: stat is the running variance)
-//	y = bn_epilogue(gamma[c]·((x − mean[c])·invStd) + beta[c], relu)
-//	dst[n, j, c] = bf16(y[n, c, j]) for c < C, 0 for C ≤ c < Cp
-//
-// dst is (N, HW, Cp) bfloat16 as N·HW·Cp/2 words, Cp even. A block of
-// 32×8 threads reads a 32×32 tile of x (channels i0…, values j0… of
-// image blockIdx.z) along the planes, writes y there and keeps it in
-// shared memory, then writes the tile's copy as pack_transpose_bf16_v2
-// does (store_tile_bf16). y may be x (each element is read by the thread
-// that writes it).
-//
-// Launch: grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).
-extern "C" __global__ void bn_apply_pack_bf16_v1(const float* x, const float* gamma, const float* beta,
-                                                 const float* mean, const float* stat, float* y, unsigned* dst,
-                                                 int N, int C, int HW, int Cp, float eps, int eval, int relu) {
+// bn_apply_pack<kTF32> is bn_apply_pack_bf16_v1 (kTF32 = 0) and
+// bn_apply_pack_tf32_v1 (kTF32 = 1: the copy in TF32 words).
+template <int kTF32>
+static __device__ __forceinline__ void bn_apply_pack(const float* x, const float* gamma, const float* beta,
+                                                     const float* mean, const float* stat, float* y, unsigned* dst,
+                                                     int N, int C, int HW, int Cp, float eps, int eval, int relu) {
   __shared__ float t[kTile][kTile + 1];
   const int j0 = (int)blockIdx.x * kTile, i0 = (int)blockIdx.y * kTile;
   const int b = (int)blockIdx.z, tx = (int)threadIdx.x, ty = (int)threadIdx.y;
@@ -86,7 +75,44 @@ extern "C" __global__ void bn_apply_pack_bf16_v1(const float* x, const float* ga
     t[ty + k][tx] = v;
   }
   __syncthreads();
-  store_tile_bf16(t, dst, HW, Cp, 1, i0, j0);
+  if (kTF32) {
+    store_tile_tf32(t, dst, HW, Cp, 1, i0, j0);
+  } else {
+    store_tile_bf16(t, dst, HW, Cp, 1, i0, j0);
+  }
+}
+
+// bn_apply_pack_bf16_v1 computes, for x and y (N,C,HW) and channel c,
+//
+//	invStd = stat[c]                          (eval = 0: bn_train_stats_v1's save_inv_std)
+//	invStd = 1/sqrt(stat[c] + eps)            (eval ≠ 0: stat is the running variance)
+//	y = bn_epilogue(gamma[c]·((x − mean[c])·invStd) + beta[c], relu)
+//	dst[n, j, c] = bf16(y[n, c, j]) for c < C, 0 for C ≤ c < Cp
+//
+// dst is (N, HW, Cp) bfloat16 as N·HW·Cp/2 words, Cp even. A block of
+// 32×8 threads reads a 32×32 tile of x (channels i0…, values j0… of
+// image blockIdx.z) along the planes, writes y there and keeps it in
+// shared memory, then writes the tile's copy as pack_transpose_bf16_v2
+// does (store_tile_bf16). y may be x (each element is read by the thread
+// that writes it).
+//
+// Launch: grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).
+extern "C" __global__ void bn_apply_pack_bf16_v1(const float* x, const float* gamma, const float* beta,
+                                                 const float* mean, const float* stat, float* y, unsigned* dst,
+                                                 int N, int C, int HW, int Cp, float eps, int eval, int relu) {
+  bn_apply_pack<0>(x, gamma, beta, mean, stat, y, dst, N, C, HW, Cp, eps, eval, relu);
+}
+
+// bn_apply_pack_tf32_v1 is bn_apply_pack_bf16_v1 writing the copy in TF32
+// words (cvt.rna.tf32.f32, store_tile_tf32): dst is (N, HW, Cp) words,
+// pack_transpose_tf32_v2's bits on y. At TF32 a convolution's forward
+// kernel reads that copy, which nothing keeps for the backward pass (it
+// would be as large as y): the caller's one buffer serves each batch norm
+// and the convolution after it in turn. Launch: as bn_apply_pack_bf16_v1.
+extern "C" __global__ void bn_apply_pack_tf32_v1(const float* x, const float* gamma, const float* beta,
+                                                 const float* mean, const float* stat, float* y, unsigned* dst,
+                                                 int N, int C, int HW, int Cp, float eps, int eval, int relu) {
+  bn_apply_pack<1>(x, gamma, beta, mean, stat, y, dst, N, C, HW, Cp, eps, eval, relu);
 }
 
 // bn_bwd_apply_pack<kWriteDx, kReLU> is bn_bwd_apply_pack_v1 (kWriteDx =

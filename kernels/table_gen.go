@@ -65,6 +65,21 @@ var All = []Kernel{
 		Doc: docs["add_relu_pack_bf16_v1"],
 	},
 	{
+		Name: "add_relu_pack_tf32_v1", File: "add_pack.ptx", Source: "add_pack.cu", Target: "sm_80",
+		Params: []Param{
+			{Name: "a", Type: TypePtr, CType: "const float*"},
+			{Name: "b", Type: TypePtr, CType: "const float*"},
+			{Name: "y", Type: TypePtr, CType: "float*"},
+			{Name: "dst", Type: TypePtr, CType: "unsigned*"},
+			{Name: "dst2", Type: TypePtr, CType: "unsigned*"},
+			{Name: "N", Type: TypeI32, CType: "int"},
+			{Name: "C", Type: TypeI32, CType: "int"},
+			{Name: "HW", Type: TypeI32, CType: "int"},
+			{Name: "Cp", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["add_relu_pack_tf32_v1"],
+	},
+	{
 		Name: "augment_batch_v1", File: "augment.ptx", Source: "augment.cu", Target: "sm_70",
 		Params: []Param{
 			{Name: "src", Type: TypePtr, CType: "const float*"},
@@ -1325,6 +1340,26 @@ var All = []Kernel{
 			{Name: "relu", Type: TypeI32, CType: "int"},
 		},
 		Doc: docs["bn_apply_pack_bf16_v1"],
+	},
+	{
+		Name: "bn_apply_pack_tf32_v1", File: "norm_pack.ptx", Source: "norm_pack.cu", Target: "sm_80",
+		Params: []Param{
+			{Name: "x", Type: TypePtr, CType: "const float*"},
+			{Name: "gamma", Type: TypePtr, CType: "const float*"},
+			{Name: "beta", Type: TypePtr, CType: "const float*"},
+			{Name: "mean", Type: TypePtr, CType: "const float*"},
+			{Name: "stat", Type: TypePtr, CType: "const float*"},
+			{Name: "y", Type: TypePtr, CType: "float*"},
+			{Name: "dst", Type: TypePtr, CType: "unsigned*"},
+			{Name: "N", Type: TypeI32, CType: "int"},
+			{Name: "C", Type: TypeI32, CType: "int"},
+			{Name: "HW", Type: TypeI32, CType: "int"},
+			{Name: "Cp", Type: TypeI32, CType: "int"},
+			{Name: "eps", Type: TypeF32, CType: "float"},
+			{Name: "eval", Type: TypeI32, CType: "int"},
+			{Name: "relu", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["bn_apply_pack_tf32_v1"],
 	},
 	{
 		Name: "bn_bwd_apply_pack_v1", File: "norm_pack.ptx", Source: "norm_pack.cu", Target: "sm_80",

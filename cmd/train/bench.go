@@ -484,7 +484,8 @@ func (t *timedBackend) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk 
 	})
 }
 
-func (t *timedBackend) ConvKeepLen(g geom.ConvGeom) int { return t.be.ConvKeepLen(g) }
+func (t *timedBackend) ConvKeepLen(g geom.ConvGeom) int  { return t.be.ConvKeepLen(g) }
+func (t *timedBackend) ConvXCopyLen(g geom.ConvGeom) int { return t.be.ConvXCopyLen(g) }
 
 // Conv2DForwardKeep is timed as Conv2DForward.
 func (t *timedBackend) Conv2DForwardKeep(g geom.ConvGeom, x, w, b, y backend.Tensor, ep backend.Epilogue, xk backend.Tensor) error {

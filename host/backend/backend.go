@@ -239,6 +239,16 @@ type Ops interface {
 	// elements) what Conv2DBackward with xk reads instead of x, which must
 	// not be written in between. The same bits as Conv2DForward.
 	Conv2DForwardKeep(g geom.ConvGeom, x, w, b, y Tensor, ep Epilogue, xk Tensor) error
+	// ConvXCopyLen is the length of the tensor in which the layer that
+	// writes a convolution's x can make what g's forward pass (and only
+	// that one) reads of x, where the backend keeps nothing for g
+	// (ConvKeepLen 0): BatchNormForwardKeep or AddReLUKeep given such a
+	// tensor (one a batch may share: each copy is read by the next
+	// forward pass, Conv2DForward or Conv2DForwardKeep on g and x) makes
+	// it, and that pass reads it instead of making it (the GPU backend at
+	// TF32: x's TF32 channels-last copy); 0 when the backend makes nothing
+	// for g.
+	ConvXCopyLen(g geom.ConvGeom) int
 
 	// ReLUForward: y = max(x, 0), elementwise, equal lengths.
 	ReLUForward(x, y Tensor) error
@@ -282,7 +292,9 @@ type Ops interface {
 	// g.C and g.H·g.W are n, c and hw): that call, the next on xk, reads
 	// it instead of making it, while y is not written in between (the GPU
 	// backend at BF16: y's bfloat16 channels-last copy, written as y is).
-	// The same bits as BatchNormForward; nil xk: BatchNormForward.
+	// Where ConvKeepLen(g) is 0 and ConvXCopyLen(g) is not, xk (at least
+	// that long) gets that copy instead, for g's forward pass, next. The
+	// same bits as BatchNormForward; nil xk: BatchNormForward.
 	BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y Tensor, ep Epilogue, momentum, eps float64, g geom.ConvGeom, xk Tensor) error
 	// BatchNormBackward: the training-mode gradients dx (N,C,H·W; nil: not
 	// wanted), dgamma and dbeta (C) from x, gamma and the saved statistics,
@@ -357,8 +369,11 @@ type Ops interface {
 	// ConvKeepLen(k.G) elements), what Conv2DForwardKeep(k.G, y, …, k.XK)
 	// keeps of its input: that call, the next on k.XK, reads it instead of
 	// making it, while y is not written in between (the GPU backend at
-	// BF16: y's bfloat16 channels-last copy, written as y is). The same
-	// bits as AddReLU; no keeps: AddReLU.
+	// BF16: y's bfloat16 channels-last copy, written as y is). Where
+	// ConvKeepLen(keeps[0].G) is 0 and ConvXCopyLen is not, keeps[0].XK
+	// (at least that long) gets that copy instead, for the forward pass
+	// of keeps[0].G, the next on y. The same bits as AddReLU; no keeps:
+	// AddReLU.
 	AddReLUKeep(a, b, y Tensor, keeps []ConvKeep) error
 	// ConcatForward: xs[i] is (N,cs[i],HW), y (N,Σcs,HW) their channels in
 	// order.

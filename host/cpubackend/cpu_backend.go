@@ -452,6 +452,9 @@ func (be *cpuBackend) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, _ ba
 // ConvKeepLen is 0: the CPU keeps nothing from the forward pass.
 func (be *cpuBackend) ConvKeepLen(geom.ConvGeom) int { return 0 }
 
+// ConvXCopyLen is 0: the CPU's convolutions read x as it is.
+func (be *cpuBackend) ConvXCopyLen(geom.ConvGeom) int { return 0 }
+
 // Conv2DForwardKeep is Conv2DForward.
 func (be *cpuBackend) Conv2DForwardKeep(g geom.ConvGeom, x, w, b, y backend.Tensor, ep backend.Epilogue, _ backend.Tensor) error {
 	return be.Conv2DForward(g, x, w, b, y, ep)

@@ -118,7 +118,9 @@ func (be *gpuBackend) AddReLU(a, b, y backend.Tensor) error {
 // keeps (at most two) whose convolution keeps y's bfloat16 copy
 // (ConvKeepLen(k.G) > 0), that copy made in k.XK as y is written
 // (add_relu_pack_bf16_v1, one launch for both), for Conv2DForwardKeep(k.G,
-// y, …, k.XK) to read.
+// y, …, k.XK) to read; at TF32, where keeps[0]'s forward kernel reads y's
+// TF32 copy (ConvXCopyLen), that copy in keeps[0].XK
+// (add_relu_pack_tf32_v1) for that forward pass, next.
 func (be *gpuBackend) AddReLUKeep(a, b, y backend.Tensor, keeps []backend.ConvKeep) error {
 	t, err := be.bufs(addArgs, a, b, y)
 	if err != nil {

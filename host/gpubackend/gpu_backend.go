@@ -458,6 +458,11 @@ var convBackwardArgs = []arg{{"x", false}, {"dy", false}, {"w", true}, {"dw", fa
 // the forward and bwd-filter kernels share it, else 0.
 func (be *gpuBackend) ConvKeepLen(g geom.ConvGeom) int { return be.dev.ConvKeepLen(g) }
 
+// ConvXCopyLen is gpu.Device.ConvXCopyLen: x's TF32 copy that the packed
+// TF32 forward kernel reads, made by the batch norm or residual add
+// before it in a buffer the batch shares; else 0.
+func (be *gpuBackend) ConvXCopyLen(g geom.ConvGeom) int { return be.dev.ConvXCopyLen(g) }
+
 // Conv2DForwardKeep runs gpu.Device.Conv2DForwardKeep: Conv2DForward's
 // kernel and bits, x's copy made in xk (when not nil) for Conv2DBackward.
 func (be *gpuBackend) Conv2DForwardKeep(g geom.ConvGeom, x, w, b, y backend.Tensor, ep backend.Epilogue, xk backend.Tensor) error {

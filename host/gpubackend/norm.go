@@ -26,7 +26,9 @@ func (be *gpuBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta,
 // BatchNormForward's bits, and where the convolution g after it keeps
 // y's bfloat16 copy (ConvKeepLen(g) > 0) and xk is given, that copy made
 // in xk as y is written (bn_train_stats_v1 and bn_apply_pack_bf16_v1),
-// for Conv2DForwardKeep(g, y, …, xk) to read.
+// for Conv2DForwardKeep(g, y, …, xk) to read; at TF32, where g's forward
+// kernel reads y's TF32 copy (ConvXCopyLen), that copy in xk
+// (bn_apply_pack_tf32_v1) for g's forward pass, next.
 func (be *gpuBackend) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, ep backend.Epilogue, momentum, eps float64, g geom.ConvGeom, xk backend.Tensor) error {
 	op := "batch norm forward"
 	if !train {

@@ -238,8 +238,18 @@ type Batch struct {
 	// forward pass keeps for its weight gradient (Conv2DForwardKeep); nil
 	// where the backend keeps nothing (ConvKeepLen 0).
 	keep []backend.Tensor
+	// xIn, per conv that a batch norm's keepFor or an add's first keepsFor
+	// names, is the tensor in which that layer makes what the conv's
+	// forward pass reads of x: its keep tensor, or else xck (the backend's
+	// ConvXCopyLen); nil where the backend makes nothing.
+	xIn []backend.Tensor
+	// xck is the one tensor, of the largest ConvXCopyLen, in which the
+	// layers of xIn make a conv's x copy for its forward pass alone (each
+	// read by the next forward pass); nil where the backend makes none.
+	xck backend.Tensor
 	// addKeeps, per residual add with keepsFor, is those convs' keep
-	// tensors (nil where none keeps anything) for AddReLUKeep.
+	// tensors (nil where none keeps anything; xck for the first where it
+	// makes the forward pass's copy) for AddReLUKeep.
 	addKeeps [][]backend.ConvKeep
 	// dyk is where a batch norm's backward pass makes the conv's copy of
 	// its dy (BatchNormBackwardKeep, dyFor), one tensor for the batch
@@ -375,13 +385,48 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 			b.tmp[nd.id] = append(b.tmp[nd.id], t)
 		}
 	}
+	// The convs whose x the layer before makes: their keep tensors, or
+	// the batch's one forward copy (xck).
+	b.xIn = make([]backend.Tensor, len(m.g.nodes))
+	xckLen, xckFor := 0, make([]bool, len(m.g.nodes))
+	for _, nd := range m.g.nodes {
+		made := []*node{nd.keepFor}
+		if len(nd.keepsFor) > 0 {
+			made = nd.keepsFor[:1] // the conv reading the add's output next
+		}
+		for _, c := range made {
+			if c == nil || b.keep[c.id] != nil {
+				continue
+			}
+			g := c.info.Conv
+			g.N = n
+			if l := m.be.ConvXCopyLen(g); l > 0 {
+				xckLen, xckFor[c.id] = max(xckLen, l), true
+			}
+		}
+	}
+	if xckLen > 0 {
+		if b.xck, err = newF(xckLen); err != nil {
+			return fail(err)
+		}
+	}
+	for id := range b.xIn {
+		b.xIn[id] = b.keep[id]
+		if xckFor[id] {
+			b.xIn[id] = b.xck
+		}
+	}
 	b.addKeeps = make([][]backend.ConvKeep, len(m.g.nodes))
 	for _, nd := range m.g.nodes {
-		for _, c := range nd.keepsFor {
-			if b.keep[c.id] != nil {
+		for i, c := range nd.keepsFor {
+			xk := b.keep[c.id]
+			if i == 0 {
+				xk = b.xIn[c.id]
+			}
+			if xk != nil {
 				g := c.info.Conv
 				g.N = n
-				b.addKeeps[nd.id] = append(b.addKeeps[nd.id], backend.ConvKeep{G: g, XK: b.keep[c.id]})
+				b.addKeeps[nd.id] = append(b.addKeeps[nd.id], backend.ConvKeep{G: g, XK: xk})
 			}
 		}
 	}

@@ -629,3 +629,91 @@ func TestAddReLUKeepPlan(t *testing.T) {
 			with.plain, without.plain, passes, 2*passes)
 	}
 }
+
+// TestXCopyPlanTF32 trains two steps at TF32 on the simulator with the
+// step plan's batch norms and residual add+ReLU making the TF32 copy of
+// their output that the next conv's packed forward kernel reads
+// (ConvXCopyLen: BatchNormForwardKeep and AddReLUKeep into the batch's one
+// tensor, xck), and without, then evaluates a batch, and requires the same
+// losses, weights, running statistics and evaluation outputs, bit for bit,
+// and one packing launch fewer for each such conv and forward pass, made
+// by bn_apply_pack_tf32_v1 or add_relu_pack_tf32_v1 instead.
+func TestXCopyPlanTF32(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("-short: the simulator's runs are left to the full run (TestBatchNormKeep and TestAddReLUKeep check the device's part)")
+	}
+	// 64 channels: at this batch the simulator's dispatcher runs TF32's
+	// packed forward kernel on them (fewer: an unpacked one).
+	layers, err := ParseSpec("conv64x3x3p1nobias,bn,relu,res(conv64x3x3p1nobias,bn,relu,conv64x3x3p1nobias,bn),relu," +
+		"conv64x3x3p1nobias,bn,relu,gap,dense3")
+	backendtest.MustNil(t, err)
+	spec := Spec{C: 1, H: 8, W: 8, Loss: SoftmaxCE, Layers: layers}
+	ds, err := data.Synthetic(32, 8, 3, 5)
+	backendtest.MustNil(t, err)
+	const steps, batch = 2, 8
+	type result struct {
+		losses, eval    []float32
+		params          [][]float32
+		packs, bn, add  int64
+		copying, xckLen int
+	}
+	run := func(fused bool) result {
+		be, dev := backendtest.Sim(t)
+		backendtest.MustNil(t, dev.SetPrecision(gpu.TF32))
+		if !fused {
+			be = lessFused{be, func(f *backend.Fusions) { f.BatchNormKeep, f.AddReLUKeep = false, false }}
+		}
+		m, err := newModel(be, spec, 3, true)
+		backendtest.MustNil(t, err)
+		var r result
+		b, err := m.NewBatch(batch)
+		backendtest.MustNil(t, err)
+		for id, x := range b.xIn {
+			if x != nil {
+				r.copying++
+				if b.keep[id] != nil {
+					t.Errorf("conv %d keeps its x at TF32", id)
+				}
+			}
+		}
+		if b.xck != nil {
+			r.xckLen = b.xck.Len()
+		}
+		backendtest.MustNil(t, b.Free(be))
+		r.losses = trainSteps(t, m, ds, steps, batch, 5, 0.1)
+		r.eval, r.params = evalState(t, m, be, ds, batch, 7)
+		for name, k := range dev.KernelStats() {
+			if strings.HasPrefix(name, "pack_") {
+				r.packs += k.Launches
+			}
+			switch name {
+			case "bn_apply_pack_tf32_v1":
+				r.bn += k.Launches
+			case "add_relu_pack_tf32_v1":
+				r.add += k.Launches
+			}
+		}
+		return r
+	}
+	with, without := run(true), run(false)
+	backendtest.EqualBits(t, "losses", with.losses, without.losses)
+	backendtest.EqualBits(t, "evaluation output", with.eval, without.eval)
+	for i := range without.params {
+		backendtest.EqualBits(t, "param or buffer "+strconv.Itoa(i), with.params[i], without.params[i])
+	}
+	// The block's first batch norm feeds its second conv, the add+ReLU
+	// the conv after the block: two copies a forward pass (the stem's
+	// batch norm feeds the skip too, so the plan gives it none), each in
+	// the one tensor of 8·8·8·64 TF32 words, each forward pass of the two
+	// training steps and the evaluation.
+	passes := int64(steps) + 1
+	if with.copying != 2 || with.xckLen != batch*8*8*64 || without.copying != 0 || without.xckLen != 0 {
+		t.Fatalf("%d convs get their x copy (a tensor of %d), %d without (%d): want 2 (%d), 0 (0)",
+			with.copying, with.xckLen, without.copying, without.xckLen, batch*8*8*64)
+	}
+	if without.packs-with.packs != 2*passes || with.bn != passes || with.add != passes || without.bn+without.add != 0 {
+		t.Errorf("packing launches %d with, %d without (want %d fewer); bn_apply_pack_tf32_v1 launches %d, add_relu_pack_tf32_v1 %d "+
+			"(want %d and %d), %d without", with.packs, without.packs, 2*passes, with.bn, with.add, passes, passes, without.bn+without.add)
+	}
+}
