@@ -630,15 +630,19 @@ func TestAddReLUKeepPlan(t *testing.T) {
 	}
 }
 
-// TestXCopyPlanTF32 trains two steps at TF32 on the simulator with the
-// step plan's batch norms and residual add+ReLU making the TF32 copy of
-// their output that the next conv's packed forward kernel reads
-// (ConvXCopyLen: BatchNormForwardKeep and AddReLUKeep into the batch's one
-// tensor, xck), and without, then evaluates a batch, and requires the same
-// losses, weights, running statistics and evaluation outputs, bit for bit,
-// and one packing launch fewer for each such conv and forward pass, made
-// by bn_apply_pack_tf32_v1 or add_relu_pack_tf32_v1 instead.
-func TestXCopyPlanTF32(t *testing.T) {
+// TestXCopyPlan trains two steps on the simulator with the step plan's
+// batch norms and residual add+ReLU making the copy of their output that
+// the next conv's forward pass reads, and without, then evaluates a batch,
+// and requires the same losses, weights, running statistics and
+// evaluation outputs, bit for bit: at TF32 the copy the packed forward
+// kernel alone reads (ConvXCopyLen: BatchNormForwardKeep and AddReLUKeep
+// into the batch's one tensor, xck), one packing launch fewer for each
+// such conv and forward pass, made by bn_apply_pack_tf32_v1 or
+// add_relu_pack_tf32_v1 instead; at BF16 the conv's kept copy, made by
+// bn_apply_pack_bf16_v1 or add_relu_pack_bf16_v1. The stem's batch norm
+// feeds a residual block, its output read by the block's first conv and
+// by the skip.
+func TestXCopyPlan(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
 		t.Skip("-short: the simulator's runs are left to the full run (TestBatchNormKeep and TestAddReLUKeep check the device's part)")
@@ -658,62 +662,84 @@ func TestXCopyPlanTF32(t *testing.T) {
 		packs, bn, add  int64
 		copying, xckLen int
 	}
-	run := func(fused bool) result {
-		be, dev := backendtest.Sim(t)
-		backendtest.MustNil(t, dev.SetPrecision(gpu.TF32))
-		if !fused {
-			be = lessFused{be, func(f *backend.Fusions) { f.BatchNormKeep, f.AddReLUKeep = false, false }}
-		}
-		m, err := newModel(be, spec, 3, true)
-		backendtest.MustNil(t, err)
-		var r result
-		b, err := m.NewBatch(batch)
-		backendtest.MustNil(t, err)
-		for id, x := range b.xIn {
-			if x != nil {
-				r.copying++
-				if b.keep[id] != nil {
-					t.Errorf("conv %d keeps its x at TF32", id)
+	for _, prec := range []gpu.Precision{gpu.TF32, gpu.BF16} {
+		t.Run("prec="+prec.String(), func(t *testing.T) {
+			t.Parallel()
+			bnKernel, addKernel := "bn_apply_pack_tf32_v1", "add_relu_pack_tf32_v1"
+			if prec == gpu.BF16 {
+				bnKernel, addKernel = "bn_apply_pack_bf16_v1", "add_relu_pack_bf16_v1"
+			}
+			run := func(fused bool) result {
+				be, dev := backendtest.Sim(t)
+				backendtest.MustNil(t, dev.SetPrecision(prec))
+				if !fused {
+					be = lessFused{be, func(f *backend.Fusions) { f.BatchNormKeep, f.AddReLUKeep = false, false }}
 				}
+				m, err := newModel(be, spec, 3, true)
+				backendtest.MustNil(t, err)
+				var r result
+				b, err := m.NewBatch(batch)
+				backendtest.MustNil(t, err)
+				for _, n := range m.g.nodes { // the convs whose x copy a batch norm or an add makes
+					c := n.keepFor
+					if len(n.keepsFor) > 0 {
+						c = n.keepsFor[0]
+					}
+					if c != nil && b.xIn[c.id] != nil {
+						r.copying++
+						if prec == gpu.TF32 && b.keep[c.id] != nil {
+							t.Errorf("conv %d keeps its x at TF32", c.id)
+						}
+					}
+				}
+				if b.xck != nil {
+					r.xckLen = b.xck.Len()
+				}
+				backendtest.MustNil(t, b.Free(be))
+				r.losses = trainSteps(t, m, ds, steps, batch, 5, 0.1)
+				r.eval, r.params = evalState(t, m, be, ds, batch, 7)
+				for name, k := range dev.KernelStats() {
+					if strings.HasPrefix(name, "pack_") {
+						r.packs += k.Launches
+					}
+					switch name {
+					case bnKernel:
+						r.bn += k.Launches
+					case addKernel:
+						r.add += k.Launches
+					}
+				}
+				return r
 			}
-		}
-		if b.xck != nil {
-			r.xckLen = b.xck.Len()
-		}
-		backendtest.MustNil(t, b.Free(be))
-		r.losses = trainSteps(t, m, ds, steps, batch, 5, 0.1)
-		r.eval, r.params = evalState(t, m, be, ds, batch, 7)
-		for name, k := range dev.KernelStats() {
-			if strings.HasPrefix(name, "pack_") {
-				r.packs += k.Launches
+			with, without := run(true), run(false)
+			backendtest.EqualBits(t, "losses", with.losses, without.losses)
+			backendtest.EqualBits(t, "evaluation output", with.eval, without.eval)
+			for i := range without.params {
+				backendtest.EqualBits(t, "param or buffer "+strconv.Itoa(i), with.params[i], without.params[i])
 			}
-			switch name {
-			case "bn_apply_pack_tf32_v1":
-				r.bn += k.Launches
-			case "add_relu_pack_tf32_v1":
-				r.add += k.Launches
+			// The stem's batch norm feeds the block's first conv (and the
+			// skip), the block's first its second conv, the add+ReLU the
+			// conv after the block: three copies a forward pass, each
+			// forward pass of the two training steps and the evaluation;
+			// at TF32 in the one tensor of 8·8·8·64 words.
+			passes := int64(steps) + 1
+			wantLen := batch * 8 * 8 * 64
+			if prec == gpu.BF16 {
+				wantLen = 0 // kept, each in its conv's tensor
 			}
-		}
-		return r
-	}
-	with, without := run(true), run(false)
-	backendtest.EqualBits(t, "losses", with.losses, without.losses)
-	backendtest.EqualBits(t, "evaluation output", with.eval, without.eval)
-	for i := range without.params {
-		backendtest.EqualBits(t, "param or buffer "+strconv.Itoa(i), with.params[i], without.params[i])
-	}
-	// The block's first batch norm feeds its second conv, the add+ReLU
-	// the conv after the block: two copies a forward pass (the stem's
-	// batch norm feeds the skip too, so the plan gives it none), each in
-	// the one tensor of 8·8·8·64 TF32 words, each forward pass of the two
-	// training steps and the evaluation.
-	passes := int64(steps) + 1
-	if with.copying != 2 || with.xckLen != batch*8*8*64 || without.copying != 0 || without.xckLen != 0 {
-		t.Fatalf("%d convs get their x copy (a tensor of %d), %d without (%d): want 2 (%d), 0 (0)",
-			with.copying, with.xckLen, without.copying, without.xckLen, batch*8*8*64)
-	}
-	if without.packs-with.packs != 2*passes || with.bn != passes || with.add != passes || without.bn+without.add != 0 {
-		t.Errorf("packing launches %d with, %d without (want %d fewer); bn_apply_pack_tf32_v1 launches %d, add_relu_pack_tf32_v1 %d "+
-			"(want %d and %d), %d without", with.packs, without.packs, 2*passes, with.bn, with.add, passes, passes, without.bn+without.add)
+			if with.copying != 3 || with.xckLen != wantLen || without.copying != 0 || without.xckLen != 0 {
+				t.Fatalf("%d convs get their x copy (xck of %d), %d without (%d): want 3 (%d), 0 (0)",
+					with.copying, with.xckLen, without.copying, without.xckLen, wantLen)
+			}
+			if with.bn != 2*passes || with.add != passes || without.bn+without.add != 0 {
+				t.Errorf("%s launches %d, %s %d (want %d and %d), %d without", bnKernel, with.bn, addKernel, with.add,
+					2*passes, passes, without.bn+without.add)
+			}
+			// At BF16 the batch norms make dy's copies too (BatchNormKeep),
+			// so only TF32's forward packs are counted.
+			if prec == gpu.TF32 && without.packs-with.packs != 3*passes {
+				t.Errorf("packing launches %d with, %d without: want %d fewer", with.packs, without.packs, 3*passes)
+			}
+		})
 	}
 }

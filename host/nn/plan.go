@@ -66,8 +66,9 @@ type node struct {
 	// backward passes (Fusions.ConvBackward), runs them as one
 	// Conv2DBackward.
 	bwdBoth bool
-	// keepFor, on a BatchNorm whose output (its ReLU's, when fused) only a
-	// conv running Conv2DBackward reads, on a backend whose Fusions say
+	// keepFor, on a BatchNorm whose output (its ReLU's, when fused) the
+	// conv right after it reads (others may read it too: a residual
+	// block's skip), that conv running Conv2DBackward, on a backend whose Fusions say
 	// BatchNormKeep, is that conv: the batch norm's forward pass makes
 	// what the conv keeps of its input (BatchNormForwardKeep into the
 	// conv's keep tensor), and the conv reads it instead of making it.
@@ -281,8 +282,12 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 		if n.y != n.out {
 			last = next(n)
 		}
-		if c := next(last); c != nil && c.mod.kind == Conv && c.bwdBoth && c.in == n.y {
-			n.keepFor = c
+		// the conv right after it, reading its output (which others may
+		// read too: a residual block's skip, from the float32 output)
+		if last.id+1 < len(g.nodes) {
+			if c := g.nodes[last.id+1]; c.mod != addModule && c.mod != catModule && c.mod.kind == Conv && c.bwdBoth && c.in == n.y {
+				n.keepFor = c
+			}
 		}
 		if p := g.tensors[n.in].producer; p >= 0 && g.tensors[n.in].consumers == 1 {
 			if c := g.nodes[p]; c.mod != addModule && c.mod.kind == Conv && c.bwdBoth && c.y == c.out {
