@@ -451,6 +451,31 @@ func testBatchNormKeep(t *testing.T, d *Device) {
 					mustNil(t, d.Conv2DForwardKeep(g, x2, w, bias, out, false, xk))
 					mustNil(t, d.Conv2DForward(g, x2, w, bias, ref))
 					equalBitsT(t, "conv y of x2 after a copy of y", download(t, out), download(t, ref))
+					// Refused, nothing launched: a buffer too short for the
+					// copy, or y itself.
+					short := mustF32(t, d, max(kl, xl)-1)
+					l := d.Launches()
+					for name, bad := range map[string]*Buffer{"short": short, "y": y} {
+						if err := d.BatchNormForwardKeep(train, n, c, hw, x, gamma, beta, y, sm, si, rm, rv, momentum, eps, true, g, bad); err == nil {
+							t.Errorf("BatchNormForwardKeep into %s: no error", name)
+						}
+					}
+					if d.Launches() != l {
+						t.Errorf("%d launches by refused calls", d.Launches()-l)
+					}
+					if xl == 0 {
+						return
+					}
+					// TF32: a longer buffer, as a batch shares one, serves.
+					long := mustF32(t, d, xl+5)
+					mustNil(t, d.BatchNormForwardKeep(train, n, c, hw, x, gamma, beta, y, sm, si, rm, rv, momentum, eps, true, g, long))
+					l = d.Launches()
+					mustNil(t, d.Conv2DForward(g, y, w, bias, out))
+					if got := d.Launches() - l; got != fused.fwdLaunches {
+						t.Errorf("forward pass after a copy in a longer buffer: %d launches, want %d", got, fused.fwdLaunches)
+					}
+					mustNil(t, d.Conv2DForward(g, y, w, bias, ref))
+					equalBitsT(t, "conv y from a copy in a longer buffer", download(t, out), download(t, ref))
 				})
 			}
 		}
