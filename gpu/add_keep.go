@@ -38,9 +38,9 @@ type ConvKeep struct {
 // copy (ConvXCopyLen(k.G) > 0), with k.XK at least that long (a buffer
 // the batch shares), gets that copy (add_relu_pack_tf32_v1), which the
 // next conv forward pass on y reads in place of packing y (x_made.go):
-// keeps[0] only, the conv that reads y next. Errors as AddReLU's, and for more than two keeps,
-// or an XK of another length (shorter, at TF32) or shared with a, b, y or
-// the other XK.
+// keeps[0] only, the conv that reads y next. Errors as AddReLU's, and for
+// more than two keeps, or an XK of another length (shorter, at TF32) or
+// shared with a, b, y or the other XK.
 func (d *Device) AddReLUKeep(a, b, y *Buffer, keeps ...ConvKeep) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -80,7 +80,7 @@ func (d *Device) AddReLUKeep(a, b, y *Buffer, keeps ...ConvKeep) error {
 		for _, k := range made[:m] {
 			delete(d.kept, k.XK.ptr)
 		}
-		return launchErr(applyPackKernel(pc, kAddReLUPackBF16, kAddReLUPackTF32), elemShape{lenOf(a)}, err)
+		return launchErr(byPacking(pc, kAddReLUPackBF16, kAddReLUPackTF32), elemShape{lenOf(a)}, err)
 	}
 	if pc == packedTF32 { // for the forward pass alone (x_made.go)
 		g := made[0].G
@@ -134,6 +134,7 @@ func (d *Device) addReLUPack(a, b, y *Buffer, keeps []ConvKeep, pc packedConv) e
 		dst[i] = k.XK
 	}
 	hw, cp := g.H*g.W, packedChans(g.C, pc.chanAlign)
-	return d.launch(applyPackKernel(pc, kAddReLUPackBF16, kAddReLUPackTF32), Dim3{ceilDiv(hw, transposeTile), ceilDiv(cp, transposeTile), g.N}, Dim3{transposeTile, 8, 1}, 0,
+	return d.launch(byPacking(pc, kAddReLUPackBF16, kAddReLUPackTF32),
+		Dim3{ceilDiv(hw, transposeTile), ceilDiv(cp, transposeTile), g.N}, Dim3{transposeTile, 8, 1}, 0,
 		argPtr(a), argPtr(b), argPtr(y), argPtr(dst[0]), argPtr(dst[1]), argI32(g.N), argI32(g.C), argI32(hw), argI32(cp))
 }

@@ -68,12 +68,8 @@ func testAddReLUPack(t *testing.T, d *Device) {
 				}
 				checkSameBits(t, "y", h.read(y), want)
 				cp := packedChans(c, pc.chanAlign)
-				round := func(v float32) uint32 { return uint32(cpuref.BF16Bits(v)) }
-				if pc == packedTF32 {
-					round = func(v float32) uint32 { return math.Float32bits(cpuref.RoundTF32(v)) }
-				}
 				for i, k := range keeps {
-					packedWant(t, kv("xk", i), h.read(k.XK), want, n, c, hw, cp, pc.elemBytes, round)
+					packedWant(t, kv("xk", i), h.read(k.XK), want, n, c, hw, cp, pc.elemBytes, packedRound(pc))
 				}
 				h.check()
 			})

@@ -53,7 +53,7 @@ func (d *Device) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, 
 	defer d.mu.Unlock()
 	d.xMade = xMade{} // y is written now
 	pc, ok := d.bnKeepPacking(train, n, c, hw, saveMean, saveInvStd, g, xk)
-	k := applyPackKernel(pc, kBNApplyPackBF16, kBNApplyPackTF32)
+	k := byPacking(pc, kBNApplyPackBF16, kBNApplyPackTF32)
 	if !ok {
 		if xk != nil {
 			delete(d.kept, xk.ptr)
@@ -76,8 +76,9 @@ func (d *Device) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, 
 	return nil
 }
 
-// applyPackKernel is bf16, or tf32 for a TF32 copy (pc).
-func applyPackKernel(pc packedConv, bf16, tf32 kernelID) kernelID {
+// byPacking is bf16, or tf32 for a TF32 copy (pc): the kernel of a layer
+// that writes a conv's copy as it writes its output.
+func byPacking(pc packedConv, bf16, tf32 kernelID) kernelID {
 	if pc == packedTF32 {
 		return tf32
 	}
@@ -153,7 +154,8 @@ func (d *Device) bnForwardKeep(train bool, n, c, hw int, x, gamma, beta, y, save
 		r = 1
 	}
 	cp := packedChans(c, pc.chanAlign)
-	return d.launch(applyPackKernel(pc, kBNApplyPackBF16, kBNApplyPackTF32), Dim3{ceilDiv(hw, transposeTile), ceilDiv(cp, transposeTile), n}, Dim3{transposeTile, 8, 1}, 0,
+	return d.launch(byPacking(pc, kBNApplyPackBF16, kBNApplyPackTF32),
+		Dim3{ceilDiv(hw, transposeTile), ceilDiv(cp, transposeTile), n}, Dim3{transposeTile, 8, 1}, 0,
 		argPtr(x), argPtr(gamma), argPtr(beta), argPtr(mean), argPtr(stat), argPtr(y), argPtr(xk),
 		argI32(n), argI32(c), argI32(hw), argI32(cp), argF32(float32(eps)), argI32(eval), argI32(r))
 }

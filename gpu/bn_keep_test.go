@@ -27,6 +27,15 @@ func init() {
 	}
 }
 
+// packedRound is the word pc's packing makes of a value: cpuref.BF16Bits
+// (bfloat16, to nearest even) or cpuref.RoundTF32's bits.
+func packedRound(pc packedConv) func(float32) uint32 {
+	if pc == packedTF32 {
+		return func(v float32) uint32 { return math.Float32bits(cpuref.RoundTF32(v)) }
+	}
+	return func(v float32) uint32 { return uint32(cpuref.BF16Bits(v)) }
+}
+
 // packedWant checks got, the channels-last copy (n, hw, cp) of v (n, c,
 // hw) with elem bytes an element, word by word against round of each
 // value, channels past c zero.
@@ -131,11 +140,7 @@ func testBNBwdApplyPack(t *testing.T, d *Device) {
 				}
 				checkSameBits(t, "dgamma", h.read(dg), wdg)
 				checkSameBits(t, "dbeta", h.read(db), wdb)
-				round := func(v float32) uint32 { return uint32(cpuref.BF16Bits(v)) }
-				if pc == packedTF32 {
-					round = func(v float32) uint32 { return math.Float32bits(cpuref.RoundTF32(v)) }
-				}
-				packedWant(t, "dyk", h.read(dyk), want, n, c, hw, kp, pc.elemBytes, round)
+				packedWant(t, "dyk", h.read(dyk), want, n, c, hw, kp, pc.elemBytes, packedRound(pc))
 				h.check()
 			})
 		}
@@ -212,11 +217,7 @@ func testBNApplyPack(t *testing.T, d *Device) {
 				}
 				checkSameBits(t, "runMean", h.read(grm), wrm)
 				checkSameBits(t, "runVar", h.read(grv), wrv)
-				round := func(v float32) uint32 { return uint32(cpuref.BF16Bits(v)) }
-				if pc == packedTF32 {
-					round = func(v float32) uint32 { return math.Float32bits(cpuref.RoundTF32(v)) }
-				}
-				packedWant(t, "xk", h.read(xk), want, n, c, hw, cp, pc.elemBytes, round)
+				packedWant(t, "xk", h.read(xk), want, n, c, hw, cp, pc.elemBytes, packedRound(pc))
 				h.check()
 			})
 		}

@@ -190,8 +190,10 @@ func TestTrainerGraph(t *testing.T) {
 // pass and packs dy once for its two backward passes (Conv2DForwardKeep,
 // Conv2DBackward), both copies made by the batch norms beside it
 // (BatchNormForwardKeep, BatchNormBackwardKeep), and on one where a
-// residual add+ReLU makes that conv's copy of x (AddReLUKeep): replaying
-// the recorded step gives the eager bits.
+// residual add+ReLU makes that conv's copy of x (AddReLUKeep), and at
+// TF32 on a 64-channel residual network whose batch norms and add make
+// the TF32 copies the convs' forward passes alone read (ConvXCopyLen):
+// replaying the recorded step gives the eager bits.
 func TestTrainerGraphBF16(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: gpu.TestConvKeep and nn.TestConvBackwardShared check the calls; the recorded epoch is left to the full run")
@@ -217,6 +219,22 @@ func TestTrainerGraphBF16(t *testing.T) {
 	backendtest.MustNil(t, err)
 	spec.Layers = layers
 	t.Run("add", func(t *testing.T) { testTrainerGraph(t, trainSet, test, spec, data.Augment{}, gpu.BF16, 1) })
+	// TF32: the batch norms and the add write the TF32 copy the next
+	// conv's forward pass alone reads (ConvXCopyLen), in the batch's one
+	// tensor; the device remembers the last one made while recording.
+	small, err := data.Synthetic(48, 8, 10, 1)
+	backendtest.MustNil(t, err)
+	smallTest, err := data.Synthetic(16, 8, 10, 2)
+	backendtest.MustNil(t, err)
+	layers, err = nn.ParseSpec("conv64x3x3p1nobias,bn,relu,res(conv64x3x3p1nobias,bn,relu,conv64x3x3p1nobias,bn),relu," +
+		"conv64x3x3p1nobias,bn,relu,maxpool2,dense10")
+	backendtest.MustNil(t, err)
+	tfSpec := nn.Spec{C: 1, H: 8, W: 8, Loss: nn.SoftmaxCE, Layers: layers}
+	backendtest.MustNil(t, dev.SetPrecision(gpu.TF32))
+	if g := (geom.ConvGeom{N: 16, C: 64, H: 8, W: 8, K: 64, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}); dev.ConvXCopyLen(g) == 0 {
+		t.Fatalf("no TF32 forward copy for %v: the test would not cover it", g)
+	}
+	t.Run("tf32", func(t *testing.T) { testTrainerGraph(t, small, smallTest, tfSpec, data.Augment{}, gpu.TF32, 1) })
 }
 
 func testTrainerGraph(t *testing.T, trainSet, test *data.Dataset, spec nn.Spec, aug data.Augment, prec gpu.Precision, epochs int) {

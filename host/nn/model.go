@@ -238,10 +238,11 @@ type Batch struct {
 	// forward pass keeps for its weight gradient (Conv2DForwardKeep); nil
 	// where the backend keeps nothing (ConvKeepLen 0).
 	keep []backend.Tensor
-	// xIn, per conv that a batch norm's keepFor or an add's first keepsFor
-	// names, is the tensor in which that layer makes what the conv's
-	// forward pass reads of x: its keep tensor, or else xck (the backend's
-	// ConvXCopyLen); nil where the backend makes nothing.
+	// xIn, per conv, is the tensor in which the layer before it, where a
+	// batch norm's keepFor or an add's first keepsFor names the conv,
+	// makes what the conv's forward pass reads of x: its keep tensor, or,
+	// where the backend keeps nothing but makes that copy (ConvXCopyLen),
+	// xck; nil where there is neither.
 	xIn []backend.Tensor
 	// xck is the one tensor, of the largest ConvXCopyLen, in which the
 	// layers of xIn make a conv's x copy for its forward pass alone (each

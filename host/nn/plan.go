@@ -68,10 +68,12 @@ type node struct {
 	bwdBoth bool
 	// keepFor, on a BatchNorm whose output (its ReLU's, when fused) the
 	// conv right after it reads (others may read it too: a residual
-	// block's skip), that conv running Conv2DBackward, on a backend whose Fusions say
-	// BatchNormKeep, is that conv: the batch norm's forward pass makes
-	// what the conv keeps of its input (BatchNormForwardKeep into the
-	// conv's keep tensor), and the conv reads it instead of making it.
+	// block's skip), that conv running Conv2DBackward, on a backend whose
+	// Fusions say BatchNormKeep, is that conv: the batch norm's forward
+	// pass makes what the conv keeps of its input (BatchNormForwardKeep
+	// into the conv's keep tensor), or what its forward pass alone reads
+	// (into the batch's xck: ConvXCopyLen), and the conv reads it instead
+	// of making it.
 	keepFor *node
 	// dyFor, on a BatchNorm that alone reads the output of a conv running
 	// Conv2DBackward with dx wanted, on a backend whose Fusions say
