@@ -119,6 +119,28 @@ func (m modelTime) bound() string {
 	return "issue"
 }
 
+// trainedPass is pass p of convs[i], g.
+type trainedPass struct {
+	i int
+	p ConvPass
+	g geom.ConvGeom
+}
+
+// trainedPasses lists, for each of convs (a network's, the first the
+// stem), the passes a training step runs: all three but the stem's
+// bwd-data.
+func trainedPasses(convs []geom.ConvGeom) []trainedPass {
+	var ps []trainedPass
+	for i, g := range convs {
+		for _, p := range []ConvPass{ConvFwd, ConvBwdData, ConvBwdFilter} {
+			if i > 0 || p != ConvBwdData {
+				ps = append(ps, trainedPass{i, p, g})
+			}
+		}
+	}
+	return ps
+}
+
 // savedBy is what a pass modelled as m saves by reading bytes fewer (a
 // float32 operand it packed) in one launch fewer: its time
 // max(issue, math, memory) + launches, less that time with those gone.
@@ -348,39 +370,35 @@ func BenchmarkModelBatchNormKeep(b *testing.B) {
 	for range b.N {
 		total, fwd, bwdSaved, bwdBytes, saved, bytes, kept, dyMade = 0, 0, 0, 0, [readsPool + 1]float64{}, [readsPool + 1]float64{},
 			[readsPool + 1]int{}, 0
-		for i, g := range convs {
-			for _, p := range []ConvPass{ConvFwd, ConvBwdData, ConvBwdFilter} {
-				if i == 0 && p == ConvBwdData {
-					continue
+		for _, c := range trainedPasses(convs) {
+			i, p, g := c.i, c.p, c.g
+			m := modelParts(d.peerKernel(p, g), g)
+			tm := max(m.issue, m.math, m.memory) + m.launches
+			total += tm
+			// what the pass does no more: read its input (x, or dy
+			// in bwd-data) in float32 to pack it, in one launch
+			var read float64
+			switch {
+			case p == ConvFwd:
+				fwd += tm
+				if (reads[i] == readsBN || reads[i] == readsAdd) && d.ConvKeepLen(g) > 0 {
+					kept[reads[i]]++
+					read = 4 * float64(g.XLen())
+					bytes[reads[i]] += read
 				}
-				m := modelParts(d.peerKernel(p, g), g)
-				tm := max(m.issue, m.math, m.memory) + m.launches
-				total += tm
-				// what the pass does no more: read its input (x, or dy
-				// in bwd-data) in float32 to pack it, in one launch
-				var read float64
-				switch {
-				case p == ConvFwd:
-					fwd += tm
-					if (reads[i] == readsBN || reads[i] == readsAdd) && d.ConvKeepLen(g) > 0 {
-						kept[reads[i]]++
-						read = 4 * float64(g.XLen())
-						bytes[reads[i]] += read
-					}
-				case p == ConvBwdData && d.ConvDyCopyLen(g) > 0:
-					dyMade++
-					read = 4 * float64(g.YLen())
-					bwdBytes += read
-				}
-				if read == 0 {
-					continue
-				}
-				s := m.savedBy(read)
-				if p == ConvFwd {
-					saved[reads[i]] += s
-				} else {
-					bwdSaved += s
-				}
+			case p == ConvBwdData && d.ConvDyCopyLen(g) > 0:
+				dyMade++
+				read = 4 * float64(g.YLen())
+				bwdBytes += read
+			}
+			if read == 0 {
+				continue
+			}
+			s := m.savedBy(read)
+			if p == ConvFwd {
+				saved[reads[i]] += s
+			} else {
+				bwdSaved += s
 			}
 		}
 	}
@@ -406,22 +424,17 @@ func BenchmarkModelBatchNormKeep(b *testing.B) {
 	}
 	var tfTotal, tfBytes, tfSaved float64
 	tfMade := 0
-	for i, g := range convs {
-		for _, p := range []ConvPass{ConvFwd, ConvBwdData, ConvBwdFilter} {
-			if i == 0 && p == ConvBwdData {
-				continue
-			}
-			m := modelParts(d.peerKernel(p, g), g)
-			tm := max(m.issue, m.math, m.memory) + m.launches
-			tfTotal += tm
-			if p != ConvFwd || !(reads[i] == readsBN || reads[i] == readsAdd && g.K <= g.C) || d.ConvXCopyLen(g) == 0 {
-				continue
-			}
-			tfMade++
-			read := 4 * float64(g.XLen())
-			tfBytes += read
-			tfSaved += m.savedBy(read)
+	for _, c := range trainedPasses(convs) {
+		i, p, g := c.i, c.p, c.g
+		m := modelParts(d.peerKernel(p, g), g)
+		tfTotal += max(m.issue, m.math, m.memory) + m.launches
+		if p != ConvFwd || !(reads[i] == readsBN || reads[i] == readsAdd && g.K <= g.C) || d.ConvXCopyLen(g) == 0 {
+			continue
 		}
+		tfMade++
+		read := 4 * float64(g.XLen())
+		tfBytes += read
+		tfSaved += m.savedBy(read)
 	}
 	b.ReportMetric(float64(tfMade), "tf32-convs-copied")
 	b.ReportMetric(tfBytes/1e6, "tf32-saved-MB")
