@@ -43,16 +43,9 @@ static __device__ __forceinline__ void add_relu_pack(const float* a, const float
     t[ty + k][tx] = v;
   }
   __syncthreads();
-  if (kTF32) {
-    store_tile_tf32(t, dst, HW, Cp, 1, i0, j0);
-    if (dst2 != nullptr) {
-      store_tile_tf32(t, dst2, HW, Cp, 1, i0, j0);
-    }
-  } else {
-    store_tile_bf16(t, dst, HW, Cp, 1, i0, j0);
-    if (dst2 != nullptr) {
-      store_tile_bf16(t, dst2, HW, Cp, 1, i0, j0);
-    }
+  store_tile(t, dst, HW, Cp, 1, i0, j0, kTF32);
+  if (dst2 != nullptr) {
+    store_tile(t, dst2, HW, Cp, 1, i0, j0, kTF32);
   }
 }
 

@@ -75,11 +75,7 @@ static __device__ __forceinline__ void bn_apply_pack(const float* x, const float
     t[ty + k][tx] = v;
   }
   __syncthreads();
-  if (kTF32) {
-    store_tile_tf32(t, dst, HW, Cp, 1, i0, j0);
-  } else {
-    store_tile_bf16(t, dst, HW, Cp, 1, i0, j0);
-  }
+  store_tile(t, dst, HW, Cp, 1, i0, j0, kTF32);
 }
 
 // bn_apply_pack_bf16_v1 computes, for x and y (N,C,HW) and channel c,
@@ -148,11 +144,7 @@ static __device__ __forceinline__ void bn_bwd_apply_pack(const float* x, const f
     t[ty + k][tx] = v;
   }
   __syncthreads();
-  if (tf32) {
-    store_tile_tf32(t, dst, HW, Cp, 1, i0, j0);
-  } else {
-    store_tile_bf16(t, dst, HW, Cp, 1, i0, j0);
-  }
+  store_tile(t, dst, HW, Cp, 1, i0, j0, tf32);
 }
 
 // bn_bwd_apply_pack_v1 computes, for x, dy and dx (N,C,HW) and channel c,

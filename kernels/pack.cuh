@@ -57,4 +57,16 @@ static __device__ __forceinline__ void store_tile_tf32(float (*t)[kTile + 1], un
   }
 }
 
+// store_tile is store_tile_tf32 when tf32 ≠ 0, else store_tile_bf16: the
+// copy of a layer that writes a convolution's TF32 or BF16 operand as it
+// writes its output (norm_pack.cu, add_pack.cu).
+static __device__ __forceinline__ void store_tile(float (*t)[kTile + 1], unsigned* dst, int cols, int rowsP, int rev,
+                                                  int i0, int j0, int tf32) {
+  if (tf32) {
+    store_tile_tf32(t, dst, cols, rowsP, rev, i0, j0);
+  } else {
+    store_tile_bf16(t, dst, cols, rowsP, rev, i0, j0);
+  }
+}
+
 #endif  // CONVTRAIN_KERNELS_PACK_CUH
