@@ -44,7 +44,7 @@ type ConvKeep struct {
 func (d *Device) AddReLUKeep(a, b, y *Buffer, keeps ...ConvKeep) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.xMade = xMade{} // y is written now
+	d.xMade = madeCopy{} // y is written now
 	var made [2]ConvKeep
 	var pc packedConv
 	m := 0
@@ -83,8 +83,7 @@ func (d *Device) AddReLUKeep(a, b, y *Buffer, keeps ...ConvKeep) error {
 		return launchErr(byPacking(pc, kAddReLUPackBF16, kAddReLUPackTF32), elemShape{lenOf(a)}, err)
 	}
 	if pc == packedTF32 { // for the forward pass alone (x_made.go)
-		g := made[0].G
-		d.xMade = xMade{y.ptr, g.N, g.C, g.H, g.W, pc, made[0].XK}
+		d.xMade = madeCopy{y.ptr, made[0].G, pc, made[0].XK}
 		return nil
 	}
 	for _, k := range made[:m] {

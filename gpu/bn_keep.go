@@ -51,7 +51,7 @@ func (d *Device) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, 
 	momentum, eps float64, relu bool, g geom.ConvGeom, xk *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.xMade = xMade{} // y is written now
+	d.xMade = madeCopy{} // y is written now
 	pc, ok := d.bnKeepPacking(train, n, c, hw, saveMean, saveInvStd, g, xk)
 	k := byPacking(pc, kBNApplyPackBF16, kBNApplyPackTF32)
 	if !ok {
@@ -69,7 +69,7 @@ func (d *Device) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, 
 	}
 	switch {
 	case ok && pc == packedTF32: // for the forward pass alone (x_made.go)
-		d.xMade = xMade{y.ptr, g.N, g.C, g.H, g.W, pc, xk}
+		d.xMade = madeCopy{y.ptr, g, pc, xk}
 	case ok:
 		d.keep(xk, keptPack{y.ptr, g, pc, true})
 	}
@@ -168,14 +168,27 @@ func (d *Device) bnTrainStats(n, c, hw int, x, saveMean, saveInvStd, runMean, ru
 		argF32(float32(eps)))
 }
 
-// dyMade is the copy of a conv's dy that BatchNormBackwardKeep made last:
-// dy's address, the conv's geometry, the packing and the buffer holding
-// it.
-type dyMade struct {
-	dy  DevicePtr
+// madeCopy is a copy of a conv's operand that the layer writing the
+// operand made last, for the conv's next pass to read once (dy's by
+// BatchNormBackwardKeep, dyMade; x's at TF32 by BatchNormForwardKeep or
+// AddReLUKeep, xMade): the operand's address, the conv's geometry, the
+// packing and the buffer holding it.
+type madeCopy struct {
+	src DevicePtr
 	g   geom.ConvGeom
 	pc  packedConv
 	buf *Buffer
+}
+
+// take is the copy of src for g packed as pc, 0 if m holds none; it
+// forgets it either way (a copy is read once).
+func (m *madeCopy) take(src *Buffer, g geom.ConvGeom, pc packedConv) DevicePtr {
+	c := *m
+	*m = madeCopy{}
+	if c.buf == nil || src == nil || c.src != src.ptr || c.g != g || c.pc != pc || c.buf.freed {
+		return 0
+	}
+	return c.buf.ptr
 }
 
 // dyPacking is the packing of dy that g's two backward kernels share at
@@ -259,7 +272,7 @@ func (d *Device) BatchNormBackwardCopy(n, c, hw int, x, gamma, beta, saveMean, s
 func (d *Device) bnBackwardKeep(copyOnly bool, n, c, hw int, x, gamma, beta, saveMean, saveInvStd, dy, dx, dgamma, dbeta *Buffer, g geom.ConvGeom, dyk *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.dyMade = dyMade{}
+	d.dyMade = madeCopy{}
 	if dx != nil {
 		delete(d.dyOnly, dx.ptr) // written now, one way or the other
 	}
@@ -293,7 +306,7 @@ func (d *Device) bnBackwardKeep(copyOnly bool, n, c, hw int, x, gamma, beta, sav
 	if err := d.bnBwdApplyPack(n, c, hw, x, gamma, beta, saveMean, saveInvStd, dy, dgamma, dbeta, out, dyk, kp, pc == packedTF32); err != nil {
 		return launchErr(bnApplyPackKernel(beta, out), bnShape{n, c, hw}, err)
 	}
-	d.dyMade = dyMade{dx.ptr, g, pc, dyk}
+	d.dyMade = madeCopy{dx.ptr, g, pc, dyk}
 	if copyOnly {
 		if d.dyOnly == nil {
 			d.dyOnly = make(map[DevicePtr]*Buffer)
@@ -352,16 +365,4 @@ func (d *Device) bnBwdApplyPack(n, c, hw int, x, gamma, beta, saveMean, saveInvS
 	args = append(args, argPtr(dyk), argI32(n), argI32(c), argI32(hw), argI32(kp), argI32(t))
 	return d.launch(bnApplyPackKernel(beta, dx), Dim3{ceilDiv(hw, transposeTile), ceilDiv(kp, transposeTile), n},
 		Dim3{transposeTile, 8, 1}, 0, args...)
-}
-
-// madeDy is the copy of dy for g packed as pc that BatchNormBackwardKeep
-// made last, 0 if it made none; it forgets it either way (a copy is read
-// once). Callers hold d.mu.
-func (d *Device) madeDy(dy *Buffer, g geom.ConvGeom, pc packedConv) DevicePtr {
-	m := d.dyMade
-	d.dyMade = dyMade{}
-	if m.buf == nil || m.dy != dy.ptr || m.g != g || m.pc != pc || m.buf.freed {
-		return 0
-	}
-	return m.buf.ptr
 }

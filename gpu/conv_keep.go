@@ -106,7 +106,7 @@ func (d *Device) Conv2DForwardKeep(g geom.ConvGeom, x, w, b, y *Buffer, relu boo
 		delete(d.kept, xk.ptr)
 		return launchErr(id, g, err)
 	}
-	d.xMade = xMade{} // a TF32 copy made for a forward pass: this one reads its own
+	d.xMade = madeCopy{} // a TF32 copy made for a forward pass: this one reads its own
 	made := d.kept[xk.ptr] == keptPack{x.ptr, g, pc, true} && !xk.freed
 	if err := d.convForwardPackedX(id, g, x, w, b, y, relu, xk.ptr, !made); err != nil {
 		delete(d.kept, xk.ptr)

@@ -75,10 +75,10 @@ type Device struct {
 	kept map[DevicePtr]keptPack
 	// dyMade is the copy of a conv's dy that BatchNormBackwardKeep made
 	// last, for the next Conv2DBackward (bn_keep.go).
-	dyMade dyMade
+	dyMade madeCopy
 	// xMade is the TF32 copy of a conv's x that BatchNormForwardKeep or
 	// AddReLUKeep made last, for the next conv forward pass (x_made.go).
-	xMade xMade
+	xMade madeCopy
 	// dyOnly holds the dys whose float32 values BatchNormBackwardCopy left
 	// unwritten (only their copies made), each until a Conv2DBackward
 	// reads its copy; a Conv2DBackward that would read dy's values is

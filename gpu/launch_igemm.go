@@ -249,7 +249,7 @@ func (d *Device) convForwardAlgo(a ConvAlgo, g geom.ConvGeom, x, w, b, y *Buffer
 // convForwardKernel runs forward kernel id on g.
 func (d *Device) convForwardKernel(id kernelID, g geom.ConvGeom, x, w, b, y *Buffer, relu bool) error {
 	pc, packed := packedConvs[id]
-	if xh := d.madeX(x, g, pc); packed && xh != 0 { // x's copy made by the layer before (x_made.go)
+	if xh := d.xMade.take(x, g, pc); packed && xh != 0 { // x's copy made by the layer before (x_made.go)
 		return d.convForwardPackedX(id, g, x, w, b, y, relu, xh, false)
 	}
 	if id == kConvFwd {
@@ -452,7 +452,7 @@ func (d *Device) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk *Buffe
 		if err := d.needConv(g, "dy", dy, g.YLen(), "w", w, g.WLen(), "dx", dx, g.XLen()); err != nil {
 			return launchErr(did, g, err)
 		}
-		if dyh = d.madeDy(dy, g, pc); dyh == 0 {
+		if dyh = d.dyMade.take(dy, g, pc); dyh == 0 {
 			if only {
 				return launchErr(fid, g, fmt.Errorf("dy holds only a channels-last copy (BatchNormBackwardCopy) made for another "+
 					"geometry or dropped since: its values were never written: %w", geom.ErrGeometry))
@@ -465,7 +465,7 @@ func (d *Device) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk *Buffe
 			dyh = h
 		}
 	}
-	d.dyMade = dyMade{} // a copy made for this pass or another: read once at most
+	d.dyMade = madeCopy{} // a copy made for this pass or another: read once at most
 	if only {
 		delete(d.dyOnly, dy.ptr) // read here
 	}

@@ -19,20 +19,10 @@ import (
 // (ConvXCopyLen > 0), write it as they write x (bn_apply_pack_tf32_v1,
 // add_relu_pack_tf32_v1), and the device remembers the last one made. The
 // next conv forward pass reads it instead of packing x when it is for x,
-// x's shape and that packing, and forgets it either way: a copy is read
-// once, by the pass right after the layer that made it (the caller's
-// promise: x not written in between). The same bits as the conv packing x
+// that conv and that packing (madeCopy.take), and forgets it either way:
+// a copy is read once, by the pass right after the layer that made it
+// (the caller's promise: x not written in between). The same bits as the conv packing x
 // itself; x read once fewer and one packing launch fewer.
-
-// xMade is the copy of x that a layer made last for a TF32 forward pass:
-// x's address and shape (N, C, H, W of the conv reading it), the packing
-// and the buffer holding it.
-type xMade struct {
-	x          DevicePtr
-	n, c, h, w int
-	pc         packedConv
-	buf        *Buffer
-}
 
 // fwdCopyPacking is the packing of x that the forward kernel for g reads
 // at TF32, and whether kernel k (bn_apply_pack_tf32_v1 or
@@ -63,16 +53,4 @@ func (d *Device) ConvXCopyLen(g geom.ConvGeom) int {
 		return 0
 	}
 	return keepLen(pc, g)
-}
-
-// madeX is the copy of x for g packed as pc that a layer made last
-// (xMade), 0 if there is none; it forgets it either way (a copy is read
-// once, by the next forward pass). Callers hold d.mu.
-func (d *Device) madeX(x *Buffer, g geom.ConvGeom, pc packedConv) DevicePtr {
-	m := d.xMade
-	d.xMade = xMade{}
-	if m.buf == nil || x == nil || m.x != x.ptr || m.n != g.N || m.c != g.C || m.h != g.H || m.w != g.W || m.pc != pc || m.buf.freed {
-		return 0
-	}
-	return m.buf.ptr
 }
