@@ -391,19 +391,17 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 	b.xIn = make([]backend.Tensor, len(m.g.nodes))
 	xckLen, xckFor := 0, make([]bool, len(m.g.nodes))
 	for _, nd := range m.g.nodes {
-		made := []*node{nd.keepFor}
+		c := nd.keepFor
 		if len(nd.keepsFor) > 0 {
-			made = nd.keepsFor[:1] // the conv reading the add's output next
+			c = nd.keepsFor[0] // the conv reading the add's output next
 		}
-		for _, c := range made {
-			if c == nil || b.keep[c.id] != nil {
-				continue
-			}
-			g := c.info.Conv
-			g.N = n
-			if l := m.be.ConvXCopyLen(g); l > 0 {
-				xckLen, xckFor[c.id] = max(xckLen, l), true
-			}
+		if c == nil || b.keep[c.id] != nil {
+			continue
+		}
+		g := c.info.Conv
+		g.N = n
+		if l := m.be.ConvXCopyLen(g); l > 0 {
+			xckLen, xckFor[c.id] = max(xckLen, l), true
 		}
 	}
 	if xckLen > 0 {
