@@ -318,7 +318,13 @@ func addFedShapes() []string {
 // batch norm's shapes: mode=tf32-apart BatchNormTrainForward then
 // Conv2DForward packing its TF32 copy of y, mode=tf32-fused
 // BatchNormForwardKeep writing that copy (ConvXCopyLen; not kept) then
-// Conv2DForward reading it. The same bits; the
+// Conv2DForward reading it. A conv's output on its round trip through
+// the batch norm after it, where ConvOutputBF16: mode=bf16y-apart
+// Conv2DForward into a float32 y, BatchNormTrainForward (with its ReLU)
+// and BatchNormBackward reading it, mode=bf16y-fused the same into and
+// from a bfloat16 y (conv2d_fwd_v7_igemm_bf16y and the _bf16x batch
+// norms: y's values rounded, so not the same bits; half the bytes). The
+// same bits elsewhere; the
 // fused modes read the layer's output once fewer and launch one packing
 // fewer (the analytic model's figures are in BENCHMARKS.md, "The batch
 // norm writes the convolutions' channels-last copies" and "The residual
@@ -354,7 +360,8 @@ func BenchmarkBatchNormKeep(b *testing.B) {
 			if !slices.Contains(addFed, s.name) {
 				na = 0
 			}
-			if n == 0 && dyn == 0 && na == 0 && xl == 0 {
+			yh := d.ConvOutputBF16(g)
+			if n == 0 && dyn == 0 && na == 0 && xl == 0 && !yh {
 				b.Skipf("no copy to make at BF16 or TF32 on %v", g)
 			}
 			c := newConvBufs(b, d, g)
@@ -469,6 +476,34 @@ func BenchmarkBatchNormKeep(b *testing.B) {
 						return err
 					}
 					return d.Conv2DForward(g, x, c.w, c.bias, y)
+				}})
+			}
+			if yh {
+				// as many bfloat16 outputs as c rotates float32 ones
+				rot := len(c.ys)
+				y16, err := d.NewBFloat16(rot * g.YLen())
+				mustNil(b, err)
+				defer y16.Free()
+				ys := make([]*Buffer, rot)
+				for j := range ys {
+					ys[j], err = y16.Slice(j*g.YLen(), g.YLen())
+					mustNil(b, err)
+				}
+				trip := func(x, y *Buffer) error {
+					if err := d.Conv2DForward(g, x, c.w, nil, y); err != nil {
+						return err
+					}
+					if err := d.BatchNormTrainForward(g.N, g.K, pq, y, sk[0], sk[4], bnY, sk[1], sk[2], nil, nil, 0.1, 1e-5, true); err != nil {
+						return err
+					}
+					return d.BatchNormBackward(g.N, g.K, pq, y, sk[0], sk[1], sk[2], bnY, masked, sk[3], sk[3])
+				}
+				runs = append(runs, run{"bf16y-apart", g.FLOPs(), func(i int) error {
+					x, y := c.at(i)
+					return trip(x, y)
+				}}, run{"bf16y-fused", g.FLOPs(), func(i int) error {
+					x, _ := c.at(i)
+					return trip(x, ys[i%rot])
 				}})
 			}
 			for _, r := range runs {

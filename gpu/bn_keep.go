@@ -53,6 +53,9 @@ func (d *Device) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, 
 	defer d.mu.Unlock()
 	d.xMade = madeCopy{} // y is written now
 	pc, ok := d.bnKeepPacking(train, n, c, hw, saveMean, saveInvStd, g, xk)
+	if ok && pc == packedTF32 && isBF16(x) {
+		ok = false // no TF32 copy from a bfloat16 x (bf16xKernel): never at BF16, where x is one
+	}
 	k := byPacking(pc, kBNApplyPackBF16, kBNApplyPackTF32)
 	if !ok {
 		if xk != nil {
@@ -60,6 +63,7 @@ func (d *Device) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, 
 		}
 		k = bnForwardKernel(train, relu)
 	}
+	k = bf16xKernel(k, x)
 	err := d.bnForwardKeep(train, n, c, hw, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar, momentum, eps, relu, pc, ok, g, xk)
 	if err != nil {
 		if xk != nil {
@@ -141,6 +145,9 @@ func (d *Device) bnForwardKeep(train bool, n, c, hw int, x, gamma, beta, y, save
 	if err := d.needCopy(xk, pc, g); err != nil {
 		return err
 	}
+	if pc == packedTF32 && isBF16(x) {
+		return fmt.Errorf("x is bfloat16: no TF32 copy is made of it: %w", geom.ErrGeometry)
+	}
 	if xk.ptr == x.ptr || xk.ptr == y.ptr {
 		return fmt.Errorf("xk is x or y: it must be a buffer of its own")
 	}
@@ -154,7 +161,7 @@ func (d *Device) bnForwardKeep(train bool, n, c, hw int, x, gamma, beta, y, save
 		r = 1
 	}
 	cp := packedChans(c, pc.chanAlign)
-	return d.launch(byPacking(pc, kBNApplyPackBF16, kBNApplyPackTF32),
+	return d.launch(bf16xKernel(byPacking(pc, kBNApplyPackBF16, kBNApplyPackTF32), x),
 		Dim3{ceilDiv(hw, transposeTile), ceilDiv(cp, transposeTile), n}, Dim3{transposeTile, 8, 1}, 0,
 		argPtr(x), argPtr(gamma), argPtr(beta), argPtr(mean), argPtr(stat), argPtr(y), argPtr(xk),
 		argI32(n), argI32(c), argI32(hw), argI32(cp), argF32(float32(eps)), argI32(eval), argI32(r))
@@ -163,7 +170,7 @@ func (d *Device) bnForwardKeep(train bool, n, c, hw int, x, gamma, beta, y, save
 // bnTrainStats launches bn_train_stats_v1 (checked buffers).
 func (d *Device) bnTrainStats(n, c, hw int, x, saveMean, saveInvStd, runMean, runVar *Buffer, momentum, eps float64) error {
 	grid, block := perBlock(c)
-	return d.launch(kBNTrainStats, grid, block, 0, argPtr(x), argPtr(saveMean), argPtr(saveInvStd), argPtr(runMean),
+	return d.launch(bf16xKernel(kBNTrainStats, x), grid, block, 0, argPtr(x), argPtr(saveMean), argPtr(saveInvStd), argPtr(runMean),
 		argPtr(runVar), argI32(n), argI32(c), argI32(hw), argF32(float32(momentum)), argF32(float32(1-momentum)),
 		argF32(float32(eps)))
 }
@@ -277,9 +284,9 @@ func (d *Device) bnBackwardKeep(copyOnly bool, n, c, hw int, x, gamma, beta, sav
 		delete(d.dyOnly, dx.ptr) // written now, one way or the other
 	}
 	pc, ok := d.dyPackingMade(g)
-	if !ok || dyk == nil || dx == nil || g.N != n || g.K != c || g.P()*g.Q() != hw || d.fns[bnApplyPackKernel(beta, dx)] == nil {
+	if !ok || dyk == nil || dx == nil || g.N != n || g.K != c || g.P()*g.Q() != hw || d.fns[bnApplyPackKernel(x, beta, dx)] == nil {
 		if err := d.bnBackward(n, c, hw, x, gamma, beta, saveMean, saveInvStd, dy, dx, dgamma, dbeta); err != nil {
-			return launchErr(bnBackwardKernel(beta), bnShape{n, c, hw}, err)
+			return launchErr(bnBackwardKernel(x, beta), bnShape{n, c, hw}, err)
 		}
 		return nil
 	}
@@ -297,14 +304,14 @@ func (d *Device) bnBackwardKeep(copyOnly bool, n, c, hw int, x, gamma, beta, sav
 		err = d.bnBackward(n, c, hw, x, gamma, beta, saveMean, saveInvStd, dy, nil, dgamma, dbeta)
 	}
 	if err != nil {
-		return launchErr(bnBackwardKernel(beta), bnShape{n, c, hw}, err)
+		return launchErr(bnBackwardKernel(x, beta), bnShape{n, c, hw}, err)
 	}
 	out := dx
 	if copyOnly {
 		out = nil
 	}
 	if err := d.bnBwdApplyPack(n, c, hw, x, gamma, beta, saveMean, saveInvStd, dy, dgamma, dbeta, out, dyk, kp, pc == packedTF32); err != nil {
-		return launchErr(bnApplyPackKernel(beta, out), bnShape{n, c, hw}, err)
+		return launchErr(bnApplyPackKernel(x, beta, out), bnShape{n, c, hw}, err)
 	}
 	d.dyMade = madeCopy{dx.ptr, g, pc, dyk}
 	if copyOnly {
@@ -332,20 +339,21 @@ func (d *Device) valuesUnwritten(dy *Buffer) bool {
 
 // bnApplyPackKernel is the kernel bnBwdApplyPack launches:
 // bn_bwd_apply_pack_v1, with dx nil bn_bwd_pack_v1, and with beta (the
-// ReLU's mask) their bn_bwd_relu_ forms.
-func bnApplyPackKernel(beta, dx *Buffer) kernelID {
+// ReLU's mask) their bn_bwd_relu_ forms; with x bfloat16 their _bf16x
+// twins.
+func bnApplyPackKernel(x, beta, dx *Buffer) kernelID {
 	switch {
 	case beta != nil && dx != nil:
-		return kBNBwdReLUApplyPack
+		return bf16xKernel(kBNBwdReLUApplyPack, x)
 	case beta != nil:
-		return kBNBwdReLUPack
+		return bf16xKernel(kBNBwdReLUPack, x)
 	case dx != nil:
-		return kBNBwdApplyPack
+		return bf16xKernel(kBNBwdApplyPack, x)
 	}
-	return kBNBwdPack
+	return bf16xKernel(kBNBwdPack, x)
 }
 
-// bnBwdApplyPack launches bnApplyPackKernel(beta, dx) (checked buffers;
+// bnBwdApplyPack launches bnApplyPackKernel(x, beta, dx) (checked buffers;
 // beta's length is checked by the sums' launch before it): dx and its copy
 // in dyk, kp channels, TF32 or bfloat16; with dx nil the copy only.
 func (d *Device) bnBwdApplyPack(n, c, hw int, x, gamma, beta, saveMean, saveInvStd, dy, dgamma, dbeta, dx, dyk *Buffer, kp int, tf32 bool) error {
@@ -363,6 +371,6 @@ func (d *Device) bnBwdApplyPack(n, c, hw int, x, gamma, beta, saveMean, saveInvS
 		args = append(args, argPtr(dx))
 	}
 	args = append(args, argPtr(dyk), argI32(n), argI32(c), argI32(hw), argI32(kp), argI32(t))
-	return d.launch(bnApplyPackKernel(beta, dx), Dim3{ceilDiv(hw, transposeTile), ceilDiv(kp, transposeTile), n},
+	return d.launch(bnApplyPackKernel(x, beta, dx), Dim3{ceilDiv(hw, transposeTile), ceilDiv(kp, transposeTile), n},
 		Dim3{transposeTile, 8, 1}, 0, args...)
 }

@@ -72,7 +72,12 @@ func packedWant(t *testing.T, name string, got, v []float32, n, c, hw, cp, elem 
 // relu, their bn_bwd_relu_ forms after bn_bwd_relu_v1's sums, against
 // cpuref.ReLUBackward on the ReLU's output and then BatchNormBackward32
 // (bnReLUCase).
-func testBNBwdApplyPack(t *testing.T, d *Device) {
+func testBNBwdApplyPack(t *testing.T, d *Device) { bnBwdApplyPack(t, d, false) }
+
+// bnBwdApplyPack is testBNBwdApplyPack, with bf16x on x rounded to
+// bfloat16 in a bfloat16 buffer (xIn): bn_bwd_bf16x_v1's sums, then
+// bn_bwd_apply_pack_bf16x_v1.
+func bnBwdApplyPack(t *testing.T, d *Device, bf16x bool) {
 	if !d.hasTarget(80) {
 		t.Skipf("bn_bwd_apply_pack_v1 needs compute capability 8.0; %v has less", d)
 	}
@@ -90,10 +95,11 @@ func testBNBwdApplyPack(t *testing.T, d *Device) {
 				L := n * c * hw
 				var x, dy, gamma, beta, mean, inv, masked []float32
 				if relu {
-					x, dy, gamma, beta, mean, inv, masked = bnReLUCase(t, n, c, hw)
+					x, dy, gamma, beta, mean, inv, masked = bnReLUCase(t, n, c, hw, bf16x)
 				} else {
 					rng := newRand(t.Name())
 					x, dy = uniform(rng, L), uniform(rng, L)
+					roundX(x, bf16x)
 					if L > 2 {
 						dy[L/3] = float32(math.NaN())
 					}
@@ -110,7 +116,7 @@ func testBNBwdApplyPack(t *testing.T, d *Device) {
 				}
 				h := newHarness(t, d)
 				kp := packedChans(c, pc.chanAlign)
-				xb, gb, mb, ib, dyb := h.in("x", x), h.in("gamma", gamma), h.in("saveMean", mean), h.in("saveInvStd", inv), h.in("dy", dy)
+				xb, gb, mb, ib, dyb := xIn(h, x, bf16x), h.in("gamma", gamma), h.in("saveMean", mean), h.in("saveInvStd", inv), h.in("dy", dy)
 				dx, dg, db, dyk := h.out("dx", L), h.out("dgamma", c), h.out("dbeta", c), h.out("dyk", n*hw*kp*pc.elemBytes/4)
 				var bb *Buffer // beta: the ReLU's mask
 				if relu {
@@ -157,7 +163,12 @@ func testBNBwdApplyPack(t *testing.T, d *Device) {
 // shapes of bnShapes span partial 32×32 tiles on both axes (C = 33: two
 // channel tiles, Cp = 40 or 36; HW = 300: ten value tiles); a NaN poisons
 // its channel.
-func testBNApplyPack(t *testing.T, d *Device) {
+func testBNApplyPack(t *testing.T, d *Device) { bnApplyPack(t, d, false) }
+
+// bnApplyPack is testBNApplyPack, with bf16x on x rounded to bfloat16 in
+// a bfloat16 buffer (xIn): bn_train_stats_bf16x_v1, then
+// bn_apply_pack_bf16x_v1.
+func bnApplyPack(t *testing.T, d *Device, bf16x bool) {
 	if !d.hasTarget(80) {
 		t.Skipf("bn_apply_pack_bf16_v1 needs compute capability 8.0; %v has less", d)
 	}
@@ -169,7 +180,7 @@ func testBNApplyPack(t *testing.T, d *Device) {
 			if m&4 != 0 {
 				pc = packedTF32
 			}
-			if n*hw < 2 && train {
+			if (n*hw < 2 && train) || (bf16x && pc == packedTF32) { // no TF32 copy of a bfloat16 x (TestBF16YLaunchers)
 				continue
 			}
 			t.Run(kv("train", train, "relu", relu, "tf32", pc == packedTF32, "N", n, "C", c, "HW", hw), func(t *testing.T) {
@@ -181,6 +192,7 @@ func testBNApplyPack(t *testing.T, d *Device) {
 				if L > 2 {
 					x[L/2] = float32(math.NaN())
 				}
+				roundX(x, bf16x)
 				gamma, beta, rm, rv := bnParams(t.Name(), c)
 				want := make([]float32, L)
 				wMean, wInv := make([]float32, c), make([]float32, c)
@@ -203,7 +215,7 @@ func testBNApplyPack(t *testing.T, d *Device) {
 				y, xk := h.out("y", L), h.out("xk", keepLen(pc, g))
 				sm, si := h.out("saveMean", c), h.out("saveInvStd", c)
 				grm, grv := h.inout("runMean", rm), h.inout("runVar", rv)
-				xb, gb, bb := h.in("x", x), h.in("gamma", gamma), h.in("beta", beta)
+				xb, gb, bb := xIn(h, x, bf16x), h.in("gamma", gamma), h.in("beta", beta)
 				d.mu.Lock()
 				err = d.bnForwardKeep(train, n, c, hw, xb, gb, bb, y, sm, si, grm, grv, momentum, eps, relu, pc, true, g, xk)
 				d.mu.Unlock()

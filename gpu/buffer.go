@@ -1,9 +1,11 @@
 package gpu
 
 import (
+	"encoding/binary"
 	"fmt"
 	"unsafe"
 
+	"github.com/convtrain/convtrain/cpuref"
 	"github.com/convtrain/convtrain/cpuref/geom"
 )
 
@@ -14,6 +16,10 @@ const (
 	Float32 DType = iota // float32 elements
 	Int32                // int32 elements (labels, indices, argmax)
 	Uint8                // uint8 elements (a data set's pixel bytes)
+	// BFloat16 elements are bfloat16 values (2 bytes each): a BF16
+	// convolution's output stored as the batch norm after it reads it
+	// (NewBFloat16, ConvOutputBF16).
+	BFloat16
 )
 
 func (t DType) String() string {
@@ -24,14 +30,19 @@ func (t DType) String() string {
 		return "int32"
 	case Uint8:
 		return "uint8"
+	case BFloat16:
+		return "bfloat16"
 	}
 	return fmt.Sprintf("DType(%d)", int(t))
 }
 
-// Size is the bytes of one element: 4, or 1 for Uint8.
+// Size is the bytes of one element: 4, 2 for BFloat16, 1 for Uint8.
 func (t DType) Size() int {
-	if t == Uint8 {
+	switch t {
+	case Uint8:
 		return 1
+	case BFloat16:
+		return 2
 	}
 	return 4
 }
@@ -64,6 +75,12 @@ func (d *Device) NewInt32(n int) (*Buffer, error) { return d.newBuffer(n, Int32)
 // NewUint8 allocates n ≥ 1 bytes set to zero: n bytes of device memory
 // (rounded up to the allocator's 256), a quarter of NewFloat32(n)'s.
 func (d *Device) NewUint8(n int) (*Buffer, error) { return d.newBuffer(n, Uint8) }
+
+// NewBFloat16 allocates n ≥ 1 bfloat16 elements set to zero: half of
+// NewFloat32(n)'s memory. Only the operations that say so take one: a
+// convolution's forward pass writes its output there where
+// ConvOutputBF16 allows it, and the batch norm after it reads it as x.
+func (d *Device) NewBFloat16(n int) (*Buffer, error) { return d.newBuffer(n, BFloat16) }
 
 func (d *Device) newBuffer(n int, t DType) (*Buffer, error) {
 	if n < 1 || n > maxElems {
@@ -298,6 +315,52 @@ func (b *Buffer) DownloadUint8(dst []uint8) error {
 		return fmt.Errorf("gpu: download %d uint8 from %v: %w", len(dst), b, err)
 	}
 	b.d.stats.DtoHBytes += int64(len(dst))
+	b.d.stats.DtoHCopies++
+	return nil
+}
+
+// UploadBF16 copies len(src) == b.Len() values to the bfloat16 buffer b,
+// each rounded to the nearest bfloat16 (cpuref.BF16Bits: ties to even).
+func (b *Buffer) UploadBF16(src []float32) error {
+	b.d.mu.Lock()
+	defer b.d.mu.Unlock()
+	if err := b.checkCopy("upload", BFloat16, len(src)); err != nil {
+		return err
+	}
+	if err := b.d.notCapturing("upload"); err != nil {
+		return err
+	}
+	h := make([]byte, 2*len(src))
+	for i, v := range src {
+		binary.LittleEndian.PutUint16(h[2*i:], cpuref.BF16Bits(v))
+	}
+	if err := b.d.drv.MemcpyHtoD(b.ptr, h); err != nil {
+		return fmt.Errorf("gpu: upload %d bfloat16 to %v: %w", len(src), b, err)
+	}
+	b.d.stats.HtoDBytes += int64(len(h))
+	b.d.stats.HtoDCopies++
+	return nil
+}
+
+// DownloadBF16 copies the b.Len() == len(dst) bfloat16 values of b to
+// the host as float32 (exact: cpuref.BF16ToFloat32).
+func (b *Buffer) DownloadBF16(dst []float32) error {
+	b.d.mu.Lock()
+	defer b.d.mu.Unlock()
+	if err := b.checkCopy("download", BFloat16, len(dst)); err != nil {
+		return err
+	}
+	if err := b.d.notCapturing("download"); err != nil {
+		return err
+	}
+	h := make([]byte, 2*len(dst))
+	if err := b.d.drv.MemcpyDtoH(h, b.ptr); err != nil {
+		return fmt.Errorf("gpu: download %d bfloat16 from %v: %w", len(dst), b, err)
+	}
+	for i := range dst {
+		dst[i] = cpuref.BF16ToFloat32(binary.LittleEndian.Uint16(h[2*i:]))
+	}
+	b.d.stats.DtoHBytes += int64(len(h))
 	b.d.stats.DtoHCopies++
 	return nil
 }

@@ -97,7 +97,7 @@ func (d *Device) Conv2DForwardKeep(g geom.ConvGeom, x, w, b, y *Buffer, relu boo
 	}
 	err := d.need("xk", xk, Float32, keepLen(pc, g))
 	if err == nil {
-		err = d.needConv(g, "x", x, g.XLen(), "w", w, g.WLen(), "y", y, g.YLen())
+		err = d.needConvY(id, g, x, w, y)
 	}
 	if err == nil && (xk.ptr == x.ptr || xk.ptr == y.ptr || xk.ptr == w.ptr) {
 		err = fmt.Errorf("xk is x, w or y: it must be a buffer of its own")

@@ -56,6 +56,11 @@ func TestBatchNormBackwardKeepCUDA(t *testing.T) { testBatchNormBackwardKeep(t, 
 // pass gives the bits of ReLUBackward and the plain forms.
 func TestBatchNormBackwardReLUCUDA(t *testing.T) { testBatchNormBackwardReLU(t, openCUDAT(t)) }
 
+// TestConvOutputBF16CUDA is TestConvOutputBF16 on CUDA device 0: a BF16
+// conv's output stored as bfloat16 and read by the batch norm gives the
+// bits of a float32 output rounded on the host.
+func TestConvOutputBF16CUDA(t *testing.T) { testConvOutputBF16(t, openCUDAT(t)) }
+
 // TestAddReLUKeepCUDA is TestAddReLUKeep on CUDA device 0: y's bfloat16
 // copies written by the residual add's pass give the bits of the
 // convolutions packing y themselves.

@@ -39,6 +39,7 @@ type guarded struct {
 	f32     []float32 // an input's contents
 	i32     []int32
 	u8      []uint8
+	bf16    []float32 // a bfloat16 input's contents, each rounded (y_bf16_test.go)
 }
 
 type harness struct {
@@ -209,6 +210,10 @@ func (h *harness) check() {
 	for _, g := range h.bufs {
 		if g.u8 != nil {
 			h.checkU8(g)
+			continue
+		}
+		if g.whole.DType() == BFloat16 {
+			h.checkBF16(g)
 			continue
 		}
 		n := g.view.Len()

@@ -92,6 +92,17 @@ const (
 	kBNBwdReLUPack
 	kBNApplyPackTF32
 	kAddReLUPackTF32
+	kConvFwdBF16Y
+	kBNTrainFwdBF16X
+	kBNEvalFwdBF16X
+	kBNBwdBF16X
+	kBNBwdReLUBF16X
+	kBNTrainStatsBF16X
+	kBNApplyPackBF16X
+	kBNBwdApplyPackBF16X
+	kBNBwdPackBF16X
+	kBNBwdReLUApplyPackBF16X
+	kBNBwdReLUPackBF16X
 	numPlainKernels
 )
 
@@ -172,6 +183,17 @@ var plainKernels = [numPlainKernels]string{
 	kBNBwdReLUPack:           "bn_bwd_relu_pack_v1",
 	kBNApplyPackTF32:         "bn_apply_pack_tf32_v1",
 	kAddReLUPackTF32:         "add_relu_pack_tf32_v1",
+	kConvFwdBF16Y:            "conv2d_fwd_v7_igemm_bf16y",
+	kBNTrainFwdBF16X:         "bn_train_fwd_bf16x_v1",
+	kBNEvalFwdBF16X:          "bn_eval_fwd_bf16x_v1",
+	kBNBwdBF16X:              "bn_bwd_bf16x_v1",
+	kBNBwdReLUBF16X:          "bn_bwd_relu_bf16x_v1",
+	kBNTrainStatsBF16X:       "bn_train_stats_bf16x_v1",
+	kBNApplyPackBF16X:        "bn_apply_pack_bf16_bf16x_v1",
+	kBNBwdApplyPackBF16X:     "bn_bwd_apply_pack_bf16x_v1",
+	kBNBwdPackBF16X:          "bn_bwd_pack_bf16x_v1",
+	kBNBwdReLUApplyPackBF16X: "bn_bwd_relu_apply_pack_bf16x_v1",
+	kBNBwdReLUPackBF16X:      "bn_bwd_relu_pack_bf16x_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

@@ -93,6 +93,14 @@ func argDev(p DevicePtr) arg { return arg{uint64(p), kindPtr} }
 // argI32 sign-extends v to 64 bits; v has been checked to fit in int32.
 func argI32(v int) arg { return arg{uint64(int64(int32(v))), kindI32} }
 
+// argFlag is an int flag argument: 1 for true, 0 for false.
+func argFlag(v bool) arg {
+	if v {
+		return argI32(1)
+	}
+	return argI32(0)
+}
+
 func argF32(v float32) arg { return arg{uint64(math.Float32bits(v)), kindF32} }
 
 // maxArgs bounds the parameter count of every kernel (resolveKernels

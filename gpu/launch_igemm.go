@@ -248,6 +248,9 @@ func (d *Device) convForwardAlgo(a ConvAlgo, g geom.ConvGeom, x, w, b, y *Buffer
 
 // convForwardKernel runs forward kernel id on g.
 func (d *Device) convForwardKernel(id kernelID, g geom.ConvGeom, x, w, b, y *Buffer, relu bool) error {
+	if err := convYCheck(id, g, y); err != nil {
+		return err
+	}
 	pc, packed := packedConvs[id]
 	if xh := d.xMade.take(x, g, pc); packed && xh != 0 { // x's copy made by the layer before (x_made.go)
 		return d.convForwardPackedX(id, g, x, w, b, y, relu, xh, false)

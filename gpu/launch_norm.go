@@ -50,11 +50,11 @@ func (d *Device) bnTrainForward(k kernelID, n, c, hw int, x, gamma, beta, y, sav
 		return err
 	}
 	grid, block := perBlock(c)
-	// v2 takes relu = 1 after v1's parameters
+	// v2 and bf16x take relu after v1's parameters
 	args := [...]arg{argPtr(x), argPtr(gamma), argPtr(beta), argPtr(y),
 		argPtr(saveMean), argPtr(saveInvStd), argPtr(runMean), argPtr(runVar),
-		argI32(n), argI32(c), argI32(hw), argF32(float32(momentum)), argF32(float32(1 - momentum)), argF32(float32(eps)), argI32(1)}
-	if k != kBNTrainReLUFwd {
+		argI32(n), argI32(c), argI32(hw), argF32(float32(momentum)), argF32(float32(1 - momentum)), argF32(float32(eps)), argFlag(k == kBNTrainReLUFwd)}
+	if k = bf16xKernel(k, x); k == kBNTrainFwd {
 		return d.launch(k, grid, block, 0, args[:len(args)-1]...)
 	}
 	return d.launch(k, grid, block, 0, args[:]...)
@@ -76,12 +76,15 @@ func (d *Device) bnTrainCheck(n, c, hw int, x, gamma, beta, y, saveMean, saveInv
 		return err
 	}
 	L := n * c * hw
+	if err := d.need("x", x, xType(x), L); err != nil {
+		return err
+	}
 	for _, b := range []struct {
 		name string
 		b    *Buffer
 		n    int
 		opt  bool
-	}{{"x", x, L, false}, {"gamma", gamma, c, false}, {"beta", beta, c, false}, {"y", y, L, false},
+	}{{"gamma", gamma, c, false}, {"beta", beta, c, false}, {"y", y, L, false},
 		{"saveMean", saveMean, c, true}, {"saveInvStd", saveInvStd, c, true},
 		{"runMean", runMean, c, true}, {"runVar", runVar, c, true}} {
 		var err error
@@ -147,10 +150,10 @@ func (d *Device) bnEvalForward(k kernelID, n, c, hw int, x, gamma, beta, runMean
 	}
 	L := n * c * hw
 	grid, block := linear(L)
-	// v2 takes relu = 1 after v1's parameters
+	// v2 and bf16x take relu after v1's parameters
 	args := [...]arg{argPtr(x), argPtr(gamma), argPtr(beta), argPtr(runMean), argPtr(runVar),
-		argPtr(y), argI32(n), argI32(c), argI32(hw), argF32(float32(eps)), argI32(1)}
-	if k != kBNEvalReLUFwd {
+		argPtr(y), argI32(n), argI32(c), argI32(hw), argF32(float32(eps)), argFlag(k == kBNEvalReLUFwd)}
+	if k = bf16xKernel(k, x); k == kBNEvalFwd {
 		return d.launch(k, grid, block, 0, args[:len(args)-1]...)
 	}
 	return d.launch(k, grid, block, 0, args[:]...)
@@ -166,11 +169,14 @@ func (d *Device) bnEvalCheck(n, c, hw int, x, gamma, beta, runMean, runVar, y *B
 		return err
 	}
 	L := n * c * hw
+	if err := d.need("x", x, xType(x), L); err != nil {
+		return err
+	}
 	for _, b := range []struct {
 		name string
 		b    *Buffer
 		n    int
-	}{{"x", x, L}, {"gamma", gamma, c}, {"beta", beta, c}, {"runMean", runMean, c}, {"runVar", runVar, c}, {"y", y, L}} {
+	}{{"gamma", gamma, c}, {"beta", beta, c}, {"runMean", runMean, c}, {"runVar", runVar, c}, {"y", y, L}} {
 		if err := d.need(b.name, b.b, Float32, b.n); err != nil {
 			return err
 		}
@@ -220,32 +226,35 @@ func (d *Device) batchNormBackward(n, c, hw int, x, gamma, beta, saveMean, saveI
 		delete(d.dyOnly, dx.ptr) // its values written now (BatchNormBackwardCopy)
 	}
 	if err := d.bnBackward(n, c, hw, x, gamma, beta, saveMean, saveInvStd, dy, dx, dgamma, dbeta); err != nil {
-		return launchErr(bnBackwardKernel(beta), bnShape{n, c, hw}, err)
+		return launchErr(bnBackwardKernel(x, beta), bnShape{n, c, hw}, err)
 	}
 	return nil
 }
 
 // bnBackwardKernel is bn_bwd_v1, or with the ReLU's mask (beta given)
-// bn_bwd_relu_v1.
-func bnBackwardKernel(beta *Buffer) kernelID {
+// bn_bwd_relu_v1; with x bfloat16 their _bf16x twins.
+func bnBackwardKernel(x, beta *Buffer) kernelID {
 	if beta != nil {
-		return kBNBwdReLU
+		return bf16xKernel(kBNBwdReLU, x)
 	}
-	return kBNBwd
+	return bf16xKernel(kBNBwd, x)
 }
 
-// bnBackward launches bnBackwardKernel(beta) (buffers checked; beta nil:
+// bnBackward launches bnBackwardKernel(x, beta) (buffers checked; beta nil:
 // no ReLU). Callers hold d.mu.
 func (d *Device) bnBackward(n, c, hw int, x, gamma, beta, saveMean, saveInvStd, dy, dx, dgamma, dbeta *Buffer) error {
 	if err := dims([]int{n, c, hw}, []int{n, c, hw}); err != nil {
 		return err
 	}
 	L := n * c * hw
+	if err := d.need("x", x, xType(x), L); err != nil {
+		return err
+	}
 	for _, b := range []struct {
 		name string
 		b    *Buffer
 		n    int
-	}{{"x", x, L}, {"gamma", gamma, c}, {"saveMean", saveMean, c}, {"saveInvStd", saveInvStd, c}, {"dy", dy, L},
+	}{{"gamma", gamma, c}, {"saveMean", saveMean, c}, {"saveInvStd", saveInvStd, c}, {"dy", dy, L},
 		{"dgamma", dgamma, c}, {"dbeta", dbeta, c}} {
 		if err := d.need(b.name, b.b, Float32, b.n); err != nil {
 			return err
@@ -259,9 +268,9 @@ func (d *Device) bnBackward(n, c, hw int, x, gamma, beta, saveMean, saveInvStd, 
 		if err := d.need("beta", beta, Float32, c); err != nil {
 			return err
 		}
-		return d.launch(kBNBwdReLU, grid, block, 0, argPtr(x), argPtr(gamma), argPtr(beta), argPtr(saveMean),
+		return d.launch(bnBackwardKernel(x, beta), grid, block, 0, argPtr(x), argPtr(gamma), argPtr(beta), argPtr(saveMean),
 			argPtr(saveInvStd), argPtr(dy), argPtr(dx), argPtr(dgamma), argPtr(dbeta), argI32(n), argI32(c), argI32(hw))
 	}
-	return d.launch(kBNBwd, grid, block, 0, argPtr(x), argPtr(gamma), argPtr(saveMean), argPtr(saveInvStd),
+	return d.launch(bnBackwardKernel(x, nil), grid, block, 0, argPtr(x), argPtr(gamma), argPtr(saveMean), argPtr(saveInvStd),
 		argPtr(dy), argPtr(dx), argPtr(dgamma), argPtr(dbeta), argI32(n), argI32(c), argI32(hw))
 }

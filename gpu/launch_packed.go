@@ -143,7 +143,7 @@ func (d *Device) convForwardPacked(id kernelID, g geom.ConvGeom, x, w, b, y *Buf
 // or, unless packX, reading the copy xh holds.
 func (d *Device) convForwardPackedX(id kernelID, g geom.ConvGeom, x, w, b, y *Buffer, relu bool, xh DevicePtr, packX bool) error {
 	pc := packedConvs[id]
-	if err := d.needConv(g, "x", x, g.XLen(), "w", w, g.WLen(), "y", y, g.YLen()); err != nil {
+	if err := d.needConvY(id, g, x, w, y); err != nil {
 		return launchErr(id, g, err)
 	}
 	if err := d.needOpt("b", b, Float32, g.K); err != nil {
@@ -177,7 +177,8 @@ func (d *Device) convForwardPackedX(id kernelID, g geom.ConvGeom, x, w, b, y *Bu
 		r = 1
 	}
 	grid := Dim3{ceilDiv(g.N*g.P()*g.Q(), packedBM), ceilDiv(g.K, packedBN), 1}
-	if err := d.launchConv(id, grid, Dim3{pc.threads, 1, 1}, g, []arg{argDev(xh), argDev(wh), argPtr(b), argPtr(y)}, r, cp); err != nil {
+	k, _ := convY(id, y) // y as bfloat16 (y_bf16.go)
+	if err := d.launchConv(k, grid, Dim3{pc.threads, 1, 1}, g, []arg{argDev(xh), argDev(wh), argPtr(b), argPtr(y)}, r, cp); err != nil {
 		return launchErr(id, g, err)
 	}
 	return nil

@@ -145,10 +145,15 @@ func trainedPasses(convs []geom.ConvGeom) []trainedPass {
 // float32 operand it packed) in one launch fewer: its time
 // max(issue, math, memory) + launches, less that time with those gone.
 func (m modelTime) savedBy(bytes float64) float64 {
+	return m.fewerBytes(bytes) + launchSlots/(schedulersSM*h100Clock)
+}
+
+// fewerBytes is what a pass modelled as m saves by moving bytes fewer,
+// its launches the same.
+func (m modelTime) fewerBytes(bytes float64) float64 {
 	less := m
 	less.memory -= bytes / h100DRAMBW
-	less.launches -= launchSlots / (schedulersSM * h100Clock)
-	return max(m.issue, m.math, m.memory) + m.launches - (max(less.issue, less.math, less.memory) + less.launches)
+	return max(m.issue, m.math, m.memory) - max(less.issue, less.math, less.memory)
 }
 
 // modelParts is modelPeer's bounds of kernel id on g.
@@ -350,7 +355,14 @@ func TestResNet50Convs(t *testing.T) {
 // add_relu_pack_tf32_v1) and reads x in float32 once fewer
 // (tf32-saved-MB), its forward pass's modelParts less that read and a
 // launch (tf32-saved-us), of tf32-model-ms, the TF32 step's conv passes
-// as model-ms counts them. Run:
+// as model-ms counts them. At BF16 each conv whose output is stored as
+// bfloat16 for its batch norm (ConvOutputBF16; bf16y-convs) writes 2
+// bytes an element fewer (bf16y-conv-saved-MB; its forward pass's
+// modelParts less that store, bf16y-conv-saved-us), and its batch norm
+// reads that output five times at 2 bytes fewer: the statistics' two
+// passes, the normalisation and the backward pass's two
+// (bf16y-bn-saved-MB, bf16y-bn-saved-us at the DRAM bandwidth; outside
+// model-ms). Run:
 //
 //	go test -run '^$' -bench ModelBatchNormKeep -benchtime 1x ./gpu
 func BenchmarkModelBatchNormKeep(b *testing.B) {
@@ -401,6 +413,22 @@ func BenchmarkModelBatchNormKeep(b *testing.B) {
 				bwdSaved += s
 			}
 		}
+	}
+	// BF16: each conv's output stored as bfloat16 for its batch norm
+	// (ConvOutputBF16, conv2d_fwd_v7_igemm_bf16y): the conv's store
+	// halved, and the batch norm's five reads of it (the statistics' two,
+	// the normalisation, the backward pass's sums and its dx) at 2 bytes.
+	yConvs := 0
+	var yConvBytes, yConvSaved, yBNBytes float64
+	for _, c := range trainedPasses(convs) {
+		if c.p != ConvFwd || !d.ConvOutputBF16(c.g) {
+			continue
+		}
+		yConvs++
+		half := 2 * float64(c.g.YLen())
+		yConvBytes += half
+		yConvSaved += modelParts(d.peerKernel(c.p, c.g), c.g).fewerBytes(half)
+		yBNBytes += 5 * half
 	}
 	var addBytes, dxBytes, reluBytes float64
 	reluPairs := 0
@@ -456,6 +484,11 @@ func BenchmarkModelBatchNormKeep(b *testing.B) {
 	b.ReportMetric((reluBytes/h100DRAMBW+float64(reluPairs)*launchSlots/(schedulersSM*h100Clock))*1e6, "relubwd-saved-us")
 	b.ReportMetric(addBytes/1e6, "addrelu-saved-MB")
 	b.ReportMetric((addBytes/h100DRAMBW+float64(len(blockOut))*launchSlots/(schedulersSM*h100Clock))*1e6, "addrelu-saved-us")
+	b.ReportMetric(float64(yConvs), "bf16y-convs")
+	b.ReportMetric(yConvBytes/1e6, "bf16y-conv-saved-MB")
+	b.ReportMetric(yConvSaved*1e6, "bf16y-conv-saved-us")
+	b.ReportMetric(yBNBytes/1e6, "bf16y-bn-saved-MB")
+	b.ReportMetric(yBNBytes/h100DRAMBW*1e6, "bf16y-bn-saved-us")
 	b.ReportMetric(total*1e3, "model-ms")
 	b.ReportMetric(fwd*1e3, "fwd-model-ms")
 }

@@ -59,14 +59,17 @@ func bnParams(name string, c int) (gamma, beta, rm, rv []float32) {
 	return
 }
 
-func testBNTrainForward(t *testing.T, d *Device)     { bnTrainForward(t, d, false) }
-func testBNTrainReLUForward(t *testing.T, d *Device) { bnTrainForward(t, d, true) }
-func testBNEvalForward(t *testing.T, d *Device)      { bnEvalForward(t, d, false) }
-func testBNEvalReLUForward(t *testing.T, d *Device)  { bnEvalForward(t, d, true) }
+func testBNTrainForward(t *testing.T, d *Device)     { bnTrainForward(t, d, false, false) }
+func testBNTrainReLUForward(t *testing.T, d *Device) { bnTrainForward(t, d, true, false) }
+func testBNEvalForward(t *testing.T, d *Device)      { bnEvalForward(t, d, false, false) }
+func testBNEvalReLUForward(t *testing.T, d *Device)  { bnEvalForward(t, d, true, false) }
+func testBNBackward(t *testing.T, d *Device)         { bnBackward(t, d, false) }
+func testBNBackwardReLU(t *testing.T, d *Device)     { bnBackwardReLU(t, d, false) }
 
 // bnTrainForward checks BatchNormTrainForward, with relu the fused ReLU
-// (cpuref's batch norm, then ReLU as relu_fwd_v1).
-func bnTrainForward(t *testing.T, d *Device, relu bool) {
+// (cpuref's batch norm, then ReLU as relu_fwd_v1); with bf16x on x
+// rounded to bfloat16 (roundX) in a bfloat16 buffer (xIn).
+func bnTrainForward(t *testing.T, d *Device, relu, bf16x bool) {
 	const momentum, eps = 0.1, 1e-5
 	for _, s := range bnShapesFor(d) {
 		n, c, hw := s[0], s[1], s[2]
@@ -80,6 +83,7 @@ func bnTrainForward(t *testing.T, d *Device, relu bool) {
 				if mode == "nan" {
 					x[L/2] = float32(math.NaN()) // poisons its channel only
 				}
+				roundX(x, bf16x)
 				gamma, beta, rm, rv := bnParams(t.Name(), c)
 				want := make([]float32, L)
 				wMean, wInv := make([]float32, c), make([]float32, c)
@@ -99,7 +103,7 @@ func bnTrainForward(t *testing.T, d *Device, relu bool) {
 				if relu {
 					reluRef(want)
 				}
-				if err := d.BatchNormTrainForward(n, c, hw, h.in("x", x), h.in("gamma", gamma), h.in("beta", beta), y,
+				if err := d.BatchNormTrainForward(n, c, hw, xIn(h, x, bf16x), h.in("gamma", gamma), h.in("beta", beta), y,
 					sm, si, grm, grv, momentum, eps, relu); err != nil {
 					t.Fatal(err)
 				}
@@ -113,6 +117,9 @@ func bnTrainForward(t *testing.T, d *Device, relu bool) {
 				h.check()
 			})
 		}
+	}
+	if bf16x {
+		return // y is float32: never x
 	}
 	t.Run("in-place", func(t *testing.T) {
 		n, c, hw := 3, 4, 90
@@ -135,7 +142,7 @@ func bnTrainForward(t *testing.T, d *Device, relu bool) {
 	})
 }
 
-func bnEvalForward(t *testing.T, d *Device, relu bool) {
+func bnEvalForward(t *testing.T, d *Device, relu, bf16x bool) {
 	const eps = 1e-3
 	for _, s := range bnShapesFor(d) {
 		n, c, hw := s[0], s[1], s[2]
@@ -145,6 +152,7 @@ func bnEvalForward(t *testing.T, d *Device, relu bool) {
 			if L > 2 {
 				x[L/2] = float32(math.NaN())
 			}
+			roundX(x, bf16x)
 			gamma, beta, rm, rv := bnParams(t.Name(), c)
 			want := make([]float32, L)
 			if err := cpuref.BatchNormEvalForward(n, c, hw, x, gamma, beta, rm, rv, want, eps); err != nil {
@@ -155,7 +163,7 @@ func bnEvalForward(t *testing.T, d *Device, relu bool) {
 			}
 			h := newHarness(t, d)
 			y := h.out("y", L)
-			if err := d.BatchNormEvalForward(n, c, hw, h.in("x", x), h.in("gamma", gamma), h.in("beta", beta),
+			if err := d.BatchNormEvalForward(n, c, hw, xIn(h, x, bf16x), h.in("gamma", gamma), h.in("beta", beta),
 				h.in("runMean", rm), h.in("runVar", rv), y, eps, relu); err != nil {
 				t.Fatal(err)
 			}
@@ -165,7 +173,7 @@ func bnEvalForward(t *testing.T, d *Device, relu bool) {
 	}
 }
 
-func testBNBackward(t *testing.T, d *Device) {
+func bnBackward(t *testing.T, d *Device, bf16x bool) {
 	for _, s := range bnShapesFor(d) {
 		n, c, hw := s[0], s[1], s[2]
 		for _, withDx := range []bool{true, false} {
@@ -173,6 +181,7 @@ func testBNBackward(t *testing.T, d *Device) {
 				L := n * c * hw
 				rng := newRand(t.Name())
 				x, dy := uniform(rng, L), uniform(rng, L)
+				roundX(x, bf16x)
 				gamma, beta, _, _ := bnParams(t.Name(), c)
 				mean, inv := make([]float32, c), make([]float32, c)
 				if err := cpuref.BatchNormTrainForward32(n, c, hw, x, gamma, beta, make([]float32, L), mean, inv, nil, nil, 0.1, 1e-5); err != nil {
@@ -192,7 +201,7 @@ func testBNBackward(t *testing.T, d *Device) {
 					dx = h.out("dx", L)
 				}
 				dg, db := h.out("dgamma", c), h.out("dbeta", c)
-				if err := d.BatchNormBackward(n, c, hw, h.in("x", x), h.in("gamma", gamma), h.in("saveMean", mean),
+				if err := d.BatchNormBackward(n, c, hw, xIn(h, x, bf16x), h.in("gamma", gamma), h.in("saveMean", mean),
 					h.in("saveInvStd", inv), h.in("dy", dy), dx, dg, db); err != nil {
 					t.Fatal(err)
 				}
@@ -215,12 +224,14 @@ func testBNBackward(t *testing.T, d *Device) {
 // pre-ReLU value ±0: all masked, whatever the sign of x̂), and a NaN in dy
 // sits both where the mask keeps it and where it drops it. It fails the
 // test unless the mask drops some values of dy and keeps others, so that
-// a kernel ignoring it would differ.
-func bnReLUCase(t *testing.T, n, c, hw int) (x, dy, gamma, beta, mean, inv, masked []float32) {
+// a kernel ignoring it would differ. With bf16x x holds bfloat16 values
+// (roundX).
+func bnReLUCase(t *testing.T, n, c, hw int, bf16x bool) (x, dy, gamma, beta, mean, inv, masked []float32) {
 	t.Helper()
 	L := n * c * hw
 	rng := newRand(t.Name())
 	x, dy = uniform(rng, L), uniform(rng, L)
+	roundX(x, bf16x)
 	gamma, beta, _, _ = bnParams(t.Name(), c)
 	for i := range gamma { // |γ| ≥ 1/2 of either sign and a small β: each channel's mask keeps about half
 		gamma[i] = float32(1-2*(i%2)) * (1 + gamma[i]/2)
@@ -260,7 +271,7 @@ func bnReLUCase(t *testing.T, n, c, hw int) (x, dy, gamma, beta, mean, inv, mask
 // dbeta bit for bit as cpuref.ReLUBackward on the ReLU's output and then
 // BatchNormBackward32 (bnReLUCase), with dx and without, and in place (dx
 // = dy).
-func testBNBackwardReLU(t *testing.T, d *Device) {
+func bnBackwardReLU(t *testing.T, d *Device, bf16x bool) {
 	for _, s := range bnShapesFor(d) {
 		n, c, hw := s[0], s[1], s[2]
 		if n*hw < 2 || n*c*hw < 4 {
@@ -269,7 +280,7 @@ func testBNBackwardReLU(t *testing.T, d *Device) {
 		for _, mode := range []string{"dx", "no-dx", "in-place"} {
 			t.Run(kv("mode", mode, "N", n, "C", c, "HW", hw), func(t *testing.T) {
 				L := n * c * hw
-				x, dy, gamma, beta, mean, inv, masked := bnReLUCase(t, n, c, hw)
+				x, dy, gamma, beta, mean, inv, masked := bnReLUCase(t, n, c, hw, bf16x)
 				var want []float32
 				if mode != "no-dx" {
 					want = make([]float32, L)
@@ -290,7 +301,7 @@ func testBNBackwardReLU(t *testing.T, d *Device) {
 					dx = dyb
 				}
 				dg, db := h.out("dgamma", c), h.out("dbeta", c)
-				if err := d.BatchNormBackwardReLU(n, c, hw, h.in("x", x), h.in("gamma", gamma), h.in("beta", beta),
+				if err := d.BatchNormBackwardReLU(n, c, hw, xIn(h, x, bf16x), h.in("gamma", gamma), h.in("beta", beta),
 					h.in("saveMean", mean), h.in("saveInvStd", inv), dyb, dx, dg, db); err != nil {
 					t.Fatal(err)
 				}
@@ -564,7 +575,7 @@ func TestNormPoolLaunchers(t *testing.T) {
 		})
 	}
 	for _, k := range kernels.All {
-		if (k.Source == "norm.cu" || k.Source == "avgpool.cu") && !seen[k.Name] {
+		if (k.Source == "norm.cu" || k.Source == "avgpool.cu") && !seen[k.Name] && !launcherTestedElsewhere[k.Name] {
 			t.Errorf("kernel %s (%s) has no launcher case here", k.Name, k.Source)
 		}
 	}

@@ -21,6 +21,7 @@
 //	                          128×128×32 block tiles, 4 warps of 64×64, 3-stage cp.async
 //	                          pipeline, ldmatrix fragments, XOR-swizzled shared tiles;
 //	                          bias and optional ReLU fused.
+//	conv2d_fwd_v7_igemm_bf16y conv2d_fwd_v7_igemm_bf16 storing y as bfloat16.
 //
 // Numerics: every operand is rounded to bfloat16 once, when packed
 // (cvt.rn.bf16x2.f32: to nearest, ties to even; cpuref.RoundBF16). The
@@ -115,6 +116,15 @@ static __device__ __forceinline__ void mma_bf16(float* c, const unsigned* a, uns
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// store_y stores one output value: as it is to a float32 y, rounded to
+// bfloat16 (cvt.rn.bf16x2.f32's low half) to a bfloat16 y.
+static __device__ __forceinline__ void store_y(float* p, float v) { *p = v; }
+static __device__ __forceinline__ void store_y(unsigned short* p, float v) {
+  unsigned r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(0.0f), "f"(v));
+  *p = (unsigned short)r;
+}
+
 // conv2d_fwd_v7_igemm_bf16 computes
 //
 //	y[n,k,p,q] = act(b[k] + Σ_r Σ_s Σ_c wh[k,r,s,c] · xh[n, p·sh − ph + r, q·sw − pw + s, c])
@@ -125,10 +135,14 @@ static __device__ __forceinline__ void mma_bf16(float* c, const unsigned* a, uns
 // multiple of 8; y is (N,K,P,Q) float32.
 //
 // Launch: grid = (⌈N·P·Q/128⌉, ⌈K/128⌉), block.x = 128.
-extern "C" __global__ void __launch_bounds__(kThreads, 2)
-    conv2d_fwd_v7_igemm_bf16(const unsigned short* xh, const unsigned short* wh, const float* b,
-                             float* y, int N, int C, int H, int W, int K, int R, int S, int P,
-                             int Q, int sh, int sw, int ph, int pw, int relu, int Cp) {
+//
+// conv_fwd_v7<TY> is its body, storing y as TY: float, or unsigned short
+// for conv2d_fwd_v7_igemm_bf16y (store_y).
+template <typename TY>
+static __device__ __forceinline__ void conv_fwd_v7(const unsigned short* xh, const unsigned short* wh,
+                                                   const float* b, TY* y, int N, int C, int H, int W, int K,
+                                                   int R, int S, int P, int Q, int sh, int sw, int ph, int pw,
+                                                   int relu, int Cp) {
   // xh is (N,H,W,Cp), wh is (K,R,S,Cp), b is (K) or null, y is (N,K,P,Q)
   __shared__ __attribute__((aligned(128))) unsigned char smem[kStages * 2 * kTileBytes];
   unsigned long long sgen;
@@ -232,7 +246,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, 2)
       int m = m0 + wm + 16 * mt + gid + 8 * hh;
       if (m >= M) continue;
       int n = m / PQ, pq = m - n * PQ;
-      float* yo = y + n * K * PQ + pq;
+      TY* yo = y + n * K * PQ + pq;
 #pragma unroll
       for (int nt = 0; nt < 8; nt++)
 #pragma unroll
@@ -242,7 +256,29 @@ extern "C" __global__ void __launch_bounds__(kThreads, 2)
           float v = acc[mt][nt][2 * hh + e];
           if (b != 0) v = v + b[k];
           if (relu) v = (v > 0.0f || v != v) ? v : 0.0f;
-          yo[k * PQ] = v;
+          store_y(yo + k * PQ, v);
         }
     }
+}
+
+extern "C" __global__ void __launch_bounds__(kThreads, 2)
+    conv2d_fwd_v7_igemm_bf16(const unsigned short* xh, const unsigned short* wh, const float* b,
+                             float* y, int N, int C, int H, int W, int K, int R, int S, int P,
+                             int Q, int sh, int sw, int ph, int pw, int relu, int Cp) {
+  conv_fwd_v7(xh, wh, b, y, N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, relu, Cp);
+}
+
+// conv2d_fwd_v7_igemm_bf16y is conv2d_fwd_v7_igemm_bf16 storing y (N,K,P,Q)
+// as bfloat16, each value rounded to nearest, ties to even
+// (cvt.rn.bf16x2.f32; cpuref.BF16Bits) after the bias and the ReLU: half
+// the bytes of a float32 y, for a batch norm after the convolution that
+// reads it as bfloat16 (norm.cu's _bf16x kernels), as PyTorch's bf16
+// autocast stores a convolution's output. A thread's two rows 8 apart
+// (hh) fill a 32-byte sector of 16 pixels between them. Launch: as
+// conv2d_fwd_v7_igemm_bf16.
+extern "C" __global__ void __launch_bounds__(kThreads, 2)
+    conv2d_fwd_v7_igemm_bf16y(const unsigned short* xh, const unsigned short* wh, const float* b,
+                              unsigned short* y, int N, int C, int H, int W, int K, int R, int S, int P,
+                              int Q, int sh, int sw, int ph, int pw, int relu, int Cp) {
+  conv_fwd_v7(xh, wh, b, y, N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, relu, Cp);
 }

@@ -184,6 +184,29 @@ var docs = map[string]string{
 		"beta read; the bits of relu_bwd_v1 then bn_bwd_v1, no masked copy stored. grid.x = C, block.x = 256.",
 	"bn_bwd_relu_apply_pack_v1": "bn_bwd_apply_pack_v1 after bn_bwd_relu_v1's sums: dy read masked as bn_bwd_relu_v1 " +
 		"reads it. grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
+	"conv2d_fwd_v7_igemm_bf16y": "conv2d_fwd_v7_igemm_bf16 storing y (N,K,P,Q) as bfloat16, each value (after the bias " +
+		"and the ReLU) rounded to nearest, ties to even (cvt.rn.bf16x2.f32), for the batch norm after it (the _bf16x " +
+		"kernels). grid = (⌈N·P·Q/128⌉, ⌈K/128⌉), block.x = 128.",
+	"bn_train_fwd_bf16x_v1": "bn_train_fwd_v2 with x (N,C,HW) bfloat16, widened exactly as it is read: the bits of " +
+		"bn_train_fwd_v2 on the widened x. grid.x = C, block.x = 256.",
+	"bn_eval_fwd_bf16x_v1": "bn_eval_fwd_v2 with x (N,C,HW) bfloat16, widened as it is read (its bits on the widened x). " +
+		"1-D over N·C·HW.",
+	"bn_bwd_bf16x_v1": "bn_bwd_v1 with x (N,C,HW) bfloat16, widened as it is read (its bits on the widened x). " +
+		"grid.x = C, block.x = 256.",
+	"bn_bwd_relu_bf16x_v1": "bn_bwd_relu_v1 with x (N,C,HW) bfloat16, widened as it is read (its bits on the widened x). " +
+		"grid.x = C, block.x = 256.",
+	"bn_train_stats_bf16x_v1": "bn_train_stats_v1 with x (N,C,HW) bfloat16, widened as it is read (its bits on the " +
+		"widened x). grid.x = C, block.x = 256.",
+	"bn_apply_pack_bf16_bf16x_v1": "bn_apply_pack_bf16_v1 with x (N,C,HW) bfloat16, widened as it is read (its bits on " +
+		"the widened x). grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
+	"bn_bwd_apply_pack_bf16x_v1": "bn_bwd_apply_pack_v1 with x (N,C,HW) bfloat16, widened as it is read (its bits on the " +
+		"widened x). grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
+	"bn_bwd_pack_bf16x_v1": "bn_bwd_pack_v1 with x (N,C,HW) bfloat16, widened as it is read (its bits on the widened x). " +
+		"grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
+	"bn_bwd_relu_apply_pack_bf16x_v1": "bn_bwd_relu_apply_pack_v1 with x (N,C,HW) bfloat16, widened as it is read (its " +
+		"bits on the widened x). grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
+	"bn_bwd_relu_pack_bf16x_v1": "bn_bwd_relu_pack_v1 with x (N,C,HW) bfloat16, widened as it is read (its bits on the " +
+		"widened x). grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
 	"bn_bwd_relu_pack_v1": "bn_bwd_relu_apply_pack_v1 without dx: only dx's channels-last copy in dst, the same words. " +
 		"grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
 	"bn_bwd_v1": "batch norm backward: dβ = lanesum(dy), dγ = lanesum(dy·x̂), dx = (γ·invStd)·((dy−dβ/M)−x̂·(dγ/M)) " +

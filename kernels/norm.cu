@@ -20,6 +20,10 @@
 //	bn_bwd_v1        one block per channel: lane sums of dy and dy·x̂, then dx.
 //	bn_bwd_relu_v1   bn_bwd_v1 of the gradient of a ReLU after the batch norm: dy masked as it is
 //	                 read, the mask recomputed from x (no ReLU output read, no masked copy).
+//	bn_train_fwd_bf16x_v1  bn_train_fwd_v2 reading x as bfloat16 (a BF16 convolution's output).
+//	bn_eval_fwd_bf16x_v1   bn_eval_fwd_v2 reading x as bfloat16.
+//	bn_bwd_bf16x_v1        bn_bwd_v1 reading x as bfloat16.
+//	bn_bwd_relu_bf16x_v1   bn_bwd_relu_v1 reading x as bfloat16.
 //
 // A lane sum (cpuref.BatchNormTrainForward32's lanesum) is the block's 256
 // threads each adding the values i = t, t+256, … of the channel in
@@ -33,6 +37,12 @@
 // every kernel guards its index and never writes out of range. In-place use
 // (y == x, dx == dy) is allowed: each element is read by the thread that
 // writes it, after every sum that needs it.
+//
+// The _bf16x kernels read x as bfloat16, (N,C,HW) 16-bit values: a BF16
+// convolution stores its output so (conv2d_fwd_v7_igemm_bf16y) where the
+// batch norm after it is its only reader, half the bytes written and read
+// again three times. Each widens x exactly (bn_load) and computes its
+// float32 form's bits on the widened values; y, dy and dx stay float32.
 
 #include "norm.cuh"
 
@@ -54,6 +64,16 @@ extern "C" __global__ void bn_train_fwd_v2(const float* x, const float* gamma, c
   bn_train_fwd<1>(x, gamma, beta, y, save_mean, save_inv_std, run_mean, run_var, N, C, HW, m, one_minus_m, eps, relu);
 }
 
+// bn_train_fwd_bf16x_v1 is bn_train_fwd_v2 with x (N,C,HW) bfloat16: the
+// bits of bn_train_fwd_v2 on x widened to float32. Launch: as
+// bn_train_fwd_v1.
+extern "C" __global__ void bn_train_fwd_bf16x_v1(const unsigned short* x, const float* gamma, const float* beta,
+                                                 float* y, float* save_mean, float* save_inv_std,
+                                                 float* run_mean, float* run_var, int N, int C, int HW,
+                                                 float m, float one_minus_m, float eps, int relu) {
+  bn_train_fwd<1>(x, gamma, beta, y, save_mean, save_inv_std, run_mean, run_var, N, C, HW, m, one_minus_m, eps, relu);
+}
+
 // bn_eval_fwd_v1 computes, for every element of channel c,
 //
 //	invStd = 1/sqrt(run_var[c] + eps)
@@ -62,7 +82,8 @@ extern "C" __global__ void bn_train_fwd_v2(const float* x, const float* gamma, c
 // (cpuref.BatchNormEvalForward's float32 sequence). A NaN stays NaN.
 //
 // Launch: 1-D over N·C·HW (grid.x = ceil(N·C·HW/256), block.x = 256).
-static __device__ __forceinline__ void bn_eval_fwd(const float* x, const float* gamma, const float* beta,
+template <typename TX>
+static __device__ __forceinline__ void bn_eval_fwd(const TX* x, const float* gamma, const float* beta,
                                                   const float* run_mean, const float* run_var, float* y,
                                                   int N, int C, int HW, float eps, int relu) {
   // x is (N,C,HW), y is (N,C,HW); gamma, beta, run_mean, run_var are (C)
@@ -70,7 +91,7 @@ static __device__ __forceinline__ void bn_eval_fwd(const float* x, const float* 
   if (i >= N * C * HW) return;
   int c = (i / HW) % C;
   float inv_std = __nvvm_div_rn_f(1.0f, __nvvm_sqrt_rn_f(run_var[c] + eps));
-  float xh = (x[i] - run_mean[c]) * inv_std;
+  float xh = (bn_load(x, i) - run_mean[c]) * inv_std;
   y[i] = bn_epilogue(gamma[c] * xh + beta[c], relu);
 }
 
@@ -89,10 +110,19 @@ extern "C" __global__ void bn_eval_fwd_v2(const float* x, const float* gamma, co
   bn_eval_fwd(x, gamma, beta, run_mean, run_var, y, N, C, HW, eps, relu);
 }
 
+// bn_eval_fwd_bf16x_v1 is bn_eval_fwd_v2 with x (N,C,HW) bfloat16 (its
+// bits on x widened). Launch: as bn_eval_fwd_v1.
+extern "C" __global__ void bn_eval_fwd_bf16x_v1(const unsigned short* x, const float* gamma, const float* beta,
+                                                const float* run_mean, const float* run_var, float* y,
+                                                int N, int C, int HW, float eps, int relu) {
+  bn_eval_fwd(x, gamma, beta, run_mean, run_var, y, N, C, HW, eps, relu);
+}
+
 // bn_bwd<kReLU> is bn_bwd_v1 (kReLU = 0) and bn_bwd_relu_v1 (kReLU = 1:
-// every dy read is bn_relu_grad(dy, γ·x̂ + β), beta read).
-template <int kReLU>
-static __device__ __forceinline__ void bn_bwd(const float* x, const float* gamma, const float* beta,
+// every dy read is bn_relu_grad(dy, γ·x̂ + β), beta read); TX is x's
+// element type (bn_load).
+template <int kReLU, typename TX>
+static __device__ __forceinline__ void bn_bwd(const TX* x, const float* gamma, const float* beta,
                                               const float* save_mean, const float* save_inv_std, const float* dy,
                                               float* dx, float* dgamma, float* dbeta, int N, int C, int HW) {
   // x, dy and dx are (N,C,HW); gamma, beta, save_mean, save_inv_std, dgamma, dbeta are (C)
@@ -110,7 +140,7 @@ static __device__ __forceinline__ void bn_bwd(const float* x, const float* gamma
   float a1 = 0.0f, a2 = 0.0f;
   for (int i = t; i < M; i += kBlock) {
     int j = bn_value_index(i, c, C, HW);
-    float xh = (x[j] - mean) * inv_std;
+    float xh = (bn_load(x, j) - mean) * inv_std;
     float d = dy[j];
     if (kReLU) d = bn_relu_grad(d, g * xh + b);
     a1 = a1 + d;
@@ -130,7 +160,7 @@ static __device__ __forceinline__ void bn_bwd(const float* x, const float* gamma
   float k = bcast[0], mdy = bcast[1], mdyx = bcast[2];
   for (int i = t; i < M; i += kBlock) {
     int j = bn_value_index(i, c, C, HW);
-    float xh = (x[j] - mean) * inv_std;
+    float xh = (bn_load(x, j) - mean) * inv_std;
     float d = dy[j];
     if (kReLU) d = bn_relu_grad(d, g * xh + b);
     dx[j] = k * ((d - mdy) - xh * mdyx);
@@ -166,5 +196,20 @@ extern "C" __global__ void bn_bwd_v1(const float* x, const float* gamma, const f
 extern "C" __global__ void bn_bwd_relu_v1(const float* x, const float* gamma, const float* beta,
                                           const float* save_mean, const float* save_inv_std, const float* dy,
                                           float* dx, float* dgamma, float* dbeta, int N, int C, int HW) {
+  bn_bwd<1>(x, gamma, beta, save_mean, save_inv_std, dy, dx, dgamma, dbeta, N, C, HW);
+}
+
+// bn_bwd_bf16x_v1 and bn_bwd_relu_bf16x_v1 are bn_bwd_v1 and
+// bn_bwd_relu_v1 with x (N,C,HW) bfloat16: their bits on x widened.
+// Launch: as bn_bwd_v1.
+extern "C" __global__ void bn_bwd_bf16x_v1(const unsigned short* x, const float* gamma, const float* save_mean,
+                                           const float* save_inv_std, const float* dy, float* dx,
+                                           float* dgamma, float* dbeta, int N, int C, int HW) {
+  bn_bwd<0>(x, gamma, nullptr, save_mean, save_inv_std, dy, dx, dgamma, dbeta, N, C, HW);
+}
+
+extern "C" __global__ void bn_bwd_relu_bf16x_v1(const unsigned short* x, const float* gamma, const float* beta,
+                                                const float* save_mean, const float* save_inv_std, const float* dy,
+                                                float* dx, float* dgamma, float* dbeta, int N, int C, int HW) {
   bn_bwd<1>(x, gamma, beta, save_mean, save_inv_std, dy, dx, dgamma, dbeta, N, C, HW);
 }

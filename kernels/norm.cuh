@@ -14,6 +14,15 @@ static __device__ __forceinline__ int bn_value_index(int i, int c, int C, int HW
   return (n * C + c) * HW + (i - n * HW);
 }
 
+// bn_load is x[j] as a float: a float32 x as it is, a bfloat16 x (its 16
+// bits, the output of a BF16 convolution stored as bfloat16) widened,
+// which is exact, so a kernel reading bfloat16 x computes the bits of its
+// float32 form on the widened values.
+static __device__ __forceinline__ float bn_load(const float* x, int j) { return x[j]; }
+static __device__ __forceinline__ float bn_load(const unsigned short* x, int j) {
+  return __builtin_bit_cast(float, (unsigned)x[j] << 16);
+}
+
 // bn_epilogue is v, or with relu ≠ 0 relu_fwd_v1's max(v, 0): NaN stays
 // NaN, −0 becomes +0.
 static __device__ __forceinline__ float bn_epilogue(float v, int relu) {
@@ -37,11 +46,12 @@ static __device__ __forceinline__ float bn_relu_grad(float dy, float v) { return
 //
 // m and one_minus_m are the momentum and 1 − momentum rounded to float
 // by the host; M = N·HW ≥ 2. bn_train_fwd<0> (bn_train_stats_v1) stops
-// before y: the statistics alone, the same bits.
+// before y: the statistics alone, the same bits. TX is x's element type:
+// float, or unsigned short for bfloat16 (bn_load).
 //
 // Launch: grid.x = C, block.x = 256.
-template <int kWriteY>
-static __device__ __forceinline__ void bn_train_fwd(const float* x, const float* gamma, const float* beta,
+template <int kWriteY, typename TX>
+static __device__ __forceinline__ void bn_train_fwd(const TX* x, const float* gamma, const float* beta,
                                                    float* y, float* save_mean, float* save_inv_std,
                                                    float* run_mean, float* run_var, int N, int C, int HW,
                                                    float m, float one_minus_m, float eps, int relu) {
@@ -55,7 +65,7 @@ static __device__ __forceinline__ void bn_train_fwd(const float* x, const float*
   float fM = (float)M;
 
   float acc = 0.0f;
-  for (int i = t; i < M; i += kBlock) acc = acc + x[bn_value_index(i, c, C, HW)];
+  for (int i = t; i < M; i += kBlock) acc = acc + bn_load(x, bn_value_index(i, c, C, HW));
   float s = block_sum_f32(acc, buf);
   if (t == 0) bcast[0] = __nvvm_div_rn_f(s, fM);
   __syncthreads();
@@ -63,7 +73,7 @@ static __device__ __forceinline__ void bn_train_fwd(const float* x, const float*
 
   acc = 0.0f;
   for (int i = t; i < M; i += kBlock) {
-    float d = x[bn_value_index(i, c, C, HW)] - mean;
+    float d = bn_load(x, bn_value_index(i, c, C, HW)) - mean;
     acc = acc + d * d;
   }
   float S = block_sum_f32(acc, buf);
@@ -84,7 +94,7 @@ static __device__ __forceinline__ void bn_train_fwd(const float* x, const float*
   float g = gamma[c], b = beta[c];
   for (int i = t; i < M; i += kBlock) {
     int j = bn_value_index(i, c, C, HW);
-    float xh = (x[j] - mean) * inv_std;
+    float xh = (bn_load(x, j) - mean) * inv_std;
     y[j] = bn_epilogue(g * xh + b, relu);
   }
 }

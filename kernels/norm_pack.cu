@@ -30,6 +30,12 @@
 //	bn_bwd_relu_apply_pack_v1  bn_bwd_apply_pack_v1 for a batch norm with a ReLU after it (dy masked as
 //	                           bn_bwd_relu_v1 reads it).
 //	bn_bwd_relu_pack_v1    bn_bwd_pack_v1 likewise.
+//	bn_train_stats_bf16x_v1      bn_train_stats_v1 reading x as bfloat16 (a BF16 convolution's output).
+//	bn_apply_pack_bf16_bf16x_v1  bn_apply_pack_bf16_v1 reading x as bfloat16.
+//	bn_bwd_apply_pack_bf16x_v1   bn_bwd_apply_pack_v1 reading x as bfloat16.
+//	bn_bwd_pack_bf16x_v1         bn_bwd_pack_v1 reading x as bfloat16.
+//	bn_bwd_relu_apply_pack_bf16x_v1  bn_bwd_relu_apply_pack_v1 reading x as bfloat16.
+//	bn_bwd_relu_pack_bf16x_v1    bn_bwd_relu_pack_v1 reading x as bfloat16.
 //
 // Training runs bn_train_stats_v1, then bn_apply_pack_bf16_v1 with its
 // save_mean and save_inv_std; evaluation runs bn_apply_pack_bf16_v1 with
@@ -37,6 +43,8 @@
 // bn_eval_fwd_v1 computes it). The backward pass runs bn_bwd_v1 with dx
 // null (the sums: dgamma and dbeta), then bn_bwd_apply_pack_v1; with a
 // ReLU after the batch norm, bn_bwd_relu_v1 then bn_bwd_relu_apply_pack_v1.
+// The _bf16x kernels read x as bfloat16 (norm.cu's header), with the bits
+// of their float32 forms on x widened.
 
 #include "norm.cuh"
 #include "pack.cuh"
@@ -51,16 +59,26 @@ extern "C" __global__ void bn_train_stats_v1(const float* x, float* save_mean, f
                   one_minus_m, eps, 0);
 }
 
+// bn_train_stats_bf16x_v1 is bn_train_stats_v1 with x (N,C,HW) bfloat16
+// (its bits on x widened). Launch: as bn_train_stats_v1.
+extern "C" __global__ void bn_train_stats_bf16x_v1(const unsigned short* x, float* save_mean, float* save_inv_std,
+                                                   float* run_mean, float* run_var, int N, int C, int HW,
+                                                   float m, float one_minus_m, float eps) {
+  bn_train_fwd<0>(x, nullptr, nullptr, nullptr, save_mean, save_inv_std, run_mean, run_var, N, C, HW, m,
+                  one_minus_m, eps, 0);
+}
+
 // bn_apply_pack<kTF32> is bn_apply_pack_bf16_v1 (kTF32 = 0) and
-// bn_apply_pack_tf32_v1 (kTF32 = 1: the copy in TF32 words).
-template <int kTF32>
-static __device__ __forceinline__ void bn_apply_pack(const float* x, const float* gamma, const float* beta,
+// bn_apply_pack_tf32_v1 (kTF32 = 1: the copy in TF32 words); TX is x's
+// element type (bn_load).
+template <int kTF32, typename TX>
+static __device__ __forceinline__ void bn_apply_pack(const TX* x, const float* gamma, const float* beta,
                                                      const float* mean, const float* stat, float* y, unsigned* dst,
                                                      int N, int C, int HW, int Cp, float eps, int eval, int relu) {
   __shared__ float t[kTile][kTile + 1];
   const int j0 = (int)blockIdx.x * kTile, i0 = (int)blockIdx.y * kTile;
   const int b = (int)blockIdx.z, tx = (int)threadIdx.x, ty = (int)threadIdx.y;
-  const float* s = x + b * C * HW;
+  const TX* s = x + b * C * HW;
   float* o = y + b * C * HW;
 #pragma unroll
   for (int k = 0; k < kTile; k += 8) {
@@ -68,7 +86,7 @@ static __device__ __forceinline__ void bn_apply_pack(const float* x, const float
     float v = 0.0f;
     if (i < C && j < HW) {
       float inv_std = eval ? __nvvm_div_rn_f(1.0f, __nvvm_sqrt_rn_f(stat[i] + eps)) : stat[i];
-      float xh = (s[i * HW + j] - mean[i]) * inv_std;
+      float xh = (bn_load(s, i * HW + j) - mean[i]) * inv_std;
       v = bn_epilogue(gamma[i] * xh + beta[i], relu);
       o[i * HW + j] = v;
     }
@@ -111,11 +129,21 @@ extern "C" __global__ void bn_apply_pack_tf32_v1(const float* x, const float* ga
   bn_apply_pack<1>(x, gamma, beta, mean, stat, y, dst, N, C, HW, Cp, eps, eval, relu);
 }
 
+// bn_apply_pack_bf16_bf16x_v1 is bn_apply_pack_bf16_v1 with x (N,C,HW)
+// bfloat16: its bits on x widened. Launch: as bn_apply_pack_bf16_v1.
+extern "C" __global__ void bn_apply_pack_bf16_bf16x_v1(const unsigned short* x, const float* gamma,
+                                                       const float* beta, const float* mean, const float* stat,
+                                                       float* y, unsigned* dst, int N, int C, int HW, int Cp,
+                                                       float eps, int eval, int relu) {
+  bn_apply_pack<0>(x, gamma, beta, mean, stat, y, dst, N, C, HW, Cp, eps, eval, relu);
+}
+
 // bn_bwd_apply_pack<kWriteDx, kReLU> is bn_bwd_apply_pack_v1 (kWriteDx =
 // 1) and bn_bwd_pack_v1 (kWriteDx = 0: dx not written), and with kReLU = 1
-// their bn_bwd_relu_ forms (dy read as bn_relu_grad(dy, γ·x̂ + β)).
-template <int kWriteDx, int kReLU>
-static __device__ __forceinline__ void bn_bwd_apply_pack(const float* x, const float* gamma, const float* beta,
+// their bn_bwd_relu_ forms (dy read as bn_relu_grad(dy, γ·x̂ + β)); TX is
+// x's element type (bn_load).
+template <int kWriteDx, int kReLU, typename TX>
+static __device__ __forceinline__ void bn_bwd_apply_pack(const TX* x, const float* gamma, const float* beta,
                                                          const float* save_mean,
                                                          const float* save_inv_std, const float* dy,
                                                          const float* dgamma, const float* dbeta, float* dx,
@@ -133,7 +161,7 @@ static __device__ __forceinline__ void bn_bwd_apply_pack(const float* x, const f
       float inv_std = save_inv_std[i];
       float kk = gamma[i] * inv_std, mdy = __nvvm_div_rn_f(dbeta[i], fM), mdyx = __nvvm_div_rn_f(dgamma[i], fM);
       int e = base + i * HW + j;
-      float xh = (x[e] - save_mean[i]) * inv_std;
+      float xh = (bn_load(x, e) - save_mean[i]) * inv_std;
       float d = dy[e];
       if (kReLU) d = bn_relu_grad(d, gamma[i] * xh + beta[i]);
       v = kk * ((d - mdy) - xh * mdyx);
@@ -200,4 +228,41 @@ extern "C" __global__ void bn_bwd_relu_pack_v1(const float* x, const float* gamm
                                                const float* dgamma, const float* dbeta, unsigned* dst, int N, int C,
                                                int HW, int Cp, int tf32) {
   bn_bwd_apply_pack<0, 1>(x, gamma, beta, save_mean, save_inv_std, dy, dgamma, dbeta, nullptr, dst, N, C, HW, Cp, tf32);
+}
+
+// bn_bwd_apply_pack_bf16x_v1, bn_bwd_pack_bf16x_v1,
+// bn_bwd_relu_apply_pack_bf16x_v1 and bn_bwd_relu_pack_bf16x_v1 are
+// bn_bwd_apply_pack_v1, bn_bwd_pack_v1, bn_bwd_relu_apply_pack_v1 and
+// bn_bwd_relu_pack_v1 with x (N,C,HW) bfloat16: their bits on x widened.
+// Launch: as bn_bwd_apply_pack_v1.
+extern "C" __global__ void bn_bwd_apply_pack_bf16x_v1(const unsigned short* x, const float* gamma,
+                                                      const float* save_mean, const float* save_inv_std,
+                                                      const float* dy, const float* dgamma, const float* dbeta,
+                                                      float* dx, unsigned* dst, int N, int C, int HW, int Cp,
+                                                      int tf32) {
+  bn_bwd_apply_pack<1, 0>(x, gamma, nullptr, save_mean, save_inv_std, dy, dgamma, dbeta, dx, dst, N, C, HW, Cp, tf32);
+}
+
+extern "C" __global__ void bn_bwd_pack_bf16x_v1(const unsigned short* x, const float* gamma, const float* save_mean,
+                                                const float* save_inv_std, const float* dy, const float* dgamma,
+                                                const float* dbeta, unsigned* dst, int N, int C, int HW, int Cp,
+                                                int tf32) {
+  bn_bwd_apply_pack<0, 0>(x, gamma, nullptr, save_mean, save_inv_std, dy, dgamma, dbeta, nullptr, dst, N, C, HW, Cp,
+                          tf32);
+}
+
+extern "C" __global__ void bn_bwd_relu_apply_pack_bf16x_v1(const unsigned short* x, const float* gamma,
+                                                           const float* beta, const float* save_mean,
+                                                           const float* save_inv_std, const float* dy,
+                                                           const float* dgamma, const float* dbeta, float* dx,
+                                                           unsigned* dst, int N, int C, int HW, int Cp, int tf32) {
+  bn_bwd_apply_pack<1, 1>(x, gamma, beta, save_mean, save_inv_std, dy, dgamma, dbeta, dx, dst, N, C, HW, Cp, tf32);
+}
+
+extern "C" __global__ void bn_bwd_relu_pack_bf16x_v1(const unsigned short* x, const float* gamma, const float* beta,
+                                                     const float* save_mean, const float* save_inv_std,
+                                                     const float* dy, const float* dgamma, const float* dbeta,
+                                                     unsigned* dst, int N, int C, int HW, int Cp, int tf32) {
+  bn_bwd_apply_pack<0, 1>(x, gamma, beta, save_mean, save_inv_std, dy, dgamma, dbeta, nullptr, dst, N, C, HW, Cp,
+                          tf32);
 }
