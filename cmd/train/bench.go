@@ -486,6 +486,9 @@ func (t *timedBackend) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk 
 
 func (t *timedBackend) ConvKeepLen(g geom.ConvGeom) int  { return t.be.ConvKeepLen(g) }
 func (t *timedBackend) ConvXCopyLen(g geom.ConvGeom) int { return t.be.ConvXCopyLen(g) }
+func (t *timedBackend) ConvOutputBF16(g geom.ConvGeom) bool {
+	return t.be.ConvOutputBF16(g)
+}
 
 // Conv2DForwardKeep is timed as Conv2DForward.
 func (t *timedBackend) Conv2DForwardKeep(g geom.ConvGeom, x, w, b, y backend.Tensor, ep backend.Epilogue, xk backend.Tensor) error {

@@ -193,7 +193,15 @@ type Memory interface {
 	NewByteTensor(n int) (Tensor, error)
 	// UploadBytes copies len(src) == dst.Len() bytes into the byte tensor dst.
 	UploadBytes(dst Tensor, src []uint8) error
-	// Download copies src (float32) into len(dst) == src.Len() host values.
+	// NewBF16Tensor allocates n elements set to zero whose values are
+	// bfloat16: a BF16 convolution's output for the batch norm after it
+	// (ConvOutputBF16), half a float32 tensor's memory on the GPU (the CPU
+	// backend holds float32 values that are bfloat16). Only
+	// Conv2DForward and Conv2DForwardKeep (as y, where ConvOutputBF16),
+	// the batch-norm operations (as x), Download and Free take one.
+	NewBF16Tensor(n int) (Tensor, error)
+	// Download copies src (float32, or a NewBF16Tensor's values) into
+	// len(dst) == src.Len() host values.
 	Download(dst []float32, src Tensor) error
 	// Fill sets every element of the float32 tensor t to v.
 	Fill(t Tensor, v float32) error
@@ -249,6 +257,16 @@ type Ops interface {
 	// TF32: x's TF32 channels-last copy); 0 when the backend makes nothing
 	// for g.
 	ConvXCopyLen(g geom.ConvGeom) int
+	// ConvOutputBF16 reports whether Conv2DForward and Conv2DForwardKeep
+	// on g take a NewBF16Tensor as y, storing each output value (after the
+	// bias and the epilogue) rounded to bfloat16 (cpuref.RoundBF16), as
+	// PyTorch's bf16 autocast stores a convolution's output: where g's
+	// forward pass runs in BF16 (the GPU backend at BF16 on BF16 tensor
+	// cores; NewCPUBackendRounding where it rounds that pass with
+	// RoundBF16). The batch-norm operations read such a tensor as their x
+	// (its values, the bits of a float32 x holding them). Elsewhere a
+	// bfloat16 y is refused.
+	ConvOutputBF16(g geom.ConvGeom) bool
 
 	// ReLUForward: y = max(x, 0), elementwise, equal lengths.
 	ReLUForward(x, y Tensor) error

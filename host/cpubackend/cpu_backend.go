@@ -21,6 +21,9 @@ type cpuTensor struct {
 	n      int
 	freed  bool
 	parent *cpuTensor // the tensor this one views (IndexView); nil for storage of its own
+	// bf16: f holds bfloat16 values (NewBF16Tensor), which only the
+	// operations that say so take (f32x).
+	bf16 bool
 }
 
 // Len is the number of elements.
@@ -94,8 +97,9 @@ const (
 // NewCPUBackendBF16 is NewCPUBackend emulating the GPU backend's
 // -precision bf16 on every convolution: RoundBF16 in each pass (see
 // Rounding); the bias gradient from dy unrounded (cpuref.Conv2DBackwardBias,
-// as the GPU computes it), every other operation, the weights, their
-// gradients and the optimiser state float32. The GPU's BF16 kernels
+// as the GPU computes it); a conv output the model stores as bfloat16
+// (NewBF16Tensor, ConvOutputBF16) rounded to it; every other operation,
+// the weights, their gradients and the optimiser state float32. The GPU's BF16 kernels
 // compute the same products and sum them in another order (within float32
 // rounding of these results), and run TF32 or FP32 kernels on the passes
 // no BF16 kernel serves (NewCPUBackendRounding follows a device's choice
@@ -184,6 +188,16 @@ func (be *cpuBackend) NewByteTensor(n int) (backend.Tensor, error) {
 	return &cpuTensor{be: be, b: make([]uint8, n), n: n}, nil
 }
 
+// NewBF16Tensor is a float32 tensor marked as holding bfloat16 values:
+// the CPU stores them as float32 (the GPU backend in 2 bytes), so that
+// the operations taking one (f32x) see the same values on both.
+func (be *cpuBackend) NewBF16Tensor(n int) (backend.Tensor, error) {
+	if err := be.checkNew(n); err != nil {
+		return nil, err
+	}
+	return &cpuTensor{be: be, f: make([]float32, n), n: n, bf16: true}, nil
+}
+
 func (be *cpuBackend) checkNew(n int) error {
 	if be.closed {
 		return fmt.Errorf("host: cpu backend is closed: %w", backend.ErrTensor)
@@ -202,13 +216,30 @@ func (be *cpuBackend) f32(name string, t backend.Tensor, want int) ([]float32, e
 	if err != nil {
 		return nil, err
 	}
-	if ct.f == nil {
+	if ct.f == nil || ct.bf16 {
 		return nil, fmt.Errorf("host: %s is %s tensor, want float32: %w", name, ct.kind(), backend.ErrTensor)
 	}
 	if want >= 0 && ct.n != want {
 		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, ct.n, want, geom.ErrGeometry)
 	}
 	return ct.f, nil
+}
+
+// f32x is f32 for an argument that may be a bfloat16 tensor as well (a
+// batch norm's x, Download's src, a BF16 conv's y), and whether it is
+// one.
+func (be *cpuBackend) f32x(name string, t backend.Tensor, want int) ([]float32, bool, error) {
+	if ct, ok := t.(*cpuTensor); ok && ct != nil && ct.bf16 {
+		if _, err := be.tensor(name, t); err != nil {
+			return nil, false, err
+		}
+		if want >= 0 && ct.n != want {
+			return nil, false, fmt.Errorf("host: %s has %d elements, want %d: %w", name, ct.n, want, geom.ErrGeometry)
+		}
+		return ct.f, true, nil
+	}
+	f, err := be.f32(name, t, want)
+	return f, false, err
 }
 
 // optF32 is f32 for an optional argument of any length: nil gives nil
@@ -242,6 +273,8 @@ func (t *cpuTensor) kind() string {
 		return "an index"
 	case t.b != nil:
 		return "a byte"
+	case t.bf16:
+		return "a bfloat16"
 	}
 	return "a float32"
 }
@@ -339,7 +372,7 @@ func (be *cpuBackend) UploadBytes(dst backend.Tensor, src []uint8) error {
 }
 
 func (be *cpuBackend) Download(dst []float32, src backend.Tensor) error {
-	s, err := be.f32("src", src, -1)
+	s, _, err := be.f32x("src", src, -1)
 	if err != nil {
 		return err
 	}
@@ -425,19 +458,34 @@ func (be *cpuBackend) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor, 
 	if err != nil {
 		return err
 	}
-	ys, err := be.f32("y", y, -1)
+	ys, bf16, err := be.f32x("y", y, -1)
 	if err != nil {
 		return err
+	}
+	if bf16 && !be.ConvOutputBF16(g) {
+		return fmt.Errorf("host: %s: y is a bfloat16 tensor, which only a BF16 convolution writes (ConvOutputBF16 is false for %v): %w", op, g, backend.ErrTensor)
 	}
 	c, err := be.conv(op, g)
 	if err != nil {
 		return err
 	}
 	xs, ws = be.roundOperands(be.rounding(ConvForward, g), xs, ws)
-	if err := c.Forward(xs, ws, bs, ys); err != nil || ep == backend.NoEpilogue {
-		return wrap(op, err)
+	err = c.Forward(xs, ws, bs, ys)
+	if err == nil && ep == backend.EpilogueReLU {
+		err = be.relu(ys, ys)
 	}
-	return wrap(op, be.relu(ys, ys))
+	if err == nil && bf16 {
+		cpuref.RoundBF16Slice(ys, ys) // stored as bfloat16
+	}
+	return wrap(op, err)
+}
+
+// ConvOutputBF16 is true where the backend rounds g's forward pass to
+// BF16 (NewCPUBackendBF16, or NewCPUBackendRounding following a device
+// that runs the pass on BF16 tensor cores): Conv2DForward then stores a
+// bfloat16 y's values rounded, as the GPU backend does.
+func (be *cpuBackend) ConvOutputBF16(g geom.ConvGeom) bool {
+	return g.Validate() == nil && be.rounding(ConvForward, g) == RoundBF16
 }
 
 // Conv2DBackward is Conv2DBackwardFilter then Conv2DBackwardData (when dx

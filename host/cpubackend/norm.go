@@ -13,7 +13,9 @@ import (
 // only that each tensor is a live float32 tensor of its own.
 
 // slices returns the storage of float32 tensors named by names (a nil
-// tensor gives a nil slice: an argument cpuref takes as absent).
+// tensor gives a nil slice: an argument cpuref takes as absent); the one
+// named "x", a batch norm's input, may be a bfloat16 tensor (a BF16
+// convolution's output: its float32 values).
 func (be *cpuBackend) slices(names []string, ts ...backend.Tensor) ([][]float32, error) {
 	if cap(be.sl) < len(ts) {
 		be.sl = make([][]float32, len(ts))
@@ -25,7 +27,12 @@ func (be *cpuBackend) slices(names []string, ts ...backend.Tensor) ([][]float32,
 			continue
 		}
 		var err error
-		if out[i], err = be.f32(names[i], t, -1); err != nil {
+		if names[i] == "x" {
+			out[i], _, err = be.f32x(names[i], t, -1)
+		} else {
+			out[i], err = be.f32(names[i], t, -1)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}

@@ -22,6 +22,7 @@ type gpuTensor struct {
 	n      int
 	index  bool
 	bytes  bool
+	bf16   bool // bfloat16 values (NewBF16Tensor): only f32x takes it
 	lo, hi int32
 	freed  bool
 	parent *gpuTensor // the tensor this one views (IndexView); nil for storage of its own
@@ -134,9 +135,26 @@ func (be *gpuBackend) NewByteTensor(n int) (backend.Tensor, error) {
 	return t, nil
 }
 
+// NewBF16Tensor allocates a bfloat16 device buffer (gpu.NewBFloat16):
+// 2 bytes an element, half a float32 tensor's memory.
+func (be *gpuBackend) NewBF16Tensor(n int) (backend.Tensor, error) {
+	if err := be.checkNew(n); err != nil {
+		return nil, err
+	}
+	b, err := be.dev.NewBFloat16(n)
+	if err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	t := &gpuTensor{be: be, buf: b, n: n, bf16: true}
+	be.live[t] = struct{}{}
+	return t, nil
+}
+
 // kind names t's element type with its article, for errors.
 func (t *gpuTensor) kind() string {
 	switch {
+	case t.bf16:
+		return "a bfloat16"
 	case t.index:
 		return "an index"
 	case t.bytes:
@@ -224,13 +242,29 @@ func (be *gpuBackend) f32(name string, t backend.Tensor, want int) (*gpu.Buffer,
 	if err != nil {
 		return nil, err
 	}
-	if gt.index || gt.bytes {
+	if gt.index || gt.bytes || gt.bf16 {
 		return nil, fmt.Errorf("host: %s is %s tensor, want float32: %w", name, gt.kind(), backend.ErrTensor)
 	}
 	if want >= 0 && gt.n != want {
 		return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, gt.n, want, geom.ErrGeometry)
 	}
 	return gt.buf, nil
+}
+
+// f32x is f32 for an argument that may be a bfloat16 tensor as well (a
+// batch norm's x, Download's src, a BF16 conv's y): a gpu.BFloat16
+// buffer then.
+func (be *gpuBackend) f32x(name string, t backend.Tensor, want int) (*gpu.Buffer, error) {
+	if gt, ok := t.(*gpuTensor); ok && gt != nil && gt.bf16 {
+		if _, err := be.tensor(name, t); err != nil {
+			return nil, err
+		}
+		if want >= 0 && gt.n != want {
+			return nil, fmt.Errorf("host: %s has %d elements, want %d: %w", name, gt.n, want, geom.ErrGeometry)
+		}
+		return gt.buf, nil
+	}
+	return be.f32(name, t, want)
 }
 
 // optF32 is f32 for optional tensors: nil gives a nil buffer.
@@ -301,12 +335,15 @@ func (be *gpuBackend) UploadBytes(dst backend.Tensor, src []uint8) error {
 }
 
 func (be *gpuBackend) Download(dst []float32, src backend.Tensor) error {
-	s, err := be.f32("src", src, -1)
+	s, err := be.f32x("src", src, -1)
 	if err != nil {
 		return err
 	}
 	if err := backend.CheckCopy("download", s.Len(), len(dst)); err != nil {
 		return err
+	}
+	if s.DType() == gpu.BFloat16 {
+		return gpuWrap("download", s.DownloadBF16(dst))
 	}
 	return gpuWrap("download", s.Download(dst))
 }
@@ -387,12 +424,20 @@ func (be *gpuBackend) convForward(op string, launch func(g geom.ConvGeom, x, w, 
 	if err != nil {
 		return err
 	}
-	yb, err := be.f32("y", y, -1)
+	yb, err := be.f32x("y", y, -1)
 	if err != nil {
 		return err
 	}
+	if yb.DType() == gpu.BFloat16 && !be.dev.ConvOutputBF16(g) {
+		return fmt.Errorf("host: %s: y is a bfloat16 tensor, which only a BF16 convolution writes (ConvOutputBF16 is false for %v): %w", op, g, backend.ErrTensor)
+	}
 	return gpuWrap(op, launch(g, xb, wb, bb, yb))
 }
+
+// ConvOutputBF16 is gpu.Device.ConvOutputBF16: at BF16 where g's forward
+// pass runs conv2d_fwd_v7_igemm_bf16, whose bfloat16 form
+// (conv2d_fwd_v7_igemm_bf16y) then writes a bfloat16 y.
+func (be *gpuBackend) ConvOutputBF16(g geom.ConvGeom) bool { return be.dev.ConvOutputBF16(g) }
 
 func (be *gpuBackend) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx backend.Tensor) error {
 	dyb, err := be.f32("dy", dy, -1)

@@ -38,7 +38,7 @@ func (be *gpuBackend) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, b
 		return fmt.Errorf("host: %s: unknown epilogue %v: %w", op, ep, geom.ErrGeometry)
 	}
 	relu := ep == backend.EpilogueReLU
-	b, err := be.bufs(bnForwardArgs(train), x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y)
+	b, err := be.bufsX(bnForwardArgs(train), x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y)
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,7 @@ func (be *gpuBackend) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, sa
 		op, args = "batch norm+relu backward", bnBackwardReLUArgs
 		ts = append(ts, relu.Beta, relu.Y)
 	}
-	b, err := be.bufs(args, ts...)
+	b, err := be.bufsX(args, ts...)
 	if err != nil {
 		return err
 	}
@@ -182,11 +182,31 @@ type arg struct {
 // ts[i] (a nil optional tensor gives a nil buffer), in a reused slice: the
 // handles checked, their lengths left to the launcher.
 func (be *gpuBackend) bufs(args []arg, ts ...backend.Tensor) ([]*gpu.Buffer, error) {
+	return be.bufsFrom(0, args, ts...)
+}
+
+// bufsX is bufs where ts[0] is a batch norm's x, which may be a bfloat16
+// tensor (a BF16 convolution's output, ConvOutputBF16).
+func (be *gpuBackend) bufsX(args []arg, ts ...backend.Tensor) ([]*gpu.Buffer, error) {
+	out, err := be.bufsFrom(1, args, ts...)
+	if err != nil {
+		return nil, err
+	}
+	if out[0], err = be.f32x(args[0].name, ts[0], -1); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// bufsFrom is bufs checking ts[from:] only (out[:from] left to the
+// caller).
+func (be *gpuBackend) bufsFrom(from int, args []arg, ts ...backend.Tensor) ([]*gpu.Buffer, error) {
 	if cap(be.bl) < len(ts) {
 		be.bl = make([]*gpu.Buffer, len(ts))
 	}
 	out := be.bl[:len(ts)]
-	for i, t := range ts {
+	for i, t := range ts[from:] {
+		i += from
 		var err error
 		if args[i].opt {
 			out[i], err = be.optF32(args[i].name, t, -1)

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/convtrain/convtrain/cpuref/geom"
 	"github.com/convtrain/convtrain/host/backend"
 )
 
@@ -263,6 +264,13 @@ type Batch struct {
 	bnHost      map[int]*bnHost // synchronised BatchNorm's host memory, by node (layer_bn_sync.go)
 }
 
+// convOf is conv node c's geometry at batch size n.
+func convOf(c *node, n int) geom.ConvGeom {
+	g := c.info.Conv
+	g.N = n
+	return g
+}
+
 // NewBatch allocates the tensors of a batch of n images.
 func (m *Model) NewBatch(n int) (*Batch, error) {
 	if n < 1 || n > 4096 {
@@ -274,6 +282,13 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 	}
 	newF := func(elems int) (backend.Tensor, error) {
 		t, err := m.be.NewTensor(elems)
+		if err == nil {
+			b.owned = append(b.owned, t)
+		}
+		return t, err
+	}
+	newBF16 := func(elems int) (backend.Tensor, error) {
+		t, err := m.be.NewBF16Tensor(elems)
 		if err == nil {
 			b.owned = append(b.owned, t)
 		}
@@ -315,7 +330,11 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 		case t.actOf >= 0:
 			b.acts[i] = b.acts[t.actOf]
 		case !t.noAct:
-			if b.acts[i], err = newF(n * t.len); err != nil {
+			alloc := newF
+			if t.bnIn && m.be.ConvOutputBF16(convOf(m.g.nodes[t.producer], n)) {
+				alloc = newBF16 // the conv's output, stored as bfloat16 (plan.go)
+			}
+			if b.acts[i], err = alloc(n * t.len); err != nil {
 				return fail(err)
 			}
 		}

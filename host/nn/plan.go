@@ -112,6 +112,10 @@ type tensorInfo struct {
 	gradOf    int  // ≥ 0: the gradient is that tensor's (a flatten, or an add's only input); −1: its own
 	noAct     bool // never stored (a conv output whose ReLU ran in its epilogue; a ReLU run after its pool)
 	noGrad    bool // never needed
+	// bnIn: a conv's output (no epilogue) that only a batch norm reads,
+	// which NewBatch stores as bfloat16 where the backend runs the conv's
+	// forward pass in BF16 (ConvOutputBF16), as bf16 autocast does.
+	bnIn      bool
 	scratch   bool // needs a scratch gradient (several consumers)
 	zeroFirst bool // an add writes the gradient first: it is zeroed, then summed into
 }
@@ -294,6 +298,19 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 		if p := g.tensors[n.in].producer; p >= 0 && g.tensors[n.in].consumers == 1 {
 			if c := g.nodes[p]; c.mod != addModule && c.mod.kind == Conv && c.bwdBoth && c.y == c.out {
 				n.dyFor = c // needDX is set below: the batch norm's backward pass checks it
+			}
+		}
+	}
+	// A conv's output read only by a batch norm (a precision's choice, not
+	// a fusion: planned with or without fuse).
+	for _, n := range g.nodes {
+		if n.mod == addModule || n.mod == catModule || n.mod.kind != BatchNorm {
+			continue
+		}
+		t := &g.tensors[n.in]
+		if p := t.producer; p >= 0 && t.consumers == 1 && t.actOf < 0 {
+			if c := g.nodes[p]; c.mod != addModule && c.mod != catModule && c.mod.kind == Conv && c.y == c.out {
+				t.bnIn = true
 			}
 		}
 	}

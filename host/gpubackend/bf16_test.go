@@ -1,0 +1,132 @@
+package gpubackend_test
+
+import (
+	"errors"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/convtrain/convtrain/cpuref"
+	"github.com/convtrain/convtrain/cpuref/geom"
+	"github.com/convtrain/convtrain/gpu"
+	"github.com/convtrain/convtrain/host/backend"
+	"github.com/convtrain/convtrain/host/backendtest"
+	"github.com/convtrain/convtrain/host/cpubackend"
+)
+
+// TestBF16Tensors checks NewBF16Tensor on both backends at BF16 (the
+// simulator, and the CPU emulating BF16): a conv whose forward pass is a
+// BF16 one (ConvOutputBF16) writes a bfloat16 y whose values are
+// cpuref.RoundBF16 of its float32 y; a batch norm reading it (training,
+// evaluation, backward with and without the ReLU) gives the bits of one
+// reading a float32 tensor of the same values; Download gives the values;
+// Upload, Fill, other operations and a conv that is not a BF16 one
+// refuse it with ErrTensor.
+func TestBF16Tensors(t *testing.T) {
+	sim, dev := backendtest.Sim(t)
+	backendtest.MustNil(t, dev.SetPrecision(gpu.BF16))
+	cpu, err := cpubackend.NewCPUBackendBF16(2)
+	backendtest.MustNil(t, err)
+	defer cpu.Close()
+	plain := backendtest.CPU(t) // no rounding: no BF16 conv
+	g := geom.ConvGeom{N: 8, C: 16, H: 8, W: 8, K: 32, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
+	small := geom.ConvGeom{N: 1, C: 1, H: 3, W: 3, K: 1, R: 1, S: 1, StrideH: 1, StrideW: 1} // the simulator's direct kernel
+	for _, c := range []struct {
+		name     string
+		be       backend.Backend
+		notBF16  geom.ConvGeom
+		notBF16B backend.Backend
+	}{{"sim", sim, small, sim}, {"cpu", cpu, g, plain}} {
+		t.Run(c.name, func(t *testing.T) {
+			be := c.be
+			if !be.ConvOutputBF16(g) || c.notBF16B.ConvOutputBF16(c.notBF16) {
+				t.Fatalf("ConvOutputBF16: %v for %v, %v for %v on %s: want true, false", be.ConvOutputBF16(g), g,
+					c.notBF16B.ConvOutputBF16(c.notBF16), c.notBF16, c.notBF16B.Name())
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			up := func(n int, scale float32) backend.Tensor {
+				v := make([]float32, n)
+				for i := range v {
+					v[i] = scale * (2*rng.Float32() - 1)
+				}
+				tt, err := be.NewTensor(n)
+				backendtest.MustNil(t, err)
+				backendtest.MustNil(t, be.Upload(tt, v))
+				return tt
+			}
+			down := func(tt backend.Tensor) []float32 {
+				v := make([]float32, tt.Len())
+				backendtest.MustNil(t, be.Download(v, tt))
+				return v
+			}
+			newF := func(n int) backend.Tensor {
+				tt, err := be.NewTensor(n)
+				backendtest.MustNil(t, err)
+				return tt
+			}
+			x, w, b := up(g.XLen(), 1), up(g.WLen(), 0.3), up(g.K, 0.1)
+			y16, err := be.NewBF16Tensor(g.YLen())
+			backendtest.MustNil(t, err)
+			y32 := newF(g.YLen())
+			for _, ep := range []backend.Epilogue{backend.NoEpilogue, backend.EpilogueReLU} {
+				backendtest.MustNil(t, be.Conv2DForward(g, x, w, b, y16, ep))
+				backendtest.MustNil(t, be.Conv2DForward(g, x, w, b, y32, ep))
+				want := down(y32)
+				cpuref.RoundBF16Slice(want, want)
+				backendtest.EqualBits(t, "bfloat16 y, "+ep.String(), down(y16), want)
+			}
+			// y32 now holds y16's values: the batch norms on either agree.
+			backendtest.MustNil(t, be.Upload(y32, down(y16)))
+			n, ch, hw := g.N, g.K, g.P()*g.Q()
+			gamma, beta, dy := up(ch, 1), up(ch, 0.5), up(g.YLen(), 1)
+			bn := func(x backend.Tensor, train bool, relu backend.BNReLU) [][]float32 {
+				rm, rv, sm, si, out, dx, dg, db := newF(ch), newF(ch), newF(ch), newF(ch), newF(g.YLen()), newF(g.YLen()), newF(ch), newF(ch)
+				backendtest.MustNil(t, be.Fill(rv, 1))
+				ep := backend.NoEpilogue
+				if relu.On() {
+					ep = backend.EpilogueReLU
+				}
+				backendtest.MustNil(t, be.BatchNormForward(train, n, ch, hw, x, gamma, beta, rm, rv, sm, si, out, ep, 0.1, 1e-5))
+				r := [][]float32{down(out), down(rm), down(rv)}
+				if train {
+					if relu.On() {
+						relu.Y = out
+					}
+					backendtest.MustNil(t, be.BatchNormBackwardKeep(n, ch, hw, x, gamma, sm, si, dy, dx, dg, db, g, nil, false, relu))
+					r = append(r, down(dx), down(dg), down(db))
+				}
+				return r
+			}
+			for _, train := range []bool{true, false} {
+				for _, relu := range []backend.BNReLU{{}, {Beta: beta}} {
+					got, want := bn(y16, train, relu), bn(y32, train, relu)
+					for i := range want {
+						backendtest.EqualBits(t, "batch norm result", got[i], want[i])
+					}
+				}
+			}
+			// Refused.
+			z := newF(g.YLen())
+			other := func(n int, bf16 bool) backend.Tensor { // a tensor of c.notBF16B
+				newT := c.notBF16B.NewTensor
+				if bf16 {
+					newT = c.notBF16B.NewBF16Tensor
+				}
+				tt, err := newT(n)
+				backendtest.MustNil(t, err)
+				return tt
+			}
+			xs, ws, ys := other(c.notBF16.XLen(), false), other(c.notBF16.WLen(), false), other(c.notBF16.YLen(), true)
+			for name, err := range map[string]error{
+				"relu":            be.ReLUForward(y16, z),
+				"upload":          be.Upload(y16, make([]float32, g.YLen())),
+				"fill":            be.Fill(y16, 0),
+				"conv reading":    be.Conv2DForward(geom.ConvGeom{N: 8, C: 32, H: 8, W: 8, K: 8, R: 1, S: 1, StrideH: 1, StrideW: 1}, y16, up(8*32, 1), nil, newF(8*8*64), backend.NoEpilogue),
+				"not a bf16 conv": c.notBF16B.Conv2DForward(c.notBF16, xs, ws, nil, ys, backend.NoEpilogue),
+			} {
+				if !errors.Is(err, backend.ErrTensor) {
+					t.Errorf("%s with a bfloat16 tensor: %v, want an error wrapping backend.ErrTensor", name, err)
+				}
+			}
+		})
+	}
+}
