@@ -289,6 +289,12 @@ func (d *Device) convForwardKernel(id kernelID, g geom.ConvGeom, x, w, b, y *Buf
 // needConv validates g and three float32 buffers of the given lengths.
 func (d *Device) needConv(g geom.ConvGeom, n1 string, b1 *Buffer, l1 int, n2 string, b2 *Buffer, l2 int,
 	n3 string, b3 *Buffer, l3 int) error {
+	return d.needConvT(g, n1, b1, l1, n2, b2, l2, n3, b3, l3, Float32)
+}
+
+// needConvT is needConv with the third buffer of type t3.
+func (d *Device) needConvT(g geom.ConvGeom, n1 string, b1 *Buffer, l1 int, n2 string, b2 *Buffer, l2 int,
+	n3 string, b3 *Buffer, l3 int, t3 DType) error {
 	if err := g.Validate(); err != nil {
 		return err
 	}
@@ -298,7 +304,7 @@ func (d *Device) needConv(g geom.ConvGeom, n1 string, b1 *Buffer, l1 int, n2 str
 	if err := d.need(n2, b2, Float32, l2); err != nil {
 		return err
 	}
-	return d.need(n3, b3, Float32, l3)
+	return d.need(n3, b3, t3, l3)
 }
 
 // Conv2DBackwardData overwrites dx with ∂E/∂x, the full correlation of dy

@@ -104,15 +104,6 @@ func convYCheck(id kernelID, g geom.ConvGeom, y *Buffer) error {
 // needConvY is needConv for forward kernel id's x, w and y, y of convY's
 // type.
 func (d *Device) needConvY(id kernelID, g geom.ConvGeom, x, w, y *Buffer) error {
-	if err := g.Validate(); err != nil {
-		return err
-	}
-	if err := d.need("x", x, Float32, g.XLen()); err != nil {
-		return err
-	}
-	if err := d.need("w", w, Float32, g.WLen()); err != nil {
-		return err
-	}
 	_, t := convY(id, y)
-	return d.need("y", y, t, g.YLen())
+	return d.needConvT(g, "x", x, g.XLen(), "w", w, g.WLen(), "y", y, g.YLen(), t)
 }

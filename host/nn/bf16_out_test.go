@@ -76,12 +76,7 @@ func (c countedBF16) NewBF16Tensor(n int) (backend.Tensor, error) {
 // backward pass, and the device holds less memory.
 func TestConvOutputBF16Plan(t *testing.T) {
 	t.Parallel()
-	spec := Spec{C: 1, H: 14, W: 14, Loss: SoftmaxCE, Layers: []LayerSpec{
-		{Kind: Conv, Filters: 16, KernelH: 3, KernelW: 3, PadH: 1, PadW: 1}, {Kind: BatchNorm}, {Kind: ReLU},
-		{Kind: Conv, Filters: 16, KernelH: 3, KernelW: 3, PadH: 1, PadW: 1, NoBias: true}, {Kind: BatchNorm}, {Kind: ReLU},
-		{Kind: Conv, Filters: 32, KernelH: 3, KernelW: 3, PadH: 1, PadW: 1}, {Kind: BatchNorm},
-		PoolLayer(2), {Kind: Flatten}, DenseLayer(4),
-	}}
+	spec := bnPlanSpec()
 	ds, err := data.Synthetic(64, 14, 4, 3)
 	backendtest.MustNil(t, err)
 	steps, batch := 2, 16

@@ -441,6 +441,19 @@ func (b lessFused) Fusions() backend.Fusions {
 	return f
 }
 
+// bnPlanSpec is three conv → batch norm pairs on 14×14 images (the
+// first two with a ReLU, the second conv without a bias), then a
+// max-pool and a dense layer: the network of TestBatchNormKeepPlan and
+// TestConvOutputBF16Plan.
+func bnPlanSpec() Spec {
+	return Spec{C: 1, H: 14, W: 14, Loss: SoftmaxCE, Layers: []LayerSpec{
+		{Kind: Conv, Filters: 16, KernelH: 3, KernelW: 3, PadH: 1, PadW: 1}, {Kind: BatchNorm}, {Kind: ReLU},
+		{Kind: Conv, Filters: 16, KernelH: 3, KernelW: 3, PadH: 1, PadW: 1, NoBias: true}, {Kind: BatchNorm}, {Kind: ReLU},
+		{Kind: Conv, Filters: 32, KernelH: 3, KernelW: 3, PadH: 1, PadW: 1}, {Kind: BatchNorm},
+		PoolLayer(2), {Kind: Flatten}, DenseLayer(4),
+	}}
+}
+
 // TestBatchNormKeepPlan trains a few steps at BF16 on the simulator with
 // the step plan's batch norms making the bfloat16 copy of their output
 // that the conv after them keeps (BatchNormForwardKeep) and the copy of
@@ -454,12 +467,7 @@ func (b lessFused) Fusions() backend.Fusions {
 // without a bias: bn_bwd_relu_pack_v1).
 func TestBatchNormKeepPlan(t *testing.T) {
 	t.Parallel()
-	spec := Spec{C: 1, H: 14, W: 14, Loss: SoftmaxCE, Layers: []LayerSpec{
-		{Kind: Conv, Filters: 16, KernelH: 3, KernelW: 3, PadH: 1, PadW: 1}, {Kind: BatchNorm}, {Kind: ReLU},
-		{Kind: Conv, Filters: 16, KernelH: 3, KernelW: 3, PadH: 1, PadW: 1, NoBias: true}, {Kind: BatchNorm}, {Kind: ReLU},
-		{Kind: Conv, Filters: 32, KernelH: 3, KernelW: 3, PadH: 1, PadW: 1}, {Kind: BatchNorm},
-		PoolLayer(2), {Kind: Flatten}, DenseLayer(4),
-	}}
+	spec := bnPlanSpec()
 	ds, err := data.Synthetic(64, 14, 4, 3)
 	backendtest.MustNil(t, err)
 	steps, batch := 3, 16
