@@ -302,7 +302,9 @@ func addFedShapes() []string {
 // norm making it, for each ResNet-50 shape of peerShapes. Forward, on the
 // shapes of bnFedShapes: mode=fwd-apart BatchNormTrainForward (with its
 // ReLU) then Conv2DForwardKeep packing y itself, mode=fwd-fused
-// BatchNormForwardKeep then Conv2DForwardKeep reading the copy.
+// BatchNormForwardKeep then Conv2DForwardKeep reading the copy,
+// mode=fwd-copy BatchNormForwardCopy (the copy without y's float32
+// values) then Conv2DForwardKeep reading it.
 // Backward (every ResNet-50 conv feeds a batch norm): mode=bwd-apart
 // BatchNormBackward then Conv2DBackward packing dy, mode=bwd-fused
 // BatchNormBackwardKeep then Conv2DBackward reading dy's copy, mode=bwd-copy
@@ -404,6 +406,12 @@ func BenchmarkBatchNormKeep(b *testing.B) {
 				}}, run{"fwd-fused", g.FLOPs(), func(i int) error {
 					x, y := c.at(i)
 					if err := d.BatchNormForwardKeep(true, g.N, g.C, hw, bnIn, st[0], st[1], x, st[2], st[3], st[4], st[5], 0.1, 1e-5, true, g, xk); err != nil {
+						return err
+					}
+					return d.Conv2DForwardKeep(g, x, c.w, c.bias, y, true, xk)
+				}}, run{"fwd-copy", g.FLOPs(), func(i int) error {
+					x, y := c.at(i)
+					if err := d.BatchNormForwardCopy(true, g.N, g.C, hw, bnIn, st[0], st[1], x, st[2], st[3], st[4], st[5], 0.1, 1e-5, true, g, xk); err != nil {
 						return err
 					}
 					return d.Conv2DForwardKeep(g, x, c.w, c.bias, y, true, xk)
@@ -514,6 +522,11 @@ func BenchmarkBatchNormKeep(b *testing.B) {
 					}
 					benchLaunch(b, d, r.flops, r.f)
 				})
+				if r.name == "fwd-copy" { // write the xs' values again, for the modes that read them
+					for _, x := range c.xs {
+						mustNil(b, d.BatchNormTrainForward(g.N, g.C, hw, bnIn, st[0], st[1], x, st[2], st[3], nil, nil, 0.1, 1e-5, true))
+					}
+				}
 			}
 		})
 	}

@@ -49,22 +49,50 @@ import (
 // TF32) or shared with x or y.
 func (d *Device) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar *Buffer,
 	momentum, eps float64, relu bool, g geom.ConvGeom, xk *Buffer) error {
+	return d.batchNormForwardKeep(false, train, n, c, hw, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar, momentum, eps, relu, g, xk)
+}
+
+// BatchNormForwardCopy is BatchNormForwardKeep for a y read only by g,
+// through the bfloat16 copy g keeps (Conv2DForwardKeep on y and xk, then
+// Conv2DBackward with xk): where that copy is made, y's float32 values
+// are not written at all (bn_pack_bf16_v1 instead of
+// bn_apply_pack_bf16_v1; y's bytes written once fewer), and until a batch
+// norm writes y again the device refuses a conv pass that would read y's
+// values instead of the copy (Conv2DForward, Conv2DForwardKeep without
+// the copy, Conv2DBackward without it kept); another reader of y would
+// read what y held before (the caller's promise: none). Elsewhere
+// (TF32's copy, which the weight gradient does not read; no copy made) y
+// is written as by BatchNormForwardKeep.
+func (d *Device) BatchNormForwardCopy(train bool, n, c, hw int, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar *Buffer,
+	momentum, eps float64, relu bool, g geom.ConvGeom, xk *Buffer) error {
+	return d.batchNormForwardKeep(true, train, n, c, hw, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar, momentum, eps, relu, g, xk)
+}
+
+// batchNormForwardKeep is BatchNormForwardKeep, or with copyOnly
+// BatchNormForwardCopy.
+func (d *Device) batchNormForwardKeep(copyOnly, train bool, n, c, hw int, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar *Buffer,
+	momentum, eps float64, relu bool, g geom.ConvGeom, xk *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.xMade = madeCopy{} // y is written now
+	d.yWritten(y)
 	pc, ok := d.bnKeepPacking(train, n, c, hw, saveMean, saveInvStd, g, xk)
 	if ok && pc == packedTF32 && isBF16(x) {
 		ok = false // no TF32 copy from a bfloat16 x (bf16xKernel): never at BF16, where x is one
 	}
+	copyOnly = copyOnly && ok && pc == packedBF16
 	k := byPacking(pc, kBNApplyPackBF16, kBNApplyPackTF32)
-	if !ok {
+	switch {
+	case !ok:
 		if xk != nil {
 			delete(d.kept, xk.ptr)
 		}
 		k = bnForwardKernel(train, relu)
+	case copyOnly:
+		k = kBNPackBF16
 	}
 	k = bf16xKernel(k, x)
-	err := d.bnForwardKeep(train, n, c, hw, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar, momentum, eps, relu, pc, ok, g, xk)
+	err := d.bnForwardKeepY(!copyOnly, train, n, c, hw, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar, momentum, eps, relu, pc, ok, g, xk)
 	if err != nil {
 		if xk != nil {
 			delete(d.kept, xk.ptr)
@@ -76,6 +104,12 @@ func (d *Device) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, 
 		d.xMade = madeCopy{y.ptr, g, pc, xk}
 	case ok:
 		d.keep(xk, keptPack{y.ptr, g, pc, true})
+	}
+	if copyOnly {
+		if d.xOnly == nil {
+			d.xOnly = make(map[DevicePtr]*Buffer)
+		}
+		d.xOnly[y.ptr] = y
 	}
 	return nil
 }
@@ -127,6 +161,13 @@ func (d *Device) bnKeepPacking(train bool, n, c, hw int, saveMean, saveInvStd *B
 // forms. Callers hold d.mu.
 func (d *Device) bnForwardKeep(train bool, n, c, hw int, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar *Buffer,
 	momentum, eps float64, relu bool, pc packedConv, pack bool, g geom.ConvGeom, xk *Buffer) error {
+	return d.bnForwardKeepY(true, train, n, c, hw, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar, momentum, eps, relu, pc, pack, g, xk)
+}
+
+// bnForwardKeepY is bnForwardKeep, writing y's values only where writeY
+// (else, with pack and pc packedBF16, bn_pack_bf16_v1: the copy alone).
+func (d *Device) bnForwardKeepY(writeY, train bool, n, c, hw int, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar *Buffer,
+	momentum, eps float64, relu bool, pc packedConv, pack bool, g geom.ConvGeom, xk *Buffer) error {
 	if !pack {
 		if train {
 			return d.bnTrainForward(bnForwardKernel(true, relu), n, c, hw, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar, momentum, eps)
@@ -161,8 +202,12 @@ func (d *Device) bnForwardKeep(train bool, n, c, hw int, x, gamma, beta, y, save
 		r = 1
 	}
 	cp := packedChans(c, pc.chanAlign)
-	return d.launch(bf16xKernel(byPacking(pc, kBNApplyPackBF16, kBNApplyPackTF32), x),
-		Dim3{ceilDiv(hw, transposeTile), ceilDiv(cp, transposeTile), n}, Dim3{transposeTile, 8, 1}, 0,
+	grid, block := Dim3{ceilDiv(hw, transposeTile), ceilDiv(cp, transposeTile), n}, Dim3{transposeTile, 8, 1}
+	if !writeY && pc == packedBF16 { // the copy alone: y's parameter left out
+		return d.launch(bf16xKernel(kBNPackBF16, x), grid, block, 0, argPtr(x), argPtr(gamma), argPtr(beta), argPtr(mean),
+			argPtr(stat), argPtr(xk), argI32(n), argI32(c), argI32(hw), argI32(cp), argF32(float32(eps)), argI32(eval), argI32(r))
+	}
+	return d.launch(bf16xKernel(byPacking(pc, kBNApplyPackBF16, kBNApplyPackTF32), x), grid, block, 0,
 		argPtr(x), argPtr(gamma), argPtr(beta), argPtr(mean), argPtr(stat), argPtr(y), argPtr(xk),
 		argI32(n), argI32(c), argI32(hw), argI32(cp), argF32(float32(eps)), argI32(eval), argI32(r))
 }
@@ -325,13 +370,35 @@ func (d *Device) bnBackwardKeep(copyOnly bool, n, c, hw int, x, gamma, beta, sav
 
 // valuesUnwritten reports whether dy's float32 values were left unwritten
 // by BatchNormBackwardCopy (and dy is not freed since); callers hold d.mu.
-func (d *Device) valuesUnwritten(dy *Buffer) bool {
-	if dy == nil {
+func (d *Device) valuesUnwritten(dy *Buffer) bool { return copyOnlyIn(d.dyOnly, dy) }
+
+// errXCopyOnly refuses a conv pass that would read the values of an x
+// that BatchNormForwardCopy left unwritten.
+var errXCopyOnly = fmt.Errorf("x holds only the bfloat16 channels-last copy its batch norm made for a conv to keep "+
+	"(BatchNormForwardCopy), which this pass does not read (another conv, or the copy not made, read or kept for it): "+
+	"x's values were never written: %w", geom.ErrGeometry)
+
+// yWritten forgets that y's values were unwritten (xOnly): a batch norm
+// writes y now, one way or the other; callers hold d.mu.
+func (d *Device) yWritten(y *Buffer) {
+	if y != nil {
+		delete(d.xOnly, y.ptr)
+	}
+}
+
+// xValuesUnwritten is valuesUnwritten for an x whose float32 values
+// BatchNormForwardCopy left unwritten; callers hold d.mu.
+func (d *Device) xValuesUnwritten(x *Buffer) bool { return copyOnlyIn(d.xOnly, x) }
+
+// copyOnlyIn reports whether b is in m (dyOnly, xOnly) and not freed since
+// (a freed one's entry is dropped).
+func copyOnlyIn(m map[DevicePtr]*Buffer, b *Buffer) bool {
+	if b == nil {
 		return false
 	}
-	b, ok := d.dyOnly[dy.ptr]
-	if ok && b.freed {
-		delete(d.dyOnly, dy.ptr)
+	e, ok := m[b.ptr]
+	if ok && e.freed {
+		delete(m, b.ptr)
 		return false
 	}
 	return ok

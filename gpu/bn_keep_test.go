@@ -14,12 +14,14 @@ import (
 
 func init() {
 	plainConformance = append(plainConformance,
-		conformanceCase{"bn_apply_pack_bf16_v1", []string{"bn_train_stats_v1", "bn_apply_pack_bf16_v1", "bn_apply_pack_tf32_v1"}, testBNApplyPack},
+		conformanceCase{"bn_apply_pack_bf16_v1", []string{"bn_train_stats_v1", "bn_apply_pack_bf16_v1", "bn_apply_pack_tf32_v1",
+			"bn_pack_bf16_v1"}, testBNApplyPack},
 		conformanceCase{"bn_bwd_apply_pack_v1", []string{"bn_bwd_apply_pack_v1", "bn_bwd_pack_v1",
 			"bn_bwd_relu_apply_pack_v1", "bn_bwd_relu_pack_v1"}, testBNBwdApplyPack})
 	launcherTestedElsewhere["bn_train_stats_v1"] = true     // TestBNKeepLaunchers
 	launcherTestedElsewhere["bn_apply_pack_bf16_v1"] = true // TestBNKeepLaunchers
 	launcherTestedElsewhere["bn_apply_pack_tf32_v1"] = true // TestBNKeepLaunchers
+	launcherTestedElsewhere["bn_pack_bf16_v1"] = true       // TestBNKeepLaunchers
 	launcherTestedElsewhere["bn_bwd_apply_pack_v1"] = true  // TestBNKeepLaunchers
 	launcherTestedElsewhere["bn_bwd_pack_v1"] = true        // TestBNKeepLaunchers
 	for _, k := range []string{"bn_bwd_relu_apply_pack_v1", "bn_bwd_relu_pack_v1"} {
@@ -175,15 +177,16 @@ func bnApplyPack(t *testing.T, d *Device, bf16x bool) {
 	const momentum, eps = 0.1, 1e-5
 	for _, s := range bnShapesFor(d) {
 		n, c, hw := s[0], s[1], s[2]
-		for m := range 8 {
-			train, relu, pc := m&1 == 0, m&2 != 0, packedBF16
+		for m := range 16 {
+			train, relu, pc, copyOnly := m&1 == 0, m&2 != 0, packedBF16, m&8 != 0
 			if m&4 != 0 {
 				pc = packedTF32
 			}
-			if (n*hw < 2 && train) || (bf16x && pc == packedTF32) { // no TF32 copy of a bfloat16 x (TestBF16YLaunchers)
+			// no TF32 copy of a bfloat16 x (TestBF16YLaunchers), nor a TF32 copy alone (bn_pack_bf16_v1)
+			if (n*hw < 2 && train) || (pc == packedTF32 && (bf16x || copyOnly)) {
 				continue
 			}
-			t.Run(kv("train", train, "relu", relu, "tf32", pc == packedTF32, "N", n, "C", c, "HW", hw), func(t *testing.T) {
+			t.Run(kv("train", train, "relu", relu, "tf32", pc == packedTF32, "copyOnly", copyOnly, "N", n, "C", c, "HW", hw), func(t *testing.T) {
 				L := n * c * hw
 				x := uniform(newRand(t.Name()), L)
 				for i := range x {
@@ -217,12 +220,20 @@ func bnApplyPack(t *testing.T, d *Device, bf16x bool) {
 				grm, grv := h.inout("runMean", rm), h.inout("runVar", rv)
 				xb, gb, bb := xIn(h, x, bf16x), h.in("gamma", gamma), h.in("beta", beta)
 				d.mu.Lock()
-				err = d.bnForwardKeep(train, n, c, hw, xb, gb, bb, y, sm, si, grm, grv, momentum, eps, relu, pc, true, g, xk)
+				err = d.bnForwardKeepY(!copyOnly, train, n, c, hw, xb, gb, bb, y, sm, si, grm, grv, momentum, eps, relu, pc, true, g, xk)
 				d.mu.Unlock()
 				if err != nil {
 					t.Fatal(err)
 				}
-				checkSameBits(t, "y", h.read(y), want)
+				if copyOnly {
+					for i, v := range h.read(y) {
+						if math.Float32bits(v) != poisonBits {
+							t.Fatalf("y[%d] = %g written by the copy-only kernel, want the poison untouched", i, v)
+						}
+					}
+				} else {
+					checkSameBits(t, "y", h.read(y), want)
+				}
 				if train {
 					checkSameBits(t, "saveMean", h.read(sm), wMean)
 					checkSameBits(t, "saveInvStd", h.read(si), wInv)
@@ -282,6 +293,10 @@ func TestBNKeepLaunchers(t *testing.T) {
 		m["dst"], m["Cp"] = P(dst), cp
 		return m
 	}
+	withoutY := func(m map[string]uint64) map[string]uint64 {
+		delete(m, "y")
+		return m
+	}
 	withBeta := func(m map[string]uint64) map[string]uint64 {
 		m["beta"] = P(bt)
 		return m
@@ -297,6 +312,11 @@ func TestBNKeepLaunchers(t *testing.T) {
 	}{
 		{"train", run(true, true), "bn_apply_pack_bf16_v1", tile, Dim3{32, 8, 1}, apply(sm, si, 0, 1), 2},
 		{"eval", run(false, false), "bn_apply_pack_bf16_v1", tile, Dim3{32, 8, 1}, apply(rm, rv, 1, 0), 1},
+		{"copy-only", func() error {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return d.bnForwardKeepY(false, true, n, c, hw, x, gm, bt, y, sm, si, rm, rv, 0.25, 1e-3, true, packedBF16, true, g, xk)
+		}, "bn_pack_bf16_v1", tile, Dim3{32, 8, 1}, withoutY(apply(sm, si, 0, 1)), 2},
 		{"bwd-bf16", func() error {
 			d.mu.Lock()
 			defer d.mu.Unlock()

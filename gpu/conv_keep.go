@@ -108,6 +108,10 @@ func (d *Device) Conv2DForwardKeep(g geom.ConvGeom, x, w, b, y *Buffer, relu boo
 	}
 	d.xMade = madeCopy{} // a TF32 copy made for a forward pass: this one reads its own
 	made := d.kept[xk.ptr] == keptPack{x.ptr, g, pc, true} && !xk.freed
+	if !made && d.xValuesUnwritten(x) {
+		delete(d.kept, xk.ptr)
+		return launchErr(id, g, errXCopyOnly)
+	}
 	if err := d.convForwardPackedX(id, g, x, w, b, y, relu, xk.ptr, !made); err != nil {
 		delete(d.kept, xk.ptr)
 		return err

@@ -56,6 +56,11 @@ func TestBatchNormBackwardKeepCUDA(t *testing.T) { testBatchNormBackwardKeep(t, 
 // pass gives the bits of ReLUBackward and the plain forms.
 func TestBatchNormBackwardReLUCUDA(t *testing.T) { testBatchNormBackwardReLU(t, openCUDAT(t)) }
 
+// TestBatchNormForwardCopyCUDA is TestBatchNormForwardCopy on CUDA device
+// 0: the batch norm writing only the conv's kept copy gives the bits of
+// BatchNormForwardKeep's run.
+func TestBatchNormForwardCopyCUDA(t *testing.T) { testBatchNormForwardCopy(t, openCUDAT(t)) }
+
 // TestConvOutputBF16CUDA is TestConvOutputBF16 on CUDA device 0: a BF16
 // conv's output stored as bfloat16 and read by the batch norm gives the
 // bits of a float32 output rounded on the host.

@@ -84,6 +84,11 @@ type Device struct {
 	// reads its copy; a Conv2DBackward that would read dy's values is
 	// refused.
 	dyOnly map[DevicePtr]*Buffer
+	// xOnly holds the batch norms' outputs whose float32 values
+	// BatchNormForwardCopy left unwritten (only the conv's kept copy
+	// made), each until a batch norm writes it again; a conv pass that
+	// would read x's values is refused.
+	xOnly map[DevicePtr]*Buffer
 }
 
 // heldScratch is a workspace (scratchLocked) that a graph keeps.

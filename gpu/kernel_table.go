@@ -103,6 +103,8 @@ const (
 	kBNBwdPackBF16X
 	kBNBwdReLUApplyPackBF16X
 	kBNBwdReLUPackBF16X
+	kBNPackBF16
+	kBNPackBF16X
 	numPlainKernels
 )
 
@@ -194,6 +196,8 @@ var plainKernels = [numPlainKernels]string{
 	kBNBwdPackBF16X:          "bn_bwd_pack_bf16x_v1",
 	kBNBwdReLUApplyPackBF16X: "bn_bwd_relu_apply_pack_bf16x_v1",
 	kBNBwdReLUPackBF16X:      "bn_bwd_relu_pack_bf16x_v1",
+	kBNPackBF16:              "bn_pack_bf16_v1",
+	kBNPackBF16X:             "bn_pack_bf16_bf16x_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

@@ -251,6 +251,9 @@ func (d *Device) convForwardKernel(id kernelID, g geom.ConvGeom, x, w, b, y *Buf
 	if err := convYCheck(id, g, y); err != nil {
 		return err
 	}
+	if d.xValuesUnwritten(x) {
+		return launchErr(id, g, errXCopyOnly)
+	}
 	pc, packed := packedConvs[id]
 	if xh := d.xMade.take(x, g, pc); packed && xh != 0 { // x's copy made by the layer before (x_made.go)
 		return d.convForwardPackedX(id, g, x, w, b, y, relu, xh, false)
@@ -449,6 +452,12 @@ func (d *Device) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk *Buffe
 		return launchErr(fid, g, fmt.Errorf("dy holds only its channels-last copy (BatchNormBackwardCopy), "+
 			"which this pass cannot read alone (shared by both kernels: %v, bias gradient: %v): %w", shareDy, db != nil, geom.ErrGeometry))
 	}
+	// x's values unwritten (BatchNormForwardCopy): only its kept copy may
+	// be read.
+	xh := d.keptFor(xk, x, g, fid)
+	if xh == 0 && d.xValuesUnwritten(x) {
+		return launchErr(fid, g, errXCopyOnly)
+	}
 	var dyh DevicePtr
 	if shareDy {
 		// Every argument checked before the packing launch.
@@ -478,7 +487,7 @@ func (d *Device) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk *Buffe
 	if only {
 		delete(d.dyOnly, dy.ptr) // read here
 	}
-	if err := d.convBackwardFilterKernelBiasFrom(fid, g, x, dy, dw, db, dyh, d.keptFor(xk, x, g, fid)); err != nil || dx == nil {
+	if err := d.convBackwardFilterKernelBiasFrom(fid, g, x, dy, dw, db, dyh, xh); err != nil || dx == nil {
 		return err
 	}
 	if shareDy {

@@ -38,6 +38,7 @@ func (s bnShape) String() string { return fmt.Sprintf("N=%d,C=%d,HW=%d", s.n, s.
 func (d *Device) BatchNormTrainForward(n, c, hw int, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar *Buffer, momentum, eps float64, relu bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.yWritten(y)
 	k := bnForwardKernel(true, relu)
 	if err := d.bnTrainForward(k, n, c, hw, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar, momentum, eps); err != nil {
 		return launchErr(k, bnShape{n, c, hw}, err)
@@ -137,6 +138,7 @@ func checkEps(eps float64) error {
 func (d *Device) BatchNormEvalForward(n, c, hw int, x, gamma, beta, runMean, runVar, y *Buffer, eps float64, relu bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.yWritten(y)
 	k := bnForwardKernel(false, relu)
 	if err := d.bnEvalForward(k, n, c, hw, x, gamma, beta, runMean, runVar, y, eps); err != nil {
 		return launchErr(k, bnShape{n, c, hw}, err)

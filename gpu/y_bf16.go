@@ -69,6 +69,8 @@ func bf16xKernel(k kernelID, x *Buffer) kernelID {
 		return kBNTrainStatsBF16X
 	case kBNApplyPackBF16:
 		return kBNApplyPackBF16X
+	case kBNPackBF16:
+		return kBNPackBF16X
 	case kBNBwdApplyPack:
 		return kBNBwdApplyPackBF16X
 	case kBNBwdPack:

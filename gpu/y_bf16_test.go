@@ -114,7 +114,7 @@ func init() {
 		}},
 		conformanceCase{"bn_bwd_bf16x_v1", []string{"bn_bwd_bf16x_v1"}, func(t *testing.T, d *Device) { bnBackward(t, d, true) }},
 		conformanceCase{"bn_bwd_relu_bf16x_v1", []string{"bn_bwd_relu_bf16x_v1"}, func(t *testing.T, d *Device) { bnBackwardReLU(t, d, true) }},
-		conformanceCase{"bn_apply_pack_bf16_bf16x_v1", []string{"bn_train_stats_bf16x_v1", "bn_apply_pack_bf16_bf16x_v1"},
+		conformanceCase{"bn_apply_pack_bf16_bf16x_v1", []string{"bn_train_stats_bf16x_v1", "bn_apply_pack_bf16_bf16x_v1", "bn_pack_bf16_bf16x_v1"},
 			func(t *testing.T, d *Device) { bnApplyPack(t, d, true) }},
 		conformanceCase{"bn_bwd_apply_pack_bf16x_v1", []string{"bn_bwd_apply_pack_bf16x_v1", "bn_bwd_pack_bf16x_v1",
 			"bn_bwd_relu_apply_pack_bf16x_v1", "bn_bwd_relu_pack_bf16x_v1"}, func(t *testing.T, d *Device) { bnBwdApplyPack(t, d, true) }})
@@ -126,7 +126,7 @@ func init() {
 // bf16Twins are the kernels of y_bf16.go, for TestBF16YLaunchers.
 var bf16Twins = []string{"conv2d_fwd_v7_igemm_bf16y", "bn_train_fwd_bf16x_v1", "bn_eval_fwd_bf16x_v1", "bn_bwd_bf16x_v1",
 	"bn_bwd_relu_bf16x_v1", "bn_train_stats_bf16x_v1", "bn_apply_pack_bf16_bf16x_v1", "bn_bwd_apply_pack_bf16x_v1",
-	"bn_bwd_pack_bf16x_v1", "bn_bwd_relu_apply_pack_bf16x_v1", "bn_bwd_relu_pack_bf16x_v1"}
+	"bn_bwd_pack_bf16x_v1", "bn_bwd_relu_apply_pack_bf16x_v1", "bn_bwd_relu_pack_bf16x_v1", "bn_pack_bf16_bf16x_v1"}
 
 // roundX rounds x to bfloat16 in place (cpuref.RoundBF16) when bf16x: the
 // values a BF16 convolution stores for the batch norm after it.
@@ -272,6 +272,10 @@ func TestBF16YLaunchers(t *testing.T) {
 		return bn("x", P(x), "gamma", P(gm), "beta", P(bt), "mean", P(mean), "stat", P(stat), "y", P(y), "dst", P(xk),
 			"Cp", 40, "eps", F32(1e-3), "eval", eval, "relu", relu)
 	}
+	without := func(m map[string]uint64, name string) map[string]uint64 {
+		delete(m, name)
+		return m
+	}
 	// bwd is a backward kernel's arguments: beta and dx where given
 	bwd := func(beta, out *Buffer) map[string]uint64 {
 		m := bn("x", P(x), "gamma", P(gm), "save_mean", P(sm), "save_inv_std", P(si), "dy", P(y), "dgamma", P(rm), "dbeta", P(rv))
@@ -311,6 +315,9 @@ func TestBF16YLaunchers(t *testing.T) {
 		{"apply-bf16", locked(func() error {
 			return d.bnForwardKeep(true, n, c, hw, x, gm, bt, y, sm, si, rm, rv, 0.25, 1e-3, true, packedBF16, true, g, xk)
 		}), "bn_apply_pack_bf16_bf16x_v1", tile, Dim3{32, 8, 1}, apply(sm, si, 0, 1)},
+		{"copy-only", locked(func() error {
+			return d.bnForwardKeepY(false, false, n, c, hw, x, gm, bt, y, sm, si, rm, rv, 0.25, 1e-3, true, packedBF16, true, g, xk)
+		}), "bn_pack_bf16_bf16x_v1", tile, Dim3{32, 8, 1}, without(apply(rm, rv, 1, 1), "y")},
 		{"apply-bf16-eval", locked(func() error {
 			return d.bnForwardKeep(false, n, c, hw, x, gm, bt, y, sm, si, rm, rv, 0.25, 1e-3, false, packedBF16, true, g, xk)
 		}), "bn_apply_pack_bf16_bf16x_v1", tile, Dim3{32, 8, 1}, apply(rm, rv, 1, 0)},

@@ -207,6 +207,10 @@ var docs = map[string]string{
 		"bits on the widened x). grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
 	"bn_bwd_relu_pack_bf16x_v1": "bn_bwd_relu_pack_v1 with x (N,C,HW) bfloat16, widened as it is read (its bits on the " +
 		"widened x). grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
+	"bn_pack_bf16_v1": "bn_apply_pack_bf16_v1 writing only dst, y's bfloat16 channels-last copy (y neither written nor " +
+		"a parameter): the same words. grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
+	"bn_pack_bf16_bf16x_v1": "bn_pack_bf16_v1 with x (N,C,HW) bfloat16, widened as it is read (its bits on the widened x). " +
+		"grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
 	"bn_bwd_relu_pack_v1": "bn_bwd_relu_apply_pack_v1 without dx: only dx's channels-last copy in dst, the same words. " +
 		"grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
 	"bn_bwd_v1": "batch norm backward: dβ = lanesum(dy), dγ = lanesum(dy·x̂), dx = (γ·invStd)·((dy−dβ/M)−x̂·(dγ/M)) " +

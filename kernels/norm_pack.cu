@@ -32,6 +32,8 @@
 //	bn_bwd_relu_pack_v1    bn_bwd_pack_v1 likewise.
 //	bn_train_stats_bf16x_v1      bn_train_stats_v1 reading x as bfloat16 (a BF16 convolution's output).
 //	bn_apply_pack_bf16_bf16x_v1  bn_apply_pack_bf16_v1 reading x as bfloat16.
+//	bn_pack_bf16_v1              bn_apply_pack_bf16_v1 writing the copy only, not y.
+//	bn_pack_bf16_bf16x_v1        bn_pack_bf16_v1 reading x as bfloat16.
 //	bn_bwd_apply_pack_bf16x_v1   bn_bwd_apply_pack_v1 reading x as bfloat16.
 //	bn_bwd_pack_bf16x_v1         bn_bwd_pack_v1 reading x as bfloat16.
 //	bn_bwd_relu_apply_pack_bf16x_v1  bn_bwd_relu_apply_pack_v1 reading x as bfloat16.
@@ -70,8 +72,9 @@ extern "C" __global__ void bn_train_stats_bf16x_v1(const unsigned short* x, floa
 
 // bn_apply_pack<kTF32> is bn_apply_pack_bf16_v1 (kTF32 = 0) and
 // bn_apply_pack_tf32_v1 (kTF32 = 1: the copy in TF32 words); TX is x's
-// element type (bn_load).
-template <int kTF32, typename TX>
+// element type (bn_load); kWriteY = 0 is bn_pack_bf16_v1 (the copy
+// alone, y not written).
+template <int kTF32, typename TX, int kWriteY = 1>
 static __device__ __forceinline__ void bn_apply_pack(const TX* x, const float* gamma, const float* beta,
                                                      const float* mean, const float* stat, float* y, unsigned* dst,
                                                      int N, int C, int HW, int Cp, float eps, int eval, int relu) {
@@ -79,7 +82,7 @@ static __device__ __forceinline__ void bn_apply_pack(const TX* x, const float* g
   const int j0 = (int)blockIdx.x * kTile, i0 = (int)blockIdx.y * kTile;
   const int b = (int)blockIdx.z, tx = (int)threadIdx.x, ty = (int)threadIdx.y;
   const TX* s = x + b * C * HW;
-  float* o = y + b * C * HW;
+  float* o = kWriteY ? y + b * C * HW : nullptr;
 #pragma unroll
   for (int k = 0; k < kTile; k += 8) {
     int i = i0 + ty + k, j = j0 + tx;
@@ -88,7 +91,7 @@ static __device__ __forceinline__ void bn_apply_pack(const TX* x, const float* g
       float inv_std = eval ? __nvvm_div_rn_f(1.0f, __nvvm_sqrt_rn_f(stat[i] + eps)) : stat[i];
       float xh = (bn_load(s, i * HW + j) - mean[i]) * inv_std;
       v = bn_epilogue(gamma[i] * xh + beta[i], relu);
-      o[i * HW + j] = v;
+      if (kWriteY) o[i * HW + j] = v;
     }
     t[ty + k][tx] = v;
   }
@@ -136,6 +139,25 @@ extern "C" __global__ void bn_apply_pack_bf16_bf16x_v1(const unsigned short* x, 
                                                        float* y, unsigned* dst, int N, int C, int HW, int Cp,
                                                        float eps, int eval, int relu) {
   bn_apply_pack<0>(x, gamma, beta, mean, stat, y, dst, N, C, HW, Cp, eps, eval, relu);
+}
+
+// bn_pack_bf16_v1 is bn_apply_pack_bf16_v1 writing the copy only, not y:
+// the same words in dst. For a batch norm whose output only the
+// convolution after it reads, through that copy, which it keeps for its
+// backward pass too (BatchNormForwardCopy): y's float32 values, which
+// nothing would read, are not written. Launch: as bn_apply_pack_bf16_v1.
+extern "C" __global__ void bn_pack_bf16_v1(const float* x, const float* gamma, const float* beta, const float* mean,
+                                           const float* stat, unsigned* dst, int N, int C, int HW, int Cp, float eps,
+                                           int eval, int relu) {
+  bn_apply_pack<0, float, 0>(x, gamma, beta, mean, stat, nullptr, dst, N, C, HW, Cp, eps, eval, relu);
+}
+
+// bn_pack_bf16_bf16x_v1 is bn_pack_bf16_v1 with x (N,C,HW) bfloat16: its
+// bits on x widened. Launch: as bn_apply_pack_bf16_v1.
+extern "C" __global__ void bn_pack_bf16_bf16x_v1(const unsigned short* x, const float* gamma, const float* beta,
+                                                 const float* mean, const float* stat, unsigned* dst, int N, int C,
+                                                 int HW, int Cp, float eps, int eval, int relu) {
+  bn_apply_pack<0, unsigned short, 0>(x, gamma, beta, mean, stat, nullptr, dst, N, C, HW, Cp, eps, eval, relu);
 }
 
 // bn_bwd_apply_pack<kWriteDx, kReLU> is bn_bwd_apply_pack_v1 (kWriteDx =

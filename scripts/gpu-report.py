@@ -512,9 +512,9 @@ FUSION_MARK = "<!-- gpu-record: fusions -->"
 # The fused modes of step 6's BenchmarkBatchNormKeep and
 # BenchmarkConvBackwardShared, each against the mode doing the same work
 # apart: (apart, fused).
-FUSION_PAIRS = [("fwd-apart", "fwd-fused"), ("bwd-apart", "bwd-fused"), ("bwd-apart", "bwd-copy"),
-                ("relu-apart", "relu-fused"), ("add-apart", "add-fused"), ("tf32-apart", "tf32-fused"), ("bf16y-apart", "bf16y-fused"),
-                ("apart", "shared")]
+FUSION_PAIRS = [("fwd-apart", "fwd-fused"), ("fwd-apart", "fwd-copy"), ("bwd-apart", "bwd-fused"),
+                ("bwd-apart", "bwd-copy"), ("relu-apart", "relu-fused"), ("add-apart", "add-fused"),
+                ("tf32-apart", "tf32-fused"), ("bf16y-apart", "bf16y-fused"), ("apart", "shared")]
 FUSION_RE = re.compile(r"^Benchmark(BatchNormKeep|ConvBackwardShared)/(.+)/mode=([\w-]+)$")
 
 
