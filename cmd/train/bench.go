@@ -548,17 +548,17 @@ func (t *timedBackend) MaxPoolBackward(g geom.PoolGeom, dy, argmax, dx backend.T
 }
 
 func (t *timedBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, ep backend.Epilogue, momentum, eps float64) error {
-	return t.BatchNormForwardKeep(train, n, c, hw, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y, ep, momentum, eps, geom.ConvGeom{}, nil)
+	return t.BatchNormForwardKeep(train, n, c, hw, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y, ep, momentum, eps, geom.ConvGeom{}, nil, false)
 }
 
 // BatchNormForwardKeep is timed as BatchNormForward, under its label.
-func (t *timedBackend) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, ep backend.Epilogue, momentum, eps float64, g geom.ConvGeom, xk backend.Tensor) error {
+func (t *timedBackend) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, ep backend.Epilogue, momentum, eps float64, g geom.ConvGeom, xk backend.Tensor, copyOnly bool) error {
 	label := "batchnorm"
 	if ep == backend.EpilogueReLU {
 		label = "batchnorm+relu"
 	}
 	return t.time(fmt.Sprintf("%s fwd N=%d,C=%d,HW=%d", label, n, c, hw), 0, 0, func() error {
-		return t.be.BatchNormForwardKeep(train, n, c, hw, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y, ep, momentum, eps, g, xk)
+		return t.be.BatchNormForwardKeep(train, n, c, hw, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y, ep, momentum, eps, g, xk, copyOnly)
 	})
 }
 

@@ -312,8 +312,13 @@ type Ops interface {
 	// backend at BF16: y's bfloat16 channels-last copy, written as y is).
 	// Where ConvKeepLen(g) is 0 and ConvXCopyLen(g) is not, xk (at least
 	// that long) gets that copy instead, for g's forward pass, next. The
-	// same bits as BatchNormForward; nil xk: BatchNormForward.
-	BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y Tensor, ep Epilogue, momentum, eps float64, g geom.ConvGeom, xk Tensor) error
+	// same bits as BatchNormForward; nil xk: BatchNormForward. With
+	// copyOnly, y is wanted only through the copy g keeps (its
+	// Conv2DForwardKeep and Conv2DBackward with xk, nothing else reading
+	// y): where that copy is made, y's values may be left unwritten (the
+	// GPU backend at BF16; until a batch norm writes y again it refuses a
+	// conv pass that would read them); the CPU backend writes y.
+	BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y Tensor, ep Epilogue, momentum, eps float64, g geom.ConvGeom, xk Tensor, copyOnly bool) error
 	// BatchNormBackward: the training-mode gradients dx (N,C,H·W; nil: not
 	// wanted), dgamma and dbeta (C) from x, gamma and the saved statistics,
 	// as cpuref.BatchNormBackward32. Overwrites; deterministic.

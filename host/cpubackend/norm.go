@@ -60,8 +60,8 @@ func (be *cpuBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta,
 }
 
 // BatchNormForwardKeep is BatchNormForward: the CPU keeps nothing for the
-// convolution after it (ConvKeepLen is 0).
-func (be *cpuBackend) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, ep backend.Epilogue, momentum, eps float64, _ geom.ConvGeom, _ backend.Tensor) error {
+// convolution after it (ConvKeepLen is 0), and writes y with copyOnly too.
+func (be *cpuBackend) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, ep backend.Epilogue, momentum, eps float64, _ geom.ConvGeom, _ backend.Tensor, _ bool) error {
 	return be.BatchNormForward(train, n, c, hw, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y, ep, momentum, eps)
 }
 

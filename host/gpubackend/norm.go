@@ -19,7 +19,7 @@ import (
 // saveInvStd unused); with EpilogueReLU their v2, the ReLU before the
 // store. One launch.
 func (be *gpuBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, ep backend.Epilogue, momentum, eps float64) error {
-	return be.BatchNormForwardKeep(train, n, c, hw, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y, ep, momentum, eps, geom.ConvGeom{}, nil)
+	return be.BatchNormForwardKeep(train, n, c, hw, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y, ep, momentum, eps, geom.ConvGeom{}, nil, false)
 }
 
 // BatchNormForwardKeep runs gpu.Device.BatchNormForwardKeep:
@@ -28,8 +28,10 @@ func (be *gpuBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta,
 // in xk as y is written (bn_train_stats_v1 and bn_apply_pack_bf16_v1),
 // for Conv2DForwardKeep(g, y, …, xk) to read; at TF32, where g's forward
 // kernel reads y's TF32 copy (ConvXCopyLen), that copy in xk
-// (bn_apply_pack_tf32_v1) for g's forward pass, next.
-func (be *gpuBackend) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, ep backend.Epilogue, momentum, eps float64, g geom.ConvGeom, xk backend.Tensor) error {
+// (bn_apply_pack_tf32_v1) for g's forward pass, next. With copyOnly
+// gpu.Device.BatchNormForwardCopy: where the BF16 copy is made, it alone
+// (bn_pack_bf16_v1), y's values not written.
+func (be *gpuBackend) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, ep backend.Epilogue, momentum, eps float64, g geom.ConvGeom, xk backend.Tensor, copyOnly bool) error {
 	op := "batch norm forward"
 	if !train {
 		op = "batch norm forward (evaluation)"
@@ -46,7 +48,11 @@ func (be *gpuBackend) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, b
 	if err != nil {
 		return err
 	}
-	return gpuWrap(op, be.dev.BatchNormForwardKeep(train, n, c, hw, b[0], b[1], b[2], b[7], b[5], b[6], b[3], b[4], momentum, eps, relu, g, xkb))
+	run := be.dev.BatchNormForwardKeep
+	if copyOnly {
+		run = be.dev.BatchNormForwardCopy
+	}
+	return gpuWrap(op, run(train, n, c, hw, b[0], b[1], b[2], b[7], b[5], b[6], b[3], b[4], momentum, eps, relu, g, xkb))
 }
 
 // bnForwardArgs are BatchNormForward's tensors: in training the running

@@ -48,11 +48,11 @@ func init() {
 			// With a ReLU epilogue (plan.go) the output is the ReLU's; with
 			// keepFor the conv after it reads its copy of it (plan.go): the
 			// copy it keeps, or the one its forward pass alone reads (xIn).
+			// copyOnly (plan.go): the copy alone where the conv keeps it.
 			if c := n.keepFor; c != nil && b.xIn[c.id] != nil {
-				g := c.info.Conv
-				g.N = b.N
+				copyOnly := n.copyOnly && b.xIn[c.id] == b.keep[c.id]
 				return b.be.BatchNormForwardKeep(!b.Eval, b.N, in.C, in.H*in.W, b.acts[n.in], p[0].Value, p[1].Value, p[2].Value, p[3].Value,
-					tmp[0], tmp[1], b.acts[n.y], n.epilogue, bnMomentum, bnEps, g, b.xIn[c.id])
+					tmp[0], tmp[1], b.acts[n.y], n.epilogue, bnMomentum, bnEps, convOf(c, b.N), b.xIn[c.id], copyOnly)
 			}
 			return b.be.BatchNormForward(!b.Eval, b.N, in.C, in.H*in.W, b.acts[n.in], p[0].Value, p[1].Value, p[2].Value, p[3].Value,
 				tmp[0], tmp[1], b.acts[n.y], n.epilogue, bnMomentum, bnEps)

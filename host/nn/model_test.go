@@ -479,6 +479,7 @@ func TestBatchNormKeepPlan(t *testing.T) {
 		params               [][]float32
 		eval                 []float32
 		packs, made, bwdMade int64
+		fwdCopyOnly          int64
 		copyOnly, reluMade   int64
 		keepFor, dyFor       int64
 	}
@@ -506,8 +507,11 @@ func TestBatchNormKeepPlan(t *testing.T) {
 				r.packs += k.Launches
 			}
 			switch name = floatForm(name); name {
-			case "bn_apply_pack_bf16_v1":
+			case "bn_apply_pack_bf16_v1", "bn_pack_bf16_v1":
 				r.made += k.Launches
+				if name == "bn_pack_bf16_v1" {
+					r.fwdCopyOnly += k.Launches
+				}
 			case "bn_bwd_apply_pack_v1", "bn_bwd_pack_v1", "bn_bwd_relu_apply_pack_v1", "bn_bwd_relu_pack_v1":
 				r.bwdMade += k.Launches
 				if name == "bn_bwd_pack_v1" || name == "bn_bwd_relu_pack_v1" {
@@ -528,7 +532,9 @@ func TestBatchNormKeepPlan(t *testing.T) {
 	}
 	// Forward: the first batch norm feeds conv 2, the second conv 3, the
 	// third a max-pool; each of the two runs once per training step and
-	// once in the evaluation. Backward: the second and third batch norm
+	// once in the evaluation, and writes the copy alone (bn_pack_bf16_v1:
+	// conv 2 and conv 3 are the only readers of its output, which its
+	// backward pass, masking for its ReLU, does not read). Backward: the second and third batch norm
 	// make the dy copy of conv 2 and conv 3 (conv 1 has no dx, so its
 	// backward kernels share no copy), once per training step; conv 2 has
 	// no bias, so its copy alone, without dx's float32 values, which
@@ -544,9 +550,12 @@ func TestBatchNormKeepPlan(t *testing.T) {
 	}
 	fewer := pairs*passes + bwdPairs*st
 	if without.packs-with.packs != fewer || with.made != pairs*passes || with.bwdMade != bwdPairs*st || without.made+without.bwdMade != 0 {
-		t.Errorf("packing launches %d with, %d without (want %d fewer); bn_apply_pack_bf16_v1 launches %d and %d (want %d and 0), "+
+		t.Errorf("packing launches %d with, %d without (want %d fewer); bn_apply_pack_bf16_v1 and bn_pack_bf16_v1 launches %d and %d (want %d and 0), "+
 			"dy copies by the batch norms %d and %d (want %d and 0)", with.packs, without.packs, fewer, with.made, without.made, pairs*passes,
 			with.bwdMade, without.bwdMade, bwdPairs*st)
+	}
+	if with.fwdCopyOnly != pairs*passes {
+		t.Errorf("bn_pack_bf16_v1 launches %d, want %d: every batch norm feeding a conv writes the copy alone", with.fwdCopyOnly, pairs*passes)
 	}
 	if with.copyOnly != st || with.reluMade != st {
 		t.Errorf("copy-only launches %d and masking ones %d, want %d and %d: conv 2 has no bias and a ReLU after its batch norm, "+
@@ -711,7 +720,7 @@ func TestXCopyPlan(t *testing.T) {
 						r.packs += k.Launches
 					}
 					switch floatForm(name) {
-					case bnKernel:
+					case bnKernel, "bn_pack_bf16_v1": // the copy alone where only the conv reads y
 						r.bn += k.Launches
 					case addKernel:
 						r.add += k.Launches

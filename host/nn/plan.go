@@ -75,6 +75,13 @@ type node struct {
 	// (into the batch's xck: ConvXCopyLen), and the conv reads it instead
 	// of making it.
 	keepFor *node
+	// copyOnly, on a BatchNorm with keepFor whose output only that conv
+	// reads and whose backward pass does not read it either (no ReLU after
+	// it, or one whose backward it runs: reluBwd), says that where the
+	// conv keeps the copy (BF16) the batch norm writes the copy alone
+	// (BatchNormForwardKeep with copyOnly): its output's values, which
+	// nothing reads, are not written.
+	copyOnly bool
 	// dyFor, on a BatchNorm that alone reads the output of a conv running
 	// Conv2DBackward with dx wanted, on a backend whose Fusions say
 	// BatchNormKeep, is that conv: the batch norm's backward pass makes
@@ -436,6 +443,11 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 		}
 		if r := next(n); r != nil && r.mod.kind == ReLU && (!r.fused || r.maskOut) && !r.byPool && r.needDX && !r.dxAcc {
 			n.reluBwd, r.bwdByBN = r, true
+		}
+	}
+	for _, n := range g.nodes {
+		if n.keepFor != nil && g.tensors[n.y].consumers == 1 && (n.epilogue == backend.NoEpilogue || n.reluBwd != nil) {
+			n.copyOnly = true
 		}
 	}
 }
