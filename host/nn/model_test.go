@@ -534,13 +534,14 @@ func TestBatchNormKeepPlan(t *testing.T) {
 	// third a max-pool; each of the two runs once per training step and
 	// once in the evaluation, and writes the copy alone (bn_pack_bf16_v1:
 	// conv 2 and conv 3 are the only readers of its output, which its
-	// backward pass, masking for its ReLU, does not read). Backward: the second and third batch norm
-	// make the dy copy of conv 2 and conv 3 (conv 1 has no dx, so its
-	// backward kernels share no copy), once per training step; conv 2 has
-	// no bias, so its copy alone, without dx's float32 values, which
-	// nothing reads, and the ReLU after the second batch norm masks its
-	// gradient there (bn_bwd_relu_pack_v1); conv 3's bias gradient reads
-	// dx's values (bn_bwd_apply_pack_v1, no ReLU after the third).
+	// backward pass, masking for its ReLU, does not read). Backward: the
+	// second and third batch norm make the dy copy of conv 2 and conv 3
+	// (conv 1 has no dx, so its backward kernels share no copy), once per
+	// training step; conv 2 has no bias, so its copy alone, without dx's
+	// float32 values, which nothing reads, and the ReLU after the second
+	// batch norm masks its gradient there (bn_bwd_relu_pack_v1); conv 3's
+	// bias gradient reads dx's values (bn_bwd_apply_pack_v1, no ReLU after
+	// the third).
 	const pairs, bwdPairs = 2, 2
 	st := int64(steps)
 	passes := st + 1
