@@ -40,8 +40,8 @@
 //
 // The _bf16x kernels read x as bfloat16, (N,C,HW) 16-bit values: a BF16
 // convolution stores its output so (conv2d_fwd_v7_igemm_bf16y) where the
-// batch norm after it is its only reader, half the bytes written and read
-// again three times. Each widens x exactly (bn_load) and computes its
+// batch norm after it is its only reader: half the bytes written, and read
+// three times forward and twice backward. Each widens x exactly (bn_load) and computes its
 // float32 form's bits on the widened values; y, dy and dx stay float32.
 
 #include "norm.cuh"
