@@ -78,11 +78,9 @@ func init() {
 				// conv's dy and read by it alone, is wanted only as that
 				// copy where the conv has no bias gradient and its backward
 				// pass is the next (the device keeps one copy)
-				g := c.info.Conv
-				g.N = b.N
 				copyOnly := c.biasGrad() == nil && !n.dxAcc && c.id+1 == n.id
 				return b.be.BatchNormBackwardKeep(b.N, in.C, in.H*in.W, b.acts[n.in], p[0].Value, tmp[0], tmp[1], dy, b.dx(n),
-					p[0].Grad, p[1].Grad, g, b.dyk, copyOnly, relu)
+					p[0].Grad, p[1].Grad, convOf(c, b.N), b.dyk, copyOnly, relu)
 			}
 			if r != nil {
 				return b.be.BatchNormBackwardReLU(b.N, in.C, in.H*in.W, b.acts[n.in], p[0].Value, p[1].Value, tmp[0], tmp[1],

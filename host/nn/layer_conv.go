@@ -104,8 +104,7 @@ func init() {
 			return nil
 		},
 		forward: func(b *Batch, n *node) error {
-			g := n.info.Conv
-			g.N = b.N
+			g := convOf(n, b.N)
 			// With a ReLU epilogue (plan.go) the output is the ReLU's.
 			if xk := b.keep[n.id]; xk != nil {
 				return b.be.Conv2DForwardKeep(g, b.acts[n.in], n.params[0].Value, n.bias(), b.acts[n.y], n.epilogue, xk)
@@ -113,8 +112,7 @@ func init() {
 			return b.be.Conv2DForward(g, b.acts[n.in], n.params[0].Value, n.bias(), b.acts[n.y], n.epilogue)
 		},
 		backward: func(b *Batch, n *node) error {
-			g := n.info.Conv
-			g.N = b.N
+			g := convOf(n, b.N)
 			w := n.params[0]
 			if n.bwdBoth {
 				var dx backend.Tensor

@@ -371,9 +371,7 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 	dykLen := 0
 	for _, nd := range m.g.nodes {
 		if c := nd.dyFor; c != nil && c.needDX {
-			g := c.info.Conv
-			g.N = n
-			dykLen = max(dykLen, m.be.ConvDyCopyLen(g))
+			dykLen = max(dykLen, m.be.ConvDyCopyLen(convOf(c, n)))
 		}
 	}
 	if dykLen > 0 {
@@ -386,9 +384,7 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 			b.catTensors(nd)
 		}
 		if nd.bwdBoth {
-			g := nd.info.Conv
-			g.N = n
-			if size := m.be.ConvKeepLen(g); size > 0 {
+			if size := m.be.ConvKeepLen(convOf(nd, n)); size > 0 {
 				if b.keep[nd.id], err = newF(size); err != nil {
 					return fail(err)
 				}
@@ -417,9 +413,7 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 		if c == nil || b.keep[c.id] != nil {
 			continue
 		}
-		g := c.info.Conv
-		g.N = n
-		if l := m.be.ConvXCopyLen(g); l > 0 {
+		if l := m.be.ConvXCopyLen(convOf(c, n)); l > 0 {
 			xckLen, xckFor[c.id] = max(xckLen, l), true
 		}
 	}
@@ -442,9 +436,7 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 				xk = b.xIn[c.id]
 			}
 			if xk != nil {
-				g := c.info.Conv
-				g.N = n
-				b.addKeeps[nd.id] = append(b.addKeeps[nd.id], backend.ConvKeep{G: g, XK: xk})
+				b.addKeeps[nd.id] = append(b.addKeeps[nd.id], backend.ConvKeep{G: convOf(c, n), XK: xk})
 			}
 		}
 	}

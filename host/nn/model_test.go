@@ -604,9 +604,7 @@ func TestAddReLUKeepPlan(t *testing.T) {
 		for _, n := range m.g.nodes {
 			r.keepsFor += len(n.keepsFor)
 			for _, c := range n.keepsFor {
-				g := c.info.Conv
-				g.N = batch
-				if be.ConvKeepLen(g) > 0 {
+				if be.ConvKeepLen(convOf(c, batch)) > 0 {
 					r.keeping++
 				}
 			}
