@@ -353,11 +353,14 @@ func (b *Buffer) DownloadBF16(dst []float32) error {
 	if err := b.d.notCapturing("download"); err != nil {
 		return err
 	}
-	h := make([]byte, 2*len(dst))
+	// The 2-byte values land in dst's first half and are widened in place
+	// from the last: dst[i] covers bytes 4i…4i+3, past the value 2i…2i+1
+	// it reads and those of every element still to widen (none allocated).
+	h := f32Bytes(dst)[:2*len(dst)]
 	if err := b.d.drv.MemcpyDtoH(h, b.ptr); err != nil {
 		return fmt.Errorf("gpu: download %d bfloat16 from %v: %w", len(dst), b, err)
 	}
-	for i := range dst {
+	for i := len(dst) - 1; i >= 0; i-- {
 		dst[i] = cpuref.BF16ToFloat32(binary.LittleEndian.Uint16(h[2*i:]))
 	}
 	b.d.stats.DtoHBytes += int64(len(h))
