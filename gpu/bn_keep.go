@@ -197,19 +197,15 @@ func (d *Device) bnForwardKeepY(writeY, train bool, n, c, hw int, x, gamma, beta
 			return err
 		}
 	}
-	r := 0
-	if relu {
-		r = 1
-	}
 	cp := packedChans(c, pc.chanAlign)
 	grid, block := Dim3{ceilDiv(hw, transposeTile), ceilDiv(cp, transposeTile), n}, Dim3{transposeTile, 8, 1}
 	if !writeY && pc == packedBF16 { // the copy alone: y's parameter left out
 		return d.launch(bf16xKernel(kBNPackBF16, x), grid, block, 0, argPtr(x), argPtr(gamma), argPtr(beta), argPtr(mean),
-			argPtr(stat), argPtr(xk), argI32(n), argI32(c), argI32(hw), argI32(cp), argF32(float32(eps)), argI32(eval), argI32(r))
+			argPtr(stat), argPtr(xk), argI32(n), argI32(c), argI32(hw), argI32(cp), argF32(float32(eps)), argI32(eval), argFlag(relu))
 	}
 	return d.launch(bf16xKernel(byPacking(pc, kBNApplyPackBF16, kBNApplyPackTF32), x), grid, block, 0,
 		argPtr(x), argPtr(gamma), argPtr(beta), argPtr(mean), argPtr(stat), argPtr(y), argPtr(xk),
-		argI32(n), argI32(c), argI32(hw), argI32(cp), argF32(float32(eps)), argI32(eval), argI32(r))
+		argI32(n), argI32(c), argI32(hw), argI32(cp), argF32(float32(eps)), argI32(eval), argFlag(relu))
 }
 
 // bnTrainStats launches bn_train_stats_v1 (checked buffers).
@@ -424,10 +420,6 @@ func bnApplyPackKernel(x, beta, dx *Buffer) kernelID {
 // beta's length is checked by the sums' launch before it): dx and its copy
 // in dyk, kp channels, TF32 or bfloat16; with dx nil the copy only.
 func (d *Device) bnBwdApplyPack(n, c, hw int, x, gamma, beta, saveMean, saveInvStd, dy, dgamma, dbeta, dx, dyk *Buffer, kp int, tf32 bool) error {
-	t := 0
-	if tf32 {
-		t = 1
-	}
 	var a [15]arg
 	args := append(a[:0], argPtr(x), argPtr(gamma))
 	if beta != nil {
@@ -437,7 +429,7 @@ func (d *Device) bnBwdApplyPack(n, c, hw int, x, gamma, beta, saveMean, saveInvS
 	if dx != nil {
 		args = append(args, argPtr(dx))
 	}
-	args = append(args, argPtr(dyk), argI32(n), argI32(c), argI32(hw), argI32(kp), argI32(t))
+	args = append(args, argPtr(dyk), argI32(n), argI32(c), argI32(hw), argI32(kp), argFlag(tf32))
 	return d.launch(bnApplyPackKernel(x, beta, dx), Dim3{ceilDiv(hw, transposeTile), ceilDiv(kp, transposeTile), n},
 		Dim3{transposeTile, 8, 1}, 0, args...)
 }
