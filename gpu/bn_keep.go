@@ -325,9 +325,9 @@ func (d *Device) bnBackwardKeep(copyOnly bool, n, c, hw int, x, gamma, beta, sav
 		delete(d.dyOnly, dx.ptr) // written now, one way or the other
 	}
 	pc, ok := d.dyPackingMade(g)
-	if !ok || dyk == nil || dx == nil || g.N != n || g.K != c || g.P()*g.Q() != hw || d.fns[bnApplyPackKernel(x, beta, dx)] == nil {
+	if !ok || dyk == nil || dx == nil || g.N != n || g.K != c || g.P()*g.Q() != hw || d.fns[bnApplyPackKernel(x, dy, beta, dx)] == nil {
 		if err := d.bnBackward(n, c, hw, x, gamma, beta, saveMean, saveInvStd, dy, dx, dgamma, dbeta); err != nil {
-			return launchErr(bnBackwardKernel(x, beta), bnShape{n, c, hw}, err)
+			return launchErr(bnBackwardKernel(x, dy, beta), bnShape{n, c, hw}, err)
 		}
 		return nil
 	}
@@ -345,14 +345,14 @@ func (d *Device) bnBackwardKeep(copyOnly bool, n, c, hw int, x, gamma, beta, sav
 		err = d.bnBackward(n, c, hw, x, gamma, beta, saveMean, saveInvStd, dy, nil, dgamma, dbeta)
 	}
 	if err != nil {
-		return launchErr(bnBackwardKernel(x, beta), bnShape{n, c, hw}, err)
+		return launchErr(bnBackwardKernel(x, dy, beta), bnShape{n, c, hw}, err)
 	}
 	out := dx
 	if copyOnly {
 		out = nil
 	}
 	if err := d.bnBwdApplyPack(n, c, hw, x, gamma, beta, saveMean, saveInvStd, dy, dgamma, dbeta, out, dyk, kp, pc == packedTF32); err != nil {
-		return launchErr(bnApplyPackKernel(x, beta, out), bnShape{n, c, hw}, err)
+		return launchErr(bnApplyPackKernel(x, dy, beta, out), bnShape{n, c, hw}, err)
 	}
 	d.dyMade = madeCopy{dx.ptr, g, pc, dyk}
 	if copyOnly {
@@ -403,20 +403,20 @@ func copyOnlyIn(m map[DevicePtr]*Buffer, b *Buffer) bool {
 // bnApplyPackKernel is the kernel bnBwdApplyPack launches:
 // bn_bwd_apply_pack_v1, with dx nil bn_bwd_pack_v1, and with beta (the
 // ReLU's mask) their bn_bwd_relu_ forms; with x bfloat16 their _bf16x
-// twins.
-func bnApplyPackKernel(x, beta, dx *Buffer) kernelID {
+// twins, with dy bfloat16 too their _bf16xdy twins (bnBwdKernel).
+func bnApplyPackKernel(x, dy, beta, dx *Buffer) kernelID {
 	switch {
 	case beta != nil && dx != nil:
-		return bf16xKernel(kBNBwdReLUApplyPack, x)
+		return bnBwdKernel(kBNBwdReLUApplyPack, x, dy)
 	case beta != nil:
-		return bf16xKernel(kBNBwdReLUPack, x)
+		return bnBwdKernel(kBNBwdReLUPack, x, dy)
 	case dx != nil:
-		return bf16xKernel(kBNBwdApplyPack, x)
+		return bnBwdKernel(kBNBwdApplyPack, x, dy)
 	}
-	return bf16xKernel(kBNBwdPack, x)
+	return bnBwdKernel(kBNBwdPack, x, dy)
 }
 
-// bnBwdApplyPack launches bnApplyPackKernel(x, beta, dx) (checked buffers;
+// bnBwdApplyPack launches bnApplyPackKernel(x, dy, beta, dx) (checked buffers;
 // beta's length is checked by the sums' launch before it): dx and its copy
 // in dyk, kp channels, TF32 or bfloat16; with dx nil the copy only.
 func (d *Device) bnBwdApplyPack(n, c, hw int, x, gamma, beta, saveMean, saveInvStd, dy, dgamma, dbeta, dx, dyk *Buffer, kp int, tf32 bool) error {
@@ -430,6 +430,6 @@ func (d *Device) bnBwdApplyPack(n, c, hw int, x, gamma, beta, saveMean, saveInvS
 		args = append(args, argPtr(dx))
 	}
 	args = append(args, argPtr(dyk), argI32(n), argI32(c), argI32(hw), argI32(kp), argFlag(tf32))
-	return d.launch(bnApplyPackKernel(x, beta, dx), Dim3{ceilDiv(hw, transposeTile), ceilDiv(kp, transposeTile), n},
+	return d.launch(bnApplyPackKernel(x, dy, beta, dx), Dim3{ceilDiv(hw, transposeTile), ceilDiv(kp, transposeTile), n},
 		Dim3{transposeTile, 8, 1}, 0, args...)
 }

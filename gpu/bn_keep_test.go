@@ -90,12 +90,12 @@ func packedWant(t *testing.T, name string, got, v []float32, n, c, hw, cp, elem 
 // relu, their bn_bwd_relu_ forms after bn_bwd_relu_v1's sums, against
 // cpuref.ReLUBackward on the ReLU's output and then BatchNormBackward32
 // (bnReLUCase).
-func testBNBwdApplyPack(t *testing.T, d *Device) { bnBwdApplyPack(t, d, false) }
+func testBNBwdApplyPack(t *testing.T, d *Device) { bnBwdApplyPack(t, d, bnF32) }
 
-// bnBwdApplyPack is testBNBwdApplyPack, with bf16x on x rounded to
-// bfloat16 in a bfloat16 buffer (xIn): bn_bwd_bf16x_v1's sums, then
-// bn_bwd_apply_pack_bf16x_v1.
-func bnBwdApplyPack(t *testing.T, d *Device, bf16x bool) {
+// bnBwdApplyPack is testBNBwdApplyPack, where f says so with x (and dy)
+// rounded to bfloat16 in bfloat16 buffers (xIn, dyIn): bn_bwd_bf16x_v1's
+// sums, then bn_bwd_apply_pack_bf16x_v1 (their _bf16xdy forms).
+func bnBwdApplyPack(t *testing.T, d *Device, f bnTypes) {
 	if !d.hasTarget(80) {
 		t.Skipf("bn_bwd_apply_pack_v1 needs compute capability 8.0; %v has less", d)
 	}
@@ -113,14 +113,15 @@ func bnBwdApplyPack(t *testing.T, d *Device, bf16x bool) {
 				L := n * c * hw
 				var x, dy, gamma, beta, mean, inv, masked []float32
 				if relu {
-					x, dy, gamma, beta, mean, inv, masked = bnReLUCase(t, n, c, hw, bf16x)
+					x, dy, gamma, beta, mean, inv, masked = bnReLUCase(t, n, c, hw, f)
 				} else {
 					rng := newRand(t.Name())
 					x, dy = uniform(rng, L), uniform(rng, L)
-					roundX(x, bf16x)
+					roundX(x, f.x())
 					if L > 2 {
 						dy[L/3] = float32(math.NaN())
 					}
+					bnDy(dy, f)
 					gamma, beta, _, _ = bnParams(t.Name(), c)
 					mean, inv = make([]float32, c), make([]float32, c)
 					if err := cpuref.BatchNormTrainForward32(n, c, hw, x, gamma, beta, make([]float32, L), mean, inv, nil, nil, 0.1, 1e-5); err != nil {
@@ -134,7 +135,7 @@ func bnBwdApplyPack(t *testing.T, d *Device, bf16x bool) {
 				}
 				h := newHarness(t, d)
 				kp := packedChans(c, pc.chanAlign)
-				xb, gb, mb, ib, dyb := xIn(h, x, bf16x), h.in("gamma", gamma), h.in("saveMean", mean), h.in("saveInvStd", inv), h.in("dy", dy)
+				xb, gb, mb, ib, dyb := xIn(h, x, f.x()), h.in("gamma", gamma), h.in("saveMean", mean), h.in("saveInvStd", inv), dyIn(h, dy, f)
 				dx, dg, db, dyk := h.out("dx", L), h.out("dgamma", c), h.out("dbeta", c), h.out("dyk", n*hw*kp*pc.elemBytes/4)
 				var bb *Buffer // beta: the ReLU's mask
 				if relu {

@@ -66,6 +66,12 @@ func TestBatchNormForwardCopyCUDA(t *testing.T) { testBatchNormForwardCopy(t, op
 // bits of a float32 output rounded on the host.
 func TestConvOutputBF16CUDA(t *testing.T) { testConvOutputBF16(t, openCUDAT(t)) }
 
+// TestConvInputGradBF16CUDA is TestConvInputGradBF16 on CUDA device 0: a
+// BF16 conv's input gradient stored as bfloat16 and read by the batch
+// norm's backward pass gives the bits of a float32 one rounded on the
+// host.
+func TestConvInputGradBF16CUDA(t *testing.T) { testConvInputGradBF16(t, openCUDAT(t)) }
+
 // TestAddReLUKeepCUDA is TestAddReLUKeep on CUDA device 0: y's bfloat16
 // copies written by the residual add's pass give the bits of the
 // convolutions packing y themselves.

@@ -345,6 +345,9 @@ func (d *Device) convBackwardDataAlgo(a ConvAlgo, g geom.ConvGeom, dy, w, dx *Bu
 
 // convBackwardDataKernel runs backward-data kernel id on g.
 func (d *Device) convBackwardDataKernel(id kernelID, g geom.ConvGeom, dy, w, dx *Buffer) error {
+	if err := convDxCheck(id, g, dx); err != nil {
+		return err
+	}
 	if id == kConvBwdData {
 		if err := d.conv2DBackwardData(g, dy, w, dx); err != nil {
 			return launchErr(id, g, err)
@@ -441,6 +444,9 @@ func (d *Device) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk *Buffe
 	did := kernelID(-1)
 	if dx != nil {
 		did = d.kernelFor(d.convAlgoFor(ConvBwdData, g), ConvBwdData, g)
+		if err := convDxCheck(did, g, dx); err != nil { // before the weight gradient's launches
+			return err
+		}
 	}
 	pc, fpacked := packedConvs[fid]
 	dpc, dpacked := packedConvs[did]
@@ -467,7 +473,7 @@ func (d *Device) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk *Buffe
 		if err := d.needOpt("db", db, Float32, g.K); err != nil {
 			return launchErr(fid, g, err)
 		}
-		if err := d.needConv(g, "dy", dy, g.YLen(), "w", w, g.WLen(), "dx", dx, g.XLen()); err != nil {
+		if err := d.needConvDx(did, g, dy, w, dx); err != nil {
 			return launchErr(did, g, err)
 		}
 		if dyh = d.dyMade.take(dy, g, pc); dyh == 0 {

@@ -228,21 +228,22 @@ func (d *Device) batchNormBackward(n, c, hw int, x, gamma, beta, saveMean, saveI
 		delete(d.dyOnly, dx.ptr) // its values written now (BatchNormBackwardCopy)
 	}
 	if err := d.bnBackward(n, c, hw, x, gamma, beta, saveMean, saveInvStd, dy, dx, dgamma, dbeta); err != nil {
-		return launchErr(bnBackwardKernel(x, beta), bnShape{n, c, hw}, err)
+		return launchErr(bnBackwardKernel(x, dy, beta), bnShape{n, c, hw}, err)
 	}
 	return nil
 }
 
 // bnBackwardKernel is bn_bwd_v1, or with the ReLU's mask (beta given)
-// bn_bwd_relu_v1; with x bfloat16 their _bf16x twins.
-func bnBackwardKernel(x, beta *Buffer) kernelID {
+// bn_bwd_relu_v1; with x bfloat16 their _bf16x twins, with dy bfloat16 too
+// their _bf16xdy twins (bnBwdKernel).
+func bnBackwardKernel(x, dy, beta *Buffer) kernelID {
 	if beta != nil {
-		return bf16xKernel(kBNBwdReLU, x)
+		return bnBwdKernel(kBNBwdReLU, x, dy)
 	}
-	return bf16xKernel(kBNBwd, x)
+	return bnBwdKernel(kBNBwd, x, dy)
 }
 
-// bnBackward launches bnBackwardKernel(x, beta) (buffers checked; beta nil:
+// bnBackward launches bnBackwardKernel(x, dy, beta) (buffers checked; beta nil:
 // no ReLU). Callers hold d.mu.
 func (d *Device) bnBackward(n, c, hw int, x, gamma, beta, saveMean, saveInvStd, dy, dx, dgamma, dbeta *Buffer) error {
 	if err := dims([]int{n, c, hw}, []int{n, c, hw}); err != nil {
@@ -256,11 +257,14 @@ func (d *Device) bnBackward(n, c, hw int, x, gamma, beta, saveMean, saveInvStd, 
 		name string
 		b    *Buffer
 		n    int
-	}{{"gamma", gamma, c}, {"saveMean", saveMean, c}, {"saveInvStd", saveInvStd, c}, {"dy", dy, L},
+	}{{"gamma", gamma, c}, {"saveMean", saveMean, c}, {"saveInvStd", saveInvStd, c},
 		{"dgamma", dgamma, c}, {"dbeta", dbeta, c}} {
 		if err := d.need(b.name, b.b, Float32, b.n); err != nil {
 			return err
 		}
+	}
+	if err := d.need("dy", dy, dyType(x, dy), L); err != nil {
+		return err
 	}
 	if err := d.needOpt("dx", dx, Float32, L); err != nil {
 		return err
@@ -270,9 +274,9 @@ func (d *Device) bnBackward(n, c, hw int, x, gamma, beta, saveMean, saveInvStd, 
 		if err := d.need("beta", beta, Float32, c); err != nil {
 			return err
 		}
-		return d.launch(bnBackwardKernel(x, beta), grid, block, 0, argPtr(x), argPtr(gamma), argPtr(beta), argPtr(saveMean),
+		return d.launch(bnBackwardKernel(x, dy, beta), grid, block, 0, argPtr(x), argPtr(gamma), argPtr(beta), argPtr(saveMean),
 			argPtr(saveInvStd), argPtr(dy), argPtr(dx), argPtr(dgamma), argPtr(dbeta), argI32(n), argI32(c), argI32(hw))
 	}
-	return d.launch(bnBackwardKernel(x, nil), grid, block, 0, argPtr(x), argPtr(gamma), argPtr(saveMean), argPtr(saveInvStd),
+	return d.launch(bnBackwardKernel(x, dy, nil), grid, block, 0, argPtr(x), argPtr(gamma), argPtr(saveMean), argPtr(saveInvStd),
 		argPtr(dy), argPtr(dx), argPtr(dgamma), argPtr(dbeta), argI32(n), argI32(c), argI32(hw))
 }

@@ -278,7 +278,7 @@ func (d *Device) convBackwardDataPacked(id kernelID, g geom.ConvGeom, dy, w, dx 
 // channels-last copy (packDy's), where it is not 0 instead of packing dy.
 func (d *Device) convBackwardDataPackedDy(id kernelID, g geom.ConvGeom, dy *Buffer, dyh DevicePtr, w, dx *Buffer) error {
 	pc := packedConvs[id]
-	if err := d.needConv(g, "dy", dy, g.YLen(), "w", w, g.WLen(), "dx", dx, g.XLen()); err != nil {
+	if err := d.needConvDx(id, g, dy, w, dx); err != nil {
 		return launchErr(id, g, err)
 	}
 	if !packedFits(ConvBwdData, g, pc.chanAlign) {
@@ -298,7 +298,8 @@ func (d *Device) convBackwardDataPackedDy(id kernelID, g geom.ConvGeom, dy *Buff
 	}
 	defer d.releaseScratchLocked(wt, wsize)
 	grid := Dim3{ceilDiv(g.N*g.H*g.W, packedBM), ceilDiv(g.C, packedBN), 1}
-	if err := d.launchConv(id, grid, Dim3{pc.threads, 1, 1}, g, []arg{argDev(dyh), argDev(wt), argPtr(dx)}, kp); err != nil {
+	k, _ := convDx(id, dx) // dx as bfloat16 (dx_bf16.go)
+	if err := d.launchConv(k, grid, Dim3{pc.threads, 1, 1}, g, []arg{argDev(dyh), argDev(wt), argPtr(dx)}, kp); err != nil {
 		return launchErr(id, g, err)
 	}
 	return nil

@@ -63,8 +63,8 @@ func testBNTrainForward(t *testing.T, d *Device)     { bnTrainForward(t, d, fals
 func testBNTrainReLUForward(t *testing.T, d *Device) { bnTrainForward(t, d, true, false) }
 func testBNEvalForward(t *testing.T, d *Device)      { bnEvalForward(t, d, false, false) }
 func testBNEvalReLUForward(t *testing.T, d *Device)  { bnEvalForward(t, d, true, false) }
-func testBNBackward(t *testing.T, d *Device)         { bnBackward(t, d, false) }
-func testBNBackwardReLU(t *testing.T, d *Device)     { bnBackwardReLU(t, d, false) }
+func testBNBackward(t *testing.T, d *Device)         { bnBackward(t, d, bnF32) }
+func testBNBackwardReLU(t *testing.T, d *Device)     { bnBackwardReLU(t, d, bnF32) }
 
 // bnTrainForward checks BatchNormTrainForward, with relu the fused ReLU
 // (cpuref's batch norm, then ReLU as relu_fwd_v1); with bf16x on x
@@ -173,7 +173,36 @@ func bnEvalForward(t *testing.T, d *Device, relu, bf16x bool) {
 	}
 }
 
-func bnBackward(t *testing.T, d *Device, bf16x bool) {
+// bnTypes says which inputs of a batch norm's backward pass a conformance
+// case stores as bfloat16: none, x (the _bf16x kernels), or x and dy (the
+// _bf16xdy kernels).
+type bnTypes int
+
+const (
+	bnF32 bnTypes = iota
+	bnBF16X
+	bnBF16XDY
+)
+
+func (f bnTypes) x() bool  { return f != bnF32 }
+func (f bnTypes) dy() bool { return f == bnBF16XDY }
+
+// dyIn uploads dy as a batch norm's guarded gradient: a bfloat16 buffer
+// where f says so (dy holds bfloat16 values: bnDy), else float32.
+func dyIn(h *harness, dy []float32, f bnTypes) *Buffer {
+	h.t.Helper()
+	if f.dy() {
+		b, _ := h.inBF16("dy", dy)
+		return b
+	}
+	return h.in("dy", dy)
+}
+
+// bnDy rounds dy to bfloat16 in place where f says so: the values a BF16
+// convolution stores as its input gradient (conv2d_bwd_data_v9_igemm_bf16dx).
+func bnDy(dy []float32, f bnTypes) { roundX(dy, f.dy()) }
+
+func bnBackward(t *testing.T, d *Device, f bnTypes) {
 	for _, s := range bnShapesFor(d) {
 		n, c, hw := s[0], s[1], s[2]
 		for _, withDx := range []bool{true, false} {
@@ -181,7 +210,8 @@ func bnBackward(t *testing.T, d *Device, bf16x bool) {
 				L := n * c * hw
 				rng := newRand(t.Name())
 				x, dy := uniform(rng, L), uniform(rng, L)
-				roundX(x, bf16x)
+				roundX(x, f.x())
+				bnDy(dy, f)
 				gamma, beta, _, _ := bnParams(t.Name(), c)
 				mean, inv := make([]float32, c), make([]float32, c)
 				if err := cpuref.BatchNormTrainForward32(n, c, hw, x, gamma, beta, make([]float32, L), mean, inv, nil, nil, 0.1, 1e-5); err != nil {
@@ -201,8 +231,8 @@ func bnBackward(t *testing.T, d *Device, bf16x bool) {
 					dx = h.out("dx", L)
 				}
 				dg, db := h.out("dgamma", c), h.out("dbeta", c)
-				if err := d.BatchNormBackward(n, c, hw, xIn(h, x, bf16x), h.in("gamma", gamma), h.in("saveMean", mean),
-					h.in("saveInvStd", inv), h.in("dy", dy), dx, dg, db); err != nil {
+				if err := d.BatchNormBackward(n, c, hw, xIn(h, x, f.x()), h.in("gamma", gamma), h.in("saveMean", mean),
+					h.in("saveInvStd", inv), dyIn(h, dy, f), dx, dg, db); err != nil {
 					t.Fatal(err)
 				}
 				if withDx {
@@ -224,14 +254,14 @@ func bnBackward(t *testing.T, d *Device, bf16x bool) {
 // pre-ReLU value ±0: all masked, whatever the sign of x̂), and a NaN in dy
 // sits both where the mask keeps it and where it drops it. It fails the
 // test unless the mask drops some values of dy and keeps others, so that
-// a kernel ignoring it would differ. With bf16x x holds bfloat16 values
-// (roundX).
-func bnReLUCase(t *testing.T, n, c, hw int, bf16x bool) (x, dy, gamma, beta, mean, inv, masked []float32) {
+// a kernel ignoring it would differ. x and dy hold bfloat16 values where f
+// says so (roundX, bnDy).
+func bnReLUCase(t *testing.T, n, c, hw int, f bnTypes) (x, dy, gamma, beta, mean, inv, masked []float32) {
 	t.Helper()
 	L := n * c * hw
 	rng := newRand(t.Name())
 	x, dy = uniform(rng, L), uniform(rng, L)
-	roundX(x, bf16x)
+	roundX(x, f.x())
 	gamma, beta, _, _ = bnParams(t.Name(), c)
 	for i := range gamma { // |γ| ≥ 1/2 of either sign and a small β: each channel's mask keeps about half
 		gamma[i] = float32(1-2*(i%2)) * (1 + gamma[i]/2)
@@ -260,6 +290,7 @@ func bnReLUCase(t *testing.T, n, c, hw int, bf16x bool) (x, dy, gamma, beta, mea
 		t.Fatalf("the ReLU keeps dy at %d and drops it at %d: want both", kept, dropped)
 	}
 	dy[kept], dy[dropped] = float32(math.NaN()), float32(math.NaN())
+	bnDy(dy, f) // the NaNs too: a bfloat16 NaN is cpuref.BF16Bits's
 	masked = make([]float32, L)
 	if err := cpuref.ReLUBackward(y, dy, masked); err != nil {
 		t.Fatal(err)
@@ -270,17 +301,20 @@ func bnReLUCase(t *testing.T, n, c, hw int, bf16x bool) (x, dy, gamma, beta, mea
 // testBNBackwardReLU checks bn_bwd_relu_v1 against cpuref: dx, dgamma and
 // dbeta bit for bit as cpuref.ReLUBackward on the ReLU's output and then
 // BatchNormBackward32 (bnReLUCase), with dx and without, and in place (dx
-// = dy).
-func bnBackwardReLU(t *testing.T, d *Device, bf16x bool) {
+// = dy; not with a bfloat16 dy).
+func bnBackwardReLU(t *testing.T, d *Device, f bnTypes) {
 	for _, s := range bnShapesFor(d) {
 		n, c, hw := s[0], s[1], s[2]
 		if n*hw < 2 || n*c*hw < 4 {
 			continue // too few values for a mask that keeps some and drops some
 		}
 		for _, mode := range []string{"dx", "no-dx", "in-place"} {
+			if mode == "in-place" && f.dy() {
+				continue // dx is float32
+			}
 			t.Run(kv("mode", mode, "N", n, "C", c, "HW", hw), func(t *testing.T) {
 				L := n * c * hw
-				x, dy, gamma, beta, mean, inv, masked := bnReLUCase(t, n, c, hw, bf16x)
+				x, dy, gamma, beta, mean, inv, masked := bnReLUCase(t, n, c, hw, f)
 				var want []float32
 				if mode != "no-dx" {
 					want = make([]float32, L)
@@ -293,15 +327,15 @@ func bnBackwardReLU(t *testing.T, d *Device, bf16x bool) {
 				var dyb, dx *Buffer
 				switch mode {
 				case "dx":
-					dyb, dx = h.in("dy", dy), h.out("dx", L)
+					dyb, dx = dyIn(h, dy, f), h.out("dx", L)
 				case "no-dx":
-					dyb = h.in("dy", dy)
+					dyb = dyIn(h, dy, f)
 				case "in-place":
 					dyb = h.inout("dy", dy)
 					dx = dyb
 				}
 				dg, db := h.out("dgamma", c), h.out("dbeta", c)
-				if err := d.BatchNormBackwardReLU(n, c, hw, xIn(h, x, bf16x), h.in("gamma", gamma), h.in("beta", beta),
+				if err := d.BatchNormBackwardReLU(n, c, hw, xIn(h, x, f.x()), h.in("gamma", gamma), h.in("beta", beta),
 					h.in("saveMean", mean), h.in("saveInvStd", inv), dyb, dx, dg, db); err != nil {
 					t.Fatal(err)
 				}

@@ -112,12 +112,12 @@ func init() {
 				t.Run(kv("relu", relu), func(t *testing.T) { bnEvalForward(t, d, relu, true) })
 			}
 		}},
-		conformanceCase{"bn_bwd_bf16x_v1", []string{"bn_bwd_bf16x_v1"}, func(t *testing.T, d *Device) { bnBackward(t, d, true) }},
-		conformanceCase{"bn_bwd_relu_bf16x_v1", []string{"bn_bwd_relu_bf16x_v1"}, func(t *testing.T, d *Device) { bnBackwardReLU(t, d, true) }},
+		conformanceCase{"bn_bwd_bf16x_v1", []string{"bn_bwd_bf16x_v1"}, func(t *testing.T, d *Device) { bnBackward(t, d, bnBF16X) }},
+		conformanceCase{"bn_bwd_relu_bf16x_v1", []string{"bn_bwd_relu_bf16x_v1"}, func(t *testing.T, d *Device) { bnBackwardReLU(t, d, bnBF16X) }},
 		conformanceCase{"bn_apply_pack_bf16_bf16x_v1", []string{"bn_train_stats_bf16x_v1", "bn_apply_pack_bf16_bf16x_v1", "bn_pack_bf16_bf16x_v1"},
 			func(t *testing.T, d *Device) { bnApplyPack(t, d, true) }},
 		conformanceCase{"bn_bwd_apply_pack_bf16x_v1", []string{"bn_bwd_apply_pack_bf16x_v1", "bn_bwd_pack_bf16x_v1",
-			"bn_bwd_relu_apply_pack_bf16x_v1", "bn_bwd_relu_pack_bf16x_v1"}, func(t *testing.T, d *Device) { bnBwdApplyPack(t, d, true) }})
+			"bn_bwd_relu_apply_pack_bf16x_v1", "bn_bwd_relu_pack_bf16x_v1"}, func(t *testing.T, d *Device) { bnBwdApplyPack(t, d, bnBF16X) }})
 	for _, k := range bf16Twins {
 		launcherTestedElsewhere[k] = true // TestBF16YLaunchers
 	}
@@ -390,64 +390,15 @@ func testConvOutputBF16(t *testing.T, d *Device) {
 	}
 	defer d.SetPrecision(FP32)
 	const momentum, eps = 0.1, 1e-5
-	g0 := cg(8, 16, 8, 8, 32, 3, 3, 1, 1, 1, 1) // v7 forward, the batch norm over its 32 channels
-	g1 := cg(8, 32, 8, 8, 16, 3, 3, 1, 1, 1, 1)
+	g0, g1 := bf16ChainGeoms()
 	if !d.ConvOutputBF16(g0) {
 		t.Fatalf("ConvOutputBF16(%v) = false at BF16 (forward kernel %s)", g0, d.ConvKernelFor(ConvFwd, g0))
 	}
-	n, c, hw := g0.N, g0.K, g0.P()*g0.Q()
-	rng := newRand(t.Name())
-	x0, w0, w1 := randomBufT(t, d, g0.XLen(), rng), randomBufT(t, d, g0.WLen(), rng), randomBufT(t, d, g1.WLen(), rng)
-	gamma, beta, dout := randomBufT(t, d, c, rng), randomBufT(t, d, c, rng), randomBufT(t, d, g1.YLen(), rng)
-	type result struct {
-		y        []float32 // the first conv's output, as the batch norm reads it
-		out      [][]float32
-		launches int64
-	}
-	run := func(bf16 bool) result {
-		var y *Buffer
-		if bf16 {
-			y = mustBF16(t, d, g0.YLen())
-		} else {
-			y = mustF32(t, d, g0.YLen())
-		}
-		xk0, xk1, dyk := mustF32(t, d, d.ConvKeepLen(g0)), mustF32(t, d, d.ConvKeepLen(g1)), mustF32(t, d, d.ConvDyCopyLen(g0))
-		z, out, sm, si, rm, rv := mustF32(t, d, g1.XLen()), mustF32(t, d, g1.YLen()), mustF32(t, d, c), mustF32(t, d, c), mustF32(t, d, c), mustF32(t, d, c)
-		mustNil(t, d.Fill(rv, 1))
-		dw0, dw1, dz, dy := mustF32(t, d, g0.WLen()), mustF32(t, d, g1.WLen()), mustF32(t, d, g1.XLen()), mustF32(t, d, g0.YLen())
-		dg, db, dx0 := mustF32(t, d, c), mustF32(t, d, c), mustF32(t, d, g0.XLen())
-		var r result
-		l0 := d.Launches()
-		mustNil(t, d.Conv2DForwardKeep(g0, x0, w0, nil, y, false, xk0))
-		if bf16 {
-			r.y = make([]float32, y.Len())
-			mustNil(t, y.DownloadBF16(r.y))
-		} else { // the reference rounds on the host
-			r.y = download(t, y)
-			cpuref.RoundBF16Slice(r.y, r.y)
-			mustNil(t, y.Upload(r.y))
-		}
-		mustNil(t, d.BatchNormForwardKeep(true, n, c, hw, y, gamma, beta, z, sm, si, rm, rv, momentum, eps, true, g1, xk1))
-		mustNil(t, d.Conv2DForwardKeep(g1, z, w1, nil, out, false, xk1))
-		mustNil(t, d.Conv2DBackward(g1, z, dout, w1, dw1, nil, dz, xk1))
-		mustNil(t, d.BatchNormBackwardCopy(n, c, hw, y, gamma, beta, sm, si, dz, dy, dg, db, g0, dyk))
-		mustNil(t, d.Conv2DBackward(g0, x0, dy, w0, dw0, nil, dx0, xk0))
-		mustNil(t, d.Synchronize())
-		r.launches = d.Launches() - l0
-		for _, b := range []*Buffer{z, sm, si, rm, rv, out, dw1, dz, dg, db, dw0, dx0} {
-			r.out = append(r.out, download(t, b))
-		}
-		return r
-	}
-	ref, got := run(false), run(true)
-	equalBitsT(t, "conv output (bfloat16)", got.y, ref.y)
-	for i, name := range []string{"batch norm output", "saveMean", "saveInvStd", "runMean", "runVar", "conv output", "dw1", "dz",
-		"dgamma", "dbeta", "dw0", "dx0"} {
-		equalBitsT(t, name, got.out[i], ref.out[i])
-	}
-	if got.launches != ref.launches {
-		t.Errorf("%d launches with the bfloat16 output, want %d", got.launches, ref.launches)
-	}
+	n, hw := g0.N, g0.P()*g0.Q()
+	ch := newBF16Chain(t, d)
+	gamma, beta := ch.gamma, ch.beta
+	ref, got := ch.run(false, dzFloat32), ch.run(true, dzFloat32)
+	ch.same(t, got, ref)
 
 	// Refused, nothing launched.
 	y16, x, w, z := mustBF16(t, d, g1.YLen()), mustF32(t, d, g1.XLen()), mustF32(t, d, g1.WLen()), mustF32(t, d, g1.YLen())
@@ -488,4 +439,122 @@ func testConvOutputBF16(t *testing.T, d *Device) {
 		t.Errorf("NewBFloat16(65536) took %d bytes, want %d", grew, 1<<17)
 	}
 	mustNil(t, b16.Free())
+}
+
+// bf16ChainGeoms are the convolutions of bf16Chain: g0 runs v7 forward,
+// its batch norm over 32 channels, then g1, whose backward-data pass
+// (v9 at BF16: 32 filters, where 16 would run the direct kernel) writes
+// the batch norm's input gradient dz.
+func bf16ChainGeoms() (g0, g1 geom.ConvGeom) {
+	return cg(8, 16, 8, 8, 32, 3, 3, 1, 1, 1, 1), cg(8, 32, 8, 8, 32, 3, 3, 1, 1, 1, 1)
+}
+
+// bf16Chain is a BF16 training step's conv → batch norm + ReLU → conv
+// chain on a device, with its inputs: TestConvOutputBF16 and
+// TestConvInputGradBF16 run it with y and dz in bfloat16 buffers and in
+// float32 ones rounded on the host.
+type bf16Chain struct {
+	d                       *Device
+	t                       *testing.T
+	x0, w0, w1, gamma, beta *Buffer
+	dout                    *Buffer
+}
+
+// bf16ChainResult is what a run of bf16Chain computed.
+type bf16ChainResult struct {
+	y, dz    []float32 // the first conv's output, as the batch norm reads it, and its input gradient
+	out      [][]float32
+	launches int64
+}
+
+// dzMode is how bf16Chain.run stores dz, the second conv's input
+// gradient: float32, float32 rounded to bfloat16 on the host before the
+// batch norm reads it, or a bfloat16 buffer (ConvInputGradBF16).
+type dzMode int
+
+const (
+	dzFloat32 dzMode = iota
+	dzRounded
+	dzBF16
+)
+
+func newBF16Chain(t *testing.T, d *Device) *bf16Chain {
+	g0, g1 := bf16ChainGeoms()
+	rng := newRand(t.Name())
+	ch := &bf16Chain{d: d, t: t}
+	ch.x0, ch.w0, ch.w1 = randomBufT(t, d, g0.XLen(), rng), randomBufT(t, d, g0.WLen(), rng), randomBufT(t, d, g1.WLen(), rng)
+	ch.gamma, ch.beta, ch.dout = randomBufT(t, d, g0.K, rng), randomBufT(t, d, g0.K, rng), randomBufT(t, d, g1.YLen(), rng)
+	return ch
+}
+
+// run runs the chain: with bf16y the first conv's output y in a bfloat16
+// buffer, else in float32, rounded to bfloat16 on the host; dz as mode
+// says.
+func (ch *bf16Chain) run(bf16y bool, mode dzMode) bf16ChainResult {
+	t, d := ch.t, ch.d
+	const momentum, eps = 0.1, 1e-5
+	g0, g1 := bf16ChainGeoms()
+	n, c, hw := g0.N, g0.K, g0.P()*g0.Q()
+	var y, dz *Buffer
+	if bf16y {
+		y = mustBF16(t, d, g0.YLen())
+	} else {
+		y = mustF32(t, d, g0.YLen())
+	}
+	if mode == dzBF16 {
+		dz = mustBF16(t, d, g1.XLen())
+	} else {
+		dz = mustF32(t, d, g1.XLen())
+	}
+	xk0, xk1, dyk := mustF32(t, d, d.ConvKeepLen(g0)), mustF32(t, d, d.ConvKeepLen(g1)), mustF32(t, d, d.ConvDyCopyLen(g0))
+	z, out, sm, si, rm, rv := mustF32(t, d, g1.XLen()), mustF32(t, d, g1.YLen()), mustF32(t, d, c), mustF32(t, d, c), mustF32(t, d, c), mustF32(t, d, c)
+	mustNil(t, d.Fill(rv, 1))
+	dw0, dw1, dy := mustF32(t, d, g0.WLen()), mustF32(t, d, g1.WLen()), mustF32(t, d, g0.YLen())
+	dg, db, dx0 := mustF32(t, d, c), mustF32(t, d, c), mustF32(t, d, g0.XLen())
+	// rounded is b's values as the next operation reads them: a bfloat16
+	// buffer's, or a float32 one's, rounded on the host where round says.
+	rounded := func(b *Buffer, round bool) []float32 {
+		if b.DType() == BFloat16 {
+			v := make([]float32, b.Len())
+			mustNil(t, b.DownloadBF16(v))
+			return v
+		}
+		v := download(t, b)
+		if round {
+			cpuref.RoundBF16Slice(v, v)
+			mustNil(t, b.Upload(v))
+		}
+		return v
+	}
+	var r bf16ChainResult
+	l0 := d.Launches()
+	mustNil(t, d.Conv2DForwardKeep(g0, ch.x0, ch.w0, nil, y, false, xk0))
+	r.y = rounded(y, true)
+	mustNil(t, d.BatchNormForwardKeep(true, n, c, hw, y, ch.gamma, ch.beta, z, sm, si, rm, rv, momentum, eps, true, g1, xk1))
+	mustNil(t, d.Conv2DForwardKeep(g1, z, ch.w1, nil, out, false, xk1))
+	mustNil(t, d.Conv2DBackward(g1, z, ch.dout, ch.w1, dw1, nil, dz, xk1))
+	r.dz = rounded(dz, mode == dzRounded)
+	mustNil(t, d.BatchNormBackwardCopy(n, c, hw, y, ch.gamma, ch.beta, sm, si, dz, dy, dg, db, g0, dyk))
+	mustNil(t, d.Conv2DBackward(g0, ch.x0, dy, ch.w0, dw0, nil, dx0, xk0))
+	mustNil(t, d.Synchronize())
+	r.launches = d.Launches() - l0
+	for _, b := range []*Buffer{z, sm, si, rm, rv, out, dw1, dg, db, dw0, dx0} {
+		r.out = append(r.out, download(t, b))
+	}
+	return r
+}
+
+// same fails t unless got and ref are the same bit for bit, with as many
+// launches.
+func (ch *bf16Chain) same(t *testing.T, got, ref bf16ChainResult) {
+	t.Helper()
+	equalBitsT(t, "conv output (bfloat16)", got.y, ref.y)
+	equalBitsT(t, "dz", got.dz, ref.dz)
+	for i, name := range []string{"batch norm output", "saveMean", "saveInvStd", "runMean", "runVar", "conv output", "dw1",
+		"dgamma", "dbeta", "dw0", "dx0"} {
+		equalBitsT(t, name, got.out[i], ref.out[i])
+	}
+	if got.launches != ref.launches {
+		t.Errorf("%d launches, want %d", got.launches, ref.launches)
+	}
 }

@@ -12,6 +12,7 @@
 //	conv2d_bwd_data_v9_igemm_bf16 dx from dyh (N,P,Q,Kp) and wt: M = N·H·W, N = C, K = R·S·Kp;
 //	                              128×128×32 tiles, 4 warps of 64×64; any stride (the loader
 //	                              zero-fills the taps that the stride skips).
+//	conv2d_bwd_data_v9_igemm_bf16dx  conv2d_bwd_data_v9_igemm_bf16 storing dx as bfloat16.
 //	conv2d_bwd_filter_v10_igemm_bf16  dw from dyh and xh (N,H,W,Cp): M = K, N = R·S·Cp, K =
 //	                              N·P·Q split over gridDim.z (fixed order, no atomics);
 //	                              ldmatrix.trans fragments from k-major tiles.
@@ -52,6 +53,22 @@ extern "C" __global__ void __launch_bounds__(kThreads, 2)
                                   int N, int C, int H, int W, int K, int R, int S, int P, int Q,
                                   int sh, int sw, int ph, int pw, int Kp) {
   // dyh is (N,P,Q,Kp), wt is (C,R,S,Kp), dx is (N,C,H,W)
+  __shared__ __attribute__((aligned(128))) unsigned char smem[kStages * 2 * kBM * 64];
+  pipe::dgrad<8>(dyh, wt, dx, N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, Kp, smem);
+}
+
+// conv2d_bwd_data_v9_igemm_bf16dx is conv2d_bwd_data_v9_igemm_bf16 storing
+// dx (N,C,H,W) as bfloat16: each float32 sum rounded once (cvt.rn, to
+// nearest, ties to even; cpuref.RoundBF16), the bits of v9's dx rounded.
+// For a dx whose only reader is the backward pass of the batch norm before
+// the convolution (the _bf16xdy kernels of norm.cu and norm_pack.cu), as
+// bf16 autocast stores it: half the bytes written, and read twice.
+//
+// Launch: as conv2d_bwd_data_v9_igemm_bf16.
+extern "C" __global__ void __launch_bounds__(kThreads, 2)
+    conv2d_bwd_data_v9_igemm_bf16dx(const unsigned short* dyh, const unsigned short* wt,
+                                    unsigned short* dx, int N, int C, int H, int W, int K, int R,
+                                    int S, int P, int Q, int sh, int sw, int ph, int pw, int Kp) {
   __shared__ __attribute__((aligned(128))) unsigned char smem[kStages * 2 * kBM * 64];
   pipe::dgrad<8>(dyh, wt, dx, N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, Kp, smem);
 }

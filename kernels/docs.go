@@ -106,8 +106,9 @@ var docs = map[string]string{
 	"conv2d_bwd_filter_v10_igemm_tf32": "conv2d_bwd_filter_v10_igemm_bf16 with TF32 operands (pack_nhwc_tf32_v1; " +
 		"16-row k-tiles; fragments by 64-bit (A) and 32-bit (B) shared loads, mma m16n8k8 .tf32). " +
 		"grid = (⌈K/128⌉, ⌈R·S·Cp/128⌉, splits), block.x = 128.",
-	"relu_fwd_v1": "y = x > 0 ? x : 0, NaN propagates. 1-D over n.",
-	"relu_bwd_v1": "dx = x > 0 ? dy : 0 (x the forward input). 1-D over n.",
+	"relu_fwd_v1":        "y = x > 0 ? x : 0, NaN propagates. 1-D over n.",
+	"relu_bwd_v1":        "dx = x > 0 ? dy : 0 (x the forward input). 1-D over n.",
+	"relu_bwd_bf16dy_v1": "relu_bwd_v1 with dy (n) bfloat16, widened exactly as it is read (dx float32). 1-D over n.",
 	"maxpool_fwd_v1": "y = first maximum of each R×S window in row-major order (strict >, a NaN wins); " +
 		"argmax = its flat index into x (int32). 1-D over N·C·P·Q.",
 	"maxpool_bwd_v1": "dx[i] = Σ dy over the windows (p,q ascending) containing i whose argmax == i " +
@@ -207,6 +208,21 @@ var docs = map[string]string{
 		"bits on the widened x). grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
 	"bn_bwd_relu_pack_bf16x_v1": "bn_bwd_relu_pack_v1 with x (N,C,HW) bfloat16, widened as it is read (its bits on the " +
 		"widened x). grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
+	"conv2d_bwd_data_v9_igemm_bf16dx": "conv2d_bwd_data_v9_igemm_bf16 storing dx (N,C,H,W) as bfloat16, each float32 " +
+		"sum rounded to nearest, ties to even (cvt.rn.bf16x2.f32), for the batch norm's backward pass before it (the " +
+		"_bf16xdy kernels). grid = (⌈N·H·W/128⌉, ⌈C/128⌉), block.x = 128.",
+	"bn_bwd_bf16xdy_v1": "bn_bwd_bf16x_v1 with dy (N,C,HW) bfloat16 too, widened as it is read (its bits on the " +
+		"widened x and dy; dx float32). grid.x = C, block.x = 256.",
+	"bn_bwd_relu_bf16xdy_v1": "bn_bwd_relu_bf16x_v1 with dy (N,C,HW) bfloat16 too, widened as it is read (its bits " +
+		"on the widened x and dy; dx float32). grid.x = C, block.x = 256.",
+	"bn_bwd_apply_pack_bf16xdy_v1": "bn_bwd_apply_pack_bf16x_v1 with dy (N,C,HW) bfloat16 too, widened as it is read " +
+		"(its bits on the widened x and dy; dx float32). grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
+	"bn_bwd_pack_bf16xdy_v1": "bn_bwd_pack_bf16x_v1 with dy (N,C,HW) bfloat16 too, widened as it is read (its bits " +
+		"on the widened x and dy). grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
+	"bn_bwd_relu_apply_pack_bf16xdy_v1": "bn_bwd_relu_apply_pack_bf16x_v1 with dy (N,C,HW) bfloat16 too, widened as " +
+		"it is read (its bits on the widened x and dy; dx float32). grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
+	"bn_bwd_relu_pack_bf16xdy_v1": "bn_bwd_relu_pack_bf16x_v1 with dy (N,C,HW) bfloat16 too, widened as it is read " +
+		"(its bits on the widened x and dy). grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
 	"bn_pack_bf16_v1": "bn_apply_pack_bf16_v1 writing only dst, y's bfloat16 channels-last copy (y neither written nor " +
 		"a parameter): the same words. grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
 	"bn_pack_bf16_bf16x_v1": "bn_pack_bf16_v1 with x (N,C,HW) bfloat16, widened as it is read (its bits on the widened x). " +

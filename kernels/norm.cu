@@ -24,6 +24,8 @@
 //	bn_eval_fwd_bf16x_v1   bn_eval_fwd_v2 reading x as bfloat16.
 //	bn_bwd_bf16x_v1        bn_bwd_v1 reading x as bfloat16.
 //	bn_bwd_relu_bf16x_v1   bn_bwd_relu_v1 reading x as bfloat16.
+//	bn_bwd_bf16xdy_v1      bn_bwd_v1 reading x and dy as bfloat16 (dy a BF16 convolution's dx).
+//	bn_bwd_relu_bf16xdy_v1 bn_bwd_relu_v1 reading x and dy as bfloat16.
 //
 // A lane sum (cpuref.BatchNormTrainForward32's lanesum) is the block's 256
 // threads each adding the values i = t, t+256, … of the channel in
@@ -43,6 +45,10 @@
 // batch norm after it is its only reader: half the bytes written, and read
 // three times forward and twice backward. Each widens x exactly (bn_load) and computes its
 // float32 form's bits on the widened values; y, dy and dx stay float32.
+// The _bf16xdy kernels read dy as bfloat16 too: the input gradient of the
+// BF16 convolution after the batch norm, stored so
+// (conv2d_bwd_data_v9_igemm_bf16dx) where the batch norm's backward pass is
+// its only reader (twice: the sums, then dx), widened the same way.
 
 #include "norm.cuh"
 
@@ -120,10 +126,10 @@ extern "C" __global__ void bn_eval_fwd_bf16x_v1(const unsigned short* x, const f
 
 // bn_bwd<kReLU> is bn_bwd_v1 (kReLU = 0) and bn_bwd_relu_v1 (kReLU = 1:
 // every dy read is bn_relu_grad(dy, γ·x̂ + β), beta read); TX is x's
-// element type (bn_load).
-template <int kReLU, typename TX>
+// element type (bn_load), TDY dy's.
+template <int kReLU, typename TX, typename TDY = float>
 static __device__ __forceinline__ void bn_bwd(const TX* x, const float* gamma, const float* beta,
-                                              const float* save_mean, const float* save_inv_std, const float* dy,
+                                              const float* save_mean, const float* save_inv_std, const TDY* dy,
                                               float* dx, float* dgamma, float* dbeta, int N, int C, int HW) {
   // x, dy and dx are (N,C,HW); gamma, beta, save_mean, save_inv_std, dgamma, dbeta are (C)
   __shared__ float buf[kBlock];
@@ -141,7 +147,7 @@ static __device__ __forceinline__ void bn_bwd(const TX* x, const float* gamma, c
   for (int i = t; i < M; i += kBlock) {
     int j = bn_value_index(i, c, C, HW);
     float xh = (bn_load(x, j) - mean) * inv_std;
-    float d = dy[j];
+    float d = bn_load(dy, j);
     if (kReLU) d = bn_relu_grad(d, g * xh + b);
     a1 = a1 + d;
     a2 = a2 + d * xh;
@@ -161,7 +167,7 @@ static __device__ __forceinline__ void bn_bwd(const TX* x, const float* gamma, c
   for (int i = t; i < M; i += kBlock) {
     int j = bn_value_index(i, c, C, HW);
     float xh = (bn_load(x, j) - mean) * inv_std;
-    float d = dy[j];
+    float d = bn_load(dy, j);
     if (kReLU) d = bn_relu_grad(d, g * xh + b);
     dx[j] = k * ((d - mdy) - xh * mdyx);
   }
@@ -211,5 +217,21 @@ extern "C" __global__ void bn_bwd_bf16x_v1(const unsigned short* x, const float*
 extern "C" __global__ void bn_bwd_relu_bf16x_v1(const unsigned short* x, const float* gamma, const float* beta,
                                                 const float* save_mean, const float* save_inv_std, const float* dy,
                                                 float* dx, float* dgamma, float* dbeta, int N, int C, int HW) {
+  bn_bwd<1>(x, gamma, beta, save_mean, save_inv_std, dy, dx, dgamma, dbeta, N, C, HW);
+}
+
+// bn_bwd_bf16xdy_v1 and bn_bwd_relu_bf16xdy_v1 are bn_bwd_bf16x_v1 and
+// bn_bwd_relu_bf16x_v1 with dy (N,C,HW) bfloat16 as well: their bits on x
+// and dy widened. dx stays float32. Launch: as bn_bwd_v1.
+extern "C" __global__ void bn_bwd_bf16xdy_v1(const unsigned short* x, const float* gamma, const float* save_mean,
+                                             const float* save_inv_std, const unsigned short* dy, float* dx,
+                                             float* dgamma, float* dbeta, int N, int C, int HW) {
+  bn_bwd<0>(x, gamma, nullptr, save_mean, save_inv_std, dy, dx, dgamma, dbeta, N, C, HW);
+}
+
+extern "C" __global__ void bn_bwd_relu_bf16xdy_v1(const unsigned short* x, const float* gamma, const float* beta,
+                                                  const float* save_mean, const float* save_inv_std,
+                                                  const unsigned short* dy, float* dx, float* dgamma, float* dbeta,
+                                                  int N, int C, int HW) {
   bn_bwd<1>(x, gamma, beta, save_mean, save_inv_std, dy, dx, dgamma, dbeta, N, C, HW);
 }

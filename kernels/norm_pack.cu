@@ -38,6 +38,10 @@
 //	bn_bwd_pack_bf16x_v1         bn_bwd_pack_v1 reading x as bfloat16.
 //	bn_bwd_relu_apply_pack_bf16x_v1  bn_bwd_relu_apply_pack_v1 reading x as bfloat16.
 //	bn_bwd_relu_pack_bf16x_v1    bn_bwd_relu_pack_v1 reading x as bfloat16.
+//	bn_bwd_apply_pack_bf16xdy_v1       bn_bwd_apply_pack_bf16x_v1 reading dy as bfloat16 too.
+//	bn_bwd_pack_bf16xdy_v1             bn_bwd_pack_bf16x_v1 reading dy as bfloat16 too.
+//	bn_bwd_relu_apply_pack_bf16xdy_v1  bn_bwd_relu_apply_pack_bf16x_v1 reading dy as bfloat16 too.
+//	bn_bwd_relu_pack_bf16xdy_v1        bn_bwd_relu_pack_bf16x_v1 reading dy as bfloat16 too.
 //
 // Training runs bn_train_stats_v1, then bn_apply_pack_bf16_v1 with its
 // save_mean and save_inv_std; evaluation runs bn_apply_pack_bf16_v1 with
@@ -46,7 +50,8 @@
 // null (the sums: dgamma and dbeta), then bn_bwd_apply_pack_v1; with a
 // ReLU after the batch norm, bn_bwd_relu_v1 then bn_bwd_relu_apply_pack_v1.
 // The _bf16x kernels read x as bfloat16 (norm.cu's header), with the bits
-// of their float32 forms on x widened.
+// of their float32 forms on x widened; the _bf16xdy kernels read dy so too
+// (a BF16 convolution's dx, conv2d_bwd_data_v9_igemm_bf16dx).
 
 #include "norm.cuh"
 #include "pack.cuh"
@@ -163,11 +168,11 @@ extern "C" __global__ void bn_pack_bf16_bf16x_v1(const unsigned short* x, const 
 // bn_bwd_apply_pack<kWriteDx, kReLU> is bn_bwd_apply_pack_v1 (kWriteDx =
 // 1) and bn_bwd_pack_v1 (kWriteDx = 0: dx not written), and with kReLU = 1
 // their bn_bwd_relu_ forms (dy read as bn_relu_grad(dy, γ·x̂ + β)); TX is
-// x's element type (bn_load).
-template <int kWriteDx, int kReLU, typename TX>
+// x's element type (bn_load), TDY dy's.
+template <int kWriteDx, int kReLU, typename TX, typename TDY = float>
 static __device__ __forceinline__ void bn_bwd_apply_pack(const TX* x, const float* gamma, const float* beta,
                                                          const float* save_mean,
-                                                         const float* save_inv_std, const float* dy,
+                                                         const float* save_inv_std, const TDY* dy,
                                                          const float* dgamma, const float* dbeta, float* dx,
                                                          unsigned* dst, int N, int C, int HW, int Cp, int tf32) {
   __shared__ float t[kTile][kTile + 1];
@@ -184,7 +189,7 @@ static __device__ __forceinline__ void bn_bwd_apply_pack(const TX* x, const floa
       float kk = gamma[i] * inv_std, mdy = __nvvm_div_rn_f(dbeta[i], fM), mdyx = __nvvm_div_rn_f(dgamma[i], fM);
       int e = base + i * HW + j;
       float xh = (bn_load(x, e) - save_mean[i]) * inv_std;
-      float d = dy[e];
+      float d = bn_load(dy, e);
       if (kReLU) d = bn_relu_grad(d, gamma[i] * xh + beta[i]);
       v = kk * ((d - mdy) - xh * mdyx);
       if (kWriteDx) {
@@ -285,6 +290,44 @@ extern "C" __global__ void bn_bwd_relu_pack_bf16x_v1(const unsigned short* x, co
                                                      const float* save_mean, const float* save_inv_std,
                                                      const float* dy, const float* dgamma, const float* dbeta,
                                                      unsigned* dst, int N, int C, int HW, int Cp, int tf32) {
+  bn_bwd_apply_pack<0, 1>(x, gamma, beta, save_mean, save_inv_std, dy, dgamma, dbeta, nullptr, dst, N, C, HW, Cp,
+                          tf32);
+}
+
+// bn_bwd_apply_pack_bf16xdy_v1, bn_bwd_pack_bf16xdy_v1,
+// bn_bwd_relu_apply_pack_bf16xdy_v1 and bn_bwd_relu_pack_bf16xdy_v1 are
+// the _bf16x kernels above with dy (N,C,HW) bfloat16 as well: their bits
+// on x and dy widened (dx float32, so dx is never dy here). Launch: as
+// bn_bwd_apply_pack_v1.
+extern "C" __global__ void bn_bwd_apply_pack_bf16xdy_v1(const unsigned short* x, const float* gamma,
+                                                        const float* save_mean, const float* save_inv_std,
+                                                        const unsigned short* dy, const float* dgamma,
+                                                        const float* dbeta, float* dx, unsigned* dst, int N, int C,
+                                                        int HW, int Cp, int tf32) {
+  bn_bwd_apply_pack<1, 0>(x, gamma, nullptr, save_mean, save_inv_std, dy, dgamma, dbeta, dx, dst, N, C, HW, Cp, tf32);
+}
+
+extern "C" __global__ void bn_bwd_pack_bf16xdy_v1(const unsigned short* x, const float* gamma, const float* save_mean,
+                                                  const float* save_inv_std, const unsigned short* dy,
+                                                  const float* dgamma, const float* dbeta, unsigned* dst, int N, int C,
+                                                  int HW, int Cp, int tf32) {
+  bn_bwd_apply_pack<0, 0>(x, gamma, nullptr, save_mean, save_inv_std, dy, dgamma, dbeta, nullptr, dst, N, C, HW, Cp,
+                          tf32);
+}
+
+extern "C" __global__ void bn_bwd_relu_apply_pack_bf16xdy_v1(const unsigned short* x, const float* gamma,
+                                                             const float* beta, const float* save_mean,
+                                                             const float* save_inv_std, const unsigned short* dy,
+                                                             const float* dgamma, const float* dbeta, float* dx,
+                                                             unsigned* dst, int N, int C, int HW, int Cp, int tf32) {
+  bn_bwd_apply_pack<1, 1>(x, gamma, beta, save_mean, save_inv_std, dy, dgamma, dbeta, dx, dst, N, C, HW, Cp, tf32);
+}
+
+extern "C" __global__ void bn_bwd_relu_pack_bf16xdy_v1(const unsigned short* x, const float* gamma, const float* beta,
+                                                       const float* save_mean, const float* save_inv_std,
+                                                       const unsigned short* dy, const float* dgamma,
+                                                       const float* dbeta, unsigned* dst, int N, int C, int HW, int Cp,
+                                                       int tf32) {
   bn_bwd_apply_pack<0, 1>(x, gamma, beta, save_mean, save_inv_std, dy, dgamma, dbeta, nullptr, dst, N, C, HW, Cp,
                           tf32);
 }

@@ -151,12 +151,23 @@ static __device__ __forceinline__ void pack_crsk_flip(const float* w, unsigned* 
   wt[i] = r;
 }
 
+// store_dx stores one input-gradient value: as it is to a float32 dx,
+// rounded to bfloat16 (cvt.rn.bf16x2.f32's low half: to nearest, ties to
+// even) to a bfloat16 dx.
+static __device__ __forceinline__ void store_dx(float* p, float v) { *p = v; }
+static __device__ __forceinline__ void store_dx(unsigned short* p, float v) {
+  unsigned r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(0.0f), "f"(v));
+  *p = (unsigned short)r;
+}
+
 // dgrad is the backward-data kernel body (see the header): dyh (N,P,Q,Kp),
-// wt (C,R,S,Kp) packed, dx (N,C,H,W) float32 overwritten. T is the packed
-// element (CE of them in 16 bytes). Launch: grid = (⌈N·H·W/kBM⌉,
-// ⌈C/kBN⌉), block.x = kThreads = 128.
-template <int CE, typename T>
-static __device__ __forceinline__ void dgrad(const T* dyh, const T* wt, float* dx, int N, int C,
+// wt (C,R,S,Kp) packed, dx (N,C,H,W) overwritten, float32 or (O unsigned
+// short) bfloat16, each sum rounded once as it is stored (store_dx). T is
+// the packed element (CE of them in 16 bytes). Launch: grid =
+// (⌈N·H·W/kBM⌉, ⌈C/kBN⌉), block.x = kThreads = 128.
+template <int CE, typename T, typename O = float>
+static __device__ __forceinline__ void dgrad(const T* dyh, const T* wt, O* dx, int N, int C,
                                              int H, int W, int K, int R, int S, int P, int Q,
                                              int sh, int sw, int ph, int pw, int Kp,
                                              unsigned char* smem) {
@@ -290,13 +301,13 @@ static __device__ __forceinline__ void dgrad(const T* dyh, const T* wt, float* d
       int m = m0 + wm + 16 * mt + gid + 8 * hh;
       if (m >= M) continue;
       int n = m / HW, hw = m - n * HW;
-      float* xo = dx + n * C * HW + hw;
+      O* xo = dx + n * C * HW + hw;
 #pragma unroll
       for (int nt = 0; nt < 8; nt++)
 #pragma unroll
         for (int e = 0; e < 2; e++) {
           int c = n0 + wn + 8 * nt + 2 * tig + e;
-          if (c < C) xo[c * HW] = acc[mt][nt][2 * hh + e];
+          if (c < C) store_dx(xo + c * HW, acc[mt][nt][2 * hh + e]);
         }
     }
 }
