@@ -490,6 +490,10 @@ func (t *timedBackend) ConvOutputBF16(g geom.ConvGeom) bool {
 	return t.be.ConvOutputBF16(g)
 }
 
+func (t *timedBackend) ConvInputGradBF16(g geom.ConvGeom) bool {
+	return t.be.ConvInputGradBF16(g)
+}
+
 // Conv2DForwardKeep is timed as Conv2DForward.
 func (t *timedBackend) Conv2DForwardKeep(g geom.ConvGeom, x, w, b, y backend.Tensor, ep backend.Epilogue, xk backend.Tensor) error {
 	label := "conv fwd "

@@ -195,10 +195,14 @@ type Memory interface {
 	UploadBytes(dst Tensor, src []uint8) error
 	// NewBF16Tensor allocates n elements set to zero whose values are
 	// bfloat16: a BF16 convolution's output for the batch norm after it
-	// (ConvOutputBF16), half a float32 tensor's memory on the GPU (the CPU
-	// backend holds float32 values that are bfloat16). Only
-	// Conv2DForward and Conv2DForwardKeep (as y, where ConvOutputBF16),
-	// the batch-norm operations (as x), Download and Free take one.
+	// (ConvOutputBF16), or its input gradient for that batch norm's
+	// backward pass (ConvInputGradBF16), half a float32 tensor's memory
+	// on the GPU (the CPU backend holds float32 values that are
+	// bfloat16). Only Conv2DForward and Conv2DForwardKeep (as y, where
+	// ConvOutputBF16), Conv2DBackwardData and Conv2DBackward (as dx, where
+	// ConvInputGradBF16), the batch-norm operations (as x; their backward
+	// passes as dy too, where x is one), ReLUBackward (as dy), Download
+	// and Free take one.
 	NewBF16Tensor(n int) (Tensor, error)
 	// Download copies src (float32, or a NewBF16Tensor's values) into
 	// len(dst) == src.Len() host values.
@@ -267,6 +271,16 @@ type Ops interface {
 	// (its values, the bits of a float32 x holding them). Elsewhere a
 	// bfloat16 y is refused.
 	ConvOutputBF16(g geom.ConvGeom) bool
+	// ConvInputGradBF16 reports whether Conv2DBackwardData and
+	// Conv2DBackward on g take a NewBF16Tensor as dx, storing each value
+	// rounded to bfloat16 (cpuref.RoundBF16), as PyTorch's bf16 autocast
+	// stores the gradient of a bfloat16 activation: where g's
+	// backward-data pass runs in BF16 (the GPU backend at BF16 on BF16
+	// tensor cores; NewCPUBackendRounding where it rounds that pass with
+	// RoundBF16). The batch norms' backward passes read such a tensor as
+	// their dy where their x is a bfloat16 tensor too. Elsewhere a
+	// bfloat16 dx is refused.
+	ConvInputGradBF16(g geom.ConvGeom) bool
 
 	// ReLUForward: y = max(x, 0), elementwise, equal lengths.
 	ReLUForward(x, y Tensor) error

@@ -518,16 +518,31 @@ func (be *cpuBackend) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx backend.Tens
 	if err != nil {
 		return err
 	}
-	dxs, err := be.f32("dx", dx, -1)
+	dxs, bf16, err := be.f32x("dx", dx, -1)
 	if err != nil {
 		return err
+	}
+	if bf16 && !be.ConvInputGradBF16(g) {
+		return fmt.Errorf("host: %s: dx is a bfloat16 tensor, which only a BF16 backward-data pass writes (ConvInputGradBF16 is false for %v): %w", op, g, backend.ErrTensor)
 	}
 	c, err := be.conv(op, g)
 	if err != nil {
 		return err
 	}
 	dys, ws = be.roundOperands(be.rounding(ConvBackwardData, g), dys, ws)
-	return wrap(op, c.BackwardData(dys, ws, dxs))
+	err = c.BackwardData(dys, ws, dxs)
+	if err == nil && bf16 {
+		cpuref.RoundBF16Slice(dxs, dxs) // stored as bfloat16
+	}
+	return wrap(op, err)
+}
+
+// ConvInputGradBF16 is true where the backend rounds g's backward-data
+// pass to BF16 (NewCPUBackendBF16, or NewCPUBackendRounding following a
+// device that runs the pass on BF16 tensor cores): Conv2DBackwardData
+// then stores a bfloat16 dx's values rounded, as the GPU backend does.
+func (be *cpuBackend) ConvInputGradBF16(g geom.ConvGeom) bool {
+	return g.Validate() == nil && be.rounding(ConvBackwardData, g) == RoundBF16
 }
 
 func (be *cpuBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db backend.Tensor) error {
@@ -595,7 +610,7 @@ func (be *cpuBackend) ReLUBackward(x, dy, dx backend.Tensor) error {
 	if err != nil {
 		return err
 	}
-	dys, err := be.f32("dy", dy, len(xs))
+	dys, _, err := be.f32x("dy", dy, len(xs)) // a BF16 conv's input gradient may be bfloat16 (ConvInputGradBF16)
 	if err != nil {
 		return wrap("relu backward", err)
 	}

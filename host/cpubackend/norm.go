@@ -13,30 +13,53 @@ import (
 // only that each tensor is a live float32 tensor of its own.
 
 // slices returns the storage of float32 tensors named by names (a nil
-// tensor gives a nil slice: an argument cpuref takes as absent); the one
-// named "x", a batch norm's input, may be a bfloat16 tensor (a BF16
-// convolution's output: its float32 values).
+// tensor gives a nil slice: an argument cpuref takes as absent); a
+// bfloat16 tensor is refused.
 func (be *cpuBackend) slices(names []string, ts ...backend.Tensor) ([][]float32, error) {
+	out, _, err := be.slicesBF16(names, 0, ts...)
+	return out, err
+}
+
+// slicesBF16 is slices where the tensors at the positions i with bit 1<<i
+// set in may can be bfloat16 tensors too (a batch norm's x, a BF16
+// convolution's output; its backward pass's dy, a BF16 convolution's
+// input gradient): their float32 values. is has the bits of those that
+// are.
+func (be *cpuBackend) slicesBF16(names []string, may uint, ts ...backend.Tensor) (out [][]float32, is uint, err error) {
 	if cap(be.sl) < len(ts) {
 		be.sl = make([][]float32, len(ts))
 	}
-	out := be.sl[:len(ts)]
+	out = be.sl[:len(ts)]
 	for i, t := range ts {
 		out[i] = nil
 		if t == nil {
 			continue
 		}
-		var err error
-		if names[i] == "x" {
-			out[i], _, err = be.f32x(names[i], t, -1)
+		if may&(1<<i) != 0 {
+			var bf16 bool
+			out[i], bf16, err = be.f32x(names[i], t, -1)
+			if bf16 {
+				is |= 1 << i
+			}
 		} else {
 			out[i], err = be.f32(names[i], t, -1)
 		}
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
-	return out, nil
+	return out, is, nil
+}
+
+// bnBackwardSlices is slicesBF16 for a batch norm's backward pass, x at
+// 0 and dy at dyAt: a bfloat16 dy (ConvInputGradBF16) only with a
+// bfloat16 x, as the GPU reads one.
+func (be *cpuBackend) bnBackwardSlices(names []string, dyAt int, ts ...backend.Tensor) ([][]float32, error) {
+	s, is, err := be.slicesBF16(names, 1|1<<dyAt, ts...)
+	if err == nil && is&(1<<dyAt) != 0 && is&1 == 0 {
+		err = fmt.Errorf("host: dy is a bfloat16 tensor, which a batch norm reads only with a bfloat16 x: %w", backend.ErrTensor)
+	}
+	return s, err
 }
 
 var bnForwardNames = []string{"x", "gamma", "beta", "running mean", "running var", "saved mean", "saved inverse std", "y"}
@@ -48,7 +71,7 @@ func (be *cpuBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta,
 	if ep != backend.NoEpilogue && ep != backend.EpilogueReLU {
 		return fmt.Errorf("host: batch norm forward: unknown epilogue %v: %w", ep, geom.ErrGeometry)
 	}
-	s, err := be.slices(bnForwardNames, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y)
+	s, _, err := be.slicesBF16(bnForwardNames, 1, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y)
 	if err != nil {
 		return err
 	}
@@ -83,7 +106,7 @@ var bnBackwardNames = []string{"x", "gamma", "saved mean", "saved inverse std", 
 // BatchNormBackward is cpuref.BatchNorm32's backward pass
 // (BatchNormBackward32's bits).
 func (be *cpuBackend) BatchNormBackward(n, c, hw int, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta backend.Tensor) error {
-	s, err := be.slices(bnBackwardNames, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta)
+	s, err := be.bnBackwardSlices(bnBackwardNames, 4, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta)
 	if err != nil {
 		return err
 	}
@@ -100,7 +123,7 @@ func (be *cpuBackend) BatchNormBackwardReLU(n, c, hw int, x, gamma, beta, saveMe
 	if _, err := be.f32("beta", beta, c); err != nil {
 		return err
 	}
-	s, err := be.slices(bnBackwardReLUNames, x, gamma, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta)
+	s, err := be.bnBackwardSlices(bnBackwardReLUNames, 5, x, gamma, saveMean, saveInvStd, y, dy, dx, dgamma, dbeta)
 	if err != nil {
 		return err
 	}

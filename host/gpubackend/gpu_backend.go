@@ -448,12 +448,29 @@ func (be *gpuBackend) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx backend.Tens
 	if err != nil {
 		return err
 	}
-	dxb, err := be.f32("dx", dx, -1)
+	dxb, err := be.f32x("dx", dx, -1)
 	if err != nil {
+		return err
+	}
+	if err := be.convDx("conv backward data", g, dxb); err != nil {
 		return err
 	}
 	return gpuWrap("conv backward data", be.dev.Conv2DBackwardData(g, dyb, wb, dxb))
 }
+
+// convDx refuses a bfloat16 dx where g's backward-data pass does not
+// store one (ConvInputGradBF16).
+func (be *gpuBackend) convDx(op string, g geom.ConvGeom, dx *gpu.Buffer) error {
+	if dx != nil && dx.DType() == gpu.BFloat16 && !be.dev.ConvInputGradBF16(g) {
+		return fmt.Errorf("host: %s: dx is a bfloat16 tensor, which only a BF16 backward-data pass writes (ConvInputGradBF16 is false for %v): %w", op, g, backend.ErrTensor)
+	}
+	return nil
+}
+
+// ConvInputGradBF16 is gpu.Device.ConvInputGradBF16: at BF16 where g's
+// backward-data pass runs conv2d_bwd_data_v9_igemm_bf16, whose bfloat16
+// form (conv2d_bwd_data_v9_igemm_bf16dx) then writes a bfloat16 dx.
+func (be *gpuBackend) ConvInputGradBF16(g geom.ConvGeom) bool { return be.dev.ConvInputGradBF16(g) }
 
 // Conv2DBackwardFilter runs the dispatcher's weight-gradient kernel for dw
 // and, when db is not nil, the bias gradient in the same launch where one
@@ -485,12 +502,15 @@ func (be *gpuBackend) Conv2DBackwardFilter(g geom.ConvGeom, x, dy, dw, db backen
 // and one channels-last copy of dy for both where their kernels read the
 // same one (TF32 and BF16 v9/v10).
 func (be *gpuBackend) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk backend.Tensor) error {
-	b, err := be.bufs(convBackwardArgs, x, dy, w, dw, db, dx, xk)
+	b, _, err := be.bufsBF16(convBackwardArgs, 1<<5, x, dy, w, dw, db, dx, xk) // dx may be bfloat16
 	if err != nil {
 		return err
 	}
 	if b[5] != nil && b[2] == nil {
 		return fmt.Errorf("host: conv backward: dx without w: %w", geom.ErrGeometry)
+	}
+	if err := be.convDx("conv backward", g, b[5]); err != nil {
+		return err
 	}
 	return gpuWrap("conv backward", be.dev.Conv2DBackward(g, b[0], b[1], b[2], b[3], b[4], b[5], b[6]))
 }
@@ -552,7 +572,7 @@ func (be *gpuBackend) ReLUBackward(x, dy, dx backend.Tensor) error {
 	if err != nil {
 		return err
 	}
-	dyb, err := be.f32("dy", dy, -1)
+	dyb, err := be.f32x("dy", dy, -1) // a BF16 conv's input gradient may be bfloat16 (ConvInputGradBF16)
 	if err != nil {
 		return err
 	}

@@ -97,9 +97,14 @@ func (be *gpuBackend) BatchNormBackwardKeep(n, c, hw int, x, gamma, saveMean, sa
 		op, args = "batch norm+relu backward", bnBackwardReLUArgs
 		ts = append(ts, relu.Beta, relu.Y)
 	}
-	b, err := be.bufsX(args, ts...)
+	// x and dy may be bfloat16 (a BF16 convolution's output and input
+	// gradient); dy only with x, as the kernels read them
+	b, is, err := be.bufsBF16(args, 1|1<<4, ts...)
 	if err != nil {
 		return err
+	}
+	if is == 1<<4 {
+		return fmt.Errorf("host: %s: dy is a bfloat16 tensor, which a batch norm reads only with a bfloat16 x: %w", op, backend.ErrTensor)
 	}
 	var beta *gpu.Buffer
 	if relu.On() {
@@ -188,40 +193,40 @@ type arg struct {
 // ts[i] (a nil optional tensor gives a nil buffer), in a reused slice: the
 // handles checked, their lengths left to the launcher.
 func (be *gpuBackend) bufs(args []arg, ts ...backend.Tensor) ([]*gpu.Buffer, error) {
-	return be.bufsFrom(0, args, ts...)
+	out, _, err := be.bufsBF16(args, 0, ts...)
+	return out, err
 }
 
 // bufsX is bufs where ts[0] is a batch norm's x, which may be a bfloat16
 // tensor (a BF16 convolution's output, ConvOutputBF16).
 func (be *gpuBackend) bufsX(args []arg, ts ...backend.Tensor) ([]*gpu.Buffer, error) {
-	out, err := be.bufsFrom(1, args, ts...)
-	if err != nil {
-		return nil, err
-	}
-	if out[0], err = be.f32x(args[0].name, ts[0], -1); err != nil {
-		return nil, err
-	}
-	return out, nil
+	out, _, err := be.bufsBF16(args, 1, ts...)
+	return out, err
 }
 
-// bufsFrom is bufs checking ts[from:] only (out[:from] left to the
-// caller).
-func (be *gpuBackend) bufsFrom(from int, args []arg, ts ...backend.Tensor) ([]*gpu.Buffer, error) {
+// bufsBF16 is bufs where the tensors at the positions i with bit 1<<i
+// set in may can be bfloat16 tensors too (a batch norm's x, a BF16
+// convolution's output; its backward pass's dy, a BF16 convolution's
+// input gradient); is has the bits of those that are.
+func (be *gpuBackend) bufsBF16(args []arg, may uint, ts ...backend.Tensor) (out []*gpu.Buffer, is uint, err error) {
 	if cap(be.bl) < len(ts) {
 		be.bl = make([]*gpu.Buffer, len(ts))
 	}
-	out := be.bl[:len(ts)]
-	for i, t := range ts[from:] {
-		i += from
-		var err error
-		if args[i].opt {
-			out[i], err = be.optF32(args[i].name, t, -1)
-		} else {
+	out = be.bl[:len(ts)]
+	for i, t := range ts {
+		switch {
+		case args[i].opt && t == nil:
+			out[i] = nil
+		case may&(1<<i) != 0:
+			if out[i], err = be.f32x(args[i].name, t, -1); err == nil && out[i].DType() == gpu.BFloat16 {
+				is |= 1 << i
+			}
+		default:
 			out[i], err = be.f32(args[i].name, t, -1)
 		}
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
-	return out, nil
+	return out, is, nil
 }

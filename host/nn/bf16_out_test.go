@@ -14,17 +14,64 @@ import (
 	"github.com/convtrain/convtrain/host/data"
 )
 
-// floatForm is the name of the float32 kernel whose _bf16x twin (a batch
-// norm reading a BF16 conv's bfloat16 output) is name, or name itself.
-func floatForm(name string) string { return strings.Replace(name, "_bf16x", "", 1) }
+// floatForm is the name of the float32 kernel whose _bf16x or _bf16xdy
+// twin (a batch norm reading a BF16 conv's bfloat16 output, and its
+// bfloat16 input gradient) is name, or name itself.
+func floatForm(name string) string {
+	return strings.Replace(strings.Replace(name, "_bf16xdy", "", 1), "_bf16x", "", 1)
+}
 
 // roundedOutputs is a backend whose convolutions write float32 outputs
 // (ConvOutputBF16 false), rounded to bfloat16 afterwards on the host
 // where the backend would have stored them as bfloat16: the reference of
-// TestConvOutputBF16Plan, whose every conv output a batch norm reads.
-type roundedOutputs struct{ backend.Backend }
+// TestConvOutputBF16Plan, whose every conv output a batch norm reads; and
+// float32 input gradients (ConvInputGradBF16 false), rounded on the host
+// for the convolutions in dx (those whose input gradient the plan stores
+// as bfloat16 on the backend).
+type roundedOutputs struct {
+	backend.Backend
+	dx map[geom.ConvGeom]bool
+}
 
-func (r roundedOutputs) ConvOutputBF16(geom.ConvGeom) bool { return false }
+func (r roundedOutputs) ConvOutputBF16(geom.ConvGeom) bool    { return false }
+func (r roundedOutputs) ConvInputGradBF16(geom.ConvGeom) bool { return false }
+
+func (r roundedOutputs) Conv2DBackwardData(g geom.ConvGeom, dy, w, dx backend.Tensor) error {
+	if err := r.Backend.Conv2DBackwardData(g, dy, w, dx); err != nil {
+		return err
+	}
+	return r.roundDx(g, dx)
+}
+
+func (r roundedOutputs) Conv2DBackward(g geom.ConvGeom, x, dy, w, dw, db, dx, xk backend.Tensor) error {
+	if err := r.Backend.Conv2DBackward(g, x, dy, w, dw, db, dx, xk); err != nil {
+		return err
+	}
+	return r.roundDx(g, dx)
+}
+
+func (r roundedOutputs) roundDx(g geom.ConvGeom, dx backend.Tensor) error {
+	if dx == nil || !r.dx[g] {
+		return nil
+	}
+	return roundTensor(r.Backend, dx)
+}
+
+// storedDx is the geometries at batch size n of the convolutions of m
+// whose input gradient NewBatch stores as bfloat16 on be (tensorInfo.bnDy).
+func storedDx(m *Model, be backend.Backend, n int) map[geom.ConvGeom]bool {
+	out := map[geom.ConvGeom]bool{}
+	for _, t := range m.g.tensors {
+		if !t.bnDy {
+			continue
+		}
+		c, x := convOf(m.g.nodes[t.bnDyConv], n), m.g.tensors[t.bnDyX]
+		if be.ConvOutputBF16(convOf(m.g.nodes[x.producer], n)) && be.ConvInputGradBF16(c) {
+			out[c] = true
+		}
+	}
+	return out
+}
 
 func (r roundedOutputs) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor, ep backend.Epilogue) error {
 	if err := r.Backend.Conv2DForward(g, x, w, b, y, ep); err != nil {
@@ -44,12 +91,17 @@ func (r roundedOutputs) round(g geom.ConvGeom, y backend.Tensor) error {
 	if !r.Backend.ConvOutputBF16(g) {
 		return nil
 	}
-	v := make([]float32, y.Len())
-	if err := r.Download(v, y); err != nil {
+	return roundTensor(r.Backend, y)
+}
+
+// roundTensor rounds the float32 tensor t to bfloat16 on the host.
+func roundTensor(be backend.Backend, t backend.Tensor) error {
+	v := make([]float32, t.Len())
+	if err := be.Download(v, t); err != nil {
 		return err
 	}
 	cpuref.RoundBF16Slice(v, v)
-	return r.Upload(y, v)
+	return be.Upload(t, v)
 }
 
 // countedBF16 counts the bfloat16 tensors a backend allocates.
@@ -66,14 +118,20 @@ func (c countedBF16) NewBF16Tensor(n int) (backend.Tensor, error) {
 // TestConvOutputBF16Plan trains a few steps of three conv → batch norm
 // pairs at BF16, on the simulator and on the CPU backend emulating BF16,
 // with each conv's output stored as bfloat16 for its batch norm
-// (ConvOutputBF16: NewBatch allocates it with NewBF16Tensor), and with
-// float32 outputs rounded to bfloat16 on the host after each conv; then
-// evaluates a batch. Losses, weights, running statistics and evaluation
-// outputs must be the same bit for bit; a batch holds one bfloat16 tensor
-// per conv whose forward pass runs in BF16 (at least two on the
-// simulator, all three on the CPU), and on the simulator the batch norms
-// read them with their _bf16x kernels, in training, evaluation and the
-// backward pass, and the device holds less memory.
+// (ConvOutputBF16: NewBatch allocates it with NewBF16Tensor) and each
+// conv's input gradient that only the batch norm (and ReLU) before it
+// reads stored so too (ConvInputGradBF16, tensorInfo.bnDy), and with
+// float32 outputs and input gradients rounded to bfloat16 on the host
+// after each conv; then evaluates a batch. Losses, weights, running
+// statistics and evaluation outputs must be the same bit for bit; a batch
+// holds one bfloat16 tensor per conv whose forward pass runs in BF16 (at
+// least two on the simulator, all three on the CPU) and one per stored
+// input gradient (at least one on the simulator, both on the CPU), and on
+// the simulator the batch norms read them with their _bf16x and _bf16xdy
+// kernels, in training, evaluation and the backward pass, the convs write
+// them with their _bf16y and _bf16dx kernels, and the device holds less
+// memory. With fuse false (the ReLU's own backward pass reading the
+// gradient: relu_bwd_bf16dy_v1) the CPU run gives the same bits too.
 func TestConvOutputBF16Plan(t *testing.T) {
 	t.Parallel()
 	spec := bnPlanSpec()
@@ -89,10 +147,11 @@ func TestConvOutputBF16Plan(t *testing.T) {
 				losses, eval  []float32
 				params        [][]float32
 				bf16, planned int // bfloat16 tensors allocated; convs whose output the plan stores as bfloat16
+				plannedDx     int // convs whose input gradient the plan stores as bfloat16
 				bf16x         map[string]int64
 				bytes         int64
 			}
-			run := func(stored bool) result {
+			run := func(stored, fuse bool) result {
 				var be backend.Backend
 				var d *gpu.Device
 				if dev == "sim" {
@@ -105,13 +164,21 @@ func TestConvOutputBF16Plan(t *testing.T) {
 					be = cb
 				}
 				r := result{bf16x: map[string]int64{}}
+				ref := roundedOutputs{be, map[geom.ConvGeom]bool{}} // filled once the plan is made
 				if stored {
 					be = countedBF16{be, &r.bf16}
 				} else {
-					be = roundedOutputs{be}
+					be = ref
 				}
-				m, err := newModel(be, spec, 2, true)
+				m, err := newModel(be, spec, 2, fuse)
 				backendtest.MustNil(t, err)
+				if stored {
+					r.plannedDx = len(storedDx(m, be, batch))
+				} else {
+					for g := range storedDx(m, ref.Backend, batch) {
+						ref.dx[g] = true
+					}
+				}
 				for _, n := range m.g.nodes {
 					if n.mod != addModule && n.mod != catModule && n.mod.kind == Conv && m.g.tensors[n.out].bnIn &&
 						be.ConvOutputBF16(convOf(n, batch)) {
@@ -125,34 +192,55 @@ func TestConvOutputBF16Plan(t *testing.T) {
 				r.eval, r.params = evalState(t, m, be, ds, batch, 7)
 				if d != nil {
 					for name, k := range d.KernelStats() {
-						if strings.Contains(name, "_bf16x") || strings.HasSuffix(name, "_bf16y") {
+						if strings.Contains(name, "_bf16x") || strings.HasSuffix(name, "_bf16y") || strings.Contains(name, "_bf16d") {
 							r.bf16x[name] += k.Launches
 						}
 					}
 				}
 				return r
 			}
-			got, want := run(true), run(false)
-			backendtest.EqualBits(t, "losses", got.losses, want.losses)
-			backendtest.EqualBits(t, "evaluation output", got.eval, want.eval)
-			for i := range want.params {
-				backendtest.EqualBits(t, "param or buffer "+strconv.Itoa(i), got.params[i], want.params[i])
+			got, want := run(true, true), run(false, true)
+			same := func(got, want result) {
+				t.Helper()
+				backendtest.EqualBits(t, "losses", got.losses, want.losses)
+				backendtest.EqualBits(t, "evaluation output", got.eval, want.eval)
+				for i := range want.params {
+					backendtest.EqualBits(t, "param or buffer "+strconv.Itoa(i), got.params[i], want.params[i])
+				}
 			}
-			least := 3
+			same(got, want)
+			least, leastDx := 3, 2
 			if dev == "sim" {
-				least = 2 // the dispatcher's choice: a conv it runs directly keeps float32
+				least, leastDx = 2, 1 // the dispatcher's choice: a conv it runs directly keeps float32
 			}
 			// trainSteps' batch and evalState's, each of the planned convs
-			if got.planned < least || got.bf16 != 2*got.planned || want.bf16 != 0 {
-				t.Errorf("%d bfloat16 tensors allocated for %d convs stored as bfloat16 a batch (want two batches' and at least %d), "+
-					"%d by the reference", got.bf16, got.planned, least, want.bf16)
+			// and input gradients
+			if got.planned < least || got.plannedDx < leastDx || got.bf16 != 2*(got.planned+got.plannedDx) || want.bf16 != 0 {
+				t.Errorf("%d bfloat16 tensors allocated for %d convs stored as bfloat16 and %d input gradients a batch "+
+					"(want two batches' and at least %d and %d), %d by the reference", got.bf16, got.planned, got.plannedDx,
+					least, leastDx, want.bf16)
 			}
 			if dev == "cpu" {
+				// unfused: the ReLUs' own backward passes read the
+				// bfloat16 gradients, the same bits
+				same(run(true, false), want)
 				return
 			}
-			st, k := int64(steps), int64(got.planned)
+			st, k, kdx := int64(steps), int64(got.planned), int64(got.plannedDx)
 			if n := got.bf16x["conv2d_fwd_v7_igemm_bf16y"]; n != k*(st+1) { // each forward pass
 				t.Errorf("conv2d_fwd_v7_igemm_bf16y launched %d times, want %d", n, k*(st+1))
+			}
+			if n := got.bf16x["conv2d_bwd_data_v9_igemm_bf16dx"]; n != kdx*st { // each backward pass
+				t.Errorf("conv2d_bwd_data_v9_igemm_bf16dx launched %d times, want %d", n, kdx*st)
+			}
+			var bwdDy int64
+			for name, n := range got.bf16x {
+				if strings.Contains(name, "_bf16xdy") {
+					bwdDy += n
+				}
+			}
+			if bwdDy < kdx*st {
+				t.Errorf("batch norms on bfloat16 x and dy: %d backward launches, want at least %d: %v", bwdDy, kdx*st, got.bf16x)
 			}
 			var fwd, bwd int64
 			for name, n := range got.bf16x {
@@ -167,7 +255,8 @@ func TestConvOutputBF16Plan(t *testing.T) {
 				t.Errorf("batch norms on bfloat16 x: %d forward and %d backward launches (want at least %d and %d: %v), %d kernels by the reference",
 					fwd, bwd, k*(st+1), k*st, got.bf16x, len(want.bf16x))
 			}
-			t.Logf("%d of 3 conv outputs stored as bfloat16; launches %v; device memory %d → %d bytes", k, got.bf16x, want.bytes, got.bytes)
+			t.Logf("%d of 3 conv outputs and %d of 2 input gradients stored as bfloat16; launches %v; device memory %d → %d bytes",
+				k, kdx, got.bf16x, want.bytes, got.bytes)
 			if got.bytes >= want.bytes {
 				t.Errorf("device memory in use %d bytes with bfloat16 conv outputs, %d without: want less", got.bytes, want.bytes)
 			}

@@ -271,6 +271,14 @@ func convOf(c *node, n int) geom.ConvGeom {
 	return g
 }
 
+// bf16Out reports whether NewBatch stores tensor i, a conv's output that
+// only a batch norm reads (bnIn), as bfloat16 at batch size n: where the
+// backend runs the conv's forward pass in BF16 (ConvOutputBF16).
+func (m *Model) bf16Out(i, n int) bool {
+	t := m.g.tensors[i]
+	return t.bnIn && m.be.ConvOutputBF16(convOf(m.g.nodes[t.producer], n))
+}
+
 // NewBatch allocates the tensors of a batch of n images.
 func (m *Model) NewBatch(n int) (*Batch, error) {
 	if n < 1 || n > 4096 {
@@ -331,7 +339,7 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 			b.acts[i] = b.acts[t.actOf]
 		case !t.noAct:
 			alloc := newF
-			if t.bnIn && m.be.ConvOutputBF16(convOf(m.g.nodes[t.producer], n)) {
+			if m.bf16Out(i, n) {
 				alloc = newBF16 // the conv's output, stored as bfloat16 (plan.go)
 			}
 			if b.acts[i], err = alloc(n * t.len); err != nil {
@@ -349,7 +357,11 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 		case t.gradOf > i:
 			b.grads[i] = b.grads[t.gradOf]
 		case t.gradOf < 0:
-			if b.grads[i], err = newF(n * t.len); err != nil {
+			alloc := newF
+			if t.bnDy && m.bf16Out(t.bnDyX, n) && m.be.ConvInputGradBF16(convOf(m.g.nodes[t.bnDyConv], n)) {
+				alloc = newBF16 // the conv's input gradient, stored as bfloat16 (plan.go)
+			}
+			if b.grads[i], err = alloc(n * t.len); err != nil {
 				return fail(err)
 			}
 		}

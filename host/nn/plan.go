@@ -122,9 +122,17 @@ type tensorInfo struct {
 	// bnIn: a conv's output (no epilogue) that only a batch norm reads,
 	// which NewBatch stores as bfloat16 where the backend runs the conv's
 	// forward pass in BF16 (ConvOutputBF16), as bf16 autocast does.
-	bnIn      bool
-	scratch   bool // needs a scratch gradient (several consumers)
-	zeroFirst bool // an add writes the gradient first: it is zeroed, then summed into
+	bnIn bool
+	// bnDy: the input gradient of conv node bnDyConv (its only reader)
+	// that only the backward pass of the batch norm before it reads
+	// (through a ReLU, if one is between them), the batch norm's input
+	// bnDyX being bnIn: NewBatch stores it as bfloat16 where the backend
+	// runs that conv's backward-data pass in BF16 (ConvInputGradBF16) and
+	// the batch norm's input is bfloat16, as bf16 autocast does.
+	bnDy            bool
+	bnDyConv, bnDyX int
+	scratch         bool // needs a scratch gradient (several consumers)
+	zeroFirst       bool // an add writes the gradient first: it is zeroed, then summed into
 }
 
 // graph is the compiled model: nodes in forward order and their tensors.
@@ -448,6 +456,29 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 	for _, n := range g.nodes {
 		if n.keepFor != nil && g.tensors[n.y].consumers == 1 && (n.epilogue == backend.NoEpilogue || n.reluBwd != nil) {
 			n.copyOnly = true
+		}
+	}
+	// A conv's input gradient that only the backward pass of the batch
+	// norm before it reads (through the ReLU between them, if any: the
+	// batch norm's when fused, its own otherwise), where that batch norm
+	// reads a conv's output (bnIn): a precision's semantics, as bnIn,
+	// planned with or without fuse.
+	for _, n := range g.nodes {
+		if n.mod == addModule || n.mod == catModule || n.mod.kind != BatchNorm || !g.tensors[n.in].bnIn {
+			continue
+		}
+		out := n.out
+		if r := next(n); r != nil && r.mod != addModule && r.mod != catModule && r.mod.kind == ReLU {
+			out = r.out
+		}
+		t := &g.tensors[out]
+		if t.consumers != 1 || t.gradOf >= 0 || t.scratch || t.zeroFirst || t.noGrad || t.actOf >= 0 {
+			continue
+		}
+		for _, c := range g.nodes[n.id+1:] {
+			if c.ins == nil && c.in == out && c.mod != addModule && c.mod.kind == Conv && c.needDX && !c.dxAcc {
+				t.bnDy, t.bnDyConv, t.bnDyX = true, c.id, n.in
+			}
 		}
 	}
 }
