@@ -325,7 +325,12 @@ func addFedShapes() []string {
 // Conv2DForward into a float32 y, BatchNormTrainForward (with its ReLU)
 // and BatchNormBackward reading it, mode=bf16y-fused the same into and
 // from a bfloat16 y (conv2d_fwd_v7_igemm_bf16y and the _bf16x batch
-// norms: y's values rounded, so not the same bits; half the bytes). The
+// norms: y's values rounded, so not the same bits; half the bytes). A
+// conv's input gradient on its round trip through the backward pass of
+// the batch norm before it (x bfloat16), where ConvInputGradBF16:
+// mode=bf16dx-apart Conv2DBackwardData into a float32 dx, then
+// BatchNormBackward reading it, mode=bf16dx-fused the same into and from
+// a bfloat16 dx (conv2d_bwd_data_v9_igemm_bf16dx, bn_bwd_bf16xdy_v1). The
 // same bits elsewhere; the
 // fused modes read the layer's output once fewer and launch one packing
 // fewer (the analytic model's figures are in BENCHMARKS.md, "The batch
@@ -362,8 +367,8 @@ func BenchmarkBatchNormKeep(b *testing.B) {
 			if !slices.Contains(addFed, s.name) {
 				na = 0
 			}
-			yh := d.ConvOutputBF16(g)
-			if n == 0 && dyn == 0 && na == 0 && xl == 0 && !yh {
+			yh, dxh := d.ConvOutputBF16(g), d.ConvInputGradBF16(g)
+			if n == 0 && dyn == 0 && na == 0 && xl == 0 && !yh && !dxh {
 				b.Skipf("no copy to make at BF16 or TF32 on %v", g)
 			}
 			c := newConvBufs(b, d, g)
@@ -512,6 +517,37 @@ func BenchmarkBatchNormKeep(b *testing.B) {
 				}}, run{"bf16y-fused", g.FLOPs(), func(i int) error {
 					x, _ := c.at(i)
 					return trip(x, ys[i%rot])
+				}})
+			}
+			if dxh {
+				// the conv's input gradient on its round trip through the
+				// backward pass of the batch norm before it, whose input
+				// is bfloat16 in both modes: as many bfloat16 gradients as
+				// c rotates float32 ones
+				rot := len(c.xs)
+				dz16, err := d.NewBFloat16(rot * g.XLen())
+				mustNil(b, err)
+				defer dz16.Free()
+				x16, err := d.NewBFloat16(g.XLen())
+				mustNil(b, err)
+				defer x16.Free()
+				dzs := make([]*Buffer, rot)
+				for j := range dzs {
+					dzs[j], err = dz16.Slice(j*g.XLen(), g.XLen())
+					mustNil(b, err)
+				}
+				trip := func(dy, dz *Buffer) error {
+					if err := d.Conv2DBackwardData(g, dy, c.w, dz); err != nil {
+						return err
+					}
+					return d.BatchNormBackward(g.N, g.C, hw, x16, st[0], st[2], st[3], dz, dx, st[4], st[5])
+				}
+				runs = append(runs, run{"bf16dx-apart", g.FLOPs(), func(i int) error {
+					x, y := c.at(i)
+					return trip(y, x)
+				}}, run{"bf16dx-fused", g.FLOPs(), func(i int) error {
+					_, y := c.at(i)
+					return trip(y, dzs[i%rot])
 				}})
 			}
 			for _, r := range runs {

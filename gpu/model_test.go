@@ -433,6 +433,24 @@ func BenchmarkModelBatchNormKeep(b *testing.B) {
 		yConvSaved += modelParts(d.peerKernel(c.p, c.g), c.g).fewerBytes(half)
 		yBNBytes += 5 * half
 	}
+	// BF16: each conv's input gradient that only the batch norm (and
+	// ReLU) before it reads, whose input is the conv before's bfloat16
+	// output, stored as bfloat16 (ConvInputGradBF16,
+	// conv2d_bwd_data_v9_igemm_bf16dx): the pass's store halved, and the
+	// batch norm's backward pass's two reads of it (the sums, then the
+	// copy for the conv before) at 2 bytes.
+	dxConvs := 0
+	var dxConvBytes, dxConvSaved, dxBNBytes float64
+	for _, c := range trainedPasses(convs) {
+		if c.p != ConvBwdData || reads[c.i] != readsBN || !d.ConvOutputBF16(convs[c.i-1]) || !d.ConvInputGradBF16(c.g) {
+			continue
+		}
+		dxConvs++
+		half := 2 * float64(c.g.XLen())
+		dxConvBytes += half
+		dxConvSaved += modelParts(d.peerKernel(c.p, c.g), c.g).fewerBytes(half)
+		dxBNBytes += 2 * half
+	}
 	var addBytes, dxBytes, reluBytes float64
 	reluPairs := 0
 	for i, g := range convs {
@@ -497,6 +515,11 @@ func BenchmarkModelBatchNormKeep(b *testing.B) {
 	b.ReportMetric(yConvSaved*1e6, "bf16y-conv-saved-us")
 	b.ReportMetric(yBNBytes/1e6, "bf16y-bn-saved-MB")
 	b.ReportMetric(yBNBytes/h100DRAMBW*1e6, "bf16y-bn-saved-us")
+	b.ReportMetric(float64(dxConvs), "bf16dx-convs")
+	b.ReportMetric(dxConvBytes/1e6, "bf16dx-conv-saved-MB")
+	b.ReportMetric(dxConvSaved*1e6, "bf16dx-conv-saved-us")
+	b.ReportMetric(dxBNBytes/1e6, "bf16dx-bn-saved-MB")
+	b.ReportMetric(dxBNBytes/h100DRAMBW*1e6, "bf16dx-bn-saved-us")
 	b.ReportMetric(total*1e3, "model-ms")
 	b.ReportMetric(fwd*1e3, "fwd-model-ms")
 }

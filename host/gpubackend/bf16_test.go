@@ -20,7 +20,12 @@ import (
 // evaluation, backward with and without the ReLU) gives the bits of one
 // reading a float32 tensor of the same values; Download gives the values;
 // Upload, Fill, other operations and a conv that is not a BF16 one
-// refuse it with ErrTensor.
+// refuse it with ErrTensor. Likewise a conv whose backward-data pass is a
+// BF16 one (ConvInputGradBF16) writes a bfloat16 dx holding RoundBF16 of
+// its float32 dx (Conv2DBackwardData and Conv2DBackward); the batch norm
+// before it reads it as dy with a bfloat16 x, with the bits of a float32
+// dy of the same values; a bfloat16 dy with a float32 x, and a bfloat16
+// dx of a pass that is not a BF16 one, are refused.
 func TestBF16Tensors(t *testing.T) {
 	sim, dev := backendtest.Sim(t)
 	backendtest.MustNil(t, dev.SetPrecision(gpu.BF16))
@@ -104,6 +109,46 @@ func TestBF16Tensors(t *testing.T) {
 					}
 				}
 			}
+			// The input gradient of g, stored as bfloat16 for the batch
+			// norm before it, whose input x16 is the bfloat16 output of
+			// g0 (16 channels of g's 8×8 images).
+			if !be.ConvInputGradBF16(g) || c.notBF16B.ConvInputGradBF16(c.notBF16) {
+				t.Fatalf("ConvInputGradBF16: %v for %v, %v for %v on %s: want true, false", be.ConvInputGradBF16(g), g,
+					c.notBF16B.ConvInputGradBF16(c.notBF16), c.notBF16, c.notBF16B.Name())
+			}
+			g0 := geom.ConvGeom{N: 8, C: 32, H: 8, W: 8, K: 16, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
+			x16, err := be.NewBF16Tensor(g0.YLen())
+			backendtest.MustNil(t, err)
+			backendtest.MustNil(t, be.Conv2DForward(g0, up(g0.XLen(), 1), up(g0.WLen(), 0.3), nil, x16, backend.NoEpilogue))
+			dz16a, err := be.NewBF16Tensor(g.XLen())
+			backendtest.MustNil(t, err)
+			dz16b, err := be.NewBF16Tensor(g.XLen())
+			backendtest.MustNil(t, err)
+			dz32 := newF(g.XLen())
+			backendtest.MustNil(t, be.Conv2DBackwardData(g, dy, w, dz16a))
+			backendtest.MustNil(t, be.Conv2DBackward(g, x, dy, w, newF(g.WLen()), nil, dz16b, nil))
+			backendtest.MustNil(t, be.Conv2DBackwardData(g, dy, w, dz32))
+			wantDz := down(dz32)
+			cpuref.RoundBF16Slice(wantDz, wantDz)
+			backendtest.EqualBits(t, "bfloat16 dx (Conv2DBackwardData)", down(dz16a), wantDz)
+			backendtest.EqualBits(t, "bfloat16 dx (Conv2DBackward)", down(dz16b), wantDz)
+			backendtest.MustNil(t, be.Upload(dz32, wantDz))
+			c0, hw0 := g.C, g.H*g.W
+			g16, b16, sm, si := up(c0, 1), up(c0, 0.5), newF(c0), newF(c0)
+			backendtest.MustNil(t, be.BatchNormForward(true, g.N, c0, hw0, x16, g16, b16, nil, nil, sm, si, newF(g.XLen()), backend.NoEpilogue, 0.1, 1e-5))
+			relu16 := newF(g.XLen())
+			backendtest.MustNil(t, be.BatchNormForward(true, g.N, c0, hw0, x16, g16, b16, nil, nil, sm, si, relu16, backend.EpilogueReLU, 0.1, 1e-5))
+			bwd := func(dz backend.Tensor, relu backend.BNReLU) [][]float32 {
+				dx, dg, db := newF(g.XLen()), newF(c0), newF(c0)
+				backendtest.MustNil(t, be.BatchNormBackwardKeep(g.N, c0, hw0, x16, g16, sm, si, dz, dx, dg, db, geom.ConvGeom{}, nil, false, relu))
+				return [][]float32{down(dx), down(dg), down(db)}
+			}
+			for _, relu := range []backend.BNReLU{{}, {Beta: b16, Y: relu16}} {
+				got, want := bwd(dz16a, relu), bwd(dz32, relu)
+				for i := range want {
+					backendtest.EqualBits(t, "batch norm backward on a bfloat16 dy", got[i], want[i])
+				}
+			}
 			// Refused.
 			z := newF(g.YLen())
 			other := func(n int, bf16 bool) backend.Tensor { // a tensor of c.notBF16B
@@ -116,12 +161,18 @@ func TestBF16Tensors(t *testing.T) {
 				return tt
 			}
 			xs, ws, ys := other(c.notBF16.XLen(), false), other(c.notBF16.WLen(), false), other(c.notBF16.YLen(), true)
+			dys, dxs := other(c.notBF16.YLen(), false), other(c.notBF16.XLen(), true)
+			x32, pc := newF(g.XLen()), newF(c0)
 			for name, err := range map[string]error{
-				"relu":            be.ReLUForward(y16, z),
-				"upload":          be.Upload(y16, make([]float32, g.YLen())),
-				"fill":            be.Fill(y16, 0),
-				"conv reading":    be.Conv2DForward(geom.ConvGeom{N: 8, C: 32, H: 8, W: 8, K: 8, R: 1, S: 1, StrideH: 1, StrideW: 1}, y16, up(8*32, 1), nil, newF(8*8*64), backend.NoEpilogue),
-				"not a bf16 conv": c.notBF16B.Conv2DForward(c.notBF16, xs, ws, nil, ys, backend.NoEpilogue),
+				"relu":                be.ReLUForward(y16, z),
+				"upload":              be.Upload(y16, make([]float32, g.YLen())),
+				"fill":                be.Fill(y16, 0),
+				"conv reading":        be.Conv2DForward(geom.ConvGeom{N: 8, C: 32, H: 8, W: 8, K: 8, R: 1, S: 1, StrideH: 1, StrideW: 1}, y16, up(8*32, 1), nil, newF(8*8*64), backend.NoEpilogue),
+				"not a bf16 conv":     c.notBF16B.Conv2DForward(c.notBF16, xs, ws, nil, ys, backend.NoEpilogue),
+				"not a bf16 bwd-data": c.notBF16B.Conv2DBackwardData(c.notBF16, dys, ws, dxs),
+				"dy with a float32 x": be.BatchNormBackward(g.N, c0, hw0, x32, g16, sm, si, dz16a, newF(g.XLen()), pc, pc),
+				"sigmoid":             be.ActivationForward(backend.Sigmoid, 0, y16, z),
+				"avg pool":            be.GlobalAvgPoolForward(g.N, g.K, g.P()*g.Q(), y16, newF(g.N*g.K)),
 			} {
 				if !errors.Is(err, backend.ErrTensor) {
 					t.Errorf("%s with a bfloat16 tensor: %v, want an error wrapping backend.ErrTensor", name, err)
