@@ -119,7 +119,9 @@ func (d *Device) addKeepPacking(k ConvKeep, n int) (packedConv, bool) {
 // two destinations. Callers hold d.mu.
 func (d *Device) addReLUPack(a, b, y *Buffer, keeps []ConvKeep, pc packedConv) error {
 	g := keeps[0].G
-	if err := d.needABY(a, b, y, g.N*g.C*g.H*g.W); err != nil {
+	a, b = addOperands(a, b) // a bfloat16 input as b (bn_out_bf16.go)
+	k := addKernelFor(byPacking(pc, kAddReLUPackBF16, kAddReLUPackTF32), b)
+	if err := d.needABY(a, b, y, g.N*g.C*g.H*g.W, bTypeFor(k)); err != nil {
 		return err
 	}
 	dst := [2]*Buffer{}
@@ -133,7 +135,7 @@ func (d *Device) addReLUPack(a, b, y *Buffer, keeps []ConvKeep, pc packedConv) e
 		dst[i] = k.XK
 	}
 	hw, cp := g.H*g.W, packedChans(g.C, pc.chanAlign)
-	return d.launch(byPacking(pc, kAddReLUPackBF16, kAddReLUPackTF32),
+	return d.launch(k,
 		Dim3{ceilDiv(hw, transposeTile), ceilDiv(cp, transposeTile), g.N}, Dim3{transposeTile, 8, 1}, 0,
 		argPtr(a), argPtr(b), argPtr(y), argPtr(dst[0]), argPtr(dst[1]), argI32(g.N), argI32(g.C), argI32(hw), argI32(cp))
 }

@@ -25,7 +25,13 @@ func init() {
 // each copy as cpuref.BF16Bits of y, channels past C zero, on bnShapes
 // (partial 32×32 tiles on both axes); and add_relu_pack_tf32_v1, each
 // copy's words as cpuref.RoundTF32 of y.
-func testAddReLUPack(t *testing.T, d *Device) {
+func testAddReLUPack(t *testing.T, d *Device) { addReLUPack(t, d, "") }
+
+// addReLUPack is testAddReLUPack, with the input named bf16In ("a" or
+// "b"; "" for none) rounded to bfloat16 in a bfloat16 buffer (a batch
+// norm's output stored so: add_relu_pack_bf16_bf16b_v1, which reads it as
+// b; BF16 copies only).
+func addReLUPack(t *testing.T, d *Device, bf16In string) {
 	if !d.hasTarget(80) {
 		t.Skipf("add_relu_pack_bf16_v1 needs compute capability 8.0; %v has less", d)
 	}
@@ -35,6 +41,9 @@ func testAddReLUPack(t *testing.T, d *Device) {
 			two, pc := m&1 != 0, packedBF16
 			if m&2 != 0 {
 				pc = packedTF32
+			}
+			if pc == packedTF32 && bf16In != "" {
+				continue // no bfloat16 tensor at TF32
 			}
 			t.Run(kv("two", two, "tf32", pc == packedTF32, "N", n, "C", c, "HW", hw), func(t *testing.T) {
 				L := n * c * hw
@@ -48,18 +57,28 @@ func testAddReLUPack(t *testing.T, d *Device) {
 						a[j], b[j] = e[0], e[1]
 					}
 				}
+				h := newHarness(t, d)
+				var ab, bb *Buffer
+				switch bf16In {
+				case "a":
+					ab, a = h.inBF16("a", a)
+					bb = h.in("b", b)
+				case "b":
+					ab = h.in("a", a)
+					bb, b = h.inBF16("b", b)
+				default:
+					ab, bb = h.in("a", a), h.in("b", b)
+				}
 				want := make([]float32, L)
 				if err := cpuref.AddReLUForward(a, b, want); err != nil {
 					t.Fatal(err)
 				}
-				h := newHarness(t, d)
 				g := geom.ConvGeom{N: n, C: c, H: 1, W: hw, K: 8, R: 1, S: 1, StrideH: 1, StrideW: 1}
 				keeps := []ConvKeep{{g, h.out("xk", keepLen(pc, g))}}
 				if two {
 					keeps = append(keeps, ConvKeep{g, h.out("xk2", keepLen(pc, g))})
 				}
 				y := h.out("y", L)
-				ab, bb := h.in("a", a), h.in("b", b)
 				d.mu.Lock()
 				err := d.addReLUPack(ab, bb, y, keeps, pc)
 				d.mu.Unlock()

@@ -330,7 +330,12 @@ func addFedShapes() []string {
 // the batch norm before it (x bfloat16), where ConvInputGradBF16:
 // mode=bf16dx-apart Conv2DBackwardData into a float32 dx, then
 // BatchNormBackward reading it, mode=bf16dx-fused the same into and from
-// a bfloat16 dx (conv2d_bwd_data_v9_igemm_bf16dx, bn_bwd_bf16xdy_v1). The
+// a bfloat16 dx (conv2d_bwd_data_v9_igemm_bf16dx, bn_bwd_bf16xdy_v1). A
+// batch norm's output on its way to the residual add, where
+// ConvOutputBF16 (the batch norm reading the conv's bfloat16 output):
+// mode=bnadd-apart BatchNormTrainForward into a float32 z, then AddReLU
+// of the skip and z, mode=bnadd-fused the same into and from a bfloat16 z
+// (bn_train_fwd_bf16xy_v1, add_relu_bf16b_v1). The
 // same bits elsewhere; the
 // fused modes read the layer's output once fewer and launch one packing
 // fewer (the analytic model's figures are in BENCHMARKS.md, "The batch
@@ -518,6 +523,21 @@ func BenchmarkBatchNormKeep(b *testing.B) {
 					x, _ := c.at(i)
 					return trip(x, ys[i%rot])
 				}})
+				// the batch norm after the conv (reading its bfloat16
+				// output) writing z, which the residual add+ReLU reads
+				// beside the skip (bnY)
+				z16, err := d.NewBFloat16(g.YLen())
+				mustNil(b, err)
+				defer z16.Free()
+				addTrip := func(i int, z *Buffer) error {
+					_, y := c.at(i)
+					if err := d.BatchNormTrainForward(g.N, g.K, pq, ys[i%rot], sk[0], sk[4], z, sk[1], sk[2], nil, nil, 0.1, 1e-5, false); err != nil {
+						return err
+					}
+					return d.AddReLU(bnY, z, y)
+				}
+				runs = append(runs, run{"bnadd-apart", g.FLOPs(), func(i int) error { return addTrip(i, masked) }},
+					run{"bnadd-fused", g.FLOPs(), func(i int) error { return addTrip(i, z16) }})
 			}
 			if dxh {
 				// the conv's input gradient on its round trip through the

@@ -186,6 +186,9 @@ func (d *Device) bnForwardKeepY(writeY, train bool, n, c, hw int, x, gamma, beta
 	if err := d.needCopy(xk, pc, g); err != nil {
 		return err
 	}
+	if isBF16(y) {
+		return errBF16YCopy
+	}
 	if pc == packedTF32 && isBF16(x) {
 		return fmt.Errorf("x is bfloat16: no TF32 copy is made of it: %w", geom.ErrGeometry)
 	}

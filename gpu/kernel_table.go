@@ -113,6 +113,11 @@ const (
 	kBNBwdReLUApplyPackBF16XDY
 	kBNBwdReLUPackBF16XDY
 	kReLUBwdBF16DY
+	kBNTrainFwdBF16XY
+	kBNEvalFwdBF16XY
+	kAddBF16B
+	kAddReLUBF16B
+	kAddReLUPackBF16B
 	numPlainKernels
 )
 
@@ -214,6 +219,11 @@ var plainKernels = [numPlainKernels]string{
 	kBNBwdReLUApplyPackBF16XDY: "bn_bwd_relu_apply_pack_bf16xdy_v1",
 	kBNBwdReLUPackBF16XDY:      "bn_bwd_relu_pack_bf16xdy_v1",
 	kReLUBwdBF16DY:             "relu_bwd_bf16dy_v1",
+	kBNTrainFwdBF16XY:          "bn_train_fwd_bf16xy_v1",
+	kBNEvalFwdBF16XY:           "bn_eval_fwd_bf16xy_v1",
+	kAddBF16B:                  "add_bf16b_v1",
+	kAddReLUBF16B:              "add_relu_bf16b_v1",
+	kAddReLUPackBF16B:          "add_relu_pack_bf16_bf16b_v1",
 }
 
 // kernelEntry is a launched kernel as the generated table declares it.

@@ -190,7 +190,9 @@ func (d *Device) dropout(key DropoutKey, p float32, x, y *Buffer) error {
 func argU32(v uint32) arg { return argI32(int(int32(v))) }
 
 // Add computes y = a + b elementwise (one rounded addition); equal
-// lengths, y may be a or b. Kernel add_v1, 1-D over n. An error wrapping
+// lengths, y may be a or b. Kernel add_v1, 1-D over n; with a or b (one of
+// them) a BFloat16 buffer, a batch norm's output stored so
+// (bn_out_bf16.go), add_bf16b_v1, y float32. An error wrapping
 // geom.ErrGeometry is returned for a nil, mistyped or wrong-length buffer.
 func (d *Device) Add(a, b, y *Buffer) error {
 	d.mu.Lock()
@@ -204,7 +206,8 @@ func (d *Device) Add(a, b, y *Buffer) error {
 // AddReLU computes y = max(a + b, 0) elementwise with ReLUForward's rules
 // (NaN propagates, −0 becomes +0): the bits of Add then ReLUForward, in
 // one pass (cpuref.AddReLUForward). Equal lengths, y may be a or b.
-// Kernel add_relu_v1, 1-D over n; errors as Add's.
+// Kernel add_relu_v1, 1-D over n (a bfloat16 a or b: add_relu_bf16b_v1);
+// errors as Add's.
 func (d *Device) AddReLU(a, b, y *Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -220,21 +223,25 @@ func (d *Device) addKernel(k kernelID, a, b, y *Buffer) error {
 	if a == nil {
 		return fmt.Errorf("a is nil: %w", geom.ErrGeometry)
 	}
+	a, b = addOperands(a, b) // a bfloat16 input as b (bn_out_bf16.go)
+	k = addKernelFor(k, b)
 	n := a.n
-	if err := d.needABY(a, b, y, n); err != nil {
+	if err := d.needABY(a, b, y, n, bTypeFor(k)); err != nil {
 		return err
 	}
 	grid, block := linear(n)
 	return d.launch(k, grid, block, 0, argPtr(a), argPtr(b), argPtr(y), argI32(n))
 }
 
-// needABY checks a, b and y: float32 buffers of n elements.
-func (d *Device) needABY(a, b, y *Buffer, n int) error {
+// needABY checks a, b and y: buffers of n elements, b of type bt (a
+// bfloat16 batch norm output for the _bf16b kernels), a and y float32.
+func (d *Device) needABY(a, b, y *Buffer, n int, bt DType) error {
 	for _, c := range [...]struct {
 		name string
 		b    *Buffer
-	}{{"a", a}, {"b", b}, {"y", y}} {
-		if err := d.need(c.name, c.b, Float32, n); err != nil {
+		t    DType
+	}{{"a", a, Float32}, {"b", b, bt}, {"y", y, Float32}} {
+		if err := d.need(c.name, c.b, c.t, n); err != nil {
 			return err
 		}
 	}

@@ -29,7 +29,9 @@ func (s bnShape) String() string { return fmt.Sprintf("N=%d,C=%d,HW=%d", s.n, s.
 // r ← (1−m)·r + m·μ and (1−m)·r + m·Σ(x−μ)²/(M−1). Kernel
 // bn_train_fwd_v1, one 256-thread block per channel; with relu, y =
 // max(y, 0) as ReLUForward before the store (bn_train_fwd_v2: the same
-// bits as the two operations, one pass).
+// bits as the two operations, one pass). x may be a BFloat16 buffer (a
+// BF16 conv's output: bn_train_fwd_bf16x_v1), and y too where x is one
+// (each value rounded once: bn_train_fwd_bf16xy_v1, bn_out_bf16.go).
 //
 // An error wrapping geom.ErrGeometry is returned when a size is < 1,
 // N·HW < 2, a tensor has 2³¹ elements or more or a buffer has the wrong
@@ -51,11 +53,11 @@ func (d *Device) bnTrainForward(k kernelID, n, c, hw int, x, gamma, beta, y, sav
 		return err
 	}
 	grid, block := perBlock(c)
-	// v2 and bf16x take relu after v1's parameters
+	// v2, bf16x and bf16xy take relu after v1's parameters
 	args := [...]arg{argPtr(x), argPtr(gamma), argPtr(beta), argPtr(y),
 		argPtr(saveMean), argPtr(saveInvStd), argPtr(runMean), argPtr(runVar),
 		argI32(n), argI32(c), argI32(hw), argF32(float32(momentum)), argF32(float32(1 - momentum)), argF32(float32(eps)), argFlag(k == kBNTrainReLUFwd)}
-	if k = bf16xKernel(k, x); k == kBNTrainFwd {
+	if k = bnFwdKernel(k, x, y); k == kBNTrainFwd {
 		return d.launch(k, grid, block, 0, args[:len(args)-1]...)
 	}
 	return d.launch(k, grid, block, 0, args[:]...)
@@ -85,7 +87,7 @@ func (d *Device) bnTrainCheck(n, c, hw int, x, gamma, beta, y, saveMean, saveInv
 		b    *Buffer
 		n    int
 		opt  bool
-	}{{"gamma", gamma, c, false}, {"beta", beta, c, false}, {"y", y, L, false},
+	}{{"gamma", gamma, c, false}, {"beta", beta, c, false},
 		{"saveMean", saveMean, c, true}, {"saveInvStd", saveInvStd, c, true},
 		{"runMean", runMean, c, true}, {"runVar", runVar, c, true}} {
 		var err error
@@ -101,7 +103,7 @@ func (d *Device) bnTrainCheck(n, c, hw int, x, gamma, beta, y, saveMean, saveInv
 	if (runMean == nil) != (runVar == nil) {
 		return fmt.Errorf("runMean and runVar must be both given or both nil: %w", geom.ErrGeometry)
 	}
-	return nil
+	return d.need("y", y, bnOutType(x, y), L) // bfloat16 where x is (bn_out_bf16.go)
 }
 
 // bnForwardKernel is the batch-norm forward kernel for training or
@@ -152,10 +154,10 @@ func (d *Device) bnEvalForward(k kernelID, n, c, hw int, x, gamma, beta, runMean
 	}
 	L := n * c * hw
 	grid, block := linear(L)
-	// v2 and bf16x take relu after v1's parameters
+	// v2, bf16x and bf16xy take relu after v1's parameters
 	args := [...]arg{argPtr(x), argPtr(gamma), argPtr(beta), argPtr(runMean), argPtr(runVar),
 		argPtr(y), argI32(n), argI32(c), argI32(hw), argF32(float32(eps)), argFlag(k == kBNEvalReLUFwd)}
-	if k = bf16xKernel(k, x); k == kBNEvalFwd {
+	if k = bnFwdKernel(k, x, y); k == kBNEvalFwd {
 		return d.launch(k, grid, block, 0, args[:len(args)-1]...)
 	}
 	return d.launch(k, grid, block, 0, args[:]...)
@@ -178,12 +180,12 @@ func (d *Device) bnEvalCheck(n, c, hw int, x, gamma, beta, runMean, runVar, y *B
 		name string
 		b    *Buffer
 		n    int
-	}{{"gamma", gamma, c}, {"beta", beta, c}, {"runMean", runMean, c}, {"runVar", runVar, c}, {"y", y, L}} {
+	}{{"gamma", gamma, c}, {"beta", beta, c}, {"runMean", runMean, c}, {"runVar", runVar, c}} {
 		if err := d.need(b.name, b.b, Float32, b.n); err != nil {
 			return err
 		}
 	}
-	return nil
+	return d.need("y", y, bnOutType(x, y), L) // bfloat16 where x is (bn_out_bf16.go)
 }
 
 // BatchNormBackward computes the training-mode gradients of

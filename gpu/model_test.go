@@ -462,8 +462,15 @@ func BenchmarkModelBatchNormKeep(b *testing.B) {
 			reluPairs++
 		}
 	}
+	// BF16: each block's last batch norm (the branch's, where a
+	// projection's batch norm is the add's other input: the add reads one
+	// bfloat16 input) stores its output, which only the residual add
+	// reads, as bfloat16 (bn_train_fwd_bf16xy_v1, add_relu_pack_bf16_bf16b_v1):
+	// its store and the add's read of it at 2 bytes.
+	var bnAddBytes float64
 	for _, n := range blockOut {
 		addBytes += 2 * 4 * float64(n) // relu_fwd_v1 in place: y read and written
+		bnAddBytes += 2 * 2 * float64(n)
 	}
 	// TF32: the forward copy a batch norm or the add makes for the conv
 	// after it (ConvXCopyLen), not kept. The add makes the first conv's
@@ -520,6 +527,9 @@ func BenchmarkModelBatchNormKeep(b *testing.B) {
 	b.ReportMetric(dxConvSaved*1e6, "bf16dx-conv-saved-us")
 	b.ReportMetric(dxBNBytes/1e6, "bf16dx-bn-saved-MB")
 	b.ReportMetric(dxBNBytes/h100DRAMBW*1e6, "bf16dx-bn-saved-us")
+	b.ReportMetric(float64(len(blockOut)), "bf16bnadd-outputs")
+	b.ReportMetric(bnAddBytes/1e6, "bf16bnadd-saved-MB")
+	b.ReportMetric(bnAddBytes/h100DRAMBW*1e6, "bf16bnadd-saved-us")
 	b.ReportMetric(total*1e3, "model-ms")
 	b.ReportMetric(fwd*1e3, "fwd-model-ms")
 }

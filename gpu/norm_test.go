@@ -59,17 +59,17 @@ func bnParams(name string, c int) (gamma, beta, rm, rv []float32) {
 	return
 }
 
-func testBNTrainForward(t *testing.T, d *Device)     { bnTrainForward(t, d, false, false) }
-func testBNTrainReLUForward(t *testing.T, d *Device) { bnTrainForward(t, d, true, false) }
-func testBNEvalForward(t *testing.T, d *Device)      { bnEvalForward(t, d, false, false) }
-func testBNEvalReLUForward(t *testing.T, d *Device)  { bnEvalForward(t, d, true, false) }
+func testBNTrainForward(t *testing.T, d *Device)     { bnTrainForward(t, d, false, bnF32) }
+func testBNTrainReLUForward(t *testing.T, d *Device) { bnTrainForward(t, d, true, bnF32) }
+func testBNEvalForward(t *testing.T, d *Device)      { bnEvalForward(t, d, false, bnF32) }
+func testBNEvalReLUForward(t *testing.T, d *Device)  { bnEvalForward(t, d, true, bnF32) }
 func testBNBackward(t *testing.T, d *Device)         { bnBackward(t, d, bnF32) }
 func testBNBackwardReLU(t *testing.T, d *Device)     { bnBackwardReLU(t, d, bnF32) }
 
 // bnTrainForward checks BatchNormTrainForward, with relu the fused ReLU
 // (cpuref's batch norm, then ReLU as relu_fwd_v1); with bf16x on x
 // rounded to bfloat16 (roundX) in a bfloat16 buffer (xIn).
-func bnTrainForward(t *testing.T, d *Device, relu, bf16x bool) {
+func bnTrainForward(t *testing.T, d *Device, relu bool, f bnTypes) {
 	const momentum, eps = 0.1, 1e-5
 	for _, s := range bnShapesFor(d) {
 		n, c, hw := s[0], s[1], s[2]
@@ -83,13 +83,13 @@ func bnTrainForward(t *testing.T, d *Device, relu, bf16x bool) {
 				if mode == "nan" {
 					x[L/2] = float32(math.NaN()) // poisons its channel only
 				}
-				roundX(x, bf16x)
+				roundX(x, f.x())
 				gamma, beta, rm, rv := bnParams(t.Name(), c)
 				want := make([]float32, L)
 				wMean, wInv := make([]float32, c), make([]float32, c)
 				wrm, wrv := append([]float32(nil), rm...), append([]float32(nil), rv...)
 				h := newHarness(t, d)
-				y := h.out("y", L)
+				y := bnOut(h, L, f)
 				var sm, si, grm, grv *Buffer
 				if mode == "no-running" {
 					wrm, wrv, wMean, wInv = nil, nil, nil, nil
@@ -103,11 +103,11 @@ func bnTrainForward(t *testing.T, d *Device, relu, bf16x bool) {
 				if relu {
 					reluRef(want)
 				}
-				if err := d.BatchNormTrainForward(n, c, hw, xIn(h, x, bf16x), h.in("gamma", gamma), h.in("beta", beta), y,
+				if err := d.BatchNormTrainForward(n, c, hw, xIn(h, x, f.x()), h.in("gamma", gamma), h.in("beta", beta), y,
 					sm, si, grm, grv, momentum, eps, relu); err != nil {
 					t.Fatal(err)
 				}
-				checkSameBits(t, "y", h.read(y), want)
+				checkSameBits(t, "y", bnRead(h, y, want, f), want)
 				if mode != "no-running" {
 					checkSameBits(t, "saveMean", h.read(sm), wMean)
 					checkSameBits(t, "saveInvStd", h.read(si), wInv)
@@ -118,8 +118,8 @@ func bnTrainForward(t *testing.T, d *Device, relu, bf16x bool) {
 			})
 		}
 	}
-	if bf16x {
-		return // y is float32: never x
+	if f.x() {
+		return // in place only as float32 (the model never writes a bfloat16 x over itself)
 	}
 	t.Run("in-place", func(t *testing.T) {
 		n, c, hw := 3, 4, 90
@@ -142,7 +142,7 @@ func bnTrainForward(t *testing.T, d *Device, relu, bf16x bool) {
 	})
 }
 
-func bnEvalForward(t *testing.T, d *Device, relu, bf16x bool) {
+func bnEvalForward(t *testing.T, d *Device, relu bool, f bnTypes) {
 	const eps = 1e-3
 	for _, s := range bnShapesFor(d) {
 		n, c, hw := s[0], s[1], s[2]
@@ -152,7 +152,7 @@ func bnEvalForward(t *testing.T, d *Device, relu, bf16x bool) {
 			if L > 2 {
 				x[L/2] = float32(math.NaN())
 			}
-			roundX(x, bf16x)
+			roundX(x, f.x())
 			gamma, beta, rm, rv := bnParams(t.Name(), c)
 			want := make([]float32, L)
 			if err := cpuref.BatchNormEvalForward(n, c, hw, x, gamma, beta, rm, rv, want, eps); err != nil {
@@ -162,12 +162,12 @@ func bnEvalForward(t *testing.T, d *Device, relu, bf16x bool) {
 				reluRef(want)
 			}
 			h := newHarness(t, d)
-			y := h.out("y", L)
-			if err := d.BatchNormEvalForward(n, c, hw, xIn(h, x, bf16x), h.in("gamma", gamma), h.in("beta", beta),
+			y := bnOut(h, L, f)
+			if err := d.BatchNormEvalForward(n, c, hw, xIn(h, x, f.x()), h.in("gamma", gamma), h.in("beta", beta),
 				h.in("runMean", rm), h.in("runVar", rv), y, eps, relu); err != nil {
 				t.Fatal(err)
 			}
-			checkSameBits(t, "y", h.read(y), want)
+			checkSameBits(t, "y", bnRead(h, y, want, f), want)
 			h.check()
 		})
 	}
@@ -182,10 +182,32 @@ const (
 	bnF32 bnTypes = iota
 	bnBF16X
 	bnBF16XDY
+	bnBF16XY // x and the forward pass's y (the _bf16xy kernels)
 )
 
 func (f bnTypes) x() bool  { return f != bnF32 }
 func (f bnTypes) dy() bool { return f == bnBF16XDY }
+func (f bnTypes) y() bool  { return f == bnBF16XY }
+
+// bnOut is a batch norm's guarded output y of L elements: bfloat16 where
+// f says so, else float32.
+func bnOut(h *harness, L int, f bnTypes) *Buffer {
+	if f.y() {
+		return h.outBF16("y", L)
+	}
+	return h.out("y", L)
+}
+
+// bnRead downloads y (bnOut), and where it is bfloat16 rounds want, the
+// float32 reference, to bfloat16 in place (cpuref.RoundBF16: what the
+// kernel stores).
+func bnRead(h *harness, y *Buffer, want []float32, f bnTypes) []float32 {
+	if f.y() {
+		cpuref.RoundBF16Slice(want, want)
+		return h.readBF16(y)
+	}
+	return h.read(y)
+}
 
 // dyIn uploads dy as a batch norm's guarded gradient: a bfloat16 buffer
 // where f says so (dy holds bfloat16 values: bnDy), else float32.

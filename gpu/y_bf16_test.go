@@ -104,12 +104,12 @@ func init() {
 		conformanceCase{"conv2d_fwd_v7_igemm_bf16y", []string{"conv2d_fwd_v7_igemm_bf16y"}, testConvForwardBF16Y},
 		conformanceCase{"bn_train_fwd_bf16x_v1", []string{"bn_train_fwd_bf16x_v1"}, func(t *testing.T, d *Device) {
 			for _, relu := range []bool{false, true} {
-				t.Run(kv("relu", relu), func(t *testing.T) { bnTrainForward(t, d, relu, true) })
+				t.Run(kv("relu", relu), func(t *testing.T) { bnTrainForward(t, d, relu, bnBF16X) })
 			}
 		}},
 		conformanceCase{"bn_eval_fwd_bf16x_v1", []string{"bn_eval_fwd_bf16x_v1"}, func(t *testing.T, d *Device) {
 			for _, relu := range []bool{false, true} {
-				t.Run(kv("relu", relu), func(t *testing.T) { bnEvalForward(t, d, relu, true) })
+				t.Run(kv("relu", relu), func(t *testing.T) { bnEvalForward(t, d, relu, bnBF16X) })
 			}
 		}},
 		conformanceCase{"bn_bwd_bf16x_v1", []string{"bn_bwd_bf16x_v1"}, func(t *testing.T, d *Device) { bnBackward(t, d, bnBF16X) }},

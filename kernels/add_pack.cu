@@ -19,13 +19,22 @@
 //	add_relu_pack_bf16_v1  y = max(a + b, 0) and y's bfloat16 channels-last copy in one or two
 //	                       buffers, a 32×32 tile (32 channels × 32 values of a plane) a block.
 //	add_relu_pack_tf32_v1  add_relu_pack_bf16_v1 with the copies in TF32 words (a TF32 forward pass's).
+//	add_relu_pack_bf16_bf16b_v1  add_relu_pack_bf16_v1 reading b as bfloat16 (a batch norm's output stored so).
 
 #include "pack.cuh"
 
+// add_load is b[e] as a float: a float32 b as it is, a bfloat16 b widened
+// (exact).
+static __device__ __forceinline__ float add_load(const float* b, int e) { return b[e]; }
+static __device__ __forceinline__ float add_load(const unsigned short* b, int e) {
+  return __builtin_bit_cast(float, (unsigned)b[e] << 16);
+}
+
 // add_relu_pack<kTF32> is add_relu_pack_bf16_v1 (kTF32 = 0) and
-// add_relu_pack_tf32_v1 (kTF32 = 1: the copies in TF32 words).
-template <int kTF32>
-static __device__ __forceinline__ void add_relu_pack(const float* a, const float* b, float* y, unsigned* dst,
+// add_relu_pack_tf32_v1 (kTF32 = 1: the copies in TF32 words); TB is b's
+// element type (add_load).
+template <int kTF32, typename TB = float>
+static __device__ __forceinline__ void add_relu_pack(const float* a, const TB* b, float* y, unsigned* dst,
                                                      unsigned* dst2, int N, int C, int HW, int Cp) {
   __shared__ float t[kTile][kTile + 1];
   const int j0 = (int)blockIdx.x * kTile, i0 = (int)blockIdx.y * kTile;
@@ -36,7 +45,7 @@ static __device__ __forceinline__ void add_relu_pack(const float* a, const float
     float v = 0.0f;
     if (i < C && j < HW) {
       int e = base + i * HW + j;
-      v = a[e] + b[e];
+      v = a[e] + add_load(b, e);
       v = (v > 0.0f || v != v) ? v : 0.0f;
       y[e] = v;
     }
@@ -76,4 +85,14 @@ extern "C" __global__ void add_relu_pack_bf16_v1(const float* a, const float* b,
 extern "C" __global__ void add_relu_pack_tf32_v1(const float* a, const float* b, float* y, unsigned* dst,
                                                  unsigned* dst2, int N, int C, int HW, int Cp) {
   add_relu_pack<1>(a, b, y, dst, dst2, N, C, HW, Cp);
+}
+
+// add_relu_pack_bf16_bf16b_v1 is add_relu_pack_bf16_v1 with b (N,C,HW)
+// bfloat16, widened exactly as it is read (a batch norm's output stored
+// so: bn_train_fwd_bf16xy_v1): its bits on b widened; y float32, never b.
+// Launch: as add_relu_pack_bf16_v1.
+extern "C" __global__ void add_relu_pack_bf16_bf16b_v1(const float* a, const unsigned short* b, float* y,
+                                                       unsigned* dst, unsigned* dst2, int N, int C, int HW,
+                                                       int Cp) {
+  add_relu_pack<0>(a, b, y, dst, dst2, N, C, HW, Cp);
 }

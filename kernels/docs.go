@@ -223,6 +223,14 @@ var docs = map[string]string{
 		"it is read (its bits on the widened x and dy; dx float32). grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
 	"bn_bwd_relu_pack_bf16xdy_v1": "bn_bwd_relu_pack_bf16x_v1 with dy (N,C,HW) bfloat16 too, widened as it is read " +
 		"(its bits on the widened x and dy). grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
+	"bn_train_fwd_bf16xy_v1": "bn_train_fwd_bf16x_v1 storing y (N,C,HW) as bfloat16, each value rounded once after " +
+		"the epilogue (cvt.rn.bf16x2.f32), for a residual add its only reader. grid.x = C, block.x = 256.",
+	"bn_eval_fwd_bf16xy_v1": "bn_eval_fwd_bf16x_v1 storing y (N,C,HW) as bfloat16, each value rounded once after " +
+		"the epilogue (cvt.rn.bf16x2.f32). 1-D over N·C·HW.",
+	"add_bf16b_v1":      "add_v1 with b (n) bfloat16, widened exactly as it is read (y float32). 1-D over n.",
+	"add_relu_bf16b_v1": "add_relu_v1 with b (n) bfloat16, widened exactly as it is read (y float32). 1-D over n.",
+	"add_relu_pack_bf16_bf16b_v1": "add_relu_pack_bf16_v1 with b (N,C,HW) bfloat16, widened exactly as it is read " +
+		"(y float32). grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
 	"bn_pack_bf16_v1": "bn_apply_pack_bf16_v1 writing only dst, y's bfloat16 channels-last copy (y neither written nor " +
 		"a parameter): the same words. grid = (⌈HW/32⌉, ⌈Cp/32⌉, N), block = (32, 8).",
 	"bn_pack_bf16_bf16x_v1": "bn_pack_bf16_v1 with x (N,C,HW) bfloat16, widened as it is read (its bits on the widened x). " +

@@ -8,6 +8,8 @@
 //	dropout_at_v1    dropout_v1 with the step of the key read from device memory (a recorded step's per-step value).
 //	add_v1           one thread per element.
 //	add_relu_v1      add_v1 and relu_fwd_v1 in one pass, one thread per element.
+//	add_bf16b_v1     add_v1 reading b as bfloat16 (a batch norm's output stored so).
+//	add_relu_bf16b_v1  add_relu_v1 reading b as bfloat16.
 //	channel_copy_v1  one thread per copied element: a channel range of one (N,C,HW) tensor into another.
 //
 // Launch shapes (kBlock = 256 threads per block) are stated at each kernel;
@@ -115,6 +117,26 @@ extern "C" __global__ void add_relu_v1(const float* a, const float* b, float* y,
   int i = global_index();
   if (i >= n) return;
   float v = a[i] + b[i];
+  y[i] = (v > 0.0f || v != v) ? v : 0.0f;
+}
+
+// add_bf16b_v1 and add_relu_bf16b_v1 are add_v1 and add_relu_v1 with b
+// (n) bfloat16, widened exactly as it is read (a batch norm's output
+// stored so: bn_train_fwd_bf16xy_v1); y stays float32, so y is never b.
+//
+// Launch: 1-D over n (grid.x = ceil(n/256), block.x = 256).
+extern "C" __global__ void add_bf16b_v1(const float* a, const unsigned short* b, float* y, int n) {
+  // a, b and y are (n)
+  int i = global_index();
+  if (i >= n) return;
+  y[i] = a[i] + __builtin_bit_cast(float, (unsigned)b[i] << 16);
+}
+
+extern "C" __global__ void add_relu_bf16b_v1(const float* a, const unsigned short* b, float* y, int n) {
+  // a, b and y are (n)
+  int i = global_index();
+  if (i >= n) return;
+  float v = a[i] + __builtin_bit_cast(float, (unsigned)b[i] << 16);
   y[i] = (v > 0.0f || v != v) ? v : 0.0f;
 }
 

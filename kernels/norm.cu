@@ -80,27 +80,10 @@ extern "C" __global__ void bn_train_fwd_bf16x_v1(const unsigned short* x, const 
   bn_train_fwd<1>(x, gamma, beta, y, save_mean, save_inv_std, run_mean, run_var, N, C, HW, m, one_minus_m, eps, relu);
 }
 
-// bn_eval_fwd_v1 computes, for every element of channel c,
-//
-//	invStd = 1/sqrt(run_var[c] + eps)
-//	y = gamma[c]·((x − run_mean[c])·invStd) + beta[c]
-//
-// (cpuref.BatchNormEvalForward's float32 sequence). A NaN stays NaN.
+// bn_eval_fwd_v1 is norm.cuh's bn_eval_fwd without the ReLU: y =
+// gamma[c]·((x − run_mean[c])·(1/sqrt(run_var[c] + eps))) + beta[c].
 //
 // Launch: 1-D over N·C·HW (grid.x = ceil(N·C·HW/256), block.x = 256).
-template <typename TX>
-static __device__ __forceinline__ void bn_eval_fwd(const TX* x, const float* gamma, const float* beta,
-                                                  const float* run_mean, const float* run_var, float* y,
-                                                  int N, int C, int HW, float eps, int relu) {
-  // x is (N,C,HW), y is (N,C,HW); gamma, beta, run_mean, run_var are (C)
-  int i = global_index();
-  if (i >= N * C * HW) return;
-  int c = (i / HW) % C;
-  float inv_std = __nvvm_div_rn_f(1.0f, __nvvm_sqrt_rn_f(run_var[c] + eps));
-  float xh = (bn_load(x, i) - run_mean[c]) * inv_std;
-  y[i] = bn_epilogue(gamma[c] * xh + beta[c], relu);
-}
-
 extern "C" __global__ void bn_eval_fwd_v1(const float* x, const float* gamma, const float* beta,
                                           const float* run_mean, const float* run_var, float* y,
                                           int N, int C, int HW, float eps) {

@@ -23,6 +23,24 @@ static __device__ __forceinline__ float bn_load(const unsigned short* x, int j) 
   return __builtin_bit_cast(float, (unsigned)x[j] << 16);
 }
 
+// bn_store stores v as y[j]: to a float32 y as it is, to a bfloat16 y
+// rounded to nearest, ties to even (cvt.rn.bf16x2.f32's low half; sm_80:
+// only norm_pack.cu instantiates it), the output of a batch norm that
+// only a residual add reads, stored as bfloat16 as bf16 autocast stores it.
+static __device__ __forceinline__ void bn_store(float* y, int j, float v) { y[j] = v; }
+static __device__ __forceinline__ void bn_store(unsigned short* y, int j, float v) {
+  unsigned r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(0.0f), "f"(v));
+  y[j] = (unsigned short)r;
+}
+
+// bn_same is T itself: a parameter of type bn_same<T>::type is not
+// deduced (the caller names T, or its default holds, nullptr included).
+template <typename T>
+struct bn_same {
+  typedef T type;
+};
+
 // bn_epilogue is v, or with relu ≠ 0 relu_fwd_v1's max(v, 0): NaN stays
 // NaN, −0 becomes +0.
 static __device__ __forceinline__ float bn_epilogue(float v, int relu) {
@@ -47,12 +65,12 @@ static __device__ __forceinline__ float bn_relu_grad(float dy, float v) { return
 // m and one_minus_m are the momentum and 1 − momentum rounded to float
 // by the host; M = N·HW ≥ 2. bn_train_fwd<0> (bn_train_stats_v1) stops
 // before y: the statistics alone, the same bits. TX is x's element type:
-// float, or unsigned short for bfloat16 (bn_load).
+// float, or unsigned short for bfloat16 (bn_load); TY y's (bn_store).
 //
 // Launch: grid.x = C, block.x = 256.
-template <int kWriteY, typename TX>
+template <int kWriteY, typename TX, typename TY = float>
 static __device__ __forceinline__ void bn_train_fwd(const TX* x, const float* gamma, const float* beta,
-                                                   float* y, float* save_mean, float* save_inv_std,
+                                                   typename bn_same<TY>::type* y, float* save_mean, float* save_inv_std,
                                                    float* run_mean, float* run_var, int N, int C, int HW,
                                                    float m, float one_minus_m, float eps, int relu) {
   // x is (N,C,HW), y is (N,C,HW); gamma, beta, save_mean, save_inv_std, run_mean, run_var are (C)
@@ -95,8 +113,32 @@ static __device__ __forceinline__ void bn_train_fwd(const TX* x, const float* ga
   for (int i = t; i < M; i += kBlock) {
     int j = bn_value_index(i, c, C, HW);
     float xh = (bn_load(x, j) - mean) * inv_std;
-    y[j] = bn_epilogue(g * xh + b, relu);
+    bn_store(y, j, bn_epilogue(g * xh + b, relu));
   }
+}
+
+// bn_eval_fwd computes, for every element of channel c,
+//
+//	invStd = 1/sqrt(run_var[c] + eps)
+//	y = gamma[c]·((x − run_mean[c])·invStd) + beta[c]
+//
+// (cpuref.BatchNormEvalForward's float32 sequence; bn_eval_fwd_v1, with
+// relu ≠ 0 then ReLU: v2). A NaN stays NaN. TX is x's element type
+// (bn_load), TY y's (bn_store).
+//
+// Launch: 1-D over N·C·HW (grid.x = ceil(N·C·HW/256), block.x = 256).
+template <typename TX, typename TY = float>
+static __device__ __forceinline__ void bn_eval_fwd(const TX* x, const float* gamma, const float* beta,
+                                                  const float* run_mean, const float* run_var,
+                                                  typename bn_same<TY>::type* y, int N, int C, int HW, float eps,
+                                                  int relu) {
+  // x is (N,C,HW), y is (N,C,HW); gamma, beta, run_mean, run_var are (C)
+  int i = global_index();
+  if (i >= N * C * HW) return;
+  int c = (i / HW) % C;
+  float inv_std = __nvvm_div_rn_f(1.0f, __nvvm_sqrt_rn_f(run_var[c] + eps));
+  float xh = (bn_load(x, i) - run_mean[c]) * inv_std;
+  bn_store(y, i, bn_epilogue(gamma[c] * xh + beta[c], relu));
 }
 
 #endif  // CONVTRAIN_KERNELS_NORM_CUH

@@ -42,6 +42,8 @@
 //	bn_bwd_pack_bf16xdy_v1             bn_bwd_pack_bf16x_v1 reading dy as bfloat16 too.
 //	bn_bwd_relu_apply_pack_bf16xdy_v1  bn_bwd_relu_apply_pack_bf16x_v1 reading dy as bfloat16 too.
 //	bn_bwd_relu_pack_bf16xdy_v1        bn_bwd_relu_pack_bf16x_v1 reading dy as bfloat16 too.
+//	bn_train_fwd_bf16xy_v1 bn_train_fwd_bf16x_v1 storing y as bfloat16 (for a residual add its only reader).
+//	bn_eval_fwd_bf16xy_v1  bn_eval_fwd_bf16x_v1 storing y as bfloat16.
 //
 // Training runs bn_train_stats_v1, then bn_apply_pack_bf16_v1 with its
 // save_mean and save_inv_std; evaluation runs bn_apply_pack_bf16_v1 with
@@ -330,4 +332,26 @@ extern "C" __global__ void bn_bwd_relu_pack_bf16xdy_v1(const unsigned short* x, 
                                                        int tf32) {
   bn_bwd_apply_pack<0, 1>(x, gamma, beta, save_mean, save_inv_std, dy, dgamma, dbeta, nullptr, dst, N, C, HW, Cp,
                           tf32);
+}
+
+// bn_train_fwd_bf16xy_v1 and bn_eval_fwd_bf16xy_v1 are
+// bn_train_fwd_bf16x_v1 and bn_eval_fwd_bf16x_v1 storing y (N,C,HW) as
+// bfloat16, each value rounded once after the epilogue (bn_store: to
+// nearest, ties to even; cpuref.RoundBF16): the output of a batch norm
+// whose input is a BF16 convolution's bfloat16 output and whose only
+// reader is a residual add (add_bf16b_v1, add_relu_bf16b_v1,
+// add_relu_pack_bf16_bf16b_v1), as bf16 autocast stores it: half the bytes
+// written and read. Launch: as bn_train_fwd_v1 and bn_eval_fwd_v1.
+extern "C" __global__ void bn_train_fwd_bf16xy_v1(const unsigned short* x, const float* gamma, const float* beta,
+                                                  unsigned short* y, float* save_mean, float* save_inv_std,
+                                                  float* run_mean, float* run_var, int N, int C, int HW, float m,
+                                                  float one_minus_m, float eps, int relu) {
+  bn_train_fwd<1, unsigned short, unsigned short>(x, gamma, beta, y, save_mean, save_inv_std, run_mean, run_var, N,
+                                                  C, HW, m, one_minus_m, eps, relu);
+}
+
+extern "C" __global__ void bn_eval_fwd_bf16xy_v1(const unsigned short* x, const float* gamma, const float* beta,
+                                                 const float* run_mean, const float* run_var, unsigned short* y,
+                                                 int N, int C, int HW, float eps, int relu) {
+  bn_eval_fwd<unsigned short, unsigned short>(x, gamma, beta, run_mean, run_var, y, N, C, HW, eps, relu);
 }

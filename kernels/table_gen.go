@@ -90,6 +90,21 @@ var All = []Kernel{
 		Doc: docs["add_relu_pack_tf32_v1"],
 	},
 	{
+		Name: "add_relu_pack_bf16_bf16b_v1", File: "add_pack.ptx", Source: "add_pack.cu", Target: "sm_80",
+		Params: []Param{
+			{Name: "a", Type: TypePtr, CType: "const float*"},
+			{Name: "b", Type: TypePtr, CType: "const unsigned short*"},
+			{Name: "y", Type: TypePtr, CType: "float*"},
+			{Name: "dst", Type: TypePtr, CType: "unsigned*"},
+			{Name: "dst2", Type: TypePtr, CType: "unsigned*"},
+			{Name: "N", Type: TypeI32, CType: "int"},
+			{Name: "C", Type: TypeI32, CType: "int"},
+			{Name: "HW", Type: TypeI32, CType: "int"},
+			{Name: "Cp", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["add_relu_pack_bf16_bf16b_v1"],
+	},
+	{
 		Name: "augment_batch_v1", File: "augment.ptx", Source: "augment.cu", Target: "sm_70",
 		Params: []Param{
 			{Name: "src", Type: TypePtr, CType: "const float*"},
@@ -1136,6 +1151,26 @@ var All = []Kernel{
 		Doc: docs["add_relu_v1"],
 	},
 	{
+		Name: "add_bf16b_v1", File: "elementwise.ptx", Source: "elementwise.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "a", Type: TypePtr, CType: "const float*"},
+			{Name: "b", Type: TypePtr, CType: "const unsigned short*"},
+			{Name: "y", Type: TypePtr, CType: "float*"},
+			{Name: "n", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["add_bf16b_v1"],
+	},
+	{
+		Name: "add_relu_bf16b_v1", File: "elementwise.ptx", Source: "elementwise.cu", Target: "sm_70",
+		Params: []Param{
+			{Name: "a", Type: TypePtr, CType: "const float*"},
+			{Name: "b", Type: TypePtr, CType: "const unsigned short*"},
+			{Name: "y", Type: TypePtr, CType: "float*"},
+			{Name: "n", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["add_relu_bf16b_v1"],
+	},
+	{
 		Name: "channel_copy_v1", File: "elementwise.ptx", Source: "elementwise.cu", Target: "sm_70",
 		Params: []Param{
 			{Name: "src", Type: TypePtr, CType: "const float*"},
@@ -1841,6 +1876,44 @@ var All = []Kernel{
 			{Name: "tf32", Type: TypeI32, CType: "int"},
 		},
 		Doc: docs["bn_bwd_relu_pack_bf16xdy_v1"],
+	},
+	{
+		Name: "bn_train_fwd_bf16xy_v1", File: "norm_pack.ptx", Source: "norm_pack.cu", Target: "sm_80",
+		Params: []Param{
+			{Name: "x", Type: TypePtr, CType: "const unsigned short*"},
+			{Name: "gamma", Type: TypePtr, CType: "const float*"},
+			{Name: "beta", Type: TypePtr, CType: "const float*"},
+			{Name: "y", Type: TypePtr, CType: "unsigned short*"},
+			{Name: "save_mean", Type: TypePtr, CType: "float*"},
+			{Name: "save_inv_std", Type: TypePtr, CType: "float*"},
+			{Name: "run_mean", Type: TypePtr, CType: "float*"},
+			{Name: "run_var", Type: TypePtr, CType: "float*"},
+			{Name: "N", Type: TypeI32, CType: "int"},
+			{Name: "C", Type: TypeI32, CType: "int"},
+			{Name: "HW", Type: TypeI32, CType: "int"},
+			{Name: "m", Type: TypeF32, CType: "float"},
+			{Name: "one_minus_m", Type: TypeF32, CType: "float"},
+			{Name: "eps", Type: TypeF32, CType: "float"},
+			{Name: "relu", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["bn_train_fwd_bf16xy_v1"],
+	},
+	{
+		Name: "bn_eval_fwd_bf16xy_v1", File: "norm_pack.ptx", Source: "norm_pack.cu", Target: "sm_80",
+		Params: []Param{
+			{Name: "x", Type: TypePtr, CType: "const unsigned short*"},
+			{Name: "gamma", Type: TypePtr, CType: "const float*"},
+			{Name: "beta", Type: TypePtr, CType: "const float*"},
+			{Name: "run_mean", Type: TypePtr, CType: "const float*"},
+			{Name: "run_var", Type: TypePtr, CType: "const float*"},
+			{Name: "y", Type: TypePtr, CType: "unsigned short*"},
+			{Name: "N", Type: TypeI32, CType: "int"},
+			{Name: "C", Type: TypeI32, CType: "int"},
+			{Name: "HW", Type: TypeI32, CType: "int"},
+			{Name: "eps", Type: TypeF32, CType: "float"},
+			{Name: "relu", Type: TypeI32, CType: "int"},
+		},
+		Doc: docs["bn_eval_fwd_bf16xy_v1"],
 	},
 	{
 		Name: "accumulate_v1", File: "optim.ptx", Source: "optim.cu", Target: "sm_70",

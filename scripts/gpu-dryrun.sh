@@ -92,7 +92,7 @@ fi
 $py scripts/gpu-report.py record "$work/walk/gpu-summary.json" --benchmarks "$work/BENCHMARKS.md" --allow-mock >>"$work/record.log" 2>&1 ||
 	fail "gpu-report.py record: $(tail -n 1 "$work/record.log")"
 added=$(($(wc -l <"$work/BENCHMARKS.md") - $(wc -l <BENCHMARKS.md)))
-((added == 41)) || fail "gpu-report.py record added $added lines to BENCHMARKS.md, want 41 (1 session, 24 conv passes, 16 fusion pairs)"
+((added == 43)) || fail "gpu-report.py record added $added lines to BENCHMARKS.md, want 43 (1 session, 24 conv passes, 18 fusion pairs)"
 if $py scripts/gpu-report.py record "$work/walk/gpu-summary.json" --benchmarks "$work/BENCHMARKS.md" --allow-mock >>"$work/record.log" 2>&1; then
 	fail "gpu-report.py record added the same session twice"
 fi
@@ -163,4 +163,4 @@ got=$(steps_of overrun)
 ((rc == 1)) && [[ $got == "1:skipped: mock"*" 2:TIMEOUT 3:"*" 6:"* ]] ||
 	fail "overrun: exit $rc and steps $got, want exit 1, step 2 TIMEOUT and steps 3-6 run ($work/overrun/gpu-report.md)"
 
-echo "gpu-dryrun: ok (archive $size at xz -1; six steps walked on the mock, 41 rows recorded; cut off in step 3: steps 1-2 complete; step 2 over its slice: TIMEOUT, steps 3-6 ran)"
+echo "gpu-dryrun: ok (archive $size at xz -1; six steps walked on the mock, 43 rows recorded; cut off in step 3: steps 1-2 complete; step 2 over its slice: TIMEOUT, steps 3-6 ran)"

@@ -515,7 +515,7 @@ FUSION_MARK = "<!-- gpu-record: fusions -->"
 FUSION_PAIRS = [("fwd-apart", "fwd-fused"), ("fwd-apart", "fwd-copy"), ("bwd-apart", "bwd-fused"),
                 ("bwd-apart", "bwd-copy"), ("relu-apart", "relu-fused"), ("add-apart", "add-fused"),
                 ("tf32-apart", "tf32-fused"), ("bf16y-apart", "bf16y-fused"),
-                ("bf16dx-apart", "bf16dx-fused"), ("apart", "shared")]
+                ("bf16dx-apart", "bf16dx-fused"), ("bnadd-apart", "bnadd-fused"), ("apart", "shared")]
 FUSION_RE = re.compile(r"^Benchmark(BatchNormKeep|ConvBackwardShared)/(.+)/mode=([\w-]+)$")
 
 

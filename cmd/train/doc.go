@@ -475,13 +475,15 @@
 // (rounded once, as bf16 autocast stores it: half the memory and bytes),
 // the batch norm computing in float32 on its values, and so is a BF16
 // convolution's input gradient that only the batch norm (and ReLU) before
-// it reads, where that batch norm's input is stored so. A GPU older than
+// it reads, where that batch norm's input is stored so, and the output of
+// such a batch norm that only a residual add reads (one of the add's two
+// inputs). A GPU older than
 // sm_80 refuses either with an error. On -device cpu, tf32 is a usage
 // error and bf16 is emulated: every convolution's operands are rounded to
 // bfloat16 as the tensor cores round them and the products summed in
 // float32 (in the CPU's order; the bias gradient from dy unrounded, as on
-// the GPU; the outputs a batch norm reads and the input gradients it reads rounded
-// to bfloat16), to preview bf16 training's accuracy without a GPU; where the
+// the GPU; the outputs a batch norm reads, the input gradients it reads and its
+// outputs an add reads rounded to bfloat16), to preview bf16 training's accuracy without a GPU; where the
 // GPU's dispatcher picks no BF16 kernel for a convolution pass it runs a
 // TF32 or FP32 one, while the emulation rounds every pass. The rounding passes make it slower than
 // fp32.

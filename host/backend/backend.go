@@ -196,13 +196,16 @@ type Memory interface {
 	// NewBF16Tensor allocates n elements set to zero whose values are
 	// bfloat16: a BF16 convolution's output for the batch norm after it
 	// (ConvOutputBF16), or its input gradient for that batch norm's
-	// backward pass (ConvInputGradBF16), half a float32 tensor's memory
-	// on the GPU (the CPU backend holds float32 values that are
-	// bfloat16). Only Conv2DForward and Conv2DForwardKeep (as y, where
-	// ConvOutputBF16), Conv2DBackwardData and Conv2DBackward (as dx, where
+	// backward pass (ConvInputGradBF16), or that batch norm's output for
+	// a residual add, half a float32 tensor's memory on the GPU (the CPU
+	// backend holds float32 values that are bfloat16). Only Conv2DForward
+	// and Conv2DForwardKeep (as y, where ConvOutputBF16),
+	// Conv2DBackwardData and Conv2DBackward (as dx, where
 	// ConvInputGradBF16), the batch-norm operations (as x; their backward
-	// passes as dy too, where x is one), ReLUBackward (as dy), Download
-	// and Free take one.
+	// passes as dy too, BatchNormForward as y, where x is one; not
+	// BatchNormForwardKeep's y where it makes a copy), ReLUBackward (as
+	// dy), Add, AddReLU and AddReLUKeep (as a or b, one of them),
+	// Download and Free take one.
 	NewBF16Tensor(n int) (Tensor, error)
 	// Download copies src (float32, or a NewBF16Tensor's values) into
 	// len(dst) == src.Len() host values.

@@ -98,17 +98,30 @@ func (be *cpuBackend) DropoutBackward(key backend.DropoutKey, p float32, dy, dx 
 // Add is cpuref.AddForward split over the backend's goroutines
 // (cpu_parallel.go).
 func (be *cpuBackend) Add(a, b, y backend.Tensor) error {
-	s, err := be.slices([]string{"a", "b", "y"}, a, b, y)
+	s, err := be.addSlices(a, b, y)
 	if err != nil {
 		return err
 	}
 	return wrap("add", be.add(s[0], s[1], s[2]))
 }
 
+var addNames = []string{"a", "b", "y"}
+
+// addSlices is slices for a residual add's a, b and y, one of a and b
+// possibly a bfloat16 tensor (a batch norm's output stored so), as the
+// GPU reads one.
+func (be *cpuBackend) addSlices(a, b, y backend.Tensor) ([][]float32, error) {
+	s, is, err := be.slicesBF16(addNames, 1|2, a, b, y)
+	if err == nil && is == 1|2 {
+		err = fmt.Errorf("host: add: a and b are both bfloat16 tensors: at most one may be: %w", backend.ErrTensor)
+	}
+	return s, err
+}
+
 // AddReLU is cpuref.AddReLUForward split over the backend's goroutines:
 // one pass, the bits of Add and then ReLUForward.
 func (be *cpuBackend) AddReLU(a, b, y backend.Tensor) error {
-	s, err := be.slices([]string{"a", "b", "y"}, a, b, y)
+	s, err := be.addSlices(a, b, y)
 	if err != nil {
 		return err
 	}

@@ -71,15 +71,25 @@ func (be *cpuBackend) BatchNormForward(train bool, n, c, hw int, x, gamma, beta,
 	if ep != backend.NoEpilogue && ep != backend.EpilogueReLU {
 		return fmt.Errorf("host: batch norm forward: unknown epilogue %v: %w", ep, geom.ErrGeometry)
 	}
-	s, _, err := be.slicesBF16(bnForwardNames, 1, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y)
+	// x may be bfloat16 (a BF16 conv's output), and y too where x is (a
+	// batch norm's output that only a residual add reads), as on the GPU
+	s, is, err := be.slicesBF16(bnForwardNames, 1|1<<7, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y)
 	if err != nil {
 		return err
 	}
+	if is == 1<<7 {
+		return fmt.Errorf("host: batch norm forward: y is a bfloat16 tensor, which a batch norm writes only from a bfloat16 x: %w", backend.ErrTensor)
+	}
 	relu := ep == backend.EpilogueReLU
 	if train {
-		return wrap("batch norm forward", be.bn.TrainForward(n, c, hw, s[0], s[1], s[2], s[7], s[5], s[6], s[3], s[4], momentum, eps, relu))
+		err = wrap("batch norm forward", be.bn.TrainForward(n, c, hw, s[0], s[1], s[2], s[7], s[5], s[6], s[3], s[4], momentum, eps, relu))
+	} else {
+		err = wrap("batch norm forward (evaluation)", be.bn.EvalForward(n, c, hw, s[0], s[1], s[2], s[3], s[4], s[7], eps, relu))
 	}
-	return wrap("batch norm forward (evaluation)", be.bn.EvalForward(n, c, hw, s[0], s[1], s[2], s[3], s[4], s[7], eps, relu))
+	if err == nil && is&(1<<7) != 0 {
+		cpuref.RoundBF16Slice(s[7], s[7]) // stored as bfloat16
+	}
+	return err
 }
 
 // BatchNormForwardKeep is BatchNormForward: the CPU keeps nothing for the

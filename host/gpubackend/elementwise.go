@@ -97,7 +97,7 @@ var addArgs = []arg{{"a", false}, {"b", false}, {"y", false}}
 
 // Add runs add_v1.
 func (be *gpuBackend) Add(a, b, y backend.Tensor) error {
-	t, err := be.bufs(addArgs, a, b, y)
+	t, err := be.addBufs(a, b, y)
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func (be *gpuBackend) Add(a, b, y backend.Tensor) error {
 // AddReLU runs add_relu_v1: y = max(a + b, 0) in one launch, the bits of
 // Add then ReLUForward.
 func (be *gpuBackend) AddReLU(a, b, y backend.Tensor) error {
-	t, err := be.bufs(addArgs, a, b, y)
+	t, err := be.addBufs(a, b, y)
 	if err != nil {
 		return err
 	}
@@ -122,7 +122,7 @@ func (be *gpuBackend) AddReLU(a, b, y backend.Tensor) error {
 // TF32 copy (ConvXCopyLen), that copy in keeps[0].XK
 // (add_relu_pack_tf32_v1) for that forward pass, next.
 func (be *gpuBackend) AddReLUKeep(a, b, y backend.Tensor, keeps []backend.ConvKeep) error {
-	t, err := be.bufs(addArgs, a, b, y)
+	t, err := be.addBufs(a, b, y)
 	if err != nil {
 		return err
 	}
@@ -223,4 +223,15 @@ func (be *gpuBackend) ConcatBackward(n, hw int, cs []int, dy backend.Tensor, dxs
 		off += c
 	}
 	return nil
+}
+
+// addBufs is bufs for a residual add's a, b and y, one of a and b
+// possibly a bfloat16 tensor (a batch norm's output stored so: the
+// _bf16b kernels read it).
+func (be *gpuBackend) addBufs(a, b, y backend.Tensor) ([]*gpu.Buffer, error) {
+	t, is, err := be.bufsBF16(addArgs, 1|2, a, b, y)
+	if err == nil && is == 1|2 {
+		err = fmt.Errorf("host: add: a and b are both bfloat16 tensors: at most one may be: %w", backend.ErrTensor)
+	}
+	return t, err
 }

@@ -40,9 +40,14 @@ func (be *gpuBackend) BatchNormForwardKeep(train bool, n, c, hw int, x, gamma, b
 		return fmt.Errorf("host: %s: unknown epilogue %v: %w", op, ep, geom.ErrGeometry)
 	}
 	relu := ep == backend.EpilogueReLU
-	b, err := be.bufsX(bnForwardArgs(train), x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y)
+	// x may be bfloat16 (a BF16 conv's output), and y too where x is (a
+	// batch norm's output that only a residual add reads)
+	b, is, err := be.bufsBF16(bnForwardArgs(train), 1|1<<7, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y)
 	if err != nil {
 		return err
+	}
+	if is == 1<<7 {
+		return fmt.Errorf("host: %s: y is a bfloat16 tensor, which a batch norm writes only from a bfloat16 x: %w", op, backend.ErrTensor)
 	}
 	xkb, err := be.optF32("xk", xk, -1)
 	if err != nil {
@@ -194,13 +199,6 @@ type arg struct {
 // handles checked, their lengths left to the launcher.
 func (be *gpuBackend) bufs(args []arg, ts ...backend.Tensor) ([]*gpu.Buffer, error) {
 	out, _, err := be.bufsBF16(args, 0, ts...)
-	return out, err
-}
-
-// bufsX is bufs where ts[0] is a batch norm's x, which may be a bfloat16
-// tensor (a BF16 convolution's output, ConvOutputBF16).
-func (be *gpuBackend) bufsX(args []arg, ts ...backend.Tensor) ([]*gpu.Buffer, error) {
-	out, _, err := be.bufsBF16(args, 1, ts...)
 	return out, err
 }
 

@@ -31,6 +31,23 @@ func floatForm(name string) string {
 type roundedOutputs struct {
 	backend.Backend
 	dx map[geom.ConvGeom]bool
+	// bnY: the convolutions whose batch norm's output the plan stores as
+	// bfloat16 (tensorInfo.bnAdd), rounded on the host after the batch
+	// norm that reads the output of a conv in ys (each conv's output
+	// tensor, recorded as the conv writes it) of such a geometry; nil:
+	// none.
+	bnY map[geom.ConvGeom]bool
+	ys  map[backend.Tensor]geom.ConvGeom
+}
+
+func (r roundedOutputs) BatchNormForward(train bool, n, c, hw int, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y backend.Tensor, ep backend.Epilogue, momentum, eps float64) error {
+	if err := r.Backend.BatchNormForward(train, n, c, hw, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, y, ep, momentum, eps); err != nil {
+		return err
+	}
+	if g, ok := r.ys[x]; ok && r.bnY[g] {
+		return roundTensor(r.Backend, y)
+	}
+	return nil
 }
 
 func (r roundedOutputs) ConvOutputBF16(geom.ConvGeom) bool    { return false }
@@ -88,6 +105,9 @@ func (r roundedOutputs) Conv2DForwardKeep(g geom.ConvGeom, x, w, b, y backend.Te
 }
 
 func (r roundedOutputs) round(g geom.ConvGeom, y backend.Tensor) error {
+	if r.ys != nil {
+		r.ys[y] = g
+	}
 	if !r.Backend.ConvOutputBF16(g) {
 		return nil
 	}
@@ -164,7 +184,7 @@ func TestConvOutputBF16Plan(t *testing.T) {
 					be = cb
 				}
 				r := result{bf16x: map[string]int64{}}
-				ref := roundedOutputs{be, map[geom.ConvGeom]bool{}} // filled once the plan is made
+				ref := roundedOutputs{Backend: be, dx: map[geom.ConvGeom]bool{}} // filled once the plan is made
 				if stored {
 					be = countedBF16{be, &r.bf16}
 				} else {
@@ -259,6 +279,137 @@ func TestConvOutputBF16Plan(t *testing.T) {
 				k, kdx, got.bf16x, want.bytes, got.bytes)
 			if got.bytes >= want.bytes {
 				t.Errorf("device memory in use %d bytes with bfloat16 conv outputs, %d without: want less", got.bytes, want.bytes)
+			}
+		})
+	}
+}
+
+// storedBNOut is the geometries at batch size n of the convolutions whose
+// batch norm's output NewBatch stores as bfloat16 (Model.bf16BNOut) where
+// m's backend answers as be, one for each such output.
+func storedBNOut(m *Model, be backend.Backend, n int) map[geom.ConvGeom]bool {
+	on := *m
+	on.be = be
+	out := map[geom.ConvGeom]bool{}
+	for i, ok := range on.bf16BNOut(n) {
+		if ok {
+			x := m.g.tensors[m.g.nodes[m.g.tensors[i].producer].in]
+			out[convOf(m.g.nodes[x.producer], n)] = true
+		}
+	}
+	return out
+}
+
+// TestBNOutputBF16Plan trains a few steps at BF16, on the simulator and on
+// the CPU backend emulating BF16, of a residual block whose two batch
+// norms (the branch's last and the projection's) only the residual add
+// reads, with the first's output stored as bfloat16 (tensorInfo.bnAdd; the
+// add reads one bfloat16 input:
+// NewBatch allocates them with NewBF16Tensor, bn_train_fwd_bf16xy_v1 and
+// bn_eval_fwd_bf16xy_v1 write them, the add+ReLU reads them with
+// add_relu_pack_bf16_bf16b_v1 or add_relu_bf16b_v1), beside the conv
+// outputs and input gradients of TestConvOutputBF16Plan; and with every
+// such tensor float32, rounded on the host. Losses, weights, running
+// statistics and evaluation outputs must be the same bit for bit, with
+// and (CPU) without fusions; a batch holds one bfloat16 tensor for each.
+func TestBNOutputBF16Plan(t *testing.T) {
+	t.Parallel()
+	layers, err := ParseSpec("conv8x3x3p1,bn,relu,res(conv24x3x3p1nobias,bn,relu,conv16x3x3p1nobias,bn|conv16x1x1nobias,bn),relu,gap,dense4")
+	backendtest.MustNil(t, err)
+	spec := Spec{C: 1, H: 14, W: 14, Loss: SoftmaxCE, Layers: layers}
+	ds, err := data.Synthetic(64, 14, 4, 3)
+	backendtest.MustNil(t, err)
+	steps, batch := 2, 16
+	for _, dev := range []string{"sim", "cpu"} {
+		t.Run("device="+dev, func(t *testing.T) {
+			if testing.Short() && dev == "sim" {
+				t.Skip("-short: the simulator's run is left to the full run (the conformance cases check the kernels)")
+			}
+			type result struct {
+				losses, eval []float32
+				params       [][]float32
+				bf16         int   // bfloat16 tensors allocated
+				planned      int   // tensors of the batch the plan stores as bfloat16
+				bnOut        int   // of which batch norm outputs
+				xy, b16      int64 // launches of the _bf16xy batch norms and the _bf16b adds
+			}
+			run := func(stored, fuse bool) result {
+				var be backend.Backend
+				var d *gpu.Device
+				if dev == "sim" {
+					be, d = backendtest.Sim(t)
+					backendtest.MustNil(t, d.SetPrecision(gpu.BF16))
+				} else {
+					cb, err := cpubackend.NewCPUBackendBF16(2)
+					backendtest.MustNil(t, err)
+					t.Cleanup(func() { cb.Close() })
+					be = cb
+				}
+				var r result
+				ref := roundedOutputs{Backend: be, dx: map[geom.ConvGeom]bool{}, bnY: map[geom.ConvGeom]bool{},
+					ys: map[backend.Tensor]geom.ConvGeom{}}
+				if stored {
+					be = countedBF16{be, &r.bf16}
+				} else {
+					be = ref
+				}
+				m, err := newModel(be, spec, 2, fuse)
+				backendtest.MustNil(t, err)
+				if stored {
+					for _, n := range m.g.nodes {
+						if n.mod != addModule && n.mod != catModule && n.mod.kind == Conv && m.g.tensors[n.out].bnIn &&
+							be.ConvOutputBF16(convOf(n, batch)) {
+							r.planned++
+						}
+					}
+					r.bnOut = len(storedBNOut(m, be, batch))
+					r.planned += len(storedDx(m, be, batch)) + r.bnOut
+				} else {
+					for g := range storedDx(m, ref.Backend, batch) {
+						ref.dx[g] = true
+					}
+					for g := range storedBNOut(m, ref.Backend, batch) {
+						ref.bnY[g] = true
+					}
+				}
+				r.losses = trainSteps(t, m, ds, steps, batch, 5, 0.1)
+				r.eval, r.params = evalState(t, m, be, ds, batch, 7)
+				if d != nil {
+					for name, k := range d.KernelStats() {
+						switch {
+						case strings.HasSuffix(name, "_bf16xy_v1"):
+							r.xy += k.Launches
+						case strings.HasPrefix(name, "add_") && strings.Contains(name, "_bf16b_"):
+							r.b16 += k.Launches
+						}
+					}
+				}
+				return r
+			}
+			got, want := run(true, true), run(false, true)
+			same := func(got, want result) {
+				t.Helper()
+				backendtest.EqualBits(t, "losses", got.losses, want.losses)
+				backendtest.EqualBits(t, "evaluation output", got.eval, want.eval)
+				for i := range want.params {
+					backendtest.EqualBits(t, "param or buffer "+strconv.Itoa(i), got.params[i], want.params[i])
+				}
+			}
+			same(got, want)
+			// trainSteps' batch and evalState's; one of the add's two
+			// batch-norm inputs (it reads one bfloat16 input)
+			if got.bnOut != 1 || got.bf16 != 2*got.planned || want.bf16 != 0 {
+				t.Errorf("%d bfloat16 tensors allocated for %d a batch, %d of them batch norm outputs (want two batches' and 1), "+
+					"%d by the reference", got.bf16, got.planned, got.bnOut, want.bf16)
+			}
+			if dev == "cpu" {
+				same(run(true, false), want) // unfused: add_bf16b then the ReLU, the same bits
+				return
+			}
+			// each forward pass: the batch norms and the add
+			if k, passes := int64(got.bnOut), int64(steps+1); got.xy != k*passes || got.b16 != passes || want.xy+want.b16 != 0 {
+				t.Errorf("%d _bf16xy batch-norm and %d _bf16b add launches, want %d and %d (the reference: %d)", got.xy, got.b16,
+					k*passes, passes, want.xy+want.b16)
 			}
 		})
 	}

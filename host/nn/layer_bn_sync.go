@@ -21,7 +21,9 @@ type BNSync struct {
 }
 
 // SetBatchNormSync makes every BatchNorm layer synchronise its training
-// statistics through s (nil: per-batch statistics, the default). A
+// statistics through s (nil: per-batch statistics, the default); set
+// before NewBatch (at BF16 a batch may store a batch norm's output as
+// bfloat16, which the synchronised pass cannot upload: an error). A
 // synchronised layer runs host-staged on any backend: its input (and, in
 // the backward pass, its gradient) is downloaded, the split lane-sum form
 // of cpuref (BatchNormSums32 … BatchNormBackwardFinish32) runs on the
@@ -43,6 +45,10 @@ type BNSync struct {
 func (m *Model) SetBatchNormSync(s *BNSync) error {
 	if s != nil && (s.World < 1 || s.Sum == nil) {
 		return fmt.Errorf("host: batch norm sync over %d ranks: want ≥ 1 rank and a sum", s.World)
+	}
+	if s != nil && m.bf16BNOuts {
+		return fmt.Errorf("host: batch norm sync: set it before NewBatch: a batch already stores a batch norm's output as " +
+			"bfloat16 (BF16), which the synchronised pass cannot write")
 	}
 	m.bnSync = s
 	return nil

@@ -44,6 +44,7 @@ type Model struct {
 	steps       int                  // updates applied
 	update      []backend.ParamState // Update's argument, reused every step
 	bnSync      *BNSync              // BatchNorm synchronised over ranks (SetBatchNormSync); nil: per batch
+	bf16BNOuts  bool                 // a batch stores a batch norm's output as bfloat16 (tensorInfo.bnAdd): no bnSync after
 	// at is the per-step values tensor of the step being recorded
 	// (RecordStep): the dropout keys and the update read their changing
 	// values from it; nil otherwise.
@@ -279,6 +280,20 @@ func (m *Model) bf16Out(i, n int) bool {
 	return t.bnIn && m.be.ConvOutputBF16(convOf(m.g.nodes[t.producer], n))
 }
 
+// bf16BNOut reports, per tensor, whether NewBatch stores it, a batch
+// norm's output that only a residual add reads (bnAdd), as bfloat16 at
+// batch size n: where the batch norm's input is bfloat16 (bf16Out) and
+// the batch norms are not synchronised, and the add's other input is not
+// an earlier tensor stored so.
+func (m *Model) bf16BNOut(n int) []bool {
+	out := make([]bool, len(m.g.tensors))
+	for i, t := range m.g.tensors {
+		out[i] = t.bnAdd && m.bnSync == nil && m.bf16Out(m.g.nodes[t.producer].in, n) &&
+			!(t.bnAddOther < i && out[t.bnAddOther])
+	}
+	return out
+}
+
 // NewBatch allocates the tensors of a batch of n images.
 func (m *Model) NewBatch(n int) (*Batch, error) {
 	if n < 1 || n > 4096 {
@@ -330,6 +345,7 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 		}
 	}
 	ts := m.g.tensors
+	bnOut := m.bf16BNOut(n)
 	b.acts, b.grads, b.scratch = make([]backend.Tensor, len(ts)), make([]backend.Tensor, len(ts)), make([]backend.Tensor, len(ts))
 	b.acts[0] = b.X
 	for i := 1; i < len(ts); i++ {
@@ -339,8 +355,12 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 			b.acts[i] = b.acts[t.actOf]
 		case !t.noAct:
 			alloc := newF
-			if m.bf16Out(i, n) {
+			switch {
+			case m.bf16Out(i, n):
 				alloc = newBF16 // the conv's output, stored as bfloat16 (plan.go)
+			case bnOut[i]:
+				alloc = newBF16 // the batch norm's output, stored as bfloat16 (plan.go)
+				m.bf16BNOuts = true
 			}
 			if b.acts[i], err = alloc(n * t.len); err != nil {
 				return fail(err)

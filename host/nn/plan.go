@@ -131,8 +131,16 @@ type tensorInfo struct {
 	// the batch norm's input is bfloat16, as bf16 autocast does.
 	bnDy            bool
 	bnDyConv, bnDyX int
-	scratch         bool // needs a scratch gradient (several consumers)
-	zeroFirst       bool // an add writes the gradient first: it is zeroed, then summed into
+	// bnAdd: a batch norm's output (no epilogue) that only a residual add
+	// reads, the batch norm's input being bnIn: NewBatch stores it as
+	// bfloat16 where that input is bfloat16 (and the batch norms are not
+	// synchronised over ranks, whose host pass uploads y), as bf16
+	// autocast does, unless the add's other input, bnAddOther, is an
+	// earlier tensor stored so (the add reads one bfloat16 input).
+	bnAdd      bool
+	bnAddOther int
+	scratch    bool // needs a scratch gradient (several consumers)
+	zeroFirst  bool // an add writes the gradient first: it is zeroed, then summed into
 }
 
 // graph is the compiled model: nodes in forward order and their tensors.
@@ -478,6 +486,24 @@ func (g *graph) plan(f backend.Fusions, fuse bool) {
 		for _, c := range g.nodes[n.id+1:] {
 			if c.ins == nil && c.in == out && c.mod != addModule && c.mod.kind == Conv && c.needDX && !c.dxAcc {
 				t.bnDy, t.bnDyConv, t.bnDyX = true, c.id, n.in
+			}
+		}
+	}
+	// A batch norm's output that only a residual add reads, where the
+	// batch norm reads a conv's output (bnIn): the same with or without
+	// fuse (no epilogue either way: an add, not a ReLU, reads it).
+	for _, n := range g.nodes {
+		if n.mod == addModule || n.mod == catModule || n.mod.kind != BatchNorm || !g.tensors[n.in].bnIn ||
+			n.epilogue != backend.NoEpilogue || n.y != n.out {
+			continue
+		}
+		t := &g.tensors[n.out]
+		if t.consumers != 1 || t.actOf >= 0 || t.noAct {
+			continue
+		}
+		for _, c := range g.nodes[n.id+1:] {
+			if c.mod == addModule && (c.in == n.out || c.in2 == n.out) {
+				t.bnAdd, t.bnAddOther = true, c.in+c.in2-n.out
 			}
 		}
 	}
