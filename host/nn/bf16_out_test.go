@@ -164,27 +164,16 @@ func TestConvOutputBF16Plan(t *testing.T) {
 				t.Skip("-short: the simulator's run is left to the full run (TestConvOutputBF16 checks the device's part)")
 			}
 			type result struct {
-				losses, eval  []float32
-				params        [][]float32
+				planRun
 				bf16, planned int // bfloat16 tensors allocated; convs whose output the plan stores as bfloat16
 				plannedDx     int // convs whose input gradient the plan stores as bfloat16
 				bf16x         map[string]int64
 				bytes         int64
 			}
 			run := func(stored, fuse bool) result {
-				var be backend.Backend
-				var d *gpu.Device
-				if dev == "sim" {
-					be, d = backendtest.Sim(t)
-					backendtest.MustNil(t, d.SetPrecision(gpu.BF16))
-				} else {
-					cb, err := cpubackend.NewCPUBackendBF16(2)
-					backendtest.MustNil(t, err)
-					t.Cleanup(func() { cb.Close() })
-					be = cb
-				}
+				be, d := bf16Backend(t, dev)
 				r := result{bf16x: map[string]int64{}}
-				ref := roundedOutputs{Backend: be, dx: map[geom.ConvGeom]bool{}} // filled once the plan is made
+				ref := newRounded(be, false)
 				if stored {
 					be = countedBF16{be, &r.bf16}
 				} else {
@@ -195,16 +184,9 @@ func TestConvOutputBF16Plan(t *testing.T) {
 				if stored {
 					r.plannedDx = len(storedDx(m, be, batch))
 				} else {
-					for g := range storedDx(m, ref.Backend, batch) {
-						ref.dx[g] = true
-					}
+					ref.fill(m, batch)
 				}
-				for _, n := range m.g.nodes {
-					if n.mod != addModule && n.mod != catModule && n.mod.kind == Conv && m.g.tensors[n.out].bnIn &&
-						be.ConvOutputBF16(convOf(n, batch)) {
-						r.planned++
-					}
-				}
+				r.planned = storedConvOut(m, be, batch)
 				r.losses = trainSteps(t, m, ds, steps, batch, 5, 0.1)
 				if d != nil {
 					r.bytes = d.MemStats().BytesInUse
@@ -220,15 +202,7 @@ func TestConvOutputBF16Plan(t *testing.T) {
 				return r
 			}
 			got, want := run(true, true), run(false, true)
-			same := func(got, want result) {
-				t.Helper()
-				backendtest.EqualBits(t, "losses", got.losses, want.losses)
-				backendtest.EqualBits(t, "evaluation output", got.eval, want.eval)
-				for i := range want.params {
-					backendtest.EqualBits(t, "param or buffer "+strconv.Itoa(i), got.params[i], want.params[i])
-				}
-			}
-			same(got, want)
+			samePlanRun(t, got.planRun, want.planRun)
 			least, leastDx := 3, 2
 			if dev == "sim" {
 				least, leastDx = 2, 1 // the dispatcher's choice: a conv it runs directly keeps float32
@@ -243,7 +217,7 @@ func TestConvOutputBF16Plan(t *testing.T) {
 			if dev == "cpu" {
 				// unfused: the ReLUs' own backward passes read the
 				// bfloat16 gradients, the same bits
-				same(run(true, false), want)
+				samePlanRun(t, run(true, false).planRun, want.planRun)
 				return
 			}
 			st, k, kdx := int64(steps), int64(got.planned), int64(got.plannedDx)
@@ -326,28 +300,16 @@ func TestBNOutputBF16Plan(t *testing.T) {
 				t.Skip("-short: the simulator's run is left to the full run (the conformance cases check the kernels)")
 			}
 			type result struct {
-				losses, eval []float32
-				params       [][]float32
-				bf16         int   // bfloat16 tensors allocated
-				planned      int   // tensors of the batch the plan stores as bfloat16
-				bnOut        int   // of which batch norm outputs
-				xy, b16      int64 // launches of the _bf16xy batch norms and the _bf16b adds
+				planRun
+				bf16    int   // bfloat16 tensors allocated
+				planned int   // tensors of the batch the plan stores as bfloat16
+				bnOut   int   // of which batch norm outputs
+				xy, b16 int64 // launches of the _bf16xy batch norms and the _bf16b adds
 			}
 			run := func(stored, fuse bool) result {
-				var be backend.Backend
-				var d *gpu.Device
-				if dev == "sim" {
-					be, d = backendtest.Sim(t)
-					backendtest.MustNil(t, d.SetPrecision(gpu.BF16))
-				} else {
-					cb, err := cpubackend.NewCPUBackendBF16(2)
-					backendtest.MustNil(t, err)
-					t.Cleanup(func() { cb.Close() })
-					be = cb
-				}
+				be, d := bf16Backend(t, dev)
 				var r result
-				ref := roundedOutputs{Backend: be, dx: map[geom.ConvGeom]bool{}, bnY: map[geom.ConvGeom]bool{},
-					ys: map[backend.Tensor]geom.ConvGeom{}}
+				ref := newRounded(be, true)
 				if stored {
 					be = countedBF16{be, &r.bf16}
 				} else {
@@ -356,21 +318,10 @@ func TestBNOutputBF16Plan(t *testing.T) {
 				m, err := newModel(be, spec, 2, fuse)
 				backendtest.MustNil(t, err)
 				if stored {
-					for _, n := range m.g.nodes {
-						if n.mod != addModule && n.mod != catModule && n.mod.kind == Conv && m.g.tensors[n.out].bnIn &&
-							be.ConvOutputBF16(convOf(n, batch)) {
-							r.planned++
-						}
-					}
 					r.bnOut = len(storedBNOut(m, be, batch))
-					r.planned += len(storedDx(m, be, batch)) + r.bnOut
+					r.planned = storedConvOut(m, be, batch) + len(storedDx(m, be, batch)) + r.bnOut
 				} else {
-					for g := range storedDx(m, ref.Backend, batch) {
-						ref.dx[g] = true
-					}
-					for g := range storedBNOut(m, ref.Backend, batch) {
-						ref.bnY[g] = true
-					}
+					ref.fill(m, batch)
 				}
 				r.losses = trainSteps(t, m, ds, steps, batch, 5, 0.1)
 				r.eval, r.params = evalState(t, m, be, ds, batch, 7)
@@ -387,15 +338,7 @@ func TestBNOutputBF16Plan(t *testing.T) {
 				return r
 			}
 			got, want := run(true, true), run(false, true)
-			same := func(got, want result) {
-				t.Helper()
-				backendtest.EqualBits(t, "losses", got.losses, want.losses)
-				backendtest.EqualBits(t, "evaluation output", got.eval, want.eval)
-				for i := range want.params {
-					backendtest.EqualBits(t, "param or buffer "+strconv.Itoa(i), got.params[i], want.params[i])
-				}
-			}
-			same(got, want)
+			samePlanRun(t, got.planRun, want.planRun)
 			// trainSteps' batch and evalState's; one of the add's two
 			// batch-norm inputs (it reads one bfloat16 input)
 			if got.bnOut != 1 || got.bf16 != 2*got.planned || want.bf16 != 0 {
@@ -403,7 +346,7 @@ func TestBNOutputBF16Plan(t *testing.T) {
 					"%d by the reference", got.bf16, got.planned, got.bnOut, want.bf16)
 			}
 			if dev == "cpu" {
-				same(run(true, false), want) // unfused: add_bf16b then the ReLU, the same bits
+				samePlanRun(t, run(true, false).planRun, want.planRun) // unfused: add_bf16b then the ReLU, the same bits
 				return
 			}
 			// each forward pass: the batch norms and the add
@@ -412,5 +355,74 @@ func TestBNOutputBF16Plan(t *testing.T) {
 					k*passes, passes, want.xy+want.b16)
 			}
 		})
+	}
+}
+
+// bf16Backend is a backend at BF16 for the plan tests: the simulator's
+// (and its device), or with dev "cpu" the CPU backend emulating BF16 (d
+// nil).
+func bf16Backend(t *testing.T, dev string) (be backend.Backend, d *gpu.Device) {
+	t.Helper()
+	if dev == "sim" {
+		be, d = backendtest.Sim(t)
+		backendtest.MustNil(t, d.SetPrecision(gpu.BF16))
+		return be, d
+	}
+	cb, err := cpubackend.NewCPUBackendBF16(2)
+	backendtest.MustNil(t, err)
+	t.Cleanup(func() { cb.Close() })
+	return cb, nil
+}
+
+// newRounded is the reference over be of a plan test, its maps filled
+// (fill) once the model's plan is made; with bnOut it rounds the batch
+// norms' outputs too.
+func newRounded(be backend.Backend, bnOut bool) roundedOutputs {
+	r := roundedOutputs{Backend: be, dx: map[geom.ConvGeom]bool{}}
+	if bnOut {
+		r.bnY, r.ys = map[geom.ConvGeom]bool{}, map[backend.Tensor]geom.ConvGeom{}
+	}
+	return r
+}
+
+// fill sets what r rounds for m at batch size n: what NewBatch would
+// store as bfloat16 on r's backend.
+func (r roundedOutputs) fill(m *Model, n int) {
+	for g := range storedDx(m, r.Backend, n) {
+		r.dx[g] = true
+	}
+	if r.bnY != nil {
+		for g := range storedBNOut(m, r.Backend, n) {
+			r.bnY[g] = true
+		}
+	}
+}
+
+// storedConvOut is the number of convs of m whose output NewBatch stores
+// as bfloat16 at batch size n on be (tensorInfo.bnIn, ConvOutputBF16).
+func storedConvOut(m *Model, be backend.Backend, n int) int {
+	k := 0
+	for _, c := range m.g.nodes {
+		if c.mod != addModule && c.mod != catModule && c.mod.kind == Conv && m.g.tensors[c.out].bnIn && be.ConvOutputBF16(convOf(c, n)) {
+			k++
+		}
+	}
+	return k
+}
+
+// planRun is what a plan test compares of two runs: the training losses,
+// the evaluation's outputs, and every parameter and buffer after.
+type planRun struct {
+	losses, eval []float32
+	params       [][]float32
+}
+
+// samePlanRun fails t unless got and want are the same bit for bit.
+func samePlanRun(t *testing.T, got, want planRun) {
+	t.Helper()
+	backendtest.EqualBits(t, "losses", got.losses, want.losses)
+	backendtest.EqualBits(t, "evaluation output", got.eval, want.eval)
+	for i := range want.params {
+		backendtest.EqualBits(t, "param or buffer "+strconv.Itoa(i), got.params[i], want.params[i])
 	}
 }
