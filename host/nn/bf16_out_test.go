@@ -14,11 +14,17 @@ import (
 	"github.com/convtrain/convtrain/host/data"
 )
 
-// floatForm is the name of the float32 kernel whose _bf16x or _bf16xdy
-// twin (a batch norm reading a BF16 conv's bfloat16 output, and its
-// bfloat16 input gradient) is name, or name itself.
+// floatForm is the name of the float32 kernel whose _bf16x, _bf16xdy or
+// _bf16xy twin (a batch norm reading a BF16 conv's bfloat16 output, and
+// its bfloat16 input gradient or writing a bfloat16 output) or _bf16b twin
+// (an add reading a bfloat16 input) is name, or name itself.
 func floatForm(name string) string {
-	return strings.Replace(strings.Replace(name, "_bf16xdy", "", 1), "_bf16x", "", 1)
+	for _, twin := range []string{"_bf16xdy", "_bf16xy", "_bf16x"} {
+		if strings.Contains(name, twin) {
+			return strings.Replace(name, twin, "", 1)
+		}
+	}
+	return strings.Replace(name, "_bf16b_", "_", 1)
 }
 
 // roundedOutputs is a backend whose convolutions write float32 outputs

@@ -615,7 +615,7 @@ func TestAddReLUKeepPlan(t *testing.T) {
 			if strings.HasPrefix(name, "pack_") {
 				r.packs += k.Launches
 			}
-			switch name {
+			switch floatForm(name) {
 			case "add_relu_pack_bf16_v1":
 				r.made += k.Launches
 			case "add_relu_v1":
