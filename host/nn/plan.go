@@ -123,10 +123,10 @@ type tensorInfo struct {
 	// which NewBatch stores as bfloat16 where the backend runs the conv's
 	// forward pass in BF16 (ConvOutputBF16), as bf16 autocast does.
 	bnIn bool
-	// bnDy: the input gradient of conv node bnDyConv (its only reader)
-	// that only the backward pass of the batch norm before it reads
-	// (through a ReLU, if one is between them), the batch norm's input
-	// bnDyX being bnIn: NewBatch stores it as bfloat16 where the backend
+	// bnDy: the gradient of a tensor whose only reader is conv node
+	// bnDyConv (that conv's input gradient), read only by the backward
+	// pass of the batch norm before it (through a ReLU, if one is between
+	// them), the batch norm's input bnDyX being bnIn: NewBatch stores it as bfloat16 where the backend
 	// runs that conv's backward-data pass in BF16 (ConvInputGradBF16) and
 	// the batch norm's input is bfloat16, as bf16 autocast does.
 	bnDy            bool
