@@ -25,7 +25,11 @@ import (
 // its float32 dx (Conv2DBackwardData and Conv2DBackward); the batch norm
 // before it reads it as dy with a bfloat16 x, with the bits of a float32
 // dy of the same values; a bfloat16 dy with a float32 x, and a bfloat16
-// dx of a pass that is not a BF16 one, are refused.
+// dx of a pass that is not a BF16 one, are refused. A batch norm with a
+// bfloat16 x writes a bfloat16 y holding RoundBF16 of its float32 y, which
+// an add reads as a or b with the bits of a float32 input of the same
+// values; a bfloat16 y from a float32 x and two bfloat16 addends are
+// refused.
 func TestBF16Tensors(t *testing.T) {
 	sim, dev := backendtest.Sim(t)
 	backendtest.MustNil(t, dev.SetPrecision(gpu.BF16))
@@ -149,6 +153,32 @@ func TestBF16Tensors(t *testing.T) {
 					backendtest.EqualBits(t, "batch norm backward on a bfloat16 dy", got[i], want[i])
 				}
 			}
+			// The batch norm's output stored as bfloat16 for a residual
+			// add (x bfloat16): RoundBF16 of the float32 output, in
+			// training and evaluation; the add reads it as a or b with
+			// the bits of a float32 input of the same values.
+			skip := up(g.XLen(), 1)
+			for _, train := range []bool{true, false} {
+				y16b, err := be.NewBF16Tensor(g.XLen())
+				backendtest.MustNil(t, err)
+				y32b := newF(g.XLen())
+				rm, rv := newF(c0), newF(c0)
+				backendtest.MustNil(t, be.Fill(rv, 1))
+				backendtest.MustNil(t, be.BatchNormForward(train, g.N, c0, hw0, x16, g16, b16, rm, rv, sm, si, y16b, backend.NoEpilogue, 0.1, 1e-5))
+				backendtest.MustNil(t, be.Fill(rm, 0))
+				backendtest.MustNil(t, be.Fill(rv, 1))
+				backendtest.MustNil(t, be.BatchNormForward(train, g.N, c0, hw0, x16, g16, b16, rm, rv, sm, si, y32b, backend.NoEpilogue, 0.1, 1e-5))
+				wantY := down(y32b)
+				cpuref.RoundBF16Slice(wantY, wantY)
+				backendtest.EqualBits(t, "bfloat16 batch norm output", down(y16b), wantY)
+				backendtest.MustNil(t, be.Upload(y32b, wantY))
+				out16a, out16b, out32 := newF(g.XLen()), newF(g.XLen()), newF(g.XLen())
+				backendtest.MustNil(t, be.AddReLU(skip, y16b, out16a))
+				backendtest.MustNil(t, be.AddReLU(y16b, skip, out16b))
+				backendtest.MustNil(t, be.AddReLU(skip, y32b, out32))
+				backendtest.EqualBits(t, "add+relu of a bfloat16 b", down(out16a), down(out32))
+				backendtest.EqualBits(t, "add+relu of a bfloat16 a", down(out16b), down(out32))
+			}
 			// Refused.
 			z := newF(g.YLen())
 			other := func(n int, bf16 bool) backend.Tensor { // a tensor of c.notBF16B
@@ -164,15 +194,17 @@ func TestBF16Tensors(t *testing.T) {
 			dys, dxs := other(c.notBF16.YLen(), false), other(c.notBF16.XLen(), true)
 			x32, pc := newF(g.XLen()), newF(c0)
 			for name, err := range map[string]error{
-				"relu":                be.ReLUForward(y16, z),
-				"upload":              be.Upload(y16, make([]float32, g.YLen())),
-				"fill":                be.Fill(y16, 0),
-				"conv reading":        be.Conv2DForward(geom.ConvGeom{N: 8, C: 32, H: 8, W: 8, K: 8, R: 1, S: 1, StrideH: 1, StrideW: 1}, y16, up(8*32, 1), nil, newF(8*8*64), backend.NoEpilogue),
-				"not a bf16 conv":     c.notBF16B.Conv2DForward(c.notBF16, xs, ws, nil, ys, backend.NoEpilogue),
-				"not a bf16 bwd-data": c.notBF16B.Conv2DBackwardData(c.notBF16, dys, ws, dxs),
-				"dy with a float32 x": be.BatchNormBackward(g.N, c0, hw0, x32, g16, sm, si, dz16a, newF(g.XLen()), pc, pc),
-				"sigmoid":             be.ActivationForward(backend.Sigmoid, 0, y16, z),
-				"avg pool":            be.GlobalAvgPoolForward(g.N, g.K, g.P()*g.Q(), y16, newF(g.N*g.K)),
+				"relu":                 be.ReLUForward(y16, z),
+				"upload":               be.Upload(y16, make([]float32, g.YLen())),
+				"fill":                 be.Fill(y16, 0),
+				"conv reading":         be.Conv2DForward(geom.ConvGeom{N: 8, C: 32, H: 8, W: 8, K: 8, R: 1, S: 1, StrideH: 1, StrideW: 1}, y16, up(8*32, 1), nil, newF(8*8*64), backend.NoEpilogue),
+				"not a bf16 conv":      c.notBF16B.Conv2DForward(c.notBF16, xs, ws, nil, ys, backend.NoEpilogue),
+				"not a bf16 bwd-data":  c.notBF16B.Conv2DBackwardData(c.notBF16, dys, ws, dxs),
+				"dy with a float32 x":  be.BatchNormBackward(g.N, c0, hw0, x32, g16, sm, si, dz16a, newF(g.XLen()), pc, pc),
+				"sigmoid":              be.ActivationForward(backend.Sigmoid, 0, y16, z),
+				"avg pool":             be.GlobalAvgPoolForward(g.N, g.K, g.P()*g.Q(), y16, newF(g.N*g.K)),
+				"bn y from float32 x":  be.BatchNormForward(true, g.N, c0, hw0, x32, g16, b16, nil, nil, sm, si, dz16a, backend.NoEpilogue, 0.1, 1e-5),
+				"two bfloat16 addends": be.Add(dz16a, dz16b, x32),
 			} {
 				if !errors.Is(err, backend.ErrTensor) {
 					t.Errorf("%s with a bfloat16 tensor: %v, want an error wrapping backend.ErrTensor", name, err)
