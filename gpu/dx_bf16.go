@@ -20,8 +20,9 @@ import (
 // and the batch norm's backward operations take such a buffer as dy where
 // x is bfloat16 too (the _bf16xdy kernels of kernels/norm.cu and
 // norm_pack.cu, which widen dy exactly as they read it: the bits of the
-// _bf16x forms on the rounded values, half the bytes). Nothing else takes
-// a BFloat16 dx or dy (need refuses it).
+// _bf16x forms on the rounded values, half the bytes), and so does
+// ReLUBackward where the ReLU runs on its own (relu_bwd_bf16dy_v1).
+// Nothing else takes a BFloat16 dx or dy (need refuses it).
 
 // ConvInputGradBF16 reports whether the backward-data pass of g stores dx
 // as bfloat16 when given a BFloat16 buffer dx (NewBFloat16): where the

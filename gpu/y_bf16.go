@@ -20,7 +20,9 @@ import (
 // buffer as x (the _bf16x kernels of kernels/norm.cu and norm_pack.cu),
 // widening each value exactly as it reads it: the bits of the float32
 // forms on the rounded values, half the bytes. Nothing else takes a
-// BFloat16 buffer (need refuses it).
+// BFloat16 buffer (need refuses it) but where dx_bf16.go (a conv's input
+// gradient, the batch norm's and ReLU's dy) and bn_out_bf16.go (a batch
+// norm's output, an add's input) say so.
 
 // ConvOutputBF16 reports whether the forward pass of g stores its output
 // as bfloat16 when given a BFloat16 buffer y (NewBFloat16): where the pass
