@@ -406,17 +406,17 @@ func copyOnlyIn(m map[DevicePtr]*Buffer, b *Buffer) bool {
 // bnApplyPackKernel is the kernel bnBwdApplyPack launches:
 // bn_bwd_apply_pack_v1, with dx nil bn_bwd_pack_v1, and with beta (the
 // ReLU's mask) their bn_bwd_relu_ forms; with x bfloat16 their _bf16x
-// twins, with dy bfloat16 too their _bf16xdy twins (bnBwdKernel).
+// twins, with dy bfloat16 too their _bf16xdy twins (bnKernel).
 func bnApplyPackKernel(x, dy, beta, dx *Buffer) kernelID {
 	switch {
 	case beta != nil && dx != nil:
-		return bnBwdKernel(kBNBwdReLUApplyPack, x, dy)
+		return bnKernel(kBNBwdReLUApplyPack, x, dy)
 	case beta != nil:
-		return bnBwdKernel(kBNBwdReLUPack, x, dy)
+		return bnKernel(kBNBwdReLUPack, x, dy)
 	case dx != nil:
-		return bnBwdKernel(kBNBwdApplyPack, x, dy)
+		return bnKernel(kBNBwdApplyPack, x, dy)
 	}
-	return bnBwdKernel(kBNBwdPack, x, dy)
+	return bnKernel(kBNBwdPack, x, dy)
 }
 
 // bnBwdApplyPack launches bnApplyPackKernel(x, dy, beta, dx) (checked buffers;

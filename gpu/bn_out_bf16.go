@@ -25,34 +25,8 @@ import (
 // BatchNormForwardCopy, which write a conv's copy beside y, refuse a
 // bfloat16 y.
 
-// bnOutType is the element type a batch norm's forward pass accepts for
-// y: BFloat16 for a BFloat16 y where x is BFloat16 too, else Float32.
-func bnOutType(x, y *Buffer) DType {
-	if isBF16(x) && isBF16(y) {
-		return BFloat16
-	}
-	return Float32
-}
-
-// bnFwdKernel is the batch norm's forward kernel k (a float32 form:
-// bn_train_fwd_v1/v2, bn_eval_fwd_v1/v2) for x and y: bf16xKernel's, and
-// where y is bfloat16 too (bnOutType) the _bf16xy twin.
-func bnFwdKernel(k kernelID, x, y *Buffer) kernelID {
-	k = bf16xKernel(k, x)
-	if bnOutType(x, y) != BFloat16 {
-		return k
-	}
-	switch k {
-	case kBNTrainFwdBF16X:
-		return kBNTrainFwdBF16XY
-	case kBNEvalFwdBF16X:
-		return kBNEvalFwdBF16XY
-	}
-	return k
-}
-
 // addOperands orders a residual add's inputs so that a bfloat16 one (a
-// batch norm's output, bnOutType) is b: a + b is b + a, bit for bit.
+// batch norm's output, pairedType) is b: a + b is b + a, bit for bit.
 func addOperands(a, b *Buffer) (*Buffer, *Buffer) {
 	if isBF16(a) && !isBF16(b) {
 		return b, a

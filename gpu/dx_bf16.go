@@ -63,39 +63,3 @@ func (d *Device) needConvDx(id kernelID, g geom.ConvGeom, dy, w, dx *Buffer) err
 	_, t := convDx(id, dx)
 	return d.needConvT(g, "dy", dy, g.YLen(), "w", w, g.WLen(), "dx", dx, g.XLen(), t)
 }
-
-// dyType is the element type a batch norm's backward pass accepts for dy:
-// BFloat16 for a BFloat16 dy where x is BFloat16 too (the _bf16xdy
-// kernels), else Float32.
-func dyType(x, dy *Buffer) DType {
-	if isBF16(x) && isBF16(dy) {
-		return BFloat16
-	}
-	return Float32
-}
-
-// bnBwdKernel is the batch norm's backward kernel k (a float32 form) for x
-// and dy: bf16xKernel's, and where dy is bfloat16 too the _bf16xdy twin.
-// A bfloat16 dy with a float32 x keeps the _bf16x (or float32) kernel,
-// which need then refuses (dyType).
-func bnBwdKernel(k kernelID, x, dy *Buffer) kernelID {
-	k = bf16xKernel(k, x)
-	if dyType(x, dy) != BFloat16 {
-		return k
-	}
-	switch k {
-	case kBNBwdBF16X:
-		return kBNBwdBF16XDY
-	case kBNBwdReLUBF16X:
-		return kBNBwdReLUBF16XDY
-	case kBNBwdApplyPackBF16X:
-		return kBNBwdApplyPackBF16XDY
-	case kBNBwdPackBF16X:
-		return kBNBwdPackBF16XDY
-	case kBNBwdReLUApplyPackBF16X:
-		return kBNBwdReLUApplyPackBF16XDY
-	case kBNBwdReLUPackBF16X:
-		return kBNBwdReLUPackBF16XDY
-	}
-	return k
-}

@@ -57,7 +57,7 @@ func (d *Device) bnTrainForward(k kernelID, n, c, hw int, x, gamma, beta, y, sav
 	args := [...]arg{argPtr(x), argPtr(gamma), argPtr(beta), argPtr(y),
 		argPtr(saveMean), argPtr(saveInvStd), argPtr(runMean), argPtr(runVar),
 		argI32(n), argI32(c), argI32(hw), argF32(float32(momentum)), argF32(float32(1 - momentum)), argF32(float32(eps)), argFlag(k == kBNTrainReLUFwd)}
-	if k = bnFwdKernel(k, x, y); k == kBNTrainFwd {
+	if k = bnKernel(k, x, y); k == kBNTrainFwd {
 		return d.launch(k, grid, block, 0, args[:len(args)-1]...)
 	}
 	return d.launch(k, grid, block, 0, args[:]...)
@@ -103,7 +103,7 @@ func (d *Device) bnTrainCheck(n, c, hw int, x, gamma, beta, y, saveMean, saveInv
 	if (runMean == nil) != (runVar == nil) {
 		return fmt.Errorf("runMean and runVar must be both given or both nil: %w", geom.ErrGeometry)
 	}
-	return d.need("y", y, bnOutType(x, y), L) // bfloat16 where x is (bn_out_bf16.go)
+	return d.need("y", y, pairedType(x, y), L) // bfloat16 where x is (bn_out_bf16.go)
 }
 
 // bnForwardKernel is the batch-norm forward kernel for training or
@@ -157,7 +157,7 @@ func (d *Device) bnEvalForward(k kernelID, n, c, hw int, x, gamma, beta, runMean
 	// v2, bf16x and bf16xy take relu after v1's parameters
 	args := [...]arg{argPtr(x), argPtr(gamma), argPtr(beta), argPtr(runMean), argPtr(runVar),
 		argPtr(y), argI32(n), argI32(c), argI32(hw), argF32(float32(eps)), argFlag(k == kBNEvalReLUFwd)}
-	if k = bnFwdKernel(k, x, y); k == kBNEvalFwd {
+	if k = bnKernel(k, x, y); k == kBNEvalFwd {
 		return d.launch(k, grid, block, 0, args[:len(args)-1]...)
 	}
 	return d.launch(k, grid, block, 0, args[:]...)
@@ -185,7 +185,7 @@ func (d *Device) bnEvalCheck(n, c, hw int, x, gamma, beta, runMean, runVar, y *B
 			return err
 		}
 	}
-	return d.need("y", y, bnOutType(x, y), L) // bfloat16 where x is (bn_out_bf16.go)
+	return d.need("y", y, pairedType(x, y), L) // bfloat16 where x is (bn_out_bf16.go)
 }
 
 // BatchNormBackward computes the training-mode gradients of
@@ -237,12 +237,12 @@ func (d *Device) batchNormBackward(n, c, hw int, x, gamma, beta, saveMean, saveI
 
 // bnBackwardKernel is bn_bwd_v1, or with the ReLU's mask (beta given)
 // bn_bwd_relu_v1; with x bfloat16 their _bf16x twins, with dy bfloat16 too
-// their _bf16xdy twins (bnBwdKernel).
+// their _bf16xdy twins (bnKernel).
 func bnBackwardKernel(x, dy, beta *Buffer) kernelID {
 	if beta != nil {
-		return bnBwdKernel(kBNBwdReLU, x, dy)
+		return bnKernel(kBNBwdReLU, x, dy)
 	}
-	return bnBwdKernel(kBNBwd, x, dy)
+	return bnKernel(kBNBwd, x, dy)
 }
 
 // bnBackward launches bnBackwardKernel(x, dy, beta) (buffers checked; beta nil:
@@ -265,7 +265,7 @@ func (d *Device) bnBackward(n, c, hw int, x, gamma, beta, saveMean, saveInvStd, 
 			return err
 		}
 	}
-	if err := d.need("dy", dy, dyType(x, dy), L); err != nil {
+	if err := d.need("dy", dy, pairedType(x, dy), L); err != nil {
 		return err
 	}
 	if err := d.needOpt("dx", dx, Float32, L); err != nil {

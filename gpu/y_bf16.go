@@ -85,6 +85,49 @@ func bf16xKernel(k kernelID, x *Buffer) kernelID {
 	return k
 }
 
+// pairedType is the element type a batch norm accepts for b, its output y
+// (forward: bn_out_bf16.go) or its gradient dy (backward: dx_bf16.go):
+// BFloat16 where b and x are both BFloat16 buffers (the _bf16xy and
+// _bf16xdy kernels), else Float32.
+func pairedType(x, b *Buffer) DType {
+	if isBF16(x) && isBF16(b) {
+		return BFloat16
+	}
+	return Float32
+}
+
+// bnKernel is batch-norm kernel k (a float32 form) for x and b (y
+// forward, dy backward): bf16xKernel's, and where b is bfloat16 too
+// (pairedType) that kernel's twin reading or writing b so: _bf16xy
+// (bn_train_fwd, bn_eval_fwd) or _bf16xdy (the backward kernels). A
+// bfloat16 b with a float32 x keeps the float32 kernel, which need then
+// refuses (pairedType).
+func bnKernel(k kernelID, x, b *Buffer) kernelID {
+	k = bf16xKernel(k, x)
+	if pairedType(x, b) != BFloat16 {
+		return k
+	}
+	switch k {
+	case kBNTrainFwdBF16X:
+		return kBNTrainFwdBF16XY
+	case kBNEvalFwdBF16X:
+		return kBNEvalFwdBF16XY
+	case kBNBwdBF16X:
+		return kBNBwdBF16XDY
+	case kBNBwdReLUBF16X:
+		return kBNBwdReLUBF16XDY
+	case kBNBwdApplyPackBF16X:
+		return kBNBwdApplyPackBF16XDY
+	case kBNBwdPackBF16X:
+		return kBNBwdPackBF16XDY
+	case kBNBwdReLUApplyPackBF16X:
+		return kBNBwdReLUApplyPackBF16XDY
+	case kBNBwdReLUPackBF16X:
+		return kBNBwdReLUPackBF16XDY
+	}
+	return k
+}
+
 // convY is the kernel that runs forward kernel id writing y, and y's
 // element type: conv2d_fwd_v7_igemm_bf16y and BFloat16 for a BFloat16 y
 // of conv2d_fwd_v7_igemm_bf16, else id and Float32 (a BFloat16 y of
