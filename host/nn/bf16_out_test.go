@@ -81,19 +81,25 @@ func (r roundedOutputs) roundDx(g geom.ConvGeom, dx backend.Tensor) error {
 }
 
 // storedDx is the geometries at batch size n of the convolutions of m
-// whose input gradient NewBatch stores as bfloat16 on be (tensorInfo.bnDy).
+// whose input gradient NewBatch stores as bfloat16 (Model.bf16Grad) where
+// m's backend answers as be.
 func storedDx(m *Model, be backend.Backend, n int) map[geom.ConvGeom]bool {
+	on := withBackend(m, be)
 	out := map[geom.ConvGeom]bool{}
-	for _, t := range m.g.tensors {
-		if !t.bnDy {
-			continue
-		}
-		c, x := convOf(m.g.nodes[t.bnDyConv], n), m.g.tensors[t.bnDyX]
-		if be.ConvOutputBF16(convOf(m.g.nodes[x.producer], n)) && be.ConvInputGradBF16(c) {
-			out[c] = true
+	for i, t := range m.g.tensors {
+		if on.bf16Grad(i, n) {
+			out[convOf(m.g.nodes[t.bnDyConv], n)] = true
 		}
 	}
 	return out
+}
+
+// withBackend is a copy of m answering as be (its plan and tensors m's),
+// for the plan tests' questions of what NewBatch stores as bfloat16.
+func withBackend(m *Model, be backend.Backend) *Model {
+	on := *m
+	on.be = be
+	return &on
 }
 
 func (r roundedOutputs) Conv2DForward(g geom.ConvGeom, x, w, b, y backend.Tensor, ep backend.Epilogue) error {
@@ -268,8 +274,7 @@ func TestConvOutputBF16Plan(t *testing.T) {
 // batch norm's output NewBatch stores as bfloat16 (Model.bf16BNOut) where
 // m's backend answers as be, one for each such output.
 func storedBNOut(m *Model, be backend.Backend, n int) map[geom.ConvGeom]bool {
-	on := *m
-	on.be = be
+	on := withBackend(m, be)
 	out := map[geom.ConvGeom]bool{}
 	for i, ok := range on.bf16BNOut(n) {
 		if ok {

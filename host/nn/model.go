@@ -280,6 +280,16 @@ func (m *Model) bf16Out(i, n int) bool {
 	return t.bnIn && m.be.ConvOutputBF16(convOf(m.g.nodes[t.producer], n))
 }
 
+// bf16Grad reports whether NewBatch stores the gradient of tensor i, a
+// conv's input gradient that only the batch norm before it reads (bnDy),
+// as bfloat16 at batch size n: where the batch norm's input is bfloat16
+// (bf16Out) and the backend runs the conv's backward-data pass in BF16
+// (ConvInputGradBF16).
+func (m *Model) bf16Grad(i, n int) bool {
+	t := m.g.tensors[i]
+	return t.bnDy && m.bf16Out(t.bnDyX, n) && m.be.ConvInputGradBF16(convOf(m.g.nodes[t.bnDyConv], n))
+}
+
 // bf16BNOut reports, per tensor, whether NewBatch stores it, a batch
 // norm's output that only a residual add reads (bnAdd), as bfloat16 at
 // batch size n: where the batch norm's input is bfloat16 (bf16Out) and
@@ -378,7 +388,7 @@ func (m *Model) NewBatch(n int) (*Batch, error) {
 			b.grads[i] = b.grads[t.gradOf]
 		case t.gradOf < 0:
 			alloc := newF
-			if t.bnDy && m.bf16Out(t.bnDyX, n) && m.be.ConvInputGradBF16(convOf(m.g.nodes[t.bnDyConv], n)) {
+			if m.bf16Grad(i, n) {
 				alloc = newBF16 // the conv's input gradient, stored as bfloat16 (plan.go)
 			}
 			if b.grads[i], err = alloc(n * t.len); err != nil {
